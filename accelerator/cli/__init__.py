@@ -1,0 +1,40 @@
+"""The ``accel`` command line: one click group, one module per command."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="accel")
+def cli() -> None:
+    """Design, verify and build a systolic-array GEMM accelerator."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Every error ends as one line on stderr: 2 for bad input, 1 for failures."""
+    try:
+        cli.main(args=argv, prog_name="accel", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("accel: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        message = " ".join(exc.format_message().split())
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "accel"
+        click.echo(f"{command}: error: {message}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    return 0
+
+
+# Importing the command modules registers them with the group.
+from . import doctor  # noqa: E402,F401,I001
+from . import estimate  # noqa: E402,F401
