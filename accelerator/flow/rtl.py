@@ -1,0 +1,96 @@
+"""Verilog emission: the gateware as Verilog plus a JSON manifest that says what it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from amaranth.back import verilog
+from amaranth.hdl import Value
+from amaranth.lib import wiring
+
+from .. import __version__
+from ..config import AcceleratorConfig
+
+__all__ = ["CORE_TOP", "VERILATOR_WAIVERS", "emit", "port_list", "write_atomic"]
+
+#: The Verilog module name of the systolic core.
+CORE_TOP = "systolic_core"
+
+#: The Verilator lint warnings that Amaranth's output raises, and why each is harmless.
+VERILATOR_WAIVERS: dict[str, str] = {
+    "WIDTHEXPAND": "Amaranth sign-extends the operands of an addition implicitly, as Python "
+                   "integers do (the int16 product into the int32 adder): the intended semantics.",
+    "UNUSEDSIGNAL": "Amaranth keeps every named signal, including the top bit of an addition "
+                    "that is truncated on purpose (the accumulator's two's-complement wrap).",
+    "PROCASSINIT": "Amaranth gives every register its reset value both in its declaration and "
+                   "in the process that drives it; the two are the same value.",
+    "DECLFILENAME": "Amaranth writes every module of a design into one file named after the top.",
+}
+
+
+def lint_flags() -> list[str]:
+    return [f"-Wno-{name}" for name in VERILATOR_WAIVERS]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def port_list(component: wiring.Component) -> list[dict[str, Any]]:
+    """The Verilog ports of a component, as Amaranth names them (path joined with ``__``)."""
+    ports = [{"name": "clk", "direction": "input", "width": 1},
+             {"name": "rst", "direction": "input", "width": 1}]
+    for path, member, value in component.signature.flatten(component):
+        ports.append({
+            "name": "__".join(str(p) for p in path),
+            "direction": "input" if member.flow == wiring.In else "output",
+            "width": len(Value.cast(value)),
+        })
+    return ports
+
+
+def build_component(config: AcceleratorConfig, top: str = CORE_TOP) -> wiring.Component:
+    if top == CORE_TOP:
+        from ..hw.core import SystolicCore
+        return SystolicCore(config)
+    raise ValueError(f"unknown top {top!r}")
+
+
+def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
+         tool_versions: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """Write ``<top>.v`` and ``<top>.json`` (the manifest) into ``out_dir``; return both paths.
+
+    The Verilog carries no timestamp or absolute path, so the same config gives the same bytes.
+    """
+    import amaranth
+
+    component = build_component(config, top)
+    text = verilog.convert(component, name=top, emit_src=False)
+    out_dir = Path(out_dir)
+    verilog_path = out_dir / f"{top}.v"
+    manifest_path = out_dir / f"{top}.json"
+    manifest = {
+        "top": top,
+        "config": config.to_dict(),
+        "digest": config.digest,
+        "generator": {"accelerator": __version__, "amaranth": amaranth.__version__,
+                      **(tool_versions or {})},
+        "ports": port_list(component),
+        "verilator_waivers": VERILATOR_WAIVERS,
+    }
+    write_atomic(verilog_path, text)
+    write_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    return verilog_path, manifest_path

@@ -1,0 +1,55 @@
+"""Per-lane delay lines: the skew in front of a systolic array and the de-skew behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from amaranth.hdl import Module, ShapeLike, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Skew"]
+
+
+class Skew(wiring.Component):
+    """Delays lane ``k`` of a vector by ``delays[k]`` enabled clock cycles.
+
+    A systolic array meets operand ``k`` of a beat ``k`` cycles late, so the lanes of a beat must
+    enter ``k`` cycles apart (skew) and the results must be realigned on the way out (de-skew).
+    Every register advances only when ``en`` is high, so a stalled array keeps its wavefront.
+
+    Members
+    -------
+    en : In(1)
+        Advance all delay lines by one step.
+    i : In(ArrayLayout(shape, len(delays)))
+        The vector entering, all lanes in the same cycle.
+    o : Out(ArrayLayout(shape, len(delays)))
+        The vector leaving; lane ``k`` is ``i[k]`` from ``delays[k]`` steps ago (0: combinational).
+    """
+
+    def __init__(self, shape: ShapeLike, delays: Sequence[int]):
+        if not delays:
+            raise ValueError("Skew needs at least one lane")
+        if any(d < 0 for d in delays):
+            raise ValueError(f"Skew delays must be non-negative, not {list(delays)}")
+        self._shape = shape
+        self._delays = tuple(delays)
+        layout = data.ArrayLayout(shape, len(delays))
+        super().__init__({"en": In(1), "i": In(layout), "o": Out(layout)})
+
+    @property
+    def delays(self) -> tuple[int, ...]:
+        return self._delays
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        for lane, delay in enumerate(self._delays):
+            value = self.i[lane]
+            for stage in range(delay):
+                reg = Signal(self._shape, name=f"lane{lane}_d{stage + 1}")
+                with m.If(self.en):
+                    m.d.sync += reg.eq(value)
+                value = reg
+            m.d.comb += self.o[lane].eq(value)
+        return m

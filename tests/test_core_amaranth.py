@@ -1,0 +1,201 @@
+"""The PEs and a small core in Amaranth's own simulator (fast tier)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from accelerator.config import AcceleratorConfig
+from accelerator.hw.core import SystolicCore, core_layouts
+from accelerator.hw.payload import pack, unpack
+from accelerator.hw.pe import OutputStationaryPE, WeightStationaryPE
+from accelerator.model.perf import core_cycles
+from accelerator.model.tiles import random_operands, tile_stream
+
+
+def run(dut, testbenches, *, deadline=100_000):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for tb in testbenches:
+        sim.add_testbench(tb)
+    sim.run_until(deadline * 1e-6)
+
+
+def test_os_pe_accumulates_restarts_and_wraps():
+    cfg = AcceleratorConfig()
+    pe = OutputStationaryPE(cfg)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(pe.en, 1)
+        # tile 1: 3·4 + (-128)·(-128) ; tile 2 starts from its first product
+        beats = [(3, 4, 1, 0), (-128, -128, 0, 1), (5, -6, 1, 1)]
+        for a, b, first, last in beats:
+            ctx.set(pe.a_in, a)
+            ctx.set(pe.b_in, b)
+            ctx.set(pe.valid_in, 1)
+            ctx.set(pe.first_in, first)
+            ctx.set(pe.last_in, last)
+            await ctx.tick()
+            seen.append(ctx.get(pe.chain_out))
+            # a bottom PE drains right after loading, so the slot is free for the next tile
+            ctx.set(pe.drain, ctx.get(pe.valid_out) & ctx.get(pe.last_out))
+        assert ctx.get(pe.a_out) == 5 and ctx.get(pe.b_out) == -6
+
+    run(pe, [bench], deadline=100)
+    assert seen[1] == 3 * 4 + 128 * 128
+    assert seen[2] == -30
+
+
+def test_os_pe_wraps_like_int32():
+    cfg = AcceleratorConfig(acc_width=16)
+    pe = OutputStationaryPE(cfg)
+
+    async def bench(ctx):
+        ctx.set(pe.en, 1)
+        ctx.set(pe.valid_in, 1)
+        for k in range(3):
+            ctx.set(pe.a_in, -128)
+            ctx.set(pe.b_in, -128)
+            ctx.set(pe.first_in, k == 0)
+            ctx.set(pe.last_in, k == 2)
+            await ctx.tick()
+        # 3·16384 = 49152 wraps to 49152 - 65536 in 16 bits
+        assert ctx.get(pe.chain_out) == 49152 - 65536
+
+    run(pe, [bench], deadline=100)
+
+
+def test_os_pe_holds_when_disabled():
+    pe = OutputStationaryPE(AcceleratorConfig())
+
+    async def bench(ctx):
+        ctx.set(pe.en, 1)
+        ctx.set(pe.valid_in, 1)
+        ctx.set(pe.first_in, 1)
+        ctx.set(pe.a_in, 2)
+        ctx.set(pe.b_in, 3)
+        await ctx.tick()
+        ctx.set(pe.en, 0)
+        ctx.set(pe.a_in, 7)
+        ctx.set(pe.first_in, 0)
+        ctx.set(pe.last_in, 1)
+        await ctx.tick().repeat(3)
+        assert ctx.get(pe.a_out) == 2
+        assert ctx.get(pe.chain_valid_out) == 0
+
+    run(pe, [bench], deadline=100)
+
+
+def test_ws_pe_switches_weights_on_first():
+    pe = WeightStationaryPE(AcceleratorConfig())
+
+    async def bench(ctx):
+        ctx.set(pe.en, 1)
+        # load 5 through the chain, capture it, then a tile starts and uses it
+        ctx.set(pe.w_in, 5)
+        ctx.set(pe.w_shift, 1)
+        await ctx.tick()
+        ctx.set(pe.w_shift, 0)
+        ctx.set(pe.capture, 1)
+        await ctx.tick()
+        ctx.set(pe.capture, 0)
+        # the next weight is already loading while tile 1 runs
+        ctx.set(pe.w_in, -7)
+        ctx.set(pe.w_shift, 1)
+        ctx.set(pe.valid_in, 1)
+        ctx.set(pe.first_in, 1)
+        ctx.set(pe.a_in, 3)
+        ctx.set(pe.psum_in, 100)
+        await ctx.tick()
+        assert ctx.get(pe.psum_out) == 115
+        ctx.set(pe.first_in, 0)
+        ctx.set(pe.w_shift, 0)
+        ctx.set(pe.capture, 1)      # shadow takes -7, active keeps 5
+        ctx.set(pe.a_in, -2)
+        ctx.set(pe.psum_in, 0)
+        await ctx.tick()
+        assert ctx.get(pe.psum_out) == -10
+        ctx.set(pe.capture, 0)
+        ctx.set(pe.first_in, 1)     # tile 2 switches to -7
+        ctx.set(pe.a_in, 4)
+        await ctx.tick()
+        assert ctx.get(pe.psum_out) == -28
+
+    run(pe, [bench], deadline=100)
+
+
+def stream_through_core(cfg, stream, rng, *, in_pause=0.0, out_pause=0.0, deadline=20_000):
+    """Drive a TileStream through the core with random pauses on both sides.
+
+    Returns the result beats and the cycle count from the first input handshake to the last
+    output handshake, inclusive.
+    """
+    dut = SystolicCore(cfg)
+    layouts = core_layouts(cfg)
+    got = []
+    handshakes = []   # cycle numbers of every input and output handshake
+
+    def driver(port, beats, layout):
+        async def bench(ctx):
+            stream_port = getattr(dut, port)
+            for beat in beats:
+                while rng.random() < in_pause:
+                    await ctx.tick()
+                ctx.set(stream_port.payload.as_value(), pack(layout, beat))
+                ctx.set(stream_port.valid, 1)
+                await ctx.tick().until(stream_port.ready)
+                ctx.set(stream_port.valid, 0)
+        return bench
+
+    async def collector(ctx):
+        cycle = 0
+        while len(got) < len(stream.results):
+            ctx.set(dut.results.ready, int(rng.random() >= out_pause))
+            _, _, valid, ready, payload, *accepted = await ctx.tick().sample(
+                dut.results.valid, dut.results.ready, dut.results.payload.as_value(),
+                *(getattr(dut, p).valid & getattr(dut, p).ready for p in inputs))
+            if valid and ready:
+                got.append(unpack(layouts["results"], payload))
+                handshakes.append(cycle)
+            if any(accepted):
+                handshakes.append(cycle)
+            cycle += 1
+
+    inputs = ["operands"] + (["weights"] if cfg.dataflow == "ws" else [])
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(driver("operands", stream.operands, layouts["operands"]))
+    if cfg.dataflow == "ws":
+        sim.add_testbench(driver("weights", stream.weights, layouts["weights"]))
+    sim.add_testbench(collector)
+    sim.run_until(deadline * 1e-6)
+    cycles = max(handshakes) - min(handshakes) + 1 if handshakes else 0
+    return got, cycles
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("rows,cols", [(1, 1), (2, 2), (2, 3)])
+def test_small_core_matches_reference(dataflow, rows, cols):
+    cfg = AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow)
+    rng = np.random.default_rng(1)
+    lengths = [1, 5, 2, 3, 7, 1]
+    tiles = [random_operands(cfg, rng, n) for n in lengths]
+    tiles.append(random_operands(cfg, rng, 3, kind="max"))
+    stream = tile_stream(cfg, tiles)
+    got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3)
+    expected = [{"c": row, "last": last} for row, last in zip(stream.results, stream.last)]
+    assert got == expected
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("rows,cols", [(1, 1), (2, 3), (3, 2)])
+def test_small_core_cycles_match_model(dataflow, rows, cols):
+    cfg = AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow)
+    rng = np.random.default_rng(2)
+    lengths = [1, 5, 2, 3, 7, 1, rows, rows + 1]
+    stream = tile_stream(cfg, [random_operands(cfg, rng, n) for n in lengths])
+    got, cycles = stream_through_core(cfg, stream, rng)
+    assert [beat["c"] for beat in got] == stream.results
+    assert cycles == core_cycles(cfg, lengths)
