@@ -150,17 +150,25 @@ class AcceleratorConfig:
         """Load a TOML file: top-level keys, or the same keys under an ``[accelerator]`` table."""
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")  # TOML is UTF-8, whatever the locale
         except OSError as exc:
             raise ConfigError(None, f"{path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(None, f"{path}: invalid TOML: not UTF-8 (byte {exc.start})"
+                              ) from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(None, f"{path}: invalid TOML: {exc}") from None
         if isinstance(data.get("accelerator"), dict):
+            # A field left outside the table would otherwise be silently ignored.
+            for key in data:
+                if key in _BY_NAME:
+                    raise ConfigError(key, f"{path}: config field {key!r} is outside the "
+                                           f"[accelerator] table")
             data = data["accelerator"]
         try:
-            return cls.from_dict(data, source=str(path))
+            return cls.from_dict(data)
         except ConfigError as exc:
             raise ConfigError(exc.field, f"{path}: {exc}") from None
 

@@ -185,7 +185,8 @@ def test_small_core_matches_reference(dataflow, rows, cols):
     tiles.append(random_operands(cfg, rng, 3, kind="max"))
     stream = tile_stream(cfg, tiles)
     got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3)
-    expected = [{"c": row, "last": last} for row, last in zip(stream.results, stream.last)]
+    expected = [{"c": row, "last": last}
+                for row, last in zip(stream.results, stream.last, strict=True)]
     assert got == expected
 
 

@@ -75,7 +75,7 @@ class CoreTB:
                 raise AssertionError(
                     f"result row {index} differs (run seed {self.run_seed}): got {beat['c']}, "
                     f"expected {expected}")
-        for index, (beat, last) in enumerate(zip(got, stream.last)):
+        for index, (beat, last) in enumerate(zip(got, stream.last, strict=False)):
             if beat["last"] != last:
                 raise AssertionError(f"result row {index}: last = {beat['last']}, expected {last}")
         starts = [s.first_cycle for s in self.sources.values() if s.first_cycle is not None]

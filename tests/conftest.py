@@ -1,0 +1,32 @@
+"""Shared fixtures: the random seed of the Verilator benches and their build root."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: One seed per pytest run (all xdist workers agree on it through the environment), printed in
+#: the header and in every failure; ACCEL_SEED=N replays a run.
+if "ACCEL_SEED" not in os.environ:
+    os.environ["ACCEL_SEED"] = str(random.SystemRandom().randrange(1, 2**31))
+SEED = int(os.environ["ACCEL_SEED"])
+
+
+def pytest_report_header(config):
+    return f"accelerator: ACCEL_SEED={SEED} (set it to replay the random tests)"
+
+
+@pytest.fixture(scope="session")
+def seed() -> int:
+    return SEED
+
+
+@pytest.fixture(scope="session")
+def build_root() -> Path:
+    """Models are cached here by digest, so a second test run does not rebuild them."""
+    return Path(os.environ.get("ACCEL_BUILD_ROOT", ROOT / "build"))
