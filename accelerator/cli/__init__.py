@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         message = " ".join(exc.format_message().split())
         ctx = getattr(exc, "ctx", None)
-        command = ctx.command_path if ctx is not None else "accel"
+        command = ctx.command_path if ctx is not None else _command_path(argv)
         click.echo(f"{command}: error: {message}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -41,7 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _command_path(argv: list[str] | None) -> str:
+    """``accel <command>`` for an error raised outside a command's own context."""
+    args = sys.argv[1:] if argv is None else argv
+    name = next((a for a in args if not a.startswith("-")), None)
+    return f"accel {name}" if name in cli.commands else "accel"
+
+
 # Importing the command modules registers them with the group.
 from . import doctor  # noqa: E402,F401,I001
 from . import estimate  # noqa: E402,F401
+from . import flow  # noqa: E402,F401
 from . import rtl  # noqa: E402,F401

@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import verification as _verification
 from ..config import AcceleratorConfig
 from .rtl import CORE_TOP, emit, lint_flags, write_atomic
 from .toolchain import setup_environment
@@ -31,10 +32,8 @@ __all__ = [
     "source_digest",
 ]
 
-#: The cocotb testbench modules.
-VERIFICATION_DIR = Path(__file__).resolve().parents[2] / "verification"
-if not VERIFICATION_DIR.is_dir():  # installed without the source tree: the package's copy
-    VERIFICATION_DIR = Path(__file__).resolve().parents[1] / "verification"
+#: The cocotb testbench modules (verification/ in the source tree).
+VERIFICATION_DIR = Path(_verification.__file__).resolve().parent
 
 _HW_DIR = Path(__file__).resolve().parents[1] / "hw"
 

@@ -1,0 +1,132 @@
+"""`accel flow`: the whole path on one configuration, ending in a summary and a report."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..config import AcceleratorConfig
+from ..flow.rtl import write_atomic
+from . import cli
+from .options import config_options
+
+__all__ = ["flow"]
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool = False
+    seconds: float = 0.0
+    summary: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    log: str | None = None
+
+
+def _doctor(config: AcceleratorConfig, out: Path) -> Step:
+    from ..flow.toolchain import discover, verilator_smoke_test
+
+    tools = discover()
+    smoke = verilator_smoke_test(out / "doctor")
+    bad = [t for t in [*tools, smoke] if not t.ok]
+    versions = {t.name: t.version for t in tools}
+    return Step("doctor", ok=not bad,
+                summary=("; ".join(t.error or t.name for t in bad) if bad else
+                         f"verilator {versions.get('verilator')}, yosys {versions.get('yosys')}, "
+                         f"nextpnr-ice40 {versions.get('nextpnr-ice40')}, "
+                         f"nextpnr-ecp5 {versions.get('nextpnr-ecp5')}"),
+                details={t.name: t.as_dict() for t in [*tools, smoke]})
+
+
+def _rtl(config: AcceleratorConfig, out: Path) -> Step:
+    from ..flow.rtl import emit
+
+    verilog, manifest = emit(config, out / "rtl")
+    return Step("rtl", ok=True, summary=f"{verilog} ({verilog.stat().st_size:,} bytes)",
+                details={"verilog": str(verilog), "manifest": str(manifest)})
+
+
+def _core_sim(config: AcceleratorConfig, out: Path, seed: int) -> Step:
+    from ..flow.sim import build_model, run_tests
+
+    model = build_model(config, root=Path("build"))
+    outcome = run_tests(model, "core_tb", seed=seed,
+                        extra_env={"ACCEL_REPORT": str(out / "core_sim.json")})
+    measured = {}
+    report = out / "core_sim.json"
+    if report.is_file():
+        measured = json.loads(report.read_text()).get("utilization_stream", {})
+    summary = (f"{outcome.passed} passed, {outcome.failed} failed against NumPy (seed {seed})")
+    if measured:
+        summary += (f"; 64 tiles of K=64: {measured['cycles']} cycles = model, "
+                    f"utilization {measured['utilization']:.2%}")
+    return Step("core in Verilator", ok=outcome.ok, summary=summary,
+                details={"passed": outcome.passed, "failed": outcome.failed,
+                         "failures": outcome.failures, "seed": seed, **measured,
+                         "build_dir": str(model.build_dir), "rebuilt": model.rebuilt},
+                log=str(outcome.log))
+
+
+def _estimate(config: AcceleratorConfig, out: Path, m: int, k: int, n: int) -> Step:
+    from ..model.perf import estimate
+
+    e = estimate(config, m, k, n)
+    return Step("estimate", ok=True,
+                summary=f"{m}×{k}×{n}: {e.cycles:,} cycles, {e.utilization:.1%} MAC utilization, "
+                        f"{e.bound}-bound",
+                details=e.to_dict())
+
+
+@cli.command()
+@config_options
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("build/flow"), show_default=True, help="where the report goes")
+@click.option("--seed", type=int, default=1, show_default=True, help="seed of the simulations")
+def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
+    """Run the whole path: doctor, RTL, the core verified in Verilator, and the model."""
+    console = Console(highlight=False)
+    out_dir = out_dir.resolve()  # the simulator runs in its own directory
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan: list[tuple[str, Callable[[], Step]]] = [
+        ("doctor: tools and a Verilator smoke build", lambda: _doctor(config, out_dir)),
+        ("rtl: Verilog of the core", lambda: _rtl(config, out_dir)),
+        ("sim: the core in Verilator against NumPy", lambda: _core_sim(config, out_dir, seed)),
+        ("estimate: performance model", lambda: _estimate(config, out_dir, 128, 96, 64)),
+    ]
+    steps: list[Step] = []
+    for index, (title, run) in enumerate(plan, 1):
+        start = time.monotonic()
+        with console.status(f"[{index}/{len(plan)}] {title} ..."):
+            try:
+                step = run()
+            except Exception as exc:  # a failing step is reported, the rest still run
+                step = Step(title.split(":")[0], ok=False, summary=" ".join(str(exc).split()))
+        step.seconds = time.monotonic() - start
+        steps.append(step)
+        mark = "[green]ok[/green]" if step.ok else "[red]FAILED[/red]"
+        console.print(f"[{index}/{len(plan)}] {title}: {mark} ({step.seconds:.1f} s)")
+
+    table = Table(title=f"accel flow: {config.name}", title_justify="left")
+    for column in ("step", "result", "seconds", "summary"):
+        table.add_column(column, overflow="fold")
+    for step in steps:
+        table.add_row(step.name, "ok" if step.ok else "FAILED", f"{step.seconds:.1f}",
+                      step.summary)
+    console.print(table)
+    report = out_dir / "report.json"
+    write_atomic(report, json.dumps({
+        "config": config.to_dict(), "digest": config.digest, "ok": all(s.ok for s in steps),
+        "steps": [s.__dict__ for s in steps]}, indent=2, default=str) + "\n")
+    console.print(f"report: {report}")
+    failed = [s for s in steps if not s.ok]
+    if failed:
+        where = "; ".join(f"{s.name}: {s.log or report}" for s in failed)
+        raise click.ClickException(f"{len(failed)} step(s) failed ({where})")

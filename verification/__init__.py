@@ -1,0 +1,1 @@
+"""cocotb testbenches, installed as ``accelerator.verification`` so a wheel carries them."""
