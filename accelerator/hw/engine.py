@@ -1,0 +1,730 @@
+"""The GEMM engine: scratchpads, the tiled sequencer and the result path around the core.
+
+It runs one ``C[m×n] (+)= A[m×k] · B[k×n]`` per start pulse and talks to memory only through the
+DMA's streams (``rd_cmd``/``rd_data``, ``wr_cmd``/``wr_data``). The walk and the scratchpads are
+those of docs/performance-model.md ("Tiling") and :class:`~accelerator.model.geometry.Geometry`:
+
+* B panels (k rows × C columns) outermost, double-buffered in the B scratchpad;
+* chunks of A rows inside a panel: R rows (os) or as many as half the A scratchpad holds (ws),
+  double-buffered in the A scratchpad;
+* each chunk's results accumulate in half of the C scratchpad (preloaded with C_in when
+  accumulating), and are then stored, requantized or not.
+
+Five stages run at once. Each walks the same chunks with its own :class:`ChunkWalker` and hands
+buffers on through flags (``busy``: claimed by the loader; ``full``: its data has arrived):
+
+    loader ─► A, B, C_in ─► feeder(s) ─► core ─► accumulator ─► C scratchpad ─► store
+
+A bad command sets ``error`` and ends at once. An AXI error response sets ``error`` and the GEMM
+runs to its end (the bus still answers every beat), so the engine never hangs.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..config import AcceleratorConfig
+from ..model.geometry import Geometry
+from .core import SystolicCore
+from .requant import Requantizer
+from .walker import ChunkWalker
+
+__all__ = ["EngineError", "GemmEngine", "command_layout", "dma_cmd_layout", "dma_data_layout"]
+
+
+class EngineError(enum.IntEnum):
+    """The error code of a command (STATUS.error)."""
+
+    NONE = 0
+    ZERO_DIM = 1
+    MISALIGNED = 2
+    ADDR_RANGE = 3
+    STRIDE = 4
+    NO_REQUANT = 5
+    BUS_ERROR = 6
+    TOO_LARGE = 7
+
+
+def command_layout() -> data.StructLayout:
+    return data.StructLayout({
+        "a_addr": 32, "b_addr": 32, "c_addr": 32, "cin_addr": 32,
+        "m": 32, "k": 32, "n": 32,
+        "lda": 32, "ldb": 32, "ldc": 32, "ldcin": 32,
+        "accumulate": 1, "requant": 1, "relu": 1,
+        "rq_mult": 31, "rq_shift": 5, "rq_zp": signed(8),
+    })
+
+
+def dma_cmd_layout() -> data.StructLayout:
+    return data.StructLayout({"addr": 32, "rows": 16, "row_bytes": 20, "stride": 32})
+
+
+def dma_data_layout(bus_bytes: int) -> data.StructLayout:
+    return data.StructLayout({"data": data.ArrayLayout(8, bus_bytes),
+                              "bytes": range(bus_bytes + 1), "first": 1, "last": 1, "end": 1})
+
+
+def _log2(x: int) -> int:
+    assert x & (x - 1) == 0, x
+    return x.bit_length() - 1
+
+
+class _Flags:
+    """A pair of flags per double-buffer half, set and cleared by different stages."""
+
+    def __init__(self, m: Module, name: str, restart):
+        self.value = Signal(2, name=name)
+        self.set = Signal(2, name=f"{name}_set")
+        self.clr = Signal(2, name=f"{name}_clr")
+        with m.If(restart):
+            m.d.sync += self.value.eq(0)
+        with m.Else():
+            m.d.sync += self.value.eq((self.value | self.set) & ~self.clr)
+
+    def __getitem__(self, half):
+        return self.value.bit_select(half, 1)
+
+
+def _fifo_gate(queue, pending):
+    """Issue a synchronous read only if its data will find room in ``queue``."""
+    return queue.level + pending < queue.depth - 1
+
+
+class GemmEngine(wiring.Component):
+    """Runs one tiled GEMM per ``start`` (see the module docstring).
+
+    Members
+    -------
+    start : In(1)
+        Begin the command on ``cmd`` (ignored while ``busy``).
+    cmd : In(command_layout())
+        Addresses, dimensions, strides (bytes), mode and requantization parameters.
+    busy : Out(1)
+    done : Out(1)
+        One cycle when a command ends, with or without an error.
+    error : Out(8)
+        The :class:`EngineError` of the last command.
+    cycles, mac_cycles, stall_load, stall_store : Out(32)
+        Performance counters of the last command (cleared on start): cycles busy, cycles the
+        array took an operand beat, cycles it had none to take, cycles its results waited.
+    rd_cmd, wr_cmd : Out(stream.Signature(dma_cmd_layout()))
+        2-D transfers: ``rows`` rows of ``row_bytes`` bytes, ``stride`` bytes apart.
+    rd_data : In(stream.Signature(dma_data_layout(B)))
+    wr_data : Out(stream.Signature(dma_data_layout(B)))
+        Row data, realigned so that byte 0 of a row is byte 0 of its first beat.
+    dma_busy, dma_error : In(1)
+        The DMA still has writes in flight; an AXI response was an error.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        self._config = config
+        self.geometry = Geometry.of(config)
+        B = config.axi_bytes
+        super().__init__({
+            "start": In(1), "cmd": In(command_layout()),
+            "busy": Out(1), "done": Out(1), "error": Out(8),
+            "cycles": Out(32), "mac_cycles": Out(32), "stall_load": Out(32),
+            "stall_store": Out(32),
+            "rd_cmd": Out(stream.Signature(dma_cmd_layout())),
+            "rd_data": In(stream.Signature(dma_data_layout(B))),
+            "wr_cmd": Out(stream.Signature(dma_cmd_layout())),
+            "wr_data": Out(stream.Signature(dma_data_layout(B))),
+            "dma_busy": In(1), "dma_error": In(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        cfg = self._config
+        geo = self.geometry
+        R, C, B = cfg.rows, cfg.cols, cfg.axi_bytes
+        lb = _log2(B)
+        os_flow = cfg.dataflow == "os"
+        m = Module()
+        m.submodules.core = core = SystolicCore(cfg)
+        self._m, self._core = m, core
+
+        # -- the command, latched at start -----------------------------------------------------
+        c = Signal(command_layout())
+        self._c = c
+        chunk = Signal(16)           # rows of A per chunk
+        words = Signal(16)           # ws: bus words per row of A in the scratchpad
+        k_tiles = Signal(16)         # ws: R-row blocks of weights
+        running = Signal()
+        restart = Signal()
+        out_bytes = Signal(3)
+        m.d.comb += out_bytes.eq(Mux(c.requant, 1, 4))
+
+        def walker(name: str) -> ChunkWalker:
+            w = ChunkWalker(C)
+            m.submodules[name] = w
+            m.d.comb += [w.m.eq(c.m), w.n.eq(c.n), w.chunk.eq(chunk), w.restart.eq(restart)]
+            return w
+
+        # -- scratchpads -----------------------------------------------------------------------
+        word = data.ArrayLayout(8, B)
+        if os_flow:
+            a_mems = [Memory(shape=word, depth=geo.a_words, init=[]) for _ in range(R)]
+            for p, mem in enumerate(a_mems):
+                m.submodules[f"spad_a{p}"] = mem
+            a_wr = [mem.write_port() for mem in a_mems]
+            a_rd = [mem.read_port() for mem in a_mems]
+        else:
+            a_mem = Memory(shape=word, depth=geo.a_words, init=[])
+            m.submodules.spad_a = a_mem
+            a_wr = [a_mem.write_port()]
+            a_rd = [a_mem.read_port() for _ in range(geo.a_ports)]
+        b_mem = Memory(shape=data.ArrayLayout(8, C), depth=cfg.spad_b_depth, init=[])
+        m.submodules.spad_b = b_mem
+        b_wr = b_mem.write_port(granularity=1)  # per byte lane
+        b_rd = b_mem.read_port()
+        c_mem = Memory(shape=data.ArrayLayout(signed(32), C), depth=cfg.spad_c_depth, init=[])
+        m.submodules.spad_c = c_mem
+        c_wr = c_mem.write_port(granularity=1)  # per int32 lane
+        c_rd_acc = c_mem.read_port()
+        c_rd_store = c_mem.read_port()
+
+        a_busy, a_full = _Flags(m, "a_busy", restart), _Flags(m, "a_full", restart)
+        b_busy, b_full = _Flags(m, "b_busy", restart), _Flags(m, "b_full", restart)
+        c_busy, c_ready = _Flags(m, "c_busy", restart), _Flags(m, "c_ready", restart)
+        c_done = _Flags(m, "c_done", restart)
+        b_used_w = _Flags(m, "b_used_w", restart)   # ws: the weights feeder is done with a panel
+
+        # ==========================================================================================
+        # Loader: DMA read commands, and where the data they return goes.
+        # ==========================================================================================
+        KIND_A, KIND_B, KIND_CIN = 0, 1, 2
+        route_layout = data.StructLayout({"kind": 2, "half": 1})
+        m.submodules.route = route = fifo.SyncFIFOBuffered(width=route_layout.size, depth=4)
+        lw = walker("load_walk")
+        l_panel = Signal()
+        l_done = Signal()
+        rd_cmd = self.rd_cmd
+
+        def issue(addr, rows, row_bytes, stride, kind, half):
+            m.d.comb += [
+                rd_cmd.valid.eq(1), rd_cmd.payload.addr.eq(addr), rd_cmd.payload.rows.eq(rows),
+                rd_cmd.payload.row_bytes.eq(row_bytes), rd_cmd.payload.stride.eq(stride),
+                route.w_data.eq(Cat(Const(kind, 2), half)), route.w_en.eq(rd_cmd.ready),
+            ]
+            return rd_cmd.ready
+
+        with m.FSM(name="loader"):
+            with m.State("IDLE"):
+                with m.If(running & ~l_done):
+                    m.next = "PANEL"
+            with m.State("PANEL"):
+                with m.If(~lw.first_in_panel):
+                    m.next = "CIN"
+                with m.Elif(~b_busy[l_panel] & route.w_rdy):
+                    with m.If(issue(c.b_addr + lw.col0, c.k, lw.cols, c.ldb, KIND_B, l_panel)):
+                        m.d.comb += b_busy.set.bit_select(l_panel, 1).eq(1)
+                        m.next = "CIN"
+            with m.State("CIN"):
+                half = lw.index[0]
+                with m.If(~c_busy[half]):
+                    with m.If(~c.accumulate):
+                        m.d.comb += [c_busy.set.bit_select(half, 1).eq(1),
+                                     c_ready.set.bit_select(half, 1).eq(1)]
+                        m.next = "A"
+                    with m.Elif(route.w_rdy):
+                        with m.If(issue(c.cin_addr + lw.row0 * c.ldcin + (lw.col0 << 2),
+                                        lw.rows, lw.cols << 2, c.ldcin, KIND_CIN, half)):
+                            m.d.comb += c_busy.set.bit_select(half, 1).eq(1)
+                            m.next = "A"
+            with m.State("A"):
+                half = lw.index[0]
+                with m.If(~a_busy[half] & route.w_rdy):
+                    with m.If(issue(c.a_addr + lw.row0 * c.lda, lw.rows, c.k, c.lda, KIND_A,
+                                    half)):
+                        m.d.comb += [a_busy.set.bit_select(half, 1).eq(1), lw.advance.eq(1)]
+                        with m.If(lw.last_in_panel):
+                            m.d.sync += l_panel.eq(~l_panel)
+                        with m.If(lw.last):
+                            m.d.sync += l_done.eq(1)
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = "PANEL"
+        with m.If(restart):
+            m.d.sync += [l_panel.eq(0), l_done.eq(0)]
+
+        # the data: each command's beats go where the head of `route` says
+        head = data.View(route_layout, route.r_data)
+        rd = self.rd_data
+        row = Signal(16)
+        beat = Signal(16)
+        row_base = Signal(16)        # ws: the current row's first word in the A scratchpad
+        acc_writes = Signal()        # the accumulator owns the C write port this cycle
+        is_cin = Signal()
+        beat_ok = Signal()
+        m.d.comb += [
+            is_cin.eq(head.kind == KIND_CIN),
+            rd.ready.eq(route.r_rdy & ~(is_cin & acc_writes)),
+            beat_ok.eq(rd.valid & rd.ready),
+        ]
+        with m.If(beat_ok):
+            with m.If(rd.payload.end):
+                m.d.sync += [row.eq(0), beat.eq(0), row_base.eq(0)]
+                m.d.comb += route.r_en.eq(1)
+                with m.Switch(head.kind):
+                    with m.Case(KIND_A):
+                        m.d.comb += a_full.set.bit_select(head.half, 1).eq(1)
+                    with m.Case(KIND_B):
+                        m.d.comb += b_full.set.bit_select(head.half, 1).eq(1)
+                    with m.Case(KIND_CIN):
+                        m.d.comb += c_ready.set.bit_select(head.half, 1).eq(1)
+            with m.Elif(rd.payload.last):
+                m.d.sync += [row.eq(row + 1), beat.eq(0), row_base.eq(row_base + words)]
+            with m.Else():
+                m.d.sync += beat.eq(beat + 1)
+
+        if os_flow:
+            for p in range(R):
+                m.d.comb += [
+                    a_wr[p].addr.eq(head.half * geo.a_half + beat),
+                    a_wr[p].data.eq(rd.payload.data),
+                    a_wr[p].en.eq(beat_ok & (head.kind == KIND_A) & (row == p)),
+                ]
+        else:
+            m.d.comb += [
+                a_wr[0].addr.eq(head.half * geo.a_half + row_base + beat),
+                a_wr[0].data.eq(rd.payload.data),
+                a_wr[0].en.eq(beat_ok & (head.kind == KIND_A)),
+            ]
+        # row k of a B panel is entry k; a row wider than the bus comes in several beats
+        m.d.comb += b_wr.addr.eq(head.half * geo.b_half + row)
+        for lane in range(C):
+            src_beat, src_byte = divmod(lane, B)
+            m.d.comb += [
+                b_wr.data[lane].eq(rd.payload.data[src_byte]),
+                b_wr.en[lane].eq(beat_ok & (head.kind == KIND_B) & (beat == src_beat)),
+            ]
+
+        # ==========================================================================================
+        # Feeder(s): scratchpads to the core, and a pass descriptor per tile for the accumulator.
+        # ==========================================================================================
+        pass_layout = data.StructLayout({"half": 1, "rows": 16, "read_old": 1, "last": 1})
+        m.submodules.passes = passes = fifo.SyncFIFOBuffered(width=pass_layout.size, depth=8)
+        f_done = Signal()
+        if os_flow:
+            self._os_feeder(m, c, walker("feed_walk"), running, restart, f_done, passes,
+                            pass_layout, a_rd, b_rd, a_full, a_busy, b_full, b_busy, c_ready)
+        else:
+            self._ws_feeder(m, c, walker, running, restart, f_done, passes, pass_layout, a_rd,
+                            b_rd, a_full, a_busy, b_full, b_busy, b_used_w, c_ready, words,
+                            k_tiles)
+
+        # ==========================================================================================
+        # Accumulator: core results into the C scratchpad, adding what is there when needed.
+        # ==========================================================================================
+        results = core.results
+        pass_r = data.View(pass_layout, passes.r_data)
+        acc_row = Signal(16)
+        got = Signal()
+        m.d.comb += [results.ready.eq(passes.r_rdy), got.eq(results.valid & results.ready)]
+        addr = Signal(range(cfg.spad_c_depth))
+        m.d.comb += [addr.eq(pass_r.half * geo.c_half + acc_row),
+                     c_rd_acc.addr.eq(addr), c_rd_acc.en.eq(got)]
+        s1_valid = Signal()
+        s1_addr = Signal.like(addr)
+        s1_value = Signal(data.ArrayLayout(signed(32), C))
+        s1_read = Signal()
+        s1_chunk_done = Signal()
+        s1_half = Signal()
+        m.d.sync += [s1_valid.eq(got), s1_addr.eq(addr), s1_value.eq(results.payload.c),
+                     s1_read.eq(pass_r.read_old), s1_half.eq(pass_r.half),
+                     s1_chunk_done.eq(got & pass_r.last & (acc_row == pass_r.rows - 1))]
+        with m.If(got):
+            with m.If(acc_row == pass_r.rows - 1):
+                m.d.sync += acc_row.eq(0)
+                m.d.comb += passes.r_en.eq(1)
+            with m.Else():
+                m.d.sync += acc_row.eq(acc_row + 1)
+        with m.If(restart):
+            m.d.sync += acc_row.eq(0)
+        with m.If(s1_chunk_done):
+            m.d.comb += c_done.set.bit_select(s1_half, 1).eq(1)
+        m.d.comb += acc_writes.eq(s1_valid)
+        with m.If(s1_valid):
+            m.d.comb += [c_wr.addr.eq(s1_addr), c_wr.en.eq((1 << C) - 1)]
+            for lane in range(C):
+                m.d.comb += c_wr.data[lane].eq(
+                    s1_value[lane] + Mux(s1_read, c_rd_acc.data[lane], 0))
+        with m.Else():
+            # C_in rows from the loader take the port when the accumulator leaves it
+            m.d.comb += c_wr.addr.eq(head.half * geo.c_half + row)
+            per_beat = B // 4
+            for lane in range(C):
+                src_beat, src_word = divmod(lane, per_beat)
+                m.d.comb += [
+                    c_wr.data[lane].eq(rd.payload.data.as_value().word_select(src_word, 32)),
+                    c_wr.en[lane].eq(beat_ok & is_cin & (beat == src_beat)),
+                ]
+
+        # ==========================================================================================
+        # Store: C scratchpad rows, requantized or not, to the DMA writer.
+        # ==========================================================================================
+        s_done = Signal()
+        s_drained = Signal()         # every row the store read has left as write data
+        self._store(m, c, walker("store_walk"), running, restart, s_done, s_drained, c_rd_store,
+                    c_done, c_busy, c_ready, out_bytes)
+
+        # ==========================================================================================
+        # Control: check the command, size the chunks, run, finish.
+        # ==========================================================================================
+        error = Signal(8)
+        k_count = Signal(32)         # setup: R·k_tiles so far
+        used = Signal(32)            # setup: words of half the A scratchpad given to rows
+        m.d.comb += self.error.eq(error)
+        with m.FSM(name="control") as ctrl:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [c.eq(self.cmd), error.eq(0), self.cycles.eq(0),
+                                 self.mac_cycles.eq(0), self.stall_load.eq(0),
+                                 self.stall_store.eq(0)]
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                code = self._check(m, c, out_bytes)
+                m.d.sync += [error.eq(code), words.eq((c.k + B - 1) >> lb),
+                             k_count.eq(0), k_tiles.eq(0), used.eq(0),
+                             chunk.eq(R if os_flow else 0)]
+                with m.If(code != 0):
+                    m.next = "FINISH"
+                with m.Elif(os_flow):
+                    m.next = "START"
+                with m.Else():
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                # ws: k_tiles = ⌈k/R⌉ and the chunk size, by counting (no divider in hardware)
+                room = (used + words <= geo.a_half) & (chunk < c.m) & (chunk < geo.c_half)
+                with m.If(k_count < c.k):
+                    m.d.sync += [k_count.eq(k_count + R), k_tiles.eq(k_tiles + 1)]
+                with m.If(room):
+                    m.d.sync += [used.eq(used + words), chunk.eq(chunk + 1)]
+                with m.If((k_count >= c.k) & ~room):
+                    m.next = "START"
+            with m.State("START"):
+                m.d.comb += restart.eq(1)
+                m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += running.eq(1)
+                with m.If(self.dma_error):
+                    m.d.sync += error.eq(EngineError.BUS_ERROR)
+                with m.If(s_done & s_drained & ~self.dma_busy):
+                    m.next = "FINISH"
+            with m.State("FINISH"):
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
+        m.d.comb += self.busy.eq(~ctrl.ongoing("IDLE"))
+        with m.If(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        with m.If(core.operands.valid & core.operands.ready):
+            m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
+        with m.If(running & ~f_done & ~core.operands.valid):
+            m.d.sync += self.stall_load.eq(self.stall_load + 1)
+        with m.If(results.valid & ~results.ready):
+            m.d.sync += self.stall_store.eq(self.stall_store + 1)
+        return m
+
+    # ------------------------------------------------------------------------------------------
+
+    def _check(self, m: Module, c, out_bytes):
+        """The error code of the latched command (0 when it is good), in priority order."""
+        cfg = self._config
+        geo = self.geometry
+        B = cfg.axi_bytes
+
+        def beyond(addr, rows, stride, row_bytes):
+            end = Signal(66)
+            m.d.comb += end.eq(addr + (rows - 1) * stride + row_bytes)
+            return end > (1 << 32)
+
+        zero = (c.m == 0) | (c.k == 0) | (c.n == 0)
+        words = (c.k + B - 1) >> _log2(B)
+        if cfg.dataflow == "os":
+            k_limit = geo.k_max(cfg)
+            large = (c.k > k_limit)
+        else:
+            large = (c.k > geo.b_half) | (words > geo.a_half)
+        large = large | (c.m > 0xFFFF) | (c.n > 0xFFFF) | (c.k > 0xFFFF)
+        no_requant = c.requant & (0 if cfg.requant_unit else 1)
+        stride = ((c.lda < c.k) | (c.ldb < c.n) | (c.ldc < c.n * out_bytes)
+                  | (c.accumulate & (c.ldcin < (c.n << 2))))
+        misaligned = ((~c.requant & ((c.c_addr[:2] != 0) | (c.ldc[:2] != 0)))
+                      | (c.accumulate & ((c.cin_addr[:2] != 0) | (c.ldcin[:2] != 0))))
+        out_range = (beyond(c.a_addr, c.m, c.lda, c.k) | beyond(c.b_addr, c.k, c.ldb, c.n)
+                     | beyond(c.c_addr, c.m, c.ldc, c.n * out_bytes)
+                     | (c.accumulate & beyond(c.cin_addr, c.m, c.ldcin, c.n << 2)))
+        code = Signal(8)
+        with m.If(zero):
+            m.d.comb += code.eq(EngineError.ZERO_DIM)
+        with m.Elif(large):
+            m.d.comb += code.eq(EngineError.TOO_LARGE)
+        with m.Elif(no_requant):
+            m.d.comb += code.eq(EngineError.NO_REQUANT)
+        with m.Elif(stride):
+            m.d.comb += code.eq(EngineError.STRIDE)
+        with m.Elif(misaligned):
+            m.d.comb += code.eq(EngineError.MISALIGNED)
+        with m.Elif(out_range):
+            m.d.comb += code.eq(EngineError.ADDR_RANGE)
+        return code
+
+    def _os_feeder(self, m, c, fw, running, restart, f_done, passes, pass_layout, a_rd, b_rd,
+                   a_full, a_busy, b_full, b_busy, c_ready):
+        """Output-stationary: beat k of a chunk is byte k of each A bank and entry k of B."""
+        cfg, geo, core = self._config, self.geometry, self._core
+        R, B = cfg.rows, cfg.axi_bytes
+        lb = _log2(B)
+        operands = core.operands
+        m.submodules.opq = opq = fifo.SyncFIFO(width=len(operands.payload.as_value()), depth=4)
+        panel = Signal()
+        half = fw.index[0]
+        k_idx = Signal(16)
+        pending = Signal()
+        meta_last = Signal()
+        meta_sel = Signal(range(B))
+        issue = Signal()
+        go = running & ~f_done & a_full[half] & b_full[panel] & c_ready[half]
+        m.d.comb += issue.eq(go & _fifo_gate(opq, pending) & ((k_idx != 0) | passes.w_rdy))
+        m.d.sync += pending.eq(issue)
+        with m.If(issue):
+            m.d.sync += [meta_last.eq(k_idx == c.k - 1), meta_sel.eq(k_idx[:lb] if lb else 0)]
+        for p in range(R):
+            m.d.comb += [a_rd[p].addr.eq(half * geo.a_half + (k_idx >> lb)),
+                         a_rd[p].en.eq(issue)]
+        m.d.comb += [b_rd.addr.eq(panel * geo.b_half + k_idx), b_rd.en.eq(issue)]
+        payload = data.View(operands.payload.shape(), opq.w_data)
+        for p in range(R):
+            m.d.comb += payload.a[p].eq(a_rd[p].data.as_value().word_select(meta_sel, 8))
+        m.d.comb += [payload.b.eq(b_rd.data), payload.last.eq(meta_last), opq.w_en.eq(pending),
+                     operands.valid.eq(opq.r_rdy), operands.payload.as_value().eq(opq.r_data),
+                     opq.r_en.eq(operands.ready)]
+        pass_w = data.View(pass_layout, passes.w_data)
+        with m.If(issue):
+            with m.If(k_idx == 0):
+                m.d.comb += [passes.w_en.eq(1), pass_w.half.eq(half), pass_w.rows.eq(R),
+                             pass_w.read_old.eq(c.accumulate), pass_w.last.eq(1)]
+            with m.If(k_idx == c.k - 1):
+                m.d.sync += k_idx.eq(0)
+                m.d.comb += [a_full.clr.bit_select(half, 1).eq(1),
+                             a_busy.clr.bit_select(half, 1).eq(1), fw.advance.eq(1)]
+                with m.If(fw.last_in_panel):
+                    m.d.comb += [b_full.clr.bit_select(panel, 1).eq(1),
+                                 b_busy.clr.bit_select(panel, 1).eq(1)]
+                    m.d.sync += panel.eq(~panel)
+                with m.If(fw.last):
+                    m.d.sync += f_done.eq(1)
+            with m.Else():
+                m.d.sync += k_idx.eq(k_idx + 1)
+        with m.If(restart):
+            m.d.sync += [panel.eq(0), k_idx.eq(0), f_done.eq(0)]
+
+    def _ws_feeder(self, m, c, walker, running, restart, f_done, passes, pass_layout, a_rd,
+                   b_rd, a_full, a_busy, b_full, b_busy, b_used_w, c_ready, words, k_tiles):
+        """Weight-stationary: R weight rows per pass from B, and row slices of A per beat."""
+        cfg, geo, core = self._config, self.geometry, self._core
+        R, C, B = cfg.rows, cfg.cols, cfg.axi_bytes
+        lb = _log2(B)
+
+        # -- operands: for each chunk, for each k tile, rows m of A[m, kR : kR+R] ---------------
+        fw = walker("feed_walk")
+        operands = core.operands
+        m.submodules.opq = opq = fifo.SyncFIFO(width=len(operands.payload.as_value()), depth=4)
+        panel = Signal()
+        half = fw.index[0]
+        kt = Signal(16)
+        kr = Signal(32)              # kt·R: the first k of the tile
+        m_idx = Signal(16)
+        row_word = Signal(16)        # m_idx·words
+        pending = Signal()
+        meta_last = Signal()
+        meta_off = Signal(range(B))
+        issue = Signal()
+        go = running & ~f_done & a_full[half] & b_full[panel] & c_ready[half]
+        m.d.comb += issue.eq(go & _fifo_gate(opq, pending) & ((m_idx != 0) | passes.w_rdy))
+        m.d.sync += pending.eq(issue)
+        with m.If(issue):
+            m.d.sync += [meta_last.eq(m_idx == fw.rows - 1), meta_off.eq(kr[:lb] if lb else 0)]
+        first_word = Signal(range(geo.a_words))
+        m.d.comb += first_word.eq(half * geo.a_half + row_word + (kr >> lb))
+        for i, port in enumerate(a_rd):
+            m.d.comb += [port.addr.eq(first_word + i), port.en.eq(issue)]
+        window = Cat(*(port.data.as_value() for port in a_rd))
+        payload = data.View(operands.payload.shape(), opq.w_data)
+        m.d.comb += [
+            payload.a.as_value().eq(window >> (meta_off * 8)),
+            payload.last.eq(meta_last), opq.w_en.eq(pending),
+            operands.valid.eq(opq.r_rdy), operands.payload.as_value().eq(opq.r_data),
+            opq.r_en.eq(operands.ready),
+        ]
+        # element k of the vector sits in lane k of `a` (the core maps lanes to rows itself)
+        pass_w = data.View(pass_layout, passes.w_data)
+        with m.If(issue):
+            with m.If(m_idx == 0):
+                m.d.comb += [passes.w_en.eq(1), pass_w.half.eq(half), pass_w.rows.eq(fw.rows),
+                             pass_w.read_old.eq(c.accumulate | (kt != 0)),
+                             pass_w.last.eq(kt == k_tiles - 1)]
+            with m.If(m_idx == fw.rows - 1):
+                m.d.sync += [m_idx.eq(0), row_word.eq(0)]
+                with m.If(kt == k_tiles - 1):
+                    m.d.sync += [kt.eq(0), kr.eq(0)]
+                    m.d.comb += [a_full.clr.bit_select(half, 1).eq(1),
+                                 a_busy.clr.bit_select(half, 1).eq(1), fw.advance.eq(1)]
+                    with m.If(fw.last_in_panel):
+                        m.d.sync += panel.eq(~panel)
+                        # the panel's B half is free once the weights feeder is done with it too
+                        m.d.comb += [b_full.clr.bit_select(panel, 1).eq(1),
+                                     b_busy.clr.bit_select(panel, 1).eq(1),
+                                     b_used_w.clr.bit_select(panel, 1).eq(1)]
+                    with m.If(fw.last):
+                        m.d.sync += f_done.eq(1)
+                with m.Else():
+                    m.d.sync += [kt.eq(kt + 1), kr.eq(kr + R)]
+            with m.Else():
+                m.d.sync += [m_idx.eq(m_idx + 1), row_word.eq(row_word + words)]
+        with m.If(restart):
+            m.d.sync += [panel.eq(0), kt.eq(0), kr.eq(0), m_idx.eq(0), row_word.eq(0),
+                         f_done.eq(0)]
+
+        # -- weights: for each chunk, for each k tile, rows kR … kR+R-1 of the B panel ----------
+        ww = walker("weight_walk")
+        weights = core.weights
+        m.submodules.wq = wq = fifo.SyncFIFO(width=len(weights.payload.as_value()), depth=4)
+        w_panel = Signal()
+        w_half_done = Signal()
+        w_kt = Signal(16)
+        w_r = Signal(range(R + 1))
+        w_k = Signal(32)             # w_kt·R + w_r: the row of the panel
+        w_done = Signal()
+        w_pending = Signal()
+        w_zero = Signal()
+        w_issue = Signal()
+        w_go = running & ~w_done & b_full[w_panel] & ~b_used_w[w_panel]
+        m.d.comb += w_issue.eq(w_go & _fifo_gate(wq, w_pending))
+        m.d.sync += w_pending.eq(w_issue)
+        with m.If(w_issue):
+            m.d.sync += w_zero.eq(w_k >= c.k)   # rows past k: zero weights pad the last tile
+        m.d.comb += [b_rd.addr.eq(w_panel * geo.b_half + w_k), b_rd.en.eq(w_issue)]
+        w_payload = data.View(weights.payload.shape(), wq.w_data)
+        for lane in range(C):
+            m.d.comb += w_payload.w[lane].eq(Mux(w_zero, 0, b_rd.data[lane]))
+        m.d.comb += [wq.w_en.eq(w_pending), weights.valid.eq(wq.r_rdy),
+                     weights.payload.as_value().eq(wq.r_data), wq.r_en.eq(weights.ready)]
+        del w_half_done
+        with m.If(w_issue):
+            with m.If(w_r == R - 1):
+                m.d.sync += w_r.eq(0)
+                with m.If(w_kt == k_tiles - 1):
+                    m.d.sync += [w_kt.eq(0), w_k.eq(0)]
+                    m.d.comb += ww.advance.eq(1)
+                    with m.If(ww.last_in_panel):
+                        m.d.comb += b_used_w.set.bit_select(w_panel, 1).eq(1)
+                        m.d.sync += w_panel.eq(~w_panel)
+                    with m.If(ww.last):
+                        m.d.sync += w_done.eq(1)
+                with m.Else():
+                    m.d.sync += [w_kt.eq(w_kt + 1), w_k.eq(w_k + 1)]
+            with m.Else():
+                m.d.sync += [w_r.eq(w_r + 1), w_k.eq(w_k + 1)]
+        with m.If(restart):
+            m.d.sync += [w_panel.eq(0), w_kt.eq(0), w_r.eq(0), w_k.eq(0), w_done.eq(0)]
+
+    def _store(self, m, c, sw, running, restart, s_done, s_drained, c_rd, c_done, c_busy,
+               c_ready, out_bytes):
+        """Read finished chunks out of the C scratchpad into the DMA writer, row by row."""
+        cfg, geo = self._config, self.geometry
+        C, B = cfg.cols, cfg.axi_bytes
+        row_layout = data.ArrayLayout(signed(32), C)
+        wr_cmd = self.wr_cmd
+        half = sw.index[0]
+        r = Signal(16)
+        pending = Signal()
+        pending_tag = Signal(data.StructLayout({"cols": range(C + 1), "end": 1}))
+        m.submodules.rowq = rowq = fifo.SyncFIFO(width=row_layout.size, depth=4)
+        m.submodules.tagq = tagq = fifo.SyncFIFO(width=len(pending_tag.as_value()), depth=16)
+        issue = Signal()
+        with m.FSM(name="store"):
+            with m.State("IDLE"):
+                with m.If(running & ~s_done & c_done[half]):
+                    m.d.comb += [
+                        wr_cmd.valid.eq(1),
+                        wr_cmd.payload.addr.eq(c.c_addr + sw.row0 * c.ldc + sw.col0 * out_bytes),
+                        wr_cmd.payload.rows.eq(sw.rows),
+                        wr_cmd.payload.row_bytes.eq(sw.cols * out_bytes),
+                        wr_cmd.payload.stride.eq(c.ldc),
+                    ]
+                    with m.If(wr_cmd.ready):
+                        m.next = "READ"
+            with m.State("READ"):
+                m.d.comb += issue.eq(_fifo_gate(rowq, pending) & tagq.w_rdy)
+                with m.If(issue):
+                    with m.If(r == sw.rows - 1):
+                        m.d.sync += r.eq(0)
+                        m.d.comb += [c_done.clr.bit_select(half, 1).eq(1),
+                                     c_busy.clr.bit_select(half, 1).eq(1),
+                                     c_ready.clr.bit_select(half, 1).eq(1), sw.advance.eq(1)]
+                        with m.If(sw.last):
+                            m.d.sync += s_done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += r.eq(r + 1)
+        with m.If(restart):
+            m.d.sync += [s_done.eq(0), r.eq(0)]
+        m.d.comb += [c_rd.addr.eq(half * geo.c_half + r), c_rd.en.eq(issue)]
+        m.d.sync += pending.eq(issue)
+        # a row's tag leaves the queue with the row's last beat
+        m.d.comb += s_drained.eq(~tagq.r_rdy & ~tagq.w_en)
+        tag_w = data.View(pending_tag.shape(), tagq.w_data)
+        m.d.comb += [tag_w.cols.eq(sw.cols), tag_w.end.eq(r == sw.rows - 1),
+                     tagq.w_en.eq(issue)]
+        m.d.comb += [rowq.w_data.eq(c_rd.data), rowq.w_en.eq(pending)]
+
+        # rows leave through the requantizer (int8) or as they are (int32)
+        row_bytes_max = 4 * C
+        byte_row = Signal(8 * row_bytes_max)
+        byte_valid = Signal()
+        byte_ready = Signal()
+        m.submodules.requant = rq = Requantizer(cfg)
+        m.d.comb += [rq.multiplier.eq(c.rq_mult), rq.shift.eq(c.rq_shift),
+                     rq.zero_point.eq(c.rq_zp), rq.relu.eq(c.relu)]
+        with m.If(c.requant):
+            m.d.comb += [
+                rq.i.valid.eq(rowq.r_rdy), rq.i.payload.c.eq(rowq.r_data), rowq.r_en.eq(rq.i.ready),
+                byte_row.eq(rq.o.payload.c.as_value()), byte_valid.eq(rq.o.valid),
+                rq.o.ready.eq(byte_ready),
+            ]
+        with m.Else():
+            m.d.comb += [byte_row.eq(rowq.r_data), byte_valid.eq(rowq.r_rdy),
+                         rowq.r_en.eq(byte_ready)]
+
+        # serializer: a row of cols·out_bytes bytes into bus beats
+        tag_r = data.View(pending_tag.shape(), tagq.r_data)
+        nbytes = Signal(range(row_bytes_max + 1))
+        m.d.comb += nbytes.eq(tag_r.cols * out_bytes)
+        s_beat = Signal(range(max(2, (row_bytes_max + B - 1) // B + 1)))
+        sent = Signal(range(row_bytes_max + B + 1))
+        m.d.comb += sent.eq(s_beat * B)
+        remaining = Signal.like(sent)
+        m.d.comb += remaining.eq(nbytes - sent)
+        last_beat = remaining <= B
+        padded = Cat(byte_row, Const(0, 8 * B))
+        wr = self.wr_data
+        m.d.comb += [
+            wr.valid.eq(byte_valid & tagq.r_rdy),
+            wr.payload.data.as_value().eq(padded.word_select(s_beat, 8 * B)),
+            wr.payload.bytes.eq(Mux(last_beat, remaining, B)),
+            wr.payload.first.eq(s_beat == 0),
+            wr.payload.last.eq(last_beat),
+            wr.payload.end.eq(last_beat & tag_r.end),
+        ]
+        with m.If(wr.valid & wr.ready):
+            with m.If(last_beat):
+                m.d.sync += s_beat.eq(0)
+                m.d.comb += [byte_ready.eq(1), tagq.r_en.eq(1)]
+            with m.Else():
+                m.d.sync += s_beat.eq(s_beat + 1)
+

@@ -1,0 +1,57 @@
+"""Scratchpad geometry derived from the config: shared by the gateware and the performance model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+from ..config import AcceleratorConfig
+
+__all__ = ["Geometry"]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How the scratchpads are organized, and the largest GEMM dimensions they take.
+
+    * A, output-stationary: R banks (one per row of an A block) of ``spad_a_depth`` bytes, in
+      bus-wide words; half of each bank holds one block, the other half the next.
+    * A, weight-stationary: one bank of bus-wide words, ``R·spad_a_depth`` bytes, holding whole
+      rows of A (each row starts on a word); half holds one chunk of rows.
+    * B: ``spad_b_depth`` entries of C bytes (a row of a B panel each); half holds one panel.
+    * C: ``spad_c_depth`` rows of C int32 accumulators; half holds one chunk's results.
+    """
+
+    bus: int          # AXI data bytes
+    a_words: int      # words of the A scratchpad (per bank for os)
+    a_half: int
+    b_half: int
+    c_half: int
+    a_ports: int      # ws: words one operand read spans (read ports of the A scratchpad)
+
+    @classmethod
+    def of(cls, config: AcceleratorConfig) -> Geometry:
+        R, B = config.rows, config.axi_bytes
+        if config.dataflow == "os":
+            a_words = max(2, config.spad_a_depth // B)
+        else:
+            a_words = max(2, config.spad_a_depth * R // B)
+        return cls(bus=B, a_words=a_words, a_half=a_words // 2,
+                   b_half=config.spad_b_depth // 2, c_half=config.spad_c_depth // 2,
+                   a_ports=(B + R - 2) // B + 1)
+
+    def row_words(self, k: int) -> int:
+        """Bus words one row of A (k bytes) takes in the weight-stationary scratchpad."""
+        return ceil(k / self.bus)
+
+    def k_max(self, config: AcceleratorConfig) -> int:
+        """The largest K the scratchpads take."""
+        if config.dataflow == "os":
+            return min(self.a_half * self.bus, self.b_half)
+        return min(self.a_half * self.bus, self.b_half)
+
+    def m_chunk(self, config: AcceleratorConfig, m: int, k: int) -> int:
+        """Rows of A per chunk: R (os), or what half the A and C scratchpads hold (ws)."""
+        if config.dataflow == "os":
+            return config.rows
+        return max(1, min(m, self.a_half // self.row_words(k), self.c_half))
