@@ -29,8 +29,9 @@ class Memory:
 
     def get(self, addr: int, rows: int, cols: int, ld: int, dtype) -> np.ndarray:
         size = np.dtype(dtype).itemsize
-        return np.stack([np.frombuffer(bytes(self.bytes[addr + r * ld: addr + r * ld + cols * size]),
-                                       dtype=dtype) for r in range(rows)])
+        rows_bytes = [bytes(self.bytes[addr + r * ld: addr + r * ld + cols * size])
+                      for r in range(rows)]
+        return np.stack([np.frombuffer(raw, dtype=dtype) for raw in rows_bytes])
 
 
 def run_engine(config, mem, command, rng, *, stall=0.0, deadline=50_000):
