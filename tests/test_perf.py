@@ -80,9 +80,10 @@ def test_tiling_covers_non_multiples():
     grid = tile_grid(cfg(4, 4, "ws", spad_c_depth=16), 20, 9, 7)
     # m is cut into chunks of half the C scratchpad (8 rows), k into R = 4 rows of weights
     assert (grid.m_tiles, grid.n_tiles, grid.k_tiles, grid.m_chunk) == (3, 2, 3, 8)
-    # or of half the A scratchpad: 32 entries of R values hold 10 rows of 3 k-blocks
+    # or of half the A scratchpad: 64 entries of R = 4 bytes are 32 words of 8 bytes; half of
+    # them hold 8 rows of 9 bytes (2 words each, rows start on a word)
     grid = tile_grid(cfg(4, 4, "ws", spad_a_depth=64), 20, 9, 7)
-    assert grid.m_chunk == 10
+    assert grid.m_chunk == 8
 
 
 def test_single_tile_gemm_by_hand():

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from math import ceil
 
 from ..config import AcceleratorConfig
+from .geometry import Geometry
 
 __all__ = ["Estimate", "core_cycles", "core_latency", "estimate", "tile_grid"]
 
@@ -85,18 +86,16 @@ def tile_grid(config: AcceleratorConfig, m: int, k: int, n: int) -> TileGrid:
     once and reused by every tile below it while half the B scratchpad holds the next one.
     Output-stationary then walks R-row blocks of A, each streaming all of K through the array.
     Weight-stationary walks chunks of A rows (as many as half the A scratchpad holds, at most
-    half the C scratchpad) and, for each, the R-row blocks of the panel as weights.
+    half the C scratchpad: :meth:`Geometry.m_chunk`) and, for each, the R-row blocks of the
+    panel as weights.
     """
     R, C = config.rows, config.cols
+    geometry = Geometry.of(config)
     nt = ceil(n / C)
-    b_resident = k <= config.spad_b_depth // 2
-    if config.dataflow == "os":
-        mt = ceil(m / R)
-        return TileGrid(tiles=mt * nt, m_tiles=mt, n_tiles=nt, k_tiles=1, m_chunk=R,
-                        b_resident=b_resident)
-    kt = ceil(k / R)
-    m_chunk = max(1, min(m, (config.spad_a_depth // 2) // kt, config.spad_c_depth // 2))
+    b_resident = k <= geometry.b_half
+    m_chunk = geometry.m_chunk(config, m, k)
     mt = ceil(m / m_chunk)
+    kt = 1 if config.dataflow == "os" else ceil(k / R)
     return TileGrid(tiles=mt * nt * kt, m_tiles=mt, n_tiles=nt, k_tiles=kt, m_chunk=m_chunk,
                     b_resident=b_resident)
 
