@@ -11,7 +11,7 @@ import pytest
 
 from accelerator.cli import main
 from accelerator.config import AcceleratorConfig
-from accelerator.flow.rtl import CORE_TOP, VERILATOR_WAIVERS, emit, lint_flags
+from accelerator.flow.rtl import ACCEL_TOP, CORE_TOP, VERILATOR_WAIVERS, emit, lint_flags
 from accelerator.flow.toolchain import setup_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,13 +46,15 @@ def test_manifest_lists_config_digest_and_ports(tmp_path):
     assert ports["results__ready"]["direction"] == "input"
 
 
+@pytest.mark.parametrize("top", [CORE_TOP, ACCEL_TOP])
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 @pytest.mark.parametrize("rows,cols", [(1, 1), (2, 3), (4, 4)])
-def test_verilator_lint_is_clean_with_the_listed_waivers(tmp_path, dataflow, rows, cols):
+def test_verilator_lint_is_clean_with_the_listed_waivers(tmp_path, top, dataflow, rows, cols):
     env = setup_environment(dict(__import__("os").environ))
-    verilog, _ = emit(AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow), tmp_path)
+    verilog, _ = emit(AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow), tmp_path,
+                      top=top)
     result = subprocess.run(
-        ["verilator", "--lint-only", "-Wall", *lint_flags(), "--top-module", CORE_TOP,
+        ["verilator", "--lint-only", "-Wall", *lint_flags(), "--top-module", top,
          str(verilog)], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "%Warning" not in result.stderr, result.stderr[-2000:]
@@ -62,13 +64,14 @@ def test_every_waiver_is_needed(tmp_path):
     """A waiver that Amaranth's output no longer needs is removed, not kept 'just in case'."""
     env = setup_environment(dict(__import__("os").environ))
     warnings = set()
-    for dataflow in ("os", "ws"):
-        verilog, _ = emit(AcceleratorConfig(rows=2, cols=2, dataflow=dataflow),
-                          tmp_path / dataflow)
-        result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", CORE_TOP,
-                                 str(verilog)], capture_output=True, text=True, env=env)
-        warnings |= {line.split(":")[0].removeprefix("%Warning-")
-                     for line in result.stderr.splitlines() if line.startswith("%Warning-")}
+    for top in (CORE_TOP, ACCEL_TOP):
+        for dataflow in ("os", "ws"):
+            verilog, _ = emit(AcceleratorConfig(rows=2, cols=2, dataflow=dataflow),
+                              tmp_path / top / dataflow, top=top)
+            result = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top,
+                                     str(verilog)], capture_output=True, text=True, env=env)
+            warnings |= {line.split(":")[0].removeprefix("%Warning-")
+                         for line in result.stderr.splitlines() if line.startswith("%Warning-")}
     assert warnings == set(VERILATOR_WAIVERS)
 
 

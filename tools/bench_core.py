@@ -75,8 +75,8 @@ def main() -> int:
             print(f"{config.name} ...", file=sys.stderr, flush=True)
             rows.append(bench(config, args.root, args.tiles, args.length, args.seed))
 
-    print(f"| array | dataflow | tiles × length | cycles | model cycles | MAC utilization "
-          f"| Verilator build (s) | simulated cycles/s |")
+    print("| array | dataflow | tiles × length | cycles | model cycles | MAC utilization "
+          "| Verilator build (s) | simulated cycles/s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row['rows']}×{row['cols']} | {row['dataflow']} | {row['tiles']} × "

@@ -17,10 +17,12 @@ from amaranth.lib import wiring
 from .. import __version__
 from ..config import AcceleratorConfig
 
-__all__ = ["CORE_TOP", "VERILATOR_WAIVERS", "emit", "port_list", "write_atomic"]
+__all__ = ["ACCEL_TOP", "CORE_TOP", "VERILATOR_WAIVERS", "emit", "port_list", "write_atomic"]
 
 #: The Verilog module name of the systolic core.
 CORE_TOP = "systolic_core"
+#: The Verilog module name of the whole accelerator (registers, engine, DMA).
+ACCEL_TOP = "accelerator"
 
 #: The Verilator lint warnings that Amaranth's output raises, and why each is harmless.
 VERILATOR_WAIVERS: dict[str, str] = {
@@ -31,6 +33,13 @@ VERILATOR_WAIVERS: dict[str, str] = {
     "PROCASSINIT": "Amaranth gives every register its reset value both in its declaration and "
                    "in the process that drives it; the two are the same value.",
     "DECLFILENAME": "Amaranth writes every module of a design into one file named after the top.",
+    "WIDTHTRUNC": "Amaranth writes a variable part-select (word_select, bit_select) as a shift of "
+                  "the whole vector assigned to the narrower part, and a boolean test of a wide "
+                  "value as a logical not; both are exact.",
+    "CASEINCOMPLETE": "Amaranth writes an FSM as a case over its state register without a default "
+                      "for the encodings no state uses; they are unreachable.",
+    "ALWNEVER": "Amaranth writes a process that only drives constants as an `always @*` with no "
+                "inputs; the signal keeps its initial value, which is the intent.",
 }
 
 
@@ -68,6 +77,9 @@ def build_component(config: AcceleratorConfig, top: str = CORE_TOP) -> wiring.Co
     if top == CORE_TOP:
         from ..hw.core import SystolicCore
         return SystolicCore(config)
+    if top == ACCEL_TOP:
+        from ..hw.top import Accelerator
+        return Accelerator(config)
     raise ValueError(f"unknown top {top!r}")
 
 

@@ -21,8 +21,6 @@ runs to its end (the bus still answers every beat), so the engine never hangs.
 
 from __future__ import annotations
 
-import enum
-
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
@@ -31,23 +29,15 @@ from amaranth.lib.wiring import In, Out
 from ..config import AcceleratorConfig
 from ..model.geometry import Geometry
 from .core import SystolicCore
+from .registers import ErrorCode
 from .requant import Requantizer
 from .walker import ChunkWalker
 
 __all__ = ["EngineError", "GemmEngine", "command_layout", "dma_cmd_layout", "dma_data_layout"]
 
 
-class EngineError(enum.IntEnum):
-    """The error code of a command (STATUS.error)."""
-
-    NONE = 0
-    ZERO_DIM = 1
-    MISALIGNED = 2
-    ADDR_RANGE = 3
-    STRIDE = 4
-    NO_REQUANT = 5
-    BUS_ERROR = 6
-    TOO_LARGE = 7
+#: The error codes of a command: the register map's, so software and hardware agree.
+EngineError = ErrorCode
 
 
 def command_layout() -> data.StructLayout:

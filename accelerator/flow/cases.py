@@ -1,0 +1,161 @@
+"""GEMM test cases for the accelerator's testbench: one seed determines everything.
+
+``accel sim`` runs one case, ``accel verify`` many; a failing case of the regression prints the
+``accel sim`` command line that replays it, because the data, strides, addresses and bus
+back-pressure all follow from the case's fields.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..config import FIELDS, AcceleratorConfig
+from ..model import reference
+
+__all__ = ["ILLEGAL_COMMANDS", "GemmCase", "GemmData", "make_data", "random_case"]
+
+#: Values the operands are drawn from.
+VALUE_KINDS = ("random", "extreme", "max")
+
+
+@dataclass(frozen=True)
+class GemmCase:
+    """One GEMM: its shape, mode, operand values and bus back-pressure, all from ``seed``."""
+
+    m: int
+    k: int
+    n: int
+    seed: int = 1
+    accumulate: bool = False
+    requant: bool = False
+    values: str = "random"
+    backpressure: float = 0.0    # probability that an AXI channel pauses in a cycle
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> GemmCase:
+        return cls(**json.loads(text))
+
+    def command_line(self, config: AcceleratorConfig) -> str:
+        """The ``accel sim`` command that replays this case."""
+        opts = []
+        for f in FIELDS:
+            value = getattr(config, f.name)
+            if value == f.default:
+                continue
+            name = f.name.replace("_", "-")
+            if f.kind is bool:
+                opts.append(f"--{name}" if value else f"--no-{name}")
+            else:
+                opts.append(f"--{name} {value}")
+        line = ["accel sim", *opts, f"--m {self.m} --k {self.k} --n {self.n} --seed {self.seed}"]
+        if self.accumulate:
+            line.append("--accumulate")
+        if self.requant:
+            line.append("--requant")
+        if self.values != "random":
+            line.append(f"--values {self.values}")
+        if self.backpressure:
+            line.append(f"--backpressure {self.backpressure}")
+        return " ".join(line)
+
+
+@dataclass
+class GemmData:
+    """The matrices of a case and where they live in memory (byte addresses and strides)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    c_in: np.ndarray | None
+    requant: reference.RequantParams | None
+    expected: np.ndarray
+    addr: dict[str, int] = field(default_factory=dict)
+    ld: dict[str, int] = field(default_factory=dict)
+    memory_size: int = 0
+
+
+def _draw(rng: np.random.Generator, shape, kind: str, lo: int, hi: int) -> np.ndarray:
+    if kind == "max":
+        return np.full(shape, lo, dtype=np.int64)
+    if kind == "extreme":
+        return rng.choice(np.array([lo, hi, 0, -1, 1]), size=shape)
+    return rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
+
+
+def make_data(config: AcceleratorConfig, case: GemmCase) -> GemmData:
+    """The operands, expected result and memory layout of ``case``.
+
+    Leading dimensions are wider than the rows by a seeded amount (0 to 17 bytes), A and B start
+    at any byte, and C and C_in at multiples of 4 (int32), so the DMA's realignment and 2-D
+    strides are exercised by every case.
+    """
+    rng = np.random.default_rng(case.seed)
+    lo, hi = config.in_min, config.in_max
+    a = _draw(rng, (case.m, case.k), case.values, lo, hi)
+    b = _draw(rng, (case.k, case.n), case.values, lo, hi)
+    c_in = (rng.integers(-2**31, 2**31, size=(case.m, case.n), dtype=np.int64)
+            if case.accumulate else None)
+    params = None
+    if case.requant:
+        scale = float(rng.uniform(1e-5, 2e-3))
+        params = reference.RequantParams.from_scale(
+            scale, zero_point=int(rng.integers(-20, 21)), relu=bool(rng.integers(0, 2)))
+    acc = reference.gemm(a, b, c_in, acc_width=config.acc_width, in_width=config.in_width)
+    expected = params.apply(acc) if params else acc
+    out_bytes = 1 if params else 4
+    ld = {
+        "a": case.k + int(rng.integers(0, 18)),
+        "b": case.n + int(rng.integers(0, 18)),
+        "c": (case.n * out_bytes + int(rng.integers(0, 18)) + 3) // 4 * 4,
+        "c_in": 4 * case.n + 4 * int(rng.integers(0, 5)),
+    }
+    sizes = {"a": case.m * ld["a"], "b": case.k * ld["b"], "c": case.m * ld["c"],
+             "c_in": case.m * ld["c_in"] if case.accumulate else 0}
+    addr, cursor = {}, 0x100
+    for name in ("a", "b", "c", "c_in"):
+        start = cursor + (int(rng.integers(0, 64)) if name in ("a", "b") else 0)
+        addr[name] = start
+        cursor = (start + sizes[name] + 0xFF) // 0x100 * 0x100 + 0x100
+    return GemmData(a=a, b=b, c_in=c_in, requant=params, expected=expected, addr=addr, ld=ld,
+                    memory_size=cursor)
+
+
+def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
+                max_dim: int = 40) -> GemmCase:
+    """A constrained-random case: sizes favour 1, the array's edges and non-multiples."""
+    R, C = config.rows, config.cols
+
+    def dim(edge: int) -> int:
+        pick = rng.random()
+        if pick < 0.15:
+            return 1
+        if pick < 0.35:
+            return int(max(1, edge * rng.integers(1, 4) + rng.integers(-1, 2)))
+        return int(rng.integers(1, max_dim + 1))
+
+    return GemmCase(
+        m=dim(R), k=dim(R), n=dim(C), seed=int(rng.integers(1, 2**31)),
+        accumulate=bool(rng.random() < 0.3),
+        requant=bool(config.requant_unit and rng.random() < 0.3),
+        values=str(rng.choice(VALUE_KINDS, p=[0.7, 0.2, 0.1])),
+        backpressure=float(rng.choice([0.0, 0.0, 0.2, 0.5])),
+    )
+
+
+#: Illegal commands for the regression: (name, changes to a good command, expected error code
+#: name). Addresses and strides are bytes; the base command is a small good GEMM.
+ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
+    ("zero m", {"m": 0}, "ZERO_DIM"),
+    ("zero k", {"k": 0}, "ZERO_DIM"),
+    ("zero n", {"n": 0}, "ZERO_DIM"),
+    ("lda smaller than the row", {"lda": 2}, "STRIDE"),
+    ("ldc smaller than the row", {"ldc": 4}, "STRIDE"),
+    ("int32 C misaligned", {"c": 0x8002}, "MISALIGNED"),
+    ("A past the end of the address space", {"a": 0xFFFFFFF0}, "ADDR_RANGE"),
+    ("k beyond the scratchpads", {"k": 70000, "lda": 70000}, "TOO_LARGE"),
+)
