@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import random
 
@@ -49,7 +50,10 @@ class AccelTB:
                           size=MEMORY_SIZE)
         self.master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"),
                                     dut.clk, dut.rst)
-        self.driver = Accelerator(AxiLiteTransport(self.master))
+        self.driver = Accelerator(AxiLiteTransport(self.master, irq=dut.irq))
+        # cocotbext-axi logs every transaction at INFO: thousands of lines, and slow
+        for bus in ("m_axi", "s_axil"):
+            logging.getLogger(f"cocotb.{dut._name}.{bus}").setLevel(logging.WARNING)
         self.report_path = os.environ.get("ACCEL_REPORT")
 
     async def reset(self) -> None:
@@ -99,7 +103,7 @@ class AccelTB:
             lda=data.ld["a"], ldb=data.ld["b"], ldc=data.ld["c"],
             c_in=data.addr["c_in"] if case.accumulate else None,
             ldcin=data.ld["c_in"] if case.accumulate else None,
-            requant=data.requant), self._timeout_ns(case), "ns")
+            requant=data.requant, irq=True), self._timeout_ns(case), "ns")
         wall_cycles = round((cocotb.utils.get_sim_time("ns") - start) / PERIOD_NS)
         size = np.dtype(out_dtype).itemsize
         got = np.stack([

@@ -53,3 +53,4 @@ from . import doctor  # noqa: E402,F401,I001
 from . import estimate  # noqa: E402,F401
 from . import flow  # noqa: E402,F401
 from . import rtl  # noqa: E402,F401
+from . import sim  # noqa: E402,F401

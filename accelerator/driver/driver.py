@@ -225,6 +225,11 @@ class Accelerator:
         await self.write("CTRL", register("CTRL").encode(start=1))
 
         done = field("STATUS", "done")
+        # A transport that can see the interrupt line (a simulation) waits for it instead of
+        # polling the bus; polling still confirms completion and reads the error code.
+        wait_interrupt = getattr(self.transport, "wait_interrupt", None)
+        if irq and wait_interrupt is not None:
+            await wait_interrupt()
         for _ in range(timeout_polls):
             status = await self.read("STATUS")
             if done.extract(status):

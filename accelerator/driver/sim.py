@@ -26,8 +26,18 @@ class AxiLiteTransport:
     :class:`~accelerator.driver.transport.TransportError`. Words are little-endian, as on AXI.
     """
 
-    def __init__(self, master: Any):
+    def __init__(self, master: Any, irq: Any = None):
         self.master = master
+        self.irq = irq
+
+    async def wait_interrupt(self) -> None:
+        """Wait for the interrupt line (when the bench passed it), instead of polling."""
+        if self.irq is None:
+            return
+        from cocotb.triggers import RisingEdge
+
+        if not int(self.irq.value):
+            await RisingEdge(self.irq)
 
     async def read32(self, addr: int) -> int:
         resp = await self.master.read(addr, 4)

@@ -1,0 +1,201 @@
+"""`accel sim` (one GEMM on the accelerator in Verilator) and `accel verify` (a regression)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..config import AcceleratorConfig
+from ..flow.cases import ILLEGAL_COMMANDS, VALUE_KINDS, GemmCase
+from ..flow.rtl import ACCEL_TOP, write_atomic
+from ..hw.registers import MAX_DIM
+from . import cli
+from .options import config_options, fail_usage
+
+__all__ = ["sim", "verify"]
+
+
+def _build(config: AcceleratorConfig, build_root: Path, waves: bool, console: Console):
+    from ..flow.sim import build_model
+
+    with console.status(f"building the {config.name} accelerator in Verilator "
+                        "(cached after the first time) ..."):
+        try:
+            model = build_model(config, top=ACCEL_TOP, root=build_root, waves=waves)
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+    return model
+
+
+def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool) -> None:
+    for name, value in (("m", m), ("k", k), ("n", n)):
+        if not 1 <= value <= MAX_DIM:
+            fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
+    if requant and not config.requant_unit:
+        fail_usage("--requant needs hardware generated with requant_unit = true")
+
+
+@cli.command()
+@config_options
+@click.option("--m", "m", type=int, required=True, help="rows of A and C")
+@click.option("--k", "k", type=int, required=True, help="columns of A, rows of B")
+@click.option("--n", "n", type=int, required=True, help="columns of B and C")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="seed of the data, strides and addresses")
+@click.option("--accumulate", is_flag=True, help="C = C_in + A·B")
+@click.option("--requant", is_flag=True, help="store C requantized to int8")
+@click.option("--values", type=click.Choice(VALUE_KINDS), default="random", show_default=True)
+@click.option("--backpressure", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
+              help="probability that each AXI channel of the memory pauses in a cycle")
+@click.option("--waves", is_flag=True, help="write an FST waveform")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("build"), show_default=True)
+def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate: bool,
+        requant: bool, values: str, backpressure: float, waves: bool, as_json: bool,
+        build_root: Path) -> None:
+    """Run one GEMM on the accelerator in Verilator and check it against NumPy."""
+    from ..flow.sim import run_tests
+    from ..model.perf import estimate
+
+    _check_dims(config, m, k, n, requant)
+    console = Console(stderr=as_json, highlight=False)
+    case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=accumulate, requant=requant,
+                    values=values, backpressure=backpressure)
+    model = _build(config, build_root, waves, console)
+    report = model.build_dir / f"sim_{seed}.jsonl"
+    report.unlink(missing_ok=True)
+    with console.status(f"simulating {m}×{k}×{n} ..."):
+        outcome = run_tests(model, "accel_tb", seed=seed, testcase="sim_gemm",
+                            results_name=f"sim_{seed}",
+                            extra_env={"ACCEL_GEMM": case.to_json(), "ACCEL_REPORT": str(report)})
+    records = [json.loads(line) for line in report.read_text().splitlines()] \
+        if report.is_file() else []
+    if not records:
+        raise click.ClickException(f"the simulation did not finish the GEMM "
+                                   f"({next(iter(outcome.failures.values()), 'no result')!s:.200}"
+                                   f"); see {outcome.log}")
+    record = records[-1]
+    e = estimate(config, m, k, n, accumulate=accumulate, requant=requant)
+    waves_file = next(iter(sorted(model.build_dir.glob("*.fst"))), None) if waves else None
+    result = {
+        "passed": bool(record["passed"] and outcome.ok), "m": m, "k": k, "n": n, "seed": seed,
+        "cycles": record["cycles"], "macs": record["macs"],
+        "utilization": record["utilization"], "model_cycles": e.cycles,
+        "model_error": (e.cycles - record["cycles"]) / record["cycles"],
+        "counters": record["counters"], "config": config.to_dict(),
+        "mismatches": record["mismatches"], "first_mismatches": record["first"],
+        "waves": str(waves_file) if waves_file else None, "log": str(outcome.log),
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        verdict = "[green]PASS[/green]" if result["passed"] else "[red]FAIL[/red]"
+        table = Table(title=f"accel sim: {m}×{k}×{n} on {config.name}", show_header=False)
+        table.add_row("result", f"{verdict} against NumPy ({m * n:,} elements)")
+        table.add_row("cycles", f"{result['cycles']:,} (model {e.cycles:,}, "
+                                f"{result['model_error']:+.1%})")
+        table.add_row("MAC utilization", f"{result['utilization']:.1%}")
+        for key, value in result["counters"].items():
+            table.add_row(key, f"{value:,}")
+        if waves_file:
+            table.add_row("waveform", str(waves_file))
+        console.print(table)
+        for mismatch in result["first_mismatches"]:
+            console.print(f"  C[{mismatch['row']}, {mismatch['col']}] = {mismatch['got']}, "
+                          f"expected {mismatch['expected']}")
+    if not result["passed"]:
+        raise click.ClickException(f"{result['mismatches']} of {m * n} elements differ "
+                                   f"(seed {seed}); log: {outcome.log}")
+
+
+def _junit(path: Path, records: list[dict], seconds: float) -> None:
+    suite = ET.Element("testsuite", name="accel verify", tests=str(len(records)),
+                       failures=str(sum(not r["passed"] for r in records)),
+                       time=f"{seconds:.1f}")
+    for record in records:
+        name = record.get("name") or (f"gemm {record.get('index')}: "
+                                      f"{record.get('m')}x{record.get('k')}x{record.get('n')}")
+        case = ET.SubElement(suite, "testcase", classname=f"accel.{record['kind']}", name=name)
+        if not record["passed"]:
+            failure = ET.SubElement(case, "failure", message=_failure_text(record))
+            failure.text = json.dumps(record, indent=2, default=str)
+    write_atomic(path, ET.tostring(suite, encoding="unicode") + "\n")
+
+
+def _failure_text(record: dict) -> str:
+    if record["kind"] == "illegal":
+        return f"expected error {record['expected']}, got {record['got']}"
+    what = record.get("error") or f"{record.get('mismatches')} elements differ"
+    return f"{what}; replay: {record.get('replay', '')}"
+
+
+@cli.command()
+@config_options
+@click.option("--count", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="random GEMMs (then every illegal command and a reset mid-GEMM)")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write JUnit XML here")
+@click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("build"), show_default=True)
+def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
+           build_root: Path) -> None:
+    """A constrained-random regression of the accelerator in Verilator, against NumPy."""
+    from ..flow.sim import run_tests
+
+    console = Console(highlight=False)
+    model = _build(config, build_root, False, console)
+    report = model.build_dir / f"verify_{seed}.jsonl"
+    report.unlink(missing_ok=True)
+    total = count + len(ILLEGAL_COMMANDS) + 1
+    holder: dict = {}
+
+    def work() -> None:
+        holder["outcome"] = run_tests(
+            model, "accel_tb", seed=seed, testcase="verify_regression",
+            results_name=f"verify_{seed}",
+            extra_env={"ACCEL_VERIFY": json.dumps({"count": count, "seed": seed}),
+                       "ACCEL_REPORT": str(report)})
+
+    start = time.monotonic()
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    columns = (TextColumn("verify"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[failed]} failed"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("verify", total=total, failed=0)
+        while thread.is_alive():
+            thread.join(0.5)
+            lines = report.read_text().splitlines() if report.is_file() else []
+            failed = sum(not json.loads(line)["passed"] for line in lines)
+            progress.update(task, completed=len(lines), failed=failed)
+    seconds = time.monotonic() - start
+    records = [json.loads(line) for line in report.read_text().splitlines()] \
+        if report.is_file() else []
+    outcome = holder.get("outcome")
+    if len(records) < total:
+        records.append({"kind": "simulation", "name": "simulation ended early", "passed": False,
+                        "error": f"only {len(records)} of {total} cases reported; "
+                                 f"see {outcome.log if outcome else model.build_dir}"})
+    if junit:
+        _junit(junit, records, seconds)
+    failures = [r for r in records if not r["passed"]]
+    cycles = sum(r.get("cycles", 0) for r in records)
+    console.print(f"{len(records) - len(failures)} passed, {len(failures)} failed "
+                  f"({count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, a reset "
+                  f"mid-GEMM) in {seconds:.1f} s, {cycles:,} accelerator cycles"
+                  + (f"; JUnit XML: {junit}" if junit else ""))
+    for record in failures:
+        console.print(f"[red]FAIL[/red] {record.get('name') or record.get('index')}: "
+                      f"{_failure_text(record)}")
+    if failures:
+        raise click.ClickException(f"{len(failures)} of {len(records)} cases failed")
