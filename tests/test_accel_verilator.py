@@ -76,6 +76,6 @@ def test_accel_verify_200(capsys, build_root, tmp_path, seed, dataflow):
      "accel sim: error: Invalid value for '--backpressure': 2.0 is not in the range 0<=x<=0.9."),
 ])
 def test_accel_sim_bad_input_exits_2_with_one_line(capsys, args, message):
-    code, out, err = run(capsys, ["sim", *args])
+    code, _out, err = run(capsys, ["sim", *args])
     assert code == 2
     assert err.splitlines() == [message]

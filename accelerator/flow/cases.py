@@ -15,7 +15,7 @@ import numpy as np
 from ..config import FIELDS, AcceleratorConfig
 from ..model import reference
 
-__all__ = ["VALUE_KINDS", "ILLEGAL_COMMANDS", "GemmCase", "GemmData", "make_data", "random_case"]
+__all__ = ["ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data", "random_case"]
 
 #: Values the operands are drawn from.
 VALUE_KINDS = ("random", "extreme", "max")

@@ -53,8 +53,9 @@ __all__ = [
     "dma_layouts",
 ]
 
-#: A 2-D transfer: ``rows`` rows of ``row_bytes`` bytes, row r at ``addr + r*stride`` (mod 2**32).
-#: A command with ``rows == 0`` or ``row_bytes == 0`` is accepted and ignored (no beat, no ``end``).
+#: A 2-D transfer: ``rows`` rows of ``row_bytes`` bytes, row r at ``addr + r*stride`` (mod 2**32;
+#: a "negative" stride walks rows downwards). A command with ``rows == 0`` or ``row_bytes == 0``
+#: is accepted and ignored: no beat, no ``end``, no ``done`` (do not wait for one).
 CMD_LAYOUT = data.StructLayout({"addr": 32, "rows": 16, "row_bytes": 20, "stride": 32})
 
 #: Longest burst AXI4 allows for INCR bursts, and the boundary no burst may cross.
