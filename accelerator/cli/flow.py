@@ -47,11 +47,59 @@ def _doctor(config: AcceleratorConfig, out: Path) -> Step:
 
 
 def _rtl(config: AcceleratorConfig, out: Path) -> Step:
-    from ..flow.rtl import emit
+    from ..flow.rtl import ACCEL_TOP, CORE_TOP, emit
 
-    verilog, manifest = emit(config, out / "rtl")
-    return Step("rtl", ok=True, summary=f"{verilog} ({verilog.stat().st_size:,} bytes)",
-                details={"verilog": str(verilog), "manifest": str(manifest)})
+    written = {top: emit(config, out / "rtl", top=top) for top in (CORE_TOP, ACCEL_TOP)}
+    summary = ", ".join(f"{v.name} ({v.stat().st_size:,} bytes)" for v, _ in written.values())
+    return Step("rtl", ok=True, summary=f"{out / 'rtl'}: {summary}",
+                details={top: {"verilog": str(v), "manifest": str(mf)}
+                         for top, (v, mf) in written.items()})
+
+
+def _accel_sim(config: AcceleratorConfig, out: Path, seed: int, m: int, k: int,
+               n: int) -> Step:
+    from ..flow.cases import GemmCase
+    from ..flow.rtl import ACCEL_TOP
+    from ..flow.sim import build_model, run_tests
+
+    model = build_model(config, top=ACCEL_TOP, root=Path("build"))
+    report = out / "accel_sim.jsonl"
+    report.unlink(missing_ok=True)
+    case = GemmCase(m=m, k=k, n=n, seed=seed)
+    outcome = run_tests(model, "accel_tb", seed=seed, testcase="sim_gemm",
+                        results_name="flow_sim",
+                        extra_env={"ACCEL_GEMM": case.to_json(), "ACCEL_REPORT": str(report)})
+    record = json.loads(report.read_text().splitlines()[-1]) if report.is_file() else {}
+    ok = outcome.ok and record.get("passed", False)
+    summary = (f"{m}×{k}×{n}: {'PASS' if ok else 'FAIL'} against NumPy, "
+               f"{record.get('cycles', 0):,} cycles, "
+               f"{record.get('utilization', 0):.1%} MAC utilization")
+    return Step("GEMM in Verilator", ok=ok, summary=summary,
+                details={k_: v for k_, v in record.items() if k_ != "first"},
+                log=str(outcome.log))
+
+
+def _verify(config: AcceleratorConfig, out: Path, seed: int, count: int) -> Step:
+    from ..flow.cases import ILLEGAL_COMMANDS
+    from ..flow.rtl import ACCEL_TOP
+    from ..flow.sim import build_model, run_tests
+
+    model = build_model(config, top=ACCEL_TOP, root=Path("build"))
+    report = out / "verify.jsonl"
+    report.unlink(missing_ok=True)
+    outcome = run_tests(model, "accel_tb", seed=seed, testcase="verify_regression",
+                        results_name="flow_verify",
+                        extra_env={"ACCEL_VERIFY": json.dumps({"count": count, "seed": seed}),
+                                   "ACCEL_REPORT": str(report)})
+    records = [json.loads(line) for line in report.read_text().splitlines()] \
+        if report.is_file() else []
+    total = count + len(ILLEGAL_COMMANDS) + 1
+    passed = sum(r["passed"] for r in records)
+    ok = outcome.ok and passed == total
+    return Step("regression", ok=ok,
+                summary=f"{passed} of {total} passed ({count} random GEMMs, "
+                        f"{len(ILLEGAL_COMMANDS)} illegal commands, a reset mid-GEMM)",
+                details={"passed": passed, "total": total}, log=str(outcome.log))
 
 
 def _core_sim(config: AcceleratorConfig, out: Path, seed: int) -> Step:
@@ -91,7 +139,8 @@ def _estimate(config: AcceleratorConfig, out: Path, m: int, k: int, n: int) -> S
               default=Path("build/flow"), show_default=True, help="where the report goes")
 @click.option("--seed", type=int, default=1, show_default=True, help="seed of the simulations")
 def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
-    """Run the whole path: doctor, RTL, the core verified in Verilator, and the model."""
+    """Run the whole path: doctor, RTL, the core and the accelerator verified in Verilator
+    against NumPy, a short regression, and the performance model."""
     console = Console(highlight=False)
     out_dir = out_dir.resolve()  # the simulator runs in its own directory
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +148,9 @@ def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
         ("doctor: tools and a Verilator smoke build", lambda: _doctor(config, out_dir)),
         ("rtl: Verilog of the core", lambda: _rtl(config, out_dir)),
         ("sim: the core in Verilator against NumPy", lambda: _core_sim(config, out_dir, seed)),
+        ("sim: one GEMM on the accelerator in Verilator",
+         lambda: _accel_sim(config, out_dir, seed, 128, 96, 64)),
+        ("verify: a short regression", lambda: _verify(config, out_dir, seed, 20)),
         ("estimate: performance model", lambda: _estimate(config, out_dir, 128, 96, 64)),
     ]
     steps: list[Step] = []
