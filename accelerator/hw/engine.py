@@ -208,36 +208,40 @@ class GemmEngine(wiring.Component):
                     m.next = "PANEL"
             with m.State("PANEL"):
                 with m.If(~lw.first_in_panel):
-                    m.next = "CIN"
+                    m.next = "A"
                 with m.Elif(~b_busy[l_panel] & route.w_rdy):
                     with m.If(issue(c.b_addr + lw.col0, c.k, lw.cols, c.ldb, KIND_B, l_panel)):
                         m.d.comb += b_busy.set.bit_select(l_panel, 1).eq(1)
-                        m.next = "CIN"
-            with m.State("CIN"):
-                half = lw.index[0]
-                with m.If(~c_busy[half]):
-                    with m.If(~c.accumulate):
-                        m.d.comb += [c_busy.set.bit_select(half, 1).eq(1),
-                                     c_ready.set.bit_select(half, 1).eq(1)]
                         m.next = "A"
-                    with m.Elif(route.w_rdy):
-                        with m.If(issue(c.cin_addr + lw.row0 * c.ldcin + (lw.col0 << 2),
-                                        lw.rows, lw.cols << 2, c.ldcin, KIND_CIN, half)):
-                            m.d.comb += c_busy.set.bit_select(half, 1).eq(1)
-                            m.next = "A"
+            # A before C_in: the C half is freed only when the store has read the chunk two
+            # back, and the A load (the long one) must not wait for that.
             with m.State("A"):
                 half = lw.index[0]
                 with m.If(~a_busy[half] & route.w_rdy):
                     with m.If(issue(c.a_addr + lw.row0 * c.lda, lw.rows, c.k, c.lda, KIND_A,
                                     half)):
-                        m.d.comb += [a_busy.set.bit_select(half, 1).eq(1), lw.advance.eq(1)]
-                        with m.If(lw.last_in_panel):
-                            m.d.sync += l_panel.eq(~l_panel)
-                        with m.If(lw.last):
-                            m.d.sync += l_done.eq(1)
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.next = "PANEL"
+                        m.d.comb += a_busy.set.bit_select(half, 1).eq(1)
+                        m.next = "CIN"
+            with m.State("CIN"):
+                half = lw.index[0]
+                claimed = Signal()
+                with m.If(~c_busy[half]):
+                    with m.If(~c.accumulate):
+                        m.d.comb += [c_busy.set.bit_select(half, 1).eq(1),
+                                     c_ready.set.bit_select(half, 1).eq(1), claimed.eq(1)]
+                    with m.Elif(route.w_rdy):
+                        with m.If(issue(c.cin_addr + lw.row0 * c.ldcin + (lw.col0 << 2),
+                                        lw.rows, lw.cols << 2, c.ldcin, KIND_CIN, half)):
+                            m.d.comb += [c_busy.set.bit_select(half, 1).eq(1), claimed.eq(1)]
+                with m.If(claimed):
+                    m.d.comb += lw.advance.eq(1)
+                    with m.If(lw.last_in_panel):
+                        m.d.sync += l_panel.eq(~l_panel)
+                    with m.If(lw.last):
+                        m.d.sync += l_done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "PANEL"
         with m.If(restart):
             m.d.sync += [l_panel.eq(0), l_done.eq(0)]
 
