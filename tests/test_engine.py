@@ -184,3 +184,17 @@ def test_engine_rejects_bad_commands(change, code):
     cmd.update(change)
     result = run_engine(config, mem, cmd, rng, deadline=2000)
     assert result["error"] == code
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_engine_walks_a_long_k_in_steps(dataflow, accumulate):
+    # 16-entry scratchpads hold 8 values of K per half: K = 21 takes three steps (8, 8, 5)
+    config = AcceleratorConfig(rows=2, cols=2, dataflow=dataflow, axi_data_width=32,
+                               spad_a_depth=16, spad_b_depth=16, spad_c_depth=16)
+    rng = np.random.default_rng(9)
+    mem, cmd, expected, (c_addr, ldc, dtype) = gemm_case(config, 5, 21, 3, rng,
+                                                         accumulate=accumulate)
+    result = run_engine(config, mem, cmd, rng, stall=0.1)
+    assert result["error"] == 0
+    np.testing.assert_array_equal(mem.get(c_addr, 5, 3, ldc, dtype), expected)

@@ -129,7 +129,7 @@ def test_estimate_rejects_bad_dimensions():
 
 @settings(max_examples=200, deadline=None)
 @given(rows=st.integers(1, 16), cols=st.integers(1, 16), dataflow=st.sampled_from(["os", "ws"]),
-       m=st.integers(1, 300), k=st.integers(1, 300), n=st.integers(1, 300),
+       m=st.integers(1, 300), k=st.integers(1, 2000), n=st.integers(1, 300),
        bus=st.sampled_from([32, 64, 128, 256]))
 def test_utilization_never_above_one(rows, cols, dataflow, m, k, n, bus):
     e = estimate(cfg(rows, cols, dataflow, axi_data_width=bus), m, k, n)

@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import AcceleratorConfig
 from ..model.geometry import Geometry
 from .core import SystolicCore
-from .registers import ErrorCode
+from .registers import MAX_DIM, ErrorCode
 from .requant import Requantizer
 from .walker import ChunkWalker
 
@@ -78,6 +78,22 @@ class _Flags:
 
     def __getitem__(self, half):
         return self.value.bit_select(half, 1)
+
+
+class _KStep:
+    """The walk over K in steps of ``step`` bytes (one step when K fits the scratchpads)."""
+
+    def __init__(self, m: Module, name: str, k, step: int, restart, advance):
+        self.kc0 = Signal(32, name=f"{name}_kc0")      # first k of this step
+        self.len = Signal(32, name=f"{name}_len")      # k values in this step
+        self.last = Signal(name=f"{name}_last")
+        left = Signal(32, name=f"{name}_left")
+        m.d.comb += [left.eq(k - self.kc0), self.last.eq(left <= step),
+                     self.len.eq(Mux(left < step, left, step))]
+        with m.If(restart):
+            m.d.sync += self.kc0.eq(0)
+        with m.Elif(advance):
+            m.d.sync += self.kc0.eq(Mux(self.last, 0, self.kc0 + step))
 
 
 def _fifo_gate(queue, pending):
@@ -142,11 +158,11 @@ class GemmEngine(wiring.Component):
         self._c = c
         chunk = Signal(16)           # rows of A per chunk
         words = Signal(16)           # ws: bus words per row of A in the scratchpad
-        k_tiles = Signal(16)         # ws: R-row blocks of weights
+        split = Signal()             # K does not fit the scratchpads: walk it in steps
         running = Signal()
         restart = Signal()
         out_bytes = Signal(3)
-        m.d.comb += out_bytes.eq(Mux(c.requant, 1, 4))
+        m.d.comb += [out_bytes.eq(Mux(c.requant, 1, 4)), split.eq(c.k > geo.k_step)]
 
         def walker(name: str) -> ChunkWalker:
             w = ChunkWalker(C)
@@ -181,7 +197,15 @@ class GemmEngine(wiring.Component):
         b_busy, b_full = _Flags(m, "b_busy", restart), _Flags(m, "b_full", restart)
         c_busy, c_ready = _Flags(m, "c_busy", restart), _Flags(m, "c_ready", restart)
         c_done = _Flags(m, "c_done", restart)
-        b_used_w = _Flags(m, "b_used_w", restart)   # ws: the weights feeder is done with a panel
+        # ws: a B half is free when both feeders are done with it; the operand feeder can be a
+        # few beats ahead of the weights feeder, or the other way round
+        b_used_w = _Flags(m, "b_used_w", restart)
+        b_used_o = _Flags(m, "b_used_o", restart)
+        if cfg.dataflow == "ws":
+            both = Signal(2)
+            m.d.comb += [both.eq(b_used_w.value & b_used_o.value),
+                         b_full.clr.eq(both), b_busy.clr.eq(both),
+                         b_used_w.clr.eq(both), b_used_o.clr.eq(both)]
 
         # ==========================================================================================
         # Loader: DMA read commands, and where the data they return goes.
@@ -190,7 +214,10 @@ class GemmEngine(wiring.Component):
         route_layout = data.StructLayout({"kind": 2, "half": 1})
         m.submodules.route = route = fifo.SyncFIFOBuffered(width=route_layout.size, depth=4)
         lw = walker("load_walk")
-        l_panel = Signal()
+        l_step = Signal()            # advance K step (and the walker after the last one)
+        lk = _KStep(m, "load_k", c.k, geo.k_step, restart, l_step)
+        l_apar = Signal()            # the A half of the next A load
+        l_bpar = Signal()            # the B half of the next B load
         l_done = Signal()
         rd_cmd = self.rd_cmd
 
@@ -202,26 +229,44 @@ class GemmEngine(wiring.Component):
             ]
             return rd_cmd.ready
 
+        def next_step():
+            m.d.comb += l_step.eq(1)
+            with m.If(lk.last):
+                m.d.comb += lw.advance.eq(1)
+                with m.If(lw.last):
+                    m.d.sync += l_done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "PANEL"
+            with m.Else():
+                m.next = "PANEL"
+
         with m.FSM(name="loader"):
             with m.State("IDLE"):
                 with m.If(running & ~l_done):
                     m.next = "PANEL"
             with m.State("PANEL"):
-                with m.If(~lw.first_in_panel):
+                # a B panel stays for the whole panel when K fits; else a K step of it per step
+                with m.If(~split & ~lw.first_in_panel):
                     m.next = "A"
-                with m.Elif(~b_busy[l_panel] & route.w_rdy):
-                    with m.If(issue(c.b_addr + lw.col0, c.k, lw.cols, c.ldb, KIND_B, l_panel)):
-                        m.d.comb += b_busy.set.bit_select(l_panel, 1).eq(1)
+                with m.Elif(~b_busy[l_bpar] & route.w_rdy):
+                    with m.If(issue(c.b_addr + lk.kc0 * c.ldb + lw.col0, lk.len, lw.cols, c.ldb,
+                                    KIND_B, l_bpar)):
+                        m.d.comb += b_busy.set.bit_select(l_bpar, 1).eq(1)
+                        m.d.sync += l_bpar.eq(~l_bpar)
                         m.next = "A"
             # A before C_in: the C half is freed only when the store has read the chunk two
             # back, and the A load (the long one) must not wait for that.
             with m.State("A"):
-                half = lw.index[0]
-                with m.If(~a_busy[half] & route.w_rdy):
-                    with m.If(issue(c.a_addr + lw.row0 * c.lda, lw.rows, c.k, c.lda, KIND_A,
-                                    half)):
-                        m.d.comb += a_busy.set.bit_select(half, 1).eq(1)
-                        m.next = "CIN"
+                with m.If(~a_busy[l_apar] & route.w_rdy):
+                    with m.If(issue(c.a_addr + lw.row0 * c.lda + lk.kc0, lw.rows, lk.len, c.lda,
+                                    KIND_A, l_apar)):
+                        m.d.comb += a_busy.set.bit_select(l_apar, 1).eq(1)
+                        m.d.sync += l_apar.eq(~l_apar)
+                        with m.If(lk.kc0 == 0):
+                            m.next = "CIN"
+                        with m.Else():
+                            next_step()
             with m.State("CIN"):
                 half = lw.index[0]
                 claimed = Signal()
@@ -234,16 +279,9 @@ class GemmEngine(wiring.Component):
                                         lw.rows, lw.cols << 2, c.ldcin, KIND_CIN, half)):
                             m.d.comb += [c_busy.set.bit_select(half, 1).eq(1), claimed.eq(1)]
                 with m.If(claimed):
-                    m.d.comb += lw.advance.eq(1)
-                    with m.If(lw.last_in_panel):
-                        m.d.sync += l_panel.eq(~l_panel)
-                    with m.If(lw.last):
-                        m.d.sync += l_done.eq(1)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "PANEL"
+                    next_step()
         with m.If(restart):
-            m.d.sync += [l_panel.eq(0), l_done.eq(0)]
+            m.d.sync += [l_apar.eq(0), l_bpar.eq(0), l_done.eq(0)]
 
         # the data: each command's beats go where the head of `route` says
         head = data.View(route_layout, route.r_data)
@@ -305,11 +343,12 @@ class GemmEngine(wiring.Component):
         f_done = Signal()
         if os_flow:
             self._os_feeder(m, c, walker("feed_walk"), running, restart, f_done, passes,
-                            pass_layout, a_rd, b_rd, a_full, a_busy, b_full, b_busy, c_ready)
+                            pass_layout, a_rd, b_rd, a_full, a_busy, b_full, b_busy, c_ready,
+                            split)
         else:
             self._ws_feeder(m, c, walker, running, restart, f_done, passes, pass_layout, a_rd,
-                            b_rd, a_full, a_busy, b_full, b_busy, b_used_w, c_ready, words,
-                            k_tiles)
+                            b_rd, a_full, a_busy, b_full, b_used_o, b_used_w, c_ready, words,
+                            split)
 
         # ==========================================================================================
         # Accumulator: core results into the C scratchpad, adding what is there when needed.
@@ -370,7 +409,6 @@ class GemmEngine(wiring.Component):
         # Control: check the command, size the chunks, run, finish.
         # ==========================================================================================
         error = Signal(8)
-        k_count = Signal(32)         # setup: R·k_tiles so far
         used = Signal(32)            # setup: words of half the A scratchpad given to rows
         m.d.comb += self.error.eq(error)
         with m.FSM(name="control") as ctrl:
@@ -382,8 +420,8 @@ class GemmEngine(wiring.Component):
                     m.next = "CHECK"
             with m.State("CHECK"):
                 code = self._check(m, c, out_bytes)
-                m.d.sync += [error.eq(code), words.eq((c.k + B - 1) >> lb),
-                             k_count.eq(0), k_tiles.eq(0), used.eq(0),
+                k_fit = Mux(split, geo.k_step, c.k)
+                m.d.sync += [error.eq(code), words.eq((k_fit + B - 1) >> lb), used.eq(0),
                              chunk.eq(R if os_flow else 0)]
                 with m.If(code != 0):
                     m.next = "FINISH"
@@ -392,13 +430,11 @@ class GemmEngine(wiring.Component):
                 with m.Else():
                     m.next = "SETUP"
             with m.State("SETUP"):
-                # ws: k_tiles = ⌈k/R⌉ and the chunk size, by counting (no divider in hardware)
+                # ws: the rows half the A scratchpad holds, by counting (no divider)
                 room = (used + words <= geo.a_half) & (chunk < c.m) & (chunk < geo.c_half)
-                with m.If(k_count < c.k):
-                    m.d.sync += [k_count.eq(k_count + R), k_tiles.eq(k_tiles + 1)]
                 with m.If(room):
                     m.d.sync += [used.eq(used + words), chunk.eq(chunk + 1)]
-                with m.If((k_count >= c.k) & ~room):
+                with m.Else():
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += restart.eq(1)
@@ -428,8 +464,6 @@ class GemmEngine(wiring.Component):
     def _check(self, m: Module, c, out_bytes):
         """The error code of the latched command (0 when it is good), in priority order."""
         cfg = self._config
-        geo = self.geometry
-        B = cfg.axi_bytes
 
         def beyond(addr, rows, stride, row_bytes):
             end = Signal(66)
@@ -437,13 +471,7 @@ class GemmEngine(wiring.Component):
             return end > (1 << 32)
 
         zero = (c.m == 0) | (c.k == 0) | (c.n == 0)
-        words = (c.k + B - 1) >> _log2(B)
-        if cfg.dataflow == "os":
-            k_limit = geo.k_max(cfg)
-            large = (c.k > k_limit)
-        else:
-            large = (c.k > geo.b_half) | (words > geo.a_half)
-        large = large | (c.m > 0xFFFF) | (c.n > 0xFFFF) | (c.k > 0xFFFF)
+        large = (c.m > MAX_DIM) | (c.n > MAX_DIM) | (c.k > MAX_DIM)
         no_requant = c.requant & (0 if cfg.requant_unit else 1)
         stride = ((c.lda < c.k) | (c.ldb < c.n) | (c.ldc < c.n * out_bytes)
                   | (c.accumulate & (c.ldcin < (c.n << 2))))
@@ -468,29 +496,37 @@ class GemmEngine(wiring.Component):
         return code
 
     def _os_feeder(self, m, c, fw, running, restart, f_done, passes, pass_layout, a_rd, b_rd,
-                   a_full, a_busy, b_full, b_busy, c_ready):
-        """Output-stationary: beat k of a chunk is byte k of each A bank and entry k of B."""
+                   a_full, a_busy, b_full, b_busy, c_ready, split):
+        """Output-stationary: beat k of a step is byte k of each A bank and entry k of B.
+
+        The core sees one tile per chunk: the K steps follow each other with ``last`` only on
+        the final beat, so the accumulators run through all of K.
+        """
         cfg, geo, core = self._config, self.geometry, self._core
         R, B = cfg.rows, cfg.axi_bytes
         lb = _log2(B)
         operands = core.operands
         m.submodules.opq = opq = fifo.SyncFIFO(width=len(operands.payload.as_value()), depth=4)
-        panel = Signal()
-        half = fw.index[0]
-        k_idx = Signal(16)
+        step_done = Signal()
+        fk = _KStep(m, "feed_k", c.k, geo.k_step, restart, step_done)
+        apar = Signal()              # A half of this step
+        bpar = Signal()              # B half of this step
+        k_idx = Signal(16)           # beat within the step
         pending = Signal()
         meta_last = Signal()
         meta_sel = Signal(range(B))
         issue = Signal()
-        go = running & ~f_done & a_full[half] & b_full[panel] & c_ready[half]
-        m.d.comb += issue.eq(go & _fifo_gate(opq, pending) & ((k_idx != 0) | passes.w_rdy))
+        go = running & ~f_done & a_full[apar] & b_full[bpar] & c_ready[fw.index[0]]
+        first_beat = (k_idx == 0) & (fk.kc0 == 0)
+        m.d.comb += issue.eq(go & _fifo_gate(opq, pending) & (~first_beat | passes.w_rdy))
         m.d.sync += pending.eq(issue)
+        step_end = k_idx == fk.len - 1
         with m.If(issue):
-            m.d.sync += [meta_last.eq(k_idx == c.k - 1), meta_sel.eq(k_idx[:lb] if lb else 0)]
+            m.d.sync += [meta_last.eq(step_end & fk.last), meta_sel.eq(k_idx[:lb] if lb else 0)]
         for p in range(R):
-            m.d.comb += [a_rd[p].addr.eq(half * geo.a_half + (k_idx >> lb)),
+            m.d.comb += [a_rd[p].addr.eq(apar * geo.a_half + (k_idx >> lb)),
                          a_rd[p].en.eq(issue)]
-        m.d.comb += [b_rd.addr.eq(panel * geo.b_half + k_idx), b_rd.en.eq(issue)]
+        m.d.comb += [b_rd.addr.eq(bpar * geo.b_half + k_idx), b_rd.en.eq(issue)]
         payload = data.View(operands.payload.shape(), opq.w_data)
         for p in range(R):
             m.d.comb += payload.a[p].eq(a_rd[p].data.as_value().word_select(meta_sel, 8))
@@ -499,52 +535,62 @@ class GemmEngine(wiring.Component):
                      opq.r_en.eq(operands.ready)]
         pass_w = data.View(pass_layout, passes.w_data)
         with m.If(issue):
-            with m.If(k_idx == 0):
-                m.d.comb += [passes.w_en.eq(1), pass_w.half.eq(half), pass_w.rows.eq(R),
+            with m.If(first_beat):
+                m.d.comb += [passes.w_en.eq(1), pass_w.half.eq(fw.index[0]), pass_w.rows.eq(R),
                              pass_w.read_old.eq(c.accumulate), pass_w.last.eq(1)]
-            with m.If(k_idx == c.k - 1):
-                m.d.sync += k_idx.eq(0)
-                m.d.comb += [a_full.clr.bit_select(half, 1).eq(1),
-                             a_busy.clr.bit_select(half, 1).eq(1), fw.advance.eq(1)]
-                with m.If(fw.last_in_panel):
-                    m.d.comb += [b_full.clr.bit_select(panel, 1).eq(1),
-                                 b_busy.clr.bit_select(panel, 1).eq(1)]
-                    m.d.sync += panel.eq(~panel)
-                with m.If(fw.last):
-                    m.d.sync += f_done.eq(1)
+            with m.If(step_end):
+                m.d.sync += [k_idx.eq(0), apar.eq(~apar)]
+                m.d.comb += [step_done.eq(1), a_full.clr.bit_select(apar, 1).eq(1),
+                             a_busy.clr.bit_select(apar, 1).eq(1)]
+                with m.If(split | (fw.last_in_panel & fk.last)):
+                    m.d.comb += [b_full.clr.bit_select(bpar, 1).eq(1),
+                                 b_busy.clr.bit_select(bpar, 1).eq(1)]
+                    m.d.sync += bpar.eq(~bpar)
+                with m.If(fk.last):
+                    m.d.comb += fw.advance.eq(1)
+                    with m.If(fw.last):
+                        m.d.sync += f_done.eq(1)
             with m.Else():
                 m.d.sync += k_idx.eq(k_idx + 1)
         with m.If(restart):
-            m.d.sync += [panel.eq(0), k_idx.eq(0), f_done.eq(0)]
+            m.d.sync += [apar.eq(0), bpar.eq(0), k_idx.eq(0), f_done.eq(0)]
 
     def _ws_feeder(self, m, c, walker, running, restart, f_done, passes, pass_layout, a_rd,
-                   b_rd, a_full, a_busy, b_full, b_busy, b_used_w, c_ready, words, k_tiles):
-        """Weight-stationary: R weight rows per pass from B, and row slices of A per beat."""
+                   b_rd, a_full, a_busy, b_full, b_used_o, b_used_w, c_ready, words, split):
+        """Weight-stationary: R weight rows per tile from B, and row slices of A per beat.
+
+        For each chunk and K step, tile t takes weight rows tR … tR+R-1 of the step (rows past
+        the step read as zero) and, for each row m of the chunk, the bytes A[m, tR … tR+R-1].
+        """
         cfg, geo, core = self._config, self.geometry, self._core
         R, C, B = cfg.rows, cfg.cols, cfg.axi_bytes
         lb = _log2(B)
 
-        # -- operands: for each chunk, for each k tile, rows m of A[m, kR : kR+R] ---------------
+        # -- operands ---------------------------------------------------------------------------
         fw = walker("feed_walk")
         operands = core.operands
         m.submodules.opq = opq = fifo.SyncFIFO(width=len(operands.payload.as_value()), depth=4)
-        panel = Signal()
-        half = fw.index[0]
-        kt = Signal(16)
-        kr = Signal(32)              # kt·R: the first k of the tile
+        step_done = Signal()
+        fk = _KStep(m, "feed_k", c.k, geo.k_step, restart, step_done)
+        apar = Signal()
+        bpar = Signal()
+        kr = Signal(32)              # first k of the tile within the step
         m_idx = Signal(16)
         row_word = Signal(16)        # m_idx·words
         pending = Signal()
         meta_last = Signal()
         meta_off = Signal(range(B))
         issue = Signal()
-        go = running & ~f_done & a_full[half] & b_full[panel] & c_ready[half]
+        go = (running & ~f_done & a_full[apar] & b_full[bpar] & ~b_used_o[bpar]
+              & c_ready[fw.index[0]])
         m.d.comb += issue.eq(go & _fifo_gate(opq, pending) & ((m_idx != 0) | passes.w_rdy))
         m.d.sync += pending.eq(issue)
+        last_row = m_idx == fw.rows - 1
+        last_tile = kr + R >= fk.len
         with m.If(issue):
-            m.d.sync += [meta_last.eq(m_idx == fw.rows - 1), meta_off.eq(kr[:lb] if lb else 0)]
+            m.d.sync += [meta_last.eq(last_row), meta_off.eq(kr[:lb] if lb else 0)]
         first_word = Signal(range(geo.a_words))
-        m.d.comb += first_word.eq(half * geo.a_half + row_word + (kr >> lb))
+        m.d.comb += first_word.eq(apar * geo.a_half + row_word + (kr >> lb))
         for i, port in enumerate(a_rd):
             m.d.comb += [port.addr.eq(first_word + i), port.en.eq(issue)]
         window = Cat(*(port.data.as_value() for port in a_rd))
@@ -555,77 +601,78 @@ class GemmEngine(wiring.Component):
             operands.valid.eq(opq.r_rdy), operands.payload.as_value().eq(opq.r_data),
             opq.r_en.eq(operands.ready),
         ]
-        # element k of the vector sits in lane k of `a` (the core maps lanes to rows itself)
         pass_w = data.View(pass_layout, passes.w_data)
         with m.If(issue):
             with m.If(m_idx == 0):
-                m.d.comb += [passes.w_en.eq(1), pass_w.half.eq(half), pass_w.rows.eq(fw.rows),
-                             pass_w.read_old.eq(c.accumulate | (kt != 0)),
-                             pass_w.last.eq(kt == k_tiles - 1)]
-            with m.If(m_idx == fw.rows - 1):
+                m.d.comb += [passes.w_en.eq(1), pass_w.half.eq(fw.index[0]),
+                             pass_w.rows.eq(fw.rows),
+                             pass_w.read_old.eq(c.accumulate | (kr != 0) | (fk.kc0 != 0)),
+                             pass_w.last.eq(last_tile & fk.last)]
+            with m.If(last_row):
                 m.d.sync += [m_idx.eq(0), row_word.eq(0)]
-                with m.If(kt == k_tiles - 1):
-                    m.d.sync += [kt.eq(0), kr.eq(0)]
-                    m.d.comb += [a_full.clr.bit_select(half, 1).eq(1),
-                                 a_busy.clr.bit_select(half, 1).eq(1), fw.advance.eq(1)]
-                    with m.If(fw.last_in_panel):
-                        m.d.sync += panel.eq(~panel)
-                        # the panel's B half is free once the weights feeder is done with it too
-                        m.d.comb += [b_full.clr.bit_select(panel, 1).eq(1),
-                                     b_busy.clr.bit_select(panel, 1).eq(1),
-                                     b_used_w.clr.bit_select(panel, 1).eq(1)]
-                    with m.If(fw.last):
-                        m.d.sync += f_done.eq(1)
+                with m.If(last_tile):
+                    m.d.sync += [kr.eq(0), apar.eq(~apar)]
+                    m.d.comb += [step_done.eq(1), a_full.clr.bit_select(apar, 1).eq(1),
+                                 a_busy.clr.bit_select(apar, 1).eq(1)]
+                    with m.If(split | (fw.last_in_panel & fk.last)):
+                        m.d.sync += bpar.eq(~bpar)
+                        m.d.comb += b_used_o.set.bit_select(bpar, 1).eq(1)
+                    with m.If(fk.last):
+                        m.d.comb += fw.advance.eq(1)
+                        with m.If(fw.last):
+                            m.d.sync += f_done.eq(1)
                 with m.Else():
-                    m.d.sync += [kt.eq(kt + 1), kr.eq(kr + R)]
+                    m.d.sync += kr.eq(kr + R)
             with m.Else():
                 m.d.sync += [m_idx.eq(m_idx + 1), row_word.eq(row_word + words)]
         with m.If(restart):
-            m.d.sync += [panel.eq(0), kt.eq(0), kr.eq(0), m_idx.eq(0), row_word.eq(0),
+            m.d.sync += [apar.eq(0), bpar.eq(0), kr.eq(0), m_idx.eq(0), row_word.eq(0),
                          f_done.eq(0)]
 
-        # -- weights: for each chunk, for each k tile, rows kR … kR+R-1 of the B panel ----------
+        # -- weights ----------------------------------------------------------------------------
         ww = walker("weight_walk")
         weights = core.weights
         m.submodules.wq = wq = fifo.SyncFIFO(width=len(weights.payload.as_value()), depth=4)
-        w_panel = Signal()
-        w_half_done = Signal()
-        w_kt = Signal(16)
+        w_step_done = Signal()
+        wk = _KStep(m, "weight_k", c.k, geo.k_step, restart, w_step_done)
+        w_bpar = Signal()
+        w_kr = Signal(32)            # first row of the tile within the step
         w_r = Signal(range(R + 1))
-        w_k = Signal(32)             # w_kt·R + w_r: the row of the panel
+        w_k = Signal(32)             # w_kr + w_r
         w_done = Signal()
         w_pending = Signal()
         w_zero = Signal()
         w_issue = Signal()
-        w_go = running & ~w_done & b_full[w_panel] & ~b_used_w[w_panel]
+        w_go = running & ~w_done & b_full[w_bpar] & ~b_used_w[w_bpar]
         m.d.comb += w_issue.eq(w_go & _fifo_gate(wq, w_pending))
         m.d.sync += w_pending.eq(w_issue)
         with m.If(w_issue):
-            m.d.sync += w_zero.eq(w_k >= c.k)   # rows past k: zero weights pad the last tile
-        m.d.comb += [b_rd.addr.eq(w_panel * geo.b_half + w_k), b_rd.en.eq(w_issue)]
+            m.d.sync += w_zero.eq(w_k >= wk.len)   # rows past the step: zero weights pad it
+        m.d.comb += [b_rd.addr.eq(w_bpar * geo.b_half + w_k), b_rd.en.eq(w_issue)]
         w_payload = data.View(weights.payload.shape(), wq.w_data)
         for lane in range(C):
             m.d.comb += w_payload.w[lane].eq(Mux(w_zero, 0, b_rd.data[lane]))
         m.d.comb += [wq.w_en.eq(w_pending), weights.valid.eq(wq.r_rdy),
                      weights.payload.as_value().eq(wq.r_data), wq.r_en.eq(weights.ready)]
-        del w_half_done
         with m.If(w_issue):
             with m.If(w_r == R - 1):
                 m.d.sync += w_r.eq(0)
-                with m.If(w_kt == k_tiles - 1):
-                    m.d.sync += [w_kt.eq(0), w_k.eq(0)]
-                    m.d.comb += ww.advance.eq(1)
-                    with m.If(ww.last_in_panel):
-                        m.d.comb += b_used_w.set.bit_select(w_panel, 1).eq(1)
-                        m.d.sync += w_panel.eq(~w_panel)
-                    with m.If(ww.last):
-                        m.d.sync += w_done.eq(1)
+                with m.If(w_kr + R >= wk.len):
+                    m.d.sync += [w_kr.eq(0), w_k.eq(0)]
+                    m.d.comb += w_step_done.eq(1)
+                    with m.If(split | (ww.last_in_panel & wk.last)):
+                        m.d.comb += b_used_w.set.bit_select(w_bpar, 1).eq(1)
+                        m.d.sync += w_bpar.eq(~w_bpar)
+                    with m.If(wk.last):
+                        m.d.comb += ww.advance.eq(1)
+                        with m.If(ww.last):
+                            m.d.sync += w_done.eq(1)
                 with m.Else():
-                    m.d.sync += [w_kt.eq(w_kt + 1), w_k.eq(w_k + 1)]
+                    m.d.sync += [w_kr.eq(w_kr + R), w_k.eq(w_k + 1)]
             with m.Else():
                 m.d.sync += [w_r.eq(w_r + 1), w_k.eq(w_k + 1)]
         with m.If(restart):
-            m.d.sync += [w_panel.eq(0), w_kt.eq(0), w_r.eq(0), w_k.eq(0), w_done.eq(0)]
+            m.d.sync += [w_bpar.eq(0), w_kr.eq(0), w_r.eq(0), w_k.eq(0), w_done.eq(0)]
 
     def _store(self, m, c, sw, running, restart, s_done, s_drained, c_rd, c_done, c_busy,
                c_ready, out_bytes):

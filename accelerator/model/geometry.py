@@ -28,6 +28,7 @@ class Geometry:
     b_half: int
     c_half: int
     a_ports: int      # ws: words one operand read spans (read ports of the A scratchpad)
+    k_step: int       # a K larger than this is walked in steps of it
 
     @classmethod
     def of(cls, config: AcceleratorConfig) -> Geometry:
@@ -36,22 +37,24 @@ class Geometry:
             a_words = max(2, config.spad_a_depth // B)
         else:
             a_words = max(2, config.spad_a_depth * R // B)
-        return cls(bus=B, a_words=a_words, a_half=a_words // 2,
-                   b_half=config.spad_b_depth // 2, c_half=config.spad_c_depth // 2,
-                   a_ports=(B + R - 2) // B + 1)
+        a_half, b_half = a_words // 2, config.spad_b_depth // 2
+        k_fit = min(a_half * B, b_half)
+        # weight-stationary steps hold whole R-row tiles of weights
+        k_step = k_fit if config.dataflow == "os" or k_fit < R else k_fit // R * R
+        return cls(bus=B, a_words=a_words, a_half=a_half, b_half=b_half,
+                   c_half=config.spad_c_depth // 2, a_ports=(B + R - 2) // B + 1, k_step=k_step)
 
     def row_words(self, k: int) -> int:
         """Bus words one row of A (k bytes) takes in the weight-stationary scratchpad."""
         return ceil(k / self.bus)
 
-    def k_max(self, config: AcceleratorConfig) -> int:
-        """The largest K the scratchpads take."""
-        if config.dataflow == "os":
-            return min(self.a_half * self.bus, self.b_half)
+    @property
+    def k_fit(self) -> int:
+        """The largest K whose A rows and B panel fit half the scratchpads at once."""
         return min(self.a_half * self.bus, self.b_half)
 
     def m_chunk(self, config: AcceleratorConfig, m: int, k: int) -> int:
         """Rows of A per chunk: R (os), or what half the A and C scratchpads hold (ws)."""
         if config.dataflow == "os":
             return config.rows
-        return max(1, min(m, self.a_half // self.row_words(k), self.c_half))
+        return max(1, min(m, self.a_half // self.row_words(min(k, self.k_step)), self.c_half))

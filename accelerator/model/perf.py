@@ -92,7 +92,7 @@ def tile_grid(config: AcceleratorConfig, m: int, k: int, n: int) -> TileGrid:
     R, C = config.rows, config.cols
     geometry = Geometry.of(config)
     nt = ceil(n / C)
-    b_resident = k <= geometry.b_half
+    b_resident = k <= geometry.k_step
     m_chunk = geometry.m_chunk(config, m, k)
     mt = ceil(m / m_chunk)
     kt = 1 if config.dataflow == "os" else ceil(k / R)
@@ -151,28 +151,33 @@ def estimate(config: AcceleratorConfig, m: int, k: int, n: int, *, accumulate: b
     out_bytes = 1 if requant else acc_bytes
     grid = tile_grid(config, m, k, n)
 
-    # A block is what one half of the A scratchpad holds: one tile (os) or a chunk of A rows and
-    # all the k tiles that use it (ws). The DMA loads block b+1 while the core computes block b
-    # and the results of block b-1 are stored; a block's reads include the B panel it starts.
+    # A block is what one half of the A scratchpad holds: the rows of a chunk over one K step
+    # (all of K when it fits). The DMA loads block b+1 while the core computes block b and the
+    # results of block b-1 are stored; a block's reads include the B panel (or the K step of
+    # it, when K is walked in steps) that it starts.
+    step = Geometry.of(config).k_step
+    steps = [(k0, min(step, k - k0)) for k0 in range(0, k, step)]
     block_reads: list[int] = []
     block_writes: list[int] = []
     block_compute: list[int] = []
     for j in range(grid.n_tiles):
         cols = min(C, n - j * C)
-        b_panel = k * _beats(cols * in_bytes, bus)
         for i in range(grid.m_tiles):
             rows = min(grid.m_chunk, m - i * grid.m_chunk)
-            reads = rows * _beats(k * in_bytes, bus)
-            if accumulate:
-                reads += rows * _beats(cols * acc_bytes, bus)
-            if i == 0 or not grid.b_resident:
-                reads += b_panel
-            block_reads.append(reads)
-            block_writes.append(rows * _beats(cols * out_bytes, bus))
-            if config.dataflow == "os":
-                block_compute.append(max(k, R))
-            else:
-                block_compute.append(grid.k_tiles * max(rows, R))
+            for s_index, (_, k_len) in enumerate(steps):
+                reads = rows * _beats(k_len * in_bytes, bus)
+                if accumulate and s_index == 0:
+                    reads += rows * _beats(cols * acc_bytes, bus)
+                if (i == 0 and s_index == 0) or not grid.b_resident:
+                    reads += k_len * _beats(cols * in_bytes, bus)
+                block_reads.append(reads)
+                last_step = s_index == len(steps) - 1
+                block_writes.append(rows * _beats(cols * out_bytes, bus) if last_step else 0)
+                if config.dataflow == "os":
+                    # the tile's K streams through; a tile shorter than R waits for the chain
+                    block_compute.append(k_len + (max(R - k, 0) if last_step else 0))
+                else:
+                    block_compute.append(ceil(k_len / R) * max(rows, R))
     # The core reads one A and one B (or weight) entry for each cycle it streams.
     spad_reads = sum(block_compute) * 2
     spad_writes = sum(block_reads)
