@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from accelerator.config import AcceleratorConfig
-from accelerator.flow.rtl import CORE_TOP, emit
+from accelerator.flow.rtl import ACCEL_TOP, CORE_TOP, emit
 
 ROOT = Path(__file__).resolve().parents[1] / "rtl"
 
@@ -27,10 +27,16 @@ REFERENCE_CONFIGS: dict[str, AcceleratorConfig] = {
 }
 
 
+#: The configurations whose whole accelerator (registers, engine, DMA) is kept too.
+ACCELERATOR_CONFIGS = ("os_4x4", "ws_4x4")
+
+
 def regenerate(root: Path) -> list[Path]:
     written = []
     for name, config in REFERENCE_CONFIGS.items():
         written.extend(emit(config, root / name, top=CORE_TOP))
+        if name in ACCELERATOR_CONFIGS:
+            written.extend(emit(config, root / name, top=ACCEL_TOP))
     return written
 
 
