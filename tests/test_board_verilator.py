@@ -1,0 +1,210 @@
+"""The board top (UART bridge + decoder + accelerator + on-chip RAM) in Verilator.
+
+The host side is the real driver over :class:`accelerator.driver.serial.UartSimTransport`;
+verification/board_tb.py is the bench. The model is emitted here (the flow's
+``build_component`` does not know the board top) and cached by digest, like the DMA's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from accelerator.config import AcceleratorConfig
+from accelerator.flow.rtl import write_atomic
+from accelerator.flow.sim import SimModel, _build_args, run_tests, source_digest
+from accelerator.flow.toolchain import setup_environment
+
+BOARD_TOP = "board_top"
+TESTS = 2  # @cocotb.test()s in verification/board_tb.py
+#: 100 MHz clock and 10 Mbaud: 10 cycles per bit, and a 10 ns period that cocotb-uart's integer
+#: nanosecond bit timer hits exactly.
+BOARD = {"clk_freq": 100_000_000, "baud": 10_000_000, "ram_base": 0x1000_0000,
+         "ram_bytes": 4096, "timeout_bytes": 4}
+
+
+def build_board_model(config: AcceleratorConfig, board: dict, root: Path) -> SimModel:
+    import cocotb
+    from amaranth.back import verilog
+    from cocotb_tools.runner import get_runner
+
+    from accelerator.hw.board import BoardTop
+
+    env = setup_environment()
+    key = {"top": BOARD_TOP, "config": config.to_dict(), "board": board,
+           "source": source_digest(), "cocotb": cocotb.__version__,
+           "python": sys.version.split()[0], "verilator_root": env.get("VERILATOR_ROOT"),
+           "args": _build_args(False)}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    build_dir = (root / "sim" / f"{BOARD_TOP}_{config.name}_{digest}").resolve()
+    verilog_path = build_dir / f"{BOARD_TOP}.v"
+    stamp = build_dir / "model.json"
+    model = SimModel(config=config, top=BOARD_TOP, build_dir=build_dir, verilog=verilog_path,
+                     manifest=stamp, waves=False, rebuilt=False, build_log=build_dir / "build.log")
+    if stamp.is_file() and (build_dir / BOARD_TOP).is_file():
+        return model
+    start = time.monotonic()
+    top = BoardTop(config, clk_freq=board["clk_freq"], baud=board["baud"],
+                   ram_bytes=board["ram_bytes"], ram_base=board["ram_base"],
+                   timeout_bytes=board["timeout_bytes"])
+    write_atomic(verilog_path, verilog.convert(top, name=BOARD_TOP, emit_src=False))
+    runner = get_runner("verilator")
+    try:
+        runner.build(sources=[verilog_path], hdl_toplevel=BOARD_TOP, build_dir=build_dir,
+                     build_args=_build_args(False), waves=False, always=True,
+                     timescale=("1ns", "1ps"), log_file=model.build_log)
+    except (SystemExit, subprocess.CalledProcessError, RuntimeError) as exc:
+        raise RuntimeError(f"Verilator build of {BOARD_TOP} failed ({exc}); "
+                           f"see {model.build_log}") from None
+    model.rebuilt = True
+    model.build_seconds = time.monotonic() - start
+    write_atomic(stamp, json.dumps({**key, "build_seconds": model.build_seconds}, indent=2))
+    return model
+
+
+@pytest.mark.verilator
+def test_board_in_verilator(seed, build_root):
+    config = AcceleratorConfig(rows=2, cols=2, requant_unit=False)
+    model = build_board_model(config, BOARD, build_root)
+    outcome = run_tests(model, "board_tb", seed=seed,
+                        extra_env={"ACCEL_BOARD": json.dumps(BOARD)})
+    assert outcome.ok, (f"ACCEL_SEED={seed}: {outcome.failed} failed: {outcome.failures}; "
+                        f"log: {outcome.log}")
+    assert outcome.passed == TESTS
+
+
+def test_board_top_on_a_platform_requests_uart_and_leds():
+    """On an amaranth-boards platform the design uses the board's ``uart`` and ``led`` pins."""
+    pytest.importorskip("amaranth_boards")
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    from accelerator.hw.board import BoardTop
+
+    platform = ICEBreakerPlatform()
+    top = BoardTop(AcceleratorConfig(rows=2, cols=2, requant_unit=False),
+                   clk_freq=platform.default_clk_frequency, ram_bytes=8192)
+    assert top.divisor == 104
+    plan = platform.prepare(top, name="board")
+    pcf = plan.files["board.pcf"]
+    for pin in ("uart_0__rx", "uart_0__tx", "led_0", "led_1"):  # the iCEBreaker has 2 LEDs
+        assert pin in pcf, pin
+    with pytest.raises(ValueError):
+        BoardTop(AcceleratorConfig(), clk_freq=1e6, baud=500_000)
+    with pytest.raises(ValueError):
+        BoardTop(AcceleratorConfig(), clk_freq=12e6, ram_base=0x800)
+
+
+@pytest.mark.parametrize("width", [32, 128])
+def test_axi_ram_bursts_strobes_backpressure_and_host_port(width):
+    """AxiRam in Amaranth's simulator: an INCR write burst with strobes, a read burst under
+    rready back-pressure, host-port accesses, and DECERR past the end."""
+    from amaranth.sim import Simulator
+
+    from accelerator.hw.axiram import AxiRam
+
+    base, size = 0x1000_0000, 1024
+    nbytes = width // 8
+    dut = AxiRam(AcceleratorConfig(axi_data_width=width), size, base=base)
+    beats = 6
+    words = [int.from_bytes(bytes((17 * i + j) & 0xFF for j in range(nbytes)), "little")
+             for i in range(beats)]
+    strobes = [(1 << nbytes) - 1, 0b1, (1 << nbytes) - 2, 0, (1 << nbytes) - 1, 0b10]
+    got = []
+
+    async def bench(ctx):
+        a = dut.s_axi
+        # write burst at base + 2 words
+        ctx.set(a.awaddr, base + 2 * nbytes)
+        ctx.set(a.awlen, beats - 1)
+        ctx.set(a.awsize, (nbytes - 1).bit_length())
+        ctx.set(a.awburst, 1)
+        ctx.set(a.awvalid, 1)
+        await ctx.tick().until(a.awready)
+        ctx.set(a.awvalid, 0)
+        for i in range(beats):
+            ctx.set(a.wdata, words[i])
+            ctx.set(a.wstrb, strobes[i])
+            ctx.set(a.wlast, i == beats - 1)
+            ctx.set(a.wvalid, 1)
+            await ctx.tick().until(a.wready)
+        ctx.set(a.wvalid, 0)
+        ctx.set(a.bready, 1)
+        (bresp,) = await ctx.tick().sample(a.bresp).until(a.bvalid)
+        assert bresp == 0
+        ctx.set(a.bready, 0)
+        # read back 8 beats from base + 1 word, with rready toggling
+        ctx.set(a.araddr, base + nbytes)
+        ctx.set(a.arlen, 7)
+        ctx.set(a.arsize, (nbytes - 1).bit_length())
+        ctx.set(a.arvalid, 1)
+        await ctx.tick().until(a.arready)
+        ctx.set(a.arvalid, 0)
+        cycle = 0
+        while len(got) < 8:
+            ready = cycle % 3 != 1
+            ctx.set(a.rready, ready)
+            await ctx.delay(1e-9)
+            if ctx.get(a.rvalid) and ready:
+                got.append((ctx.get(a.rdata), ctx.get(a.rresp), ctx.get(a.rlast)))
+            await ctx.tick()
+            cycle += 1
+        ctx.set(a.rready, 0)
+        # host port: write then read one 32-bit lane of the word at base + 2 words
+        h = dut.s_axil
+        ctx.set(h.awaddr, base + 2 * nbytes + nbytes - 4)
+        ctx.set(h.wdata, 0xA1B2C3D4)
+        ctx.set(h.wstrb, 0xF)
+        ctx.set(h.awvalid, 1)
+        ctx.set(h.wvalid, 1)
+        ctx.set(h.bready, 1)
+        (bresp,) = await ctx.tick().sample(h.bresp).until(h.bvalid)
+        assert bresp == 0
+        ctx.set(h.awvalid, 0)
+        ctx.set(h.wvalid, 0)
+        for addr, expect in ((base + 2 * nbytes + nbytes - 4, (0xA1B2C3D4, 0)),
+                             (base + size, (0, 3))):
+            ctx.set(h.araddr, addr)
+            ctx.set(h.arvalid, 1)
+            ctx.set(h.rready, 1)
+            await ctx.tick().until(h.arready)
+            ctx.set(h.arvalid, 0)
+            rdata, rresp = await ctx.tick().sample(h.rdata, h.rresp).until(h.rvalid)
+            await ctx.tick()
+            assert (rdata, rresp) == expect, (hex(rdata), rresp)
+        # a read burst that runs past the end: DECERR on the beats outside
+        ctx.set(a.araddr, base + size - nbytes)
+        ctx.set(a.arlen, 1)
+        ctx.set(a.arvalid, 1)
+        ctx.set(a.rready, 1)
+        await ctx.tick().until(a.arready)
+        ctx.set(a.arvalid, 0)
+        resps = []
+        while len(resps) < 2:
+            await ctx.delay(1e-9)
+            if ctx.get(a.rvalid):
+                resps.append(ctx.get(a.rresp))
+            await ctx.tick()
+        assert resps == [0, 3]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+    expected = [0] * 9
+    for i in range(beats):
+        value = 0
+        for j in range(nbytes):
+            if strobes[i] >> j & 1:
+                value |= (words[i] >> (8 * j) & 0xFF) << (8 * j)
+        expected[2 + i] = value
+    data = [d for d, _, _ in got]
+    assert data == expected[1:9], [hex(d) for d in data]
+    assert [r for _, r, _ in got] == [0] * 8
+    assert [last for _, _, last in got] == [0] * 7 + [1]
