@@ -1,0 +1,95 @@
+"""`accel build`: synthesize, place and route for a board; write the bitstream and report.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..config import AcceleratorConfig
+from ..flow import build as flow
+from . import cli
+from .options import config_options, fail_usage
+
+__all__ = ["build"]
+
+
+@cli.command()
+@config_options
+@click.option("--board", required=True, metavar="BOARD",
+              help=f"target board: {', '.join(flow.BOARDS)}")
+@click.option("--top", default="core", show_default=True, metavar="TOP",
+              help="core: the systolic core behind serial shift registers; board: the board "
+                   "top of accelerator/hw/board.py (when present)")
+@click.option("--freq", "freq_mhz", type=float, default=None, metavar="MHZ",
+              help="timing constraint given to nextpnr [default: the board's oscillator; the "
+                   "design is clocked by the oscillator, no PLL is added]")
+@click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="directory for the bitstream, the logs and report.json")
+@click.option("--allow-timing-fail", is_flag=True,
+              help="accept a design that misses the --freq constraint")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="report.json to compare with: fail on Fmax or resource "
+                                 "regressions beyond --tolerance")
+@click.option("--tolerance", type=float, default=5.0, show_default=True, metavar="PCT",
+              help="allowed regression against --baseline, in percent")
+def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | None, seed: int,
+          out_dir: Path, allow_timing_fail: bool, baseline: Path | None,
+          tolerance: float) -> None:
+    """Build a bitstream for a board and report resources and Fmax (cached by inputs)."""
+    if board not in flow.BOARDS:
+        fail_usage(f"unknown board {board!r} (known: {', '.join(flow.BOARDS)})")
+    if top not in flow.TOPS:
+        known = ", ".join(flow.TOPS)
+        if top == "board":
+            fail_usage(f"--top board is not available yet: accelerator/hw/board.py has no "
+                       f"BoardTop (known: {known})")
+        fail_usage(f"unknown top {top!r} (known: {known})")
+    if freq_mhz is not None and not 0 < freq_mhz <= flow.MAX_FREQ_MHZ:
+        fail_usage(f"--freq {freq_mhz:g} is out of range "
+                   f"(allowed: more than 0 up to {flow.MAX_FREQ_MHZ:g} MHz)")
+    if not 0 <= seed < 2**31:
+        fail_usage(f"--seed {seed} is out of range (allowed: 0 to {2**31 - 1})")
+    if not 0 <= tolerance <= 100:
+        fail_usage(f"--tolerance {tolerance:g} is out of range (allowed: 0 to 100)")
+    reference = None
+    if baseline is not None:
+        try:
+            reference = json.loads(baseline.read_text())
+        except (OSError, ValueError) as exc:
+            fail_usage(f"cannot read baseline {baseline}: {exc}")
+        if not isinstance(reference, dict):
+            fail_usage(f"baseline {baseline} is not a JSON object")
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        with console.status(f"accel build: {board}") as status:
+            report = flow.build(config, board, top=top, freq_mhz=freq_mhz, seed=seed,
+                                out_dir=out_dir, allow_timing_fail=allow_timing_fail,
+                                progress=lambda msg: status.update(f"accel build: {msg}"))
+    except flow.BuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+
+    used, avail = report.used, report.available
+    how = "cached" if report.cached else f"{report.build_seconds:.1f} s"
+    labels = {"luts": "LUT", "ffs": "FF", "bram": "BRAM", "dsp": "DSP"}
+    click.echo(f"{board} {report.device} ({how}): "
+               + ", ".join(f"{label} {used[name]}/{avail[name]}" for name, label in labels.items()))
+    timing = "met" if report.timing_met else "NOT met"
+    click.echo(f"Fmax {report.fmax_mhz:.2f} MHz (constraint {report.freq_mhz_requested:g} MHz, "
+               f"{timing}); seed {report.seed}")
+    click.echo(f"{report.files['bitstream']}")
+    click.echo(f"{report.files['report']}")
+    if reference is not None:
+        problems = flow.compare_baseline(report.to_dict(), reference,
+                                         tolerance=tolerance / 100)
+        if problems:
+            raise click.ClickException(f"{len(problems)} regression(s) against {baseline}: "
+                                       + "; ".join(problems))
+        click.echo(f"no regression against {baseline} (tolerance {tolerance:g}%)")

@@ -1,0 +1,541 @@
+"""`accel build`: synthesis, place and route and bitstream for a board, with a JSON report.
+
+The flow goes through the amaranth-boards platform of the board (yosys, nextpnr, icepack or
+ecppack, found by :func:`accelerator.flow.toolchain.setup_environment`), parses the tools' logs
+into ``report.json`` and caches the whole build by its inputs.
+
+Clock: **no PLL is added.** The design runs from the board's oscillator (12 MHz on the
+iCEBreaker, 25 MHz on the ULX3S, 48 MHz on the OrangeCrab). ``freq_mhz`` is the *timing
+constraint*: the oscillator's clock constraint is replaced by ``freq_mhz`` (and ``--freq`` is given
+to nextpnr too), so nextpnr places and routes for that frequency and the report says whether the
+design would run at it. Without ``freq_mhz`` the constraint is the oscillator's frequency.
+
+iCE40 builds synthesize with ``synth_opts="-dsp"`` (SB_MAC16 multipliers); ECP5 builds route with
+``--router router2`` (the default router stalls on large DSP arrays). nextpnr gets ``--seed`` and
+``--timing-allow-fail`` (the flow checks timing itself, so that a miss still gives a report).
+
+Cache: ``<cache_root>/<board>_<top>_<config digest>_<key>``, where the key hashes the tool
+versions, the frequency, the seed and the gateware sources. A build directory appears only
+complete (it is built under a temporary name, then renamed). A second build with the same inputs
+returns the cached report without running any tool.
+
+Public API: :data:`BOARDS`, :data:`DEVICES`, :data:`TOPS`, :func:`build`, :class:`BuildReport`,
+:class:`BuildError`, :func:`parse_nextpnr_log`, :func:`parse_yosys_log`,
+:func:`compare_baseline`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from amaranth.build import Clock
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform, OrangeCrabR0_2_85FPlatform
+from amaranth_boards.ulx3s import ULX3S_25F_Platform, ULX3S_85F_Platform
+
+from ..config import AcceleratorConfig
+from . import toolchain
+
+__all__ = [
+    "BOARDS",
+    "DEVICES",
+    "MAX_FREQ_MHZ",
+    "TOPS",
+    "BuildError",
+    "BuildReport",
+    "DeviceResources",
+    "build",
+    "compare_baseline",
+    "parse_nextpnr_log",
+    "parse_yosys_log",
+]
+
+#: Highest ``freq_mhz`` accepted: beyond it the request is a typo, not a constraint.
+MAX_FREQ_MHZ = 1000.0
+#: Seconds allowed for the whole tool script (yosys + nextpnr + pack) of one build.
+BUILD_TIMEOUT = 3600
+#: Bumped when the flow changes what it produces, to invalidate old cache entries.
+FLOW_VERSION = 1
+#: The Amaranth design name: files in the build directory are ``top.*``.
+_NAME = "top"
+
+
+@dataclass(frozen=True)
+class DeviceResources:
+    """What one FPGA device offers (from the vendors' data sheets)."""
+
+    family: str  # "ice40" or "ecp5"
+    luts: int  # LUT4s
+    ffs: int  # flip-flops
+    bram: int  # block RAMs (iCE40 SB_RAM40_4K 4 kbit, ECP5 DP16KD 18 kbit)
+    dsp: int  # multiplier blocks (iCE40 SB_MAC16, ECP5 MULT18X18D)
+    bram_cell: str  # nextpnr's name of a BRAM block
+    dsp_cell: str  # nextpnr's name of a DSP block
+
+
+#: Resources per device, keyed by the platform's ``device`` attribute: written down once, shared
+#: by every board with that device.
+DEVICES: dict[str, DeviceResources] = {
+    "iCE40UP5K": DeviceResources("ice40", 5280, 5280, 30, 8, "ICESTORM_RAM", "ICESTORM_DSP"),
+    "LFE5U-25F": DeviceResources("ecp5", 24288, 24288, 56, 28, "DP16KD", "MULT18X18D"),
+    "LFE5U-85F": DeviceResources("ecp5", 83640, 83640, 208, 156, "DP16KD", "MULT18X18D"),
+}
+
+#: The boards ``accel build`` knows: name → amaranth-boards platform class.
+BOARDS: dict[str, type] = {
+    "icebreaker": ICEBreakerPlatform,
+    "orangecrab-25f": OrangeCrabR0_2_25FPlatform,
+    "orangecrab-85f": OrangeCrabR0_2_85FPlatform,
+    "ulx3s-25f": ULX3S_25F_Platform,
+    "ulx3s-85f": ULX3S_85F_Platform,
+}
+
+
+def _core_top(config: AcceleratorConfig, *, clk_freq: float):
+    from .synth_top import CoreSynthTop
+    return CoreSynthTop(config, clk_freq=clk_freq)
+
+
+def _board_top(config: AcceleratorConfig, *, clk_freq: float):
+    from ..hw.board import BoardTop  # written separately; may be missing
+    return BoardTop(config, clk_freq=clk_freq)
+
+
+def _board_top_available() -> bool:
+    try:
+        from ..hw import board
+    except ImportError:
+        return False
+    return hasattr(board, "BoardTop")
+
+
+#: The synthesis tops: name → ``factory(config, *, clk_freq) -> Elaboratable``. ``"core"`` is the
+#: systolic core behind serial shift registers (:mod:`accelerator.flow.synth_top`); ``"board"``,
+#: present when :mod:`accelerator.hw.board` provides ``BoardTop``, is the real board design.
+TOPS: dict[str, Callable[..., Any]] = {"core": _core_top}
+if _board_top_available():
+    TOPS["board"] = _board_top
+
+#: What the cache key hashes besides versions and options: every source of the gateware.
+_PACKAGE = Path(__file__).resolve().parents[1]
+_SOURCE_GLOBS = ("hw/*.py", "config.py", "flow/build.py", "flow/synth_top.py")
+
+#: Tools whose versions go into the report and the cache key.
+_TOOLS = ("yosys", "nextpnr-ice40", "icepack", "nextpnr-ecp5", "ecppack", "amaranth")
+
+
+class BuildError(RuntimeError):
+    """A build failed. ``str()`` is one line; ``log`` is the log to read, when there is one."""
+
+    def __init__(self, message: str, log: Path | str | None = None):
+        super().__init__(message + (f"; see {log}" if log else ""))
+        self.log = Path(log) if log else None
+
+
+@dataclass
+class BuildReport:
+    """The result of one build, as written to ``report.json``."""
+
+    board: str
+    device: str
+    top: str
+    config: dict
+    config_digest: str
+    seed: int
+    freq_mhz_requested: float
+    fmax_mhz: float | None
+    timing_met: bool
+    clocks: dict[str, float]  # Fmax per clock, after routing
+    used: dict[str, int]  # luts, ffs, bram, dsp, logic_cells
+    available: dict[str, int]  # luts, ffs, bram, dsp
+    utilisation: dict[str, list[int]]  # nextpnr's table: cell → [used, available]
+    tool_versions: dict[str, str]
+    cache_key: str
+    build_dir: str
+    bitstream: str
+    bitstream_sha256: str
+    yosys_log: str
+    nextpnr_log: str
+    build_seconds: float
+    cached: bool = False  # True when this build was served from the cache
+    files: dict[str, str] = field(default_factory=dict)  # copies in the --out directory
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BuildReport:
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------------------------
+# Log parsing
+
+_UTIL_RE = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)")
+_FMAX_RE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz"
+                      r"(?:\s+\((PASS|FAIL) at ([0-9.]+) MHz\))?")
+_CELL_RE = re.compile(r"^\s+(?:(\d+)\s+([A-Za-z_$][\w$]*)|([A-Za-z_$][\w$]*)\s+(\d+))\s*$")
+
+
+def parse_nextpnr_log(text: str) -> dict[str, Any]:
+    """The last ``Device utilisation`` table and the last Fmax of each clock in a nextpnr log.
+
+    Returns ``{"utilisation": {cell: [used, available]}, "clocks": {clock: mhz},
+    "targets": {clock: mhz}, "errors": [lines]}``.
+    """
+    utilisation: dict[str, list[int]] = {}
+    clocks: dict[str, float] = {}
+    targets: dict[str, float] = {}
+    errors: list[str] = []
+    in_table = False
+    for line in text.splitlines():
+        if "Device utilisation:" in line:
+            in_table, utilisation = True, {}
+            continue
+        if in_table:
+            match = _UTIL_RE.match(line)
+            if match:
+                utilisation[match.group(1)] = [int(match.group(2)), int(match.group(3))]
+                continue
+            in_table = False
+        match = _FMAX_RE.search(line)
+        if match:
+            clocks[match.group(1)] = float(match.group(2))
+            if match.group(4):
+                targets[match.group(1)] = float(match.group(4))
+        if line.startswith("ERROR:"):
+            errors.append(line.strip())
+    return {"utilisation": utilisation, "clocks": clocks, "targets": targets, "errors": errors}
+
+
+def parse_yosys_log(text: str) -> dict[str, int]:
+    """Cell counts of the last statistics table in a yosys log (the whole flattened design).
+
+    Accepts both the ``<count> <cell>`` layout of yosys ≥ 0.5x and the older ``<cell> <count>``.
+    Returns ``{cell type: count}`` (internal ``$`` cells excluded).
+    """
+    start = text.rfind("Printing statistics")
+    if start < 0:
+        return {}
+    cells: dict[str, int] = {}
+    for line in text[start:].splitlines()[1:]:
+        if re.match(r"^\d+\.\d+", line) or line.startswith("End of script"):
+            break  # the next pass
+        if "design hierarchy" in line:
+            cells = {}  # the totals including submodules follow: keep only those
+            continue
+        match = _CELL_RE.match(line)
+        if not match:
+            continue
+        count, name = (match.group(1), match.group(2)) if match.group(1) else (
+            match.group(4), match.group(3))
+        if name.startswith("$") or name in ("wires", "ports", "cells", "submodules", "memories",
+                                            "processes"):
+            continue
+        cells[name] = int(count)
+    return cells
+
+
+def _resources(device: DeviceResources, cells: dict[str, int],
+               utilisation: dict[str, list[int]]) -> dict[str, int]:
+    def nextpnr(cell: str) -> int:
+        return utilisation.get(cell, [0, 0])[0]
+
+    luts = sum(n for c, n in cells.items() if c in ("SB_LUT4", "LUT4"))
+    ffs = sum(n for c, n in cells.items() if c.startswith("SB_DFF") or c == "TRELLIS_FF")
+    logic = "ICESTORM_LC" if device.family == "ice40" else "TRELLIS_COMB"
+    return {"luts": luts, "ffs": ffs, "bram": nextpnr(device.bram_cell),
+            "dsp": nextpnr(device.dsp_cell), "logic_cells": nextpnr(logic)}
+
+
+# --------------------------------------------------------------------------------------------
+# Baseline
+
+
+def compare_baseline(report: dict[str, Any], baseline: dict[str, Any], *,
+                     tolerance: float = 0.05) -> list[str]:
+    """The regressions of ``report`` against ``baseline`` (both ``report.json`` dicts).
+
+    Fmax may be lower than the baseline's by at most ``tolerance`` (a fraction), and each used
+    resource (luts, ffs, bram, dsp) higher by at most ``tolerance``. A baseline for another board
+    or config is a regression too. Returns one short phrase per regression; empty when none.
+    """
+    problems: list[str] = []
+    for key in ("board", "config_digest", "top"):
+        if key in baseline and baseline[key] != report.get(key):
+            problems.append(f"{key} {report.get(key)} differs from the baseline's {baseline[key]}")
+    pct = f"{tolerance * 100:g}%"
+    base_fmax, fmax = baseline.get("fmax_mhz"), report.get("fmax_mhz")
+    if base_fmax is not None:
+        if fmax is None:
+            problems.append(f"no Fmax (baseline {base_fmax:.2f} MHz)")
+        elif fmax < base_fmax * (1 - tolerance):
+            problems.append(f"Fmax {fmax:.2f} MHz < baseline {base_fmax:.2f} MHz - {pct}")
+    base_used, used = baseline.get("used", {}), report.get("used", {})
+    for name in ("luts", "ffs", "bram", "dsp"):
+        if name in base_used and used.get(name, 0) > base_used[name] * (1 + tolerance):
+            problems.append(f"{name} {used.get(name, 0)} > baseline {base_used[name]} + {pct}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# The flow
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
+    files = sorted({p for pattern in _SOURCE_GLOBS for p in _PACKAGE.glob(pattern)})
+    for path in files:
+        digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _versions(env) -> dict[str, str]:
+    found = toolchain.tool_versions(env)
+    versions = {name: found.get(name, "missing") for name in _TOOLS}
+    try:
+        versions["amaranth-boards"] = package_version("amaranth-boards")
+    except PackageNotFoundError:  # pragma: no cover
+        versions["amaranth-boards"] = "missing"
+    return versions
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json_atomic(path: Path, values: dict) -> None:
+    from .rtl import write_atomic
+    write_atomic(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+
+
+def _default_cache_root() -> Path:
+    root = os.environ.get("ACCEL_BUILD_ROOT")
+    return (Path(root) if root else Path("build")) / "fpga"
+
+
+def _resolve_top(top: str | Callable[..., Any]) -> tuple[str, Callable[..., Any]]:
+    if callable(top):
+        return getattr(top, "__name__", "custom").lower(), top
+    if top not in TOPS:
+        if top == "board":
+            raise ValueError("top 'board' is not available: accelerator/hw/board.py has no "
+                             "BoardTop")
+        raise ValueError(f"unknown top {top!r} (known: {', '.join(TOPS)})")
+    return top, TOPS[top]
+
+
+def _check(report: BuildReport, allow_timing_fail: bool) -> None:
+    """Raise :class:`BuildError` for a design that does not fit or misses its clock."""
+    log = report.nextpnr_log
+    over = [f"{name} {report.used[name]}/{report.available[name]}"
+            for name in ("luts", "ffs", "bram", "dsp")
+            if report.used.get(name, 0) > report.available[name]]
+    if over:
+        raise BuildError(f"the design does not fit the {report.device}: {', '.join(over)}", log)
+    if not report.timing_met and not allow_timing_fail:
+        fmax = f"{report.fmax_mhz:.2f} MHz" if report.fmax_mhz is not None else "no Fmax"
+        raise BuildError(f"timing not met: {fmax} < {report.freq_mhz_requested:g} MHz requested "
+                         f"(--allow-timing-fail to accept)", log)
+
+
+def _publish(report: BuildReport, out_dir: Path | None) -> BuildReport:
+    """Copy the bitstream, the logs and the report into ``out_dir`` (each file atomically)."""
+    if out_dir is None:
+        return report
+    out_dir = Path(out_dir)
+    files = {}
+    for key in ("bitstream", "yosys_log", "nextpnr_log"):
+        src = Path(getattr(report, key))
+        dst = out_dir / src.name
+        _copy_atomic(src, dst)
+        files[key] = str(dst.resolve())
+    report.files = files
+    files["report"] = str((out_dir / "report.json").resolve())
+    _write_json_atomic(out_dir / "report.json", report.to_dict())
+    return report
+
+
+def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any] = "core",
+          freq_mhz: float | None = None, seed: int = 1, out_dir: Path | str | None = None,
+          allow_timing_fail: bool = False, cache_root: Path | str | None = None,
+          progress: Callable[[str], None] | None = None) -> BuildReport:
+    """Synthesize, place and route ``top`` for ``board``; return (and write) the report.
+
+    ``top`` is a name from :data:`TOPS` or a factory ``f(config, *, clk_freq) -> Elaboratable``
+    that requests its pins from the platform it is elaborated with. ``freq_mhz`` is the timing
+    constraint (the board's oscillator frequency when None; no PLL is added, see the module
+    docstring). ``out_dir`` receives the bitstream, the two logs and ``report.json``.
+    ``cache_root`` defaults to ``$ACCEL_BUILD_ROOT/fpga`` or ``build/fpga``.
+
+    Raises :class:`ValueError` for a bad board, top, frequency or seed, and :class:`BuildError`
+    (with the log path) when a tool fails, the design does not fit, or it misses the requested
+    frequency (unless ``allow_timing_fail``). The report of a timing miss is still written.
+    """
+    say = progress or (lambda _msg: None)
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r} (known: {', '.join(BOARDS)})")
+    top_name, factory = _resolve_top(top)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed {seed!r} is out of range (allowed: 0 to {2**31 - 1})")
+
+    platform = BOARDS[board]()
+    device = DEVICES[platform.device]
+    osc_key = (platform.default_clk, 0)
+    osc_hz = platform.resources[osc_key].clock.frequency
+    if freq_mhz is None:
+        freq_mhz = osc_hz / 1e6
+    if not 0 < freq_mhz <= MAX_FREQ_MHZ:
+        raise ValueError(f"frequency {freq_mhz:g} MHz is out of range "
+                         f"(allowed: more than 0 up to {MAX_FREQ_MHZ:g} MHz)")
+    freq_mhz = float(freq_mhz)
+
+    env = toolchain.setup_environment(dict(os.environ))
+    versions = _versions(env)
+    key_data = {"flow": FLOW_VERSION, "board": board, "top": top_name,
+                "config": config.to_dict(), "freq_mhz": freq_mhz, "seed": seed,
+                "tools": versions, "sources": _sources_digest()}
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(cache_root) if cache_root is not None else _default_cache_root()
+    build_dir = (root / f"{board}_{top_name}_{config.digest}_{key}").resolve()
+
+    cached_report = build_dir / "report.json"
+    if cached_report.is_file():
+        say("using the cached build")
+        report = BuildReport.from_dict(json.loads(cached_report.read_text()))
+        report.cached = True
+        _publish(report, out_dir)
+        _check(report, allow_timing_fail)
+        return report
+
+    start = time.monotonic()
+    say(f"elaborating the {top_name} top for {board}")
+    # The oscillator's constraint becomes the requested frequency (a copy: the resource objects
+    # are shared by every instance of the platform class).
+    clock_resource = copy.copy(platform.resources[osc_key])
+    clock_resource.clock = Clock(freq_mhz * 1e6)
+    platform.resources[osc_key] = clock_resource
+    nextpnr_opts = ["--seed", str(seed), "--freq", f"{freq_mhz:g}", "--timing-allow-fail"]
+    overrides: dict[str, Any] = {}
+    if device.family == "ice40":
+        overrides["synth_opts"] = "-dsp"
+    else:
+        nextpnr_opts += ["--router", "router2"]
+    overrides["nextpnr_opts"] = " ".join(nextpnr_opts)
+    design = factory(config, clk_freq=osc_hz)
+    plan = platform.prepare(design, name=_NAME, **overrides)
+
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=root, prefix=f".{build_dir.name}."))
+    try:
+        plan.extract(work)
+        yosys_log, nextpnr_log = work / f"{_NAME}.rpt", work / f"{_NAME}.tim"
+        say(f"running yosys and nextpnr for {board} ({device.family})")
+        try:
+            run = subprocess.run(["sh", f"build_{_NAME}.sh"], cwd=work, env=dict(env),
+                                 capture_output=True, text=True, errors="replace",
+                                 timeout=BUILD_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"the build did not finish within {BUILD_TIMEOUT} s",
+                             nextpnr_log if nextpnr_log.exists() else yosys_log) from None
+        (work / "tools.log").write_text(run.stdout + run.stderr)
+        bitstream = work / (f"{_NAME}.bin" if device.family == "ice40" else f"{_NAME}.bit")
+        pnr = parse_nextpnr_log(nextpnr_log.read_text(errors="replace")
+                                if nextpnr_log.exists() else "")
+        if run.returncode != 0 or not bitstream.exists():
+            _raise_tool_failure(work, build_dir, run, pnr, yosys_log, nextpnr_log,
+                                platform.device)
+        cells = parse_yosys_log(yosys_log.read_text(errors="replace"))
+        if not pnr["clocks"]:
+            raise BuildError("nextpnr reported no Fmax", _moved(nextpnr_log, work, build_dir))
+        fmax = min(pnr["clocks"].values())
+        available = {"luts": device.luts, "ffs": device.ffs, "bram": device.bram,
+                     "dsp": device.dsp}
+        report = BuildReport(
+            board=board, device=platform.device, top=top_name, config=config.to_dict(),
+            config_digest=config.digest, seed=seed, freq_mhz_requested=freq_mhz,
+            fmax_mhz=fmax, timing_met=fmax >= freq_mhz, clocks=pnr["clocks"],
+            used=_resources(device, cells, pnr["utilisation"]), available=available,
+            utilisation=pnr["utilisation"], tool_versions=versions, cache_key=key,
+            build_dir=str(build_dir), bitstream=str(build_dir / bitstream.name),
+            bitstream_sha256=_sha256(bitstream), yosys_log=str(build_dir / yosys_log.name),
+            nextpnr_log=str(build_dir / nextpnr_log.name),
+            build_seconds=round(time.monotonic() - start, 2))
+        _write_json_atomic(work / "report.json", report.to_dict())
+        try:
+            os.replace(work, build_dir)  # the cache entry appears complete or not at all
+        except OSError:
+            if not cached_report.is_file():  # pragma: no cover - nothing else to do
+                raise
+            # Another build of the same inputs finished first; its result is equivalent.
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    _publish(report, out_dir)
+    _check(report, allow_timing_fail)
+    return report
+
+
+def _moved(path: Path, work: Path, build_dir: Path) -> Path:
+    """Keep a failed build's logs: move them next to where the build would have been."""
+    failed = build_dir.with_name(build_dir.name + ".failed")
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    if failed.exists():
+        shutil.rmtree(failed, ignore_errors=True)
+    if work.exists():
+        shutil.copytree(work, failed)
+    return failed / path.name
+
+
+def _raise_tool_failure(work: Path, build_dir: Path, run: subprocess.CompletedProcess,
+                        pnr: dict[str, Any], yosys_log: Path, nextpnr_log: Path,
+                        device: str) -> None:
+    output = (run.stdout + "\n" + run.stderr).splitlines()
+    errors = [line.strip() for line in output if "ERROR" in line] or pnr["errors"]
+    reason = errors[-1] if errors else (next((s for s in reversed(output) if s.strip()), "")
+                                        or f"exit status {run.returncode}")
+    reason = re.sub(r"cell '[^']*'", "cell '…'", " ".join(reason.split()))[:200]
+    if not (work / f"{_NAME}.json").exists() or not nextpnr_log.exists():
+        tool, log = "yosys", yosys_log
+    else:
+        tool, log = "nextpnr", nextpnr_log
+    over = [f"{cell} {used}/{avail}" for cell, (used, avail) in pnr["utilisation"].items()
+            if used > avail]
+    if tool == "nextpnr" and (over or "no BELs remaining" in reason):
+        detail = ", ".join(over) if over else reason
+        raise BuildError(f"the design does not fit the {device}: {detail}",
+                         _moved(log, work, build_dir))
+    if not log.exists():
+        log = work / "tools.log"
+    raise BuildError(f"{tool} failed: {reason}", _moved(log, work, build_dir))

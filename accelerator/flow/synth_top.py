@@ -1,0 +1,107 @@
+"""A self-contained synthesis top for the systolic core: a few pins in, one pin out.
+
+:class:`CoreSynthTop` wraps :class:`~accelerator.hw.core.SystolicCore` so that a board build
+synthesizes the whole array with only two pins:
+
+* one input pin (the board's first button, else the UART's ``rx``) is shifted, one bit per cycle,
+  into a shift register as wide as every input of the core together (``operands`` payload and
+  valid, ``weights`` payload and valid for weight-stationary, ``results.ready``);
+* whenever a result beat is accepted, its whole payload (and ``last``) is loaded into an output
+  shift register, which otherwise shifts one bit per cycle to the output pin (the board's first
+  LED, else an RGB LED's red channel, else the UART's ``tx``); a second LED, if any, shows
+  ``busy``.
+
+Every input bit of the core is thus driven by a flip-flop the tools cannot predict, and every
+output bit reaches a pin, so nothing of the array is optimized away. It is a synthesis vehicle
+(resources, Fmax), not a usable interface: the real board top is ``accelerator.hw.board``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Elaboratable, Module, Signal
+
+from ..config import AcceleratorConfig
+from ..hw.core import SystolicCore
+
+__all__ = ["CoreSynthTop"]
+
+
+def _try_request(platform, name: str, number: int = 0):
+    try:
+        return platform.request(name, number)
+    except Exception:  # amaranth raises ResourceError (or a lookup error)
+        return None
+
+
+class CoreSynthTop(Elaboratable):
+    """The systolic core with its stream ports serialized through shift registers.
+
+    ``clk_freq`` is accepted (and ignored) so that every synthesis top has the same factory
+    signature as the board top: ``factory(config, *, clk_freq)``.
+    """
+
+    def __init__(self, config: AcceleratorConfig, *, clk_freq: float | None = None):
+        self.config = config
+        self.clk_freq = clk_freq
+        self.core = SystolicCore(config)
+
+    def input_width(self) -> int:
+        """Bits shifted in: every input of the core."""
+        core = self.core
+        width = len(core.operands.payload.as_value()) + 1 + 1  # payload, valid, results.ready
+        if self.config.dataflow == "ws":
+            width += len(core.weights.payload.as_value()) + 1
+        return width
+
+    def output_width(self) -> int:
+        """Bits shifted out: the result payload."""
+        return len(self.core.results.payload.as_value())
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.core = core = self.core
+        serial_in = Signal()
+        serial_out = Signal()
+
+        if platform is not None:
+            button = _try_request(platform, "button", 0)
+            uart = None
+            if button is not None:
+                m.d.comb += serial_in.eq(button.i)
+            else:
+                uart = _try_request(platform, "uart", 0)
+                if uart is None:
+                    raise ValueError("CoreSynthTop needs a `button` or a `uart` resource")
+                m.d.comb += serial_in.eq(uart.rx.i)
+            led = _try_request(platform, "led", 0)
+            if led is not None:
+                m.d.comb += led.o.eq(serial_out)
+                busy_led = _try_request(platform, "led", 1)
+                if busy_led is not None:
+                    m.d.comb += busy_led.o.eq(core.busy)
+            else:
+                rgb = _try_request(platform, "rgb_led", 0)
+                if rgb is not None:
+                    m.d.comb += [rgb.r.o.eq(serial_out), rgb.g.o.eq(core.busy)]
+                else:
+                    uart = uart or _try_request(platform, "uart", 0)
+                    if uart is None:
+                        raise ValueError("CoreSynthTop needs an `led`, `rgb_led` or `uart`")
+                    m.d.comb += uart.tx.o.eq(serial_out)
+
+        # Inputs: one shift register, sliced into every input of the core.
+        in_bits = Signal(self.input_width())
+        m.d.sync += in_bits.eq(Cat(serial_in, in_bits[:-1]))
+        fields = [core.operands.payload.as_value(), core.operands.valid, core.results.ready]
+        if self.config.dataflow == "ws":
+            fields += [core.weights.payload.as_value(), core.weights.valid]
+        m.d.comb += Cat(*fields).eq(in_bits)
+
+        # Outputs: load an accepted result beat, else shift towards the pin.
+        out_bits = Signal(self.output_width())
+        with m.If(core.results.valid & core.results.ready):
+            m.d.sync += out_bits.eq(core.results.payload.as_value())
+        with m.Else():
+            m.d.sync += out_bits.eq(out_bits[1:])
+        m.d.comb += serial_out.eq(out_bits[0])
+        return m

@@ -1,0 +1,347 @@
+"""`accel build`: board table, log parsing, baseline comparison, CLI input checks (fast), and real
+iCEBreaker builds through yosys / nextpnr (``synth`` marker)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from amaranth.vendor import LatticeECP5Platform, LatticeICE40Platform
+
+from accelerator.cli import main
+from accelerator.config import AcceleratorConfig
+from accelerator.flow import build as flow
+from accelerator.flow.build import (
+    BOARDS,
+    DEVICES,
+    compare_baseline,
+    parse_nextpnr_log,
+    parse_yosys_log,
+)
+
+SMALL = AcceleratorConfig(rows=2, cols=2, requant_unit=False)
+SMALL_ARGS = ("--rows", "2", "--cols", "2", "--no-requant-unit")
+
+
+@pytest.fixture
+def accel(capsys):
+    """Run ``accel ARGS...`` in-process: return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# Board table
+
+
+def test_board_table():
+    assert set(BOARDS) >= {"icebreaker", "ulx3s-85f", "ulx3s-25f", "orangecrab-25f"}
+    for name, platform_class in BOARDS.items():
+        platform = platform_class()
+        device = DEVICES[platform.device]
+        family = "ice40" if isinstance(platform, LatticeICE40Platform) else "ecp5"
+        assert isinstance(platform, (LatticeICE40Platform, LatticeECP5Platform)), name
+        assert device.family == family, name
+        assert platform.resources[(platform.default_clk, 0)].clock.frequency > 0, name
+        assert min(device.luts, device.ffs, device.bram, device.dsp) > 0, name
+    assert DEVICES["iCE40UP5K"].luts == 5280 and DEVICES["iCE40UP5K"].dsp == 8
+    assert DEVICES["LFE5U-85F"].dsp == 156 and DEVICES["LFE5U-25F"].bram == 56
+
+
+# --------------------------------------------------------------------------------------------
+# Log parsing
+
+NEXTPNR_ICE40 = """\
+Info: Packing constants..
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:     700/   5280    13%
+Info: \t        ICESTORM_RAM:       0/     30     0%
+Info: \t        ICESTORM_DSP:       2/      8    25%
+
+Info: Max frequency for clock 'cd_sync.clk': 41.78 MHz (PASS at 30.00 MHz)
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:     660/   5280    12%
+Info: \t        ICESTORM_RAM:       1/     30     3%
+Info: \t               SB_IO:       4/     39    10%
+Info: \t        ICESTORM_DSP:       4/      8    50%
+
+Info: Routing..
+Info: Max frequency for clock 'cd_sync.clk': 58.22 MHz (PASS at 30.00 MHz)
+"""
+
+NEXTPNR_ECP5_FAIL = """\
+Info: Device utilisation:
+Info: \t          MULT18X18D:      40/     28   142%
+Info: \t          TRELLIS_FF:     491/  24288     2%
+Info: \t        TRELLIS_COMB:     433/  24288     1%
+Info: Max frequency for clock '$glbnet$cd_sync.clk': 89.07 MHz (FAIL at 100.00 MHz)
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'MULT18X18D'
+"""
+
+YOSYS_NEW = """\
+2.59. Printing statistics.
+
+=== top ===
+
+        +----------Local Count, excluding submodules.
+        |
+      462 wires
+       25 cells
+        4   SB_MAC16
+      874 submodules
+        7   SB_CARRY
+        1   SB_LUT4
+
+=== design hierarchy ===
+
+        +----------Count including submodules.
+        |
+      462 wires
+       25 cells
+       17   $scopeinfo
+        4   SB_MAC16
+        7   SB_CARRY
+       10   SB_DFFE
+      389   SB_DFFESR
+      100   SB_DFFSR
+      368   SB_LUT4
+
+2.60. Executing CHECK pass (checking for obvious problems).
+"""
+
+YOSYS_OLD = """\
+2.50. Printing statistics.
+
+=== top ===
+
+   Number of wires:                462
+   Number of cells:               1234
+     $scopeinfo                     17
+     LUT4                          287
+     MULT18X18D                      4
+     TRELLIS_FF                    491
+
+End of script.
+"""
+
+
+def test_parse_nextpnr_takes_the_last_table_and_fmax():
+    parsed = parse_nextpnr_log(NEXTPNR_ICE40)
+    assert parsed["utilisation"] == {"ICESTORM_LC": [660, 5280], "ICESTORM_RAM": [1, 30],
+                                     "SB_IO": [4, 39], "ICESTORM_DSP": [4, 8]}
+    assert parsed["clocks"] == {"cd_sync.clk": 58.22}
+    assert parsed["targets"] == {"cd_sync.clk": 30.0}
+    assert parsed["errors"] == []
+
+
+def test_parse_nextpnr_errors_and_ecp5_names():
+    parsed = parse_nextpnr_log(NEXTPNR_ECP5_FAIL)
+    assert parsed["utilisation"]["MULT18X18D"] == [40, 28]
+    assert parsed["clocks"] == {"$glbnet$cd_sync.clk": 89.07}
+    assert parsed["targets"] == {"$glbnet$cd_sync.clk": 100.0}
+    assert parsed["errors"] == [("ERROR: Unable to place cell 'x', no BELs remaining to implement "
+                                "cell type 'MULT18X18D'")]
+
+
+def test_parse_yosys_stats_both_layouts():
+    assert parse_yosys_log(YOSYS_NEW) == {"SB_MAC16": 4, "SB_CARRY": 7, "SB_DFFE": 10,
+                                          "SB_DFFESR": 389, "SB_DFFSR": 100, "SB_LUT4": 368}
+    assert parse_yosys_log(YOSYS_OLD) == {"LUT4": 287, "MULT18X18D": 4, "TRELLIS_FF": 491}
+    assert parse_yosys_log("no statistics here") == {}
+
+
+def test_resources_from_logs():
+    cells = parse_yosys_log(YOSYS_NEW)
+    util = parse_nextpnr_log(NEXTPNR_ICE40)["utilisation"]
+    used = flow._resources(DEVICES["iCE40UP5K"], cells, util)
+    assert used == {"luts": 368, "ffs": 499, "bram": 1, "dsp": 4, "logic_cells": 660}
+
+
+# --------------------------------------------------------------------------------------------
+# Baseline
+
+BASE = {"board": "icebreaker", "top": "core", "config_digest": "abc", "fmax_mhz": 50.0,
+        "used": {"luts": 100, "ffs": 200, "bram": 0, "dsp": 4}}
+
+
+def _report(**changes):
+    report = json.loads(json.dumps(BASE))
+    used = changes.pop("used", {})
+    report["used"].update(used)
+    report.update(changes)
+    return report
+
+
+def test_baseline_within_tolerance():
+    assert compare_baseline(_report(), BASE) == []
+    assert compare_baseline(_report(fmax_mhz=47.6, used={"luts": 105}), BASE) == []
+    assert compare_baseline(_report(fmax_mhz=80.0, used={"luts": 50}), BASE) == []
+
+
+def test_baseline_regressions():
+    problems = compare_baseline(_report(fmax_mhz=47.0, used={"luts": 106, "bram": 1}), BASE)
+    assert problems == ["Fmax 47.00 MHz < baseline 50.00 MHz - 5%",
+                        "luts 106 > baseline 100 + 5%", "bram 1 > baseline 0 + 5%"]
+    assert compare_baseline(_report(used={"luts": 106}), BASE, tolerance=0.10) == []
+    assert compare_baseline(_report(board="ulx3s-85f"), BASE) == [
+        "board ulx3s-85f differs from the baseline's icebreaker"]
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: one line, exit 2, no tool run
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (("--board", "nope"),
+     ("accel build: error: unknown board 'nope' (known: icebreaker, orangecrab-25f, "
+     "orangecrab-85f, ulx3s-25f, ulx3s-85f)")),
+    (("--board", "icebreaker", "--freq", "0"),
+     "accel build: error: --freq 0 is out of range (allowed: more than 0 up to 1000 MHz)"),
+    (("--board", "icebreaker", "--freq", "-5"),
+     "accel build: error: --freq -5 is out of range (allowed: more than 0 up to 1000 MHz)"),
+    (("--board", "icebreaker", "--freq", "1000.5"),
+     "accel build: error: --freq 1000.5 is out of range (allowed: more than 0 up to 1000 MHz)"),
+    (("--board", "icebreaker", "--top", "soc"),
+     f"accel build: error: unknown top 'soc' (known: {', '.join(flow.TOPS)})"),
+    (("--board", "icebreaker", "--rows", "0"),
+     "accel build: error: invalid config: rows = 0 is out of range (allowed: 1 to 64)"),
+])
+def test_cli_bad_input(accel, tmp_path, monkeypatch, args, line):
+    monkeypatch.setenv("ACCEL_BUILD_ROOT", str(tmp_path / "cache"))
+    code, out, err = accel("build", *args, "--out", str(tmp_path / "out"))
+    assert (code, out, err) == (2, "", line + "\n")
+    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_baseline(accel, tmp_path):
+    code, _out, err = accel("build", "--board", "icebreaker", "--out", str(tmp_path),
+                            "--baseline", str(tmp_path / "none.json"))
+    assert code == 2
+    assert err.startswith("accel build: error: Invalid value for '--baseline'")
+    assert len(err.splitlines()) == 1
+
+
+def test_api_bad_input(tmp_path):
+    with pytest.raises(ValueError, match=r"^unknown board 'nope' \(known: icebreaker"):
+        flow.build(SMALL, "nope", cache_root=tmp_path)
+    with pytest.raises(ValueError, match=r"^frequency 2000 MHz is out of range"):
+        flow.build(SMALL, "icebreaker", freq_mhz=2000, cache_root=tmp_path)
+    with pytest.raises(ValueError, match=r"^unknown top 'soc'"):
+        flow.build(SMALL, "icebreaker", top="soc", cache_root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Real builds (yosys + nextpnr-ice40 through YoWASP)
+
+
+@pytest.fixture(scope="module")
+def first_build(tmp_path_factory):
+    """One 2×2 iCEBreaker build at 30 MHz, timed."""
+    root = tmp_path_factory.mktemp("fpga")
+    start = time.monotonic()
+    report = flow.build(SMALL, "icebreaker", freq_mhz=30, seed=1, out_dir=root / "out",
+                        cache_root=root / "build" / "fpga")
+    return root, report, time.monotonic() - start
+
+
+@pytest.mark.synth
+def test_icebreaker_report(first_build):
+    root, report, _seconds = first_build
+    assert not report.cached
+    on_disk = json.loads((root / "out" / "report.json").read_text())
+    assert on_disk == report.to_dict()
+    assert on_disk["board"] == "icebreaker" and on_disk["device"] == "iCE40UP5K"
+    assert on_disk["config_digest"] == SMALL.digest and on_disk["config"] == SMALL.to_dict()
+    assert on_disk["seed"] == 1 and on_disk["freq_mhz_requested"] == 30.0
+    assert on_disk["timing_met"] and on_disk["fmax_mhz"] >= 30.0
+    assert on_disk["available"] == {"luts": 5280, "ffs": 5280, "bram": 30, "dsp": 8}
+    used = on_disk["used"]
+    assert used["dsp"] == 4  # one SB_MAC16 per PE: the whole array was synthesized
+    assert used["bram"] == 0
+    assert 100 < used["luts"] < 5280 and 100 < used["ffs"] < 5280
+    assert used["logic_cells"] >= max(used["luts"], used["ffs"])
+    for tool in ("yosys", "nextpnr-ice40", "icepack", "amaranth", "amaranth-boards"):
+        assert on_disk["tool_versions"][tool] not in ("", "missing"), tool
+    build_dir = root / "build" / "fpga" / f"icebreaker_core_{SMALL.digest}_{on_disk['cache_key']}"
+    assert on_disk["build_dir"] == str(build_dir.resolve())
+    for key in ("bitstream", "yosys_log", "nextpnr_log"):
+        assert (root / "out" / on_disk["files"][key].rsplit("/", 1)[1]).is_file()
+    assert (root / "out" / "top.bin").read_bytes() == (build_dir / "top.bin").read_bytes()
+    assert "Max frequency" in (root / "out" / "top.tim").read_text()
+
+
+@pytest.mark.synth
+def test_icebreaker_cached_and_reproducible(first_build, tmp_path):
+    root, report, _seconds = first_build
+    # Same inputs, same cache: served from the cache, and said so; copied to the new --out.
+    again = flow.build(SMALL, "icebreaker", freq_mhz=30, seed=1, out_dir=tmp_path / "out",
+                       cache_root=root / "build" / "fpga")
+    assert again.cached
+    assert again.build_dir == report.build_dir and again.bitstream_sha256 == report.bitstream_sha256
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["cached"] is True
+    # Same inputs, another cache directory: a real second build, byte for byte the same.
+    other = flow.build(SMALL, "icebreaker", freq_mhz=30, seed=1, cache_root=tmp_path / "cache")
+    assert not other.cached and other.build_dir != report.build_dir
+    assert (tmp_path / "cache" / other.build_dir.rsplit("/", 1)[1] / "top.bin").read_bytes() == (
+        root / "out" / "top.bin").read_bytes()
+    assert other.bitstream_sha256 == report.bitstream_sha256
+
+
+@pytest.mark.synth
+def test_cli_build_cached_baseline_and_timing_failure(first_build, accel, tmp_path, monkeypatch):
+    root, report, _seconds = first_build
+    monkeypatch.setenv("ACCEL_BUILD_ROOT", str(root / "build"))
+    base = ("build", "--board", "icebreaker", *SMALL_ARGS, "--freq", "30")
+    code, out, err = accel(*base, "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("icebreaker iCE40UP5K (cached): LUT ")
+    # Its own report as baseline: no regression. A faster baseline: one line, exit 1.
+    code, out, err = accel(*base, "--out", str(tmp_path / "b"),
+                           "--baseline", str(root / "out" / "report.json"))
+    assert code == 0, err
+    assert "no regression against" in out
+    better = report.to_dict()
+    better["fmax_mhz"] = report.fmax_mhz * 2
+    (tmp_path / "better.json").write_text(json.dumps(better))
+    code, out, err = accel(*base, "--out", str(tmp_path / "c"),
+                           "--baseline", str(tmp_path / "better.json"))
+    assert code == 1
+    assert err == (f"accel build: error: 1 regression(s) against {tmp_path / 'better.json'}: "
+                   f"Fmax {report.fmax_mhz:.2f} MHz < baseline {better['fmax_mhz']:.2f} MHz "
+                   f"- 5%\n")
+    # A clock the design cannot make: exit 1 naming the nextpnr log; accepted when allowed.
+    fast = ("build", "--board", "icebreaker", *SMALL_ARGS, "--freq", "200")
+    code, out, err = accel(*fast, "--out", str(tmp_path / "d"))
+    assert code == 1
+    assert err.startswith("accel build: error: timing not met: ")
+    assert err.rstrip().endswith("/top.tim") and len(err.splitlines()) == 1
+    log = err.rstrip().rsplit("see ", 1)[1]
+    assert "FAIL at 200.00 MHz" in Path(log).read_text()
+    code, out, err = accel(*fast, "--out", str(tmp_path / "e"), "--allow-timing-fail")
+    assert code == 0, err
+    assert "NOT met" in out
+
+
+@pytest.mark.parametrize("board", ["icebreaker", "orangecrab-25f", "ulx3s-25f"])
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_core_synth_top_elaborates(board, dataflow):
+    """Both dataflows, on boards with an LED or only an RGB LED: files to build, no tool run."""
+    from accelerator.flow.synth_top import CoreSynthTop
+
+    config = SMALL.replace(dataflow=dataflow)
+    top = CoreSynthTop(config)
+    assert top.output_width() == 2 * config.acc_width + 1
+    plan = BOARDS[board]().prepare(top, name="top")
+    assert "top.il" in plan.files
