@@ -38,8 +38,6 @@ VERILATOR_WAIVERS: dict[str, str] = {
                   "value as a logical not; both are exact.",
     "CASEINCOMPLETE": "Amaranth writes an FSM as a case over its state register without a default "
                       "for the encodings no state uses; they are unreachable.",
-    "ALWNEVER": "Amaranth writes a process that only drives constants as an `always @*` with no "
-                "inputs; the signal keeps its initial value, which is the intent.",
 }
 
 

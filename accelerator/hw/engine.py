@@ -735,6 +735,7 @@ class GemmEngine(wiring.Component):
         with m.If(c.requant):
             m.d.comb += [
                 rq.i.valid.eq(rowq.r_rdy), rq.i.payload.c.eq(rowq.r_data), rowq.r_en.eq(rq.i.ready),
+                rq.i.payload.last.eq(0),    # rows are framed by the tag queue, not by `last`
                 byte_row.eq(rq.o.payload.c.as_value()), byte_valid.eq(rq.o.valid),
                 rq.o.ready.eq(byte_ready),
             ]

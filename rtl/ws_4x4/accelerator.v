@@ -8174,9 +8174,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    i__payload[127:0] = 128'h00000000000000000000000000000000;
+    i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
       i__payload[127:0] = \r_data$206 ;
+      i__payload[128] = 1'h0;
     end
   end
   always @* begin
@@ -9468,8 +9469,6 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign wr_data__payload[68] = \$165 ;
   assign wr_data__payload[67:64] = \$164 [3:0];
   assign wr_data__payload[63:0] = \$162 ;
-  always @*
-    i__payload[128] = 1'h0;
   assign \w_data$195 [3] = \$158 ;
   assign \w_data$195 [2:0] = \cols$180 [2:0];
   assign \w_data$130 [31:24] = \$107 ;
