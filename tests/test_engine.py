@@ -198,3 +198,16 @@ def test_engine_walks_a_long_k_in_steps(dataflow, accumulate):
     result = run_engine(config, mem, cmd, rng, stall=0.1)
     assert result["error"] == 0
     np.testing.assert_array_equal(mem.get(c_addr, 5, 3, ldc, dtype), expected)
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("m,k,n", [(9, 5, 1), (6, 7, 9), (11, 1, 3)])
+def test_engine_reuses_a_c_half_only_after_its_preload(dataflow, m, k, n):
+    # three or more chunks: the third reuses the first's C half; a feeder that trusted the
+    # half's flags before the loader claimed it again added the first chunk's C_in
+    config = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow, axi_data_width=64)
+    rng = np.random.default_rng(1)
+    mem, cmd, expected, (c_addr, ldc, dtype) = gemm_case(config, m, k, n, rng, accumulate=True)
+    result = run_engine(config, mem, cmd, rng, stall=0.0)
+    assert result["error"] == 0
+    np.testing.assert_array_equal(mem.get(c_addr, m, n, ldc, dtype), expected)

@@ -219,6 +219,10 @@ class GemmEngine(wiring.Component):
         l_apar = Signal()            # the A half of the next A load
         l_bpar = Signal()            # the B half of the next B load
         l_done = Signal()
+        # chunks whose C half the loader has claimed: a feeder may start chunk t only once
+        # t < c_claims, or it would take the flags of the chunk two back for its own
+        c_claims = Signal(32)
+        self._c_claims = c_claims
         rd_cmd = self.rd_cmd
 
         def issue(addr, rows, row_bytes, stride, kind, half):
@@ -279,9 +283,10 @@ class GemmEngine(wiring.Component):
                                         lw.rows, lw.cols << 2, c.ldcin, KIND_CIN, half)):
                             m.d.comb += [c_busy.set.bit_select(half, 1).eq(1), claimed.eq(1)]
                 with m.If(claimed):
+                    m.d.sync += c_claims.eq(c_claims + 1)
                     next_step()
         with m.If(restart):
-            m.d.sync += [l_apar.eq(0), l_bpar.eq(0), l_done.eq(0)]
+            m.d.sync += [l_apar.eq(0), l_bpar.eq(0), l_done.eq(0), c_claims.eq(0)]
 
         # the data: each command's beats go where the head of `route` says
         head = data.View(route_layout, route.r_data)
@@ -516,7 +521,8 @@ class GemmEngine(wiring.Component):
         meta_last = Signal()
         meta_sel = Signal(range(B))
         issue = Signal()
-        go = running & ~f_done & a_full[apar] & b_full[bpar] & c_ready[fw.index[0]]
+        go = (running & ~f_done & a_full[apar] & b_full[bpar] & c_ready[fw.index[0]]
+              & (fw.index < self._c_claims))
         first_beat = (k_idx == 0) & (fk.kc0 == 0)
         m.d.comb += issue.eq(go & _fifo_gate(opq, pending) & (~first_beat | passes.w_rdy))
         m.d.sync += pending.eq(issue)
@@ -582,7 +588,7 @@ class GemmEngine(wiring.Component):
         meta_off = Signal(range(B))
         issue = Signal()
         go = (running & ~f_done & a_full[apar] & b_full[bpar] & ~b_used_o[bpar]
-              & c_ready[fw.index[0]])
+              & c_ready[fw.index[0]] & (fw.index < self._c_claims))
         m.d.comb += issue.eq(go & _fifo_gate(opq, pending) & ((m_idx != 0) | passes.w_rdy))
         m.d.sync += pending.eq(issue)
         last_row = m_idx == fw.rows - 1
