@@ -14,6 +14,7 @@ import numpy as np
 
 from ..config import FIELDS, AcceleratorConfig
 from ..model import reference
+from ..model.geometry import Geometry
 
 __all__ = ["ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data", "random_case"]
 
@@ -127,7 +128,8 @@ def make_data(config: AcceleratorConfig, case: GemmCase) -> GemmData:
 
 def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
                 max_dim: int = 40) -> GemmCase:
-    """A constrained-random case: sizes favour 1, the array's edges and non-multiples."""
+    """A constrained-random case: sizes favour 1, the array's edges and non-multiples, and a
+    few have a K larger than the scratchpads hold."""
     R, C = config.rows, config.cols
 
     def dim(edge: int) -> int:
@@ -138,8 +140,12 @@ def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
             return int(max(1, edge * rng.integers(1, 4) + rng.integers(-1, 2)))
         return int(rng.integers(1, max_dim + 1))
 
+    k = dim(R)
+    if rng.random() < 0.04:
+        # now and then a K past the scratchpads, which the engine walks in steps
+        k = int(Geometry.of(config).k_step + rng.integers(1, 100))
     return GemmCase(
-        m=dim(R), k=dim(R), n=dim(C), seed=int(rng.integers(1, 2**31)),
+        m=dim(R), k=k, n=dim(C), seed=int(rng.integers(1, 2**31)),
         accumulate=bool(rng.random() < 0.3),
         requant=bool(config.requant_unit and rng.random() < 0.3),
         values=str(rng.choice(VALUE_KINDS, p=[0.7, 0.2, 0.1])),
