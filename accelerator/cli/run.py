@@ -1,0 +1,77 @@
+"""`accel run`: a GEMM on a board through its UART bridge, checked against NumPy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import click
+
+from ..config import AcceleratorConfig
+from ..flow.cases import GemmCase
+from ..hw.registers import MAX_DIM
+from . import cli
+from .options import config_options, fail_usage
+
+__all__ = ["run"]
+
+
+@cli.command()
+@config_options
+@click.option("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB0")
+@click.option("--baud", type=click.IntRange(300, 12_000_000), default=115200, show_default=True)
+@click.option("--m", "m", type=int, required=True)
+@click.option("--k", "k", type=int, required=True)
+@click.option("--n", "n", type=int, required=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--accumulate", is_flag=True, help="C = C_in + A·B")
+@click.option("--requant", is_flag=True, help="store C requantized to int8")
+@click.option("--ram-base", type=lambda text: int(text, 0), default="0x10000000",
+              show_default=True, help="host address of the board's RAM")
+@click.option("--ram-bytes", type=int, default=16384, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def run(config: AcceleratorConfig, port: str, baud: int, m: int, k: int, n: int, seed: int,
+        accumulate: bool, requant: bool, ram_base: int, ram_bytes: int, as_json: bool) -> None:
+    """Run one GEMM on a board (built by `accel build --top board`) and check it."""
+    from ..driver.board import run_gemm_on_board
+    from ..driver.driver import Accelerator, AcceleratorError, IdentificationError
+    from ..driver.serial import SerialTransport
+    from ..driver.transport import TransportError
+
+    for name, value in (("m", m), ("k", k), ("n", n)):
+        if not 1 <= value <= MAX_DIM:
+            fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
+
+    async def go() -> dict:
+        transport = SerialTransport(port, baud)
+        try:
+            driver = Accelerator(transport)
+            hardware = await driver.identify()
+            if hardware != config:
+                raise click.ClickException(
+                    f"{port}: the board holds {hardware.name}, not {config.name}: give the "
+                    "options it was built with")
+            if requant and not hardware.requant_unit:
+                fail_usage("--requant needs hardware generated with requant_unit = true")
+            case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=accumulate, requant=requant)
+            return await run_gemm_on_board(driver, transport, hardware, case,
+                                           ram_base=ram_base, ram_bytes=ram_bytes)
+        finally:
+            transport.close()
+
+    try:
+        record = asyncio.run(go())
+    except (ImportError, OSError, TransportError, IdentificationError, AcceleratorError,
+            ValueError, TimeoutError) as exc:
+        raise click.ClickException(f"{port}: {' '.join(str(exc).split())}") from None
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        verdict = "PASS" if record["passed"] else "FAIL"
+        click.echo(f"{verdict}: {m}×{k}×{n} on {config.name} at {port}, {record['cycles']:,} "
+                   f"cycles, {record['utilization']:.1%} MAC utilization")
+        for bad in record["first"]:
+            click.echo(f"  C[{bad['row']}, {bad['col']}] = {bad['got']}, expected "
+                       f"{bad['expected']}")
+    if not record["passed"]:
+        raise click.ClickException(f"{record['mismatches']} of {m * n} elements differ")
