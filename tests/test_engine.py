@@ -34,7 +34,7 @@ class Memory:
         return np.stack([np.frombuffer(raw, dtype=dtype) for raw in rows_bytes])
 
 
-def run_engine(config, mem, command, rng, *, stall=0.0, deadline=50_000):
+def run_engine(config, mem, command, rng, *, stall=0.0, deadline=50_000, bus_error=False):
     eng = GemmEngine(config)
     B = config.axi_bytes
     cmd_l, data_l = dma_cmd_layout(), dma_data_layout(B)
@@ -96,6 +96,8 @@ def run_engine(config, mem, command, rng, *, stall=0.0, deadline=50_000):
                     cmd = None
 
     async def control(ctx):
+        # a DMA that saw an error response raises dma_error for the rest of the command
+        ctx.set(eng.dma_error, int(bus_error))
         ctx.set(eng.cmd, command)
         ctx.set(eng.start, 1)
         await ctx.tick()
@@ -211,3 +213,19 @@ def test_engine_reuses_a_c_half_only_after_its_preload(dataflow, m, k, n):
     result = run_engine(config, mem, cmd, rng, stall=0.0)
     assert result["error"] == 0
     np.testing.assert_array_equal(mem.get(c_addr, m, n, ldc, dtype), expected)
+
+
+def test_engine_rejects_requant_without_the_unit():
+    config = AcceleratorConfig(rows=2, cols=2, axi_data_width=32, requant_unit=False)
+    rng = np.random.default_rng(0)
+    mem, cmd, _, _ = gemm_case(config, 3, 5, 3, rng)
+    cmd.update(requant=1, ldc=8)
+    assert run_engine(config, mem, cmd, rng, deadline=2000)["error"] == EngineError.NO_REQUANT
+
+
+def test_engine_reports_a_bus_error_and_still_finishes():
+    config = AcceleratorConfig(rows=2, cols=2, axi_data_width=32)
+    rng = np.random.default_rng(0)
+    mem, cmd, _, _ = gemm_case(config, 3, 5, 3, rng)
+    result = run_engine(config, mem, cmd, rng, bus_error=True)
+    assert result["error"] == EngineError.BUS_ERROR
