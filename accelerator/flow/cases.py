@@ -162,6 +162,6 @@ ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
     ("lda smaller than the row", {"lda": 2}, "STRIDE"),
     ("ldc smaller than the row", {"ldc": 4}, "STRIDE"),
     ("int32 C misaligned", {"c": 0x8002}, "MISALIGNED"),
-    ("A past the end of the address space", {"a": 0xFFFFFFF0}, "ADDR_RANGE"),
+    ("A past the end of the address space", {"a": 0xFFFFFFFF}, "ADDR_RANGE"),
     ("k beyond the scratchpads", {"k": 70000, "lda": 70000}, "TOO_LARGE"),
 )

@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2568$43 (burst__payload[43]),
-    .\port$2568$45 (burst__payload[67:45]),
+    .\port$2573$43 (burst__payload[43]),
+    .\port$2573$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2568$43 , \port$2568$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2573$43 , \port$2573$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2568$43 ;
-  wire \port$2568$43 ;
-  input [22:0] \port$2568$45 ;
-  wire [22:0] \port$2568$45 ;
+  input \port$2573$43 ;
+  wire \port$2573$43 ;
+  input [22:0] \port$2573$45 ;
+  wire [22:0] \port$2573$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2568$43 , \port$2568$45  };
+      storage[w_port__addr] <= { \port$2573$43 , \port$2573$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2568$43 , \port$2568$45  };
-  assign w_data = { \port$2568$43 , \port$2568$45  };
+  assign w_port__data = { \port$2573$43 , \port$2573$45  };
+  assign w_data = { \port$2573$43 , \port$2573$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3409,23 +3409,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [32:0] \$1 ;
   wire [64:0] \$10 ;
-  wire [7:0] \$100 ;
+  wire [16:0] \$100 ;
   wire [7:0] \$101 ;
   wire [7:0] \$102 ;
-  wire \$103 ;
-  wire \$104 ;
+  wire [7:0] \$103 ;
+  wire [7:0] \$104 ;
   wire \$105 ;
-  wire [32:0] \$106 ;
+  wire \$106 ;
   wire \$107 ;
-  wire \$108 ;
+  wire [32:0] \$108 ;
   wire \$109 ;
   wire [65:0] \$11 ;
-  wire [10:0] \$110 ;
-  wire [16:0] \$111 ;
-  wire [16:0] \$112 ;
-  wire \$113 ;
-  wire [31:0] \$114 ;
-  wire [32:0] \$115 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire [10:0] \$112 ;
+  wire [16:0] \$113 ;
+  wire [16:0] \$114 ;
+  wire \$115 ;
   wire [31:0] \$116 ;
   wire [32:0] \$117 ;
   wire [31:0] \$118 ;
@@ -3433,10 +3433,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$12 ;
   wire [31:0] \$120 ;
   wire [32:0] \$121 ;
-  wire [10:0] \$122 ;
-  wire [16:0] \$123 ;
-  wire \$124 ;
-  wire \$125 ;
+  wire [31:0] \$122 ;
+  wire [32:0] \$123 ;
+  wire [10:0] \$124 ;
+  wire [16:0] \$125 ;
   wire \$126 ;
   wire \$127 ;
   wire \$128 ;
@@ -3453,58 +3453,58 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$138 ;
   wire \$139 ;
   wire \$14 ;
-  wire [47:0] \$140 ;
-  wire [48:0] \$141 ;
-  wire [18:0] \$142 ;
-  wire [49:0] \$143 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire [47:0] \$142 ;
+  wire [48:0] \$143 ;
   wire [18:0] \$144 ;
-  wire [3:0] \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire [16:0] \$148 ;
+  wire [49:0] \$145 ;
+  wire [18:0] \$146 ;
+  wire [3:0] \$147 ;
+  wire \$148 ;
   wire \$149 ;
   wire [47:0] \$15 ;
-  wire [10:0] \$150 ;
-  wire [16:0] \$151 ;
-  wire \$152 ;
-  wire \$153 ;
-  wire [16:0] \$154 ;
+  wire [16:0] \$150 ;
+  wire \$151 ;
+  wire [10:0] \$152 ;
+  wire [16:0] \$153 ;
+  wire \$154 ;
   wire \$155 ;
-  wire [5:0] \$156 ;
-  wire [5:0] \$157 ;
+  wire [16:0] \$156 ;
+  wire \$157 ;
   wire [5:0] \$158 ;
-  wire [63:0] \$159 ;
+  wire [5:0] \$159 ;
   wire [48:0] \$16 ;
-  wire \$160 ;
-  wire [4:0] \$161 ;
+  wire [5:0] \$160 ;
+  wire [63:0] \$161 ;
   wire \$162 ;
-  wire \$163 ;
+  wire [4:0] \$163 ;
   wire \$164 ;
   wire \$165 ;
   wire \$166 ;
   wire \$167 ;
-  wire [32:0] \$168 ;
-  wire [64:0] \$169 ;
+  wire \$168 ;
+  wire \$169 ;
   wire [49:0] \$17 ;
-  wire [65:0] \$170 ;
-  wire [66:0] \$171 ;
-  wire [32:0] \$172 ;
-  wire [64:0] \$173 ;
-  wire [65:0] \$174 ;
-  wire [66:0] \$175 ;
-  wire [32:0] \$176 ;
-  wire [64:0] \$177 ;
-  wire [65:0] \$178 ;
-  wire [34:0] \$179 ;
+  wire [32:0] \$170 ;
+  wire [64:0] \$171 ;
+  wire [65:0] \$172 ;
+  wire [66:0] \$173 ;
+  wire [32:0] \$174 ;
+  wire [64:0] \$175 ;
+  wire [65:0] \$176 ;
+  wire [66:0] \$177 ;
+  wire [32:0] \$178 ;
+  wire [64:0] \$179 ;
   wire \$18 ;
-  wire [66:0] \$180 ;
-  wire [32:0] \$181 ;
-  wire [64:0] \$182 ;
-  wire [65:0] \$183 ;
-  wire [34:0] \$184 ;
-  wire [66:0] \$185 ;
-  wire \$186 ;
-  wire \$187 ;
+  wire [65:0] \$180 ;
+  wire [34:0] \$181 ;
+  wire [66:0] \$182 ;
+  wire [32:0] \$183 ;
+  wire [64:0] \$184 ;
+  wire [65:0] \$185 ;
+  wire [34:0] \$186 ;
+  wire [66:0] \$187 ;
   wire \$188 ;
   wire \$189 ;
   wire \$19 ;
@@ -3520,12 +3520,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$199 ;
   wire \$2 ;
   wire \$20 ;
-  wire [34:0] \$200 ;
+  wire \$200 ;
   wire \$201 ;
-  wire \$202 ;
-  wire [34:0] \$203 ;
+  wire [34:0] \$202 ;
+  wire \$203 ;
   wire \$204 ;
-  wire \$205 ;
+  wire [34:0] \$205 ;
   wire \$206 ;
   wire \$207 ;
   wire \$208 ;
@@ -3560,8 +3560,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$234 ;
   wire \$235 ;
   wire \$236 ;
-  wire [1:0] \$237 ;
-  wire [1:0] \$238 ;
+  wire \$237 ;
+  wire \$238 ;
   wire [1:0] \$239 ;
   wire [18:0] \$24 ;
   wire [1:0] \$240 ;
@@ -3590,10 +3590,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [1:0] \$261 ;
   wire [1:0] \$262 ;
   wire [1:0] \$263 ;
-  wire [32:0] \$264 ;
-  wire [32:0] \$265 ;
-  wire \$266 ;
-  wire \$267 ;
+  wire [1:0] \$264 ;
+  wire [1:0] \$265 ;
+  wire [32:0] \$266 ;
+  wire [32:0] \$267 ;
   wire \$268 ;
   wire \$269 ;
   wire \$27 ;
@@ -3608,123 +3608,127 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$278 ;
   wire \$279 ;
   wire \$28 ;
-  wire [16:0] \$280 ;
-  wire [16:0] \$281 ;
-  wire [16:0] \$282 ;
-  wire [32:0] \$283 ;
-  wire [32:0] \$284 ;
-  wire [32:0] \$285 ;
-  wire \$286 ;
-  wire \$287 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire [32:0] \$282 ;
+  wire [16:0] \$283 ;
+  wire [16:0] \$284 ;
+  wire [16:0] \$285 ;
+  wire [32:0] \$286 ;
+  wire [32:0] \$287 ;
   wire [32:0] \$288 ;
   wire \$289 ;
   wire [7:0] \$29 ;
   wire \$290 ;
-  wire \$291 ;
+  wire [32:0] \$291 ;
   wire \$292 ;
   wire \$293 ;
-  wire [16:0] \$294 ;
+  wire \$294 ;
   wire \$295 ;
-  wire [16:0] \$296 ;
-  wire \$297 ;
+  wire \$296 ;
+  wire [16:0] \$297 ;
   wire \$298 ;
   wire [16:0] \$299 ;
   wire \$3 ;
   wire [16:0] \$30 ;
   wire \$300 ;
-  wire [16:0] \$301 ;
-  wire \$302 ;
+  wire \$301 ;
+  wire [16:0] \$302 ;
   wire \$303 ;
-  wire \$304 ;
+  wire [16:0] \$304 ;
   wire \$305 ;
-  wire [16:0] \$306 ;
+  wire \$306 ;
   wire \$307 ;
-  wire [16:0] \$308 ;
-  wire \$309 ;
+  wire \$308 ;
+  wire [16:0] \$309 ;
   wire \$31 ;
   wire \$310 ;
-  wire [2:0] \$311 ;
-  wire [31:0] \$312 ;
-  wire [32:0] \$313 ;
-  wire [33:0] \$314 ;
-  wire [33:0] \$315 ;
-  wire \$316 ;
-  wire [32:0] \$317 ;
-  wire \$318 ;
+  wire [16:0] \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire [2:0] \$314 ;
+  wire [31:0] \$315 ;
+  wire [32:0] \$316 ;
+  wire [33:0] \$317 ;
+  wire [33:0] \$318 ;
   wire \$319 ;
   wire \$32 ;
-  wire \$320 ;
+  wire [32:0] \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire [32:0] \$323 ;
-  wire [16:0] \$324 ;
+  wire \$323 ;
+  wire \$324 ;
   wire \$325 ;
-  wire \$326 ;
-  wire \$327 ;
-  wire [32:0] \$328 ;
+  wire [32:0] \$326 ;
+  wire [16:0] \$327 ;
+  wire \$328 ;
   wire \$329 ;
   wire \$33 ;
-  wire [32:0] \$330 ;
-  wire \$331 ;
+  wire \$330 ;
+  wire [32:0] \$331 ;
   wire \$332 ;
-  wire \$333 ;
+  wire [32:0] \$333 ;
   wire \$334 ;
-  wire [32:0] \$335 ;
+  wire \$335 ;
   wire \$336 ;
   wire \$337 ;
   wire [32:0] \$338 ;
-  reg [1:0] \$339 ;
+  wire \$339 ;
   wire [7:0] \$34 ;
-  reg [1:0] \$340 ;
-  reg [1:0] \$341 ;
+  wire \$340 ;
+  wire [32:0] \$341 ;
   reg [1:0] \$342 ;
   reg [1:0] \$343 ;
   reg [1:0] \$344 ;
   reg [1:0] \$345 ;
   reg [1:0] \$346 ;
   reg [1:0] \$347 ;
-  reg [31:0] \$348 ;
+  reg [1:0] \$348 ;
   reg [1:0] \$349 ;
   wire [16:0] \$35 ;
-  reg \$350 ;
-  reg \$351 ;
-  reg \$352 ;
-  reg [15:0] \$353 ;
-  reg [15:0] \$354 ;
-  reg [15:0] \$355 ;
+  reg [1:0] \$350 ;
+  reg [31:0] \$351 ;
+  reg [1:0] \$352 ;
+  reg \$353 ;
+  reg \$354 ;
+  reg \$355 ;
   reg [31:0] \$356 ;
-  reg \$357 ;
-  reg \$358 ;
-  reg [2:0] \$359 ;
+  reg [15:0] \$357 ;
+  reg [15:0] \$358 ;
+  reg [15:0] \$359 ;
   wire \$36 ;
-  reg [15:0] \$360 ;
+  reg [31:0] \$360 ;
   reg \$361 ;
   reg \$362 ;
-  reg \$363 ;
-  reg \$364 ;
-  reg [9:0] \$365 ;
-  reg [127:0] \$366 ;
+  reg [2:0] \$363 ;
+  reg [15:0] \$364 ;
+  reg \$365 ;
+  reg \$366 ;
   reg \$367 ;
   reg \$368 ;
-  reg \$369 ;
+  reg [9:0] \$369 ;
   wire \$37 ;
-  reg [15:0] \$370 ;
+  reg [127:0] \$370 ;
   reg \$371 ;
-  reg [15:0] \$372 ;
+  reg \$372 ;
   reg \$373 ;
-  reg \$374 ;
-  reg [1:0] \$375 ;
-  reg [398:0] \$376 ;
-  reg [7:0] \$377 ;
-  reg [31:0] \$378 ;
-  reg [31:0] \$379 ;
+  reg [15:0] \$374 ;
+  reg \$375 ;
+  reg [15:0] \$376 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg [1:0] \$379 ;
   wire \$38 ;
-  reg [31:0] \$380 ;
-  reg [31:0] \$381 ;
-  reg [2:0] \$382 ;
-  reg [15:0] \$383 ;
+  reg [398:0] \$380 ;
+  reg [7:0] \$381 ;
+  reg [31:0] \$382 ;
+  reg [31:0] \$383 ;
   reg [31:0] \$384 ;
-  reg [15:0] \$385 ;
+  reg [31:0] \$385 ;
+  reg [2:0] \$386 ;
+  reg [15:0] \$387 ;
+  reg [31:0] \$388 ;
+  reg [15:0] \$389 ;
   wire [7:0] \$39 ;
   wire \$4 ;
   wire [16:0] \$40 ;
@@ -3737,20 +3741,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$47 ;
   wire \$48 ;
   wire [10:0] \$49 ;
-  wire [6:0] \$498 ;
   wire \$5 ;
   wire [16:0] \$50 ;
-  wire [6:0] \$501 ;
   wire [6:0] \$504 ;
   wire [6:0] \$507 ;
   wire \$51 ;
+  wire [6:0] \$510 ;
+  wire [6:0] \$513 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
   wire \$56 ;
-  wire [8:0] \$569 ;
   wire \$57 ;
+  wire [8:0] \$575 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
@@ -3772,49 +3776,40 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$74 ;
   wire \$75 ;
   wire \$76 ;
-  wire [3:0] \$77 ;
+  wire \$77 ;
   wire \$78 ;
-  wire \$79 ;
+  wire [3:0] \$79 ;
   wire \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [15:0] \$86 ;
-  wire [16:0] \$87 ;
-  wire [7:0] \$88 ;
-  wire [15:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [7:0] \$87 ;
+  wire [15:0] \$88 ;
+  wire [16:0] \$89 ;
   wire [63:0] \$9 ;
-  wire [16:0] \$90 ;
-  wire [7:0] \$91 ;
-  wire [15:0] \$92 ;
-  wire [16:0] \$93 ;
-  wire [7:0] \$94 ;
-  wire [15:0] \$95 ;
-  wire [16:0] \$96 ;
-  wire [10:0] \$97 ;
+  wire [7:0] \$90 ;
+  wire [15:0] \$91 ;
+  wire [16:0] \$92 ;
+  wire [7:0] \$93 ;
+  wire [15:0] \$94 ;
+  wire [16:0] \$95 ;
+  wire [7:0] \$96 ;
+  wire [15:0] \$97 ;
   wire [16:0] \$98 ;
-  wire [7:0] \$99 ;
+  wire [10:0] \$99 ;
   wire [6:0] \$signature__addr ;
   wire [6:0] \$signature__addr$54 ;
   wire [6:0] \$signature__addr$57 ;
   wire [6:0] \$signature__addr$60 ;
-  wire [6:0] \$signature__addr$87 ;
-  wire [6:0] \$signature__addr$89 ;
-  wire [6:0] \$signature__addr$91 ;
-  wire [6:0] \$signature__addr$93 ;
+  wire [6:0] \$signature__addr$88 ;
+  wire [6:0] \$signature__addr$90 ;
+  wire [6:0] \$signature__addr$92 ;
+  wire [6:0] \$signature__addr$94 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$100 ;
-  wire [7:0] \$signature__data$100[0] ;
-  wire [7:0] \$signature__data$100[1] ;
-  wire [7:0] \$signature__data$100[2] ;
-  wire [7:0] \$signature__data$100[3] ;
-  wire [7:0] \$signature__data$100[4] ;
-  wire [7:0] \$signature__data$100[5] ;
-  wire [7:0] \$signature__data$100[6] ;
-  wire [7:0] \$signature__data$100[7] ;
   wire [63:0] \$signature__data$101 ;
   wire [7:0] \$signature__data$101[0] ;
   wire [7:0] \$signature__data$101[1] ;
@@ -3833,6 +3828,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \$signature__data$102[5] ;
   wire [7:0] \$signature__data$102[6] ;
   wire [7:0] \$signature__data$102[7] ;
+  wire [63:0] \$signature__data$103 ;
+  wire [7:0] \$signature__data$103[0] ;
+  wire [7:0] \$signature__data$103[1] ;
+  wire [7:0] \$signature__data$103[2] ;
+  wire [7:0] \$signature__data$103[3] ;
+  wire [7:0] \$signature__data$103[4] ;
+  wire [7:0] \$signature__data$103[5] ;
+  wire [7:0] \$signature__data$103[6] ;
+  wire [7:0] \$signature__data$103[7] ;
   wire [63:0] \$signature__data$55 ;
   wire [7:0] \$signature__data$55[0] ;
   wire [7:0] \$signature__data$55[1] ;
@@ -3860,15 +3864,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \$signature__data$61[5] ;
   wire [7:0] \$signature__data$61[6] ;
   wire [7:0] \$signature__data$61[7] ;
-  wire [63:0] \$signature__data$98 ;
-  wire [7:0] \$signature__data$98[0] ;
-  wire [7:0] \$signature__data$98[1] ;
-  wire [7:0] \$signature__data$98[2] ;
-  wire [7:0] \$signature__data$98[3] ;
-  wire [7:0] \$signature__data$98[4] ;
-  wire [7:0] \$signature__data$98[5] ;
-  wire [7:0] \$signature__data$98[6] ;
-  wire [7:0] \$signature__data$98[7] ;
+  wire [63:0] \$signature__data$99 ;
+  wire [7:0] \$signature__data$99[0] ;
+  wire [7:0] \$signature__data$99[1] ;
+  wire [7:0] \$signature__data$99[2] ;
+  wire [7:0] \$signature__data$99[3] ;
+  wire [7:0] \$signature__data$99[4] ;
+  wire [7:0] \$signature__data$99[5] ;
+  wire [7:0] \$signature__data$99[6] ;
+  wire [7:0] \$signature__data$99[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -3881,10 +3885,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$signature__en$56 ;
   wire \$signature__en$59 ;
   wire \$signature__en$62 ;
-  wire \$signature__en$88 ;
-  wire \$signature__en$90 ;
-  wire \$signature__en$92 ;
-  wire \$signature__en$94 ;
+  wire \$signature__en$89 ;
+  wire \$signature__en$91 ;
+  wire \$signature__en$93 ;
+  wire \$signature__en$95 ;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
   reg [1:0] a_busy_set;
@@ -3895,8 +3899,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg acc_writes = 1'h0;
   wire [9:0] addr;
   reg advance;
-  reg \advance$120 ;
-  reg \advance$164 ;
+  reg \advance$121 ;
+  reg \advance$165 ;
   reg apar = 1'h0;
   reg [1:0] b_busy = 2'h0;
   reg [1:0] b_busy_clr;
@@ -3953,6 +3957,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [1:0] c_busy = 2'h0;
   reg [1:0] c_busy_clr;
   reg [1:0] c_busy_set;
+  reg [31:0] c_claims = 32'd0;
   reg [1:0] c_done = 2'h0;
   reg [1:0] c_done_clr;
   reg [1:0] c_done_set;
@@ -3982,7 +3987,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [3:0] c_wr__en;
   reg [15:0] chunk = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$144 ;
+  wire [15:0] \chunk$145 ;
   (* init = 16'h0000 *)
   wire [15:0] \chunk$6 ;
   (* init = 16'h0000 *)
@@ -4011,9 +4016,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \cmd.rq_zp ;
   reg [7:0] code;
   wire [15:0] col0;
-  wire [15:0] \col0$153 ;
+  wire [15:0] \col0$154 ;
   wire [15:0] cols;
-  wire [15:0] \cols$155 ;
+  wire [15:0] \cols$156 ;
   reg [2:0] control_state = 3'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
@@ -4024,13 +4029,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   output done;
   reg done;
   reg [65:0] \end ;
-  reg [65:0] \end$203 ;
   reg [65:0] \end$204 ;
   reg [65:0] \end$205 ;
+  reg [65:0] \end$206 ;
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
-  wire [7:0] \error$200 ;
+  wire [7:0] \error$201 ;
   reg f_done = 1'h0;
   reg [31:0] feed_k_kc0 = 32'd0;
   wire feed_k_last;
@@ -4048,29 +4053,29 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$149 ;
+  wire [31:0] \index$150 ;
   wire [31:0] \index$82 ;
   wire is_cin;
   wire issue;
-  reg \issue$156 ;
+  reg \issue$157 ;
   reg [15:0] k_idx = 16'h0000;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
   reg l_done = 1'h0;
   reg l_step;
   wire last;
-  wire \last$221 ;
-  wire \last$224 ;
+  wire \last$222 ;
+  wire \last$225 ;
   wire last_in_panel;
   wire [2:0] level;
-  wire [2:0] \level$157 ;
+  wire [2:0] \level$158 ;
   reg [31:0] load_k_kc0 = 32'd0;
   wire load_k_last;
   wire [31:0] load_k_left;
   wire [31:0] load_k_len;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$142 ;
+  wire [15:0] \m$143 ;
   wire [15:0] \m$66 ;
   output [31:0] mac_cycles;
   reg [31:0] mac_cycles = 32'd0;
@@ -4078,7 +4083,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [2:0] meta_sel = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$143 ;
+  wire [15:0] \n$144 ;
   wire [15:0] \n$67 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
@@ -4106,23 +4111,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire operands__valid;
   wire [2:0] out_bytes;
   reg pending = 1'h0;
-  reg \pending$158  = 1'h0;
+  reg \pending$159  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [64:0] \r_data$109 ;
-  wire [18:0] \r_data$126 ;
-  wire [127:0] \r_data$181 ;
-  wire [3:0] \r_data$191 ;
+  wire [64:0] \r_data$110 ;
+  wire [18:0] \r_data$127 ;
+  wire [127:0] \r_data$182 ;
+  wire [3:0] \r_data$192 ;
   reg r_en;
-  wire \r_en$110 ;
-  reg \r_en$130 ;
-  reg \r_en$182 ;
-  reg \r_en$198 ;
+  wire \r_en$111 ;
+  reg \r_en$131 ;
+  reg \r_en$183 ;
+  reg \r_en$199 ;
   wire r_rdy;
-  wire \r_rdy$107 ;
-  wire \r_rdy$122 ;
-  wire \r_rdy$168 ;
-  wire \r_rdy$179 ;
+  wire \r_rdy$108 ;
+  wire \r_rdy$123 ;
+  wire \r_rdy$169 ;
+  wire \r_rdy$180 ;
   output [99:0] rd_cmd__payload;
   reg [99:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
@@ -4155,7 +4160,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$145 ;
+  wire \restart$146 ;
   wire \restart$69 ;
   wire \restart$8 ;
   wire [128:0] results__payload;
@@ -4169,10 +4174,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire results__valid;
   reg [15:0] row = 16'h0000;
   wire [15:0] row0;
-  wire [15:0] \row0$152 ;
+  wire [15:0] \row0$153 ;
   reg [15:0] row_base = 16'h0000;
   wire [15:0] rows;
-  wire [15:0] \rows$154 ;
+  wire [15:0] \rows$155 ;
   input rst;
   wire rst;
   reg running;
@@ -4203,20 +4208,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg store_state = 1'h0;
   reg [31:0] used = 32'd0;
   reg [2:0] w_data;
-  reg [18:0] \w_data$113 ;
-  wire [3:0] \w_data$170 ;
-  wire [127:0] \w_data$171 ;
-  wire [64:0] \w_data$97 ;
+  reg [18:0] \w_data$114 ;
+  wire [3:0] \w_data$171 ;
+  wire [127:0] \w_data$172 ;
+  wire [64:0] \w_data$98 ;
   reg w_en;
   (* init = 1'h0 *)
-  wire \w_en$105 ;
-  reg \w_en$112 ;
-  wire \w_en$169 ;
+  wire \w_en$106 ;
+  reg \w_en$113 ;
+  wire \w_en$170 ;
   (* init = 1'h0 *)
-  wire \w_en$173 ;
+  wire \w_en$174 ;
   wire w_rdy;
-  wire \w_rdy$159 ;
-  wire \w_rdy$86 ;
+  wire \w_rdy$160 ;
+  wire \w_rdy$87 ;
   reg [15:0] words = 16'h0000;
   output [99:0] wr_cmd__payload;
   reg [99:0] wr_cmd__payload;
@@ -4386,10 +4391,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [63:0] _0_;
   always @(posedge clk) begin
     if (issue) begin
-      _0_ <= spad_a0[\$87 [6:0]];
+      _0_ <= spad_a0[\$89 [6:0]];
     end
   end
-  assign \$signature__data$98  = _0_;
+  assign \$signature__data$99  = _0_;
   reg [63:0] spad_a1 [127:0];
   initial begin
     spad_a1[0] = 64'h0000000000000000;
@@ -4528,10 +4533,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (issue) begin
-      _1_ <= spad_a1[\$90 [6:0]];
+      _1_ <= spad_a1[\$92 [6:0]];
     end
   end
-  assign \$signature__data$100  = _1_;
+  assign \$signature__data$101  = _1_;
   reg [63:0] spad_a2 [127:0];
   initial begin
     spad_a2[0] = 64'h0000000000000000;
@@ -4670,10 +4675,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [63:0] _2_;
   always @(posedge clk) begin
     if (issue) begin
-      _2_ <= spad_a2[\$93 [6:0]];
+      _2_ <= spad_a2[\$95 [6:0]];
     end
   end
-  assign \$signature__data$101  = _2_;
+  assign \$signature__data$102  = _2_;
   reg [63:0] spad_a3 [127:0];
   initial begin
     spad_a3[0] = 64'h0000000000000000;
@@ -4812,10 +4817,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [63:0] _3_;
   always @(posedge clk) begin
     if (issue) begin
-      _3_ <= spad_a3[\$96 [6:0]];
+      _3_ <= spad_a3[\$98 [6:0]];
     end
   end
-  assign \$signature__data$102  = _3_;
+  assign \$signature__data$103  = _3_;
   reg [31:0] spad_b [1023:0];
   initial begin
     spad_b[0] = 32'd0;
@@ -5856,7 +5861,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [31:0] _4_;
   always @(posedge clk) begin
     if (issue) begin
-      _4_ <= spad_b[\$98 [9:0]];
+      _4_ <= spad_b[\$100 [9:0]];
     end
   end
   assign b_rd__data = _4_;
@@ -6900,14 +6905,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [127:0] _5_;
   reg [127:0] _6_;
   always @(posedge clk) begin
-    if (\issue$156 ) begin
-      _5_ <= spad_c[\$151 [9:0]];
+    if (\issue$157 ) begin
+      _5_ <= spad_c[\$153 [9:0]];
     end
     if (got) begin
-      _6_ <= spad_c[\$111 [9:0]];
+      _6_ <= spad_c[\$113 [9:0]];
     end
   end
-  assign \w_data$171  = _5_;
+  assign \w_data$172  = _5_;
   assign c_rd_acc__data = _6_;
   assign out_bytes = c[353] ? 3'h1 : 3'h4;
   assign split = c[191:160] > 10'h200;
@@ -6996,361 +7001,366 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \$74  = \$72  & \$73 ;
   assign \$75  = c_ready >> \index$82 [0];
   assign \$76  = \$74  & \$75 ;
-  assign \$77  = level + pending;
-  assign \$78  = \$77  < 2'h3;
-  assign \$79  = \$76  & \$78 ;
-  assign \$80  = ! k_idx;
-  assign \$81  = ! feed_k_kc0;
-  assign \$82  = \$80  & \$81 ;
-  assign \$83  = ~ \$82 ;
-  assign \$84  = \$83  | \w_rdy$86 ;
-  assign issue = \$79  & \$84 ;
-  assign \$85  = apar * 7'h40;
-  assign \$87  = \$85  + \$86 ;
-  assign \$88  = apar * 7'h40;
-  assign \$90  = \$88  + \$89 ;
-  assign \$91  = apar * 7'h40;
-  assign \$93  = \$91  + \$92 ;
-  assign \$94  = apar * 7'h40;
-  assign \$96  = \$94  + \$95 ;
-  assign \$97  = bpar * 10'h200;
-  assign \$98  = \$97  + k_idx;
-  assign \$498  = meta_sel * 4'h8;
-  assign \$99  = \$signature__data$98  >> \$498 ;
-  assign \$501  = meta_sel * 4'h8;
-  assign \$100  = \$signature__data$100  >> \$501 ;
+  assign \$77  = \index$82  < c_claims;
+  assign \$78  = \$76  & \$77 ;
+  assign \$79  = level + pending;
+  assign \$80  = \$79  < 2'h3;
+  assign \$81  = \$78  & \$80 ;
+  assign \$82  = ! k_idx;
+  assign \$83  = ! feed_k_kc0;
+  assign \$84  = \$82  & \$83 ;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = \$85  | \w_rdy$87 ;
+  assign issue = \$81  & \$86 ;
+  assign \$87  = apar * 7'h40;
+  assign \$89  = \$87  + \$88 ;
+  assign \$90  = apar * 7'h40;
+  assign \$92  = \$90  + \$91 ;
+  assign \$93  = apar * 7'h40;
+  assign \$95  = \$93  + \$94 ;
+  assign \$96  = apar * 7'h40;
+  assign \$98  = \$96  + \$97 ;
+  assign \$99  = bpar * 10'h200;
+  assign \$100  = \$99  + k_idx;
   assign \$504  = meta_sel * 4'h8;
-  assign \$101  = \$signature__data$101  >> \$504 ;
+  assign \$101  = \$signature__data$99  >> \$504 ;
   assign \$507  = meta_sel * 4'h8;
-  assign \$102  = \$signature__data$102  >> \$507 ;
-  assign \$103  = ! k_idx;
-  assign \$104  = ! feed_k_kc0;
-  assign \$105  = \$103  & \$104 ;
-  assign \$106  = feed_k_len - 1'h1;
-  assign \$107  = k_idx == \$106 ;
-  assign \$108  = last_in_panel & feed_k_last;
-  assign \$109  = split | \$108 ;
+  assign \$102  = \$signature__data$101  >> \$507 ;
+  assign \$510  = meta_sel * 4'h8;
+  assign \$103  = \$signature__data$102  >> \$510 ;
+  assign \$513  = meta_sel * 4'h8;
+  assign \$104  = \$signature__data$103  >> \$513 ;
+  assign \$105  = ! k_idx;
+  assign \$106  = ! feed_k_kc0;
+  assign \$107  = \$105  & \$106 ;
+  assign \$108  = feed_k_len - 1'h1;
+  assign \$109  = k_idx == \$108 ;
+  assign \$110  = last_in_panel & feed_k_last;
+  assign \$111  = split | \$110 ;
   assign got = results__valid & results__ready;
-  assign \$110  = \r_data$126 [0] * 10'h200;
-  assign \$111  = \$110  + acc_row;
-  assign \$112  = \r_data$126 [16:1] - 1'h1;
-  assign \$113  = acc_row == \$112 ;
-  assign \$114  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$115  = $signed(s1_value[31:0]) + $signed(\$114 );
-  assign \$116  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$117  = $signed(s1_value[63:32]) + $signed(\$116 );
-  assign \$118  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$119  = $signed(s1_value[95:64]) + $signed(\$118 );
-  assign \$120  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$121  = $signed(s1_value[127:96]) + $signed(\$120 );
-  assign \$122  = r_data[2] * 10'h200;
-  assign \$123  = \$122  + row;
-  assign \$124  = beat_ok & is_cin;
-  assign \$125  = ! beat;
-  assign \$126  = \$124  & \$125 ;
-  assign \$127  = beat_ok & is_cin;
-  assign \$128  = ! beat;
-  assign \$129  = \$127  & \$128 ;
-  assign \$130  = beat_ok & is_cin;
-  assign \$131  = beat == 1'h1;
-  assign \$132  = \$130  & \$131 ;
-  assign \$133  = beat_ok & is_cin;
-  assign \$134  = beat == 1'h1;
-  assign \$135  = \$133  & \$134 ;
-  assign \$136  = ~ s_done;
-  assign \$137  = running & \$136 ;
-  assign \$138  = c_done >> \index$149 [0];
-  assign \$139  = \$137  & \$138 ;
-  assign \$140  = \row0$152  * c[319:288];
-  assign \$141  = c[95:64] + \$140 ;
-  assign \$142  = \col0$153  * out_bytes;
-  assign \$143  = \$141  + \$142 ;
-  assign \$144  = \cols$155  * out_bytes;
-  assign \$145  = \level$157  + \pending$158 ;
-  assign \$146  = \$145  < 2'h3;
-  assign \$147  = \$146  & \w_rdy$159 ;
-  assign \$148  = \rows$154  - 1'h1;
-  assign \$149  = r == \$148 ;
-  assign \$150  = \index$149 [0] * 10'h200;
-  assign \$151  = \$150  + r;
-  assign \$152  = ~ \r_rdy$168 ;
-  assign \$153  = ~ \issue$156 ;
-  assign s_drained = \$152  & \$153 ;
-  assign \$154  = \rows$154  - 1'h1;
-  assign \$155  = r == \$154 ;
-  assign \$156  = \r_data$191 [2:0] * out_bytes;
-  assign \$157  = s_beat * 4'h8;
-  assign \$158  = \$156 [4:0] - \$157 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$168 ;
-  assign \$569  = s_beat * 7'h40;
-  assign \$159  = byte_row >> \$569 ;
-  assign \$160  = \$158 [4:0] <= 4'h8;
-  assign \$161  = \$160  ? \$158 [4:0] : 5'h08;
-  assign \$162  = ! s_beat;
-  assign \$163  = \$158 [4:0] <= 4'h8;
-  assign \$164  = \$158 [4:0] <= 4'h8;
-  assign \$165  = \$164  & \r_data$191 [3];
-  assign \$166  = wr_data__valid & wr_data__ready;
-  assign \$167  = \$158 [4:0] <= 4'h8;
-  assign \$168  = c[159:128] - 1'h1;
-  assign \$169  = $signed(\$168 ) * $signed({ 1'h0, c[255:224] });
-  assign \$170  = $signed({ 1'h0, c[31:0] }) + $signed(\$169 );
-  assign \$171  = $signed(\$170 ) + $signed({ 1'h0, c[191:160] });
-  assign \$172  = c[191:160] - 1'h1;
-  assign \$173  = $signed(\$172 ) * $signed({ 1'h0, c[287:256] });
-  assign \$174  = $signed({ 1'h0, c[63:32] }) + $signed(\$173 );
-  assign \$175  = $signed(\$174 ) + $signed({ 1'h0, c[223:192] });
-  assign \$176  = c[159:128] - 1'h1;
-  assign \$177  = $signed(\$176 ) * $signed({ 1'h0, c[319:288] });
-  assign \$178  = $signed({ 1'h0, c[95:64] }) + $signed(\$177 );
-  assign \$179  = c[223:192] * out_bytes;
-  assign \$180  = $signed(\$178 ) + $signed({ 1'h0, \$179  });
-  assign \$181  = c[159:128] - 1'h1;
-  assign \$182  = $signed(\$181 ) * $signed({ 1'h0, c[351:320] });
-  assign \$183  = $signed({ 1'h0, c[127:96] }) + $signed(\$182 );
-  assign \$185  = $signed(\$183 ) + $signed({ 1'h0, \$184  });
-  assign \$186  = ! c[159:128];
-  assign \$187  = ! c[191:160];
-  assign \$188  = \$186  | \$187 ;
-  assign \$189  = ! c[223:192];
+  assign \$112  = \r_data$127 [0] * 10'h200;
+  assign \$113  = \$112  + acc_row;
+  assign \$114  = \r_data$127 [16:1] - 1'h1;
+  assign \$115  = acc_row == \$114 ;
+  assign \$116  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
+  assign \$117  = $signed(s1_value[31:0]) + $signed(\$116 );
+  assign \$118  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
+  assign \$119  = $signed(s1_value[63:32]) + $signed(\$118 );
+  assign \$120  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
+  assign \$121  = $signed(s1_value[95:64]) + $signed(\$120 );
+  assign \$122  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
+  assign \$123  = $signed(s1_value[127:96]) + $signed(\$122 );
+  assign \$124  = r_data[2] * 10'h200;
+  assign \$125  = \$124  + row;
+  assign \$126  = beat_ok & is_cin;
+  assign \$127  = ! beat;
+  assign \$128  = \$126  & \$127 ;
+  assign \$129  = beat_ok & is_cin;
+  assign \$130  = ! beat;
+  assign \$131  = \$129  & \$130 ;
+  assign \$132  = beat_ok & is_cin;
+  assign \$133  = beat == 1'h1;
+  assign \$134  = \$132  & \$133 ;
+  assign \$135  = beat_ok & is_cin;
+  assign \$136  = beat == 1'h1;
+  assign \$137  = \$135  & \$136 ;
+  assign \$138  = ~ s_done;
+  assign \$139  = running & \$138 ;
+  assign \$140  = c_done >> \index$150 [0];
+  assign \$141  = \$139  & \$140 ;
+  assign \$142  = \row0$153  * c[319:288];
+  assign \$143  = c[95:64] + \$142 ;
+  assign \$144  = \col0$154  * out_bytes;
+  assign \$145  = \$143  + \$144 ;
+  assign \$146  = \cols$156  * out_bytes;
+  assign \$147  = \level$158  + \pending$159 ;
+  assign \$148  = \$147  < 2'h3;
+  assign \$149  = \$148  & \w_rdy$160 ;
+  assign \$150  = \rows$155  - 1'h1;
+  assign \$151  = r == \$150 ;
+  assign \$152  = \index$150 [0] * 10'h200;
+  assign \$153  = \$152  + r;
+  assign \$154  = ~ \r_rdy$169 ;
+  assign \$155  = ~ \issue$157 ;
+  assign s_drained = \$154  & \$155 ;
+  assign \$156  = \rows$155  - 1'h1;
+  assign \$157  = r == \$156 ;
+  assign \$158  = \r_data$192 [2:0] * out_bytes;
+  assign \$159  = s_beat * 4'h8;
+  assign \$160  = \$158 [4:0] - \$159 [4:0];
+  assign wr_data__valid = byte_valid & \r_rdy$169 ;
+  assign \$575  = s_beat * 7'h40;
+  assign \$161  = byte_row >> \$575 ;
+  assign \$162  = \$160 [4:0] <= 4'h8;
+  assign \$163  = \$162  ? \$160 [4:0] : 5'h08;
+  assign \$164  = ! s_beat;
+  assign \$165  = \$160 [4:0] <= 4'h8;
+  assign \$166  = \$160 [4:0] <= 4'h8;
+  assign \$167  = \$166  & \r_data$192 [3];
+  assign \$168  = wr_data__valid & wr_data__ready;
+  assign \$169  = \$160 [4:0] <= 4'h8;
+  assign \$170  = c[159:128] - 1'h1;
+  assign \$171  = $signed(\$170 ) * $signed({ 1'h0, c[255:224] });
+  assign \$172  = $signed({ 1'h0, c[31:0] }) + $signed(\$171 );
+  assign \$173  = $signed(\$172 ) + $signed({ 1'h0, c[191:160] });
+  assign \$174  = c[191:160] - 1'h1;
+  assign \$175  = $signed(\$174 ) * $signed({ 1'h0, c[287:256] });
+  assign \$176  = $signed({ 1'h0, c[63:32] }) + $signed(\$175 );
+  assign \$177  = $signed(\$176 ) + $signed({ 1'h0, c[223:192] });
+  assign \$178  = c[159:128] - 1'h1;
+  assign \$179  = $signed(\$178 ) * $signed({ 1'h0, c[319:288] });
+  assign \$180  = $signed({ 1'h0, c[95:64] }) + $signed(\$179 );
+  assign \$181  = c[223:192] * out_bytes;
+  assign \$182  = $signed(\$180 ) + $signed({ 1'h0, \$181  });
+  assign \$183  = c[159:128] - 1'h1;
+  assign \$184  = $signed(\$183 ) * $signed({ 1'h0, c[351:320] });
+  assign \$185  = $signed({ 1'h0, c[127:96] }) + $signed(\$184 );
+  assign \$187  = $signed(\$185 ) + $signed({ 1'h0, \$186  });
+  assign \$188  = ! c[159:128];
+  assign \$189  = ! c[191:160];
   assign \$190  = \$188  | \$189 ;
-  assign \$191  = c[159:128] > 16'hffff;
-  assign \$192  = c[223:192] > 16'hffff;
-  assign \$193  = \$191  | \$192 ;
-  assign \$194  = c[191:160] > 16'hffff;
+  assign \$191  = ! c[223:192];
+  assign \$192  = \$190  | \$191 ;
+  assign \$193  = c[159:128] > 16'hffff;
+  assign \$194  = c[223:192] > 16'hffff;
   assign \$195  = \$193  | \$194 ;
-  assign \$197  = c[255:224] < c[191:160];
-  assign \$198  = c[287:256] < c[223:192];
-  assign \$199  = \$197  | \$198 ;
-  assign \$200  = c[223:192] * out_bytes;
-  assign \$201  = c[319:288] < \$200 ;
-  assign \$202  = \$199  | \$201 ;
-  assign \$204  = c[351:320] < \$203 ;
-  assign \$205  = c[352] & \$204 ;
-  assign \$206  = \$202  | \$205 ;
-  assign \$207  = ~ c[353];
-  assign \$208  = | c[65:64];
-  assign \$209  = | c[289:288];
-  assign \$210  = \$208  | \$209 ;
-  assign \$211  = \$207  & \$210 ;
-  assign \$212  = | c[97:96];
-  assign \$213  = | c[321:320];
-  assign \$214  = \$212  | \$213 ;
-  assign \$215  = c[352] & \$214 ;
-  assign \$216  = \$211  | \$215 ;
-  assign \$217  = \end  > 33'h100000000;
-  assign \$218  = \end$203  > 33'h100000000;
-  assign \$219  = \$217  | \$218 ;
+  assign \$196  = c[191:160] > 16'hffff;
+  assign \$197  = \$195  | \$196 ;
+  assign \$199  = c[255:224] < c[191:160];
+  assign \$200  = c[287:256] < c[223:192];
+  assign \$201  = \$199  | \$200 ;
+  assign \$202  = c[223:192] * out_bytes;
+  assign \$203  = c[319:288] < \$202 ;
+  assign \$204  = \$201  | \$203 ;
+  assign \$206  = c[351:320] < \$205 ;
+  assign \$207  = c[352] & \$206 ;
+  assign \$208  = \$204  | \$207 ;
+  assign \$209  = ~ c[353];
+  assign \$210  = | c[65:64];
+  assign \$211  = | c[289:288];
+  assign \$212  = \$210  | \$211 ;
+  assign \$213  = \$209  & \$212 ;
+  assign \$214  = | c[97:96];
+  assign \$215  = | c[321:320];
+  assign \$216  = \$214  | \$215 ;
+  assign \$217  = c[352] & \$216 ;
+  assign \$218  = \$213  | \$217 ;
+  assign \$219  = \end  > 33'h100000000;
   assign \$220  = \end$204  > 33'h100000000;
   assign \$221  = \$219  | \$220 ;
   assign \$222  = \end$205  > 33'h100000000;
-  assign \$223  = c[352] & \$222 ;
-  assign \$224  = \$221  | \$223 ;
-  assign busy = ~ \$231 ;
-  assign \$225  = ! loader_state;
-  assign \$226  = loader_state == 1'h1;
-  assign \$227  = loader_state == 2'h2;
-  assign \$228  = loader_state == 2'h3;
-  assign \$229  = ! store_state;
-  assign \$231  = ! control_state;
-  assign \$232  = control_state == 1'h1;
-  assign \$233  = control_state == 2'h2;
-  assign \$234  = control_state == 2'h3;
-  assign \$235  = control_state == 3'h4;
-  assign \$236  = control_state == 3'h5;
-  assign \$237  = a_busy | a_busy_set;
-  assign \$238  = ~ a_busy_clr;
-  assign \$239  = \$237  & \$238 ;
-  assign \$240  = a_full | a_full_set;
-  assign \$241  = ~ a_full_clr;
-  assign \$242  = \$240  & \$241 ;
-  assign \$243  = b_busy | b_busy_set;
-  assign \$244  = ~ b_busy_clr;
-  assign \$245  = \$243  & \$244 ;
-  assign \$246  = b_full | b_full_set;
-  assign \$247  = ~ b_full_clr;
-  assign \$248  = \$246  & \$247 ;
-  assign \$249  = c_busy | c_busy_set;
-  assign \$250  = ~ c_busy_clr;
-  assign \$251  = \$249  & \$250 ;
-  assign \$252  = c_ready | c_ready_set;
-  assign \$253  = ~ c_ready_clr;
-  assign \$254  = \$252  & \$253 ;
-  assign \$255  = c_done | c_done_set;
-  assign \$256  = ~ c_done_clr;
-  assign \$257  = \$255  & \$256 ;
-  assign \$264  = load_k_kc0 + 10'h200;
-  assign \$265  = load_k_last ? 33'h000000000 : \$264 ;
-  assign \$266  = ~ l_done;
-  assign \$267  = running & \$266 ;
-  assign \$268  = ~ split;
-  assign \$269  = ~ first_in_panel;
-  assign \$270  = \$268  & \$269 ;
-  assign \$271  = b_busy >> l_bpar;
-  assign \$272  = ~ \$271 ;
-  assign \$273  = \$272  & w_rdy;
-  assign \$274  = ~ l_bpar;
-  assign \$275  = a_busy >> l_apar;
-  assign \$276  = ~ \$275 ;
-  assign \$277  = \$276  & w_rdy;
-  assign \$278  = ~ l_apar;
-  assign \$279  = ! load_k_kc0;
-  assign \$280  = row + 1'h1;
-  assign \$281  = row_base + words;
-  assign \$282  = beat + 1'h1;
-  assign \$283  = feed_k_kc0 + 10'h200;
-  assign \$284  = feed_k_last ? 33'h000000000 : \$283 ;
-  assign \$285  = feed_k_len - 1'h1;
-  assign \$286  = k_idx == \$285 ;
-  assign \$287  = \$286  & feed_k_last;
+  assign \$223  = \$221  | \$222 ;
+  assign \$224  = \end$206  > 33'h100000000;
+  assign \$225  = c[352] & \$224 ;
+  assign \$226  = \$223  | \$225 ;
+  assign busy = ~ \$233 ;
+  assign \$227  = ! loader_state;
+  assign \$228  = loader_state == 1'h1;
+  assign \$229  = loader_state == 2'h2;
+  assign \$230  = loader_state == 2'h3;
+  assign \$231  = ! store_state;
+  assign \$233  = ! control_state;
+  assign \$234  = control_state == 1'h1;
+  assign \$235  = control_state == 2'h2;
+  assign \$236  = control_state == 2'h3;
+  assign \$237  = control_state == 3'h4;
+  assign \$238  = control_state == 3'h5;
+  assign \$239  = a_busy | a_busy_set;
+  assign \$240  = ~ a_busy_clr;
+  assign \$241  = \$239  & \$240 ;
+  assign \$242  = a_full | a_full_set;
+  assign \$243  = ~ a_full_clr;
+  assign \$244  = \$242  & \$243 ;
+  assign \$245  = b_busy | b_busy_set;
+  assign \$246  = ~ b_busy_clr;
+  assign \$247  = \$245  & \$246 ;
+  assign \$248  = b_full | b_full_set;
+  assign \$249  = ~ b_full_clr;
+  assign \$250  = \$248  & \$249 ;
+  assign \$251  = c_busy | c_busy_set;
+  assign \$252  = ~ c_busy_clr;
+  assign \$253  = \$251  & \$252 ;
+  assign \$254  = c_ready | c_ready_set;
+  assign \$255  = ~ c_ready_clr;
+  assign \$256  = \$254  & \$255 ;
+  assign \$257  = c_done | c_done_set;
+  assign \$258  = ~ c_done_clr;
+  assign \$259  = \$257  & \$258 ;
+  assign \$266  = load_k_kc0 + 10'h200;
+  assign \$267  = load_k_last ? 33'h000000000 : \$266 ;
+  assign \$268  = ~ l_done;
+  assign \$269  = running & \$268 ;
+  assign \$270  = ~ split;
+  assign \$271  = ~ first_in_panel;
+  assign \$272  = \$270  & \$271 ;
+  assign \$273  = b_busy >> l_bpar;
+  assign \$274  = ~ \$273 ;
+  assign \$275  = \$274  & w_rdy;
+  assign \$276  = ~ l_bpar;
+  assign \$277  = a_busy >> l_apar;
+  assign \$278  = ~ \$277 ;
+  assign \$279  = \$278  & w_rdy;
+  assign \$280  = ~ l_apar;
+  assign \$281  = ! load_k_kc0;
+  assign \$282  = c_claims + 1'h1;
+  assign \$283  = row + 1'h1;
+  assign \$284  = row_base + words;
+  assign \$285  = beat + 1'h1;
+  assign \$286  = feed_k_kc0 + 10'h200;
+  assign \$287  = feed_k_last ? 33'h000000000 : \$286 ;
   assign \$288  = feed_k_len - 1'h1;
   assign \$289  = k_idx == \$288 ;
-  assign \$290  = ~ apar;
-  assign \$291  = last_in_panel & feed_k_last;
-  assign \$292  = split | \$291 ;
-  assign \$293  = ~ bpar;
-  assign \$294  = k_idx + 1'h1;
-  assign \$295  = got & \r_data$126 [18];
-  assign \$296  = \r_data$126 [16:1] - 1'h1;
-  assign \$297  = acc_row == \$296 ;
-  assign \$298  = \$295  & \$297 ;
-  assign \$299  = \r_data$126 [16:1] - 1'h1;
+  assign \$290  = \$289  & feed_k_last;
+  assign \$291  = feed_k_len - 1'h1;
+  assign \$292  = k_idx == \$291 ;
+  assign \$293  = ~ apar;
+  assign \$294  = last_in_panel & feed_k_last;
+  assign \$295  = split | \$294 ;
+  assign \$296  = ~ bpar;
+  assign \$297  = k_idx + 1'h1;
+  assign \$298  = got & \r_data$127 [18];
+  assign \$299  = \r_data$127 [16:1] - 1'h1;
   assign \$300  = acc_row == \$299 ;
-  assign \$301  = acc_row + 1'h1;
-  assign \$302  = ~ s_done;
-  assign \$303  = running & \$302 ;
-  assign \$304  = c_done >> \index$149 [0];
-  assign \$305  = \$303  & \$304 ;
-  assign \$306  = \rows$154  - 1'h1;
-  assign \$307  = r == \$306 ;
-  assign \$308  = r + 1'h1;
-  assign \$309  = wr_data__valid & wr_data__ready;
-  assign \$310  = \$158 [4:0] <= 4'h8;
-  assign \$311  = s_beat + 1'h1;
-  assign \$312  = split ? 32'd512 : c[191:160];
-  assign \$313  = \$312  + 4'h8;
-  assign \$314  = \$313  - 1'h1;
-  assign \$316  = | code;
-  assign \$317  = used + words;
-  assign \$318  = \$317  <= 7'h40;
-  assign \$319  = chunk < c[159:128];
-  assign \$320  = \$318  & \$319 ;
-  assign \$321  = chunk < 10'h200;
-  assign \$322  = \$320  & \$321 ;
-  assign \$323  = used + words;
-  assign \$324  = chunk + 1'h1;
-  assign \$325  = s_done & s_drained;
-  assign \$326  = ~ dma_busy;
-  assign \$327  = \$325  & \$326 ;
-  assign \$328  = cycles + 1'h1;
-  assign \$329  = operands__valid & \r_en$110 ;
-  assign \$330  = mac_cycles + 1'h1;
-  assign \$331  = ~ f_done;
-  assign \$332  = running & \$331 ;
-  assign \$333  = ~ operands__valid;
-  assign \$334  = \$332  & \$333 ;
-  assign \$335  = stall_load + 1'h1;
-  assign \$336  = ~ results__ready;
-  assign \$337  = results__valid & \$336 ;
-  assign \$338  = stall_store + 1'h1;
+  assign \$301  = \$298  & \$300 ;
+  assign \$302  = \r_data$127 [16:1] - 1'h1;
+  assign \$303  = acc_row == \$302 ;
+  assign \$304  = acc_row + 1'h1;
+  assign \$305  = ~ s_done;
+  assign \$306  = running & \$305 ;
+  assign \$307  = c_done >> \index$150 [0];
+  assign \$308  = \$306  & \$307 ;
+  assign \$309  = \rows$155  - 1'h1;
+  assign \$310  = r == \$309 ;
+  assign \$311  = r + 1'h1;
+  assign \$312  = wr_data__valid & wr_data__ready;
+  assign \$313  = \$160 [4:0] <= 4'h8;
+  assign \$314  = s_beat + 1'h1;
+  assign \$315  = split ? 32'd512 : c[191:160];
+  assign \$316  = \$315  + 4'h8;
+  assign \$317  = \$316  - 1'h1;
+  assign \$319  = | code;
+  assign \$320  = used + words;
+  assign \$321  = \$320  <= 7'h40;
+  assign \$322  = chunk < c[159:128];
+  assign \$323  = \$321  & \$322 ;
+  assign \$324  = chunk < 10'h200;
+  assign \$325  = \$323  & \$324 ;
+  assign \$326  = used + words;
+  assign \$327  = chunk + 1'h1;
+  assign \$328  = s_done & s_drained;
+  assign \$329  = ~ dma_busy;
+  assign \$330  = \$328  & \$329 ;
+  assign \$331  = cycles + 1'h1;
+  assign \$332  = operands__valid & \r_en$111 ;
+  assign \$333  = mac_cycles + 1'h1;
+  assign \$334  = ~ f_done;
+  assign \$335  = running & \$334 ;
+  assign \$336  = ~ operands__valid;
+  assign \$337  = \$335  & \$336 ;
+  assign \$338  = stall_load + 1'h1;
+  assign \$339  = ~ results__ready;
+  assign \$340  = results__valid & \$339 ;
+  assign \$341  = stall_store + 1'h1;
   always @(posedge clk)
-    a_busy <= \$339 ;
+    a_busy <= \$342 ;
   always @(posedge clk)
-    a_full <= \$340 ;
+    a_full <= \$343 ;
   always @(posedge clk)
-    b_busy <= \$341 ;
+    b_busy <= \$344 ;
   always @(posedge clk)
-    b_full <= \$342 ;
+    b_full <= \$345 ;
   always @(posedge clk)
-    c_busy <= \$343 ;
+    c_busy <= \$346 ;
   always @(posedge clk)
-    c_ready <= \$344 ;
+    c_ready <= \$347 ;
   always @(posedge clk)
-    c_done <= \$345 ;
+    c_done <= \$348 ;
   always @(posedge clk)
-    b_used_w <= \$346 ;
+    b_used_w <= \$349 ;
   always @(posedge clk)
-    b_used_o <= \$347 ;
+    b_used_o <= \$350 ;
   always @(posedge clk)
-    load_k_kc0 <= \$348 ;
+    load_k_kc0 <= \$351 ;
   always @(posedge clk)
-    loader_state <= \$349 ;
+    loader_state <= \$352 ;
   always @(posedge clk)
-    l_bpar <= \$350 ;
+    l_bpar <= \$353 ;
   always @(posedge clk)
-    l_apar <= \$351 ;
+    l_apar <= \$354 ;
   always @(posedge clk)
-    l_done <= \$352 ;
+    l_done <= \$355 ;
   always @(posedge clk)
-    row <= \$353 ;
+    c_claims <= \$356 ;
   always @(posedge clk)
-    beat <= \$354 ;
+    row <= \$357 ;
   always @(posedge clk)
-    row_base <= \$355 ;
+    beat <= \$358 ;
   always @(posedge clk)
-    feed_k_kc0 <= \$356 ;
+    row_base <= \$359 ;
   always @(posedge clk)
-    pending <= \$357 ;
+    feed_k_kc0 <= \$360 ;
   always @(posedge clk)
-    meta_last <= \$358 ;
+    pending <= \$361 ;
   always @(posedge clk)
-    meta_sel <= \$359 ;
+    meta_last <= \$362 ;
   always @(posedge clk)
-    k_idx <= \$360 ;
+    meta_sel <= \$363 ;
   always @(posedge clk)
-    apar <= \$361 ;
+    k_idx <= \$364 ;
   always @(posedge clk)
-    bpar <= \$362 ;
+    apar <= \$365 ;
   always @(posedge clk)
-    f_done <= \$363 ;
+    bpar <= \$366 ;
   always @(posedge clk)
-    acc_writes <= \$364 ;
+    f_done <= \$367 ;
   always @(posedge clk)
-    s1_addr <= \$365 ;
+    acc_writes <= \$368 ;
   always @(posedge clk)
-    s1_value <= \$366 ;
+    s1_addr <= \$369 ;
   always @(posedge clk)
-    s1_read <= \$367 ;
+    s1_value <= \$370 ;
   always @(posedge clk)
-    s1_half <= \$368 ;
+    s1_read <= \$371 ;
   always @(posedge clk)
-    s1_chunk_done <= \$369 ;
+    s1_half <= \$372 ;
   always @(posedge clk)
-    acc_row <= \$370 ;
+    s1_chunk_done <= \$373 ;
   always @(posedge clk)
-    store_state <= \$371 ;
+    acc_row <= \$374 ;
   always @(posedge clk)
-    r <= \$372 ;
+    store_state <= \$375 ;
   always @(posedge clk)
-    s_done <= \$373 ;
+    r <= \$376 ;
   always @(posedge clk)
-    \pending$158  <= \$374 ;
+    s_done <= \$377 ;
   always @(posedge clk)
-    s_beat <= \$375 ;
+    \pending$159  <= \$378 ;
   always @(posedge clk)
-    c <= \$376 ;
+    s_beat <= \$379 ;
   always @(posedge clk)
-    error <= \$377 ;
+    c <= \$380 ;
   always @(posedge clk)
-    cycles <= \$378 ;
+    error <= \$381 ;
   always @(posedge clk)
-    mac_cycles <= \$379 ;
+    cycles <= \$382 ;
   always @(posedge clk)
-    stall_load <= \$380 ;
+    mac_cycles <= \$383 ;
   always @(posedge clk)
-    stall_store <= \$381 ;
+    stall_load <= \$384 ;
   always @(posedge clk)
-    control_state <= \$382 ;
+    stall_store <= \$385 ;
   always @(posedge clk)
-    words <= \$383 ;
+    control_state <= \$386 ;
   always @(posedge clk)
-    used <= \$384 ;
+    words <= \$387 ;
   always @(posedge clk)
-    chunk <= \$385 ;
+    used <= \$388 ;
+  always @(posedge clk)
+    chunk <= \$389 ;
   \accelerator.engine.core  core (
     .clk(clk),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$110 ),
+    .operands__ready(\r_en$111 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
@@ -7358,11 +7368,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .rst(rst)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$120 ),
+    .advance(\advance$121 ),
     .chunk(chunk),
     .clk(clk),
     .index(\index$82 ),
-    .last(\last$221 ),
+    .last(\last$222 ),
     .last_in_panel(last_in_panel),
     .m(c[143:128]),
     .n(c[207:192]),
@@ -7389,21 +7399,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .clk(clk),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$110 ),
+    .r_en(\r_en$111 ),
     .r_rdy(operands__valid),
     .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$97 )
+    .w_port__data(\w_data$98 )
   );
   \accelerator.engine.passes  passes (
     .clk(clk),
-    .r_data(\r_data$126 ),
-    .r_en(\r_en$130 ),
+    .r_data(\r_data$127 ),
+    .r_en(\r_en$131 ),
     .r_rdy(results__ready),
     .rst(rst),
-    .w_en(\w_en$112 ),
-    .w_port__data(\w_data$113 ),
-    .w_rdy(\w_rdy$86 )
+    .w_en(\w_en$113 ),
+    .w_port__data(\w_data$114 ),
+    .w_rdy(\w_rdy$87 )
   );
   \accelerator.engine.requant  requant (
     .clk(clk),
@@ -7413,7 +7423,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$1962$354 (c[398:354]),
+    .\port$1967$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -7428,38 +7438,38 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   );
   \accelerator.engine.rowq  rowq (
     .clk(clk),
-    .level(\level$157 ),
-    .r_data(\r_data$181 ),
-    .r_en(\r_en$182 ),
-    .r_rdy(\r_rdy$179 ),
+    .level(\level$158 ),
+    .r_data(\r_data$182 ),
+    .r_en(\r_en$183 ),
+    .r_rdy(\r_rdy$180 ),
     .rst(rst),
-    .w_en(\pending$158 ),
-    .w_port__data(\w_data$171 )
+    .w_en(\pending$159 ),
+    .w_port__data(\w_data$172 )
   );
   \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$164 ),
+    .advance(\advance$165 ),
     .chunk(chunk),
     .clk(clk),
-    .col0(\col0$153 ),
-    .cols(\cols$155 ),
-    .index(\index$149 ),
-    .last(\last$224 ),
+    .col0(\col0$154 ),
+    .cols(\cols$156 ),
+    .index(\index$150 ),
+    .last(\last$225 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .row0(\row0$152 ),
-    .rows(\rows$154 ),
+    .row0(\row0$153 ),
+    .rows(\rows$155 ),
     .rst(rst)
   );
   \accelerator.engine.tagq  tagq (
     .clk(clk),
-    .r_data(\r_data$191 ),
-    .r_en(\r_en$198 ),
-    .r_rdy(\r_rdy$168 ),
+    .r_data(\r_data$192 ),
+    .r_en(\r_en$199 ),
+    .r_rdy(\r_rdy$169 ),
     .rst(rst),
-    .w_en(\issue$156 ),
-    .w_port__data(\w_data$170 ),
-    .w_rdy(\w_rdy$159 )
+    .w_en(\issue$157 ),
+    .w_port__data(\w_data$171 ),
+    .w_rdy(\w_rdy$160 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -7817,22 +7827,22 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$112  = 1'h0;
+    \w_en$113  = 1'h0;
     if (issue) begin
-      if (\$105 ) begin
-        \w_en$112  = 1'h1;
+      if (\$107 ) begin
+        \w_en$113  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$113  = 19'h00000;
+    \w_data$114  = 19'h00000;
     if (issue) begin
-      if (\$105 ) begin
-        \w_data$113 [0] = \index$82 [0];
-        \w_data$113 [16:1] = 16'h0004;
-        \w_data$113 [17] = c[352];
-        \w_data$113 [18] = 1'h1;
+      if (\$107 ) begin
+        \w_data$114 [0] = \index$82 [0];
+        \w_data$114 [16:1] = 16'h0004;
+        \w_data$114 [17] = c[352];
+        \w_data$114 [18] = 1'h1;
       end
     end
   end
@@ -7840,7 +7850,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     step_done = 1'h0;
     if (issue) begin
-      if (\$107 ) begin
+      if (\$109 ) begin
         step_done = 1'h1;
       end
     end
@@ -7849,7 +7859,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
-      if (\$107 ) begin
+      if (\$109 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -7864,7 +7874,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
-      if (\$107 ) begin
+      if (\$109 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -7879,8 +7889,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_full_clr = 2'h0;
     if (issue) begin
-      if (\$107 ) begin
-        if (\$109 ) begin
+      if (\$109 ) begin
+        if (\$111 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -7896,8 +7906,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_busy_clr = 2'h0;
     if (issue) begin
-      if (\$107 ) begin
-        if (\$109 ) begin
+      if (\$109 ) begin
+        if (\$111 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -7911,21 +7921,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$120  = 1'h0;
+    \advance$121  = 1'h0;
     if (issue) begin
-      if (\$107 ) begin
+      if (\$109 ) begin
         if (feed_k_last) begin
-          \advance$120  = 1'h1;
+          \advance$121  = 1'h1;
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$130  = 1'h0;
+    \r_en$131  = 1'h0;
     if (got) begin
-      if (\$113 ) begin
-        \r_en$130  = 1'h1;
+      if (\$115 ) begin
+        \r_en$131  = 1'h1;
       end
     end
   end
@@ -7948,7 +7958,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (acc_writes) begin
       c_wr__addr = s1_addr;
     end else begin
-      c_wr__addr = \$123 [9:0];
+      c_wr__addr = \$125 [9:0];
     end
   end
   always @* begin
@@ -7957,20 +7967,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (acc_writes) begin
       c_wr__en = 4'hf;
     end else begin
-      c_wr__en[0] = \$126 ;
-      c_wr__en[1] = \$129 ;
-      c_wr__en[2] = \$132 ;
-      c_wr__en[3] = \$135 ;
+      c_wr__en[0] = \$128 ;
+      c_wr__en[1] = \$131 ;
+      c_wr__en[2] = \$134 ;
+      c_wr__en[3] = \$137 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
-      c_wr__data[31:0] = \$115 [31:0];
-      c_wr__data[63:32] = \$117 [31:0];
-      c_wr__data[95:64] = \$119 [31:0];
-      c_wr__data[127:96] = \$121 [31:0];
+      c_wr__data[31:0] = \$117 [31:0];
+      c_wr__data[63:32] = \$119 [31:0];
+      c_wr__data[95:64] = \$121 [31:0];
+      c_wr__data[127:96] = \$123 [31:0];
     end else begin
       c_wr__data[31:0] = rd_data__payload[31:0];
       c_wr__data[63:32] = rd_data__payload[63:32];
@@ -7983,7 +7993,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
-          if (\$139 ) begin
+          if (\$141 ) begin
             wr_cmd__valid = 1'h1;
           end
     endcase
@@ -7993,23 +8003,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
-          if (\$139 ) begin
-            wr_cmd__payload[31:0] = \$143 [31:0];
-            wr_cmd__payload[47:32] = \rows$154 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$144  };
+          if (\$141 ) begin
+            wr_cmd__payload[31:0] = \$145 [31:0];
+            wr_cmd__payload[47:32] = \rows$155 ;
+            wr_cmd__payload[67:48] = { 1'h0, \$146  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \issue$156  = 1'h0;
+    \issue$157  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          \issue$156  = \$147 ;
+          \issue$157  = \$149 ;
     endcase
   end
   always @* begin
@@ -8020,10 +8030,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$156 ) begin
-            if (\$149 ) begin
+          if (\issue$157 ) begin
+            if (\$151 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$149 [0])
+              casez (\index$150 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -8041,10 +8051,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$156 ) begin
-            if (\$149 ) begin
+          if (\issue$157 ) begin
+            if (\$151 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$149 [0])
+              casez (\index$150 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -8062,10 +8072,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$156 ) begin
-            if (\$149 ) begin
+          if (\issue$157 ) begin
+            if (\$151 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$149 [0])
+              casez (\index$150 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -8077,15 +8087,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$164  = 1'h0;
+    \advance$165  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$156 ) begin
-            if (\$149 ) begin
-              \advance$164  = 1'h1;
+          if (\issue$157 ) begin
+            if (\$151 ) begin
+              \advance$165  = 1'h1;
             end
           end
     endcase
@@ -8094,14 +8104,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
-      i__valid = \r_rdy$179 ;
+      i__valid = \r_rdy$180 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
-      i__payload[127:0] = \r_data$181 ;
+      i__payload[127:0] = \r_data$182 ;
       i__payload[128] = 1'h0;
     end
   end
@@ -8109,9 +8119,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
-      \r_en$182  = i__ready;
+      \r_en$183  = i__ready;
     end else begin
-      \r_en$182  = byte_ready;
+      \r_en$183  = byte_ready;
     end
   end
   always @* begin
@@ -8120,7 +8130,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
     end else begin
-      byte_row = \r_data$181 ;
+      byte_row = \r_data$182 ;
     end
   end
   always @* begin
@@ -8129,7 +8139,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (c[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$179 ;
+      byte_valid = \r_rdy$180 ;
     end
   end
   always @* begin
@@ -8142,18 +8152,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     byte_ready = 1'h0;
-    if (\$166 ) begin
-      if (\$167 ) begin
+    if (\$168 ) begin
+      if (\$169 ) begin
         byte_ready = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$198  = 1'h0;
-    if (\$166 ) begin
-      if (\$167 ) begin
-        \r_en$198  = 1'h1;
+    \r_en$199  = 1'h0;
+    if (\$168 ) begin
+      if (\$169 ) begin
+        \r_en$199  = 1'h1;
       end
     end
   end
@@ -8164,17 +8174,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       3'h0:
           /* empty */;
       3'h1:
-          \end  = \$171 [65:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end$203  = 66'h00000000000000000;
-    casez (control_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          \end$203  = \$175 [65:0];
+          \end  = \$173 [65:0];
     endcase
   end
   always @* begin
@@ -8184,7 +8184,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       3'h0:
           /* empty */;
       3'h1:
-          \end$204  = \$180 [65:0];
+          \end$204  = \$177 [65:0];
     endcase
   end
   always @* begin
@@ -8194,7 +8194,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       3'h0:
           /* empty */;
       3'h1:
-          \end$205  = \$185 [65:0];
+          \end$205  = \$182 [65:0];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \end$206  = 66'h00000000000000000;
+    casez (control_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          \end$206  = \$187 [65:0];
     endcase
   end
   always @* begin
@@ -8204,17 +8214,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       3'h0:
           /* empty */;
       3'h1:
-          if (\$190 ) begin
+          if (\$192 ) begin
             code = 8'h01;
-          end else if (\$195 ) begin
+          end else if (\$197 ) begin
             code = 8'h07;
-          end else if (\$196 ) begin
+          end else if (\$198 ) begin
             code = 8'h05;
-          end else if (\$206 ) begin
+          end else if (\$208 ) begin
             code = 8'h04;
-          end else if (\$216 ) begin
+          end else if (\$218 ) begin
             code = 8'h02;
-          end else if (\$224 ) begin
+          end else if (\$226 ) begin
             code = 8'h03;
           end
     endcase
@@ -8271,45 +8281,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$339  = 2'h0;
-    end else begin
-      \$339  = \$239 ;
-    end
-    if (rst) begin
-      \$339  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$340  = 2'h0;
-    end else begin
-      \$340  = \$242 ;
-    end
-    if (rst) begin
-      \$340  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$341  = 2'h0;
-    end else begin
-      \$341  = \$245 ;
-    end
-    if (rst) begin
-      \$341  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
       \$342  = 2'h0;
     end else begin
-      \$342  = \$248 ;
+      \$342  = \$241 ;
     end
     if (rst) begin
       \$342  = 2'h0;
@@ -8321,7 +8295,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$343  = 2'h0;
     end else begin
-      \$343  = \$251 ;
+      \$343  = \$244 ;
     end
     if (rst) begin
       \$343  = 2'h0;
@@ -8333,7 +8307,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$344  = 2'h0;
     end else begin
-      \$344  = \$254 ;
+      \$344  = \$247 ;
     end
     if (rst) begin
       \$344  = 2'h0;
@@ -8345,7 +8319,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$345  = 2'h0;
     end else begin
-      \$345  = \$257 ;
+      \$345  = \$250 ;
     end
     if (rst) begin
       \$345  = 2'h0;
@@ -8357,7 +8331,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$346  = 2'h0;
     end else begin
-      \$346  = \$260 ;
+      \$346  = \$253 ;
     end
     if (rst) begin
       \$346  = 2'h0;
@@ -8369,7 +8343,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$347  = 2'h0;
     end else begin
-      \$347  = \$263 ;
+      \$347  = \$256 ;
     end
     if (rst) begin
       \$347  = 2'h0;
@@ -8377,119 +8351,155 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$348  = load_k_kc0;
+    (* full_case = 32'd1 *)
     if (restart) begin
-      \$348  = 32'd0;
-    end else if (l_step) begin
-      \$348  = \$265 [31:0];
+      \$348  = 2'h0;
+    end else begin
+      \$348  = \$259 ;
     end
     if (rst) begin
-      \$348  = 32'd0;
+      \$348  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$349  = loader_state;
     (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          if (\$267 ) begin
-            \$349  = 2'h1;
-          end
-      2'h1:
-          if (\$270 ) begin
-            \$349  = 2'h2;
-          end else if (\$273 ) begin
-            if (rd_cmd__ready) begin
-              \$349  = 2'h2;
-            end
-          end
-      2'h2:
-          if (\$277 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$279 ) begin
-                \$349  = 2'h3;
-              end else begin
-                (* full_case = 32'd1 *)
-                if (load_k_last) begin
-                  (* full_case = 32'd1 *)
-                  if (last) begin
-                    \$349  = 2'h0;
-                  end else begin
-                    \$349  = 2'h1;
-                  end
-                end else begin
-                  \$349  = 2'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            (* full_case = 32'd1 *)
-            if (load_k_last) begin
-              (* full_case = 32'd1 *)
-              if (last) begin
-                \$349  = 2'h0;
-              end else begin
-                \$349  = 2'h1;
-              end
-            end else begin
-              \$349  = 2'h1;
-            end
-          end
-    endcase
+    if (restart) begin
+      \$349  = 2'h0;
+    end else begin
+      \$349  = \$262 ;
+    end
     if (rst) begin
       \$349  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$350  = l_bpar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$270 ) begin
-          end else if (\$273 ) begin
-            if (rd_cmd__ready) begin
-              \$350  = \$274 ;
-            end
-          end
-    endcase
+    (* full_case = 32'd1 *)
     if (restart) begin
-      \$350  = 1'h0;
+      \$350  = 2'h0;
+    end else begin
+      \$350  = \$265 ;
     end
     if (rst) begin
-      \$350  = 1'h0;
+      \$350  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$351  = l_apar;
+    \$351  = load_k_kc0;
+    if (restart) begin
+      \$351  = 32'd0;
+    end else if (l_step) begin
+      \$351  = \$267 [31:0];
+    end
+    if (rst) begin
+      \$351  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$352  = loader_state;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          if (\$269 ) begin
+            \$352  = 2'h1;
+          end
+      2'h1:
+          if (\$272 ) begin
+            \$352  = 2'h2;
+          end else if (\$275 ) begin
+            if (rd_cmd__ready) begin
+              \$352  = 2'h2;
+            end
+          end
+      2'h2:
+          if (\$279 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$281 ) begin
+                \$352  = 2'h3;
+              end else begin
+                (* full_case = 32'd1 *)
+                if (load_k_last) begin
+                  (* full_case = 32'd1 *)
+                  if (last) begin
+                    \$352  = 2'h0;
+                  end else begin
+                    \$352  = 2'h1;
+                  end
+                end else begin
+                  \$352  = 2'h1;
+                end
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            (* full_case = 32'd1 *)
+            if (load_k_last) begin
+              (* full_case = 32'd1 *)
+              if (last) begin
+                \$352  = 2'h0;
+              end else begin
+                \$352  = 2'h1;
+              end
+            end else begin
+              \$352  = 2'h1;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$352  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$353  = l_bpar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$272 ) begin
+          end else if (\$275 ) begin
+            if (rd_cmd__ready) begin
+              \$353  = \$276 ;
+            end
+          end
+    endcase
+    if (restart) begin
+      \$353  = 1'h0;
+    end
+    if (rst) begin
+      \$353  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$354  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$277 ) begin
+          if (\$279 ) begin
             if (rd_cmd__ready) begin
-              \$351  = \$278 ;
+              \$354  = \$280 ;
             end
           end
     endcase
     if (restart) begin
-      \$351  = 1'h0;
+      \$354  = 1'h0;
     end
     if (rst) begin
-      \$351  = 1'h0;
+      \$354  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$352  = l_done;
+    \$355  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -8497,14 +8507,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$277 ) begin
+          if (\$279 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$279 ) begin
+              if (\$281 ) begin
               end else begin
                 if (load_k_last) begin
                   if (last) begin
-                    \$352  = 1'h1;
+                    \$355  = 1'h1;
                   end
                 end
               end
@@ -8514,501 +8524,524 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           if (claimed) begin
             if (load_k_last) begin
               if (last) begin
-                \$352  = 1'h1;
+                \$355  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$352  = 1'h0;
+      \$355  = 1'h0;
     end
     if (rst) begin
-      \$352  = 1'h0;
+      \$355  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$353  = row;
+    \$356  = c_claims;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (claimed) begin
+            \$356  = \$282 [31:0];
+          end
+    endcase
+    if (restart) begin
+      \$356  = 32'd0;
+    end
+    if (rst) begin
+      \$356  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$357  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$353  = 16'h0000;
+        \$357  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$353  = \$280 [15:0];
+        \$357  = \$283 [15:0];
       end
     end
     if (rst) begin
-      \$353  = 16'h0000;
+      \$357  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$354  = beat;
+    \$358  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
       if (rd_data__payload[70]) begin
-        \$354  = 16'h0000;
+        \$358  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$354  = 16'h0000;
+        \$358  = 16'h0000;
       end else begin
-        \$354  = \$282 [15:0];
+        \$358  = \$285 [15:0];
       end
     end
     if (rst) begin
-      \$354  = 16'h0000;
+      \$358  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$355  = row_base;
+    \$359  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$355  = 16'h0000;
+        \$359  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$355  = \$281 [15:0];
+        \$359  = \$284 [15:0];
       end
     end
     if (rst) begin
-      \$355  = 16'h0000;
+      \$359  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$356  = feed_k_kc0;
+    \$360  = feed_k_kc0;
     if (restart) begin
-      \$356  = 32'd0;
+      \$360  = 32'd0;
     end else if (step_done) begin
-      \$356  = \$284 [31:0];
+      \$360  = \$287 [31:0];
     end
     if (rst) begin
-      \$356  = 32'd0;
+      \$360  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$357  = issue;
+    \$361  = issue;
     if (rst) begin
-      \$357  = 1'h0;
+      \$361  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$358  = meta_last;
+    \$362  = meta_last;
     if (issue) begin
-      \$358  = \$287 ;
+      \$362  = \$290 ;
     end
     if (rst) begin
-      \$358  = 1'h0;
+      \$362  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$359  = meta_sel;
+    \$363  = meta_sel;
     if (issue) begin
-      \$359  = k_idx[2:0];
+      \$363  = k_idx[2:0];
     end
     if (rst) begin
-      \$359  = 3'h0;
+      \$363  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$360  = k_idx;
+    \$364  = k_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$289 ) begin
-        \$360  = 16'h0000;
+      if (\$292 ) begin
+        \$364  = 16'h0000;
       end else begin
-        \$360  = \$294 [15:0];
+        \$364  = \$297 [15:0];
       end
     end
     if (restart) begin
-      \$360  = 16'h0000;
+      \$364  = 16'h0000;
     end
     if (rst) begin
-      \$360  = 16'h0000;
+      \$364  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$361  = apar;
+    \$365  = apar;
     if (issue) begin
-      if (\$289 ) begin
-        \$361  = \$290 ;
+      if (\$292 ) begin
+        \$365  = \$293 ;
       end
     end
     if (restart) begin
-      \$361  = 1'h0;
+      \$365  = 1'h0;
     end
     if (rst) begin
-      \$361  = 1'h0;
+      \$365  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$362  = bpar;
+    \$366  = bpar;
     if (issue) begin
-      if (\$289 ) begin
-        if (\$292 ) begin
-          \$362  = \$293 ;
+      if (\$292 ) begin
+        if (\$295 ) begin
+          \$366  = \$296 ;
         end
       end
     end
     if (restart) begin
-      \$362  = 1'h0;
+      \$366  = 1'h0;
     end
     if (rst) begin
-      \$362  = 1'h0;
+      \$366  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$363  = f_done;
+    \$367  = f_done;
     if (issue) begin
-      if (\$289 ) begin
+      if (\$292 ) begin
         if (feed_k_last) begin
-          if (\last$221 ) begin
-            \$363  = 1'h1;
+          if (\last$222 ) begin
+            \$367  = 1'h1;
           end
         end
       end
     end
     if (restart) begin
-      \$363  = 1'h0;
+      \$367  = 1'h0;
     end
-    if (rst) begin
-      \$363  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$364  = got;
-    if (rst) begin
-      \$364  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$365  = \$111 [9:0];
-    if (rst) begin
-      \$365  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$366  = results__payload[127:0];
-    if (rst) begin
-      \$366  = 128'h00000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$367  = \r_data$126 [17];
     if (rst) begin
       \$367  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$368  = \r_data$126 [0];
+    \$368  = got;
     if (rst) begin
       \$368  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$369  = \$298 ;
+    \$369  = \$113 [9:0];
     if (rst) begin
-      \$369  = 1'h0;
+      \$369  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$370  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$300 ) begin
-        \$370  = 16'h0000;
-      end else begin
-        \$370  = \$301 [15:0];
-      end
-    end
-    if (restart) begin
-      \$370  = 16'h0000;
-    end
+    \$370  = results__payload[127:0];
     if (rst) begin
-      \$370  = 16'h0000;
+      \$370  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$371  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$305 ) begin
-            if (wr_cmd__ready) begin
-              \$371  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$156 ) begin
-            if (\$307 ) begin
-              \$371  = 1'h0;
-            end
-          end
-    endcase
+    \$371  = \r_data$127 [17];
     if (rst) begin
       \$371  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$372  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$156 ) begin
-            (* full_case = 32'd1 *)
-            if (\$307 ) begin
-              \$372  = 16'h0000;
-            end else begin
-              \$372  = \$308 [15:0];
-            end
-          end
-    endcase
-    if (restart) begin
-      \$372  = 16'h0000;
-    end
+    \$372  = \r_data$127 [0];
     if (rst) begin
-      \$372  = 16'h0000;
+      \$372  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$373  = s_done;
+    \$373  = \$301 ;
+    if (rst) begin
+      \$373  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$374  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$303 ) begin
+        \$374  = 16'h0000;
+      end else begin
+        \$374  = \$304 [15:0];
+      end
+    end
+    if (restart) begin
+      \$374  = 16'h0000;
+    end
+    if (rst) begin
+      \$374  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$375  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$308 ) begin
+            if (wr_cmd__ready) begin
+              \$375  = 1'h1;
+            end
+          end
+      1'h1:
+          if (\issue$157 ) begin
+            if (\$310 ) begin
+              \$375  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$375  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$376  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$156 ) begin
-            if (\$307 ) begin
-              if (\last$224 ) begin
-                \$373  = 1'h1;
+          if (\issue$157 ) begin
+            (* full_case = 32'd1 *)
+            if (\$310 ) begin
+              \$376  = 16'h0000;
+            end else begin
+              \$376  = \$311 [15:0];
+            end
+          end
+    endcase
+    if (restart) begin
+      \$376  = 16'h0000;
+    end
+    if (rst) begin
+      \$376  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$377  = s_done;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$157 ) begin
+            if (\$310 ) begin
+              if (\last$225 ) begin
+                \$377  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$373  = 1'h0;
+      \$377  = 1'h0;
     end
     if (rst) begin
-      \$373  = 1'h0;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$374  = \issue$156 ;
+    \$378  = \issue$157 ;
     if (rst) begin
-      \$374  = 1'h0;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$375  = s_beat;
-    if (\$309 ) begin
+    \$379  = s_beat;
+    if (\$312 ) begin
       (* full_case = 32'd1 *)
-      if (\$310 ) begin
-        \$375  = 2'h0;
+      if (\$313 ) begin
+        \$379  = 2'h0;
       end else begin
-        \$375  = \$311 [1:0];
+        \$379  = \$314 [1:0];
       end
     end
     if (rst) begin
-      \$375  = 2'h0;
+      \$379  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$376  = c;
+    \$380  = c;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$376  = cmd;
+            \$380  = cmd;
           end
     endcase
     if (rst) begin
-      \$376  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$380  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$377  = error;
+    \$381  = error;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$377  = 8'h00;
+            \$381  = 8'h00;
           end
       3'h1:
-          \$377  = code;
+          \$381  = code;
       3'h4:
           /* empty */;
       3'h3:
           /* empty */;
       3'h5:
           if (dma_error) begin
-            \$377  = 8'h06;
+            \$381  = 8'h06;
           end
     endcase
     if (rst) begin
-      \$377  = 8'h00;
+      \$381  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$378  = cycles;
+    \$382  = cycles;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$378  = 32'd0;
+            \$382  = 32'd0;
           end
     endcase
     if (busy) begin
-      \$378  = \$328 [31:0];
+      \$382  = \$331 [31:0];
     end
     if (rst) begin
-      \$378  = 32'd0;
+      \$382  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$379  = mac_cycles;
+    \$383  = mac_cycles;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$379  = 32'd0;
+            \$383  = 32'd0;
           end
     endcase
-    if (\$329 ) begin
-      \$379  = \$330 [31:0];
+    if (\$332 ) begin
+      \$383  = \$333 [31:0];
     end
     if (rst) begin
-      \$379  = 32'd0;
+      \$383  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$380  = stall_load;
+    \$384  = stall_load;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$380  = 32'd0;
-          end
-    endcase
-    if (\$334 ) begin
-      \$380  = \$335 [31:0];
-    end
-    if (rst) begin
-      \$380  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$381  = stall_store;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$381  = 32'd0;
+            \$384  = 32'd0;
           end
     endcase
     if (\$337 ) begin
-      \$381  = \$338 [31:0];
+      \$384  = \$338 [31:0];
     end
-    if (rst) begin
-      \$381  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$382  = control_state;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$382  = 3'h1;
-          end
-      3'h1:
-          (* full_case = 32'd1 *)
-          if (\$316 ) begin
-            \$382  = 3'h2;
-          end else if (1'h1) begin
-            \$382  = 3'h3;
-          end
-      3'h4:
-          (* full_case = 32'd1 *)
-          if (\$322 ) begin
-          end else begin
-            \$382  = 3'h3;
-          end
-      3'h3:
-          \$382  = 3'h5;
-      3'h5:
-          if (\$327 ) begin
-            \$382  = 3'h2;
-          end
-      3'h2:
-          \$382  = 3'h0;
-    endcase
-    if (rst) begin
-      \$382  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$383  = words;
-    casez (control_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          \$383  = \$315 [15:0];
-    endcase
-    if (rst) begin
-      \$383  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$384  = used;
-    casez (control_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          \$384  = 32'd0;
-      3'h4:
-          if (\$322 ) begin
-            \$384  = \$323 [31:0];
-          end
-    endcase
     if (rst) begin
       \$384  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$385  = chunk;
+    \$385  = stall_store;
+    casez (control_state)
+      3'h0:
+          if (start) begin
+            \$385  = 32'd0;
+          end
+    endcase
+    if (\$340 ) begin
+      \$385  = \$341 [31:0];
+    end
+    if (rst) begin
+      \$385  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$386  = control_state;
+    casez (control_state)
+      3'h0:
+          if (start) begin
+            \$386  = 3'h1;
+          end
+      3'h1:
+          (* full_case = 32'd1 *)
+          if (\$319 ) begin
+            \$386  = 3'h2;
+          end else if (1'h1) begin
+            \$386  = 3'h3;
+          end
+      3'h4:
+          (* full_case = 32'd1 *)
+          if (\$325 ) begin
+          end else begin
+            \$386  = 3'h3;
+          end
+      3'h3:
+          \$386  = 3'h5;
+      3'h5:
+          if (\$330 ) begin
+            \$386  = 3'h2;
+          end
+      3'h2:
+          \$386  = 3'h0;
+    endcase
+    if (rst) begin
+      \$386  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$387  = words;
     casez (control_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$385  = 16'h0004;
+          \$387  = \$318 [15:0];
+    endcase
+    if (rst) begin
+      \$387  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$388  = used;
+    casez (control_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          \$388  = 32'd0;
       3'h4:
-          if (\$322 ) begin
-            \$385  = \$324 [15:0];
+          if (\$325 ) begin
+            \$388  = \$326 [31:0];
           end
     endcase
     if (rst) begin
-      \$385  = 16'h0000;
+      \$388  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$389  = chunk;
+    casez (control_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          \$389  = 16'h0004;
+      3'h4:
+          if (\$325 ) begin
+            \$389  = \$327 [15:0];
+          end
+    endcase
+    if (rst) begin
+      \$389  = 16'h0000;
     end
   end
   assign m = c[143:128];
@@ -9030,42 +9063,42 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \chunk$68  = chunk;
   assign \restart$69  = restart;
   assign feed_k_left = \$67 [31:0];
-  assign \$signature__addr$87  = \$87 [6:0];
-  assign \$signature__en$88  = issue;
-  assign \$signature__addr$89  = \$90 [6:0];
-  assign \$signature__en$90  = issue;
-  assign \$signature__addr$91  = \$93 [6:0];
-  assign \$signature__en$92  = issue;
-  assign \$signature__addr$93  = \$96 [6:0];
-  assign \$signature__en$94  = issue;
-  assign b_rd__addr = \$98 [9:0];
+  assign \$signature__addr$88  = \$89 [6:0];
+  assign \$signature__en$89  = issue;
+  assign \$signature__addr$90  = \$92 [6:0];
+  assign \$signature__en$91  = issue;
+  assign \$signature__addr$92  = \$95 [6:0];
+  assign \$signature__en$93  = issue;
+  assign \$signature__addr$94  = \$98 [6:0];
+  assign \$signature__en$95  = issue;
+  assign b_rd__addr = \$100 [9:0];
   assign b_rd__en = issue;
-  assign \w_en$105  = pending;
-  assign \r_rdy$107  = operands__valid;
-  assign \r_data$109  = operands__payload;
-  assign operands__ready = \r_en$110 ;
-  assign \r_rdy$122  = results__ready;
-  assign addr = \$111 [9:0];
-  assign c_rd_acc__addr = \$111 [9:0];
+  assign \w_en$106  = pending;
+  assign \r_rdy$108  = operands__valid;
+  assign \r_data$110  = operands__payload;
+  assign operands__ready = \r_en$111 ;
+  assign \r_rdy$123  = results__ready;
+  assign addr = \$113 [9:0];
+  assign c_rd_acc__addr = \$113 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$142  = c[143:128];
-  assign \n$143  = c[207:192];
-  assign \chunk$144  = chunk;
-  assign \restart$145  = restart;
-  assign c_rd_store__addr = \$151 [9:0];
-  assign c_rd_store__en = \issue$156 ;
-  assign \w_en$169  = \issue$156 ;
-  assign c_rd_store__data = \w_data$171 ;
-  assign \w_en$173  = \pending$158 ;
+  assign \m$143  = c[143:128];
+  assign \n$144  = c[207:192];
+  assign \chunk$145  = chunk;
+  assign \restart$146  = restart;
+  assign c_rd_store__addr = \$153 [9:0];
+  assign c_rd_store__en = \issue$157 ;
+  assign \w_en$170  = \issue$157 ;
+  assign c_rd_store__data = \w_data$172 ;
+  assign \w_en$174  = \pending$159 ;
   assign multiplier = c[385:355];
   assign shift = c[390:386];
   assign zero_point = c[398:391];
   assign relu = c[354];
-  assign nbytes = \$156 [4:0];
-  assign sent = \$157 [4:0];
-  assign remaining = \$158 [4:0];
-  assign \error$200  = error;
+  assign nbytes = \$158 [4:0];
+  assign sent = \$159 [4:0];
+  assign remaining = \$160 [4:0];
+  assign \error$201  = error;
   assign b_used_w_set = 2'h0;
   assign b_used_w_clr = 2'h0;
   assign b_used_o_set = 2'h0;
@@ -9140,22 +9173,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \b_wr__data[1]  = b_wr__data[15:8];
   assign \b_wr__data[2]  = b_wr__data[23:16];
   assign \b_wr__data[3]  = b_wr__data[31:24];
-  assign \$signature__data$98[0]  = \$signature__data$98 [7:0];
-  assign \$signature__data$98[1]  = \$signature__data$98 [15:8];
-  assign \$signature__data$98[2]  = \$signature__data$98 [23:16];
-  assign \$signature__data$98[3]  = \$signature__data$98 [31:24];
-  assign \$signature__data$98[4]  = \$signature__data$98 [39:32];
-  assign \$signature__data$98[5]  = \$signature__data$98 [47:40];
-  assign \$signature__data$98[6]  = \$signature__data$98 [55:48];
-  assign \$signature__data$98[7]  = \$signature__data$98 [63:56];
-  assign \$signature__data$100[0]  = \$signature__data$100 [7:0];
-  assign \$signature__data$100[1]  = \$signature__data$100 [15:8];
-  assign \$signature__data$100[2]  = \$signature__data$100 [23:16];
-  assign \$signature__data$100[3]  = \$signature__data$100 [31:24];
-  assign \$signature__data$100[4]  = \$signature__data$100 [39:32];
-  assign \$signature__data$100[5]  = \$signature__data$100 [47:40];
-  assign \$signature__data$100[6]  = \$signature__data$100 [55:48];
-  assign \$signature__data$100[7]  = \$signature__data$100 [63:56];
+  assign \$signature__data$99[0]  = \$signature__data$99 [7:0];
+  assign \$signature__data$99[1]  = \$signature__data$99 [15:8];
+  assign \$signature__data$99[2]  = \$signature__data$99 [23:16];
+  assign \$signature__data$99[3]  = \$signature__data$99 [31:24];
+  assign \$signature__data$99[4]  = \$signature__data$99 [39:32];
+  assign \$signature__data$99[5]  = \$signature__data$99 [47:40];
+  assign \$signature__data$99[6]  = \$signature__data$99 [55:48];
+  assign \$signature__data$99[7]  = \$signature__data$99 [63:56];
   assign \$signature__data$101[0]  = \$signature__data$101 [7:0];
   assign \$signature__data$101[1]  = \$signature__data$101 [15:8];
   assign \$signature__data$101[2]  = \$signature__data$101 [23:16];
@@ -9172,6 +9197,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \$signature__data$102[5]  = \$signature__data$102 [47:40];
   assign \$signature__data$102[6]  = \$signature__data$102 [55:48];
   assign \$signature__data$102[7]  = \$signature__data$102 [63:56];
+  assign \$signature__data$103[0]  = \$signature__data$103 [7:0];
+  assign \$signature__data$103[1]  = \$signature__data$103 [15:8];
+  assign \$signature__data$103[2]  = \$signature__data$103 [23:16];
+  assign \$signature__data$103[3]  = \$signature__data$103 [31:24];
+  assign \$signature__data$103[4]  = \$signature__data$103 [39:32];
+  assign \$signature__data$103[5]  = \$signature__data$103 [47:40];
+  assign \$signature__data$103[6]  = \$signature__data$103 [55:48];
+  assign \$signature__data$103[7]  = \$signature__data$103 [63:56];
   assign \b_rd__data[0]  = b_rd__data[7:0];
   assign \b_rd__data[1]  = b_rd__data[15:8];
   assign \b_rd__data[2]  = b_rd__data[23:16];
@@ -9203,10 +9236,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$171 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$171 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$171 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$171 [127:96];
+  assign \c_rd_store__data[0]  = \w_data$172 [31:0];
+  assign \c_rd_store__data[1]  = \w_data$172 [63:32];
+  assign \c_rd_store__data[2]  = \w_data$172 [95:64];
+  assign \c_rd_store__data[3]  = \w_data$172 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -9255,19 +9288,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$165 ;
-  assign wr_data__payload[69] = \$163 ;
-  assign wr_data__payload[68] = \$162 ;
-  assign wr_data__payload[67:64] = \$161 [3:0];
-  assign wr_data__payload[63:0] = \$159 ;
-  assign \w_data$170 [3] = \$155 ;
-  assign \w_data$170 [2:0] = \cols$155 [2:0];
-  assign \w_data$97 [64] = meta_last;
-  assign \w_data$97 [63:32] = b_rd__data;
-  assign \w_data$97 [31:24] = \$102 ;
-  assign \w_data$97 [23:16] = \$101 ;
-  assign \w_data$97 [15:8] = \$100 ;
-  assign \w_data$97 [7:0] = \$99 ;
+  assign wr_data__payload[70] = \$167 ;
+  assign wr_data__payload[69] = \$165 ;
+  assign wr_data__payload[68] = \$164 ;
+  assign wr_data__payload[67:64] = \$163 [3:0];
+  assign wr_data__payload[63:0] = \$161 ;
+  assign \w_data$171 [3] = \$157 ;
+  assign \w_data$171 [2:0] = \cols$156 [2:0];
+  assign \w_data$98 [64] = meta_last;
+  assign \w_data$98 [63:32] = b_rd__data;
+  assign \w_data$98 [31:24] = \$104 ;
+  assign \w_data$98 [23:16] = \$103 ;
+  assign \w_data$98 [15:8] = \$102 ;
+  assign \w_data$98 [7:0] = \$101 ;
   assign b_wr__en[3] = \$66 ;
   assign b_wr__en[2] = \$62 ;
   assign b_wr__en[1] = \$58 ;
@@ -9278,21 +9311,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign b_wr__data[7:0] = rd_data__payload[7:0];
   assign \$24  = { 1'h0, col0, 2'h0 };
   assign \$26  = { 1'h0, cols, 2'h0 };
-  assign \$86  = { 3'h0, k_idx[15:3] };
-  assign \$89  = { 3'h0, k_idx[15:3] };
-  assign \$92  = { 3'h0, k_idx[15:3] };
-  assign \$95  = { 3'h0, k_idx[15:3] };
-  assign \$184  = { 1'h0, c[223:192], 2'h0 };
-  assign \$196  = 1'h0;
-  assign \$203  = { 1'h0, c[223:192], 2'h0 };
-  assign \$230  = store_state;
-  assign \$258  = b_used_w;
-  assign \$259  = 2'h3;
+  assign \$88  = { 3'h0, k_idx[15:3] };
+  assign \$91  = { 3'h0, k_idx[15:3] };
+  assign \$94  = { 3'h0, k_idx[15:3] };
+  assign \$97  = { 3'h0, k_idx[15:3] };
+  assign \$186  = { 1'h0, c[223:192], 2'h0 };
+  assign \$198  = 1'h0;
+  assign \$205  = { 1'h0, c[223:192], 2'h0 };
+  assign \$232  = store_state;
   assign \$260  = b_used_w;
-  assign \$261  = b_used_o;
-  assign \$262  = 2'h3;
+  assign \$261  = 2'h3;
+  assign \$262  = b_used_w;
   assign \$263  = b_used_o;
-  assign \$315  = { \$314 [33], \$314 [33], \$314 [33], \$314 [33:3] };
+  assign \$264  = 2'h3;
+  assign \$265  = b_used_o;
+  assign \$318  = { \$317 [33], \$317 [33], \$317 [33], \$317 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9807,7 +9840,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
     .en(en),
     .first_out(\first_in$88 ),
     .last_out(\last_in$90 ),
-    .\port$2364$0 (\o$46 [2:0]),
+    .\port$2369$0 (\o$46 [2:0]),
     .rst(rst),
     .valid_out(\valid_in$86 )
   );
@@ -9823,7 +9856,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
     .en(en),
     .first_out(\first_in$104 ),
     .last_out(\last_in$106 ),
-    .\port$2364$3 (\o$46 [5:3]),
+    .\port$2369$3 (\o$46 [5:3]),
     .rst(rst),
     .valid_out(\valid_in$102 )
   );
@@ -9839,7 +9872,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
     .en(en),
     .first_out(\first_in$120 ),
     .last_out(\last_in$122 ),
-    .\port$2364$6 (\o$46 [8:6]),
+    .\port$2369$6 (\o$46 [8:6]),
     .rst(rst),
     .valid_out(\valid_in$118 )
   );
@@ -9854,7 +9887,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
     .en(en),
     .first_out(\first_in$136 ),
     .last_out(\last_in$138 ),
-    .\port$2364$9 (\o$46 [11:9]),
+    .\port$2369$9 (\o$46 [11:9]),
     .rst(rst),
     .valid_out(\valid_in$134 )
   );
@@ -10548,7 +10581,7 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, b_in, \port$2364$0 , clk);
+module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, b_in, \port$2369$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10594,17 +10627,17 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2364$0 ;
-  wire [2:0] \port$2364$0 ;
+  input [2:0] \port$2369$0 ;
+  wire [2:0] \port$2369$0 ;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2364$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2369$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(a_in) * $signed(b_in);
   assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2364$0 [0] & \port$2364$0 [2];
+  assign \$4  = \port$2369$0 [0] & \port$2369$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge clk)
@@ -10649,7 +10682,7 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2364$0 [0];
+      \$9  = \port$2369$0 [0];
     end
     if (rst) begin
       \$9  = 1'h0;
@@ -10659,7 +10692,7 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2364$0 [1];
+      \$10  = \port$2369$0 [1];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10669,7 +10702,7 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2364$0 [2];
+      \$11  = \port$2369$0 [2];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10679,7 +10712,7 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = acc;
     if (en) begin
-      if (\port$2364$0 [0]) begin
+      if (\port$2369$0 [0]) begin
         \$12  = \$3 [31:0];
       end
     end
@@ -10730,15 +10763,15 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     end
   end
   assign acc_next = \$3 [31:0];
-  assign first_in = \port$2364$0 [1];
-  assign valid_in = \port$2364$0 [0];
-  assign last_in = \port$2364$0 [2];
+  assign first_in = \port$2369$0 [1];
+  assign valid_in = \port$2369$0 [0];
+  assign last_in = \port$2369$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2364$3 , clk);
+module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2369$3 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10784,17 +10817,17 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2364$3 ;
-  wire [2:0] \port$2364$3 ;
+  input [2:0] \port$2369$3 ;
+  wire [2:0] \port$2369$3 ;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2364$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2369$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(a_in) * $signed(b_in);
   assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2364$3 [0] & \port$2364$3 [2];
+  assign \$4  = \port$2369$3 [0] & \port$2369$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge clk)
@@ -10839,7 +10872,7 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2364$3 [0];
+      \$9  = \port$2369$3 [0];
     end
     if (rst) begin
       \$9  = 1'h0;
@@ -10849,7 +10882,7 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2364$3 [1];
+      \$10  = \port$2369$3 [1];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10859,7 +10892,7 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2364$3 [2];
+      \$11  = \port$2369$3 [2];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10869,7 +10902,7 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$12  = acc;
     if (en) begin
-      if (\port$2364$3 [0]) begin
+      if (\port$2369$3 [0]) begin
         \$12  = \$3 [31:0];
       end
     end
@@ -10920,15 +10953,15 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     end
   end
   assign acc_next = \$3 [31:0];
-  assign first_in = \port$2364$3 [1];
-  assign valid_in = \port$2364$3 [0];
-  assign last_in = \port$2364$3 [2];
+  assign first_in = \port$2369$3 [1];
+  assign valid_in = \port$2369$3 [0];
+  assign last_in = \port$2369$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2364$6 , clk);
+module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2369$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10974,17 +11007,17 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2364$6 ;
-  wire [2:0] \port$2364$6 ;
+  input [2:0] \port$2369$6 ;
+  wire [2:0] \port$2369$6 ;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2364$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2369$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(a_in) * $signed(b_in);
   assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2364$6 [0] & \port$2364$6 [2];
+  assign \$4  = \port$2369$6 [0] & \port$2369$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge clk)
@@ -11029,7 +11062,7 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2364$6 [0];
+      \$9  = \port$2369$6 [0];
     end
     if (rst) begin
       \$9  = 1'h0;
@@ -11039,7 +11072,7 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2364$6 [1];
+      \$10  = \port$2369$6 [1];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11049,7 +11082,7 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2364$6 [2];
+      \$11  = \port$2369$6 [2];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11059,7 +11092,7 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = acc;
     if (en) begin
-      if (\port$2364$6 [0]) begin
+      if (\port$2369$6 [0]) begin
         \$12  = \$3 [31:0];
       end
     end
@@ -11110,15 +11143,15 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     end
   end
   assign acc_next = \$3 [31:0];
-  assign first_in = \port$2364$6 [1];
-  assign valid_in = \port$2364$6 [0];
-  assign last_in = \port$2364$6 [2];
+  assign first_in = \port$2369$6 [1];
+  assign valid_in = \port$2369$6 [0];
+  assign last_in = \port$2369$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2364$9 , clk);
+module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2369$9 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11163,17 +11196,17 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2364$9 ;
-  wire [2:0] \port$2364$9 ;
+  input [2:0] \port$2369$9 ;
+  wire [2:0] \port$2369$9 ;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2364$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2369$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(a_in) * $signed(b_in);
   assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2364$9 [0] & \port$2364$9 [2];
+  assign \$4  = \port$2369$9 [0] & \port$2369$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge clk)
@@ -11218,7 +11251,7 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2364$9 [0];
+      \$9  = \port$2369$9 [0];
     end
     if (rst) begin
       \$9  = 1'h0;
@@ -11228,7 +11261,7 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2364$9 [1];
+      \$10  = \port$2369$9 [1];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11238,7 +11271,7 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2364$9 [2];
+      \$11  = \port$2369$9 [2];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11248,7 +11281,7 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = acc;
     if (en) begin
-      if (\port$2364$9 [0]) begin
+      if (\port$2369$9 [0]) begin
         \$12  = \$3 [31:0];
       end
     end
@@ -11299,9 +11332,9 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     end
   end
   assign acc_next = \$3 [31:0];
-  assign first_in = \port$2364$9 [1];
-  assign valid_in = \port$2364$9 [0];
-  assign last_in = \port$2364$9 [2];
+  assign first_in = \port$2369$9 [1];
+  assign valid_in = \port$2369$9 [0];
+  assign last_in = \port$2369$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14520,7 +14553,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$1962$354 , o__payload, o__valid, clk);
+module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$1967$354 , o__payload, o__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire [63:0] \$10 ;
@@ -14646,8 +14679,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
-  input [44:0] \port$1962$354 ;
-  wire [44:0] \port$1962$354 ;
+  input [44:0] \port$1967$354 ;
+  wire [44:0] \port$1967$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -14700,8 +14733,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$11  = $signed(s3_x_0) < $signed(1'h0);
   assign \$12  = \$11  ? half_neg : half_pos;
   assign \$13  = $signed(s3_x_0) + $signed({ 1'h0, \$12  });
-  assign \$14  = $signed(s4_t_0) >>> \port$1962$354 [36:32];
-  assign \$15  = $signed(\$14 ) + $signed(\port$1962$354 [44:37]);
+  assign \$14  = $signed(s4_t_0) >>> \port$1967$354 [36:32];
+  assign \$15  = $signed(\$14 ) + $signed(\port$1967$354 [44:37]);
   assign \$16  = $signed(s5_z_0) > $signed(8'h7f);
   assign \$17  = $signed(s5_z_0) < $signed(lower);
   assign \$18  = $signed(s1_acc_1) * $signed({ 1'h0, s1_mul_1 });
@@ -14709,8 +14742,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$22  = $signed(s3_x_1) < $signed(1'h0);
   assign \$23  = \$22  ? half_neg : half_pos;
   assign \$24  = $signed(s3_x_1) + $signed({ 1'h0, \$23  });
-  assign \$25  = $signed(s4_t_1) >>> \port$1962$354 [36:32];
-  assign \$26  = $signed(\$25 ) + $signed(\port$1962$354 [44:37]);
+  assign \$25  = $signed(s4_t_1) >>> \port$1967$354 [36:32];
+  assign \$26  = $signed(\$25 ) + $signed(\port$1967$354 [44:37]);
   assign \$27  = $signed(s5_z_1) > $signed(8'h7f);
   assign \$28  = $signed(s5_z_1) < $signed(lower);
   assign \$29  = $signed(s1_acc_2) * $signed({ 1'h0, s1_mul_2 });
@@ -14718,8 +14751,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$33  = $signed(s3_x_2) < $signed(1'h0);
   assign \$34  = \$33  ? half_neg : half_pos;
   assign \$35  = $signed(s3_x_2) + $signed({ 1'h0, \$34  });
-  assign \$36  = $signed(s4_t_2) >>> \port$1962$354 [36:32];
-  assign \$37  = $signed(\$36 ) + $signed(\port$1962$354 [44:37]);
+  assign \$36  = $signed(s4_t_2) >>> \port$1967$354 [36:32];
+  assign \$37  = $signed(\$36 ) + $signed(\port$1967$354 [44:37]);
   assign \$38  = $signed(s5_z_2) > $signed(8'h7f);
   assign \$39  = $signed(s5_z_2) < $signed(lower);
   assign \$40  = $signed(s1_acc_3) * $signed({ 1'h0, s1_mul_3 });
@@ -14727,8 +14760,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$44  = $signed(s3_x_3) < $signed(1'h0);
   assign \$45  = \$44  ? half_neg : half_pos;
   assign \$46  = $signed(s3_x_3) + $signed({ 1'h0, \$45  });
-  assign \$47  = $signed(s4_t_3) >>> \port$1962$354 [36:32];
-  assign \$48  = $signed(\$47 ) + $signed(\port$1962$354 [44:37]);
+  assign \$47  = $signed(s4_t_3) >>> \port$1967$354 [36:32];
+  assign \$48  = $signed(\$47 ) + $signed(\port$1967$354 [44:37]);
   assign \$49  = $signed(s5_z_3) > $signed(8'h7f);
   assign \$50  = $signed(s5_z_3) < $signed(lower);
   always @(posedge clk)
@@ -14817,9 +14850,9 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     s6_o_3 <= \$92 ;
   assign \$1  = ~ o__valid;
   assign en = \$1  | o__ready;
-  assign \$2  = 1'h1 << \port$1962$354 [36:32];
-  assign lower = \port$1962$354 [0] ? \port$1962$354 [44:37] : 8'h80;
-  assign \$4  = ! \port$1962$354 [36:32];
+  assign \$2  = 1'h1 << \port$1967$354 [36:32];
+  assign lower = \port$1967$354 [0] ? \port$1967$354 [44:37] : 8'h80;
+  assign \$4  = ! \port$1967$354 [36:32];
   assign \$5  = \$3 [30:0] - 1'h1;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
@@ -14948,7 +14981,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$66  = s1_mul_0;
     if (en) begin
-      \$66  = \port$1962$354 [31:1];
+      \$66  = \port$1967$354 [31:1];
     end
   end
   always @* begin
@@ -15004,7 +15037,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$73  = s1_mul_1;
     if (en) begin
-      \$73  = \port$1962$354 [31:1];
+      \$73  = \port$1967$354 [31:1];
     end
   end
   always @* begin
@@ -15060,7 +15093,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$80  = s1_mul_2;
     if (en) begin
-      \$80  = \port$1962$354 [31:1];
+      \$80  = \port$1967$354 [31:1];
     end
   end
   always @* begin
@@ -15116,7 +15149,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$87  = s1_mul_3;
     if (en) begin
-      \$87  = \port$1962$354 [31:1];
+      \$87  = \port$1967$354 [31:1];
     end
   end
   always @* begin
@@ -15164,10 +15197,10 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign i__ready = en;
   assign s6_valid = o__valid;
   assign half = \$3 [30:0];
-  assign shift = \port$1962$354 [36:32];
-  assign relu = \port$1962$354 [0];
-  assign zero_point = \port$1962$354 [44:37];
-  assign multiplier = \port$1962$354 [31:1];
+  assign shift = \port$1967$354 [36:32];
+  assign relu = \port$1967$354 [0];
+  assign zero_point = \port$1967$354 [44:37];
+  assign multiplier = \port$1967$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2658$43 (burst__payload[43]),
-    .\port$2658$45 (burst__payload[67:45]),
+    .\port$2663$43 (burst__payload[43]),
+    .\port$2663$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2658$43 , \port$2658$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2663$43 , \port$2663$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2658$43 ;
-  wire \port$2658$43 ;
-  input [22:0] \port$2658$45 ;
-  wire [22:0] \port$2658$45 ;
+  input \port$2663$43 ;
+  wire \port$2663$43 ;
+  input [22:0] \port$2663$45 ;
+  wire [22:0] \port$2663$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2658$43 , \port$2658$45  };
+      storage[w_port__addr] <= { \port$2663$43 , \port$2663$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2658$43 , \port$2658$45  };
-  assign w_data = { \port$2658$43 , \port$2658$45  };
+  assign w_port__data = { \port$2663$43 , \port$2663$45  };
+  assign w_data = { \port$2663$43 , \port$2663$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3409,26 +3409,26 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [32:0] \$1 ;
   wire [64:0] \$10 ;
-  wire [3:0] \$100 ;
+  wire \$100 ;
   wire \$101 ;
-  wire [10:0] \$102 ;
-  wire [32:0] \$103 ;
-  wire [7:0] \$104 ;
-  wire [7:0] \$105 ;
+  wire [3:0] \$102 ;
+  wire \$103 ;
+  wire [10:0] \$104 ;
+  wire [32:0] \$105 ;
   wire [7:0] \$106 ;
   wire [7:0] \$107 ;
-  wire \$108 ;
-  wire [32:0] \$109 ;
+  wire [7:0] \$108 ;
+  wire [7:0] \$109 ;
   wire [65:0] \$11 ;
   wire \$110 ;
-  wire \$111 ;
+  wire [32:0] \$111 ;
   wire \$112 ;
-  wire [10:0] \$113 ;
-  wire [16:0] \$114 ;
-  wire [16:0] \$115 ;
-  wire \$116 ;
-  wire [31:0] \$117 ;
-  wire [32:0] \$118 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire [10:0] \$115 ;
+  wire [16:0] \$116 ;
+  wire [16:0] \$117 ;
+  wire \$118 ;
   wire [31:0] \$119 ;
   wire \$12 ;
   wire [32:0] \$120 ;
@@ -3436,10 +3436,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [32:0] \$122 ;
   wire [31:0] \$123 ;
   wire [32:0] \$124 ;
-  wire [10:0] \$125 ;
-  wire [16:0] \$126 ;
-  wire \$127 ;
-  wire \$128 ;
+  wire [31:0] \$125 ;
+  wire [32:0] \$126 ;
+  wire [10:0] \$127 ;
+  wire [16:0] \$128 ;
   wire \$129 ;
   wire \$13 ;
   wire \$130 ;
@@ -3456,59 +3456,59 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
-  wire [47:0] \$143 ;
-  wire [48:0] \$144 ;
-  wire [18:0] \$145 ;
-  wire [49:0] \$146 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire [47:0] \$145 ;
+  wire [48:0] \$146 ;
   wire [18:0] \$147 ;
-  wire [3:0] \$148 ;
-  wire \$149 ;
+  wire [49:0] \$148 ;
+  wire [18:0] \$149 ;
   wire [47:0] \$15 ;
-  wire \$150 ;
-  wire [16:0] \$151 ;
+  wire [3:0] \$150 ;
+  wire \$151 ;
   wire \$152 ;
-  wire [10:0] \$153 ;
-  wire [16:0] \$154 ;
-  wire \$155 ;
-  wire \$156 ;
-  wire [16:0] \$157 ;
+  wire [16:0] \$153 ;
+  wire \$154 ;
+  wire [10:0] \$155 ;
+  wire [16:0] \$156 ;
+  wire \$157 ;
   wire \$158 ;
-  wire [5:0] \$159 ;
+  wire [16:0] \$159 ;
   wire [48:0] \$16 ;
-  wire [5:0] \$160 ;
+  wire \$160 ;
   wire [5:0] \$161 ;
-  wire [63:0] \$162 ;
-  wire \$163 ;
-  wire [4:0] \$164 ;
+  wire [5:0] \$162 ;
+  wire [5:0] \$163 ;
+  wire [63:0] \$164 ;
   wire \$165 ;
-  wire \$166 ;
+  wire [4:0] \$166 ;
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
   wire [49:0] \$17 ;
   wire \$170 ;
-  wire [32:0] \$171 ;
-  wire [64:0] \$172 ;
-  wire [65:0] \$173 ;
-  wire [66:0] \$174 ;
-  wire [32:0] \$175 ;
-  wire [64:0] \$176 ;
-  wire [65:0] \$177 ;
-  wire [66:0] \$178 ;
-  wire [32:0] \$179 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire [32:0] \$173 ;
+  wire [64:0] \$174 ;
+  wire [65:0] \$175 ;
+  wire [66:0] \$176 ;
+  wire [32:0] \$177 ;
+  wire [64:0] \$178 ;
+  wire [65:0] \$179 ;
   wire \$18 ;
-  wire [64:0] \$180 ;
-  wire [65:0] \$181 ;
-  wire [34:0] \$182 ;
-  wire [66:0] \$183 ;
-  wire [32:0] \$184 ;
-  wire [64:0] \$185 ;
-  wire [65:0] \$186 ;
-  wire [34:0] \$187 ;
-  wire [66:0] \$188 ;
-  wire \$189 ;
+  wire [66:0] \$180 ;
+  wire [32:0] \$181 ;
+  wire [64:0] \$182 ;
+  wire [65:0] \$183 ;
+  wire [34:0] \$184 ;
+  wire [66:0] \$185 ;
+  wire [32:0] \$186 ;
+  wire [64:0] \$187 ;
+  wire [65:0] \$188 ;
+  wire [34:0] \$189 ;
   wire \$19 ;
-  wire \$190 ;
+  wire [66:0] \$190 ;
   wire \$191 ;
   wire \$192 ;
   wire \$193 ;
@@ -3523,12 +3523,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
-  wire [34:0] \$203 ;
+  wire \$203 ;
   wire \$204 ;
-  wire \$205 ;
-  wire [34:0] \$206 ;
+  wire [34:0] \$205 ;
+  wire \$206 ;
   wire \$207 ;
-  wire \$208 ;
+  wire [34:0] \$208 ;
   wire \$209 ;
   wire \$21 ;
   wire \$210 ;
@@ -3564,8 +3564,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$238 ;
   wire \$239 ;
   wire [18:0] \$24 ;
-  wire [1:0] \$240 ;
-  wire [1:0] \$241 ;
+  wire \$240 ;
+  wire \$241 ;
   wire [1:0] \$242 ;
   wire [1:0] \$243 ;
   wire [1:0] \$244 ;
@@ -3593,11 +3593,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [1:0] \$264 ;
   wire [1:0] \$265 ;
   wire [1:0] \$266 ;
-  wire [32:0] \$267 ;
-  wire [32:0] \$268 ;
-  wire \$269 ;
+  wire [1:0] \$267 ;
+  wire [1:0] \$268 ;
+  wire [32:0] \$269 ;
   wire \$27 ;
-  wire \$270 ;
+  wire [32:0] \$270 ;
   wire \$271 ;
   wire \$272 ;
   wire \$273 ;
@@ -3611,153 +3611,157 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$280 ;
   wire \$281 ;
   wire \$282 ;
-  wire [16:0] \$283 ;
-  wire [16:0] \$284 ;
-  wire [16:0] \$285 ;
-  wire [32:0] \$286 ;
-  wire [32:0] \$287 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire [32:0] \$285 ;
+  wire [16:0] \$286 ;
+  wire [16:0] \$287 ;
   wire [16:0] \$288 ;
-  wire \$289 ;
+  wire [32:0] \$289 ;
   wire [9:0] \$29 ;
-  wire [16:0] \$290 ;
-  wire \$291 ;
-  wire [32:0] \$292 ;
-  wire \$293 ;
+  wire [32:0] \$290 ;
+  wire [16:0] \$291 ;
+  wire \$292 ;
+  wire [16:0] \$293 ;
   wire \$294 ;
-  wire \$295 ;
+  wire [32:0] \$295 ;
   wire \$296 ;
   wire \$297 ;
-  wire [32:0] \$298 ;
-  wire [16:0] \$299 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire [16:0] \$30 ;
-  wire [16:0] \$300 ;
+  wire \$300 ;
   wire [32:0] \$301 ;
-  wire [32:0] \$302 ;
-  wire \$303 ;
-  wire \$304 ;
+  wire [16:0] \$302 ;
+  wire [16:0] \$303 ;
+  wire [32:0] \$304 ;
   wire [32:0] \$305 ;
   wire \$306 ;
   wire \$307 ;
-  wire \$308 ;
+  wire [32:0] \$308 ;
   wire \$309 ;
   wire [17:0] \$31 ;
-  wire [32:0] \$310 ;
-  wire [32:0] \$311 ;
-  wire [3:0] \$312 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
   wire [32:0] \$313 ;
-  wire \$314 ;
-  wire [16:0] \$315 ;
-  wire \$316 ;
+  wire [32:0] \$314 ;
+  wire [3:0] \$315 ;
+  wire [32:0] \$316 ;
   wire \$317 ;
   wire [16:0] \$318 ;
   wire \$319 ;
   wire \$32 ;
-  wire [16:0] \$320 ;
-  wire \$321 ;
+  wire \$320 ;
+  wire [16:0] \$321 ;
   wire \$322 ;
-  wire \$323 ;
+  wire [16:0] \$323 ;
   wire \$324 ;
-  wire [16:0] \$325 ;
+  wire \$325 ;
   wire \$326 ;
-  wire [16:0] \$327 ;
-  wire \$328 ;
+  wire \$327 ;
+  wire [16:0] \$328 ;
   wire \$329 ;
   wire [10:0] \$33 ;
-  wire [2:0] \$330 ;
-  wire [31:0] \$331 ;
-  wire [32:0] \$332 ;
-  wire [33:0] \$333 ;
-  wire [33:0] \$334 ;
-  wire \$335 ;
-  wire [32:0] \$336 ;
-  wire \$337 ;
+  wire [16:0] \$330 ;
+  wire \$331 ;
+  wire \$332 ;
+  wire [2:0] \$333 ;
+  wire [31:0] \$334 ;
+  wire [32:0] \$335 ;
+  wire [33:0] \$336 ;
+  wire [33:0] \$337 ;
   wire \$338 ;
-  wire \$339 ;
+  wire [32:0] \$339 ;
   wire [16:0] \$34 ;
   wire \$340 ;
   wire \$341 ;
-  wire [32:0] \$342 ;
-  wire [16:0] \$343 ;
+  wire \$342 ;
+  wire \$343 ;
   wire \$344 ;
-  wire \$345 ;
-  wire \$346 ;
-  wire [32:0] \$347 ;
+  wire [32:0] \$345 ;
+  wire [16:0] \$346 ;
+  wire \$347 ;
   wire \$348 ;
-  wire [32:0] \$349 ;
+  wire \$349 ;
   wire \$35 ;
-  wire \$350 ;
+  wire [32:0] \$350 ;
   wire \$351 ;
-  wire \$352 ;
+  wire [32:0] \$352 ;
   wire \$353 ;
-  wire [32:0] \$354 ;
+  wire \$354 ;
   wire \$355 ;
   wire \$356 ;
   wire [32:0] \$357 ;
-  reg [1:0] \$358 ;
-  reg [1:0] \$359 ;
+  wire \$358 ;
+  wire \$359 ;
   wire \$36 ;
-  reg [1:0] \$360 ;
+  wire [32:0] \$360 ;
   reg [1:0] \$361 ;
   reg [1:0] \$362 ;
   reg [1:0] \$363 ;
   reg [1:0] \$364 ;
   reg [1:0] \$365 ;
   reg [1:0] \$366 ;
-  reg [31:0] \$367 ;
+  reg [1:0] \$367 ;
   reg [1:0] \$368 ;
-  reg \$369 ;
+  reg [1:0] \$369 ;
   wire \$37 ;
-  reg \$370 ;
-  reg \$371 ;
-  reg [15:0] \$372 ;
-  reg [15:0] \$373 ;
-  reg [15:0] \$374 ;
+  reg [31:0] \$370 ;
+  reg [1:0] \$371 ;
+  reg \$372 ;
+  reg \$373 ;
+  reg \$374 ;
   reg [31:0] \$375 ;
-  reg \$376 ;
-  reg \$377 ;
-  reg [2:0] \$378 ;
-  reg [15:0] \$379 ;
+  reg [15:0] \$376 ;
+  reg [15:0] \$377 ;
+  reg [15:0] \$378 ;
+  reg [31:0] \$379 ;
   wire \$38 ;
-  reg [15:0] \$380 ;
-  reg [31:0] \$381 ;
-  reg \$382 ;
-  reg \$383 ;
-  reg \$384 ;
+  reg \$380 ;
+  reg \$381 ;
+  reg [2:0] \$382 ;
+  reg [15:0] \$383 ;
+  reg [15:0] \$384 ;
   reg [31:0] \$385 ;
   reg \$386 ;
   reg \$387 ;
-  reg [2:0] \$388 ;
+  reg \$388 ;
   reg [31:0] \$389 ;
   wire \$39 ;
-  reg [31:0] \$390 ;
+  reg \$390 ;
   reg \$391 ;
-  reg \$392 ;
-  reg \$393 ;
-  reg [9:0] \$394 ;
-  reg [127:0] \$395 ;
+  reg [2:0] \$392 ;
+  reg [31:0] \$393 ;
+  reg [31:0] \$394 ;
+  reg \$395 ;
   reg \$396 ;
   reg \$397 ;
-  reg \$398 ;
-  reg [15:0] \$399 ;
+  reg [9:0] \$398 ;
+  reg [127:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg [15:0] \$401 ;
+  reg \$401 ;
   reg \$402 ;
-  reg \$403 ;
-  reg [1:0] \$404 ;
-  reg [398:0] \$405 ;
-  reg [7:0] \$406 ;
-  reg [31:0] \$407 ;
-  reg [31:0] \$408 ;
-  reg [31:0] \$409 ;
+  reg [15:0] \$403 ;
+  reg \$404 ;
+  reg [15:0] \$405 ;
+  reg \$406 ;
+  reg \$407 ;
+  reg [1:0] \$408 ;
+  reg [398:0] \$409 ;
   wire \$41 ;
-  reg [31:0] \$410 ;
-  reg [2:0] \$411 ;
-  reg [15:0] \$412 ;
+  reg [7:0] \$410 ;
+  reg [31:0] \$411 ;
+  reg [31:0] \$412 ;
   reg [31:0] \$413 ;
-  reg [15:0] \$414 ;
+  reg [31:0] \$414 ;
+  reg [2:0] \$415 ;
+  reg [15:0] \$416 ;
+  reg [31:0] \$417 ;
+  reg [15:0] \$418 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -3777,45 +3781,45 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [8:0] \$594 ;
   wire \$6 ;
   wire \$60 ;
+  wire [8:0] \$600 ;
   wire \$61 ;
   wire \$62 ;
   wire \$63 ;
-  wire [3:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
-  wire \$66 ;
+  wire [3:0] \$66 ;
   wire \$67 ;
   wire \$68 ;
-  wire [9:0] \$69 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [16:0] \$70 ;
-  wire [31:0] \$71 ;
-  wire [32:0] \$72 ;
-  wire [9:0] \$73 ;
-  wire [9:0] \$74 ;
-  wire [6:0] \$75 ;
-  wire [127:0] \$76 ;
-  wire \$77 ;
-  wire \$78 ;
+  wire \$70 ;
+  wire [9:0] \$71 ;
+  wire [16:0] \$72 ;
+  wire [31:0] \$73 ;
+  wire [32:0] \$74 ;
+  wire [9:0] \$75 ;
+  wire [9:0] \$76 ;
+  wire [6:0] \$77 ;
+  wire [127:0] \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
   wire \$81 ;
-  wire [32:0] \$82 ;
+  wire \$82 ;
   wire \$83 ;
-  wire \$84 ;
-  wire [16:0] \$85 ;
+  wire [32:0] \$84 ;
+  wire \$85 ;
   wire \$86 ;
-  wire [32:0] \$87 ;
+  wire [16:0] \$87 ;
   wire \$88 ;
-  wire \$89 ;
+  wire [32:0] \$89 ;
   wire [63:0] \$9 ;
   wire \$90 ;
-  wire [32:0] \$91 ;
+  wire \$91 ;
   wire \$92 ;
-  wire \$93 ;
+  wire [32:0] \$93 ;
   wire \$94 ;
   wire \$95 ;
   wire \$96 ;
@@ -3823,17 +3827,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$98 ;
   wire \$99 ;
   wire [8:0] \$signature__addr ;
-  wire [8:0] \$signature__addr$91 ;
+  wire [8:0] \$signature__addr$92 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$95 ;
-  wire [7:0] \$signature__data$95[0] ;
-  wire [7:0] \$signature__data$95[1] ;
-  wire [7:0] \$signature__data$95[2] ;
-  wire [7:0] \$signature__data$95[3] ;
-  wire [7:0] \$signature__data$95[4] ;
-  wire [7:0] \$signature__data$95[5] ;
-  wire [7:0] \$signature__data$95[6] ;
-  wire [7:0] \$signature__data$95[7] ;
+  wire [63:0] \$signature__data$96 ;
+  wire [7:0] \$signature__data$96[0] ;
+  wire [7:0] \$signature__data$96[1] ;
+  wire [7:0] \$signature__data$96[2] ;
+  wire [7:0] \$signature__data$96[3] ;
+  wire [7:0] \$signature__data$96[4] ;
+  wire [7:0] \$signature__data$96[5] ;
+  wire [7:0] \$signature__data$96[6] ;
+  wire [7:0] \$signature__data$96[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -3843,7 +3847,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$92 ;
+  wire \$signature__en$93 ;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
   reg [1:0] a_busy_set;
@@ -3865,9 +3869,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg acc_writes = 1'h0;
   wire [9:0] addr;
   reg advance;
-  reg \advance$113 ;
-  reg \advance$145 ;
-  reg \advance$189 ;
+  reg \advance$114 ;
+  reg \advance$146 ;
+  reg \advance$190 ;
   reg apar = 1'h0;
   reg [1:0] b_busy = 2'h0;
   wire [1:0] b_busy_clr;
@@ -3925,6 +3929,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [1:0] c_busy = 2'h0;
   reg [1:0] c_busy_clr;
   reg [1:0] c_busy_set;
+  reg [31:0] c_claims = 32'd0;
   reg [1:0] c_done = 2'h0;
   reg [1:0] c_done_clr;
   reg [1:0] c_done_set;
@@ -3954,11 +3959,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [3:0] c_wr__en;
   reg [15:0] chunk = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$116 ;
+  wire [15:0] \chunk$117 ;
   (* init = 16'h0000 *)
   wire [15:0] \chunk$13 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$169 ;
+  wire [15:0] \chunk$170 ;
   (* init = 16'h0000 *)
   wire [15:0] \chunk$67 ;
   reg claimed;
@@ -3985,9 +3990,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \cmd.rq_zp ;
   reg [7:0] code;
   wire [15:0] col0;
-  wire [15:0] \col0$178 ;
+  wire [15:0] \col0$179 ;
   wire [15:0] cols;
-  wire [15:0] \cols$180 ;
+  wire [15:0] \cols$181 ;
   reg [2:0] control_state = 3'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
@@ -3998,13 +4003,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   output done;
   reg done;
   reg [65:0] \end ;
-  reg [65:0] \end$228 ;
   reg [65:0] \end$229 ;
   reg [65:0] \end$230 ;
+  reg [65:0] \end$231 ;
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
-  wire [7:0] \error$225 ;
+  wire [7:0] \error$226 ;
   reg f_done = 1'h0;
   reg [31:0] feed_k_kc0 = 32'd0;
   wire feed_k_last;
@@ -4023,33 +4028,33 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$174 ;
+  wire [31:0] \index$175 ;
   wire [31:0] \index$81 ;
   wire is_cin;
   wire issue;
-  reg \issue$181 ;
+  reg \issue$182 ;
   reg [31:0] kr = 32'd0;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
   reg l_done = 1'h0;
   reg l_step;
   wire last;
-  wire \last$239 ;
   wire \last$240 ;
-  wire \last$243 ;
+  wire \last$241 ;
+  wire \last$244 ;
   wire last_in_panel;
-  wire \last_in_panel$143 ;
+  wire \last_in_panel$144 ;
   wire [2:0] level;
-  wire [2:0] \level$125 ;
-  wire [2:0] \level$182 ;
+  wire [2:0] \level$126 ;
+  wire [2:0] \level$183 ;
   reg [31:0] load_k_kc0 = 32'd0;
   wire load_k_last;
   wire [31:0] load_k_left;
   wire [31:0] load_k_len;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$114 ;
-  wire [15:0] \m$167 ;
+  wire [15:0] \m$115 ;
+  wire [15:0] \m$168 ;
   wire [15:0] \m$65 ;
   reg [15:0] m_idx = 16'h0000;
   output [31:0] mac_cycles;
@@ -4058,8 +4063,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [2:0] meta_off = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$115 ;
-  wire [15:0] \n$168 ;
+  wire [15:0] \n$116 ;
+  wire [15:0] \n$169 ;
   wire [15:0] \n$66 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
@@ -4082,26 +4087,26 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire operands__valid;
   wire [2:0] out_bytes;
   reg pending = 1'h0;
-  reg \pending$183  = 1'h0;
+  reg \pending$184  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [32:0] \r_data$102 ;
-  wire [31:0] \r_data$137 ;
-  wire [18:0] \r_data$151 ;
-  wire [127:0] \r_data$206 ;
-  wire [3:0] \r_data$216 ;
+  wire [32:0] \r_data$103 ;
+  wire [31:0] \r_data$138 ;
+  wire [18:0] \r_data$152 ;
+  wire [127:0] \r_data$207 ;
+  wire [3:0] \r_data$217 ;
   reg r_en;
-  wire \r_en$103 ;
-  wire \r_en$138 ;
-  reg \r_en$155 ;
-  reg \r_en$207 ;
-  reg \r_en$223 ;
+  wire \r_en$104 ;
+  wire \r_en$139 ;
+  reg \r_en$156 ;
+  reg \r_en$208 ;
+  reg \r_en$224 ;
   wire r_rdy;
-  wire \r_rdy$100 ;
-  wire \r_rdy$135 ;
-  wire \r_rdy$147 ;
-  wire \r_rdy$193 ;
-  wire \r_rdy$204 ;
+  wire \r_rdy$101 ;
+  wire \r_rdy$136 ;
+  wire \r_rdy$148 ;
+  wire \r_rdy$194 ;
+  wire \r_rdy$205 ;
   output [99:0] rd_cmd__payload;
   reg [99:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
@@ -4134,9 +4139,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$117 ;
+  wire \restart$118 ;
   wire \restart$15 ;
-  wire \restart$170 ;
+  wire \restart$171 ;
   wire \restart$68 ;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -4149,12 +4154,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire results__valid;
   reg [15:0] row = 16'h0000;
   wire [15:0] row0;
-  wire [15:0] \row0$177 ;
+  wire [15:0] \row0$178 ;
   reg [15:0] row_base = 16'h0000;
   reg [15:0] row_word = 16'h0000;
   wire [15:0] rows;
-  wire [15:0] \rows$107 ;
-  wire [15:0] \rows$179 ;
+  wire [15:0] \rows$108 ;
+  wire [15:0] \rows$180 ;
   input rst;
   wire rst;
   reg running;
@@ -4186,29 +4191,29 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [31:0] used = 32'd0;
   reg w_bpar = 1'h0;
   reg [2:0] w_data;
-  reg [18:0] \w_data$106 ;
-  wire [31:0] \w_data$130 ;
-  wire [3:0] \w_data$195 ;
-  wire [127:0] \w_data$196 ;
-  wire [32:0] \w_data$93 ;
+  reg [18:0] \w_data$107 ;
+  wire [31:0] \w_data$131 ;
+  wire [3:0] \w_data$196 ;
+  wire [127:0] \w_data$197 ;
+  wire [32:0] \w_data$94 ;
   reg w_done = 1'h0;
   reg w_en;
-  reg \w_en$105 ;
+  reg \w_en$106 ;
   (* init = 1'h0 *)
-  wire \w_en$133 ;
-  wire \w_en$194 ;
+  wire \w_en$134 ;
+  wire \w_en$195 ;
   (* init = 1'h0 *)
-  wire \w_en$198 ;
+  wire \w_en$199 ;
   (* init = 1'h0 *)
-  wire \w_en$98 ;
+  wire \w_en$99 ;
   wire w_issue;
   reg [31:0] w_k = 32'd0;
   reg [31:0] w_kr = 32'd0;
   reg w_pending = 1'h0;
   reg [2:0] w_r = 3'h0;
   wire w_rdy;
-  wire \w_rdy$184 ;
-  wire \w_rdy$85 ;
+  wire \w_rdy$185 ;
+  wire \w_rdy$86 ;
   reg w_step_done;
   reg w_zero = 1'h0;
   reg [31:0] weight_k_kc0 = 32'd0;
@@ -4777,13 +4782,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (issue) begin
-      _0_ <= spad_a[\$74 [8:0]];
+      _0_ <= spad_a[\$76 [8:0]];
     end
     if (issue) begin
-      _1_ <= spad_a[\$73 [8:0]];
+      _1_ <= spad_a[\$75 [8:0]];
     end
   end
-  assign \$signature__data$95  = _0_;
+  assign \$signature__data$96  = _0_;
   assign \$signature__data  = _1_;
   reg [31:0] spad_b [1023:0];
   initial begin
@@ -5825,7 +5830,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [31:0] _2_;
   always @(posedge clk) begin
     if (w_issue) begin
-      _2_ <= spad_b[\$103 [9:0]];
+      _2_ <= spad_b[\$105 [9:0]];
     end
   end
   assign b_rd__data = _2_;
@@ -6869,14 +6874,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [127:0] _3_;
   reg [127:0] _4_;
   always @(posedge clk) begin
-    if (\issue$181 ) begin
-      _3_ <= spad_c[\$154 [9:0]];
+    if (\issue$182 ) begin
+      _3_ <= spad_c[\$156 [9:0]];
     end
     if (got) begin
-      _4_ <= spad_c[\$114 [9:0]];
+      _4_ <= spad_c[\$116 [9:0]];
     end
   end
-  assign \w_data$196  = _3_;
+  assign \w_data$197  = _3_;
   assign c_rd_acc__data = _4_;
   assign out_bytes = c[353] ? 3'h1 : 3'h4;
   assign split = c[191:160] > 10'h200;
@@ -6950,441 +6955,446 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \$61  = \$58  & \$60 ;
   assign \$62  = c_ready >> \index$81 [0];
   assign \$63  = \$61  & \$62 ;
-  assign \$64  = level + pending;
-  assign \$65  = \$64  < 2'h3;
-  assign \$66  = \$63  & \$65 ;
-  assign \$67  = | m_idx;
-  assign \$68  = \$67  | \w_rdy$85 ;
-  assign issue = \$66  & \$68 ;
-  assign \$69  = apar * 9'h100;
-  assign \$70  = \$69  + row_word;
-  assign \$72  = \$70  + \$71 ;
-  assign \$73  = \$72 [8:0] + 1'h0;
-  assign \$74  = \$72 [8:0] + 1'h1;
-  assign \$75  = meta_off * 4'h8;
-  assign \$76  = { \$signature__data$95 , \$signature__data  } >> \$75 ;
-  assign \$77  = ! m_idx;
-  assign \$78  = | kr;
-  assign \$79  = c[352] | \$78 ;
-  assign \$80  = | feed_k_kc0;
-  assign \$81  = \$79  | \$80 ;
-  assign \$82  = kr + 3'h4;
-  assign \$83  = \$82  >= feed_k_len;
-  assign \$84  = \$83  & feed_k_last;
-  assign \$85  = \rows$107  - 1'h1;
-  assign \$86  = m_idx == \$85 ;
-  assign \$87  = kr + 3'h4;
-  assign \$88  = \$87  >= feed_k_len;
-  assign \$89  = last_in_panel & feed_k_last;
-  assign \$90  = split | \$89 ;
-  assign \$91  = c[191:160] - weight_k_kc0;
-  assign weight_k_last = \$91 [31:0] <= 10'h200;
-  assign \$92  = \$91 [31:0] < 10'h200;
-  assign weight_k_len = \$92  ? \$91 [31:0] : 32'd512;
-  assign \$93  = ~ w_done;
-  assign \$94  = running & \$93 ;
-  assign \$95  = b_full >> w_bpar;
-  assign \$96  = \$94  & \$95 ;
-  assign \$97  = b_used_w >> w_bpar;
-  assign \$98  = ~ \$97 ;
-  assign \$99  = \$96  & \$98 ;
-  assign \$100  = \level$125  + w_pending;
-  assign \$101  = \$100  < 2'h3;
-  assign w_issue = \$99  & \$101 ;
-  assign \$102  = w_bpar * 10'h200;
-  assign \$103  = \$102  + w_k;
-  assign \$104  = w_zero ? 8'h00 : b_rd__data[7:0];
-  assign \$105  = w_zero ? 8'h00 : b_rd__data[15:8];
-  assign \$106  = w_zero ? 8'h00 : b_rd__data[23:16];
-  assign \$107  = w_zero ? 8'h00 : b_rd__data[31:24];
-  assign \$108  = w_r == 2'h3;
-  assign \$109  = w_kr + 3'h4;
-  assign \$110  = \$109  >= weight_k_len;
-  assign \$111  = \last_in_panel$143  & weight_k_last;
-  assign \$112  = split | \$111 ;
+  assign \$64  = \index$81  < c_claims;
+  assign \$65  = \$63  & \$64 ;
+  assign \$66  = level + pending;
+  assign \$67  = \$66  < 2'h3;
+  assign \$68  = \$65  & \$67 ;
+  assign \$69  = | m_idx;
+  assign \$70  = \$69  | \w_rdy$86 ;
+  assign issue = \$68  & \$70 ;
+  assign \$71  = apar * 9'h100;
+  assign \$72  = \$71  + row_word;
+  assign \$74  = \$72  + \$73 ;
+  assign \$75  = \$74 [8:0] + 1'h0;
+  assign \$76  = \$74 [8:0] + 1'h1;
+  assign \$77  = meta_off * 4'h8;
+  assign \$78  = { \$signature__data$96 , \$signature__data  } >> \$77 ;
+  assign \$79  = ! m_idx;
+  assign \$80  = | kr;
+  assign \$81  = c[352] | \$80 ;
+  assign \$82  = | feed_k_kc0;
+  assign \$83  = \$81  | \$82 ;
+  assign \$84  = kr + 3'h4;
+  assign \$85  = \$84  >= feed_k_len;
+  assign \$86  = \$85  & feed_k_last;
+  assign \$87  = \rows$108  - 1'h1;
+  assign \$88  = m_idx == \$87 ;
+  assign \$89  = kr + 3'h4;
+  assign \$90  = \$89  >= feed_k_len;
+  assign \$91  = last_in_panel & feed_k_last;
+  assign \$92  = split | \$91 ;
+  assign \$93  = c[191:160] - weight_k_kc0;
+  assign weight_k_last = \$93 [31:0] <= 10'h200;
+  assign \$94  = \$93 [31:0] < 10'h200;
+  assign weight_k_len = \$94  ? \$93 [31:0] : 32'd512;
+  assign \$95  = ~ w_done;
+  assign \$96  = running & \$95 ;
+  assign \$97  = b_full >> w_bpar;
+  assign \$98  = \$96  & \$97 ;
+  assign \$99  = b_used_w >> w_bpar;
+  assign \$100  = ~ \$99 ;
+  assign \$101  = \$98  & \$100 ;
+  assign \$102  = \level$126  + w_pending;
+  assign \$103  = \$102  < 2'h3;
+  assign w_issue = \$101  & \$103 ;
+  assign \$104  = w_bpar * 10'h200;
+  assign \$105  = \$104  + w_k;
+  assign \$106  = w_zero ? 8'h00 : b_rd__data[7:0];
+  assign \$107  = w_zero ? 8'h00 : b_rd__data[15:8];
+  assign \$108  = w_zero ? 8'h00 : b_rd__data[23:16];
+  assign \$109  = w_zero ? 8'h00 : b_rd__data[31:24];
+  assign \$110  = w_r == 2'h3;
+  assign \$111  = w_kr + 3'h4;
+  assign \$112  = \$111  >= weight_k_len;
+  assign \$113  = \last_in_panel$144  & weight_k_last;
+  assign \$114  = split | \$113 ;
   assign got = results__valid & results__ready;
-  assign \$113  = \r_data$151 [0] * 10'h200;
-  assign \$114  = \$113  + acc_row;
-  assign \$115  = \r_data$151 [16:1] - 1'h1;
-  assign \$116  = acc_row == \$115 ;
-  assign \$117  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$118  = $signed(s1_value[31:0]) + $signed(\$117 );
-  assign \$119  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$120  = $signed(s1_value[63:32]) + $signed(\$119 );
-  assign \$121  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$122  = $signed(s1_value[95:64]) + $signed(\$121 );
-  assign \$123  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$124  = $signed(s1_value[127:96]) + $signed(\$123 );
-  assign \$125  = r_data[2] * 10'h200;
-  assign \$126  = \$125  + row;
-  assign \$127  = beat_ok & is_cin;
-  assign \$128  = ! beat;
-  assign \$129  = \$127  & \$128 ;
-  assign \$130  = beat_ok & is_cin;
-  assign \$131  = ! beat;
-  assign \$132  = \$130  & \$131 ;
-  assign \$133  = beat_ok & is_cin;
-  assign \$134  = beat == 1'h1;
-  assign \$135  = \$133  & \$134 ;
-  assign \$136  = beat_ok & is_cin;
-  assign \$137  = beat == 1'h1;
-  assign \$138  = \$136  & \$137 ;
-  assign \$139  = ~ s_done;
-  assign \$140  = running & \$139 ;
-  assign \$141  = c_done >> \index$174 [0];
-  assign \$142  = \$140  & \$141 ;
-  assign \$143  = \row0$177  * c[319:288];
-  assign \$144  = c[95:64] + \$143 ;
-  assign \$145  = \col0$178  * out_bytes;
-  assign \$146  = \$144  + \$145 ;
-  assign \$147  = \cols$180  * out_bytes;
-  assign \$148  = \level$182  + \pending$183 ;
-  assign \$149  = \$148  < 2'h3;
-  assign \$150  = \$149  & \w_rdy$184 ;
-  assign \$151  = \rows$179  - 1'h1;
-  assign \$152  = r == \$151 ;
-  assign \$153  = \index$174 [0] * 10'h200;
-  assign \$154  = \$153  + r;
-  assign \$155  = ~ \r_rdy$193 ;
-  assign \$156  = ~ \issue$181 ;
-  assign s_drained = \$155  & \$156 ;
-  assign \$157  = \rows$179  - 1'h1;
-  assign \$158  = r == \$157 ;
-  assign \$159  = \r_data$216 [2:0] * out_bytes;
-  assign \$160  = s_beat * 4'h8;
-  assign \$161  = \$159 [4:0] - \$160 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$193 ;
-  assign \$594  = s_beat * 7'h40;
-  assign \$162  = byte_row >> \$594 ;
-  assign \$163  = \$161 [4:0] <= 4'h8;
-  assign \$164  = \$163  ? \$161 [4:0] : 5'h08;
-  assign \$165  = ! s_beat;
-  assign \$166  = \$161 [4:0] <= 4'h8;
-  assign \$167  = \$161 [4:0] <= 4'h8;
-  assign \$168  = \$167  & \r_data$216 [3];
-  assign \$169  = wr_data__valid & wr_data__ready;
-  assign \$170  = \$161 [4:0] <= 4'h8;
-  assign \$171  = c[159:128] - 1'h1;
-  assign \$172  = $signed(\$171 ) * $signed({ 1'h0, c[255:224] });
-  assign \$173  = $signed({ 1'h0, c[31:0] }) + $signed(\$172 );
-  assign \$174  = $signed(\$173 ) + $signed({ 1'h0, c[191:160] });
-  assign \$175  = c[191:160] - 1'h1;
-  assign \$176  = $signed(\$175 ) * $signed({ 1'h0, c[287:256] });
-  assign \$177  = $signed({ 1'h0, c[63:32] }) + $signed(\$176 );
-  assign \$178  = $signed(\$177 ) + $signed({ 1'h0, c[223:192] });
-  assign \$179  = c[159:128] - 1'h1;
-  assign \$180  = $signed(\$179 ) * $signed({ 1'h0, c[319:288] });
-  assign \$181  = $signed({ 1'h0, c[95:64] }) + $signed(\$180 );
-  assign \$182  = c[223:192] * out_bytes;
-  assign \$183  = $signed(\$181 ) + $signed({ 1'h0, \$182  });
-  assign \$184  = c[159:128] - 1'h1;
-  assign \$185  = $signed(\$184 ) * $signed({ 1'h0, c[351:320] });
-  assign \$186  = $signed({ 1'h0, c[127:96] }) + $signed(\$185 );
-  assign \$188  = $signed(\$186 ) + $signed({ 1'h0, \$187  });
-  assign \$189  = ! c[159:128];
-  assign \$190  = ! c[191:160];
-  assign \$191  = \$189  | \$190 ;
-  assign \$192  = ! c[223:192];
+  assign \$115  = \r_data$152 [0] * 10'h200;
+  assign \$116  = \$115  + acc_row;
+  assign \$117  = \r_data$152 [16:1] - 1'h1;
+  assign \$118  = acc_row == \$117 ;
+  assign \$119  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
+  assign \$120  = $signed(s1_value[31:0]) + $signed(\$119 );
+  assign \$121  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
+  assign \$122  = $signed(s1_value[63:32]) + $signed(\$121 );
+  assign \$123  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
+  assign \$124  = $signed(s1_value[95:64]) + $signed(\$123 );
+  assign \$125  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
+  assign \$126  = $signed(s1_value[127:96]) + $signed(\$125 );
+  assign \$127  = r_data[2] * 10'h200;
+  assign \$128  = \$127  + row;
+  assign \$129  = beat_ok & is_cin;
+  assign \$130  = ! beat;
+  assign \$131  = \$129  & \$130 ;
+  assign \$132  = beat_ok & is_cin;
+  assign \$133  = ! beat;
+  assign \$134  = \$132  & \$133 ;
+  assign \$135  = beat_ok & is_cin;
+  assign \$136  = beat == 1'h1;
+  assign \$137  = \$135  & \$136 ;
+  assign \$138  = beat_ok & is_cin;
+  assign \$139  = beat == 1'h1;
+  assign \$140  = \$138  & \$139 ;
+  assign \$141  = ~ s_done;
+  assign \$142  = running & \$141 ;
+  assign \$143  = c_done >> \index$175 [0];
+  assign \$144  = \$142  & \$143 ;
+  assign \$145  = \row0$178  * c[319:288];
+  assign \$146  = c[95:64] + \$145 ;
+  assign \$147  = \col0$179  * out_bytes;
+  assign \$148  = \$146  + \$147 ;
+  assign \$149  = \cols$181  * out_bytes;
+  assign \$150  = \level$183  + \pending$184 ;
+  assign \$151  = \$150  < 2'h3;
+  assign \$152  = \$151  & \w_rdy$185 ;
+  assign \$153  = \rows$180  - 1'h1;
+  assign \$154  = r == \$153 ;
+  assign \$155  = \index$175 [0] * 10'h200;
+  assign \$156  = \$155  + r;
+  assign \$157  = ~ \r_rdy$194 ;
+  assign \$158  = ~ \issue$182 ;
+  assign s_drained = \$157  & \$158 ;
+  assign \$159  = \rows$180  - 1'h1;
+  assign \$160  = r == \$159 ;
+  assign \$161  = \r_data$217 [2:0] * out_bytes;
+  assign \$162  = s_beat * 4'h8;
+  assign \$163  = \$161 [4:0] - \$162 [4:0];
+  assign wr_data__valid = byte_valid & \r_rdy$194 ;
+  assign \$600  = s_beat * 7'h40;
+  assign \$164  = byte_row >> \$600 ;
+  assign \$165  = \$163 [4:0] <= 4'h8;
+  assign \$166  = \$165  ? \$163 [4:0] : 5'h08;
+  assign \$167  = ! s_beat;
+  assign \$168  = \$163 [4:0] <= 4'h8;
+  assign \$169  = \$163 [4:0] <= 4'h8;
+  assign \$170  = \$169  & \r_data$217 [3];
+  assign \$171  = wr_data__valid & wr_data__ready;
+  assign \$172  = \$163 [4:0] <= 4'h8;
+  assign \$173  = c[159:128] - 1'h1;
+  assign \$174  = $signed(\$173 ) * $signed({ 1'h0, c[255:224] });
+  assign \$175  = $signed({ 1'h0, c[31:0] }) + $signed(\$174 );
+  assign \$176  = $signed(\$175 ) + $signed({ 1'h0, c[191:160] });
+  assign \$177  = c[191:160] - 1'h1;
+  assign \$178  = $signed(\$177 ) * $signed({ 1'h0, c[287:256] });
+  assign \$179  = $signed({ 1'h0, c[63:32] }) + $signed(\$178 );
+  assign \$180  = $signed(\$179 ) + $signed({ 1'h0, c[223:192] });
+  assign \$181  = c[159:128] - 1'h1;
+  assign \$182  = $signed(\$181 ) * $signed({ 1'h0, c[319:288] });
+  assign \$183  = $signed({ 1'h0, c[95:64] }) + $signed(\$182 );
+  assign \$184  = c[223:192] * out_bytes;
+  assign \$185  = $signed(\$183 ) + $signed({ 1'h0, \$184  });
+  assign \$186  = c[159:128] - 1'h1;
+  assign \$187  = $signed(\$186 ) * $signed({ 1'h0, c[351:320] });
+  assign \$188  = $signed({ 1'h0, c[127:96] }) + $signed(\$187 );
+  assign \$190  = $signed(\$188 ) + $signed({ 1'h0, \$189  });
+  assign \$191  = ! c[159:128];
+  assign \$192  = ! c[191:160];
   assign \$193  = \$191  | \$192 ;
-  assign \$194  = c[159:128] > 16'hffff;
-  assign \$195  = c[223:192] > 16'hffff;
-  assign \$196  = \$194  | \$195 ;
-  assign \$197  = c[191:160] > 16'hffff;
+  assign \$194  = ! c[223:192];
+  assign \$195  = \$193  | \$194 ;
+  assign \$196  = c[159:128] > 16'hffff;
+  assign \$197  = c[223:192] > 16'hffff;
   assign \$198  = \$196  | \$197 ;
-  assign \$200  = c[255:224] < c[191:160];
-  assign \$201  = c[287:256] < c[223:192];
-  assign \$202  = \$200  | \$201 ;
-  assign \$203  = c[223:192] * out_bytes;
-  assign \$204  = c[319:288] < \$203 ;
-  assign \$205  = \$202  | \$204 ;
-  assign \$207  = c[351:320] < \$206 ;
-  assign \$208  = c[352] & \$207 ;
-  assign \$209  = \$205  | \$208 ;
-  assign \$210  = ~ c[353];
-  assign \$211  = | c[65:64];
-  assign \$212  = | c[289:288];
-  assign \$213  = \$211  | \$212 ;
-  assign \$214  = \$210  & \$213 ;
-  assign \$215  = | c[97:96];
-  assign \$216  = | c[321:320];
-  assign \$217  = \$215  | \$216 ;
-  assign \$218  = c[352] & \$217 ;
-  assign \$219  = \$214  | \$218 ;
-  assign \$220  = \end  > 33'h100000000;
-  assign \$221  = \end$228  > 33'h100000000;
-  assign \$222  = \$220  | \$221 ;
+  assign \$199  = c[191:160] > 16'hffff;
+  assign \$200  = \$198  | \$199 ;
+  assign \$202  = c[255:224] < c[191:160];
+  assign \$203  = c[287:256] < c[223:192];
+  assign \$204  = \$202  | \$203 ;
+  assign \$205  = c[223:192] * out_bytes;
+  assign \$206  = c[319:288] < \$205 ;
+  assign \$207  = \$204  | \$206 ;
+  assign \$209  = c[351:320] < \$208 ;
+  assign \$210  = c[352] & \$209 ;
+  assign \$211  = \$207  | \$210 ;
+  assign \$212  = ~ c[353];
+  assign \$213  = | c[65:64];
+  assign \$214  = | c[289:288];
+  assign \$215  = \$213  | \$214 ;
+  assign \$216  = \$212  & \$215 ;
+  assign \$217  = | c[97:96];
+  assign \$218  = | c[321:320];
+  assign \$219  = \$217  | \$218 ;
+  assign \$220  = c[352] & \$219 ;
+  assign \$221  = \$216  | \$220 ;
+  assign \$222  = \end  > 33'h100000000;
   assign \$223  = \end$229  > 33'h100000000;
   assign \$224  = \$222  | \$223 ;
   assign \$225  = \end$230  > 33'h100000000;
-  assign \$226  = c[352] & \$225 ;
-  assign \$227  = \$224  | \$226 ;
-  assign busy = ~ \$234 ;
-  assign \$228  = ! loader_state;
-  assign \$229  = loader_state == 1'h1;
-  assign \$230  = loader_state == 2'h2;
-  assign \$231  = loader_state == 2'h3;
-  assign \$232  = ! store_state;
-  assign \$234  = ! control_state;
-  assign \$235  = control_state == 1'h1;
-  assign \$236  = control_state == 2'h2;
-  assign \$237  = control_state == 2'h3;
-  assign \$238  = control_state == 3'h4;
-  assign \$239  = control_state == 3'h5;
-  assign \$240  = a_busy | a_busy_set;
-  assign \$241  = ~ a_busy_clr;
-  assign \$242  = \$240  & \$241 ;
-  assign \$243  = a_full | a_full_set;
-  assign \$244  = ~ a_full_clr;
-  assign \$245  = \$243  & \$244 ;
-  assign \$246  = b_busy | b_busy_set;
-  assign \$247  = ~ both;
-  assign \$248  = \$246  & \$247 ;
-  assign \$249  = b_full | b_full_set;
-  assign \$250  = ~ both;
-  assign \$251  = \$249  & \$250 ;
-  assign \$252  = c_busy | c_busy_set;
-  assign \$253  = ~ c_busy_clr;
-  assign \$254  = \$252  & \$253 ;
-  assign \$255  = c_ready | c_ready_set;
-  assign \$256  = ~ c_ready_clr;
-  assign \$257  = \$255  & \$256 ;
-  assign \$258  = c_done | c_done_set;
-  assign \$259  = ~ c_done_clr;
-  assign \$260  = \$258  & \$259 ;
-  assign \$261  = b_used_w | b_used_w_set;
-  assign \$262  = ~ both;
-  assign \$263  = \$261  & \$262 ;
-  assign \$264  = b_used_o | b_used_o_set;
-  assign \$265  = ~ both;
-  assign \$266  = \$264  & \$265 ;
-  assign \$267  = load_k_kc0 + 10'h200;
-  assign \$268  = load_k_last ? 33'h000000000 : \$267 ;
-  assign \$269  = ~ l_done;
-  assign \$270  = running & \$269 ;
-  assign \$271  = ~ split;
-  assign \$272  = ~ first_in_panel;
-  assign \$273  = \$271  & \$272 ;
-  assign \$274  = b_busy >> l_bpar;
-  assign \$275  = ~ \$274 ;
-  assign \$276  = \$275  & w_rdy;
-  assign \$277  = ~ l_bpar;
-  assign \$278  = a_busy >> l_apar;
-  assign \$279  = ~ \$278 ;
-  assign \$280  = \$279  & w_rdy;
-  assign \$281  = ~ l_apar;
-  assign \$282  = ! load_k_kc0;
-  assign \$283  = row + 1'h1;
-  assign \$284  = row_base + words;
-  assign \$285  = beat + 1'h1;
-  assign \$286  = feed_k_kc0 + 10'h200;
-  assign \$287  = feed_k_last ? 33'h000000000 : \$286 ;
-  assign \$288  = \rows$107  - 1'h1;
-  assign \$289  = m_idx == \$288 ;
-  assign \$290  = \rows$107  - 1'h1;
-  assign \$291  = m_idx == \$290 ;
-  assign \$292  = kr + 3'h4;
-  assign \$293  = \$292  >= feed_k_len;
-  assign \$294  = ~ apar;
-  assign \$295  = last_in_panel & feed_k_last;
-  assign \$296  = split | \$295 ;
-  assign \$297  = ~ bpar;
-  assign \$298  = kr + 3'h4;
-  assign \$299  = m_idx + 1'h1;
-  assign \$300  = row_word + words;
-  assign \$301  = weight_k_kc0 + 10'h200;
-  assign \$302  = weight_k_last ? 33'h000000000 : \$301 ;
-  assign \$303  = w_k >= weight_k_len;
-  assign \$304  = w_r == 2'h3;
-  assign \$305  = w_kr + 3'h4;
-  assign \$306  = \$305  >= weight_k_len;
-  assign \$307  = \last_in_panel$143  & weight_k_last;
-  assign \$308  = split | \$307 ;
-  assign \$309  = ~ w_bpar;
-  assign \$310  = w_kr + 3'h4;
-  assign \$311  = w_k + 1'h1;
-  assign \$312  = w_r + 1'h1;
-  assign \$313  = w_k + 1'h1;
-  assign \$314  = got & \r_data$151 [18];
-  assign \$315  = \r_data$151 [16:1] - 1'h1;
-  assign \$316  = acc_row == \$315 ;
-  assign \$317  = \$314  & \$316 ;
-  assign \$318  = \r_data$151 [16:1] - 1'h1;
+  assign \$226  = \$224  | \$225 ;
+  assign \$227  = \end$231  > 33'h100000000;
+  assign \$228  = c[352] & \$227 ;
+  assign \$229  = \$226  | \$228 ;
+  assign busy = ~ \$236 ;
+  assign \$230  = ! loader_state;
+  assign \$231  = loader_state == 1'h1;
+  assign \$232  = loader_state == 2'h2;
+  assign \$233  = loader_state == 2'h3;
+  assign \$234  = ! store_state;
+  assign \$236  = ! control_state;
+  assign \$237  = control_state == 1'h1;
+  assign \$238  = control_state == 2'h2;
+  assign \$239  = control_state == 2'h3;
+  assign \$240  = control_state == 3'h4;
+  assign \$241  = control_state == 3'h5;
+  assign \$242  = a_busy | a_busy_set;
+  assign \$243  = ~ a_busy_clr;
+  assign \$244  = \$242  & \$243 ;
+  assign \$245  = a_full | a_full_set;
+  assign \$246  = ~ a_full_clr;
+  assign \$247  = \$245  & \$246 ;
+  assign \$248  = b_busy | b_busy_set;
+  assign \$249  = ~ both;
+  assign \$250  = \$248  & \$249 ;
+  assign \$251  = b_full | b_full_set;
+  assign \$252  = ~ both;
+  assign \$253  = \$251  & \$252 ;
+  assign \$254  = c_busy | c_busy_set;
+  assign \$255  = ~ c_busy_clr;
+  assign \$256  = \$254  & \$255 ;
+  assign \$257  = c_ready | c_ready_set;
+  assign \$258  = ~ c_ready_clr;
+  assign \$259  = \$257  & \$258 ;
+  assign \$260  = c_done | c_done_set;
+  assign \$261  = ~ c_done_clr;
+  assign \$262  = \$260  & \$261 ;
+  assign \$263  = b_used_w | b_used_w_set;
+  assign \$264  = ~ both;
+  assign \$265  = \$263  & \$264 ;
+  assign \$266  = b_used_o | b_used_o_set;
+  assign \$267  = ~ both;
+  assign \$268  = \$266  & \$267 ;
+  assign \$269  = load_k_kc0 + 10'h200;
+  assign \$270  = load_k_last ? 33'h000000000 : \$269 ;
+  assign \$271  = ~ l_done;
+  assign \$272  = running & \$271 ;
+  assign \$273  = ~ split;
+  assign \$274  = ~ first_in_panel;
+  assign \$275  = \$273  & \$274 ;
+  assign \$276  = b_busy >> l_bpar;
+  assign \$277  = ~ \$276 ;
+  assign \$278  = \$277  & w_rdy;
+  assign \$279  = ~ l_bpar;
+  assign \$280  = a_busy >> l_apar;
+  assign \$281  = ~ \$280 ;
+  assign \$282  = \$281  & w_rdy;
+  assign \$283  = ~ l_apar;
+  assign \$284  = ! load_k_kc0;
+  assign \$285  = c_claims + 1'h1;
+  assign \$286  = row + 1'h1;
+  assign \$287  = row_base + words;
+  assign \$288  = beat + 1'h1;
+  assign \$289  = feed_k_kc0 + 10'h200;
+  assign \$290  = feed_k_last ? 33'h000000000 : \$289 ;
+  assign \$291  = \rows$108  - 1'h1;
+  assign \$292  = m_idx == \$291 ;
+  assign \$293  = \rows$108  - 1'h1;
+  assign \$294  = m_idx == \$293 ;
+  assign \$295  = kr + 3'h4;
+  assign \$296  = \$295  >= feed_k_len;
+  assign \$297  = ~ apar;
+  assign \$298  = last_in_panel & feed_k_last;
+  assign \$299  = split | \$298 ;
+  assign \$300  = ~ bpar;
+  assign \$301  = kr + 3'h4;
+  assign \$302  = m_idx + 1'h1;
+  assign \$303  = row_word + words;
+  assign \$304  = weight_k_kc0 + 10'h200;
+  assign \$305  = weight_k_last ? 33'h000000000 : \$304 ;
+  assign \$306  = w_k >= weight_k_len;
+  assign \$307  = w_r == 2'h3;
+  assign \$308  = w_kr + 3'h4;
+  assign \$309  = \$308  >= weight_k_len;
+  assign \$310  = \last_in_panel$144  & weight_k_last;
+  assign \$311  = split | \$310 ;
+  assign \$312  = ~ w_bpar;
+  assign \$313  = w_kr + 3'h4;
+  assign \$314  = w_k + 1'h1;
+  assign \$315  = w_r + 1'h1;
+  assign \$316  = w_k + 1'h1;
+  assign \$317  = got & \r_data$152 [18];
+  assign \$318  = \r_data$152 [16:1] - 1'h1;
   assign \$319  = acc_row == \$318 ;
-  assign \$320  = acc_row + 1'h1;
-  assign \$321  = ~ s_done;
-  assign \$322  = running & \$321 ;
-  assign \$323  = c_done >> \index$174 [0];
-  assign \$324  = \$322  & \$323 ;
-  assign \$325  = \rows$179  - 1'h1;
-  assign \$326  = r == \$325 ;
-  assign \$327  = r + 1'h1;
-  assign \$328  = wr_data__valid & wr_data__ready;
-  assign \$329  = \$161 [4:0] <= 4'h8;
-  assign \$330  = s_beat + 1'h1;
-  assign \$331  = split ? 32'd512 : c[191:160];
-  assign \$332  = \$331  + 4'h8;
-  assign \$333  = \$332  - 1'h1;
-  assign \$335  = | code;
-  assign \$336  = used + words;
-  assign \$337  = \$336  <= 9'h100;
-  assign \$338  = chunk < c[159:128];
-  assign \$339  = \$337  & \$338 ;
-  assign \$340  = chunk < 10'h200;
-  assign \$341  = \$339  & \$340 ;
-  assign \$342  = used + words;
-  assign \$343  = chunk + 1'h1;
-  assign \$344  = s_done & s_drained;
-  assign \$345  = ~ dma_busy;
-  assign \$346  = \$344  & \$345 ;
-  assign \$347  = cycles + 1'h1;
-  assign \$348  = operands__valid & \r_en$103 ;
-  assign \$349  = mac_cycles + 1'h1;
-  assign \$350  = ~ f_done;
-  assign \$351  = running & \$350 ;
-  assign \$352  = ~ operands__valid;
-  assign \$353  = \$351  & \$352 ;
-  assign \$354  = stall_load + 1'h1;
-  assign \$355  = ~ results__ready;
-  assign \$356  = results__valid & \$355 ;
-  assign \$357  = stall_store + 1'h1;
+  assign \$320  = \$317  & \$319 ;
+  assign \$321  = \r_data$152 [16:1] - 1'h1;
+  assign \$322  = acc_row == \$321 ;
+  assign \$323  = acc_row + 1'h1;
+  assign \$324  = ~ s_done;
+  assign \$325  = running & \$324 ;
+  assign \$326  = c_done >> \index$175 [0];
+  assign \$327  = \$325  & \$326 ;
+  assign \$328  = \rows$180  - 1'h1;
+  assign \$329  = r == \$328 ;
+  assign \$330  = r + 1'h1;
+  assign \$331  = wr_data__valid & wr_data__ready;
+  assign \$332  = \$163 [4:0] <= 4'h8;
+  assign \$333  = s_beat + 1'h1;
+  assign \$334  = split ? 32'd512 : c[191:160];
+  assign \$335  = \$334  + 4'h8;
+  assign \$336  = \$335  - 1'h1;
+  assign \$338  = | code;
+  assign \$339  = used + words;
+  assign \$340  = \$339  <= 9'h100;
+  assign \$341  = chunk < c[159:128];
+  assign \$342  = \$340  & \$341 ;
+  assign \$343  = chunk < 10'h200;
+  assign \$344  = \$342  & \$343 ;
+  assign \$345  = used + words;
+  assign \$346  = chunk + 1'h1;
+  assign \$347  = s_done & s_drained;
+  assign \$348  = ~ dma_busy;
+  assign \$349  = \$347  & \$348 ;
+  assign \$350  = cycles + 1'h1;
+  assign \$351  = operands__valid & \r_en$104 ;
+  assign \$352  = mac_cycles + 1'h1;
+  assign \$353  = ~ f_done;
+  assign \$354  = running & \$353 ;
+  assign \$355  = ~ operands__valid;
+  assign \$356  = \$354  & \$355 ;
+  assign \$357  = stall_load + 1'h1;
+  assign \$358  = ~ results__ready;
+  assign \$359  = results__valid & \$358 ;
+  assign \$360  = stall_store + 1'h1;
   always @(posedge clk)
-    a_busy <= \$358 ;
+    a_busy <= \$361 ;
   always @(posedge clk)
-    a_full <= \$359 ;
+    a_full <= \$362 ;
   always @(posedge clk)
-    b_busy <= \$360 ;
+    b_busy <= \$363 ;
   always @(posedge clk)
-    b_full <= \$361 ;
+    b_full <= \$364 ;
   always @(posedge clk)
-    c_busy <= \$362 ;
+    c_busy <= \$365 ;
   always @(posedge clk)
-    c_ready <= \$363 ;
+    c_ready <= \$366 ;
   always @(posedge clk)
-    c_done <= \$364 ;
+    c_done <= \$367 ;
   always @(posedge clk)
-    b_used_w <= \$365 ;
+    b_used_w <= \$368 ;
   always @(posedge clk)
-    b_used_o <= \$366 ;
+    b_used_o <= \$369 ;
   always @(posedge clk)
-    load_k_kc0 <= \$367 ;
+    load_k_kc0 <= \$370 ;
   always @(posedge clk)
-    loader_state <= \$368 ;
+    loader_state <= \$371 ;
   always @(posedge clk)
-    l_bpar <= \$369 ;
+    l_bpar <= \$372 ;
   always @(posedge clk)
-    l_apar <= \$370 ;
+    l_apar <= \$373 ;
   always @(posedge clk)
-    l_done <= \$371 ;
+    l_done <= \$374 ;
   always @(posedge clk)
-    row <= \$372 ;
+    c_claims <= \$375 ;
   always @(posedge clk)
-    beat <= \$373 ;
+    row <= \$376 ;
   always @(posedge clk)
-    row_base <= \$374 ;
+    beat <= \$377 ;
   always @(posedge clk)
-    feed_k_kc0 <= \$375 ;
+    row_base <= \$378 ;
   always @(posedge clk)
-    pending <= \$376 ;
+    feed_k_kc0 <= \$379 ;
   always @(posedge clk)
-    meta_last <= \$377 ;
+    pending <= \$380 ;
   always @(posedge clk)
-    meta_off <= \$378 ;
+    meta_last <= \$381 ;
   always @(posedge clk)
-    m_idx <= \$379 ;
+    meta_off <= \$382 ;
   always @(posedge clk)
-    row_word <= \$380 ;
+    m_idx <= \$383 ;
   always @(posedge clk)
-    kr <= \$381 ;
+    row_word <= \$384 ;
   always @(posedge clk)
-    apar <= \$382 ;
+    kr <= \$385 ;
   always @(posedge clk)
-    bpar <= \$383 ;
+    apar <= \$386 ;
   always @(posedge clk)
-    f_done <= \$384 ;
+    bpar <= \$387 ;
   always @(posedge clk)
-    weight_k_kc0 <= \$385 ;
+    f_done <= \$388 ;
   always @(posedge clk)
-    w_pending <= \$386 ;
+    weight_k_kc0 <= \$389 ;
   always @(posedge clk)
-    w_zero <= \$387 ;
+    w_pending <= \$390 ;
   always @(posedge clk)
-    w_r <= \$388 ;
+    w_zero <= \$391 ;
   always @(posedge clk)
-    w_kr <= \$389 ;
+    w_r <= \$392 ;
   always @(posedge clk)
-    w_k <= \$390 ;
+    w_kr <= \$393 ;
   always @(posedge clk)
-    w_bpar <= \$391 ;
+    w_k <= \$394 ;
   always @(posedge clk)
-    w_done <= \$392 ;
+    w_bpar <= \$395 ;
   always @(posedge clk)
-    acc_writes <= \$393 ;
+    w_done <= \$396 ;
   always @(posedge clk)
-    s1_addr <= \$394 ;
+    acc_writes <= \$397 ;
   always @(posedge clk)
-    s1_value <= \$395 ;
+    s1_addr <= \$398 ;
   always @(posedge clk)
-    s1_read <= \$396 ;
+    s1_value <= \$399 ;
   always @(posedge clk)
-    s1_half <= \$397 ;
+    s1_read <= \$400 ;
   always @(posedge clk)
-    s1_chunk_done <= \$398 ;
+    s1_half <= \$401 ;
   always @(posedge clk)
-    acc_row <= \$399 ;
+    s1_chunk_done <= \$402 ;
   always @(posedge clk)
-    store_state <= \$400 ;
+    acc_row <= \$403 ;
   always @(posedge clk)
-    r <= \$401 ;
+    store_state <= \$404 ;
   always @(posedge clk)
-    s_done <= \$402 ;
+    r <= \$405 ;
   always @(posedge clk)
-    \pending$183  <= \$403 ;
+    s_done <= \$406 ;
   always @(posedge clk)
-    s_beat <= \$404 ;
+    \pending$184  <= \$407 ;
   always @(posedge clk)
-    c <= \$405 ;
+    s_beat <= \$408 ;
   always @(posedge clk)
-    error <= \$406 ;
+    c <= \$409 ;
   always @(posedge clk)
-    cycles <= \$407 ;
+    error <= \$410 ;
   always @(posedge clk)
-    mac_cycles <= \$408 ;
+    cycles <= \$411 ;
   always @(posedge clk)
-    stall_load <= \$409 ;
+    mac_cycles <= \$412 ;
   always @(posedge clk)
-    stall_store <= \$410 ;
+    stall_load <= \$413 ;
   always @(posedge clk)
-    control_state <= \$411 ;
+    stall_store <= \$414 ;
   always @(posedge clk)
-    words <= \$412 ;
+    control_state <= \$415 ;
   always @(posedge clk)
-    used <= \$413 ;
+    words <= \$416 ;
   always @(posedge clk)
-    chunk <= \$414 ;
+    used <= \$417 ;
+  always @(posedge clk)
+    chunk <= \$418 ;
   \accelerator.engine.core  core (
     .clk(clk),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$103 ),
+    .operands__ready(\r_en$104 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
     .results__valid(results__valid),
     .rst(rst),
     .weights__payload(weights__payload),
-    .weights__ready(\r_en$138 ),
+    .weights__ready(\r_en$139 ),
     .weights__valid(weights__valid)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$113 ),
+    .advance(\advance$114 ),
     .chunk(chunk),
     .clk(clk),
     .index(\index$81 ),
-    .last(\last$239 ),
+    .last(\last$240 ),
     .last_in_panel(last_in_panel),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$107 ),
+    .rows(\rows$108 ),
     .rst(rst)
   );
   \accelerator.engine.load_walk  load_walk (
@@ -7407,21 +7417,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .clk(clk),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$103 ),
+    .r_en(\r_en$104 ),
     .r_rdy(operands__valid),
     .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$93 )
+    .w_port__data(\w_data$94 )
   );
   \accelerator.engine.passes  passes (
     .clk(clk),
-    .r_data(\r_data$151 ),
-    .r_en(\r_en$155 ),
+    .r_data(\r_data$152 ),
+    .r_en(\r_en$156 ),
     .r_rdy(results__ready),
     .rst(rst),
-    .w_en(\w_en$105 ),
-    .w_port__data(\w_data$106 ),
-    .w_rdy(\w_rdy$85 )
+    .w_en(\w_en$106 ),
+    .w_port__data(\w_data$107 ),
+    .w_rdy(\w_rdy$86 )
   );
   \accelerator.engine.requant  requant (
     .clk(clk),
@@ -7431,7 +7441,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2048$354 (c[398:354]),
+    .\port$2053$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -7446,45 +7456,45 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   );
   \accelerator.engine.rowq  rowq (
     .clk(clk),
-    .level(\level$182 ),
-    .r_data(\r_data$206 ),
-    .r_en(\r_en$207 ),
-    .r_rdy(\r_rdy$204 ),
+    .level(\level$183 ),
+    .r_data(\r_data$207 ),
+    .r_en(\r_en$208 ),
+    .r_rdy(\r_rdy$205 ),
     .rst(rst),
-    .w_en(\pending$183 ),
-    .w_port__data(\w_data$196 )
+    .w_en(\pending$184 ),
+    .w_port__data(\w_data$197 )
   );
   \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$189 ),
+    .advance(\advance$190 ),
     .chunk(chunk),
     .clk(clk),
-    .col0(\col0$178 ),
-    .cols(\cols$180 ),
-    .index(\index$174 ),
-    .last(\last$243 ),
+    .col0(\col0$179 ),
+    .cols(\cols$181 ),
+    .index(\index$175 ),
+    .last(\last$244 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .row0(\row0$177 ),
-    .rows(\rows$179 ),
+    .row0(\row0$178 ),
+    .rows(\rows$180 ),
     .rst(rst)
   );
   \accelerator.engine.tagq  tagq (
     .clk(clk),
-    .r_data(\r_data$216 ),
-    .r_en(\r_en$223 ),
-    .r_rdy(\r_rdy$193 ),
+    .r_data(\r_data$217 ),
+    .r_en(\r_en$224 ),
+    .r_rdy(\r_rdy$194 ),
     .rst(rst),
-    .w_en(\issue$181 ),
-    .w_port__data(\w_data$195 ),
-    .w_rdy(\w_rdy$184 )
+    .w_en(\issue$182 ),
+    .w_port__data(\w_data$196 ),
+    .w_rdy(\w_rdy$185 )
   );
   \accelerator.engine.weight_walk  weight_walk (
-    .advance(\advance$145 ),
+    .advance(\advance$146 ),
     .chunk(chunk),
     .clk(clk),
-    .last(\last$240 ),
-    .last_in_panel(\last_in_panel$143 ),
+    .last(\last$241 ),
+    .last_in_panel(\last_in_panel$144 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
@@ -7492,13 +7502,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   );
   \accelerator.engine.wq  wq (
     .clk(clk),
-    .level(\level$125 ),
+    .level(\level$126 ),
     .r_data(weights__payload),
-    .r_en(\r_en$138 ),
+    .r_en(\r_en$139 ),
     .r_rdy(weights__valid),
     .rst(rst),
     .w_en(w_pending),
-    .w_port__data(\w_data$130 )
+    .w_port__data(\w_data$131 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -7856,22 +7866,22 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$105  = 1'h0;
+    \w_en$106  = 1'h0;
     if (issue) begin
-      if (\$77 ) begin
-        \w_en$105  = 1'h1;
+      if (\$79 ) begin
+        \w_en$106  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$106  = 19'h00000;
+    \w_data$107  = 19'h00000;
     if (issue) begin
-      if (\$77 ) begin
-        \w_data$106 [0] = \index$81 [0];
-        \w_data$106 [16:1] = \rows$107 ;
-        \w_data$106 [17] = \$81 ;
-        \w_data$106 [18] = \$84 ;
+      if (\$79 ) begin
+        \w_data$107 [0] = \index$81 [0];
+        \w_data$107 [16:1] = \rows$108 ;
+        \w_data$107 [17] = \$83 ;
+        \w_data$107 [18] = \$86 ;
       end
     end
   end
@@ -7879,8 +7889,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     step_done = 1'h0;
     if (issue) begin
-      if (\$86 ) begin
-        if (\$88 ) begin
+      if (\$88 ) begin
+        if (\$90 ) begin
           step_done = 1'h1;
         end
       end
@@ -7890,8 +7900,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
-      if (\$86 ) begin
-        if (\$88 ) begin
+      if (\$88 ) begin
+        if (\$90 ) begin
           (* full_case = 32'd1 *)
           casez (apar)
             1'h0:
@@ -7907,8 +7917,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
-      if (\$86 ) begin
-        if (\$88 ) begin
+      if (\$88 ) begin
+        if (\$90 ) begin
           (* full_case = 32'd1 *)
           casez (apar)
             1'h0:
@@ -7924,9 +7934,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_used_o_set = 2'h0;
     if (issue) begin
-      if (\$86 ) begin
-        if (\$88 ) begin
-          if (\$90 ) begin
+      if (\$88 ) begin
+        if (\$90 ) begin
+          if (\$92 ) begin
             (* full_case = 32'd1 *)
             casez (bpar)
               1'h0:
@@ -7941,12 +7951,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$113  = 1'h0;
+    \advance$114  = 1'h0;
     if (issue) begin
-      if (\$86 ) begin
-        if (\$88 ) begin
+      if (\$88 ) begin
+        if (\$90 ) begin
           if (feed_k_last) begin
-            \advance$113  = 1'h1;
+            \advance$114  = 1'h1;
           end
         end
       end
@@ -7956,8 +7966,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     w_step_done = 1'h0;
     if (w_issue) begin
-      if (\$108 ) begin
-        if (\$110 ) begin
+      if (\$110 ) begin
+        if (\$112 ) begin
           w_step_done = 1'h1;
         end
       end
@@ -7967,9 +7977,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_used_w_set = 2'h0;
     if (w_issue) begin
-      if (\$108 ) begin
-        if (\$110 ) begin
-          if (\$112 ) begin
+      if (\$110 ) begin
+        if (\$112 ) begin
+          if (\$114 ) begin
             (* full_case = 32'd1 *)
             casez (w_bpar)
               1'h0:
@@ -7984,12 +7994,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$145  = 1'h0;
+    \advance$146  = 1'h0;
     if (w_issue) begin
-      if (\$108 ) begin
-        if (\$110 ) begin
+      if (\$110 ) begin
+        if (\$112 ) begin
           if (weight_k_last) begin
-            \advance$145  = 1'h1;
+            \advance$146  = 1'h1;
           end
         end
       end
@@ -7997,10 +8007,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$155  = 1'h0;
+    \r_en$156  = 1'h0;
     if (got) begin
-      if (\$116 ) begin
-        \r_en$155  = 1'h1;
+      if (\$118 ) begin
+        \r_en$156  = 1'h1;
       end
     end
   end
@@ -8023,7 +8033,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (acc_writes) begin
       c_wr__addr = s1_addr;
     end else begin
-      c_wr__addr = \$126 [9:0];
+      c_wr__addr = \$128 [9:0];
     end
   end
   always @* begin
@@ -8032,20 +8042,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (acc_writes) begin
       c_wr__en = 4'hf;
     end else begin
-      c_wr__en[0] = \$129 ;
-      c_wr__en[1] = \$132 ;
-      c_wr__en[2] = \$135 ;
-      c_wr__en[3] = \$138 ;
+      c_wr__en[0] = \$131 ;
+      c_wr__en[1] = \$134 ;
+      c_wr__en[2] = \$137 ;
+      c_wr__en[3] = \$140 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
-      c_wr__data[31:0] = \$118 [31:0];
-      c_wr__data[63:32] = \$120 [31:0];
-      c_wr__data[95:64] = \$122 [31:0];
-      c_wr__data[127:96] = \$124 [31:0];
+      c_wr__data[31:0] = \$120 [31:0];
+      c_wr__data[63:32] = \$122 [31:0];
+      c_wr__data[95:64] = \$124 [31:0];
+      c_wr__data[127:96] = \$126 [31:0];
     end else begin
       c_wr__data[31:0] = rd_data__payload[31:0];
       c_wr__data[63:32] = rd_data__payload[63:32];
@@ -8058,7 +8068,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
-          if (\$142 ) begin
+          if (\$144 ) begin
             wr_cmd__valid = 1'h1;
           end
     endcase
@@ -8068,23 +8078,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
-          if (\$142 ) begin
-            wr_cmd__payload[31:0] = \$146 [31:0];
-            wr_cmd__payload[47:32] = \rows$179 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$147  };
+          if (\$144 ) begin
+            wr_cmd__payload[31:0] = \$148 [31:0];
+            wr_cmd__payload[47:32] = \rows$180 ;
+            wr_cmd__payload[67:48] = { 1'h0, \$149  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \issue$181  = 1'h0;
+    \issue$182  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          \issue$181  = \$150 ;
+          \issue$182  = \$152 ;
     endcase
   end
   always @* begin
@@ -8095,10 +8105,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$181 ) begin
-            if (\$152 ) begin
+          if (\issue$182 ) begin
+            if (\$154 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$174 [0])
+              casez (\index$175 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -8116,10 +8126,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$181 ) begin
-            if (\$152 ) begin
+          if (\issue$182 ) begin
+            if (\$154 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$174 [0])
+              casez (\index$175 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -8137,10 +8147,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$181 ) begin
-            if (\$152 ) begin
+          if (\issue$182 ) begin
+            if (\$154 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$174 [0])
+              casez (\index$175 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -8152,15 +8162,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$189  = 1'h0;
+    \advance$190  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$181 ) begin
-            if (\$152 ) begin
-              \advance$189  = 1'h1;
+          if (\issue$182 ) begin
+            if (\$154 ) begin
+              \advance$190  = 1'h1;
             end
           end
     endcase
@@ -8169,14 +8179,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
-      i__valid = \r_rdy$204 ;
+      i__valid = \r_rdy$205 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
-      i__payload[127:0] = \r_data$206 ;
+      i__payload[127:0] = \r_data$207 ;
       i__payload[128] = 1'h0;
     end
   end
@@ -8184,9 +8194,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
-      \r_en$207  = i__ready;
+      \r_en$208  = i__ready;
     end else begin
-      \r_en$207  = byte_ready;
+      \r_en$208  = byte_ready;
     end
   end
   always @* begin
@@ -8195,7 +8205,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
     end else begin
-      byte_row = \r_data$206 ;
+      byte_row = \r_data$207 ;
     end
   end
   always @* begin
@@ -8204,7 +8214,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (c[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$204 ;
+      byte_valid = \r_rdy$205 ;
     end
   end
   always @* begin
@@ -8217,18 +8227,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     byte_ready = 1'h0;
-    if (\$169 ) begin
-      if (\$170 ) begin
+    if (\$171 ) begin
+      if (\$172 ) begin
         byte_ready = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$223  = 1'h0;
-    if (\$169 ) begin
-      if (\$170 ) begin
-        \r_en$223  = 1'h1;
+    \r_en$224  = 1'h0;
+    if (\$171 ) begin
+      if (\$172 ) begin
+        \r_en$224  = 1'h1;
       end
     end
   end
@@ -8239,17 +8249,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       3'h0:
           /* empty */;
       3'h1:
-          \end  = \$174 [65:0];
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end$228  = 66'h00000000000000000;
-    casez (control_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          \end$228  = \$178 [65:0];
+          \end  = \$176 [65:0];
     endcase
   end
   always @* begin
@@ -8259,7 +8259,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       3'h0:
           /* empty */;
       3'h1:
-          \end$229  = \$183 [65:0];
+          \end$229  = \$180 [65:0];
     endcase
   end
   always @* begin
@@ -8269,7 +8269,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       3'h0:
           /* empty */;
       3'h1:
-          \end$230  = \$188 [65:0];
+          \end$230  = \$185 [65:0];
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \end$231  = 66'h00000000000000000;
+    casez (control_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          \end$231  = \$190 [65:0];
     endcase
   end
   always @* begin
@@ -8279,17 +8289,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       3'h0:
           /* empty */;
       3'h1:
-          if (\$193 ) begin
+          if (\$195 ) begin
             code = 8'h01;
-          end else if (\$198 ) begin
+          end else if (\$200 ) begin
             code = 8'h07;
-          end else if (\$199 ) begin
+          end else if (\$201 ) begin
             code = 8'h05;
-          end else if (\$209 ) begin
+          end else if (\$211 ) begin
             code = 8'h04;
-          end else if (\$219 ) begin
+          end else if (\$221 ) begin
             code = 8'h02;
-          end else if (\$227 ) begin
+          end else if (\$229 ) begin
             code = 8'h03;
           end
     endcase
@@ -8346,45 +8356,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$358  = 2'h0;
-    end else begin
-      \$358  = \$242 ;
-    end
-    if (rst) begin
-      \$358  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$359  = 2'h0;
-    end else begin
-      \$359  = \$245 ;
-    end
-    if (rst) begin
-      \$359  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$360  = 2'h0;
-    end else begin
-      \$360  = \$248 ;
-    end
-    if (rst) begin
-      \$360  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
       \$361  = 2'h0;
     end else begin
-      \$361  = \$251 ;
+      \$361  = \$244 ;
     end
     if (rst) begin
       \$361  = 2'h0;
@@ -8396,7 +8370,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$362  = 2'h0;
     end else begin
-      \$362  = \$254 ;
+      \$362  = \$247 ;
     end
     if (rst) begin
       \$362  = 2'h0;
@@ -8408,7 +8382,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$363  = 2'h0;
     end else begin
-      \$363  = \$257 ;
+      \$363  = \$250 ;
     end
     if (rst) begin
       \$363  = 2'h0;
@@ -8420,7 +8394,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$364  = 2'h0;
     end else begin
-      \$364  = \$260 ;
+      \$364  = \$253 ;
     end
     if (rst) begin
       \$364  = 2'h0;
@@ -8432,7 +8406,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$365  = 2'h0;
     end else begin
-      \$365  = \$263 ;
+      \$365  = \$256 ;
     end
     if (rst) begin
       \$365  = 2'h0;
@@ -8444,7 +8418,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (restart) begin
       \$366  = 2'h0;
     end else begin
-      \$366  = \$266 ;
+      \$366  = \$259 ;
     end
     if (rst) begin
       \$366  = 2'h0;
@@ -8452,50 +8426,86 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$367  = load_k_kc0;
+    (* full_case = 32'd1 *)
     if (restart) begin
-      \$367  = 32'd0;
+      \$367  = 2'h0;
+    end else begin
+      \$367  = \$262 ;
+    end
+    if (rst) begin
+      \$367  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$368  = 2'h0;
+    end else begin
+      \$368  = \$265 ;
+    end
+    if (rst) begin
+      \$368  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$369  = 2'h0;
+    end else begin
+      \$369  = \$268 ;
+    end
+    if (rst) begin
+      \$369  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$370  = load_k_kc0;
+    if (restart) begin
+      \$370  = 32'd0;
     end else if (l_step) begin
-      \$367  = \$268 [31:0];
+      \$370  = \$270 [31:0];
     end
     if (rst) begin
-      \$367  = 32'd0;
+      \$370  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$368  = loader_state;
+    \$371  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
-          if (\$270 ) begin
-            \$368  = 2'h1;
+          if (\$272 ) begin
+            \$371  = 2'h1;
           end
       2'h1:
-          if (\$273 ) begin
-            \$368  = 2'h2;
-          end else if (\$276 ) begin
+          if (\$275 ) begin
+            \$371  = 2'h2;
+          end else if (\$278 ) begin
             if (rd_cmd__ready) begin
-              \$368  = 2'h2;
+              \$371  = 2'h2;
             end
           end
       2'h2:
-          if (\$280 ) begin
+          if (\$282 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$282 ) begin
-                \$368  = 2'h3;
+              if (\$284 ) begin
+                \$371  = 2'h3;
               end else begin
                 (* full_case = 32'd1 *)
                 if (load_k_last) begin
                   (* full_case = 32'd1 *)
                   if (last) begin
-                    \$368  = 2'h0;
+                    \$371  = 2'h0;
                   end else begin
-                    \$368  = 2'h1;
+                    \$371  = 2'h1;
                   end
                 end else begin
-                  \$368  = 2'h1;
+                  \$371  = 2'h1;
                 end
               end
             end
@@ -8506,65 +8516,65 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
             if (load_k_last) begin
               (* full_case = 32'd1 *)
               if (last) begin
-                \$368  = 2'h0;
+                \$371  = 2'h0;
               end else begin
-                \$368  = 2'h1;
+                \$371  = 2'h1;
               end
             end else begin
-              \$368  = 2'h1;
+              \$371  = 2'h1;
             end
           end
     endcase
     if (rst) begin
-      \$368  = 2'h0;
+      \$371  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$369  = l_bpar;
+    \$372  = l_bpar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
-          if (\$273 ) begin
-          end else if (\$276 ) begin
+          if (\$275 ) begin
+          end else if (\$278 ) begin
             if (rd_cmd__ready) begin
-              \$369  = \$277 ;
+              \$372  = \$279 ;
             end
           end
     endcase
     if (restart) begin
-      \$369  = 1'h0;
+      \$372  = 1'h0;
     end
     if (rst) begin
-      \$369  = 1'h0;
+      \$372  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$370  = l_apar;
+    \$373  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$280 ) begin
+          if (\$282 ) begin
             if (rd_cmd__ready) begin
-              \$370  = \$281 ;
+              \$373  = \$283 ;
             end
           end
     endcase
     if (restart) begin
-      \$370  = 1'h0;
+      \$373  = 1'h0;
     end
     if (rst) begin
-      \$370  = 1'h0;
+      \$373  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$371  = l_done;
+    \$374  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -8572,14 +8582,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$280 ) begin
+          if (\$282 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$282 ) begin
+              if (\$284 ) begin
               end else begin
                 if (load_k_last) begin
                   if (last) begin
-                    \$371  = 1'h1;
+                    \$374  = 1'h1;
                   end
                 end
               end
@@ -8589,222 +8599,176 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           if (claimed) begin
             if (load_k_last) begin
               if (last) begin
-                \$371  = 1'h1;
+                \$374  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$371  = 1'h0;
+      \$374  = 1'h0;
     end
     if (rst) begin
-      \$371  = 1'h0;
+      \$374  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$372  = row;
+    \$375  = c_claims;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (claimed) begin
+            \$375  = \$285 [31:0];
+          end
+    endcase
+    if (restart) begin
+      \$375  = 32'd0;
+    end
+    if (rst) begin
+      \$375  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$376  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$372  = 16'h0000;
+        \$376  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$372  = \$283 [15:0];
+        \$376  = \$286 [15:0];
       end
     end
     if (rst) begin
-      \$372  = 16'h0000;
+      \$376  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$373  = beat;
+    \$377  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
       if (rd_data__payload[70]) begin
-        \$373  = 16'h0000;
+        \$377  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$373  = 16'h0000;
+        \$377  = 16'h0000;
       end else begin
-        \$373  = \$285 [15:0];
+        \$377  = \$288 [15:0];
       end
     end
     if (rst) begin
-      \$373  = 16'h0000;
+      \$377  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$374  = row_base;
+    \$378  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$374  = 16'h0000;
+        \$378  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$374  = \$284 [15:0];
+        \$378  = \$287 [15:0];
       end
     end
     if (rst) begin
-      \$374  = 16'h0000;
+      \$378  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$375  = feed_k_kc0;
+    \$379  = feed_k_kc0;
     if (restart) begin
-      \$375  = 32'd0;
+      \$379  = 32'd0;
     end else if (step_done) begin
-      \$375  = \$287 [31:0];
+      \$379  = \$290 [31:0];
     end
     if (rst) begin
-      \$375  = 32'd0;
+      \$379  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$376  = issue;
+    \$380  = issue;
     if (rst) begin
-      \$376  = 1'h0;
+      \$380  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$377  = meta_last;
+    \$381  = meta_last;
     if (issue) begin
-      \$377  = \$289 ;
+      \$381  = \$292 ;
     end
     if (rst) begin
-      \$377  = 1'h0;
+      \$381  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$378  = meta_off;
+    \$382  = meta_off;
     if (issue) begin
-      \$378  = kr[2:0];
+      \$382  = kr[2:0];
     end
     if (rst) begin
-      \$378  = 3'h0;
+      \$382  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$379  = m_idx;
+    \$383  = m_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$291 ) begin
-        \$379  = 16'h0000;
+      if (\$294 ) begin
+        \$383  = 16'h0000;
       end else begin
-        \$379  = \$299 [15:0];
+        \$383  = \$302 [15:0];
       end
     end
     if (restart) begin
-      \$379  = 16'h0000;
+      \$383  = 16'h0000;
     end
     if (rst) begin
-      \$379  = 16'h0000;
+      \$383  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$380  = row_word;
+    \$384  = row_word;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$291 ) begin
-        \$380  = 16'h0000;
+      if (\$294 ) begin
+        \$384  = 16'h0000;
       end else begin
-        \$380  = \$300 [15:0];
+        \$384  = \$303 [15:0];
       end
     end
     if (restart) begin
-      \$380  = 16'h0000;
+      \$384  = 16'h0000;
     end
     if (rst) begin
-      \$380  = 16'h0000;
+      \$384  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$381  = kr;
+    \$385  = kr;
     if (issue) begin
-      if (\$291 ) begin
+      if (\$294 ) begin
         (* full_case = 32'd1 *)
-        if (\$293 ) begin
-          \$381  = 32'd0;
+        if (\$296 ) begin
+          \$385  = 32'd0;
         end else begin
-          \$381  = \$298 [31:0];
+          \$385  = \$301 [31:0];
         end
       end
     end
-    if (restart) begin
-      \$381  = 32'd0;
-    end
-    if (rst) begin
-      \$381  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$382  = apar;
-    if (issue) begin
-      if (\$291 ) begin
-        if (\$293 ) begin
-          \$382  = \$294 ;
-        end
-      end
-    end
-    if (restart) begin
-      \$382  = 1'h0;
-    end
-    if (rst) begin
-      \$382  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$383  = bpar;
-    if (issue) begin
-      if (\$291 ) begin
-        if (\$293 ) begin
-          if (\$296 ) begin
-            \$383  = \$297 ;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$383  = 1'h0;
-    end
-    if (rst) begin
-      \$383  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$384  = f_done;
-    if (issue) begin
-      if (\$291 ) begin
-        if (\$293 ) begin
-          if (feed_k_last) begin
-            if (\last$239 ) begin
-              \$384  = 1'h1;
-            end
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$384  = 1'h0;
-    end
-    if (rst) begin
-      \$384  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$385  = weight_k_kc0;
     if (restart) begin
       \$385  = 32'd0;
-    end else if (w_step_done) begin
-      \$385  = \$302 [31:0];
     end
     if (rst) begin
       \$385  = 32'd0;
@@ -8812,16 +8776,35 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$386  = w_issue;
+    \$386  = apar;
+    if (issue) begin
+      if (\$294 ) begin
+        if (\$296 ) begin
+          \$386  = \$297 ;
+        end
+      end
+    end
+    if (restart) begin
+      \$386  = 1'h0;
+    end
     if (rst) begin
       \$386  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$387  = w_zero;
-    if (w_issue) begin
-      \$387  = \$303 ;
+    \$387  = bpar;
+    if (issue) begin
+      if (\$294 ) begin
+        if (\$296 ) begin
+          if (\$299 ) begin
+            \$387  = \$300 ;
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$387  = 1'h0;
     end
     if (rst) begin
       \$387  = 1'h0;
@@ -8829,435 +8812,485 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$388  = w_r;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$304 ) begin
-        \$388  = 3'h0;
-      end else begin
-        \$388  = \$312 [2:0];
-      end
-    end
-    if (restart) begin
-      \$388  = 3'h0;
-    end
-    if (rst) begin
-      \$388  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$389  = w_kr;
-    if (w_issue) begin
-      if (\$304 ) begin
-        (* full_case = 32'd1 *)
-        if (\$306 ) begin
-          \$389  = 32'd0;
-        end else begin
-          \$389  = \$310 [31:0];
-        end
-      end
-    end
-    if (restart) begin
-      \$389  = 32'd0;
-    end
-    if (rst) begin
-      \$389  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$390  = w_k;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$304 ) begin
-        (* full_case = 32'd1 *)
-        if (\$306 ) begin
-          \$390  = 32'd0;
-        end else begin
-          \$390  = \$311 [31:0];
-        end
-      end else begin
-        \$390  = \$313 [31:0];
-      end
-    end
-    if (restart) begin
-      \$390  = 32'd0;
-    end
-    if (rst) begin
-      \$390  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$391  = w_bpar;
-    if (w_issue) begin
-      if (\$304 ) begin
-        if (\$306 ) begin
-          if (\$308 ) begin
-            \$391  = \$309 ;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$391  = 1'h0;
-    end
-    if (rst) begin
-      \$391  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$392  = w_done;
-    if (w_issue) begin
-      if (\$304 ) begin
-        if (\$306 ) begin
-          if (weight_k_last) begin
+    \$388  = f_done;
+    if (issue) begin
+      if (\$294 ) begin
+        if (\$296 ) begin
+          if (feed_k_last) begin
             if (\last$240 ) begin
-              \$392  = 1'h1;
+              \$388  = 1'h1;
             end
           end
         end
       end
     end
     if (restart) begin
-      \$392  = 1'h0;
+      \$388  = 1'h0;
     end
     if (rst) begin
-      \$392  = 1'h0;
+      \$388  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$393  = got;
+    \$389  = weight_k_kc0;
+    if (restart) begin
+      \$389  = 32'd0;
+    end else if (w_step_done) begin
+      \$389  = \$305 [31:0];
+    end
     if (rst) begin
-      \$393  = 1'h0;
+      \$389  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$394  = \$114 [9:0];
+    \$390  = w_issue;
     if (rst) begin
-      \$394  = 10'h000;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$395  = results__payload[127:0];
+    \$391  = w_zero;
+    if (w_issue) begin
+      \$391  = \$306 ;
+    end
     if (rst) begin
-      \$395  = 128'h00000000000000000000000000000000;
+      \$391  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$396  = \r_data$151 [17];
+    \$392  = w_r;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$307 ) begin
+        \$392  = 3'h0;
+      end else begin
+        \$392  = \$315 [2:0];
+      end
+    end
+    if (restart) begin
+      \$392  = 3'h0;
+    end
+    if (rst) begin
+      \$392  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$393  = w_kr;
+    if (w_issue) begin
+      if (\$307 ) begin
+        (* full_case = 32'd1 *)
+        if (\$309 ) begin
+          \$393  = 32'd0;
+        end else begin
+          \$393  = \$313 [31:0];
+        end
+      end
+    end
+    if (restart) begin
+      \$393  = 32'd0;
+    end
+    if (rst) begin
+      \$393  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$394  = w_k;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$307 ) begin
+        (* full_case = 32'd1 *)
+        if (\$309 ) begin
+          \$394  = 32'd0;
+        end else begin
+          \$394  = \$314 [31:0];
+        end
+      end else begin
+        \$394  = \$316 [31:0];
+      end
+    end
+    if (restart) begin
+      \$394  = 32'd0;
+    end
+    if (rst) begin
+      \$394  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$395  = w_bpar;
+    if (w_issue) begin
+      if (\$307 ) begin
+        if (\$309 ) begin
+          if (\$311 ) begin
+            \$395  = \$312 ;
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$395  = 1'h0;
+    end
+    if (rst) begin
+      \$395  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$396  = w_done;
+    if (w_issue) begin
+      if (\$307 ) begin
+        if (\$309 ) begin
+          if (weight_k_last) begin
+            if (\last$241 ) begin
+              \$396  = 1'h1;
+            end
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$396  = 1'h0;
+    end
     if (rst) begin
       \$396  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$397  = \r_data$151 [0];
+    \$397  = got;
     if (rst) begin
       \$397  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$398  = \$317 ;
+    \$398  = \$116 [9:0];
     if (rst) begin
-      \$398  = 1'h0;
+      \$398  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$399  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$319 ) begin
-        \$399  = 16'h0000;
-      end else begin
-        \$399  = \$320 [15:0];
-      end
-    end
-    if (restart) begin
-      \$399  = 16'h0000;
-    end
+    \$399  = results__payload[127:0];
     if (rst) begin
-      \$399  = 16'h0000;
+      \$399  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$400  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$324 ) begin
-            if (wr_cmd__ready) begin
-              \$400  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$181 ) begin
-            if (\$326 ) begin
-              \$400  = 1'h0;
-            end
-          end
-    endcase
+    \$400  = \r_data$152 [17];
     if (rst) begin
       \$400  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$401  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$181 ) begin
-            (* full_case = 32'd1 *)
-            if (\$326 ) begin
-              \$401  = 16'h0000;
-            end else begin
-              \$401  = \$327 [15:0];
-            end
-          end
-    endcase
-    if (restart) begin
-      \$401  = 16'h0000;
-    end
+    \$401  = \r_data$152 [0];
     if (rst) begin
-      \$401  = 16'h0000;
+      \$401  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$402  = s_done;
+    \$402  = \$320 ;
+    if (rst) begin
+      \$402  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$403  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$322 ) begin
+        \$403  = 16'h0000;
+      end else begin
+        \$403  = \$323 [15:0];
+      end
+    end
+    if (restart) begin
+      \$403  = 16'h0000;
+    end
+    if (rst) begin
+      \$403  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$404  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$327 ) begin
+            if (wr_cmd__ready) begin
+              \$404  = 1'h1;
+            end
+          end
+      1'h1:
+          if (\issue$182 ) begin
+            if (\$329 ) begin
+              \$404  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$404  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$405  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$181 ) begin
-            if (\$326 ) begin
-              if (\last$243 ) begin
-                \$402  = 1'h1;
+          if (\issue$182 ) begin
+            (* full_case = 32'd1 *)
+            if (\$329 ) begin
+              \$405  = 16'h0000;
+            end else begin
+              \$405  = \$330 [15:0];
+            end
+          end
+    endcase
+    if (restart) begin
+      \$405  = 16'h0000;
+    end
+    if (rst) begin
+      \$405  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$406  = s_done;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$182 ) begin
+            if (\$329 ) begin
+              if (\last$244 ) begin
+                \$406  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$402  = 1'h0;
+      \$406  = 1'h0;
     end
     if (rst) begin
-      \$402  = 1'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$403  = \issue$181 ;
+    \$407  = \issue$182 ;
     if (rst) begin
-      \$403  = 1'h0;
+      \$407  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$404  = s_beat;
-    if (\$328 ) begin
+    \$408  = s_beat;
+    if (\$331 ) begin
       (* full_case = 32'd1 *)
-      if (\$329 ) begin
-        \$404  = 2'h0;
+      if (\$332 ) begin
+        \$408  = 2'h0;
       end else begin
-        \$404  = \$330 [1:0];
+        \$408  = \$333 [1:0];
       end
     end
     if (rst) begin
-      \$404  = 2'h0;
+      \$408  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$405  = c;
+    \$409  = c;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$405  = cmd;
+            \$409  = cmd;
           end
     endcase
     if (rst) begin
-      \$405  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$409  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$406  = error;
+    \$410  = error;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$406  = 8'h00;
+            \$410  = 8'h00;
           end
       3'h1:
-          \$406  = code;
+          \$410  = code;
       3'h4:
           /* empty */;
       3'h3:
           /* empty */;
       3'h5:
           if (dma_error) begin
-            \$406  = 8'h06;
+            \$410  = 8'h06;
           end
     endcase
     if (rst) begin
-      \$406  = 8'h00;
+      \$410  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$407  = cycles;
+    \$411  = cycles;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$407  = 32'd0;
+            \$411  = 32'd0;
           end
     endcase
     if (busy) begin
-      \$407  = \$347 [31:0];
+      \$411  = \$350 [31:0];
     end
     if (rst) begin
-      \$407  = 32'd0;
+      \$411  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$408  = mac_cycles;
+    \$412  = mac_cycles;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$408  = 32'd0;
+            \$412  = 32'd0;
           end
     endcase
-    if (\$348 ) begin
-      \$408  = \$349 [31:0];
+    if (\$351 ) begin
+      \$412  = \$352 [31:0];
     end
     if (rst) begin
-      \$408  = 32'd0;
+      \$412  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$409  = stall_load;
+    \$413  = stall_load;
     casez (control_state)
       3'h0:
           if (start) begin
-            \$409  = 32'd0;
-          end
-    endcase
-    if (\$353 ) begin
-      \$409  = \$354 [31:0];
-    end
-    if (rst) begin
-      \$409  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$410  = stall_store;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$410  = 32'd0;
+            \$413  = 32'd0;
           end
     endcase
     if (\$356 ) begin
-      \$410  = \$357 [31:0];
+      \$413  = \$357 [31:0];
     end
-    if (rst) begin
-      \$410  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$411  = control_state;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$411  = 3'h1;
-          end
-      3'h1:
-          (* full_case = 32'd1 *)
-          if (\$335 ) begin
-            \$411  = 3'h2;
-          end else begin
-            \$411  = 3'h4;
-          end
-      3'h4:
-          (* full_case = 32'd1 *)
-          if (\$341 ) begin
-          end else begin
-            \$411  = 3'h3;
-          end
-      3'h3:
-          \$411  = 3'h5;
-      3'h5:
-          if (\$346 ) begin
-            \$411  = 3'h2;
-          end
-      3'h2:
-          \$411  = 3'h0;
-    endcase
-    if (rst) begin
-      \$411  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$412  = words;
-    casez (control_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          \$412  = \$334 [15:0];
-    endcase
-    if (rst) begin
-      \$412  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$413  = used;
-    casez (control_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          \$413  = 32'd0;
-      3'h4:
-          if (\$341 ) begin
-            \$413  = \$342 [31:0];
-          end
-    endcase
     if (rst) begin
       \$413  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$414  = chunk;
+    \$414  = stall_store;
+    casez (control_state)
+      3'h0:
+          if (start) begin
+            \$414  = 32'd0;
+          end
+    endcase
+    if (\$359 ) begin
+      \$414  = \$360 [31:0];
+    end
+    if (rst) begin
+      \$414  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$415  = control_state;
+    casez (control_state)
+      3'h0:
+          if (start) begin
+            \$415  = 3'h1;
+          end
+      3'h1:
+          (* full_case = 32'd1 *)
+          if (\$338 ) begin
+            \$415  = 3'h2;
+          end else begin
+            \$415  = 3'h4;
+          end
+      3'h4:
+          (* full_case = 32'd1 *)
+          if (\$344 ) begin
+          end else begin
+            \$415  = 3'h3;
+          end
+      3'h3:
+          \$415  = 3'h5;
+      3'h5:
+          if (\$349 ) begin
+            \$415  = 3'h2;
+          end
+      3'h2:
+          \$415  = 3'h0;
+    endcase
+    if (rst) begin
+      \$415  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$416  = words;
     casez (control_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$414  = 16'h0000;
+          \$416  = \$337 [15:0];
+    endcase
+    if (rst) begin
+      \$416  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$417  = used;
+    casez (control_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          \$417  = 32'd0;
       3'h4:
-          if (\$341 ) begin
-            \$414  = \$343 [15:0];
+          if (\$344 ) begin
+            \$417  = \$345 [31:0];
           end
     endcase
     if (rst) begin
-      \$414  = 16'h0000;
+      \$417  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$418  = chunk;
+    casez (control_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          \$418  = 16'h0000;
+      3'h4:
+          if (\$344 ) begin
+            \$418  = \$346 [15:0];
+          end
+    endcase
+    if (rst) begin
+      \$418  = 16'h0000;
     end
   end
   assign b_full_clr = both;
@@ -9277,48 +9310,48 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \chunk$67  = chunk;
   assign \restart$68  = restart;
   assign feed_k_left = \$51 [31:0];
-  assign first_word = \$72 [8:0];
-  assign \$signature__addr  = \$73 [8:0];
+  assign first_word = \$74 [8:0];
+  assign \$signature__addr  = \$75 [8:0];
   assign \$signature__en  = issue;
-  assign \$signature__addr$91  = \$74 [8:0];
-  assign \$signature__en$92  = issue;
-  assign \w_en$98  = pending;
-  assign \r_rdy$100  = operands__valid;
-  assign \r_data$102  = operands__payload;
-  assign operands__ready = \r_en$103 ;
-  assign \m$114  = c[143:128];
-  assign \n$115  = c[207:192];
-  assign \chunk$116  = chunk;
-  assign \restart$117  = restart;
-  assign weight_k_left = \$91 [31:0];
-  assign b_rd__addr = \$103 [9:0];
+  assign \$signature__addr$92  = \$76 [8:0];
+  assign \$signature__en$93  = issue;
+  assign \w_en$99  = pending;
+  assign \r_rdy$101  = operands__valid;
+  assign \r_data$103  = operands__payload;
+  assign operands__ready = \r_en$104 ;
+  assign \m$115  = c[143:128];
+  assign \n$116  = c[207:192];
+  assign \chunk$117  = chunk;
+  assign \restart$118  = restart;
+  assign weight_k_left = \$93 [31:0];
+  assign b_rd__addr = \$105 [9:0];
   assign b_rd__en = w_issue;
-  assign \w_en$133  = w_pending;
-  assign \r_rdy$135  = weights__valid;
-  assign \r_data$137  = weights__payload;
-  assign weights__ready = \r_en$138 ;
-  assign \r_rdy$147  = results__ready;
-  assign addr = \$114 [9:0];
-  assign c_rd_acc__addr = \$114 [9:0];
+  assign \w_en$134  = w_pending;
+  assign \r_rdy$136  = weights__valid;
+  assign \r_data$138  = weights__payload;
+  assign weights__ready = \r_en$139 ;
+  assign \r_rdy$148  = results__ready;
+  assign addr = \$116 [9:0];
+  assign c_rd_acc__addr = \$116 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$167  = c[143:128];
-  assign \n$168  = c[207:192];
-  assign \chunk$169  = chunk;
-  assign \restart$170  = restart;
-  assign c_rd_store__addr = \$154 [9:0];
-  assign c_rd_store__en = \issue$181 ;
-  assign \w_en$194  = \issue$181 ;
-  assign c_rd_store__data = \w_data$196 ;
-  assign \w_en$198  = \pending$183 ;
+  assign \m$168  = c[143:128];
+  assign \n$169  = c[207:192];
+  assign \chunk$170  = chunk;
+  assign \restart$171  = restart;
+  assign c_rd_store__addr = \$156 [9:0];
+  assign c_rd_store__en = \issue$182 ;
+  assign \w_en$195  = \issue$182 ;
+  assign c_rd_store__data = \w_data$197 ;
+  assign \w_en$199  = \pending$184 ;
   assign multiplier = c[385:355];
   assign shift = c[390:386];
   assign zero_point = c[398:391];
   assign relu = c[354];
-  assign nbytes = \$159 [4:0];
-  assign sent = \$160 [4:0];
-  assign remaining = \$161 [4:0];
-  assign \error$225  = error;
+  assign nbytes = \$161 [4:0];
+  assign sent = \$162 [4:0];
+  assign remaining = \$163 [4:0];
+  assign \error$226  = error;
   assign \c.a_addr  = c[31:0];
   assign \c.b_addr  = c[63:32];
   assign \c.c_addr  = c[95:64];
@@ -9373,14 +9406,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \$signature__data[5]  = \$signature__data [47:40];
   assign \$signature__data[6]  = \$signature__data [55:48];
   assign \$signature__data[7]  = \$signature__data [63:56];
-  assign \$signature__data$95[0]  = \$signature__data$95 [7:0];
-  assign \$signature__data$95[1]  = \$signature__data$95 [15:8];
-  assign \$signature__data$95[2]  = \$signature__data$95 [23:16];
-  assign \$signature__data$95[3]  = \$signature__data$95 [31:24];
-  assign \$signature__data$95[4]  = \$signature__data$95 [39:32];
-  assign \$signature__data$95[5]  = \$signature__data$95 [47:40];
-  assign \$signature__data$95[6]  = \$signature__data$95 [55:48];
-  assign \$signature__data$95[7]  = \$signature__data$95 [63:56];
+  assign \$signature__data$96[0]  = \$signature__data$96 [7:0];
+  assign \$signature__data$96[1]  = \$signature__data$96 [15:8];
+  assign \$signature__data$96[2]  = \$signature__data$96 [23:16];
+  assign \$signature__data$96[3]  = \$signature__data$96 [31:24];
+  assign \$signature__data$96[4]  = \$signature__data$96 [39:32];
+  assign \$signature__data$96[5]  = \$signature__data$96 [47:40];
+  assign \$signature__data$96[6]  = \$signature__data$96 [55:48];
+  assign \$signature__data$96[7]  = \$signature__data$96 [63:56];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
@@ -9412,10 +9445,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$196 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$196 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$196 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$196 [127:96];
+  assign \c_rd_store__data[0]  = \w_data$197 [31:0];
+  assign \c_rd_store__data[1]  = \w_data$197 [63:32];
+  assign \c_rd_store__data[2]  = \w_data$197 [95:64];
+  assign \c_rd_store__data[3]  = \w_data$197 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -9464,19 +9497,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$168 ;
-  assign wr_data__payload[69] = \$166 ;
-  assign wr_data__payload[68] = \$165 ;
-  assign wr_data__payload[67:64] = \$164 [3:0];
-  assign wr_data__payload[63:0] = \$162 ;
-  assign \w_data$195 [3] = \$158 ;
-  assign \w_data$195 [2:0] = \cols$180 [2:0];
-  assign \w_data$130 [31:24] = \$107 ;
-  assign \w_data$130 [23:16] = \$106 ;
-  assign \w_data$130 [15:8] = \$105 ;
-  assign \w_data$130 [7:0] = \$104 ;
-  assign \w_data$93 [32] = meta_last;
-  assign \w_data$93 [31:0] = \$76 [31:0];
+  assign wr_data__payload[70] = \$170 ;
+  assign wr_data__payload[69] = \$168 ;
+  assign wr_data__payload[68] = \$167 ;
+  assign wr_data__payload[67:64] = \$166 [3:0];
+  assign wr_data__payload[63:0] = \$164 ;
+  assign \w_data$196 [3] = \$160 ;
+  assign \w_data$196 [2:0] = \cols$181 [2:0];
+  assign \w_data$131 [31:24] = \$109 ;
+  assign \w_data$131 [23:16] = \$108 ;
+  assign \w_data$131 [15:8] = \$107 ;
+  assign \w_data$131 [7:0] = \$106 ;
+  assign \w_data$94 [32] = meta_last;
+  assign \w_data$94 [31:0] = \$78 [31:0];
   assign b_wr__en[3] = \$50 ;
   assign b_wr__en[2] = \$46 ;
   assign b_wr__en[1] = \$42 ;
@@ -9487,12 +9520,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign b_wr__data[7:0] = rd_data__payload[7:0];
   assign \$24  = { 1'h0, col0, 2'h0 };
   assign \$26  = { 1'h0, cols, 2'h0 };
-  assign \$71  = { 3'h0, kr[31:3] };
-  assign \$187  = { 1'h0, c[223:192], 2'h0 };
-  assign \$199  = 1'h0;
-  assign \$206  = { 1'h0, c[223:192], 2'h0 };
-  assign \$233  = store_state;
-  assign \$334  = { \$333 [33], \$333 [33], \$333 [33], \$333 [33:3] };
+  assign \$73  = { 3'h0, kr[31:3] };
+  assign \$189  = { 1'h0, c[223:192], 2'h0 };
+  assign \$201  = 1'h0;
+  assign \$208  = { 1'h0, c[223:192], 2'h0 };
+  assign \$235  = store_state;
+  assign \$337  = { \$336 [33], \$336 [33], \$336 [33], \$336 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9989,8 +10022,8 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_out(\first_in$56 ),
     .last_out(\last_in$58 ),
-    .\port$2408$0 (\o$38 [1:0]),
-    .\port$2438$0 (\o$43 [2:0]),
+    .\port$2413$0 (\o$38 [1:0]),
+    .\port$2443$0 (\o$43 [2:0]),
     .psum_out(\psum_in$95 ),
     .rst(rst),
     .valid_out(\valid_in$54 ),
@@ -10006,7 +10039,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$69 ),
     .last_in(\last_in$58 ),
     .last_out(\last_in$71 ),
-    .\port$2408$2 (\o$38 [3:2]),
+    .\port$2413$2 (\o$38 [3:2]),
     .psum_out(\psum_in$110 ),
     .rst(rst),
     .valid_in(\valid_in$54 ),
@@ -10023,7 +10056,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$82 ),
     .last_in(\last_in$71 ),
     .last_out(\last_in$84 ),
-    .\port$2408$4 (\o$38 [5:4]),
+    .\port$2413$4 (\o$38 [5:4]),
     .psum_out(\psum_in$125 ),
     .rst(rst),
     .valid_in(\valid_in$67 ),
@@ -10037,7 +10070,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_in(\first_in$82 ),
     .last_in(\last_in$84 ),
-    .\port$2408$6 (\o$38 [7:6]),
+    .\port$2413$6 (\o$38 [7:6]),
     .psum_out(\psum_in$140 ),
     .rst(rst),
     .valid_in(\valid_in$80 ),
@@ -10051,8 +10084,8 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_out(\first_in$106 ),
     .last_out(\last_in$108 ),
-    .\port$2408$0 (\o$38 [1:0]),
-    .\port$2438$3 (\o$43 [5:3]),
+    .\port$2413$0 (\o$38 [1:0]),
+    .\port$2443$3 (\o$43 [5:3]),
     .psum_in(\psum_in$95 ),
     .psum_out(\psum_in$151 ),
     .rst(rst),
@@ -10069,7 +10102,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$121 ),
     .last_in(\last_in$108 ),
     .last_out(\last_in$123 ),
-    .\port$2408$2 (\o$38 [3:2]),
+    .\port$2413$2 (\o$38 [3:2]),
     .psum_in(\psum_in$110 ),
     .psum_out(\psum_in$166 ),
     .rst(rst),
@@ -10087,7 +10120,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$136 ),
     .last_in(\last_in$123 ),
     .last_out(\last_in$138 ),
-    .\port$2408$4 (\o$38 [5:4]),
+    .\port$2413$4 (\o$38 [5:4]),
     .psum_in(\psum_in$125 ),
     .psum_out(\psum_in$181 ),
     .rst(rst),
@@ -10102,7 +10135,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_in(\first_in$136 ),
     .last_in(\last_in$138 ),
-    .\port$2408$6 (\o$38 [7:6]),
+    .\port$2413$6 (\o$38 [7:6]),
     .psum_in(\psum_in$140 ),
     .psum_out(\psum_in$196 ),
     .rst(rst),
@@ -10117,8 +10150,8 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_out(\first_in$162 ),
     .last_out(\last_in$164 ),
-    .\port$2408$0 (\o$38 [1:0]),
-    .\port$2438$6 (\o$43 [8:6]),
+    .\port$2413$0 (\o$38 [1:0]),
+    .\port$2443$6 (\o$43 [8:6]),
     .psum_in(\psum_in$151 ),
     .psum_out(\psum_in$207 ),
     .rst(rst),
@@ -10135,7 +10168,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$177 ),
     .last_in(\last_in$164 ),
     .last_out(\last_in$179 ),
-    .\port$2408$2 (\o$38 [3:2]),
+    .\port$2413$2 (\o$38 [3:2]),
     .psum_in(\psum_in$166 ),
     .psum_out(\psum_in$222 ),
     .rst(rst),
@@ -10153,7 +10186,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$192 ),
     .last_in(\last_in$179 ),
     .last_out(\last_in$194 ),
-    .\port$2408$4 (\o$38 [5:4]),
+    .\port$2413$4 (\o$38 [5:4]),
     .psum_in(\psum_in$181 ),
     .psum_out(\psum_in$237 ),
     .rst(rst),
@@ -10168,7 +10201,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_in(\first_in$192 ),
     .last_in(\last_in$194 ),
-    .\port$2408$6 (\o$38 [7:6]),
+    .\port$2413$6 (\o$38 [7:6]),
     .psum_in(\psum_in$196 ),
     .psum_out(\psum_in$252 ),
     .rst(rst),
@@ -10183,8 +10216,8 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_out(\first_in$218 ),
     .last_out(\last_in$220 ),
-    .\port$2408$0 (\o$38 [1:0]),
-    .\port$2438$9 (\o$43 [11:9]),
+    .\port$2413$0 (\o$38 [1:0]),
+    .\port$2443$9 (\o$43 [11:9]),
     .psum_in(\psum_in$207 ),
     .psum_out(psum_out),
     .rst(rst),
@@ -10200,7 +10233,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$233 ),
     .last_in(\last_in$220 ),
     .last_out(\last_in$235 ),
-    .\port$2408$2 (\o$38 [3:2]),
+    .\port$2413$2 (\o$38 [3:2]),
     .psum_in(\psum_in$222 ),
     .psum_out(\psum_out$6 ),
     .rst(rst),
@@ -10217,7 +10250,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$248 ),
     .last_in(\last_in$235 ),
     .last_out(\last_in$250 ),
-    .\port$2408$4 (\o$38 [5:4]),
+    .\port$2413$4 (\o$38 [5:4]),
     .psum_in(\psum_in$237 ),
     .psum_out(\psum_out$7 ),
     .rst(rst),
@@ -10232,7 +10265,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_in(\first_in$248 ),
     .last_in(\last_in$250 ),
     .last_out(last_out),
-    .\port$2408$6 (\o$38 [7:6]),
+    .\port$2413$6 (\o$38 [7:6]),
     .psum_in(\psum_in$252 ),
     .psum_out(\psum_out$8 ),
     .rst(rst),
@@ -10767,7 +10800,7 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2408$0 , a_in, \port$2438$0 , clk);
+module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2413$0 , a_in, \port$2443$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -10796,10 +10829,10 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$0 ;
-  wire [1:0] \port$2408$0 ;
-  input [2:0] \port$2438$0 ;
-  wire [2:0] \port$2438$0 ;
+  input [1:0] \port$2413$0 ;
+  wire [1:0] \port$2413$0 ;
+  input [2:0] \port$2443$0 ;
+  wire [2:0] \port$2443$0 ;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -10815,10 +10848,10 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
   reg [7:0] w_out = 8'h00;
   wire w_shift;
   wire [7:0] weight;
-  assign weight = \port$2438$0 [1] ? shadow : active;
+  assign weight = \port$2443$0 [1] ? shadow : active;
   assign \$1  = $signed(a_in) * $signed(weight);
   assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = \port$2438$0 [0] & \port$2438$0 [1];
+  assign \$3  = \port$2443$0 [0] & \port$2443$0 [1];
   always @(posedge clk)
     a_out <= \$4 ;
   always @(posedge clk)
@@ -10849,7 +10882,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$5  = valid_out;
     if (en) begin
-      \$5  = \port$2438$0 [0];
+      \$5  = \port$2443$0 [0];
     end
     if (rst) begin
       \$5  = 1'h0;
@@ -10859,7 +10892,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$6  = first_out;
     if (en) begin
-      \$6  = \port$2438$0 [1];
+      \$6  = \port$2443$0 [1];
     end
     if (rst) begin
       \$6  = 1'h0;
@@ -10869,7 +10902,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = last_out;
     if (en) begin
-      \$7  = \port$2438$0 [2];
+      \$7  = \port$2443$0 [2];
     end
     if (rst) begin
       \$7  = 1'h0;
@@ -10889,7 +10922,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$0 [0]) begin
+      if (\port$2413$0 [0]) begin
         \$9  = w_in;
       end
     end
@@ -10901,7 +10934,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$0 [1]) begin
+      if (\port$2413$0 [1]) begin
         \$10  = w_out;
       end
     end
@@ -10921,16 +10954,16 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
       \$11  = 8'h00;
     end
   end
-  assign first_in = \port$2438$0 [1];
-  assign valid_in = \port$2438$0 [0];
-  assign last_in = \port$2438$0 [2];
+  assign first_in = \port$2443$0 [1];
+  assign valid_in = \port$2443$0 [0];
+  assign last_in = \port$2443$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2408$0 [0];
-  assign capture = \port$2408$0 [1];
+  assign w_shift = \port$2413$0 [0];
+  assign capture = \port$2413$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2408$2 , clk);
+module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2413$2 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -10961,8 +10994,8 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$2 ;
-  wire [1:0] \port$2408$2 ;
+  input [1:0] \port$2413$2 ;
+  wire [1:0] \port$2413$2 ;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -11053,7 +11086,7 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$2 [0]) begin
+      if (\port$2413$2 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11065,7 +11098,7 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$2 [1]) begin
+      if (\port$2413$2 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11086,12 +11119,12 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     end
   end
   assign psum_in = 32'd0;
-  assign w_shift = \port$2408$2 [0];
-  assign capture = \port$2408$2 [1];
+  assign w_shift = \port$2413$2 [0];
+  assign capture = \port$2413$2 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2408$4 , clk);
+module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2413$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11122,8 +11155,8 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$4 ;
-  wire [1:0] \port$2408$4 ;
+  input [1:0] \port$2413$4 ;
+  wire [1:0] \port$2413$4 ;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -11214,7 +11247,7 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$4 [0]) begin
+      if (\port$2413$4 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11226,7 +11259,7 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$4 [1]) begin
+      if (\port$2413$4 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11247,12 +11280,12 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
     end
   end
   assign psum_in = 32'd0;
-  assign w_shift = \port$2408$4 [0];
-  assign capture = \port$2408$4 [1];
+  assign w_shift = \port$2413$4 [0];
+  assign capture = \port$2413$4 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2408$6 , clk);
+module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2413$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11280,8 +11313,8 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$6 ;
-  wire [1:0] \port$2408$6 ;
+  input [1:0] \port$2413$6 ;
+  wire [1:0] \port$2413$6 ;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -11371,7 +11404,7 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$6 [0]) begin
+      if (\port$2413$6 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11383,7 +11416,7 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$6 [1]) begin
+      if (\port$2413$6 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11404,12 +11437,12 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
     end
   end
   assign psum_in = 32'd0;
-  assign w_shift = \port$2408$6 [0];
-  assign capture = \port$2408$6 [1];
+  assign w_shift = \port$2413$6 [0];
+  assign capture = \port$2413$6 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2408$0 , a_in, \port$2438$3 , clk);
+module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$0 , a_in, \port$2443$3 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11438,10 +11471,10 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$0 ;
-  wire [1:0] \port$2408$0 ;
-  input [2:0] \port$2438$3 ;
-  wire [2:0] \port$2438$3 ;
+  input [1:0] \port$2413$0 ;
+  wire [1:0] \port$2413$0 ;
+  input [2:0] \port$2443$3 ;
+  wire [2:0] \port$2443$3 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11458,10 +11491,10 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
   reg [7:0] w_out = 8'h00;
   wire w_shift;
   wire [7:0] weight;
-  assign weight = \port$2438$3 [1] ? shadow : active;
+  assign weight = \port$2443$3 [1] ? shadow : active;
   assign \$1  = $signed(a_in) * $signed(weight);
   assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2438$3 [0] & \port$2438$3 [1];
+  assign \$3  = \port$2443$3 [0] & \port$2443$3 [1];
   always @(posedge clk)
     a_out <= \$4 ;
   always @(posedge clk)
@@ -11492,7 +11525,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$5  = valid_out;
     if (en) begin
-      \$5  = \port$2438$3 [0];
+      \$5  = \port$2443$3 [0];
     end
     if (rst) begin
       \$5  = 1'h0;
@@ -11502,7 +11535,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$6  = first_out;
     if (en) begin
-      \$6  = \port$2438$3 [1];
+      \$6  = \port$2443$3 [1];
     end
     if (rst) begin
       \$6  = 1'h0;
@@ -11512,7 +11545,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = last_out;
     if (en) begin
-      \$7  = \port$2438$3 [2];
+      \$7  = \port$2443$3 [2];
     end
     if (rst) begin
       \$7  = 1'h0;
@@ -11532,7 +11565,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$0 [0]) begin
+      if (\port$2413$0 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11544,7 +11577,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$0 [1]) begin
+      if (\port$2413$0 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11564,15 +11597,15 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
       \$11  = 8'h00;
     end
   end
-  assign first_in = \port$2438$3 [1];
-  assign valid_in = \port$2438$3 [0];
-  assign last_in = \port$2438$3 [2];
-  assign w_shift = \port$2408$0 [0];
-  assign capture = \port$2408$0 [1];
+  assign first_in = \port$2443$3 [1];
+  assign valid_in = \port$2443$3 [0];
+  assign last_in = \port$2443$3 [2];
+  assign w_shift = \port$2413$0 [0];
+  assign capture = \port$2413$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2408$2 , clk);
+module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$2 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11603,8 +11636,8 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$2 ;
-  wire [1:0] \port$2408$2 ;
+  input [1:0] \port$2413$2 ;
+  wire [1:0] \port$2413$2 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11696,7 +11729,7 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$2 [0]) begin
+      if (\port$2413$2 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11708,7 +11741,7 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$2 [1]) begin
+      if (\port$2413$2 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11728,12 +11761,12 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2408$2 [0];
-  assign capture = \port$2408$2 [1];
+  assign w_shift = \port$2413$2 [0];
+  assign capture = \port$2413$2 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2408$4 , clk);
+module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11764,8 +11797,8 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$4 ;
-  wire [1:0] \port$2408$4 ;
+  input [1:0] \port$2413$4 ;
+  wire [1:0] \port$2413$4 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11857,7 +11890,7 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$4 [0]) begin
+      if (\port$2413$4 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11869,7 +11902,7 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$4 [1]) begin
+      if (\port$2413$4 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11889,12 +11922,12 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2408$4 [0];
-  assign capture = \port$2408$4 [1];
+  assign w_shift = \port$2413$4 [0];
+  assign capture = \port$2413$4 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2408$6 , clk);
+module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2413$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11922,8 +11955,8 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$6 ;
-  wire [1:0] \port$2408$6 ;
+  input [1:0] \port$2413$6 ;
+  wire [1:0] \port$2413$6 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12014,7 +12047,7 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$6 [0]) begin
+      if (\port$2413$6 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12026,7 +12059,7 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$6 [1]) begin
+      if (\port$2413$6 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12046,12 +12079,12 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2408$6 [0];
-  assign capture = \port$2408$6 [1];
+  assign w_shift = \port$2413$6 [0];
+  assign capture = \port$2413$6 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2408$0 , a_in, \port$2438$6 , clk);
+module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$0 , a_in, \port$2443$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12080,10 +12113,10 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$0 ;
-  wire [1:0] \port$2408$0 ;
-  input [2:0] \port$2438$6 ;
-  wire [2:0] \port$2438$6 ;
+  input [1:0] \port$2413$0 ;
+  wire [1:0] \port$2413$0 ;
+  input [2:0] \port$2443$6 ;
+  wire [2:0] \port$2443$6 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12100,10 +12133,10 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
   reg [7:0] w_out = 8'h00;
   wire w_shift;
   wire [7:0] weight;
-  assign weight = \port$2438$6 [1] ? shadow : active;
+  assign weight = \port$2443$6 [1] ? shadow : active;
   assign \$1  = $signed(a_in) * $signed(weight);
   assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2438$6 [0] & \port$2438$6 [1];
+  assign \$3  = \port$2443$6 [0] & \port$2443$6 [1];
   always @(posedge clk)
     a_out <= \$4 ;
   always @(posedge clk)
@@ -12134,7 +12167,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = valid_out;
     if (en) begin
-      \$5  = \port$2438$6 [0];
+      \$5  = \port$2443$6 [0];
     end
     if (rst) begin
       \$5  = 1'h0;
@@ -12144,7 +12177,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = first_out;
     if (en) begin
-      \$6  = \port$2438$6 [1];
+      \$6  = \port$2443$6 [1];
     end
     if (rst) begin
       \$6  = 1'h0;
@@ -12154,7 +12187,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = last_out;
     if (en) begin
-      \$7  = \port$2438$6 [2];
+      \$7  = \port$2443$6 [2];
     end
     if (rst) begin
       \$7  = 1'h0;
@@ -12174,7 +12207,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$0 [0]) begin
+      if (\port$2413$0 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12186,7 +12219,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$0 [1]) begin
+      if (\port$2413$0 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12206,15 +12239,15 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
       \$11  = 8'h00;
     end
   end
-  assign first_in = \port$2438$6 [1];
-  assign valid_in = \port$2438$6 [0];
-  assign last_in = \port$2438$6 [2];
-  assign w_shift = \port$2408$0 [0];
-  assign capture = \port$2408$0 [1];
+  assign first_in = \port$2443$6 [1];
+  assign valid_in = \port$2443$6 [0];
+  assign last_in = \port$2443$6 [2];
+  assign w_shift = \port$2413$0 [0];
+  assign capture = \port$2413$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2408$2 , clk);
+module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$2 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12245,8 +12278,8 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$2 ;
-  wire [1:0] \port$2408$2 ;
+  input [1:0] \port$2413$2 ;
+  wire [1:0] \port$2413$2 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12338,7 +12371,7 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$2 [0]) begin
+      if (\port$2413$2 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12350,7 +12383,7 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$2 [1]) begin
+      if (\port$2413$2 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12370,12 +12403,12 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2408$2 [0];
-  assign capture = \port$2408$2 [1];
+  assign w_shift = \port$2413$2 [0];
+  assign capture = \port$2413$2 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2408$4 , clk);
+module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12406,8 +12439,8 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$4 ;
-  wire [1:0] \port$2408$4 ;
+  input [1:0] \port$2413$4 ;
+  wire [1:0] \port$2413$4 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12499,7 +12532,7 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$4 [0]) begin
+      if (\port$2413$4 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12511,7 +12544,7 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$4 [1]) begin
+      if (\port$2413$4 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12531,12 +12564,12 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2408$4 [0];
-  assign capture = \port$2408$4 [1];
+  assign w_shift = \port$2413$4 [0];
+  assign capture = \port$2413$4 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2408$6 , clk);
+module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2413$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12564,8 +12597,8 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$6 ;
-  wire [1:0] \port$2408$6 ;
+  input [1:0] \port$2413$6 ;
+  wire [1:0] \port$2413$6 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12656,7 +12689,7 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$6 [0]) begin
+      if (\port$2413$6 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12668,7 +12701,7 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$6 [1]) begin
+      if (\port$2413$6 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12688,12 +12721,12 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2408$6 [0];
-  assign capture = \port$2408$6 [1];
+  assign w_shift = \port$2413$6 [0];
+  assign capture = \port$2413$6 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2408$0 , a_in, \port$2438$9 , clk);
+module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2413$0 , a_in, \port$2443$9 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12722,10 +12755,10 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$0 ;
-  wire [1:0] \port$2408$0 ;
-  input [2:0] \port$2438$9 ;
-  wire [2:0] \port$2438$9 ;
+  input [1:0] \port$2413$0 ;
+  wire [1:0] \port$2413$0 ;
+  input [2:0] \port$2443$9 ;
+  wire [2:0] \port$2443$9 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12741,10 +12774,10 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
   reg [7:0] w_out = 8'h00;
   wire w_shift;
   wire [7:0] weight;
-  assign weight = \port$2438$9 [1] ? shadow : active;
+  assign weight = \port$2443$9 [1] ? shadow : active;
   assign \$1  = $signed(a_in) * $signed(weight);
   assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2438$9 [0] & \port$2438$9 [1];
+  assign \$3  = \port$2443$9 [0] & \port$2443$9 [1];
   always @(posedge clk)
     a_out <= \$4 ;
   always @(posedge clk)
@@ -12775,7 +12808,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$5  = valid_out;
     if (en) begin
-      \$5  = \port$2438$9 [0];
+      \$5  = \port$2443$9 [0];
     end
     if (rst) begin
       \$5  = 1'h0;
@@ -12785,7 +12818,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$6  = first_out;
     if (en) begin
-      \$6  = \port$2438$9 [1];
+      \$6  = \port$2443$9 [1];
     end
     if (rst) begin
       \$6  = 1'h0;
@@ -12795,7 +12828,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = last_out;
     if (en) begin
-      \$7  = \port$2438$9 [2];
+      \$7  = \port$2443$9 [2];
     end
     if (rst) begin
       \$7  = 1'h0;
@@ -12815,7 +12848,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$0 [0]) begin
+      if (\port$2413$0 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12827,7 +12860,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$0 [1]) begin
+      if (\port$2413$0 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12847,15 +12880,15 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
       \$11  = 8'h00;
     end
   end
-  assign first_in = \port$2438$9 [1];
-  assign valid_in = \port$2438$9 [0];
-  assign last_in = \port$2438$9 [2];
-  assign w_shift = \port$2408$0 [0];
-  assign capture = \port$2408$0 [1];
+  assign first_in = \port$2443$9 [1];
+  assign valid_in = \port$2443$9 [0];
+  assign last_in = \port$2443$9 [2];
+  assign w_shift = \port$2413$0 [0];
+  assign capture = \port$2413$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2408$2 , clk);
+module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2413$2 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12886,8 +12919,8 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$2 ;
-  wire [1:0] \port$2408$2 ;
+  input [1:0] \port$2413$2 ;
+  wire [1:0] \port$2413$2 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12978,7 +13011,7 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$2 [0]) begin
+      if (\port$2413$2 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12990,7 +13023,7 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$2 [1]) begin
+      if (\port$2413$2 [1]) begin
         \$10  = w_out;
       end
     end
@@ -13010,12 +13043,12 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2408$2 [0];
-  assign capture = \port$2408$2 [1];
+  assign w_shift = \port$2413$2 [0];
+  assign capture = \port$2413$2 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2408$4 , clk);
+module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2413$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13046,8 +13079,8 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$4 ;
-  wire [1:0] \port$2408$4 ;
+  input [1:0] \port$2413$4 ;
+  wire [1:0] \port$2413$4 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13138,7 +13171,7 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$4 [0]) begin
+      if (\port$2413$4 [0]) begin
         \$9  = w_in;
       end
     end
@@ -13150,7 +13183,7 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$4 [1]) begin
+      if (\port$2413$4 [1]) begin
         \$10  = w_out;
       end
     end
@@ -13170,12 +13203,12 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2408$4 [0];
-  assign capture = \port$2408$4 [1];
+  assign w_shift = \port$2413$4 [0];
+  assign capture = \port$2413$4 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2408$6 , clk);
+module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2413$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13204,8 +13237,8 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2408$6 ;
-  wire [1:0] \port$2408$6 ;
+  input [1:0] \port$2413$6 ;
+  wire [1:0] \port$2413$6 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13296,7 +13329,7 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2408$6 [0]) begin
+      if (\port$2413$6 [0]) begin
         \$9  = w_in;
       end
     end
@@ -13308,7 +13341,7 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2408$6 [1]) begin
+      if (\port$2413$6 [1]) begin
         \$10  = w_out;
       end
     end
@@ -13328,8 +13361,8 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2408$6 [0];
-  assign capture = \port$2408$6 [1];
+  assign w_shift = \port$2413$6 [0];
+  assign capture = \port$2413$6 [1];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14477,7 +14510,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2048$354 , o__payload, o__valid, clk);
+module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2053$354 , o__payload, o__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [63:0] \$10 ;
@@ -14603,8 +14636,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
-  input [44:0] \port$2048$354 ;
-  wire [44:0] \port$2048$354 ;
+  input [44:0] \port$2053$354 ;
+  wire [44:0] \port$2053$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -14657,8 +14690,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$11  = $signed(s3_x_0) < $signed(1'h0);
   assign \$12  = \$11  ? half_neg : half_pos;
   assign \$13  = $signed(s3_x_0) + $signed({ 1'h0, \$12  });
-  assign \$14  = $signed(s4_t_0) >>> \port$2048$354 [36:32];
-  assign \$15  = $signed(\$14 ) + $signed(\port$2048$354 [44:37]);
+  assign \$14  = $signed(s4_t_0) >>> \port$2053$354 [36:32];
+  assign \$15  = $signed(\$14 ) + $signed(\port$2053$354 [44:37]);
   assign \$16  = $signed(s5_z_0) > $signed(8'h7f);
   assign \$17  = $signed(s5_z_0) < $signed(lower);
   assign \$18  = $signed(s1_acc_1) * $signed({ 1'h0, s1_mul_1 });
@@ -14666,8 +14699,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$22  = $signed(s3_x_1) < $signed(1'h0);
   assign \$23  = \$22  ? half_neg : half_pos;
   assign \$24  = $signed(s3_x_1) + $signed({ 1'h0, \$23  });
-  assign \$25  = $signed(s4_t_1) >>> \port$2048$354 [36:32];
-  assign \$26  = $signed(\$25 ) + $signed(\port$2048$354 [44:37]);
+  assign \$25  = $signed(s4_t_1) >>> \port$2053$354 [36:32];
+  assign \$26  = $signed(\$25 ) + $signed(\port$2053$354 [44:37]);
   assign \$27  = $signed(s5_z_1) > $signed(8'h7f);
   assign \$28  = $signed(s5_z_1) < $signed(lower);
   assign \$29  = $signed(s1_acc_2) * $signed({ 1'h0, s1_mul_2 });
@@ -14675,8 +14708,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$33  = $signed(s3_x_2) < $signed(1'h0);
   assign \$34  = \$33  ? half_neg : half_pos;
   assign \$35  = $signed(s3_x_2) + $signed({ 1'h0, \$34  });
-  assign \$36  = $signed(s4_t_2) >>> \port$2048$354 [36:32];
-  assign \$37  = $signed(\$36 ) + $signed(\port$2048$354 [44:37]);
+  assign \$36  = $signed(s4_t_2) >>> \port$2053$354 [36:32];
+  assign \$37  = $signed(\$36 ) + $signed(\port$2053$354 [44:37]);
   assign \$38  = $signed(s5_z_2) > $signed(8'h7f);
   assign \$39  = $signed(s5_z_2) < $signed(lower);
   assign \$40  = $signed(s1_acc_3) * $signed({ 1'h0, s1_mul_3 });
@@ -14684,8 +14717,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$44  = $signed(s3_x_3) < $signed(1'h0);
   assign \$45  = \$44  ? half_neg : half_pos;
   assign \$46  = $signed(s3_x_3) + $signed({ 1'h0, \$45  });
-  assign \$47  = $signed(s4_t_3) >>> \port$2048$354 [36:32];
-  assign \$48  = $signed(\$47 ) + $signed(\port$2048$354 [44:37]);
+  assign \$47  = $signed(s4_t_3) >>> \port$2053$354 [36:32];
+  assign \$48  = $signed(\$47 ) + $signed(\port$2053$354 [44:37]);
   assign \$49  = $signed(s5_z_3) > $signed(8'h7f);
   assign \$50  = $signed(s5_z_3) < $signed(lower);
   always @(posedge clk)
@@ -14774,9 +14807,9 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     s6_o_3 <= \$92 ;
   assign \$1  = ~ o__valid;
   assign en = \$1  | o__ready;
-  assign \$2  = 1'h1 << \port$2048$354 [36:32];
-  assign lower = \port$2048$354 [0] ? \port$2048$354 [44:37] : 8'h80;
-  assign \$4  = ! \port$2048$354 [36:32];
+  assign \$2  = 1'h1 << \port$2053$354 [36:32];
+  assign lower = \port$2053$354 [0] ? \port$2053$354 [44:37] : 8'h80;
+  assign \$4  = ! \port$2053$354 [36:32];
   assign \$5  = \$3 [30:0] - 1'h1;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
@@ -14905,7 +14938,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$66  = s1_mul_0;
     if (en) begin
-      \$66  = \port$2048$354 [31:1];
+      \$66  = \port$2053$354 [31:1];
     end
   end
   always @* begin
@@ -14961,7 +14994,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$73  = s1_mul_1;
     if (en) begin
-      \$73  = \port$2048$354 [31:1];
+      \$73  = \port$2053$354 [31:1];
     end
   end
   always @* begin
@@ -15017,7 +15050,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$80  = s1_mul_2;
     if (en) begin
-      \$80  = \port$2048$354 [31:1];
+      \$80  = \port$2053$354 [31:1];
     end
   end
   always @* begin
@@ -15073,7 +15106,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$87  = s1_mul_3;
     if (en) begin
-      \$87  = \port$2048$354 [31:1];
+      \$87  = \port$2053$354 [31:1];
     end
   end
   always @* begin
@@ -15121,10 +15154,10 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign i__ready = en;
   assign s6_valid = o__valid;
   assign half = \$3 [30:0];
-  assign shift = \port$2048$354 [36:32];
-  assign relu = \port$2048$354 [0];
-  assign zero_point = \port$2048$354 [44:37];
-  assign multiplier = \port$2048$354 [31:1];
+  assign shift = \port$2053$354 [36:32];
+  assign relu = \port$2053$354 [0];
+  assign zero_point = \port$2053$354 [44:37];
+  assign multiplier = \port$2053$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
