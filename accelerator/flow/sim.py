@@ -84,8 +84,13 @@ def _build_args(waves: bool) -> list[str]:
 
 
 def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = Path("build"),
-                waves: bool = False, quiet: bool = True) -> SimModel:
-    """Generate the Verilog and build the Verilator model, or reuse the cached one."""
+                waves: bool = False, quiet: bool = True,
+                params: dict | None = None) -> SimModel:
+    """Generate the Verilog and build the Verilator model, or reuse the cached one.
+
+    ``params`` are the top's constructor arguments beyond the config (the board top's clock,
+    baud rate and RAM); they are part of the cache key.
+    """
     import time
 
     import cocotb
@@ -95,6 +100,7 @@ def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = 
     key = {
         "top": top,
         "config": config.to_dict(),
+        "params": params or {},
         "source": source_digest(),
         "verilator": _verilator_version(env.get("VERILATOR_ROOT"), env.get("PATH")),
         "cocotb": cocotb.__version__,
@@ -115,7 +121,7 @@ def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = 
         return model
 
     start = time.monotonic()
-    emit(config, build_dir, top=top)
+    emit(config, build_dir, top=top, params=params)
     runner = get_runner("verilator")
     try:
         runner.build(sources=[verilog], hdl_toplevel=top, build_dir=build_dir,
