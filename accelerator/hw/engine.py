@@ -151,11 +151,10 @@ class GemmEngine(wiring.Component):
         os_flow = cfg.dataflow == "os"
         m = Module()
         m.submodules.core = core = SystolicCore(cfg)
-        self._m, self._core = m, core
+        self._core = core
 
         # -- the command, latched at start -----------------------------------------------------
         c = Signal(command_layout())
-        self._c = c
         chunk = Signal(16)           # rows of A per chunk
         words = Signal(16)           # ws: bus words per row of A in the scratchpad
         split = Signal()             # K does not fit the scratchpads: walk it in steps
