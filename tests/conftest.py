@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from accelerator.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: One seed per pytest run (all xdist workers agree on it through the environment), printed in
@@ -30,3 +32,18 @@ def seed() -> int:
 def build_root() -> Path:
     """Models are cached here by digest, so a second test run does not rebuild them."""
     return Path(os.environ.get("ACCEL_BUILD_ROOT", ROOT / "build"))
+
+
+@pytest.fixture
+def accel(capsys):
+    """Run ``accel ARGS...`` in-process: return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -17,7 +17,6 @@ import threading
 import numpy as np
 import pytest
 
-from accelerator.cli import main
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.serial import RequestParser, Response, UartProtocol
 from accelerator.hw.registers import id_values, offset, register
@@ -95,38 +94,29 @@ class FakeBoard:
                                                                    response.data))
 
 
-def run(capsys, args):
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_accel_run_passes_on_a_board(capsys):
+def test_accel_run_passes_on_a_board(accel):
     board = FakeBoard(AcceleratorConfig())
-    code, out, err = run(capsys, ["run", "--port", board.port, "--m", "5", "--k", "7",
-                                  "--n", "6", "--seed", "3", "--json"])
+    code, out, err = accel("run", "--port", board.port, "--m", "5", "--k", "7",
+                           "--n", "6", "--seed", "3", "--json")
     assert code in (0, None), err
     record = json.loads(out)
     assert record["passed"] is True and record["cycles"] == 1000
     assert (record["m"], record["k"], record["n"]) == (5, 7, 6)
 
 
-def test_accel_run_reports_a_wrong_result(capsys):
+def test_accel_run_reports_a_wrong_result(accel):
     board = FakeBoard(AcceleratorConfig(), corrupt=True)
-    code, out, err = run(capsys, ["run", "--port", board.port, "--m", "3", "--k", "2",
-                                  "--n", "2"])
+    code, out, err = accel("run", "--port", board.port, "--m", "3", "--k", "2",
+                           "--n", "2")
     assert code == 1
     assert out.startswith("FAIL: 3×2×2")
     assert err.splitlines() == ["accel run: error: 1 of 6 elements differ"]
 
 
-def test_accel_run_refuses_a_board_built_differently(capsys):
+def test_accel_run_refuses_a_board_built_differently(accel):
     board = FakeBoard(AcceleratorConfig(rows=8, cols=8))
-    code, _, err = run(capsys, ["run", "--port", board.port, "--m", "3", "--k", "2",
-                                "--n", "2"])
+    code, _, err = accel("run", "--port", board.port, "--m", "3", "--k", "2",
+                         "--n", "2")
     assert code == 1
     assert err.splitlines() == [
         (f"accel run: error: {board.port}: the board holds "
@@ -141,7 +131,7 @@ def test_accel_run_refuses_a_board_built_differently(capsys):
      ("accel run: error: /dev/nonexistent-port: [Errno 2] could not open port "
      "/dev/nonexistent-port: [Errno 2] No such file or directory: '/dev/nonexistent-port'")),
 ])
-def test_accel_run_bad_input(capsys, args, message):
-    code, _, err = run(capsys, ["run", *args])
+def test_accel_run_bad_input(accel, args, message):
+    code, _, err = accel("run", *args)
     assert code in (1, 2)
     assert err.splitlines() == [message]

@@ -1,7 +1,8 @@
 """The whole accelerator in Verilator through `accel sim` and `accel verify` (slower tier).
 
-Both commands run in-process, as a user would call them; each configuration's model is built once
-(cached by digest under the build root) and shared by the tests that use it.
+Both commands run in-process through the `accel` fixture (tests/conftest.py); each
+configuration's model is built once (cached by digest under the build root) and shared by the
+tests that use it.
 """
 
 from __future__ import annotations
@@ -11,28 +12,17 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from accelerator.cli import main
-
 CONFIGS = {"os": ["--rows", "4", "--cols", "4", "--dataflow", "os"],
            "ws": ["--rows", "4", "--cols", "4", "--dataflow", "ws"]}
-
-
-def run(capsys, args):
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.verilator
 @pytest.mark.parametrize("requant", [False, True], ids=["int32", "requant"])
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-def test_accel_sim_37x29x41(capsys, build_root, dataflow, requant):
+def test_accel_sim_37x29x41(accel, build_root, dataflow, requant):
     args = ["sim", *CONFIGS[dataflow], "--m", "37", "--k", "29", "--n", "41", "--seed", "7",
             "--json", "--build-root", str(build_root)] + (["--requant"] if requant else [])
-    code, out, err = run(capsys, args)
+    code, out, err = accel(*args)
     assert code in (0, None), err
     result = json.loads(out)
     assert result["passed"] is True
@@ -49,11 +39,10 @@ def test_accel_sim_37x29x41(capsys, build_root, dataflow, requant):
 
 @pytest.mark.verilator
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-def test_accel_verify_200(capsys, build_root, tmp_path, seed, dataflow):
+def test_accel_verify_200(accel, build_root, tmp_path, seed, dataflow):
     junit = tmp_path / "verify.xml"
-    code, out, err = run(capsys, ["verify", *CONFIGS[dataflow], "--count", "200", "--seed",
-                                  str(seed), "--junit", str(junit), "--build-root",
-                                  str(build_root)])
+    code, out, err = accel("verify", *CONFIGS[dataflow], "--count", "200", "--seed", str(seed),
+                           "--junit", str(junit), "--build-root", str(build_root))
     assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
     suite = ET.parse(junit).getroot()
     assert suite.get("tests") == "209" and suite.get("failures") == "0"
@@ -75,7 +64,7 @@ def test_accel_verify_200(capsys, build_root, tmp_path, seed, dataflow):
     (["--m", "1", "--k", "1", "--n", "1", "--backpressure", "2"],
      "accel sim: error: Invalid value for '--backpressure': 2.0 is not in the range 0<=x<=0.9."),
 ])
-def test_accel_sim_bad_input_exits_2_with_one_line(capsys, args, message):
-    code, _out, err = run(capsys, ["sim", *args])
+def test_accel_sim_bad_input_exits_2_with_one_line(accel, args, message):
+    code, _out, err = accel("sim", *args)
     assert code == 2
     assert err.splitlines() == [message]

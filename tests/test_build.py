@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from amaranth.vendor import LatticeECP5Platform, LatticeICE40Platform
 
-from accelerator.cli import main
 from accelerator.config import AcceleratorConfig
 from accelerator.flow import build as flow
 from accelerator.flow.build import (
@@ -23,21 +22,6 @@ from accelerator.flow.build import (
 
 SMALL = AcceleratorConfig(rows=2, cols=2, requant_unit=False)
 SMALL_ARGS = ("--rows", "2", "--cols", "2", "--no-requant-unit")
-
-
-@pytest.fixture
-def accel(capsys):
-    """Run ``accel ARGS...`` in-process: return (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 # --------------------------------------------------------------------------------------------

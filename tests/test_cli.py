@@ -9,27 +9,11 @@ import sys
 import pytest
 
 from accelerator import __version__
-from accelerator.cli import main
 from accelerator.config import FIELDS, AcceleratorConfig, ConfigError
 
 KNOWN = ("rows, cols, dataflow, in_width, acc_width, spad_a_depth, spad_b_depth, spad_c_depth, "
          "axi_data_width, requant_unit")
 GEMM = ["--m", "1", "--k", "1", "--n", "1"]
-
-
-@pytest.fixture
-def accel(capsys):
-    """Run ``accel ARGS...`` in-process: return (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def assert_usage_error(result, line: str) -> None:
