@@ -29,11 +29,12 @@ from amaranth.lib.wiring import In, Out
 from ..config import AcceleratorConfig
 from ..model.geometry import Geometry
 from .core import SystolicCore
+from .dma import CMD_LAYOUT, data_layout
 from .registers import MAX_DIM, ErrorCode
 from .requant import Requantizer
 from .walker import ChunkWalker
 
-__all__ = ["EngineError", "GemmEngine", "command_layout", "dma_cmd_layout", "dma_data_layout"]
+__all__ = ["EngineError", "GemmEngine", "command_layout"]
 
 
 #: The error codes of a command: the register map's, so software and hardware agree.
@@ -48,15 +49,6 @@ def command_layout() -> data.StructLayout:
         "accumulate": 1, "requant": 1, "relu": 1,
         "rq_mult": 31, "rq_shift": 5, "rq_zp": signed(8),
     })
-
-
-def dma_cmd_layout() -> data.StructLayout:
-    return data.StructLayout({"addr": 32, "rows": 16, "row_bytes": 20, "stride": 32})
-
-
-def dma_data_layout(bus_bytes: int) -> data.StructLayout:
-    return data.StructLayout({"data": data.ArrayLayout(8, bus_bytes),
-                              "bytes": range(bus_bytes + 1), "first": 1, "last": 1, "end": 1})
 
 
 def _log2(x: int) -> int:
@@ -118,10 +110,10 @@ class GemmEngine(wiring.Component):
     cycles, mac_cycles, stall_load, stall_store : Out(32)
         Performance counters of the last command (cleared on start): cycles busy, cycles the
         array took an operand beat, cycles it had none to take, cycles its results waited.
-    rd_cmd, wr_cmd : Out(stream.Signature(dma_cmd_layout()))
+    rd_cmd, wr_cmd : Out(stream.Signature(dma.CMD_LAYOUT))
         2-D transfers: ``rows`` rows of ``row_bytes`` bytes, ``stride`` bytes apart.
-    rd_data : In(stream.Signature(dma_data_layout(B)))
-    wr_data : Out(stream.Signature(dma_data_layout(B)))
+    rd_data : In(stream.Signature(dma.data_layout(config)))
+    wr_data : Out(stream.Signature(dma.data_layout(config)))
         Row data, realigned so that byte 0 of a row is byte 0 of its first beat.
     dma_busy, dma_error : In(1)
         The DMA still has writes in flight; an AXI response was an error.
@@ -130,16 +122,15 @@ class GemmEngine(wiring.Component):
     def __init__(self, config: AcceleratorConfig):
         self._config = config
         self.geometry = Geometry.of(config)
-        B = config.axi_bytes
         super().__init__({
             "start": In(1), "cmd": In(command_layout()),
             "busy": Out(1), "done": Out(1), "error": Out(8),
             "cycles": Out(32), "mac_cycles": Out(32), "stall_load": Out(32),
             "stall_store": Out(32),
-            "rd_cmd": Out(stream.Signature(dma_cmd_layout())),
-            "rd_data": In(stream.Signature(dma_data_layout(B))),
-            "wr_cmd": Out(stream.Signature(dma_cmd_layout())),
-            "wr_data": Out(stream.Signature(dma_data_layout(B))),
+            "rd_cmd": Out(stream.Signature(CMD_LAYOUT)),
+            "rd_data": In(stream.Signature(data_layout(config))),
+            "wr_cmd": Out(stream.Signature(CMD_LAYOUT)),
+            "wr_data": Out(stream.Signature(data_layout(config))),
             "dma_busy": In(1), "dma_error": In(1),
         })
 

@@ -48,11 +48,6 @@ class Geometry:
         """Bus words one row of A (k bytes) takes in the weight-stationary scratchpad."""
         return ceil(k / self.bus)
 
-    @property
-    def k_fit(self) -> int:
-        """The largest K whose A rows and B panel fit half the scratchpads at once."""
-        return min(self.a_half * self.bus, self.b_half)
-
     def m_chunk(self, config: AcceleratorConfig, m: int, k: int) -> int:
         """Rows of A per chunk: R (os), or what half the A and C scratchpads hold (ws)."""
         if config.dataflow == "os":
