@@ -230,3 +230,62 @@ def test_engine_reports_a_bus_error_and_still_finishes():
     mem, cmd, _, _ = gemm_case(config, 3, 5, 3, rng)
     result = run_engine(config, mem, cmd, rng, bus_error=True)
     assert result["error"] == EngineError.BUS_ERROR
+
+
+def check_command(config, command, *, deadline=400):
+    """The engine's verdict on a command: its error code, or 0 once it issues its first load."""
+    eng = GemmEngine(config)
+    verdict = {}
+
+    async def bench(ctx):
+        ctx.set(eng.cmd, command)
+        ctx.set(eng.start, 1)
+        await ctx.tick()
+        ctx.set(eng.start, 0)
+        for _ in range(deadline):
+            _, _, done, error, loading = await ctx.tick().sample(eng.done, eng.error,
+                                                                 eng.rd_cmd.valid)
+            if done:
+                verdict["code"] = error
+                return
+            if loading:
+                verdict["code"] = 0
+                return
+        raise AssertionError(f"no verdict in {deadline} cycles")
+
+    sim = Simulator(eng)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return verdict["code"]
+
+
+def _range_case(area: str, end: int, *, requant: bool = False) -> dict:
+    """A command whose ``area`` ends exactly at byte ``end`` (exclusive) of the address space."""
+    m, k, n = 5, 6, 3
+    cmd = {"a_addr": 0x100, "b_addr": 0x4000, "c_addr": 0x10000, "cin_addr": 0x20000,
+           "m": m, "k": k, "n": n, "lda": 40, "ldb": 24, "ldc": 64, "ldcin": 48,
+           "accumulate": int(area == "cin"), "requant": int(requant), "relu": 0,
+           "rq_mult": 1 << 30, "rq_shift": 0, "rq_zp": 0}
+    rows, stride, row_bytes = {
+        "a": (m, "lda", k), "b": (k, "ldb", n), "c": (m, "ldc", n if requant else 4 * n),
+        "cin": (m, "ldcin", 4 * n)}[area]
+    cmd[f"{area}_addr"] = end - (rows - 1) * cmd[stride] - row_bytes
+    return cmd
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("area", ["a", "b", "c", "cin"])
+def test_engine_address_range_check_is_exact(dataflow, area):
+    # the range check multiplies serially; an area ending at the last byte is legal, one byte
+    # more is not
+    config = AcceleratorConfig(rows=2, cols=2, dataflow=dataflow, axi_data_width=32)
+    assert check_command(config, _range_case(area, 1 << 32)) == 0
+    assert check_command(config, _range_case(area, (1 << 32) + 4)) == EngineError.ADDR_RANGE
+
+
+def test_engine_address_range_of_requantized_c_counts_bytes():
+    config = AcceleratorConfig(rows=2, cols=2, axi_data_width=32)
+    assert check_command(config, _range_case("c", 1 << 32, requant=True)) == 0
+    assert check_command(config, _range_case("c", (1 << 32) + 1, requant=True)) \
+        == EngineError.ADDR_RANGE

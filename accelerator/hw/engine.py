@@ -32,6 +32,7 @@ from .core import SystolicCore
 from .dma import CMD_LAYOUT, data_layout
 from .registers import MAX_DIM, ErrorCode
 from .requant import Requantizer
+from .serialmul import SerialMulAdd
 from .walker import ChunkWalker
 
 __all__ = ["EngineError", "GemmEngine", "command_layout"]
@@ -88,6 +89,36 @@ class _KStep:
             m.d.sync += self.kc0.eq(Mux(self.last, 0, self.kc0 + step))
 
 
+class _RowAddress:
+    """``base + row0·stride + col0·col_bytes`` of a :class:`ChunkWalker`, as running sums.
+
+    A multiplier per address would cost more than the array on a small FPGA; the walk only ever
+    moves to the next chunk (``chunk_stride = chunk·stride`` on) or to the next panel
+    (``panel_step = C·col_bytes`` on from the panel's first row).
+    """
+
+    def __init__(self, m: Module, name: str, walker: ChunkWalker, base, chunk_stride,
+                 panel_step, restart):
+        self.addr = Signal(32, name=f"{name}_addr")
+        panel = Signal(32, name=f"{name}_panel")
+        with m.If(restart):
+            m.d.sync += [panel.eq(base), self.addr.eq(base)]
+        with m.Elif(walker.advance):
+            with m.If(walker.last_in_panel):
+                m.d.sync += [panel.eq(panel + panel_step), self.addr.eq(panel + panel_step)]
+            with m.Else():
+                m.d.sync += self.addr.eq(self.addr + chunk_stride)
+
+
+def _const_mul(x, constant: int):
+    """``x·constant`` as shifts and adds: yosys would put a constant ``*`` in DSP blocks."""
+    terms = [x << i for i in range(constant.bit_length()) if constant >> i & 1]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
 def _fifo_gate(queue, pending):
     """Issue a synchronous read only if its data will find room in ``queue``."""
     return queue.level + pending < queue.depth - 1
@@ -119,8 +150,9 @@ class GemmEngine(wiring.Component):
         The DMA still has writes in flight; an AXI response was an error.
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None):
         self._config = config
+        self._dsp_pes = dsp_pes
         self.geometry = Geometry.of(config)
         super().__init__({
             "start": In(1), "cmd": In(command_layout()),
@@ -141,7 +173,7 @@ class GemmEngine(wiring.Component):
         lb = _log2(B)
         os_flow = cfg.dataflow == "os"
         m = Module()
-        m.submodules.core = core = SystolicCore(cfg)
+        m.submodules.core = core = SystolicCore(cfg, dsp_pes=self._dsp_pes)
         self._core = core
 
         # -- the command, latched at start -----------------------------------------------------
@@ -151,8 +183,12 @@ class GemmEngine(wiring.Component):
         split = Signal()             # K does not fit the scratchpads: walk it in steps
         running = Signal()
         restart = Signal()
-        out_bytes = Signal(3)
-        m.d.comb += [out_bytes.eq(Mux(c.requant, 1, 4)), split.eq(c.k > geo.k_step)]
+        m.d.comb += split.eq(c.k > geo.k_step)
+        # products the serial multiplier computes at set-up (see the control FSM)
+        chunk_lda = Signal(32)       # chunk·lda: the A address step from chunk to chunk
+        chunk_ldc = Signal(32)
+        chunk_ldcin = Signal(32)
+        beyond = Signal(4)           # the A, B, C and C_in areas end past 4 GiB
 
         def walker(name: str) -> ChunkWalker:
             w = ChunkWalker(C)
@@ -206,6 +242,13 @@ class GemmEngine(wiring.Component):
         lw = walker("load_walk")
         l_step = Signal()            # advance K step (and the walker after the last one)
         lk = _KStep(m, "load_k", c.k, geo.k_step, restart, l_step)
+        a_row = _RowAddress(m, "load_a", lw, c.a_addr, chunk_lda, 0, restart)
+        cin_row = _RowAddress(m, "load_cin", lw, c.cin_addr, chunk_ldcin, 4 * C, restart)
+        b_koff = Signal(32)          # kc0·ldb, the B rows of earlier K steps
+        with m.If(restart):
+            m.d.sync += b_koff.eq(0)
+        with m.Elif(l_step):
+            m.d.sync += b_koff.eq(Mux(lk.last, 0, b_koff + _const_mul(c.ldb, geo.k_step)))
         l_apar = Signal()            # the A half of the next A load
         l_bpar = Signal()            # the B half of the next B load
         l_done = Signal()
@@ -244,7 +287,7 @@ class GemmEngine(wiring.Component):
                 with m.If(~split & ~lw.first_in_panel):
                     m.next = "A"
                 with m.Elif(~b_busy[l_bpar] & route.w_rdy):
-                    with m.If(issue(c.b_addr + lk.kc0 * c.ldb + lw.col0, lk.len, lw.cols, c.ldb,
+                    with m.If(issue(c.b_addr + b_koff + lw.col0, lk.len, lw.cols, c.ldb,
                                     KIND_B, l_bpar)):
                         m.d.comb += b_busy.set.bit_select(l_bpar, 1).eq(1)
                         m.d.sync += l_bpar.eq(~l_bpar)
@@ -253,7 +296,7 @@ class GemmEngine(wiring.Component):
             # back, and the A load (the long one) must not wait for that.
             with m.State("A"):
                 with m.If(~a_busy[l_apar] & route.w_rdy):
-                    with m.If(issue(c.a_addr + lw.row0 * c.lda + lk.kc0, lw.rows, lk.len, c.lda,
+                    with m.If(issue(a_row.addr + lk.kc0, lw.rows, lk.len, c.lda,
                                     KIND_A, l_apar)):
                         m.d.comb += a_busy.set.bit_select(l_apar, 1).eq(1)
                         m.d.sync += l_apar.eq(~l_apar)
@@ -269,7 +312,7 @@ class GemmEngine(wiring.Component):
                         m.d.comb += [c_busy.set.bit_select(half, 1).eq(1),
                                      c_ready.set.bit_select(half, 1).eq(1), claimed.eq(1)]
                     with m.Elif(route.w_rdy):
-                        with m.If(issue(c.cin_addr + lw.row0 * c.ldcin + (lw.col0 << 2),
+                        with m.If(issue(cin_row.addr,
                                         lw.rows, lw.cols << 2, c.ldcin, KIND_CIN, half)):
                             m.d.comb += [c_busy.set.bit_select(half, 1).eq(1), claimed.eq(1)]
                 with m.If(claimed):
@@ -398,7 +441,7 @@ class GemmEngine(wiring.Component):
         s_done = Signal()
         s_drained = Signal()         # every row the store read has left as write data
         self._store(m, c, walker("store_walk"), running, restart, s_done, s_drained, c_rd_store,
-                    c_done, c_busy, c_ready, out_bytes)
+                    c_done, c_busy, c_ready, chunk_ldc)
 
         # ==========================================================================================
         # Control: check the command, size the chunks, run, finish.
@@ -406,31 +449,71 @@ class GemmEngine(wiring.Component):
         error = Signal(8)
         used = Signal(32)            # setup: words of half the A scratchpad given to rows
         m.d.comb += self.error.eq(error)
+        # The set-up products go through one serial multiplier, a state each (its cycles are
+        # in docs/performance-model.md): first where the four areas end, for the range check,
+        # then (ws, where the chunk is known only after SETUP) the address steps per chunk.
+        m.submodules.setup_mul = mul = SerialMulAdd(a_width=16, b_width=32)
+        launched = Signal()
+
+        def product(name: str, after: str, a, b, addend, sink, needed=None):
+            def run():
+                with m.If(~launched):
+                    m.d.comb += [mul.start.eq(1), mul.a.eq(a), mul.b.eq(b),
+                                 mul.addend.eq(addend)]
+                    m.d.sync += launched.eq(1)
+                with m.Elif(~mul.busy):
+                    m.d.sync += [sink(mul.result), launched.eq(0)]
+                    m.next = after
+
+            with m.State(name):
+                if needed is None:
+                    run()
+                else:
+                    with m.If(needed):
+                        run()
+                    with m.Else():
+                        m.next = after
+
+        def ends_beyond(i: int):
+            return lambda end: beyond[i].eq(end > (1 << 32))
+
+        out_row = Mux(c.requant, c.n, c.n << 2)
+        if os_flow:  # the chunk is R rows: constant steps, no set-up cycles
+            m.d.comb += [chunk_lda.eq(_const_mul(c.lda, R)), chunk_ldc.eq(_const_mul(c.ldc, R)),
+                         chunk_ldcin.eq(_const_mul(c.ldcin, R))]
         with m.FSM(name="control") as ctrl:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [c.eq(self.cmd), error.eq(0), self.cycles.eq(0),
                                  self.mac_cycles.eq(0), self.stall_load.eq(0),
-                                 self.stall_store.eq(0)]
-                    m.next = "CHECK"
+                                 self.stall_store.eq(0), beyond.eq(0), launched.eq(0)]
+                    m.next = "RANGE_A"
+            product("RANGE_A", "RANGE_B", c.m - 1, c.lda, c.a_addr + c.k, ends_beyond(0))
+            product("RANGE_B", "RANGE_C", c.k - 1, c.ldb, c.b_addr + c.n, ends_beyond(1))
+            product("RANGE_C", "RANGE_CIN", c.m - 1, c.ldc, c.c_addr + out_row, ends_beyond(2))
+            product("RANGE_CIN", "CHECK", c.m - 1, c.ldcin, c.cin_addr + (c.n << 2),
+                    ends_beyond(3), needed=c.accumulate)
             with m.State("CHECK"):
-                code = self._check(m, c, out_bytes)
+                code = self._check(m, c, beyond)
                 k_fit = Mux(split, geo.k_step, c.k)
                 m.d.sync += [error.eq(code), words.eq((k_fit + B - 1) >> lb), used.eq(0),
                              chunk.eq(R if os_flow else 0)]
                 with m.If(code != 0):
                     m.next = "FINISH"
-                with m.Elif(os_flow):
-                    m.next = "START"
                 with m.Else():
-                    m.next = "SETUP"
-            with m.State("SETUP"):
-                # ws: the rows half the A scratchpad holds, by counting (no divider)
-                room = (used + words <= geo.a_half) & (chunk < c.m) & (chunk < geo.c_half)
-                with m.If(room):
-                    m.d.sync += [used.eq(used + words), chunk.eq(chunk + 1)]
-                with m.Else():
-                    m.next = "START"
+                    m.next = "START" if os_flow else "SETUP"
+            if not os_flow:
+                with m.State("SETUP"):
+                    # the rows half the A scratchpad holds, by counting (no divider)
+                    room = (used + words <= geo.a_half) & (chunk < c.m) & (chunk < geo.c_half)
+                    with m.If(room):
+                        m.d.sync += [used.eq(used + words), chunk.eq(chunk + 1)]
+                    with m.Else():
+                        m.next = "STEP_A"
+                product("STEP_A", "STEP_C", chunk, c.lda, 0, chunk_lda.eq)
+                product("STEP_C", "STEP_CIN", chunk, c.ldc, 0, chunk_ldc.eq)
+                product("STEP_CIN", "START", chunk, c.ldcin, 0, chunk_ldcin.eq,
+                        needed=c.accumulate)
             with m.State("START"):
                 m.d.comb += restart.eq(1)
                 m.next = "RUN"
@@ -456,25 +539,20 @@ class GemmEngine(wiring.Component):
 
     # ------------------------------------------------------------------------------------------
 
-    def _check(self, m: Module, c, out_bytes):
-        """The error code of the latched command (0 when it is good), in priority order."""
+    def _check(self, m: Module, c, beyond):
+        """The error code of the latched command (0 when it is good), in priority order.
+
+        ``beyond`` has a bit per area (A, B, C, C_in): it ends past 4 GiB.
+        """
         cfg = self._config
-
-        def beyond(addr, rows, stride, row_bytes):
-            end = Signal(66)
-            m.d.comb += end.eq(addr + (rows - 1) * stride + row_bytes)
-            return end > (1 << 32)
-
         zero = (c.m == 0) | (c.k == 0) | (c.n == 0)
         large = (c.m > MAX_DIM) | (c.n > MAX_DIM) | (c.k > MAX_DIM)
         no_requant = c.requant & (0 if cfg.requant_unit else 1)
-        stride = ((c.lda < c.k) | (c.ldb < c.n) | (c.ldc < c.n * out_bytes)
+        stride = ((c.lda < c.k) | (c.ldb < c.n) | (c.ldc < Mux(c.requant, c.n, c.n << 2))
                   | (c.accumulate & (c.ldcin < (c.n << 2))))
         misaligned = ((~c.requant & ((c.c_addr[:2] != 0) | (c.ldc[:2] != 0)))
                       | (c.accumulate & ((c.cin_addr[:2] != 0) | (c.ldcin[:2] != 0))))
-        out_range = (beyond(c.a_addr, c.m, c.lda, c.k) | beyond(c.b_addr, c.k, c.ldb, c.n)
-                     | beyond(c.c_addr, c.m, c.ldc, c.n * out_bytes)
-                     | (c.accumulate & beyond(c.cin_addr, c.m, c.ldcin, c.n << 2)))
+        out_range = beyond.any()
         code = Signal(8)
         with m.If(zero):
             m.d.comb += code.eq(EngineError.ZERO_DIM)
@@ -671,7 +749,7 @@ class GemmEngine(wiring.Component):
             m.d.sync += [w_bpar.eq(0), w_kr.eq(0), w_r.eq(0), w_k.eq(0), w_done.eq(0)]
 
     def _store(self, m, c, sw, running, restart, s_done, s_drained, c_rd, c_done, c_busy,
-               c_ready, out_bytes):
+               c_ready, chunk_ldc):
         """Read finished chunks out of the C scratchpad into the DMA writer, row by row."""
         cfg, geo = self._config, self.geometry
         C, B = cfg.cols, cfg.axi_bytes
@@ -684,14 +762,16 @@ class GemmEngine(wiring.Component):
         m.submodules.rowq = rowq = fifo.SyncFIFO(width=row_layout.size, depth=4)
         m.submodules.tagq = tagq = fifo.SyncFIFO(width=len(pending_tag.as_value()), depth=16)
         issue = Signal()
+        c_row = _RowAddress(m, "store_c", sw, c.c_addr, chunk_ldc, Mux(c.requant, C, 4 * C),
+                            restart)
         with m.FSM(name="store"):
             with m.State("IDLE"):
                 with m.If(running & ~s_done & c_done[half]):
                     m.d.comb += [
                         wr_cmd.valid.eq(1),
-                        wr_cmd.payload.addr.eq(c.c_addr + sw.row0 * c.ldc + sw.col0 * out_bytes),
+                        wr_cmd.payload.addr.eq(c_row.addr),
                         wr_cmd.payload.rows.eq(sw.rows),
-                        wr_cmd.payload.row_bytes.eq(sw.cols * out_bytes),
+                        wr_cmd.payload.row_bytes.eq(Mux(c.requant, sw.cols, sw.cols << 2)),
                         wr_cmd.payload.stride.eq(c.ldc),
                     ]
                     with m.If(wr_cmd.ready):
@@ -725,24 +805,29 @@ class GemmEngine(wiring.Component):
         byte_row = Signal(8 * row_bytes_max)
         byte_valid = Signal()
         byte_ready = Signal()
-        m.submodules.requant = rq = Requantizer(cfg)
-        m.d.comb += [rq.multiplier.eq(c.rq_mult), rq.shift.eq(c.rq_shift),
-                     rq.zero_point.eq(c.rq_zp), rq.relu.eq(c.relu)]
-        with m.If(c.requant):
-            m.d.comb += [
-                rq.i.valid.eq(rowq.r_rdy), rq.i.payload.c.eq(rowq.r_data), rowq.r_en.eq(rq.i.ready),
-                rq.i.payload.last.eq(0),    # rows are framed by the tag queue, not by `last`
-                byte_row.eq(rq.o.payload.c.as_value()), byte_valid.eq(rq.o.valid),
-                rq.o.ready.eq(byte_ready),
-            ]
-        with m.Else():
-            m.d.comb += [byte_row.eq(rowq.r_data), byte_valid.eq(rowq.r_rdy),
-                         rowq.r_en.eq(byte_ready)]
+        passthrough = [byte_row.eq(rowq.r_data), byte_valid.eq(rowq.r_rdy),
+                       rowq.r_en.eq(byte_ready)]
+        if cfg.requant_unit:
+            m.submodules.requant = rq = Requantizer(cfg)
+            m.d.comb += [rq.multiplier.eq(c.rq_mult), rq.shift.eq(c.rq_shift),
+                         rq.zero_point.eq(c.rq_zp), rq.relu.eq(c.relu)]
+            with m.If(c.requant):
+                m.d.comb += [
+                    rq.i.valid.eq(rowq.r_rdy), rq.i.payload.c.eq(rowq.r_data),
+                    rowq.r_en.eq(rq.i.ready),
+                    rq.i.payload.last.eq(0),  # rows are framed by the tag queue, not by `last`
+                    byte_row.eq(rq.o.payload.c.as_value()), byte_valid.eq(rq.o.valid),
+                    rq.o.ready.eq(byte_ready),
+                ]
+            with m.Else():
+                m.d.comb += passthrough
+        else:  # the command check refuses `requant`: it never runs with it set
+            m.d.comb += passthrough
 
         # serializer: a row of cols·out_bytes bytes into bus beats
         tag_r = data.View(pending_tag.shape(), tagq.r_data)
         nbytes = Signal(range(row_bytes_max + 1))
-        m.d.comb += nbytes.eq(tag_r.cols * out_bytes)
+        m.d.comb += nbytes.eq(Mux(c.requant, tag_r.cols, tag_r.cols << 2))
         s_beat = Signal(range(max(2, (row_bytes_max + B - 1) // B + 1)))
         sent = Signal(range(row_bytes_max + B + 1))
         m.d.comb += sent.eq(s_beat * B)

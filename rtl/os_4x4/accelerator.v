@@ -371,7 +371,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .busy(busy),
+    .\busy$215 (busy),
     .clk(clk),
     .cmd(cmd),
     .cycles(cycles),
@@ -389,7 +389,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .rst(rst),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .start(start),
+    .\start$237 (start),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2573$43 (burst__payload[43]),
-    .\port$2573$45 (burst__payload[67:45]),
+    .\port$2667$43 (burst__payload[43]),
+    .\port$2667$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2573$43 , \port$2573$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2667$43 , \port$2667$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2573$43 ;
-  wire \port$2573$43 ;
-  input [22:0] \port$2573$45 ;
-  wire [22:0] \port$2573$45 ;
+  input \port$2667$43 ;
+  wire \port$2667$43 ;
+  input [22:0] \port$2667$45 ;
+  wire [22:0] \port$2667$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2573$43 , \port$2573$45  };
+      storage[w_port__addr] <= { \port$2667$43 , \port$2667$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2573$43 , \port$2573$45  };
-  assign w_data = { \port$2573$43 , \port$2573$45  };
+  assign w_port__data = { \port$2667$43 , \port$2667$45  };
+  assign w_data = { \port$2667$43 , \port$2667$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3404,39 +3404,39 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy, rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, start, rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
+module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$215 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$237 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
 , stall_store, rd_data__valid, rd_data__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [32:0] \$1 ;
-  wire [64:0] \$10 ;
-  wire [16:0] \$100 ;
-  wire [7:0] \$101 ;
-  wire [7:0] \$102 ;
-  wire [7:0] \$103 ;
-  wire [7:0] \$104 ;
-  wire \$105 ;
-  wire \$106 ;
-  wire \$107 ;
-  wire [32:0] \$108 ;
-  wire \$109 ;
-  wire [65:0] \$11 ;
-  wire \$110 ;
-  wire \$111 ;
-  wire [10:0] \$112 ;
-  wire [16:0] \$113 ;
-  wire [16:0] \$114 ;
-  wire \$115 ;
-  wire [31:0] \$116 ;
-  wire [32:0] \$117 ;
-  wire [31:0] \$118 ;
-  wire [32:0] \$119 ;
+  wire [33:0] \$10 ;
+  wire \$100 ;
+  wire [32:0] \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire [10:0] \$105 ;
+  wire [16:0] \$106 ;
+  wire [16:0] \$107 ;
+  wire \$108 ;
+  wire [31:0] \$109 ;
+  wire \$11 ;
+  wire [32:0] \$110 ;
+  wire [31:0] \$111 ;
+  wire [32:0] \$112 ;
+  wire [31:0] \$113 ;
+  wire [32:0] \$114 ;
+  wire [31:0] \$115 ;
+  wire [32:0] \$116 ;
+  wire [10:0] \$117 ;
+  wire [16:0] \$118 ;
+  wire \$119 ;
   wire \$12 ;
-  wire [31:0] \$120 ;
-  wire [32:0] \$121 ;
-  wire [31:0] \$122 ;
-  wire [32:0] \$123 ;
-  wire [10:0] \$124 ;
-  wire [16:0] \$125 ;
+  wire \$120 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
   wire \$126 ;
   wire \$127 ;
   wire \$128 ;
@@ -3447,67 +3447,67 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$132 ;
   wire \$133 ;
   wire \$134 ;
-  wire \$135 ;
-  wire \$136 ;
-  wire \$137 ;
+  wire [18:0] \$135 ;
+  wire [18:0] \$136 ;
+  wire [3:0] \$137 ;
   wire \$138 ;
   wire \$139 ;
-  wire \$14 ;
-  wire \$140 ;
+  wire [32:0] \$14 ;
+  wire [16:0] \$140 ;
   wire \$141 ;
-  wire [47:0] \$142 ;
-  wire [48:0] \$143 ;
-  wire [18:0] \$144 ;
-  wire [49:0] \$145 ;
-  wire [18:0] \$146 ;
-  wire [3:0] \$147 ;
-  wire \$148 ;
-  wire \$149 ;
-  wire [47:0] \$15 ;
-  wire [16:0] \$150 ;
-  wire \$151 ;
-  wire [10:0] \$152 ;
-  wire [16:0] \$153 ;
-  wire \$154 ;
+  wire [10:0] \$142 ;
+  wire [16:0] \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire [16:0] \$146 ;
+  wire \$147 ;
+  wire [5:0] \$148 ;
+  wire [5:0] \$149 ;
+  wire \$15 ;
+  wire [5:0] \$150 ;
+  wire [5:0] \$151 ;
+  wire [63:0] \$152 ;
+  wire \$153 ;
+  wire [4:0] \$154 ;
   wire \$155 ;
-  wire [16:0] \$156 ;
+  wire \$156 ;
   wire \$157 ;
-  wire [5:0] \$158 ;
-  wire [5:0] \$159 ;
-  wire [48:0] \$16 ;
-  wire [5:0] \$160 ;
-  wire [63:0] \$161 ;
-  wire \$162 ;
-  wire [4:0] \$163 ;
+  wire \$158 ;
+  wire \$159 ;
+  wire \$16 ;
+  wire \$160 ;
+  wire [34:0] \$161 ;
+  wire [34:0] \$162 ;
+  wire [34:0] \$163 ;
   wire \$164 ;
   wire \$165 ;
-  wire \$166 ;
-  wire \$167 ;
+  wire [32:0] \$166 ;
+  wire [32:0] \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire [49:0] \$17 ;
+  wire \$17 ;
   wire [32:0] \$170 ;
-  wire [64:0] \$171 ;
-  wire [65:0] \$172 ;
-  wire [66:0] \$173 ;
+  wire [32:0] \$171 ;
+  wire \$172 ;
+  wire \$173 ;
   wire [32:0] \$174 ;
-  wire [64:0] \$175 ;
-  wire [65:0] \$176 ;
-  wire [66:0] \$177 ;
-  wire [32:0] \$178 ;
-  wire [64:0] \$179 ;
+  wire [34:0] \$175 ;
+  wire [34:0] \$176 ;
+  wire [35:0] \$177 ;
+  wire \$178 ;
+  wire \$179 ;
   wire \$18 ;
-  wire [65:0] \$180 ;
+  wire [32:0] \$180 ;
   wire [34:0] \$181 ;
-  wire [66:0] \$182 ;
-  wire [32:0] \$183 ;
-  wire [64:0] \$184 ;
-  wire [65:0] \$185 ;
-  wire [34:0] \$186 ;
-  wire [66:0] \$187 ;
+  wire [35:0] \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire \$19 ;
+  wire [18:0] \$19 ;
   wire \$190 ;
   wire \$191 ;
   wire \$192 ;
@@ -3515,17 +3515,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$194 ;
   wire \$195 ;
   wire \$196 ;
-  wire \$197 ;
-  wire \$198 ;
+  wire [34:0] \$197 ;
+  wire [34:0] \$198 ;
   wire \$199 ;
   wire \$2 ;
   wire \$20 ;
   wire \$200 ;
-  wire \$201 ;
-  wire [34:0] \$202 ;
+  wire [34:0] \$201 ;
+  wire \$202 ;
   wire \$203 ;
   wire \$204 ;
-  wire [34:0] \$205 ;
+  wire \$205 ;
   wire \$206 ;
   wire \$207 ;
   wire \$208 ;
@@ -3541,7 +3541,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire [47:0] \$22 ;
+  wire [7:0] \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
@@ -3552,18 +3552,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire [48:0] \$23 ;
+  wire [16:0] \$23 ;
   wire \$230 ;
-  wire \$231 ;
-  wire \$232 ;
-  wire \$233 ;
-  wire \$234 ;
-  wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
+  wire [1:0] \$231 ;
+  wire [1:0] \$232 ;
+  wire [1:0] \$233 ;
+  wire [1:0] \$234 ;
+  wire [1:0] \$235 ;
+  wire [1:0] \$236 ;
+  wire [1:0] \$237 ;
+  wire [1:0] \$238 ;
   wire [1:0] \$239 ;
-  wire [18:0] \$24 ;
+  wire \$24 ;
   wire [1:0] \$240 ;
   wire [1:0] \$241 ;
   wire [1:0] \$242 ;
@@ -3574,7 +3574,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [1:0] \$247 ;
   wire [1:0] \$248 ;
   wire [1:0] \$249 ;
-  wire [49:0] \$25 ;
+  wire \$25 ;
   wire [1:0] \$250 ;
   wire [1:0] \$251 ;
   wire [1:0] \$252 ;
@@ -3583,20 +3583,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [1:0] \$255 ;
   wire [1:0] \$256 ;
   wire [1:0] \$257 ;
-  wire [1:0] \$258 ;
-  wire [1:0] \$259 ;
-  wire [18:0] \$26 ;
-  wire [1:0] \$260 ;
-  wire [1:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [1:0] \$263 ;
-  wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [32:0] \$266 ;
-  wire [32:0] \$267 ;
-  wire \$268 ;
+  wire [32:0] \$258 ;
+  wire [32:0] \$259 ;
+  wire \$26 ;
+  wire [32:0] \$260 ;
+  wire [32:0] \$261 ;
+  wire [32:0] \$262 ;
+  wire [32:0] \$263 ;
+  wire [32:0] \$264 ;
+  wire [32:0] \$265 ;
+  wire [46:0] \$266 ;
+  wire [47:0] \$267 ;
+  wire [47:0] \$268 ;
   wire \$269 ;
-  wire \$27 ;
+  wire [7:0] \$27 ;
   wire \$270 ;
   wire \$271 ;
   wire \$272 ;
@@ -3607,218 +3607,237 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$277 ;
   wire \$278 ;
   wire \$279 ;
-  wire \$28 ;
+  wire [16:0] \$28 ;
   wire \$280 ;
   wire \$281 ;
-  wire [32:0] \$282 ;
-  wire [16:0] \$283 ;
+  wire \$282 ;
+  wire [32:0] \$283 ;
   wire [16:0] \$284 ;
   wire [16:0] \$285 ;
-  wire [32:0] \$286 ;
+  wire [16:0] \$286 ;
   wire [32:0] \$287 ;
   wire [32:0] \$288 ;
-  wire \$289 ;
-  wire [7:0] \$29 ;
+  wire [32:0] \$289 ;
+  wire \$29 ;
   wire \$290 ;
-  wire [32:0] \$291 ;
-  wire \$292 ;
+  wire \$291 ;
+  wire [32:0] \$292 ;
   wire \$293 ;
   wire \$294 ;
   wire \$295 ;
   wire \$296 ;
-  wire [16:0] \$297 ;
-  wire \$298 ;
-  wire [16:0] \$299 ;
+  wire \$297 ;
+  wire [16:0] \$298 ;
+  wire \$299 ;
   wire \$3 ;
-  wire [16:0] \$30 ;
-  wire \$300 ;
+  wire \$30 ;
+  wire [16:0] \$300 ;
   wire \$301 ;
-  wire [16:0] \$302 ;
-  wire \$303 ;
-  wire [16:0] \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire \$307 ;
-  wire \$308 ;
-  wire [16:0] \$309 ;
+  wire \$302 ;
+  wire [16:0] \$303 ;
+  wire \$304 ;
+  wire [16:0] \$305 ;
+  wire [4:0] \$306 ;
+  wire [32:0] \$307 ;
+  wire [4:0] \$308 ;
+  wire [32:0] \$309 ;
   wire \$31 ;
-  wire \$310 ;
-  wire [16:0] \$311 ;
+  wire [32:0] \$310 ;
+  wire \$311 ;
   wire \$312 ;
   wire \$313 ;
-  wire [2:0] \$314 ;
-  wire [31:0] \$315 ;
-  wire [32:0] \$316 ;
-  wire [33:0] \$317 ;
-  wire [33:0] \$318 ;
+  wire \$314 ;
+  wire [16:0] \$315 ;
+  wire \$316 ;
+  wire [16:0] \$317 ;
+  wire \$318 ;
   wire \$319 ;
-  wire \$32 ;
-  wire [32:0] \$320 ;
+  wire [7:0] \$32 ;
+  wire [2:0] \$320 ;
   wire \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [32:0] \$326 ;
-  wire [16:0] \$327 ;
+  wire \$326 ;
+  wire \$327 ;
   wire \$328 ;
   wire \$329 ;
-  wire \$33 ;
+  wire [16:0] \$33 ;
   wire \$330 ;
-  wire [32:0] \$331 ;
+  wire \$331 ;
   wire \$332 ;
-  wire [32:0] \$333 ;
-  wire \$334 ;
-  wire \$335 ;
-  wire \$336 ;
+  wire [31:0] \$333 ;
+  wire [32:0] \$334 ;
+  wire [33:0] \$335 ;
+  wire [33:0] \$336 ;
   wire \$337 ;
-  wire [32:0] \$338 ;
+  wire \$338 ;
   wire \$339 ;
-  wire [7:0] \$34 ;
+  wire \$34 ;
   wire \$340 ;
   wire [32:0] \$341 ;
-  reg [1:0] \$342 ;
-  reg [1:0] \$343 ;
-  reg [1:0] \$344 ;
-  reg [1:0] \$345 ;
-  reg [1:0] \$346 ;
-  reg [1:0] \$347 ;
-  reg [1:0] \$348 ;
-  reg [1:0] \$349 ;
-  wire [16:0] \$35 ;
-  reg [1:0] \$350 ;
-  reg [31:0] \$351 ;
+  wire \$342 ;
+  wire [32:0] \$343 ;
+  wire \$344 ;
+  wire \$345 ;
+  wire \$346 ;
+  wire \$347 ;
+  wire [32:0] \$348 ;
+  wire \$349 ;
+  wire \$35 ;
+  wire \$350 ;
+  wire [32:0] \$351 ;
   reg [1:0] \$352 ;
-  reg \$353 ;
-  reg \$354 ;
-  reg \$355 ;
-  reg [31:0] \$356 ;
-  reg [15:0] \$357 ;
-  reg [15:0] \$358 ;
-  reg [15:0] \$359 ;
+  reg [1:0] \$353 ;
+  reg [1:0] \$354 ;
+  reg [1:0] \$355 ;
+  reg [1:0] \$356 ;
+  reg [1:0] \$357 ;
+  reg [1:0] \$358 ;
+  reg [1:0] \$359 ;
   wire \$36 ;
-  reg [31:0] \$360 ;
-  reg \$361 ;
-  reg \$362 ;
-  reg [2:0] \$363 ;
-  reg [15:0] \$364 ;
-  reg \$365 ;
-  reg \$366 ;
-  reg \$367 ;
+  reg [1:0] \$360 ;
+  reg [31:0] \$361 ;
+  reg [31:0] \$362 ;
+  reg [31:0] \$363 ;
+  reg [31:0] \$364 ;
+  reg [31:0] \$365 ;
+  reg [31:0] \$366 ;
+  reg [1:0] \$367 ;
   reg \$368 ;
-  reg [9:0] \$369 ;
-  wire \$37 ;
-  reg [127:0] \$370 ;
-  reg \$371 ;
-  reg \$372 ;
-  reg \$373 ;
+  reg \$369 ;
+  wire [7:0] \$37 ;
+  reg \$370 ;
+  reg [31:0] \$371 ;
+  reg [15:0] \$372 ;
+  reg [15:0] \$373 ;
   reg [15:0] \$374 ;
-  reg \$375 ;
-  reg [15:0] \$376 ;
+  reg [31:0] \$375 ;
+  reg \$376 ;
   reg \$377 ;
-  reg \$378 ;
-  reg [1:0] \$379 ;
-  wire \$38 ;
-  reg [398:0] \$380 ;
-  reg [7:0] \$381 ;
-  reg [31:0] \$382 ;
-  reg [31:0] \$383 ;
-  reg [31:0] \$384 ;
-  reg [31:0] \$385 ;
-  reg [2:0] \$386 ;
-  reg [15:0] \$387 ;
-  reg [31:0] \$388 ;
+  reg [2:0] \$378 ;
+  reg [15:0] \$379 ;
+  wire [16:0] \$38 ;
+  reg \$380 ;
+  reg \$381 ;
+  reg \$382 ;
+  reg \$383 ;
+  reg [9:0] \$384 ;
+  reg [127:0] \$385 ;
+  reg \$386 ;
+  reg \$387 ;
+  reg \$388 ;
   reg [15:0] \$389 ;
-  wire [7:0] \$39 ;
+  wire \$39 ;
+  reg [31:0] \$390 ;
+  reg [31:0] \$391 ;
+  reg \$392 ;
+  reg [15:0] \$393 ;
+  reg \$394 ;
+  reg \$395 ;
+  reg [1:0] \$396 ;
+  reg [398:0] \$397 ;
+  reg [7:0] \$398 ;
+  reg [31:0] \$399 ;
   wire \$4 ;
-  wire [16:0] \$40 ;
+  wire \$40 ;
+  reg [31:0] \$400 ;
+  reg [31:0] \$401 ;
+  reg [31:0] \$402 ;
+  reg [3:0] \$403 ;
+  reg \$404 ;
+  reg [3:0] \$405 ;
+  reg [15:0] \$406 ;
+  reg [31:0] \$407 ;
+  reg [15:0] \$408 ;
   wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire [7:0] \$44 ;
-  wire [16:0] \$45 ;
+  wire [10:0] \$42 ;
+  wire [16:0] \$43 ;
+  wire \$44 ;
+  wire \$45 ;
   wire \$46 ;
   wire \$47 ;
   wire \$48 ;
-  wire [10:0] \$49 ;
+  wire \$49 ;
   wire \$5 ;
-  wire [16:0] \$50 ;
-  wire [6:0] \$504 ;
-  wire [6:0] \$507 ;
+  wire \$50 ;
   wire \$51 ;
-  wire [6:0] \$510 ;
-  wire [6:0] \$513 ;
+  wire [6:0] \$515 ;
+  wire [6:0] \$518 ;
   wire \$52 ;
+  wire [6:0] \$521 ;
+  wire [6:0] \$524 ;
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
   wire \$56 ;
   wire \$57 ;
-  wire [8:0] \$575 ;
   wire \$58 ;
+  wire [8:0] \$584 ;
   wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
+  wire [32:0] \$60 ;
   wire \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
-  wire [32:0] \$67 ;
+  wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
   wire \$70 ;
   wire \$71 ;
-  wire \$72 ;
+  wire [3:0] \$72 ;
   wire \$73 ;
   wire \$74 ;
   wire \$75 ;
   wire \$76 ;
   wire \$77 ;
   wire \$78 ;
-  wire [3:0] \$79 ;
+  wire \$79 ;
   wire \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire [7:0] \$87 ;
-  wire [15:0] \$88 ;
-  wire [16:0] \$89 ;
-  wire [63:0] \$9 ;
-  wire [7:0] \$90 ;
-  wire [15:0] \$91 ;
-  wire [16:0] \$92 ;
-  wire [7:0] \$93 ;
-  wire [15:0] \$94 ;
-  wire [16:0] \$95 ;
+  wire [7:0] \$80 ;
+  wire [15:0] \$81 ;
+  wire [16:0] \$82 ;
+  wire [7:0] \$83 ;
+  wire [15:0] \$84 ;
+  wire [16:0] \$85 ;
+  wire [7:0] \$86 ;
+  wire [15:0] \$87 ;
+  wire [16:0] \$88 ;
+  wire [7:0] \$89 ;
+  wire [32:0] \$9 ;
+  wire [15:0] \$90 ;
+  wire [16:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [16:0] \$93 ;
+  wire [7:0] \$94 ;
+  wire [7:0] \$95 ;
   wire [7:0] \$96 ;
-  wire [15:0] \$97 ;
-  wire [16:0] \$98 ;
-  wire [10:0] \$99 ;
+  wire [7:0] \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   wire [6:0] \$signature__addr ;
-  wire [6:0] \$signature__addr$54 ;
-  wire [6:0] \$signature__addr$57 ;
-  wire [6:0] \$signature__addr$60 ;
-  wire [6:0] \$signature__addr$88 ;
-  wire [6:0] \$signature__addr$90 ;
-  wire [6:0] \$signature__addr$92 ;
-  wire [6:0] \$signature__addr$94 ;
+  wire [6:0] \$signature__addr$55 ;
+  wire [6:0] \$signature__addr$58 ;
+  wire [6:0] \$signature__addr$61 ;
+  wire [6:0] \$signature__addr$89 ;
+  wire [6:0] \$signature__addr$91 ;
+  wire [6:0] \$signature__addr$93 ;
+  wire [6:0] \$signature__addr$95 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$101 ;
-  wire [7:0] \$signature__data$101[0] ;
-  wire [7:0] \$signature__data$101[1] ;
-  wire [7:0] \$signature__data$101[2] ;
-  wire [7:0] \$signature__data$101[3] ;
-  wire [7:0] \$signature__data$101[4] ;
-  wire [7:0] \$signature__data$101[5] ;
-  wire [7:0] \$signature__data$101[6] ;
-  wire [7:0] \$signature__data$101[7] ;
+  wire [63:0] \$signature__data$100 ;
+  wire [7:0] \$signature__data$100[0] ;
+  wire [7:0] \$signature__data$100[1] ;
+  wire [7:0] \$signature__data$100[2] ;
+  wire [7:0] \$signature__data$100[3] ;
+  wire [7:0] \$signature__data$100[4] ;
+  wire [7:0] \$signature__data$100[5] ;
+  wire [7:0] \$signature__data$100[6] ;
+  wire [7:0] \$signature__data$100[7] ;
   wire [63:0] \$signature__data$102 ;
   wire [7:0] \$signature__data$102[0] ;
   wire [7:0] \$signature__data$102[1] ;
@@ -3837,42 +3856,42 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \$signature__data$103[5] ;
   wire [7:0] \$signature__data$103[6] ;
   wire [7:0] \$signature__data$103[7] ;
-  wire [63:0] \$signature__data$55 ;
-  wire [7:0] \$signature__data$55[0] ;
-  wire [7:0] \$signature__data$55[1] ;
-  wire [7:0] \$signature__data$55[2] ;
-  wire [7:0] \$signature__data$55[3] ;
-  wire [7:0] \$signature__data$55[4] ;
-  wire [7:0] \$signature__data$55[5] ;
-  wire [7:0] \$signature__data$55[6] ;
-  wire [7:0] \$signature__data$55[7] ;
-  wire [63:0] \$signature__data$58 ;
-  wire [7:0] \$signature__data$58[0] ;
-  wire [7:0] \$signature__data$58[1] ;
-  wire [7:0] \$signature__data$58[2] ;
-  wire [7:0] \$signature__data$58[3] ;
-  wire [7:0] \$signature__data$58[4] ;
-  wire [7:0] \$signature__data$58[5] ;
-  wire [7:0] \$signature__data$58[6] ;
-  wire [7:0] \$signature__data$58[7] ;
-  wire [63:0] \$signature__data$61 ;
-  wire [7:0] \$signature__data$61[0] ;
-  wire [7:0] \$signature__data$61[1] ;
-  wire [7:0] \$signature__data$61[2] ;
-  wire [7:0] \$signature__data$61[3] ;
-  wire [7:0] \$signature__data$61[4] ;
-  wire [7:0] \$signature__data$61[5] ;
-  wire [7:0] \$signature__data$61[6] ;
-  wire [7:0] \$signature__data$61[7] ;
-  wire [63:0] \$signature__data$99 ;
-  wire [7:0] \$signature__data$99[0] ;
-  wire [7:0] \$signature__data$99[1] ;
-  wire [7:0] \$signature__data$99[2] ;
-  wire [7:0] \$signature__data$99[3] ;
-  wire [7:0] \$signature__data$99[4] ;
-  wire [7:0] \$signature__data$99[5] ;
-  wire [7:0] \$signature__data$99[6] ;
-  wire [7:0] \$signature__data$99[7] ;
+  wire [63:0] \$signature__data$104 ;
+  wire [7:0] \$signature__data$104[0] ;
+  wire [7:0] \$signature__data$104[1] ;
+  wire [7:0] \$signature__data$104[2] ;
+  wire [7:0] \$signature__data$104[3] ;
+  wire [7:0] \$signature__data$104[4] ;
+  wire [7:0] \$signature__data$104[5] ;
+  wire [7:0] \$signature__data$104[6] ;
+  wire [7:0] \$signature__data$104[7] ;
+  wire [63:0] \$signature__data$56 ;
+  wire [7:0] \$signature__data$56[0] ;
+  wire [7:0] \$signature__data$56[1] ;
+  wire [7:0] \$signature__data$56[2] ;
+  wire [7:0] \$signature__data$56[3] ;
+  wire [7:0] \$signature__data$56[4] ;
+  wire [7:0] \$signature__data$56[5] ;
+  wire [7:0] \$signature__data$56[6] ;
+  wire [7:0] \$signature__data$56[7] ;
+  wire [63:0] \$signature__data$59 ;
+  wire [7:0] \$signature__data$59[0] ;
+  wire [7:0] \$signature__data$59[1] ;
+  wire [7:0] \$signature__data$59[2] ;
+  wire [7:0] \$signature__data$59[3] ;
+  wire [7:0] \$signature__data$59[4] ;
+  wire [7:0] \$signature__data$59[5] ;
+  wire [7:0] \$signature__data$59[6] ;
+  wire [7:0] \$signature__data$59[7] ;
+  wire [63:0] \$signature__data$62 ;
+  wire [7:0] \$signature__data$62[0] ;
+  wire [7:0] \$signature__data$62[1] ;
+  wire [7:0] \$signature__data$62[2] ;
+  wire [7:0] \$signature__data$62[3] ;
+  wire [7:0] \$signature__data$62[4] ;
+  wire [7:0] \$signature__data$62[5] ;
+  wire [7:0] \$signature__data$62[6] ;
+  wire [7:0] \$signature__data$62[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -3882,13 +3901,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$56 ;
-  wire \$signature__en$59 ;
-  wire \$signature__en$62 ;
-  wire \$signature__en$89 ;
-  wire \$signature__en$91 ;
-  wire \$signature__en$93 ;
-  wire \$signature__en$95 ;
+  wire \$signature__en$57 ;
+  wire \$signature__en$60 ;
+  wire \$signature__en$63 ;
+  wire \$signature__en$90 ;
+  wire \$signature__en$92 ;
+  wire \$signature__en$94 ;
+  wire \$signature__en$96 ;
+  reg [15:0] a;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
   reg [1:0] a_busy_set;
@@ -3897,17 +3917,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [1:0] a_full_set;
   reg [15:0] acc_row = 16'h0000;
   reg acc_writes = 1'h0;
+  reg [33:0] addend;
   wire [9:0] addr;
   reg advance;
-  reg \advance$121 ;
+  reg \advance$122 ;
   reg \advance$165 ;
   reg apar = 1'h0;
+  reg [31:0] b;
   reg [1:0] b_busy = 2'h0;
   reg [1:0] b_busy_clr;
   reg [1:0] b_busy_set;
   reg [1:0] b_full = 2'h0;
   reg [1:0] b_full_clr;
   reg [1:0] b_full_set;
+  reg [31:0] b_koff = 32'd0;
   wire [9:0] b_rd__addr;
   wire [31:0] b_rd__data;
   wire [7:0] \b_rd__data[0] ;
@@ -3930,9 +3953,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [3:0] b_wr__en;
   reg [15:0] beat = 16'h0000;
   wire beat_ok;
+  reg [3:0] beyond = 4'h0;
   reg bpar = 1'h0;
-  output busy;
   wire busy;
+  output \busy$215 ;
+  wire \busy$215 ;
   reg byte_ready;
   reg [127:0] byte_row;
   reg byte_valid;
@@ -3987,11 +4012,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [3:0] c_wr__en;
   reg [15:0] chunk = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$145 ;
+  wire [15:0] \chunk$146 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$6 ;
+  wire [15:0] \chunk$5 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$68 ;
+  wire [15:0] \chunk$69 ;
+  wire [31:0] chunk_lda;
+  wire [31:0] chunk_ldc;
+  wire [31:0] chunk_ldcin;
   reg claimed;
   input clk;
   wire clk;
@@ -4016,10 +4044,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \cmd.rq_zp ;
   reg [7:0] code;
   wire [15:0] col0;
-  wire [15:0] \col0$154 ;
   wire [15:0] cols;
   wire [15:0] \cols$156 ;
-  reg [2:0] control_state = 3'h0;
+  reg [3:0] control_state = 4'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
   input dma_busy;
@@ -4028,10 +4055,6 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire dma_error;
   output done;
   reg done;
-  reg [65:0] \end ;
-  reg [65:0] \end$204 ;
-  reg [65:0] \end$205 ;
-  reg [65:0] \end$206 ;
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
@@ -4053,8 +4076,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$150 ;
-  wire [31:0] \index$82 ;
+  wire [31:0] \index$151 ;
+  wire [31:0] \index$83 ;
   wire is_cin;
   wire issue;
   reg \issue$157 ;
@@ -4064,27 +4087,34 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg l_done = 1'h0;
   reg l_step;
   wire last;
-  wire \last$222 ;
-  wire \last$225 ;
+  wire \last$231 ;
+  wire \last$236 ;
   wire last_in_panel;
+  wire \last_in_panel$225 ;
+  wire \last_in_panel$234 ;
+  reg launched = 1'h0;
   wire [2:0] level;
   wire [2:0] \level$158 ;
+  reg [31:0] load_a_addr = 32'd0;
+  reg [31:0] load_a_panel = 32'd0;
+  reg [31:0] load_cin_addr = 32'd0;
+  reg [31:0] load_cin_panel = 32'd0;
   reg [31:0] load_k_kc0 = 32'd0;
   wire load_k_last;
   wire [31:0] load_k_left;
   wire [31:0] load_k_len;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$143 ;
-  wire [15:0] \m$66 ;
+  wire [15:0] \m$144 ;
+  wire [15:0] \m$67 ;
   output [31:0] mac_cycles;
   reg [31:0] mac_cycles = 32'd0;
   reg meta_last = 1'h0;
   reg [2:0] meta_sel = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$144 ;
-  wire [15:0] \n$67 ;
+  wire [15:0] \n$145 ;
+  wire [15:0] \n$68 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
   wire [31:0] \o__payload.c ;
@@ -4109,23 +4139,22 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \operands__payload.last ;
   wire operands__ready;
   wire operands__valid;
-  wire [2:0] out_bytes;
   reg pending = 1'h0;
   reg \pending$159  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [64:0] \r_data$110 ;
-  wire [18:0] \r_data$127 ;
+  wire [64:0] \r_data$111 ;
+  wire [18:0] \r_data$128 ;
   wire [127:0] \r_data$182 ;
   wire [3:0] \r_data$192 ;
   reg r_en;
-  wire \r_en$111 ;
-  reg \r_en$131 ;
+  wire \r_en$112 ;
+  reg \r_en$132 ;
   reg \r_en$183 ;
   reg \r_en$199 ;
   wire r_rdy;
-  wire \r_rdy$108 ;
-  wire \r_rdy$123 ;
+  wire \r_rdy$109 ;
+  wire \r_rdy$124 ;
   wire \r_rdy$169 ;
   wire \r_rdy$180 ;
   output [99:0] rd_cmd__payload;
@@ -4160,9 +4189,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$146 ;
-  wire \restart$69 ;
-  wire \restart$8 ;
+  wire \restart$147 ;
+  wire \restart$7 ;
+  wire \restart$70 ;
+  wire [48:0] result;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
   wire [31:0] \results__payload.c[0] ;
@@ -4173,8 +4203,6 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire results__ready;
   wire results__valid;
   reg [15:0] row = 16'h0000;
-  wire [15:0] row0;
-  wire [15:0] \row0$153 ;
   reg [15:0] row_base = 16'h0000;
   wire [15:0] rows;
   wire [15:0] \rows$155 ;
@@ -4202,26 +4230,29 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [31:0] stall_load = 32'd0;
   output [31:0] stall_store;
   reg [31:0] stall_store = 32'd0;
-  input start;
-  wire start;
+  reg start;
+  input \start$237 ;
+  wire \start$237 ;
   reg step_done;
+  reg [31:0] store_c_addr = 32'd0;
+  reg [31:0] store_c_panel = 32'd0;
   reg store_state = 1'h0;
   reg [31:0] used = 32'd0;
   reg [2:0] w_data;
-  reg [18:0] \w_data$114 ;
+  reg [18:0] \w_data$115 ;
   wire [3:0] \w_data$171 ;
   wire [127:0] \w_data$172 ;
-  wire [64:0] \w_data$98 ;
+  wire [64:0] \w_data$99 ;
   reg w_en;
   (* init = 1'h0 *)
-  wire \w_en$106 ;
-  reg \w_en$113 ;
+  wire \w_en$107 ;
+  reg \w_en$114 ;
   wire \w_en$170 ;
   (* init = 1'h0 *)
   wire \w_en$174 ;
   wire w_rdy;
   wire \w_rdy$160 ;
-  wire \w_rdy$87 ;
+  wire \w_rdy$88 ;
   reg [15:0] words = 16'h0000;
   output [99:0] wr_cmd__payload;
   reg [99:0] wr_cmd__payload;
@@ -4386,15 +4417,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @(posedge clk) begin
     if (\$signature__en )
-      spad_a0[\$30 [6:0]] <= rd_data__payload[63:0];
+      spad_a0[\$23 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
   always @(posedge clk) begin
     if (issue) begin
-      _0_ <= spad_a0[\$89 [6:0]];
+      _0_ <= spad_a0[\$82 [6:0]];
     end
   end
-  assign \$signature__data$99  = _0_;
+  assign \$signature__data$100  = _0_;
   reg [63:0] spad_a1 [127:0];
   initial begin
     spad_a1[0] = 64'h0000000000000000;
@@ -4527,16 +4558,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     spad_a1[127] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$56 )
-      spad_a1[\$35 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$57 )
+      spad_a1[\$28 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (issue) begin
-      _1_ <= spad_a1[\$92 [6:0]];
+      _1_ <= spad_a1[\$85 [6:0]];
     end
   end
-  assign \$signature__data$101  = _1_;
+  assign \$signature__data$102  = _1_;
   reg [63:0] spad_a2 [127:0];
   initial begin
     spad_a2[0] = 64'h0000000000000000;
@@ -4669,16 +4700,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     spad_a2[127] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$59 )
-      spad_a2[\$40 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$60 )
+      spad_a2[\$33 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _2_;
   always @(posedge clk) begin
     if (issue) begin
-      _2_ <= spad_a2[\$95 [6:0]];
+      _2_ <= spad_a2[\$88 [6:0]];
     end
   end
-  assign \$signature__data$102  = _2_;
+  assign \$signature__data$103  = _2_;
   reg [63:0] spad_a3 [127:0];
   initial begin
     spad_a3[0] = 64'h0000000000000000;
@@ -4811,16 +4842,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     spad_a3[127] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$62 )
-      spad_a3[\$45 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$63 )
+      spad_a3[\$38 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _3_;
   always @(posedge clk) begin
     if (issue) begin
-      _3_ <= spad_a3[\$98 [6:0]];
+      _3_ <= spad_a3[\$91 [6:0]];
     end
   end
-  assign \$signature__data$103  = _3_;
+  assign \$signature__data$104  = _3_;
   reg [31:0] spad_b [1023:0];
   initial begin
     spad_b[0] = 32'd0;
@@ -5850,18 +5881,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @(posedge clk) begin
     if (b_wr__en[0])
-      spad_b[\$50 [9:0]][7:0] <= b_wr__data[7:0];
+      spad_b[\$43 [9:0]][7:0] <= b_wr__data[7:0];
     if (b_wr__en[1])
-      spad_b[\$50 [9:0]][15:8] <= b_wr__data[15:8];
+      spad_b[\$43 [9:0]][15:8] <= b_wr__data[15:8];
     if (b_wr__en[2])
-      spad_b[\$50 [9:0]][23:16] <= b_wr__data[23:16];
+      spad_b[\$43 [9:0]][23:16] <= b_wr__data[23:16];
     if (b_wr__en[3])
-      spad_b[\$50 [9:0]][31:24] <= b_wr__data[31:24];
+      spad_b[\$43 [9:0]][31:24] <= b_wr__data[31:24];
   end
   reg [31:0] _4_;
   always @(posedge clk) begin
     if (issue) begin
-      _4_ <= spad_b[\$100 [9:0]];
+      _4_ <= spad_b[\$93 [9:0]];
     end
   end
   assign b_rd__data = _4_;
@@ -6906,15 +6937,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [127:0] _6_;
   always @(posedge clk) begin
     if (\issue$157 ) begin
-      _5_ <= spad_c[\$153 [9:0]];
+      _5_ <= spad_c[\$143 [9:0]];
     end
     if (got) begin
-      _6_ <= spad_c[\$113 [9:0]];
+      _6_ <= spad_c[\$106 [9:0]];
     end
   end
   assign \w_data$172  = _5_;
   assign c_rd_acc__data = _6_;
-  assign out_bytes = c[353] ? 3'h1 : 3'h4;
   assign split = c[191:160] > 10'h200;
   assign \$1  = c[191:160] - load_k_kc0;
   assign load_k_last = \$1 [31:0] <= 10'h200;
@@ -6926,441 +6956,462 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \$6  = b_busy >> l_bpar;
   assign \$7  = ~ \$6 ;
   assign \$8  = \$7  & w_rdy;
-  assign \$9  = load_k_kc0 * c[287:256];
-  assign \$10  = c[63:32] + \$9 ;
-  assign \$11  = \$10  + col0;
-  assign \$12  = a_busy >> l_apar;
-  assign \$13  = ~ \$12 ;
-  assign \$14  = \$13  & w_rdy;
-  assign \$15  = row0 * c[255:224];
-  assign \$16  = c[31:0] + \$15 ;
-  assign \$17  = \$16  + load_k_kc0;
-  assign \$18  = ! load_k_kc0;
-  assign \$19  = c_busy >> index[0];
-  assign \$20  = ~ \$19 ;
-  assign \$21  = ~ c[352];
-  assign \$22  = row0 * c[351:320];
-  assign \$23  = c[127:96] + \$22 ;
-  assign \$25  = \$23  + \$24 ;
+  assign \$9  = c[63:32] + b_koff;
+  assign \$10  = \$9  + col0;
+  assign \$11  = a_busy >> l_apar;
+  assign \$12  = ~ \$11 ;
+  assign \$13  = \$12  & w_rdy;
+  assign \$14  = load_a_addr + load_k_kc0;
+  assign \$15  = ! load_k_kc0;
+  assign \$16  = c_busy >> index[0];
+  assign \$17  = ~ \$16 ;
+  assign \$18  = ~ c[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$27  = is_cin & acc_writes;
-  assign \$28  = ~ \$27 ;
-  assign rd_data__ready = r_rdy & \$28 ;
+  assign \$20  = is_cin & acc_writes;
+  assign \$21  = ~ \$20 ;
+  assign rd_data__ready = r_rdy & \$21 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$29  = r_data[2] * 7'h40;
-  assign \$30  = \$29  + beat;
-  assign \$31  = ! r_data[1:0];
-  assign \$32  = beat_ok & \$31 ;
-  assign \$33  = ! row;
-  assign \$signature__en  = \$32  & \$33 ;
-  assign \$34  = r_data[2] * 7'h40;
-  assign \$35  = \$34  + beat;
-  assign \$36  = ! r_data[1:0];
-  assign \$37  = beat_ok & \$36 ;
-  assign \$38  = row == 1'h1;
-  assign \$signature__en$56  = \$37  & \$38 ;
-  assign \$39  = r_data[2] * 7'h40;
-  assign \$40  = \$39  + beat;
-  assign \$41  = ! r_data[1:0];
-  assign \$42  = beat_ok & \$41 ;
-  assign \$43  = row == 2'h2;
-  assign \$signature__en$59  = \$42  & \$43 ;
-  assign \$44  = r_data[2] * 7'h40;
-  assign \$45  = \$44  + beat;
-  assign \$46  = ! r_data[1:0];
-  assign \$47  = beat_ok & \$46 ;
-  assign \$48  = row == 2'h3;
-  assign \$signature__en$62  = \$47  & \$48 ;
-  assign \$49  = r_data[2] * 10'h200;
-  assign \$50  = \$49  + row;
-  assign \$51  = r_data[1:0] == 1'h1;
-  assign \$52  = beat_ok & \$51 ;
-  assign \$53  = ! beat;
-  assign \$54  = \$52  & \$53 ;
-  assign \$55  = r_data[1:0] == 1'h1;
-  assign \$56  = beat_ok & \$55 ;
-  assign \$57  = ! beat;
-  assign \$58  = \$56  & \$57 ;
-  assign \$59  = r_data[1:0] == 1'h1;
-  assign \$60  = beat_ok & \$59 ;
-  assign \$61  = ! beat;
-  assign \$62  = \$60  & \$61 ;
-  assign \$63  = r_data[1:0] == 1'h1;
-  assign \$64  = beat_ok & \$63 ;
-  assign \$65  = ! beat;
-  assign \$66  = \$64  & \$65 ;
-  assign \$67  = c[191:160] - feed_k_kc0;
-  assign feed_k_last = \$67 [31:0] <= 10'h200;
-  assign \$68  = \$67 [31:0] < 10'h200;
-  assign feed_k_len = \$68  ? \$67 [31:0] : 32'd512;
-  assign \$69  = ~ f_done;
-  assign \$70  = running & \$69 ;
-  assign \$71  = a_full >> apar;
-  assign \$72  = \$70  & \$71 ;
-  assign \$73  = b_full >> bpar;
-  assign \$74  = \$72  & \$73 ;
-  assign \$75  = c_ready >> \index$82 [0];
-  assign \$76  = \$74  & \$75 ;
-  assign \$77  = \index$82  < c_claims;
-  assign \$78  = \$76  & \$77 ;
-  assign \$79  = level + pending;
-  assign \$80  = \$79  < 2'h3;
-  assign \$81  = \$78  & \$80 ;
-  assign \$82  = ! k_idx;
-  assign \$83  = ! feed_k_kc0;
-  assign \$84  = \$82  & \$83 ;
-  assign \$85  = ~ \$84 ;
-  assign \$86  = \$85  | \w_rdy$87 ;
-  assign issue = \$81  & \$86 ;
-  assign \$87  = apar * 7'h40;
-  assign \$89  = \$87  + \$88 ;
-  assign \$90  = apar * 7'h40;
-  assign \$92  = \$90  + \$91 ;
-  assign \$93  = apar * 7'h40;
-  assign \$95  = \$93  + \$94 ;
-  assign \$96  = apar * 7'h40;
-  assign \$98  = \$96  + \$97 ;
-  assign \$99  = bpar * 10'h200;
-  assign \$100  = \$99  + k_idx;
-  assign \$504  = meta_sel * 4'h8;
-  assign \$101  = \$signature__data$99  >> \$504 ;
-  assign \$507  = meta_sel * 4'h8;
-  assign \$102  = \$signature__data$101  >> \$507 ;
-  assign \$510  = meta_sel * 4'h8;
-  assign \$103  = \$signature__data$102  >> \$510 ;
-  assign \$513  = meta_sel * 4'h8;
-  assign \$104  = \$signature__data$103  >> \$513 ;
-  assign \$105  = ! k_idx;
-  assign \$106  = ! feed_k_kc0;
-  assign \$107  = \$105  & \$106 ;
-  assign \$108  = feed_k_len - 1'h1;
-  assign \$109  = k_idx == \$108 ;
-  assign \$110  = last_in_panel & feed_k_last;
-  assign \$111  = split | \$110 ;
+  assign \$22  = r_data[2] * 7'h40;
+  assign \$23  = \$22  + beat;
+  assign \$24  = ! r_data[1:0];
+  assign \$25  = beat_ok & \$24 ;
+  assign \$26  = ! row;
+  assign \$signature__en  = \$25  & \$26 ;
+  assign \$27  = r_data[2] * 7'h40;
+  assign \$28  = \$27  + beat;
+  assign \$29  = ! r_data[1:0];
+  assign \$30  = beat_ok & \$29 ;
+  assign \$31  = row == 1'h1;
+  assign \$signature__en$57  = \$30  & \$31 ;
+  assign \$32  = r_data[2] * 7'h40;
+  assign \$33  = \$32  + beat;
+  assign \$34  = ! r_data[1:0];
+  assign \$35  = beat_ok & \$34 ;
+  assign \$36  = row == 2'h2;
+  assign \$signature__en$60  = \$35  & \$36 ;
+  assign \$37  = r_data[2] * 7'h40;
+  assign \$38  = \$37  + beat;
+  assign \$39  = ! r_data[1:0];
+  assign \$40  = beat_ok & \$39 ;
+  assign \$41  = row == 2'h3;
+  assign \$signature__en$63  = \$40  & \$41 ;
+  assign \$42  = r_data[2] * 10'h200;
+  assign \$43  = \$42  + row;
+  assign \$44  = r_data[1:0] == 1'h1;
+  assign \$45  = beat_ok & \$44 ;
+  assign \$46  = ! beat;
+  assign \$47  = \$45  & \$46 ;
+  assign \$48  = r_data[1:0] == 1'h1;
+  assign \$49  = beat_ok & \$48 ;
+  assign \$50  = ! beat;
+  assign \$51  = \$49  & \$50 ;
+  assign \$52  = r_data[1:0] == 1'h1;
+  assign \$53  = beat_ok & \$52 ;
+  assign \$54  = ! beat;
+  assign \$55  = \$53  & \$54 ;
+  assign \$56  = r_data[1:0] == 1'h1;
+  assign \$57  = beat_ok & \$56 ;
+  assign \$58  = ! beat;
+  assign \$59  = \$57  & \$58 ;
+  assign \$60  = c[191:160] - feed_k_kc0;
+  assign feed_k_last = \$60 [31:0] <= 10'h200;
+  assign \$61  = \$60 [31:0] < 10'h200;
+  assign feed_k_len = \$61  ? \$60 [31:0] : 32'd512;
+  assign \$62  = ~ f_done;
+  assign \$63  = running & \$62 ;
+  assign \$64  = a_full >> apar;
+  assign \$65  = \$63  & \$64 ;
+  assign \$66  = b_full >> bpar;
+  assign \$67  = \$65  & \$66 ;
+  assign \$68  = c_ready >> \index$83 [0];
+  assign \$69  = \$67  & \$68 ;
+  assign \$70  = \index$83  < c_claims;
+  assign \$71  = \$69  & \$70 ;
+  assign \$72  = level + pending;
+  assign \$73  = \$72  < 2'h3;
+  assign \$74  = \$71  & \$73 ;
+  assign \$75  = ! k_idx;
+  assign \$76  = ! feed_k_kc0;
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$78  | \w_rdy$88 ;
+  assign issue = \$74  & \$79 ;
+  assign \$80  = apar * 7'h40;
+  assign \$82  = \$80  + \$81 ;
+  assign \$83  = apar * 7'h40;
+  assign \$85  = \$83  + \$84 ;
+  assign \$86  = apar * 7'h40;
+  assign \$88  = \$86  + \$87 ;
+  assign \$89  = apar * 7'h40;
+  assign \$91  = \$89  + \$90 ;
+  assign \$92  = bpar * 10'h200;
+  assign \$93  = \$92  + k_idx;
+  assign \$515  = meta_sel * 4'h8;
+  assign \$94  = \$signature__data$100  >> \$515 ;
+  assign \$518  = meta_sel * 4'h8;
+  assign \$95  = \$signature__data$102  >> \$518 ;
+  assign \$521  = meta_sel * 4'h8;
+  assign \$96  = \$signature__data$103  >> \$521 ;
+  assign \$524  = meta_sel * 4'h8;
+  assign \$97  = \$signature__data$104  >> \$524 ;
+  assign \$98  = ! k_idx;
+  assign \$99  = ! feed_k_kc0;
+  assign \$100  = \$98  & \$99 ;
+  assign \$101  = feed_k_len - 1'h1;
+  assign \$102  = k_idx == \$101 ;
+  assign \$103  = last_in_panel & feed_k_last;
+  assign \$104  = split | \$103 ;
   assign got = results__valid & results__ready;
-  assign \$112  = \r_data$127 [0] * 10'h200;
-  assign \$113  = \$112  + acc_row;
-  assign \$114  = \r_data$127 [16:1] - 1'h1;
-  assign \$115  = acc_row == \$114 ;
-  assign \$116  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$117  = $signed(s1_value[31:0]) + $signed(\$116 );
-  assign \$118  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$119  = $signed(s1_value[63:32]) + $signed(\$118 );
-  assign \$120  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$121  = $signed(s1_value[95:64]) + $signed(\$120 );
-  assign \$122  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$123  = $signed(s1_value[127:96]) + $signed(\$122 );
-  assign \$124  = r_data[2] * 10'h200;
-  assign \$125  = \$124  + row;
-  assign \$126  = beat_ok & is_cin;
-  assign \$127  = ! beat;
-  assign \$128  = \$126  & \$127 ;
-  assign \$129  = beat_ok & is_cin;
-  assign \$130  = ! beat;
-  assign \$131  = \$129  & \$130 ;
-  assign \$132  = beat_ok & is_cin;
-  assign \$133  = beat == 1'h1;
+  assign \$105  = \r_data$128 [0] * 10'h200;
+  assign \$106  = \$105  + acc_row;
+  assign \$107  = \r_data$128 [16:1] - 1'h1;
+  assign \$108  = acc_row == \$107 ;
+  assign \$109  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
+  assign \$110  = $signed(s1_value[31:0]) + $signed(\$109 );
+  assign \$111  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
+  assign \$112  = $signed(s1_value[63:32]) + $signed(\$111 );
+  assign \$113  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
+  assign \$114  = $signed(s1_value[95:64]) + $signed(\$113 );
+  assign \$115  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
+  assign \$116  = $signed(s1_value[127:96]) + $signed(\$115 );
+  assign \$117  = r_data[2] * 10'h200;
+  assign \$118  = \$117  + row;
+  assign \$119  = beat_ok & is_cin;
+  assign \$120  = ! beat;
+  assign \$121  = \$119  & \$120 ;
+  assign \$122  = beat_ok & is_cin;
+  assign \$123  = ! beat;
+  assign \$124  = \$122  & \$123 ;
+  assign \$125  = beat_ok & is_cin;
+  assign \$126  = beat == 1'h1;
+  assign \$127  = \$125  & \$126 ;
+  assign \$128  = beat_ok & is_cin;
+  assign \$129  = beat == 1'h1;
+  assign \$130  = \$128  & \$129 ;
+  assign \$131  = ~ s_done;
+  assign \$132  = running & \$131 ;
+  assign \$133  = c_done >> \index$151 [0];
   assign \$134  = \$132  & \$133 ;
-  assign \$135  = beat_ok & is_cin;
-  assign \$136  = beat == 1'h1;
-  assign \$137  = \$135  & \$136 ;
-  assign \$138  = ~ s_done;
-  assign \$139  = running & \$138 ;
-  assign \$140  = c_done >> \index$150 [0];
-  assign \$141  = \$139  & \$140 ;
-  assign \$142  = \row0$153  * c[319:288];
-  assign \$143  = c[95:64] + \$142 ;
-  assign \$144  = \col0$154  * out_bytes;
-  assign \$145  = \$143  + \$144 ;
-  assign \$146  = \cols$156  * out_bytes;
-  assign \$147  = \level$158  + \pending$159 ;
-  assign \$148  = \$147  < 2'h3;
-  assign \$149  = \$148  & \w_rdy$160 ;
-  assign \$150  = \rows$155  - 1'h1;
-  assign \$151  = r == \$150 ;
-  assign \$152  = \index$150 [0] * 10'h200;
-  assign \$153  = \$152  + r;
-  assign \$154  = ~ \r_rdy$169 ;
-  assign \$155  = ~ \issue$157 ;
-  assign s_drained = \$154  & \$155 ;
-  assign \$156  = \rows$155  - 1'h1;
-  assign \$157  = r == \$156 ;
-  assign \$158  = \r_data$192 [2:0] * out_bytes;
-  assign \$159  = s_beat * 4'h8;
-  assign \$160  = \$158 [4:0] - \$159 [4:0];
+  assign \$136  = c[353] ? { 3'h0, \cols$156  } : \$135 ;
+  assign \$137  = \level$158  + \pending$159 ;
+  assign \$138  = \$137  < 2'h3;
+  assign \$139  = \$138  & \w_rdy$160 ;
+  assign \$140  = \rows$155  - 1'h1;
+  assign \$141  = r == \$140 ;
+  assign \$142  = \index$151 [0] * 10'h200;
+  assign \$143  = \$142  + r;
+  assign \$144  = ~ \r_rdy$169 ;
+  assign \$145  = ~ \issue$157 ;
+  assign s_drained = \$144  & \$145 ;
+  assign \$146  = \rows$155  - 1'h1;
+  assign \$147  = r == \$146 ;
+  assign \$149  = c[353] ? { 3'h0, \r_data$192 [2:0] } : \$148 ;
+  assign \$150  = s_beat * 4'h8;
+  assign \$151  = \$149 [4:0] - \$150 [4:0];
   assign wr_data__valid = byte_valid & \r_rdy$169 ;
-  assign \$575  = s_beat * 7'h40;
-  assign \$161  = byte_row >> \$575 ;
-  assign \$162  = \$160 [4:0] <= 4'h8;
-  assign \$163  = \$162  ? \$160 [4:0] : 5'h08;
-  assign \$164  = ! s_beat;
-  assign \$165  = \$160 [4:0] <= 4'h8;
-  assign \$166  = \$160 [4:0] <= 4'h8;
-  assign \$167  = \$166  & \r_data$192 [3];
-  assign \$168  = wr_data__valid & wr_data__ready;
-  assign \$169  = \$160 [4:0] <= 4'h8;
-  assign \$170  = c[159:128] - 1'h1;
-  assign \$171  = $signed(\$170 ) * $signed({ 1'h0, c[255:224] });
-  assign \$172  = $signed({ 1'h0, c[31:0] }) + $signed(\$171 );
-  assign \$173  = $signed(\$172 ) + $signed({ 1'h0, c[191:160] });
-  assign \$174  = c[191:160] - 1'h1;
-  assign \$175  = $signed(\$174 ) * $signed({ 1'h0, c[287:256] });
-  assign \$176  = $signed({ 1'h0, c[63:32] }) + $signed(\$175 );
-  assign \$177  = $signed(\$176 ) + $signed({ 1'h0, c[223:192] });
-  assign \$178  = c[159:128] - 1'h1;
-  assign \$179  = $signed(\$178 ) * $signed({ 1'h0, c[319:288] });
-  assign \$180  = $signed({ 1'h0, c[95:64] }) + $signed(\$179 );
-  assign \$181  = c[223:192] * out_bytes;
-  assign \$182  = $signed(\$180 ) + $signed({ 1'h0, \$181  });
-  assign \$183  = c[159:128] - 1'h1;
-  assign \$184  = $signed(\$183 ) * $signed({ 1'h0, c[351:320] });
-  assign \$185  = $signed({ 1'h0, c[127:96] }) + $signed(\$184 );
-  assign \$187  = $signed(\$185 ) + $signed({ 1'h0, \$186  });
-  assign \$188  = ! c[159:128];
-  assign \$189  = ! c[191:160];
+  assign \$584  = s_beat * 7'h40;
+  assign \$152  = byte_row >> \$584 ;
+  assign \$153  = \$151 [4:0] <= 4'h8;
+  assign \$154  = \$153  ? \$151 [4:0] : 5'h08;
+  assign \$155  = ! s_beat;
+  assign \$156  = \$151 [4:0] <= 4'h8;
+  assign \$157  = \$151 [4:0] <= 4'h8;
+  assign \$158  = \$157  & \r_data$192 [3];
+  assign \$159  = wr_data__valid & wr_data__ready;
+  assign \$160  = \$151 [4:0] <= 4'h8;
+  assign \$164  = ~ launched;
+  assign \$165  = ~ busy;
+  assign \$166  = c[159:128] - 1'h1;
+  assign \$167  = c[31:0] + c[191:160];
+  assign \$168  = ~ launched;
+  assign \$169  = ~ busy;
+  assign \$170  = c[191:160] - 1'h1;
+  assign \$171  = c[63:32] + c[223:192];
+  assign \$172  = ~ launched;
+  assign \$173  = ~ busy;
+  assign \$174  = c[159:128] - 1'h1;
+  assign \$176  = c[353] ? { 3'h0, c[223:192] } : \$175 ;
+  assign \$177  = c[95:64] + \$176 ;
+  assign \$178  = ~ launched;
+  assign \$179  = ~ busy;
+  assign \$180  = c[159:128] - 1'h1;
+  assign \$182  = c[127:96] + \$181 ;
+  assign \$183  = ! c[159:128];
+  assign \$184  = ! c[191:160];
+  assign \$185  = \$183  | \$184 ;
+  assign \$186  = ! c[223:192];
+  assign \$187  = \$185  | \$186 ;
+  assign \$188  = c[159:128] > 16'hffff;
+  assign \$189  = c[223:192] > 16'hffff;
   assign \$190  = \$188  | \$189 ;
-  assign \$191  = ! c[223:192];
+  assign \$191  = c[191:160] > 16'hffff;
   assign \$192  = \$190  | \$191 ;
-  assign \$193  = c[159:128] > 16'hffff;
-  assign \$194  = c[223:192] > 16'hffff;
-  assign \$195  = \$193  | \$194 ;
-  assign \$196  = c[191:160] > 16'hffff;
-  assign \$197  = \$195  | \$196 ;
-  assign \$199  = c[255:224] < c[191:160];
-  assign \$200  = c[287:256] < c[223:192];
-  assign \$201  = \$199  | \$200 ;
-  assign \$202  = c[223:192] * out_bytes;
-  assign \$203  = c[319:288] < \$202 ;
-  assign \$204  = \$201  | \$203 ;
-  assign \$206  = c[351:320] < \$205 ;
-  assign \$207  = c[352] & \$206 ;
-  assign \$208  = \$204  | \$207 ;
-  assign \$209  = ~ c[353];
-  assign \$210  = | c[65:64];
-  assign \$211  = | c[289:288];
+  assign \$194  = c[255:224] < c[191:160];
+  assign \$195  = c[287:256] < c[223:192];
+  assign \$196  = \$194  | \$195 ;
+  assign \$198  = c[353] ? { 3'h0, c[223:192] } : \$197 ;
+  assign \$199  = c[319:288] < \$198 ;
+  assign \$200  = \$196  | \$199 ;
+  assign \$202  = c[351:320] < \$201 ;
+  assign \$203  = c[352] & \$202 ;
+  assign \$204  = \$200  | \$203 ;
+  assign \$205  = ~ c[353];
+  assign \$206  = | c[65:64];
+  assign \$207  = | c[289:288];
+  assign \$208  = \$206  | \$207 ;
+  assign \$209  = \$205  & \$208 ;
+  assign \$210  = | c[97:96];
+  assign \$211  = | c[321:320];
   assign \$212  = \$210  | \$211 ;
-  assign \$213  = \$209  & \$212 ;
-  assign \$214  = | c[97:96];
-  assign \$215  = | c[321:320];
-  assign \$216  = \$214  | \$215 ;
-  assign \$217  = c[352] & \$216 ;
-  assign \$218  = \$213  | \$217 ;
-  assign \$219  = \end  > 33'h100000000;
-  assign \$220  = \end$204  > 33'h100000000;
-  assign \$221  = \$219  | \$220 ;
-  assign \$222  = \end$205  > 33'h100000000;
-  assign \$223  = \$221  | \$222 ;
-  assign \$224  = \end$206  > 33'h100000000;
-  assign \$225  = c[352] & \$224 ;
-  assign \$226  = \$223  | \$225 ;
-  assign busy = ~ \$233 ;
-  assign \$227  = ! loader_state;
-  assign \$228  = loader_state == 1'h1;
-  assign \$229  = loader_state == 2'h2;
-  assign \$230  = loader_state == 2'h3;
-  assign \$231  = ! store_state;
-  assign \$233  = ! control_state;
-  assign \$234  = control_state == 1'h1;
-  assign \$235  = control_state == 2'h2;
-  assign \$236  = control_state == 2'h3;
-  assign \$237  = control_state == 3'h4;
-  assign \$238  = control_state == 3'h5;
-  assign \$239  = a_busy | a_busy_set;
-  assign \$240  = ~ a_busy_clr;
-  assign \$241  = \$239  & \$240 ;
-  assign \$242  = a_full | a_full_set;
-  assign \$243  = ~ a_full_clr;
-  assign \$244  = \$242  & \$243 ;
-  assign \$245  = b_busy | b_busy_set;
-  assign \$246  = ~ b_busy_clr;
-  assign \$247  = \$245  & \$246 ;
-  assign \$248  = b_full | b_full_set;
-  assign \$249  = ~ b_full_clr;
-  assign \$250  = \$248  & \$249 ;
-  assign \$251  = c_busy | c_busy_set;
-  assign \$252  = ~ c_busy_clr;
-  assign \$253  = \$251  & \$252 ;
-  assign \$254  = c_ready | c_ready_set;
-  assign \$255  = ~ c_ready_clr;
-  assign \$256  = \$254  & \$255 ;
-  assign \$257  = c_done | c_done_set;
-  assign \$258  = ~ c_done_clr;
-  assign \$259  = \$257  & \$258 ;
-  assign \$266  = load_k_kc0 + 10'h200;
-  assign \$267  = load_k_last ? 33'h000000000 : \$266 ;
-  assign \$268  = ~ l_done;
-  assign \$269  = running & \$268 ;
-  assign \$270  = ~ split;
-  assign \$271  = ~ first_in_panel;
-  assign \$272  = \$270  & \$271 ;
-  assign \$273  = b_busy >> l_bpar;
-  assign \$274  = ~ \$273 ;
-  assign \$275  = \$274  & w_rdy;
-  assign \$276  = ~ l_bpar;
-  assign \$277  = a_busy >> l_apar;
-  assign \$278  = ~ \$277 ;
-  assign \$279  = \$278  & w_rdy;
-  assign \$280  = ~ l_apar;
-  assign \$281  = ! load_k_kc0;
-  assign \$282  = c_claims + 1'h1;
-  assign \$283  = row + 1'h1;
-  assign \$284  = row_base + words;
-  assign \$285  = beat + 1'h1;
-  assign \$286  = feed_k_kc0 + 10'h200;
-  assign \$287  = feed_k_last ? 33'h000000000 : \$286 ;
-  assign \$288  = feed_k_len - 1'h1;
-  assign \$289  = k_idx == \$288 ;
-  assign \$290  = \$289  & feed_k_last;
-  assign \$291  = feed_k_len - 1'h1;
-  assign \$292  = k_idx == \$291 ;
-  assign \$293  = ~ apar;
-  assign \$294  = last_in_panel & feed_k_last;
-  assign \$295  = split | \$294 ;
-  assign \$296  = ~ bpar;
-  assign \$297  = k_idx + 1'h1;
-  assign \$298  = got & \r_data$127 [18];
-  assign \$299  = \r_data$127 [16:1] - 1'h1;
-  assign \$300  = acc_row == \$299 ;
-  assign \$301  = \$298  & \$300 ;
-  assign \$302  = \r_data$127 [16:1] - 1'h1;
-  assign \$303  = acc_row == \$302 ;
-  assign \$304  = acc_row + 1'h1;
-  assign \$305  = ~ s_done;
-  assign \$306  = running & \$305 ;
-  assign \$307  = c_done >> \index$150 [0];
-  assign \$308  = \$306  & \$307 ;
-  assign \$309  = \rows$155  - 1'h1;
-  assign \$310  = r == \$309 ;
-  assign \$311  = r + 1'h1;
-  assign \$312  = wr_data__valid & wr_data__ready;
-  assign \$313  = \$160 [4:0] <= 4'h8;
-  assign \$314  = s_beat + 1'h1;
-  assign \$315  = split ? 32'd512 : c[191:160];
-  assign \$316  = \$315  + 4'h8;
-  assign \$317  = \$316  - 1'h1;
-  assign \$319  = | code;
-  assign \$320  = used + words;
-  assign \$321  = \$320  <= 7'h40;
-  assign \$322  = chunk < c[159:128];
-  assign \$323  = \$321  & \$322 ;
-  assign \$324  = chunk < 10'h200;
-  assign \$325  = \$323  & \$324 ;
-  assign \$326  = used + words;
-  assign \$327  = chunk + 1'h1;
-  assign \$328  = s_done & s_drained;
-  assign \$329  = ~ dma_busy;
-  assign \$330  = \$328  & \$329 ;
-  assign \$331  = cycles + 1'h1;
-  assign \$332  = operands__valid & \r_en$111 ;
-  assign \$333  = mac_cycles + 1'h1;
-  assign \$334  = ~ f_done;
-  assign \$335  = running & \$334 ;
-  assign \$336  = ~ operands__valid;
-  assign \$337  = \$335  & \$336 ;
-  assign \$338  = stall_load + 1'h1;
-  assign \$339  = ~ results__ready;
-  assign \$340  = results__valid & \$339 ;
-  assign \$341  = stall_store + 1'h1;
+  assign \$213  = c[352] & \$212 ;
+  assign \$214  = \$209  | \$213 ;
+  assign \$215  = | beyond;
+  assign \busy$215  = ~ \$222 ;
+  assign \$216  = ! loader_state;
+  assign \$217  = loader_state == 1'h1;
+  assign \$218  = loader_state == 2'h2;
+  assign \$219  = loader_state == 2'h3;
+  assign \$220  = ! store_state;
+  assign \$222  = ! control_state;
+  assign \$223  = control_state == 1'h1;
+  assign \$224  = control_state == 2'h2;
+  assign \$225  = control_state == 2'h3;
+  assign \$226  = control_state == 3'h4;
+  assign \$227  = control_state == 3'h5;
+  assign \$228  = control_state == 3'h6;
+  assign \$229  = control_state == 3'h7;
+  assign \$230  = control_state == 4'h8;
+  assign \$231  = a_busy | a_busy_set;
+  assign \$232  = ~ a_busy_clr;
+  assign \$233  = \$231  & \$232 ;
+  assign \$234  = a_full | a_full_set;
+  assign \$235  = ~ a_full_clr;
+  assign \$236  = \$234  & \$235 ;
+  assign \$237  = b_busy | b_busy_set;
+  assign \$238  = ~ b_busy_clr;
+  assign \$239  = \$237  & \$238 ;
+  assign \$240  = b_full | b_full_set;
+  assign \$241  = ~ b_full_clr;
+  assign \$242  = \$240  & \$241 ;
+  assign \$243  = c_busy | c_busy_set;
+  assign \$244  = ~ c_busy_clr;
+  assign \$245  = \$243  & \$244 ;
+  assign \$246  = c_ready | c_ready_set;
+  assign \$247  = ~ c_ready_clr;
+  assign \$248  = \$246  & \$247 ;
+  assign \$249  = c_done | c_done_set;
+  assign \$250  = ~ c_done_clr;
+  assign \$251  = \$249  & \$250 ;
+  assign \$258  = load_k_kc0 + 10'h200;
+  assign \$259  = load_k_last ? 33'h000000000 : \$258 ;
+  assign \$260  = load_a_panel + 1'h0;
+  assign \$261  = load_a_panel + 1'h0;
+  assign \$262  = load_a_addr + \$161 [31:0];
+  assign \$263  = load_cin_panel + 5'h10;
+  assign \$264  = load_cin_panel + 5'h10;
+  assign \$265  = load_cin_addr + \$163 [31:0];
+  assign \$267  = b_koff + \$266 ;
+  assign \$268  = load_k_last ? 48'h000000000000 : \$267 ;
+  assign \$269  = ~ l_done;
+  assign \$270  = running & \$269 ;
+  assign \$271  = ~ split;
+  assign \$272  = ~ first_in_panel;
+  assign \$273  = \$271  & \$272 ;
+  assign \$274  = b_busy >> l_bpar;
+  assign \$275  = ~ \$274 ;
+  assign \$276  = \$275  & w_rdy;
+  assign \$277  = ~ l_bpar;
+  assign \$278  = a_busy >> l_apar;
+  assign \$279  = ~ \$278 ;
+  assign \$280  = \$279  & w_rdy;
+  assign \$281  = ~ l_apar;
+  assign \$282  = ! load_k_kc0;
+  assign \$283  = c_claims + 1'h1;
+  assign \$284  = row + 1'h1;
+  assign \$285  = row_base + words;
+  assign \$286  = beat + 1'h1;
+  assign \$287  = feed_k_kc0 + 10'h200;
+  assign \$288  = feed_k_last ? 33'h000000000 : \$287 ;
+  assign \$289  = feed_k_len - 1'h1;
+  assign \$290  = k_idx == \$289 ;
+  assign \$291  = \$290  & feed_k_last;
+  assign \$292  = feed_k_len - 1'h1;
+  assign \$293  = k_idx == \$292 ;
+  assign \$294  = ~ apar;
+  assign \$295  = last_in_panel & feed_k_last;
+  assign \$296  = split | \$295 ;
+  assign \$297  = ~ bpar;
+  assign \$298  = k_idx + 1'h1;
+  assign \$299  = got & \r_data$128 [18];
+  assign \$300  = \r_data$128 [16:1] - 1'h1;
+  assign \$301  = acc_row == \$300 ;
+  assign \$302  = \$299  & \$301 ;
+  assign \$303  = \r_data$128 [16:1] - 1'h1;
+  assign \$304  = acc_row == \$303 ;
+  assign \$305  = acc_row + 1'h1;
+  assign \$306  = c[353] ? 5'h04 : 5'h10;
+  assign \$307  = store_c_panel + \$306 ;
+  assign \$308  = c[353] ? 5'h04 : 5'h10;
+  assign \$309  = store_c_panel + \$308 ;
+  assign \$310  = store_c_addr + \$162 [31:0];
+  assign \$311  = ~ s_done;
+  assign \$312  = running & \$311 ;
+  assign \$313  = c_done >> \index$151 [0];
+  assign \$314  = \$312  & \$313 ;
+  assign \$315  = \rows$155  - 1'h1;
+  assign \$316  = r == \$315 ;
+  assign \$317  = r + 1'h1;
+  assign \$318  = wr_data__valid & wr_data__ready;
+  assign \$319  = \$151 [4:0] <= 4'h8;
+  assign \$320  = s_beat + 1'h1;
+  assign \$321  = ~ launched;
+  assign \$322  = ~ busy;
+  assign \$323  = result > 33'h100000000;
+  assign \$324  = ~ launched;
+  assign \$325  = ~ busy;
+  assign \$326  = result > 33'h100000000;
+  assign \$327  = ~ launched;
+  assign \$328  = ~ busy;
+  assign \$329  = result > 33'h100000000;
+  assign \$330  = ~ launched;
+  assign \$331  = ~ busy;
+  assign \$332  = result > 33'h100000000;
+  assign \$333  = split ? 32'd512 : c[191:160];
+  assign \$334  = \$333  + 4'h8;
+  assign \$335  = \$334  - 1'h1;
+  assign \$337  = | code;
+  assign \$338  = s_done & s_drained;
+  assign \$339  = ~ dma_busy;
+  assign \$340  = \$338  & \$339 ;
+  assign \$341  = cycles + 1'h1;
+  assign \$342  = operands__valid & \r_en$112 ;
+  assign \$343  = mac_cycles + 1'h1;
+  assign \$344  = ~ f_done;
+  assign \$345  = running & \$344 ;
+  assign \$346  = ~ operands__valid;
+  assign \$347  = \$345  & \$346 ;
+  assign \$348  = stall_load + 1'h1;
+  assign \$349  = ~ results__ready;
+  assign \$350  = results__valid & \$349 ;
+  assign \$351  = stall_store + 1'h1;
   always @(posedge clk)
-    a_busy <= \$342 ;
+    a_busy <= \$352 ;
   always @(posedge clk)
-    a_full <= \$343 ;
+    a_full <= \$353 ;
   always @(posedge clk)
-    b_busy <= \$344 ;
+    b_busy <= \$354 ;
   always @(posedge clk)
-    b_full <= \$345 ;
+    b_full <= \$355 ;
   always @(posedge clk)
-    c_busy <= \$346 ;
+    c_busy <= \$356 ;
   always @(posedge clk)
-    c_ready <= \$347 ;
+    c_ready <= \$357 ;
   always @(posedge clk)
-    c_done <= \$348 ;
+    c_done <= \$358 ;
   always @(posedge clk)
-    b_used_w <= \$349 ;
+    b_used_w <= \$359 ;
   always @(posedge clk)
-    b_used_o <= \$350 ;
+    b_used_o <= \$360 ;
   always @(posedge clk)
-    load_k_kc0 <= \$351 ;
+    load_k_kc0 <= \$361 ;
   always @(posedge clk)
-    loader_state <= \$352 ;
+    load_a_panel <= \$362 ;
   always @(posedge clk)
-    l_bpar <= \$353 ;
+    load_a_addr <= \$363 ;
   always @(posedge clk)
-    l_apar <= \$354 ;
+    load_cin_panel <= \$364 ;
   always @(posedge clk)
-    l_done <= \$355 ;
+    load_cin_addr <= \$365 ;
   always @(posedge clk)
-    c_claims <= \$356 ;
+    b_koff <= \$366 ;
   always @(posedge clk)
-    row <= \$357 ;
+    loader_state <= \$367 ;
   always @(posedge clk)
-    beat <= \$358 ;
+    l_bpar <= \$368 ;
   always @(posedge clk)
-    row_base <= \$359 ;
+    l_apar <= \$369 ;
   always @(posedge clk)
-    feed_k_kc0 <= \$360 ;
+    l_done <= \$370 ;
   always @(posedge clk)
-    pending <= \$361 ;
+    c_claims <= \$371 ;
   always @(posedge clk)
-    meta_last <= \$362 ;
+    row <= \$372 ;
   always @(posedge clk)
-    meta_sel <= \$363 ;
+    beat <= \$373 ;
   always @(posedge clk)
-    k_idx <= \$364 ;
+    row_base <= \$374 ;
   always @(posedge clk)
-    apar <= \$365 ;
+    feed_k_kc0 <= \$375 ;
   always @(posedge clk)
-    bpar <= \$366 ;
+    pending <= \$376 ;
   always @(posedge clk)
-    f_done <= \$367 ;
+    meta_last <= \$377 ;
   always @(posedge clk)
-    acc_writes <= \$368 ;
+    meta_sel <= \$378 ;
   always @(posedge clk)
-    s1_addr <= \$369 ;
+    k_idx <= \$379 ;
   always @(posedge clk)
-    s1_value <= \$370 ;
+    apar <= \$380 ;
   always @(posedge clk)
-    s1_read <= \$371 ;
+    bpar <= \$381 ;
   always @(posedge clk)
-    s1_half <= \$372 ;
+    f_done <= \$382 ;
   always @(posedge clk)
-    s1_chunk_done <= \$373 ;
+    acc_writes <= \$383 ;
   always @(posedge clk)
-    acc_row <= \$374 ;
+    s1_addr <= \$384 ;
   always @(posedge clk)
-    store_state <= \$375 ;
+    s1_value <= \$385 ;
   always @(posedge clk)
-    r <= \$376 ;
+    s1_read <= \$386 ;
   always @(posedge clk)
-    s_done <= \$377 ;
+    s1_half <= \$387 ;
   always @(posedge clk)
-    \pending$159  <= \$378 ;
+    s1_chunk_done <= \$388 ;
   always @(posedge clk)
-    s_beat <= \$379 ;
+    acc_row <= \$389 ;
   always @(posedge clk)
-    c <= \$380 ;
+    store_c_panel <= \$390 ;
   always @(posedge clk)
-    error <= \$381 ;
+    store_c_addr <= \$391 ;
   always @(posedge clk)
-    cycles <= \$382 ;
+    store_state <= \$392 ;
   always @(posedge clk)
-    mac_cycles <= \$383 ;
+    r <= \$393 ;
   always @(posedge clk)
-    stall_load <= \$384 ;
+    s_done <= \$394 ;
   always @(posedge clk)
-    stall_store <= \$385 ;
+    \pending$159  <= \$395 ;
   always @(posedge clk)
-    control_state <= \$386 ;
+    s_beat <= \$396 ;
   always @(posedge clk)
-    words <= \$387 ;
+    c <= \$397 ;
   always @(posedge clk)
-    used <= \$388 ;
+    error <= \$398 ;
   always @(posedge clk)
-    chunk <= \$389 ;
+    cycles <= \$399 ;
+  always @(posedge clk)
+    mac_cycles <= \$400 ;
+  always @(posedge clk)
+    stall_load <= \$401 ;
+  always @(posedge clk)
+    stall_store <= \$402 ;
+  always @(posedge clk)
+    beyond <= \$403 ;
+  always @(posedge clk)
+    launched <= \$404 ;
+  always @(posedge clk)
+    control_state <= \$405 ;
+  always @(posedge clk)
+    words <= \$406 ;
+  always @(posedge clk)
+    used <= \$407 ;
+  always @(posedge clk)
+    chunk <= \$408 ;
   \accelerator.engine.core  core (
     .clk(clk),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$111 ),
+    .operands__ready(\r_en$112 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
@@ -7368,11 +7419,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .rst(rst)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$121 ),
+    .advance(\advance$122 ),
     .chunk(chunk),
     .clk(clk),
-    .index(\index$82 ),
-    .last(\last$222 ),
+    .index(\index$83 ),
+    .last(\last$231 ),
     .last_in_panel(last_in_panel),
     .m(c[143:128]),
     .n(c[207:192]),
@@ -7388,10 +7439,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .first_in_panel(first_in_panel),
     .index(index),
     .last(last),
+    .last_in_panel(\last_in_panel$225 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .row0(row0),
     .rows(rows),
     .rst(rst)
   );
@@ -7399,21 +7450,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .clk(clk),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$111 ),
+    .r_en(\r_en$112 ),
     .r_rdy(operands__valid),
     .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$98 )
+    .w_port__data(\w_data$99 )
   );
   \accelerator.engine.passes  passes (
     .clk(clk),
-    .r_data(\r_data$127 ),
-    .r_en(\r_en$131 ),
+    .r_data(\r_data$128 ),
+    .r_en(\r_en$132 ),
     .r_rdy(results__ready),
     .rst(rst),
-    .w_en(\w_en$113 ),
-    .w_port__data(\w_data$114 ),
-    .w_rdy(\w_rdy$87 )
+    .w_en(\w_en$114 ),
+    .w_port__data(\w_data$115 ),
+    .w_rdy(\w_rdy$88 )
   );
   \accelerator.engine.requant  requant (
     .clk(clk),
@@ -7423,7 +7474,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$1967$354 (c[398:354]),
+    .\port$2047$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -7446,18 +7497,27 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .w_en(\pending$159 ),
     .w_port__data(\w_data$172 )
   );
+  \accelerator.engine.setup_mul  setup_mul (
+    .a(a),
+    .addend(addend),
+    .b(b),
+    .busy(busy),
+    .clk(clk),
+    .result(result),
+    .rst(rst),
+    .start(start)
+  );
   \accelerator.engine.store_walk  store_walk (
     .advance(\advance$165 ),
     .chunk(chunk),
     .clk(clk),
-    .col0(\col0$154 ),
     .cols(\cols$156 ),
-    .index(\index$150 ),
-    .last(\last$225 ),
+    .index(\index$151 ),
+    .last(\last$236 ),
+    .last_in_panel(\last_in_panel$234 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .row0(\row0$153 ),
     .rows(\rows$155 ),
     .rst(rst)
   );
@@ -7484,12 +7544,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
             rd_cmd__valid = 1'h1;
           end
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             rd_cmd__valid = 1'h1;
           end
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
             end else if (w_rdy) begin
               rd_cmd__valid = 1'h1;
             end
@@ -7506,25 +7566,25 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           if (\$5 ) begin
           end else if (\$8 ) begin
-            rd_cmd__payload[31:0] = \$11 [31:0];
+            rd_cmd__payload[31:0] = \$10 [31:0];
             rd_cmd__payload[47:32] = load_k_len[15:0];
             rd_cmd__payload[67:48] = { 4'h0, cols };
             rd_cmd__payload[99:68] = c[287:256];
           end
       2'h2:
-          if (\$14 ) begin
-            rd_cmd__payload[31:0] = \$17 [31:0];
+          if (\$13 ) begin
+            rd_cmd__payload[31:0] = \$14 [31:0];
             rd_cmd__payload[47:32] = rows;
             rd_cmd__payload[67:48] = load_k_len[19:0];
             rd_cmd__payload[99:68] = c[255:224];
           end
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
             end else if (w_rdy) begin
-              rd_cmd__payload[31:0] = \$25 [31:0];
+              rd_cmd__payload[31:0] = load_cin_addr;
               rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$26  };
+              rd_cmd__payload[67:48] = { 1'h0, \$19  };
               rd_cmd__payload[99:68] = c[351:320];
             end
           end
@@ -7543,12 +7603,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
             w_data = { l_bpar, 2'h1 };
           end
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             w_data = { l_apar, 2'h0 };
           end
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
             end else if (w_rdy) begin
               w_data = { index[0], 2'h2 };
             end
@@ -7568,12 +7628,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
             w_en = rd_cmd__ready;
           end
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             w_en = rd_cmd__ready;
           end
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
             end else if (w_rdy) begin
               w_en = rd_cmd__ready;
             end
@@ -7610,7 +7670,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
               casez (l_apar)
@@ -7633,10 +7693,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$18 ) begin
+              if (\$15 ) begin
               end else begin
                 l_step = 1'h1;
               end
@@ -7658,10 +7718,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$18 ) begin
+              if (\$15 ) begin
               end else begin
                 if (load_k_last) begin
                   advance = 1'h1;
@@ -7689,8 +7749,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h2:
           /* empty */;
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -7724,8 +7784,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h2:
           /* empty */;
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -7767,8 +7827,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h2:
           /* empty */;
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -7827,22 +7887,22 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$113  = 1'h0;
+    \w_en$114  = 1'h0;
     if (issue) begin
-      if (\$107 ) begin
-        \w_en$113  = 1'h1;
+      if (\$100 ) begin
+        \w_en$114  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$114  = 19'h00000;
+    \w_data$115  = 19'h00000;
     if (issue) begin
-      if (\$107 ) begin
-        \w_data$114 [0] = \index$82 [0];
-        \w_data$114 [16:1] = 16'h0004;
-        \w_data$114 [17] = c[352];
-        \w_data$114 [18] = 1'h1;
+      if (\$100 ) begin
+        \w_data$115 [0] = \index$83 [0];
+        \w_data$115 [16:1] = 16'h0004;
+        \w_data$115 [17] = c[352];
+        \w_data$115 [18] = 1'h1;
       end
     end
   end
@@ -7850,7 +7910,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     step_done = 1'h0;
     if (issue) begin
-      if (\$109 ) begin
+      if (\$102 ) begin
         step_done = 1'h1;
       end
     end
@@ -7859,7 +7919,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
-      if (\$109 ) begin
+      if (\$102 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -7874,7 +7934,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
-      if (\$109 ) begin
+      if (\$102 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -7889,8 +7949,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_full_clr = 2'h0;
     if (issue) begin
-      if (\$109 ) begin
-        if (\$111 ) begin
+      if (\$102 ) begin
+        if (\$104 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -7906,8 +7966,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_busy_clr = 2'h0;
     if (issue) begin
-      if (\$109 ) begin
-        if (\$111 ) begin
+      if (\$102 ) begin
+        if (\$104 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -7921,21 +7981,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$121  = 1'h0;
+    \advance$122  = 1'h0;
     if (issue) begin
-      if (\$109 ) begin
+      if (\$102 ) begin
         if (feed_k_last) begin
-          \advance$121  = 1'h1;
+          \advance$122  = 1'h1;
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$131  = 1'h0;
+    \r_en$132  = 1'h0;
     if (got) begin
-      if (\$115 ) begin
-        \r_en$131  = 1'h1;
+      if (\$108 ) begin
+        \r_en$132  = 1'h1;
       end
     end
   end
@@ -7958,7 +8018,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (acc_writes) begin
       c_wr__addr = s1_addr;
     end else begin
-      c_wr__addr = \$125 [9:0];
+      c_wr__addr = \$118 [9:0];
     end
   end
   always @* begin
@@ -7967,20 +8027,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (acc_writes) begin
       c_wr__en = 4'hf;
     end else begin
-      c_wr__en[0] = \$128 ;
-      c_wr__en[1] = \$131 ;
-      c_wr__en[2] = \$134 ;
-      c_wr__en[3] = \$137 ;
+      c_wr__en[0] = \$121 ;
+      c_wr__en[1] = \$124 ;
+      c_wr__en[2] = \$127 ;
+      c_wr__en[3] = \$130 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
-      c_wr__data[31:0] = \$117 [31:0];
-      c_wr__data[63:32] = \$119 [31:0];
-      c_wr__data[95:64] = \$121 [31:0];
-      c_wr__data[127:96] = \$123 [31:0];
+      c_wr__data[31:0] = \$110 [31:0];
+      c_wr__data[63:32] = \$112 [31:0];
+      c_wr__data[95:64] = \$114 [31:0];
+      c_wr__data[127:96] = \$116 [31:0];
     end else begin
       c_wr__data[31:0] = rd_data__payload[31:0];
       c_wr__data[63:32] = rd_data__payload[63:32];
@@ -7993,7 +8053,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
-          if (\$141 ) begin
+          if (\$134 ) begin
             wr_cmd__valid = 1'h1;
           end
     endcase
@@ -8003,10 +8063,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
-          if (\$141 ) begin
-            wr_cmd__payload[31:0] = \$145 [31:0];
+          if (\$134 ) begin
+            wr_cmd__payload[31:0] = store_c_addr;
             wr_cmd__payload[47:32] = \rows$155 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$146  };
+            wr_cmd__payload[67:48] = { 1'h0, \$136  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
@@ -8019,7 +8079,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       1'h0:
           /* empty */;
       1'h1:
-          \issue$157  = \$149 ;
+          \issue$157  = \$139 ;
     endcase
   end
   always @* begin
@@ -8031,9 +8091,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       1'h1:
           if (\issue$157 ) begin
-            if (\$151 ) begin
+            if (\$141 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$150 [0])
+              casez (\index$151 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -8052,9 +8112,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       1'h1:
           if (\issue$157 ) begin
-            if (\$151 ) begin
+            if (\$141 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$150 [0])
+              casez (\index$151 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -8073,9 +8133,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       1'h1:
           if (\issue$157 ) begin
-            if (\$151 ) begin
+            if (\$141 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$150 [0])
+              casez (\index$151 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -8094,7 +8154,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       1'h1:
           if (\issue$157 ) begin
-            if (\$151 ) begin
+            if (\$141 ) begin
               \advance$165  = 1'h1;
             end
           end
@@ -8152,8 +8212,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     byte_ready = 1'h0;
-    if (\$168 ) begin
-      if (\$169 ) begin
+    if (\$159 ) begin
+      if (\$160 ) begin
         byte_ready = 1'h1;
       end
     end
@@ -8161,70 +8221,142 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \r_en$199  = 1'h0;
-    if (\$168 ) begin
-      if (\$169 ) begin
+    if (\$159 ) begin
+      if (\$160 ) begin
         \r_en$199  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end  = 66'h00000000000000000;
+    start = 1'h0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \end  = \$173 [65:0];
+      4'h1:
+          if (\$164 ) begin
+            start = 1'h1;
+          end
+      4'h2:
+          if (\$168 ) begin
+            start = 1'h1;
+          end
+      4'h3:
+          if (\$172 ) begin
+            start = 1'h1;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$178 ) begin
+              start = 1'h1;
+            end
+          end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end$204  = 66'h00000000000000000;
+    a = 16'h0000;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \end$204  = \$177 [65:0];
+      4'h1:
+          if (\$164 ) begin
+            a = \$166 [15:0];
+          end
+      4'h2:
+          if (\$168 ) begin
+            a = \$170 [15:0];
+          end
+      4'h3:
+          if (\$172 ) begin
+            a = \$174 [15:0];
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$178 ) begin
+              a = \$180 [15:0];
+            end
+          end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end$205  = 66'h00000000000000000;
+    b = 32'd0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \end$205  = \$182 [65:0];
+      4'h1:
+          if (\$164 ) begin
+            b = c[255:224];
+          end
+      4'h2:
+          if (\$168 ) begin
+            b = c[287:256];
+          end
+      4'h3:
+          if (\$172 ) begin
+            b = c[319:288];
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$178 ) begin
+              b = c[351:320];
+            end
+          end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end$206  = 66'h00000000000000000;
+    addend = 34'h000000000;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \end$206  = \$187 [65:0];
+      4'h1:
+          if (\$164 ) begin
+            addend = { 1'h0, \$167  };
+          end
+      4'h2:
+          if (\$168 ) begin
+            addend = { 1'h0, \$171  };
+          end
+      4'h3:
+          if (\$172 ) begin
+            addend = \$177 [33:0];
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$178 ) begin
+              addend = \$182 [33:0];
+            end
+          end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     code = 8'h00;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          if (\$192 ) begin
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          if (\$187 ) begin
             code = 8'h01;
-          end else if (\$197 ) begin
+          end else if (\$192 ) begin
             code = 8'h07;
-          end else if (\$198 ) begin
+          end else if (\$193 ) begin
             code = 8'h05;
-          end else if (\$208 ) begin
+          end else if (\$204 ) begin
             code = 8'h04;
-          end else if (\$218 ) begin
+          end else if (\$214 ) begin
             code = 8'h02;
-          end else if (\$226 ) begin
+          end else if (\$215 ) begin
             code = 8'h03;
           end
     endcase
@@ -8233,13 +8365,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     restart = 1'h0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
+      4'h1:
           /* empty */;
-      3'h4:
+      4'h2:
           /* empty */;
-      3'h3:
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
           restart = 1'h1;
     endcase
   end
@@ -8247,15 +8385,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     running = 1'h0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
+      4'h1:
           /* empty */;
-      3'h4:
+      4'h2:
           /* empty */;
-      3'h3:
+      4'h3:
           /* empty */;
-      3'h5:
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
           running = 1'h1;
     endcase
   end
@@ -8263,17 +8407,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     done = 1'h0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
+      4'h1:
           /* empty */;
-      3'h4:
+      4'h2:
           /* empty */;
-      3'h3:
+      4'h3:
           /* empty */;
-      3'h5:
+      4'h4:
           /* empty */;
-      3'h2:
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h6:
           done = 1'h1;
     endcase
   end
@@ -8281,225 +8431,299 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$342  = 2'h0;
+      \$352  = 2'h0;
     end else begin
-      \$342  = \$241 ;
+      \$352  = \$233 ;
     end
-    if (rst) begin
-      \$342  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$343  = 2'h0;
-    end else begin
-      \$343  = \$244 ;
-    end
-    if (rst) begin
-      \$343  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$344  = 2'h0;
-    end else begin
-      \$344  = \$247 ;
-    end
-    if (rst) begin
-      \$344  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$345  = 2'h0;
-    end else begin
-      \$345  = \$250 ;
-    end
-    if (rst) begin
-      \$345  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$346  = 2'h0;
-    end else begin
-      \$346  = \$253 ;
-    end
-    if (rst) begin
-      \$346  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$347  = 2'h0;
-    end else begin
-      \$347  = \$256 ;
-    end
-    if (rst) begin
-      \$347  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$348  = 2'h0;
-    end else begin
-      \$348  = \$259 ;
-    end
-    if (rst) begin
-      \$348  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$349  = 2'h0;
-    end else begin
-      \$349  = \$262 ;
-    end
-    if (rst) begin
-      \$349  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$350  = 2'h0;
-    end else begin
-      \$350  = \$265 ;
-    end
-    if (rst) begin
-      \$350  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$351  = load_k_kc0;
-    if (restart) begin
-      \$351  = 32'd0;
-    end else if (l_step) begin
-      \$351  = \$267 [31:0];
-    end
-    if (rst) begin
-      \$351  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$352  = loader_state;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          if (\$269 ) begin
-            \$352  = 2'h1;
-          end
-      2'h1:
-          if (\$272 ) begin
-            \$352  = 2'h2;
-          end else if (\$275 ) begin
-            if (rd_cmd__ready) begin
-              \$352  = 2'h2;
-            end
-          end
-      2'h2:
-          if (\$279 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$281 ) begin
-                \$352  = 2'h3;
-              end else begin
-                (* full_case = 32'd1 *)
-                if (load_k_last) begin
-                  (* full_case = 32'd1 *)
-                  if (last) begin
-                    \$352  = 2'h0;
-                  end else begin
-                    \$352  = 2'h1;
-                  end
-                end else begin
-                  \$352  = 2'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            (* full_case = 32'd1 *)
-            if (load_k_last) begin
-              (* full_case = 32'd1 *)
-              if (last) begin
-                \$352  = 2'h0;
-              end else begin
-                \$352  = 2'h1;
-              end
-            end else begin
-              \$352  = 2'h1;
-            end
-          end
-    endcase
     if (rst) begin
       \$352  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$353  = l_bpar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$272 ) begin
-          end else if (\$275 ) begin
-            if (rd_cmd__ready) begin
-              \$353  = \$276 ;
-            end
-          end
-    endcase
+    (* full_case = 32'd1 *)
     if (restart) begin
-      \$353  = 1'h0;
+      \$353  = 2'h0;
+    end else begin
+      \$353  = \$236 ;
     end
     if (rst) begin
-      \$353  = 1'h0;
+      \$353  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$354  = l_apar;
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$354  = 2'h0;
+    end else begin
+      \$354  = \$239 ;
+    end
+    if (rst) begin
+      \$354  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$355  = 2'h0;
+    end else begin
+      \$355  = \$242 ;
+    end
+    if (rst) begin
+      \$355  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$356  = 2'h0;
+    end else begin
+      \$356  = \$245 ;
+    end
+    if (rst) begin
+      \$356  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$357  = 2'h0;
+    end else begin
+      \$357  = \$248 ;
+    end
+    if (rst) begin
+      \$357  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$358  = 2'h0;
+    end else begin
+      \$358  = \$251 ;
+    end
+    if (rst) begin
+      \$358  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$359  = 2'h0;
+    end else begin
+      \$359  = \$254 ;
+    end
+    if (rst) begin
+      \$359  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$360  = 2'h0;
+    end else begin
+      \$360  = \$257 ;
+    end
+    if (rst) begin
+      \$360  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$361  = load_k_kc0;
+    if (restart) begin
+      \$361  = 32'd0;
+    end else if (l_step) begin
+      \$361  = \$259 [31:0];
+    end
+    if (rst) begin
+      \$361  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$362  = load_a_panel;
+    if (restart) begin
+      \$362  = c[31:0];
+    end else if (advance) begin
+      if (\last_in_panel$225 ) begin
+        \$362  = \$260 [31:0];
+      end
+    end
+    if (rst) begin
+      \$362  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$363  = load_a_addr;
+    if (restart) begin
+      \$363  = c[31:0];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$225 ) begin
+        \$363  = \$261 [31:0];
+      end else begin
+        \$363  = \$262 [31:0];
+      end
+    end
+    if (rst) begin
+      \$363  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$364  = load_cin_panel;
+    if (restart) begin
+      \$364  = c[127:96];
+    end else if (advance) begin
+      if (\last_in_panel$225 ) begin
+        \$364  = \$263 [31:0];
+      end
+    end
+    if (rst) begin
+      \$364  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$365  = load_cin_addr;
+    if (restart) begin
+      \$365  = c[127:96];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$225 ) begin
+        \$365  = \$264 [31:0];
+      end else begin
+        \$365  = \$265 [31:0];
+      end
+    end
+    if (rst) begin
+      \$365  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$366  = b_koff;
+    if (restart) begin
+      \$366  = 32'd0;
+    end else if (l_step) begin
+      \$366  = \$268 [31:0];
+    end
+    if (rst) begin
+      \$366  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$367  = loader_state;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          if (\$270 ) begin
+            \$367  = 2'h1;
+          end
+      2'h1:
+          if (\$273 ) begin
+            \$367  = 2'h2;
+          end else if (\$276 ) begin
+            if (rd_cmd__ready) begin
+              \$367  = 2'h2;
+            end
+          end
+      2'h2:
+          if (\$280 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$282 ) begin
+                \$367  = 2'h3;
+              end else begin
+                (* full_case = 32'd1 *)
+                if (load_k_last) begin
+                  (* full_case = 32'd1 *)
+                  if (last) begin
+                    \$367  = 2'h0;
+                  end else begin
+                    \$367  = 2'h1;
+                  end
+                end else begin
+                  \$367  = 2'h1;
+                end
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            (* full_case = 32'd1 *)
+            if (load_k_last) begin
+              (* full_case = 32'd1 *)
+              if (last) begin
+                \$367  = 2'h0;
+              end else begin
+                \$367  = 2'h1;
+              end
+            end else begin
+              \$367  = 2'h1;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$367  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$368  = l_bpar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$273 ) begin
+          end else if (\$276 ) begin
+            if (rd_cmd__ready) begin
+              \$368  = \$277 ;
+            end
+          end
+    endcase
+    if (restart) begin
+      \$368  = 1'h0;
+    end
+    if (rst) begin
+      \$368  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$369  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$279 ) begin
+          if (\$280 ) begin
             if (rd_cmd__ready) begin
-              \$354  = \$280 ;
+              \$369  = \$281 ;
             end
           end
     endcase
     if (restart) begin
-      \$354  = 1'h0;
+      \$369  = 1'h0;
     end
     if (rst) begin
-      \$354  = 1'h0;
+      \$369  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$355  = l_done;
+    \$370  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -8507,14 +8731,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$279 ) begin
+          if (\$280 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$281 ) begin
+              if (\$282 ) begin
               end else begin
                 if (load_k_last) begin
                   if (last) begin
-                    \$355  = 1'h1;
+                    \$370  = 1'h1;
                   end
                 end
               end
@@ -8524,21 +8748,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           if (claimed) begin
             if (load_k_last) begin
               if (last) begin
-                \$355  = 1'h1;
+                \$370  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$355  = 1'h0;
+      \$370  = 1'h0;
     end
     if (rst) begin
-      \$355  = 1'h0;
+      \$370  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$356  = c_claims;
+    \$371  = c_claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -8549,254 +8773,285 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       2'h3:
           if (claimed) begin
-            \$356  = \$282 [31:0];
+            \$371  = \$283 [31:0];
           end
     endcase
     if (restart) begin
-      \$356  = 32'd0;
+      \$371  = 32'd0;
     end
     if (rst) begin
-      \$356  = 32'd0;
+      \$371  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$357  = row;
+    \$372  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$357  = 16'h0000;
+        \$372  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$357  = \$283 [15:0];
+        \$372  = \$284 [15:0];
       end
     end
     if (rst) begin
-      \$357  = 16'h0000;
+      \$372  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$358  = beat;
+    \$373  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
       if (rd_data__payload[70]) begin
-        \$358  = 16'h0000;
+        \$373  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$358  = 16'h0000;
+        \$373  = 16'h0000;
       end else begin
-        \$358  = \$285 [15:0];
+        \$373  = \$286 [15:0];
       end
     end
     if (rst) begin
-      \$358  = 16'h0000;
+      \$373  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$359  = row_base;
+    \$374  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$359  = 16'h0000;
+        \$374  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$359  = \$284 [15:0];
+        \$374  = \$285 [15:0];
       end
     end
     if (rst) begin
-      \$359  = 16'h0000;
+      \$374  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$360  = feed_k_kc0;
+    \$375  = feed_k_kc0;
     if (restart) begin
-      \$360  = 32'd0;
+      \$375  = 32'd0;
     end else if (step_done) begin
-      \$360  = \$287 [31:0];
+      \$375  = \$288 [31:0];
     end
     if (rst) begin
-      \$360  = 32'd0;
+      \$375  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$361  = issue;
+    \$376  = issue;
     if (rst) begin
-      \$361  = 1'h0;
+      \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$362  = meta_last;
+    \$377  = meta_last;
     if (issue) begin
-      \$362  = \$290 ;
+      \$377  = \$291 ;
     end
     if (rst) begin
-      \$362  = 1'h0;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$363  = meta_sel;
+    \$378  = meta_sel;
     if (issue) begin
-      \$363  = k_idx[2:0];
+      \$378  = k_idx[2:0];
     end
     if (rst) begin
-      \$363  = 3'h0;
+      \$378  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$364  = k_idx;
+    \$379  = k_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$292 ) begin
-        \$364  = 16'h0000;
+      if (\$293 ) begin
+        \$379  = 16'h0000;
       end else begin
-        \$364  = \$297 [15:0];
+        \$379  = \$298 [15:0];
       end
     end
     if (restart) begin
-      \$364  = 16'h0000;
+      \$379  = 16'h0000;
     end
     if (rst) begin
-      \$364  = 16'h0000;
+      \$379  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$365  = apar;
+    \$380  = apar;
     if (issue) begin
-      if (\$292 ) begin
-        \$365  = \$293 ;
+      if (\$293 ) begin
+        \$380  = \$294 ;
       end
     end
     if (restart) begin
-      \$365  = 1'h0;
+      \$380  = 1'h0;
     end
     if (rst) begin
-      \$365  = 1'h0;
+      \$380  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$366  = bpar;
+    \$381  = bpar;
     if (issue) begin
-      if (\$292 ) begin
-        if (\$295 ) begin
-          \$366  = \$296 ;
+      if (\$293 ) begin
+        if (\$296 ) begin
+          \$381  = \$297 ;
         end
       end
     end
     if (restart) begin
-      \$366  = 1'h0;
+      \$381  = 1'h0;
     end
     if (rst) begin
-      \$366  = 1'h0;
+      \$381  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$367  = f_done;
+    \$382  = f_done;
     if (issue) begin
-      if (\$292 ) begin
+      if (\$293 ) begin
         if (feed_k_last) begin
-          if (\last$222 ) begin
-            \$367  = 1'h1;
+          if (\last$231 ) begin
+            \$382  = 1'h1;
           end
         end
       end
     end
     if (restart) begin
-      \$367  = 1'h0;
+      \$382  = 1'h0;
     end
     if (rst) begin
-      \$367  = 1'h0;
+      \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$368  = got;
+    \$383  = got;
     if (rst) begin
-      \$368  = 1'h0;
+      \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$369  = \$113 [9:0];
+    \$384  = \$106 [9:0];
     if (rst) begin
-      \$369  = 10'h000;
+      \$384  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$370  = results__payload[127:0];
+    \$385  = results__payload[127:0];
     if (rst) begin
-      \$370  = 128'h00000000000000000000000000000000;
+      \$385  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$371  = \r_data$127 [17];
+    \$386  = \r_data$128 [17];
     if (rst) begin
-      \$371  = 1'h0;
+      \$386  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$372  = \r_data$127 [0];
+    \$387  = \r_data$128 [0];
     if (rst) begin
-      \$372  = 1'h0;
+      \$387  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$373  = \$301 ;
+    \$388  = \$302 ;
     if (rst) begin
-      \$373  = 1'h0;
+      \$388  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$374  = acc_row;
+    \$389  = acc_row;
     if (got) begin
       (* full_case = 32'd1 *)
-      if (\$303 ) begin
-        \$374  = 16'h0000;
+      if (\$304 ) begin
+        \$389  = 16'h0000;
       end else begin
-        \$374  = \$304 [15:0];
+        \$389  = \$305 [15:0];
       end
     end
     if (restart) begin
-      \$374  = 16'h0000;
+      \$389  = 16'h0000;
     end
     if (rst) begin
-      \$374  = 16'h0000;
+      \$389  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$375  = store_state;
+    \$390  = store_c_panel;
+    if (restart) begin
+      \$390  = c[95:64];
+    end else if (\advance$165 ) begin
+      if (\last_in_panel$234 ) begin
+        \$390  = \$307 [31:0];
+      end
+    end
+    if (rst) begin
+      \$390  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$391  = store_c_addr;
+    if (restart) begin
+      \$391  = c[95:64];
+    end else if (\advance$165 ) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$234 ) begin
+        \$391  = \$309 [31:0];
+      end else begin
+        \$391  = \$310 [31:0];
+      end
+    end
+    if (rst) begin
+      \$391  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$392  = store_state;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
-          if (\$308 ) begin
+          if (\$314 ) begin
             if (wr_cmd__ready) begin
-              \$375  = 1'h1;
+              \$392  = 1'h1;
             end
           end
       1'h1:
           if (\issue$157 ) begin
-            if (\$310 ) begin
-              \$375  = 1'h0;
+            if (\$316 ) begin
+              \$392  = 1'h0;
             end
           end
     endcase
     if (rst) begin
-      \$375  = 1'h0;
+      \$392  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$376  = r;
+    \$393  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
@@ -8804,289 +9059,404 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       1'h1:
           if (\issue$157 ) begin
             (* full_case = 32'd1 *)
-            if (\$310 ) begin
-              \$376  = 16'h0000;
+            if (\$316 ) begin
+              \$393  = 16'h0000;
             end else begin
-              \$376  = \$311 [15:0];
+              \$393  = \$317 [15:0];
             end
           end
     endcase
     if (restart) begin
-      \$376  = 16'h0000;
+      \$393  = 16'h0000;
     end
     if (rst) begin
-      \$376  = 16'h0000;
+      \$393  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$377  = s_done;
+    \$394  = s_done;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
           if (\issue$157 ) begin
-            if (\$310 ) begin
-              if (\last$225 ) begin
-                \$377  = 1'h1;
+            if (\$316 ) begin
+              if (\last$236 ) begin
+                \$394  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$377  = 1'h0;
+      \$394  = 1'h0;
     end
     if (rst) begin
-      \$377  = 1'h0;
+      \$394  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$378  = \issue$157 ;
+    \$395  = \issue$157 ;
     if (rst) begin
-      \$378  = 1'h0;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$379  = s_beat;
-    if (\$312 ) begin
+    \$396  = s_beat;
+    if (\$318 ) begin
       (* full_case = 32'd1 *)
-      if (\$313 ) begin
-        \$379  = 2'h0;
+      if (\$319 ) begin
+        \$396  = 2'h0;
       end else begin
-        \$379  = \$314 [1:0];
+        \$396  = \$320 [1:0];
       end
     end
     if (rst) begin
-      \$379  = 2'h0;
+      \$396  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$380  = c;
+    \$397  = c;
     casez (control_state)
-      3'h0:
-          if (start) begin
-            \$380  = cmd;
+      4'h0:
+          if (\start$237 ) begin
+            \$397  = cmd;
           end
     endcase
     if (rst) begin
-      \$380  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$397  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$381  = error;
+    \$398  = error;
     casez (control_state)
-      3'h0:
-          if (start) begin
-            \$381  = 8'h00;
+      4'h0:
+          if (\start$237 ) begin
+            \$398  = 8'h00;
           end
-      3'h1:
-          \$381  = code;
-      3'h4:
+      4'h1:
           /* empty */;
-      3'h3:
+      4'h2:
           /* empty */;
-      3'h5:
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$398  = code;
+      4'h7:
+          /* empty */;
+      4'h8:
           if (dma_error) begin
-            \$381  = 8'h06;
+            \$398  = 8'h06;
           end
     endcase
     if (rst) begin
-      \$381  = 8'h00;
+      \$398  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$382  = cycles;
+    \$399  = cycles;
     casez (control_state)
-      3'h0:
-          if (start) begin
-            \$382  = 32'd0;
+      4'h0:
+          if (\start$237 ) begin
+            \$399  = 32'd0;
           end
     endcase
-    if (busy) begin
-      \$382  = \$331 [31:0];
+    if (\busy$215 ) begin
+      \$399  = \$341 [31:0];
     end
     if (rst) begin
-      \$382  = 32'd0;
+      \$399  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$383  = mac_cycles;
+    \$400  = mac_cycles;
     casez (control_state)
-      3'h0:
-          if (start) begin
-            \$383  = 32'd0;
+      4'h0:
+          if (\start$237 ) begin
+            \$400  = 32'd0;
           end
     endcase
-    if (\$332 ) begin
-      \$383  = \$333 [31:0];
+    if (\$342 ) begin
+      \$400  = \$343 [31:0];
     end
     if (rst) begin
-      \$383  = 32'd0;
+      \$400  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$384  = stall_load;
+    \$401  = stall_load;
     casez (control_state)
-      3'h0:
-          if (start) begin
-            \$384  = 32'd0;
+      4'h0:
+          if (\start$237 ) begin
+            \$401  = 32'd0;
           end
     endcase
-    if (\$337 ) begin
-      \$384  = \$338 [31:0];
+    if (\$347 ) begin
+      \$401  = \$348 [31:0];
     end
     if (rst) begin
-      \$384  = 32'd0;
+      \$401  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$385  = stall_store;
+    \$402  = stall_store;
     casez (control_state)
-      3'h0:
-          if (start) begin
-            \$385  = 32'd0;
+      4'h0:
+          if (\start$237 ) begin
+            \$402  = 32'd0;
           end
     endcase
-    if (\$340 ) begin
-      \$385  = \$341 [31:0];
+    if (\$350 ) begin
+      \$402  = \$351 [31:0];
     end
     if (rst) begin
-      \$385  = 32'd0;
+      \$402  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$386  = control_state;
+    \$403  = beyond;
     casez (control_state)
-      3'h0:
-          if (start) begin
-            \$386  = 3'h1;
+      4'h0:
+          if (\start$237 ) begin
+            \$403  = 4'h0;
           end
-      3'h1:
+      4'h1:
+          if (\$321 ) begin
+          end else if (\$322 ) begin
+            \$403 [0] = \$323 ;
+          end
+      4'h2:
+          if (\$324 ) begin
+          end else if (\$325 ) begin
+            \$403 [1] = \$326 ;
+          end
+      4'h3:
+          if (\$327 ) begin
+          end else if (\$328 ) begin
+            \$403 [2] = \$329 ;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$330 ) begin
+            end else if (\$331 ) begin
+              \$403 [3] = \$332 ;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$403  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$404  = launched;
+    casez (control_state)
+      4'h0:
+          if (\start$237 ) begin
+            \$404  = 1'h0;
+          end
+      4'h1:
+          if (\$321 ) begin
+            \$404  = 1'h1;
+          end else if (\$322 ) begin
+            \$404  = 1'h0;
+          end
+      4'h2:
+          if (\$324 ) begin
+            \$404  = 1'h1;
+          end else if (\$325 ) begin
+            \$404  = 1'h0;
+          end
+      4'h3:
+          if (\$327 ) begin
+            \$404  = 1'h1;
+          end else if (\$328 ) begin
+            \$404  = 1'h0;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$330 ) begin
+              \$404  = 1'h1;
+            end else if (\$331 ) begin
+              \$404  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$404  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$405  = control_state;
+    casez (control_state)
+      4'h0:
+          if (\start$237 ) begin
+            \$405  = 4'h1;
+          end
+      4'h1:
+          if (\$321 ) begin
+          end else if (\$322 ) begin
+            \$405  = 4'h2;
+          end
+      4'h2:
+          if (\$324 ) begin
+          end else if (\$325 ) begin
+            \$405  = 4'h3;
+          end
+      4'h3:
+          if (\$327 ) begin
+          end else if (\$328 ) begin
+            \$405  = 4'h4;
+          end
+      4'h4:
           (* full_case = 32'd1 *)
-          if (\$319 ) begin
-            \$386  = 3'h2;
-          end else if (1'h1) begin
-            \$386  = 3'h3;
-          end
-      3'h4:
-          (* full_case = 32'd1 *)
-          if (\$325 ) begin
+          if (c[352]) begin
+            if (\$330 ) begin
+            end else if (\$331 ) begin
+              \$405  = 4'h5;
+            end
           end else begin
-            \$386  = 3'h3;
+            \$405  = 4'h5;
           end
-      3'h3:
-          \$386  = 3'h5;
-      3'h5:
-          if (\$330 ) begin
-            \$386  = 3'h2;
+      4'h5:
+          (* full_case = 32'd1 *)
+          if (\$337 ) begin
+            \$405  = 4'h6;
+          end else begin
+            \$405  = 4'h7;
           end
-      3'h2:
-          \$386  = 3'h0;
+      4'h7:
+          \$405  = 4'h8;
+      4'h8:
+          if (\$340 ) begin
+            \$405  = 4'h6;
+          end
+      4'h6:
+          \$405  = 4'h0;
     endcase
     if (rst) begin
-      \$386  = 3'h0;
+      \$405  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$387  = words;
+    \$406  = words;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \$387  = \$318 [15:0];
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$406  = \$336 [15:0];
     endcase
     if (rst) begin
-      \$387  = 16'h0000;
+      \$406  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$388  = used;
+    \$407  = used;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \$388  = 32'd0;
-      3'h4:
-          if (\$325 ) begin
-            \$388  = \$326 [31:0];
-          end
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$407  = 32'd0;
     endcase
     if (rst) begin
-      \$388  = 32'd0;
+      \$407  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$389  = chunk;
+    \$408  = chunk;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \$389  = 16'h0004;
-      3'h4:
-          if (\$325 ) begin
-            \$389  = \$327 [15:0];
-          end
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$408  = 16'h0004;
     endcase
     if (rst) begin
-      \$389  = 16'h0000;
+      \$408  = 16'h0000;
     end
   end
   assign m = c[143:128];
   assign n = c[207:192];
-  assign \chunk$6  = chunk;
-  assign \restart$8  = restart;
+  assign \chunk$5  = chunk;
+  assign \restart$7  = restart;
   assign load_k_left = \$1 [31:0];
-  assign \$signature__addr  = \$30 [6:0];
+  assign \$signature__addr  = \$23 [6:0];
   assign \$signature__data  = rd_data__payload[63:0];
-  assign \$signature__addr$54  = \$35 [6:0];
-  assign \$signature__data$55  = rd_data__payload[63:0];
-  assign \$signature__addr$57  = \$40 [6:0];
-  assign \$signature__data$58  = rd_data__payload[63:0];
-  assign \$signature__addr$60  = \$45 [6:0];
-  assign \$signature__data$61  = rd_data__payload[63:0];
-  assign b_wr__addr = \$50 [9:0];
-  assign \m$66  = c[143:128];
-  assign \n$67  = c[207:192];
-  assign \chunk$68  = chunk;
-  assign \restart$69  = restart;
-  assign feed_k_left = \$67 [31:0];
-  assign \$signature__addr$88  = \$89 [6:0];
-  assign \$signature__en$89  = issue;
-  assign \$signature__addr$90  = \$92 [6:0];
-  assign \$signature__en$91  = issue;
-  assign \$signature__addr$92  = \$95 [6:0];
-  assign \$signature__en$93  = issue;
-  assign \$signature__addr$94  = \$98 [6:0];
-  assign \$signature__en$95  = issue;
-  assign b_rd__addr = \$100 [9:0];
+  assign \$signature__addr$55  = \$28 [6:0];
+  assign \$signature__data$56  = rd_data__payload[63:0];
+  assign \$signature__addr$58  = \$33 [6:0];
+  assign \$signature__data$59  = rd_data__payload[63:0];
+  assign \$signature__addr$61  = \$38 [6:0];
+  assign \$signature__data$62  = rd_data__payload[63:0];
+  assign b_wr__addr = \$43 [9:0];
+  assign \m$67  = c[143:128];
+  assign \n$68  = c[207:192];
+  assign \chunk$69  = chunk;
+  assign \restart$70  = restart;
+  assign feed_k_left = \$60 [31:0];
+  assign \$signature__addr$89  = \$82 [6:0];
+  assign \$signature__en$90  = issue;
+  assign \$signature__addr$91  = \$85 [6:0];
+  assign \$signature__en$92  = issue;
+  assign \$signature__addr$93  = \$88 [6:0];
+  assign \$signature__en$94  = issue;
+  assign \$signature__addr$95  = \$91 [6:0];
+  assign \$signature__en$96  = issue;
+  assign b_rd__addr = \$93 [9:0];
   assign b_rd__en = issue;
-  assign \w_en$106  = pending;
-  assign \r_rdy$108  = operands__valid;
-  assign \r_data$110  = operands__payload;
-  assign operands__ready = \r_en$111 ;
-  assign \r_rdy$123  = results__ready;
-  assign addr = \$113 [9:0];
-  assign c_rd_acc__addr = \$113 [9:0];
+  assign \w_en$107  = pending;
+  assign \r_rdy$109  = operands__valid;
+  assign \r_data$111  = operands__payload;
+  assign operands__ready = \r_en$112 ;
+  assign \r_rdy$124  = results__ready;
+  assign addr = \$106 [9:0];
+  assign c_rd_acc__addr = \$106 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$143  = c[143:128];
-  assign \n$144  = c[207:192];
-  assign \chunk$145  = chunk;
-  assign \restart$146  = restart;
-  assign c_rd_store__addr = \$153 [9:0];
+  assign \m$144  = c[143:128];
+  assign \n$145  = c[207:192];
+  assign \chunk$146  = chunk;
+  assign \restart$147  = restart;
+  assign c_rd_store__addr = \$143 [9:0];
   assign c_rd_store__en = \issue$157 ;
   assign \w_en$170  = \issue$157 ;
   assign c_rd_store__data = \w_data$172 ;
@@ -9095,10 +9465,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign shift = c[390:386];
   assign zero_point = c[398:391];
   assign relu = c[354];
-  assign nbytes = \$158 [4:0];
-  assign sent = \$159 [4:0];
-  assign remaining = \$160 [4:0];
+  assign nbytes = \$149 [4:0];
+  assign sent = \$150 [4:0];
+  assign remaining = \$151 [4:0];
   assign \error$201  = error;
+  assign chunk_lda = \$161 [31:0];
+  assign chunk_ldc = \$162 [31:0];
+  assign chunk_ldcin = \$163 [31:0];
   assign b_used_w_set = 2'h0;
   assign b_used_w_clr = 2'h0;
   assign b_used_o_set = 2'h0;
@@ -9145,50 +9518,42 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \$signature__data[5]  = rd_data__payload[47:40];
   assign \$signature__data[6]  = rd_data__payload[55:48];
   assign \$signature__data[7]  = rd_data__payload[63:56];
-  assign \$signature__data$55[0]  = rd_data__payload[7:0];
-  assign \$signature__data$55[1]  = rd_data__payload[15:8];
-  assign \$signature__data$55[2]  = rd_data__payload[23:16];
-  assign \$signature__data$55[3]  = rd_data__payload[31:24];
-  assign \$signature__data$55[4]  = rd_data__payload[39:32];
-  assign \$signature__data$55[5]  = rd_data__payload[47:40];
-  assign \$signature__data$55[6]  = rd_data__payload[55:48];
-  assign \$signature__data$55[7]  = rd_data__payload[63:56];
-  assign \$signature__data$58[0]  = rd_data__payload[7:0];
-  assign \$signature__data$58[1]  = rd_data__payload[15:8];
-  assign \$signature__data$58[2]  = rd_data__payload[23:16];
-  assign \$signature__data$58[3]  = rd_data__payload[31:24];
-  assign \$signature__data$58[4]  = rd_data__payload[39:32];
-  assign \$signature__data$58[5]  = rd_data__payload[47:40];
-  assign \$signature__data$58[6]  = rd_data__payload[55:48];
-  assign \$signature__data$58[7]  = rd_data__payload[63:56];
-  assign \$signature__data$61[0]  = rd_data__payload[7:0];
-  assign \$signature__data$61[1]  = rd_data__payload[15:8];
-  assign \$signature__data$61[2]  = rd_data__payload[23:16];
-  assign \$signature__data$61[3]  = rd_data__payload[31:24];
-  assign \$signature__data$61[4]  = rd_data__payload[39:32];
-  assign \$signature__data$61[5]  = rd_data__payload[47:40];
-  assign \$signature__data$61[6]  = rd_data__payload[55:48];
-  assign \$signature__data$61[7]  = rd_data__payload[63:56];
+  assign \$signature__data$56[0]  = rd_data__payload[7:0];
+  assign \$signature__data$56[1]  = rd_data__payload[15:8];
+  assign \$signature__data$56[2]  = rd_data__payload[23:16];
+  assign \$signature__data$56[3]  = rd_data__payload[31:24];
+  assign \$signature__data$56[4]  = rd_data__payload[39:32];
+  assign \$signature__data$56[5]  = rd_data__payload[47:40];
+  assign \$signature__data$56[6]  = rd_data__payload[55:48];
+  assign \$signature__data$56[7]  = rd_data__payload[63:56];
+  assign \$signature__data$59[0]  = rd_data__payload[7:0];
+  assign \$signature__data$59[1]  = rd_data__payload[15:8];
+  assign \$signature__data$59[2]  = rd_data__payload[23:16];
+  assign \$signature__data$59[3]  = rd_data__payload[31:24];
+  assign \$signature__data$59[4]  = rd_data__payload[39:32];
+  assign \$signature__data$59[5]  = rd_data__payload[47:40];
+  assign \$signature__data$59[6]  = rd_data__payload[55:48];
+  assign \$signature__data$59[7]  = rd_data__payload[63:56];
+  assign \$signature__data$62[0]  = rd_data__payload[7:0];
+  assign \$signature__data$62[1]  = rd_data__payload[15:8];
+  assign \$signature__data$62[2]  = rd_data__payload[23:16];
+  assign \$signature__data$62[3]  = rd_data__payload[31:24];
+  assign \$signature__data$62[4]  = rd_data__payload[39:32];
+  assign \$signature__data$62[5]  = rd_data__payload[47:40];
+  assign \$signature__data$62[6]  = rd_data__payload[55:48];
+  assign \$signature__data$62[7]  = rd_data__payload[63:56];
   assign \b_wr__data[0]  = b_wr__data[7:0];
   assign \b_wr__data[1]  = b_wr__data[15:8];
   assign \b_wr__data[2]  = b_wr__data[23:16];
   assign \b_wr__data[3]  = b_wr__data[31:24];
-  assign \$signature__data$99[0]  = \$signature__data$99 [7:0];
-  assign \$signature__data$99[1]  = \$signature__data$99 [15:8];
-  assign \$signature__data$99[2]  = \$signature__data$99 [23:16];
-  assign \$signature__data$99[3]  = \$signature__data$99 [31:24];
-  assign \$signature__data$99[4]  = \$signature__data$99 [39:32];
-  assign \$signature__data$99[5]  = \$signature__data$99 [47:40];
-  assign \$signature__data$99[6]  = \$signature__data$99 [55:48];
-  assign \$signature__data$99[7]  = \$signature__data$99 [63:56];
-  assign \$signature__data$101[0]  = \$signature__data$101 [7:0];
-  assign \$signature__data$101[1]  = \$signature__data$101 [15:8];
-  assign \$signature__data$101[2]  = \$signature__data$101 [23:16];
-  assign \$signature__data$101[3]  = \$signature__data$101 [31:24];
-  assign \$signature__data$101[4]  = \$signature__data$101 [39:32];
-  assign \$signature__data$101[5]  = \$signature__data$101 [47:40];
-  assign \$signature__data$101[6]  = \$signature__data$101 [55:48];
-  assign \$signature__data$101[7]  = \$signature__data$101 [63:56];
+  assign \$signature__data$100[0]  = \$signature__data$100 [7:0];
+  assign \$signature__data$100[1]  = \$signature__data$100 [15:8];
+  assign \$signature__data$100[2]  = \$signature__data$100 [23:16];
+  assign \$signature__data$100[3]  = \$signature__data$100 [31:24];
+  assign \$signature__data$100[4]  = \$signature__data$100 [39:32];
+  assign \$signature__data$100[5]  = \$signature__data$100 [47:40];
+  assign \$signature__data$100[6]  = \$signature__data$100 [55:48];
+  assign \$signature__data$100[7]  = \$signature__data$100 [63:56];
   assign \$signature__data$102[0]  = \$signature__data$102 [7:0];
   assign \$signature__data$102[1]  = \$signature__data$102 [15:8];
   assign \$signature__data$102[2]  = \$signature__data$102 [23:16];
@@ -9205,6 +9570,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \$signature__data$103[5]  = \$signature__data$103 [47:40];
   assign \$signature__data$103[6]  = \$signature__data$103 [55:48];
   assign \$signature__data$103[7]  = \$signature__data$103 [63:56];
+  assign \$signature__data$104[0]  = \$signature__data$104 [7:0];
+  assign \$signature__data$104[1]  = \$signature__data$104 [15:8];
+  assign \$signature__data$104[2]  = \$signature__data$104 [23:16];
+  assign \$signature__data$104[3]  = \$signature__data$104 [31:24];
+  assign \$signature__data$104[4]  = \$signature__data$104 [39:32];
+  assign \$signature__data$104[5]  = \$signature__data$104 [47:40];
+  assign \$signature__data$104[6]  = \$signature__data$104 [55:48];
+  assign \$signature__data$104[7]  = \$signature__data$104 [63:56];
   assign \b_rd__data[0]  = b_rd__data[7:0];
   assign \b_rd__data[1]  = b_rd__data[15:8];
   assign \b_rd__data[2]  = b_rd__data[23:16];
@@ -9288,44 +9661,51 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$167 ;
-  assign wr_data__payload[69] = \$165 ;
-  assign wr_data__payload[68] = \$164 ;
-  assign wr_data__payload[67:64] = \$163 [3:0];
-  assign wr_data__payload[63:0] = \$161 ;
-  assign \w_data$171 [3] = \$157 ;
+  assign wr_data__payload[70] = \$158 ;
+  assign wr_data__payload[69] = \$156 ;
+  assign wr_data__payload[68] = \$155 ;
+  assign wr_data__payload[67:64] = \$154 [3:0];
+  assign wr_data__payload[63:0] = \$152 ;
+  assign \w_data$171 [3] = \$147 ;
   assign \w_data$171 [2:0] = \cols$156 [2:0];
-  assign \w_data$98 [64] = meta_last;
-  assign \w_data$98 [63:32] = b_rd__data;
-  assign \w_data$98 [31:24] = \$104 ;
-  assign \w_data$98 [23:16] = \$103 ;
-  assign \w_data$98 [15:8] = \$102 ;
-  assign \w_data$98 [7:0] = \$101 ;
-  assign b_wr__en[3] = \$66 ;
-  assign b_wr__en[2] = \$62 ;
-  assign b_wr__en[1] = \$58 ;
-  assign b_wr__en[0] = \$54 ;
+  assign \w_data$99 [64] = meta_last;
+  assign \w_data$99 [63:32] = b_rd__data;
+  assign \w_data$99 [31:24] = \$97 ;
+  assign \w_data$99 [23:16] = \$96 ;
+  assign \w_data$99 [15:8] = \$95 ;
+  assign \w_data$99 [7:0] = \$94 ;
+  assign b_wr__en[3] = \$59 ;
+  assign b_wr__en[2] = \$55 ;
+  assign b_wr__en[1] = \$51 ;
+  assign b_wr__en[0] = \$47 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
-  assign \$24  = { 1'h0, col0, 2'h0 };
-  assign \$26  = { 1'h0, cols, 2'h0 };
-  assign \$88  = { 3'h0, k_idx[15:3] };
-  assign \$91  = { 3'h0, k_idx[15:3] };
-  assign \$94  = { 3'h0, k_idx[15:3] };
-  assign \$97  = { 3'h0, k_idx[15:3] };
-  assign \$186  = { 1'h0, c[223:192], 2'h0 };
-  assign \$198  = 1'h0;
-  assign \$205  = { 1'h0, c[223:192], 2'h0 };
-  assign \$232  = store_state;
-  assign \$260  = b_used_w;
-  assign \$261  = 2'h3;
-  assign \$262  = b_used_w;
-  assign \$263  = b_used_o;
-  assign \$264  = 2'h3;
-  assign \$265  = b_used_o;
-  assign \$318  = { \$317 [33], \$317 [33], \$317 [33], \$317 [33:3] };
+  assign \$19  = { 1'h0, cols, 2'h0 };
+  assign \$81  = { 3'h0, k_idx[15:3] };
+  assign \$84  = { 3'h0, k_idx[15:3] };
+  assign \$87  = { 3'h0, k_idx[15:3] };
+  assign \$90  = { 3'h0, k_idx[15:3] };
+  assign \$135  = { 1'h0, \cols$156 , 2'h0 };
+  assign \$148  = { 1'h0, \r_data$192 [2:0], 2'h0 };
+  assign \$161  = { 1'h0, c[255:224], 2'h0 };
+  assign \$162  = { 1'h0, c[319:288], 2'h0 };
+  assign \$163  = { 1'h0, c[351:320], 2'h0 };
+  assign \$175  = { 1'h0, c[223:192], 2'h0 };
+  assign \$181  = { 1'h0, c[223:192], 2'h0 };
+  assign \$193  = 1'h0;
+  assign \$197  = { 1'h0, c[223:192], 2'h0 };
+  assign \$201  = { 1'h0, c[223:192], 2'h0 };
+  assign \$221  = store_state;
+  assign \$252  = b_used_w;
+  assign \$253  = 2'h3;
+  assign \$254  = b_used_w;
+  assign \$255  = b_used_o;
+  assign \$256  = 2'h3;
+  assign \$257  = b_used_o;
+  assign \$266  = { 6'h00, c[287:256], 9'h000 };
+  assign \$336  = { \$335 [33], \$335 [33], \$335 [33], \$335 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9840,7 +10220,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
     .en(en),
     .first_out(\first_in$88 ),
     .last_out(\last_in$90 ),
-    .\port$2369$0 (\o$46 [2:0]),
+    .\port$2453$0 (\o$46 [2:0]),
     .rst(rst),
     .valid_out(\valid_in$86 )
   );
@@ -9856,7 +10236,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
     .en(en),
     .first_out(\first_in$104 ),
     .last_out(\last_in$106 ),
-    .\port$2369$3 (\o$46 [5:3]),
+    .\port$2453$3 (\o$46 [5:3]),
     .rst(rst),
     .valid_out(\valid_in$102 )
   );
@@ -9872,7 +10252,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
     .en(en),
     .first_out(\first_in$120 ),
     .last_out(\last_in$122 ),
-    .\port$2369$6 (\o$46 [8:6]),
+    .\port$2453$6 (\o$46 [8:6]),
     .rst(rst),
     .valid_out(\valid_in$118 )
   );
@@ -9887,7 +10267,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
     .en(en),
     .first_out(\first_in$136 ),
     .last_out(\last_in$138 ),
-    .\port$2369$9 (\o$46 [11:9]),
+    .\port$2453$9 (\o$46 [11:9]),
     .rst(rst),
     .valid_out(\valid_in$134 )
   );
@@ -10581,7 +10961,7 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, b_in, \port$2369$0 , clk);
+module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, b_in, \port$2453$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10627,17 +11007,17 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2369$0 ;
-  wire [2:0] \port$2369$0 ;
+  input [2:0] \port$2453$0 ;
+  wire [2:0] \port$2453$0 ;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2369$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2453$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(a_in) * $signed(b_in);
   assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2369$0 [0] & \port$2369$0 [2];
+  assign \$4  = \port$2453$0 [0] & \port$2453$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge clk)
@@ -10682,7 +11062,7 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2369$0 [0];
+      \$9  = \port$2453$0 [0];
     end
     if (rst) begin
       \$9  = 1'h0;
@@ -10692,7 +11072,7 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2369$0 [1];
+      \$10  = \port$2453$0 [1];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10702,7 +11082,7 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2369$0 [2];
+      \$11  = \port$2453$0 [2];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10712,7 +11092,7 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = acc;
     if (en) begin
-      if (\port$2369$0 [0]) begin
+      if (\port$2453$0 [0]) begin
         \$12  = \$3 [31:0];
       end
     end
@@ -10763,15 +11143,15 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     end
   end
   assign acc_next = \$3 [31:0];
-  assign first_in = \port$2369$0 [1];
-  assign valid_in = \port$2369$0 [0];
-  assign last_in = \port$2369$0 [2];
+  assign first_in = \port$2453$0 [1];
+  assign valid_in = \port$2453$0 [0];
+  assign last_in = \port$2453$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2369$3 , clk);
+module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2453$3 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10817,17 +11197,17 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2369$3 ;
-  wire [2:0] \port$2369$3 ;
+  input [2:0] \port$2453$3 ;
+  wire [2:0] \port$2453$3 ;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2369$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2453$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(a_in) * $signed(b_in);
   assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2369$3 [0] & \port$2369$3 [2];
+  assign \$4  = \port$2453$3 [0] & \port$2453$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge clk)
@@ -10872,7 +11252,7 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2369$3 [0];
+      \$9  = \port$2453$3 [0];
     end
     if (rst) begin
       \$9  = 1'h0;
@@ -10882,7 +11262,7 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2369$3 [1];
+      \$10  = \port$2453$3 [1];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10892,7 +11272,7 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2369$3 [2];
+      \$11  = \port$2453$3 [2];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10902,7 +11282,7 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$12  = acc;
     if (en) begin
-      if (\port$2369$3 [0]) begin
+      if (\port$2453$3 [0]) begin
         \$12  = \$3 [31:0];
       end
     end
@@ -10953,15 +11333,15 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     end
   end
   assign acc_next = \$3 [31:0];
-  assign first_in = \port$2369$3 [1];
-  assign valid_in = \port$2369$3 [0];
-  assign last_in = \port$2369$3 [2];
+  assign first_in = \port$2453$3 [1];
+  assign valid_in = \port$2453$3 [0];
+  assign last_in = \port$2453$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2369$6 , clk);
+module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2453$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11007,17 +11387,17 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2369$6 ;
-  wire [2:0] \port$2369$6 ;
+  input [2:0] \port$2453$6 ;
+  wire [2:0] \port$2453$6 ;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2369$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2453$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(a_in) * $signed(b_in);
   assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2369$6 [0] & \port$2369$6 [2];
+  assign \$4  = \port$2453$6 [0] & \port$2453$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge clk)
@@ -11062,7 +11442,7 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2369$6 [0];
+      \$9  = \port$2453$6 [0];
     end
     if (rst) begin
       \$9  = 1'h0;
@@ -11072,7 +11452,7 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2369$6 [1];
+      \$10  = \port$2453$6 [1];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11082,7 +11462,7 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2369$6 [2];
+      \$11  = \port$2453$6 [2];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11092,7 +11472,7 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = acc;
     if (en) begin
-      if (\port$2369$6 [0]) begin
+      if (\port$2453$6 [0]) begin
         \$12  = \$3 [31:0];
       end
     end
@@ -11143,15 +11523,15 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
     end
   end
   assign acc_next = \$3 [31:0];
-  assign first_in = \port$2369$6 [1];
-  assign valid_in = \port$2369$6 [0];
-  assign last_in = \port$2369$6 [2];
+  assign first_in = \port$2453$6 [1];
+  assign valid_in = \port$2453$6 [0];
+  assign last_in = \port$2453$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2369$9 , clk);
+module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2453$9 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11196,17 +11576,17 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2369$9 ;
-  wire [2:0] \port$2369$9 ;
+  input [2:0] \port$2453$9 ;
+  wire [2:0] \port$2453$9 ;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2369$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2453$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(a_in) * $signed(b_in);
   assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2369$9 [0] & \port$2369$9 [2];
+  assign \$4  = \port$2453$9 [0] & \port$2453$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge clk)
@@ -11251,7 +11631,7 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2369$9 [0];
+      \$9  = \port$2453$9 [0];
     end
     if (rst) begin
       \$9  = 1'h0;
@@ -11261,7 +11641,7 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2369$9 [1];
+      \$10  = \port$2453$9 [1];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11271,7 +11651,7 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2369$9 [2];
+      \$11  = \port$2453$9 [2];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11281,7 +11661,7 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = acc;
     if (en) begin
-      if (\port$2369$9 [0]) begin
+      if (\port$2453$9 [0]) begin
         \$12  = \$3 [31:0];
       end
     end
@@ -11332,9 +11712,9 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
     end
   end
   assign acc_next = \$3 [31:0];
-  assign first_in = \port$2369$9 [1];
-  assign valid_in = \port$2369$9 [0];
-  assign last_in = \port$2369$9 [2];
+  assign first_in = \port$2453$9 [1];
+  assign valid_in = \port$2453$9 [0];
+  assign last_in = \port$2453$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14133,7 +14513,7 @@ module \accelerator.engine.feed_walk (rst, last_in_panel, last, advance, restart
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last, advance, restart, m, n, chunk, row0, col0, index, clk);
+module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, col0, index, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
@@ -14163,6 +14543,7 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last, adv
   reg [31:0] index = 32'd0;
   output last;
   wire last;
+  output last_in_panel;
   wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
@@ -14170,7 +14551,6 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last, adv
   wire [15:0] n;
   input restart;
   wire restart;
-  output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
   output [15:0] rows;
   wire [15:0] rows;
@@ -14553,7 +14933,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$1967$354 , o__payload, o__valid, clk);
+module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2047$354 , o__payload, o__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire [63:0] \$10 ;
@@ -14679,8 +15059,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
-  input [44:0] \port$1967$354 ;
-  wire [44:0] \port$1967$354 ;
+  input [44:0] \port$2047$354 ;
+  wire [44:0] \port$2047$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -14733,8 +15113,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$11  = $signed(s3_x_0) < $signed(1'h0);
   assign \$12  = \$11  ? half_neg : half_pos;
   assign \$13  = $signed(s3_x_0) + $signed({ 1'h0, \$12  });
-  assign \$14  = $signed(s4_t_0) >>> \port$1967$354 [36:32];
-  assign \$15  = $signed(\$14 ) + $signed(\port$1967$354 [44:37]);
+  assign \$14  = $signed(s4_t_0) >>> \port$2047$354 [36:32];
+  assign \$15  = $signed(\$14 ) + $signed(\port$2047$354 [44:37]);
   assign \$16  = $signed(s5_z_0) > $signed(8'h7f);
   assign \$17  = $signed(s5_z_0) < $signed(lower);
   assign \$18  = $signed(s1_acc_1) * $signed({ 1'h0, s1_mul_1 });
@@ -14742,8 +15122,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$22  = $signed(s3_x_1) < $signed(1'h0);
   assign \$23  = \$22  ? half_neg : half_pos;
   assign \$24  = $signed(s3_x_1) + $signed({ 1'h0, \$23  });
-  assign \$25  = $signed(s4_t_1) >>> \port$1967$354 [36:32];
-  assign \$26  = $signed(\$25 ) + $signed(\port$1967$354 [44:37]);
+  assign \$25  = $signed(s4_t_1) >>> \port$2047$354 [36:32];
+  assign \$26  = $signed(\$25 ) + $signed(\port$2047$354 [44:37]);
   assign \$27  = $signed(s5_z_1) > $signed(8'h7f);
   assign \$28  = $signed(s5_z_1) < $signed(lower);
   assign \$29  = $signed(s1_acc_2) * $signed({ 1'h0, s1_mul_2 });
@@ -14751,8 +15131,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$33  = $signed(s3_x_2) < $signed(1'h0);
   assign \$34  = \$33  ? half_neg : half_pos;
   assign \$35  = $signed(s3_x_2) + $signed({ 1'h0, \$34  });
-  assign \$36  = $signed(s4_t_2) >>> \port$1967$354 [36:32];
-  assign \$37  = $signed(\$36 ) + $signed(\port$1967$354 [44:37]);
+  assign \$36  = $signed(s4_t_2) >>> \port$2047$354 [36:32];
+  assign \$37  = $signed(\$36 ) + $signed(\port$2047$354 [44:37]);
   assign \$38  = $signed(s5_z_2) > $signed(8'h7f);
   assign \$39  = $signed(s5_z_2) < $signed(lower);
   assign \$40  = $signed(s1_acc_3) * $signed({ 1'h0, s1_mul_3 });
@@ -14760,8 +15140,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$44  = $signed(s3_x_3) < $signed(1'h0);
   assign \$45  = \$44  ? half_neg : half_pos;
   assign \$46  = $signed(s3_x_3) + $signed({ 1'h0, \$45  });
-  assign \$47  = $signed(s4_t_3) >>> \port$1967$354 [36:32];
-  assign \$48  = $signed(\$47 ) + $signed(\port$1967$354 [44:37]);
+  assign \$47  = $signed(s4_t_3) >>> \port$2047$354 [36:32];
+  assign \$48  = $signed(\$47 ) + $signed(\port$2047$354 [44:37]);
   assign \$49  = $signed(s5_z_3) > $signed(8'h7f);
   assign \$50  = $signed(s5_z_3) < $signed(lower);
   always @(posedge clk)
@@ -14850,9 +15230,9 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     s6_o_3 <= \$92 ;
   assign \$1  = ~ o__valid;
   assign en = \$1  | o__ready;
-  assign \$2  = 1'h1 << \port$1967$354 [36:32];
-  assign lower = \port$1967$354 [0] ? \port$1967$354 [44:37] : 8'h80;
-  assign \$4  = ! \port$1967$354 [36:32];
+  assign \$2  = 1'h1 << \port$2047$354 [36:32];
+  assign lower = \port$2047$354 [0] ? \port$2047$354 [44:37] : 8'h80;
+  assign \$4  = ! \port$2047$354 [36:32];
   assign \$5  = \$3 [30:0] - 1'h1;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
@@ -14981,7 +15361,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$66  = s1_mul_0;
     if (en) begin
-      \$66  = \port$1967$354 [31:1];
+      \$66  = \port$2047$354 [31:1];
     end
   end
   always @* begin
@@ -15037,7 +15417,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$73  = s1_mul_1;
     if (en) begin
-      \$73  = \port$1967$354 [31:1];
+      \$73  = \port$2047$354 [31:1];
     end
   end
   always @* begin
@@ -15093,7 +15473,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$80  = s1_mul_2;
     if (en) begin
-      \$80  = \port$1967$354 [31:1];
+      \$80  = \port$2047$354 [31:1];
     end
   end
   always @* begin
@@ -15149,7 +15529,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$87  = s1_mul_3;
     if (en) begin
-      \$87  = \port$1967$354 [31:1];
+      \$87  = \port$2047$354 [31:1];
     end
   end
   always @* begin
@@ -15197,10 +15577,10 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign i__ready = en;
   assign s6_valid = o__valid;
   assign half = \$3 [30:0];
-  assign shift = \port$1967$354 [36:32];
-  assign relu = \port$1967$354 [0];
-  assign zero_point = \port$1967$354 [44:37];
-  assign multiplier = \port$1967$354 [31:1];
+  assign shift = \port$2047$354 [36:32];
+  assign relu = \port$2047$354 [0];
+  assign zero_point = \port$2047$354 [44:37];
+  assign multiplier = \port$2047$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -15535,8 +15915,121 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, m, n, chunk, row0, col0, index, clk);
+module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  wire [31:0] \$1 ;
+  wire [49:0] \$10 ;
+  wire [15:0] \$11 ;
+  wire [15:0] \$12 ;
+  wire \$13 ;
+  reg [48:0] \$14 ;
+  reg [48:0] \$15 ;
+  reg [15:0] \$16 ;
+  reg \$17 ;
+  wire [34:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire [32:0] \$5 ;
+  wire [15:0] \$6 ;
+  wire [15:0] \$7 ;
+  wire \$8 ;
+  wire [49:0] \$9 ;
+  input [15:0] a;
+  wire [15:0] a;
+  input [33:0] addend;
+  wire [33:0] addend;
+  input [31:0] b;
+  wire [31:0] b;
+  output busy;
+  reg busy = 1'h0;
+  input clk;
+  wire clk;
+  wire [48:0] first;
+  reg [48:0] multiplicand = 49'h0000000000000;
+  reg [15:0] multiplier = 16'h0000;
+  output [48:0] result;
+  reg [48:0] result = 49'h0000000000000;
+  input rst;
+  wire rst;
+  input start;
+  wire start;
+  assign \$1  = b & { a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0] };
+  assign \$2  = addend + \$1 ;
+  assign \$3  = ~ busy;
+  assign \$4  = start & \$3 ;
+  assign \$8  = | \$7 ;
+  assign \$9  = result + multiplicand;
+  assign \$13  = | \$12 ;
+  always @(posedge clk)
+    result <= \$14 ;
+  always @(posedge clk)
+    multiplicand <= \$15 ;
+  always @(posedge clk)
+    multiplier <= \$16 ;
+  always @(posedge clk)
+    busy <= \$17 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$14  = result;
+    if (\$4 ) begin
+      \$14  = { 14'h0000, \$2  };
+    end else if (busy) begin
+      if (multiplier[0]) begin
+        \$14  = \$9 [48:0];
+      end
+    end
+    if (rst) begin
+      \$14  = 49'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$15  = multiplicand;
+    if (\$4 ) begin
+      \$15  = { 16'h0000, \$5  };
+    end else if (busy) begin
+      \$15  = \$10 [48:0];
+    end
+    if (rst) begin
+      \$15  = 49'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$16  = multiplier;
+    if (\$4 ) begin
+      \$16  = \$6 ;
+    end else if (busy) begin
+      \$16  = \$11 ;
+    end
+    if (rst) begin
+      \$16  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$17  = busy;
+    if (\$4 ) begin
+      \$17  = \$8 ;
+    end else if (busy) begin
+      \$17  = \$13 ;
+    end
+    if (rst) begin
+      \$17  = 1'h0;
+    end
+  end
+  assign first = { 14'h0000, \$2  };
+  assign \$5  = { b, 1'h0 };
+  assign \$6  = { 1'h0, a[15:1] };
+  assign \$7  = { 1'h0, a[15:1] };
+  assign \$10  = { multiplicand, 1'h0 };
+  assign \$11  = { 1'h0, multiplier[15:1] };
+  assign \$12  = { 1'h0, multiplier[15:1] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -15554,7 +16047,6 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
   wire [15:0] chunk;
   input clk;
   wire clk;
-  output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
@@ -15564,6 +16056,7 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
   reg [31:0] index = 32'd0;
   output last;
   wire last;
+  output last_in_panel;
   wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
@@ -15571,7 +16064,6 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
   wire [15:0] n;
   input restart;
   wire restart;
-  output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
   output [15:0] rows;
   wire [15:0] rows;
@@ -15598,7 +16090,7 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
   always @(posedge clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -15615,7 +16107,7 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -15629,7 +16121,7 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -15646,7 +16138,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -15742,7 +16234,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
@@ -15752,7 +16244,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
@@ -15762,7 +16254,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -15786,7 +16278,7 @@ endmodule
 module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, irq, s_axil__awready, s_axil__wready, s_axil__arready, busy, s_axil__bvalid, start, s_axil__bresp, mode, a_addr, b_addr
 , c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, set_done, error_code, cycles, mac_cycles, stall_load, stall_store
 , dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
   wire \$100 ;
@@ -16143,7 +16635,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   always @(posedge clk)
     s_axil__rdata <= \$131 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     clear_done = 1'h0;
     if (do_write) begin
       casez (aw_addr)
@@ -16167,7 +16659,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$103  = aw_full;
     if (\$5 ) begin
       \$103  = 1'h1;
@@ -16180,7 +16672,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$104  = aw_addr;
     if (\$5 ) begin
       \$104  = s_axil__awaddr[11:2];
@@ -16190,7 +16682,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$105  = w_full;
     if (\$6 ) begin
       \$105  = 1'h1;
@@ -16203,7 +16695,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$106  = w_data;
     if (\$6 ) begin
       \$106  = s_axil__wdata;
@@ -16213,7 +16705,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$107  = w_strb;
     if (\$6 ) begin
       \$107  = s_axil__wstrb;
@@ -16223,7 +16715,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$108  = s_axil__bvalid;
     if (\$7 ) begin
       \$108  = 1'h0;
@@ -16236,7 +16728,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$109  = 1'h0;
     if (do_write) begin
       casez (aw_addr)
@@ -16261,7 +16753,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$110  = 1'h0;
     if (do_write) begin
       casez (aw_addr)
@@ -16286,7 +16778,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$111  = s_axil__bresp;
     if (do_write) begin
       \$111  = 2'h0;
@@ -16357,7 +16849,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$112  = mode;
     if (do_write) begin
       casez (aw_addr)
@@ -16382,7 +16874,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$113  = a_addr;
     if (do_write) begin
       casez (aw_addr)
@@ -16411,7 +16903,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$114  = b_addr;
     if (do_write) begin
       casez (aw_addr)
@@ -16442,7 +16934,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$115  = c_addr;
     if (do_write) begin
       casez (aw_addr)
@@ -16475,7 +16967,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$116  = cin_addr;
     if (do_write) begin
       casez (aw_addr)
@@ -16510,7 +17002,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$117  = m;
     if (do_write) begin
       casez (aw_addr)
@@ -16547,7 +17039,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$118  = k;
     if (do_write) begin
       casez (aw_addr)
@@ -16586,7 +17078,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$119  = n;
     if (do_write) begin
       casez (aw_addr)
@@ -16627,7 +17119,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$120  = lda;
     if (do_write) begin
       casez (aw_addr)
@@ -16670,7 +17162,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$121  = ldb;
     if (do_write) begin
       casez (aw_addr)
@@ -16715,7 +17207,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$122  = ldc;
     if (do_write) begin
       casez (aw_addr)
@@ -16762,7 +17254,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$123  = ldcin;
     if (do_write) begin
       casez (aw_addr)
@@ -16811,7 +17303,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$124  = rq_mult;
     if (do_write) begin
       casez (aw_addr)
@@ -16862,7 +17354,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$125  = rq_shift;
     if (do_write) begin
       casez (aw_addr)
@@ -16915,7 +17407,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$126  = rq_zp;
     if (do_write) begin
       casez (aw_addr)
@@ -16970,7 +17462,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$127  = done;
     if (clear_done) begin
       \$127  = 1'h0;
@@ -16986,7 +17478,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$128  = error;
     if (\$100 ) begin
       \$128  = 8'h00;
@@ -16999,7 +17491,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$129  = s_axil__rvalid;
     if (\$101 ) begin
       \$129  = 1'h0;
@@ -17012,7 +17504,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$130  = s_axil__rresp;
     if (\$102 ) begin
       \$130  = 2'h0;
@@ -17083,7 +17575,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$131  = s_axil__rdata;
     if (\$102 ) begin
       \$131  = 32'd0;

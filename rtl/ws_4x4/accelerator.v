@@ -371,7 +371,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .busy(busy),
+    .\busy$237 (busy),
     .clk(clk),
     .cmd(cmd),
     .cycles(cycles),
@@ -389,7 +389,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .rst(rst),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .start(start),
+    .\start$256 (start),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2663$43 (burst__payload[43]),
-    .\port$2663$45 (burst__payload[67:45]),
+    .\port$2809$43 (burst__payload[43]),
+    .\port$2809$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2663$43 , \port$2663$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2809$43 , \port$2809$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2663$43 ;
-  wire \port$2663$43 ;
-  input [22:0] \port$2663$45 ;
-  wire [22:0] \port$2663$45 ;
+  input \port$2809$43 ;
+  wire \port$2809$43 ;
+  input [22:0] \port$2809$45 ;
+  wire [22:0] \port$2809$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2663$43 , \port$2663$45  };
+      storage[w_port__addr] <= { \port$2809$43 , \port$2809$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2663$43 , \port$2663$45  };
-  assign w_data = { \port$2663$43 , \port$2663$45  };
+  assign w_port__data = { \port$2809$43 , \port$2809$45  };
+  assign w_data = { \port$2809$43 , \port$2809$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3404,42 +3404,42 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy, rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, start, rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
+module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$237 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$256 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
 , stall_store, rd_data__valid, rd_data__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [32:0] \$1 ;
-  wire [64:0] \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  wire [3:0] \$102 ;
+  wire [33:0] \$10 ;
+  wire [7:0] \$100 ;
+  wire [7:0] \$101 ;
+  wire [7:0] \$102 ;
   wire \$103 ;
-  wire [10:0] \$104 ;
-  wire [32:0] \$105 ;
-  wire [7:0] \$106 ;
-  wire [7:0] \$107 ;
-  wire [7:0] \$108 ;
-  wire [7:0] \$109 ;
-  wire [65:0] \$11 ;
-  wire \$110 ;
-  wire [32:0] \$111 ;
-  wire \$112 ;
-  wire \$113 ;
-  wire \$114 ;
-  wire [10:0] \$115 ;
-  wire [16:0] \$116 ;
-  wire [16:0] \$117 ;
-  wire \$118 ;
-  wire [31:0] \$119 ;
+  wire [32:0] \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire [10:0] \$108 ;
+  wire [16:0] \$109 ;
+  wire \$11 ;
+  wire [16:0] \$110 ;
+  wire \$111 ;
+  wire [31:0] \$112 ;
+  wire [32:0] \$113 ;
+  wire [31:0] \$114 ;
+  wire [32:0] \$115 ;
+  wire [31:0] \$116 ;
+  wire [32:0] \$117 ;
+  wire [31:0] \$118 ;
+  wire [32:0] \$119 ;
   wire \$12 ;
-  wire [32:0] \$120 ;
-  wire [31:0] \$121 ;
-  wire [32:0] \$122 ;
-  wire [31:0] \$123 ;
-  wire [32:0] \$124 ;
-  wire [31:0] \$125 ;
-  wire [32:0] \$126 ;
-  wire [10:0] \$127 ;
-  wire [16:0] \$128 ;
+  wire [10:0] \$120 ;
+  wire [16:0] \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
   wire \$129 ;
   wire \$13 ;
   wire \$130 ;
@@ -3450,85 +3450,85 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$135 ;
   wire \$136 ;
   wire \$137 ;
-  wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
-  wire \$140 ;
+  wire [18:0] \$138 ;
+  wire [18:0] \$139 ;
+  wire [32:0] \$14 ;
+  wire [3:0] \$140 ;
   wire \$141 ;
   wire \$142 ;
-  wire \$143 ;
+  wire [16:0] \$143 ;
   wire \$144 ;
-  wire [47:0] \$145 ;
-  wire [48:0] \$146 ;
-  wire [18:0] \$147 ;
-  wire [49:0] \$148 ;
-  wire [18:0] \$149 ;
-  wire [47:0] \$15 ;
-  wire [3:0] \$150 ;
-  wire \$151 ;
-  wire \$152 ;
-  wire [16:0] \$153 ;
-  wire \$154 ;
-  wire [10:0] \$155 ;
-  wire [16:0] \$156 ;
-  wire \$157 ;
+  wire [10:0] \$145 ;
+  wire [16:0] \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire [16:0] \$149 ;
+  wire \$15 ;
+  wire \$150 ;
+  wire [5:0] \$151 ;
+  wire [5:0] \$152 ;
+  wire [5:0] \$153 ;
+  wire [5:0] \$154 ;
+  wire [63:0] \$155 ;
+  wire \$156 ;
+  wire [4:0] \$157 ;
   wire \$158 ;
-  wire [16:0] \$159 ;
-  wire [48:0] \$16 ;
+  wire \$159 ;
+  wire \$16 ;
   wire \$160 ;
-  wire [5:0] \$161 ;
-  wire [5:0] \$162 ;
-  wire [5:0] \$163 ;
-  wire [63:0] \$164 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
   wire \$165 ;
-  wire [4:0] \$166 ;
-  wire \$167 ;
+  wire [32:0] \$166 ;
+  wire [32:0] \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire [49:0] \$17 ;
-  wire \$170 ;
-  wire \$171 ;
+  wire \$17 ;
+  wire [32:0] \$170 ;
+  wire [32:0] \$171 ;
   wire \$172 ;
-  wire [32:0] \$173 ;
-  wire [64:0] \$174 ;
-  wire [65:0] \$175 ;
-  wire [66:0] \$176 ;
-  wire [32:0] \$177 ;
-  wire [64:0] \$178 ;
-  wire [65:0] \$179 ;
+  wire \$173 ;
+  wire [32:0] \$174 ;
+  wire [34:0] \$175 ;
+  wire [34:0] \$176 ;
+  wire [35:0] \$177 ;
+  wire \$178 ;
+  wire \$179 ;
   wire \$18 ;
-  wire [66:0] \$180 ;
-  wire [32:0] \$181 ;
-  wire [64:0] \$182 ;
-  wire [65:0] \$183 ;
-  wire [34:0] \$184 ;
-  wire [66:0] \$185 ;
-  wire [32:0] \$186 ;
-  wire [64:0] \$187 ;
-  wire [65:0] \$188 ;
-  wire [34:0] \$189 ;
-  wire \$19 ;
-  wire [66:0] \$190 ;
+  wire [32:0] \$180 ;
+  wire [34:0] \$181 ;
+  wire [35:0] \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
+  wire [18:0] \$19 ;
+  wire \$190 ;
   wire \$191 ;
   wire \$192 ;
   wire \$193 ;
   wire \$194 ;
   wire \$195 ;
   wire \$196 ;
-  wire \$197 ;
-  wire \$198 ;
+  wire [34:0] \$197 ;
+  wire [34:0] \$198 ;
   wire \$199 ;
   wire \$2 ;
   wire \$20 ;
   wire \$200 ;
-  wire \$201 ;
+  wire [34:0] \$201 ;
   wire \$202 ;
   wire \$203 ;
   wire \$204 ;
-  wire [34:0] \$205 ;
+  wire \$205 ;
   wire \$206 ;
   wire \$207 ;
-  wire [34:0] \$208 ;
+  wire \$208 ;
   wire \$209 ;
   wire \$21 ;
   wire \$210 ;
@@ -3541,7 +3541,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire [47:0] \$22 ;
+  wire [9:0] \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
@@ -3552,7 +3552,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire [48:0] \$23 ;
+  wire [16:0] \$23 ;
   wire \$230 ;
   wire \$231 ;
   wire \$232 ;
@@ -3563,9 +3563,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$237 ;
   wire \$238 ;
   wire \$239 ;
-  wire [18:0] \$24 ;
+  wire [17:0] \$24 ;
   wire \$240 ;
-  wire \$241 ;
+  wire [1:0] \$241 ;
   wire [1:0] \$242 ;
   wire [1:0] \$243 ;
   wire [1:0] \$244 ;
@@ -3574,7 +3574,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [1:0] \$247 ;
   wire [1:0] \$248 ;
   wire [1:0] \$249 ;
-  wire [49:0] \$25 ;
+  wire \$25 ;
   wire [1:0] \$250 ;
   wire [1:0] \$251 ;
   wire [1:0] \$252 ;
@@ -3585,7 +3585,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [1:0] \$257 ;
   wire [1:0] \$258 ;
   wire [1:0] \$259 ;
-  wire [18:0] \$26 ;
+  wire [10:0] \$26 ;
   wire [1:0] \$260 ;
   wire [1:0] \$261 ;
   wire [1:0] \$262 ;
@@ -3594,18 +3594,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [1:0] \$265 ;
   wire [1:0] \$266 ;
   wire [1:0] \$267 ;
-  wire [1:0] \$268 ;
+  wire [32:0] \$268 ;
   wire [32:0] \$269 ;
-  wire \$27 ;
+  wire [16:0] \$27 ;
   wire [32:0] \$270 ;
-  wire \$271 ;
-  wire \$272 ;
-  wire \$273 ;
-  wire \$274 ;
-  wire \$275 ;
-  wire \$276 ;
-  wire \$277 ;
-  wire \$278 ;
+  wire [32:0] \$271 ;
+  wire [32:0] \$272 ;
+  wire [32:0] \$273 ;
+  wire [32:0] \$274 ;
+  wire [32:0] \$275 ;
+  wire [46:0] \$276 ;
+  wire [47:0] \$277 ;
+  wire [47:0] \$278 ;
   wire \$279 ;
   wire \$28 ;
   wire \$280 ;
@@ -3613,166 +3613,209 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$282 ;
   wire \$283 ;
   wire \$284 ;
-  wire [32:0] \$285 ;
-  wire [16:0] \$286 ;
-  wire [16:0] \$287 ;
-  wire [16:0] \$288 ;
-  wire [32:0] \$289 ;
-  wire [9:0] \$29 ;
-  wire [32:0] \$290 ;
-  wire [16:0] \$291 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
+  wire \$29 ;
+  wire \$290 ;
+  wire \$291 ;
   wire \$292 ;
-  wire [16:0] \$293 ;
-  wire \$294 ;
-  wire [32:0] \$295 ;
-  wire \$296 ;
-  wire \$297 ;
-  wire \$298 ;
-  wire \$299 ;
+  wire [32:0] \$293 ;
+  wire [16:0] \$294 ;
+  wire [16:0] \$295 ;
+  wire [16:0] \$296 ;
+  wire [32:0] \$297 ;
+  wire [32:0] \$298 ;
+  wire [16:0] \$299 ;
   wire \$3 ;
-  wire [16:0] \$30 ;
+  wire \$30 ;
   wire \$300 ;
-  wire [32:0] \$301 ;
-  wire [16:0] \$302 ;
-  wire [16:0] \$303 ;
-  wire [32:0] \$304 ;
-  wire [32:0] \$305 ;
+  wire [16:0] \$301 ;
+  wire \$302 ;
+  wire [32:0] \$303 ;
+  wire \$304 ;
+  wire \$305 ;
   wire \$306 ;
   wire \$307 ;
-  wire [32:0] \$308 ;
-  wire \$309 ;
-  wire [17:0] \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire \$312 ;
+  wire \$308 ;
+  wire [32:0] \$309 ;
+  wire \$31 ;
+  wire [16:0] \$310 ;
+  wire [16:0] \$311 ;
+  wire [32:0] \$312 ;
   wire [32:0] \$313 ;
-  wire [32:0] \$314 ;
-  wire [3:0] \$315 ;
+  wire \$314 ;
+  wire \$315 ;
   wire [32:0] \$316 ;
   wire \$317 ;
-  wire [16:0] \$318 ;
+  wire \$318 ;
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
-  wire [16:0] \$321 ;
-  wire \$322 ;
-  wire [16:0] \$323 ;
-  wire \$324 ;
+  wire [32:0] \$321 ;
+  wire [32:0] \$322 ;
+  wire [3:0] \$323 ;
+  wire [32:0] \$324 ;
   wire \$325 ;
-  wire \$326 ;
+  wire [16:0] \$326 ;
   wire \$327 ;
-  wire [16:0] \$328 ;
-  wire \$329 ;
-  wire [10:0] \$33 ;
-  wire [16:0] \$330 ;
-  wire \$331 ;
-  wire \$332 ;
-  wire [2:0] \$333 ;
-  wire [31:0] \$334 ;
+  wire \$328 ;
+  wire [16:0] \$329 ;
+  wire \$33 ;
+  wire \$330 ;
+  wire [16:0] \$331 ;
+  wire [4:0] \$332 ;
+  wire [32:0] \$333 ;
+  wire [4:0] \$334 ;
   wire [32:0] \$335 ;
-  wire [33:0] \$336 ;
-  wire [33:0] \$337 ;
+  wire [32:0] \$336 ;
+  wire \$337 ;
   wire \$338 ;
-  wire [32:0] \$339 ;
-  wire [16:0] \$34 ;
+  wire \$339 ;
+  wire \$34 ;
   wire \$340 ;
-  wire \$341 ;
+  wire [16:0] \$341 ;
   wire \$342 ;
-  wire \$343 ;
+  wire [16:0] \$343 ;
   wire \$344 ;
-  wire [32:0] \$345 ;
-  wire [16:0] \$346 ;
+  wire \$345 ;
+  wire [2:0] \$346 ;
   wire \$347 ;
   wire \$348 ;
   wire \$349 ;
   wire \$35 ;
-  wire [32:0] \$350 ;
+  wire \$350 ;
   wire \$351 ;
-  wire [32:0] \$352 ;
+  wire \$352 ;
   wire \$353 ;
   wire \$354 ;
   wire \$355 ;
   wire \$356 ;
-  wire [32:0] \$357 ;
+  wire \$357 ;
   wire \$358 ;
-  wire \$359 ;
+  wire [31:0] \$359 ;
   wire \$36 ;
   wire [32:0] \$360 ;
-  reg [1:0] \$361 ;
-  reg [1:0] \$362 ;
-  reg [1:0] \$363 ;
-  reg [1:0] \$364 ;
-  reg [1:0] \$365 ;
-  reg [1:0] \$366 ;
-  reg [1:0] \$367 ;
-  reg [1:0] \$368 ;
-  reg [1:0] \$369 ;
+  wire [33:0] \$361 ;
+  wire [33:0] \$362 ;
+  wire \$363 ;
+  wire [32:0] \$364 ;
+  wire \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire \$368 ;
+  wire \$369 ;
   wire \$37 ;
-  reg [31:0] \$370 ;
-  reg [1:0] \$371 ;
-  reg \$372 ;
-  reg \$373 ;
-  reg \$374 ;
-  reg [31:0] \$375 ;
-  reg [15:0] \$376 ;
-  reg [15:0] \$377 ;
-  reg [15:0] \$378 ;
-  reg [31:0] \$379 ;
+  wire [32:0] \$370 ;
+  wire [16:0] \$371 ;
+  wire \$372 ;
+  wire \$373 ;
+  wire \$374 ;
+  wire \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
   wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
-  reg [2:0] \$382 ;
-  reg [15:0] \$383 ;
-  reg [15:0] \$384 ;
-  reg [31:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
-  reg \$388 ;
-  reg [31:0] \$389 ;
+  wire \$380 ;
+  wire [32:0] \$381 ;
+  wire \$382 ;
+  wire [32:0] \$383 ;
+  wire \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
+  wire [32:0] \$388 ;
+  wire \$389 ;
   wire \$39 ;
-  reg \$390 ;
-  reg \$391 ;
-  reg [2:0] \$392 ;
-  reg [31:0] \$393 ;
-  reg [31:0] \$394 ;
-  reg \$395 ;
-  reg \$396 ;
-  reg \$397 ;
-  reg [9:0] \$398 ;
-  reg [127:0] \$399 ;
+  wire \$390 ;
+  wire [32:0] \$391 ;
+  reg [1:0] \$392 ;
+  reg [1:0] \$393 ;
+  reg [1:0] \$394 ;
+  reg [1:0] \$395 ;
+  reg [1:0] \$396 ;
+  reg [1:0] \$397 ;
+  reg [1:0] \$398 ;
+  reg [1:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg \$400 ;
-  reg \$401 ;
-  reg \$402 ;
-  reg [15:0] \$403 ;
-  reg \$404 ;
-  reg [15:0] \$405 ;
-  reg \$406 ;
-  reg \$407 ;
-  reg [1:0] \$408 ;
-  reg [398:0] \$409 ;
+  reg [1:0] \$400 ;
+  reg [31:0] \$401 ;
+  reg [31:0] \$402 ;
+  reg [31:0] \$403 ;
+  reg [31:0] \$404 ;
+  reg [31:0] \$405 ;
+  reg [31:0] \$406 ;
+  reg [1:0] \$407 ;
+  reg \$408 ;
+  reg \$409 ;
   wire \$41 ;
-  reg [7:0] \$410 ;
+  reg \$410 ;
   reg [31:0] \$411 ;
-  reg [31:0] \$412 ;
-  reg [31:0] \$413 ;
-  reg [31:0] \$414 ;
-  reg [2:0] \$415 ;
-  reg [15:0] \$416 ;
-  reg [31:0] \$417 ;
-  reg [15:0] \$418 ;
+  reg [15:0] \$412 ;
+  reg [15:0] \$413 ;
+  reg [15:0] \$414 ;
+  reg [31:0] \$415 ;
+  reg \$416 ;
+  reg \$417 ;
+  reg [2:0] \$418 ;
+  reg [15:0] \$419 ;
   wire \$42 ;
+  reg [15:0] \$420 ;
+  reg [31:0] \$421 ;
+  reg \$422 ;
+  reg \$423 ;
+  reg \$424 ;
+  reg [31:0] \$425 ;
+  reg \$426 ;
+  reg \$427 ;
+  reg [2:0] \$428 ;
+  reg [31:0] \$429 ;
   wire \$43 ;
-  wire \$44 ;
+  reg [31:0] \$430 ;
+  reg \$431 ;
+  reg \$432 ;
+  reg \$433 ;
+  reg [9:0] \$434 ;
+  reg [127:0] \$435 ;
+  reg \$436 ;
+  reg \$437 ;
+  reg \$438 ;
+  reg [15:0] \$439 ;
+  wire [32:0] \$44 ;
+  reg [31:0] \$440 ;
+  reg [31:0] \$441 ;
+  reg \$442 ;
+  reg [15:0] \$443 ;
+  reg \$444 ;
+  reg \$445 ;
+  reg [1:0] \$446 ;
+  reg [398:0] \$447 ;
+  reg [7:0] \$448 ;
+  reg [31:0] \$449 ;
   wire \$45 ;
+  reg [31:0] \$450 ;
+  reg [31:0] \$451 ;
+  reg [31:0] \$452 ;
+  reg [3:0] \$453 ;
+  reg \$454 ;
+  reg [3:0] \$455 ;
+  reg [15:0] \$456 ;
+  reg [31:0] \$457 ;
+  reg [15:0] \$458 ;
+  reg [31:0] \$459 ;
   wire \$46 ;
+  reg [31:0] \$460 ;
+  reg [31:0] \$461 ;
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire [32:0] \$51 ;
+  wire \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
@@ -3780,64 +3823,64 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
-  wire \$59 ;
+  wire [3:0] \$59 ;
   wire \$6 ;
   wire \$60 ;
-  wire [8:0] \$600 ;
   wire \$61 ;
   wire \$62 ;
   wire \$63 ;
-  wire \$64 ;
-  wire \$65 ;
-  wire [3:0] \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire [8:0] \$633 ;
+  wire [9:0] \$64 ;
+  wire [16:0] \$65 ;
+  wire [31:0] \$66 ;
+  wire [32:0] \$67 ;
+  wire [9:0] \$68 ;
+  wire [9:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire [9:0] \$71 ;
-  wire [16:0] \$72 ;
-  wire [31:0] \$73 ;
-  wire [32:0] \$74 ;
-  wire [9:0] \$75 ;
-  wire [9:0] \$76 ;
-  wire [6:0] \$77 ;
-  wire [127:0] \$78 ;
+  wire [6:0] \$70 ;
+  wire [127:0] \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire [32:0] \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
-  wire \$80 ;
+  wire [16:0] \$80 ;
   wire \$81 ;
-  wire \$82 ;
+  wire [32:0] \$82 ;
   wire \$83 ;
-  wire [32:0] \$84 ;
+  wire \$84 ;
   wire \$85 ;
-  wire \$86 ;
-  wire [16:0] \$87 ;
+  wire [32:0] \$86 ;
+  wire \$87 ;
   wire \$88 ;
-  wire [32:0] \$89 ;
-  wire [63:0] \$9 ;
+  wire \$89 ;
+  wire [32:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
   wire \$92 ;
-  wire [32:0] \$93 ;
+  wire \$93 ;
   wire \$94 ;
-  wire \$95 ;
+  wire [3:0] \$95 ;
   wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  wire [10:0] \$97 ;
+  wire [32:0] \$98 ;
+  wire [7:0] \$99 ;
   wire [8:0] \$signature__addr ;
-  wire [8:0] \$signature__addr$92 ;
+  wire [8:0] \$signature__addr$93 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$96 ;
-  wire [7:0] \$signature__data$96[0] ;
-  wire [7:0] \$signature__data$96[1] ;
-  wire [7:0] \$signature__data$96[2] ;
-  wire [7:0] \$signature__data$96[3] ;
-  wire [7:0] \$signature__data$96[4] ;
-  wire [7:0] \$signature__data$96[5] ;
-  wire [7:0] \$signature__data$96[6] ;
-  wire [7:0] \$signature__data$96[7] ;
+  wire [63:0] \$signature__data$97 ;
+  wire [7:0] \$signature__data$97[0] ;
+  wire [7:0] \$signature__data$97[1] ;
+  wire [7:0] \$signature__data$97[2] ;
+  wire [7:0] \$signature__data$97[3] ;
+  wire [7:0] \$signature__data$97[4] ;
+  wire [7:0] \$signature__data$97[5] ;
+  wire [7:0] \$signature__data$97[6] ;
+  wire [7:0] \$signature__data$97[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -3847,7 +3890,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$93 ;
+  wire \$signature__en$94 ;
+  reg [15:0] a;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
   reg [1:0] a_busy_set;
@@ -3867,18 +3911,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire a_wr__en;
   reg [15:0] acc_row = 16'h0000;
   reg acc_writes = 1'h0;
+  reg [33:0] addend;
   wire [9:0] addr;
   reg advance;
-  reg \advance$114 ;
-  reg \advance$146 ;
+  reg \advance$115 ;
+  reg \advance$147 ;
   reg \advance$190 ;
   reg apar = 1'h0;
+  reg [31:0] b;
   reg [1:0] b_busy = 2'h0;
   wire [1:0] b_busy_clr;
   reg [1:0] b_busy_set;
   reg [1:0] b_full = 2'h0;
   wire [1:0] b_full_clr;
   reg [1:0] b_full_set;
+  reg [31:0] b_koff = 32'd0;
   wire [9:0] b_rd__addr;
   wire [31:0] b_rd__data;
   wire [7:0] \b_rd__data[0] ;
@@ -3901,10 +3948,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [3:0] b_wr__en;
   reg [15:0] beat = 16'h0000;
   wire beat_ok;
+  reg [3:0] beyond = 4'h0;
   wire [1:0] both;
   reg bpar = 1'h0;
-  output busy;
   wire busy;
+  output \busy$237 ;
+  wire \busy$237 ;
   reg byte_ready;
   reg [127:0] byte_row;
   reg byte_valid;
@@ -3959,13 +4008,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [3:0] c_wr__en;
   reg [15:0] chunk = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$117 ;
+  wire [15:0] \chunk$118 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$13 ;
+  wire [15:0] \chunk$12 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$170 ;
+  wire [15:0] \chunk$171 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$67 ;
+  wire [15:0] \chunk$68 ;
+  reg [31:0] chunk_lda = 32'd0;
+  reg [31:0] chunk_ldc = 32'd0;
+  reg [31:0] chunk_ldcin = 32'd0;
   reg claimed;
   input clk;
   wire clk;
@@ -3990,10 +4042,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire [7:0] \cmd.rq_zp ;
   reg [7:0] code;
   wire [15:0] col0;
-  wire [15:0] \col0$179 ;
   wire [15:0] cols;
   wire [15:0] \cols$181 ;
-  reg [2:0] control_state = 3'h0;
+  reg [3:0] control_state = 4'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
   input dma_busy;
@@ -4002,10 +4053,6 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire dma_error;
   output done;
   reg done;
-  reg [65:0] \end ;
-  reg [65:0] \end$229 ;
-  reg [65:0] \end$230 ;
-  reg [65:0] \end$231 ;
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
@@ -4028,8 +4075,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$175 ;
-  wire [31:0] \index$81 ;
+  wire [31:0] \index$176 ;
+  wire [31:0] \index$82 ;
   wire is_cin;
   wire issue;
   reg \issue$182 ;
@@ -4039,23 +4086,30 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg l_done = 1'h0;
   reg l_step;
   wire last;
-  wire \last$240 ;
-  wire \last$241 ;
-  wire \last$244 ;
+  wire \last$248 ;
+  wire \last$249 ;
+  wire \last$255 ;
   wire last_in_panel;
-  wire \last_in_panel$144 ;
+  wire \last_in_panel$145 ;
+  wire \last_in_panel$241 ;
+  wire \last_in_panel$252 ;
+  reg launched = 1'h0;
   wire [2:0] level;
-  wire [2:0] \level$126 ;
+  wire [2:0] \level$127 ;
   wire [2:0] \level$183 ;
+  reg [31:0] load_a_addr = 32'd0;
+  reg [31:0] load_a_panel = 32'd0;
+  reg [31:0] load_cin_addr = 32'd0;
+  reg [31:0] load_cin_panel = 32'd0;
   reg [31:0] load_k_kc0 = 32'd0;
   wire load_k_last;
   wire [31:0] load_k_left;
   wire [31:0] load_k_len;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$115 ;
-  wire [15:0] \m$168 ;
-  wire [15:0] \m$65 ;
+  wire [15:0] \m$116 ;
+  wire [15:0] \m$169 ;
+  wire [15:0] \m$66 ;
   reg [15:0] m_idx = 16'h0000;
   output [31:0] mac_cycles;
   reg [31:0] mac_cycles = 32'd0;
@@ -4063,9 +4117,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [2:0] meta_off = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$116 ;
-  wire [15:0] \n$169 ;
-  wire [15:0] \n$66 ;
+  wire [15:0] \n$117 ;
+  wire [15:0] \n$170 ;
+  wire [15:0] \n$67 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
   wire [31:0] \o__payload.c ;
@@ -4085,26 +4139,25 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire \operands__payload.last ;
   wire operands__ready;
   wire operands__valid;
-  wire [2:0] out_bytes;
   reg pending = 1'h0;
   reg \pending$184  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [32:0] \r_data$103 ;
-  wire [31:0] \r_data$138 ;
-  wire [18:0] \r_data$152 ;
+  wire [32:0] \r_data$104 ;
+  wire [31:0] \r_data$139 ;
+  wire [18:0] \r_data$153 ;
   wire [127:0] \r_data$207 ;
   wire [3:0] \r_data$217 ;
   reg r_en;
-  wire \r_en$104 ;
-  wire \r_en$139 ;
-  reg \r_en$156 ;
+  wire \r_en$105 ;
+  wire \r_en$140 ;
+  reg \r_en$157 ;
   reg \r_en$208 ;
   reg \r_en$224 ;
   wire r_rdy;
-  wire \r_rdy$101 ;
-  wire \r_rdy$136 ;
-  wire \r_rdy$148 ;
+  wire \r_rdy$102 ;
+  wire \r_rdy$137 ;
+  wire \r_rdy$149 ;
   wire \r_rdy$194 ;
   wire \r_rdy$205 ;
   output [99:0] rd_cmd__payload;
@@ -4139,10 +4192,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$118 ;
-  wire \restart$15 ;
-  wire \restart$171 ;
-  wire \restart$68 ;
+  wire \restart$119 ;
+  wire \restart$14 ;
+  wire \restart$172 ;
+  wire \restart$69 ;
+  wire [48:0] result;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
   wire [31:0] \results__payload.c[0] ;
@@ -4153,12 +4207,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   wire results__ready;
   wire results__valid;
   reg [15:0] row = 16'h0000;
-  wire [15:0] row0;
-  wire [15:0] \row0$178 ;
   reg [15:0] row_base = 16'h0000;
   reg [15:0] row_word = 16'h0000;
   wire [15:0] rows;
-  wire [15:0] \rows$108 ;
+  wire [15:0] \rows$109 ;
   wire [15:0] \rows$180 ;
   input rst;
   wire rst;
@@ -4184,28 +4236,31 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [31:0] stall_load = 32'd0;
   output [31:0] stall_store;
   reg [31:0] stall_store = 32'd0;
-  input start;
-  wire start;
+  reg start;
+  input \start$256 ;
+  wire \start$256 ;
   reg step_done;
+  reg [31:0] store_c_addr = 32'd0;
+  reg [31:0] store_c_panel = 32'd0;
   reg store_state = 1'h0;
   reg [31:0] used = 32'd0;
   reg w_bpar = 1'h0;
   reg [2:0] w_data;
-  reg [18:0] \w_data$107 ;
-  wire [31:0] \w_data$131 ;
+  reg [18:0] \w_data$108 ;
+  wire [31:0] \w_data$132 ;
   wire [3:0] \w_data$196 ;
   wire [127:0] \w_data$197 ;
-  wire [32:0] \w_data$94 ;
+  wire [32:0] \w_data$95 ;
   reg w_done = 1'h0;
   reg w_en;
-  reg \w_en$106 ;
   (* init = 1'h0 *)
-  wire \w_en$134 ;
+  wire \w_en$100 ;
+  reg \w_en$107 ;
+  (* init = 1'h0 *)
+  wire \w_en$135 ;
   wire \w_en$195 ;
   (* init = 1'h0 *)
   wire \w_en$199 ;
-  (* init = 1'h0 *)
-  wire \w_en$99 ;
   wire w_issue;
   reg [31:0] w_k = 32'd0;
   reg [31:0] w_kr = 32'd0;
@@ -4213,7 +4268,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [2:0] w_r = 3'h0;
   wire w_rdy;
   wire \w_rdy$185 ;
-  wire \w_rdy$86 ;
+  wire \w_rdy$87 ;
   reg w_step_done;
   reg w_zero = 1'h0;
   reg [31:0] weight_k_kc0 = 32'd0;
@@ -4776,19 +4831,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @(posedge clk) begin
     if (a_wr__en)
-      spad_a[\$31 [8:0]] <= rd_data__payload[63:0];
+      spad_a[\$24 [8:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (issue) begin
-      _0_ <= spad_a[\$76 [8:0]];
+      _0_ <= spad_a[\$69 [8:0]];
     end
     if (issue) begin
-      _1_ <= spad_a[\$75 [8:0]];
+      _1_ <= spad_a[\$68 [8:0]];
     end
   end
-  assign \$signature__data$96  = _0_;
+  assign \$signature__data$97  = _0_;
   assign \$signature__data  = _1_;
   reg [31:0] spad_b [1023:0];
   initial begin
@@ -5819,18 +5874,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @(posedge clk) begin
     if (b_wr__en[0])
-      spad_b[\$34 [9:0]][7:0] <= b_wr__data[7:0];
+      spad_b[\$27 [9:0]][7:0] <= b_wr__data[7:0];
     if (b_wr__en[1])
-      spad_b[\$34 [9:0]][15:8] <= b_wr__data[15:8];
+      spad_b[\$27 [9:0]][15:8] <= b_wr__data[15:8];
     if (b_wr__en[2])
-      spad_b[\$34 [9:0]][23:16] <= b_wr__data[23:16];
+      spad_b[\$27 [9:0]][23:16] <= b_wr__data[23:16];
     if (b_wr__en[3])
-      spad_b[\$34 [9:0]][31:24] <= b_wr__data[31:24];
+      spad_b[\$27 [9:0]][31:24] <= b_wr__data[31:24];
   end
   reg [31:0] _2_;
   always @(posedge clk) begin
     if (w_issue) begin
-      _2_ <= spad_b[\$105 [9:0]];
+      _2_ <= spad_b[\$98 [9:0]];
     end
   end
   assign b_rd__data = _2_;
@@ -6875,15 +6930,96 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   reg [127:0] _4_;
   always @(posedge clk) begin
     if (\issue$182 ) begin
-      _3_ <= spad_c[\$156 [9:0]];
+      _3_ <= spad_c[\$146 [9:0]];
     end
     if (got) begin
-      _4_ <= spad_c[\$116 [9:0]];
+      _4_ <= spad_c[\$109 [9:0]];
     end
   end
   assign \w_data$197  = _3_;
   assign c_rd_acc__data = _4_;
-  assign out_bytes = c[353] ? 3'h1 : 3'h4;
+  always @(posedge clk)
+    kr <= \$421 ;
+  always @(posedge clk)
+    apar <= \$422 ;
+  always @(posedge clk)
+    bpar <= \$423 ;
+  always @(posedge clk)
+    f_done <= \$424 ;
+  always @(posedge clk)
+    weight_k_kc0 <= \$425 ;
+  always @(posedge clk)
+    w_pending <= \$426 ;
+  always @(posedge clk)
+    w_zero <= \$427 ;
+  always @(posedge clk)
+    w_r <= \$428 ;
+  always @(posedge clk)
+    w_kr <= \$429 ;
+  always @(posedge clk)
+    w_k <= \$430 ;
+  always @(posedge clk)
+    w_bpar <= \$431 ;
+  always @(posedge clk)
+    w_done <= \$432 ;
+  always @(posedge clk)
+    acc_writes <= \$433 ;
+  always @(posedge clk)
+    s1_addr <= \$434 ;
+  always @(posedge clk)
+    s1_value <= \$435 ;
+  always @(posedge clk)
+    s1_read <= \$436 ;
+  always @(posedge clk)
+    s1_half <= \$437 ;
+  always @(posedge clk)
+    s1_chunk_done <= \$438 ;
+  always @(posedge clk)
+    acc_row <= \$439 ;
+  always @(posedge clk)
+    store_c_panel <= \$440 ;
+  always @(posedge clk)
+    store_c_addr <= \$441 ;
+  always @(posedge clk)
+    store_state <= \$442 ;
+  always @(posedge clk)
+    r <= \$443 ;
+  always @(posedge clk)
+    s_done <= \$444 ;
+  always @(posedge clk)
+    \pending$184  <= \$445 ;
+  always @(posedge clk)
+    s_beat <= \$446 ;
+  always @(posedge clk)
+    c <= \$447 ;
+  always @(posedge clk)
+    error <= \$448 ;
+  always @(posedge clk)
+    cycles <= \$449 ;
+  always @(posedge clk)
+    mac_cycles <= \$450 ;
+  always @(posedge clk)
+    stall_load <= \$451 ;
+  always @(posedge clk)
+    stall_store <= \$452 ;
+  always @(posedge clk)
+    beyond <= \$453 ;
+  always @(posedge clk)
+    launched <= \$454 ;
+  always @(posedge clk)
+    control_state <= \$455 ;
+  always @(posedge clk)
+    words <= \$456 ;
+  always @(posedge clk)
+    used <= \$457 ;
+  always @(posedge clk)
+    chunk <= \$458 ;
+  always @(posedge clk)
+    chunk_lda <= \$459 ;
+  always @(posedge clk)
+    chunk_ldc <= \$460 ;
+  always @(posedge clk)
+    chunk_ldcin <= \$461 ;
   assign split = c[191:160] > 10'h200;
   assign both = b_used_w & b_used_o;
   assign \$1  = c[191:160] - load_k_kc0;
@@ -6896,505 +7032,474 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \$6  = b_busy >> l_bpar;
   assign \$7  = ~ \$6 ;
   assign \$8  = \$7  & w_rdy;
-  assign \$9  = load_k_kc0 * c[287:256];
-  assign \$10  = c[63:32] + \$9 ;
-  assign \$11  = \$10  + col0;
-  assign \$12  = a_busy >> l_apar;
-  assign \$13  = ~ \$12 ;
-  assign \$14  = \$13  & w_rdy;
-  assign \$15  = row0 * c[255:224];
-  assign \$16  = c[31:0] + \$15 ;
-  assign \$17  = \$16  + load_k_kc0;
-  assign \$18  = ! load_k_kc0;
-  assign \$19  = c_busy >> index[0];
-  assign \$20  = ~ \$19 ;
-  assign \$21  = ~ c[352];
-  assign \$22  = row0 * c[351:320];
-  assign \$23  = c[127:96] + \$22 ;
-  assign \$25  = \$23  + \$24 ;
+  assign \$9  = c[63:32] + b_koff;
+  assign \$10  = \$9  + col0;
+  assign \$11  = a_busy >> l_apar;
+  assign \$12  = ~ \$11 ;
+  assign \$13  = \$12  & w_rdy;
+  assign \$14  = load_a_addr + load_k_kc0;
+  assign \$15  = ! load_k_kc0;
+  assign \$16  = c_busy >> index[0];
+  assign \$17  = ~ \$16 ;
+  assign \$18  = ~ c[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$27  = is_cin & acc_writes;
-  assign \$28  = ~ \$27 ;
-  assign rd_data__ready = r_rdy & \$28 ;
+  assign \$20  = is_cin & acc_writes;
+  assign \$21  = ~ \$20 ;
+  assign rd_data__ready = r_rdy & \$21 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$29  = r_data[2] * 9'h100;
-  assign \$30  = \$29  + row_base;
-  assign \$31  = \$30  + beat;
-  assign \$32  = ! r_data[1:0];
-  assign a_wr__en = beat_ok & \$32 ;
-  assign \$33  = r_data[2] * 10'h200;
-  assign \$34  = \$33  + row;
-  assign \$35  = r_data[1:0] == 1'h1;
-  assign \$36  = beat_ok & \$35 ;
-  assign \$37  = ! beat;
-  assign \$38  = \$36  & \$37 ;
-  assign \$39  = r_data[1:0] == 1'h1;
-  assign \$40  = beat_ok & \$39 ;
-  assign \$41  = ! beat;
-  assign \$42  = \$40  & \$41 ;
-  assign \$43  = r_data[1:0] == 1'h1;
-  assign \$44  = beat_ok & \$43 ;
-  assign \$45  = ! beat;
-  assign \$46  = \$44  & \$45 ;
-  assign \$47  = r_data[1:0] == 1'h1;
-  assign \$48  = beat_ok & \$47 ;
-  assign \$49  = ! beat;
-  assign \$50  = \$48  & \$49 ;
-  assign \$51  = c[191:160] - feed_k_kc0;
-  assign feed_k_last = \$51 [31:0] <= 10'h200;
-  assign \$52  = \$51 [31:0] < 10'h200;
-  assign feed_k_len = \$52  ? \$51 [31:0] : 32'd512;
-  assign \$53  = ~ f_done;
-  assign \$54  = running & \$53 ;
-  assign \$55  = a_full >> apar;
+  assign \$22  = r_data[2] * 9'h100;
+  assign \$23  = \$22  + row_base;
+  assign \$24  = \$23  + beat;
+  assign \$25  = ! r_data[1:0];
+  assign a_wr__en = beat_ok & \$25 ;
+  assign \$26  = r_data[2] * 10'h200;
+  assign \$27  = \$26  + row;
+  assign \$28  = r_data[1:0] == 1'h1;
+  assign \$29  = beat_ok & \$28 ;
+  assign \$30  = ! beat;
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = r_data[1:0] == 1'h1;
+  assign \$33  = beat_ok & \$32 ;
+  assign \$34  = ! beat;
+  assign \$35  = \$33  & \$34 ;
+  assign \$36  = r_data[1:0] == 1'h1;
+  assign \$37  = beat_ok & \$36 ;
+  assign \$38  = ! beat;
+  assign \$39  = \$37  & \$38 ;
+  assign \$40  = r_data[1:0] == 1'h1;
+  assign \$41  = beat_ok & \$40 ;
+  assign \$42  = ! beat;
+  assign \$43  = \$41  & \$42 ;
+  assign \$44  = c[191:160] - feed_k_kc0;
+  assign feed_k_last = \$44 [31:0] <= 10'h200;
+  assign \$45  = \$44 [31:0] < 10'h200;
+  assign feed_k_len = \$45  ? \$44 [31:0] : 32'd512;
+  assign \$46  = ~ f_done;
+  assign \$47  = running & \$46 ;
+  assign \$48  = a_full >> apar;
+  assign \$49  = \$47  & \$48 ;
+  assign \$50  = b_full >> bpar;
+  assign \$51  = \$49  & \$50 ;
+  assign \$52  = b_used_o >> bpar;
+  assign \$53  = ~ \$52 ;
+  assign \$54  = \$51  & \$53 ;
+  assign \$55  = c_ready >> \index$82 [0];
   assign \$56  = \$54  & \$55 ;
-  assign \$57  = b_full >> bpar;
+  assign \$57  = \index$82  < c_claims;
   assign \$58  = \$56  & \$57 ;
-  assign \$59  = b_used_o >> bpar;
-  assign \$60  = ~ \$59 ;
+  assign \$59  = level + pending;
+  assign \$60  = \$59  < 2'h3;
   assign \$61  = \$58  & \$60 ;
-  assign \$62  = c_ready >> \index$81 [0];
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \index$81  < c_claims;
-  assign \$65  = \$63  & \$64 ;
-  assign \$66  = level + pending;
-  assign \$67  = \$66  < 2'h3;
-  assign \$68  = \$65  & \$67 ;
-  assign \$69  = | m_idx;
-  assign \$70  = \$69  | \w_rdy$86 ;
-  assign issue = \$68  & \$70 ;
-  assign \$71  = apar * 9'h100;
-  assign \$72  = \$71  + row_word;
-  assign \$74  = \$72  + \$73 ;
-  assign \$75  = \$74 [8:0] + 1'h0;
-  assign \$76  = \$74 [8:0] + 1'h1;
-  assign \$77  = meta_off * 4'h8;
-  assign \$78  = { \$signature__data$96 , \$signature__data  } >> \$77 ;
-  assign \$79  = ! m_idx;
-  assign \$80  = | kr;
-  assign \$81  = c[352] | \$80 ;
-  assign \$82  = | feed_k_kc0;
-  assign \$83  = \$81  | \$82 ;
-  assign \$84  = kr + 3'h4;
-  assign \$85  = \$84  >= feed_k_len;
-  assign \$86  = \$85  & feed_k_last;
-  assign \$87  = \rows$108  - 1'h1;
-  assign \$88  = m_idx == \$87 ;
-  assign \$89  = kr + 3'h4;
-  assign \$90  = \$89  >= feed_k_len;
-  assign \$91  = last_in_panel & feed_k_last;
-  assign \$92  = split | \$91 ;
-  assign \$93  = c[191:160] - weight_k_kc0;
-  assign weight_k_last = \$93 [31:0] <= 10'h200;
-  assign \$94  = \$93 [31:0] < 10'h200;
-  assign weight_k_len = \$94  ? \$93 [31:0] : 32'd512;
-  assign \$95  = ~ w_done;
-  assign \$96  = running & \$95 ;
-  assign \$97  = b_full >> w_bpar;
-  assign \$98  = \$96  & \$97 ;
-  assign \$99  = b_used_w >> w_bpar;
-  assign \$100  = ~ \$99 ;
-  assign \$101  = \$98  & \$100 ;
-  assign \$102  = \level$126  + w_pending;
-  assign \$103  = \$102  < 2'h3;
-  assign w_issue = \$101  & \$103 ;
-  assign \$104  = w_bpar * 10'h200;
-  assign \$105  = \$104  + w_k;
-  assign \$106  = w_zero ? 8'h00 : b_rd__data[7:0];
-  assign \$107  = w_zero ? 8'h00 : b_rd__data[15:8];
-  assign \$108  = w_zero ? 8'h00 : b_rd__data[23:16];
-  assign \$109  = w_zero ? 8'h00 : b_rd__data[31:24];
-  assign \$110  = w_r == 2'h3;
-  assign \$111  = w_kr + 3'h4;
-  assign \$112  = \$111  >= weight_k_len;
-  assign \$113  = \last_in_panel$144  & weight_k_last;
-  assign \$114  = split | \$113 ;
+  assign \$62  = | m_idx;
+  assign \$63  = \$62  | \w_rdy$87 ;
+  assign issue = \$61  & \$63 ;
+  assign \$64  = apar * 9'h100;
+  assign \$65  = \$64  + row_word;
+  assign \$67  = \$65  + \$66 ;
+  assign \$68  = \$67 [8:0] + 1'h0;
+  assign \$69  = \$67 [8:0] + 1'h1;
+  assign \$70  = meta_off * 4'h8;
+  assign \$71  = { \$signature__data$97 , \$signature__data  } >> \$70 ;
+  assign \$72  = ! m_idx;
+  assign \$73  = | kr;
+  assign \$74  = c[352] | \$73 ;
+  assign \$75  = | feed_k_kc0;
+  assign \$76  = \$74  | \$75 ;
+  assign \$77  = kr + 3'h4;
+  assign \$78  = \$77  >= feed_k_len;
+  assign \$79  = \$78  & feed_k_last;
+  assign \$80  = \rows$109  - 1'h1;
+  assign \$81  = m_idx == \$80 ;
+  assign \$82  = kr + 3'h4;
+  assign \$83  = \$82  >= feed_k_len;
+  assign \$84  = last_in_panel & feed_k_last;
+  assign \$85  = split | \$84 ;
+  assign \$86  = c[191:160] - weight_k_kc0;
+  assign weight_k_last = \$86 [31:0] <= 10'h200;
+  assign \$87  = \$86 [31:0] < 10'h200;
+  assign weight_k_len = \$87  ? \$86 [31:0] : 32'd512;
+  assign \$88  = ~ w_done;
+  assign \$89  = running & \$88 ;
+  assign \$90  = b_full >> w_bpar;
+  assign \$91  = \$89  & \$90 ;
+  assign \$92  = b_used_w >> w_bpar;
+  assign \$93  = ~ \$92 ;
+  assign \$94  = \$91  & \$93 ;
+  assign \$95  = \level$127  + w_pending;
+  assign \$96  = \$95  < 2'h3;
+  assign w_issue = \$94  & \$96 ;
+  assign \$97  = w_bpar * 10'h200;
+  assign \$98  = \$97  + w_k;
+  assign \$99  = w_zero ? 8'h00 : b_rd__data[7:0];
+  assign \$100  = w_zero ? 8'h00 : b_rd__data[15:8];
+  assign \$101  = w_zero ? 8'h00 : b_rd__data[23:16];
+  assign \$102  = w_zero ? 8'h00 : b_rd__data[31:24];
+  assign \$103  = w_r == 2'h3;
+  assign \$104  = w_kr + 3'h4;
+  assign \$105  = \$104  >= weight_k_len;
+  assign \$106  = \last_in_panel$145  & weight_k_last;
+  assign \$107  = split | \$106 ;
   assign got = results__valid & results__ready;
-  assign \$115  = \r_data$152 [0] * 10'h200;
-  assign \$116  = \$115  + acc_row;
-  assign \$117  = \r_data$152 [16:1] - 1'h1;
-  assign \$118  = acc_row == \$117 ;
-  assign \$119  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$120  = $signed(s1_value[31:0]) + $signed(\$119 );
-  assign \$121  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$122  = $signed(s1_value[63:32]) + $signed(\$121 );
-  assign \$123  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$124  = $signed(s1_value[95:64]) + $signed(\$123 );
-  assign \$125  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$126  = $signed(s1_value[127:96]) + $signed(\$125 );
-  assign \$127  = r_data[2] * 10'h200;
-  assign \$128  = \$127  + row;
-  assign \$129  = beat_ok & is_cin;
-  assign \$130  = ! beat;
-  assign \$131  = \$129  & \$130 ;
-  assign \$132  = beat_ok & is_cin;
-  assign \$133  = ! beat;
-  assign \$134  = \$132  & \$133 ;
-  assign \$135  = beat_ok & is_cin;
-  assign \$136  = beat == 1'h1;
+  assign \$108  = \r_data$153 [0] * 10'h200;
+  assign \$109  = \$108  + acc_row;
+  assign \$110  = \r_data$153 [16:1] - 1'h1;
+  assign \$111  = acc_row == \$110 ;
+  assign \$112  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
+  assign \$113  = $signed(s1_value[31:0]) + $signed(\$112 );
+  assign \$114  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
+  assign \$115  = $signed(s1_value[63:32]) + $signed(\$114 );
+  assign \$116  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
+  assign \$117  = $signed(s1_value[95:64]) + $signed(\$116 );
+  assign \$118  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
+  assign \$119  = $signed(s1_value[127:96]) + $signed(\$118 );
+  assign \$120  = r_data[2] * 10'h200;
+  assign \$121  = \$120  + row;
+  assign \$122  = beat_ok & is_cin;
+  assign \$123  = ! beat;
+  assign \$124  = \$122  & \$123 ;
+  assign \$125  = beat_ok & is_cin;
+  assign \$126  = ! beat;
+  assign \$127  = \$125  & \$126 ;
+  assign \$128  = beat_ok & is_cin;
+  assign \$129  = beat == 1'h1;
+  assign \$130  = \$128  & \$129 ;
+  assign \$131  = beat_ok & is_cin;
+  assign \$132  = beat == 1'h1;
+  assign \$133  = \$131  & \$132 ;
+  assign \$134  = ~ s_done;
+  assign \$135  = running & \$134 ;
+  assign \$136  = c_done >> \index$176 [0];
   assign \$137  = \$135  & \$136 ;
-  assign \$138  = beat_ok & is_cin;
-  assign \$139  = beat == 1'h1;
-  assign \$140  = \$138  & \$139 ;
-  assign \$141  = ~ s_done;
-  assign \$142  = running & \$141 ;
-  assign \$143  = c_done >> \index$175 [0];
-  assign \$144  = \$142  & \$143 ;
-  assign \$145  = \row0$178  * c[319:288];
-  assign \$146  = c[95:64] + \$145 ;
-  assign \$147  = \col0$179  * out_bytes;
-  assign \$148  = \$146  + \$147 ;
-  assign \$149  = \cols$181  * out_bytes;
-  assign \$150  = \level$183  + \pending$184 ;
-  assign \$151  = \$150  < 2'h3;
-  assign \$152  = \$151  & \w_rdy$185 ;
-  assign \$153  = \rows$180  - 1'h1;
-  assign \$154  = r == \$153 ;
-  assign \$155  = \index$175 [0] * 10'h200;
-  assign \$156  = \$155  + r;
-  assign \$157  = ~ \r_rdy$194 ;
-  assign \$158  = ~ \issue$182 ;
-  assign s_drained = \$157  & \$158 ;
-  assign \$159  = \rows$180  - 1'h1;
-  assign \$160  = r == \$159 ;
-  assign \$161  = \r_data$217 [2:0] * out_bytes;
-  assign \$162  = s_beat * 4'h8;
-  assign \$163  = \$161 [4:0] - \$162 [4:0];
+  assign \$139  = c[353] ? { 3'h0, \cols$181  } : \$138 ;
+  assign \$140  = \level$183  + \pending$184 ;
+  assign \$141  = \$140  < 2'h3;
+  assign \$142  = \$141  & \w_rdy$185 ;
+  assign \$143  = \rows$180  - 1'h1;
+  assign \$144  = r == \$143 ;
+  assign \$145  = \index$176 [0] * 10'h200;
+  assign \$146  = \$145  + r;
+  assign \$147  = ~ \r_rdy$194 ;
+  assign \$148  = ~ \issue$182 ;
+  assign s_drained = \$147  & \$148 ;
+  assign \$149  = \rows$180  - 1'h1;
+  assign \$150  = r == \$149 ;
+  assign \$152  = c[353] ? { 3'h0, \r_data$217 [2:0] } : \$151 ;
+  assign \$153  = s_beat * 4'h8;
+  assign \$154  = \$152 [4:0] - \$153 [4:0];
   assign wr_data__valid = byte_valid & \r_rdy$194 ;
-  assign \$600  = s_beat * 7'h40;
-  assign \$164  = byte_row >> \$600 ;
-  assign \$165  = \$163 [4:0] <= 4'h8;
-  assign \$166  = \$165  ? \$163 [4:0] : 5'h08;
-  assign \$167  = ! s_beat;
-  assign \$168  = \$163 [4:0] <= 4'h8;
-  assign \$169  = \$163 [4:0] <= 4'h8;
-  assign \$170  = \$169  & \r_data$217 [3];
-  assign \$171  = wr_data__valid & wr_data__ready;
-  assign \$172  = \$163 [4:0] <= 4'h8;
-  assign \$173  = c[159:128] - 1'h1;
-  assign \$174  = $signed(\$173 ) * $signed({ 1'h0, c[255:224] });
-  assign \$175  = $signed({ 1'h0, c[31:0] }) + $signed(\$174 );
-  assign \$176  = $signed(\$175 ) + $signed({ 1'h0, c[191:160] });
-  assign \$177  = c[191:160] - 1'h1;
-  assign \$178  = $signed(\$177 ) * $signed({ 1'h0, c[287:256] });
-  assign \$179  = $signed({ 1'h0, c[63:32] }) + $signed(\$178 );
-  assign \$180  = $signed(\$179 ) + $signed({ 1'h0, c[223:192] });
-  assign \$181  = c[159:128] - 1'h1;
-  assign \$182  = $signed(\$181 ) * $signed({ 1'h0, c[319:288] });
-  assign \$183  = $signed({ 1'h0, c[95:64] }) + $signed(\$182 );
-  assign \$184  = c[223:192] * out_bytes;
-  assign \$185  = $signed(\$183 ) + $signed({ 1'h0, \$184  });
-  assign \$186  = c[159:128] - 1'h1;
-  assign \$187  = $signed(\$186 ) * $signed({ 1'h0, c[351:320] });
-  assign \$188  = $signed({ 1'h0, c[127:96] }) + $signed(\$187 );
-  assign \$190  = $signed(\$188 ) + $signed({ 1'h0, \$189  });
-  assign \$191  = ! c[159:128];
-  assign \$192  = ! c[191:160];
-  assign \$193  = \$191  | \$192 ;
-  assign \$194  = ! c[223:192];
-  assign \$195  = \$193  | \$194 ;
-  assign \$196  = c[159:128] > 16'hffff;
-  assign \$197  = c[223:192] > 16'hffff;
-  assign \$198  = \$196  | \$197 ;
-  assign \$199  = c[191:160] > 16'hffff;
-  assign \$200  = \$198  | \$199 ;
-  assign \$202  = c[255:224] < c[191:160];
-  assign \$203  = c[287:256] < c[223:192];
-  assign \$204  = \$202  | \$203 ;
-  assign \$205  = c[223:192] * out_bytes;
-  assign \$206  = c[319:288] < \$205 ;
-  assign \$207  = \$204  | \$206 ;
-  assign \$209  = c[351:320] < \$208 ;
-  assign \$210  = c[352] & \$209 ;
-  assign \$211  = \$207  | \$210 ;
-  assign \$212  = ~ c[353];
-  assign \$213  = | c[65:64];
-  assign \$214  = | c[289:288];
-  assign \$215  = \$213  | \$214 ;
-  assign \$216  = \$212  & \$215 ;
-  assign \$217  = | c[97:96];
-  assign \$218  = | c[321:320];
-  assign \$219  = \$217  | \$218 ;
-  assign \$220  = c[352] & \$219 ;
-  assign \$221  = \$216  | \$220 ;
-  assign \$222  = \end  > 33'h100000000;
-  assign \$223  = \end$229  > 33'h100000000;
-  assign \$224  = \$222  | \$223 ;
-  assign \$225  = \end$230  > 33'h100000000;
-  assign \$226  = \$224  | \$225 ;
-  assign \$227  = \end$231  > 33'h100000000;
-  assign \$228  = c[352] & \$227 ;
-  assign \$229  = \$226  | \$228 ;
-  assign busy = ~ \$236 ;
-  assign \$230  = ! loader_state;
-  assign \$231  = loader_state == 1'h1;
-  assign \$232  = loader_state == 2'h2;
-  assign \$233  = loader_state == 2'h3;
-  assign \$234  = ! store_state;
-  assign \$236  = ! control_state;
-  assign \$237  = control_state == 1'h1;
-  assign \$238  = control_state == 2'h2;
-  assign \$239  = control_state == 2'h3;
-  assign \$240  = control_state == 3'h4;
-  assign \$241  = control_state == 3'h5;
-  assign \$242  = a_busy | a_busy_set;
-  assign \$243  = ~ a_busy_clr;
-  assign \$244  = \$242  & \$243 ;
-  assign \$245  = a_full | a_full_set;
-  assign \$246  = ~ a_full_clr;
-  assign \$247  = \$245  & \$246 ;
-  assign \$248  = b_busy | b_busy_set;
-  assign \$249  = ~ both;
-  assign \$250  = \$248  & \$249 ;
-  assign \$251  = b_full | b_full_set;
-  assign \$252  = ~ both;
-  assign \$253  = \$251  & \$252 ;
-  assign \$254  = c_busy | c_busy_set;
-  assign \$255  = ~ c_busy_clr;
-  assign \$256  = \$254  & \$255 ;
-  assign \$257  = c_ready | c_ready_set;
-  assign \$258  = ~ c_ready_clr;
-  assign \$259  = \$257  & \$258 ;
-  assign \$260  = c_done | c_done_set;
-  assign \$261  = ~ c_done_clr;
-  assign \$262  = \$260  & \$261 ;
-  assign \$263  = b_used_w | b_used_w_set;
-  assign \$264  = ~ both;
-  assign \$265  = \$263  & \$264 ;
-  assign \$266  = b_used_o | b_used_o_set;
-  assign \$267  = ~ both;
-  assign \$268  = \$266  & \$267 ;
-  assign \$269  = load_k_kc0 + 10'h200;
-  assign \$270  = load_k_last ? 33'h000000000 : \$269 ;
-  assign \$271  = ~ l_done;
-  assign \$272  = running & \$271 ;
-  assign \$273  = ~ split;
-  assign \$274  = ~ first_in_panel;
-  assign \$275  = \$273  & \$274 ;
-  assign \$276  = b_busy >> l_bpar;
-  assign \$277  = ~ \$276 ;
-  assign \$278  = \$277  & w_rdy;
-  assign \$279  = ~ l_bpar;
-  assign \$280  = a_busy >> l_apar;
-  assign \$281  = ~ \$280 ;
-  assign \$282  = \$281  & w_rdy;
-  assign \$283  = ~ l_apar;
-  assign \$284  = ! load_k_kc0;
-  assign \$285  = c_claims + 1'h1;
-  assign \$286  = row + 1'h1;
-  assign \$287  = row_base + words;
-  assign \$288  = beat + 1'h1;
-  assign \$289  = feed_k_kc0 + 10'h200;
-  assign \$290  = feed_k_last ? 33'h000000000 : \$289 ;
-  assign \$291  = \rows$108  - 1'h1;
-  assign \$292  = m_idx == \$291 ;
-  assign \$293  = \rows$108  - 1'h1;
-  assign \$294  = m_idx == \$293 ;
-  assign \$295  = kr + 3'h4;
-  assign \$296  = \$295  >= feed_k_len;
-  assign \$297  = ~ apar;
-  assign \$298  = last_in_panel & feed_k_last;
-  assign \$299  = split | \$298 ;
-  assign \$300  = ~ bpar;
-  assign \$301  = kr + 3'h4;
-  assign \$302  = m_idx + 1'h1;
-  assign \$303  = row_word + words;
-  assign \$304  = weight_k_kc0 + 10'h200;
-  assign \$305  = weight_k_last ? 33'h000000000 : \$304 ;
-  assign \$306  = w_k >= weight_k_len;
-  assign \$307  = w_r == 2'h3;
-  assign \$308  = w_kr + 3'h4;
-  assign \$309  = \$308  >= weight_k_len;
-  assign \$310  = \last_in_panel$144  & weight_k_last;
-  assign \$311  = split | \$310 ;
-  assign \$312  = ~ w_bpar;
-  assign \$313  = w_kr + 3'h4;
-  assign \$314  = w_k + 1'h1;
-  assign \$315  = w_r + 1'h1;
-  assign \$316  = w_k + 1'h1;
-  assign \$317  = got & \r_data$152 [18];
-  assign \$318  = \r_data$152 [16:1] - 1'h1;
-  assign \$319  = acc_row == \$318 ;
-  assign \$320  = \$317  & \$319 ;
-  assign \$321  = \r_data$152 [16:1] - 1'h1;
-  assign \$322  = acc_row == \$321 ;
-  assign \$323  = acc_row + 1'h1;
-  assign \$324  = ~ s_done;
-  assign \$325  = running & \$324 ;
-  assign \$326  = c_done >> \index$175 [0];
-  assign \$327  = \$325  & \$326 ;
-  assign \$328  = \rows$180  - 1'h1;
-  assign \$329  = r == \$328 ;
-  assign \$330  = r + 1'h1;
-  assign \$331  = wr_data__valid & wr_data__ready;
-  assign \$332  = \$163 [4:0] <= 4'h8;
-  assign \$333  = s_beat + 1'h1;
-  assign \$334  = split ? 32'd512 : c[191:160];
-  assign \$335  = \$334  + 4'h8;
-  assign \$336  = \$335  - 1'h1;
-  assign \$338  = | code;
-  assign \$339  = used + words;
-  assign \$340  = \$339  <= 9'h100;
-  assign \$341  = chunk < c[159:128];
-  assign \$342  = \$340  & \$341 ;
-  assign \$343  = chunk < 10'h200;
-  assign \$344  = \$342  & \$343 ;
-  assign \$345  = used + words;
-  assign \$346  = chunk + 1'h1;
-  assign \$347  = s_done & s_drained;
-  assign \$348  = ~ dma_busy;
-  assign \$349  = \$347  & \$348 ;
-  assign \$350  = cycles + 1'h1;
-  assign \$351  = operands__valid & \r_en$104 ;
-  assign \$352  = mac_cycles + 1'h1;
-  assign \$353  = ~ f_done;
-  assign \$354  = running & \$353 ;
-  assign \$355  = ~ operands__valid;
-  assign \$356  = \$354  & \$355 ;
-  assign \$357  = stall_load + 1'h1;
-  assign \$358  = ~ results__ready;
-  assign \$359  = results__valid & \$358 ;
-  assign \$360  = stall_store + 1'h1;
+  assign \$633  = s_beat * 7'h40;
+  assign \$155  = byte_row >> \$633 ;
+  assign \$156  = \$154 [4:0] <= 4'h8;
+  assign \$157  = \$156  ? \$154 [4:0] : 5'h08;
+  assign \$158  = ! s_beat;
+  assign \$159  = \$154 [4:0] <= 4'h8;
+  assign \$160  = \$154 [4:0] <= 4'h8;
+  assign \$161  = \$160  & \r_data$217 [3];
+  assign \$162  = wr_data__valid & wr_data__ready;
+  assign \$163  = \$154 [4:0] <= 4'h8;
+  assign \$164  = ~ launched;
+  assign \$165  = ~ busy;
+  assign \$166  = c[159:128] - 1'h1;
+  assign \$167  = c[31:0] + c[191:160];
+  assign \$168  = ~ launched;
+  assign \$169  = ~ busy;
+  assign \$170  = c[191:160] - 1'h1;
+  assign \$171  = c[63:32] + c[223:192];
+  assign \$172  = ~ launched;
+  assign \$173  = ~ busy;
+  assign \$174  = c[159:128] - 1'h1;
+  assign \$176  = c[353] ? { 3'h0, c[223:192] } : \$175 ;
+  assign \$177  = c[95:64] + \$176 ;
+  assign \$178  = ~ launched;
+  assign \$179  = ~ busy;
+  assign \$180  = c[159:128] - 1'h1;
+  assign \$182  = c[127:96] + \$181 ;
+  assign \$183  = ! c[159:128];
+  assign \$184  = ! c[191:160];
+  assign \$185  = \$183  | \$184 ;
+  assign \$186  = ! c[223:192];
+  assign \$187  = \$185  | \$186 ;
+  assign \$188  = c[159:128] > 16'hffff;
+  assign \$189  = c[223:192] > 16'hffff;
+  assign \$190  = \$188  | \$189 ;
+  assign \$191  = c[191:160] > 16'hffff;
+  assign \$192  = \$190  | \$191 ;
+  assign \$194  = c[255:224] < c[191:160];
+  assign \$195  = c[287:256] < c[223:192];
+  assign \$196  = \$194  | \$195 ;
+  assign \$198  = c[353] ? { 3'h0, c[223:192] } : \$197 ;
+  assign \$199  = c[319:288] < \$198 ;
+  assign \$200  = \$196  | \$199 ;
+  assign \$202  = c[351:320] < \$201 ;
+  assign \$203  = c[352] & \$202 ;
+  assign \$204  = \$200  | \$203 ;
+  assign \$205  = ~ c[353];
+  assign \$206  = | c[65:64];
+  assign \$207  = | c[289:288];
+  assign \$208  = \$206  | \$207 ;
+  assign \$209  = \$205  & \$208 ;
+  assign \$210  = | c[97:96];
+  assign \$211  = | c[321:320];
+  assign \$212  = \$210  | \$211 ;
+  assign \$213  = c[352] & \$212 ;
+  assign \$214  = \$209  | \$213 ;
+  assign \$215  = | beyond;
+  assign \$216  = ~ launched;
+  assign \$217  = ~ busy;
+  assign \$218  = ~ launched;
+  assign \$219  = ~ busy;
+  assign \$220  = ~ launched;
+  assign \$221  = ~ busy;
+  assign \busy$237  = ~ \$228 ;
+  assign \$222  = ! loader_state;
+  assign \$223  = loader_state == 1'h1;
+  assign \$224  = loader_state == 2'h2;
+  assign \$225  = loader_state == 2'h3;
+  assign \$226  = ! store_state;
+  assign \$228  = ! control_state;
+  assign \$229  = control_state == 1'h1;
+  assign \$230  = control_state == 2'h2;
+  assign \$231  = control_state == 2'h3;
+  assign \$232  = control_state == 3'h4;
+  assign \$233  = control_state == 3'h5;
+  assign \$234  = control_state == 3'h6;
+  assign \$235  = control_state == 3'h7;
+  assign \$236  = control_state == 4'h8;
+  assign \$237  = control_state == 4'h9;
+  assign \$238  = control_state == 4'ha;
+  assign \$239  = control_state == 4'hb;
+  assign \$240  = control_state == 4'hc;
+  assign \$241  = a_busy | a_busy_set;
+  assign \$242  = ~ a_busy_clr;
+  assign \$243  = \$241  & \$242 ;
+  assign \$244  = a_full | a_full_set;
+  assign \$245  = ~ a_full_clr;
+  assign \$246  = \$244  & \$245 ;
+  assign \$247  = b_busy | b_busy_set;
+  assign \$248  = ~ both;
+  assign \$249  = \$247  & \$248 ;
+  assign \$250  = b_full | b_full_set;
+  assign \$251  = ~ both;
+  assign \$252  = \$250  & \$251 ;
+  assign \$253  = c_busy | c_busy_set;
+  assign \$254  = ~ c_busy_clr;
+  assign \$255  = \$253  & \$254 ;
+  assign \$256  = c_ready | c_ready_set;
+  assign \$257  = ~ c_ready_clr;
+  assign \$258  = \$256  & \$257 ;
+  assign \$259  = c_done | c_done_set;
+  assign \$260  = ~ c_done_clr;
+  assign \$261  = \$259  & \$260 ;
+  assign \$262  = b_used_w | b_used_w_set;
+  assign \$263  = ~ both;
+  assign \$264  = \$262  & \$263 ;
+  assign \$265  = b_used_o | b_used_o_set;
+  assign \$266  = ~ both;
+  assign \$267  = \$265  & \$266 ;
+  assign \$268  = load_k_kc0 + 10'h200;
+  assign \$269  = load_k_last ? 33'h000000000 : \$268 ;
+  assign \$270  = load_a_panel + 1'h0;
+  assign \$271  = load_a_panel + 1'h0;
+  assign \$272  = load_a_addr + chunk_lda;
+  assign \$273  = load_cin_panel + 5'h10;
+  assign \$274  = load_cin_panel + 5'h10;
+  assign \$275  = load_cin_addr + chunk_ldcin;
+  assign \$277  = b_koff + \$276 ;
+  assign \$278  = load_k_last ? 48'h000000000000 : \$277 ;
+  assign \$279  = ~ l_done;
+  assign \$280  = running & \$279 ;
+  assign \$281  = ~ split;
+  assign \$282  = ~ first_in_panel;
+  assign \$283  = \$281  & \$282 ;
+  assign \$284  = b_busy >> l_bpar;
+  assign \$285  = ~ \$284 ;
+  assign \$286  = \$285  & w_rdy;
+  assign \$287  = ~ l_bpar;
+  assign \$288  = a_busy >> l_apar;
+  assign \$289  = ~ \$288 ;
+  assign \$290  = \$289  & w_rdy;
+  assign \$291  = ~ l_apar;
+  assign \$292  = ! load_k_kc0;
+  assign \$293  = c_claims + 1'h1;
+  assign \$294  = row + 1'h1;
+  assign \$295  = row_base + words;
+  assign \$296  = beat + 1'h1;
+  assign \$297  = feed_k_kc0 + 10'h200;
+  assign \$298  = feed_k_last ? 33'h000000000 : \$297 ;
+  assign \$299  = \rows$109  - 1'h1;
+  assign \$300  = m_idx == \$299 ;
+  assign \$301  = \rows$109  - 1'h1;
+  assign \$302  = m_idx == \$301 ;
+  assign \$303  = kr + 3'h4;
+  assign \$304  = \$303  >= feed_k_len;
+  assign \$305  = ~ apar;
+  assign \$306  = last_in_panel & feed_k_last;
+  assign \$307  = split | \$306 ;
+  assign \$308  = ~ bpar;
+  assign \$309  = kr + 3'h4;
+  assign \$310  = m_idx + 1'h1;
+  assign \$311  = row_word + words;
+  assign \$312  = weight_k_kc0 + 10'h200;
+  assign \$313  = weight_k_last ? 33'h000000000 : \$312 ;
+  assign \$314  = w_k >= weight_k_len;
+  assign \$315  = w_r == 2'h3;
+  assign \$316  = w_kr + 3'h4;
+  assign \$317  = \$316  >= weight_k_len;
+  assign \$318  = \last_in_panel$145  & weight_k_last;
+  assign \$319  = split | \$318 ;
+  assign \$320  = ~ w_bpar;
+  assign \$321  = w_kr + 3'h4;
+  assign \$322  = w_k + 1'h1;
+  assign \$323  = w_r + 1'h1;
+  assign \$324  = w_k + 1'h1;
+  assign \$325  = got & \r_data$153 [18];
+  assign \$326  = \r_data$153 [16:1] - 1'h1;
+  assign \$327  = acc_row == \$326 ;
+  assign \$328  = \$325  & \$327 ;
+  assign \$329  = \r_data$153 [16:1] - 1'h1;
+  assign \$330  = acc_row == \$329 ;
+  assign \$331  = acc_row + 1'h1;
+  assign \$332  = c[353] ? 5'h04 : 5'h10;
+  assign \$333  = store_c_panel + \$332 ;
+  assign \$334  = c[353] ? 5'h04 : 5'h10;
+  assign \$335  = store_c_panel + \$334 ;
+  assign \$336  = store_c_addr + chunk_ldc;
+  assign \$337  = ~ s_done;
+  assign \$338  = running & \$337 ;
+  assign \$339  = c_done >> \index$176 [0];
+  assign \$340  = \$338  & \$339 ;
+  assign \$341  = \rows$180  - 1'h1;
+  assign \$342  = r == \$341 ;
+  assign \$343  = r + 1'h1;
+  assign \$344  = wr_data__valid & wr_data__ready;
+  assign \$345  = \$154 [4:0] <= 4'h8;
+  assign \$346  = s_beat + 1'h1;
+  assign \$347  = ~ launched;
+  assign \$348  = ~ busy;
+  assign \$349  = result > 33'h100000000;
+  assign \$350  = ~ launched;
+  assign \$351  = ~ busy;
+  assign \$352  = result > 33'h100000000;
+  assign \$353  = ~ launched;
+  assign \$354  = ~ busy;
+  assign \$355  = result > 33'h100000000;
+  assign \$356  = ~ launched;
+  assign \$357  = ~ busy;
+  assign \$358  = result > 33'h100000000;
+  assign \$359  = split ? 32'd512 : c[191:160];
+  assign \$360  = \$359  + 4'h8;
+  assign \$361  = \$360  - 1'h1;
+  assign \$363  = | code;
+  assign \$364  = used + words;
+  assign \$365  = \$364  <= 9'h100;
+  assign \$366  = chunk < c[159:128];
+  assign \$367  = \$365  & \$366 ;
+  assign \$368  = chunk < 10'h200;
+  assign \$369  = \$367  & \$368 ;
+  assign \$370  = used + words;
+  assign \$371  = chunk + 1'h1;
+  assign \$372  = ~ launched;
+  assign \$373  = ~ busy;
+  assign \$374  = ~ launched;
+  assign \$375  = ~ busy;
+  assign \$376  = ~ launched;
+  assign \$377  = ~ busy;
+  assign \$378  = s_done & s_drained;
+  assign \$379  = ~ dma_busy;
+  assign \$380  = \$378  & \$379 ;
+  assign \$381  = cycles + 1'h1;
+  assign \$382  = operands__valid & \r_en$105 ;
+  assign \$383  = mac_cycles + 1'h1;
+  assign \$384  = ~ f_done;
+  assign \$385  = running & \$384 ;
+  assign \$386  = ~ operands__valid;
+  assign \$387  = \$385  & \$386 ;
+  assign \$388  = stall_load + 1'h1;
+  assign \$389  = ~ results__ready;
+  assign \$390  = results__valid & \$389 ;
+  assign \$391  = stall_store + 1'h1;
   always @(posedge clk)
-    a_busy <= \$361 ;
+    a_busy <= \$392 ;
   always @(posedge clk)
-    a_full <= \$362 ;
+    a_full <= \$393 ;
   always @(posedge clk)
-    b_busy <= \$363 ;
+    b_busy <= \$394 ;
   always @(posedge clk)
-    b_full <= \$364 ;
+    b_full <= \$395 ;
   always @(posedge clk)
-    c_busy <= \$365 ;
+    c_busy <= \$396 ;
   always @(posedge clk)
-    c_ready <= \$366 ;
+    c_ready <= \$397 ;
   always @(posedge clk)
-    c_done <= \$367 ;
+    c_done <= \$398 ;
   always @(posedge clk)
-    b_used_w <= \$368 ;
+    b_used_w <= \$399 ;
   always @(posedge clk)
-    b_used_o <= \$369 ;
+    b_used_o <= \$400 ;
   always @(posedge clk)
-    load_k_kc0 <= \$370 ;
+    load_k_kc0 <= \$401 ;
   always @(posedge clk)
-    loader_state <= \$371 ;
+    load_a_panel <= \$402 ;
   always @(posedge clk)
-    l_bpar <= \$372 ;
+    load_a_addr <= \$403 ;
   always @(posedge clk)
-    l_apar <= \$373 ;
+    load_cin_panel <= \$404 ;
   always @(posedge clk)
-    l_done <= \$374 ;
+    load_cin_addr <= \$405 ;
   always @(posedge clk)
-    c_claims <= \$375 ;
+    b_koff <= \$406 ;
   always @(posedge clk)
-    row <= \$376 ;
+    loader_state <= \$407 ;
   always @(posedge clk)
-    beat <= \$377 ;
+    l_bpar <= \$408 ;
   always @(posedge clk)
-    row_base <= \$378 ;
+    l_apar <= \$409 ;
   always @(posedge clk)
-    feed_k_kc0 <= \$379 ;
+    l_done <= \$410 ;
   always @(posedge clk)
-    pending <= \$380 ;
+    c_claims <= \$411 ;
   always @(posedge clk)
-    meta_last <= \$381 ;
+    row <= \$412 ;
   always @(posedge clk)
-    meta_off <= \$382 ;
+    beat <= \$413 ;
   always @(posedge clk)
-    m_idx <= \$383 ;
+    row_base <= \$414 ;
   always @(posedge clk)
-    row_word <= \$384 ;
+    feed_k_kc0 <= \$415 ;
   always @(posedge clk)
-    kr <= \$385 ;
+    pending <= \$416 ;
   always @(posedge clk)
-    apar <= \$386 ;
+    meta_last <= \$417 ;
   always @(posedge clk)
-    bpar <= \$387 ;
+    meta_off <= \$418 ;
   always @(posedge clk)
-    f_done <= \$388 ;
+    m_idx <= \$419 ;
   always @(posedge clk)
-    weight_k_kc0 <= \$389 ;
-  always @(posedge clk)
-    w_pending <= \$390 ;
-  always @(posedge clk)
-    w_zero <= \$391 ;
-  always @(posedge clk)
-    w_r <= \$392 ;
-  always @(posedge clk)
-    w_kr <= \$393 ;
-  always @(posedge clk)
-    w_k <= \$394 ;
-  always @(posedge clk)
-    w_bpar <= \$395 ;
-  always @(posedge clk)
-    w_done <= \$396 ;
-  always @(posedge clk)
-    acc_writes <= \$397 ;
-  always @(posedge clk)
-    s1_addr <= \$398 ;
-  always @(posedge clk)
-    s1_value <= \$399 ;
-  always @(posedge clk)
-    s1_read <= \$400 ;
-  always @(posedge clk)
-    s1_half <= \$401 ;
-  always @(posedge clk)
-    s1_chunk_done <= \$402 ;
-  always @(posedge clk)
-    acc_row <= \$403 ;
-  always @(posedge clk)
-    store_state <= \$404 ;
-  always @(posedge clk)
-    r <= \$405 ;
-  always @(posedge clk)
-    s_done <= \$406 ;
-  always @(posedge clk)
-    \pending$184  <= \$407 ;
-  always @(posedge clk)
-    s_beat <= \$408 ;
-  always @(posedge clk)
-    c <= \$409 ;
-  always @(posedge clk)
-    error <= \$410 ;
-  always @(posedge clk)
-    cycles <= \$411 ;
-  always @(posedge clk)
-    mac_cycles <= \$412 ;
-  always @(posedge clk)
-    stall_load <= \$413 ;
-  always @(posedge clk)
-    stall_store <= \$414 ;
-  always @(posedge clk)
-    control_state <= \$415 ;
-  always @(posedge clk)
-    words <= \$416 ;
-  always @(posedge clk)
-    used <= \$417 ;
-  always @(posedge clk)
-    chunk <= \$418 ;
+    row_word <= \$420 ;
   \accelerator.engine.core  core (
     .clk(clk),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$104 ),
+    .operands__ready(\r_en$105 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
     .results__valid(results__valid),
     .rst(rst),
     .weights__payload(weights__payload),
-    .weights__ready(\r_en$139 ),
+    .weights__ready(\r_en$140 ),
     .weights__valid(weights__valid)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$114 ),
+    .advance(\advance$115 ),
     .chunk(chunk),
     .clk(clk),
-    .index(\index$81 ),
-    .last(\last$240 ),
+    .index(\index$82 ),
+    .last(\last$248 ),
     .last_in_panel(last_in_panel),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$108 ),
+    .rows(\rows$109 ),
     .rst(rst)
   );
   \accelerator.engine.load_walk  load_walk (
@@ -7406,10 +7511,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .first_in_panel(first_in_panel),
     .index(index),
     .last(last),
+    .last_in_panel(\last_in_panel$241 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .row0(row0),
     .rows(rows),
     .rst(rst)
   );
@@ -7417,21 +7522,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .clk(clk),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$104 ),
+    .r_en(\r_en$105 ),
     .r_rdy(operands__valid),
     .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$94 )
+    .w_port__data(\w_data$95 )
   );
   \accelerator.engine.passes  passes (
     .clk(clk),
-    .r_data(\r_data$152 ),
-    .r_en(\r_en$156 ),
+    .r_data(\r_data$153 ),
+    .r_en(\r_en$157 ),
     .r_rdy(results__ready),
     .rst(rst),
-    .w_en(\w_en$106 ),
-    .w_port__data(\w_data$107 ),
-    .w_rdy(\w_rdy$86 )
+    .w_en(\w_en$107 ),
+    .w_port__data(\w_data$108 ),
+    .w_rdy(\w_rdy$87 )
   );
   \accelerator.engine.requant  requant (
     .clk(clk),
@@ -7441,7 +7546,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2053$354 (c[398:354]),
+    .\port$2179$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -7464,18 +7569,27 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .w_en(\pending$184 ),
     .w_port__data(\w_data$197 )
   );
+  \accelerator.engine.setup_mul  setup_mul (
+    .a(a),
+    .addend(addend),
+    .b(b),
+    .busy(busy),
+    .clk(clk),
+    .result(result),
+    .rst(rst),
+    .start(start)
+  );
   \accelerator.engine.store_walk  store_walk (
     .advance(\advance$190 ),
     .chunk(chunk),
     .clk(clk),
-    .col0(\col0$179 ),
     .cols(\cols$181 ),
-    .index(\index$175 ),
-    .last(\last$244 ),
+    .index(\index$176 ),
+    .last(\last$255 ),
+    .last_in_panel(\last_in_panel$252 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .row0(\row0$178 ),
     .rows(\rows$180 ),
     .rst(rst)
   );
@@ -7490,11 +7604,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     .w_rdy(\w_rdy$185 )
   );
   \accelerator.engine.weight_walk  weight_walk (
-    .advance(\advance$146 ),
+    .advance(\advance$147 ),
     .chunk(chunk),
     .clk(clk),
-    .last(\last$241 ),
-    .last_in_panel(\last_in_panel$144 ),
+    .last(\last$249 ),
+    .last_in_panel(\last_in_panel$145 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
@@ -7502,14 +7616,857 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   );
   \accelerator.engine.wq  wq (
     .clk(clk),
-    .level(\level$126 ),
+    .level(\level$127 ),
     .r_data(weights__payload),
-    .r_en(\r_en$139 ),
+    .r_en(\r_en$140 ),
     .r_rdy(weights__valid),
     .rst(rst),
     .w_en(w_pending),
-    .w_port__data(\w_data$131 )
+    .w_port__data(\w_data$132 )
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$421  = kr;
+    if (issue) begin
+      if (\$302 ) begin
+        (* full_case = 32'd1 *)
+        if (\$304 ) begin
+          \$421  = 32'd0;
+        end else begin
+          \$421  = \$309 [31:0];
+        end
+      end
+    end
+    if (restart) begin
+      \$421  = 32'd0;
+    end
+    if (rst) begin
+      \$421  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$422  = apar;
+    if (issue) begin
+      if (\$302 ) begin
+        if (\$304 ) begin
+          \$422  = \$305 ;
+        end
+      end
+    end
+    if (restart) begin
+      \$422  = 1'h0;
+    end
+    if (rst) begin
+      \$422  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$423  = bpar;
+    if (issue) begin
+      if (\$302 ) begin
+        if (\$304 ) begin
+          if (\$307 ) begin
+            \$423  = \$308 ;
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$423  = 1'h0;
+    end
+    if (rst) begin
+      \$423  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$424  = f_done;
+    if (issue) begin
+      if (\$302 ) begin
+        if (\$304 ) begin
+          if (feed_k_last) begin
+            if (\last$248 ) begin
+              \$424  = 1'h1;
+            end
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$424  = 1'h0;
+    end
+    if (rst) begin
+      \$424  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$425  = weight_k_kc0;
+    if (restart) begin
+      \$425  = 32'd0;
+    end else if (w_step_done) begin
+      \$425  = \$313 [31:0];
+    end
+    if (rst) begin
+      \$425  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$426  = w_issue;
+    if (rst) begin
+      \$426  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$427  = w_zero;
+    if (w_issue) begin
+      \$427  = \$314 ;
+    end
+    if (rst) begin
+      \$427  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$428  = w_r;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$315 ) begin
+        \$428  = 3'h0;
+      end else begin
+        \$428  = \$323 [2:0];
+      end
+    end
+    if (restart) begin
+      \$428  = 3'h0;
+    end
+    if (rst) begin
+      \$428  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$429  = w_kr;
+    if (w_issue) begin
+      if (\$315 ) begin
+        (* full_case = 32'd1 *)
+        if (\$317 ) begin
+          \$429  = 32'd0;
+        end else begin
+          \$429  = \$321 [31:0];
+        end
+      end
+    end
+    if (restart) begin
+      \$429  = 32'd0;
+    end
+    if (rst) begin
+      \$429  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$430  = w_k;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$315 ) begin
+        (* full_case = 32'd1 *)
+        if (\$317 ) begin
+          \$430  = 32'd0;
+        end else begin
+          \$430  = \$322 [31:0];
+        end
+      end else begin
+        \$430  = \$324 [31:0];
+      end
+    end
+    if (restart) begin
+      \$430  = 32'd0;
+    end
+    if (rst) begin
+      \$430  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$431  = w_bpar;
+    if (w_issue) begin
+      if (\$315 ) begin
+        if (\$317 ) begin
+          if (\$319 ) begin
+            \$431  = \$320 ;
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$431  = 1'h0;
+    end
+    if (rst) begin
+      \$431  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$432  = w_done;
+    if (w_issue) begin
+      if (\$315 ) begin
+        if (\$317 ) begin
+          if (weight_k_last) begin
+            if (\last$249 ) begin
+              \$432  = 1'h1;
+            end
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$432  = 1'h0;
+    end
+    if (rst) begin
+      \$432  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$433  = got;
+    if (rst) begin
+      \$433  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$434  = \$109 [9:0];
+    if (rst) begin
+      \$434  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$435  = results__payload[127:0];
+    if (rst) begin
+      \$435  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$436  = \r_data$153 [17];
+    if (rst) begin
+      \$436  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$437  = \r_data$153 [0];
+    if (rst) begin
+      \$437  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$438  = \$328 ;
+    if (rst) begin
+      \$438  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$439  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$330 ) begin
+        \$439  = 16'h0000;
+      end else begin
+        \$439  = \$331 [15:0];
+      end
+    end
+    if (restart) begin
+      \$439  = 16'h0000;
+    end
+    if (rst) begin
+      \$439  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$440  = store_c_panel;
+    if (restart) begin
+      \$440  = c[95:64];
+    end else if (\advance$190 ) begin
+      if (\last_in_panel$252 ) begin
+        \$440  = \$333 [31:0];
+      end
+    end
+    if (rst) begin
+      \$440  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$441  = store_c_addr;
+    if (restart) begin
+      \$441  = c[95:64];
+    end else if (\advance$190 ) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$252 ) begin
+        \$441  = \$335 [31:0];
+      end else begin
+        \$441  = \$336 [31:0];
+      end
+    end
+    if (rst) begin
+      \$441  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$442  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$340 ) begin
+            if (wr_cmd__ready) begin
+              \$442  = 1'h1;
+            end
+          end
+      1'h1:
+          if (\issue$182 ) begin
+            if (\$342 ) begin
+              \$442  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$442  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$443  = r;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$182 ) begin
+            (* full_case = 32'd1 *)
+            if (\$342 ) begin
+              \$443  = 16'h0000;
+            end else begin
+              \$443  = \$343 [15:0];
+            end
+          end
+    endcase
+    if (restart) begin
+      \$443  = 16'h0000;
+    end
+    if (rst) begin
+      \$443  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$444  = s_done;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$182 ) begin
+            if (\$342 ) begin
+              if (\last$255 ) begin
+                \$444  = 1'h1;
+              end
+            end
+          end
+    endcase
+    if (restart) begin
+      \$444  = 1'h0;
+    end
+    if (rst) begin
+      \$444  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$445  = \issue$182 ;
+    if (rst) begin
+      \$445  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$446  = s_beat;
+    if (\$344 ) begin
+      (* full_case = 32'd1 *)
+      if (\$345 ) begin
+        \$446  = 2'h0;
+      end else begin
+        \$446  = \$346 [1:0];
+      end
+    end
+    if (rst) begin
+      \$446  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$447  = c;
+    casez (control_state)
+      4'h0:
+          if (\start$256 ) begin
+            \$447  = cmd;
+          end
+    endcase
+    if (rst) begin
+      \$447  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$448  = error;
+    casez (control_state)
+      4'h0:
+          if (\start$256 ) begin
+            \$448  = 8'h00;
+          end
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$448  = code;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          /* empty */;
+      4'hb:
+          /* empty */;
+      4'hc:
+          if (dma_error) begin
+            \$448  = 8'h06;
+          end
+    endcase
+    if (rst) begin
+      \$448  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$449  = cycles;
+    casez (control_state)
+      4'h0:
+          if (\start$256 ) begin
+            \$449  = 32'd0;
+          end
+    endcase
+    if (\busy$237 ) begin
+      \$449  = \$381 [31:0];
+    end
+    if (rst) begin
+      \$449  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$450  = mac_cycles;
+    casez (control_state)
+      4'h0:
+          if (\start$256 ) begin
+            \$450  = 32'd0;
+          end
+    endcase
+    if (\$382 ) begin
+      \$450  = \$383 [31:0];
+    end
+    if (rst) begin
+      \$450  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$451  = stall_load;
+    casez (control_state)
+      4'h0:
+          if (\start$256 ) begin
+            \$451  = 32'd0;
+          end
+    endcase
+    if (\$387 ) begin
+      \$451  = \$388 [31:0];
+    end
+    if (rst) begin
+      \$451  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$452  = stall_store;
+    casez (control_state)
+      4'h0:
+          if (\start$256 ) begin
+            \$452  = 32'd0;
+          end
+    endcase
+    if (\$390 ) begin
+      \$452  = \$391 [31:0];
+    end
+    if (rst) begin
+      \$452  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$453  = beyond;
+    casez (control_state)
+      4'h0:
+          if (\start$256 ) begin
+            \$453  = 4'h0;
+          end
+      4'h1:
+          if (\$347 ) begin
+          end else if (\$348 ) begin
+            \$453 [0] = \$349 ;
+          end
+      4'h2:
+          if (\$350 ) begin
+          end else if (\$351 ) begin
+            \$453 [1] = \$352 ;
+          end
+      4'h3:
+          if (\$353 ) begin
+          end else if (\$354 ) begin
+            \$453 [2] = \$355 ;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$356 ) begin
+            end else if (\$357 ) begin
+              \$453 [3] = \$358 ;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$453  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$454  = launched;
+    casez (control_state)
+      4'h0:
+          if (\start$256 ) begin
+            \$454  = 1'h0;
+          end
+      4'h1:
+          if (\$347 ) begin
+            \$454  = 1'h1;
+          end else if (\$348 ) begin
+            \$454  = 1'h0;
+          end
+      4'h2:
+          if (\$350 ) begin
+            \$454  = 1'h1;
+          end else if (\$351 ) begin
+            \$454  = 1'h0;
+          end
+      4'h3:
+          if (\$353 ) begin
+            \$454  = 1'h1;
+          end else if (\$354 ) begin
+            \$454  = 1'h0;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$356 ) begin
+              \$454  = 1'h1;
+            end else if (\$357 ) begin
+              \$454  = 1'h0;
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$372 ) begin
+            \$454  = 1'h1;
+          end else if (\$373 ) begin
+            \$454  = 1'h0;
+          end
+      4'h9:
+          if (\$374 ) begin
+            \$454  = 1'h1;
+          end else if (\$375 ) begin
+            \$454  = 1'h0;
+          end
+      4'ha:
+          if (c[352]) begin
+            if (\$376 ) begin
+              \$454  = 1'h1;
+            end else if (\$377 ) begin
+              \$454  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$454  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$455  = control_state;
+    casez (control_state)
+      4'h0:
+          if (\start$256 ) begin
+            \$455  = 4'h1;
+          end
+      4'h1:
+          if (\$347 ) begin
+          end else if (\$348 ) begin
+            \$455  = 4'h2;
+          end
+      4'h2:
+          if (\$350 ) begin
+          end else if (\$351 ) begin
+            \$455  = 4'h3;
+          end
+      4'h3:
+          if (\$353 ) begin
+          end else if (\$354 ) begin
+            \$455  = 4'h4;
+          end
+      4'h4:
+          (* full_case = 32'd1 *)
+          if (c[352]) begin
+            if (\$356 ) begin
+            end else if (\$357 ) begin
+              \$455  = 4'h5;
+            end
+          end else begin
+            \$455  = 4'h5;
+          end
+      4'h5:
+          (* full_case = 32'd1 *)
+          if (\$363 ) begin
+            \$455  = 4'h6;
+          end else begin
+            \$455  = 4'h7;
+          end
+      4'h7:
+          (* full_case = 32'd1 *)
+          if (\$369 ) begin
+          end else begin
+            \$455  = 4'h8;
+          end
+      4'h8:
+          if (\$372 ) begin
+          end else if (\$373 ) begin
+            \$455  = 4'h9;
+          end
+      4'h9:
+          if (\$374 ) begin
+          end else if (\$375 ) begin
+            \$455  = 4'ha;
+          end
+      4'ha:
+          (* full_case = 32'd1 *)
+          if (c[352]) begin
+            if (\$376 ) begin
+            end else if (\$377 ) begin
+              \$455  = 4'hb;
+            end
+          end else begin
+            \$455  = 4'hb;
+          end
+      4'hb:
+          \$455  = 4'hc;
+      4'hc:
+          if (\$380 ) begin
+            \$455  = 4'h6;
+          end
+      4'h6:
+          \$455  = 4'h0;
+    endcase
+    if (rst) begin
+      \$455  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$456  = words;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$456  = \$362 [15:0];
+    endcase
+    if (rst) begin
+      \$456  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$457  = used;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$457  = 32'd0;
+      4'h7:
+          if (\$369 ) begin
+            \$457  = \$370 [31:0];
+          end
+    endcase
+    if (rst) begin
+      \$457  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$458  = chunk;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$458  = 16'h0000;
+      4'h7:
+          if (\$369 ) begin
+            \$458  = \$371 [15:0];
+          end
+    endcase
+    if (rst) begin
+      \$458  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$459  = chunk_lda;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$372 ) begin
+          end else if (\$373 ) begin
+            \$459  = result[31:0];
+          end
+    endcase
+    if (rst) begin
+      \$459  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$460  = chunk_ldc;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          if (\$374 ) begin
+          end else if (\$375 ) begin
+            \$460  = result[31:0];
+          end
+    endcase
+    if (rst) begin
+      \$460  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$461  = chunk_ldcin;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          if (c[352]) begin
+            if (\$376 ) begin
+            end else if (\$377 ) begin
+              \$461  = result[31:0];
+            end
+          end
+    endcase
+    if (rst) begin
+      \$461  = 32'd0;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     rd_cmd__valid = 1'h0;
@@ -7523,12 +8480,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
             rd_cmd__valid = 1'h1;
           end
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             rd_cmd__valid = 1'h1;
           end
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
             end else if (w_rdy) begin
               rd_cmd__valid = 1'h1;
             end
@@ -7545,25 +8502,25 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           if (\$5 ) begin
           end else if (\$8 ) begin
-            rd_cmd__payload[31:0] = \$11 [31:0];
+            rd_cmd__payload[31:0] = \$10 [31:0];
             rd_cmd__payload[47:32] = load_k_len[15:0];
             rd_cmd__payload[67:48] = { 4'h0, cols };
             rd_cmd__payload[99:68] = c[287:256];
           end
       2'h2:
-          if (\$14 ) begin
-            rd_cmd__payload[31:0] = \$17 [31:0];
+          if (\$13 ) begin
+            rd_cmd__payload[31:0] = \$14 [31:0];
             rd_cmd__payload[47:32] = rows;
             rd_cmd__payload[67:48] = load_k_len[19:0];
             rd_cmd__payload[99:68] = c[255:224];
           end
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
             end else if (w_rdy) begin
-              rd_cmd__payload[31:0] = \$25 [31:0];
+              rd_cmd__payload[31:0] = load_cin_addr;
               rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$26  };
+              rd_cmd__payload[67:48] = { 1'h0, \$19  };
               rd_cmd__payload[99:68] = c[351:320];
             end
           end
@@ -7582,12 +8539,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
             w_data = { l_bpar, 2'h1 };
           end
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             w_data = { l_apar, 2'h0 };
           end
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
             end else if (w_rdy) begin
               w_data = { index[0], 2'h2 };
             end
@@ -7607,12 +8564,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
             w_en = rd_cmd__ready;
           end
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             w_en = rd_cmd__ready;
           end
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
             end else if (w_rdy) begin
               w_en = rd_cmd__ready;
             end
@@ -7649,7 +8606,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
               casez (l_apar)
@@ -7672,10 +8629,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$18 ) begin
+              if (\$15 ) begin
               end else begin
                 l_step = 1'h1;
               end
@@ -7697,10 +8654,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$14 ) begin
+          if (\$13 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$18 ) begin
+              if (\$15 ) begin
               end else begin
                 if (load_k_last) begin
                   advance = 1'h1;
@@ -7728,8 +8685,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h2:
           /* empty */;
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -7763,8 +8720,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h2:
           /* empty */;
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -7806,8 +8763,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h2:
           /* empty */;
       2'h3:
-          if (\$20 ) begin
-            if (\$21 ) begin
+          if (\$17 ) begin
+            if (\$18 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -7866,22 +8823,22 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$106  = 1'h0;
+    \w_en$107  = 1'h0;
     if (issue) begin
-      if (\$79 ) begin
-        \w_en$106  = 1'h1;
+      if (\$72 ) begin
+        \w_en$107  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$107  = 19'h00000;
+    \w_data$108  = 19'h00000;
     if (issue) begin
-      if (\$79 ) begin
-        \w_data$107 [0] = \index$81 [0];
-        \w_data$107 [16:1] = \rows$108 ;
-        \w_data$107 [17] = \$83 ;
-        \w_data$107 [18] = \$86 ;
+      if (\$72 ) begin
+        \w_data$108 [0] = \index$82 [0];
+        \w_data$108 [16:1] = \rows$109 ;
+        \w_data$108 [17] = \$76 ;
+        \w_data$108 [18] = \$79 ;
       end
     end
   end
@@ -7889,8 +8846,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     step_done = 1'h0;
     if (issue) begin
-      if (\$88 ) begin
-        if (\$90 ) begin
+      if (\$81 ) begin
+        if (\$83 ) begin
           step_done = 1'h1;
         end
       end
@@ -7900,8 +8857,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
-      if (\$88 ) begin
-        if (\$90 ) begin
+      if (\$81 ) begin
+        if (\$83 ) begin
           (* full_case = 32'd1 *)
           casez (apar)
             1'h0:
@@ -7917,8 +8874,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
-      if (\$88 ) begin
-        if (\$90 ) begin
+      if (\$81 ) begin
+        if (\$83 ) begin
           (* full_case = 32'd1 *)
           casez (apar)
             1'h0:
@@ -7934,9 +8891,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_used_o_set = 2'h0;
     if (issue) begin
-      if (\$88 ) begin
-        if (\$90 ) begin
-          if (\$92 ) begin
+      if (\$81 ) begin
+        if (\$83 ) begin
+          if (\$85 ) begin
             (* full_case = 32'd1 *)
             casez (bpar)
               1'h0:
@@ -7951,12 +8908,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$114  = 1'h0;
+    \advance$115  = 1'h0;
     if (issue) begin
-      if (\$88 ) begin
-        if (\$90 ) begin
+      if (\$81 ) begin
+        if (\$83 ) begin
           if (feed_k_last) begin
-            \advance$114  = 1'h1;
+            \advance$115  = 1'h1;
           end
         end
       end
@@ -7966,8 +8923,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     w_step_done = 1'h0;
     if (w_issue) begin
-      if (\$110 ) begin
-        if (\$112 ) begin
+      if (\$103 ) begin
+        if (\$105 ) begin
           w_step_done = 1'h1;
         end
       end
@@ -7977,9 +8934,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_used_w_set = 2'h0;
     if (w_issue) begin
-      if (\$110 ) begin
-        if (\$112 ) begin
-          if (\$114 ) begin
+      if (\$103 ) begin
+        if (\$105 ) begin
+          if (\$107 ) begin
             (* full_case = 32'd1 *)
             casez (w_bpar)
               1'h0:
@@ -7994,12 +8951,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$146  = 1'h0;
+    \advance$147  = 1'h0;
     if (w_issue) begin
-      if (\$110 ) begin
-        if (\$112 ) begin
+      if (\$103 ) begin
+        if (\$105 ) begin
           if (weight_k_last) begin
-            \advance$146  = 1'h1;
+            \advance$147  = 1'h1;
           end
         end
       end
@@ -8007,10 +8964,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$156  = 1'h0;
+    \r_en$157  = 1'h0;
     if (got) begin
-      if (\$118 ) begin
-        \r_en$156  = 1'h1;
+      if (\$111 ) begin
+        \r_en$157  = 1'h1;
       end
     end
   end
@@ -8033,7 +8990,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (acc_writes) begin
       c_wr__addr = s1_addr;
     end else begin
-      c_wr__addr = \$128 [9:0];
+      c_wr__addr = \$121 [9:0];
     end
   end
   always @* begin
@@ -8042,20 +8999,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (acc_writes) begin
       c_wr__en = 4'hf;
     end else begin
-      c_wr__en[0] = \$131 ;
-      c_wr__en[1] = \$134 ;
-      c_wr__en[2] = \$137 ;
-      c_wr__en[3] = \$140 ;
+      c_wr__en[0] = \$124 ;
+      c_wr__en[1] = \$127 ;
+      c_wr__en[2] = \$130 ;
+      c_wr__en[3] = \$133 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
-      c_wr__data[31:0] = \$120 [31:0];
-      c_wr__data[63:32] = \$122 [31:0];
-      c_wr__data[95:64] = \$124 [31:0];
-      c_wr__data[127:96] = \$126 [31:0];
+      c_wr__data[31:0] = \$113 [31:0];
+      c_wr__data[63:32] = \$115 [31:0];
+      c_wr__data[95:64] = \$117 [31:0];
+      c_wr__data[127:96] = \$119 [31:0];
     end else begin
       c_wr__data[31:0] = rd_data__payload[31:0];
       c_wr__data[63:32] = rd_data__payload[63:32];
@@ -8068,7 +9025,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
-          if (\$144 ) begin
+          if (\$137 ) begin
             wr_cmd__valid = 1'h1;
           end
     endcase
@@ -8078,10 +9035,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
-          if (\$144 ) begin
-            wr_cmd__payload[31:0] = \$148 [31:0];
+          if (\$137 ) begin
+            wr_cmd__payload[31:0] = store_c_addr;
             wr_cmd__payload[47:32] = \rows$180 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$149  };
+            wr_cmd__payload[67:48] = { 1'h0, \$139  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
@@ -8094,7 +9051,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       1'h0:
           /* empty */;
       1'h1:
-          \issue$182  = \$152 ;
+          \issue$182  = \$142 ;
     endcase
   end
   always @* begin
@@ -8106,9 +9063,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       1'h1:
           if (\issue$182 ) begin
-            if (\$154 ) begin
+            if (\$144 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$175 [0])
+              casez (\index$176 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -8127,9 +9084,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       1'h1:
           if (\issue$182 ) begin
-            if (\$154 ) begin
+            if (\$144 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$175 [0])
+              casez (\index$176 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -8148,9 +9105,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       1'h1:
           if (\issue$182 ) begin
-            if (\$154 ) begin
+            if (\$144 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$175 [0])
+              casez (\index$176 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -8169,7 +9126,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       1'h1:
           if (\issue$182 ) begin
-            if (\$154 ) begin
+            if (\$144 ) begin
               \advance$190  = 1'h1;
             end
           end
@@ -8227,8 +9184,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     byte_ready = 1'h0;
-    if (\$171 ) begin
-      if (\$172 ) begin
+    if (\$162 ) begin
+      if (\$163 ) begin
         byte_ready = 1'h1;
       end
     end
@@ -8236,70 +9193,214 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \r_en$224  = 1'h0;
-    if (\$171 ) begin
-      if (\$172 ) begin
+    if (\$162 ) begin
+      if (\$163 ) begin
         \r_en$224  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end  = 66'h00000000000000000;
+    start = 1'h0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \end  = \$176 [65:0];
+      4'h1:
+          if (\$164 ) begin
+            start = 1'h1;
+          end
+      4'h2:
+          if (\$168 ) begin
+            start = 1'h1;
+          end
+      4'h3:
+          if (\$172 ) begin
+            start = 1'h1;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$178 ) begin
+              start = 1'h1;
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$216 ) begin
+            start = 1'h1;
+          end
+      4'h9:
+          if (\$218 ) begin
+            start = 1'h1;
+          end
+      4'ha:
+          if (c[352]) begin
+            if (\$220 ) begin
+              start = 1'h1;
+            end
+          end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end$229  = 66'h00000000000000000;
+    a = 16'h0000;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \end$229  = \$180 [65:0];
+      4'h1:
+          if (\$164 ) begin
+            a = \$166 [15:0];
+          end
+      4'h2:
+          if (\$168 ) begin
+            a = \$170 [15:0];
+          end
+      4'h3:
+          if (\$172 ) begin
+            a = \$174 [15:0];
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$178 ) begin
+              a = \$180 [15:0];
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$216 ) begin
+            a = chunk;
+          end
+      4'h9:
+          if (\$218 ) begin
+            a = chunk;
+          end
+      4'ha:
+          if (c[352]) begin
+            if (\$220 ) begin
+              a = chunk;
+            end
+          end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end$230  = 66'h00000000000000000;
+    b = 32'd0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \end$230  = \$185 [65:0];
+      4'h1:
+          if (\$164 ) begin
+            b = c[255:224];
+          end
+      4'h2:
+          if (\$168 ) begin
+            b = c[287:256];
+          end
+      4'h3:
+          if (\$172 ) begin
+            b = c[319:288];
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$178 ) begin
+              b = c[351:320];
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$216 ) begin
+            b = c[255:224];
+          end
+      4'h9:
+          if (\$218 ) begin
+            b = c[319:288];
+          end
+      4'ha:
+          if (c[352]) begin
+            if (\$220 ) begin
+              b = c[351:320];
+            end
+          end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \end$231  = 66'h00000000000000000;
+    addend = 34'h000000000;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          \end$231  = \$190 [65:0];
+      4'h1:
+          if (\$164 ) begin
+            addend = { 1'h0, \$167  };
+          end
+      4'h2:
+          if (\$168 ) begin
+            addend = { 1'h0, \$171  };
+          end
+      4'h3:
+          if (\$172 ) begin
+            addend = \$177 [33:0];
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$178 ) begin
+              addend = \$182 [33:0];
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$216 ) begin
+            addend = 34'h000000000;
+          end
+      4'h9:
+          if (\$218 ) begin
+            addend = 34'h000000000;
+          end
+      4'ha:
+          if (c[352]) begin
+            if (\$220 ) begin
+              addend = 34'h000000000;
+            end
+          end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     code = 8'h00;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
-          if (\$195 ) begin
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          if (\$187 ) begin
             code = 8'h01;
-          end else if (\$200 ) begin
+          end else if (\$192 ) begin
             code = 8'h07;
-          end else if (\$201 ) begin
+          end else if (\$193 ) begin
             code = 8'h05;
-          end else if (\$211 ) begin
+          end else if (\$204 ) begin
             code = 8'h04;
-          end else if (\$221 ) begin
+          end else if (\$214 ) begin
             code = 8'h02;
-          end else if (\$229 ) begin
+          end else if (\$215 ) begin
             code = 8'h03;
           end
     endcase
@@ -8308,13 +9409,27 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     restart = 1'h0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
+      4'h1:
           /* empty */;
-      3'h4:
+      4'h2:
           /* empty */;
-      3'h3:
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          /* empty */;
+      4'hb:
           restart = 1'h1;
     endcase
   end
@@ -8322,15 +9437,29 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     running = 1'h0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
+      4'h1:
           /* empty */;
-      3'h4:
+      4'h2:
           /* empty */;
-      3'h3:
+      4'h3:
           /* empty */;
-      3'h5:
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          /* empty */;
+      4'hb:
+          /* empty */;
+      4'hc:
           running = 1'h1;
     endcase
   end
@@ -8338,17 +9467,31 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     done = 1'h0;
     casez (control_state)
-      3'h0:
+      4'h0:
           /* empty */;
-      3'h1:
+      4'h1:
           /* empty */;
-      3'h4:
+      4'h2:
           /* empty */;
-      3'h3:
+      4'h3:
           /* empty */;
-      3'h5:
+      4'h4:
           /* empty */;
-      3'h2:
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          /* empty */;
+      4'hb:
+          /* empty */;
+      4'hc:
+          /* empty */;
+      4'h6:
           done = 1'h1;
     endcase
   end
@@ -8356,156 +9499,230 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$361  = 2'h0;
+      \$392  = 2'h0;
     end else begin
-      \$361  = \$244 ;
+      \$392  = \$243 ;
     end
     if (rst) begin
-      \$361  = 2'h0;
+      \$392  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$362  = 2'h0;
+      \$393  = 2'h0;
     end else begin
-      \$362  = \$247 ;
+      \$393  = \$246 ;
     end
     if (rst) begin
-      \$362  = 2'h0;
+      \$393  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$363  = 2'h0;
+      \$394  = 2'h0;
     end else begin
-      \$363  = \$250 ;
+      \$394  = \$249 ;
     end
     if (rst) begin
-      \$363  = 2'h0;
+      \$394  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$364  = 2'h0;
+      \$395  = 2'h0;
     end else begin
-      \$364  = \$253 ;
+      \$395  = \$252 ;
     end
     if (rst) begin
-      \$364  = 2'h0;
+      \$395  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$365  = 2'h0;
+      \$396  = 2'h0;
     end else begin
-      \$365  = \$256 ;
+      \$396  = \$255 ;
     end
     if (rst) begin
-      \$365  = 2'h0;
+      \$396  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$366  = 2'h0;
+      \$397  = 2'h0;
     end else begin
-      \$366  = \$259 ;
+      \$397  = \$258 ;
     end
     if (rst) begin
-      \$366  = 2'h0;
+      \$397  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$367  = 2'h0;
+      \$398  = 2'h0;
     end else begin
-      \$367  = \$262 ;
+      \$398  = \$261 ;
     end
     if (rst) begin
-      \$367  = 2'h0;
+      \$398  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$368  = 2'h0;
+      \$399  = 2'h0;
     end else begin
-      \$368  = \$265 ;
+      \$399  = \$264 ;
     end
     if (rst) begin
-      \$368  = 2'h0;
+      \$399  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$369  = 2'h0;
+      \$400  = 2'h0;
     end else begin
-      \$369  = \$268 ;
+      \$400  = \$267 ;
     end
     if (rst) begin
-      \$369  = 2'h0;
+      \$400  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$370  = load_k_kc0;
+    \$401  = load_k_kc0;
     if (restart) begin
-      \$370  = 32'd0;
+      \$401  = 32'd0;
     end else if (l_step) begin
-      \$370  = \$270 [31:0];
+      \$401  = \$269 [31:0];
     end
     if (rst) begin
-      \$370  = 32'd0;
+      \$401  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$371  = loader_state;
+    \$402  = load_a_panel;
+    if (restart) begin
+      \$402  = c[31:0];
+    end else if (advance) begin
+      if (\last_in_panel$241 ) begin
+        \$402  = \$270 [31:0];
+      end
+    end
+    if (rst) begin
+      \$402  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$403  = load_a_addr;
+    if (restart) begin
+      \$403  = c[31:0];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$241 ) begin
+        \$403  = \$271 [31:0];
+      end else begin
+        \$403  = \$272 [31:0];
+      end
+    end
+    if (rst) begin
+      \$403  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$404  = load_cin_panel;
+    if (restart) begin
+      \$404  = c[127:96];
+    end else if (advance) begin
+      if (\last_in_panel$241 ) begin
+        \$404  = \$273 [31:0];
+      end
+    end
+    if (rst) begin
+      \$404  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$405  = load_cin_addr;
+    if (restart) begin
+      \$405  = c[127:96];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$241 ) begin
+        \$405  = \$274 [31:0];
+      end else begin
+        \$405  = \$275 [31:0];
+      end
+    end
+    if (rst) begin
+      \$405  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$406  = b_koff;
+    if (restart) begin
+      \$406  = 32'd0;
+    end else if (l_step) begin
+      \$406  = \$278 [31:0];
+    end
+    if (rst) begin
+      \$406  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$407  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
-          if (\$272 ) begin
-            \$371  = 2'h1;
+          if (\$280 ) begin
+            \$407  = 2'h1;
           end
       2'h1:
-          if (\$275 ) begin
-            \$371  = 2'h2;
-          end else if (\$278 ) begin
+          if (\$283 ) begin
+            \$407  = 2'h2;
+          end else if (\$286 ) begin
             if (rd_cmd__ready) begin
-              \$371  = 2'h2;
+              \$407  = 2'h2;
             end
           end
       2'h2:
-          if (\$282 ) begin
+          if (\$290 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$284 ) begin
-                \$371  = 2'h3;
+              if (\$292 ) begin
+                \$407  = 2'h3;
               end else begin
                 (* full_case = 32'd1 *)
                 if (load_k_last) begin
                   (* full_case = 32'd1 *)
                   if (last) begin
-                    \$371  = 2'h0;
+                    \$407  = 2'h0;
                   end else begin
-                    \$371  = 2'h1;
+                    \$407  = 2'h1;
                   end
                 end else begin
-                  \$371  = 2'h1;
+                  \$407  = 2'h1;
                 end
               end
             end
@@ -8516,65 +9733,65 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
             if (load_k_last) begin
               (* full_case = 32'd1 *)
               if (last) begin
-                \$371  = 2'h0;
+                \$407  = 2'h0;
               end else begin
-                \$371  = 2'h1;
+                \$407  = 2'h1;
               end
             end else begin
-              \$371  = 2'h1;
+              \$407  = 2'h1;
             end
           end
     endcase
     if (rst) begin
-      \$371  = 2'h0;
+      \$407  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$372  = l_bpar;
+    \$408  = l_bpar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
-          if (\$275 ) begin
-          end else if (\$278 ) begin
+          if (\$283 ) begin
+          end else if (\$286 ) begin
             if (rd_cmd__ready) begin
-              \$372  = \$279 ;
+              \$408  = \$287 ;
             end
           end
     endcase
     if (restart) begin
-      \$372  = 1'h0;
+      \$408  = 1'h0;
     end
     if (rst) begin
-      \$372  = 1'h0;
+      \$408  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$373  = l_apar;
+    \$409  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$282 ) begin
+          if (\$290 ) begin
             if (rd_cmd__ready) begin
-              \$373  = \$283 ;
+              \$409  = \$291 ;
             end
           end
     endcase
     if (restart) begin
-      \$373  = 1'h0;
+      \$409  = 1'h0;
     end
     if (rst) begin
-      \$373  = 1'h0;
+      \$409  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$374  = l_done;
+    \$410  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -8582,14 +9799,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
       2'h1:
           /* empty */;
       2'h2:
-          if (\$282 ) begin
+          if (\$290 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$284 ) begin
+              if (\$292 ) begin
               end else begin
                 if (load_k_last) begin
                   if (last) begin
-                    \$374  = 1'h1;
+                    \$410  = 1'h1;
                   end
                 end
               end
@@ -8599,21 +9816,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           if (claimed) begin
             if (load_k_last) begin
               if (last) begin
-                \$374  = 1'h1;
+                \$410  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$374  = 1'h0;
+      \$410  = 1'h0;
     end
     if (rst) begin
-      \$374  = 1'h0;
+      \$410  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$375  = c_claims;
+    \$411  = c_claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -8624,541 +9841,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
           /* empty */;
       2'h3:
           if (claimed) begin
-            \$375  = \$285 [31:0];
+            \$411  = \$293 [31:0];
           end
     endcase
     if (restart) begin
-      \$375  = 32'd0;
-    end
-    if (rst) begin
-      \$375  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$376  = row;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$376  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$376  = \$286 [15:0];
-      end
-    end
-    if (rst) begin
-      \$376  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$377  = beat;
-    if (beat_ok) begin
-      (* full_case = 32'd1 *)
-      if (rd_data__payload[70]) begin
-        \$377  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$377  = 16'h0000;
-      end else begin
-        \$377  = \$288 [15:0];
-      end
-    end
-    if (rst) begin
-      \$377  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$378  = row_base;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$378  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$378  = \$287 [15:0];
-      end
-    end
-    if (rst) begin
-      \$378  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$379  = feed_k_kc0;
-    if (restart) begin
-      \$379  = 32'd0;
-    end else if (step_done) begin
-      \$379  = \$290 [31:0];
-    end
-    if (rst) begin
-      \$379  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$380  = issue;
-    if (rst) begin
-      \$380  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$381  = meta_last;
-    if (issue) begin
-      \$381  = \$292 ;
-    end
-    if (rst) begin
-      \$381  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$382  = meta_off;
-    if (issue) begin
-      \$382  = kr[2:0];
-    end
-    if (rst) begin
-      \$382  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$383  = m_idx;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$294 ) begin
-        \$383  = 16'h0000;
-      end else begin
-        \$383  = \$302 [15:0];
-      end
-    end
-    if (restart) begin
-      \$383  = 16'h0000;
-    end
-    if (rst) begin
-      \$383  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$384  = row_word;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$294 ) begin
-        \$384  = 16'h0000;
-      end else begin
-        \$384  = \$303 [15:0];
-      end
-    end
-    if (restart) begin
-      \$384  = 16'h0000;
-    end
-    if (rst) begin
-      \$384  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$385  = kr;
-    if (issue) begin
-      if (\$294 ) begin
-        (* full_case = 32'd1 *)
-        if (\$296 ) begin
-          \$385  = 32'd0;
-        end else begin
-          \$385  = \$301 [31:0];
-        end
-      end
-    end
-    if (restart) begin
-      \$385  = 32'd0;
-    end
-    if (rst) begin
-      \$385  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$386  = apar;
-    if (issue) begin
-      if (\$294 ) begin
-        if (\$296 ) begin
-          \$386  = \$297 ;
-        end
-      end
-    end
-    if (restart) begin
-      \$386  = 1'h0;
-    end
-    if (rst) begin
-      \$386  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$387  = bpar;
-    if (issue) begin
-      if (\$294 ) begin
-        if (\$296 ) begin
-          if (\$299 ) begin
-            \$387  = \$300 ;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$387  = 1'h0;
-    end
-    if (rst) begin
-      \$387  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$388  = f_done;
-    if (issue) begin
-      if (\$294 ) begin
-        if (\$296 ) begin
-          if (feed_k_last) begin
-            if (\last$240 ) begin
-              \$388  = 1'h1;
-            end
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$388  = 1'h0;
-    end
-    if (rst) begin
-      \$388  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$389  = weight_k_kc0;
-    if (restart) begin
-      \$389  = 32'd0;
-    end else if (w_step_done) begin
-      \$389  = \$305 [31:0];
-    end
-    if (rst) begin
-      \$389  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$390  = w_issue;
-    if (rst) begin
-      \$390  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$391  = w_zero;
-    if (w_issue) begin
-      \$391  = \$306 ;
-    end
-    if (rst) begin
-      \$391  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$392  = w_r;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$307 ) begin
-        \$392  = 3'h0;
-      end else begin
-        \$392  = \$315 [2:0];
-      end
-    end
-    if (restart) begin
-      \$392  = 3'h0;
-    end
-    if (rst) begin
-      \$392  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$393  = w_kr;
-    if (w_issue) begin
-      if (\$307 ) begin
-        (* full_case = 32'd1 *)
-        if (\$309 ) begin
-          \$393  = 32'd0;
-        end else begin
-          \$393  = \$313 [31:0];
-        end
-      end
-    end
-    if (restart) begin
-      \$393  = 32'd0;
-    end
-    if (rst) begin
-      \$393  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$394  = w_k;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$307 ) begin
-        (* full_case = 32'd1 *)
-        if (\$309 ) begin
-          \$394  = 32'd0;
-        end else begin
-          \$394  = \$314 [31:0];
-        end
-      end else begin
-        \$394  = \$316 [31:0];
-      end
-    end
-    if (restart) begin
-      \$394  = 32'd0;
-    end
-    if (rst) begin
-      \$394  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$395  = w_bpar;
-    if (w_issue) begin
-      if (\$307 ) begin
-        if (\$309 ) begin
-          if (\$311 ) begin
-            \$395  = \$312 ;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$395  = 1'h0;
-    end
-    if (rst) begin
-      \$395  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$396  = w_done;
-    if (w_issue) begin
-      if (\$307 ) begin
-        if (\$309 ) begin
-          if (weight_k_last) begin
-            if (\last$241 ) begin
-              \$396  = 1'h1;
-            end
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$396  = 1'h0;
-    end
-    if (rst) begin
-      \$396  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$397  = got;
-    if (rst) begin
-      \$397  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$398  = \$116 [9:0];
-    if (rst) begin
-      \$398  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$399  = results__payload[127:0];
-    if (rst) begin
-      \$399  = 128'h00000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$400  = \r_data$152 [17];
-    if (rst) begin
-      \$400  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$401  = \r_data$152 [0];
-    if (rst) begin
-      \$401  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$402  = \$320 ;
-    if (rst) begin
-      \$402  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$403  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$322 ) begin
-        \$403  = 16'h0000;
-      end else begin
-        \$403  = \$323 [15:0];
-      end
-    end
-    if (restart) begin
-      \$403  = 16'h0000;
-    end
-    if (rst) begin
-      \$403  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$404  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$327 ) begin
-            if (wr_cmd__ready) begin
-              \$404  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$182 ) begin
-            if (\$329 ) begin
-              \$404  = 1'h0;
-            end
-          end
-    endcase
-    if (rst) begin
-      \$404  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$405  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$182 ) begin
-            (* full_case = 32'd1 *)
-            if (\$329 ) begin
-              \$405  = 16'h0000;
-            end else begin
-              \$405  = \$330 [15:0];
-            end
-          end
-    endcase
-    if (restart) begin
-      \$405  = 16'h0000;
-    end
-    if (rst) begin
-      \$405  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$406  = s_done;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$182 ) begin
-            if (\$329 ) begin
-              if (\last$244 ) begin
-                \$406  = 1'h1;
-              end
-            end
-          end
-    endcase
-    if (restart) begin
-      \$406  = 1'h0;
-    end
-    if (rst) begin
-      \$406  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$407  = \issue$182 ;
-    if (rst) begin
-      \$407  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$408  = s_beat;
-    if (\$331 ) begin
-      (* full_case = 32'd1 *)
-      if (\$332 ) begin
-        \$408  = 2'h0;
-      end else begin
-        \$408  = \$333 [1:0];
-      end
-    end
-    if (rst) begin
-      \$408  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$409  = c;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$409  = cmd;
-          end
-    endcase
-    if (rst) begin
-      \$409  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$410  = error;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$410  = 8'h00;
-          end
-      3'h1:
-          \$410  = code;
-      3'h4:
-          /* empty */;
-      3'h3:
-          /* empty */;
-      3'h5:
-          if (dma_error) begin
-            \$410  = 8'h06;
-          end
-    endcase
-    if (rst) begin
-      \$410  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$411  = cycles;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$411  = 32'd0;
-          end
-    endcase
-    if (busy) begin
-      \$411  = \$350 [31:0];
+      \$411  = 32'd0;
     end
     if (rst) begin
       \$411  = 32'd0;
@@ -9166,131 +9853,122 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$412  = mac_cycles;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$412  = 32'd0;
-          end
-    endcase
-    if (\$351 ) begin
-      \$412  = \$352 [31:0];
+    \$412  = row;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$412  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$412  = \$294 [15:0];
+      end
     end
     if (rst) begin
-      \$412  = 32'd0;
+      \$412  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$413  = stall_load;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$413  = 32'd0;
-          end
-    endcase
-    if (\$356 ) begin
-      \$413  = \$357 [31:0];
+    \$413  = beat;
+    if (beat_ok) begin
+      (* full_case = 32'd1 *)
+      if (rd_data__payload[70]) begin
+        \$413  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$413  = 16'h0000;
+      end else begin
+        \$413  = \$296 [15:0];
+      end
     end
     if (rst) begin
-      \$413  = 32'd0;
+      \$413  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$414  = stall_store;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$414  = 32'd0;
-          end
-    endcase
-    if (\$359 ) begin
-      \$414  = \$360 [31:0];
+    \$414  = row_base;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$414  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$414  = \$295 [15:0];
+      end
     end
     if (rst) begin
-      \$414  = 32'd0;
+      \$414  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$415  = control_state;
-    casez (control_state)
-      3'h0:
-          if (start) begin
-            \$415  = 3'h1;
-          end
-      3'h1:
-          (* full_case = 32'd1 *)
-          if (\$338 ) begin
-            \$415  = 3'h2;
-          end else begin
-            \$415  = 3'h4;
-          end
-      3'h4:
-          (* full_case = 32'd1 *)
-          if (\$344 ) begin
-          end else begin
-            \$415  = 3'h3;
-          end
-      3'h3:
-          \$415  = 3'h5;
-      3'h5:
-          if (\$349 ) begin
-            \$415  = 3'h2;
-          end
-      3'h2:
-          \$415  = 3'h0;
-    endcase
+    \$415  = feed_k_kc0;
+    if (restart) begin
+      \$415  = 32'd0;
+    end else if (step_done) begin
+      \$415  = \$298 [31:0];
+    end
     if (rst) begin
-      \$415  = 3'h0;
+      \$415  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$416  = words;
-    casez (control_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          \$416  = \$337 [15:0];
-    endcase
+    \$416  = issue;
     if (rst) begin
-      \$416  = 16'h0000;
+      \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$417  = used;
-    casez (control_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          \$417  = 32'd0;
-      3'h4:
-          if (\$344 ) begin
-            \$417  = \$345 [31:0];
-          end
-    endcase
+    \$417  = meta_last;
+    if (issue) begin
+      \$417  = \$300 ;
+    end
     if (rst) begin
-      \$417  = 32'd0;
+      \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$418  = chunk;
-    casez (control_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          \$418  = 16'h0000;
-      3'h4:
-          if (\$344 ) begin
-            \$418  = \$346 [15:0];
-          end
-    endcase
+    \$418  = meta_off;
+    if (issue) begin
+      \$418  = kr[2:0];
+    end
     if (rst) begin
-      \$418  = 16'h0000;
+      \$418  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$419  = m_idx;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$302 ) begin
+        \$419  = 16'h0000;
+      end else begin
+        \$419  = \$310 [15:0];
+      end
+    end
+    if (restart) begin
+      \$419  = 16'h0000;
+    end
+    if (rst) begin
+      \$419  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$420  = row_word;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$302 ) begin
+        \$420  = 16'h0000;
+      end else begin
+        \$420  = \$311 [15:0];
+      end
+    end
+    if (restart) begin
+      \$420  = 16'h0000;
+    end
+    if (rst) begin
+      \$420  = 16'h0000;
     end
   end
   assign b_full_clr = both;
@@ -9299,47 +9977,47 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign b_used_o_clr = both;
   assign m = c[143:128];
   assign n = c[207:192];
-  assign \chunk$13  = chunk;
-  assign \restart$15  = restart;
+  assign \chunk$12  = chunk;
+  assign \restart$14  = restart;
   assign load_k_left = \$1 [31:0];
-  assign a_wr__addr = \$31 [8:0];
+  assign a_wr__addr = \$24 [8:0];
   assign a_wr__data = rd_data__payload[63:0];
-  assign b_wr__addr = \$34 [9:0];
-  assign \m$65  = c[143:128];
-  assign \n$66  = c[207:192];
-  assign \chunk$67  = chunk;
-  assign \restart$68  = restart;
-  assign feed_k_left = \$51 [31:0];
-  assign first_word = \$74 [8:0];
-  assign \$signature__addr  = \$75 [8:0];
+  assign b_wr__addr = \$27 [9:0];
+  assign \m$66  = c[143:128];
+  assign \n$67  = c[207:192];
+  assign \chunk$68  = chunk;
+  assign \restart$69  = restart;
+  assign feed_k_left = \$44 [31:0];
+  assign first_word = \$67 [8:0];
+  assign \$signature__addr  = \$68 [8:0];
   assign \$signature__en  = issue;
-  assign \$signature__addr$92  = \$76 [8:0];
-  assign \$signature__en$93  = issue;
-  assign \w_en$99  = pending;
-  assign \r_rdy$101  = operands__valid;
-  assign \r_data$103  = operands__payload;
-  assign operands__ready = \r_en$104 ;
-  assign \m$115  = c[143:128];
-  assign \n$116  = c[207:192];
-  assign \chunk$117  = chunk;
-  assign \restart$118  = restart;
-  assign weight_k_left = \$93 [31:0];
-  assign b_rd__addr = \$105 [9:0];
+  assign \$signature__addr$93  = \$69 [8:0];
+  assign \$signature__en$94  = issue;
+  assign \w_en$100  = pending;
+  assign \r_rdy$102  = operands__valid;
+  assign \r_data$104  = operands__payload;
+  assign operands__ready = \r_en$105 ;
+  assign \m$116  = c[143:128];
+  assign \n$117  = c[207:192];
+  assign \chunk$118  = chunk;
+  assign \restart$119  = restart;
+  assign weight_k_left = \$86 [31:0];
+  assign b_rd__addr = \$98 [9:0];
   assign b_rd__en = w_issue;
-  assign \w_en$134  = w_pending;
-  assign \r_rdy$136  = weights__valid;
-  assign \r_data$138  = weights__payload;
-  assign weights__ready = \r_en$139 ;
-  assign \r_rdy$148  = results__ready;
-  assign addr = \$116 [9:0];
-  assign c_rd_acc__addr = \$116 [9:0];
+  assign \w_en$135  = w_pending;
+  assign \r_rdy$137  = weights__valid;
+  assign \r_data$139  = weights__payload;
+  assign weights__ready = \r_en$140 ;
+  assign \r_rdy$149  = results__ready;
+  assign addr = \$109 [9:0];
+  assign c_rd_acc__addr = \$109 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$168  = c[143:128];
-  assign \n$169  = c[207:192];
-  assign \chunk$170  = chunk;
-  assign \restart$171  = restart;
-  assign c_rd_store__addr = \$156 [9:0];
+  assign \m$169  = c[143:128];
+  assign \n$170  = c[207:192];
+  assign \chunk$171  = chunk;
+  assign \restart$172  = restart;
+  assign c_rd_store__addr = \$146 [9:0];
   assign c_rd_store__en = \issue$182 ;
   assign \w_en$195  = \issue$182 ;
   assign c_rd_store__data = \w_data$197 ;
@@ -9348,9 +10026,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign shift = c[390:386];
   assign zero_point = c[398:391];
   assign relu = c[354];
-  assign nbytes = \$161 [4:0];
-  assign sent = \$162 [4:0];
-  assign remaining = \$163 [4:0];
+  assign nbytes = \$152 [4:0];
+  assign sent = \$153 [4:0];
+  assign remaining = \$154 [4:0];
   assign \error$226  = error;
   assign \c.a_addr  = c[31:0];
   assign \c.b_addr  = c[63:32];
@@ -9406,14 +10084,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \$signature__data[5]  = \$signature__data [47:40];
   assign \$signature__data[6]  = \$signature__data [55:48];
   assign \$signature__data[7]  = \$signature__data [63:56];
-  assign \$signature__data$96[0]  = \$signature__data$96 [7:0];
-  assign \$signature__data$96[1]  = \$signature__data$96 [15:8];
-  assign \$signature__data$96[2]  = \$signature__data$96 [23:16];
-  assign \$signature__data$96[3]  = \$signature__data$96 [31:24];
-  assign \$signature__data$96[4]  = \$signature__data$96 [39:32];
-  assign \$signature__data$96[5]  = \$signature__data$96 [47:40];
-  assign \$signature__data$96[6]  = \$signature__data$96 [55:48];
-  assign \$signature__data$96[7]  = \$signature__data$96 [63:56];
+  assign \$signature__data$97[0]  = \$signature__data$97 [7:0];
+  assign \$signature__data$97[1]  = \$signature__data$97 [15:8];
+  assign \$signature__data$97[2]  = \$signature__data$97 [23:16];
+  assign \$signature__data$97[3]  = \$signature__data$97 [31:24];
+  assign \$signature__data$97[4]  = \$signature__data$97 [39:32];
+  assign \$signature__data$97[5]  = \$signature__data$97 [47:40];
+  assign \$signature__data$97[6]  = \$signature__data$97 [55:48];
+  assign \$signature__data$97[7]  = \$signature__data$97 [63:56];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
@@ -9497,35 +10175,39 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, busy
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$170 ;
-  assign wr_data__payload[69] = \$168 ;
-  assign wr_data__payload[68] = \$167 ;
-  assign wr_data__payload[67:64] = \$166 [3:0];
-  assign wr_data__payload[63:0] = \$164 ;
-  assign \w_data$196 [3] = \$160 ;
+  assign wr_data__payload[70] = \$161 ;
+  assign wr_data__payload[69] = \$159 ;
+  assign wr_data__payload[68] = \$158 ;
+  assign wr_data__payload[67:64] = \$157 [3:0];
+  assign wr_data__payload[63:0] = \$155 ;
+  assign \w_data$196 [3] = \$150 ;
   assign \w_data$196 [2:0] = \cols$181 [2:0];
-  assign \w_data$131 [31:24] = \$109 ;
-  assign \w_data$131 [23:16] = \$108 ;
-  assign \w_data$131 [15:8] = \$107 ;
-  assign \w_data$131 [7:0] = \$106 ;
-  assign \w_data$94 [32] = meta_last;
-  assign \w_data$94 [31:0] = \$78 [31:0];
-  assign b_wr__en[3] = \$50 ;
-  assign b_wr__en[2] = \$46 ;
-  assign b_wr__en[1] = \$42 ;
-  assign b_wr__en[0] = \$38 ;
+  assign \w_data$132 [31:24] = \$102 ;
+  assign \w_data$132 [23:16] = \$101 ;
+  assign \w_data$132 [15:8] = \$100 ;
+  assign \w_data$132 [7:0] = \$99 ;
+  assign \w_data$95 [32] = meta_last;
+  assign \w_data$95 [31:0] = \$71 [31:0];
+  assign b_wr__en[3] = \$43 ;
+  assign b_wr__en[2] = \$39 ;
+  assign b_wr__en[1] = \$35 ;
+  assign b_wr__en[0] = \$31 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
-  assign \$24  = { 1'h0, col0, 2'h0 };
-  assign \$26  = { 1'h0, cols, 2'h0 };
-  assign \$73  = { 3'h0, kr[31:3] };
-  assign \$189  = { 1'h0, c[223:192], 2'h0 };
-  assign \$201  = 1'h0;
-  assign \$208  = { 1'h0, c[223:192], 2'h0 };
-  assign \$235  = store_state;
-  assign \$337  = { \$336 [33], \$336 [33], \$336 [33], \$336 [33:3] };
+  assign \$19  = { 1'h0, cols, 2'h0 };
+  assign \$66  = { 3'h0, kr[31:3] };
+  assign \$138  = { 1'h0, \cols$181 , 2'h0 };
+  assign \$151  = { 1'h0, \r_data$217 [2:0], 2'h0 };
+  assign \$175  = { 1'h0, c[223:192], 2'h0 };
+  assign \$181  = { 1'h0, c[223:192], 2'h0 };
+  assign \$193  = 1'h0;
+  assign \$197  = { 1'h0, c[223:192], 2'h0 };
+  assign \$201  = { 1'h0, c[223:192], 2'h0 };
+  assign \$227  = store_state;
+  assign \$276  = { 6'h00, c[287:256], 9'h000 };
+  assign \$362  = { \$361 [33], \$361 [33], \$361 [33], \$361 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10022,8 +10704,8 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_out(\first_in$56 ),
     .last_out(\last_in$58 ),
-    .\port$2413$0 (\o$38 [1:0]),
-    .\port$2443$0 (\o$43 [2:0]),
+    .\port$2549$0 (\o$38 [1:0]),
+    .\port$2579$0 (\o$43 [2:0]),
     .psum_out(\psum_in$95 ),
     .rst(rst),
     .valid_out(\valid_in$54 ),
@@ -10039,7 +10721,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$69 ),
     .last_in(\last_in$58 ),
     .last_out(\last_in$71 ),
-    .\port$2413$2 (\o$38 [3:2]),
+    .\port$2549$2 (\o$38 [3:2]),
     .psum_out(\psum_in$110 ),
     .rst(rst),
     .valid_in(\valid_in$54 ),
@@ -10056,7 +10738,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$82 ),
     .last_in(\last_in$71 ),
     .last_out(\last_in$84 ),
-    .\port$2413$4 (\o$38 [5:4]),
+    .\port$2549$4 (\o$38 [5:4]),
     .psum_out(\psum_in$125 ),
     .rst(rst),
     .valid_in(\valid_in$67 ),
@@ -10070,7 +10752,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_in(\first_in$82 ),
     .last_in(\last_in$84 ),
-    .\port$2413$6 (\o$38 [7:6]),
+    .\port$2549$6 (\o$38 [7:6]),
     .psum_out(\psum_in$140 ),
     .rst(rst),
     .valid_in(\valid_in$80 ),
@@ -10084,8 +10766,8 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_out(\first_in$106 ),
     .last_out(\last_in$108 ),
-    .\port$2413$0 (\o$38 [1:0]),
-    .\port$2443$3 (\o$43 [5:3]),
+    .\port$2549$0 (\o$38 [1:0]),
+    .\port$2579$3 (\o$43 [5:3]),
     .psum_in(\psum_in$95 ),
     .psum_out(\psum_in$151 ),
     .rst(rst),
@@ -10102,7 +10784,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$121 ),
     .last_in(\last_in$108 ),
     .last_out(\last_in$123 ),
-    .\port$2413$2 (\o$38 [3:2]),
+    .\port$2549$2 (\o$38 [3:2]),
     .psum_in(\psum_in$110 ),
     .psum_out(\psum_in$166 ),
     .rst(rst),
@@ -10120,7 +10802,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$136 ),
     .last_in(\last_in$123 ),
     .last_out(\last_in$138 ),
-    .\port$2413$4 (\o$38 [5:4]),
+    .\port$2549$4 (\o$38 [5:4]),
     .psum_in(\psum_in$125 ),
     .psum_out(\psum_in$181 ),
     .rst(rst),
@@ -10135,7 +10817,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_in(\first_in$136 ),
     .last_in(\last_in$138 ),
-    .\port$2413$6 (\o$38 [7:6]),
+    .\port$2549$6 (\o$38 [7:6]),
     .psum_in(\psum_in$140 ),
     .psum_out(\psum_in$196 ),
     .rst(rst),
@@ -10150,8 +10832,8 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_out(\first_in$162 ),
     .last_out(\last_in$164 ),
-    .\port$2413$0 (\o$38 [1:0]),
-    .\port$2443$6 (\o$43 [8:6]),
+    .\port$2549$0 (\o$38 [1:0]),
+    .\port$2579$6 (\o$43 [8:6]),
     .psum_in(\psum_in$151 ),
     .psum_out(\psum_in$207 ),
     .rst(rst),
@@ -10168,7 +10850,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$177 ),
     .last_in(\last_in$164 ),
     .last_out(\last_in$179 ),
-    .\port$2413$2 (\o$38 [3:2]),
+    .\port$2549$2 (\o$38 [3:2]),
     .psum_in(\psum_in$166 ),
     .psum_out(\psum_in$222 ),
     .rst(rst),
@@ -10186,7 +10868,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$192 ),
     .last_in(\last_in$179 ),
     .last_out(\last_in$194 ),
-    .\port$2413$4 (\o$38 [5:4]),
+    .\port$2549$4 (\o$38 [5:4]),
     .psum_in(\psum_in$181 ),
     .psum_out(\psum_in$237 ),
     .rst(rst),
@@ -10201,7 +10883,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_in(\first_in$192 ),
     .last_in(\last_in$194 ),
-    .\port$2413$6 (\o$38 [7:6]),
+    .\port$2549$6 (\o$38 [7:6]),
     .psum_in(\psum_in$196 ),
     .psum_out(\psum_in$252 ),
     .rst(rst),
@@ -10216,8 +10898,8 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .en(en),
     .first_out(\first_in$218 ),
     .last_out(\last_in$220 ),
-    .\port$2413$0 (\o$38 [1:0]),
-    .\port$2443$9 (\o$43 [11:9]),
+    .\port$2549$0 (\o$38 [1:0]),
+    .\port$2579$9 (\o$43 [11:9]),
     .psum_in(\psum_in$207 ),
     .psum_out(psum_out),
     .rst(rst),
@@ -10233,7 +10915,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$233 ),
     .last_in(\last_in$220 ),
     .last_out(\last_in$235 ),
-    .\port$2413$2 (\o$38 [3:2]),
+    .\port$2549$2 (\o$38 [3:2]),
     .psum_in(\psum_in$222 ),
     .psum_out(\psum_out$6 ),
     .rst(rst),
@@ -10250,7 +10932,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_out(\first_in$248 ),
     .last_in(\last_in$235 ),
     .last_out(\last_in$250 ),
-    .\port$2413$4 (\o$38 [5:4]),
+    .\port$2549$4 (\o$38 [5:4]),
     .psum_in(\psum_in$237 ),
     .psum_out(\psum_out$7 ),
     .rst(rst),
@@ -10265,7 +10947,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .first_in(\first_in$248 ),
     .last_in(\last_in$250 ),
     .last_out(last_out),
-    .\port$2413$6 (\o$38 [7:6]),
+    .\port$2549$6 (\o$38 [7:6]),
     .psum_in(\psum_in$252 ),
     .psum_out(\psum_out$8 ),
     .rst(rst),
@@ -10800,7 +11482,7 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2413$0 , a_in, \port$2443$0 , clk);
+module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2549$0 , a_in, \port$2579$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -10829,10 +11511,10 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$0 ;
-  wire [1:0] \port$2413$0 ;
-  input [2:0] \port$2443$0 ;
-  wire [2:0] \port$2443$0 ;
+  input [1:0] \port$2549$0 ;
+  wire [1:0] \port$2549$0 ;
+  input [2:0] \port$2579$0 ;
+  wire [2:0] \port$2579$0 ;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -10848,10 +11530,10 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
   reg [7:0] w_out = 8'h00;
   wire w_shift;
   wire [7:0] weight;
-  assign weight = \port$2443$0 [1] ? shadow : active;
+  assign weight = \port$2579$0 [1] ? shadow : active;
   assign \$1  = $signed(a_in) * $signed(weight);
   assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = \port$2443$0 [0] & \port$2443$0 [1];
+  assign \$3  = \port$2579$0 [0] & \port$2579$0 [1];
   always @(posedge clk)
     a_out <= \$4 ;
   always @(posedge clk)
@@ -10882,7 +11564,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$5  = valid_out;
     if (en) begin
-      \$5  = \port$2443$0 [0];
+      \$5  = \port$2579$0 [0];
     end
     if (rst) begin
       \$5  = 1'h0;
@@ -10892,7 +11574,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$6  = first_out;
     if (en) begin
-      \$6  = \port$2443$0 [1];
+      \$6  = \port$2579$0 [1];
     end
     if (rst) begin
       \$6  = 1'h0;
@@ -10902,7 +11584,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = last_out;
     if (en) begin
-      \$7  = \port$2443$0 [2];
+      \$7  = \port$2579$0 [2];
     end
     if (rst) begin
       \$7  = 1'h0;
@@ -10922,7 +11604,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$0 [0]) begin
+      if (\port$2549$0 [0]) begin
         \$9  = w_in;
       end
     end
@@ -10934,7 +11616,7 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$0 [1]) begin
+      if (\port$2549$0 [1]) begin
         \$10  = w_out;
       end
     end
@@ -10954,16 +11636,16 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
       \$11  = 8'h00;
     end
   end
-  assign first_in = \port$2443$0 [1];
-  assign valid_in = \port$2443$0 [0];
-  assign last_in = \port$2443$0 [2];
+  assign first_in = \port$2579$0 [1];
+  assign valid_in = \port$2579$0 [0];
+  assign last_in = \port$2579$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2413$0 [0];
-  assign capture = \port$2413$0 [1];
+  assign w_shift = \port$2549$0 [0];
+  assign capture = \port$2549$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2413$2 , clk);
+module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2549$2 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -10994,8 +11676,8 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$2 ;
-  wire [1:0] \port$2413$2 ;
+  input [1:0] \port$2549$2 ;
+  wire [1:0] \port$2549$2 ;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -11086,7 +11768,7 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$2 [0]) begin
+      if (\port$2549$2 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11098,7 +11780,7 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$2 [1]) begin
+      if (\port$2549$2 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11119,12 +11801,12 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     end
   end
   assign psum_in = 32'd0;
-  assign w_shift = \port$2413$2 [0];
-  assign capture = \port$2413$2 [1];
+  assign w_shift = \port$2549$2 [0];
+  assign capture = \port$2549$2 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2413$4 , clk);
+module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2549$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11155,8 +11837,8 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$4 ;
-  wire [1:0] \port$2413$4 ;
+  input [1:0] \port$2549$4 ;
+  wire [1:0] \port$2549$4 ;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -11247,7 +11929,7 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$4 [0]) begin
+      if (\port$2549$4 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11259,7 +11941,7 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$4 [1]) begin
+      if (\port$2549$4 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11280,12 +11962,12 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
     end
   end
   assign psum_in = 32'd0;
-  assign w_shift = \port$2413$4 [0];
-  assign capture = \port$2413$4 [1];
+  assign w_shift = \port$2549$4 [0];
+  assign capture = \port$2549$4 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2413$6 , clk);
+module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2549$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11313,8 +11995,8 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$6 ;
-  wire [1:0] \port$2413$6 ;
+  input [1:0] \port$2549$6 ;
+  wire [1:0] \port$2549$6 ;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -11404,7 +12086,7 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$6 [0]) begin
+      if (\port$2549$6 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11416,7 +12098,7 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$6 [1]) begin
+      if (\port$2549$6 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11437,12 +12119,12 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
     end
   end
   assign psum_in = 32'd0;
-  assign w_shift = \port$2413$6 [0];
-  assign capture = \port$2413$6 [1];
+  assign w_shift = \port$2549$6 [0];
+  assign capture = \port$2549$6 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$0 , a_in, \port$2443$3 , clk);
+module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$0 , a_in, \port$2579$3 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11471,10 +12153,10 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$0 ;
-  wire [1:0] \port$2413$0 ;
-  input [2:0] \port$2443$3 ;
-  wire [2:0] \port$2443$3 ;
+  input [1:0] \port$2549$0 ;
+  wire [1:0] \port$2549$0 ;
+  input [2:0] \port$2579$3 ;
+  wire [2:0] \port$2579$3 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11491,10 +12173,10 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
   reg [7:0] w_out = 8'h00;
   wire w_shift;
   wire [7:0] weight;
-  assign weight = \port$2443$3 [1] ? shadow : active;
+  assign weight = \port$2579$3 [1] ? shadow : active;
   assign \$1  = $signed(a_in) * $signed(weight);
   assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2443$3 [0] & \port$2443$3 [1];
+  assign \$3  = \port$2579$3 [0] & \port$2579$3 [1];
   always @(posedge clk)
     a_out <= \$4 ;
   always @(posedge clk)
@@ -11525,7 +12207,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$5  = valid_out;
     if (en) begin
-      \$5  = \port$2443$3 [0];
+      \$5  = \port$2579$3 [0];
     end
     if (rst) begin
       \$5  = 1'h0;
@@ -11535,7 +12217,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$6  = first_out;
     if (en) begin
-      \$6  = \port$2443$3 [1];
+      \$6  = \port$2579$3 [1];
     end
     if (rst) begin
       \$6  = 1'h0;
@@ -11545,7 +12227,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = last_out;
     if (en) begin
-      \$7  = \port$2443$3 [2];
+      \$7  = \port$2579$3 [2];
     end
     if (rst) begin
       \$7  = 1'h0;
@@ -11565,7 +12247,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$0 [0]) begin
+      if (\port$2549$0 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11577,7 +12259,7 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$0 [1]) begin
+      if (\port$2549$0 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11597,15 +12279,15 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
       \$11  = 8'h00;
     end
   end
-  assign first_in = \port$2443$3 [1];
-  assign valid_in = \port$2443$3 [0];
-  assign last_in = \port$2443$3 [2];
-  assign w_shift = \port$2413$0 [0];
-  assign capture = \port$2413$0 [1];
+  assign first_in = \port$2579$3 [1];
+  assign valid_in = \port$2579$3 [0];
+  assign last_in = \port$2579$3 [2];
+  assign w_shift = \port$2549$0 [0];
+  assign capture = \port$2549$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$2 , clk);
+module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$2 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11636,8 +12318,8 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$2 ;
-  wire [1:0] \port$2413$2 ;
+  input [1:0] \port$2549$2 ;
+  wire [1:0] \port$2549$2 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11729,7 +12411,7 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$2 [0]) begin
+      if (\port$2549$2 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11741,7 +12423,7 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$2 [1]) begin
+      if (\port$2549$2 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11761,12 +12443,12 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2413$2 [0];
-  assign capture = \port$2413$2 [1];
+  assign w_shift = \port$2549$2 [0];
+  assign capture = \port$2549$2 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$4 , clk);
+module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11797,8 +12479,8 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$4 ;
-  wire [1:0] \port$2413$4 ;
+  input [1:0] \port$2549$4 ;
+  wire [1:0] \port$2549$4 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11890,7 +12572,7 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$4 [0]) begin
+      if (\port$2549$4 [0]) begin
         \$9  = w_in;
       end
     end
@@ -11902,7 +12584,7 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$4 [1]) begin
+      if (\port$2549$4 [1]) begin
         \$10  = w_out;
       end
     end
@@ -11922,12 +12604,12 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2413$4 [0];
-  assign capture = \port$2413$4 [1];
+  assign w_shift = \port$2549$4 [0];
+  assign capture = \port$2549$4 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2413$6 , clk);
+module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2549$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11955,8 +12637,8 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$6 ;
-  wire [1:0] \port$2413$6 ;
+  input [1:0] \port$2549$6 ;
+  wire [1:0] \port$2549$6 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12047,7 +12729,7 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$6 [0]) begin
+      if (\port$2549$6 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12059,7 +12741,7 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$6 [1]) begin
+      if (\port$2549$6 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12079,12 +12761,12 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2413$6 [0];
-  assign capture = \port$2413$6 [1];
+  assign w_shift = \port$2549$6 [0];
+  assign capture = \port$2549$6 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$0 , a_in, \port$2443$6 , clk);
+module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$0 , a_in, \port$2579$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12113,10 +12795,10 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$0 ;
-  wire [1:0] \port$2413$0 ;
-  input [2:0] \port$2443$6 ;
-  wire [2:0] \port$2443$6 ;
+  input [1:0] \port$2549$0 ;
+  wire [1:0] \port$2549$0 ;
+  input [2:0] \port$2579$6 ;
+  wire [2:0] \port$2579$6 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12133,10 +12815,10 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
   reg [7:0] w_out = 8'h00;
   wire w_shift;
   wire [7:0] weight;
-  assign weight = \port$2443$6 [1] ? shadow : active;
+  assign weight = \port$2579$6 [1] ? shadow : active;
   assign \$1  = $signed(a_in) * $signed(weight);
   assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2443$6 [0] & \port$2443$6 [1];
+  assign \$3  = \port$2579$6 [0] & \port$2579$6 [1];
   always @(posedge clk)
     a_out <= \$4 ;
   always @(posedge clk)
@@ -12167,7 +12849,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = valid_out;
     if (en) begin
-      \$5  = \port$2443$6 [0];
+      \$5  = \port$2579$6 [0];
     end
     if (rst) begin
       \$5  = 1'h0;
@@ -12177,7 +12859,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = first_out;
     if (en) begin
-      \$6  = \port$2443$6 [1];
+      \$6  = \port$2579$6 [1];
     end
     if (rst) begin
       \$6  = 1'h0;
@@ -12187,7 +12869,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = last_out;
     if (en) begin
-      \$7  = \port$2443$6 [2];
+      \$7  = \port$2579$6 [2];
     end
     if (rst) begin
       \$7  = 1'h0;
@@ -12207,7 +12889,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$0 [0]) begin
+      if (\port$2549$0 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12219,7 +12901,7 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$0 [1]) begin
+      if (\port$2549$0 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12239,15 +12921,15 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
       \$11  = 8'h00;
     end
   end
-  assign first_in = \port$2443$6 [1];
-  assign valid_in = \port$2443$6 [0];
-  assign last_in = \port$2443$6 [2];
-  assign w_shift = \port$2413$0 [0];
-  assign capture = \port$2413$0 [1];
+  assign first_in = \port$2579$6 [1];
+  assign valid_in = \port$2579$6 [0];
+  assign last_in = \port$2579$6 [2];
+  assign w_shift = \port$2549$0 [0];
+  assign capture = \port$2549$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$2 , clk);
+module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$2 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12278,8 +12960,8 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$2 ;
-  wire [1:0] \port$2413$2 ;
+  input [1:0] \port$2549$2 ;
+  wire [1:0] \port$2549$2 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12371,7 +13053,7 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$2 [0]) begin
+      if (\port$2549$2 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12383,7 +13065,7 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$2 [1]) begin
+      if (\port$2549$2 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12403,12 +13085,12 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2413$2 [0];
-  assign capture = \port$2413$2 [1];
+  assign w_shift = \port$2549$2 [0];
+  assign capture = \port$2549$2 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2413$4 , clk);
+module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12439,8 +13121,8 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$4 ;
-  wire [1:0] \port$2413$4 ;
+  input [1:0] \port$2549$4 ;
+  wire [1:0] \port$2549$4 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12532,7 +13214,7 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$4 [0]) begin
+      if (\port$2549$4 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12544,7 +13226,7 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$4 [1]) begin
+      if (\port$2549$4 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12564,12 +13246,12 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2413$4 [0];
-  assign capture = \port$2413$4 [1];
+  assign w_shift = \port$2549$4 [0];
+  assign capture = \port$2549$4 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2413$6 , clk);
+module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2549$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12597,8 +13279,8 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$6 ;
-  wire [1:0] \port$2413$6 ;
+  input [1:0] \port$2549$6 ;
+  wire [1:0] \port$2549$6 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12689,7 +13371,7 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$6 [0]) begin
+      if (\port$2549$6 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12701,7 +13383,7 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$6 [1]) begin
+      if (\port$2549$6 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12721,12 +13403,12 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2413$6 [0];
-  assign capture = \port$2413$6 [1];
+  assign w_shift = \port$2549$6 [0];
+  assign capture = \port$2549$6 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2413$0 , a_in, \port$2443$9 , clk);
+module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2549$0 , a_in, \port$2579$9 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12755,10 +13437,10 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$0 ;
-  wire [1:0] \port$2413$0 ;
-  input [2:0] \port$2443$9 ;
-  wire [2:0] \port$2443$9 ;
+  input [1:0] \port$2549$0 ;
+  wire [1:0] \port$2549$0 ;
+  input [2:0] \port$2579$9 ;
+  wire [2:0] \port$2579$9 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12774,10 +13456,10 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
   reg [7:0] w_out = 8'h00;
   wire w_shift;
   wire [7:0] weight;
-  assign weight = \port$2443$9 [1] ? shadow : active;
+  assign weight = \port$2579$9 [1] ? shadow : active;
   assign \$1  = $signed(a_in) * $signed(weight);
   assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2443$9 [0] & \port$2443$9 [1];
+  assign \$3  = \port$2579$9 [0] & \port$2579$9 [1];
   always @(posedge clk)
     a_out <= \$4 ;
   always @(posedge clk)
@@ -12808,7 +13490,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$5  = valid_out;
     if (en) begin
-      \$5  = \port$2443$9 [0];
+      \$5  = \port$2579$9 [0];
     end
     if (rst) begin
       \$5  = 1'h0;
@@ -12818,7 +13500,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$6  = first_out;
     if (en) begin
-      \$6  = \port$2443$9 [1];
+      \$6  = \port$2579$9 [1];
     end
     if (rst) begin
       \$6  = 1'h0;
@@ -12828,7 +13510,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = last_out;
     if (en) begin
-      \$7  = \port$2443$9 [2];
+      \$7  = \port$2579$9 [2];
     end
     if (rst) begin
       \$7  = 1'h0;
@@ -12848,7 +13530,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$0 [0]) begin
+      if (\port$2549$0 [0]) begin
         \$9  = w_in;
       end
     end
@@ -12860,7 +13542,7 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$0 [1]) begin
+      if (\port$2549$0 [1]) begin
         \$10  = w_out;
       end
     end
@@ -12880,15 +13562,15 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
       \$11  = 8'h00;
     end
   end
-  assign first_in = \port$2443$9 [1];
-  assign valid_in = \port$2443$9 [0];
-  assign last_in = \port$2443$9 [2];
-  assign w_shift = \port$2413$0 [0];
-  assign capture = \port$2413$0 [1];
+  assign first_in = \port$2579$9 [1];
+  assign valid_in = \port$2579$9 [0];
+  assign last_in = \port$2579$9 [2];
+  assign w_shift = \port$2549$0 [0];
+  assign capture = \port$2549$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2413$2 , clk);
+module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2549$2 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12919,8 +13601,8 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$2 ;
-  wire [1:0] \port$2413$2 ;
+  input [1:0] \port$2549$2 ;
+  wire [1:0] \port$2549$2 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13011,7 +13693,7 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$2 [0]) begin
+      if (\port$2549$2 [0]) begin
         \$9  = w_in;
       end
     end
@@ -13023,7 +13705,7 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$2 [1]) begin
+      if (\port$2549$2 [1]) begin
         \$10  = w_out;
       end
     end
@@ -13043,12 +13725,12 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2413$2 [0];
-  assign capture = \port$2413$2 [1];
+  assign w_shift = \port$2549$2 [0];
+  assign capture = \port$2549$2 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2413$4 , clk);
+module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2549$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13079,8 +13761,8 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$4 ;
-  wire [1:0] \port$2413$4 ;
+  input [1:0] \port$2549$4 ;
+  wire [1:0] \port$2549$4 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13171,7 +13853,7 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$4 [0]) begin
+      if (\port$2549$4 [0]) begin
         \$9  = w_in;
       end
     end
@@ -13183,7 +13865,7 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$4 [1]) begin
+      if (\port$2549$4 [1]) begin
         \$10  = w_out;
       end
     end
@@ -13203,12 +13885,12 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2413$4 [0];
-  assign capture = \port$2413$4 [1];
+  assign w_shift = \port$2549$4 [0];
+  assign capture = \port$2549$4 [1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2413$6 , clk);
+module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2549$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13237,8 +13919,8 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2413$6 ;
-  wire [1:0] \port$2413$6 ;
+  input [1:0] \port$2549$6 ;
+  wire [1:0] \port$2549$6 ;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13329,7 +14011,7 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$9  = w_out;
     if (en) begin
-      if (\port$2413$6 [0]) begin
+      if (\port$2549$6 [0]) begin
         \$9  = w_in;
       end
     end
@@ -13341,7 +14023,7 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$10  = shadow;
     if (en) begin
-      if (\port$2413$6 [1]) begin
+      if (\port$2549$6 [1]) begin
         \$10  = w_out;
       end
     end
@@ -13361,8 +14043,8 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
       \$11  = 8'h00;
     end
   end
-  assign w_shift = \port$2413$6 [0];
-  assign capture = \port$2413$6 [1];
+  assign w_shift = \port$2549$6 [0];
+  assign capture = \port$2549$6 [1];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14090,7 +14772,7 @@ module \accelerator.engine.feed_walk (rst, rows, last_in_panel, last, advance, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last, advance, restart, m, n, chunk, row0, col0, index, clk);
+module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, col0, index, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
@@ -14120,6 +14802,7 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last, adv
   reg [31:0] index = 32'd0;
   output last;
   wire last;
+  output last_in_panel;
   wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
@@ -14127,7 +14810,6 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last, adv
   wire [15:0] n;
   input restart;
   wire restart;
-  output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
   output [15:0] rows;
   wire [15:0] rows;
@@ -14510,7 +15192,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2053$354 , o__payload, o__valid, clk);
+module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2179$354 , o__payload, o__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [63:0] \$10 ;
@@ -14636,8 +15318,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
-  input [44:0] \port$2053$354 ;
-  wire [44:0] \port$2053$354 ;
+  input [44:0] \port$2179$354 ;
+  wire [44:0] \port$2179$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -14690,8 +15372,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$11  = $signed(s3_x_0) < $signed(1'h0);
   assign \$12  = \$11  ? half_neg : half_pos;
   assign \$13  = $signed(s3_x_0) + $signed({ 1'h0, \$12  });
-  assign \$14  = $signed(s4_t_0) >>> \port$2053$354 [36:32];
-  assign \$15  = $signed(\$14 ) + $signed(\port$2053$354 [44:37]);
+  assign \$14  = $signed(s4_t_0) >>> \port$2179$354 [36:32];
+  assign \$15  = $signed(\$14 ) + $signed(\port$2179$354 [44:37]);
   assign \$16  = $signed(s5_z_0) > $signed(8'h7f);
   assign \$17  = $signed(s5_z_0) < $signed(lower);
   assign \$18  = $signed(s1_acc_1) * $signed({ 1'h0, s1_mul_1 });
@@ -14699,8 +15381,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$22  = $signed(s3_x_1) < $signed(1'h0);
   assign \$23  = \$22  ? half_neg : half_pos;
   assign \$24  = $signed(s3_x_1) + $signed({ 1'h0, \$23  });
-  assign \$25  = $signed(s4_t_1) >>> \port$2053$354 [36:32];
-  assign \$26  = $signed(\$25 ) + $signed(\port$2053$354 [44:37]);
+  assign \$25  = $signed(s4_t_1) >>> \port$2179$354 [36:32];
+  assign \$26  = $signed(\$25 ) + $signed(\port$2179$354 [44:37]);
   assign \$27  = $signed(s5_z_1) > $signed(8'h7f);
   assign \$28  = $signed(s5_z_1) < $signed(lower);
   assign \$29  = $signed(s1_acc_2) * $signed({ 1'h0, s1_mul_2 });
@@ -14708,8 +15390,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$33  = $signed(s3_x_2) < $signed(1'h0);
   assign \$34  = \$33  ? half_neg : half_pos;
   assign \$35  = $signed(s3_x_2) + $signed({ 1'h0, \$34  });
-  assign \$36  = $signed(s4_t_2) >>> \port$2053$354 [36:32];
-  assign \$37  = $signed(\$36 ) + $signed(\port$2053$354 [44:37]);
+  assign \$36  = $signed(s4_t_2) >>> \port$2179$354 [36:32];
+  assign \$37  = $signed(\$36 ) + $signed(\port$2179$354 [44:37]);
   assign \$38  = $signed(s5_z_2) > $signed(8'h7f);
   assign \$39  = $signed(s5_z_2) < $signed(lower);
   assign \$40  = $signed(s1_acc_3) * $signed({ 1'h0, s1_mul_3 });
@@ -14717,8 +15399,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$44  = $signed(s3_x_3) < $signed(1'h0);
   assign \$45  = \$44  ? half_neg : half_pos;
   assign \$46  = $signed(s3_x_3) + $signed({ 1'h0, \$45  });
-  assign \$47  = $signed(s4_t_3) >>> \port$2053$354 [36:32];
-  assign \$48  = $signed(\$47 ) + $signed(\port$2053$354 [44:37]);
+  assign \$47  = $signed(s4_t_3) >>> \port$2179$354 [36:32];
+  assign \$48  = $signed(\$47 ) + $signed(\port$2179$354 [44:37]);
   assign \$49  = $signed(s5_z_3) > $signed(8'h7f);
   assign \$50  = $signed(s5_z_3) < $signed(lower);
   always @(posedge clk)
@@ -14807,9 +15489,9 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     s6_o_3 <= \$92 ;
   assign \$1  = ~ o__valid;
   assign en = \$1  | o__ready;
-  assign \$2  = 1'h1 << \port$2053$354 [36:32];
-  assign lower = \port$2053$354 [0] ? \port$2053$354 [44:37] : 8'h80;
-  assign \$4  = ! \port$2053$354 [36:32];
+  assign \$2  = 1'h1 << \port$2179$354 [36:32];
+  assign lower = \port$2179$354 [0] ? \port$2179$354 [44:37] : 8'h80;
+  assign \$4  = ! \port$2179$354 [36:32];
   assign \$5  = \$3 [30:0] - 1'h1;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
@@ -14938,7 +15620,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$66  = s1_mul_0;
     if (en) begin
-      \$66  = \port$2053$354 [31:1];
+      \$66  = \port$2179$354 [31:1];
     end
   end
   always @* begin
@@ -14994,7 +15676,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$73  = s1_mul_1;
     if (en) begin
-      \$73  = \port$2053$354 [31:1];
+      \$73  = \port$2179$354 [31:1];
     end
   end
   always @* begin
@@ -15050,7 +15732,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$80  = s1_mul_2;
     if (en) begin
-      \$80  = \port$2053$354 [31:1];
+      \$80  = \port$2179$354 [31:1];
     end
   end
   always @* begin
@@ -15106,7 +15788,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$87  = s1_mul_3;
     if (en) begin
-      \$87  = \port$2053$354 [31:1];
+      \$87  = \port$2179$354 [31:1];
     end
   end
   always @* begin
@@ -15154,10 +15836,10 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign i__ready = en;
   assign s6_valid = o__valid;
   assign half = \$3 [30:0];
-  assign shift = \port$2053$354 [36:32];
-  assign relu = \port$2053$354 [0];
-  assign zero_point = \port$2053$354 [44:37];
-  assign multiplier = \port$2053$354 [31:1];
+  assign shift = \port$2179$354 [36:32];
+  assign relu = \port$2179$354 [0];
+  assign zero_point = \port$2179$354 [44:37];
+  assign multiplier = \port$2179$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -15492,8 +16174,121 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, m, n, chunk, row0, col0, index, clk);
+module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  wire [31:0] \$1 ;
+  wire [49:0] \$10 ;
+  wire [15:0] \$11 ;
+  wire [15:0] \$12 ;
+  wire \$13 ;
+  reg [48:0] \$14 ;
+  reg [48:0] \$15 ;
+  reg [15:0] \$16 ;
+  reg \$17 ;
+  wire [34:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire [32:0] \$5 ;
+  wire [15:0] \$6 ;
+  wire [15:0] \$7 ;
+  wire \$8 ;
+  wire [49:0] \$9 ;
+  input [15:0] a;
+  wire [15:0] a;
+  input [33:0] addend;
+  wire [33:0] addend;
+  input [31:0] b;
+  wire [31:0] b;
+  output busy;
+  reg busy = 1'h0;
+  input clk;
+  wire clk;
+  wire [48:0] first;
+  reg [48:0] multiplicand = 49'h0000000000000;
+  reg [15:0] multiplier = 16'h0000;
+  output [48:0] result;
+  reg [48:0] result = 49'h0000000000000;
+  input rst;
+  wire rst;
+  input start;
+  wire start;
+  assign \$1  = b & { a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0] };
+  assign \$2  = addend + \$1 ;
+  assign \$3  = ~ busy;
+  assign \$4  = start & \$3 ;
+  assign \$8  = | \$7 ;
+  assign \$9  = result + multiplicand;
+  assign \$13  = | \$12 ;
+  always @(posedge clk)
+    result <= \$14 ;
+  always @(posedge clk)
+    multiplicand <= \$15 ;
+  always @(posedge clk)
+    multiplier <= \$16 ;
+  always @(posedge clk)
+    busy <= \$17 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$14  = result;
+    if (\$4 ) begin
+      \$14  = { 14'h0000, \$2  };
+    end else if (busy) begin
+      if (multiplier[0]) begin
+        \$14  = \$9 [48:0];
+      end
+    end
+    if (rst) begin
+      \$14  = 49'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$15  = multiplicand;
+    if (\$4 ) begin
+      \$15  = { 16'h0000, \$5  };
+    end else if (busy) begin
+      \$15  = \$10 [48:0];
+    end
+    if (rst) begin
+      \$15  = 49'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$16  = multiplier;
+    if (\$4 ) begin
+      \$16  = \$6 ;
+    end else if (busy) begin
+      \$16  = \$11 ;
+    end
+    if (rst) begin
+      \$16  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$17  = busy;
+    if (\$4 ) begin
+      \$17  = \$8 ;
+    end else if (busy) begin
+      \$17  = \$13 ;
+    end
+    if (rst) begin
+      \$17  = 1'h0;
+    end
+  end
+  assign first = { 14'h0000, \$2  };
+  assign \$5  = { b, 1'h0 };
+  assign \$6  = { 1'h0, a[15:1] };
+  assign \$7  = { 1'h0, a[15:1] };
+  assign \$10  = { multiplicand, 1'h0 };
+  assign \$11  = { 1'h0, multiplier[15:1] };
+  assign \$12  = { 1'h0, multiplier[15:1] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -15511,7 +16306,6 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
   wire [15:0] chunk;
   input clk;
   wire clk;
-  output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
@@ -15521,6 +16315,7 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
   reg [31:0] index = 32'd0;
   output last;
   wire last;
+  output last_in_panel;
   wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
@@ -15528,7 +16323,6 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
   wire [15:0] n;
   input restart;
   wire restart;
-  output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
   output [15:0] rows;
   wire [15:0] rows;
@@ -15555,7 +16349,7 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
   always @(posedge clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -15572,7 +16366,7 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -15586,7 +16380,7 @@ module \accelerator.engine.store_walk (rst, rows, cols, last, advance, restart, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -15603,7 +16397,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -15699,7 +16493,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
@@ -15709,7 +16503,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
@@ -15719,7 +16513,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -15741,7 +16535,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, restart, m, n, chunk, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -15799,7 +16593,7 @@ module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, resta
   always @(posedge clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -15816,7 +16610,7 @@ module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, resta
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -15830,7 +16624,7 @@ module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, resta
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -15847,7 +16641,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, level, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -15931,7 +16725,7 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -15941,7 +16735,7 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -15951,7 +16745,7 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -15975,7 +16769,7 @@ endmodule
 module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, irq, s_axil__awready, s_axil__wready, s_axil__arready, busy, s_axil__bvalid, start, s_axil__bresp, mode, a_addr, b_addr
 , c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, set_done, error_code, cycles, mac_cycles, stall_load, stall_store
 , dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
   wire \$100 ;
@@ -16332,7 +17126,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   always @(posedge clk)
     s_axil__rdata <= \$131 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     clear_done = 1'h0;
     if (do_write) begin
       casez (aw_addr)
@@ -16356,7 +17150,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$103  = aw_full;
     if (\$5 ) begin
       \$103  = 1'h1;
@@ -16369,7 +17163,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$104  = aw_addr;
     if (\$5 ) begin
       \$104  = s_axil__awaddr[11:2];
@@ -16379,7 +17173,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$105  = w_full;
     if (\$6 ) begin
       \$105  = 1'h1;
@@ -16392,7 +17186,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$106  = w_data;
     if (\$6 ) begin
       \$106  = s_axil__wdata;
@@ -16402,7 +17196,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$107  = w_strb;
     if (\$6 ) begin
       \$107  = s_axil__wstrb;
@@ -16412,7 +17206,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$108  = s_axil__bvalid;
     if (\$7 ) begin
       \$108  = 1'h0;
@@ -16425,7 +17219,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$109  = 1'h0;
     if (do_write) begin
       casez (aw_addr)
@@ -16450,7 +17244,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$110  = 1'h0;
     if (do_write) begin
       casez (aw_addr)
@@ -16475,7 +17269,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$111  = s_axil__bresp;
     if (do_write) begin
       \$111  = 2'h0;
@@ -16546,7 +17340,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$112  = mode;
     if (do_write) begin
       casez (aw_addr)
@@ -16571,7 +17365,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$113  = a_addr;
     if (do_write) begin
       casez (aw_addr)
@@ -16600,7 +17394,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$114  = b_addr;
     if (do_write) begin
       casez (aw_addr)
@@ -16631,7 +17425,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$115  = c_addr;
     if (do_write) begin
       casez (aw_addr)
@@ -16664,7 +17458,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$116  = cin_addr;
     if (do_write) begin
       casez (aw_addr)
@@ -16699,7 +17493,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$117  = m;
     if (do_write) begin
       casez (aw_addr)
@@ -16736,7 +17530,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$118  = k;
     if (do_write) begin
       casez (aw_addr)
@@ -16775,7 +17569,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$119  = n;
     if (do_write) begin
       casez (aw_addr)
@@ -16816,7 +17610,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$120  = lda;
     if (do_write) begin
       casez (aw_addr)
@@ -16859,7 +17653,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$121  = ldb;
     if (do_write) begin
       casez (aw_addr)
@@ -16904,7 +17698,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$122  = ldc;
     if (do_write) begin
       casez (aw_addr)
@@ -16951,7 +17745,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$123  = ldcin;
     if (do_write) begin
       casez (aw_addr)
@@ -17000,7 +17794,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$124  = rq_mult;
     if (do_write) begin
       casez (aw_addr)
@@ -17051,7 +17845,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$125  = rq_shift;
     if (do_write) begin
       casez (aw_addr)
@@ -17104,7 +17898,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$126  = rq_zp;
     if (do_write) begin
       casez (aw_addr)
@@ -17159,7 +17953,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$127  = done;
     if (clear_done) begin
       \$127  = 1'h0;
@@ -17175,7 +17969,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$128  = error;
     if (\$100 ) begin
       \$128  = 8'h00;
@@ -17188,7 +17982,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$129  = s_axil__rvalid;
     if (\$101 ) begin
       \$129  = 1'h0;
@@ -17201,7 +17995,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$130  = s_axil__rresp;
     if (\$102 ) begin
       \$130  = 2'h0;
@@ -17272,7 +18066,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$131  = s_axil__rdata;
     if (\$102 ) begin
       \$131  = 32'd0;

@@ -1,0 +1,64 @@
+"""A serial multiply-add: ``result = a·b + addend``, one bit of ``a`` per cycle.
+
+The engine needs a handful of products per command (the address-range check and the row steps
+of its running addresses), once, at set-up. Combinational 16×32 multipliers for them cost more
+logic cells than the whole systolic array on an iCE40 and every DSP block it has; one shift-add
+unit costs about 150 cells and ``bit_length(a)`` cycles per product.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SerialMulAdd", "serial_cycles"]
+
+
+def serial_cycles(a: int) -> int:
+    """Cycles from ``start`` to the first cycle with ``busy`` low and the result valid."""
+    return max(1, a.bit_length())
+
+
+class SerialMulAdd(wiring.Component):
+    """``result = a·b + addend``, unsigned.
+
+    Members
+    -------
+    start : In(1)
+        Take ``a``, ``b`` and ``addend`` (ignored while ``busy``).
+    a : In(a_width)
+        The multiplier: its bits are consumed LSB first, and the unit stops at its highest set
+        bit, so a small ``a`` is fast (:func:`serial_cycles`).
+    b : In(b_width)
+    addend : In(b_width + 2)
+    busy : Out(1)
+        High from the cycle after ``start`` until ``result`` is valid.
+    result : Out(a_width + b_width + 1)
+        Valid while ``busy`` is low after a ``start``; kept until the next one.
+    """
+
+    def __init__(self, a_width: int = 16, b_width: int = 32):
+        self._a_width, self._b_width = a_width, b_width
+        super().__init__({
+            "start": In(1), "a": In(a_width), "b": In(b_width), "addend": In(b_width + 2),
+            "busy": Out(1), "result": Out(a_width + b_width + 1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        width = len(self.result)
+        multiplicand = Signal(width)
+        multiplier = Signal(self._a_width)
+        # the first bit is added in the start cycle, so `a` of bit length L takes L cycles
+        first = Signal(width)
+        m.d.comb += first.eq(self.addend + (self.b & self.a[0].replicate(self._b_width)))
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [self.result.eq(first), multiplicand.eq(self.b << 1),
+                         multiplier.eq(self.a >> 1), self.busy.eq((self.a >> 1) != 0)]
+        with m.Elif(self.busy):
+            with m.If(multiplier[0]):
+                m.d.sync += self.result.eq(self.result + multiplicand)
+            m.d.sync += [multiplicand.eq(multiplicand << 1), multiplier.eq(multiplier >> 1),
+                         self.busy.eq((multiplier >> 1) != 0)]
+        return m
