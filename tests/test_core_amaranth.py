@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from accelerator.config import AcceleratorConfig
 from accelerator.hw.core import SystolicCore, core_layouts
 from accelerator.hw.payload import pack, unpack
-from accelerator.hw.pe import OutputStationaryPE, WeightStationaryPE
+from accelerator.hw.pe import OutputStationaryPE, WeightStationaryPE, lut_product
 from accelerator.model.perf import core_cycles
 from accelerator.model.tiles import random_operands, tile_stream
 
@@ -126,13 +127,14 @@ def test_ws_pe_switches_weights_on_first():
     run(pe, [bench], deadline=100)
 
 
-def stream_through_core(cfg, stream, rng, *, in_pause=0.0, out_pause=0.0, deadline=20_000):
+def stream_through_core(cfg, stream, rng, *, in_pause=0.0, out_pause=0.0, deadline=20_000,
+                        dsp_pes=None):
     """Drive a TileStream through the core with random pauses on both sides.
 
     Returns the result beats and the cycle count from the first input handshake to the last
     output handshake, inclusive.
     """
-    dut = SystolicCore(cfg)
+    dut = SystolicCore(cfg, dsp_pes=dsp_pes)
     layouts = core_layouts(cfg)
     got = []
     handshakes = []   # cycle numbers of every input and output handshake
@@ -176,15 +178,19 @@ def stream_through_core(cfg, stream, rng, *, in_pause=0.0, out_pause=0.0, deadli
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-@pytest.mark.parametrize("rows,cols", [(1, 1), (2, 2), (2, 3)])
-def test_small_core_matches_reference(dataflow, rows, cols):
+@pytest.mark.parametrize("rows,cols,dsp_pes", [(1, 1, None), (2, 2, None), (2, 3, None),
+                                               (2, 3, 0), (2, 2, 3)])
+def test_small_core_matches_reference(dataflow, rows, cols, dsp_pes):
+    # dsp_pes: some or all of the PEs multiply with LUT partial products instead of `*`
     cfg = AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow)
     rng = np.random.default_rng(1)
     lengths = [1, 5, 2, 3, 7, 1]
     tiles = [random_operands(cfg, rng, n) for n in lengths]
     tiles.append(random_operands(cfg, rng, 3, kind="max"))
+    tiles.append(random_operands(cfg, rng, 4, kind="extreme"))
     stream = tile_stream(cfg, tiles)
-    got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3)
+    got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3,
+                                 dsp_pes=dsp_pes)
     expected = [{"c": row, "last": last}
                 for row, last in zip(stream.results, stream.last, strict=True)]
     assert got == expected
@@ -200,3 +206,27 @@ def test_small_core_cycles_match_model(dataflow, rows, cols):
     got, cycles = stream_through_core(cfg, stream, rng)
     assert [beat["c"] for beat in got] == stream.results
     assert cycles == core_cycles(cfg, lengths)
+
+
+@pytest.mark.parametrize("width", [4, 8])
+def test_lut_product_is_exact_for_every_pair(width):
+    # exhaustive: every pair of signed operands, the multiplier that replaces a DSP block
+    a, b = Signal(signed(width)), Signal(signed(width))
+    out = Signal(signed(2 * width))
+    m = Module()
+    m.d.comb += out.eq(lut_product(a, b))
+    values = range(-(1 << (width - 1)), 1 << (width - 1))
+    wrong = []
+
+    async def bench(ctx):
+        for x in values:
+            ctx.set(a, x)
+            for y in values:
+                ctx.set(b, y)
+                if ctx.get(out) != x * y:
+                    wrong.append((x, y, ctx.get(out)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert wrong == []

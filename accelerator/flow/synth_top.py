@@ -40,10 +40,11 @@ class CoreSynthTop(Elaboratable):
     signature as the board top: ``factory(config, *, clk_freq)``.
     """
 
-    def __init__(self, config: AcceleratorConfig, *, clk_freq: float | None = None):
+    def __init__(self, config: AcceleratorConfig, *, clk_freq: float | None = None,
+                 dsp_pes: int | None = None):
         self.config = config
         self.clk_freq = clk_freq
-        self.core = SystolicCore(config)
+        self.core = SystolicCore(config, dsp_pes=dsp_pes)
 
     def input_width(self) -> int:
         """Bits shifted in: every input of the core."""

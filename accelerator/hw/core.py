@@ -67,10 +67,20 @@ class SystolicCore(wiring.Component):
         Rows of C.
     busy : Out(1)
         A tile is in the array (for the performance counters of the accelerator).
+
+    Parameters
+    ----------
+    dsp_pes : int or None
+        How many PEs multiply with ``*`` (a DSP block on an FPGA); the others build their
+        multiplier from LUTs (:func:`~accelerator.hw.pe.lut_product`). None: all of them. The
+        behaviour is the same either way; this only decides where synthesis puts the multipliers.
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None):
+        if dsp_pes is not None and not dsp_pes >= 0:
+            raise ValueError(f"dsp_pes = {dsp_pes} is out of range (allowed: 0 or more)")
         self._config = config
+        self._dsp_pes = config.pes if dsp_pes is None else min(dsp_pes, config.pes)
         members = {name: (Out if name == "results" else In)(stream.Signature(layout))
                    for name, layout in core_layouts(config).items()}
         members["busy"] = Out(1)
@@ -79,6 +89,14 @@ class SystolicCore(wiring.Component):
     @property
     def config(self) -> AcceleratorConfig:
         return self._config
+
+    @property
+    def dsp_pes(self) -> int:
+        """PEs whose multiplier is a ``*`` (the first ones in row-major order)."""
+        return self._dsp_pes
+
+    def _dsp(self, p: int, j: int) -> bool:
+        return p * self._config.cols + j < self._dsp_pes
 
     def elaborate(self, platform) -> Module:
         if self._config.dataflow == "os":
@@ -113,7 +131,8 @@ class SystolicCore(wiring.Component):
         R, C = cfg.rows, cfg.cols
         m = Module()
 
-        pes = [[OutputStationaryPE(cfg) for _ in range(C)] for _ in range(R)]
+        pes = [[OutputStationaryPE(cfg, dsp=self._dsp(p, j)) for j in range(C)]
+               for p in range(R)]
         for p in range(R):
             for j in range(C):
                 m.submodules[f"pe_{p}_{j}"] = pes[p][j]
@@ -216,7 +235,8 @@ class SystolicCore(wiring.Component):
         R, C = cfg.rows, cfg.cols
         m = Module()
 
-        pes = [[WeightStationaryPE(cfg) for _ in range(C)] for _ in range(R)]
+        pes = [[WeightStationaryPE(cfg, dsp=self._dsp(p, j)) for j in range(C)]
+               for p in range(R)]
         for p in range(R):
             for j in range(C):
                 m.submodules[f"pe_{p}_{j}"] = pes[p][j]

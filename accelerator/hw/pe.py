@@ -13,7 +13,24 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 
-__all__ = ["OutputStationaryPE", "WeightStationaryPE"]
+__all__ = ["OutputStationaryPE", "WeightStationaryPE", "lut_product"]
+
+
+def lut_product(a, b):
+    """``a·b`` of two signed values, as a sum of shifted partial products.
+
+    Synthesis maps a ``*`` to a DSP block; a device with fewer DSP blocks than PEs builds the
+    rest of the multipliers from this, which yosys keeps in LUTs and carry chains. Two's
+    complement: ``b = -b[w-1]·2^(w-1) + Σ b[i]·2^i``, so the top partial product is subtracted.
+    """
+    width = len(a) + len(b)
+    wide = a.as_signed()
+    terms = [Mux(b[i], wide << i, 0) for i in range(len(b) - 1)]
+    total = terms[0] if terms else 0
+    for term in terms[1:]:
+        total = total + term
+    top = Mux(b[len(b) - 1], wide << (len(b) - 1), 0)
+    return (total - top)[:width].as_signed()
 
 
 class OutputStationaryPE(wiring.Component):
@@ -47,8 +64,9 @@ class OutputStationaryPE(wiring.Component):
         The column starts to shift its results out.
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, dsp: bool = True):
         self._config = config
+        self._dsp = dsp
         op = signed(config.in_width)
         acc = signed(config.acc_width)
         super().__init__({
@@ -69,7 +87,8 @@ class OutputStationaryPE(wiring.Component):
         acc_next = Signal(acc_shape)
         held = Signal()
         # Truncation to acc_width is the two's-complement wrap of the reference model.
-        m.d.comb += acc_next.eq(Mux(self.first_in, 0, acc) + self.a_in * self.b_in)
+        product = self.a_in * self.b_in if self._dsp else lut_product(self.a_in, self.b_in)
+        m.d.comb += acc_next.eq(Mux(self.first_in, 0, acc) + product)
 
         with m.If(self.en):
             m.d.sync += [
@@ -121,8 +140,9 @@ class WeightStationaryPE(wiring.Component):
         Shift the load chain; copy it into the shadow weight.
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, dsp: bool = True):
         self._config = config
+        self._dsp = dsp
         op = signed(config.in_width)
         acc = signed(config.acc_width)
         super().__init__({
@@ -142,6 +162,7 @@ class WeightStationaryPE(wiring.Component):
         active = Signal(op)
         weight = Signal(op)
         m.d.comb += weight.eq(Mux(self.first_in, shadow, active))
+        product = self.a_in * weight if self._dsp else lut_product(self.a_in, weight)
 
         with m.If(self.en):
             m.d.sync += [
@@ -150,7 +171,7 @@ class WeightStationaryPE(wiring.Component):
                 self.first_out.eq(self.first_in),
                 self.last_out.eq(self.last_in),
                 # Truncation to acc_width is the two's-complement wrap of the reference model.
-                self.psum_out.eq(self.psum_in + self.a_in * weight),
+                self.psum_out.eq(self.psum_in + product),
             ]
             with m.If(self.w_shift):
                 m.d.sync += self.w_out.eq(self.w_in)
