@@ -4,6 +4,7 @@ iCEBreaker builds through yosys / nextpnr (``synth`` marker)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from accelerator.flow.build import (
     parse_nextpnr_log,
     parse_yosys_log,
 )
+from accelerator.hw.clocking import plan_pll
 
 SMALL = AcceleratorConfig(rows=2, cols=2, requant_unit=False)
 SMALL_ARGS = ("--rows", "2", "--cols", "2", "--no-requant-unit")
@@ -195,6 +197,10 @@ def test_baseline_regressions():
      "accel build: error: --freq -5 is out of range (allowed: more than 0 up to 1000 MHz)"),
     (("--board", "icebreaker", "--freq", "1000.5"),
      "accel build: error: --freq 1000.5 is out of range (allowed: more than 0 up to 1000 MHz)"),
+    (("--board", "ulx3s-85f", "--freq", "900"),
+     "accel build: error: --freq 900: the ecp5 PLL cannot make 900 MHz from 25 MHz"),
+    (("--board", "icebreaker", "--freq", "1"),
+     "accel build: error: --freq 1: the ice40 PLL cannot make 1 MHz from 12 MHz"),
     (("--board", "icebreaker", "--top", "soc"),
      f"accel build: error: unknown top 'soc' (known: {', '.join(flow.TOPS)})"),
     (("--board", "icebreaker", "--rows", "0"),
@@ -250,6 +256,10 @@ def test_icebreaker_report(first_build):
     assert on_disk["config_digest"] == SMALL.digest and on_disk["config"] == SMALL.to_dict()
     assert on_disk["seed"] == 1 and on_disk["freq_mhz_requested"] == 30.0
     assert on_disk["timing_met"] and on_disk["fmax_mhz"] >= 30.0
+    # 30 MHz from the 12 MHz oscillator: the PLL, with icepll's dividers
+    assert on_disk["oscillator_mhz"] == 12.0 and on_disk["freq_mhz_actual"] == 30.0
+    assert on_disk["pll"]["params"] == {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1}
+    assert on_disk["multipliers"] == {"pe_dsp": 4, "pe_lut": 0, "requant_dsp": 0}
     assert on_disk["available"] == {"luts": 5280, "ffs": 5280, "bram": 30, "dsp": 8}
     used = on_disk["used"]
     assert used["dsp"] == 4  # one SB_MAC16 per PE: the whole array was synthesized
@@ -312,7 +322,8 @@ def test_cli_build_cached_baseline_and_timing_failure(first_build, accel, tmp_pa
     assert err.startswith("accel build: error: timing not met: ")
     assert err.rstrip().endswith("/top.tim") and len(err.splitlines()) == 1
     log = err.rstrip().rsplit("see ", 1)[1]
-    assert "FAIL at 200.00 MHz" in Path(log).read_text()
+    # nextpnr derives the PLL's output (201 MHz, the nearest the iCE40's dividers make)
+    assert re.search(r"FAIL at 20\d\.\d\d MHz", Path(log).read_text())
     code, out, err = accel(*fast, "--out", str(tmp_path / "e"), "--allow-timing-fail")
     assert code == 0, err
     assert "NOT met" in out
@@ -329,3 +340,52 @@ def test_core_synth_top_elaborates(board, dataflow):
     assert top.output_width() == 2 * config.acc_width + 1
     plan = BOARDS[board]().prepare(top, name="top")
     assert "top.il" in plan.files
+
+
+# --------------------------------------------------------------------------------------------
+# Clocks and multipliers
+
+
+@pytest.mark.parametrize(("family", "osc", "want", "got", "params"), [
+    # the same dividers as the vendors' calculators (icepll -i 12 -o 30, ecppll -i 25 -o 100)
+    ("ice40", 12e6, 30e6, 30e6, {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1}),
+    ("ice40", 12e6, 20e6, 19.875e6, {"DIVR": 0, "DIVF": 52, "DIVQ": 5, "FILTER_RANGE": 1}),
+    ("ecp5", 25e6, 100e6, 100e6, {"CLKI_DIV": 1, "CLKFB_DIV": 4, "CLKOP_DIV": 6,
+                                  "CLKOP_CPHASE": 5}),
+    ("ecp5", 48e6, 100e6, 100e6, {"CLKI_DIV": 12, "CLKFB_DIV": 25, "CLKOP_DIV": 6,
+                                  "CLKOP_CPHASE": 5}),
+])
+def test_pll_plans(family, osc, want, got, params):
+    plan = plan_pll(family, osc, want)
+    assert plan.output_hz == got and plan.params == params
+
+
+def test_no_pll_at_the_oscillators_frequency():
+    assert plan_pll("ecp5", 25e6, 25e6) is None
+    assert flow.clock_plan("icebreaker", 12) is None
+    with pytest.raises(ValueError, match=r"^the ecp5 PLL cannot make 2 MHz from 25 MHz$"):
+        plan_pll("ecp5", 25e6, 2e6)
+
+
+@pytest.mark.parametrize(("config", "board", "plan"), [
+    (AcceleratorConfig(rows=4, cols=4, requant_unit=False), "icebreaker",
+     {"pe_dsp": 8, "pe_lut": 8, "requant_dsp": 0}),
+    (AcceleratorConfig(rows=4, cols=4), "icebreaker",       # the requantizer alone needs 16
+     {"pe_dsp": 0, "pe_lut": 16, "requant_dsp": 16}),
+    (AcceleratorConfig(rows=16, cols=16), "ulx3s-85f",
+     {"pe_dsp": 92, "pe_lut": 164, "requant_dsp": 64}),
+    (AcceleratorConfig(rows=8, cols=8), "ulx3s-85f",
+     {"pe_dsp": 64, "pe_lut": 0, "requant_dsp": 32}),
+])
+def test_multiplier_plan(config, board, plan):
+    assert flow.multiplier_plan(config, flow.DEVICES[BOARDS[board].device]) == plan
+
+
+@pytest.mark.synth
+def test_pes_beyond_the_dsp_blocks_multiply_in_luts(tmp_path):
+    # 3×3 = 9 PEs on a device with 8 SB_MAC16: one PE must build its multiplier from LUTs
+    config = AcceleratorConfig(rows=3, cols=3, requant_unit=False)
+    report = flow.build(config, "icebreaker", cache_root=tmp_path)
+    assert report.multipliers == {"pe_dsp": 8, "pe_lut": 1, "requant_dsp": 0}
+    assert report.used["dsp"] == 8
+    assert report.pll is None and report.freq_mhz_actual == 12.0

@@ -23,8 +23,8 @@ __all__ = ["build"]
               help="core: the systolic core behind serial shift registers; board: the board "
                    "top of accelerator/hw/board.py (when present)")
 @click.option("--freq", "freq_mhz", type=float, default=None, metavar="MHZ",
-              help="timing constraint given to nextpnr [default: the board's oscillator; the "
-                   "design is clocked by the oscillator, no PLL is added]")
+              help="clock of the design, made by the device's PLL (the nearest it can) "
+                   "[default: the board's oscillator, no PLL]")
 @click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="directory for the bitstream, the logs and report.json")
@@ -47,9 +47,14 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
             fail_usage(f"--top board is not available yet: accelerator/hw/board.py has no "
                        f"BoardTop (known: {known})")
         fail_usage(f"unknown top {top!r} (known: {known})")
-    if freq_mhz is not None and not 0 < freq_mhz <= flow.MAX_FREQ_MHZ:
-        fail_usage(f"--freq {freq_mhz:g} is out of range "
-                   f"(allowed: more than 0 up to {flow.MAX_FREQ_MHZ:g} MHz)")
+    if freq_mhz is not None:
+        if not 0 < freq_mhz <= flow.MAX_FREQ_MHZ:
+            fail_usage(f"--freq {freq_mhz:g} is out of range "
+                       f"(allowed: more than 0 up to {flow.MAX_FREQ_MHZ:g} MHz)")
+        try:
+            flow.clock_plan(board, freq_mhz)
+        except ValueError as exc:
+            fail_usage(f"--freq {freq_mhz:g}: {exc}")
     if not 0 <= seed < 2**31:
         fail_usage(f"--seed {seed} is out of range (allowed: 0 to {2**31 - 1})")
     if not 0 <= tolerance <= 100:
@@ -82,7 +87,12 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
     click.echo(f"{board} {report.device} ({how}): "
                + ", ".join(f"{label} {used[name]}/{avail[name]}" for name, label in labels.items()))
     timing = "met" if report.timing_met else "NOT met"
-    click.echo(f"Fmax {report.fmax_mhz:.2f} MHz (constraint {report.freq_mhz_requested:g} MHz, "
+    clock = (f"PLL {report.freq_mhz_actual:g} MHz from {report.oscillator_mhz:g} MHz"
+             if report.pll else f"oscillator {report.oscillator_mhz:g} MHz")
+    mults = report.multipliers
+    click.echo(f"multipliers: {mults['pe_dsp']} PEs in DSP blocks, {mults['pe_lut']} in LUTs, "
+               f"{mults['requant_dsp']} DSP blocks for the requantizer")
+    click.echo(f"Fmax {report.fmax_mhz:.2f} MHz (clock: {clock}, "
                f"{timing}); seed {report.seed}")
     click.echo(f"{report.files['bitstream']}")
     click.echo(f"{report.files['report']}")

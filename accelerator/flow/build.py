@@ -4,12 +4,13 @@ The flow goes through the amaranth-boards platform of the board (yosys, nextpnr,
 ecppack, found by :func:`accelerator.flow.toolchain.setup_environment`), parses the tools' logs
 into ``report.json`` and caches the whole build by its inputs.
 
-Clock: **no PLL is added.** The design runs from the board's oscillator (12 MHz on the
-iCEBreaker, 25 MHz on the ULX3S, 48 MHz on the OrangeCrab). ``freq_mhz`` is the *timing
-constraint*: the oscillator's clock constraint is replaced by ``freq_mhz`` (and ``--freq`` is given
-to nextpnr too), so nextpnr places and routes for that frequency and the report says whether the
-design would run at it. Without ``freq_mhz`` the constraint is the oscillator's frequency.
+Clock: without ``freq_mhz`` the design runs from the board's oscillator (12 MHz on the iCEBreaker,
+25 MHz on the ULX3S, 48 MHz on the OrangeCrab). With it, the device's PLL makes the nearest
+frequency it can (:mod:`accelerator.hw.clocking`; the report has both, and the PLL's dividers),
+nextpnr derives that clock's constraint from the PLL, and ``timing_met`` compares Fmax with it.
 
+Multipliers: the requantizer's go to DSP blocks, then one PE's per remaining block; the other PEs
+multiply in LUTs (:func:`multiplier_plan`, reported as ``multipliers`` in ``report.json``).
 iCE40 builds synthesize with ``synth_opts="-dsp"`` (SB_MAC16 multipliers); ECP5 builds route with
 ``--router router2`` (the default router stalls on large DSP arrays). nextpnr gets ``--seed`` and
 ``--timing-allow-fail`` (the flow checks timing itself, so that a miss still gives a report).
@@ -26,7 +27,6 @@ Public API: :data:`BOARDS`, :data:`DEVICES`, :data:`TOPS`, :func:`build`, :class
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -42,24 +42,27 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from amaranth.build import Clock
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform, OrangeCrabR0_2_85FPlatform
 from amaranth_boards.ulx3s import ULX3S_25F_Platform, ULX3S_85F_Platform
 
 from ..config import AcceleratorConfig
+from ..hw.clocking import PllClockedTop, PllPlan, plan_pll
 from . import toolchain
 
 __all__ = [
     "BOARDS",
     "DEVICES",
+    "DSP_PER_REQUANT_LANE",
     "MAX_FREQ_MHZ",
     "TOPS",
     "BuildError",
     "BuildReport",
     "DeviceResources",
     "build",
+    "clock_plan",
     "compare_baseline",
+    "multiplier_plan",
     "parse_nextpnr_log",
     "parse_yosys_log",
 ]
@@ -69,7 +72,7 @@ MAX_FREQ_MHZ = 1000.0
 #: Seconds allowed for the whole tool script (yosys + nextpnr + pack) of one build.
 BUILD_TIMEOUT = 3600
 #: Bumped when the flow changes what it produces, to invalidate old cache entries.
-FLOW_VERSION = 1
+FLOW_VERSION = 2
 #: The Amaranth design name: files in the build directory are ``top.*``.
 _NAME = "top"
 
@@ -105,14 +108,28 @@ BOARDS: dict[str, type] = {
 }
 
 
-def _core_top(config: AcceleratorConfig, *, clk_freq: float):
+#: DSP blocks one lane of the requantizer takes: its int32 × Q31 product is four 16×16 SB_MAC16
+#: or four 18×18 MULT18X18D (yosys splits a wide ``*`` into the device's block size).
+DSP_PER_REQUANT_LANE = 4
+
+
+def multiplier_plan(config: AcceleratorConfig, device: DeviceResources) -> dict[str, int]:
+    """Where the multipliers go: the requantizer's in DSP blocks first (they are 32 bits wide,
+    a LUT version would be larger than a PE), then one PE per remaining block; the other PEs
+    build theirs from LUTs (:func:`accelerator.hw.pe.lut_product`)."""
+    requant = DSP_PER_REQUANT_LANE * config.cols if config.requant_unit else 0
+    pe_dsp = max(0, min(config.pes, device.dsp - requant))
+    return {"pe_dsp": pe_dsp, "pe_lut": config.pes - pe_dsp, "requant_dsp": requant}
+
+
+def _core_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | None = None):
     from .synth_top import CoreSynthTop
-    return CoreSynthTop(config, clk_freq=clk_freq)
+    return CoreSynthTop(config, clk_freq=clk_freq, dsp_pes=dsp_pes)
 
 
-def _board_top(config: AcceleratorConfig, *, clk_freq: float):
-    from ..hw.board import BoardTop  # written separately; may be missing
-    return BoardTop(config, clk_freq=clk_freq)
+def _board_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | None = None):
+    from ..hw.board import BoardTop
+    return BoardTop(config, clk_freq=clk_freq, dsp_pes=dsp_pes)
 
 
 def _board_top_available() -> bool:
@@ -157,11 +174,15 @@ class BuildReport:
     config_digest: str
     seed: int
     freq_mhz_requested: float
+    freq_mhz_actual: float  # the clock the design runs at: the PLL's nearest, or the oscillator
+    oscillator_mhz: float
+    pll: dict[str, Any] | None  # the PLL's set-up (PllPlan.to_dict), None when none is needed
     fmax_mhz: float | None
-    timing_met: bool
+    timing_met: bool  # fmax_mhz ≥ freq_mhz_actual
     clocks: dict[str, float]  # Fmax per clock, after routing
     used: dict[str, int]  # luts, ffs, bram, dsp, logic_cells
     available: dict[str, int]  # luts, ffs, bram, dsp
+    multipliers: dict[str, int]  # pe_dsp, pe_lut (the DSP fallback), requant_dsp
     utilisation: dict[str, list[int]]  # nextpnr's table: cell → [used, available]
     tool_versions: dict[str, str]
     cache_key: str
@@ -356,6 +377,21 @@ def _resolve_top(top: str | Callable[..., Any]) -> tuple[str, Callable[..., Any]
     return top, TOPS[top]
 
 
+def clock_plan(board: str, freq_mhz: float) -> PllPlan | None:
+    """The PLL that makes ``freq_mhz`` on ``board`` (None: its oscillator already runs at it).
+
+    Raises :class:`ValueError` for a bad board or a frequency the board cannot make.
+    """
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r} (known: {', '.join(BOARDS)})")
+    if not 0 < freq_mhz <= MAX_FREQ_MHZ:
+        raise ValueError(f"frequency {freq_mhz:g} MHz is out of range "
+                         f"(allowed: more than 0 up to {MAX_FREQ_MHZ:g} MHz)")
+    platform = BOARDS[board]
+    family = DEVICES[platform.device].family
+    return plan_pll(family, platform().default_clk_frequency, freq_mhz * 1e6)
+
+
 def _check(report: BuildReport, allow_timing_fail: bool) -> None:
     """Raise :class:`BuildError` for a design that does not fit or misses its clock."""
     log = report.nextpnr_log
@@ -366,7 +402,7 @@ def _check(report: BuildReport, allow_timing_fail: bool) -> None:
         raise BuildError(f"the design does not fit the {report.device}: {', '.join(over)}", log)
     if not report.timing_met and not allow_timing_fail:
         fmax = f"{report.fmax_mhz:.2f} MHz" if report.fmax_mhz is not None else "no Fmax"
-        raise BuildError(f"timing not met: {fmax} < {report.freq_mhz_requested:g} MHz requested "
+        raise BuildError(f"timing not met: {fmax} < {report.freq_mhz_actual:g} MHz requested "
                          f"(--allow-timing-fail to accept)", log)
 
 
@@ -393,7 +429,7 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
           progress: Callable[[str], None] | None = None) -> BuildReport:
     """Synthesize, place and route ``top`` for ``board``; return (and write) the report.
 
-    ``top`` is a name from :data:`TOPS` or a factory ``f(config, *, clk_freq) -> Elaboratable``
+    ``top`` is a name from :data:`TOPS` or a factory ``f(config, *, clk_freq, dsp_pes)``
     that requests its pins from the platform it is elaborated with. ``freq_mhz`` is the timing
     constraint (the board's oscillator frequency when None; no PLL is added, see the module
     docstring). ``out_dir`` receives the bitstream, the two logs and ``report.json``.
@@ -412,14 +448,11 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
 
     platform = BOARDS[board]()
     device = DEVICES[platform.device]
-    osc_key = (platform.default_clk, 0)
-    osc_hz = platform.resources[osc_key].clock.frequency
+    osc_hz = platform.default_clk_frequency
     if freq_mhz is None:
         freq_mhz = osc_hz / 1e6
-    if not 0 < freq_mhz <= MAX_FREQ_MHZ:
-        raise ValueError(f"frequency {freq_mhz:g} MHz is out of range "
-                         f"(allowed: more than 0 up to {MAX_FREQ_MHZ:g} MHz)")
     freq_mhz = float(freq_mhz)
+    pll = clock_plan(board, freq_mhz)
 
     env = toolchain.setup_environment(dict(os.environ))
     versions = _versions(env)
@@ -441,19 +474,18 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
 
     start = time.monotonic()
     say(f"elaborating the {top_name} top for {board}")
-    # The oscillator's constraint becomes the requested frequency (a copy: the resource objects
-    # are shared by every instance of the platform class).
-    clock_resource = copy.copy(platform.resources[osc_key])
-    clock_resource.clock = Clock(freq_mhz * 1e6)
-    platform.resources[osc_key] = clock_resource
-    nextpnr_opts = ["--seed", str(seed), "--freq", f"{freq_mhz:g}", "--timing-allow-fail"]
+    actual_hz = pll.output_hz if pll is not None else osc_hz
+    nextpnr_opts = ["--seed", str(seed), "--freq", f"{actual_hz / 1e6:g}", "--timing-allow-fail"]
     overrides: dict[str, Any] = {}
     if device.family == "ice40":
         overrides["synth_opts"] = "-dsp"
     else:
         nextpnr_opts += ["--router", "router2"]
     overrides["nextpnr_opts"] = " ".join(nextpnr_opts)
-    design = factory(config, clk_freq=osc_hz)
+    plan_mul = multiplier_plan(config, device)
+    design = factory(config, clk_freq=actual_hz, dsp_pes=plan_mul["pe_dsp"])
+    if pll is not None:
+        design = PllClockedTop(design, pll)
     plan = platform.prepare(design, name=_NAME, **overrides)
 
     root.mkdir(parents=True, exist_ok=True)
@@ -485,8 +517,11 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
         report = BuildReport(
             board=board, device=platform.device, top=top_name, config=config.to_dict(),
             config_digest=config.digest, seed=seed, freq_mhz_requested=freq_mhz,
-            fmax_mhz=fmax, timing_met=fmax >= freq_mhz, clocks=pnr["clocks"],
+            freq_mhz_actual=actual_hz / 1e6, oscillator_mhz=osc_hz / 1e6,
+            pll=pll.to_dict() if pll is not None else None,
+            fmax_mhz=fmax, timing_met=fmax >= actual_hz / 1e6, clocks=pnr["clocks"],
             used=_resources(device, cells, pnr["utilisation"]), available=available,
+            multipliers=plan_mul,
             utilisation=pnr["utilisation"], tool_versions=versions, cache_key=key,
             build_dir=str(build_dir), bitstream=str(build_dir / bitstream.name),
             bitstream_sha256=_sha256(bitstream), yosys_log=str(build_dir / yosys_log.name),
