@@ -201,6 +201,8 @@ def test_baseline_regressions():
      "accel build: error: --freq 900: the ecp5 PLL cannot make 900 MHz from 25 MHz"),
     (("--board", "icebreaker", "--freq", "1"),
      "accel build: error: --freq 1: the ice40 PLL cannot make 1 MHz from 12 MHz"),
+    (("--board", "icebreaker", "--max-dsp-pes", "-1"),
+     "accel build: error: --max-dsp-pes -1 is out of range (allowed: 0 or more)"),
     (("--board", "icebreaker", "--top", "soc"),
      f"accel build: error: unknown top 'soc' (known: {', '.join(flow.TOPS)})"),
     (("--board", "icebreaker", "--rows", "0"),
@@ -379,6 +381,8 @@ def test_no_pll_at_the_oscillators_frequency():
 ])
 def test_multiplier_plan(config, board, plan):
     assert flow.multiplier_plan(config, flow.DEVICES[BOARDS[board].device]) == plan
+    capped = flow.multiplier_plan(config, flow.DEVICES[BOARDS[board].device], max_dsp_pes=0)
+    assert capped == {**plan, "pe_dsp": 0, "pe_lut": config.pes}
 
 
 @pytest.mark.synth
@@ -389,3 +393,21 @@ def test_pes_beyond_the_dsp_blocks_multiply_in_luts(tmp_path):
     assert report.multipliers == {"pe_dsp": 8, "pe_lut": 1, "requant_dsp": 0}
     assert report.used["dsp"] == 8
     assert report.pll is None and report.freq_mhz_actual == 12.0
+
+
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_board_top_elaborates_on_every_board(board):
+    """Every board has the pins the board top asks for (the OrangeCrab's UART is on its Feather
+    header), with and without a PLL: files to build, no tool run."""
+    from accelerator.hw.board import BoardTop
+    from accelerator.hw.clocking import PllClockedTop
+
+    platform = BOARDS[board]()
+    config = AcceleratorConfig(rows=2, cols=2)
+    plan = platform.prepare(BoardTop(config, clk_freq=platform.default_clk_frequency),
+                            name="top")
+    assert "top.il" in plan.files
+    pll = flow.clock_plan(board, 40.0)
+    plan = BOARDS[board]().prepare(PllClockedTop(BoardTop(config, clk_freq=pll.output_hz), pll),
+                                   name="top")
+    assert ("SB_PLL40_PAD" if board == "icebreaker" else "EHXPLLL") in plan.files["top.il"]

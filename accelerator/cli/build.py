@@ -35,9 +35,12 @@ __all__ = ["build"]
                                  "regressions beyond --tolerance")
 @click.option("--tolerance", type=float, default=5.0, show_default=True, metavar="PCT",
               help="allowed regression against --baseline, in percent")
+@click.option("--max-dsp-pes", type=int, default=None, metavar="N",
+              help="give at most N PEs a DSP block, the rest multiply in LUTs [default: as "
+                   "many as the device has blocks for]")
 def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | None, seed: int,
           out_dir: Path, allow_timing_fail: bool, baseline: Path | None,
-          tolerance: float) -> None:
+          tolerance: float, max_dsp_pes: int | None) -> None:
     """Build a bitstream for a board and report resources and Fmax (cached by inputs)."""
     if board not in flow.BOARDS:
         fail_usage(f"unknown board {board!r} (known: {', '.join(flow.BOARDS)})")
@@ -57,6 +60,8 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
             fail_usage(f"--freq {freq_mhz:g}: {exc}")
     if not 0 <= seed < 2**31:
         fail_usage(f"--seed {seed} is out of range (allowed: 0 to {2**31 - 1})")
+    if max_dsp_pes is not None and max_dsp_pes < 0:
+        fail_usage(f"--max-dsp-pes {max_dsp_pes} is out of range (allowed: 0 or more)")
     if not 0 <= tolerance <= 100:
         fail_usage(f"--tolerance {tolerance:g} is out of range (allowed: 0 to 100)")
     reference = None
@@ -75,6 +80,7 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
         with console.status(f"accel build: {board}") as status:
             report = flow.build(config, board, top=top, freq_mhz=freq_mhz, seed=seed,
                                 out_dir=out_dir, allow_timing_fail=allow_timing_fail,
+                                max_dsp_pes=max_dsp_pes,
                                 progress=lambda msg: status.update(f"accel build: {msg}"))
     except flow.BuildError as exc:
         raise click.ClickException(str(exc)) from None

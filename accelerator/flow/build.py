@@ -27,11 +27,13 @@ Public API: :data:`BOARDS`, :data:`DEVICES`, :data:`TOPS`, :func:`build`, :class
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -42,8 +44,10 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from amaranth.build import Attrs
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform, OrangeCrabR0_2_85FPlatform
+from amaranth_boards.resources import UARTResource
 from amaranth_boards.ulx3s import ULX3S_25F_Platform, ULX3S_85F_Platform
 
 from ..config import AcceleratorConfig
@@ -98,11 +102,18 @@ DEVICES: dict[str, DeviceResources] = {
     "LFE5U-85F": DeviceResources("ecp5", 83640, 83640, 208, 156, "DP16KD", "MULT18X18D"),
 }
 
+def _with_feather_uart(platform: type) -> type:
+    """The OrangeCrab r0.2 has USB but no UART: the board top's serial port goes on the Feather
+    header's D0 (RX) and D1 (TX), where every Feather board has it (3.3 V)."""
+    uart = UARTResource(0, rx="0", tx="1", conn=("io", 0), attrs=Attrs(IO_TYPE="LVCMOS33"))
+    return type(platform.__name__, (platform,), {"resources": [*platform.resources, uart]})
+
+
 #: The boards ``accel build`` knows: name → amaranth-boards platform class.
 BOARDS: dict[str, type] = {
     "icebreaker": ICEBreakerPlatform,
-    "orangecrab-25f": OrangeCrabR0_2_25FPlatform,
-    "orangecrab-85f": OrangeCrabR0_2_85FPlatform,
+    "orangecrab-25f": _with_feather_uart(OrangeCrabR0_2_25FPlatform),
+    "orangecrab-85f": _with_feather_uart(OrangeCrabR0_2_85FPlatform),
     "ulx3s-25f": ULX3S_25F_Platform,
     "ulx3s-85f": ULX3S_85F_Platform,
 }
@@ -113,12 +124,18 @@ BOARDS: dict[str, type] = {
 DSP_PER_REQUANT_LANE = 4
 
 
-def multiplier_plan(config: AcceleratorConfig, device: DeviceResources) -> dict[str, int]:
+def multiplier_plan(config: AcceleratorConfig, device: DeviceResources,
+                    max_dsp_pes: int | None = None, *, requantizer: bool = True
+                    ) -> dict[str, int]:
     """Where the multipliers go: the requantizer's in DSP blocks first (they are 32 bits wide,
-    a LUT version would be larger than a PE), then one PE per remaining block; the other PEs
-    build theirs from LUTs (:func:`accelerator.hw.pe.lut_product`)."""
-    requant = DSP_PER_REQUANT_LANE * config.cols if config.requant_unit else 0
+    a LUT version would be larger than a PE), then one PE per remaining block, at most
+    ``max_dsp_pes``; the other PEs build theirs from LUTs (:func:`accelerator.hw.pe.lut_product`).
+    ``requantizer``: the top has the requantizer (the core-only top has not).
+    """
+    requant = DSP_PER_REQUANT_LANE * config.cols if config.requant_unit and requantizer else 0
     pe_dsp = max(0, min(config.pes, device.dsp - requant))
+    if max_dsp_pes is not None:
+        pe_dsp = min(pe_dsp, max_dsp_pes)
     return {"pe_dsp": pe_dsp, "pe_lut": config.pes - pe_dsp, "requant_dsp": requant}
 
 
@@ -426,7 +443,8 @@ def _publish(report: BuildReport, out_dir: Path | None) -> BuildReport:
 def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any] = "core",
           freq_mhz: float | None = None, seed: int = 1, out_dir: Path | str | None = None,
           allow_timing_fail: bool = False, cache_root: Path | str | None = None,
-          progress: Callable[[str], None] | None = None) -> BuildReport:
+          progress: Callable[[str], None] | None = None,
+          max_dsp_pes: int | None = None) -> BuildReport:
     """Synthesize, place and route ``top`` for ``board``; return (and write) the report.
 
     ``top`` is a name from :data:`TOPS` or a factory ``f(config, *, clk_freq, dsp_pes)``
@@ -434,6 +452,8 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
     constraint (the board's oscillator frequency when None; no PLL is added, see the module
     docstring). ``out_dir`` receives the bitstream, the two logs and ``report.json``.
     ``cache_root`` defaults to ``$ACCEL_BUILD_ROOT/fpga`` or ``build/fpga``.
+
+    ``max_dsp_pes`` caps the PEs given a DSP block (0: every PE multiplies in LUTs).
 
     Raises :class:`ValueError` for a bad board, top, frequency or seed, and :class:`BuildError`
     (with the log path) when a tool fails, the design does not fit, or it misses the requested
@@ -456,9 +476,10 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
 
     env = toolchain.setup_environment(dict(os.environ))
     versions = _versions(env)
+    plan_mul = multiplier_plan(config, device, max_dsp_pes, requantizer=top_name != "core")
     key_data = {"flow": FLOW_VERSION, "board": board, "top": top_name,
                 "config": config.to_dict(), "freq_mhz": freq_mhz, "seed": seed,
-                "tools": versions, "sources": _sources_digest()}
+                "tools": versions, "sources": _sources_digest(), "multipliers": plan_mul}
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]
     root = Path(cache_root) if cache_root is not None else _default_cache_root()
     build_dir = (root / f"{board}_{top_name}_{config.digest}_{key}").resolve()
@@ -482,7 +503,6 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
     else:
         nextpnr_opts += ["--router", "router2"]
     overrides["nextpnr_opts"] = " ".join(nextpnr_opts)
-    plan_mul = multiplier_plan(config, device)
     design = factory(config, clk_freq=actual_hz, dsp_pes=plan_mul["pe_dsp"])
     if pll is not None:
         design = PllClockedTop(design, pll)
@@ -495,9 +515,7 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
         yosys_log, nextpnr_log = work / f"{_NAME}.rpt", work / f"{_NAME}.tim"
         say(f"running yosys and nextpnr for {board} ({device.family})")
         try:
-            run = subprocess.run(["sh", f"build_{_NAME}.sh"], cwd=work, env=dict(env),
-                                 capture_output=True, text=True, errors="replace",
-                                 timeout=BUILD_TIMEOUT, check=False)
+            run = _run_script(["sh", f"build_{_NAME}.sh"], work, env)
         except subprocess.TimeoutExpired:
             raise BuildError(f"the build did not finish within {BUILD_TIMEOUT} s",
                              nextpnr_log if nextpnr_log.exists() else yosys_log) from None
@@ -540,6 +558,22 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
     _publish(report, out_dir)
     _check(report, allow_timing_fail)
     return report
+
+
+def _run_script(argv: list[str], cwd: Path, env) -> subprocess.CompletedProcess:
+    """Run the build script in its own process group, so that a timeout (or Ctrl-C) stops the
+    tools it started too, not only the shell."""
+    with subprocess.Popen(argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, errors="replace",
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=BUILD_TIMEOUT)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _moved(path: Path, work: Path, build_dir: Path) -> Path:
