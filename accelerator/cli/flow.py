@@ -123,6 +123,23 @@ def _core_sim(config: AcceleratorConfig, out: Path, seed: int) -> Step:
                 log=str(outcome.log))
 
 
+def _bitstream(config: AcceleratorConfig, out: Path, board: str, freq_mhz: float) -> Step:
+    from ..flow import build as fpga
+
+    # the core top: the whole board top needs an ECP5 (docs/performance.md, "FPGA")
+    report = fpga.build(config, board, top="core", freq_mhz=freq_mhz, out_dir=out / board)
+    used, avail = report.used, report.available
+    resources = ", ".join(f"{label} {used[key]}/{avail[key]}" for key, label in
+                          (("luts", "LUT"), ("ffs", "FF"), ("dsp", "DSP"), ("bram", "BRAM")))
+    mults = report.multipliers
+    how = "cached" if report.cached else f"built in {report.build_seconds:.0f} s"
+    return Step(f"{board} bitstream", ok=True,
+                summary=f"core top, {resources}; Fmax {report.fmax_mhz:.1f} MHz at "
+                        f"{report.freq_mhz_actual:g} MHz; {mults['pe_dsp']} PEs in DSP blocks, "
+                        f"{mults['pe_lut']} in LUTs ({how}); {report.files['bitstream']}",
+                details=report.to_dict(), log=report.nextpnr_log)
+
+
 def _estimate(config: AcceleratorConfig, out: Path, m: int, k: int, n: int) -> Step:
     from ..model.perf import estimate
 
@@ -140,7 +157,7 @@ def _estimate(config: AcceleratorConfig, out: Path, m: int, k: int, n: int) -> S
 @click.option("--seed", type=int, default=1, show_default=True, help="seed of the simulations")
 def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
     """Run the whole path: doctor, RTL, the core and the accelerator verified in Verilator
-    against NumPy, a short regression, and the performance model."""
+    against NumPy, a short regression, an iCEBreaker bitstream and the performance model."""
     console = Console(highlight=False)
     out_dir = out_dir.resolve()  # the simulator runs in its own directory
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +168,8 @@ def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
         ("sim: one GEMM on the accelerator in Verilator",
          lambda: _accel_sim(config, out_dir, seed, 128, 96, 64)),
         ("verify: a short regression", lambda: _verify(config, out_dir, seed, 20)),
+        ("build: an iCEBreaker bitstream of the core",
+         lambda: _bitstream(config, out_dir, "icebreaker", 30.0)),
         ("estimate: performance model", lambda: _estimate(config, out_dir, 128, 96, 64)),
     ]
     steps: list[Step] = []
