@@ -7,7 +7,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelerator.config import AcceleratorConfig
-from accelerator.model.perf import core_cycles, core_latency, estimate, tile_grid
+from accelerator.model.perf import (
+    Layout,
+    _read_row,
+    _rows_cost,
+    _setup_cycles,
+    _Timeline,
+    _write_row,
+    core_cycles,
+    core_latency,
+    covered,
+    estimate,
+    tile_grid,
+)
 
 
 def cfg(rows=4, cols=4, dataflow="os", **kw):
@@ -87,17 +99,114 @@ def test_tiling_covers_non_multiples():
 
 
 def test_single_tile_gemm_by_hand():
-    # 4×4 OS, 64-bit AXI, M = N = 4, K = 8: one tile.
-    # reads: A panel 4 rows of 8 bytes = 4 beats, B panel 8 rows of 4 bytes = 8 beats;
-    # compute 8 cycles; fill/drain 2R + C - 1 = 11; C block 4 rows of 16 bytes = 8 beats.
-    e = estimate(cfg(4, 4), 4, 8, 4)
+    # 4×4 OS, 64-bit AXI, M = N = 4, K = 8: one tile, every row aligned to the bus.
+    # Traffic: A 4 rows of 8 bytes = 4 beats, B 8 rows of 4 bytes = 8 beats, C 4 rows of 16
+    # bytes = 8 beats; compute 8 cycles; fill/drain 2R + C - 1 = 11.
+    # Timeline (cycle 0 = the first RUN cycle; docs/performance-model.md, "Time"):
+    #   B command accepted at 1, its 8 one-beat rows on rd_data at 7 … 14;
+    #   A command at 1 + 8 + 1 = 10 (the splitter cut B's 8 bursts), its rows at 16 … 19;
+    #   operands 19 + 3 = 22 … 29; results 29 + R + C = 37 … 29 + 2R + C - 1 = 40;
+    #   the store's write command at 42, W beats 42 + 5 = 47 … 54; done 54 + 4.
+    # Control: CHECK, START, FINISH (3) and the range check's products: (m-1)·lda, (k-1)·ldb,
+    # (m-1)·ldc at 1 + bit_length cycles each (3, 4, 3) and C_in's skipped (1): 11.
+    layout = Layout(a=0, b=0x1000, c=0x2000, lda=8, ldb=8, ldc=16)
+    e = estimate(cfg(4, 4), 4, 8, 4, layout=layout)
     assert e.tiles == 1
     assert e.memory_read_cycles == 12
     assert e.memory_write_cycles == 8
     assert e.fill_drain_cycles == 11
-    assert e.cycles == 12 + 8 + 11 + 8
+    assert e.cycles == 54 + 4 + 3 + 11
     assert e.macs == 4 * 8 * 4
-    assert e.utilization == pytest.approx(128 / (39 * 16))
+    assert e.utilization == pytest.approx(128 / (72 * 16))
+
+
+def test_one_element_gemm_matches_the_rtl():
+    # Measured in Verilator (a per-cycle trace of the bench, tools/validate_model.py): 1×1×1 on
+    # 4×4 takes 44 cycles (os) and 51 (ws: SETUP counts one row, two more products). One-byte
+    # rows cost one beat wherever they are, so the layout does not matter.
+    assert estimate(cfg(4, 4), 1, 1, 1).cycles == 44
+    assert estimate(cfg(4, 4, "ws"), 1, 1, 1).cycles == 51
+    layout = Layout(a=5, b=3, c=4, lda=1, ldb=1, ldc=4)
+    assert estimate(cfg(4, 4), 1, 1, 1, layout=layout).cycles == 44
+
+
+def test_row_costs_follow_the_alignment():
+    # reads: a row that starts off a bus word and spills into the next costs one cycle more
+    # (the realigner keeps the first beat); writes: the bus words the row touches
+    assert _rows_cost(0, 0, 1, 16, 8, False) == 2
+    assert _rows_cost(1, 0, 1, 16, 8, False) == 3
+    assert _rows_cost(4, 0, 1, 4, 8, False) == 1       # fits the word it starts in
+    assert _rows_cost(5, 0, 1, 4, 8, False) == 2
+    assert _rows_cost(4, 0, 1, 16, 8, True) == 3
+    # rows 9 bytes apart start at offsets 0, 1, …, 7, 0, …: the costs repeat every 8 rows
+    assert _rows_cost(0, 9, 20, 16, 8, False) == 3 * 2 + 17 * 3     # offset 0: rows 0, 8, 16
+
+
+@pytest.mark.parametrize("nbytes", [1, 3, 4, 8, 13, 16, 37, 64])
+@pytest.mark.parametrize("bus", [4, 8, 16, 32])
+def test_expected_row_cost_is_the_mean_over_offsets(nbytes, bus):
+    for grain in (1, 4):
+        if nbytes % grain:
+            continue
+        offsets = range(0, bus, grain)
+        reads = sum(_rows_cost(o, 0, 1, nbytes, bus, False) for o in offsets) / len(offsets)
+        writes = sum(_rows_cost(o, 0, 1, nbytes, bus, True) for o in offsets) / len(offsets)
+        assert _read_row(nbytes, bus, grain) == pytest.approx(reads)
+        assert _write_row(nbytes, bus, grain) == pytest.approx(writes)
+
+
+def test_setup_products_cost_a_cycle_per_bit():
+    # os: (m-1)·lda, (k-1)·ldb, (m-1)·ldc, C_in skipped; ws adds SETUP and the chunk's steps
+    assert _setup_cycles(True, 1, 1, 4, False) == 2 + 2 + 2 + 1
+    # bit_length(36) = 6, bit_length(28) = 5, bit_length(16) = 5
+    assert _setup_cycles(True, 37, 29, 4, True) == 7 + 6 + 7 + 7
+    assert _setup_cycles(False, 37, 29, 16, False) == 7 + 6 + 7 + 1 + 17 + 6 + 6 + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.sampled_from([1, 2, 3, 4, 8]), cols=st.sampled_from([1, 2, 4, 5, 8]),
+       dataflow=st.sampled_from(["os", "ws"]), bus=st.sampled_from([32, 64, 128, 256]),
+       m=st.integers(1, 400), k=st.integers(1, 1200), n=st.integers(1, 120),
+       accumulate=st.booleans(), requant=st.booleans(), lda=st.integers(0, 40),
+       offset=st.integers(0, 63), small_spads=st.booleans(), with_layout=st.booleans())
+def test_periodic_jumps_change_nothing(rows, cols, dataflow, bus, m, k, n, accumulate,
+                                       requant, lda, offset, small_spads, with_layout):
+    # The timeline jumps over the periods of its periodic regime; stepping through every
+    # chunk must give exactly the same cycles.
+    c = cfg(rows, cols, dataflow, axi_data_width=bus,
+            **({"spad_a_depth": 64, "spad_b_depth": 64, "spad_c_depth": 32} if small_spads
+               else {}))
+    layout = (Layout(a=offset, b=3 * offset + 1, c=4 * offset, lda=k + lda, ldb=n + lda,
+                     ldc=4 * n + 4 * (lda % 5), c_in=8 * offset, ldcin=4 * n + 4 * (lda % 3))
+              if with_layout else None)
+    fast = _Timeline(c, m, k, n, accumulate, requant, layout).run()
+    slow = _Timeline(c, m, k, n, accumulate, requant, layout)
+    slow.jump = lambda history, limit, base: 0
+    assert fast == slow.run()
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.sampled_from([2, 4, 8]), dataflow=st.sampled_from(["os", "ws"]),
+       bus=st.sampled_from([32, 64, 128]), m=st.integers(1, 200), k=st.integers(1, 700),
+       n=st.integers(1, 100), lda=st.integers(0, 40), offset=st.integers(0, 63))
+def test_every_placement_lies_between_aligned_and_worst(rows, dataflow, bus, m, k, n, lda,
+                                                        offset):
+    c = cfg(rows, rows, dataflow, axi_data_width=bus)
+    layout = Layout(a=offset, b=3 * offset + 1, c=4 * offset, lda=k + lda, ldb=n + lda,
+                    ldc=4 * n + 4 * (lda % 5))
+    best = _Timeline(c, m, k, n, False, False, None, "aligned").run()
+    worst = _Timeline(c, m, k, n, False, False, None, "worst").run()
+    mean = _Timeline(c, m, k, n, False, False, None).run()
+    exact = _Timeline(c, m, k, n, False, False, layout).run()
+    assert best <= mean <= worst
+    assert best <= exact <= worst
+
+
+def test_covered_when_the_placement_hardly_matters():
+    # 256³ on 8×8 ws with 128-bit AXI: long rows, compute-bound, the placement moves it by
+    # less than COVERED; 5×300×7 on 4×4 streams 300 rows of a B panel, one or two beats each
+    assert covered(cfg(8, 8, "ws", axi_data_width=128), 256, 256, 256)
+    assert not covered(cfg(4, 4), 5, 300, 7)
 
 
 def test_compute_bound_and_memory_bound():

@@ -202,3 +202,28 @@ async def identify(dut):
     await tb.reset()
     assert await tb.driver.identify() == tb.config
     await RisingEdge(dut.clk)
+
+
+@cocotb.test()
+async def sim_gemms(dut):
+    """Many GEMMs in one simulation from ACCEL_GEMMS (a JSON list of GemmCase dicts), one JSON
+    line each to ACCEL_REPORT: what model validation and sweeps run, so that a build and a
+    simulator start serve a whole list of shapes."""
+    if "ACCEL_GEMMS" not in os.environ:
+        return
+    tb = AccelTB(dut)
+    await tb.reset()
+    failures = 0
+    for index, fields in enumerate(json.loads(os.environ["ACCEL_GEMMS"])):
+        case = GemmCase(**fields)
+        try:
+            record = await tb.run_case(case)
+        except Exception as exc:  # a hang or a driver error fails this case, not the list
+            record = {"passed": False, "error": f"{type(exc).__name__}: {exc}",
+                      "case": case.to_json(), "seed": case.seed}
+            await tb.reset()
+            tb.driver.config = None
+        record.update(index=index, replay=case.command_line(tb.config))
+        failures += not record["passed"]
+        tb.report(record)
+    assert failures == 0, f"{failures} failing cases; see {tb.report_path}"

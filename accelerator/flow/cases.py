@@ -15,6 +15,7 @@ import numpy as np
 from ..config import FIELDS, AcceleratorConfig
 from ..model import reference
 from ..model.geometry import Geometry
+from ..model.perf import Layout
 
 __all__ = ["ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data", "random_case"]
 
@@ -165,3 +166,11 @@ ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
     ("A past the end of the address space", {"a": 0xFFFFFFFF}, "ADDR_RANGE"),
     ("k beyond the scratchpads", {"k": 70000, "lda": 70000}, "TOO_LARGE"),
 )
+
+
+def bench_layout(config: AcceleratorConfig, case: GemmCase) -> Layout:
+    """Where the Verilator bench puts the case's matrices (:func:`make_data`: the same seed, the
+    same place), for an estimate exact to the DMA's per-row alignment costs."""
+    data = make_data(config, case)
+    return Layout(a=data.addr["a"], b=data.addr["b"], c=data.addr["c"], c_in=data.addr["c_in"],
+                  lda=data.ld["a"], ldb=data.ld["b"], ldc=data.ld["c"], ldcin=data.ld["c_in"])
