@@ -56,3 +56,4 @@ from . import flow  # noqa: E402,F401
 from . import rtl  # noqa: E402,F401
 from . import run  # noqa: E402,F401
 from . import sim  # noqa: E402,F401
+from . import sweep  # noqa: E402,F401

@@ -1,0 +1,290 @@
+"""The figures of a sweep, each as PNG and SVG (matplotlib, Agg backend: no display needed).
+
+=================== =========================================================================
+utilization         MAC utilization against array size (rows·cols), per dataflow and workload
+cycles              cycles against array size, per dataflow and workload
+area                LUTs against array size, per dataflow (needs ``synth`` rows)
+pareto              throughput (GOPS at Fmax) against LUTs, with the Pareto front (``synth``)
+roofline            GOPS against operational intensity (MACs per AXI byte), with the compute
+                    roofs 2·R·C·f and the memory roofs 2·B·f, where B = 2 · bus bytes per
+                    cycle (AXI reads and writes on their own channels)
+model_vs_rtl        the model's cycles against Verilator's, and its error with the ±2 % band
+                    (``rtl`` rows)
+=================== =========================================================================
+
+Size plots show every point faintly and a line through the best point of each size (several
+shapes have the same number of PEs). A plot whose data is absent is skipped, and the reason
+is returned; nothing else is.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PLOTS", "PlotReport", "make_plots"]
+
+Row = Mapping[str, Any]
+
+#: The plots in the order they are made: name → title.
+PLOTS = {
+    "utilization": "MAC utilization against array size",
+    "cycles": "cycles against array size",
+    "area": "area (LUTs) against array size",
+    "pareto": "throughput against LUTs, Pareto front",
+    "roofline": "roofline",
+    "model_vs_rtl": "model against RTL cycles",
+}
+_COLORS = {"os": "tab:blue", "ws": "tab:orange"}
+_MARKERS = "osD^v<>Pp*"
+
+
+@dataclass
+class PlotReport:
+    """What :func:`make_plots` wrote, and which plots it skipped and why."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    # The same sweep gives the same SVG bytes, so committed figures change only with the data.
+    plt.rcParams["svg.hashsalt"] = "accel-sweep"
+    return plt
+
+
+def _save(fig: Any, out_dir: Path, name: str) -> list[Path]:
+    paths = []
+    for ext, extra in (("png", {"dpi": 110}), ("svg", {"metadata": {"Date": None}})):
+        path = out_dir / f"{name}.{ext}"
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=f".{ext}")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=ext, bbox_inches="tight", **extra)
+            os.chmod(tmp, 0o644)  # as the store's files: readable by the team
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        paths.append(path)
+    return paths
+
+
+def _primary(rows: Sequence[Row]) -> tuple[str | None, list[Row]]:
+    """The rows the size plots use: one fidelity, the most detailed present among model-timed
+    ones (rtl, else model, else synth's model cycles), ok only."""
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("cycles")]
+    for fidelity in ("rtl", "model", "synth"):
+        chosen = [r for r in ok if r["fidelity"] == fidelity]
+        if chosen:
+            return fidelity, chosen
+    return None, []
+
+
+def _groups(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r["dataflow"], r["workload"]), []).append(r)
+    return dict(sorted(groups.items()))
+
+
+def _by_size(plt: Any, rows: Sequence[Row], metric: str, best: Callable, ylabel: str,
+             title: str, log_y: bool) -> Any:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    workloads = sorted({r["workload"] for r in rows})
+    for (dataflow, workload), group in _groups(rows).items():
+        color = _COLORS.get(dataflow, "tab:gray")
+        marker = _MARKERS[workloads.index(workload) % len(_MARKERS)]
+        ax.scatter([r["pes"] for r in group], [r[metric] for r in group], s=10, alpha=0.25,
+                   color=color, marker=marker, linewidths=0)
+        sizes = sorted({r["pes"] for r in group})
+        line = [best(r[metric] for r in group if r["pes"] == s) for s in sizes]
+        label = dataflow if len(workloads) == 1 else f"{dataflow}, {workload}"
+        ax.plot(sizes, line, color=color, marker=marker, markersize=4, linewidth=1.2,
+                label=label)
+    ax.set_xscale("log", base=2)
+    if log_y:
+        _log(plt, ax, y=True)
+    ax.set_xlabel("array size (rows × cols PEs)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _tick(value: float, _pos: Any = None) -> str:
+    return f"{value:g}" if 1e-3 <= value < 1e5 else f"{value:.0e}".replace("e+0", "e")
+
+
+def _log(plt: Any, ax: Any, *, x: bool = False, y: bool = False) -> None:
+    """Log axes labelled at 1, 2 and 5 of each decade in plain numbers: matplotlib's default
+    labels every minor tick of a short range (``3×10⁻¹`` into ``4×10⁻¹``) and none of a long one."""
+    from matplotlib import ticker
+
+    for flag, axis, set_scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
+        if flag:
+            set_scale("log")
+            axis.set_major_locator(ticker.LogLocator(base=10))
+            axis.set_minor_locator(ticker.LogLocator(base=10, subs=(2.0, 5.0)))
+            axis.set_major_formatter(ticker.FuncFormatter(_tick))
+            axis.set_minor_formatter(ticker.FuncFormatter(_tick))
+
+
+def _pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (luts, gops) points that no other point beats with as few or fewer LUTs."""
+    front: list[tuple[float, float]] = []
+    for luts, gops in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or gops > front[-1][1]:
+            front.append((luts, gops))
+    return front
+
+
+def make_plots(rows: Sequence[Row], out_dir: Path) -> PlotReport:
+    """Write every plot whose data ``rows`` (table rows, :mod:`.table`) hold into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
+    report = PlotReport()
+    fidelity, primary = _primary(rows)
+    synth = [r for r in rows if r.get("fidelity") == "synth" and r.get("status") == "ok"
+             and r.get("luts") is not None]
+    rtl = [r for r in rows if r.get("fidelity") == "rtl" and r.get("status") == "ok"
+           and r.get("rtl_cycles") and r.get("model_cycles")]
+
+    def emit(name: str, make: Callable[[], Any] | list, reason: str) -> None:
+        if not make or not callable(make):  # `rows and (lambda: ...)`: no rows, no plot
+            report.skipped[name] = reason
+            return
+        fig = make()
+        try:
+            report.written += _save(fig, out_dir, name)
+        finally:
+            plt.close(fig)
+
+    source = f" ({fidelity})" if fidelity else ""
+    emit("utilization", primary and (lambda: _by_size(
+        plt, primary, "utilization", max, "MAC utilization", PLOTS["utilization"] + source,
+        log_y=False)), "no successful point")
+    emit("cycles", primary and (lambda: _by_size(
+        plt, primary, "cycles", min, "cycles", PLOTS["cycles"] + source, log_y=True)),
+        "no successful point")
+    emit("area", synth and (lambda: _by_size(
+        plt, synth, "luts", min, "LUTs (post-route)", PLOTS["area"], log_y=True)),
+        "no synth data (run with --fidelity synth)")
+    emit("pareto", synth and (lambda: _pareto(plt, synth)),
+         "no synth data (run with --fidelity synth)")
+    emit("roofline", primary and (lambda: _roofline(plt, primary, fidelity or "")),
+         "no successful point")
+    emit("model_vs_rtl", rtl and (lambda: _model_vs_rtl(plt, rtl)),
+         "no rtl data (run with --fidelity rtl)")
+    return report
+
+
+def _pareto(plt: Any, rows: Sequence[Row]) -> Any:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    workloads = sorted({r["workload"] for r in rows})
+    for index, workload in enumerate(workloads):
+        group = [r for r in rows if r["workload"] == workload and r.get("gops")]
+        marker = _MARKERS[index % len(_MARKERS)]
+        for dataflow in sorted({r["dataflow"] for r in group}):
+            mine = [r for r in group if r["dataflow"] == dataflow]
+            ax.scatter([r["luts"] for r in mine], [r["gops"] for r in mine], s=14, alpha=0.5,
+                       marker=marker, color=_COLORS.get(dataflow, "tab:gray"),
+                       label=dataflow if len(workloads) == 1 else f"{dataflow}, {workload}")
+        front = _pareto_front([(r["luts"], r["gops"]) for r in group])
+        if front:
+            label = "Pareto front" if len(workloads) == 1 else f"Pareto front, {workload}"
+            ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black",
+                    linewidth=1, label=label, linestyle=("-", "--", ":", "-.")[index % 4])
+    _log(plt, ax, x=True, y=True)
+    ax.set_xlabel("LUTs (post-route)")
+    ax.set_ylabel("GOPS at Fmax")
+    ax.set_title(PLOTS["pareto"])
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _roofline(plt: Any, rows: Sequence[Row], fidelity: str) -> Any:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    rows = [r for r in rows if r.get("intensity") and r.get("gops")]
+    # One clock (--freq) for model and rtl rows; synth rows are each at their own Fmax, and
+    # the roofs are then drawn at the highest.
+    freqs = {r["freq_mhz"] for r in rows}
+    freq = max(freqs)
+    xs = [r["intensity"] for r in rows]
+    lo, hi = min(xs) / 2, max(xs) * 2
+    workloads = sorted({r["workload"] for r in rows})
+    for (dataflow, workload), group in _groups(rows).items():
+        ax.scatter([r["intensity"] for r in group], [r["gops"] for r in group], s=10,
+                   alpha=0.4, color=_COLORS.get(dataflow, "tab:gray"),
+                   marker=_MARKERS[workloads.index(workload) % len(_MARKERS)],
+                   label=dataflow if len(workloads) == 1 else f"{dataflow}, {workload}")
+    # Memory roofs: AXI's read and write channels each move a bus width per cycle, and the
+    # intensity counts the bytes of both, so the bound is 2·bus bytes per cycle (2 ops a MAC).
+    for width in sorted({r["axi_data_width"] for r in rows}):
+        roof = 2 * 2 * (width // 8) * freq / 1000
+        ax.plot([lo, hi], [roof * lo, roof * hi], linestyle="--", color="tab:green",
+                linewidth=1)
+        ax.annotate(f"memory roof, {width}-bit AXI (read + write)", (lo, roof * lo),
+                    fontsize=7, color="tab:green", xytext=(2, 4), textcoords="offset points")
+    # Compute roofs 2·R·C·f: the smallest and largest arrays (more would hide the points).
+    sizes = sorted({r["pes"] for r in rows})
+    for pes in sorted({sizes[0], sizes[-1]}):
+        roof = 2 * pes * freq / 1000
+        ax.axhline(roof, color="tab:red", linewidth=1, linestyle=":")
+        ax.annotate(f"compute roof, {pes} PEs", (hi, roof), fontsize=7, color="tab:red",
+                    ha="right", va="bottom")
+    _log(plt, ax, x=True, y=True)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("operational intensity (MACs per AXI byte read or written)")
+    ax.set_ylabel(f"GOPS at {freq:g} MHz" if len(freqs) == 1 else
+                  f"GOPS at each point's Fmax (roofs at {freq:g} MHz)")
+    ax.set_title(f"{PLOTS['roofline']} ({fidelity})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _model_vs_rtl(plt: Any, rows: Sequence[Row]) -> Any:
+    """Left: model against RTL cycles (log-log, the diagonal). Right: the error against the RTL
+    cycles with the ±2 % band, which a log-log plot over decades would make invisible."""
+    fig, (ax, err) = plt.subplots(1, 2, figsize=(10, 4.5))
+    lo = min(min(r["rtl_cycles"], r["model_cycles"]) for r in rows) / 1.5
+    hi = max(max(r["rtl_cycles"], r["model_cycles"]) for r in rows) * 1.5
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=1, label="model = RTL")
+    err.axhspan(-2, 2, color="gray", alpha=0.25, label="±2 %")
+    err.axhline(0, color="black", linewidth=1)
+    for dataflow in sorted({r["dataflow"] for r in rows}):
+        mine = [r for r in rows if r["dataflow"] == dataflow]
+        color = _COLORS.get(dataflow, "tab:gray")
+        ax.scatter([r["rtl_cycles"] for r in mine], [r["model_cycles"] for r in mine], s=18,
+                   color=color, label=dataflow, zorder=3)
+        err.scatter([r["rtl_cycles"] for r in mine], [100 * r["model_error"] for r in mine],
+                    s=18, color=color, label=dataflow, zorder=3)
+    worst = max(rows, key=lambda r: abs(r["model_error"]))
+    for axis in (ax, err):
+        _log(plt, axis, x=True)
+        axis.set_xlim(lo, hi)
+        axis.set_xlabel("cycles measured in Verilator")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    _log(plt, ax, y=True)
+    ax.set_ylim(lo, hi)
+    ax.set_ylabel("cycles predicted by the model")
+    ax.set_title(PLOTS["model_vs_rtl"], fontsize=10)
+    err.set_ylabel("model error (model − RTL) / RTL, %")
+    err.set_title(f"worst {worst['model_error']:+.1%}: {worst['rows']}×{worst['cols']} "
+                  f"{worst['dataflow']}, {worst['workload']}", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,729 @@
+"""Evaluating sweep points at three fidelities, on a local process pool or a Dask cluster.
+
+* ``model``: the analytic model (:func:`accelerator.model.perf.estimate`) on every layer.
+* ``rtl``: every layer simulated on the accelerator in Verilator (cycles from its performance
+  counters, results checked against NumPy), plus the model's numbers for the model's error.
+* ``synth``: yosys and nextpnr on a board (LUTs, FFs, BRAM, DSP, Fmax), plus the model's cycles.
+
+Work goes out as *tasks*: a chunk of model points, all the RTL points of one config (so that one
+worker builds each Verilator model, under a file lock besides, and one simulation runs many
+GEMMs), or all the synth points of one build. A worker writes each finished point to the store
+at once (when the store's directory is visible to it; otherwise the sweep's process writes it on
+receipt). Anything a point raises becomes a failed record with the error and a log file; a task
+that dies as a whole (a crashed worker) fails its points, and the other tasks go on.
+
+Two environment variables exist for tests: ``ACCEL_SWEEP_DELAY=SECONDS`` makes every point wait
+that long first (so that a test can kill a sweep part-way), and ``ACCEL_SWEEP_FAIL=NAME=VALUE,...``
+makes the points whose config matches all of them fail with an injected error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..config import AcceleratorConfig
+from .space import ConfigPoint
+from .store import Store, point_key
+from .workloads import Workload
+
+__all__ = [
+    "FIDELITIES",
+    "SWEEP_VERSION",
+    "PointSpec",
+    "SchedulerError",
+    "SweepResult",
+    "Task",
+    "evaluate_model",
+    "make_tasks",
+    "plan_points",
+    "rtl_memory_needed",
+    "run_sweep",
+    "run_task",
+]
+
+FIDELITIES = ("model", "rtl", "synth")
+#: Bumped when a record's fields change meaning, so that older records are not reused.
+SWEEP_VERSION = 1
+_PACKAGE = Path(__file__).resolve().parents[1]
+#: How long to keep trying to reach a Dask scheduler before the sweep fails.
+DASK_CONNECT_TIMEOUT = "10s"
+
+
+def _verification_dir() -> Path:
+    """The testbenches: ``verification/`` beside the package in a checkout, inside it when
+    installed as ``accelerator.verification``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("accelerator.verification")
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parent
+
+
+@functools.lru_cache(maxsize=8)
+def _sources_digest(*globs: str) -> str:
+    """A digest of the sources matching ``globs`` (relative to the package; ``verification/``
+    is the testbenches'): what a fidelity's results depend on."""
+    h = hashlib.sha256()
+    for pattern in globs:
+        root, rest = ((_verification_dir(), pattern.removeprefix("verification/"))
+                      if pattern.startswith("verification/") else (_PACKAGE, pattern))
+        paths = sorted(root.glob(rest))
+        if not paths:  # a pattern that matches nothing would silently stop invalidating
+            raise FileNotFoundError(f"no source matches {pattern!r} under {root}")
+        for path in paths:
+            h.update(pattern.encode())
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+#: The sources whose change invalidates a stored point of each fidelity. Every fidelity carries
+#: the model's numbers, so the model's sources are in all three.
+_SOURCES = {
+    "model": ("config.py", "model/*.py"),
+    "rtl": ("config.py", "model/*.py", "hw/*.py", "verification/accel_tb.py"),
+    "synth": ("config.py", "model/*.py", "hw/*.py", "flow/build.py", "flow/synth_top.py"),
+}
+
+
+@dataclass(frozen=True)
+class PointSpec:
+    """Everything that defines one point of a sweep; ``key`` is its digest."""
+
+    fidelity: str
+    values: dict[str, Any]            # the swept fields
+    config: dict[str, Any]            # every field (base config + swept values)
+    config_error: str | None          # why ``config`` is not a valid config, if it is not
+    workload: Workload
+    seed: int | None = None           # rtl (data) and synth (placement)
+    board: str | None = None          # synth
+    top: str | None = None            # synth
+    freq_mhz: float | None = None     # synth: the timing constraint
+    key: str = ""
+
+    def identity(self) -> dict[str, Any]:
+        ident: dict[str, Any] = {
+            "version": SWEEP_VERSION, "fidelity": self.fidelity, "config": self.config,
+            "workload": self.workload.to_dict(), "sources": _sources_digest(
+                *_SOURCES[self.fidelity]),
+        }
+        if self.fidelity in ("rtl", "synth"):
+            ident["seed"] = self.seed
+        if self.fidelity == "synth":
+            ident.update(board=self.board, top=self.top, freq_mhz=self.freq_mhz)
+        return ident
+
+    def with_key(self) -> PointSpec:
+        return PointSpec(**{**self.__dict__, "key": point_key(self.identity())})
+
+    def accelerator_config(self) -> AcceleratorConfig:
+        return AcceleratorConfig.from_dict(self.config)
+
+
+def plan_points(base: AcceleratorConfig, configs: Sequence[ConfigPoint],
+                workloads: Sequence[Workload], fidelities: Sequence[str], *, seed: int = 1,
+                board: str | None = None, top: str = "core",
+                freq_mhz: float | None = None) -> list[PointSpec]:
+    """Every (fidelity, config, workload) point, keyed; configs vary fastest within a fidelity."""
+    points = []
+    for fidelity in fidelities:
+        if fidelity not in FIDELITIES:
+            raise ValueError(f"unknown fidelity {fidelity!r} (known: {', '.join(FIDELITIES)})")
+        for workload in workloads:
+            for cp in configs:
+                full = cp.config.to_dict() if cp.config else {**base.to_dict(), **cp.values}
+                points.append(PointSpec(
+                    fidelity=fidelity, values=dict(cp.values), config=full,
+                    config_error=cp.error, workload=workload,
+                    seed=seed if fidelity != "model" else None,
+                    board=board if fidelity == "synth" else None,
+                    top=top if fidelity == "synth" else None,
+                    freq_mhz=freq_mhz if fidelity == "synth" else None).with_key())
+    return points
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+
+
+class SchedulerError(RuntimeError):
+    """The Dask scheduler of ``--scheduler`` cannot be reached. ``str()`` is one line."""
+
+
+class PointError(Exception):
+    """A point failed for a known reason: ``str()`` is the message, ``log`` a tool log."""
+
+    def __init__(self, message: str, log: str | Path | None = None):
+        super().__init__(message)
+        self.log = str(log) if log else None
+
+
+def evaluate_model(config: AcceleratorConfig, workload: Workload) -> dict[str, Any]:
+    """The model's totals over a workload's layers (each distinct shape estimated once)."""
+    from ..model.perf import estimate
+
+    totals = {"cycles": 0, "compute_cycles": 0, "memory_read_cycles": 0,
+              "memory_write_cycles": 0, "read_bytes": 0, "write_bytes": 0}
+    layers = []
+    cache: dict[tuple[int, int, int], Any] = {}
+    for layer in workload.layers:
+        e = cache.get(layer.shape)
+        if e is None:
+            e = cache[layer.shape] = estimate(config, layer.m, layer.k, layer.n)
+        for name in totals:
+            totals[name] += getattr(e, name) * layer.count
+        layers.append({"name": layer.name, "m": layer.m, "k": layer.k, "n": layer.n,
+                       "count": layer.count, "model_cycles": e.cycles})
+    memory = max(totals["memory_read_cycles"], totals["memory_write_cycles"])
+    return {**totals, "bound": "compute" if totals["compute_cycles"] >= memory else "memory",
+            "layers": layers}
+
+
+def rtl_memory_needed(m: int, k: int, n: int) -> int:
+    """At most the bytes of bench memory :func:`accelerator.flow.cases.make_data` lays a GEMM
+    out in: A, B and int32 C with the widest seeded padding, alignment and gaps."""
+    sizes = (m * (k + 17), k * (n + 17), m * ((4 * n + 17 + 3) // 4 * 4), 0)  # A, B, C, C_in
+    cursor = 0x100
+    for index, size in enumerate(sizes):
+        start = cursor + (63 if index < 2 else 0)
+        cursor = (start + size + 0xFF) // 0x100 * 0x100 + 0x100
+    return cursor
+
+
+@dataclass
+class Task:
+    """One unit of work for a worker: points of one fidelity (and one build, for rtl/synth)."""
+
+    fidelity: str
+    points: list[PointSpec]
+    store_root: str
+    build_root: str
+
+
+@dataclass
+class Outcome:
+    """A finished point as a worker returns it: the record, and whether it is already stored."""
+
+    record: dict[str, Any]
+    log_text: str | None = None
+    written: bool = False
+
+
+class _Recorder:
+    """Turns results and exceptions into records and stores them as soon as they exist."""
+
+    def __init__(self, task: Task):
+        self.store = Store(task.store_root)
+        # A remote worker does not see the sweep's directory: then the sweep's process writes.
+        self.local = self.store.root.is_dir()
+        self.outcomes: list[Outcome] = []
+
+    def _base(self, spec: PointSpec, started: float) -> dict[str, Any]:
+        return {
+            "key": spec.key, "version": SWEEP_VERSION, "fidelity": spec.fidelity,
+            "workload": spec.workload.name, "workload_digest": spec.workload.digest,
+            "values": spec.values, "config": spec.config, "seed": spec.seed,
+            "board": spec.board, "top": spec.top, "freq_mhz": spec.freq_mhz,
+            "macs": spec.workload.macs, "layers": None, "model": None, "rtl": None,
+            "synth": None, "status": "ok", "error": None, "log": None, "tool_log": None,
+            "seconds": round(time.monotonic() - started, 6),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": socket.gethostname(), "pid": os.getpid(),
+        }
+
+    def ok(self, spec: PointSpec, started: float, **parts: Any) -> None:
+        record = self._base(spec, started)
+        record.update(parts)
+        self._finish(Outcome(record))
+
+    def failed(self, spec: PointSpec, started: float, error: str, *, log_text: str = "",
+               tool_log: str | None = None, **parts: Any) -> None:
+        record = self._base(spec, started)
+        record.update(parts, status="failed", error=error, tool_log=tool_log)
+        text = (f"point {spec.key}: {spec.fidelity} of {spec.workload.name} on "
+                f"{json.dumps(spec.config, sort_keys=True)}\nerror: {error}\n")
+        if tool_log:
+            text += f"tool log: {tool_log}\n"
+        if log_text:
+            text += "\n" + log_text
+        self._finish(Outcome(record, log_text=text))
+
+    def _finish(self, outcome: Outcome) -> None:
+        if self.local:
+            store_outcome(self.store, outcome)
+        self.outcomes.append(outcome)
+
+
+def store_outcome(store: Store, outcome: Outcome) -> None:
+    """Write a point's log (if it failed) and then its record, each atomically."""
+    if outcome.written:
+        return
+    if outcome.log_text is not None:
+        outcome.record["log"] = str(store.write_log(outcome.record["key"], outcome.log_text))
+    store.write(outcome.record)
+    outcome.written = True
+
+
+def _test_hooks(spec: PointSpec) -> None:
+    """The ACCEL_SWEEP_DELAY / ACCEL_SWEEP_FAIL test hooks (see the module docstring)."""
+    delay = os.environ.get("ACCEL_SWEEP_DELAY")
+    if delay:
+        time.sleep(float(delay))
+    fail = os.environ.get("ACCEL_SWEEP_FAIL")
+    if fail:
+        wanted = dict(item.split("=", 1) for item in fail.split(",") if "=" in item)
+        if wanted and all(str(spec.config.get(k)).lower() == v.lower()
+                          for k, v in wanted.items()):
+            raise RuntimeError(f"injected failure (ACCEL_SWEEP_FAIL={fail})")
+
+
+def _exception_text(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _run_model_task(task: Task, rec: _Recorder) -> None:
+    for spec in task.points:
+        started = time.monotonic()
+        try:
+            if spec.config_error:
+                rec.failed(spec, started, spec.config_error)
+                continue
+            _test_hooks(spec)
+            model = evaluate_model(spec.accelerator_config(), spec.workload)
+        except Exception as exc:  # any bug or bad input of one point fails only that point
+            rec.failed(spec, started, _exception_text(exc), log_text=traceback.format_exc())
+            continue
+        layers = model.pop("layers")
+        rec.ok(spec, started, model=model, layers=layers)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across processes (another sweep, another test) on one machine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX: grouping by config still holds
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: GEMMs per simulation: a simulation costs seconds to start, and a killed sweep loses the
+#: batch in flight, so batches are a handful of GEMMs or about this many modelled cycles.
+_RTL_BATCH_CASES = 8
+_RTL_BATCH_CYCLES = 200_000
+
+
+def _rtl_batches(points: list[tuple[PointSpec, dict]]) -> Iterator[list[tuple[PointSpec, dict]]]:
+    batch: list[tuple[PointSpec, dict]] = []
+    shapes: set[tuple[int, int, int]] = set()
+    cycles = 0
+    for spec, model in points:
+        batch.append((spec, model))
+        for layer in model["layers"]:
+            shape = (layer["m"], layer["k"], layer["n"])
+            if shape not in shapes:
+                shapes.add(shape)
+                cycles += layer["model_cycles"]
+        if len(shapes) >= _RTL_BATCH_CASES or cycles >= _RTL_BATCH_CYCLES:
+            yield batch
+            batch, shapes, cycles = [], set(), 0
+    if batch:
+        yield batch
+
+
+def _rtl_check(spec: PointSpec) -> None:
+    """Raise PointError for a workload the RTL bench cannot run."""
+    from ..hw.registers import MAX_DIM
+    from ..verification.accel_tb import MEMORY_SIZE
+
+    for layer in spec.workload.layers:
+        big = [f"{d} = {v}" for d, v in zip("mkn", layer.shape, strict=True) if v > MAX_DIM]
+        if big:
+            raise PointError(f"layer {layer.name} ({layer.m}×{layer.k}×{layer.n}): "
+                             f"{', '.join(big)} is beyond the hardware's limit of {MAX_DIM}")
+        need = rtl_memory_needed(*layer.shape)
+        if need > MEMORY_SIZE:
+            raise PointError(f"layer {layer.name} ({layer.m}×{layer.k}×{layer.n}) needs up to "
+                             f"{need:,} bytes of memory; the RTL bench has {MEMORY_SIZE:,}")
+
+
+def _run_rtl_task(task: Task, rec: _Recorder) -> None:
+    """All the points of one config: build its model once, then simulate in batches."""
+    from ..flow.cases import GemmCase
+    from ..flow.rtl import ACCEL_TOP
+    from ..flow.sim import build_model, run_tests
+
+    runnable: list[tuple[PointSpec, dict]] = []
+    starts: dict[str, float] = {}
+    for spec in task.points:
+        starts[spec.key] = started = time.monotonic()
+        try:
+            if spec.config_error:
+                rec.failed(spec, started, spec.config_error)
+                continue
+            _test_hooks(spec)
+            model = evaluate_model(spec.accelerator_config(), spec.workload)
+            _rtl_check(spec)
+        except PointError as exc:
+            rec.failed(spec, started, str(exc), model=_totals(model), layers=model["layers"])
+            continue
+        except Exception as exc:
+            rec.failed(spec, started, _exception_text(exc), log_text=traceback.format_exc())
+            continue
+        runnable.append((spec, model))
+    if not runnable:
+        return
+
+    config = runnable[0][0].accelerator_config()
+    build_root = Path(task.build_root)
+    try:
+        with _file_lock(build_root / "sim" / f".{ACCEL_TOP}_{config.name}.lock"):
+            sim_model = build_model(config, top=ACCEL_TOP, root=build_root)
+    except Exception as exc:  # the build failed (its message names its log): so did every point
+        for spec, model in runnable:
+            rec.failed(spec, starts[spec.key], _exception_text(exc),
+                       log_text=traceback.format_exc(), model=_totals(model),
+                       layers=model["layers"])
+        return
+
+    seed = runnable[0][0].seed or 1
+    for batch in _rtl_batches(runnable):
+        shapes = list(dict.fromkeys((layer["m"], layer["k"], layer["n"])
+                                    for _, model in batch for layer in model["layers"]))
+        cases = [GemmCase(m=m, k=k, n=n, seed=seed) for m, k, n in shapes]
+        name = "sweep_" + hashlib.sha256(json.dumps(
+            [c.to_json() for c in cases]).encode()).hexdigest()[:12]
+        report = sim_model.build_dir / f"{name}.jsonl"
+        report.unlink(missing_ok=True)
+        sim_started = time.monotonic()
+        try:
+            outcome = run_tests(sim_model, "accel_tb", seed=seed, testcase="sim_gemms",
+                                results_name=name,
+                                extra_env={"ACCEL_GEMMS": json.dumps([json.loads(c.to_json())
+                                                                      for c in cases]),
+                                           "ACCEL_REPORT": str(report)})
+            sim_log, sim_failure = str(outcome.log), "; ".join(
+                f"{k}: {v}" for k, v in outcome.failures.items())
+        except Exception as exc:
+            sim_log, sim_failure = None, _exception_text(exc)
+        sim_seconds = time.monotonic() - sim_started
+        results: dict[tuple[int, int, int], dict] = {}
+        if report.is_file():
+            # One line per case, with its index in ACCEL_GEMMS (sim_gemms in accel_tb.py); a
+            # torn last line (the simulator killed mid-write) is skipped: no result for it.
+            for line in report.read_text().splitlines():
+                with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+                    result = json.loads(line)
+                    results[shapes[result["index"]]] = result
+        for spec, model in batch:
+            _finish_rtl_point(rec, spec, starts[spec.key], _placed(spec, model, seed), results,
+                              sim_log, sim_failure, sim_model, sim_seconds)
+
+
+def _placed(spec: PointSpec, model: dict, seed: int) -> dict:
+    """The model's cycles for the matrices where the RTL bench put them (the model's error
+    against the RTL is then the model's, not the spread of alignment costs over placements)."""
+    from ..flow.cases import GemmCase, bench_layout
+    from ..model.perf import estimate
+
+    config = AcceleratorConfig.from_dict(spec.config)
+    layers, cycles = [], 0
+    for layer in model["layers"]:
+        case = GemmCase(m=layer["m"], k=layer["k"], n=layer["n"], seed=seed)
+        placed = estimate(config, case.m, case.k, case.n,
+                          layout=bench_layout(config, case)).cycles
+        layers.append({**layer, "model_cycles": placed})
+        cycles += placed * layer["count"]
+    return {**model, "cycles": cycles, "layers": layers}
+
+
+def _totals(model: dict) -> dict:
+    return {k: v for k, v in model.items() if k != "layers"}
+
+
+def _finish_rtl_point(rec: _Recorder, spec: PointSpec, started: float, model: dict,
+                      results: dict, sim_log: str | None, sim_failure: str, sim_model: Any,
+                      sim_seconds: float) -> None:
+    layers, problems, cycles = [], [], 0
+    for layer in model["layers"]:
+        shape = (layer["m"], layer["k"], layer["n"])
+        result = results.get(shape)
+        what = f"layer {layer['name']} ({shape[0]}×{shape[1]}×{shape[2]})"
+        if result is None:
+            problems.append(f"{what}: no result ({sim_failure or 'the simulation stopped'})")
+        elif result.get("error"):
+            problems.append(f"{what}: {result['error']}")
+        elif not result.get("passed"):
+            problems.append(f"{what}: {result.get('mismatches')} elements differ from NumPy")
+        else:
+            cycles += result["cycles"] * layer["count"]
+        layers.append({**layer, "rtl_cycles": result.get("cycles") if result else None})
+    rtl = {"cycles": cycles if not problems else None, "sim_log": sim_log,
+           "build_dir": str(sim_model.build_dir),
+           "build_seconds": round(sim_model.build_seconds, 2),
+           "sim_seconds": round(sim_seconds, 2)}
+    if problems:
+        rec.failed(spec, started, "; ".join(problems), tool_log=sim_log, model=_totals(model),
+                   layers=layers, rtl=rtl)
+    else:
+        rec.ok(spec, started, model=_totals(model), layers=layers, rtl=rtl)
+
+
+def _run_synth_task(task: Task, rec: _Recorder) -> None:
+    """All the points of one build (same config, board, top, frequency and seed)."""
+    from ..flow.build import BuildError, build
+
+    starts = {spec.key: time.monotonic() for spec in task.points}
+    first = task.points[0]
+    models: dict[str, dict] = {}
+    for spec in task.points:
+        try:
+            if spec.config_error:
+                rec.failed(spec, starts[spec.key], spec.config_error)
+                continue
+            _test_hooks(spec)
+            models[spec.key] = evaluate_model(spec.accelerator_config(), spec.workload)
+        except Exception as exc:
+            rec.failed(spec, starts[spec.key], _exception_text(exc),
+                       log_text=traceback.format_exc())
+    if not models:
+        return
+    try:
+        report = build(first.accelerator_config(), first.board or "ulx3s-85f",
+                       top=first.top or "core", freq_mhz=first.freq_mhz, seed=first.seed or 1,
+                       allow_timing_fail=True, cache_root=Path(task.build_root) / "fpga")
+        synth = {**{k: report.used.get(k) for k in ("luts", "ffs", "bram", "dsp")},
+                 "available": report.available, "fmax_mhz": report.fmax_mhz,
+                 "timing_met": report.timing_met, "device": report.device,
+                 "report": str(Path(report.build_dir) / "report.json"),
+                 "build_seconds": report.build_seconds, "cached": report.cached}
+        error, tool_log, text = None, report.nextpnr_log, ""
+    except BuildError as exc:
+        synth, error, tool_log, text = None, str(exc), exc.log, traceback.format_exc()
+    except Exception as exc:
+        synth, error, tool_log, text = None, _exception_text(exc), None, traceback.format_exc()
+    for spec in task.points:
+        if spec.key not in models:
+            continue
+        model = models[spec.key]
+        if error is None:
+            rec.ok(spec, starts[spec.key], model=_totals(model), layers=model["layers"],
+                   synth=synth, tool_log=str(tool_log))
+        else:
+            rec.failed(spec, starts[spec.key], error, log_text=text,
+                       tool_log=str(tool_log) if tool_log else None, model=_totals(model),
+                       layers=model["layers"])
+
+
+_RUNNERS: dict[str, Callable[[Task, _Recorder], None]] = {
+    "model": _run_model_task, "rtl": _run_rtl_task, "synth": _run_synth_task,
+}
+
+
+def run_task(task: Task) -> list[Outcome]:
+    """Evaluate a task's points (in a worker); each point is stored as soon as it is done."""
+    rec = _Recorder(task)
+    _RUNNERS[task.fidelity](task, rec)
+    return rec.outcomes
+
+
+# -- scheduling ---------------------------------------------------------------------------------
+
+
+def make_tasks(points: Sequence[PointSpec], *, workers: int, store_root: Path,
+               build_root: Path) -> list[Task]:
+    """Cut points into tasks: model points in chunks (a few per worker, for balance, at most
+    64 so that progress moves), rtl points per config, synth points per build."""
+    tasks: list[Task] = []
+    model_points = [p for p in points if p.fidelity == "model"]
+    if model_points:
+        size = max(1, min(64, math.ceil(len(model_points) / (max(workers, 1) * 8))))
+        for start in range(0, len(model_points), size):
+            tasks.append(Task("model", model_points[start:start + size], str(store_root),
+                              str(build_root)))
+    groups: dict[tuple, list[PointSpec]] = {}
+    for p in points:
+        if p.fidelity == "rtl":
+            key: tuple = ("rtl", json.dumps(p.config, sort_keys=True), p.config_error, p.seed)
+        elif p.fidelity == "synth":
+            key = ("synth", json.dumps(p.config, sort_keys=True), p.config_error, p.board,
+                   p.top, p.freq_mhz, p.seed)
+        else:
+            continue
+        groups.setdefault(key, []).append(p)
+    for key, group in groups.items():
+        tasks.append(Task(key[0], group, str(store_root), str(build_root)))
+    # The slow tasks first, so that a pool does not end on one long build: synth, then rtl,
+    # each largest array first (build time grows with it), then the model chunks.
+    order = {"synth": 0, "rtl": 1, "model": 2}
+
+    def cost(task: Task) -> tuple[int, int]:
+        config = task.points[0].config
+        pes = config["rows"] * config["cols"] if task.fidelity != "model" else 0
+        return (order[task.fidelity], -pes)
+
+    tasks.sort(key=cost)
+    return tasks
+
+
+def _task_failed(task: Task, exc: BaseException) -> list[Outcome]:
+    """A task that died as a whole (its worker crashed, the cluster lost it): every point of it
+    that is not in the store yet fails with that error."""
+    rec = _Recorder(task)
+    done = Store(task.store_root).load() if rec.local else {}
+    started = time.monotonic()
+    for spec in task.points:
+        if done.get(spec.key, {}).get("status") == "ok":
+            rec.outcomes.append(Outcome(done[spec.key], written=True))
+            continue
+        rec.failed(spec, started, f"the worker failed: {_exception_text(exc)}",
+                   log_text="".join(traceback.format_exception(exc)))
+    return rec.outcomes
+
+
+@dataclass
+class SweepResult:
+    """The records of every point of a sweep, in plan order, and how they came about."""
+
+    records: list[dict[str, Any]]
+    resumed: int = 0       # points found in the store
+    computed: int = 0      # points evaluated by this run
+    failed_keys: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["status"] != "ok"]
+
+
+def _run_local(tasks: list[Task], jobs: int, on_done: Callable[[Task, list[Outcome]], None]
+               ) -> None:
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            try:
+                outcomes = run_task(task)
+            except Exception as exc:  # pragma: no cover - run_task catches per point
+                outcomes = _task_failed(task, exc)
+            on_done(task, outcomes)
+        return
+    import multiprocessing
+
+    # forkserver, not fork: the sweep's process has threads (the progress bar's, Dask's), and a
+    # forked child can inherit a lock one of them held.
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                               mp_context=multiprocessing.get_context("forkserver"))
+    futures: dict[Future, Task] = {pool.submit(run_task, task): task for task in tasks}
+    try:
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                outcomes = future.result()
+            except Exception as exc:  # a worker died (BrokenProcessPool) or could not unpickle
+                outcomes = _task_failed(task, exc)
+            on_done(task, outcomes)
+    except BaseException:
+        # Interrupted: stop the workers now rather than letting them finish their tasks (an
+        # RTL task runs for minutes). Every point they finished is in the store already.
+        # (ProcessPoolExecutor has no public way to before Python 3.14's terminate_workers.)
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.terminate()
+        for process in processes:  # dead before the caller counts what is stored
+            with contextlib.suppress(Exception):
+                process.join(timeout=10)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_dask(tasks: list[Task], scheduler: str, on_done: Callable[[Task, list[Outcome]], None]
+              ) -> None:
+    from distributed import Client
+    from distributed import as_completed as dask_completed
+
+    try:
+        client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
+    except OSError as exc:  # refused, unresolvable, timed out (TimeoutError is an OSError)
+        raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler} "
+                             f"({' '.join(str(exc).split())})") from None
+    try:
+        futures = {client.submit(run_task, task, pure=False): task for task in tasks}
+        try:
+            # The loop given, or as_completed looks for a default client (there is none).
+            for future in dask_completed(list(futures), loop=client.loop):
+                task = futures[future]
+                try:
+                    outcomes = future.result()
+                except Exception as exc:  # KilledWorker, a lost connection, ...
+                    outcomes = _task_failed(task, exc)
+                on_done(task, outcomes)
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+    finally:
+        client.close()
+
+
+def run_sweep(points: Sequence[PointSpec], store: Store, *, jobs: int = 1,
+              scheduler: str | None = None, build_root: Path = Path("build"),
+              progress: Callable[[int, int], None] | None = None) -> SweepResult:
+    """Evaluate the points not already in ``store`` and return every point's record.
+
+    ``progress(done, failed)`` is called as points finish (``done`` counts resumed points too).
+    A stored point is reused when it succeeded; a stored failure is tried again.
+    """
+    store.points_dir.mkdir(parents=True, exist_ok=True)
+    existing = store.load()
+    records: dict[str, dict[str, Any]] = {}
+    todo: list[PointSpec] = []
+    plan = list({spec.key: spec for spec in points}.values())  # a point twice runs once
+    for spec in plan:
+        record = existing.get(spec.key)
+        if record is not None and record.get("status") == "ok":
+            records[spec.key] = record
+        else:
+            todo.append(spec)
+    result = SweepResult(records=[], resumed=len(records))
+    failed = 0
+    if progress:
+        progress(len(records), failed)
+    tasks = make_tasks(todo, workers=jobs if scheduler is None else 8,
+                       store_root=store.root, build_root=build_root)
+
+    def on_done(task: Task, outcomes: list[Outcome]) -> None:
+        nonlocal failed
+        for outcome in outcomes:
+            store_outcome(store, outcome)  # when the worker could not
+            records[outcome.record["key"]] = outcome.record
+            result.computed += 1
+            failed += outcome.record["status"] != "ok"
+        if progress:
+            progress(len(records), failed)
+
+    if scheduler is None:
+        _run_local(tasks, jobs, on_done)
+    else:
+        _run_dask(tasks, scheduler, on_done)
+    result.records = [records[spec.key] for spec in plan]
+    result.failed_keys = [r["key"] for r in result.records if r["status"] != "ok"]
+    return result

@@ -1,0 +1,98 @@
+"""Where a sweep keeps its finished points: one JSON file per point, each written atomically.
+
+Layout under the sweep's output directory::
+
+    points/<key>.json     one record per finished point (ok or failed)
+    logs/<key>.log        what went wrong, for a failed point (traceback, tool log paths)
+
+A point's key is a digest of everything that defines its result (:func:`point_key`), so a
+sweep started again with the same points finds them here and skips them, and a changed point
+(another config, workload, seed, hardware or model source) gets a new key and is computed. A
+file is written to a temporary name in the same directory and renamed over the final name, so
+a sweep killed at any moment leaves whole records or none; the loader ignores the temporaries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Store", "point_key", "write_text_atomic"]
+
+
+def point_key(identity: Mapping[str, Any]) -> str:
+    """A stable 16-hex-digit key of a point's identity (any JSON-serializable mapping)."""
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that ``path`` holds the old content or the new, never a mix.
+
+    No fsync: a killed process cannot leave half a file behind a rename, and after a power loss
+    an empty or torn record fails to parse and :meth:`Store.load` computes that point again.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a team
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Store:
+    """The finished points of a sweep under ``root`` (the sweep's ``--out`` directory)."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.points_dir = self.root / "points"
+        self.logs_dir = self.root / "logs"
+
+    def path(self, key: str) -> Path:
+        return self.points_dir / f"{key}.json"
+
+    def log_path(self, key: str) -> Path:
+        return self.logs_dir / f"{key}.log"
+
+    def write(self, record: Mapping[str, Any]) -> Path:
+        """Write one point's record (it must have a ``key``) atomically; return its path."""
+        path = self.path(record["key"])
+        write_text_atomic(path, json.dumps(record, sort_keys=True, default=str) + "\n")
+        return path
+
+    def write_log(self, key: str, text: str) -> Path:
+        path = self.log_path(key)
+        write_text_atomic(path, text)
+        return path
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Every whole record, by key. Temporaries and unreadable files are skipped (and those
+        points computed again), never trusted."""
+        records: dict[str, dict[str, Any]] = {}
+        if not self.points_dir.is_dir():
+            return records
+        for path in self.points_dir.glob("*.json"):
+            if path.name.startswith("."):
+                continue
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and record.get("key") == path.stem:
+                records[path.stem] = record
+        return records
+
+    def clear(self) -> None:
+        """Forget every point (``accel sweep --fresh``)."""
+        for directory in (self.points_dir, self.logs_dir):
+            shutil.rmtree(directory, ignore_errors=True)
