@@ -20,8 +20,8 @@ __all__ = ["build"]
 @click.option("--board", required=True, metavar="BOARD",
               help=f"target board: {', '.join(flow.BOARDS)}")
 @click.option("--top", default="core", show_default=True, metavar="TOP",
-              help="core: the systolic core behind serial shift registers; board: the board "
-                   "top of accelerator/hw/board.py (when present)")
+              help="core: the systolic core behind serial shift registers; board: the "
+                   "accelerator with its UART bridge and on-chip RAM (accelerator/hw/board.py)")
 @click.option("--freq", "freq_mhz", type=float, default=None, metavar="MHZ",
               help="clock of the design, made by the device's PLL (the nearest it can) "
                    "[default: the board's oscillator, no PLL]")
@@ -45,11 +45,7 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
     if board not in flow.BOARDS:
         fail_usage(f"unknown board {board!r} (known: {', '.join(flow.BOARDS)})")
     if top not in flow.TOPS:
-        known = ", ".join(flow.TOPS)
-        if top == "board":
-            fail_usage(f"--top board is not available yet: accelerator/hw/board.py has no "
-                       f"BoardTop (known: {known})")
-        fail_usage(f"unknown top {top!r} (known: {known})")
+        fail_usage(f"unknown top {top!r} (known: {', '.join(flow.TOPS)})")
     if freq_mhz is not None:
         if not 0 < freq_mhz <= flow.MAX_FREQ_MHZ:
             fail_usage(f"--freq {freq_mhz:g} is out of range "

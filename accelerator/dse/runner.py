@@ -446,7 +446,7 @@ def _placed(spec: PointSpec, model: dict, seed: int) -> dict:
     from ..flow.cases import GemmCase, bench_layout
     from ..model.perf import estimate
 
-    config = AcceleratorConfig.from_dict(spec.config)
+    config = spec.accelerator_config()
     layers, cycles = [], 0
     for layer in model["layers"]:
         case = GemmCase(m=layer["m"], k=layer["k"], n=layer["n"], seed=seed)

@@ -167,20 +167,11 @@ def _board_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | Non
     return BoardTop(config, clk_freq=clk_freq, dsp_pes=dsp_pes)
 
 
-def _board_top_available() -> bool:
-    try:
-        from ..hw import board
-    except ImportError:
-        return False
-    return hasattr(board, "BoardTop")
-
-
-#: The synthesis tops: name → ``factory(config, *, clk_freq) -> Elaboratable``. ``"core"`` is the
-#: systolic core behind serial shift registers (:mod:`accelerator.flow.synth_top`); ``"board"``,
-#: present when :mod:`accelerator.hw.board` provides ``BoardTop``, is the real board design.
-TOPS: dict[str, Callable[..., Any]] = {"core": _core_top}
-if _board_top_available():
-    TOPS["board"] = _board_top
+#: The synthesis tops: name → ``factory(config, *, clk_freq, dsp_pes) -> Elaboratable``.
+#: ``"core"`` is the systolic core behind serial shift registers
+#: (:mod:`accelerator.flow.synth_top`); ``"board"`` is the real board design
+#: (:class:`accelerator.hw.board.BoardTop`).
+TOPS: dict[str, Callable[..., Any]] = {"core": _core_top, "board": _board_top}
 
 #: What the cache key hashes besides versions and options: every source of the gateware.
 _PACKAGE = Path(__file__).resolve().parents[1]
