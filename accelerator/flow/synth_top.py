@@ -41,10 +41,10 @@ class CoreSynthTop(Elaboratable):
     """
 
     def __init__(self, config: AcceleratorConfig, *, clk_freq: float | None = None,
-                 dsp_pes: int | None = None):
+                 dsp_pes: int | None = None, paired_pes: int = 0):
         self.config = config
         self.clk_freq = clk_freq
-        self.core = SystolicCore(config, dsp_pes=dsp_pes)
+        self.core = SystolicCore(config, dsp_pes=dsp_pes, paired_pes=paired_pes)
 
     def input_width(self) -> int:
         """Bits shifted in: every input of the core."""

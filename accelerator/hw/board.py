@@ -156,8 +156,9 @@ class BoardTop(wiring.Component):
         Where the RAM sits (host and accelerator addresses); must not overlap the registers.
     timeout_bytes : int
         The UART bridge's partial-frame timeout in byte times.
-    dsp_pes : int or None
-        PEs with a DSP multiplier, the rest in LUTs (:class:`~accelerator.hw.core.SystolicCore`).
+    dsp_pes : int or None; paired_pes : int
+        PEs with a DSP multiplier, the rest in LUTs; how many of them share a block two by two
+        (:class:`~accelerator.hw.core.SystolicCore`).
 
     Ports (simulation, ``platform is None``): ``uart_rx`` In(1), ``uart_tx`` Out(1), ``leds``
     Out(4). On an amaranth-boards platform the ports are left unused and the design requests
@@ -170,7 +171,7 @@ class BoardTop(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig, *, clk_freq: float, baud: int = 115200,
                  ram_bytes: int = 16384, ram_base: int = DEFAULT_RAM_BASE,
-                 timeout_bytes: int = 4, dsp_pes: int | None = None):
+                 timeout_bytes: int = 4, dsp_pes: int | None = None, paired_pes: int = 0):
         if ram_base < REGISTER_WINDOW:
             raise ValueError(f"ram_base = {ram_base:#x} overlaps the register window "
                              f"(0 to {REGISTER_WINDOW - 1:#x})")
@@ -182,6 +183,7 @@ class BoardTop(wiring.Component):
         self._ram_base = ram_base
         self._timeout_bytes = timeout_bytes
         self._dsp_pes = dsp_pes
+        self._paired_pes = paired_pes
         check_geometry(config, ram_bytes, ram_base)
         super().__init__()
 
@@ -207,7 +209,8 @@ class BoardTop(wiring.Component):
                                                   timeout_bytes=self._timeout_bytes)
         m.submodules.decoder = decoder = AxiLiteDecoder(
             [(0, REGISTER_WINDOW), (self._ram_base, self._ram_bytes)])
-        m.submodules.accel = accel = Accelerator(self._config, dsp_pes=self._dsp_pes)
+        m.submodules.accel = accel = Accelerator(self._config, dsp_pes=self._dsp_pes,
+                                                  paired_pes=self._paired_pes)
         m.submodules.ram = ram = AxiRam(self._config, self._ram_bytes, base=self._ram_base)
 
         wiring.connect(m, bridge.m_axil, decoder.s_axil)

@@ -26,7 +26,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
-from .pe import OutputStationaryPE, WeightStationaryPE
+from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE
 from .skew import Skew
 
 __all__ = ["SystolicCore", "core_layouts"]
@@ -74,13 +74,24 @@ class SystolicCore(wiring.Component):
         How many PEs multiply with ``*`` (a DSP block on an FPGA); the others build their
         multiplier from LUTs (:func:`~accelerator.hw.pe.lut_product`). None: all of them. The
         behaviour is the same either way; this only decides where synthesis puts the multipliers.
+    paired_pes : int
+        How many of the DSP PEs (the first ones) get their products two by two from a
+        :class:`~accelerator.hw.pe.ProductPair` (row-major neighbours), which packs both into one
+        SB_MAC16 on an iCE40. A PE alone in its block is faster (yosys also moves its accumulator
+        into the block), so a build pairs only the PEs that would otherwise have no block
+        (:func:`accelerator.flow.build.multiplier_plan`).
     """
 
-    def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None):
+    def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
+                 paired_pes: int = 0):
         if dsp_pes is not None and not dsp_pes >= 0:
             raise ValueError(f"dsp_pes = {dsp_pes} is out of range (allowed: 0 or more)")
         self._config = config
         self._dsp_pes = config.pes if dsp_pes is None else min(dsp_pes, config.pes)
+        if not (0 <= paired_pes <= self._dsp_pes and paired_pes % 2 == 0):
+            raise ValueError(f"paired_pes = {paired_pes} is out of range (allowed: an even "
+                             f"number from 0 to dsp_pes = {self._dsp_pes})")
+        self._paired_pes = paired_pes
         members = {name: (Out if name == "results" else In)(stream.Signature(layout))
                    for name, layout in core_layouts(config).items()}
         members["busy"] = Out(1)
@@ -95,8 +106,23 @@ class SystolicCore(wiring.Component):
         """PEs whose multiplier is a ``*`` (the first ones in row-major order)."""
         return self._dsp_pes
 
-    def _dsp(self, p: int, j: int) -> bool:
-        return p * self._config.cols + j < self._dsp_pes
+    def _make_pes(self, m: Module, pe_class) -> list[list]:
+        """The R×C PEs, added to ``m``; the first ``paired_pes`` on :class:`ProductPair` units."""
+        cfg = self._config
+        R, C = cfg.rows, cfg.cols
+        paired = self._paired_pes
+        flat = [pe_class(cfg, dsp=i < self._dsp_pes, product_port=i < paired)
+                for i in range(R * C)]
+        for i, pe in enumerate(flat):
+            m.submodules[f"pe_{i // C}_{i % C}"] = pe
+        for i in range(0, paired, 2):
+            m.submodules[f"mul_{i // 2}"] = pair = ProductPair(cfg.in_width)
+            first, second = flat[i], flat[i + 1]
+            m.d.comb += [
+                pair.a0.eq(first.mul_a), pair.b0.eq(first.mul_b), first.product.eq(pair.p0),
+                pair.a1.eq(second.mul_a), pair.b1.eq(second.mul_b), second.product.eq(pair.p1),
+            ]
+        return [flat[p * C:(p + 1) * C] for p in range(R)]
 
     def elaborate(self, platform) -> Module:
         if self._config.dataflow == "os":
@@ -131,11 +157,7 @@ class SystolicCore(wiring.Component):
         R, C = cfg.rows, cfg.cols
         m = Module()
 
-        pes = [[OutputStationaryPE(cfg, dsp=self._dsp(p, j)) for j in range(C)]
-               for p in range(R)]
-        for p in range(R):
-            for j in range(C):
-                m.submodules[f"pe_{p}_{j}"] = pes[p][j]
+        pes = self._make_pes(m, OutputStationaryPE)
 
         # Results leave the bottom of each column first, so logical row i sits in physical row
         # R-1-i: then row 0 of C is the first to come out.
@@ -235,11 +257,7 @@ class SystolicCore(wiring.Component):
         R, C = cfg.rows, cfg.cols
         m = Module()
 
-        pes = [[WeightStationaryPE(cfg, dsp=self._dsp(p, j)) for j in range(C)]
-               for p in range(R)]
-        for p in range(R):
-            for j in range(C):
-                m.submodules[f"pe_{p}_{j}"] = pes[p][j]
+        pes = self._make_pes(m, WeightStationaryPE)
         bottom = pes[R - 1]
 
         en = self._stall_and_deskew(

@@ -150,9 +150,11 @@ class GemmEngine(wiring.Component):
         The DMA still has writes in flight; an AXI response was an error.
     """
 
-    def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None):
+    def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
+                 paired_pes: int = 0):
         self._config = config
         self._dsp_pes = dsp_pes
+        self._paired_pes = paired_pes
         self.geometry = Geometry.of(config)
         super().__init__({
             "start": In(1), "cmd": In(command_layout()),
@@ -173,7 +175,8 @@ class GemmEngine(wiring.Component):
         lb = _log2(B)
         os_flow = cfg.dataflow == "os"
         m = Module()
-        m.submodules.core = core = SystolicCore(cfg, dsp_pes=self._dsp_pes)
+        m.submodules.core = core = SystolicCore(cfg, dsp_pes=self._dsp_pes,
+                                                   paired_pes=self._paired_pes)
         self._core = core
 
         # -- the command, latched at start -----------------------------------------------------

@@ -7,13 +7,31 @@ multiply-add, whatever its size.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 
-__all__ = ["OutputStationaryPE", "WeightStationaryPE", "lut_product"]
+__all__ = ["OutputStationaryPE", "ProductPair", "WeightStationaryPE", "lut_product",
+           "pes_per_dsp"]
+
+
+def _is_ice40(platform) -> bool:
+    if platform is None:
+        return False
+    from amaranth.vendor import SiliconBluePlatform
+    return isinstance(platform, SiliconBluePlatform)
+
+
+def pes_per_dsp(family: str, in_width: int) -> int:
+    """How many PE multipliers one DSP block of ``family`` holds.
+
+    An iCE40 SB_MAC16 splits into two independent signed 8×8 multipliers (``MODE_8x8``), so two
+    PEs share one when the operands are at most 8 bits wide; an ECP5 MULT18X18D holds one (the
+    open tools do not support its 9×9 halves).
+    """
+    return 2 if family == "ice40" and in_width <= 8 else 1
 
 
 def lut_product(a, b):
@@ -31,6 +49,82 @@ def lut_product(a, b):
         total = total + term
     top = Mux(b[len(b) - 1], wide << (len(b) - 1), 0)
     return (total - top)[:width].as_signed()
+
+
+def _product_members(config: AcceleratorConfig, product_port: bool) -> dict:
+    if not product_port:
+        return {}
+    op = signed(config.in_width)
+    return {"mul_a": Out(op), "mul_b": Out(op), "product": In(signed(2 * config.in_width))}
+
+
+def _product(pe, m: Module, a, b):
+    """The PE's product of ``a`` and ``b``: through its product port, a ``*`` or LUTs."""
+    if pe._product_port:
+        m.d.comb += [pe.mul_a.eq(a), pe.mul_b.eq(b)]
+        return pe.product
+    return a * b if pe._dsp else lut_product(a, b)
+
+
+class ProductPair(wiring.Component):
+    """Two independent signed products, ``p0 = a0·b0`` and ``p1 = a1·b1``, for two PEs.
+
+    On an iCE40 with operands of at most 8 bits both products come from one SB_MAC16 in its
+    two-8×8 mode (:func:`pes_per_dsp`), so 8 blocks serve 16 PEs; elsewhere (simulation, ECP5)
+    they are two ``*``, which synthesis maps to one DSP block each. Combinational either way, so
+    the PEs' timing does not depend on where their multiplier lives.
+    """
+
+    def __init__(self, in_width: int):
+        self._width = in_width
+        op = signed(in_width)
+        prod = signed(2 * in_width)
+        super().__init__({
+            "a0": In(op), "b0": In(op), "p0": Out(prod),
+            "a1": In(op), "b1": In(op), "p1": Out(prod),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        w = self._width
+        if not (_is_ice40(platform) and w <= 8):
+            m.d.comb += [self.p0.eq(self.a0 * self.b0), self.p1.eq(self.a1 * self.b1)]
+            return m
+
+        def byte(v):  # sign-extended to the 8-bit half of a MAC16 input
+            wide = Signal(signed(8))
+            m.d.comb += wide.eq(v)
+            return wide
+
+        # Port A/B bits 7:0 feed the bottom 8×8 multiplier and bits 15:8 the top one; with
+        # MODE_8x8 and A/B_SIGNED both halves are signed (yosys's ice40 cells_sim.v, which
+        # follows Lattice's simulation library). Output select 2 is each 8×8 product unregistered.
+        out = Signal(32)
+        zero16 = Signal(16)
+        m.submodules.mac = Instance(
+            "SB_MAC16",
+            p_NEG_TRIGGER=0, p_C_REG=0, p_A_REG=0, p_B_REG=0, p_D_REG=0,
+            p_TOP_8x8_MULT_REG=0, p_BOT_8x8_MULT_REG=0,
+            p_PIPELINE_16x16_MULT_REG1=0, p_PIPELINE_16x16_MULT_REG2=0,
+            p_TOPOUTPUT_SELECT=2, p_TOPADDSUB_LOWERINPUT=0, p_TOPADDSUB_UPPERINPUT=0,
+            p_TOPADDSUB_CARRYSELECT=0,
+            p_BOTOUTPUT_SELECT=2, p_BOTADDSUB_LOWERINPUT=0, p_BOTADDSUB_UPPERINPUT=0,
+            p_BOTADDSUB_CARRYSELECT=0,
+            p_MODE_8x8=1, p_A_SIGNED=1, p_B_SIGNED=1,
+            i_CLK=0, i_CE=0,
+            i_A=Cat(byte(self.a0), byte(self.a1)), i_B=Cat(byte(self.b0), byte(self.b1)),
+            i_C=zero16, i_D=zero16,
+            i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
+            i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
+            i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
+            i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+            o_O=out,
+        )
+        m.d.comb += [
+            self.p0.eq(out[0:16].as_signed()),
+            self.p1.eq(out[16:32].as_signed()),
+        ]
+        return m
 
 
 class OutputStationaryPE(wiring.Component):
@@ -62,11 +156,23 @@ class OutputStationaryPE(wiring.Component):
         Whether those slots hold a result.
     drain : In(1)
         The column starts to shift its results out.
+    mul_a, mul_b : Out(signed(in_width)); product : In(signed(2·in_width))
+        Only with ``product_port``: the operands to multiply, and their product, computed outside
+        the PE (by a :class:`ProductPair` shared with another PE).
+
+    Parameters
+    ----------
+    dsp : bool
+        The multiplier is a ``*`` (a DSP block), otherwise :func:`lut_product`.
+    product_port : bool
+        The product comes in through ``product`` (``dsp`` is then ignored).
     """
 
-    def __init__(self, config: AcceleratorConfig, *, dsp: bool = True):
+    def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
+                 product_port: bool = False):
         self._config = config
         self._dsp = dsp
+        self._product_port = product_port
         op = signed(config.in_width)
         acc = signed(config.acc_width)
         super().__init__({
@@ -78,6 +184,7 @@ class OutputStationaryPE(wiring.Component):
             "chain_in": In(acc), "chain_out": Out(acc),
             "chain_valid_in": In(1), "chain_valid_out": Out(1),
             "drain": In(1),
+            **_product_members(config, product_port),
         })
 
     def elaborate(self, platform) -> Module:
@@ -87,7 +194,7 @@ class OutputStationaryPE(wiring.Component):
         acc_next = Signal(acc_shape)
         held = Signal()
         # Truncation to acc_width is the two's-complement wrap of the reference model.
-        product = self.a_in * self.b_in if self._dsp else lut_product(self.a_in, self.b_in)
+        product = _product(self, m, self.a_in, self.b_in)
         m.d.comb += acc_next.eq(Mux(self.first_in, 0, acc) + product)
 
         with m.If(self.en):
@@ -138,11 +245,15 @@ class WeightStationaryPE(wiring.Component):
         The weight load chain.
     w_shift, capture : In(1)
         Shift the load chain; copy it into the shadow weight.
+    mul_a, mul_b, product
+        As in :class:`OutputStationaryPE`, with the same ``dsp`` and ``product_port`` parameters.
     """
 
-    def __init__(self, config: AcceleratorConfig, *, dsp: bool = True):
+    def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
+                 product_port: bool = False):
         self._config = config
         self._dsp = dsp
+        self._product_port = product_port
         op = signed(config.in_width)
         acc = signed(config.acc_width)
         super().__init__({
@@ -153,6 +264,7 @@ class WeightStationaryPE(wiring.Component):
             "psum_in": In(acc), "psum_out": Out(acc),
             "w_in": In(op), "w_out": Out(op),
             "w_shift": In(1), "capture": In(1),
+            **_product_members(config, product_port),
         })
 
     def elaborate(self, platform) -> Module:
@@ -162,7 +274,7 @@ class WeightStationaryPE(wiring.Component):
         active = Signal(op)
         weight = Signal(op)
         m.d.comb += weight.eq(Mux(self.first_in, shadow, active))
-        product = self.a_in * weight if self._dsp else lut_product(self.a_in, weight)
+        product = _product(self, m, self.a_in, weight)
 
         with m.If(self.en):
             m.d.sync += [

@@ -33,9 +33,11 @@ class Accelerator(wiring.Component):
         ``STATUS.done & MODE.irq_enable``.
     """
 
-    def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None):
+    def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
+                 paired_pes: int = 0):
         self._config = config
         self._dsp_pes = dsp_pes  # PEs with a DSP multiplier (SystolicCore); None: all
+        self._paired_pes = paired_pes  # of those, sharing a block two by two
         super().__init__({
             "s_axil": Out(AXI4LiteSignature(addr_width=ADDR_WIDTH, data_width=32)),
             "m_axi": Out(AXI4Signature(32, config.axi_data_width, 1)),
@@ -49,7 +51,8 @@ class Accelerator(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.regs = regs = RegisterBlock(self._config)
-        m.submodules.engine = engine = GemmEngine(self._config, dsp_pes=self._dsp_pes)
+        m.submodules.engine = engine = GemmEngine(self._config, dsp_pes=self._dsp_pes,
+                                                    paired_pes=self._paired_pes)
         m.submodules.dma = dma = DMA(self._config)
 
         wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
