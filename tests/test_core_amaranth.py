@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -33,6 +34,15 @@ def run(dut, testbenches, *, deadline=100_000):
     sim.run_until(deadline * 1e-6)
 
 
+async def prime(ctx, pe, a, b):
+    """One idle enabled cycle that loads the first beat's product: an OS PE multiplies the
+    values its inputs take next (``a_next``, ``b_next``), a cycle ahead."""
+    ctx.set(pe.valid_in, 0)
+    ctx.set(pe.a_next, a)
+    ctx.set(pe.b_next, b)
+    await ctx.tick()
+
+
 def test_os_pe_accumulates_restarts_and_wraps():
     cfg = AcceleratorConfig()
     pe = OutputStationaryPE(cfg)
@@ -41,10 +51,13 @@ def test_os_pe_accumulates_restarts_and_wraps():
     async def bench(ctx):
         ctx.set(pe.en, 1)
         # tile 1: 3·4 + (-128)·(-128) ; tile 2 starts from its first product
-        beats = [(3, 4, 1, 0), (-128, -128, 0, 1), (5, -6, 1, 1)]
-        for a, b, first, last in beats:
+        beats = [(3, 4, 1, 0), (-128, -128, 0, 1), (5, -6, 1, 1), (0, 0, 0, 0)]
+        await prime(ctx, pe, beats[0][0], beats[0][1])
+        for (a, b, first, last), upcoming in itertools.pairwise(beats):
             ctx.set(pe.a_in, a)
             ctx.set(pe.b_in, b)
+            ctx.set(pe.a_next, upcoming[0])
+            ctx.set(pe.b_next, upcoming[1])
             ctx.set(pe.valid_in, 1)
             ctx.set(pe.first_in, first)
             ctx.set(pe.last_in, last)
@@ -59,12 +72,34 @@ def test_os_pe_accumulates_restarts_and_wraps():
     assert seen[2] == -30
 
 
+def test_os_pe_product_comes_from_the_next_operands():
+    # the product register is loaded from a_next·b_next: a PE fed a_in·b_in alone computes 0
+    pe = OutputStationaryPE(AcceleratorConfig())
+
+    async def bench(ctx):
+        ctx.set(pe.en, 1)
+        ctx.set(pe.a_next, 7)
+        ctx.set(pe.b_next, -3)
+        await ctx.tick()
+        ctx.set(pe.a_in, 7)
+        ctx.set(pe.b_in, -3)
+        ctx.set(pe.a_next, 0)
+        ctx.set(pe.valid_in, 1)
+        ctx.set(pe.first_in, 1)
+        ctx.set(pe.last_in, 1)
+        await ctx.tick()
+        assert ctx.get(pe.chain_out) == -21
+
+    run(pe, [bench], deadline=100)
+
+
 def test_os_pe_wraps_like_int32():
     cfg = AcceleratorConfig(acc_width=16)
     pe = OutputStationaryPE(cfg)
 
     async def bench(ctx):
         ctx.set(pe.en, 1)
+        await prime(ctx, pe, -128, -128)
         ctx.set(pe.valid_in, 1)
         for k in range(3):
             ctx.set(pe.a_in, -128)
@@ -83,18 +118,27 @@ def test_os_pe_holds_when_disabled():
 
     async def bench(ctx):
         ctx.set(pe.en, 1)
+        await prime(ctx, pe, 2, 3)
         ctx.set(pe.valid_in, 1)
         ctx.set(pe.first_in, 1)
         ctx.set(pe.a_in, 2)
         ctx.set(pe.b_in, 3)
+        ctx.set(pe.a_next, 5)
         await ctx.tick()
         ctx.set(pe.en, 0)
         ctx.set(pe.a_in, 7)
+        ctx.set(pe.a_next, 9)
         ctx.set(pe.first_in, 0)
         ctx.set(pe.last_in, 1)
         await ctx.tick().repeat(3)
         assert ctx.get(pe.a_out) == 2
         assert ctx.get(pe.chain_valid_out) == 0
+        # enabled again: the held product is 5·3 (loaded before the stall), not 9·3
+        ctx.set(pe.en, 1)
+        ctx.set(pe.a_in, 5)
+        ctx.set(pe.first_in, 0)
+        await ctx.tick()
+        assert ctx.get(pe.chain_out) == 2 * 3 + 5 * 3
 
     run(pe, [bench], deadline=100)
 
@@ -110,6 +154,10 @@ def test_ws_pe_switches_weights_on_first():
         await ctx.tick()
         ctx.set(pe.w_shift, 0)
         ctx.set(pe.capture, 1)
+        # the product is loaded a cycle ahead: the next beat is a=3, first (the weight captured
+        # in this very cycle)
+        ctx.set(pe.a_next, 3)
+        ctx.set(pe.first_next, 1)
         await ctx.tick()
         ctx.set(pe.capture, 0)
         # the next weight is already loading while tile 1 runs
@@ -119,6 +167,8 @@ def test_ws_pe_switches_weights_on_first():
         ctx.set(pe.first_in, 1)
         ctx.set(pe.a_in, 3)
         ctx.set(pe.psum_in, 100)
+        ctx.set(pe.a_next, -2)
+        ctx.set(pe.first_next, 0)
         await ctx.tick()
         assert ctx.get(pe.psum_out) == 115
         ctx.set(pe.first_in, 0)
@@ -126,11 +176,15 @@ def test_ws_pe_switches_weights_on_first():
         ctx.set(pe.capture, 1)      # shadow takes -7, active keeps 5
         ctx.set(pe.a_in, -2)
         ctx.set(pe.psum_in, 0)
+        ctx.set(pe.a_next, 4)
+        ctx.set(pe.first_next, 1)
         await ctx.tick()
         assert ctx.get(pe.psum_out) == -10
         ctx.set(pe.capture, 0)
         ctx.set(pe.first_in, 1)     # tile 2 switches to -7
         ctx.set(pe.a_in, 4)
+        ctx.set(pe.a_next, 0)
+        ctx.set(pe.first_next, 0)
         await ctx.tick()
         assert ctx.get(pe.psum_out) == -28
 
@@ -138,13 +192,13 @@ def test_ws_pe_switches_weights_on_first():
 
 
 def stream_through_core(cfg, stream, rng, *, in_pause=0.0, out_pause=0.0, deadline=20_000,
-                        dsp_pes=None, paired_pes=0):
+                        dsp_pes=None, paired_pes=0, pipelined=None):
     """Drive a TileStream through the core with random pauses on both sides.
 
     Returns the result beats and the cycle count from the first input handshake to the last
     output handshake, inclusive.
     """
-    dut = SystolicCore(cfg, dsp_pes=dsp_pes, paired_pes=paired_pes)
+    dut = SystolicCore(cfg, dsp_pes=dsp_pes, paired_pes=paired_pes, pipelined=pipelined)
     layouts = core_layouts(cfg)
     got = []
     handshakes = []   # cycle numbers of every input and output handshake
@@ -188,11 +242,13 @@ def stream_through_core(cfg, stream, rng, *, in_pause=0.0, out_pause=0.0, deadli
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-@pytest.mark.parametrize("rows,cols,dsp_pes,paired_pes", [
-    (1, 1, None, 0), (2, 2, None, 0), (2, 3, None, 6), (2, 3, 0, 0), (2, 2, 3, 2)])
-def test_small_core_matches_reference(dataflow, rows, cols, dsp_pes, paired_pes):
+@pytest.mark.parametrize("rows,cols,dsp_pes,paired_pes,pipelined", [
+    (1, 1, None, 0, None), (2, 2, None, 0, None), (2, 3, None, 6, None), (2, 3, 0, 0, None),
+    (2, 2, 3, 2, None), (1, 1, None, 0, False), (2, 3, 3, 2, False)])
+def test_small_core_matches_reference(dataflow, rows, cols, dsp_pes, paired_pes, pipelined):
     # dsp_pes: some or all of the PEs multiply with LUT partial products instead of `*`;
-    # paired_pes: some get their products two by two from a ProductPair
+    # paired_pes: some get their products two by two from a ProductPair; pipelined: False is
+    # the iCE40's PE, whose product is not registered
     cfg = AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow)
     rng = np.random.default_rng(1)
     lengths = [1, 5, 2, 3, 7, 1]
@@ -201,25 +257,26 @@ def test_small_core_matches_reference(dataflow, rows, cols, dsp_pes, paired_pes)
     tiles.append(random_operands(cfg, rng, 4, kind="extreme"))
     stream = tile_stream(cfg, tiles)
     got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3,
-                                 dsp_pes=dsp_pes, paired_pes=paired_pes)
+                                 dsp_pes=dsp_pes, paired_pes=paired_pes, pipelined=pipelined)
     expected = [{"c": row, "last": last}
                 for row, last in zip(stream.results, stream.last, strict=True)]
     assert got == expected
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-@pytest.mark.parametrize("rows,cols", [(1, 1), (2, 3), (3, 2)])
-def test_small_core_cycles_match_model(dataflow, rows, cols):
+@pytest.mark.parametrize("rows,cols,pipelined", [(1, 1, None), (2, 3, None), (3, 2, None),
+                                                 (3, 2, False)])
+def test_small_core_cycles_match_model(dataflow, rows, cols, pipelined):
     cfg = AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow)
     rng = np.random.default_rng(2)
     lengths = [1, 5, 2, 3, 7, 1, rows, rows + 1]
     stream = tile_stream(cfg, [random_operands(cfg, rng, n) for n in lengths])
-    got, cycles = stream_through_core(cfg, stream, rng)
+    got, cycles = stream_through_core(cfg, stream, rng, pipelined=pipelined)
     assert [beat["c"] for beat in got] == stream.results
     assert cycles == core_cycles(cfg, lengths)
 
 
-@pytest.mark.parametrize("width", [4, 8])
+@pytest.mark.parametrize("width", [2, 5, 8])
 def test_lut_product_is_exact_for_every_pair(width):
     # exhaustive: every pair of signed operands, the multiplier that replaces a DSP block
     a, b = Signal(signed(width)), Signal(signed(width))

@@ -80,10 +80,13 @@ class SystolicCore(wiring.Component):
         SB_MAC16 on an iCE40. A PE alone in its block is faster (yosys also moves its accumulator
         into the block), so a build pairs only the PEs that would otherwise have no block
         (:func:`accelerator.flow.build.multiplier_plan`).
+    pipelined : bool or None
+        The PEs register their products (:mod:`accelerator.hw.pe`); None: everywhere but on an
+        iCE40. The core's cycle behaviour is the same either way.
     """
 
     def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
-                 paired_pes: int = 0):
+                 paired_pes: int = 0, pipelined: bool | None = None):
         if dsp_pes is not None and not dsp_pes >= 0:
             raise ValueError(f"dsp_pes = {dsp_pes} is out of range (allowed: 0 or more)")
         self._config = config
@@ -92,6 +95,7 @@ class SystolicCore(wiring.Component):
             raise ValueError(f"paired_pes = {paired_pes} is out of range (allowed: an even "
                              f"number from 0 to dsp_pes = {self._dsp_pes})")
         self._paired_pes = paired_pes
+        self._pipelined = pipelined
         members = {name: (Out if name == "results" else In)(stream.Signature(layout))
                    for name, layout in core_layouts(config).items()}
         members["busy"] = Out(1)
@@ -111,8 +115,8 @@ class SystolicCore(wiring.Component):
         cfg = self._config
         R, C = cfg.rows, cfg.cols
         paired = self._paired_pes
-        flat = [pe_class(cfg, dsp=i < self._dsp_pes, product_port=i < paired)
-                for i in range(R * C)]
+        flat = [pe_class(cfg, dsp=i < self._dsp_pes, product_port=i < paired,
+                         pipelined=self._pipelined) for i in range(R * C)]
         for i, pe in enumerate(flat):
             m.submodules[f"pe_{i // C}_{i % C}"] = pe
         for i in range(0, paired, 2):
@@ -216,12 +220,18 @@ class SystolicCore(wiring.Component):
         m.d.comb += skew_b.i.eq(in_b)
         for j in range(C):
             m.d.comb += skew_f.i[j].eq(in_flags)
+        # what in_a and in_b take at the next enabled edge (the PEs multiply a cycle ahead)
+        for p in range(R):
+            m.d.comb += skew_a.i_next[p].eq(op.payload.a[R - 1 - p])
+        m.d.comb += skew_b.i_next.eq(op.payload.b)
 
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
                 m.d.comb += pe.en.eq(en)
                 m.d.comb += pe.a_in.eq(skew_a.o[p] if j == 0 else pes[p][j - 1].a_out)
+                m.d.comb += pe.a_next.eq(skew_a.o_next[p] if j == 0 else pes[p][j - 1].a_in)
+                m.d.comb += pe.b_next.eq(skew_b.o_next[j] if p == 0 else pes[p - 1][j].b_in)
                 if p == 0:
                     flags = skew_f.o[j]
                     m.d.comb += [
@@ -331,6 +341,14 @@ class SystolicCore(wiring.Component):
             m.d.comb += skew_wctl.i[j].eq(in_wctl)
         for p in range(R):
             m.d.comb += [skew_a.i[p].eq(in_a[R - 1 - p]), skew_f.i[p].eq(in_flags)]
+        # what in_a and in_flags take at the next enabled edge (the PEs multiply a cycle ahead)
+        for p in range(R):
+            m.d.comb += [
+                skew_a.i_next[p].eq(op.payload.a[R - 1 - p]),
+                skew_f.i_next[p].valid.eq(a_accept),
+                skew_f.i_next[p].first.eq(first),
+                skew_f.i_next[p].last.eq(op.payload.last),
+            ]
 
         for p in range(R):
             for j in range(C):
@@ -340,6 +358,8 @@ class SystolicCore(wiring.Component):
                 if j == 0:
                     flags = skew_f.o[p]
                     m.d.comb += [
+                        pe.a_next.eq(skew_a.o_next[p]),
+                        pe.first_next.eq(skew_f.o_next[p].first),
                         pe.a_in.eq(skew_a.o[p]),
                         pe.valid_in.eq(flags.valid),
                         pe.first_in.eq(flags.first),
@@ -348,6 +368,8 @@ class SystolicCore(wiring.Component):
                 else:
                     left = pes[p][j - 1]
                     m.d.comb += [
+                        pe.a_next.eq(left.a_in),
+                        pe.first_next.eq(left.first_in),
                         pe.a_in.eq(left.a_out),
                         pe.valid_in.eq(left.valid_out),
                         pe.first_in.eq(left.first_out),

@@ -74,19 +74,30 @@ class _Flags:
 
 
 class _KStep:
-    """The walk over K in steps of ``step`` bytes (one step when K fits the scratchpads)."""
+    """The walk over K in steps of ``step`` bytes (one step when K fits the scratchpads).
+
+    ``len``, ``len_m1`` and ``last`` are registers, loaded with the next step's values when the
+    walk restarts or advances: computed from ``k - kc0`` combinationally they were the longest
+    path of the design (a 32-bit subtraction, then a comparison, then the feeder's control).
+    ``k`` must not change between a restart and the end of the walk.
+    """
 
     def __init__(self, m: Module, name: str, k, step: int, restart, advance):
         self.kc0 = Signal(32, name=f"{name}_kc0")      # first k of this step
         self.len = Signal(32, name=f"{name}_len")      # k values in this step
-        self.last = Signal(name=f"{name}_last")
-        left = Signal(32, name=f"{name}_left")
-        m.d.comb += [left.eq(k - self.kc0), self.last.eq(left <= step),
-                     self.len.eq(Mux(left < step, left, step))]
-        with m.If(restart):
-            m.d.sync += self.kc0.eq(0)
+        self.len_m1 = Signal(32, name=f"{name}_len_m1")  # len - 1
+        self.last = Signal(name=f"{name}_last", init=1)
+        left = Signal(32, name=f"{name}_left")          # k - kc0
+
+        def load(value):
+            length = Mux(value < step, value, step)
+            return [left.eq(value), self.last.eq(value <= step), self.len.eq(length),
+                    self.len_m1.eq(length - 1)]
+
+        with m.If(restart | (advance & self.last)):
+            m.d.sync += [self.kc0.eq(0), *load(k)]
         with m.Elif(advance):
-            m.d.sync += self.kc0.eq(Mux(self.last, 0, self.kc0 + step))
+            m.d.sync += [self.kc0.eq(self.kc0 + step), *load(left - step)]
 
 
 class _RowAddress:
@@ -597,7 +608,7 @@ class GemmEngine(wiring.Component):
         first_beat = (k_idx == 0) & (fk.kc0 == 0)
         m.d.comb += issue.eq(go & _fifo_gate(opq, pending) & (~first_beat | passes.w_rdy))
         m.d.sync += pending.eq(issue)
-        step_end = k_idx == fk.len - 1
+        step_end = k_idx == fk.len_m1
         with m.If(issue):
             m.d.sync += [meta_last.eq(step_end & fk.last), meta_sel.eq(k_idx[:lb] if lb else 0)]
         for p in range(R):

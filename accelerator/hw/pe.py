@@ -1,8 +1,15 @@
 """Processing elements: one multiply-accumulate each, for the two dataflows.
 
 Both PEs advance only when ``en`` is high (the array's single stall) and register every value they
-pass on, so a signal crosses at most one PE per cycle and the array's critical path is one
-multiply-add, whatever its size.
+pass on, so a signal crosses at most one PE per cycle, whatever the array's size.
+
+The product is registered too, without a cycle of latency: a PE multiplies its operands' *next*
+values (``a_next``, ``b_next``: what ``a_in`` and ``b_in`` will hold after the next enabled
+edge, i.e. its neighbours' inputs), so that its product register always equals ``a_in·b_in``.
+The multiplier and the accumulator's adder are then in different cycles; in one cycle they were
+the longest path of a board top (ECP5: MULT18X18D, then a 32-bit carry chain, 19 ns). On an
+iCE40 the register costs more than it gains (yosys can no longer move the accumulator into the
+SB_MAC16), so there ``pipelined`` defaults to off; the cycle behaviour is the same either way.
 """
 
 from __future__ import annotations
@@ -56,6 +63,10 @@ def _product_members(config: AcceleratorConfig, product_port: bool) -> dict:
         return {}
     op = signed(config.in_width)
     return {"mul_a": Out(op), "mul_b": Out(op), "product": In(signed(2 * config.in_width))}
+
+
+def _pipelined(pe, platform) -> bool:
+    return pe._pipelined if pe._pipelined is not None else not _is_ice40(platform)
 
 
 def _product(pe, m: Module, a, b):
@@ -156,9 +167,11 @@ class OutputStationaryPE(wiring.Component):
         Whether those slots hold a result.
     drain : In(1)
         The column starts to shift its results out.
+    a_next, b_next : In(signed(in_width))
+        The values ``a_in`` and ``b_in`` take at the next enabled edge (see the module docstring).
     mul_a, mul_b : Out(signed(in_width)); product : In(signed(2·in_width))
-        Only with ``product_port``: the operands to multiply, and their product, computed outside
-        the PE (by a :class:`ProductPair` shared with another PE).
+        Only with ``product_port``: the operands to multiply (``a_next``, ``b_next``), and their
+        product, computed outside the PE (by a :class:`ProductPair` shared with another PE).
 
     Parameters
     ----------
@@ -166,19 +179,22 @@ class OutputStationaryPE(wiring.Component):
         The multiplier is a ``*`` (a DSP block), otherwise :func:`lut_product`.
     product_port : bool
         The product comes in through ``product`` (``dsp`` is then ignored).
+    pipelined : bool or None
+        Register the product (see the module docstring); None: everywhere but on an iCE40.
     """
 
     def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
-                 product_port: bool = False):
+                 product_port: bool = False, pipelined: bool | None = None):
         self._config = config
         self._dsp = dsp
         self._product_port = product_port
+        self._pipelined = pipelined
         op = signed(config.in_width)
         acc = signed(config.acc_width)
         super().__init__({
             "en": In(1),
-            "a_in": In(op), "a_out": Out(op),
-            "b_in": In(op), "b_out": Out(op),
+            "a_in": In(op), "a_out": Out(op), "a_next": In(op),
+            "b_in": In(op), "b_out": Out(op), "b_next": In(op),
             "valid_in": In(1), "first_in": In(1), "last_in": In(1),
             "valid_out": Out(1), "first_out": Out(1), "last_out": Out(1),
             "chain_in": In(acc), "chain_out": Out(acc),
@@ -193,8 +209,13 @@ class OutputStationaryPE(wiring.Component):
         acc = Signal(acc_shape)
         acc_next = Signal(acc_shape)
         held = Signal()
+        product = Signal(signed(2 * self._config.in_width))  # always a_in·b_in
+        if _pipelined(self, platform):
+            with m.If(self.en):
+                m.d.sync += product.eq(_product(self, m, self.a_next, self.b_next))
+        else:
+            m.d.comb += product.eq(_product(self, m, self.a_in, self.b_in))
         # Truncation to acc_width is the two's-complement wrap of the reference model.
-        product = _product(self, m, self.a_in, self.b_in)
         m.d.comb += acc_next.eq(Mux(self.first_in, 0, acc) + product)
 
         with m.If(self.en):
@@ -245,21 +266,25 @@ class WeightStationaryPE(wiring.Component):
         The weight load chain.
     w_shift, capture : In(1)
         Shift the load chain; copy it into the shadow weight.
+    a_next, first_next : In(signed(in_width)), In(1)
+        The values ``a_in`` and ``first_in`` take at the next enabled edge: with them the PE
+        registers the product of the next activation and the weight it will meet.
     mul_a, mul_b, product
         As in :class:`OutputStationaryPE`, with the same ``dsp`` and ``product_port`` parameters.
     """
 
     def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
-                 product_port: bool = False):
+                 product_port: bool = False, pipelined: bool | None = None):
         self._config = config
         self._dsp = dsp
         self._product_port = product_port
+        self._pipelined = pipelined
         op = signed(config.in_width)
         acc = signed(config.acc_width)
         super().__init__({
             "en": In(1),
-            "a_in": In(op), "a_out": Out(op),
-            "valid_in": In(1), "first_in": In(1), "last_in": In(1),
+            "a_in": In(op), "a_out": Out(op), "a_next": In(op),
+            "valid_in": In(1), "first_in": In(1), "last_in": In(1), "first_next": In(1),
             "valid_out": Out(1), "first_out": Out(1), "last_out": Out(1),
             "psum_in": In(acc), "psum_out": Out(acc),
             "w_in": In(op), "w_out": Out(op),
@@ -272,9 +297,19 @@ class WeightStationaryPE(wiring.Component):
         op = signed(self._config.in_width)
         shadow = Signal(op)
         active = Signal(op)
-        weight = Signal(op)
-        m.d.comb += weight.eq(Mux(self.first_in, shadow, active))
-        product = _product(self, m, self.a_in, weight)
+        # the weight a_in meets is Mux(first_in, shadow, active); product is always its product
+        # with a_in, so it is loaded with the product of the values all three take next
+        product = Signal(signed(2 * self._config.in_width))
+        if _pipelined(self, platform):
+            weight_next = Signal(op)
+            m.d.comb += weight_next.eq(Mux(self.first_next,
+                                           Mux(self.capture, self.w_out, shadow),
+                                           Mux(self.valid_in & self.first_in, shadow, active)))
+            with m.If(self.en):
+                m.d.sync += product.eq(_product(self, m, self.a_next, weight_next))
+        else:
+            weight = Mux(self.first_in, shadow, active)
+            m.d.comb += product.eq(_product(self, m, self.a_in, weight))
 
         with m.If(self.en):
             m.d.sync += [

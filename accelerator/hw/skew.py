@@ -26,6 +26,10 @@ class Skew(wiring.Component):
         The vector entering, all lanes in the same cycle.
     o : Out(ArrayLayout(shape, len(delays)))
         The vector leaving; lane ``k`` is ``i[k]`` from ``delays[k]`` steps ago (0: combinational).
+    i_next : In(ArrayLayout(shape, len(delays)))
+        What ``i`` will be after the next step (only lanes without delay use it).
+    o_next : Out(ArrayLayout(shape, len(delays)))
+        What ``o`` will be after the next step: a PE registers its product a cycle ahead with it.
     """
 
     def __init__(self, shape: ShapeLike, delays: Sequence[int]):
@@ -36,7 +40,8 @@ class Skew(wiring.Component):
         self._shape = shape
         self._delays = tuple(delays)
         layout = data.ArrayLayout(shape, len(delays))
-        super().__init__({"en": In(1), "i": In(layout), "o": Out(layout)})
+        super().__init__({"en": In(1), "i": In(layout), "o": Out(layout),
+                          "i_next": In(layout), "o_next": Out(layout)})
 
     @property
     def delays(self) -> tuple[int, ...]:
@@ -45,11 +50,11 @@ class Skew(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         for lane, delay in enumerate(self._delays):
-            value = self.i[lane]
+            value, upcoming = self.i[lane], self.i_next[lane]
             for stage in range(delay):
                 reg = Signal(self._shape, name=f"lane{lane}_d{stage + 1}")
                 with m.If(self.en):
                     m.d.sync += reg.eq(value)
-                value = reg
-            m.d.comb += self.o[lane].eq(value)
+                value, upcoming = reg, value
+            m.d.comb += [self.o[lane].eq(value), self.o_next[lane].eq(upcoming)]
         return m

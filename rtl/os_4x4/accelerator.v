@@ -371,7 +371,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$215 (busy),
+    .\busy$213 (busy),
     .clk(clk),
     .cmd(cmd),
     .cycles(cycles),
@@ -389,7 +389,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .rst(rst),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .\start$237 (start),
+    .\start$239 (start),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2667$43 (burst__payload[43]),
-    .\port$2667$45 (burst__payload[67:45]),
+    .\port$2779$43 (burst__payload[43]),
+    .\port$2779$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2667$43 , \port$2667$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2779$43 , \port$2779$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2667$43 ;
-  wire \port$2667$43 ;
-  input [22:0] \port$2667$45 ;
-  wire [22:0] \port$2667$45 ;
+  input \port$2779$43 ;
+  wire \port$2779$43 ;
+  input [22:0] \port$2779$45 ;
+  wire [22:0] \port$2779$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2667$43 , \port$2667$45  };
+      storage[w_port__addr] <= { \port$2779$43 , \port$2779$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2667$43 , \port$2667$45  };
-  assign w_data = { \port$2667$43 , \port$2667$45  };
+  assign w_port__data = { \port$2779$43 , \port$2779$45  };
+  assign w_data = { \port$2779$43 , \port$2779$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3404,33 +3404,33 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$215 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$237 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
+module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$213 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$239 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
 , stall_store, rd_data__valid, rd_data__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [32:0] \$1 ;
-  wire [33:0] \$10 ;
-  wire \$100 ;
-  wire [32:0] \$101 ;
-  wire \$102 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire [10:0] \$100 ;
+  wire [16:0] \$101 ;
+  wire [16:0] \$102 ;
   wire \$103 ;
-  wire \$104 ;
-  wire [10:0] \$105 ;
-  wire [16:0] \$106 ;
-  wire [16:0] \$107 ;
-  wire \$108 ;
-  wire [31:0] \$109 ;
+  wire [31:0] \$104 ;
+  wire [32:0] \$105 ;
+  wire [31:0] \$106 ;
+  wire [32:0] \$107 ;
+  wire [31:0] \$108 ;
+  wire [32:0] \$109 ;
   wire \$11 ;
-  wire [32:0] \$110 ;
-  wire [31:0] \$111 ;
-  wire [32:0] \$112 ;
-  wire [31:0] \$113 ;
-  wire [32:0] \$114 ;
-  wire [31:0] \$115 ;
-  wire [32:0] \$116 ;
-  wire [10:0] \$117 ;
-  wire [16:0] \$118 ;
+  wire [31:0] \$110 ;
+  wire [32:0] \$111 ;
+  wire [10:0] \$112 ;
+  wire [16:0] \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
   wire \$119 ;
-  wire \$12 ;
+  wire [32:0] \$12 ;
   wire \$120 ;
   wire \$121 ;
   wire \$122 ;
@@ -3442,64 +3442,64 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$128 ;
   wire \$129 ;
   wire \$13 ;
-  wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
+  wire [18:0] \$130 ;
+  wire [18:0] \$131 ;
+  wire [3:0] \$132 ;
   wire \$133 ;
   wire \$134 ;
-  wire [18:0] \$135 ;
-  wire [18:0] \$136 ;
-  wire [3:0] \$137 ;
-  wire \$138 ;
+  wire [16:0] \$135 ;
+  wire \$136 ;
+  wire [10:0] \$137 ;
+  wire [16:0] \$138 ;
   wire \$139 ;
-  wire [32:0] \$14 ;
-  wire [16:0] \$140 ;
-  wire \$141 ;
-  wire [10:0] \$142 ;
-  wire [16:0] \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire [16:0] \$146 ;
-  wire \$147 ;
-  wire [5:0] \$148 ;
-  wire [5:0] \$149 ;
+  wire \$14 ;
+  wire \$140 ;
+  wire [16:0] \$141 ;
+  wire \$142 ;
+  wire [5:0] \$143 ;
+  wire [5:0] \$144 ;
+  wire [5:0] \$145 ;
+  wire [5:0] \$146 ;
+  wire [63:0] \$147 ;
+  wire \$148 ;
+  wire [4:0] \$149 ;
   wire \$15 ;
-  wire [5:0] \$150 ;
-  wire [5:0] \$151 ;
-  wire [63:0] \$152 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
   wire \$153 ;
-  wire [4:0] \$154 ;
+  wire \$154 ;
   wire \$155 ;
-  wire \$156 ;
-  wire \$157 ;
-  wire \$158 ;
+  wire [34:0] \$156 ;
+  wire [34:0] \$157 ;
+  wire [34:0] \$158 ;
   wire \$159 ;
   wire \$16 ;
   wire \$160 ;
-  wire [34:0] \$161 ;
-  wire [34:0] \$162 ;
-  wire [34:0] \$163 ;
+  wire [32:0] \$161 ;
+  wire [32:0] \$162 ;
+  wire \$163 ;
   wire \$164 ;
-  wire \$165 ;
+  wire [32:0] \$165 ;
   wire [32:0] \$166 ;
-  wire [32:0] \$167 ;
+  wire \$167 ;
   wire \$168 ;
-  wire \$169 ;
-  wire \$17 ;
-  wire [32:0] \$170 ;
-  wire [32:0] \$171 ;
-  wire \$172 ;
+  wire [32:0] \$169 ;
+  wire [18:0] \$17 ;
+  wire [34:0] \$170 ;
+  wire [34:0] \$171 ;
+  wire [35:0] \$172 ;
   wire \$173 ;
-  wire [32:0] \$174 ;
-  wire [34:0] \$175 ;
+  wire \$174 ;
+  wire [32:0] \$175 ;
   wire [34:0] \$176 ;
   wire [35:0] \$177 ;
   wire \$178 ;
   wire \$179 ;
   wire \$18 ;
-  wire [32:0] \$180 ;
-  wire [34:0] \$181 ;
-  wire [35:0] \$182 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
   wire \$183 ;
   wire \$184 ;
   wire \$185 ;
@@ -3507,21 +3507,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire [18:0] \$19 ;
+  wire \$19 ;
   wire \$190 ;
   wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
+  wire [34:0] \$192 ;
+  wire [34:0] \$193 ;
   wire \$194 ;
   wire \$195 ;
-  wire \$196 ;
-  wire [34:0] \$197 ;
-  wire [34:0] \$198 ;
+  wire [34:0] \$196 ;
+  wire \$197 ;
+  wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
+  wire [7:0] \$20 ;
   wire \$200 ;
-  wire [34:0] \$201 ;
+  wire \$201 ;
   wire \$202 ;
   wire \$203 ;
   wire \$204 ;
@@ -3530,7 +3530,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [16:0] \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
@@ -3541,19 +3541,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire [7:0] \$22 ;
+  wire \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
   wire \$224 ;
   wire \$225 ;
-  wire \$226 ;
-  wire \$227 ;
-  wire \$228 ;
-  wire \$229 ;
-  wire [16:0] \$23 ;
-  wire \$230 ;
+  wire [1:0] \$226 ;
+  wire [1:0] \$227 ;
+  wire [1:0] \$228 ;
+  wire [1:0] \$229 ;
+  wire \$23 ;
+  wire [1:0] \$230 ;
   wire [1:0] \$231 ;
   wire [1:0] \$232 ;
   wire [1:0] \$233 ;
@@ -3574,87 +3574,87 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] \$247 ;
   wire [1:0] \$248 ;
   wire [1:0] \$249 ;
-  wire \$25 ;
+  wire [7:0] \$25 ;
   wire [1:0] \$250 ;
   wire [1:0] \$251 ;
   wire [1:0] \$252 ;
-  wire [1:0] \$253 ;
-  wire [1:0] \$254 ;
-  wire [1:0] \$255 ;
-  wire [1:0] \$256 ;
-  wire [1:0] \$257 ;
-  wire [32:0] \$258 ;
-  wire [32:0] \$259 ;
-  wire \$26 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire [31:0] \$257 ;
+  wire \$258 ;
+  wire [31:0] \$259 ;
+  wire [16:0] \$26 ;
   wire [32:0] \$260 ;
   wire [32:0] \$261 ;
   wire [32:0] \$262 ;
   wire [32:0] \$263 ;
-  wire [32:0] \$264 ;
+  wire \$264 ;
   wire [32:0] \$265 ;
-  wire [46:0] \$266 ;
-  wire [47:0] \$267 ;
-  wire [47:0] \$268 ;
-  wire \$269 ;
-  wire [7:0] \$27 ;
+  wire \$266 ;
+  wire [32:0] \$267 ;
+  wire [32:0] \$268 ;
+  wire [32:0] \$269 ;
+  wire \$27 ;
   wire \$270 ;
-  wire \$271 ;
-  wire \$272 ;
-  wire \$273 ;
-  wire \$274 ;
-  wire \$275 ;
-  wire \$276 ;
-  wire \$277 ;
-  wire \$278 ;
-  wire \$279 ;
-  wire [16:0] \$28 ;
-  wire \$280 ;
-  wire \$281 ;
-  wire \$282 ;
-  wire [32:0] \$283 ;
-  wire [16:0] \$284 ;
-  wire [16:0] \$285 ;
-  wire [16:0] \$286 ;
-  wire [32:0] \$287 ;
-  wire [32:0] \$288 ;
-  wire [32:0] \$289 ;
+  wire [32:0] \$271 ;
+  wire [32:0] \$272 ;
+  wire [33:0] \$273 ;
+  wire [32:0] \$274 ;
+  wire [32:0] \$275 ;
+  wire [32:0] \$276 ;
+  wire [32:0] \$277 ;
+  wire [32:0] \$278 ;
+  wire [32:0] \$279 ;
+  wire \$28 ;
+  wire [46:0] \$280 ;
+  wire [47:0] \$281 ;
+  wire [47:0] \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
   wire \$29 ;
   wire \$290 ;
   wire \$291 ;
-  wire [32:0] \$292 ;
+  wire \$292 ;
   wire \$293 ;
   wire \$294 ;
   wire \$295 ;
   wire \$296 ;
-  wire \$297 ;
+  wire [32:0] \$297 ;
   wire [16:0] \$298 ;
-  wire \$299 ;
+  wire [16:0] \$299 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [7:0] \$30 ;
   wire [16:0] \$300 ;
   wire \$301 ;
   wire \$302 ;
-  wire [16:0] \$303 ;
+  wire \$303 ;
   wire \$304 ;
-  wire [16:0] \$305 ;
-  wire [4:0] \$306 ;
-  wire [32:0] \$307 ;
-  wire [4:0] \$308 ;
+  wire [31:0] \$305 ;
+  wire \$306 ;
+  wire [31:0] \$307 ;
+  wire [32:0] \$308 ;
   wire [32:0] \$309 ;
-  wire \$31 ;
+  wire [16:0] \$31 ;
   wire [32:0] \$310 ;
-  wire \$311 ;
+  wire [32:0] \$311 ;
   wire \$312 ;
-  wire \$313 ;
+  wire [32:0] \$313 ;
   wire \$314 ;
-  wire [16:0] \$315 ;
-  wire \$316 ;
-  wire [16:0] \$317 ;
+  wire [32:0] \$315 ;
+  wire [32:0] \$316 ;
+  wire [32:0] \$317 ;
   wire \$318 ;
-  wire \$319 ;
-  wire [7:0] \$32 ;
-  wire [2:0] \$320 ;
-  wire \$321 ;
+  wire [32:0] \$319 ;
+  wire \$32 ;
+  wire [32:0] \$320 ;
+  wire [33:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
@@ -3662,99 +3662,138 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$326 ;
   wire \$327 ;
   wire \$328 ;
-  wire \$329 ;
-  wire [16:0] \$33 ;
+  wire [16:0] \$329 ;
+  wire \$33 ;
   wire \$330 ;
-  wire \$331 ;
+  wire [16:0] \$331 ;
   wire \$332 ;
-  wire [31:0] \$333 ;
-  wire [32:0] \$334 ;
-  wire [33:0] \$335 ;
-  wire [33:0] \$336 ;
-  wire \$337 ;
-  wire \$338 ;
-  wire \$339 ;
+  wire \$333 ;
+  wire [16:0] \$334 ;
+  wire \$335 ;
+  wire [16:0] \$336 ;
+  wire [4:0] \$337 ;
+  wire [32:0] \$338 ;
+  wire [4:0] \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [32:0] \$340 ;
   wire [32:0] \$341 ;
   wire \$342 ;
-  wire [32:0] \$343 ;
+  wire \$343 ;
   wire \$344 ;
   wire \$345 ;
-  wire \$346 ;
+  wire [16:0] \$346 ;
   wire \$347 ;
-  wire [32:0] \$348 ;
+  wire [16:0] \$348 ;
   wire \$349 ;
-  wire \$35 ;
+  wire [7:0] \$35 ;
   wire \$350 ;
-  wire [32:0] \$351 ;
-  reg [1:0] \$352 ;
-  reg [1:0] \$353 ;
-  reg [1:0] \$354 ;
-  reg [1:0] \$355 ;
-  reg [1:0] \$356 ;
-  reg [1:0] \$357 ;
-  reg [1:0] \$358 ;
-  reg [1:0] \$359 ;
-  wire \$36 ;
-  reg [1:0] \$360 ;
-  reg [31:0] \$361 ;
-  reg [31:0] \$362 ;
-  reg [31:0] \$363 ;
-  reg [31:0] \$364 ;
-  reg [31:0] \$365 ;
-  reg [31:0] \$366 ;
-  reg [1:0] \$367 ;
-  reg \$368 ;
-  reg \$369 ;
-  wire [7:0] \$37 ;
-  reg \$370 ;
-  reg [31:0] \$371 ;
-  reg [15:0] \$372 ;
-  reg [15:0] \$373 ;
-  reg [15:0] \$374 ;
-  reg [31:0] \$375 ;
-  reg \$376 ;
-  reg \$377 ;
-  reg [2:0] \$378 ;
-  reg [15:0] \$379 ;
-  wire [16:0] \$38 ;
-  reg \$380 ;
-  reg \$381 ;
-  reg \$382 ;
-  reg \$383 ;
-  reg [9:0] \$384 ;
-  reg [127:0] \$385 ;
-  reg \$386 ;
-  reg \$387 ;
-  reg \$388 ;
-  reg [15:0] \$389 ;
+  wire [2:0] \$351 ;
+  wire \$352 ;
+  wire \$353 ;
+  wire \$354 ;
+  wire \$355 ;
+  wire \$356 ;
+  wire \$357 ;
+  wire \$358 ;
+  wire \$359 ;
+  wire [16:0] \$36 ;
+  wire \$360 ;
+  wire \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire [31:0] \$364 ;
+  wire [32:0] \$365 ;
+  wire [33:0] \$366 ;
+  wire [33:0] \$367 ;
+  wire \$368 ;
+  wire \$369 ;
+  wire \$37 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire [32:0] \$372 ;
+  wire \$373 ;
+  wire [32:0] \$374 ;
+  wire \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire [32:0] \$379 ;
+  wire \$38 ;
+  wire \$380 ;
+  wire \$381 ;
+  wire [32:0] \$382 ;
+  reg [1:0] \$383 ;
+  reg [1:0] \$384 ;
+  reg [1:0] \$385 ;
+  reg [1:0] \$386 ;
+  reg [1:0] \$387 ;
+  reg [1:0] \$388 ;
+  reg [1:0] \$389 ;
   wire \$39 ;
-  reg [31:0] \$390 ;
-  reg [31:0] \$391 ;
-  reg \$392 ;
-  reg [15:0] \$393 ;
+  reg [1:0] \$390 ;
+  reg [1:0] \$391 ;
+  reg [31:0] \$392 ;
+  reg [31:0] \$393 ;
   reg \$394 ;
-  reg \$395 ;
-  reg [1:0] \$396 ;
-  reg [398:0] \$397 ;
-  reg [7:0] \$398 ;
+  reg [31:0] \$395 ;
+  reg [31:0] \$396 ;
+  reg [31:0] \$397 ;
+  reg [31:0] \$398 ;
   reg [31:0] \$399 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [10:0] \$40 ;
   reg [31:0] \$400 ;
   reg [31:0] \$401 ;
-  reg [31:0] \$402 ;
-  reg [3:0] \$403 ;
+  reg [1:0] \$402 ;
+  reg \$403 ;
   reg \$404 ;
-  reg [3:0] \$405 ;
-  reg [15:0] \$406 ;
-  reg [31:0] \$407 ;
+  reg \$405 ;
+  reg [31:0] \$406 ;
+  reg [15:0] \$407 ;
   reg [15:0] \$408 ;
-  wire \$41 ;
-  wire [10:0] \$42 ;
-  wire [16:0] \$43 ;
+  reg [15:0] \$409 ;
+  wire [16:0] \$41 ;
+  reg [31:0] \$410 ;
+  reg [31:0] \$411 ;
+  reg \$412 ;
+  reg [31:0] \$413 ;
+  reg [31:0] \$414 ;
+  reg \$415 ;
+  reg \$416 ;
+  reg [2:0] \$417 ;
+  reg [15:0] \$418 ;
+  reg \$419 ;
+  wire \$42 ;
+  reg \$420 ;
+  reg \$421 ;
+  reg \$422 ;
+  reg [9:0] \$423 ;
+  reg [127:0] \$424 ;
+  reg \$425 ;
+  reg \$426 ;
+  reg \$427 ;
+  reg [15:0] \$428 ;
+  reg [31:0] \$429 ;
+  wire \$43 ;
+  reg [31:0] \$430 ;
+  reg \$431 ;
+  reg [15:0] \$432 ;
+  reg \$433 ;
+  reg \$434 ;
+  reg [1:0] \$435 ;
+  reg [398:0] \$436 ;
+  reg [7:0] \$437 ;
+  reg [31:0] \$438 ;
+  reg [31:0] \$439 ;
   wire \$44 ;
+  reg [31:0] \$440 ;
+  reg [31:0] \$441 ;
+  reg [3:0] \$442 ;
+  reg \$443 ;
+  reg [3:0] \$444 ;
+  reg [15:0] \$445 ;
+  reg [31:0] \$446 ;
+  reg [15:0] \$447 ;
   wire \$45 ;
   wire \$46 ;
   wire \$47 ;
@@ -3763,71 +3802,71 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
-  wire [6:0] \$515 ;
-  wire [6:0] \$518 ;
   wire \$52 ;
-  wire [6:0] \$521 ;
-  wire [6:0] \$524 ;
   wire \$53 ;
   wire \$54 ;
+  wire [6:0] \$546 ;
+  wire [6:0] \$549 ;
   wire \$55 ;
+  wire [6:0] \$552 ;
+  wire [6:0] \$555 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
-  wire [8:0] \$584 ;
   wire \$59 ;
   wire \$6 ;
-  wire [32:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
+  wire [8:0] \$614 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire \$68 ;
+  wire [3:0] \$68 ;
   wire \$69 ;
-  wire \$7 ;
+  wire [32:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
-  wire [3:0] \$72 ;
+  wire \$72 ;
   wire \$73 ;
   wire \$74 ;
   wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
-  wire \$8 ;
-  wire [7:0] \$80 ;
-  wire [15:0] \$81 ;
-  wire [16:0] \$82 ;
-  wire [7:0] \$83 ;
-  wire [15:0] \$84 ;
-  wire [16:0] \$85 ;
-  wire [7:0] \$86 ;
-  wire [15:0] \$87 ;
-  wire [16:0] \$88 ;
-  wire [7:0] \$89 ;
-  wire [32:0] \$9 ;
-  wire [15:0] \$90 ;
-  wire [16:0] \$91 ;
-  wire [10:0] \$92 ;
-  wire [16:0] \$93 ;
-  wire [7:0] \$94 ;
-  wire [7:0] \$95 ;
-  wire [7:0] \$96 ;
-  wire [7:0] \$97 ;
+  wire [7:0] \$76 ;
+  wire [15:0] \$77 ;
+  wire [16:0] \$78 ;
+  wire [7:0] \$79 ;
+  wire [33:0] \$8 ;
+  wire [15:0] \$80 ;
+  wire [16:0] \$81 ;
+  wire [7:0] \$82 ;
+  wire [15:0] \$83 ;
+  wire [16:0] \$84 ;
+  wire [7:0] \$85 ;
+  wire [15:0] \$86 ;
+  wire [16:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [16:0] \$89 ;
+  wire \$9 ;
+  wire [7:0] \$90 ;
+  wire [7:0] \$91 ;
+  wire [7:0] \$92 ;
+  wire [7:0] \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
   wire \$98 ;
   wire \$99 ;
   wire [6:0] \$signature__addr ;
-  wire [6:0] \$signature__addr$55 ;
-  wire [6:0] \$signature__addr$58 ;
-  wire [6:0] \$signature__addr$61 ;
+  wire [6:0] \$signature__addr$54 ;
+  wire [6:0] \$signature__addr$57 ;
+  wire [6:0] \$signature__addr$60 ;
+  wire [6:0] \$signature__addr$85 ;
+  wire [6:0] \$signature__addr$87 ;
   wire [6:0] \$signature__addr$89 ;
   wire [6:0] \$signature__addr$91 ;
-  wire [6:0] \$signature__addr$93 ;
-  wire [6:0] \$signature__addr$95 ;
   wire [63:0] \$signature__data ;
   wire [63:0] \$signature__data$100 ;
   wire [7:0] \$signature__data$100[0] ;
@@ -3838,60 +3877,60 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \$signature__data$100[5] ;
   wire [7:0] \$signature__data$100[6] ;
   wire [7:0] \$signature__data$100[7] ;
-  wire [63:0] \$signature__data$102 ;
-  wire [7:0] \$signature__data$102[0] ;
-  wire [7:0] \$signature__data$102[1] ;
-  wire [7:0] \$signature__data$102[2] ;
-  wire [7:0] \$signature__data$102[3] ;
-  wire [7:0] \$signature__data$102[4] ;
-  wire [7:0] \$signature__data$102[5] ;
-  wire [7:0] \$signature__data$102[6] ;
-  wire [7:0] \$signature__data$102[7] ;
-  wire [63:0] \$signature__data$103 ;
-  wire [7:0] \$signature__data$103[0] ;
-  wire [7:0] \$signature__data$103[1] ;
-  wire [7:0] \$signature__data$103[2] ;
-  wire [7:0] \$signature__data$103[3] ;
-  wire [7:0] \$signature__data$103[4] ;
-  wire [7:0] \$signature__data$103[5] ;
-  wire [7:0] \$signature__data$103[6] ;
-  wire [7:0] \$signature__data$103[7] ;
-  wire [63:0] \$signature__data$104 ;
-  wire [7:0] \$signature__data$104[0] ;
-  wire [7:0] \$signature__data$104[1] ;
-  wire [7:0] \$signature__data$104[2] ;
-  wire [7:0] \$signature__data$104[3] ;
-  wire [7:0] \$signature__data$104[4] ;
-  wire [7:0] \$signature__data$104[5] ;
-  wire [7:0] \$signature__data$104[6] ;
-  wire [7:0] \$signature__data$104[7] ;
-  wire [63:0] \$signature__data$56 ;
-  wire [7:0] \$signature__data$56[0] ;
-  wire [7:0] \$signature__data$56[1] ;
-  wire [7:0] \$signature__data$56[2] ;
-  wire [7:0] \$signature__data$56[3] ;
-  wire [7:0] \$signature__data$56[4] ;
-  wire [7:0] \$signature__data$56[5] ;
-  wire [7:0] \$signature__data$56[6] ;
-  wire [7:0] \$signature__data$56[7] ;
-  wire [63:0] \$signature__data$59 ;
-  wire [7:0] \$signature__data$59[0] ;
-  wire [7:0] \$signature__data$59[1] ;
-  wire [7:0] \$signature__data$59[2] ;
-  wire [7:0] \$signature__data$59[3] ;
-  wire [7:0] \$signature__data$59[4] ;
-  wire [7:0] \$signature__data$59[5] ;
-  wire [7:0] \$signature__data$59[6] ;
-  wire [7:0] \$signature__data$59[7] ;
-  wire [63:0] \$signature__data$62 ;
-  wire [7:0] \$signature__data$62[0] ;
-  wire [7:0] \$signature__data$62[1] ;
-  wire [7:0] \$signature__data$62[2] ;
-  wire [7:0] \$signature__data$62[3] ;
-  wire [7:0] \$signature__data$62[4] ;
-  wire [7:0] \$signature__data$62[5] ;
-  wire [7:0] \$signature__data$62[6] ;
-  wire [7:0] \$signature__data$62[7] ;
+  wire [63:0] \$signature__data$55 ;
+  wire [7:0] \$signature__data$55[0] ;
+  wire [7:0] \$signature__data$55[1] ;
+  wire [7:0] \$signature__data$55[2] ;
+  wire [7:0] \$signature__data$55[3] ;
+  wire [7:0] \$signature__data$55[4] ;
+  wire [7:0] \$signature__data$55[5] ;
+  wire [7:0] \$signature__data$55[6] ;
+  wire [7:0] \$signature__data$55[7] ;
+  wire [63:0] \$signature__data$58 ;
+  wire [7:0] \$signature__data$58[0] ;
+  wire [7:0] \$signature__data$58[1] ;
+  wire [7:0] \$signature__data$58[2] ;
+  wire [7:0] \$signature__data$58[3] ;
+  wire [7:0] \$signature__data$58[4] ;
+  wire [7:0] \$signature__data$58[5] ;
+  wire [7:0] \$signature__data$58[6] ;
+  wire [7:0] \$signature__data$58[7] ;
+  wire [63:0] \$signature__data$61 ;
+  wire [7:0] \$signature__data$61[0] ;
+  wire [7:0] \$signature__data$61[1] ;
+  wire [7:0] \$signature__data$61[2] ;
+  wire [7:0] \$signature__data$61[3] ;
+  wire [7:0] \$signature__data$61[4] ;
+  wire [7:0] \$signature__data$61[5] ;
+  wire [7:0] \$signature__data$61[6] ;
+  wire [7:0] \$signature__data$61[7] ;
+  wire [63:0] \$signature__data$96 ;
+  wire [7:0] \$signature__data$96[0] ;
+  wire [7:0] \$signature__data$96[1] ;
+  wire [7:0] \$signature__data$96[2] ;
+  wire [7:0] \$signature__data$96[3] ;
+  wire [7:0] \$signature__data$96[4] ;
+  wire [7:0] \$signature__data$96[5] ;
+  wire [7:0] \$signature__data$96[6] ;
+  wire [7:0] \$signature__data$96[7] ;
+  wire [63:0] \$signature__data$98 ;
+  wire [7:0] \$signature__data$98[0] ;
+  wire [7:0] \$signature__data$98[1] ;
+  wire [7:0] \$signature__data$98[2] ;
+  wire [7:0] \$signature__data$98[3] ;
+  wire [7:0] \$signature__data$98[4] ;
+  wire [7:0] \$signature__data$98[5] ;
+  wire [7:0] \$signature__data$98[6] ;
+  wire [7:0] \$signature__data$98[7] ;
+  wire [63:0] \$signature__data$99 ;
+  wire [7:0] \$signature__data$99[0] ;
+  wire [7:0] \$signature__data$99[1] ;
+  wire [7:0] \$signature__data$99[2] ;
+  wire [7:0] \$signature__data$99[3] ;
+  wire [7:0] \$signature__data$99[4] ;
+  wire [7:0] \$signature__data$99[5] ;
+  wire [7:0] \$signature__data$99[6] ;
+  wire [7:0] \$signature__data$99[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -3901,13 +3940,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$57 ;
-  wire \$signature__en$60 ;
-  wire \$signature__en$63 ;
+  wire \$signature__en$56 ;
+  wire \$signature__en$59 ;
+  wire \$signature__en$62 ;
+  wire \$signature__en$86 ;
+  wire \$signature__en$88 ;
   wire \$signature__en$90 ;
   wire \$signature__en$92 ;
-  wire \$signature__en$94 ;
-  wire \$signature__en$96 ;
   reg [15:0] a;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
@@ -3920,8 +3959,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [33:0] addend;
   wire [9:0] addr;
   reg advance;
-  reg \advance$122 ;
-  reg \advance$165 ;
+  reg \advance$120 ;
+  reg \advance$163 ;
   reg apar = 1'h0;
   reg [31:0] b;
   reg [1:0] b_busy = 2'h0;
@@ -3956,8 +3995,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [3:0] beyond = 4'h0;
   reg bpar = 1'h0;
   wire busy;
-  output \busy$215 ;
-  wire \busy$215 ;
+  output \busy$213 ;
+  wire \busy$213 ;
   reg byte_ready;
   reg [127:0] byte_row;
   reg byte_valid;
@@ -4012,11 +4051,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [3:0] c_wr__en;
   reg [15:0] chunk = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$146 ;
+  wire [15:0] \chunk$144 ;
   (* init = 16'h0000 *)
   wire [15:0] \chunk$5 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$69 ;
+  wire [15:0] \chunk$68 ;
   wire [31:0] chunk_lda;
   wire [31:0] chunk_ldc;
   wire [31:0] chunk_ldcin;
@@ -4045,7 +4084,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [7:0] code;
   wire [15:0] col0;
   wire [15:0] cols;
-  wire [15:0] \cols$156 ;
+  wire [15:0] \cols$154 ;
   reg [3:0] control_state = 4'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
@@ -4058,12 +4097,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
-  wire [7:0] \error$201 ;
+  wire [7:0] \error$199 ;
   reg f_done = 1'h0;
   reg [31:0] feed_k_kc0 = 32'd0;
-  wire feed_k_last;
-  wire [31:0] feed_k_left;
-  wire [31:0] feed_k_len;
+  reg feed_k_last = 1'h1;
+  reg [31:0] feed_k_left = 32'd0;
+  reg [31:0] feed_k_len = 32'd0;
+  reg [31:0] feed_k_len_m1 = 32'd0;
   wire first_in_panel;
   wire got;
   reg [128:0] i__payload;
@@ -4076,45 +4116,46 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$151 ;
-  wire [31:0] \index$83 ;
+  wire [31:0] \index$149 ;
+  wire [31:0] \index$78 ;
   wire is_cin;
   wire issue;
-  reg \issue$157 ;
+  reg \issue$155 ;
   reg [15:0] k_idx = 16'h0000;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
   reg l_done = 1'h0;
   reg l_step;
   wire last;
-  wire \last$231 ;
-  wire \last$236 ;
+  wire \last$233 ;
+  wire \last$238 ;
   wire last_in_panel;
   wire \last_in_panel$225 ;
-  wire \last_in_panel$234 ;
+  wire \last_in_panel$236 ;
   reg launched = 1'h0;
   wire [2:0] level;
-  wire [2:0] \level$158 ;
+  wire [2:0] \level$156 ;
   reg [31:0] load_a_addr = 32'd0;
   reg [31:0] load_a_panel = 32'd0;
   reg [31:0] load_cin_addr = 32'd0;
   reg [31:0] load_cin_panel = 32'd0;
   reg [31:0] load_k_kc0 = 32'd0;
-  wire load_k_last;
-  wire [31:0] load_k_left;
-  wire [31:0] load_k_len;
+  reg load_k_last = 1'h1;
+  reg [31:0] load_k_left = 32'd0;
+  reg [31:0] load_k_len = 32'd0;
+  reg [31:0] load_k_len_m1 = 32'd0;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$144 ;
-  wire [15:0] \m$67 ;
+  wire [15:0] \m$142 ;
+  wire [15:0] \m$66 ;
   output [31:0] mac_cycles;
   reg [31:0] mac_cycles = 32'd0;
   reg meta_last = 1'h0;
   reg [2:0] meta_sel = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$145 ;
-  wire [15:0] \n$68 ;
+  wire [15:0] \n$143 ;
+  wire [15:0] \n$67 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
   wire [31:0] \o__payload.c ;
@@ -4140,23 +4181,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire operands__ready;
   wire operands__valid;
   reg pending = 1'h0;
-  reg \pending$159  = 1'h0;
+  reg \pending$157  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [64:0] \r_data$111 ;
-  wire [18:0] \r_data$128 ;
-  wire [127:0] \r_data$182 ;
-  wire [3:0] \r_data$192 ;
+  wire [64:0] \r_data$107 ;
+  wire [18:0] \r_data$126 ;
+  wire [127:0] \r_data$180 ;
+  wire [3:0] \r_data$190 ;
   reg r_en;
-  wire \r_en$112 ;
-  reg \r_en$132 ;
-  reg \r_en$183 ;
-  reg \r_en$199 ;
+  wire \r_en$108 ;
+  reg \r_en$130 ;
+  reg \r_en$181 ;
+  reg \r_en$197 ;
   wire r_rdy;
-  wire \r_rdy$109 ;
-  wire \r_rdy$124 ;
-  wire \r_rdy$169 ;
-  wire \r_rdy$180 ;
+  wire \r_rdy$105 ;
+  wire \r_rdy$122 ;
+  wire \r_rdy$167 ;
+  wire \r_rdy$178 ;
   output [99:0] rd_cmd__payload;
   reg [99:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
@@ -4189,9 +4230,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$147 ;
+  wire \restart$145 ;
+  wire \restart$69 ;
   wire \restart$7 ;
-  wire \restart$70 ;
   wire [48:0] result;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -4205,7 +4246,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [15:0] row = 16'h0000;
   reg [15:0] row_base = 16'h0000;
   wire [15:0] rows;
-  wire [15:0] \rows$155 ;
+  wire [15:0] \rows$153 ;
   input rst;
   wire rst;
   reg running;
@@ -4231,28 +4272,28 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   output [31:0] stall_store;
   reg [31:0] stall_store = 32'd0;
   reg start;
-  input \start$237 ;
-  wire \start$237 ;
+  input \start$239 ;
+  wire \start$239 ;
   reg step_done;
   reg [31:0] store_c_addr = 32'd0;
   reg [31:0] store_c_panel = 32'd0;
   reg store_state = 1'h0;
   reg [31:0] used = 32'd0;
   reg [2:0] w_data;
-  reg [18:0] \w_data$115 ;
-  wire [3:0] \w_data$171 ;
-  wire [127:0] \w_data$172 ;
-  wire [64:0] \w_data$99 ;
+  reg [18:0] \w_data$111 ;
+  wire [3:0] \w_data$169 ;
+  wire [127:0] \w_data$170 ;
+  wire [64:0] \w_data$95 ;
   reg w_en;
   (* init = 1'h0 *)
-  wire \w_en$107 ;
-  reg \w_en$114 ;
-  wire \w_en$170 ;
+  wire \w_en$103 ;
+  reg \w_en$110 ;
+  wire \w_en$168 ;
   (* init = 1'h0 *)
-  wire \w_en$174 ;
+  wire \w_en$172 ;
   wire w_rdy;
-  wire \w_rdy$160 ;
-  wire \w_rdy$88 ;
+  wire \w_rdy$158 ;
+  wire \w_rdy$84 ;
   reg [15:0] words = 16'h0000;
   output [99:0] wr_cmd__payload;
   reg [99:0] wr_cmd__payload;
@@ -4417,15 +4458,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @(posedge clk) begin
     if (\$signature__en )
-      spad_a0[\$23 [6:0]] <= rd_data__payload[63:0];
+      spad_a0[\$21 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
   always @(posedge clk) begin
     if (issue) begin
-      _0_ <= spad_a0[\$82 [6:0]];
+      _0_ <= spad_a0[\$78 [6:0]];
     end
   end
-  assign \$signature__data$100  = _0_;
+  assign \$signature__data$96  = _0_;
   reg [63:0] spad_a1 [127:0];
   initial begin
     spad_a1[0] = 64'h0000000000000000;
@@ -4558,16 +4599,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a1[127] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$57 )
-      spad_a1[\$28 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$56 )
+      spad_a1[\$26 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (issue) begin
-      _1_ <= spad_a1[\$85 [6:0]];
+      _1_ <= spad_a1[\$81 [6:0]];
     end
   end
-  assign \$signature__data$102  = _1_;
+  assign \$signature__data$98  = _1_;
   reg [63:0] spad_a2 [127:0];
   initial begin
     spad_a2[0] = 64'h0000000000000000;
@@ -4700,16 +4741,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a2[127] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$60 )
-      spad_a2[\$33 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$59 )
+      spad_a2[\$31 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _2_;
   always @(posedge clk) begin
     if (issue) begin
-      _2_ <= spad_a2[\$88 [6:0]];
+      _2_ <= spad_a2[\$84 [6:0]];
     end
   end
-  assign \$signature__data$103  = _2_;
+  assign \$signature__data$99  = _2_;
   reg [63:0] spad_a3 [127:0];
   initial begin
     spad_a3[0] = 64'h0000000000000000;
@@ -4842,16 +4883,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a3[127] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$63 )
-      spad_a3[\$38 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$62 )
+      spad_a3[\$36 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _3_;
   always @(posedge clk) begin
     if (issue) begin
-      _3_ <= spad_a3[\$91 [6:0]];
+      _3_ <= spad_a3[\$87 [6:0]];
     end
   end
-  assign \$signature__data$104  = _3_;
+  assign \$signature__data$100  = _3_;
   reg [31:0] spad_b [1023:0];
   initial begin
     spad_b[0] = 32'd0;
@@ -5881,18 +5922,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @(posedge clk) begin
     if (b_wr__en[0])
-      spad_b[\$43 [9:0]][7:0] <= b_wr__data[7:0];
+      spad_b[\$41 [9:0]][7:0] <= b_wr__data[7:0];
     if (b_wr__en[1])
-      spad_b[\$43 [9:0]][15:8] <= b_wr__data[15:8];
+      spad_b[\$41 [9:0]][15:8] <= b_wr__data[15:8];
     if (b_wr__en[2])
-      spad_b[\$43 [9:0]][23:16] <= b_wr__data[23:16];
+      spad_b[\$41 [9:0]][23:16] <= b_wr__data[23:16];
     if (b_wr__en[3])
-      spad_b[\$43 [9:0]][31:24] <= b_wr__data[31:24];
+      spad_b[\$41 [9:0]][31:24] <= b_wr__data[31:24];
   end
   reg [31:0] _4_;
   always @(posedge clk) begin
     if (issue) begin
-      _4_ <= spad_b[\$93 [9:0]];
+      _4_ <= spad_b[\$89 [9:0]];
     end
   end
   assign b_rd__data = _4_;
@@ -6936,482 +6977,525 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [127:0] _5_;
   reg [127:0] _6_;
   always @(posedge clk) begin
-    if (\issue$157 ) begin
-      _5_ <= spad_c[\$143 [9:0]];
+    if (\issue$155 ) begin
+      _5_ <= spad_c[\$138 [9:0]];
     end
     if (got) begin
-      _6_ <= spad_c[\$106 [9:0]];
+      _6_ <= spad_c[\$101 [9:0]];
     end
   end
-  assign \w_data$172  = _5_;
+  assign \w_data$170  = _5_;
   assign c_rd_acc__data = _6_;
+  always @(posedge clk)
+    apar <= \$419 ;
+  always @(posedge clk)
+    bpar <= \$420 ;
+  always @(posedge clk)
+    f_done <= \$421 ;
+  always @(posedge clk)
+    acc_writes <= \$422 ;
+  always @(posedge clk)
+    s1_addr <= \$423 ;
+  always @(posedge clk)
+    s1_value <= \$424 ;
+  always @(posedge clk)
+    s1_read <= \$425 ;
+  always @(posedge clk)
+    s1_half <= \$426 ;
+  always @(posedge clk)
+    s1_chunk_done <= \$427 ;
+  always @(posedge clk)
+    acc_row <= \$428 ;
+  always @(posedge clk)
+    store_c_panel <= \$429 ;
+  always @(posedge clk)
+    store_c_addr <= \$430 ;
+  always @(posedge clk)
+    store_state <= \$431 ;
+  always @(posedge clk)
+    r <= \$432 ;
+  always @(posedge clk)
+    s_done <= \$433 ;
+  always @(posedge clk)
+    \pending$157  <= \$434 ;
+  always @(posedge clk)
+    s_beat <= \$435 ;
+  always @(posedge clk)
+    c <= \$436 ;
+  always @(posedge clk)
+    error <= \$437 ;
+  always @(posedge clk)
+    cycles <= \$438 ;
+  always @(posedge clk)
+    mac_cycles <= \$439 ;
+  always @(posedge clk)
+    stall_load <= \$440 ;
+  always @(posedge clk)
+    stall_store <= \$441 ;
+  always @(posedge clk)
+    beyond <= \$442 ;
+  always @(posedge clk)
+    launched <= \$443 ;
+  always @(posedge clk)
+    control_state <= \$444 ;
+  always @(posedge clk)
+    words <= \$445 ;
+  always @(posedge clk)
+    used <= \$446 ;
+  always @(posedge clk)
+    chunk <= \$447 ;
   assign split = c[191:160] > 10'h200;
-  assign \$1  = c[191:160] - load_k_kc0;
-  assign load_k_last = \$1 [31:0] <= 10'h200;
-  assign \$2  = \$1 [31:0] < 10'h200;
-  assign load_k_len = \$2  ? \$1 [31:0] : 32'd512;
-  assign \$3  = ~ split;
-  assign \$4  = ~ first_in_panel;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = b_busy >> l_bpar;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$7  & w_rdy;
-  assign \$9  = c[63:32] + b_koff;
-  assign \$10  = \$9  + col0;
-  assign \$11  = a_busy >> l_apar;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$12  & w_rdy;
-  assign \$14  = load_a_addr + load_k_kc0;
-  assign \$15  = ! load_k_kc0;
-  assign \$16  = c_busy >> index[0];
-  assign \$17  = ~ \$16 ;
-  assign \$18  = ~ c[352];
+  assign \$1  = ~ split;
+  assign \$2  = ~ first_in_panel;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = b_busy >> l_bpar;
+  assign \$5  = ~ \$4 ;
+  assign \$6  = \$5  & w_rdy;
+  assign \$7  = c[63:32] + b_koff;
+  assign \$8  = \$7  + col0;
+  assign \$9  = a_busy >> l_apar;
+  assign \$10  = ~ \$9 ;
+  assign \$11  = \$10  & w_rdy;
+  assign \$12  = load_a_addr + load_k_kc0;
+  assign \$13  = ! load_k_kc0;
+  assign \$14  = c_busy >> index[0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = ~ c[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$20  = is_cin & acc_writes;
-  assign \$21  = ~ \$20 ;
-  assign rd_data__ready = r_rdy & \$21 ;
+  assign \$18  = is_cin & acc_writes;
+  assign \$19  = ~ \$18 ;
+  assign rd_data__ready = r_rdy & \$19 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$22  = r_data[2] * 7'h40;
-  assign \$23  = \$22  + beat;
-  assign \$24  = ! r_data[1:0];
-  assign \$25  = beat_ok & \$24 ;
-  assign \$26  = ! row;
-  assign \$signature__en  = \$25  & \$26 ;
-  assign \$27  = r_data[2] * 7'h40;
-  assign \$28  = \$27  + beat;
-  assign \$29  = ! r_data[1:0];
-  assign \$30  = beat_ok & \$29 ;
-  assign \$31  = row == 1'h1;
-  assign \$signature__en$57  = \$30  & \$31 ;
-  assign \$32  = r_data[2] * 7'h40;
-  assign \$33  = \$32  + beat;
-  assign \$34  = ! r_data[1:0];
-  assign \$35  = beat_ok & \$34 ;
-  assign \$36  = row == 2'h2;
-  assign \$signature__en$60  = \$35  & \$36 ;
-  assign \$37  = r_data[2] * 7'h40;
-  assign \$38  = \$37  + beat;
-  assign \$39  = ! r_data[1:0];
-  assign \$40  = beat_ok & \$39 ;
-  assign \$41  = row == 2'h3;
-  assign \$signature__en$63  = \$40  & \$41 ;
-  assign \$42  = r_data[2] * 10'h200;
-  assign \$43  = \$42  + row;
-  assign \$44  = r_data[1:0] == 1'h1;
-  assign \$45  = beat_ok & \$44 ;
-  assign \$46  = ! beat;
-  assign \$47  = \$45  & \$46 ;
-  assign \$48  = r_data[1:0] == 1'h1;
-  assign \$49  = beat_ok & \$48 ;
-  assign \$50  = ! beat;
-  assign \$51  = \$49  & \$50 ;
-  assign \$52  = r_data[1:0] == 1'h1;
-  assign \$53  = beat_ok & \$52 ;
-  assign \$54  = ! beat;
-  assign \$55  = \$53  & \$54 ;
-  assign \$56  = r_data[1:0] == 1'h1;
-  assign \$57  = beat_ok & \$56 ;
-  assign \$58  = ! beat;
-  assign \$59  = \$57  & \$58 ;
-  assign \$60  = c[191:160] - feed_k_kc0;
-  assign feed_k_last = \$60 [31:0] <= 10'h200;
-  assign \$61  = \$60 [31:0] < 10'h200;
-  assign feed_k_len = \$61  ? \$60 [31:0] : 32'd512;
-  assign \$62  = ~ f_done;
-  assign \$63  = running & \$62 ;
-  assign \$64  = a_full >> apar;
+  assign \$20  = r_data[2] * 7'h40;
+  assign \$21  = \$20  + beat;
+  assign \$22  = ! r_data[1:0];
+  assign \$23  = beat_ok & \$22 ;
+  assign \$24  = ! row;
+  assign \$signature__en  = \$23  & \$24 ;
+  assign \$25  = r_data[2] * 7'h40;
+  assign \$26  = \$25  + beat;
+  assign \$27  = ! r_data[1:0];
+  assign \$28  = beat_ok & \$27 ;
+  assign \$29  = row == 1'h1;
+  assign \$signature__en$56  = \$28  & \$29 ;
+  assign \$30  = r_data[2] * 7'h40;
+  assign \$31  = \$30  + beat;
+  assign \$32  = ! r_data[1:0];
+  assign \$33  = beat_ok & \$32 ;
+  assign \$34  = row == 2'h2;
+  assign \$signature__en$59  = \$33  & \$34 ;
+  assign \$35  = r_data[2] * 7'h40;
+  assign \$36  = \$35  + beat;
+  assign \$37  = ! r_data[1:0];
+  assign \$38  = beat_ok & \$37 ;
+  assign \$39  = row == 2'h3;
+  assign \$signature__en$62  = \$38  & \$39 ;
+  assign \$40  = r_data[2] * 10'h200;
+  assign \$41  = \$40  + row;
+  assign \$42  = r_data[1:0] == 1'h1;
+  assign \$43  = beat_ok & \$42 ;
+  assign \$44  = ! beat;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = r_data[1:0] == 1'h1;
+  assign \$47  = beat_ok & \$46 ;
+  assign \$48  = ! beat;
+  assign \$49  = \$47  & \$48 ;
+  assign \$50  = r_data[1:0] == 1'h1;
+  assign \$51  = beat_ok & \$50 ;
+  assign \$52  = ! beat;
+  assign \$53  = \$51  & \$52 ;
+  assign \$54  = r_data[1:0] == 1'h1;
+  assign \$55  = beat_ok & \$54 ;
+  assign \$56  = ! beat;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = ~ f_done;
+  assign \$59  = running & \$58 ;
+  assign \$60  = a_full >> apar;
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = b_full >> bpar;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = c_ready >> \index$78 [0];
   assign \$65  = \$63  & \$64 ;
-  assign \$66  = b_full >> bpar;
+  assign \$66  = \index$78  < c_claims;
   assign \$67  = \$65  & \$66 ;
-  assign \$68  = c_ready >> \index$83 [0];
-  assign \$69  = \$67  & \$68 ;
-  assign \$70  = \index$83  < c_claims;
-  assign \$71  = \$69  & \$70 ;
-  assign \$72  = level + pending;
-  assign \$73  = \$72  < 2'h3;
-  assign \$74  = \$71  & \$73 ;
-  assign \$75  = ! k_idx;
-  assign \$76  = ! feed_k_kc0;
-  assign \$77  = \$75  & \$76 ;
-  assign \$78  = ~ \$77 ;
-  assign \$79  = \$78  | \w_rdy$88 ;
-  assign issue = \$74  & \$79 ;
-  assign \$80  = apar * 7'h40;
-  assign \$82  = \$80  + \$81 ;
-  assign \$83  = apar * 7'h40;
-  assign \$85  = \$83  + \$84 ;
-  assign \$86  = apar * 7'h40;
-  assign \$88  = \$86  + \$87 ;
-  assign \$89  = apar * 7'h40;
-  assign \$91  = \$89  + \$90 ;
-  assign \$92  = bpar * 10'h200;
-  assign \$93  = \$92  + k_idx;
-  assign \$515  = meta_sel * 4'h8;
-  assign \$94  = \$signature__data$100  >> \$515 ;
-  assign \$518  = meta_sel * 4'h8;
-  assign \$95  = \$signature__data$102  >> \$518 ;
-  assign \$521  = meta_sel * 4'h8;
-  assign \$96  = \$signature__data$103  >> \$521 ;
-  assign \$524  = meta_sel * 4'h8;
-  assign \$97  = \$signature__data$104  >> \$524 ;
-  assign \$98  = ! k_idx;
-  assign \$99  = ! feed_k_kc0;
-  assign \$100  = \$98  & \$99 ;
-  assign \$101  = feed_k_len - 1'h1;
-  assign \$102  = k_idx == \$101 ;
-  assign \$103  = last_in_panel & feed_k_last;
-  assign \$104  = split | \$103 ;
+  assign \$68  = level + pending;
+  assign \$69  = \$68  < 2'h3;
+  assign \$70  = \$67  & \$69 ;
+  assign \$71  = ! k_idx;
+  assign \$72  = ! feed_k_kc0;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = ~ \$73 ;
+  assign \$75  = \$74  | \w_rdy$84 ;
+  assign issue = \$70  & \$75 ;
+  assign \$76  = apar * 7'h40;
+  assign \$78  = \$76  + \$77 ;
+  assign \$79  = apar * 7'h40;
+  assign \$81  = \$79  + \$80 ;
+  assign \$82  = apar * 7'h40;
+  assign \$84  = \$82  + \$83 ;
+  assign \$85  = apar * 7'h40;
+  assign \$87  = \$85  + \$86 ;
+  assign \$88  = bpar * 10'h200;
+  assign \$89  = \$88  + k_idx;
+  assign \$546  = meta_sel * 4'h8;
+  assign \$90  = \$signature__data$96  >> \$546 ;
+  assign \$549  = meta_sel * 4'h8;
+  assign \$91  = \$signature__data$98  >> \$549 ;
+  assign \$552  = meta_sel * 4'h8;
+  assign \$92  = \$signature__data$99  >> \$552 ;
+  assign \$555  = meta_sel * 4'h8;
+  assign \$93  = \$signature__data$100  >> \$555 ;
+  assign \$94  = ! k_idx;
+  assign \$95  = ! feed_k_kc0;
+  assign \$96  = \$94  & \$95 ;
+  assign \$97  = k_idx == feed_k_len_m1;
+  assign \$98  = last_in_panel & feed_k_last;
+  assign \$99  = split | \$98 ;
   assign got = results__valid & results__ready;
-  assign \$105  = \r_data$128 [0] * 10'h200;
-  assign \$106  = \$105  + acc_row;
-  assign \$107  = \r_data$128 [16:1] - 1'h1;
-  assign \$108  = acc_row == \$107 ;
-  assign \$109  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$110  = $signed(s1_value[31:0]) + $signed(\$109 );
-  assign \$111  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$112  = $signed(s1_value[63:32]) + $signed(\$111 );
-  assign \$113  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$114  = $signed(s1_value[95:64]) + $signed(\$113 );
-  assign \$115  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$116  = $signed(s1_value[127:96]) + $signed(\$115 );
-  assign \$117  = r_data[2] * 10'h200;
-  assign \$118  = \$117  + row;
-  assign \$119  = beat_ok & is_cin;
-  assign \$120  = ! beat;
-  assign \$121  = \$119  & \$120 ;
-  assign \$122  = beat_ok & is_cin;
-  assign \$123  = ! beat;
-  assign \$124  = \$122  & \$123 ;
-  assign \$125  = beat_ok & is_cin;
-  assign \$126  = beat == 1'h1;
-  assign \$127  = \$125  & \$126 ;
-  assign \$128  = beat_ok & is_cin;
-  assign \$129  = beat == 1'h1;
-  assign \$130  = \$128  & \$129 ;
-  assign \$131  = ~ s_done;
-  assign \$132  = running & \$131 ;
-  assign \$133  = c_done >> \index$151 [0];
-  assign \$134  = \$132  & \$133 ;
-  assign \$136  = c[353] ? { 3'h0, \cols$156  } : \$135 ;
-  assign \$137  = \level$158  + \pending$159 ;
-  assign \$138  = \$137  < 2'h3;
-  assign \$139  = \$138  & \w_rdy$160 ;
-  assign \$140  = \rows$155  - 1'h1;
-  assign \$141  = r == \$140 ;
-  assign \$142  = \index$151 [0] * 10'h200;
-  assign \$143  = \$142  + r;
-  assign \$144  = ~ \r_rdy$169 ;
-  assign \$145  = ~ \issue$157 ;
-  assign s_drained = \$144  & \$145 ;
-  assign \$146  = \rows$155  - 1'h1;
-  assign \$147  = r == \$146 ;
-  assign \$149  = c[353] ? { 3'h0, \r_data$192 [2:0] } : \$148 ;
-  assign \$150  = s_beat * 4'h8;
-  assign \$151  = \$149 [4:0] - \$150 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$169 ;
-  assign \$584  = s_beat * 7'h40;
-  assign \$152  = byte_row >> \$584 ;
-  assign \$153  = \$151 [4:0] <= 4'h8;
-  assign \$154  = \$153  ? \$151 [4:0] : 5'h08;
-  assign \$155  = ! s_beat;
-  assign \$156  = \$151 [4:0] <= 4'h8;
-  assign \$157  = \$151 [4:0] <= 4'h8;
-  assign \$158  = \$157  & \r_data$192 [3];
-  assign \$159  = wr_data__valid & wr_data__ready;
-  assign \$160  = \$151 [4:0] <= 4'h8;
-  assign \$164  = ~ launched;
-  assign \$165  = ~ busy;
-  assign \$166  = c[159:128] - 1'h1;
-  assign \$167  = c[31:0] + c[191:160];
-  assign \$168  = ~ launched;
-  assign \$169  = ~ busy;
-  assign \$170  = c[191:160] - 1'h1;
-  assign \$171  = c[63:32] + c[223:192];
-  assign \$172  = ~ launched;
-  assign \$173  = ~ busy;
-  assign \$174  = c[159:128] - 1'h1;
-  assign \$176  = c[353] ? { 3'h0, c[223:192] } : \$175 ;
-  assign \$177  = c[95:64] + \$176 ;
-  assign \$178  = ~ launched;
-  assign \$179  = ~ busy;
-  assign \$180  = c[159:128] - 1'h1;
-  assign \$182  = c[127:96] + \$181 ;
-  assign \$183  = ! c[159:128];
-  assign \$184  = ! c[191:160];
+  assign \$100  = \r_data$126 [0] * 10'h200;
+  assign \$101  = \$100  + acc_row;
+  assign \$102  = \r_data$126 [16:1] - 1'h1;
+  assign \$103  = acc_row == \$102 ;
+  assign \$104  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
+  assign \$105  = $signed(s1_value[31:0]) + $signed(\$104 );
+  assign \$106  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
+  assign \$107  = $signed(s1_value[63:32]) + $signed(\$106 );
+  assign \$108  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
+  assign \$109  = $signed(s1_value[95:64]) + $signed(\$108 );
+  assign \$110  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
+  assign \$111  = $signed(s1_value[127:96]) + $signed(\$110 );
+  assign \$112  = r_data[2] * 10'h200;
+  assign \$113  = \$112  + row;
+  assign \$114  = beat_ok & is_cin;
+  assign \$115  = ! beat;
+  assign \$116  = \$114  & \$115 ;
+  assign \$117  = beat_ok & is_cin;
+  assign \$118  = ! beat;
+  assign \$119  = \$117  & \$118 ;
+  assign \$120  = beat_ok & is_cin;
+  assign \$121  = beat == 1'h1;
+  assign \$122  = \$120  & \$121 ;
+  assign \$123  = beat_ok & is_cin;
+  assign \$124  = beat == 1'h1;
+  assign \$125  = \$123  & \$124 ;
+  assign \$126  = ~ s_done;
+  assign \$127  = running & \$126 ;
+  assign \$128  = c_done >> \index$149 [0];
+  assign \$129  = \$127  & \$128 ;
+  assign \$131  = c[353] ? { 3'h0, \cols$154  } : \$130 ;
+  assign \$132  = \level$156  + \pending$157 ;
+  assign \$133  = \$132  < 2'h3;
+  assign \$134  = \$133  & \w_rdy$158 ;
+  assign \$135  = \rows$153  - 1'h1;
+  assign \$136  = r == \$135 ;
+  assign \$137  = \index$149 [0] * 10'h200;
+  assign \$138  = \$137  + r;
+  assign \$139  = ~ \r_rdy$167 ;
+  assign \$140  = ~ \issue$155 ;
+  assign s_drained = \$139  & \$140 ;
+  assign \$141  = \rows$153  - 1'h1;
+  assign \$142  = r == \$141 ;
+  assign \$144  = c[353] ? { 3'h0, \r_data$190 [2:0] } : \$143 ;
+  assign \$145  = s_beat * 4'h8;
+  assign \$146  = \$144 [4:0] - \$145 [4:0];
+  assign wr_data__valid = byte_valid & \r_rdy$167 ;
+  assign \$614  = s_beat * 7'h40;
+  assign \$147  = byte_row >> \$614 ;
+  assign \$148  = \$146 [4:0] <= 4'h8;
+  assign \$149  = \$148  ? \$146 [4:0] : 5'h08;
+  assign \$150  = ! s_beat;
+  assign \$151  = \$146 [4:0] <= 4'h8;
+  assign \$152  = \$146 [4:0] <= 4'h8;
+  assign \$153  = \$152  & \r_data$190 [3];
+  assign \$154  = wr_data__valid & wr_data__ready;
+  assign \$155  = \$146 [4:0] <= 4'h8;
+  assign \$159  = ~ launched;
+  assign \$160  = ~ busy;
+  assign \$161  = c[159:128] - 1'h1;
+  assign \$162  = c[31:0] + c[191:160];
+  assign \$163  = ~ launched;
+  assign \$164  = ~ busy;
+  assign \$165  = c[191:160] - 1'h1;
+  assign \$166  = c[63:32] + c[223:192];
+  assign \$167  = ~ launched;
+  assign \$168  = ~ busy;
+  assign \$169  = c[159:128] - 1'h1;
+  assign \$171  = c[353] ? { 3'h0, c[223:192] } : \$170 ;
+  assign \$172  = c[95:64] + \$171 ;
+  assign \$173  = ~ launched;
+  assign \$174  = ~ busy;
+  assign \$175  = c[159:128] - 1'h1;
+  assign \$177  = c[127:96] + \$176 ;
+  assign \$178  = ! c[159:128];
+  assign \$179  = ! c[191:160];
+  assign \$180  = \$178  | \$179 ;
+  assign \$181  = ! c[223:192];
+  assign \$182  = \$180  | \$181 ;
+  assign \$183  = c[159:128] > 16'hffff;
+  assign \$184  = c[223:192] > 16'hffff;
   assign \$185  = \$183  | \$184 ;
-  assign \$186  = ! c[223:192];
+  assign \$186  = c[191:160] > 16'hffff;
   assign \$187  = \$185  | \$186 ;
-  assign \$188  = c[159:128] > 16'hffff;
-  assign \$189  = c[223:192] > 16'hffff;
-  assign \$190  = \$188  | \$189 ;
-  assign \$191  = c[191:160] > 16'hffff;
-  assign \$192  = \$190  | \$191 ;
-  assign \$194  = c[255:224] < c[191:160];
-  assign \$195  = c[287:256] < c[223:192];
-  assign \$196  = \$194  | \$195 ;
-  assign \$198  = c[353] ? { 3'h0, c[223:192] } : \$197 ;
-  assign \$199  = c[319:288] < \$198 ;
-  assign \$200  = \$196  | \$199 ;
-  assign \$202  = c[351:320] < \$201 ;
-  assign \$203  = c[352] & \$202 ;
-  assign \$204  = \$200  | \$203 ;
-  assign \$205  = ~ c[353];
-  assign \$206  = | c[65:64];
-  assign \$207  = | c[289:288];
-  assign \$208  = \$206  | \$207 ;
-  assign \$209  = \$205  & \$208 ;
-  assign \$210  = | c[97:96];
-  assign \$211  = | c[321:320];
-  assign \$212  = \$210  | \$211 ;
-  assign \$213  = c[352] & \$212 ;
-  assign \$214  = \$209  | \$213 ;
-  assign \$215  = | beyond;
-  assign \busy$215  = ~ \$222 ;
-  assign \$216  = ! loader_state;
-  assign \$217  = loader_state == 1'h1;
-  assign \$218  = loader_state == 2'h2;
-  assign \$219  = loader_state == 2'h3;
-  assign \$220  = ! store_state;
-  assign \$222  = ! control_state;
-  assign \$223  = control_state == 1'h1;
-  assign \$224  = control_state == 2'h2;
-  assign \$225  = control_state == 2'h3;
-  assign \$226  = control_state == 3'h4;
-  assign \$227  = control_state == 3'h5;
-  assign \$228  = control_state == 3'h6;
-  assign \$229  = control_state == 3'h7;
-  assign \$230  = control_state == 4'h8;
-  assign \$231  = a_busy | a_busy_set;
-  assign \$232  = ~ a_busy_clr;
-  assign \$233  = \$231  & \$232 ;
-  assign \$234  = a_full | a_full_set;
-  assign \$235  = ~ a_full_clr;
-  assign \$236  = \$234  & \$235 ;
-  assign \$237  = b_busy | b_busy_set;
-  assign \$238  = ~ b_busy_clr;
-  assign \$239  = \$237  & \$238 ;
-  assign \$240  = b_full | b_full_set;
-  assign \$241  = ~ b_full_clr;
-  assign \$242  = \$240  & \$241 ;
-  assign \$243  = c_busy | c_busy_set;
-  assign \$244  = ~ c_busy_clr;
-  assign \$245  = \$243  & \$244 ;
-  assign \$246  = c_ready | c_ready_set;
-  assign \$247  = ~ c_ready_clr;
-  assign \$248  = \$246  & \$247 ;
-  assign \$249  = c_done | c_done_set;
-  assign \$250  = ~ c_done_clr;
-  assign \$251  = \$249  & \$250 ;
-  assign \$258  = load_k_kc0 + 10'h200;
-  assign \$259  = load_k_last ? 33'h000000000 : \$258 ;
-  assign \$260  = load_a_panel + 1'h0;
-  assign \$261  = load_a_panel + 1'h0;
-  assign \$262  = load_a_addr + \$161 [31:0];
-  assign \$263  = load_cin_panel + 5'h10;
-  assign \$264  = load_cin_panel + 5'h10;
-  assign \$265  = load_cin_addr + \$163 [31:0];
-  assign \$267  = b_koff + \$266 ;
-  assign \$268  = load_k_last ? 48'h000000000000 : \$267 ;
-  assign \$269  = ~ l_done;
-  assign \$270  = running & \$269 ;
-  assign \$271  = ~ split;
-  assign \$272  = ~ first_in_panel;
-  assign \$273  = \$271  & \$272 ;
-  assign \$274  = b_busy >> l_bpar;
-  assign \$275  = ~ \$274 ;
-  assign \$276  = \$275  & w_rdy;
-  assign \$277  = ~ l_bpar;
-  assign \$278  = a_busy >> l_apar;
-  assign \$279  = ~ \$278 ;
-  assign \$280  = \$279  & w_rdy;
-  assign \$281  = ~ l_apar;
-  assign \$282  = ! load_k_kc0;
-  assign \$283  = c_claims + 1'h1;
-  assign \$284  = row + 1'h1;
-  assign \$285  = row_base + words;
-  assign \$286  = beat + 1'h1;
-  assign \$287  = feed_k_kc0 + 10'h200;
-  assign \$288  = feed_k_last ? 33'h000000000 : \$287 ;
-  assign \$289  = feed_k_len - 1'h1;
-  assign \$290  = k_idx == \$289 ;
-  assign \$291  = \$290  & feed_k_last;
-  assign \$292  = feed_k_len - 1'h1;
-  assign \$293  = k_idx == \$292 ;
-  assign \$294  = ~ apar;
-  assign \$295  = last_in_panel & feed_k_last;
-  assign \$296  = split | \$295 ;
-  assign \$297  = ~ bpar;
-  assign \$298  = k_idx + 1'h1;
-  assign \$299  = got & \r_data$128 [18];
-  assign \$300  = \r_data$128 [16:1] - 1'h1;
-  assign \$301  = acc_row == \$300 ;
-  assign \$302  = \$299  & \$301 ;
-  assign \$303  = \r_data$128 [16:1] - 1'h1;
-  assign \$304  = acc_row == \$303 ;
-  assign \$305  = acc_row + 1'h1;
-  assign \$306  = c[353] ? 5'h04 : 5'h10;
-  assign \$307  = store_c_panel + \$306 ;
-  assign \$308  = c[353] ? 5'h04 : 5'h10;
-  assign \$309  = store_c_panel + \$308 ;
-  assign \$310  = store_c_addr + \$162 [31:0];
-  assign \$311  = ~ s_done;
-  assign \$312  = running & \$311 ;
-  assign \$313  = c_done >> \index$151 [0];
-  assign \$314  = \$312  & \$313 ;
-  assign \$315  = \rows$155  - 1'h1;
-  assign \$316  = r == \$315 ;
-  assign \$317  = r + 1'h1;
-  assign \$318  = wr_data__valid & wr_data__ready;
-  assign \$319  = \$151 [4:0] <= 4'h8;
-  assign \$320  = s_beat + 1'h1;
-  assign \$321  = ~ launched;
-  assign \$322  = ~ busy;
-  assign \$323  = result > 33'h100000000;
-  assign \$324  = ~ launched;
-  assign \$325  = ~ busy;
-  assign \$326  = result > 33'h100000000;
-  assign \$327  = ~ launched;
-  assign \$328  = ~ busy;
-  assign \$329  = result > 33'h100000000;
-  assign \$330  = ~ launched;
-  assign \$331  = ~ busy;
-  assign \$332  = result > 33'h100000000;
-  assign \$333  = split ? 32'd512 : c[191:160];
-  assign \$334  = \$333  + 4'h8;
-  assign \$335  = \$334  - 1'h1;
-  assign \$337  = | code;
-  assign \$338  = s_done & s_drained;
-  assign \$339  = ~ dma_busy;
-  assign \$340  = \$338  & \$339 ;
-  assign \$341  = cycles + 1'h1;
-  assign \$342  = operands__valid & \r_en$112 ;
-  assign \$343  = mac_cycles + 1'h1;
-  assign \$344  = ~ f_done;
-  assign \$345  = running & \$344 ;
-  assign \$346  = ~ operands__valid;
-  assign \$347  = \$345  & \$346 ;
-  assign \$348  = stall_load + 1'h1;
-  assign \$349  = ~ results__ready;
-  assign \$350  = results__valid & \$349 ;
-  assign \$351  = stall_store + 1'h1;
+  assign \$189  = c[255:224] < c[191:160];
+  assign \$190  = c[287:256] < c[223:192];
+  assign \$191  = \$189  | \$190 ;
+  assign \$193  = c[353] ? { 3'h0, c[223:192] } : \$192 ;
+  assign \$194  = c[319:288] < \$193 ;
+  assign \$195  = \$191  | \$194 ;
+  assign \$197  = c[351:320] < \$196 ;
+  assign \$198  = c[352] & \$197 ;
+  assign \$199  = \$195  | \$198 ;
+  assign \$200  = ~ c[353];
+  assign \$201  = | c[65:64];
+  assign \$202  = | c[289:288];
+  assign \$203  = \$201  | \$202 ;
+  assign \$204  = \$200  & \$203 ;
+  assign \$205  = | c[97:96];
+  assign \$206  = | c[321:320];
+  assign \$207  = \$205  | \$206 ;
+  assign \$208  = c[352] & \$207 ;
+  assign \$209  = \$204  | \$208 ;
+  assign \$210  = | beyond;
+  assign \busy$213  = ~ \$217 ;
+  assign \$211  = ! loader_state;
+  assign \$212  = loader_state == 1'h1;
+  assign \$213  = loader_state == 2'h2;
+  assign \$214  = loader_state == 2'h3;
+  assign \$215  = ! store_state;
+  assign \$217  = ! control_state;
+  assign \$218  = control_state == 1'h1;
+  assign \$219  = control_state == 2'h2;
+  assign \$220  = control_state == 2'h3;
+  assign \$221  = control_state == 3'h4;
+  assign \$222  = control_state == 3'h5;
+  assign \$223  = control_state == 3'h6;
+  assign \$224  = control_state == 3'h7;
+  assign \$225  = control_state == 4'h8;
+  assign \$226  = a_busy | a_busy_set;
+  assign \$227  = ~ a_busy_clr;
+  assign \$228  = \$226  & \$227 ;
+  assign \$229  = a_full | a_full_set;
+  assign \$230  = ~ a_full_clr;
+  assign \$231  = \$229  & \$230 ;
+  assign \$232  = b_busy | b_busy_set;
+  assign \$233  = ~ b_busy_clr;
+  assign \$234  = \$232  & \$233 ;
+  assign \$235  = b_full | b_full_set;
+  assign \$236  = ~ b_full_clr;
+  assign \$237  = \$235  & \$236 ;
+  assign \$238  = c_busy | c_busy_set;
+  assign \$239  = ~ c_busy_clr;
+  assign \$240  = \$238  & \$239 ;
+  assign \$241  = c_ready | c_ready_set;
+  assign \$242  = ~ c_ready_clr;
+  assign \$243  = \$241  & \$242 ;
+  assign \$244  = c_done | c_done_set;
+  assign \$245  = ~ c_done_clr;
+  assign \$246  = \$244  & \$245 ;
+  assign \$253  = l_step & load_k_last;
+  assign \$254  = restart | \$253 ;
+  assign \$255  = c[191:160] <= 10'h200;
+  assign \$256  = c[191:160] < 10'h200;
+  assign \$257  = \$256  ? c[191:160] : 32'd512;
+  assign \$258  = c[191:160] < 10'h200;
+  assign \$259  = \$258  ? c[191:160] : 32'd512;
+  assign \$260  = \$259  - 1'h1;
+  assign \$261  = load_k_kc0 + 10'h200;
+  assign \$262  = load_k_left - 10'h200;
+  assign \$263  = load_k_left - 10'h200;
+  assign \$264  = $signed(\$263 ) <= $signed(11'h200);
+  assign \$265  = load_k_left - 10'h200;
+  assign \$266  = $signed(\$265 ) < $signed(11'h200);
+  assign \$267  = load_k_left - 10'h200;
+  assign \$268  = \$266  ? \$267  : 33'h000000200;
+  assign \$269  = load_k_left - 10'h200;
+  assign \$270  = $signed(\$269 ) < $signed(11'h200);
+  assign \$271  = load_k_left - 10'h200;
+  assign \$272  = \$270  ? \$271  : 33'h000000200;
+  assign \$273  = $signed(\$272 ) - $signed(2'h1);
+  assign \$274  = load_a_panel + 1'h0;
+  assign \$275  = load_a_panel + 1'h0;
+  assign \$276  = load_a_addr + \$156 [31:0];
+  assign \$277  = load_cin_panel + 5'h10;
+  assign \$278  = load_cin_panel + 5'h10;
+  assign \$279  = load_cin_addr + \$158 [31:0];
+  assign \$281  = b_koff + \$280 ;
+  assign \$282  = load_k_last ? 48'h000000000000 : \$281 ;
+  assign \$283  = ~ l_done;
+  assign \$284  = running & \$283 ;
+  assign \$285  = ~ split;
+  assign \$286  = ~ first_in_panel;
+  assign \$287  = \$285  & \$286 ;
+  assign \$288  = b_busy >> l_bpar;
+  assign \$289  = ~ \$288 ;
+  assign \$290  = \$289  & w_rdy;
+  assign \$291  = ~ l_bpar;
+  assign \$292  = a_busy >> l_apar;
+  assign \$293  = ~ \$292 ;
+  assign \$294  = \$293  & w_rdy;
+  assign \$295  = ~ l_apar;
+  assign \$296  = ! load_k_kc0;
+  assign \$297  = c_claims + 1'h1;
+  assign \$298  = row + 1'h1;
+  assign \$299  = row_base + words;
+  assign \$300  = beat + 1'h1;
+  assign \$301  = step_done & feed_k_last;
+  assign \$302  = restart | \$301 ;
+  assign \$303  = c[191:160] <= 10'h200;
+  assign \$304  = c[191:160] < 10'h200;
+  assign \$305  = \$304  ? c[191:160] : 32'd512;
+  assign \$306  = c[191:160] < 10'h200;
+  assign \$307  = \$306  ? c[191:160] : 32'd512;
+  assign \$308  = \$307  - 1'h1;
+  assign \$309  = feed_k_kc0 + 10'h200;
+  assign \$310  = feed_k_left - 10'h200;
+  assign \$311  = feed_k_left - 10'h200;
+  assign \$312  = $signed(\$311 ) <= $signed(11'h200);
+  assign \$313  = feed_k_left - 10'h200;
+  assign \$314  = $signed(\$313 ) < $signed(11'h200);
+  assign \$315  = feed_k_left - 10'h200;
+  assign \$316  = \$314  ? \$315  : 33'h000000200;
+  assign \$317  = feed_k_left - 10'h200;
+  assign \$318  = $signed(\$317 ) < $signed(11'h200);
+  assign \$319  = feed_k_left - 10'h200;
+  assign \$320  = \$318  ? \$319  : 33'h000000200;
+  assign \$321  = $signed(\$320 ) - $signed(2'h1);
+  assign \$322  = k_idx == feed_k_len_m1;
+  assign \$323  = \$322  & feed_k_last;
+  assign \$324  = k_idx == feed_k_len_m1;
+  assign \$325  = ~ apar;
+  assign \$326  = last_in_panel & feed_k_last;
+  assign \$327  = split | \$326 ;
+  assign \$328  = ~ bpar;
+  assign \$329  = k_idx + 1'h1;
+  assign \$330  = got & \r_data$126 [18];
+  assign \$331  = \r_data$126 [16:1] - 1'h1;
+  assign \$332  = acc_row == \$331 ;
+  assign \$333  = \$330  & \$332 ;
+  assign \$334  = \r_data$126 [16:1] - 1'h1;
+  assign \$335  = acc_row == \$334 ;
+  assign \$336  = acc_row + 1'h1;
+  assign \$337  = c[353] ? 5'h04 : 5'h10;
+  assign \$338  = store_c_panel + \$337 ;
+  assign \$339  = c[353] ? 5'h04 : 5'h10;
+  assign \$340  = store_c_panel + \$339 ;
+  assign \$341  = store_c_addr + \$157 [31:0];
+  assign \$342  = ~ s_done;
+  assign \$343  = running & \$342 ;
+  assign \$344  = c_done >> \index$149 [0];
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = \rows$153  - 1'h1;
+  assign \$347  = r == \$346 ;
+  assign \$348  = r + 1'h1;
+  assign \$349  = wr_data__valid & wr_data__ready;
+  assign \$350  = \$146 [4:0] <= 4'h8;
+  assign \$351  = s_beat + 1'h1;
+  assign \$352  = ~ launched;
+  assign \$353  = ~ busy;
+  assign \$354  = result > 33'h100000000;
+  assign \$355  = ~ launched;
+  assign \$356  = ~ busy;
+  assign \$357  = result > 33'h100000000;
+  assign \$358  = ~ launched;
+  assign \$359  = ~ busy;
+  assign \$360  = result > 33'h100000000;
+  assign \$361  = ~ launched;
+  assign \$362  = ~ busy;
+  assign \$363  = result > 33'h100000000;
+  assign \$364  = split ? 32'd512 : c[191:160];
+  assign \$365  = \$364  + 4'h8;
+  assign \$366  = \$365  - 1'h1;
+  assign \$368  = | code;
+  assign \$369  = s_done & s_drained;
+  assign \$370  = ~ dma_busy;
+  assign \$371  = \$369  & \$370 ;
+  assign \$372  = cycles + 1'h1;
+  assign \$373  = operands__valid & \r_en$108 ;
+  assign \$374  = mac_cycles + 1'h1;
+  assign \$375  = ~ f_done;
+  assign \$376  = running & \$375 ;
+  assign \$377  = ~ operands__valid;
+  assign \$378  = \$376  & \$377 ;
+  assign \$379  = stall_load + 1'h1;
+  assign \$380  = ~ results__ready;
+  assign \$381  = results__valid & \$380 ;
+  assign \$382  = stall_store + 1'h1;
   always @(posedge clk)
-    a_busy <= \$352 ;
+    a_busy <= \$383 ;
   always @(posedge clk)
-    a_full <= \$353 ;
+    a_full <= \$384 ;
   always @(posedge clk)
-    b_busy <= \$354 ;
+    b_busy <= \$385 ;
   always @(posedge clk)
-    b_full <= \$355 ;
+    b_full <= \$386 ;
   always @(posedge clk)
-    c_busy <= \$356 ;
+    c_busy <= \$387 ;
   always @(posedge clk)
-    c_ready <= \$357 ;
+    c_ready <= \$388 ;
   always @(posedge clk)
-    c_done <= \$358 ;
+    c_done <= \$389 ;
   always @(posedge clk)
-    b_used_w <= \$359 ;
+    b_used_w <= \$390 ;
   always @(posedge clk)
-    b_used_o <= \$360 ;
+    b_used_o <= \$391 ;
   always @(posedge clk)
-    load_k_kc0 <= \$361 ;
+    load_k_kc0 <= \$392 ;
   always @(posedge clk)
-    load_a_panel <= \$362 ;
+    load_k_left <= \$393 ;
   always @(posedge clk)
-    load_a_addr <= \$363 ;
+    load_k_last <= \$394 ;
   always @(posedge clk)
-    load_cin_panel <= \$364 ;
+    load_k_len <= \$395 ;
   always @(posedge clk)
-    load_cin_addr <= \$365 ;
+    load_k_len_m1 <= \$396 ;
   always @(posedge clk)
-    b_koff <= \$366 ;
+    load_a_panel <= \$397 ;
   always @(posedge clk)
-    loader_state <= \$367 ;
+    load_a_addr <= \$398 ;
   always @(posedge clk)
-    l_bpar <= \$368 ;
+    load_cin_panel <= \$399 ;
   always @(posedge clk)
-    l_apar <= \$369 ;
+    load_cin_addr <= \$400 ;
   always @(posedge clk)
-    l_done <= \$370 ;
+    b_koff <= \$401 ;
   always @(posedge clk)
-    c_claims <= \$371 ;
+    loader_state <= \$402 ;
   always @(posedge clk)
-    row <= \$372 ;
+    l_bpar <= \$403 ;
   always @(posedge clk)
-    beat <= \$373 ;
+    l_apar <= \$404 ;
   always @(posedge clk)
-    row_base <= \$374 ;
+    l_done <= \$405 ;
   always @(posedge clk)
-    feed_k_kc0 <= \$375 ;
+    c_claims <= \$406 ;
   always @(posedge clk)
-    pending <= \$376 ;
+    row <= \$407 ;
   always @(posedge clk)
-    meta_last <= \$377 ;
+    beat <= \$408 ;
   always @(posedge clk)
-    meta_sel <= \$378 ;
+    row_base <= \$409 ;
   always @(posedge clk)
-    k_idx <= \$379 ;
+    feed_k_kc0 <= \$410 ;
   always @(posedge clk)
-    apar <= \$380 ;
+    feed_k_left <= \$411 ;
   always @(posedge clk)
-    bpar <= \$381 ;
+    feed_k_last <= \$412 ;
   always @(posedge clk)
-    f_done <= \$382 ;
+    feed_k_len <= \$413 ;
   always @(posedge clk)
-    acc_writes <= \$383 ;
+    feed_k_len_m1 <= \$414 ;
   always @(posedge clk)
-    s1_addr <= \$384 ;
+    pending <= \$415 ;
   always @(posedge clk)
-    s1_value <= \$385 ;
+    meta_last <= \$416 ;
   always @(posedge clk)
-    s1_read <= \$386 ;
+    meta_sel <= \$417 ;
   always @(posedge clk)
-    s1_half <= \$387 ;
-  always @(posedge clk)
-    s1_chunk_done <= \$388 ;
-  always @(posedge clk)
-    acc_row <= \$389 ;
-  always @(posedge clk)
-    store_c_panel <= \$390 ;
-  always @(posedge clk)
-    store_c_addr <= \$391 ;
-  always @(posedge clk)
-    store_state <= \$392 ;
-  always @(posedge clk)
-    r <= \$393 ;
-  always @(posedge clk)
-    s_done <= \$394 ;
-  always @(posedge clk)
-    \pending$159  <= \$395 ;
-  always @(posedge clk)
-    s_beat <= \$396 ;
-  always @(posedge clk)
-    c <= \$397 ;
-  always @(posedge clk)
-    error <= \$398 ;
-  always @(posedge clk)
-    cycles <= \$399 ;
-  always @(posedge clk)
-    mac_cycles <= \$400 ;
-  always @(posedge clk)
-    stall_load <= \$401 ;
-  always @(posedge clk)
-    stall_store <= \$402 ;
-  always @(posedge clk)
-    beyond <= \$403 ;
-  always @(posedge clk)
-    launched <= \$404 ;
-  always @(posedge clk)
-    control_state <= \$405 ;
-  always @(posedge clk)
-    words <= \$406 ;
-  always @(posedge clk)
-    used <= \$407 ;
-  always @(posedge clk)
-    chunk <= \$408 ;
+    k_idx <= \$418 ;
   \accelerator.engine.core  core (
     .clk(clk),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$112 ),
+    .operands__ready(\r_en$108 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
@@ -7419,11 +7503,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .rst(rst)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$122 ),
+    .advance(\advance$120 ),
     .chunk(chunk),
     .clk(clk),
-    .index(\index$83 ),
-    .last(\last$231 ),
+    .index(\index$78 ),
+    .last(\last$233 ),
     .last_in_panel(last_in_panel),
     .m(c[143:128]),
     .n(c[207:192]),
@@ -7450,21 +7534,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .clk(clk),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$112 ),
+    .r_en(\r_en$108 ),
     .r_rdy(operands__valid),
     .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$99 )
+    .w_port__data(\w_data$95 )
   );
   \accelerator.engine.passes  passes (
     .clk(clk),
-    .r_data(\r_data$128 ),
-    .r_en(\r_en$132 ),
+    .r_data(\r_data$126 ),
+    .r_en(\r_en$130 ),
     .r_rdy(results__ready),
     .rst(rst),
-    .w_en(\w_en$114 ),
-    .w_port__data(\w_data$115 ),
-    .w_rdy(\w_rdy$88 )
+    .w_en(\w_en$110 ),
+    .w_port__data(\w_data$111 ),
+    .w_rdy(\w_rdy$84 )
   );
   \accelerator.engine.requant  requant (
     .clk(clk),
@@ -7474,7 +7558,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2047$354 (c[398:354]),
+    .\port$2122$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -7489,13 +7573,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   );
   \accelerator.engine.rowq  rowq (
     .clk(clk),
-    .level(\level$158 ),
-    .r_data(\r_data$182 ),
-    .r_en(\r_en$183 ),
-    .r_rdy(\r_rdy$180 ),
+    .level(\level$156 ),
+    .r_data(\r_data$180 ),
+    .r_en(\r_en$181 ),
+    .r_rdy(\r_rdy$178 ),
     .rst(rst),
-    .w_en(\pending$159 ),
-    .w_port__data(\w_data$172 )
+    .w_en(\pending$157 ),
+    .w_port__data(\w_data$170 )
   );
   \accelerator.engine.setup_mul  setup_mul (
     .a(a),
@@ -7508,29 +7592,543 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .start(start)
   );
   \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$165 ),
+    .advance(\advance$163 ),
     .chunk(chunk),
     .clk(clk),
-    .cols(\cols$156 ),
-    .index(\index$151 ),
-    .last(\last$236 ),
-    .last_in_panel(\last_in_panel$234 ),
+    .cols(\cols$154 ),
+    .index(\index$149 ),
+    .last(\last$238 ),
+    .last_in_panel(\last_in_panel$236 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$155 ),
+    .rows(\rows$153 ),
     .rst(rst)
   );
   \accelerator.engine.tagq  tagq (
     .clk(clk),
-    .r_data(\r_data$192 ),
-    .r_en(\r_en$199 ),
-    .r_rdy(\r_rdy$169 ),
+    .r_data(\r_data$190 ),
+    .r_en(\r_en$197 ),
+    .r_rdy(\r_rdy$167 ),
     .rst(rst),
-    .w_en(\issue$157 ),
-    .w_port__data(\w_data$171 ),
-    .w_rdy(\w_rdy$160 )
+    .w_en(\issue$155 ),
+    .w_port__data(\w_data$169 ),
+    .w_rdy(\w_rdy$158 )
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$420  = bpar;
+    if (issue) begin
+      if (\$324 ) begin
+        if (\$327 ) begin
+          \$420  = \$328 ;
+        end
+      end
+    end
+    if (restart) begin
+      \$420  = 1'h0;
+    end
+    if (rst) begin
+      \$420  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$421  = f_done;
+    if (issue) begin
+      if (\$324 ) begin
+        if (feed_k_last) begin
+          if (\last$233 ) begin
+            \$421  = 1'h1;
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$421  = 1'h0;
+    end
+    if (rst) begin
+      \$421  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$422  = got;
+    if (rst) begin
+      \$422  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$423  = \$101 [9:0];
+    if (rst) begin
+      \$423  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$424  = results__payload[127:0];
+    if (rst) begin
+      \$424  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$425  = \r_data$126 [17];
+    if (rst) begin
+      \$425  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$426  = \r_data$126 [0];
+    if (rst) begin
+      \$426  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$427  = \$333 ;
+    if (rst) begin
+      \$427  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$428  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$335 ) begin
+        \$428  = 16'h0000;
+      end else begin
+        \$428  = \$336 [15:0];
+      end
+    end
+    if (restart) begin
+      \$428  = 16'h0000;
+    end
+    if (rst) begin
+      \$428  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$429  = store_c_panel;
+    if (restart) begin
+      \$429  = c[95:64];
+    end else if (\advance$163 ) begin
+      if (\last_in_panel$236 ) begin
+        \$429  = \$338 [31:0];
+      end
+    end
+    if (rst) begin
+      \$429  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$430  = store_c_addr;
+    if (restart) begin
+      \$430  = c[95:64];
+    end else if (\advance$163 ) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$236 ) begin
+        \$430  = \$340 [31:0];
+      end else begin
+        \$430  = \$341 [31:0];
+      end
+    end
+    if (rst) begin
+      \$430  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$431  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$345 ) begin
+            if (wr_cmd__ready) begin
+              \$431  = 1'h1;
+            end
+          end
+      1'h1:
+          if (\issue$155 ) begin
+            if (\$347 ) begin
+              \$431  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$431  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$432  = r;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$155 ) begin
+            (* full_case = 32'd1 *)
+            if (\$347 ) begin
+              \$432  = 16'h0000;
+            end else begin
+              \$432  = \$348 [15:0];
+            end
+          end
+    endcase
+    if (restart) begin
+      \$432  = 16'h0000;
+    end
+    if (rst) begin
+      \$432  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$433  = s_done;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$155 ) begin
+            if (\$347 ) begin
+              if (\last$238 ) begin
+                \$433  = 1'h1;
+              end
+            end
+          end
+    endcase
+    if (restart) begin
+      \$433  = 1'h0;
+    end
+    if (rst) begin
+      \$433  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$434  = \issue$155 ;
+    if (rst) begin
+      \$434  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$435  = s_beat;
+    if (\$349 ) begin
+      (* full_case = 32'd1 *)
+      if (\$350 ) begin
+        \$435  = 2'h0;
+      end else begin
+        \$435  = \$351 [1:0];
+      end
+    end
+    if (rst) begin
+      \$435  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$436  = c;
+    casez (control_state)
+      4'h0:
+          if (\start$239 ) begin
+            \$436  = cmd;
+          end
+    endcase
+    if (rst) begin
+      \$436  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$437  = error;
+    casez (control_state)
+      4'h0:
+          if (\start$239 ) begin
+            \$437  = 8'h00;
+          end
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$437  = code;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (dma_error) begin
+            \$437  = 8'h06;
+          end
+    endcase
+    if (rst) begin
+      \$437  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$438  = cycles;
+    casez (control_state)
+      4'h0:
+          if (\start$239 ) begin
+            \$438  = 32'd0;
+          end
+    endcase
+    if (\busy$213 ) begin
+      \$438  = \$372 [31:0];
+    end
+    if (rst) begin
+      \$438  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$439  = mac_cycles;
+    casez (control_state)
+      4'h0:
+          if (\start$239 ) begin
+            \$439  = 32'd0;
+          end
+    endcase
+    if (\$373 ) begin
+      \$439  = \$374 [31:0];
+    end
+    if (rst) begin
+      \$439  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$440  = stall_load;
+    casez (control_state)
+      4'h0:
+          if (\start$239 ) begin
+            \$440  = 32'd0;
+          end
+    endcase
+    if (\$378 ) begin
+      \$440  = \$379 [31:0];
+    end
+    if (rst) begin
+      \$440  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$441  = stall_store;
+    casez (control_state)
+      4'h0:
+          if (\start$239 ) begin
+            \$441  = 32'd0;
+          end
+    endcase
+    if (\$381 ) begin
+      \$441  = \$382 [31:0];
+    end
+    if (rst) begin
+      \$441  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$442  = beyond;
+    casez (control_state)
+      4'h0:
+          if (\start$239 ) begin
+            \$442  = 4'h0;
+          end
+      4'h1:
+          if (\$352 ) begin
+          end else if (\$353 ) begin
+            \$442 [0] = \$354 ;
+          end
+      4'h2:
+          if (\$355 ) begin
+          end else if (\$356 ) begin
+            \$442 [1] = \$357 ;
+          end
+      4'h3:
+          if (\$358 ) begin
+          end else if (\$359 ) begin
+            \$442 [2] = \$360 ;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$361 ) begin
+            end else if (\$362 ) begin
+              \$442 [3] = \$363 ;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$442  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$443  = launched;
+    casez (control_state)
+      4'h0:
+          if (\start$239 ) begin
+            \$443  = 1'h0;
+          end
+      4'h1:
+          if (\$352 ) begin
+            \$443  = 1'h1;
+          end else if (\$353 ) begin
+            \$443  = 1'h0;
+          end
+      4'h2:
+          if (\$355 ) begin
+            \$443  = 1'h1;
+          end else if (\$356 ) begin
+            \$443  = 1'h0;
+          end
+      4'h3:
+          if (\$358 ) begin
+            \$443  = 1'h1;
+          end else if (\$359 ) begin
+            \$443  = 1'h0;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$361 ) begin
+              \$443  = 1'h1;
+            end else if (\$362 ) begin
+              \$443  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$443  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$444  = control_state;
+    casez (control_state)
+      4'h0:
+          if (\start$239 ) begin
+            \$444  = 4'h1;
+          end
+      4'h1:
+          if (\$352 ) begin
+          end else if (\$353 ) begin
+            \$444  = 4'h2;
+          end
+      4'h2:
+          if (\$355 ) begin
+          end else if (\$356 ) begin
+            \$444  = 4'h3;
+          end
+      4'h3:
+          if (\$358 ) begin
+          end else if (\$359 ) begin
+            \$444  = 4'h4;
+          end
+      4'h4:
+          (* full_case = 32'd1 *)
+          if (c[352]) begin
+            if (\$361 ) begin
+            end else if (\$362 ) begin
+              \$444  = 4'h5;
+            end
+          end else begin
+            \$444  = 4'h5;
+          end
+      4'h5:
+          (* full_case = 32'd1 *)
+          if (\$368 ) begin
+            \$444  = 4'h6;
+          end else begin
+            \$444  = 4'h7;
+          end
+      4'h7:
+          \$444  = 4'h8;
+      4'h8:
+          if (\$371 ) begin
+            \$444  = 4'h6;
+          end
+      4'h6:
+          \$444  = 4'h0;
+    endcase
+    if (rst) begin
+      \$444  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$445  = words;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$445  = \$367 [15:0];
+    endcase
+    if (rst) begin
+      \$445  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$446  = used;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$446  = 32'd0;
+    endcase
+    if (rst) begin
+      \$446  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$447  = chunk;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$447  = 16'h0004;
+    endcase
+    if (rst) begin
+      \$447  = 16'h0000;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     rd_cmd__valid = 1'h0;
@@ -7539,17 +8137,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
+          if (\$3 ) begin
+          end else if (\$6 ) begin
             rd_cmd__valid = 1'h1;
           end
       2'h2:
-          if (\$13 ) begin
+          if (\$11 ) begin
             rd_cmd__valid = 1'h1;
           end
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
             end else if (w_rdy) begin
               rd_cmd__valid = 1'h1;
             end
@@ -7564,27 +8162,27 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
-            rd_cmd__payload[31:0] = \$10 [31:0];
+          if (\$3 ) begin
+          end else if (\$6 ) begin
+            rd_cmd__payload[31:0] = \$8 [31:0];
             rd_cmd__payload[47:32] = load_k_len[15:0];
             rd_cmd__payload[67:48] = { 4'h0, cols };
             rd_cmd__payload[99:68] = c[287:256];
           end
       2'h2:
-          if (\$13 ) begin
-            rd_cmd__payload[31:0] = \$14 [31:0];
+          if (\$11 ) begin
+            rd_cmd__payload[31:0] = \$12 [31:0];
             rd_cmd__payload[47:32] = rows;
             rd_cmd__payload[67:48] = load_k_len[19:0];
             rd_cmd__payload[99:68] = c[255:224];
           end
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
             end else if (w_rdy) begin
               rd_cmd__payload[31:0] = load_cin_addr;
               rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$19  };
+              rd_cmd__payload[67:48] = { 1'h0, \$17  };
               rd_cmd__payload[99:68] = c[351:320];
             end
           end
@@ -7598,17 +8196,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
+          if (\$3 ) begin
+          end else if (\$6 ) begin
             w_data = { l_bpar, 2'h1 };
           end
       2'h2:
-          if (\$13 ) begin
+          if (\$11 ) begin
             w_data = { l_apar, 2'h0 };
           end
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
             end else if (w_rdy) begin
               w_data = { index[0], 2'h2 };
             end
@@ -7623,17 +8221,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
+          if (\$3 ) begin
+          end else if (\$6 ) begin
             w_en = rd_cmd__ready;
           end
       2'h2:
-          if (\$13 ) begin
+          if (\$11 ) begin
             w_en = rd_cmd__ready;
           end
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
             end else if (w_rdy) begin
               w_en = rd_cmd__ready;
             end
@@ -7647,8 +8245,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
+          if (\$3 ) begin
+          end else if (\$6 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
               casez (l_bpar)
@@ -7670,7 +8268,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$13 ) begin
+          if (\$11 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
               casez (l_apar)
@@ -7693,10 +8291,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$13 ) begin
+          if (\$11 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$15 ) begin
+              if (\$13 ) begin
               end else begin
                 l_step = 1'h1;
               end
@@ -7718,10 +8316,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$13 ) begin
+          if (\$11 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$15 ) begin
+              if (\$13 ) begin
               end else begin
                 if (load_k_last) begin
                   advance = 1'h1;
@@ -7749,8 +8347,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -7784,8 +8382,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -7827,8 +8425,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -7887,22 +8485,22 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$114  = 1'h0;
+    \w_en$110  = 1'h0;
     if (issue) begin
-      if (\$100 ) begin
-        \w_en$114  = 1'h1;
+      if (\$96 ) begin
+        \w_en$110  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$115  = 19'h00000;
+    \w_data$111  = 19'h00000;
     if (issue) begin
-      if (\$100 ) begin
-        \w_data$115 [0] = \index$83 [0];
-        \w_data$115 [16:1] = 16'h0004;
-        \w_data$115 [17] = c[352];
-        \w_data$115 [18] = 1'h1;
+      if (\$96 ) begin
+        \w_data$111 [0] = \index$78 [0];
+        \w_data$111 [16:1] = 16'h0004;
+        \w_data$111 [17] = c[352];
+        \w_data$111 [18] = 1'h1;
       end
     end
   end
@@ -7910,7 +8508,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     step_done = 1'h0;
     if (issue) begin
-      if (\$102 ) begin
+      if (\$97 ) begin
         step_done = 1'h1;
       end
     end
@@ -7919,7 +8517,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
-      if (\$102 ) begin
+      if (\$97 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -7934,7 +8532,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
-      if (\$102 ) begin
+      if (\$97 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -7949,8 +8547,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_full_clr = 2'h0;
     if (issue) begin
-      if (\$102 ) begin
-        if (\$104 ) begin
+      if (\$97 ) begin
+        if (\$99 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -7966,8 +8564,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_busy_clr = 2'h0;
     if (issue) begin
-      if (\$102 ) begin
-        if (\$104 ) begin
+      if (\$97 ) begin
+        if (\$99 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -7981,21 +8579,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$122  = 1'h0;
+    \advance$120  = 1'h0;
     if (issue) begin
-      if (\$102 ) begin
+      if (\$97 ) begin
         if (feed_k_last) begin
-          \advance$122  = 1'h1;
+          \advance$120  = 1'h1;
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$132  = 1'h0;
+    \r_en$130  = 1'h0;
     if (got) begin
-      if (\$108 ) begin
-        \r_en$132  = 1'h1;
+      if (\$103 ) begin
+        \r_en$130  = 1'h1;
       end
     end
   end
@@ -8018,7 +8616,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (acc_writes) begin
       c_wr__addr = s1_addr;
     end else begin
-      c_wr__addr = \$118 [9:0];
+      c_wr__addr = \$113 [9:0];
     end
   end
   always @* begin
@@ -8027,20 +8625,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (acc_writes) begin
       c_wr__en = 4'hf;
     end else begin
-      c_wr__en[0] = \$121 ;
-      c_wr__en[1] = \$124 ;
-      c_wr__en[2] = \$127 ;
-      c_wr__en[3] = \$130 ;
+      c_wr__en[0] = \$116 ;
+      c_wr__en[1] = \$119 ;
+      c_wr__en[2] = \$122 ;
+      c_wr__en[3] = \$125 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
-      c_wr__data[31:0] = \$110 [31:0];
-      c_wr__data[63:32] = \$112 [31:0];
-      c_wr__data[95:64] = \$114 [31:0];
-      c_wr__data[127:96] = \$116 [31:0];
+      c_wr__data[31:0] = \$105 [31:0];
+      c_wr__data[63:32] = \$107 [31:0];
+      c_wr__data[95:64] = \$109 [31:0];
+      c_wr__data[127:96] = \$111 [31:0];
     end else begin
       c_wr__data[31:0] = rd_data__payload[31:0];
       c_wr__data[63:32] = rd_data__payload[63:32];
@@ -8053,7 +8651,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
-          if (\$134 ) begin
+          if (\$129 ) begin
             wr_cmd__valid = 1'h1;
           end
     endcase
@@ -8063,23 +8661,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
-          if (\$134 ) begin
+          if (\$129 ) begin
             wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = \rows$155 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$136  };
+            wr_cmd__payload[47:32] = \rows$153 ;
+            wr_cmd__payload[67:48] = { 1'h0, \$131  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \issue$157  = 1'h0;
+    \issue$155  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          \issue$157  = \$139 ;
+          \issue$155  = \$134 ;
     endcase
   end
   always @* begin
@@ -8090,10 +8688,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$157 ) begin
-            if (\$141 ) begin
+          if (\issue$155 ) begin
+            if (\$136 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$151 [0])
+              casez (\index$149 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -8111,10 +8709,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$157 ) begin
-            if (\$141 ) begin
+          if (\issue$155 ) begin
+            if (\$136 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$151 [0])
+              casez (\index$149 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -8132,10 +8730,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$157 ) begin
-            if (\$141 ) begin
+          if (\issue$155 ) begin
+            if (\$136 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$151 [0])
+              casez (\index$149 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -8147,15 +8745,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$165  = 1'h0;
+    \advance$163  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$157 ) begin
-            if (\$141 ) begin
-              \advance$165  = 1'h1;
+          if (\issue$155 ) begin
+            if (\$136 ) begin
+              \advance$163  = 1'h1;
             end
           end
     endcase
@@ -8164,14 +8762,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
-      i__valid = \r_rdy$180 ;
+      i__valid = \r_rdy$178 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
-      i__payload[127:0] = \r_data$182 ;
+      i__payload[127:0] = \r_data$180 ;
       i__payload[128] = 1'h0;
     end
   end
@@ -8179,9 +8777,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
-      \r_en$183  = i__ready;
+      \r_en$181  = i__ready;
     end else begin
-      \r_en$183  = byte_ready;
+      \r_en$181  = byte_ready;
     end
   end
   always @* begin
@@ -8190,7 +8788,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
     end else begin
-      byte_row = \r_data$182 ;
+      byte_row = \r_data$180 ;
     end
   end
   always @* begin
@@ -8199,7 +8797,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (c[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$180 ;
+      byte_valid = \r_rdy$178 ;
     end
   end
   always @* begin
@@ -8212,18 +8810,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     byte_ready = 1'h0;
-    if (\$159 ) begin
-      if (\$160 ) begin
+    if (\$154 ) begin
+      if (\$155 ) begin
         byte_ready = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$199  = 1'h0;
-    if (\$159 ) begin
-      if (\$160 ) begin
-        \r_en$199  = 1'h1;
+    \r_en$197  = 1'h0;
+    if (\$154 ) begin
+      if (\$155 ) begin
+        \r_en$197  = 1'h1;
       end
     end
   end
@@ -8234,20 +8832,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$164 ) begin
+          if (\$159 ) begin
             start = 1'h1;
           end
       4'h2:
-          if (\$168 ) begin
+          if (\$163 ) begin
             start = 1'h1;
           end
       4'h3:
-          if (\$172 ) begin
+          if (\$167 ) begin
             start = 1'h1;
           end
       4'h4:
           if (c[352]) begin
-            if (\$178 ) begin
+            if (\$173 ) begin
               start = 1'h1;
             end
           end
@@ -8260,21 +8858,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$164 ) begin
-            a = \$166 [15:0];
+          if (\$159 ) begin
+            a = \$161 [15:0];
           end
       4'h2:
-          if (\$168 ) begin
-            a = \$170 [15:0];
+          if (\$163 ) begin
+            a = \$165 [15:0];
           end
       4'h3:
-          if (\$172 ) begin
-            a = \$174 [15:0];
+          if (\$167 ) begin
+            a = \$169 [15:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$178 ) begin
-              a = \$180 [15:0];
+            if (\$173 ) begin
+              a = \$175 [15:0];
             end
           end
     endcase
@@ -8286,20 +8884,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$164 ) begin
+          if (\$159 ) begin
             b = c[255:224];
           end
       4'h2:
-          if (\$168 ) begin
+          if (\$163 ) begin
             b = c[287:256];
           end
       4'h3:
-          if (\$172 ) begin
+          if (\$167 ) begin
             b = c[319:288];
           end
       4'h4:
           if (c[352]) begin
-            if (\$178 ) begin
+            if (\$173 ) begin
               b = c[351:320];
             end
           end
@@ -8312,21 +8910,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$164 ) begin
-            addend = { 1'h0, \$167  };
+          if (\$159 ) begin
+            addend = { 1'h0, \$162  };
           end
       4'h2:
-          if (\$168 ) begin
-            addend = { 1'h0, \$171  };
+          if (\$163 ) begin
+            addend = { 1'h0, \$166  };
           end
       4'h3:
-          if (\$172 ) begin
-            addend = \$177 [33:0];
+          if (\$167 ) begin
+            addend = \$172 [33:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$178 ) begin
-              addend = \$182 [33:0];
+            if (\$173 ) begin
+              addend = \$177 [33:0];
             end
           end
     endcase
@@ -8346,17 +8944,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          if (\$187 ) begin
+          if (\$182 ) begin
             code = 8'h01;
-          end else if (\$192 ) begin
+          end else if (\$187 ) begin
             code = 8'h07;
-          end else if (\$193 ) begin
+          end else if (\$188 ) begin
             code = 8'h05;
-          end else if (\$204 ) begin
+          end else if (\$199 ) begin
             code = 8'h04;
-          end else if (\$214 ) begin
+          end else if (\$209 ) begin
             code = 8'h02;
-          end else if (\$215 ) begin
+          end else if (\$210 ) begin
             code = 8'h03;
           end
     endcase
@@ -8431,746 +9029,210 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$352  = 2'h0;
+      \$383  = 2'h0;
     end else begin
-      \$352  = \$233 ;
+      \$383  = \$228 ;
     end
     if (rst) begin
-      \$352  = 2'h0;
+      \$383  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$353  = 2'h0;
+      \$384  = 2'h0;
     end else begin
-      \$353  = \$236 ;
+      \$384  = \$231 ;
     end
     if (rst) begin
-      \$353  = 2'h0;
+      \$384  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$354  = 2'h0;
+      \$385  = 2'h0;
     end else begin
-      \$354  = \$239 ;
+      \$385  = \$234 ;
     end
     if (rst) begin
-      \$354  = 2'h0;
+      \$385  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$355  = 2'h0;
+      \$386  = 2'h0;
     end else begin
-      \$355  = \$242 ;
+      \$386  = \$237 ;
     end
     if (rst) begin
-      \$355  = 2'h0;
+      \$386  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$356  = 2'h0;
+      \$387  = 2'h0;
     end else begin
-      \$356  = \$245 ;
+      \$387  = \$240 ;
     end
     if (rst) begin
-      \$356  = 2'h0;
+      \$387  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$357  = 2'h0;
+      \$388  = 2'h0;
     end else begin
-      \$357  = \$248 ;
+      \$388  = \$243 ;
     end
     if (rst) begin
-      \$357  = 2'h0;
+      \$388  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$358  = 2'h0;
+      \$389  = 2'h0;
     end else begin
-      \$358  = \$251 ;
+      \$389  = \$246 ;
     end
     if (rst) begin
-      \$358  = 2'h0;
+      \$389  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$359  = 2'h0;
+      \$390  = 2'h0;
     end else begin
-      \$359  = \$254 ;
+      \$390  = \$249 ;
     end
     if (rst) begin
-      \$359  = 2'h0;
+      \$390  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$360  = 2'h0;
+      \$391  = 2'h0;
     end else begin
-      \$360  = \$257 ;
+      \$391  = \$252 ;
     end
     if (rst) begin
-      \$360  = 2'h0;
+      \$391  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$361  = load_k_kc0;
-    if (restart) begin
-      \$361  = 32'd0;
+    \$392  = load_k_kc0;
+    if (\$254 ) begin
+      \$392  = 32'd0;
     end else if (l_step) begin
-      \$361  = \$259 [31:0];
+      \$392  = \$261 [31:0];
     end
     if (rst) begin
-      \$361  = 32'd0;
+      \$392  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$362  = load_a_panel;
-    if (restart) begin
-      \$362  = c[31:0];
-    end else if (advance) begin
-      if (\last_in_panel$225 ) begin
-        \$362  = \$260 [31:0];
-      end
-    end
-    if (rst) begin
-      \$362  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$363  = load_a_addr;
-    if (restart) begin
-      \$363  = c[31:0];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$225 ) begin
-        \$363  = \$261 [31:0];
-      end else begin
-        \$363  = \$262 [31:0];
-      end
-    end
-    if (rst) begin
-      \$363  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$364  = load_cin_panel;
-    if (restart) begin
-      \$364  = c[127:96];
-    end else if (advance) begin
-      if (\last_in_panel$225 ) begin
-        \$364  = \$263 [31:0];
-      end
-    end
-    if (rst) begin
-      \$364  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$365  = load_cin_addr;
-    if (restart) begin
-      \$365  = c[127:96];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$225 ) begin
-        \$365  = \$264 [31:0];
-      end else begin
-        \$365  = \$265 [31:0];
-      end
-    end
-    if (rst) begin
-      \$365  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$366  = b_koff;
-    if (restart) begin
-      \$366  = 32'd0;
+    \$393  = load_k_left;
+    if (\$254 ) begin
+      \$393  = c[191:160];
     end else if (l_step) begin
-      \$366  = \$268 [31:0];
+      \$393  = \$262 [31:0];
     end
     if (rst) begin
-      \$366  = 32'd0;
+      \$393  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$367  = loader_state;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          if (\$270 ) begin
-            \$367  = 2'h1;
-          end
-      2'h1:
-          if (\$273 ) begin
-            \$367  = 2'h2;
-          end else if (\$276 ) begin
-            if (rd_cmd__ready) begin
-              \$367  = 2'h2;
-            end
-          end
-      2'h2:
-          if (\$280 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$282 ) begin
-                \$367  = 2'h3;
-              end else begin
-                (* full_case = 32'd1 *)
-                if (load_k_last) begin
-                  (* full_case = 32'd1 *)
-                  if (last) begin
-                    \$367  = 2'h0;
-                  end else begin
-                    \$367  = 2'h1;
-                  end
-                end else begin
-                  \$367  = 2'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            (* full_case = 32'd1 *)
-            if (load_k_last) begin
-              (* full_case = 32'd1 *)
-              if (last) begin
-                \$367  = 2'h0;
-              end else begin
-                \$367  = 2'h1;
-              end
-            end else begin
-              \$367  = 2'h1;
-            end
-          end
-    endcase
+    \$394  = load_k_last;
+    if (\$254 ) begin
+      \$394  = \$255 ;
+    end else if (l_step) begin
+      \$394  = \$264 ;
+    end
     if (rst) begin
-      \$367  = 2'h0;
+      \$394  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$368  = l_bpar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$273 ) begin
-          end else if (\$276 ) begin
-            if (rd_cmd__ready) begin
-              \$368  = \$277 ;
-            end
-          end
-    endcase
+    \$395  = load_k_len;
+    if (\$254 ) begin
+      \$395  = \$257 ;
+    end else if (l_step) begin
+      \$395  = \$268 [31:0];
+    end
+    if (rst) begin
+      \$395  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$396  = load_k_len_m1;
+    if (\$254 ) begin
+      \$396  = \$260 [31:0];
+    end else if (l_step) begin
+      \$396  = \$273 [31:0];
+    end
+    if (rst) begin
+      \$396  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$397  = load_a_panel;
     if (restart) begin
-      \$368  = 1'h0;
-    end
-    if (rst) begin
-      \$368  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$369  = l_apar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$280 ) begin
-            if (rd_cmd__ready) begin
-              \$369  = \$281 ;
-            end
-          end
-    endcase
-    if (restart) begin
-      \$369  = 1'h0;
-    end
-    if (rst) begin
-      \$369  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$370  = l_done;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$280 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$282 ) begin
-              end else begin
-                if (load_k_last) begin
-                  if (last) begin
-                    \$370  = 1'h1;
-                  end
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            if (load_k_last) begin
-              if (last) begin
-                \$370  = 1'h1;
-              end
-            end
-          end
-    endcase
-    if (restart) begin
-      \$370  = 1'h0;
-    end
-    if (rst) begin
-      \$370  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$371  = c_claims;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (claimed) begin
-            \$371  = \$283 [31:0];
-          end
-    endcase
-    if (restart) begin
-      \$371  = 32'd0;
-    end
-    if (rst) begin
-      \$371  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$372  = row;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$372  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$372  = \$284 [15:0];
+      \$397  = c[31:0];
+    end else if (advance) begin
+      if (\last_in_panel$225 ) begin
+        \$397  = \$274 [31:0];
       end
     end
     if (rst) begin
-      \$372  = 16'h0000;
+      \$397  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$373  = beat;
-    if (beat_ok) begin
+    \$398  = load_a_addr;
+    if (restart) begin
+      \$398  = c[31:0];
+    end else if (advance) begin
       (* full_case = 32'd1 *)
-      if (rd_data__payload[70]) begin
-        \$373  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$373  = 16'h0000;
+      if (\last_in_panel$225 ) begin
+        \$398  = \$275 [31:0];
       end else begin
-        \$373  = \$286 [15:0];
+        \$398  = \$276 [31:0];
       end
     end
     if (rst) begin
-      \$373  = 16'h0000;
+      \$398  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$374  = row_base;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$374  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$374  = \$285 [15:0];
+    \$399  = load_cin_panel;
+    if (restart) begin
+      \$399  = c[127:96];
+    end else if (advance) begin
+      if (\last_in_panel$225 ) begin
+        \$399  = \$277 [31:0];
       end
-    end
-    if (rst) begin
-      \$374  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$375  = feed_k_kc0;
-    if (restart) begin
-      \$375  = 32'd0;
-    end else if (step_done) begin
-      \$375  = \$288 [31:0];
-    end
-    if (rst) begin
-      \$375  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$376  = issue;
-    if (rst) begin
-      \$376  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$377  = meta_last;
-    if (issue) begin
-      \$377  = \$291 ;
-    end
-    if (rst) begin
-      \$377  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$378  = meta_sel;
-    if (issue) begin
-      \$378  = k_idx[2:0];
-    end
-    if (rst) begin
-      \$378  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$379  = k_idx;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$293 ) begin
-        \$379  = 16'h0000;
-      end else begin
-        \$379  = \$298 [15:0];
-      end
-    end
-    if (restart) begin
-      \$379  = 16'h0000;
-    end
-    if (rst) begin
-      \$379  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$380  = apar;
-    if (issue) begin
-      if (\$293 ) begin
-        \$380  = \$294 ;
-      end
-    end
-    if (restart) begin
-      \$380  = 1'h0;
-    end
-    if (rst) begin
-      \$380  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$381  = bpar;
-    if (issue) begin
-      if (\$293 ) begin
-        if (\$296 ) begin
-          \$381  = \$297 ;
-        end
-      end
-    end
-    if (restart) begin
-      \$381  = 1'h0;
-    end
-    if (rst) begin
-      \$381  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$382  = f_done;
-    if (issue) begin
-      if (\$293 ) begin
-        if (feed_k_last) begin
-          if (\last$231 ) begin
-            \$382  = 1'h1;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$382  = 1'h0;
-    end
-    if (rst) begin
-      \$382  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$383  = got;
-    if (rst) begin
-      \$383  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$384  = \$106 [9:0];
-    if (rst) begin
-      \$384  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$385  = results__payload[127:0];
-    if (rst) begin
-      \$385  = 128'h00000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$386  = \r_data$128 [17];
-    if (rst) begin
-      \$386  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$387  = \r_data$128 [0];
-    if (rst) begin
-      \$387  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$388  = \$302 ;
-    if (rst) begin
-      \$388  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$389  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$304 ) begin
-        \$389  = 16'h0000;
-      end else begin
-        \$389  = \$305 [15:0];
-      end
-    end
-    if (restart) begin
-      \$389  = 16'h0000;
-    end
-    if (rst) begin
-      \$389  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$390  = store_c_panel;
-    if (restart) begin
-      \$390  = c[95:64];
-    end else if (\advance$165 ) begin
-      if (\last_in_panel$234 ) begin
-        \$390  = \$307 [31:0];
-      end
-    end
-    if (rst) begin
-      \$390  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$391  = store_c_addr;
-    if (restart) begin
-      \$391  = c[95:64];
-    end else if (\advance$165 ) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$234 ) begin
-        \$391  = \$309 [31:0];
-      end else begin
-        \$391  = \$310 [31:0];
-      end
-    end
-    if (rst) begin
-      \$391  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$392  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$314 ) begin
-            if (wr_cmd__ready) begin
-              \$392  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$157 ) begin
-            if (\$316 ) begin
-              \$392  = 1'h0;
-            end
-          end
-    endcase
-    if (rst) begin
-      \$392  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$393  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$157 ) begin
-            (* full_case = 32'd1 *)
-            if (\$316 ) begin
-              \$393  = 16'h0000;
-            end else begin
-              \$393  = \$317 [15:0];
-            end
-          end
-    endcase
-    if (restart) begin
-      \$393  = 16'h0000;
-    end
-    if (rst) begin
-      \$393  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$394  = s_done;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$157 ) begin
-            if (\$316 ) begin
-              if (\last$236 ) begin
-                \$394  = 1'h1;
-              end
-            end
-          end
-    endcase
-    if (restart) begin
-      \$394  = 1'h0;
-    end
-    if (rst) begin
-      \$394  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$395  = \issue$157 ;
-    if (rst) begin
-      \$395  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$396  = s_beat;
-    if (\$318 ) begin
-      (* full_case = 32'd1 *)
-      if (\$319 ) begin
-        \$396  = 2'h0;
-      end else begin
-        \$396  = \$320 [1:0];
-      end
-    end
-    if (rst) begin
-      \$396  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$397  = c;
-    casez (control_state)
-      4'h0:
-          if (\start$237 ) begin
-            \$397  = cmd;
-          end
-    endcase
-    if (rst) begin
-      \$397  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$398  = error;
-    casez (control_state)
-      4'h0:
-          if (\start$237 ) begin
-            \$398  = 8'h00;
-          end
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$398  = code;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (dma_error) begin
-            \$398  = 8'h06;
-          end
-    endcase
-    if (rst) begin
-      \$398  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$399  = cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$237 ) begin
-            \$399  = 32'd0;
-          end
-    endcase
-    if (\busy$215 ) begin
-      \$399  = \$341 [31:0];
     end
     if (rst) begin
       \$399  = 32'd0;
@@ -9178,15 +9240,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$400  = mac_cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$237 ) begin
-            \$400  = 32'd0;
-          end
-    endcase
-    if (\$342 ) begin
-      \$400  = \$343 [31:0];
+    \$400  = load_cin_addr;
+    if (restart) begin
+      \$400  = c[127:96];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$225 ) begin
+        \$400  = \$278 [31:0];
+      end else begin
+        \$400  = \$279 [31:0];
+      end
     end
     if (rst) begin
       \$400  = 32'd0;
@@ -9194,15 +9257,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$401  = stall_load;
-    casez (control_state)
-      4'h0:
-          if (\start$237 ) begin
-            \$401  = 32'd0;
-          end
-    endcase
-    if (\$347 ) begin
-      \$401  = \$348 [31:0];
+    \$401  = b_koff;
+    if (restart) begin
+      \$401  = 32'd0;
+    end else if (l_step) begin
+      \$401  = \$282 [31:0];
     end
     if (rst) begin
       \$401  = 32'd0;
@@ -9210,268 +9269,387 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$402  = stall_store;
-    casez (control_state)
-      4'h0:
-          if (\start$237 ) begin
-            \$402  = 32'd0;
+    \$402  = loader_state;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          if (\$284 ) begin
+            \$402  = 2'h1;
           end
-    endcase
-    if (\$350 ) begin
-      \$402  = \$351 [31:0];
-    end
-    if (rst) begin
-      \$402  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$403  = beyond;
-    casez (control_state)
-      4'h0:
-          if (\start$237 ) begin
-            \$403  = 4'h0;
+      2'h1:
+          if (\$287 ) begin
+            \$402  = 2'h2;
+          end else if (\$290 ) begin
+            if (rd_cmd__ready) begin
+              \$402  = 2'h2;
+            end
           end
-      4'h1:
-          if (\$321 ) begin
-          end else if (\$322 ) begin
-            \$403 [0] = \$323 ;
+      2'h2:
+          if (\$294 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$296 ) begin
+                \$402  = 2'h3;
+              end else begin
+                (* full_case = 32'd1 *)
+                if (load_k_last) begin
+                  (* full_case = 32'd1 *)
+                  if (last) begin
+                    \$402  = 2'h0;
+                  end else begin
+                    \$402  = 2'h1;
+                  end
+                end else begin
+                  \$402  = 2'h1;
+                end
+              end
+            end
           end
-      4'h2:
-          if (\$324 ) begin
-          end else if (\$325 ) begin
-            \$403 [1] = \$326 ;
-          end
-      4'h3:
-          if (\$327 ) begin
-          end else if (\$328 ) begin
-            \$403 [2] = \$329 ;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$330 ) begin
-            end else if (\$331 ) begin
-              \$403 [3] = \$332 ;
+      2'h3:
+          if (claimed) begin
+            (* full_case = 32'd1 *)
+            if (load_k_last) begin
+              (* full_case = 32'd1 *)
+              if (last) begin
+                \$402  = 2'h0;
+              end else begin
+                \$402  = 2'h1;
+              end
+            end else begin
+              \$402  = 2'h1;
             end
           end
     endcase
     if (rst) begin
-      \$403  = 4'h0;
+      \$402  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$404  = launched;
-    casez (control_state)
-      4'h0:
-          if (\start$237 ) begin
-            \$404  = 1'h0;
-          end
-      4'h1:
-          if (\$321 ) begin
-            \$404  = 1'h1;
-          end else if (\$322 ) begin
-            \$404  = 1'h0;
-          end
-      4'h2:
-          if (\$324 ) begin
-            \$404  = 1'h1;
-          end else if (\$325 ) begin
-            \$404  = 1'h0;
-          end
-      4'h3:
-          if (\$327 ) begin
-            \$404  = 1'h1;
-          end else if (\$328 ) begin
-            \$404  = 1'h0;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$330 ) begin
-              \$404  = 1'h1;
-            end else if (\$331 ) begin
-              \$404  = 1'h0;
+    \$403  = l_bpar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$287 ) begin
+          end else if (\$290 ) begin
+            if (rd_cmd__ready) begin
+              \$403  = \$291 ;
             end
           end
     endcase
+    if (restart) begin
+      \$403  = 1'h0;
+    end
+    if (rst) begin
+      \$403  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$404  = l_apar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$294 ) begin
+            if (rd_cmd__ready) begin
+              \$404  = \$295 ;
+            end
+          end
+    endcase
+    if (restart) begin
+      \$404  = 1'h0;
+    end
     if (rst) begin
       \$404  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$405  = control_state;
-    casez (control_state)
-      4'h0:
-          if (\start$237 ) begin
-            \$405  = 4'h1;
-          end
-      4'h1:
-          if (\$321 ) begin
-          end else if (\$322 ) begin
-            \$405  = 4'h2;
-          end
-      4'h2:
-          if (\$324 ) begin
-          end else if (\$325 ) begin
-            \$405  = 4'h3;
-          end
-      4'h3:
-          if (\$327 ) begin
-          end else if (\$328 ) begin
-            \$405  = 4'h4;
-          end
-      4'h4:
-          (* full_case = 32'd1 *)
-          if (c[352]) begin
-            if (\$330 ) begin
-            end else if (\$331 ) begin
-              \$405  = 4'h5;
+    \$405  = l_done;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$294 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$296 ) begin
+              end else begin
+                if (load_k_last) begin
+                  if (last) begin
+                    \$405  = 1'h1;
+                  end
+                end
+              end
             end
-          end else begin
-            \$405  = 4'h5;
           end
-      4'h5:
-          (* full_case = 32'd1 *)
-          if (\$337 ) begin
-            \$405  = 4'h6;
-          end else begin
-            \$405  = 4'h7;
+      2'h3:
+          if (claimed) begin
+            if (load_k_last) begin
+              if (last) begin
+                \$405  = 1'h1;
+              end
+            end
           end
-      4'h7:
-          \$405  = 4'h8;
-      4'h8:
-          if (\$340 ) begin
-            \$405  = 4'h6;
-          end
-      4'h6:
-          \$405  = 4'h0;
     endcase
+    if (restart) begin
+      \$405  = 1'h0;
+    end
     if (rst) begin
-      \$405  = 4'h0;
+      \$405  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$406  = words;
-    casez (control_state)
-      4'h0:
+    \$406  = c_claims;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
           /* empty */;
-      4'h1:
+      2'h1:
           /* empty */;
-      4'h2:
+      2'h2:
           /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$406  = \$336 [15:0];
+      2'h3:
+          if (claimed) begin
+            \$406  = \$297 [31:0];
+          end
     endcase
+    if (restart) begin
+      \$406  = 32'd0;
+    end
     if (rst) begin
-      \$406  = 16'h0000;
+      \$406  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$407  = used;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$407  = 32'd0;
-    endcase
+    \$407  = row;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$407  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$407  = \$298 [15:0];
+      end
+    end
     if (rst) begin
-      \$407  = 32'd0;
+      \$407  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$408  = chunk;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$408  = 16'h0004;
-    endcase
+    \$408  = beat;
+    if (beat_ok) begin
+      (* full_case = 32'd1 *)
+      if (rd_data__payload[70]) begin
+        \$408  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$408  = 16'h0000;
+      end else begin
+        \$408  = \$300 [15:0];
+      end
+    end
     if (rst) begin
       \$408  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$409  = row_base;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$409  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$409  = \$299 [15:0];
+      end
+    end
+    if (rst) begin
+      \$409  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$410  = feed_k_kc0;
+    if (\$302 ) begin
+      \$410  = 32'd0;
+    end else if (step_done) begin
+      \$410  = \$309 [31:0];
+    end
+    if (rst) begin
+      \$410  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$411  = feed_k_left;
+    if (\$302 ) begin
+      \$411  = c[191:160];
+    end else if (step_done) begin
+      \$411  = \$310 [31:0];
+    end
+    if (rst) begin
+      \$411  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$412  = feed_k_last;
+    if (\$302 ) begin
+      \$412  = \$303 ;
+    end else if (step_done) begin
+      \$412  = \$312 ;
+    end
+    if (rst) begin
+      \$412  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$413  = feed_k_len;
+    if (\$302 ) begin
+      \$413  = \$305 ;
+    end else if (step_done) begin
+      \$413  = \$316 [31:0];
+    end
+    if (rst) begin
+      \$413  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$414  = feed_k_len_m1;
+    if (\$302 ) begin
+      \$414  = \$308 [31:0];
+    end else if (step_done) begin
+      \$414  = \$321 [31:0];
+    end
+    if (rst) begin
+      \$414  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$415  = issue;
+    if (rst) begin
+      \$415  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$416  = meta_last;
+    if (issue) begin
+      \$416  = \$323 ;
+    end
+    if (rst) begin
+      \$416  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$417  = meta_sel;
+    if (issue) begin
+      \$417  = k_idx[2:0];
+    end
+    if (rst) begin
+      \$417  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$418  = k_idx;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$324 ) begin
+        \$418  = 16'h0000;
+      end else begin
+        \$418  = \$329 [15:0];
+      end
+    end
+    if (restart) begin
+      \$418  = 16'h0000;
+    end
+    if (rst) begin
+      \$418  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$419  = apar;
+    if (issue) begin
+      if (\$324 ) begin
+        \$419  = \$325 ;
+      end
+    end
+    if (restart) begin
+      \$419  = 1'h0;
+    end
+    if (rst) begin
+      \$419  = 1'h0;
     end
   end
   assign m = c[143:128];
   assign n = c[207:192];
   assign \chunk$5  = chunk;
   assign \restart$7  = restart;
-  assign load_k_left = \$1 [31:0];
-  assign \$signature__addr  = \$23 [6:0];
+  assign \$signature__addr  = \$21 [6:0];
   assign \$signature__data  = rd_data__payload[63:0];
-  assign \$signature__addr$55  = \$28 [6:0];
-  assign \$signature__data$56  = rd_data__payload[63:0];
-  assign \$signature__addr$58  = \$33 [6:0];
-  assign \$signature__data$59  = rd_data__payload[63:0];
-  assign \$signature__addr$61  = \$38 [6:0];
-  assign \$signature__data$62  = rd_data__payload[63:0];
-  assign b_wr__addr = \$43 [9:0];
-  assign \m$67  = c[143:128];
-  assign \n$68  = c[207:192];
-  assign \chunk$69  = chunk;
-  assign \restart$70  = restart;
-  assign feed_k_left = \$60 [31:0];
-  assign \$signature__addr$89  = \$82 [6:0];
+  assign \$signature__addr$54  = \$26 [6:0];
+  assign \$signature__data$55  = rd_data__payload[63:0];
+  assign \$signature__addr$57  = \$31 [6:0];
+  assign \$signature__data$58  = rd_data__payload[63:0];
+  assign \$signature__addr$60  = \$36 [6:0];
+  assign \$signature__data$61  = rd_data__payload[63:0];
+  assign b_wr__addr = \$41 [9:0];
+  assign \m$66  = c[143:128];
+  assign \n$67  = c[207:192];
+  assign \chunk$68  = chunk;
+  assign \restart$69  = restart;
+  assign \$signature__addr$85  = \$78 [6:0];
+  assign \$signature__en$86  = issue;
+  assign \$signature__addr$87  = \$81 [6:0];
+  assign \$signature__en$88  = issue;
+  assign \$signature__addr$89  = \$84 [6:0];
   assign \$signature__en$90  = issue;
-  assign \$signature__addr$91  = \$85 [6:0];
+  assign \$signature__addr$91  = \$87 [6:0];
   assign \$signature__en$92  = issue;
-  assign \$signature__addr$93  = \$88 [6:0];
-  assign \$signature__en$94  = issue;
-  assign \$signature__addr$95  = \$91 [6:0];
-  assign \$signature__en$96  = issue;
-  assign b_rd__addr = \$93 [9:0];
+  assign b_rd__addr = \$89 [9:0];
   assign b_rd__en = issue;
-  assign \w_en$107  = pending;
-  assign \r_rdy$109  = operands__valid;
-  assign \r_data$111  = operands__payload;
-  assign operands__ready = \r_en$112 ;
-  assign \r_rdy$124  = results__ready;
-  assign addr = \$106 [9:0];
-  assign c_rd_acc__addr = \$106 [9:0];
+  assign \w_en$103  = pending;
+  assign \r_rdy$105  = operands__valid;
+  assign \r_data$107  = operands__payload;
+  assign operands__ready = \r_en$108 ;
+  assign \r_rdy$122  = results__ready;
+  assign addr = \$101 [9:0];
+  assign c_rd_acc__addr = \$101 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$144  = c[143:128];
-  assign \n$145  = c[207:192];
-  assign \chunk$146  = chunk;
-  assign \restart$147  = restart;
-  assign c_rd_store__addr = \$143 [9:0];
-  assign c_rd_store__en = \issue$157 ;
-  assign \w_en$170  = \issue$157 ;
-  assign c_rd_store__data = \w_data$172 ;
-  assign \w_en$174  = \pending$159 ;
+  assign \m$142  = c[143:128];
+  assign \n$143  = c[207:192];
+  assign \chunk$144  = chunk;
+  assign \restart$145  = restart;
+  assign c_rd_store__addr = \$138 [9:0];
+  assign c_rd_store__en = \issue$155 ;
+  assign \w_en$168  = \issue$155 ;
+  assign c_rd_store__data = \w_data$170 ;
+  assign \w_en$172  = \pending$157 ;
   assign multiplier = c[385:355];
   assign shift = c[390:386];
   assign zero_point = c[398:391];
   assign relu = c[354];
-  assign nbytes = \$149 [4:0];
-  assign sent = \$150 [4:0];
-  assign remaining = \$151 [4:0];
-  assign \error$201  = error;
-  assign chunk_lda = \$161 [31:0];
-  assign chunk_ldc = \$162 [31:0];
-  assign chunk_ldcin = \$163 [31:0];
+  assign nbytes = \$144 [4:0];
+  assign sent = \$145 [4:0];
+  assign remaining = \$146 [4:0];
+  assign \error$199  = error;
+  assign chunk_lda = \$156 [31:0];
+  assign chunk_ldc = \$157 [31:0];
+  assign chunk_ldcin = \$158 [31:0];
   assign b_used_w_set = 2'h0;
   assign b_used_w_clr = 2'h0;
   assign b_used_o_set = 2'h0;
@@ -9518,34 +9696,58 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$signature__data[5]  = rd_data__payload[47:40];
   assign \$signature__data[6]  = rd_data__payload[55:48];
   assign \$signature__data[7]  = rd_data__payload[63:56];
-  assign \$signature__data$56[0]  = rd_data__payload[7:0];
-  assign \$signature__data$56[1]  = rd_data__payload[15:8];
-  assign \$signature__data$56[2]  = rd_data__payload[23:16];
-  assign \$signature__data$56[3]  = rd_data__payload[31:24];
-  assign \$signature__data$56[4]  = rd_data__payload[39:32];
-  assign \$signature__data$56[5]  = rd_data__payload[47:40];
-  assign \$signature__data$56[6]  = rd_data__payload[55:48];
-  assign \$signature__data$56[7]  = rd_data__payload[63:56];
-  assign \$signature__data$59[0]  = rd_data__payload[7:0];
-  assign \$signature__data$59[1]  = rd_data__payload[15:8];
-  assign \$signature__data$59[2]  = rd_data__payload[23:16];
-  assign \$signature__data$59[3]  = rd_data__payload[31:24];
-  assign \$signature__data$59[4]  = rd_data__payload[39:32];
-  assign \$signature__data$59[5]  = rd_data__payload[47:40];
-  assign \$signature__data$59[6]  = rd_data__payload[55:48];
-  assign \$signature__data$59[7]  = rd_data__payload[63:56];
-  assign \$signature__data$62[0]  = rd_data__payload[7:0];
-  assign \$signature__data$62[1]  = rd_data__payload[15:8];
-  assign \$signature__data$62[2]  = rd_data__payload[23:16];
-  assign \$signature__data$62[3]  = rd_data__payload[31:24];
-  assign \$signature__data$62[4]  = rd_data__payload[39:32];
-  assign \$signature__data$62[5]  = rd_data__payload[47:40];
-  assign \$signature__data$62[6]  = rd_data__payload[55:48];
-  assign \$signature__data$62[7]  = rd_data__payload[63:56];
+  assign \$signature__data$55[0]  = rd_data__payload[7:0];
+  assign \$signature__data$55[1]  = rd_data__payload[15:8];
+  assign \$signature__data$55[2]  = rd_data__payload[23:16];
+  assign \$signature__data$55[3]  = rd_data__payload[31:24];
+  assign \$signature__data$55[4]  = rd_data__payload[39:32];
+  assign \$signature__data$55[5]  = rd_data__payload[47:40];
+  assign \$signature__data$55[6]  = rd_data__payload[55:48];
+  assign \$signature__data$55[7]  = rd_data__payload[63:56];
+  assign \$signature__data$58[0]  = rd_data__payload[7:0];
+  assign \$signature__data$58[1]  = rd_data__payload[15:8];
+  assign \$signature__data$58[2]  = rd_data__payload[23:16];
+  assign \$signature__data$58[3]  = rd_data__payload[31:24];
+  assign \$signature__data$58[4]  = rd_data__payload[39:32];
+  assign \$signature__data$58[5]  = rd_data__payload[47:40];
+  assign \$signature__data$58[6]  = rd_data__payload[55:48];
+  assign \$signature__data$58[7]  = rd_data__payload[63:56];
+  assign \$signature__data$61[0]  = rd_data__payload[7:0];
+  assign \$signature__data$61[1]  = rd_data__payload[15:8];
+  assign \$signature__data$61[2]  = rd_data__payload[23:16];
+  assign \$signature__data$61[3]  = rd_data__payload[31:24];
+  assign \$signature__data$61[4]  = rd_data__payload[39:32];
+  assign \$signature__data$61[5]  = rd_data__payload[47:40];
+  assign \$signature__data$61[6]  = rd_data__payload[55:48];
+  assign \$signature__data$61[7]  = rd_data__payload[63:56];
   assign \b_wr__data[0]  = b_wr__data[7:0];
   assign \b_wr__data[1]  = b_wr__data[15:8];
   assign \b_wr__data[2]  = b_wr__data[23:16];
   assign \b_wr__data[3]  = b_wr__data[31:24];
+  assign \$signature__data$96[0]  = \$signature__data$96 [7:0];
+  assign \$signature__data$96[1]  = \$signature__data$96 [15:8];
+  assign \$signature__data$96[2]  = \$signature__data$96 [23:16];
+  assign \$signature__data$96[3]  = \$signature__data$96 [31:24];
+  assign \$signature__data$96[4]  = \$signature__data$96 [39:32];
+  assign \$signature__data$96[5]  = \$signature__data$96 [47:40];
+  assign \$signature__data$96[6]  = \$signature__data$96 [55:48];
+  assign \$signature__data$96[7]  = \$signature__data$96 [63:56];
+  assign \$signature__data$98[0]  = \$signature__data$98 [7:0];
+  assign \$signature__data$98[1]  = \$signature__data$98 [15:8];
+  assign \$signature__data$98[2]  = \$signature__data$98 [23:16];
+  assign \$signature__data$98[3]  = \$signature__data$98 [31:24];
+  assign \$signature__data$98[4]  = \$signature__data$98 [39:32];
+  assign \$signature__data$98[5]  = \$signature__data$98 [47:40];
+  assign \$signature__data$98[6]  = \$signature__data$98 [55:48];
+  assign \$signature__data$98[7]  = \$signature__data$98 [63:56];
+  assign \$signature__data$99[0]  = \$signature__data$99 [7:0];
+  assign \$signature__data$99[1]  = \$signature__data$99 [15:8];
+  assign \$signature__data$99[2]  = \$signature__data$99 [23:16];
+  assign \$signature__data$99[3]  = \$signature__data$99 [31:24];
+  assign \$signature__data$99[4]  = \$signature__data$99 [39:32];
+  assign \$signature__data$99[5]  = \$signature__data$99 [47:40];
+  assign \$signature__data$99[6]  = \$signature__data$99 [55:48];
+  assign \$signature__data$99[7]  = \$signature__data$99 [63:56];
   assign \$signature__data$100[0]  = \$signature__data$100 [7:0];
   assign \$signature__data$100[1]  = \$signature__data$100 [15:8];
   assign \$signature__data$100[2]  = \$signature__data$100 [23:16];
@@ -9554,30 +9756,6 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$signature__data$100[5]  = \$signature__data$100 [47:40];
   assign \$signature__data$100[6]  = \$signature__data$100 [55:48];
   assign \$signature__data$100[7]  = \$signature__data$100 [63:56];
-  assign \$signature__data$102[0]  = \$signature__data$102 [7:0];
-  assign \$signature__data$102[1]  = \$signature__data$102 [15:8];
-  assign \$signature__data$102[2]  = \$signature__data$102 [23:16];
-  assign \$signature__data$102[3]  = \$signature__data$102 [31:24];
-  assign \$signature__data$102[4]  = \$signature__data$102 [39:32];
-  assign \$signature__data$102[5]  = \$signature__data$102 [47:40];
-  assign \$signature__data$102[6]  = \$signature__data$102 [55:48];
-  assign \$signature__data$102[7]  = \$signature__data$102 [63:56];
-  assign \$signature__data$103[0]  = \$signature__data$103 [7:0];
-  assign \$signature__data$103[1]  = \$signature__data$103 [15:8];
-  assign \$signature__data$103[2]  = \$signature__data$103 [23:16];
-  assign \$signature__data$103[3]  = \$signature__data$103 [31:24];
-  assign \$signature__data$103[4]  = \$signature__data$103 [39:32];
-  assign \$signature__data$103[5]  = \$signature__data$103 [47:40];
-  assign \$signature__data$103[6]  = \$signature__data$103 [55:48];
-  assign \$signature__data$103[7]  = \$signature__data$103 [63:56];
-  assign \$signature__data$104[0]  = \$signature__data$104 [7:0];
-  assign \$signature__data$104[1]  = \$signature__data$104 [15:8];
-  assign \$signature__data$104[2]  = \$signature__data$104 [23:16];
-  assign \$signature__data$104[3]  = \$signature__data$104 [31:24];
-  assign \$signature__data$104[4]  = \$signature__data$104 [39:32];
-  assign \$signature__data$104[5]  = \$signature__data$104 [47:40];
-  assign \$signature__data$104[6]  = \$signature__data$104 [55:48];
-  assign \$signature__data$104[7]  = \$signature__data$104 [63:56];
   assign \b_rd__data[0]  = b_rd__data[7:0];
   assign \b_rd__data[1]  = b_rd__data[15:8];
   assign \b_rd__data[2]  = b_rd__data[23:16];
@@ -9609,10 +9787,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$172 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$172 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$172 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$172 [127:96];
+  assign \c_rd_store__data[0]  = \w_data$170 [31:0];
+  assign \c_rd_store__data[1]  = \w_data$170 [63:32];
+  assign \c_rd_store__data[2]  = \w_data$170 [95:64];
+  assign \c_rd_store__data[3]  = \w_data$170 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -9661,51 +9839,51 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$158 ;
-  assign wr_data__payload[69] = \$156 ;
-  assign wr_data__payload[68] = \$155 ;
-  assign wr_data__payload[67:64] = \$154 [3:0];
-  assign wr_data__payload[63:0] = \$152 ;
-  assign \w_data$171 [3] = \$147 ;
-  assign \w_data$171 [2:0] = \cols$156 [2:0];
-  assign \w_data$99 [64] = meta_last;
-  assign \w_data$99 [63:32] = b_rd__data;
-  assign \w_data$99 [31:24] = \$97 ;
-  assign \w_data$99 [23:16] = \$96 ;
-  assign \w_data$99 [15:8] = \$95 ;
-  assign \w_data$99 [7:0] = \$94 ;
-  assign b_wr__en[3] = \$59 ;
-  assign b_wr__en[2] = \$55 ;
-  assign b_wr__en[1] = \$51 ;
-  assign b_wr__en[0] = \$47 ;
+  assign wr_data__payload[70] = \$153 ;
+  assign wr_data__payload[69] = \$151 ;
+  assign wr_data__payload[68] = \$150 ;
+  assign wr_data__payload[67:64] = \$149 [3:0];
+  assign wr_data__payload[63:0] = \$147 ;
+  assign \w_data$169 [3] = \$142 ;
+  assign \w_data$169 [2:0] = \cols$154 [2:0];
+  assign \w_data$95 [64] = meta_last;
+  assign \w_data$95 [63:32] = b_rd__data;
+  assign \w_data$95 [31:24] = \$93 ;
+  assign \w_data$95 [23:16] = \$92 ;
+  assign \w_data$95 [15:8] = \$91 ;
+  assign \w_data$95 [7:0] = \$90 ;
+  assign b_wr__en[3] = \$57 ;
+  assign b_wr__en[2] = \$53 ;
+  assign b_wr__en[1] = \$49 ;
+  assign b_wr__en[0] = \$45 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
-  assign \$19  = { 1'h0, cols, 2'h0 };
-  assign \$81  = { 3'h0, k_idx[15:3] };
-  assign \$84  = { 3'h0, k_idx[15:3] };
-  assign \$87  = { 3'h0, k_idx[15:3] };
-  assign \$90  = { 3'h0, k_idx[15:3] };
-  assign \$135  = { 1'h0, \cols$156 , 2'h0 };
-  assign \$148  = { 1'h0, \r_data$192 [2:0], 2'h0 };
-  assign \$161  = { 1'h0, c[255:224], 2'h0 };
-  assign \$162  = { 1'h0, c[319:288], 2'h0 };
-  assign \$163  = { 1'h0, c[351:320], 2'h0 };
-  assign \$175  = { 1'h0, c[223:192], 2'h0 };
-  assign \$181  = { 1'h0, c[223:192], 2'h0 };
-  assign \$193  = 1'h0;
-  assign \$197  = { 1'h0, c[223:192], 2'h0 };
-  assign \$201  = { 1'h0, c[223:192], 2'h0 };
-  assign \$221  = store_state;
-  assign \$252  = b_used_w;
-  assign \$253  = 2'h3;
-  assign \$254  = b_used_w;
-  assign \$255  = b_used_o;
-  assign \$256  = 2'h3;
-  assign \$257  = b_used_o;
-  assign \$266  = { 6'h00, c[287:256], 9'h000 };
-  assign \$336  = { \$335 [33], \$335 [33], \$335 [33], \$335 [33:3] };
+  assign \$17  = { 1'h0, cols, 2'h0 };
+  assign \$77  = { 3'h0, k_idx[15:3] };
+  assign \$80  = { 3'h0, k_idx[15:3] };
+  assign \$83  = { 3'h0, k_idx[15:3] };
+  assign \$86  = { 3'h0, k_idx[15:3] };
+  assign \$130  = { 1'h0, \cols$154 , 2'h0 };
+  assign \$143  = { 1'h0, \r_data$190 [2:0], 2'h0 };
+  assign \$156  = { 1'h0, c[255:224], 2'h0 };
+  assign \$157  = { 1'h0, c[319:288], 2'h0 };
+  assign \$158  = { 1'h0, c[351:320], 2'h0 };
+  assign \$170  = { 1'h0, c[223:192], 2'h0 };
+  assign \$176  = { 1'h0, c[223:192], 2'h0 };
+  assign \$188  = 1'h0;
+  assign \$192  = { 1'h0, c[223:192], 2'h0 };
+  assign \$196  = { 1'h0, c[223:192], 2'h0 };
+  assign \$216  = store_state;
+  assign \$247  = b_used_w;
+  assign \$248  = 2'h3;
+  assign \$249  = b_used_w;
+  assign \$250  = b_used_o;
+  assign \$251  = 2'h3;
+  assign \$252  = b_used_o;
+  assign \$280  = { 6'h00, c[287:256], 9'h000 };
+  assign \$367  = { \$366 [33], \$366 [33], \$366 [33], \$366 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9765,199 +9943,231 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   wire \$8 ;
   wire \$9 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$114 ;
+  wire [7:0] \a_in$112 ;
   wire [7:0] \a_in$130 ;
-  wire [7:0] \a_in$146 ;
-  wire [7:0] \a_in$161 ;
-  wire [7:0] \a_in$177 ;
-  wire [7:0] \a_in$193 ;
-  wire [7:0] \a_in$209 ;
-  wire [7:0] \a_in$224 ;
-  wire [7:0] \a_in$240 ;
-  wire [7:0] \a_in$256 ;
-  wire [7:0] \a_in$53 ;
-  wire [7:0] \a_in$63 ;
-  wire [7:0] \a_in$73 ;
+  wire [7:0] \a_in$148 ;
+  wire [7:0] \a_in$166 ;
+  wire [7:0] \a_in$183 ;
+  wire [7:0] \a_in$201 ;
+  wire [7:0] \a_in$219 ;
+  wire [7:0] \a_in$237 ;
+  wire [7:0] \a_in$254 ;
+  wire [7:0] \a_in$272 ;
+  wire [7:0] \a_in$290 ;
+  wire [7:0] \a_in$59 ;
+  wire [7:0] \a_in$71 ;
   wire [7:0] \a_in$83 ;
-  wire [7:0] \a_in$98 ;
+  wire [7:0] \a_in$95 ;
+  wire [7:0] a_next;
+  wire [7:0] \a_next$114 ;
+  wire [7:0] \a_next$132 ;
+  wire [7:0] \a_next$150 ;
+  wire [7:0] \a_next$167 ;
+  wire [7:0] \a_next$185 ;
+  wire [7:0] \a_next$203 ;
+  wire [7:0] \a_next$221 ;
+  wire [7:0] \a_next$238 ;
+  wire [7:0] \a_next$256 ;
+  wire [7:0] \a_next$274 ;
+  wire [7:0] \a_next$292 ;
+  wire [7:0] \a_next$61 ;
+  wire [7:0] \a_next$73 ;
+  wire [7:0] \a_next$85 ;
+  wire [7:0] \a_next$96 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$115 ;
+  wire [7:0] \a_out$113 ;
   wire [7:0] \a_out$131 ;
-  wire [7:0] \a_out$162 ;
-  wire [7:0] \a_out$178 ;
-  wire [7:0] \a_out$194 ;
-  wire [7:0] \a_out$225 ;
-  wire [7:0] \a_out$241 ;
-  wire [7:0] \a_out$257 ;
-  wire [7:0] \a_out$64 ;
-  wire [7:0] \a_out$74 ;
-  wire [7:0] \a_out$99 ;
+  wire [7:0] \a_out$149 ;
+  wire [7:0] \a_out$184 ;
+  wire [7:0] \a_out$202 ;
+  wire [7:0] \a_out$220 ;
+  wire [7:0] \a_out$255 ;
+  wire [7:0] \a_out$273 ;
+  wire [7:0] \a_out$291 ;
+  wire [7:0] \a_out$72 ;
+  wire [7:0] \a_out$84 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$100 ;
   wire [7:0] \b_in$116 ;
-  wire [7:0] \b_in$132 ;
-  wire [7:0] \b_in$147 ;
-  wire [7:0] \b_in$163 ;
-  wire [7:0] \b_in$179 ;
-  wire [7:0] \b_in$195 ;
-  wire [7:0] \b_in$210 ;
-  wire [7:0] \b_in$226 ;
-  wire [7:0] \b_in$242 ;
+  wire [7:0] \b_in$134 ;
+  wire [7:0] \b_in$152 ;
+  wire [7:0] \b_in$169 ;
+  wire [7:0] \b_in$187 ;
+  wire [7:0] \b_in$205 ;
+  wire [7:0] \b_in$223 ;
+  wire [7:0] \b_in$240 ;
   wire [7:0] \b_in$258 ;
-  wire [7:0] \b_in$55 ;
-  wire [7:0] \b_in$65 ;
+  wire [7:0] \b_in$276 ;
+  wire [7:0] \b_in$294 ;
+  wire [7:0] \b_in$63 ;
   wire [7:0] \b_in$75 ;
-  wire [7:0] \b_in$84 ;
+  wire [7:0] \b_in$87 ;
+  wire [7:0] \b_in$98 ;
+  wire [7:0] b_next;
+  wire [7:0] \b_next$115 ;
+  wire [7:0] \b_next$133 ;
+  wire [7:0] \b_next$151 ;
+  wire [7:0] \b_next$168 ;
+  wire [7:0] \b_next$186 ;
+  wire [7:0] \b_next$204 ;
+  wire [7:0] \b_next$222 ;
+  wire [7:0] \b_next$239 ;
+  wire [7:0] \b_next$257 ;
+  wire [7:0] \b_next$275 ;
+  wire [7:0] \b_next$293 ;
+  wire [7:0] \b_next$62 ;
+  wire [7:0] \b_next$74 ;
+  wire [7:0] \b_next$86 ;
+  wire [7:0] \b_next$97 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$101 ;
   wire [7:0] \b_out$117 ;
-  wire [7:0] \b_out$133 ;
-  wire [7:0] \b_out$148 ;
-  wire [7:0] \b_out$164 ;
-  wire [7:0] \b_out$180 ;
-  wire [7:0] \b_out$196 ;
-  wire [7:0] \b_out$211 ;
-  wire [7:0] \b_out$227 ;
-  wire [7:0] \b_out$243 ;
+  wire [7:0] \b_out$135 ;
+  wire [7:0] \b_out$153 ;
+  wire [7:0] \b_out$170 ;
+  wire [7:0] \b_out$188 ;
+  wire [7:0] \b_out$206 ;
+  wire [7:0] \b_out$224 ;
+  wire [7:0] \b_out$241 ;
   wire [7:0] \b_out$259 ;
+  wire [7:0] \b_out$277 ;
+  wire [7:0] \b_out$295 ;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$108 ;
+  wire [31:0] \chain_in$106 ;
   wire [31:0] \chain_in$124 ;
-  wire [31:0] \chain_in$140 ;
-  wire [31:0] \chain_in$155 ;
-  wire [31:0] \chain_in$171 ;
-  wire [31:0] \chain_in$187 ;
-  wire [31:0] \chain_in$203 ;
-  wire [31:0] \chain_in$218 ;
-  wire [31:0] \chain_in$234 ;
-  wire [31:0] \chain_in$250 ;
+  wire [31:0] \chain_in$142 ;
+  wire [31:0] \chain_in$160 ;
+  wire [31:0] \chain_in$177 ;
+  wire [31:0] \chain_in$195 ;
+  wire [31:0] \chain_in$213 ;
+  wire [31:0] \chain_in$231 ;
+  wire [31:0] \chain_in$248 ;
   wire [31:0] \chain_in$266 ;
-  wire [31:0] \chain_in$59 ;
-  wire [31:0] \chain_in$69 ;
+  wire [31:0] \chain_in$284 ;
+  wire [31:0] \chain_in$302 ;
+  wire [31:0] \chain_in$67 ;
   wire [31:0] \chain_in$79 ;
-  wire [31:0] \chain_in$92 ;
+  wire [31:0] \chain_in$91 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$109 ;
+  wire [31:0] \chain_out$107 ;
   wire [31:0] \chain_out$125 ;
-  wire [31:0] \chain_out$141 ;
-  wire [31:0] \chain_out$156 ;
-  wire [31:0] \chain_out$172 ;
+  wire [31:0] \chain_out$143 ;
+  wire [31:0] \chain_out$161 ;
+  wire [31:0] \chain_out$178 ;
   wire [31:0] \chain_out$18 ;
-  wire [31:0] \chain_out$188 ;
   wire [31:0] \chain_out$19 ;
+  wire [31:0] \chain_out$196 ;
   wire [31:0] \chain_out$20 ;
-  wire [31:0] \chain_out$204 ;
-  wire [31:0] \chain_out$219 ;
-  wire [31:0] \chain_out$235 ;
-  wire [31:0] \chain_out$251 ;
+  wire [31:0] \chain_out$214 ;
+  wire [31:0] \chain_out$232 ;
+  wire [31:0] \chain_out$249 ;
   wire [31:0] \chain_out$267 ;
-  wire [31:0] \chain_out$93 ;
+  wire [31:0] \chain_out$285 ;
+  wire [31:0] \chain_out$303 ;
   wire chain_valid_in;
-  wire \chain_valid_in$110 ;
+  wire \chain_valid_in$108 ;
   wire \chain_valid_in$126 ;
-  wire \chain_valid_in$142 ;
-  wire \chain_valid_in$157 ;
-  wire \chain_valid_in$173 ;
-  wire \chain_valid_in$189 ;
-  wire \chain_valid_in$205 ;
-  wire \chain_valid_in$220 ;
-  wire \chain_valid_in$236 ;
-  wire \chain_valid_in$252 ;
+  wire \chain_valid_in$144 ;
+  wire \chain_valid_in$162 ;
+  wire \chain_valid_in$179 ;
+  wire \chain_valid_in$197 ;
+  wire \chain_valid_in$215 ;
+  wire \chain_valid_in$233 ;
+  wire \chain_valid_in$250 ;
   wire \chain_valid_in$268 ;
-  wire \chain_valid_in$60 ;
-  wire \chain_valid_in$70 ;
+  wire \chain_valid_in$286 ;
+  wire \chain_valid_in$304 ;
+  wire \chain_valid_in$68 ;
   wire \chain_valid_in$80 ;
-  wire \chain_valid_in$94 ;
+  wire \chain_valid_in$92 ;
   wire chain_valid_out;
-  wire \chain_valid_out$111 ;
+  wire \chain_valid_out$109 ;
   wire \chain_valid_out$127 ;
-  wire \chain_valid_out$143 ;
-  wire \chain_valid_out$158 ;
-  wire \chain_valid_out$174 ;
-  wire \chain_valid_out$190 ;
-  wire \chain_valid_out$206 ;
-  wire \chain_valid_out$221 ;
-  wire \chain_valid_out$237 ;
-  wire \chain_valid_out$253 ;
+  wire \chain_valid_out$145 ;
+  wire \chain_valid_out$163 ;
+  wire \chain_valid_out$180 ;
+  wire \chain_valid_out$198 ;
+  wire \chain_valid_out$216 ;
+  wire \chain_valid_out$234 ;
+  wire \chain_valid_out$251 ;
   wire \chain_valid_out$269 ;
-  wire \chain_valid_out$273 ;
-  wire \chain_valid_out$274 ;
-  wire \chain_valid_out$275 ;
-  wire \chain_valid_out$95 ;
+  wire \chain_valid_out$287 ;
+  wire \chain_valid_out$305 ;
+  wire \chain_valid_out$309 ;
+  wire \chain_valid_out$310 ;
+  wire \chain_valid_out$311 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$112 ;
+  wire \drain$110 ;
   wire \drain$128 ;
-  wire \drain$144 ;
-  wire \drain$159 ;
-  wire \drain$175 ;
-  wire \drain$191 ;
-  wire \drain$207 ;
-  wire \drain$222 ;
-  wire \drain$238 ;
-  wire \drain$254 ;
+  wire \drain$146 ;
+  wire \drain$164 ;
+  wire \drain$181 ;
+  wire \drain$199 ;
+  wire \drain$217 ;
+  wire \drain$235 ;
+  wire \drain$252 ;
   wire \drain$270 ;
-  wire \drain$61 ;
-  wire \drain$71 ;
+  wire \drain$288 ;
+  wire \drain$306 ;
+  wire \drain$69 ;
   wire \drain$81 ;
-  wire \drain$96 ;
+  wire \drain$93 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
   wire en;
-  wire \en$113 ;
+  wire \en$111 ;
   wire \en$129 ;
-  wire \en$145 ;
+  wire \en$147 ;
   wire \en$15 ;
-  wire \en$160 ;
-  wire \en$176 ;
-  wire \en$192 ;
-  wire \en$208 ;
-  wire \en$223 ;
-  wire \en$239 ;
-  wire \en$255 ;
+  wire \en$165 ;
+  wire \en$182 ;
+  wire \en$200 ;
+  wire \en$218 ;
+  wire \en$236 ;
+  wire \en$253 ;
+  wire \en$271 ;
+  wire \en$289 ;
   wire \en$31 ;
   wire \en$32 ;
   wire \en$33 ;
-  wire \en$40 ;
-  wire \en$52 ;
-  wire \en$62 ;
-  wire \en$72 ;
+  wire \en$42 ;
+  wire \en$58 ;
+  wire \en$70 ;
   wire \en$82 ;
-  wire \en$97 ;
+  wire \en$94 ;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$104 ;
+  wire \first_in$102 ;
   wire \first_in$120 ;
-  wire \first_in$136 ;
-  wire \first_in$151 ;
-  wire \first_in$167 ;
-  wire \first_in$183 ;
-  wire \first_in$199 ;
-  wire \first_in$214 ;
-  wire \first_in$230 ;
-  wire \first_in$246 ;
+  wire \first_in$138 ;
+  wire \first_in$156 ;
+  wire \first_in$173 ;
+  wire \first_in$191 ;
+  wire \first_in$209 ;
+  wire \first_in$227 ;
+  wire \first_in$244 ;
   wire \first_in$262 ;
-  wire \first_in$57 ;
-  wire \first_in$67 ;
+  wire \first_in$280 ;
+  wire \first_in$298 ;
+  wire \first_in$65 ;
   wire \first_in$77 ;
-  wire \first_in$88 ;
+  wire \first_in$89 ;
   wire first_out;
-  wire \first_out$105 ;
   wire \first_out$121 ;
-  wire \first_out$137 ;
-  wire \first_out$152 ;
-  wire \first_out$168 ;
-  wire \first_out$184 ;
-  wire \first_out$200 ;
-  wire \first_out$215 ;
-  wire \first_out$231 ;
-  wire \first_out$247 ;
+  wire \first_out$139 ;
+  wire \first_out$157 ;
+  wire \first_out$174 ;
+  wire \first_out$192 ;
+  wire \first_out$210 ;
+  wire \first_out$228 ;
+  wire \first_out$245 ;
   wire \first_out$263 ;
+  wire \first_out$281 ;
+  wire \first_out$299 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire [127:0] i;
@@ -9992,6 +10202,16 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
+  wire [31:0] i_next;
+  wire [31:0] \i_next$41 ;
+  wire [7:0] \i_next$41[0] ;
+  wire [7:0] \i_next$41[1] ;
+  wire [7:0] \i_next$41[2] ;
+  wire [7:0] \i_next$41[3] ;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [31:0] in_a = 32'd0;
   wire [7:0] \in_a[0] ;
   wire [7:0] \in_a[1] ;
@@ -10008,69 +10228,79 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$106 ;
+  wire \last_in$104 ;
   wire \last_in$122 ;
-  wire \last_in$138 ;
-  wire \last_in$153 ;
-  wire \last_in$169 ;
-  wire \last_in$185 ;
-  wire \last_in$201 ;
-  wire \last_in$216 ;
-  wire \last_in$232 ;
-  wire \last_in$248 ;
+  wire \last_in$140 ;
+  wire \last_in$158 ;
+  wire \last_in$175 ;
+  wire \last_in$193 ;
+  wire \last_in$211 ;
+  wire \last_in$229 ;
+  wire \last_in$246 ;
   wire \last_in$264 ;
-  wire \last_in$58 ;
-  wire \last_in$68 ;
+  wire \last_in$282 ;
+  wire \last_in$300 ;
+  wire \last_in$66 ;
   wire \last_in$78 ;
   wire \last_in$90 ;
   wire last_out;
-  wire \last_out$107 ;
+  wire \last_out$105 ;
   wire \last_out$11 ;
   wire \last_out$123 ;
-  wire \last_out$139 ;
-  wire \last_out$154 ;
-  wire \last_out$170 ;
-  wire \last_out$186 ;
-  wire \last_out$202 ;
-  wire \last_out$217 ;
-  wire \last_out$233 ;
-  wire \last_out$249 ;
+  wire \last_out$141 ;
+  wire \last_out$159 ;
+  wire \last_out$176 ;
+  wire \last_out$194 ;
+  wire \last_out$212 ;
+  wire \last_out$230 ;
+  wire \last_out$247 ;
   wire \last_out$265 ;
+  wire \last_out$283 ;
+  wire \last_out$301 ;
   wire \last_out$5 ;
   wire \last_out$8 ;
-  wire \last_out$91 ;
   wire [127:0] o;
-  wire [31:0] \o$42 ;
-  wire [7:0] \o$42[0] ;
-  wire [7:0] \o$42[1] ;
-  wire [7:0] \o$42[2] ;
-  wire [7:0] \o$42[3] ;
   wire [31:0] \o$44 ;
   wire [7:0] \o$44[0] ;
   wire [7:0] \o$44[1] ;
   wire [7:0] \o$44[2] ;
   wire [7:0] \o$44[3] ;
-  wire [11:0] \o$46 ;
-  wire [2:0] \o$46[0] ;
-  wire \o$46[0].first ;
-  wire \o$46[0].last ;
-  wire \o$46[0].valid ;
-  wire [2:0] \o$46[1] ;
-  wire \o$46[1].first ;
-  wire \o$46[1].last ;
-  wire \o$46[1].valid ;
-  wire [2:0] \o$46[2] ;
-  wire \o$46[2].first ;
-  wire \o$46[2].last ;
-  wire \o$46[2].valid ;
-  wire [2:0] \o$46[3] ;
-  wire \o$46[3].first ;
-  wire \o$46[3].last ;
-  wire \o$46[3].valid ;
+  wire [31:0] \o$50 ;
+  wire [7:0] \o$50[0] ;
+  wire [7:0] \o$50[1] ;
+  wire [7:0] \o$50[2] ;
+  wire [7:0] \o$50[3] ;
+  wire [11:0] \o$52 ;
+  wire [2:0] \o$52[0] ;
+  wire \o$52[0].first ;
+  wire \o$52[0].last ;
+  wire \o$52[0].valid ;
+  wire [2:0] \o$52[1] ;
+  wire \o$52[1].first ;
+  wire \o$52[1].last ;
+  wire \o$52[1].valid ;
+  wire [2:0] \o$52[2] ;
+  wire \o$52[2].first ;
+  wire \o$52[2].last ;
+  wire \o$52[2].valid ;
+  wire [2:0] \o$52[3] ;
+  wire \o$52[3].first ;
+  wire \o$52[3].last ;
+  wire \o$52[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
+  wire [31:0] o_next;
+  wire [31:0] \o_next$48 ;
+  wire [7:0] \o_next$48[0] ;
+  wire [7:0] \o_next$48[1] ;
+  wire [7:0] \o_next$48[2] ;
+  wire [7:0] \o_next$48[3] ;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input [64:0] operands__payload;
   wire [64:0] operands__payload;
   wire [31:0] \operands__payload.a ;
@@ -10104,38 +10334,38 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   input rst;
   wire rst;
   wire valid_in;
-  wire \valid_in$102 ;
+  wire \valid_in$100 ;
   wire \valid_in$118 ;
-  wire \valid_in$134 ;
-  wire \valid_in$149 ;
-  wire \valid_in$165 ;
-  wire \valid_in$181 ;
-  wire \valid_in$197 ;
-  wire \valid_in$212 ;
-  wire \valid_in$228 ;
-  wire \valid_in$244 ;
+  wire \valid_in$136 ;
+  wire \valid_in$154 ;
+  wire \valid_in$171 ;
+  wire \valid_in$189 ;
+  wire \valid_in$207 ;
+  wire \valid_in$225 ;
+  wire \valid_in$242 ;
   wire \valid_in$260 ;
-  wire \valid_in$56 ;
-  wire \valid_in$66 ;
+  wire \valid_in$278 ;
+  wire \valid_in$296 ;
+  wire \valid_in$64 ;
   wire \valid_in$76 ;
-  wire \valid_in$86 ;
+  wire \valid_in$88 ;
   wire valid_out;
   wire \valid_out$10 ;
-  wire \valid_out$103 ;
+  wire \valid_out$101 ;
   wire \valid_out$119 ;
-  wire \valid_out$135 ;
-  wire \valid_out$150 ;
-  wire \valid_out$166 ;
-  wire \valid_out$182 ;
-  wire \valid_out$198 ;
-  wire \valid_out$213 ;
-  wire \valid_out$229 ;
-  wire \valid_out$245 ;
+  wire \valid_out$137 ;
+  wire \valid_out$155 ;
+  wire \valid_out$172 ;
+  wire \valid_out$190 ;
+  wire \valid_out$208 ;
+  wire \valid_out$226 ;
+  wire \valid_out$243 ;
   wire \valid_out$261 ;
+  wire \valid_out$279 ;
+  wire \valid_out$297 ;
   wire \valid_out$4 ;
   wire \valid_out$7 ;
-  wire \valid_out$87 ;
-  assign \$39  = \$38  | \chain_valid_out$275 ;
+  assign \$39  = \$38  | \chain_valid_out$311 ;
   assign \$40  = \$39  | results__valid;
   assign busy = \$24  | \$40 ;
   assign \$41  = results__valid & results__ready;
@@ -10172,35 +10402,35 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   assign \$5  = ~ first;
   assign \$6  = in_flags[0] | \$5 ;
   assign \$7  = \$6  | results__valid;
-  assign \$9  = \$8  | \o$46 [3];
-  assign \$10  = \$9  | \o$46 [6];
-  assign \$11  = \$10  | \o$46 [9];
-  assign \$12  = \$11  | \valid_in$86 ;
-  assign \$13  = \$12  | \valid_in$102 ;
-  assign \$14  = \$13  | \valid_in$118 ;
-  assign \$15  = \$14  | \valid_in$134 ;
-  assign \$16  = \$15  | \valid_in$149 ;
-  assign \$17  = \$16  | \valid_in$165 ;
-  assign \$18  = \$17  | \valid_in$181 ;
-  assign \$19  = \$18  | \valid_in$197 ;
-  assign \$20  = \$19  | \valid_in$212 ;
-  assign \$21  = \$20  | \valid_in$228 ;
-  assign \$22  = \$21  | \valid_in$244 ;
-  assign \$23  = \$22  | \valid_in$260 ;
+  assign \$9  = \$8  | \o$52 [3];
+  assign \$10  = \$9  | \o$52 [6];
+  assign \$11  = \$10  | \o$52 [9];
+  assign \$12  = \$11  | \valid_in$100 ;
+  assign \$13  = \$12  | \valid_in$118 ;
+  assign \$14  = \$13  | \valid_in$136 ;
+  assign \$15  = \$14  | \valid_in$154 ;
+  assign \$16  = \$15  | \valid_in$171 ;
+  assign \$17  = \$16  | \valid_in$189 ;
+  assign \$18  = \$17  | \valid_in$207 ;
+  assign \$19  = \$18  | \valid_in$225 ;
+  assign \$20  = \$19  | \valid_in$242 ;
+  assign \$21  = \$20  | \valid_in$260 ;
+  assign \$22  = \$21  | \valid_in$278 ;
+  assign \$23  = \$22  | \valid_in$296 ;
   assign \$24  = \$7  | \$23 ;
-  assign \$26  = \$25  | \chain_valid_in$110 ;
-  assign \$27  = \$26  | \chain_valid_in$126 ;
-  assign \$28  = \$27  | \chain_valid_in$142 ;
-  assign \$29  = \$28  | \chain_valid_in$157 ;
-  assign \$30  = \$29  | \chain_valid_in$173 ;
-  assign \$31  = \$30  | \chain_valid_in$189 ;
-  assign \$32  = \$31  | \chain_valid_in$205 ;
-  assign \$33  = \$32  | \chain_valid_in$220 ;
-  assign \$34  = \$33  | \chain_valid_in$236 ;
-  assign \$35  = \$34  | \chain_valid_in$252 ;
-  assign \$36  = \$35  | \chain_valid_in$268 ;
-  assign \$37  = \$36  | \chain_valid_out$273 ;
-  assign \$38  = \$37  | \chain_valid_out$274 ;
+  assign \$26  = \$25  | \chain_valid_in$126 ;
+  assign \$27  = \$26  | \chain_valid_in$144 ;
+  assign \$28  = \$27  | \chain_valid_in$162 ;
+  assign \$29  = \$28  | \chain_valid_in$179 ;
+  assign \$30  = \$29  | \chain_valid_in$197 ;
+  assign \$31  = \$30  | \chain_valid_in$215 ;
+  assign \$32  = \$31  | \chain_valid_in$233 ;
+  assign \$33  = \$32  | \chain_valid_in$250 ;
+  assign \$34  = \$33  | \chain_valid_in$268 ;
+  assign \$35  = \$34  | \chain_valid_in$286 ;
+  assign \$36  = \$35  | \chain_valid_in$304 ;
+  assign \$37  = \$36  | \chain_valid_out$309 ;
+  assign \$38  = \$37  | \chain_valid_out$310 ;
   \accelerator.engine.core.deskew  deskew (
     .clk(clk),
     .en(en),
@@ -10209,316 +10439,352 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$42 [7:0]),
-    .a_out(\a_in$53 ),
-    .b_in(\o$44 [7:0]),
-    .b_out(\b_in$84 ),
-    .chain_out(\chain_in$92 ),
-    .chain_valid_out(\chain_valid_in$94 ),
+    .a_in(\o$44 [7:0]),
+    .a_next(o_next[7:0]),
+    .a_out(\a_in$59 ),
+    .b_in(\o$50 [7:0]),
+    .b_next(\o_next$48 [7:0]),
+    .b_out(\b_in$98 ),
+    .chain_out(\chain_in$106 ),
+    .chain_valid_out(\chain_valid_in$108 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_out(\first_in$88 ),
-    .last_out(\last_in$90 ),
-    .\port$2453$0 (\o$46 [2:0]),
+    .first_out(\first_in$102 ),
+    .last_out(\last_in$104 ),
+    .\port$2564$0 (\o$52 [2:0]),
     .rst(rst),
-    .valid_out(\valid_in$86 )
+    .valid_out(\valid_in$100 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$53 ),
-    .a_out(\a_in$63 ),
-    .b_in(\o$44 [15:8]),
-    .b_out(\b_in$100 ),
-    .chain_out(\chain_in$108 ),
-    .chain_valid_out(\chain_valid_in$110 ),
-    .clk(clk),
-    .drain(drain_1),
-    .en(en),
-    .first_out(\first_in$104 ),
-    .last_out(\last_in$106 ),
-    .\port$2453$3 (\o$46 [5:3]),
-    .rst(rst),
-    .valid_out(\valid_in$102 )
-  );
-  \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$63 ),
-    .a_out(\a_in$73 ),
-    .b_in(\o$44 [23:16]),
+    .a_in(\a_in$59 ),
+    .a_next(\o$44 [7:0]),
+    .a_out(\a_in$71 ),
+    .b_in(\o$50 [15:8]),
+    .b_next(\o_next$48 [15:8]),
     .b_out(\b_in$116 ),
     .chain_out(\chain_in$124 ),
     .chain_valid_out(\chain_valid_in$126 ),
     .clk(clk),
-    .drain(drain_2),
+    .drain(drain_1),
     .en(en),
     .first_out(\first_in$120 ),
     .last_out(\last_in$122 ),
-    .\port$2453$6 (\o$46 [8:6]),
+    .\port$2564$3 (\o$52 [5:3]),
     .rst(rst),
     .valid_out(\valid_in$118 )
   );
+  \accelerator.engine.core.pe_0_2  pe_0_2 (
+    .a_in(\a_in$71 ),
+    .a_next(\a_in$59 ),
+    .a_out(\a_in$83 ),
+    .b_in(\o$50 [23:16]),
+    .b_next(\o_next$48 [23:16]),
+    .b_out(\b_in$134 ),
+    .chain_out(\chain_in$142 ),
+    .chain_valid_out(\chain_valid_in$144 ),
+    .clk(clk),
+    .drain(drain_2),
+    .en(en),
+    .first_out(\first_in$138 ),
+    .last_out(\last_in$140 ),
+    .\port$2564$6 (\o$52 [8:6]),
+    .rst(rst),
+    .valid_out(\valid_in$136 )
+  );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$73 ),
-    .b_in(\o$44 [31:24]),
-    .b_out(\b_in$132 ),
-    .chain_out(\chain_in$140 ),
-    .chain_valid_out(\chain_valid_in$142 ),
+    .a_in(\a_in$83 ),
+    .a_next(\a_in$71 ),
+    .b_in(\o$50 [31:24]),
+    .b_next(\o_next$48 [31:24]),
+    .b_out(\b_in$152 ),
+    .chain_out(\chain_in$160 ),
+    .chain_valid_out(\chain_valid_in$162 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_out(\first_in$136 ),
-    .last_out(\last_in$138 ),
-    .\port$2453$9 (\o$46 [11:9]),
+    .first_out(\first_in$156 ),
+    .last_out(\last_in$158 ),
+    .\port$2564$9 (\o$52 [11:9]),
     .rst(rst),
-    .valid_out(\valid_in$134 )
+    .valid_out(\valid_in$154 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$42 [15:8]),
-    .a_out(\a_in$98 ),
-    .b_in(\b_in$84 ),
-    .b_out(\b_in$147 ),
-    .chain_in(\chain_in$92 ),
-    .chain_out(\chain_in$155 ),
-    .chain_valid_in(\chain_valid_in$94 ),
-    .chain_valid_out(\chain_valid_in$157 ),
+    .a_in(\o$44 [15:8]),
+    .a_next(o_next[15:8]),
+    .a_out(\a_in$112 ),
+    .b_in(\b_in$98 ),
+    .b_next(\o$50 [7:0]),
+    .b_out(\b_in$169 ),
+    .chain_in(\chain_in$106 ),
+    .chain_out(\chain_in$177 ),
+    .chain_valid_in(\chain_valid_in$108 ),
+    .chain_valid_out(\chain_valid_in$179 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$88 ),
-    .first_out(\first_in$151 ),
-    .last_in(\last_in$90 ),
-    .last_out(\last_in$153 ),
+    .first_in(\first_in$102 ),
+    .first_out(\first_in$173 ),
+    .last_in(\last_in$104 ),
+    .last_out(\last_in$175 ),
     .rst(rst),
-    .valid_in(\valid_in$86 ),
-    .valid_out(\valid_in$149 )
+    .valid_in(\valid_in$100 ),
+    .valid_out(\valid_in$171 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$98 ),
-    .a_out(\a_in$114 ),
-    .b_in(\b_in$100 ),
-    .b_out(\b_in$163 ),
-    .chain_in(\chain_in$108 ),
-    .chain_out(\chain_in$171 ),
-    .chain_valid_in(\chain_valid_in$110 ),
-    .chain_valid_out(\chain_valid_in$173 ),
-    .clk(clk),
-    .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$104 ),
-    .first_out(\first_in$167 ),
-    .last_in(\last_in$106 ),
-    .last_out(\last_in$169 ),
-    .rst(rst),
-    .valid_in(\valid_in$102 ),
-    .valid_out(\valid_in$165 )
-  );
-  \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$114 ),
+    .a_in(\a_in$112 ),
+    .a_next(\o$44 [15:8]),
     .a_out(\a_in$130 ),
     .b_in(\b_in$116 ),
-    .b_out(\b_in$179 ),
+    .b_next(\o$50 [15:8]),
+    .b_out(\b_in$187 ),
     .chain_in(\chain_in$124 ),
-    .chain_out(\chain_in$187 ),
+    .chain_out(\chain_in$195 ),
     .chain_valid_in(\chain_valid_in$126 ),
-    .chain_valid_out(\chain_valid_in$189 ),
-    .clk(clk),
-    .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$120 ),
-    .first_out(\first_in$183 ),
-    .last_in(\last_in$122 ),
-    .last_out(\last_in$185 ),
-    .rst(rst),
-    .valid_in(\valid_in$118 ),
-    .valid_out(\valid_in$181 )
-  );
-  \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$130 ),
-    .b_in(\b_in$132 ),
-    .b_out(\b_in$195 ),
-    .chain_in(\chain_in$140 ),
-    .chain_out(\chain_in$203 ),
-    .chain_valid_in(\chain_valid_in$142 ),
-    .chain_valid_out(\chain_valid_in$205 ),
-    .clk(clk),
-    .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$136 ),
-    .first_out(\first_in$199 ),
-    .last_in(\last_in$138 ),
-    .last_out(\last_in$201 ),
-    .rst(rst),
-    .valid_in(\valid_in$134 ),
-    .valid_out(\valid_in$197 )
-  );
-  \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$42 [23:16]),
-    .a_out(\a_in$161 ),
-    .b_in(\b_in$147 ),
-    .b_out(\b_in$210 ),
-    .chain_in(\chain_in$155 ),
-    .chain_out(\chain_in$218 ),
-    .chain_valid_in(\chain_valid_in$157 ),
-    .chain_valid_out(\chain_valid_in$220 ),
-    .clk(clk),
-    .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$151 ),
-    .first_out(\first_in$214 ),
-    .last_in(\last_in$153 ),
-    .last_out(\last_in$216 ),
-    .rst(rst),
-    .valid_in(\valid_in$149 ),
-    .valid_out(\valid_in$212 )
-  );
-  \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$161 ),
-    .a_out(\a_in$177 ),
-    .b_in(\b_in$163 ),
-    .b_out(\b_in$226 ),
-    .chain_in(\chain_in$171 ),
-    .chain_out(\chain_in$234 ),
-    .chain_valid_in(\chain_valid_in$173 ),
-    .chain_valid_out(\chain_valid_in$236 ),
+    .chain_valid_out(\chain_valid_in$197 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$167 ),
-    .first_out(\first_in$230 ),
-    .last_in(\last_in$169 ),
-    .last_out(\last_in$232 ),
+    .first_in(\first_in$120 ),
+    .first_out(\first_in$191 ),
+    .last_in(\last_in$122 ),
+    .last_out(\last_in$193 ),
     .rst(rst),
-    .valid_in(\valid_in$165 ),
-    .valid_out(\valid_in$228 )
+    .valid_in(\valid_in$118 ),
+    .valid_out(\valid_in$189 )
   );
-  \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$177 ),
-    .a_out(\a_in$193 ),
-    .b_in(\b_in$179 ),
-    .b_out(\b_in$242 ),
-    .chain_in(\chain_in$187 ),
-    .chain_out(\chain_in$250 ),
-    .chain_valid_in(\chain_valid_in$189 ),
-    .chain_valid_out(\chain_valid_in$252 ),
+  \accelerator.engine.core.pe_1_2  pe_1_2 (
+    .a_in(\a_in$130 ),
+    .a_next(\a_in$112 ),
+    .a_out(\a_in$148 ),
+    .b_in(\b_in$134 ),
+    .b_next(\o$50 [23:16]),
+    .b_out(\b_in$205 ),
+    .chain_in(\chain_in$142 ),
+    .chain_out(\chain_in$213 ),
+    .chain_valid_in(\chain_valid_in$144 ),
+    .chain_valid_out(\chain_valid_in$215 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$183 ),
-    .first_out(\first_in$246 ),
-    .last_in(\last_in$185 ),
-    .last_out(\last_in$248 ),
+    .first_in(\first_in$138 ),
+    .first_out(\first_in$209 ),
+    .last_in(\last_in$140 ),
+    .last_out(\last_in$211 ),
     .rst(rst),
-    .valid_in(\valid_in$181 ),
-    .valid_out(\valid_in$244 )
+    .valid_in(\valid_in$136 ),
+    .valid_out(\valid_in$207 )
   );
-  \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$193 ),
-    .b_in(\b_in$195 ),
-    .b_out(\b_in$258 ),
-    .chain_in(\chain_in$203 ),
-    .chain_out(\chain_in$266 ),
-    .chain_valid_in(\chain_valid_in$205 ),
-    .chain_valid_out(\chain_valid_in$268 ),
+  \accelerator.engine.core.pe_1_3  pe_1_3 (
+    .a_in(\a_in$148 ),
+    .a_next(\a_in$130 ),
+    .b_in(\b_in$152 ),
+    .b_next(\o$50 [31:24]),
+    .b_out(\b_in$223 ),
+    .chain_in(\chain_in$160 ),
+    .chain_out(\chain_in$231 ),
+    .chain_valid_in(\chain_valid_in$162 ),
+    .chain_valid_out(\chain_valid_in$233 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$199 ),
-    .first_out(\first_in$262 ),
-    .last_in(\last_in$201 ),
-    .last_out(\last_in$264 ),
+    .first_in(\first_in$156 ),
+    .first_out(\first_in$227 ),
+    .last_in(\last_in$158 ),
+    .last_out(\last_in$229 ),
     .rst(rst),
-    .valid_in(\valid_in$197 ),
-    .valid_out(\valid_in$260 )
+    .valid_in(\valid_in$154 ),
+    .valid_out(\valid_in$225 )
   );
-  \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$42 [31:24]),
-    .a_out(\a_in$224 ),
-    .b_in(\b_in$210 ),
-    .chain_in(\chain_in$218 ),
-    .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$220 ),
-    .chain_valid_out(\chain_valid_out$273 ),
+  \accelerator.engine.core.pe_2_0  pe_2_0 (
+    .a_in(\o$44 [23:16]),
+    .a_next(o_next[23:16]),
+    .a_out(\a_in$183 ),
+    .b_in(\b_in$169 ),
+    .b_next(\b_in$98 ),
+    .b_out(\b_in$240 ),
+    .chain_in(\chain_in$177 ),
+    .chain_out(\chain_in$248 ),
+    .chain_valid_in(\chain_valid_in$179 ),
+    .chain_valid_out(\chain_valid_in$250 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$214 ),
-    .last_in(\last_in$216 ),
+    .first_in(\first_in$173 ),
+    .first_out(\first_in$244 ),
+    .last_in(\last_in$175 ),
+    .last_out(\last_in$246 ),
+    .rst(rst),
+    .valid_in(\valid_in$171 ),
+    .valid_out(\valid_in$242 )
+  );
+  \accelerator.engine.core.pe_2_1  pe_2_1 (
+    .a_in(\a_in$183 ),
+    .a_next(\o$44 [23:16]),
+    .a_out(\a_in$201 ),
+    .b_in(\b_in$187 ),
+    .b_next(\b_in$116 ),
+    .b_out(\b_in$258 ),
+    .chain_in(\chain_in$195 ),
+    .chain_out(\chain_in$266 ),
+    .chain_valid_in(\chain_valid_in$197 ),
+    .chain_valid_out(\chain_valid_in$268 ),
+    .clk(clk),
+    .drain(drain_1),
+    .en(en),
+    .first_in(\first_in$191 ),
+    .first_out(\first_in$262 ),
+    .last_in(\last_in$193 ),
+    .last_out(\last_in$264 ),
+    .rst(rst),
+    .valid_in(\valid_in$189 ),
+    .valid_out(\valid_in$260 )
+  );
+  \accelerator.engine.core.pe_2_2  pe_2_2 (
+    .a_in(\a_in$201 ),
+    .a_next(\a_in$183 ),
+    .a_out(\a_in$219 ),
+    .b_in(\b_in$205 ),
+    .b_next(\b_in$134 ),
+    .b_out(\b_in$276 ),
+    .chain_in(\chain_in$213 ),
+    .chain_out(\chain_in$284 ),
+    .chain_valid_in(\chain_valid_in$215 ),
+    .chain_valid_out(\chain_valid_in$286 ),
+    .clk(clk),
+    .drain(drain_2),
+    .en(en),
+    .first_in(\first_in$209 ),
+    .first_out(\first_in$280 ),
+    .last_in(\last_in$211 ),
+    .last_out(\last_in$282 ),
+    .rst(rst),
+    .valid_in(\valid_in$207 ),
+    .valid_out(\valid_in$278 )
+  );
+  \accelerator.engine.core.pe_2_3  pe_2_3 (
+    .a_in(\a_in$219 ),
+    .a_next(\a_in$201 ),
+    .b_in(\b_in$223 ),
+    .b_next(\b_in$152 ),
+    .b_out(\b_in$294 ),
+    .chain_in(\chain_in$231 ),
+    .chain_out(\chain_in$302 ),
+    .chain_valid_in(\chain_valid_in$233 ),
+    .chain_valid_out(\chain_valid_in$304 ),
+    .clk(clk),
+    .drain(drain_3),
+    .en(en),
+    .first_in(\first_in$227 ),
+    .first_out(\first_in$298 ),
+    .last_in(\last_in$229 ),
+    .last_out(\last_in$300 ),
+    .rst(rst),
+    .valid_in(\valid_in$225 ),
+    .valid_out(\valid_in$296 )
+  );
+  \accelerator.engine.core.pe_3_0  pe_3_0 (
+    .a_in(\o$44 [31:24]),
+    .a_next(o_next[31:24]),
+    .a_out(\a_in$254 ),
+    .b_in(\b_in$240 ),
+    .b_next(\b_in$169 ),
+    .chain_in(\chain_in$248 ),
+    .chain_out(chain_out),
+    .chain_valid_in(\chain_valid_in$250 ),
+    .chain_valid_out(\chain_valid_out$309 ),
+    .clk(clk),
+    .drain(drain_0),
+    .en(en),
+    .first_in(\first_in$244 ),
+    .last_in(\last_in$246 ),
     .last_out(last_out),
     .rst(rst),
-    .valid_in(\valid_in$212 ),
+    .valid_in(\valid_in$242 ),
     .valid_out(valid_out)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$224 ),
-    .a_out(\a_in$240 ),
-    .b_in(\b_in$226 ),
-    .chain_in(\chain_in$234 ),
+    .a_in(\a_in$254 ),
+    .a_next(\o$44 [31:24]),
+    .a_out(\a_in$272 ),
+    .b_in(\b_in$258 ),
+    .b_next(\b_in$187 ),
+    .chain_in(\chain_in$266 ),
     .chain_out(\chain_out$18 ),
-    .chain_valid_in(\chain_valid_in$236 ),
-    .chain_valid_out(\chain_valid_out$274 ),
+    .chain_valid_in(\chain_valid_in$268 ),
+    .chain_valid_out(\chain_valid_out$310 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$230 ),
-    .last_in(\last_in$232 ),
+    .first_in(\first_in$262 ),
+    .last_in(\last_in$264 ),
     .last_out(\last_out$5 ),
     .rst(rst),
-    .valid_in(\valid_in$228 ),
+    .valid_in(\valid_in$260 ),
     .valid_out(\valid_out$4 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$240 ),
-    .a_out(\a_in$256 ),
-    .b_in(\b_in$242 ),
-    .chain_in(\chain_in$250 ),
+    .a_in(\a_in$272 ),
+    .a_next(\a_in$254 ),
+    .a_out(\a_in$290 ),
+    .b_in(\b_in$276 ),
+    .b_next(\b_in$205 ),
+    .chain_in(\chain_in$284 ),
     .chain_out(\chain_out$19 ),
-    .chain_valid_in(\chain_valid_in$252 ),
-    .chain_valid_out(\chain_valid_out$275 ),
+    .chain_valid_in(\chain_valid_in$286 ),
+    .chain_valid_out(\chain_valid_out$311 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$246 ),
-    .last_in(\last_in$248 ),
+    .first_in(\first_in$280 ),
+    .last_in(\last_in$282 ),
     .last_out(\last_out$8 ),
     .rst(rst),
-    .valid_in(\valid_in$244 ),
+    .valid_in(\valid_in$278 ),
     .valid_out(\valid_out$7 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$256 ),
-    .b_in(\b_in$258 ),
-    .chain_in(\chain_in$266 ),
+    .a_in(\a_in$290 ),
+    .a_next(\a_in$272 ),
+    .b_in(\b_in$294 ),
+    .b_next(\b_in$223 ),
+    .chain_in(\chain_in$302 ),
     .chain_out(\chain_out$20 ),
-    .chain_valid_in(\chain_valid_in$268 ),
+    .chain_valid_in(\chain_valid_in$304 ),
     .chain_valid_out(results__valid),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$262 ),
-    .last_in(\last_in$264 ),
+    .first_in(\first_in$298 ),
+    .last_in(\last_in$300 ),
     .last_out(\last_out$11 ),
     .rst(rst),
-    .valid_in(\valid_in$260 ),
+    .valid_in(\valid_in$296 ),
     .valid_out(\valid_out$10 )
   );
   \accelerator.engine.core.skew_a  skew_a (
     .clk(clk),
     .en(en),
     .i(\i$34 ),
-    .o(\o$42 ),
+    .i_next(i_next),
+    .o(\o$44 ),
+    .o_next(o_next),
     .rst(rst)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .clk(clk),
     .en(en),
     .i(\i$36 ),
-    .o(\o$44 ),
+    .i_next(operands__payload[63:32]),
+    .o(\o$50 ),
+    .o_next(\o_next$48 ),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .clk(clk),
     .en(en),
     .i(\i$38 ),
-    .o(\o$46 ),
+    .o(\o$52 ),
     .rst(rst)
   );
   always @* begin
@@ -10595,150 +10861,183 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   assign \en$32  = en;
   assign \en$33  = en;
   assign in_b = \i$36 ;
-  assign \en$40  = en;
-  assign a_in = \o$42 [7:0];
-  assign b_in = \o$44 [7:0];
-  assign valid_in = \o$46 [0];
-  assign first_in = \o$46 [1];
-  assign last_in = \o$46 [2];
+  assign \i_next$41  = operands__payload[63:32];
+  assign \en$42  = en;
+  assign a_in = \o$44 [7:0];
+  assign a_next = o_next[7:0];
+  assign b_next = \o_next$48 [7:0];
+  assign b_in = \o$50 [7:0];
+  assign valid_in = \o$52 [0];
+  assign first_in = \o$52 [1];
+  assign last_in = \o$52 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$52  = en;
-  assign a_out = \a_in$53 ;
-  assign \b_in$55  = \o$44 [15:8];
-  assign \valid_in$56  = \o$46 [3];
-  assign \first_in$57  = \o$46 [4];
-  assign \last_in$58  = \o$46 [5];
-  assign \chain_in$59  = 32'd0;
-  assign \chain_valid_in$60  = 1'h0;
-  assign \drain$61  = drain_1;
-  assign \en$62  = en;
-  assign \a_out$64  = \a_in$63 ;
-  assign \b_in$65  = \o$44 [23:16];
-  assign \valid_in$66  = \o$46 [6];
-  assign \first_in$67  = \o$46 [7];
-  assign \last_in$68  = \o$46 [8];
-  assign \chain_in$69  = 32'd0;
-  assign \chain_valid_in$70  = 1'h0;
-  assign \drain$71  = drain_2;
-  assign \en$72  = en;
-  assign \a_out$74  = \a_in$73 ;
-  assign \b_in$75  = \o$44 [31:24];
-  assign \valid_in$76  = \o$46 [9];
-  assign \first_in$77  = \o$46 [10];
-  assign \last_in$78  = \o$46 [11];
+  assign \en$58  = en;
+  assign a_out = \a_in$59 ;
+  assign \a_next$61  = \o$44 [7:0];
+  assign \b_next$62  = \o_next$48 [15:8];
+  assign \b_in$63  = \o$50 [15:8];
+  assign \valid_in$64  = \o$52 [3];
+  assign \first_in$65  = \o$52 [4];
+  assign \last_in$66  = \o$52 [5];
+  assign \chain_in$67  = 32'd0;
+  assign \chain_valid_in$68  = 1'h0;
+  assign \drain$69  = drain_1;
+  assign \en$70  = en;
+  assign \a_out$72  = \a_in$71 ;
+  assign \a_next$73  = \a_in$59 ;
+  assign \b_next$74  = \o_next$48 [23:16];
+  assign \b_in$75  = \o$50 [23:16];
+  assign \valid_in$76  = \o$52 [6];
+  assign \first_in$77  = \o$52 [7];
+  assign \last_in$78  = \o$52 [8];
   assign \chain_in$79  = 32'd0;
   assign \chain_valid_in$80  = 1'h0;
-  assign \drain$81  = drain_3;
+  assign \drain$81  = drain_2;
   assign \en$82  = en;
-  assign \a_in$83  = \o$42 [15:8];
-  assign b_out = \b_in$84 ;
-  assign \valid_out$87  = \valid_in$86 ;
-  assign first_out = \first_in$88 ;
-  assign \last_out$91  = \last_in$90 ;
-  assign \chain_out$93  = \chain_in$92 ;
-  assign \chain_valid_out$95  = \chain_valid_in$94 ;
-  assign \drain$96  = drain_0;
-  assign \en$97  = en;
-  assign \a_out$99  = \a_in$98 ;
-  assign \b_out$101  = \b_in$100 ;
-  assign \valid_out$103  = \valid_in$102 ;
-  assign \first_out$105  = \first_in$104 ;
-  assign \last_out$107  = \last_in$106 ;
-  assign \chain_out$109  = \chain_in$108 ;
-  assign \chain_valid_out$111  = \chain_valid_in$110 ;
-  assign \drain$112  = drain_1;
-  assign \en$113  = en;
-  assign \a_out$115  = \a_in$114 ;
+  assign \a_out$84  = \a_in$83 ;
+  assign \a_next$85  = \a_in$71 ;
+  assign \b_next$86  = \o_next$48 [31:24];
+  assign \b_in$87  = \o$50 [31:24];
+  assign \valid_in$88  = \o$52 [9];
+  assign \first_in$89  = \o$52 [10];
+  assign \last_in$90  = \o$52 [11];
+  assign \chain_in$91  = 32'd0;
+  assign \chain_valid_in$92  = 1'h0;
+  assign \drain$93  = drain_3;
+  assign \en$94  = en;
+  assign \a_in$95  = \o$44 [15:8];
+  assign \a_next$96  = o_next[15:8];
+  assign \b_next$97  = \o$50 [7:0];
+  assign b_out = \b_in$98 ;
+  assign \valid_out$101  = \valid_in$100 ;
+  assign first_out = \first_in$102 ;
+  assign \last_out$105  = \last_in$104 ;
+  assign \chain_out$107  = \chain_in$106 ;
+  assign \chain_valid_out$109  = \chain_valid_in$108 ;
+  assign \drain$110  = drain_0;
+  assign \en$111  = en;
+  assign \a_out$113  = \a_in$112 ;
+  assign \a_next$114  = \o$44 [15:8];
+  assign \b_next$115  = \o$50 [15:8];
   assign \b_out$117  = \b_in$116 ;
   assign \valid_out$119  = \valid_in$118 ;
   assign \first_out$121  = \first_in$120 ;
   assign \last_out$123  = \last_in$122 ;
   assign \chain_out$125  = \chain_in$124 ;
   assign \chain_valid_out$127  = \chain_valid_in$126 ;
-  assign \drain$128  = drain_2;
+  assign \drain$128  = drain_1;
   assign \en$129  = en;
   assign \a_out$131  = \a_in$130 ;
-  assign \b_out$133  = \b_in$132 ;
-  assign \valid_out$135  = \valid_in$134 ;
-  assign \first_out$137  = \first_in$136 ;
-  assign \last_out$139  = \last_in$138 ;
-  assign \chain_out$141  = \chain_in$140 ;
-  assign \chain_valid_out$143  = \chain_valid_in$142 ;
-  assign \drain$144  = drain_3;
-  assign \en$145  = en;
-  assign \a_in$146  = \o$42 [23:16];
-  assign \b_out$148  = \b_in$147 ;
-  assign \valid_out$150  = \valid_in$149 ;
-  assign \first_out$152  = \first_in$151 ;
-  assign \last_out$154  = \last_in$153 ;
-  assign \chain_out$156  = \chain_in$155 ;
-  assign \chain_valid_out$158  = \chain_valid_in$157 ;
-  assign \drain$159  = drain_0;
-  assign \en$160  = en;
-  assign \a_out$162  = \a_in$161 ;
-  assign \b_out$164  = \b_in$163 ;
-  assign \valid_out$166  = \valid_in$165 ;
-  assign \first_out$168  = \first_in$167 ;
-  assign \last_out$170  = \last_in$169 ;
-  assign \chain_out$172  = \chain_in$171 ;
-  assign \chain_valid_out$174  = \chain_valid_in$173 ;
-  assign \drain$175  = drain_1;
-  assign \en$176  = en;
-  assign \a_out$178  = \a_in$177 ;
-  assign \b_out$180  = \b_in$179 ;
-  assign \valid_out$182  = \valid_in$181 ;
-  assign \first_out$184  = \first_in$183 ;
-  assign \last_out$186  = \last_in$185 ;
-  assign \chain_out$188  = \chain_in$187 ;
-  assign \chain_valid_out$190  = \chain_valid_in$189 ;
-  assign \drain$191  = drain_2;
-  assign \en$192  = en;
-  assign \a_out$194  = \a_in$193 ;
-  assign \b_out$196  = \b_in$195 ;
-  assign \valid_out$198  = \valid_in$197 ;
-  assign \first_out$200  = \first_in$199 ;
-  assign \last_out$202  = \last_in$201 ;
-  assign \chain_out$204  = \chain_in$203 ;
-  assign \chain_valid_out$206  = \chain_valid_in$205 ;
-  assign \drain$207  = drain_3;
-  assign \en$208  = en;
-  assign \a_in$209  = \o$42 [31:24];
-  assign \b_out$211  = \b_in$210 ;
-  assign \valid_out$213  = \valid_in$212 ;
-  assign \first_out$215  = \first_in$214 ;
-  assign \last_out$217  = \last_in$216 ;
-  assign \chain_out$219  = \chain_in$218 ;
-  assign \chain_valid_out$221  = \chain_valid_in$220 ;
-  assign \drain$222  = drain_0;
-  assign \en$223  = en;
-  assign \a_out$225  = \a_in$224 ;
-  assign \b_out$227  = \b_in$226 ;
-  assign \valid_out$229  = \valid_in$228 ;
-  assign \first_out$231  = \first_in$230 ;
-  assign \last_out$233  = \last_in$232 ;
-  assign \chain_out$235  = \chain_in$234 ;
-  assign \chain_valid_out$237  = \chain_valid_in$236 ;
-  assign \drain$238  = drain_1;
-  assign \en$239  = en;
-  assign \a_out$241  = \a_in$240 ;
-  assign \b_out$243  = \b_in$242 ;
-  assign \valid_out$245  = \valid_in$244 ;
-  assign \first_out$247  = \first_in$246 ;
-  assign \last_out$249  = \last_in$248 ;
-  assign \chain_out$251  = \chain_in$250 ;
-  assign \chain_valid_out$253  = \chain_valid_in$252 ;
-  assign \drain$254  = drain_2;
-  assign \en$255  = en;
-  assign \a_out$257  = \a_in$256 ;
+  assign \a_next$132  = \a_in$112 ;
+  assign \b_next$133  = \o$50 [23:16];
+  assign \b_out$135  = \b_in$134 ;
+  assign \valid_out$137  = \valid_in$136 ;
+  assign \first_out$139  = \first_in$138 ;
+  assign \last_out$141  = \last_in$140 ;
+  assign \chain_out$143  = \chain_in$142 ;
+  assign \chain_valid_out$145  = \chain_valid_in$144 ;
+  assign \drain$146  = drain_2;
+  assign \en$147  = en;
+  assign \a_out$149  = \a_in$148 ;
+  assign \a_next$150  = \a_in$130 ;
+  assign \b_next$151  = \o$50 [31:24];
+  assign \b_out$153  = \b_in$152 ;
+  assign \valid_out$155  = \valid_in$154 ;
+  assign \first_out$157  = \first_in$156 ;
+  assign \last_out$159  = \last_in$158 ;
+  assign \chain_out$161  = \chain_in$160 ;
+  assign \chain_valid_out$163  = \chain_valid_in$162 ;
+  assign \drain$164  = drain_3;
+  assign \en$165  = en;
+  assign \a_in$166  = \o$44 [23:16];
+  assign \a_next$167  = o_next[23:16];
+  assign \b_next$168  = \b_in$98 ;
+  assign \b_out$170  = \b_in$169 ;
+  assign \valid_out$172  = \valid_in$171 ;
+  assign \first_out$174  = \first_in$173 ;
+  assign \last_out$176  = \last_in$175 ;
+  assign \chain_out$178  = \chain_in$177 ;
+  assign \chain_valid_out$180  = \chain_valid_in$179 ;
+  assign \drain$181  = drain_0;
+  assign \en$182  = en;
+  assign \a_out$184  = \a_in$183 ;
+  assign \a_next$185  = \o$44 [23:16];
+  assign \b_next$186  = \b_in$116 ;
+  assign \b_out$188  = \b_in$187 ;
+  assign \valid_out$190  = \valid_in$189 ;
+  assign \first_out$192  = \first_in$191 ;
+  assign \last_out$194  = \last_in$193 ;
+  assign \chain_out$196  = \chain_in$195 ;
+  assign \chain_valid_out$198  = \chain_valid_in$197 ;
+  assign \drain$199  = drain_1;
+  assign \en$200  = en;
+  assign \a_out$202  = \a_in$201 ;
+  assign \a_next$203  = \a_in$183 ;
+  assign \b_next$204  = \b_in$134 ;
+  assign \b_out$206  = \b_in$205 ;
+  assign \valid_out$208  = \valid_in$207 ;
+  assign \first_out$210  = \first_in$209 ;
+  assign \last_out$212  = \last_in$211 ;
+  assign \chain_out$214  = \chain_in$213 ;
+  assign \chain_valid_out$216  = \chain_valid_in$215 ;
+  assign \drain$217  = drain_2;
+  assign \en$218  = en;
+  assign \a_out$220  = \a_in$219 ;
+  assign \a_next$221  = \a_in$201 ;
+  assign \b_next$222  = \b_in$152 ;
+  assign \b_out$224  = \b_in$223 ;
+  assign \valid_out$226  = \valid_in$225 ;
+  assign \first_out$228  = \first_in$227 ;
+  assign \last_out$230  = \last_in$229 ;
+  assign \chain_out$232  = \chain_in$231 ;
+  assign \chain_valid_out$234  = \chain_valid_in$233 ;
+  assign \drain$235  = drain_3;
+  assign \en$236  = en;
+  assign \a_in$237  = \o$44 [31:24];
+  assign \a_next$238  = o_next[31:24];
+  assign \b_next$239  = \b_in$169 ;
+  assign \b_out$241  = \b_in$240 ;
+  assign \valid_out$243  = \valid_in$242 ;
+  assign \first_out$245  = \first_in$244 ;
+  assign \last_out$247  = \last_in$246 ;
+  assign \chain_out$249  = \chain_in$248 ;
+  assign \chain_valid_out$251  = \chain_valid_in$250 ;
+  assign \drain$252  = drain_0;
+  assign \en$253  = en;
+  assign \a_out$255  = \a_in$254 ;
+  assign \a_next$256  = \o$44 [31:24];
+  assign \b_next$257  = \b_in$187 ;
   assign \b_out$259  = \b_in$258 ;
   assign \valid_out$261  = \valid_in$260 ;
   assign \first_out$263  = \first_in$262 ;
   assign \last_out$265  = \last_in$264 ;
   assign \chain_out$267  = \chain_in$266 ;
   assign \chain_valid_out$269  = \chain_valid_in$268 ;
-  assign \drain$270  = drain_3;
+  assign \drain$270  = drain_1;
+  assign \en$271  = en;
+  assign \a_out$273  = \a_in$272 ;
+  assign \a_next$274  = \a_in$254 ;
+  assign \b_next$275  = \b_in$205 ;
+  assign \b_out$277  = \b_in$276 ;
+  assign \valid_out$279  = \valid_in$278 ;
+  assign \first_out$281  = \first_in$280 ;
+  assign \last_out$283  = \last_in$282 ;
+  assign \chain_out$285  = \chain_in$284 ;
+  assign \chain_valid_out$287  = \chain_valid_in$286 ;
+  assign \drain$288  = drain_2;
+  assign \en$289  = en;
+  assign \a_out$291  = \a_in$290 ;
+  assign \a_next$292  = \a_in$272 ;
+  assign \b_next$293  = \b_in$223 ;
+  assign \b_out$295  = \b_in$294 ;
+  assign \valid_out$297  = \valid_in$296 ;
+  assign \first_out$299  = \first_in$298 ;
+  assign \last_out$301  = \last_in$300 ;
+  assign \chain_out$303  = \chain_in$302 ;
+  assign \chain_valid_out$305  = \chain_valid_in$304 ;
+  assign \drain$306  = drain_3;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -10799,30 +11098,50 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
-  assign \o$42[0]  = \o$42 [7:0];
-  assign \o$42[1]  = \o$42 [15:8];
-  assign \o$42[2]  = \o$42 [23:16];
-  assign \o$42[3]  = \o$42 [31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next$41[0]  = operands__payload[39:32];
+  assign \i_next$41[1]  = operands__payload[47:40];
+  assign \i_next$41[2]  = operands__payload[55:48];
+  assign \i_next$41[3]  = operands__payload[63:56];
   assign \o$44[0]  = \o$44 [7:0];
   assign \o$44[1]  = \o$44 [15:8];
   assign \o$44[2]  = \o$44 [23:16];
   assign \o$44[3]  = \o$44 [31:24];
-  assign \o$46[0]  = \o$46 [2:0];
-  assign \o$46[0].valid  = \o$46 [0];
-  assign \o$46[0].first  = \o$46 [1];
-  assign \o$46[0].last  = \o$46 [2];
-  assign \o$46[1]  = \o$46 [5:3];
-  assign \o$46[1].valid  = \o$46 [3];
-  assign \o$46[1].first  = \o$46 [4];
-  assign \o$46[1].last  = \o$46 [5];
-  assign \o$46[2]  = \o$46 [8:6];
-  assign \o$46[2].valid  = \o$46 [6];
-  assign \o$46[2].first  = \o$46 [7];
-  assign \o$46[2].last  = \o$46 [8];
-  assign \o$46[3]  = \o$46 [11:9];
-  assign \o$46[3].valid  = \o$46 [9];
-  assign \o$46[3].first  = \o$46 [10];
-  assign \o$46[3].last  = \o$46 [11];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next$48[0]  = \o_next$48 [7:0];
+  assign \o_next$48[1]  = \o_next$48 [15:8];
+  assign \o_next$48[2]  = \o_next$48 [23:16];
+  assign \o_next$48[3]  = \o_next$48 [31:24];
+  assign \o$50[0]  = \o$50 [7:0];
+  assign \o$50[1]  = \o$50 [15:8];
+  assign \o$50[2]  = \o$50 [23:16];
+  assign \o$50[3]  = \o$50 [31:24];
+  assign \o$52[0]  = \o$52 [2:0];
+  assign \o$52[0].valid  = \o$52 [0];
+  assign \o$52[0].first  = \o$52 [1];
+  assign \o$52[0].last  = \o$52 [2];
+  assign \o$52[1]  = \o$52 [5:3];
+  assign \o$52[1].valid  = \o$52 [3];
+  assign \o$52[1].first  = \o$52 [4];
+  assign \o$52[1].last  = \o$52 [5];
+  assign \o$52[2]  = \o$52 [8:6];
+  assign \o$52[2].valid  = \o$52 [6];
+  assign \o$52[2].first  = \o$52 [7];
+  assign \o$52[2].last  = \o$52 [8];
+  assign \o$52[3]  = \o$52 [11:9];
+  assign \o$52[3].valid  = \o$52 [9];
+  assign \o$52[3].first  = \o$52 [10];
+  assign \o$52[3].last  = \o$52 [11];
+  assign i_next[31:24] = operands__payload[7:0];
+  assign i_next[23:16] = operands__payload[15:8];
+  assign i_next[15:8] = operands__payload[23:16];
+  assign i_next[7:0] = operands__payload[31:24];
   assign \i$38 [11:9] = in_flags;
   assign \i$38 [8:6] = in_flags;
   assign \i$38 [5:3] = in_flags;
@@ -10837,8 +11156,8 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   assign i[95:64] = \chain_out$19 ;
   assign i[63:32] = \chain_out$18 ;
   assign i[31:0] = chain_out;
-  assign \$8  = \o$46 [0];
-  assign \$25  = \chain_valid_in$94 ;
+  assign \$8  = \o$52 [0];
+  assign \$25  = \chain_valid_in$108 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10860,6 +11179,11 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
+  wire [127:0] i_next;
+  wire [31:0] \i_next[0] ;
+  wire [31:0] \i_next[1] ;
+  wire [31:0] \i_next[2] ;
+  wire [31:0] \i_next[3] ;
   reg [31:0] lane0_d1 = 32'd0;
   reg [31:0] lane0_d2 = 32'd0;
   reg [31:0] lane0_d3 = 32'd0;
@@ -10872,6 +11196,11 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
+  wire [127:0] o_next;
+  wire [31:0] \o_next[0] ;
+  wire [31:0] \o_next[1] ;
+  wire [31:0] \o_next[2] ;
+  wire [31:0] \o_next[3] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -10946,6 +11275,7 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
       \$2  = 32'd0;
     end
   end
+  assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -10954,6 +11284,18 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
+  assign \o_next[0]  = o_next[31:0];
+  assign \o_next[1]  = o_next[63:32];
+  assign \o_next[2]  = o_next[95:64];
+  assign \o_next[3]  = o_next[127:96];
+  assign \i_next[0]  = 32'd0;
+  assign \i_next[1]  = 32'd0;
+  assign \i_next[2]  = 32'd0;
+  assign \i_next[3]  = 32'd0;
+  assign o_next[127:96] = 32'd0;
+  assign o_next[95:64] = i[95:64];
+  assign o_next[63:32] = lane1_d1;
+  assign o_next[31:0] = lane0_d2;
   assign o[127:96] = i[127:96];
   assign o[95:64] = lane2_d1;
   assign o[63:32] = lane1_d2;
@@ -10961,31 +11303,36 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, b_in, \port$2453$0 , clk);
+module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2564$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -11007,52 +11354,55 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2453$0 ;
-  wire [2:0] \port$2453$0 ;
+  input [2:0] \port$2564$0 ;
+  wire [2:0] \port$2564$0 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2453$0 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2453$0 [0] & \port$2453$0 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2564$0 [0] & \port$2564$0 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2564$0 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11060,19 +11410,19 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2453$0 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2453$0 [1];
+      \$10  = \port$2564$0 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11080,9 +11430,9 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2453$0 [2];
+      \$11  = \port$2564$0 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11090,24 +11440,20 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2453$0 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2564$0 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2564$0 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11116,25 +11462,25 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -11142,40 +11488,59 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2453$0 [1];
-  assign valid_in = \port$2453$0 [0];
-  assign last_in = \port$2453$0 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2564$0 [0];
+  assign first_in = \port$2564$0 [1];
+  assign last_in = \port$2564$0 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2453$3 , clk);
+module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2564$3 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -11197,52 +11562,55 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2453$3 ;
-  wire [2:0] \port$2453$3 ;
+  input [2:0] \port$2564$3 ;
+  wire [2:0] \port$2564$3 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2453$3 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2453$3 [0] & \port$2453$3 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2564$3 [0] & \port$2564$3 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2564$3 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11250,19 +11618,19 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2453$3 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2453$3 [1];
+      \$10  = \port$2564$3 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11270,9 +11638,9 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2453$3 [2];
+      \$11  = \port$2564$3 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11280,24 +11648,20 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2453$3 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2564$3 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2564$3 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11306,25 +11670,25 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -11332,40 +11696,59 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2453$3 [1];
-  assign valid_in = \port$2453$3 [0];
-  assign last_in = \port$2453$3 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2564$3 [0];
+  assign first_in = \port$2564$3 [1];
+  assign last_in = \port$2564$3 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2453$6 , clk);
+module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2564$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -11387,52 +11770,55 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2453$6 ;
-  wire [2:0] \port$2453$6 ;
+  input [2:0] \port$2564$6 ;
+  wire [2:0] \port$2564$6 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2453$6 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2453$6 [0] & \port$2453$6 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2564$6 [0] & \port$2564$6 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2564$6 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11440,19 +11826,19 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2453$6 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2453$6 [1];
+      \$10  = \port$2564$6 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11460,9 +11846,9 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2453$6 [2];
+      \$11  = \port$2564$6 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11470,24 +11856,20 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2453$6 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2564$6 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2564$6 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11496,25 +11878,25 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -11522,39 +11904,58 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, vali
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2453$6 [1];
-  assign valid_in = \port$2453$6 [0];
-  assign last_in = \port$2453$6 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2564$6 [0];
+  assign first_in = \port$2564$6 [1];
+  assign last_in = \port$2564$6 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2453$9 , clk);
+module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2564$9 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -11576,52 +11977,55 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2453$9 ;
-  wire [2:0] \port$2453$9 ;
+  input [2:0] \port$2564$9 ;
+  wire [2:0] \port$2564$9 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2453$9 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2453$9 [0] & \port$2453$9 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2564$9 [0] & \port$2564$9 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2564$9 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11629,19 +12033,19 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2453$9 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2453$9 [1];
+      \$10  = \port$2564$9 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11649,9 +12053,9 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2453$9 [2];
+      \$11  = \port$2564$9 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11659,24 +12063,20 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2453$9 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2564$9 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2564$9 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11685,25 +12085,25 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -11711,40 +12111,59 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, 
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2453$9 [1];
-  assign valid_in = \port$2453$9 [0];
-  assign last_in = \port$2453$9 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2564$9 [0];
+  assign first_in = \port$2564$9 [1];
+  assign last_in = \port$2564$9 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -11770,51 +12189,54 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11822,19 +12244,19 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11842,9 +12264,9 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11852,24 +12274,20 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11878,61 +12296,80 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -11958,51 +12395,54 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12010,19 +12450,19 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12030,9 +12470,9 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12040,24 +12480,20 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12066,61 +12502,80 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12146,51 +12601,54 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12198,19 +12656,19 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12218,9 +12676,9 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12228,24 +12686,20 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12254,60 +12708,79 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12333,51 +12806,54 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12385,19 +12861,19 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12405,9 +12881,9 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12415,24 +12891,20 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12441,61 +12913,80 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12521,51 +13012,54 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12573,19 +13067,19 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12593,9 +13087,9 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12603,24 +13097,20 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12629,61 +13119,80 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12709,51 +13218,54 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12761,19 +13273,19 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12781,9 +13293,9 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12791,24 +13303,20 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12817,61 +13325,80 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12897,51 +13424,54 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12949,19 +13479,19 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12969,9 +13499,9 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12979,24 +13509,20 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13005,60 +13531,79 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -13084,51 +13629,54 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13136,19 +13684,19 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13156,9 +13704,9 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13166,24 +13714,20 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13192,61 +13736,80 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -13270,51 +13833,54 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13322,19 +13888,19 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13342,9 +13908,9 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13352,24 +13918,20 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13378,61 +13940,80 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -13456,51 +14037,54 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13508,19 +14092,19 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13528,9 +14112,9 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13538,24 +14122,20 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13564,61 +14144,80 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -13642,51 +14241,54 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13694,19 +14296,19 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13714,9 +14316,9 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13724,24 +14326,20 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13750,60 +14348,79 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -13827,51 +14444,54 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13879,19 +14499,19 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13899,9 +14519,9 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13909,24 +14529,20 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13935,37 +14551,51 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
+module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -13983,6 +14613,12 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
   wire [7:0] \i[1] ;
   wire [7:0] \i[2] ;
   wire [7:0] \i[3] ;
+  input [31:0] i_next;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -13995,8 +14631,16 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
   wire [7:0] \o[1] ;
   wire [7:0] \o[2] ;
   wire [7:0] \o[3] ;
+  output [31:0] o_next;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -14007,8 +14651,6 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
@@ -14077,6 +14719,18 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
   assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
   assign o[31:24] = lane3_d3;
   assign o[23:16] = lane2_d2;
   assign o[15:8] = lane1_d1;
@@ -14084,7 +14738,7 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (rst, en, i, o, clk);
+module \accelerator.engine.core.skew_b (rst, en, i_next, i, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14102,6 +14756,12 @@ module \accelerator.engine.core.skew_b (rst, en, i, o, clk);
   wire [7:0] \i[1] ;
   wire [7:0] \i[2] ;
   wire [7:0] \i[3] ;
+  input [31:0] i_next;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -14114,8 +14774,16 @@ module \accelerator.engine.core.skew_b (rst, en, i, o, clk);
   wire [7:0] \o[1] ;
   wire [7:0] \o[2] ;
   wire [7:0] \o[3] ;
+  output [31:0] o_next;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -14126,8 +14794,6 @@ module \accelerator.engine.core.skew_b (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$2  = lane2_d1;
@@ -14196,6 +14862,18 @@ module \accelerator.engine.core.skew_b (rst, en, i, o, clk);
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
   assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
   assign o[31:24] = lane3_d3;
   assign o[23:16] = lane2_d2;
   assign o[15:8] = lane1_d1;
@@ -14233,6 +14911,23 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
   wire \i[3].first ;
   wire \i[3].last ;
   wire \i[3].valid ;
+  wire [11:0] i_next;
+  wire [2:0] \i_next[0] ;
+  wire \i_next[0].first ;
+  wire \i_next[0].last ;
+  wire \i_next[0].valid ;
+  wire [2:0] \i_next[1] ;
+  wire \i_next[1].first ;
+  wire \i_next[1].last ;
+  wire \i_next[1].valid ;
+  wire [2:0] \i_next[2] ;
+  wire \i_next[2].first ;
+  wire \i_next[2].last ;
+  wire \i_next[2].valid ;
+  wire [2:0] \i_next[3] ;
+  wire \i_next[3].first ;
+  wire \i_next[3].last ;
+  wire \i_next[3].valid ;
   reg [2:0] lane1_d1 = 3'h0;
   wire \lane1_d1.first ;
   wire \lane1_d1.last ;
@@ -14275,8 +14970,27 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
   wire \o[3].first ;
   wire \o[3].last ;
   wire \o[3].valid ;
+  wire [11:0] o_next;
+  wire [2:0] \o_next[0] ;
+  wire \o_next[0].first ;
+  wire \o_next[0].last ;
+  wire \o_next[0].valid ;
+  wire [2:0] \o_next[1] ;
+  wire \o_next[1].first ;
+  wire \o_next[1].last ;
+  wire \o_next[1].valid ;
+  wire [2:0] \o_next[2] ;
+  wire \o_next[2].first ;
+  wire \o_next[2].last ;
+  wire \o_next[2].valid ;
+  wire [2:0] \o_next[3] ;
+  wire \o_next[3].first ;
+  wire \o_next[3].last ;
+  wire \o_next[3].valid ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -14287,8 +15001,6 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
@@ -14349,6 +15061,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
       \$1  = 3'h0;
     end
   end
+  assign i_next = 12'h000;
   assign \o[0]  = o[2:0];
   assign \o[0].valid  = o[0];
   assign \o[0].first  = o[1];
@@ -14381,24 +15094,60 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
   assign \i[3].valid  = i[9];
   assign \i[3].first  = i[10];
   assign \i[3].last  = i[11];
+  assign \o_next[0]  = o_next[2:0];
+  assign \o_next[0].valid  = o_next[0];
+  assign \o_next[0].first  = o_next[1];
+  assign \o_next[0].last  = o_next[2];
+  assign \o_next[1]  = o_next[5:3];
+  assign \o_next[1].valid  = o_next[3];
+  assign \o_next[1].first  = o_next[4];
+  assign \o_next[1].last  = o_next[5];
+  assign \o_next[2]  = o_next[8:6];
+  assign \o_next[2].valid  = o_next[6];
+  assign \o_next[2].first  = o_next[7];
+  assign \o_next[2].last  = o_next[8];
+  assign \o_next[3]  = o_next[11:9];
+  assign \o_next[3].valid  = o_next[9];
+  assign \o_next[3].first  = o_next[10];
+  assign \o_next[3].last  = o_next[11];
+  assign \i_next[0]  = 3'h0;
+  assign \i_next[0].valid  = 1'h0;
+  assign \i_next[0].first  = 1'h0;
+  assign \i_next[0].last  = 1'h0;
+  assign \i_next[1]  = 3'h0;
+  assign \i_next[1].valid  = 1'h0;
+  assign \i_next[1].first  = 1'h0;
+  assign \i_next[1].last  = 1'h0;
+  assign \i_next[2]  = 3'h0;
+  assign \i_next[2].valid  = 1'h0;
+  assign \i_next[2].first  = 1'h0;
+  assign \i_next[2].last  = 1'h0;
+  assign \i_next[3]  = 3'h0;
+  assign \i_next[3].valid  = 1'h0;
+  assign \i_next[3].first  = 1'h0;
+  assign \i_next[3].last  = 1'h0;
   assign \lane1_d1.valid  = lane1_d1[0];
   assign \lane1_d1.first  = lane1_d1[1];
   assign \lane1_d1.last  = lane1_d1[2];
   assign \lane2_d2.valid  = lane2_d2[0];
   assign \lane2_d2.first  = lane2_d2[1];
   assign \lane2_d2.last  = lane2_d2[2];
-  assign \lane3_d3.valid  = lane3_d3[0];
-  assign \lane3_d3.first  = lane3_d3[1];
-  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane2_d1.valid  = lane2_d1[0];
   assign \lane2_d1.first  = lane2_d1[1];
   assign \lane2_d1.last  = lane2_d1[2];
-  assign \lane3_d1.valid  = lane3_d1[0];
-  assign \lane3_d1.first  = lane3_d1[1];
-  assign \lane3_d1.last  = lane3_d1[2];
+  assign \lane3_d3.valid  = lane3_d3[0];
+  assign \lane3_d3.first  = lane3_d3[1];
+  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane3_d2.valid  = lane3_d2[0];
   assign \lane3_d2.first  = lane3_d2[1];
   assign \lane3_d2.last  = lane3_d2[2];
+  assign \lane3_d1.valid  = lane3_d1[0];
+  assign \lane3_d1.first  = lane3_d1[1];
+  assign \lane3_d1.last  = lane3_d1[2];
+  assign o_next[11:9] = lane3_d2;
+  assign o_next[8:6] = lane2_d1;
+  assign o_next[5:3] = i[5:3];
+  assign o_next[2:0] = 3'h0;
   assign o[11:9] = lane3_d3;
   assign o[8:6] = lane2_d2;
   assign o[5:3] = lane1_d1;
@@ -14933,7 +15682,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2047$354 , o__payload, o__valid, clk);
+module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2122$354 , o__payload, o__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire [63:0] \$10 ;
@@ -15059,8 +15808,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
-  input [44:0] \port$2047$354 ;
-  wire [44:0] \port$2047$354 ;
+  input [44:0] \port$2122$354 ;
+  wire [44:0] \port$2122$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -15113,8 +15862,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$11  = $signed(s3_x_0) < $signed(1'h0);
   assign \$12  = \$11  ? half_neg : half_pos;
   assign \$13  = $signed(s3_x_0) + $signed({ 1'h0, \$12  });
-  assign \$14  = $signed(s4_t_0) >>> \port$2047$354 [36:32];
-  assign \$15  = $signed(\$14 ) + $signed(\port$2047$354 [44:37]);
+  assign \$14  = $signed(s4_t_0) >>> \port$2122$354 [36:32];
+  assign \$15  = $signed(\$14 ) + $signed(\port$2122$354 [44:37]);
   assign \$16  = $signed(s5_z_0) > $signed(8'h7f);
   assign \$17  = $signed(s5_z_0) < $signed(lower);
   assign \$18  = $signed(s1_acc_1) * $signed({ 1'h0, s1_mul_1 });
@@ -15122,8 +15871,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$22  = $signed(s3_x_1) < $signed(1'h0);
   assign \$23  = \$22  ? half_neg : half_pos;
   assign \$24  = $signed(s3_x_1) + $signed({ 1'h0, \$23  });
-  assign \$25  = $signed(s4_t_1) >>> \port$2047$354 [36:32];
-  assign \$26  = $signed(\$25 ) + $signed(\port$2047$354 [44:37]);
+  assign \$25  = $signed(s4_t_1) >>> \port$2122$354 [36:32];
+  assign \$26  = $signed(\$25 ) + $signed(\port$2122$354 [44:37]);
   assign \$27  = $signed(s5_z_1) > $signed(8'h7f);
   assign \$28  = $signed(s5_z_1) < $signed(lower);
   assign \$29  = $signed(s1_acc_2) * $signed({ 1'h0, s1_mul_2 });
@@ -15131,8 +15880,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$33  = $signed(s3_x_2) < $signed(1'h0);
   assign \$34  = \$33  ? half_neg : half_pos;
   assign \$35  = $signed(s3_x_2) + $signed({ 1'h0, \$34  });
-  assign \$36  = $signed(s4_t_2) >>> \port$2047$354 [36:32];
-  assign \$37  = $signed(\$36 ) + $signed(\port$2047$354 [44:37]);
+  assign \$36  = $signed(s4_t_2) >>> \port$2122$354 [36:32];
+  assign \$37  = $signed(\$36 ) + $signed(\port$2122$354 [44:37]);
   assign \$38  = $signed(s5_z_2) > $signed(8'h7f);
   assign \$39  = $signed(s5_z_2) < $signed(lower);
   assign \$40  = $signed(s1_acc_3) * $signed({ 1'h0, s1_mul_3 });
@@ -15140,8 +15889,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$44  = $signed(s3_x_3) < $signed(1'h0);
   assign \$45  = \$44  ? half_neg : half_pos;
   assign \$46  = $signed(s3_x_3) + $signed({ 1'h0, \$45  });
-  assign \$47  = $signed(s4_t_3) >>> \port$2047$354 [36:32];
-  assign \$48  = $signed(\$47 ) + $signed(\port$2047$354 [44:37]);
+  assign \$47  = $signed(s4_t_3) >>> \port$2122$354 [36:32];
+  assign \$48  = $signed(\$47 ) + $signed(\port$2122$354 [44:37]);
   assign \$49  = $signed(s5_z_3) > $signed(8'h7f);
   assign \$50  = $signed(s5_z_3) < $signed(lower);
   always @(posedge clk)
@@ -15230,9 +15979,9 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     s6_o_3 <= \$92 ;
   assign \$1  = ~ o__valid;
   assign en = \$1  | o__ready;
-  assign \$2  = 1'h1 << \port$2047$354 [36:32];
-  assign lower = \port$2047$354 [0] ? \port$2047$354 [44:37] : 8'h80;
-  assign \$4  = ! \port$2047$354 [36:32];
+  assign \$2  = 1'h1 << \port$2122$354 [36:32];
+  assign lower = \port$2122$354 [0] ? \port$2122$354 [44:37] : 8'h80;
+  assign \$4  = ! \port$2122$354 [36:32];
   assign \$5  = \$3 [30:0] - 1'h1;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
@@ -15361,7 +16110,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$66  = s1_mul_0;
     if (en) begin
-      \$66  = \port$2047$354 [31:1];
+      \$66  = \port$2122$354 [31:1];
     end
   end
   always @* begin
@@ -15417,7 +16166,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$73  = s1_mul_1;
     if (en) begin
-      \$73  = \port$2047$354 [31:1];
+      \$73  = \port$2122$354 [31:1];
     end
   end
   always @* begin
@@ -15473,7 +16222,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$80  = s1_mul_2;
     if (en) begin
-      \$80  = \port$2047$354 [31:1];
+      \$80  = \port$2122$354 [31:1];
     end
   end
   always @* begin
@@ -15529,7 +16278,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$87  = s1_mul_3;
     if (en) begin
-      \$87  = \port$2047$354 [31:1];
+      \$87  = \port$2122$354 [31:1];
     end
   end
   always @* begin
@@ -15577,10 +16326,10 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign i__ready = en;
   assign s6_valid = o__valid;
   assign half = \$3 [30:0];
-  assign shift = \port$2047$354 [36:32];
-  assign relu = \port$2047$354 [0];
-  assign zero_point = \port$2047$354 [44:37];
-  assign multiplier = \port$2047$354 [31:1];
+  assign shift = \port$2122$354 [36:32];
+  assign relu = \port$2122$354 [0];
+  assign zero_point = \port$2122$354 [44:37];
+  assign multiplier = \port$2122$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

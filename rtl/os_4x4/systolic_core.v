@@ -58,200 +58,232 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$8 ;
   wire \$9 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$101 ;
-  wire [7:0] \a_in$117 ;
+  wire [7:0] \a_in$115 ;
   wire [7:0] \a_in$133 ;
-  wire [7:0] \a_in$149 ;
-  wire [7:0] \a_in$164 ;
-  wire [7:0] \a_in$180 ;
-  wire [7:0] \a_in$196 ;
-  wire [7:0] \a_in$212 ;
-  wire [7:0] \a_in$227 ;
-  wire [7:0] \a_in$243 ;
-  wire [7:0] \a_in$259 ;
-  wire [7:0] \a_in$56 ;
-  wire [7:0] \a_in$66 ;
-  wire [7:0] \a_in$76 ;
+  wire [7:0] \a_in$151 ;
+  wire [7:0] \a_in$169 ;
+  wire [7:0] \a_in$186 ;
+  wire [7:0] \a_in$204 ;
+  wire [7:0] \a_in$222 ;
+  wire [7:0] \a_in$240 ;
+  wire [7:0] \a_in$257 ;
+  wire [7:0] \a_in$275 ;
+  wire [7:0] \a_in$293 ;
+  wire [7:0] \a_in$62 ;
+  wire [7:0] \a_in$74 ;
   wire [7:0] \a_in$86 ;
+  wire [7:0] \a_in$98 ;
+  wire [7:0] a_next;
+  wire [7:0] \a_next$117 ;
+  wire [7:0] \a_next$135 ;
+  wire [7:0] \a_next$153 ;
+  wire [7:0] \a_next$170 ;
+  wire [7:0] \a_next$188 ;
+  wire [7:0] \a_next$206 ;
+  wire [7:0] \a_next$224 ;
+  wire [7:0] \a_next$241 ;
+  wire [7:0] \a_next$259 ;
+  wire [7:0] \a_next$277 ;
+  wire [7:0] \a_next$295 ;
+  wire [7:0] \a_next$64 ;
+  wire [7:0] \a_next$76 ;
+  wire [7:0] \a_next$88 ;
+  wire [7:0] \a_next$99 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$102 ;
-  wire [7:0] \a_out$118 ;
+  wire [7:0] \a_out$116 ;
   wire [7:0] \a_out$134 ;
-  wire [7:0] \a_out$165 ;
-  wire [7:0] \a_out$181 ;
-  wire [7:0] \a_out$197 ;
-  wire [7:0] \a_out$228 ;
-  wire [7:0] \a_out$244 ;
-  wire [7:0] \a_out$260 ;
-  wire [7:0] \a_out$67 ;
-  wire [7:0] \a_out$77 ;
+  wire [7:0] \a_out$152 ;
+  wire [7:0] \a_out$187 ;
+  wire [7:0] \a_out$205 ;
+  wire [7:0] \a_out$223 ;
+  wire [7:0] \a_out$258 ;
+  wire [7:0] \a_out$276 ;
+  wire [7:0] \a_out$294 ;
+  wire [7:0] \a_out$75 ;
+  wire [7:0] \a_out$87 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$103 ;
+  wire [7:0] \b_in$101 ;
   wire [7:0] \b_in$119 ;
-  wire [7:0] \b_in$135 ;
-  wire [7:0] \b_in$150 ;
-  wire [7:0] \b_in$166 ;
-  wire [7:0] \b_in$182 ;
-  wire [7:0] \b_in$198 ;
-  wire [7:0] \b_in$213 ;
-  wire [7:0] \b_in$229 ;
-  wire [7:0] \b_in$245 ;
+  wire [7:0] \b_in$137 ;
+  wire [7:0] \b_in$155 ;
+  wire [7:0] \b_in$172 ;
+  wire [7:0] \b_in$190 ;
+  wire [7:0] \b_in$208 ;
+  wire [7:0] \b_in$226 ;
+  wire [7:0] \b_in$243 ;
   wire [7:0] \b_in$261 ;
-  wire [7:0] \b_in$58 ;
-  wire [7:0] \b_in$68 ;
+  wire [7:0] \b_in$279 ;
+  wire [7:0] \b_in$297 ;
+  wire [7:0] \b_in$66 ;
   wire [7:0] \b_in$78 ;
-  wire [7:0] \b_in$87 ;
+  wire [7:0] \b_in$90 ;
+  wire [7:0] b_next;
+  wire [7:0] \b_next$100 ;
+  wire [7:0] \b_next$118 ;
+  wire [7:0] \b_next$136 ;
+  wire [7:0] \b_next$154 ;
+  wire [7:0] \b_next$171 ;
+  wire [7:0] \b_next$189 ;
+  wire [7:0] \b_next$207 ;
+  wire [7:0] \b_next$225 ;
+  wire [7:0] \b_next$242 ;
+  wire [7:0] \b_next$260 ;
+  wire [7:0] \b_next$278 ;
+  wire [7:0] \b_next$296 ;
+  wire [7:0] \b_next$65 ;
+  wire [7:0] \b_next$77 ;
+  wire [7:0] \b_next$89 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$104 ;
   wire [7:0] \b_out$120 ;
-  wire [7:0] \b_out$136 ;
-  wire [7:0] \b_out$151 ;
-  wire [7:0] \b_out$167 ;
-  wire [7:0] \b_out$183 ;
-  wire [7:0] \b_out$199 ;
-  wire [7:0] \b_out$214 ;
-  wire [7:0] \b_out$230 ;
-  wire [7:0] \b_out$246 ;
+  wire [7:0] \b_out$138 ;
+  wire [7:0] \b_out$156 ;
+  wire [7:0] \b_out$173 ;
+  wire [7:0] \b_out$191 ;
+  wire [7:0] \b_out$209 ;
+  wire [7:0] \b_out$227 ;
+  wire [7:0] \b_out$244 ;
   wire [7:0] \b_out$262 ;
+  wire [7:0] \b_out$280 ;
+  wire [7:0] \b_out$298 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$111 ;
+  wire [31:0] \chain_in$109 ;
   wire [31:0] \chain_in$127 ;
-  wire [31:0] \chain_in$143 ;
-  wire [31:0] \chain_in$158 ;
-  wire [31:0] \chain_in$174 ;
-  wire [31:0] \chain_in$190 ;
-  wire [31:0] \chain_in$206 ;
-  wire [31:0] \chain_in$221 ;
-  wire [31:0] \chain_in$237 ;
-  wire [31:0] \chain_in$253 ;
+  wire [31:0] \chain_in$145 ;
+  wire [31:0] \chain_in$163 ;
+  wire [31:0] \chain_in$180 ;
+  wire [31:0] \chain_in$198 ;
+  wire [31:0] \chain_in$216 ;
+  wire [31:0] \chain_in$234 ;
+  wire [31:0] \chain_in$251 ;
   wire [31:0] \chain_in$269 ;
-  wire [31:0] \chain_in$62 ;
-  wire [31:0] \chain_in$72 ;
+  wire [31:0] \chain_in$287 ;
+  wire [31:0] \chain_in$305 ;
+  wire [31:0] \chain_in$70 ;
   wire [31:0] \chain_in$82 ;
-  wire [31:0] \chain_in$95 ;
+  wire [31:0] \chain_in$94 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$112 ;
+  wire [31:0] \chain_out$110 ;
   wire [31:0] \chain_out$128 ;
-  wire [31:0] \chain_out$144 ;
-  wire [31:0] \chain_out$159 ;
-  wire [31:0] \chain_out$175 ;
-  wire [31:0] \chain_out$191 ;
-  wire [31:0] \chain_out$207 ;
-  wire [31:0] \chain_out$222 ;
-  wire [31:0] \chain_out$238 ;
+  wire [31:0] \chain_out$146 ;
+  wire [31:0] \chain_out$164 ;
+  wire [31:0] \chain_out$181 ;
+  wire [31:0] \chain_out$199 ;
+  wire [31:0] \chain_out$217 ;
+  wire [31:0] \chain_out$235 ;
   wire [31:0] \chain_out$25 ;
-  wire [31:0] \chain_out$254 ;
+  wire [31:0] \chain_out$252 ;
   wire [31:0] \chain_out$26 ;
   wire [31:0] \chain_out$27 ;
   wire [31:0] \chain_out$270 ;
-  wire [31:0] \chain_out$96 ;
+  wire [31:0] \chain_out$288 ;
+  wire [31:0] \chain_out$306 ;
   wire chain_valid_in;
-  wire \chain_valid_in$113 ;
+  wire \chain_valid_in$111 ;
   wire \chain_valid_in$129 ;
-  wire \chain_valid_in$145 ;
-  wire \chain_valid_in$160 ;
-  wire \chain_valid_in$176 ;
-  wire \chain_valid_in$192 ;
-  wire \chain_valid_in$208 ;
-  wire \chain_valid_in$223 ;
-  wire \chain_valid_in$239 ;
-  wire \chain_valid_in$255 ;
+  wire \chain_valid_in$147 ;
+  wire \chain_valid_in$165 ;
+  wire \chain_valid_in$182 ;
+  wire \chain_valid_in$200 ;
+  wire \chain_valid_in$218 ;
+  wire \chain_valid_in$236 ;
+  wire \chain_valid_in$253 ;
   wire \chain_valid_in$271 ;
-  wire \chain_valid_in$63 ;
-  wire \chain_valid_in$73 ;
+  wire \chain_valid_in$289 ;
+  wire \chain_valid_in$307 ;
+  wire \chain_valid_in$71 ;
   wire \chain_valid_in$83 ;
-  wire \chain_valid_in$97 ;
+  wire \chain_valid_in$95 ;
   wire chain_valid_out;
-  wire \chain_valid_out$114 ;
+  wire \chain_valid_out$112 ;
   wire \chain_valid_out$130 ;
-  wire \chain_valid_out$146 ;
-  wire \chain_valid_out$161 ;
-  wire \chain_valid_out$177 ;
-  wire \chain_valid_out$193 ;
-  wire \chain_valid_out$209 ;
-  wire \chain_valid_out$224 ;
-  wire \chain_valid_out$240 ;
-  wire \chain_valid_out$256 ;
+  wire \chain_valid_out$148 ;
+  wire \chain_valid_out$166 ;
+  wire \chain_valid_out$183 ;
+  wire \chain_valid_out$201 ;
+  wire \chain_valid_out$219 ;
+  wire \chain_valid_out$237 ;
+  wire \chain_valid_out$254 ;
   wire \chain_valid_out$272 ;
-  wire \chain_valid_out$275 ;
-  wire \chain_valid_out$276 ;
-  wire \chain_valid_out$277 ;
-  wire \chain_valid_out$98 ;
+  wire \chain_valid_out$290 ;
+  wire \chain_valid_out$308 ;
+  wire \chain_valid_out$311 ;
+  wire \chain_valid_out$312 ;
+  wire \chain_valid_out$313 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$115 ;
+  wire \drain$113 ;
   wire \drain$131 ;
-  wire \drain$147 ;
-  wire \drain$162 ;
-  wire \drain$178 ;
-  wire \drain$194 ;
-  wire \drain$210 ;
-  wire \drain$225 ;
-  wire \drain$241 ;
-  wire \drain$257 ;
+  wire \drain$149 ;
+  wire \drain$167 ;
+  wire \drain$184 ;
+  wire \drain$202 ;
+  wire \drain$220 ;
+  wire \drain$238 ;
+  wire \drain$255 ;
   wire \drain$273 ;
-  wire \drain$64 ;
-  wire \drain$74 ;
+  wire \drain$291 ;
+  wire \drain$309 ;
+  wire \drain$72 ;
   wire \drain$84 ;
-  wire \drain$99 ;
+  wire \drain$96 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
   wire en;
-  wire \en$100 ;
-  wire \en$116 ;
+  wire \en$114 ;
   wire \en$132 ;
-  wire \en$148 ;
-  wire \en$163 ;
-  wire \en$179 ;
-  wire \en$195 ;
-  wire \en$211 ;
+  wire \en$150 ;
+  wire \en$168 ;
+  wire \en$185 ;
+  wire \en$203 ;
   wire \en$22 ;
-  wire \en$226 ;
-  wire \en$242 ;
-  wire \en$258 ;
+  wire \en$221 ;
+  wire \en$239 ;
+  wire \en$256 ;
+  wire \en$274 ;
+  wire \en$292 ;
   wire \en$34 ;
   wire \en$35 ;
   wire \en$36 ;
-  wire \en$43 ;
-  wire \en$55 ;
-  wire \en$65 ;
-  wire \en$75 ;
+  wire \en$45 ;
+  wire \en$61 ;
+  wire \en$73 ;
   wire \en$85 ;
+  wire \en$97 ;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$107 ;
+  wire \first_in$105 ;
   wire \first_in$123 ;
-  wire \first_in$139 ;
-  wire \first_in$154 ;
-  wire \first_in$170 ;
-  wire \first_in$186 ;
-  wire \first_in$202 ;
-  wire \first_in$217 ;
-  wire \first_in$233 ;
-  wire \first_in$249 ;
+  wire \first_in$141 ;
+  wire \first_in$159 ;
+  wire \first_in$176 ;
+  wire \first_in$194 ;
+  wire \first_in$212 ;
+  wire \first_in$230 ;
+  wire \first_in$247 ;
   wire \first_in$265 ;
-  wire \first_in$60 ;
-  wire \first_in$70 ;
+  wire \first_in$283 ;
+  wire \first_in$301 ;
+  wire \first_in$68 ;
   wire \first_in$80 ;
-  wire \first_in$91 ;
+  wire \first_in$92 ;
   wire first_out;
-  wire \first_out$108 ;
   wire \first_out$124 ;
-  wire \first_out$140 ;
-  wire \first_out$155 ;
-  wire \first_out$171 ;
-  wire \first_out$187 ;
-  wire \first_out$203 ;
-  wire \first_out$218 ;
-  wire \first_out$234 ;
-  wire \first_out$250 ;
+  wire \first_out$142 ;
+  wire \first_out$160 ;
+  wire \first_out$177 ;
+  wire \first_out$195 ;
+  wire \first_out$213 ;
+  wire \first_out$231 ;
+  wire \first_out$248 ;
   wire \first_out$266 ;
+  wire \first_out$284 ;
+  wire \first_out$302 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire [127:0] i;
@@ -286,6 +318,16 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
+  wire [31:0] i_next;
+  wire [31:0] \i_next$44 ;
+  wire [7:0] \i_next$44[0] ;
+  wire [7:0] \i_next$44[1] ;
+  wire [7:0] \i_next$44[2] ;
+  wire [7:0] \i_next$44[3] ;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [31:0] in_a = 32'd0;
   wire [7:0] \in_a[0] ;
   wire [7:0] \in_a[1] ;
@@ -302,69 +344,79 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$109 ;
+  wire \last_in$107 ;
   wire \last_in$125 ;
-  wire \last_in$141 ;
-  wire \last_in$156 ;
-  wire \last_in$172 ;
-  wire \last_in$188 ;
-  wire \last_in$204 ;
-  wire \last_in$219 ;
-  wire \last_in$235 ;
-  wire \last_in$251 ;
+  wire \last_in$143 ;
+  wire \last_in$161 ;
+  wire \last_in$178 ;
+  wire \last_in$196 ;
+  wire \last_in$214 ;
+  wire \last_in$232 ;
+  wire \last_in$249 ;
   wire \last_in$267 ;
-  wire \last_in$61 ;
-  wire \last_in$71 ;
+  wire \last_in$285 ;
+  wire \last_in$303 ;
+  wire \last_in$69 ;
   wire \last_in$81 ;
   wire \last_in$93 ;
   wire last_out;
-  wire \last_out$110 ;
+  wire \last_out$108 ;
   wire \last_out$126 ;
   wire \last_out$14 ;
-  wire \last_out$142 ;
-  wire \last_out$157 ;
+  wire \last_out$144 ;
+  wire \last_out$162 ;
   wire \last_out$17 ;
-  wire \last_out$173 ;
-  wire \last_out$189 ;
+  wire \last_out$179 ;
+  wire \last_out$197 ;
   wire \last_out$20 ;
-  wire \last_out$205 ;
-  wire \last_out$220 ;
-  wire \last_out$236 ;
-  wire \last_out$252 ;
+  wire \last_out$215 ;
+  wire \last_out$233 ;
+  wire \last_out$250 ;
   wire \last_out$268 ;
-  wire \last_out$94 ;
+  wire \last_out$286 ;
+  wire \last_out$304 ;
   wire [127:0] o;
-  wire [31:0] \o$45 ;
-  wire [7:0] \o$45[0] ;
-  wire [7:0] \o$45[1] ;
-  wire [7:0] \o$45[2] ;
-  wire [7:0] \o$45[3] ;
   wire [31:0] \o$47 ;
   wire [7:0] \o$47[0] ;
   wire [7:0] \o$47[1] ;
   wire [7:0] \o$47[2] ;
   wire [7:0] \o$47[3] ;
-  wire [11:0] \o$49 ;
-  wire [2:0] \o$49[0] ;
-  wire \o$49[0].first ;
-  wire \o$49[0].last ;
-  wire \o$49[0].valid ;
-  wire [2:0] \o$49[1] ;
-  wire \o$49[1].first ;
-  wire \o$49[1].last ;
-  wire \o$49[1].valid ;
-  wire [2:0] \o$49[2] ;
-  wire \o$49[2].first ;
-  wire \o$49[2].last ;
-  wire \o$49[2].valid ;
-  wire [2:0] \o$49[3] ;
-  wire \o$49[3].first ;
-  wire \o$49[3].last ;
-  wire \o$49[3].valid ;
+  wire [31:0] \o$53 ;
+  wire [7:0] \o$53[0] ;
+  wire [7:0] \o$53[1] ;
+  wire [7:0] \o$53[2] ;
+  wire [7:0] \o$53[3] ;
+  wire [11:0] \o$55 ;
+  wire [2:0] \o$55[0] ;
+  wire \o$55[0].first ;
+  wire \o$55[0].last ;
+  wire \o$55[0].valid ;
+  wire [2:0] \o$55[1] ;
+  wire \o$55[1].first ;
+  wire \o$55[1].last ;
+  wire \o$55[1].valid ;
+  wire [2:0] \o$55[2] ;
+  wire \o$55[2].first ;
+  wire \o$55[2].last ;
+  wire \o$55[2].valid ;
+  wire [2:0] \o$55[3] ;
+  wire \o$55[3].first ;
+  wire \o$55[3].last ;
+  wire \o$55[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
+  wire [31:0] o_next;
+  wire [31:0] \o_next$51 ;
+  wire [7:0] \o_next$51[0] ;
+  wire [7:0] \o_next$51[1] ;
+  wire [7:0] \o_next$51[2] ;
+  wire [7:0] \o_next$51[3] ;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input [64:0] operands__payload;
   wire [64:0] operands__payload;
   wire [31:0] \operands__payload.a ;
@@ -398,38 +450,38 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   input rst;
   wire rst;
   wire valid_in;
-  wire \valid_in$105 ;
+  wire \valid_in$103 ;
   wire \valid_in$121 ;
-  wire \valid_in$137 ;
-  wire \valid_in$152 ;
-  wire \valid_in$168 ;
-  wire \valid_in$184 ;
-  wire \valid_in$200 ;
-  wire \valid_in$215 ;
-  wire \valid_in$231 ;
-  wire \valid_in$247 ;
+  wire \valid_in$139 ;
+  wire \valid_in$157 ;
+  wire \valid_in$174 ;
+  wire \valid_in$192 ;
+  wire \valid_in$210 ;
+  wire \valid_in$228 ;
+  wire \valid_in$245 ;
   wire \valid_in$263 ;
-  wire \valid_in$59 ;
-  wire \valid_in$69 ;
+  wire \valid_in$281 ;
+  wire \valid_in$299 ;
+  wire \valid_in$67 ;
   wire \valid_in$79 ;
-  wire \valid_in$89 ;
+  wire \valid_in$91 ;
   wire valid_out;
-  wire \valid_out$106 ;
+  wire \valid_out$104 ;
   wire \valid_out$122 ;
   wire \valid_out$13 ;
-  wire \valid_out$138 ;
-  wire \valid_out$153 ;
+  wire \valid_out$140 ;
+  wire \valid_out$158 ;
   wire \valid_out$16 ;
-  wire \valid_out$169 ;
-  wire \valid_out$185 ;
+  wire \valid_out$175 ;
   wire \valid_out$19 ;
-  wire \valid_out$201 ;
-  wire \valid_out$216 ;
-  wire \valid_out$232 ;
-  wire \valid_out$248 ;
+  wire \valid_out$193 ;
+  wire \valid_out$211 ;
+  wire \valid_out$229 ;
+  wire \valid_out$246 ;
   wire \valid_out$264 ;
-  wire \valid_out$90 ;
-  assign \$39  = \$38  | \chain_valid_out$277 ;
+  wire \valid_out$282 ;
+  wire \valid_out$300 ;
+  assign \$39  = \$38  | \chain_valid_out$313 ;
   assign \$40  = \$39  | results__valid;
   assign busy = \$24  | \$40 ;
   assign \$41  = results__valid & results__ready;
@@ -466,35 +518,35 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$5  = ~ first;
   assign \$6  = in_flags[0] | \$5 ;
   assign \$7  = \$6  | results__valid;
-  assign \$9  = \$8  | \o$49 [3];
-  assign \$10  = \$9  | \o$49 [6];
-  assign \$11  = \$10  | \o$49 [9];
-  assign \$12  = \$11  | \valid_in$89 ;
-  assign \$13  = \$12  | \valid_in$105 ;
-  assign \$14  = \$13  | \valid_in$121 ;
-  assign \$15  = \$14  | \valid_in$137 ;
-  assign \$16  = \$15  | \valid_in$152 ;
-  assign \$17  = \$16  | \valid_in$168 ;
-  assign \$18  = \$17  | \valid_in$184 ;
-  assign \$19  = \$18  | \valid_in$200 ;
-  assign \$20  = \$19  | \valid_in$215 ;
-  assign \$21  = \$20  | \valid_in$231 ;
-  assign \$22  = \$21  | \valid_in$247 ;
-  assign \$23  = \$22  | \valid_in$263 ;
+  assign \$9  = \$8  | \o$55 [3];
+  assign \$10  = \$9  | \o$55 [6];
+  assign \$11  = \$10  | \o$55 [9];
+  assign \$12  = \$11  | \valid_in$103 ;
+  assign \$13  = \$12  | \valid_in$121 ;
+  assign \$14  = \$13  | \valid_in$139 ;
+  assign \$15  = \$14  | \valid_in$157 ;
+  assign \$16  = \$15  | \valid_in$174 ;
+  assign \$17  = \$16  | \valid_in$192 ;
+  assign \$18  = \$17  | \valid_in$210 ;
+  assign \$19  = \$18  | \valid_in$228 ;
+  assign \$20  = \$19  | \valid_in$245 ;
+  assign \$21  = \$20  | \valid_in$263 ;
+  assign \$22  = \$21  | \valid_in$281 ;
+  assign \$23  = \$22  | \valid_in$299 ;
   assign \$24  = \$7  | \$23 ;
-  assign \$26  = \$25  | \chain_valid_in$113 ;
-  assign \$27  = \$26  | \chain_valid_in$129 ;
-  assign \$28  = \$27  | \chain_valid_in$145 ;
-  assign \$29  = \$28  | \chain_valid_in$160 ;
-  assign \$30  = \$29  | \chain_valid_in$176 ;
-  assign \$31  = \$30  | \chain_valid_in$192 ;
-  assign \$32  = \$31  | \chain_valid_in$208 ;
-  assign \$33  = \$32  | \chain_valid_in$223 ;
-  assign \$34  = \$33  | \chain_valid_in$239 ;
-  assign \$35  = \$34  | \chain_valid_in$255 ;
-  assign \$36  = \$35  | \chain_valid_in$271 ;
-  assign \$37  = \$36  | \chain_valid_out$275 ;
-  assign \$38  = \$37  | \chain_valid_out$276 ;
+  assign \$26  = \$25  | \chain_valid_in$129 ;
+  assign \$27  = \$26  | \chain_valid_in$147 ;
+  assign \$28  = \$27  | \chain_valid_in$165 ;
+  assign \$29  = \$28  | \chain_valid_in$182 ;
+  assign \$30  = \$29  | \chain_valid_in$200 ;
+  assign \$31  = \$30  | \chain_valid_in$218 ;
+  assign \$32  = \$31  | \chain_valid_in$236 ;
+  assign \$33  = \$32  | \chain_valid_in$253 ;
+  assign \$34  = \$33  | \chain_valid_in$271 ;
+  assign \$35  = \$34  | \chain_valid_in$289 ;
+  assign \$36  = \$35  | \chain_valid_in$307 ;
+  assign \$37  = \$36  | \chain_valid_out$311 ;
+  assign \$38  = \$37  | \chain_valid_out$312 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .en(en),
@@ -503,316 +555,352 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$45 [7:0]),
-    .a_out(\a_in$56 ),
-    .b_in(\o$47 [7:0]),
-    .b_out(\b_in$87 ),
-    .chain_out(\chain_in$95 ),
-    .chain_valid_out(\chain_valid_in$97 ),
+    .a_in(\o$47 [7:0]),
+    .a_next(o_next[7:0]),
+    .a_out(\a_in$62 ),
+    .b_in(\o$53 [7:0]),
+    .b_next(\o_next$51 [7:0]),
+    .b_out(\b_in$101 ),
+    .chain_out(\chain_in$109 ),
+    .chain_valid_out(\chain_valid_in$111 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_out(\first_in$91 ),
-    .last_out(\last_in$93 ),
-    .\port$665$0 (\o$49 [2:0]),
+    .first_out(\first_in$105 ),
+    .last_out(\last_in$107 ),
+    .\port$733$0 (\o$55 [2:0]),
     .rst(rst),
-    .valid_out(\valid_in$89 )
+    .valid_out(\valid_in$103 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$56 ),
-    .a_out(\a_in$66 ),
-    .b_in(\o$47 [15:8]),
-    .b_out(\b_in$103 ),
-    .chain_out(\chain_in$111 ),
-    .chain_valid_out(\chain_valid_in$113 ),
-    .clk(clk),
-    .drain(drain_1),
-    .en(en),
-    .first_out(\first_in$107 ),
-    .last_out(\last_in$109 ),
-    .\port$665$3 (\o$49 [5:3]),
-    .rst(rst),
-    .valid_out(\valid_in$105 )
-  );
-  \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$66 ),
-    .a_out(\a_in$76 ),
-    .b_in(\o$47 [23:16]),
+    .a_in(\a_in$62 ),
+    .a_next(\o$47 [7:0]),
+    .a_out(\a_in$74 ),
+    .b_in(\o$53 [15:8]),
+    .b_next(\o_next$51 [15:8]),
     .b_out(\b_in$119 ),
     .chain_out(\chain_in$127 ),
     .chain_valid_out(\chain_valid_in$129 ),
     .clk(clk),
-    .drain(drain_2),
+    .drain(drain_1),
     .en(en),
     .first_out(\first_in$123 ),
     .last_out(\last_in$125 ),
-    .\port$665$6 (\o$49 [8:6]),
+    .\port$733$3 (\o$55 [5:3]),
     .rst(rst),
     .valid_out(\valid_in$121 )
   );
+  \systolic_core.pe_0_2  pe_0_2 (
+    .a_in(\a_in$74 ),
+    .a_next(\a_in$62 ),
+    .a_out(\a_in$86 ),
+    .b_in(\o$53 [23:16]),
+    .b_next(\o_next$51 [23:16]),
+    .b_out(\b_in$137 ),
+    .chain_out(\chain_in$145 ),
+    .chain_valid_out(\chain_valid_in$147 ),
+    .clk(clk),
+    .drain(drain_2),
+    .en(en),
+    .first_out(\first_in$141 ),
+    .last_out(\last_in$143 ),
+    .\port$733$6 (\o$55 [8:6]),
+    .rst(rst),
+    .valid_out(\valid_in$139 )
+  );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$76 ),
-    .b_in(\o$47 [31:24]),
-    .b_out(\b_in$135 ),
-    .chain_out(\chain_in$143 ),
-    .chain_valid_out(\chain_valid_in$145 ),
+    .a_in(\a_in$86 ),
+    .a_next(\a_in$74 ),
+    .b_in(\o$53 [31:24]),
+    .b_next(\o_next$51 [31:24]),
+    .b_out(\b_in$155 ),
+    .chain_out(\chain_in$163 ),
+    .chain_valid_out(\chain_valid_in$165 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_out(\first_in$139 ),
-    .last_out(\last_in$141 ),
-    .\port$665$9 (\o$49 [11:9]),
+    .first_out(\first_in$159 ),
+    .last_out(\last_in$161 ),
+    .\port$733$9 (\o$55 [11:9]),
     .rst(rst),
-    .valid_out(\valid_in$137 )
+    .valid_out(\valid_in$157 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$45 [15:8]),
-    .a_out(\a_in$101 ),
-    .b_in(\b_in$87 ),
-    .b_out(\b_in$150 ),
-    .chain_in(\chain_in$95 ),
-    .chain_out(\chain_in$158 ),
-    .chain_valid_in(\chain_valid_in$97 ),
-    .chain_valid_out(\chain_valid_in$160 ),
+    .a_in(\o$47 [15:8]),
+    .a_next(o_next[15:8]),
+    .a_out(\a_in$115 ),
+    .b_in(\b_in$101 ),
+    .b_next(\o$53 [7:0]),
+    .b_out(\b_in$172 ),
+    .chain_in(\chain_in$109 ),
+    .chain_out(\chain_in$180 ),
+    .chain_valid_in(\chain_valid_in$111 ),
+    .chain_valid_out(\chain_valid_in$182 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$91 ),
-    .first_out(\first_in$154 ),
-    .last_in(\last_in$93 ),
-    .last_out(\last_in$156 ),
+    .first_in(\first_in$105 ),
+    .first_out(\first_in$176 ),
+    .last_in(\last_in$107 ),
+    .last_out(\last_in$178 ),
     .rst(rst),
-    .valid_in(\valid_in$89 ),
-    .valid_out(\valid_in$152 )
+    .valid_in(\valid_in$103 ),
+    .valid_out(\valid_in$174 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$101 ),
-    .a_out(\a_in$117 ),
-    .b_in(\b_in$103 ),
-    .b_out(\b_in$166 ),
-    .chain_in(\chain_in$111 ),
-    .chain_out(\chain_in$174 ),
-    .chain_valid_in(\chain_valid_in$113 ),
-    .chain_valid_out(\chain_valid_in$176 ),
-    .clk(clk),
-    .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$107 ),
-    .first_out(\first_in$170 ),
-    .last_in(\last_in$109 ),
-    .last_out(\last_in$172 ),
-    .rst(rst),
-    .valid_in(\valid_in$105 ),
-    .valid_out(\valid_in$168 )
-  );
-  \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$117 ),
+    .a_in(\a_in$115 ),
+    .a_next(\o$47 [15:8]),
     .a_out(\a_in$133 ),
     .b_in(\b_in$119 ),
-    .b_out(\b_in$182 ),
+    .b_next(\o$53 [15:8]),
+    .b_out(\b_in$190 ),
     .chain_in(\chain_in$127 ),
-    .chain_out(\chain_in$190 ),
+    .chain_out(\chain_in$198 ),
     .chain_valid_in(\chain_valid_in$129 ),
-    .chain_valid_out(\chain_valid_in$192 ),
-    .clk(clk),
-    .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$123 ),
-    .first_out(\first_in$186 ),
-    .last_in(\last_in$125 ),
-    .last_out(\last_in$188 ),
-    .rst(rst),
-    .valid_in(\valid_in$121 ),
-    .valid_out(\valid_in$184 )
-  );
-  \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$133 ),
-    .b_in(\b_in$135 ),
-    .b_out(\b_in$198 ),
-    .chain_in(\chain_in$143 ),
-    .chain_out(\chain_in$206 ),
-    .chain_valid_in(\chain_valid_in$145 ),
-    .chain_valid_out(\chain_valid_in$208 ),
-    .clk(clk),
-    .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$139 ),
-    .first_out(\first_in$202 ),
-    .last_in(\last_in$141 ),
-    .last_out(\last_in$204 ),
-    .rst(rst),
-    .valid_in(\valid_in$137 ),
-    .valid_out(\valid_in$200 )
-  );
-  \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$45 [23:16]),
-    .a_out(\a_in$164 ),
-    .b_in(\b_in$150 ),
-    .b_out(\b_in$213 ),
-    .chain_in(\chain_in$158 ),
-    .chain_out(\chain_in$221 ),
-    .chain_valid_in(\chain_valid_in$160 ),
-    .chain_valid_out(\chain_valid_in$223 ),
-    .clk(clk),
-    .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$154 ),
-    .first_out(\first_in$217 ),
-    .last_in(\last_in$156 ),
-    .last_out(\last_in$219 ),
-    .rst(rst),
-    .valid_in(\valid_in$152 ),
-    .valid_out(\valid_in$215 )
-  );
-  \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$164 ),
-    .a_out(\a_in$180 ),
-    .b_in(\b_in$166 ),
-    .b_out(\b_in$229 ),
-    .chain_in(\chain_in$174 ),
-    .chain_out(\chain_in$237 ),
-    .chain_valid_in(\chain_valid_in$176 ),
-    .chain_valid_out(\chain_valid_in$239 ),
+    .chain_valid_out(\chain_valid_in$200 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$170 ),
-    .first_out(\first_in$233 ),
-    .last_in(\last_in$172 ),
-    .last_out(\last_in$235 ),
+    .first_in(\first_in$123 ),
+    .first_out(\first_in$194 ),
+    .last_in(\last_in$125 ),
+    .last_out(\last_in$196 ),
     .rst(rst),
-    .valid_in(\valid_in$168 ),
-    .valid_out(\valid_in$231 )
+    .valid_in(\valid_in$121 ),
+    .valid_out(\valid_in$192 )
   );
-  \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$180 ),
-    .a_out(\a_in$196 ),
-    .b_in(\b_in$182 ),
-    .b_out(\b_in$245 ),
-    .chain_in(\chain_in$190 ),
-    .chain_out(\chain_in$253 ),
-    .chain_valid_in(\chain_valid_in$192 ),
-    .chain_valid_out(\chain_valid_in$255 ),
+  \systolic_core.pe_1_2  pe_1_2 (
+    .a_in(\a_in$133 ),
+    .a_next(\a_in$115 ),
+    .a_out(\a_in$151 ),
+    .b_in(\b_in$137 ),
+    .b_next(\o$53 [23:16]),
+    .b_out(\b_in$208 ),
+    .chain_in(\chain_in$145 ),
+    .chain_out(\chain_in$216 ),
+    .chain_valid_in(\chain_valid_in$147 ),
+    .chain_valid_out(\chain_valid_in$218 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$186 ),
-    .first_out(\first_in$249 ),
-    .last_in(\last_in$188 ),
-    .last_out(\last_in$251 ),
+    .first_in(\first_in$141 ),
+    .first_out(\first_in$212 ),
+    .last_in(\last_in$143 ),
+    .last_out(\last_in$214 ),
     .rst(rst),
-    .valid_in(\valid_in$184 ),
-    .valid_out(\valid_in$247 )
+    .valid_in(\valid_in$139 ),
+    .valid_out(\valid_in$210 )
   );
-  \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$196 ),
-    .b_in(\b_in$198 ),
-    .b_out(\b_in$261 ),
-    .chain_in(\chain_in$206 ),
-    .chain_out(\chain_in$269 ),
-    .chain_valid_in(\chain_valid_in$208 ),
-    .chain_valid_out(\chain_valid_in$271 ),
+  \systolic_core.pe_1_3  pe_1_3 (
+    .a_in(\a_in$151 ),
+    .a_next(\a_in$133 ),
+    .b_in(\b_in$155 ),
+    .b_next(\o$53 [31:24]),
+    .b_out(\b_in$226 ),
+    .chain_in(\chain_in$163 ),
+    .chain_out(\chain_in$234 ),
+    .chain_valid_in(\chain_valid_in$165 ),
+    .chain_valid_out(\chain_valid_in$236 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$202 ),
-    .first_out(\first_in$265 ),
-    .last_in(\last_in$204 ),
-    .last_out(\last_in$267 ),
+    .first_in(\first_in$159 ),
+    .first_out(\first_in$230 ),
+    .last_in(\last_in$161 ),
+    .last_out(\last_in$232 ),
     .rst(rst),
-    .valid_in(\valid_in$200 ),
-    .valid_out(\valid_in$263 )
+    .valid_in(\valid_in$157 ),
+    .valid_out(\valid_in$228 )
   );
-  \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$45 [31:24]),
-    .a_out(\a_in$227 ),
-    .b_in(\b_in$213 ),
-    .chain_in(\chain_in$221 ),
-    .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$223 ),
-    .chain_valid_out(\chain_valid_out$275 ),
+  \systolic_core.pe_2_0  pe_2_0 (
+    .a_in(\o$47 [23:16]),
+    .a_next(o_next[23:16]),
+    .a_out(\a_in$186 ),
+    .b_in(\b_in$172 ),
+    .b_next(\b_in$101 ),
+    .b_out(\b_in$243 ),
+    .chain_in(\chain_in$180 ),
+    .chain_out(\chain_in$251 ),
+    .chain_valid_in(\chain_valid_in$182 ),
+    .chain_valid_out(\chain_valid_in$253 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$217 ),
-    .last_in(\last_in$219 ),
+    .first_in(\first_in$176 ),
+    .first_out(\first_in$247 ),
+    .last_in(\last_in$178 ),
+    .last_out(\last_in$249 ),
+    .rst(rst),
+    .valid_in(\valid_in$174 ),
+    .valid_out(\valid_in$245 )
+  );
+  \systolic_core.pe_2_1  pe_2_1 (
+    .a_in(\a_in$186 ),
+    .a_next(\o$47 [23:16]),
+    .a_out(\a_in$204 ),
+    .b_in(\b_in$190 ),
+    .b_next(\b_in$119 ),
+    .b_out(\b_in$261 ),
+    .chain_in(\chain_in$198 ),
+    .chain_out(\chain_in$269 ),
+    .chain_valid_in(\chain_valid_in$200 ),
+    .chain_valid_out(\chain_valid_in$271 ),
+    .clk(clk),
+    .drain(drain_1),
+    .en(en),
+    .first_in(\first_in$194 ),
+    .first_out(\first_in$265 ),
+    .last_in(\last_in$196 ),
+    .last_out(\last_in$267 ),
+    .rst(rst),
+    .valid_in(\valid_in$192 ),
+    .valid_out(\valid_in$263 )
+  );
+  \systolic_core.pe_2_2  pe_2_2 (
+    .a_in(\a_in$204 ),
+    .a_next(\a_in$186 ),
+    .a_out(\a_in$222 ),
+    .b_in(\b_in$208 ),
+    .b_next(\b_in$137 ),
+    .b_out(\b_in$279 ),
+    .chain_in(\chain_in$216 ),
+    .chain_out(\chain_in$287 ),
+    .chain_valid_in(\chain_valid_in$218 ),
+    .chain_valid_out(\chain_valid_in$289 ),
+    .clk(clk),
+    .drain(drain_2),
+    .en(en),
+    .first_in(\first_in$212 ),
+    .first_out(\first_in$283 ),
+    .last_in(\last_in$214 ),
+    .last_out(\last_in$285 ),
+    .rst(rst),
+    .valid_in(\valid_in$210 ),
+    .valid_out(\valid_in$281 )
+  );
+  \systolic_core.pe_2_3  pe_2_3 (
+    .a_in(\a_in$222 ),
+    .a_next(\a_in$204 ),
+    .b_in(\b_in$226 ),
+    .b_next(\b_in$155 ),
+    .b_out(\b_in$297 ),
+    .chain_in(\chain_in$234 ),
+    .chain_out(\chain_in$305 ),
+    .chain_valid_in(\chain_valid_in$236 ),
+    .chain_valid_out(\chain_valid_in$307 ),
+    .clk(clk),
+    .drain(drain_3),
+    .en(en),
+    .first_in(\first_in$230 ),
+    .first_out(\first_in$301 ),
+    .last_in(\last_in$232 ),
+    .last_out(\last_in$303 ),
+    .rst(rst),
+    .valid_in(\valid_in$228 ),
+    .valid_out(\valid_in$299 )
+  );
+  \systolic_core.pe_3_0  pe_3_0 (
+    .a_in(\o$47 [31:24]),
+    .a_next(o_next[31:24]),
+    .a_out(\a_in$257 ),
+    .b_in(\b_in$243 ),
+    .b_next(\b_in$172 ),
+    .chain_in(\chain_in$251 ),
+    .chain_out(chain_out),
+    .chain_valid_in(\chain_valid_in$253 ),
+    .chain_valid_out(\chain_valid_out$311 ),
+    .clk(clk),
+    .drain(drain_0),
+    .en(en),
+    .first_in(\first_in$247 ),
+    .last_in(\last_in$249 ),
     .last_out(last_out),
     .rst(rst),
-    .valid_in(\valid_in$215 ),
+    .valid_in(\valid_in$245 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$227 ),
-    .a_out(\a_in$243 ),
-    .b_in(\b_in$229 ),
-    .chain_in(\chain_in$237 ),
+    .a_in(\a_in$257 ),
+    .a_next(\o$47 [31:24]),
+    .a_out(\a_in$275 ),
+    .b_in(\b_in$261 ),
+    .b_next(\b_in$190 ),
+    .chain_in(\chain_in$269 ),
     .chain_out(\chain_out$25 ),
-    .chain_valid_in(\chain_valid_in$239 ),
-    .chain_valid_out(\chain_valid_out$276 ),
+    .chain_valid_in(\chain_valid_in$271 ),
+    .chain_valid_out(\chain_valid_out$312 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$233 ),
-    .last_in(\last_in$235 ),
+    .first_in(\first_in$265 ),
+    .last_in(\last_in$267 ),
     .last_out(\last_out$14 ),
     .rst(rst),
-    .valid_in(\valid_in$231 ),
+    .valid_in(\valid_in$263 ),
     .valid_out(\valid_out$13 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$243 ),
-    .a_out(\a_in$259 ),
-    .b_in(\b_in$245 ),
-    .chain_in(\chain_in$253 ),
+    .a_in(\a_in$275 ),
+    .a_next(\a_in$257 ),
+    .a_out(\a_in$293 ),
+    .b_in(\b_in$279 ),
+    .b_next(\b_in$208 ),
+    .chain_in(\chain_in$287 ),
     .chain_out(\chain_out$26 ),
-    .chain_valid_in(\chain_valid_in$255 ),
-    .chain_valid_out(\chain_valid_out$277 ),
+    .chain_valid_in(\chain_valid_in$289 ),
+    .chain_valid_out(\chain_valid_out$313 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$249 ),
-    .last_in(\last_in$251 ),
+    .first_in(\first_in$283 ),
+    .last_in(\last_in$285 ),
     .last_out(\last_out$17 ),
     .rst(rst),
-    .valid_in(\valid_in$247 ),
+    .valid_in(\valid_in$281 ),
     .valid_out(\valid_out$16 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$259 ),
-    .b_in(\b_in$261 ),
-    .chain_in(\chain_in$269 ),
+    .a_in(\a_in$293 ),
+    .a_next(\a_in$275 ),
+    .b_in(\b_in$297 ),
+    .b_next(\b_in$226 ),
+    .chain_in(\chain_in$305 ),
     .chain_out(\chain_out$27 ),
-    .chain_valid_in(\chain_valid_in$271 ),
+    .chain_valid_in(\chain_valid_in$307 ),
     .chain_valid_out(results__valid),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$265 ),
-    .last_in(\last_in$267 ),
+    .first_in(\first_in$301 ),
+    .last_in(\last_in$303 ),
     .last_out(\last_out$20 ),
     .rst(rst),
-    .valid_in(\valid_in$263 ),
+    .valid_in(\valid_in$299 ),
     .valid_out(\valid_out$19 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
     .en(en),
     .i(\i$37 ),
-    .o(\o$45 ),
+    .i_next(i_next),
+    .o(\o$47 ),
+    .o_next(o_next),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
     .clk(clk),
     .en(en),
     .i(\i$39 ),
-    .o(\o$47 ),
+    .i_next(operands__payload[63:32]),
+    .o(\o$53 ),
+    .o_next(\o_next$51 ),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .clk(clk),
     .en(en),
     .i(\i$41 ),
-    .o(\o$49 ),
+    .o(\o$55 ),
     .rst(rst)
   );
   always @* begin
@@ -889,150 +977,183 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \en$35  = en;
   assign \en$36  = en;
   assign in_b = \i$39 ;
-  assign \en$43  = en;
-  assign a_in = \o$45 [7:0];
-  assign b_in = \o$47 [7:0];
-  assign valid_in = \o$49 [0];
-  assign first_in = \o$49 [1];
-  assign last_in = \o$49 [2];
+  assign \i_next$44  = operands__payload[63:32];
+  assign \en$45  = en;
+  assign a_in = \o$47 [7:0];
+  assign a_next = o_next[7:0];
+  assign b_next = \o_next$51 [7:0];
+  assign b_in = \o$53 [7:0];
+  assign valid_in = \o$55 [0];
+  assign first_in = \o$55 [1];
+  assign last_in = \o$55 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$55  = en;
-  assign a_out = \a_in$56 ;
-  assign \b_in$58  = \o$47 [15:8];
-  assign \valid_in$59  = \o$49 [3];
-  assign \first_in$60  = \o$49 [4];
-  assign \last_in$61  = \o$49 [5];
-  assign \chain_in$62  = 32'd0;
-  assign \chain_valid_in$63  = 1'h0;
-  assign \drain$64  = drain_1;
-  assign \en$65  = en;
-  assign \a_out$67  = \a_in$66 ;
-  assign \b_in$68  = \o$47 [23:16];
-  assign \valid_in$69  = \o$49 [6];
-  assign \first_in$70  = \o$49 [7];
-  assign \last_in$71  = \o$49 [8];
-  assign \chain_in$72  = 32'd0;
-  assign \chain_valid_in$73  = 1'h0;
-  assign \drain$74  = drain_2;
-  assign \en$75  = en;
-  assign \a_out$77  = \a_in$76 ;
-  assign \b_in$78  = \o$47 [31:24];
-  assign \valid_in$79  = \o$49 [9];
-  assign \first_in$80  = \o$49 [10];
-  assign \last_in$81  = \o$49 [11];
+  assign \en$61  = en;
+  assign a_out = \a_in$62 ;
+  assign \a_next$64  = \o$47 [7:0];
+  assign \b_next$65  = \o_next$51 [15:8];
+  assign \b_in$66  = \o$53 [15:8];
+  assign \valid_in$67  = \o$55 [3];
+  assign \first_in$68  = \o$55 [4];
+  assign \last_in$69  = \o$55 [5];
+  assign \chain_in$70  = 32'd0;
+  assign \chain_valid_in$71  = 1'h0;
+  assign \drain$72  = drain_1;
+  assign \en$73  = en;
+  assign \a_out$75  = \a_in$74 ;
+  assign \a_next$76  = \a_in$62 ;
+  assign \b_next$77  = \o_next$51 [23:16];
+  assign \b_in$78  = \o$53 [23:16];
+  assign \valid_in$79  = \o$55 [6];
+  assign \first_in$80  = \o$55 [7];
+  assign \last_in$81  = \o$55 [8];
   assign \chain_in$82  = 32'd0;
   assign \chain_valid_in$83  = 1'h0;
-  assign \drain$84  = drain_3;
+  assign \drain$84  = drain_2;
   assign \en$85  = en;
-  assign \a_in$86  = \o$45 [15:8];
-  assign b_out = \b_in$87 ;
-  assign \valid_out$90  = \valid_in$89 ;
-  assign first_out = \first_in$91 ;
-  assign \last_out$94  = \last_in$93 ;
-  assign \chain_out$96  = \chain_in$95 ;
-  assign \chain_valid_out$98  = \chain_valid_in$97 ;
-  assign \drain$99  = drain_0;
-  assign \en$100  = en;
-  assign \a_out$102  = \a_in$101 ;
-  assign \b_out$104  = \b_in$103 ;
-  assign \valid_out$106  = \valid_in$105 ;
-  assign \first_out$108  = \first_in$107 ;
-  assign \last_out$110  = \last_in$109 ;
-  assign \chain_out$112  = \chain_in$111 ;
-  assign \chain_valid_out$114  = \chain_valid_in$113 ;
-  assign \drain$115  = drain_1;
-  assign \en$116  = en;
-  assign \a_out$118  = \a_in$117 ;
+  assign \a_out$87  = \a_in$86 ;
+  assign \a_next$88  = \a_in$74 ;
+  assign \b_next$89  = \o_next$51 [31:24];
+  assign \b_in$90  = \o$53 [31:24];
+  assign \valid_in$91  = \o$55 [9];
+  assign \first_in$92  = \o$55 [10];
+  assign \last_in$93  = \o$55 [11];
+  assign \chain_in$94  = 32'd0;
+  assign \chain_valid_in$95  = 1'h0;
+  assign \drain$96  = drain_3;
+  assign \en$97  = en;
+  assign \a_in$98  = \o$47 [15:8];
+  assign \a_next$99  = o_next[15:8];
+  assign \b_next$100  = \o$53 [7:0];
+  assign b_out = \b_in$101 ;
+  assign \valid_out$104  = \valid_in$103 ;
+  assign first_out = \first_in$105 ;
+  assign \last_out$108  = \last_in$107 ;
+  assign \chain_out$110  = \chain_in$109 ;
+  assign \chain_valid_out$112  = \chain_valid_in$111 ;
+  assign \drain$113  = drain_0;
+  assign \en$114  = en;
+  assign \a_out$116  = \a_in$115 ;
+  assign \a_next$117  = \o$47 [15:8];
+  assign \b_next$118  = \o$53 [15:8];
   assign \b_out$120  = \b_in$119 ;
   assign \valid_out$122  = \valid_in$121 ;
   assign \first_out$124  = \first_in$123 ;
   assign \last_out$126  = \last_in$125 ;
   assign \chain_out$128  = \chain_in$127 ;
   assign \chain_valid_out$130  = \chain_valid_in$129 ;
-  assign \drain$131  = drain_2;
+  assign \drain$131  = drain_1;
   assign \en$132  = en;
   assign \a_out$134  = \a_in$133 ;
-  assign \b_out$136  = \b_in$135 ;
-  assign \valid_out$138  = \valid_in$137 ;
-  assign \first_out$140  = \first_in$139 ;
-  assign \last_out$142  = \last_in$141 ;
-  assign \chain_out$144  = \chain_in$143 ;
-  assign \chain_valid_out$146  = \chain_valid_in$145 ;
-  assign \drain$147  = drain_3;
-  assign \en$148  = en;
-  assign \a_in$149  = \o$45 [23:16];
-  assign \b_out$151  = \b_in$150 ;
-  assign \valid_out$153  = \valid_in$152 ;
-  assign \first_out$155  = \first_in$154 ;
-  assign \last_out$157  = \last_in$156 ;
-  assign \chain_out$159  = \chain_in$158 ;
-  assign \chain_valid_out$161  = \chain_valid_in$160 ;
-  assign \drain$162  = drain_0;
-  assign \en$163  = en;
-  assign \a_out$165  = \a_in$164 ;
-  assign \b_out$167  = \b_in$166 ;
-  assign \valid_out$169  = \valid_in$168 ;
-  assign \first_out$171  = \first_in$170 ;
-  assign \last_out$173  = \last_in$172 ;
-  assign \chain_out$175  = \chain_in$174 ;
-  assign \chain_valid_out$177  = \chain_valid_in$176 ;
-  assign \drain$178  = drain_1;
-  assign \en$179  = en;
-  assign \a_out$181  = \a_in$180 ;
-  assign \b_out$183  = \b_in$182 ;
-  assign \valid_out$185  = \valid_in$184 ;
-  assign \first_out$187  = \first_in$186 ;
-  assign \last_out$189  = \last_in$188 ;
-  assign \chain_out$191  = \chain_in$190 ;
-  assign \chain_valid_out$193  = \chain_valid_in$192 ;
-  assign \drain$194  = drain_2;
-  assign \en$195  = en;
-  assign \a_out$197  = \a_in$196 ;
-  assign \b_out$199  = \b_in$198 ;
-  assign \valid_out$201  = \valid_in$200 ;
-  assign \first_out$203  = \first_in$202 ;
-  assign \last_out$205  = \last_in$204 ;
-  assign \chain_out$207  = \chain_in$206 ;
-  assign \chain_valid_out$209  = \chain_valid_in$208 ;
-  assign \drain$210  = drain_3;
-  assign \en$211  = en;
-  assign \a_in$212  = \o$45 [31:24];
-  assign \b_out$214  = \b_in$213 ;
-  assign \valid_out$216  = \valid_in$215 ;
-  assign \first_out$218  = \first_in$217 ;
-  assign \last_out$220  = \last_in$219 ;
-  assign \chain_out$222  = \chain_in$221 ;
-  assign \chain_valid_out$224  = \chain_valid_in$223 ;
-  assign \drain$225  = drain_0;
-  assign \en$226  = en;
-  assign \a_out$228  = \a_in$227 ;
-  assign \b_out$230  = \b_in$229 ;
-  assign \valid_out$232  = \valid_in$231 ;
-  assign \first_out$234  = \first_in$233 ;
-  assign \last_out$236  = \last_in$235 ;
-  assign \chain_out$238  = \chain_in$237 ;
-  assign \chain_valid_out$240  = \chain_valid_in$239 ;
-  assign \drain$241  = drain_1;
-  assign \en$242  = en;
-  assign \a_out$244  = \a_in$243 ;
-  assign \b_out$246  = \b_in$245 ;
-  assign \valid_out$248  = \valid_in$247 ;
-  assign \first_out$250  = \first_in$249 ;
-  assign \last_out$252  = \last_in$251 ;
-  assign \chain_out$254  = \chain_in$253 ;
-  assign \chain_valid_out$256  = \chain_valid_in$255 ;
-  assign \drain$257  = drain_2;
-  assign \en$258  = en;
-  assign \a_out$260  = \a_in$259 ;
+  assign \a_next$135  = \a_in$115 ;
+  assign \b_next$136  = \o$53 [23:16];
+  assign \b_out$138  = \b_in$137 ;
+  assign \valid_out$140  = \valid_in$139 ;
+  assign \first_out$142  = \first_in$141 ;
+  assign \last_out$144  = \last_in$143 ;
+  assign \chain_out$146  = \chain_in$145 ;
+  assign \chain_valid_out$148  = \chain_valid_in$147 ;
+  assign \drain$149  = drain_2;
+  assign \en$150  = en;
+  assign \a_out$152  = \a_in$151 ;
+  assign \a_next$153  = \a_in$133 ;
+  assign \b_next$154  = \o$53 [31:24];
+  assign \b_out$156  = \b_in$155 ;
+  assign \valid_out$158  = \valid_in$157 ;
+  assign \first_out$160  = \first_in$159 ;
+  assign \last_out$162  = \last_in$161 ;
+  assign \chain_out$164  = \chain_in$163 ;
+  assign \chain_valid_out$166  = \chain_valid_in$165 ;
+  assign \drain$167  = drain_3;
+  assign \en$168  = en;
+  assign \a_in$169  = \o$47 [23:16];
+  assign \a_next$170  = o_next[23:16];
+  assign \b_next$171  = \b_in$101 ;
+  assign \b_out$173  = \b_in$172 ;
+  assign \valid_out$175  = \valid_in$174 ;
+  assign \first_out$177  = \first_in$176 ;
+  assign \last_out$179  = \last_in$178 ;
+  assign \chain_out$181  = \chain_in$180 ;
+  assign \chain_valid_out$183  = \chain_valid_in$182 ;
+  assign \drain$184  = drain_0;
+  assign \en$185  = en;
+  assign \a_out$187  = \a_in$186 ;
+  assign \a_next$188  = \o$47 [23:16];
+  assign \b_next$189  = \b_in$119 ;
+  assign \b_out$191  = \b_in$190 ;
+  assign \valid_out$193  = \valid_in$192 ;
+  assign \first_out$195  = \first_in$194 ;
+  assign \last_out$197  = \last_in$196 ;
+  assign \chain_out$199  = \chain_in$198 ;
+  assign \chain_valid_out$201  = \chain_valid_in$200 ;
+  assign \drain$202  = drain_1;
+  assign \en$203  = en;
+  assign \a_out$205  = \a_in$204 ;
+  assign \a_next$206  = \a_in$186 ;
+  assign \b_next$207  = \b_in$137 ;
+  assign \b_out$209  = \b_in$208 ;
+  assign \valid_out$211  = \valid_in$210 ;
+  assign \first_out$213  = \first_in$212 ;
+  assign \last_out$215  = \last_in$214 ;
+  assign \chain_out$217  = \chain_in$216 ;
+  assign \chain_valid_out$219  = \chain_valid_in$218 ;
+  assign \drain$220  = drain_2;
+  assign \en$221  = en;
+  assign \a_out$223  = \a_in$222 ;
+  assign \a_next$224  = \a_in$204 ;
+  assign \b_next$225  = \b_in$155 ;
+  assign \b_out$227  = \b_in$226 ;
+  assign \valid_out$229  = \valid_in$228 ;
+  assign \first_out$231  = \first_in$230 ;
+  assign \last_out$233  = \last_in$232 ;
+  assign \chain_out$235  = \chain_in$234 ;
+  assign \chain_valid_out$237  = \chain_valid_in$236 ;
+  assign \drain$238  = drain_3;
+  assign \en$239  = en;
+  assign \a_in$240  = \o$47 [31:24];
+  assign \a_next$241  = o_next[31:24];
+  assign \b_next$242  = \b_in$172 ;
+  assign \b_out$244  = \b_in$243 ;
+  assign \valid_out$246  = \valid_in$245 ;
+  assign \first_out$248  = \first_in$247 ;
+  assign \last_out$250  = \last_in$249 ;
+  assign \chain_out$252  = \chain_in$251 ;
+  assign \chain_valid_out$254  = \chain_valid_in$253 ;
+  assign \drain$255  = drain_0;
+  assign \en$256  = en;
+  assign \a_out$258  = \a_in$257 ;
+  assign \a_next$259  = \o$47 [31:24];
+  assign \b_next$260  = \b_in$190 ;
   assign \b_out$262  = \b_in$261 ;
   assign \valid_out$264  = \valid_in$263 ;
   assign \first_out$266  = \first_in$265 ;
   assign \last_out$268  = \last_in$267 ;
   assign \chain_out$270  = \chain_in$269 ;
   assign \chain_valid_out$272  = \chain_valid_in$271 ;
-  assign \drain$273  = drain_3;
+  assign \drain$273  = drain_1;
+  assign \en$274  = en;
+  assign \a_out$276  = \a_in$275 ;
+  assign \a_next$277  = \a_in$257 ;
+  assign \b_next$278  = \b_in$208 ;
+  assign \b_out$280  = \b_in$279 ;
+  assign \valid_out$282  = \valid_in$281 ;
+  assign \first_out$284  = \first_in$283 ;
+  assign \last_out$286  = \last_in$285 ;
+  assign \chain_out$288  = \chain_in$287 ;
+  assign \chain_valid_out$290  = \chain_valid_in$289 ;
+  assign \drain$291  = drain_2;
+  assign \en$292  = en;
+  assign \a_out$294  = \a_in$293 ;
+  assign \a_next$295  = \a_in$275 ;
+  assign \b_next$296  = \b_in$226 ;
+  assign \b_out$298  = \b_in$297 ;
+  assign \valid_out$300  = \valid_in$299 ;
+  assign \first_out$302  = \first_in$301 ;
+  assign \last_out$304  = \last_in$303 ;
+  assign \chain_out$306  = \chain_in$305 ;
+  assign \chain_valid_out$308  = \chain_valid_in$307 ;
+  assign \drain$309  = drain_3;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -1093,30 +1214,50 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
-  assign \o$45[0]  = \o$45 [7:0];
-  assign \o$45[1]  = \o$45 [15:8];
-  assign \o$45[2]  = \o$45 [23:16];
-  assign \o$45[3]  = \o$45 [31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next$44[0]  = operands__payload[39:32];
+  assign \i_next$44[1]  = operands__payload[47:40];
+  assign \i_next$44[2]  = operands__payload[55:48];
+  assign \i_next$44[3]  = operands__payload[63:56];
   assign \o$47[0]  = \o$47 [7:0];
   assign \o$47[1]  = \o$47 [15:8];
   assign \o$47[2]  = \o$47 [23:16];
   assign \o$47[3]  = \o$47 [31:24];
-  assign \o$49[0]  = \o$49 [2:0];
-  assign \o$49[0].valid  = \o$49 [0];
-  assign \o$49[0].first  = \o$49 [1];
-  assign \o$49[0].last  = \o$49 [2];
-  assign \o$49[1]  = \o$49 [5:3];
-  assign \o$49[1].valid  = \o$49 [3];
-  assign \o$49[1].first  = \o$49 [4];
-  assign \o$49[1].last  = \o$49 [5];
-  assign \o$49[2]  = \o$49 [8:6];
-  assign \o$49[2].valid  = \o$49 [6];
-  assign \o$49[2].first  = \o$49 [7];
-  assign \o$49[2].last  = \o$49 [8];
-  assign \o$49[3]  = \o$49 [11:9];
-  assign \o$49[3].valid  = \o$49 [9];
-  assign \o$49[3].first  = \o$49 [10];
-  assign \o$49[3].last  = \o$49 [11];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next$51[0]  = \o_next$51 [7:0];
+  assign \o_next$51[1]  = \o_next$51 [15:8];
+  assign \o_next$51[2]  = \o_next$51 [23:16];
+  assign \o_next$51[3]  = \o_next$51 [31:24];
+  assign \o$53[0]  = \o$53 [7:0];
+  assign \o$53[1]  = \o$53 [15:8];
+  assign \o$53[2]  = \o$53 [23:16];
+  assign \o$53[3]  = \o$53 [31:24];
+  assign \o$55[0]  = \o$55 [2:0];
+  assign \o$55[0].valid  = \o$55 [0];
+  assign \o$55[0].first  = \o$55 [1];
+  assign \o$55[0].last  = \o$55 [2];
+  assign \o$55[1]  = \o$55 [5:3];
+  assign \o$55[1].valid  = \o$55 [3];
+  assign \o$55[1].first  = \o$55 [4];
+  assign \o$55[1].last  = \o$55 [5];
+  assign \o$55[2]  = \o$55 [8:6];
+  assign \o$55[2].valid  = \o$55 [6];
+  assign \o$55[2].first  = \o$55 [7];
+  assign \o$55[2].last  = \o$55 [8];
+  assign \o$55[3]  = \o$55 [11:9];
+  assign \o$55[3].valid  = \o$55 [9];
+  assign \o$55[3].first  = \o$55 [10];
+  assign \o$55[3].last  = \o$55 [11];
+  assign i_next[31:24] = operands__payload[7:0];
+  assign i_next[23:16] = operands__payload[15:8];
+  assign i_next[15:8] = operands__payload[23:16];
+  assign i_next[7:0] = operands__payload[31:24];
   assign \i$41 [11:9] = in_flags;
   assign \i$41 [8:6] = in_flags;
   assign \i$41 [5:3] = in_flags;
@@ -1131,8 +1272,8 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign i[95:64] = \chain_out$26 ;
   assign i[63:32] = \chain_out$25 ;
   assign i[31:0] = chain_out;
-  assign \$8  = \o$49 [0];
-  assign \$25  = \chain_valid_in$97 ;
+  assign \$8  = \o$55 [0];
+  assign \$25  = \chain_valid_in$111 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1154,6 +1295,11 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
+  wire [127:0] i_next;
+  wire [31:0] \i_next[0] ;
+  wire [31:0] \i_next[1] ;
+  wire [31:0] \i_next[2] ;
+  wire [31:0] \i_next[3] ;
   reg [31:0] lane0_d1 = 32'd0;
   reg [31:0] lane0_d2 = 32'd0;
   reg [31:0] lane0_d3 = 32'd0;
@@ -1166,6 +1312,11 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
+  wire [127:0] o_next;
+  wire [31:0] \o_next[0] ;
+  wire [31:0] \o_next[1] ;
+  wire [31:0] \o_next[2] ;
+  wire [31:0] \o_next[3] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -1240,6 +1391,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
       \$2  = 32'd0;
     end
   end
+  assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -1248,6 +1400,18 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
+  assign \o_next[0]  = o_next[31:0];
+  assign \o_next[1]  = o_next[63:32];
+  assign \o_next[2]  = o_next[95:64];
+  assign \o_next[3]  = o_next[127:96];
+  assign \i_next[0]  = 32'd0;
+  assign \i_next[1]  = 32'd0;
+  assign \i_next[2]  = 32'd0;
+  assign \i_next[3]  = 32'd0;
+  assign o_next[127:96] = 32'd0;
+  assign o_next[95:64] = i[95:64];
+  assign o_next[63:32] = lane1_d1;
+  assign o_next[31:0] = lane0_d2;
   assign o[127:96] = i[127:96];
   assign o[95:64] = lane2_d1;
   assign o[63:32] = lane1_d2;
@@ -1255,31 +1419,36 @@ module \systolic_core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, b_in, \port$665$0 , clk);
+module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$733$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -1301,52 +1470,55 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$665$0 ;
-  wire [2:0] \port$665$0 ;
+  input [2:0] \port$733$0 ;
+  wire [2:0] \port$733$0 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$665$0 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$665$0 [0] & \port$665$0 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$733$0 [0] & \port$733$0 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$733$0 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -1354,19 +1526,19 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$665$0 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$665$0 [1];
+      \$10  = \port$733$0 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -1374,9 +1546,9 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$665$0 [2];
+      \$11  = \port$733$0 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -1384,24 +1556,20 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$665$0 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$733$0 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$733$0 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -1410,25 +1578,25 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -1436,40 +1604,59 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$665$0 [1];
-  assign valid_in = \port$665$0 [0];
-  assign last_in = \port$665$0 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$733$0 [0];
+  assign first_in = \port$733$0 [1];
+  assign last_in = \port$733$0 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$665$3 , clk);
+module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$733$3 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -1491,52 +1678,55 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$665$3 ;
-  wire [2:0] \port$665$3 ;
+  input [2:0] \port$733$3 ;
+  wire [2:0] \port$733$3 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$665$3 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$665$3 [0] & \port$665$3 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$733$3 [0] & \port$733$3 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$733$3 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -1544,19 +1734,19 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$665$3 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$665$3 [1];
+      \$10  = \port$733$3 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -1564,9 +1754,9 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$665$3 [2];
+      \$11  = \port$733$3 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -1574,24 +1764,20 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$665$3 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$733$3 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$733$3 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -1600,25 +1786,25 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -1626,40 +1812,59 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$665$3 [1];
-  assign valid_in = \port$665$3 [0];
-  assign last_in = \port$665$3 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$733$3 [0];
+  assign first_in = \port$733$3 [1];
+  assign last_in = \port$733$3 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$665$6 , clk);
+module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$733$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -1681,52 +1886,55 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$665$6 ;
-  wire [2:0] \port$665$6 ;
+  input [2:0] \port$733$6 ;
+  wire [2:0] \port$733$6 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$665$6 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$665$6 [0] & \port$665$6 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$733$6 [0] & \port$733$6 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$733$6 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -1734,19 +1942,19 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$665$6 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$665$6 [1];
+      \$10  = \port$733$6 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -1754,9 +1962,9 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$665$6 [2];
+      \$11  = \port$733$6 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -1764,24 +1972,20 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$665$6 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$733$6 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$733$6 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -1790,25 +1994,25 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -1816,39 +2020,58 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$665$6 [1];
-  assign valid_in = \port$665$6 [0];
-  assign last_in = \port$665$6 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$733$6 [0];
+  assign first_in = \port$733$6 [1];
+  assign last_in = \port$733$6 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$665$9 , clk);
+module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$733$9 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -1870,52 +2093,55 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$665$9 ;
-  wire [2:0] \port$665$9 ;
+  input [2:0] \port$733$9 ;
+  wire [2:0] \port$733$9 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$665$9 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$665$9 [0] & \port$665$9 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$733$9 [0] & \port$733$9 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$733$9 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -1923,19 +2149,19 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$665$9 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$665$9 [1];
+      \$10  = \port$733$9 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -1943,9 +2169,9 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$665$9 [2];
+      \$11  = \port$733$9 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -1953,24 +2179,20 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$665$9 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$733$9 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$733$9 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -1979,25 +2201,25 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -2005,40 +2227,59 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, b_out, valid_out, first_out,
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$665$9 [1];
-  assign valid_in = \port$665$9 [0];
-  assign last_in = \port$665$9 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$733$9 [0];
+  assign first_in = \port$733$9 [1];
+  assign last_in = \port$733$9 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -2064,51 +2305,54 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -2116,19 +2360,19 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -2136,9 +2380,9 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -2146,24 +2390,20 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -2172,61 +2412,80 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -2252,51 +2511,54 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -2304,19 +2566,19 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -2324,9 +2586,9 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -2334,24 +2596,20 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -2360,61 +2618,80 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -2440,51 +2717,54 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -2492,19 +2772,19 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -2512,9 +2792,9 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -2522,24 +2802,20 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -2548,60 +2824,79 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -2627,51 +2922,54 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -2679,19 +2977,19 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -2699,9 +2997,9 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -2709,24 +3007,20 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -2735,61 +3029,80 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -2815,51 +3128,54 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -2867,19 +3183,19 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -2887,9 +3203,9 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -2897,24 +3213,20 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -2923,61 +3235,80 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -3003,51 +3334,54 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -3055,19 +3389,19 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -3075,9 +3409,9 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -3085,24 +3419,20 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -3111,61 +3441,80 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -3191,51 +3540,54 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -3243,19 +3595,19 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -3263,9 +3615,9 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -3273,24 +3625,20 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -3299,60 +3647,79 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -3378,51 +3745,54 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -3430,19 +3800,19 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -3450,9 +3820,9 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -3460,24 +3830,20 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -3486,61 +3852,80 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -3564,51 +3949,54 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -3616,19 +4004,19 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -3636,9 +4024,9 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -3646,24 +4034,20 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -3672,61 +4056,80 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -3750,51 +4153,54 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -3802,19 +4208,19 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -3822,9 +4228,9 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -3832,24 +4238,20 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -3858,61 +4260,80 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -3936,51 +4357,54 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -3988,19 +4412,19 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -4008,9 +4432,9 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -4018,24 +4442,20 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -4044,60 +4464,79 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -4121,51 +4560,54 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -4173,19 +4615,19 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -4193,9 +4635,9 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -4203,24 +4645,20 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -4229,37 +4667,51 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, en, i, o, clk);
+module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -4277,6 +4729,12 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   wire [7:0] \i[1] ;
   wire [7:0] \i[2] ;
   wire [7:0] \i[3] ;
+  input [31:0] i_next;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -4289,8 +4747,16 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   wire [7:0] \o[1] ;
   wire [7:0] \o[2] ;
   wire [7:0] \o[3] ;
+  output [31:0] o_next;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -4301,8 +4767,6 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
@@ -4371,6 +4835,18 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
   assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
   assign o[31:24] = lane3_d3;
   assign o[23:16] = lane2_d2;
   assign o[15:8] = lane1_d1;
@@ -4378,7 +4854,7 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (rst, en, i, o, clk);
+module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -4396,6 +4872,12 @@ module \systolic_core.skew_b (rst, en, i, o, clk);
   wire [7:0] \i[1] ;
   wire [7:0] \i[2] ;
   wire [7:0] \i[3] ;
+  input [31:0] i_next;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -4408,8 +4890,16 @@ module \systolic_core.skew_b (rst, en, i, o, clk);
   wire [7:0] \o[1] ;
   wire [7:0] \o[2] ;
   wire [7:0] \o[3] ;
+  output [31:0] o_next;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -4420,8 +4910,6 @@ module \systolic_core.skew_b (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$2  = lane2_d1;
@@ -4490,6 +4978,18 @@ module \systolic_core.skew_b (rst, en, i, o, clk);
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
   assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
   assign o[31:24] = lane3_d3;
   assign o[23:16] = lane2_d2;
   assign o[15:8] = lane1_d1;
@@ -4527,6 +5027,23 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \i[3].first ;
   wire \i[3].last ;
   wire \i[3].valid ;
+  wire [11:0] i_next;
+  wire [2:0] \i_next[0] ;
+  wire \i_next[0].first ;
+  wire \i_next[0].last ;
+  wire \i_next[0].valid ;
+  wire [2:0] \i_next[1] ;
+  wire \i_next[1].first ;
+  wire \i_next[1].last ;
+  wire \i_next[1].valid ;
+  wire [2:0] \i_next[2] ;
+  wire \i_next[2].first ;
+  wire \i_next[2].last ;
+  wire \i_next[2].valid ;
+  wire [2:0] \i_next[3] ;
+  wire \i_next[3].first ;
+  wire \i_next[3].last ;
+  wire \i_next[3].valid ;
   reg [2:0] lane1_d1 = 3'h0;
   wire \lane1_d1.first ;
   wire \lane1_d1.last ;
@@ -4569,8 +5086,27 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \o[3].first ;
   wire \o[3].last ;
   wire \o[3].valid ;
+  wire [11:0] o_next;
+  wire [2:0] \o_next[0] ;
+  wire \o_next[0].first ;
+  wire \o_next[0].last ;
+  wire \o_next[0].valid ;
+  wire [2:0] \o_next[1] ;
+  wire \o_next[1].first ;
+  wire \o_next[1].last ;
+  wire \o_next[1].valid ;
+  wire [2:0] \o_next[2] ;
+  wire \o_next[2].first ;
+  wire \o_next[2].last ;
+  wire \o_next[2].valid ;
+  wire [2:0] \o_next[3] ;
+  wire \o_next[3].first ;
+  wire \o_next[3].last ;
+  wire \o_next[3].valid ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -4581,8 +5117,6 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$2  = lane2_d1;
@@ -4643,6 +5177,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
       \$1  = 3'h0;
     end
   end
+  assign i_next = 12'h000;
   assign \o[0]  = o[2:0];
   assign \o[0].valid  = o[0];
   assign \o[0].first  = o[1];
@@ -4675,24 +5210,60 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \i[3].valid  = i[9];
   assign \i[3].first  = i[10];
   assign \i[3].last  = i[11];
+  assign \o_next[0]  = o_next[2:0];
+  assign \o_next[0].valid  = o_next[0];
+  assign \o_next[0].first  = o_next[1];
+  assign \o_next[0].last  = o_next[2];
+  assign \o_next[1]  = o_next[5:3];
+  assign \o_next[1].valid  = o_next[3];
+  assign \o_next[1].first  = o_next[4];
+  assign \o_next[1].last  = o_next[5];
+  assign \o_next[2]  = o_next[8:6];
+  assign \o_next[2].valid  = o_next[6];
+  assign \o_next[2].first  = o_next[7];
+  assign \o_next[2].last  = o_next[8];
+  assign \o_next[3]  = o_next[11:9];
+  assign \o_next[3].valid  = o_next[9];
+  assign \o_next[3].first  = o_next[10];
+  assign \o_next[3].last  = o_next[11];
+  assign \i_next[0]  = 3'h0;
+  assign \i_next[0].valid  = 1'h0;
+  assign \i_next[0].first  = 1'h0;
+  assign \i_next[0].last  = 1'h0;
+  assign \i_next[1]  = 3'h0;
+  assign \i_next[1].valid  = 1'h0;
+  assign \i_next[1].first  = 1'h0;
+  assign \i_next[1].last  = 1'h0;
+  assign \i_next[2]  = 3'h0;
+  assign \i_next[2].valid  = 1'h0;
+  assign \i_next[2].first  = 1'h0;
+  assign \i_next[2].last  = 1'h0;
+  assign \i_next[3]  = 3'h0;
+  assign \i_next[3].valid  = 1'h0;
+  assign \i_next[3].first  = 1'h0;
+  assign \i_next[3].last  = 1'h0;
   assign \lane1_d1.valid  = lane1_d1[0];
   assign \lane1_d1.first  = lane1_d1[1];
   assign \lane1_d1.last  = lane1_d1[2];
   assign \lane2_d2.valid  = lane2_d2[0];
   assign \lane2_d2.first  = lane2_d2[1];
   assign \lane2_d2.last  = lane2_d2[2];
-  assign \lane3_d3.valid  = lane3_d3[0];
-  assign \lane3_d3.first  = lane3_d3[1];
-  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane2_d1.valid  = lane2_d1[0];
   assign \lane2_d1.first  = lane2_d1[1];
   assign \lane2_d1.last  = lane2_d1[2];
-  assign \lane3_d1.valid  = lane3_d1[0];
-  assign \lane3_d1.first  = lane3_d1[1];
-  assign \lane3_d1.last  = lane3_d1[2];
+  assign \lane3_d3.valid  = lane3_d3[0];
+  assign \lane3_d3.first  = lane3_d3[1];
+  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane3_d2.valid  = lane3_d2[0];
   assign \lane3_d2.first  = lane3_d2[1];
   assign \lane3_d2.last  = lane3_d2[2];
+  assign \lane3_d1.valid  = lane3_d1[0];
+  assign \lane3_d1.first  = lane3_d1[1];
+  assign \lane3_d1.last  = lane3_d1[2];
+  assign o_next[11:9] = lane3_d2;
+  assign o_next[8:6] = lane2_d1;
+  assign o_next[5:3] = i[5:3];
+  assign o_next[2:0] = 3'h0;
   assign o[11:9] = lane3_d3;
   assign o[8:6] = lane2_d2;
   assign o[5:3] = lane1_d1;

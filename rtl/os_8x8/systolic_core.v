@@ -154,570 +154,698 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$98 ;
   wire \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1015 ;
+  wire [7:0] \a_in$1002 ;
   wire [7:0] \a_in$102 ;
-  wire [7:0] \a_in$112 ;
-  wire [7:0] \a_in$122 ;
-  wire [7:0] \a_in$132 ;
-  wire [7:0] \a_in$142 ;
-  wire [7:0] \a_in$157 ;
-  wire [7:0] \a_in$173 ;
-  wire [7:0] \a_in$189 ;
-  wire [7:0] \a_in$205 ;
-  wire [7:0] \a_in$221 ;
-  wire [7:0] \a_in$237 ;
-  wire [7:0] \a_in$253 ;
+  wire [7:0] \a_in$1020 ;
+  wire [7:0] \a_in$1037 ;
+  wire [7:0] \a_in$1055 ;
+  wire [7:0] \a_in$1073 ;
+  wire [7:0] \a_in$1091 ;
+  wire [7:0] \a_in$1109 ;
+  wire [7:0] \a_in$1127 ;
+  wire [7:0] \a_in$114 ;
+  wire [7:0] \a_in$1145 ;
+  wire [7:0] \a_in$126 ;
+  wire [7:0] \a_in$138 ;
+  wire [7:0] \a_in$150 ;
+  wire [7:0] \a_in$162 ;
+  wire [7:0] \a_in$179 ;
+  wire [7:0] \a_in$197 ;
+  wire [7:0] \a_in$215 ;
+  wire [7:0] \a_in$233 ;
+  wire [7:0] \a_in$251 ;
   wire [7:0] \a_in$269 ;
-  wire [7:0] \a_in$284 ;
-  wire [7:0] \a_in$300 ;
-  wire [7:0] \a_in$316 ;
-  wire [7:0] \a_in$332 ;
-  wire [7:0] \a_in$348 ;
-  wire [7:0] \a_in$364 ;
-  wire [7:0] \a_in$380 ;
-  wire [7:0] \a_in$396 ;
-  wire [7:0] \a_in$411 ;
-  wire [7:0] \a_in$427 ;
-  wire [7:0] \a_in$443 ;
-  wire [7:0] \a_in$459 ;
-  wire [7:0] \a_in$475 ;
-  wire [7:0] \a_in$491 ;
-  wire [7:0] \a_in$507 ;
-  wire [7:0] \a_in$523 ;
-  wire [7:0] \a_in$538 ;
-  wire [7:0] \a_in$554 ;
-  wire [7:0] \a_in$570 ;
-  wire [7:0] \a_in$586 ;
-  wire [7:0] \a_in$602 ;
-  wire [7:0] \a_in$618 ;
-  wire [7:0] \a_in$634 ;
-  wire [7:0] \a_in$650 ;
-  wire [7:0] \a_in$665 ;
-  wire [7:0] \a_in$681 ;
-  wire [7:0] \a_in$697 ;
-  wire [7:0] \a_in$713 ;
-  wire [7:0] \a_in$72 ;
-  wire [7:0] \a_in$729 ;
-  wire [7:0] \a_in$745 ;
-  wire [7:0] \a_in$761 ;
-  wire [7:0] \a_in$777 ;
-  wire [7:0] \a_in$792 ;
-  wire [7:0] \a_in$808 ;
-  wire [7:0] \a_in$82 ;
-  wire [7:0] \a_in$824 ;
-  wire [7:0] \a_in$840 ;
-  wire [7:0] \a_in$856 ;
-  wire [7:0] \a_in$872 ;
-  wire [7:0] \a_in$888 ;
-  wire [7:0] \a_in$904 ;
-  wire [7:0] \a_in$919 ;
-  wire [7:0] \a_in$92 ;
-  wire [7:0] \a_in$935 ;
-  wire [7:0] \a_in$951 ;
-  wire [7:0] \a_in$967 ;
-  wire [7:0] \a_in$983 ;
-  wire [7:0] \a_in$999 ;
+  wire [7:0] \a_in$287 ;
+  wire [7:0] \a_in$305 ;
+  wire [7:0] \a_in$322 ;
+  wire [7:0] \a_in$340 ;
+  wire [7:0] \a_in$358 ;
+  wire [7:0] \a_in$376 ;
+  wire [7:0] \a_in$394 ;
+  wire [7:0] \a_in$412 ;
+  wire [7:0] \a_in$430 ;
+  wire [7:0] \a_in$448 ;
+  wire [7:0] \a_in$465 ;
+  wire [7:0] \a_in$483 ;
+  wire [7:0] \a_in$501 ;
+  wire [7:0] \a_in$519 ;
+  wire [7:0] \a_in$537 ;
+  wire [7:0] \a_in$555 ;
+  wire [7:0] \a_in$573 ;
+  wire [7:0] \a_in$591 ;
+  wire [7:0] \a_in$608 ;
+  wire [7:0] \a_in$626 ;
+  wire [7:0] \a_in$644 ;
+  wire [7:0] \a_in$662 ;
+  wire [7:0] \a_in$680 ;
+  wire [7:0] \a_in$698 ;
+  wire [7:0] \a_in$716 ;
+  wire [7:0] \a_in$734 ;
+  wire [7:0] \a_in$751 ;
+  wire [7:0] \a_in$769 ;
+  wire [7:0] \a_in$78 ;
+  wire [7:0] \a_in$787 ;
+  wire [7:0] \a_in$805 ;
+  wire [7:0] \a_in$823 ;
+  wire [7:0] \a_in$841 ;
+  wire [7:0] \a_in$859 ;
+  wire [7:0] \a_in$877 ;
+  wire [7:0] \a_in$894 ;
+  wire [7:0] \a_in$90 ;
+  wire [7:0] \a_in$912 ;
+  wire [7:0] \a_in$930 ;
+  wire [7:0] \a_in$948 ;
+  wire [7:0] \a_in$966 ;
+  wire [7:0] \a_in$984 ;
+  wire [7:0] a_next;
+  wire [7:0] \a_next$1004 ;
+  wire [7:0] \a_next$1021 ;
+  wire [7:0] \a_next$1039 ;
+  wire [7:0] \a_next$104 ;
+  wire [7:0] \a_next$1057 ;
+  wire [7:0] \a_next$1075 ;
+  wire [7:0] \a_next$1093 ;
+  wire [7:0] \a_next$1111 ;
+  wire [7:0] \a_next$1129 ;
+  wire [7:0] \a_next$1147 ;
+  wire [7:0] \a_next$116 ;
+  wire [7:0] \a_next$128 ;
+  wire [7:0] \a_next$140 ;
+  wire [7:0] \a_next$152 ;
+  wire [7:0] \a_next$163 ;
+  wire [7:0] \a_next$181 ;
+  wire [7:0] \a_next$199 ;
+  wire [7:0] \a_next$217 ;
+  wire [7:0] \a_next$235 ;
+  wire [7:0] \a_next$253 ;
+  wire [7:0] \a_next$271 ;
+  wire [7:0] \a_next$289 ;
+  wire [7:0] \a_next$306 ;
+  wire [7:0] \a_next$324 ;
+  wire [7:0] \a_next$342 ;
+  wire [7:0] \a_next$360 ;
+  wire [7:0] \a_next$378 ;
+  wire [7:0] \a_next$396 ;
+  wire [7:0] \a_next$414 ;
+  wire [7:0] \a_next$432 ;
+  wire [7:0] \a_next$449 ;
+  wire [7:0] \a_next$467 ;
+  wire [7:0] \a_next$485 ;
+  wire [7:0] \a_next$503 ;
+  wire [7:0] \a_next$521 ;
+  wire [7:0] \a_next$539 ;
+  wire [7:0] \a_next$557 ;
+  wire [7:0] \a_next$575 ;
+  wire [7:0] \a_next$592 ;
+  wire [7:0] \a_next$610 ;
+  wire [7:0] \a_next$628 ;
+  wire [7:0] \a_next$646 ;
+  wire [7:0] \a_next$664 ;
+  wire [7:0] \a_next$682 ;
+  wire [7:0] \a_next$700 ;
+  wire [7:0] \a_next$718 ;
+  wire [7:0] \a_next$735 ;
+  wire [7:0] \a_next$753 ;
+  wire [7:0] \a_next$771 ;
+  wire [7:0] \a_next$789 ;
+  wire [7:0] \a_next$80 ;
+  wire [7:0] \a_next$807 ;
+  wire [7:0] \a_next$825 ;
+  wire [7:0] \a_next$843 ;
+  wire [7:0] \a_next$861 ;
+  wire [7:0] \a_next$878 ;
+  wire [7:0] \a_next$896 ;
+  wire [7:0] \a_next$914 ;
+  wire [7:0] \a_next$92 ;
+  wire [7:0] \a_next$932 ;
+  wire [7:0] \a_next$950 ;
+  wire [7:0] \a_next$968 ;
+  wire [7:0] \a_next$986 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1000 ;
-  wire [7:0] \a_out$1016 ;
+  wire [7:0] \a_out$1003 ;
   wire [7:0] \a_out$103 ;
-  wire [7:0] \a_out$113 ;
-  wire [7:0] \a_out$123 ;
-  wire [7:0] \a_out$133 ;
-  wire [7:0] \a_out$158 ;
-  wire [7:0] \a_out$174 ;
-  wire [7:0] \a_out$190 ;
-  wire [7:0] \a_out$206 ;
-  wire [7:0] \a_out$222 ;
-  wire [7:0] \a_out$238 ;
-  wire [7:0] \a_out$254 ;
-  wire [7:0] \a_out$285 ;
-  wire [7:0] \a_out$301 ;
-  wire [7:0] \a_out$317 ;
-  wire [7:0] \a_out$333 ;
-  wire [7:0] \a_out$349 ;
-  wire [7:0] \a_out$365 ;
-  wire [7:0] \a_out$381 ;
-  wire [7:0] \a_out$412 ;
-  wire [7:0] \a_out$428 ;
-  wire [7:0] \a_out$444 ;
-  wire [7:0] \a_out$460 ;
-  wire [7:0] \a_out$476 ;
-  wire [7:0] \a_out$492 ;
-  wire [7:0] \a_out$508 ;
-  wire [7:0] \a_out$539 ;
-  wire [7:0] \a_out$555 ;
-  wire [7:0] \a_out$571 ;
-  wire [7:0] \a_out$587 ;
-  wire [7:0] \a_out$603 ;
-  wire [7:0] \a_out$619 ;
-  wire [7:0] \a_out$635 ;
-  wire [7:0] \a_out$666 ;
-  wire [7:0] \a_out$682 ;
-  wire [7:0] \a_out$698 ;
-  wire [7:0] \a_out$714 ;
-  wire [7:0] \a_out$730 ;
-  wire [7:0] \a_out$746 ;
-  wire [7:0] \a_out$762 ;
-  wire [7:0] \a_out$793 ;
-  wire [7:0] \a_out$809 ;
-  wire [7:0] \a_out$825 ;
-  wire [7:0] \a_out$83 ;
-  wire [7:0] \a_out$841 ;
-  wire [7:0] \a_out$857 ;
-  wire [7:0] \a_out$873 ;
-  wire [7:0] \a_out$889 ;
-  wire [7:0] \a_out$920 ;
-  wire [7:0] \a_out$93 ;
-  wire [7:0] \a_out$936 ;
-  wire [7:0] \a_out$952 ;
-  wire [7:0] \a_out$968 ;
-  wire [7:0] \a_out$984 ;
+  wire [7:0] \a_out$1038 ;
+  wire [7:0] \a_out$1056 ;
+  wire [7:0] \a_out$1074 ;
+  wire [7:0] \a_out$1092 ;
+  wire [7:0] \a_out$1110 ;
+  wire [7:0] \a_out$1128 ;
+  wire [7:0] \a_out$1146 ;
+  wire [7:0] \a_out$115 ;
+  wire [7:0] \a_out$127 ;
+  wire [7:0] \a_out$139 ;
+  wire [7:0] \a_out$151 ;
+  wire [7:0] \a_out$180 ;
+  wire [7:0] \a_out$198 ;
+  wire [7:0] \a_out$216 ;
+  wire [7:0] \a_out$234 ;
+  wire [7:0] \a_out$252 ;
+  wire [7:0] \a_out$270 ;
+  wire [7:0] \a_out$288 ;
+  wire [7:0] \a_out$323 ;
+  wire [7:0] \a_out$341 ;
+  wire [7:0] \a_out$359 ;
+  wire [7:0] \a_out$377 ;
+  wire [7:0] \a_out$395 ;
+  wire [7:0] \a_out$413 ;
+  wire [7:0] \a_out$431 ;
+  wire [7:0] \a_out$466 ;
+  wire [7:0] \a_out$484 ;
+  wire [7:0] \a_out$502 ;
+  wire [7:0] \a_out$520 ;
+  wire [7:0] \a_out$538 ;
+  wire [7:0] \a_out$556 ;
+  wire [7:0] \a_out$574 ;
+  wire [7:0] \a_out$609 ;
+  wire [7:0] \a_out$627 ;
+  wire [7:0] \a_out$645 ;
+  wire [7:0] \a_out$663 ;
+  wire [7:0] \a_out$681 ;
+  wire [7:0] \a_out$699 ;
+  wire [7:0] \a_out$717 ;
+  wire [7:0] \a_out$752 ;
+  wire [7:0] \a_out$770 ;
+  wire [7:0] \a_out$788 ;
+  wire [7:0] \a_out$806 ;
+  wire [7:0] \a_out$824 ;
+  wire [7:0] \a_out$842 ;
+  wire [7:0] \a_out$860 ;
+  wire [7:0] \a_out$895 ;
+  wire [7:0] \a_out$91 ;
+  wire [7:0] \a_out$913 ;
+  wire [7:0] \a_out$931 ;
+  wire [7:0] \a_out$949 ;
+  wire [7:0] \a_out$967 ;
+  wire [7:0] \a_out$985 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$1001 ;
-  wire [7:0] \b_in$1017 ;
-  wire [7:0] \b_in$104 ;
-  wire [7:0] \b_in$114 ;
-  wire [7:0] \b_in$124 ;
-  wire [7:0] \b_in$134 ;
-  wire [7:0] \b_in$143 ;
-  wire [7:0] \b_in$159 ;
-  wire [7:0] \b_in$175 ;
-  wire [7:0] \b_in$191 ;
-  wire [7:0] \b_in$207 ;
-  wire [7:0] \b_in$223 ;
-  wire [7:0] \b_in$239 ;
+  wire [7:0] \b_in$1006 ;
+  wire [7:0] \b_in$1023 ;
+  wire [7:0] \b_in$1041 ;
+  wire [7:0] \b_in$1059 ;
+  wire [7:0] \b_in$106 ;
+  wire [7:0] \b_in$1077 ;
+  wire [7:0] \b_in$1095 ;
+  wire [7:0] \b_in$1113 ;
+  wire [7:0] \b_in$1131 ;
+  wire [7:0] \b_in$1149 ;
+  wire [7:0] \b_in$118 ;
+  wire [7:0] \b_in$130 ;
+  wire [7:0] \b_in$142 ;
+  wire [7:0] \b_in$154 ;
+  wire [7:0] \b_in$165 ;
+  wire [7:0] \b_in$183 ;
+  wire [7:0] \b_in$201 ;
+  wire [7:0] \b_in$219 ;
+  wire [7:0] \b_in$237 ;
   wire [7:0] \b_in$255 ;
-  wire [7:0] \b_in$270 ;
-  wire [7:0] \b_in$286 ;
-  wire [7:0] \b_in$302 ;
-  wire [7:0] \b_in$318 ;
-  wire [7:0] \b_in$334 ;
-  wire [7:0] \b_in$350 ;
-  wire [7:0] \b_in$366 ;
-  wire [7:0] \b_in$382 ;
-  wire [7:0] \b_in$397 ;
-  wire [7:0] \b_in$413 ;
-  wire [7:0] \b_in$429 ;
-  wire [7:0] \b_in$445 ;
-  wire [7:0] \b_in$461 ;
-  wire [7:0] \b_in$477 ;
-  wire [7:0] \b_in$493 ;
-  wire [7:0] \b_in$509 ;
-  wire [7:0] \b_in$524 ;
-  wire [7:0] \b_in$540 ;
-  wire [7:0] \b_in$556 ;
-  wire [7:0] \b_in$572 ;
-  wire [7:0] \b_in$588 ;
-  wire [7:0] \b_in$604 ;
-  wire [7:0] \b_in$620 ;
-  wire [7:0] \b_in$636 ;
-  wire [7:0] \b_in$651 ;
-  wire [7:0] \b_in$667 ;
-  wire [7:0] \b_in$683 ;
-  wire [7:0] \b_in$699 ;
-  wire [7:0] \b_in$715 ;
-  wire [7:0] \b_in$731 ;
-  wire [7:0] \b_in$74 ;
-  wire [7:0] \b_in$747 ;
-  wire [7:0] \b_in$763 ;
-  wire [7:0] \b_in$778 ;
-  wire [7:0] \b_in$794 ;
-  wire [7:0] \b_in$810 ;
-  wire [7:0] \b_in$826 ;
-  wire [7:0] \b_in$84 ;
-  wire [7:0] \b_in$842 ;
-  wire [7:0] \b_in$858 ;
-  wire [7:0] \b_in$874 ;
-  wire [7:0] \b_in$890 ;
-  wire [7:0] \b_in$905 ;
-  wire [7:0] \b_in$921 ;
-  wire [7:0] \b_in$937 ;
+  wire [7:0] \b_in$273 ;
+  wire [7:0] \b_in$291 ;
+  wire [7:0] \b_in$308 ;
+  wire [7:0] \b_in$326 ;
+  wire [7:0] \b_in$344 ;
+  wire [7:0] \b_in$362 ;
+  wire [7:0] \b_in$380 ;
+  wire [7:0] \b_in$398 ;
+  wire [7:0] \b_in$416 ;
+  wire [7:0] \b_in$434 ;
+  wire [7:0] \b_in$451 ;
+  wire [7:0] \b_in$469 ;
+  wire [7:0] \b_in$487 ;
+  wire [7:0] \b_in$505 ;
+  wire [7:0] \b_in$523 ;
+  wire [7:0] \b_in$541 ;
+  wire [7:0] \b_in$559 ;
+  wire [7:0] \b_in$577 ;
+  wire [7:0] \b_in$594 ;
+  wire [7:0] \b_in$612 ;
+  wire [7:0] \b_in$630 ;
+  wire [7:0] \b_in$648 ;
+  wire [7:0] \b_in$666 ;
+  wire [7:0] \b_in$684 ;
+  wire [7:0] \b_in$702 ;
+  wire [7:0] \b_in$720 ;
+  wire [7:0] \b_in$737 ;
+  wire [7:0] \b_in$755 ;
+  wire [7:0] \b_in$773 ;
+  wire [7:0] \b_in$791 ;
+  wire [7:0] \b_in$809 ;
+  wire [7:0] \b_in$82 ;
+  wire [7:0] \b_in$827 ;
+  wire [7:0] \b_in$845 ;
+  wire [7:0] \b_in$863 ;
+  wire [7:0] \b_in$880 ;
+  wire [7:0] \b_in$898 ;
+  wire [7:0] \b_in$916 ;
+  wire [7:0] \b_in$934 ;
   wire [7:0] \b_in$94 ;
-  wire [7:0] \b_in$953 ;
-  wire [7:0] \b_in$969 ;
-  wire [7:0] \b_in$985 ;
+  wire [7:0] \b_in$952 ;
+  wire [7:0] \b_in$970 ;
+  wire [7:0] \b_in$988 ;
+  wire [7:0] b_next;
+  wire [7:0] \b_next$1005 ;
+  wire [7:0] \b_next$1022 ;
+  wire [7:0] \b_next$1040 ;
+  wire [7:0] \b_next$105 ;
+  wire [7:0] \b_next$1058 ;
+  wire [7:0] \b_next$1076 ;
+  wire [7:0] \b_next$1094 ;
+  wire [7:0] \b_next$1112 ;
+  wire [7:0] \b_next$1130 ;
+  wire [7:0] \b_next$1148 ;
+  wire [7:0] \b_next$117 ;
+  wire [7:0] \b_next$129 ;
+  wire [7:0] \b_next$141 ;
+  wire [7:0] \b_next$153 ;
+  wire [7:0] \b_next$164 ;
+  wire [7:0] \b_next$182 ;
+  wire [7:0] \b_next$200 ;
+  wire [7:0] \b_next$218 ;
+  wire [7:0] \b_next$236 ;
+  wire [7:0] \b_next$254 ;
+  wire [7:0] \b_next$272 ;
+  wire [7:0] \b_next$290 ;
+  wire [7:0] \b_next$307 ;
+  wire [7:0] \b_next$325 ;
+  wire [7:0] \b_next$343 ;
+  wire [7:0] \b_next$361 ;
+  wire [7:0] \b_next$379 ;
+  wire [7:0] \b_next$397 ;
+  wire [7:0] \b_next$415 ;
+  wire [7:0] \b_next$433 ;
+  wire [7:0] \b_next$450 ;
+  wire [7:0] \b_next$468 ;
+  wire [7:0] \b_next$486 ;
+  wire [7:0] \b_next$504 ;
+  wire [7:0] \b_next$522 ;
+  wire [7:0] \b_next$540 ;
+  wire [7:0] \b_next$558 ;
+  wire [7:0] \b_next$576 ;
+  wire [7:0] \b_next$593 ;
+  wire [7:0] \b_next$611 ;
+  wire [7:0] \b_next$629 ;
+  wire [7:0] \b_next$647 ;
+  wire [7:0] \b_next$665 ;
+  wire [7:0] \b_next$683 ;
+  wire [7:0] \b_next$701 ;
+  wire [7:0] \b_next$719 ;
+  wire [7:0] \b_next$736 ;
+  wire [7:0] \b_next$754 ;
+  wire [7:0] \b_next$772 ;
+  wire [7:0] \b_next$790 ;
+  wire [7:0] \b_next$808 ;
+  wire [7:0] \b_next$81 ;
+  wire [7:0] \b_next$826 ;
+  wire [7:0] \b_next$844 ;
+  wire [7:0] \b_next$862 ;
+  wire [7:0] \b_next$879 ;
+  wire [7:0] \b_next$897 ;
+  wire [7:0] \b_next$915 ;
+  wire [7:0] \b_next$93 ;
+  wire [7:0] \b_next$933 ;
+  wire [7:0] \b_next$951 ;
+  wire [7:0] \b_next$969 ;
+  wire [7:0] \b_next$987 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$1002 ;
-  wire [7:0] \b_out$1018 ;
-  wire [7:0] \b_out$160 ;
-  wire [7:0] \b_out$176 ;
-  wire [7:0] \b_out$192 ;
-  wire [7:0] \b_out$208 ;
-  wire [7:0] \b_out$224 ;
-  wire [7:0] \b_out$240 ;
+  wire [7:0] \b_out$1007 ;
+  wire [7:0] \b_out$1024 ;
+  wire [7:0] \b_out$1042 ;
+  wire [7:0] \b_out$1060 ;
+  wire [7:0] \b_out$1078 ;
+  wire [7:0] \b_out$1096 ;
+  wire [7:0] \b_out$1114 ;
+  wire [7:0] \b_out$1132 ;
+  wire [7:0] \b_out$1150 ;
+  wire [7:0] \b_out$184 ;
+  wire [7:0] \b_out$202 ;
+  wire [7:0] \b_out$220 ;
+  wire [7:0] \b_out$238 ;
   wire [7:0] \b_out$256 ;
-  wire [7:0] \b_out$271 ;
-  wire [7:0] \b_out$287 ;
-  wire [7:0] \b_out$303 ;
-  wire [7:0] \b_out$319 ;
-  wire [7:0] \b_out$335 ;
-  wire [7:0] \b_out$351 ;
-  wire [7:0] \b_out$367 ;
-  wire [7:0] \b_out$383 ;
-  wire [7:0] \b_out$398 ;
-  wire [7:0] \b_out$414 ;
-  wire [7:0] \b_out$430 ;
-  wire [7:0] \b_out$446 ;
-  wire [7:0] \b_out$462 ;
-  wire [7:0] \b_out$478 ;
-  wire [7:0] \b_out$494 ;
-  wire [7:0] \b_out$510 ;
-  wire [7:0] \b_out$525 ;
-  wire [7:0] \b_out$541 ;
-  wire [7:0] \b_out$557 ;
-  wire [7:0] \b_out$573 ;
-  wire [7:0] \b_out$589 ;
-  wire [7:0] \b_out$605 ;
-  wire [7:0] \b_out$621 ;
-  wire [7:0] \b_out$637 ;
-  wire [7:0] \b_out$652 ;
-  wire [7:0] \b_out$668 ;
-  wire [7:0] \b_out$684 ;
-  wire [7:0] \b_out$700 ;
-  wire [7:0] \b_out$716 ;
-  wire [7:0] \b_out$732 ;
-  wire [7:0] \b_out$748 ;
-  wire [7:0] \b_out$764 ;
-  wire [7:0] \b_out$779 ;
-  wire [7:0] \b_out$795 ;
-  wire [7:0] \b_out$811 ;
-  wire [7:0] \b_out$827 ;
-  wire [7:0] \b_out$843 ;
-  wire [7:0] \b_out$859 ;
-  wire [7:0] \b_out$875 ;
-  wire [7:0] \b_out$891 ;
-  wire [7:0] \b_out$906 ;
-  wire [7:0] \b_out$922 ;
-  wire [7:0] \b_out$938 ;
-  wire [7:0] \b_out$954 ;
-  wire [7:0] \b_out$970 ;
-  wire [7:0] \b_out$986 ;
+  wire [7:0] \b_out$274 ;
+  wire [7:0] \b_out$292 ;
+  wire [7:0] \b_out$309 ;
+  wire [7:0] \b_out$327 ;
+  wire [7:0] \b_out$345 ;
+  wire [7:0] \b_out$363 ;
+  wire [7:0] \b_out$381 ;
+  wire [7:0] \b_out$399 ;
+  wire [7:0] \b_out$417 ;
+  wire [7:0] \b_out$435 ;
+  wire [7:0] \b_out$452 ;
+  wire [7:0] \b_out$470 ;
+  wire [7:0] \b_out$488 ;
+  wire [7:0] \b_out$506 ;
+  wire [7:0] \b_out$524 ;
+  wire [7:0] \b_out$542 ;
+  wire [7:0] \b_out$560 ;
+  wire [7:0] \b_out$578 ;
+  wire [7:0] \b_out$595 ;
+  wire [7:0] \b_out$613 ;
+  wire [7:0] \b_out$631 ;
+  wire [7:0] \b_out$649 ;
+  wire [7:0] \b_out$667 ;
+  wire [7:0] \b_out$685 ;
+  wire [7:0] \b_out$703 ;
+  wire [7:0] \b_out$721 ;
+  wire [7:0] \b_out$738 ;
+  wire [7:0] \b_out$756 ;
+  wire [7:0] \b_out$774 ;
+  wire [7:0] \b_out$792 ;
+  wire [7:0] \b_out$810 ;
+  wire [7:0] \b_out$828 ;
+  wire [7:0] \b_out$846 ;
+  wire [7:0] \b_out$864 ;
+  wire [7:0] \b_out$881 ;
+  wire [7:0] \b_out$899 ;
+  wire [7:0] \b_out$917 ;
+  wire [7:0] \b_out$935 ;
+  wire [7:0] \b_out$953 ;
+  wire [7:0] \b_out$971 ;
+  wire [7:0] \b_out$989 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$1009 ;
-  wire [31:0] \chain_in$1025 ;
-  wire [31:0] \chain_in$108 ;
-  wire [31:0] \chain_in$118 ;
-  wire [31:0] \chain_in$128 ;
-  wire [31:0] \chain_in$138 ;
-  wire [31:0] \chain_in$151 ;
-  wire [31:0] \chain_in$167 ;
-  wire [31:0] \chain_in$183 ;
-  wire [31:0] \chain_in$199 ;
-  wire [31:0] \chain_in$215 ;
-  wire [31:0] \chain_in$231 ;
-  wire [31:0] \chain_in$247 ;
+  wire [31:0] \chain_in$1014 ;
+  wire [31:0] \chain_in$1031 ;
+  wire [31:0] \chain_in$1049 ;
+  wire [31:0] \chain_in$1067 ;
+  wire [31:0] \chain_in$1085 ;
+  wire [31:0] \chain_in$110 ;
+  wire [31:0] \chain_in$1103 ;
+  wire [31:0] \chain_in$1121 ;
+  wire [31:0] \chain_in$1139 ;
+  wire [31:0] \chain_in$1157 ;
+  wire [31:0] \chain_in$122 ;
+  wire [31:0] \chain_in$134 ;
+  wire [31:0] \chain_in$146 ;
+  wire [31:0] \chain_in$158 ;
+  wire [31:0] \chain_in$173 ;
+  wire [31:0] \chain_in$191 ;
+  wire [31:0] \chain_in$209 ;
+  wire [31:0] \chain_in$227 ;
+  wire [31:0] \chain_in$245 ;
   wire [31:0] \chain_in$263 ;
-  wire [31:0] \chain_in$278 ;
-  wire [31:0] \chain_in$294 ;
-  wire [31:0] \chain_in$310 ;
-  wire [31:0] \chain_in$326 ;
-  wire [31:0] \chain_in$342 ;
-  wire [31:0] \chain_in$358 ;
-  wire [31:0] \chain_in$374 ;
-  wire [31:0] \chain_in$390 ;
-  wire [31:0] \chain_in$405 ;
-  wire [31:0] \chain_in$421 ;
-  wire [31:0] \chain_in$437 ;
-  wire [31:0] \chain_in$453 ;
-  wire [31:0] \chain_in$469 ;
-  wire [31:0] \chain_in$485 ;
-  wire [31:0] \chain_in$501 ;
-  wire [31:0] \chain_in$517 ;
-  wire [31:0] \chain_in$532 ;
-  wire [31:0] \chain_in$548 ;
-  wire [31:0] \chain_in$564 ;
-  wire [31:0] \chain_in$580 ;
-  wire [31:0] \chain_in$596 ;
-  wire [31:0] \chain_in$612 ;
-  wire [31:0] \chain_in$628 ;
-  wire [31:0] \chain_in$644 ;
-  wire [31:0] \chain_in$659 ;
-  wire [31:0] \chain_in$675 ;
-  wire [31:0] \chain_in$691 ;
-  wire [31:0] \chain_in$707 ;
-  wire [31:0] \chain_in$723 ;
-  wire [31:0] \chain_in$739 ;
-  wire [31:0] \chain_in$755 ;
-  wire [31:0] \chain_in$771 ;
-  wire [31:0] \chain_in$78 ;
-  wire [31:0] \chain_in$786 ;
-  wire [31:0] \chain_in$802 ;
-  wire [31:0] \chain_in$818 ;
-  wire [31:0] \chain_in$834 ;
-  wire [31:0] \chain_in$850 ;
-  wire [31:0] \chain_in$866 ;
-  wire [31:0] \chain_in$88 ;
-  wire [31:0] \chain_in$882 ;
-  wire [31:0] \chain_in$898 ;
-  wire [31:0] \chain_in$913 ;
-  wire [31:0] \chain_in$929 ;
-  wire [31:0] \chain_in$945 ;
-  wire [31:0] \chain_in$961 ;
-  wire [31:0] \chain_in$977 ;
+  wire [31:0] \chain_in$281 ;
+  wire [31:0] \chain_in$299 ;
+  wire [31:0] \chain_in$316 ;
+  wire [31:0] \chain_in$334 ;
+  wire [31:0] \chain_in$352 ;
+  wire [31:0] \chain_in$370 ;
+  wire [31:0] \chain_in$388 ;
+  wire [31:0] \chain_in$406 ;
+  wire [31:0] \chain_in$424 ;
+  wire [31:0] \chain_in$442 ;
+  wire [31:0] \chain_in$459 ;
+  wire [31:0] \chain_in$477 ;
+  wire [31:0] \chain_in$495 ;
+  wire [31:0] \chain_in$513 ;
+  wire [31:0] \chain_in$531 ;
+  wire [31:0] \chain_in$549 ;
+  wire [31:0] \chain_in$567 ;
+  wire [31:0] \chain_in$585 ;
+  wire [31:0] \chain_in$602 ;
+  wire [31:0] \chain_in$620 ;
+  wire [31:0] \chain_in$638 ;
+  wire [31:0] \chain_in$656 ;
+  wire [31:0] \chain_in$674 ;
+  wire [31:0] \chain_in$692 ;
+  wire [31:0] \chain_in$710 ;
+  wire [31:0] \chain_in$728 ;
+  wire [31:0] \chain_in$745 ;
+  wire [31:0] \chain_in$763 ;
+  wire [31:0] \chain_in$781 ;
+  wire [31:0] \chain_in$799 ;
+  wire [31:0] \chain_in$817 ;
+  wire [31:0] \chain_in$835 ;
+  wire [31:0] \chain_in$853 ;
+  wire [31:0] \chain_in$86 ;
+  wire [31:0] \chain_in$871 ;
+  wire [31:0] \chain_in$888 ;
+  wire [31:0] \chain_in$906 ;
+  wire [31:0] \chain_in$924 ;
+  wire [31:0] \chain_in$942 ;
+  wire [31:0] \chain_in$960 ;
+  wire [31:0] \chain_in$978 ;
   wire [31:0] \chain_in$98 ;
-  wire [31:0] \chain_in$993 ;
+  wire [31:0] \chain_in$996 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$1010 ;
-  wire [31:0] \chain_out$1026 ;
-  wire [31:0] \chain_out$152 ;
-  wire [31:0] \chain_out$168 ;
-  wire [31:0] \chain_out$184 ;
-  wire [31:0] \chain_out$200 ;
-  wire [31:0] \chain_out$216 ;
-  wire [31:0] \chain_out$232 ;
-  wire [31:0] \chain_out$248 ;
+  wire [31:0] \chain_out$1015 ;
+  wire [31:0] \chain_out$1032 ;
+  wire [31:0] \chain_out$1050 ;
+  wire [31:0] \chain_out$1068 ;
+  wire [31:0] \chain_out$1086 ;
+  wire [31:0] \chain_out$1104 ;
+  wire [31:0] \chain_out$1122 ;
+  wire [31:0] \chain_out$1140 ;
+  wire [31:0] \chain_out$1158 ;
+  wire [31:0] \chain_out$174 ;
+  wire [31:0] \chain_out$192 ;
+  wire [31:0] \chain_out$210 ;
+  wire [31:0] \chain_out$228 ;
+  wire [31:0] \chain_out$246 ;
   wire [31:0] \chain_out$264 ;
-  wire [31:0] \chain_out$279 ;
-  wire [31:0] \chain_out$295 ;
-  wire [31:0] \chain_out$311 ;
-  wire [31:0] \chain_out$327 ;
-  wire [31:0] \chain_out$343 ;
-  wire [31:0] \chain_out$359 ;
+  wire [31:0] \chain_out$282 ;
+  wire [31:0] \chain_out$300 ;
+  wire [31:0] \chain_out$317 ;
+  wire [31:0] \chain_out$335 ;
+  wire [31:0] \chain_out$353 ;
   wire [31:0] \chain_out$37 ;
-  wire [31:0] \chain_out$375 ;
+  wire [31:0] \chain_out$371 ;
   wire [31:0] \chain_out$38 ;
+  wire [31:0] \chain_out$389 ;
   wire [31:0] \chain_out$39 ;
-  wire [31:0] \chain_out$391 ;
   wire [31:0] \chain_out$40 ;
-  wire [31:0] \chain_out$406 ;
+  wire [31:0] \chain_out$407 ;
   wire [31:0] \chain_out$41 ;
   wire [31:0] \chain_out$42 ;
-  wire [31:0] \chain_out$422 ;
+  wire [31:0] \chain_out$425 ;
   wire [31:0] \chain_out$43 ;
-  wire [31:0] \chain_out$438 ;
-  wire [31:0] \chain_out$454 ;
-  wire [31:0] \chain_out$470 ;
-  wire [31:0] \chain_out$486 ;
-  wire [31:0] \chain_out$502 ;
-  wire [31:0] \chain_out$518 ;
-  wire [31:0] \chain_out$533 ;
-  wire [31:0] \chain_out$549 ;
-  wire [31:0] \chain_out$565 ;
-  wire [31:0] \chain_out$581 ;
-  wire [31:0] \chain_out$597 ;
-  wire [31:0] \chain_out$613 ;
-  wire [31:0] \chain_out$629 ;
-  wire [31:0] \chain_out$645 ;
-  wire [31:0] \chain_out$660 ;
-  wire [31:0] \chain_out$676 ;
-  wire [31:0] \chain_out$692 ;
-  wire [31:0] \chain_out$708 ;
-  wire [31:0] \chain_out$724 ;
-  wire [31:0] \chain_out$740 ;
-  wire [31:0] \chain_out$756 ;
-  wire [31:0] \chain_out$772 ;
-  wire [31:0] \chain_out$787 ;
-  wire [31:0] \chain_out$803 ;
-  wire [31:0] \chain_out$819 ;
-  wire [31:0] \chain_out$835 ;
-  wire [31:0] \chain_out$851 ;
-  wire [31:0] \chain_out$867 ;
-  wire [31:0] \chain_out$883 ;
-  wire [31:0] \chain_out$899 ;
-  wire [31:0] \chain_out$914 ;
-  wire [31:0] \chain_out$930 ;
-  wire [31:0] \chain_out$946 ;
-  wire [31:0] \chain_out$962 ;
-  wire [31:0] \chain_out$978 ;
-  wire [31:0] \chain_out$994 ;
+  wire [31:0] \chain_out$443 ;
+  wire [31:0] \chain_out$460 ;
+  wire [31:0] \chain_out$478 ;
+  wire [31:0] \chain_out$496 ;
+  wire [31:0] \chain_out$514 ;
+  wire [31:0] \chain_out$532 ;
+  wire [31:0] \chain_out$550 ;
+  wire [31:0] \chain_out$568 ;
+  wire [31:0] \chain_out$586 ;
+  wire [31:0] \chain_out$603 ;
+  wire [31:0] \chain_out$621 ;
+  wire [31:0] \chain_out$639 ;
+  wire [31:0] \chain_out$657 ;
+  wire [31:0] \chain_out$675 ;
+  wire [31:0] \chain_out$693 ;
+  wire [31:0] \chain_out$711 ;
+  wire [31:0] \chain_out$729 ;
+  wire [31:0] \chain_out$746 ;
+  wire [31:0] \chain_out$764 ;
+  wire [31:0] \chain_out$782 ;
+  wire [31:0] \chain_out$800 ;
+  wire [31:0] \chain_out$818 ;
+  wire [31:0] \chain_out$836 ;
+  wire [31:0] \chain_out$854 ;
+  wire [31:0] \chain_out$872 ;
+  wire [31:0] \chain_out$889 ;
+  wire [31:0] \chain_out$907 ;
+  wire [31:0] \chain_out$925 ;
+  wire [31:0] \chain_out$943 ;
+  wire [31:0] \chain_out$961 ;
+  wire [31:0] \chain_out$979 ;
+  wire [31:0] \chain_out$997 ;
   wire chain_valid_in;
-  wire \chain_valid_in$1011 ;
-  wire \chain_valid_in$1027 ;
-  wire \chain_valid_in$109 ;
-  wire \chain_valid_in$119 ;
-  wire \chain_valid_in$129 ;
-  wire \chain_valid_in$139 ;
-  wire \chain_valid_in$153 ;
-  wire \chain_valid_in$169 ;
-  wire \chain_valid_in$185 ;
-  wire \chain_valid_in$201 ;
-  wire \chain_valid_in$217 ;
-  wire \chain_valid_in$233 ;
-  wire \chain_valid_in$249 ;
+  wire \chain_valid_in$1016 ;
+  wire \chain_valid_in$1033 ;
+  wire \chain_valid_in$1051 ;
+  wire \chain_valid_in$1069 ;
+  wire \chain_valid_in$1087 ;
+  wire \chain_valid_in$1105 ;
+  wire \chain_valid_in$111 ;
+  wire \chain_valid_in$1123 ;
+  wire \chain_valid_in$1141 ;
+  wire \chain_valid_in$1159 ;
+  wire \chain_valid_in$123 ;
+  wire \chain_valid_in$135 ;
+  wire \chain_valid_in$147 ;
+  wire \chain_valid_in$159 ;
+  wire \chain_valid_in$175 ;
+  wire \chain_valid_in$193 ;
+  wire \chain_valid_in$211 ;
+  wire \chain_valid_in$229 ;
+  wire \chain_valid_in$247 ;
   wire \chain_valid_in$265 ;
-  wire \chain_valid_in$280 ;
-  wire \chain_valid_in$296 ;
-  wire \chain_valid_in$312 ;
-  wire \chain_valid_in$328 ;
-  wire \chain_valid_in$344 ;
-  wire \chain_valid_in$360 ;
-  wire \chain_valid_in$376 ;
-  wire \chain_valid_in$392 ;
-  wire \chain_valid_in$407 ;
-  wire \chain_valid_in$423 ;
-  wire \chain_valid_in$439 ;
-  wire \chain_valid_in$455 ;
-  wire \chain_valid_in$471 ;
-  wire \chain_valid_in$487 ;
-  wire \chain_valid_in$503 ;
-  wire \chain_valid_in$519 ;
-  wire \chain_valid_in$534 ;
-  wire \chain_valid_in$550 ;
-  wire \chain_valid_in$566 ;
-  wire \chain_valid_in$582 ;
-  wire \chain_valid_in$598 ;
-  wire \chain_valid_in$614 ;
-  wire \chain_valid_in$630 ;
-  wire \chain_valid_in$646 ;
-  wire \chain_valid_in$661 ;
-  wire \chain_valid_in$677 ;
-  wire \chain_valid_in$693 ;
-  wire \chain_valid_in$709 ;
-  wire \chain_valid_in$725 ;
-  wire \chain_valid_in$741 ;
-  wire \chain_valid_in$757 ;
-  wire \chain_valid_in$773 ;
-  wire \chain_valid_in$788 ;
-  wire \chain_valid_in$79 ;
-  wire \chain_valid_in$804 ;
-  wire \chain_valid_in$820 ;
-  wire \chain_valid_in$836 ;
-  wire \chain_valid_in$852 ;
-  wire \chain_valid_in$868 ;
-  wire \chain_valid_in$884 ;
-  wire \chain_valid_in$89 ;
-  wire \chain_valid_in$900 ;
-  wire \chain_valid_in$915 ;
-  wire \chain_valid_in$931 ;
-  wire \chain_valid_in$947 ;
-  wire \chain_valid_in$963 ;
-  wire \chain_valid_in$979 ;
+  wire \chain_valid_in$283 ;
+  wire \chain_valid_in$301 ;
+  wire \chain_valid_in$318 ;
+  wire \chain_valid_in$336 ;
+  wire \chain_valid_in$354 ;
+  wire \chain_valid_in$372 ;
+  wire \chain_valid_in$390 ;
+  wire \chain_valid_in$408 ;
+  wire \chain_valid_in$426 ;
+  wire \chain_valid_in$444 ;
+  wire \chain_valid_in$461 ;
+  wire \chain_valid_in$479 ;
+  wire \chain_valid_in$497 ;
+  wire \chain_valid_in$515 ;
+  wire \chain_valid_in$533 ;
+  wire \chain_valid_in$551 ;
+  wire \chain_valid_in$569 ;
+  wire \chain_valid_in$587 ;
+  wire \chain_valid_in$604 ;
+  wire \chain_valid_in$622 ;
+  wire \chain_valid_in$640 ;
+  wire \chain_valid_in$658 ;
+  wire \chain_valid_in$676 ;
+  wire \chain_valid_in$694 ;
+  wire \chain_valid_in$712 ;
+  wire \chain_valid_in$730 ;
+  wire \chain_valid_in$747 ;
+  wire \chain_valid_in$765 ;
+  wire \chain_valid_in$783 ;
+  wire \chain_valid_in$801 ;
+  wire \chain_valid_in$819 ;
+  wire \chain_valid_in$837 ;
+  wire \chain_valid_in$855 ;
+  wire \chain_valid_in$87 ;
+  wire \chain_valid_in$873 ;
+  wire \chain_valid_in$890 ;
+  wire \chain_valid_in$908 ;
+  wire \chain_valid_in$926 ;
+  wire \chain_valid_in$944 ;
+  wire \chain_valid_in$962 ;
+  wire \chain_valid_in$980 ;
   wire \chain_valid_in$99 ;
-  wire \chain_valid_in$995 ;
+  wire \chain_valid_in$998 ;
   wire chain_valid_out;
-  wire \chain_valid_out$1012 ;
-  wire \chain_valid_out$1028 ;
-  wire \chain_valid_out$1031 ;
-  wire \chain_valid_out$1032 ;
-  wire \chain_valid_out$1033 ;
+  wire \chain_valid_out$1017 ;
   wire \chain_valid_out$1034 ;
-  wire \chain_valid_out$1035 ;
-  wire \chain_valid_out$1036 ;
-  wire \chain_valid_out$1037 ;
-  wire \chain_valid_out$154 ;
-  wire \chain_valid_out$170 ;
-  wire \chain_valid_out$186 ;
-  wire \chain_valid_out$202 ;
-  wire \chain_valid_out$218 ;
-  wire \chain_valid_out$234 ;
-  wire \chain_valid_out$250 ;
+  wire \chain_valid_out$1052 ;
+  wire \chain_valid_out$1070 ;
+  wire \chain_valid_out$1088 ;
+  wire \chain_valid_out$1106 ;
+  wire \chain_valid_out$1124 ;
+  wire \chain_valid_out$1142 ;
+  wire \chain_valid_out$1160 ;
+  wire \chain_valid_out$1163 ;
+  wire \chain_valid_out$1164 ;
+  wire \chain_valid_out$1165 ;
+  wire \chain_valid_out$1166 ;
+  wire \chain_valid_out$1167 ;
+  wire \chain_valid_out$1168 ;
+  wire \chain_valid_out$1169 ;
+  wire \chain_valid_out$176 ;
+  wire \chain_valid_out$194 ;
+  wire \chain_valid_out$212 ;
+  wire \chain_valid_out$230 ;
+  wire \chain_valid_out$248 ;
   wire \chain_valid_out$266 ;
-  wire \chain_valid_out$281 ;
-  wire \chain_valid_out$297 ;
-  wire \chain_valid_out$313 ;
-  wire \chain_valid_out$329 ;
-  wire \chain_valid_out$345 ;
-  wire \chain_valid_out$361 ;
-  wire \chain_valid_out$377 ;
-  wire \chain_valid_out$393 ;
-  wire \chain_valid_out$408 ;
-  wire \chain_valid_out$424 ;
-  wire \chain_valid_out$440 ;
-  wire \chain_valid_out$456 ;
-  wire \chain_valid_out$472 ;
-  wire \chain_valid_out$488 ;
-  wire \chain_valid_out$504 ;
-  wire \chain_valid_out$520 ;
-  wire \chain_valid_out$535 ;
-  wire \chain_valid_out$551 ;
-  wire \chain_valid_out$567 ;
-  wire \chain_valid_out$583 ;
-  wire \chain_valid_out$599 ;
-  wire \chain_valid_out$615 ;
-  wire \chain_valid_out$631 ;
-  wire \chain_valid_out$647 ;
-  wire \chain_valid_out$662 ;
-  wire \chain_valid_out$678 ;
-  wire \chain_valid_out$694 ;
-  wire \chain_valid_out$710 ;
-  wire \chain_valid_out$726 ;
-  wire \chain_valid_out$742 ;
-  wire \chain_valid_out$758 ;
-  wire \chain_valid_out$774 ;
-  wire \chain_valid_out$789 ;
-  wire \chain_valid_out$805 ;
-  wire \chain_valid_out$821 ;
-  wire \chain_valid_out$837 ;
-  wire \chain_valid_out$853 ;
-  wire \chain_valid_out$869 ;
-  wire \chain_valid_out$885 ;
-  wire \chain_valid_out$901 ;
-  wire \chain_valid_out$916 ;
-  wire \chain_valid_out$932 ;
-  wire \chain_valid_out$948 ;
-  wire \chain_valid_out$964 ;
-  wire \chain_valid_out$980 ;
-  wire \chain_valid_out$996 ;
+  wire \chain_valid_out$284 ;
+  wire \chain_valid_out$302 ;
+  wire \chain_valid_out$319 ;
+  wire \chain_valid_out$337 ;
+  wire \chain_valid_out$355 ;
+  wire \chain_valid_out$373 ;
+  wire \chain_valid_out$391 ;
+  wire \chain_valid_out$409 ;
+  wire \chain_valid_out$427 ;
+  wire \chain_valid_out$445 ;
+  wire \chain_valid_out$462 ;
+  wire \chain_valid_out$480 ;
+  wire \chain_valid_out$498 ;
+  wire \chain_valid_out$516 ;
+  wire \chain_valid_out$534 ;
+  wire \chain_valid_out$552 ;
+  wire \chain_valid_out$570 ;
+  wire \chain_valid_out$588 ;
+  wire \chain_valid_out$605 ;
+  wire \chain_valid_out$623 ;
+  wire \chain_valid_out$641 ;
+  wire \chain_valid_out$659 ;
+  wire \chain_valid_out$677 ;
+  wire \chain_valid_out$695 ;
+  wire \chain_valid_out$713 ;
+  wire \chain_valid_out$731 ;
+  wire \chain_valid_out$748 ;
+  wire \chain_valid_out$766 ;
+  wire \chain_valid_out$784 ;
+  wire \chain_valid_out$802 ;
+  wire \chain_valid_out$820 ;
+  wire \chain_valid_out$838 ;
+  wire \chain_valid_out$856 ;
+  wire \chain_valid_out$874 ;
+  wire \chain_valid_out$891 ;
+  wire \chain_valid_out$909 ;
+  wire \chain_valid_out$927 ;
+  wire \chain_valid_out$945 ;
+  wire \chain_valid_out$963 ;
+  wire \chain_valid_out$981 ;
+  wire \chain_valid_out$999 ;
   input clk;
   wire clk;
   wire drain;
   wire \drain$100 ;
-  wire \drain$1013 ;
-  wire \drain$1029 ;
-  wire \drain$110 ;
-  wire \drain$120 ;
-  wire \drain$130 ;
-  wire \drain$140 ;
-  wire \drain$155 ;
-  wire \drain$171 ;
-  wire \drain$187 ;
-  wire \drain$203 ;
-  wire \drain$219 ;
-  wire \drain$235 ;
-  wire \drain$251 ;
+  wire \drain$1000 ;
+  wire \drain$1018 ;
+  wire \drain$1035 ;
+  wire \drain$1053 ;
+  wire \drain$1071 ;
+  wire \drain$1089 ;
+  wire \drain$1107 ;
+  wire \drain$112 ;
+  wire \drain$1125 ;
+  wire \drain$1143 ;
+  wire \drain$1161 ;
+  wire \drain$124 ;
+  wire \drain$136 ;
+  wire \drain$148 ;
+  wire \drain$160 ;
+  wire \drain$177 ;
+  wire \drain$195 ;
+  wire \drain$213 ;
+  wire \drain$231 ;
+  wire \drain$249 ;
   wire \drain$267 ;
-  wire \drain$282 ;
-  wire \drain$298 ;
-  wire \drain$314 ;
-  wire \drain$330 ;
-  wire \drain$346 ;
-  wire \drain$362 ;
-  wire \drain$378 ;
-  wire \drain$394 ;
-  wire \drain$409 ;
-  wire \drain$425 ;
-  wire \drain$441 ;
-  wire \drain$457 ;
-  wire \drain$473 ;
-  wire \drain$489 ;
-  wire \drain$505 ;
-  wire \drain$521 ;
-  wire \drain$536 ;
-  wire \drain$552 ;
-  wire \drain$568 ;
-  wire \drain$584 ;
-  wire \drain$600 ;
-  wire \drain$616 ;
-  wire \drain$632 ;
-  wire \drain$648 ;
-  wire \drain$663 ;
-  wire \drain$679 ;
-  wire \drain$695 ;
-  wire \drain$711 ;
-  wire \drain$727 ;
-  wire \drain$743 ;
-  wire \drain$759 ;
-  wire \drain$775 ;
-  wire \drain$790 ;
-  wire \drain$80 ;
-  wire \drain$806 ;
-  wire \drain$822 ;
-  wire \drain$838 ;
-  wire \drain$854 ;
-  wire \drain$870 ;
-  wire \drain$886 ;
-  wire \drain$90 ;
-  wire \drain$902 ;
-  wire \drain$917 ;
-  wire \drain$933 ;
-  wire \drain$949 ;
-  wire \drain$965 ;
-  wire \drain$981 ;
-  wire \drain$997 ;
+  wire \drain$285 ;
+  wire \drain$303 ;
+  wire \drain$320 ;
+  wire \drain$338 ;
+  wire \drain$356 ;
+  wire \drain$374 ;
+  wire \drain$392 ;
+  wire \drain$410 ;
+  wire \drain$428 ;
+  wire \drain$446 ;
+  wire \drain$463 ;
+  wire \drain$481 ;
+  wire \drain$499 ;
+  wire \drain$517 ;
+  wire \drain$535 ;
+  wire \drain$553 ;
+  wire \drain$571 ;
+  wire \drain$589 ;
+  wire \drain$606 ;
+  wire \drain$624 ;
+  wire \drain$642 ;
+  wire \drain$660 ;
+  wire \drain$678 ;
+  wire \drain$696 ;
+  wire \drain$714 ;
+  wire \drain$732 ;
+  wire \drain$749 ;
+  wire \drain$767 ;
+  wire \drain$785 ;
+  wire \drain$803 ;
+  wire \drain$821 ;
+  wire \drain$839 ;
+  wire \drain$857 ;
+  wire \drain$875 ;
+  wire \drain$88 ;
+  wire \drain$892 ;
+  wire \drain$910 ;
+  wire \drain$928 ;
+  wire \drain$946 ;
+  wire \drain$964 ;
+  wire \drain$982 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
@@ -727,195 +855,195 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire drain_6;
   wire drain_7;
   wire en;
+  wire \en$1001 ;
   wire \en$101 ;
-  wire \en$1014 ;
-  wire \en$111 ;
-  wire \en$121 ;
-  wire \en$131 ;
-  wire \en$141 ;
-  wire \en$156 ;
-  wire \en$172 ;
-  wire \en$188 ;
-  wire \en$204 ;
-  wire \en$220 ;
-  wire \en$236 ;
-  wire \en$252 ;
+  wire \en$1019 ;
+  wire \en$1036 ;
+  wire \en$1054 ;
+  wire \en$1072 ;
+  wire \en$1090 ;
+  wire \en$1108 ;
+  wire \en$1126 ;
+  wire \en$113 ;
+  wire \en$1144 ;
+  wire \en$125 ;
+  wire \en$137 ;
+  wire \en$149 ;
+  wire \en$161 ;
+  wire \en$178 ;
+  wire \en$196 ;
+  wire \en$214 ;
+  wire \en$232 ;
+  wire \en$250 ;
   wire \en$268 ;
-  wire \en$283 ;
-  wire \en$299 ;
-  wire \en$315 ;
-  wire \en$331 ;
+  wire \en$286 ;
+  wire \en$304 ;
+  wire \en$321 ;
+  wire \en$339 ;
   wire \en$34 ;
-  wire \en$347 ;
-  wire \en$363 ;
-  wire \en$379 ;
-  wire \en$395 ;
-  wire \en$410 ;
-  wire \en$426 ;
-  wire \en$442 ;
-  wire \en$458 ;
-  wire \en$474 ;
-  wire \en$490 ;
+  wire \en$357 ;
+  wire \en$375 ;
+  wire \en$393 ;
+  wire \en$411 ;
+  wire \en$429 ;
+  wire \en$447 ;
+  wire \en$464 ;
+  wire \en$482 ;
   wire \en$50 ;
-  wire \en$506 ;
+  wire \en$500 ;
   wire \en$51 ;
+  wire \en$518 ;
   wire \en$52 ;
-  wire \en$522 ;
-  wire \en$537 ;
-  wire \en$553 ;
-  wire \en$569 ;
-  wire \en$585 ;
-  wire \en$59 ;
-  wire \en$601 ;
-  wire \en$617 ;
-  wire \en$633 ;
-  wire \en$649 ;
-  wire \en$664 ;
-  wire \en$680 ;
-  wire \en$696 ;
-  wire \en$71 ;
-  wire \en$712 ;
-  wire \en$728 ;
-  wire \en$744 ;
-  wire \en$760 ;
-  wire \en$776 ;
-  wire \en$791 ;
-  wire \en$807 ;
-  wire \en$81 ;
-  wire \en$823 ;
-  wire \en$839 ;
-  wire \en$855 ;
-  wire \en$871 ;
-  wire \en$887 ;
-  wire \en$903 ;
-  wire \en$91 ;
-  wire \en$918 ;
-  wire \en$934 ;
-  wire \en$950 ;
-  wire \en$966 ;
-  wire \en$982 ;
-  wire \en$998 ;
+  wire \en$536 ;
+  wire \en$554 ;
+  wire \en$572 ;
+  wire \en$590 ;
+  wire \en$607 ;
+  wire \en$61 ;
+  wire \en$625 ;
+  wire \en$643 ;
+  wire \en$661 ;
+  wire \en$679 ;
+  wire \en$697 ;
+  wire \en$715 ;
+  wire \en$733 ;
+  wire \en$750 ;
+  wire \en$768 ;
+  wire \en$77 ;
+  wire \en$786 ;
+  wire \en$804 ;
+  wire \en$822 ;
+  wire \en$840 ;
+  wire \en$858 ;
+  wire \en$876 ;
+  wire \en$89 ;
+  wire \en$893 ;
+  wire \en$911 ;
+  wire \en$929 ;
+  wire \en$947 ;
+  wire \en$965 ;
+  wire \en$983 ;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1005 ;
-  wire \first_in$1021 ;
-  wire \first_in$106 ;
-  wire \first_in$116 ;
-  wire \first_in$126 ;
-  wire \first_in$136 ;
-  wire \first_in$147 ;
-  wire \first_in$163 ;
-  wire \first_in$179 ;
-  wire \first_in$195 ;
-  wire \first_in$211 ;
-  wire \first_in$227 ;
-  wire \first_in$243 ;
+  wire \first_in$1010 ;
+  wire \first_in$1027 ;
+  wire \first_in$1045 ;
+  wire \first_in$1063 ;
+  wire \first_in$108 ;
+  wire \first_in$1081 ;
+  wire \first_in$1099 ;
+  wire \first_in$1117 ;
+  wire \first_in$1135 ;
+  wire \first_in$1153 ;
+  wire \first_in$120 ;
+  wire \first_in$132 ;
+  wire \first_in$144 ;
+  wire \first_in$156 ;
+  wire \first_in$169 ;
+  wire \first_in$187 ;
+  wire \first_in$205 ;
+  wire \first_in$223 ;
+  wire \first_in$241 ;
   wire \first_in$259 ;
-  wire \first_in$274 ;
-  wire \first_in$290 ;
-  wire \first_in$306 ;
-  wire \first_in$322 ;
-  wire \first_in$338 ;
-  wire \first_in$354 ;
-  wire \first_in$370 ;
-  wire \first_in$386 ;
-  wire \first_in$401 ;
-  wire \first_in$417 ;
-  wire \first_in$433 ;
-  wire \first_in$449 ;
-  wire \first_in$465 ;
-  wire \first_in$481 ;
-  wire \first_in$497 ;
-  wire \first_in$513 ;
-  wire \first_in$528 ;
-  wire \first_in$544 ;
-  wire \first_in$560 ;
-  wire \first_in$576 ;
-  wire \first_in$592 ;
-  wire \first_in$608 ;
-  wire \first_in$624 ;
-  wire \first_in$640 ;
-  wire \first_in$655 ;
-  wire \first_in$671 ;
-  wire \first_in$687 ;
-  wire \first_in$703 ;
-  wire \first_in$719 ;
-  wire \first_in$735 ;
-  wire \first_in$751 ;
-  wire \first_in$76 ;
-  wire \first_in$767 ;
-  wire \first_in$782 ;
-  wire \first_in$798 ;
-  wire \first_in$814 ;
-  wire \first_in$830 ;
-  wire \first_in$846 ;
-  wire \first_in$86 ;
-  wire \first_in$862 ;
-  wire \first_in$878 ;
-  wire \first_in$894 ;
-  wire \first_in$909 ;
-  wire \first_in$925 ;
-  wire \first_in$941 ;
-  wire \first_in$957 ;
+  wire \first_in$277 ;
+  wire \first_in$295 ;
+  wire \first_in$312 ;
+  wire \first_in$330 ;
+  wire \first_in$348 ;
+  wire \first_in$366 ;
+  wire \first_in$384 ;
+  wire \first_in$402 ;
+  wire \first_in$420 ;
+  wire \first_in$438 ;
+  wire \first_in$455 ;
+  wire \first_in$473 ;
+  wire \first_in$491 ;
+  wire \first_in$509 ;
+  wire \first_in$527 ;
+  wire \first_in$545 ;
+  wire \first_in$563 ;
+  wire \first_in$581 ;
+  wire \first_in$598 ;
+  wire \first_in$616 ;
+  wire \first_in$634 ;
+  wire \first_in$652 ;
+  wire \first_in$670 ;
+  wire \first_in$688 ;
+  wire \first_in$706 ;
+  wire \first_in$724 ;
+  wire \first_in$741 ;
+  wire \first_in$759 ;
+  wire \first_in$777 ;
+  wire \first_in$795 ;
+  wire \first_in$813 ;
+  wire \first_in$831 ;
+  wire \first_in$84 ;
+  wire \first_in$849 ;
+  wire \first_in$867 ;
+  wire \first_in$884 ;
+  wire \first_in$902 ;
+  wire \first_in$920 ;
+  wire \first_in$938 ;
+  wire \first_in$956 ;
   wire \first_in$96 ;
-  wire \first_in$973 ;
-  wire \first_in$989 ;
+  wire \first_in$974 ;
+  wire \first_in$992 ;
   wire first_out;
-  wire \first_out$1006 ;
-  wire \first_out$1022 ;
-  wire \first_out$164 ;
-  wire \first_out$180 ;
-  wire \first_out$196 ;
-  wire \first_out$212 ;
-  wire \first_out$228 ;
-  wire \first_out$244 ;
+  wire \first_out$1011 ;
+  wire \first_out$1028 ;
+  wire \first_out$1046 ;
+  wire \first_out$1064 ;
+  wire \first_out$1082 ;
+  wire \first_out$1100 ;
+  wire \first_out$1118 ;
+  wire \first_out$1136 ;
+  wire \first_out$1154 ;
+  wire \first_out$188 ;
+  wire \first_out$206 ;
+  wire \first_out$224 ;
+  wire \first_out$242 ;
   wire \first_out$260 ;
-  wire \first_out$275 ;
-  wire \first_out$291 ;
-  wire \first_out$307 ;
-  wire \first_out$323 ;
-  wire \first_out$339 ;
-  wire \first_out$355 ;
-  wire \first_out$371 ;
-  wire \first_out$387 ;
-  wire \first_out$402 ;
-  wire \first_out$418 ;
-  wire \first_out$434 ;
-  wire \first_out$450 ;
-  wire \first_out$466 ;
-  wire \first_out$482 ;
-  wire \first_out$498 ;
-  wire \first_out$514 ;
-  wire \first_out$529 ;
-  wire \first_out$545 ;
-  wire \first_out$561 ;
-  wire \first_out$577 ;
-  wire \first_out$593 ;
-  wire \first_out$609 ;
-  wire \first_out$625 ;
-  wire \first_out$641 ;
-  wire \first_out$656 ;
-  wire \first_out$672 ;
-  wire \first_out$688 ;
-  wire \first_out$704 ;
-  wire \first_out$720 ;
-  wire \first_out$736 ;
-  wire \first_out$752 ;
-  wire \first_out$768 ;
-  wire \first_out$783 ;
-  wire \first_out$799 ;
-  wire \first_out$815 ;
-  wire \first_out$831 ;
-  wire \first_out$847 ;
-  wire \first_out$863 ;
-  wire \first_out$879 ;
-  wire \first_out$895 ;
-  wire \first_out$910 ;
-  wire \first_out$926 ;
-  wire \first_out$942 ;
-  wire \first_out$958 ;
-  wire \first_out$974 ;
-  wire \first_out$990 ;
+  wire \first_out$278 ;
+  wire \first_out$296 ;
+  wire \first_out$313 ;
+  wire \first_out$331 ;
+  wire \first_out$349 ;
+  wire \first_out$367 ;
+  wire \first_out$385 ;
+  wire \first_out$403 ;
+  wire \first_out$421 ;
+  wire \first_out$439 ;
+  wire \first_out$456 ;
+  wire \first_out$474 ;
+  wire \first_out$492 ;
+  wire \first_out$510 ;
+  wire \first_out$528 ;
+  wire \first_out$546 ;
+  wire \first_out$564 ;
+  wire \first_out$582 ;
+  wire \first_out$599 ;
+  wire \first_out$617 ;
+  wire \first_out$635 ;
+  wire \first_out$653 ;
+  wire \first_out$671 ;
+  wire \first_out$689 ;
+  wire \first_out$707 ;
+  wire \first_out$725 ;
+  wire \first_out$742 ;
+  wire \first_out$760 ;
+  wire \first_out$778 ;
+  wire \first_out$796 ;
+  wire \first_out$814 ;
+  wire \first_out$832 ;
+  wire \first_out$850 ;
+  wire \first_out$868 ;
+  wire \first_out$885 ;
+  wire \first_out$903 ;
+  wire \first_out$921 ;
+  wire \first_out$939 ;
+  wire \first_out$957 ;
+  wire \first_out$975 ;
+  wire \first_out$993 ;
   reg [3:0] gap = 4'h8;
   wire hazard;
   wire [255:0] i;
@@ -978,6 +1106,24 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \i[5] ;
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
+  wire [63:0] i_next;
+  wire [63:0] \i_next$60 ;
+  wire [7:0] \i_next$60[0] ;
+  wire [7:0] \i_next$60[1] ;
+  wire [7:0] \i_next$60[2] ;
+  wire [7:0] \i_next$60[3] ;
+  wire [7:0] \i_next$60[4] ;
+  wire [7:0] \i_next$60[5] ;
+  wire [7:0] \i_next$60[6] ;
+  wire [7:0] \i_next$60[7] ;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
+  wire [7:0] \i_next[4] ;
+  wire [7:0] \i_next[5] ;
+  wire [7:0] \i_next[6] ;
+  wire [7:0] \i_next[7] ;
   reg [63:0] in_a = 64'h0000000000000000;
   wire [7:0] \in_a[0] ;
   wire [7:0] \in_a[1] ;
@@ -1002,143 +1148,134 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$1007 ;
-  wire \last_in$1023 ;
-  wire \last_in$107 ;
-  wire \last_in$117 ;
-  wire \last_in$127 ;
-  wire \last_in$137 ;
-  wire \last_in$149 ;
-  wire \last_in$165 ;
-  wire \last_in$181 ;
-  wire \last_in$197 ;
-  wire \last_in$213 ;
-  wire \last_in$229 ;
-  wire \last_in$245 ;
+  wire \last_in$1012 ;
+  wire \last_in$1029 ;
+  wire \last_in$1047 ;
+  wire \last_in$1065 ;
+  wire \last_in$1083 ;
+  wire \last_in$109 ;
+  wire \last_in$1101 ;
+  wire \last_in$1119 ;
+  wire \last_in$1137 ;
+  wire \last_in$1155 ;
+  wire \last_in$121 ;
+  wire \last_in$133 ;
+  wire \last_in$145 ;
+  wire \last_in$157 ;
+  wire \last_in$171 ;
+  wire \last_in$189 ;
+  wire \last_in$207 ;
+  wire \last_in$225 ;
+  wire \last_in$243 ;
   wire \last_in$261 ;
-  wire \last_in$276 ;
-  wire \last_in$292 ;
-  wire \last_in$308 ;
-  wire \last_in$324 ;
-  wire \last_in$340 ;
-  wire \last_in$356 ;
-  wire \last_in$372 ;
-  wire \last_in$388 ;
-  wire \last_in$403 ;
-  wire \last_in$419 ;
-  wire \last_in$435 ;
-  wire \last_in$451 ;
-  wire \last_in$467 ;
-  wire \last_in$483 ;
-  wire \last_in$499 ;
-  wire \last_in$515 ;
-  wire \last_in$530 ;
-  wire \last_in$546 ;
-  wire \last_in$562 ;
-  wire \last_in$578 ;
-  wire \last_in$594 ;
-  wire \last_in$610 ;
-  wire \last_in$626 ;
-  wire \last_in$642 ;
-  wire \last_in$657 ;
-  wire \last_in$673 ;
-  wire \last_in$689 ;
-  wire \last_in$705 ;
-  wire \last_in$721 ;
-  wire \last_in$737 ;
-  wire \last_in$753 ;
-  wire \last_in$769 ;
-  wire \last_in$77 ;
-  wire \last_in$784 ;
-  wire \last_in$800 ;
-  wire \last_in$816 ;
-  wire \last_in$832 ;
-  wire \last_in$848 ;
-  wire \last_in$864 ;
-  wire \last_in$87 ;
-  wire \last_in$880 ;
-  wire \last_in$896 ;
-  wire \last_in$911 ;
-  wire \last_in$927 ;
-  wire \last_in$943 ;
-  wire \last_in$959 ;
+  wire \last_in$279 ;
+  wire \last_in$297 ;
+  wire \last_in$314 ;
+  wire \last_in$332 ;
+  wire \last_in$350 ;
+  wire \last_in$368 ;
+  wire \last_in$386 ;
+  wire \last_in$404 ;
+  wire \last_in$422 ;
+  wire \last_in$440 ;
+  wire \last_in$457 ;
+  wire \last_in$475 ;
+  wire \last_in$493 ;
+  wire \last_in$511 ;
+  wire \last_in$529 ;
+  wire \last_in$547 ;
+  wire \last_in$565 ;
+  wire \last_in$583 ;
+  wire \last_in$600 ;
+  wire \last_in$618 ;
+  wire \last_in$636 ;
+  wire \last_in$654 ;
+  wire \last_in$672 ;
+  wire \last_in$690 ;
+  wire \last_in$708 ;
+  wire \last_in$726 ;
+  wire \last_in$743 ;
+  wire \last_in$761 ;
+  wire \last_in$779 ;
+  wire \last_in$797 ;
+  wire \last_in$815 ;
+  wire \last_in$833 ;
+  wire \last_in$85 ;
+  wire \last_in$851 ;
+  wire \last_in$869 ;
+  wire \last_in$886 ;
+  wire \last_in$904 ;
+  wire \last_in$922 ;
+  wire \last_in$940 ;
+  wire \last_in$958 ;
   wire \last_in$97 ;
-  wire \last_in$975 ;
-  wire \last_in$991 ;
+  wire \last_in$976 ;
+  wire \last_in$994 ;
   wire last_out;
-  wire \last_out$1008 ;
-  wire \last_out$1024 ;
+  wire \last_out$1013 ;
+  wire \last_out$1030 ;
+  wire \last_out$1048 ;
+  wire \last_out$1066 ;
+  wire \last_out$1084 ;
+  wire \last_out$1102 ;
+  wire \last_out$1120 ;
+  wire \last_out$1138 ;
+  wire \last_out$1156 ;
   wire \last_out$14 ;
-  wire \last_out$150 ;
-  wire \last_out$166 ;
   wire \last_out$17 ;
-  wire \last_out$182 ;
-  wire \last_out$198 ;
+  wire \last_out$172 ;
+  wire \last_out$190 ;
   wire \last_out$20 ;
-  wire \last_out$214 ;
+  wire \last_out$208 ;
+  wire \last_out$226 ;
   wire \last_out$23 ;
-  wire \last_out$230 ;
-  wire \last_out$246 ;
+  wire \last_out$244 ;
   wire \last_out$26 ;
   wire \last_out$262 ;
-  wire \last_out$277 ;
+  wire \last_out$280 ;
   wire \last_out$29 ;
-  wire \last_out$293 ;
-  wire \last_out$309 ;
+  wire \last_out$298 ;
+  wire \last_out$315 ;
   wire \last_out$32 ;
-  wire \last_out$325 ;
-  wire \last_out$341 ;
-  wire \last_out$357 ;
-  wire \last_out$373 ;
-  wire \last_out$389 ;
-  wire \last_out$404 ;
-  wire \last_out$420 ;
-  wire \last_out$436 ;
-  wire \last_out$452 ;
-  wire \last_out$468 ;
-  wire \last_out$484 ;
-  wire \last_out$500 ;
-  wire \last_out$516 ;
-  wire \last_out$531 ;
-  wire \last_out$547 ;
-  wire \last_out$563 ;
-  wire \last_out$579 ;
-  wire \last_out$595 ;
-  wire \last_out$611 ;
-  wire \last_out$627 ;
-  wire \last_out$643 ;
-  wire \last_out$658 ;
-  wire \last_out$674 ;
-  wire \last_out$690 ;
-  wire \last_out$706 ;
-  wire \last_out$722 ;
-  wire \last_out$738 ;
-  wire \last_out$754 ;
-  wire \last_out$770 ;
-  wire \last_out$785 ;
-  wire \last_out$801 ;
-  wire \last_out$817 ;
-  wire \last_out$833 ;
-  wire \last_out$849 ;
-  wire \last_out$865 ;
-  wire \last_out$881 ;
-  wire \last_out$897 ;
-  wire \last_out$912 ;
-  wire \last_out$928 ;
-  wire \last_out$944 ;
-  wire \last_out$960 ;
-  wire \last_out$976 ;
-  wire \last_out$992 ;
+  wire \last_out$333 ;
+  wire \last_out$351 ;
+  wire \last_out$369 ;
+  wire \last_out$387 ;
+  wire \last_out$405 ;
+  wire \last_out$423 ;
+  wire \last_out$441 ;
+  wire \last_out$458 ;
+  wire \last_out$476 ;
+  wire \last_out$494 ;
+  wire \last_out$512 ;
+  wire \last_out$530 ;
+  wire \last_out$548 ;
+  wire \last_out$566 ;
+  wire \last_out$584 ;
+  wire \last_out$601 ;
+  wire \last_out$619 ;
+  wire \last_out$637 ;
+  wire \last_out$655 ;
+  wire \last_out$673 ;
+  wire \last_out$691 ;
+  wire \last_out$709 ;
+  wire \last_out$727 ;
+  wire \last_out$744 ;
+  wire \last_out$762 ;
+  wire \last_out$780 ;
+  wire \last_out$798 ;
+  wire \last_out$816 ;
+  wire \last_out$834 ;
+  wire \last_out$852 ;
+  wire \last_out$870 ;
+  wire \last_out$887 ;
+  wire \last_out$905 ;
+  wire \last_out$923 ;
+  wire \last_out$941 ;
+  wire \last_out$959 ;
+  wire \last_out$977 ;
+  wire \last_out$995 ;
   wire [255:0] o;
-  wire [63:0] \o$61 ;
-  wire [7:0] \o$61[0] ;
-  wire [7:0] \o$61[1] ;
-  wire [7:0] \o$61[2] ;
-  wire [7:0] \o$61[3] ;
-  wire [7:0] \o$61[4] ;
-  wire [7:0] \o$61[5] ;
-  wire [7:0] \o$61[6] ;
-  wire [7:0] \o$61[7] ;
   wire [63:0] \o$63 ;
   wire [7:0] \o$63[0] ;
   wire [7:0] \o$63[1] ;
@@ -1148,39 +1285,48 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [7:0] \o$63[5] ;
   wire [7:0] \o$63[6] ;
   wire [7:0] \o$63[7] ;
-  wire [23:0] \o$65 ;
-  wire [2:0] \o$65[0] ;
-  wire \o$65[0].first ;
-  wire \o$65[0].last ;
-  wire \o$65[0].valid ;
-  wire [2:0] \o$65[1] ;
-  wire \o$65[1].first ;
-  wire \o$65[1].last ;
-  wire \o$65[1].valid ;
-  wire [2:0] \o$65[2] ;
-  wire \o$65[2].first ;
-  wire \o$65[2].last ;
-  wire \o$65[2].valid ;
-  wire [2:0] \o$65[3] ;
-  wire \o$65[3].first ;
-  wire \o$65[3].last ;
-  wire \o$65[3].valid ;
-  wire [2:0] \o$65[4] ;
-  wire \o$65[4].first ;
-  wire \o$65[4].last ;
-  wire \o$65[4].valid ;
-  wire [2:0] \o$65[5] ;
-  wire \o$65[5].first ;
-  wire \o$65[5].last ;
-  wire \o$65[5].valid ;
-  wire [2:0] \o$65[6] ;
-  wire \o$65[6].first ;
-  wire \o$65[6].last ;
-  wire \o$65[6].valid ;
-  wire [2:0] \o$65[7] ;
-  wire \o$65[7].first ;
-  wire \o$65[7].last ;
-  wire \o$65[7].valid ;
+  wire [63:0] \o$69 ;
+  wire [7:0] \o$69[0] ;
+  wire [7:0] \o$69[1] ;
+  wire [7:0] \o$69[2] ;
+  wire [7:0] \o$69[3] ;
+  wire [7:0] \o$69[4] ;
+  wire [7:0] \o$69[5] ;
+  wire [7:0] \o$69[6] ;
+  wire [7:0] \o$69[7] ;
+  wire [23:0] \o$71 ;
+  wire [2:0] \o$71[0] ;
+  wire \o$71[0].first ;
+  wire \o$71[0].last ;
+  wire \o$71[0].valid ;
+  wire [2:0] \o$71[1] ;
+  wire \o$71[1].first ;
+  wire \o$71[1].last ;
+  wire \o$71[1].valid ;
+  wire [2:0] \o$71[2] ;
+  wire \o$71[2].first ;
+  wire \o$71[2].last ;
+  wire \o$71[2].valid ;
+  wire [2:0] \o$71[3] ;
+  wire \o$71[3].first ;
+  wire \o$71[3].last ;
+  wire \o$71[3].valid ;
+  wire [2:0] \o$71[4] ;
+  wire \o$71[4].first ;
+  wire \o$71[4].last ;
+  wire \o$71[4].valid ;
+  wire [2:0] \o$71[5] ;
+  wire \o$71[5].first ;
+  wire \o$71[5].last ;
+  wire \o$71[5].valid ;
+  wire [2:0] \o$71[6] ;
+  wire \o$71[6].first ;
+  wire \o$71[6].last ;
+  wire \o$71[6].valid ;
+  wire [2:0] \o$71[7] ;
+  wire \o$71[7].first ;
+  wire \o$71[7].last ;
+  wire \o$71[7].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -1189,6 +1335,24 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \o[5] ;
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
+  wire [63:0] o_next;
+  wire [63:0] \o_next$67 ;
+  wire [7:0] \o_next$67[0] ;
+  wire [7:0] \o_next$67[1] ;
+  wire [7:0] \o_next$67[2] ;
+  wire [7:0] \o_next$67[3] ;
+  wire [7:0] \o_next$67[4] ;
+  wire [7:0] \o_next$67[5] ;
+  wire [7:0] \o_next$67[6] ;
+  wire [7:0] \o_next$67[7] ;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
+  wire [7:0] \o_next[4] ;
+  wire [7:0] \o_next[5] ;
+  wire [7:0] \o_next[6] ;
+  wire [7:0] \o_next[7] ;
   input [128:0] operands__payload;
   wire [128:0] operands__payload;
   wire [63:0] \operands__payload.a ;
@@ -1234,133 +1398,133 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   input rst;
   wire rst;
   wire valid_in;
-  wire \valid_in$1003 ;
-  wire \valid_in$1019 ;
-  wire \valid_in$105 ;
-  wire \valid_in$115 ;
-  wire \valid_in$125 ;
-  wire \valid_in$135 ;
-  wire \valid_in$145 ;
-  wire \valid_in$161 ;
-  wire \valid_in$177 ;
-  wire \valid_in$193 ;
-  wire \valid_in$209 ;
-  wire \valid_in$225 ;
-  wire \valid_in$241 ;
+  wire \valid_in$1008 ;
+  wire \valid_in$1025 ;
+  wire \valid_in$1043 ;
+  wire \valid_in$1061 ;
+  wire \valid_in$107 ;
+  wire \valid_in$1079 ;
+  wire \valid_in$1097 ;
+  wire \valid_in$1115 ;
+  wire \valid_in$1133 ;
+  wire \valid_in$1151 ;
+  wire \valid_in$119 ;
+  wire \valid_in$131 ;
+  wire \valid_in$143 ;
+  wire \valid_in$155 ;
+  wire \valid_in$167 ;
+  wire \valid_in$185 ;
+  wire \valid_in$203 ;
+  wire \valid_in$221 ;
+  wire \valid_in$239 ;
   wire \valid_in$257 ;
-  wire \valid_in$272 ;
-  wire \valid_in$288 ;
-  wire \valid_in$304 ;
-  wire \valid_in$320 ;
-  wire \valid_in$336 ;
-  wire \valid_in$352 ;
-  wire \valid_in$368 ;
-  wire \valid_in$384 ;
-  wire \valid_in$399 ;
-  wire \valid_in$415 ;
-  wire \valid_in$431 ;
-  wire \valid_in$447 ;
-  wire \valid_in$463 ;
-  wire \valid_in$479 ;
-  wire \valid_in$495 ;
-  wire \valid_in$511 ;
-  wire \valid_in$526 ;
-  wire \valid_in$542 ;
-  wire \valid_in$558 ;
-  wire \valid_in$574 ;
-  wire \valid_in$590 ;
-  wire \valid_in$606 ;
-  wire \valid_in$622 ;
-  wire \valid_in$638 ;
-  wire \valid_in$653 ;
-  wire \valid_in$669 ;
-  wire \valid_in$685 ;
-  wire \valid_in$701 ;
-  wire \valid_in$717 ;
-  wire \valid_in$733 ;
-  wire \valid_in$749 ;
-  wire \valid_in$75 ;
-  wire \valid_in$765 ;
-  wire \valid_in$780 ;
-  wire \valid_in$796 ;
-  wire \valid_in$812 ;
-  wire \valid_in$828 ;
-  wire \valid_in$844 ;
-  wire \valid_in$85 ;
-  wire \valid_in$860 ;
-  wire \valid_in$876 ;
-  wire \valid_in$892 ;
-  wire \valid_in$907 ;
-  wire \valid_in$923 ;
-  wire \valid_in$939 ;
+  wire \valid_in$275 ;
+  wire \valid_in$293 ;
+  wire \valid_in$310 ;
+  wire \valid_in$328 ;
+  wire \valid_in$346 ;
+  wire \valid_in$364 ;
+  wire \valid_in$382 ;
+  wire \valid_in$400 ;
+  wire \valid_in$418 ;
+  wire \valid_in$436 ;
+  wire \valid_in$453 ;
+  wire \valid_in$471 ;
+  wire \valid_in$489 ;
+  wire \valid_in$507 ;
+  wire \valid_in$525 ;
+  wire \valid_in$543 ;
+  wire \valid_in$561 ;
+  wire \valid_in$579 ;
+  wire \valid_in$596 ;
+  wire \valid_in$614 ;
+  wire \valid_in$632 ;
+  wire \valid_in$650 ;
+  wire \valid_in$668 ;
+  wire \valid_in$686 ;
+  wire \valid_in$704 ;
+  wire \valid_in$722 ;
+  wire \valid_in$739 ;
+  wire \valid_in$757 ;
+  wire \valid_in$775 ;
+  wire \valid_in$793 ;
+  wire \valid_in$811 ;
+  wire \valid_in$829 ;
+  wire \valid_in$83 ;
+  wire \valid_in$847 ;
+  wire \valid_in$865 ;
+  wire \valid_in$882 ;
+  wire \valid_in$900 ;
+  wire \valid_in$918 ;
+  wire \valid_in$936 ;
   wire \valid_in$95 ;
-  wire \valid_in$955 ;
-  wire \valid_in$971 ;
-  wire \valid_in$987 ;
+  wire \valid_in$954 ;
+  wire \valid_in$972 ;
+  wire \valid_in$990 ;
   wire valid_out;
-  wire \valid_out$1004 ;
-  wire \valid_out$1020 ;
+  wire \valid_out$1009 ;
+  wire \valid_out$1026 ;
+  wire \valid_out$1044 ;
+  wire \valid_out$1062 ;
+  wire \valid_out$1080 ;
+  wire \valid_out$1098 ;
+  wire \valid_out$1116 ;
+  wire \valid_out$1134 ;
+  wire \valid_out$1152 ;
   wire \valid_out$13 ;
-  wire \valid_out$146 ;
   wire \valid_out$16 ;
-  wire \valid_out$162 ;
-  wire \valid_out$178 ;
+  wire \valid_out$168 ;
+  wire \valid_out$186 ;
   wire \valid_out$19 ;
-  wire \valid_out$194 ;
-  wire \valid_out$210 ;
+  wire \valid_out$204 ;
   wire \valid_out$22 ;
-  wire \valid_out$226 ;
-  wire \valid_out$242 ;
+  wire \valid_out$222 ;
+  wire \valid_out$240 ;
   wire \valid_out$25 ;
   wire \valid_out$258 ;
-  wire \valid_out$273 ;
+  wire \valid_out$276 ;
   wire \valid_out$28 ;
-  wire \valid_out$289 ;
-  wire \valid_out$305 ;
+  wire \valid_out$294 ;
   wire \valid_out$31 ;
-  wire \valid_out$321 ;
-  wire \valid_out$337 ;
-  wire \valid_out$353 ;
-  wire \valid_out$369 ;
-  wire \valid_out$385 ;
-  wire \valid_out$400 ;
-  wire \valid_out$416 ;
-  wire \valid_out$432 ;
-  wire \valid_out$448 ;
-  wire \valid_out$464 ;
-  wire \valid_out$480 ;
-  wire \valid_out$496 ;
-  wire \valid_out$512 ;
-  wire \valid_out$527 ;
-  wire \valid_out$543 ;
-  wire \valid_out$559 ;
-  wire \valid_out$575 ;
-  wire \valid_out$591 ;
-  wire \valid_out$607 ;
-  wire \valid_out$623 ;
-  wire \valid_out$639 ;
-  wire \valid_out$654 ;
-  wire \valid_out$670 ;
-  wire \valid_out$686 ;
-  wire \valid_out$702 ;
-  wire \valid_out$718 ;
-  wire \valid_out$734 ;
-  wire \valid_out$750 ;
-  wire \valid_out$766 ;
-  wire \valid_out$781 ;
-  wire \valid_out$797 ;
-  wire \valid_out$813 ;
-  wire \valid_out$829 ;
-  wire \valid_out$845 ;
-  wire \valid_out$861 ;
-  wire \valid_out$877 ;
-  wire \valid_out$893 ;
-  wire \valid_out$908 ;
-  wire \valid_out$924 ;
-  wire \valid_out$940 ;
-  wire \valid_out$956 ;
-  wire \valid_out$972 ;
-  wire \valid_out$988 ;
+  wire \valid_out$311 ;
+  wire \valid_out$329 ;
+  wire \valid_out$347 ;
+  wire \valid_out$365 ;
+  wire \valid_out$383 ;
+  wire \valid_out$401 ;
+  wire \valid_out$419 ;
+  wire \valid_out$437 ;
+  wire \valid_out$454 ;
+  wire \valid_out$472 ;
+  wire \valid_out$490 ;
+  wire \valid_out$508 ;
+  wire \valid_out$526 ;
+  wire \valid_out$544 ;
+  wire \valid_out$562 ;
+  wire \valid_out$580 ;
+  wire \valid_out$597 ;
+  wire \valid_out$615 ;
+  wire \valid_out$633 ;
+  wire \valid_out$651 ;
+  wire \valid_out$669 ;
+  wire \valid_out$687 ;
+  wire \valid_out$705 ;
+  wire \valid_out$723 ;
+  wire \valid_out$740 ;
+  wire \valid_out$758 ;
+  wire \valid_out$776 ;
+  wire \valid_out$794 ;
+  wire \valid_out$812 ;
+  wire \valid_out$830 ;
+  wire \valid_out$848 ;
+  wire \valid_out$866 ;
+  wire \valid_out$883 ;
+  wire \valid_out$901 ;
+  wire \valid_out$919 ;
+  wire \valid_out$937 ;
+  wire \valid_out$955 ;
+  wire \valid_out$973 ;
+  wire \valid_out$991 ;
   assign drain_0 = valid_out & last_out;
   assign drain_1 = \valid_out$13  & \last_out$14 ;
   assign drain_2 = \valid_out$16  & \last_out$17 ;
@@ -1380,132 +1544,132 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$5  = ~ first;
   assign \$6  = in_flags[0] | \$5 ;
   assign \$7  = \$6  | results__valid;
-  assign \$9  = \$8  | \o$65 [3];
-  assign \$10  = \$9  | \o$65 [6];
-  assign \$11  = \$10  | \o$65 [9];
-  assign \$12  = \$11  | \o$65 [12];
-  assign \$13  = \$12  | \o$65 [15];
-  assign \$14  = \$13  | \o$65 [18];
-  assign \$15  = \$14  | \o$65 [21];
-  assign \$16  = \$15  | \valid_in$145 ;
-  assign \$17  = \$16  | \valid_in$161 ;
-  assign \$18  = \$17  | \valid_in$177 ;
-  assign \$19  = \$18  | \valid_in$193 ;
-  assign \$20  = \$19  | \valid_in$209 ;
-  assign \$21  = \$20  | \valid_in$225 ;
-  assign \$22  = \$21  | \valid_in$241 ;
-  assign \$23  = \$22  | \valid_in$257 ;
-  assign \$24  = \$23  | \valid_in$272 ;
-  assign \$25  = \$24  | \valid_in$288 ;
-  assign \$26  = \$25  | \valid_in$304 ;
-  assign \$27  = \$26  | \valid_in$320 ;
-  assign \$28  = \$27  | \valid_in$336 ;
-  assign \$29  = \$28  | \valid_in$352 ;
-  assign \$30  = \$29  | \valid_in$368 ;
-  assign \$31  = \$30  | \valid_in$384 ;
-  assign \$32  = \$31  | \valid_in$399 ;
-  assign \$33  = \$32  | \valid_in$415 ;
-  assign \$34  = \$33  | \valid_in$431 ;
-  assign \$35  = \$34  | \valid_in$447 ;
-  assign \$36  = \$35  | \valid_in$463 ;
-  assign \$37  = \$36  | \valid_in$479 ;
-  assign \$38  = \$37  | \valid_in$495 ;
-  assign \$39  = \$38  | \valid_in$511 ;
-  assign \$40  = \$39  | \valid_in$526 ;
-  assign \$41  = \$40  | \valid_in$542 ;
-  assign \$42  = \$41  | \valid_in$558 ;
-  assign \$43  = \$42  | \valid_in$574 ;
-  assign \$44  = \$43  | \valid_in$590 ;
-  assign \$45  = \$44  | \valid_in$606 ;
-  assign \$46  = \$45  | \valid_in$622 ;
-  assign \$47  = \$46  | \valid_in$638 ;
-  assign \$48  = \$47  | \valid_in$653 ;
-  assign \$49  = \$48  | \valid_in$669 ;
-  assign \$50  = \$49  | \valid_in$685 ;
-  assign \$51  = \$50  | \valid_in$701 ;
-  assign \$52  = \$51  | \valid_in$717 ;
-  assign \$53  = \$52  | \valid_in$733 ;
-  assign \$54  = \$53  | \valid_in$749 ;
-  assign \$55  = \$54  | \valid_in$765 ;
-  assign \$56  = \$55  | \valid_in$780 ;
-  assign \$57  = \$56  | \valid_in$796 ;
-  assign \$58  = \$57  | \valid_in$812 ;
-  assign \$59  = \$58  | \valid_in$828 ;
-  assign \$60  = \$59  | \valid_in$844 ;
-  assign \$61  = \$60  | \valid_in$860 ;
-  assign \$62  = \$61  | \valid_in$876 ;
-  assign \$63  = \$62  | \valid_in$892 ;
-  assign \$64  = \$63  | \valid_in$907 ;
-  assign \$65  = \$64  | \valid_in$923 ;
-  assign \$66  = \$65  | \valid_in$939 ;
-  assign \$67  = \$66  | \valid_in$955 ;
-  assign \$68  = \$67  | \valid_in$971 ;
-  assign \$69  = \$68  | \valid_in$987 ;
-  assign \$70  = \$69  | \valid_in$1003 ;
-  assign \$71  = \$70  | \valid_in$1019 ;
+  assign \$9  = \$8  | \o$71 [3];
+  assign \$10  = \$9  | \o$71 [6];
+  assign \$11  = \$10  | \o$71 [9];
+  assign \$12  = \$11  | \o$71 [12];
+  assign \$13  = \$12  | \o$71 [15];
+  assign \$14  = \$13  | \o$71 [18];
+  assign \$15  = \$14  | \o$71 [21];
+  assign \$16  = \$15  | \valid_in$167 ;
+  assign \$17  = \$16  | \valid_in$185 ;
+  assign \$18  = \$17  | \valid_in$203 ;
+  assign \$19  = \$18  | \valid_in$221 ;
+  assign \$20  = \$19  | \valid_in$239 ;
+  assign \$21  = \$20  | \valid_in$257 ;
+  assign \$22  = \$21  | \valid_in$275 ;
+  assign \$23  = \$22  | \valid_in$293 ;
+  assign \$24  = \$23  | \valid_in$310 ;
+  assign \$25  = \$24  | \valid_in$328 ;
+  assign \$26  = \$25  | \valid_in$346 ;
+  assign \$27  = \$26  | \valid_in$364 ;
+  assign \$28  = \$27  | \valid_in$382 ;
+  assign \$29  = \$28  | \valid_in$400 ;
+  assign \$30  = \$29  | \valid_in$418 ;
+  assign \$31  = \$30  | \valid_in$436 ;
+  assign \$32  = \$31  | \valid_in$453 ;
+  assign \$33  = \$32  | \valid_in$471 ;
+  assign \$34  = \$33  | \valid_in$489 ;
+  assign \$35  = \$34  | \valid_in$507 ;
+  assign \$36  = \$35  | \valid_in$525 ;
+  assign \$37  = \$36  | \valid_in$543 ;
+  assign \$38  = \$37  | \valid_in$561 ;
+  assign \$39  = \$38  | \valid_in$579 ;
+  assign \$40  = \$39  | \valid_in$596 ;
+  assign \$41  = \$40  | \valid_in$614 ;
+  assign \$42  = \$41  | \valid_in$632 ;
+  assign \$43  = \$42  | \valid_in$650 ;
+  assign \$44  = \$43  | \valid_in$668 ;
+  assign \$45  = \$44  | \valid_in$686 ;
+  assign \$46  = \$45  | \valid_in$704 ;
+  assign \$47  = \$46  | \valid_in$722 ;
+  assign \$48  = \$47  | \valid_in$739 ;
+  assign \$49  = \$48  | \valid_in$757 ;
+  assign \$50  = \$49  | \valid_in$775 ;
+  assign \$51  = \$50  | \valid_in$793 ;
+  assign \$52  = \$51  | \valid_in$811 ;
+  assign \$53  = \$52  | \valid_in$829 ;
+  assign \$54  = \$53  | \valid_in$847 ;
+  assign \$55  = \$54  | \valid_in$865 ;
+  assign \$56  = \$55  | \valid_in$882 ;
+  assign \$57  = \$56  | \valid_in$900 ;
+  assign \$58  = \$57  | \valid_in$918 ;
+  assign \$59  = \$58  | \valid_in$936 ;
+  assign \$60  = \$59  | \valid_in$954 ;
+  assign \$61  = \$60  | \valid_in$972 ;
+  assign \$62  = \$61  | \valid_in$990 ;
+  assign \$63  = \$62  | \valid_in$1008 ;
+  assign \$64  = \$63  | \valid_in$1025 ;
+  assign \$65  = \$64  | \valid_in$1043 ;
+  assign \$66  = \$65  | \valid_in$1061 ;
+  assign \$67  = \$66  | \valid_in$1079 ;
+  assign \$68  = \$67  | \valid_in$1097 ;
+  assign \$69  = \$68  | \valid_in$1115 ;
+  assign \$70  = \$69  | \valid_in$1133 ;
+  assign \$71  = \$70  | \valid_in$1151 ;
   assign \$72  = \$7  | \$71 ;
-  assign \$74  = \$73  | \chain_valid_in$169 ;
-  assign \$75  = \$74  | \chain_valid_in$185 ;
-  assign \$76  = \$75  | \chain_valid_in$201 ;
-  assign \$77  = \$76  | \chain_valid_in$217 ;
-  assign \$78  = \$77  | \chain_valid_in$233 ;
-  assign \$79  = \$78  | \chain_valid_in$249 ;
-  assign \$80  = \$79  | \chain_valid_in$265 ;
-  assign \$81  = \$80  | \chain_valid_in$280 ;
-  assign \$82  = \$81  | \chain_valid_in$296 ;
-  assign \$83  = \$82  | \chain_valid_in$312 ;
-  assign \$84  = \$83  | \chain_valid_in$328 ;
-  assign \$85  = \$84  | \chain_valid_in$344 ;
-  assign \$86  = \$85  | \chain_valid_in$360 ;
-  assign \$87  = \$86  | \chain_valid_in$376 ;
-  assign \$88  = \$87  | \chain_valid_in$392 ;
-  assign \$89  = \$88  | \chain_valid_in$407 ;
-  assign \$90  = \$89  | \chain_valid_in$423 ;
-  assign \$91  = \$90  | \chain_valid_in$439 ;
-  assign \$92  = \$91  | \chain_valid_in$455 ;
-  assign \$93  = \$92  | \chain_valid_in$471 ;
-  assign \$94  = \$93  | \chain_valid_in$487 ;
-  assign \$95  = \$94  | \chain_valid_in$503 ;
-  assign \$96  = \$95  | \chain_valid_in$519 ;
-  assign \$97  = \$96  | \chain_valid_in$534 ;
-  assign \$98  = \$97  | \chain_valid_in$550 ;
-  assign \$99  = \$98  | \chain_valid_in$566 ;
-  assign \$100  = \$99  | \chain_valid_in$582 ;
-  assign \$101  = \$100  | \chain_valid_in$598 ;
-  assign \$102  = \$101  | \chain_valid_in$614 ;
-  assign \$103  = \$102  | \chain_valid_in$630 ;
-  assign \$104  = \$103  | \chain_valid_in$646 ;
-  assign \$105  = \$104  | \chain_valid_in$661 ;
-  assign \$106  = \$105  | \chain_valid_in$677 ;
-  assign \$107  = \$106  | \chain_valid_in$693 ;
-  assign \$108  = \$107  | \chain_valid_in$709 ;
-  assign \$109  = \$108  | \chain_valid_in$725 ;
-  assign \$110  = \$109  | \chain_valid_in$741 ;
-  assign \$111  = \$110  | \chain_valid_in$757 ;
-  assign \$112  = \$111  | \chain_valid_in$773 ;
-  assign \$113  = \$112  | \chain_valid_in$788 ;
-  assign \$114  = \$113  | \chain_valid_in$804 ;
-  assign \$115  = \$114  | \chain_valid_in$820 ;
-  assign \$116  = \$115  | \chain_valid_in$836 ;
-  assign \$117  = \$116  | \chain_valid_in$852 ;
-  assign \$118  = \$117  | \chain_valid_in$868 ;
-  assign \$119  = \$118  | \chain_valid_in$884 ;
-  assign \$120  = \$119  | \chain_valid_in$900 ;
-  assign \$121  = \$120  | \chain_valid_in$915 ;
-  assign \$122  = \$121  | \chain_valid_in$931 ;
-  assign \$123  = \$122  | \chain_valid_in$947 ;
-  assign \$124  = \$123  | \chain_valid_in$963 ;
-  assign \$125  = \$124  | \chain_valid_in$979 ;
-  assign \$126  = \$125  | \chain_valid_in$995 ;
-  assign \$127  = \$126  | \chain_valid_in$1011 ;
-  assign \$128  = \$127  | \chain_valid_in$1027 ;
-  assign \$129  = \$128  | \chain_valid_out$1031 ;
-  assign \$130  = \$129  | \chain_valid_out$1032 ;
-  assign \$131  = \$130  | \chain_valid_out$1033 ;
-  assign \$132  = \$131  | \chain_valid_out$1034 ;
-  assign \$133  = \$132  | \chain_valid_out$1035 ;
-  assign \$134  = \$133  | \chain_valid_out$1036 ;
-  assign \$135  = \$134  | \chain_valid_out$1037 ;
+  assign \$74  = \$73  | \chain_valid_in$193 ;
+  assign \$75  = \$74  | \chain_valid_in$211 ;
+  assign \$76  = \$75  | \chain_valid_in$229 ;
+  assign \$77  = \$76  | \chain_valid_in$247 ;
+  assign \$78  = \$77  | \chain_valid_in$265 ;
+  assign \$79  = \$78  | \chain_valid_in$283 ;
+  assign \$80  = \$79  | \chain_valid_in$301 ;
+  assign \$81  = \$80  | \chain_valid_in$318 ;
+  assign \$82  = \$81  | \chain_valid_in$336 ;
+  assign \$83  = \$82  | \chain_valid_in$354 ;
+  assign \$84  = \$83  | \chain_valid_in$372 ;
+  assign \$85  = \$84  | \chain_valid_in$390 ;
+  assign \$86  = \$85  | \chain_valid_in$408 ;
+  assign \$87  = \$86  | \chain_valid_in$426 ;
+  assign \$88  = \$87  | \chain_valid_in$444 ;
+  assign \$89  = \$88  | \chain_valid_in$461 ;
+  assign \$90  = \$89  | \chain_valid_in$479 ;
+  assign \$91  = \$90  | \chain_valid_in$497 ;
+  assign \$92  = \$91  | \chain_valid_in$515 ;
+  assign \$93  = \$92  | \chain_valid_in$533 ;
+  assign \$94  = \$93  | \chain_valid_in$551 ;
+  assign \$95  = \$94  | \chain_valid_in$569 ;
+  assign \$96  = \$95  | \chain_valid_in$587 ;
+  assign \$97  = \$96  | \chain_valid_in$604 ;
+  assign \$98  = \$97  | \chain_valid_in$622 ;
+  assign \$99  = \$98  | \chain_valid_in$640 ;
+  assign \$100  = \$99  | \chain_valid_in$658 ;
+  assign \$101  = \$100  | \chain_valid_in$676 ;
+  assign \$102  = \$101  | \chain_valid_in$694 ;
+  assign \$103  = \$102  | \chain_valid_in$712 ;
+  assign \$104  = \$103  | \chain_valid_in$730 ;
+  assign \$105  = \$104  | \chain_valid_in$747 ;
+  assign \$106  = \$105  | \chain_valid_in$765 ;
+  assign \$107  = \$106  | \chain_valid_in$783 ;
+  assign \$108  = \$107  | \chain_valid_in$801 ;
+  assign \$109  = \$108  | \chain_valid_in$819 ;
+  assign \$110  = \$109  | \chain_valid_in$837 ;
+  assign \$111  = \$110  | \chain_valid_in$855 ;
+  assign \$112  = \$111  | \chain_valid_in$873 ;
+  assign \$113  = \$112  | \chain_valid_in$890 ;
+  assign \$114  = \$113  | \chain_valid_in$908 ;
+  assign \$115  = \$114  | \chain_valid_in$926 ;
+  assign \$116  = \$115  | \chain_valid_in$944 ;
+  assign \$117  = \$116  | \chain_valid_in$962 ;
+  assign \$118  = \$117  | \chain_valid_in$980 ;
+  assign \$119  = \$118  | \chain_valid_in$998 ;
+  assign \$120  = \$119  | \chain_valid_in$1016 ;
+  assign \$121  = \$120  | \chain_valid_in$1033 ;
+  assign \$122  = \$121  | \chain_valid_in$1051 ;
+  assign \$123  = \$122  | \chain_valid_in$1069 ;
+  assign \$124  = \$123  | \chain_valid_in$1087 ;
+  assign \$125  = \$124  | \chain_valid_in$1105 ;
+  assign \$126  = \$125  | \chain_valid_in$1123 ;
+  assign \$127  = \$126  | \chain_valid_in$1141 ;
+  assign \$128  = \$127  | \chain_valid_in$1159 ;
+  assign \$129  = \$128  | \chain_valid_out$1163 ;
+  assign \$130  = \$129  | \chain_valid_out$1164 ;
+  assign \$131  = \$130  | \chain_valid_out$1165 ;
+  assign \$132  = \$131  | \chain_valid_out$1166 ;
+  assign \$133  = \$132  | \chain_valid_out$1167 ;
+  assign \$134  = \$133  | \chain_valid_out$1168 ;
+  assign \$135  = \$134  | \chain_valid_out$1169 ;
   assign \$136  = \$135  | results__valid;
   assign busy = \$72  | \$136 ;
   assign \$137  = results__valid & results__ready;
@@ -1535,1248 +1699,1380 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$61 [7:0]),
-    .a_out(\a_in$72 ),
-    .b_in(\o$63 [7:0]),
-    .b_out(\b_in$143 ),
-    .chain_out(\chain_in$151 ),
-    .chain_valid_out(\chain_valid_in$153 ),
+    .a_in(\o$63 [7:0]),
+    .a_next(o_next[7:0]),
+    .a_out(\a_in$78 ),
+    .b_in(\o$69 [7:0]),
+    .b_next(\o_next$67 [7:0]),
+    .b_out(\b_in$165 ),
+    .chain_out(\chain_in$173 ),
+    .chain_valid_out(\chain_valid_in$175 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_out(\first_in$147 ),
-    .last_out(\last_in$149 ),
-    .\port$2481$0 (\o$65 [2:0]),
+    .first_out(\first_in$169 ),
+    .last_out(\last_in$171 ),
+    .\port$2741$0 (\o$71 [2:0]),
     .rst(rst),
-    .valid_out(\valid_in$145 )
+    .valid_out(\valid_in$167 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$72 ),
-    .a_out(\a_in$82 ),
-    .b_in(\o$63 [15:8]),
-    .b_out(\b_in$159 ),
-    .chain_out(\chain_in$167 ),
-    .chain_valid_out(\chain_valid_in$169 ),
+    .a_in(\a_in$78 ),
+    .a_next(\o$63 [7:0]),
+    .a_out(\a_in$90 ),
+    .b_in(\o$69 [15:8]),
+    .b_next(\o_next$67 [15:8]),
+    .b_out(\b_in$183 ),
+    .chain_out(\chain_in$191 ),
+    .chain_valid_out(\chain_valid_in$193 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_out(\first_in$163 ),
-    .last_out(\last_in$165 ),
-    .\port$2481$3 (\o$65 [5:3]),
+    .first_out(\first_in$187 ),
+    .last_out(\last_in$189 ),
+    .\port$2741$3 (\o$71 [5:3]),
     .rst(rst),
-    .valid_out(\valid_in$161 )
+    .valid_out(\valid_in$185 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$82 ),
-    .a_out(\a_in$92 ),
-    .b_in(\o$63 [23:16]),
-    .b_out(\b_in$175 ),
-    .chain_out(\chain_in$183 ),
-    .chain_valid_out(\chain_valid_in$185 ),
+    .a_in(\a_in$90 ),
+    .a_next(\a_in$78 ),
+    .a_out(\a_in$102 ),
+    .b_in(\o$69 [23:16]),
+    .b_next(\o_next$67 [23:16]),
+    .b_out(\b_in$201 ),
+    .chain_out(\chain_in$209 ),
+    .chain_valid_out(\chain_valid_in$211 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_out(\first_in$179 ),
-    .last_out(\last_in$181 ),
-    .\port$2481$6 (\o$65 [8:6]),
+    .first_out(\first_in$205 ),
+    .last_out(\last_in$207 ),
+    .\port$2741$6 (\o$71 [8:6]),
     .rst(rst),
-    .valid_out(\valid_in$177 )
+    .valid_out(\valid_in$203 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$92 ),
-    .a_out(\a_in$102 ),
-    .b_in(\o$63 [31:24]),
-    .b_out(\b_in$191 ),
-    .chain_out(\chain_in$199 ),
-    .chain_valid_out(\chain_valid_in$201 ),
+    .a_in(\a_in$102 ),
+    .a_next(\a_in$90 ),
+    .a_out(\a_in$114 ),
+    .b_in(\o$69 [31:24]),
+    .b_next(\o_next$67 [31:24]),
+    .b_out(\b_in$219 ),
+    .chain_out(\chain_in$227 ),
+    .chain_valid_out(\chain_valid_in$229 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_out(\first_in$195 ),
-    .last_out(\last_in$197 ),
-    .\port$2481$9 (\o$65 [11:9]),
+    .first_out(\first_in$223 ),
+    .last_out(\last_in$225 ),
+    .\port$2741$9 (\o$71 [11:9]),
     .rst(rst),
-    .valid_out(\valid_in$193 )
+    .valid_out(\valid_in$221 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$102 ),
-    .a_out(\a_in$112 ),
-    .b_in(\o$63 [39:32]),
-    .b_out(\b_in$207 ),
-    .chain_out(\chain_in$215 ),
-    .chain_valid_out(\chain_valid_in$217 ),
+    .a_in(\a_in$114 ),
+    .a_next(\a_in$102 ),
+    .a_out(\a_in$126 ),
+    .b_in(\o$69 [39:32]),
+    .b_next(\o_next$67 [39:32]),
+    .b_out(\b_in$237 ),
+    .chain_out(\chain_in$245 ),
+    .chain_valid_out(\chain_valid_in$247 ),
     .clk(clk),
     .drain(drain_4),
     .en(en),
-    .first_out(\first_in$211 ),
-    .last_out(\last_in$213 ),
-    .\port$2481$12 (\o$65 [14:12]),
+    .first_out(\first_in$241 ),
+    .last_out(\last_in$243 ),
+    .\port$2741$12 (\o$71 [14:12]),
     .rst(rst),
-    .valid_out(\valid_in$209 )
+    .valid_out(\valid_in$239 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$112 ),
-    .a_out(\a_in$122 ),
-    .b_in(\o$63 [47:40]),
-    .b_out(\b_in$223 ),
-    .chain_out(\chain_in$231 ),
-    .chain_valid_out(\chain_valid_in$233 ),
-    .clk(clk),
-    .drain(drain_5),
-    .en(en),
-    .first_out(\first_in$227 ),
-    .last_out(\last_in$229 ),
-    .\port$2481$15 (\o$65 [17:15]),
-    .rst(rst),
-    .valid_out(\valid_in$225 )
-  );
-  \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$122 ),
-    .a_out(\a_in$132 ),
-    .b_in(\o$63 [55:48]),
-    .b_out(\b_in$239 ),
-    .chain_out(\chain_in$247 ),
-    .chain_valid_out(\chain_valid_in$249 ),
-    .clk(clk),
-    .drain(drain_6),
-    .en(en),
-    .first_out(\first_in$243 ),
-    .last_out(\last_in$245 ),
-    .\port$2481$18 (\o$65 [20:18]),
-    .rst(rst),
-    .valid_out(\valid_in$241 )
-  );
-  \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$132 ),
-    .b_in(\o$63 [63:56]),
+    .a_in(\a_in$126 ),
+    .a_next(\a_in$114 ),
+    .a_out(\a_in$138 ),
+    .b_in(\o$69 [47:40]),
+    .b_next(\o_next$67 [47:40]),
     .b_out(\b_in$255 ),
     .chain_out(\chain_in$263 ),
     .chain_valid_out(\chain_valid_in$265 ),
     .clk(clk),
-    .drain(drain_7),
+    .drain(drain_5),
     .en(en),
     .first_out(\first_in$259 ),
     .last_out(\last_in$261 ),
-    .\port$2481$21 (\o$65 [23:21]),
+    .\port$2741$15 (\o$71 [17:15]),
     .rst(rst),
     .valid_out(\valid_in$257 )
   );
+  \systolic_core.pe_0_6  pe_0_6 (
+    .a_in(\a_in$138 ),
+    .a_next(\a_in$126 ),
+    .a_out(\a_in$150 ),
+    .b_in(\o$69 [55:48]),
+    .b_next(\o_next$67 [55:48]),
+    .b_out(\b_in$273 ),
+    .chain_out(\chain_in$281 ),
+    .chain_valid_out(\chain_valid_in$283 ),
+    .clk(clk),
+    .drain(drain_6),
+    .en(en),
+    .first_out(\first_in$277 ),
+    .last_out(\last_in$279 ),
+    .\port$2741$18 (\o$71 [20:18]),
+    .rst(rst),
+    .valid_out(\valid_in$275 )
+  );
+  \systolic_core.pe_0_7  pe_0_7 (
+    .a_in(\a_in$150 ),
+    .a_next(\a_in$138 ),
+    .b_in(\o$69 [63:56]),
+    .b_next(\o_next$67 [63:56]),
+    .b_out(\b_in$291 ),
+    .chain_out(\chain_in$299 ),
+    .chain_valid_out(\chain_valid_in$301 ),
+    .clk(clk),
+    .drain(drain_7),
+    .en(en),
+    .first_out(\first_in$295 ),
+    .last_out(\last_in$297 ),
+    .\port$2741$21 (\o$71 [23:21]),
+    .rst(rst),
+    .valid_out(\valid_in$293 )
+  );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$61 [15:8]),
-    .a_out(\a_in$157 ),
-    .b_in(\b_in$143 ),
-    .b_out(\b_in$270 ),
-    .chain_in(\chain_in$151 ),
-    .chain_out(\chain_in$278 ),
-    .chain_valid_in(\chain_valid_in$153 ),
-    .chain_valid_out(\chain_valid_in$280 ),
+    .a_in(\o$63 [15:8]),
+    .a_next(o_next[15:8]),
+    .a_out(\a_in$179 ),
+    .b_in(\b_in$165 ),
+    .b_next(\o$69 [7:0]),
+    .b_out(\b_in$308 ),
+    .chain_in(\chain_in$173 ),
+    .chain_out(\chain_in$316 ),
+    .chain_valid_in(\chain_valid_in$175 ),
+    .chain_valid_out(\chain_valid_in$318 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$147 ),
-    .first_out(\first_in$274 ),
-    .last_in(\last_in$149 ),
-    .last_out(\last_in$276 ),
+    .first_in(\first_in$169 ),
+    .first_out(\first_in$312 ),
+    .last_in(\last_in$171 ),
+    .last_out(\last_in$314 ),
     .rst(rst),
-    .valid_in(\valid_in$145 ),
-    .valid_out(\valid_in$272 )
+    .valid_in(\valid_in$167 ),
+    .valid_out(\valid_in$310 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$157 ),
-    .a_out(\a_in$173 ),
-    .b_in(\b_in$159 ),
-    .b_out(\b_in$286 ),
-    .chain_in(\chain_in$167 ),
-    .chain_out(\chain_in$294 ),
-    .chain_valid_in(\chain_valid_in$169 ),
-    .chain_valid_out(\chain_valid_in$296 ),
+    .a_in(\a_in$179 ),
+    .a_next(\o$63 [15:8]),
+    .a_out(\a_in$197 ),
+    .b_in(\b_in$183 ),
+    .b_next(\o$69 [15:8]),
+    .b_out(\b_in$326 ),
+    .chain_in(\chain_in$191 ),
+    .chain_out(\chain_in$334 ),
+    .chain_valid_in(\chain_valid_in$193 ),
+    .chain_valid_out(\chain_valid_in$336 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$163 ),
-    .first_out(\first_in$290 ),
-    .last_in(\last_in$165 ),
-    .last_out(\last_in$292 ),
+    .first_in(\first_in$187 ),
+    .first_out(\first_in$330 ),
+    .last_in(\last_in$189 ),
+    .last_out(\last_in$332 ),
     .rst(rst),
-    .valid_in(\valid_in$161 ),
-    .valid_out(\valid_in$288 )
+    .valid_in(\valid_in$185 ),
+    .valid_out(\valid_in$328 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$173 ),
-    .a_out(\a_in$189 ),
-    .b_in(\b_in$175 ),
-    .b_out(\b_in$302 ),
-    .chain_in(\chain_in$183 ),
-    .chain_out(\chain_in$310 ),
-    .chain_valid_in(\chain_valid_in$185 ),
-    .chain_valid_out(\chain_valid_in$312 ),
+    .a_in(\a_in$197 ),
+    .a_next(\a_in$179 ),
+    .a_out(\a_in$215 ),
+    .b_in(\b_in$201 ),
+    .b_next(\o$69 [23:16]),
+    .b_out(\b_in$344 ),
+    .chain_in(\chain_in$209 ),
+    .chain_out(\chain_in$352 ),
+    .chain_valid_in(\chain_valid_in$211 ),
+    .chain_valid_out(\chain_valid_in$354 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$179 ),
-    .first_out(\first_in$306 ),
-    .last_in(\last_in$181 ),
-    .last_out(\last_in$308 ),
+    .first_in(\first_in$205 ),
+    .first_out(\first_in$348 ),
+    .last_in(\last_in$207 ),
+    .last_out(\last_in$350 ),
     .rst(rst),
-    .valid_in(\valid_in$177 ),
-    .valid_out(\valid_in$304 )
+    .valid_in(\valid_in$203 ),
+    .valid_out(\valid_in$346 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$189 ),
-    .a_out(\a_in$205 ),
-    .b_in(\b_in$191 ),
-    .b_out(\b_in$318 ),
-    .chain_in(\chain_in$199 ),
-    .chain_out(\chain_in$326 ),
-    .chain_valid_in(\chain_valid_in$201 ),
-    .chain_valid_out(\chain_valid_in$328 ),
+    .a_in(\a_in$215 ),
+    .a_next(\a_in$197 ),
+    .a_out(\a_in$233 ),
+    .b_in(\b_in$219 ),
+    .b_next(\o$69 [31:24]),
+    .b_out(\b_in$362 ),
+    .chain_in(\chain_in$227 ),
+    .chain_out(\chain_in$370 ),
+    .chain_valid_in(\chain_valid_in$229 ),
+    .chain_valid_out(\chain_valid_in$372 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$195 ),
-    .first_out(\first_in$322 ),
-    .last_in(\last_in$197 ),
-    .last_out(\last_in$324 ),
+    .first_in(\first_in$223 ),
+    .first_out(\first_in$366 ),
+    .last_in(\last_in$225 ),
+    .last_out(\last_in$368 ),
     .rst(rst),
-    .valid_in(\valid_in$193 ),
-    .valid_out(\valid_in$320 )
+    .valid_in(\valid_in$221 ),
+    .valid_out(\valid_in$364 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$205 ),
-    .a_out(\a_in$221 ),
-    .b_in(\b_in$207 ),
-    .b_out(\b_in$334 ),
-    .chain_in(\chain_in$215 ),
-    .chain_out(\chain_in$342 ),
-    .chain_valid_in(\chain_valid_in$217 ),
-    .chain_valid_out(\chain_valid_in$344 ),
+    .a_in(\a_in$233 ),
+    .a_next(\a_in$215 ),
+    .a_out(\a_in$251 ),
+    .b_in(\b_in$237 ),
+    .b_next(\o$69 [39:32]),
+    .b_out(\b_in$380 ),
+    .chain_in(\chain_in$245 ),
+    .chain_out(\chain_in$388 ),
+    .chain_valid_in(\chain_valid_in$247 ),
+    .chain_valid_out(\chain_valid_in$390 ),
     .clk(clk),
     .drain(drain_4),
     .en(en),
-    .first_in(\first_in$211 ),
-    .first_out(\first_in$338 ),
-    .last_in(\last_in$213 ),
-    .last_out(\last_in$340 ),
+    .first_in(\first_in$241 ),
+    .first_out(\first_in$384 ),
+    .last_in(\last_in$243 ),
+    .last_out(\last_in$386 ),
     .rst(rst),
-    .valid_in(\valid_in$209 ),
-    .valid_out(\valid_in$336 )
+    .valid_in(\valid_in$239 ),
+    .valid_out(\valid_in$382 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$221 ),
-    .a_out(\a_in$237 ),
-    .b_in(\b_in$223 ),
-    .b_out(\b_in$350 ),
-    .chain_in(\chain_in$231 ),
-    .chain_out(\chain_in$358 ),
-    .chain_valid_in(\chain_valid_in$233 ),
-    .chain_valid_out(\chain_valid_in$360 ),
+    .a_in(\a_in$251 ),
+    .a_next(\a_in$233 ),
+    .a_out(\a_in$269 ),
+    .b_in(\b_in$255 ),
+    .b_next(\o$69 [47:40]),
+    .b_out(\b_in$398 ),
+    .chain_in(\chain_in$263 ),
+    .chain_out(\chain_in$406 ),
+    .chain_valid_in(\chain_valid_in$265 ),
+    .chain_valid_out(\chain_valid_in$408 ),
     .clk(clk),
     .drain(drain_5),
-    .en(en),
-    .first_in(\first_in$227 ),
-    .first_out(\first_in$354 ),
-    .last_in(\last_in$229 ),
-    .last_out(\last_in$356 ),
-    .rst(rst),
-    .valid_in(\valid_in$225 ),
-    .valid_out(\valid_in$352 )
-  );
-  \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$237 ),
-    .a_out(\a_in$253 ),
-    .b_in(\b_in$239 ),
-    .b_out(\b_in$366 ),
-    .chain_in(\chain_in$247 ),
-    .chain_out(\chain_in$374 ),
-    .chain_valid_in(\chain_valid_in$249 ),
-    .chain_valid_out(\chain_valid_in$376 ),
-    .clk(clk),
-    .drain(drain_6),
-    .en(en),
-    .first_in(\first_in$243 ),
-    .first_out(\first_in$370 ),
-    .last_in(\last_in$245 ),
-    .last_out(\last_in$372 ),
-    .rst(rst),
-    .valid_in(\valid_in$241 ),
-    .valid_out(\valid_in$368 )
-  );
-  \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$253 ),
-    .b_in(\b_in$255 ),
-    .b_out(\b_in$382 ),
-    .chain_in(\chain_in$263 ),
-    .chain_out(\chain_in$390 ),
-    .chain_valid_in(\chain_valid_in$265 ),
-    .chain_valid_out(\chain_valid_in$392 ),
-    .clk(clk),
-    .drain(drain_7),
     .en(en),
     .first_in(\first_in$259 ),
-    .first_out(\first_in$386 ),
+    .first_out(\first_in$402 ),
     .last_in(\last_in$261 ),
-    .last_out(\last_in$388 ),
+    .last_out(\last_in$404 ),
     .rst(rst),
     .valid_in(\valid_in$257 ),
-    .valid_out(\valid_in$384 )
+    .valid_out(\valid_in$400 )
+  );
+  \systolic_core.pe_1_6  pe_1_6 (
+    .a_in(\a_in$269 ),
+    .a_next(\a_in$251 ),
+    .a_out(\a_in$287 ),
+    .b_in(\b_in$273 ),
+    .b_next(\o$69 [55:48]),
+    .b_out(\b_in$416 ),
+    .chain_in(\chain_in$281 ),
+    .chain_out(\chain_in$424 ),
+    .chain_valid_in(\chain_valid_in$283 ),
+    .chain_valid_out(\chain_valid_in$426 ),
+    .clk(clk),
+    .drain(drain_6),
+    .en(en),
+    .first_in(\first_in$277 ),
+    .first_out(\first_in$420 ),
+    .last_in(\last_in$279 ),
+    .last_out(\last_in$422 ),
+    .rst(rst),
+    .valid_in(\valid_in$275 ),
+    .valid_out(\valid_in$418 )
+  );
+  \systolic_core.pe_1_7  pe_1_7 (
+    .a_in(\a_in$287 ),
+    .a_next(\a_in$269 ),
+    .b_in(\b_in$291 ),
+    .b_next(\o$69 [63:56]),
+    .b_out(\b_in$434 ),
+    .chain_in(\chain_in$299 ),
+    .chain_out(\chain_in$442 ),
+    .chain_valid_in(\chain_valid_in$301 ),
+    .chain_valid_out(\chain_valid_in$444 ),
+    .clk(clk),
+    .drain(drain_7),
+    .en(en),
+    .first_in(\first_in$295 ),
+    .first_out(\first_in$438 ),
+    .last_in(\last_in$297 ),
+    .last_out(\last_in$440 ),
+    .rst(rst),
+    .valid_in(\valid_in$293 ),
+    .valid_out(\valid_in$436 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$61 [23:16]),
-    .a_out(\a_in$284 ),
-    .b_in(\b_in$270 ),
-    .b_out(\b_in$397 ),
-    .chain_in(\chain_in$278 ),
-    .chain_out(\chain_in$405 ),
-    .chain_valid_in(\chain_valid_in$280 ),
-    .chain_valid_out(\chain_valid_in$407 ),
+    .a_in(\o$63 [23:16]),
+    .a_next(o_next[23:16]),
+    .a_out(\a_in$322 ),
+    .b_in(\b_in$308 ),
+    .b_next(\b_in$165 ),
+    .b_out(\b_in$451 ),
+    .chain_in(\chain_in$316 ),
+    .chain_out(\chain_in$459 ),
+    .chain_valid_in(\chain_valid_in$318 ),
+    .chain_valid_out(\chain_valid_in$461 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$274 ),
-    .first_out(\first_in$401 ),
-    .last_in(\last_in$276 ),
-    .last_out(\last_in$403 ),
+    .first_in(\first_in$312 ),
+    .first_out(\first_in$455 ),
+    .last_in(\last_in$314 ),
+    .last_out(\last_in$457 ),
     .rst(rst),
-    .valid_in(\valid_in$272 ),
-    .valid_out(\valid_in$399 )
+    .valid_in(\valid_in$310 ),
+    .valid_out(\valid_in$453 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$284 ),
-    .a_out(\a_in$300 ),
-    .b_in(\b_in$286 ),
-    .b_out(\b_in$413 ),
-    .chain_in(\chain_in$294 ),
-    .chain_out(\chain_in$421 ),
-    .chain_valid_in(\chain_valid_in$296 ),
-    .chain_valid_out(\chain_valid_in$423 ),
+    .a_in(\a_in$322 ),
+    .a_next(\o$63 [23:16]),
+    .a_out(\a_in$340 ),
+    .b_in(\b_in$326 ),
+    .b_next(\b_in$183 ),
+    .b_out(\b_in$469 ),
+    .chain_in(\chain_in$334 ),
+    .chain_out(\chain_in$477 ),
+    .chain_valid_in(\chain_valid_in$336 ),
+    .chain_valid_out(\chain_valid_in$479 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$290 ),
-    .first_out(\first_in$417 ),
-    .last_in(\last_in$292 ),
-    .last_out(\last_in$419 ),
+    .first_in(\first_in$330 ),
+    .first_out(\first_in$473 ),
+    .last_in(\last_in$332 ),
+    .last_out(\last_in$475 ),
     .rst(rst),
-    .valid_in(\valid_in$288 ),
-    .valid_out(\valid_in$415 )
+    .valid_in(\valid_in$328 ),
+    .valid_out(\valid_in$471 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$300 ),
-    .a_out(\a_in$316 ),
-    .b_in(\b_in$302 ),
-    .b_out(\b_in$429 ),
-    .chain_in(\chain_in$310 ),
-    .chain_out(\chain_in$437 ),
-    .chain_valid_in(\chain_valid_in$312 ),
-    .chain_valid_out(\chain_valid_in$439 ),
+    .a_in(\a_in$340 ),
+    .a_next(\a_in$322 ),
+    .a_out(\a_in$358 ),
+    .b_in(\b_in$344 ),
+    .b_next(\b_in$201 ),
+    .b_out(\b_in$487 ),
+    .chain_in(\chain_in$352 ),
+    .chain_out(\chain_in$495 ),
+    .chain_valid_in(\chain_valid_in$354 ),
+    .chain_valid_out(\chain_valid_in$497 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$306 ),
-    .first_out(\first_in$433 ),
-    .last_in(\last_in$308 ),
-    .last_out(\last_in$435 ),
+    .first_in(\first_in$348 ),
+    .first_out(\first_in$491 ),
+    .last_in(\last_in$350 ),
+    .last_out(\last_in$493 ),
     .rst(rst),
-    .valid_in(\valid_in$304 ),
-    .valid_out(\valid_in$431 )
+    .valid_in(\valid_in$346 ),
+    .valid_out(\valid_in$489 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$316 ),
-    .a_out(\a_in$332 ),
-    .b_in(\b_in$318 ),
-    .b_out(\b_in$445 ),
-    .chain_in(\chain_in$326 ),
-    .chain_out(\chain_in$453 ),
-    .chain_valid_in(\chain_valid_in$328 ),
-    .chain_valid_out(\chain_valid_in$455 ),
+    .a_in(\a_in$358 ),
+    .a_next(\a_in$340 ),
+    .a_out(\a_in$376 ),
+    .b_in(\b_in$362 ),
+    .b_next(\b_in$219 ),
+    .b_out(\b_in$505 ),
+    .chain_in(\chain_in$370 ),
+    .chain_out(\chain_in$513 ),
+    .chain_valid_in(\chain_valid_in$372 ),
+    .chain_valid_out(\chain_valid_in$515 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$322 ),
-    .first_out(\first_in$449 ),
-    .last_in(\last_in$324 ),
-    .last_out(\last_in$451 ),
+    .first_in(\first_in$366 ),
+    .first_out(\first_in$509 ),
+    .last_in(\last_in$368 ),
+    .last_out(\last_in$511 ),
     .rst(rst),
-    .valid_in(\valid_in$320 ),
-    .valid_out(\valid_in$447 )
+    .valid_in(\valid_in$364 ),
+    .valid_out(\valid_in$507 )
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$332 ),
-    .a_out(\a_in$348 ),
-    .b_in(\b_in$334 ),
-    .b_out(\b_in$461 ),
-    .chain_in(\chain_in$342 ),
-    .chain_out(\chain_in$469 ),
-    .chain_valid_in(\chain_valid_in$344 ),
-    .chain_valid_out(\chain_valid_in$471 ),
+    .a_in(\a_in$376 ),
+    .a_next(\a_in$358 ),
+    .a_out(\a_in$394 ),
+    .b_in(\b_in$380 ),
+    .b_next(\b_in$237 ),
+    .b_out(\b_in$523 ),
+    .chain_in(\chain_in$388 ),
+    .chain_out(\chain_in$531 ),
+    .chain_valid_in(\chain_valid_in$390 ),
+    .chain_valid_out(\chain_valid_in$533 ),
     .clk(clk),
     .drain(drain_4),
     .en(en),
-    .first_in(\first_in$338 ),
-    .first_out(\first_in$465 ),
-    .last_in(\last_in$340 ),
-    .last_out(\last_in$467 ),
+    .first_in(\first_in$384 ),
+    .first_out(\first_in$527 ),
+    .last_in(\last_in$386 ),
+    .last_out(\last_in$529 ),
     .rst(rst),
-    .valid_in(\valid_in$336 ),
-    .valid_out(\valid_in$463 )
+    .valid_in(\valid_in$382 ),
+    .valid_out(\valid_in$525 )
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$348 ),
-    .a_out(\a_in$364 ),
-    .b_in(\b_in$350 ),
-    .b_out(\b_in$477 ),
-    .chain_in(\chain_in$358 ),
-    .chain_out(\chain_in$485 ),
-    .chain_valid_in(\chain_valid_in$360 ),
-    .chain_valid_out(\chain_valid_in$487 ),
+    .a_in(\a_in$394 ),
+    .a_next(\a_in$376 ),
+    .a_out(\a_in$412 ),
+    .b_in(\b_in$398 ),
+    .b_next(\b_in$255 ),
+    .b_out(\b_in$541 ),
+    .chain_in(\chain_in$406 ),
+    .chain_out(\chain_in$549 ),
+    .chain_valid_in(\chain_valid_in$408 ),
+    .chain_valid_out(\chain_valid_in$551 ),
     .clk(clk),
     .drain(drain_5),
     .en(en),
-    .first_in(\first_in$354 ),
-    .first_out(\first_in$481 ),
-    .last_in(\last_in$356 ),
-    .last_out(\last_in$483 ),
+    .first_in(\first_in$402 ),
+    .first_out(\first_in$545 ),
+    .last_in(\last_in$404 ),
+    .last_out(\last_in$547 ),
     .rst(rst),
-    .valid_in(\valid_in$352 ),
-    .valid_out(\valid_in$479 )
+    .valid_in(\valid_in$400 ),
+    .valid_out(\valid_in$543 )
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$364 ),
-    .a_out(\a_in$380 ),
-    .b_in(\b_in$366 ),
-    .b_out(\b_in$493 ),
-    .chain_in(\chain_in$374 ),
-    .chain_out(\chain_in$501 ),
-    .chain_valid_in(\chain_valid_in$376 ),
-    .chain_valid_out(\chain_valid_in$503 ),
+    .a_in(\a_in$412 ),
+    .a_next(\a_in$394 ),
+    .a_out(\a_in$430 ),
+    .b_in(\b_in$416 ),
+    .b_next(\b_in$273 ),
+    .b_out(\b_in$559 ),
+    .chain_in(\chain_in$424 ),
+    .chain_out(\chain_in$567 ),
+    .chain_valid_in(\chain_valid_in$426 ),
+    .chain_valid_out(\chain_valid_in$569 ),
     .clk(clk),
     .drain(drain_6),
     .en(en),
-    .first_in(\first_in$370 ),
-    .first_out(\first_in$497 ),
-    .last_in(\last_in$372 ),
-    .last_out(\last_in$499 ),
+    .first_in(\first_in$420 ),
+    .first_out(\first_in$563 ),
+    .last_in(\last_in$422 ),
+    .last_out(\last_in$565 ),
     .rst(rst),
-    .valid_in(\valid_in$368 ),
-    .valid_out(\valid_in$495 )
+    .valid_in(\valid_in$418 ),
+    .valid_out(\valid_in$561 )
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$380 ),
-    .b_in(\b_in$382 ),
-    .b_out(\b_in$509 ),
-    .chain_in(\chain_in$390 ),
-    .chain_out(\chain_in$517 ),
-    .chain_valid_in(\chain_valid_in$392 ),
-    .chain_valid_out(\chain_valid_in$519 ),
+    .a_in(\a_in$430 ),
+    .a_next(\a_in$412 ),
+    .b_in(\b_in$434 ),
+    .b_next(\b_in$291 ),
+    .b_out(\b_in$577 ),
+    .chain_in(\chain_in$442 ),
+    .chain_out(\chain_in$585 ),
+    .chain_valid_in(\chain_valid_in$444 ),
+    .chain_valid_out(\chain_valid_in$587 ),
     .clk(clk),
     .drain(drain_7),
     .en(en),
-    .first_in(\first_in$386 ),
-    .first_out(\first_in$513 ),
-    .last_in(\last_in$388 ),
-    .last_out(\last_in$515 ),
+    .first_in(\first_in$438 ),
+    .first_out(\first_in$581 ),
+    .last_in(\last_in$440 ),
+    .last_out(\last_in$583 ),
     .rst(rst),
-    .valid_in(\valid_in$384 ),
-    .valid_out(\valid_in$511 )
+    .valid_in(\valid_in$436 ),
+    .valid_out(\valid_in$579 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$61 [31:24]),
-    .a_out(\a_in$411 ),
-    .b_in(\b_in$397 ),
-    .b_out(\b_in$524 ),
-    .chain_in(\chain_in$405 ),
-    .chain_out(\chain_in$532 ),
-    .chain_valid_in(\chain_valid_in$407 ),
-    .chain_valid_out(\chain_valid_in$534 ),
+    .a_in(\o$63 [31:24]),
+    .a_next(o_next[31:24]),
+    .a_out(\a_in$465 ),
+    .b_in(\b_in$451 ),
+    .b_next(\b_in$308 ),
+    .b_out(\b_in$594 ),
+    .chain_in(\chain_in$459 ),
+    .chain_out(\chain_in$602 ),
+    .chain_valid_in(\chain_valid_in$461 ),
+    .chain_valid_out(\chain_valid_in$604 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$401 ),
-    .first_out(\first_in$528 ),
-    .last_in(\last_in$403 ),
-    .last_out(\last_in$530 ),
+    .first_in(\first_in$455 ),
+    .first_out(\first_in$598 ),
+    .last_in(\last_in$457 ),
+    .last_out(\last_in$600 ),
     .rst(rst),
-    .valid_in(\valid_in$399 ),
-    .valid_out(\valid_in$526 )
+    .valid_in(\valid_in$453 ),
+    .valid_out(\valid_in$596 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$411 ),
-    .a_out(\a_in$427 ),
-    .b_in(\b_in$413 ),
-    .b_out(\b_in$540 ),
-    .chain_in(\chain_in$421 ),
-    .chain_out(\chain_in$548 ),
-    .chain_valid_in(\chain_valid_in$423 ),
-    .chain_valid_out(\chain_valid_in$550 ),
+    .a_in(\a_in$465 ),
+    .a_next(\o$63 [31:24]),
+    .a_out(\a_in$483 ),
+    .b_in(\b_in$469 ),
+    .b_next(\b_in$326 ),
+    .b_out(\b_in$612 ),
+    .chain_in(\chain_in$477 ),
+    .chain_out(\chain_in$620 ),
+    .chain_valid_in(\chain_valid_in$479 ),
+    .chain_valid_out(\chain_valid_in$622 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$417 ),
-    .first_out(\first_in$544 ),
-    .last_in(\last_in$419 ),
-    .last_out(\last_in$546 ),
+    .first_in(\first_in$473 ),
+    .first_out(\first_in$616 ),
+    .last_in(\last_in$475 ),
+    .last_out(\last_in$618 ),
     .rst(rst),
-    .valid_in(\valid_in$415 ),
-    .valid_out(\valid_in$542 )
+    .valid_in(\valid_in$471 ),
+    .valid_out(\valid_in$614 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$427 ),
-    .a_out(\a_in$443 ),
-    .b_in(\b_in$429 ),
-    .b_out(\b_in$556 ),
-    .chain_in(\chain_in$437 ),
-    .chain_out(\chain_in$564 ),
-    .chain_valid_in(\chain_valid_in$439 ),
-    .chain_valid_out(\chain_valid_in$566 ),
+    .a_in(\a_in$483 ),
+    .a_next(\a_in$465 ),
+    .a_out(\a_in$501 ),
+    .b_in(\b_in$487 ),
+    .b_next(\b_in$344 ),
+    .b_out(\b_in$630 ),
+    .chain_in(\chain_in$495 ),
+    .chain_out(\chain_in$638 ),
+    .chain_valid_in(\chain_valid_in$497 ),
+    .chain_valid_out(\chain_valid_in$640 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$433 ),
-    .first_out(\first_in$560 ),
-    .last_in(\last_in$435 ),
-    .last_out(\last_in$562 ),
+    .first_in(\first_in$491 ),
+    .first_out(\first_in$634 ),
+    .last_in(\last_in$493 ),
+    .last_out(\last_in$636 ),
     .rst(rst),
-    .valid_in(\valid_in$431 ),
-    .valid_out(\valid_in$558 )
+    .valid_in(\valid_in$489 ),
+    .valid_out(\valid_in$632 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$443 ),
-    .a_out(\a_in$459 ),
-    .b_in(\b_in$445 ),
-    .b_out(\b_in$572 ),
-    .chain_in(\chain_in$453 ),
-    .chain_out(\chain_in$580 ),
-    .chain_valid_in(\chain_valid_in$455 ),
-    .chain_valid_out(\chain_valid_in$582 ),
+    .a_in(\a_in$501 ),
+    .a_next(\a_in$483 ),
+    .a_out(\a_in$519 ),
+    .b_in(\b_in$505 ),
+    .b_next(\b_in$362 ),
+    .b_out(\b_in$648 ),
+    .chain_in(\chain_in$513 ),
+    .chain_out(\chain_in$656 ),
+    .chain_valid_in(\chain_valid_in$515 ),
+    .chain_valid_out(\chain_valid_in$658 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$449 ),
-    .first_out(\first_in$576 ),
-    .last_in(\last_in$451 ),
-    .last_out(\last_in$578 ),
+    .first_in(\first_in$509 ),
+    .first_out(\first_in$652 ),
+    .last_in(\last_in$511 ),
+    .last_out(\last_in$654 ),
     .rst(rst),
-    .valid_in(\valid_in$447 ),
-    .valid_out(\valid_in$574 )
+    .valid_in(\valid_in$507 ),
+    .valid_out(\valid_in$650 )
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$459 ),
-    .a_out(\a_in$475 ),
-    .b_in(\b_in$461 ),
-    .b_out(\b_in$588 ),
-    .chain_in(\chain_in$469 ),
-    .chain_out(\chain_in$596 ),
-    .chain_valid_in(\chain_valid_in$471 ),
-    .chain_valid_out(\chain_valid_in$598 ),
+    .a_in(\a_in$519 ),
+    .a_next(\a_in$501 ),
+    .a_out(\a_in$537 ),
+    .b_in(\b_in$523 ),
+    .b_next(\b_in$380 ),
+    .b_out(\b_in$666 ),
+    .chain_in(\chain_in$531 ),
+    .chain_out(\chain_in$674 ),
+    .chain_valid_in(\chain_valid_in$533 ),
+    .chain_valid_out(\chain_valid_in$676 ),
     .clk(clk),
     .drain(drain_4),
     .en(en),
-    .first_in(\first_in$465 ),
-    .first_out(\first_in$592 ),
-    .last_in(\last_in$467 ),
-    .last_out(\last_in$594 ),
+    .first_in(\first_in$527 ),
+    .first_out(\first_in$670 ),
+    .last_in(\last_in$529 ),
+    .last_out(\last_in$672 ),
     .rst(rst),
-    .valid_in(\valid_in$463 ),
-    .valid_out(\valid_in$590 )
+    .valid_in(\valid_in$525 ),
+    .valid_out(\valid_in$668 )
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$475 ),
-    .a_out(\a_in$491 ),
-    .b_in(\b_in$477 ),
-    .b_out(\b_in$604 ),
-    .chain_in(\chain_in$485 ),
-    .chain_out(\chain_in$612 ),
-    .chain_valid_in(\chain_valid_in$487 ),
-    .chain_valid_out(\chain_valid_in$614 ),
+    .a_in(\a_in$537 ),
+    .a_next(\a_in$519 ),
+    .a_out(\a_in$555 ),
+    .b_in(\b_in$541 ),
+    .b_next(\b_in$398 ),
+    .b_out(\b_in$684 ),
+    .chain_in(\chain_in$549 ),
+    .chain_out(\chain_in$692 ),
+    .chain_valid_in(\chain_valid_in$551 ),
+    .chain_valid_out(\chain_valid_in$694 ),
     .clk(clk),
     .drain(drain_5),
     .en(en),
-    .first_in(\first_in$481 ),
-    .first_out(\first_in$608 ),
-    .last_in(\last_in$483 ),
-    .last_out(\last_in$610 ),
+    .first_in(\first_in$545 ),
+    .first_out(\first_in$688 ),
+    .last_in(\last_in$547 ),
+    .last_out(\last_in$690 ),
     .rst(rst),
-    .valid_in(\valid_in$479 ),
-    .valid_out(\valid_in$606 )
+    .valid_in(\valid_in$543 ),
+    .valid_out(\valid_in$686 )
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$491 ),
-    .a_out(\a_in$507 ),
-    .b_in(\b_in$493 ),
-    .b_out(\b_in$620 ),
-    .chain_in(\chain_in$501 ),
-    .chain_out(\chain_in$628 ),
-    .chain_valid_in(\chain_valid_in$503 ),
-    .chain_valid_out(\chain_valid_in$630 ),
+    .a_in(\a_in$555 ),
+    .a_next(\a_in$537 ),
+    .a_out(\a_in$573 ),
+    .b_in(\b_in$559 ),
+    .b_next(\b_in$416 ),
+    .b_out(\b_in$702 ),
+    .chain_in(\chain_in$567 ),
+    .chain_out(\chain_in$710 ),
+    .chain_valid_in(\chain_valid_in$569 ),
+    .chain_valid_out(\chain_valid_in$712 ),
     .clk(clk),
     .drain(drain_6),
     .en(en),
-    .first_in(\first_in$497 ),
-    .first_out(\first_in$624 ),
-    .last_in(\last_in$499 ),
-    .last_out(\last_in$626 ),
+    .first_in(\first_in$563 ),
+    .first_out(\first_in$706 ),
+    .last_in(\last_in$565 ),
+    .last_out(\last_in$708 ),
     .rst(rst),
-    .valid_in(\valid_in$495 ),
-    .valid_out(\valid_in$622 )
+    .valid_in(\valid_in$561 ),
+    .valid_out(\valid_in$704 )
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$507 ),
-    .b_in(\b_in$509 ),
-    .b_out(\b_in$636 ),
-    .chain_in(\chain_in$517 ),
-    .chain_out(\chain_in$644 ),
-    .chain_valid_in(\chain_valid_in$519 ),
-    .chain_valid_out(\chain_valid_in$646 ),
+    .a_in(\a_in$573 ),
+    .a_next(\a_in$555 ),
+    .b_in(\b_in$577 ),
+    .b_next(\b_in$434 ),
+    .b_out(\b_in$720 ),
+    .chain_in(\chain_in$585 ),
+    .chain_out(\chain_in$728 ),
+    .chain_valid_in(\chain_valid_in$587 ),
+    .chain_valid_out(\chain_valid_in$730 ),
     .clk(clk),
     .drain(drain_7),
     .en(en),
-    .first_in(\first_in$513 ),
-    .first_out(\first_in$640 ),
-    .last_in(\last_in$515 ),
-    .last_out(\last_in$642 ),
+    .first_in(\first_in$581 ),
+    .first_out(\first_in$724 ),
+    .last_in(\last_in$583 ),
+    .last_out(\last_in$726 ),
     .rst(rst),
-    .valid_in(\valid_in$511 ),
-    .valid_out(\valid_in$638 )
+    .valid_in(\valid_in$579 ),
+    .valid_out(\valid_in$722 )
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$61 [39:32]),
-    .a_out(\a_in$538 ),
-    .b_in(\b_in$524 ),
-    .b_out(\b_in$651 ),
-    .chain_in(\chain_in$532 ),
-    .chain_out(\chain_in$659 ),
-    .chain_valid_in(\chain_valid_in$534 ),
-    .chain_valid_out(\chain_valid_in$661 ),
+    .a_in(\o$63 [39:32]),
+    .a_next(o_next[39:32]),
+    .a_out(\a_in$608 ),
+    .b_in(\b_in$594 ),
+    .b_next(\b_in$451 ),
+    .b_out(\b_in$737 ),
+    .chain_in(\chain_in$602 ),
+    .chain_out(\chain_in$745 ),
+    .chain_valid_in(\chain_valid_in$604 ),
+    .chain_valid_out(\chain_valid_in$747 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$528 ),
-    .first_out(\first_in$655 ),
-    .last_in(\last_in$530 ),
-    .last_out(\last_in$657 ),
+    .first_in(\first_in$598 ),
+    .first_out(\first_in$741 ),
+    .last_in(\last_in$600 ),
+    .last_out(\last_in$743 ),
     .rst(rst),
-    .valid_in(\valid_in$526 ),
-    .valid_out(\valid_in$653 )
+    .valid_in(\valid_in$596 ),
+    .valid_out(\valid_in$739 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$538 ),
-    .a_out(\a_in$554 ),
-    .b_in(\b_in$540 ),
-    .b_out(\b_in$667 ),
-    .chain_in(\chain_in$548 ),
-    .chain_out(\chain_in$675 ),
-    .chain_valid_in(\chain_valid_in$550 ),
-    .chain_valid_out(\chain_valid_in$677 ),
+    .a_in(\a_in$608 ),
+    .a_next(\o$63 [39:32]),
+    .a_out(\a_in$626 ),
+    .b_in(\b_in$612 ),
+    .b_next(\b_in$469 ),
+    .b_out(\b_in$755 ),
+    .chain_in(\chain_in$620 ),
+    .chain_out(\chain_in$763 ),
+    .chain_valid_in(\chain_valid_in$622 ),
+    .chain_valid_out(\chain_valid_in$765 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$544 ),
-    .first_out(\first_in$671 ),
-    .last_in(\last_in$546 ),
-    .last_out(\last_in$673 ),
+    .first_in(\first_in$616 ),
+    .first_out(\first_in$759 ),
+    .last_in(\last_in$618 ),
+    .last_out(\last_in$761 ),
     .rst(rst),
-    .valid_in(\valid_in$542 ),
-    .valid_out(\valid_in$669 )
+    .valid_in(\valid_in$614 ),
+    .valid_out(\valid_in$757 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$554 ),
-    .a_out(\a_in$570 ),
-    .b_in(\b_in$556 ),
-    .b_out(\b_in$683 ),
-    .chain_in(\chain_in$564 ),
-    .chain_out(\chain_in$691 ),
-    .chain_valid_in(\chain_valid_in$566 ),
-    .chain_valid_out(\chain_valid_in$693 ),
+    .a_in(\a_in$626 ),
+    .a_next(\a_in$608 ),
+    .a_out(\a_in$644 ),
+    .b_in(\b_in$630 ),
+    .b_next(\b_in$487 ),
+    .b_out(\b_in$773 ),
+    .chain_in(\chain_in$638 ),
+    .chain_out(\chain_in$781 ),
+    .chain_valid_in(\chain_valid_in$640 ),
+    .chain_valid_out(\chain_valid_in$783 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$560 ),
-    .first_out(\first_in$687 ),
-    .last_in(\last_in$562 ),
-    .last_out(\last_in$689 ),
+    .first_in(\first_in$634 ),
+    .first_out(\first_in$777 ),
+    .last_in(\last_in$636 ),
+    .last_out(\last_in$779 ),
     .rst(rst),
-    .valid_in(\valid_in$558 ),
-    .valid_out(\valid_in$685 )
+    .valid_in(\valid_in$632 ),
+    .valid_out(\valid_in$775 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$570 ),
-    .a_out(\a_in$586 ),
-    .b_in(\b_in$572 ),
-    .b_out(\b_in$699 ),
-    .chain_in(\chain_in$580 ),
-    .chain_out(\chain_in$707 ),
-    .chain_valid_in(\chain_valid_in$582 ),
-    .chain_valid_out(\chain_valid_in$709 ),
+    .a_in(\a_in$644 ),
+    .a_next(\a_in$626 ),
+    .a_out(\a_in$662 ),
+    .b_in(\b_in$648 ),
+    .b_next(\b_in$505 ),
+    .b_out(\b_in$791 ),
+    .chain_in(\chain_in$656 ),
+    .chain_out(\chain_in$799 ),
+    .chain_valid_in(\chain_valid_in$658 ),
+    .chain_valid_out(\chain_valid_in$801 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$576 ),
-    .first_out(\first_in$703 ),
-    .last_in(\last_in$578 ),
-    .last_out(\last_in$705 ),
+    .first_in(\first_in$652 ),
+    .first_out(\first_in$795 ),
+    .last_in(\last_in$654 ),
+    .last_out(\last_in$797 ),
     .rst(rst),
-    .valid_in(\valid_in$574 ),
-    .valid_out(\valid_in$701 )
+    .valid_in(\valid_in$650 ),
+    .valid_out(\valid_in$793 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$586 ),
-    .a_out(\a_in$602 ),
-    .b_in(\b_in$588 ),
-    .b_out(\b_in$715 ),
-    .chain_in(\chain_in$596 ),
-    .chain_out(\chain_in$723 ),
-    .chain_valid_in(\chain_valid_in$598 ),
-    .chain_valid_out(\chain_valid_in$725 ),
+    .a_in(\a_in$662 ),
+    .a_next(\a_in$644 ),
+    .a_out(\a_in$680 ),
+    .b_in(\b_in$666 ),
+    .b_next(\b_in$523 ),
+    .b_out(\b_in$809 ),
+    .chain_in(\chain_in$674 ),
+    .chain_out(\chain_in$817 ),
+    .chain_valid_in(\chain_valid_in$676 ),
+    .chain_valid_out(\chain_valid_in$819 ),
     .clk(clk),
     .drain(drain_4),
     .en(en),
-    .first_in(\first_in$592 ),
-    .first_out(\first_in$719 ),
-    .last_in(\last_in$594 ),
-    .last_out(\last_in$721 ),
+    .first_in(\first_in$670 ),
+    .first_out(\first_in$813 ),
+    .last_in(\last_in$672 ),
+    .last_out(\last_in$815 ),
     .rst(rst),
-    .valid_in(\valid_in$590 ),
-    .valid_out(\valid_in$717 )
+    .valid_in(\valid_in$668 ),
+    .valid_out(\valid_in$811 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$602 ),
-    .a_out(\a_in$618 ),
-    .b_in(\b_in$604 ),
-    .b_out(\b_in$731 ),
-    .chain_in(\chain_in$612 ),
-    .chain_out(\chain_in$739 ),
-    .chain_valid_in(\chain_valid_in$614 ),
-    .chain_valid_out(\chain_valid_in$741 ),
+    .a_in(\a_in$680 ),
+    .a_next(\a_in$662 ),
+    .a_out(\a_in$698 ),
+    .b_in(\b_in$684 ),
+    .b_next(\b_in$541 ),
+    .b_out(\b_in$827 ),
+    .chain_in(\chain_in$692 ),
+    .chain_out(\chain_in$835 ),
+    .chain_valid_in(\chain_valid_in$694 ),
+    .chain_valid_out(\chain_valid_in$837 ),
     .clk(clk),
     .drain(drain_5),
     .en(en),
-    .first_in(\first_in$608 ),
-    .first_out(\first_in$735 ),
-    .last_in(\last_in$610 ),
-    .last_out(\last_in$737 ),
+    .first_in(\first_in$688 ),
+    .first_out(\first_in$831 ),
+    .last_in(\last_in$690 ),
+    .last_out(\last_in$833 ),
     .rst(rst),
-    .valid_in(\valid_in$606 ),
-    .valid_out(\valid_in$733 )
+    .valid_in(\valid_in$686 ),
+    .valid_out(\valid_in$829 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$618 ),
-    .a_out(\a_in$634 ),
-    .b_in(\b_in$620 ),
-    .b_out(\b_in$747 ),
-    .chain_in(\chain_in$628 ),
-    .chain_out(\chain_in$755 ),
-    .chain_valid_in(\chain_valid_in$630 ),
-    .chain_valid_out(\chain_valid_in$757 ),
+    .a_in(\a_in$698 ),
+    .a_next(\a_in$680 ),
+    .a_out(\a_in$716 ),
+    .b_in(\b_in$702 ),
+    .b_next(\b_in$559 ),
+    .b_out(\b_in$845 ),
+    .chain_in(\chain_in$710 ),
+    .chain_out(\chain_in$853 ),
+    .chain_valid_in(\chain_valid_in$712 ),
+    .chain_valid_out(\chain_valid_in$855 ),
     .clk(clk),
     .drain(drain_6),
     .en(en),
-    .first_in(\first_in$624 ),
-    .first_out(\first_in$751 ),
-    .last_in(\last_in$626 ),
-    .last_out(\last_in$753 ),
+    .first_in(\first_in$706 ),
+    .first_out(\first_in$849 ),
+    .last_in(\last_in$708 ),
+    .last_out(\last_in$851 ),
     .rst(rst),
-    .valid_in(\valid_in$622 ),
-    .valid_out(\valid_in$749 )
+    .valid_in(\valid_in$704 ),
+    .valid_out(\valid_in$847 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$634 ),
-    .b_in(\b_in$636 ),
-    .b_out(\b_in$763 ),
-    .chain_in(\chain_in$644 ),
-    .chain_out(\chain_in$771 ),
-    .chain_valid_in(\chain_valid_in$646 ),
-    .chain_valid_out(\chain_valid_in$773 ),
+    .a_in(\a_in$716 ),
+    .a_next(\a_in$698 ),
+    .b_in(\b_in$720 ),
+    .b_next(\b_in$577 ),
+    .b_out(\b_in$863 ),
+    .chain_in(\chain_in$728 ),
+    .chain_out(\chain_in$871 ),
+    .chain_valid_in(\chain_valid_in$730 ),
+    .chain_valid_out(\chain_valid_in$873 ),
     .clk(clk),
     .drain(drain_7),
     .en(en),
-    .first_in(\first_in$640 ),
-    .first_out(\first_in$767 ),
-    .last_in(\last_in$642 ),
-    .last_out(\last_in$769 ),
+    .first_in(\first_in$724 ),
+    .first_out(\first_in$867 ),
+    .last_in(\last_in$726 ),
+    .last_out(\last_in$869 ),
     .rst(rst),
-    .valid_in(\valid_in$638 ),
-    .valid_out(\valid_in$765 )
+    .valid_in(\valid_in$722 ),
+    .valid_out(\valid_in$865 )
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$61 [47:40]),
-    .a_out(\a_in$665 ),
-    .b_in(\b_in$651 ),
-    .b_out(\b_in$778 ),
-    .chain_in(\chain_in$659 ),
-    .chain_out(\chain_in$786 ),
-    .chain_valid_in(\chain_valid_in$661 ),
-    .chain_valid_out(\chain_valid_in$788 ),
+    .a_in(\o$63 [47:40]),
+    .a_next(o_next[47:40]),
+    .a_out(\a_in$751 ),
+    .b_in(\b_in$737 ),
+    .b_next(\b_in$594 ),
+    .b_out(\b_in$880 ),
+    .chain_in(\chain_in$745 ),
+    .chain_out(\chain_in$888 ),
+    .chain_valid_in(\chain_valid_in$747 ),
+    .chain_valid_out(\chain_valid_in$890 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$655 ),
-    .first_out(\first_in$782 ),
-    .last_in(\last_in$657 ),
-    .last_out(\last_in$784 ),
+    .first_in(\first_in$741 ),
+    .first_out(\first_in$884 ),
+    .last_in(\last_in$743 ),
+    .last_out(\last_in$886 ),
     .rst(rst),
-    .valid_in(\valid_in$653 ),
-    .valid_out(\valid_in$780 )
+    .valid_in(\valid_in$739 ),
+    .valid_out(\valid_in$882 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$665 ),
-    .a_out(\a_in$681 ),
-    .b_in(\b_in$667 ),
-    .b_out(\b_in$794 ),
-    .chain_in(\chain_in$675 ),
-    .chain_out(\chain_in$802 ),
-    .chain_valid_in(\chain_valid_in$677 ),
-    .chain_valid_out(\chain_valid_in$804 ),
+    .a_in(\a_in$751 ),
+    .a_next(\o$63 [47:40]),
+    .a_out(\a_in$769 ),
+    .b_in(\b_in$755 ),
+    .b_next(\b_in$612 ),
+    .b_out(\b_in$898 ),
+    .chain_in(\chain_in$763 ),
+    .chain_out(\chain_in$906 ),
+    .chain_valid_in(\chain_valid_in$765 ),
+    .chain_valid_out(\chain_valid_in$908 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$671 ),
-    .first_out(\first_in$798 ),
-    .last_in(\last_in$673 ),
-    .last_out(\last_in$800 ),
+    .first_in(\first_in$759 ),
+    .first_out(\first_in$902 ),
+    .last_in(\last_in$761 ),
+    .last_out(\last_in$904 ),
     .rst(rst),
-    .valid_in(\valid_in$669 ),
-    .valid_out(\valid_in$796 )
+    .valid_in(\valid_in$757 ),
+    .valid_out(\valid_in$900 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$681 ),
-    .a_out(\a_in$697 ),
-    .b_in(\b_in$683 ),
-    .b_out(\b_in$810 ),
-    .chain_in(\chain_in$691 ),
-    .chain_out(\chain_in$818 ),
-    .chain_valid_in(\chain_valid_in$693 ),
-    .chain_valid_out(\chain_valid_in$820 ),
+    .a_in(\a_in$769 ),
+    .a_next(\a_in$751 ),
+    .a_out(\a_in$787 ),
+    .b_in(\b_in$773 ),
+    .b_next(\b_in$630 ),
+    .b_out(\b_in$916 ),
+    .chain_in(\chain_in$781 ),
+    .chain_out(\chain_in$924 ),
+    .chain_valid_in(\chain_valid_in$783 ),
+    .chain_valid_out(\chain_valid_in$926 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$687 ),
-    .first_out(\first_in$814 ),
-    .last_in(\last_in$689 ),
-    .last_out(\last_in$816 ),
+    .first_in(\first_in$777 ),
+    .first_out(\first_in$920 ),
+    .last_in(\last_in$779 ),
+    .last_out(\last_in$922 ),
     .rst(rst),
-    .valid_in(\valid_in$685 ),
-    .valid_out(\valid_in$812 )
+    .valid_in(\valid_in$775 ),
+    .valid_out(\valid_in$918 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$697 ),
-    .a_out(\a_in$713 ),
-    .b_in(\b_in$699 ),
-    .b_out(\b_in$826 ),
-    .chain_in(\chain_in$707 ),
-    .chain_out(\chain_in$834 ),
-    .chain_valid_in(\chain_valid_in$709 ),
-    .chain_valid_out(\chain_valid_in$836 ),
+    .a_in(\a_in$787 ),
+    .a_next(\a_in$769 ),
+    .a_out(\a_in$805 ),
+    .b_in(\b_in$791 ),
+    .b_next(\b_in$648 ),
+    .b_out(\b_in$934 ),
+    .chain_in(\chain_in$799 ),
+    .chain_out(\chain_in$942 ),
+    .chain_valid_in(\chain_valid_in$801 ),
+    .chain_valid_out(\chain_valid_in$944 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$703 ),
-    .first_out(\first_in$830 ),
-    .last_in(\last_in$705 ),
-    .last_out(\last_in$832 ),
+    .first_in(\first_in$795 ),
+    .first_out(\first_in$938 ),
+    .last_in(\last_in$797 ),
+    .last_out(\last_in$940 ),
     .rst(rst),
-    .valid_in(\valid_in$701 ),
-    .valid_out(\valid_in$828 )
+    .valid_in(\valid_in$793 ),
+    .valid_out(\valid_in$936 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$713 ),
-    .a_out(\a_in$729 ),
-    .b_in(\b_in$715 ),
-    .b_out(\b_in$842 ),
-    .chain_in(\chain_in$723 ),
-    .chain_out(\chain_in$850 ),
-    .chain_valid_in(\chain_valid_in$725 ),
-    .chain_valid_out(\chain_valid_in$852 ),
+    .a_in(\a_in$805 ),
+    .a_next(\a_in$787 ),
+    .a_out(\a_in$823 ),
+    .b_in(\b_in$809 ),
+    .b_next(\b_in$666 ),
+    .b_out(\b_in$952 ),
+    .chain_in(\chain_in$817 ),
+    .chain_out(\chain_in$960 ),
+    .chain_valid_in(\chain_valid_in$819 ),
+    .chain_valid_out(\chain_valid_in$962 ),
     .clk(clk),
     .drain(drain_4),
     .en(en),
-    .first_in(\first_in$719 ),
-    .first_out(\first_in$846 ),
-    .last_in(\last_in$721 ),
-    .last_out(\last_in$848 ),
+    .first_in(\first_in$813 ),
+    .first_out(\first_in$956 ),
+    .last_in(\last_in$815 ),
+    .last_out(\last_in$958 ),
     .rst(rst),
-    .valid_in(\valid_in$717 ),
-    .valid_out(\valid_in$844 )
+    .valid_in(\valid_in$811 ),
+    .valid_out(\valid_in$954 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$729 ),
-    .a_out(\a_in$745 ),
-    .b_in(\b_in$731 ),
-    .b_out(\b_in$858 ),
-    .chain_in(\chain_in$739 ),
-    .chain_out(\chain_in$866 ),
-    .chain_valid_in(\chain_valid_in$741 ),
-    .chain_valid_out(\chain_valid_in$868 ),
+    .a_in(\a_in$823 ),
+    .a_next(\a_in$805 ),
+    .a_out(\a_in$841 ),
+    .b_in(\b_in$827 ),
+    .b_next(\b_in$684 ),
+    .b_out(\b_in$970 ),
+    .chain_in(\chain_in$835 ),
+    .chain_out(\chain_in$978 ),
+    .chain_valid_in(\chain_valid_in$837 ),
+    .chain_valid_out(\chain_valid_in$980 ),
     .clk(clk),
     .drain(drain_5),
     .en(en),
-    .first_in(\first_in$735 ),
-    .first_out(\first_in$862 ),
-    .last_in(\last_in$737 ),
-    .last_out(\last_in$864 ),
+    .first_in(\first_in$831 ),
+    .first_out(\first_in$974 ),
+    .last_in(\last_in$833 ),
+    .last_out(\last_in$976 ),
     .rst(rst),
-    .valid_in(\valid_in$733 ),
-    .valid_out(\valid_in$860 )
+    .valid_in(\valid_in$829 ),
+    .valid_out(\valid_in$972 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$745 ),
-    .a_out(\a_in$761 ),
-    .b_in(\b_in$747 ),
-    .b_out(\b_in$874 ),
-    .chain_in(\chain_in$755 ),
-    .chain_out(\chain_in$882 ),
-    .chain_valid_in(\chain_valid_in$757 ),
-    .chain_valid_out(\chain_valid_in$884 ),
+    .a_in(\a_in$841 ),
+    .a_next(\a_in$823 ),
+    .a_out(\a_in$859 ),
+    .b_in(\b_in$845 ),
+    .b_next(\b_in$702 ),
+    .b_out(\b_in$988 ),
+    .chain_in(\chain_in$853 ),
+    .chain_out(\chain_in$996 ),
+    .chain_valid_in(\chain_valid_in$855 ),
+    .chain_valid_out(\chain_valid_in$998 ),
     .clk(clk),
     .drain(drain_6),
     .en(en),
-    .first_in(\first_in$751 ),
-    .first_out(\first_in$878 ),
-    .last_in(\last_in$753 ),
-    .last_out(\last_in$880 ),
+    .first_in(\first_in$849 ),
+    .first_out(\first_in$992 ),
+    .last_in(\last_in$851 ),
+    .last_out(\last_in$994 ),
     .rst(rst),
-    .valid_in(\valid_in$749 ),
-    .valid_out(\valid_in$876 )
+    .valid_in(\valid_in$847 ),
+    .valid_out(\valid_in$990 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$761 ),
-    .b_in(\b_in$763 ),
-    .b_out(\b_in$890 ),
-    .chain_in(\chain_in$771 ),
-    .chain_out(\chain_in$898 ),
-    .chain_valid_in(\chain_valid_in$773 ),
-    .chain_valid_out(\chain_valid_in$900 ),
+    .a_in(\a_in$859 ),
+    .a_next(\a_in$841 ),
+    .b_in(\b_in$863 ),
+    .b_next(\b_in$720 ),
+    .b_out(\b_in$1006 ),
+    .chain_in(\chain_in$871 ),
+    .chain_out(\chain_in$1014 ),
+    .chain_valid_in(\chain_valid_in$873 ),
+    .chain_valid_out(\chain_valid_in$1016 ),
     .clk(clk),
     .drain(drain_7),
     .en(en),
-    .first_in(\first_in$767 ),
-    .first_out(\first_in$894 ),
-    .last_in(\last_in$769 ),
-    .last_out(\last_in$896 ),
+    .first_in(\first_in$867 ),
+    .first_out(\first_in$1010 ),
+    .last_in(\last_in$869 ),
+    .last_out(\last_in$1012 ),
     .rst(rst),
-    .valid_in(\valid_in$765 ),
-    .valid_out(\valid_in$892 )
+    .valid_in(\valid_in$865 ),
+    .valid_out(\valid_in$1008 )
   );
   \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$61 [55:48]),
-    .a_out(\a_in$792 ),
-    .b_in(\b_in$778 ),
-    .b_out(\b_in$905 ),
-    .chain_in(\chain_in$786 ),
-    .chain_out(\chain_in$913 ),
-    .chain_valid_in(\chain_valid_in$788 ),
-    .chain_valid_out(\chain_valid_in$915 ),
+    .a_in(\o$63 [55:48]),
+    .a_next(o_next[55:48]),
+    .a_out(\a_in$894 ),
+    .b_in(\b_in$880 ),
+    .b_next(\b_in$737 ),
+    .b_out(\b_in$1023 ),
+    .chain_in(\chain_in$888 ),
+    .chain_out(\chain_in$1031 ),
+    .chain_valid_in(\chain_valid_in$890 ),
+    .chain_valid_out(\chain_valid_in$1033 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$782 ),
-    .first_out(\first_in$909 ),
-    .last_in(\last_in$784 ),
-    .last_out(\last_in$911 ),
+    .first_in(\first_in$884 ),
+    .first_out(\first_in$1027 ),
+    .last_in(\last_in$886 ),
+    .last_out(\last_in$1029 ),
     .rst(rst),
-    .valid_in(\valid_in$780 ),
-    .valid_out(\valid_in$907 )
+    .valid_in(\valid_in$882 ),
+    .valid_out(\valid_in$1025 )
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$792 ),
-    .a_out(\a_in$808 ),
-    .b_in(\b_in$794 ),
-    .b_out(\b_in$921 ),
-    .chain_in(\chain_in$802 ),
-    .chain_out(\chain_in$929 ),
-    .chain_valid_in(\chain_valid_in$804 ),
-    .chain_valid_out(\chain_valid_in$931 ),
+    .a_in(\a_in$894 ),
+    .a_next(\o$63 [55:48]),
+    .a_out(\a_in$912 ),
+    .b_in(\b_in$898 ),
+    .b_next(\b_in$755 ),
+    .b_out(\b_in$1041 ),
+    .chain_in(\chain_in$906 ),
+    .chain_out(\chain_in$1049 ),
+    .chain_valid_in(\chain_valid_in$908 ),
+    .chain_valid_out(\chain_valid_in$1051 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$798 ),
-    .first_out(\first_in$925 ),
-    .last_in(\last_in$800 ),
-    .last_out(\last_in$927 ),
+    .first_in(\first_in$902 ),
+    .first_out(\first_in$1045 ),
+    .last_in(\last_in$904 ),
+    .last_out(\last_in$1047 ),
     .rst(rst),
-    .valid_in(\valid_in$796 ),
-    .valid_out(\valid_in$923 )
+    .valid_in(\valid_in$900 ),
+    .valid_out(\valid_in$1043 )
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$808 ),
-    .a_out(\a_in$824 ),
-    .b_in(\b_in$810 ),
-    .b_out(\b_in$937 ),
-    .chain_in(\chain_in$818 ),
-    .chain_out(\chain_in$945 ),
-    .chain_valid_in(\chain_valid_in$820 ),
-    .chain_valid_out(\chain_valid_in$947 ),
+    .a_in(\a_in$912 ),
+    .a_next(\a_in$894 ),
+    .a_out(\a_in$930 ),
+    .b_in(\b_in$916 ),
+    .b_next(\b_in$773 ),
+    .b_out(\b_in$1059 ),
+    .chain_in(\chain_in$924 ),
+    .chain_out(\chain_in$1067 ),
+    .chain_valid_in(\chain_valid_in$926 ),
+    .chain_valid_out(\chain_valid_in$1069 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$814 ),
-    .first_out(\first_in$941 ),
-    .last_in(\last_in$816 ),
-    .last_out(\last_in$943 ),
+    .first_in(\first_in$920 ),
+    .first_out(\first_in$1063 ),
+    .last_in(\last_in$922 ),
+    .last_out(\last_in$1065 ),
     .rst(rst),
-    .valid_in(\valid_in$812 ),
-    .valid_out(\valid_in$939 )
+    .valid_in(\valid_in$918 ),
+    .valid_out(\valid_in$1061 )
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$824 ),
-    .a_out(\a_in$840 ),
-    .b_in(\b_in$826 ),
-    .b_out(\b_in$953 ),
-    .chain_in(\chain_in$834 ),
-    .chain_out(\chain_in$961 ),
-    .chain_valid_in(\chain_valid_in$836 ),
-    .chain_valid_out(\chain_valid_in$963 ),
+    .a_in(\a_in$930 ),
+    .a_next(\a_in$912 ),
+    .a_out(\a_in$948 ),
+    .b_in(\b_in$934 ),
+    .b_next(\b_in$791 ),
+    .b_out(\b_in$1077 ),
+    .chain_in(\chain_in$942 ),
+    .chain_out(\chain_in$1085 ),
+    .chain_valid_in(\chain_valid_in$944 ),
+    .chain_valid_out(\chain_valid_in$1087 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$830 ),
-    .first_out(\first_in$957 ),
-    .last_in(\last_in$832 ),
-    .last_out(\last_in$959 ),
+    .first_in(\first_in$938 ),
+    .first_out(\first_in$1081 ),
+    .last_in(\last_in$940 ),
+    .last_out(\last_in$1083 ),
     .rst(rst),
-    .valid_in(\valid_in$828 ),
-    .valid_out(\valid_in$955 )
+    .valid_in(\valid_in$936 ),
+    .valid_out(\valid_in$1079 )
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$840 ),
-    .a_out(\a_in$856 ),
-    .b_in(\b_in$842 ),
-    .b_out(\b_in$969 ),
-    .chain_in(\chain_in$850 ),
-    .chain_out(\chain_in$977 ),
-    .chain_valid_in(\chain_valid_in$852 ),
-    .chain_valid_out(\chain_valid_in$979 ),
+    .a_in(\a_in$948 ),
+    .a_next(\a_in$930 ),
+    .a_out(\a_in$966 ),
+    .b_in(\b_in$952 ),
+    .b_next(\b_in$809 ),
+    .b_out(\b_in$1095 ),
+    .chain_in(\chain_in$960 ),
+    .chain_out(\chain_in$1103 ),
+    .chain_valid_in(\chain_valid_in$962 ),
+    .chain_valid_out(\chain_valid_in$1105 ),
     .clk(clk),
     .drain(drain_4),
     .en(en),
-    .first_in(\first_in$846 ),
-    .first_out(\first_in$973 ),
-    .last_in(\last_in$848 ),
-    .last_out(\last_in$975 ),
+    .first_in(\first_in$956 ),
+    .first_out(\first_in$1099 ),
+    .last_in(\last_in$958 ),
+    .last_out(\last_in$1101 ),
     .rst(rst),
-    .valid_in(\valid_in$844 ),
-    .valid_out(\valid_in$971 )
+    .valid_in(\valid_in$954 ),
+    .valid_out(\valid_in$1097 )
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$856 ),
-    .a_out(\a_in$872 ),
-    .b_in(\b_in$858 ),
-    .b_out(\b_in$985 ),
-    .chain_in(\chain_in$866 ),
-    .chain_out(\chain_in$993 ),
-    .chain_valid_in(\chain_valid_in$868 ),
-    .chain_valid_out(\chain_valid_in$995 ),
+    .a_in(\a_in$966 ),
+    .a_next(\a_in$948 ),
+    .a_out(\a_in$984 ),
+    .b_in(\b_in$970 ),
+    .b_next(\b_in$827 ),
+    .b_out(\b_in$1113 ),
+    .chain_in(\chain_in$978 ),
+    .chain_out(\chain_in$1121 ),
+    .chain_valid_in(\chain_valid_in$980 ),
+    .chain_valid_out(\chain_valid_in$1123 ),
     .clk(clk),
     .drain(drain_5),
     .en(en),
-    .first_in(\first_in$862 ),
-    .first_out(\first_in$989 ),
-    .last_in(\last_in$864 ),
-    .last_out(\last_in$991 ),
+    .first_in(\first_in$974 ),
+    .first_out(\first_in$1117 ),
+    .last_in(\last_in$976 ),
+    .last_out(\last_in$1119 ),
     .rst(rst),
-    .valid_in(\valid_in$860 ),
-    .valid_out(\valid_in$987 )
+    .valid_in(\valid_in$972 ),
+    .valid_out(\valid_in$1115 )
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$872 ),
-    .a_out(\a_in$888 ),
-    .b_in(\b_in$874 ),
-    .b_out(\b_in$1001 ),
-    .chain_in(\chain_in$882 ),
-    .chain_out(\chain_in$1009 ),
-    .chain_valid_in(\chain_valid_in$884 ),
-    .chain_valid_out(\chain_valid_in$1011 ),
+    .a_in(\a_in$984 ),
+    .a_next(\a_in$966 ),
+    .a_out(\a_in$1002 ),
+    .b_in(\b_in$988 ),
+    .b_next(\b_in$845 ),
+    .b_out(\b_in$1131 ),
+    .chain_in(\chain_in$996 ),
+    .chain_out(\chain_in$1139 ),
+    .chain_valid_in(\chain_valid_in$998 ),
+    .chain_valid_out(\chain_valid_in$1141 ),
     .clk(clk),
     .drain(drain_6),
     .en(en),
-    .first_in(\first_in$878 ),
-    .first_out(\first_in$1005 ),
-    .last_in(\last_in$880 ),
-    .last_out(\last_in$1007 ),
+    .first_in(\first_in$992 ),
+    .first_out(\first_in$1135 ),
+    .last_in(\last_in$994 ),
+    .last_out(\last_in$1137 ),
     .rst(rst),
-    .valid_in(\valid_in$876 ),
-    .valid_out(\valid_in$1003 )
+    .valid_in(\valid_in$990 ),
+    .valid_out(\valid_in$1133 )
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$888 ),
-    .b_in(\b_in$890 ),
-    .b_out(\b_in$1017 ),
-    .chain_in(\chain_in$898 ),
-    .chain_out(\chain_in$1025 ),
-    .chain_valid_in(\chain_valid_in$900 ),
-    .chain_valid_out(\chain_valid_in$1027 ),
+    .a_in(\a_in$1002 ),
+    .a_next(\a_in$984 ),
+    .b_in(\b_in$1006 ),
+    .b_next(\b_in$863 ),
+    .b_out(\b_in$1149 ),
+    .chain_in(\chain_in$1014 ),
+    .chain_out(\chain_in$1157 ),
+    .chain_valid_in(\chain_valid_in$1016 ),
+    .chain_valid_out(\chain_valid_in$1159 ),
     .clk(clk),
     .drain(drain_7),
     .en(en),
-    .first_in(\first_in$894 ),
-    .first_out(\first_in$1021 ),
-    .last_in(\last_in$896 ),
-    .last_out(\last_in$1023 ),
+    .first_in(\first_in$1010 ),
+    .first_out(\first_in$1153 ),
+    .last_in(\last_in$1012 ),
+    .last_out(\last_in$1155 ),
     .rst(rst),
-    .valid_in(\valid_in$892 ),
-    .valid_out(\valid_in$1019 )
+    .valid_in(\valid_in$1008 ),
+    .valid_out(\valid_in$1151 )
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$61 [63:56]),
-    .a_out(\a_in$919 ),
-    .b_in(\b_in$905 ),
-    .chain_in(\chain_in$913 ),
+    .a_in(\o$63 [63:56]),
+    .a_next(o_next[63:56]),
+    .a_out(\a_in$1037 ),
+    .b_in(\b_in$1023 ),
+    .b_next(\b_in$880 ),
+    .chain_in(\chain_in$1031 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$915 ),
-    .chain_valid_out(\chain_valid_out$1031 ),
+    .chain_valid_in(\chain_valid_in$1033 ),
+    .chain_valid_out(\chain_valid_out$1163 ),
     .clk(clk),
     .drain(drain_0),
     .en(en),
-    .first_in(\first_in$909 ),
-    .last_in(\last_in$911 ),
+    .first_in(\first_in$1027 ),
+    .last_in(\last_in$1029 ),
     .last_out(last_out),
     .rst(rst),
-    .valid_in(\valid_in$907 ),
+    .valid_in(\valid_in$1025 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$919 ),
-    .a_out(\a_in$935 ),
-    .b_in(\b_in$921 ),
-    .chain_in(\chain_in$929 ),
+    .a_in(\a_in$1037 ),
+    .a_next(\o$63 [63:56]),
+    .a_out(\a_in$1055 ),
+    .b_in(\b_in$1041 ),
+    .b_next(\b_in$898 ),
+    .chain_in(\chain_in$1049 ),
     .chain_out(\chain_out$37 ),
-    .chain_valid_in(\chain_valid_in$931 ),
-    .chain_valid_out(\chain_valid_out$1032 ),
+    .chain_valid_in(\chain_valid_in$1051 ),
+    .chain_valid_out(\chain_valid_out$1164 ),
     .clk(clk),
     .drain(drain_1),
     .en(en),
-    .first_in(\first_in$925 ),
-    .last_in(\last_in$927 ),
+    .first_in(\first_in$1045 ),
+    .last_in(\last_in$1047 ),
     .last_out(\last_out$14 ),
     .rst(rst),
-    .valid_in(\valid_in$923 ),
+    .valid_in(\valid_in$1043 ),
     .valid_out(\valid_out$13 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$935 ),
-    .a_out(\a_in$951 ),
-    .b_in(\b_in$937 ),
-    .chain_in(\chain_in$945 ),
+    .a_in(\a_in$1055 ),
+    .a_next(\a_in$1037 ),
+    .a_out(\a_in$1073 ),
+    .b_in(\b_in$1059 ),
+    .b_next(\b_in$916 ),
+    .chain_in(\chain_in$1067 ),
     .chain_out(\chain_out$38 ),
-    .chain_valid_in(\chain_valid_in$947 ),
-    .chain_valid_out(\chain_valid_out$1033 ),
+    .chain_valid_in(\chain_valid_in$1069 ),
+    .chain_valid_out(\chain_valid_out$1165 ),
     .clk(clk),
     .drain(drain_2),
     .en(en),
-    .first_in(\first_in$941 ),
-    .last_in(\last_in$943 ),
+    .first_in(\first_in$1063 ),
+    .last_in(\last_in$1065 ),
     .last_out(\last_out$17 ),
     .rst(rst),
-    .valid_in(\valid_in$939 ),
+    .valid_in(\valid_in$1061 ),
     .valid_out(\valid_out$16 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$951 ),
-    .a_out(\a_in$967 ),
-    .b_in(\b_in$953 ),
-    .chain_in(\chain_in$961 ),
+    .a_in(\a_in$1073 ),
+    .a_next(\a_in$1055 ),
+    .a_out(\a_in$1091 ),
+    .b_in(\b_in$1077 ),
+    .b_next(\b_in$934 ),
+    .chain_in(\chain_in$1085 ),
     .chain_out(\chain_out$39 ),
-    .chain_valid_in(\chain_valid_in$963 ),
-    .chain_valid_out(\chain_valid_out$1034 ),
+    .chain_valid_in(\chain_valid_in$1087 ),
+    .chain_valid_out(\chain_valid_out$1166 ),
     .clk(clk),
     .drain(drain_3),
     .en(en),
-    .first_in(\first_in$957 ),
-    .last_in(\last_in$959 ),
+    .first_in(\first_in$1081 ),
+    .last_in(\last_in$1083 ),
     .last_out(\last_out$20 ),
     .rst(rst),
-    .valid_in(\valid_in$955 ),
+    .valid_in(\valid_in$1079 ),
     .valid_out(\valid_out$19 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$967 ),
-    .a_out(\a_in$983 ),
-    .b_in(\b_in$969 ),
-    .chain_in(\chain_in$977 ),
+    .a_in(\a_in$1091 ),
+    .a_next(\a_in$1073 ),
+    .a_out(\a_in$1109 ),
+    .b_in(\b_in$1095 ),
+    .b_next(\b_in$952 ),
+    .chain_in(\chain_in$1103 ),
     .chain_out(\chain_out$40 ),
-    .chain_valid_in(\chain_valid_in$979 ),
-    .chain_valid_out(\chain_valid_out$1035 ),
+    .chain_valid_in(\chain_valid_in$1105 ),
+    .chain_valid_out(\chain_valid_out$1167 ),
     .clk(clk),
     .drain(drain_4),
     .en(en),
-    .first_in(\first_in$973 ),
-    .last_in(\last_in$975 ),
+    .first_in(\first_in$1099 ),
+    .last_in(\last_in$1101 ),
     .last_out(\last_out$23 ),
     .rst(rst),
-    .valid_in(\valid_in$971 ),
+    .valid_in(\valid_in$1097 ),
     .valid_out(\valid_out$22 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$983 ),
-    .a_out(\a_in$999 ),
-    .b_in(\b_in$985 ),
-    .chain_in(\chain_in$993 ),
+    .a_in(\a_in$1109 ),
+    .a_next(\a_in$1091 ),
+    .a_out(\a_in$1127 ),
+    .b_in(\b_in$1113 ),
+    .b_next(\b_in$970 ),
+    .chain_in(\chain_in$1121 ),
     .chain_out(\chain_out$41 ),
-    .chain_valid_in(\chain_valid_in$995 ),
-    .chain_valid_out(\chain_valid_out$1036 ),
+    .chain_valid_in(\chain_valid_in$1123 ),
+    .chain_valid_out(\chain_valid_out$1168 ),
     .clk(clk),
     .drain(drain_5),
     .en(en),
-    .first_in(\first_in$989 ),
-    .last_in(\last_in$991 ),
+    .first_in(\first_in$1117 ),
+    .last_in(\last_in$1119 ),
     .last_out(\last_out$26 ),
     .rst(rst),
-    .valid_in(\valid_in$987 ),
+    .valid_in(\valid_in$1115 ),
     .valid_out(\valid_out$25 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$999 ),
-    .a_out(\a_in$1015 ),
-    .b_in(\b_in$1001 ),
-    .chain_in(\chain_in$1009 ),
+    .a_in(\a_in$1127 ),
+    .a_next(\a_in$1109 ),
+    .a_out(\a_in$1145 ),
+    .b_in(\b_in$1131 ),
+    .b_next(\b_in$988 ),
+    .chain_in(\chain_in$1139 ),
     .chain_out(\chain_out$42 ),
-    .chain_valid_in(\chain_valid_in$1011 ),
-    .chain_valid_out(\chain_valid_out$1037 ),
+    .chain_valid_in(\chain_valid_in$1141 ),
+    .chain_valid_out(\chain_valid_out$1169 ),
     .clk(clk),
     .drain(drain_6),
     .en(en),
-    .first_in(\first_in$1005 ),
-    .last_in(\last_in$1007 ),
+    .first_in(\first_in$1135 ),
+    .last_in(\last_in$1137 ),
     .last_out(\last_out$29 ),
     .rst(rst),
-    .valid_in(\valid_in$1003 ),
+    .valid_in(\valid_in$1133 ),
     .valid_out(\valid_out$28 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1015 ),
-    .b_in(\b_in$1017 ),
-    .chain_in(\chain_in$1025 ),
+    .a_in(\a_in$1145 ),
+    .a_next(\a_in$1127 ),
+    .b_in(\b_in$1149 ),
+    .b_next(\b_in$1006 ),
+    .chain_in(\chain_in$1157 ),
     .chain_out(\chain_out$43 ),
-    .chain_valid_in(\chain_valid_in$1027 ),
+    .chain_valid_in(\chain_valid_in$1159 ),
     .chain_valid_out(results__valid),
     .clk(clk),
     .drain(drain_7),
     .en(en),
-    .first_in(\first_in$1021 ),
-    .last_in(\last_in$1023 ),
+    .first_in(\first_in$1153 ),
+    .last_in(\last_in$1155 ),
     .last_out(\last_out$32 ),
     .rst(rst),
-    .valid_in(\valid_in$1019 ),
+    .valid_in(\valid_in$1151 ),
     .valid_out(\valid_out$31 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
     .en(en),
     .i(\i$53 ),
-    .o(\o$61 ),
+    .i_next(i_next),
+    .o(\o$63 ),
+    .o_next(o_next),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
     .clk(clk),
     .en(en),
     .i(\i$55 ),
-    .o(\o$63 ),
+    .i_next(operands__payload[127:64]),
+    .o(\o$69 ),
+    .o_next(\o_next$67 ),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .clk(clk),
     .en(en),
     .i(\i$57 ),
-    .o(\o$65 ),
+    .o(\o$71 ),
     .rst(rst)
   );
   always @* begin
@@ -2853,582 +3149,711 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \en$51  = en;
   assign \en$52  = en;
   assign in_b = \i$55 ;
-  assign \en$59  = en;
-  assign a_in = \o$61 [7:0];
-  assign b_in = \o$63 [7:0];
-  assign valid_in = \o$65 [0];
-  assign first_in = \o$65 [1];
-  assign last_in = \o$65 [2];
+  assign \i_next$60  = operands__payload[127:64];
+  assign \en$61  = en;
+  assign a_in = \o$63 [7:0];
+  assign a_next = o_next[7:0];
+  assign b_next = \o_next$67 [7:0];
+  assign b_in = \o$69 [7:0];
+  assign valid_in = \o$71 [0];
+  assign first_in = \o$71 [1];
+  assign last_in = \o$71 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$71  = en;
-  assign a_out = \a_in$72 ;
-  assign \b_in$74  = \o$63 [15:8];
-  assign \valid_in$75  = \o$65 [3];
-  assign \first_in$76  = \o$65 [4];
-  assign \last_in$77  = \o$65 [5];
-  assign \chain_in$78  = 32'd0;
-  assign \chain_valid_in$79  = 1'h0;
-  assign \drain$80  = drain_1;
-  assign \en$81  = en;
-  assign \a_out$83  = \a_in$82 ;
-  assign \b_in$84  = \o$63 [23:16];
-  assign \valid_in$85  = \o$65 [6];
-  assign \first_in$86  = \o$65 [7];
-  assign \last_in$87  = \o$65 [8];
-  assign \chain_in$88  = 32'd0;
-  assign \chain_valid_in$89  = 1'h0;
-  assign \drain$90  = drain_2;
-  assign \en$91  = en;
-  assign \a_out$93  = \a_in$92 ;
-  assign \b_in$94  = \o$63 [31:24];
-  assign \valid_in$95  = \o$65 [9];
-  assign \first_in$96  = \o$65 [10];
-  assign \last_in$97  = \o$65 [11];
+  assign \en$77  = en;
+  assign a_out = \a_in$78 ;
+  assign \a_next$80  = \o$63 [7:0];
+  assign \b_next$81  = \o_next$67 [15:8];
+  assign \b_in$82  = \o$69 [15:8];
+  assign \valid_in$83  = \o$71 [3];
+  assign \first_in$84  = \o$71 [4];
+  assign \last_in$85  = \o$71 [5];
+  assign \chain_in$86  = 32'd0;
+  assign \chain_valid_in$87  = 1'h0;
+  assign \drain$88  = drain_1;
+  assign \en$89  = en;
+  assign \a_out$91  = \a_in$90 ;
+  assign \a_next$92  = \a_in$78 ;
+  assign \b_next$93  = \o_next$67 [23:16];
+  assign \b_in$94  = \o$69 [23:16];
+  assign \valid_in$95  = \o$71 [6];
+  assign \first_in$96  = \o$71 [7];
+  assign \last_in$97  = \o$71 [8];
   assign \chain_in$98  = 32'd0;
   assign \chain_valid_in$99  = 1'h0;
-  assign \drain$100  = drain_3;
+  assign \drain$100  = drain_2;
   assign \en$101  = en;
   assign \a_out$103  = \a_in$102 ;
-  assign \b_in$104  = \o$63 [39:32];
-  assign \valid_in$105  = \o$65 [12];
-  assign \first_in$106  = \o$65 [13];
-  assign \last_in$107  = \o$65 [14];
-  assign \chain_in$108  = 32'd0;
-  assign \chain_valid_in$109  = 1'h0;
-  assign \drain$110  = drain_4;
-  assign \en$111  = en;
-  assign \a_out$113  = \a_in$112 ;
-  assign \b_in$114  = \o$63 [47:40];
-  assign \valid_in$115  = \o$65 [15];
-  assign \first_in$116  = \o$65 [16];
-  assign \last_in$117  = \o$65 [17];
-  assign \chain_in$118  = 32'd0;
-  assign \chain_valid_in$119  = 1'h0;
-  assign \drain$120  = drain_5;
-  assign \en$121  = en;
-  assign \a_out$123  = \a_in$122 ;
-  assign \b_in$124  = \o$63 [55:48];
-  assign \valid_in$125  = \o$65 [18];
-  assign \first_in$126  = \o$65 [19];
-  assign \last_in$127  = \o$65 [20];
-  assign \chain_in$128  = 32'd0;
-  assign \chain_valid_in$129  = 1'h0;
-  assign \drain$130  = drain_6;
-  assign \en$131  = en;
-  assign \a_out$133  = \a_in$132 ;
-  assign \b_in$134  = \o$63 [63:56];
-  assign \valid_in$135  = \o$65 [21];
-  assign \first_in$136  = \o$65 [22];
-  assign \last_in$137  = \o$65 [23];
-  assign \chain_in$138  = 32'd0;
-  assign \chain_valid_in$139  = 1'h0;
-  assign \drain$140  = drain_7;
-  assign \en$141  = en;
-  assign \a_in$142  = \o$61 [15:8];
-  assign b_out = \b_in$143 ;
-  assign \valid_out$146  = \valid_in$145 ;
-  assign first_out = \first_in$147 ;
-  assign \last_out$150  = \last_in$149 ;
-  assign \chain_out$152  = \chain_in$151 ;
-  assign \chain_valid_out$154  = \chain_valid_in$153 ;
-  assign \drain$155  = drain_0;
-  assign \en$156  = en;
-  assign \a_out$158  = \a_in$157 ;
-  assign \b_out$160  = \b_in$159 ;
-  assign \valid_out$162  = \valid_in$161 ;
-  assign \first_out$164  = \first_in$163 ;
-  assign \last_out$166  = \last_in$165 ;
-  assign \chain_out$168  = \chain_in$167 ;
-  assign \chain_valid_out$170  = \chain_valid_in$169 ;
-  assign \drain$171  = drain_1;
-  assign \en$172  = en;
-  assign \a_out$174  = \a_in$173 ;
-  assign \b_out$176  = \b_in$175 ;
-  assign \valid_out$178  = \valid_in$177 ;
-  assign \first_out$180  = \first_in$179 ;
-  assign \last_out$182  = \last_in$181 ;
-  assign \chain_out$184  = \chain_in$183 ;
-  assign \chain_valid_out$186  = \chain_valid_in$185 ;
-  assign \drain$187  = drain_2;
-  assign \en$188  = en;
-  assign \a_out$190  = \a_in$189 ;
-  assign \b_out$192  = \b_in$191 ;
-  assign \valid_out$194  = \valid_in$193 ;
-  assign \first_out$196  = \first_in$195 ;
-  assign \last_out$198  = \last_in$197 ;
-  assign \chain_out$200  = \chain_in$199 ;
-  assign \chain_valid_out$202  = \chain_valid_in$201 ;
-  assign \drain$203  = drain_3;
-  assign \en$204  = en;
-  assign \a_out$206  = \a_in$205 ;
-  assign \b_out$208  = \b_in$207 ;
-  assign \valid_out$210  = \valid_in$209 ;
-  assign \first_out$212  = \first_in$211 ;
-  assign \last_out$214  = \last_in$213 ;
-  assign \chain_out$216  = \chain_in$215 ;
-  assign \chain_valid_out$218  = \chain_valid_in$217 ;
-  assign \drain$219  = drain_4;
-  assign \en$220  = en;
-  assign \a_out$222  = \a_in$221 ;
-  assign \b_out$224  = \b_in$223 ;
-  assign \valid_out$226  = \valid_in$225 ;
-  assign \first_out$228  = \first_in$227 ;
-  assign \last_out$230  = \last_in$229 ;
-  assign \chain_out$232  = \chain_in$231 ;
-  assign \chain_valid_out$234  = \chain_valid_in$233 ;
-  assign \drain$235  = drain_5;
-  assign \en$236  = en;
-  assign \a_out$238  = \a_in$237 ;
-  assign \b_out$240  = \b_in$239 ;
-  assign \valid_out$242  = \valid_in$241 ;
-  assign \first_out$244  = \first_in$243 ;
-  assign \last_out$246  = \last_in$245 ;
-  assign \chain_out$248  = \chain_in$247 ;
-  assign \chain_valid_out$250  = \chain_valid_in$249 ;
-  assign \drain$251  = drain_6;
-  assign \en$252  = en;
-  assign \a_out$254  = \a_in$253 ;
+  assign \a_next$104  = \a_in$90 ;
+  assign \b_next$105  = \o_next$67 [31:24];
+  assign \b_in$106  = \o$69 [31:24];
+  assign \valid_in$107  = \o$71 [9];
+  assign \first_in$108  = \o$71 [10];
+  assign \last_in$109  = \o$71 [11];
+  assign \chain_in$110  = 32'd0;
+  assign \chain_valid_in$111  = 1'h0;
+  assign \drain$112  = drain_3;
+  assign \en$113  = en;
+  assign \a_out$115  = \a_in$114 ;
+  assign \a_next$116  = \a_in$102 ;
+  assign \b_next$117  = \o_next$67 [39:32];
+  assign \b_in$118  = \o$69 [39:32];
+  assign \valid_in$119  = \o$71 [12];
+  assign \first_in$120  = \o$71 [13];
+  assign \last_in$121  = \o$71 [14];
+  assign \chain_in$122  = 32'd0;
+  assign \chain_valid_in$123  = 1'h0;
+  assign \drain$124  = drain_4;
+  assign \en$125  = en;
+  assign \a_out$127  = \a_in$126 ;
+  assign \a_next$128  = \a_in$114 ;
+  assign \b_next$129  = \o_next$67 [47:40];
+  assign \b_in$130  = \o$69 [47:40];
+  assign \valid_in$131  = \o$71 [15];
+  assign \first_in$132  = \o$71 [16];
+  assign \last_in$133  = \o$71 [17];
+  assign \chain_in$134  = 32'd0;
+  assign \chain_valid_in$135  = 1'h0;
+  assign \drain$136  = drain_5;
+  assign \en$137  = en;
+  assign \a_out$139  = \a_in$138 ;
+  assign \a_next$140  = \a_in$126 ;
+  assign \b_next$141  = \o_next$67 [55:48];
+  assign \b_in$142  = \o$69 [55:48];
+  assign \valid_in$143  = \o$71 [18];
+  assign \first_in$144  = \o$71 [19];
+  assign \last_in$145  = \o$71 [20];
+  assign \chain_in$146  = 32'd0;
+  assign \chain_valid_in$147  = 1'h0;
+  assign \drain$148  = drain_6;
+  assign \en$149  = en;
+  assign \a_out$151  = \a_in$150 ;
+  assign \a_next$152  = \a_in$138 ;
+  assign \b_next$153  = \o_next$67 [63:56];
+  assign \b_in$154  = \o$69 [63:56];
+  assign \valid_in$155  = \o$71 [21];
+  assign \first_in$156  = \o$71 [22];
+  assign \last_in$157  = \o$71 [23];
+  assign \chain_in$158  = 32'd0;
+  assign \chain_valid_in$159  = 1'h0;
+  assign \drain$160  = drain_7;
+  assign \en$161  = en;
+  assign \a_in$162  = \o$63 [15:8];
+  assign \a_next$163  = o_next[15:8];
+  assign \b_next$164  = \o$69 [7:0];
+  assign b_out = \b_in$165 ;
+  assign \valid_out$168  = \valid_in$167 ;
+  assign first_out = \first_in$169 ;
+  assign \last_out$172  = \last_in$171 ;
+  assign \chain_out$174  = \chain_in$173 ;
+  assign \chain_valid_out$176  = \chain_valid_in$175 ;
+  assign \drain$177  = drain_0;
+  assign \en$178  = en;
+  assign \a_out$180  = \a_in$179 ;
+  assign \a_next$181  = \o$63 [15:8];
+  assign \b_next$182  = \o$69 [15:8];
+  assign \b_out$184  = \b_in$183 ;
+  assign \valid_out$186  = \valid_in$185 ;
+  assign \first_out$188  = \first_in$187 ;
+  assign \last_out$190  = \last_in$189 ;
+  assign \chain_out$192  = \chain_in$191 ;
+  assign \chain_valid_out$194  = \chain_valid_in$193 ;
+  assign \drain$195  = drain_1;
+  assign \en$196  = en;
+  assign \a_out$198  = \a_in$197 ;
+  assign \a_next$199  = \a_in$179 ;
+  assign \b_next$200  = \o$69 [23:16];
+  assign \b_out$202  = \b_in$201 ;
+  assign \valid_out$204  = \valid_in$203 ;
+  assign \first_out$206  = \first_in$205 ;
+  assign \last_out$208  = \last_in$207 ;
+  assign \chain_out$210  = \chain_in$209 ;
+  assign \chain_valid_out$212  = \chain_valid_in$211 ;
+  assign \drain$213  = drain_2;
+  assign \en$214  = en;
+  assign \a_out$216  = \a_in$215 ;
+  assign \a_next$217  = \a_in$197 ;
+  assign \b_next$218  = \o$69 [31:24];
+  assign \b_out$220  = \b_in$219 ;
+  assign \valid_out$222  = \valid_in$221 ;
+  assign \first_out$224  = \first_in$223 ;
+  assign \last_out$226  = \last_in$225 ;
+  assign \chain_out$228  = \chain_in$227 ;
+  assign \chain_valid_out$230  = \chain_valid_in$229 ;
+  assign \drain$231  = drain_3;
+  assign \en$232  = en;
+  assign \a_out$234  = \a_in$233 ;
+  assign \a_next$235  = \a_in$215 ;
+  assign \b_next$236  = \o$69 [39:32];
+  assign \b_out$238  = \b_in$237 ;
+  assign \valid_out$240  = \valid_in$239 ;
+  assign \first_out$242  = \first_in$241 ;
+  assign \last_out$244  = \last_in$243 ;
+  assign \chain_out$246  = \chain_in$245 ;
+  assign \chain_valid_out$248  = \chain_valid_in$247 ;
+  assign \drain$249  = drain_4;
+  assign \en$250  = en;
+  assign \a_out$252  = \a_in$251 ;
+  assign \a_next$253  = \a_in$233 ;
+  assign \b_next$254  = \o$69 [47:40];
   assign \b_out$256  = \b_in$255 ;
   assign \valid_out$258  = \valid_in$257 ;
   assign \first_out$260  = \first_in$259 ;
   assign \last_out$262  = \last_in$261 ;
   assign \chain_out$264  = \chain_in$263 ;
   assign \chain_valid_out$266  = \chain_valid_in$265 ;
-  assign \drain$267  = drain_7;
+  assign \drain$267  = drain_5;
   assign \en$268  = en;
-  assign \a_in$269  = \o$61 [23:16];
-  assign \b_out$271  = \b_in$270 ;
-  assign \valid_out$273  = \valid_in$272 ;
-  assign \first_out$275  = \first_in$274 ;
-  assign \last_out$277  = \last_in$276 ;
-  assign \chain_out$279  = \chain_in$278 ;
-  assign \chain_valid_out$281  = \chain_valid_in$280 ;
-  assign \drain$282  = drain_0;
-  assign \en$283  = en;
-  assign \a_out$285  = \a_in$284 ;
-  assign \b_out$287  = \b_in$286 ;
-  assign \valid_out$289  = \valid_in$288 ;
-  assign \first_out$291  = \first_in$290 ;
-  assign \last_out$293  = \last_in$292 ;
-  assign \chain_out$295  = \chain_in$294 ;
-  assign \chain_valid_out$297  = \chain_valid_in$296 ;
-  assign \drain$298  = drain_1;
-  assign \en$299  = en;
-  assign \a_out$301  = \a_in$300 ;
-  assign \b_out$303  = \b_in$302 ;
-  assign \valid_out$305  = \valid_in$304 ;
-  assign \first_out$307  = \first_in$306 ;
-  assign \last_out$309  = \last_in$308 ;
-  assign \chain_out$311  = \chain_in$310 ;
-  assign \chain_valid_out$313  = \chain_valid_in$312 ;
-  assign \drain$314  = drain_2;
-  assign \en$315  = en;
-  assign \a_out$317  = \a_in$316 ;
-  assign \b_out$319  = \b_in$318 ;
-  assign \valid_out$321  = \valid_in$320 ;
-  assign \first_out$323  = \first_in$322 ;
-  assign \last_out$325  = \last_in$324 ;
-  assign \chain_out$327  = \chain_in$326 ;
-  assign \chain_valid_out$329  = \chain_valid_in$328 ;
-  assign \drain$330  = drain_3;
-  assign \en$331  = en;
-  assign \a_out$333  = \a_in$332 ;
-  assign \b_out$335  = \b_in$334 ;
-  assign \valid_out$337  = \valid_in$336 ;
-  assign \first_out$339  = \first_in$338 ;
-  assign \last_out$341  = \last_in$340 ;
-  assign \chain_out$343  = \chain_in$342 ;
-  assign \chain_valid_out$345  = \chain_valid_in$344 ;
-  assign \drain$346  = drain_4;
-  assign \en$347  = en;
-  assign \a_out$349  = \a_in$348 ;
-  assign \b_out$351  = \b_in$350 ;
-  assign \valid_out$353  = \valid_in$352 ;
-  assign \first_out$355  = \first_in$354 ;
-  assign \last_out$357  = \last_in$356 ;
-  assign \chain_out$359  = \chain_in$358 ;
-  assign \chain_valid_out$361  = \chain_valid_in$360 ;
-  assign \drain$362  = drain_5;
-  assign \en$363  = en;
-  assign \a_out$365  = \a_in$364 ;
-  assign \b_out$367  = \b_in$366 ;
-  assign \valid_out$369  = \valid_in$368 ;
-  assign \first_out$371  = \first_in$370 ;
-  assign \last_out$373  = \last_in$372 ;
-  assign \chain_out$375  = \chain_in$374 ;
-  assign \chain_valid_out$377  = \chain_valid_in$376 ;
-  assign \drain$378  = drain_6;
-  assign \en$379  = en;
-  assign \a_out$381  = \a_in$380 ;
-  assign \b_out$383  = \b_in$382 ;
-  assign \valid_out$385  = \valid_in$384 ;
-  assign \first_out$387  = \first_in$386 ;
-  assign \last_out$389  = \last_in$388 ;
-  assign \chain_out$391  = \chain_in$390 ;
-  assign \chain_valid_out$393  = \chain_valid_in$392 ;
-  assign \drain$394  = drain_7;
-  assign \en$395  = en;
-  assign \a_in$396  = \o$61 [31:24];
-  assign \b_out$398  = \b_in$397 ;
-  assign \valid_out$400  = \valid_in$399 ;
-  assign \first_out$402  = \first_in$401 ;
-  assign \last_out$404  = \last_in$403 ;
-  assign \chain_out$406  = \chain_in$405 ;
-  assign \chain_valid_out$408  = \chain_valid_in$407 ;
-  assign \drain$409  = drain_0;
-  assign \en$410  = en;
-  assign \a_out$412  = \a_in$411 ;
-  assign \b_out$414  = \b_in$413 ;
-  assign \valid_out$416  = \valid_in$415 ;
-  assign \first_out$418  = \first_in$417 ;
-  assign \last_out$420  = \last_in$419 ;
-  assign \chain_out$422  = \chain_in$421 ;
-  assign \chain_valid_out$424  = \chain_valid_in$423 ;
-  assign \drain$425  = drain_1;
-  assign \en$426  = en;
-  assign \a_out$428  = \a_in$427 ;
-  assign \b_out$430  = \b_in$429 ;
-  assign \valid_out$432  = \valid_in$431 ;
-  assign \first_out$434  = \first_in$433 ;
-  assign \last_out$436  = \last_in$435 ;
-  assign \chain_out$438  = \chain_in$437 ;
-  assign \chain_valid_out$440  = \chain_valid_in$439 ;
-  assign \drain$441  = drain_2;
-  assign \en$442  = en;
-  assign \a_out$444  = \a_in$443 ;
-  assign \b_out$446  = \b_in$445 ;
-  assign \valid_out$448  = \valid_in$447 ;
-  assign \first_out$450  = \first_in$449 ;
-  assign \last_out$452  = \last_in$451 ;
-  assign \chain_out$454  = \chain_in$453 ;
-  assign \chain_valid_out$456  = \chain_valid_in$455 ;
-  assign \drain$457  = drain_3;
-  assign \en$458  = en;
-  assign \a_out$460  = \a_in$459 ;
-  assign \b_out$462  = \b_in$461 ;
-  assign \valid_out$464  = \valid_in$463 ;
-  assign \first_out$466  = \first_in$465 ;
-  assign \last_out$468  = \last_in$467 ;
-  assign \chain_out$470  = \chain_in$469 ;
-  assign \chain_valid_out$472  = \chain_valid_in$471 ;
-  assign \drain$473  = drain_4;
-  assign \en$474  = en;
-  assign \a_out$476  = \a_in$475 ;
-  assign \b_out$478  = \b_in$477 ;
-  assign \valid_out$480  = \valid_in$479 ;
-  assign \first_out$482  = \first_in$481 ;
-  assign \last_out$484  = \last_in$483 ;
-  assign \chain_out$486  = \chain_in$485 ;
-  assign \chain_valid_out$488  = \chain_valid_in$487 ;
-  assign \drain$489  = drain_5;
-  assign \en$490  = en;
-  assign \a_out$492  = \a_in$491 ;
-  assign \b_out$494  = \b_in$493 ;
-  assign \valid_out$496  = \valid_in$495 ;
-  assign \first_out$498  = \first_in$497 ;
-  assign \last_out$500  = \last_in$499 ;
-  assign \chain_out$502  = \chain_in$501 ;
-  assign \chain_valid_out$504  = \chain_valid_in$503 ;
-  assign \drain$505  = drain_6;
-  assign \en$506  = en;
-  assign \a_out$508  = \a_in$507 ;
-  assign \b_out$510  = \b_in$509 ;
-  assign \valid_out$512  = \valid_in$511 ;
-  assign \first_out$514  = \first_in$513 ;
-  assign \last_out$516  = \last_in$515 ;
-  assign \chain_out$518  = \chain_in$517 ;
-  assign \chain_valid_out$520  = \chain_valid_in$519 ;
-  assign \drain$521  = drain_7;
-  assign \en$522  = en;
-  assign \a_in$523  = \o$61 [39:32];
-  assign \b_out$525  = \b_in$524 ;
-  assign \valid_out$527  = \valid_in$526 ;
-  assign \first_out$529  = \first_in$528 ;
-  assign \last_out$531  = \last_in$530 ;
-  assign \chain_out$533  = \chain_in$532 ;
-  assign \chain_valid_out$535  = \chain_valid_in$534 ;
-  assign \drain$536  = drain_0;
-  assign \en$537  = en;
-  assign \a_out$539  = \a_in$538 ;
-  assign \b_out$541  = \b_in$540 ;
-  assign \valid_out$543  = \valid_in$542 ;
-  assign \first_out$545  = \first_in$544 ;
-  assign \last_out$547  = \last_in$546 ;
-  assign \chain_out$549  = \chain_in$548 ;
-  assign \chain_valid_out$551  = \chain_valid_in$550 ;
-  assign \drain$552  = drain_1;
-  assign \en$553  = en;
-  assign \a_out$555  = \a_in$554 ;
-  assign \b_out$557  = \b_in$556 ;
-  assign \valid_out$559  = \valid_in$558 ;
-  assign \first_out$561  = \first_in$560 ;
-  assign \last_out$563  = \last_in$562 ;
-  assign \chain_out$565  = \chain_in$564 ;
-  assign \chain_valid_out$567  = \chain_valid_in$566 ;
-  assign \drain$568  = drain_2;
-  assign \en$569  = en;
-  assign \a_out$571  = \a_in$570 ;
-  assign \b_out$573  = \b_in$572 ;
-  assign \valid_out$575  = \valid_in$574 ;
-  assign \first_out$577  = \first_in$576 ;
-  assign \last_out$579  = \last_in$578 ;
-  assign \chain_out$581  = \chain_in$580 ;
-  assign \chain_valid_out$583  = \chain_valid_in$582 ;
-  assign \drain$584  = drain_3;
-  assign \en$585  = en;
-  assign \a_out$587  = \a_in$586 ;
-  assign \b_out$589  = \b_in$588 ;
-  assign \valid_out$591  = \valid_in$590 ;
-  assign \first_out$593  = \first_in$592 ;
-  assign \last_out$595  = \last_in$594 ;
-  assign \chain_out$597  = \chain_in$596 ;
-  assign \chain_valid_out$599  = \chain_valid_in$598 ;
-  assign \drain$600  = drain_4;
-  assign \en$601  = en;
-  assign \a_out$603  = \a_in$602 ;
-  assign \b_out$605  = \b_in$604 ;
-  assign \valid_out$607  = \valid_in$606 ;
-  assign \first_out$609  = \first_in$608 ;
-  assign \last_out$611  = \last_in$610 ;
-  assign \chain_out$613  = \chain_in$612 ;
-  assign \chain_valid_out$615  = \chain_valid_in$614 ;
-  assign \drain$616  = drain_5;
-  assign \en$617  = en;
-  assign \a_out$619  = \a_in$618 ;
-  assign \b_out$621  = \b_in$620 ;
-  assign \valid_out$623  = \valid_in$622 ;
-  assign \first_out$625  = \first_in$624 ;
-  assign \last_out$627  = \last_in$626 ;
-  assign \chain_out$629  = \chain_in$628 ;
-  assign \chain_valid_out$631  = \chain_valid_in$630 ;
-  assign \drain$632  = drain_6;
-  assign \en$633  = en;
-  assign \a_out$635  = \a_in$634 ;
-  assign \b_out$637  = \b_in$636 ;
-  assign \valid_out$639  = \valid_in$638 ;
-  assign \first_out$641  = \first_in$640 ;
-  assign \last_out$643  = \last_in$642 ;
-  assign \chain_out$645  = \chain_in$644 ;
-  assign \chain_valid_out$647  = \chain_valid_in$646 ;
-  assign \drain$648  = drain_7;
-  assign \en$649  = en;
-  assign \a_in$650  = \o$61 [47:40];
-  assign \b_out$652  = \b_in$651 ;
-  assign \valid_out$654  = \valid_in$653 ;
-  assign \first_out$656  = \first_in$655 ;
-  assign \last_out$658  = \last_in$657 ;
-  assign \chain_out$660  = \chain_in$659 ;
-  assign \chain_valid_out$662  = \chain_valid_in$661 ;
-  assign \drain$663  = drain_0;
-  assign \en$664  = en;
-  assign \a_out$666  = \a_in$665 ;
-  assign \b_out$668  = \b_in$667 ;
-  assign \valid_out$670  = \valid_in$669 ;
-  assign \first_out$672  = \first_in$671 ;
-  assign \last_out$674  = \last_in$673 ;
-  assign \chain_out$676  = \chain_in$675 ;
-  assign \chain_valid_out$678  = \chain_valid_in$677 ;
-  assign \drain$679  = drain_1;
-  assign \en$680  = en;
-  assign \a_out$682  = \a_in$681 ;
-  assign \b_out$684  = \b_in$683 ;
-  assign \valid_out$686  = \valid_in$685 ;
-  assign \first_out$688  = \first_in$687 ;
-  assign \last_out$690  = \last_in$689 ;
-  assign \chain_out$692  = \chain_in$691 ;
-  assign \chain_valid_out$694  = \chain_valid_in$693 ;
-  assign \drain$695  = drain_2;
-  assign \en$696  = en;
-  assign \a_out$698  = \a_in$697 ;
-  assign \b_out$700  = \b_in$699 ;
-  assign \valid_out$702  = \valid_in$701 ;
-  assign \first_out$704  = \first_in$703 ;
-  assign \last_out$706  = \last_in$705 ;
-  assign \chain_out$708  = \chain_in$707 ;
-  assign \chain_valid_out$710  = \chain_valid_in$709 ;
-  assign \drain$711  = drain_3;
-  assign \en$712  = en;
-  assign \a_out$714  = \a_in$713 ;
-  assign \b_out$716  = \b_in$715 ;
-  assign \valid_out$718  = \valid_in$717 ;
-  assign \first_out$720  = \first_in$719 ;
-  assign \last_out$722  = \last_in$721 ;
-  assign \chain_out$724  = \chain_in$723 ;
-  assign \chain_valid_out$726  = \chain_valid_in$725 ;
-  assign \drain$727  = drain_4;
-  assign \en$728  = en;
-  assign \a_out$730  = \a_in$729 ;
-  assign \b_out$732  = \b_in$731 ;
-  assign \valid_out$734  = \valid_in$733 ;
-  assign \first_out$736  = \first_in$735 ;
-  assign \last_out$738  = \last_in$737 ;
-  assign \chain_out$740  = \chain_in$739 ;
-  assign \chain_valid_out$742  = \chain_valid_in$741 ;
-  assign \drain$743  = drain_5;
-  assign \en$744  = en;
-  assign \a_out$746  = \a_in$745 ;
-  assign \b_out$748  = \b_in$747 ;
-  assign \valid_out$750  = \valid_in$749 ;
-  assign \first_out$752  = \first_in$751 ;
-  assign \last_out$754  = \last_in$753 ;
-  assign \chain_out$756  = \chain_in$755 ;
-  assign \chain_valid_out$758  = \chain_valid_in$757 ;
-  assign \drain$759  = drain_6;
-  assign \en$760  = en;
-  assign \a_out$762  = \a_in$761 ;
-  assign \b_out$764  = \b_in$763 ;
-  assign \valid_out$766  = \valid_in$765 ;
-  assign \first_out$768  = \first_in$767 ;
-  assign \last_out$770  = \last_in$769 ;
-  assign \chain_out$772  = \chain_in$771 ;
-  assign \chain_valid_out$774  = \chain_valid_in$773 ;
-  assign \drain$775  = drain_7;
-  assign \en$776  = en;
-  assign \a_in$777  = \o$61 [55:48];
-  assign \b_out$779  = \b_in$778 ;
-  assign \valid_out$781  = \valid_in$780 ;
-  assign \first_out$783  = \first_in$782 ;
-  assign \last_out$785  = \last_in$784 ;
-  assign \chain_out$787  = \chain_in$786 ;
-  assign \chain_valid_out$789  = \chain_valid_in$788 ;
-  assign \drain$790  = drain_0;
-  assign \en$791  = en;
-  assign \a_out$793  = \a_in$792 ;
-  assign \b_out$795  = \b_in$794 ;
-  assign \valid_out$797  = \valid_in$796 ;
-  assign \first_out$799  = \first_in$798 ;
-  assign \last_out$801  = \last_in$800 ;
-  assign \chain_out$803  = \chain_in$802 ;
-  assign \chain_valid_out$805  = \chain_valid_in$804 ;
-  assign \drain$806  = drain_1;
-  assign \en$807  = en;
-  assign \a_out$809  = \a_in$808 ;
-  assign \b_out$811  = \b_in$810 ;
-  assign \valid_out$813  = \valid_in$812 ;
-  assign \first_out$815  = \first_in$814 ;
-  assign \last_out$817  = \last_in$816 ;
-  assign \chain_out$819  = \chain_in$818 ;
-  assign \chain_valid_out$821  = \chain_valid_in$820 ;
-  assign \drain$822  = drain_2;
-  assign \en$823  = en;
-  assign \a_out$825  = \a_in$824 ;
-  assign \b_out$827  = \b_in$826 ;
-  assign \valid_out$829  = \valid_in$828 ;
-  assign \first_out$831  = \first_in$830 ;
-  assign \last_out$833  = \last_in$832 ;
-  assign \chain_out$835  = \chain_in$834 ;
-  assign \chain_valid_out$837  = \chain_valid_in$836 ;
-  assign \drain$838  = drain_3;
-  assign \en$839  = en;
-  assign \a_out$841  = \a_in$840 ;
-  assign \b_out$843  = \b_in$842 ;
-  assign \valid_out$845  = \valid_in$844 ;
-  assign \first_out$847  = \first_in$846 ;
-  assign \last_out$849  = \last_in$848 ;
-  assign \chain_out$851  = \chain_in$850 ;
-  assign \chain_valid_out$853  = \chain_valid_in$852 ;
-  assign \drain$854  = drain_4;
-  assign \en$855  = en;
-  assign \a_out$857  = \a_in$856 ;
-  assign \b_out$859  = \b_in$858 ;
-  assign \valid_out$861  = \valid_in$860 ;
-  assign \first_out$863  = \first_in$862 ;
-  assign \last_out$865  = \last_in$864 ;
-  assign \chain_out$867  = \chain_in$866 ;
-  assign \chain_valid_out$869  = \chain_valid_in$868 ;
-  assign \drain$870  = drain_5;
-  assign \en$871  = en;
-  assign \a_out$873  = \a_in$872 ;
-  assign \b_out$875  = \b_in$874 ;
-  assign \valid_out$877  = \valid_in$876 ;
-  assign \first_out$879  = \first_in$878 ;
-  assign \last_out$881  = \last_in$880 ;
-  assign \chain_out$883  = \chain_in$882 ;
-  assign \chain_valid_out$885  = \chain_valid_in$884 ;
-  assign \drain$886  = drain_6;
-  assign \en$887  = en;
-  assign \a_out$889  = \a_in$888 ;
-  assign \b_out$891  = \b_in$890 ;
-  assign \valid_out$893  = \valid_in$892 ;
-  assign \first_out$895  = \first_in$894 ;
-  assign \last_out$897  = \last_in$896 ;
-  assign \chain_out$899  = \chain_in$898 ;
-  assign \chain_valid_out$901  = \chain_valid_in$900 ;
-  assign \drain$902  = drain_7;
-  assign \en$903  = en;
-  assign \a_in$904  = \o$61 [63:56];
-  assign \b_out$906  = \b_in$905 ;
-  assign \valid_out$908  = \valid_in$907 ;
-  assign \first_out$910  = \first_in$909 ;
-  assign \last_out$912  = \last_in$911 ;
-  assign \chain_out$914  = \chain_in$913 ;
-  assign \chain_valid_out$916  = \chain_valid_in$915 ;
-  assign \drain$917  = drain_0;
-  assign \en$918  = en;
-  assign \a_out$920  = \a_in$919 ;
-  assign \b_out$922  = \b_in$921 ;
-  assign \valid_out$924  = \valid_in$923 ;
-  assign \first_out$926  = \first_in$925 ;
-  assign \last_out$928  = \last_in$927 ;
-  assign \chain_out$930  = \chain_in$929 ;
-  assign \chain_valid_out$932  = \chain_valid_in$931 ;
-  assign \drain$933  = drain_1;
-  assign \en$934  = en;
-  assign \a_out$936  = \a_in$935 ;
-  assign \b_out$938  = \b_in$937 ;
-  assign \valid_out$940  = \valid_in$939 ;
-  assign \first_out$942  = \first_in$941 ;
-  assign \last_out$944  = \last_in$943 ;
-  assign \chain_out$946  = \chain_in$945 ;
-  assign \chain_valid_out$948  = \chain_valid_in$947 ;
-  assign \drain$949  = drain_2;
-  assign \en$950  = en;
-  assign \a_out$952  = \a_in$951 ;
-  assign \b_out$954  = \b_in$953 ;
-  assign \valid_out$956  = \valid_in$955 ;
-  assign \first_out$958  = \first_in$957 ;
-  assign \last_out$960  = \last_in$959 ;
-  assign \chain_out$962  = \chain_in$961 ;
-  assign \chain_valid_out$964  = \chain_valid_in$963 ;
-  assign \drain$965  = drain_3;
-  assign \en$966  = en;
-  assign \a_out$968  = \a_in$967 ;
-  assign \b_out$970  = \b_in$969 ;
-  assign \valid_out$972  = \valid_in$971 ;
-  assign \first_out$974  = \first_in$973 ;
-  assign \last_out$976  = \last_in$975 ;
-  assign \chain_out$978  = \chain_in$977 ;
-  assign \chain_valid_out$980  = \chain_valid_in$979 ;
-  assign \drain$981  = drain_4;
-  assign \en$982  = en;
-  assign \a_out$984  = \a_in$983 ;
-  assign \b_out$986  = \b_in$985 ;
-  assign \valid_out$988  = \valid_in$987 ;
-  assign \first_out$990  = \first_in$989 ;
-  assign \last_out$992  = \last_in$991 ;
-  assign \chain_out$994  = \chain_in$993 ;
-  assign \chain_valid_out$996  = \chain_valid_in$995 ;
-  assign \drain$997  = drain_5;
-  assign \en$998  = en;
-  assign \a_out$1000  = \a_in$999 ;
-  assign \b_out$1002  = \b_in$1001 ;
-  assign \valid_out$1004  = \valid_in$1003 ;
-  assign \first_out$1006  = \first_in$1005 ;
-  assign \last_out$1008  = \last_in$1007 ;
-  assign \chain_out$1010  = \chain_in$1009 ;
-  assign \chain_valid_out$1012  = \chain_valid_in$1011 ;
-  assign \drain$1013  = drain_6;
-  assign \en$1014  = en;
-  assign \a_out$1016  = \a_in$1015 ;
-  assign \b_out$1018  = \b_in$1017 ;
-  assign \valid_out$1020  = \valid_in$1019 ;
-  assign \first_out$1022  = \first_in$1021 ;
-  assign \last_out$1024  = \last_in$1023 ;
-  assign \chain_out$1026  = \chain_in$1025 ;
-  assign \chain_valid_out$1028  = \chain_valid_in$1027 ;
-  assign \drain$1029  = drain_7;
+  assign \a_out$270  = \a_in$269 ;
+  assign \a_next$271  = \a_in$251 ;
+  assign \b_next$272  = \o$69 [55:48];
+  assign \b_out$274  = \b_in$273 ;
+  assign \valid_out$276  = \valid_in$275 ;
+  assign \first_out$278  = \first_in$277 ;
+  assign \last_out$280  = \last_in$279 ;
+  assign \chain_out$282  = \chain_in$281 ;
+  assign \chain_valid_out$284  = \chain_valid_in$283 ;
+  assign \drain$285  = drain_6;
+  assign \en$286  = en;
+  assign \a_out$288  = \a_in$287 ;
+  assign \a_next$289  = \a_in$269 ;
+  assign \b_next$290  = \o$69 [63:56];
+  assign \b_out$292  = \b_in$291 ;
+  assign \valid_out$294  = \valid_in$293 ;
+  assign \first_out$296  = \first_in$295 ;
+  assign \last_out$298  = \last_in$297 ;
+  assign \chain_out$300  = \chain_in$299 ;
+  assign \chain_valid_out$302  = \chain_valid_in$301 ;
+  assign \drain$303  = drain_7;
+  assign \en$304  = en;
+  assign \a_in$305  = \o$63 [23:16];
+  assign \a_next$306  = o_next[23:16];
+  assign \b_next$307  = \b_in$165 ;
+  assign \b_out$309  = \b_in$308 ;
+  assign \valid_out$311  = \valid_in$310 ;
+  assign \first_out$313  = \first_in$312 ;
+  assign \last_out$315  = \last_in$314 ;
+  assign \chain_out$317  = \chain_in$316 ;
+  assign \chain_valid_out$319  = \chain_valid_in$318 ;
+  assign \drain$320  = drain_0;
+  assign \en$321  = en;
+  assign \a_out$323  = \a_in$322 ;
+  assign \a_next$324  = \o$63 [23:16];
+  assign \b_next$325  = \b_in$183 ;
+  assign \b_out$327  = \b_in$326 ;
+  assign \valid_out$329  = \valid_in$328 ;
+  assign \first_out$331  = \first_in$330 ;
+  assign \last_out$333  = \last_in$332 ;
+  assign \chain_out$335  = \chain_in$334 ;
+  assign \chain_valid_out$337  = \chain_valid_in$336 ;
+  assign \drain$338  = drain_1;
+  assign \en$339  = en;
+  assign \a_out$341  = \a_in$340 ;
+  assign \a_next$342  = \a_in$322 ;
+  assign \b_next$343  = \b_in$201 ;
+  assign \b_out$345  = \b_in$344 ;
+  assign \valid_out$347  = \valid_in$346 ;
+  assign \first_out$349  = \first_in$348 ;
+  assign \last_out$351  = \last_in$350 ;
+  assign \chain_out$353  = \chain_in$352 ;
+  assign \chain_valid_out$355  = \chain_valid_in$354 ;
+  assign \drain$356  = drain_2;
+  assign \en$357  = en;
+  assign \a_out$359  = \a_in$358 ;
+  assign \a_next$360  = \a_in$340 ;
+  assign \b_next$361  = \b_in$219 ;
+  assign \b_out$363  = \b_in$362 ;
+  assign \valid_out$365  = \valid_in$364 ;
+  assign \first_out$367  = \first_in$366 ;
+  assign \last_out$369  = \last_in$368 ;
+  assign \chain_out$371  = \chain_in$370 ;
+  assign \chain_valid_out$373  = \chain_valid_in$372 ;
+  assign \drain$374  = drain_3;
+  assign \en$375  = en;
+  assign \a_out$377  = \a_in$376 ;
+  assign \a_next$378  = \a_in$358 ;
+  assign \b_next$379  = \b_in$237 ;
+  assign \b_out$381  = \b_in$380 ;
+  assign \valid_out$383  = \valid_in$382 ;
+  assign \first_out$385  = \first_in$384 ;
+  assign \last_out$387  = \last_in$386 ;
+  assign \chain_out$389  = \chain_in$388 ;
+  assign \chain_valid_out$391  = \chain_valid_in$390 ;
+  assign \drain$392  = drain_4;
+  assign \en$393  = en;
+  assign \a_out$395  = \a_in$394 ;
+  assign \a_next$396  = \a_in$376 ;
+  assign \b_next$397  = \b_in$255 ;
+  assign \b_out$399  = \b_in$398 ;
+  assign \valid_out$401  = \valid_in$400 ;
+  assign \first_out$403  = \first_in$402 ;
+  assign \last_out$405  = \last_in$404 ;
+  assign \chain_out$407  = \chain_in$406 ;
+  assign \chain_valid_out$409  = \chain_valid_in$408 ;
+  assign \drain$410  = drain_5;
+  assign \en$411  = en;
+  assign \a_out$413  = \a_in$412 ;
+  assign \a_next$414  = \a_in$394 ;
+  assign \b_next$415  = \b_in$273 ;
+  assign \b_out$417  = \b_in$416 ;
+  assign \valid_out$419  = \valid_in$418 ;
+  assign \first_out$421  = \first_in$420 ;
+  assign \last_out$423  = \last_in$422 ;
+  assign \chain_out$425  = \chain_in$424 ;
+  assign \chain_valid_out$427  = \chain_valid_in$426 ;
+  assign \drain$428  = drain_6;
+  assign \en$429  = en;
+  assign \a_out$431  = \a_in$430 ;
+  assign \a_next$432  = \a_in$412 ;
+  assign \b_next$433  = \b_in$291 ;
+  assign \b_out$435  = \b_in$434 ;
+  assign \valid_out$437  = \valid_in$436 ;
+  assign \first_out$439  = \first_in$438 ;
+  assign \last_out$441  = \last_in$440 ;
+  assign \chain_out$443  = \chain_in$442 ;
+  assign \chain_valid_out$445  = \chain_valid_in$444 ;
+  assign \drain$446  = drain_7;
+  assign \en$447  = en;
+  assign \a_in$448  = \o$63 [31:24];
+  assign \a_next$449  = o_next[31:24];
+  assign \b_next$450  = \b_in$308 ;
+  assign \b_out$452  = \b_in$451 ;
+  assign \valid_out$454  = \valid_in$453 ;
+  assign \first_out$456  = \first_in$455 ;
+  assign \last_out$458  = \last_in$457 ;
+  assign \chain_out$460  = \chain_in$459 ;
+  assign \chain_valid_out$462  = \chain_valid_in$461 ;
+  assign \drain$463  = drain_0;
+  assign \en$464  = en;
+  assign \a_out$466  = \a_in$465 ;
+  assign \a_next$467  = \o$63 [31:24];
+  assign \b_next$468  = \b_in$326 ;
+  assign \b_out$470  = \b_in$469 ;
+  assign \valid_out$472  = \valid_in$471 ;
+  assign \first_out$474  = \first_in$473 ;
+  assign \last_out$476  = \last_in$475 ;
+  assign \chain_out$478  = \chain_in$477 ;
+  assign \chain_valid_out$480  = \chain_valid_in$479 ;
+  assign \drain$481  = drain_1;
+  assign \en$482  = en;
+  assign \a_out$484  = \a_in$483 ;
+  assign \a_next$485  = \a_in$465 ;
+  assign \b_next$486  = \b_in$344 ;
+  assign \b_out$488  = \b_in$487 ;
+  assign \valid_out$490  = \valid_in$489 ;
+  assign \first_out$492  = \first_in$491 ;
+  assign \last_out$494  = \last_in$493 ;
+  assign \chain_out$496  = \chain_in$495 ;
+  assign \chain_valid_out$498  = \chain_valid_in$497 ;
+  assign \drain$499  = drain_2;
+  assign \en$500  = en;
+  assign \a_out$502  = \a_in$501 ;
+  assign \a_next$503  = \a_in$483 ;
+  assign \b_next$504  = \b_in$362 ;
+  assign \b_out$506  = \b_in$505 ;
+  assign \valid_out$508  = \valid_in$507 ;
+  assign \first_out$510  = \first_in$509 ;
+  assign \last_out$512  = \last_in$511 ;
+  assign \chain_out$514  = \chain_in$513 ;
+  assign \chain_valid_out$516  = \chain_valid_in$515 ;
+  assign \drain$517  = drain_3;
+  assign \en$518  = en;
+  assign \a_out$520  = \a_in$519 ;
+  assign \a_next$521  = \a_in$501 ;
+  assign \b_next$522  = \b_in$380 ;
+  assign \b_out$524  = \b_in$523 ;
+  assign \valid_out$526  = \valid_in$525 ;
+  assign \first_out$528  = \first_in$527 ;
+  assign \last_out$530  = \last_in$529 ;
+  assign \chain_out$532  = \chain_in$531 ;
+  assign \chain_valid_out$534  = \chain_valid_in$533 ;
+  assign \drain$535  = drain_4;
+  assign \en$536  = en;
+  assign \a_out$538  = \a_in$537 ;
+  assign \a_next$539  = \a_in$519 ;
+  assign \b_next$540  = \b_in$398 ;
+  assign \b_out$542  = \b_in$541 ;
+  assign \valid_out$544  = \valid_in$543 ;
+  assign \first_out$546  = \first_in$545 ;
+  assign \last_out$548  = \last_in$547 ;
+  assign \chain_out$550  = \chain_in$549 ;
+  assign \chain_valid_out$552  = \chain_valid_in$551 ;
+  assign \drain$553  = drain_5;
+  assign \en$554  = en;
+  assign \a_out$556  = \a_in$555 ;
+  assign \a_next$557  = \a_in$537 ;
+  assign \b_next$558  = \b_in$416 ;
+  assign \b_out$560  = \b_in$559 ;
+  assign \valid_out$562  = \valid_in$561 ;
+  assign \first_out$564  = \first_in$563 ;
+  assign \last_out$566  = \last_in$565 ;
+  assign \chain_out$568  = \chain_in$567 ;
+  assign \chain_valid_out$570  = \chain_valid_in$569 ;
+  assign \drain$571  = drain_6;
+  assign \en$572  = en;
+  assign \a_out$574  = \a_in$573 ;
+  assign \a_next$575  = \a_in$555 ;
+  assign \b_next$576  = \b_in$434 ;
+  assign \b_out$578  = \b_in$577 ;
+  assign \valid_out$580  = \valid_in$579 ;
+  assign \first_out$582  = \first_in$581 ;
+  assign \last_out$584  = \last_in$583 ;
+  assign \chain_out$586  = \chain_in$585 ;
+  assign \chain_valid_out$588  = \chain_valid_in$587 ;
+  assign \drain$589  = drain_7;
+  assign \en$590  = en;
+  assign \a_in$591  = \o$63 [39:32];
+  assign \a_next$592  = o_next[39:32];
+  assign \b_next$593  = \b_in$451 ;
+  assign \b_out$595  = \b_in$594 ;
+  assign \valid_out$597  = \valid_in$596 ;
+  assign \first_out$599  = \first_in$598 ;
+  assign \last_out$601  = \last_in$600 ;
+  assign \chain_out$603  = \chain_in$602 ;
+  assign \chain_valid_out$605  = \chain_valid_in$604 ;
+  assign \drain$606  = drain_0;
+  assign \en$607  = en;
+  assign \a_out$609  = \a_in$608 ;
+  assign \a_next$610  = \o$63 [39:32];
+  assign \b_next$611  = \b_in$469 ;
+  assign \b_out$613  = \b_in$612 ;
+  assign \valid_out$615  = \valid_in$614 ;
+  assign \first_out$617  = \first_in$616 ;
+  assign \last_out$619  = \last_in$618 ;
+  assign \chain_out$621  = \chain_in$620 ;
+  assign \chain_valid_out$623  = \chain_valid_in$622 ;
+  assign \drain$624  = drain_1;
+  assign \en$625  = en;
+  assign \a_out$627  = \a_in$626 ;
+  assign \a_next$628  = \a_in$608 ;
+  assign \b_next$629  = \b_in$487 ;
+  assign \b_out$631  = \b_in$630 ;
+  assign \valid_out$633  = \valid_in$632 ;
+  assign \first_out$635  = \first_in$634 ;
+  assign \last_out$637  = \last_in$636 ;
+  assign \chain_out$639  = \chain_in$638 ;
+  assign \chain_valid_out$641  = \chain_valid_in$640 ;
+  assign \drain$642  = drain_2;
+  assign \en$643  = en;
+  assign \a_out$645  = \a_in$644 ;
+  assign \a_next$646  = \a_in$626 ;
+  assign \b_next$647  = \b_in$505 ;
+  assign \b_out$649  = \b_in$648 ;
+  assign \valid_out$651  = \valid_in$650 ;
+  assign \first_out$653  = \first_in$652 ;
+  assign \last_out$655  = \last_in$654 ;
+  assign \chain_out$657  = \chain_in$656 ;
+  assign \chain_valid_out$659  = \chain_valid_in$658 ;
+  assign \drain$660  = drain_3;
+  assign \en$661  = en;
+  assign \a_out$663  = \a_in$662 ;
+  assign \a_next$664  = \a_in$644 ;
+  assign \b_next$665  = \b_in$523 ;
+  assign \b_out$667  = \b_in$666 ;
+  assign \valid_out$669  = \valid_in$668 ;
+  assign \first_out$671  = \first_in$670 ;
+  assign \last_out$673  = \last_in$672 ;
+  assign \chain_out$675  = \chain_in$674 ;
+  assign \chain_valid_out$677  = \chain_valid_in$676 ;
+  assign \drain$678  = drain_4;
+  assign \en$679  = en;
+  assign \a_out$681  = \a_in$680 ;
+  assign \a_next$682  = \a_in$662 ;
+  assign \b_next$683  = \b_in$541 ;
+  assign \b_out$685  = \b_in$684 ;
+  assign \valid_out$687  = \valid_in$686 ;
+  assign \first_out$689  = \first_in$688 ;
+  assign \last_out$691  = \last_in$690 ;
+  assign \chain_out$693  = \chain_in$692 ;
+  assign \chain_valid_out$695  = \chain_valid_in$694 ;
+  assign \drain$696  = drain_5;
+  assign \en$697  = en;
+  assign \a_out$699  = \a_in$698 ;
+  assign \a_next$700  = \a_in$680 ;
+  assign \b_next$701  = \b_in$559 ;
+  assign \b_out$703  = \b_in$702 ;
+  assign \valid_out$705  = \valid_in$704 ;
+  assign \first_out$707  = \first_in$706 ;
+  assign \last_out$709  = \last_in$708 ;
+  assign \chain_out$711  = \chain_in$710 ;
+  assign \chain_valid_out$713  = \chain_valid_in$712 ;
+  assign \drain$714  = drain_6;
+  assign \en$715  = en;
+  assign \a_out$717  = \a_in$716 ;
+  assign \a_next$718  = \a_in$698 ;
+  assign \b_next$719  = \b_in$577 ;
+  assign \b_out$721  = \b_in$720 ;
+  assign \valid_out$723  = \valid_in$722 ;
+  assign \first_out$725  = \first_in$724 ;
+  assign \last_out$727  = \last_in$726 ;
+  assign \chain_out$729  = \chain_in$728 ;
+  assign \chain_valid_out$731  = \chain_valid_in$730 ;
+  assign \drain$732  = drain_7;
+  assign \en$733  = en;
+  assign \a_in$734  = \o$63 [47:40];
+  assign \a_next$735  = o_next[47:40];
+  assign \b_next$736  = \b_in$594 ;
+  assign \b_out$738  = \b_in$737 ;
+  assign \valid_out$740  = \valid_in$739 ;
+  assign \first_out$742  = \first_in$741 ;
+  assign \last_out$744  = \last_in$743 ;
+  assign \chain_out$746  = \chain_in$745 ;
+  assign \chain_valid_out$748  = \chain_valid_in$747 ;
+  assign \drain$749  = drain_0;
+  assign \en$750  = en;
+  assign \a_out$752  = \a_in$751 ;
+  assign \a_next$753  = \o$63 [47:40];
+  assign \b_next$754  = \b_in$612 ;
+  assign \b_out$756  = \b_in$755 ;
+  assign \valid_out$758  = \valid_in$757 ;
+  assign \first_out$760  = \first_in$759 ;
+  assign \last_out$762  = \last_in$761 ;
+  assign \chain_out$764  = \chain_in$763 ;
+  assign \chain_valid_out$766  = \chain_valid_in$765 ;
+  assign \drain$767  = drain_1;
+  assign \en$768  = en;
+  assign \a_out$770  = \a_in$769 ;
+  assign \a_next$771  = \a_in$751 ;
+  assign \b_next$772  = \b_in$630 ;
+  assign \b_out$774  = \b_in$773 ;
+  assign \valid_out$776  = \valid_in$775 ;
+  assign \first_out$778  = \first_in$777 ;
+  assign \last_out$780  = \last_in$779 ;
+  assign \chain_out$782  = \chain_in$781 ;
+  assign \chain_valid_out$784  = \chain_valid_in$783 ;
+  assign \drain$785  = drain_2;
+  assign \en$786  = en;
+  assign \a_out$788  = \a_in$787 ;
+  assign \a_next$789  = \a_in$769 ;
+  assign \b_next$790  = \b_in$648 ;
+  assign \b_out$792  = \b_in$791 ;
+  assign \valid_out$794  = \valid_in$793 ;
+  assign \first_out$796  = \first_in$795 ;
+  assign \last_out$798  = \last_in$797 ;
+  assign \chain_out$800  = \chain_in$799 ;
+  assign \chain_valid_out$802  = \chain_valid_in$801 ;
+  assign \drain$803  = drain_3;
+  assign \en$804  = en;
+  assign \a_out$806  = \a_in$805 ;
+  assign \a_next$807  = \a_in$787 ;
+  assign \b_next$808  = \b_in$666 ;
+  assign \b_out$810  = \b_in$809 ;
+  assign \valid_out$812  = \valid_in$811 ;
+  assign \first_out$814  = \first_in$813 ;
+  assign \last_out$816  = \last_in$815 ;
+  assign \chain_out$818  = \chain_in$817 ;
+  assign \chain_valid_out$820  = \chain_valid_in$819 ;
+  assign \drain$821  = drain_4;
+  assign \en$822  = en;
+  assign \a_out$824  = \a_in$823 ;
+  assign \a_next$825  = \a_in$805 ;
+  assign \b_next$826  = \b_in$684 ;
+  assign \b_out$828  = \b_in$827 ;
+  assign \valid_out$830  = \valid_in$829 ;
+  assign \first_out$832  = \first_in$831 ;
+  assign \last_out$834  = \last_in$833 ;
+  assign \chain_out$836  = \chain_in$835 ;
+  assign \chain_valid_out$838  = \chain_valid_in$837 ;
+  assign \drain$839  = drain_5;
+  assign \en$840  = en;
+  assign \a_out$842  = \a_in$841 ;
+  assign \a_next$843  = \a_in$823 ;
+  assign \b_next$844  = \b_in$702 ;
+  assign \b_out$846  = \b_in$845 ;
+  assign \valid_out$848  = \valid_in$847 ;
+  assign \first_out$850  = \first_in$849 ;
+  assign \last_out$852  = \last_in$851 ;
+  assign \chain_out$854  = \chain_in$853 ;
+  assign \chain_valid_out$856  = \chain_valid_in$855 ;
+  assign \drain$857  = drain_6;
+  assign \en$858  = en;
+  assign \a_out$860  = \a_in$859 ;
+  assign \a_next$861  = \a_in$841 ;
+  assign \b_next$862  = \b_in$720 ;
+  assign \b_out$864  = \b_in$863 ;
+  assign \valid_out$866  = \valid_in$865 ;
+  assign \first_out$868  = \first_in$867 ;
+  assign \last_out$870  = \last_in$869 ;
+  assign \chain_out$872  = \chain_in$871 ;
+  assign \chain_valid_out$874  = \chain_valid_in$873 ;
+  assign \drain$875  = drain_7;
+  assign \en$876  = en;
+  assign \a_in$877  = \o$63 [55:48];
+  assign \a_next$878  = o_next[55:48];
+  assign \b_next$879  = \b_in$737 ;
+  assign \b_out$881  = \b_in$880 ;
+  assign \valid_out$883  = \valid_in$882 ;
+  assign \first_out$885  = \first_in$884 ;
+  assign \last_out$887  = \last_in$886 ;
+  assign \chain_out$889  = \chain_in$888 ;
+  assign \chain_valid_out$891  = \chain_valid_in$890 ;
+  assign \drain$892  = drain_0;
+  assign \en$893  = en;
+  assign \a_out$895  = \a_in$894 ;
+  assign \a_next$896  = \o$63 [55:48];
+  assign \b_next$897  = \b_in$755 ;
+  assign \b_out$899  = \b_in$898 ;
+  assign \valid_out$901  = \valid_in$900 ;
+  assign \first_out$903  = \first_in$902 ;
+  assign \last_out$905  = \last_in$904 ;
+  assign \chain_out$907  = \chain_in$906 ;
+  assign \chain_valid_out$909  = \chain_valid_in$908 ;
+  assign \drain$910  = drain_1;
+  assign \en$911  = en;
+  assign \a_out$913  = \a_in$912 ;
+  assign \a_next$914  = \a_in$894 ;
+  assign \b_next$915  = \b_in$773 ;
+  assign \b_out$917  = \b_in$916 ;
+  assign \valid_out$919  = \valid_in$918 ;
+  assign \first_out$921  = \first_in$920 ;
+  assign \last_out$923  = \last_in$922 ;
+  assign \chain_out$925  = \chain_in$924 ;
+  assign \chain_valid_out$927  = \chain_valid_in$926 ;
+  assign \drain$928  = drain_2;
+  assign \en$929  = en;
+  assign \a_out$931  = \a_in$930 ;
+  assign \a_next$932  = \a_in$912 ;
+  assign \b_next$933  = \b_in$791 ;
+  assign \b_out$935  = \b_in$934 ;
+  assign \valid_out$937  = \valid_in$936 ;
+  assign \first_out$939  = \first_in$938 ;
+  assign \last_out$941  = \last_in$940 ;
+  assign \chain_out$943  = \chain_in$942 ;
+  assign \chain_valid_out$945  = \chain_valid_in$944 ;
+  assign \drain$946  = drain_3;
+  assign \en$947  = en;
+  assign \a_out$949  = \a_in$948 ;
+  assign \a_next$950  = \a_in$930 ;
+  assign \b_next$951  = \b_in$809 ;
+  assign \b_out$953  = \b_in$952 ;
+  assign \valid_out$955  = \valid_in$954 ;
+  assign \first_out$957  = \first_in$956 ;
+  assign \last_out$959  = \last_in$958 ;
+  assign \chain_out$961  = \chain_in$960 ;
+  assign \chain_valid_out$963  = \chain_valid_in$962 ;
+  assign \drain$964  = drain_4;
+  assign \en$965  = en;
+  assign \a_out$967  = \a_in$966 ;
+  assign \a_next$968  = \a_in$948 ;
+  assign \b_next$969  = \b_in$827 ;
+  assign \b_out$971  = \b_in$970 ;
+  assign \valid_out$973  = \valid_in$972 ;
+  assign \first_out$975  = \first_in$974 ;
+  assign \last_out$977  = \last_in$976 ;
+  assign \chain_out$979  = \chain_in$978 ;
+  assign \chain_valid_out$981  = \chain_valid_in$980 ;
+  assign \drain$982  = drain_5;
+  assign \en$983  = en;
+  assign \a_out$985  = \a_in$984 ;
+  assign \a_next$986  = \a_in$966 ;
+  assign \b_next$987  = \b_in$845 ;
+  assign \b_out$989  = \b_in$988 ;
+  assign \valid_out$991  = \valid_in$990 ;
+  assign \first_out$993  = \first_in$992 ;
+  assign \last_out$995  = \last_in$994 ;
+  assign \chain_out$997  = \chain_in$996 ;
+  assign \chain_valid_out$999  = \chain_valid_in$998 ;
+  assign \drain$1000  = drain_6;
+  assign \en$1001  = en;
+  assign \a_out$1003  = \a_in$1002 ;
+  assign \a_next$1004  = \a_in$984 ;
+  assign \b_next$1005  = \b_in$863 ;
+  assign \b_out$1007  = \b_in$1006 ;
+  assign \valid_out$1009  = \valid_in$1008 ;
+  assign \first_out$1011  = \first_in$1010 ;
+  assign \last_out$1013  = \last_in$1012 ;
+  assign \chain_out$1015  = \chain_in$1014 ;
+  assign \chain_valid_out$1017  = \chain_valid_in$1016 ;
+  assign \drain$1018  = drain_7;
+  assign \en$1019  = en;
+  assign \a_in$1020  = \o$63 [63:56];
+  assign \a_next$1021  = o_next[63:56];
+  assign \b_next$1022  = \b_in$880 ;
+  assign \b_out$1024  = \b_in$1023 ;
+  assign \valid_out$1026  = \valid_in$1025 ;
+  assign \first_out$1028  = \first_in$1027 ;
+  assign \last_out$1030  = \last_in$1029 ;
+  assign \chain_out$1032  = \chain_in$1031 ;
+  assign \chain_valid_out$1034  = \chain_valid_in$1033 ;
+  assign \drain$1035  = drain_0;
+  assign \en$1036  = en;
+  assign \a_out$1038  = \a_in$1037 ;
+  assign \a_next$1039  = \o$63 [63:56];
+  assign \b_next$1040  = \b_in$898 ;
+  assign \b_out$1042  = \b_in$1041 ;
+  assign \valid_out$1044  = \valid_in$1043 ;
+  assign \first_out$1046  = \first_in$1045 ;
+  assign \last_out$1048  = \last_in$1047 ;
+  assign \chain_out$1050  = \chain_in$1049 ;
+  assign \chain_valid_out$1052  = \chain_valid_in$1051 ;
+  assign \drain$1053  = drain_1;
+  assign \en$1054  = en;
+  assign \a_out$1056  = \a_in$1055 ;
+  assign \a_next$1057  = \a_in$1037 ;
+  assign \b_next$1058  = \b_in$916 ;
+  assign \b_out$1060  = \b_in$1059 ;
+  assign \valid_out$1062  = \valid_in$1061 ;
+  assign \first_out$1064  = \first_in$1063 ;
+  assign \last_out$1066  = \last_in$1065 ;
+  assign \chain_out$1068  = \chain_in$1067 ;
+  assign \chain_valid_out$1070  = \chain_valid_in$1069 ;
+  assign \drain$1071  = drain_2;
+  assign \en$1072  = en;
+  assign \a_out$1074  = \a_in$1073 ;
+  assign \a_next$1075  = \a_in$1055 ;
+  assign \b_next$1076  = \b_in$934 ;
+  assign \b_out$1078  = \b_in$1077 ;
+  assign \valid_out$1080  = \valid_in$1079 ;
+  assign \first_out$1082  = \first_in$1081 ;
+  assign \last_out$1084  = \last_in$1083 ;
+  assign \chain_out$1086  = \chain_in$1085 ;
+  assign \chain_valid_out$1088  = \chain_valid_in$1087 ;
+  assign \drain$1089  = drain_3;
+  assign \en$1090  = en;
+  assign \a_out$1092  = \a_in$1091 ;
+  assign \a_next$1093  = \a_in$1073 ;
+  assign \b_next$1094  = \b_in$952 ;
+  assign \b_out$1096  = \b_in$1095 ;
+  assign \valid_out$1098  = \valid_in$1097 ;
+  assign \first_out$1100  = \first_in$1099 ;
+  assign \last_out$1102  = \last_in$1101 ;
+  assign \chain_out$1104  = \chain_in$1103 ;
+  assign \chain_valid_out$1106  = \chain_valid_in$1105 ;
+  assign \drain$1107  = drain_4;
+  assign \en$1108  = en;
+  assign \a_out$1110  = \a_in$1109 ;
+  assign \a_next$1111  = \a_in$1091 ;
+  assign \b_next$1112  = \b_in$970 ;
+  assign \b_out$1114  = \b_in$1113 ;
+  assign \valid_out$1116  = \valid_in$1115 ;
+  assign \first_out$1118  = \first_in$1117 ;
+  assign \last_out$1120  = \last_in$1119 ;
+  assign \chain_out$1122  = \chain_in$1121 ;
+  assign \chain_valid_out$1124  = \chain_valid_in$1123 ;
+  assign \drain$1125  = drain_5;
+  assign \en$1126  = en;
+  assign \a_out$1128  = \a_in$1127 ;
+  assign \a_next$1129  = \a_in$1109 ;
+  assign \b_next$1130  = \b_in$988 ;
+  assign \b_out$1132  = \b_in$1131 ;
+  assign \valid_out$1134  = \valid_in$1133 ;
+  assign \first_out$1136  = \first_in$1135 ;
+  assign \last_out$1138  = \last_in$1137 ;
+  assign \chain_out$1140  = \chain_in$1139 ;
+  assign \chain_valid_out$1142  = \chain_valid_in$1141 ;
+  assign \drain$1143  = drain_6;
+  assign \en$1144  = en;
+  assign \a_out$1146  = \a_in$1145 ;
+  assign \a_next$1147  = \a_in$1127 ;
+  assign \b_next$1148  = \b_in$1006 ;
+  assign \b_out$1150  = \b_in$1149 ;
+  assign \valid_out$1152  = \valid_in$1151 ;
+  assign \first_out$1154  = \first_in$1153 ;
+  assign \last_out$1156  = \last_in$1155 ;
+  assign \chain_out$1158  = \chain_in$1157 ;
+  assign \chain_valid_out$1160  = \chain_valid_in$1159 ;
+  assign \drain$1161  = drain_7;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -3541,14 +3966,22 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
-  assign \o$61[0]  = \o$61 [7:0];
-  assign \o$61[1]  = \o$61 [15:8];
-  assign \o$61[2]  = \o$61 [23:16];
-  assign \o$61[3]  = \o$61 [31:24];
-  assign \o$61[4]  = \o$61 [39:32];
-  assign \o$61[5]  = \o$61 [47:40];
-  assign \o$61[6]  = \o$61 [55:48];
-  assign \o$61[7]  = \o$61 [63:56];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next[4]  = i_next[39:32];
+  assign \i_next[5]  = i_next[47:40];
+  assign \i_next[6]  = i_next[55:48];
+  assign \i_next[7]  = i_next[63:56];
+  assign \i_next$60[0]  = operands__payload[71:64];
+  assign \i_next$60[1]  = operands__payload[79:72];
+  assign \i_next$60[2]  = operands__payload[87:80];
+  assign \i_next$60[3]  = operands__payload[95:88];
+  assign \i_next$60[4]  = operands__payload[103:96];
+  assign \i_next$60[5]  = operands__payload[111:104];
+  assign \i_next$60[6]  = operands__payload[119:112];
+  assign \i_next$60[7]  = operands__payload[127:120];
   assign \o$63[0]  = \o$63 [7:0];
   assign \o$63[1]  = \o$63 [15:8];
   assign \o$63[2]  = \o$63 [23:16];
@@ -3557,38 +3990,70 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o$63[5]  = \o$63 [47:40];
   assign \o$63[6]  = \o$63 [55:48];
   assign \o$63[7]  = \o$63 [63:56];
-  assign \o$65[0]  = \o$65 [2:0];
-  assign \o$65[0].valid  = \o$65 [0];
-  assign \o$65[0].first  = \o$65 [1];
-  assign \o$65[0].last  = \o$65 [2];
-  assign \o$65[1]  = \o$65 [5:3];
-  assign \o$65[1].valid  = \o$65 [3];
-  assign \o$65[1].first  = \o$65 [4];
-  assign \o$65[1].last  = \o$65 [5];
-  assign \o$65[2]  = \o$65 [8:6];
-  assign \o$65[2].valid  = \o$65 [6];
-  assign \o$65[2].first  = \o$65 [7];
-  assign \o$65[2].last  = \o$65 [8];
-  assign \o$65[3]  = \o$65 [11:9];
-  assign \o$65[3].valid  = \o$65 [9];
-  assign \o$65[3].first  = \o$65 [10];
-  assign \o$65[3].last  = \o$65 [11];
-  assign \o$65[4]  = \o$65 [14:12];
-  assign \o$65[4].valid  = \o$65 [12];
-  assign \o$65[4].first  = \o$65 [13];
-  assign \o$65[4].last  = \o$65 [14];
-  assign \o$65[5]  = \o$65 [17:15];
-  assign \o$65[5].valid  = \o$65 [15];
-  assign \o$65[5].first  = \o$65 [16];
-  assign \o$65[5].last  = \o$65 [17];
-  assign \o$65[6]  = \o$65 [20:18];
-  assign \o$65[6].valid  = \o$65 [18];
-  assign \o$65[6].first  = \o$65 [19];
-  assign \o$65[6].last  = \o$65 [20];
-  assign \o$65[7]  = \o$65 [23:21];
-  assign \o$65[7].valid  = \o$65 [21];
-  assign \o$65[7].first  = \o$65 [22];
-  assign \o$65[7].last  = \o$65 [23];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next[4]  = o_next[39:32];
+  assign \o_next[5]  = o_next[47:40];
+  assign \o_next[6]  = o_next[55:48];
+  assign \o_next[7]  = o_next[63:56];
+  assign \o_next$67[0]  = \o_next$67 [7:0];
+  assign \o_next$67[1]  = \o_next$67 [15:8];
+  assign \o_next$67[2]  = \o_next$67 [23:16];
+  assign \o_next$67[3]  = \o_next$67 [31:24];
+  assign \o_next$67[4]  = \o_next$67 [39:32];
+  assign \o_next$67[5]  = \o_next$67 [47:40];
+  assign \o_next$67[6]  = \o_next$67 [55:48];
+  assign \o_next$67[7]  = \o_next$67 [63:56];
+  assign \o$69[0]  = \o$69 [7:0];
+  assign \o$69[1]  = \o$69 [15:8];
+  assign \o$69[2]  = \o$69 [23:16];
+  assign \o$69[3]  = \o$69 [31:24];
+  assign \o$69[4]  = \o$69 [39:32];
+  assign \o$69[5]  = \o$69 [47:40];
+  assign \o$69[6]  = \o$69 [55:48];
+  assign \o$69[7]  = \o$69 [63:56];
+  assign \o$71[0]  = \o$71 [2:0];
+  assign \o$71[0].valid  = \o$71 [0];
+  assign \o$71[0].first  = \o$71 [1];
+  assign \o$71[0].last  = \o$71 [2];
+  assign \o$71[1]  = \o$71 [5:3];
+  assign \o$71[1].valid  = \o$71 [3];
+  assign \o$71[1].first  = \o$71 [4];
+  assign \o$71[1].last  = \o$71 [5];
+  assign \o$71[2]  = \o$71 [8:6];
+  assign \o$71[2].valid  = \o$71 [6];
+  assign \o$71[2].first  = \o$71 [7];
+  assign \o$71[2].last  = \o$71 [8];
+  assign \o$71[3]  = \o$71 [11:9];
+  assign \o$71[3].valid  = \o$71 [9];
+  assign \o$71[3].first  = \o$71 [10];
+  assign \o$71[3].last  = \o$71 [11];
+  assign \o$71[4]  = \o$71 [14:12];
+  assign \o$71[4].valid  = \o$71 [12];
+  assign \o$71[4].first  = \o$71 [13];
+  assign \o$71[4].last  = \o$71 [14];
+  assign \o$71[5]  = \o$71 [17:15];
+  assign \o$71[5].valid  = \o$71 [15];
+  assign \o$71[5].first  = \o$71 [16];
+  assign \o$71[5].last  = \o$71 [17];
+  assign \o$71[6]  = \o$71 [20:18];
+  assign \o$71[6].valid  = \o$71 [18];
+  assign \o$71[6].first  = \o$71 [19];
+  assign \o$71[6].last  = \o$71 [20];
+  assign \o$71[7]  = \o$71 [23:21];
+  assign \o$71[7].valid  = \o$71 [21];
+  assign \o$71[7].first  = \o$71 [22];
+  assign \o$71[7].last  = \o$71 [23];
+  assign i_next[63:56] = operands__payload[7:0];
+  assign i_next[55:48] = operands__payload[15:8];
+  assign i_next[47:40] = operands__payload[23:16];
+  assign i_next[39:32] = operands__payload[31:24];
+  assign i_next[31:24] = operands__payload[39:32];
+  assign i_next[23:16] = operands__payload[47:40];
+  assign i_next[15:8] = operands__payload[55:48];
+  assign i_next[7:0] = operands__payload[63:56];
   assign \i$57 [23:21] = in_flags;
   assign \i$57 [20:18] = in_flags;
   assign \i$57 [17:15] = in_flags;
@@ -3615,8 +4080,8 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign i[95:64] = \chain_out$38 ;
   assign i[63:32] = \chain_out$37 ;
   assign i[31:0] = chain_out;
-  assign \$8  = \o$65 [0];
-  assign \$73  = \chain_valid_in$153 ;
+  assign \$8  = \o$71 [0];
+  assign \$73  = \chain_valid_in$175 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3664,6 +4129,15 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \i[5] ;
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
+  wire [255:0] i_next;
+  wire [31:0] \i_next[0] ;
+  wire [31:0] \i_next[1] ;
+  wire [31:0] \i_next[2] ;
+  wire [31:0] \i_next[3] ;
+  wire [31:0] \i_next[4] ;
+  wire [31:0] \i_next[5] ;
+  wire [31:0] \i_next[6] ;
+  wire [31:0] \i_next[7] ;
   reg [31:0] lane0_d1 = 32'd0;
   reg [31:0] lane0_d2 = 32'd0;
   reg [31:0] lane0_d3 = 32'd0;
@@ -3702,6 +4176,15 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \o[5] ;
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
+  wire [255:0] o_next;
+  wire [31:0] \o_next[0] ;
+  wire [31:0] \o_next[1] ;
+  wire [31:0] \o_next[2] ;
+  wire [31:0] \o_next[3] ;
+  wire [31:0] \o_next[4] ;
+  wire [31:0] \o_next[5] ;
+  wire [31:0] \o_next[6] ;
+  wire [31:0] \o_next[7] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -4040,6 +4523,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
       \$28  = 32'd0;
     end
   end
+  assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -4056,6 +4540,30 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
+  assign \o_next[0]  = o_next[31:0];
+  assign \o_next[1]  = o_next[63:32];
+  assign \o_next[2]  = o_next[95:64];
+  assign \o_next[3]  = o_next[127:96];
+  assign \o_next[4]  = o_next[159:128];
+  assign \o_next[5]  = o_next[191:160];
+  assign \o_next[6]  = o_next[223:192];
+  assign \o_next[7]  = o_next[255:224];
+  assign \i_next[0]  = 32'd0;
+  assign \i_next[1]  = 32'd0;
+  assign \i_next[2]  = 32'd0;
+  assign \i_next[3]  = 32'd0;
+  assign \i_next[4]  = 32'd0;
+  assign \i_next[5]  = 32'd0;
+  assign \i_next[6]  = 32'd0;
+  assign \i_next[7]  = 32'd0;
+  assign o_next[255:224] = 32'd0;
+  assign o_next[223:192] = i[223:192];
+  assign o_next[191:160] = lane5_d1;
+  assign o_next[159:128] = lane4_d2;
+  assign o_next[127:96] = lane3_d3;
+  assign o_next[95:64] = lane2_d4;
+  assign o_next[63:32] = lane1_d5;
+  assign o_next[31:0] = lane0_d6;
   assign o[255:224] = i[255:224];
   assign o[223:192] = lane6_d1;
   assign o[191:160] = lane5_d2;
@@ -4067,31 +4575,36 @@ module \systolic_core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, b_in, \port$2481$0 , clk);
+module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2741$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -4113,52 +4626,55 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2481$0 ;
-  wire [2:0] \port$2481$0 ;
+  input [2:0] \port$2741$0 ;
+  wire [2:0] \port$2741$0 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2481$0 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2481$0 [0] & \port$2481$0 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2741$0 [0] & \port$2741$0 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2741$0 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -4166,19 +4682,19 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2481$0 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2481$0 [1];
+      \$10  = \port$2741$0 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -4186,9 +4702,9 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2481$0 [2];
+      \$11  = \port$2741$0 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -4196,24 +4712,20 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2481$0 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2741$0 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2741$0 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -4222,25 +4734,25 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -4248,40 +4760,59 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2481$0 [1];
-  assign valid_in = \port$2481$0 [0];
-  assign last_in = \port$2481$0 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2741$0 [0];
+  assign first_in = \port$2741$0 [1];
+  assign last_in = \port$2741$0 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2481$3 , clk);
+module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2741$3 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -4303,52 +4834,55 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2481$3 ;
-  wire [2:0] \port$2481$3 ;
+  input [2:0] \port$2741$3 ;
+  wire [2:0] \port$2741$3 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2481$3 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2481$3 [0] & \port$2481$3 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2741$3 [0] & \port$2741$3 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2741$3 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -4356,19 +4890,19 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2481$3 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2481$3 [1];
+      \$10  = \port$2741$3 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -4376,9 +4910,9 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2481$3 [2];
+      \$11  = \port$2741$3 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -4386,24 +4920,20 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2481$3 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2741$3 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2741$3 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -4412,25 +4942,25 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -4438,40 +4968,59 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2481$3 [1];
-  assign valid_in = \port$2481$3 [0];
-  assign last_in = \port$2481$3 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2741$3 [0];
+  assign first_in = \port$2741$3 [1];
+  assign last_in = \port$2741$3 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2481$6 , clk);
+module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -4493,52 +5042,55 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2481$6 ;
-  wire [2:0] \port$2481$6 ;
+  input [2:0] \port$2741$6 ;
+  wire [2:0] \port$2741$6 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2481$6 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2481$6 [0] & \port$2481$6 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2741$6 [0] & \port$2741$6 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2741$6 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -4546,19 +5098,19 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2481$6 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2481$6 [1];
+      \$10  = \port$2741$6 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -4566,9 +5118,9 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2481$6 [2];
+      \$11  = \port$2741$6 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -4576,24 +5128,20 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2481$6 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2741$6 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2741$6 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -4602,25 +5150,25 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -4628,40 +5176,59 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2481$6 [1];
-  assign valid_in = \port$2481$6 [0];
-  assign last_in = \port$2481$6 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2741$6 [0];
+  assign first_in = \port$2741$6 [1];
+  assign last_in = \port$2741$6 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2481$9 , clk);
+module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$9 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -4683,52 +5250,55 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2481$9 ;
-  wire [2:0] \port$2481$9 ;
+  input [2:0] \port$2741$9 ;
+  wire [2:0] \port$2741$9 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2481$9 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2481$9 [0] & \port$2481$9 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2741$9 [0] & \port$2741$9 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2741$9 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -4736,19 +5306,19 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2481$9 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2481$9 [1];
+      \$10  = \port$2741$9 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -4756,9 +5326,9 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2481$9 [2];
+      \$11  = \port$2741$9 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -4766,24 +5336,20 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2481$9 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2741$9 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2741$9 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -4792,25 +5358,25 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -4818,40 +5384,59 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2481$9 [1];
-  assign valid_in = \port$2481$9 [0];
-  assign last_in = \port$2481$9 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2741$9 [0];
+  assign first_in = \port$2741$9 [1];
+  assign last_in = \port$2741$9 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2481$12 , clk);
+module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$12 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -4873,52 +5458,55 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2481$12 ;
-  wire [2:0] \port$2481$12 ;
+  input [2:0] \port$2741$12 ;
+  wire [2:0] \port$2741$12 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2481$12 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2481$12 [0] & \port$2481$12 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2741$12 [0] & \port$2741$12 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2741$12 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -4926,19 +5514,19 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2481$12 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2481$12 [1];
+      \$10  = \port$2741$12 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -4946,9 +5534,9 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2481$12 [2];
+      \$11  = \port$2741$12 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -4956,24 +5544,20 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2481$12 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2741$12 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2741$12 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -4982,25 +5566,25 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -5008,40 +5592,59 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2481$12 [1];
-  assign valid_in = \port$2481$12 [0];
-  assign last_in = \port$2481$12 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2741$12 [0];
+  assign first_in = \port$2741$12 [1];
+  assign last_in = \port$2741$12 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2481$15 , clk);
+module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$15 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -5063,52 +5666,55 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2481$15 ;
-  wire [2:0] \port$2481$15 ;
+  input [2:0] \port$2741$15 ;
+  wire [2:0] \port$2741$15 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2481$15 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2481$15 [0] & \port$2481$15 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2741$15 [0] & \port$2741$15 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2741$15 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -5116,19 +5722,19 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2481$15 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2481$15 [1];
+      \$10  = \port$2741$15 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -5136,9 +5742,9 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2481$15 [2];
+      \$11  = \port$2741$15 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -5146,24 +5752,20 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2481$15 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2741$15 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2741$15 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -5172,25 +5774,25 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -5198,40 +5800,59 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2481$15 [1];
-  assign valid_in = \port$2481$15 [0];
-  assign last_in = \port$2481$15 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2741$15 [0];
+  assign first_in = \port$2741$15 [1];
+  assign last_in = \port$2741$15 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2481$18 , clk);
+module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$18 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -5253,52 +5874,55 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2481$18 ;
-  wire [2:0] \port$2481$18 ;
+  input [2:0] \port$2741$18 ;
+  wire [2:0] \port$2741$18 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2481$18 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2481$18 [0] & \port$2481$18 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2741$18 [0] & \port$2741$18 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2741$18 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -5306,19 +5930,19 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2481$18 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2481$18 [1];
+      \$10  = \port$2741$18 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -5326,9 +5950,9 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2481$18 [2];
+      \$11  = \port$2741$18 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -5336,24 +5960,20 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2481$18 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2741$18 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2741$18 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -5362,25 +5982,25 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -5388,39 +6008,58 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2481$18 [1];
-  assign valid_in = \port$2481$18 [0];
-  assign last_in = \port$2481$18 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2741$18 [0];
+  assign first_in = \port$2741$18 [1];
+  assign last_in = \port$2741$18 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (rst, drain, en, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, \port$2481$21 , clk);
+module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$21 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   wire [31:0] chain_in;
@@ -5442,52 +6081,55 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_in, b_out, valid_out, first_out,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2481$21 ;
-  wire [2:0] \port$2481$21 ;
+  input [2:0] \port$2741$21 ;
+  wire [2:0] \port$2741$21 ;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2481$21 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = \port$2481$21 [0] & \port$2481$21 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = \port$2741$21 [0] & \port$2741$21 [2];
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = \port$2741$21 [1] ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -5495,19 +6137,19 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_in, b_out, valid_out, first_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = \port$2481$21 [0];
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2481$21 [1];
+      \$10  = \port$2741$21 [0];
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -5515,9 +6157,9 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_in, b_out, valid_out, first_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = \port$2481$21 [2];
+      \$11  = \port$2741$21 [1];
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -5525,24 +6167,20 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_in, b_out, valid_out, first_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (\port$2481$21 [0]) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = \port$2741$21 [2];
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = 32'd0;
+      if (\port$2741$21 [0]) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -5551,25 +6189,25 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_in, b_out, valid_out, first_out,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = 1'h0;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = 32'd0;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
+      end else if (\$4 ) begin
         \$15  = 1'h0;
       end
     end
@@ -5577,40 +6215,59 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_in, b_out, valid_out, first_out,
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
-  assign first_in = \port$2481$21 [1];
-  assign valid_in = \port$2481$21 [0];
-  assign last_in = \port$2481$21 [2];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign valid_in = \port$2741$21 [0];
+  assign first_in = \port$2741$21 [1];
+  assign last_in = \port$2741$21 [2];
+  assign acc_next = \$6 [31:0];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -5636,51 +6293,54 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -5688,19 +6348,19 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -5708,9 +6368,9 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -5718,24 +6378,20 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -5744,61 +6400,80 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -5824,51 +6499,54 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -5876,19 +6554,19 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -5896,9 +6574,9 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -5906,24 +6584,20 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -5932,61 +6606,80 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -6012,51 +6705,54 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -6064,19 +6760,19 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -6084,9 +6780,9 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -6094,24 +6790,20 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -6120,61 +6812,80 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -6200,51 +6911,54 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -6252,19 +6966,19 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -6272,9 +6986,9 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -6282,24 +6996,20 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -6308,61 +7018,80 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -6388,51 +7117,54 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -6440,19 +7172,19 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -6460,9 +7192,9 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -6470,24 +7202,20 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -6496,61 +7224,80 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -6576,51 +7323,54 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -6628,19 +7378,19 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -6648,9 +7398,9 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -6658,24 +7408,20 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -6684,61 +7430,80 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -6764,51 +7529,54 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -6816,19 +7584,19 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -6836,9 +7604,9 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -6846,24 +7614,20 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -6872,60 +7636,79 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -6951,51 +7734,54 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -7003,19 +7789,19 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -7023,9 +7809,9 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -7033,24 +7819,20 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -7059,61 +7841,80 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -7139,51 +7940,54 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -7191,19 +7995,19 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -7211,9 +8015,9 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -7221,24 +8025,20 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -7247,61 +8047,80 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -7327,51 +8146,54 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -7379,19 +8201,19 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -7399,9 +8221,9 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -7409,24 +8231,20 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -7435,61 +8253,80 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -7515,51 +8352,54 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -7567,19 +8407,19 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -7587,9 +8427,9 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -7597,24 +8437,20 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -7623,61 +8459,80 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -7703,51 +8558,54 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -7755,19 +8613,19 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -7775,9 +8633,9 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -7785,24 +8643,20 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -7811,61 +8665,80 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_4 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -7891,51 +8764,54 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -7943,19 +8819,19 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -7963,9 +8839,9 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -7973,24 +8849,20 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -7999,61 +8871,80 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_5 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -8079,51 +8970,54 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -8131,19 +9025,19 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -8151,9 +9045,9 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -8161,24 +9055,20 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -8187,61 +9077,80 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_6 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -8267,51 +9176,54 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -8319,19 +9231,19 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -8339,9 +9251,9 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -8349,24 +9261,20 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -8375,60 +9283,79 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_7 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -8454,51 +9381,54 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -8506,19 +9436,19 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -8526,9 +9456,9 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -8536,24 +9466,20 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -8562,61 +9488,80 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -8642,51 +9587,54 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -8694,19 +9642,19 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -8714,9 +9662,9 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -8724,24 +9672,20 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -8750,61 +9694,80 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -8830,51 +9793,54 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -8882,19 +9848,19 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -8902,9 +9868,9 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -8912,24 +9878,20 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -8938,61 +9900,80 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -9018,51 +9999,54 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -9070,19 +10054,19 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -9090,9 +10074,9 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -9100,24 +10084,20 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -9126,61 +10106,80 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -9206,51 +10205,54 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -9258,19 +10260,19 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -9278,9 +10280,9 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -9288,24 +10290,20 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -9314,61 +10312,80 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_4 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -9394,51 +10411,54 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -9446,19 +10466,19 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -9466,9 +10486,9 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -9476,24 +10496,20 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -9502,61 +10518,80 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_5 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -9582,51 +10617,54 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -9634,19 +10672,19 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -9654,9 +10692,9 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -9664,24 +10702,20 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -9690,61 +10724,80 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_6 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -9770,51 +10823,54 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -9822,19 +10878,19 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -9842,9 +10898,9 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -9852,24 +10908,20 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -9878,60 +10930,79 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_7 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -9957,51 +11028,54 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -10009,19 +11083,19 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10029,9 +11103,9 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10039,24 +11113,20 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -10065,61 +11135,80 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -10145,51 +11234,54 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -10197,19 +11289,19 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10217,9 +11309,9 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10227,24 +11319,20 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -10253,61 +11341,80 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -10333,51 +11440,54 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -10385,19 +11495,19 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10405,9 +11515,9 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10415,24 +11525,20 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -10441,61 +11547,80 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -10521,51 +11646,54 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -10573,19 +11701,19 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10593,9 +11721,9 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10603,24 +11731,20 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -10629,61 +11753,80 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -10709,51 +11852,54 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -10761,19 +11907,19 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10781,9 +11927,9 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10791,24 +11937,20 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -10817,61 +11959,80 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_4 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -10897,51 +12058,54 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -10949,19 +12113,19 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -10969,9 +12133,9 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -10979,24 +12143,20 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11005,61 +12165,80 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_5 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -11085,51 +12264,54 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11137,19 +12319,19 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11157,9 +12339,9 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11167,24 +12349,20 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11193,61 +12371,80 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_6 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -11273,51 +12470,54 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11325,19 +12525,19 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11345,9 +12545,9 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11355,24 +12555,20 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11381,60 +12577,79 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_7 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -11460,51 +12675,54 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11512,19 +12730,19 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11532,9 +12750,9 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11542,24 +12760,20 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11568,61 +12782,80 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -11648,51 +12881,54 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11700,19 +12936,19 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11720,9 +12956,9 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11730,24 +12966,20 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11756,61 +12988,80 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -11836,51 +13087,54 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -11888,19 +13142,19 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -11908,9 +13162,9 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -11918,24 +13172,20 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -11944,61 +13194,80 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12024,51 +13293,54 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12076,19 +13348,19 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12096,9 +13368,9 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12106,24 +13378,20 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12132,61 +13400,80 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12212,51 +13499,54 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12264,19 +13554,19 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12284,9 +13574,9 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12294,24 +13584,20 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12320,61 +13606,80 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_4 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12400,51 +13705,54 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12452,19 +13760,19 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12472,9 +13780,9 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12482,24 +13790,20 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12508,61 +13812,80 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_5 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12588,51 +13911,54 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12640,19 +13966,19 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12660,9 +13986,9 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12670,24 +13996,20 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12696,61 +14018,80 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_6 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12776,51 +14117,54 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -12828,19 +14172,19 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -12848,9 +14192,9 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -12858,24 +14202,20 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -12884,60 +14224,79 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_7 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -12963,51 +14322,54 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13015,19 +14377,19 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13035,9 +14397,9 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13045,24 +14407,20 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13071,61 +14429,80 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -13151,51 +14528,54 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13203,19 +14583,19 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13223,9 +14603,9 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13233,24 +14613,20 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13259,61 +14635,80 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -13339,51 +14734,54 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13391,19 +14789,19 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13411,9 +14809,9 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13421,24 +14819,20 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13447,61 +14841,80 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -13527,51 +14940,54 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13579,19 +14995,19 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13599,9 +15015,9 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13609,24 +15025,20 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13635,61 +15047,80 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -13715,51 +15146,54 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13767,19 +15201,19 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13787,9 +15221,9 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13797,24 +15231,20 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -13823,61 +15253,80 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_4 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -13903,51 +15352,54 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -13955,19 +15407,19 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -13975,9 +15427,9 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -13985,24 +15437,20 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -14011,61 +15459,80 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_5 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -14091,51 +15558,54 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -14143,19 +15613,19 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -14163,9 +15633,9 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -14173,24 +15643,20 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -14199,61 +15665,80 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_6 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -14279,51 +15764,54 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -14331,19 +15819,19 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -14351,9 +15839,9 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -14361,24 +15849,20 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -14387,60 +15871,79 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_7 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
@@ -14466,51 +15969,54 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -14518,19 +16024,19 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -14538,9 +16044,9 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -14548,24 +16054,20 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -14574,61 +16076,80 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, clk);
+module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -14652,51 +16173,54 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -14704,19 +16228,19 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -14724,9 +16248,9 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -14734,24 +16258,20 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -14760,61 +16280,80 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -14838,51 +16377,54 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -14890,19 +16432,19 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -14910,9 +16452,9 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -14920,24 +16462,20 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -14946,61 +16484,80 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -15024,51 +16581,54 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -15076,19 +16636,19 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -15096,9 +16656,9 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -15106,24 +16666,20 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -15132,61 +16688,80 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -15210,51 +16785,54 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -15262,19 +16840,19 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -15282,9 +16860,9 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -15292,24 +16870,20 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -15318,61 +16892,80 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_4 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -15396,51 +16989,54 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -15448,19 +17044,19 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -15468,9 +17064,9 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -15478,24 +17074,20 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -15504,61 +17096,80 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_5 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -15582,51 +17193,54 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -15634,19 +17248,19 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -15654,9 +17268,9 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -15664,24 +17278,20 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -15690,61 +17300,80 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_6 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -15768,51 +17397,54 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -15820,19 +17452,19 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -15840,9 +17472,9 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -15850,24 +17482,20 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -15876,60 +17504,79 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_7 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$66  = 0;
-  wire [31:0] \$1 ;
+  wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
+  reg \$12 ;
   reg [31:0] \$13 ;
-  reg \$14 ;
+  reg [31:0] \$14 ;
   reg \$15 ;
-  wire [15:0] \$2 ;
-  wire [32:0] \$3 ;
+  reg \$16 ;
+  wire \$2 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [7:0] \$7 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
   reg [7:0] \$8 ;
-  reg \$9 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
   wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
   input [31:0] chain_in;
   wire [31:0] chain_in;
@@ -15953,51 +17600,54 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
   input rst;
   wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(a_in) * $signed(b_in);
-  assign \$3  = $signed(\$1 ) + $signed(\$2 );
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
+  assign \$1  = $signed(a_next) * $signed(b_next);
+  assign \$2  = valid_in & last_in;
+  assign \$3  = ~ held;
+  assign \$4  = \$3  | drain;
+  assign \$5  = first_in ? 32'd0 : acc;
+  assign \$6  = $signed(\$5 ) + $signed(product);
   always @(posedge clk)
-    a_out <= \$7 ;
+    product <= \$7 ;
   always @(posedge clk)
-    b_out <= \$8 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$9 ;
+    b_out <= \$9 ;
   always @(posedge clk)
-    first_out <= \$10 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    first_out <= \$11 ;
   always @(posedge clk)
-    acc <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    chain_out <= \$13 ;
+    acc <= \$13 ;
   always @(posedge clk)
-    chain_valid_out <= \$14 ;
+    chain_out <= \$14 ;
   always @(posedge clk)
-    held <= \$15 ;
+    chain_valid_out <= \$15 ;
+  always @(posedge clk)
+    held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$7  = a_out;
+    \$7  = product;
     if (en) begin
-      \$7  = a_in;
+      \$7  = \$1 ;
     end
     if (rst) begin
-      \$7  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$8  = b_out;
+    \$8  = a_out;
     if (en) begin
-      \$8  = b_in;
+      \$8  = a_in;
     end
     if (rst) begin
       \$8  = 8'h00;
@@ -16005,19 +17655,19 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$9  = valid_out;
+    \$9  = b_out;
     if (en) begin
-      \$9  = valid_in;
+      \$9  = b_in;
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$10  = first_out;
+    \$10  = valid_out;
     if (en) begin
-      \$10  = first_in;
+      \$10  = valid_in;
     end
     if (rst) begin
       \$10  = 1'h0;
@@ -16025,9 +17675,9 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$11  = last_out;
+    \$11  = first_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -16035,24 +17685,20 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$12  = acc;
+    \$12  = last_out;
     if (en) begin
-      if (valid_in) begin
-        \$12  = \$3 [31:0];
-      end
+      \$12  = last_in;
     end
     if (rst) begin
-      \$12  = 32'd0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$13  = chain_out;
+    \$13  = acc;
     if (en) begin
-      if (\$4 ) begin
-        \$13  = \$3 [31:0];
-      end else if (\$6 ) begin
-        \$13  = chain_in;
+      if (valid_in) begin
+        \$13  = \$6 [31:0];
       end
     end
     if (rst) begin
@@ -16061,37 +17707,51 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$14  = chain_valid_out;
+    \$14  = chain_out;
     if (en) begin
-      if (\$4 ) begin
-        \$14  = 1'h1;
-      end else if (\$6 ) begin
-        \$14  = chain_valid_in;
+      if (\$2 ) begin
+        \$14  = \$6 [31:0];
+      end else if (\$4 ) begin
+        \$14  = chain_in;
       end
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$15  = held;
+    \$15  = chain_valid_out;
     if (en) begin
-      if (\$4 ) begin
+      if (\$2 ) begin
         \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
+      end else if (\$4 ) begin
+        \$15  = chain_valid_in;
       end
     end
     if (rst) begin
       \$15  = 1'h0;
     end
   end
-  assign acc_next = \$3 [31:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$2 ) begin
+        \$16  = 1'h1;
+      end else if (\$4 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign acc_next = \$6 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, en, i, o, clk);
+module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -16135,6 +17795,16 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   wire [7:0] \i[5] ;
   wire [7:0] \i[6] ;
   wire [7:0] \i[7] ;
+  input [63:0] i_next;
+  wire [63:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
+  wire [7:0] \i_next[4] ;
+  wire [7:0] \i_next[5] ;
+  wire [7:0] \i_next[6] ;
+  wire [7:0] \i_next[7] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -16173,6 +17843,16 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   wire [7:0] \o[5] ;
   wire [7:0] \o[6] ;
   wire [7:0] \o[7] ;
+  output [63:0] o_next;
+  wire [63:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
+  wire [7:0] \o_next[4] ;
+  wire [7:0] \o_next[5] ;
+  wire [7:0] \o_next[6] ;
+  wire [7:0] \o_next[7] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -16527,6 +18207,30 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next[4]  = o_next[39:32];
+  assign \o_next[5]  = o_next[47:40];
+  assign \o_next[6]  = o_next[55:48];
+  assign \o_next[7]  = o_next[63:56];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next[4]  = i_next[39:32];
+  assign \i_next[5]  = i_next[47:40];
+  assign \i_next[6]  = i_next[55:48];
+  assign \i_next[7]  = i_next[63:56];
+  assign o_next[63:56] = lane7_d6;
+  assign o_next[55:48] = lane6_d5;
+  assign o_next[47:40] = lane5_d4;
+  assign o_next[39:32] = lane4_d3;
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
   assign o[63:56] = lane7_d7;
   assign o[55:48] = lane6_d6;
   assign o[47:40] = lane5_d5;
@@ -16538,7 +18242,7 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (rst, en, i, o, clk);
+module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$68  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -16582,6 +18286,16 @@ module \systolic_core.skew_b (rst, en, i, o, clk);
   wire [7:0] \i[5] ;
   wire [7:0] \i[6] ;
   wire [7:0] \i[7] ;
+  input [63:0] i_next;
+  wire [63:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
+  wire [7:0] \i_next[4] ;
+  wire [7:0] \i_next[5] ;
+  wire [7:0] \i_next[6] ;
+  wire [7:0] \i_next[7] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -16620,6 +18334,16 @@ module \systolic_core.skew_b (rst, en, i, o, clk);
   wire [7:0] \o[5] ;
   wire [7:0] \o[6] ;
   wire [7:0] \o[7] ;
+  output [63:0] o_next;
+  wire [63:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
+  wire [7:0] \o_next[4] ;
+  wire [7:0] \o_next[5] ;
+  wire [7:0] \o_next[6] ;
+  wire [7:0] \o_next[7] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -16974,6 +18698,30 @@ module \systolic_core.skew_b (rst, en, i, o, clk);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next[4]  = o_next[39:32];
+  assign \o_next[5]  = o_next[47:40];
+  assign \o_next[6]  = o_next[55:48];
+  assign \o_next[7]  = o_next[63:56];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next[4]  = i_next[39:32];
+  assign \i_next[5]  = i_next[47:40];
+  assign \i_next[6]  = i_next[55:48];
+  assign \i_next[7]  = i_next[63:56];
+  assign o_next[63:56] = lane7_d6;
+  assign o_next[55:48] = lane6_d5;
+  assign o_next[47:40] = lane5_d4;
+  assign o_next[39:32] = lane4_d3;
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
   assign o[63:56] = lane7_d7;
   assign o[55:48] = lane6_d6;
   assign o[47:40] = lane5_d5;
@@ -17053,6 +18801,39 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \i[7].first ;
   wire \i[7].last ;
   wire \i[7].valid ;
+  wire [23:0] i_next;
+  wire [2:0] \i_next[0] ;
+  wire \i_next[0].first ;
+  wire \i_next[0].last ;
+  wire \i_next[0].valid ;
+  wire [2:0] \i_next[1] ;
+  wire \i_next[1].first ;
+  wire \i_next[1].last ;
+  wire \i_next[1].valid ;
+  wire [2:0] \i_next[2] ;
+  wire \i_next[2].first ;
+  wire \i_next[2].last ;
+  wire \i_next[2].valid ;
+  wire [2:0] \i_next[3] ;
+  wire \i_next[3].first ;
+  wire \i_next[3].last ;
+  wire \i_next[3].valid ;
+  wire [2:0] \i_next[4] ;
+  wire \i_next[4].first ;
+  wire \i_next[4].last ;
+  wire \i_next[4].valid ;
+  wire [2:0] \i_next[5] ;
+  wire \i_next[5].first ;
+  wire \i_next[5].last ;
+  wire \i_next[5].valid ;
+  wire [2:0] \i_next[6] ;
+  wire \i_next[6].first ;
+  wire \i_next[6].last ;
+  wire \i_next[6].valid ;
+  wire [2:0] \i_next[7] ;
+  wire \i_next[7].first ;
+  wire \i_next[7].last ;
+  wire \i_next[7].valid ;
   reg [2:0] lane1_d1 = 3'h0;
   wire \lane1_d1.first ;
   wire \lane1_d1.last ;
@@ -17199,6 +18980,39 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \o[7].first ;
   wire \o[7].last ;
   wire \o[7].valid ;
+  wire [23:0] o_next;
+  wire [2:0] \o_next[0] ;
+  wire \o_next[0].first ;
+  wire \o_next[0].last ;
+  wire \o_next[0].valid ;
+  wire [2:0] \o_next[1] ;
+  wire \o_next[1].first ;
+  wire \o_next[1].last ;
+  wire \o_next[1].valid ;
+  wire [2:0] \o_next[2] ;
+  wire \o_next[2].first ;
+  wire \o_next[2].last ;
+  wire \o_next[2].valid ;
+  wire [2:0] \o_next[3] ;
+  wire \o_next[3].first ;
+  wire \o_next[3].last ;
+  wire \o_next[3].valid ;
+  wire [2:0] \o_next[4] ;
+  wire \o_next[4].first ;
+  wire \o_next[4].last ;
+  wire \o_next[4].valid ;
+  wire [2:0] \o_next[5] ;
+  wire \o_next[5].first ;
+  wire \o_next[5].last ;
+  wire \o_next[5].valid ;
+  wire [2:0] \o_next[6] ;
+  wire \o_next[6].first ;
+  wire \o_next[6].last ;
+  wire \o_next[6].valid ;
+  wire [2:0] \o_next[7] ;
+  wire \o_next[7].first ;
+  wire \o_next[7].last ;
+  wire \o_next[7].valid ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -17537,6 +19351,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
       \$28  = 3'h0;
     end
   end
+  assign i_next = 24'h000000;
   assign \o[0]  = o[2:0];
   assign \o[0].valid  = o[0];
   assign \o[0].first  = o[1];
@@ -17601,45 +19416,118 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \i[7].valid  = i[21];
   assign \i[7].first  = i[22];
   assign \i[7].last  = i[23];
+  assign \o_next[0]  = o_next[2:0];
+  assign \o_next[0].valid  = o_next[0];
+  assign \o_next[0].first  = o_next[1];
+  assign \o_next[0].last  = o_next[2];
+  assign \o_next[1]  = o_next[5:3];
+  assign \o_next[1].valid  = o_next[3];
+  assign \o_next[1].first  = o_next[4];
+  assign \o_next[1].last  = o_next[5];
+  assign \o_next[2]  = o_next[8:6];
+  assign \o_next[2].valid  = o_next[6];
+  assign \o_next[2].first  = o_next[7];
+  assign \o_next[2].last  = o_next[8];
+  assign \o_next[3]  = o_next[11:9];
+  assign \o_next[3].valid  = o_next[9];
+  assign \o_next[3].first  = o_next[10];
+  assign \o_next[3].last  = o_next[11];
+  assign \o_next[4]  = o_next[14:12];
+  assign \o_next[4].valid  = o_next[12];
+  assign \o_next[4].first  = o_next[13];
+  assign \o_next[4].last  = o_next[14];
+  assign \o_next[5]  = o_next[17:15];
+  assign \o_next[5].valid  = o_next[15];
+  assign \o_next[5].first  = o_next[16];
+  assign \o_next[5].last  = o_next[17];
+  assign \o_next[6]  = o_next[20:18];
+  assign \o_next[6].valid  = o_next[18];
+  assign \o_next[6].first  = o_next[19];
+  assign \o_next[6].last  = o_next[20];
+  assign \o_next[7]  = o_next[23:21];
+  assign \o_next[7].valid  = o_next[21];
+  assign \o_next[7].first  = o_next[22];
+  assign \o_next[7].last  = o_next[23];
+  assign \i_next[0]  = 3'h0;
+  assign \i_next[0].valid  = 1'h0;
+  assign \i_next[0].first  = 1'h0;
+  assign \i_next[0].last  = 1'h0;
+  assign \i_next[1]  = 3'h0;
+  assign \i_next[1].valid  = 1'h0;
+  assign \i_next[1].first  = 1'h0;
+  assign \i_next[1].last  = 1'h0;
+  assign \i_next[2]  = 3'h0;
+  assign \i_next[2].valid  = 1'h0;
+  assign \i_next[2].first  = 1'h0;
+  assign \i_next[2].last  = 1'h0;
+  assign \i_next[3]  = 3'h0;
+  assign \i_next[3].valid  = 1'h0;
+  assign \i_next[3].first  = 1'h0;
+  assign \i_next[3].last  = 1'h0;
+  assign \i_next[4]  = 3'h0;
+  assign \i_next[4].valid  = 1'h0;
+  assign \i_next[4].first  = 1'h0;
+  assign \i_next[4].last  = 1'h0;
+  assign \i_next[5]  = 3'h0;
+  assign \i_next[5].valid  = 1'h0;
+  assign \i_next[5].first  = 1'h0;
+  assign \i_next[5].last  = 1'h0;
+  assign \i_next[6]  = 3'h0;
+  assign \i_next[6].valid  = 1'h0;
+  assign \i_next[6].first  = 1'h0;
+  assign \i_next[6].last  = 1'h0;
+  assign \i_next[7]  = 3'h0;
+  assign \i_next[7].valid  = 1'h0;
+  assign \i_next[7].first  = 1'h0;
+  assign \i_next[7].last  = 1'h0;
   assign \lane1_d1.valid  = lane1_d1[0];
   assign \lane1_d1.first  = lane1_d1[1];
   assign \lane1_d1.last  = lane1_d1[2];
   assign \lane2_d2.valid  = lane2_d2[0];
   assign \lane2_d2.first  = lane2_d2[1];
   assign \lane2_d2.last  = lane2_d2[2];
-  assign \lane3_d3.valid  = lane3_d3[0];
-  assign \lane3_d3.first  = lane3_d3[1];
-  assign \lane3_d3.last  = lane3_d3[2];
-  assign \lane4_d4.valid  = lane4_d4[0];
-  assign \lane4_d4.first  = lane4_d4[1];
-  assign \lane4_d4.last  = lane4_d4[2];
-  assign \lane5_d5.valid  = lane5_d5[0];
-  assign \lane5_d5.first  = lane5_d5[1];
-  assign \lane5_d5.last  = lane5_d5[2];
-  assign \lane6_d6.valid  = lane6_d6[0];
-  assign \lane6_d6.first  = lane6_d6[1];
-  assign \lane6_d6.last  = lane6_d6[2];
-  assign \lane7_d7.valid  = lane7_d7[0];
-  assign \lane7_d7.first  = lane7_d7[1];
-  assign \lane7_d7.last  = lane7_d7[2];
   assign \lane2_d1.valid  = lane2_d1[0];
   assign \lane2_d1.first  = lane2_d1[1];
   assign \lane2_d1.last  = lane2_d1[2];
-  assign \lane3_d1.valid  = lane3_d1[0];
-  assign \lane3_d1.first  = lane3_d1[1];
-  assign \lane3_d1.last  = lane3_d1[2];
+  assign \lane3_d3.valid  = lane3_d3[0];
+  assign \lane3_d3.first  = lane3_d3[1];
+  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane3_d2.valid  = lane3_d2[0];
   assign \lane3_d2.first  = lane3_d2[1];
   assign \lane3_d2.last  = lane3_d2[2];
+  assign \lane4_d4.valid  = lane4_d4[0];
+  assign \lane4_d4.first  = lane4_d4[1];
+  assign \lane4_d4.last  = lane4_d4[2];
+  assign \lane4_d3.valid  = lane4_d3[0];
+  assign \lane4_d3.first  = lane4_d3[1];
+  assign \lane4_d3.last  = lane4_d3[2];
+  assign \lane5_d5.valid  = lane5_d5[0];
+  assign \lane5_d5.first  = lane5_d5[1];
+  assign \lane5_d5.last  = lane5_d5[2];
+  assign \lane5_d4.valid  = lane5_d4[0];
+  assign \lane5_d4.first  = lane5_d4[1];
+  assign \lane5_d4.last  = lane5_d4[2];
+  assign \lane6_d6.valid  = lane6_d6[0];
+  assign \lane6_d6.first  = lane6_d6[1];
+  assign \lane6_d6.last  = lane6_d6[2];
+  assign \lane6_d5.valid  = lane6_d5[0];
+  assign \lane6_d5.first  = lane6_d5[1];
+  assign \lane6_d5.last  = lane6_d5[2];
+  assign \lane7_d7.valid  = lane7_d7[0];
+  assign \lane7_d7.first  = lane7_d7[1];
+  assign \lane7_d7.last  = lane7_d7[2];
+  assign \lane7_d6.valid  = lane7_d6[0];
+  assign \lane7_d6.first  = lane7_d6[1];
+  assign \lane7_d6.last  = lane7_d6[2];
+  assign \lane3_d1.valid  = lane3_d1[0];
+  assign \lane3_d1.first  = lane3_d1[1];
+  assign \lane3_d1.last  = lane3_d1[2];
   assign \lane4_d1.valid  = lane4_d1[0];
   assign \lane4_d1.first  = lane4_d1[1];
   assign \lane4_d1.last  = lane4_d1[2];
   assign \lane4_d2.valid  = lane4_d2[0];
   assign \lane4_d2.first  = lane4_d2[1];
   assign \lane4_d2.last  = lane4_d2[2];
-  assign \lane4_d3.valid  = lane4_d3[0];
-  assign \lane4_d3.first  = lane4_d3[1];
-  assign \lane4_d3.last  = lane4_d3[2];
   assign \lane5_d1.valid  = lane5_d1[0];
   assign \lane5_d1.first  = lane5_d1[1];
   assign \lane5_d1.last  = lane5_d1[2];
@@ -17649,9 +19537,6 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \lane5_d3.valid  = lane5_d3[0];
   assign \lane5_d3.first  = lane5_d3[1];
   assign \lane5_d3.last  = lane5_d3[2];
-  assign \lane5_d4.valid  = lane5_d4[0];
-  assign \lane5_d4.first  = lane5_d4[1];
-  assign \lane5_d4.last  = lane5_d4[2];
   assign \lane6_d1.valid  = lane6_d1[0];
   assign \lane6_d1.first  = lane6_d1[1];
   assign \lane6_d1.last  = lane6_d1[2];
@@ -17664,9 +19549,6 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \lane6_d4.valid  = lane6_d4[0];
   assign \lane6_d4.first  = lane6_d4[1];
   assign \lane6_d4.last  = lane6_d4[2];
-  assign \lane6_d5.valid  = lane6_d5[0];
-  assign \lane6_d5.first  = lane6_d5[1];
-  assign \lane6_d5.last  = lane6_d5[2];
   assign \lane7_d1.valid  = lane7_d1[0];
   assign \lane7_d1.first  = lane7_d1[1];
   assign \lane7_d1.last  = lane7_d1[2];
@@ -17682,9 +19564,14 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \lane7_d5.valid  = lane7_d5[0];
   assign \lane7_d5.first  = lane7_d5[1];
   assign \lane7_d5.last  = lane7_d5[2];
-  assign \lane7_d6.valid  = lane7_d6[0];
-  assign \lane7_d6.first  = lane7_d6[1];
-  assign \lane7_d6.last  = lane7_d6[2];
+  assign o_next[23:21] = lane7_d6;
+  assign o_next[20:18] = lane6_d5;
+  assign o_next[17:15] = lane5_d4;
+  assign o_next[14:12] = lane4_d3;
+  assign o_next[11:9] = lane3_d2;
+  assign o_next[8:6] = lane2_d1;
+  assign o_next[5:3] = i[5:3];
+  assign o_next[2:0] = 3'h0;
   assign o[23:21] = lane7_d7;
   assign o[20:18] = lane6_d6;
   assign o[17:15] = lane5_d5;

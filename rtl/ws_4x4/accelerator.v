@@ -371,7 +371,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$237 (busy),
+    .\busy$233 (busy),
     .clk(clk),
     .cmd(cmd),
     .cycles(cycles),
@@ -389,7 +389,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .rst(rst),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .\start$256 (start),
+    .\start$259 (start),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2809$43 (burst__payload[43]),
-    .\port$2809$45 (burst__payload[67:45]),
+    .\port$2997$43 (burst__payload[43]),
+    .\port$2997$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2809$43 , \port$2809$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2997$43 , \port$2997$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2809$43 ;
-  wire \port$2809$43 ;
-  input [22:0] \port$2809$45 ;
-  wire [22:0] \port$2809$45 ;
+  input \port$2997$43 ;
+  wire \port$2997$43 ;
+  input [22:0] \port$2997$45 ;
+  wire [22:0] \port$2997$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2809$43 , \port$2809$45  };
+      storage[w_port__addr] <= { \port$2997$43 , \port$2997$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2809$43 , \port$2809$45  };
-  assign w_data = { \port$2809$43 , \port$2809$45  };
+  assign w_port__data = { \port$2997$43 , \port$2997$45  };
+  assign w_data = { \port$2997$43 , \port$2997$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3404,35 +3404,35 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$237 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$256 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
+module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$233 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$259 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
 , stall_store, rd_data__valid, rd_data__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [32:0] \$1 ;
-  wire [33:0] \$10 ;
-  wire [7:0] \$100 ;
-  wire [7:0] \$101 ;
-  wire [7:0] \$102 ;
-  wire \$103 ;
-  wire [32:0] \$104 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [10:0] \$102 ;
+  wire [16:0] \$103 ;
+  wire [16:0] \$104 ;
   wire \$105 ;
-  wire \$106 ;
-  wire \$107 ;
-  wire [10:0] \$108 ;
-  wire [16:0] \$109 ;
+  wire [31:0] \$106 ;
+  wire [32:0] \$107 ;
+  wire [31:0] \$108 ;
+  wire [32:0] \$109 ;
   wire \$11 ;
-  wire [16:0] \$110 ;
-  wire \$111 ;
+  wire [31:0] \$110 ;
+  wire [32:0] \$111 ;
   wire [31:0] \$112 ;
   wire [32:0] \$113 ;
-  wire [31:0] \$114 ;
-  wire [32:0] \$115 ;
-  wire [31:0] \$116 ;
-  wire [32:0] \$117 ;
-  wire [31:0] \$118 ;
-  wire [32:0] \$119 ;
-  wire \$12 ;
-  wire [10:0] \$120 ;
-  wire [16:0] \$121 ;
+  wire [10:0] \$114 ;
+  wire [16:0] \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
+  wire [32:0] \$12 ;
+  wire \$120 ;
+  wire \$121 ;
   wire \$122 ;
   wire \$123 ;
   wire \$124 ;
@@ -3444,62 +3444,62 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$13 ;
   wire \$130 ;
   wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
+  wire [18:0] \$132 ;
+  wire [18:0] \$133 ;
+  wire [3:0] \$134 ;
   wire \$135 ;
   wire \$136 ;
-  wire \$137 ;
-  wire [18:0] \$138 ;
-  wire [18:0] \$139 ;
-  wire [32:0] \$14 ;
-  wire [3:0] \$140 ;
+  wire [16:0] \$137 ;
+  wire \$138 ;
+  wire [10:0] \$139 ;
+  wire \$14 ;
+  wire [16:0] \$140 ;
   wire \$141 ;
   wire \$142 ;
   wire [16:0] \$143 ;
   wire \$144 ;
-  wire [10:0] \$145 ;
-  wire [16:0] \$146 ;
-  wire \$147 ;
-  wire \$148 ;
-  wire [16:0] \$149 ;
+  wire [5:0] \$145 ;
+  wire [5:0] \$146 ;
+  wire [5:0] \$147 ;
+  wire [5:0] \$148 ;
+  wire [63:0] \$149 ;
   wire \$15 ;
   wire \$150 ;
-  wire [5:0] \$151 ;
-  wire [5:0] \$152 ;
-  wire [5:0] \$153 ;
-  wire [5:0] \$154 ;
-  wire [63:0] \$155 ;
+  wire [4:0] \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
+  wire \$155 ;
   wire \$156 ;
-  wire [4:0] \$157 ;
+  wire \$157 ;
   wire \$158 ;
   wire \$159 ;
   wire \$16 ;
-  wire \$160 ;
-  wire \$161 ;
+  wire [32:0] \$160 ;
+  wire [32:0] \$161 ;
   wire \$162 ;
   wire \$163 ;
-  wire \$164 ;
-  wire \$165 ;
-  wire [32:0] \$166 ;
-  wire [32:0] \$167 ;
-  wire \$168 ;
-  wire \$169 ;
-  wire \$17 ;
-  wire [32:0] \$170 ;
-  wire [32:0] \$171 ;
+  wire [32:0] \$164 ;
+  wire [32:0] \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire [32:0] \$168 ;
+  wire [34:0] \$169 ;
+  wire [18:0] \$17 ;
+  wire [34:0] \$170 ;
+  wire [35:0] \$171 ;
   wire \$172 ;
   wire \$173 ;
   wire [32:0] \$174 ;
   wire [34:0] \$175 ;
-  wire [34:0] \$176 ;
-  wire [35:0] \$177 ;
+  wire [35:0] \$176 ;
+  wire \$177 ;
   wire \$178 ;
   wire \$179 ;
   wire \$18 ;
-  wire [32:0] \$180 ;
-  wire [34:0] \$181 ;
-  wire [35:0] \$182 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
   wire \$183 ;
   wire \$184 ;
   wire \$185 ;
@@ -3507,21 +3507,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire [18:0] \$19 ;
+  wire \$19 ;
   wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
+  wire [34:0] \$191 ;
+  wire [34:0] \$192 ;
   wire \$193 ;
   wire \$194 ;
-  wire \$195 ;
+  wire [34:0] \$195 ;
   wire \$196 ;
-  wire [34:0] \$197 ;
-  wire [34:0] \$198 ;
+  wire \$197 ;
+  wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
+  wire [9:0] \$20 ;
   wire \$200 ;
-  wire [34:0] \$201 ;
+  wire \$201 ;
   wire \$202 ;
   wire \$203 ;
   wire \$204 ;
@@ -3530,7 +3530,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [16:0] \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
@@ -3541,7 +3541,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire [9:0] \$22 ;
+  wire [17:0] \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
@@ -3552,19 +3552,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$227 ;
   wire \$228 ;
   wire \$229 ;
-  wire [16:0] \$23 ;
+  wire \$23 ;
   wire \$230 ;
   wire \$231 ;
   wire \$232 ;
   wire \$233 ;
   wire \$234 ;
-  wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
-  wire \$239 ;
-  wire [17:0] \$24 ;
-  wire \$240 ;
+  wire [1:0] \$235 ;
+  wire [1:0] \$236 ;
+  wire [1:0] \$237 ;
+  wire [1:0] \$238 ;
+  wire [1:0] \$239 ;
+  wire [10:0] \$24 ;
+  wire [1:0] \$240 ;
   wire [1:0] \$241 ;
   wire [1:0] \$242 ;
   wire [1:0] \$243 ;
@@ -3574,7 +3574,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] \$247 ;
   wire [1:0] \$248 ;
   wire [1:0] \$249 ;
-  wire \$25 ;
+  wire [16:0] \$25 ;
   wire [1:0] \$250 ;
   wire [1:0] \$251 ;
   wire [1:0] \$252 ;
@@ -3585,302 +3585,365 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] \$257 ;
   wire [1:0] \$258 ;
   wire [1:0] \$259 ;
-  wire [10:0] \$26 ;
+  wire \$26 ;
   wire [1:0] \$260 ;
   wire [1:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [1:0] \$263 ;
-  wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [1:0] \$266 ;
-  wire [1:0] \$267 ;
-  wire [32:0] \$268 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire [31:0] \$266 ;
+  wire \$267 ;
+  wire [31:0] \$268 ;
   wire [32:0] \$269 ;
-  wire [16:0] \$27 ;
+  wire \$27 ;
   wire [32:0] \$270 ;
   wire [32:0] \$271 ;
   wire [32:0] \$272 ;
-  wire [32:0] \$273 ;
+  wire \$273 ;
   wire [32:0] \$274 ;
-  wire [32:0] \$275 ;
-  wire [46:0] \$276 ;
-  wire [47:0] \$277 ;
-  wire [47:0] \$278 ;
+  wire \$275 ;
+  wire [32:0] \$276 ;
+  wire [32:0] \$277 ;
+  wire [32:0] \$278 ;
   wire \$279 ;
   wire \$28 ;
-  wire \$280 ;
-  wire \$281 ;
-  wire \$282 ;
-  wire \$283 ;
-  wire \$284 ;
-  wire \$285 ;
-  wire \$286 ;
-  wire \$287 ;
-  wire \$288 ;
-  wire \$289 ;
+  wire [32:0] \$280 ;
+  wire [32:0] \$281 ;
+  wire [33:0] \$282 ;
+  wire [32:0] \$283 ;
+  wire [32:0] \$284 ;
+  wire [32:0] \$285 ;
+  wire [32:0] \$286 ;
+  wire [32:0] \$287 ;
+  wire [32:0] \$288 ;
+  wire [46:0] \$289 ;
   wire \$29 ;
-  wire \$290 ;
-  wire \$291 ;
+  wire [47:0] \$290 ;
+  wire [47:0] \$291 ;
   wire \$292 ;
-  wire [32:0] \$293 ;
-  wire [16:0] \$294 ;
-  wire [16:0] \$295 ;
-  wire [16:0] \$296 ;
-  wire [32:0] \$297 ;
-  wire [32:0] \$298 ;
-  wire [16:0] \$299 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
   wire \$300 ;
-  wire [16:0] \$301 ;
+  wire \$301 ;
   wire \$302 ;
-  wire [32:0] \$303 ;
+  wire \$303 ;
   wire \$304 ;
   wire \$305 ;
-  wire \$306 ;
-  wire \$307 ;
-  wire \$308 ;
-  wire [32:0] \$309 ;
+  wire [32:0] \$306 ;
+  wire [16:0] \$307 ;
+  wire [16:0] \$308 ;
+  wire [16:0] \$309 ;
   wire \$31 ;
-  wire [16:0] \$310 ;
-  wire [16:0] \$311 ;
-  wire [32:0] \$312 ;
-  wire [32:0] \$313 ;
-  wire \$314 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire [31:0] \$314 ;
   wire \$315 ;
-  wire [32:0] \$316 ;
-  wire \$317 ;
-  wire \$318 ;
-  wire \$319 ;
+  wire [31:0] \$316 ;
+  wire [32:0] \$317 ;
+  wire [32:0] \$318 ;
+  wire [32:0] \$319 ;
   wire \$32 ;
-  wire \$320 ;
-  wire [32:0] \$321 ;
+  wire [32:0] \$320 ;
+  wire \$321 ;
   wire [32:0] \$322 ;
-  wire [3:0] \$323 ;
+  wire \$323 ;
   wire [32:0] \$324 ;
-  wire \$325 ;
-  wire [16:0] \$326 ;
+  wire [32:0] \$325 ;
+  wire [32:0] \$326 ;
   wire \$327 ;
-  wire \$328 ;
-  wire [16:0] \$329 ;
+  wire [32:0] \$328 ;
+  wire [32:0] \$329 ;
   wire \$33 ;
-  wire \$330 ;
+  wire [33:0] \$330 ;
   wire [16:0] \$331 ;
-  wire [4:0] \$332 ;
-  wire [32:0] \$333 ;
-  wire [4:0] \$334 ;
+  wire \$332 ;
+  wire [16:0] \$333 ;
+  wire \$334 ;
   wire [32:0] \$335 ;
-  wire [32:0] \$336 ;
+  wire \$336 ;
   wire \$337 ;
   wire \$338 ;
   wire \$339 ;
   wire \$34 ;
   wire \$340 ;
-  wire [16:0] \$341 ;
-  wire \$342 ;
+  wire [32:0] \$341 ;
+  wire [16:0] \$342 ;
   wire [16:0] \$343 ;
   wire \$344 ;
   wire \$345 ;
-  wire [2:0] \$346 ;
+  wire \$346 ;
   wire \$347 ;
-  wire \$348 ;
+  wire [31:0] \$348 ;
   wire \$349 ;
   wire \$35 ;
-  wire \$350 ;
-  wire \$351 ;
-  wire \$352 ;
-  wire \$353 ;
-  wire \$354 ;
+  wire [31:0] \$350 ;
+  wire [32:0] \$351 ;
+  wire [32:0] \$352 ;
+  wire [32:0] \$353 ;
+  wire [32:0] \$354 ;
   wire \$355 ;
-  wire \$356 ;
+  wire [32:0] \$356 ;
   wire \$357 ;
-  wire \$358 ;
-  wire [31:0] \$359 ;
+  wire [32:0] \$358 ;
+  wire [32:0] \$359 ;
   wire \$36 ;
   wire [32:0] \$360 ;
-  wire [33:0] \$361 ;
-  wire [33:0] \$362 ;
-  wire \$363 ;
-  wire [32:0] \$364 ;
+  wire \$361 ;
+  wire [32:0] \$362 ;
+  wire [32:0] \$363 ;
+  wire [33:0] \$364 ;
   wire \$365 ;
   wire \$366 ;
-  wire \$367 ;
+  wire [32:0] \$367 ;
   wire \$368 ;
   wire \$369 ;
   wire \$37 ;
-  wire [32:0] \$370 ;
-  wire [16:0] \$371 ;
-  wire \$372 ;
-  wire \$373 ;
-  wire \$374 ;
-  wire \$375 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire [32:0] \$372 ;
+  wire [32:0] \$373 ;
+  wire [3:0] \$374 ;
+  wire [32:0] \$375 ;
   wire \$376 ;
-  wire \$377 ;
+  wire [16:0] \$377 ;
   wire \$378 ;
   wire \$379 ;
   wire \$38 ;
-  wire \$380 ;
-  wire [32:0] \$381 ;
-  wire \$382 ;
-  wire [32:0] \$383 ;
-  wire \$384 ;
-  wire \$385 ;
-  wire \$386 ;
-  wire \$387 ;
-  wire [32:0] \$388 ;
+  wire [16:0] \$380 ;
+  wire \$381 ;
+  wire [16:0] \$382 ;
+  wire [4:0] \$383 ;
+  wire [32:0] \$384 ;
+  wire [4:0] \$385 ;
+  wire [32:0] \$386 ;
+  wire [32:0] \$387 ;
+  wire \$388 ;
   wire \$389 ;
   wire \$39 ;
   wire \$390 ;
-  wire [32:0] \$391 ;
-  reg [1:0] \$392 ;
-  reg [1:0] \$393 ;
-  reg [1:0] \$394 ;
-  reg [1:0] \$395 ;
-  reg [1:0] \$396 ;
-  reg [1:0] \$397 ;
-  reg [1:0] \$398 ;
-  reg [1:0] \$399 ;
+  wire \$391 ;
+  wire [16:0] \$392 ;
+  wire \$393 ;
+  wire [16:0] \$394 ;
+  wire \$395 ;
+  wire \$396 ;
+  wire [2:0] \$397 ;
+  wire \$398 ;
+  wire \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg [1:0] \$400 ;
-  reg [31:0] \$401 ;
-  reg [31:0] \$402 ;
-  reg [31:0] \$403 ;
-  reg [31:0] \$404 ;
-  reg [31:0] \$405 ;
-  reg [31:0] \$406 ;
-  reg [1:0] \$407 ;
-  reg \$408 ;
-  reg \$409 ;
+  wire \$400 ;
+  wire \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
+  wire \$408 ;
+  wire \$409 ;
   wire \$41 ;
-  reg \$410 ;
-  reg [31:0] \$411 ;
-  reg [15:0] \$412 ;
-  reg [15:0] \$413 ;
-  reg [15:0] \$414 ;
-  reg [31:0] \$415 ;
-  reg \$416 ;
-  reg \$417 ;
-  reg [2:0] \$418 ;
-  reg [15:0] \$419 ;
+  wire [31:0] \$410 ;
+  wire [32:0] \$411 ;
+  wire [33:0] \$412 ;
+  wire [33:0] \$413 ;
+  wire \$414 ;
+  wire [32:0] \$415 ;
+  wire \$416 ;
+  wire \$417 ;
+  wire \$418 ;
+  wire \$419 ;
   wire \$42 ;
-  reg [15:0] \$420 ;
-  reg [31:0] \$421 ;
-  reg \$422 ;
-  reg \$423 ;
-  reg \$424 ;
-  reg [31:0] \$425 ;
-  reg \$426 ;
-  reg \$427 ;
-  reg [2:0] \$428 ;
-  reg [31:0] \$429 ;
+  wire \$420 ;
+  wire [32:0] \$421 ;
+  wire [16:0] \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire \$429 ;
   wire \$43 ;
-  reg [31:0] \$430 ;
-  reg \$431 ;
-  reg \$432 ;
-  reg \$433 ;
-  reg [9:0] \$434 ;
-  reg [127:0] \$435 ;
-  reg \$436 ;
-  reg \$437 ;
-  reg \$438 ;
-  reg [15:0] \$439 ;
-  wire [32:0] \$44 ;
-  reg [31:0] \$440 ;
-  reg [31:0] \$441 ;
-  reg \$442 ;
-  reg [15:0] \$443 ;
-  reg \$444 ;
-  reg \$445 ;
+  wire \$430 ;
+  wire \$431 ;
+  wire [32:0] \$432 ;
+  wire \$433 ;
+  wire [32:0] \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
+  wire [32:0] \$439 ;
+  wire \$44 ;
+  wire \$440 ;
+  wire \$441 ;
+  wire [32:0] \$442 ;
+  reg [1:0] \$443 ;
+  reg [1:0] \$444 ;
+  reg [1:0] \$445 ;
   reg [1:0] \$446 ;
-  reg [398:0] \$447 ;
-  reg [7:0] \$448 ;
-  reg [31:0] \$449 ;
+  reg [1:0] \$447 ;
+  reg [1:0] \$448 ;
+  reg [1:0] \$449 ;
   wire \$45 ;
-  reg [31:0] \$450 ;
-  reg [31:0] \$451 ;
+  reg [1:0] \$450 ;
+  reg [1:0] \$451 ;
   reg [31:0] \$452 ;
-  reg [3:0] \$453 ;
+  reg [31:0] \$453 ;
   reg \$454 ;
-  reg [3:0] \$455 ;
-  reg [15:0] \$456 ;
+  reg [31:0] \$455 ;
+  reg [31:0] \$456 ;
   reg [31:0] \$457 ;
-  reg [15:0] \$458 ;
+  reg [31:0] \$458 ;
   reg [31:0] \$459 ;
   wire \$46 ;
   reg [31:0] \$460 ;
   reg [31:0] \$461 ;
+  reg [1:0] \$462 ;
+  reg \$463 ;
+  reg \$464 ;
+  reg \$465 ;
+  reg [31:0] \$466 ;
+  reg [15:0] \$467 ;
+  reg [15:0] \$468 ;
+  reg [15:0] \$469 ;
   wire \$47 ;
+  reg [31:0] \$470 ;
+  reg [31:0] \$471 ;
+  reg \$472 ;
+  reg [31:0] \$473 ;
+  reg [31:0] \$474 ;
+  reg \$475 ;
+  reg \$476 ;
+  reg [2:0] \$477 ;
+  reg [15:0] \$478 ;
+  reg [15:0] \$479 ;
   wire \$48 ;
+  reg [31:0] \$480 ;
+  reg \$481 ;
+  reg \$482 ;
+  reg \$483 ;
+  reg [31:0] \$484 ;
+  reg [31:0] \$485 ;
+  reg \$486 ;
+  reg [31:0] \$487 ;
+  reg [31:0] \$488 ;
+  reg \$489 ;
   wire \$49 ;
+  reg \$490 ;
+  reg [2:0] \$491 ;
+  reg [31:0] \$492 ;
+  reg [31:0] \$493 ;
+  reg \$494 ;
+  reg \$495 ;
+  reg \$496 ;
+  reg [9:0] \$497 ;
+  reg [127:0] \$498 ;
+  reg \$499 ;
   wire \$5 ;
   wire \$50 ;
+  reg \$500 ;
+  reg \$501 ;
+  reg [15:0] \$502 ;
+  reg [31:0] \$503 ;
+  reg [31:0] \$504 ;
+  reg \$505 ;
+  reg [15:0] \$506 ;
+  reg \$507 ;
+  reg \$508 ;
+  reg [1:0] \$509 ;
   wire \$51 ;
+  reg [398:0] \$510 ;
+  reg [7:0] \$511 ;
+  reg [31:0] \$512 ;
+  reg [31:0] \$513 ;
+  reg [31:0] \$514 ;
+  reg [31:0] \$515 ;
+  reg [3:0] \$516 ;
+  reg \$517 ;
+  reg [3:0] \$518 ;
+  reg [15:0] \$519 ;
   wire \$52 ;
+  reg [31:0] \$520 ;
+  reg [15:0] \$521 ;
+  reg [31:0] \$522 ;
+  reg [31:0] \$523 ;
+  reg [31:0] \$524 ;
   wire \$53 ;
   wire \$54 ;
-  wire \$55 ;
+  wire [3:0] \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
-  wire [3:0] \$59 ;
+  wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire [8:0] \$633 ;
+  wire [9:0] \$60 ;
+  wire [16:0] \$61 ;
+  wire [31:0] \$62 ;
+  wire [32:0] \$63 ;
   wire [9:0] \$64 ;
-  wire [16:0] \$65 ;
-  wire [31:0] \$66 ;
-  wire [32:0] \$67 ;
-  wire [9:0] \$68 ;
-  wire [9:0] \$69 ;
-  wire \$7 ;
-  wire [6:0] \$70 ;
-  wire [127:0] \$71 ;
+  wire [9:0] \$65 ;
+  wire [6:0] \$66 ;
+  wire [127:0] \$67 ;
+  wire \$68 ;
+  wire [8:0] \$684 ;
+  wire \$69 ;
+  wire [32:0] \$7 ;
+  wire \$70 ;
+  wire \$71 ;
   wire \$72 ;
-  wire \$73 ;
+  wire [32:0] \$73 ;
   wire \$74 ;
   wire \$75 ;
-  wire \$76 ;
-  wire [32:0] \$77 ;
-  wire \$78 ;
+  wire [16:0] \$76 ;
+  wire \$77 ;
+  wire [32:0] \$78 ;
   wire \$79 ;
-  wire \$8 ;
-  wire [16:0] \$80 ;
+  wire [33:0] \$8 ;
+  wire \$80 ;
   wire \$81 ;
-  wire [32:0] \$82 ;
+  wire \$82 ;
   wire \$83 ;
   wire \$84 ;
   wire \$85 ;
-  wire [32:0] \$86 ;
+  wire \$86 ;
   wire \$87 ;
   wire \$88 ;
-  wire \$89 ;
-  wire [32:0] \$9 ;
+  wire [3:0] \$89 ;
+  wire \$9 ;
   wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire [3:0] \$95 ;
-  wire \$96 ;
-  wire [10:0] \$97 ;
+  wire [10:0] \$91 ;
+  wire [32:0] \$92 ;
+  wire [7:0] \$93 ;
+  wire [7:0] \$94 ;
+  wire [7:0] \$95 ;
+  wire [7:0] \$96 ;
+  wire \$97 ;
   wire [32:0] \$98 ;
-  wire [7:0] \$99 ;
+  wire \$99 ;
   wire [8:0] \$signature__addr ;
-  wire [8:0] \$signature__addr$93 ;
+  wire [8:0] \$signature__addr$88 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$97 ;
-  wire [7:0] \$signature__data$97[0] ;
-  wire [7:0] \$signature__data$97[1] ;
-  wire [7:0] \$signature__data$97[2] ;
-  wire [7:0] \$signature__data$97[3] ;
-  wire [7:0] \$signature__data$97[4] ;
-  wire [7:0] \$signature__data$97[5] ;
-  wire [7:0] \$signature__data$97[6] ;
-  wire [7:0] \$signature__data$97[7] ;
+  wire [63:0] \$signature__data$92 ;
+  wire [7:0] \$signature__data$92[0] ;
+  wire [7:0] \$signature__data$92[1] ;
+  wire [7:0] \$signature__data$92[2] ;
+  wire [7:0] \$signature__data$92[3] ;
+  wire [7:0] \$signature__data$92[4] ;
+  wire [7:0] \$signature__data$92[5] ;
+  wire [7:0] \$signature__data$92[6] ;
+  wire [7:0] \$signature__data$92[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -3890,7 +3953,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$94 ;
+  wire \$signature__en$89 ;
   reg [15:0] a;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
@@ -3914,9 +3977,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [33:0] addend;
   wire [9:0] addr;
   reg advance;
-  reg \advance$115 ;
-  reg \advance$147 ;
-  reg \advance$190 ;
+  reg \advance$113 ;
+  reg \advance$143 ;
+  reg \advance$186 ;
   reg apar = 1'h0;
   reg [31:0] b;
   reg [1:0] b_busy = 2'h0;
@@ -3952,8 +4015,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] both;
   reg bpar = 1'h0;
   wire busy;
-  output \busy$237 ;
-  wire \busy$237 ;
+  output \busy$233 ;
+  wire \busy$233 ;
   reg byte_ready;
   reg [127:0] byte_row;
   reg byte_valid;
@@ -4008,13 +4071,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [3:0] c_wr__en;
   reg [15:0] chunk = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$118 ;
+  wire [15:0] \chunk$116 ;
   (* init = 16'h0000 *)
   wire [15:0] \chunk$12 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$171 ;
+  wire [15:0] \chunk$167 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$68 ;
+  wire [15:0] \chunk$67 ;
   reg [31:0] chunk_lda = 32'd0;
   reg [31:0] chunk_ldc = 32'd0;
   reg [31:0] chunk_ldcin = 32'd0;
@@ -4043,7 +4106,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [7:0] code;
   wire [15:0] col0;
   wire [15:0] cols;
-  wire [15:0] \cols$181 ;
+  wire [15:0] \cols$177 ;
   reg [3:0] control_state = 4'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
@@ -4056,12 +4119,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
-  wire [7:0] \error$226 ;
+  wire [7:0] \error$222 ;
   reg f_done = 1'h0;
   reg [31:0] feed_k_kc0 = 32'd0;
-  wire feed_k_last;
-  wire [31:0] feed_k_left;
-  wire [31:0] feed_k_len;
+  reg feed_k_last = 1'h1;
+  reg [31:0] feed_k_left = 32'd0;
+  reg [31:0] feed_k_len = 32'd0;
+  reg [31:0] feed_k_len_m1 = 32'd0;
   wire first_in_panel;
   wire [8:0] first_word;
   wire got;
@@ -4075,11 +4139,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$176 ;
-  wire [31:0] \index$82 ;
+  wire [31:0] \index$172 ;
+  wire [31:0] \index$77 ;
   wire is_cin;
   wire issue;
-  reg \issue$182 ;
+  reg \issue$178 ;
   reg [31:0] kr = 32'd0;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
@@ -4087,29 +4151,30 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg l_step;
   wire last;
   wire \last$248 ;
-  wire \last$249 ;
-  wire \last$255 ;
+  wire \last$252 ;
+  wire \last$258 ;
   wire last_in_panel;
-  wire \last_in_panel$145 ;
-  wire \last_in_panel$241 ;
-  wire \last_in_panel$252 ;
+  wire \last_in_panel$140 ;
+  wire \last_in_panel$239 ;
+  wire \last_in_panel$255 ;
   reg launched = 1'h0;
   wire [2:0] level;
-  wire [2:0] \level$127 ;
-  wire [2:0] \level$183 ;
+  wire [2:0] \level$121 ;
+  wire [2:0] \level$179 ;
   reg [31:0] load_a_addr = 32'd0;
   reg [31:0] load_a_panel = 32'd0;
   reg [31:0] load_cin_addr = 32'd0;
   reg [31:0] load_cin_panel = 32'd0;
   reg [31:0] load_k_kc0 = 32'd0;
-  wire load_k_last;
-  wire [31:0] load_k_left;
-  wire [31:0] load_k_len;
+  reg load_k_last = 1'h1;
+  reg [31:0] load_k_left = 32'd0;
+  reg [31:0] load_k_len = 32'd0;
+  reg [31:0] load_k_len_m1 = 32'd0;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$116 ;
-  wire [15:0] \m$169 ;
-  wire [15:0] \m$66 ;
+  wire [15:0] \m$114 ;
+  wire [15:0] \m$165 ;
+  wire [15:0] \m$65 ;
   reg [15:0] m_idx = 16'h0000;
   output [31:0] mac_cycles;
   reg [31:0] mac_cycles = 32'd0;
@@ -4117,9 +4182,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [2:0] meta_off = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$117 ;
-  wire [15:0] \n$170 ;
-  wire [15:0] \n$67 ;
+  wire [15:0] \n$115 ;
+  wire [15:0] \n$166 ;
+  wire [15:0] \n$66 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
   wire [31:0] \o__payload.c ;
@@ -4140,26 +4205,26 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire operands__ready;
   wire operands__valid;
   reg pending = 1'h0;
-  reg \pending$184  = 1'h0;
+  reg \pending$180  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [32:0] \r_data$104 ;
-  wire [31:0] \r_data$139 ;
-  wire [18:0] \r_data$153 ;
-  wire [127:0] \r_data$207 ;
-  wire [3:0] \r_data$217 ;
+  wire [31:0] \r_data$133 ;
+  wire [18:0] \r_data$149 ;
+  wire [127:0] \r_data$203 ;
+  wire [3:0] \r_data$213 ;
+  wire [32:0] \r_data$99 ;
   reg r_en;
-  wire \r_en$105 ;
-  wire \r_en$140 ;
-  reg \r_en$157 ;
-  reg \r_en$208 ;
-  reg \r_en$224 ;
+  wire \r_en$100 ;
+  wire \r_en$134 ;
+  reg \r_en$153 ;
+  reg \r_en$204 ;
+  reg \r_en$220 ;
   wire r_rdy;
-  wire \r_rdy$102 ;
-  wire \r_rdy$137 ;
-  wire \r_rdy$149 ;
-  wire \r_rdy$194 ;
-  wire \r_rdy$205 ;
+  wire \r_rdy$131 ;
+  wire \r_rdy$145 ;
+  wire \r_rdy$190 ;
+  wire \r_rdy$201 ;
+  wire \r_rdy$97 ;
   output [99:0] rd_cmd__payload;
   reg [99:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
@@ -4192,10 +4257,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$119 ;
+  wire \restart$117 ;
   wire \restart$14 ;
-  wire \restart$172 ;
-  wire \restart$69 ;
+  wire \restart$168 ;
+  wire \restart$68 ;
   wire [48:0] result;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -4210,8 +4275,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [15:0] row_base = 16'h0000;
   reg [15:0] row_word = 16'h0000;
   wire [15:0] rows;
-  wire [15:0] \rows$109 ;
-  wire [15:0] \rows$180 ;
+  wire [15:0] \rows$104 ;
+  wire [15:0] \rows$176 ;
   input rst;
   wire rst;
   reg running;
@@ -4237,8 +4302,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   output [31:0] stall_store;
   reg [31:0] stall_store = 32'd0;
   reg start;
-  input \start$256 ;
-  wire \start$256 ;
+  input \start$259 ;
+  wire \start$259 ;
   reg step_done;
   reg [31:0] store_c_addr = 32'd0;
   reg [31:0] store_c_panel = 32'd0;
@@ -4246,35 +4311,36 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [31:0] used = 32'd0;
   reg w_bpar = 1'h0;
   reg [2:0] w_data;
-  reg [18:0] \w_data$108 ;
-  wire [31:0] \w_data$132 ;
-  wire [3:0] \w_data$196 ;
-  wire [127:0] \w_data$197 ;
-  wire [32:0] \w_data$95 ;
+  reg [18:0] \w_data$103 ;
+  wire [31:0] \w_data$126 ;
+  wire [3:0] \w_data$192 ;
+  wire [127:0] \w_data$193 ;
+  wire [32:0] \w_data$90 ;
   reg w_done = 1'h0;
   reg w_en;
+  reg \w_en$102 ;
   (* init = 1'h0 *)
-  wire \w_en$100 ;
-  reg \w_en$107 ;
+  wire \w_en$129 ;
+  wire \w_en$191 ;
   (* init = 1'h0 *)
-  wire \w_en$135 ;
   wire \w_en$195 ;
   (* init = 1'h0 *)
-  wire \w_en$199 ;
+  wire \w_en$95 ;
   wire w_issue;
   reg [31:0] w_k = 32'd0;
   reg [31:0] w_kr = 32'd0;
   reg w_pending = 1'h0;
   reg [2:0] w_r = 3'h0;
   wire w_rdy;
-  wire \w_rdy$185 ;
-  wire \w_rdy$87 ;
+  wire \w_rdy$181 ;
+  wire \w_rdy$82 ;
   reg w_step_done;
   reg w_zero = 1'h0;
   reg [31:0] weight_k_kc0 = 32'd0;
-  wire weight_k_last;
-  wire [31:0] weight_k_left;
-  wire [31:0] weight_k_len;
+  reg weight_k_last = 1'h1;
+  reg [31:0] weight_k_left = 32'd0;
+  reg [31:0] weight_k_len = 32'd0;
+  reg [31:0] weight_k_len_m1 = 32'd0;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
   wire [7:0] \weights__payload.w[0] ;
@@ -4831,19 +4897,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @(posedge clk) begin
     if (a_wr__en)
-      spad_a[\$24 [8:0]] <= rd_data__payload[63:0];
+      spad_a[\$22 [8:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (issue) begin
-      _0_ <= spad_a[\$69 [8:0]];
+      _0_ <= spad_a[\$65 [8:0]];
     end
     if (issue) begin
-      _1_ <= spad_a[\$68 [8:0]];
+      _1_ <= spad_a[\$64 [8:0]];
     end
   end
-  assign \$signature__data$97  = _0_;
+  assign \$signature__data$92  = _0_;
   assign \$signature__data  = _1_;
   reg [31:0] spad_b [1023:0];
   initial begin
@@ -5874,18 +5940,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @(posedge clk) begin
     if (b_wr__en[0])
-      spad_b[\$27 [9:0]][7:0] <= b_wr__data[7:0];
+      spad_b[\$25 [9:0]][7:0] <= b_wr__data[7:0];
     if (b_wr__en[1])
-      spad_b[\$27 [9:0]][15:8] <= b_wr__data[15:8];
+      spad_b[\$25 [9:0]][15:8] <= b_wr__data[15:8];
     if (b_wr__en[2])
-      spad_b[\$27 [9:0]][23:16] <= b_wr__data[23:16];
+      spad_b[\$25 [9:0]][23:16] <= b_wr__data[23:16];
     if (b_wr__en[3])
-      spad_b[\$27 [9:0]][31:24] <= b_wr__data[31:24];
+      spad_b[\$25 [9:0]][31:24] <= b_wr__data[31:24];
   end
   reg [31:0] _2_;
   always @(posedge clk) begin
     if (w_issue) begin
-      _2_ <= spad_b[\$98 [9:0]];
+      _2_ <= spad_b[\$92 [9:0]];
     end
   end
   assign b_rd__data = _2_;
@@ -6929,577 +6995,646 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [127:0] _3_;
   reg [127:0] _4_;
   always @(posedge clk) begin
-    if (\issue$182 ) begin
-      _3_ <= spad_c[\$146 [9:0]];
+    if (\issue$178 ) begin
+      _3_ <= spad_c[\$140 [9:0]];
     end
     if (got) begin
-      _4_ <= spad_c[\$109 [9:0]];
+      _4_ <= spad_c[\$103 [9:0]];
     end
   end
-  assign \w_data$197  = _3_;
+  assign \w_data$193  = _3_;
   assign c_rd_acc__data = _4_;
   always @(posedge clk)
-    kr <= \$421 ;
+    a_busy <= \$443 ;
   always @(posedge clk)
-    apar <= \$422 ;
+    a_full <= \$444 ;
   always @(posedge clk)
-    bpar <= \$423 ;
+    b_busy <= \$445 ;
   always @(posedge clk)
-    f_done <= \$424 ;
+    b_full <= \$446 ;
   always @(posedge clk)
-    weight_k_kc0 <= \$425 ;
+    c_busy <= \$447 ;
   always @(posedge clk)
-    w_pending <= \$426 ;
+    c_ready <= \$448 ;
   always @(posedge clk)
-    w_zero <= \$427 ;
+    c_done <= \$449 ;
   always @(posedge clk)
-    w_r <= \$428 ;
+    b_used_w <= \$450 ;
   always @(posedge clk)
-    w_kr <= \$429 ;
+    b_used_o <= \$451 ;
   always @(posedge clk)
-    w_k <= \$430 ;
+    load_k_kc0 <= \$452 ;
   always @(posedge clk)
-    w_bpar <= \$431 ;
+    load_k_left <= \$453 ;
   always @(posedge clk)
-    w_done <= \$432 ;
+    load_k_last <= \$454 ;
   always @(posedge clk)
-    acc_writes <= \$433 ;
+    load_k_len <= \$455 ;
   always @(posedge clk)
-    s1_addr <= \$434 ;
+    load_k_len_m1 <= \$456 ;
   always @(posedge clk)
-    s1_value <= \$435 ;
+    load_a_panel <= \$457 ;
   always @(posedge clk)
-    s1_read <= \$436 ;
+    load_a_addr <= \$458 ;
   always @(posedge clk)
-    s1_half <= \$437 ;
+    load_cin_panel <= \$459 ;
   always @(posedge clk)
-    s1_chunk_done <= \$438 ;
+    load_cin_addr <= \$460 ;
   always @(posedge clk)
-    acc_row <= \$439 ;
+    b_koff <= \$461 ;
   always @(posedge clk)
-    store_c_panel <= \$440 ;
+    loader_state <= \$462 ;
   always @(posedge clk)
-    store_c_addr <= \$441 ;
+    l_bpar <= \$463 ;
   always @(posedge clk)
-    store_state <= \$442 ;
+    l_apar <= \$464 ;
   always @(posedge clk)
-    r <= \$443 ;
+    l_done <= \$465 ;
   always @(posedge clk)
-    s_done <= \$444 ;
+    c_claims <= \$466 ;
   always @(posedge clk)
-    \pending$184  <= \$445 ;
+    row <= \$467 ;
   always @(posedge clk)
-    s_beat <= \$446 ;
+    beat <= \$468 ;
   always @(posedge clk)
-    c <= \$447 ;
+    row_base <= \$469 ;
   always @(posedge clk)
-    error <= \$448 ;
+    feed_k_kc0 <= \$470 ;
   always @(posedge clk)
-    cycles <= \$449 ;
+    feed_k_left <= \$471 ;
   always @(posedge clk)
-    mac_cycles <= \$450 ;
+    feed_k_last <= \$472 ;
   always @(posedge clk)
-    stall_load <= \$451 ;
+    feed_k_len <= \$473 ;
   always @(posedge clk)
-    stall_store <= \$452 ;
+    feed_k_len_m1 <= \$474 ;
   always @(posedge clk)
-    beyond <= \$453 ;
+    pending <= \$475 ;
   always @(posedge clk)
-    launched <= \$454 ;
+    meta_last <= \$476 ;
   always @(posedge clk)
-    control_state <= \$455 ;
+    meta_off <= \$477 ;
   always @(posedge clk)
-    words <= \$456 ;
+    m_idx <= \$478 ;
   always @(posedge clk)
-    used <= \$457 ;
+    row_word <= \$479 ;
   always @(posedge clk)
-    chunk <= \$458 ;
+    kr <= \$480 ;
   always @(posedge clk)
-    chunk_lda <= \$459 ;
+    apar <= \$481 ;
   always @(posedge clk)
-    chunk_ldc <= \$460 ;
+    bpar <= \$482 ;
   always @(posedge clk)
-    chunk_ldcin <= \$461 ;
+    f_done <= \$483 ;
+  always @(posedge clk)
+    weight_k_kc0 <= \$484 ;
+  always @(posedge clk)
+    weight_k_left <= \$485 ;
+  always @(posedge clk)
+    weight_k_last <= \$486 ;
+  always @(posedge clk)
+    weight_k_len <= \$487 ;
+  always @(posedge clk)
+    weight_k_len_m1 <= \$488 ;
+  always @(posedge clk)
+    w_pending <= \$489 ;
+  always @(posedge clk)
+    w_zero <= \$490 ;
+  always @(posedge clk)
+    w_r <= \$491 ;
+  always @(posedge clk)
+    w_kr <= \$492 ;
+  always @(posedge clk)
+    w_k <= \$493 ;
+  always @(posedge clk)
+    w_bpar <= \$494 ;
+  always @(posedge clk)
+    w_done <= \$495 ;
+  always @(posedge clk)
+    acc_writes <= \$496 ;
+  always @(posedge clk)
+    s1_addr <= \$497 ;
+  always @(posedge clk)
+    s1_value <= \$498 ;
+  always @(posedge clk)
+    s1_read <= \$499 ;
+  always @(posedge clk)
+    s1_half <= \$500 ;
+  always @(posedge clk)
+    s1_chunk_done <= \$501 ;
+  always @(posedge clk)
+    acc_row <= \$502 ;
+  always @(posedge clk)
+    store_c_panel <= \$503 ;
+  always @(posedge clk)
+    store_c_addr <= \$504 ;
+  always @(posedge clk)
+    store_state <= \$505 ;
+  always @(posedge clk)
+    r <= \$506 ;
+  always @(posedge clk)
+    s_done <= \$507 ;
+  always @(posedge clk)
+    \pending$180  <= \$508 ;
+  always @(posedge clk)
+    s_beat <= \$509 ;
+  always @(posedge clk)
+    c <= \$510 ;
+  always @(posedge clk)
+    error <= \$511 ;
+  always @(posedge clk)
+    cycles <= \$512 ;
+  always @(posedge clk)
+    mac_cycles <= \$513 ;
+  always @(posedge clk)
+    stall_load <= \$514 ;
+  always @(posedge clk)
+    stall_store <= \$515 ;
+  always @(posedge clk)
+    beyond <= \$516 ;
+  always @(posedge clk)
+    launched <= \$517 ;
+  always @(posedge clk)
+    control_state <= \$518 ;
+  always @(posedge clk)
+    words <= \$519 ;
+  always @(posedge clk)
+    used <= \$520 ;
+  always @(posedge clk)
+    chunk <= \$521 ;
+  always @(posedge clk)
+    chunk_lda <= \$522 ;
+  always @(posedge clk)
+    chunk_ldc <= \$523 ;
+  always @(posedge clk)
+    chunk_ldcin <= \$524 ;
   assign split = c[191:160] > 10'h200;
   assign both = b_used_w & b_used_o;
-  assign \$1  = c[191:160] - load_k_kc0;
-  assign load_k_last = \$1 [31:0] <= 10'h200;
-  assign \$2  = \$1 [31:0] < 10'h200;
-  assign load_k_len = \$2  ? \$1 [31:0] : 32'd512;
-  assign \$3  = ~ split;
-  assign \$4  = ~ first_in_panel;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = b_busy >> l_bpar;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$7  & w_rdy;
-  assign \$9  = c[63:32] + b_koff;
-  assign \$10  = \$9  + col0;
-  assign \$11  = a_busy >> l_apar;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$12  & w_rdy;
-  assign \$14  = load_a_addr + load_k_kc0;
-  assign \$15  = ! load_k_kc0;
-  assign \$16  = c_busy >> index[0];
-  assign \$17  = ~ \$16 ;
-  assign \$18  = ~ c[352];
+  assign \$1  = ~ split;
+  assign \$2  = ~ first_in_panel;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = b_busy >> l_bpar;
+  assign \$5  = ~ \$4 ;
+  assign \$6  = \$5  & w_rdy;
+  assign \$7  = c[63:32] + b_koff;
+  assign \$8  = \$7  + col0;
+  assign \$9  = a_busy >> l_apar;
+  assign \$10  = ~ \$9 ;
+  assign \$11  = \$10  & w_rdy;
+  assign \$12  = load_a_addr + load_k_kc0;
+  assign \$13  = ! load_k_kc0;
+  assign \$14  = c_busy >> index[0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = ~ c[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$20  = is_cin & acc_writes;
-  assign \$21  = ~ \$20 ;
-  assign rd_data__ready = r_rdy & \$21 ;
+  assign \$18  = is_cin & acc_writes;
+  assign \$19  = ~ \$18 ;
+  assign rd_data__ready = r_rdy & \$19 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$22  = r_data[2] * 9'h100;
-  assign \$23  = \$22  + row_base;
-  assign \$24  = \$23  + beat;
-  assign \$25  = ! r_data[1:0];
-  assign a_wr__en = beat_ok & \$25 ;
-  assign \$26  = r_data[2] * 10'h200;
-  assign \$27  = \$26  + row;
-  assign \$28  = r_data[1:0] == 1'h1;
-  assign \$29  = beat_ok & \$28 ;
-  assign \$30  = ! beat;
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = r_data[1:0] == 1'h1;
-  assign \$33  = beat_ok & \$32 ;
-  assign \$34  = ! beat;
-  assign \$35  = \$33  & \$34 ;
-  assign \$36  = r_data[1:0] == 1'h1;
-  assign \$37  = beat_ok & \$36 ;
-  assign \$38  = ! beat;
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = r_data[1:0] == 1'h1;
-  assign \$41  = beat_ok & \$40 ;
-  assign \$42  = ! beat;
-  assign \$43  = \$41  & \$42 ;
-  assign \$44  = c[191:160] - feed_k_kc0;
-  assign feed_k_last = \$44 [31:0] <= 10'h200;
-  assign \$45  = \$44 [31:0] < 10'h200;
-  assign feed_k_len = \$45  ? \$44 [31:0] : 32'd512;
-  assign \$46  = ~ f_done;
-  assign \$47  = running & \$46 ;
-  assign \$48  = a_full >> apar;
-  assign \$49  = \$47  & \$48 ;
-  assign \$50  = b_full >> bpar;
-  assign \$51  = \$49  & \$50 ;
-  assign \$52  = b_used_o >> bpar;
-  assign \$53  = ~ \$52 ;
-  assign \$54  = \$51  & \$53 ;
-  assign \$55  = c_ready >> \index$82 [0];
-  assign \$56  = \$54  & \$55 ;
-  assign \$57  = \index$82  < c_claims;
-  assign \$58  = \$56  & \$57 ;
-  assign \$59  = level + pending;
-  assign \$60  = \$59  < 2'h3;
-  assign \$61  = \$58  & \$60 ;
-  assign \$62  = | m_idx;
-  assign \$63  = \$62  | \w_rdy$87 ;
-  assign issue = \$61  & \$63 ;
-  assign \$64  = apar * 9'h100;
-  assign \$65  = \$64  + row_word;
-  assign \$67  = \$65  + \$66 ;
-  assign \$68  = \$67 [8:0] + 1'h0;
-  assign \$69  = \$67 [8:0] + 1'h1;
-  assign \$70  = meta_off * 4'h8;
-  assign \$71  = { \$signature__data$97 , \$signature__data  } >> \$70 ;
-  assign \$72  = ! m_idx;
-  assign \$73  = | kr;
-  assign \$74  = c[352] | \$73 ;
-  assign \$75  = | feed_k_kc0;
-  assign \$76  = \$74  | \$75 ;
-  assign \$77  = kr + 3'h4;
-  assign \$78  = \$77  >= feed_k_len;
-  assign \$79  = \$78  & feed_k_last;
-  assign \$80  = \rows$109  - 1'h1;
-  assign \$81  = m_idx == \$80 ;
-  assign \$82  = kr + 3'h4;
-  assign \$83  = \$82  >= feed_k_len;
-  assign \$84  = last_in_panel & feed_k_last;
-  assign \$85  = split | \$84 ;
-  assign \$86  = c[191:160] - weight_k_kc0;
-  assign weight_k_last = \$86 [31:0] <= 10'h200;
-  assign \$87  = \$86 [31:0] < 10'h200;
-  assign weight_k_len = \$87  ? \$86 [31:0] : 32'd512;
-  assign \$88  = ~ w_done;
-  assign \$89  = running & \$88 ;
-  assign \$90  = b_full >> w_bpar;
-  assign \$91  = \$89  & \$90 ;
-  assign \$92  = b_used_w >> w_bpar;
-  assign \$93  = ~ \$92 ;
-  assign \$94  = \$91  & \$93 ;
-  assign \$95  = \level$127  + w_pending;
-  assign \$96  = \$95  < 2'h3;
-  assign w_issue = \$94  & \$96 ;
-  assign \$97  = w_bpar * 10'h200;
-  assign \$98  = \$97  + w_k;
-  assign \$99  = w_zero ? 8'h00 : b_rd__data[7:0];
-  assign \$100  = w_zero ? 8'h00 : b_rd__data[15:8];
-  assign \$101  = w_zero ? 8'h00 : b_rd__data[23:16];
-  assign \$102  = w_zero ? 8'h00 : b_rd__data[31:24];
-  assign \$103  = w_r == 2'h3;
-  assign \$104  = w_kr + 3'h4;
-  assign \$105  = \$104  >= weight_k_len;
-  assign \$106  = \last_in_panel$145  & weight_k_last;
-  assign \$107  = split | \$106 ;
+  assign \$20  = r_data[2] * 9'h100;
+  assign \$21  = \$20  + row_base;
+  assign \$22  = \$21  + beat;
+  assign \$23  = ! r_data[1:0];
+  assign a_wr__en = beat_ok & \$23 ;
+  assign \$24  = r_data[2] * 10'h200;
+  assign \$25  = \$24  + row;
+  assign \$26  = r_data[1:0] == 1'h1;
+  assign \$27  = beat_ok & \$26 ;
+  assign \$28  = ! beat;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = r_data[1:0] == 1'h1;
+  assign \$31  = beat_ok & \$30 ;
+  assign \$32  = ! beat;
+  assign \$33  = \$31  & \$32 ;
+  assign \$34  = r_data[1:0] == 1'h1;
+  assign \$35  = beat_ok & \$34 ;
+  assign \$36  = ! beat;
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = r_data[1:0] == 1'h1;
+  assign \$39  = beat_ok & \$38 ;
+  assign \$40  = ! beat;
+  assign \$41  = \$39  & \$40 ;
+  assign \$42  = ~ f_done;
+  assign \$43  = running & \$42 ;
+  assign \$44  = a_full >> apar;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = b_full >> bpar;
+  assign \$47  = \$45  & \$46 ;
+  assign \$48  = b_used_o >> bpar;
+  assign \$49  = ~ \$48 ;
+  assign \$50  = \$47  & \$49 ;
+  assign \$51  = c_ready >> \index$77 [0];
+  assign \$52  = \$50  & \$51 ;
+  assign \$53  = \index$77  < c_claims;
+  assign \$54  = \$52  & \$53 ;
+  assign \$55  = level + pending;
+  assign \$56  = \$55  < 2'h3;
+  assign \$57  = \$54  & \$56 ;
+  assign \$58  = | m_idx;
+  assign \$59  = \$58  | \w_rdy$82 ;
+  assign issue = \$57  & \$59 ;
+  assign \$60  = apar * 9'h100;
+  assign \$61  = \$60  + row_word;
+  assign \$63  = \$61  + \$62 ;
+  assign \$64  = \$63 [8:0] + 1'h0;
+  assign \$65  = \$63 [8:0] + 1'h1;
+  assign \$66  = meta_off * 4'h8;
+  assign \$67  = { \$signature__data$92 , \$signature__data  } >> \$66 ;
+  assign \$68  = ! m_idx;
+  assign \$69  = | kr;
+  assign \$70  = c[352] | \$69 ;
+  assign \$71  = | feed_k_kc0;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = kr + 3'h4;
+  assign \$74  = \$73  >= feed_k_len;
+  assign \$75  = \$74  & feed_k_last;
+  assign \$76  = \rows$104  - 1'h1;
+  assign \$77  = m_idx == \$76 ;
+  assign \$78  = kr + 3'h4;
+  assign \$79  = \$78  >= feed_k_len;
+  assign \$80  = last_in_panel & feed_k_last;
+  assign \$81  = split | \$80 ;
+  assign \$82  = ~ w_done;
+  assign \$83  = running & \$82 ;
+  assign \$84  = b_full >> w_bpar;
+  assign \$85  = \$83  & \$84 ;
+  assign \$86  = b_used_w >> w_bpar;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$85  & \$87 ;
+  assign \$89  = \level$121  + w_pending;
+  assign \$90  = \$89  < 2'h3;
+  assign w_issue = \$88  & \$90 ;
+  assign \$91  = w_bpar * 10'h200;
+  assign \$92  = \$91  + w_k;
+  assign \$93  = w_zero ? 8'h00 : b_rd__data[7:0];
+  assign \$94  = w_zero ? 8'h00 : b_rd__data[15:8];
+  assign \$95  = w_zero ? 8'h00 : b_rd__data[23:16];
+  assign \$96  = w_zero ? 8'h00 : b_rd__data[31:24];
+  assign \$97  = w_r == 2'h3;
+  assign \$98  = w_kr + 3'h4;
+  assign \$99  = \$98  >= weight_k_len;
+  assign \$100  = \last_in_panel$140  & weight_k_last;
+  assign \$101  = split | \$100 ;
   assign got = results__valid & results__ready;
-  assign \$108  = \r_data$153 [0] * 10'h200;
-  assign \$109  = \$108  + acc_row;
-  assign \$110  = \r_data$153 [16:1] - 1'h1;
-  assign \$111  = acc_row == \$110 ;
-  assign \$112  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$113  = $signed(s1_value[31:0]) + $signed(\$112 );
-  assign \$114  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$115  = $signed(s1_value[63:32]) + $signed(\$114 );
-  assign \$116  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$117  = $signed(s1_value[95:64]) + $signed(\$116 );
-  assign \$118  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$119  = $signed(s1_value[127:96]) + $signed(\$118 );
-  assign \$120  = r_data[2] * 10'h200;
-  assign \$121  = \$120  + row;
+  assign \$102  = \r_data$149 [0] * 10'h200;
+  assign \$103  = \$102  + acc_row;
+  assign \$104  = \r_data$149 [16:1] - 1'h1;
+  assign \$105  = acc_row == \$104 ;
+  assign \$106  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
+  assign \$107  = $signed(s1_value[31:0]) + $signed(\$106 );
+  assign \$108  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
+  assign \$109  = $signed(s1_value[63:32]) + $signed(\$108 );
+  assign \$110  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
+  assign \$111  = $signed(s1_value[95:64]) + $signed(\$110 );
+  assign \$112  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
+  assign \$113  = $signed(s1_value[127:96]) + $signed(\$112 );
+  assign \$114  = r_data[2] * 10'h200;
+  assign \$115  = \$114  + row;
+  assign \$116  = beat_ok & is_cin;
+  assign \$117  = ! beat;
+  assign \$118  = \$116  & \$117 ;
+  assign \$119  = beat_ok & is_cin;
+  assign \$120  = ! beat;
+  assign \$121  = \$119  & \$120 ;
   assign \$122  = beat_ok & is_cin;
-  assign \$123  = ! beat;
+  assign \$123  = beat == 1'h1;
   assign \$124  = \$122  & \$123 ;
   assign \$125  = beat_ok & is_cin;
-  assign \$126  = ! beat;
+  assign \$126  = beat == 1'h1;
   assign \$127  = \$125  & \$126 ;
-  assign \$128  = beat_ok & is_cin;
-  assign \$129  = beat == 1'h1;
-  assign \$130  = \$128  & \$129 ;
-  assign \$131  = beat_ok & is_cin;
-  assign \$132  = beat == 1'h1;
-  assign \$133  = \$131  & \$132 ;
-  assign \$134  = ~ s_done;
-  assign \$135  = running & \$134 ;
-  assign \$136  = c_done >> \index$176 [0];
-  assign \$137  = \$135  & \$136 ;
-  assign \$139  = c[353] ? { 3'h0, \cols$181  } : \$138 ;
-  assign \$140  = \level$183  + \pending$184 ;
-  assign \$141  = \$140  < 2'h3;
-  assign \$142  = \$141  & \w_rdy$185 ;
-  assign \$143  = \rows$180  - 1'h1;
+  assign \$128  = ~ s_done;
+  assign \$129  = running & \$128 ;
+  assign \$130  = c_done >> \index$172 [0];
+  assign \$131  = \$129  & \$130 ;
+  assign \$133  = c[353] ? { 3'h0, \cols$177  } : \$132 ;
+  assign \$134  = \level$179  + \pending$180 ;
+  assign \$135  = \$134  < 2'h3;
+  assign \$136  = \$135  & \w_rdy$181 ;
+  assign \$137  = \rows$176  - 1'h1;
+  assign \$138  = r == \$137 ;
+  assign \$139  = \index$172 [0] * 10'h200;
+  assign \$140  = \$139  + r;
+  assign \$141  = ~ \r_rdy$190 ;
+  assign \$142  = ~ \issue$178 ;
+  assign s_drained = \$141  & \$142 ;
+  assign \$143  = \rows$176  - 1'h1;
   assign \$144  = r == \$143 ;
-  assign \$145  = \index$176 [0] * 10'h200;
-  assign \$146  = \$145  + r;
-  assign \$147  = ~ \r_rdy$194 ;
-  assign \$148  = ~ \issue$182 ;
-  assign s_drained = \$147  & \$148 ;
-  assign \$149  = \rows$180  - 1'h1;
-  assign \$150  = r == \$149 ;
-  assign \$152  = c[353] ? { 3'h0, \r_data$217 [2:0] } : \$151 ;
-  assign \$153  = s_beat * 4'h8;
-  assign \$154  = \$152 [4:0] - \$153 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$194 ;
-  assign \$633  = s_beat * 7'h40;
-  assign \$155  = byte_row >> \$633 ;
-  assign \$156  = \$154 [4:0] <= 4'h8;
-  assign \$157  = \$156  ? \$154 [4:0] : 5'h08;
-  assign \$158  = ! s_beat;
-  assign \$159  = \$154 [4:0] <= 4'h8;
-  assign \$160  = \$154 [4:0] <= 4'h8;
-  assign \$161  = \$160  & \r_data$217 [3];
-  assign \$162  = wr_data__valid & wr_data__ready;
-  assign \$163  = \$154 [4:0] <= 4'h8;
-  assign \$164  = ~ launched;
-  assign \$165  = ~ busy;
-  assign \$166  = c[159:128] - 1'h1;
-  assign \$167  = c[31:0] + c[191:160];
-  assign \$168  = ~ launched;
-  assign \$169  = ~ busy;
-  assign \$170  = c[191:160] - 1'h1;
-  assign \$171  = c[63:32] + c[223:192];
+  assign \$146  = c[353] ? { 3'h0, \r_data$213 [2:0] } : \$145 ;
+  assign \$147  = s_beat * 4'h8;
+  assign \$148  = \$146 [4:0] - \$147 [4:0];
+  assign wr_data__valid = byte_valid & \r_rdy$190 ;
+  assign \$684  = s_beat * 7'h40;
+  assign \$149  = byte_row >> \$684 ;
+  assign \$150  = \$148 [4:0] <= 4'h8;
+  assign \$151  = \$150  ? \$148 [4:0] : 5'h08;
+  assign \$152  = ! s_beat;
+  assign \$153  = \$148 [4:0] <= 4'h8;
+  assign \$154  = \$148 [4:0] <= 4'h8;
+  assign \$155  = \$154  & \r_data$213 [3];
+  assign \$156  = wr_data__valid & wr_data__ready;
+  assign \$157  = \$148 [4:0] <= 4'h8;
+  assign \$158  = ~ launched;
+  assign \$159  = ~ busy;
+  assign \$160  = c[159:128] - 1'h1;
+  assign \$161  = c[31:0] + c[191:160];
+  assign \$162  = ~ launched;
+  assign \$163  = ~ busy;
+  assign \$164  = c[191:160] - 1'h1;
+  assign \$165  = c[63:32] + c[223:192];
+  assign \$166  = ~ launched;
+  assign \$167  = ~ busy;
+  assign \$168  = c[159:128] - 1'h1;
+  assign \$170  = c[353] ? { 3'h0, c[223:192] } : \$169 ;
+  assign \$171  = c[95:64] + \$170 ;
   assign \$172  = ~ launched;
   assign \$173  = ~ busy;
   assign \$174  = c[159:128] - 1'h1;
-  assign \$176  = c[353] ? { 3'h0, c[223:192] } : \$175 ;
-  assign \$177  = c[95:64] + \$176 ;
-  assign \$178  = ~ launched;
-  assign \$179  = ~ busy;
-  assign \$180  = c[159:128] - 1'h1;
-  assign \$182  = c[127:96] + \$181 ;
-  assign \$183  = ! c[159:128];
-  assign \$184  = ! c[191:160];
-  assign \$185  = \$183  | \$184 ;
-  assign \$186  = ! c[223:192];
-  assign \$187  = \$185  | \$186 ;
-  assign \$188  = c[159:128] > 16'hffff;
-  assign \$189  = c[223:192] > 16'hffff;
+  assign \$176  = c[127:96] + \$175 ;
+  assign \$177  = ! c[159:128];
+  assign \$178  = ! c[191:160];
+  assign \$179  = \$177  | \$178 ;
+  assign \$180  = ! c[223:192];
+  assign \$181  = \$179  | \$180 ;
+  assign \$182  = c[159:128] > 16'hffff;
+  assign \$183  = c[223:192] > 16'hffff;
+  assign \$184  = \$182  | \$183 ;
+  assign \$185  = c[191:160] > 16'hffff;
+  assign \$186  = \$184  | \$185 ;
+  assign \$188  = c[255:224] < c[191:160];
+  assign \$189  = c[287:256] < c[223:192];
   assign \$190  = \$188  | \$189 ;
-  assign \$191  = c[191:160] > 16'hffff;
-  assign \$192  = \$190  | \$191 ;
-  assign \$194  = c[255:224] < c[191:160];
-  assign \$195  = c[287:256] < c[223:192];
-  assign \$196  = \$194  | \$195 ;
-  assign \$198  = c[353] ? { 3'h0, c[223:192] } : \$197 ;
-  assign \$199  = c[319:288] < \$198 ;
-  assign \$200  = \$196  | \$199 ;
-  assign \$202  = c[351:320] < \$201 ;
-  assign \$203  = c[352] & \$202 ;
-  assign \$204  = \$200  | \$203 ;
-  assign \$205  = ~ c[353];
-  assign \$206  = | c[65:64];
-  assign \$207  = | c[289:288];
-  assign \$208  = \$206  | \$207 ;
-  assign \$209  = \$205  & \$208 ;
-  assign \$210  = | c[97:96];
-  assign \$211  = | c[321:320];
-  assign \$212  = \$210  | \$211 ;
-  assign \$213  = c[352] & \$212 ;
-  assign \$214  = \$209  | \$213 ;
-  assign \$215  = | beyond;
-  assign \$216  = ~ launched;
-  assign \$217  = ~ busy;
-  assign \$218  = ~ launched;
-  assign \$219  = ~ busy;
-  assign \$220  = ~ launched;
-  assign \$221  = ~ busy;
-  assign \busy$237  = ~ \$228 ;
-  assign \$222  = ! loader_state;
-  assign \$223  = loader_state == 1'h1;
-  assign \$224  = loader_state == 2'h2;
-  assign \$225  = loader_state == 2'h3;
-  assign \$226  = ! store_state;
-  assign \$228  = ! control_state;
-  assign \$229  = control_state == 1'h1;
-  assign \$230  = control_state == 2'h2;
-  assign \$231  = control_state == 2'h3;
-  assign \$232  = control_state == 3'h4;
-  assign \$233  = control_state == 3'h5;
-  assign \$234  = control_state == 3'h6;
-  assign \$235  = control_state == 3'h7;
-  assign \$236  = control_state == 4'h8;
-  assign \$237  = control_state == 4'h9;
-  assign \$238  = control_state == 4'ha;
-  assign \$239  = control_state == 4'hb;
-  assign \$240  = control_state == 4'hc;
-  assign \$241  = a_busy | a_busy_set;
-  assign \$242  = ~ a_busy_clr;
+  assign \$192  = c[353] ? { 3'h0, c[223:192] } : \$191 ;
+  assign \$193  = c[319:288] < \$192 ;
+  assign \$194  = \$190  | \$193 ;
+  assign \$196  = c[351:320] < \$195 ;
+  assign \$197  = c[352] & \$196 ;
+  assign \$198  = \$194  | \$197 ;
+  assign \$199  = ~ c[353];
+  assign \$200  = | c[65:64];
+  assign \$201  = | c[289:288];
+  assign \$202  = \$200  | \$201 ;
+  assign \$203  = \$199  & \$202 ;
+  assign \$204  = | c[97:96];
+  assign \$205  = | c[321:320];
+  assign \$206  = \$204  | \$205 ;
+  assign \$207  = c[352] & \$206 ;
+  assign \$208  = \$203  | \$207 ;
+  assign \$209  = | beyond;
+  assign \$210  = ~ launched;
+  assign \$211  = ~ busy;
+  assign \$212  = ~ launched;
+  assign \$213  = ~ busy;
+  assign \$214  = ~ launched;
+  assign \$215  = ~ busy;
+  assign \busy$233  = ~ \$222 ;
+  assign \$216  = ! loader_state;
+  assign \$217  = loader_state == 1'h1;
+  assign \$218  = loader_state == 2'h2;
+  assign \$219  = loader_state == 2'h3;
+  assign \$220  = ! store_state;
+  assign \$222  = ! control_state;
+  assign \$223  = control_state == 1'h1;
+  assign \$224  = control_state == 2'h2;
+  assign \$225  = control_state == 2'h3;
+  assign \$226  = control_state == 3'h4;
+  assign \$227  = control_state == 3'h5;
+  assign \$228  = control_state == 3'h6;
+  assign \$229  = control_state == 3'h7;
+  assign \$230  = control_state == 4'h8;
+  assign \$231  = control_state == 4'h9;
+  assign \$232  = control_state == 4'ha;
+  assign \$233  = control_state == 4'hb;
+  assign \$234  = control_state == 4'hc;
+  assign \$235  = a_busy | a_busy_set;
+  assign \$236  = ~ a_busy_clr;
+  assign \$237  = \$235  & \$236 ;
+  assign \$238  = a_full | a_full_set;
+  assign \$239  = ~ a_full_clr;
+  assign \$240  = \$238  & \$239 ;
+  assign \$241  = b_busy | b_busy_set;
+  assign \$242  = ~ both;
   assign \$243  = \$241  & \$242 ;
-  assign \$244  = a_full | a_full_set;
-  assign \$245  = ~ a_full_clr;
+  assign \$244  = b_full | b_full_set;
+  assign \$245  = ~ both;
   assign \$246  = \$244  & \$245 ;
-  assign \$247  = b_busy | b_busy_set;
-  assign \$248  = ~ both;
+  assign \$247  = c_busy | c_busy_set;
+  assign \$248  = ~ c_busy_clr;
   assign \$249  = \$247  & \$248 ;
-  assign \$250  = b_full | b_full_set;
-  assign \$251  = ~ both;
+  assign \$250  = c_ready | c_ready_set;
+  assign \$251  = ~ c_ready_clr;
   assign \$252  = \$250  & \$251 ;
-  assign \$253  = c_busy | c_busy_set;
-  assign \$254  = ~ c_busy_clr;
+  assign \$253  = c_done | c_done_set;
+  assign \$254  = ~ c_done_clr;
   assign \$255  = \$253  & \$254 ;
-  assign \$256  = c_ready | c_ready_set;
-  assign \$257  = ~ c_ready_clr;
+  assign \$256  = b_used_w | b_used_w_set;
+  assign \$257  = ~ both;
   assign \$258  = \$256  & \$257 ;
-  assign \$259  = c_done | c_done_set;
-  assign \$260  = ~ c_done_clr;
+  assign \$259  = b_used_o | b_used_o_set;
+  assign \$260  = ~ both;
   assign \$261  = \$259  & \$260 ;
-  assign \$262  = b_used_w | b_used_w_set;
-  assign \$263  = ~ both;
-  assign \$264  = \$262  & \$263 ;
-  assign \$265  = b_used_o | b_used_o_set;
-  assign \$266  = ~ both;
-  assign \$267  = \$265  & \$266 ;
-  assign \$268  = load_k_kc0 + 10'h200;
-  assign \$269  = load_k_last ? 33'h000000000 : \$268 ;
-  assign \$270  = load_a_panel + 1'h0;
-  assign \$271  = load_a_panel + 1'h0;
-  assign \$272  = load_a_addr + chunk_lda;
-  assign \$273  = load_cin_panel + 5'h10;
-  assign \$274  = load_cin_panel + 5'h10;
-  assign \$275  = load_cin_addr + chunk_ldcin;
-  assign \$277  = b_koff + \$276 ;
-  assign \$278  = load_k_last ? 48'h000000000000 : \$277 ;
-  assign \$279  = ~ l_done;
-  assign \$280  = running & \$279 ;
-  assign \$281  = ~ split;
-  assign \$282  = ~ first_in_panel;
-  assign \$283  = \$281  & \$282 ;
-  assign \$284  = b_busy >> l_bpar;
-  assign \$285  = ~ \$284 ;
-  assign \$286  = \$285  & w_rdy;
-  assign \$287  = ~ l_bpar;
-  assign \$288  = a_busy >> l_apar;
-  assign \$289  = ~ \$288 ;
-  assign \$290  = \$289  & w_rdy;
-  assign \$291  = ~ l_apar;
-  assign \$292  = ! load_k_kc0;
-  assign \$293  = c_claims + 1'h1;
-  assign \$294  = row + 1'h1;
-  assign \$295  = row_base + words;
-  assign \$296  = beat + 1'h1;
-  assign \$297  = feed_k_kc0 + 10'h200;
-  assign \$298  = feed_k_last ? 33'h000000000 : \$297 ;
-  assign \$299  = \rows$109  - 1'h1;
-  assign \$300  = m_idx == \$299 ;
-  assign \$301  = \rows$109  - 1'h1;
-  assign \$302  = m_idx == \$301 ;
-  assign \$303  = kr + 3'h4;
-  assign \$304  = \$303  >= feed_k_len;
-  assign \$305  = ~ apar;
-  assign \$306  = last_in_panel & feed_k_last;
-  assign \$307  = split | \$306 ;
-  assign \$308  = ~ bpar;
-  assign \$309  = kr + 3'h4;
-  assign \$310  = m_idx + 1'h1;
-  assign \$311  = row_word + words;
-  assign \$312  = weight_k_kc0 + 10'h200;
-  assign \$313  = weight_k_last ? 33'h000000000 : \$312 ;
-  assign \$314  = w_k >= weight_k_len;
-  assign \$315  = w_r == 2'h3;
-  assign \$316  = w_kr + 3'h4;
-  assign \$317  = \$316  >= weight_k_len;
-  assign \$318  = \last_in_panel$145  & weight_k_last;
-  assign \$319  = split | \$318 ;
-  assign \$320  = ~ w_bpar;
-  assign \$321  = w_kr + 3'h4;
-  assign \$322  = w_k + 1'h1;
-  assign \$323  = w_r + 1'h1;
-  assign \$324  = w_k + 1'h1;
-  assign \$325  = got & \r_data$153 [18];
-  assign \$326  = \r_data$153 [16:1] - 1'h1;
-  assign \$327  = acc_row == \$326 ;
-  assign \$328  = \$325  & \$327 ;
-  assign \$329  = \r_data$153 [16:1] - 1'h1;
-  assign \$330  = acc_row == \$329 ;
-  assign \$331  = acc_row + 1'h1;
-  assign \$332  = c[353] ? 5'h04 : 5'h10;
-  assign \$333  = store_c_panel + \$332 ;
-  assign \$334  = c[353] ? 5'h04 : 5'h10;
-  assign \$335  = store_c_panel + \$334 ;
-  assign \$336  = store_c_addr + chunk_ldc;
-  assign \$337  = ~ s_done;
-  assign \$338  = running & \$337 ;
-  assign \$339  = c_done >> \index$176 [0];
-  assign \$340  = \$338  & \$339 ;
-  assign \$341  = \rows$180  - 1'h1;
-  assign \$342  = r == \$341 ;
-  assign \$343  = r + 1'h1;
-  assign \$344  = wr_data__valid & wr_data__ready;
-  assign \$345  = \$154 [4:0] <= 4'h8;
-  assign \$346  = s_beat + 1'h1;
-  assign \$347  = ~ launched;
-  assign \$348  = ~ busy;
-  assign \$349  = result > 33'h100000000;
-  assign \$350  = ~ launched;
-  assign \$351  = ~ busy;
-  assign \$352  = result > 33'h100000000;
-  assign \$353  = ~ launched;
-  assign \$354  = ~ busy;
-  assign \$355  = result > 33'h100000000;
-  assign \$356  = ~ launched;
-  assign \$357  = ~ busy;
-  assign \$358  = result > 33'h100000000;
-  assign \$359  = split ? 32'd512 : c[191:160];
-  assign \$360  = \$359  + 4'h8;
-  assign \$361  = \$360  - 1'h1;
-  assign \$363  = | code;
-  assign \$364  = used + words;
-  assign \$365  = \$364  <= 9'h100;
-  assign \$366  = chunk < c[159:128];
-  assign \$367  = \$365  & \$366 ;
-  assign \$368  = chunk < 10'h200;
-  assign \$369  = \$367  & \$368 ;
-  assign \$370  = used + words;
-  assign \$371  = chunk + 1'h1;
-  assign \$372  = ~ launched;
-  assign \$373  = ~ busy;
-  assign \$374  = ~ launched;
-  assign \$375  = ~ busy;
-  assign \$376  = ~ launched;
-  assign \$377  = ~ busy;
-  assign \$378  = s_done & s_drained;
-  assign \$379  = ~ dma_busy;
-  assign \$380  = \$378  & \$379 ;
-  assign \$381  = cycles + 1'h1;
-  assign \$382  = operands__valid & \r_en$105 ;
-  assign \$383  = mac_cycles + 1'h1;
-  assign \$384  = ~ f_done;
-  assign \$385  = running & \$384 ;
-  assign \$386  = ~ operands__valid;
-  assign \$387  = \$385  & \$386 ;
-  assign \$388  = stall_load + 1'h1;
-  assign \$389  = ~ results__ready;
-  assign \$390  = results__valid & \$389 ;
-  assign \$391  = stall_store + 1'h1;
-  always @(posedge clk)
-    a_busy <= \$392 ;
-  always @(posedge clk)
-    a_full <= \$393 ;
-  always @(posedge clk)
-    b_busy <= \$394 ;
-  always @(posedge clk)
-    b_full <= \$395 ;
-  always @(posedge clk)
-    c_busy <= \$396 ;
-  always @(posedge clk)
-    c_ready <= \$397 ;
-  always @(posedge clk)
-    c_done <= \$398 ;
-  always @(posedge clk)
-    b_used_w <= \$399 ;
-  always @(posedge clk)
-    b_used_o <= \$400 ;
-  always @(posedge clk)
-    load_k_kc0 <= \$401 ;
-  always @(posedge clk)
-    load_a_panel <= \$402 ;
-  always @(posedge clk)
-    load_a_addr <= \$403 ;
-  always @(posedge clk)
-    load_cin_panel <= \$404 ;
-  always @(posedge clk)
-    load_cin_addr <= \$405 ;
-  always @(posedge clk)
-    b_koff <= \$406 ;
-  always @(posedge clk)
-    loader_state <= \$407 ;
-  always @(posedge clk)
-    l_bpar <= \$408 ;
-  always @(posedge clk)
-    l_apar <= \$409 ;
-  always @(posedge clk)
-    l_done <= \$410 ;
-  always @(posedge clk)
-    c_claims <= \$411 ;
-  always @(posedge clk)
-    row <= \$412 ;
-  always @(posedge clk)
-    beat <= \$413 ;
-  always @(posedge clk)
-    row_base <= \$414 ;
-  always @(posedge clk)
-    feed_k_kc0 <= \$415 ;
-  always @(posedge clk)
-    pending <= \$416 ;
-  always @(posedge clk)
-    meta_last <= \$417 ;
-  always @(posedge clk)
-    meta_off <= \$418 ;
-  always @(posedge clk)
-    m_idx <= \$419 ;
-  always @(posedge clk)
-    row_word <= \$420 ;
+  assign \$262  = l_step & load_k_last;
+  assign \$263  = restart | \$262 ;
+  assign \$264  = c[191:160] <= 10'h200;
+  assign \$265  = c[191:160] < 10'h200;
+  assign \$266  = \$265  ? c[191:160] : 32'd512;
+  assign \$267  = c[191:160] < 10'h200;
+  assign \$268  = \$267  ? c[191:160] : 32'd512;
+  assign \$269  = \$268  - 1'h1;
+  assign \$270  = load_k_kc0 + 10'h200;
+  assign \$271  = load_k_left - 10'h200;
+  assign \$272  = load_k_left - 10'h200;
+  assign \$273  = $signed(\$272 ) <= $signed(11'h200);
+  assign \$274  = load_k_left - 10'h200;
+  assign \$275  = $signed(\$274 ) < $signed(11'h200);
+  assign \$276  = load_k_left - 10'h200;
+  assign \$277  = \$275  ? \$276  : 33'h000000200;
+  assign \$278  = load_k_left - 10'h200;
+  assign \$279  = $signed(\$278 ) < $signed(11'h200);
+  assign \$280  = load_k_left - 10'h200;
+  assign \$281  = \$279  ? \$280  : 33'h000000200;
+  assign \$282  = $signed(\$281 ) - $signed(2'h1);
+  assign \$283  = load_a_panel + 1'h0;
+  assign \$284  = load_a_panel + 1'h0;
+  assign \$285  = load_a_addr + chunk_lda;
+  assign \$286  = load_cin_panel + 5'h10;
+  assign \$287  = load_cin_panel + 5'h10;
+  assign \$288  = load_cin_addr + chunk_ldcin;
+  assign \$290  = b_koff + \$289 ;
+  assign \$291  = load_k_last ? 48'h000000000000 : \$290 ;
+  assign \$292  = ~ l_done;
+  assign \$293  = running & \$292 ;
+  assign \$294  = ~ split;
+  assign \$295  = ~ first_in_panel;
+  assign \$296  = \$294  & \$295 ;
+  assign \$297  = b_busy >> l_bpar;
+  assign \$298  = ~ \$297 ;
+  assign \$299  = \$298  & w_rdy;
+  assign \$300  = ~ l_bpar;
+  assign \$301  = a_busy >> l_apar;
+  assign \$302  = ~ \$301 ;
+  assign \$303  = \$302  & w_rdy;
+  assign \$304  = ~ l_apar;
+  assign \$305  = ! load_k_kc0;
+  assign \$306  = c_claims + 1'h1;
+  assign \$307  = row + 1'h1;
+  assign \$308  = row_base + words;
+  assign \$309  = beat + 1'h1;
+  assign \$310  = step_done & feed_k_last;
+  assign \$311  = restart | \$310 ;
+  assign \$312  = c[191:160] <= 10'h200;
+  assign \$313  = c[191:160] < 10'h200;
+  assign \$314  = \$313  ? c[191:160] : 32'd512;
+  assign \$315  = c[191:160] < 10'h200;
+  assign \$316  = \$315  ? c[191:160] : 32'd512;
+  assign \$317  = \$316  - 1'h1;
+  assign \$318  = feed_k_kc0 + 10'h200;
+  assign \$319  = feed_k_left - 10'h200;
+  assign \$320  = feed_k_left - 10'h200;
+  assign \$321  = $signed(\$320 ) <= $signed(11'h200);
+  assign \$322  = feed_k_left - 10'h200;
+  assign \$323  = $signed(\$322 ) < $signed(11'h200);
+  assign \$324  = feed_k_left - 10'h200;
+  assign \$325  = \$323  ? \$324  : 33'h000000200;
+  assign \$326  = feed_k_left - 10'h200;
+  assign \$327  = $signed(\$326 ) < $signed(11'h200);
+  assign \$328  = feed_k_left - 10'h200;
+  assign \$329  = \$327  ? \$328  : 33'h000000200;
+  assign \$330  = $signed(\$329 ) - $signed(2'h1);
+  assign \$331  = \rows$104  - 1'h1;
+  assign \$332  = m_idx == \$331 ;
+  assign \$333  = \rows$104  - 1'h1;
+  assign \$334  = m_idx == \$333 ;
+  assign \$335  = kr + 3'h4;
+  assign \$336  = \$335  >= feed_k_len;
+  assign \$337  = ~ apar;
+  assign \$338  = last_in_panel & feed_k_last;
+  assign \$339  = split | \$338 ;
+  assign \$340  = ~ bpar;
+  assign \$341  = kr + 3'h4;
+  assign \$342  = m_idx + 1'h1;
+  assign \$343  = row_word + words;
+  assign \$344  = w_step_done & weight_k_last;
+  assign \$345  = restart | \$344 ;
+  assign \$346  = c[191:160] <= 10'h200;
+  assign \$347  = c[191:160] < 10'h200;
+  assign \$348  = \$347  ? c[191:160] : 32'd512;
+  assign \$349  = c[191:160] < 10'h200;
+  assign \$350  = \$349  ? c[191:160] : 32'd512;
+  assign \$351  = \$350  - 1'h1;
+  assign \$352  = weight_k_kc0 + 10'h200;
+  assign \$353  = weight_k_left - 10'h200;
+  assign \$354  = weight_k_left - 10'h200;
+  assign \$355  = $signed(\$354 ) <= $signed(11'h200);
+  assign \$356  = weight_k_left - 10'h200;
+  assign \$357  = $signed(\$356 ) < $signed(11'h200);
+  assign \$358  = weight_k_left - 10'h200;
+  assign \$359  = \$357  ? \$358  : 33'h000000200;
+  assign \$360  = weight_k_left - 10'h200;
+  assign \$361  = $signed(\$360 ) < $signed(11'h200);
+  assign \$362  = weight_k_left - 10'h200;
+  assign \$363  = \$361  ? \$362  : 33'h000000200;
+  assign \$364  = $signed(\$363 ) - $signed(2'h1);
+  assign \$365  = w_k >= weight_k_len;
+  assign \$366  = w_r == 2'h3;
+  assign \$367  = w_kr + 3'h4;
+  assign \$368  = \$367  >= weight_k_len;
+  assign \$369  = \last_in_panel$140  & weight_k_last;
+  assign \$370  = split | \$369 ;
+  assign \$371  = ~ w_bpar;
+  assign \$372  = w_kr + 3'h4;
+  assign \$373  = w_k + 1'h1;
+  assign \$374  = w_r + 1'h1;
+  assign \$375  = w_k + 1'h1;
+  assign \$376  = got & \r_data$149 [18];
+  assign \$377  = \r_data$149 [16:1] - 1'h1;
+  assign \$378  = acc_row == \$377 ;
+  assign \$379  = \$376  & \$378 ;
+  assign \$380  = \r_data$149 [16:1] - 1'h1;
+  assign \$381  = acc_row == \$380 ;
+  assign \$382  = acc_row + 1'h1;
+  assign \$383  = c[353] ? 5'h04 : 5'h10;
+  assign \$384  = store_c_panel + \$383 ;
+  assign \$385  = c[353] ? 5'h04 : 5'h10;
+  assign \$386  = store_c_panel + \$385 ;
+  assign \$387  = store_c_addr + chunk_ldc;
+  assign \$388  = ~ s_done;
+  assign \$389  = running & \$388 ;
+  assign \$390  = c_done >> \index$172 [0];
+  assign \$391  = \$389  & \$390 ;
+  assign \$392  = \rows$176  - 1'h1;
+  assign \$393  = r == \$392 ;
+  assign \$394  = r + 1'h1;
+  assign \$395  = wr_data__valid & wr_data__ready;
+  assign \$396  = \$148 [4:0] <= 4'h8;
+  assign \$397  = s_beat + 1'h1;
+  assign \$398  = ~ launched;
+  assign \$399  = ~ busy;
+  assign \$400  = result > 33'h100000000;
+  assign \$401  = ~ launched;
+  assign \$402  = ~ busy;
+  assign \$403  = result > 33'h100000000;
+  assign \$404  = ~ launched;
+  assign \$405  = ~ busy;
+  assign \$406  = result > 33'h100000000;
+  assign \$407  = ~ launched;
+  assign \$408  = ~ busy;
+  assign \$409  = result > 33'h100000000;
+  assign \$410  = split ? 32'd512 : c[191:160];
+  assign \$411  = \$410  + 4'h8;
+  assign \$412  = \$411  - 1'h1;
+  assign \$414  = | code;
+  assign \$415  = used + words;
+  assign \$416  = \$415  <= 9'h100;
+  assign \$417  = chunk < c[159:128];
+  assign \$418  = \$416  & \$417 ;
+  assign \$419  = chunk < 10'h200;
+  assign \$420  = \$418  & \$419 ;
+  assign \$421  = used + words;
+  assign \$422  = chunk + 1'h1;
+  assign \$423  = ~ launched;
+  assign \$424  = ~ busy;
+  assign \$425  = ~ launched;
+  assign \$426  = ~ busy;
+  assign \$427  = ~ launched;
+  assign \$428  = ~ busy;
+  assign \$429  = s_done & s_drained;
+  assign \$430  = ~ dma_busy;
+  assign \$431  = \$429  & \$430 ;
+  assign \$432  = cycles + 1'h1;
+  assign \$433  = operands__valid & \r_en$100 ;
+  assign \$434  = mac_cycles + 1'h1;
+  assign \$435  = ~ f_done;
+  assign \$436  = running & \$435 ;
+  assign \$437  = ~ operands__valid;
+  assign \$438  = \$436  & \$437 ;
+  assign \$439  = stall_load + 1'h1;
+  assign \$440  = ~ results__ready;
+  assign \$441  = results__valid & \$440 ;
+  assign \$442  = stall_store + 1'h1;
   \accelerator.engine.core  core (
     .clk(clk),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$105 ),
+    .operands__ready(\r_en$100 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
     .results__valid(results__valid),
     .rst(rst),
     .weights__payload(weights__payload),
-    .weights__ready(\r_en$140 ),
+    .weights__ready(\r_en$134 ),
     .weights__valid(weights__valid)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$115 ),
+    .advance(\advance$113 ),
     .chunk(chunk),
     .clk(clk),
-    .index(\index$82 ),
+    .index(\index$77 ),
     .last(\last$248 ),
     .last_in_panel(last_in_panel),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$109 ),
+    .rows(\rows$104 ),
     .rst(rst)
   );
   \accelerator.engine.load_walk  load_walk (
@@ -7511,7 +7646,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .first_in_panel(first_in_panel),
     .index(index),
     .last(last),
-    .last_in_panel(\last_in_panel$241 ),
+    .last_in_panel(\last_in_panel$239 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
@@ -7522,21 +7657,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .clk(clk),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$105 ),
+    .r_en(\r_en$100 ),
     .r_rdy(operands__valid),
     .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$95 )
+    .w_port__data(\w_data$90 )
   );
   \accelerator.engine.passes  passes (
     .clk(clk),
-    .r_data(\r_data$153 ),
-    .r_en(\r_en$157 ),
+    .r_data(\r_data$149 ),
+    .r_en(\r_en$153 ),
     .r_rdy(results__ready),
     .rst(rst),
-    .w_en(\w_en$107 ),
-    .w_port__data(\w_data$108 ),
-    .w_rdy(\w_rdy$87 )
+    .w_en(\w_en$102 ),
+    .w_port__data(\w_data$103 ),
+    .w_rdy(\w_rdy$82 )
   );
   \accelerator.engine.requant  requant (
     .clk(clk),
@@ -7546,7 +7681,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2179$354 (c[398:354]),
+    .\port$2328$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -7561,13 +7696,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   );
   \accelerator.engine.rowq  rowq (
     .clk(clk),
-    .level(\level$183 ),
-    .r_data(\r_data$207 ),
-    .r_en(\r_en$208 ),
-    .r_rdy(\r_rdy$205 ),
+    .level(\level$179 ),
+    .r_data(\r_data$203 ),
+    .r_en(\r_en$204 ),
+    .r_rdy(\r_rdy$201 ),
     .rst(rst),
-    .w_en(\pending$184 ),
-    .w_port__data(\w_data$197 )
+    .w_en(\pending$180 ),
+    .w_port__data(\w_data$193 )
   );
   \accelerator.engine.setup_mul  setup_mul (
     .a(a),
@@ -7580,35 +7715,35 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .start(start)
   );
   \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$190 ),
+    .advance(\advance$186 ),
     .chunk(chunk),
     .clk(clk),
-    .cols(\cols$181 ),
-    .index(\index$176 ),
-    .last(\last$255 ),
-    .last_in_panel(\last_in_panel$252 ),
+    .cols(\cols$177 ),
+    .index(\index$172 ),
+    .last(\last$258 ),
+    .last_in_panel(\last_in_panel$255 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$180 ),
+    .rows(\rows$176 ),
     .rst(rst)
   );
   \accelerator.engine.tagq  tagq (
     .clk(clk),
-    .r_data(\r_data$217 ),
-    .r_en(\r_en$224 ),
-    .r_rdy(\r_rdy$194 ),
+    .r_data(\r_data$213 ),
+    .r_en(\r_en$220 ),
+    .r_rdy(\r_rdy$190 ),
     .rst(rst),
-    .w_en(\issue$182 ),
-    .w_port__data(\w_data$196 ),
-    .w_rdy(\w_rdy$185 )
+    .w_en(\issue$178 ),
+    .w_port__data(\w_data$192 ),
+    .w_rdy(\w_rdy$181 )
   );
   \accelerator.engine.weight_walk  weight_walk (
-    .advance(\advance$147 ),
+    .advance(\advance$143 ),
     .chunk(chunk),
     .clk(clk),
-    .last(\last$249 ),
-    .last_in_panel(\last_in_panel$145 ),
+    .last(\last$252 ),
+    .last_in_panel(\last_in_panel$140 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
@@ -7616,1063 +7751,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   );
   \accelerator.engine.wq  wq (
     .clk(clk),
-    .level(\level$127 ),
+    .level(\level$121 ),
     .r_data(weights__payload),
-    .r_en(\r_en$140 ),
+    .r_en(\r_en$134 ),
     .r_rdy(weights__valid),
     .rst(rst),
     .w_en(w_pending),
-    .w_port__data(\w_data$132 )
+    .w_port__data(\w_data$126 )
   );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$421  = kr;
-    if (issue) begin
-      if (\$302 ) begin
-        (* full_case = 32'd1 *)
-        if (\$304 ) begin
-          \$421  = 32'd0;
-        end else begin
-          \$421  = \$309 [31:0];
-        end
-      end
-    end
-    if (restart) begin
-      \$421  = 32'd0;
-    end
-    if (rst) begin
-      \$421  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$422  = apar;
-    if (issue) begin
-      if (\$302 ) begin
-        if (\$304 ) begin
-          \$422  = \$305 ;
-        end
-      end
-    end
-    if (restart) begin
-      \$422  = 1'h0;
-    end
-    if (rst) begin
-      \$422  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$423  = bpar;
-    if (issue) begin
-      if (\$302 ) begin
-        if (\$304 ) begin
-          if (\$307 ) begin
-            \$423  = \$308 ;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$423  = 1'h0;
-    end
-    if (rst) begin
-      \$423  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$424  = f_done;
-    if (issue) begin
-      if (\$302 ) begin
-        if (\$304 ) begin
-          if (feed_k_last) begin
-            if (\last$248 ) begin
-              \$424  = 1'h1;
-            end
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$424  = 1'h0;
-    end
-    if (rst) begin
-      \$424  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$425  = weight_k_kc0;
-    if (restart) begin
-      \$425  = 32'd0;
-    end else if (w_step_done) begin
-      \$425  = \$313 [31:0];
-    end
-    if (rst) begin
-      \$425  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$426  = w_issue;
-    if (rst) begin
-      \$426  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$427  = w_zero;
-    if (w_issue) begin
-      \$427  = \$314 ;
-    end
-    if (rst) begin
-      \$427  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$428  = w_r;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$315 ) begin
-        \$428  = 3'h0;
-      end else begin
-        \$428  = \$323 [2:0];
-      end
-    end
-    if (restart) begin
-      \$428  = 3'h0;
-    end
-    if (rst) begin
-      \$428  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$429  = w_kr;
-    if (w_issue) begin
-      if (\$315 ) begin
-        (* full_case = 32'd1 *)
-        if (\$317 ) begin
-          \$429  = 32'd0;
-        end else begin
-          \$429  = \$321 [31:0];
-        end
-      end
-    end
-    if (restart) begin
-      \$429  = 32'd0;
-    end
-    if (rst) begin
-      \$429  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$430  = w_k;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$315 ) begin
-        (* full_case = 32'd1 *)
-        if (\$317 ) begin
-          \$430  = 32'd0;
-        end else begin
-          \$430  = \$322 [31:0];
-        end
-      end else begin
-        \$430  = \$324 [31:0];
-      end
-    end
-    if (restart) begin
-      \$430  = 32'd0;
-    end
-    if (rst) begin
-      \$430  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$431  = w_bpar;
-    if (w_issue) begin
-      if (\$315 ) begin
-        if (\$317 ) begin
-          if (\$319 ) begin
-            \$431  = \$320 ;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$431  = 1'h0;
-    end
-    if (rst) begin
-      \$431  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$432  = w_done;
-    if (w_issue) begin
-      if (\$315 ) begin
-        if (\$317 ) begin
-          if (weight_k_last) begin
-            if (\last$249 ) begin
-              \$432  = 1'h1;
-            end
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$432  = 1'h0;
-    end
-    if (rst) begin
-      \$432  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$433  = got;
-    if (rst) begin
-      \$433  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$434  = \$109 [9:0];
-    if (rst) begin
-      \$434  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$435  = results__payload[127:0];
-    if (rst) begin
-      \$435  = 128'h00000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$436  = \r_data$153 [17];
-    if (rst) begin
-      \$436  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$437  = \r_data$153 [0];
-    if (rst) begin
-      \$437  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$438  = \$328 ;
-    if (rst) begin
-      \$438  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$439  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$330 ) begin
-        \$439  = 16'h0000;
-      end else begin
-        \$439  = \$331 [15:0];
-      end
-    end
-    if (restart) begin
-      \$439  = 16'h0000;
-    end
-    if (rst) begin
-      \$439  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$440  = store_c_panel;
-    if (restart) begin
-      \$440  = c[95:64];
-    end else if (\advance$190 ) begin
-      if (\last_in_panel$252 ) begin
-        \$440  = \$333 [31:0];
-      end
-    end
-    if (rst) begin
-      \$440  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$441  = store_c_addr;
-    if (restart) begin
-      \$441  = c[95:64];
-    end else if (\advance$190 ) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$252 ) begin
-        \$441  = \$335 [31:0];
-      end else begin
-        \$441  = \$336 [31:0];
-      end
-    end
-    if (rst) begin
-      \$441  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$442  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$340 ) begin
-            if (wr_cmd__ready) begin
-              \$442  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$182 ) begin
-            if (\$342 ) begin
-              \$442  = 1'h0;
-            end
-          end
-    endcase
-    if (rst) begin
-      \$442  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$443  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$182 ) begin
-            (* full_case = 32'd1 *)
-            if (\$342 ) begin
-              \$443  = 16'h0000;
-            end else begin
-              \$443  = \$343 [15:0];
-            end
-          end
-    endcase
-    if (restart) begin
-      \$443  = 16'h0000;
-    end
-    if (rst) begin
-      \$443  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$444  = s_done;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$182 ) begin
-            if (\$342 ) begin
-              if (\last$255 ) begin
-                \$444  = 1'h1;
-              end
-            end
-          end
-    endcase
-    if (restart) begin
-      \$444  = 1'h0;
-    end
-    if (rst) begin
-      \$444  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$445  = \issue$182 ;
-    if (rst) begin
-      \$445  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$446  = s_beat;
-    if (\$344 ) begin
-      (* full_case = 32'd1 *)
-      if (\$345 ) begin
-        \$446  = 2'h0;
-      end else begin
-        \$446  = \$346 [1:0];
-      end
-    end
-    if (rst) begin
-      \$446  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$447  = c;
-    casez (control_state)
-      4'h0:
-          if (\start$256 ) begin
-            \$447  = cmd;
-          end
-    endcase
-    if (rst) begin
-      \$447  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$448  = error;
-    casez (control_state)
-      4'h0:
-          if (\start$256 ) begin
-            \$448  = 8'h00;
-          end
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$448  = code;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h9:
-          /* empty */;
-      4'ha:
-          /* empty */;
-      4'hb:
-          /* empty */;
-      4'hc:
-          if (dma_error) begin
-            \$448  = 8'h06;
-          end
-    endcase
-    if (rst) begin
-      \$448  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$449  = cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$256 ) begin
-            \$449  = 32'd0;
-          end
-    endcase
-    if (\busy$237 ) begin
-      \$449  = \$381 [31:0];
-    end
-    if (rst) begin
-      \$449  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$450  = mac_cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$256 ) begin
-            \$450  = 32'd0;
-          end
-    endcase
-    if (\$382 ) begin
-      \$450  = \$383 [31:0];
-    end
-    if (rst) begin
-      \$450  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$451  = stall_load;
-    casez (control_state)
-      4'h0:
-          if (\start$256 ) begin
-            \$451  = 32'd0;
-          end
-    endcase
-    if (\$387 ) begin
-      \$451  = \$388 [31:0];
-    end
-    if (rst) begin
-      \$451  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$452  = stall_store;
-    casez (control_state)
-      4'h0:
-          if (\start$256 ) begin
-            \$452  = 32'd0;
-          end
-    endcase
-    if (\$390 ) begin
-      \$452  = \$391 [31:0];
-    end
-    if (rst) begin
-      \$452  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$453  = beyond;
-    casez (control_state)
-      4'h0:
-          if (\start$256 ) begin
-            \$453  = 4'h0;
-          end
-      4'h1:
-          if (\$347 ) begin
-          end else if (\$348 ) begin
-            \$453 [0] = \$349 ;
-          end
-      4'h2:
-          if (\$350 ) begin
-          end else if (\$351 ) begin
-            \$453 [1] = \$352 ;
-          end
-      4'h3:
-          if (\$353 ) begin
-          end else if (\$354 ) begin
-            \$453 [2] = \$355 ;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$356 ) begin
-            end else if (\$357 ) begin
-              \$453 [3] = \$358 ;
-            end
-          end
-    endcase
-    if (rst) begin
-      \$453  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$454  = launched;
-    casez (control_state)
-      4'h0:
-          if (\start$256 ) begin
-            \$454  = 1'h0;
-          end
-      4'h1:
-          if (\$347 ) begin
-            \$454  = 1'h1;
-          end else if (\$348 ) begin
-            \$454  = 1'h0;
-          end
-      4'h2:
-          if (\$350 ) begin
-            \$454  = 1'h1;
-          end else if (\$351 ) begin
-            \$454  = 1'h0;
-          end
-      4'h3:
-          if (\$353 ) begin
-            \$454  = 1'h1;
-          end else if (\$354 ) begin
-            \$454  = 1'h0;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$356 ) begin
-              \$454  = 1'h1;
-            end else if (\$357 ) begin
-              \$454  = 1'h0;
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$372 ) begin
-            \$454  = 1'h1;
-          end else if (\$373 ) begin
-            \$454  = 1'h0;
-          end
-      4'h9:
-          if (\$374 ) begin
-            \$454  = 1'h1;
-          end else if (\$375 ) begin
-            \$454  = 1'h0;
-          end
-      4'ha:
-          if (c[352]) begin
-            if (\$376 ) begin
-              \$454  = 1'h1;
-            end else if (\$377 ) begin
-              \$454  = 1'h0;
-            end
-          end
-    endcase
-    if (rst) begin
-      \$454  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$455  = control_state;
-    casez (control_state)
-      4'h0:
-          if (\start$256 ) begin
-            \$455  = 4'h1;
-          end
-      4'h1:
-          if (\$347 ) begin
-          end else if (\$348 ) begin
-            \$455  = 4'h2;
-          end
-      4'h2:
-          if (\$350 ) begin
-          end else if (\$351 ) begin
-            \$455  = 4'h3;
-          end
-      4'h3:
-          if (\$353 ) begin
-          end else if (\$354 ) begin
-            \$455  = 4'h4;
-          end
-      4'h4:
-          (* full_case = 32'd1 *)
-          if (c[352]) begin
-            if (\$356 ) begin
-            end else if (\$357 ) begin
-              \$455  = 4'h5;
-            end
-          end else begin
-            \$455  = 4'h5;
-          end
-      4'h5:
-          (* full_case = 32'd1 *)
-          if (\$363 ) begin
-            \$455  = 4'h6;
-          end else begin
-            \$455  = 4'h7;
-          end
-      4'h7:
-          (* full_case = 32'd1 *)
-          if (\$369 ) begin
-          end else begin
-            \$455  = 4'h8;
-          end
-      4'h8:
-          if (\$372 ) begin
-          end else if (\$373 ) begin
-            \$455  = 4'h9;
-          end
-      4'h9:
-          if (\$374 ) begin
-          end else if (\$375 ) begin
-            \$455  = 4'ha;
-          end
-      4'ha:
-          (* full_case = 32'd1 *)
-          if (c[352]) begin
-            if (\$376 ) begin
-            end else if (\$377 ) begin
-              \$455  = 4'hb;
-            end
-          end else begin
-            \$455  = 4'hb;
-          end
-      4'hb:
-          \$455  = 4'hc;
-      4'hc:
-          if (\$380 ) begin
-            \$455  = 4'h6;
-          end
-      4'h6:
-          \$455  = 4'h0;
-    endcase
-    if (rst) begin
-      \$455  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$456  = words;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$456  = \$362 [15:0];
-    endcase
-    if (rst) begin
-      \$456  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$457  = used;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$457  = 32'd0;
-      4'h7:
-          if (\$369 ) begin
-            \$457  = \$370 [31:0];
-          end
-    endcase
-    if (rst) begin
-      \$457  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$458  = chunk;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$458  = 16'h0000;
-      4'h7:
-          if (\$369 ) begin
-            \$458  = \$371 [15:0];
-          end
-    endcase
-    if (rst) begin
-      \$458  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$459  = chunk_lda;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$372 ) begin
-          end else if (\$373 ) begin
-            \$459  = result[31:0];
-          end
-    endcase
-    if (rst) begin
-      \$459  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$460  = chunk_ldc;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h9:
-          if (\$374 ) begin
-          end else if (\$375 ) begin
-            \$460  = result[31:0];
-          end
-    endcase
-    if (rst) begin
-      \$460  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$461  = chunk_ldcin;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h9:
-          /* empty */;
-      4'ha:
-          if (c[352]) begin
-            if (\$376 ) begin
-            end else if (\$377 ) begin
-              \$461  = result[31:0];
-            end
-          end
-    endcase
-    if (rst) begin
-      \$461  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    rd_cmd__valid = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
-            rd_cmd__valid = 1'h1;
-          end
-      2'h2:
-          if (\$13 ) begin
-            rd_cmd__valid = 1'h1;
-          end
-      2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
-            end else if (w_rdy) begin
-              rd_cmd__valid = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    rd_cmd__payload = 100'h0000000000000000000000000;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
-            rd_cmd__payload[31:0] = \$10 [31:0];
-            rd_cmd__payload[47:32] = load_k_len[15:0];
-            rd_cmd__payload[67:48] = { 4'h0, cols };
-            rd_cmd__payload[99:68] = c[287:256];
-          end
-      2'h2:
-          if (\$13 ) begin
-            rd_cmd__payload[31:0] = \$14 [31:0];
-            rd_cmd__payload[47:32] = rows;
-            rd_cmd__payload[67:48] = load_k_len[19:0];
-            rd_cmd__payload[99:68] = c[255:224];
-          end
-      2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
-            end else if (w_rdy) begin
-              rd_cmd__payload[31:0] = load_cin_addr;
-              rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$19  };
-              rd_cmd__payload[99:68] = c[351:320];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    w_data = 3'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
-            w_data = { l_bpar, 2'h1 };
-          end
-      2'h2:
-          if (\$13 ) begin
-            w_data = { l_apar, 2'h0 };
-          end
-      2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
-            end else if (w_rdy) begin
-              w_data = { index[0], 2'h2 };
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    w_en = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
-            w_en = rd_cmd__ready;
-          end
-      2'h2:
-          if (\$13 ) begin
-            w_en = rd_cmd__ready;
-          end
-      2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
-            end else if (w_rdy) begin
-              w_en = rd_cmd__ready;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    b_busy_set = 2'h0;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$5 ) begin
-          end else if (\$8 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              casez (l_bpar)
-                1'h0:
-                    b_busy_set[0] = 1'h1;
-                1'h1:
-                    b_busy_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    a_busy_set = 2'h0;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$13 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              casez (l_apar)
-                1'h0:
-                    a_busy_set[0] = 1'h1;
-                1'h1:
-                    a_busy_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    l_step = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$13 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$15 ) begin
-              end else begin
-                l_step = 1'h1;
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            l_step = 1'h1;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    advance = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$13 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$15 ) begin
-              end else begin
-                if (load_k_last) begin
-                  advance = 1'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            if (load_k_last) begin
-              advance = 1'h1;
-            end
-          end
-    endcase
-  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     c_busy_set = 2'h0;
@@ -8685,8 +7771,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -8720,8 +7806,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -8763,8 +7849,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$17 ) begin
-            if (\$18 ) begin
+          if (\$15 ) begin
+            if (\$16 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -8823,22 +7909,22 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$107  = 1'h0;
+    \w_en$102  = 1'h0;
     if (issue) begin
-      if (\$72 ) begin
-        \w_en$107  = 1'h1;
+      if (\$68 ) begin
+        \w_en$102  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$108  = 19'h00000;
+    \w_data$103  = 19'h00000;
     if (issue) begin
-      if (\$72 ) begin
-        \w_data$108 [0] = \index$82 [0];
-        \w_data$108 [16:1] = \rows$109 ;
-        \w_data$108 [17] = \$76 ;
-        \w_data$108 [18] = \$79 ;
+      if (\$68 ) begin
+        \w_data$103 [0] = \index$77 [0];
+        \w_data$103 [16:1] = \rows$104 ;
+        \w_data$103 [17] = \$72 ;
+        \w_data$103 [18] = \$75 ;
       end
     end
   end
@@ -8846,8 +7932,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     step_done = 1'h0;
     if (issue) begin
-      if (\$81 ) begin
-        if (\$83 ) begin
+      if (\$77 ) begin
+        if (\$79 ) begin
           step_done = 1'h1;
         end
       end
@@ -8857,8 +7943,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
-      if (\$81 ) begin
-        if (\$83 ) begin
+      if (\$77 ) begin
+        if (\$79 ) begin
           (* full_case = 32'd1 *)
           casez (apar)
             1'h0:
@@ -8874,8 +7960,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
-      if (\$81 ) begin
-        if (\$83 ) begin
+      if (\$77 ) begin
+        if (\$79 ) begin
           (* full_case = 32'd1 *)
           casez (apar)
             1'h0:
@@ -8891,9 +7977,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_used_o_set = 2'h0;
     if (issue) begin
-      if (\$81 ) begin
-        if (\$83 ) begin
-          if (\$85 ) begin
+      if (\$77 ) begin
+        if (\$79 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
             casez (bpar)
               1'h0:
@@ -8908,12 +7994,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$115  = 1'h0;
+    \advance$113  = 1'h0;
     if (issue) begin
-      if (\$81 ) begin
-        if (\$83 ) begin
+      if (\$77 ) begin
+        if (\$79 ) begin
           if (feed_k_last) begin
-            \advance$115  = 1'h1;
+            \advance$113  = 1'h1;
           end
         end
       end
@@ -8923,8 +8009,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     w_step_done = 1'h0;
     if (w_issue) begin
-      if (\$103 ) begin
-        if (\$105 ) begin
+      if (\$97 ) begin
+        if (\$99 ) begin
           w_step_done = 1'h1;
         end
       end
@@ -8934,9 +8020,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_used_w_set = 2'h0;
     if (w_issue) begin
-      if (\$103 ) begin
-        if (\$105 ) begin
-          if (\$107 ) begin
+      if (\$97 ) begin
+        if (\$99 ) begin
+          if (\$101 ) begin
             (* full_case = 32'd1 *)
             casez (w_bpar)
               1'h0:
@@ -8951,12 +8037,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$147  = 1'h0;
+    \advance$143  = 1'h0;
     if (w_issue) begin
-      if (\$103 ) begin
-        if (\$105 ) begin
+      if (\$97 ) begin
+        if (\$99 ) begin
           if (weight_k_last) begin
-            \advance$147  = 1'h1;
+            \advance$143  = 1'h1;
           end
         end
       end
@@ -8964,10 +8050,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$157  = 1'h0;
+    \r_en$153  = 1'h0;
     if (got) begin
-      if (\$111 ) begin
-        \r_en$157  = 1'h1;
+      if (\$105 ) begin
+        \r_en$153  = 1'h1;
       end
     end
   end
@@ -8990,7 +8076,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (acc_writes) begin
       c_wr__addr = s1_addr;
     end else begin
-      c_wr__addr = \$121 [9:0];
+      c_wr__addr = \$115 [9:0];
     end
   end
   always @* begin
@@ -8999,20 +8085,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (acc_writes) begin
       c_wr__en = 4'hf;
     end else begin
-      c_wr__en[0] = \$124 ;
-      c_wr__en[1] = \$127 ;
-      c_wr__en[2] = \$130 ;
-      c_wr__en[3] = \$133 ;
+      c_wr__en[0] = \$118 ;
+      c_wr__en[1] = \$121 ;
+      c_wr__en[2] = \$124 ;
+      c_wr__en[3] = \$127 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
-      c_wr__data[31:0] = \$113 [31:0];
-      c_wr__data[63:32] = \$115 [31:0];
-      c_wr__data[95:64] = \$117 [31:0];
-      c_wr__data[127:96] = \$119 [31:0];
+      c_wr__data[31:0] = \$107 [31:0];
+      c_wr__data[63:32] = \$109 [31:0];
+      c_wr__data[95:64] = \$111 [31:0];
+      c_wr__data[127:96] = \$113 [31:0];
     end else begin
       c_wr__data[31:0] = rd_data__payload[31:0];
       c_wr__data[63:32] = rd_data__payload[63:32];
@@ -9025,7 +8111,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
-          if (\$137 ) begin
+          if (\$131 ) begin
             wr_cmd__valid = 1'h1;
           end
     endcase
@@ -9035,23 +8121,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
-          if (\$137 ) begin
+          if (\$131 ) begin
             wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = \rows$180 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$139  };
+            wr_cmd__payload[47:32] = \rows$176 ;
+            wr_cmd__payload[67:48] = { 1'h0, \$133  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \issue$182  = 1'h0;
+    \issue$178  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          \issue$182  = \$142 ;
+          \issue$178  = \$136 ;
     endcase
   end
   always @* begin
@@ -9062,10 +8148,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$182 ) begin
-            if (\$144 ) begin
+          if (\issue$178 ) begin
+            if (\$138 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$176 [0])
+              casez (\index$172 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -9083,10 +8169,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$182 ) begin
-            if (\$144 ) begin
+          if (\issue$178 ) begin
+            if (\$138 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$176 [0])
+              casez (\index$172 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -9104,10 +8190,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$182 ) begin
-            if (\$144 ) begin
+          if (\issue$178 ) begin
+            if (\$138 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$176 [0])
+              casez (\index$172 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -9119,15 +8205,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$190  = 1'h0;
+    \advance$186  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$182 ) begin
-            if (\$144 ) begin
-              \advance$190  = 1'h1;
+          if (\issue$178 ) begin
+            if (\$138 ) begin
+              \advance$186  = 1'h1;
             end
           end
     endcase
@@ -9136,14 +8222,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
-      i__valid = \r_rdy$205 ;
+      i__valid = \r_rdy$201 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
-      i__payload[127:0] = \r_data$207 ;
+      i__payload[127:0] = \r_data$203 ;
       i__payload[128] = 1'h0;
     end
   end
@@ -9151,9 +8237,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
-      \r_en$208  = i__ready;
+      \r_en$204  = i__ready;
     end else begin
-      \r_en$208  = byte_ready;
+      \r_en$204  = byte_ready;
     end
   end
   always @* begin
@@ -9162,7 +8248,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
     end else begin
-      byte_row = \r_data$207 ;
+      byte_row = \r_data$203 ;
     end
   end
   always @* begin
@@ -9171,7 +8257,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (c[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$205 ;
+      byte_valid = \r_rdy$201 ;
     end
   end
   always @* begin
@@ -9184,18 +8270,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     byte_ready = 1'h0;
-    if (\$162 ) begin
-      if (\$163 ) begin
+    if (\$156 ) begin
+      if (\$157 ) begin
         byte_ready = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$224  = 1'h0;
-    if (\$162 ) begin
-      if (\$163 ) begin
-        \r_en$224  = 1'h1;
+    \r_en$220  = 1'h0;
+    if (\$156 ) begin
+      if (\$157 ) begin
+        \r_en$220  = 1'h1;
       end
     end
   end
@@ -9206,20 +8292,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$164 ) begin
+          if (\$158 ) begin
             start = 1'h1;
           end
       4'h2:
-          if (\$168 ) begin
+          if (\$162 ) begin
             start = 1'h1;
           end
       4'h3:
-          if (\$172 ) begin
+          if (\$166 ) begin
             start = 1'h1;
           end
       4'h4:
           if (c[352]) begin
-            if (\$178 ) begin
+            if (\$172 ) begin
               start = 1'h1;
             end
           end
@@ -9228,16 +8314,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$216 ) begin
+          if (\$210 ) begin
             start = 1'h1;
           end
       4'h9:
-          if (\$218 ) begin
+          if (\$212 ) begin
             start = 1'h1;
           end
       4'ha:
           if (c[352]) begin
-            if (\$220 ) begin
+            if (\$214 ) begin
               start = 1'h1;
             end
           end
@@ -9250,21 +8336,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$164 ) begin
-            a = \$166 [15:0];
+          if (\$158 ) begin
+            a = \$160 [15:0];
           end
       4'h2:
-          if (\$168 ) begin
-            a = \$170 [15:0];
+          if (\$162 ) begin
+            a = \$164 [15:0];
           end
       4'h3:
-          if (\$172 ) begin
-            a = \$174 [15:0];
+          if (\$166 ) begin
+            a = \$168 [15:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$178 ) begin
-              a = \$180 [15:0];
+            if (\$172 ) begin
+              a = \$174 [15:0];
             end
           end
       4'h5:
@@ -9272,16 +8358,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$216 ) begin
+          if (\$210 ) begin
             a = chunk;
           end
       4'h9:
-          if (\$218 ) begin
+          if (\$212 ) begin
             a = chunk;
           end
       4'ha:
           if (c[352]) begin
-            if (\$220 ) begin
+            if (\$214 ) begin
               a = chunk;
             end
           end
@@ -9294,20 +8380,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$164 ) begin
+          if (\$158 ) begin
             b = c[255:224];
           end
       4'h2:
-          if (\$168 ) begin
+          if (\$162 ) begin
             b = c[287:256];
           end
       4'h3:
-          if (\$172 ) begin
+          if (\$166 ) begin
             b = c[319:288];
           end
       4'h4:
           if (c[352]) begin
-            if (\$178 ) begin
+            if (\$172 ) begin
               b = c[351:320];
             end
           end
@@ -9316,16 +8402,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$216 ) begin
+          if (\$210 ) begin
             b = c[255:224];
           end
       4'h9:
-          if (\$218 ) begin
+          if (\$212 ) begin
             b = c[319:288];
           end
       4'ha:
           if (c[352]) begin
-            if (\$220 ) begin
+            if (\$214 ) begin
               b = c[351:320];
             end
           end
@@ -9338,21 +8424,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$164 ) begin
-            addend = { 1'h0, \$167  };
+          if (\$158 ) begin
+            addend = { 1'h0, \$161  };
           end
       4'h2:
-          if (\$168 ) begin
-            addend = { 1'h0, \$171  };
+          if (\$162 ) begin
+            addend = { 1'h0, \$165  };
           end
       4'h3:
-          if (\$172 ) begin
-            addend = \$177 [33:0];
+          if (\$166 ) begin
+            addend = \$171 [33:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$178 ) begin
-              addend = \$182 [33:0];
+            if (\$172 ) begin
+              addend = \$176 [33:0];
             end
           end
       4'h5:
@@ -9360,16 +8446,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$216 ) begin
+          if (\$210 ) begin
             addend = 34'h000000000;
           end
       4'h9:
-          if (\$218 ) begin
+          if (\$212 ) begin
             addend = 34'h000000000;
           end
       4'ha:
           if (c[352]) begin
-            if (\$220 ) begin
+            if (\$214 ) begin
               addend = 34'h000000000;
             end
           end
@@ -9390,17 +8476,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          if (\$187 ) begin
+          if (\$181 ) begin
             code = 8'h01;
-          end else if (\$192 ) begin
+          end else if (\$186 ) begin
             code = 8'h07;
-          end else if (\$193 ) begin
+          end else if (\$187 ) begin
             code = 8'h05;
-          end else if (\$204 ) begin
+          end else if (\$198 ) begin
             code = 8'h04;
-          end else if (\$214 ) begin
+          end else if (\$208 ) begin
             code = 8'h02;
-          end else if (\$215 ) begin
+          end else if (\$209 ) begin
             code = 8'h03;
           end
     endcase
@@ -9499,230 +8585,278 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$392  = 2'h0;
+      \$443  = 2'h0;
     end else begin
-      \$392  = \$243 ;
+      \$443  = \$237 ;
     end
     if (rst) begin
-      \$392  = 2'h0;
+      \$443  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$393  = 2'h0;
+      \$444  = 2'h0;
     end else begin
-      \$393  = \$246 ;
+      \$444  = \$240 ;
     end
     if (rst) begin
-      \$393  = 2'h0;
+      \$444  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$394  = 2'h0;
+      \$445  = 2'h0;
     end else begin
-      \$394  = \$249 ;
+      \$445  = \$243 ;
     end
     if (rst) begin
-      \$394  = 2'h0;
+      \$445  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$395  = 2'h0;
+      \$446  = 2'h0;
     end else begin
-      \$395  = \$252 ;
+      \$446  = \$246 ;
     end
     if (rst) begin
-      \$395  = 2'h0;
+      \$446  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$396  = 2'h0;
+      \$447  = 2'h0;
     end else begin
-      \$396  = \$255 ;
+      \$447  = \$249 ;
     end
     if (rst) begin
-      \$396  = 2'h0;
+      \$447  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$397  = 2'h0;
+      \$448  = 2'h0;
     end else begin
-      \$397  = \$258 ;
+      \$448  = \$252 ;
     end
     if (rst) begin
-      \$397  = 2'h0;
+      \$448  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$398  = 2'h0;
+      \$449  = 2'h0;
     end else begin
-      \$398  = \$261 ;
+      \$449  = \$255 ;
     end
     if (rst) begin
-      \$398  = 2'h0;
+      \$449  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$399  = 2'h0;
+      \$450  = 2'h0;
     end else begin
-      \$399  = \$264 ;
+      \$450  = \$258 ;
     end
     if (rst) begin
-      \$399  = 2'h0;
+      \$450  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$400  = 2'h0;
+      \$451  = 2'h0;
     end else begin
-      \$400  = \$267 ;
+      \$451  = \$261 ;
     end
     if (rst) begin
-      \$400  = 2'h0;
+      \$451  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$401  = load_k_kc0;
-    if (restart) begin
-      \$401  = 32'd0;
+    \$452  = load_k_kc0;
+    if (\$263 ) begin
+      \$452  = 32'd0;
     end else if (l_step) begin
-      \$401  = \$269 [31:0];
+      \$452  = \$270 [31:0];
     end
     if (rst) begin
-      \$401  = 32'd0;
+      \$452  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$402  = load_a_panel;
+    \$453  = load_k_left;
+    if (\$263 ) begin
+      \$453  = c[191:160];
+    end else if (l_step) begin
+      \$453  = \$271 [31:0];
+    end
+    if (rst) begin
+      \$453  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$454  = load_k_last;
+    if (\$263 ) begin
+      \$454  = \$264 ;
+    end else if (l_step) begin
+      \$454  = \$273 ;
+    end
+    if (rst) begin
+      \$454  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$455  = load_k_len;
+    if (\$263 ) begin
+      \$455  = \$266 ;
+    end else if (l_step) begin
+      \$455  = \$277 [31:0];
+    end
+    if (rst) begin
+      \$455  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$456  = load_k_len_m1;
+    if (\$263 ) begin
+      \$456  = \$269 [31:0];
+    end else if (l_step) begin
+      \$456  = \$282 [31:0];
+    end
+    if (rst) begin
+      \$456  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$457  = load_a_panel;
     if (restart) begin
-      \$402  = c[31:0];
+      \$457  = c[31:0];
     end else if (advance) begin
-      if (\last_in_panel$241 ) begin
-        \$402  = \$270 [31:0];
+      if (\last_in_panel$239 ) begin
+        \$457  = \$283 [31:0];
       end
     end
     if (rst) begin
-      \$402  = 32'd0;
+      \$457  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$403  = load_a_addr;
+    \$458  = load_a_addr;
     if (restart) begin
-      \$403  = c[31:0];
+      \$458  = c[31:0];
     end else if (advance) begin
       (* full_case = 32'd1 *)
-      if (\last_in_panel$241 ) begin
-        \$403  = \$271 [31:0];
+      if (\last_in_panel$239 ) begin
+        \$458  = \$284 [31:0];
       end else begin
-        \$403  = \$272 [31:0];
+        \$458  = \$285 [31:0];
       end
     end
     if (rst) begin
-      \$403  = 32'd0;
+      \$458  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$404  = load_cin_panel;
+    \$459  = load_cin_panel;
     if (restart) begin
-      \$404  = c[127:96];
+      \$459  = c[127:96];
     end else if (advance) begin
-      if (\last_in_panel$241 ) begin
-        \$404  = \$273 [31:0];
+      if (\last_in_panel$239 ) begin
+        \$459  = \$286 [31:0];
       end
     end
     if (rst) begin
-      \$404  = 32'd0;
+      \$459  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$405  = load_cin_addr;
+    \$460  = load_cin_addr;
     if (restart) begin
-      \$405  = c[127:96];
+      \$460  = c[127:96];
     end else if (advance) begin
       (* full_case = 32'd1 *)
-      if (\last_in_panel$241 ) begin
-        \$405  = \$274 [31:0];
+      if (\last_in_panel$239 ) begin
+        \$460  = \$287 [31:0];
       end else begin
-        \$405  = \$275 [31:0];
+        \$460  = \$288 [31:0];
       end
     end
     if (rst) begin
-      \$405  = 32'd0;
+      \$460  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$406  = b_koff;
+    \$461  = b_koff;
     if (restart) begin
-      \$406  = 32'd0;
+      \$461  = 32'd0;
     end else if (l_step) begin
-      \$406  = \$278 [31:0];
+      \$461  = \$291 [31:0];
     end
     if (rst) begin
-      \$406  = 32'd0;
+      \$461  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$407  = loader_state;
+    \$462  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
-          if (\$280 ) begin
-            \$407  = 2'h1;
+          if (\$293 ) begin
+            \$462  = 2'h1;
           end
       2'h1:
-          if (\$283 ) begin
-            \$407  = 2'h2;
-          end else if (\$286 ) begin
+          if (\$296 ) begin
+            \$462  = 2'h2;
+          end else if (\$299 ) begin
             if (rd_cmd__ready) begin
-              \$407  = 2'h2;
+              \$462  = 2'h2;
             end
           end
       2'h2:
-          if (\$290 ) begin
+          if (\$303 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$292 ) begin
-                \$407  = 2'h3;
+              if (\$305 ) begin
+                \$462  = 2'h3;
               end else begin
                 (* full_case = 32'd1 *)
                 if (load_k_last) begin
                   (* full_case = 32'd1 *)
                   if (last) begin
-                    \$407  = 2'h0;
+                    \$462  = 2'h0;
                   end else begin
-                    \$407  = 2'h1;
+                    \$462  = 2'h1;
                   end
                 end else begin
-                  \$407  = 2'h1;
+                  \$462  = 2'h1;
                 end
               end
             end
@@ -9733,65 +8867,65 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             if (load_k_last) begin
               (* full_case = 32'd1 *)
               if (last) begin
-                \$407  = 2'h0;
+                \$462  = 2'h0;
               end else begin
-                \$407  = 2'h1;
+                \$462  = 2'h1;
               end
             end else begin
-              \$407  = 2'h1;
+              \$462  = 2'h1;
             end
           end
     endcase
     if (rst) begin
-      \$407  = 2'h0;
+      \$462  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$408  = l_bpar;
+    \$463  = l_bpar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
-          if (\$283 ) begin
-          end else if (\$286 ) begin
+          if (\$296 ) begin
+          end else if (\$299 ) begin
             if (rd_cmd__ready) begin
-              \$408  = \$287 ;
+              \$463  = \$300 ;
             end
           end
     endcase
     if (restart) begin
-      \$408  = 1'h0;
+      \$463  = 1'h0;
     end
     if (rst) begin
-      \$408  = 1'h0;
+      \$463  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$409  = l_apar;
+    \$464  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$290 ) begin
+          if (\$303 ) begin
             if (rd_cmd__ready) begin
-              \$409  = \$291 ;
+              \$464  = \$304 ;
             end
           end
     endcase
     if (restart) begin
-      \$409  = 1'h0;
+      \$464  = 1'h0;
     end
     if (rst) begin
-      \$409  = 1'h0;
+      \$464  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$410  = l_done;
+    \$465  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -9799,14 +8933,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$290 ) begin
+          if (\$303 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$292 ) begin
+              if (\$305 ) begin
               end else begin
                 if (load_k_last) begin
                   if (last) begin
-                    \$410  = 1'h1;
+                    \$465  = 1'h1;
                   end
                 end
               end
@@ -9816,21 +8950,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           if (claimed) begin
             if (load_k_last) begin
               if (last) begin
-                \$410  = 1'h1;
+                \$465  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$410  = 1'h0;
+      \$465  = 1'h0;
     end
     if (rst) begin
-      \$410  = 1'h0;
+      \$465  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$411  = c_claims;
+    \$466  = c_claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -9841,135 +8975,1280 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           /* empty */;
       2'h3:
           if (claimed) begin
-            \$411  = \$293 [31:0];
+            \$466  = \$306 [31:0];
           end
     endcase
     if (restart) begin
-      \$411  = 32'd0;
+      \$466  = 32'd0;
     end
     if (rst) begin
-      \$411  = 32'd0;
+      \$466  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$412  = row;
+    \$467  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$412  = 16'h0000;
+        \$467  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$412  = \$294 [15:0];
+        \$467  = \$307 [15:0];
       end
     end
     if (rst) begin
-      \$412  = 16'h0000;
+      \$467  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$413  = beat;
+    \$468  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
       if (rd_data__payload[70]) begin
-        \$413  = 16'h0000;
+        \$468  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$413  = 16'h0000;
+        \$468  = 16'h0000;
       end else begin
-        \$413  = \$296 [15:0];
+        \$468  = \$309 [15:0];
       end
     end
     if (rst) begin
-      \$413  = 16'h0000;
+      \$468  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$414  = row_base;
+    \$469  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$414  = 16'h0000;
+        \$469  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$414  = \$295 [15:0];
+        \$469  = \$308 [15:0];
       end
     end
     if (rst) begin
-      \$414  = 16'h0000;
+      \$469  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$415  = feed_k_kc0;
-    if (restart) begin
-      \$415  = 32'd0;
+    \$470  = feed_k_kc0;
+    if (\$311 ) begin
+      \$470  = 32'd0;
     end else if (step_done) begin
-      \$415  = \$298 [31:0];
+      \$470  = \$318 [31:0];
     end
     if (rst) begin
-      \$415  = 32'd0;
+      \$470  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$416  = issue;
+    \$471  = feed_k_left;
+    if (\$311 ) begin
+      \$471  = c[191:160];
+    end else if (step_done) begin
+      \$471  = \$319 [31:0];
+    end
     if (rst) begin
-      \$416  = 1'h0;
+      \$471  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$417  = meta_last;
+    \$472  = feed_k_last;
+    if (\$311 ) begin
+      \$472  = \$312 ;
+    end else if (step_done) begin
+      \$472  = \$321 ;
+    end
+    if (rst) begin
+      \$472  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$473  = feed_k_len;
+    if (\$311 ) begin
+      \$473  = \$314 ;
+    end else if (step_done) begin
+      \$473  = \$325 [31:0];
+    end
+    if (rst) begin
+      \$473  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$474  = feed_k_len_m1;
+    if (\$311 ) begin
+      \$474  = \$317 [31:0];
+    end else if (step_done) begin
+      \$474  = \$330 [31:0];
+    end
+    if (rst) begin
+      \$474  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$475  = issue;
+    if (rst) begin
+      \$475  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$476  = meta_last;
     if (issue) begin
-      \$417  = \$300 ;
+      \$476  = \$332 ;
     end
     if (rst) begin
-      \$417  = 1'h0;
+      \$476  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$418  = meta_off;
+    \$477  = meta_off;
     if (issue) begin
-      \$418  = kr[2:0];
+      \$477  = kr[2:0];
     end
     if (rst) begin
-      \$418  = 3'h0;
+      \$477  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$419  = m_idx;
+    \$478  = m_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$302 ) begin
-        \$419  = 16'h0000;
+      if (\$334 ) begin
+        \$478  = 16'h0000;
       end else begin
-        \$419  = \$310 [15:0];
+        \$478  = \$342 [15:0];
       end
     end
     if (restart) begin
-      \$419  = 16'h0000;
+      \$478  = 16'h0000;
     end
     if (rst) begin
-      \$419  = 16'h0000;
+      \$478  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$420  = row_word;
+    \$479  = row_word;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$302 ) begin
-        \$420  = 16'h0000;
+      if (\$334 ) begin
+        \$479  = 16'h0000;
       end else begin
-        \$420  = \$311 [15:0];
+        \$479  = \$343 [15:0];
       end
     end
     if (restart) begin
-      \$420  = 16'h0000;
+      \$479  = 16'h0000;
     end
     if (rst) begin
-      \$420  = 16'h0000;
+      \$479  = 16'h0000;
     end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$480  = kr;
+    if (issue) begin
+      if (\$334 ) begin
+        (* full_case = 32'd1 *)
+        if (\$336 ) begin
+          \$480  = 32'd0;
+        end else begin
+          \$480  = \$341 [31:0];
+        end
+      end
+    end
+    if (restart) begin
+      \$480  = 32'd0;
+    end
+    if (rst) begin
+      \$480  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$481  = apar;
+    if (issue) begin
+      if (\$334 ) begin
+        if (\$336 ) begin
+          \$481  = \$337 ;
+        end
+      end
+    end
+    if (restart) begin
+      \$481  = 1'h0;
+    end
+    if (rst) begin
+      \$481  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$482  = bpar;
+    if (issue) begin
+      if (\$334 ) begin
+        if (\$336 ) begin
+          if (\$339 ) begin
+            \$482  = \$340 ;
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$482  = 1'h0;
+    end
+    if (rst) begin
+      \$482  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$483  = f_done;
+    if (issue) begin
+      if (\$334 ) begin
+        if (\$336 ) begin
+          if (feed_k_last) begin
+            if (\last$248 ) begin
+              \$483  = 1'h1;
+            end
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$483  = 1'h0;
+    end
+    if (rst) begin
+      \$483  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$484  = weight_k_kc0;
+    if (\$345 ) begin
+      \$484  = 32'd0;
+    end else if (w_step_done) begin
+      \$484  = \$352 [31:0];
+    end
+    if (rst) begin
+      \$484  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$485  = weight_k_left;
+    if (\$345 ) begin
+      \$485  = c[191:160];
+    end else if (w_step_done) begin
+      \$485  = \$353 [31:0];
+    end
+    if (rst) begin
+      \$485  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$486  = weight_k_last;
+    if (\$345 ) begin
+      \$486  = \$346 ;
+    end else if (w_step_done) begin
+      \$486  = \$355 ;
+    end
+    if (rst) begin
+      \$486  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$487  = weight_k_len;
+    if (\$345 ) begin
+      \$487  = \$348 ;
+    end else if (w_step_done) begin
+      \$487  = \$359 [31:0];
+    end
+    if (rst) begin
+      \$487  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$488  = weight_k_len_m1;
+    if (\$345 ) begin
+      \$488  = \$351 [31:0];
+    end else if (w_step_done) begin
+      \$488  = \$364 [31:0];
+    end
+    if (rst) begin
+      \$488  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$489  = w_issue;
+    if (rst) begin
+      \$489  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$490  = w_zero;
+    if (w_issue) begin
+      \$490  = \$365 ;
+    end
+    if (rst) begin
+      \$490  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$491  = w_r;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$366 ) begin
+        \$491  = 3'h0;
+      end else begin
+        \$491  = \$374 [2:0];
+      end
+    end
+    if (restart) begin
+      \$491  = 3'h0;
+    end
+    if (rst) begin
+      \$491  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$492  = w_kr;
+    if (w_issue) begin
+      if (\$366 ) begin
+        (* full_case = 32'd1 *)
+        if (\$368 ) begin
+          \$492  = 32'd0;
+        end else begin
+          \$492  = \$372 [31:0];
+        end
+      end
+    end
+    if (restart) begin
+      \$492  = 32'd0;
+    end
+    if (rst) begin
+      \$492  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$493  = w_k;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$366 ) begin
+        (* full_case = 32'd1 *)
+        if (\$368 ) begin
+          \$493  = 32'd0;
+        end else begin
+          \$493  = \$373 [31:0];
+        end
+      end else begin
+        \$493  = \$375 [31:0];
+      end
+    end
+    if (restart) begin
+      \$493  = 32'd0;
+    end
+    if (rst) begin
+      \$493  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$494  = w_bpar;
+    if (w_issue) begin
+      if (\$366 ) begin
+        if (\$368 ) begin
+          if (\$370 ) begin
+            \$494  = \$371 ;
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$494  = 1'h0;
+    end
+    if (rst) begin
+      \$494  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$495  = w_done;
+    if (w_issue) begin
+      if (\$366 ) begin
+        if (\$368 ) begin
+          if (weight_k_last) begin
+            if (\last$252 ) begin
+              \$495  = 1'h1;
+            end
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$495  = 1'h0;
+    end
+    if (rst) begin
+      \$495  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$496  = got;
+    if (rst) begin
+      \$496  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$497  = \$103 [9:0];
+    if (rst) begin
+      \$497  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$498  = results__payload[127:0];
+    if (rst) begin
+      \$498  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$499  = \r_data$149 [17];
+    if (rst) begin
+      \$499  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$500  = \r_data$149 [0];
+    if (rst) begin
+      \$500  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$501  = \$379 ;
+    if (rst) begin
+      \$501  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$502  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$381 ) begin
+        \$502  = 16'h0000;
+      end else begin
+        \$502  = \$382 [15:0];
+      end
+    end
+    if (restart) begin
+      \$502  = 16'h0000;
+    end
+    if (rst) begin
+      \$502  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$503  = store_c_panel;
+    if (restart) begin
+      \$503  = c[95:64];
+    end else if (\advance$186 ) begin
+      if (\last_in_panel$255 ) begin
+        \$503  = \$384 [31:0];
+      end
+    end
+    if (rst) begin
+      \$503  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$504  = store_c_addr;
+    if (restart) begin
+      \$504  = c[95:64];
+    end else if (\advance$186 ) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$255 ) begin
+        \$504  = \$386 [31:0];
+      end else begin
+        \$504  = \$387 [31:0];
+      end
+    end
+    if (rst) begin
+      \$504  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$505  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$391 ) begin
+            if (wr_cmd__ready) begin
+              \$505  = 1'h1;
+            end
+          end
+      1'h1:
+          if (\issue$178 ) begin
+            if (\$393 ) begin
+              \$505  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$505  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$506  = r;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$178 ) begin
+            (* full_case = 32'd1 *)
+            if (\$393 ) begin
+              \$506  = 16'h0000;
+            end else begin
+              \$506  = \$394 [15:0];
+            end
+          end
+    endcase
+    if (restart) begin
+      \$506  = 16'h0000;
+    end
+    if (rst) begin
+      \$506  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$507  = s_done;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$178 ) begin
+            if (\$393 ) begin
+              if (\last$258 ) begin
+                \$507  = 1'h1;
+              end
+            end
+          end
+    endcase
+    if (restart) begin
+      \$507  = 1'h0;
+    end
+    if (rst) begin
+      \$507  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$508  = \issue$178 ;
+    if (rst) begin
+      \$508  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$509  = s_beat;
+    if (\$395 ) begin
+      (* full_case = 32'd1 *)
+      if (\$396 ) begin
+        \$509  = 2'h0;
+      end else begin
+        \$509  = \$397 [1:0];
+      end
+    end
+    if (rst) begin
+      \$509  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$510  = c;
+    casez (control_state)
+      4'h0:
+          if (\start$259 ) begin
+            \$510  = cmd;
+          end
+    endcase
+    if (rst) begin
+      \$510  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$511  = error;
+    casez (control_state)
+      4'h0:
+          if (\start$259 ) begin
+            \$511  = 8'h00;
+          end
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$511  = code;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          /* empty */;
+      4'hb:
+          /* empty */;
+      4'hc:
+          if (dma_error) begin
+            \$511  = 8'h06;
+          end
+    endcase
+    if (rst) begin
+      \$511  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$512  = cycles;
+    casez (control_state)
+      4'h0:
+          if (\start$259 ) begin
+            \$512  = 32'd0;
+          end
+    endcase
+    if (\busy$233 ) begin
+      \$512  = \$432 [31:0];
+    end
+    if (rst) begin
+      \$512  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$513  = mac_cycles;
+    casez (control_state)
+      4'h0:
+          if (\start$259 ) begin
+            \$513  = 32'd0;
+          end
+    endcase
+    if (\$433 ) begin
+      \$513  = \$434 [31:0];
+    end
+    if (rst) begin
+      \$513  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$514  = stall_load;
+    casez (control_state)
+      4'h0:
+          if (\start$259 ) begin
+            \$514  = 32'd0;
+          end
+    endcase
+    if (\$438 ) begin
+      \$514  = \$439 [31:0];
+    end
+    if (rst) begin
+      \$514  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$515  = stall_store;
+    casez (control_state)
+      4'h0:
+          if (\start$259 ) begin
+            \$515  = 32'd0;
+          end
+    endcase
+    if (\$441 ) begin
+      \$515  = \$442 [31:0];
+    end
+    if (rst) begin
+      \$515  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$516  = beyond;
+    casez (control_state)
+      4'h0:
+          if (\start$259 ) begin
+            \$516  = 4'h0;
+          end
+      4'h1:
+          if (\$398 ) begin
+          end else if (\$399 ) begin
+            \$516 [0] = \$400 ;
+          end
+      4'h2:
+          if (\$401 ) begin
+          end else if (\$402 ) begin
+            \$516 [1] = \$403 ;
+          end
+      4'h3:
+          if (\$404 ) begin
+          end else if (\$405 ) begin
+            \$516 [2] = \$406 ;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$407 ) begin
+            end else if (\$408 ) begin
+              \$516 [3] = \$409 ;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$516  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$517  = launched;
+    casez (control_state)
+      4'h0:
+          if (\start$259 ) begin
+            \$517  = 1'h0;
+          end
+      4'h1:
+          if (\$398 ) begin
+            \$517  = 1'h1;
+          end else if (\$399 ) begin
+            \$517  = 1'h0;
+          end
+      4'h2:
+          if (\$401 ) begin
+            \$517  = 1'h1;
+          end else if (\$402 ) begin
+            \$517  = 1'h0;
+          end
+      4'h3:
+          if (\$404 ) begin
+            \$517  = 1'h1;
+          end else if (\$405 ) begin
+            \$517  = 1'h0;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$407 ) begin
+              \$517  = 1'h1;
+            end else if (\$408 ) begin
+              \$517  = 1'h0;
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$423 ) begin
+            \$517  = 1'h1;
+          end else if (\$424 ) begin
+            \$517  = 1'h0;
+          end
+      4'h9:
+          if (\$425 ) begin
+            \$517  = 1'h1;
+          end else if (\$426 ) begin
+            \$517  = 1'h0;
+          end
+      4'ha:
+          if (c[352]) begin
+            if (\$427 ) begin
+              \$517  = 1'h1;
+            end else if (\$428 ) begin
+              \$517  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$517  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$518  = control_state;
+    casez (control_state)
+      4'h0:
+          if (\start$259 ) begin
+            \$518  = 4'h1;
+          end
+      4'h1:
+          if (\$398 ) begin
+          end else if (\$399 ) begin
+            \$518  = 4'h2;
+          end
+      4'h2:
+          if (\$401 ) begin
+          end else if (\$402 ) begin
+            \$518  = 4'h3;
+          end
+      4'h3:
+          if (\$404 ) begin
+          end else if (\$405 ) begin
+            \$518  = 4'h4;
+          end
+      4'h4:
+          (* full_case = 32'd1 *)
+          if (c[352]) begin
+            if (\$407 ) begin
+            end else if (\$408 ) begin
+              \$518  = 4'h5;
+            end
+          end else begin
+            \$518  = 4'h5;
+          end
+      4'h5:
+          (* full_case = 32'd1 *)
+          if (\$414 ) begin
+            \$518  = 4'h6;
+          end else begin
+            \$518  = 4'h7;
+          end
+      4'h7:
+          (* full_case = 32'd1 *)
+          if (\$420 ) begin
+          end else begin
+            \$518  = 4'h8;
+          end
+      4'h8:
+          if (\$423 ) begin
+          end else if (\$424 ) begin
+            \$518  = 4'h9;
+          end
+      4'h9:
+          if (\$425 ) begin
+          end else if (\$426 ) begin
+            \$518  = 4'ha;
+          end
+      4'ha:
+          (* full_case = 32'd1 *)
+          if (c[352]) begin
+            if (\$427 ) begin
+            end else if (\$428 ) begin
+              \$518  = 4'hb;
+            end
+          end else begin
+            \$518  = 4'hb;
+          end
+      4'hb:
+          \$518  = 4'hc;
+      4'hc:
+          if (\$431 ) begin
+            \$518  = 4'h6;
+          end
+      4'h6:
+          \$518  = 4'h0;
+    endcase
+    if (rst) begin
+      \$518  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$519  = words;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$519  = \$413 [15:0];
+    endcase
+    if (rst) begin
+      \$519  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$520  = used;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$520  = 32'd0;
+      4'h7:
+          if (\$420 ) begin
+            \$520  = \$421 [31:0];
+          end
+    endcase
+    if (rst) begin
+      \$520  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$521  = chunk;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$521  = 16'h0000;
+      4'h7:
+          if (\$420 ) begin
+            \$521  = \$422 [15:0];
+          end
+    endcase
+    if (rst) begin
+      \$521  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$522  = chunk_lda;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$423 ) begin
+          end else if (\$424 ) begin
+            \$522  = result[31:0];
+          end
+    endcase
+    if (rst) begin
+      \$522  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$523  = chunk_ldc;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          if (\$425 ) begin
+          end else if (\$426 ) begin
+            \$523  = result[31:0];
+          end
+    endcase
+    if (rst) begin
+      \$523  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$524  = chunk_ldcin;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          if (c[352]) begin
+            if (\$427 ) begin
+            end else if (\$428 ) begin
+              \$524  = result[31:0];
+            end
+          end
+    endcase
+    if (rst) begin
+      \$524  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    rd_cmd__valid = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$3 ) begin
+          end else if (\$6 ) begin
+            rd_cmd__valid = 1'h1;
+          end
+      2'h2:
+          if (\$11 ) begin
+            rd_cmd__valid = 1'h1;
+          end
+      2'h3:
+          if (\$15 ) begin
+            if (\$16 ) begin
+            end else if (w_rdy) begin
+              rd_cmd__valid = 1'h1;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    rd_cmd__payload = 100'h0000000000000000000000000;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$3 ) begin
+          end else if (\$6 ) begin
+            rd_cmd__payload[31:0] = \$8 [31:0];
+            rd_cmd__payload[47:32] = load_k_len[15:0];
+            rd_cmd__payload[67:48] = { 4'h0, cols };
+            rd_cmd__payload[99:68] = c[287:256];
+          end
+      2'h2:
+          if (\$11 ) begin
+            rd_cmd__payload[31:0] = \$12 [31:0];
+            rd_cmd__payload[47:32] = rows;
+            rd_cmd__payload[67:48] = load_k_len[19:0];
+            rd_cmd__payload[99:68] = c[255:224];
+          end
+      2'h3:
+          if (\$15 ) begin
+            if (\$16 ) begin
+            end else if (w_rdy) begin
+              rd_cmd__payload[31:0] = load_cin_addr;
+              rd_cmd__payload[47:32] = rows;
+              rd_cmd__payload[67:48] = { 1'h0, \$17  };
+              rd_cmd__payload[99:68] = c[351:320];
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    w_data = 3'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$3 ) begin
+          end else if (\$6 ) begin
+            w_data = { l_bpar, 2'h1 };
+          end
+      2'h2:
+          if (\$11 ) begin
+            w_data = { l_apar, 2'h0 };
+          end
+      2'h3:
+          if (\$15 ) begin
+            if (\$16 ) begin
+            end else if (w_rdy) begin
+              w_data = { index[0], 2'h2 };
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    w_en = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$3 ) begin
+          end else if (\$6 ) begin
+            w_en = rd_cmd__ready;
+          end
+      2'h2:
+          if (\$11 ) begin
+            w_en = rd_cmd__ready;
+          end
+      2'h3:
+          if (\$15 ) begin
+            if (\$16 ) begin
+            end else if (w_rdy) begin
+              w_en = rd_cmd__ready;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    b_busy_set = 2'h0;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$3 ) begin
+          end else if (\$6 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              casez (l_bpar)
+                1'h0:
+                    b_busy_set[0] = 1'h1;
+                1'h1:
+                    b_busy_set[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    a_busy_set = 2'h0;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$11 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              casez (l_apar)
+                1'h0:
+                    a_busy_set[0] = 1'h1;
+                1'h1:
+                    a_busy_set[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    l_step = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$11 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$13 ) begin
+              end else begin
+                l_step = 1'h1;
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            l_step = 1'h1;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    advance = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$11 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$13 ) begin
+              end else begin
+                if (load_k_last) begin
+                  advance = 1'h1;
+                end
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            if (load_k_last) begin
+              advance = 1'h1;
+            end
+          end
+    endcase
   end
   assign b_full_clr = both;
   assign b_busy_clr = both;
@@ -9979,57 +10258,54 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign n = c[207:192];
   assign \chunk$12  = chunk;
   assign \restart$14  = restart;
-  assign load_k_left = \$1 [31:0];
-  assign a_wr__addr = \$24 [8:0];
+  assign a_wr__addr = \$22 [8:0];
   assign a_wr__data = rd_data__payload[63:0];
-  assign b_wr__addr = \$27 [9:0];
-  assign \m$66  = c[143:128];
-  assign \n$67  = c[207:192];
-  assign \chunk$68  = chunk;
-  assign \restart$69  = restart;
-  assign feed_k_left = \$44 [31:0];
-  assign first_word = \$67 [8:0];
-  assign \$signature__addr  = \$68 [8:0];
+  assign b_wr__addr = \$25 [9:0];
+  assign \m$65  = c[143:128];
+  assign \n$66  = c[207:192];
+  assign \chunk$67  = chunk;
+  assign \restart$68  = restart;
+  assign first_word = \$63 [8:0];
+  assign \$signature__addr  = \$64 [8:0];
   assign \$signature__en  = issue;
-  assign \$signature__addr$93  = \$69 [8:0];
-  assign \$signature__en$94  = issue;
-  assign \w_en$100  = pending;
-  assign \r_rdy$102  = operands__valid;
-  assign \r_data$104  = operands__payload;
-  assign operands__ready = \r_en$105 ;
-  assign \m$116  = c[143:128];
-  assign \n$117  = c[207:192];
-  assign \chunk$118  = chunk;
-  assign \restart$119  = restart;
-  assign weight_k_left = \$86 [31:0];
-  assign b_rd__addr = \$98 [9:0];
+  assign \$signature__addr$88  = \$65 [8:0];
+  assign \$signature__en$89  = issue;
+  assign \w_en$95  = pending;
+  assign \r_rdy$97  = operands__valid;
+  assign \r_data$99  = operands__payload;
+  assign operands__ready = \r_en$100 ;
+  assign \m$114  = c[143:128];
+  assign \n$115  = c[207:192];
+  assign \chunk$116  = chunk;
+  assign \restart$117  = restart;
+  assign b_rd__addr = \$92 [9:0];
   assign b_rd__en = w_issue;
-  assign \w_en$135  = w_pending;
-  assign \r_rdy$137  = weights__valid;
-  assign \r_data$139  = weights__payload;
-  assign weights__ready = \r_en$140 ;
-  assign \r_rdy$149  = results__ready;
-  assign addr = \$109 [9:0];
-  assign c_rd_acc__addr = \$109 [9:0];
+  assign \w_en$129  = w_pending;
+  assign \r_rdy$131  = weights__valid;
+  assign \r_data$133  = weights__payload;
+  assign weights__ready = \r_en$134 ;
+  assign \r_rdy$145  = results__ready;
+  assign addr = \$103 [9:0];
+  assign c_rd_acc__addr = \$103 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$169  = c[143:128];
-  assign \n$170  = c[207:192];
-  assign \chunk$171  = chunk;
-  assign \restart$172  = restart;
-  assign c_rd_store__addr = \$146 [9:0];
-  assign c_rd_store__en = \issue$182 ;
-  assign \w_en$195  = \issue$182 ;
-  assign c_rd_store__data = \w_data$197 ;
-  assign \w_en$199  = \pending$184 ;
+  assign \m$165  = c[143:128];
+  assign \n$166  = c[207:192];
+  assign \chunk$167  = chunk;
+  assign \restart$168  = restart;
+  assign c_rd_store__addr = \$140 [9:0];
+  assign c_rd_store__en = \issue$178 ;
+  assign \w_en$191  = \issue$178 ;
+  assign c_rd_store__data = \w_data$193 ;
+  assign \w_en$195  = \pending$180 ;
   assign multiplier = c[385:355];
   assign shift = c[390:386];
   assign zero_point = c[398:391];
   assign relu = c[354];
-  assign nbytes = \$152 [4:0];
-  assign sent = \$153 [4:0];
-  assign remaining = \$154 [4:0];
-  assign \error$226  = error;
+  assign nbytes = \$146 [4:0];
+  assign sent = \$147 [4:0];
+  assign remaining = \$148 [4:0];
+  assign \error$222  = error;
   assign \c.a_addr  = c[31:0];
   assign \c.b_addr  = c[63:32];
   assign \c.c_addr  = c[95:64];
@@ -10084,14 +10360,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$signature__data[5]  = \$signature__data [47:40];
   assign \$signature__data[6]  = \$signature__data [55:48];
   assign \$signature__data[7]  = \$signature__data [63:56];
-  assign \$signature__data$97[0]  = \$signature__data$97 [7:0];
-  assign \$signature__data$97[1]  = \$signature__data$97 [15:8];
-  assign \$signature__data$97[2]  = \$signature__data$97 [23:16];
-  assign \$signature__data$97[3]  = \$signature__data$97 [31:24];
-  assign \$signature__data$97[4]  = \$signature__data$97 [39:32];
-  assign \$signature__data$97[5]  = \$signature__data$97 [47:40];
-  assign \$signature__data$97[6]  = \$signature__data$97 [55:48];
-  assign \$signature__data$97[7]  = \$signature__data$97 [63:56];
+  assign \$signature__data$92[0]  = \$signature__data$92 [7:0];
+  assign \$signature__data$92[1]  = \$signature__data$92 [15:8];
+  assign \$signature__data$92[2]  = \$signature__data$92 [23:16];
+  assign \$signature__data$92[3]  = \$signature__data$92 [31:24];
+  assign \$signature__data$92[4]  = \$signature__data$92 [39:32];
+  assign \$signature__data$92[5]  = \$signature__data$92 [47:40];
+  assign \$signature__data$92[6]  = \$signature__data$92 [55:48];
+  assign \$signature__data$92[7]  = \$signature__data$92 [63:56];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
@@ -10123,10 +10399,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$197 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$197 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$197 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$197 [127:96];
+  assign \c_rd_store__data[0]  = \w_data$193 [31:0];
+  assign \c_rd_store__data[1]  = \w_data$193 [63:32];
+  assign \c_rd_store__data[2]  = \w_data$193 [95:64];
+  assign \c_rd_store__data[3]  = \w_data$193 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -10175,39 +10451,39 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$161 ;
-  assign wr_data__payload[69] = \$159 ;
-  assign wr_data__payload[68] = \$158 ;
-  assign wr_data__payload[67:64] = \$157 [3:0];
-  assign wr_data__payload[63:0] = \$155 ;
-  assign \w_data$196 [3] = \$150 ;
-  assign \w_data$196 [2:0] = \cols$181 [2:0];
-  assign \w_data$132 [31:24] = \$102 ;
-  assign \w_data$132 [23:16] = \$101 ;
-  assign \w_data$132 [15:8] = \$100 ;
-  assign \w_data$132 [7:0] = \$99 ;
-  assign \w_data$95 [32] = meta_last;
-  assign \w_data$95 [31:0] = \$71 [31:0];
-  assign b_wr__en[3] = \$43 ;
-  assign b_wr__en[2] = \$39 ;
-  assign b_wr__en[1] = \$35 ;
-  assign b_wr__en[0] = \$31 ;
+  assign wr_data__payload[70] = \$155 ;
+  assign wr_data__payload[69] = \$153 ;
+  assign wr_data__payload[68] = \$152 ;
+  assign wr_data__payload[67:64] = \$151 [3:0];
+  assign wr_data__payload[63:0] = \$149 ;
+  assign \w_data$192 [3] = \$144 ;
+  assign \w_data$192 [2:0] = \cols$177 [2:0];
+  assign \w_data$126 [31:24] = \$96 ;
+  assign \w_data$126 [23:16] = \$95 ;
+  assign \w_data$126 [15:8] = \$94 ;
+  assign \w_data$126 [7:0] = \$93 ;
+  assign \w_data$90 [32] = meta_last;
+  assign \w_data$90 [31:0] = \$67 [31:0];
+  assign b_wr__en[3] = \$41 ;
+  assign b_wr__en[2] = \$37 ;
+  assign b_wr__en[1] = \$33 ;
+  assign b_wr__en[0] = \$29 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
-  assign \$19  = { 1'h0, cols, 2'h0 };
-  assign \$66  = { 3'h0, kr[31:3] };
-  assign \$138  = { 1'h0, \cols$181 , 2'h0 };
-  assign \$151  = { 1'h0, \r_data$217 [2:0], 2'h0 };
+  assign \$17  = { 1'h0, cols, 2'h0 };
+  assign \$62  = { 3'h0, kr[31:3] };
+  assign \$132  = { 1'h0, \cols$177 , 2'h0 };
+  assign \$145  = { 1'h0, \r_data$213 [2:0], 2'h0 };
+  assign \$169  = { 1'h0, c[223:192], 2'h0 };
   assign \$175  = { 1'h0, c[223:192], 2'h0 };
-  assign \$181  = { 1'h0, c[223:192], 2'h0 };
-  assign \$193  = 1'h0;
-  assign \$197  = { 1'h0, c[223:192], 2'h0 };
-  assign \$201  = { 1'h0, c[223:192], 2'h0 };
-  assign \$227  = store_state;
-  assign \$276  = { 6'h00, c[287:256], 9'h000 };
-  assign \$362  = { \$361 [33], \$361 [33], \$361 [33], \$361 [33:3] };
+  assign \$187  = 1'h0;
+  assign \$191  = { 1'h0, c[223:192], 2'h0 };
+  assign \$195  = { 1'h0, c[223:192], 2'h0 };
+  assign \$221  = store_state;
+  assign \$289  = { 6'h00, c[287:256], 9'h000 };
+  assign \$413  = { \$412 [33], \$412 [33], \$412 [33], \$412 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10255,104 +10531,136 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire \$9 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$102 ;
-  wire [7:0] \a_in$117 ;
-  wire [7:0] \a_in$132 ;
-  wire [7:0] \a_in$147 ;
-  wire [7:0] \a_in$158 ;
-  wire [7:0] \a_in$173 ;
-  wire [7:0] \a_in$188 ;
-  wire [7:0] \a_in$203 ;
-  wire [7:0] \a_in$214 ;
-  wire [7:0] \a_in$229 ;
-  wire [7:0] \a_in$244 ;
-  wire [7:0] \a_in$52 ;
-  wire [7:0] \a_in$65 ;
-  wire [7:0] \a_in$78 ;
+  wire [7:0] \a_in$106 ;
+  wire [7:0] \a_in$119 ;
+  wire [7:0] \a_in$136 ;
+  wire [7:0] \a_in$153 ;
+  wire [7:0] \a_in$170 ;
+  wire [7:0] \a_in$183 ;
+  wire [7:0] \a_in$200 ;
+  wire [7:0] \a_in$217 ;
+  wire [7:0] \a_in$234 ;
+  wire [7:0] \a_in$247 ;
+  wire [7:0] \a_in$264 ;
+  wire [7:0] \a_in$281 ;
+  wire [7:0] \a_in$61 ;
+  wire [7:0] \a_in$76 ;
   wire [7:0] \a_in$91 ;
+  wire [7:0] a_next;
+  wire [7:0] \a_next$104 ;
+  wire [7:0] \a_next$117 ;
+  wire [7:0] \a_next$134 ;
+  wire [7:0] \a_next$151 ;
+  wire [7:0] \a_next$168 ;
+  wire [7:0] \a_next$181 ;
+  wire [7:0] \a_next$198 ;
+  wire [7:0] \a_next$215 ;
+  wire [7:0] \a_next$232 ;
+  wire [7:0] \a_next$245 ;
+  wire [7:0] \a_next$262 ;
+  wire [7:0] \a_next$279 ;
+  wire [7:0] \a_next$59 ;
+  wire [7:0] \a_next$74 ;
+  wire [7:0] \a_next$89 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$103 ;
-  wire [7:0] \a_out$118 ;
-  wire [7:0] \a_out$133 ;
-  wire [7:0] \a_out$159 ;
-  wire [7:0] \a_out$174 ;
-  wire [7:0] \a_out$189 ;
-  wire [7:0] \a_out$215 ;
-  wire [7:0] \a_out$230 ;
-  wire [7:0] \a_out$245 ;
-  wire [7:0] \a_out$66 ;
-  wire [7:0] \a_out$79 ;
+  wire [7:0] \a_out$120 ;
+  wire [7:0] \a_out$137 ;
+  wire [7:0] \a_out$154 ;
+  wire [7:0] \a_out$184 ;
+  wire [7:0] \a_out$201 ;
+  wire [7:0] \a_out$218 ;
+  wire [7:0] \a_out$248 ;
+  wire [7:0] \a_out$265 ;
+  wire [7:0] \a_out$282 ;
+  wire [7:0] \a_out$77 ;
+  wire [7:0] \a_out$92 ;
   wire busy;
   wire capture;
-  wire \capture$101 ;
+  wire \capture$103 ;
   wire \capture$116 ;
-  wire \capture$131 ;
-  wire \capture$146 ;
-  wire \capture$157 ;
-  wire \capture$172 ;
-  wire \capture$187 ;
-  wire \capture$202 ;
-  wire \capture$213 ;
-  wire \capture$228 ;
-  wire \capture$243 ;
-  wire \capture$39 ;
-  wire \capture$51 ;
-  wire \capture$64 ;
-  wire \capture$77 ;
-  wire \capture$90 ;
+  wire \capture$133 ;
+  wire \capture$150 ;
+  wire \capture$167 ;
+  wire \capture$180 ;
+  wire \capture$197 ;
+  wire \capture$214 ;
+  wire \capture$231 ;
+  wire \capture$244 ;
+  wire \capture$261 ;
+  wire \capture$278 ;
+  wire \capture$42 ;
+  wire \capture$58 ;
+  wire \capture$73 ;
+  wire \capture$88 ;
   input clk;
   wire clk;
   wire en;
+  wire \en$101 ;
   wire \en$114 ;
-  wire \en$129 ;
-  wire \en$144 ;
-  wire \en$155 ;
-  wire \en$170 ;
-  wire \en$185 ;
-  wire \en$200 ;
-  wire \en$211 ;
-  wire \en$226 ;
+  wire \en$131 ;
+  wire \en$148 ;
+  wire \en$165 ;
+  wire \en$178 ;
+  wire \en$195 ;
+  wire \en$212 ;
+  wire \en$229 ;
   wire \en$24 ;
-  wire \en$241 ;
+  wire \en$242 ;
   wire \en$25 ;
+  wire \en$259 ;
   wire \en$26 ;
   wire \en$27 ;
+  wire \en$276 ;
   wire \en$3 ;
-  wire \en$36 ;
-  wire \en$49 ;
-  wire \en$62 ;
-  wire \en$75 ;
-  wire \en$88 ;
-  wire \en$99 ;
+  wire \en$39 ;
+  wire \en$56 ;
+  wire \en$71 ;
+  wire \en$86 ;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$106 ;
-  wire \first_in$121 ;
-  wire \first_in$136 ;
-  wire \first_in$149 ;
-  wire \first_in$162 ;
-  wire \first_in$177 ;
-  wire \first_in$192 ;
-  wire \first_in$205 ;
-  wire \first_in$218 ;
-  wire \first_in$233 ;
-  wire \first_in$248 ;
-  wire \first_in$56 ;
-  wire \first_in$69 ;
-  wire \first_in$82 ;
-  wire \first_in$93 ;
+  wire \first_in$108 ;
+  wire \first_in$123 ;
+  wire \first_in$140 ;
+  wire \first_in$157 ;
+  wire \first_in$172 ;
+  wire \first_in$187 ;
+  wire \first_in$204 ;
+  wire \first_in$221 ;
+  wire \first_in$236 ;
+  wire \first_in$251 ;
+  wire \first_in$268 ;
+  wire \first_in$285 ;
+  wire \first_in$65 ;
+  wire \first_in$80 ;
+  wire \first_in$95 ;
+  wire first_next;
+  wire \first_next$105 ;
+  wire \first_next$118 ;
+  wire \first_next$135 ;
+  wire \first_next$152 ;
+  wire \first_next$169 ;
+  wire \first_next$182 ;
+  wire \first_next$199 ;
+  wire \first_next$216 ;
+  wire \first_next$233 ;
+  wire \first_next$246 ;
+  wire \first_next$263 ;
+  wire \first_next$280 ;
+  wire \first_next$60 ;
+  wire \first_next$75 ;
+  wire \first_next$90 ;
   wire first_out;
-  wire \first_out$107 ;
-  wire \first_out$122 ;
-  wire \first_out$137 ;
-  wire \first_out$163 ;
-  wire \first_out$178 ;
-  wire \first_out$193 ;
-  wire \first_out$219 ;
-  wire \first_out$234 ;
-  wire \first_out$249 ;
-  wire \first_out$70 ;
-  wire \first_out$83 ;
+  wire \first_out$124 ;
+  wire \first_out$141 ;
+  wire \first_out$158 ;
+  wire \first_out$188 ;
+  wire \first_out$205 ;
+  wire \first_out$222 ;
+  wire \first_out$252 ;
+  wire \first_out$269 ;
+  wire \first_out$286 ;
+  wire \first_out$81 ;
+  wire \first_out$96 ;
   wire [127:0] i;
   reg [31:0] \i$28  = 32'd0;
   wire [7:0] \i$28[0] ;
@@ -10398,6 +10706,28 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
+  wire [31:0] i_next;
+  wire [11:0] \i_next$38 ;
+  wire [2:0] \i_next$38[0] ;
+  wire \i_next$38[0].first ;
+  wire \i_next$38[0].last ;
+  wire \i_next$38[0].valid ;
+  wire [2:0] \i_next$38[1] ;
+  wire \i_next$38[1].first ;
+  wire \i_next$38[1].last ;
+  wire \i_next$38[1].valid ;
+  wire [2:0] \i_next$38[2] ;
+  wire \i_next$38[2].first ;
+  wire \i_next$38[2].last ;
+  wire \i_next$38[2].valid ;
+  wire [2:0] \i_next$38[3] ;
+  wire \i_next$38[3].first ;
+  wire \i_next$38[3].last ;
+  wire \i_next$38[3].valid ;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [31:0] in_a = 32'd0;
   wire [7:0] \in_a[0] ;
   wire [7:0] \in_a[1] ;
@@ -10417,80 +10747,102 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$108 ;
-  wire \last_in$123 ;
-  wire \last_in$138 ;
-  wire \last_in$150 ;
-  wire \last_in$164 ;
-  wire \last_in$179 ;
-  wire \last_in$194 ;
+  wire \last_in$109 ;
+  wire \last_in$125 ;
+  wire \last_in$142 ;
+  wire \last_in$159 ;
+  wire \last_in$173 ;
+  wire \last_in$189 ;
   wire \last_in$206 ;
-  wire \last_in$220 ;
-  wire \last_in$235 ;
-  wire \last_in$250 ;
-  wire \last_in$58 ;
-  wire \last_in$71 ;
-  wire \last_in$84 ;
-  wire \last_in$94 ;
+  wire \last_in$223 ;
+  wire \last_in$237 ;
+  wire \last_in$253 ;
+  wire \last_in$270 ;
+  wire \last_in$287 ;
+  wire \last_in$67 ;
+  wire \last_in$82 ;
+  wire \last_in$97 ;
   wire last_out;
-  wire \last_out$109 ;
-  wire \last_out$124 ;
-  wire \last_out$139 ;
-  wire \last_out$165 ;
-  wire \last_out$180 ;
-  wire \last_out$195 ;
-  wire \last_out$221 ;
-  wire \last_out$236 ;
-  wire \last_out$251 ;
-  wire \last_out$59 ;
-  wire \last_out$72 ;
-  wire \last_out$85 ;
+  wire \last_out$126 ;
+  wire \last_out$143 ;
+  wire \last_out$160 ;
+  wire \last_out$190 ;
+  wire \last_out$207 ;
+  wire \last_out$224 ;
+  wire \last_out$254 ;
+  wire \last_out$271 ;
+  wire \last_out$288 ;
+  wire \last_out$68 ;
+  wire \last_out$83 ;
+  wire \last_out$98 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$38 ;
-  wire [1:0] \o$38[0] ;
-  wire \o$38[0].capture ;
-  wire \o$38[0].shift ;
-  wire [1:0] \o$38[1] ;
-  wire \o$38[1].capture ;
-  wire \o$38[1].shift ;
-  wire [1:0] \o$38[2] ;
-  wire \o$38[2].capture ;
-  wire \o$38[2].shift ;
-  wire [1:0] \o$38[3] ;
-  wire \o$38[3].capture ;
-  wire \o$38[3].shift ;
-  wire [31:0] \o$41 ;
-  wire [7:0] \o$41[0] ;
-  wire [7:0] \o$41[1] ;
-  wire [7:0] \o$41[2] ;
-  wire [7:0] \o$41[3] ;
-  wire [11:0] \o$43 ;
-  wire [2:0] \o$43[0] ;
-  wire \o$43[0].first ;
-  wire \o$43[0].last ;
-  wire \o$43[0].valid ;
-  wire [2:0] \o$43[1] ;
-  wire \o$43[1].first ;
-  wire \o$43[1].last ;
-  wire \o$43[1].valid ;
-  wire [2:0] \o$43[2] ;
-  wire \o$43[2].first ;
-  wire \o$43[2].last ;
-  wire \o$43[2].valid ;
-  wire [2:0] \o$43[3] ;
-  wire \o$43[3].first ;
-  wire \o$43[3].last ;
-  wire \o$43[3].valid ;
+  wire [7:0] \o$41 ;
+  wire [1:0] \o$41[0] ;
+  wire \o$41[0].capture ;
+  wire \o$41[0].shift ;
+  wire [1:0] \o$41[1] ;
+  wire \o$41[1].capture ;
+  wire \o$41[1].shift ;
+  wire [1:0] \o$41[2] ;
+  wire \o$41[2].capture ;
+  wire \o$41[2].shift ;
+  wire [1:0] \o$41[3] ;
+  wire \o$41[3].capture ;
+  wire \o$41[3].shift ;
   wire [31:0] \o$48 ;
   wire [7:0] \o$48[0] ;
   wire [7:0] \o$48[1] ;
   wire [7:0] \o$48[2] ;
   wire [7:0] \o$48[3] ;
+  wire [11:0] \o$50 ;
+  wire [2:0] \o$50[0] ;
+  wire \o$50[0].first ;
+  wire \o$50[0].last ;
+  wire \o$50[0].valid ;
+  wire [2:0] \o$50[1] ;
+  wire \o$50[1].first ;
+  wire \o$50[1].last ;
+  wire \o$50[1].valid ;
+  wire [2:0] \o$50[2] ;
+  wire \o$50[2].first ;
+  wire \o$50[2].last ;
+  wire \o$50[2].valid ;
+  wire [2:0] \o$50[3] ;
+  wire \o$50[3].first ;
+  wire \o$50[3].last ;
+  wire \o$50[3].valid ;
+  wire [31:0] \o$55 ;
+  wire [7:0] \o$55[0] ;
+  wire [7:0] \o$55[1] ;
+  wire [7:0] \o$55[2] ;
+  wire [7:0] \o$55[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
+  wire [31:0] o_next;
+  wire [11:0] \o_next$46 ;
+  wire [2:0] \o_next$46[0] ;
+  wire \o_next$46[0].first ;
+  wire \o_next$46[0].last ;
+  wire \o_next$46[0].valid ;
+  wire [2:0] \o_next$46[1] ;
+  wire \o_next$46[1].first ;
+  wire \o_next$46[1].last ;
+  wire \o_next$46[1].valid ;
+  wire [2:0] \o_next$46[2] ;
+  wire \o_next$46[2].first ;
+  wire \o_next$46[2].last ;
+  wire \o_next$46[2].valid ;
+  wire [2:0] \o_next$46[3] ;
+  wire \o_next$46[3].first ;
+  wire \o_next$46[3].last ;
+  wire \o_next$46[3].valid ;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input [32:0] operands__payload;
   wire [32:0] operands__payload;
   wire [31:0] \operands__payload.a ;
@@ -10505,36 +10857,36 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire operands__valid;
   wire [31:0] psum_in;
   wire [31:0] \psum_in$110 ;
-  wire [31:0] \psum_in$125 ;
-  wire [31:0] \psum_in$140 ;
-  wire [31:0] \psum_in$151 ;
-  wire [31:0] \psum_in$166 ;
-  wire [31:0] \psum_in$181 ;
-  wire [31:0] \psum_in$196 ;
-  wire [31:0] \psum_in$207 ;
-  wire [31:0] \psum_in$222 ;
-  wire [31:0] \psum_in$237 ;
-  wire [31:0] \psum_in$252 ;
-  wire [31:0] \psum_in$60 ;
-  wire [31:0] \psum_in$73 ;
-  wire [31:0] \psum_in$86 ;
-  wire [31:0] \psum_in$95 ;
+  wire [31:0] \psum_in$127 ;
+  wire [31:0] \psum_in$144 ;
+  wire [31:0] \psum_in$161 ;
+  wire [31:0] \psum_in$174 ;
+  wire [31:0] \psum_in$191 ;
+  wire [31:0] \psum_in$208 ;
+  wire [31:0] \psum_in$225 ;
+  wire [31:0] \psum_in$238 ;
+  wire [31:0] \psum_in$255 ;
+  wire [31:0] \psum_in$272 ;
+  wire [31:0] \psum_in$289 ;
+  wire [31:0] \psum_in$69 ;
+  wire [31:0] \psum_in$84 ;
+  wire [31:0] \psum_in$99 ;
   wire [31:0] psum_out;
   wire [31:0] \psum_out$111 ;
-  wire [31:0] \psum_out$126 ;
-  wire [31:0] \psum_out$141 ;
-  wire [31:0] \psum_out$152 ;
-  wire [31:0] \psum_out$167 ;
-  wire [31:0] \psum_out$182 ;
-  wire [31:0] \psum_out$197 ;
-  wire [31:0] \psum_out$208 ;
-  wire [31:0] \psum_out$223 ;
-  wire [31:0] \psum_out$238 ;
-  wire [31:0] \psum_out$253 ;
+  wire [31:0] \psum_out$128 ;
+  wire [31:0] \psum_out$145 ;
+  wire [31:0] \psum_out$162 ;
+  wire [31:0] \psum_out$175 ;
+  wire [31:0] \psum_out$192 ;
+  wire [31:0] \psum_out$209 ;
+  wire [31:0] \psum_out$226 ;
+  wire [31:0] \psum_out$239 ;
+  wire [31:0] \psum_out$256 ;
+  wire [31:0] \psum_out$273 ;
+  wire [31:0] \psum_out$290 ;
   wire [31:0] \psum_out$6 ;
   wire [31:0] \psum_out$7 ;
   wire [31:0] \psum_out$8 ;
-  wire [31:0] \psum_out$96 ;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -10552,79 +10904,79 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   reg shadow_full = 1'h0;
   reg [2:0] since_first = 3'h4;
   wire valid_in;
-  wire \valid_in$104 ;
-  wire \valid_in$119 ;
-  wire \valid_in$134 ;
-  wire \valid_in$148 ;
-  wire \valid_in$160 ;
-  wire \valid_in$175 ;
-  wire \valid_in$190 ;
-  wire \valid_in$204 ;
-  wire \valid_in$216 ;
-  wire \valid_in$231 ;
-  wire \valid_in$246 ;
-  wire \valid_in$54 ;
-  wire \valid_in$67 ;
-  wire \valid_in$80 ;
-  wire \valid_in$92 ;
+  wire \valid_in$107 ;
+  wire \valid_in$121 ;
+  wire \valid_in$138 ;
+  wire \valid_in$155 ;
+  wire \valid_in$171 ;
+  wire \valid_in$185 ;
+  wire \valid_in$202 ;
+  wire \valid_in$219 ;
+  wire \valid_in$235 ;
+  wire \valid_in$249 ;
+  wire \valid_in$266 ;
+  wire \valid_in$283 ;
+  wire \valid_in$63 ;
+  wire \valid_in$78 ;
+  wire \valid_in$93 ;
   wire valid_out;
-  wire \valid_out$105 ;
-  wire \valid_out$120 ;
-  wire \valid_out$135 ;
-  wire \valid_out$161 ;
-  wire \valid_out$176 ;
-  wire \valid_out$191 ;
-  wire \valid_out$217 ;
-  wire \valid_out$232 ;
-  wire \valid_out$247 ;
-  wire \valid_out$55 ;
-  wire \valid_out$68 ;
-  wire \valid_out$81 ;
+  wire \valid_out$122 ;
+  wire \valid_out$139 ;
+  wire \valid_out$156 ;
+  wire \valid_out$186 ;
+  wire \valid_out$203 ;
+  wire \valid_out$220 ;
+  wire \valid_out$250 ;
+  wire \valid_out$267 ;
+  wire \valid_out$284 ;
+  wire \valid_out$64 ;
+  wire \valid_out$79 ;
+  wire \valid_out$94 ;
   wire w_accept;
   wire [7:0] w_in;
+  wire [7:0] \w_in$100 ;
   wire [7:0] \w_in$112 ;
-  wire [7:0] \w_in$127 ;
-  wire [7:0] \w_in$142 ;
-  wire [7:0] \w_in$153 ;
-  wire [7:0] \w_in$168 ;
-  wire [7:0] \w_in$183 ;
-  wire [7:0] \w_in$198 ;
-  wire [7:0] \w_in$209 ;
-  wire [7:0] \w_in$224 ;
-  wire [7:0] \w_in$239 ;
-  wire [7:0] \w_in$254 ;
-  wire [7:0] \w_in$61 ;
-  wire [7:0] \w_in$74 ;
-  wire [7:0] \w_in$87 ;
-  wire [7:0] \w_in$97 ;
+  wire [7:0] \w_in$129 ;
+  wire [7:0] \w_in$146 ;
+  wire [7:0] \w_in$163 ;
+  wire [7:0] \w_in$176 ;
+  wire [7:0] \w_in$193 ;
+  wire [7:0] \w_in$210 ;
+  wire [7:0] \w_in$227 ;
+  wire [7:0] \w_in$240 ;
+  wire [7:0] \w_in$257 ;
+  wire [7:0] \w_in$274 ;
+  wire [7:0] \w_in$291 ;
+  wire [7:0] \w_in$70 ;
+  wire [7:0] \w_in$85 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$113 ;
-  wire [7:0] \w_out$128 ;
-  wire [7:0] \w_out$143 ;
-  wire [7:0] \w_out$154 ;
-  wire [7:0] \w_out$169 ;
-  wire [7:0] \w_out$184 ;
-  wire [7:0] \w_out$199 ;
-  wire [7:0] \w_out$210 ;
-  wire [7:0] \w_out$225 ;
-  wire [7:0] \w_out$240 ;
-  wire [7:0] \w_out$255 ;
+  wire [7:0] \w_out$130 ;
+  wire [7:0] \w_out$147 ;
+  wire [7:0] \w_out$164 ;
+  wire [7:0] \w_out$177 ;
+  wire [7:0] \w_out$194 ;
+  wire [7:0] \w_out$211 ;
+  wire [7:0] \w_out$228 ;
+  wire [7:0] \w_out$241 ;
+  wire [7:0] \w_out$258 ;
+  wire [7:0] \w_out$275 ;
+  wire [7:0] \w_out$292 ;
   wire w_shift;
-  wire \w_shift$100 ;
+  wire \w_shift$102 ;
   wire \w_shift$115 ;
-  wire \w_shift$130 ;
-  wire \w_shift$145 ;
-  wire \w_shift$156 ;
-  wire \w_shift$171 ;
-  wire \w_shift$186 ;
-  wire \w_shift$201 ;
-  wire \w_shift$212 ;
-  wire \w_shift$227 ;
-  wire \w_shift$242 ;
-  wire \w_shift$50 ;
-  wire \w_shift$63 ;
-  wire \w_shift$76 ;
-  wire \w_shift$89 ;
+  wire \w_shift$132 ;
+  wire \w_shift$149 ;
+  wire \w_shift$166 ;
+  wire \w_shift$179 ;
+  wire \w_shift$196 ;
+  wire \w_shift$213 ;
+  wire \w_shift$230 ;
+  wire \w_shift$243 ;
+  wire \w_shift$260 ;
+  wire \w_shift$277 ;
+  wire \w_shift$57 ;
+  wire \w_shift$72 ;
+  wire \w_shift$87 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -10636,6 +10988,8 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
+  always @(posedge clk)
+    in_a <= \$39 ;
   always @(posedge clk)
     in_flags <= \$40 ;
   assign \$1  = ~ results__valid;
@@ -10655,21 +11009,21 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   assign weights__ready = en & \$10 ;
   assign w_accept = weights__valid & weights__ready;
   assign \$11  = in_flags[0] | results__valid;
-  assign \$13  = \$12  | \valid_in$54 ;
-  assign \$14  = \$13  | \valid_in$67 ;
-  assign \$15  = \$14  | \valid_in$80 ;
-  assign \$16  = \$15  | \o$43 [3];
-  assign \$17  = \$16  | \valid_in$104 ;
-  assign \$18  = \$17  | \valid_in$119 ;
-  assign \$19  = \$18  | \valid_in$134 ;
-  assign \$20  = \$19  | \o$43 [6];
-  assign \$21  = \$20  | \valid_in$160 ;
-  assign \$22  = \$21  | \valid_in$175 ;
-  assign \$23  = \$22  | \valid_in$190 ;
-  assign \$24  = \$23  | \o$43 [9];
-  assign \$25  = \$24  | \valid_in$216 ;
-  assign \$26  = \$25  | \valid_in$231 ;
-  assign \$27  = \$26  | \valid_in$246 ;
+  assign \$13  = \$12  | \valid_in$63 ;
+  assign \$14  = \$13  | \valid_in$78 ;
+  assign \$15  = \$14  | \valid_in$93 ;
+  assign \$16  = \$15  | \o$50 [3];
+  assign \$17  = \$16  | \valid_in$121 ;
+  assign \$18  = \$17  | \valid_in$138 ;
+  assign \$19  = \$18  | \valid_in$155 ;
+  assign \$20  = \$19  | \o$50 [6];
+  assign \$21  = \$20  | \valid_in$185 ;
+  assign \$22  = \$21  | \valid_in$202 ;
+  assign \$23  = \$22  | \valid_in$219 ;
+  assign \$24  = \$23  | \o$50 [9];
+  assign \$25  = \$24  | \valid_in$249 ;
+  assign \$26  = \$25  | \valid_in$266 ;
+  assign \$27  = \$26  | \valid_in$283 ;
   assign busy = \$11  | \$27 ;
   assign \$28  = loaded + 1'h1;
   assign \$29  = a_accept & first;
@@ -10688,8 +11042,6 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     \i$28  <= \$37 ;
   always @(posedge clk)
     in_wctl <= \$38 ;
-  always @(posedge clk)
-    in_a <= \$39 ;
   \accelerator.engine.core.deskew  deskew (
     .clk(clk),
     .en(en),
@@ -10698,291 +11050,339 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$41 [7:0]),
-    .a_out(\a_in$52 ),
+    .a_in(\o$48 [7:0]),
+    .a_next(o_next[7:0]),
+    .a_out(\a_in$61 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$56 ),
-    .last_out(\last_in$58 ),
-    .\port$2549$0 (\o$38 [1:0]),
-    .\port$2579$0 (\o$43 [2:0]),
-    .psum_out(\psum_in$95 ),
-    .rst(rst),
-    .valid_out(\valid_in$54 ),
-    .w_in(\o$48 [7:0]),
-    .w_out(\w_in$97 )
-  );
-  \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$52 ),
-    .a_out(\a_in$65 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$56 ),
-    .first_out(\first_in$69 ),
-    .last_in(\last_in$58 ),
-    .last_out(\last_in$71 ),
-    .\port$2549$2 (\o$38 [3:2]),
+    .first_next(\o_next$46 [1]),
+    .first_out(\first_in$65 ),
+    .last_out(\last_in$67 ),
+    .\port$2734$0 (\o$41 [1:0]),
+    .\port$2766$0 (\o$50 [2:0]),
     .psum_out(\psum_in$110 ),
     .rst(rst),
-    .valid_in(\valid_in$54 ),
-    .valid_out(\valid_in$67 ),
-    .w_in(\o$48 [15:8]),
+    .valid_out(\valid_in$63 ),
+    .w_in(\o$55 [7:0]),
     .w_out(\w_in$112 )
   );
-  \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$65 ),
-    .a_out(\a_in$78 ),
+  \accelerator.engine.core.pe_0_1  pe_0_1 (
+    .a_in(\a_in$61 ),
+    .a_next(\o$48 [7:0]),
+    .a_out(\a_in$76 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$69 ),
-    .first_out(\first_in$82 ),
-    .last_in(\last_in$71 ),
-    .last_out(\last_in$84 ),
-    .\port$2549$4 (\o$38 [5:4]),
-    .psum_out(\psum_in$125 ),
+    .first_in(\first_in$65 ),
+    .first_next(\o$50 [1]),
+    .first_out(\first_in$80 ),
+    .last_in(\last_in$67 ),
+    .last_out(\last_in$82 ),
+    .\port$2734$2 (\o$41 [3:2]),
+    .psum_out(\psum_in$127 ),
     .rst(rst),
-    .valid_in(\valid_in$67 ),
-    .valid_out(\valid_in$80 ),
-    .w_in(\o$48 [23:16]),
-    .w_out(\w_in$127 )
+    .valid_in(\valid_in$63 ),
+    .valid_out(\valid_in$78 ),
+    .w_in(\o$55 [15:8]),
+    .w_out(\w_in$129 )
+  );
+  \accelerator.engine.core.pe_0_2  pe_0_2 (
+    .a_in(\a_in$76 ),
+    .a_next(\a_in$61 ),
+    .a_out(\a_in$91 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$80 ),
+    .first_next(\first_in$65 ),
+    .first_out(\first_in$95 ),
+    .last_in(\last_in$82 ),
+    .last_out(\last_in$97 ),
+    .\port$2734$4 (\o$41 [5:4]),
+    .psum_out(\psum_in$144 ),
+    .rst(rst),
+    .valid_in(\valid_in$78 ),
+    .valid_out(\valid_in$93 ),
+    .w_in(\o$55 [23:16]),
+    .w_out(\w_in$146 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$78 ),
+    .a_in(\a_in$91 ),
+    .a_next(\a_in$76 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$82 ),
-    .last_in(\last_in$84 ),
-    .\port$2549$6 (\o$38 [7:6]),
-    .psum_out(\psum_in$140 ),
+    .first_in(\first_in$95 ),
+    .first_next(\first_in$80 ),
+    .last_in(\last_in$97 ),
+    .\port$2734$6 (\o$41 [7:6]),
+    .psum_out(\psum_in$161 ),
     .rst(rst),
-    .valid_in(\valid_in$80 ),
-    .w_in(\o$48 [31:24]),
-    .w_out(\w_in$142 )
+    .valid_in(\valid_in$93 ),
+    .w_in(\o$55 [31:24]),
+    .w_out(\w_in$163 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$41 [15:8]),
-    .a_out(\a_in$102 ),
+    .a_in(\o$48 [15:8]),
+    .a_next(o_next[15:8]),
+    .a_out(\a_in$119 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$106 ),
-    .last_out(\last_in$108 ),
-    .\port$2549$0 (\o$38 [1:0]),
-    .\port$2579$3 (\o$43 [5:3]),
-    .psum_in(\psum_in$95 ),
-    .psum_out(\psum_in$151 ),
+    .first_next(\o_next$46 [4]),
+    .first_out(\first_in$123 ),
+    .last_out(\last_in$125 ),
+    .\port$2734$0 (\o$41 [1:0]),
+    .\port$2766$3 (\o$50 [5:3]),
+    .psum_in(\psum_in$110 ),
+    .psum_out(\psum_in$174 ),
     .rst(rst),
-    .valid_out(\valid_in$104 ),
-    .w_in(\w_in$97 ),
-    .w_out(\w_in$153 )
+    .valid_out(\valid_in$121 ),
+    .w_in(\w_in$112 ),
+    .w_out(\w_in$176 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$102 ),
-    .a_out(\a_in$117 ),
+    .a_in(\a_in$119 ),
+    .a_next(\o$48 [15:8]),
+    .a_out(\a_in$136 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$106 ),
-    .first_out(\first_in$121 ),
-    .last_in(\last_in$108 ),
-    .last_out(\last_in$123 ),
-    .\port$2549$2 (\o$38 [3:2]),
-    .psum_in(\psum_in$110 ),
-    .psum_out(\psum_in$166 ),
+    .first_in(\first_in$123 ),
+    .first_next(\o$50 [4]),
+    .first_out(\first_in$140 ),
+    .last_in(\last_in$125 ),
+    .last_out(\last_in$142 ),
+    .\port$2734$2 (\o$41 [3:2]),
+    .psum_in(\psum_in$127 ),
+    .psum_out(\psum_in$191 ),
     .rst(rst),
-    .valid_in(\valid_in$104 ),
-    .valid_out(\valid_in$119 ),
-    .w_in(\w_in$112 ),
-    .w_out(\w_in$168 )
+    .valid_in(\valid_in$121 ),
+    .valid_out(\valid_in$138 ),
+    .w_in(\w_in$129 ),
+    .w_out(\w_in$193 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$117 ),
-    .a_out(\a_in$132 ),
+    .a_in(\a_in$136 ),
+    .a_next(\a_in$119 ),
+    .a_out(\a_in$153 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$121 ),
-    .first_out(\first_in$136 ),
-    .last_in(\last_in$123 ),
-    .last_out(\last_in$138 ),
-    .\port$2549$4 (\o$38 [5:4]),
-    .psum_in(\psum_in$125 ),
-    .psum_out(\psum_in$181 ),
+    .first_in(\first_in$140 ),
+    .first_next(\first_in$123 ),
+    .first_out(\first_in$157 ),
+    .last_in(\last_in$142 ),
+    .last_out(\last_in$159 ),
+    .\port$2734$4 (\o$41 [5:4]),
+    .psum_in(\psum_in$144 ),
+    .psum_out(\psum_in$208 ),
     .rst(rst),
-    .valid_in(\valid_in$119 ),
-    .valid_out(\valid_in$134 ),
-    .w_in(\w_in$127 ),
-    .w_out(\w_in$183 )
+    .valid_in(\valid_in$138 ),
+    .valid_out(\valid_in$155 ),
+    .w_in(\w_in$146 ),
+    .w_out(\w_in$210 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$132 ),
+    .a_in(\a_in$153 ),
+    .a_next(\a_in$136 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$136 ),
-    .last_in(\last_in$138 ),
-    .\port$2549$6 (\o$38 [7:6]),
-    .psum_in(\psum_in$140 ),
-    .psum_out(\psum_in$196 ),
+    .first_in(\first_in$157 ),
+    .first_next(\first_in$140 ),
+    .last_in(\last_in$159 ),
+    .\port$2734$6 (\o$41 [7:6]),
+    .psum_in(\psum_in$161 ),
+    .psum_out(\psum_in$225 ),
     .rst(rst),
-    .valid_in(\valid_in$134 ),
-    .w_in(\w_in$142 ),
-    .w_out(\w_in$198 )
+    .valid_in(\valid_in$155 ),
+    .w_in(\w_in$163 ),
+    .w_out(\w_in$227 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$41 [23:16]),
-    .a_out(\a_in$158 ),
+    .a_in(\o$48 [23:16]),
+    .a_next(o_next[23:16]),
+    .a_out(\a_in$183 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$162 ),
-    .last_out(\last_in$164 ),
-    .\port$2549$0 (\o$38 [1:0]),
-    .\port$2579$6 (\o$43 [8:6]),
-    .psum_in(\psum_in$151 ),
-    .psum_out(\psum_in$207 ),
+    .first_next(\o_next$46 [7]),
+    .first_out(\first_in$187 ),
+    .last_out(\last_in$189 ),
+    .\port$2734$0 (\o$41 [1:0]),
+    .\port$2766$6 (\o$50 [8:6]),
+    .psum_in(\psum_in$174 ),
+    .psum_out(\psum_in$238 ),
     .rst(rst),
-    .valid_out(\valid_in$160 ),
-    .w_in(\w_in$153 ),
-    .w_out(\w_in$209 )
+    .valid_out(\valid_in$185 ),
+    .w_in(\w_in$176 ),
+    .w_out(\w_in$240 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$158 ),
-    .a_out(\a_in$173 ),
+    .a_in(\a_in$183 ),
+    .a_next(\o$48 [23:16]),
+    .a_out(\a_in$200 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$162 ),
-    .first_out(\first_in$177 ),
-    .last_in(\last_in$164 ),
-    .last_out(\last_in$179 ),
-    .\port$2549$2 (\o$38 [3:2]),
-    .psum_in(\psum_in$166 ),
-    .psum_out(\psum_in$222 ),
+    .first_in(\first_in$187 ),
+    .first_next(\o$50 [7]),
+    .first_out(\first_in$204 ),
+    .last_in(\last_in$189 ),
+    .last_out(\last_in$206 ),
+    .\port$2734$2 (\o$41 [3:2]),
+    .psum_in(\psum_in$191 ),
+    .psum_out(\psum_in$255 ),
     .rst(rst),
-    .valid_in(\valid_in$160 ),
-    .valid_out(\valid_in$175 ),
-    .w_in(\w_in$168 ),
-    .w_out(\w_in$224 )
+    .valid_in(\valid_in$185 ),
+    .valid_out(\valid_in$202 ),
+    .w_in(\w_in$193 ),
+    .w_out(\w_in$257 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$173 ),
-    .a_out(\a_in$188 ),
+    .a_in(\a_in$200 ),
+    .a_next(\a_in$183 ),
+    .a_out(\a_in$217 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$177 ),
-    .first_out(\first_in$192 ),
-    .last_in(\last_in$179 ),
-    .last_out(\last_in$194 ),
-    .\port$2549$4 (\o$38 [5:4]),
-    .psum_in(\psum_in$181 ),
-    .psum_out(\psum_in$237 ),
+    .first_in(\first_in$204 ),
+    .first_next(\first_in$187 ),
+    .first_out(\first_in$221 ),
+    .last_in(\last_in$206 ),
+    .last_out(\last_in$223 ),
+    .\port$2734$4 (\o$41 [5:4]),
+    .psum_in(\psum_in$208 ),
+    .psum_out(\psum_in$272 ),
     .rst(rst),
-    .valid_in(\valid_in$175 ),
-    .valid_out(\valid_in$190 ),
-    .w_in(\w_in$183 ),
-    .w_out(\w_in$239 )
+    .valid_in(\valid_in$202 ),
+    .valid_out(\valid_in$219 ),
+    .w_in(\w_in$210 ),
+    .w_out(\w_in$274 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$188 ),
+    .a_in(\a_in$217 ),
+    .a_next(\a_in$200 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$192 ),
-    .last_in(\last_in$194 ),
-    .\port$2549$6 (\o$38 [7:6]),
-    .psum_in(\psum_in$196 ),
-    .psum_out(\psum_in$252 ),
+    .first_in(\first_in$221 ),
+    .first_next(\first_in$204 ),
+    .last_in(\last_in$223 ),
+    .\port$2734$6 (\o$41 [7:6]),
+    .psum_in(\psum_in$225 ),
+    .psum_out(\psum_in$289 ),
     .rst(rst),
-    .valid_in(\valid_in$190 ),
-    .w_in(\w_in$198 ),
-    .w_out(\w_in$254 )
+    .valid_in(\valid_in$219 ),
+    .w_in(\w_in$227 ),
+    .w_out(\w_in$291 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$41 [31:24]),
-    .a_out(\a_in$214 ),
+    .a_in(\o$48 [31:24]),
+    .a_next(o_next[31:24]),
+    .a_out(\a_in$247 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$218 ),
-    .last_out(\last_in$220 ),
-    .\port$2549$0 (\o$38 [1:0]),
-    .\port$2579$9 (\o$43 [11:9]),
-    .psum_in(\psum_in$207 ),
+    .first_next(\o_next$46 [10]),
+    .first_out(\first_in$251 ),
+    .last_out(\last_in$253 ),
+    .\port$2734$0 (\o$41 [1:0]),
+    .\port$2766$9 (\o$50 [11:9]),
+    .psum_in(\psum_in$238 ),
     .psum_out(psum_out),
     .rst(rst),
-    .valid_out(\valid_in$216 ),
-    .w_in(\w_in$209 )
+    .valid_out(\valid_in$249 ),
+    .w_in(\w_in$240 )
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$214 ),
-    .a_out(\a_in$229 ),
+    .a_in(\a_in$247 ),
+    .a_next(\o$48 [31:24]),
+    .a_out(\a_in$264 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$218 ),
-    .first_out(\first_in$233 ),
-    .last_in(\last_in$220 ),
-    .last_out(\last_in$235 ),
-    .\port$2549$2 (\o$38 [3:2]),
-    .psum_in(\psum_in$222 ),
+    .first_in(\first_in$251 ),
+    .first_next(\o$50 [10]),
+    .first_out(\first_in$268 ),
+    .last_in(\last_in$253 ),
+    .last_out(\last_in$270 ),
+    .\port$2734$2 (\o$41 [3:2]),
+    .psum_in(\psum_in$255 ),
     .psum_out(\psum_out$6 ),
     .rst(rst),
-    .valid_in(\valid_in$216 ),
-    .valid_out(\valid_in$231 ),
-    .w_in(\w_in$224 )
+    .valid_in(\valid_in$249 ),
+    .valid_out(\valid_in$266 ),
+    .w_in(\w_in$257 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$229 ),
-    .a_out(\a_in$244 ),
+    .a_in(\a_in$264 ),
+    .a_next(\a_in$247 ),
+    .a_out(\a_in$281 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$233 ),
-    .first_out(\first_in$248 ),
-    .last_in(\last_in$235 ),
-    .last_out(\last_in$250 ),
-    .\port$2549$4 (\o$38 [5:4]),
-    .psum_in(\psum_in$237 ),
+    .first_in(\first_in$268 ),
+    .first_next(\first_in$251 ),
+    .first_out(\first_in$285 ),
+    .last_in(\last_in$270 ),
+    .last_out(\last_in$287 ),
+    .\port$2734$4 (\o$41 [5:4]),
+    .psum_in(\psum_in$272 ),
     .psum_out(\psum_out$7 ),
     .rst(rst),
-    .valid_in(\valid_in$231 ),
-    .valid_out(\valid_in$246 ),
-    .w_in(\w_in$239 )
+    .valid_in(\valid_in$266 ),
+    .valid_out(\valid_in$283 ),
+    .w_in(\w_in$274 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$244 ),
+    .a_in(\a_in$281 ),
+    .a_next(\a_in$264 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$248 ),
-    .last_in(\last_in$250 ),
+    .first_in(\first_in$285 ),
+    .first_next(\first_in$268 ),
+    .last_in(\last_in$287 ),
     .last_out(last_out),
-    .\port$2549$6 (\o$38 [7:6]),
-    .psum_in(\psum_in$252 ),
+    .\port$2734$6 (\o$41 [7:6]),
+    .psum_in(\psum_in$289 ),
     .psum_out(\psum_out$8 ),
     .rst(rst),
-    .valid_in(\valid_in$246 ),
+    .valid_in(\valid_in$283 ),
     .valid_out(results__valid),
-    .w_in(\w_in$254 )
+    .w_in(\w_in$291 )
   );
   \accelerator.engine.core.skew_a  skew_a (
     .clk(clk),
     .en(en),
     .i(\i$32 ),
-    .o(\o$41 ),
+    .i_next(i_next),
+    .o(\o$48 ),
+    .o_next(o_next),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .clk(clk),
     .en(en),
     .i(\i$34 ),
-    .o(\o$43 ),
+    .i_next(\i_next$38 ),
+    .o(\o$50 ),
+    .o_next(\o_next$46 ),
     .rst(rst)
   );
   \accelerator.engine.core.skew_w  skew_w (
     .clk(clk),
     .en(en),
     .i(\i$28 ),
-    .o(\o$48 ),
+    .o(\o$55 ),
     .rst(rst)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en),
     .i(\i$30 ),
-    .o(\o$38 ),
+    .o(\o$41 ),
     .rst(rst)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$40  = in_flags;
+    if (en) begin
+      \$40 [0] = a_accept;
+      \$40 [1] = first;
+      \$40 [2] = operands__payload[32];
+    end
+    if (rst) begin
+      \$40  = 3'h0;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$33  = loaded;
@@ -11068,18 +11468,6 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
       \$39  = 32'd0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$40  = in_flags;
-    if (en) begin
-      \$40 [0] = a_accept;
-      \$40 [1] = first;
-      \$40 [2] = operands__payload[32];
-    end
-    if (rst) begin
-      \$40  = 3'h0;
-    end
-  end
   assign \en$3  = en;
   assign valid_out = results__valid;
   assign \en$24  = en;
@@ -11087,150 +11475,182 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   assign \en$26  = en;
   assign \en$27  = en;
   assign in_w = \i$28 ;
-  assign \en$36  = en;
-  assign w_shift = \o$38 [0];
-  assign \capture$39  = \o$38 [1];
-  assign a_in = \o$41 [7:0];
-  assign valid_in = \o$43 [0];
-  assign first_in = \o$43 [1];
-  assign last_in = \o$43 [2];
+  assign \en$39  = en;
+  assign w_shift = \o$41 [0];
+  assign \capture$42  = \o$41 [1];
+  assign a_next = o_next[7:0];
+  assign first_next = \o_next$46 [1];
+  assign a_in = \o$48 [7:0];
+  assign valid_in = \o$50 [0];
+  assign first_in = \o$50 [1];
+  assign last_in = \o$50 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$48 [7:0];
-  assign \en$49  = en;
-  assign \w_shift$50  = \o$38 [2];
-  assign \capture$51  = \o$38 [3];
-  assign a_out = \a_in$52 ;
-  assign \valid_out$55  = \valid_in$54 ;
-  assign first_out = \first_in$56 ;
-  assign \last_out$59  = \last_in$58 ;
-  assign \psum_in$60  = 32'd0;
-  assign \w_in$61  = \o$48 [15:8];
-  assign \en$62  = en;
-  assign \w_shift$63  = \o$38 [4];
-  assign \capture$64  = \o$38 [5];
-  assign \a_out$66  = \a_in$65 ;
-  assign \valid_out$68  = \valid_in$67 ;
-  assign \first_out$70  = \first_in$69 ;
-  assign \last_out$72  = \last_in$71 ;
-  assign \psum_in$73  = 32'd0;
-  assign \w_in$74  = \o$48 [23:16];
-  assign \en$75  = en;
-  assign \w_shift$76  = \o$38 [6];
-  assign \capture$77  = \o$38 [7];
-  assign \a_out$79  = \a_in$78 ;
-  assign \valid_out$81  = \valid_in$80 ;
-  assign \first_out$83  = \first_in$82 ;
-  assign \last_out$85  = \last_in$84 ;
-  assign \psum_in$86  = 32'd0;
-  assign \w_in$87  = \o$48 [31:24];
-  assign \en$88  = en;
-  assign \w_shift$89  = \o$38 [0];
-  assign \capture$90  = \o$38 [1];
-  assign \a_in$91  = \o$41 [15:8];
-  assign \valid_in$92  = \o$43 [3];
-  assign \first_in$93  = \o$43 [4];
-  assign \last_in$94  = \o$43 [5];
-  assign \psum_out$96  = \psum_in$95 ;
-  assign w_out = \w_in$97 ;
-  assign \en$99  = en;
-  assign \w_shift$100  = \o$38 [2];
-  assign \capture$101  = \o$38 [3];
-  assign \a_out$103  = \a_in$102 ;
-  assign \valid_out$105  = \valid_in$104 ;
-  assign \first_out$107  = \first_in$106 ;
-  assign \last_out$109  = \last_in$108 ;
+  assign w_in = \o$55 [7:0];
+  assign \en$56  = en;
+  assign \w_shift$57  = \o$41 [2];
+  assign \capture$58  = \o$41 [3];
+  assign \a_next$59  = \o$48 [7:0];
+  assign \first_next$60  = \o$50 [1];
+  assign a_out = \a_in$61 ;
+  assign \valid_out$64  = \valid_in$63 ;
+  assign first_out = \first_in$65 ;
+  assign \last_out$68  = \last_in$67 ;
+  assign \psum_in$69  = 32'd0;
+  assign \w_in$70  = \o$55 [15:8];
+  assign \en$71  = en;
+  assign \w_shift$72  = \o$41 [4];
+  assign \capture$73  = \o$41 [5];
+  assign \a_next$74  = \a_in$61 ;
+  assign \first_next$75  = \first_in$65 ;
+  assign \a_out$77  = \a_in$76 ;
+  assign \valid_out$79  = \valid_in$78 ;
+  assign \first_out$81  = \first_in$80 ;
+  assign \last_out$83  = \last_in$82 ;
+  assign \psum_in$84  = 32'd0;
+  assign \w_in$85  = \o$55 [23:16];
+  assign \en$86  = en;
+  assign \w_shift$87  = \o$41 [6];
+  assign \capture$88  = \o$41 [7];
+  assign \a_next$89  = \a_in$76 ;
+  assign \first_next$90  = \first_in$80 ;
+  assign \a_out$92  = \a_in$91 ;
+  assign \valid_out$94  = \valid_in$93 ;
+  assign \first_out$96  = \first_in$95 ;
+  assign \last_out$98  = \last_in$97 ;
+  assign \psum_in$99  = 32'd0;
+  assign \w_in$100  = \o$55 [31:24];
+  assign \en$101  = en;
+  assign \w_shift$102  = \o$41 [0];
+  assign \capture$103  = \o$41 [1];
+  assign \a_next$104  = o_next[15:8];
+  assign \first_next$105  = \o_next$46 [4];
+  assign \a_in$106  = \o$48 [15:8];
+  assign \valid_in$107  = \o$50 [3];
+  assign \first_in$108  = \o$50 [4];
+  assign \last_in$109  = \o$50 [5];
   assign \psum_out$111  = \psum_in$110 ;
-  assign \w_out$113  = \w_in$112 ;
+  assign w_out = \w_in$112 ;
   assign \en$114  = en;
-  assign \w_shift$115  = \o$38 [4];
-  assign \capture$116  = \o$38 [5];
-  assign \a_out$118  = \a_in$117 ;
-  assign \valid_out$120  = \valid_in$119 ;
-  assign \first_out$122  = \first_in$121 ;
-  assign \last_out$124  = \last_in$123 ;
-  assign \psum_out$126  = \psum_in$125 ;
-  assign \w_out$128  = \w_in$127 ;
-  assign \en$129  = en;
-  assign \w_shift$130  = \o$38 [6];
-  assign \capture$131  = \o$38 [7];
-  assign \a_out$133  = \a_in$132 ;
-  assign \valid_out$135  = \valid_in$134 ;
-  assign \first_out$137  = \first_in$136 ;
-  assign \last_out$139  = \last_in$138 ;
-  assign \psum_out$141  = \psum_in$140 ;
-  assign \w_out$143  = \w_in$142 ;
-  assign \en$144  = en;
-  assign \w_shift$145  = \o$38 [0];
-  assign \capture$146  = \o$38 [1];
-  assign \a_in$147  = \o$41 [23:16];
-  assign \valid_in$148  = \o$43 [6];
-  assign \first_in$149  = \o$43 [7];
-  assign \last_in$150  = \o$43 [8];
-  assign \psum_out$152  = \psum_in$151 ;
-  assign \w_out$154  = \w_in$153 ;
-  assign \en$155  = en;
-  assign \w_shift$156  = \o$38 [2];
-  assign \capture$157  = \o$38 [3];
-  assign \a_out$159  = \a_in$158 ;
-  assign \valid_out$161  = \valid_in$160 ;
-  assign \first_out$163  = \first_in$162 ;
-  assign \last_out$165  = \last_in$164 ;
-  assign \psum_out$167  = \psum_in$166 ;
-  assign \w_out$169  = \w_in$168 ;
-  assign \en$170  = en;
-  assign \w_shift$171  = \o$38 [4];
-  assign \capture$172  = \o$38 [5];
-  assign \a_out$174  = \a_in$173 ;
-  assign \valid_out$176  = \valid_in$175 ;
-  assign \first_out$178  = \first_in$177 ;
-  assign \last_out$180  = \last_in$179 ;
-  assign \psum_out$182  = \psum_in$181 ;
-  assign \w_out$184  = \w_in$183 ;
-  assign \en$185  = en;
-  assign \w_shift$186  = \o$38 [6];
-  assign \capture$187  = \o$38 [7];
-  assign \a_out$189  = \a_in$188 ;
-  assign \valid_out$191  = \valid_in$190 ;
-  assign \first_out$193  = \first_in$192 ;
-  assign \last_out$195  = \last_in$194 ;
-  assign \psum_out$197  = \psum_in$196 ;
-  assign \w_out$199  = \w_in$198 ;
-  assign \en$200  = en;
-  assign \w_shift$201  = \o$38 [0];
-  assign \capture$202  = \o$38 [1];
-  assign \a_in$203  = \o$41 [31:24];
-  assign \valid_in$204  = \o$43 [9];
-  assign \first_in$205  = \o$43 [10];
-  assign \last_in$206  = \o$43 [11];
-  assign \psum_out$208  = \psum_in$207 ;
-  assign \w_out$210  = \w_in$209 ;
-  assign \en$211  = en;
-  assign \w_shift$212  = \o$38 [2];
-  assign \capture$213  = \o$38 [3];
-  assign \a_out$215  = \a_in$214 ;
-  assign \valid_out$217  = \valid_in$216 ;
-  assign \first_out$219  = \first_in$218 ;
-  assign \last_out$221  = \last_in$220 ;
-  assign \psum_out$223  = \psum_in$222 ;
-  assign \w_out$225  = \w_in$224 ;
-  assign \en$226  = en;
-  assign \w_shift$227  = \o$38 [4];
-  assign \capture$228  = \o$38 [5];
-  assign \a_out$230  = \a_in$229 ;
-  assign \valid_out$232  = \valid_in$231 ;
-  assign \first_out$234  = \first_in$233 ;
-  assign \last_out$236  = \last_in$235 ;
-  assign \psum_out$238  = \psum_in$237 ;
-  assign \w_out$240  = \w_in$239 ;
-  assign \en$241  = en;
-  assign \w_shift$242  = \o$38 [6];
-  assign \capture$243  = \o$38 [7];
-  assign \a_out$245  = \a_in$244 ;
-  assign \valid_out$247  = \valid_in$246 ;
-  assign \first_out$249  = \first_in$248 ;
-  assign \last_out$251  = \last_in$250 ;
-  assign \psum_out$253  = \psum_in$252 ;
-  assign \w_out$255  = \w_in$254 ;
+  assign \w_shift$115  = \o$41 [2];
+  assign \capture$116  = \o$41 [3];
+  assign \a_next$117  = \o$48 [15:8];
+  assign \first_next$118  = \o$50 [4];
+  assign \a_out$120  = \a_in$119 ;
+  assign \valid_out$122  = \valid_in$121 ;
+  assign \first_out$124  = \first_in$123 ;
+  assign \last_out$126  = \last_in$125 ;
+  assign \psum_out$128  = \psum_in$127 ;
+  assign \w_out$130  = \w_in$129 ;
+  assign \en$131  = en;
+  assign \w_shift$132  = \o$41 [4];
+  assign \capture$133  = \o$41 [5];
+  assign \a_next$134  = \a_in$119 ;
+  assign \first_next$135  = \first_in$123 ;
+  assign \a_out$137  = \a_in$136 ;
+  assign \valid_out$139  = \valid_in$138 ;
+  assign \first_out$141  = \first_in$140 ;
+  assign \last_out$143  = \last_in$142 ;
+  assign \psum_out$145  = \psum_in$144 ;
+  assign \w_out$147  = \w_in$146 ;
+  assign \en$148  = en;
+  assign \w_shift$149  = \o$41 [6];
+  assign \capture$150  = \o$41 [7];
+  assign \a_next$151  = \a_in$136 ;
+  assign \first_next$152  = \first_in$140 ;
+  assign \a_out$154  = \a_in$153 ;
+  assign \valid_out$156  = \valid_in$155 ;
+  assign \first_out$158  = \first_in$157 ;
+  assign \last_out$160  = \last_in$159 ;
+  assign \psum_out$162  = \psum_in$161 ;
+  assign \w_out$164  = \w_in$163 ;
+  assign \en$165  = en;
+  assign \w_shift$166  = \o$41 [0];
+  assign \capture$167  = \o$41 [1];
+  assign \a_next$168  = o_next[23:16];
+  assign \first_next$169  = \o_next$46 [7];
+  assign \a_in$170  = \o$48 [23:16];
+  assign \valid_in$171  = \o$50 [6];
+  assign \first_in$172  = \o$50 [7];
+  assign \last_in$173  = \o$50 [8];
+  assign \psum_out$175  = \psum_in$174 ;
+  assign \w_out$177  = \w_in$176 ;
+  assign \en$178  = en;
+  assign \w_shift$179  = \o$41 [2];
+  assign \capture$180  = \o$41 [3];
+  assign \a_next$181  = \o$48 [23:16];
+  assign \first_next$182  = \o$50 [7];
+  assign \a_out$184  = \a_in$183 ;
+  assign \valid_out$186  = \valid_in$185 ;
+  assign \first_out$188  = \first_in$187 ;
+  assign \last_out$190  = \last_in$189 ;
+  assign \psum_out$192  = \psum_in$191 ;
+  assign \w_out$194  = \w_in$193 ;
+  assign \en$195  = en;
+  assign \w_shift$196  = \o$41 [4];
+  assign \capture$197  = \o$41 [5];
+  assign \a_next$198  = \a_in$183 ;
+  assign \first_next$199  = \first_in$187 ;
+  assign \a_out$201  = \a_in$200 ;
+  assign \valid_out$203  = \valid_in$202 ;
+  assign \first_out$205  = \first_in$204 ;
+  assign \last_out$207  = \last_in$206 ;
+  assign \psum_out$209  = \psum_in$208 ;
+  assign \w_out$211  = \w_in$210 ;
+  assign \en$212  = en;
+  assign \w_shift$213  = \o$41 [6];
+  assign \capture$214  = \o$41 [7];
+  assign \a_next$215  = \a_in$200 ;
+  assign \first_next$216  = \first_in$204 ;
+  assign \a_out$218  = \a_in$217 ;
+  assign \valid_out$220  = \valid_in$219 ;
+  assign \first_out$222  = \first_in$221 ;
+  assign \last_out$224  = \last_in$223 ;
+  assign \psum_out$226  = \psum_in$225 ;
+  assign \w_out$228  = \w_in$227 ;
+  assign \en$229  = en;
+  assign \w_shift$230  = \o$41 [0];
+  assign \capture$231  = \o$41 [1];
+  assign \a_next$232  = o_next[31:24];
+  assign \first_next$233  = \o_next$46 [10];
+  assign \a_in$234  = \o$48 [31:24];
+  assign \valid_in$235  = \o$50 [9];
+  assign \first_in$236  = \o$50 [10];
+  assign \last_in$237  = \o$50 [11];
+  assign \psum_out$239  = \psum_in$238 ;
+  assign \w_out$241  = \w_in$240 ;
+  assign \en$242  = en;
+  assign \w_shift$243  = \o$41 [2];
+  assign \capture$244  = \o$41 [3];
+  assign \a_next$245  = \o$48 [31:24];
+  assign \first_next$246  = \o$50 [10];
+  assign \a_out$248  = \a_in$247 ;
+  assign \valid_out$250  = \valid_in$249 ;
+  assign \first_out$252  = \first_in$251 ;
+  assign \last_out$254  = \last_in$253 ;
+  assign \psum_out$256  = \psum_in$255 ;
+  assign \w_out$258  = \w_in$257 ;
+  assign \en$259  = en;
+  assign \w_shift$260  = \o$41 [4];
+  assign \capture$261  = \o$41 [5];
+  assign \a_next$262  = \a_in$247 ;
+  assign \first_next$263  = \first_in$251 ;
+  assign \a_out$265  = \a_in$264 ;
+  assign \valid_out$267  = \valid_in$266 ;
+  assign \first_out$269  = \first_in$268 ;
+  assign \last_out$271  = \last_in$270 ;
+  assign \psum_out$273  = \psum_in$272 ;
+  assign \w_out$275  = \w_in$274 ;
+  assign \en$276  = en;
+  assign \w_shift$277  = \o$41 [6];
+  assign \capture$278  = \o$41 [7];
+  assign \a_next$279  = \a_in$264 ;
+  assign \first_next$280  = \first_in$268 ;
+  assign \a_out$282  = \a_in$281 ;
+  assign \valid_out$284  = \valid_in$283 ;
+  assign \first_out$286  = \first_in$285 ;
+  assign \last_out$288  = \last_in$287 ;
+  assign \psum_out$290  = \psum_in$289 ;
+  assign \w_out$292  = \w_in$291 ;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -11294,53 +11714,109 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
-  assign \o$38[0]  = \o$38 [1:0];
-  assign \o$38[0].shift  = \o$38 [0];
-  assign \o$38[0].capture  = \o$38 [1];
-  assign \o$38[1]  = \o$38 [3:2];
-  assign \o$38[1].shift  = \o$38 [2];
-  assign \o$38[1].capture  = \o$38 [3];
-  assign \o$38[2]  = \o$38 [5:4];
-  assign \o$38[2].shift  = \o$38 [4];
-  assign \o$38[2].capture  = \o$38 [5];
-  assign \o$38[3]  = \o$38 [7:6];
-  assign \o$38[3].shift  = \o$38 [6];
-  assign \o$38[3].capture  = \o$38 [7];
-  assign \o$41[0]  = \o$41 [7:0];
-  assign \o$41[1]  = \o$41 [15:8];
-  assign \o$41[2]  = \o$41 [23:16];
-  assign \o$41[3]  = \o$41 [31:24];
-  assign \o$43[0]  = \o$43 [2:0];
-  assign \o$43[0].valid  = \o$43 [0];
-  assign \o$43[0].first  = \o$43 [1];
-  assign \o$43[0].last  = \o$43 [2];
-  assign \o$43[1]  = \o$43 [5:3];
-  assign \o$43[1].valid  = \o$43 [3];
-  assign \o$43[1].first  = \o$43 [4];
-  assign \o$43[1].last  = \o$43 [5];
-  assign \o$43[2]  = \o$43 [8:6];
-  assign \o$43[2].valid  = \o$43 [6];
-  assign \o$43[2].first  = \o$43 [7];
-  assign \o$43[2].last  = \o$43 [8];
-  assign \o$43[3]  = \o$43 [11:9];
-  assign \o$43[3].valid  = \o$43 [9];
-  assign \o$43[3].first  = \o$43 [10];
-  assign \o$43[3].last  = \o$43 [11];
-  assign \o$48[0]  = \o$48 [7:0];
-  assign \o$48[1]  = \o$48 [15:8];
-  assign \o$48[2]  = \o$48 [23:16];
-  assign \o$48[3]  = \o$48 [31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
   assign \operands__payload.a[2]  = operands__payload[23:16];
   assign \operands__payload.a[3]  = operands__payload[31:24];
   assign \operands__payload.last  = operands__payload[32];
+  assign \i_next$38[0]  = \i_next$38 [2:0];
+  assign \i_next$38[0].valid  = \i_next$38 [0];
+  assign \i_next$38[0].first  = \i_next$38 [1];
+  assign \i_next$38[0].last  = \i_next$38 [2];
+  assign \i_next$38[1]  = \i_next$38 [5:3];
+  assign \i_next$38[1].valid  = \i_next$38 [3];
+  assign \i_next$38[1].first  = \i_next$38 [4];
+  assign \i_next$38[1].last  = \i_next$38 [5];
+  assign \i_next$38[2]  = \i_next$38 [8:6];
+  assign \i_next$38[2].valid  = \i_next$38 [6];
+  assign \i_next$38[2].first  = \i_next$38 [7];
+  assign \i_next$38[2].last  = \i_next$38 [8];
+  assign \i_next$38[3]  = \i_next$38 [11:9];
+  assign \i_next$38[3].valid  = \i_next$38 [9];
+  assign \i_next$38[3].first  = \i_next$38 [10];
+  assign \i_next$38[3].last  = \i_next$38 [11];
+  assign \o$41[0]  = \o$41 [1:0];
+  assign \o$41[0].shift  = \o$41 [0];
+  assign \o$41[0].capture  = \o$41 [1];
+  assign \o$41[1]  = \o$41 [3:2];
+  assign \o$41[1].shift  = \o$41 [2];
+  assign \o$41[1].capture  = \o$41 [3];
+  assign \o$41[2]  = \o$41 [5:4];
+  assign \o$41[2].shift  = \o$41 [4];
+  assign \o$41[2].capture  = \o$41 [5];
+  assign \o$41[3]  = \o$41 [7:6];
+  assign \o$41[3].shift  = \o$41 [6];
+  assign \o$41[3].capture  = \o$41 [7];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next$46[0]  = \o_next$46 [2:0];
+  assign \o_next$46[0].valid  = \o_next$46 [0];
+  assign \o_next$46[0].first  = \o_next$46 [1];
+  assign \o_next$46[0].last  = \o_next$46 [2];
+  assign \o_next$46[1]  = \o_next$46 [5:3];
+  assign \o_next$46[1].valid  = \o_next$46 [3];
+  assign \o_next$46[1].first  = \o_next$46 [4];
+  assign \o_next$46[1].last  = \o_next$46 [5];
+  assign \o_next$46[2]  = \o_next$46 [8:6];
+  assign \o_next$46[2].valid  = \o_next$46 [6];
+  assign \o_next$46[2].first  = \o_next$46 [7];
+  assign \o_next$46[2].last  = \o_next$46 [8];
+  assign \o_next$46[3]  = \o_next$46 [11:9];
+  assign \o_next$46[3].valid  = \o_next$46 [9];
+  assign \o_next$46[3].first  = \o_next$46 [10];
+  assign \o_next$46[3].last  = \o_next$46 [11];
+  assign \o$48[0]  = \o$48 [7:0];
+  assign \o$48[1]  = \o$48 [15:8];
+  assign \o$48[2]  = \o$48 [23:16];
+  assign \o$48[3]  = \o$48 [31:24];
+  assign \o$50[0]  = \o$50 [2:0];
+  assign \o$50[0].valid  = \o$50 [0];
+  assign \o$50[0].first  = \o$50 [1];
+  assign \o$50[0].last  = \o$50 [2];
+  assign \o$50[1]  = \o$50 [5:3];
+  assign \o$50[1].valid  = \o$50 [3];
+  assign \o$50[1].first  = \o$50 [4];
+  assign \o$50[1].last  = \o$50 [5];
+  assign \o$50[2]  = \o$50 [8:6];
+  assign \o$50[2].valid  = \o$50 [6];
+  assign \o$50[2].first  = \o$50 [7];
+  assign \o$50[2].last  = \o$50 [8];
+  assign \o$50[3]  = \o$50 [11:9];
+  assign \o$50[3].valid  = \o$50 [9];
+  assign \o$50[3].first  = \o$50 [10];
+  assign \o$50[3].last  = \o$50 [11];
+  assign \o$55[0]  = \o$55 [7:0];
+  assign \o$55[1]  = \o$55 [15:8];
+  assign \o$55[2]  = \o$55 [23:16];
+  assign \o$55[3]  = \o$55 [31:24];
   assign \weights__payload.w  = weights__payload;
   assign \weights__payload.w[0]  = weights__payload[7:0];
   assign \weights__payload.w[1]  = weights__payload[15:8];
   assign \weights__payload.w[2]  = weights__payload[23:16];
   assign \weights__payload.w[3]  = weights__payload[31:24];
+  assign \i_next$38 [11] = operands__payload[32];
+  assign \i_next$38 [10] = first;
+  assign \i_next$38 [9] = a_accept;
+  assign \i_next$38 [8] = operands__payload[32];
+  assign \i_next$38 [7] = first;
+  assign \i_next$38 [6] = a_accept;
+  assign \i_next$38 [5] = operands__payload[32];
+  assign \i_next$38 [4] = first;
+  assign \i_next$38 [3] = a_accept;
+  assign \i_next$38 [2] = operands__payload[32];
+  assign \i_next$38 [1] = first;
+  assign \i_next$38 [0] = a_accept;
+  assign i_next[31:24] = operands__payload[7:0];
+  assign i_next[23:16] = operands__payload[15:8];
+  assign i_next[15:8] = operands__payload[23:16];
+  assign i_next[7:0] = operands__payload[31:24];
   assign \i$34 [11:9] = in_flags;
   assign \i$34 [8:6] = in_flags;
   assign \i$34 [5:3] = in_flags;
@@ -11359,7 +11835,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   assign i[95:64] = \psum_out$7 ;
   assign i[63:32] = \psum_out$6 ;
   assign i[31:0] = psum_out;
-  assign \$12  = \o$43 [0];
+  assign \$12  = \o$50 [0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11381,6 +11857,11 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
+  wire [127:0] i_next;
+  wire [31:0] \i_next[0] ;
+  wire [31:0] \i_next[1] ;
+  wire [31:0] \i_next[2] ;
+  wire [31:0] \i_next[3] ;
   reg [31:0] lane0_d1 = 32'd0;
   reg [31:0] lane0_d2 = 32'd0;
   reg [31:0] lane0_d3 = 32'd0;
@@ -11393,6 +11874,11 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
+  wire [127:0] o_next;
+  wire [31:0] \o_next[0] ;
+  wire [31:0] \o_next[1] ;
+  wire [31:0] \o_next[2] ;
+  wire [31:0] \o_next[3] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -11467,6 +11953,7 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
       \$2  = 32'd0;
     end
   end
+  assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -11475,6 +11962,18 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
+  assign \o_next[0]  = o_next[31:0];
+  assign \o_next[1]  = o_next[63:32];
+  assign \o_next[2]  = o_next[95:64];
+  assign \o_next[3]  = o_next[127:96];
+  assign \i_next[0]  = 32'd0;
+  assign \i_next[1]  = 32'd0;
+  assign \i_next[2]  = 32'd0;
+  assign \i_next[3]  = 32'd0;
+  assign o_next[127:96] = 32'd0;
+  assign o_next[95:64] = i[95:64];
+  assign o_next[63:32] = lane1_d1;
+  assign o_next[31:0] = lane0_d2;
   assign o[127:96] = i[127:96];
   assign o[95:64] = lane2_d1;
   assign o[63:32] = lane1_d2;
@@ -11482,21 +11981,27 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2549$0 , a_in, \port$2579$0 , clk);
+module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2734$0 , a_in, a_next, \port$2766$0 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -11506,15 +12011,18 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$0 ;
-  wire [1:0] \port$2549$0 ;
-  input [2:0] \port$2579$0 ;
-  wire [2:0] \port$2579$0 ;
+  input [1:0] \port$2734$0 ;
+  wire [1:0] \port$2734$0 ;
+  input [2:0] \port$2766$0 ;
+  wire [2:0] \port$2766$0 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -11529,137 +12037,158 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2579$0 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = \port$2579$0 [0] & \port$2579$0 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2766$0 [0] & \port$2766$0 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = \port$2766$0 [0] & \port$2766$0 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2579$0 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2579$0 [1];
+      \$9  = \port$2766$0 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2579$0 [2];
+      \$10  = \port$2766$0 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2766$0 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2579$0 [1];
-  assign valid_in = \port$2579$0 [0];
-  assign last_in = \port$2579$0 [2];
+  assign valid_in = \port$2766$0 [0];
+  assign first_in = \port$2766$0 [1];
+  assign capture = \port$2734$0 [1];
+  assign last_in = \port$2766$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2549$0 [0];
-  assign capture = \port$2549$0 [1];
+  assign w_shift = \port$2734$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2549$2 , clk);
+module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2734$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -11670,14 +12199,17 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$2 ;
-  wire [1:0] \port$2549$2 ;
+  input [1:0] \port$2734$2 ;
+  wire [1:0] \port$2734$2 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -11693,134 +12225,155 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2734$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2549$2 [0];
-  assign capture = \port$2549$2 [1];
+  assign w_shift = \port$2734$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2549$4 , clk);
+module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2734$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -11831,14 +12384,17 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$4 ;
-  wire [1:0] \port$2549$4 ;
+  input [1:0] \port$2734$4 ;
+  wire [1:0] \port$2734$4 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -11854,134 +12410,155 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2734$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2549$4 [0];
-  assign capture = \port$2549$4 [1];
+  assign w_shift = \port$2734$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2549$6 , clk);
+module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2734$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -11991,12 +12568,15 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$6 ;
-  wire [1:0] \port$2549$6 ;
+  input [1:0] \port$2734$6 ;
+  wire [1:0] \port$2734$6 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -12011,134 +12591,155 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2734$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2549$6 [0];
-  assign capture = \port$2549$6 [1];
+  assign w_shift = \port$2734$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$0 , a_in, \port$2579$3 , clk);
+module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$0 , a_in, a_next, \port$2766$3 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12148,15 +12749,18 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$0 ;
-  wire [1:0] \port$2549$0 ;
-  input [2:0] \port$2579$3 ;
-  wire [2:0] \port$2579$3 ;
+  input [1:0] \port$2734$0 ;
+  wire [1:0] \port$2734$0 ;
+  input [2:0] \port$2766$3 ;
+  wire [2:0] \port$2766$3 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12172,136 +12776,157 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2579$3 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2579$3 [0] & \port$2579$3 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2766$3 [0] & \port$2766$3 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2766$3 [0] & \port$2766$3 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2579$3 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2579$3 [1];
+      \$9  = \port$2766$3 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2579$3 [2];
+      \$10  = \port$2766$3 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2766$3 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2579$3 [1];
-  assign valid_in = \port$2579$3 [0];
-  assign last_in = \port$2579$3 [2];
-  assign w_shift = \port$2549$0 [0];
-  assign capture = \port$2549$0 [1];
+  assign valid_in = \port$2766$3 [0];
+  assign first_in = \port$2766$3 [1];
+  assign capture = \port$2734$0 [1];
+  assign last_in = \port$2766$3 [2];
+  assign w_shift = \port$2734$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$2 , clk);
+module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12312,14 +12937,17 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$2 ;
-  wire [1:0] \port$2549$2 ;
+  input [1:0] \port$2734$2 ;
+  wire [1:0] \port$2734$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12336,133 +12964,154 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2549$2 [0];
-  assign capture = \port$2549$2 [1];
+  assign capture = \port$2734$2 [1];
+  assign w_shift = \port$2734$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$4 , clk);
+module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12473,14 +13122,17 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$4 ;
-  wire [1:0] \port$2549$4 ;
+  input [1:0] \port$2734$4 ;
+  wire [1:0] \port$2734$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12497,133 +13149,154 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2549$4 [0];
-  assign capture = \port$2549$4 [1];
+  assign capture = \port$2734$4 [1];
+  assign w_shift = \port$2734$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2549$6 , clk);
+module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2734$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -12633,12 +13306,15 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$6 ;
-  wire [1:0] \port$2549$6 ;
+  input [1:0] \port$2734$6 ;
+  wire [1:0] \port$2734$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12654,133 +13330,154 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2549$6 [0];
-  assign capture = \port$2549$6 [1];
+  assign capture = \port$2734$6 [1];
+  assign w_shift = \port$2734$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$0 , a_in, \port$2579$6 , clk);
+module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$0 , a_in, a_next, \port$2766$6 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12790,15 +13487,18 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$0 ;
-  wire [1:0] \port$2549$0 ;
-  input [2:0] \port$2579$6 ;
-  wire [2:0] \port$2579$6 ;
+  input [1:0] \port$2734$0 ;
+  wire [1:0] \port$2734$0 ;
+  input [2:0] \port$2766$6 ;
+  wire [2:0] \port$2766$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12814,136 +13514,157 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2579$6 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2579$6 [0] & \port$2579$6 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2766$6 [0] & \port$2766$6 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2766$6 [0] & \port$2766$6 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2579$6 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2579$6 [1];
+      \$9  = \port$2766$6 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2579$6 [2];
+      \$10  = \port$2766$6 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2766$6 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2579$6 [1];
-  assign valid_in = \port$2579$6 [0];
-  assign last_in = \port$2579$6 [2];
-  assign w_shift = \port$2549$0 [0];
-  assign capture = \port$2549$0 [1];
+  assign valid_in = \port$2766$6 [0];
+  assign first_in = \port$2766$6 [1];
+  assign capture = \port$2734$0 [1];
+  assign last_in = \port$2766$6 [2];
+  assign w_shift = \port$2734$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$2 , clk);
+module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12954,14 +13675,17 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$2 ;
-  wire [1:0] \port$2549$2 ;
+  input [1:0] \port$2734$2 ;
+  wire [1:0] \port$2734$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12978,133 +13702,154 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2549$2 [0];
-  assign capture = \port$2549$2 [1];
+  assign capture = \port$2734$2 [1];
+  assign w_shift = \port$2734$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2549$4 , clk);
+module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13115,14 +13860,17 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$4 ;
-  wire [1:0] \port$2549$4 ;
+  input [1:0] \port$2734$4 ;
+  wire [1:0] \port$2734$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13139,133 +13887,154 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2549$4 [0];
-  assign capture = \port$2549$4 [1];
+  assign capture = \port$2734$4 [1];
+  assign w_shift = \port$2734$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2549$6 , clk);
+module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2734$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -13275,12 +14044,15 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$6 ;
-  wire [1:0] \port$2549$6 ;
+  input [1:0] \port$2734$6 ;
+  wire [1:0] \port$2734$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13296,133 +14068,154 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2549$6 [0];
-  assign capture = \port$2549$6 [1];
+  assign capture = \port$2734$6 [1];
+  assign w_shift = \port$2734$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2549$0 , a_in, \port$2579$9 , clk);
+module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2734$0 , a_in, a_next, \port$2766$9 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13432,15 +14225,18 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$0 ;
-  wire [1:0] \port$2549$0 ;
-  input [2:0] \port$2579$9 ;
-  wire [2:0] \port$2579$9 ;
+  input [1:0] \port$2734$0 ;
+  wire [1:0] \port$2734$0 ;
+  input [2:0] \port$2766$9 ;
+  wire [2:0] \port$2766$9 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13455,136 +14251,157 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2579$9 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2579$9 [0] & \port$2579$9 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2766$9 [0] & \port$2766$9 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2766$9 [0] & \port$2766$9 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2579$9 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2579$9 [1];
+      \$9  = \port$2766$9 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2579$9 [2];
+      \$10  = \port$2766$9 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2766$9 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2579$9 [1];
-  assign valid_in = \port$2579$9 [0];
-  assign last_in = \port$2579$9 [2];
-  assign w_shift = \port$2549$0 [0];
-  assign capture = \port$2549$0 [1];
+  assign valid_in = \port$2766$9 [0];
+  assign first_in = \port$2766$9 [1];
+  assign capture = \port$2734$0 [1];
+  assign last_in = \port$2766$9 [2];
+  assign w_shift = \port$2734$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2549$2 , clk);
+module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2734$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13595,14 +14412,17 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$2 ;
-  wire [1:0] \port$2549$2 ;
+  input [1:0] \port$2734$2 ;
+  wire [1:0] \port$2734$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13618,133 +14438,154 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2549$2 [0];
-  assign capture = \port$2549$2 [1];
+  assign capture = \port$2734$2 [1];
+  assign w_shift = \port$2734$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2549$4 , clk);
+module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2734$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13755,14 +14596,17 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$4 ;
-  wire [1:0] \port$2549$4 ;
+  input [1:0] \port$2734$4 ;
+  wire [1:0] \port$2734$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13778,133 +14622,154 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2549$4 [0];
-  assign capture = \port$2549$4 [1];
+  assign capture = \port$2734$4 [1];
+  assign w_shift = \port$2734$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2549$6 , clk);
+module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2734$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -13914,13 +14779,16 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2549$6 ;
-  wire [1:0] \port$2549$6 ;
+  input [1:0] \port$2734$6 ;
+  wire [1:0] \port$2734$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13936,119 +14804,134 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2734$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2549$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2734$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2549$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2734$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2549$6 [0];
-  assign capture = \port$2549$6 [1];
+  assign capture = \port$2734$6 [1];
+  assign w_shift = \port$2734$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
+module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14066,6 +14949,12 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
   wire [7:0] \i[1] ;
   wire [7:0] \i[2] ;
   wire [7:0] \i[3] ;
+  input [31:0] i_next;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -14078,8 +14967,16 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
   wire [7:0] \o[1] ;
   wire [7:0] \o[2] ;
   wire [7:0] \o[3] ;
+  output [31:0] o_next;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -14090,8 +14987,6 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
@@ -14160,6 +15055,18 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
   assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
   assign o[31:24] = lane3_d3;
   assign o[23:16] = lane2_d2;
   assign o[15:8] = lane1_d1;
@@ -14167,7 +15074,7 @@ module \accelerator.engine.core.skew_a (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
+module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -14197,6 +15104,24 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
   wire \i[3].first ;
   wire \i[3].last ;
   wire \i[3].valid ;
+  input [11:0] i_next;
+  wire [11:0] i_next;
+  wire [2:0] \i_next[0] ;
+  wire \i_next[0].first ;
+  wire \i_next[0].last ;
+  wire \i_next[0].valid ;
+  wire [2:0] \i_next[1] ;
+  wire \i_next[1].first ;
+  wire \i_next[1].last ;
+  wire \i_next[1].valid ;
+  wire [2:0] \i_next[2] ;
+  wire \i_next[2].first ;
+  wire \i_next[2].last ;
+  wire \i_next[2].valid ;
+  wire [2:0] \i_next[3] ;
+  wire \i_next[3].first ;
+  wire \i_next[3].last ;
+  wire \i_next[3].valid ;
   reg [2:0] lane1_d1 = 3'h0;
   wire \lane1_d1.first ;
   wire \lane1_d1.last ;
@@ -14239,8 +15164,28 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
   wire \o[3].first ;
   wire \o[3].last ;
   wire \o[3].valid ;
+  output [11:0] o_next;
+  wire [11:0] o_next;
+  wire [2:0] \o_next[0] ;
+  wire \o_next[0].first ;
+  wire \o_next[0].last ;
+  wire \o_next[0].valid ;
+  wire [2:0] \o_next[1] ;
+  wire \o_next[1].first ;
+  wire \o_next[1].last ;
+  wire \o_next[1].valid ;
+  wire [2:0] \o_next[2] ;
+  wire \o_next[2].first ;
+  wire \o_next[2].last ;
+  wire \o_next[2].valid ;
+  wire [2:0] \o_next[3] ;
+  wire \o_next[3].first ;
+  wire \o_next[3].last ;
+  wire \o_next[3].valid ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -14251,8 +15196,6 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$2  = lane2_d1;
@@ -14345,24 +15288,60 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
   assign \i[3].valid  = i[9];
   assign \i[3].first  = i[10];
   assign \i[3].last  = i[11];
+  assign \o_next[0]  = o_next[2:0];
+  assign \o_next[0].valid  = o_next[0];
+  assign \o_next[0].first  = o_next[1];
+  assign \o_next[0].last  = o_next[2];
+  assign \o_next[1]  = o_next[5:3];
+  assign \o_next[1].valid  = o_next[3];
+  assign \o_next[1].first  = o_next[4];
+  assign \o_next[1].last  = o_next[5];
+  assign \o_next[2]  = o_next[8:6];
+  assign \o_next[2].valid  = o_next[6];
+  assign \o_next[2].first  = o_next[7];
+  assign \o_next[2].last  = o_next[8];
+  assign \o_next[3]  = o_next[11:9];
+  assign \o_next[3].valid  = o_next[9];
+  assign \o_next[3].first  = o_next[10];
+  assign \o_next[3].last  = o_next[11];
+  assign \i_next[0]  = i_next[2:0];
+  assign \i_next[0].valid  = i_next[0];
+  assign \i_next[0].first  = i_next[1];
+  assign \i_next[0].last  = i_next[2];
+  assign \i_next[1]  = i_next[5:3];
+  assign \i_next[1].valid  = i_next[3];
+  assign \i_next[1].first  = i_next[4];
+  assign \i_next[1].last  = i_next[5];
+  assign \i_next[2]  = i_next[8:6];
+  assign \i_next[2].valid  = i_next[6];
+  assign \i_next[2].first  = i_next[7];
+  assign \i_next[2].last  = i_next[8];
+  assign \i_next[3]  = i_next[11:9];
+  assign \i_next[3].valid  = i_next[9];
+  assign \i_next[3].first  = i_next[10];
+  assign \i_next[3].last  = i_next[11];
   assign \lane1_d1.valid  = lane1_d1[0];
   assign \lane1_d1.first  = lane1_d1[1];
   assign \lane1_d1.last  = lane1_d1[2];
   assign \lane2_d2.valid  = lane2_d2[0];
   assign \lane2_d2.first  = lane2_d2[1];
   assign \lane2_d2.last  = lane2_d2[2];
-  assign \lane3_d3.valid  = lane3_d3[0];
-  assign \lane3_d3.first  = lane3_d3[1];
-  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane2_d1.valid  = lane2_d1[0];
   assign \lane2_d1.first  = lane2_d1[1];
   assign \lane2_d1.last  = lane2_d1[2];
-  assign \lane3_d1.valid  = lane3_d1[0];
-  assign \lane3_d1.first  = lane3_d1[1];
-  assign \lane3_d1.last  = lane3_d1[2];
+  assign \lane3_d3.valid  = lane3_d3[0];
+  assign \lane3_d3.first  = lane3_d3[1];
+  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane3_d2.valid  = lane3_d2[0];
   assign \lane3_d2.first  = lane3_d2[1];
   assign \lane3_d2.last  = lane3_d2[2];
+  assign \lane3_d1.valid  = lane3_d1[0];
+  assign \lane3_d1.first  = lane3_d1[1];
+  assign \lane3_d1.last  = lane3_d1[2];
+  assign o_next[11:9] = lane3_d2;
+  assign o_next[8:6] = lane2_d1;
+  assign o_next[5:3] = i[5:3];
+  assign o_next[2:0] = i_next[2:0];
   assign o[11:9] = lane3_d3;
   assign o[8:6] = lane2_d2;
   assign o[5:3] = lane1_d1;
@@ -14388,6 +15367,11 @@ module \accelerator.engine.core.skew_w (rst, en, i, o, clk);
   wire [7:0] \i[1] ;
   wire [7:0] \i[2] ;
   wire [7:0] \i[3] ;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -14400,8 +15384,15 @@ module \accelerator.engine.core.skew_w (rst, en, i, o, clk);
   wire [7:0] \o[1] ;
   wire [7:0] \o[2] ;
   wire [7:0] \o[3] ;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -14412,8 +15403,6 @@ module \accelerator.engine.core.skew_w (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
@@ -14474,6 +15463,7 @@ module \accelerator.engine.core.skew_w (rst, en, i, o, clk);
       \$1  = 8'h00;
     end
   end
+  assign i_next = 32'd0;
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14482,6 +15472,18 @@ module \accelerator.engine.core.skew_w (rst, en, i, o, clk);
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
   assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = 8'h00;
+  assign \i_next[1]  = 8'h00;
+  assign \i_next[2]  = 8'h00;
+  assign \i_next[3]  = 8'h00;
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = 8'h00;
   assign o[31:24] = lane3_d3;
   assign o[23:16] = lane2_d2;
   assign o[15:8] = lane1_d1;
@@ -14515,6 +15517,19 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \i[3] ;
   wire \i[3].capture ;
   wire \i[3].shift ;
+  wire [7:0] i_next;
+  wire [1:0] \i_next[0] ;
+  wire \i_next[0].capture ;
+  wire \i_next[0].shift ;
+  wire [1:0] \i_next[1] ;
+  wire \i_next[1].capture ;
+  wire \i_next[1].shift ;
+  wire [1:0] \i_next[2] ;
+  wire \i_next[2].capture ;
+  wire \i_next[2].shift ;
+  wire [1:0] \i_next[3] ;
+  wire \i_next[3].capture ;
+  wire \i_next[3].shift ;
   reg [1:0] lane1_d1 = 2'h0;
   wire \lane1_d1.capture ;
   wire \lane1_d1.shift ;
@@ -14547,8 +15562,23 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \o[3] ;
   wire \o[3].capture ;
   wire \o[3].shift ;
+  wire [7:0] o_next;
+  wire [1:0] \o_next[0] ;
+  wire \o_next[0].capture ;
+  wire \o_next[0].shift ;
+  wire [1:0] \o_next[1] ;
+  wire \o_next[1].capture ;
+  wire \o_next[1].shift ;
+  wire [1:0] \o_next[2] ;
+  wire \o_next[2].capture ;
+  wire \o_next[2].shift ;
+  wire [1:0] \o_next[3] ;
+  wire \o_next[3].capture ;
+  wire \o_next[3].shift ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -14559,8 +15589,6 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$2  = lane2_d1;
@@ -14621,6 +15649,7 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
       \$1  = 2'h0;
     end
   end
+  assign i_next = 8'h00;
   assign \o[0]  = o[1:0];
   assign \o[0].shift  = o[0];
   assign \o[0].capture  = o[1];
@@ -14645,18 +15674,46 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
   assign \i[3]  = i[7:6];
   assign \i[3].shift  = i[6];
   assign \i[3].capture  = i[7];
+  assign \o_next[0]  = o_next[1:0];
+  assign \o_next[0].shift  = o_next[0];
+  assign \o_next[0].capture  = o_next[1];
+  assign \o_next[1]  = o_next[3:2];
+  assign \o_next[1].shift  = o_next[2];
+  assign \o_next[1].capture  = o_next[3];
+  assign \o_next[2]  = o_next[5:4];
+  assign \o_next[2].shift  = o_next[4];
+  assign \o_next[2].capture  = o_next[5];
+  assign \o_next[3]  = o_next[7:6];
+  assign \o_next[3].shift  = o_next[6];
+  assign \o_next[3].capture  = o_next[7];
+  assign \i_next[0]  = 2'h0;
+  assign \i_next[0].shift  = 1'h0;
+  assign \i_next[0].capture  = 1'h0;
+  assign \i_next[1]  = 2'h0;
+  assign \i_next[1].shift  = 1'h0;
+  assign \i_next[1].capture  = 1'h0;
+  assign \i_next[2]  = 2'h0;
+  assign \i_next[2].shift  = 1'h0;
+  assign \i_next[2].capture  = 1'h0;
+  assign \i_next[3]  = 2'h0;
+  assign \i_next[3].shift  = 1'h0;
+  assign \i_next[3].capture  = 1'h0;
   assign \lane1_d1.shift  = lane1_d1[0];
   assign \lane1_d1.capture  = lane1_d1[1];
   assign \lane2_d2.shift  = lane2_d2[0];
   assign \lane2_d2.capture  = lane2_d2[1];
-  assign \lane3_d3.shift  = lane3_d3[0];
-  assign \lane3_d3.capture  = lane3_d3[1];
   assign \lane2_d1.shift  = lane2_d1[0];
   assign \lane2_d1.capture  = lane2_d1[1];
-  assign \lane3_d1.shift  = lane3_d1[0];
-  assign \lane3_d1.capture  = lane3_d1[1];
+  assign \lane3_d3.shift  = lane3_d3[0];
+  assign \lane3_d3.capture  = lane3_d3[1];
   assign \lane3_d2.shift  = lane3_d2[0];
   assign \lane3_d2.capture  = lane3_d2[1];
+  assign \lane3_d1.shift  = lane3_d1[0];
+  assign \lane3_d1.capture  = lane3_d1[1];
+  assign o_next[7:6] = lane3_d2;
+  assign o_next[5:4] = lane2_d1;
+  assign o_next[3:2] = i[3:2];
+  assign o_next[1:0] = 2'h0;
   assign o[7:6] = lane3_d3;
   assign o[5:4] = lane2_d2;
   assign o[3:2] = lane1_d1;
@@ -15192,7 +16249,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2179$354 , o__payload, o__valid, clk);
+module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2328$354 , o__payload, o__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [63:0] \$10 ;
@@ -15318,8 +16375,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
-  input [44:0] \port$2179$354 ;
-  wire [44:0] \port$2179$354 ;
+  input [44:0] \port$2328$354 ;
+  wire [44:0] \port$2328$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -15372,8 +16429,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$11  = $signed(s3_x_0) < $signed(1'h0);
   assign \$12  = \$11  ? half_neg : half_pos;
   assign \$13  = $signed(s3_x_0) + $signed({ 1'h0, \$12  });
-  assign \$14  = $signed(s4_t_0) >>> \port$2179$354 [36:32];
-  assign \$15  = $signed(\$14 ) + $signed(\port$2179$354 [44:37]);
+  assign \$14  = $signed(s4_t_0) >>> \port$2328$354 [36:32];
+  assign \$15  = $signed(\$14 ) + $signed(\port$2328$354 [44:37]);
   assign \$16  = $signed(s5_z_0) > $signed(8'h7f);
   assign \$17  = $signed(s5_z_0) < $signed(lower);
   assign \$18  = $signed(s1_acc_1) * $signed({ 1'h0, s1_mul_1 });
@@ -15381,8 +16438,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$22  = $signed(s3_x_1) < $signed(1'h0);
   assign \$23  = \$22  ? half_neg : half_pos;
   assign \$24  = $signed(s3_x_1) + $signed({ 1'h0, \$23  });
-  assign \$25  = $signed(s4_t_1) >>> \port$2179$354 [36:32];
-  assign \$26  = $signed(\$25 ) + $signed(\port$2179$354 [44:37]);
+  assign \$25  = $signed(s4_t_1) >>> \port$2328$354 [36:32];
+  assign \$26  = $signed(\$25 ) + $signed(\port$2328$354 [44:37]);
   assign \$27  = $signed(s5_z_1) > $signed(8'h7f);
   assign \$28  = $signed(s5_z_1) < $signed(lower);
   assign \$29  = $signed(s1_acc_2) * $signed({ 1'h0, s1_mul_2 });
@@ -15390,8 +16447,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$33  = $signed(s3_x_2) < $signed(1'h0);
   assign \$34  = \$33  ? half_neg : half_pos;
   assign \$35  = $signed(s3_x_2) + $signed({ 1'h0, \$34  });
-  assign \$36  = $signed(s4_t_2) >>> \port$2179$354 [36:32];
-  assign \$37  = $signed(\$36 ) + $signed(\port$2179$354 [44:37]);
+  assign \$36  = $signed(s4_t_2) >>> \port$2328$354 [36:32];
+  assign \$37  = $signed(\$36 ) + $signed(\port$2328$354 [44:37]);
   assign \$38  = $signed(s5_z_2) > $signed(8'h7f);
   assign \$39  = $signed(s5_z_2) < $signed(lower);
   assign \$40  = $signed(s1_acc_3) * $signed({ 1'h0, s1_mul_3 });
@@ -15399,8 +16456,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$44  = $signed(s3_x_3) < $signed(1'h0);
   assign \$45  = \$44  ? half_neg : half_pos;
   assign \$46  = $signed(s3_x_3) + $signed({ 1'h0, \$45  });
-  assign \$47  = $signed(s4_t_3) >>> \port$2179$354 [36:32];
-  assign \$48  = $signed(\$47 ) + $signed(\port$2179$354 [44:37]);
+  assign \$47  = $signed(s4_t_3) >>> \port$2328$354 [36:32];
+  assign \$48  = $signed(\$47 ) + $signed(\port$2328$354 [44:37]);
   assign \$49  = $signed(s5_z_3) > $signed(8'h7f);
   assign \$50  = $signed(s5_z_3) < $signed(lower);
   always @(posedge clk)
@@ -15489,9 +16546,9 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     s6_o_3 <= \$92 ;
   assign \$1  = ~ o__valid;
   assign en = \$1  | o__ready;
-  assign \$2  = 1'h1 << \port$2179$354 [36:32];
-  assign lower = \port$2179$354 [0] ? \port$2179$354 [44:37] : 8'h80;
-  assign \$4  = ! \port$2179$354 [36:32];
+  assign \$2  = 1'h1 << \port$2328$354 [36:32];
+  assign lower = \port$2328$354 [0] ? \port$2328$354 [44:37] : 8'h80;
+  assign \$4  = ! \port$2328$354 [36:32];
   assign \$5  = \$3 [30:0] - 1'h1;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
@@ -15620,7 +16677,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$66  = s1_mul_0;
     if (en) begin
-      \$66  = \port$2179$354 [31:1];
+      \$66  = \port$2328$354 [31:1];
     end
   end
   always @* begin
@@ -15676,7 +16733,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$73  = s1_mul_1;
     if (en) begin
-      \$73  = \port$2179$354 [31:1];
+      \$73  = \port$2328$354 [31:1];
     end
   end
   always @* begin
@@ -15732,7 +16789,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$80  = s1_mul_2;
     if (en) begin
-      \$80  = \port$2179$354 [31:1];
+      \$80  = \port$2328$354 [31:1];
     end
   end
   always @* begin
@@ -15788,7 +16845,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$87  = s1_mul_3;
     if (en) begin
-      \$87  = \port$2179$354 [31:1];
+      \$87  = \port$2328$354 [31:1];
     end
   end
   always @* begin
@@ -15836,10 +16893,10 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign i__ready = en;
   assign s6_valid = o__valid;
   assign half = \$3 [30:0];
-  assign shift = \port$2179$354 [36:32];
-  assign relu = \port$2179$354 [0];
-  assign zero_point = \port$2179$354 [44:37];
-  assign multiplier = \port$2179$354 [31:1];
+  assign shift = \port$2328$354 [36:32];
+  assign relu = \port$2328$354 [0];
+  assign zero_point = \port$2328$354 [44:37];
+  assign multiplier = \port$2328$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

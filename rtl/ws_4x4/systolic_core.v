@@ -46,105 +46,137 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$9 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$107 ;
-  wire [7:0] \a_in$122 ;
-  wire [7:0] \a_in$137 ;
-  wire [7:0] \a_in$152 ;
-  wire [7:0] \a_in$163 ;
-  wire [7:0] \a_in$178 ;
-  wire [7:0] \a_in$193 ;
-  wire [7:0] \a_in$208 ;
-  wire [7:0] \a_in$219 ;
-  wire [7:0] \a_in$234 ;
-  wire [7:0] \a_in$249 ;
-  wire [7:0] \a_in$57 ;
-  wire [7:0] \a_in$70 ;
-  wire [7:0] \a_in$83 ;
-  wire [7:0] \a_in$96 ;
+  wire [7:0] \a_in$110 ;
+  wire [7:0] \a_in$123 ;
+  wire [7:0] \a_in$140 ;
+  wire [7:0] \a_in$157 ;
+  wire [7:0] \a_in$174 ;
+  wire [7:0] \a_in$187 ;
+  wire [7:0] \a_in$204 ;
+  wire [7:0] \a_in$221 ;
+  wire [7:0] \a_in$238 ;
+  wire [7:0] \a_in$251 ;
+  wire [7:0] \a_in$268 ;
+  wire [7:0] \a_in$285 ;
+  wire [7:0] \a_in$65 ;
+  wire [7:0] \a_in$80 ;
+  wire [7:0] \a_in$95 ;
+  wire [7:0] a_next;
+  wire [7:0] \a_next$108 ;
+  wire [7:0] \a_next$121 ;
+  wire [7:0] \a_next$138 ;
+  wire [7:0] \a_next$155 ;
+  wire [7:0] \a_next$172 ;
+  wire [7:0] \a_next$185 ;
+  wire [7:0] \a_next$202 ;
+  wire [7:0] \a_next$219 ;
+  wire [7:0] \a_next$236 ;
+  wire [7:0] \a_next$249 ;
+  wire [7:0] \a_next$266 ;
+  wire [7:0] \a_next$283 ;
+  wire [7:0] \a_next$63 ;
+  wire [7:0] \a_next$78 ;
+  wire [7:0] \a_next$93 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$108 ;
-  wire [7:0] \a_out$123 ;
-  wire [7:0] \a_out$138 ;
-  wire [7:0] \a_out$164 ;
-  wire [7:0] \a_out$179 ;
-  wire [7:0] \a_out$194 ;
-  wire [7:0] \a_out$220 ;
-  wire [7:0] \a_out$235 ;
-  wire [7:0] \a_out$250 ;
-  wire [7:0] \a_out$71 ;
-  wire [7:0] \a_out$84 ;
+  wire [7:0] \a_out$124 ;
+  wire [7:0] \a_out$141 ;
+  wire [7:0] \a_out$158 ;
+  wire [7:0] \a_out$188 ;
+  wire [7:0] \a_out$205 ;
+  wire [7:0] \a_out$222 ;
+  wire [7:0] \a_out$252 ;
+  wire [7:0] \a_out$269 ;
+  wire [7:0] \a_out$286 ;
+  wire [7:0] \a_out$81 ;
+  wire [7:0] \a_out$96 ;
   output busy;
   wire busy;
   wire capture;
-  wire \capture$106 ;
-  wire \capture$121 ;
-  wire \capture$136 ;
-  wire \capture$151 ;
-  wire \capture$162 ;
-  wire \capture$177 ;
-  wire \capture$192 ;
-  wire \capture$207 ;
+  wire \capture$107 ;
+  wire \capture$120 ;
+  wire \capture$137 ;
+  wire \capture$154 ;
+  wire \capture$171 ;
+  wire \capture$184 ;
+  wire \capture$201 ;
   wire \capture$218 ;
-  wire \capture$233 ;
+  wire \capture$235 ;
   wire \capture$248 ;
-  wire \capture$44 ;
-  wire \capture$56 ;
-  wire \capture$69 ;
-  wire \capture$82 ;
-  wire \capture$95 ;
+  wire \capture$265 ;
+  wire \capture$282 ;
+  wire \capture$46 ;
+  wire \capture$62 ;
+  wire \capture$77 ;
+  wire \capture$92 ;
   input clk;
   wire clk;
   wire en;
-  wire \en$104 ;
-  wire \en$119 ;
+  wire \en$105 ;
+  wire \en$118 ;
   wire \en$13 ;
-  wire \en$134 ;
-  wire \en$149 ;
-  wire \en$160 ;
-  wire \en$175 ;
-  wire \en$190 ;
-  wire \en$205 ;
+  wire \en$135 ;
+  wire \en$152 ;
+  wire \en$169 ;
+  wire \en$182 ;
+  wire \en$199 ;
   wire \en$216 ;
-  wire \en$231 ;
+  wire \en$233 ;
   wire \en$246 ;
+  wire \en$263 ;
+  wire \en$280 ;
   wire \en$29 ;
   wire \en$30 ;
   wire \en$31 ;
   wire \en$32 ;
-  wire \en$41 ;
-  wire \en$54 ;
-  wire \en$67 ;
-  wire \en$80 ;
-  wire \en$93 ;
+  wire \en$43 ;
+  wire \en$60 ;
+  wire \en$75 ;
+  wire \en$90 ;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$111 ;
-  wire \first_in$126 ;
-  wire \first_in$141 ;
-  wire \first_in$154 ;
-  wire \first_in$167 ;
-  wire \first_in$182 ;
-  wire \first_in$197 ;
-  wire \first_in$210 ;
-  wire \first_in$223 ;
-  wire \first_in$238 ;
-  wire \first_in$253 ;
-  wire \first_in$61 ;
-  wire \first_in$74 ;
-  wire \first_in$87 ;
-  wire \first_in$98 ;
+  wire \first_in$112 ;
+  wire \first_in$127 ;
+  wire \first_in$144 ;
+  wire \first_in$161 ;
+  wire \first_in$176 ;
+  wire \first_in$191 ;
+  wire \first_in$208 ;
+  wire \first_in$225 ;
+  wire \first_in$240 ;
+  wire \first_in$255 ;
+  wire \first_in$272 ;
+  wire \first_in$289 ;
+  wire \first_in$69 ;
+  wire \first_in$84 ;
+  wire \first_in$99 ;
+  wire first_next;
+  wire \first_next$109 ;
+  wire \first_next$122 ;
+  wire \first_next$139 ;
+  wire \first_next$156 ;
+  wire \first_next$173 ;
+  wire \first_next$186 ;
+  wire \first_next$203 ;
+  wire \first_next$220 ;
+  wire \first_next$237 ;
+  wire \first_next$250 ;
+  wire \first_next$267 ;
+  wire \first_next$284 ;
+  wire \first_next$64 ;
+  wire \first_next$79 ;
+  wire \first_next$94 ;
   wire first_out;
-  wire \first_out$112 ;
-  wire \first_out$127 ;
-  wire \first_out$142 ;
-  wire \first_out$168 ;
-  wire \first_out$183 ;
-  wire \first_out$198 ;
-  wire \first_out$224 ;
-  wire \first_out$239 ;
-  wire \first_out$254 ;
-  wire \first_out$75 ;
-  wire \first_out$88 ;
+  wire \first_out$100 ;
+  wire \first_out$128 ;
+  wire \first_out$145 ;
+  wire \first_out$162 ;
+  wire \first_out$192 ;
+  wire \first_out$209 ;
+  wire \first_out$226 ;
+  wire \first_out$256 ;
+  wire \first_out$273 ;
+  wire \first_out$290 ;
+  wire \first_out$85 ;
   wire [127:0] i;
   reg [31:0] \i$33  = 32'd0;
   wire [7:0] \i$33[0] ;
@@ -190,6 +222,28 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
+  wire [31:0] i_next;
+  wire [11:0] \i_next$42 ;
+  wire [2:0] \i_next$42[0] ;
+  wire \i_next$42[0].first ;
+  wire \i_next$42[0].last ;
+  wire \i_next$42[0].valid ;
+  wire [2:0] \i_next$42[1] ;
+  wire \i_next$42[1].first ;
+  wire \i_next$42[1].last ;
+  wire \i_next$42[1].valid ;
+  wire [2:0] \i_next$42[2] ;
+  wire \i_next$42[2].first ;
+  wire \i_next$42[2].last ;
+  wire \i_next$42[2].valid ;
+  wire [2:0] \i_next$42[3] ;
+  wire \i_next$42[3].first ;
+  wire \i_next$42[3].last ;
+  wire \i_next$42[3].valid ;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [31:0] in_a = 32'd0;
   wire [7:0] \in_a[0] ;
   wire [7:0] \in_a[1] ;
@@ -209,80 +263,102 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
+  wire \last_in$101 ;
   wire \last_in$113 ;
-  wire \last_in$128 ;
-  wire \last_in$143 ;
-  wire \last_in$155 ;
-  wire \last_in$169 ;
-  wire \last_in$184 ;
-  wire \last_in$199 ;
-  wire \last_in$211 ;
-  wire \last_in$225 ;
-  wire \last_in$240 ;
-  wire \last_in$255 ;
-  wire \last_in$63 ;
-  wire \last_in$76 ;
-  wire \last_in$89 ;
-  wire \last_in$99 ;
+  wire \last_in$129 ;
+  wire \last_in$146 ;
+  wire \last_in$163 ;
+  wire \last_in$177 ;
+  wire \last_in$193 ;
+  wire \last_in$210 ;
+  wire \last_in$227 ;
+  wire \last_in$241 ;
+  wire \last_in$257 ;
+  wire \last_in$274 ;
+  wire \last_in$291 ;
+  wire \last_in$71 ;
+  wire \last_in$86 ;
   wire last_out;
-  wire \last_out$114 ;
-  wire \last_out$129 ;
-  wire \last_out$144 ;
-  wire \last_out$170 ;
-  wire \last_out$185 ;
-  wire \last_out$200 ;
-  wire \last_out$226 ;
-  wire \last_out$241 ;
-  wire \last_out$256 ;
-  wire \last_out$64 ;
-  wire \last_out$77 ;
-  wire \last_out$90 ;
+  wire \last_out$102 ;
+  wire \last_out$130 ;
+  wire \last_out$147 ;
+  wire \last_out$164 ;
+  wire \last_out$194 ;
+  wire \last_out$211 ;
+  wire \last_out$228 ;
+  wire \last_out$258 ;
+  wire \last_out$275 ;
+  wire \last_out$292 ;
+  wire \last_out$72 ;
+  wire \last_out$87 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$43 ;
-  wire [1:0] \o$43[0] ;
-  wire \o$43[0].capture ;
-  wire \o$43[0].shift ;
-  wire [1:0] \o$43[1] ;
-  wire \o$43[1].capture ;
-  wire \o$43[1].shift ;
-  wire [1:0] \o$43[2] ;
-  wire \o$43[2].capture ;
-  wire \o$43[2].shift ;
-  wire [1:0] \o$43[3] ;
-  wire \o$43[3].capture ;
-  wire \o$43[3].shift ;
-  wire [31:0] \o$46 ;
-  wire [7:0] \o$46[0] ;
-  wire [7:0] \o$46[1] ;
-  wire [7:0] \o$46[2] ;
-  wire [7:0] \o$46[3] ;
-  wire [11:0] \o$48 ;
-  wire [2:0] \o$48[0] ;
-  wire \o$48[0].first ;
-  wire \o$48[0].last ;
-  wire \o$48[0].valid ;
-  wire [2:0] \o$48[1] ;
-  wire \o$48[1].first ;
-  wire \o$48[1].last ;
-  wire \o$48[1].valid ;
-  wire [2:0] \o$48[2] ;
-  wire \o$48[2].first ;
-  wire \o$48[2].last ;
-  wire \o$48[2].valid ;
-  wire [2:0] \o$48[3] ;
-  wire \o$48[3].first ;
-  wire \o$48[3].last ;
-  wire \o$48[3].valid ;
-  wire [31:0] \o$53 ;
-  wire [7:0] \o$53[0] ;
-  wire [7:0] \o$53[1] ;
-  wire [7:0] \o$53[2] ;
-  wire [7:0] \o$53[3] ;
+  wire [7:0] \o$45 ;
+  wire [1:0] \o$45[0] ;
+  wire \o$45[0].capture ;
+  wire \o$45[0].shift ;
+  wire [1:0] \o$45[1] ;
+  wire \o$45[1].capture ;
+  wire \o$45[1].shift ;
+  wire [1:0] \o$45[2] ;
+  wire \o$45[2].capture ;
+  wire \o$45[2].shift ;
+  wire [1:0] \o$45[3] ;
+  wire \o$45[3].capture ;
+  wire \o$45[3].shift ;
+  wire [31:0] \o$52 ;
+  wire [7:0] \o$52[0] ;
+  wire [7:0] \o$52[1] ;
+  wire [7:0] \o$52[2] ;
+  wire [7:0] \o$52[3] ;
+  wire [11:0] \o$54 ;
+  wire [2:0] \o$54[0] ;
+  wire \o$54[0].first ;
+  wire \o$54[0].last ;
+  wire \o$54[0].valid ;
+  wire [2:0] \o$54[1] ;
+  wire \o$54[1].first ;
+  wire \o$54[1].last ;
+  wire \o$54[1].valid ;
+  wire [2:0] \o$54[2] ;
+  wire \o$54[2].first ;
+  wire \o$54[2].last ;
+  wire \o$54[2].valid ;
+  wire [2:0] \o$54[3] ;
+  wire \o$54[3].first ;
+  wire \o$54[3].last ;
+  wire \o$54[3].valid ;
+  wire [31:0] \o$59 ;
+  wire [7:0] \o$59[0] ;
+  wire [7:0] \o$59[1] ;
+  wire [7:0] \o$59[2] ;
+  wire [7:0] \o$59[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
+  wire [31:0] o_next;
+  wire [11:0] \o_next$50 ;
+  wire [2:0] \o_next$50[0] ;
+  wire \o_next$50[0].first ;
+  wire \o_next$50[0].last ;
+  wire \o_next$50[0].valid ;
+  wire [2:0] \o_next$50[1] ;
+  wire \o_next$50[1].first ;
+  wire \o_next$50[1].last ;
+  wire \o_next$50[1].valid ;
+  wire [2:0] \o_next$50[2] ;
+  wire \o_next$50[2].first ;
+  wire \o_next$50[2].last ;
+  wire \o_next$50[2].valid ;
+  wire [2:0] \o_next$50[3] ;
+  wire \o_next$50[3].first ;
+  wire \o_next$50[3].last ;
+  wire \o_next$50[3].valid ;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input [32:0] operands__payload;
   wire [32:0] operands__payload;
   wire [31:0] \operands__payload.a ;
@@ -296,37 +372,37 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   input operands__valid;
   wire operands__valid;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$100 ;
-  wire [31:0] \psum_in$115 ;
-  wire [31:0] \psum_in$130 ;
-  wire [31:0] \psum_in$145 ;
-  wire [31:0] \psum_in$156 ;
-  wire [31:0] \psum_in$171 ;
-  wire [31:0] \psum_in$186 ;
-  wire [31:0] \psum_in$201 ;
+  wire [31:0] \psum_in$103 ;
+  wire [31:0] \psum_in$114 ;
+  wire [31:0] \psum_in$131 ;
+  wire [31:0] \psum_in$148 ;
+  wire [31:0] \psum_in$165 ;
+  wire [31:0] \psum_in$178 ;
+  wire [31:0] \psum_in$195 ;
   wire [31:0] \psum_in$212 ;
-  wire [31:0] \psum_in$227 ;
+  wire [31:0] \psum_in$229 ;
   wire [31:0] \psum_in$242 ;
-  wire [31:0] \psum_in$257 ;
-  wire [31:0] \psum_in$65 ;
-  wire [31:0] \psum_in$78 ;
-  wire [31:0] \psum_in$91 ;
+  wire [31:0] \psum_in$259 ;
+  wire [31:0] \psum_in$276 ;
+  wire [31:0] \psum_in$293 ;
+  wire [31:0] \psum_in$73 ;
+  wire [31:0] \psum_in$88 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$101 ;
-  wire [31:0] \psum_out$116 ;
-  wire [31:0] \psum_out$131 ;
-  wire [31:0] \psum_out$146 ;
-  wire [31:0] \psum_out$157 ;
+  wire [31:0] \psum_out$115 ;
+  wire [31:0] \psum_out$132 ;
+  wire [31:0] \psum_out$149 ;
   wire [31:0] \psum_out$16 ;
+  wire [31:0] \psum_out$166 ;
   wire [31:0] \psum_out$17 ;
-  wire [31:0] \psum_out$172 ;
+  wire [31:0] \psum_out$179 ;
   wire [31:0] \psum_out$18 ;
-  wire [31:0] \psum_out$187 ;
-  wire [31:0] \psum_out$202 ;
+  wire [31:0] \psum_out$196 ;
   wire [31:0] \psum_out$213 ;
-  wire [31:0] \psum_out$228 ;
+  wire [31:0] \psum_out$230 ;
   wire [31:0] \psum_out$243 ;
-  wire [31:0] \psum_out$258 ;
+  wire [31:0] \psum_out$260 ;
+  wire [31:0] \psum_out$277 ;
+  wire [31:0] \psum_out$294 ;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -344,79 +420,79 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg shadow_full = 1'h0;
   reg [2:0] since_first = 3'h4;
   wire valid_in;
-  wire \valid_in$109 ;
-  wire \valid_in$124 ;
-  wire \valid_in$139 ;
-  wire \valid_in$153 ;
-  wire \valid_in$165 ;
-  wire \valid_in$180 ;
-  wire \valid_in$195 ;
-  wire \valid_in$209 ;
-  wire \valid_in$221 ;
-  wire \valid_in$236 ;
-  wire \valid_in$251 ;
-  wire \valid_in$59 ;
-  wire \valid_in$72 ;
-  wire \valid_in$85 ;
+  wire \valid_in$111 ;
+  wire \valid_in$125 ;
+  wire \valid_in$142 ;
+  wire \valid_in$159 ;
+  wire \valid_in$175 ;
+  wire \valid_in$189 ;
+  wire \valid_in$206 ;
+  wire \valid_in$223 ;
+  wire \valid_in$239 ;
+  wire \valid_in$253 ;
+  wire \valid_in$270 ;
+  wire \valid_in$287 ;
+  wire \valid_in$67 ;
+  wire \valid_in$82 ;
   wire \valid_in$97 ;
   wire valid_out;
-  wire \valid_out$110 ;
-  wire \valid_out$125 ;
-  wire \valid_out$140 ;
-  wire \valid_out$166 ;
-  wire \valid_out$181 ;
-  wire \valid_out$196 ;
-  wire \valid_out$222 ;
-  wire \valid_out$237 ;
-  wire \valid_out$252 ;
-  wire \valid_out$60 ;
-  wire \valid_out$73 ;
-  wire \valid_out$86 ;
+  wire \valid_out$126 ;
+  wire \valid_out$143 ;
+  wire \valid_out$160 ;
+  wire \valid_out$190 ;
+  wire \valid_out$207 ;
+  wire \valid_out$224 ;
+  wire \valid_out$254 ;
+  wire \valid_out$271 ;
+  wire \valid_out$288 ;
+  wire \valid_out$68 ;
+  wire \valid_out$83 ;
+  wire \valid_out$98 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$102 ;
-  wire [7:0] \w_in$117 ;
-  wire [7:0] \w_in$132 ;
-  wire [7:0] \w_in$147 ;
-  wire [7:0] \w_in$158 ;
-  wire [7:0] \w_in$173 ;
-  wire [7:0] \w_in$188 ;
-  wire [7:0] \w_in$203 ;
+  wire [7:0] \w_in$104 ;
+  wire [7:0] \w_in$116 ;
+  wire [7:0] \w_in$133 ;
+  wire [7:0] \w_in$150 ;
+  wire [7:0] \w_in$167 ;
+  wire [7:0] \w_in$180 ;
+  wire [7:0] \w_in$197 ;
   wire [7:0] \w_in$214 ;
-  wire [7:0] \w_in$229 ;
+  wire [7:0] \w_in$231 ;
   wire [7:0] \w_in$244 ;
-  wire [7:0] \w_in$259 ;
-  wire [7:0] \w_in$66 ;
-  wire [7:0] \w_in$79 ;
-  wire [7:0] \w_in$92 ;
+  wire [7:0] \w_in$261 ;
+  wire [7:0] \w_in$278 ;
+  wire [7:0] \w_in$295 ;
+  wire [7:0] \w_in$74 ;
+  wire [7:0] \w_in$89 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$118 ;
-  wire [7:0] \w_out$133 ;
-  wire [7:0] \w_out$148 ;
-  wire [7:0] \w_out$159 ;
-  wire [7:0] \w_out$174 ;
-  wire [7:0] \w_out$189 ;
-  wire [7:0] \w_out$204 ;
+  wire [7:0] \w_out$134 ;
+  wire [7:0] \w_out$151 ;
+  wire [7:0] \w_out$168 ;
+  wire [7:0] \w_out$181 ;
+  wire [7:0] \w_out$198 ;
   wire [7:0] \w_out$215 ;
-  wire [7:0] \w_out$230 ;
+  wire [7:0] \w_out$232 ;
   wire [7:0] \w_out$245 ;
-  wire [7:0] \w_out$260 ;
+  wire [7:0] \w_out$262 ;
+  wire [7:0] \w_out$279 ;
+  wire [7:0] \w_out$296 ;
   wire w_shift;
-  wire \w_shift$105 ;
-  wire \w_shift$120 ;
-  wire \w_shift$135 ;
-  wire \w_shift$150 ;
-  wire \w_shift$161 ;
-  wire \w_shift$176 ;
-  wire \w_shift$191 ;
-  wire \w_shift$206 ;
+  wire \w_shift$106 ;
+  wire \w_shift$119 ;
+  wire \w_shift$136 ;
+  wire \w_shift$153 ;
+  wire \w_shift$170 ;
+  wire \w_shift$183 ;
+  wire \w_shift$200 ;
   wire \w_shift$217 ;
-  wire \w_shift$232 ;
+  wire \w_shift$234 ;
   wire \w_shift$247 ;
-  wire \w_shift$55 ;
-  wire \w_shift$68 ;
-  wire \w_shift$81 ;
-  wire \w_shift$94 ;
+  wire \w_shift$264 ;
+  wire \w_shift$281 ;
+  wire \w_shift$61 ;
+  wire \w_shift$76 ;
+  wire \w_shift$91 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -428,6 +504,8 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
+  always @(posedge clk)
+    in_a <= \$39 ;
   always @(posedge clk)
     in_flags <= \$40 ;
   assign \$1  = ~ results__valid;
@@ -447,21 +525,21 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign weights__ready = en & \$10 ;
   assign w_accept = weights__valid & weights__ready;
   assign \$11  = in_flags[0] | results__valid;
-  assign \$13  = \$12  | \valid_in$59 ;
-  assign \$14  = \$13  | \valid_in$72 ;
-  assign \$15  = \$14  | \valid_in$85 ;
-  assign \$16  = \$15  | \o$48 [3];
-  assign \$17  = \$16  | \valid_in$109 ;
-  assign \$18  = \$17  | \valid_in$124 ;
-  assign \$19  = \$18  | \valid_in$139 ;
-  assign \$20  = \$19  | \o$48 [6];
-  assign \$21  = \$20  | \valid_in$165 ;
-  assign \$22  = \$21  | \valid_in$180 ;
-  assign \$23  = \$22  | \valid_in$195 ;
-  assign \$24  = \$23  | \o$48 [9];
-  assign \$25  = \$24  | \valid_in$221 ;
-  assign \$26  = \$25  | \valid_in$236 ;
-  assign \$27  = \$26  | \valid_in$251 ;
+  assign \$13  = \$12  | \valid_in$67 ;
+  assign \$14  = \$13  | \valid_in$82 ;
+  assign \$15  = \$14  | \valid_in$97 ;
+  assign \$16  = \$15  | \o$54 [3];
+  assign \$17  = \$16  | \valid_in$125 ;
+  assign \$18  = \$17  | \valid_in$142 ;
+  assign \$19  = \$18  | \valid_in$159 ;
+  assign \$20  = \$19  | \o$54 [6];
+  assign \$21  = \$20  | \valid_in$189 ;
+  assign \$22  = \$21  | \valid_in$206 ;
+  assign \$23  = \$22  | \valid_in$223 ;
+  assign \$24  = \$23  | \o$54 [9];
+  assign \$25  = \$24  | \valid_in$253 ;
+  assign \$26  = \$25  | \valid_in$270 ;
+  assign \$27  = \$26  | \valid_in$287 ;
   assign busy = \$11  | \$27 ;
   assign \$28  = loaded + 1'h1;
   assign \$29  = a_accept & first;
@@ -480,8 +558,6 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
     \i$33  <= \$37 ;
   always @(posedge clk)
     in_wctl <= \$38 ;
-  always @(posedge clk)
-    in_a <= \$39 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .en(en),
@@ -490,291 +566,339 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$46 [7:0]),
-    .a_out(\a_in$57 ),
+    .a_in(\o$52 [7:0]),
+    .a_next(o_next[7:0]),
+    .a_out(\a_in$65 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$61 ),
-    .last_out(\last_in$63 ),
-    .\port$598$0 (\o$43 [1:0]),
-    .\port$628$0 (\o$48 [2:0]),
-    .psum_out(\psum_in$100 ),
+    .first_next(\o_next$50 [1]),
+    .first_out(\first_in$69 ),
+    .last_out(\last_in$71 ),
+    .\port$714$0 (\o$45 [1:0]),
+    .\port$746$0 (\o$54 [2:0]),
+    .psum_out(\psum_in$114 ),
     .rst(rst),
-    .valid_out(\valid_in$59 ),
-    .w_in(\o$53 [7:0]),
-    .w_out(\w_in$102 )
+    .valid_out(\valid_in$67 ),
+    .w_in(\o$59 [7:0]),
+    .w_out(\w_in$116 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$57 ),
-    .a_out(\a_in$70 ),
+    .a_in(\a_in$65 ),
+    .a_next(\o$52 [7:0]),
+    .a_out(\a_in$80 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$61 ),
-    .first_out(\first_in$74 ),
-    .last_in(\last_in$63 ),
-    .last_out(\last_in$76 ),
-    .\port$598$2 (\o$43 [3:2]),
-    .psum_out(\psum_in$115 ),
+    .first_in(\first_in$69 ),
+    .first_next(\o$54 [1]),
+    .first_out(\first_in$84 ),
+    .last_in(\last_in$71 ),
+    .last_out(\last_in$86 ),
+    .\port$714$2 (\o$45 [3:2]),
+    .psum_out(\psum_in$131 ),
     .rst(rst),
-    .valid_in(\valid_in$59 ),
-    .valid_out(\valid_in$72 ),
-    .w_in(\o$53 [15:8]),
-    .w_out(\w_in$117 )
+    .valid_in(\valid_in$67 ),
+    .valid_out(\valid_in$82 ),
+    .w_in(\o$59 [15:8]),
+    .w_out(\w_in$133 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$70 ),
-    .a_out(\a_in$83 ),
+    .a_in(\a_in$80 ),
+    .a_next(\a_in$65 ),
+    .a_out(\a_in$95 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$74 ),
-    .first_out(\first_in$87 ),
-    .last_in(\last_in$76 ),
-    .last_out(\last_in$89 ),
-    .\port$598$4 (\o$43 [5:4]),
-    .psum_out(\psum_in$130 ),
+    .first_in(\first_in$84 ),
+    .first_next(\first_in$69 ),
+    .first_out(\first_in$99 ),
+    .last_in(\last_in$86 ),
+    .last_out(\last_in$101 ),
+    .\port$714$4 (\o$45 [5:4]),
+    .psum_out(\psum_in$148 ),
     .rst(rst),
-    .valid_in(\valid_in$72 ),
-    .valid_out(\valid_in$85 ),
-    .w_in(\o$53 [23:16]),
-    .w_out(\w_in$132 )
+    .valid_in(\valid_in$82 ),
+    .valid_out(\valid_in$97 ),
+    .w_in(\o$59 [23:16]),
+    .w_out(\w_in$150 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$83 ),
+    .a_in(\a_in$95 ),
+    .a_next(\a_in$80 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$87 ),
-    .last_in(\last_in$89 ),
-    .\port$598$6 (\o$43 [7:6]),
-    .psum_out(\psum_in$145 ),
+    .first_in(\first_in$99 ),
+    .first_next(\first_in$84 ),
+    .last_in(\last_in$101 ),
+    .\port$714$6 (\o$45 [7:6]),
+    .psum_out(\psum_in$165 ),
     .rst(rst),
-    .valid_in(\valid_in$85 ),
-    .w_in(\o$53 [31:24]),
-    .w_out(\w_in$147 )
+    .valid_in(\valid_in$97 ),
+    .w_in(\o$59 [31:24]),
+    .w_out(\w_in$167 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$46 [15:8]),
-    .a_out(\a_in$107 ),
+    .a_in(\o$52 [15:8]),
+    .a_next(o_next[15:8]),
+    .a_out(\a_in$123 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$111 ),
-    .last_out(\last_in$113 ),
-    .\port$598$0 (\o$43 [1:0]),
-    .\port$628$3 (\o$48 [5:3]),
-    .psum_in(\psum_in$100 ),
-    .psum_out(\psum_in$156 ),
+    .first_next(\o_next$50 [4]),
+    .first_out(\first_in$127 ),
+    .last_out(\last_in$129 ),
+    .\port$714$0 (\o$45 [1:0]),
+    .\port$746$3 (\o$54 [5:3]),
+    .psum_in(\psum_in$114 ),
+    .psum_out(\psum_in$178 ),
     .rst(rst),
-    .valid_out(\valid_in$109 ),
-    .w_in(\w_in$102 ),
-    .w_out(\w_in$158 )
+    .valid_out(\valid_in$125 ),
+    .w_in(\w_in$116 ),
+    .w_out(\w_in$180 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$107 ),
-    .a_out(\a_in$122 ),
+    .a_in(\a_in$123 ),
+    .a_next(\o$52 [15:8]),
+    .a_out(\a_in$140 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$111 ),
-    .first_out(\first_in$126 ),
-    .last_in(\last_in$113 ),
-    .last_out(\last_in$128 ),
-    .\port$598$2 (\o$43 [3:2]),
-    .psum_in(\psum_in$115 ),
-    .psum_out(\psum_in$171 ),
+    .first_in(\first_in$127 ),
+    .first_next(\o$54 [4]),
+    .first_out(\first_in$144 ),
+    .last_in(\last_in$129 ),
+    .last_out(\last_in$146 ),
+    .\port$714$2 (\o$45 [3:2]),
+    .psum_in(\psum_in$131 ),
+    .psum_out(\psum_in$195 ),
     .rst(rst),
-    .valid_in(\valid_in$109 ),
-    .valid_out(\valid_in$124 ),
-    .w_in(\w_in$117 ),
-    .w_out(\w_in$173 )
+    .valid_in(\valid_in$125 ),
+    .valid_out(\valid_in$142 ),
+    .w_in(\w_in$133 ),
+    .w_out(\w_in$197 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$122 ),
-    .a_out(\a_in$137 ),
+    .a_in(\a_in$140 ),
+    .a_next(\a_in$123 ),
+    .a_out(\a_in$157 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$126 ),
-    .first_out(\first_in$141 ),
-    .last_in(\last_in$128 ),
-    .last_out(\last_in$143 ),
-    .\port$598$4 (\o$43 [5:4]),
-    .psum_in(\psum_in$130 ),
-    .psum_out(\psum_in$186 ),
-    .rst(rst),
-    .valid_in(\valid_in$124 ),
-    .valid_out(\valid_in$139 ),
-    .w_in(\w_in$132 ),
-    .w_out(\w_in$188 )
-  );
-  \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$137 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$141 ),
-    .last_in(\last_in$143 ),
-    .\port$598$6 (\o$43 [7:6]),
-    .psum_in(\psum_in$145 ),
-    .psum_out(\psum_in$201 ),
-    .rst(rst),
-    .valid_in(\valid_in$139 ),
-    .w_in(\w_in$147 ),
-    .w_out(\w_in$203 )
-  );
-  \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$46 [23:16]),
-    .a_out(\a_in$163 ),
-    .clk(clk),
-    .en(en),
-    .first_out(\first_in$167 ),
-    .last_out(\last_in$169 ),
-    .\port$598$0 (\o$43 [1:0]),
-    .\port$628$6 (\o$48 [8:6]),
-    .psum_in(\psum_in$156 ),
+    .first_in(\first_in$144 ),
+    .first_next(\first_in$127 ),
+    .first_out(\first_in$161 ),
+    .last_in(\last_in$146 ),
+    .last_out(\last_in$163 ),
+    .\port$714$4 (\o$45 [5:4]),
+    .psum_in(\psum_in$148 ),
     .psum_out(\psum_in$212 ),
     .rst(rst),
-    .valid_out(\valid_in$165 ),
-    .w_in(\w_in$158 ),
+    .valid_in(\valid_in$142 ),
+    .valid_out(\valid_in$159 ),
+    .w_in(\w_in$150 ),
     .w_out(\w_in$214 )
   );
-  \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$163 ),
-    .a_out(\a_in$178 ),
+  \systolic_core.pe_1_3  pe_1_3 (
+    .a_in(\a_in$157 ),
+    .a_next(\a_in$140 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$167 ),
-    .first_out(\first_in$182 ),
-    .last_in(\last_in$169 ),
-    .last_out(\last_in$184 ),
-    .\port$598$2 (\o$43 [3:2]),
-    .psum_in(\psum_in$171 ),
-    .psum_out(\psum_in$227 ),
+    .first_in(\first_in$161 ),
+    .first_next(\first_in$144 ),
+    .last_in(\last_in$163 ),
+    .\port$714$6 (\o$45 [7:6]),
+    .psum_in(\psum_in$165 ),
+    .psum_out(\psum_in$229 ),
     .rst(rst),
-    .valid_in(\valid_in$165 ),
-    .valid_out(\valid_in$180 ),
-    .w_in(\w_in$173 ),
-    .w_out(\w_in$229 )
+    .valid_in(\valid_in$159 ),
+    .w_in(\w_in$167 ),
+    .w_out(\w_in$231 )
   );
-  \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$178 ),
-    .a_out(\a_in$193 ),
+  \systolic_core.pe_2_0  pe_2_0 (
+    .a_in(\o$52 [23:16]),
+    .a_next(o_next[23:16]),
+    .a_out(\a_in$187 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$182 ),
-    .first_out(\first_in$197 ),
-    .last_in(\last_in$184 ),
-    .last_out(\last_in$199 ),
-    .\port$598$4 (\o$43 [5:4]),
-    .psum_in(\psum_in$186 ),
+    .first_next(\o_next$50 [7]),
+    .first_out(\first_in$191 ),
+    .last_out(\last_in$193 ),
+    .\port$714$0 (\o$45 [1:0]),
+    .\port$746$6 (\o$54 [8:6]),
+    .psum_in(\psum_in$178 ),
     .psum_out(\psum_in$242 ),
     .rst(rst),
-    .valid_in(\valid_in$180 ),
-    .valid_out(\valid_in$195 ),
-    .w_in(\w_in$188 ),
+    .valid_out(\valid_in$189 ),
+    .w_in(\w_in$180 ),
     .w_out(\w_in$244 )
   );
-  \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$193 ),
+  \systolic_core.pe_2_1  pe_2_1 (
+    .a_in(\a_in$187 ),
+    .a_next(\o$52 [23:16]),
+    .a_out(\a_in$204 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$197 ),
-    .last_in(\last_in$199 ),
-    .\port$598$6 (\o$43 [7:6]),
-    .psum_in(\psum_in$201 ),
-    .psum_out(\psum_in$257 ),
+    .first_in(\first_in$191 ),
+    .first_next(\o$54 [7]),
+    .first_out(\first_in$208 ),
+    .last_in(\last_in$193 ),
+    .last_out(\last_in$210 ),
+    .\port$714$2 (\o$45 [3:2]),
+    .psum_in(\psum_in$195 ),
+    .psum_out(\psum_in$259 ),
     .rst(rst),
-    .valid_in(\valid_in$195 ),
-    .w_in(\w_in$203 ),
-    .w_out(\w_in$259 )
+    .valid_in(\valid_in$189 ),
+    .valid_out(\valid_in$206 ),
+    .w_in(\w_in$197 ),
+    .w_out(\w_in$261 )
+  );
+  \systolic_core.pe_2_2  pe_2_2 (
+    .a_in(\a_in$204 ),
+    .a_next(\a_in$187 ),
+    .a_out(\a_in$221 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$208 ),
+    .first_next(\first_in$191 ),
+    .first_out(\first_in$225 ),
+    .last_in(\last_in$210 ),
+    .last_out(\last_in$227 ),
+    .\port$714$4 (\o$45 [5:4]),
+    .psum_in(\psum_in$212 ),
+    .psum_out(\psum_in$276 ),
+    .rst(rst),
+    .valid_in(\valid_in$206 ),
+    .valid_out(\valid_in$223 ),
+    .w_in(\w_in$214 ),
+    .w_out(\w_in$278 )
+  );
+  \systolic_core.pe_2_3  pe_2_3 (
+    .a_in(\a_in$221 ),
+    .a_next(\a_in$204 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$225 ),
+    .first_next(\first_in$208 ),
+    .last_in(\last_in$227 ),
+    .\port$714$6 (\o$45 [7:6]),
+    .psum_in(\psum_in$229 ),
+    .psum_out(\psum_in$293 ),
+    .rst(rst),
+    .valid_in(\valid_in$223 ),
+    .w_in(\w_in$231 ),
+    .w_out(\w_in$295 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$46 [31:24]),
-    .a_out(\a_in$219 ),
+    .a_in(\o$52 [31:24]),
+    .a_next(o_next[31:24]),
+    .a_out(\a_in$251 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$223 ),
-    .last_out(\last_in$225 ),
-    .\port$598$0 (\o$43 [1:0]),
-    .\port$628$9 (\o$48 [11:9]),
-    .psum_in(\psum_in$212 ),
+    .first_next(\o_next$50 [10]),
+    .first_out(\first_in$255 ),
+    .last_out(\last_in$257 ),
+    .\port$714$0 (\o$45 [1:0]),
+    .\port$746$9 (\o$54 [11:9]),
+    .psum_in(\psum_in$242 ),
     .psum_out(psum_out),
     .rst(rst),
-    .valid_out(\valid_in$221 ),
-    .w_in(\w_in$214 )
-  );
-  \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$219 ),
-    .a_out(\a_in$234 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$223 ),
-    .first_out(\first_in$238 ),
-    .last_in(\last_in$225 ),
-    .last_out(\last_in$240 ),
-    .\port$598$2 (\o$43 [3:2]),
-    .psum_in(\psum_in$227 ),
-    .psum_out(\psum_out$16 ),
-    .rst(rst),
-    .valid_in(\valid_in$221 ),
-    .valid_out(\valid_in$236 ),
-    .w_in(\w_in$229 )
-  );
-  \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$234 ),
-    .a_out(\a_in$249 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$238 ),
-    .first_out(\first_in$253 ),
-    .last_in(\last_in$240 ),
-    .last_out(\last_in$255 ),
-    .\port$598$4 (\o$43 [5:4]),
-    .psum_in(\psum_in$242 ),
-    .psum_out(\psum_out$17 ),
-    .rst(rst),
-    .valid_in(\valid_in$236 ),
-    .valid_out(\valid_in$251 ),
+    .valid_out(\valid_in$253 ),
     .w_in(\w_in$244 )
   );
-  \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$249 ),
+  \systolic_core.pe_3_1  pe_3_1 (
+    .a_in(\a_in$251 ),
+    .a_next(\o$52 [31:24]),
+    .a_out(\a_in$268 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$253 ),
-    .last_in(\last_in$255 ),
+    .first_in(\first_in$255 ),
+    .first_next(\o$54 [10]),
+    .first_out(\first_in$272 ),
+    .last_in(\last_in$257 ),
+    .last_out(\last_in$274 ),
+    .\port$714$2 (\o$45 [3:2]),
+    .psum_in(\psum_in$259 ),
+    .psum_out(\psum_out$16 ),
+    .rst(rst),
+    .valid_in(\valid_in$253 ),
+    .valid_out(\valid_in$270 ),
+    .w_in(\w_in$261 )
+  );
+  \systolic_core.pe_3_2  pe_3_2 (
+    .a_in(\a_in$268 ),
+    .a_next(\a_in$251 ),
+    .a_out(\a_in$285 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$272 ),
+    .first_next(\first_in$255 ),
+    .first_out(\first_in$289 ),
+    .last_in(\last_in$274 ),
+    .last_out(\last_in$291 ),
+    .\port$714$4 (\o$45 [5:4]),
+    .psum_in(\psum_in$276 ),
+    .psum_out(\psum_out$17 ),
+    .rst(rst),
+    .valid_in(\valid_in$270 ),
+    .valid_out(\valid_in$287 ),
+    .w_in(\w_in$278 )
+  );
+  \systolic_core.pe_3_3  pe_3_3 (
+    .a_in(\a_in$285 ),
+    .a_next(\a_in$268 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$289 ),
+    .first_next(\first_in$272 ),
+    .last_in(\last_in$291 ),
     .last_out(last_out),
-    .\port$598$6 (\o$43 [7:6]),
-    .psum_in(\psum_in$257 ),
+    .\port$714$6 (\o$45 [7:6]),
+    .psum_in(\psum_in$293 ),
     .psum_out(\psum_out$18 ),
     .rst(rst),
-    .valid_in(\valid_in$251 ),
+    .valid_in(\valid_in$287 ),
     .valid_out(results__valid),
-    .w_in(\w_in$259 )
+    .w_in(\w_in$295 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
     .en(en),
     .i(\i$37 ),
-    .o(\o$46 ),
+    .i_next(i_next),
+    .o(\o$52 ),
+    .o_next(o_next),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .clk(clk),
     .en(en),
     .i(\i$39 ),
-    .o(\o$48 ),
+    .i_next(\i_next$42 ),
+    .o(\o$54 ),
+    .o_next(\o_next$50 ),
     .rst(rst)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
     .en(en),
     .i(\i$33 ),
-    .o(\o$53 ),
+    .o(\o$59 ),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en),
     .i(\i$35 ),
-    .o(\o$43 ),
+    .o(\o$45 ),
     .rst(rst)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$40  = in_flags;
+    if (en) begin
+      \$40 [0] = a_accept;
+      \$40 [1] = first;
+      \$40 [2] = operands__payload[32];
+    end
+    if (rst) begin
+      \$40  = 3'h0;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$33  = loaded;
@@ -860,18 +984,6 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
       \$39  = 32'd0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$40  = in_flags;
-    if (en) begin
-      \$40 [0] = a_accept;
-      \$40 [1] = first;
-      \$40 [2] = operands__payload[32];
-    end
-    if (rst) begin
-      \$40  = 3'h0;
-    end
-  end
   assign \en$13  = en;
   assign valid_out = results__valid;
   assign \en$29  = en;
@@ -879,150 +991,182 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \en$31  = en;
   assign \en$32  = en;
   assign in_w = \i$33 ;
-  assign \en$41  = en;
-  assign w_shift = \o$43 [0];
-  assign \capture$44  = \o$43 [1];
-  assign a_in = \o$46 [7:0];
-  assign valid_in = \o$48 [0];
-  assign first_in = \o$48 [1];
-  assign last_in = \o$48 [2];
+  assign \en$43  = en;
+  assign w_shift = \o$45 [0];
+  assign \capture$46  = \o$45 [1];
+  assign a_next = o_next[7:0];
+  assign first_next = \o_next$50 [1];
+  assign a_in = \o$52 [7:0];
+  assign valid_in = \o$54 [0];
+  assign first_in = \o$54 [1];
+  assign last_in = \o$54 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$53 [7:0];
-  assign \en$54  = en;
-  assign \w_shift$55  = \o$43 [2];
-  assign \capture$56  = \o$43 [3];
-  assign a_out = \a_in$57 ;
-  assign \valid_out$60  = \valid_in$59 ;
-  assign first_out = \first_in$61 ;
-  assign \last_out$64  = \last_in$63 ;
-  assign \psum_in$65  = 32'd0;
-  assign \w_in$66  = \o$53 [15:8];
-  assign \en$67  = en;
-  assign \w_shift$68  = \o$43 [4];
-  assign \capture$69  = \o$43 [5];
-  assign \a_out$71  = \a_in$70 ;
-  assign \valid_out$73  = \valid_in$72 ;
-  assign \first_out$75  = \first_in$74 ;
-  assign \last_out$77  = \last_in$76 ;
-  assign \psum_in$78  = 32'd0;
-  assign \w_in$79  = \o$53 [23:16];
-  assign \en$80  = en;
-  assign \w_shift$81  = \o$43 [6];
-  assign \capture$82  = \o$43 [7];
-  assign \a_out$84  = \a_in$83 ;
-  assign \valid_out$86  = \valid_in$85 ;
-  assign \first_out$88  = \first_in$87 ;
-  assign \last_out$90  = \last_in$89 ;
-  assign \psum_in$91  = 32'd0;
-  assign \w_in$92  = \o$53 [31:24];
-  assign \en$93  = en;
-  assign \w_shift$94  = \o$43 [0];
-  assign \capture$95  = \o$43 [1];
-  assign \a_in$96  = \o$46 [15:8];
-  assign \valid_in$97  = \o$48 [3];
-  assign \first_in$98  = \o$48 [4];
-  assign \last_in$99  = \o$48 [5];
-  assign \psum_out$101  = \psum_in$100 ;
-  assign w_out = \w_in$102 ;
-  assign \en$104  = en;
-  assign \w_shift$105  = \o$43 [2];
-  assign \capture$106  = \o$43 [3];
-  assign \a_out$108  = \a_in$107 ;
-  assign \valid_out$110  = \valid_in$109 ;
-  assign \first_out$112  = \first_in$111 ;
-  assign \last_out$114  = \last_in$113 ;
-  assign \psum_out$116  = \psum_in$115 ;
-  assign \w_out$118  = \w_in$117 ;
-  assign \en$119  = en;
-  assign \w_shift$120  = \o$43 [4];
-  assign \capture$121  = \o$43 [5];
-  assign \a_out$123  = \a_in$122 ;
-  assign \valid_out$125  = \valid_in$124 ;
-  assign \first_out$127  = \first_in$126 ;
-  assign \last_out$129  = \last_in$128 ;
-  assign \psum_out$131  = \psum_in$130 ;
-  assign \w_out$133  = \w_in$132 ;
-  assign \en$134  = en;
-  assign \w_shift$135  = \o$43 [6];
-  assign \capture$136  = \o$43 [7];
-  assign \a_out$138  = \a_in$137 ;
-  assign \valid_out$140  = \valid_in$139 ;
-  assign \first_out$142  = \first_in$141 ;
-  assign \last_out$144  = \last_in$143 ;
-  assign \psum_out$146  = \psum_in$145 ;
-  assign \w_out$148  = \w_in$147 ;
-  assign \en$149  = en;
-  assign \w_shift$150  = \o$43 [0];
-  assign \capture$151  = \o$43 [1];
-  assign \a_in$152  = \o$46 [23:16];
-  assign \valid_in$153  = \o$48 [6];
-  assign \first_in$154  = \o$48 [7];
-  assign \last_in$155  = \o$48 [8];
-  assign \psum_out$157  = \psum_in$156 ;
-  assign \w_out$159  = \w_in$158 ;
-  assign \en$160  = en;
-  assign \w_shift$161  = \o$43 [2];
-  assign \capture$162  = \o$43 [3];
-  assign \a_out$164  = \a_in$163 ;
-  assign \valid_out$166  = \valid_in$165 ;
-  assign \first_out$168  = \first_in$167 ;
-  assign \last_out$170  = \last_in$169 ;
-  assign \psum_out$172  = \psum_in$171 ;
-  assign \w_out$174  = \w_in$173 ;
-  assign \en$175  = en;
-  assign \w_shift$176  = \o$43 [4];
-  assign \capture$177  = \o$43 [5];
-  assign \a_out$179  = \a_in$178 ;
-  assign \valid_out$181  = \valid_in$180 ;
-  assign \first_out$183  = \first_in$182 ;
-  assign \last_out$185  = \last_in$184 ;
-  assign \psum_out$187  = \psum_in$186 ;
-  assign \w_out$189  = \w_in$188 ;
-  assign \en$190  = en;
-  assign \w_shift$191  = \o$43 [6];
-  assign \capture$192  = \o$43 [7];
-  assign \a_out$194  = \a_in$193 ;
-  assign \valid_out$196  = \valid_in$195 ;
-  assign \first_out$198  = \first_in$197 ;
-  assign \last_out$200  = \last_in$199 ;
-  assign \psum_out$202  = \psum_in$201 ;
-  assign \w_out$204  = \w_in$203 ;
-  assign \en$205  = en;
-  assign \w_shift$206  = \o$43 [0];
-  assign \capture$207  = \o$43 [1];
-  assign \a_in$208  = \o$46 [31:24];
-  assign \valid_in$209  = \o$48 [9];
-  assign \first_in$210  = \o$48 [10];
-  assign \last_in$211  = \o$48 [11];
+  assign w_in = \o$59 [7:0];
+  assign \en$60  = en;
+  assign \w_shift$61  = \o$45 [2];
+  assign \capture$62  = \o$45 [3];
+  assign \a_next$63  = \o$52 [7:0];
+  assign \first_next$64  = \o$54 [1];
+  assign a_out = \a_in$65 ;
+  assign \valid_out$68  = \valid_in$67 ;
+  assign first_out = \first_in$69 ;
+  assign \last_out$72  = \last_in$71 ;
+  assign \psum_in$73  = 32'd0;
+  assign \w_in$74  = \o$59 [15:8];
+  assign \en$75  = en;
+  assign \w_shift$76  = \o$45 [4];
+  assign \capture$77  = \o$45 [5];
+  assign \a_next$78  = \a_in$65 ;
+  assign \first_next$79  = \first_in$69 ;
+  assign \a_out$81  = \a_in$80 ;
+  assign \valid_out$83  = \valid_in$82 ;
+  assign \first_out$85  = \first_in$84 ;
+  assign \last_out$87  = \last_in$86 ;
+  assign \psum_in$88  = 32'd0;
+  assign \w_in$89  = \o$59 [23:16];
+  assign \en$90  = en;
+  assign \w_shift$91  = \o$45 [6];
+  assign \capture$92  = \o$45 [7];
+  assign \a_next$93  = \a_in$80 ;
+  assign \first_next$94  = \first_in$84 ;
+  assign \a_out$96  = \a_in$95 ;
+  assign \valid_out$98  = \valid_in$97 ;
+  assign \first_out$100  = \first_in$99 ;
+  assign \last_out$102  = \last_in$101 ;
+  assign \psum_in$103  = 32'd0;
+  assign \w_in$104  = \o$59 [31:24];
+  assign \en$105  = en;
+  assign \w_shift$106  = \o$45 [0];
+  assign \capture$107  = \o$45 [1];
+  assign \a_next$108  = o_next[15:8];
+  assign \first_next$109  = \o_next$50 [4];
+  assign \a_in$110  = \o$52 [15:8];
+  assign \valid_in$111  = \o$54 [3];
+  assign \first_in$112  = \o$54 [4];
+  assign \last_in$113  = \o$54 [5];
+  assign \psum_out$115  = \psum_in$114 ;
+  assign w_out = \w_in$116 ;
+  assign \en$118  = en;
+  assign \w_shift$119  = \o$45 [2];
+  assign \capture$120  = \o$45 [3];
+  assign \a_next$121  = \o$52 [15:8];
+  assign \first_next$122  = \o$54 [4];
+  assign \a_out$124  = \a_in$123 ;
+  assign \valid_out$126  = \valid_in$125 ;
+  assign \first_out$128  = \first_in$127 ;
+  assign \last_out$130  = \last_in$129 ;
+  assign \psum_out$132  = \psum_in$131 ;
+  assign \w_out$134  = \w_in$133 ;
+  assign \en$135  = en;
+  assign \w_shift$136  = \o$45 [4];
+  assign \capture$137  = \o$45 [5];
+  assign \a_next$138  = \a_in$123 ;
+  assign \first_next$139  = \first_in$127 ;
+  assign \a_out$141  = \a_in$140 ;
+  assign \valid_out$143  = \valid_in$142 ;
+  assign \first_out$145  = \first_in$144 ;
+  assign \last_out$147  = \last_in$146 ;
+  assign \psum_out$149  = \psum_in$148 ;
+  assign \w_out$151  = \w_in$150 ;
+  assign \en$152  = en;
+  assign \w_shift$153  = \o$45 [6];
+  assign \capture$154  = \o$45 [7];
+  assign \a_next$155  = \a_in$140 ;
+  assign \first_next$156  = \first_in$144 ;
+  assign \a_out$158  = \a_in$157 ;
+  assign \valid_out$160  = \valid_in$159 ;
+  assign \first_out$162  = \first_in$161 ;
+  assign \last_out$164  = \last_in$163 ;
+  assign \psum_out$166  = \psum_in$165 ;
+  assign \w_out$168  = \w_in$167 ;
+  assign \en$169  = en;
+  assign \w_shift$170  = \o$45 [0];
+  assign \capture$171  = \o$45 [1];
+  assign \a_next$172  = o_next[23:16];
+  assign \first_next$173  = \o_next$50 [7];
+  assign \a_in$174  = \o$52 [23:16];
+  assign \valid_in$175  = \o$54 [6];
+  assign \first_in$176  = \o$54 [7];
+  assign \last_in$177  = \o$54 [8];
+  assign \psum_out$179  = \psum_in$178 ;
+  assign \w_out$181  = \w_in$180 ;
+  assign \en$182  = en;
+  assign \w_shift$183  = \o$45 [2];
+  assign \capture$184  = \o$45 [3];
+  assign \a_next$185  = \o$52 [23:16];
+  assign \first_next$186  = \o$54 [7];
+  assign \a_out$188  = \a_in$187 ;
+  assign \valid_out$190  = \valid_in$189 ;
+  assign \first_out$192  = \first_in$191 ;
+  assign \last_out$194  = \last_in$193 ;
+  assign \psum_out$196  = \psum_in$195 ;
+  assign \w_out$198  = \w_in$197 ;
+  assign \en$199  = en;
+  assign \w_shift$200  = \o$45 [4];
+  assign \capture$201  = \o$45 [5];
+  assign \a_next$202  = \a_in$187 ;
+  assign \first_next$203  = \first_in$191 ;
+  assign \a_out$205  = \a_in$204 ;
+  assign \valid_out$207  = \valid_in$206 ;
+  assign \first_out$209  = \first_in$208 ;
+  assign \last_out$211  = \last_in$210 ;
   assign \psum_out$213  = \psum_in$212 ;
   assign \w_out$215  = \w_in$214 ;
   assign \en$216  = en;
-  assign \w_shift$217  = \o$43 [2];
-  assign \capture$218  = \o$43 [3];
-  assign \a_out$220  = \a_in$219 ;
-  assign \valid_out$222  = \valid_in$221 ;
-  assign \first_out$224  = \first_in$223 ;
-  assign \last_out$226  = \last_in$225 ;
-  assign \psum_out$228  = \psum_in$227 ;
-  assign \w_out$230  = \w_in$229 ;
-  assign \en$231  = en;
-  assign \w_shift$232  = \o$43 [4];
-  assign \capture$233  = \o$43 [5];
-  assign \a_out$235  = \a_in$234 ;
-  assign \valid_out$237  = \valid_in$236 ;
-  assign \first_out$239  = \first_in$238 ;
-  assign \last_out$241  = \last_in$240 ;
+  assign \w_shift$217  = \o$45 [6];
+  assign \capture$218  = \o$45 [7];
+  assign \a_next$219  = \a_in$204 ;
+  assign \first_next$220  = \first_in$208 ;
+  assign \a_out$222  = \a_in$221 ;
+  assign \valid_out$224  = \valid_in$223 ;
+  assign \first_out$226  = \first_in$225 ;
+  assign \last_out$228  = \last_in$227 ;
+  assign \psum_out$230  = \psum_in$229 ;
+  assign \w_out$232  = \w_in$231 ;
+  assign \en$233  = en;
+  assign \w_shift$234  = \o$45 [0];
+  assign \capture$235  = \o$45 [1];
+  assign \a_next$236  = o_next[31:24];
+  assign \first_next$237  = \o_next$50 [10];
+  assign \a_in$238  = \o$52 [31:24];
+  assign \valid_in$239  = \o$54 [9];
+  assign \first_in$240  = \o$54 [10];
+  assign \last_in$241  = \o$54 [11];
   assign \psum_out$243  = \psum_in$242 ;
   assign \w_out$245  = \w_in$244 ;
   assign \en$246  = en;
-  assign \w_shift$247  = \o$43 [6];
-  assign \capture$248  = \o$43 [7];
-  assign \a_out$250  = \a_in$249 ;
-  assign \valid_out$252  = \valid_in$251 ;
-  assign \first_out$254  = \first_in$253 ;
-  assign \last_out$256  = \last_in$255 ;
-  assign \psum_out$258  = \psum_in$257 ;
-  assign \w_out$260  = \w_in$259 ;
+  assign \w_shift$247  = \o$45 [2];
+  assign \capture$248  = \o$45 [3];
+  assign \a_next$249  = \o$52 [31:24];
+  assign \first_next$250  = \o$54 [10];
+  assign \a_out$252  = \a_in$251 ;
+  assign \valid_out$254  = \valid_in$253 ;
+  assign \first_out$256  = \first_in$255 ;
+  assign \last_out$258  = \last_in$257 ;
+  assign \psum_out$260  = \psum_in$259 ;
+  assign \w_out$262  = \w_in$261 ;
+  assign \en$263  = en;
+  assign \w_shift$264  = \o$45 [4];
+  assign \capture$265  = \o$45 [5];
+  assign \a_next$266  = \a_in$251 ;
+  assign \first_next$267  = \first_in$255 ;
+  assign \a_out$269  = \a_in$268 ;
+  assign \valid_out$271  = \valid_in$270 ;
+  assign \first_out$273  = \first_in$272 ;
+  assign \last_out$275  = \last_in$274 ;
+  assign \psum_out$277  = \psum_in$276 ;
+  assign \w_out$279  = \w_in$278 ;
+  assign \en$280  = en;
+  assign \w_shift$281  = \o$45 [6];
+  assign \capture$282  = \o$45 [7];
+  assign \a_next$283  = \a_in$268 ;
+  assign \first_next$284  = \first_in$272 ;
+  assign \a_out$286  = \a_in$285 ;
+  assign \valid_out$288  = \valid_in$287 ;
+  assign \first_out$290  = \first_in$289 ;
+  assign \last_out$292  = \last_in$291 ;
+  assign \psum_out$294  = \psum_in$293 ;
+  assign \w_out$296  = \w_in$295 ;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -1097,42 +1241,98 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
-  assign \o$43[0]  = \o$43 [1:0];
-  assign \o$43[0].shift  = \o$43 [0];
-  assign \o$43[0].capture  = \o$43 [1];
-  assign \o$43[1]  = \o$43 [3:2];
-  assign \o$43[1].shift  = \o$43 [2];
-  assign \o$43[1].capture  = \o$43 [3];
-  assign \o$43[2]  = \o$43 [5:4];
-  assign \o$43[2].shift  = \o$43 [4];
-  assign \o$43[2].capture  = \o$43 [5];
-  assign \o$43[3]  = \o$43 [7:6];
-  assign \o$43[3].shift  = \o$43 [6];
-  assign \o$43[3].capture  = \o$43 [7];
-  assign \o$46[0]  = \o$46 [7:0];
-  assign \o$46[1]  = \o$46 [15:8];
-  assign \o$46[2]  = \o$46 [23:16];
-  assign \o$46[3]  = \o$46 [31:24];
-  assign \o$48[0]  = \o$48 [2:0];
-  assign \o$48[0].valid  = \o$48 [0];
-  assign \o$48[0].first  = \o$48 [1];
-  assign \o$48[0].last  = \o$48 [2];
-  assign \o$48[1]  = \o$48 [5:3];
-  assign \o$48[1].valid  = \o$48 [3];
-  assign \o$48[1].first  = \o$48 [4];
-  assign \o$48[1].last  = \o$48 [5];
-  assign \o$48[2]  = \o$48 [8:6];
-  assign \o$48[2].valid  = \o$48 [6];
-  assign \o$48[2].first  = \o$48 [7];
-  assign \o$48[2].last  = \o$48 [8];
-  assign \o$48[3]  = \o$48 [11:9];
-  assign \o$48[3].valid  = \o$48 [9];
-  assign \o$48[3].first  = \o$48 [10];
-  assign \o$48[3].last  = \o$48 [11];
-  assign \o$53[0]  = \o$53 [7:0];
-  assign \o$53[1]  = \o$53 [15:8];
-  assign \o$53[2]  = \o$53 [23:16];
-  assign \o$53[3]  = \o$53 [31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next$42[0]  = \i_next$42 [2:0];
+  assign \i_next$42[0].valid  = \i_next$42 [0];
+  assign \i_next$42[0].first  = \i_next$42 [1];
+  assign \i_next$42[0].last  = \i_next$42 [2];
+  assign \i_next$42[1]  = \i_next$42 [5:3];
+  assign \i_next$42[1].valid  = \i_next$42 [3];
+  assign \i_next$42[1].first  = \i_next$42 [4];
+  assign \i_next$42[1].last  = \i_next$42 [5];
+  assign \i_next$42[2]  = \i_next$42 [8:6];
+  assign \i_next$42[2].valid  = \i_next$42 [6];
+  assign \i_next$42[2].first  = \i_next$42 [7];
+  assign \i_next$42[2].last  = \i_next$42 [8];
+  assign \i_next$42[3]  = \i_next$42 [11:9];
+  assign \i_next$42[3].valid  = \i_next$42 [9];
+  assign \i_next$42[3].first  = \i_next$42 [10];
+  assign \i_next$42[3].last  = \i_next$42 [11];
+  assign \o$45[0]  = \o$45 [1:0];
+  assign \o$45[0].shift  = \o$45 [0];
+  assign \o$45[0].capture  = \o$45 [1];
+  assign \o$45[1]  = \o$45 [3:2];
+  assign \o$45[1].shift  = \o$45 [2];
+  assign \o$45[1].capture  = \o$45 [3];
+  assign \o$45[2]  = \o$45 [5:4];
+  assign \o$45[2].shift  = \o$45 [4];
+  assign \o$45[2].capture  = \o$45 [5];
+  assign \o$45[3]  = \o$45 [7:6];
+  assign \o$45[3].shift  = \o$45 [6];
+  assign \o$45[3].capture  = \o$45 [7];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next$50[0]  = \o_next$50 [2:0];
+  assign \o_next$50[0].valid  = \o_next$50 [0];
+  assign \o_next$50[0].first  = \o_next$50 [1];
+  assign \o_next$50[0].last  = \o_next$50 [2];
+  assign \o_next$50[1]  = \o_next$50 [5:3];
+  assign \o_next$50[1].valid  = \o_next$50 [3];
+  assign \o_next$50[1].first  = \o_next$50 [4];
+  assign \o_next$50[1].last  = \o_next$50 [5];
+  assign \o_next$50[2]  = \o_next$50 [8:6];
+  assign \o_next$50[2].valid  = \o_next$50 [6];
+  assign \o_next$50[2].first  = \o_next$50 [7];
+  assign \o_next$50[2].last  = \o_next$50 [8];
+  assign \o_next$50[3]  = \o_next$50 [11:9];
+  assign \o_next$50[3].valid  = \o_next$50 [9];
+  assign \o_next$50[3].first  = \o_next$50 [10];
+  assign \o_next$50[3].last  = \o_next$50 [11];
+  assign \o$52[0]  = \o$52 [7:0];
+  assign \o$52[1]  = \o$52 [15:8];
+  assign \o$52[2]  = \o$52 [23:16];
+  assign \o$52[3]  = \o$52 [31:24];
+  assign \o$54[0]  = \o$54 [2:0];
+  assign \o$54[0].valid  = \o$54 [0];
+  assign \o$54[0].first  = \o$54 [1];
+  assign \o$54[0].last  = \o$54 [2];
+  assign \o$54[1]  = \o$54 [5:3];
+  assign \o$54[1].valid  = \o$54 [3];
+  assign \o$54[1].first  = \o$54 [4];
+  assign \o$54[1].last  = \o$54 [5];
+  assign \o$54[2]  = \o$54 [8:6];
+  assign \o$54[2].valid  = \o$54 [6];
+  assign \o$54[2].first  = \o$54 [7];
+  assign \o$54[2].last  = \o$54 [8];
+  assign \o$54[3]  = \o$54 [11:9];
+  assign \o$54[3].valid  = \o$54 [9];
+  assign \o$54[3].first  = \o$54 [10];
+  assign \o$54[3].last  = \o$54 [11];
+  assign \o$59[0]  = \o$59 [7:0];
+  assign \o$59[1]  = \o$59 [15:8];
+  assign \o$59[2]  = \o$59 [23:16];
+  assign \o$59[3]  = \o$59 [31:24];
+  assign \i_next$42 [11] = operands__payload[32];
+  assign \i_next$42 [10] = first;
+  assign \i_next$42 [9] = a_accept;
+  assign \i_next$42 [8] = operands__payload[32];
+  assign \i_next$42 [7] = first;
+  assign \i_next$42 [6] = a_accept;
+  assign \i_next$42 [5] = operands__payload[32];
+  assign \i_next$42 [4] = first;
+  assign \i_next$42 [3] = a_accept;
+  assign \i_next$42 [2] = operands__payload[32];
+  assign \i_next$42 [1] = first;
+  assign \i_next$42 [0] = a_accept;
+  assign i_next[31:24] = operands__payload[7:0];
+  assign i_next[23:16] = operands__payload[15:8];
+  assign i_next[15:8] = operands__payload[23:16];
+  assign i_next[7:0] = operands__payload[31:24];
   assign \i$39 [11:9] = in_flags;
   assign \i$39 [8:6] = in_flags;
   assign \i$39 [5:3] = in_flags;
@@ -1151,7 +1351,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign i[95:64] = \psum_out$17 ;
   assign i[63:32] = \psum_out$16 ;
   assign i[31:0] = psum_out;
-  assign \$12  = \o$48 [0];
+  assign \$12  = \o$54 [0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1173,6 +1373,11 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
+  wire [127:0] i_next;
+  wire [31:0] \i_next[0] ;
+  wire [31:0] \i_next[1] ;
+  wire [31:0] \i_next[2] ;
+  wire [31:0] \i_next[3] ;
   reg [31:0] lane0_d1 = 32'd0;
   reg [31:0] lane0_d2 = 32'd0;
   reg [31:0] lane0_d3 = 32'd0;
@@ -1185,6 +1390,11 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
+  wire [127:0] o_next;
+  wire [31:0] \o_next[0] ;
+  wire [31:0] \o_next[1] ;
+  wire [31:0] \o_next[2] ;
+  wire [31:0] \o_next[3] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -1259,6 +1469,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
       \$2  = 32'd0;
     end
   end
+  assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -1267,6 +1478,18 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
+  assign \o_next[0]  = o_next[31:0];
+  assign \o_next[1]  = o_next[63:32];
+  assign \o_next[2]  = o_next[95:64];
+  assign \o_next[3]  = o_next[127:96];
+  assign \i_next[0]  = 32'd0;
+  assign \i_next[1]  = 32'd0;
+  assign \i_next[2]  = 32'd0;
+  assign \i_next[3]  = 32'd0;
+  assign o_next[127:96] = 32'd0;
+  assign o_next[95:64] = i[95:64];
+  assign o_next[63:32] = lane1_d1;
+  assign o_next[31:0] = lane0_d2;
   assign o[127:96] = i[127:96];
   assign o[95:64] = lane2_d1;
   assign o[63:32] = lane1_d2;
@@ -1274,21 +1497,27 @@ module \systolic_core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$598$0 , a_in, \port$628$0 , clk);
+module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$714$0 , a_in, a_next, \port$746$0 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -1298,15 +1527,18 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$0 ;
-  wire [1:0] \port$598$0 ;
-  input [2:0] \port$628$0 ;
-  wire [2:0] \port$628$0 ;
+  input [1:0] \port$714$0 ;
+  wire [1:0] \port$714$0 ;
+  input [2:0] \port$746$0 ;
+  wire [2:0] \port$746$0 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -1321,137 +1553,158 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$628$0 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = \port$628$0 [0] & \port$628$0 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$0 [1] ? w_out : shadow;
+  assign \$2  = \port$746$0 [0] & \port$746$0 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = \port$746$0 [0] & \port$746$0 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$628$0 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$628$0 [1];
+      \$9  = \port$746$0 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$628$0 [2];
+      \$10  = \port$746$0 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$746$0 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$0 [1]) begin
-        \$10  = w_out;
+      if (\port$714$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$628$0 [1];
-  assign valid_in = \port$628$0 [0];
-  assign last_in = \port$628$0 [2];
+  assign valid_in = \port$746$0 [0];
+  assign first_in = \port$746$0 [1];
+  assign capture = \port$714$0 [1];
+  assign last_in = \port$746$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$598$0 [0];
-  assign capture = \port$598$0 [1];
+  assign w_shift = \port$714$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$598$2 , clk);
+module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$714$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -1462,14 +1715,17 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$2 ;
-  wire [1:0] \port$598$2 ;
+  input [1:0] \port$714$2 ;
+  wire [1:0] \port$714$2 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -1485,134 +1741,155 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$2 [1]) begin
-        \$10  = w_out;
+      if (\port$714$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$714$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$598$2 [0];
-  assign capture = \port$598$2 [1];
+  assign w_shift = \port$714$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$598$4 , clk);
+module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$714$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -1623,14 +1900,17 @@ module \systolic_core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$4 ;
-  wire [1:0] \port$598$4 ;
+  input [1:0] \port$714$4 ;
+  wire [1:0] \port$714$4 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -1646,134 +1926,155 @@ module \systolic_core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$4 [1]) begin
-        \$10  = w_out;
+      if (\port$714$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$714$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$598$4 [0];
-  assign capture = \port$598$4 [1];
+  assign w_shift = \port$714$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$598$6 , clk);
+module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$714$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -1783,12 +2084,15 @@ module \systolic_core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, psum_o
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$598$6 ;
-  wire [1:0] \port$598$6 ;
+  input [1:0] \port$714$6 ;
+  wire [1:0] \port$714$6 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -1803,134 +2107,155 @@ module \systolic_core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, psum_o
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$6 [1]) begin
-        \$10  = w_out;
+      if (\port$714$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$714$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$598$6 [0];
-  assign capture = \port$598$6 [1];
+  assign w_shift = \port$714$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$598$0 , a_in, \port$628$3 , clk);
+module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$0 , a_in, a_next, \port$746$3 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -1940,15 +2265,18 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$0 ;
-  wire [1:0] \port$598$0 ;
-  input [2:0] \port$628$3 ;
-  wire [2:0] \port$628$3 ;
+  input [1:0] \port$714$0 ;
+  wire [1:0] \port$714$0 ;
+  input [2:0] \port$746$3 ;
+  wire [2:0] \port$746$3 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -1964,136 +2292,157 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$628$3 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$628$3 [0] & \port$628$3 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$0 [1] ? w_out : shadow;
+  assign \$2  = \port$746$3 [0] & \port$746$3 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$746$3 [0] & \port$746$3 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$628$3 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$628$3 [1];
+      \$9  = \port$746$3 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$628$3 [2];
+      \$10  = \port$746$3 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$746$3 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$0 [1]) begin
-        \$10  = w_out;
+      if (\port$714$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$628$3 [1];
-  assign valid_in = \port$628$3 [0];
-  assign last_in = \port$628$3 [2];
-  assign w_shift = \port$598$0 [0];
-  assign capture = \port$598$0 [1];
+  assign valid_in = \port$746$3 [0];
+  assign first_in = \port$746$3 [1];
+  assign capture = \port$714$0 [1];
+  assign last_in = \port$746$3 [2];
+  assign w_shift = \port$714$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$598$2 , clk);
+module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -2104,14 +2453,17 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$2 ;
-  wire [1:0] \port$598$2 ;
+  input [1:0] \port$714$2 ;
+  wire [1:0] \port$714$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2128,133 +2480,154 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$2 [1]) begin
-        \$10  = w_out;
+      if (\port$714$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$598$2 [0];
-  assign capture = \port$598$2 [1];
+  assign capture = \port$714$2 [1];
+  assign w_shift = \port$714$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$598$4 , clk);
+module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -2265,14 +2638,17 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$4 ;
-  wire [1:0] \port$598$4 ;
+  input [1:0] \port$714$4 ;
+  wire [1:0] \port$714$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2289,133 +2665,154 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$4 [1]) begin
-        \$10  = w_out;
+      if (\port$714$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$598$4 [0];
-  assign capture = \port$598$4 [1];
+  assign capture = \port$714$4 [1];
+  assign w_shift = \port$714$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$598$6 , clk);
+module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$714$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -2425,12 +2822,15 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$598$6 ;
-  wire [1:0] \port$598$6 ;
+  input [1:0] \port$714$6 ;
+  wire [1:0] \port$714$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2446,133 +2846,154 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$6 [1]) begin
-        \$10  = w_out;
+      if (\port$714$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$598$6 [0];
-  assign capture = \port$598$6 [1];
+  assign capture = \port$714$6 [1];
+  assign w_shift = \port$714$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$598$0 , a_in, \port$628$6 , clk);
+module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$0 , a_in, a_next, \port$746$6 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -2582,15 +3003,18 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$0 ;
-  wire [1:0] \port$598$0 ;
-  input [2:0] \port$628$6 ;
-  wire [2:0] \port$628$6 ;
+  input [1:0] \port$714$0 ;
+  wire [1:0] \port$714$0 ;
+  input [2:0] \port$746$6 ;
+  wire [2:0] \port$746$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2606,136 +3030,157 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$628$6 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$628$6 [0] & \port$628$6 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$0 [1] ? w_out : shadow;
+  assign \$2  = \port$746$6 [0] & \port$746$6 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$746$6 [0] & \port$746$6 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$628$6 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$628$6 [1];
+      \$9  = \port$746$6 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$628$6 [2];
+      \$10  = \port$746$6 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$746$6 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$0 [1]) begin
-        \$10  = w_out;
+      if (\port$714$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$628$6 [1];
-  assign valid_in = \port$628$6 [0];
-  assign last_in = \port$628$6 [2];
-  assign w_shift = \port$598$0 [0];
-  assign capture = \port$598$0 [1];
+  assign valid_in = \port$746$6 [0];
+  assign first_in = \port$746$6 [1];
+  assign capture = \port$714$0 [1];
+  assign last_in = \port$746$6 [2];
+  assign w_shift = \port$714$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$598$2 , clk);
+module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -2746,14 +3191,17 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$2 ;
-  wire [1:0] \port$598$2 ;
+  input [1:0] \port$714$2 ;
+  wire [1:0] \port$714$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2770,133 +3218,154 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$2 [1]) begin
-        \$10  = w_out;
+      if (\port$714$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$598$2 [0];
-  assign capture = \port$598$2 [1];
+  assign capture = \port$714$2 [1];
+  assign w_shift = \port$714$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$598$4 , clk);
+module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -2907,14 +3376,17 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$4 ;
-  wire [1:0] \port$598$4 ;
+  input [1:0] \port$714$4 ;
+  wire [1:0] \port$714$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2931,133 +3403,154 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$4 [1]) begin
-        \$10  = w_out;
+      if (\port$714$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$598$4 [0];
-  assign capture = \port$598$4 [1];
+  assign capture = \port$714$4 [1];
+  assign w_shift = \port$714$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$598$6 , clk);
+module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$714$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -3067,12 +3560,15 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$598$6 ;
-  wire [1:0] \port$598$6 ;
+  input [1:0] \port$714$6 ;
+  wire [1:0] \port$714$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -3088,133 +3584,154 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$6 [1]) begin
-        \$10  = w_out;
+      if (\port$714$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$598$6 [0];
-  assign capture = \port$598$6 [1];
+  assign capture = \port$714$6 [1];
+  assign w_shift = \port$714$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$598$0 , a_in, \port$628$9 , clk);
+module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$714$0 , a_in, a_next, \port$746$9 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -3224,15 +3741,18 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$0 ;
-  wire [1:0] \port$598$0 ;
-  input [2:0] \port$628$9 ;
-  wire [2:0] \port$628$9 ;
+  input [1:0] \port$714$0 ;
+  wire [1:0] \port$714$0 ;
+  input [2:0] \port$746$9 ;
+  wire [2:0] \port$746$9 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -3247,136 +3767,157 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$628$9 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$628$9 [0] & \port$628$9 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$0 [1] ? w_out : shadow;
+  assign \$2  = \port$746$9 [0] & \port$746$9 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$746$9 [0] & \port$746$9 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$628$9 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$628$9 [1];
+      \$9  = \port$746$9 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$628$9 [2];
+      \$10  = \port$746$9 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$746$9 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$0 [1]) begin
-        \$10  = w_out;
+      if (\port$714$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$628$9 [1];
-  assign valid_in = \port$628$9 [0];
-  assign last_in = \port$628$9 [2];
-  assign w_shift = \port$598$0 [0];
-  assign capture = \port$598$0 [1];
+  assign valid_in = \port$746$9 [0];
+  assign first_in = \port$746$9 [1];
+  assign capture = \port$714$0 [1];
+  assign last_in = \port$746$9 [2];
+  assign w_shift = \port$714$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$598$2 , clk);
+module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$714$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -3387,14 +3928,17 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$2 ;
-  wire [1:0] \port$598$2 ;
+  input [1:0] \port$714$2 ;
+  wire [1:0] \port$714$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -3410,133 +3954,154 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$2 [1]) begin
-        \$10  = w_out;
+      if (\port$714$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$598$2 [0];
-  assign capture = \port$598$2 [1];
+  assign capture = \port$714$2 [1];
+  assign w_shift = \port$714$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$598$4 , clk);
+module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$714$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -3547,14 +4112,17 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$4 ;
-  wire [1:0] \port$598$4 ;
+  input [1:0] \port$714$4 ;
+  wire [1:0] \port$714$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -3570,133 +4138,154 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$4 [1]) begin
-        \$10  = w_out;
+      if (\port$714$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$598$4 [0];
-  assign capture = \port$598$4 [1];
+  assign capture = \port$714$4 [1];
+  assign w_shift = \port$714$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$598$6 , clk);
+module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$714$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -3706,13 +4295,16 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$598$6 ;
-  wire [1:0] \port$598$6 ;
+  input [1:0] \port$714$6 ;
+  wire [1:0] \port$714$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -3728,119 +4320,134 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$714$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$598$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$714$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$598$6 [1]) begin
-        \$10  = w_out;
+      if (\port$714$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$598$6 [0];
-  assign capture = \port$598$6 [1];
+  assign capture = \port$714$6 [1];
+  assign w_shift = \port$714$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, en, i, o, clk);
+module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -3858,6 +4465,12 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   wire [7:0] \i[1] ;
   wire [7:0] \i[2] ;
   wire [7:0] \i[3] ;
+  input [31:0] i_next;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -3870,8 +4483,16 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   wire [7:0] \o[1] ;
   wire [7:0] \o[2] ;
   wire [7:0] \o[3] ;
+  output [31:0] o_next;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -3882,8 +4503,6 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
@@ -3952,6 +4571,18 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
   assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
   assign o[31:24] = lane3_d3;
   assign o[23:16] = lane2_d2;
   assign o[15:8] = lane1_d1;
@@ -3959,7 +4590,7 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (rst, en, i, o, clk);
+module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -3989,6 +4620,24 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \i[3].first ;
   wire \i[3].last ;
   wire \i[3].valid ;
+  input [11:0] i_next;
+  wire [11:0] i_next;
+  wire [2:0] \i_next[0] ;
+  wire \i_next[0].first ;
+  wire \i_next[0].last ;
+  wire \i_next[0].valid ;
+  wire [2:0] \i_next[1] ;
+  wire \i_next[1].first ;
+  wire \i_next[1].last ;
+  wire \i_next[1].valid ;
+  wire [2:0] \i_next[2] ;
+  wire \i_next[2].first ;
+  wire \i_next[2].last ;
+  wire \i_next[2].valid ;
+  wire [2:0] \i_next[3] ;
+  wire \i_next[3].first ;
+  wire \i_next[3].last ;
+  wire \i_next[3].valid ;
   reg [2:0] lane1_d1 = 3'h0;
   wire \lane1_d1.first ;
   wire \lane1_d1.last ;
@@ -4031,8 +4680,28 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \o[3].first ;
   wire \o[3].last ;
   wire \o[3].valid ;
+  output [11:0] o_next;
+  wire [11:0] o_next;
+  wire [2:0] \o_next[0] ;
+  wire \o_next[0].first ;
+  wire \o_next[0].last ;
+  wire \o_next[0].valid ;
+  wire [2:0] \o_next[1] ;
+  wire \o_next[1].first ;
+  wire \o_next[1].last ;
+  wire \o_next[1].valid ;
+  wire [2:0] \o_next[2] ;
+  wire \o_next[2].first ;
+  wire \o_next[2].last ;
+  wire \o_next[2].valid ;
+  wire [2:0] \o_next[3] ;
+  wire \o_next[3].first ;
+  wire \o_next[3].last ;
+  wire \o_next[3].valid ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -4043,8 +4712,6 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$2  = lane2_d1;
@@ -4137,24 +4804,60 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \i[3].valid  = i[9];
   assign \i[3].first  = i[10];
   assign \i[3].last  = i[11];
+  assign \o_next[0]  = o_next[2:0];
+  assign \o_next[0].valid  = o_next[0];
+  assign \o_next[0].first  = o_next[1];
+  assign \o_next[0].last  = o_next[2];
+  assign \o_next[1]  = o_next[5:3];
+  assign \o_next[1].valid  = o_next[3];
+  assign \o_next[1].first  = o_next[4];
+  assign \o_next[1].last  = o_next[5];
+  assign \o_next[2]  = o_next[8:6];
+  assign \o_next[2].valid  = o_next[6];
+  assign \o_next[2].first  = o_next[7];
+  assign \o_next[2].last  = o_next[8];
+  assign \o_next[3]  = o_next[11:9];
+  assign \o_next[3].valid  = o_next[9];
+  assign \o_next[3].first  = o_next[10];
+  assign \o_next[3].last  = o_next[11];
+  assign \i_next[0]  = i_next[2:0];
+  assign \i_next[0].valid  = i_next[0];
+  assign \i_next[0].first  = i_next[1];
+  assign \i_next[0].last  = i_next[2];
+  assign \i_next[1]  = i_next[5:3];
+  assign \i_next[1].valid  = i_next[3];
+  assign \i_next[1].first  = i_next[4];
+  assign \i_next[1].last  = i_next[5];
+  assign \i_next[2]  = i_next[8:6];
+  assign \i_next[2].valid  = i_next[6];
+  assign \i_next[2].first  = i_next[7];
+  assign \i_next[2].last  = i_next[8];
+  assign \i_next[3]  = i_next[11:9];
+  assign \i_next[3].valid  = i_next[9];
+  assign \i_next[3].first  = i_next[10];
+  assign \i_next[3].last  = i_next[11];
   assign \lane1_d1.valid  = lane1_d1[0];
   assign \lane1_d1.first  = lane1_d1[1];
   assign \lane1_d1.last  = lane1_d1[2];
   assign \lane2_d2.valid  = lane2_d2[0];
   assign \lane2_d2.first  = lane2_d2[1];
   assign \lane2_d2.last  = lane2_d2[2];
-  assign \lane3_d3.valid  = lane3_d3[0];
-  assign \lane3_d3.first  = lane3_d3[1];
-  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane2_d1.valid  = lane2_d1[0];
   assign \lane2_d1.first  = lane2_d1[1];
   assign \lane2_d1.last  = lane2_d1[2];
-  assign \lane3_d1.valid  = lane3_d1[0];
-  assign \lane3_d1.first  = lane3_d1[1];
-  assign \lane3_d1.last  = lane3_d1[2];
+  assign \lane3_d3.valid  = lane3_d3[0];
+  assign \lane3_d3.first  = lane3_d3[1];
+  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane3_d2.valid  = lane3_d2[0];
   assign \lane3_d2.first  = lane3_d2[1];
   assign \lane3_d2.last  = lane3_d2[2];
+  assign \lane3_d1.valid  = lane3_d1[0];
+  assign \lane3_d1.first  = lane3_d1[1];
+  assign \lane3_d1.last  = lane3_d1[2];
+  assign o_next[11:9] = lane3_d2;
+  assign o_next[8:6] = lane2_d1;
+  assign o_next[5:3] = i[5:3];
+  assign o_next[2:0] = i_next[2:0];
   assign o[11:9] = lane3_d3;
   assign o[8:6] = lane2_d2;
   assign o[5:3] = lane1_d1;
@@ -4180,6 +4883,11 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   wire [7:0] \i[1] ;
   wire [7:0] \i[2] ;
   wire [7:0] \i[3] ;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -4192,8 +4900,15 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   wire [7:0] \o[1] ;
   wire [7:0] \o[2] ;
   wire [7:0] \o[3] ;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -4204,8 +4919,6 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$2  = lane2_d1;
@@ -4266,6 +4979,7 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
       \$1  = 8'h00;
     end
   end
+  assign i_next = 32'd0;
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -4274,6 +4988,18 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
   assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = 8'h00;
+  assign \i_next[1]  = 8'h00;
+  assign \i_next[2]  = 8'h00;
+  assign \i_next[3]  = 8'h00;
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = 8'h00;
   assign o[31:24] = lane3_d3;
   assign o[23:16] = lane2_d2;
   assign o[15:8] = lane1_d1;
@@ -4307,6 +5033,19 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \i[3] ;
   wire \i[3].capture ;
   wire \i[3].shift ;
+  wire [7:0] i_next;
+  wire [1:0] \i_next[0] ;
+  wire \i_next[0].capture ;
+  wire \i_next[0].shift ;
+  wire [1:0] \i_next[1] ;
+  wire \i_next[1].capture ;
+  wire \i_next[1].shift ;
+  wire [1:0] \i_next[2] ;
+  wire \i_next[2].capture ;
+  wire \i_next[2].shift ;
+  wire [1:0] \i_next[3] ;
+  wire \i_next[3].capture ;
+  wire \i_next[3].shift ;
   reg [1:0] lane1_d1 = 2'h0;
   wire \lane1_d1.capture ;
   wire \lane1_d1.shift ;
@@ -4339,8 +5078,23 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \o[3] ;
   wire \o[3].capture ;
   wire \o[3].shift ;
+  wire [7:0] o_next;
+  wire [1:0] \o_next[0] ;
+  wire \o_next[0].capture ;
+  wire \o_next[0].shift ;
+  wire [1:0] \o_next[1] ;
+  wire \o_next[1].capture ;
+  wire \o_next[1].shift ;
+  wire [1:0] \o_next[2] ;
+  wire \o_next[2].capture ;
+  wire \o_next[2].shift ;
+  wire [1:0] \o_next[3] ;
+  wire \o_next[3].capture ;
+  wire \o_next[3].shift ;
   input rst;
   wire rst;
+  always @(posedge clk)
+    lane1_d1 <= \$1 ;
   always @(posedge clk)
     lane2_d1 <= \$2 ;
   always @(posedge clk)
@@ -4351,8 +5105,6 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
     lane3_d2 <= \$5 ;
   always @(posedge clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$2  = lane2_d1;
@@ -4413,6 +5165,7 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
       \$1  = 2'h0;
     end
   end
+  assign i_next = 8'h00;
   assign \o[0]  = o[1:0];
   assign \o[0].shift  = o[0];
   assign \o[0].capture  = o[1];
@@ -4437,18 +5190,46 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   assign \i[3]  = i[7:6];
   assign \i[3].shift  = i[6];
   assign \i[3].capture  = i[7];
+  assign \o_next[0]  = o_next[1:0];
+  assign \o_next[0].shift  = o_next[0];
+  assign \o_next[0].capture  = o_next[1];
+  assign \o_next[1]  = o_next[3:2];
+  assign \o_next[1].shift  = o_next[2];
+  assign \o_next[1].capture  = o_next[3];
+  assign \o_next[2]  = o_next[5:4];
+  assign \o_next[2].shift  = o_next[4];
+  assign \o_next[2].capture  = o_next[5];
+  assign \o_next[3]  = o_next[7:6];
+  assign \o_next[3].shift  = o_next[6];
+  assign \o_next[3].capture  = o_next[7];
+  assign \i_next[0]  = 2'h0;
+  assign \i_next[0].shift  = 1'h0;
+  assign \i_next[0].capture  = 1'h0;
+  assign \i_next[1]  = 2'h0;
+  assign \i_next[1].shift  = 1'h0;
+  assign \i_next[1].capture  = 1'h0;
+  assign \i_next[2]  = 2'h0;
+  assign \i_next[2].shift  = 1'h0;
+  assign \i_next[2].capture  = 1'h0;
+  assign \i_next[3]  = 2'h0;
+  assign \i_next[3].shift  = 1'h0;
+  assign \i_next[3].capture  = 1'h0;
   assign \lane1_d1.shift  = lane1_d1[0];
   assign \lane1_d1.capture  = lane1_d1[1];
   assign \lane2_d2.shift  = lane2_d2[0];
   assign \lane2_d2.capture  = lane2_d2[1];
-  assign \lane3_d3.shift  = lane3_d3[0];
-  assign \lane3_d3.capture  = lane3_d3[1];
   assign \lane2_d1.shift  = lane2_d1[0];
   assign \lane2_d1.capture  = lane2_d1[1];
-  assign \lane3_d1.shift  = lane3_d1[0];
-  assign \lane3_d1.capture  = lane3_d1[1];
+  assign \lane3_d3.shift  = lane3_d3[0];
+  assign \lane3_d3.capture  = lane3_d3[1];
   assign \lane3_d2.shift  = lane3_d2[0];
   assign \lane3_d2.capture  = lane3_d2[1];
+  assign \lane3_d1.shift  = lane3_d1[0];
+  assign \lane3_d1.capture  = lane3_d1[1];
+  assign o_next[7:6] = lane3_d2;
+  assign o_next[5:4] = lane2_d1;
+  assign o_next[3:2] = i[3:2];
+  assign o_next[1:0] = 2'h0;
   assign o[7:6] = lane3_d3;
   assign o[5:4] = lane2_d2;
   assign o[3:2] = lane1_d1;

@@ -94,385 +94,513 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$9 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$100 ;
-  wire [7:0] \a_in$113 ;
-  wire [7:0] \a_in$126 ;
-  wire [7:0] \a_in$139 ;
-  wire [7:0] \a_in$152 ;
-  wire [7:0] \a_in$163 ;
-  wire [7:0] \a_in$178 ;
-  wire [7:0] \a_in$193 ;
-  wire [7:0] \a_in$208 ;
-  wire [7:0] \a_in$223 ;
+  wire [7:0] \a_in$1013 ;
+  wire [7:0] \a_in$1030 ;
+  wire [7:0] \a_in$1047 ;
+  wire [7:0] \a_in$1064 ;
+  wire [7:0] \a_in$1081 ;
+  wire [7:0] \a_in$114 ;
+  wire [7:0] \a_in$129 ;
+  wire [7:0] \a_in$144 ;
+  wire [7:0] \a_in$159 ;
+  wire [7:0] \a_in$174 ;
+  wire [7:0] \a_in$187 ;
+  wire [7:0] \a_in$204 ;
+  wire [7:0] \a_in$221 ;
   wire [7:0] \a_in$238 ;
-  wire [7:0] \a_in$253 ;
-  wire [7:0] \a_in$268 ;
-  wire [7:0] \a_in$279 ;
-  wire [7:0] \a_in$294 ;
-  wire [7:0] \a_in$309 ;
-  wire [7:0] \a_in$324 ;
-  wire [7:0] \a_in$339 ;
-  wire [7:0] \a_in$354 ;
-  wire [7:0] \a_in$369 ;
-  wire [7:0] \a_in$384 ;
-  wire [7:0] \a_in$395 ;
-  wire [7:0] \a_in$410 ;
-  wire [7:0] \a_in$425 ;
-  wire [7:0] \a_in$440 ;
-  wire [7:0] \a_in$455 ;
-  wire [7:0] \a_in$470 ;
+  wire [7:0] \a_in$255 ;
+  wire [7:0] \a_in$272 ;
+  wire [7:0] \a_in$289 ;
+  wire [7:0] \a_in$306 ;
+  wire [7:0] \a_in$319 ;
+  wire [7:0] \a_in$336 ;
+  wire [7:0] \a_in$353 ;
+  wire [7:0] \a_in$370 ;
+  wire [7:0] \a_in$387 ;
+  wire [7:0] \a_in$404 ;
+  wire [7:0] \a_in$421 ;
+  wire [7:0] \a_in$438 ;
+  wire [7:0] \a_in$451 ;
+  wire [7:0] \a_in$468 ;
   wire [7:0] \a_in$485 ;
-  wire [7:0] \a_in$500 ;
-  wire [7:0] \a_in$511 ;
-  wire [7:0] \a_in$526 ;
-  wire [7:0] \a_in$541 ;
-  wire [7:0] \a_in$556 ;
-  wire [7:0] \a_in$571 ;
-  wire [7:0] \a_in$586 ;
-  wire [7:0] \a_in$601 ;
-  wire [7:0] \a_in$61 ;
-  wire [7:0] \a_in$616 ;
-  wire [7:0] \a_in$627 ;
-  wire [7:0] \a_in$642 ;
-  wire [7:0] \a_in$657 ;
-  wire [7:0] \a_in$672 ;
-  wire [7:0] \a_in$687 ;
+  wire [7:0] \a_in$502 ;
+  wire [7:0] \a_in$519 ;
+  wire [7:0] \a_in$536 ;
+  wire [7:0] \a_in$553 ;
+  wire [7:0] \a_in$570 ;
+  wire [7:0] \a_in$583 ;
+  wire [7:0] \a_in$600 ;
+  wire [7:0] \a_in$617 ;
+  wire [7:0] \a_in$634 ;
+  wire [7:0] \a_in$651 ;
+  wire [7:0] \a_in$668 ;
+  wire [7:0] \a_in$685 ;
+  wire [7:0] \a_in$69 ;
   wire [7:0] \a_in$702 ;
-  wire [7:0] \a_in$717 ;
+  wire [7:0] \a_in$715 ;
   wire [7:0] \a_in$732 ;
-  wire [7:0] \a_in$74 ;
-  wire [7:0] \a_in$743 ;
-  wire [7:0] \a_in$758 ;
-  wire [7:0] \a_in$773 ;
-  wire [7:0] \a_in$788 ;
-  wire [7:0] \a_in$803 ;
-  wire [7:0] \a_in$818 ;
-  wire [7:0] \a_in$833 ;
-  wire [7:0] \a_in$848 ;
-  wire [7:0] \a_in$859 ;
-  wire [7:0] \a_in$87 ;
-  wire [7:0] \a_in$874 ;
-  wire [7:0] \a_in$889 ;
-  wire [7:0] \a_in$904 ;
-  wire [7:0] \a_in$919 ;
-  wire [7:0] \a_in$934 ;
+  wire [7:0] \a_in$749 ;
+  wire [7:0] \a_in$766 ;
+  wire [7:0] \a_in$783 ;
+  wire [7:0] \a_in$800 ;
+  wire [7:0] \a_in$817 ;
+  wire [7:0] \a_in$834 ;
+  wire [7:0] \a_in$84 ;
+  wire [7:0] \a_in$847 ;
+  wire [7:0] \a_in$864 ;
+  wire [7:0] \a_in$881 ;
+  wire [7:0] \a_in$898 ;
+  wire [7:0] \a_in$915 ;
+  wire [7:0] \a_in$932 ;
   wire [7:0] \a_in$949 ;
+  wire [7:0] \a_in$966 ;
+  wire [7:0] \a_in$979 ;
+  wire [7:0] \a_in$99 ;
+  wire [7:0] \a_in$996 ;
+  wire [7:0] a_next;
+  wire [7:0] \a_next$1011 ;
+  wire [7:0] \a_next$1028 ;
+  wire [7:0] \a_next$1045 ;
+  wire [7:0] \a_next$1062 ;
+  wire [7:0] \a_next$1079 ;
+  wire [7:0] \a_next$112 ;
+  wire [7:0] \a_next$127 ;
+  wire [7:0] \a_next$142 ;
+  wire [7:0] \a_next$157 ;
+  wire [7:0] \a_next$172 ;
+  wire [7:0] \a_next$185 ;
+  wire [7:0] \a_next$202 ;
+  wire [7:0] \a_next$219 ;
+  wire [7:0] \a_next$236 ;
+  wire [7:0] \a_next$253 ;
+  wire [7:0] \a_next$270 ;
+  wire [7:0] \a_next$287 ;
+  wire [7:0] \a_next$304 ;
+  wire [7:0] \a_next$317 ;
+  wire [7:0] \a_next$334 ;
+  wire [7:0] \a_next$351 ;
+  wire [7:0] \a_next$368 ;
+  wire [7:0] \a_next$385 ;
+  wire [7:0] \a_next$402 ;
+  wire [7:0] \a_next$419 ;
+  wire [7:0] \a_next$436 ;
+  wire [7:0] \a_next$449 ;
+  wire [7:0] \a_next$466 ;
+  wire [7:0] \a_next$483 ;
+  wire [7:0] \a_next$500 ;
+  wire [7:0] \a_next$517 ;
+  wire [7:0] \a_next$534 ;
+  wire [7:0] \a_next$551 ;
+  wire [7:0] \a_next$568 ;
+  wire [7:0] \a_next$581 ;
+  wire [7:0] \a_next$598 ;
+  wire [7:0] \a_next$615 ;
+  wire [7:0] \a_next$632 ;
+  wire [7:0] \a_next$649 ;
+  wire [7:0] \a_next$666 ;
+  wire [7:0] \a_next$67 ;
+  wire [7:0] \a_next$683 ;
+  wire [7:0] \a_next$700 ;
+  wire [7:0] \a_next$713 ;
+  wire [7:0] \a_next$730 ;
+  wire [7:0] \a_next$747 ;
+  wire [7:0] \a_next$764 ;
+  wire [7:0] \a_next$781 ;
+  wire [7:0] \a_next$798 ;
+  wire [7:0] \a_next$815 ;
+  wire [7:0] \a_next$82 ;
+  wire [7:0] \a_next$832 ;
+  wire [7:0] \a_next$845 ;
+  wire [7:0] \a_next$862 ;
+  wire [7:0] \a_next$879 ;
+  wire [7:0] \a_next$896 ;
+  wire [7:0] \a_next$913 ;
+  wire [7:0] \a_next$930 ;
+  wire [7:0] \a_next$947 ;
+  wire [7:0] \a_next$964 ;
+  wire [7:0] \a_next$97 ;
+  wire [7:0] \a_next$977 ;
+  wire [7:0] \a_next$994 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$101 ;
-  wire [7:0] \a_out$114 ;
-  wire [7:0] \a_out$127 ;
-  wire [7:0] \a_out$140 ;
-  wire [7:0] \a_out$164 ;
-  wire [7:0] \a_out$179 ;
-  wire [7:0] \a_out$194 ;
-  wire [7:0] \a_out$209 ;
-  wire [7:0] \a_out$224 ;
+  wire [7:0] \a_out$100 ;
+  wire [7:0] \a_out$1014 ;
+  wire [7:0] \a_out$1031 ;
+  wire [7:0] \a_out$1048 ;
+  wire [7:0] \a_out$1065 ;
+  wire [7:0] \a_out$1082 ;
+  wire [7:0] \a_out$115 ;
+  wire [7:0] \a_out$130 ;
+  wire [7:0] \a_out$145 ;
+  wire [7:0] \a_out$160 ;
+  wire [7:0] \a_out$188 ;
+  wire [7:0] \a_out$205 ;
+  wire [7:0] \a_out$222 ;
   wire [7:0] \a_out$239 ;
-  wire [7:0] \a_out$254 ;
-  wire [7:0] \a_out$280 ;
-  wire [7:0] \a_out$295 ;
-  wire [7:0] \a_out$310 ;
-  wire [7:0] \a_out$325 ;
-  wire [7:0] \a_out$340 ;
-  wire [7:0] \a_out$355 ;
-  wire [7:0] \a_out$370 ;
-  wire [7:0] \a_out$396 ;
-  wire [7:0] \a_out$411 ;
-  wire [7:0] \a_out$426 ;
-  wire [7:0] \a_out$441 ;
-  wire [7:0] \a_out$456 ;
-  wire [7:0] \a_out$471 ;
+  wire [7:0] \a_out$256 ;
+  wire [7:0] \a_out$273 ;
+  wire [7:0] \a_out$290 ;
+  wire [7:0] \a_out$320 ;
+  wire [7:0] \a_out$337 ;
+  wire [7:0] \a_out$354 ;
+  wire [7:0] \a_out$371 ;
+  wire [7:0] \a_out$388 ;
+  wire [7:0] \a_out$405 ;
+  wire [7:0] \a_out$422 ;
+  wire [7:0] \a_out$452 ;
+  wire [7:0] \a_out$469 ;
   wire [7:0] \a_out$486 ;
-  wire [7:0] \a_out$512 ;
-  wire [7:0] \a_out$527 ;
-  wire [7:0] \a_out$542 ;
-  wire [7:0] \a_out$557 ;
-  wire [7:0] \a_out$572 ;
-  wire [7:0] \a_out$587 ;
-  wire [7:0] \a_out$602 ;
-  wire [7:0] \a_out$628 ;
-  wire [7:0] \a_out$643 ;
-  wire [7:0] \a_out$658 ;
-  wire [7:0] \a_out$673 ;
-  wire [7:0] \a_out$688 ;
-  wire [7:0] \a_out$703 ;
-  wire [7:0] \a_out$718 ;
-  wire [7:0] \a_out$744 ;
-  wire [7:0] \a_out$75 ;
-  wire [7:0] \a_out$759 ;
-  wire [7:0] \a_out$774 ;
-  wire [7:0] \a_out$789 ;
-  wire [7:0] \a_out$804 ;
-  wire [7:0] \a_out$819 ;
-  wire [7:0] \a_out$834 ;
-  wire [7:0] \a_out$860 ;
-  wire [7:0] \a_out$875 ;
-  wire [7:0] \a_out$88 ;
-  wire [7:0] \a_out$890 ;
-  wire [7:0] \a_out$905 ;
-  wire [7:0] \a_out$920 ;
-  wire [7:0] \a_out$935 ;
+  wire [7:0] \a_out$503 ;
+  wire [7:0] \a_out$520 ;
+  wire [7:0] \a_out$537 ;
+  wire [7:0] \a_out$554 ;
+  wire [7:0] \a_out$584 ;
+  wire [7:0] \a_out$601 ;
+  wire [7:0] \a_out$618 ;
+  wire [7:0] \a_out$635 ;
+  wire [7:0] \a_out$652 ;
+  wire [7:0] \a_out$669 ;
+  wire [7:0] \a_out$686 ;
+  wire [7:0] \a_out$716 ;
+  wire [7:0] \a_out$733 ;
+  wire [7:0] \a_out$750 ;
+  wire [7:0] \a_out$767 ;
+  wire [7:0] \a_out$784 ;
+  wire [7:0] \a_out$801 ;
+  wire [7:0] \a_out$818 ;
+  wire [7:0] \a_out$848 ;
+  wire [7:0] \a_out$85 ;
+  wire [7:0] \a_out$865 ;
+  wire [7:0] \a_out$882 ;
+  wire [7:0] \a_out$899 ;
+  wire [7:0] \a_out$916 ;
+  wire [7:0] \a_out$933 ;
   wire [7:0] \a_out$950 ;
+  wire [7:0] \a_out$980 ;
+  wire [7:0] \a_out$997 ;
   output busy;
   wire busy;
   wire capture;
-  wire \capture$112 ;
-  wire \capture$125 ;
-  wire \capture$138 ;
-  wire \capture$151 ;
-  wire \capture$162 ;
-  wire \capture$177 ;
-  wire \capture$192 ;
-  wire \capture$207 ;
-  wire \capture$222 ;
-  wire \capture$237 ;
+  wire \capture$1010 ;
+  wire \capture$1027 ;
+  wire \capture$1044 ;
+  wire \capture$1061 ;
+  wire \capture$1078 ;
+  wire \capture$111 ;
+  wire \capture$126 ;
+  wire \capture$141 ;
+  wire \capture$156 ;
+  wire \capture$171 ;
+  wire \capture$184 ;
+  wire \capture$201 ;
+  wire \capture$218 ;
+  wire \capture$235 ;
   wire \capture$252 ;
-  wire \capture$267 ;
-  wire \capture$278 ;
-  wire \capture$293 ;
-  wire \capture$308 ;
-  wire \capture$323 ;
-  wire \capture$338 ;
-  wire \capture$353 ;
-  wire \capture$368 ;
-  wire \capture$383 ;
-  wire \capture$394 ;
-  wire \capture$409 ;
-  wire \capture$424 ;
-  wire \capture$439 ;
-  wire \capture$454 ;
-  wire \capture$469 ;
-  wire \capture$48 ;
-  wire \capture$484 ;
+  wire \capture$269 ;
+  wire \capture$286 ;
+  wire \capture$303 ;
+  wire \capture$316 ;
+  wire \capture$333 ;
+  wire \capture$350 ;
+  wire \capture$367 ;
+  wire \capture$384 ;
+  wire \capture$401 ;
+  wire \capture$418 ;
+  wire \capture$435 ;
+  wire \capture$448 ;
+  wire \capture$465 ;
+  wire \capture$482 ;
   wire \capture$499 ;
-  wire \capture$510 ;
-  wire \capture$525 ;
-  wire \capture$540 ;
-  wire \capture$555 ;
-  wire \capture$570 ;
-  wire \capture$585 ;
-  wire \capture$60 ;
-  wire \capture$600 ;
-  wire \capture$615 ;
-  wire \capture$626 ;
-  wire \capture$641 ;
-  wire \capture$656 ;
-  wire \capture$671 ;
-  wire \capture$686 ;
-  wire \capture$701 ;
-  wire \capture$716 ;
-  wire \capture$73 ;
-  wire \capture$731 ;
-  wire \capture$742 ;
-  wire \capture$757 ;
-  wire \capture$772 ;
-  wire \capture$787 ;
-  wire \capture$802 ;
-  wire \capture$817 ;
-  wire \capture$832 ;
-  wire \capture$847 ;
-  wire \capture$858 ;
-  wire \capture$86 ;
-  wire \capture$873 ;
-  wire \capture$888 ;
-  wire \capture$903 ;
-  wire \capture$918 ;
-  wire \capture$933 ;
-  wire \capture$948 ;
-  wire \capture$99 ;
+  wire \capture$50 ;
+  wire \capture$516 ;
+  wire \capture$533 ;
+  wire \capture$550 ;
+  wire \capture$567 ;
+  wire \capture$580 ;
+  wire \capture$597 ;
+  wire \capture$614 ;
+  wire \capture$631 ;
+  wire \capture$648 ;
+  wire \capture$66 ;
+  wire \capture$665 ;
+  wire \capture$682 ;
+  wire \capture$699 ;
+  wire \capture$712 ;
+  wire \capture$729 ;
+  wire \capture$746 ;
+  wire \capture$763 ;
+  wire \capture$780 ;
+  wire \capture$797 ;
+  wire \capture$81 ;
+  wire \capture$814 ;
+  wire \capture$831 ;
+  wire \capture$844 ;
+  wire \capture$861 ;
+  wire \capture$878 ;
+  wire \capture$895 ;
+  wire \capture$912 ;
+  wire \capture$929 ;
+  wire \capture$946 ;
+  wire \capture$96 ;
+  wire \capture$963 ;
+  wire \capture$976 ;
+  wire \capture$993 ;
   input clk;
   wire clk;
   wire en;
-  wire \en$110 ;
-  wire \en$123 ;
+  wire \en$1008 ;
+  wire \en$1025 ;
+  wire \en$1042 ;
+  wire \en$1059 ;
+  wire \en$1076 ;
+  wire \en$109 ;
+  wire \en$124 ;
   wire \en$13 ;
-  wire \en$136 ;
-  wire \en$149 ;
-  wire \en$160 ;
-  wire \en$175 ;
-  wire \en$190 ;
-  wire \en$205 ;
-  wire \en$220 ;
-  wire \en$235 ;
+  wire \en$139 ;
+  wire \en$154 ;
+  wire \en$169 ;
+  wire \en$182 ;
+  wire \en$199 ;
+  wire \en$216 ;
+  wire \en$233 ;
   wire \en$250 ;
-  wire \en$265 ;
-  wire \en$276 ;
-  wire \en$291 ;
-  wire \en$306 ;
-  wire \en$321 ;
+  wire \en$267 ;
+  wire \en$284 ;
+  wire \en$301 ;
+  wire \en$314 ;
   wire \en$33 ;
-  wire \en$336 ;
+  wire \en$331 ;
   wire \en$34 ;
+  wire \en$348 ;
   wire \en$35 ;
-  wire \en$351 ;
   wire \en$36 ;
-  wire \en$366 ;
-  wire \en$381 ;
-  wire \en$392 ;
-  wire \en$407 ;
-  wire \en$422 ;
-  wire \en$437 ;
-  wire \en$45 ;
-  wire \en$452 ;
-  wire \en$467 ;
-  wire \en$482 ;
+  wire \en$365 ;
+  wire \en$382 ;
+  wire \en$399 ;
+  wire \en$416 ;
+  wire \en$433 ;
+  wire \en$446 ;
+  wire \en$463 ;
+  wire \en$47 ;
+  wire \en$480 ;
   wire \en$497 ;
-  wire \en$508 ;
-  wire \en$523 ;
-  wire \en$538 ;
-  wire \en$553 ;
-  wire \en$568 ;
-  wire \en$58 ;
-  wire \en$583 ;
-  wire \en$598 ;
-  wire \en$613 ;
-  wire \en$624 ;
-  wire \en$639 ;
-  wire \en$654 ;
-  wire \en$669 ;
-  wire \en$684 ;
-  wire \en$699 ;
-  wire \en$71 ;
-  wire \en$714 ;
-  wire \en$729 ;
-  wire \en$740 ;
-  wire \en$755 ;
-  wire \en$770 ;
-  wire \en$785 ;
-  wire \en$800 ;
-  wire \en$815 ;
-  wire \en$830 ;
-  wire \en$84 ;
-  wire \en$845 ;
-  wire \en$856 ;
-  wire \en$871 ;
-  wire \en$886 ;
-  wire \en$901 ;
-  wire \en$916 ;
-  wire \en$931 ;
-  wire \en$946 ;
-  wire \en$97 ;
+  wire \en$514 ;
+  wire \en$531 ;
+  wire \en$548 ;
+  wire \en$565 ;
+  wire \en$578 ;
+  wire \en$595 ;
+  wire \en$612 ;
+  wire \en$629 ;
+  wire \en$64 ;
+  wire \en$646 ;
+  wire \en$663 ;
+  wire \en$680 ;
+  wire \en$697 ;
+  wire \en$710 ;
+  wire \en$727 ;
+  wire \en$744 ;
+  wire \en$761 ;
+  wire \en$778 ;
+  wire \en$79 ;
+  wire \en$795 ;
+  wire \en$812 ;
+  wire \en$829 ;
+  wire \en$842 ;
+  wire \en$859 ;
+  wire \en$876 ;
+  wire \en$893 ;
+  wire \en$910 ;
+  wire \en$927 ;
+  wire \en$94 ;
+  wire \en$944 ;
+  wire \en$961 ;
+  wire \en$974 ;
+  wire \en$991 ;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$104 ;
-  wire \first_in$117 ;
-  wire \first_in$130 ;
-  wire \first_in$143 ;
-  wire \first_in$154 ;
-  wire \first_in$167 ;
-  wire \first_in$182 ;
-  wire \first_in$197 ;
-  wire \first_in$212 ;
-  wire \first_in$227 ;
+  wire \first_in$1000 ;
+  wire \first_in$1017 ;
+  wire \first_in$103 ;
+  wire \first_in$1034 ;
+  wire \first_in$1051 ;
+  wire \first_in$1068 ;
+  wire \first_in$1085 ;
+  wire \first_in$118 ;
+  wire \first_in$133 ;
+  wire \first_in$148 ;
+  wire \first_in$163 ;
+  wire \first_in$176 ;
+  wire \first_in$191 ;
+  wire \first_in$208 ;
+  wire \first_in$225 ;
   wire \first_in$242 ;
-  wire \first_in$257 ;
-  wire \first_in$270 ;
-  wire \first_in$283 ;
-  wire \first_in$298 ;
-  wire \first_in$313 ;
-  wire \first_in$328 ;
-  wire \first_in$343 ;
-  wire \first_in$358 ;
-  wire \first_in$373 ;
-  wire \first_in$386 ;
-  wire \first_in$399 ;
-  wire \first_in$414 ;
-  wire \first_in$429 ;
-  wire \first_in$444 ;
-  wire \first_in$459 ;
-  wire \first_in$474 ;
+  wire \first_in$259 ;
+  wire \first_in$276 ;
+  wire \first_in$293 ;
+  wire \first_in$308 ;
+  wire \first_in$323 ;
+  wire \first_in$340 ;
+  wire \first_in$357 ;
+  wire \first_in$374 ;
+  wire \first_in$391 ;
+  wire \first_in$408 ;
+  wire \first_in$425 ;
+  wire \first_in$440 ;
+  wire \first_in$455 ;
+  wire \first_in$472 ;
   wire \first_in$489 ;
-  wire \first_in$502 ;
-  wire \first_in$515 ;
-  wire \first_in$530 ;
-  wire \first_in$545 ;
-  wire \first_in$560 ;
-  wire \first_in$575 ;
-  wire \first_in$590 ;
-  wire \first_in$605 ;
-  wire \first_in$618 ;
-  wire \first_in$631 ;
-  wire \first_in$646 ;
-  wire \first_in$65 ;
-  wire \first_in$661 ;
-  wire \first_in$676 ;
-  wire \first_in$691 ;
-  wire \first_in$706 ;
-  wire \first_in$721 ;
-  wire \first_in$734 ;
-  wire \first_in$747 ;
-  wire \first_in$762 ;
-  wire \first_in$777 ;
-  wire \first_in$78 ;
-  wire \first_in$792 ;
-  wire \first_in$807 ;
-  wire \first_in$822 ;
-  wire \first_in$837 ;
-  wire \first_in$850 ;
-  wire \first_in$863 ;
-  wire \first_in$878 ;
-  wire \first_in$893 ;
-  wire \first_in$908 ;
-  wire \first_in$91 ;
-  wire \first_in$923 ;
-  wire \first_in$938 ;
+  wire \first_in$506 ;
+  wire \first_in$523 ;
+  wire \first_in$540 ;
+  wire \first_in$557 ;
+  wire \first_in$572 ;
+  wire \first_in$587 ;
+  wire \first_in$604 ;
+  wire \first_in$621 ;
+  wire \first_in$638 ;
+  wire \first_in$655 ;
+  wire \first_in$672 ;
+  wire \first_in$689 ;
+  wire \first_in$704 ;
+  wire \first_in$719 ;
+  wire \first_in$73 ;
+  wire \first_in$736 ;
+  wire \first_in$753 ;
+  wire \first_in$770 ;
+  wire \first_in$787 ;
+  wire \first_in$804 ;
+  wire \first_in$821 ;
+  wire \first_in$836 ;
+  wire \first_in$851 ;
+  wire \first_in$868 ;
+  wire \first_in$88 ;
+  wire \first_in$885 ;
+  wire \first_in$902 ;
+  wire \first_in$919 ;
+  wire \first_in$936 ;
   wire \first_in$953 ;
+  wire \first_in$968 ;
+  wire \first_in$983 ;
+  wire first_next;
+  wire \first_next$1012 ;
+  wire \first_next$1029 ;
+  wire \first_next$1046 ;
+  wire \first_next$1063 ;
+  wire \first_next$1080 ;
+  wire \first_next$113 ;
+  wire \first_next$128 ;
+  wire \first_next$143 ;
+  wire \first_next$158 ;
+  wire \first_next$173 ;
+  wire \first_next$186 ;
+  wire \first_next$203 ;
+  wire \first_next$220 ;
+  wire \first_next$237 ;
+  wire \first_next$254 ;
+  wire \first_next$271 ;
+  wire \first_next$288 ;
+  wire \first_next$305 ;
+  wire \first_next$318 ;
+  wire \first_next$335 ;
+  wire \first_next$352 ;
+  wire \first_next$369 ;
+  wire \first_next$386 ;
+  wire \first_next$403 ;
+  wire \first_next$420 ;
+  wire \first_next$437 ;
+  wire \first_next$450 ;
+  wire \first_next$467 ;
+  wire \first_next$484 ;
+  wire \first_next$501 ;
+  wire \first_next$518 ;
+  wire \first_next$535 ;
+  wire \first_next$552 ;
+  wire \first_next$569 ;
+  wire \first_next$582 ;
+  wire \first_next$599 ;
+  wire \first_next$616 ;
+  wire \first_next$633 ;
+  wire \first_next$650 ;
+  wire \first_next$667 ;
+  wire \first_next$68 ;
+  wire \first_next$684 ;
+  wire \first_next$701 ;
+  wire \first_next$714 ;
+  wire \first_next$731 ;
+  wire \first_next$748 ;
+  wire \first_next$765 ;
+  wire \first_next$782 ;
+  wire \first_next$799 ;
+  wire \first_next$816 ;
+  wire \first_next$83 ;
+  wire \first_next$833 ;
+  wire \first_next$846 ;
+  wire \first_next$863 ;
+  wire \first_next$880 ;
+  wire \first_next$897 ;
+  wire \first_next$914 ;
+  wire \first_next$931 ;
+  wire \first_next$948 ;
+  wire \first_next$965 ;
+  wire \first_next$978 ;
+  wire \first_next$98 ;
+  wire \first_next$995 ;
   wire first_out;
-  wire \first_out$105 ;
-  wire \first_out$118 ;
-  wire \first_out$131 ;
-  wire \first_out$144 ;
-  wire \first_out$168 ;
-  wire \first_out$183 ;
-  wire \first_out$198 ;
-  wire \first_out$213 ;
-  wire \first_out$228 ;
+  wire \first_out$1001 ;
+  wire \first_out$1018 ;
+  wire \first_out$1035 ;
+  wire \first_out$104 ;
+  wire \first_out$1052 ;
+  wire \first_out$1069 ;
+  wire \first_out$1086 ;
+  wire \first_out$119 ;
+  wire \first_out$134 ;
+  wire \first_out$149 ;
+  wire \first_out$164 ;
+  wire \first_out$192 ;
+  wire \first_out$209 ;
+  wire \first_out$226 ;
   wire \first_out$243 ;
-  wire \first_out$258 ;
-  wire \first_out$284 ;
-  wire \first_out$299 ;
-  wire \first_out$314 ;
-  wire \first_out$329 ;
-  wire \first_out$344 ;
-  wire \first_out$359 ;
-  wire \first_out$374 ;
-  wire \first_out$400 ;
-  wire \first_out$415 ;
-  wire \first_out$430 ;
-  wire \first_out$445 ;
-  wire \first_out$460 ;
-  wire \first_out$475 ;
+  wire \first_out$260 ;
+  wire \first_out$277 ;
+  wire \first_out$294 ;
+  wire \first_out$324 ;
+  wire \first_out$341 ;
+  wire \first_out$358 ;
+  wire \first_out$375 ;
+  wire \first_out$392 ;
+  wire \first_out$409 ;
+  wire \first_out$426 ;
+  wire \first_out$456 ;
+  wire \first_out$473 ;
   wire \first_out$490 ;
-  wire \first_out$516 ;
-  wire \first_out$531 ;
-  wire \first_out$546 ;
-  wire \first_out$561 ;
-  wire \first_out$576 ;
-  wire \first_out$591 ;
-  wire \first_out$606 ;
-  wire \first_out$632 ;
-  wire \first_out$647 ;
-  wire \first_out$662 ;
-  wire \first_out$677 ;
-  wire \first_out$692 ;
-  wire \first_out$707 ;
-  wire \first_out$722 ;
-  wire \first_out$748 ;
-  wire \first_out$763 ;
-  wire \first_out$778 ;
-  wire \first_out$79 ;
-  wire \first_out$793 ;
-  wire \first_out$808 ;
-  wire \first_out$823 ;
-  wire \first_out$838 ;
-  wire \first_out$864 ;
-  wire \first_out$879 ;
-  wire \first_out$894 ;
-  wire \first_out$909 ;
-  wire \first_out$92 ;
-  wire \first_out$924 ;
-  wire \first_out$939 ;
+  wire \first_out$507 ;
+  wire \first_out$524 ;
+  wire \first_out$541 ;
+  wire \first_out$558 ;
+  wire \first_out$588 ;
+  wire \first_out$605 ;
+  wire \first_out$622 ;
+  wire \first_out$639 ;
+  wire \first_out$656 ;
+  wire \first_out$673 ;
+  wire \first_out$690 ;
+  wire \first_out$720 ;
+  wire \first_out$737 ;
+  wire \first_out$754 ;
+  wire \first_out$771 ;
+  wire \first_out$788 ;
+  wire \first_out$805 ;
+  wire \first_out$822 ;
+  wire \first_out$852 ;
+  wire \first_out$869 ;
+  wire \first_out$886 ;
+  wire \first_out$89 ;
+  wire \first_out$903 ;
+  wire \first_out$920 ;
+  wire \first_out$937 ;
   wire \first_out$954 ;
+  wire \first_out$984 ;
   wire [255:0] i;
   reg [63:0] \i$37  = 64'h0000000000000000;
   wire [7:0] \i$37[0] ;
@@ -558,6 +686,48 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \i[5] ;
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
+  wire [63:0] i_next;
+  wire [23:0] \i_next$46 ;
+  wire [2:0] \i_next$46[0] ;
+  wire \i_next$46[0].first ;
+  wire \i_next$46[0].last ;
+  wire \i_next$46[0].valid ;
+  wire [2:0] \i_next$46[1] ;
+  wire \i_next$46[1].first ;
+  wire \i_next$46[1].last ;
+  wire \i_next$46[1].valid ;
+  wire [2:0] \i_next$46[2] ;
+  wire \i_next$46[2].first ;
+  wire \i_next$46[2].last ;
+  wire \i_next$46[2].valid ;
+  wire [2:0] \i_next$46[3] ;
+  wire \i_next$46[3].first ;
+  wire \i_next$46[3].last ;
+  wire \i_next$46[3].valid ;
+  wire [2:0] \i_next$46[4] ;
+  wire \i_next$46[4].first ;
+  wire \i_next$46[4].last ;
+  wire \i_next$46[4].valid ;
+  wire [2:0] \i_next$46[5] ;
+  wire \i_next$46[5].first ;
+  wire \i_next$46[5].last ;
+  wire \i_next$46[5].valid ;
+  wire [2:0] \i_next$46[6] ;
+  wire \i_next$46[6].first ;
+  wire \i_next$46[6].last ;
+  wire \i_next$46[6].valid ;
+  wire [2:0] \i_next$46[7] ;
+  wire \i_next$46[7].first ;
+  wire \i_next$46[7].last ;
+  wire \i_next$46[7].valid ;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
+  wire [7:0] \i_next[4] ;
+  wire [7:0] \i_next[5] ;
+  wire [7:0] \i_next[6] ;
+  wire [7:0] \i_next[7] ;
   reg [63:0] in_a = 64'h0000000000000000;
   wire [7:0] \in_a[0] ;
   wire [7:0] \in_a[1] ;
@@ -585,204 +755,204 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$106 ;
-  wire \last_in$119 ;
-  wire \last_in$132 ;
-  wire \last_in$145 ;
-  wire \last_in$155 ;
-  wire \last_in$169 ;
-  wire \last_in$184 ;
-  wire \last_in$199 ;
-  wire \last_in$214 ;
-  wire \last_in$229 ;
+  wire \last_in$1002 ;
+  wire \last_in$1019 ;
+  wire \last_in$1036 ;
+  wire \last_in$105 ;
+  wire \last_in$1053 ;
+  wire \last_in$1070 ;
+  wire \last_in$1087 ;
+  wire \last_in$120 ;
+  wire \last_in$135 ;
+  wire \last_in$150 ;
+  wire \last_in$165 ;
+  wire \last_in$177 ;
+  wire \last_in$193 ;
+  wire \last_in$210 ;
+  wire \last_in$227 ;
   wire \last_in$244 ;
-  wire \last_in$259 ;
-  wire \last_in$271 ;
-  wire \last_in$285 ;
-  wire \last_in$300 ;
-  wire \last_in$315 ;
-  wire \last_in$330 ;
-  wire \last_in$345 ;
-  wire \last_in$360 ;
-  wire \last_in$375 ;
-  wire \last_in$387 ;
-  wire \last_in$401 ;
-  wire \last_in$416 ;
-  wire \last_in$431 ;
-  wire \last_in$446 ;
-  wire \last_in$461 ;
-  wire \last_in$476 ;
+  wire \last_in$261 ;
+  wire \last_in$278 ;
+  wire \last_in$295 ;
+  wire \last_in$309 ;
+  wire \last_in$325 ;
+  wire \last_in$342 ;
+  wire \last_in$359 ;
+  wire \last_in$376 ;
+  wire \last_in$393 ;
+  wire \last_in$410 ;
+  wire \last_in$427 ;
+  wire \last_in$441 ;
+  wire \last_in$457 ;
+  wire \last_in$474 ;
   wire \last_in$491 ;
-  wire \last_in$503 ;
-  wire \last_in$517 ;
-  wire \last_in$532 ;
-  wire \last_in$547 ;
-  wire \last_in$562 ;
-  wire \last_in$577 ;
-  wire \last_in$592 ;
-  wire \last_in$607 ;
-  wire \last_in$619 ;
-  wire \last_in$633 ;
-  wire \last_in$648 ;
-  wire \last_in$663 ;
-  wire \last_in$67 ;
-  wire \last_in$678 ;
-  wire \last_in$693 ;
-  wire \last_in$708 ;
-  wire \last_in$723 ;
-  wire \last_in$735 ;
-  wire \last_in$749 ;
-  wire \last_in$764 ;
-  wire \last_in$779 ;
-  wire \last_in$794 ;
-  wire \last_in$80 ;
-  wire \last_in$809 ;
-  wire \last_in$824 ;
-  wire \last_in$839 ;
-  wire \last_in$851 ;
-  wire \last_in$865 ;
-  wire \last_in$880 ;
-  wire \last_in$895 ;
-  wire \last_in$910 ;
-  wire \last_in$925 ;
-  wire \last_in$93 ;
-  wire \last_in$940 ;
+  wire \last_in$508 ;
+  wire \last_in$525 ;
+  wire \last_in$542 ;
+  wire \last_in$559 ;
+  wire \last_in$573 ;
+  wire \last_in$589 ;
+  wire \last_in$606 ;
+  wire \last_in$623 ;
+  wire \last_in$640 ;
+  wire \last_in$657 ;
+  wire \last_in$674 ;
+  wire \last_in$691 ;
+  wire \last_in$705 ;
+  wire \last_in$721 ;
+  wire \last_in$738 ;
+  wire \last_in$75 ;
+  wire \last_in$755 ;
+  wire \last_in$772 ;
+  wire \last_in$789 ;
+  wire \last_in$806 ;
+  wire \last_in$823 ;
+  wire \last_in$837 ;
+  wire \last_in$853 ;
+  wire \last_in$870 ;
+  wire \last_in$887 ;
+  wire \last_in$90 ;
+  wire \last_in$904 ;
+  wire \last_in$921 ;
+  wire \last_in$938 ;
   wire \last_in$955 ;
+  wire \last_in$969 ;
+  wire \last_in$985 ;
   wire last_out;
-  wire \last_out$107 ;
-  wire \last_out$120 ;
-  wire \last_out$133 ;
-  wire \last_out$146 ;
-  wire \last_out$170 ;
-  wire \last_out$185 ;
-  wire \last_out$200 ;
-  wire \last_out$215 ;
-  wire \last_out$230 ;
+  wire \last_out$1003 ;
+  wire \last_out$1020 ;
+  wire \last_out$1037 ;
+  wire \last_out$1054 ;
+  wire \last_out$106 ;
+  wire \last_out$1071 ;
+  wire \last_out$1088 ;
+  wire \last_out$121 ;
+  wire \last_out$136 ;
+  wire \last_out$151 ;
+  wire \last_out$166 ;
+  wire \last_out$194 ;
+  wire \last_out$211 ;
+  wire \last_out$228 ;
   wire \last_out$245 ;
-  wire \last_out$260 ;
-  wire \last_out$286 ;
-  wire \last_out$301 ;
-  wire \last_out$316 ;
-  wire \last_out$331 ;
-  wire \last_out$346 ;
-  wire \last_out$361 ;
-  wire \last_out$376 ;
-  wire \last_out$402 ;
-  wire \last_out$417 ;
-  wire \last_out$432 ;
-  wire \last_out$447 ;
-  wire \last_out$462 ;
-  wire \last_out$477 ;
+  wire \last_out$262 ;
+  wire \last_out$279 ;
+  wire \last_out$296 ;
+  wire \last_out$326 ;
+  wire \last_out$343 ;
+  wire \last_out$360 ;
+  wire \last_out$377 ;
+  wire \last_out$394 ;
+  wire \last_out$411 ;
+  wire \last_out$428 ;
+  wire \last_out$458 ;
+  wire \last_out$475 ;
   wire \last_out$492 ;
-  wire \last_out$518 ;
-  wire \last_out$533 ;
-  wire \last_out$548 ;
-  wire \last_out$563 ;
-  wire \last_out$578 ;
-  wire \last_out$593 ;
-  wire \last_out$608 ;
-  wire \last_out$634 ;
-  wire \last_out$649 ;
-  wire \last_out$664 ;
-  wire \last_out$679 ;
-  wire \last_out$68 ;
-  wire \last_out$694 ;
-  wire \last_out$709 ;
-  wire \last_out$724 ;
-  wire \last_out$750 ;
-  wire \last_out$765 ;
-  wire \last_out$780 ;
-  wire \last_out$795 ;
-  wire \last_out$81 ;
-  wire \last_out$810 ;
-  wire \last_out$825 ;
-  wire \last_out$840 ;
-  wire \last_out$866 ;
-  wire \last_out$881 ;
-  wire \last_out$896 ;
-  wire \last_out$911 ;
-  wire \last_out$926 ;
-  wire \last_out$94 ;
-  wire \last_out$941 ;
+  wire \last_out$509 ;
+  wire \last_out$526 ;
+  wire \last_out$543 ;
+  wire \last_out$560 ;
+  wire \last_out$590 ;
+  wire \last_out$607 ;
+  wire \last_out$624 ;
+  wire \last_out$641 ;
+  wire \last_out$658 ;
+  wire \last_out$675 ;
+  wire \last_out$692 ;
+  wire \last_out$722 ;
+  wire \last_out$739 ;
+  wire \last_out$756 ;
+  wire \last_out$76 ;
+  wire \last_out$773 ;
+  wire \last_out$790 ;
+  wire \last_out$807 ;
+  wire \last_out$824 ;
+  wire \last_out$854 ;
+  wire \last_out$871 ;
+  wire \last_out$888 ;
+  wire \last_out$905 ;
+  wire \last_out$91 ;
+  wire \last_out$922 ;
+  wire \last_out$939 ;
   wire \last_out$956 ;
+  wire \last_out$986 ;
   reg [3:0] loaded = 4'h0;
   wire [255:0] o;
-  wire [15:0] \o$47 ;
-  wire [1:0] \o$47[0] ;
-  wire \o$47[0].capture ;
-  wire \o$47[0].shift ;
-  wire [1:0] \o$47[1] ;
-  wire \o$47[1].capture ;
-  wire \o$47[1].shift ;
-  wire [1:0] \o$47[2] ;
-  wire \o$47[2].capture ;
-  wire \o$47[2].shift ;
-  wire [1:0] \o$47[3] ;
-  wire \o$47[3].capture ;
-  wire \o$47[3].shift ;
-  wire [1:0] \o$47[4] ;
-  wire \o$47[4].capture ;
-  wire \o$47[4].shift ;
-  wire [1:0] \o$47[5] ;
-  wire \o$47[5].capture ;
-  wire \o$47[5].shift ;
-  wire [1:0] \o$47[6] ;
-  wire \o$47[6].capture ;
-  wire \o$47[6].shift ;
-  wire [1:0] \o$47[7] ;
-  wire \o$47[7].capture ;
-  wire \o$47[7].shift ;
-  wire [63:0] \o$50 ;
-  wire [7:0] \o$50[0] ;
-  wire [7:0] \o$50[1] ;
-  wire [7:0] \o$50[2] ;
-  wire [7:0] \o$50[3] ;
-  wire [7:0] \o$50[4] ;
-  wire [7:0] \o$50[5] ;
-  wire [7:0] \o$50[6] ;
-  wire [7:0] \o$50[7] ;
-  wire [23:0] \o$52 ;
-  wire [2:0] \o$52[0] ;
-  wire \o$52[0].first ;
-  wire \o$52[0].last ;
-  wire \o$52[0].valid ;
-  wire [2:0] \o$52[1] ;
-  wire \o$52[1].first ;
-  wire \o$52[1].last ;
-  wire \o$52[1].valid ;
-  wire [2:0] \o$52[2] ;
-  wire \o$52[2].first ;
-  wire \o$52[2].last ;
-  wire \o$52[2].valid ;
-  wire [2:0] \o$52[3] ;
-  wire \o$52[3].first ;
-  wire \o$52[3].last ;
-  wire \o$52[3].valid ;
-  wire [2:0] \o$52[4] ;
-  wire \o$52[4].first ;
-  wire \o$52[4].last ;
-  wire \o$52[4].valid ;
-  wire [2:0] \o$52[5] ;
-  wire \o$52[5].first ;
-  wire \o$52[5].last ;
-  wire \o$52[5].valid ;
-  wire [2:0] \o$52[6] ;
-  wire \o$52[6].first ;
-  wire \o$52[6].last ;
-  wire \o$52[6].valid ;
-  wire [2:0] \o$52[7] ;
-  wire \o$52[7].first ;
-  wire \o$52[7].last ;
-  wire \o$52[7].valid ;
-  wire [63:0] \o$57 ;
-  wire [7:0] \o$57[0] ;
-  wire [7:0] \o$57[1] ;
-  wire [7:0] \o$57[2] ;
-  wire [7:0] \o$57[3] ;
-  wire [7:0] \o$57[4] ;
-  wire [7:0] \o$57[5] ;
-  wire [7:0] \o$57[6] ;
-  wire [7:0] \o$57[7] ;
+  wire [15:0] \o$49 ;
+  wire [1:0] \o$49[0] ;
+  wire \o$49[0].capture ;
+  wire \o$49[0].shift ;
+  wire [1:0] \o$49[1] ;
+  wire \o$49[1].capture ;
+  wire \o$49[1].shift ;
+  wire [1:0] \o$49[2] ;
+  wire \o$49[2].capture ;
+  wire \o$49[2].shift ;
+  wire [1:0] \o$49[3] ;
+  wire \o$49[3].capture ;
+  wire \o$49[3].shift ;
+  wire [1:0] \o$49[4] ;
+  wire \o$49[4].capture ;
+  wire \o$49[4].shift ;
+  wire [1:0] \o$49[5] ;
+  wire \o$49[5].capture ;
+  wire \o$49[5].shift ;
+  wire [1:0] \o$49[6] ;
+  wire \o$49[6].capture ;
+  wire \o$49[6].shift ;
+  wire [1:0] \o$49[7] ;
+  wire \o$49[7].capture ;
+  wire \o$49[7].shift ;
+  wire [63:0] \o$56 ;
+  wire [7:0] \o$56[0] ;
+  wire [7:0] \o$56[1] ;
+  wire [7:0] \o$56[2] ;
+  wire [7:0] \o$56[3] ;
+  wire [7:0] \o$56[4] ;
+  wire [7:0] \o$56[5] ;
+  wire [7:0] \o$56[6] ;
+  wire [7:0] \o$56[7] ;
+  wire [23:0] \o$58 ;
+  wire [2:0] \o$58[0] ;
+  wire \o$58[0].first ;
+  wire \o$58[0].last ;
+  wire \o$58[0].valid ;
+  wire [2:0] \o$58[1] ;
+  wire \o$58[1].first ;
+  wire \o$58[1].last ;
+  wire \o$58[1].valid ;
+  wire [2:0] \o$58[2] ;
+  wire \o$58[2].first ;
+  wire \o$58[2].last ;
+  wire \o$58[2].valid ;
+  wire [2:0] \o$58[3] ;
+  wire \o$58[3].first ;
+  wire \o$58[3].last ;
+  wire \o$58[3].valid ;
+  wire [2:0] \o$58[4] ;
+  wire \o$58[4].first ;
+  wire \o$58[4].last ;
+  wire \o$58[4].valid ;
+  wire [2:0] \o$58[5] ;
+  wire \o$58[5].first ;
+  wire \o$58[5].last ;
+  wire \o$58[5].valid ;
+  wire [2:0] \o$58[6] ;
+  wire \o$58[6].first ;
+  wire \o$58[6].last ;
+  wire \o$58[6].valid ;
+  wire [2:0] \o$58[7] ;
+  wire \o$58[7].first ;
+  wire \o$58[7].last ;
+  wire \o$58[7].valid ;
+  wire [63:0] \o$63 ;
+  wire [7:0] \o$63[0] ;
+  wire [7:0] \o$63[1] ;
+  wire [7:0] \o$63[2] ;
+  wire [7:0] \o$63[3] ;
+  wire [7:0] \o$63[4] ;
+  wire [7:0] \o$63[5] ;
+  wire [7:0] \o$63[6] ;
+  wire [7:0] \o$63[7] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -791,6 +961,48 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \o[5] ;
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
+  wire [63:0] o_next;
+  wire [23:0] \o_next$54 ;
+  wire [2:0] \o_next$54[0] ;
+  wire \o_next$54[0].first ;
+  wire \o_next$54[0].last ;
+  wire \o_next$54[0].valid ;
+  wire [2:0] \o_next$54[1] ;
+  wire \o_next$54[1].first ;
+  wire \o_next$54[1].last ;
+  wire \o_next$54[1].valid ;
+  wire [2:0] \o_next$54[2] ;
+  wire \o_next$54[2].first ;
+  wire \o_next$54[2].last ;
+  wire \o_next$54[2].valid ;
+  wire [2:0] \o_next$54[3] ;
+  wire \o_next$54[3].first ;
+  wire \o_next$54[3].last ;
+  wire \o_next$54[3].valid ;
+  wire [2:0] \o_next$54[4] ;
+  wire \o_next$54[4].first ;
+  wire \o_next$54[4].last ;
+  wire \o_next$54[4].valid ;
+  wire [2:0] \o_next$54[5] ;
+  wire \o_next$54[5].first ;
+  wire \o_next$54[5].last ;
+  wire \o_next$54[5].valid ;
+  wire [2:0] \o_next$54[6] ;
+  wire \o_next$54[6].first ;
+  wire \o_next$54[6].last ;
+  wire \o_next$54[6].valid ;
+  wire [2:0] \o_next$54[7] ;
+  wire \o_next$54[7].first ;
+  wire \o_next$54[7].last ;
+  wire \o_next$54[7].valid ;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
+  wire [7:0] \o_next[4] ;
+  wire [7:0] \o_next[5] ;
+  wire [7:0] \o_next[6] ;
+  wire [7:0] \o_next[7] ;
   input [64:0] operands__payload;
   wire [64:0] operands__payload;
   wire [63:0] \operands__payload.a ;
@@ -808,133 +1020,133 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   input operands__valid;
   wire operands__valid;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$108 ;
-  wire [31:0] \psum_in$121 ;
-  wire [31:0] \psum_in$134 ;
-  wire [31:0] \psum_in$147 ;
-  wire [31:0] \psum_in$156 ;
-  wire [31:0] \psum_in$171 ;
-  wire [31:0] \psum_in$186 ;
-  wire [31:0] \psum_in$201 ;
-  wire [31:0] \psum_in$216 ;
-  wire [31:0] \psum_in$231 ;
+  wire [31:0] \psum_in$1004 ;
+  wire [31:0] \psum_in$1021 ;
+  wire [31:0] \psum_in$1038 ;
+  wire [31:0] \psum_in$1055 ;
+  wire [31:0] \psum_in$107 ;
+  wire [31:0] \psum_in$1072 ;
+  wire [31:0] \psum_in$1089 ;
+  wire [31:0] \psum_in$122 ;
+  wire [31:0] \psum_in$137 ;
+  wire [31:0] \psum_in$152 ;
+  wire [31:0] \psum_in$167 ;
+  wire [31:0] \psum_in$178 ;
+  wire [31:0] \psum_in$195 ;
+  wire [31:0] \psum_in$212 ;
+  wire [31:0] \psum_in$229 ;
   wire [31:0] \psum_in$246 ;
-  wire [31:0] \psum_in$261 ;
-  wire [31:0] \psum_in$272 ;
-  wire [31:0] \psum_in$287 ;
-  wire [31:0] \psum_in$302 ;
-  wire [31:0] \psum_in$317 ;
-  wire [31:0] \psum_in$332 ;
-  wire [31:0] \psum_in$347 ;
-  wire [31:0] \psum_in$362 ;
-  wire [31:0] \psum_in$377 ;
-  wire [31:0] \psum_in$388 ;
-  wire [31:0] \psum_in$403 ;
-  wire [31:0] \psum_in$418 ;
-  wire [31:0] \psum_in$433 ;
-  wire [31:0] \psum_in$448 ;
-  wire [31:0] \psum_in$463 ;
-  wire [31:0] \psum_in$478 ;
+  wire [31:0] \psum_in$263 ;
+  wire [31:0] \psum_in$280 ;
+  wire [31:0] \psum_in$297 ;
+  wire [31:0] \psum_in$310 ;
+  wire [31:0] \psum_in$327 ;
+  wire [31:0] \psum_in$344 ;
+  wire [31:0] \psum_in$361 ;
+  wire [31:0] \psum_in$378 ;
+  wire [31:0] \psum_in$395 ;
+  wire [31:0] \psum_in$412 ;
+  wire [31:0] \psum_in$429 ;
+  wire [31:0] \psum_in$442 ;
+  wire [31:0] \psum_in$459 ;
+  wire [31:0] \psum_in$476 ;
   wire [31:0] \psum_in$493 ;
-  wire [31:0] \psum_in$504 ;
-  wire [31:0] \psum_in$519 ;
-  wire [31:0] \psum_in$534 ;
-  wire [31:0] \psum_in$549 ;
-  wire [31:0] \psum_in$564 ;
-  wire [31:0] \psum_in$579 ;
-  wire [31:0] \psum_in$594 ;
-  wire [31:0] \psum_in$609 ;
-  wire [31:0] \psum_in$620 ;
-  wire [31:0] \psum_in$635 ;
-  wire [31:0] \psum_in$650 ;
-  wire [31:0] \psum_in$665 ;
-  wire [31:0] \psum_in$680 ;
-  wire [31:0] \psum_in$69 ;
-  wire [31:0] \psum_in$695 ;
-  wire [31:0] \psum_in$710 ;
-  wire [31:0] \psum_in$725 ;
-  wire [31:0] \psum_in$736 ;
-  wire [31:0] \psum_in$751 ;
-  wire [31:0] \psum_in$766 ;
-  wire [31:0] \psum_in$781 ;
-  wire [31:0] \psum_in$796 ;
-  wire [31:0] \psum_in$811 ;
-  wire [31:0] \psum_in$82 ;
-  wire [31:0] \psum_in$826 ;
-  wire [31:0] \psum_in$841 ;
-  wire [31:0] \psum_in$852 ;
-  wire [31:0] \psum_in$867 ;
-  wire [31:0] \psum_in$882 ;
-  wire [31:0] \psum_in$897 ;
-  wire [31:0] \psum_in$912 ;
-  wire [31:0] \psum_in$927 ;
-  wire [31:0] \psum_in$942 ;
-  wire [31:0] \psum_in$95 ;
+  wire [31:0] \psum_in$510 ;
+  wire [31:0] \psum_in$527 ;
+  wire [31:0] \psum_in$544 ;
+  wire [31:0] \psum_in$561 ;
+  wire [31:0] \psum_in$574 ;
+  wire [31:0] \psum_in$591 ;
+  wire [31:0] \psum_in$608 ;
+  wire [31:0] \psum_in$625 ;
+  wire [31:0] \psum_in$642 ;
+  wire [31:0] \psum_in$659 ;
+  wire [31:0] \psum_in$676 ;
+  wire [31:0] \psum_in$693 ;
+  wire [31:0] \psum_in$706 ;
+  wire [31:0] \psum_in$723 ;
+  wire [31:0] \psum_in$740 ;
+  wire [31:0] \psum_in$757 ;
+  wire [31:0] \psum_in$77 ;
+  wire [31:0] \psum_in$774 ;
+  wire [31:0] \psum_in$791 ;
+  wire [31:0] \psum_in$808 ;
+  wire [31:0] \psum_in$825 ;
+  wire [31:0] \psum_in$838 ;
+  wire [31:0] \psum_in$855 ;
+  wire [31:0] \psum_in$872 ;
+  wire [31:0] \psum_in$889 ;
+  wire [31:0] \psum_in$906 ;
+  wire [31:0] \psum_in$92 ;
+  wire [31:0] \psum_in$923 ;
+  wire [31:0] \psum_in$940 ;
   wire [31:0] \psum_in$957 ;
+  wire [31:0] \psum_in$970 ;
+  wire [31:0] \psum_in$987 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$157 ;
+  wire [31:0] \psum_out$1005 ;
+  wire [31:0] \psum_out$1022 ;
+  wire [31:0] \psum_out$1039 ;
+  wire [31:0] \psum_out$1056 ;
+  wire [31:0] \psum_out$1073 ;
+  wire [31:0] \psum_out$1090 ;
   wire [31:0] \psum_out$16 ;
   wire [31:0] \psum_out$17 ;
-  wire [31:0] \psum_out$172 ;
+  wire [31:0] \psum_out$179 ;
   wire [31:0] \psum_out$18 ;
-  wire [31:0] \psum_out$187 ;
   wire [31:0] \psum_out$19 ;
+  wire [31:0] \psum_out$196 ;
   wire [31:0] \psum_out$20 ;
-  wire [31:0] \psum_out$202 ;
   wire [31:0] \psum_out$21 ;
-  wire [31:0] \psum_out$217 ;
+  wire [31:0] \psum_out$213 ;
   wire [31:0] \psum_out$22 ;
-  wire [31:0] \psum_out$232 ;
+  wire [31:0] \psum_out$230 ;
   wire [31:0] \psum_out$247 ;
-  wire [31:0] \psum_out$262 ;
-  wire [31:0] \psum_out$273 ;
-  wire [31:0] \psum_out$288 ;
-  wire [31:0] \psum_out$303 ;
-  wire [31:0] \psum_out$318 ;
-  wire [31:0] \psum_out$333 ;
-  wire [31:0] \psum_out$348 ;
-  wire [31:0] \psum_out$363 ;
-  wire [31:0] \psum_out$378 ;
-  wire [31:0] \psum_out$389 ;
-  wire [31:0] \psum_out$404 ;
-  wire [31:0] \psum_out$419 ;
-  wire [31:0] \psum_out$434 ;
-  wire [31:0] \psum_out$449 ;
-  wire [31:0] \psum_out$464 ;
-  wire [31:0] \psum_out$479 ;
+  wire [31:0] \psum_out$264 ;
+  wire [31:0] \psum_out$281 ;
+  wire [31:0] \psum_out$298 ;
+  wire [31:0] \psum_out$311 ;
+  wire [31:0] \psum_out$328 ;
+  wire [31:0] \psum_out$345 ;
+  wire [31:0] \psum_out$362 ;
+  wire [31:0] \psum_out$379 ;
+  wire [31:0] \psum_out$396 ;
+  wire [31:0] \psum_out$413 ;
+  wire [31:0] \psum_out$430 ;
+  wire [31:0] \psum_out$443 ;
+  wire [31:0] \psum_out$460 ;
+  wire [31:0] \psum_out$477 ;
   wire [31:0] \psum_out$494 ;
-  wire [31:0] \psum_out$505 ;
-  wire [31:0] \psum_out$520 ;
-  wire [31:0] \psum_out$535 ;
-  wire [31:0] \psum_out$550 ;
-  wire [31:0] \psum_out$565 ;
-  wire [31:0] \psum_out$580 ;
-  wire [31:0] \psum_out$595 ;
-  wire [31:0] \psum_out$610 ;
-  wire [31:0] \psum_out$621 ;
-  wire [31:0] \psum_out$636 ;
-  wire [31:0] \psum_out$651 ;
-  wire [31:0] \psum_out$666 ;
-  wire [31:0] \psum_out$681 ;
-  wire [31:0] \psum_out$696 ;
-  wire [31:0] \psum_out$711 ;
-  wire [31:0] \psum_out$726 ;
-  wire [31:0] \psum_out$737 ;
-  wire [31:0] \psum_out$752 ;
-  wire [31:0] \psum_out$767 ;
-  wire [31:0] \psum_out$782 ;
-  wire [31:0] \psum_out$797 ;
-  wire [31:0] \psum_out$812 ;
-  wire [31:0] \psum_out$827 ;
-  wire [31:0] \psum_out$842 ;
-  wire [31:0] \psum_out$853 ;
-  wire [31:0] \psum_out$868 ;
-  wire [31:0] \psum_out$883 ;
-  wire [31:0] \psum_out$898 ;
-  wire [31:0] \psum_out$913 ;
-  wire [31:0] \psum_out$928 ;
-  wire [31:0] \psum_out$943 ;
+  wire [31:0] \psum_out$511 ;
+  wire [31:0] \psum_out$528 ;
+  wire [31:0] \psum_out$545 ;
+  wire [31:0] \psum_out$562 ;
+  wire [31:0] \psum_out$575 ;
+  wire [31:0] \psum_out$592 ;
+  wire [31:0] \psum_out$609 ;
+  wire [31:0] \psum_out$626 ;
+  wire [31:0] \psum_out$643 ;
+  wire [31:0] \psum_out$660 ;
+  wire [31:0] \psum_out$677 ;
+  wire [31:0] \psum_out$694 ;
+  wire [31:0] \psum_out$707 ;
+  wire [31:0] \psum_out$724 ;
+  wire [31:0] \psum_out$741 ;
+  wire [31:0] \psum_out$758 ;
+  wire [31:0] \psum_out$775 ;
+  wire [31:0] \psum_out$792 ;
+  wire [31:0] \psum_out$809 ;
+  wire [31:0] \psum_out$826 ;
+  wire [31:0] \psum_out$839 ;
+  wire [31:0] \psum_out$856 ;
+  wire [31:0] \psum_out$873 ;
+  wire [31:0] \psum_out$890 ;
+  wire [31:0] \psum_out$907 ;
+  wire [31:0] \psum_out$924 ;
+  wire [31:0] \psum_out$941 ;
   wire [31:0] \psum_out$958 ;
+  wire [31:0] \psum_out$971 ;
+  wire [31:0] \psum_out$988 ;
   output [256:0] results__payload;
   wire [256:0] results__payload;
   wire [255:0] \results__payload.c ;
@@ -956,311 +1168,311 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg shadow_full = 1'h0;
   reg [3:0] since_first = 4'h8;
   wire valid_in;
-  wire \valid_in$102 ;
-  wire \valid_in$115 ;
-  wire \valid_in$128 ;
-  wire \valid_in$141 ;
-  wire \valid_in$153 ;
-  wire \valid_in$165 ;
-  wire \valid_in$180 ;
-  wire \valid_in$195 ;
-  wire \valid_in$210 ;
-  wire \valid_in$225 ;
+  wire \valid_in$101 ;
+  wire \valid_in$1015 ;
+  wire \valid_in$1032 ;
+  wire \valid_in$1049 ;
+  wire \valid_in$1066 ;
+  wire \valid_in$1083 ;
+  wire \valid_in$116 ;
+  wire \valid_in$131 ;
+  wire \valid_in$146 ;
+  wire \valid_in$161 ;
+  wire \valid_in$175 ;
+  wire \valid_in$189 ;
+  wire \valid_in$206 ;
+  wire \valid_in$223 ;
   wire \valid_in$240 ;
-  wire \valid_in$255 ;
-  wire \valid_in$269 ;
-  wire \valid_in$281 ;
-  wire \valid_in$296 ;
-  wire \valid_in$311 ;
-  wire \valid_in$326 ;
-  wire \valid_in$341 ;
-  wire \valid_in$356 ;
-  wire \valid_in$371 ;
-  wire \valid_in$385 ;
-  wire \valid_in$397 ;
-  wire \valid_in$412 ;
-  wire \valid_in$427 ;
-  wire \valid_in$442 ;
-  wire \valid_in$457 ;
-  wire \valid_in$472 ;
+  wire \valid_in$257 ;
+  wire \valid_in$274 ;
+  wire \valid_in$291 ;
+  wire \valid_in$307 ;
+  wire \valid_in$321 ;
+  wire \valid_in$338 ;
+  wire \valid_in$355 ;
+  wire \valid_in$372 ;
+  wire \valid_in$389 ;
+  wire \valid_in$406 ;
+  wire \valid_in$423 ;
+  wire \valid_in$439 ;
+  wire \valid_in$453 ;
+  wire \valid_in$470 ;
   wire \valid_in$487 ;
-  wire \valid_in$501 ;
-  wire \valid_in$513 ;
-  wire \valid_in$528 ;
-  wire \valid_in$543 ;
-  wire \valid_in$558 ;
-  wire \valid_in$573 ;
-  wire \valid_in$588 ;
-  wire \valid_in$603 ;
-  wire \valid_in$617 ;
-  wire \valid_in$629 ;
-  wire \valid_in$63 ;
-  wire \valid_in$644 ;
-  wire \valid_in$659 ;
-  wire \valid_in$674 ;
-  wire \valid_in$689 ;
-  wire \valid_in$704 ;
-  wire \valid_in$719 ;
-  wire \valid_in$733 ;
-  wire \valid_in$745 ;
-  wire \valid_in$76 ;
-  wire \valid_in$760 ;
-  wire \valid_in$775 ;
-  wire \valid_in$790 ;
-  wire \valid_in$805 ;
-  wire \valid_in$820 ;
+  wire \valid_in$504 ;
+  wire \valid_in$521 ;
+  wire \valid_in$538 ;
+  wire \valid_in$555 ;
+  wire \valid_in$571 ;
+  wire \valid_in$585 ;
+  wire \valid_in$602 ;
+  wire \valid_in$619 ;
+  wire \valid_in$636 ;
+  wire \valid_in$653 ;
+  wire \valid_in$670 ;
+  wire \valid_in$687 ;
+  wire \valid_in$703 ;
+  wire \valid_in$71 ;
+  wire \valid_in$717 ;
+  wire \valid_in$734 ;
+  wire \valid_in$751 ;
+  wire \valid_in$768 ;
+  wire \valid_in$785 ;
+  wire \valid_in$802 ;
+  wire \valid_in$819 ;
   wire \valid_in$835 ;
   wire \valid_in$849 ;
-  wire \valid_in$861 ;
-  wire \valid_in$876 ;
-  wire \valid_in$89 ;
-  wire \valid_in$891 ;
-  wire \valid_in$906 ;
-  wire \valid_in$921 ;
-  wire \valid_in$936 ;
+  wire \valid_in$86 ;
+  wire \valid_in$866 ;
+  wire \valid_in$883 ;
+  wire \valid_in$900 ;
+  wire \valid_in$917 ;
+  wire \valid_in$934 ;
   wire \valid_in$951 ;
+  wire \valid_in$967 ;
+  wire \valid_in$981 ;
+  wire \valid_in$998 ;
   wire valid_out;
-  wire \valid_out$103 ;
-  wire \valid_out$116 ;
-  wire \valid_out$129 ;
-  wire \valid_out$142 ;
-  wire \valid_out$166 ;
-  wire \valid_out$181 ;
-  wire \valid_out$196 ;
-  wire \valid_out$211 ;
-  wire \valid_out$226 ;
+  wire \valid_out$1016 ;
+  wire \valid_out$102 ;
+  wire \valid_out$1033 ;
+  wire \valid_out$1050 ;
+  wire \valid_out$1067 ;
+  wire \valid_out$1084 ;
+  wire \valid_out$117 ;
+  wire \valid_out$132 ;
+  wire \valid_out$147 ;
+  wire \valid_out$162 ;
+  wire \valid_out$190 ;
+  wire \valid_out$207 ;
+  wire \valid_out$224 ;
   wire \valid_out$241 ;
-  wire \valid_out$256 ;
-  wire \valid_out$282 ;
-  wire \valid_out$297 ;
-  wire \valid_out$312 ;
-  wire \valid_out$327 ;
-  wire \valid_out$342 ;
-  wire \valid_out$357 ;
-  wire \valid_out$372 ;
-  wire \valid_out$398 ;
-  wire \valid_out$413 ;
-  wire \valid_out$428 ;
-  wire \valid_out$443 ;
-  wire \valid_out$458 ;
-  wire \valid_out$473 ;
+  wire \valid_out$258 ;
+  wire \valid_out$275 ;
+  wire \valid_out$292 ;
+  wire \valid_out$322 ;
+  wire \valid_out$339 ;
+  wire \valid_out$356 ;
+  wire \valid_out$373 ;
+  wire \valid_out$390 ;
+  wire \valid_out$407 ;
+  wire \valid_out$424 ;
+  wire \valid_out$454 ;
+  wire \valid_out$471 ;
   wire \valid_out$488 ;
-  wire \valid_out$514 ;
-  wire \valid_out$529 ;
-  wire \valid_out$544 ;
-  wire \valid_out$559 ;
-  wire \valid_out$574 ;
-  wire \valid_out$589 ;
-  wire \valid_out$604 ;
-  wire \valid_out$630 ;
-  wire \valid_out$64 ;
-  wire \valid_out$645 ;
-  wire \valid_out$660 ;
-  wire \valid_out$675 ;
-  wire \valid_out$690 ;
-  wire \valid_out$705 ;
-  wire \valid_out$720 ;
-  wire \valid_out$746 ;
-  wire \valid_out$761 ;
-  wire \valid_out$77 ;
-  wire \valid_out$776 ;
-  wire \valid_out$791 ;
-  wire \valid_out$806 ;
-  wire \valid_out$821 ;
-  wire \valid_out$836 ;
-  wire \valid_out$862 ;
-  wire \valid_out$877 ;
-  wire \valid_out$892 ;
-  wire \valid_out$90 ;
-  wire \valid_out$907 ;
-  wire \valid_out$922 ;
-  wire \valid_out$937 ;
+  wire \valid_out$505 ;
+  wire \valid_out$522 ;
+  wire \valid_out$539 ;
+  wire \valid_out$556 ;
+  wire \valid_out$586 ;
+  wire \valid_out$603 ;
+  wire \valid_out$620 ;
+  wire \valid_out$637 ;
+  wire \valid_out$654 ;
+  wire \valid_out$671 ;
+  wire \valid_out$688 ;
+  wire \valid_out$718 ;
+  wire \valid_out$72 ;
+  wire \valid_out$735 ;
+  wire \valid_out$752 ;
+  wire \valid_out$769 ;
+  wire \valid_out$786 ;
+  wire \valid_out$803 ;
+  wire \valid_out$820 ;
+  wire \valid_out$850 ;
+  wire \valid_out$867 ;
+  wire \valid_out$87 ;
+  wire \valid_out$884 ;
+  wire \valid_out$901 ;
+  wire \valid_out$918 ;
+  wire \valid_out$935 ;
   wire \valid_out$952 ;
+  wire \valid_out$982 ;
+  wire \valid_out$999 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$109 ;
-  wire [7:0] \w_in$122 ;
-  wire [7:0] \w_in$135 ;
-  wire [7:0] \w_in$148 ;
-  wire [7:0] \w_in$158 ;
-  wire [7:0] \w_in$173 ;
-  wire [7:0] \w_in$188 ;
-  wire [7:0] \w_in$203 ;
-  wire [7:0] \w_in$218 ;
-  wire [7:0] \w_in$233 ;
+  wire [7:0] \w_in$1006 ;
+  wire [7:0] \w_in$1023 ;
+  wire [7:0] \w_in$1040 ;
+  wire [7:0] \w_in$1057 ;
+  wire [7:0] \w_in$1074 ;
+  wire [7:0] \w_in$108 ;
+  wire [7:0] \w_in$1091 ;
+  wire [7:0] \w_in$123 ;
+  wire [7:0] \w_in$138 ;
+  wire [7:0] \w_in$153 ;
+  wire [7:0] \w_in$168 ;
+  wire [7:0] \w_in$180 ;
+  wire [7:0] \w_in$197 ;
+  wire [7:0] \w_in$214 ;
+  wire [7:0] \w_in$231 ;
   wire [7:0] \w_in$248 ;
-  wire [7:0] \w_in$263 ;
-  wire [7:0] \w_in$274 ;
-  wire [7:0] \w_in$289 ;
-  wire [7:0] \w_in$304 ;
-  wire [7:0] \w_in$319 ;
-  wire [7:0] \w_in$334 ;
-  wire [7:0] \w_in$349 ;
-  wire [7:0] \w_in$364 ;
-  wire [7:0] \w_in$379 ;
-  wire [7:0] \w_in$390 ;
-  wire [7:0] \w_in$405 ;
-  wire [7:0] \w_in$420 ;
-  wire [7:0] \w_in$435 ;
-  wire [7:0] \w_in$450 ;
-  wire [7:0] \w_in$465 ;
-  wire [7:0] \w_in$480 ;
+  wire [7:0] \w_in$265 ;
+  wire [7:0] \w_in$282 ;
+  wire [7:0] \w_in$299 ;
+  wire [7:0] \w_in$312 ;
+  wire [7:0] \w_in$329 ;
+  wire [7:0] \w_in$346 ;
+  wire [7:0] \w_in$363 ;
+  wire [7:0] \w_in$380 ;
+  wire [7:0] \w_in$397 ;
+  wire [7:0] \w_in$414 ;
+  wire [7:0] \w_in$431 ;
+  wire [7:0] \w_in$444 ;
+  wire [7:0] \w_in$461 ;
+  wire [7:0] \w_in$478 ;
   wire [7:0] \w_in$495 ;
-  wire [7:0] \w_in$506 ;
-  wire [7:0] \w_in$521 ;
-  wire [7:0] \w_in$536 ;
-  wire [7:0] \w_in$551 ;
-  wire [7:0] \w_in$566 ;
-  wire [7:0] \w_in$581 ;
-  wire [7:0] \w_in$596 ;
-  wire [7:0] \w_in$611 ;
-  wire [7:0] \w_in$622 ;
-  wire [7:0] \w_in$637 ;
-  wire [7:0] \w_in$652 ;
-  wire [7:0] \w_in$667 ;
-  wire [7:0] \w_in$682 ;
-  wire [7:0] \w_in$697 ;
-  wire [7:0] \w_in$70 ;
-  wire [7:0] \w_in$712 ;
-  wire [7:0] \w_in$727 ;
-  wire [7:0] \w_in$738 ;
-  wire [7:0] \w_in$753 ;
-  wire [7:0] \w_in$768 ;
-  wire [7:0] \w_in$783 ;
-  wire [7:0] \w_in$798 ;
-  wire [7:0] \w_in$813 ;
-  wire [7:0] \w_in$828 ;
-  wire [7:0] \w_in$83 ;
-  wire [7:0] \w_in$843 ;
-  wire [7:0] \w_in$854 ;
-  wire [7:0] \w_in$869 ;
-  wire [7:0] \w_in$884 ;
-  wire [7:0] \w_in$899 ;
-  wire [7:0] \w_in$914 ;
-  wire [7:0] \w_in$929 ;
-  wire [7:0] \w_in$944 ;
+  wire [7:0] \w_in$512 ;
+  wire [7:0] \w_in$529 ;
+  wire [7:0] \w_in$546 ;
+  wire [7:0] \w_in$563 ;
+  wire [7:0] \w_in$576 ;
+  wire [7:0] \w_in$593 ;
+  wire [7:0] \w_in$610 ;
+  wire [7:0] \w_in$627 ;
+  wire [7:0] \w_in$644 ;
+  wire [7:0] \w_in$661 ;
+  wire [7:0] \w_in$678 ;
+  wire [7:0] \w_in$695 ;
+  wire [7:0] \w_in$708 ;
+  wire [7:0] \w_in$725 ;
+  wire [7:0] \w_in$742 ;
+  wire [7:0] \w_in$759 ;
+  wire [7:0] \w_in$776 ;
+  wire [7:0] \w_in$78 ;
+  wire [7:0] \w_in$793 ;
+  wire [7:0] \w_in$810 ;
+  wire [7:0] \w_in$827 ;
+  wire [7:0] \w_in$840 ;
+  wire [7:0] \w_in$857 ;
+  wire [7:0] \w_in$874 ;
+  wire [7:0] \w_in$891 ;
+  wire [7:0] \w_in$908 ;
+  wire [7:0] \w_in$925 ;
+  wire [7:0] \w_in$93 ;
+  wire [7:0] \w_in$942 ;
   wire [7:0] \w_in$959 ;
-  wire [7:0] \w_in$96 ;
+  wire [7:0] \w_in$972 ;
+  wire [7:0] \w_in$989 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$174 ;
-  wire [7:0] \w_out$189 ;
-  wire [7:0] \w_out$204 ;
-  wire [7:0] \w_out$219 ;
-  wire [7:0] \w_out$234 ;
+  wire [7:0] \w_out$1007 ;
+  wire [7:0] \w_out$1024 ;
+  wire [7:0] \w_out$1041 ;
+  wire [7:0] \w_out$1058 ;
+  wire [7:0] \w_out$1075 ;
+  wire [7:0] \w_out$1092 ;
+  wire [7:0] \w_out$198 ;
+  wire [7:0] \w_out$215 ;
+  wire [7:0] \w_out$232 ;
   wire [7:0] \w_out$249 ;
-  wire [7:0] \w_out$264 ;
-  wire [7:0] \w_out$275 ;
-  wire [7:0] \w_out$290 ;
-  wire [7:0] \w_out$305 ;
-  wire [7:0] \w_out$320 ;
-  wire [7:0] \w_out$335 ;
-  wire [7:0] \w_out$350 ;
-  wire [7:0] \w_out$365 ;
-  wire [7:0] \w_out$380 ;
-  wire [7:0] \w_out$391 ;
-  wire [7:0] \w_out$406 ;
-  wire [7:0] \w_out$421 ;
-  wire [7:0] \w_out$436 ;
-  wire [7:0] \w_out$451 ;
-  wire [7:0] \w_out$466 ;
-  wire [7:0] \w_out$481 ;
+  wire [7:0] \w_out$266 ;
+  wire [7:0] \w_out$283 ;
+  wire [7:0] \w_out$300 ;
+  wire [7:0] \w_out$313 ;
+  wire [7:0] \w_out$330 ;
+  wire [7:0] \w_out$347 ;
+  wire [7:0] \w_out$364 ;
+  wire [7:0] \w_out$381 ;
+  wire [7:0] \w_out$398 ;
+  wire [7:0] \w_out$415 ;
+  wire [7:0] \w_out$432 ;
+  wire [7:0] \w_out$445 ;
+  wire [7:0] \w_out$462 ;
+  wire [7:0] \w_out$479 ;
   wire [7:0] \w_out$496 ;
-  wire [7:0] \w_out$507 ;
-  wire [7:0] \w_out$522 ;
-  wire [7:0] \w_out$537 ;
-  wire [7:0] \w_out$552 ;
-  wire [7:0] \w_out$567 ;
-  wire [7:0] \w_out$582 ;
-  wire [7:0] \w_out$597 ;
-  wire [7:0] \w_out$612 ;
-  wire [7:0] \w_out$623 ;
-  wire [7:0] \w_out$638 ;
-  wire [7:0] \w_out$653 ;
-  wire [7:0] \w_out$668 ;
-  wire [7:0] \w_out$683 ;
-  wire [7:0] \w_out$698 ;
-  wire [7:0] \w_out$713 ;
-  wire [7:0] \w_out$728 ;
-  wire [7:0] \w_out$739 ;
-  wire [7:0] \w_out$754 ;
-  wire [7:0] \w_out$769 ;
-  wire [7:0] \w_out$784 ;
-  wire [7:0] \w_out$799 ;
-  wire [7:0] \w_out$814 ;
-  wire [7:0] \w_out$829 ;
-  wire [7:0] \w_out$844 ;
-  wire [7:0] \w_out$855 ;
-  wire [7:0] \w_out$870 ;
-  wire [7:0] \w_out$885 ;
-  wire [7:0] \w_out$900 ;
-  wire [7:0] \w_out$915 ;
-  wire [7:0] \w_out$930 ;
-  wire [7:0] \w_out$945 ;
+  wire [7:0] \w_out$513 ;
+  wire [7:0] \w_out$530 ;
+  wire [7:0] \w_out$547 ;
+  wire [7:0] \w_out$564 ;
+  wire [7:0] \w_out$577 ;
+  wire [7:0] \w_out$594 ;
+  wire [7:0] \w_out$611 ;
+  wire [7:0] \w_out$628 ;
+  wire [7:0] \w_out$645 ;
+  wire [7:0] \w_out$662 ;
+  wire [7:0] \w_out$679 ;
+  wire [7:0] \w_out$696 ;
+  wire [7:0] \w_out$709 ;
+  wire [7:0] \w_out$726 ;
+  wire [7:0] \w_out$743 ;
+  wire [7:0] \w_out$760 ;
+  wire [7:0] \w_out$777 ;
+  wire [7:0] \w_out$794 ;
+  wire [7:0] \w_out$811 ;
+  wire [7:0] \w_out$828 ;
+  wire [7:0] \w_out$841 ;
+  wire [7:0] \w_out$858 ;
+  wire [7:0] \w_out$875 ;
+  wire [7:0] \w_out$892 ;
+  wire [7:0] \w_out$909 ;
+  wire [7:0] \w_out$926 ;
+  wire [7:0] \w_out$943 ;
   wire [7:0] \w_out$960 ;
+  wire [7:0] \w_out$973 ;
+  wire [7:0] \w_out$990 ;
   wire w_shift;
-  wire \w_shift$111 ;
-  wire \w_shift$124 ;
-  wire \w_shift$137 ;
-  wire \w_shift$150 ;
-  wire \w_shift$161 ;
-  wire \w_shift$176 ;
-  wire \w_shift$191 ;
-  wire \w_shift$206 ;
-  wire \w_shift$221 ;
-  wire \w_shift$236 ;
+  wire \w_shift$1009 ;
+  wire \w_shift$1026 ;
+  wire \w_shift$1043 ;
+  wire \w_shift$1060 ;
+  wire \w_shift$1077 ;
+  wire \w_shift$110 ;
+  wire \w_shift$125 ;
+  wire \w_shift$140 ;
+  wire \w_shift$155 ;
+  wire \w_shift$170 ;
+  wire \w_shift$183 ;
+  wire \w_shift$200 ;
+  wire \w_shift$217 ;
+  wire \w_shift$234 ;
   wire \w_shift$251 ;
-  wire \w_shift$266 ;
-  wire \w_shift$277 ;
-  wire \w_shift$292 ;
-  wire \w_shift$307 ;
-  wire \w_shift$322 ;
-  wire \w_shift$337 ;
-  wire \w_shift$352 ;
-  wire \w_shift$367 ;
-  wire \w_shift$382 ;
-  wire \w_shift$393 ;
-  wire \w_shift$408 ;
-  wire \w_shift$423 ;
-  wire \w_shift$438 ;
-  wire \w_shift$453 ;
-  wire \w_shift$468 ;
-  wire \w_shift$483 ;
+  wire \w_shift$268 ;
+  wire \w_shift$285 ;
+  wire \w_shift$302 ;
+  wire \w_shift$315 ;
+  wire \w_shift$332 ;
+  wire \w_shift$349 ;
+  wire \w_shift$366 ;
+  wire \w_shift$383 ;
+  wire \w_shift$400 ;
+  wire \w_shift$417 ;
+  wire \w_shift$434 ;
+  wire \w_shift$447 ;
+  wire \w_shift$464 ;
+  wire \w_shift$481 ;
   wire \w_shift$498 ;
-  wire \w_shift$509 ;
-  wire \w_shift$524 ;
-  wire \w_shift$539 ;
-  wire \w_shift$554 ;
-  wire \w_shift$569 ;
-  wire \w_shift$584 ;
-  wire \w_shift$59 ;
-  wire \w_shift$599 ;
-  wire \w_shift$614 ;
-  wire \w_shift$625 ;
-  wire \w_shift$640 ;
-  wire \w_shift$655 ;
-  wire \w_shift$670 ;
-  wire \w_shift$685 ;
-  wire \w_shift$700 ;
-  wire \w_shift$715 ;
-  wire \w_shift$72 ;
-  wire \w_shift$730 ;
-  wire \w_shift$741 ;
-  wire \w_shift$756 ;
-  wire \w_shift$771 ;
-  wire \w_shift$786 ;
-  wire \w_shift$801 ;
-  wire \w_shift$816 ;
-  wire \w_shift$831 ;
-  wire \w_shift$846 ;
-  wire \w_shift$85 ;
-  wire \w_shift$857 ;
-  wire \w_shift$872 ;
-  wire \w_shift$887 ;
-  wire \w_shift$902 ;
-  wire \w_shift$917 ;
-  wire \w_shift$932 ;
-  wire \w_shift$947 ;
-  wire \w_shift$98 ;
+  wire \w_shift$515 ;
+  wire \w_shift$532 ;
+  wire \w_shift$549 ;
+  wire \w_shift$566 ;
+  wire \w_shift$579 ;
+  wire \w_shift$596 ;
+  wire \w_shift$613 ;
+  wire \w_shift$630 ;
+  wire \w_shift$647 ;
+  wire \w_shift$65 ;
+  wire \w_shift$664 ;
+  wire \w_shift$681 ;
+  wire \w_shift$698 ;
+  wire \w_shift$711 ;
+  wire \w_shift$728 ;
+  wire \w_shift$745 ;
+  wire \w_shift$762 ;
+  wire \w_shift$779 ;
+  wire \w_shift$796 ;
+  wire \w_shift$80 ;
+  wire \w_shift$813 ;
+  wire \w_shift$830 ;
+  wire \w_shift$843 ;
+  wire \w_shift$860 ;
+  wire \w_shift$877 ;
+  wire \w_shift$894 ;
+  wire \w_shift$911 ;
+  wire \w_shift$928 ;
+  wire \w_shift$945 ;
+  wire \w_shift$95 ;
+  wire \w_shift$962 ;
+  wire \w_shift$975 ;
+  wire \w_shift$992 ;
   input [63:0] weights__payload;
   wire [63:0] weights__payload;
   wire [63:0] \weights__payload.w ;
@@ -1282,69 +1494,69 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign weights__ready = en & \$10 ;
   assign w_accept = weights__valid & weights__ready;
   assign \$11  = in_flags[0] | results__valid;
-  assign \$13  = \$12  | \valid_in$63 ;
-  assign \$14  = \$13  | \valid_in$76 ;
-  assign \$15  = \$14  | \valid_in$89 ;
-  assign \$16  = \$15  | \valid_in$102 ;
-  assign \$17  = \$16  | \valid_in$115 ;
-  assign \$18  = \$17  | \valid_in$128 ;
-  assign \$19  = \$18  | \valid_in$141 ;
-  assign \$20  = \$19  | \o$52 [3];
-  assign \$21  = \$20  | \valid_in$165 ;
-  assign \$22  = \$21  | \valid_in$180 ;
-  assign \$23  = \$22  | \valid_in$195 ;
-  assign \$24  = \$23  | \valid_in$210 ;
-  assign \$25  = \$24  | \valid_in$225 ;
-  assign \$26  = \$25  | \valid_in$240 ;
-  assign \$27  = \$26  | \valid_in$255 ;
-  assign \$28  = \$27  | \o$52 [6];
-  assign \$29  = \$28  | \valid_in$281 ;
-  assign \$30  = \$29  | \valid_in$296 ;
-  assign \$31  = \$30  | \valid_in$311 ;
-  assign \$32  = \$31  | \valid_in$326 ;
-  assign \$33  = \$32  | \valid_in$341 ;
-  assign \$34  = \$33  | \valid_in$356 ;
-  assign \$35  = \$34  | \valid_in$371 ;
-  assign \$36  = \$35  | \o$52 [9];
-  assign \$37  = \$36  | \valid_in$397 ;
-  assign \$38  = \$37  | \valid_in$412 ;
-  assign \$39  = \$38  | \valid_in$427 ;
-  assign \$40  = \$39  | \valid_in$442 ;
-  assign \$41  = \$40  | \valid_in$457 ;
-  assign \$42  = \$41  | \valid_in$472 ;
-  assign \$43  = \$42  | \valid_in$487 ;
-  assign \$44  = \$43  | \o$52 [12];
-  assign \$45  = \$44  | \valid_in$513 ;
-  assign \$46  = \$45  | \valid_in$528 ;
-  assign \$47  = \$46  | \valid_in$543 ;
-  assign \$48  = \$47  | \valid_in$558 ;
-  assign \$49  = \$48  | \valid_in$573 ;
-  assign \$50  = \$49  | \valid_in$588 ;
-  assign \$51  = \$50  | \valid_in$603 ;
-  assign \$52  = \$51  | \o$52 [15];
-  assign \$53  = \$52  | \valid_in$629 ;
-  assign \$54  = \$53  | \valid_in$644 ;
-  assign \$55  = \$54  | \valid_in$659 ;
-  assign \$56  = \$55  | \valid_in$674 ;
-  assign \$57  = \$56  | \valid_in$689 ;
-  assign \$58  = \$57  | \valid_in$704 ;
-  assign \$59  = \$58  | \valid_in$719 ;
-  assign \$60  = \$59  | \o$52 [18];
-  assign \$61  = \$60  | \valid_in$745 ;
-  assign \$62  = \$61  | \valid_in$760 ;
-  assign \$63  = \$62  | \valid_in$775 ;
-  assign \$64  = \$63  | \valid_in$790 ;
-  assign \$65  = \$64  | \valid_in$805 ;
-  assign \$66  = \$65  | \valid_in$820 ;
-  assign \$67  = \$66  | \valid_in$835 ;
-  assign \$68  = \$67  | \o$52 [21];
-  assign \$69  = \$68  | \valid_in$861 ;
-  assign \$70  = \$69  | \valid_in$876 ;
-  assign \$71  = \$70  | \valid_in$891 ;
-  assign \$72  = \$71  | \valid_in$906 ;
-  assign \$73  = \$72  | \valid_in$921 ;
-  assign \$74  = \$73  | \valid_in$936 ;
-  assign \$75  = \$74  | \valid_in$951 ;
+  assign \$13  = \$12  | \valid_in$71 ;
+  assign \$14  = \$13  | \valid_in$86 ;
+  assign \$15  = \$14  | \valid_in$101 ;
+  assign \$16  = \$15  | \valid_in$116 ;
+  assign \$17  = \$16  | \valid_in$131 ;
+  assign \$18  = \$17  | \valid_in$146 ;
+  assign \$19  = \$18  | \valid_in$161 ;
+  assign \$20  = \$19  | \o$58 [3];
+  assign \$21  = \$20  | \valid_in$189 ;
+  assign \$22  = \$21  | \valid_in$206 ;
+  assign \$23  = \$22  | \valid_in$223 ;
+  assign \$24  = \$23  | \valid_in$240 ;
+  assign \$25  = \$24  | \valid_in$257 ;
+  assign \$26  = \$25  | \valid_in$274 ;
+  assign \$27  = \$26  | \valid_in$291 ;
+  assign \$28  = \$27  | \o$58 [6];
+  assign \$29  = \$28  | \valid_in$321 ;
+  assign \$30  = \$29  | \valid_in$338 ;
+  assign \$31  = \$30  | \valid_in$355 ;
+  assign \$32  = \$31  | \valid_in$372 ;
+  assign \$33  = \$32  | \valid_in$389 ;
+  assign \$34  = \$33  | \valid_in$406 ;
+  assign \$35  = \$34  | \valid_in$423 ;
+  assign \$36  = \$35  | \o$58 [9];
+  assign \$37  = \$36  | \valid_in$453 ;
+  assign \$38  = \$37  | \valid_in$470 ;
+  assign \$39  = \$38  | \valid_in$487 ;
+  assign \$40  = \$39  | \valid_in$504 ;
+  assign \$41  = \$40  | \valid_in$521 ;
+  assign \$42  = \$41  | \valid_in$538 ;
+  assign \$43  = \$42  | \valid_in$555 ;
+  assign \$44  = \$43  | \o$58 [12];
+  assign \$45  = \$44  | \valid_in$585 ;
+  assign \$46  = \$45  | \valid_in$602 ;
+  assign \$47  = \$46  | \valid_in$619 ;
+  assign \$48  = \$47  | \valid_in$636 ;
+  assign \$49  = \$48  | \valid_in$653 ;
+  assign \$50  = \$49  | \valid_in$670 ;
+  assign \$51  = \$50  | \valid_in$687 ;
+  assign \$52  = \$51  | \o$58 [15];
+  assign \$53  = \$52  | \valid_in$717 ;
+  assign \$54  = \$53  | \valid_in$734 ;
+  assign \$55  = \$54  | \valid_in$751 ;
+  assign \$56  = \$55  | \valid_in$768 ;
+  assign \$57  = \$56  | \valid_in$785 ;
+  assign \$58  = \$57  | \valid_in$802 ;
+  assign \$59  = \$58  | \valid_in$819 ;
+  assign \$60  = \$59  | \o$58 [18];
+  assign \$61  = \$60  | \valid_in$849 ;
+  assign \$62  = \$61  | \valid_in$866 ;
+  assign \$63  = \$62  | \valid_in$883 ;
+  assign \$64  = \$63  | \valid_in$900 ;
+  assign \$65  = \$64  | \valid_in$917 ;
+  assign \$66  = \$65  | \valid_in$934 ;
+  assign \$67  = \$66  | \valid_in$951 ;
+  assign \$68  = \$67  | \o$58 [21];
+  assign \$69  = \$68  | \valid_in$981 ;
+  assign \$70  = \$69  | \valid_in$998 ;
+  assign \$71  = \$70  | \valid_in$1015 ;
+  assign \$72  = \$71  | \valid_in$1032 ;
+  assign \$73  = \$72  | \valid_in$1049 ;
+  assign \$74  = \$73  | \valid_in$1066 ;
+  assign \$75  = \$74  | \valid_in$1083 ;
   assign busy = \$11  | \$75 ;
   assign \$76  = loaded + 1'h1;
   assign \$77  = a_accept & first;
@@ -1386,1121 +1598,1253 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$50 [7:0]),
-    .a_out(\a_in$61 ),
+    .a_in(\o$56 [7:0]),
+    .a_next(o_next[7:0]),
+    .a_out(\a_in$69 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$65 ),
-    .last_out(\last_in$67 ),
-    .\port$2174$0 (\o$47 [1:0]),
-    .\port$2292$0 (\o$52 [2:0]),
-    .psum_out(\psum_in$156 ),
+    .first_next(\o_next$54 [1]),
+    .first_out(\first_in$73 ),
+    .last_out(\last_in$75 ),
+    .\port$2626$0 (\o$49 [1:0]),
+    .\port$2746$0 (\o$58 [2:0]),
+    .psum_out(\psum_in$178 ),
     .rst(rst),
-    .valid_out(\valid_in$63 ),
-    .w_in(\o$57 [7:0]),
-    .w_out(\w_in$158 )
+    .valid_out(\valid_in$71 ),
+    .w_in(\o$63 [7:0]),
+    .w_out(\w_in$180 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$61 ),
-    .a_out(\a_in$74 ),
+    .a_in(\a_in$69 ),
+    .a_next(\o$56 [7:0]),
+    .a_out(\a_in$84 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$65 ),
-    .first_out(\first_in$78 ),
-    .last_in(\last_in$67 ),
-    .last_out(\last_in$80 ),
-    .\port$2174$2 (\o$47 [3:2]),
-    .psum_out(\psum_in$171 ),
+    .first_in(\first_in$73 ),
+    .first_next(\o$58 [1]),
+    .first_out(\first_in$88 ),
+    .last_in(\last_in$75 ),
+    .last_out(\last_in$90 ),
+    .\port$2626$2 (\o$49 [3:2]),
+    .psum_out(\psum_in$195 ),
     .rst(rst),
-    .valid_in(\valid_in$63 ),
-    .valid_out(\valid_in$76 ),
-    .w_in(\o$57 [15:8]),
-    .w_out(\w_in$173 )
+    .valid_in(\valid_in$71 ),
+    .valid_out(\valid_in$86 ),
+    .w_in(\o$63 [15:8]),
+    .w_out(\w_in$197 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$74 ),
-    .a_out(\a_in$87 ),
+    .a_in(\a_in$84 ),
+    .a_next(\a_in$69 ),
+    .a_out(\a_in$99 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$78 ),
-    .first_out(\first_in$91 ),
-    .last_in(\last_in$80 ),
-    .last_out(\last_in$93 ),
-    .\port$2174$4 (\o$47 [5:4]),
-    .psum_out(\psum_in$186 ),
+    .first_in(\first_in$88 ),
+    .first_next(\first_in$73 ),
+    .first_out(\first_in$103 ),
+    .last_in(\last_in$90 ),
+    .last_out(\last_in$105 ),
+    .\port$2626$4 (\o$49 [5:4]),
+    .psum_out(\psum_in$212 ),
     .rst(rst),
-    .valid_in(\valid_in$76 ),
-    .valid_out(\valid_in$89 ),
-    .w_in(\o$57 [23:16]),
-    .w_out(\w_in$188 )
+    .valid_in(\valid_in$86 ),
+    .valid_out(\valid_in$101 ),
+    .w_in(\o$63 [23:16]),
+    .w_out(\w_in$214 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$87 ),
-    .a_out(\a_in$100 ),
+    .a_in(\a_in$99 ),
+    .a_next(\a_in$84 ),
+    .a_out(\a_in$114 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$91 ),
-    .first_out(\first_in$104 ),
-    .last_in(\last_in$93 ),
-    .last_out(\last_in$106 ),
-    .\port$2174$6 (\o$47 [7:6]),
-    .psum_out(\psum_in$201 ),
+    .first_in(\first_in$103 ),
+    .first_next(\first_in$88 ),
+    .first_out(\first_in$118 ),
+    .last_in(\last_in$105 ),
+    .last_out(\last_in$120 ),
+    .\port$2626$6 (\o$49 [7:6]),
+    .psum_out(\psum_in$229 ),
     .rst(rst),
-    .valid_in(\valid_in$89 ),
-    .valid_out(\valid_in$102 ),
-    .w_in(\o$57 [31:24]),
-    .w_out(\w_in$203 )
+    .valid_in(\valid_in$101 ),
+    .valid_out(\valid_in$116 ),
+    .w_in(\o$63 [31:24]),
+    .w_out(\w_in$231 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$100 ),
-    .a_out(\a_in$113 ),
+    .a_in(\a_in$114 ),
+    .a_next(\a_in$99 ),
+    .a_out(\a_in$129 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$104 ),
-    .first_out(\first_in$117 ),
-    .last_in(\last_in$106 ),
-    .last_out(\last_in$119 ),
-    .\port$2174$8 (\o$47 [9:8]),
-    .psum_out(\psum_in$216 ),
-    .rst(rst),
-    .valid_in(\valid_in$102 ),
-    .valid_out(\valid_in$115 ),
-    .w_in(\o$57 [39:32]),
-    .w_out(\w_in$218 )
-  );
-  \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$113 ),
-    .a_out(\a_in$126 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$117 ),
-    .first_out(\first_in$130 ),
-    .last_in(\last_in$119 ),
-    .last_out(\last_in$132 ),
-    .\port$2174$10 (\o$47 [11:10]),
-    .psum_out(\psum_in$231 ),
-    .rst(rst),
-    .valid_in(\valid_in$115 ),
-    .valid_out(\valid_in$128 ),
-    .w_in(\o$57 [47:40]),
-    .w_out(\w_in$233 )
-  );
-  \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$126 ),
-    .a_out(\a_in$139 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$130 ),
-    .first_out(\first_in$143 ),
-    .last_in(\last_in$132 ),
-    .last_out(\last_in$145 ),
-    .\port$2174$12 (\o$47 [13:12]),
+    .first_in(\first_in$118 ),
+    .first_next(\first_in$103 ),
+    .first_out(\first_in$133 ),
+    .last_in(\last_in$120 ),
+    .last_out(\last_in$135 ),
+    .\port$2626$8 (\o$49 [9:8]),
     .psum_out(\psum_in$246 ),
     .rst(rst),
-    .valid_in(\valid_in$128 ),
-    .valid_out(\valid_in$141 ),
-    .w_in(\o$57 [55:48]),
+    .valid_in(\valid_in$116 ),
+    .valid_out(\valid_in$131 ),
+    .w_in(\o$63 [39:32]),
     .w_out(\w_in$248 )
   );
-  \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$139 ),
+  \systolic_core.pe_0_5  pe_0_5 (
+    .a_in(\a_in$129 ),
+    .a_next(\a_in$114 ),
+    .a_out(\a_in$144 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$143 ),
-    .last_in(\last_in$145 ),
-    .\port$2174$14 (\o$47 [15:14]),
-    .psum_out(\psum_in$261 ),
+    .first_in(\first_in$133 ),
+    .first_next(\first_in$118 ),
+    .first_out(\first_in$148 ),
+    .last_in(\last_in$135 ),
+    .last_out(\last_in$150 ),
+    .\port$2626$10 (\o$49 [11:10]),
+    .psum_out(\psum_in$263 ),
     .rst(rst),
-    .valid_in(\valid_in$141 ),
-    .w_in(\o$57 [63:56]),
-    .w_out(\w_in$263 )
+    .valid_in(\valid_in$131 ),
+    .valid_out(\valid_in$146 ),
+    .w_in(\o$63 [47:40]),
+    .w_out(\w_in$265 )
+  );
+  \systolic_core.pe_0_6  pe_0_6 (
+    .a_in(\a_in$144 ),
+    .a_next(\a_in$129 ),
+    .a_out(\a_in$159 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$148 ),
+    .first_next(\first_in$133 ),
+    .first_out(\first_in$163 ),
+    .last_in(\last_in$150 ),
+    .last_out(\last_in$165 ),
+    .\port$2626$12 (\o$49 [13:12]),
+    .psum_out(\psum_in$280 ),
+    .rst(rst),
+    .valid_in(\valid_in$146 ),
+    .valid_out(\valid_in$161 ),
+    .w_in(\o$63 [55:48]),
+    .w_out(\w_in$282 )
+  );
+  \systolic_core.pe_0_7  pe_0_7 (
+    .a_in(\a_in$159 ),
+    .a_next(\a_in$144 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$163 ),
+    .first_next(\first_in$148 ),
+    .last_in(\last_in$165 ),
+    .\port$2626$14 (\o$49 [15:14]),
+    .psum_out(\psum_in$297 ),
+    .rst(rst),
+    .valid_in(\valid_in$161 ),
+    .w_in(\o$63 [63:56]),
+    .w_out(\w_in$299 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$50 [15:8]),
-    .a_out(\a_in$163 ),
+    .a_in(\o$56 [15:8]),
+    .a_next(o_next[15:8]),
+    .a_out(\a_in$187 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$167 ),
-    .last_out(\last_in$169 ),
-    .\port$2174$0 (\o$47 [1:0]),
-    .\port$2292$3 (\o$52 [5:3]),
-    .psum_in(\psum_in$156 ),
-    .psum_out(\psum_in$272 ),
+    .first_next(\o_next$54 [4]),
+    .first_out(\first_in$191 ),
+    .last_out(\last_in$193 ),
+    .\port$2626$0 (\o$49 [1:0]),
+    .\port$2746$3 (\o$58 [5:3]),
+    .psum_in(\psum_in$178 ),
+    .psum_out(\psum_in$310 ),
     .rst(rst),
-    .valid_out(\valid_in$165 ),
-    .w_in(\w_in$158 ),
-    .w_out(\w_in$274 )
+    .valid_out(\valid_in$189 ),
+    .w_in(\w_in$180 ),
+    .w_out(\w_in$312 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$163 ),
-    .a_out(\a_in$178 ),
+    .a_in(\a_in$187 ),
+    .a_next(\o$56 [15:8]),
+    .a_out(\a_in$204 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$167 ),
-    .first_out(\first_in$182 ),
-    .last_in(\last_in$169 ),
-    .last_out(\last_in$184 ),
-    .\port$2174$2 (\o$47 [3:2]),
-    .psum_in(\psum_in$171 ),
-    .psum_out(\psum_in$287 ),
+    .first_in(\first_in$191 ),
+    .first_next(\o$58 [4]),
+    .first_out(\first_in$208 ),
+    .last_in(\last_in$193 ),
+    .last_out(\last_in$210 ),
+    .\port$2626$2 (\o$49 [3:2]),
+    .psum_in(\psum_in$195 ),
+    .psum_out(\psum_in$327 ),
     .rst(rst),
-    .valid_in(\valid_in$165 ),
-    .valid_out(\valid_in$180 ),
-    .w_in(\w_in$173 ),
-    .w_out(\w_in$289 )
+    .valid_in(\valid_in$189 ),
+    .valid_out(\valid_in$206 ),
+    .w_in(\w_in$197 ),
+    .w_out(\w_in$329 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$178 ),
-    .a_out(\a_in$193 ),
+    .a_in(\a_in$204 ),
+    .a_next(\a_in$187 ),
+    .a_out(\a_in$221 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$182 ),
-    .first_out(\first_in$197 ),
-    .last_in(\last_in$184 ),
-    .last_out(\last_in$199 ),
-    .\port$2174$4 (\o$47 [5:4]),
-    .psum_in(\psum_in$186 ),
-    .psum_out(\psum_in$302 ),
+    .first_in(\first_in$208 ),
+    .first_next(\first_in$191 ),
+    .first_out(\first_in$225 ),
+    .last_in(\last_in$210 ),
+    .last_out(\last_in$227 ),
+    .\port$2626$4 (\o$49 [5:4]),
+    .psum_in(\psum_in$212 ),
+    .psum_out(\psum_in$344 ),
     .rst(rst),
-    .valid_in(\valid_in$180 ),
-    .valid_out(\valid_in$195 ),
-    .w_in(\w_in$188 ),
-    .w_out(\w_in$304 )
+    .valid_in(\valid_in$206 ),
+    .valid_out(\valid_in$223 ),
+    .w_in(\w_in$214 ),
+    .w_out(\w_in$346 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$193 ),
-    .a_out(\a_in$208 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$197 ),
-    .first_out(\first_in$212 ),
-    .last_in(\last_in$199 ),
-    .last_out(\last_in$214 ),
-    .\port$2174$6 (\o$47 [7:6]),
-    .psum_in(\psum_in$201 ),
-    .psum_out(\psum_in$317 ),
-    .rst(rst),
-    .valid_in(\valid_in$195 ),
-    .valid_out(\valid_in$210 ),
-    .w_in(\w_in$203 ),
-    .w_out(\w_in$319 )
-  );
-  \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$208 ),
-    .a_out(\a_in$223 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$212 ),
-    .first_out(\first_in$227 ),
-    .last_in(\last_in$214 ),
-    .last_out(\last_in$229 ),
-    .\port$2174$8 (\o$47 [9:8]),
-    .psum_in(\psum_in$216 ),
-    .psum_out(\psum_in$332 ),
-    .rst(rst),
-    .valid_in(\valid_in$210 ),
-    .valid_out(\valid_in$225 ),
-    .w_in(\w_in$218 ),
-    .w_out(\w_in$334 )
-  );
-  \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$223 ),
+    .a_in(\a_in$221 ),
+    .a_next(\a_in$204 ),
     .a_out(\a_in$238 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$227 ),
+    .first_in(\first_in$225 ),
+    .first_next(\first_in$208 ),
     .first_out(\first_in$242 ),
-    .last_in(\last_in$229 ),
+    .last_in(\last_in$227 ),
     .last_out(\last_in$244 ),
-    .\port$2174$10 (\o$47 [11:10]),
-    .psum_in(\psum_in$231 ),
-    .psum_out(\psum_in$347 ),
+    .\port$2626$6 (\o$49 [7:6]),
+    .psum_in(\psum_in$229 ),
+    .psum_out(\psum_in$361 ),
     .rst(rst),
-    .valid_in(\valid_in$225 ),
+    .valid_in(\valid_in$223 ),
     .valid_out(\valid_in$240 ),
-    .w_in(\w_in$233 ),
-    .w_out(\w_in$349 )
+    .w_in(\w_in$231 ),
+    .w_out(\w_in$363 )
   );
-  \systolic_core.pe_1_6  pe_1_6 (
+  \systolic_core.pe_1_4  pe_1_4 (
     .a_in(\a_in$238 ),
-    .a_out(\a_in$253 ),
+    .a_next(\a_in$221 ),
+    .a_out(\a_in$255 ),
     .clk(clk),
     .en(en),
     .first_in(\first_in$242 ),
-    .first_out(\first_in$257 ),
+    .first_next(\first_in$225 ),
+    .first_out(\first_in$259 ),
     .last_in(\last_in$244 ),
-    .last_out(\last_in$259 ),
-    .\port$2174$12 (\o$47 [13:12]),
+    .last_out(\last_in$261 ),
+    .\port$2626$8 (\o$49 [9:8]),
     .psum_in(\psum_in$246 ),
-    .psum_out(\psum_in$362 ),
+    .psum_out(\psum_in$378 ),
     .rst(rst),
     .valid_in(\valid_in$240 ),
-    .valid_out(\valid_in$255 ),
+    .valid_out(\valid_in$257 ),
     .w_in(\w_in$248 ),
-    .w_out(\w_in$364 )
+    .w_out(\w_in$380 )
+  );
+  \systolic_core.pe_1_5  pe_1_5 (
+    .a_in(\a_in$255 ),
+    .a_next(\a_in$238 ),
+    .a_out(\a_in$272 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$259 ),
+    .first_next(\first_in$242 ),
+    .first_out(\first_in$276 ),
+    .last_in(\last_in$261 ),
+    .last_out(\last_in$278 ),
+    .\port$2626$10 (\o$49 [11:10]),
+    .psum_in(\psum_in$263 ),
+    .psum_out(\psum_in$395 ),
+    .rst(rst),
+    .valid_in(\valid_in$257 ),
+    .valid_out(\valid_in$274 ),
+    .w_in(\w_in$265 ),
+    .w_out(\w_in$397 )
+  );
+  \systolic_core.pe_1_6  pe_1_6 (
+    .a_in(\a_in$272 ),
+    .a_next(\a_in$255 ),
+    .a_out(\a_in$289 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$276 ),
+    .first_next(\first_in$259 ),
+    .first_out(\first_in$293 ),
+    .last_in(\last_in$278 ),
+    .last_out(\last_in$295 ),
+    .\port$2626$12 (\o$49 [13:12]),
+    .psum_in(\psum_in$280 ),
+    .psum_out(\psum_in$412 ),
+    .rst(rst),
+    .valid_in(\valid_in$274 ),
+    .valid_out(\valid_in$291 ),
+    .w_in(\w_in$282 ),
+    .w_out(\w_in$414 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$253 ),
+    .a_in(\a_in$289 ),
+    .a_next(\a_in$272 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$257 ),
-    .last_in(\last_in$259 ),
-    .\port$2174$14 (\o$47 [15:14]),
-    .psum_in(\psum_in$261 ),
-    .psum_out(\psum_in$377 ),
+    .first_in(\first_in$293 ),
+    .first_next(\first_in$276 ),
+    .last_in(\last_in$295 ),
+    .\port$2626$14 (\o$49 [15:14]),
+    .psum_in(\psum_in$297 ),
+    .psum_out(\psum_in$429 ),
     .rst(rst),
-    .valid_in(\valid_in$255 ),
-    .w_in(\w_in$263 ),
-    .w_out(\w_in$379 )
+    .valid_in(\valid_in$291 ),
+    .w_in(\w_in$299 ),
+    .w_out(\w_in$431 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$50 [23:16]),
-    .a_out(\a_in$279 ),
+    .a_in(\o$56 [23:16]),
+    .a_next(o_next[23:16]),
+    .a_out(\a_in$319 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$283 ),
-    .last_out(\last_in$285 ),
-    .\port$2174$0 (\o$47 [1:0]),
-    .\port$2292$6 (\o$52 [8:6]),
-    .psum_in(\psum_in$272 ),
-    .psum_out(\psum_in$388 ),
+    .first_next(\o_next$54 [7]),
+    .first_out(\first_in$323 ),
+    .last_out(\last_in$325 ),
+    .\port$2626$0 (\o$49 [1:0]),
+    .\port$2746$6 (\o$58 [8:6]),
+    .psum_in(\psum_in$310 ),
+    .psum_out(\psum_in$442 ),
     .rst(rst),
-    .valid_out(\valid_in$281 ),
-    .w_in(\w_in$274 ),
-    .w_out(\w_in$390 )
+    .valid_out(\valid_in$321 ),
+    .w_in(\w_in$312 ),
+    .w_out(\w_in$444 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$279 ),
-    .a_out(\a_in$294 ),
+    .a_in(\a_in$319 ),
+    .a_next(\o$56 [23:16]),
+    .a_out(\a_in$336 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$283 ),
-    .first_out(\first_in$298 ),
-    .last_in(\last_in$285 ),
-    .last_out(\last_in$300 ),
-    .\port$2174$2 (\o$47 [3:2]),
-    .psum_in(\psum_in$287 ),
-    .psum_out(\psum_in$403 ),
+    .first_in(\first_in$323 ),
+    .first_next(\o$58 [7]),
+    .first_out(\first_in$340 ),
+    .last_in(\last_in$325 ),
+    .last_out(\last_in$342 ),
+    .\port$2626$2 (\o$49 [3:2]),
+    .psum_in(\psum_in$327 ),
+    .psum_out(\psum_in$459 ),
     .rst(rst),
-    .valid_in(\valid_in$281 ),
-    .valid_out(\valid_in$296 ),
-    .w_in(\w_in$289 ),
-    .w_out(\w_in$405 )
+    .valid_in(\valid_in$321 ),
+    .valid_out(\valid_in$338 ),
+    .w_in(\w_in$329 ),
+    .w_out(\w_in$461 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$294 ),
-    .a_out(\a_in$309 ),
+    .a_in(\a_in$336 ),
+    .a_next(\a_in$319 ),
+    .a_out(\a_in$353 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$298 ),
-    .first_out(\first_in$313 ),
-    .last_in(\last_in$300 ),
-    .last_out(\last_in$315 ),
-    .\port$2174$4 (\o$47 [5:4]),
-    .psum_in(\psum_in$302 ),
-    .psum_out(\psum_in$418 ),
+    .first_in(\first_in$340 ),
+    .first_next(\first_in$323 ),
+    .first_out(\first_in$357 ),
+    .last_in(\last_in$342 ),
+    .last_out(\last_in$359 ),
+    .\port$2626$4 (\o$49 [5:4]),
+    .psum_in(\psum_in$344 ),
+    .psum_out(\psum_in$476 ),
     .rst(rst),
-    .valid_in(\valid_in$296 ),
-    .valid_out(\valid_in$311 ),
-    .w_in(\w_in$304 ),
-    .w_out(\w_in$420 )
+    .valid_in(\valid_in$338 ),
+    .valid_out(\valid_in$355 ),
+    .w_in(\w_in$346 ),
+    .w_out(\w_in$478 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$309 ),
-    .a_out(\a_in$324 ),
+    .a_in(\a_in$353 ),
+    .a_next(\a_in$336 ),
+    .a_out(\a_in$370 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$313 ),
-    .first_out(\first_in$328 ),
-    .last_in(\last_in$315 ),
-    .last_out(\last_in$330 ),
-    .\port$2174$6 (\o$47 [7:6]),
-    .psum_in(\psum_in$317 ),
-    .psum_out(\psum_in$433 ),
-    .rst(rst),
-    .valid_in(\valid_in$311 ),
-    .valid_out(\valid_in$326 ),
-    .w_in(\w_in$319 ),
-    .w_out(\w_in$435 )
-  );
-  \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$324 ),
-    .a_out(\a_in$339 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$328 ),
-    .first_out(\first_in$343 ),
-    .last_in(\last_in$330 ),
-    .last_out(\last_in$345 ),
-    .\port$2174$8 (\o$47 [9:8]),
-    .psum_in(\psum_in$332 ),
-    .psum_out(\psum_in$448 ),
-    .rst(rst),
-    .valid_in(\valid_in$326 ),
-    .valid_out(\valid_in$341 ),
-    .w_in(\w_in$334 ),
-    .w_out(\w_in$450 )
-  );
-  \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$339 ),
-    .a_out(\a_in$354 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$343 ),
-    .first_out(\first_in$358 ),
-    .last_in(\last_in$345 ),
-    .last_out(\last_in$360 ),
-    .\port$2174$10 (\o$47 [11:10]),
-    .psum_in(\psum_in$347 ),
-    .psum_out(\psum_in$463 ),
-    .rst(rst),
-    .valid_in(\valid_in$341 ),
-    .valid_out(\valid_in$356 ),
-    .w_in(\w_in$349 ),
-    .w_out(\w_in$465 )
-  );
-  \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$354 ),
-    .a_out(\a_in$369 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$358 ),
-    .first_out(\first_in$373 ),
-    .last_in(\last_in$360 ),
-    .last_out(\last_in$375 ),
-    .\port$2174$12 (\o$47 [13:12]),
-    .psum_in(\psum_in$362 ),
-    .psum_out(\psum_in$478 ),
-    .rst(rst),
-    .valid_in(\valid_in$356 ),
-    .valid_out(\valid_in$371 ),
-    .w_in(\w_in$364 ),
-    .w_out(\w_in$480 )
-  );
-  \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$369 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$373 ),
-    .last_in(\last_in$375 ),
-    .\port$2174$14 (\o$47 [15:14]),
-    .psum_in(\psum_in$377 ),
+    .first_in(\first_in$357 ),
+    .first_next(\first_in$340 ),
+    .first_out(\first_in$374 ),
+    .last_in(\last_in$359 ),
+    .last_out(\last_in$376 ),
+    .\port$2626$6 (\o$49 [7:6]),
+    .psum_in(\psum_in$361 ),
     .psum_out(\psum_in$493 ),
     .rst(rst),
-    .valid_in(\valid_in$371 ),
-    .w_in(\w_in$379 ),
+    .valid_in(\valid_in$355 ),
+    .valid_out(\valid_in$372 ),
+    .w_in(\w_in$363 ),
     .w_out(\w_in$495 )
   );
-  \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$50 [31:24]),
-    .a_out(\a_in$395 ),
+  \systolic_core.pe_2_4  pe_2_4 (
+    .a_in(\a_in$370 ),
+    .a_next(\a_in$353 ),
+    .a_out(\a_in$387 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$399 ),
-    .last_out(\last_in$401 ),
-    .\port$2174$0 (\o$47 [1:0]),
-    .\port$2292$9 (\o$52 [11:9]),
-    .psum_in(\psum_in$388 ),
-    .psum_out(\psum_in$504 ),
+    .first_in(\first_in$374 ),
+    .first_next(\first_in$357 ),
+    .first_out(\first_in$391 ),
+    .last_in(\last_in$376 ),
+    .last_out(\last_in$393 ),
+    .\port$2626$8 (\o$49 [9:8]),
+    .psum_in(\psum_in$378 ),
+    .psum_out(\psum_in$510 ),
     .rst(rst),
-    .valid_out(\valid_in$397 ),
-    .w_in(\w_in$390 ),
-    .w_out(\w_in$506 )
+    .valid_in(\valid_in$372 ),
+    .valid_out(\valid_in$389 ),
+    .w_in(\w_in$380 ),
+    .w_out(\w_in$512 )
+  );
+  \systolic_core.pe_2_5  pe_2_5 (
+    .a_in(\a_in$387 ),
+    .a_next(\a_in$370 ),
+    .a_out(\a_in$404 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$391 ),
+    .first_next(\first_in$374 ),
+    .first_out(\first_in$408 ),
+    .last_in(\last_in$393 ),
+    .last_out(\last_in$410 ),
+    .\port$2626$10 (\o$49 [11:10]),
+    .psum_in(\psum_in$395 ),
+    .psum_out(\psum_in$527 ),
+    .rst(rst),
+    .valid_in(\valid_in$389 ),
+    .valid_out(\valid_in$406 ),
+    .w_in(\w_in$397 ),
+    .w_out(\w_in$529 )
+  );
+  \systolic_core.pe_2_6  pe_2_6 (
+    .a_in(\a_in$404 ),
+    .a_next(\a_in$387 ),
+    .a_out(\a_in$421 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$408 ),
+    .first_next(\first_in$391 ),
+    .first_out(\first_in$425 ),
+    .last_in(\last_in$410 ),
+    .last_out(\last_in$427 ),
+    .\port$2626$12 (\o$49 [13:12]),
+    .psum_in(\psum_in$412 ),
+    .psum_out(\psum_in$544 ),
+    .rst(rst),
+    .valid_in(\valid_in$406 ),
+    .valid_out(\valid_in$423 ),
+    .w_in(\w_in$414 ),
+    .w_out(\w_in$546 )
+  );
+  \systolic_core.pe_2_7  pe_2_7 (
+    .a_in(\a_in$421 ),
+    .a_next(\a_in$404 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$425 ),
+    .first_next(\first_in$408 ),
+    .last_in(\last_in$427 ),
+    .\port$2626$14 (\o$49 [15:14]),
+    .psum_in(\psum_in$429 ),
+    .psum_out(\psum_in$561 ),
+    .rst(rst),
+    .valid_in(\valid_in$423 ),
+    .w_in(\w_in$431 ),
+    .w_out(\w_in$563 )
+  );
+  \systolic_core.pe_3_0  pe_3_0 (
+    .a_in(\o$56 [31:24]),
+    .a_next(o_next[31:24]),
+    .a_out(\a_in$451 ),
+    .clk(clk),
+    .en(en),
+    .first_next(\o_next$54 [10]),
+    .first_out(\first_in$455 ),
+    .last_out(\last_in$457 ),
+    .\port$2626$0 (\o$49 [1:0]),
+    .\port$2746$9 (\o$58 [11:9]),
+    .psum_in(\psum_in$442 ),
+    .psum_out(\psum_in$574 ),
+    .rst(rst),
+    .valid_out(\valid_in$453 ),
+    .w_in(\w_in$444 ),
+    .w_out(\w_in$576 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$395 ),
-    .a_out(\a_in$410 ),
+    .a_in(\a_in$451 ),
+    .a_next(\o$56 [31:24]),
+    .a_out(\a_in$468 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$399 ),
-    .first_out(\first_in$414 ),
-    .last_in(\last_in$401 ),
-    .last_out(\last_in$416 ),
-    .\port$2174$2 (\o$47 [3:2]),
-    .psum_in(\psum_in$403 ),
-    .psum_out(\psum_in$519 ),
+    .first_in(\first_in$455 ),
+    .first_next(\o$58 [10]),
+    .first_out(\first_in$472 ),
+    .last_in(\last_in$457 ),
+    .last_out(\last_in$474 ),
+    .\port$2626$2 (\o$49 [3:2]),
+    .psum_in(\psum_in$459 ),
+    .psum_out(\psum_in$591 ),
     .rst(rst),
-    .valid_in(\valid_in$397 ),
-    .valid_out(\valid_in$412 ),
-    .w_in(\w_in$405 ),
-    .w_out(\w_in$521 )
+    .valid_in(\valid_in$453 ),
+    .valid_out(\valid_in$470 ),
+    .w_in(\w_in$461 ),
+    .w_out(\w_in$593 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$410 ),
-    .a_out(\a_in$425 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$414 ),
-    .first_out(\first_in$429 ),
-    .last_in(\last_in$416 ),
-    .last_out(\last_in$431 ),
-    .\port$2174$4 (\o$47 [5:4]),
-    .psum_in(\psum_in$418 ),
-    .psum_out(\psum_in$534 ),
-    .rst(rst),
-    .valid_in(\valid_in$412 ),
-    .valid_out(\valid_in$427 ),
-    .w_in(\w_in$420 ),
-    .w_out(\w_in$536 )
-  );
-  \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$425 ),
-    .a_out(\a_in$440 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$429 ),
-    .first_out(\first_in$444 ),
-    .last_in(\last_in$431 ),
-    .last_out(\last_in$446 ),
-    .\port$2174$6 (\o$47 [7:6]),
-    .psum_in(\psum_in$433 ),
-    .psum_out(\psum_in$549 ),
-    .rst(rst),
-    .valid_in(\valid_in$427 ),
-    .valid_out(\valid_in$442 ),
-    .w_in(\w_in$435 ),
-    .w_out(\w_in$551 )
-  );
-  \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$440 ),
-    .a_out(\a_in$455 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$444 ),
-    .first_out(\first_in$459 ),
-    .last_in(\last_in$446 ),
-    .last_out(\last_in$461 ),
-    .\port$2174$8 (\o$47 [9:8]),
-    .psum_in(\psum_in$448 ),
-    .psum_out(\psum_in$564 ),
-    .rst(rst),
-    .valid_in(\valid_in$442 ),
-    .valid_out(\valid_in$457 ),
-    .w_in(\w_in$450 ),
-    .w_out(\w_in$566 )
-  );
-  \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$455 ),
-    .a_out(\a_in$470 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$459 ),
-    .first_out(\first_in$474 ),
-    .last_in(\last_in$461 ),
-    .last_out(\last_in$476 ),
-    .\port$2174$10 (\o$47 [11:10]),
-    .psum_in(\psum_in$463 ),
-    .psum_out(\psum_in$579 ),
-    .rst(rst),
-    .valid_in(\valid_in$457 ),
-    .valid_out(\valid_in$472 ),
-    .w_in(\w_in$465 ),
-    .w_out(\w_in$581 )
-  );
-  \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$470 ),
+    .a_in(\a_in$468 ),
+    .a_next(\a_in$451 ),
     .a_out(\a_in$485 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$474 ),
+    .first_in(\first_in$472 ),
+    .first_next(\first_in$455 ),
     .first_out(\first_in$489 ),
-    .last_in(\last_in$476 ),
+    .last_in(\last_in$474 ),
     .last_out(\last_in$491 ),
-    .\port$2174$12 (\o$47 [13:12]),
-    .psum_in(\psum_in$478 ),
-    .psum_out(\psum_in$594 ),
+    .\port$2626$4 (\o$49 [5:4]),
+    .psum_in(\psum_in$476 ),
+    .psum_out(\psum_in$608 ),
     .rst(rst),
-    .valid_in(\valid_in$472 ),
+    .valid_in(\valid_in$470 ),
     .valid_out(\valid_in$487 ),
-    .w_in(\w_in$480 ),
-    .w_out(\w_in$596 )
+    .w_in(\w_in$478 ),
+    .w_out(\w_in$610 )
   );
-  \systolic_core.pe_3_7  pe_3_7 (
+  \systolic_core.pe_3_3  pe_3_3 (
     .a_in(\a_in$485 ),
+    .a_next(\a_in$468 ),
+    .a_out(\a_in$502 ),
     .clk(clk),
     .en(en),
     .first_in(\first_in$489 ),
+    .first_next(\first_in$472 ),
+    .first_out(\first_in$506 ),
     .last_in(\last_in$491 ),
-    .\port$2174$14 (\o$47 [15:14]),
+    .last_out(\last_in$508 ),
+    .\port$2626$6 (\o$49 [7:6]),
     .psum_in(\psum_in$493 ),
-    .psum_out(\psum_in$609 ),
+    .psum_out(\psum_in$625 ),
     .rst(rst),
     .valid_in(\valid_in$487 ),
+    .valid_out(\valid_in$504 ),
     .w_in(\w_in$495 ),
-    .w_out(\w_in$611 )
+    .w_out(\w_in$627 )
+  );
+  \systolic_core.pe_3_4  pe_3_4 (
+    .a_in(\a_in$502 ),
+    .a_next(\a_in$485 ),
+    .a_out(\a_in$519 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$506 ),
+    .first_next(\first_in$489 ),
+    .first_out(\first_in$523 ),
+    .last_in(\last_in$508 ),
+    .last_out(\last_in$525 ),
+    .\port$2626$8 (\o$49 [9:8]),
+    .psum_in(\psum_in$510 ),
+    .psum_out(\psum_in$642 ),
+    .rst(rst),
+    .valid_in(\valid_in$504 ),
+    .valid_out(\valid_in$521 ),
+    .w_in(\w_in$512 ),
+    .w_out(\w_in$644 )
+  );
+  \systolic_core.pe_3_5  pe_3_5 (
+    .a_in(\a_in$519 ),
+    .a_next(\a_in$502 ),
+    .a_out(\a_in$536 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$523 ),
+    .first_next(\first_in$506 ),
+    .first_out(\first_in$540 ),
+    .last_in(\last_in$525 ),
+    .last_out(\last_in$542 ),
+    .\port$2626$10 (\o$49 [11:10]),
+    .psum_in(\psum_in$527 ),
+    .psum_out(\psum_in$659 ),
+    .rst(rst),
+    .valid_in(\valid_in$521 ),
+    .valid_out(\valid_in$538 ),
+    .w_in(\w_in$529 ),
+    .w_out(\w_in$661 )
+  );
+  \systolic_core.pe_3_6  pe_3_6 (
+    .a_in(\a_in$536 ),
+    .a_next(\a_in$519 ),
+    .a_out(\a_in$553 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$540 ),
+    .first_next(\first_in$523 ),
+    .first_out(\first_in$557 ),
+    .last_in(\last_in$542 ),
+    .last_out(\last_in$559 ),
+    .\port$2626$12 (\o$49 [13:12]),
+    .psum_in(\psum_in$544 ),
+    .psum_out(\psum_in$676 ),
+    .rst(rst),
+    .valid_in(\valid_in$538 ),
+    .valid_out(\valid_in$555 ),
+    .w_in(\w_in$546 ),
+    .w_out(\w_in$678 )
+  );
+  \systolic_core.pe_3_7  pe_3_7 (
+    .a_in(\a_in$553 ),
+    .a_next(\a_in$536 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$557 ),
+    .first_next(\first_in$540 ),
+    .last_in(\last_in$559 ),
+    .\port$2626$14 (\o$49 [15:14]),
+    .psum_in(\psum_in$561 ),
+    .psum_out(\psum_in$693 ),
+    .rst(rst),
+    .valid_in(\valid_in$555 ),
+    .w_in(\w_in$563 ),
+    .w_out(\w_in$695 )
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$50 [39:32]),
-    .a_out(\a_in$511 ),
+    .a_in(\o$56 [39:32]),
+    .a_next(o_next[39:32]),
+    .a_out(\a_in$583 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$515 ),
-    .last_out(\last_in$517 ),
-    .\port$2174$0 (\o$47 [1:0]),
-    .\port$2292$12 (\o$52 [14:12]),
-    .psum_in(\psum_in$504 ),
-    .psum_out(\psum_in$620 ),
+    .first_next(\o_next$54 [13]),
+    .first_out(\first_in$587 ),
+    .last_out(\last_in$589 ),
+    .\port$2626$0 (\o$49 [1:0]),
+    .\port$2746$12 (\o$58 [14:12]),
+    .psum_in(\psum_in$574 ),
+    .psum_out(\psum_in$706 ),
     .rst(rst),
-    .valid_out(\valid_in$513 ),
-    .w_in(\w_in$506 ),
-    .w_out(\w_in$622 )
+    .valid_out(\valid_in$585 ),
+    .w_in(\w_in$576 ),
+    .w_out(\w_in$708 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$511 ),
-    .a_out(\a_in$526 ),
+    .a_in(\a_in$583 ),
+    .a_next(\o$56 [39:32]),
+    .a_out(\a_in$600 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$515 ),
-    .first_out(\first_in$530 ),
-    .last_in(\last_in$517 ),
-    .last_out(\last_in$532 ),
-    .\port$2174$2 (\o$47 [3:2]),
-    .psum_in(\psum_in$519 ),
-    .psum_out(\psum_in$635 ),
+    .first_in(\first_in$587 ),
+    .first_next(\o$58 [13]),
+    .first_out(\first_in$604 ),
+    .last_in(\last_in$589 ),
+    .last_out(\last_in$606 ),
+    .\port$2626$2 (\o$49 [3:2]),
+    .psum_in(\psum_in$591 ),
+    .psum_out(\psum_in$723 ),
     .rst(rst),
-    .valid_in(\valid_in$513 ),
-    .valid_out(\valid_in$528 ),
-    .w_in(\w_in$521 ),
-    .w_out(\w_in$637 )
+    .valid_in(\valid_in$585 ),
+    .valid_out(\valid_in$602 ),
+    .w_in(\w_in$593 ),
+    .w_out(\w_in$725 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$526 ),
-    .a_out(\a_in$541 ),
+    .a_in(\a_in$600 ),
+    .a_next(\a_in$583 ),
+    .a_out(\a_in$617 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$530 ),
-    .first_out(\first_in$545 ),
-    .last_in(\last_in$532 ),
-    .last_out(\last_in$547 ),
-    .\port$2174$4 (\o$47 [5:4]),
-    .psum_in(\psum_in$534 ),
-    .psum_out(\psum_in$650 ),
+    .first_in(\first_in$604 ),
+    .first_next(\first_in$587 ),
+    .first_out(\first_in$621 ),
+    .last_in(\last_in$606 ),
+    .last_out(\last_in$623 ),
+    .\port$2626$4 (\o$49 [5:4]),
+    .psum_in(\psum_in$608 ),
+    .psum_out(\psum_in$740 ),
     .rst(rst),
-    .valid_in(\valid_in$528 ),
-    .valid_out(\valid_in$543 ),
-    .w_in(\w_in$536 ),
-    .w_out(\w_in$652 )
+    .valid_in(\valid_in$602 ),
+    .valid_out(\valid_in$619 ),
+    .w_in(\w_in$610 ),
+    .w_out(\w_in$742 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$541 ),
-    .a_out(\a_in$556 ),
+    .a_in(\a_in$617 ),
+    .a_next(\a_in$600 ),
+    .a_out(\a_in$634 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$545 ),
-    .first_out(\first_in$560 ),
-    .last_in(\last_in$547 ),
-    .last_out(\last_in$562 ),
-    .\port$2174$6 (\o$47 [7:6]),
-    .psum_in(\psum_in$549 ),
-    .psum_out(\psum_in$665 ),
+    .first_in(\first_in$621 ),
+    .first_next(\first_in$604 ),
+    .first_out(\first_in$638 ),
+    .last_in(\last_in$623 ),
+    .last_out(\last_in$640 ),
+    .\port$2626$6 (\o$49 [7:6]),
+    .psum_in(\psum_in$625 ),
+    .psum_out(\psum_in$757 ),
     .rst(rst),
-    .valid_in(\valid_in$543 ),
-    .valid_out(\valid_in$558 ),
-    .w_in(\w_in$551 ),
-    .w_out(\w_in$667 )
+    .valid_in(\valid_in$619 ),
+    .valid_out(\valid_in$636 ),
+    .w_in(\w_in$627 ),
+    .w_out(\w_in$759 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$556 ),
-    .a_out(\a_in$571 ),
+    .a_in(\a_in$634 ),
+    .a_next(\a_in$617 ),
+    .a_out(\a_in$651 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$560 ),
-    .first_out(\first_in$575 ),
-    .last_in(\last_in$562 ),
-    .last_out(\last_in$577 ),
-    .\port$2174$8 (\o$47 [9:8]),
-    .psum_in(\psum_in$564 ),
-    .psum_out(\psum_in$680 ),
+    .first_in(\first_in$638 ),
+    .first_next(\first_in$621 ),
+    .first_out(\first_in$655 ),
+    .last_in(\last_in$640 ),
+    .last_out(\last_in$657 ),
+    .\port$2626$8 (\o$49 [9:8]),
+    .psum_in(\psum_in$642 ),
+    .psum_out(\psum_in$774 ),
     .rst(rst),
-    .valid_in(\valid_in$558 ),
-    .valid_out(\valid_in$573 ),
-    .w_in(\w_in$566 ),
-    .w_out(\w_in$682 )
+    .valid_in(\valid_in$636 ),
+    .valid_out(\valid_in$653 ),
+    .w_in(\w_in$644 ),
+    .w_out(\w_in$776 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$571 ),
-    .a_out(\a_in$586 ),
+    .a_in(\a_in$651 ),
+    .a_next(\a_in$634 ),
+    .a_out(\a_in$668 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$575 ),
-    .first_out(\first_in$590 ),
-    .last_in(\last_in$577 ),
-    .last_out(\last_in$592 ),
-    .\port$2174$10 (\o$47 [11:10]),
-    .psum_in(\psum_in$579 ),
-    .psum_out(\psum_in$695 ),
+    .first_in(\first_in$655 ),
+    .first_next(\first_in$638 ),
+    .first_out(\first_in$672 ),
+    .last_in(\last_in$657 ),
+    .last_out(\last_in$674 ),
+    .\port$2626$10 (\o$49 [11:10]),
+    .psum_in(\psum_in$659 ),
+    .psum_out(\psum_in$791 ),
     .rst(rst),
-    .valid_in(\valid_in$573 ),
-    .valid_out(\valid_in$588 ),
-    .w_in(\w_in$581 ),
-    .w_out(\w_in$697 )
+    .valid_in(\valid_in$653 ),
+    .valid_out(\valid_in$670 ),
+    .w_in(\w_in$661 ),
+    .w_out(\w_in$793 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$586 ),
-    .a_out(\a_in$601 ),
+    .a_in(\a_in$668 ),
+    .a_next(\a_in$651 ),
+    .a_out(\a_in$685 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$590 ),
-    .first_out(\first_in$605 ),
-    .last_in(\last_in$592 ),
-    .last_out(\last_in$607 ),
-    .\port$2174$12 (\o$47 [13:12]),
-    .psum_in(\psum_in$594 ),
-    .psum_out(\psum_in$710 ),
+    .first_in(\first_in$672 ),
+    .first_next(\first_in$655 ),
+    .first_out(\first_in$689 ),
+    .last_in(\last_in$674 ),
+    .last_out(\last_in$691 ),
+    .\port$2626$12 (\o$49 [13:12]),
+    .psum_in(\psum_in$676 ),
+    .psum_out(\psum_in$808 ),
     .rst(rst),
-    .valid_in(\valid_in$588 ),
-    .valid_out(\valid_in$603 ),
-    .w_in(\w_in$596 ),
-    .w_out(\w_in$712 )
+    .valid_in(\valid_in$670 ),
+    .valid_out(\valid_in$687 ),
+    .w_in(\w_in$678 ),
+    .w_out(\w_in$810 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$601 ),
+    .a_in(\a_in$685 ),
+    .a_next(\a_in$668 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$605 ),
-    .last_in(\last_in$607 ),
-    .\port$2174$14 (\o$47 [15:14]),
-    .psum_in(\psum_in$609 ),
-    .psum_out(\psum_in$725 ),
+    .first_in(\first_in$689 ),
+    .first_next(\first_in$672 ),
+    .last_in(\last_in$691 ),
+    .\port$2626$14 (\o$49 [15:14]),
+    .psum_in(\psum_in$693 ),
+    .psum_out(\psum_in$825 ),
     .rst(rst),
-    .valid_in(\valid_in$603 ),
-    .w_in(\w_in$611 ),
-    .w_out(\w_in$727 )
+    .valid_in(\valid_in$687 ),
+    .w_in(\w_in$695 ),
+    .w_out(\w_in$827 )
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$50 [47:40]),
-    .a_out(\a_in$627 ),
+    .a_in(\o$56 [47:40]),
+    .a_next(o_next[47:40]),
+    .a_out(\a_in$715 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$631 ),
-    .last_out(\last_in$633 ),
-    .\port$2174$0 (\o$47 [1:0]),
-    .\port$2292$15 (\o$52 [17:15]),
-    .psum_in(\psum_in$620 ),
-    .psum_out(\psum_in$736 ),
+    .first_next(\o_next$54 [16]),
+    .first_out(\first_in$719 ),
+    .last_out(\last_in$721 ),
+    .\port$2626$0 (\o$49 [1:0]),
+    .\port$2746$15 (\o$58 [17:15]),
+    .psum_in(\psum_in$706 ),
+    .psum_out(\psum_in$838 ),
     .rst(rst),
-    .valid_out(\valid_in$629 ),
-    .w_in(\w_in$622 ),
-    .w_out(\w_in$738 )
+    .valid_out(\valid_in$717 ),
+    .w_in(\w_in$708 ),
+    .w_out(\w_in$840 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$627 ),
-    .a_out(\a_in$642 ),
+    .a_in(\a_in$715 ),
+    .a_next(\o$56 [47:40]),
+    .a_out(\a_in$732 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$631 ),
-    .first_out(\first_in$646 ),
-    .last_in(\last_in$633 ),
-    .last_out(\last_in$648 ),
-    .\port$2174$2 (\o$47 [3:2]),
-    .psum_in(\psum_in$635 ),
-    .psum_out(\psum_in$751 ),
+    .first_in(\first_in$719 ),
+    .first_next(\o$58 [16]),
+    .first_out(\first_in$736 ),
+    .last_in(\last_in$721 ),
+    .last_out(\last_in$738 ),
+    .\port$2626$2 (\o$49 [3:2]),
+    .psum_in(\psum_in$723 ),
+    .psum_out(\psum_in$855 ),
     .rst(rst),
-    .valid_in(\valid_in$629 ),
-    .valid_out(\valid_in$644 ),
-    .w_in(\w_in$637 ),
-    .w_out(\w_in$753 )
+    .valid_in(\valid_in$717 ),
+    .valid_out(\valid_in$734 ),
+    .w_in(\w_in$725 ),
+    .w_out(\w_in$857 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$642 ),
-    .a_out(\a_in$657 ),
+    .a_in(\a_in$732 ),
+    .a_next(\a_in$715 ),
+    .a_out(\a_in$749 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$646 ),
-    .first_out(\first_in$661 ),
-    .last_in(\last_in$648 ),
-    .last_out(\last_in$663 ),
-    .\port$2174$4 (\o$47 [5:4]),
-    .psum_in(\psum_in$650 ),
-    .psum_out(\psum_in$766 ),
+    .first_in(\first_in$736 ),
+    .first_next(\first_in$719 ),
+    .first_out(\first_in$753 ),
+    .last_in(\last_in$738 ),
+    .last_out(\last_in$755 ),
+    .\port$2626$4 (\o$49 [5:4]),
+    .psum_in(\psum_in$740 ),
+    .psum_out(\psum_in$872 ),
     .rst(rst),
-    .valid_in(\valid_in$644 ),
-    .valid_out(\valid_in$659 ),
-    .w_in(\w_in$652 ),
-    .w_out(\w_in$768 )
+    .valid_in(\valid_in$734 ),
+    .valid_out(\valid_in$751 ),
+    .w_in(\w_in$742 ),
+    .w_out(\w_in$874 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$657 ),
-    .a_out(\a_in$672 ),
+    .a_in(\a_in$749 ),
+    .a_next(\a_in$732 ),
+    .a_out(\a_in$766 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$661 ),
-    .first_out(\first_in$676 ),
-    .last_in(\last_in$663 ),
-    .last_out(\last_in$678 ),
-    .\port$2174$6 (\o$47 [7:6]),
-    .psum_in(\psum_in$665 ),
-    .psum_out(\psum_in$781 ),
+    .first_in(\first_in$753 ),
+    .first_next(\first_in$736 ),
+    .first_out(\first_in$770 ),
+    .last_in(\last_in$755 ),
+    .last_out(\last_in$772 ),
+    .\port$2626$6 (\o$49 [7:6]),
+    .psum_in(\psum_in$757 ),
+    .psum_out(\psum_in$889 ),
     .rst(rst),
-    .valid_in(\valid_in$659 ),
-    .valid_out(\valid_in$674 ),
-    .w_in(\w_in$667 ),
-    .w_out(\w_in$783 )
+    .valid_in(\valid_in$751 ),
+    .valid_out(\valid_in$768 ),
+    .w_in(\w_in$759 ),
+    .w_out(\w_in$891 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$672 ),
-    .a_out(\a_in$687 ),
+    .a_in(\a_in$766 ),
+    .a_next(\a_in$749 ),
+    .a_out(\a_in$783 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$676 ),
-    .first_out(\first_in$691 ),
-    .last_in(\last_in$678 ),
-    .last_out(\last_in$693 ),
-    .\port$2174$8 (\o$47 [9:8]),
-    .psum_in(\psum_in$680 ),
-    .psum_out(\psum_in$796 ),
+    .first_in(\first_in$770 ),
+    .first_next(\first_in$753 ),
+    .first_out(\first_in$787 ),
+    .last_in(\last_in$772 ),
+    .last_out(\last_in$789 ),
+    .\port$2626$8 (\o$49 [9:8]),
+    .psum_in(\psum_in$774 ),
+    .psum_out(\psum_in$906 ),
     .rst(rst),
-    .valid_in(\valid_in$674 ),
-    .valid_out(\valid_in$689 ),
-    .w_in(\w_in$682 ),
-    .w_out(\w_in$798 )
+    .valid_in(\valid_in$768 ),
+    .valid_out(\valid_in$785 ),
+    .w_in(\w_in$776 ),
+    .w_out(\w_in$908 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$687 ),
-    .a_out(\a_in$702 ),
+    .a_in(\a_in$783 ),
+    .a_next(\a_in$766 ),
+    .a_out(\a_in$800 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$691 ),
-    .first_out(\first_in$706 ),
-    .last_in(\last_in$693 ),
-    .last_out(\last_in$708 ),
-    .\port$2174$10 (\o$47 [11:10]),
-    .psum_in(\psum_in$695 ),
-    .psum_out(\psum_in$811 ),
+    .first_in(\first_in$787 ),
+    .first_next(\first_in$770 ),
+    .first_out(\first_in$804 ),
+    .last_in(\last_in$789 ),
+    .last_out(\last_in$806 ),
+    .\port$2626$10 (\o$49 [11:10]),
+    .psum_in(\psum_in$791 ),
+    .psum_out(\psum_in$923 ),
     .rst(rst),
-    .valid_in(\valid_in$689 ),
-    .valid_out(\valid_in$704 ),
-    .w_in(\w_in$697 ),
-    .w_out(\w_in$813 )
+    .valid_in(\valid_in$785 ),
+    .valid_out(\valid_in$802 ),
+    .w_in(\w_in$793 ),
+    .w_out(\w_in$925 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$702 ),
-    .a_out(\a_in$717 ),
+    .a_in(\a_in$800 ),
+    .a_next(\a_in$783 ),
+    .a_out(\a_in$817 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$706 ),
-    .first_out(\first_in$721 ),
-    .last_in(\last_in$708 ),
-    .last_out(\last_in$723 ),
-    .\port$2174$12 (\o$47 [13:12]),
-    .psum_in(\psum_in$710 ),
-    .psum_out(\psum_in$826 ),
+    .first_in(\first_in$804 ),
+    .first_next(\first_in$787 ),
+    .first_out(\first_in$821 ),
+    .last_in(\last_in$806 ),
+    .last_out(\last_in$823 ),
+    .\port$2626$12 (\o$49 [13:12]),
+    .psum_in(\psum_in$808 ),
+    .psum_out(\psum_in$940 ),
     .rst(rst),
-    .valid_in(\valid_in$704 ),
-    .valid_out(\valid_in$719 ),
-    .w_in(\w_in$712 ),
-    .w_out(\w_in$828 )
+    .valid_in(\valid_in$802 ),
+    .valid_out(\valid_in$819 ),
+    .w_in(\w_in$810 ),
+    .w_out(\w_in$942 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$717 ),
+    .a_in(\a_in$817 ),
+    .a_next(\a_in$800 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$721 ),
-    .last_in(\last_in$723 ),
-    .\port$2174$14 (\o$47 [15:14]),
-    .psum_in(\psum_in$725 ),
-    .psum_out(\psum_in$841 ),
-    .rst(rst),
-    .valid_in(\valid_in$719 ),
-    .w_in(\w_in$727 ),
-    .w_out(\w_in$843 )
-  );
-  \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$50 [55:48]),
-    .a_out(\a_in$743 ),
-    .clk(clk),
-    .en(en),
-    .first_out(\first_in$747 ),
-    .last_out(\last_in$749 ),
-    .\port$2174$0 (\o$47 [1:0]),
-    .\port$2292$18 (\o$52 [20:18]),
-    .psum_in(\psum_in$736 ),
-    .psum_out(\psum_in$852 ),
-    .rst(rst),
-    .valid_out(\valid_in$745 ),
-    .w_in(\w_in$738 ),
-    .w_out(\w_in$854 )
-  );
-  \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$743 ),
-    .a_out(\a_in$758 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$747 ),
-    .first_out(\first_in$762 ),
-    .last_in(\last_in$749 ),
-    .last_out(\last_in$764 ),
-    .\port$2174$2 (\o$47 [3:2]),
-    .psum_in(\psum_in$751 ),
-    .psum_out(\psum_in$867 ),
-    .rst(rst),
-    .valid_in(\valid_in$745 ),
-    .valid_out(\valid_in$760 ),
-    .w_in(\w_in$753 ),
-    .w_out(\w_in$869 )
-  );
-  \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$758 ),
-    .a_out(\a_in$773 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$762 ),
-    .first_out(\first_in$777 ),
-    .last_in(\last_in$764 ),
-    .last_out(\last_in$779 ),
-    .\port$2174$4 (\o$47 [5:4]),
-    .psum_in(\psum_in$766 ),
-    .psum_out(\psum_in$882 ),
-    .rst(rst),
-    .valid_in(\valid_in$760 ),
-    .valid_out(\valid_in$775 ),
-    .w_in(\w_in$768 ),
-    .w_out(\w_in$884 )
-  );
-  \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$773 ),
-    .a_out(\a_in$788 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$777 ),
-    .first_out(\first_in$792 ),
-    .last_in(\last_in$779 ),
-    .last_out(\last_in$794 ),
-    .\port$2174$6 (\o$47 [7:6]),
-    .psum_in(\psum_in$781 ),
-    .psum_out(\psum_in$897 ),
-    .rst(rst),
-    .valid_in(\valid_in$775 ),
-    .valid_out(\valid_in$790 ),
-    .w_in(\w_in$783 ),
-    .w_out(\w_in$899 )
-  );
-  \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$788 ),
-    .a_out(\a_in$803 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$792 ),
-    .first_out(\first_in$807 ),
-    .last_in(\last_in$794 ),
-    .last_out(\last_in$809 ),
-    .\port$2174$8 (\o$47 [9:8]),
-    .psum_in(\psum_in$796 ),
-    .psum_out(\psum_in$912 ),
-    .rst(rst),
-    .valid_in(\valid_in$790 ),
-    .valid_out(\valid_in$805 ),
-    .w_in(\w_in$798 ),
-    .w_out(\w_in$914 )
-  );
-  \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$803 ),
-    .a_out(\a_in$818 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$807 ),
-    .first_out(\first_in$822 ),
-    .last_in(\last_in$809 ),
-    .last_out(\last_in$824 ),
-    .\port$2174$10 (\o$47 [11:10]),
-    .psum_in(\psum_in$811 ),
-    .psum_out(\psum_in$927 ),
-    .rst(rst),
-    .valid_in(\valid_in$805 ),
-    .valid_out(\valid_in$820 ),
-    .w_in(\w_in$813 ),
-    .w_out(\w_in$929 )
-  );
-  \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$818 ),
-    .a_out(\a_in$833 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$822 ),
-    .first_out(\first_in$837 ),
-    .last_in(\last_in$824 ),
-    .last_out(\last_in$839 ),
-    .\port$2174$12 (\o$47 [13:12]),
-    .psum_in(\psum_in$826 ),
-    .psum_out(\psum_in$942 ),
-    .rst(rst),
-    .valid_in(\valid_in$820 ),
-    .valid_out(\valid_in$835 ),
-    .w_in(\w_in$828 ),
-    .w_out(\w_in$944 )
-  );
-  \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$833 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$837 ),
-    .last_in(\last_in$839 ),
-    .\port$2174$14 (\o$47 [15:14]),
-    .psum_in(\psum_in$841 ),
+    .first_in(\first_in$821 ),
+    .first_next(\first_in$804 ),
+    .last_in(\last_in$823 ),
+    .\port$2626$14 (\o$49 [15:14]),
+    .psum_in(\psum_in$825 ),
     .psum_out(\psum_in$957 ),
     .rst(rst),
-    .valid_in(\valid_in$835 ),
-    .w_in(\w_in$843 ),
+    .valid_in(\valid_in$819 ),
+    .w_in(\w_in$827 ),
     .w_out(\w_in$959 )
   );
-  \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$50 [63:56]),
-    .a_out(\a_in$859 ),
+  \systolic_core.pe_6_0  pe_6_0 (
+    .a_in(\o$56 [55:48]),
+    .a_next(o_next[55:48]),
+    .a_out(\a_in$847 ),
     .clk(clk),
     .en(en),
-    .first_out(\first_in$863 ),
-    .last_out(\last_in$865 ),
-    .\port$2174$0 (\o$47 [1:0]),
-    .\port$2292$21 (\o$52 [23:21]),
-    .psum_in(\psum_in$852 ),
-    .psum_out(psum_out),
+    .first_next(\o_next$54 [19]),
+    .first_out(\first_in$851 ),
+    .last_out(\last_in$853 ),
+    .\port$2626$0 (\o$49 [1:0]),
+    .\port$2746$18 (\o$58 [20:18]),
+    .psum_in(\psum_in$838 ),
+    .psum_out(\psum_in$970 ),
     .rst(rst),
-    .valid_out(\valid_in$861 ),
-    .w_in(\w_in$854 )
+    .valid_out(\valid_in$849 ),
+    .w_in(\w_in$840 ),
+    .w_out(\w_in$972 )
   );
-  \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$859 ),
-    .a_out(\a_in$874 ),
+  \systolic_core.pe_6_1  pe_6_1 (
+    .a_in(\a_in$847 ),
+    .a_next(\o$56 [55:48]),
+    .a_out(\a_in$864 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$863 ),
-    .first_out(\first_in$878 ),
-    .last_in(\last_in$865 ),
-    .last_out(\last_in$880 ),
-    .\port$2174$2 (\o$47 [3:2]),
-    .psum_in(\psum_in$867 ),
-    .psum_out(\psum_out$16 ),
+    .first_in(\first_in$851 ),
+    .first_next(\o$58 [19]),
+    .first_out(\first_in$868 ),
+    .last_in(\last_in$853 ),
+    .last_out(\last_in$870 ),
+    .\port$2626$2 (\o$49 [3:2]),
+    .psum_in(\psum_in$855 ),
+    .psum_out(\psum_in$987 ),
     .rst(rst),
-    .valid_in(\valid_in$861 ),
-    .valid_out(\valid_in$876 ),
-    .w_in(\w_in$869 )
+    .valid_in(\valid_in$849 ),
+    .valid_out(\valid_in$866 ),
+    .w_in(\w_in$857 ),
+    .w_out(\w_in$989 )
   );
-  \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$874 ),
-    .a_out(\a_in$889 ),
+  \systolic_core.pe_6_2  pe_6_2 (
+    .a_in(\a_in$864 ),
+    .a_next(\a_in$847 ),
+    .a_out(\a_in$881 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$878 ),
-    .first_out(\first_in$893 ),
-    .last_in(\last_in$880 ),
-    .last_out(\last_in$895 ),
-    .\port$2174$4 (\o$47 [5:4]),
-    .psum_in(\psum_in$882 ),
-    .psum_out(\psum_out$17 ),
+    .first_in(\first_in$868 ),
+    .first_next(\first_in$851 ),
+    .first_out(\first_in$885 ),
+    .last_in(\last_in$870 ),
+    .last_out(\last_in$887 ),
+    .\port$2626$4 (\o$49 [5:4]),
+    .psum_in(\psum_in$872 ),
+    .psum_out(\psum_in$1004 ),
     .rst(rst),
-    .valid_in(\valid_in$876 ),
-    .valid_out(\valid_in$891 ),
-    .w_in(\w_in$884 )
+    .valid_in(\valid_in$866 ),
+    .valid_out(\valid_in$883 ),
+    .w_in(\w_in$874 ),
+    .w_out(\w_in$1006 )
   );
-  \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$889 ),
-    .a_out(\a_in$904 ),
+  \systolic_core.pe_6_3  pe_6_3 (
+    .a_in(\a_in$881 ),
+    .a_next(\a_in$864 ),
+    .a_out(\a_in$898 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$893 ),
-    .first_out(\first_in$908 ),
-    .last_in(\last_in$895 ),
-    .last_out(\last_in$910 ),
-    .\port$2174$6 (\o$47 [7:6]),
-    .psum_in(\psum_in$897 ),
-    .psum_out(\psum_out$18 ),
+    .first_in(\first_in$885 ),
+    .first_next(\first_in$868 ),
+    .first_out(\first_in$902 ),
+    .last_in(\last_in$887 ),
+    .last_out(\last_in$904 ),
+    .\port$2626$6 (\o$49 [7:6]),
+    .psum_in(\psum_in$889 ),
+    .psum_out(\psum_in$1021 ),
     .rst(rst),
-    .valid_in(\valid_in$891 ),
-    .valid_out(\valid_in$906 ),
-    .w_in(\w_in$899 )
+    .valid_in(\valid_in$883 ),
+    .valid_out(\valid_in$900 ),
+    .w_in(\w_in$891 ),
+    .w_out(\w_in$1023 )
   );
-  \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$904 ),
-    .a_out(\a_in$919 ),
+  \systolic_core.pe_6_4  pe_6_4 (
+    .a_in(\a_in$898 ),
+    .a_next(\a_in$881 ),
+    .a_out(\a_in$915 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$908 ),
-    .first_out(\first_in$923 ),
-    .last_in(\last_in$910 ),
-    .last_out(\last_in$925 ),
-    .\port$2174$8 (\o$47 [9:8]),
-    .psum_in(\psum_in$912 ),
-    .psum_out(\psum_out$19 ),
+    .first_in(\first_in$902 ),
+    .first_next(\first_in$885 ),
+    .first_out(\first_in$919 ),
+    .last_in(\last_in$904 ),
+    .last_out(\last_in$921 ),
+    .\port$2626$8 (\o$49 [9:8]),
+    .psum_in(\psum_in$906 ),
+    .psum_out(\psum_in$1038 ),
     .rst(rst),
-    .valid_in(\valid_in$906 ),
-    .valid_out(\valid_in$921 ),
-    .w_in(\w_in$914 )
+    .valid_in(\valid_in$900 ),
+    .valid_out(\valid_in$917 ),
+    .w_in(\w_in$908 ),
+    .w_out(\w_in$1040 )
   );
-  \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$919 ),
-    .a_out(\a_in$934 ),
+  \systolic_core.pe_6_5  pe_6_5 (
+    .a_in(\a_in$915 ),
+    .a_next(\a_in$898 ),
+    .a_out(\a_in$932 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$923 ),
-    .first_out(\first_in$938 ),
-    .last_in(\last_in$925 ),
-    .last_out(\last_in$940 ),
-    .\port$2174$10 (\o$47 [11:10]),
-    .psum_in(\psum_in$927 ),
-    .psum_out(\psum_out$20 ),
+    .first_in(\first_in$919 ),
+    .first_next(\first_in$902 ),
+    .first_out(\first_in$936 ),
+    .last_in(\last_in$921 ),
+    .last_out(\last_in$938 ),
+    .\port$2626$10 (\o$49 [11:10]),
+    .psum_in(\psum_in$923 ),
+    .psum_out(\psum_in$1055 ),
     .rst(rst),
-    .valid_in(\valid_in$921 ),
-    .valid_out(\valid_in$936 ),
-    .w_in(\w_in$929 )
+    .valid_in(\valid_in$917 ),
+    .valid_out(\valid_in$934 ),
+    .w_in(\w_in$925 ),
+    .w_out(\w_in$1057 )
   );
-  \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$934 ),
+  \systolic_core.pe_6_6  pe_6_6 (
+    .a_in(\a_in$932 ),
+    .a_next(\a_in$915 ),
     .a_out(\a_in$949 ),
     .clk(clk),
     .en(en),
-    .first_in(\first_in$938 ),
+    .first_in(\first_in$936 ),
+    .first_next(\first_in$919 ),
     .first_out(\first_in$953 ),
-    .last_in(\last_in$940 ),
+    .last_in(\last_in$938 ),
     .last_out(\last_in$955 ),
-    .\port$2174$12 (\o$47 [13:12]),
-    .psum_in(\psum_in$942 ),
-    .psum_out(\psum_out$21 ),
+    .\port$2626$12 (\o$49 [13:12]),
+    .psum_in(\psum_in$940 ),
+    .psum_out(\psum_in$1072 ),
     .rst(rst),
-    .valid_in(\valid_in$936 ),
+    .valid_in(\valid_in$934 ),
     .valid_out(\valid_in$951 ),
-    .w_in(\w_in$944 )
+    .w_in(\w_in$942 ),
+    .w_out(\w_in$1074 )
   );
-  \systolic_core.pe_7_7  pe_7_7 (
+  \systolic_core.pe_6_7  pe_6_7 (
     .a_in(\a_in$949 ),
+    .a_next(\a_in$932 ),
     .clk(clk),
     .en(en),
     .first_in(\first_in$953 ),
+    .first_next(\first_in$936 ),
     .last_in(\last_in$955 ),
-    .last_out(last_out),
-    .\port$2174$14 (\o$47 [15:14]),
+    .\port$2626$14 (\o$49 [15:14]),
     .psum_in(\psum_in$957 ),
-    .psum_out(\psum_out$22 ),
+    .psum_out(\psum_in$1089 ),
     .rst(rst),
     .valid_in(\valid_in$951 ),
+    .w_in(\w_in$959 ),
+    .w_out(\w_in$1091 )
+  );
+  \systolic_core.pe_7_0  pe_7_0 (
+    .a_in(\o$56 [63:56]),
+    .a_next(o_next[63:56]),
+    .a_out(\a_in$979 ),
+    .clk(clk),
+    .en(en),
+    .first_next(\o_next$54 [22]),
+    .first_out(\first_in$983 ),
+    .last_out(\last_in$985 ),
+    .\port$2626$0 (\o$49 [1:0]),
+    .\port$2746$21 (\o$58 [23:21]),
+    .psum_in(\psum_in$970 ),
+    .psum_out(psum_out),
+    .rst(rst),
+    .valid_out(\valid_in$981 ),
+    .w_in(\w_in$972 )
+  );
+  \systolic_core.pe_7_1  pe_7_1 (
+    .a_in(\a_in$979 ),
+    .a_next(\o$56 [63:56]),
+    .a_out(\a_in$996 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$983 ),
+    .first_next(\o$58 [22]),
+    .first_out(\first_in$1000 ),
+    .last_in(\last_in$985 ),
+    .last_out(\last_in$1002 ),
+    .\port$2626$2 (\o$49 [3:2]),
+    .psum_in(\psum_in$987 ),
+    .psum_out(\psum_out$16 ),
+    .rst(rst),
+    .valid_in(\valid_in$981 ),
+    .valid_out(\valid_in$998 ),
+    .w_in(\w_in$989 )
+  );
+  \systolic_core.pe_7_2  pe_7_2 (
+    .a_in(\a_in$996 ),
+    .a_next(\a_in$979 ),
+    .a_out(\a_in$1013 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$1000 ),
+    .first_next(\first_in$983 ),
+    .first_out(\first_in$1017 ),
+    .last_in(\last_in$1002 ),
+    .last_out(\last_in$1019 ),
+    .\port$2626$4 (\o$49 [5:4]),
+    .psum_in(\psum_in$1004 ),
+    .psum_out(\psum_out$17 ),
+    .rst(rst),
+    .valid_in(\valid_in$998 ),
+    .valid_out(\valid_in$1015 ),
+    .w_in(\w_in$1006 )
+  );
+  \systolic_core.pe_7_3  pe_7_3 (
+    .a_in(\a_in$1013 ),
+    .a_next(\a_in$996 ),
+    .a_out(\a_in$1030 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$1017 ),
+    .first_next(\first_in$1000 ),
+    .first_out(\first_in$1034 ),
+    .last_in(\last_in$1019 ),
+    .last_out(\last_in$1036 ),
+    .\port$2626$6 (\o$49 [7:6]),
+    .psum_in(\psum_in$1021 ),
+    .psum_out(\psum_out$18 ),
+    .rst(rst),
+    .valid_in(\valid_in$1015 ),
+    .valid_out(\valid_in$1032 ),
+    .w_in(\w_in$1023 )
+  );
+  \systolic_core.pe_7_4  pe_7_4 (
+    .a_in(\a_in$1030 ),
+    .a_next(\a_in$1013 ),
+    .a_out(\a_in$1047 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$1034 ),
+    .first_next(\first_in$1017 ),
+    .first_out(\first_in$1051 ),
+    .last_in(\last_in$1036 ),
+    .last_out(\last_in$1053 ),
+    .\port$2626$8 (\o$49 [9:8]),
+    .psum_in(\psum_in$1038 ),
+    .psum_out(\psum_out$19 ),
+    .rst(rst),
+    .valid_in(\valid_in$1032 ),
+    .valid_out(\valid_in$1049 ),
+    .w_in(\w_in$1040 )
+  );
+  \systolic_core.pe_7_5  pe_7_5 (
+    .a_in(\a_in$1047 ),
+    .a_next(\a_in$1030 ),
+    .a_out(\a_in$1064 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$1051 ),
+    .first_next(\first_in$1034 ),
+    .first_out(\first_in$1068 ),
+    .last_in(\last_in$1053 ),
+    .last_out(\last_in$1070 ),
+    .\port$2626$10 (\o$49 [11:10]),
+    .psum_in(\psum_in$1055 ),
+    .psum_out(\psum_out$20 ),
+    .rst(rst),
+    .valid_in(\valid_in$1049 ),
+    .valid_out(\valid_in$1066 ),
+    .w_in(\w_in$1057 )
+  );
+  \systolic_core.pe_7_6  pe_7_6 (
+    .a_in(\a_in$1064 ),
+    .a_next(\a_in$1047 ),
+    .a_out(\a_in$1081 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$1068 ),
+    .first_next(\first_in$1051 ),
+    .first_out(\first_in$1085 ),
+    .last_in(\last_in$1070 ),
+    .last_out(\last_in$1087 ),
+    .\port$2626$12 (\o$49 [13:12]),
+    .psum_in(\psum_in$1072 ),
+    .psum_out(\psum_out$21 ),
+    .rst(rst),
+    .valid_in(\valid_in$1066 ),
+    .valid_out(\valid_in$1083 ),
+    .w_in(\w_in$1074 )
+  );
+  \systolic_core.pe_7_7  pe_7_7 (
+    .a_in(\a_in$1081 ),
+    .a_next(\a_in$1064 ),
+    .clk(clk),
+    .en(en),
+    .first_in(\first_in$1085 ),
+    .first_next(\first_in$1068 ),
+    .last_in(\last_in$1087 ),
+    .last_out(last_out),
+    .\port$2626$14 (\o$49 [15:14]),
+    .psum_in(\psum_in$1089 ),
+    .psum_out(\psum_out$22 ),
+    .rst(rst),
+    .valid_in(\valid_in$1083 ),
     .valid_out(results__valid),
-    .w_in(\w_in$959 )
+    .w_in(\w_in$1091 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
     .en(en),
     .i(\i$41 ),
-    .o(\o$50 ),
+    .i_next(i_next),
+    .o(\o$56 ),
+    .o_next(o_next),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .clk(clk),
     .en(en),
     .i(\i$43 ),
-    .o(\o$52 ),
+    .i_next(\i_next$46 ),
+    .o(\o$58 ),
+    .o_next(\o_next$54 ),
     .rst(rst)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
     .en(en),
     .i(\i$37 ),
-    .o(\o$57 ),
+    .o(\o$63 ),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en),
     .i(\i$39 ),
-    .o(\o$47 ),
+    .o(\o$49 ),
     .rst(rst)
   );
   always @* begin
@@ -2607,135 +2951,143 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \en$35  = en;
   assign \en$36  = en;
   assign in_w = \i$37 ;
-  assign \en$45  = en;
-  assign w_shift = \o$47 [0];
-  assign \capture$48  = \o$47 [1];
-  assign a_in = \o$50 [7:0];
-  assign valid_in = \o$52 [0];
-  assign first_in = \o$52 [1];
-  assign last_in = \o$52 [2];
+  assign \en$47  = en;
+  assign w_shift = \o$49 [0];
+  assign \capture$50  = \o$49 [1];
+  assign a_next = o_next[7:0];
+  assign first_next = \o_next$54 [1];
+  assign a_in = \o$56 [7:0];
+  assign valid_in = \o$58 [0];
+  assign first_in = \o$58 [1];
+  assign last_in = \o$58 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$57 [7:0];
-  assign \en$58  = en;
-  assign \w_shift$59  = \o$47 [2];
-  assign \capture$60  = \o$47 [3];
-  assign a_out = \a_in$61 ;
-  assign \valid_out$64  = \valid_in$63 ;
-  assign first_out = \first_in$65 ;
-  assign \last_out$68  = \last_in$67 ;
-  assign \psum_in$69  = 32'd0;
-  assign \w_in$70  = \o$57 [15:8];
-  assign \en$71  = en;
-  assign \w_shift$72  = \o$47 [4];
-  assign \capture$73  = \o$47 [5];
-  assign \a_out$75  = \a_in$74 ;
-  assign \valid_out$77  = \valid_in$76 ;
-  assign \first_out$79  = \first_in$78 ;
-  assign \last_out$81  = \last_in$80 ;
-  assign \psum_in$82  = 32'd0;
-  assign \w_in$83  = \o$57 [23:16];
-  assign \en$84  = en;
-  assign \w_shift$85  = \o$47 [6];
-  assign \capture$86  = \o$47 [7];
-  assign \a_out$88  = \a_in$87 ;
-  assign \valid_out$90  = \valid_in$89 ;
-  assign \first_out$92  = \first_in$91 ;
-  assign \last_out$94  = \last_in$93 ;
-  assign \psum_in$95  = 32'd0;
-  assign \w_in$96  = \o$57 [31:24];
-  assign \en$97  = en;
-  assign \w_shift$98  = \o$47 [8];
-  assign \capture$99  = \o$47 [9];
-  assign \a_out$101  = \a_in$100 ;
-  assign \valid_out$103  = \valid_in$102 ;
-  assign \first_out$105  = \first_in$104 ;
-  assign \last_out$107  = \last_in$106 ;
-  assign \psum_in$108  = 32'd0;
-  assign \w_in$109  = \o$57 [39:32];
-  assign \en$110  = en;
-  assign \w_shift$111  = \o$47 [10];
-  assign \capture$112  = \o$47 [11];
-  assign \a_out$114  = \a_in$113 ;
-  assign \valid_out$116  = \valid_in$115 ;
-  assign \first_out$118  = \first_in$117 ;
-  assign \last_out$120  = \last_in$119 ;
-  assign \psum_in$121  = 32'd0;
-  assign \w_in$122  = \o$57 [47:40];
-  assign \en$123  = en;
-  assign \w_shift$124  = \o$47 [12];
-  assign \capture$125  = \o$47 [13];
-  assign \a_out$127  = \a_in$126 ;
-  assign \valid_out$129  = \valid_in$128 ;
-  assign \first_out$131  = \first_in$130 ;
-  assign \last_out$133  = \last_in$132 ;
-  assign \psum_in$134  = 32'd0;
-  assign \w_in$135  = \o$57 [55:48];
-  assign \en$136  = en;
-  assign \w_shift$137  = \o$47 [14];
-  assign \capture$138  = \o$47 [15];
-  assign \a_out$140  = \a_in$139 ;
-  assign \valid_out$142  = \valid_in$141 ;
-  assign \first_out$144  = \first_in$143 ;
-  assign \last_out$146  = \last_in$145 ;
-  assign \psum_in$147  = 32'd0;
-  assign \w_in$148  = \o$57 [63:56];
-  assign \en$149  = en;
-  assign \w_shift$150  = \o$47 [0];
-  assign \capture$151  = \o$47 [1];
-  assign \a_in$152  = \o$50 [15:8];
-  assign \valid_in$153  = \o$52 [3];
-  assign \first_in$154  = \o$52 [4];
-  assign \last_in$155  = \o$52 [5];
-  assign \psum_out$157  = \psum_in$156 ;
-  assign w_out = \w_in$158 ;
-  assign \en$160  = en;
-  assign \w_shift$161  = \o$47 [2];
-  assign \capture$162  = \o$47 [3];
-  assign \a_out$164  = \a_in$163 ;
-  assign \valid_out$166  = \valid_in$165 ;
-  assign \first_out$168  = \first_in$167 ;
-  assign \last_out$170  = \last_in$169 ;
-  assign \psum_out$172  = \psum_in$171 ;
-  assign \w_out$174  = \w_in$173 ;
-  assign \en$175  = en;
-  assign \w_shift$176  = \o$47 [4];
-  assign \capture$177  = \o$47 [5];
-  assign \a_out$179  = \a_in$178 ;
-  assign \valid_out$181  = \valid_in$180 ;
-  assign \first_out$183  = \first_in$182 ;
-  assign \last_out$185  = \last_in$184 ;
-  assign \psum_out$187  = \psum_in$186 ;
-  assign \w_out$189  = \w_in$188 ;
-  assign \en$190  = en;
-  assign \w_shift$191  = \o$47 [6];
-  assign \capture$192  = \o$47 [7];
-  assign \a_out$194  = \a_in$193 ;
-  assign \valid_out$196  = \valid_in$195 ;
-  assign \first_out$198  = \first_in$197 ;
-  assign \last_out$200  = \last_in$199 ;
-  assign \psum_out$202  = \psum_in$201 ;
-  assign \w_out$204  = \w_in$203 ;
-  assign \en$205  = en;
-  assign \w_shift$206  = \o$47 [8];
-  assign \capture$207  = \o$47 [9];
-  assign \a_out$209  = \a_in$208 ;
-  assign \valid_out$211  = \valid_in$210 ;
-  assign \first_out$213  = \first_in$212 ;
-  assign \last_out$215  = \last_in$214 ;
-  assign \psum_out$217  = \psum_in$216 ;
-  assign \w_out$219  = \w_in$218 ;
-  assign \en$220  = en;
-  assign \w_shift$221  = \o$47 [10];
-  assign \capture$222  = \o$47 [11];
-  assign \a_out$224  = \a_in$223 ;
-  assign \valid_out$226  = \valid_in$225 ;
-  assign \first_out$228  = \first_in$227 ;
-  assign \last_out$230  = \last_in$229 ;
-  assign \psum_out$232  = \psum_in$231 ;
-  assign \w_out$234  = \w_in$233 ;
-  assign \en$235  = en;
-  assign \w_shift$236  = \o$47 [12];
-  assign \capture$237  = \o$47 [13];
+  assign w_in = \o$63 [7:0];
+  assign \en$64  = en;
+  assign \w_shift$65  = \o$49 [2];
+  assign \capture$66  = \o$49 [3];
+  assign \a_next$67  = \o$56 [7:0];
+  assign \first_next$68  = \o$58 [1];
+  assign a_out = \a_in$69 ;
+  assign \valid_out$72  = \valid_in$71 ;
+  assign first_out = \first_in$73 ;
+  assign \last_out$76  = \last_in$75 ;
+  assign \psum_in$77  = 32'd0;
+  assign \w_in$78  = \o$63 [15:8];
+  assign \en$79  = en;
+  assign \w_shift$80  = \o$49 [4];
+  assign \capture$81  = \o$49 [5];
+  assign \a_next$82  = \a_in$69 ;
+  assign \first_next$83  = \first_in$73 ;
+  assign \a_out$85  = \a_in$84 ;
+  assign \valid_out$87  = \valid_in$86 ;
+  assign \first_out$89  = \first_in$88 ;
+  assign \last_out$91  = \last_in$90 ;
+  assign \psum_in$92  = 32'd0;
+  assign \w_in$93  = \o$63 [23:16];
+  assign \en$94  = en;
+  assign \w_shift$95  = \o$49 [6];
+  assign \capture$96  = \o$49 [7];
+  assign \a_next$97  = \a_in$84 ;
+  assign \first_next$98  = \first_in$88 ;
+  assign \a_out$100  = \a_in$99 ;
+  assign \valid_out$102  = \valid_in$101 ;
+  assign \first_out$104  = \first_in$103 ;
+  assign \last_out$106  = \last_in$105 ;
+  assign \psum_in$107  = 32'd0;
+  assign \w_in$108  = \o$63 [31:24];
+  assign \en$109  = en;
+  assign \w_shift$110  = \o$49 [8];
+  assign \capture$111  = \o$49 [9];
+  assign \a_next$112  = \a_in$99 ;
+  assign \first_next$113  = \first_in$103 ;
+  assign \a_out$115  = \a_in$114 ;
+  assign \valid_out$117  = \valid_in$116 ;
+  assign \first_out$119  = \first_in$118 ;
+  assign \last_out$121  = \last_in$120 ;
+  assign \psum_in$122  = 32'd0;
+  assign \w_in$123  = \o$63 [39:32];
+  assign \en$124  = en;
+  assign \w_shift$125  = \o$49 [10];
+  assign \capture$126  = \o$49 [11];
+  assign \a_next$127  = \a_in$114 ;
+  assign \first_next$128  = \first_in$118 ;
+  assign \a_out$130  = \a_in$129 ;
+  assign \valid_out$132  = \valid_in$131 ;
+  assign \first_out$134  = \first_in$133 ;
+  assign \last_out$136  = \last_in$135 ;
+  assign \psum_in$137  = 32'd0;
+  assign \w_in$138  = \o$63 [47:40];
+  assign \en$139  = en;
+  assign \w_shift$140  = \o$49 [12];
+  assign \capture$141  = \o$49 [13];
+  assign \a_next$142  = \a_in$129 ;
+  assign \first_next$143  = \first_in$133 ;
+  assign \a_out$145  = \a_in$144 ;
+  assign \valid_out$147  = \valid_in$146 ;
+  assign \first_out$149  = \first_in$148 ;
+  assign \last_out$151  = \last_in$150 ;
+  assign \psum_in$152  = 32'd0;
+  assign \w_in$153  = \o$63 [55:48];
+  assign \en$154  = en;
+  assign \w_shift$155  = \o$49 [14];
+  assign \capture$156  = \o$49 [15];
+  assign \a_next$157  = \a_in$144 ;
+  assign \first_next$158  = \first_in$148 ;
+  assign \a_out$160  = \a_in$159 ;
+  assign \valid_out$162  = \valid_in$161 ;
+  assign \first_out$164  = \first_in$163 ;
+  assign \last_out$166  = \last_in$165 ;
+  assign \psum_in$167  = 32'd0;
+  assign \w_in$168  = \o$63 [63:56];
+  assign \en$169  = en;
+  assign \w_shift$170  = \o$49 [0];
+  assign \capture$171  = \o$49 [1];
+  assign \a_next$172  = o_next[15:8];
+  assign \first_next$173  = \o_next$54 [4];
+  assign \a_in$174  = \o$56 [15:8];
+  assign \valid_in$175  = \o$58 [3];
+  assign \first_in$176  = \o$58 [4];
+  assign \last_in$177  = \o$58 [5];
+  assign \psum_out$179  = \psum_in$178 ;
+  assign w_out = \w_in$180 ;
+  assign \en$182  = en;
+  assign \w_shift$183  = \o$49 [2];
+  assign \capture$184  = \o$49 [3];
+  assign \a_next$185  = \o$56 [15:8];
+  assign \first_next$186  = \o$58 [4];
+  assign \a_out$188  = \a_in$187 ;
+  assign \valid_out$190  = \valid_in$189 ;
+  assign \first_out$192  = \first_in$191 ;
+  assign \last_out$194  = \last_in$193 ;
+  assign \psum_out$196  = \psum_in$195 ;
+  assign \w_out$198  = \w_in$197 ;
+  assign \en$199  = en;
+  assign \w_shift$200  = \o$49 [4];
+  assign \capture$201  = \o$49 [5];
+  assign \a_next$202  = \a_in$187 ;
+  assign \first_next$203  = \first_in$191 ;
+  assign \a_out$205  = \a_in$204 ;
+  assign \valid_out$207  = \valid_in$206 ;
+  assign \first_out$209  = \first_in$208 ;
+  assign \last_out$211  = \last_in$210 ;
+  assign \psum_out$213  = \psum_in$212 ;
+  assign \w_out$215  = \w_in$214 ;
+  assign \en$216  = en;
+  assign \w_shift$217  = \o$49 [6];
+  assign \capture$218  = \o$49 [7];
+  assign \a_next$219  = \a_in$204 ;
+  assign \first_next$220  = \first_in$208 ;
+  assign \a_out$222  = \a_in$221 ;
+  assign \valid_out$224  = \valid_in$223 ;
+  assign \first_out$226  = \first_in$225 ;
+  assign \last_out$228  = \last_in$227 ;
+  assign \psum_out$230  = \psum_in$229 ;
+  assign \w_out$232  = \w_in$231 ;
+  assign \en$233  = en;
+  assign \w_shift$234  = \o$49 [8];
+  assign \capture$235  = \o$49 [9];
+  assign \a_next$236  = \a_in$221 ;
+  assign \first_next$237  = \first_in$225 ;
   assign \a_out$239  = \a_in$238 ;
   assign \valid_out$241  = \valid_in$240 ;
   assign \first_out$243  = \first_in$242 ;
@@ -2743,152 +3095,164 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \psum_out$247  = \psum_in$246 ;
   assign \w_out$249  = \w_in$248 ;
   assign \en$250  = en;
-  assign \w_shift$251  = \o$47 [14];
-  assign \capture$252  = \o$47 [15];
-  assign \a_out$254  = \a_in$253 ;
-  assign \valid_out$256  = \valid_in$255 ;
-  assign \first_out$258  = \first_in$257 ;
-  assign \last_out$260  = \last_in$259 ;
-  assign \psum_out$262  = \psum_in$261 ;
-  assign \w_out$264  = \w_in$263 ;
-  assign \en$265  = en;
-  assign \w_shift$266  = \o$47 [0];
-  assign \capture$267  = \o$47 [1];
-  assign \a_in$268  = \o$50 [23:16];
-  assign \valid_in$269  = \o$52 [6];
-  assign \first_in$270  = \o$52 [7];
-  assign \last_in$271  = \o$52 [8];
-  assign \psum_out$273  = \psum_in$272 ;
-  assign \w_out$275  = \w_in$274 ;
-  assign \en$276  = en;
-  assign \w_shift$277  = \o$47 [2];
-  assign \capture$278  = \o$47 [3];
-  assign \a_out$280  = \a_in$279 ;
-  assign \valid_out$282  = \valid_in$281 ;
-  assign \first_out$284  = \first_in$283 ;
-  assign \last_out$286  = \last_in$285 ;
-  assign \psum_out$288  = \psum_in$287 ;
-  assign \w_out$290  = \w_in$289 ;
-  assign \en$291  = en;
-  assign \w_shift$292  = \o$47 [4];
-  assign \capture$293  = \o$47 [5];
-  assign \a_out$295  = \a_in$294 ;
-  assign \valid_out$297  = \valid_in$296 ;
-  assign \first_out$299  = \first_in$298 ;
-  assign \last_out$301  = \last_in$300 ;
-  assign \psum_out$303  = \psum_in$302 ;
-  assign \w_out$305  = \w_in$304 ;
-  assign \en$306  = en;
-  assign \w_shift$307  = \o$47 [6];
-  assign \capture$308  = \o$47 [7];
-  assign \a_out$310  = \a_in$309 ;
-  assign \valid_out$312  = \valid_in$311 ;
-  assign \first_out$314  = \first_in$313 ;
-  assign \last_out$316  = \last_in$315 ;
-  assign \psum_out$318  = \psum_in$317 ;
-  assign \w_out$320  = \w_in$319 ;
-  assign \en$321  = en;
-  assign \w_shift$322  = \o$47 [8];
-  assign \capture$323  = \o$47 [9];
-  assign \a_out$325  = \a_in$324 ;
-  assign \valid_out$327  = \valid_in$326 ;
-  assign \first_out$329  = \first_in$328 ;
-  assign \last_out$331  = \last_in$330 ;
-  assign \psum_out$333  = \psum_in$332 ;
-  assign \w_out$335  = \w_in$334 ;
-  assign \en$336  = en;
-  assign \w_shift$337  = \o$47 [10];
-  assign \capture$338  = \o$47 [11];
-  assign \a_out$340  = \a_in$339 ;
-  assign \valid_out$342  = \valid_in$341 ;
-  assign \first_out$344  = \first_in$343 ;
-  assign \last_out$346  = \last_in$345 ;
-  assign \psum_out$348  = \psum_in$347 ;
-  assign \w_out$350  = \w_in$349 ;
-  assign \en$351  = en;
-  assign \w_shift$352  = \o$47 [12];
-  assign \capture$353  = \o$47 [13];
-  assign \a_out$355  = \a_in$354 ;
-  assign \valid_out$357  = \valid_in$356 ;
-  assign \first_out$359  = \first_in$358 ;
-  assign \last_out$361  = \last_in$360 ;
-  assign \psum_out$363  = \psum_in$362 ;
-  assign \w_out$365  = \w_in$364 ;
-  assign \en$366  = en;
-  assign \w_shift$367  = \o$47 [14];
-  assign \capture$368  = \o$47 [15];
-  assign \a_out$370  = \a_in$369 ;
-  assign \valid_out$372  = \valid_in$371 ;
-  assign \first_out$374  = \first_in$373 ;
-  assign \last_out$376  = \last_in$375 ;
-  assign \psum_out$378  = \psum_in$377 ;
-  assign \w_out$380  = \w_in$379 ;
-  assign \en$381  = en;
-  assign \w_shift$382  = \o$47 [0];
-  assign \capture$383  = \o$47 [1];
-  assign \a_in$384  = \o$50 [31:24];
-  assign \valid_in$385  = \o$52 [9];
-  assign \first_in$386  = \o$52 [10];
-  assign \last_in$387  = \o$52 [11];
-  assign \psum_out$389  = \psum_in$388 ;
-  assign \w_out$391  = \w_in$390 ;
-  assign \en$392  = en;
-  assign \w_shift$393  = \o$47 [2];
-  assign \capture$394  = \o$47 [3];
-  assign \a_out$396  = \a_in$395 ;
-  assign \valid_out$398  = \valid_in$397 ;
-  assign \first_out$400  = \first_in$399 ;
-  assign \last_out$402  = \last_in$401 ;
-  assign \psum_out$404  = \psum_in$403 ;
-  assign \w_out$406  = \w_in$405 ;
-  assign \en$407  = en;
-  assign \w_shift$408  = \o$47 [4];
-  assign \capture$409  = \o$47 [5];
-  assign \a_out$411  = \a_in$410 ;
-  assign \valid_out$413  = \valid_in$412 ;
-  assign \first_out$415  = \first_in$414 ;
-  assign \last_out$417  = \last_in$416 ;
-  assign \psum_out$419  = \psum_in$418 ;
-  assign \w_out$421  = \w_in$420 ;
-  assign \en$422  = en;
-  assign \w_shift$423  = \o$47 [6];
-  assign \capture$424  = \o$47 [7];
-  assign \a_out$426  = \a_in$425 ;
-  assign \valid_out$428  = \valid_in$427 ;
-  assign \first_out$430  = \first_in$429 ;
-  assign \last_out$432  = \last_in$431 ;
-  assign \psum_out$434  = \psum_in$433 ;
-  assign \w_out$436  = \w_in$435 ;
-  assign \en$437  = en;
-  assign \w_shift$438  = \o$47 [8];
-  assign \capture$439  = \o$47 [9];
-  assign \a_out$441  = \a_in$440 ;
-  assign \valid_out$443  = \valid_in$442 ;
-  assign \first_out$445  = \first_in$444 ;
-  assign \last_out$447  = \last_in$446 ;
-  assign \psum_out$449  = \psum_in$448 ;
-  assign \w_out$451  = \w_in$450 ;
-  assign \en$452  = en;
-  assign \w_shift$453  = \o$47 [10];
-  assign \capture$454  = \o$47 [11];
-  assign \a_out$456  = \a_in$455 ;
-  assign \valid_out$458  = \valid_in$457 ;
-  assign \first_out$460  = \first_in$459 ;
-  assign \last_out$462  = \last_in$461 ;
-  assign \psum_out$464  = \psum_in$463 ;
-  assign \w_out$466  = \w_in$465 ;
-  assign \en$467  = en;
-  assign \w_shift$468  = \o$47 [12];
-  assign \capture$469  = \o$47 [13];
-  assign \a_out$471  = \a_in$470 ;
-  assign \valid_out$473  = \valid_in$472 ;
-  assign \first_out$475  = \first_in$474 ;
-  assign \last_out$477  = \last_in$476 ;
-  assign \psum_out$479  = \psum_in$478 ;
-  assign \w_out$481  = \w_in$480 ;
-  assign \en$482  = en;
-  assign \w_shift$483  = \o$47 [14];
-  assign \capture$484  = \o$47 [15];
+  assign \w_shift$251  = \o$49 [10];
+  assign \capture$252  = \o$49 [11];
+  assign \a_next$253  = \a_in$238 ;
+  assign \first_next$254  = \first_in$242 ;
+  assign \a_out$256  = \a_in$255 ;
+  assign \valid_out$258  = \valid_in$257 ;
+  assign \first_out$260  = \first_in$259 ;
+  assign \last_out$262  = \last_in$261 ;
+  assign \psum_out$264  = \psum_in$263 ;
+  assign \w_out$266  = \w_in$265 ;
+  assign \en$267  = en;
+  assign \w_shift$268  = \o$49 [12];
+  assign \capture$269  = \o$49 [13];
+  assign \a_next$270  = \a_in$255 ;
+  assign \first_next$271  = \first_in$259 ;
+  assign \a_out$273  = \a_in$272 ;
+  assign \valid_out$275  = \valid_in$274 ;
+  assign \first_out$277  = \first_in$276 ;
+  assign \last_out$279  = \last_in$278 ;
+  assign \psum_out$281  = \psum_in$280 ;
+  assign \w_out$283  = \w_in$282 ;
+  assign \en$284  = en;
+  assign \w_shift$285  = \o$49 [14];
+  assign \capture$286  = \o$49 [15];
+  assign \a_next$287  = \a_in$272 ;
+  assign \first_next$288  = \first_in$276 ;
+  assign \a_out$290  = \a_in$289 ;
+  assign \valid_out$292  = \valid_in$291 ;
+  assign \first_out$294  = \first_in$293 ;
+  assign \last_out$296  = \last_in$295 ;
+  assign \psum_out$298  = \psum_in$297 ;
+  assign \w_out$300  = \w_in$299 ;
+  assign \en$301  = en;
+  assign \w_shift$302  = \o$49 [0];
+  assign \capture$303  = \o$49 [1];
+  assign \a_next$304  = o_next[23:16];
+  assign \first_next$305  = \o_next$54 [7];
+  assign \a_in$306  = \o$56 [23:16];
+  assign \valid_in$307  = \o$58 [6];
+  assign \first_in$308  = \o$58 [7];
+  assign \last_in$309  = \o$58 [8];
+  assign \psum_out$311  = \psum_in$310 ;
+  assign \w_out$313  = \w_in$312 ;
+  assign \en$314  = en;
+  assign \w_shift$315  = \o$49 [2];
+  assign \capture$316  = \o$49 [3];
+  assign \a_next$317  = \o$56 [23:16];
+  assign \first_next$318  = \o$58 [7];
+  assign \a_out$320  = \a_in$319 ;
+  assign \valid_out$322  = \valid_in$321 ;
+  assign \first_out$324  = \first_in$323 ;
+  assign \last_out$326  = \last_in$325 ;
+  assign \psum_out$328  = \psum_in$327 ;
+  assign \w_out$330  = \w_in$329 ;
+  assign \en$331  = en;
+  assign \w_shift$332  = \o$49 [4];
+  assign \capture$333  = \o$49 [5];
+  assign \a_next$334  = \a_in$319 ;
+  assign \first_next$335  = \first_in$323 ;
+  assign \a_out$337  = \a_in$336 ;
+  assign \valid_out$339  = \valid_in$338 ;
+  assign \first_out$341  = \first_in$340 ;
+  assign \last_out$343  = \last_in$342 ;
+  assign \psum_out$345  = \psum_in$344 ;
+  assign \w_out$347  = \w_in$346 ;
+  assign \en$348  = en;
+  assign \w_shift$349  = \o$49 [6];
+  assign \capture$350  = \o$49 [7];
+  assign \a_next$351  = \a_in$336 ;
+  assign \first_next$352  = \first_in$340 ;
+  assign \a_out$354  = \a_in$353 ;
+  assign \valid_out$356  = \valid_in$355 ;
+  assign \first_out$358  = \first_in$357 ;
+  assign \last_out$360  = \last_in$359 ;
+  assign \psum_out$362  = \psum_in$361 ;
+  assign \w_out$364  = \w_in$363 ;
+  assign \en$365  = en;
+  assign \w_shift$366  = \o$49 [8];
+  assign \capture$367  = \o$49 [9];
+  assign \a_next$368  = \a_in$353 ;
+  assign \first_next$369  = \first_in$357 ;
+  assign \a_out$371  = \a_in$370 ;
+  assign \valid_out$373  = \valid_in$372 ;
+  assign \first_out$375  = \first_in$374 ;
+  assign \last_out$377  = \last_in$376 ;
+  assign \psum_out$379  = \psum_in$378 ;
+  assign \w_out$381  = \w_in$380 ;
+  assign \en$382  = en;
+  assign \w_shift$383  = \o$49 [10];
+  assign \capture$384  = \o$49 [11];
+  assign \a_next$385  = \a_in$370 ;
+  assign \first_next$386  = \first_in$374 ;
+  assign \a_out$388  = \a_in$387 ;
+  assign \valid_out$390  = \valid_in$389 ;
+  assign \first_out$392  = \first_in$391 ;
+  assign \last_out$394  = \last_in$393 ;
+  assign \psum_out$396  = \psum_in$395 ;
+  assign \w_out$398  = \w_in$397 ;
+  assign \en$399  = en;
+  assign \w_shift$400  = \o$49 [12];
+  assign \capture$401  = \o$49 [13];
+  assign \a_next$402  = \a_in$387 ;
+  assign \first_next$403  = \first_in$391 ;
+  assign \a_out$405  = \a_in$404 ;
+  assign \valid_out$407  = \valid_in$406 ;
+  assign \first_out$409  = \first_in$408 ;
+  assign \last_out$411  = \last_in$410 ;
+  assign \psum_out$413  = \psum_in$412 ;
+  assign \w_out$415  = \w_in$414 ;
+  assign \en$416  = en;
+  assign \w_shift$417  = \o$49 [14];
+  assign \capture$418  = \o$49 [15];
+  assign \a_next$419  = \a_in$404 ;
+  assign \first_next$420  = \first_in$408 ;
+  assign \a_out$422  = \a_in$421 ;
+  assign \valid_out$424  = \valid_in$423 ;
+  assign \first_out$426  = \first_in$425 ;
+  assign \last_out$428  = \last_in$427 ;
+  assign \psum_out$430  = \psum_in$429 ;
+  assign \w_out$432  = \w_in$431 ;
+  assign \en$433  = en;
+  assign \w_shift$434  = \o$49 [0];
+  assign \capture$435  = \o$49 [1];
+  assign \a_next$436  = o_next[31:24];
+  assign \first_next$437  = \o_next$54 [10];
+  assign \a_in$438  = \o$56 [31:24];
+  assign \valid_in$439  = \o$58 [9];
+  assign \first_in$440  = \o$58 [10];
+  assign \last_in$441  = \o$58 [11];
+  assign \psum_out$443  = \psum_in$442 ;
+  assign \w_out$445  = \w_in$444 ;
+  assign \en$446  = en;
+  assign \w_shift$447  = \o$49 [2];
+  assign \capture$448  = \o$49 [3];
+  assign \a_next$449  = \o$56 [31:24];
+  assign \first_next$450  = \o$58 [10];
+  assign \a_out$452  = \a_in$451 ;
+  assign \valid_out$454  = \valid_in$453 ;
+  assign \first_out$456  = \first_in$455 ;
+  assign \last_out$458  = \last_in$457 ;
+  assign \psum_out$460  = \psum_in$459 ;
+  assign \w_out$462  = \w_in$461 ;
+  assign \en$463  = en;
+  assign \w_shift$464  = \o$49 [4];
+  assign \capture$465  = \o$49 [5];
+  assign \a_next$466  = \a_in$451 ;
+  assign \first_next$467  = \first_in$455 ;
+  assign \a_out$469  = \a_in$468 ;
+  assign \valid_out$471  = \valid_in$470 ;
+  assign \first_out$473  = \first_in$472 ;
+  assign \last_out$475  = \last_in$474 ;
+  assign \psum_out$477  = \psum_in$476 ;
+  assign \w_out$479  = \w_in$478 ;
+  assign \en$480  = en;
+  assign \w_shift$481  = \o$49 [6];
+  assign \capture$482  = \o$49 [7];
+  assign \a_next$483  = \a_in$468 ;
+  assign \first_next$484  = \first_in$472 ;
   assign \a_out$486  = \a_in$485 ;
   assign \valid_out$488  = \valid_in$487 ;
   assign \first_out$490  = \first_in$489 ;
@@ -2896,293 +3260,401 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \psum_out$494  = \psum_in$493 ;
   assign \w_out$496  = \w_in$495 ;
   assign \en$497  = en;
-  assign \w_shift$498  = \o$47 [0];
-  assign \capture$499  = \o$47 [1];
-  assign \a_in$500  = \o$50 [39:32];
-  assign \valid_in$501  = \o$52 [12];
-  assign \first_in$502  = \o$52 [13];
-  assign \last_in$503  = \o$52 [14];
-  assign \psum_out$505  = \psum_in$504 ;
-  assign \w_out$507  = \w_in$506 ;
-  assign \en$508  = en;
-  assign \w_shift$509  = \o$47 [2];
-  assign \capture$510  = \o$47 [3];
-  assign \a_out$512  = \a_in$511 ;
-  assign \valid_out$514  = \valid_in$513 ;
-  assign \first_out$516  = \first_in$515 ;
-  assign \last_out$518  = \last_in$517 ;
-  assign \psum_out$520  = \psum_in$519 ;
-  assign \w_out$522  = \w_in$521 ;
-  assign \en$523  = en;
-  assign \w_shift$524  = \o$47 [4];
-  assign \capture$525  = \o$47 [5];
-  assign \a_out$527  = \a_in$526 ;
-  assign \valid_out$529  = \valid_in$528 ;
-  assign \first_out$531  = \first_in$530 ;
-  assign \last_out$533  = \last_in$532 ;
-  assign \psum_out$535  = \psum_in$534 ;
-  assign \w_out$537  = \w_in$536 ;
-  assign \en$538  = en;
-  assign \w_shift$539  = \o$47 [6];
-  assign \capture$540  = \o$47 [7];
-  assign \a_out$542  = \a_in$541 ;
-  assign \valid_out$544  = \valid_in$543 ;
-  assign \first_out$546  = \first_in$545 ;
-  assign \last_out$548  = \last_in$547 ;
-  assign \psum_out$550  = \psum_in$549 ;
-  assign \w_out$552  = \w_in$551 ;
-  assign \en$553  = en;
-  assign \w_shift$554  = \o$47 [8];
-  assign \capture$555  = \o$47 [9];
-  assign \a_out$557  = \a_in$556 ;
-  assign \valid_out$559  = \valid_in$558 ;
-  assign \first_out$561  = \first_in$560 ;
-  assign \last_out$563  = \last_in$562 ;
-  assign \psum_out$565  = \psum_in$564 ;
-  assign \w_out$567  = \w_in$566 ;
-  assign \en$568  = en;
-  assign \w_shift$569  = \o$47 [10];
-  assign \capture$570  = \o$47 [11];
-  assign \a_out$572  = \a_in$571 ;
-  assign \valid_out$574  = \valid_in$573 ;
-  assign \first_out$576  = \first_in$575 ;
-  assign \last_out$578  = \last_in$577 ;
-  assign \psum_out$580  = \psum_in$579 ;
-  assign \w_out$582  = \w_in$581 ;
-  assign \en$583  = en;
-  assign \w_shift$584  = \o$47 [12];
-  assign \capture$585  = \o$47 [13];
-  assign \a_out$587  = \a_in$586 ;
-  assign \valid_out$589  = \valid_in$588 ;
-  assign \first_out$591  = \first_in$590 ;
-  assign \last_out$593  = \last_in$592 ;
-  assign \psum_out$595  = \psum_in$594 ;
-  assign \w_out$597  = \w_in$596 ;
-  assign \en$598  = en;
-  assign \w_shift$599  = \o$47 [14];
-  assign \capture$600  = \o$47 [15];
-  assign \a_out$602  = \a_in$601 ;
-  assign \valid_out$604  = \valid_in$603 ;
-  assign \first_out$606  = \first_in$605 ;
-  assign \last_out$608  = \last_in$607 ;
-  assign \psum_out$610  = \psum_in$609 ;
-  assign \w_out$612  = \w_in$611 ;
-  assign \en$613  = en;
-  assign \w_shift$614  = \o$47 [0];
-  assign \capture$615  = \o$47 [1];
-  assign \a_in$616  = \o$50 [47:40];
-  assign \valid_in$617  = \o$52 [15];
-  assign \first_in$618  = \o$52 [16];
-  assign \last_in$619  = \o$52 [17];
-  assign \psum_out$621  = \psum_in$620 ;
-  assign \w_out$623  = \w_in$622 ;
-  assign \en$624  = en;
-  assign \w_shift$625  = \o$47 [2];
-  assign \capture$626  = \o$47 [3];
-  assign \a_out$628  = \a_in$627 ;
-  assign \valid_out$630  = \valid_in$629 ;
-  assign \first_out$632  = \first_in$631 ;
-  assign \last_out$634  = \last_in$633 ;
-  assign \psum_out$636  = \psum_in$635 ;
-  assign \w_out$638  = \w_in$637 ;
-  assign \en$639  = en;
-  assign \w_shift$640  = \o$47 [4];
-  assign \capture$641  = \o$47 [5];
-  assign \a_out$643  = \a_in$642 ;
-  assign \valid_out$645  = \valid_in$644 ;
-  assign \first_out$647  = \first_in$646 ;
-  assign \last_out$649  = \last_in$648 ;
-  assign \psum_out$651  = \psum_in$650 ;
-  assign \w_out$653  = \w_in$652 ;
-  assign \en$654  = en;
-  assign \w_shift$655  = \o$47 [6];
-  assign \capture$656  = \o$47 [7];
-  assign \a_out$658  = \a_in$657 ;
-  assign \valid_out$660  = \valid_in$659 ;
-  assign \first_out$662  = \first_in$661 ;
-  assign \last_out$664  = \last_in$663 ;
-  assign \psum_out$666  = \psum_in$665 ;
-  assign \w_out$668  = \w_in$667 ;
-  assign \en$669  = en;
-  assign \w_shift$670  = \o$47 [8];
-  assign \capture$671  = \o$47 [9];
-  assign \a_out$673  = \a_in$672 ;
-  assign \valid_out$675  = \valid_in$674 ;
-  assign \first_out$677  = \first_in$676 ;
-  assign \last_out$679  = \last_in$678 ;
-  assign \psum_out$681  = \psum_in$680 ;
-  assign \w_out$683  = \w_in$682 ;
-  assign \en$684  = en;
-  assign \w_shift$685  = \o$47 [10];
-  assign \capture$686  = \o$47 [11];
-  assign \a_out$688  = \a_in$687 ;
-  assign \valid_out$690  = \valid_in$689 ;
-  assign \first_out$692  = \first_in$691 ;
-  assign \last_out$694  = \last_in$693 ;
-  assign \psum_out$696  = \psum_in$695 ;
-  assign \w_out$698  = \w_in$697 ;
-  assign \en$699  = en;
-  assign \w_shift$700  = \o$47 [12];
-  assign \capture$701  = \o$47 [13];
-  assign \a_out$703  = \a_in$702 ;
-  assign \valid_out$705  = \valid_in$704 ;
-  assign \first_out$707  = \first_in$706 ;
-  assign \last_out$709  = \last_in$708 ;
-  assign \psum_out$711  = \psum_in$710 ;
-  assign \w_out$713  = \w_in$712 ;
-  assign \en$714  = en;
-  assign \w_shift$715  = \o$47 [14];
-  assign \capture$716  = \o$47 [15];
-  assign \a_out$718  = \a_in$717 ;
-  assign \valid_out$720  = \valid_in$719 ;
-  assign \first_out$722  = \first_in$721 ;
-  assign \last_out$724  = \last_in$723 ;
-  assign \psum_out$726  = \psum_in$725 ;
-  assign \w_out$728  = \w_in$727 ;
-  assign \en$729  = en;
-  assign \w_shift$730  = \o$47 [0];
-  assign \capture$731  = \o$47 [1];
-  assign \a_in$732  = \o$50 [55:48];
-  assign \valid_in$733  = \o$52 [18];
-  assign \first_in$734  = \o$52 [19];
-  assign \last_in$735  = \o$52 [20];
-  assign \psum_out$737  = \psum_in$736 ;
-  assign \w_out$739  = \w_in$738 ;
-  assign \en$740  = en;
-  assign \w_shift$741  = \o$47 [2];
-  assign \capture$742  = \o$47 [3];
-  assign \a_out$744  = \a_in$743 ;
-  assign \valid_out$746  = \valid_in$745 ;
-  assign \first_out$748  = \first_in$747 ;
-  assign \last_out$750  = \last_in$749 ;
-  assign \psum_out$752  = \psum_in$751 ;
-  assign \w_out$754  = \w_in$753 ;
-  assign \en$755  = en;
-  assign \w_shift$756  = \o$47 [4];
-  assign \capture$757  = \o$47 [5];
-  assign \a_out$759  = \a_in$758 ;
-  assign \valid_out$761  = \valid_in$760 ;
-  assign \first_out$763  = \first_in$762 ;
-  assign \last_out$765  = \last_in$764 ;
-  assign \psum_out$767  = \psum_in$766 ;
-  assign \w_out$769  = \w_in$768 ;
-  assign \en$770  = en;
-  assign \w_shift$771  = \o$47 [6];
-  assign \capture$772  = \o$47 [7];
-  assign \a_out$774  = \a_in$773 ;
-  assign \valid_out$776  = \valid_in$775 ;
-  assign \first_out$778  = \first_in$777 ;
-  assign \last_out$780  = \last_in$779 ;
-  assign \psum_out$782  = \psum_in$781 ;
-  assign \w_out$784  = \w_in$783 ;
-  assign \en$785  = en;
-  assign \w_shift$786  = \o$47 [8];
-  assign \capture$787  = \o$47 [9];
-  assign \a_out$789  = \a_in$788 ;
-  assign \valid_out$791  = \valid_in$790 ;
-  assign \first_out$793  = \first_in$792 ;
-  assign \last_out$795  = \last_in$794 ;
-  assign \psum_out$797  = \psum_in$796 ;
-  assign \w_out$799  = \w_in$798 ;
-  assign \en$800  = en;
-  assign \w_shift$801  = \o$47 [10];
-  assign \capture$802  = \o$47 [11];
-  assign \a_out$804  = \a_in$803 ;
-  assign \valid_out$806  = \valid_in$805 ;
-  assign \first_out$808  = \first_in$807 ;
-  assign \last_out$810  = \last_in$809 ;
-  assign \psum_out$812  = \psum_in$811 ;
-  assign \w_out$814  = \w_in$813 ;
-  assign \en$815  = en;
-  assign \w_shift$816  = \o$47 [12];
-  assign \capture$817  = \o$47 [13];
-  assign \a_out$819  = \a_in$818 ;
-  assign \valid_out$821  = \valid_in$820 ;
-  assign \first_out$823  = \first_in$822 ;
-  assign \last_out$825  = \last_in$824 ;
-  assign \psum_out$827  = \psum_in$826 ;
-  assign \w_out$829  = \w_in$828 ;
-  assign \en$830  = en;
-  assign \w_shift$831  = \o$47 [14];
-  assign \capture$832  = \o$47 [15];
-  assign \a_out$834  = \a_in$833 ;
-  assign \valid_out$836  = \valid_in$835 ;
-  assign \first_out$838  = \first_in$837 ;
-  assign \last_out$840  = \last_in$839 ;
-  assign \psum_out$842  = \psum_in$841 ;
-  assign \w_out$844  = \w_in$843 ;
-  assign \en$845  = en;
-  assign \w_shift$846  = \o$47 [0];
-  assign \capture$847  = \o$47 [1];
-  assign \a_in$848  = \o$50 [63:56];
-  assign \valid_in$849  = \o$52 [21];
-  assign \first_in$850  = \o$52 [22];
-  assign \last_in$851  = \o$52 [23];
-  assign \psum_out$853  = \psum_in$852 ;
-  assign \w_out$855  = \w_in$854 ;
-  assign \en$856  = en;
-  assign \w_shift$857  = \o$47 [2];
-  assign \capture$858  = \o$47 [3];
-  assign \a_out$860  = \a_in$859 ;
-  assign \valid_out$862  = \valid_in$861 ;
-  assign \first_out$864  = \first_in$863 ;
-  assign \last_out$866  = \last_in$865 ;
-  assign \psum_out$868  = \psum_in$867 ;
-  assign \w_out$870  = \w_in$869 ;
-  assign \en$871  = en;
-  assign \w_shift$872  = \o$47 [4];
-  assign \capture$873  = \o$47 [5];
-  assign \a_out$875  = \a_in$874 ;
-  assign \valid_out$877  = \valid_in$876 ;
-  assign \first_out$879  = \first_in$878 ;
-  assign \last_out$881  = \last_in$880 ;
-  assign \psum_out$883  = \psum_in$882 ;
-  assign \w_out$885  = \w_in$884 ;
-  assign \en$886  = en;
-  assign \w_shift$887  = \o$47 [6];
-  assign \capture$888  = \o$47 [7];
-  assign \a_out$890  = \a_in$889 ;
-  assign \valid_out$892  = \valid_in$891 ;
-  assign \first_out$894  = \first_in$893 ;
-  assign \last_out$896  = \last_in$895 ;
-  assign \psum_out$898  = \psum_in$897 ;
-  assign \w_out$900  = \w_in$899 ;
-  assign \en$901  = en;
-  assign \w_shift$902  = \o$47 [8];
-  assign \capture$903  = \o$47 [9];
-  assign \a_out$905  = \a_in$904 ;
-  assign \valid_out$907  = \valid_in$906 ;
-  assign \first_out$909  = \first_in$908 ;
-  assign \last_out$911  = \last_in$910 ;
-  assign \psum_out$913  = \psum_in$912 ;
-  assign \w_out$915  = \w_in$914 ;
-  assign \en$916  = en;
-  assign \w_shift$917  = \o$47 [10];
-  assign \capture$918  = \o$47 [11];
-  assign \a_out$920  = \a_in$919 ;
-  assign \valid_out$922  = \valid_in$921 ;
-  assign \first_out$924  = \first_in$923 ;
-  assign \last_out$926  = \last_in$925 ;
-  assign \psum_out$928  = \psum_in$927 ;
-  assign \w_out$930  = \w_in$929 ;
-  assign \en$931  = en;
-  assign \w_shift$932  = \o$47 [12];
-  assign \capture$933  = \o$47 [13];
-  assign \a_out$935  = \a_in$934 ;
-  assign \valid_out$937  = \valid_in$936 ;
-  assign \first_out$939  = \first_in$938 ;
-  assign \last_out$941  = \last_in$940 ;
-  assign \psum_out$943  = \psum_in$942 ;
-  assign \w_out$945  = \w_in$944 ;
-  assign \en$946  = en;
-  assign \w_shift$947  = \o$47 [14];
-  assign \capture$948  = \o$47 [15];
+  assign \w_shift$498  = \o$49 [8];
+  assign \capture$499  = \o$49 [9];
+  assign \a_next$500  = \a_in$485 ;
+  assign \first_next$501  = \first_in$489 ;
+  assign \a_out$503  = \a_in$502 ;
+  assign \valid_out$505  = \valid_in$504 ;
+  assign \first_out$507  = \first_in$506 ;
+  assign \last_out$509  = \last_in$508 ;
+  assign \psum_out$511  = \psum_in$510 ;
+  assign \w_out$513  = \w_in$512 ;
+  assign \en$514  = en;
+  assign \w_shift$515  = \o$49 [10];
+  assign \capture$516  = \o$49 [11];
+  assign \a_next$517  = \a_in$502 ;
+  assign \first_next$518  = \first_in$506 ;
+  assign \a_out$520  = \a_in$519 ;
+  assign \valid_out$522  = \valid_in$521 ;
+  assign \first_out$524  = \first_in$523 ;
+  assign \last_out$526  = \last_in$525 ;
+  assign \psum_out$528  = \psum_in$527 ;
+  assign \w_out$530  = \w_in$529 ;
+  assign \en$531  = en;
+  assign \w_shift$532  = \o$49 [12];
+  assign \capture$533  = \o$49 [13];
+  assign \a_next$534  = \a_in$519 ;
+  assign \first_next$535  = \first_in$523 ;
+  assign \a_out$537  = \a_in$536 ;
+  assign \valid_out$539  = \valid_in$538 ;
+  assign \first_out$541  = \first_in$540 ;
+  assign \last_out$543  = \last_in$542 ;
+  assign \psum_out$545  = \psum_in$544 ;
+  assign \w_out$547  = \w_in$546 ;
+  assign \en$548  = en;
+  assign \w_shift$549  = \o$49 [14];
+  assign \capture$550  = \o$49 [15];
+  assign \a_next$551  = \a_in$536 ;
+  assign \first_next$552  = \first_in$540 ;
+  assign \a_out$554  = \a_in$553 ;
+  assign \valid_out$556  = \valid_in$555 ;
+  assign \first_out$558  = \first_in$557 ;
+  assign \last_out$560  = \last_in$559 ;
+  assign \psum_out$562  = \psum_in$561 ;
+  assign \w_out$564  = \w_in$563 ;
+  assign \en$565  = en;
+  assign \w_shift$566  = \o$49 [0];
+  assign \capture$567  = \o$49 [1];
+  assign \a_next$568  = o_next[39:32];
+  assign \first_next$569  = \o_next$54 [13];
+  assign \a_in$570  = \o$56 [39:32];
+  assign \valid_in$571  = \o$58 [12];
+  assign \first_in$572  = \o$58 [13];
+  assign \last_in$573  = \o$58 [14];
+  assign \psum_out$575  = \psum_in$574 ;
+  assign \w_out$577  = \w_in$576 ;
+  assign \en$578  = en;
+  assign \w_shift$579  = \o$49 [2];
+  assign \capture$580  = \o$49 [3];
+  assign \a_next$581  = \o$56 [39:32];
+  assign \first_next$582  = \o$58 [13];
+  assign \a_out$584  = \a_in$583 ;
+  assign \valid_out$586  = \valid_in$585 ;
+  assign \first_out$588  = \first_in$587 ;
+  assign \last_out$590  = \last_in$589 ;
+  assign \psum_out$592  = \psum_in$591 ;
+  assign \w_out$594  = \w_in$593 ;
+  assign \en$595  = en;
+  assign \w_shift$596  = \o$49 [4];
+  assign \capture$597  = \o$49 [5];
+  assign \a_next$598  = \a_in$583 ;
+  assign \first_next$599  = \first_in$587 ;
+  assign \a_out$601  = \a_in$600 ;
+  assign \valid_out$603  = \valid_in$602 ;
+  assign \first_out$605  = \first_in$604 ;
+  assign \last_out$607  = \last_in$606 ;
+  assign \psum_out$609  = \psum_in$608 ;
+  assign \w_out$611  = \w_in$610 ;
+  assign \en$612  = en;
+  assign \w_shift$613  = \o$49 [6];
+  assign \capture$614  = \o$49 [7];
+  assign \a_next$615  = \a_in$600 ;
+  assign \first_next$616  = \first_in$604 ;
+  assign \a_out$618  = \a_in$617 ;
+  assign \valid_out$620  = \valid_in$619 ;
+  assign \first_out$622  = \first_in$621 ;
+  assign \last_out$624  = \last_in$623 ;
+  assign \psum_out$626  = \psum_in$625 ;
+  assign \w_out$628  = \w_in$627 ;
+  assign \en$629  = en;
+  assign \w_shift$630  = \o$49 [8];
+  assign \capture$631  = \o$49 [9];
+  assign \a_next$632  = \a_in$617 ;
+  assign \first_next$633  = \first_in$621 ;
+  assign \a_out$635  = \a_in$634 ;
+  assign \valid_out$637  = \valid_in$636 ;
+  assign \first_out$639  = \first_in$638 ;
+  assign \last_out$641  = \last_in$640 ;
+  assign \psum_out$643  = \psum_in$642 ;
+  assign \w_out$645  = \w_in$644 ;
+  assign \en$646  = en;
+  assign \w_shift$647  = \o$49 [10];
+  assign \capture$648  = \o$49 [11];
+  assign \a_next$649  = \a_in$634 ;
+  assign \first_next$650  = \first_in$638 ;
+  assign \a_out$652  = \a_in$651 ;
+  assign \valid_out$654  = \valid_in$653 ;
+  assign \first_out$656  = \first_in$655 ;
+  assign \last_out$658  = \last_in$657 ;
+  assign \psum_out$660  = \psum_in$659 ;
+  assign \w_out$662  = \w_in$661 ;
+  assign \en$663  = en;
+  assign \w_shift$664  = \o$49 [12];
+  assign \capture$665  = \o$49 [13];
+  assign \a_next$666  = \a_in$651 ;
+  assign \first_next$667  = \first_in$655 ;
+  assign \a_out$669  = \a_in$668 ;
+  assign \valid_out$671  = \valid_in$670 ;
+  assign \first_out$673  = \first_in$672 ;
+  assign \last_out$675  = \last_in$674 ;
+  assign \psum_out$677  = \psum_in$676 ;
+  assign \w_out$679  = \w_in$678 ;
+  assign \en$680  = en;
+  assign \w_shift$681  = \o$49 [14];
+  assign \capture$682  = \o$49 [15];
+  assign \a_next$683  = \a_in$668 ;
+  assign \first_next$684  = \first_in$672 ;
+  assign \a_out$686  = \a_in$685 ;
+  assign \valid_out$688  = \valid_in$687 ;
+  assign \first_out$690  = \first_in$689 ;
+  assign \last_out$692  = \last_in$691 ;
+  assign \psum_out$694  = \psum_in$693 ;
+  assign \w_out$696  = \w_in$695 ;
+  assign \en$697  = en;
+  assign \w_shift$698  = \o$49 [0];
+  assign \capture$699  = \o$49 [1];
+  assign \a_next$700  = o_next[47:40];
+  assign \first_next$701  = \o_next$54 [16];
+  assign \a_in$702  = \o$56 [47:40];
+  assign \valid_in$703  = \o$58 [15];
+  assign \first_in$704  = \o$58 [16];
+  assign \last_in$705  = \o$58 [17];
+  assign \psum_out$707  = \psum_in$706 ;
+  assign \w_out$709  = \w_in$708 ;
+  assign \en$710  = en;
+  assign \w_shift$711  = \o$49 [2];
+  assign \capture$712  = \o$49 [3];
+  assign \a_next$713  = \o$56 [47:40];
+  assign \first_next$714  = \o$58 [16];
+  assign \a_out$716  = \a_in$715 ;
+  assign \valid_out$718  = \valid_in$717 ;
+  assign \first_out$720  = \first_in$719 ;
+  assign \last_out$722  = \last_in$721 ;
+  assign \psum_out$724  = \psum_in$723 ;
+  assign \w_out$726  = \w_in$725 ;
+  assign \en$727  = en;
+  assign \w_shift$728  = \o$49 [4];
+  assign \capture$729  = \o$49 [5];
+  assign \a_next$730  = \a_in$715 ;
+  assign \first_next$731  = \first_in$719 ;
+  assign \a_out$733  = \a_in$732 ;
+  assign \valid_out$735  = \valid_in$734 ;
+  assign \first_out$737  = \first_in$736 ;
+  assign \last_out$739  = \last_in$738 ;
+  assign \psum_out$741  = \psum_in$740 ;
+  assign \w_out$743  = \w_in$742 ;
+  assign \en$744  = en;
+  assign \w_shift$745  = \o$49 [6];
+  assign \capture$746  = \o$49 [7];
+  assign \a_next$747  = \a_in$732 ;
+  assign \first_next$748  = \first_in$736 ;
+  assign \a_out$750  = \a_in$749 ;
+  assign \valid_out$752  = \valid_in$751 ;
+  assign \first_out$754  = \first_in$753 ;
+  assign \last_out$756  = \last_in$755 ;
+  assign \psum_out$758  = \psum_in$757 ;
+  assign \w_out$760  = \w_in$759 ;
+  assign \en$761  = en;
+  assign \w_shift$762  = \o$49 [8];
+  assign \capture$763  = \o$49 [9];
+  assign \a_next$764  = \a_in$749 ;
+  assign \first_next$765  = \first_in$753 ;
+  assign \a_out$767  = \a_in$766 ;
+  assign \valid_out$769  = \valid_in$768 ;
+  assign \first_out$771  = \first_in$770 ;
+  assign \last_out$773  = \last_in$772 ;
+  assign \psum_out$775  = \psum_in$774 ;
+  assign \w_out$777  = \w_in$776 ;
+  assign \en$778  = en;
+  assign \w_shift$779  = \o$49 [10];
+  assign \capture$780  = \o$49 [11];
+  assign \a_next$781  = \a_in$766 ;
+  assign \first_next$782  = \first_in$770 ;
+  assign \a_out$784  = \a_in$783 ;
+  assign \valid_out$786  = \valid_in$785 ;
+  assign \first_out$788  = \first_in$787 ;
+  assign \last_out$790  = \last_in$789 ;
+  assign \psum_out$792  = \psum_in$791 ;
+  assign \w_out$794  = \w_in$793 ;
+  assign \en$795  = en;
+  assign \w_shift$796  = \o$49 [12];
+  assign \capture$797  = \o$49 [13];
+  assign \a_next$798  = \a_in$783 ;
+  assign \first_next$799  = \first_in$787 ;
+  assign \a_out$801  = \a_in$800 ;
+  assign \valid_out$803  = \valid_in$802 ;
+  assign \first_out$805  = \first_in$804 ;
+  assign \last_out$807  = \last_in$806 ;
+  assign \psum_out$809  = \psum_in$808 ;
+  assign \w_out$811  = \w_in$810 ;
+  assign \en$812  = en;
+  assign \w_shift$813  = \o$49 [14];
+  assign \capture$814  = \o$49 [15];
+  assign \a_next$815  = \a_in$800 ;
+  assign \first_next$816  = \first_in$804 ;
+  assign \a_out$818  = \a_in$817 ;
+  assign \valid_out$820  = \valid_in$819 ;
+  assign \first_out$822  = \first_in$821 ;
+  assign \last_out$824  = \last_in$823 ;
+  assign \psum_out$826  = \psum_in$825 ;
+  assign \w_out$828  = \w_in$827 ;
+  assign \en$829  = en;
+  assign \w_shift$830  = \o$49 [0];
+  assign \capture$831  = \o$49 [1];
+  assign \a_next$832  = o_next[55:48];
+  assign \first_next$833  = \o_next$54 [19];
+  assign \a_in$834  = \o$56 [55:48];
+  assign \valid_in$835  = \o$58 [18];
+  assign \first_in$836  = \o$58 [19];
+  assign \last_in$837  = \o$58 [20];
+  assign \psum_out$839  = \psum_in$838 ;
+  assign \w_out$841  = \w_in$840 ;
+  assign \en$842  = en;
+  assign \w_shift$843  = \o$49 [2];
+  assign \capture$844  = \o$49 [3];
+  assign \a_next$845  = \o$56 [55:48];
+  assign \first_next$846  = \o$58 [19];
+  assign \a_out$848  = \a_in$847 ;
+  assign \valid_out$850  = \valid_in$849 ;
+  assign \first_out$852  = \first_in$851 ;
+  assign \last_out$854  = \last_in$853 ;
+  assign \psum_out$856  = \psum_in$855 ;
+  assign \w_out$858  = \w_in$857 ;
+  assign \en$859  = en;
+  assign \w_shift$860  = \o$49 [4];
+  assign \capture$861  = \o$49 [5];
+  assign \a_next$862  = \a_in$847 ;
+  assign \first_next$863  = \first_in$851 ;
+  assign \a_out$865  = \a_in$864 ;
+  assign \valid_out$867  = \valid_in$866 ;
+  assign \first_out$869  = \first_in$868 ;
+  assign \last_out$871  = \last_in$870 ;
+  assign \psum_out$873  = \psum_in$872 ;
+  assign \w_out$875  = \w_in$874 ;
+  assign \en$876  = en;
+  assign \w_shift$877  = \o$49 [6];
+  assign \capture$878  = \o$49 [7];
+  assign \a_next$879  = \a_in$864 ;
+  assign \first_next$880  = \first_in$868 ;
+  assign \a_out$882  = \a_in$881 ;
+  assign \valid_out$884  = \valid_in$883 ;
+  assign \first_out$886  = \first_in$885 ;
+  assign \last_out$888  = \last_in$887 ;
+  assign \psum_out$890  = \psum_in$889 ;
+  assign \w_out$892  = \w_in$891 ;
+  assign \en$893  = en;
+  assign \w_shift$894  = \o$49 [8];
+  assign \capture$895  = \o$49 [9];
+  assign \a_next$896  = \a_in$881 ;
+  assign \first_next$897  = \first_in$885 ;
+  assign \a_out$899  = \a_in$898 ;
+  assign \valid_out$901  = \valid_in$900 ;
+  assign \first_out$903  = \first_in$902 ;
+  assign \last_out$905  = \last_in$904 ;
+  assign \psum_out$907  = \psum_in$906 ;
+  assign \w_out$909  = \w_in$908 ;
+  assign \en$910  = en;
+  assign \w_shift$911  = \o$49 [10];
+  assign \capture$912  = \o$49 [11];
+  assign \a_next$913  = \a_in$898 ;
+  assign \first_next$914  = \first_in$902 ;
+  assign \a_out$916  = \a_in$915 ;
+  assign \valid_out$918  = \valid_in$917 ;
+  assign \first_out$920  = \first_in$919 ;
+  assign \last_out$922  = \last_in$921 ;
+  assign \psum_out$924  = \psum_in$923 ;
+  assign \w_out$926  = \w_in$925 ;
+  assign \en$927  = en;
+  assign \w_shift$928  = \o$49 [12];
+  assign \capture$929  = \o$49 [13];
+  assign \a_next$930  = \a_in$915 ;
+  assign \first_next$931  = \first_in$919 ;
+  assign \a_out$933  = \a_in$932 ;
+  assign \valid_out$935  = \valid_in$934 ;
+  assign \first_out$937  = \first_in$936 ;
+  assign \last_out$939  = \last_in$938 ;
+  assign \psum_out$941  = \psum_in$940 ;
+  assign \w_out$943  = \w_in$942 ;
+  assign \en$944  = en;
+  assign \w_shift$945  = \o$49 [14];
+  assign \capture$946  = \o$49 [15];
+  assign \a_next$947  = \a_in$932 ;
+  assign \first_next$948  = \first_in$936 ;
   assign \a_out$950  = \a_in$949 ;
   assign \valid_out$952  = \valid_in$951 ;
   assign \first_out$954  = \first_in$953 ;
   assign \last_out$956  = \last_in$955 ;
   assign \psum_out$958  = \psum_in$957 ;
   assign \w_out$960  = \w_in$959 ;
+  assign \en$961  = en;
+  assign \w_shift$962  = \o$49 [0];
+  assign \capture$963  = \o$49 [1];
+  assign \a_next$964  = o_next[63:56];
+  assign \first_next$965  = \o_next$54 [22];
+  assign \a_in$966  = \o$56 [63:56];
+  assign \valid_in$967  = \o$58 [21];
+  assign \first_in$968  = \o$58 [22];
+  assign \last_in$969  = \o$58 [23];
+  assign \psum_out$971  = \psum_in$970 ;
+  assign \w_out$973  = \w_in$972 ;
+  assign \en$974  = en;
+  assign \w_shift$975  = \o$49 [2];
+  assign \capture$976  = \o$49 [3];
+  assign \a_next$977  = \o$56 [63:56];
+  assign \first_next$978  = \o$58 [22];
+  assign \a_out$980  = \a_in$979 ;
+  assign \valid_out$982  = \valid_in$981 ;
+  assign \first_out$984  = \first_in$983 ;
+  assign \last_out$986  = \last_in$985 ;
+  assign \psum_out$988  = \psum_in$987 ;
+  assign \w_out$990  = \w_in$989 ;
+  assign \en$991  = en;
+  assign \w_shift$992  = \o$49 [4];
+  assign \capture$993  = \o$49 [5];
+  assign \a_next$994  = \a_in$979 ;
+  assign \first_next$995  = \first_in$983 ;
+  assign \a_out$997  = \a_in$996 ;
+  assign \valid_out$999  = \valid_in$998 ;
+  assign \first_out$1001  = \first_in$1000 ;
+  assign \last_out$1003  = \last_in$1002 ;
+  assign \psum_out$1005  = \psum_in$1004 ;
+  assign \w_out$1007  = \w_in$1006 ;
+  assign \en$1008  = en;
+  assign \w_shift$1009  = \o$49 [6];
+  assign \capture$1010  = \o$49 [7];
+  assign \a_next$1011  = \a_in$996 ;
+  assign \first_next$1012  = \first_in$1000 ;
+  assign \a_out$1014  = \a_in$1013 ;
+  assign \valid_out$1016  = \valid_in$1015 ;
+  assign \first_out$1018  = \first_in$1017 ;
+  assign \last_out$1020  = \last_in$1019 ;
+  assign \psum_out$1022  = \psum_in$1021 ;
+  assign \w_out$1024  = \w_in$1023 ;
+  assign \en$1025  = en;
+  assign \w_shift$1026  = \o$49 [8];
+  assign \capture$1027  = \o$49 [9];
+  assign \a_next$1028  = \a_in$1013 ;
+  assign \first_next$1029  = \first_in$1017 ;
+  assign \a_out$1031  = \a_in$1030 ;
+  assign \valid_out$1033  = \valid_in$1032 ;
+  assign \first_out$1035  = \first_in$1034 ;
+  assign \last_out$1037  = \last_in$1036 ;
+  assign \psum_out$1039  = \psum_in$1038 ;
+  assign \w_out$1041  = \w_in$1040 ;
+  assign \en$1042  = en;
+  assign \w_shift$1043  = \o$49 [10];
+  assign \capture$1044  = \o$49 [11];
+  assign \a_next$1045  = \a_in$1030 ;
+  assign \first_next$1046  = \first_in$1034 ;
+  assign \a_out$1048  = \a_in$1047 ;
+  assign \valid_out$1050  = \valid_in$1049 ;
+  assign \first_out$1052  = \first_in$1051 ;
+  assign \last_out$1054  = \last_in$1053 ;
+  assign \psum_out$1056  = \psum_in$1055 ;
+  assign \w_out$1058  = \w_in$1057 ;
+  assign \en$1059  = en;
+  assign \w_shift$1060  = \o$49 [12];
+  assign \capture$1061  = \o$49 [13];
+  assign \a_next$1062  = \a_in$1047 ;
+  assign \first_next$1063  = \first_in$1051 ;
+  assign \a_out$1065  = \a_in$1064 ;
+  assign \valid_out$1067  = \valid_in$1066 ;
+  assign \first_out$1069  = \first_in$1068 ;
+  assign \last_out$1071  = \last_in$1070 ;
+  assign \psum_out$1073  = \psum_in$1072 ;
+  assign \w_out$1075  = \w_in$1074 ;
+  assign \en$1076  = en;
+  assign \w_shift$1077  = \o$49 [14];
+  assign \capture$1078  = \o$49 [15];
+  assign \a_next$1079  = \a_in$1064 ;
+  assign \first_next$1080  = \first_in$1068 ;
+  assign \a_out$1082  = \a_in$1081 ;
+  assign \valid_out$1084  = \valid_in$1083 ;
+  assign \first_out$1086  = \first_in$1085 ;
+  assign \last_out$1088  = \last_in$1087 ;
+  assign \psum_out$1090  = \psum_in$1089 ;
+  assign \w_out$1092  = \w_in$1091 ;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -3321,78 +3793,190 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
-  assign \o$47[0]  = \o$47 [1:0];
-  assign \o$47[0].shift  = \o$47 [0];
-  assign \o$47[0].capture  = \o$47 [1];
-  assign \o$47[1]  = \o$47 [3:2];
-  assign \o$47[1].shift  = \o$47 [2];
-  assign \o$47[1].capture  = \o$47 [3];
-  assign \o$47[2]  = \o$47 [5:4];
-  assign \o$47[2].shift  = \o$47 [4];
-  assign \o$47[2].capture  = \o$47 [5];
-  assign \o$47[3]  = \o$47 [7:6];
-  assign \o$47[3].shift  = \o$47 [6];
-  assign \o$47[3].capture  = \o$47 [7];
-  assign \o$47[4]  = \o$47 [9:8];
-  assign \o$47[4].shift  = \o$47 [8];
-  assign \o$47[4].capture  = \o$47 [9];
-  assign \o$47[5]  = \o$47 [11:10];
-  assign \o$47[5].shift  = \o$47 [10];
-  assign \o$47[5].capture  = \o$47 [11];
-  assign \o$47[6]  = \o$47 [13:12];
-  assign \o$47[6].shift  = \o$47 [12];
-  assign \o$47[6].capture  = \o$47 [13];
-  assign \o$47[7]  = \o$47 [15:14];
-  assign \o$47[7].shift  = \o$47 [14];
-  assign \o$47[7].capture  = \o$47 [15];
-  assign \o$50[0]  = \o$50 [7:0];
-  assign \o$50[1]  = \o$50 [15:8];
-  assign \o$50[2]  = \o$50 [23:16];
-  assign \o$50[3]  = \o$50 [31:24];
-  assign \o$50[4]  = \o$50 [39:32];
-  assign \o$50[5]  = \o$50 [47:40];
-  assign \o$50[6]  = \o$50 [55:48];
-  assign \o$50[7]  = \o$50 [63:56];
-  assign \o$52[0]  = \o$52 [2:0];
-  assign \o$52[0].valid  = \o$52 [0];
-  assign \o$52[0].first  = \o$52 [1];
-  assign \o$52[0].last  = \o$52 [2];
-  assign \o$52[1]  = \o$52 [5:3];
-  assign \o$52[1].valid  = \o$52 [3];
-  assign \o$52[1].first  = \o$52 [4];
-  assign \o$52[1].last  = \o$52 [5];
-  assign \o$52[2]  = \o$52 [8:6];
-  assign \o$52[2].valid  = \o$52 [6];
-  assign \o$52[2].first  = \o$52 [7];
-  assign \o$52[2].last  = \o$52 [8];
-  assign \o$52[3]  = \o$52 [11:9];
-  assign \o$52[3].valid  = \o$52 [9];
-  assign \o$52[3].first  = \o$52 [10];
-  assign \o$52[3].last  = \o$52 [11];
-  assign \o$52[4]  = \o$52 [14:12];
-  assign \o$52[4].valid  = \o$52 [12];
-  assign \o$52[4].first  = \o$52 [13];
-  assign \o$52[4].last  = \o$52 [14];
-  assign \o$52[5]  = \o$52 [17:15];
-  assign \o$52[5].valid  = \o$52 [15];
-  assign \o$52[5].first  = \o$52 [16];
-  assign \o$52[5].last  = \o$52 [17];
-  assign \o$52[6]  = \o$52 [20:18];
-  assign \o$52[6].valid  = \o$52 [18];
-  assign \o$52[6].first  = \o$52 [19];
-  assign \o$52[6].last  = \o$52 [20];
-  assign \o$52[7]  = \o$52 [23:21];
-  assign \o$52[7].valid  = \o$52 [21];
-  assign \o$52[7].first  = \o$52 [22];
-  assign \o$52[7].last  = \o$52 [23];
-  assign \o$57[0]  = \o$57 [7:0];
-  assign \o$57[1]  = \o$57 [15:8];
-  assign \o$57[2]  = \o$57 [23:16];
-  assign \o$57[3]  = \o$57 [31:24];
-  assign \o$57[4]  = \o$57 [39:32];
-  assign \o$57[5]  = \o$57 [47:40];
-  assign \o$57[6]  = \o$57 [55:48];
-  assign \o$57[7]  = \o$57 [63:56];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next[4]  = i_next[39:32];
+  assign \i_next[5]  = i_next[47:40];
+  assign \i_next[6]  = i_next[55:48];
+  assign \i_next[7]  = i_next[63:56];
+  assign \i_next$46[0]  = \i_next$46 [2:0];
+  assign \i_next$46[0].valid  = \i_next$46 [0];
+  assign \i_next$46[0].first  = \i_next$46 [1];
+  assign \i_next$46[0].last  = \i_next$46 [2];
+  assign \i_next$46[1]  = \i_next$46 [5:3];
+  assign \i_next$46[1].valid  = \i_next$46 [3];
+  assign \i_next$46[1].first  = \i_next$46 [4];
+  assign \i_next$46[1].last  = \i_next$46 [5];
+  assign \i_next$46[2]  = \i_next$46 [8:6];
+  assign \i_next$46[2].valid  = \i_next$46 [6];
+  assign \i_next$46[2].first  = \i_next$46 [7];
+  assign \i_next$46[2].last  = \i_next$46 [8];
+  assign \i_next$46[3]  = \i_next$46 [11:9];
+  assign \i_next$46[3].valid  = \i_next$46 [9];
+  assign \i_next$46[3].first  = \i_next$46 [10];
+  assign \i_next$46[3].last  = \i_next$46 [11];
+  assign \i_next$46[4]  = \i_next$46 [14:12];
+  assign \i_next$46[4].valid  = \i_next$46 [12];
+  assign \i_next$46[4].first  = \i_next$46 [13];
+  assign \i_next$46[4].last  = \i_next$46 [14];
+  assign \i_next$46[5]  = \i_next$46 [17:15];
+  assign \i_next$46[5].valid  = \i_next$46 [15];
+  assign \i_next$46[5].first  = \i_next$46 [16];
+  assign \i_next$46[5].last  = \i_next$46 [17];
+  assign \i_next$46[6]  = \i_next$46 [20:18];
+  assign \i_next$46[6].valid  = \i_next$46 [18];
+  assign \i_next$46[6].first  = \i_next$46 [19];
+  assign \i_next$46[6].last  = \i_next$46 [20];
+  assign \i_next$46[7]  = \i_next$46 [23:21];
+  assign \i_next$46[7].valid  = \i_next$46 [21];
+  assign \i_next$46[7].first  = \i_next$46 [22];
+  assign \i_next$46[7].last  = \i_next$46 [23];
+  assign \o$49[0]  = \o$49 [1:0];
+  assign \o$49[0].shift  = \o$49 [0];
+  assign \o$49[0].capture  = \o$49 [1];
+  assign \o$49[1]  = \o$49 [3:2];
+  assign \o$49[1].shift  = \o$49 [2];
+  assign \o$49[1].capture  = \o$49 [3];
+  assign \o$49[2]  = \o$49 [5:4];
+  assign \o$49[2].shift  = \o$49 [4];
+  assign \o$49[2].capture  = \o$49 [5];
+  assign \o$49[3]  = \o$49 [7:6];
+  assign \o$49[3].shift  = \o$49 [6];
+  assign \o$49[3].capture  = \o$49 [7];
+  assign \o$49[4]  = \o$49 [9:8];
+  assign \o$49[4].shift  = \o$49 [8];
+  assign \o$49[4].capture  = \o$49 [9];
+  assign \o$49[5]  = \o$49 [11:10];
+  assign \o$49[5].shift  = \o$49 [10];
+  assign \o$49[5].capture  = \o$49 [11];
+  assign \o$49[6]  = \o$49 [13:12];
+  assign \o$49[6].shift  = \o$49 [12];
+  assign \o$49[6].capture  = \o$49 [13];
+  assign \o$49[7]  = \o$49 [15:14];
+  assign \o$49[7].shift  = \o$49 [14];
+  assign \o$49[7].capture  = \o$49 [15];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next[4]  = o_next[39:32];
+  assign \o_next[5]  = o_next[47:40];
+  assign \o_next[6]  = o_next[55:48];
+  assign \o_next[7]  = o_next[63:56];
+  assign \o_next$54[0]  = \o_next$54 [2:0];
+  assign \o_next$54[0].valid  = \o_next$54 [0];
+  assign \o_next$54[0].first  = \o_next$54 [1];
+  assign \o_next$54[0].last  = \o_next$54 [2];
+  assign \o_next$54[1]  = \o_next$54 [5:3];
+  assign \o_next$54[1].valid  = \o_next$54 [3];
+  assign \o_next$54[1].first  = \o_next$54 [4];
+  assign \o_next$54[1].last  = \o_next$54 [5];
+  assign \o_next$54[2]  = \o_next$54 [8:6];
+  assign \o_next$54[2].valid  = \o_next$54 [6];
+  assign \o_next$54[2].first  = \o_next$54 [7];
+  assign \o_next$54[2].last  = \o_next$54 [8];
+  assign \o_next$54[3]  = \o_next$54 [11:9];
+  assign \o_next$54[3].valid  = \o_next$54 [9];
+  assign \o_next$54[3].first  = \o_next$54 [10];
+  assign \o_next$54[3].last  = \o_next$54 [11];
+  assign \o_next$54[4]  = \o_next$54 [14:12];
+  assign \o_next$54[4].valid  = \o_next$54 [12];
+  assign \o_next$54[4].first  = \o_next$54 [13];
+  assign \o_next$54[4].last  = \o_next$54 [14];
+  assign \o_next$54[5]  = \o_next$54 [17:15];
+  assign \o_next$54[5].valid  = \o_next$54 [15];
+  assign \o_next$54[5].first  = \o_next$54 [16];
+  assign \o_next$54[5].last  = \o_next$54 [17];
+  assign \o_next$54[6]  = \o_next$54 [20:18];
+  assign \o_next$54[6].valid  = \o_next$54 [18];
+  assign \o_next$54[6].first  = \o_next$54 [19];
+  assign \o_next$54[6].last  = \o_next$54 [20];
+  assign \o_next$54[7]  = \o_next$54 [23:21];
+  assign \o_next$54[7].valid  = \o_next$54 [21];
+  assign \o_next$54[7].first  = \o_next$54 [22];
+  assign \o_next$54[7].last  = \o_next$54 [23];
+  assign \o$56[0]  = \o$56 [7:0];
+  assign \o$56[1]  = \o$56 [15:8];
+  assign \o$56[2]  = \o$56 [23:16];
+  assign \o$56[3]  = \o$56 [31:24];
+  assign \o$56[4]  = \o$56 [39:32];
+  assign \o$56[5]  = \o$56 [47:40];
+  assign \o$56[6]  = \o$56 [55:48];
+  assign \o$56[7]  = \o$56 [63:56];
+  assign \o$58[0]  = \o$58 [2:0];
+  assign \o$58[0].valid  = \o$58 [0];
+  assign \o$58[0].first  = \o$58 [1];
+  assign \o$58[0].last  = \o$58 [2];
+  assign \o$58[1]  = \o$58 [5:3];
+  assign \o$58[1].valid  = \o$58 [3];
+  assign \o$58[1].first  = \o$58 [4];
+  assign \o$58[1].last  = \o$58 [5];
+  assign \o$58[2]  = \o$58 [8:6];
+  assign \o$58[2].valid  = \o$58 [6];
+  assign \o$58[2].first  = \o$58 [7];
+  assign \o$58[2].last  = \o$58 [8];
+  assign \o$58[3]  = \o$58 [11:9];
+  assign \o$58[3].valid  = \o$58 [9];
+  assign \o$58[3].first  = \o$58 [10];
+  assign \o$58[3].last  = \o$58 [11];
+  assign \o$58[4]  = \o$58 [14:12];
+  assign \o$58[4].valid  = \o$58 [12];
+  assign \o$58[4].first  = \o$58 [13];
+  assign \o$58[4].last  = \o$58 [14];
+  assign \o$58[5]  = \o$58 [17:15];
+  assign \o$58[5].valid  = \o$58 [15];
+  assign \o$58[5].first  = \o$58 [16];
+  assign \o$58[5].last  = \o$58 [17];
+  assign \o$58[6]  = \o$58 [20:18];
+  assign \o$58[6].valid  = \o$58 [18];
+  assign \o$58[6].first  = \o$58 [19];
+  assign \o$58[6].last  = \o$58 [20];
+  assign \o$58[7]  = \o$58 [23:21];
+  assign \o$58[7].valid  = \o$58 [21];
+  assign \o$58[7].first  = \o$58 [22];
+  assign \o$58[7].last  = \o$58 [23];
+  assign \o$63[0]  = \o$63 [7:0];
+  assign \o$63[1]  = \o$63 [15:8];
+  assign \o$63[2]  = \o$63 [23:16];
+  assign \o$63[3]  = \o$63 [31:24];
+  assign \o$63[4]  = \o$63 [39:32];
+  assign \o$63[5]  = \o$63 [47:40];
+  assign \o$63[6]  = \o$63 [55:48];
+  assign \o$63[7]  = \o$63 [63:56];
+  assign \i_next$46 [23] = operands__payload[64];
+  assign \i_next$46 [22] = first;
+  assign \i_next$46 [21] = a_accept;
+  assign \i_next$46 [20] = operands__payload[64];
+  assign \i_next$46 [19] = first;
+  assign \i_next$46 [18] = a_accept;
+  assign \i_next$46 [17] = operands__payload[64];
+  assign \i_next$46 [16] = first;
+  assign \i_next$46 [15] = a_accept;
+  assign \i_next$46 [14] = operands__payload[64];
+  assign \i_next$46 [13] = first;
+  assign \i_next$46 [12] = a_accept;
+  assign \i_next$46 [11] = operands__payload[64];
+  assign \i_next$46 [10] = first;
+  assign \i_next$46 [9] = a_accept;
+  assign \i_next$46 [8] = operands__payload[64];
+  assign \i_next$46 [7] = first;
+  assign \i_next$46 [6] = a_accept;
+  assign \i_next$46 [5] = operands__payload[64];
+  assign \i_next$46 [4] = first;
+  assign \i_next$46 [3] = a_accept;
+  assign \i_next$46 [2] = operands__payload[64];
+  assign \i_next$46 [1] = first;
+  assign \i_next$46 [0] = a_accept;
+  assign i_next[63:56] = operands__payload[7:0];
+  assign i_next[55:48] = operands__payload[15:8];
+  assign i_next[47:40] = operands__payload[23:16];
+  assign i_next[39:32] = operands__payload[31:24];
+  assign i_next[31:24] = operands__payload[39:32];
+  assign i_next[23:16] = operands__payload[47:40];
+  assign i_next[15:8] = operands__payload[55:48];
+  assign i_next[7:0] = operands__payload[63:56];
   assign \i$43 [23:21] = in_flags;
   assign \i$43 [20:18] = in_flags;
   assign \i$43 [17:15] = in_flags;
@@ -3427,7 +4011,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign i[95:64] = \psum_out$17 ;
   assign i[63:32] = \psum_out$16 ;
   assign i[31:0] = psum_out;
-  assign \$12  = \o$52 [0];
+  assign \$12  = \o$58 [0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3475,6 +4059,15 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \i[5] ;
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
+  wire [255:0] i_next;
+  wire [31:0] \i_next[0] ;
+  wire [31:0] \i_next[1] ;
+  wire [31:0] \i_next[2] ;
+  wire [31:0] \i_next[3] ;
+  wire [31:0] \i_next[4] ;
+  wire [31:0] \i_next[5] ;
+  wire [31:0] \i_next[6] ;
+  wire [31:0] \i_next[7] ;
   reg [31:0] lane0_d1 = 32'd0;
   reg [31:0] lane0_d2 = 32'd0;
   reg [31:0] lane0_d3 = 32'd0;
@@ -3513,6 +4106,15 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \o[5] ;
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
+  wire [255:0] o_next;
+  wire [31:0] \o_next[0] ;
+  wire [31:0] \o_next[1] ;
+  wire [31:0] \o_next[2] ;
+  wire [31:0] \o_next[3] ;
+  wire [31:0] \o_next[4] ;
+  wire [31:0] \o_next[5] ;
+  wire [31:0] \o_next[6] ;
+  wire [31:0] \o_next[7] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -3851,6 +4453,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
       \$28  = 32'd0;
     end
   end
+  assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -3867,6 +4470,30 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
+  assign \o_next[0]  = o_next[31:0];
+  assign \o_next[1]  = o_next[63:32];
+  assign \o_next[2]  = o_next[95:64];
+  assign \o_next[3]  = o_next[127:96];
+  assign \o_next[4]  = o_next[159:128];
+  assign \o_next[5]  = o_next[191:160];
+  assign \o_next[6]  = o_next[223:192];
+  assign \o_next[7]  = o_next[255:224];
+  assign \i_next[0]  = 32'd0;
+  assign \i_next[1]  = 32'd0;
+  assign \i_next[2]  = 32'd0;
+  assign \i_next[3]  = 32'd0;
+  assign \i_next[4]  = 32'd0;
+  assign \i_next[5]  = 32'd0;
+  assign \i_next[6]  = 32'd0;
+  assign \i_next[7]  = 32'd0;
+  assign o_next[255:224] = 32'd0;
+  assign o_next[223:192] = i[223:192];
+  assign o_next[191:160] = lane5_d1;
+  assign o_next[159:128] = lane4_d2;
+  assign o_next[127:96] = lane3_d3;
+  assign o_next[95:64] = lane2_d4;
+  assign o_next[63:32] = lane1_d5;
+  assign o_next[31:0] = lane0_d6;
   assign o[255:224] = i[255:224];
   assign o[223:192] = lane6_d1;
   assign o[191:160] = lane5_d2;
@@ -3878,21 +4505,27 @@ module \systolic_core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2174$0 , a_in, \port$2292$0 , clk);
+module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$0 , a_in, a_next, \port$2746$0 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -3902,15 +4535,18 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$0 ;
-  wire [1:0] \port$2174$0 ;
-  input [2:0] \port$2292$0 ;
-  wire [2:0] \port$2292$0 ;
+  input [1:0] \port$2626$0 ;
+  wire [1:0] \port$2626$0 ;
+  input [2:0] \port$2746$0 ;
+  wire [2:0] \port$2746$0 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -3925,137 +4561,158 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2292$0 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = \port$2292$0 [0] & \port$2292$0 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2746$0 [0] & \port$2746$0 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = \port$2746$0 [0] & \port$2746$0 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2292$0 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2292$0 [1];
+      \$9  = \port$2746$0 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2292$0 [2];
+      \$10  = \port$2746$0 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2746$0 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2292$0 [1];
-  assign valid_in = \port$2292$0 [0];
-  assign last_in = \port$2292$0 [2];
+  assign valid_in = \port$2746$0 [0];
+  assign first_in = \port$2746$0 [1];
+  assign capture = \port$2626$0 [1];
+  assign last_in = \port$2746$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2174$0 [0];
-  assign capture = \port$2174$0 [1];
+  assign w_shift = \port$2626$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2174$2 , clk);
+module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -4066,14 +4723,17 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$2 ;
-  wire [1:0] \port$2174$2 ;
+  input [1:0] \port$2626$2 ;
+  wire [1:0] \port$2626$2 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -4089,134 +4749,155 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2626$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2174$2 [0];
-  assign capture = \port$2174$2 [1];
+  assign w_shift = \port$2626$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2174$4 , clk);
+module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -4227,14 +4908,17 @@ module \systolic_core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$4 ;
-  wire [1:0] \port$2174$4 ;
+  input [1:0] \port$2626$4 ;
+  wire [1:0] \port$2626$4 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -4250,134 +4934,155 @@ module \systolic_core.pe_0_2 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2626$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2174$4 [0];
-  assign capture = \port$2174$4 [1];
+  assign w_shift = \port$2626$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2174$6 , clk);
+module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -4388,14 +5093,17 @@ module \systolic_core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$6 ;
-  wire [1:0] \port$2174$6 ;
+  input [1:0] \port$2626$6 ;
+  wire [1:0] \port$2626$6 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -4411,134 +5119,155 @@ module \systolic_core.pe_0_3 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2626$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2174$6 [0];
-  assign capture = \port$2174$6 [1];
+  assign w_shift = \port$2626$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2174$8 , clk);
+module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$8 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -4549,14 +5278,17 @@ module \systolic_core.pe_0_4 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$8 ;
-  wire [1:0] \port$2174$8 ;
+  input [1:0] \port$2626$8 ;
+  wire [1:0] \port$2626$8 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -4572,134 +5304,155 @@ module \systolic_core.pe_0_4 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$8 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$8 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$8 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$8 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2626$8 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2174$8 [0];
-  assign capture = \port$2174$8 [1];
+  assign w_shift = \port$2626$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2174$10 , clk);
+module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$10 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -4710,14 +5463,17 @@ module \systolic_core.pe_0_5 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$10 ;
-  wire [1:0] \port$2174$10 ;
+  input [1:0] \port$2626$10 ;
+  wire [1:0] \port$2626$10 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -4733,134 +5489,155 @@ module \systolic_core.pe_0_5 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$10 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$10 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$10 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$10 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2626$10 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2174$10 [0];
-  assign capture = \port$2174$10 [1];
+  assign w_shift = \port$2626$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2174$12 , clk);
+module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$12 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -4871,14 +5648,17 @@ module \systolic_core.pe_0_6 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$12 ;
-  wire [1:0] \port$2174$12 ;
+  input [1:0] \port$2626$12 ;
+  wire [1:0] \port$2626$12 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -4894,134 +5674,155 @@ module \systolic_core.pe_0_6 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$12 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$12 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$12 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$12 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2626$12 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2174$12 [0];
-  assign capture = \port$2174$12 [1];
+  assign w_shift = \port$2626$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (rst, en, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2174$14 , clk);
+module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2626$14 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -5031,12 +5832,15 @@ module \systolic_core.pe_0_7 (rst, en, a_in, valid_in, first_in, last_in, psum_o
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$14 ;
-  wire [1:0] \port$2174$14 ;
+  input [1:0] \port$2626$14 ;
+  wire [1:0] \port$2626$14 ;
+  reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
@@ -5051,134 +5855,155 @@ module \systolic_core.pe_0_7 (rst, en, a_in, valid_in, first_in, last_in, psum_o
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(1'h0) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(1'h0) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$14 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$14 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$14 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$14 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
+  assign capture = \port$2626$14 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2174$14 [0];
-  assign capture = \port$2174$14 [1];
+  assign w_shift = \port$2626$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$0 , a_in, \port$2292$3 , clk);
+module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$3 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -5188,15 +6013,18 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$0 ;
-  wire [1:0] \port$2174$0 ;
-  input [2:0] \port$2292$3 ;
-  wire [2:0] \port$2292$3 ;
+  input [1:0] \port$2626$0 ;
+  wire [1:0] \port$2626$0 ;
+  input [2:0] \port$2746$3 ;
+  wire [2:0] \port$2746$3 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -5212,136 +6040,157 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2292$3 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2292$3 [0] & \port$2292$3 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2746$3 [0] & \port$2746$3 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2746$3 [0] & \port$2746$3 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2292$3 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2292$3 [1];
+      \$9  = \port$2746$3 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2292$3 [2];
+      \$10  = \port$2746$3 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2746$3 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2292$3 [1];
-  assign valid_in = \port$2292$3 [0];
-  assign last_in = \port$2292$3 [2];
-  assign w_shift = \port$2174$0 [0];
-  assign capture = \port$2174$0 [1];
+  assign valid_in = \port$2746$3 [0];
+  assign first_in = \port$2746$3 [1];
+  assign capture = \port$2626$0 [1];
+  assign last_in = \port$2746$3 [2];
+  assign w_shift = \port$2626$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$2 , clk);
+module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -5352,14 +6201,17 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$2 ;
-  wire [1:0] \port$2174$2 ;
+  input [1:0] \port$2626$2 ;
+  wire [1:0] \port$2626$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -5376,133 +6228,154 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$2 [0];
-  assign capture = \port$2174$2 [1];
+  assign capture = \port$2626$2 [1];
+  assign w_shift = \port$2626$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$4 , clk);
+module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -5513,14 +6386,17 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$4 ;
-  wire [1:0] \port$2174$4 ;
+  input [1:0] \port$2626$4 ;
+  wire [1:0] \port$2626$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -5537,133 +6413,154 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$4 [0];
-  assign capture = \port$2174$4 [1];
+  assign capture = \port$2626$4 [1];
+  assign w_shift = \port$2626$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$6 , clk);
+module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -5674,14 +6571,17 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$6 ;
-  wire [1:0] \port$2174$6 ;
+  input [1:0] \port$2626$6 ;
+  wire [1:0] \port$2626$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -5698,133 +6598,154 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$6 [0];
-  assign capture = \port$2174$6 [1];
+  assign capture = \port$2626$6 [1];
+  assign w_shift = \port$2626$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$8 , clk);
+module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -5835,14 +6756,17 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$8 ;
-  wire [1:0] \port$2174$8 ;
+  input [1:0] \port$2626$8 ;
+  wire [1:0] \port$2626$8 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -5859,133 +6783,154 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$8 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$8 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$8 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$8 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$8 [0];
-  assign capture = \port$2174$8 [1];
+  assign capture = \port$2626$8 [1];
+  assign w_shift = \port$2626$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$10 , clk);
+module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -5996,14 +6941,17 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$10 ;
-  wire [1:0] \port$2174$10 ;
+  input [1:0] \port$2626$10 ;
+  wire [1:0] \port$2626$10 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6020,133 +6968,154 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$10 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$10 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$10 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$10 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$10 [0];
-  assign capture = \port$2174$10 [1];
+  assign capture = \port$2626$10 [1];
+  assign w_shift = \port$2626$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$12 , clk);
+module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -6157,14 +7126,17 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$12 ;
-  wire [1:0] \port$2174$12 ;
+  input [1:0] \port$2626$12 ;
+  wire [1:0] \port$2626$12 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6181,133 +7153,154 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$12 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$12 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$12 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$12 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$12 [0];
-  assign capture = \port$2174$12 [1];
+  assign capture = \port$2626$12 [1];
+  assign w_shift = \port$2626$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2174$14 , clk);
+module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -6317,12 +7310,15 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$14 ;
-  wire [1:0] \port$2174$14 ;
+  input [1:0] \port$2626$14 ;
+  wire [1:0] \port$2626$14 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6338,133 +7334,154 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$14 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$14 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$14 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$14 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$14 [0];
-  assign capture = \port$2174$14 [1];
+  assign capture = \port$2626$14 [1];
+  assign w_shift = \port$2626$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$0 , a_in, \port$2292$6 , clk);
+module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$6 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -6474,15 +7491,18 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$0 ;
-  wire [1:0] \port$2174$0 ;
-  input [2:0] \port$2292$6 ;
-  wire [2:0] \port$2292$6 ;
+  input [1:0] \port$2626$0 ;
+  wire [1:0] \port$2626$0 ;
+  input [2:0] \port$2746$6 ;
+  wire [2:0] \port$2746$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6498,136 +7518,157 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2292$6 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2292$6 [0] & \port$2292$6 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2746$6 [0] & \port$2746$6 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2746$6 [0] & \port$2746$6 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2292$6 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2292$6 [1];
+      \$9  = \port$2746$6 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2292$6 [2];
+      \$10  = \port$2746$6 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2746$6 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2292$6 [1];
-  assign valid_in = \port$2292$6 [0];
-  assign last_in = \port$2292$6 [2];
-  assign w_shift = \port$2174$0 [0];
-  assign capture = \port$2174$0 [1];
+  assign valid_in = \port$2746$6 [0];
+  assign first_in = \port$2746$6 [1];
+  assign capture = \port$2626$0 [1];
+  assign last_in = \port$2746$6 [2];
+  assign w_shift = \port$2626$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$2 , clk);
+module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -6638,14 +7679,17 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$2 ;
-  wire [1:0] \port$2174$2 ;
+  input [1:0] \port$2626$2 ;
+  wire [1:0] \port$2626$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6662,133 +7706,154 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$2 [0];
-  assign capture = \port$2174$2 [1];
+  assign capture = \port$2626$2 [1];
+  assign w_shift = \port$2626$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$4 , clk);
+module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -6799,14 +7864,17 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$4 ;
-  wire [1:0] \port$2174$4 ;
+  input [1:0] \port$2626$4 ;
+  wire [1:0] \port$2626$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6823,133 +7891,154 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$4 [0];
-  assign capture = \port$2174$4 [1];
+  assign capture = \port$2626$4 [1];
+  assign w_shift = \port$2626$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$6 , clk);
+module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -6960,14 +8049,17 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$6 ;
-  wire [1:0] \port$2174$6 ;
+  input [1:0] \port$2626$6 ;
+  wire [1:0] \port$2626$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6984,133 +8076,154 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$6 [0];
-  assign capture = \port$2174$6 [1];
+  assign capture = \port$2626$6 [1];
+  assign w_shift = \port$2626$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$8 , clk);
+module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -7121,14 +8234,17 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$8 ;
-  wire [1:0] \port$2174$8 ;
+  input [1:0] \port$2626$8 ;
+  wire [1:0] \port$2626$8 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -7145,133 +8261,154 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$8 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$8 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$8 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$8 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$8 [0];
-  assign capture = \port$2174$8 [1];
+  assign capture = \port$2626$8 [1];
+  assign w_shift = \port$2626$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$10 , clk);
+module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -7282,14 +8419,17 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$10 ;
-  wire [1:0] \port$2174$10 ;
+  input [1:0] \port$2626$10 ;
+  wire [1:0] \port$2626$10 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -7306,133 +8446,154 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$10 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$10 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$10 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$10 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$10 [0];
-  assign capture = \port$2174$10 [1];
+  assign capture = \port$2626$10 [1];
+  assign w_shift = \port$2626$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$12 , clk);
+module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -7443,14 +8604,17 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$12 ;
-  wire [1:0] \port$2174$12 ;
+  input [1:0] \port$2626$12 ;
+  wire [1:0] \port$2626$12 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -7467,133 +8631,154 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$12 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$12 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$12 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$12 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$12 [0];
-  assign capture = \port$2174$12 [1];
+  assign capture = \port$2626$12 [1];
+  assign w_shift = \port$2626$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2174$14 , clk);
+module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -7603,12 +8788,15 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$14 ;
-  wire [1:0] \port$2174$14 ;
+  input [1:0] \port$2626$14 ;
+  wire [1:0] \port$2626$14 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -7624,133 +8812,154 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$14 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$14 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$14 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$14 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$14 [0];
-  assign capture = \port$2174$14 [1];
+  assign capture = \port$2626$14 [1];
+  assign w_shift = \port$2626$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$0 , a_in, \port$2292$9 , clk);
+module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$9 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -7760,15 +8969,18 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$0 ;
-  wire [1:0] \port$2174$0 ;
-  input [2:0] \port$2292$9 ;
-  wire [2:0] \port$2292$9 ;
+  input [1:0] \port$2626$0 ;
+  wire [1:0] \port$2626$0 ;
+  input [2:0] \port$2746$9 ;
+  wire [2:0] \port$2746$9 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -7784,136 +8996,157 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2292$9 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2292$9 [0] & \port$2292$9 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2746$9 [0] & \port$2746$9 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2746$9 [0] & \port$2746$9 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2292$9 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2292$9 [1];
+      \$9  = \port$2746$9 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2292$9 [2];
+      \$10  = \port$2746$9 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2746$9 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2292$9 [1];
-  assign valid_in = \port$2292$9 [0];
-  assign last_in = \port$2292$9 [2];
-  assign w_shift = \port$2174$0 [0];
-  assign capture = \port$2174$0 [1];
+  assign valid_in = \port$2746$9 [0];
+  assign first_in = \port$2746$9 [1];
+  assign capture = \port$2626$0 [1];
+  assign last_in = \port$2746$9 [2];
+  assign w_shift = \port$2626$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$2 , clk);
+module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -7924,14 +9157,17 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$2 ;
-  wire [1:0] \port$2174$2 ;
+  input [1:0] \port$2626$2 ;
+  wire [1:0] \port$2626$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -7948,133 +9184,154 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$2 [0];
-  assign capture = \port$2174$2 [1];
+  assign capture = \port$2626$2 [1];
+  assign w_shift = \port$2626$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$4 , clk);
+module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -8085,14 +9342,17 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$4 ;
-  wire [1:0] \port$2174$4 ;
+  input [1:0] \port$2626$4 ;
+  wire [1:0] \port$2626$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -8109,133 +9369,154 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$4 [0];
-  assign capture = \port$2174$4 [1];
+  assign capture = \port$2626$4 [1];
+  assign w_shift = \port$2626$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$6 , clk);
+module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -8246,14 +9527,17 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$6 ;
-  wire [1:0] \port$2174$6 ;
+  input [1:0] \port$2626$6 ;
+  wire [1:0] \port$2626$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -8270,133 +9554,154 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$6 [0];
-  assign capture = \port$2174$6 [1];
+  assign capture = \port$2626$6 [1];
+  assign w_shift = \port$2626$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$8 , clk);
+module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -8407,14 +9712,17 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$8 ;
-  wire [1:0] \port$2174$8 ;
+  input [1:0] \port$2626$8 ;
+  wire [1:0] \port$2626$8 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -8431,133 +9739,154 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$8 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$8 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$8 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$8 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$8 [0];
-  assign capture = \port$2174$8 [1];
+  assign capture = \port$2626$8 [1];
+  assign w_shift = \port$2626$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$10 , clk);
+module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -8568,14 +9897,17 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$10 ;
-  wire [1:0] \port$2174$10 ;
+  input [1:0] \port$2626$10 ;
+  wire [1:0] \port$2626$10 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -8592,133 +9924,154 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$10 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$10 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$10 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$10 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$10 [0];
-  assign capture = \port$2174$10 [1];
+  assign capture = \port$2626$10 [1];
+  assign w_shift = \port$2626$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$12 , clk);
+module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -8729,14 +10082,17 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$12 ;
-  wire [1:0] \port$2174$12 ;
+  input [1:0] \port$2626$12 ;
+  wire [1:0] \port$2626$12 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -8753,133 +10109,154 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$12 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$12 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$12 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$12 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$12 [0];
-  assign capture = \port$2174$12 [1];
+  assign capture = \port$2626$12 [1];
+  assign w_shift = \port$2626$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2174$14 , clk);
+module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -8889,12 +10266,15 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$14 ;
-  wire [1:0] \port$2174$14 ;
+  input [1:0] \port$2626$14 ;
+  wire [1:0] \port$2626$14 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -8910,133 +10290,154 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$14 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$14 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$14 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$14 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$14 [0];
-  assign capture = \port$2174$14 [1];
+  assign capture = \port$2626$14 [1];
+  assign w_shift = \port$2626$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$0 , a_in, \port$2292$12 , clk);
+module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$12 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -9046,15 +10447,18 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$0 ;
-  wire [1:0] \port$2174$0 ;
-  input [2:0] \port$2292$12 ;
-  wire [2:0] \port$2292$12 ;
+  input [1:0] \port$2626$0 ;
+  wire [1:0] \port$2626$0 ;
+  input [2:0] \port$2746$12 ;
+  wire [2:0] \port$2746$12 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -9070,136 +10474,157 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2292$12 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2292$12 [0] & \port$2292$12 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2746$12 [0] & \port$2746$12 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2746$12 [0] & \port$2746$12 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2292$12 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2292$12 [1];
+      \$9  = \port$2746$12 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2292$12 [2];
+      \$10  = \port$2746$12 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2746$12 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2292$12 [1];
-  assign valid_in = \port$2292$12 [0];
-  assign last_in = \port$2292$12 [2];
-  assign w_shift = \port$2174$0 [0];
-  assign capture = \port$2174$0 [1];
+  assign valid_in = \port$2746$12 [0];
+  assign first_in = \port$2746$12 [1];
+  assign capture = \port$2626$0 [1];
+  assign last_in = \port$2746$12 [2];
+  assign w_shift = \port$2626$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$2 , clk);
+module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -9210,14 +10635,17 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$2 ;
-  wire [1:0] \port$2174$2 ;
+  input [1:0] \port$2626$2 ;
+  wire [1:0] \port$2626$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -9234,133 +10662,154 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$2 [0];
-  assign capture = \port$2174$2 [1];
+  assign capture = \port$2626$2 [1];
+  assign w_shift = \port$2626$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$4 , clk);
+module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -9371,14 +10820,17 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$4 ;
-  wire [1:0] \port$2174$4 ;
+  input [1:0] \port$2626$4 ;
+  wire [1:0] \port$2626$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -9395,133 +10847,154 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$4 [0];
-  assign capture = \port$2174$4 [1];
+  assign capture = \port$2626$4 [1];
+  assign w_shift = \port$2626$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$6 , clk);
+module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -9532,14 +11005,17 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$6 ;
-  wire [1:0] \port$2174$6 ;
+  input [1:0] \port$2626$6 ;
+  wire [1:0] \port$2626$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -9556,133 +11032,154 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$6 [0];
-  assign capture = \port$2174$6 [1];
+  assign capture = \port$2626$6 [1];
+  assign w_shift = \port$2626$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$8 , clk);
+module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -9693,14 +11190,17 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$8 ;
-  wire [1:0] \port$2174$8 ;
+  input [1:0] \port$2626$8 ;
+  wire [1:0] \port$2626$8 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -9717,133 +11217,154 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$8 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$8 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$8 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$8 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$8 [0];
-  assign capture = \port$2174$8 [1];
+  assign capture = \port$2626$8 [1];
+  assign w_shift = \port$2626$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$10 , clk);
+module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -9854,14 +11375,17 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$10 ;
-  wire [1:0] \port$2174$10 ;
+  input [1:0] \port$2626$10 ;
+  wire [1:0] \port$2626$10 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -9878,133 +11402,154 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$10 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$10 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$10 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$10 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$10 [0];
-  assign capture = \port$2174$10 [1];
+  assign capture = \port$2626$10 [1];
+  assign w_shift = \port$2626$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$12 , clk);
+module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -10015,14 +11560,17 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$12 ;
-  wire [1:0] \port$2174$12 ;
+  input [1:0] \port$2626$12 ;
+  wire [1:0] \port$2626$12 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -10039,133 +11587,154 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$12 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$12 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$12 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$12 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$12 [0];
-  assign capture = \port$2174$12 [1];
+  assign capture = \port$2626$12 [1];
+  assign w_shift = \port$2626$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2174$14 , clk);
+module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -10175,12 +11744,15 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$14 ;
-  wire [1:0] \port$2174$14 ;
+  input [1:0] \port$2626$14 ;
+  wire [1:0] \port$2626$14 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -10196,133 +11768,154 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$14 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$14 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$14 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$14 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$14 [0];
-  assign capture = \port$2174$14 [1];
+  assign capture = \port$2626$14 [1];
+  assign w_shift = \port$2626$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$0 , a_in, \port$2292$15 , clk);
+module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$15 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -10332,15 +11925,18 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$0 ;
-  wire [1:0] \port$2174$0 ;
-  input [2:0] \port$2292$15 ;
-  wire [2:0] \port$2292$15 ;
+  input [1:0] \port$2626$0 ;
+  wire [1:0] \port$2626$0 ;
+  input [2:0] \port$2746$15 ;
+  wire [2:0] \port$2746$15 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -10356,136 +11952,157 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2292$15 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2292$15 [0] & \port$2292$15 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2746$15 [0] & \port$2746$15 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2746$15 [0] & \port$2746$15 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2292$15 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2292$15 [1];
+      \$9  = \port$2746$15 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2292$15 [2];
+      \$10  = \port$2746$15 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2746$15 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2292$15 [1];
-  assign valid_in = \port$2292$15 [0];
-  assign last_in = \port$2292$15 [2];
-  assign w_shift = \port$2174$0 [0];
-  assign capture = \port$2174$0 [1];
+  assign valid_in = \port$2746$15 [0];
+  assign first_in = \port$2746$15 [1];
+  assign capture = \port$2626$0 [1];
+  assign last_in = \port$2746$15 [2];
+  assign w_shift = \port$2626$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$2 , clk);
+module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -10496,14 +12113,17 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$2 ;
-  wire [1:0] \port$2174$2 ;
+  input [1:0] \port$2626$2 ;
+  wire [1:0] \port$2626$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -10520,133 +12140,154 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$2 [0];
-  assign capture = \port$2174$2 [1];
+  assign capture = \port$2626$2 [1];
+  assign w_shift = \port$2626$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$4 , clk);
+module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -10657,14 +12298,17 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$4 ;
-  wire [1:0] \port$2174$4 ;
+  input [1:0] \port$2626$4 ;
+  wire [1:0] \port$2626$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -10681,133 +12325,154 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$4 [0];
-  assign capture = \port$2174$4 [1];
+  assign capture = \port$2626$4 [1];
+  assign w_shift = \port$2626$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$6 , clk);
+module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -10818,14 +12483,17 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$6 ;
-  wire [1:0] \port$2174$6 ;
+  input [1:0] \port$2626$6 ;
+  wire [1:0] \port$2626$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -10842,133 +12510,154 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$6 [0];
-  assign capture = \port$2174$6 [1];
+  assign capture = \port$2626$6 [1];
+  assign w_shift = \port$2626$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$8 , clk);
+module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -10979,14 +12668,17 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$8 ;
-  wire [1:0] \port$2174$8 ;
+  input [1:0] \port$2626$8 ;
+  wire [1:0] \port$2626$8 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11003,133 +12695,154 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$8 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$8 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$8 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$8 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$8 [0];
-  assign capture = \port$2174$8 [1];
+  assign capture = \port$2626$8 [1];
+  assign w_shift = \port$2626$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$10 , clk);
+module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -11140,14 +12853,17 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$10 ;
-  wire [1:0] \port$2174$10 ;
+  input [1:0] \port$2626$10 ;
+  wire [1:0] \port$2626$10 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11164,133 +12880,154 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$10 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$10 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$10 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$10 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$10 [0];
-  assign capture = \port$2174$10 [1];
+  assign capture = \port$2626$10 [1];
+  assign w_shift = \port$2626$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$12 , clk);
+module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -11301,14 +13038,17 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$12 ;
-  wire [1:0] \port$2174$12 ;
+  input [1:0] \port$2626$12 ;
+  wire [1:0] \port$2626$12 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11325,133 +13065,154 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$12 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$12 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$12 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$12 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$12 [0];
-  assign capture = \port$2174$12 [1];
+  assign capture = \port$2626$12 [1];
+  assign w_shift = \port$2626$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2174$14 , clk);
+module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -11461,12 +13222,15 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$14 ;
-  wire [1:0] \port$2174$14 ;
+  input [1:0] \port$2626$14 ;
+  wire [1:0] \port$2626$14 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11482,133 +13246,154 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$14 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$14 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$14 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$14 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$14 [0];
-  assign capture = \port$2174$14 [1];
+  assign capture = \port$2626$14 [1];
+  assign w_shift = \port$2626$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$0 , a_in, \port$2292$18 , clk);
+module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$18 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -11618,15 +13403,18 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$0 ;
-  wire [1:0] \port$2174$0 ;
-  input [2:0] \port$2292$18 ;
-  wire [2:0] \port$2292$18 ;
+  input [1:0] \port$2626$0 ;
+  wire [1:0] \port$2626$0 ;
+  input [2:0] \port$2746$18 ;
+  wire [2:0] \port$2746$18 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11642,136 +13430,157 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2292$18 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2292$18 [0] & \port$2292$18 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2746$18 [0] & \port$2746$18 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2746$18 [0] & \port$2746$18 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2292$18 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2292$18 [1];
+      \$9  = \port$2746$18 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2292$18 [2];
+      \$10  = \port$2746$18 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2746$18 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2292$18 [1];
-  assign valid_in = \port$2292$18 [0];
-  assign last_in = \port$2292$18 [2];
-  assign w_shift = \port$2174$0 [0];
-  assign capture = \port$2174$0 [1];
+  assign valid_in = \port$2746$18 [0];
+  assign first_in = \port$2746$18 [1];
+  assign capture = \port$2626$0 [1];
+  assign last_in = \port$2746$18 [2];
+  assign w_shift = \port$2626$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$2 , clk);
+module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -11782,14 +13591,17 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$2 ;
-  wire [1:0] \port$2174$2 ;
+  input [1:0] \port$2626$2 ;
+  wire [1:0] \port$2626$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11806,133 +13618,154 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$2 [0];
-  assign capture = \port$2174$2 [1];
+  assign capture = \port$2626$2 [1];
+  assign w_shift = \port$2626$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$4 , clk);
+module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -11943,14 +13776,17 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$4 ;
-  wire [1:0] \port$2174$4 ;
+  input [1:0] \port$2626$4 ;
+  wire [1:0] \port$2626$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11967,133 +13803,154 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$4 [0];
-  assign capture = \port$2174$4 [1];
+  assign capture = \port$2626$4 [1];
+  assign w_shift = \port$2626$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$6 , clk);
+module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12104,14 +13961,17 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$6 ;
-  wire [1:0] \port$2174$6 ;
+  input [1:0] \port$2626$6 ;
+  wire [1:0] \port$2626$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12128,133 +13988,154 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$6 [0];
-  assign capture = \port$2174$6 [1];
+  assign capture = \port$2626$6 [1];
+  assign w_shift = \port$2626$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$8 , clk);
+module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12265,14 +14146,17 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$8 ;
-  wire [1:0] \port$2174$8 ;
+  input [1:0] \port$2626$8 ;
+  wire [1:0] \port$2626$8 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12289,133 +14173,154 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$8 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$8 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$8 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$8 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$8 [0];
-  assign capture = \port$2174$8 [1];
+  assign capture = \port$2626$8 [1];
+  assign w_shift = \port$2626$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$10 , clk);
+module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12426,14 +14331,17 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$10 ;
-  wire [1:0] \port$2174$10 ;
+  input [1:0] \port$2626$10 ;
+  wire [1:0] \port$2626$10 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12450,133 +14358,154 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$10 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$10 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$10 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$10 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$10 [0];
-  assign capture = \port$2174$10 [1];
+  assign capture = \port$2626$10 [1];
+  assign w_shift = \port$2626$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2174$12 , clk);
+module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12587,14 +14516,17 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$12 ;
-  wire [1:0] \port$2174$12 ;
+  input [1:0] \port$2626$12 ;
+  wire [1:0] \port$2626$12 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12611,133 +14543,154 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$12 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$12 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$12 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$12 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$12 [0];
-  assign capture = \port$2174$12 [1];
+  assign capture = \port$2626$12 [1];
+  assign w_shift = \port$2626$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2174$14 , clk);
+module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -12747,12 +14700,15 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$14 ;
-  wire [1:0] \port$2174$14 ;
+  input [1:0] \port$2626$14 ;
+  wire [1:0] \port$2626$14 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12768,133 +14724,154 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$14 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$14 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$14 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$14 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$14 [0];
-  assign capture = \port$2174$14 [1];
+  assign capture = \port$2626$14 [1];
+  assign w_shift = \port$2626$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2174$0 , a_in, \port$2292$21 , clk);
+module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$0 , a_in, a_next, \port$2746$21 , first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -12904,15 +14881,18 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input en;
   wire en;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$0 ;
-  wire [1:0] \port$2174$0 ;
-  input [2:0] \port$2292$21 ;
-  wire [2:0] \port$2292$21 ;
+  input [1:0] \port$2626$0 ;
+  wire [1:0] \port$2626$0 ;
+  input [2:0] \port$2746$21 ;
+  wire [2:0] \port$2746$21 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12927,136 +14907,157 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = \port$2292$21 [1] ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = \port$2292$21 [0] & \port$2292$21 [1];
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2746$21 [0] & \port$2746$21 [1];
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = \port$2746$21 [0] & \port$2746$21 [1];
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = \port$2292$21 [0];
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = \port$2292$21 [1];
+      \$9  = \port$2746$21 [0];
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = \port$2292$21 [2];
+      \$10  = \port$2746$21 [1];
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = \port$2746$21 [2];
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$0 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$0 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$0 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$0 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign first_in = \port$2292$21 [1];
-  assign valid_in = \port$2292$21 [0];
-  assign last_in = \port$2292$21 [2];
-  assign w_shift = \port$2174$0 [0];
-  assign capture = \port$2174$0 [1];
+  assign valid_in = \port$2746$21 [0];
+  assign first_in = \port$2746$21 [1];
+  assign capture = \port$2626$0 [1];
+  assign last_in = \port$2746$21 [2];
+  assign w_shift = \port$2626$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2174$2 , clk);
+module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$2 , a_next, first_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13067,14 +15068,17 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$2 ;
-  wire [1:0] \port$2174$2 ;
+  input [1:0] \port$2626$2 ;
+  wire [1:0] \port$2626$2 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13090,133 +15094,154 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$2 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$2 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$2 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$2 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$2 [0];
-  assign capture = \port$2174$2 [1];
+  assign capture = \port$2626$2 [1];
+  assign w_shift = \port$2626$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2174$4 , clk);
+module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$4 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13227,14 +15252,17 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$4 ;
-  wire [1:0] \port$2174$4 ;
+  input [1:0] \port$2626$4 ;
+  wire [1:0] \port$2626$4 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13250,133 +15278,154 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$4 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$4 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$4 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$4 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$4 [0];
-  assign capture = \port$2174$4 [1];
+  assign capture = \port$2626$4 [1];
+  assign w_shift = \port$2626$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2174$6 , clk);
+module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$6 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13387,14 +15436,17 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$6 ;
-  wire [1:0] \port$2174$6 ;
+  input [1:0] \port$2626$6 ;
+  wire [1:0] \port$2626$6 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13410,133 +15462,154 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$6 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$6 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$6 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$6 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$6 [0];
-  assign capture = \port$2174$6 [1];
+  assign capture = \port$2626$6 [1];
+  assign w_shift = \port$2626$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2174$8 , clk);
+module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$8 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13547,14 +15620,17 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$8 ;
-  wire [1:0] \port$2174$8 ;
+  input [1:0] \port$2626$8 ;
+  wire [1:0] \port$2626$8 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13570,133 +15646,154 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$8 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$8 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$8 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$8 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$8 [0];
-  assign capture = \port$2174$8 [1];
+  assign capture = \port$2626$8 [1];
+  assign w_shift = \port$2626$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2174$10 , clk);
+module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$10 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13707,14 +15804,17 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$10 ;
-  wire [1:0] \port$2174$10 ;
+  input [1:0] \port$2626$10 ;
+  wire [1:0] \port$2626$10 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13730,133 +15830,154 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$10 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$10 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$10 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$10 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$10 [0];
-  assign capture = \port$2174$10 [1];
+  assign capture = \port$2626$10 [1];
+  assign w_shift = \port$2626$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2174$12 , clk);
+module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$12 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
@@ -13867,14 +15988,17 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$12 ;
-  wire [1:0] \port$2174$12 ;
+  input [1:0] \port$2626$12 ;
+  wire [1:0] \port$2626$12 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13890,133 +16014,154 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$12 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$12 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$12 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$12 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$12 [0];
-  assign capture = \port$2174$12 [1];
+  assign capture = \port$2626$12 [1];
+  assign w_shift = \port$2626$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2174$14 , clk);
+module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2626$14 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$66  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
-  wire [32:0] \$2 ;
-  wire \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [31:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [7:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [7:0] \$13 ;
+  reg [7:0] \$14 ;
+  reg [7:0] \$15 ;
+  wire \$2 ;
+  wire [7:0] \$3 ;
+  wire [15:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
   reg [7:0] active = 8'h00;
   wire capture;
@@ -14026,13 +16171,16 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire en;
   input first_in;
   wire first_in;
+  input first_next;
+  wire first_next;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2174$14 ;
-  wire [1:0] \port$2174$14 ;
+  input [1:0] \port$2626$14 ;
+  wire [1:0] \port$2626$14 ;
+  reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -14048,119 +16196,134 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
   wire w_shift;
-  wire [7:0] weight;
-  assign weight = first_in ? shadow : active;
-  assign \$1  = $signed(a_in) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  assign \$3  = valid_in & first_in;
+  wire [7:0] weight_next;
+  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$2  = valid_in & first_in;
+  assign \$3  = \$2  ? shadow : active;
+  assign weight_next = first_next ? \$1  : \$3 ;
+  assign \$4  = $signed(a_next) * $signed(weight_next);
+  assign \$5  = $signed(psum_in) + $signed(product);
+  assign \$6  = valid_in & first_in;
   always @(posedge clk)
-    a_out <= \$4 ;
+    product <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$5 ;
+    a_out <= \$8 ;
   always @(posedge clk)
-    first_out <= \$6 ;
+    valid_out <= \$9 ;
   always @(posedge clk)
-    last_out <= \$7 ;
+    first_out <= \$10 ;
   always @(posedge clk)
-    psum_out <= \$8 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    w_out <= \$9 ;
+    psum_out <= \$12 ;
   always @(posedge clk)
-    shadow <= \$10 ;
+    w_out <= \$13 ;
   always @(posedge clk)
-    active <= \$11 ;
+    shadow <= \$14 ;
+  always @(posedge clk)
+    active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$4  = a_out;
+    \$7  = product;
     if (en) begin
-      \$4  = a_in;
+      \$7  = \$4 ;
     end
     if (rst) begin
-      \$4  = 8'h00;
+      \$7  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$5  = valid_out;
+    \$8  = a_out;
     if (en) begin
-      \$5  = valid_in;
+      \$8  = a_in;
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$6  = first_out;
+    \$9  = valid_out;
     if (en) begin
-      \$6  = first_in;
+      \$9  = valid_in;
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$7  = last_out;
+    \$10  = first_out;
     if (en) begin
-      \$7  = last_in;
+      \$10  = first_in;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$8  = psum_out;
+    \$11  = last_out;
     if (en) begin
-      \$8  = \$2 [31:0];
+      \$11  = last_in;
     end
     if (rst) begin
-      \$8  = 32'd0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$9  = w_out;
+    \$12  = psum_out;
     if (en) begin
-      if (\port$2174$14 [0]) begin
-        \$9  = w_in;
+      \$12  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$12  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
+    \$13  = w_out;
+    if (en) begin
+      if (\port$2626$14 [0]) begin
+        \$13  = w_in;
       end
     end
     if (rst) begin
-      \$9  = 8'h00;
+      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$10  = shadow;
+    \$14  = shadow;
     if (en) begin
-      if (\port$2174$14 [1]) begin
-        \$10  = w_out;
+      if (\port$2626$14 [1]) begin
+        \$14  = w_out;
       end
     end
     if (rst) begin
-      \$10  = 8'h00;
+      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$11  = active;
+    \$15  = active;
     if (en) begin
-      if (\$3 ) begin
-        \$11  = shadow;
+      if (\$6 ) begin
+        \$15  = shadow;
       end
     end
     if (rst) begin
-      \$11  = 8'h00;
+      \$15  = 8'h00;
     end
   end
-  assign w_shift = \port$2174$14 [0];
-  assign capture = \port$2174$14 [1];
+  assign capture = \port$2626$14 [1];
+  assign w_shift = \port$2626$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, en, i, o, clk);
+module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14204,6 +16367,16 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   wire [7:0] \i[5] ;
   wire [7:0] \i[6] ;
   wire [7:0] \i[7] ;
+  input [63:0] i_next;
+  wire [63:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
+  wire [7:0] \i_next[4] ;
+  wire [7:0] \i_next[5] ;
+  wire [7:0] \i_next[6] ;
+  wire [7:0] \i_next[7] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -14242,6 +16415,16 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   wire [7:0] \o[5] ;
   wire [7:0] \o[6] ;
   wire [7:0] \o[7] ;
+  output [63:0] o_next;
+  wire [63:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
+  wire [7:0] \o_next[4] ;
+  wire [7:0] \o_next[5] ;
+  wire [7:0] \o_next[6] ;
+  wire [7:0] \o_next[7] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -14596,6 +16779,30 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next[4]  = o_next[39:32];
+  assign \o_next[5]  = o_next[47:40];
+  assign \o_next[6]  = o_next[55:48];
+  assign \o_next[7]  = o_next[63:56];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next[4]  = i_next[39:32];
+  assign \i_next[5]  = i_next[47:40];
+  assign \i_next[6]  = i_next[55:48];
+  assign \i_next[7]  = i_next[63:56];
+  assign o_next[63:56] = lane7_d6;
+  assign o_next[55:48] = lane6_d5;
+  assign o_next[47:40] = lane5_d4;
+  assign o_next[39:32] = lane4_d3;
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
   assign o[63:56] = lane7_d7;
   assign o[55:48] = lane6_d6;
   assign o[47:40] = lane5_d5;
@@ -14607,7 +16814,7 @@ module \systolic_core.skew_a (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (rst, en, i, o, clk);
+module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$68  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$10 ;
@@ -14675,6 +16882,40 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \i[7].first ;
   wire \i[7].last ;
   wire \i[7].valid ;
+  input [23:0] i_next;
+  wire [23:0] i_next;
+  wire [2:0] \i_next[0] ;
+  wire \i_next[0].first ;
+  wire \i_next[0].last ;
+  wire \i_next[0].valid ;
+  wire [2:0] \i_next[1] ;
+  wire \i_next[1].first ;
+  wire \i_next[1].last ;
+  wire \i_next[1].valid ;
+  wire [2:0] \i_next[2] ;
+  wire \i_next[2].first ;
+  wire \i_next[2].last ;
+  wire \i_next[2].valid ;
+  wire [2:0] \i_next[3] ;
+  wire \i_next[3].first ;
+  wire \i_next[3].last ;
+  wire \i_next[3].valid ;
+  wire [2:0] \i_next[4] ;
+  wire \i_next[4].first ;
+  wire \i_next[4].last ;
+  wire \i_next[4].valid ;
+  wire [2:0] \i_next[5] ;
+  wire \i_next[5].first ;
+  wire \i_next[5].last ;
+  wire \i_next[5].valid ;
+  wire [2:0] \i_next[6] ;
+  wire \i_next[6].first ;
+  wire \i_next[6].last ;
+  wire \i_next[6].valid ;
+  wire [2:0] \i_next[7] ;
+  wire \i_next[7].first ;
+  wire \i_next[7].last ;
+  wire \i_next[7].valid ;
   reg [2:0] lane1_d1 = 3'h0;
   wire \lane1_d1.first ;
   wire \lane1_d1.last ;
@@ -14821,6 +17062,40 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \o[7].first ;
   wire \o[7].last ;
   wire \o[7].valid ;
+  output [23:0] o_next;
+  wire [23:0] o_next;
+  wire [2:0] \o_next[0] ;
+  wire \o_next[0].first ;
+  wire \o_next[0].last ;
+  wire \o_next[0].valid ;
+  wire [2:0] \o_next[1] ;
+  wire \o_next[1].first ;
+  wire \o_next[1].last ;
+  wire \o_next[1].valid ;
+  wire [2:0] \o_next[2] ;
+  wire \o_next[2].first ;
+  wire \o_next[2].last ;
+  wire \o_next[2].valid ;
+  wire [2:0] \o_next[3] ;
+  wire \o_next[3].first ;
+  wire \o_next[3].last ;
+  wire \o_next[3].valid ;
+  wire [2:0] \o_next[4] ;
+  wire \o_next[4].first ;
+  wire \o_next[4].last ;
+  wire \o_next[4].valid ;
+  wire [2:0] \o_next[5] ;
+  wire \o_next[5].first ;
+  wire \o_next[5].last ;
+  wire \o_next[5].valid ;
+  wire [2:0] \o_next[6] ;
+  wire \o_next[6].first ;
+  wire \o_next[6].last ;
+  wire \o_next[6].valid ;
+  wire [2:0] \o_next[7] ;
+  wire \o_next[7].first ;
+  wire \o_next[7].last ;
+  wire \o_next[7].valid ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15223,45 +17498,118 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \i[7].valid  = i[21];
   assign \i[7].first  = i[22];
   assign \i[7].last  = i[23];
+  assign \o_next[0]  = o_next[2:0];
+  assign \o_next[0].valid  = o_next[0];
+  assign \o_next[0].first  = o_next[1];
+  assign \o_next[0].last  = o_next[2];
+  assign \o_next[1]  = o_next[5:3];
+  assign \o_next[1].valid  = o_next[3];
+  assign \o_next[1].first  = o_next[4];
+  assign \o_next[1].last  = o_next[5];
+  assign \o_next[2]  = o_next[8:6];
+  assign \o_next[2].valid  = o_next[6];
+  assign \o_next[2].first  = o_next[7];
+  assign \o_next[2].last  = o_next[8];
+  assign \o_next[3]  = o_next[11:9];
+  assign \o_next[3].valid  = o_next[9];
+  assign \o_next[3].first  = o_next[10];
+  assign \o_next[3].last  = o_next[11];
+  assign \o_next[4]  = o_next[14:12];
+  assign \o_next[4].valid  = o_next[12];
+  assign \o_next[4].first  = o_next[13];
+  assign \o_next[4].last  = o_next[14];
+  assign \o_next[5]  = o_next[17:15];
+  assign \o_next[5].valid  = o_next[15];
+  assign \o_next[5].first  = o_next[16];
+  assign \o_next[5].last  = o_next[17];
+  assign \o_next[6]  = o_next[20:18];
+  assign \o_next[6].valid  = o_next[18];
+  assign \o_next[6].first  = o_next[19];
+  assign \o_next[6].last  = o_next[20];
+  assign \o_next[7]  = o_next[23:21];
+  assign \o_next[7].valid  = o_next[21];
+  assign \o_next[7].first  = o_next[22];
+  assign \o_next[7].last  = o_next[23];
+  assign \i_next[0]  = i_next[2:0];
+  assign \i_next[0].valid  = i_next[0];
+  assign \i_next[0].first  = i_next[1];
+  assign \i_next[0].last  = i_next[2];
+  assign \i_next[1]  = i_next[5:3];
+  assign \i_next[1].valid  = i_next[3];
+  assign \i_next[1].first  = i_next[4];
+  assign \i_next[1].last  = i_next[5];
+  assign \i_next[2]  = i_next[8:6];
+  assign \i_next[2].valid  = i_next[6];
+  assign \i_next[2].first  = i_next[7];
+  assign \i_next[2].last  = i_next[8];
+  assign \i_next[3]  = i_next[11:9];
+  assign \i_next[3].valid  = i_next[9];
+  assign \i_next[3].first  = i_next[10];
+  assign \i_next[3].last  = i_next[11];
+  assign \i_next[4]  = i_next[14:12];
+  assign \i_next[4].valid  = i_next[12];
+  assign \i_next[4].first  = i_next[13];
+  assign \i_next[4].last  = i_next[14];
+  assign \i_next[5]  = i_next[17:15];
+  assign \i_next[5].valid  = i_next[15];
+  assign \i_next[5].first  = i_next[16];
+  assign \i_next[5].last  = i_next[17];
+  assign \i_next[6]  = i_next[20:18];
+  assign \i_next[6].valid  = i_next[18];
+  assign \i_next[6].first  = i_next[19];
+  assign \i_next[6].last  = i_next[20];
+  assign \i_next[7]  = i_next[23:21];
+  assign \i_next[7].valid  = i_next[21];
+  assign \i_next[7].first  = i_next[22];
+  assign \i_next[7].last  = i_next[23];
   assign \lane1_d1.valid  = lane1_d1[0];
   assign \lane1_d1.first  = lane1_d1[1];
   assign \lane1_d1.last  = lane1_d1[2];
   assign \lane2_d2.valid  = lane2_d2[0];
   assign \lane2_d2.first  = lane2_d2[1];
   assign \lane2_d2.last  = lane2_d2[2];
-  assign \lane3_d3.valid  = lane3_d3[0];
-  assign \lane3_d3.first  = lane3_d3[1];
-  assign \lane3_d3.last  = lane3_d3[2];
-  assign \lane4_d4.valid  = lane4_d4[0];
-  assign \lane4_d4.first  = lane4_d4[1];
-  assign \lane4_d4.last  = lane4_d4[2];
-  assign \lane5_d5.valid  = lane5_d5[0];
-  assign \lane5_d5.first  = lane5_d5[1];
-  assign \lane5_d5.last  = lane5_d5[2];
-  assign \lane6_d6.valid  = lane6_d6[0];
-  assign \lane6_d6.first  = lane6_d6[1];
-  assign \lane6_d6.last  = lane6_d6[2];
-  assign \lane7_d7.valid  = lane7_d7[0];
-  assign \lane7_d7.first  = lane7_d7[1];
-  assign \lane7_d7.last  = lane7_d7[2];
   assign \lane2_d1.valid  = lane2_d1[0];
   assign \lane2_d1.first  = lane2_d1[1];
   assign \lane2_d1.last  = lane2_d1[2];
-  assign \lane3_d1.valid  = lane3_d1[0];
-  assign \lane3_d1.first  = lane3_d1[1];
-  assign \lane3_d1.last  = lane3_d1[2];
+  assign \lane3_d3.valid  = lane3_d3[0];
+  assign \lane3_d3.first  = lane3_d3[1];
+  assign \lane3_d3.last  = lane3_d3[2];
   assign \lane3_d2.valid  = lane3_d2[0];
   assign \lane3_d2.first  = lane3_d2[1];
   assign \lane3_d2.last  = lane3_d2[2];
+  assign \lane4_d4.valid  = lane4_d4[0];
+  assign \lane4_d4.first  = lane4_d4[1];
+  assign \lane4_d4.last  = lane4_d4[2];
+  assign \lane4_d3.valid  = lane4_d3[0];
+  assign \lane4_d3.first  = lane4_d3[1];
+  assign \lane4_d3.last  = lane4_d3[2];
+  assign \lane5_d5.valid  = lane5_d5[0];
+  assign \lane5_d5.first  = lane5_d5[1];
+  assign \lane5_d5.last  = lane5_d5[2];
+  assign \lane5_d4.valid  = lane5_d4[0];
+  assign \lane5_d4.first  = lane5_d4[1];
+  assign \lane5_d4.last  = lane5_d4[2];
+  assign \lane6_d6.valid  = lane6_d6[0];
+  assign \lane6_d6.first  = lane6_d6[1];
+  assign \lane6_d6.last  = lane6_d6[2];
+  assign \lane6_d5.valid  = lane6_d5[0];
+  assign \lane6_d5.first  = lane6_d5[1];
+  assign \lane6_d5.last  = lane6_d5[2];
+  assign \lane7_d7.valid  = lane7_d7[0];
+  assign \lane7_d7.first  = lane7_d7[1];
+  assign \lane7_d7.last  = lane7_d7[2];
+  assign \lane7_d6.valid  = lane7_d6[0];
+  assign \lane7_d6.first  = lane7_d6[1];
+  assign \lane7_d6.last  = lane7_d6[2];
+  assign \lane3_d1.valid  = lane3_d1[0];
+  assign \lane3_d1.first  = lane3_d1[1];
+  assign \lane3_d1.last  = lane3_d1[2];
   assign \lane4_d1.valid  = lane4_d1[0];
   assign \lane4_d1.first  = lane4_d1[1];
   assign \lane4_d1.last  = lane4_d1[2];
   assign \lane4_d2.valid  = lane4_d2[0];
   assign \lane4_d2.first  = lane4_d2[1];
   assign \lane4_d2.last  = lane4_d2[2];
-  assign \lane4_d3.valid  = lane4_d3[0];
-  assign \lane4_d3.first  = lane4_d3[1];
-  assign \lane4_d3.last  = lane4_d3[2];
   assign \lane5_d1.valid  = lane5_d1[0];
   assign \lane5_d1.first  = lane5_d1[1];
   assign \lane5_d1.last  = lane5_d1[2];
@@ -15271,9 +17619,6 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \lane5_d3.valid  = lane5_d3[0];
   assign \lane5_d3.first  = lane5_d3[1];
   assign \lane5_d3.last  = lane5_d3[2];
-  assign \lane5_d4.valid  = lane5_d4[0];
-  assign \lane5_d4.first  = lane5_d4[1];
-  assign \lane5_d4.last  = lane5_d4[2];
   assign \lane6_d1.valid  = lane6_d1[0];
   assign \lane6_d1.first  = lane6_d1[1];
   assign \lane6_d1.last  = lane6_d1[2];
@@ -15286,9 +17631,6 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \lane6_d4.valid  = lane6_d4[0];
   assign \lane6_d4.first  = lane6_d4[1];
   assign \lane6_d4.last  = lane6_d4[2];
-  assign \lane6_d5.valid  = lane6_d5[0];
-  assign \lane6_d5.first  = lane6_d5[1];
-  assign \lane6_d5.last  = lane6_d5[2];
   assign \lane7_d1.valid  = lane7_d1[0];
   assign \lane7_d1.first  = lane7_d1[1];
   assign \lane7_d1.last  = lane7_d1[2];
@@ -15304,9 +17646,14 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   assign \lane7_d5.valid  = lane7_d5[0];
   assign \lane7_d5.first  = lane7_d5[1];
   assign \lane7_d5.last  = lane7_d5[2];
-  assign \lane7_d6.valid  = lane7_d6[0];
-  assign \lane7_d6.first  = lane7_d6[1];
-  assign \lane7_d6.last  = lane7_d6[2];
+  assign o_next[23:21] = lane7_d6;
+  assign o_next[20:18] = lane6_d5;
+  assign o_next[17:15] = lane5_d4;
+  assign o_next[14:12] = lane4_d3;
+  assign o_next[11:9] = lane3_d2;
+  assign o_next[8:6] = lane2_d1;
+  assign o_next[5:3] = i[5:3];
+  assign o_next[2:0] = i_next[2:0];
   assign o[23:21] = lane7_d7;
   assign o[20:18] = lane6_d6;
   assign o[17:15] = lane5_d5;
@@ -15362,6 +17709,15 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   wire [7:0] \i[5] ;
   wire [7:0] \i[6] ;
   wire [7:0] \i[7] ;
+  wire [63:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
+  wire [7:0] \i_next[4] ;
+  wire [7:0] \i_next[5] ;
+  wire [7:0] \i_next[6] ;
+  wire [7:0] \i_next[7] ;
   reg [7:0] lane1_d1 = 8'h00;
   reg [7:0] lane2_d1 = 8'h00;
   reg [7:0] lane2_d2 = 8'h00;
@@ -15400,6 +17756,15 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   wire [7:0] \o[5] ;
   wire [7:0] \o[6] ;
   wire [7:0] \o[7] ;
+  wire [63:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
+  wire [7:0] \o_next[4] ;
+  wire [7:0] \o_next[5] ;
+  wire [7:0] \o_next[6] ;
+  wire [7:0] \o_next[7] ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15738,6 +18103,7 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
       \$28  = 8'h00;
     end
   end
+  assign i_next = 64'h0000000000000000;
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15754,6 +18120,30 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next[4]  = o_next[39:32];
+  assign \o_next[5]  = o_next[47:40];
+  assign \o_next[6]  = o_next[55:48];
+  assign \o_next[7]  = o_next[63:56];
+  assign \i_next[0]  = 8'h00;
+  assign \i_next[1]  = 8'h00;
+  assign \i_next[2]  = 8'h00;
+  assign \i_next[3]  = 8'h00;
+  assign \i_next[4]  = 8'h00;
+  assign \i_next[5]  = 8'h00;
+  assign \i_next[6]  = 8'h00;
+  assign \i_next[7]  = 8'h00;
+  assign o_next[63:56] = lane7_d6;
+  assign o_next[55:48] = lane6_d5;
+  assign o_next[47:40] = lane5_d4;
+  assign o_next[39:32] = lane4_d3;
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = 8'h00;
   assign o[63:56] = lane7_d7;
   assign o[55:48] = lane6_d6;
   assign o[47:40] = lane5_d5;
@@ -15825,6 +18215,31 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \i[7] ;
   wire \i[7].capture ;
   wire \i[7].shift ;
+  wire [15:0] i_next;
+  wire [1:0] \i_next[0] ;
+  wire \i_next[0].capture ;
+  wire \i_next[0].shift ;
+  wire [1:0] \i_next[1] ;
+  wire \i_next[1].capture ;
+  wire \i_next[1].shift ;
+  wire [1:0] \i_next[2] ;
+  wire \i_next[2].capture ;
+  wire \i_next[2].shift ;
+  wire [1:0] \i_next[3] ;
+  wire \i_next[3].capture ;
+  wire \i_next[3].shift ;
+  wire [1:0] \i_next[4] ;
+  wire \i_next[4].capture ;
+  wire \i_next[4].shift ;
+  wire [1:0] \i_next[5] ;
+  wire \i_next[5].capture ;
+  wire \i_next[5].shift ;
+  wire [1:0] \i_next[6] ;
+  wire \i_next[6].capture ;
+  wire \i_next[6].shift ;
+  wire [1:0] \i_next[7] ;
+  wire \i_next[7].capture ;
+  wire \i_next[7].shift ;
   reg [1:0] lane1_d1 = 2'h0;
   wire \lane1_d1.capture ;
   wire \lane1_d1.shift ;
@@ -15935,6 +18350,31 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \o[7] ;
   wire \o[7].capture ;
   wire \o[7].shift ;
+  wire [15:0] o_next;
+  wire [1:0] \o_next[0] ;
+  wire \o_next[0].capture ;
+  wire \o_next[0].shift ;
+  wire [1:0] \o_next[1] ;
+  wire \o_next[1].capture ;
+  wire \o_next[1].shift ;
+  wire [1:0] \o_next[2] ;
+  wire \o_next[2].capture ;
+  wire \o_next[2].shift ;
+  wire [1:0] \o_next[3] ;
+  wire \o_next[3].capture ;
+  wire \o_next[3].shift ;
+  wire [1:0] \o_next[4] ;
+  wire \o_next[4].capture ;
+  wire \o_next[4].shift ;
+  wire [1:0] \o_next[5] ;
+  wire \o_next[5].capture ;
+  wire \o_next[5].shift ;
+  wire [1:0] \o_next[6] ;
+  wire \o_next[6].capture ;
+  wire \o_next[6].shift ;
+  wire [1:0] \o_next[7] ;
+  wire \o_next[7].capture ;
+  wire \o_next[7].shift ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -16273,6 +18713,7 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
       \$28  = 2'h0;
     end
   end
+  assign i_next = 16'h0000;
   assign \o[0]  = o[1:0];
   assign \o[0].shift  = o[0];
   assign \o[0].capture  = o[1];
@@ -16321,40 +18762,92 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   assign \i[7]  = i[15:14];
   assign \i[7].shift  = i[14];
   assign \i[7].capture  = i[15];
+  assign \o_next[0]  = o_next[1:0];
+  assign \o_next[0].shift  = o_next[0];
+  assign \o_next[0].capture  = o_next[1];
+  assign \o_next[1]  = o_next[3:2];
+  assign \o_next[1].shift  = o_next[2];
+  assign \o_next[1].capture  = o_next[3];
+  assign \o_next[2]  = o_next[5:4];
+  assign \o_next[2].shift  = o_next[4];
+  assign \o_next[2].capture  = o_next[5];
+  assign \o_next[3]  = o_next[7:6];
+  assign \o_next[3].shift  = o_next[6];
+  assign \o_next[3].capture  = o_next[7];
+  assign \o_next[4]  = o_next[9:8];
+  assign \o_next[4].shift  = o_next[8];
+  assign \o_next[4].capture  = o_next[9];
+  assign \o_next[5]  = o_next[11:10];
+  assign \o_next[5].shift  = o_next[10];
+  assign \o_next[5].capture  = o_next[11];
+  assign \o_next[6]  = o_next[13:12];
+  assign \o_next[6].shift  = o_next[12];
+  assign \o_next[6].capture  = o_next[13];
+  assign \o_next[7]  = o_next[15:14];
+  assign \o_next[7].shift  = o_next[14];
+  assign \o_next[7].capture  = o_next[15];
+  assign \i_next[0]  = 2'h0;
+  assign \i_next[0].shift  = 1'h0;
+  assign \i_next[0].capture  = 1'h0;
+  assign \i_next[1]  = 2'h0;
+  assign \i_next[1].shift  = 1'h0;
+  assign \i_next[1].capture  = 1'h0;
+  assign \i_next[2]  = 2'h0;
+  assign \i_next[2].shift  = 1'h0;
+  assign \i_next[2].capture  = 1'h0;
+  assign \i_next[3]  = 2'h0;
+  assign \i_next[3].shift  = 1'h0;
+  assign \i_next[3].capture  = 1'h0;
+  assign \i_next[4]  = 2'h0;
+  assign \i_next[4].shift  = 1'h0;
+  assign \i_next[4].capture  = 1'h0;
+  assign \i_next[5]  = 2'h0;
+  assign \i_next[5].shift  = 1'h0;
+  assign \i_next[5].capture  = 1'h0;
+  assign \i_next[6]  = 2'h0;
+  assign \i_next[6].shift  = 1'h0;
+  assign \i_next[6].capture  = 1'h0;
+  assign \i_next[7]  = 2'h0;
+  assign \i_next[7].shift  = 1'h0;
+  assign \i_next[7].capture  = 1'h0;
   assign \lane1_d1.shift  = lane1_d1[0];
   assign \lane1_d1.capture  = lane1_d1[1];
   assign \lane2_d2.shift  = lane2_d2[0];
   assign \lane2_d2.capture  = lane2_d2[1];
-  assign \lane3_d3.shift  = lane3_d3[0];
-  assign \lane3_d3.capture  = lane3_d3[1];
-  assign \lane4_d4.shift  = lane4_d4[0];
-  assign \lane4_d4.capture  = lane4_d4[1];
-  assign \lane5_d5.shift  = lane5_d5[0];
-  assign \lane5_d5.capture  = lane5_d5[1];
-  assign \lane6_d6.shift  = lane6_d6[0];
-  assign \lane6_d6.capture  = lane6_d6[1];
-  assign \lane7_d7.shift  = lane7_d7[0];
-  assign \lane7_d7.capture  = lane7_d7[1];
   assign \lane2_d1.shift  = lane2_d1[0];
   assign \lane2_d1.capture  = lane2_d1[1];
-  assign \lane3_d1.shift  = lane3_d1[0];
-  assign \lane3_d1.capture  = lane3_d1[1];
+  assign \lane3_d3.shift  = lane3_d3[0];
+  assign \lane3_d3.capture  = lane3_d3[1];
   assign \lane3_d2.shift  = lane3_d2[0];
   assign \lane3_d2.capture  = lane3_d2[1];
+  assign \lane4_d4.shift  = lane4_d4[0];
+  assign \lane4_d4.capture  = lane4_d4[1];
+  assign \lane4_d3.shift  = lane4_d3[0];
+  assign \lane4_d3.capture  = lane4_d3[1];
+  assign \lane5_d5.shift  = lane5_d5[0];
+  assign \lane5_d5.capture  = lane5_d5[1];
+  assign \lane5_d4.shift  = lane5_d4[0];
+  assign \lane5_d4.capture  = lane5_d4[1];
+  assign \lane6_d6.shift  = lane6_d6[0];
+  assign \lane6_d6.capture  = lane6_d6[1];
+  assign \lane6_d5.shift  = lane6_d5[0];
+  assign \lane6_d5.capture  = lane6_d5[1];
+  assign \lane7_d7.shift  = lane7_d7[0];
+  assign \lane7_d7.capture  = lane7_d7[1];
+  assign \lane7_d6.shift  = lane7_d6[0];
+  assign \lane7_d6.capture  = lane7_d6[1];
+  assign \lane3_d1.shift  = lane3_d1[0];
+  assign \lane3_d1.capture  = lane3_d1[1];
   assign \lane4_d1.shift  = lane4_d1[0];
   assign \lane4_d1.capture  = lane4_d1[1];
   assign \lane4_d2.shift  = lane4_d2[0];
   assign \lane4_d2.capture  = lane4_d2[1];
-  assign \lane4_d3.shift  = lane4_d3[0];
-  assign \lane4_d3.capture  = lane4_d3[1];
   assign \lane5_d1.shift  = lane5_d1[0];
   assign \lane5_d1.capture  = lane5_d1[1];
   assign \lane5_d2.shift  = lane5_d2[0];
   assign \lane5_d2.capture  = lane5_d2[1];
   assign \lane5_d3.shift  = lane5_d3[0];
   assign \lane5_d3.capture  = lane5_d3[1];
-  assign \lane5_d4.shift  = lane5_d4[0];
-  assign \lane5_d4.capture  = lane5_d4[1];
   assign \lane6_d1.shift  = lane6_d1[0];
   assign \lane6_d1.capture  = lane6_d1[1];
   assign \lane6_d2.shift  = lane6_d2[0];
@@ -16363,8 +18856,6 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   assign \lane6_d3.capture  = lane6_d3[1];
   assign \lane6_d4.shift  = lane6_d4[0];
   assign \lane6_d4.capture  = lane6_d4[1];
-  assign \lane6_d5.shift  = lane6_d5[0];
-  assign \lane6_d5.capture  = lane6_d5[1];
   assign \lane7_d1.shift  = lane7_d1[0];
   assign \lane7_d1.capture  = lane7_d1[1];
   assign \lane7_d2.shift  = lane7_d2[0];
@@ -16375,8 +18866,14 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   assign \lane7_d4.capture  = lane7_d4[1];
   assign \lane7_d5.shift  = lane7_d5[0];
   assign \lane7_d5.capture  = lane7_d5[1];
-  assign \lane7_d6.shift  = lane7_d6[0];
-  assign \lane7_d6.capture  = lane7_d6[1];
+  assign o_next[15:14] = lane7_d6;
+  assign o_next[13:12] = lane6_d5;
+  assign o_next[11:10] = lane5_d4;
+  assign o_next[9:8] = lane4_d3;
+  assign o_next[7:6] = lane3_d2;
+  assign o_next[5:4] = lane2_d1;
+  assign o_next[3:2] = i[3:2];
+  assign o_next[1:0] = 2'h0;
   assign o[15:14] = lane7_d7;
   assign o[13:12] = lane6_d6;
   assign o[11:10] = lane5_d5;
