@@ -19,6 +19,7 @@ import pytest
 
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.serial import RequestParser, Response, UartProtocol
+from accelerator.hw.board import board_info_addr
 from accelerator.hw.registers import id_values, offset, register
 from accelerator.hw.uart import OP_READ, STATUS_BUS_ERROR
 from accelerator.model import reference
@@ -28,11 +29,15 @@ RAM_BYTES = 16384
 
 
 class FakeBoard:
-    def __init__(self, config: AcceleratorConfig, *, corrupt: bool = False):
+    def __init__(self, config: AcceleratorConfig, *, corrupt: bool = False,
+                 ram_bytes: int = RAM_BYTES):
         self.config = config
         self.corrupt = corrupt
         self.regs = {offset(name): value for name, value in id_values(config).items()}
-        self.ram = bytearray(RAM_BYTES)
+        # the board information words: the host learns the RAM from them
+        self.info = {board_info_addr("RAM_BASE"): RAM_BASE,
+                     board_info_addr("RAM_BYTES"): ram_bytes}
+        self.ram = bytearray(ram_bytes)
         self.master, slave = pty.openpty()
         self.port = os.ttyname(slave)
         self.parser = RequestParser()
@@ -63,12 +68,14 @@ class FakeBoard:
         self.regs[offset("STATUS")] = register("STATUS").encode(done=1)
 
     def access(self, op: int, addr: int, data: int | None) -> Response:
-        if RAM_BASE <= addr < RAM_BASE + RAM_BYTES:
+        if RAM_BASE <= addr < RAM_BASE + len(self.ram):
             base = addr - RAM_BASE
             if op == OP_READ:
                 return Response(0, int.from_bytes(self.ram[base:base + 4], "little"))
             self.ram[base:base + 4] = data.to_bytes(4, "little")
             return Response(0)
+        if addr in self.info:
+            return Response(0, self.info[addr]) if op == OP_READ else Response(STATUS_BUS_ERROR)
         if addr < 0x1000:
             if op == OP_READ:
                 return Response(0, self.regs.get(addr, 0))
@@ -111,6 +118,19 @@ def test_accel_run_reports_a_wrong_result(accel):
     assert code == 1
     assert out.startswith("FAIL: 3×2×2")
     assert err.splitlines() == ["accel run: error: 1 of 6 elements differ"]
+
+
+def test_accel_run_uses_the_ram_the_board_reports(accel):
+    small = FakeBoard(AcceleratorConfig(), ram_bytes=4096)
+    code, _, err = accel("run", "--port", small.port, "--m", "40", "--k", "40", "--n", "40")
+    assert code == 1
+    assert "bytes of board RAM, the board has 4096" in err
+    big = FakeBoard(AcceleratorConfig(), ram_bytes=131072)
+    code, out, err = accel("run", "--port", big.port, "--m", "40", "--k", "40", "--n", "40",
+                           "--json")
+    assert code in (0, None), err
+    record = json.loads(out)
+    assert record["passed"] is True and record["ram_bytes"] == 131072
 
 
 def test_accel_run_refuses_a_board_built_differently(accel):

@@ -1,8 +1,11 @@
+# amaranth: UnusedElaboratable=no
 """The board top (UART bridge + decoder + accelerator + on-chip RAM) in Verilator.
 
 The host side is the real driver over :class:`accelerator.driver.serial.UartSimTransport`;
 verification/board_tb.py is the bench. The model is emitted here (the flow's
-``build_component`` does not know the board top) and cached by digest, like the DMA's.
+``build_component`` does not know the board top) and cached by digest, like the DMA's. The
+Amaranth-simulator tests of the RAM and the decoder are here too. (Line 1 silences the warnings
+about the components whose construction fails on purpose.)
 """
 
 from __future__ import annotations
@@ -54,17 +57,23 @@ def test_board_top_on_a_platform_requests_uart_and_leds():
         BoardTop(AcceleratorConfig(), clk_freq=12e6, ram_base=0x800)
 
 
+@pytest.mark.parametrize(("base", "size"), [(0x1000_0000, 1024), (0x1000_0000, 1536),
+                                           (0x1000_0200, 1536)],
+                         ids=["aligned", "aligned_block", "unaligned"])
+@pytest.mark.parametrize("single_port", [False, True], ids=["dual_port", "single_port"])
 @pytest.mark.parametrize("width", [32, 128])
-def test_axi_ram_bursts_strobes_backpressure_and_host_port(width):
+def test_axi_ram_bursts_strobes_backpressure_and_host_port(width, single_port, base, size):
     """AxiRam in Amaranth's simulator: an INCR write burst with strobes, a read burst under
-    rready back-pressure, host-port accesses, and DECERR past the end."""
+    rready back-pressure, host-port accesses, and DECERR past the end; with either storage, and
+    with the RAM a power-of-two block at a multiple of its size, in such a block, or neither
+    (the address checks compare bits in the first two cases, subtract in the third)."""
     from amaranth.sim import Simulator
 
     from accelerator.hw.axiram import AxiRam
 
-    base, size = 0x1000_0000, 1024
     nbytes = width // 8
-    dut = AxiRam(AcceleratorConfig(axi_data_width=width), size, base=base)
+    dut = AxiRam(AcceleratorConfig(axi_data_width=width), size, base=base,
+                 single_port=single_port)
     beats = 6
     words = [int.from_bytes(bytes((17 * i + j) & 0xFF for j in range(nbytes)), "little")
              for i in range(beats)]
@@ -162,3 +171,41 @@ def test_axi_ram_bursts_strobes_backpressure_and_host_port(width):
     assert data == expected[1:9], [hex(d) for d in data]
     assert [r for _, r, _ in got] == [0] * 8
     assert [last for _, _, last in got] == [0] * 7 + [1]
+
+
+def test_decoder_answers_its_constant_words():
+    """AxiLiteDecoder's ``words``: reads OKAY with the value; writes there, and reads of other
+    unmapped addresses, DECERR; a word inside a window is refused."""
+    from amaranth.sim import Simulator
+
+    from accelerator.hw.board import AxiLiteDecoder
+
+    words = {0x1000: 0x1000_0000, 0x1004: 0x2_0000}
+    dut = AxiLiteDecoder([(0, 0x1000), (0x1000_0000, 0x2_0000)], words=words)
+    got = {}
+
+    async def bench(ctx):
+        h = dut.s_axil
+        for addr in (0x1000, 0x1004, 0x1008, 0x0FFC_1000):
+            ctx.set(h.araddr, addr)
+            ctx.set(h.arvalid, 1)
+            ctx.set(h.rready, 1)
+            await ctx.tick().until(h.arready)
+            ctx.set(h.arvalid, 0)
+            got[addr] = tuple(await ctx.tick().sample(h.rdata, h.rresp).until(h.rvalid))[:2]
+            await ctx.tick()
+        ctx.set(h.awaddr, 0x1000)
+        ctx.set(h.wdata, 5)
+        ctx.set(h.awvalid, 1)
+        ctx.set(h.wvalid, 1)
+        ctx.set(h.bready, 1)
+        (got["write"],) = await ctx.tick().sample(h.bresp).until(h.bvalid)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == {0x1000: (0x1000_0000, 0), 0x1004: (0x2_0000, 0), 0x1008: (0, 3),
+                   0x0FFC_1000: (0, 3), "write": 3}
+    with pytest.raises(ValueError, match="outside the windows"):
+        AxiLiteDecoder([(0, 0x1000)], words={0x800: 1})

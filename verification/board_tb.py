@@ -20,11 +20,12 @@ from cocotb.triggers import ClockCycles, Timer
 from cocotbext.uart import UartSink, UartSource
 
 from accelerator.config import AcceleratorConfig
-from accelerator.driver.board import run_gemm_on_board
+from accelerator.driver.board import read_board_ram, run_gemm_on_board
 from accelerator.driver.driver import Accelerator
 from accelerator.driver.serial import UartProtocol, UartSimTransport
 from accelerator.driver.transport import TransportError
 from accelerator.flow.cases import GemmCase, make_data
+from accelerator.hw.board import BOARD_INFO, BOARD_INFO_BASE, board_info_addr
 from accelerator.hw.registers import MAGIC, register
 from accelerator.hw.uart import (
     OP_WRITE,
@@ -85,12 +86,14 @@ async def identify_and_gemm(dut):
     await tb.reset()
     assert await tb.driver.identify() == tb.config
     assert tb.driver.version_matches
+    # the board says where its RAM is and how big
+    assert await read_board_ram(tb.transport) == (tb.ram_base, tb.ram_bytes)
 
     # the very function `accel run` uses on a real board
     for case in (GemmCase(m=5, k=7, n=6, seed=cocotb.RANDOM_SEED),
                  GemmCase(m=3, k=4, n=5, seed=cocotb.RANDOM_SEED + 1, accumulate=True)):
-        record = await run_gemm_on_board(tb.driver, tb.transport, tb.config, case,
-                                         ram_base=tb.ram_base, ram_bytes=tb.ram_bytes)
+        record = await run_gemm_on_board(tb.driver, tb.transport, tb.config, case)
+        assert (record["ram_base"], record["ram_bytes"]) == (tb.ram_base, tb.ram_bytes)
         assert record["passed"], record["first"]
         assert record["cycles"] > 0
     # the bytes between rows of C (the stride's padding) are not touched
@@ -125,6 +128,13 @@ async def bad_frames_and_recovery(dut):
     assert response.status == STATUS_BUS_ERROR, response
     response = await t.request(UartProtocol.encode_write(0x0000_0FF0, 1))  # past the map: SLVERR
     assert response.status == STATUS_BUS_ERROR, response
+    info = board_info_addr("RAM_BYTES")
+    response = await t.request(UartProtocol.encode_write(info, 1))  # read-only: DECERR
+    assert response.status == STATUS_BUS_ERROR, response
+    past = BOARD_INFO_BASE + 4 * len(BOARD_INFO)
+    response = await t.request(UartProtocol.encode_read(past))  # past the words: DECERR
+    assert response.status == STATUS_BUS_ERROR, response
+    assert await t.read32(info) == tb.ram_bytes  # (the write did not change it)
     try:
         await t.read32(0x8000_0000)
     except TransportError:

@@ -26,13 +26,12 @@ __all__ = ["run"]
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--accumulate", is_flag=True, help="C = C_in + A·B")
 @click.option("--requant", is_flag=True, help="store C requantized to int8")
-@click.option("--ram-base", type=lambda text: int(text, 0), default="0x10000000",
-              show_default=True, help="host address of the board's RAM")
-@click.option("--ram-bytes", type=int, default=16384, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def run(config: AcceleratorConfig, port: str, baud: int, m: int, k: int, n: int, seed: int,
-        accumulate: bool, requant: bool, ram_base: int, ram_bytes: int, as_json: bool) -> None:
-    """Run one GEMM on a board (built by `accel build --top board`) and check it."""
+        accumulate: bool, requant: bool, as_json: bool) -> None:
+    """Run one GEMM on a board (built by `accel build --top board`) and check it.
+
+    The matrices go into the board's on-chip RAM, whose address and size the board reports."""
     from ..driver.board import run_gemm_on_board
     from ..driver.driver import Accelerator, AcceleratorError, IdentificationError
     from ..driver.serial import SerialTransport
@@ -54,8 +53,7 @@ def run(config: AcceleratorConfig, port: str, baud: int, m: int, k: int, n: int,
             if requant and not hardware.requant_unit:
                 fail_usage("--requant needs hardware generated with requant_unit = true")
             case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=accumulate, requant=requant)
-            return await run_gemm_on_board(driver, transport, hardware, case,
-                                           ram_base=ram_base, ram_bytes=ram_bytes)
+            return await run_gemm_on_board(driver, transport, hardware, case)
         finally:
             transport.close()
 

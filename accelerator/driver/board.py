@@ -2,6 +2,8 @@
 
 The same function serves ``accel run`` (over a serial port) and the Verilator test of the board
 top (over the simulated UART pins), so the host code a board sees is the code the tests ran.
+Where the RAM is and how big it is, the board says (its information words,
+:data:`accelerator.hw.board.BOARD_INFO`): nobody passes them.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import numpy as np
 
 from ..config import AcceleratorConfig
 from ..flow.cases import GemmCase, make_data
+from ..hw.board import board_info_addr
 from .driver import Accelerator
 from .transport import Transport
 
-__all__ = ["read_bytes", "run_gemm_on_board", "write_bytes"]
+__all__ = ["read_board_ram", "read_bytes", "run_gemm_on_board", "write_bytes"]
 
 
 async def write_bytes(transport: Transport, addr: int, data: bytes) -> None:
@@ -40,14 +43,21 @@ async def read_bytes(transport: Transport, addr: int, count: int) -> bytes:
     return bytes(out[addr - start:addr - start + count])
 
 
+async def read_board_ram(transport: Transport) -> tuple[int, int]:
+    """``(ram_base, ram_bytes)``: where the board's on-chip RAM is and its size, as it says."""
+    return (await transport.read32(board_info_addr("RAM_BASE")),
+            await transport.read32(board_info_addr("RAM_BYTES")))
+
+
 async def run_gemm_on_board(driver: Accelerator, transport: Transport,
-                            config: AcceleratorConfig, case: GemmCase, *, ram_base: int,
-                            ram_bytes: int) -> dict[str, Any]:
+                            config: AcceleratorConfig, case: GemmCase) -> dict[str, Any]:
     """Lay ``case`` out in the board's RAM, run it, read C back and compare with NumPy.
 
     Returns a record like ``accel sim``'s: ``passed``, ``mismatches``, ``first`` (the first
-    differing elements), ``cycles``, ``utilization`` and the ``counters``.
+    differing elements), ``cycles``, ``utilization``, the ``counters``, and the RAM used
+    (``ram_base``, ``ram_bytes``).
     """
+    ram_base, ram_bytes = await read_board_ram(transport)
     data = make_data(config, case)
     if data.memory_size > ram_bytes:
         raise ValueError(f"{case.m}×{case.k}×{case.n} needs {data.memory_size} bytes of board "
@@ -83,5 +93,5 @@ async def run_gemm_on_board(driver: Accelerator, transport: Transport,
                    "expected": int(data.expected[r, c])} for r, c in bad[:5]],
         "m": case.m, "k": case.k, "n": case.n, "seed": case.seed, "macs": macs,
         "cycles": cycles, "utilization": macs / (cycles * config.pes) if cycles else 0.0,
-        "counters": counters,
+        "counters": counters, "ram_base": ram_base, "ram_bytes": ram_bytes,
     }

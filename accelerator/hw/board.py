@@ -13,6 +13,9 @@ Host address map (the addresses of the serial protocol's requests, :mod:`acceler
 ``0x0000_0000`` – ``0x0000_0FFF``               accelerator registers
                                                 (:mod:`accelerator.hw.registers`; the driver's
                                                 ``base`` is 0; offsets past the map: SLVERR)
+``0x0000_1000`` – ``0x0000_1007``               board information, read-only (answered by the
+                                                decoder; writes: DECERR): ``RAM_BASE``,
+                                                ``RAM_BYTES`` (:data:`BOARD_INFO`)
 ``ram_base`` – ``ram_base + ram_bytes - 1``     the on-chip RAM (default ``ram_base`` =
                                                 ``0x1000_0000``)
 anything else                                   DECERR (status 2 in the serial response)
@@ -22,30 +25,81 @@ The accelerator sees the RAM at the same addresses (its ``m_axi`` reaches only t
 addresses answer DECERR, which the accelerator reports as a DMA error), so the host puts a
 matrix at ``ram_base + offset`` and passes that same address in ``A_ADDR`` and friends.
 
+The RAM (:func:`board_ram` decides; it is the only place that does): on an iCE40 UltraPlus
+(the iCEBreaker's UP5K) it is the device's four ``SB_SPRAM256KA`` single-port blocks, 128 KiB,
+with a 32-bit bus (2 × 2 blocks) or a 64-bit one (4 × 1), and no block RAM; the AXI4 and host
+ports take turns on its one port (:mod:`accelerator.hw.axiram`). A 128- or 256-bit bus would need
+8 or 16 blocks side by side, so there, and on every other device, it is 16 KiB of simple
+dual-port block RAM. The host does not need to be told: it reads ``RAM_BASE`` and ``RAM_BYTES``
+from the board information words (:func:`accelerator.driver.board.read_board_ram`), as it reads the
+accelerator's configuration from its ID block.
+
 LEDs: ``leds[0]`` heartbeat (about 1 Hz), ``leds[1]`` activity (a request on the UART or a memory
 burst of the accelerator, stretched to be visible), ``leds[2]`` the accelerator's ``irq``
 (``STATUS.done`` with ``MODE.irq_enable``), ``leds[3]`` fault (a bad frame or bus error; stays on
 until the next request that completes with status OK).
 """
 
+from dataclasses import dataclass
+
 from amaranth.build import ResourceError
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from .axil import AXI4LiteSignature, AxiResp
-from .axiram import AxiRam, check_geometry
+from .axiram import AxiRam, check_geometry, in_window
 from .registers import ADDR_WIDTH
+from .spram import SPRAM_DEPTH, spram_blocks, spram_tiles
 from .top import Accelerator
 from .uart import UartBridge, uart_divisor
 
-__all__ = ["DEFAULT_RAM_BASE", "AxiLiteDecoder", "BoardTop"]
+__all__ = ["BOARD_INFO", "BOARD_INFO_BASE", "DEFAULT_RAM_BASE", "DEFAULT_RAM_BYTES",
+           "AxiLiteDecoder", "BoardRam", "BoardTop", "board_info_addr", "board_ram"]
 
 #: Where the on-chip RAM sits in the host's and the accelerator's address spaces.
 DEFAULT_RAM_BASE = 0x1000_0000
+#: The on-chip RAM's size where it is block RAM and ``ram_bytes`` is not given.
+DEFAULT_RAM_BYTES = 16384
 #: The accelerator's register window on the host bus.
 REGISTER_WINDOW = 1 << ADDR_WIDTH
+#: The board information words, read-only, right after the register window: word ``i`` of
+#: :data:`BOARD_INFO` at ``BOARD_INFO_BASE + 4 * i``.
+BOARD_INFO_BASE = REGISTER_WINDOW
+BOARD_INFO = ("RAM_BASE", "RAM_BYTES")
+
+
+def board_info_addr(name: str) -> int:
+    """The host address of the board information word ``name`` (one of :data:`BOARD_INFO`)."""
+    return BOARD_INFO_BASE + 4 * BOARD_INFO.index(name)
+
+
+@dataclass(frozen=True)
+class BoardRam:
+    """The board top's on-chip RAM: its size and whether it is single-port (``SB_SPRAM256KA``)."""
+
+    bytes: int
+    single_port: bool
+
+
+def board_ram(config: AcceleratorConfig, platform, ram_bytes: int | None = None) -> BoardRam:
+    """The on-chip RAM the board top builds on ``platform`` (``None``: simulation).
+
+    Where the device has ``SB_SPRAM256KA`` blocks (:func:`~accelerator.hw.spram.spram_blocks`),
+    enough of them side by side to make the AXI data width, the RAM is single-port SPRAM, as
+    big as the blocks allow (128 KiB on the UP5K with a 32- or 64-bit bus) or ``ram_bytes`` if
+    that fits. Otherwise it is dual-port block RAM of ``ram_bytes`` (default
+    :data:`DEFAULT_RAM_BYTES`).
+    """
+    width = config.axi_data_width
+    columns, _ = spram_tiles(width, 1)
+    spram_bytes = (spram_blocks(platform) // columns) * SPRAM_DEPTH * (width // 8)
+    if ram_bytes is None:
+        if spram_bytes:
+            return BoardRam(spram_bytes, True)
+        return BoardRam(DEFAULT_RAM_BYTES, False)
+    return BoardRam(ram_bytes, ram_bytes <= spram_bytes)
 
 
 class AxiLiteDecoder(wiring.Component):
@@ -55,16 +109,27 @@ class AxiLiteDecoder(wiring.Component):
     32-bit address. One write and one read are in flight at a time: the decoder picks the window
     when a request arrives (one cycle), then connects the channels of that slave until the
     response has been accepted.
+
+    ``words`` maps addresses outside the windows (multiples of 4) to read-only 32-bit constants
+    that the decoder answers itself, OKAY (a write there gets DECERR, as anywhere unmapped):
+    cheaper than a slave behind a window of its own.
     """
 
-    def __init__(self, windows: list[tuple[int, int]]):
+    def __init__(self, windows: list[tuple[int, int]], words: dict[int, int] | None = None):
         for i, (base, size) in enumerate(windows):
             if size <= 0 or base < 0 or base + size > 1 << 32:
                 raise ValueError(f"window {i}: base {base:#x} size {size:#x} is not valid")
             for j, (b2, s2) in enumerate(windows[:i]):
                 if base < b2 + s2 and b2 < base + size:
                     raise ValueError(f"windows {j} and {i} overlap")
+        words = dict(words or {})
+        for addr, value in words.items():
+            if addr % 4 or not 0 <= addr < 1 << 32 or not 0 <= value < 1 << 32 \
+                    or any(base <= addr < base + size for base, size in windows):
+                raise ValueError(f"word at {addr:#x} = {value!r}: not an aligned address "
+                                 f"outside the windows with a 32-bit value")
         self._windows = list(windows)
+        self._words = words
         sig = AXI4LiteSignature(addr_width=32, data_width=32)
         members = {"s_axil": Out(sig)}
         for i in range(len(windows)):
@@ -80,7 +145,7 @@ class AxiLiteDecoder(wiring.Component):
         def decode(addr):
             sel = Signal(range(n + 1), init=n)  # n: no slave (DECERR)
             for i, (base, size) in reversed(list(enumerate(self._windows))):
-                with m.If((addr - base)[:33] < size):  # below base wraps around
+                with m.If(in_window(addr, base, size)):
                     m.d.comb += sel.eq(i)
             return sel
 
@@ -119,8 +184,14 @@ class AxiLiteDecoder(wiring.Component):
         r_sel = Signal(range(n + 1))
         err_ar, err_r = Signal(), Signal()
         ar_sel = decode(up.araddr)
+        word_hit = Signal()          # the unmapped read is one of ``words``
+        word = Signal(32)            # (bits that no word sets are constant 0: yosys drops them)
         with m.If(~r_busy & up.arvalid):
-            m.d.sync += [r_busy.eq(1), r_sel.eq(ar_sel), err_ar.eq(0)]
+            m.d.sync += [r_busy.eq(1), r_sel.eq(ar_sel), err_ar.eq(0), word_hit.eq(0),
+                         word.eq(0)]
+            for addr, value in self._words.items():
+                with m.If(up.araddr[2:32] == addr >> 2):
+                    m.d.sync += [word_hit.eq(1), word.eq(value)]
         for i, down in enumerate(downs):
             on = r_busy & (r_sel == i)
             m.d.comb += [down.araddr.eq(up.araddr), down.arprot.eq(up.arprot),
@@ -131,8 +202,8 @@ class AxiLiteDecoder(wiring.Component):
                 with m.If(down.rvalid & up.rready):
                     m.d.sync += r_busy.eq(0)
         with m.If(r_busy & (r_sel == n)):
-            m.d.comb += [up.arready.eq(~err_ar), up.rvalid.eq(err_r), up.rdata.eq(0),
-                         up.rresp.eq(AxiResp.DECERR)]
+            m.d.comb += [up.arready.eq(~err_ar), up.rvalid.eq(err_r), up.rdata.eq(word),
+                         up.rresp.eq(Mux(word_hit, AxiResp.OKAY, AxiResp.DECERR))]
             with m.If(up.arvalid & ~err_ar):
                 m.d.sync += [err_ar.eq(1), err_r.eq(1)]
             with m.If(err_r & up.rready):
@@ -150,10 +221,13 @@ class BoardTop(wiring.Component):
         Frequency of the ``sync`` clock in Hz (on a platform: the board's default clock).
     baud : int
         Serial speed; ``clk_freq / baud`` must be at least 4 and within 2 % of an integer.
-    ram_bytes : int
-        Size of the on-chip RAM (a multiple of the AXI bus width in bytes).
+    ram_bytes : int or None
+        Size of the on-chip RAM (a multiple of the AXI bus width in bytes); ``None``: what
+        :func:`board_ram` gives on the platform (128 KiB of SPRAM on an iCE40UP5K with a 32- or
+        64-bit bus, else :data:`DEFAULT_RAM_BYTES`). The host reads it from the board.
     ram_base : int
-        Where the RAM sits (host and accelerator addresses); must not overlap the registers.
+        Where the RAM sits (host and accelerator addresses); must not overlap the registers or
+        the board information words.
     timeout_bytes : int
         The UART bridge's partial-frame timeout in byte times.
     dsp_pes : int or None; paired_pes : int
@@ -170,11 +244,12 @@ class BoardTop(wiring.Component):
     leds: Out(4)
 
     def __init__(self, config: AcceleratorConfig, *, clk_freq: float, baud: int = 115200,
-                 ram_bytes: int = 16384, ram_base: int = DEFAULT_RAM_BASE,
+                 ram_bytes: int | None = None, ram_base: int = DEFAULT_RAM_BASE,
                  timeout_bytes: int = 4, dsp_pes: int | None = None, paired_pes: int = 0):
-        if ram_base < REGISTER_WINDOW:
-            raise ValueError(f"ram_base = {ram_base:#x} overlaps the register window "
-                             f"(0 to {REGISTER_WINDOW - 1:#x})")
+        reserved = BOARD_INFO_BASE + 4 * len(BOARD_INFO)
+        if ram_base < reserved:
+            raise ValueError(f"ram_base = {ram_base:#x} overlaps the register window or the "
+                             f"board information (0 to {reserved - 1:#x})")
         self._config = config
         self._clk_freq = clk_freq
         self._baud = baud
@@ -184,7 +259,7 @@ class BoardTop(wiring.Component):
         self._timeout_bytes = timeout_bytes
         self._dsp_pes = dsp_pes
         self._paired_pes = paired_pes
-        check_geometry(config, ram_bytes, ram_base)
+        check_geometry(config, DEFAULT_RAM_BYTES if ram_bytes is None else ram_bytes, ram_base)
         super().__init__()
 
     @property
@@ -200,18 +275,27 @@ class BoardTop(wiring.Component):
         return self._ram_base
 
     @property
-    def ram_bytes(self) -> int:
+    def ram_bytes(self) -> int | None:
+        """The RAM size asked for (``None``: the platform's choice, :meth:`ram`)."""
         return self._ram_bytes
+
+    def ram(self, platform) -> BoardRam:
+        """The on-chip RAM this top builds on ``platform``."""
+        return board_ram(self._config, platform, self._ram_bytes)
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        plan = self.ram(platform)
         m.submodules.bridge = bridge = UartBridge(self._divisor,
                                                   timeout_bytes=self._timeout_bytes)
+        info = {"RAM_BASE": self._ram_base, "RAM_BYTES": plan.bytes}
         m.submodules.decoder = decoder = AxiLiteDecoder(
-            [(0, REGISTER_WINDOW), (self._ram_base, self._ram_bytes)])
+            [(0, REGISTER_WINDOW), (self._ram_base, plan.bytes)],
+            words={board_info_addr(name): info[name] for name in BOARD_INFO})
         m.submodules.accel = accel = Accelerator(self._config, dsp_pes=self._dsp_pes,
                                                   paired_pes=self._paired_pes)
-        m.submodules.ram = ram = AxiRam(self._config, self._ram_bytes, base=self._ram_base)
+        m.submodules.ram = ram = AxiRam(self._config, plan.bytes, base=self._ram_base,
+                                        single_port=plan.single_port)
 
         wiring.connect(m, bridge.m_axil, decoder.s_axil)
         wiring.connect(m, decoder.m1, ram.s_axil)
