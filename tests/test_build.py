@@ -304,6 +304,8 @@ def test_cli_build_cached_baseline_and_timing_failure(first_build, accel, tmp_pa
     code, out, err = accel(*base, "--out", str(tmp_path / "a"))
     assert code == 0, err
     assert out.splitlines()[0].startswith("icebreaker iCE40UP5K (cached): LUT ")
+    assert out.splitlines()[1] == ("multipliers: 4 PEs in 4 DSP blocks, 0 in LUTs, 0 DSP blocks "
+                                   "for the requantizer")
     # Its own report as baseline: no regression. A faster baseline: one line, exit 1.
     code, out, err = accel(*base, "--out", str(tmp_path / "b"),
                            "--baseline", str(root / "out" / "report.json"))

@@ -92,8 +92,10 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
     clock = (f"PLL {report.freq_mhz_actual:g} MHz from {report.oscillator_mhz:g} MHz"
              if report.pll else f"oscillator {report.oscillator_mhz:g} MHz")
     mults = report.multipliers
-    click.echo(f"multipliers: {mults['pe_dsp']} PEs in DSP blocks, {mults['pe_lut']} in LUTs, "
-               f"{mults['requant_dsp']} DSP blocks for the requantizer")
+    pairs = f" ({mults['pe_paired']} of them two per block)" if mults["pe_paired"] else ""
+    click.echo(f"multipliers: {mults['pe_dsp']} PEs in {mults['pe_dsp_blocks']} DSP blocks"
+               f"{pairs}, {mults['pe_lut']} in LUTs, {mults['requant_dsp']} DSP blocks for the "
+               f"requantizer")
     click.echo(f"Fmax {report.fmax_mhz:.2f} MHz (clock: {clock}, "
                f"{timing}); seed {report.seed}")
     click.echo(f"{report.files['bitstream']}")

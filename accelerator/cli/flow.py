@@ -135,7 +135,8 @@ def _bitstream(config: AcceleratorConfig, out: Path, board: str, freq_mhz: float
     how = "cached" if report.cached else f"built in {report.build_seconds:.0f} s"
     return Step(f"{board} bitstream", ok=True,
                 summary=f"core top, {resources}; Fmax {report.fmax_mhz:.1f} MHz at "
-                        f"{report.freq_mhz_actual:g} MHz; {mults['pe_dsp']} PEs in DSP blocks, "
+                        f"{report.freq_mhz_actual:g} MHz; {mults['pe_dsp']} PEs in "
+                        f"{mults['pe_dsp_blocks']} DSP blocks, "
                         f"{mults['pe_lut']} in LUTs ({how}); {report.files['bitstream']}",
                 details=report.to_dict(), log=report.nextpnr_log)
 
