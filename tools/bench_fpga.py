@@ -20,6 +20,7 @@ from pathlib import Path
 
 from accelerator.config import AcceleratorConfig
 from accelerator.flow import build as flow
+from accelerator.flow.rtl import write_atomic
 
 #: board → (sizes to try for the board top, largest first; clock to ask for in MHz)
 LARGEST: dict[str, tuple[list[int], float]] = {
@@ -53,11 +54,11 @@ def _row(report: flow.BuildReport) -> dict:
     }
 
 
-def _try(board: str, side: int, top: str, freq: float, **kwargs) -> tuple[dict | None, str]:
+def _try(board: str, side: int, top: str, freq: float) -> tuple[dict | None, str]:
     start = time.monotonic()
     try:
         report = flow.build(_config(board, side), board, top=top, freq_mhz=freq,
-                            allow_timing_fail=True, **kwargs)
+                            allow_timing_fail=True)
     except flow.BuildError as exc:
         print(f"  {board} {top} {side}×{side}: {exc} ({time.monotonic() - start:.0f} s)",
               file=sys.stderr)
@@ -115,10 +116,7 @@ def main() -> int:
             results["core_only"][board] = largest(board, "core", sizes, freq)
     costs = [pe_cost(*item) for item in PE_COST if item[0] in boards and "pe_cost" in what]
     results["pe_cost"] = costs or results.get("pe_cost", [])
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(args.json)
+    write_atomic(args.json, json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
 

@@ -61,6 +61,7 @@ class AccelTB:
         await ClockCycles(self.dut.clk, 4)
         self.dut.rst.value = 0
         await ClockCycles(self.dut.clk, 2)
+        self.driver.config = None  # read the hardware's ID again: it was reset
 
     def backpressure(self, probability: float) -> None:
         channels = [self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
@@ -185,7 +186,6 @@ async def verify_regression(dut):
     await ClockCycles(dut.clk, 300)
     task.cancel()
     await tb.reset()
-    tb.driver.config = None
     record = await tb.run_case(GemmCase(m=case.m, k=case.k, n=case.n, seed=case.seed + 1))
     record.update(kind="reset", name="reset mid-GEMM, then a GEMM")
     failures += not record["passed"]
@@ -222,7 +222,6 @@ async def sim_gemms(dut):
             record = {"passed": False, "error": f"{type(exc).__name__}: {exc}",
                       "case": case.to_json(), "seed": case.seed}
             await tb.reset()
-            tb.driver.config = None
         record.update(index=index, replay=case.command_line(tb.config))
         failures += not record["passed"]
         tb.report(record)

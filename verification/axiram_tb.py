@@ -26,21 +26,16 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster, AxiResp
+from streams import random_pauses
 
 from accelerator.config import AcceleratorConfig
 
 PERIOD_NS = 10
 
 
-def pauses(rng: random.Random, probability: float):
-    while True:
-        yield rng.random() < probability
-
-
 def resume(channel) -> None:
-    """No more pauses (clearing the generator alone leaves the channel as it last was)."""
-    channel.clear_pause_generator()
-    channel.pause = False
+    """No more pauses (not None: that would freeze the channel's last pause value)."""
+    channel.set_pause_generator(random_pauses(random.Random(), 0))
 
 
 class RamTB:
@@ -75,8 +70,8 @@ class RamTB:
 
     def random_pauses(self) -> None:
         for channel in self.channels():
-            channel.set_pause_generator(pauses(random.Random(self.rng.random()),
-                                               self.rng.choice([0.05, 0.2, 0.5])))
+            channel.set_pause_generator(random_pauses(random.Random(self.rng.random()),
+                                                      self.rng.choice([0.05, 0.2, 0.5])))
 
     def no_pauses(self) -> None:
         for channel in self.channels():

@@ -83,19 +83,12 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
     except OSError as exc:
         raise click.ClickException(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
 
-    used, avail = report.used, report.available
     how = "cached" if report.cached else f"{report.build_seconds:.1f} s"
-    labels = {"luts": "LUT", "ffs": "FF", "bram": "BRAM", "dsp": "DSP"}
-    click.echo(f"{board} {report.device} ({how}): "
-               + ", ".join(f"{label} {used[name]}/{avail[name]}" for name, label in labels.items()))
+    click.echo(f"{board} {report.device} ({how}): {report.resources_text()}")
     timing = "met" if report.timing_met else "NOT met"
     clock = (f"PLL {report.freq_mhz_actual:g} MHz from {report.oscillator_mhz:g} MHz"
              if report.pll else f"oscillator {report.oscillator_mhz:g} MHz")
-    mults = report.multipliers
-    pairs = f" ({mults['pe_paired']} of them two per block)" if mults["pe_paired"] else ""
-    click.echo(f"multipliers: {mults['pe_dsp']} PEs in {mults['pe_dsp_blocks']} DSP blocks"
-               f"{pairs}, {mults['pe_lut']} in LUTs, {mults['requant_dsp']} DSP blocks for the "
-               f"requantizer")
+    click.echo(f"multipliers: {report.multipliers_text()}")
     click.echo(f"Fmax {report.fmax_mhz:.2f} MHz (clock: {clock}, "
                f"{timing}); seed {report.seed}")
     click.echo(f"{report.files['bitstream']}")

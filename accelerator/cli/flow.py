@@ -128,16 +128,11 @@ def _bitstream(config: AcceleratorConfig, out: Path, board: str, freq_mhz: float
 
     # the core top: the whole board top needs an ECP5 (docs/performance.md, "FPGA")
     report = fpga.build(config, board, top="core", freq_mhz=freq_mhz, out_dir=out / board)
-    used, avail = report.used, report.available
-    resources = ", ".join(f"{label} {used[key]}/{avail[key]}" for key, label in
-                          (("luts", "LUT"), ("ffs", "FF"), ("dsp", "DSP"), ("bram", "BRAM")))
-    mults = report.multipliers
     how = "cached" if report.cached else f"built in {report.build_seconds:.0f} s"
     return Step(f"{board} bitstream", ok=True,
-                summary=f"core top, {resources}; Fmax {report.fmax_mhz:.1f} MHz at "
-                        f"{report.freq_mhz_actual:g} MHz; {mults['pe_dsp']} PEs in "
-                        f"{mults['pe_dsp_blocks']} DSP blocks, "
-                        f"{mults['pe_lut']} in LUTs ({how}); {report.files['bitstream']}",
+                summary=f"core top, {report.resources_text()}; Fmax {report.fmax_mhz:.1f} MHz "
+                        f"at {report.freq_mhz_actual:g} MHz; {report.multipliers_text()} "
+                        f"({how}); {report.files['bitstream']}",
                 details=report.to_dict(), log=report.nextpnr_log)
 
 

@@ -112,15 +112,13 @@ def _parse_fidelities(values: tuple[str, ...]) -> list[str]:
     return chosen or ["model"]
 
 
-def _check_synth(board: str, top: str, freq_mhz: float | None, synth: bool) -> None:
+def _check_synth(board: str, top: str, freq_mhz: float | None) -> None:
     from ..flow.build import BOARDS, MAX_FREQ_MHZ, TOPS
 
     if board not in BOARDS:
         fail_usage(f"--board {board}: unknown board {board!r} (known: {', '.join(BOARDS)})")
-    if top not in ("core", "board"):
-        fail_usage(f"--top {top}: unknown top {top!r} (known: core, board)")
-    if synth and top not in TOPS:
-        fail_usage(f"--top {top}: not available (accelerator/hw/board.py has no BoardTop)")
+    if top not in TOPS:
+        fail_usage(f"--top {top}: unknown top {top!r} (known: {', '.join(TOPS)})")
     if freq_mhz is not None and not 0 < freq_mhz <= MAX_FREQ_MHZ:
         fail_usage(f"--freq {freq_mhz:g}: out of range (allowed: more than 0 up to "
                    f"{MAX_FREQ_MHZ:g} MHz)")
@@ -190,7 +188,7 @@ def sweep(config_file: str | None, params: tuple[str, ...], gemms: tuple[str, ..
                                  {k.removeprefix("field_"): v for k, v in field_values.items()})
     loaded = _parse_workloads(gemms, workloads)
     chosen = _parse_fidelities(fidelities)
-    _check_synth(board, top, freq_mhz, "synth" in chosen)
+    _check_synth(board, top, freq_mhz)
     if jobs is not None and jobs < 1:
         fail_usage(f"--jobs {jobs}: must be 1 or more")
     if scheduler is not None and not _SCHEDULER_RE.match(scheduler):

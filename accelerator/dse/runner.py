@@ -20,7 +20,6 @@ makes the points whose config matches all of them fail with an injected error.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import math
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
+from ..flow.sim import sources_digest
 from .space import ConfigPoint
 from .store import Store, point_key
 from .workloads import Workload
@@ -58,37 +58,8 @@ __all__ = [
 FIDELITIES = ("model", "rtl", "synth")
 #: Bumped when a record's fields change meaning, so that older records are not reused.
 SWEEP_VERSION = 1
-_PACKAGE = Path(__file__).resolve().parents[1]
 #: How long to keep trying to reach a Dask scheduler before the sweep fails.
 DASK_CONNECT_TIMEOUT = "10s"
-
-
-def _verification_dir() -> Path:
-    """The testbenches: ``verification/`` beside the package in a checkout, inside it when
-    installed as ``accelerator.verification``."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("accelerator.verification")
-    assert spec is not None and spec.origin is not None
-    return Path(spec.origin).parent
-
-
-@functools.lru_cache(maxsize=8)
-def _sources_digest(*globs: str) -> str:
-    """A digest of the sources matching ``globs`` (relative to the package; ``verification/``
-    is the testbenches'): what a fidelity's results depend on."""
-    h = hashlib.sha256()
-    for pattern in globs:
-        root, rest = ((_verification_dir(), pattern.removeprefix("verification/"))
-                      if pattern.startswith("verification/") else (_PACKAGE, pattern))
-        paths = sorted(root.glob(rest))
-        if not paths:  # a pattern that matches nothing would silently stop invalidating
-            raise FileNotFoundError(f"no source matches {pattern!r} under {root}")
-        for path in paths:
-            h.update(pattern.encode())
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:12]
 
 
 #: The sources whose change invalidates a stored point of each fidelity. Every fidelity carries
@@ -118,7 +89,7 @@ class PointSpec:
     def identity(self) -> dict[str, Any]:
         ident: dict[str, Any] = {
             "version": SWEEP_VERSION, "fidelity": self.fidelity, "config": self.config,
-            "workload": self.workload.to_dict(), "sources": _sources_digest(
+            "workload": self.workload.to_dict(), "sources": sources_digest(
                 *_SOURCES[self.fidelity]),
         }
         if self.fidelity in ("rtl", "synth"):
@@ -163,16 +134,15 @@ class SchedulerError(RuntimeError):
     """The Dask scheduler of ``--scheduler`` cannot be reached. ``str()`` is one line."""
 
 
-class PointError(Exception):
-    """A point failed for a known reason: ``str()`` is the message, ``log`` a tool log."""
+def evaluate_model(config: AcceleratorConfig, workload: Workload, *,
+                   bench_seed: int | None = None) -> dict[str, Any]:
+    """The model's totals over a workload's layers (each distinct shape estimated once).
 
-    def __init__(self, message: str, log: str | Path | None = None):
-        super().__init__(message)
-        self.log = str(log) if log else None
-
-
-def evaluate_model(config: AcceleratorConfig, workload: Workload) -> dict[str, Any]:
-    """The model's totals over a workload's layers (each distinct shape estimated once)."""
+    ``bench_seed``: estimate each layer for the matrices where the RTL bench puts them with that
+    seed (:func:`accelerator.flow.cases.bench_layout`), so that the model's error against the
+    RTL is the model's, not the spread of alignment costs over placements.
+    """
+    from ..flow.cases import GemmCase, bench_layout
     from ..model.perf import estimate
 
     totals = {"cycles": 0, "compute_cycles": 0, "memory_read_cycles": 0,
@@ -182,7 +152,9 @@ def evaluate_model(config: AcceleratorConfig, workload: Workload) -> dict[str, A
     for layer in workload.layers:
         e = cache.get(layer.shape)
         if e is None:
-            e = cache[layer.shape] = estimate(config, layer.m, layer.k, layer.n)
+            layout = None if bench_seed is None else bench_layout(
+                config, GemmCase(m=layer.m, k=layer.k, n=layer.n, seed=bench_seed))
+            e = cache[layer.shape] = estimate(config, layer.m, layer.k, layer.n, layout=layout)
         for name in totals:
             totals[name] += getattr(e, name) * layer.count
         layers.append({"name": layer.name, "m": layer.m, "k": layer.k, "n": layer.n,
@@ -310,23 +282,6 @@ def _run_model_task(task: Task, rec: _Recorder) -> None:
         rec.ok(spec, started, model=model, layers=layers)
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock across processes (another sweep, another test) on one machine."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not on POSIX: grouping by config still holds
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 #: GEMMs per simulation: a simulation costs seconds to start, and a killed sweep loses the
 #: batch in flight, so batches are a handful of GEMMs or about this many modelled cycles.
 _RTL_BATCH_CASES = 8
@@ -351,20 +306,21 @@ def _rtl_batches(points: list[tuple[PointSpec, dict]]) -> Iterator[list[tuple[Po
         yield batch
 
 
-def _rtl_check(spec: PointSpec) -> None:
-    """Raise PointError for a workload the RTL bench cannot run."""
+def _rtl_problem(spec: PointSpec) -> str | None:
+    """Why the RTL bench cannot run the workload, or None."""
     from ..hw.registers import MAX_DIM
     from ..verification.accel_tb import MEMORY_SIZE
 
     for layer in spec.workload.layers:
         big = [f"{d} = {v}" for d, v in zip("mkn", layer.shape, strict=True) if v > MAX_DIM]
         if big:
-            raise PointError(f"layer {layer.name} ({layer.m}×{layer.k}×{layer.n}): "
-                             f"{', '.join(big)} is beyond the hardware's limit of {MAX_DIM}")
+            return (f"layer {layer.name} ({layer.m}×{layer.k}×{layer.n}): "
+                    f"{', '.join(big)} is beyond the hardware's limit of {MAX_DIM}")
         need = rtl_memory_needed(*layer.shape)
         if need > MEMORY_SIZE:
-            raise PointError(f"layer {layer.name} ({layer.m}×{layer.k}×{layer.n}) needs up to "
-                             f"{need:,} bytes of memory; the RTL bench has {MEMORY_SIZE:,}")
+            return (f"layer {layer.name} ({layer.m}×{layer.k}×{layer.n}) needs up to "
+                    f"{need:,} bytes of memory; the RTL bench has {MEMORY_SIZE:,}")
+    return None
 
 
 def _run_rtl_task(task: Task, rec: _Recorder) -> None:
@@ -382,11 +338,13 @@ def _run_rtl_task(task: Task, rec: _Recorder) -> None:
                 rec.failed(spec, started, spec.config_error)
                 continue
             _test_hooks(spec)
-            model = evaluate_model(spec.accelerator_config(), spec.workload)
-            _rtl_check(spec)
-        except PointError as exc:
-            rec.failed(spec, started, str(exc), model=_totals(model), layers=model["layers"])
-            continue
+            problem = _rtl_problem(spec)
+            # a point the bench can run is estimated for the bench's placement of its matrices
+            model = evaluate_model(spec.accelerator_config(), spec.workload,
+                                   bench_seed=None if problem else spec.seed or 1)
+            if problem:
+                rec.failed(spec, started, problem, model=_totals(model), layers=model["layers"])
+                continue
         except Exception as exc:
             rec.failed(spec, started, _exception_text(exc), log_text=traceback.format_exc())
             continue
@@ -397,8 +355,7 @@ def _run_rtl_task(task: Task, rec: _Recorder) -> None:
     config = runnable[0][0].accelerator_config()
     build_root = Path(task.build_root)
     try:
-        with _file_lock(build_root / "sim" / f".{ACCEL_TOP}_{config.name}.lock"):
-            sim_model = build_model(config, top=ACCEL_TOP, root=build_root)
+        sim_model = build_model(config, top=ACCEL_TOP, root=build_root)
     except Exception as exc:  # the build failed (its message names its log): so did every point
         for spec, model in runnable:
             rec.failed(spec, starts[spec.key], _exception_text(exc),
@@ -436,25 +393,8 @@ def _run_rtl_task(task: Task, rec: _Recorder) -> None:
                     result = json.loads(line)
                     results[shapes[result["index"]]] = result
         for spec, model in batch:
-            _finish_rtl_point(rec, spec, starts[spec.key], _placed(spec, model, seed), results,
+            _finish_rtl_point(rec, spec, starts[spec.key], model, results,
                               sim_log, sim_failure, sim_model, sim_seconds)
-
-
-def _placed(spec: PointSpec, model: dict, seed: int) -> dict:
-    """The model's cycles for the matrices where the RTL bench put them (the model's error
-    against the RTL is then the model's, not the spread of alignment costs over placements)."""
-    from ..flow.cases import GemmCase, bench_layout
-    from ..model.perf import estimate
-
-    config = spec.accelerator_config()
-    layers, cycles = [], 0
-    for layer in model["layers"]:
-        case = GemmCase(m=layer["m"], k=layer["k"], n=layer["n"], seed=seed)
-        placed = estimate(config, case.m, case.k, case.n,
-                          layout=bench_layout(config, case)).cycles
-        layers.append({**layer, "model_cycles": placed})
-        cycles += placed * layer["count"]
-    return {**model, "cycles": cycles, "layers": layers}
 
 
 def _totals(model: dict) -> dict:

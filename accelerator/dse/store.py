@@ -16,38 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store", "point_key", "write_text_atomic"]
+from ..flow.rtl import write_atomic
+
+__all__ = ["Store", "point_key"]
 
 
 def point_key(identity: Mapping[str, Any]) -> str:
     """A stable 16-hex-digit key of a point's identity (any JSON-serializable mapping)."""
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` holds the old content or the new, never a mix.
-
-    No fsync: a killed process cannot leave half a file behind a rename, and after a power loss
-    an empty or torn record fails to parse and :meth:`Store.load` computes that point again.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a team
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Store:
@@ -67,12 +49,12 @@ class Store:
     def write(self, record: Mapping[str, Any]) -> Path:
         """Write one point's record (it must have a ``key``) atomically; return its path."""
         path = self.path(record["key"])
-        write_text_atomic(path, json.dumps(record, sort_keys=True, default=str) + "\n")
+        write_atomic(path, json.dumps(record, sort_keys=True, default=str) + "\n")
         return path
 
     def write_log(self, key: str, text: str) -> Path:
         path = self.log_path(key)
-        write_text_atomic(path, text)
+        write_atomic(path, text)
         return path
 
     def load(self) -> dict[str, dict[str, Any]]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import FIELDS
-from .store import write_text_atomic
+from ..flow.rtl import write_atomic
 
 __all__ = ["COLUMNS", "DEFAULT_FREQ_MHZ", "row_from_record", "rows_from_records", "write_csv",
            "write_json"]
@@ -122,7 +122,7 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     writer.writeheader()
     for row in rows:
         writer.writerow({c: _cell(row.get(c)) for c in COLUMNS})
-    write_text_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
     return path
 
 
@@ -131,5 +131,5 @@ def write_json(rows: Sequence[Mapping[str, Any]], path: Path, *,
     """The table as JSON: ``{"columns": [...], "rows": [{column: value}], ...meta}``."""
     document = {**(meta or {}), "columns": list(COLUMNS),
                 "rows": [{c: row.get(c) for c in COLUMNS} for row in rows]}
-    write_text_atomic(path, json.dumps(document, indent=1, default=str) + "\n")
+    write_atomic(path, json.dumps(document, indent=1, default=str) + "\n")
     return path

@@ -188,7 +188,6 @@ def _board_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | Non
 TOPS: dict[str, Callable[..., Any]] = {"core": _core_top, "board": _board_top}
 
 #: What the cache key hashes besides versions and options: every source of the gateware.
-_PACKAGE = Path(__file__).resolve().parents[1]
 _SOURCE_GLOBS = ("hw/*.py", "config.py", "flow/build.py", "flow/synth_top.py")
 
 #: Tools whose versions go into the report and the cache key.
@@ -243,6 +242,20 @@ class BuildReport:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BuildReport:
         return cls(**values)
+
+    def resources_text(self) -> str:
+        """``LUT used/available, FF …, BRAM …, DSP …``: one line for the CLIs."""
+        labels = {"luts": "LUT", "ffs": "FF", "bram": "BRAM", "dsp": "DSP"}
+        return ", ".join(f"{label} {self.used[name]}/{self.available[name]}"
+                         for name, label in labels.items())
+
+    def multipliers_text(self) -> str:
+        """Where the multipliers went, in words (``multipliers``)."""
+        mults = self.multipliers
+        pairs = f" ({mults['pe_paired']} of them two per block)" if mults["pe_paired"] else ""
+        return (f"{mults['pe_dsp']} PEs in {mults['pe_dsp_blocks']} DSP blocks{pairs}, "
+                f"{mults['pe_lut']} in LUTs, {mults['requant_dsp']} DSP blocks for the "
+                f"requantizer")
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,12 +381,8 @@ def _sha256(path: Path) -> str:
 
 
 def _sources_digest() -> str:
-    digest = hashlib.sha256()
-    files = sorted({p for pattern in _SOURCE_GLOBS for p in _PACKAGE.glob(pattern)})
-    for path in files:
-        digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    from .sim import sources_digest
+    return sources_digest(*_SOURCE_GLOBS)
 
 
 def _versions(env) -> dict[str, str]:

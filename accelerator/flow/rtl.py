@@ -50,12 +50,17 @@ def lint_flags() -> list[str]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader never sees a half-written file."""
+    """Write ``text`` (UTF-8) so that ``path`` holds the old content or the new, never a mix.
+
+    No fsync: a killed process cannot leave half a file behind a rename; after a power loss a
+    reader may find an empty or torn file (the sweep's store then computes that point again).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a team
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

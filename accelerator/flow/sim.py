@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,22 +31,36 @@ __all__ = [
     "build_model",
     "run_tests",
     "source_digest",
+    "sources_digest",
 ]
 
 #: The cocotb testbench modules (verification/ in the source tree).
 VERIFICATION_DIR = Path(_verification.__file__).resolve().parent
 
-_HW_DIR = Path(__file__).resolve().parents[1] / "hw"
+_PACKAGE = Path(__file__).resolve().parents[1]
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=16)
+def sources_digest(*globs: str) -> str:
+    """A digest of the sources matching ``globs`` (relative to the package; ``verification/…``
+    is the testbenches'): what a cached result (a model, a bitstream, a sweep point) depends on.
+    """
+    h = hashlib.sha256()
+    for pattern in globs:
+        root, rest = ((VERIFICATION_DIR, pattern.removeprefix("verification/"))
+                      if pattern.startswith("verification/") else (_PACKAGE, pattern))
+        paths = sorted(root.glob(rest))
+        if not paths:  # a pattern that matches nothing would silently stop invalidating
+            raise FileNotFoundError(f"no source matches {pattern!r} under {root}")
+        for path in paths:
+            h.update(pattern.encode() + b"\0" + path.name.encode() + b"\0")
+            h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def source_digest() -> str:
     """A digest of the gateware's source: a change to the hardware invalidates cached models."""
-    h = hashlib.sha256()
-    for path in sorted(_HW_DIR.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:12]
+    return sources_digest("hw/*.py")
 
 
 @functools.lru_cache(maxsize=4)
@@ -116,23 +131,43 @@ def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = 
     log = build_dir / "build.log"
     model = SimModel(config=config, top=top, build_dir=build_dir, verilog=verilog,
                      manifest=manifest, waves=waves, rebuilt=False, build_log=log)
-    if stamp.is_file() and (build_dir / top).is_file():
-        model.build_seconds = json.loads(stamp.read_text()).get("build_seconds", 0.0)
-        return model
+    # another process (a sweep's workers, a second `accel sim`) may be building the same model
+    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+        if stamp.is_file() and (build_dir / top).is_file():
+            model.build_seconds = json.loads(stamp.read_text()).get("build_seconds", 0.0)
+            return model
 
-    start = time.monotonic()
-    emit(config, build_dir, top=top, params=params)
-    runner = get_runner("verilator")
-    try:
-        runner.build(sources=[verilog], hdl_toplevel=top, build_dir=build_dir,
-                     build_args=_build_args(waves), waves=waves, always=True,
-                     timescale=("1ns", "1ps"), log_file=log if quiet else None)
-    except (SystemExit, subprocess.CalledProcessError, RuntimeError) as exc:
-        raise RuntimeError(f"Verilator build of {top} failed ({exc}); see {log}") from None
-    model.rebuilt = True
-    model.build_seconds = time.monotonic() - start
-    write_atomic(stamp, json.dumps({**key, "build_seconds": model.build_seconds}, indent=2))
+        start = time.monotonic()
+        emit(config, build_dir, top=top, params=params)
+        runner = get_runner("verilator")
+        try:
+            runner.build(sources=[verilog], hdl_toplevel=top, build_dir=build_dir,
+                         build_args=_build_args(waves), waves=waves, always=True,
+                         timescale=("1ns", "1ps"), log_file=log if quiet else None)
+        except (SystemExit, subprocess.CalledProcessError, RuntimeError) as exc:
+            raise RuntimeError(f"Verilator build of {top} failed ({exc}); see {log}") from None
+        model.rebuilt = True
+        model.build_seconds = time.monotonic() - start
+        write_atomic(stamp, json.dumps({**key, "build_seconds": model.build_seconds}, indent=2))
     return model
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across processes on one machine (``flock``; none where there is no
+    ``fcntl``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass

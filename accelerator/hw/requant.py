@@ -55,11 +55,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
+from ..model.geometry import REQUANT_LATENCY
 
 __all__ = ["LATENCY", "Requantizer", "requant_layouts"]
 
 #: Clock cycles from a handshake on ``i`` to the same row's ``o.valid``, when never stalled.
-LATENCY = 6
+LATENCY = REQUANT_LATENCY
 
 ACC_WIDTH = 32
 OUT_WIDTH = 8

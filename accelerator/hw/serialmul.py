@@ -12,12 +12,9 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..model.geometry import serial_cycles
+
 __all__ = ["SerialMulAdd", "serial_cycles"]
-
-
-def serial_cycles(a: int) -> int:
-    """Cycles from ``start`` to the first cycle with ``busy`` low and the result valid."""
-    return max(1, a.bit_length())
 
 
 class SerialMulAdd(wiring.Component):

@@ -1,4 +1,5 @@
-"""Scratchpad geometry derived from the config: shared by the gateware and the performance model."""
+"""Scratchpad geometry derived from the config, and the timing facts of the gateware that the
+performance model needs: shared by both (this module has no Amaranth, so the model needs none)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from math import ceil
 
 from ..config import AcceleratorConfig
 
-__all__ = ["Geometry"]
+__all__ = ["REQUANT_LATENCY", "Geometry", "serial_cycles"]
+
+#: Clock cycles from a handshake on the requantizer's input to the same row's output, when never
+#: stalled (:class:`accelerator.hw.requant.Requantizer`).
+REQUANT_LATENCY = 6
+
+
+def serial_cycles(a: int) -> int:
+    """Cycles of :class:`accelerator.hw.serialmul.SerialMulAdd` from ``start`` to the first
+    cycle with ``busy`` low and the result valid: one per bit of ``a``."""
+    return max(1, a.bit_length())
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from math import ceil, gcd
 
 from ..config import AcceleratorConfig
-from .geometry import Geometry
+from .geometry import REQUANT_LATENCY, Geometry, serial_cycles
 
 __all__ = ["COVERED", "TOLERANCE", "Estimate", "Layout", "core_cycles", "core_latency", "covered",
            "estimate", "tile_grid"]
@@ -154,7 +154,7 @@ _OP_LAT = 3           # a buffer's last beat on rd_data → the core takes an op
 _FREE = -1            # the core's last operand of a block → the loader may refill its half
 _DONE = 2             # the accumulator's last row → the store sees the chunk
 _WD_LAT = 3           # the store reads a C row → its first W beat, the writer ready
-_RQ_LAT = 6           # the requantizer's pipeline (hw/requant.py)
+_RQ_LAT = REQUANT_LATENCY  # the requantizer's pipeline (hw/requant.py)
 _WR_DESC = 5          # write command accepted → its first W beat, the data ready
 _ROWQ = 3             # rows the store reads ahead of the writer (its row FIFO), + _RQ_LAT
 _END = 4              # the last W beat → B response → the control FSM sees the writer idle
@@ -210,8 +210,8 @@ class Layout:
 
 def _product_cycles(a: int) -> int:
     """A control state that runs one product ``a·b`` through the engine's serial multiplier:
-    the start cycle, then one per bit of ``a`` (hw/serialmul.py, ``serial_cycles``)."""
-    return 1 + max(1, a.bit_length())
+    the start cycle, then one per bit of ``a`` (hw/serialmul.py)."""
+    return 1 + serial_cycles(a)
 
 
 def _setup_cycles(os_flow: bool, m: int, k: int, chunk: int, accumulate: bool) -> int:
