@@ -3,8 +3,8 @@
 
 The host side is the real driver over :class:`accelerator.driver.serial.UartSimTransport`;
 verification/board_tb.py is the bench; the model is the flow's (``build_model`` with the board
-top's parameters). The Amaranth-simulator tests of the RAM and the decoder are here too. (Line 1 silences the warnings
-about the components whose construction fails on purpose.)
+top's parameters). The Amaranth-simulator tests of the RAM and the decoder are here too. (Line 1
+silences the warnings about the components whose construction fails on purpose.)
 """
 
 from __future__ import annotations

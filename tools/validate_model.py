@@ -36,7 +36,7 @@ from typing import Any
 from accelerator.config import AcceleratorConfig
 from accelerator.flow.cases import GemmCase, bench_layout
 from accelerator.flow.rtl import ACCEL_TOP
-from accelerator.flow.sim import build_model, run_tests, source_digest
+from accelerator.flow.sim import build_model, run_gemms, source_digest
 from accelerator.model.geometry import Geometry
 from accelerator.model.perf import TOLERANCE, covered, estimate
 
@@ -138,14 +138,7 @@ def config_label(config: AcceleratorConfig) -> str:
 def measure(config: AcceleratorConfig, cases: list[GemmCase], root: Path) -> list[dict]:
     """Run ``cases`` in one simulation of ``config``; return their records (in order)."""
     model = build_model(config, top=ACCEL_TOP, root=root)
-    report = model.build_dir / "validate.jsonl"
-    report.unlink(missing_ok=True)
-    outcome = run_tests(model, "accel_tb", seed=1, testcase="sim_gemms",
-                        results_name="validate",
-                        extra_env={"ACCEL_GEMMS": json.dumps([asdict(c) for c in cases]),
-                                   "ACCEL_REPORT": str(report)})
-    records = ([json.loads(line) for line in report.read_text().splitlines()]
-               if report.is_file() else [])
+    records, outcome = run_gemms(model, cases, seed=1, name="validate")
     if len(records) != len(cases):
         raise RuntimeError(f"{config_label(config)}: {len(records)} of {len(cases)} GEMMs "
                            f"reported; see {outcome.log}")

@@ -327,7 +327,7 @@ def _run_rtl_task(task: Task, rec: _Recorder) -> None:
     """All the points of one config: build its model once, then simulate in batches."""
     from ..flow.cases import GemmCase
     from ..flow.rtl import ACCEL_TOP
-    from ..flow.sim import build_model, run_tests
+    from ..flow.sim import build_model, run_gemms
 
     runnable: list[tuple[PointSpec, dict]] = []
     starts: dict[str, float] = {}
@@ -370,28 +370,18 @@ def _run_rtl_task(task: Task, rec: _Recorder) -> None:
         cases = [GemmCase(m=m, k=k, n=n, seed=seed) for m, k, n in shapes]
         name = "sweep_" + hashlib.sha256(json.dumps(
             [c.to_json() for c in cases]).encode()).hexdigest()[:12]
-        report = sim_model.build_dir / f"{name}.jsonl"
-        report.unlink(missing_ok=True)
         sim_started = time.monotonic()
         try:
-            outcome = run_tests(sim_model, "accel_tb", seed=seed, testcase="sim_gemms",
-                                results_name=name,
-                                extra_env={"ACCEL_GEMMS": json.dumps([json.loads(c.to_json())
-                                                                      for c in cases]),
-                                           "ACCEL_REPORT": str(report)})
+            records, outcome = run_gemms(sim_model, cases, seed=seed, name=name)
             sim_log, sim_failure = str(outcome.log), "; ".join(
                 f"{k}: {v}" for k, v in outcome.failures.items())
         except Exception as exc:
-            sim_log, sim_failure = None, _exception_text(exc)
+            records, sim_log, sim_failure = [], None, _exception_text(exc)
         sim_seconds = time.monotonic() - sim_started
         results: dict[tuple[int, int, int], dict] = {}
-        if report.is_file():
-            # One line per case, with its index in ACCEL_GEMMS (sim_gemms in accel_tb.py); a
-            # torn last line (the simulator killed mid-write) is skipped: no result for it.
-            for line in report.read_text().splitlines():
-                with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
-                    result = json.loads(line)
-                    results[shapes[result["index"]]] = result
+        for result in records:  # each with its index in ``cases``
+            with contextlib.suppress(KeyError, IndexError, TypeError):
+                results[shapes[result["index"]]] = result
         for spec, model in batch:
             _finish_rtl_point(rec, spec, starts[spec.key], model, results,
                               sim_log, sim_failure, sim_model, sim_seconds)
