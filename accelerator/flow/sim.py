@@ -60,8 +60,9 @@ def sources_digest(*globs: str) -> str:
 
 
 def source_digest() -> str:
-    """A digest of the gateware's source: a change to the hardware invalidates cached models."""
-    return sources_digest("hw/*.py")
+    """A digest of the gateware's source and of our primitive models: a change to either
+    invalidates cached models."""
+    return sources_digest("hw/*.py", "flow/cells/*.v")
 
 
 @functools.lru_cache(maxsize=4)

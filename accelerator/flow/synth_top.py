@@ -91,7 +91,11 @@ class CoreSynthTop(Elaboratable):
                     m.d.comb += uart.tx.o.eq(serial_out)
 
         # Inputs: one shift register, sliced into every input of the core.
-        in_bits = Signal(self.input_width())
+        # Around a pipelined core (whose data registers have no reset) the shift registers to
+        # and from the pins have none either: on the 12×12 ECP5 core the reset to out_bits was
+        # the critical path. On an iCE40 the small cores place better with it.
+        no_reset = core.is_pipelined(platform)
+        in_bits = Signal(self.input_width(), reset_less=no_reset)
         m.d.sync += in_bits.eq(Cat(serial_in, in_bits[:-1]))
         fields = [core.operands.payload.as_value(), core.operands.valid, core.results.ready]
         if self.config.dataflow == "ws":
@@ -99,7 +103,7 @@ class CoreSynthTop(Elaboratable):
         m.d.comb += Cat(*fields).eq(in_bits)
 
         # Outputs: load an accepted result beat, else shift towards the pin.
-        out_bits = Signal(self.output_width())
+        out_bits = Signal(self.output_width(), reset_less=no_reset)
         with m.If(core.results.valid & core.results.ready):
             m.d.sync += out_bits.eq(core.results.payload.as_value())
         with m.Else():

@@ -14,19 +14,34 @@ Weight-stationary (``dataflow="ws"``): one tile computes ``C[M×C] = A[M×R] · 
     operand beat, row ``m`` of C. The next tile's weights load while the current ones are in use;
     tiles follow each other with no bubble as long as M ≥ R.
 
-Flow control: all registers of the core advance together when ``results`` can move
-(``en = ~results.valid | results.ready``). An input beat that is not valid enters the array as a
-bubble, so the core never waits for a complete tile. See docs/architecture.md for timing.
+Flow control: all registers of the core advance together when ``results`` can move. An input
+beat that is not valid enters the array as a bubble, so the core never waits for a complete tile.
+Pipelined (the default but on an iCE40) the enable is registered and copied per PE, with a skid
+buffer on ``results`` (:meth:`SystolicCore._flow_control`); the cycles are the same unless
+``results`` is held up. See docs/architecture.md for timing.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    DomainRenamer,
+    Instance,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    signed,
+)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
-from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE
+from .floorplan import dsp_floorplan
+from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE, _is_ecp5, _is_ice40
 from .skew import Skew
 
 __all__ = ["SystolicCore", "core_layouts"]
@@ -81,8 +96,10 @@ class SystolicCore(wiring.Component):
         into the block), so a build pairs only the PEs that would otherwise have no block
         (:func:`accelerator.flow.build.multiplier_plan`).
     pipelined : bool or None
-        The PEs register their products (:mod:`accelerator.hw.pe`); None: everywhere but on an
-        iCE40. The core's cycle behaviour is the same either way.
+        The PEs register their products (:mod:`accelerator.hw.pe`), and the array's enable is a
+        register with a copy per PE and a skid buffer on ``results`` (:meth:`_flow_control`);
+        None: everywhere but on an iCE40. The cycles are the same either way as long as
+        ``results`` is not held up.
     """
 
     def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
@@ -110,15 +127,26 @@ class SystolicCore(wiring.Component):
         """PEs whose multiplier is a ``*`` (the first ones in row-major order)."""
         return self._dsp_pes
 
-    def _make_pes(self, m: Module, pe_class) -> list[list]:
-        """The R×C PEs, added to ``m``; the first ``paired_pes`` on :class:`ProductPair` units."""
+    def _make_pes(self, m: Module, pe_class, platform) -> list[list]:
+        """The R×C PEs, added to ``m``; the first ``paired_pes`` on :class:`ProductPair` units.
+
+        On an ECP5 whose DSP sites are known, an array with every PE in a DSP block is
+        floorplanned (:func:`~accelerator.hw.floorplan.dsp_floorplan`).
+        """
         cfg = self._config
         R, C = cfg.rows, cfg.cols
         paired = self._paired_pes
+        sites = None
+        if (_is_ecp5(platform) and self._dsp_pes == R * C and not paired
+                and cfg.in_width <= 18):
+            sites = dsp_floorplan(platform.device, R, C)
         flat = [pe_class(cfg, dsp=i < self._dsp_pes, product_port=i < paired,
-                         pipelined=self._pipelined) for i in range(R * C)]
+                         pipelined=self._pipelined,
+                         dsp_site=sites[i // C][i % C] if sites else None)
+                for i in range(R * C)]
         for i, pe in enumerate(flat):
-            m.submodules[f"pe_{i // C}_{i % C}"] = pe
+            name = f"pe_{i // C}_{i % C}"
+            m.submodules[name] = self._with_own_reset(m, platform, name, pe)
         for i in range(0, paired, 2):
             m.submodules[f"mul_{i // 2}"] = pair = ProductPair(cfg.in_width)
             first, second = flat[i], flat[i + 1]
@@ -130,38 +158,106 @@ class SystolicCore(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         if self._config.dataflow == "os":
-            return self._elaborate_os()
-        return self._elaborate_ws()
+            return self._elaborate_os(platform)
+        return self._elaborate_ws(platform)
 
     # -- shared pieces --------------------------------------------------------------------------
 
-    def _stall_and_deskew(self, m: Module, column_values, column_valid, column_last):
-        """Realign the columns' results, drive ``results``, and return the array's enable."""
+    def _flow_control(self, m: Module, platform, column_values, column_valid, column_last):
+        """Realign the columns' results, drive ``results``; return the enables.
+
+        Returns ``enable(name)``, which gives a signal that is high when the array advances.
+        Without a pipelined core that is ``~results.valid | results.ready``, one net reaching
+        every register of the array, and each call returns it.
+
+        Pipelined, the enable is a register, and each call makes another copy of it, so that no
+        net reaches more than one PE: on a 12×12 array on an ECP5 the single enable was the
+        longest path (1 ns of logic, 15 ns of routing to 17,700 flip-flops). The enable learns
+        of back-pressure a cycle late, so a skid buffer keeps the one result the array makes in
+        that cycle; when ``results`` is never held up, the skid stays empty, the enable stays
+        high and every cycle is as without it.
+        """
         cfg = self._config
-        en = Signal()
-        m.d.comb += en.eq(~self.results.valid | self.results.ready)
+        results = self.results
+        no_reset = self.is_pipelined(platform)
         # Column j reaches the bottom j cycles after column 0: delay it by C-1-j.
         m.submodules.deskew = deskew = Skew(signed(cfg.acc_width),
-                                            [cfg.cols - 1 - j for j in range(cfg.cols)])
-        m.d.comb += deskew.en.eq(en)
+                                            [cfg.cols - 1 - j for j in range(cfg.cols)],
+                                            lane_enables=True, reset_less=no_reset)
         for j in range(cfg.cols):
             m.d.comb += deskew.i[j].eq(column_values[j])
         # The last column needs no delay, so its flags are already aligned with the output.
+        out = Signal(results.payload.shape())
+        m.d.comb += [out.c.eq(deskew.o), out.last.eq(column_last)]
+
+        if not self.is_pipelined(platform):
+            en = Signal()
+            m.d.comb += [
+                en.eq(~results.valid | results.ready),
+                results.payload.eq(out),
+                results.valid.eq(column_valid),
+                deskew.en.eq(en.replicate(cfg.cols)),
+            ]
+            return lambda name: en
+
+        skid = Signal.like(out, reset_less=no_reset)
+        skid_valid = Signal()
+        held = Signal()              # a result waits at the next edge: the array must stop
         m.d.comb += [
-            self.results.payload.c.eq(deskew.o),
-            self.results.payload.last.eq(column_last),
-            self.results.valid.eq(column_valid),
+            results.valid.eq(skid_valid | column_valid),
+            results.payload.last.eq(Mux(skid_valid, skid.last, out.last)),
+            held.eq(results.valid & ~results.ready),
         ]
-        return en
+        m.d.sync += skid_valid.eq(held)
+        with m.If(~skid_valid):
+            m.d.sync += skid.last.eq(out.last)
+        # Each column's lane of the skid selects and loads on its own copy of skid_valid (the
+        # single one reached 385 flip-flops and multiplexers: 9.3 ns of routing). A copy lags
+        # the reset by a cycle, in which no result can be valid yet.
+        for j in range(cfg.cols):
+            full = _register_copy(m, platform, held, f"skid_valid_{j}", init=0)
+            m.d.comb += results.payload.c[j].eq(Mux(full, skid.c[j], out.c[j]))
+            with m.If(~full):
+                m.d.sync += skid.c[j].eq(out.c[j])
+
+        def enable(name: str) -> Signal:
+            return _register_copy(m, platform, ~held, name, init=1)
+
+        m.d.comb += deskew.en.eq(_copies(enable, "en_deskew", cfg.cols))
+        return enable
+
+    def _with_own_reset(self, m: Module, platform, name: str, unit):
+        """``unit`` in a clock domain of its own, pipelined: the sync clock, and a copy of the
+        reset registered beside it.
+
+        Once the data registers had no reset and the enable was copied, the reset of the flags
+        of every PE, one net across the die, was the 12×12 core's longest path (10.2 ns of
+        routing on an LFE5U-85F). A unit's copy releases it one cycle after the rest of the
+        core, when no valid beat can have reached it yet: its inputs come from registers that
+        the reset has just cleared.
+        """
+        if not self.is_pipelined(platform):
+            return unit
+        domain = f"{name}_sync"
+        m.domains += ClockDomain(domain, local=True)
+        reset = _register_copy(m, platform, ResetSignal("sync", allow_reset_less=True),
+                               f"rst_{name}", init=1)
+        m.d.comb += [ClockSignal(domain).eq(ClockSignal("sync")), ResetSignal(domain).eq(reset)]
+        return DomainRenamer({"sync": domain})(unit)
+
+    def is_pipelined(self, platform) -> bool:
+        """Whether the core elaborated for ``platform`` is pipelined (see ``pipelined``)."""
+        return self._pipelined if self._pipelined is not None else not _is_ice40(platform)
 
     # -- output-stationary ------------------------------------------------------------------------
 
-    def _elaborate_os(self) -> Module:
+    def _elaborate_os(self, platform) -> Module:
         cfg = self._config
         R, C = cfg.rows, cfg.cols
         m = Module()
+        no_reset = self.is_pipelined(platform)  # data registers (see _flow_control)
 
-        pes = self._make_pes(m, OutputStationaryPE)
+        pes = self._make_pes(m, OutputStationaryPE, platform)
 
         # Results leave the bottom of each column first, so logical row i sits in physical row
         # R-1-i: then row 0 of C is the first to come out.
@@ -171,14 +267,15 @@ class SystolicCore(wiring.Component):
             m.d.comb += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
         out_row = Signal(range(max(R, 2)))  # a 1-bit counter even for R = 1: no [-1:0] ports
-        en = self._stall_and_deskew(
-            m,
+        enable = self._flow_control(
+            m, platform,
             [bottom[j].chain_out for j in range(C)],
             bottom[C - 1].chain_valid_out,
             out_row == R - 1,
         )
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
+        en = enable("en")
 
         # Input: a beat is registered once, then skewed: physical row p and column j by p and j.
         first = Signal(init=1)          # the next beat starts a tile
@@ -193,13 +290,13 @@ class SystolicCore(wiring.Component):
             op.ready.eq(en & ~hazard),
             accept.eq(op.valid & op.ready),
         ]
-        in_a = Signal(data.ArrayLayout(signed(cfg.in_width), R))
-        in_b = Signal(data.ArrayLayout(signed(cfg.in_width), C))
+        in_a = Signal(data.ArrayLayout(signed(cfg.in_width), R), reset_less=no_reset)
+        in_b = Signal(data.ArrayLayout(signed(cfg.in_width), C), reset_less=no_reset)
         in_flags = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
+        _lanes(m, enable, "en_in_a", in_a, op.payload.a)
+        _lanes(m, enable, "en_in_b", in_b, op.payload.b)
         with m.If(en):
             m.d.sync += [
-                in_a.eq(op.payload.a),
-                in_b.eq(op.payload.b),
                 in_flags.valid.eq(accept),
                 in_flags.first.eq(first),
                 in_flags.last.eq(op.payload.last),
@@ -211,10 +308,15 @@ class SystolicCore(wiring.Component):
             with m.Elif(gap < R):
                 m.d.sync += gap.eq(gap + 1)
 
-        m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), list(range(R)))
-        m.submodules.skew_b = skew_b = Skew(signed(cfg.in_width), list(range(C)))
-        m.submodules.skew_flags = skew_f = Skew(in_flags.shape(), list(range(C)))
-        m.d.comb += [skew_a.en.eq(en), skew_b.en.eq(en), skew_f.en.eq(en)]
+        m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), list(range(R)),
+                                            lane_enables=True, reset_less=no_reset)
+        m.submodules.skew_b = skew_b = Skew(signed(cfg.in_width), list(range(C)),
+                                            lane_enables=True, reset_less=no_reset)
+        skew_f = Skew(in_flags.shape(), list(range(C)))
+        m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f)
+        m.d.comb += [skew_a.en.eq(_copies(enable, "en_skew_a", R)),
+                     skew_b.en.eq(_copies(enable, "en_skew_b", C)),
+                     skew_f.en.eq(enable("en_skew_flags"))]
         for p in range(R):
             m.d.comb += skew_a.i[p].eq(in_a[R - 1 - p])
         m.d.comb += skew_b.i.eq(in_b)
@@ -228,7 +330,7 @@ class SystolicCore(wiring.Component):
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
-                m.d.comb += pe.en.eq(en)
+                m.d.comb += pe.en.eq(enable(f"en_pe_{p}_{j}"))
                 m.d.comb += pe.a_in.eq(skew_a.o[p] if j == 0 else pes[p][j - 1].a_out)
                 m.d.comb += pe.a_next.eq(skew_a.o_next[p] if j == 0 else pes[p][j - 1].a_in)
                 m.d.comb += pe.b_next.eq(skew_b.o_next[j] if p == 0 else pes[p - 1][j].b_in)
@@ -262,20 +364,22 @@ class SystolicCore(wiring.Component):
 
     # -- weight-stationary ------------------------------------------------------------------------
 
-    def _elaborate_ws(self) -> Module:
+    def _elaborate_ws(self, platform) -> Module:
         cfg = self._config
         R, C = cfg.rows, cfg.cols
         m = Module()
+        no_reset = self.is_pipelined(platform)  # data registers (see _flow_control)
 
-        pes = self._make_pes(m, WeightStationaryPE)
+        pes = self._make_pes(m, WeightStationaryPE, platform)
         bottom = pes[R - 1]
 
-        en = self._stall_and_deskew(
-            m,
+        enable = self._flow_control(
+            m, platform,
             [bottom[j].psum_out for j in range(C)],
             bottom[C - 1].valid_out,
             bottom[C - 1].last_out,
         )
+        en = enable("en")
 
         # Weights: a row shifted in R times ends at the bottom, so row k of W sits in physical
         # row R-1-k, and so must element k of each activation vector.
@@ -316,26 +420,32 @@ class SystolicCore(wiring.Component):
             with m.If(a_accept):
                 m.d.sync += first.eq(op.payload.last)
 
-        in_w = Signal(data.ArrayLayout(signed(cfg.in_width), C))
+        in_w = Signal(data.ArrayLayout(signed(cfg.in_width), C), reset_less=no_reset)
         in_wctl = Signal(data.StructLayout({"shift": 1, "capture": 1}))
-        in_a = Signal(data.ArrayLayout(signed(cfg.in_width), R))
+        in_a = Signal(data.ArrayLayout(signed(cfg.in_width), R), reset_less=no_reset)
         in_flags = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
+        _lanes(m, enable, "en_in_w", in_w, w.payload.w)
+        _lanes(m, enable, "en_in_a", in_a, op.payload.a)
         with m.If(en):
             m.d.sync += [
-                in_w.eq(w.payload.w),
                 in_wctl.shift.eq(w_accept),
                 in_wctl.capture.eq(capture),
-                in_a.eq(op.payload.a),
                 in_flags.valid.eq(a_accept),
                 in_flags.first.eq(first),
                 in_flags.last.eq(op.payload.last),
             ]
 
-        m.submodules.skew_w = skew_w = Skew(signed(cfg.in_width), list(range(C)))
+        m.submodules.skew_w = skew_w = Skew(signed(cfg.in_width), list(range(C)),
+                                            lane_enables=True, reset_less=no_reset)
         m.submodules.skew_wctl = skew_wctl = Skew(in_wctl.shape(), list(range(C)))
-        m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), list(range(R)))
-        m.submodules.skew_flags = skew_f = Skew(in_flags.shape(), list(range(R)))
-        m.d.comb += [skew_w.en.eq(en), skew_wctl.en.eq(en), skew_a.en.eq(en), skew_f.en.eq(en)]
+        m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), list(range(R)),
+                                            lane_enables=True, reset_less=no_reset)
+        skew_f = Skew(in_flags.shape(), list(range(R)))
+        m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f)
+        m.d.comb += [skew_w.en.eq(_copies(enable, "en_skew_w", C)),
+                     skew_wctl.en.eq(enable("en_skew_wctl")),
+                     skew_a.en.eq(_copies(enable, "en_skew_a", R)),
+                     skew_f.en.eq(enable("en_skew_flags"))]
         m.d.comb += skew_w.i.eq(in_w)
         for j in range(C):
             m.d.comb += skew_wctl.i[j].eq(in_wctl)
@@ -354,7 +464,8 @@ class SystolicCore(wiring.Component):
             for j in range(C):
                 pe = pes[p][j]
                 ctl = skew_wctl.o[j]
-                m.d.comb += [pe.en.eq(en), pe.w_shift.eq(ctl.shift), pe.capture.eq(ctl.capture)]
+                m.d.comb += [pe.en.eq(enable(f"en_pe_{p}_{j}")), pe.w_shift.eq(ctl.shift),
+                             pe.capture.eq(ctl.capture)]
                 if j == 0:
                     flags = skew_f.o[p]
                     m.d.comb += [
@@ -385,6 +496,45 @@ class SystolicCore(wiring.Component):
             in_flags.valid | self.results.valid
             | _any(pes[p][j].valid_in for p in range(R) for j in range(C)))
         return m
+
+
+def _register_copy(m: Module, platform, value, name: str, *, init: int) -> Signal:
+    """A register of the sync domain, without reset, that takes ``value`` at every edge.
+
+    Copies of one register are there to split its fan-out, but yosys merges flip-flops with the
+    same input. On an ECP5 the copy is therefore a TRELLIS_FF instance, which yosys leaves alone,
+    with the parameters of yosys's own mapping of such a register (``$_DFF_P_`` in
+    ``cells_map_trellis.v``; a test compares them). No reset: the copies follow ``value``, which
+    the core's reset settles, one cycle later; and a reset reaching every copy was itself the
+    next longest path.
+    """
+    reg = Signal(init=init, name=name, reset_less=True)
+    if not _is_ecp5(platform):
+        m.d.sync += reg.eq(value)
+        return reg
+    d = Signal(name=f"{name}_d")
+    m.d.comb += d.eq(value)
+    m.submodules[f"{name}_ff"] = Instance("TRELLIS_FF", **trellis_ff_params(init),
+                                          i_CLK=ClockSignal("sync"), i_LSR=0, i_DI=d, o_Q=reg)
+    return reg
+
+
+def trellis_ff_params(init: int) -> dict[str, str]:
+    """The TRELLIS_FF parameters of a rising-edge flip-flop, no reset, starting at ``init``."""
+    return {"p_GSR": "AUTO", "p_CEMUX": "1", "p_CLKMUX": "CLK", "p_LSRMUX": "LSR",
+            "p_REGSET": "SET" if init else "RESET"}
+
+
+def _copies(enable, name: str, count: int):
+    """``count`` copies of the array's enable, one per lane, as a vector."""
+    return Cat(enable(f"{name}_{k}") for k in range(count))
+
+
+def _lanes(m: Module, enable, name: str, target, source) -> None:
+    """``target[k] <= source[k]`` on lane ``k``'s own copy of the enable."""
+    for k in range(len(target)):
+        with m.If(enable(f"{name}_{k}")):
+            m.d.sync += target[k].eq(source[k])
 
 
 def _any(values) -> Signal:

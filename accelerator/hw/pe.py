@@ -20,8 +20,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 
-__all__ = ["OutputStationaryPE", "ProductPair", "WeightStationaryPE", "lut_product",
-           "pes_per_dsp"]
+__all__ = ["OutputStationaryPE", "PlacedProduct", "ProductPair", "WeightStationaryPE",
+           "lut_product", "pes_per_dsp"]
 
 
 def _is_ice40(platform) -> bool:
@@ -29,6 +29,10 @@ def _is_ice40(platform) -> bool:
         return False
     from amaranth.vendor import SiliconBluePlatform
     return isinstance(platform, SiliconBluePlatform)
+
+
+def _is_ecp5(platform) -> bool:
+    return getattr(platform, "family", None) == "ecp5"
 
 
 def pes_per_dsp(family: str, in_width: int) -> int:
@@ -69,12 +73,68 @@ def _pipelined(pe, platform) -> bool:
     return pe._pipelined if pe._pipelined is not None else not _is_ice40(platform)
 
 
+def _data_register(m: Module, port, reset_less: bool) -> Signal:
+    """The register that drives ``port``, without reset when ``reset_less``.
+
+    Only the flags travelling with the data need a reset (an operand or a sum means something
+    only when its ``valid`` says so). Pipelined PEs leave it out: the reset of every PE's data
+    reached 17,700 flip-flops of a 12×12 array and was its longest path on an ECP5 (17.4 ns of
+    routing). On an iCE40 (not pipelined) the small arrays there place better with it.
+    """
+    reg = Signal.like(port, reset_less=reset_less, name=f"{port.name}_reg")
+    m.d.comb += port.eq(reg)
+    return reg
+
+
 def _product(pe, m: Module, a, b):
     """The PE's product of ``a`` and ``b``: through its product port, a ``*`` or LUTs."""
     if pe._product_port:
         m.d.comb += [pe.mul_a.eq(a), pe.mul_b.eq(b)]
         return pe.product
+    if pe._dsp and pe._dsp_site is not None:
+        m.submodules.mult = mult = PlacedProduct(pe._config.in_width, pe._dsp_site)
+        m.d.comb += [mult.a.eq(a), mult.b.eq(b)]
+        return mult.p
     return a * b if pe._dsp else lut_product(a, b)
+
+
+class PlacedProduct(wiring.Component):
+    """``p = a·b`` (signed) in the ECP5 MULT18X18D at ``site`` (a nextpnr BEL name).
+
+    yosys maps a ``*`` to a MULT18X18D that nextpnr may put anywhere; on a device whose DSP
+    blocks the array nearly fills, nextpnr put PEs' flip-flops up to 100 columns from their
+    multipliers. Here the block is the same one, wired as yosys's own mapping of the ``*`` (a
+    test compares them), with its place fixed by the floorplan (:mod:`accelerator.hw.floorplan`).
+    Elsewhere (simulation, other devices) it is the ``*``.
+    """
+
+    def __init__(self, in_width: int, site: str):
+        if in_width > 18:
+            raise ValueError(f"in_width = {in_width} does not fit a MULT18X18D (at most 18)")
+        self._width = in_width
+        self._site = site
+        super().__init__({"a": In(signed(in_width)), "b": In(signed(in_width)),
+                          "p": Out(signed(2 * in_width))})
+
+    @property
+    def site(self) -> str:
+        return self._site
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        if not _is_ecp5(platform):
+            m.d.comb += self.p.eq(self.a * self.b)
+            return m
+        a, b = Signal(signed(18)), Signal(signed(18))   # sign-extended, as yosys's mapping
+        out = Signal(36)
+        m.d.comb += [a.eq(self.a), b.eq(self.b), self.p.eq(out[:2 * self._width].as_signed())]
+        ports = {f"i_A{i}": a[i] for i in range(18)}
+        ports |= {f"i_B{i}": b[i] for i in range(18)}
+        ports |= {f"i_C{i}": 0 for i in range(18)}
+        ports |= {f"o_P{i}": out[i] for i in range(36)}
+        m.submodules.mult = Instance("MULT18X18D", a_BEL=self._site, i_SIGNEDA=1, i_SIGNEDB=1,
+                                     i_SOURCEA=0, i_SOURCEB=0, **ports)
+        return m
 
 
 class ProductPair(wiring.Component):
@@ -181,14 +241,18 @@ class OutputStationaryPE(wiring.Component):
         The product comes in through ``product`` (``dsp`` is then ignored).
     pipelined : bool or None
         Register the product (see the module docstring); None: everywhere but on an iCE40.
+    dsp_site : str or None
+        With ``dsp``: the ECP5 DSP block to multiply in (:class:`PlacedProduct`).
     """
 
     def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
-                 product_port: bool = False, pipelined: bool | None = None):
+                 product_port: bool = False, pipelined: bool | None = None,
+                 dsp_site: str | None = None):
         self._config = config
         self._dsp = dsp
         self._product_port = product_port
         self._pipelined = pipelined
+        self._dsp_site = dsp_site
         op = signed(config.in_width)
         acc = signed(config.acc_width)
         super().__init__({
@@ -206,13 +270,18 @@ class OutputStationaryPE(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         acc_shape = signed(self._config.acc_width)
-        acc = Signal(acc_shape)
+        pipelined = _pipelined(self, platform)
+        acc = Signal(acc_shape, reset_less=pipelined)
         acc_next = Signal(acc_shape)
         held = Signal()
-        product = Signal(signed(2 * self._config.in_width))  # always a_in·b_in
-        if _pipelined(self, platform):
+        product = Signal(signed(2 * self._config.in_width), reset_less=True)  # always a_in·b_in
+        a_out, b_out, chain_out = (_data_register(m, port, pipelined)
+                                   for port in (self.a_out, self.b_out, self.chain_out))
+        if pipelined:
+            # outside the `If`: the product port's wiring would otherwise be gated by `en`
+            upcoming = _product(self, m, self.a_next, self.b_next)
             with m.If(self.en):
-                m.d.sync += product.eq(_product(self, m, self.a_next, self.b_next))
+                m.d.sync += product.eq(upcoming)
         else:
             m.d.comb += product.eq(_product(self, m, self.a_in, self.b_in))
         # Truncation to acc_width is the two's-complement wrap of the reference model.
@@ -220,8 +289,8 @@ class OutputStationaryPE(wiring.Component):
 
         with m.If(self.en):
             m.d.sync += [
-                self.a_out.eq(self.a_in),
-                self.b_out.eq(self.b_in),
+                a_out.eq(self.a_in),
+                b_out.eq(self.b_in),
                 self.valid_out.eq(self.valid_in),
                 self.first_out.eq(self.first_in),
                 self.last_out.eq(self.last_in),
@@ -230,13 +299,13 @@ class OutputStationaryPE(wiring.Component):
                 m.d.sync += acc.eq(acc_next)
             with m.If(self.valid_in & self.last_in):
                 m.d.sync += [
-                    self.chain_out.eq(acc_next),
+                    chain_out.eq(acc_next),
                     self.chain_valid_out.eq(1),
                     held.eq(1),
                 ]
             with m.Elif(~held | self.drain):
                 m.d.sync += [
-                    self.chain_out.eq(self.chain_in),
+                    chain_out.eq(self.chain_in),
                     self.chain_valid_out.eq(self.chain_valid_in),
                     held.eq(0),
                 ]
@@ -270,15 +339,18 @@ class WeightStationaryPE(wiring.Component):
         The values ``a_in`` and ``first_in`` take at the next enabled edge: with them the PE
         registers the product of the next activation and the weight it will meet.
     mul_a, mul_b, product
-        As in :class:`OutputStationaryPE`, with the same ``dsp`` and ``product_port`` parameters.
+        As in :class:`OutputStationaryPE`, with the same ``dsp``, ``product_port`` and
+        ``dsp_site`` parameters.
     """
 
     def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
-                 product_port: bool = False, pipelined: bool | None = None):
+                 product_port: bool = False, pipelined: bool | None = None,
+                 dsp_site: str | None = None):
         self._config = config
         self._dsp = dsp
         self._product_port = product_port
         self._pipelined = pipelined
+        self._dsp_site = dsp_site
         op = signed(config.in_width)
         acc = signed(config.acc_width)
         super().__init__({
@@ -295,33 +367,37 @@ class WeightStationaryPE(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         op = signed(self._config.in_width)
-        shadow = Signal(op)
-        active = Signal(op)
+        pipelined = _pipelined(self, platform)
+        shadow = Signal(op, reset_less=pipelined)
+        active = Signal(op, reset_less=pipelined)
+        a_out, psum_out, w_out = (_data_register(m, port, pipelined)
+                                  for port in (self.a_out, self.psum_out, self.w_out))
         # the weight a_in meets is Mux(first_in, shadow, active); product is always its product
         # with a_in, so it is loaded with the product of the values all three take next
-        product = Signal(signed(2 * self._config.in_width))
-        if _pipelined(self, platform):
+        product = Signal(signed(2 * self._config.in_width), reset_less=True)
+        if pipelined:
             weight_next = Signal(op)
             m.d.comb += weight_next.eq(Mux(self.first_next,
                                            Mux(self.capture, self.w_out, shadow),
                                            Mux(self.valid_in & self.first_in, shadow, active)))
+            upcoming = _product(self, m, self.a_next, weight_next)  # outside the `If`, as above
             with m.If(self.en):
-                m.d.sync += product.eq(_product(self, m, self.a_next, weight_next))
+                m.d.sync += product.eq(upcoming)
         else:
             weight = Mux(self.first_in, shadow, active)
             m.d.comb += product.eq(_product(self, m, self.a_in, weight))
 
         with m.If(self.en):
             m.d.sync += [
-                self.a_out.eq(self.a_in),
+                a_out.eq(self.a_in),
                 self.valid_out.eq(self.valid_in),
                 self.first_out.eq(self.first_in),
                 self.last_out.eq(self.last_in),
                 # Truncation to acc_width is the two's-complement wrap of the reference model.
-                self.psum_out.eq(self.psum_in + product),
+                psum_out.eq(self.psum_in + product),
             ]
             with m.If(self.w_shift):
-                m.d.sync += self.w_out.eq(self.w_in)
+                m.d.sync += w_out.eq(self.w_in)
             with m.If(self.capture):
                 m.d.sync += shadow.eq(self.w_out)
             with m.If(self.valid_in & self.first_in):

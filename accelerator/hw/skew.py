@@ -20,8 +20,12 @@ class Skew(wiring.Component):
 
     Members
     -------
-    en : In(1)
-        Advance all delay lines by one step.
+    en : In(1), or In(len(delays)) with ``lane_enables``
+        Advance all delay lines by one step; with ``lane_enables``, bit ``k`` advances lane ``k``
+        (copies of one enable, so that no single net reaches every register of a wide skew).
+
+    ``reset_less``: the delay lines carry data, whose flags travel in another skew; no reset
+    (its fan-out limits the clock of a large array).
     i : In(ArrayLayout(shape, len(delays)))
         The vector entering, all lanes in the same cycle.
     o : Out(ArrayLayout(shape, len(delays)))
@@ -32,15 +36,19 @@ class Skew(wiring.Component):
         What ``o`` will be after the next step: a PE registers its product a cycle ahead with it.
     """
 
-    def __init__(self, shape: ShapeLike, delays: Sequence[int]):
+    def __init__(self, shape: ShapeLike, delays: Sequence[int], *, lane_enables: bool = False,
+                 reset_less: bool = False):
         if not delays:
             raise ValueError("Skew needs at least one lane")
         if any(d < 0 for d in delays):
             raise ValueError(f"Skew delays must be non-negative, not {list(delays)}")
         self._shape = shape
         self._delays = tuple(delays)
+        self._lane_enables = lane_enables
+        self._reset_less = reset_less
         layout = data.ArrayLayout(shape, len(delays))
-        super().__init__({"en": In(1), "i": In(layout), "o": Out(layout),
+        super().__init__({"en": In(len(delays) if lane_enables else 1),
+                          "i": In(layout), "o": Out(layout),
                           "i_next": In(layout), "o_next": Out(layout)})
 
     @property
@@ -51,9 +59,11 @@ class Skew(wiring.Component):
         m = Module()
         for lane, delay in enumerate(self._delays):
             value, upcoming = self.i[lane], self.i_next[lane]
+            en = self.en[lane] if self._lane_enables else self.en
             for stage in range(delay):
-                reg = Signal(self._shape, name=f"lane{lane}_d{stage + 1}")
-                with m.If(self.en):
+                reg = Signal(self._shape, name=f"lane{lane}_d{stage + 1}",
+                             reset_less=self._reset_less)
+                with m.If(en):
                     m.d.sync += reg.eq(value)
                 value, upcoming = reg, value
             m.d.comb += [self.o[lane].eq(value), self.o_next[lane].eq(upcoming)]

@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2779$43 (burst__payload[43]),
-    .\port$2779$45 (burst__payload[67:45]),
+    .\port$2924$43 (burst__payload[43]),
+    .\port$2924$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2779$43 , \port$2779$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2924$43 , \port$2924$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2779$43 ;
-  wire \port$2779$43 ;
-  input [22:0] \port$2779$45 ;
-  wire [22:0] \port$2779$45 ;
+  input \port$2924$43 ;
+  wire \port$2924$43 ;
+  input [22:0] \port$2924$45 ;
+  wire [22:0] \port$2924$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2779$43 , \port$2779$45  };
+      storage[w_port__addr] <= { \port$2924$43 , \port$2924$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2779$43 , \port$2779$45  };
-  assign w_data = { \port$2779$43 , \port$2779$45  };
+  assign w_port__data = { \port$2924$43 , \port$2924$45  };
+  assign w_data = { \port$2924$43 , \port$2924$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -7558,7 +7558,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2122$354 (c[398:354]),
+    .\port$2209$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -9887,13 +9887,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core (rst, operands__ready, operands__valid, operands__payload, results__payload, results__valid, results__ready, clk);
+module \accelerator.engine.core (rst, results__valid, operands__ready, operands__valid, operands__payload, results__payload, results__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
+  reg [31:0] \$100 ;
+  reg [2:0] \$101 ;
+  reg \$102 ;
+  reg [2:0] \$103 ;
   wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
+  wire [2:0] \$12 ;
+  wire [2:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
@@ -9906,7 +9910,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   wire \$22 ;
   wire \$23 ;
   wire \$24 ;
-  wire \$25 ;
+  wire [3:0] \$25 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
@@ -9926,288 +9930,390 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
-  wire [2:0] \$43 ;
-  wire [2:0] \$44 ;
+  wire \$43 ;
+  wire \$44 ;
   wire \$45 ;
   wire \$46 ;
-  wire [3:0] \$47 ;
-  reg [1:0] \$48 ;
-  reg [31:0] \$49 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  reg [31:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg \$52 ;
-  reg [2:0] \$53 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire [31:0] \$54 ;
+  wire [31:0] \$55 ;
+  wire [31:0] \$56 ;
+  wire [31:0] \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  reg \$96 ;
+  reg [128:0] \$97 ;
+  reg [1:0] \$98 ;
+  reg [31:0] \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$112 ;
-  wire [7:0] \a_in$130 ;
-  wire [7:0] \a_in$148 ;
-  wire [7:0] \a_in$166 ;
-  wire [7:0] \a_in$183 ;
-  wire [7:0] \a_in$201 ;
-  wire [7:0] \a_in$219 ;
-  wire [7:0] \a_in$237 ;
-  wire [7:0] \a_in$254 ;
-  wire [7:0] \a_in$272 ;
-  wire [7:0] \a_in$290 ;
-  wire [7:0] \a_in$59 ;
-  wire [7:0] \a_in$71 ;
-  wire [7:0] \a_in$83 ;
-  wire [7:0] \a_in$95 ;
+  wire [7:0] \a_in$158 ;
+  wire [7:0] \a_in$170 ;
+  wire [7:0] \a_in$182 ;
+  wire [7:0] \a_in$194 ;
+  wire [7:0] \a_in$211 ;
+  wire [7:0] \a_in$229 ;
+  wire [7:0] \a_in$247 ;
+  wire [7:0] \a_in$265 ;
+  wire [7:0] \a_in$282 ;
+  wire [7:0] \a_in$300 ;
+  wire [7:0] \a_in$318 ;
+  wire [7:0] \a_in$336 ;
+  wire [7:0] \a_in$353 ;
+  wire [7:0] \a_in$371 ;
+  wire [7:0] \a_in$389 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$114 ;
-  wire [7:0] \a_next$132 ;
-  wire [7:0] \a_next$150 ;
-  wire [7:0] \a_next$167 ;
-  wire [7:0] \a_next$185 ;
-  wire [7:0] \a_next$203 ;
-  wire [7:0] \a_next$221 ;
-  wire [7:0] \a_next$238 ;
-  wire [7:0] \a_next$256 ;
-  wire [7:0] \a_next$274 ;
-  wire [7:0] \a_next$292 ;
-  wire [7:0] \a_next$61 ;
-  wire [7:0] \a_next$73 ;
-  wire [7:0] \a_next$85 ;
-  wire [7:0] \a_next$96 ;
+  wire [7:0] \a_next$160 ;
+  wire [7:0] \a_next$172 ;
+  wire [7:0] \a_next$184 ;
+  wire [7:0] \a_next$195 ;
+  wire [7:0] \a_next$213 ;
+  wire [7:0] \a_next$231 ;
+  wire [7:0] \a_next$249 ;
+  wire [7:0] \a_next$266 ;
+  wire [7:0] \a_next$284 ;
+  wire [7:0] \a_next$302 ;
+  wire [7:0] \a_next$320 ;
+  wire [7:0] \a_next$337 ;
+  wire [7:0] \a_next$355 ;
+  wire [7:0] \a_next$373 ;
+  wire [7:0] \a_next$391 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$113 ;
-  wire [7:0] \a_out$131 ;
-  wire [7:0] \a_out$149 ;
-  wire [7:0] \a_out$184 ;
-  wire [7:0] \a_out$202 ;
-  wire [7:0] \a_out$220 ;
-  wire [7:0] \a_out$255 ;
-  wire [7:0] \a_out$273 ;
-  wire [7:0] \a_out$291 ;
-  wire [7:0] \a_out$72 ;
-  wire [7:0] \a_out$84 ;
+  wire [7:0] \a_out$171 ;
+  wire [7:0] \a_out$183 ;
+  wire [7:0] \a_out$212 ;
+  wire [7:0] \a_out$230 ;
+  wire [7:0] \a_out$248 ;
+  wire [7:0] \a_out$283 ;
+  wire [7:0] \a_out$301 ;
+  wire [7:0] \a_out$319 ;
+  wire [7:0] \a_out$354 ;
+  wire [7:0] \a_out$372 ;
+  wire [7:0] \a_out$390 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$116 ;
-  wire [7:0] \b_in$134 ;
-  wire [7:0] \b_in$152 ;
-  wire [7:0] \b_in$169 ;
-  wire [7:0] \b_in$187 ;
-  wire [7:0] \b_in$205 ;
-  wire [7:0] \b_in$223 ;
-  wire [7:0] \b_in$240 ;
-  wire [7:0] \b_in$258 ;
-  wire [7:0] \b_in$276 ;
-  wire [7:0] \b_in$294 ;
-  wire [7:0] \b_in$63 ;
-  wire [7:0] \b_in$75 ;
-  wire [7:0] \b_in$87 ;
-  wire [7:0] \b_in$98 ;
+  wire [7:0] \b_in$162 ;
+  wire [7:0] \b_in$174 ;
+  wire [7:0] \b_in$186 ;
+  wire [7:0] \b_in$197 ;
+  wire [7:0] \b_in$215 ;
+  wire [7:0] \b_in$233 ;
+  wire [7:0] \b_in$251 ;
+  wire [7:0] \b_in$268 ;
+  wire [7:0] \b_in$286 ;
+  wire [7:0] \b_in$304 ;
+  wire [7:0] \b_in$322 ;
+  wire [7:0] \b_in$339 ;
+  wire [7:0] \b_in$357 ;
+  wire [7:0] \b_in$375 ;
+  wire [7:0] \b_in$393 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$115 ;
-  wire [7:0] \b_next$133 ;
-  wire [7:0] \b_next$151 ;
-  wire [7:0] \b_next$168 ;
-  wire [7:0] \b_next$186 ;
-  wire [7:0] \b_next$204 ;
-  wire [7:0] \b_next$222 ;
-  wire [7:0] \b_next$239 ;
-  wire [7:0] \b_next$257 ;
-  wire [7:0] \b_next$275 ;
-  wire [7:0] \b_next$293 ;
-  wire [7:0] \b_next$62 ;
-  wire [7:0] \b_next$74 ;
-  wire [7:0] \b_next$86 ;
-  wire [7:0] \b_next$97 ;
+  wire [7:0] \b_next$161 ;
+  wire [7:0] \b_next$173 ;
+  wire [7:0] \b_next$185 ;
+  wire [7:0] \b_next$196 ;
+  wire [7:0] \b_next$214 ;
+  wire [7:0] \b_next$232 ;
+  wire [7:0] \b_next$250 ;
+  wire [7:0] \b_next$267 ;
+  wire [7:0] \b_next$285 ;
+  wire [7:0] \b_next$303 ;
+  wire [7:0] \b_next$321 ;
+  wire [7:0] \b_next$338 ;
+  wire [7:0] \b_next$356 ;
+  wire [7:0] \b_next$374 ;
+  wire [7:0] \b_next$392 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$117 ;
-  wire [7:0] \b_out$135 ;
-  wire [7:0] \b_out$153 ;
-  wire [7:0] \b_out$170 ;
-  wire [7:0] \b_out$188 ;
-  wire [7:0] \b_out$206 ;
-  wire [7:0] \b_out$224 ;
-  wire [7:0] \b_out$241 ;
-  wire [7:0] \b_out$259 ;
-  wire [7:0] \b_out$277 ;
-  wire [7:0] \b_out$295 ;
+  wire [7:0] \b_out$216 ;
+  wire [7:0] \b_out$234 ;
+  wire [7:0] \b_out$252 ;
+  wire [7:0] \b_out$269 ;
+  wire [7:0] \b_out$287 ;
+  wire [7:0] \b_out$305 ;
+  wire [7:0] \b_out$323 ;
+  wire [7:0] \b_out$340 ;
+  wire [7:0] \b_out$358 ;
+  wire [7:0] \b_out$376 ;
+  wire [7:0] \b_out$394 ;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$106 ;
-  wire [31:0] \chain_in$124 ;
-  wire [31:0] \chain_in$142 ;
-  wire [31:0] \chain_in$160 ;
-  wire [31:0] \chain_in$177 ;
-  wire [31:0] \chain_in$195 ;
-  wire [31:0] \chain_in$213 ;
-  wire [31:0] \chain_in$231 ;
-  wire [31:0] \chain_in$248 ;
-  wire [31:0] \chain_in$266 ;
-  wire [31:0] \chain_in$284 ;
-  wire [31:0] \chain_in$302 ;
-  wire [31:0] \chain_in$67 ;
-  wire [31:0] \chain_in$79 ;
-  wire [31:0] \chain_in$91 ;
+  wire [31:0] \chain_in$166 ;
+  wire [31:0] \chain_in$178 ;
+  wire [31:0] \chain_in$190 ;
+  wire [31:0] \chain_in$205 ;
+  wire [31:0] \chain_in$223 ;
+  wire [31:0] \chain_in$241 ;
+  wire [31:0] \chain_in$259 ;
+  wire [31:0] \chain_in$276 ;
+  wire [31:0] \chain_in$294 ;
+  wire [31:0] \chain_in$312 ;
+  wire [31:0] \chain_in$330 ;
+  wire [31:0] \chain_in$347 ;
+  wire [31:0] \chain_in$365 ;
+  wire [31:0] \chain_in$383 ;
+  wire [31:0] \chain_in$401 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$107 ;
-  wire [31:0] \chain_out$125 ;
-  wire [31:0] \chain_out$143 ;
-  wire [31:0] \chain_out$161 ;
-  wire [31:0] \chain_out$178 ;
-  wire [31:0] \chain_out$18 ;
-  wire [31:0] \chain_out$19 ;
-  wire [31:0] \chain_out$196 ;
-  wire [31:0] \chain_out$20 ;
-  wire [31:0] \chain_out$214 ;
-  wire [31:0] \chain_out$232 ;
-  wire [31:0] \chain_out$249 ;
-  wire [31:0] \chain_out$267 ;
-  wire [31:0] \chain_out$285 ;
-  wire [31:0] \chain_out$303 ;
+  wire [31:0] \chain_out$121 ;
+  wire [31:0] \chain_out$122 ;
+  wire [31:0] \chain_out$123 ;
+  wire [31:0] \chain_out$206 ;
+  wire [31:0] \chain_out$224 ;
+  wire [31:0] \chain_out$242 ;
+  wire [31:0] \chain_out$260 ;
+  wire [31:0] \chain_out$277 ;
+  wire [31:0] \chain_out$295 ;
+  wire [31:0] \chain_out$313 ;
+  wire [31:0] \chain_out$331 ;
+  wire [31:0] \chain_out$348 ;
+  wire [31:0] \chain_out$366 ;
+  wire [31:0] \chain_out$384 ;
+  wire [31:0] \chain_out$402 ;
   wire chain_valid_in;
-  wire \chain_valid_in$108 ;
-  wire \chain_valid_in$126 ;
-  wire \chain_valid_in$144 ;
-  wire \chain_valid_in$162 ;
+  wire \chain_valid_in$167 ;
   wire \chain_valid_in$179 ;
-  wire \chain_valid_in$197 ;
-  wire \chain_valid_in$215 ;
-  wire \chain_valid_in$233 ;
-  wire \chain_valid_in$250 ;
-  wire \chain_valid_in$268 ;
-  wire \chain_valid_in$286 ;
-  wire \chain_valid_in$304 ;
-  wire \chain_valid_in$68 ;
-  wire \chain_valid_in$80 ;
-  wire \chain_valid_in$92 ;
+  wire \chain_valid_in$191 ;
+  wire \chain_valid_in$207 ;
+  wire \chain_valid_in$225 ;
+  wire \chain_valid_in$243 ;
+  wire \chain_valid_in$261 ;
+  wire \chain_valid_in$278 ;
+  wire \chain_valid_in$296 ;
+  wire \chain_valid_in$314 ;
+  wire \chain_valid_in$332 ;
+  wire \chain_valid_in$349 ;
+  wire \chain_valid_in$367 ;
+  wire \chain_valid_in$385 ;
+  wire \chain_valid_in$403 ;
   wire chain_valid_out;
-  wire \chain_valid_out$109 ;
-  wire \chain_valid_out$127 ;
-  wire \chain_valid_out$145 ;
-  wire \chain_valid_out$163 ;
-  wire \chain_valid_out$180 ;
-  wire \chain_valid_out$198 ;
-  wire \chain_valid_out$216 ;
-  wire \chain_valid_out$234 ;
-  wire \chain_valid_out$251 ;
-  wire \chain_valid_out$269 ;
-  wire \chain_valid_out$287 ;
-  wire \chain_valid_out$305 ;
-  wire \chain_valid_out$309 ;
-  wire \chain_valid_out$310 ;
-  wire \chain_valid_out$311 ;
+  wire \chain_valid_out$208 ;
+  wire \chain_valid_out$226 ;
+  wire \chain_valid_out$244 ;
+  wire \chain_valid_out$262 ;
+  wire \chain_valid_out$279 ;
+  wire \chain_valid_out$297 ;
+  wire \chain_valid_out$315 ;
+  wire \chain_valid_out$333 ;
+  wire \chain_valid_out$350 ;
+  wire \chain_valid_out$368 ;
+  wire \chain_valid_out$386 ;
+  wire \chain_valid_out$404 ;
+  wire \chain_valid_out$407 ;
+  wire \chain_valid_out$408 ;
+  wire \chain_valid_out$409 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$110 ;
-  wire \drain$128 ;
-  wire \drain$146 ;
-  wire \drain$164 ;
-  wire \drain$181 ;
-  wire \drain$199 ;
-  wire \drain$217 ;
-  wire \drain$235 ;
-  wire \drain$252 ;
-  wire \drain$270 ;
-  wire \drain$288 ;
-  wire \drain$306 ;
-  wire \drain$69 ;
-  wire \drain$81 ;
-  wire \drain$93 ;
+  wire \drain$168 ;
+  wire \drain$180 ;
+  wire \drain$192 ;
+  wire \drain$209 ;
+  wire \drain$227 ;
+  wire \drain$245 ;
+  wire \drain$263 ;
+  wire \drain$280 ;
+  wire \drain$298 ;
+  wire \drain$316 ;
+  wire \drain$334 ;
+  wire \drain$351 ;
+  wire \drain$369 ;
+  wire \drain$387 ;
+  wire \drain$405 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
-  wire en;
-  wire \en$111 ;
-  wire \en$129 ;
-  wire \en$147 ;
-  wire \en$15 ;
-  wire \en$165 ;
-  wire \en$182 ;
-  wire \en$200 ;
-  wire \en$218 ;
-  wire \en$236 ;
-  wire \en$253 ;
-  wire \en$271 ;
-  wire \en$289 ;
-  wire \en$31 ;
-  wire \en$32 ;
-  wire \en$33 ;
-  wire \en$42 ;
-  wire \en$58 ;
-  wire \en$70 ;
-  wire \en$82 ;
-  wire \en$94 ;
+  reg en = 1'h1;
+  wire [3:0] \en$127 ;
+  wire [3:0] \en$133 ;
+  wire [3:0] \en$134 ;
+  (* init = 1'h1 *)
+  wire \en$135 ;
+  (* init = 1'h1 *)
+  wire \en$141 ;
+  (* init = 1'h1 *)
+  wire \en$157 ;
+  (* init = 1'h1 *)
+  wire \en$169 ;
+  (* init = 1'h1 *)
+  wire \en$181 ;
+  (* init = 1'h1 *)
+  wire \en$193 ;
+  (* init = 1'h1 *)
+  wire \en$210 ;
+  (* init = 1'h1 *)
+  wire \en$228 ;
+  (* init = 1'h1 *)
+  wire \en$246 ;
+  (* init = 1'h1 *)
+  wire \en$264 ;
+  (* init = 1'h1 *)
+  wire \en$281 ;
+  (* init = 1'h1 *)
+  wire \en$299 ;
+  (* init = 1'h1 *)
+  wire \en$317 ;
+  (* init = 1'h1 *)
+  wire \en$335 ;
+  (* init = 1'h1 *)
+  wire \en$352 ;
+  (* init = 1'h1 *)
+  wire \en$370 ;
+  (* init = 1'h1 *)
+  wire \en$388 ;
+  reg en_deskew_0 = 1'h1;
+  reg en_deskew_1 = 1'h1;
+  reg en_deskew_2 = 1'h1;
+  reg en_deskew_3 = 1'h1;
+  reg en_in_a_0 = 1'h1;
+  reg en_in_a_1 = 1'h1;
+  reg en_in_a_2 = 1'h1;
+  reg en_in_a_3 = 1'h1;
+  reg en_in_b_0 = 1'h1;
+  reg en_in_b_1 = 1'h1;
+  reg en_in_b_2 = 1'h1;
+  reg en_in_b_3 = 1'h1;
+  reg en_pe_0_0 = 1'h1;
+  reg en_pe_0_1 = 1'h1;
+  reg en_pe_0_2 = 1'h1;
+  reg en_pe_0_3 = 1'h1;
+  reg en_pe_1_0 = 1'h1;
+  reg en_pe_1_1 = 1'h1;
+  reg en_pe_1_2 = 1'h1;
+  reg en_pe_1_3 = 1'h1;
+  reg en_pe_2_0 = 1'h1;
+  reg en_pe_2_1 = 1'h1;
+  reg en_pe_2_2 = 1'h1;
+  reg en_pe_2_3 = 1'h1;
+  reg en_pe_3_0 = 1'h1;
+  reg en_pe_3_1 = 1'h1;
+  reg en_pe_3_2 = 1'h1;
+  reg en_pe_3_3 = 1'h1;
+  reg en_skew_a_0 = 1'h1;
+  reg en_skew_a_1 = 1'h1;
+  reg en_skew_a_2 = 1'h1;
+  reg en_skew_a_3 = 1'h1;
+  reg en_skew_b_0 = 1'h1;
+  reg en_skew_b_1 = 1'h1;
+  reg en_skew_b_2 = 1'h1;
+  reg en_skew_b_3 = 1'h1;
+  reg en_skew_flags = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$102 ;
-  wire \first_in$120 ;
-  wire \first_in$138 ;
-  wire \first_in$156 ;
-  wire \first_in$173 ;
-  wire \first_in$191 ;
-  wire \first_in$209 ;
-  wire \first_in$227 ;
-  wire \first_in$244 ;
-  wire \first_in$262 ;
-  wire \first_in$280 ;
-  wire \first_in$298 ;
-  wire \first_in$65 ;
-  wire \first_in$77 ;
-  wire \first_in$89 ;
+  wire \first_in$164 ;
+  wire \first_in$176 ;
+  wire \first_in$188 ;
+  wire \first_in$201 ;
+  wire \first_in$219 ;
+  wire \first_in$237 ;
+  wire \first_in$255 ;
+  wire \first_in$272 ;
+  wire \first_in$290 ;
+  wire \first_in$308 ;
+  wire \first_in$326 ;
+  wire \first_in$343 ;
+  wire \first_in$361 ;
+  wire \first_in$379 ;
+  wire \first_in$397 ;
   wire first_out;
-  wire \first_out$121 ;
-  wire \first_out$139 ;
-  wire \first_out$157 ;
-  wire \first_out$174 ;
-  wire \first_out$192 ;
-  wire \first_out$210 ;
-  wire \first_out$228 ;
-  wire \first_out$245 ;
-  wire \first_out$263 ;
-  wire \first_out$281 ;
-  wire \first_out$299 ;
+  wire \first_out$220 ;
+  wire \first_out$238 ;
+  wire \first_out$256 ;
+  wire \first_out$273 ;
+  wire \first_out$291 ;
+  wire \first_out$309 ;
+  wire \first_out$327 ;
+  wire \first_out$344 ;
+  wire \first_out$362 ;
+  wire \first_out$380 ;
+  wire \first_out$398 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
+  wire held;
   wire [127:0] i;
-  wire [31:0] \i$34 ;
-  wire [7:0] \i$34[0] ;
-  wire [7:0] \i$34[1] ;
-  wire [7:0] \i$34[2] ;
-  wire [7:0] \i$34[3] ;
-  reg [31:0] \i$36  = 32'd0;
-  wire [7:0] \i$36[0] ;
-  wire [7:0] \i$36[1] ;
-  wire [7:0] \i$36[2] ;
-  wire [7:0] \i$36[3] ;
-  wire [11:0] \i$38 ;
-  wire [2:0] \i$38[0] ;
-  wire \i$38[0].first ;
-  wire \i$38[0].last ;
-  wire \i$38[0].valid ;
-  wire [2:0] \i$38[1] ;
-  wire \i$38[1].first ;
-  wire \i$38[1].last ;
-  wire \i$38[1].valid ;
-  wire [2:0] \i$38[2] ;
-  wire \i$38[2].first ;
-  wire \i$38[2].last ;
-  wire \i$38[2].valid ;
-  wire [2:0] \i$38[3] ;
-  wire \i$38[3].first ;
-  wire \i$38[3].last ;
-  wire \i$38[3].valid ;
+  wire [31:0] \i$136 ;
+  wire [7:0] \i$136[0] ;
+  wire [7:0] \i$136[1] ;
+  wire [7:0] \i$136[2] ;
+  wire [7:0] \i$136[3] ;
+  (* init = 32'd0 *)
+  wire [31:0] \i$137 ;
+  wire [7:0] \i$137[0] ;
+  wire [7:0] \i$137[1] ;
+  wire [7:0] \i$137[2] ;
+  wire [7:0] \i$137[3] ;
+  wire [11:0] \i$138 ;
+  wire [2:0] \i$138[0] ;
+  wire \i$138[0].first ;
+  wire \i$138[0].last ;
+  wire \i$138[0].valid ;
+  wire [2:0] \i$138[1] ;
+  wire \i$138[1].first ;
+  wire \i$138[1].last ;
+  wire \i$138[1].valid ;
+  wire [2:0] \i$138[2] ;
+  wire \i$138[2].first ;
+  wire \i$138[2].last ;
+  wire \i$138[2].valid ;
+  wire [2:0] \i$138[3] ;
+  wire \i$138[3].first ;
+  wire \i$138[3].last ;
+  wire \i$138[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [31:0] \i_next$41 ;
-  wire [7:0] \i_next$41[0] ;
-  wire [7:0] \i_next$41[1] ;
-  wire [7:0] \i_next$41[2] ;
-  wire [7:0] \i_next$41[3] ;
+  wire [31:0] \i_next$140 ;
+  wire [7:0] \i_next$140[0] ;
+  wire [7:0] \i_next$140[1] ;
+  wire [7:0] \i_next$140[2] ;
+  wire [7:0] \i_next$140[3] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -10217,8 +10323,7 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   wire [7:0] \in_a[1] ;
   wire [7:0] \in_a[2] ;
   wire [7:0] \in_a[3] ;
-  (* init = 32'd0 *)
-  wire [31:0] in_b;
+  reg [31:0] in_b = 32'd0;
   wire [7:0] \in_b[0] ;
   wire [7:0] \in_b[1] ;
   wire [7:0] \in_b[2] ;
@@ -10228,75 +10333,75 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$104 ;
-  wire \last_in$122 ;
-  wire \last_in$140 ;
-  wire \last_in$158 ;
-  wire \last_in$175 ;
-  wire \last_in$193 ;
-  wire \last_in$211 ;
-  wire \last_in$229 ;
-  wire \last_in$246 ;
-  wire \last_in$264 ;
-  wire \last_in$282 ;
-  wire \last_in$300 ;
-  wire \last_in$66 ;
-  wire \last_in$78 ;
-  wire \last_in$90 ;
+  wire \last_in$165 ;
+  wire \last_in$177 ;
+  wire \last_in$189 ;
+  wire \last_in$203 ;
+  wire \last_in$221 ;
+  wire \last_in$239 ;
+  wire \last_in$257 ;
+  wire \last_in$274 ;
+  wire \last_in$292 ;
+  wire \last_in$310 ;
+  wire \last_in$328 ;
+  wire \last_in$345 ;
+  wire \last_in$363 ;
+  wire \last_in$381 ;
+  wire \last_in$399 ;
   wire last_out;
-  wire \last_out$105 ;
-  wire \last_out$11 ;
-  wire \last_out$123 ;
-  wire \last_out$141 ;
-  wire \last_out$159 ;
-  wire \last_out$176 ;
-  wire \last_out$194 ;
-  wire \last_out$212 ;
-  wire \last_out$230 ;
-  wire \last_out$247 ;
-  wire \last_out$265 ;
-  wire \last_out$283 ;
-  wire \last_out$301 ;
-  wire \last_out$5 ;
-  wire \last_out$8 ;
+  wire \last_out$112 ;
+  wire \last_out$115 ;
+  wire \last_out$118 ;
+  wire \last_out$204 ;
+  wire \last_out$222 ;
+  wire \last_out$240 ;
+  wire \last_out$258 ;
+  wire \last_out$275 ;
+  wire \last_out$293 ;
+  wire \last_out$311 ;
+  wire \last_out$329 ;
+  wire \last_out$346 ;
+  wire \last_out$364 ;
+  wire \last_out$382 ;
+  wire \last_out$400 ;
   wire [127:0] o;
-  wire [31:0] \o$44 ;
-  wire [7:0] \o$44[0] ;
-  wire [7:0] \o$44[1] ;
-  wire [7:0] \o$44[2] ;
-  wire [7:0] \o$44[3] ;
-  wire [31:0] \o$50 ;
-  wire [7:0] \o$50[0] ;
-  wire [7:0] \o$50[1] ;
-  wire [7:0] \o$50[2] ;
-  wire [7:0] \o$50[3] ;
-  wire [11:0] \o$52 ;
-  wire [2:0] \o$52[0] ;
-  wire \o$52[0].first ;
-  wire \o$52[0].last ;
-  wire \o$52[0].valid ;
-  wire [2:0] \o$52[1] ;
-  wire \o$52[1].first ;
-  wire \o$52[1].last ;
-  wire \o$52[1].valid ;
-  wire [2:0] \o$52[2] ;
-  wire \o$52[2].first ;
-  wire \o$52[2].last ;
-  wire \o$52[2].valid ;
-  wire [2:0] \o$52[3] ;
-  wire \o$52[3].first ;
-  wire \o$52[3].last ;
-  wire \o$52[3].valid ;
+  wire [31:0] \o$143 ;
+  wire [7:0] \o$143[0] ;
+  wire [7:0] \o$143[1] ;
+  wire [7:0] \o$143[2] ;
+  wire [7:0] \o$143[3] ;
+  wire [31:0] \o$149 ;
+  wire [7:0] \o$149[0] ;
+  wire [7:0] \o$149[1] ;
+  wire [7:0] \o$149[2] ;
+  wire [7:0] \o$149[3] ;
+  wire [11:0] \o$151 ;
+  wire [2:0] \o$151[0] ;
+  wire \o$151[0].first ;
+  wire \o$151[0].last ;
+  wire \o$151[0].valid ;
+  wire [2:0] \o$151[1] ;
+  wire \o$151[1].first ;
+  wire \o$151[1].last ;
+  wire \o$151[1].valid ;
+  wire [2:0] \o$151[2] ;
+  wire \o$151[2].first ;
+  wire \o$151[2].last ;
+  wire \o$151[2].valid ;
+  wire [2:0] \o$151[3] ;
+  wire \o$151[3].first ;
+  wire \o$151[3].last ;
+  wire \o$151[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$48 ;
-  wire [7:0] \o_next$48[0] ;
-  wire [7:0] \o_next$48[1] ;
-  wire [7:0] \o_next$48[2] ;
-  wire [7:0] \o_next$48[3] ;
+  wire [31:0] \o_next$147 ;
+  wire [7:0] \o_next$147[0] ;
+  wire [7:0] \o_next$147[1] ;
+  wire [7:0] \o_next$147[2] ;
+  wire [7:0] \o_next$147[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -10318,7 +10423,62 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   wire operands__ready;
   input operands__valid;
   wire operands__valid;
+  wire [128:0] out;
+  wire [127:0] \out.c ;
+  wire [31:0] \out.c[0] ;
+  wire [31:0] \out.c[1] ;
+  wire [31:0] \out.c[2] ;
+  wire [31:0] \out.c[3] ;
+  wire \out.last ;
   reg [1:0] out_row = 2'h0;
+  wire pe_0_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_0_sync_rst;
+  wire pe_0_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_1_sync_rst;
+  wire pe_0_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_2_sync_rst;
+  wire pe_0_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_3_sync_rst;
+  wire pe_1_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_0_sync_rst;
+  wire pe_1_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_1_sync_rst;
+  wire pe_1_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_2_sync_rst;
+  wire pe_1_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_3_sync_rst;
+  wire pe_2_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_0_sync_rst;
+  wire pe_2_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_1_sync_rst;
+  wire pe_2_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_2_sync_rst;
+  wire pe_2_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_3_sync_rst;
+  wire pe_3_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_0_sync_rst;
+  wire pe_3_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_1_sync_rst;
+  wire pe_3_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_2_sync_rst;
+  wire pe_3_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_3_sync_rst;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -10333,725 +10493,1010 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_pe_0_0 = 1'h1;
+  reg rst_pe_0_1 = 1'h1;
+  reg rst_pe_0_2 = 1'h1;
+  reg rst_pe_0_3 = 1'h1;
+  reg rst_pe_1_0 = 1'h1;
+  reg rst_pe_1_1 = 1'h1;
+  reg rst_pe_1_2 = 1'h1;
+  reg rst_pe_1_3 = 1'h1;
+  reg rst_pe_2_0 = 1'h1;
+  reg rst_pe_2_1 = 1'h1;
+  reg rst_pe_2_2 = 1'h1;
+  reg rst_pe_2_3 = 1'h1;
+  reg rst_pe_3_0 = 1'h1;
+  reg rst_pe_3_1 = 1'h1;
+  reg rst_pe_3_2 = 1'h1;
+  reg rst_pe_3_3 = 1'h1;
+  reg rst_skew_flags = 1'h1;
+  wire skew_flags_sync_clk;
+  (* init = 1'h1 *)
+  wire skew_flags_sync_rst;
+  reg [128:0] skid = 129'h000000000000000000000000000000000;
+  wire [127:0] \skid.c ;
+  wire [31:0] \skid.c[0] ;
+  wire [31:0] \skid.c[1] ;
+  wire [31:0] \skid.c[2] ;
+  wire [31:0] \skid.c[3] ;
+  wire \skid.last ;
+  reg skid_valid = 1'h0;
+  reg skid_valid_0 = 1'h0;
+  reg skid_valid_1 = 1'h0;
+  reg skid_valid_2 = 1'h0;
+  reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$100 ;
-  wire \valid_in$118 ;
-  wire \valid_in$136 ;
-  wire \valid_in$154 ;
-  wire \valid_in$171 ;
-  wire \valid_in$189 ;
-  wire \valid_in$207 ;
-  wire \valid_in$225 ;
-  wire \valid_in$242 ;
-  wire \valid_in$260 ;
-  wire \valid_in$278 ;
-  wire \valid_in$296 ;
-  wire \valid_in$64 ;
-  wire \valid_in$76 ;
-  wire \valid_in$88 ;
+  wire \valid_in$163 ;
+  wire \valid_in$175 ;
+  wire \valid_in$187 ;
+  wire \valid_in$199 ;
+  wire \valid_in$217 ;
+  wire \valid_in$235 ;
+  wire \valid_in$253 ;
+  wire \valid_in$270 ;
+  wire \valid_in$288 ;
+  wire \valid_in$306 ;
+  wire \valid_in$324 ;
+  wire \valid_in$341 ;
+  wire \valid_in$359 ;
+  wire \valid_in$377 ;
+  wire \valid_in$395 ;
   wire valid_out;
-  wire \valid_out$10 ;
-  wire \valid_out$101 ;
-  wire \valid_out$119 ;
-  wire \valid_out$137 ;
-  wire \valid_out$155 ;
-  wire \valid_out$172 ;
-  wire \valid_out$190 ;
-  wire \valid_out$208 ;
-  wire \valid_out$226 ;
-  wire \valid_out$243 ;
-  wire \valid_out$261 ;
-  wire \valid_out$279 ;
-  wire \valid_out$297 ;
-  wire \valid_out$4 ;
-  wire \valid_out$7 ;
-  assign \$39  = \$38  | \chain_valid_out$311 ;
-  assign \$40  = \$39  | results__valid;
-  assign busy = \$24  | \$40 ;
-  assign \$41  = results__valid & results__ready;
-  assign \$42  = out_row == 2'h3;
-  assign \$43  = out_row + 1'h1;
-  assign \$44  = \$42  ? 3'h0 : \$43 ;
-  assign \$45  = accept & operands__payload[64];
-  assign \$46  = gap < 3'h4;
-  assign \$47  = gap + 1'h1;
-  always @(posedge clk)
-    out_row <= \$48 ;
-  always @(posedge clk)
-    in_a <= \$49 ;
-  always @(posedge clk)
-    \i$36  <= \$50 ;
-  always @(posedge clk)
-    in_flags <= \$51 ;
-  always @(posedge clk)
-    first <= \$52 ;
-  always @(posedge clk)
-    gap <= \$53 ;
+  wire \valid_out$111 ;
+  wire \valid_out$114 ;
+  wire \valid_out$117 ;
+  wire \valid_out$200 ;
+  wire \valid_out$218 ;
+  wire \valid_out$236 ;
+  wire \valid_out$254 ;
+  wire \valid_out$271 ;
+  wire \valid_out$289 ;
+  wire \valid_out$307 ;
+  wire \valid_out$325 ;
+  wire \valid_out$342 ;
+  wire \valid_out$360 ;
+  wire \valid_out$378 ;
+  wire \valid_out$396 ;
+  assign \$1  = ~ skid_valid;
+  assign \$2  = ~ skid_valid_0;
+  assign \$3  = ~ skid_valid_1;
+  assign \$4  = ~ skid_valid_2;
+  assign \$5  = ~ skid_valid_3;
+  assign \$6  = ~ held;
+  assign \$7  = ~ held;
+  assign \$8  = ~ held;
+  assign \$9  = ~ held;
+  assign \$10  = results__valid & results__ready;
+  assign \$11  = out_row == 2'h3;
+  assign \$12  = out_row + 1'h1;
+  assign \$13  = \$11  ? 3'h0 : \$12 ;
+  assign \$14  = ~ held;
+  assign \$15  = ~ held;
+  assign \$16  = ~ held;
+  assign \$17  = ~ held;
+  assign \$18  = ~ held;
+  assign \$19  = ~ held;
+  assign \$20  = ~ held;
+  assign \$21  = ~ held;
+  assign \$22  = ~ held;
+  assign \$23  = accept & operands__payload[64];
+  assign \$24  = gap < 3'h4;
+  assign \$25  = gap + 1'h1;
+  assign \$26  = ~ held;
+  assign \$27  = ~ held;
+  assign \$28  = ~ held;
+  assign \$29  = ~ held;
+  assign \$30  = ~ held;
+  assign \$31  = ~ held;
+  assign \$32  = ~ held;
+  assign \$33  = ~ held;
+  assign \$34  = ~ held;
+  assign \$35  = ~ held;
+  assign \$36  = ~ held;
+  assign \$37  = ~ held;
+  assign \$38  = ~ held;
+  assign \$39  = ~ held;
+  assign \$40  = ~ held;
+  assign \$41  = ~ held;
+  assign \$42  = ~ held;
+  assign \$43  = ~ held;
+  assign \$44  = ~ held;
+  assign \$45  = ~ held;
+  assign \$46  = ~ held;
+  assign \$47  = ~ held;
+  assign \$48  = ~ held;
+  assign \$49  = ~ held;
+  assign \$50  = ~ held;
   assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$4  & \last_out$5 ;
-  assign drain_2 = \valid_out$7  & \last_out$8 ;
-  assign drain_3 = \valid_out$10  & \last_out$11 ;
-  assign \$1  = ~ results__valid;
-  assign en = \$1  | results__ready;
-  assign \$2  = out_row == 2'h3;
-  assign \$3  = gap < 2'h3;
-  assign hazard = operands__payload[64] & \$3 ;
-  assign \$4  = ~ hazard;
-  assign operands__ready = en & \$4 ;
+  assign drain_1 = \valid_out$111  & \last_out$112 ;
+  assign drain_2 = \valid_out$114  & \last_out$115 ;
+  assign drain_3 = \valid_out$117  & \last_out$118 ;
+  assign \$51  = out_row == 2'h3;
+  assign results__valid = skid_valid | chain_valid_out;
+  assign \$52  = skid_valid ? skid[128] : out[128];
+  assign \$53  = ~ results__ready;
+  assign held = results__valid & \$53 ;
+  assign \$54  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$55  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$56  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$57  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$58  = gap < 2'h3;
+  assign hazard = operands__payload[64] & \$58 ;
+  assign \$59  = ~ hazard;
+  assign operands__ready = en & \$59 ;
   assign accept = operands__valid & operands__ready;
-  assign \$5  = ~ first;
-  assign \$6  = in_flags[0] | \$5 ;
-  assign \$7  = \$6  | results__valid;
-  assign \$9  = \$8  | \o$52 [3];
-  assign \$10  = \$9  | \o$52 [6];
-  assign \$11  = \$10  | \o$52 [9];
-  assign \$12  = \$11  | \valid_in$100 ;
-  assign \$13  = \$12  | \valid_in$118 ;
-  assign \$14  = \$13  | \valid_in$136 ;
-  assign \$15  = \$14  | \valid_in$154 ;
-  assign \$16  = \$15  | \valid_in$171 ;
-  assign \$17  = \$16  | \valid_in$189 ;
-  assign \$18  = \$17  | \valid_in$207 ;
-  assign \$19  = \$18  | \valid_in$225 ;
-  assign \$20  = \$19  | \valid_in$242 ;
-  assign \$21  = \$20  | \valid_in$260 ;
-  assign \$22  = \$21  | \valid_in$278 ;
-  assign \$23  = \$22  | \valid_in$296 ;
-  assign \$24  = \$7  | \$23 ;
-  assign \$26  = \$25  | \chain_valid_in$126 ;
-  assign \$27  = \$26  | \chain_valid_in$144 ;
-  assign \$28  = \$27  | \chain_valid_in$162 ;
-  assign \$29  = \$28  | \chain_valid_in$179 ;
-  assign \$30  = \$29  | \chain_valid_in$197 ;
-  assign \$31  = \$30  | \chain_valid_in$215 ;
-  assign \$32  = \$31  | \chain_valid_in$233 ;
-  assign \$33  = \$32  | \chain_valid_in$250 ;
-  assign \$34  = \$33  | \chain_valid_in$268 ;
-  assign \$35  = \$34  | \chain_valid_in$286 ;
-  assign \$36  = \$35  | \chain_valid_in$304 ;
-  assign \$37  = \$36  | \chain_valid_out$309 ;
-  assign \$38  = \$37  | \chain_valid_out$310 ;
+  assign \$60  = ~ first;
+  assign \$61  = in_flags[0] | \$60 ;
+  assign \$62  = \$61  | results__valid;
+  assign \$64  = \$63  | \o$151 [3];
+  assign \$65  = \$64  | \o$151 [6];
+  assign \$66  = \$65  | \o$151 [9];
+  assign \$67  = \$66  | \valid_in$199 ;
+  assign \$68  = \$67  | \valid_in$217 ;
+  assign \$69  = \$68  | \valid_in$235 ;
+  assign \$70  = \$69  | \valid_in$253 ;
+  assign \$71  = \$70  | \valid_in$270 ;
+  assign \$72  = \$71  | \valid_in$288 ;
+  assign \$73  = \$72  | \valid_in$306 ;
+  assign \$74  = \$73  | \valid_in$324 ;
+  assign \$75  = \$74  | \valid_in$341 ;
+  assign \$76  = \$75  | \valid_in$359 ;
+  assign \$77  = \$76  | \valid_in$377 ;
+  assign \$78  = \$77  | \valid_in$395 ;
+  assign \$79  = \$62  | \$78 ;
+  assign \$81  = \$80  | \chain_valid_in$225 ;
+  assign \$82  = \$81  | \chain_valid_in$243 ;
+  assign \$83  = \$82  | \chain_valid_in$261 ;
+  assign \$84  = \$83  | \chain_valid_in$278 ;
+  assign \$85  = \$84  | \chain_valid_in$296 ;
+  assign \$86  = \$85  | \chain_valid_in$314 ;
+  assign \$87  = \$86  | \chain_valid_in$332 ;
+  assign \$88  = \$87  | \chain_valid_in$349 ;
+  assign \$89  = \$88  | \chain_valid_in$367 ;
+  assign \$90  = \$89  | \chain_valid_in$385 ;
+  assign \$91  = \$90  | \chain_valid_in$403 ;
+  assign \$92  = \$91  | \chain_valid_out$407 ;
+  assign \$93  = \$92  | \chain_valid_out$408 ;
+  assign \$94  = \$93  | \chain_valid_out$409 ;
+  assign \$95  = \$94  | chain_valid_out;
+  assign busy = \$79  | \$95 ;
+  always @(posedge clk)
+    rst_pe_0_0 <= rst;
+  always @(posedge clk)
+    rst_pe_0_1 <= rst;
+  always @(posedge clk)
+    rst_pe_0_2 <= rst;
+  always @(posedge clk)
+    rst_pe_0_3 <= rst;
+  always @(posedge clk)
+    rst_pe_1_0 <= rst;
+  always @(posedge clk)
+    rst_pe_1_1 <= rst;
+  always @(posedge clk)
+    rst_pe_1_2 <= rst;
+  always @(posedge clk)
+    rst_pe_1_3 <= rst;
+  always @(posedge clk)
+    rst_pe_2_0 <= rst;
+  always @(posedge clk)
+    rst_pe_2_1 <= rst;
+  always @(posedge clk)
+    rst_pe_2_2 <= rst;
+  always @(posedge clk)
+    rst_pe_2_3 <= rst;
+  always @(posedge clk)
+    rst_pe_3_0 <= rst;
+  always @(posedge clk)
+    rst_pe_3_1 <= rst;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst;
+  always @(posedge clk)
+    skid_valid <= \$96 ;
+  always @(posedge clk)
+    skid <= \$97 ;
+  always @(posedge clk)
+    skid_valid_0 <= held;
+  always @(posedge clk)
+    skid_valid_1 <= held;
+  always @(posedge clk)
+    skid_valid_2 <= held;
+  always @(posedge clk)
+    skid_valid_3 <= held;
+  always @(posedge clk)
+    en_deskew_0 <= \$6 ;
+  always @(posedge clk)
+    en_deskew_1 <= \$7 ;
+  always @(posedge clk)
+    en_deskew_2 <= \$8 ;
+  always @(posedge clk)
+    en_deskew_3 <= \$9 ;
+  always @(posedge clk)
+    out_row <= \$98 ;
+  always @(posedge clk)
+    en <= \$14 ;
+  always @(posedge clk)
+    en_in_a_0 <= \$15 ;
+  always @(posedge clk)
+    in_a <= \$99 ;
+  always @(posedge clk)
+    en_in_a_1 <= \$16 ;
+  always @(posedge clk)
+    en_in_a_2 <= \$17 ;
+  always @(posedge clk)
+    en_in_a_3 <= \$18 ;
+  always @(posedge clk)
+    en_in_b_0 <= \$19 ;
+  always @(posedge clk)
+    in_b <= \$100 ;
+  always @(posedge clk)
+    en_in_b_1 <= \$20 ;
+  always @(posedge clk)
+    en_in_b_2 <= \$21 ;
+  always @(posedge clk)
+    en_in_b_3 <= \$22 ;
+  always @(posedge clk)
+    in_flags <= \$101 ;
+  always @(posedge clk)
+    first <= \$102 ;
+  always @(posedge clk)
+    gap <= \$103 ;
+  always @(posedge clk)
+    rst_skew_flags <= rst;
+  always @(posedge clk)
+    en_skew_a_0 <= \$26 ;
+  always @(posedge clk)
+    en_skew_a_1 <= \$27 ;
+  always @(posedge clk)
+    en_skew_a_2 <= \$28 ;
+  always @(posedge clk)
+    en_skew_a_3 <= \$29 ;
+  always @(posedge clk)
+    en_skew_b_0 <= \$30 ;
+  always @(posedge clk)
+    en_skew_b_1 <= \$31 ;
+  always @(posedge clk)
+    en_skew_b_2 <= \$32 ;
+  always @(posedge clk)
+    en_skew_b_3 <= \$33 ;
+  always @(posedge clk)
+    en_skew_flags <= \$34 ;
+  always @(posedge clk)
+    en_pe_0_0 <= \$35 ;
+  always @(posedge clk)
+    en_pe_0_1 <= \$36 ;
+  always @(posedge clk)
+    en_pe_0_2 <= \$37 ;
+  always @(posedge clk)
+    en_pe_0_3 <= \$38 ;
+  always @(posedge clk)
+    en_pe_1_0 <= \$39 ;
+  always @(posedge clk)
+    en_pe_1_1 <= \$40 ;
+  always @(posedge clk)
+    en_pe_1_2 <= \$41 ;
+  always @(posedge clk)
+    en_pe_1_3 <= \$42 ;
+  always @(posedge clk)
+    en_pe_2_0 <= \$43 ;
+  always @(posedge clk)
+    en_pe_2_1 <= \$44 ;
+  always @(posedge clk)
+    en_pe_2_2 <= \$45 ;
+  always @(posedge clk)
+    en_pe_2_3 <= \$46 ;
+  always @(posedge clk)
+    en_pe_3_0 <= \$47 ;
+  always @(posedge clk)
+    en_pe_3_1 <= \$48 ;
+  always @(posedge clk)
+    en_pe_3_2 <= \$49 ;
+  always @(posedge clk)
+    en_pe_3_3 <= \$50 ;
   \accelerator.engine.core.deskew  deskew (
     .clk(clk),
-    .en(en),
     .i(i),
     .o(o),
+    .\port$2258$0 (en_deskew_0),
+    .\port$2259$0 (en_deskew_1),
+    .\port$2260$0 (en_deskew_2),
+    .\port$2261$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$44 [7:0]),
+    .a_in(\o$143 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$59 ),
-    .b_in(\o$50 [7:0]),
-    .b_next(\o_next$48 [7:0]),
-    .b_out(\b_in$98 ),
-    .chain_out(\chain_in$106 ),
-    .chain_valid_out(\chain_valid_in$108 ),
-    .clk(clk),
+    .a_out(\a_in$158 ),
+    .b_in(\o$149 [7:0]),
+    .b_next(\o_next$147 [7:0]),
+    .b_out(\b_in$197 ),
+    .chain_out(\chain_in$205 ),
+    .chain_valid_out(\chain_valid_in$207 ),
     .drain(drain_0),
-    .en(en),
-    .first_out(\first_in$102 ),
-    .last_out(\last_in$104 ),
-    .\port$2564$0 (\o$52 [2:0]),
-    .rst(rst),
-    .valid_out(\valid_in$100 )
+    .en(en_pe_0_0),
+    .first_out(\first_in$201 ),
+    .last_out(\last_in$203 ),
+    .pe_0_0_sync_clk(clk),
+    .pe_0_0_sync_rst(rst_pe_0_0),
+    .\port$2709$0 (\o$151 [2:0]),
+    .valid_out(\valid_in$199 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$59 ),
-    .a_next(\o$44 [7:0]),
-    .a_out(\a_in$71 ),
-    .b_in(\o$50 [15:8]),
-    .b_next(\o_next$48 [15:8]),
-    .b_out(\b_in$116 ),
-    .chain_out(\chain_in$124 ),
-    .chain_valid_out(\chain_valid_in$126 ),
-    .clk(clk),
+    .a_in(\a_in$158 ),
+    .a_next(\o$143 [7:0]),
+    .a_out(\a_in$170 ),
+    .b_in(\o$149 [15:8]),
+    .b_next(\o_next$147 [15:8]),
+    .b_out(\b_in$215 ),
+    .chain_out(\chain_in$223 ),
+    .chain_valid_out(\chain_valid_in$225 ),
     .drain(drain_1),
-    .en(en),
-    .first_out(\first_in$120 ),
-    .last_out(\last_in$122 ),
-    .\port$2564$3 (\o$52 [5:3]),
-    .rst(rst),
-    .valid_out(\valid_in$118 )
+    .en(en_pe_0_1),
+    .first_out(\first_in$219 ),
+    .last_out(\last_in$221 ),
+    .pe_0_1_sync_clk(clk),
+    .pe_0_1_sync_rst(rst_pe_0_1),
+    .\port$2709$3 (\o$151 [5:3]),
+    .valid_out(\valid_in$217 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$71 ),
-    .a_next(\a_in$59 ),
-    .a_out(\a_in$83 ),
-    .b_in(\o$50 [23:16]),
-    .b_next(\o_next$48 [23:16]),
-    .b_out(\b_in$134 ),
-    .chain_out(\chain_in$142 ),
-    .chain_valid_out(\chain_valid_in$144 ),
-    .clk(clk),
+    .a_in(\a_in$170 ),
+    .a_next(\a_in$158 ),
+    .a_out(\a_in$182 ),
+    .b_in(\o$149 [23:16]),
+    .b_next(\o_next$147 [23:16]),
+    .b_out(\b_in$233 ),
+    .chain_out(\chain_in$241 ),
+    .chain_valid_out(\chain_valid_in$243 ),
     .drain(drain_2),
-    .en(en),
-    .first_out(\first_in$138 ),
-    .last_out(\last_in$140 ),
-    .\port$2564$6 (\o$52 [8:6]),
-    .rst(rst),
-    .valid_out(\valid_in$136 )
+    .en(en_pe_0_2),
+    .first_out(\first_in$237 ),
+    .last_out(\last_in$239 ),
+    .pe_0_2_sync_clk(clk),
+    .pe_0_2_sync_rst(rst_pe_0_2),
+    .\port$2709$6 (\o$151 [8:6]),
+    .valid_out(\valid_in$235 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$83 ),
-    .a_next(\a_in$71 ),
-    .b_in(\o$50 [31:24]),
-    .b_next(\o_next$48 [31:24]),
-    .b_out(\b_in$152 ),
-    .chain_out(\chain_in$160 ),
-    .chain_valid_out(\chain_valid_in$162 ),
-    .clk(clk),
+    .a_in(\a_in$182 ),
+    .a_next(\a_in$170 ),
+    .b_in(\o$149 [31:24]),
+    .b_next(\o_next$147 [31:24]),
+    .b_out(\b_in$251 ),
+    .chain_out(\chain_in$259 ),
+    .chain_valid_out(\chain_valid_in$261 ),
     .drain(drain_3),
-    .en(en),
-    .first_out(\first_in$156 ),
-    .last_out(\last_in$158 ),
-    .\port$2564$9 (\o$52 [11:9]),
-    .rst(rst),
-    .valid_out(\valid_in$154 )
+    .en(en_pe_0_3),
+    .first_out(\first_in$255 ),
+    .last_out(\last_in$257 ),
+    .pe_0_3_sync_clk(clk),
+    .pe_0_3_sync_rst(rst_pe_0_3),
+    .\port$2709$9 (\o$151 [11:9]),
+    .valid_out(\valid_in$253 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$44 [15:8]),
+    .a_in(\o$143 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$112 ),
-    .b_in(\b_in$98 ),
-    .b_next(\o$50 [7:0]),
-    .b_out(\b_in$169 ),
-    .chain_in(\chain_in$106 ),
-    .chain_out(\chain_in$177 ),
-    .chain_valid_in(\chain_valid_in$108 ),
-    .chain_valid_out(\chain_valid_in$179 ),
-    .clk(clk),
+    .a_out(\a_in$211 ),
+    .b_in(\b_in$197 ),
+    .b_next(\o$149 [7:0]),
+    .b_out(\b_in$268 ),
+    .chain_in(\chain_in$205 ),
+    .chain_out(\chain_in$276 ),
+    .chain_valid_in(\chain_valid_in$207 ),
+    .chain_valid_out(\chain_valid_in$278 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$102 ),
-    .first_out(\first_in$173 ),
-    .last_in(\last_in$104 ),
-    .last_out(\last_in$175 ),
-    .rst(rst),
-    .valid_in(\valid_in$100 ),
-    .valid_out(\valid_in$171 )
+    .en(en_pe_1_0),
+    .first_in(\first_in$201 ),
+    .first_out(\first_in$272 ),
+    .last_in(\last_in$203 ),
+    .last_out(\last_in$274 ),
+    .pe_1_0_sync_clk(clk),
+    .pe_1_0_sync_rst(rst_pe_1_0),
+    .valid_in(\valid_in$199 ),
+    .valid_out(\valid_in$270 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$112 ),
-    .a_next(\o$44 [15:8]),
-    .a_out(\a_in$130 ),
-    .b_in(\b_in$116 ),
-    .b_next(\o$50 [15:8]),
-    .b_out(\b_in$187 ),
-    .chain_in(\chain_in$124 ),
-    .chain_out(\chain_in$195 ),
-    .chain_valid_in(\chain_valid_in$126 ),
-    .chain_valid_out(\chain_valid_in$197 ),
-    .clk(clk),
+    .a_in(\a_in$211 ),
+    .a_next(\o$143 [15:8]),
+    .a_out(\a_in$229 ),
+    .b_in(\b_in$215 ),
+    .b_next(\o$149 [15:8]),
+    .b_out(\b_in$286 ),
+    .chain_in(\chain_in$223 ),
+    .chain_out(\chain_in$294 ),
+    .chain_valid_in(\chain_valid_in$225 ),
+    .chain_valid_out(\chain_valid_in$296 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$120 ),
-    .first_out(\first_in$191 ),
-    .last_in(\last_in$122 ),
-    .last_out(\last_in$193 ),
-    .rst(rst),
-    .valid_in(\valid_in$118 ),
-    .valid_out(\valid_in$189 )
+    .en(en_pe_1_1),
+    .first_in(\first_in$219 ),
+    .first_out(\first_in$290 ),
+    .last_in(\last_in$221 ),
+    .last_out(\last_in$292 ),
+    .pe_1_1_sync_clk(clk),
+    .pe_1_1_sync_rst(rst_pe_1_1),
+    .valid_in(\valid_in$217 ),
+    .valid_out(\valid_in$288 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$130 ),
-    .a_next(\a_in$112 ),
-    .a_out(\a_in$148 ),
-    .b_in(\b_in$134 ),
-    .b_next(\o$50 [23:16]),
-    .b_out(\b_in$205 ),
-    .chain_in(\chain_in$142 ),
-    .chain_out(\chain_in$213 ),
-    .chain_valid_in(\chain_valid_in$144 ),
-    .chain_valid_out(\chain_valid_in$215 ),
-    .clk(clk),
+    .a_in(\a_in$229 ),
+    .a_next(\a_in$211 ),
+    .a_out(\a_in$247 ),
+    .b_in(\b_in$233 ),
+    .b_next(\o$149 [23:16]),
+    .b_out(\b_in$304 ),
+    .chain_in(\chain_in$241 ),
+    .chain_out(\chain_in$312 ),
+    .chain_valid_in(\chain_valid_in$243 ),
+    .chain_valid_out(\chain_valid_in$314 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$138 ),
-    .first_out(\first_in$209 ),
-    .last_in(\last_in$140 ),
-    .last_out(\last_in$211 ),
-    .rst(rst),
-    .valid_in(\valid_in$136 ),
-    .valid_out(\valid_in$207 )
+    .en(en_pe_1_2),
+    .first_in(\first_in$237 ),
+    .first_out(\first_in$308 ),
+    .last_in(\last_in$239 ),
+    .last_out(\last_in$310 ),
+    .pe_1_2_sync_clk(clk),
+    .pe_1_2_sync_rst(rst_pe_1_2),
+    .valid_in(\valid_in$235 ),
+    .valid_out(\valid_in$306 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$148 ),
-    .a_next(\a_in$130 ),
-    .b_in(\b_in$152 ),
-    .b_next(\o$50 [31:24]),
-    .b_out(\b_in$223 ),
-    .chain_in(\chain_in$160 ),
-    .chain_out(\chain_in$231 ),
-    .chain_valid_in(\chain_valid_in$162 ),
-    .chain_valid_out(\chain_valid_in$233 ),
-    .clk(clk),
+    .a_in(\a_in$247 ),
+    .a_next(\a_in$229 ),
+    .b_in(\b_in$251 ),
+    .b_next(\o$149 [31:24]),
+    .b_out(\b_in$322 ),
+    .chain_in(\chain_in$259 ),
+    .chain_out(\chain_in$330 ),
+    .chain_valid_in(\chain_valid_in$261 ),
+    .chain_valid_out(\chain_valid_in$332 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$156 ),
-    .first_out(\first_in$227 ),
-    .last_in(\last_in$158 ),
-    .last_out(\last_in$229 ),
-    .rst(rst),
-    .valid_in(\valid_in$154 ),
-    .valid_out(\valid_in$225 )
+    .en(en_pe_1_3),
+    .first_in(\first_in$255 ),
+    .first_out(\first_in$326 ),
+    .last_in(\last_in$257 ),
+    .last_out(\last_in$328 ),
+    .pe_1_3_sync_clk(clk),
+    .pe_1_3_sync_rst(rst_pe_1_3),
+    .valid_in(\valid_in$253 ),
+    .valid_out(\valid_in$324 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$44 [23:16]),
+    .a_in(\o$143 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$183 ),
-    .b_in(\b_in$169 ),
-    .b_next(\b_in$98 ),
-    .b_out(\b_in$240 ),
-    .chain_in(\chain_in$177 ),
-    .chain_out(\chain_in$248 ),
-    .chain_valid_in(\chain_valid_in$179 ),
-    .chain_valid_out(\chain_valid_in$250 ),
-    .clk(clk),
+    .a_out(\a_in$282 ),
+    .b_in(\b_in$268 ),
+    .b_next(\b_in$197 ),
+    .b_out(\b_in$339 ),
+    .chain_in(\chain_in$276 ),
+    .chain_out(\chain_in$347 ),
+    .chain_valid_in(\chain_valid_in$278 ),
+    .chain_valid_out(\chain_valid_in$349 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$173 ),
-    .first_out(\first_in$244 ),
-    .last_in(\last_in$175 ),
-    .last_out(\last_in$246 ),
-    .rst(rst),
-    .valid_in(\valid_in$171 ),
-    .valid_out(\valid_in$242 )
+    .en(en_pe_2_0),
+    .first_in(\first_in$272 ),
+    .first_out(\first_in$343 ),
+    .last_in(\last_in$274 ),
+    .last_out(\last_in$345 ),
+    .pe_2_0_sync_clk(clk),
+    .pe_2_0_sync_rst(rst_pe_2_0),
+    .valid_in(\valid_in$270 ),
+    .valid_out(\valid_in$341 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$183 ),
-    .a_next(\o$44 [23:16]),
-    .a_out(\a_in$201 ),
-    .b_in(\b_in$187 ),
-    .b_next(\b_in$116 ),
-    .b_out(\b_in$258 ),
-    .chain_in(\chain_in$195 ),
-    .chain_out(\chain_in$266 ),
-    .chain_valid_in(\chain_valid_in$197 ),
-    .chain_valid_out(\chain_valid_in$268 ),
-    .clk(clk),
+    .a_in(\a_in$282 ),
+    .a_next(\o$143 [23:16]),
+    .a_out(\a_in$300 ),
+    .b_in(\b_in$286 ),
+    .b_next(\b_in$215 ),
+    .b_out(\b_in$357 ),
+    .chain_in(\chain_in$294 ),
+    .chain_out(\chain_in$365 ),
+    .chain_valid_in(\chain_valid_in$296 ),
+    .chain_valid_out(\chain_valid_in$367 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$191 ),
-    .first_out(\first_in$262 ),
-    .last_in(\last_in$193 ),
-    .last_out(\last_in$264 ),
-    .rst(rst),
-    .valid_in(\valid_in$189 ),
-    .valid_out(\valid_in$260 )
+    .en(en_pe_2_1),
+    .first_in(\first_in$290 ),
+    .first_out(\first_in$361 ),
+    .last_in(\last_in$292 ),
+    .last_out(\last_in$363 ),
+    .pe_2_1_sync_clk(clk),
+    .pe_2_1_sync_rst(rst_pe_2_1),
+    .valid_in(\valid_in$288 ),
+    .valid_out(\valid_in$359 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$201 ),
-    .a_next(\a_in$183 ),
-    .a_out(\a_in$219 ),
-    .b_in(\b_in$205 ),
-    .b_next(\b_in$134 ),
-    .b_out(\b_in$276 ),
-    .chain_in(\chain_in$213 ),
-    .chain_out(\chain_in$284 ),
-    .chain_valid_in(\chain_valid_in$215 ),
-    .chain_valid_out(\chain_valid_in$286 ),
-    .clk(clk),
+    .a_in(\a_in$300 ),
+    .a_next(\a_in$282 ),
+    .a_out(\a_in$318 ),
+    .b_in(\b_in$304 ),
+    .b_next(\b_in$233 ),
+    .b_out(\b_in$375 ),
+    .chain_in(\chain_in$312 ),
+    .chain_out(\chain_in$383 ),
+    .chain_valid_in(\chain_valid_in$314 ),
+    .chain_valid_out(\chain_valid_in$385 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$209 ),
-    .first_out(\first_in$280 ),
-    .last_in(\last_in$211 ),
-    .last_out(\last_in$282 ),
-    .rst(rst),
-    .valid_in(\valid_in$207 ),
-    .valid_out(\valid_in$278 )
+    .en(en_pe_2_2),
+    .first_in(\first_in$308 ),
+    .first_out(\first_in$379 ),
+    .last_in(\last_in$310 ),
+    .last_out(\last_in$381 ),
+    .pe_2_2_sync_clk(clk),
+    .pe_2_2_sync_rst(rst_pe_2_2),
+    .valid_in(\valid_in$306 ),
+    .valid_out(\valid_in$377 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$219 ),
-    .a_next(\a_in$201 ),
-    .b_in(\b_in$223 ),
-    .b_next(\b_in$152 ),
-    .b_out(\b_in$294 ),
-    .chain_in(\chain_in$231 ),
-    .chain_out(\chain_in$302 ),
-    .chain_valid_in(\chain_valid_in$233 ),
-    .chain_valid_out(\chain_valid_in$304 ),
-    .clk(clk),
+    .a_in(\a_in$318 ),
+    .a_next(\a_in$300 ),
+    .b_in(\b_in$322 ),
+    .b_next(\b_in$251 ),
+    .b_out(\b_in$393 ),
+    .chain_in(\chain_in$330 ),
+    .chain_out(\chain_in$401 ),
+    .chain_valid_in(\chain_valid_in$332 ),
+    .chain_valid_out(\chain_valid_in$403 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$227 ),
-    .first_out(\first_in$298 ),
-    .last_in(\last_in$229 ),
-    .last_out(\last_in$300 ),
-    .rst(rst),
-    .valid_in(\valid_in$225 ),
-    .valid_out(\valid_in$296 )
+    .en(en_pe_2_3),
+    .first_in(\first_in$326 ),
+    .first_out(\first_in$397 ),
+    .last_in(\last_in$328 ),
+    .last_out(\last_in$399 ),
+    .pe_2_3_sync_clk(clk),
+    .pe_2_3_sync_rst(rst_pe_2_3),
+    .valid_in(\valid_in$324 ),
+    .valid_out(\valid_in$395 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$44 [31:24]),
+    .a_in(\o$143 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$254 ),
-    .b_in(\b_in$240 ),
-    .b_next(\b_in$169 ),
-    .chain_in(\chain_in$248 ),
+    .a_out(\a_in$353 ),
+    .b_in(\b_in$339 ),
+    .b_next(\b_in$268 ),
+    .chain_in(\chain_in$347 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$250 ),
-    .chain_valid_out(\chain_valid_out$309 ),
-    .clk(clk),
+    .chain_valid_in(\chain_valid_in$349 ),
+    .chain_valid_out(\chain_valid_out$407 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$244 ),
-    .last_in(\last_in$246 ),
+    .en(en_pe_3_0),
+    .first_in(\first_in$343 ),
+    .last_in(\last_in$345 ),
     .last_out(last_out),
-    .rst(rst),
-    .valid_in(\valid_in$242 ),
+    .pe_3_0_sync_clk(clk),
+    .pe_3_0_sync_rst(rst_pe_3_0),
+    .valid_in(\valid_in$341 ),
     .valid_out(valid_out)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$254 ),
-    .a_next(\o$44 [31:24]),
-    .a_out(\a_in$272 ),
-    .b_in(\b_in$258 ),
-    .b_next(\b_in$187 ),
-    .chain_in(\chain_in$266 ),
-    .chain_out(\chain_out$18 ),
-    .chain_valid_in(\chain_valid_in$268 ),
-    .chain_valid_out(\chain_valid_out$310 ),
-    .clk(clk),
+    .a_in(\a_in$353 ),
+    .a_next(\o$143 [31:24]),
+    .a_out(\a_in$371 ),
+    .b_in(\b_in$357 ),
+    .b_next(\b_in$286 ),
+    .chain_in(\chain_in$365 ),
+    .chain_out(\chain_out$121 ),
+    .chain_valid_in(\chain_valid_in$367 ),
+    .chain_valid_out(\chain_valid_out$408 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$262 ),
-    .last_in(\last_in$264 ),
-    .last_out(\last_out$5 ),
-    .rst(rst),
-    .valid_in(\valid_in$260 ),
-    .valid_out(\valid_out$4 )
+    .en(en_pe_3_1),
+    .first_in(\first_in$361 ),
+    .last_in(\last_in$363 ),
+    .last_out(\last_out$112 ),
+    .pe_3_1_sync_clk(clk),
+    .pe_3_1_sync_rst(rst_pe_3_1),
+    .valid_in(\valid_in$359 ),
+    .valid_out(\valid_out$111 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$272 ),
-    .a_next(\a_in$254 ),
-    .a_out(\a_in$290 ),
-    .b_in(\b_in$276 ),
-    .b_next(\b_in$205 ),
-    .chain_in(\chain_in$284 ),
-    .chain_out(\chain_out$19 ),
-    .chain_valid_in(\chain_valid_in$286 ),
-    .chain_valid_out(\chain_valid_out$311 ),
-    .clk(clk),
+    .a_in(\a_in$371 ),
+    .a_next(\a_in$353 ),
+    .a_out(\a_in$389 ),
+    .b_in(\b_in$375 ),
+    .b_next(\b_in$304 ),
+    .chain_in(\chain_in$383 ),
+    .chain_out(\chain_out$122 ),
+    .chain_valid_in(\chain_valid_in$385 ),
+    .chain_valid_out(\chain_valid_out$409 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$280 ),
-    .last_in(\last_in$282 ),
-    .last_out(\last_out$8 ),
-    .rst(rst),
-    .valid_in(\valid_in$278 ),
-    .valid_out(\valid_out$7 )
+    .en(en_pe_3_2),
+    .first_in(\first_in$379 ),
+    .last_in(\last_in$381 ),
+    .last_out(\last_out$115 ),
+    .pe_3_2_sync_clk(clk),
+    .pe_3_2_sync_rst(rst_pe_3_2),
+    .valid_in(\valid_in$377 ),
+    .valid_out(\valid_out$114 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$290 ),
-    .a_next(\a_in$272 ),
-    .b_in(\b_in$294 ),
-    .b_next(\b_in$223 ),
-    .chain_in(\chain_in$302 ),
-    .chain_out(\chain_out$20 ),
-    .chain_valid_in(\chain_valid_in$304 ),
-    .chain_valid_out(results__valid),
-    .clk(clk),
+    .a_in(\a_in$389 ),
+    .a_next(\a_in$371 ),
+    .b_in(\b_in$393 ),
+    .b_next(\b_in$322 ),
+    .chain_in(\chain_in$401 ),
+    .chain_out(\chain_out$123 ),
+    .chain_valid_in(\chain_valid_in$403 ),
+    .chain_valid_out(chain_valid_out),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$298 ),
-    .last_in(\last_in$300 ),
-    .last_out(\last_out$11 ),
-    .rst(rst),
-    .valid_in(\valid_in$296 ),
-    .valid_out(\valid_out$10 )
+    .en(en_pe_3_3),
+    .first_in(\first_in$397 ),
+    .last_in(\last_in$399 ),
+    .last_out(\last_out$118 ),
+    .pe_3_3_sync_clk(clk),
+    .pe_3_3_sync_rst(rst_pe_3_3),
+    .valid_in(\valid_in$395 ),
+    .valid_out(\valid_out$117 )
   );
   \accelerator.engine.core.skew_a  skew_a (
     .clk(clk),
-    .en(en),
-    .i(\i$34 ),
+    .i(\i$136 ),
     .i_next(i_next),
-    .o(\o$44 ),
+    .o(\o$143 ),
     .o_next(o_next),
+    .\port$2284$0 (en_skew_a_0),
+    .\port$2285$0 (en_skew_a_1),
+    .\port$2286$0 (en_skew_a_2),
+    .\port$2287$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .clk(clk),
-    .en(en),
-    .i(\i$36 ),
+    .i(in_b),
     .i_next(operands__payload[63:32]),
-    .o(\o$50 ),
-    .o_next(\o_next$48 ),
+    .o(\o$149 ),
+    .o_next(\o_next$147 ),
+    .\port$2288$0 (en_skew_b_0),
+    .\port$2289$0 (en_skew_b_1),
+    .\port$2290$0 (en_skew_b_2),
+    .\port$2291$0 (en_skew_b_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
-    .clk(clk),
-    .en(en),
-    .i(\i$38 ),
-    .o(\o$52 ),
-    .rst(rst)
+    .en(en_skew_flags),
+    .i(\i$138 ),
+    .o(\o$151 ),
+    .skew_flags_sync_clk(clk),
+    .skew_flags_sync_rst(rst_skew_flags)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$48  = out_row;
-    if (\$41 ) begin
-      \$48  = \$44 [1:0];
-    end
+    \$96  = held;
     if (rst) begin
-      \$48  = 2'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$49  = in_a;
+    \$97  = skid;
+    if (\$1 ) begin
+      \$97 [128] = out[128];
+    end
+    if (\$2 ) begin
+      \$97 [31:0] = out[31:0];
+    end
+    if (\$3 ) begin
+      \$97 [63:32] = out[63:32];
+    end
+    if (\$4 ) begin
+      \$97 [95:64] = out[95:64];
+    end
+    if (\$5 ) begin
+      \$97 [127:96] = out[127:96];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$98  = out_row;
+    if (\$10 ) begin
+      \$98  = \$13 [1:0];
+    end
+    if (rst) begin
+      \$98  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$99  = in_a;
+    if (en_in_a_0) begin
+      \$99 [7:0] = operands__payload[7:0];
+    end
+    if (en_in_a_1) begin
+      \$99 [15:8] = operands__payload[15:8];
+    end
+    if (en_in_a_2) begin
+      \$99 [23:16] = operands__payload[23:16];
+    end
+    if (en_in_a_3) begin
+      \$99 [31:24] = operands__payload[31:24];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$100  = in_b;
+    if (en_in_b_0) begin
+      \$100 [7:0] = operands__payload[39:32];
+    end
+    if (en_in_b_1) begin
+      \$100 [15:8] = operands__payload[47:40];
+    end
+    if (en_in_b_2) begin
+      \$100 [23:16] = operands__payload[55:48];
+    end
+    if (en_in_b_3) begin
+      \$100 [31:24] = operands__payload[63:56];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$101  = in_flags;
     if (en) begin
-      \$49  = operands__payload[31:0];
+      \$101 [0] = accept;
+      \$101 [1] = first;
+      \$101 [2] = operands__payload[64];
     end
     if (rst) begin
-      \$49  = 32'd0;
+      \$101  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$50  = \i$36 ;
-    if (en) begin
-      \$50  = operands__payload[63:32];
-    end
-    if (rst) begin
-      \$50  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$51  = in_flags;
-    if (en) begin
-      \$51 [0] = accept;
-      \$51 [1] = first;
-      \$51 [2] = operands__payload[64];
-    end
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$52  = first;
+    \$102  = first;
     if (en) begin
       if (accept) begin
-        \$52  = operands__payload[64];
+        \$102  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$52  = 1'h1;
+      \$102  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$53  = gap;
+    \$103  = gap;
     if (en) begin
-      if (\$45 ) begin
-        \$53  = 3'h0;
-      end else if (\$46 ) begin
-        \$53  = \$47 [2:0];
+      if (\$23 ) begin
+        \$103  = 3'h0;
+      end else if (\$24 ) begin
+        \$103  = \$25 [2:0];
       end
     end
     if (rst) begin
-      \$53  = 3'h4;
+      \$103  = 3'h4;
     end
   end
-  assign \en$15  = en;
-  assign chain_valid_out = results__valid;
-  assign \en$31  = en;
-  assign \en$32  = en;
-  assign \en$33  = en;
-  assign in_b = \i$36 ;
-  assign \i_next$41  = operands__payload[63:32];
-  assign \en$42  = en;
-  assign a_in = \o$44 [7:0];
+  assign pe_0_0_sync_clk = clk;
+  assign pe_0_0_sync_rst = rst_pe_0_0;
+  assign pe_0_1_sync_clk = clk;
+  assign pe_0_1_sync_rst = rst_pe_0_1;
+  assign pe_0_2_sync_clk = clk;
+  assign pe_0_2_sync_rst = rst_pe_0_2;
+  assign pe_0_3_sync_clk = clk;
+  assign pe_0_3_sync_rst = rst_pe_0_3;
+  assign pe_1_0_sync_clk = clk;
+  assign pe_1_0_sync_rst = rst_pe_1_0;
+  assign pe_1_1_sync_clk = clk;
+  assign pe_1_1_sync_rst = rst_pe_1_1;
+  assign pe_1_2_sync_clk = clk;
+  assign pe_1_2_sync_rst = rst_pe_1_2;
+  assign pe_1_3_sync_clk = clk;
+  assign pe_1_3_sync_rst = rst_pe_1_3;
+  assign pe_2_0_sync_clk = clk;
+  assign pe_2_0_sync_rst = rst_pe_2_0;
+  assign pe_2_1_sync_clk = clk;
+  assign pe_2_1_sync_rst = rst_pe_2_1;
+  assign pe_2_2_sync_clk = clk;
+  assign pe_2_2_sync_rst = rst_pe_2_2;
+  assign pe_2_3_sync_clk = clk;
+  assign pe_2_3_sync_rst = rst_pe_2_3;
+  assign pe_3_0_sync_clk = clk;
+  assign pe_3_0_sync_rst = rst_pe_3_0;
+  assign pe_3_1_sync_clk = clk;
+  assign pe_3_1_sync_rst = rst_pe_3_1;
+  assign pe_3_2_sync_clk = clk;
+  assign pe_3_2_sync_rst = rst_pe_3_2;
+  assign pe_3_3_sync_clk = clk;
+  assign pe_3_3_sync_rst = rst_pe_3_3;
+  assign \en$127  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign skew_flags_sync_clk = clk;
+  assign skew_flags_sync_rst = rst_skew_flags;
+  assign \en$133  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$134  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign \en$135  = en_skew_flags;
+  assign \i$137  = in_b;
+  assign \i_next$140  = operands__payload[63:32];
+  assign \en$141  = en_pe_0_0;
+  assign a_in = \o$143 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$48 [7:0];
-  assign b_in = \o$50 [7:0];
-  assign valid_in = \o$52 [0];
-  assign first_in = \o$52 [1];
-  assign last_in = \o$52 [2];
+  assign b_next = \o_next$147 [7:0];
+  assign b_in = \o$149 [7:0];
+  assign valid_in = \o$151 [0];
+  assign first_in = \o$151 [1];
+  assign last_in = \o$151 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$58  = en;
-  assign a_out = \a_in$59 ;
-  assign \a_next$61  = \o$44 [7:0];
-  assign \b_next$62  = \o_next$48 [15:8];
-  assign \b_in$63  = \o$50 [15:8];
-  assign \valid_in$64  = \o$52 [3];
-  assign \first_in$65  = \o$52 [4];
-  assign \last_in$66  = \o$52 [5];
-  assign \chain_in$67  = 32'd0;
-  assign \chain_valid_in$68  = 1'h0;
-  assign \drain$69  = drain_1;
-  assign \en$70  = en;
-  assign \a_out$72  = \a_in$71 ;
-  assign \a_next$73  = \a_in$59 ;
-  assign \b_next$74  = \o_next$48 [23:16];
-  assign \b_in$75  = \o$50 [23:16];
-  assign \valid_in$76  = \o$52 [6];
-  assign \first_in$77  = \o$52 [7];
-  assign \last_in$78  = \o$52 [8];
-  assign \chain_in$79  = 32'd0;
-  assign \chain_valid_in$80  = 1'h0;
-  assign \drain$81  = drain_2;
-  assign \en$82  = en;
-  assign \a_out$84  = \a_in$83 ;
-  assign \a_next$85  = \a_in$71 ;
-  assign \b_next$86  = \o_next$48 [31:24];
-  assign \b_in$87  = \o$50 [31:24];
-  assign \valid_in$88  = \o$52 [9];
-  assign \first_in$89  = \o$52 [10];
-  assign \last_in$90  = \o$52 [11];
-  assign \chain_in$91  = 32'd0;
-  assign \chain_valid_in$92  = 1'h0;
-  assign \drain$93  = drain_3;
-  assign \en$94  = en;
-  assign \a_in$95  = \o$44 [15:8];
-  assign \a_next$96  = o_next[15:8];
-  assign \b_next$97  = \o$50 [7:0];
-  assign b_out = \b_in$98 ;
-  assign \valid_out$101  = \valid_in$100 ;
-  assign first_out = \first_in$102 ;
-  assign \last_out$105  = \last_in$104 ;
-  assign \chain_out$107  = \chain_in$106 ;
-  assign \chain_valid_out$109  = \chain_valid_in$108 ;
-  assign \drain$110  = drain_0;
-  assign \en$111  = en;
-  assign \a_out$113  = \a_in$112 ;
-  assign \a_next$114  = \o$44 [15:8];
-  assign \b_next$115  = \o$50 [15:8];
-  assign \b_out$117  = \b_in$116 ;
-  assign \valid_out$119  = \valid_in$118 ;
-  assign \first_out$121  = \first_in$120 ;
-  assign \last_out$123  = \last_in$122 ;
-  assign \chain_out$125  = \chain_in$124 ;
-  assign \chain_valid_out$127  = \chain_valid_in$126 ;
-  assign \drain$128  = drain_1;
-  assign \en$129  = en;
-  assign \a_out$131  = \a_in$130 ;
-  assign \a_next$132  = \a_in$112 ;
-  assign \b_next$133  = \o$50 [23:16];
-  assign \b_out$135  = \b_in$134 ;
-  assign \valid_out$137  = \valid_in$136 ;
-  assign \first_out$139  = \first_in$138 ;
-  assign \last_out$141  = \last_in$140 ;
-  assign \chain_out$143  = \chain_in$142 ;
-  assign \chain_valid_out$145  = \chain_valid_in$144 ;
-  assign \drain$146  = drain_2;
-  assign \en$147  = en;
-  assign \a_out$149  = \a_in$148 ;
-  assign \a_next$150  = \a_in$130 ;
-  assign \b_next$151  = \o$50 [31:24];
-  assign \b_out$153  = \b_in$152 ;
-  assign \valid_out$155  = \valid_in$154 ;
-  assign \first_out$157  = \first_in$156 ;
-  assign \last_out$159  = \last_in$158 ;
-  assign \chain_out$161  = \chain_in$160 ;
-  assign \chain_valid_out$163  = \chain_valid_in$162 ;
-  assign \drain$164  = drain_3;
-  assign \en$165  = en;
-  assign \a_in$166  = \o$44 [23:16];
-  assign \a_next$167  = o_next[23:16];
-  assign \b_next$168  = \b_in$98 ;
-  assign \b_out$170  = \b_in$169 ;
-  assign \valid_out$172  = \valid_in$171 ;
-  assign \first_out$174  = \first_in$173 ;
-  assign \last_out$176  = \last_in$175 ;
-  assign \chain_out$178  = \chain_in$177 ;
-  assign \chain_valid_out$180  = \chain_valid_in$179 ;
-  assign \drain$181  = drain_0;
-  assign \en$182  = en;
-  assign \a_out$184  = \a_in$183 ;
-  assign \a_next$185  = \o$44 [23:16];
-  assign \b_next$186  = \b_in$116 ;
-  assign \b_out$188  = \b_in$187 ;
-  assign \valid_out$190  = \valid_in$189 ;
-  assign \first_out$192  = \first_in$191 ;
-  assign \last_out$194  = \last_in$193 ;
-  assign \chain_out$196  = \chain_in$195 ;
-  assign \chain_valid_out$198  = \chain_valid_in$197 ;
-  assign \drain$199  = drain_1;
-  assign \en$200  = en;
-  assign \a_out$202  = \a_in$201 ;
-  assign \a_next$203  = \a_in$183 ;
-  assign \b_next$204  = \b_in$134 ;
-  assign \b_out$206  = \b_in$205 ;
-  assign \valid_out$208  = \valid_in$207 ;
-  assign \first_out$210  = \first_in$209 ;
-  assign \last_out$212  = \last_in$211 ;
-  assign \chain_out$214  = \chain_in$213 ;
-  assign \chain_valid_out$216  = \chain_valid_in$215 ;
-  assign \drain$217  = drain_2;
-  assign \en$218  = en;
-  assign \a_out$220  = \a_in$219 ;
-  assign \a_next$221  = \a_in$201 ;
-  assign \b_next$222  = \b_in$152 ;
-  assign \b_out$224  = \b_in$223 ;
-  assign \valid_out$226  = \valid_in$225 ;
-  assign \first_out$228  = \first_in$227 ;
-  assign \last_out$230  = \last_in$229 ;
-  assign \chain_out$232  = \chain_in$231 ;
-  assign \chain_valid_out$234  = \chain_valid_in$233 ;
-  assign \drain$235  = drain_3;
-  assign \en$236  = en;
-  assign \a_in$237  = \o$44 [31:24];
-  assign \a_next$238  = o_next[31:24];
-  assign \b_next$239  = \b_in$169 ;
-  assign \b_out$241  = \b_in$240 ;
-  assign \valid_out$243  = \valid_in$242 ;
-  assign \first_out$245  = \first_in$244 ;
-  assign \last_out$247  = \last_in$246 ;
-  assign \chain_out$249  = \chain_in$248 ;
-  assign \chain_valid_out$251  = \chain_valid_in$250 ;
-  assign \drain$252  = drain_0;
-  assign \en$253  = en;
-  assign \a_out$255  = \a_in$254 ;
-  assign \a_next$256  = \o$44 [31:24];
-  assign \b_next$257  = \b_in$187 ;
-  assign \b_out$259  = \b_in$258 ;
-  assign \valid_out$261  = \valid_in$260 ;
-  assign \first_out$263  = \first_in$262 ;
-  assign \last_out$265  = \last_in$264 ;
-  assign \chain_out$267  = \chain_in$266 ;
-  assign \chain_valid_out$269  = \chain_valid_in$268 ;
-  assign \drain$270  = drain_1;
-  assign \en$271  = en;
-  assign \a_out$273  = \a_in$272 ;
-  assign \a_next$274  = \a_in$254 ;
-  assign \b_next$275  = \b_in$205 ;
-  assign \b_out$277  = \b_in$276 ;
-  assign \valid_out$279  = \valid_in$278 ;
-  assign \first_out$281  = \first_in$280 ;
-  assign \last_out$283  = \last_in$282 ;
-  assign \chain_out$285  = \chain_in$284 ;
-  assign \chain_valid_out$287  = \chain_valid_in$286 ;
-  assign \drain$288  = drain_2;
-  assign \en$289  = en;
-  assign \a_out$291  = \a_in$290 ;
-  assign \a_next$292  = \a_in$272 ;
-  assign \b_next$293  = \b_in$223 ;
-  assign \b_out$295  = \b_in$294 ;
-  assign \valid_out$297  = \valid_in$296 ;
-  assign \first_out$299  = \first_in$298 ;
-  assign \last_out$301  = \last_in$300 ;
-  assign \chain_out$303  = \chain_in$302 ;
-  assign \chain_valid_out$305  = \chain_valid_in$304 ;
-  assign \drain$306  = drain_3;
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
-  assign \o[0]  = o[31:0];
-  assign \o[1]  = o[63:32];
-  assign \o[2]  = o[95:64];
-  assign \o[3]  = o[127:96];
+  assign \en$157  = en_pe_0_1;
+  assign a_out = \a_in$158 ;
+  assign \a_next$160  = \o$143 [7:0];
+  assign \b_next$161  = \o_next$147 [15:8];
+  assign \b_in$162  = \o$149 [15:8];
+  assign \valid_in$163  = \o$151 [3];
+  assign \first_in$164  = \o$151 [4];
+  assign \last_in$165  = \o$151 [5];
+  assign \chain_in$166  = 32'd0;
+  assign \chain_valid_in$167  = 1'h0;
+  assign \drain$168  = drain_1;
+  assign \en$169  = en_pe_0_2;
+  assign \a_out$171  = \a_in$170 ;
+  assign \a_next$172  = \a_in$158 ;
+  assign \b_next$173  = \o_next$147 [23:16];
+  assign \b_in$174  = \o$149 [23:16];
+  assign \valid_in$175  = \o$151 [6];
+  assign \first_in$176  = \o$151 [7];
+  assign \last_in$177  = \o$151 [8];
+  assign \chain_in$178  = 32'd0;
+  assign \chain_valid_in$179  = 1'h0;
+  assign \drain$180  = drain_2;
+  assign \en$181  = en_pe_0_3;
+  assign \a_out$183  = \a_in$182 ;
+  assign \a_next$184  = \a_in$170 ;
+  assign \b_next$185  = \o_next$147 [31:24];
+  assign \b_in$186  = \o$149 [31:24];
+  assign \valid_in$187  = \o$151 [9];
+  assign \first_in$188  = \o$151 [10];
+  assign \last_in$189  = \o$151 [11];
+  assign \chain_in$190  = 32'd0;
+  assign \chain_valid_in$191  = 1'h0;
+  assign \drain$192  = drain_3;
+  assign \en$193  = en_pe_1_0;
+  assign \a_in$194  = \o$143 [15:8];
+  assign \a_next$195  = o_next[15:8];
+  assign \b_next$196  = \o$149 [7:0];
+  assign b_out = \b_in$197 ;
+  assign \valid_out$200  = \valid_in$199 ;
+  assign first_out = \first_in$201 ;
+  assign \last_out$204  = \last_in$203 ;
+  assign \chain_out$206  = \chain_in$205 ;
+  assign \chain_valid_out$208  = \chain_valid_in$207 ;
+  assign \drain$209  = drain_0;
+  assign \en$210  = en_pe_1_1;
+  assign \a_out$212  = \a_in$211 ;
+  assign \a_next$213  = \o$143 [15:8];
+  assign \b_next$214  = \o$149 [15:8];
+  assign \b_out$216  = \b_in$215 ;
+  assign \valid_out$218  = \valid_in$217 ;
+  assign \first_out$220  = \first_in$219 ;
+  assign \last_out$222  = \last_in$221 ;
+  assign \chain_out$224  = \chain_in$223 ;
+  assign \chain_valid_out$226  = \chain_valid_in$225 ;
+  assign \drain$227  = drain_1;
+  assign \en$228  = en_pe_1_2;
+  assign \a_out$230  = \a_in$229 ;
+  assign \a_next$231  = \a_in$211 ;
+  assign \b_next$232  = \o$149 [23:16];
+  assign \b_out$234  = \b_in$233 ;
+  assign \valid_out$236  = \valid_in$235 ;
+  assign \first_out$238  = \first_in$237 ;
+  assign \last_out$240  = \last_in$239 ;
+  assign \chain_out$242  = \chain_in$241 ;
+  assign \chain_valid_out$244  = \chain_valid_in$243 ;
+  assign \drain$245  = drain_2;
+  assign \en$246  = en_pe_1_3;
+  assign \a_out$248  = \a_in$247 ;
+  assign \a_next$249  = \a_in$229 ;
+  assign \b_next$250  = \o$149 [31:24];
+  assign \b_out$252  = \b_in$251 ;
+  assign \valid_out$254  = \valid_in$253 ;
+  assign \first_out$256  = \first_in$255 ;
+  assign \last_out$258  = \last_in$257 ;
+  assign \chain_out$260  = \chain_in$259 ;
+  assign \chain_valid_out$262  = \chain_valid_in$261 ;
+  assign \drain$263  = drain_3;
+  assign \en$264  = en_pe_2_0;
+  assign \a_in$265  = \o$143 [23:16];
+  assign \a_next$266  = o_next[23:16];
+  assign \b_next$267  = \b_in$197 ;
+  assign \b_out$269  = \b_in$268 ;
+  assign \valid_out$271  = \valid_in$270 ;
+  assign \first_out$273  = \first_in$272 ;
+  assign \last_out$275  = \last_in$274 ;
+  assign \chain_out$277  = \chain_in$276 ;
+  assign \chain_valid_out$279  = \chain_valid_in$278 ;
+  assign \drain$280  = drain_0;
+  assign \en$281  = en_pe_2_1;
+  assign \a_out$283  = \a_in$282 ;
+  assign \a_next$284  = \o$143 [23:16];
+  assign \b_next$285  = \b_in$215 ;
+  assign \b_out$287  = \b_in$286 ;
+  assign \valid_out$289  = \valid_in$288 ;
+  assign \first_out$291  = \first_in$290 ;
+  assign \last_out$293  = \last_in$292 ;
+  assign \chain_out$295  = \chain_in$294 ;
+  assign \chain_valid_out$297  = \chain_valid_in$296 ;
+  assign \drain$298  = drain_1;
+  assign \en$299  = en_pe_2_2;
+  assign \a_out$301  = \a_in$300 ;
+  assign \a_next$302  = \a_in$282 ;
+  assign \b_next$303  = \b_in$233 ;
+  assign \b_out$305  = \b_in$304 ;
+  assign \valid_out$307  = \valid_in$306 ;
+  assign \first_out$309  = \first_in$308 ;
+  assign \last_out$311  = \last_in$310 ;
+  assign \chain_out$313  = \chain_in$312 ;
+  assign \chain_valid_out$315  = \chain_valid_in$314 ;
+  assign \drain$316  = drain_2;
+  assign \en$317  = en_pe_2_3;
+  assign \a_out$319  = \a_in$318 ;
+  assign \a_next$320  = \a_in$300 ;
+  assign \b_next$321  = \b_in$251 ;
+  assign \b_out$323  = \b_in$322 ;
+  assign \valid_out$325  = \valid_in$324 ;
+  assign \first_out$327  = \first_in$326 ;
+  assign \last_out$329  = \last_in$328 ;
+  assign \chain_out$331  = \chain_in$330 ;
+  assign \chain_valid_out$333  = \chain_valid_in$332 ;
+  assign \drain$334  = drain_3;
+  assign \en$335  = en_pe_3_0;
+  assign \a_in$336  = \o$143 [31:24];
+  assign \a_next$337  = o_next[31:24];
+  assign \b_next$338  = \b_in$268 ;
+  assign \b_out$340  = \b_in$339 ;
+  assign \valid_out$342  = \valid_in$341 ;
+  assign \first_out$344  = \first_in$343 ;
+  assign \last_out$346  = \last_in$345 ;
+  assign \chain_out$348  = \chain_in$347 ;
+  assign \chain_valid_out$350  = \chain_valid_in$349 ;
+  assign \drain$351  = drain_0;
+  assign \en$352  = en_pe_3_1;
+  assign \a_out$354  = \a_in$353 ;
+  assign \a_next$355  = \o$143 [31:24];
+  assign \b_next$356  = \b_in$286 ;
+  assign \b_out$358  = \b_in$357 ;
+  assign \valid_out$360  = \valid_in$359 ;
+  assign \first_out$362  = \first_in$361 ;
+  assign \last_out$364  = \last_in$363 ;
+  assign \chain_out$366  = \chain_in$365 ;
+  assign \chain_valid_out$368  = \chain_valid_in$367 ;
+  assign \drain$369  = drain_1;
+  assign \en$370  = en_pe_3_2;
+  assign \a_out$372  = \a_in$371 ;
+  assign \a_next$373  = \a_in$353 ;
+  assign \b_next$374  = \b_in$304 ;
+  assign \b_out$376  = \b_in$375 ;
+  assign \valid_out$378  = \valid_in$377 ;
+  assign \first_out$380  = \first_in$379 ;
+  assign \last_out$382  = \last_in$381 ;
+  assign \chain_out$384  = \chain_in$383 ;
+  assign \chain_valid_out$386  = \chain_valid_in$385 ;
+  assign \drain$387  = drain_2;
+  assign \en$388  = en_pe_3_3;
+  assign \a_out$390  = \a_in$389 ;
+  assign \a_next$391  = \a_in$371 ;
+  assign \b_next$392  = \b_in$322 ;
+  assign \b_out$394  = \b_in$393 ;
+  assign \valid_out$396  = \valid_in$395 ;
+  assign \first_out$398  = \first_in$397 ;
+  assign \last_out$400  = \last_in$399 ;
+  assign \chain_out$402  = \chain_in$401 ;
+  assign \chain_valid_out$404  = \chain_valid_in$403 ;
+  assign \drain$405  = drain_3;
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
+  assign \out.c  = out[127:0];
+  assign \out.c[0]  = out[31:0];
+  assign \out.c[1]  = out[63:32];
+  assign \out.c[2]  = out[95:64];
+  assign \out.c[3]  = out[127:96];
+  assign \out.last  = out[128];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
@@ -11063,105 +11508,120 @@ module \accelerator.engine.core (rst, operands__ready, operands__valid, operands
   assign \operands__payload.b[2]  = operands__payload[55:48];
   assign \operands__payload.b[3]  = operands__payload[63:56];
   assign \operands__payload.last  = operands__payload[64];
-  assign \i$34[0]  = \i$34 [7:0];
-  assign \i$34[1]  = \i$34 [15:8];
-  assign \i$34[2]  = \i$34 [23:16];
-  assign \i$34[3]  = \i$34 [31:24];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \i$36[0]  = \i$36 [7:0];
-  assign \i$36[1]  = \i$36 [15:8];
-  assign \i$36[2]  = \i$36 [23:16];
-  assign \i$36[3]  = \i$36 [31:24];
-  assign \in_b[0]  = \i$36 [7:0];
-  assign \in_b[1]  = \i$36 [15:8];
-  assign \in_b[2]  = \i$36 [23:16];
-  assign \in_b[3]  = \i$36 [31:24];
-  assign \i$38[0]  = \i$38 [2:0];
-  assign \i$38[0].valid  = \i$38 [0];
-  assign \i$38[0].first  = \i$38 [1];
-  assign \i$38[0].last  = \i$38 [2];
-  assign \i$38[1]  = \i$38 [5:3];
-  assign \i$38[1].valid  = \i$38 [3];
-  assign \i$38[1].first  = \i$38 [4];
-  assign \i$38[1].last  = \i$38 [5];
-  assign \i$38[2]  = \i$38 [8:6];
-  assign \i$38[2].valid  = \i$38 [6];
-  assign \i$38[2].first  = \i$38 [7];
-  assign \i$38[2].last  = \i$38 [8];
-  assign \i$38[3]  = \i$38 [11:9];
-  assign \i$38[3].valid  = \i$38 [9];
-  assign \i$38[3].first  = \i$38 [10];
-  assign \i$38[3].last  = \i$38 [11];
+  assign \in_b[0]  = in_b[7:0];
+  assign \in_b[1]  = in_b[15:8];
+  assign \in_b[2]  = in_b[23:16];
+  assign \in_b[3]  = in_b[31:24];
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
+  assign \o[0]  = o[31:0];
+  assign \o[1]  = o[63:32];
+  assign \o[2]  = o[95:64];
+  assign \o[3]  = o[127:96];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+  assign \i$136[0]  = \i$136 [7:0];
+  assign \i$136[1]  = \i$136 [15:8];
+  assign \i$136[2]  = \i$136 [23:16];
+  assign \i$136[3]  = \i$136 [31:24];
+  assign \i$137[0]  = in_b[7:0];
+  assign \i$137[1]  = in_b[15:8];
+  assign \i$137[2]  = in_b[23:16];
+  assign \i$137[3]  = in_b[31:24];
+  assign \i$138[0]  = \i$138 [2:0];
+  assign \i$138[0].valid  = \i$138 [0];
+  assign \i$138[0].first  = \i$138 [1];
+  assign \i$138[0].last  = \i$138 [2];
+  assign \i$138[1]  = \i$138 [5:3];
+  assign \i$138[1].valid  = \i$138 [3];
+  assign \i$138[1].first  = \i$138 [4];
+  assign \i$138[1].last  = \i$138 [5];
+  assign \i$138[2]  = \i$138 [8:6];
+  assign \i$138[2].valid  = \i$138 [6];
+  assign \i$138[2].first  = \i$138 [7];
+  assign \i$138[2].last  = \i$138 [8];
+  assign \i$138[3]  = \i$138 [11:9];
+  assign \i$138[3].valid  = \i$138 [9];
+  assign \i$138[3].first  = \i$138 [10];
+  assign \i$138[3].last  = \i$138 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$41[0]  = operands__payload[39:32];
-  assign \i_next$41[1]  = operands__payload[47:40];
-  assign \i_next$41[2]  = operands__payload[55:48];
-  assign \i_next$41[3]  = operands__payload[63:56];
-  assign \o$44[0]  = \o$44 [7:0];
-  assign \o$44[1]  = \o$44 [15:8];
-  assign \o$44[2]  = \o$44 [23:16];
-  assign \o$44[3]  = \o$44 [31:24];
+  assign \i_next$140[0]  = operands__payload[39:32];
+  assign \i_next$140[1]  = operands__payload[47:40];
+  assign \i_next$140[2]  = operands__payload[55:48];
+  assign \i_next$140[3]  = operands__payload[63:56];
+  assign \o$143[0]  = \o$143 [7:0];
+  assign \o$143[1]  = \o$143 [15:8];
+  assign \o$143[2]  = \o$143 [23:16];
+  assign \o$143[3]  = \o$143 [31:24];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
   assign \o_next[3]  = o_next[31:24];
-  assign \o_next$48[0]  = \o_next$48 [7:0];
-  assign \o_next$48[1]  = \o_next$48 [15:8];
-  assign \o_next$48[2]  = \o_next$48 [23:16];
-  assign \o_next$48[3]  = \o_next$48 [31:24];
-  assign \o$50[0]  = \o$50 [7:0];
-  assign \o$50[1]  = \o$50 [15:8];
-  assign \o$50[2]  = \o$50 [23:16];
-  assign \o$50[3]  = \o$50 [31:24];
-  assign \o$52[0]  = \o$52 [2:0];
-  assign \o$52[0].valid  = \o$52 [0];
-  assign \o$52[0].first  = \o$52 [1];
-  assign \o$52[0].last  = \o$52 [2];
-  assign \o$52[1]  = \o$52 [5:3];
-  assign \o$52[1].valid  = \o$52 [3];
-  assign \o$52[1].first  = \o$52 [4];
-  assign \o$52[1].last  = \o$52 [5];
-  assign \o$52[2]  = \o$52 [8:6];
-  assign \o$52[2].valid  = \o$52 [6];
-  assign \o$52[2].first  = \o$52 [7];
-  assign \o$52[2].last  = \o$52 [8];
-  assign \o$52[3]  = \o$52 [11:9];
-  assign \o$52[3].valid  = \o$52 [9];
-  assign \o$52[3].first  = \o$52 [10];
-  assign \o$52[3].last  = \o$52 [11];
+  assign \o_next$147[0]  = \o_next$147 [7:0];
+  assign \o_next$147[1]  = \o_next$147 [15:8];
+  assign \o_next$147[2]  = \o_next$147 [23:16];
+  assign \o_next$147[3]  = \o_next$147 [31:24];
+  assign \o$149[0]  = \o$149 [7:0];
+  assign \o$149[1]  = \o$149 [15:8];
+  assign \o$149[2]  = \o$149 [23:16];
+  assign \o$149[3]  = \o$149 [31:24];
+  assign \o$151[0]  = \o$151 [2:0];
+  assign \o$151[0].valid  = \o$151 [0];
+  assign \o$151[0].first  = \o$151 [1];
+  assign \o$151[0].last  = \o$151 [2];
+  assign \o$151[1]  = \o$151 [5:3];
+  assign \o$151[1].valid  = \o$151 [3];
+  assign \o$151[1].first  = \o$151 [4];
+  assign \o$151[1].last  = \o$151 [5];
+  assign \o$151[2]  = \o$151 [8:6];
+  assign \o$151[2].valid  = \o$151 [6];
+  assign \o$151[2].first  = \o$151 [7];
+  assign \o$151[2].last  = \o$151 [8];
+  assign \o$151[3]  = \o$151 [11:9];
+  assign \o$151[3].valid  = \o$151 [9];
+  assign \o$151[3].first  = \o$151 [10];
+  assign \o$151[3].last  = \o$151 [11];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$38 [11:9] = in_flags;
-  assign \i$38 [8:6] = in_flags;
-  assign \i$38 [5:3] = in_flags;
-  assign \i$38 [2:0] = in_flags;
-  assign \i$34 [31:24] = in_a[7:0];
-  assign \i$34 [23:16] = in_a[15:8];
-  assign \i$34 [15:8] = in_a[23:16];
-  assign \i$34 [7:0] = in_a[31:24];
-  assign results__payload[128] = \$2 ;
-  assign results__payload[127:0] = o;
-  assign i[127:96] = \chain_out$20 ;
-  assign i[95:64] = \chain_out$19 ;
-  assign i[63:32] = \chain_out$18 ;
+  assign \i$138 [11:9] = in_flags;
+  assign \i$138 [8:6] = in_flags;
+  assign \i$138 [5:3] = in_flags;
+  assign \i$138 [2:0] = in_flags;
+  assign \i$136 [31:24] = in_a[7:0];
+  assign \i$136 [23:16] = in_a[15:8];
+  assign \i$136 [15:8] = in_a[23:16];
+  assign \i$136 [7:0] = in_a[31:24];
+  assign results__payload[127:96] = \$57 ;
+  assign results__payload[95:64] = \$56 ;
+  assign results__payload[63:32] = \$55 ;
+  assign results__payload[31:0] = \$54 ;
+  assign results__payload[128] = \$52 ;
+  assign out[128] = \$51 ;
+  assign out[127:0] = o;
+  assign i[127:96] = \chain_out$123 ;
+  assign i[95:64] = \chain_out$122 ;
+  assign i[63:32] = \chain_out$121 ;
   assign i[31:0] = chain_out;
-  assign \$8  = \o$52 [0];
-  assign \$25  = \chain_valid_in$108 ;
+  assign \$63  = \o$151 [0];
+  assign \$80  = \chain_valid_in$207 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, en, i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2258$0 , \port$2259$0 , \port$2260$0 , \port$2261$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11171,8 +11631,7 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   reg [31:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [127:0] i;
   wire [127:0] i;
   wire [31:0] \i[0] ;
@@ -11201,6 +11660,14 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
+  input \port$2258$0 ;
+  wire \port$2258$0 ;
+  input \port$2259$0 ;
+  wire \port$2259$0 ;
+  input \port$2260$0 ;
+  wire \port$2260$0 ;
+  input \port$2261$0 ;
+  wire \port$2261$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -11218,63 +11685,46 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (en) begin
+    if (\port$2258$0 ) begin
       \$3  = lane0_d2;
-    end
-    if (rst) begin
-      \$3  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (en) begin
+    if (\port$2259$0 ) begin
       \$4  = i[63:32];
-    end
-    if (rst) begin
-      \$4  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (en) begin
+    if (\port$2259$0 ) begin
       \$5  = lane1_d1;
-    end
-    if (rst) begin
-      \$5  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (en) begin
+    if (\port$2260$0 ) begin
       \$6  = i[95:64];
-    end
-    if (rst) begin
-      \$6  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (en) begin
+    if (\port$2258$0 ) begin
       \$1  = i[31:0];
-    end
-    if (rst) begin
-      \$1  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (en) begin
+    if (\port$2258$0 ) begin
       \$2  = lane0_d1;
     end
-    if (rst) begin
-      \$2  = 32'd0;
-    end
   end
+  assign en = { \port$2261$0 , \port$2260$0 , \port$2259$0 , \port$2258$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11303,9 +11753,9 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2564$0 , clk);
+module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2709$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -11313,11 +11763,11 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -11327,6 +11777,8 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -11335,14 +11787,16 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -11354,48 +11808,47 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2564$0 ;
-  wire [2:0] \port$2564$0 ;
+  input pe_0_0_sync_clk;
+  wire pe_0_0_sync_clk;
+  input pe_0_0_sync_rst;
+  wire pe_0_0_sync_rst;
+  input [2:0] \port$2709$0 ;
+  wire [2:0] \port$2709$0 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2564$0 [0] & \port$2564$0 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2564$0 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$2709$0 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$2709$0 [0] & \port$2709$0 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -11404,9 +11857,6 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
@@ -11414,17 +11864,14 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2564$0 [0];
+      \$10  = \port$2709$0 [0];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11432,9 +11879,9 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2564$0 [1];
+      \$11  = \port$2709$0 [1];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11442,9 +11889,9 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2564$0 [2];
+      \$12  = \port$2709$0 [2];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -11452,39 +11899,33 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2564$0 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$2709$0 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -11492,28 +11933,31 @@ module \accelerator.engine.core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2564$0 [0];
-  assign first_in = \port$2564$0 [1];
-  assign last_in = \port$2564$0 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$2709$0 [1];
+  assign valid_in = \port$2709$0 [0];
+  assign last_in = \port$2709$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2564$3 , clk);
+module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2709$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -11521,11 +11965,11 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -11535,6 +11979,8 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -11543,14 +11989,16 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -11562,48 +12010,47 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2564$3 ;
-  wire [2:0] \port$2564$3 ;
+  input pe_0_1_sync_clk;
+  wire pe_0_1_sync_clk;
+  input pe_0_1_sync_rst;
+  wire pe_0_1_sync_rst;
+  input [2:0] \port$2709$3 ;
+  wire [2:0] \port$2709$3 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2564$3 [0] & \port$2564$3 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2564$3 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$2709$3 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$2709$3 [0] & \port$2709$3 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -11612,9 +12059,6 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
@@ -11622,17 +12066,14 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2564$3 [0];
+      \$10  = \port$2709$3 [0];
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11640,9 +12081,9 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2564$3 [1];
+      \$11  = \port$2709$3 [1];
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11650,9 +12091,9 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2564$3 [2];
+      \$12  = \port$2709$3 [2];
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -11660,39 +12101,33 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2564$3 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$2709$3 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -11700,28 +12135,31 @@ module \accelerator.engine.core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, vali
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2564$3 [0];
-  assign first_in = \port$2564$3 [1];
-  assign last_in = \port$2564$3 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$2709$3 [1];
+  assign valid_in = \port$2709$3 [0];
+  assign last_in = \port$2709$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2564$6 , clk);
+module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2709$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -11729,11 +12167,11 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -11743,6 +12181,8 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -11751,14 +12191,16 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -11770,48 +12212,47 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2564$6 ;
-  wire [2:0] \port$2564$6 ;
+  input pe_0_2_sync_clk;
+  wire pe_0_2_sync_clk;
+  input pe_0_2_sync_rst;
+  wire pe_0_2_sync_rst;
+  input [2:0] \port$2709$6 ;
+  wire [2:0] \port$2709$6 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2564$6 [0] & \port$2564$6 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2564$6 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$2709$6 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$2709$6 [0] & \port$2709$6 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -11820,9 +12261,6 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -11830,17 +12268,14 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2564$6 [0];
+      \$10  = \port$2709$6 [0];
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11848,9 +12283,9 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2564$6 [1];
+      \$11  = \port$2709$6 [1];
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11858,9 +12293,9 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2564$6 [2];
+      \$12  = \port$2709$6 [2];
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -11868,39 +12303,33 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2564$6 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$2709$6 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -11908,28 +12337,31 @@ module \accelerator.engine.core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2564$6 [0];
-  assign first_in = \port$2564$6 [1];
-  assign last_in = \port$2564$6 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$2709$6 [1];
+  assign valid_in = \port$2709$6 [0];
+  assign last_in = \port$2709$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2564$9 , clk);
+module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2709$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -11937,11 +12369,11 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -11950,6 +12382,8 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -11958,14 +12392,16 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -11977,48 +12413,47 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2564$9 ;
-  wire [2:0] \port$2564$9 ;
+  input pe_0_3_sync_clk;
+  wire pe_0_3_sync_clk;
+  input pe_0_3_sync_rst;
+  wire pe_0_3_sync_rst;
+  input [2:0] \port$2709$9 ;
+  wire [2:0] \port$2709$9 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2564$9 [0] & \port$2564$9 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2564$9 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$2709$9 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$2709$9 [0] & \port$2709$9 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12027,9 +12462,6 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -12037,17 +12469,14 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2564$9 [0];
+      \$10  = \port$2709$9 [0];
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12055,9 +12484,9 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2564$9 [1];
+      \$11  = \port$2709$9 [1];
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12065,9 +12494,9 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2564$9 [2];
+      \$12  = \port$2709$9 [2];
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12075,39 +12504,33 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2564$9 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$2709$9 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -12115,28 +12538,31 @@ module \accelerator.engine.core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2564$9 [0];
-  assign first_in = \port$2564$9 [1];
-  assign last_in = \port$2564$9 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$2709$9 [1];
+  assign valid_in = \port$2709$9 [0];
+  assign last_in = \port$2709$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, clk);
+module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12144,11 +12570,11 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12158,6 +12584,8 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12166,16 +12594,18 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -12189,47 +12619,46 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_0_sync_clk;
+  wire pe_1_0_sync_clk;
+  input pe_1_0_sync_rst;
+  wire pe_1_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12238,18 +12667,12 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -12258,7 +12681,7 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12268,7 +12691,7 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12278,7 +12701,7 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12287,38 +12710,32 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -12326,23 +12743,26 @@ module \accelerator.engine.core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, clk);
+module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12350,11 +12770,11 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12364,6 +12784,8 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12372,16 +12794,18 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -12395,47 +12819,46 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_1_sync_clk;
+  wire pe_1_1_sync_clk;
+  input pe_1_1_sync_rst;
+  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12444,18 +12867,12 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -12464,7 +12881,7 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12474,7 +12891,7 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12484,7 +12901,7 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12493,38 +12910,32 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -12532,23 +12943,26 @@ module \accelerator.engine.core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12556,11 +12970,11 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12570,6 +12984,8 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12578,16 +12994,18 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -12601,47 +13019,46 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_2_sync_clk;
+  wire pe_1_2_sync_clk;
+  input pe_1_2_sync_rst;
+  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12650,18 +13067,12 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -12670,7 +13081,7 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12680,7 +13091,7 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12690,7 +13101,7 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12699,38 +13110,32 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -12738,23 +13143,26 @@ module \accelerator.engine.core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12762,11 +13170,11 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12775,6 +13183,8 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12783,16 +13193,18 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -12806,47 +13218,46 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_3_sync_clk;
+  wire pe_1_3_sync_clk;
+  input pe_1_3_sync_rst;
+  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12855,18 +13266,12 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -12875,7 +13280,7 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12885,7 +13290,7 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12895,7 +13300,7 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12904,38 +13309,32 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -12943,23 +13342,26 @@ module \accelerator.engine.core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12967,11 +13369,11 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12981,6 +13383,8 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12989,16 +13393,18 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13012,47 +13418,46 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_0_sync_clk;
+  wire pe_2_0_sync_clk;
+  input pe_2_0_sync_rst;
+  wire pe_2_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13061,18 +13466,12 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13081,7 +13480,7 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13091,7 +13490,7 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13101,7 +13500,7 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -13110,38 +13509,32 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13149,23 +13542,26 @@ module \accelerator.engine.core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13173,11 +13569,11 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -13187,6 +13583,8 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -13195,16 +13593,18 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13218,47 +13618,46 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_1_sync_clk;
+  wire pe_2_1_sync_clk;
+  input pe_2_1_sync_rst;
+  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13267,18 +13666,12 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13287,7 +13680,7 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13297,7 +13690,7 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13307,7 +13700,7 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -13316,38 +13709,32 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13355,23 +13742,26 @@ module \accelerator.engine.core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13379,11 +13769,11 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -13393,6 +13783,8 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -13401,16 +13793,18 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13424,47 +13818,46 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_2_sync_clk;
+  wire pe_2_2_sync_clk;
+  input pe_2_2_sync_rst;
+  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13473,18 +13866,12 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13493,7 +13880,7 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13503,7 +13890,7 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13513,7 +13900,7 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -13522,38 +13909,32 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13561,23 +13942,26 @@ module \accelerator.engine.core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13585,11 +13969,11 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -13598,6 +13982,8 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -13606,16 +13992,18 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13629,47 +14017,46 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_3_sync_clk;
+  wire pe_2_3_sync_clk;
+  input pe_2_3_sync_rst;
+  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13678,18 +14065,12 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13698,7 +14079,7 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13708,7 +14089,7 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13718,7 +14099,7 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -13727,38 +14108,32 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13766,23 +14141,26 @@ module \accelerator.engine.core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13790,11 +14168,11 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -13804,6 +14182,8 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -13811,16 +14191,18 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13833,47 +14215,46 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_0_sync_clk;
+  wire pe_3_0_sync_clk;
+  input pe_3_0_sync_rst;
+  wire pe_3_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13882,18 +14263,12 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13902,7 +14277,7 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13912,7 +14287,7 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13922,7 +14297,7 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -13931,38 +14306,32 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13970,23 +14339,26 @@ module \accelerator.engine.core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13994,11 +14366,11 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -14008,6 +14380,8 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -14015,16 +14389,18 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -14037,47 +14413,46 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_1_sync_clk;
+  wire pe_3_1_sync_clk;
+  input pe_3_1_sync_rst;
+  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -14086,18 +14461,12 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -14106,7 +14475,7 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14116,7 +14485,7 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14126,7 +14495,7 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -14135,38 +14504,32 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -14174,23 +14537,26 @@ module \accelerator.engine.core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -14198,11 +14564,11 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -14212,6 +14578,8 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -14219,16 +14587,18 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -14241,47 +14611,46 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_2_sync_clk;
+  wire pe_3_2_sync_clk;
+  input pe_3_2_sync_rst;
+  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -14290,18 +14659,12 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -14310,7 +14673,7 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14320,7 +14683,7 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14330,7 +14693,7 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -14339,38 +14702,32 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -14378,23 +14735,26 @@ module \accelerator.engine.core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -14402,11 +14762,11 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -14415,6 +14775,8 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -14422,16 +14784,18 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -14444,47 +14808,46 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_3_sync_clk;
+  wire pe_3_3_sync_clk;
+  input pe_3_3_sync_rst;
+  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -14493,18 +14856,12 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -14513,7 +14870,7 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14523,7 +14880,7 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14533,7 +14890,7 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -14542,38 +14899,32 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -14581,21 +14932,24 @@ module \accelerator.engine.core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2284$0 , \port$2285$0 , \port$2286$0 , \port$2287$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14605,8 +14959,7 @@ module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg [7:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -14637,6 +14990,14 @@ module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2284$0 ;
+  wire \port$2284$0 ;
+  input \port$2285$0 ;
+  wire \port$2285$0 ;
+  input \port$2286$0 ;
+  wire \port$2286$0 ;
+  input \port$2287$0 ;
+  wire \port$2287$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -14654,63 +15015,46 @@ module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$2286$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$2286$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$2287$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$2287$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$2287$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$2285$0 ) begin
       \$1  = i[15:8];
     end
-    if (rst) begin
-      \$1  = 8'h00;
-    end
   end
+  assign en = { \port$2287$0 , \port$2286$0 , \port$2285$0 , \port$2284$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14738,7 +15082,7 @@ module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (rst, en, i_next, i, o, o_next, clk);
+module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2288$0 , \port$2289$0 , \port$2290$0 , \port$2291$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14748,8 +15092,7 @@ module \accelerator.engine.core.skew_b (rst, en, i_next, i, o, o_next, clk);
   reg [7:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -14780,6 +15123,14 @@ module \accelerator.engine.core.skew_b (rst, en, i_next, i, o, o_next, clk);
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2288$0 ;
+  wire \port$2288$0 ;
+  input \port$2289$0 ;
+  wire \port$2289$0 ;
+  input \port$2290$0 ;
+  wire \port$2290$0 ;
+  input \port$2291$0 ;
+  wire \port$2291$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -14797,63 +15148,46 @@ module \accelerator.engine.core.skew_b (rst, en, i_next, i, o, o_next, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$2290$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$2290$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$2291$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$2291$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$2291$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$2289$0 ) begin
       \$1  = i[15:8];
     end
-    if (rst) begin
-      \$1  = 8'h00;
-    end
   end
+  assign en = { \port$2291$0 , \port$2290$0 , \port$2289$0 , \port$2288$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14881,7 +15215,7 @@ module \accelerator.engine.core.skew_b (rst, en, i_next, i, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
+module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -14889,8 +15223,6 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
   reg [2:0] \$4 ;
   reg [2:0] \$5 ;
   reg [2:0] \$6 ;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input [11:0] i;
@@ -14987,19 +15319,21 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input skew_flags_sync_clk;
+  wire skew_flags_sync_clk;
+  input skew_flags_sync_rst;
+  wire skew_flags_sync_rst;
+  always @(posedge skew_flags_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
@@ -15007,7 +15341,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$2  = i[8:6];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$2  = 3'h0;
     end
   end
@@ -15017,7 +15351,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$3  = 3'h0;
     end
   end
@@ -15027,7 +15361,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$4  = i[11:9];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$4  = 3'h0;
     end
   end
@@ -15037,7 +15371,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$5  = 3'h0;
     end
   end
@@ -15047,7 +15381,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$6  = 3'h0;
     end
   end
@@ -15057,7 +15391,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$1  = i[5:3];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$1  = 3'h0;
     end
   end
@@ -15682,7 +16016,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2122$354 , o__payload, o__valid, clk);
+module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2209$354 , o__payload, o__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire [63:0] \$10 ;
@@ -15808,8 +16142,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
-  input [44:0] \port$2122$354 ;
-  wire [44:0] \port$2122$354 ;
+  input [44:0] \port$2209$354 ;
+  wire [44:0] \port$2209$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -15862,8 +16196,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$11  = $signed(s3_x_0) < $signed(1'h0);
   assign \$12  = \$11  ? half_neg : half_pos;
   assign \$13  = $signed(s3_x_0) + $signed({ 1'h0, \$12  });
-  assign \$14  = $signed(s4_t_0) >>> \port$2122$354 [36:32];
-  assign \$15  = $signed(\$14 ) + $signed(\port$2122$354 [44:37]);
+  assign \$14  = $signed(s4_t_0) >>> \port$2209$354 [36:32];
+  assign \$15  = $signed(\$14 ) + $signed(\port$2209$354 [44:37]);
   assign \$16  = $signed(s5_z_0) > $signed(8'h7f);
   assign \$17  = $signed(s5_z_0) < $signed(lower);
   assign \$18  = $signed(s1_acc_1) * $signed({ 1'h0, s1_mul_1 });
@@ -15871,8 +16205,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$22  = $signed(s3_x_1) < $signed(1'h0);
   assign \$23  = \$22  ? half_neg : half_pos;
   assign \$24  = $signed(s3_x_1) + $signed({ 1'h0, \$23  });
-  assign \$25  = $signed(s4_t_1) >>> \port$2122$354 [36:32];
-  assign \$26  = $signed(\$25 ) + $signed(\port$2122$354 [44:37]);
+  assign \$25  = $signed(s4_t_1) >>> \port$2209$354 [36:32];
+  assign \$26  = $signed(\$25 ) + $signed(\port$2209$354 [44:37]);
   assign \$27  = $signed(s5_z_1) > $signed(8'h7f);
   assign \$28  = $signed(s5_z_1) < $signed(lower);
   assign \$29  = $signed(s1_acc_2) * $signed({ 1'h0, s1_mul_2 });
@@ -15880,8 +16214,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$33  = $signed(s3_x_2) < $signed(1'h0);
   assign \$34  = \$33  ? half_neg : half_pos;
   assign \$35  = $signed(s3_x_2) + $signed({ 1'h0, \$34  });
-  assign \$36  = $signed(s4_t_2) >>> \port$2122$354 [36:32];
-  assign \$37  = $signed(\$36 ) + $signed(\port$2122$354 [44:37]);
+  assign \$36  = $signed(s4_t_2) >>> \port$2209$354 [36:32];
+  assign \$37  = $signed(\$36 ) + $signed(\port$2209$354 [44:37]);
   assign \$38  = $signed(s5_z_2) > $signed(8'h7f);
   assign \$39  = $signed(s5_z_2) < $signed(lower);
   assign \$40  = $signed(s1_acc_3) * $signed({ 1'h0, s1_mul_3 });
@@ -15889,8 +16223,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$44  = $signed(s3_x_3) < $signed(1'h0);
   assign \$45  = \$44  ? half_neg : half_pos;
   assign \$46  = $signed(s3_x_3) + $signed({ 1'h0, \$45  });
-  assign \$47  = $signed(s4_t_3) >>> \port$2122$354 [36:32];
-  assign \$48  = $signed(\$47 ) + $signed(\port$2122$354 [44:37]);
+  assign \$47  = $signed(s4_t_3) >>> \port$2209$354 [36:32];
+  assign \$48  = $signed(\$47 ) + $signed(\port$2209$354 [44:37]);
   assign \$49  = $signed(s5_z_3) > $signed(8'h7f);
   assign \$50  = $signed(s5_z_3) < $signed(lower);
   always @(posedge clk)
@@ -15979,9 +16313,9 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     s6_o_3 <= \$92 ;
   assign \$1  = ~ o__valid;
   assign en = \$1  | o__ready;
-  assign \$2  = 1'h1 << \port$2122$354 [36:32];
-  assign lower = \port$2122$354 [0] ? \port$2122$354 [44:37] : 8'h80;
-  assign \$4  = ! \port$2122$354 [36:32];
+  assign \$2  = 1'h1 << \port$2209$354 [36:32];
+  assign lower = \port$2209$354 [0] ? \port$2209$354 [44:37] : 8'h80;
+  assign \$4  = ! \port$2209$354 [36:32];
   assign \$5  = \$3 [30:0] - 1'h1;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
@@ -16110,7 +16444,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$66  = s1_mul_0;
     if (en) begin
-      \$66  = \port$2122$354 [31:1];
+      \$66  = \port$2209$354 [31:1];
     end
   end
   always @* begin
@@ -16166,7 +16500,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$73  = s1_mul_1;
     if (en) begin
-      \$73  = \port$2122$354 [31:1];
+      \$73  = \port$2209$354 [31:1];
     end
   end
   always @* begin
@@ -16222,7 +16556,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$80  = s1_mul_2;
     if (en) begin
-      \$80  = \port$2122$354 [31:1];
+      \$80  = \port$2209$354 [31:1];
     end
   end
   always @* begin
@@ -16278,7 +16612,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$87  = s1_mul_3;
     if (en) begin
-      \$87  = \port$2122$354 [31:1];
+      \$87  = \port$2209$354 [31:1];
     end
   end
   always @* begin
@@ -16326,10 +16660,10 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign i__ready = en;
   assign s6_valid = o__valid;
   assign half = \$3 [30:0];
-  assign shift = \port$2122$354 [36:32];
-  assign relu = \port$2122$354 [0];
-  assign zero_point = \port$2122$354 [44:37];
-  assign multiplier = \port$2122$354 [31:1];
+  assign shift = \port$2209$354 [36:32];
+  assign relu = \port$2209$354 [0];
+  assign zero_point = \port$2209$354 [44:37];
+  assign multiplier = \port$2209$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

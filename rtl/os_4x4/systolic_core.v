@@ -6,9 +6,13 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
+  reg [31:0] \$100 ;
+  reg [2:0] \$101 ;
+  reg \$102 ;
+  reg [2:0] \$103 ;
   wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
+  wire [2:0] \$12 ;
+  wire [2:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
@@ -21,7 +25,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$22 ;
   wire \$23 ;
   wire \$24 ;
-  wire \$25 ;
+  wire [3:0] \$25 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
@@ -41,289 +45,391 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
-  wire [2:0] \$43 ;
-  wire [2:0] \$44 ;
+  wire \$43 ;
+  wire \$44 ;
   wire \$45 ;
   wire \$46 ;
-  wire [3:0] \$47 ;
-  reg [1:0] \$48 ;
-  reg [31:0] \$49 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  reg [31:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg \$52 ;
-  reg [2:0] \$53 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire [31:0] \$54 ;
+  wire [31:0] \$55 ;
+  wire [31:0] \$56 ;
+  wire [31:0] \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  reg \$96 ;
+  reg [128:0] \$97 ;
+  reg [1:0] \$98 ;
+  reg [31:0] \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$115 ;
-  wire [7:0] \a_in$133 ;
-  wire [7:0] \a_in$151 ;
-  wire [7:0] \a_in$169 ;
-  wire [7:0] \a_in$186 ;
-  wire [7:0] \a_in$204 ;
-  wire [7:0] \a_in$222 ;
-  wire [7:0] \a_in$240 ;
-  wire [7:0] \a_in$257 ;
-  wire [7:0] \a_in$275 ;
-  wire [7:0] \a_in$293 ;
-  wire [7:0] \a_in$62 ;
-  wire [7:0] \a_in$74 ;
-  wire [7:0] \a_in$86 ;
-  wire [7:0] \a_in$98 ;
+  wire [7:0] \a_in$159 ;
+  wire [7:0] \a_in$171 ;
+  wire [7:0] \a_in$183 ;
+  wire [7:0] \a_in$195 ;
+  wire [7:0] \a_in$212 ;
+  wire [7:0] \a_in$230 ;
+  wire [7:0] \a_in$248 ;
+  wire [7:0] \a_in$266 ;
+  wire [7:0] \a_in$283 ;
+  wire [7:0] \a_in$301 ;
+  wire [7:0] \a_in$319 ;
+  wire [7:0] \a_in$337 ;
+  wire [7:0] \a_in$354 ;
+  wire [7:0] \a_in$372 ;
+  wire [7:0] \a_in$390 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$117 ;
-  wire [7:0] \a_next$135 ;
-  wire [7:0] \a_next$153 ;
-  wire [7:0] \a_next$170 ;
-  wire [7:0] \a_next$188 ;
-  wire [7:0] \a_next$206 ;
-  wire [7:0] \a_next$224 ;
-  wire [7:0] \a_next$241 ;
-  wire [7:0] \a_next$259 ;
-  wire [7:0] \a_next$277 ;
-  wire [7:0] \a_next$295 ;
-  wire [7:0] \a_next$64 ;
-  wire [7:0] \a_next$76 ;
-  wire [7:0] \a_next$88 ;
-  wire [7:0] \a_next$99 ;
+  wire [7:0] \a_next$161 ;
+  wire [7:0] \a_next$173 ;
+  wire [7:0] \a_next$185 ;
+  wire [7:0] \a_next$196 ;
+  wire [7:0] \a_next$214 ;
+  wire [7:0] \a_next$232 ;
+  wire [7:0] \a_next$250 ;
+  wire [7:0] \a_next$267 ;
+  wire [7:0] \a_next$285 ;
+  wire [7:0] \a_next$303 ;
+  wire [7:0] \a_next$321 ;
+  wire [7:0] \a_next$338 ;
+  wire [7:0] \a_next$356 ;
+  wire [7:0] \a_next$374 ;
+  wire [7:0] \a_next$392 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$116 ;
-  wire [7:0] \a_out$134 ;
-  wire [7:0] \a_out$152 ;
-  wire [7:0] \a_out$187 ;
-  wire [7:0] \a_out$205 ;
-  wire [7:0] \a_out$223 ;
-  wire [7:0] \a_out$258 ;
-  wire [7:0] \a_out$276 ;
-  wire [7:0] \a_out$294 ;
-  wire [7:0] \a_out$75 ;
-  wire [7:0] \a_out$87 ;
+  wire [7:0] \a_out$172 ;
+  wire [7:0] \a_out$184 ;
+  wire [7:0] \a_out$213 ;
+  wire [7:0] \a_out$231 ;
+  wire [7:0] \a_out$249 ;
+  wire [7:0] \a_out$284 ;
+  wire [7:0] \a_out$302 ;
+  wire [7:0] \a_out$320 ;
+  wire [7:0] \a_out$355 ;
+  wire [7:0] \a_out$373 ;
+  wire [7:0] \a_out$391 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$101 ;
-  wire [7:0] \b_in$119 ;
-  wire [7:0] \b_in$137 ;
-  wire [7:0] \b_in$155 ;
-  wire [7:0] \b_in$172 ;
-  wire [7:0] \b_in$190 ;
-  wire [7:0] \b_in$208 ;
-  wire [7:0] \b_in$226 ;
-  wire [7:0] \b_in$243 ;
-  wire [7:0] \b_in$261 ;
-  wire [7:0] \b_in$279 ;
-  wire [7:0] \b_in$297 ;
-  wire [7:0] \b_in$66 ;
-  wire [7:0] \b_in$78 ;
-  wire [7:0] \b_in$90 ;
+  wire [7:0] \b_in$163 ;
+  wire [7:0] \b_in$175 ;
+  wire [7:0] \b_in$187 ;
+  wire [7:0] \b_in$198 ;
+  wire [7:0] \b_in$216 ;
+  wire [7:0] \b_in$234 ;
+  wire [7:0] \b_in$252 ;
+  wire [7:0] \b_in$269 ;
+  wire [7:0] \b_in$287 ;
+  wire [7:0] \b_in$305 ;
+  wire [7:0] \b_in$323 ;
+  wire [7:0] \b_in$340 ;
+  wire [7:0] \b_in$358 ;
+  wire [7:0] \b_in$376 ;
+  wire [7:0] \b_in$394 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$100 ;
-  wire [7:0] \b_next$118 ;
-  wire [7:0] \b_next$136 ;
-  wire [7:0] \b_next$154 ;
-  wire [7:0] \b_next$171 ;
-  wire [7:0] \b_next$189 ;
-  wire [7:0] \b_next$207 ;
-  wire [7:0] \b_next$225 ;
-  wire [7:0] \b_next$242 ;
-  wire [7:0] \b_next$260 ;
-  wire [7:0] \b_next$278 ;
-  wire [7:0] \b_next$296 ;
-  wire [7:0] \b_next$65 ;
-  wire [7:0] \b_next$77 ;
-  wire [7:0] \b_next$89 ;
+  wire [7:0] \b_next$162 ;
+  wire [7:0] \b_next$174 ;
+  wire [7:0] \b_next$186 ;
+  wire [7:0] \b_next$197 ;
+  wire [7:0] \b_next$215 ;
+  wire [7:0] \b_next$233 ;
+  wire [7:0] \b_next$251 ;
+  wire [7:0] \b_next$268 ;
+  wire [7:0] \b_next$286 ;
+  wire [7:0] \b_next$304 ;
+  wire [7:0] \b_next$322 ;
+  wire [7:0] \b_next$339 ;
+  wire [7:0] \b_next$357 ;
+  wire [7:0] \b_next$375 ;
+  wire [7:0] \b_next$393 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$120 ;
-  wire [7:0] \b_out$138 ;
-  wire [7:0] \b_out$156 ;
-  wire [7:0] \b_out$173 ;
-  wire [7:0] \b_out$191 ;
-  wire [7:0] \b_out$209 ;
-  wire [7:0] \b_out$227 ;
-  wire [7:0] \b_out$244 ;
-  wire [7:0] \b_out$262 ;
-  wire [7:0] \b_out$280 ;
-  wire [7:0] \b_out$298 ;
+  wire [7:0] \b_out$217 ;
+  wire [7:0] \b_out$235 ;
+  wire [7:0] \b_out$253 ;
+  wire [7:0] \b_out$270 ;
+  wire [7:0] \b_out$288 ;
+  wire [7:0] \b_out$306 ;
+  wire [7:0] \b_out$324 ;
+  wire [7:0] \b_out$341 ;
+  wire [7:0] \b_out$359 ;
+  wire [7:0] \b_out$377 ;
+  wire [7:0] \b_out$395 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$109 ;
-  wire [31:0] \chain_in$127 ;
-  wire [31:0] \chain_in$145 ;
-  wire [31:0] \chain_in$163 ;
-  wire [31:0] \chain_in$180 ;
-  wire [31:0] \chain_in$198 ;
-  wire [31:0] \chain_in$216 ;
-  wire [31:0] \chain_in$234 ;
-  wire [31:0] \chain_in$251 ;
-  wire [31:0] \chain_in$269 ;
-  wire [31:0] \chain_in$287 ;
-  wire [31:0] \chain_in$305 ;
-  wire [31:0] \chain_in$70 ;
-  wire [31:0] \chain_in$82 ;
-  wire [31:0] \chain_in$94 ;
+  wire [31:0] \chain_in$167 ;
+  wire [31:0] \chain_in$179 ;
+  wire [31:0] \chain_in$191 ;
+  wire [31:0] \chain_in$206 ;
+  wire [31:0] \chain_in$224 ;
+  wire [31:0] \chain_in$242 ;
+  wire [31:0] \chain_in$260 ;
+  wire [31:0] \chain_in$277 ;
+  wire [31:0] \chain_in$295 ;
+  wire [31:0] \chain_in$313 ;
+  wire [31:0] \chain_in$331 ;
+  wire [31:0] \chain_in$348 ;
+  wire [31:0] \chain_in$366 ;
+  wire [31:0] \chain_in$384 ;
+  wire [31:0] \chain_in$402 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$110 ;
-  wire [31:0] \chain_out$128 ;
-  wire [31:0] \chain_out$146 ;
-  wire [31:0] \chain_out$164 ;
-  wire [31:0] \chain_out$181 ;
-  wire [31:0] \chain_out$199 ;
-  wire [31:0] \chain_out$217 ;
-  wire [31:0] \chain_out$235 ;
-  wire [31:0] \chain_out$25 ;
-  wire [31:0] \chain_out$252 ;
-  wire [31:0] \chain_out$26 ;
-  wire [31:0] \chain_out$27 ;
-  wire [31:0] \chain_out$270 ;
-  wire [31:0] \chain_out$288 ;
-  wire [31:0] \chain_out$306 ;
+  wire [31:0] \chain_out$125 ;
+  wire [31:0] \chain_out$126 ;
+  wire [31:0] \chain_out$127 ;
+  wire [31:0] \chain_out$207 ;
+  wire [31:0] \chain_out$225 ;
+  wire [31:0] \chain_out$243 ;
+  wire [31:0] \chain_out$261 ;
+  wire [31:0] \chain_out$278 ;
+  wire [31:0] \chain_out$296 ;
+  wire [31:0] \chain_out$314 ;
+  wire [31:0] \chain_out$332 ;
+  wire [31:0] \chain_out$349 ;
+  wire [31:0] \chain_out$367 ;
+  wire [31:0] \chain_out$385 ;
+  wire [31:0] \chain_out$403 ;
   wire chain_valid_in;
-  wire \chain_valid_in$111 ;
-  wire \chain_valid_in$129 ;
-  wire \chain_valid_in$147 ;
-  wire \chain_valid_in$165 ;
-  wire \chain_valid_in$182 ;
-  wire \chain_valid_in$200 ;
-  wire \chain_valid_in$218 ;
-  wire \chain_valid_in$236 ;
-  wire \chain_valid_in$253 ;
-  wire \chain_valid_in$271 ;
-  wire \chain_valid_in$289 ;
-  wire \chain_valid_in$307 ;
-  wire \chain_valid_in$71 ;
-  wire \chain_valid_in$83 ;
-  wire \chain_valid_in$95 ;
+  wire \chain_valid_in$168 ;
+  wire \chain_valid_in$180 ;
+  wire \chain_valid_in$192 ;
+  wire \chain_valid_in$208 ;
+  wire \chain_valid_in$226 ;
+  wire \chain_valid_in$244 ;
+  wire \chain_valid_in$262 ;
+  wire \chain_valid_in$279 ;
+  wire \chain_valid_in$297 ;
+  wire \chain_valid_in$315 ;
+  wire \chain_valid_in$333 ;
+  wire \chain_valid_in$350 ;
+  wire \chain_valid_in$368 ;
+  wire \chain_valid_in$386 ;
+  wire \chain_valid_in$404 ;
   wire chain_valid_out;
-  wire \chain_valid_out$112 ;
-  wire \chain_valid_out$130 ;
-  wire \chain_valid_out$148 ;
-  wire \chain_valid_out$166 ;
-  wire \chain_valid_out$183 ;
-  wire \chain_valid_out$201 ;
-  wire \chain_valid_out$219 ;
-  wire \chain_valid_out$237 ;
-  wire \chain_valid_out$254 ;
-  wire \chain_valid_out$272 ;
-  wire \chain_valid_out$290 ;
-  wire \chain_valid_out$308 ;
-  wire \chain_valid_out$311 ;
-  wire \chain_valid_out$312 ;
-  wire \chain_valid_out$313 ;
+  wire \chain_valid_out$209 ;
+  wire \chain_valid_out$227 ;
+  wire \chain_valid_out$245 ;
+  wire \chain_valid_out$263 ;
+  wire \chain_valid_out$280 ;
+  wire \chain_valid_out$298 ;
+  wire \chain_valid_out$316 ;
+  wire \chain_valid_out$334 ;
+  wire \chain_valid_out$351 ;
+  wire \chain_valid_out$369 ;
+  wire \chain_valid_out$387 ;
+  wire \chain_valid_out$405 ;
+  wire \chain_valid_out$407 ;
+  wire \chain_valid_out$408 ;
+  wire \chain_valid_out$409 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$113 ;
-  wire \drain$131 ;
-  wire \drain$149 ;
-  wire \drain$167 ;
-  wire \drain$184 ;
-  wire \drain$202 ;
-  wire \drain$220 ;
-  wire \drain$238 ;
-  wire \drain$255 ;
-  wire \drain$273 ;
-  wire \drain$291 ;
-  wire \drain$309 ;
-  wire \drain$72 ;
-  wire \drain$84 ;
-  wire \drain$96 ;
+  wire \drain$169 ;
+  wire \drain$181 ;
+  wire \drain$193 ;
+  wire \drain$210 ;
+  wire \drain$228 ;
+  wire \drain$246 ;
+  wire \drain$264 ;
+  wire \drain$281 ;
+  wire \drain$299 ;
+  wire \drain$317 ;
+  wire \drain$335 ;
+  wire \drain$352 ;
+  wire \drain$370 ;
+  wire \drain$388 ;
+  wire \drain$406 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
-  wire en;
-  wire \en$114 ;
-  wire \en$132 ;
-  wire \en$150 ;
-  wire \en$168 ;
-  wire \en$185 ;
-  wire \en$203 ;
-  wire \en$22 ;
-  wire \en$221 ;
-  wire \en$239 ;
-  wire \en$256 ;
-  wire \en$274 ;
-  wire \en$292 ;
-  wire \en$34 ;
-  wire \en$35 ;
-  wire \en$36 ;
-  wire \en$45 ;
-  wire \en$61 ;
-  wire \en$73 ;
-  wire \en$85 ;
-  wire \en$97 ;
+  reg en = 1'h1;
+  wire [3:0] \en$130 ;
+  wire [3:0] \en$134 ;
+  wire [3:0] \en$135 ;
+  (* init = 1'h1 *)
+  wire \en$136 ;
+  (* init = 1'h1 *)
+  wire \en$142 ;
+  (* init = 1'h1 *)
+  wire \en$158 ;
+  (* init = 1'h1 *)
+  wire \en$170 ;
+  (* init = 1'h1 *)
+  wire \en$182 ;
+  (* init = 1'h1 *)
+  wire \en$194 ;
+  (* init = 1'h1 *)
+  wire \en$211 ;
+  (* init = 1'h1 *)
+  wire \en$229 ;
+  (* init = 1'h1 *)
+  wire \en$247 ;
+  (* init = 1'h1 *)
+  wire \en$265 ;
+  (* init = 1'h1 *)
+  wire \en$282 ;
+  (* init = 1'h1 *)
+  wire \en$300 ;
+  (* init = 1'h1 *)
+  wire \en$318 ;
+  (* init = 1'h1 *)
+  wire \en$336 ;
+  (* init = 1'h1 *)
+  wire \en$353 ;
+  (* init = 1'h1 *)
+  wire \en$371 ;
+  (* init = 1'h1 *)
+  wire \en$389 ;
+  reg en_deskew_0 = 1'h1;
+  reg en_deskew_1 = 1'h1;
+  reg en_deskew_2 = 1'h1;
+  reg en_deskew_3 = 1'h1;
+  reg en_in_a_0 = 1'h1;
+  reg en_in_a_1 = 1'h1;
+  reg en_in_a_2 = 1'h1;
+  reg en_in_a_3 = 1'h1;
+  reg en_in_b_0 = 1'h1;
+  reg en_in_b_1 = 1'h1;
+  reg en_in_b_2 = 1'h1;
+  reg en_in_b_3 = 1'h1;
+  reg en_pe_0_0 = 1'h1;
+  reg en_pe_0_1 = 1'h1;
+  reg en_pe_0_2 = 1'h1;
+  reg en_pe_0_3 = 1'h1;
+  reg en_pe_1_0 = 1'h1;
+  reg en_pe_1_1 = 1'h1;
+  reg en_pe_1_2 = 1'h1;
+  reg en_pe_1_3 = 1'h1;
+  reg en_pe_2_0 = 1'h1;
+  reg en_pe_2_1 = 1'h1;
+  reg en_pe_2_2 = 1'h1;
+  reg en_pe_2_3 = 1'h1;
+  reg en_pe_3_0 = 1'h1;
+  reg en_pe_3_1 = 1'h1;
+  reg en_pe_3_2 = 1'h1;
+  reg en_pe_3_3 = 1'h1;
+  reg en_skew_a_0 = 1'h1;
+  reg en_skew_a_1 = 1'h1;
+  reg en_skew_a_2 = 1'h1;
+  reg en_skew_a_3 = 1'h1;
+  reg en_skew_b_0 = 1'h1;
+  reg en_skew_b_1 = 1'h1;
+  reg en_skew_b_2 = 1'h1;
+  reg en_skew_b_3 = 1'h1;
+  reg en_skew_flags = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$105 ;
-  wire \first_in$123 ;
-  wire \first_in$141 ;
-  wire \first_in$159 ;
-  wire \first_in$176 ;
-  wire \first_in$194 ;
-  wire \first_in$212 ;
-  wire \first_in$230 ;
-  wire \first_in$247 ;
-  wire \first_in$265 ;
-  wire \first_in$283 ;
-  wire \first_in$301 ;
-  wire \first_in$68 ;
-  wire \first_in$80 ;
-  wire \first_in$92 ;
+  wire \first_in$165 ;
+  wire \first_in$177 ;
+  wire \first_in$189 ;
+  wire \first_in$202 ;
+  wire \first_in$220 ;
+  wire \first_in$238 ;
+  wire \first_in$256 ;
+  wire \first_in$273 ;
+  wire \first_in$291 ;
+  wire \first_in$309 ;
+  wire \first_in$327 ;
+  wire \first_in$344 ;
+  wire \first_in$362 ;
+  wire \first_in$380 ;
+  wire \first_in$398 ;
   wire first_out;
-  wire \first_out$124 ;
-  wire \first_out$142 ;
-  wire \first_out$160 ;
-  wire \first_out$177 ;
-  wire \first_out$195 ;
-  wire \first_out$213 ;
-  wire \first_out$231 ;
-  wire \first_out$248 ;
-  wire \first_out$266 ;
-  wire \first_out$284 ;
-  wire \first_out$302 ;
+  wire \first_out$221 ;
+  wire \first_out$239 ;
+  wire \first_out$257 ;
+  wire \first_out$274 ;
+  wire \first_out$292 ;
+  wire \first_out$310 ;
+  wire \first_out$328 ;
+  wire \first_out$345 ;
+  wire \first_out$363 ;
+  wire \first_out$381 ;
+  wire \first_out$399 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
+  wire held;
   wire [127:0] i;
-  wire [31:0] \i$37 ;
-  wire [7:0] \i$37[0] ;
-  wire [7:0] \i$37[1] ;
-  wire [7:0] \i$37[2] ;
-  wire [7:0] \i$37[3] ;
-  reg [31:0] \i$39  = 32'd0;
-  wire [7:0] \i$39[0] ;
-  wire [7:0] \i$39[1] ;
-  wire [7:0] \i$39[2] ;
-  wire [7:0] \i$39[3] ;
-  wire [11:0] \i$41 ;
-  wire [2:0] \i$41[0] ;
-  wire \i$41[0].first ;
-  wire \i$41[0].last ;
-  wire \i$41[0].valid ;
-  wire [2:0] \i$41[1] ;
-  wire \i$41[1].first ;
-  wire \i$41[1].last ;
-  wire \i$41[1].valid ;
-  wire [2:0] \i$41[2] ;
-  wire \i$41[2].first ;
-  wire \i$41[2].last ;
-  wire \i$41[2].valid ;
-  wire [2:0] \i$41[3] ;
-  wire \i$41[3].first ;
-  wire \i$41[3].last ;
-  wire \i$41[3].valid ;
+  wire [31:0] \i$137 ;
+  wire [7:0] \i$137[0] ;
+  wire [7:0] \i$137[1] ;
+  wire [7:0] \i$137[2] ;
+  wire [7:0] \i$137[3] ;
+  (* init = 32'd0 *)
+  wire [31:0] \i$138 ;
+  wire [7:0] \i$138[0] ;
+  wire [7:0] \i$138[1] ;
+  wire [7:0] \i$138[2] ;
+  wire [7:0] \i$138[3] ;
+  wire [11:0] \i$139 ;
+  wire [2:0] \i$139[0] ;
+  wire \i$139[0].first ;
+  wire \i$139[0].last ;
+  wire \i$139[0].valid ;
+  wire [2:0] \i$139[1] ;
+  wire \i$139[1].first ;
+  wire \i$139[1].last ;
+  wire \i$139[1].valid ;
+  wire [2:0] \i$139[2] ;
+  wire \i$139[2].first ;
+  wire \i$139[2].last ;
+  wire \i$139[2].valid ;
+  wire [2:0] \i$139[3] ;
+  wire \i$139[3].first ;
+  wire \i$139[3].last ;
+  wire \i$139[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [31:0] \i_next$44 ;
-  wire [7:0] \i_next$44[0] ;
-  wire [7:0] \i_next$44[1] ;
-  wire [7:0] \i_next$44[2] ;
-  wire [7:0] \i_next$44[3] ;
+  wire [31:0] \i_next$141 ;
+  wire [7:0] \i_next$141[0] ;
+  wire [7:0] \i_next$141[1] ;
+  wire [7:0] \i_next$141[2] ;
+  wire [7:0] \i_next$141[3] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -333,8 +439,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [7:0] \in_a[1] ;
   wire [7:0] \in_a[2] ;
   wire [7:0] \in_a[3] ;
-  (* init = 32'd0 *)
-  wire [31:0] in_b;
+  reg [31:0] in_b = 32'd0;
   wire [7:0] \in_b[0] ;
   wire [7:0] \in_b[1] ;
   wire [7:0] \in_b[2] ;
@@ -344,75 +449,75 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$107 ;
-  wire \last_in$125 ;
-  wire \last_in$143 ;
-  wire \last_in$161 ;
+  wire \last_in$166 ;
   wire \last_in$178 ;
-  wire \last_in$196 ;
-  wire \last_in$214 ;
-  wire \last_in$232 ;
-  wire \last_in$249 ;
-  wire \last_in$267 ;
-  wire \last_in$285 ;
-  wire \last_in$303 ;
-  wire \last_in$69 ;
-  wire \last_in$81 ;
-  wire \last_in$93 ;
+  wire \last_in$190 ;
+  wire \last_in$204 ;
+  wire \last_in$222 ;
+  wire \last_in$240 ;
+  wire \last_in$258 ;
+  wire \last_in$275 ;
+  wire \last_in$293 ;
+  wire \last_in$311 ;
+  wire \last_in$329 ;
+  wire \last_in$346 ;
+  wire \last_in$364 ;
+  wire \last_in$382 ;
+  wire \last_in$400 ;
   wire last_out;
-  wire \last_out$108 ;
-  wire \last_out$126 ;
-  wire \last_out$14 ;
-  wire \last_out$144 ;
-  wire \last_out$162 ;
-  wire \last_out$17 ;
-  wire \last_out$179 ;
-  wire \last_out$197 ;
-  wire \last_out$20 ;
-  wire \last_out$215 ;
-  wire \last_out$233 ;
-  wire \last_out$250 ;
-  wire \last_out$268 ;
-  wire \last_out$286 ;
-  wire \last_out$304 ;
+  wire \last_out$116 ;
+  wire \last_out$119 ;
+  wire \last_out$122 ;
+  wire \last_out$205 ;
+  wire \last_out$223 ;
+  wire \last_out$241 ;
+  wire \last_out$259 ;
+  wire \last_out$276 ;
+  wire \last_out$294 ;
+  wire \last_out$312 ;
+  wire \last_out$330 ;
+  wire \last_out$347 ;
+  wire \last_out$365 ;
+  wire \last_out$383 ;
+  wire \last_out$401 ;
   wire [127:0] o;
-  wire [31:0] \o$47 ;
-  wire [7:0] \o$47[0] ;
-  wire [7:0] \o$47[1] ;
-  wire [7:0] \o$47[2] ;
-  wire [7:0] \o$47[3] ;
-  wire [31:0] \o$53 ;
-  wire [7:0] \o$53[0] ;
-  wire [7:0] \o$53[1] ;
-  wire [7:0] \o$53[2] ;
-  wire [7:0] \o$53[3] ;
-  wire [11:0] \o$55 ;
-  wire [2:0] \o$55[0] ;
-  wire \o$55[0].first ;
-  wire \o$55[0].last ;
-  wire \o$55[0].valid ;
-  wire [2:0] \o$55[1] ;
-  wire \o$55[1].first ;
-  wire \o$55[1].last ;
-  wire \o$55[1].valid ;
-  wire [2:0] \o$55[2] ;
-  wire \o$55[2].first ;
-  wire \o$55[2].last ;
-  wire \o$55[2].valid ;
-  wire [2:0] \o$55[3] ;
-  wire \o$55[3].first ;
-  wire \o$55[3].last ;
-  wire \o$55[3].valid ;
+  wire [31:0] \o$144 ;
+  wire [7:0] \o$144[0] ;
+  wire [7:0] \o$144[1] ;
+  wire [7:0] \o$144[2] ;
+  wire [7:0] \o$144[3] ;
+  wire [31:0] \o$150 ;
+  wire [7:0] \o$150[0] ;
+  wire [7:0] \o$150[1] ;
+  wire [7:0] \o$150[2] ;
+  wire [7:0] \o$150[3] ;
+  wire [11:0] \o$152 ;
+  wire [2:0] \o$152[0] ;
+  wire \o$152[0].first ;
+  wire \o$152[0].last ;
+  wire \o$152[0].valid ;
+  wire [2:0] \o$152[1] ;
+  wire \o$152[1].first ;
+  wire \o$152[1].last ;
+  wire \o$152[1].valid ;
+  wire [2:0] \o$152[2] ;
+  wire \o$152[2].first ;
+  wire \o$152[2].last ;
+  wire \o$152[2].valid ;
+  wire [2:0] \o$152[3] ;
+  wire \o$152[3].first ;
+  wire \o$152[3].last ;
+  wire \o$152[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$51 ;
-  wire [7:0] \o_next$51[0] ;
-  wire [7:0] \o_next$51[1] ;
-  wire [7:0] \o_next$51[2] ;
-  wire [7:0] \o_next$51[3] ;
+  wire [31:0] \o_next$148 ;
+  wire [7:0] \o_next$148[0] ;
+  wire [7:0] \o_next$148[1] ;
+  wire [7:0] \o_next$148[2] ;
+  wire [7:0] \o_next$148[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -434,7 +539,62 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire operands__ready;
   input operands__valid;
   wire operands__valid;
+  wire [128:0] out;
+  wire [127:0] \out.c ;
+  wire [31:0] \out.c[0] ;
+  wire [31:0] \out.c[1] ;
+  wire [31:0] \out.c[2] ;
+  wire [31:0] \out.c[3] ;
+  wire \out.last ;
   reg [1:0] out_row = 2'h0;
+  wire pe_0_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_0_sync_rst;
+  wire pe_0_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_1_sync_rst;
+  wire pe_0_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_2_sync_rst;
+  wire pe_0_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_3_sync_rst;
+  wire pe_1_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_0_sync_rst;
+  wire pe_1_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_1_sync_rst;
+  wire pe_1_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_2_sync_rst;
+  wire pe_1_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_3_sync_rst;
+  wire pe_2_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_0_sync_rst;
+  wire pe_2_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_1_sync_rst;
+  wire pe_2_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_2_sync_rst;
+  wire pe_2_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_3_sync_rst;
+  wire pe_3_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_0_sync_rst;
+  wire pe_3_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_1_sync_rst;
+  wire pe_3_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_2_sync_rst;
+  wire pe_3_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_3_sync_rst;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -449,711 +609,994 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_pe_0_0 = 1'h1;
+  reg rst_pe_0_1 = 1'h1;
+  reg rst_pe_0_2 = 1'h1;
+  reg rst_pe_0_3 = 1'h1;
+  reg rst_pe_1_0 = 1'h1;
+  reg rst_pe_1_1 = 1'h1;
+  reg rst_pe_1_2 = 1'h1;
+  reg rst_pe_1_3 = 1'h1;
+  reg rst_pe_2_0 = 1'h1;
+  reg rst_pe_2_1 = 1'h1;
+  reg rst_pe_2_2 = 1'h1;
+  reg rst_pe_2_3 = 1'h1;
+  reg rst_pe_3_0 = 1'h1;
+  reg rst_pe_3_1 = 1'h1;
+  reg rst_pe_3_2 = 1'h1;
+  reg rst_pe_3_3 = 1'h1;
+  reg rst_skew_flags = 1'h1;
+  wire skew_flags_sync_clk;
+  (* init = 1'h1 *)
+  wire skew_flags_sync_rst;
+  reg [128:0] skid = 129'h000000000000000000000000000000000;
+  wire [127:0] \skid.c ;
+  wire [31:0] \skid.c[0] ;
+  wire [31:0] \skid.c[1] ;
+  wire [31:0] \skid.c[2] ;
+  wire [31:0] \skid.c[3] ;
+  wire \skid.last ;
+  reg skid_valid = 1'h0;
+  reg skid_valid_0 = 1'h0;
+  reg skid_valid_1 = 1'h0;
+  reg skid_valid_2 = 1'h0;
+  reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$103 ;
-  wire \valid_in$121 ;
-  wire \valid_in$139 ;
-  wire \valid_in$157 ;
-  wire \valid_in$174 ;
-  wire \valid_in$192 ;
-  wire \valid_in$210 ;
-  wire \valid_in$228 ;
-  wire \valid_in$245 ;
-  wire \valid_in$263 ;
-  wire \valid_in$281 ;
-  wire \valid_in$299 ;
-  wire \valid_in$67 ;
-  wire \valid_in$79 ;
-  wire \valid_in$91 ;
+  wire \valid_in$164 ;
+  wire \valid_in$176 ;
+  wire \valid_in$188 ;
+  wire \valid_in$200 ;
+  wire \valid_in$218 ;
+  wire \valid_in$236 ;
+  wire \valid_in$254 ;
+  wire \valid_in$271 ;
+  wire \valid_in$289 ;
+  wire \valid_in$307 ;
+  wire \valid_in$325 ;
+  wire \valid_in$342 ;
+  wire \valid_in$360 ;
+  wire \valid_in$378 ;
+  wire \valid_in$396 ;
   wire valid_out;
-  wire \valid_out$104 ;
-  wire \valid_out$122 ;
-  wire \valid_out$13 ;
-  wire \valid_out$140 ;
-  wire \valid_out$158 ;
-  wire \valid_out$16 ;
-  wire \valid_out$175 ;
-  wire \valid_out$19 ;
-  wire \valid_out$193 ;
-  wire \valid_out$211 ;
-  wire \valid_out$229 ;
-  wire \valid_out$246 ;
-  wire \valid_out$264 ;
-  wire \valid_out$282 ;
-  wire \valid_out$300 ;
-  assign \$39  = \$38  | \chain_valid_out$313 ;
-  assign \$40  = \$39  | results__valid;
-  assign busy = \$24  | \$40 ;
-  assign \$41  = results__valid & results__ready;
-  assign \$42  = out_row == 2'h3;
-  assign \$43  = out_row + 1'h1;
-  assign \$44  = \$42  ? 3'h0 : \$43 ;
-  assign \$45  = accept & operands__payload[64];
-  assign \$46  = gap < 3'h4;
-  assign \$47  = gap + 1'h1;
-  always @(posedge clk)
-    out_row <= \$48 ;
-  always @(posedge clk)
-    in_a <= \$49 ;
-  always @(posedge clk)
-    \i$39  <= \$50 ;
-  always @(posedge clk)
-    in_flags <= \$51 ;
-  always @(posedge clk)
-    first <= \$52 ;
-  always @(posedge clk)
-    gap <= \$53 ;
+  wire \valid_out$115 ;
+  wire \valid_out$118 ;
+  wire \valid_out$121 ;
+  wire \valid_out$201 ;
+  wire \valid_out$219 ;
+  wire \valid_out$237 ;
+  wire \valid_out$255 ;
+  wire \valid_out$272 ;
+  wire \valid_out$290 ;
+  wire \valid_out$308 ;
+  wire \valid_out$326 ;
+  wire \valid_out$343 ;
+  wire \valid_out$361 ;
+  wire \valid_out$379 ;
+  wire \valid_out$397 ;
+  assign \$1  = ~ skid_valid;
+  assign \$2  = ~ skid_valid_0;
+  assign \$3  = ~ skid_valid_1;
+  assign \$4  = ~ skid_valid_2;
+  assign \$5  = ~ skid_valid_3;
+  assign \$6  = ~ held;
+  assign \$7  = ~ held;
+  assign \$8  = ~ held;
+  assign \$9  = ~ held;
+  assign \$10  = results__valid & results__ready;
+  assign \$11  = out_row == 2'h3;
+  assign \$12  = out_row + 1'h1;
+  assign \$13  = \$11  ? 3'h0 : \$12 ;
+  assign \$14  = ~ held;
+  assign \$15  = ~ held;
+  assign \$16  = ~ held;
+  assign \$17  = ~ held;
+  assign \$18  = ~ held;
+  assign \$19  = ~ held;
+  assign \$20  = ~ held;
+  assign \$21  = ~ held;
+  assign \$22  = ~ held;
+  assign \$23  = accept & operands__payload[64];
+  assign \$24  = gap < 3'h4;
+  assign \$25  = gap + 1'h1;
+  assign \$26  = ~ held;
+  assign \$27  = ~ held;
+  assign \$28  = ~ held;
+  assign \$29  = ~ held;
+  assign \$30  = ~ held;
+  assign \$31  = ~ held;
+  assign \$32  = ~ held;
+  assign \$33  = ~ held;
+  assign \$34  = ~ held;
+  assign \$35  = ~ held;
+  assign \$36  = ~ held;
+  assign \$37  = ~ held;
+  assign \$38  = ~ held;
+  assign \$39  = ~ held;
+  assign \$40  = ~ held;
+  assign \$41  = ~ held;
+  assign \$42  = ~ held;
+  assign \$43  = ~ held;
+  assign \$44  = ~ held;
+  assign \$45  = ~ held;
+  assign \$46  = ~ held;
+  assign \$47  = ~ held;
+  assign \$48  = ~ held;
+  assign \$49  = ~ held;
+  assign \$50  = ~ held;
   assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$13  & \last_out$14 ;
-  assign drain_2 = \valid_out$16  & \last_out$17 ;
-  assign drain_3 = \valid_out$19  & \last_out$20 ;
-  assign \$1  = ~ results__valid;
-  assign en = \$1  | results__ready;
-  assign \$2  = out_row == 2'h3;
-  assign \$3  = gap < 2'h3;
-  assign hazard = operands__payload[64] & \$3 ;
-  assign \$4  = ~ hazard;
-  assign operands__ready = en & \$4 ;
+  assign drain_1 = \valid_out$115  & \last_out$116 ;
+  assign drain_2 = \valid_out$118  & \last_out$119 ;
+  assign drain_3 = \valid_out$121  & \last_out$122 ;
+  assign \$51  = out_row == 2'h3;
+  assign results__valid = skid_valid | chain_valid_out;
+  assign \$52  = skid_valid ? skid[128] : out[128];
+  assign \$53  = ~ results__ready;
+  assign held = results__valid & \$53 ;
+  assign \$54  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$55  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$56  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$57  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$58  = gap < 2'h3;
+  assign hazard = operands__payload[64] & \$58 ;
+  assign \$59  = ~ hazard;
+  assign operands__ready = en & \$59 ;
   assign accept = operands__valid & operands__ready;
-  assign \$5  = ~ first;
-  assign \$6  = in_flags[0] | \$5 ;
-  assign \$7  = \$6  | results__valid;
-  assign \$9  = \$8  | \o$55 [3];
-  assign \$10  = \$9  | \o$55 [6];
-  assign \$11  = \$10  | \o$55 [9];
-  assign \$12  = \$11  | \valid_in$103 ;
-  assign \$13  = \$12  | \valid_in$121 ;
-  assign \$14  = \$13  | \valid_in$139 ;
-  assign \$15  = \$14  | \valid_in$157 ;
-  assign \$16  = \$15  | \valid_in$174 ;
-  assign \$17  = \$16  | \valid_in$192 ;
-  assign \$18  = \$17  | \valid_in$210 ;
-  assign \$19  = \$18  | \valid_in$228 ;
-  assign \$20  = \$19  | \valid_in$245 ;
-  assign \$21  = \$20  | \valid_in$263 ;
-  assign \$22  = \$21  | \valid_in$281 ;
-  assign \$23  = \$22  | \valid_in$299 ;
-  assign \$24  = \$7  | \$23 ;
-  assign \$26  = \$25  | \chain_valid_in$129 ;
-  assign \$27  = \$26  | \chain_valid_in$147 ;
-  assign \$28  = \$27  | \chain_valid_in$165 ;
-  assign \$29  = \$28  | \chain_valid_in$182 ;
-  assign \$30  = \$29  | \chain_valid_in$200 ;
-  assign \$31  = \$30  | \chain_valid_in$218 ;
-  assign \$32  = \$31  | \chain_valid_in$236 ;
-  assign \$33  = \$32  | \chain_valid_in$253 ;
-  assign \$34  = \$33  | \chain_valid_in$271 ;
-  assign \$35  = \$34  | \chain_valid_in$289 ;
-  assign \$36  = \$35  | \chain_valid_in$307 ;
-  assign \$37  = \$36  | \chain_valid_out$311 ;
-  assign \$38  = \$37  | \chain_valid_out$312 ;
+  assign \$60  = ~ first;
+  assign \$61  = in_flags[0] | \$60 ;
+  assign \$62  = \$61  | results__valid;
+  assign \$64  = \$63  | \o$152 [3];
+  assign \$65  = \$64  | \o$152 [6];
+  assign \$66  = \$65  | \o$152 [9];
+  assign \$67  = \$66  | \valid_in$200 ;
+  assign \$68  = \$67  | \valid_in$218 ;
+  assign \$69  = \$68  | \valid_in$236 ;
+  assign \$70  = \$69  | \valid_in$254 ;
+  assign \$71  = \$70  | \valid_in$271 ;
+  assign \$72  = \$71  | \valid_in$289 ;
+  assign \$73  = \$72  | \valid_in$307 ;
+  assign \$74  = \$73  | \valid_in$325 ;
+  assign \$75  = \$74  | \valid_in$342 ;
+  assign \$76  = \$75  | \valid_in$360 ;
+  assign \$77  = \$76  | \valid_in$378 ;
+  assign \$78  = \$77  | \valid_in$396 ;
+  assign \$79  = \$62  | \$78 ;
+  assign \$81  = \$80  | \chain_valid_in$226 ;
+  assign \$82  = \$81  | \chain_valid_in$244 ;
+  assign \$83  = \$82  | \chain_valid_in$262 ;
+  assign \$84  = \$83  | \chain_valid_in$279 ;
+  assign \$85  = \$84  | \chain_valid_in$297 ;
+  assign \$86  = \$85  | \chain_valid_in$315 ;
+  assign \$87  = \$86  | \chain_valid_in$333 ;
+  assign \$88  = \$87  | \chain_valid_in$350 ;
+  assign \$89  = \$88  | \chain_valid_in$368 ;
+  assign \$90  = \$89  | \chain_valid_in$386 ;
+  assign \$91  = \$90  | \chain_valid_in$404 ;
+  assign \$92  = \$91  | \chain_valid_out$407 ;
+  assign \$93  = \$92  | \chain_valid_out$408 ;
+  assign \$94  = \$93  | \chain_valid_out$409 ;
+  assign \$95  = \$94  | chain_valid_out;
+  assign busy = \$79  | \$95 ;
+  always @(posedge clk)
+    rst_pe_0_0 <= rst;
+  always @(posedge clk)
+    rst_pe_0_1 <= rst;
+  always @(posedge clk)
+    rst_pe_0_2 <= rst;
+  always @(posedge clk)
+    rst_pe_0_3 <= rst;
+  always @(posedge clk)
+    rst_pe_1_0 <= rst;
+  always @(posedge clk)
+    rst_pe_1_1 <= rst;
+  always @(posedge clk)
+    rst_pe_1_2 <= rst;
+  always @(posedge clk)
+    rst_pe_1_3 <= rst;
+  always @(posedge clk)
+    rst_pe_2_0 <= rst;
+  always @(posedge clk)
+    rst_pe_2_1 <= rst;
+  always @(posedge clk)
+    rst_pe_2_2 <= rst;
+  always @(posedge clk)
+    rst_pe_2_3 <= rst;
+  always @(posedge clk)
+    rst_pe_3_0 <= rst;
+  always @(posedge clk)
+    rst_pe_3_1 <= rst;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst;
+  always @(posedge clk)
+    skid_valid <= \$96 ;
+  always @(posedge clk)
+    skid <= \$97 ;
+  always @(posedge clk)
+    skid_valid_0 <= held;
+  always @(posedge clk)
+    skid_valid_1 <= held;
+  always @(posedge clk)
+    skid_valid_2 <= held;
+  always @(posedge clk)
+    skid_valid_3 <= held;
+  always @(posedge clk)
+    en_deskew_0 <= \$6 ;
+  always @(posedge clk)
+    en_deskew_1 <= \$7 ;
+  always @(posedge clk)
+    en_deskew_2 <= \$8 ;
+  always @(posedge clk)
+    en_deskew_3 <= \$9 ;
+  always @(posedge clk)
+    out_row <= \$98 ;
+  always @(posedge clk)
+    en <= \$14 ;
+  always @(posedge clk)
+    en_in_a_0 <= \$15 ;
+  always @(posedge clk)
+    in_a <= \$99 ;
+  always @(posedge clk)
+    en_in_a_1 <= \$16 ;
+  always @(posedge clk)
+    en_in_a_2 <= \$17 ;
+  always @(posedge clk)
+    en_in_a_3 <= \$18 ;
+  always @(posedge clk)
+    en_in_b_0 <= \$19 ;
+  always @(posedge clk)
+    in_b <= \$100 ;
+  always @(posedge clk)
+    en_in_b_1 <= \$20 ;
+  always @(posedge clk)
+    en_in_b_2 <= \$21 ;
+  always @(posedge clk)
+    en_in_b_3 <= \$22 ;
+  always @(posedge clk)
+    in_flags <= \$101 ;
+  always @(posedge clk)
+    first <= \$102 ;
+  always @(posedge clk)
+    gap <= \$103 ;
+  always @(posedge clk)
+    rst_skew_flags <= rst;
+  always @(posedge clk)
+    en_skew_a_0 <= \$26 ;
+  always @(posedge clk)
+    en_skew_a_1 <= \$27 ;
+  always @(posedge clk)
+    en_skew_a_2 <= \$28 ;
+  always @(posedge clk)
+    en_skew_a_3 <= \$29 ;
+  always @(posedge clk)
+    en_skew_b_0 <= \$30 ;
+  always @(posedge clk)
+    en_skew_b_1 <= \$31 ;
+  always @(posedge clk)
+    en_skew_b_2 <= \$32 ;
+  always @(posedge clk)
+    en_skew_b_3 <= \$33 ;
+  always @(posedge clk)
+    en_skew_flags <= \$34 ;
+  always @(posedge clk)
+    en_pe_0_0 <= \$35 ;
+  always @(posedge clk)
+    en_pe_0_1 <= \$36 ;
+  always @(posedge clk)
+    en_pe_0_2 <= \$37 ;
+  always @(posedge clk)
+    en_pe_0_3 <= \$38 ;
+  always @(posedge clk)
+    en_pe_1_0 <= \$39 ;
+  always @(posedge clk)
+    en_pe_1_1 <= \$40 ;
+  always @(posedge clk)
+    en_pe_1_2 <= \$41 ;
+  always @(posedge clk)
+    en_pe_1_3 <= \$42 ;
+  always @(posedge clk)
+    en_pe_2_0 <= \$43 ;
+  always @(posedge clk)
+    en_pe_2_1 <= \$44 ;
+  always @(posedge clk)
+    en_pe_2_2 <= \$45 ;
+  always @(posedge clk)
+    en_pe_2_3 <= \$46 ;
+  always @(posedge clk)
+    en_pe_3_0 <= \$47 ;
+  always @(posedge clk)
+    en_pe_3_1 <= \$48 ;
+  always @(posedge clk)
+    en_pe_3_2 <= \$49 ;
+  always @(posedge clk)
+    en_pe_3_3 <= \$50 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
-    .en(en),
     .i(i),
     .o(o),
+    .\port$427$0 (en_deskew_0),
+    .\port$428$0 (en_deskew_1),
+    .\port$429$0 (en_deskew_2),
+    .\port$430$0 (en_deskew_3),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$47 [7:0]),
+    .a_in(\o$144 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$62 ),
-    .b_in(\o$53 [7:0]),
-    .b_next(\o_next$51 [7:0]),
-    .b_out(\b_in$101 ),
-    .chain_out(\chain_in$109 ),
-    .chain_valid_out(\chain_valid_in$111 ),
-    .clk(clk),
+    .a_out(\a_in$159 ),
+    .b_in(\o$150 [7:0]),
+    .b_next(\o_next$148 [7:0]),
+    .b_out(\b_in$198 ),
+    .chain_out(\chain_in$206 ),
+    .chain_valid_out(\chain_valid_in$208 ),
     .drain(drain_0),
-    .en(en),
-    .first_out(\first_in$105 ),
-    .last_out(\last_in$107 ),
-    .\port$733$0 (\o$55 [2:0]),
-    .rst(rst),
-    .valid_out(\valid_in$103 )
+    .en(en_pe_0_0),
+    .first_out(\first_in$202 ),
+    .last_out(\last_in$204 ),
+    .pe_0_0_sync_clk(clk),
+    .pe_0_0_sync_rst(rst_pe_0_0),
+    .\port$878$0 (\o$152 [2:0]),
+    .valid_out(\valid_in$200 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$62 ),
-    .a_next(\o$47 [7:0]),
-    .a_out(\a_in$74 ),
-    .b_in(\o$53 [15:8]),
-    .b_next(\o_next$51 [15:8]),
-    .b_out(\b_in$119 ),
-    .chain_out(\chain_in$127 ),
-    .chain_valid_out(\chain_valid_in$129 ),
-    .clk(clk),
+    .a_in(\a_in$159 ),
+    .a_next(\o$144 [7:0]),
+    .a_out(\a_in$171 ),
+    .b_in(\o$150 [15:8]),
+    .b_next(\o_next$148 [15:8]),
+    .b_out(\b_in$216 ),
+    .chain_out(\chain_in$224 ),
+    .chain_valid_out(\chain_valid_in$226 ),
     .drain(drain_1),
-    .en(en),
-    .first_out(\first_in$123 ),
-    .last_out(\last_in$125 ),
-    .\port$733$3 (\o$55 [5:3]),
-    .rst(rst),
-    .valid_out(\valid_in$121 )
+    .en(en_pe_0_1),
+    .first_out(\first_in$220 ),
+    .last_out(\last_in$222 ),
+    .pe_0_1_sync_clk(clk),
+    .pe_0_1_sync_rst(rst_pe_0_1),
+    .\port$878$3 (\o$152 [5:3]),
+    .valid_out(\valid_in$218 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$74 ),
-    .a_next(\a_in$62 ),
-    .a_out(\a_in$86 ),
-    .b_in(\o$53 [23:16]),
-    .b_next(\o_next$51 [23:16]),
-    .b_out(\b_in$137 ),
-    .chain_out(\chain_in$145 ),
-    .chain_valid_out(\chain_valid_in$147 ),
-    .clk(clk),
+    .a_in(\a_in$171 ),
+    .a_next(\a_in$159 ),
+    .a_out(\a_in$183 ),
+    .b_in(\o$150 [23:16]),
+    .b_next(\o_next$148 [23:16]),
+    .b_out(\b_in$234 ),
+    .chain_out(\chain_in$242 ),
+    .chain_valid_out(\chain_valid_in$244 ),
     .drain(drain_2),
-    .en(en),
-    .first_out(\first_in$141 ),
-    .last_out(\last_in$143 ),
-    .\port$733$6 (\o$55 [8:6]),
-    .rst(rst),
-    .valid_out(\valid_in$139 )
+    .en(en_pe_0_2),
+    .first_out(\first_in$238 ),
+    .last_out(\last_in$240 ),
+    .pe_0_2_sync_clk(clk),
+    .pe_0_2_sync_rst(rst_pe_0_2),
+    .\port$878$6 (\o$152 [8:6]),
+    .valid_out(\valid_in$236 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$86 ),
-    .a_next(\a_in$74 ),
-    .b_in(\o$53 [31:24]),
-    .b_next(\o_next$51 [31:24]),
-    .b_out(\b_in$155 ),
-    .chain_out(\chain_in$163 ),
-    .chain_valid_out(\chain_valid_in$165 ),
-    .clk(clk),
+    .a_in(\a_in$183 ),
+    .a_next(\a_in$171 ),
+    .b_in(\o$150 [31:24]),
+    .b_next(\o_next$148 [31:24]),
+    .b_out(\b_in$252 ),
+    .chain_out(\chain_in$260 ),
+    .chain_valid_out(\chain_valid_in$262 ),
     .drain(drain_3),
-    .en(en),
-    .first_out(\first_in$159 ),
-    .last_out(\last_in$161 ),
-    .\port$733$9 (\o$55 [11:9]),
-    .rst(rst),
-    .valid_out(\valid_in$157 )
+    .en(en_pe_0_3),
+    .first_out(\first_in$256 ),
+    .last_out(\last_in$258 ),
+    .pe_0_3_sync_clk(clk),
+    .pe_0_3_sync_rst(rst_pe_0_3),
+    .\port$878$9 (\o$152 [11:9]),
+    .valid_out(\valid_in$254 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$47 [15:8]),
+    .a_in(\o$144 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$115 ),
-    .b_in(\b_in$101 ),
-    .b_next(\o$53 [7:0]),
-    .b_out(\b_in$172 ),
-    .chain_in(\chain_in$109 ),
-    .chain_out(\chain_in$180 ),
-    .chain_valid_in(\chain_valid_in$111 ),
-    .chain_valid_out(\chain_valid_in$182 ),
-    .clk(clk),
+    .a_out(\a_in$212 ),
+    .b_in(\b_in$198 ),
+    .b_next(\o$150 [7:0]),
+    .b_out(\b_in$269 ),
+    .chain_in(\chain_in$206 ),
+    .chain_out(\chain_in$277 ),
+    .chain_valid_in(\chain_valid_in$208 ),
+    .chain_valid_out(\chain_valid_in$279 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$105 ),
-    .first_out(\first_in$176 ),
-    .last_in(\last_in$107 ),
-    .last_out(\last_in$178 ),
-    .rst(rst),
-    .valid_in(\valid_in$103 ),
-    .valid_out(\valid_in$174 )
+    .en(en_pe_1_0),
+    .first_in(\first_in$202 ),
+    .first_out(\first_in$273 ),
+    .last_in(\last_in$204 ),
+    .last_out(\last_in$275 ),
+    .pe_1_0_sync_clk(clk),
+    .pe_1_0_sync_rst(rst_pe_1_0),
+    .valid_in(\valid_in$200 ),
+    .valid_out(\valid_in$271 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$115 ),
-    .a_next(\o$47 [15:8]),
-    .a_out(\a_in$133 ),
-    .b_in(\b_in$119 ),
-    .b_next(\o$53 [15:8]),
-    .b_out(\b_in$190 ),
-    .chain_in(\chain_in$127 ),
-    .chain_out(\chain_in$198 ),
-    .chain_valid_in(\chain_valid_in$129 ),
-    .chain_valid_out(\chain_valid_in$200 ),
-    .clk(clk),
+    .a_in(\a_in$212 ),
+    .a_next(\o$144 [15:8]),
+    .a_out(\a_in$230 ),
+    .b_in(\b_in$216 ),
+    .b_next(\o$150 [15:8]),
+    .b_out(\b_in$287 ),
+    .chain_in(\chain_in$224 ),
+    .chain_out(\chain_in$295 ),
+    .chain_valid_in(\chain_valid_in$226 ),
+    .chain_valid_out(\chain_valid_in$297 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$123 ),
-    .first_out(\first_in$194 ),
-    .last_in(\last_in$125 ),
-    .last_out(\last_in$196 ),
-    .rst(rst),
-    .valid_in(\valid_in$121 ),
-    .valid_out(\valid_in$192 )
+    .en(en_pe_1_1),
+    .first_in(\first_in$220 ),
+    .first_out(\first_in$291 ),
+    .last_in(\last_in$222 ),
+    .last_out(\last_in$293 ),
+    .pe_1_1_sync_clk(clk),
+    .pe_1_1_sync_rst(rst_pe_1_1),
+    .valid_in(\valid_in$218 ),
+    .valid_out(\valid_in$289 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$133 ),
-    .a_next(\a_in$115 ),
-    .a_out(\a_in$151 ),
-    .b_in(\b_in$137 ),
-    .b_next(\o$53 [23:16]),
-    .b_out(\b_in$208 ),
-    .chain_in(\chain_in$145 ),
-    .chain_out(\chain_in$216 ),
-    .chain_valid_in(\chain_valid_in$147 ),
-    .chain_valid_out(\chain_valid_in$218 ),
-    .clk(clk),
+    .a_in(\a_in$230 ),
+    .a_next(\a_in$212 ),
+    .a_out(\a_in$248 ),
+    .b_in(\b_in$234 ),
+    .b_next(\o$150 [23:16]),
+    .b_out(\b_in$305 ),
+    .chain_in(\chain_in$242 ),
+    .chain_out(\chain_in$313 ),
+    .chain_valid_in(\chain_valid_in$244 ),
+    .chain_valid_out(\chain_valid_in$315 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$141 ),
-    .first_out(\first_in$212 ),
-    .last_in(\last_in$143 ),
-    .last_out(\last_in$214 ),
-    .rst(rst),
-    .valid_in(\valid_in$139 ),
-    .valid_out(\valid_in$210 )
+    .en(en_pe_1_2),
+    .first_in(\first_in$238 ),
+    .first_out(\first_in$309 ),
+    .last_in(\last_in$240 ),
+    .last_out(\last_in$311 ),
+    .pe_1_2_sync_clk(clk),
+    .pe_1_2_sync_rst(rst_pe_1_2),
+    .valid_in(\valid_in$236 ),
+    .valid_out(\valid_in$307 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$151 ),
-    .a_next(\a_in$133 ),
-    .b_in(\b_in$155 ),
-    .b_next(\o$53 [31:24]),
-    .b_out(\b_in$226 ),
-    .chain_in(\chain_in$163 ),
-    .chain_out(\chain_in$234 ),
-    .chain_valid_in(\chain_valid_in$165 ),
-    .chain_valid_out(\chain_valid_in$236 ),
-    .clk(clk),
+    .a_in(\a_in$248 ),
+    .a_next(\a_in$230 ),
+    .b_in(\b_in$252 ),
+    .b_next(\o$150 [31:24]),
+    .b_out(\b_in$323 ),
+    .chain_in(\chain_in$260 ),
+    .chain_out(\chain_in$331 ),
+    .chain_valid_in(\chain_valid_in$262 ),
+    .chain_valid_out(\chain_valid_in$333 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$159 ),
-    .first_out(\first_in$230 ),
-    .last_in(\last_in$161 ),
-    .last_out(\last_in$232 ),
-    .rst(rst),
-    .valid_in(\valid_in$157 ),
-    .valid_out(\valid_in$228 )
+    .en(en_pe_1_3),
+    .first_in(\first_in$256 ),
+    .first_out(\first_in$327 ),
+    .last_in(\last_in$258 ),
+    .last_out(\last_in$329 ),
+    .pe_1_3_sync_clk(clk),
+    .pe_1_3_sync_rst(rst_pe_1_3),
+    .valid_in(\valid_in$254 ),
+    .valid_out(\valid_in$325 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$47 [23:16]),
+    .a_in(\o$144 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$186 ),
-    .b_in(\b_in$172 ),
-    .b_next(\b_in$101 ),
-    .b_out(\b_in$243 ),
-    .chain_in(\chain_in$180 ),
-    .chain_out(\chain_in$251 ),
-    .chain_valid_in(\chain_valid_in$182 ),
-    .chain_valid_out(\chain_valid_in$253 ),
-    .clk(clk),
+    .a_out(\a_in$283 ),
+    .b_in(\b_in$269 ),
+    .b_next(\b_in$198 ),
+    .b_out(\b_in$340 ),
+    .chain_in(\chain_in$277 ),
+    .chain_out(\chain_in$348 ),
+    .chain_valid_in(\chain_valid_in$279 ),
+    .chain_valid_out(\chain_valid_in$350 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$176 ),
-    .first_out(\first_in$247 ),
-    .last_in(\last_in$178 ),
-    .last_out(\last_in$249 ),
-    .rst(rst),
-    .valid_in(\valid_in$174 ),
-    .valid_out(\valid_in$245 )
+    .en(en_pe_2_0),
+    .first_in(\first_in$273 ),
+    .first_out(\first_in$344 ),
+    .last_in(\last_in$275 ),
+    .last_out(\last_in$346 ),
+    .pe_2_0_sync_clk(clk),
+    .pe_2_0_sync_rst(rst_pe_2_0),
+    .valid_in(\valid_in$271 ),
+    .valid_out(\valid_in$342 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$186 ),
-    .a_next(\o$47 [23:16]),
-    .a_out(\a_in$204 ),
-    .b_in(\b_in$190 ),
-    .b_next(\b_in$119 ),
-    .b_out(\b_in$261 ),
-    .chain_in(\chain_in$198 ),
-    .chain_out(\chain_in$269 ),
-    .chain_valid_in(\chain_valid_in$200 ),
-    .chain_valid_out(\chain_valid_in$271 ),
-    .clk(clk),
+    .a_in(\a_in$283 ),
+    .a_next(\o$144 [23:16]),
+    .a_out(\a_in$301 ),
+    .b_in(\b_in$287 ),
+    .b_next(\b_in$216 ),
+    .b_out(\b_in$358 ),
+    .chain_in(\chain_in$295 ),
+    .chain_out(\chain_in$366 ),
+    .chain_valid_in(\chain_valid_in$297 ),
+    .chain_valid_out(\chain_valid_in$368 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$194 ),
-    .first_out(\first_in$265 ),
-    .last_in(\last_in$196 ),
-    .last_out(\last_in$267 ),
-    .rst(rst),
-    .valid_in(\valid_in$192 ),
-    .valid_out(\valid_in$263 )
+    .en(en_pe_2_1),
+    .first_in(\first_in$291 ),
+    .first_out(\first_in$362 ),
+    .last_in(\last_in$293 ),
+    .last_out(\last_in$364 ),
+    .pe_2_1_sync_clk(clk),
+    .pe_2_1_sync_rst(rst_pe_2_1),
+    .valid_in(\valid_in$289 ),
+    .valid_out(\valid_in$360 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$204 ),
-    .a_next(\a_in$186 ),
-    .a_out(\a_in$222 ),
-    .b_in(\b_in$208 ),
-    .b_next(\b_in$137 ),
-    .b_out(\b_in$279 ),
-    .chain_in(\chain_in$216 ),
-    .chain_out(\chain_in$287 ),
-    .chain_valid_in(\chain_valid_in$218 ),
-    .chain_valid_out(\chain_valid_in$289 ),
-    .clk(clk),
+    .a_in(\a_in$301 ),
+    .a_next(\a_in$283 ),
+    .a_out(\a_in$319 ),
+    .b_in(\b_in$305 ),
+    .b_next(\b_in$234 ),
+    .b_out(\b_in$376 ),
+    .chain_in(\chain_in$313 ),
+    .chain_out(\chain_in$384 ),
+    .chain_valid_in(\chain_valid_in$315 ),
+    .chain_valid_out(\chain_valid_in$386 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$212 ),
-    .first_out(\first_in$283 ),
-    .last_in(\last_in$214 ),
-    .last_out(\last_in$285 ),
-    .rst(rst),
-    .valid_in(\valid_in$210 ),
-    .valid_out(\valid_in$281 )
+    .en(en_pe_2_2),
+    .first_in(\first_in$309 ),
+    .first_out(\first_in$380 ),
+    .last_in(\last_in$311 ),
+    .last_out(\last_in$382 ),
+    .pe_2_2_sync_clk(clk),
+    .pe_2_2_sync_rst(rst_pe_2_2),
+    .valid_in(\valid_in$307 ),
+    .valid_out(\valid_in$378 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$222 ),
-    .a_next(\a_in$204 ),
-    .b_in(\b_in$226 ),
-    .b_next(\b_in$155 ),
-    .b_out(\b_in$297 ),
-    .chain_in(\chain_in$234 ),
-    .chain_out(\chain_in$305 ),
-    .chain_valid_in(\chain_valid_in$236 ),
-    .chain_valid_out(\chain_valid_in$307 ),
-    .clk(clk),
+    .a_in(\a_in$319 ),
+    .a_next(\a_in$301 ),
+    .b_in(\b_in$323 ),
+    .b_next(\b_in$252 ),
+    .b_out(\b_in$394 ),
+    .chain_in(\chain_in$331 ),
+    .chain_out(\chain_in$402 ),
+    .chain_valid_in(\chain_valid_in$333 ),
+    .chain_valid_out(\chain_valid_in$404 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$230 ),
-    .first_out(\first_in$301 ),
-    .last_in(\last_in$232 ),
-    .last_out(\last_in$303 ),
-    .rst(rst),
-    .valid_in(\valid_in$228 ),
-    .valid_out(\valid_in$299 )
+    .en(en_pe_2_3),
+    .first_in(\first_in$327 ),
+    .first_out(\first_in$398 ),
+    .last_in(\last_in$329 ),
+    .last_out(\last_in$400 ),
+    .pe_2_3_sync_clk(clk),
+    .pe_2_3_sync_rst(rst_pe_2_3),
+    .valid_in(\valid_in$325 ),
+    .valid_out(\valid_in$396 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$47 [31:24]),
+    .a_in(\o$144 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$257 ),
-    .b_in(\b_in$243 ),
-    .b_next(\b_in$172 ),
-    .chain_in(\chain_in$251 ),
+    .a_out(\a_in$354 ),
+    .b_in(\b_in$340 ),
+    .b_next(\b_in$269 ),
+    .chain_in(\chain_in$348 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$253 ),
-    .chain_valid_out(\chain_valid_out$311 ),
-    .clk(clk),
+    .chain_valid_in(\chain_valid_in$350 ),
+    .chain_valid_out(\chain_valid_out$407 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$247 ),
-    .last_in(\last_in$249 ),
+    .en(en_pe_3_0),
+    .first_in(\first_in$344 ),
+    .last_in(\last_in$346 ),
     .last_out(last_out),
-    .rst(rst),
-    .valid_in(\valid_in$245 ),
+    .pe_3_0_sync_clk(clk),
+    .pe_3_0_sync_rst(rst_pe_3_0),
+    .valid_in(\valid_in$342 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$257 ),
-    .a_next(\o$47 [31:24]),
-    .a_out(\a_in$275 ),
-    .b_in(\b_in$261 ),
-    .b_next(\b_in$190 ),
-    .chain_in(\chain_in$269 ),
-    .chain_out(\chain_out$25 ),
-    .chain_valid_in(\chain_valid_in$271 ),
-    .chain_valid_out(\chain_valid_out$312 ),
-    .clk(clk),
+    .a_in(\a_in$354 ),
+    .a_next(\o$144 [31:24]),
+    .a_out(\a_in$372 ),
+    .b_in(\b_in$358 ),
+    .b_next(\b_in$287 ),
+    .chain_in(\chain_in$366 ),
+    .chain_out(\chain_out$125 ),
+    .chain_valid_in(\chain_valid_in$368 ),
+    .chain_valid_out(\chain_valid_out$408 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$265 ),
-    .last_in(\last_in$267 ),
-    .last_out(\last_out$14 ),
-    .rst(rst),
-    .valid_in(\valid_in$263 ),
-    .valid_out(\valid_out$13 )
+    .en(en_pe_3_1),
+    .first_in(\first_in$362 ),
+    .last_in(\last_in$364 ),
+    .last_out(\last_out$116 ),
+    .pe_3_1_sync_clk(clk),
+    .pe_3_1_sync_rst(rst_pe_3_1),
+    .valid_in(\valid_in$360 ),
+    .valid_out(\valid_out$115 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$275 ),
-    .a_next(\a_in$257 ),
-    .a_out(\a_in$293 ),
-    .b_in(\b_in$279 ),
-    .b_next(\b_in$208 ),
-    .chain_in(\chain_in$287 ),
-    .chain_out(\chain_out$26 ),
-    .chain_valid_in(\chain_valid_in$289 ),
-    .chain_valid_out(\chain_valid_out$313 ),
-    .clk(clk),
+    .a_in(\a_in$372 ),
+    .a_next(\a_in$354 ),
+    .a_out(\a_in$390 ),
+    .b_in(\b_in$376 ),
+    .b_next(\b_in$305 ),
+    .chain_in(\chain_in$384 ),
+    .chain_out(\chain_out$126 ),
+    .chain_valid_in(\chain_valid_in$386 ),
+    .chain_valid_out(\chain_valid_out$409 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$283 ),
-    .last_in(\last_in$285 ),
-    .last_out(\last_out$17 ),
-    .rst(rst),
-    .valid_in(\valid_in$281 ),
-    .valid_out(\valid_out$16 )
+    .en(en_pe_3_2),
+    .first_in(\first_in$380 ),
+    .last_in(\last_in$382 ),
+    .last_out(\last_out$119 ),
+    .pe_3_2_sync_clk(clk),
+    .pe_3_2_sync_rst(rst_pe_3_2),
+    .valid_in(\valid_in$378 ),
+    .valid_out(\valid_out$118 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$293 ),
-    .a_next(\a_in$275 ),
-    .b_in(\b_in$297 ),
-    .b_next(\b_in$226 ),
-    .chain_in(\chain_in$305 ),
-    .chain_out(\chain_out$27 ),
-    .chain_valid_in(\chain_valid_in$307 ),
-    .chain_valid_out(results__valid),
-    .clk(clk),
+    .a_in(\a_in$390 ),
+    .a_next(\a_in$372 ),
+    .b_in(\b_in$394 ),
+    .b_next(\b_in$323 ),
+    .chain_in(\chain_in$402 ),
+    .chain_out(\chain_out$127 ),
+    .chain_valid_in(\chain_valid_in$404 ),
+    .chain_valid_out(chain_valid_out),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$301 ),
-    .last_in(\last_in$303 ),
-    .last_out(\last_out$20 ),
-    .rst(rst),
-    .valid_in(\valid_in$299 ),
-    .valid_out(\valid_out$19 )
+    .en(en_pe_3_3),
+    .first_in(\first_in$398 ),
+    .last_in(\last_in$400 ),
+    .last_out(\last_out$122 ),
+    .pe_3_3_sync_clk(clk),
+    .pe_3_3_sync_rst(rst_pe_3_3),
+    .valid_in(\valid_in$396 ),
+    .valid_out(\valid_out$121 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .en(en),
-    .i(\i$37 ),
+    .i(\i$137 ),
     .i_next(i_next),
-    .o(\o$47 ),
+    .o(\o$144 ),
     .o_next(o_next),
+    .\port$453$0 (en_skew_a_0),
+    .\port$454$0 (en_skew_a_1),
+    .\port$455$0 (en_skew_a_2),
+    .\port$456$0 (en_skew_a_3),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
     .clk(clk),
-    .en(en),
-    .i(\i$39 ),
+    .i(in_b),
     .i_next(operands__payload[63:32]),
-    .o(\o$53 ),
-    .o_next(\o_next$51 ),
+    .o(\o$150 ),
+    .o_next(\o_next$148 ),
+    .\port$457$0 (en_skew_b_0),
+    .\port$458$0 (en_skew_b_1),
+    .\port$459$0 (en_skew_b_2),
+    .\port$460$0 (en_skew_b_3),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
-    .clk(clk),
-    .en(en),
-    .i(\i$41 ),
-    .o(\o$55 ),
-    .rst(rst)
+    .en(en_skew_flags),
+    .i(\i$139 ),
+    .o(\o$152 ),
+    .skew_flags_sync_clk(clk),
+    .skew_flags_sync_rst(rst_skew_flags)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$48  = out_row;
-    if (\$41 ) begin
-      \$48  = \$44 [1:0];
-    end
+    \$96  = held;
     if (rst) begin
-      \$48  = 2'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$49  = in_a;
+    \$97  = skid;
+    if (\$1 ) begin
+      \$97 [128] = out[128];
+    end
+    if (\$2 ) begin
+      \$97 [31:0] = out[31:0];
+    end
+    if (\$3 ) begin
+      \$97 [63:32] = out[63:32];
+    end
+    if (\$4 ) begin
+      \$97 [95:64] = out[95:64];
+    end
+    if (\$5 ) begin
+      \$97 [127:96] = out[127:96];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$98  = out_row;
+    if (\$10 ) begin
+      \$98  = \$13 [1:0];
+    end
+    if (rst) begin
+      \$98  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$99  = in_a;
+    if (en_in_a_0) begin
+      \$99 [7:0] = operands__payload[7:0];
+    end
+    if (en_in_a_1) begin
+      \$99 [15:8] = operands__payload[15:8];
+    end
+    if (en_in_a_2) begin
+      \$99 [23:16] = operands__payload[23:16];
+    end
+    if (en_in_a_3) begin
+      \$99 [31:24] = operands__payload[31:24];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$100  = in_b;
+    if (en_in_b_0) begin
+      \$100 [7:0] = operands__payload[39:32];
+    end
+    if (en_in_b_1) begin
+      \$100 [15:8] = operands__payload[47:40];
+    end
+    if (en_in_b_2) begin
+      \$100 [23:16] = operands__payload[55:48];
+    end
+    if (en_in_b_3) begin
+      \$100 [31:24] = operands__payload[63:56];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$101  = in_flags;
     if (en) begin
-      \$49  = operands__payload[31:0];
+      \$101 [0] = accept;
+      \$101 [1] = first;
+      \$101 [2] = operands__payload[64];
     end
     if (rst) begin
-      \$49  = 32'd0;
+      \$101  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$50  = \i$39 ;
-    if (en) begin
-      \$50  = operands__payload[63:32];
-    end
-    if (rst) begin
-      \$50  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$51  = in_flags;
-    if (en) begin
-      \$51 [0] = accept;
-      \$51 [1] = first;
-      \$51 [2] = operands__payload[64];
-    end
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$52  = first;
+    \$102  = first;
     if (en) begin
       if (accept) begin
-        \$52  = operands__payload[64];
+        \$102  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$52  = 1'h1;
+      \$102  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$53  = gap;
+    \$103  = gap;
     if (en) begin
-      if (\$45 ) begin
-        \$53  = 3'h0;
-      end else if (\$46 ) begin
-        \$53  = \$47 [2:0];
+      if (\$23 ) begin
+        \$103  = 3'h0;
+      end else if (\$24 ) begin
+        \$103  = \$25 [2:0];
       end
     end
     if (rst) begin
-      \$53  = 3'h4;
+      \$103  = 3'h4;
     end
   end
-  assign \en$22  = en;
-  assign chain_valid_out = results__valid;
-  assign \en$34  = en;
-  assign \en$35  = en;
-  assign \en$36  = en;
-  assign in_b = \i$39 ;
-  assign \i_next$44  = operands__payload[63:32];
-  assign \en$45  = en;
-  assign a_in = \o$47 [7:0];
+  assign pe_0_0_sync_clk = clk;
+  assign pe_0_0_sync_rst = rst_pe_0_0;
+  assign pe_0_1_sync_clk = clk;
+  assign pe_0_1_sync_rst = rst_pe_0_1;
+  assign pe_0_2_sync_clk = clk;
+  assign pe_0_2_sync_rst = rst_pe_0_2;
+  assign pe_0_3_sync_clk = clk;
+  assign pe_0_3_sync_rst = rst_pe_0_3;
+  assign pe_1_0_sync_clk = clk;
+  assign pe_1_0_sync_rst = rst_pe_1_0;
+  assign pe_1_1_sync_clk = clk;
+  assign pe_1_1_sync_rst = rst_pe_1_1;
+  assign pe_1_2_sync_clk = clk;
+  assign pe_1_2_sync_rst = rst_pe_1_2;
+  assign pe_1_3_sync_clk = clk;
+  assign pe_1_3_sync_rst = rst_pe_1_3;
+  assign pe_2_0_sync_clk = clk;
+  assign pe_2_0_sync_rst = rst_pe_2_0;
+  assign pe_2_1_sync_clk = clk;
+  assign pe_2_1_sync_rst = rst_pe_2_1;
+  assign pe_2_2_sync_clk = clk;
+  assign pe_2_2_sync_rst = rst_pe_2_2;
+  assign pe_2_3_sync_clk = clk;
+  assign pe_2_3_sync_rst = rst_pe_2_3;
+  assign pe_3_0_sync_clk = clk;
+  assign pe_3_0_sync_rst = rst_pe_3_0;
+  assign pe_3_1_sync_clk = clk;
+  assign pe_3_1_sync_rst = rst_pe_3_1;
+  assign pe_3_2_sync_clk = clk;
+  assign pe_3_2_sync_rst = rst_pe_3_2;
+  assign pe_3_3_sync_clk = clk;
+  assign pe_3_3_sync_rst = rst_pe_3_3;
+  assign \en$130  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign skew_flags_sync_clk = clk;
+  assign skew_flags_sync_rst = rst_skew_flags;
+  assign \en$134  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$135  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign \en$136  = en_skew_flags;
+  assign \i$138  = in_b;
+  assign \i_next$141  = operands__payload[63:32];
+  assign \en$142  = en_pe_0_0;
+  assign a_in = \o$144 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$51 [7:0];
-  assign b_in = \o$53 [7:0];
-  assign valid_in = \o$55 [0];
-  assign first_in = \o$55 [1];
-  assign last_in = \o$55 [2];
+  assign b_next = \o_next$148 [7:0];
+  assign b_in = \o$150 [7:0];
+  assign valid_in = \o$152 [0];
+  assign first_in = \o$152 [1];
+  assign last_in = \o$152 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$61  = en;
-  assign a_out = \a_in$62 ;
-  assign \a_next$64  = \o$47 [7:0];
-  assign \b_next$65  = \o_next$51 [15:8];
-  assign \b_in$66  = \o$53 [15:8];
-  assign \valid_in$67  = \o$55 [3];
-  assign \first_in$68  = \o$55 [4];
-  assign \last_in$69  = \o$55 [5];
-  assign \chain_in$70  = 32'd0;
-  assign \chain_valid_in$71  = 1'h0;
-  assign \drain$72  = drain_1;
-  assign \en$73  = en;
-  assign \a_out$75  = \a_in$74 ;
-  assign \a_next$76  = \a_in$62 ;
-  assign \b_next$77  = \o_next$51 [23:16];
-  assign \b_in$78  = \o$53 [23:16];
-  assign \valid_in$79  = \o$55 [6];
-  assign \first_in$80  = \o$55 [7];
-  assign \last_in$81  = \o$55 [8];
-  assign \chain_in$82  = 32'd0;
-  assign \chain_valid_in$83  = 1'h0;
-  assign \drain$84  = drain_2;
-  assign \en$85  = en;
-  assign \a_out$87  = \a_in$86 ;
-  assign \a_next$88  = \a_in$74 ;
-  assign \b_next$89  = \o_next$51 [31:24];
-  assign \b_in$90  = \o$53 [31:24];
-  assign \valid_in$91  = \o$55 [9];
-  assign \first_in$92  = \o$55 [10];
-  assign \last_in$93  = \o$55 [11];
-  assign \chain_in$94  = 32'd0;
-  assign \chain_valid_in$95  = 1'h0;
-  assign \drain$96  = drain_3;
-  assign \en$97  = en;
-  assign \a_in$98  = \o$47 [15:8];
-  assign \a_next$99  = o_next[15:8];
-  assign \b_next$100  = \o$53 [7:0];
-  assign b_out = \b_in$101 ;
-  assign \valid_out$104  = \valid_in$103 ;
-  assign first_out = \first_in$105 ;
-  assign \last_out$108  = \last_in$107 ;
-  assign \chain_out$110  = \chain_in$109 ;
-  assign \chain_valid_out$112  = \chain_valid_in$111 ;
-  assign \drain$113  = drain_0;
-  assign \en$114  = en;
-  assign \a_out$116  = \a_in$115 ;
-  assign \a_next$117  = \o$47 [15:8];
-  assign \b_next$118  = \o$53 [15:8];
-  assign \b_out$120  = \b_in$119 ;
-  assign \valid_out$122  = \valid_in$121 ;
-  assign \first_out$124  = \first_in$123 ;
-  assign \last_out$126  = \last_in$125 ;
-  assign \chain_out$128  = \chain_in$127 ;
-  assign \chain_valid_out$130  = \chain_valid_in$129 ;
-  assign \drain$131  = drain_1;
-  assign \en$132  = en;
-  assign \a_out$134  = \a_in$133 ;
-  assign \a_next$135  = \a_in$115 ;
-  assign \b_next$136  = \o$53 [23:16];
-  assign \b_out$138  = \b_in$137 ;
-  assign \valid_out$140  = \valid_in$139 ;
-  assign \first_out$142  = \first_in$141 ;
-  assign \last_out$144  = \last_in$143 ;
-  assign \chain_out$146  = \chain_in$145 ;
-  assign \chain_valid_out$148  = \chain_valid_in$147 ;
-  assign \drain$149  = drain_2;
-  assign \en$150  = en;
-  assign \a_out$152  = \a_in$151 ;
-  assign \a_next$153  = \a_in$133 ;
-  assign \b_next$154  = \o$53 [31:24];
-  assign \b_out$156  = \b_in$155 ;
-  assign \valid_out$158  = \valid_in$157 ;
-  assign \first_out$160  = \first_in$159 ;
-  assign \last_out$162  = \last_in$161 ;
-  assign \chain_out$164  = \chain_in$163 ;
-  assign \chain_valid_out$166  = \chain_valid_in$165 ;
-  assign \drain$167  = drain_3;
-  assign \en$168  = en;
-  assign \a_in$169  = \o$47 [23:16];
-  assign \a_next$170  = o_next[23:16];
-  assign \b_next$171  = \b_in$101 ;
-  assign \b_out$173  = \b_in$172 ;
-  assign \valid_out$175  = \valid_in$174 ;
-  assign \first_out$177  = \first_in$176 ;
-  assign \last_out$179  = \last_in$178 ;
-  assign \chain_out$181  = \chain_in$180 ;
-  assign \chain_valid_out$183  = \chain_valid_in$182 ;
-  assign \drain$184  = drain_0;
-  assign \en$185  = en;
-  assign \a_out$187  = \a_in$186 ;
-  assign \a_next$188  = \o$47 [23:16];
-  assign \b_next$189  = \b_in$119 ;
-  assign \b_out$191  = \b_in$190 ;
-  assign \valid_out$193  = \valid_in$192 ;
-  assign \first_out$195  = \first_in$194 ;
-  assign \last_out$197  = \last_in$196 ;
-  assign \chain_out$199  = \chain_in$198 ;
-  assign \chain_valid_out$201  = \chain_valid_in$200 ;
-  assign \drain$202  = drain_1;
-  assign \en$203  = en;
-  assign \a_out$205  = \a_in$204 ;
-  assign \a_next$206  = \a_in$186 ;
-  assign \b_next$207  = \b_in$137 ;
-  assign \b_out$209  = \b_in$208 ;
-  assign \valid_out$211  = \valid_in$210 ;
-  assign \first_out$213  = \first_in$212 ;
-  assign \last_out$215  = \last_in$214 ;
-  assign \chain_out$217  = \chain_in$216 ;
-  assign \chain_valid_out$219  = \chain_valid_in$218 ;
-  assign \drain$220  = drain_2;
-  assign \en$221  = en;
-  assign \a_out$223  = \a_in$222 ;
-  assign \a_next$224  = \a_in$204 ;
-  assign \b_next$225  = \b_in$155 ;
-  assign \b_out$227  = \b_in$226 ;
-  assign \valid_out$229  = \valid_in$228 ;
-  assign \first_out$231  = \first_in$230 ;
-  assign \last_out$233  = \last_in$232 ;
-  assign \chain_out$235  = \chain_in$234 ;
-  assign \chain_valid_out$237  = \chain_valid_in$236 ;
-  assign \drain$238  = drain_3;
-  assign \en$239  = en;
-  assign \a_in$240  = \o$47 [31:24];
-  assign \a_next$241  = o_next[31:24];
-  assign \b_next$242  = \b_in$172 ;
-  assign \b_out$244  = \b_in$243 ;
-  assign \valid_out$246  = \valid_in$245 ;
-  assign \first_out$248  = \first_in$247 ;
-  assign \last_out$250  = \last_in$249 ;
-  assign \chain_out$252  = \chain_in$251 ;
-  assign \chain_valid_out$254  = \chain_valid_in$253 ;
-  assign \drain$255  = drain_0;
-  assign \en$256  = en;
-  assign \a_out$258  = \a_in$257 ;
-  assign \a_next$259  = \o$47 [31:24];
-  assign \b_next$260  = \b_in$190 ;
-  assign \b_out$262  = \b_in$261 ;
-  assign \valid_out$264  = \valid_in$263 ;
-  assign \first_out$266  = \first_in$265 ;
-  assign \last_out$268  = \last_in$267 ;
-  assign \chain_out$270  = \chain_in$269 ;
-  assign \chain_valid_out$272  = \chain_valid_in$271 ;
-  assign \drain$273  = drain_1;
-  assign \en$274  = en;
-  assign \a_out$276  = \a_in$275 ;
-  assign \a_next$277  = \a_in$257 ;
-  assign \b_next$278  = \b_in$208 ;
-  assign \b_out$280  = \b_in$279 ;
-  assign \valid_out$282  = \valid_in$281 ;
-  assign \first_out$284  = \first_in$283 ;
-  assign \last_out$286  = \last_in$285 ;
-  assign \chain_out$288  = \chain_in$287 ;
-  assign \chain_valid_out$290  = \chain_valid_in$289 ;
-  assign \drain$291  = drain_2;
-  assign \en$292  = en;
-  assign \a_out$294  = \a_in$293 ;
-  assign \a_next$295  = \a_in$275 ;
-  assign \b_next$296  = \b_in$226 ;
-  assign \b_out$298  = \b_in$297 ;
-  assign \valid_out$300  = \valid_in$299 ;
-  assign \first_out$302  = \first_in$301 ;
-  assign \last_out$304  = \last_in$303 ;
-  assign \chain_out$306  = \chain_in$305 ;
-  assign \chain_valid_out$308  = \chain_valid_in$307 ;
-  assign \drain$309  = drain_3;
+  assign \en$158  = en_pe_0_1;
+  assign a_out = \a_in$159 ;
+  assign \a_next$161  = \o$144 [7:0];
+  assign \b_next$162  = \o_next$148 [15:8];
+  assign \b_in$163  = \o$150 [15:8];
+  assign \valid_in$164  = \o$152 [3];
+  assign \first_in$165  = \o$152 [4];
+  assign \last_in$166  = \o$152 [5];
+  assign \chain_in$167  = 32'd0;
+  assign \chain_valid_in$168  = 1'h0;
+  assign \drain$169  = drain_1;
+  assign \en$170  = en_pe_0_2;
+  assign \a_out$172  = \a_in$171 ;
+  assign \a_next$173  = \a_in$159 ;
+  assign \b_next$174  = \o_next$148 [23:16];
+  assign \b_in$175  = \o$150 [23:16];
+  assign \valid_in$176  = \o$152 [6];
+  assign \first_in$177  = \o$152 [7];
+  assign \last_in$178  = \o$152 [8];
+  assign \chain_in$179  = 32'd0;
+  assign \chain_valid_in$180  = 1'h0;
+  assign \drain$181  = drain_2;
+  assign \en$182  = en_pe_0_3;
+  assign \a_out$184  = \a_in$183 ;
+  assign \a_next$185  = \a_in$171 ;
+  assign \b_next$186  = \o_next$148 [31:24];
+  assign \b_in$187  = \o$150 [31:24];
+  assign \valid_in$188  = \o$152 [9];
+  assign \first_in$189  = \o$152 [10];
+  assign \last_in$190  = \o$152 [11];
+  assign \chain_in$191  = 32'd0;
+  assign \chain_valid_in$192  = 1'h0;
+  assign \drain$193  = drain_3;
+  assign \en$194  = en_pe_1_0;
+  assign \a_in$195  = \o$144 [15:8];
+  assign \a_next$196  = o_next[15:8];
+  assign \b_next$197  = \o$150 [7:0];
+  assign b_out = \b_in$198 ;
+  assign \valid_out$201  = \valid_in$200 ;
+  assign first_out = \first_in$202 ;
+  assign \last_out$205  = \last_in$204 ;
+  assign \chain_out$207  = \chain_in$206 ;
+  assign \chain_valid_out$209  = \chain_valid_in$208 ;
+  assign \drain$210  = drain_0;
+  assign \en$211  = en_pe_1_1;
+  assign \a_out$213  = \a_in$212 ;
+  assign \a_next$214  = \o$144 [15:8];
+  assign \b_next$215  = \o$150 [15:8];
+  assign \b_out$217  = \b_in$216 ;
+  assign \valid_out$219  = \valid_in$218 ;
+  assign \first_out$221  = \first_in$220 ;
+  assign \last_out$223  = \last_in$222 ;
+  assign \chain_out$225  = \chain_in$224 ;
+  assign \chain_valid_out$227  = \chain_valid_in$226 ;
+  assign \drain$228  = drain_1;
+  assign \en$229  = en_pe_1_2;
+  assign \a_out$231  = \a_in$230 ;
+  assign \a_next$232  = \a_in$212 ;
+  assign \b_next$233  = \o$150 [23:16];
+  assign \b_out$235  = \b_in$234 ;
+  assign \valid_out$237  = \valid_in$236 ;
+  assign \first_out$239  = \first_in$238 ;
+  assign \last_out$241  = \last_in$240 ;
+  assign \chain_out$243  = \chain_in$242 ;
+  assign \chain_valid_out$245  = \chain_valid_in$244 ;
+  assign \drain$246  = drain_2;
+  assign \en$247  = en_pe_1_3;
+  assign \a_out$249  = \a_in$248 ;
+  assign \a_next$250  = \a_in$230 ;
+  assign \b_next$251  = \o$150 [31:24];
+  assign \b_out$253  = \b_in$252 ;
+  assign \valid_out$255  = \valid_in$254 ;
+  assign \first_out$257  = \first_in$256 ;
+  assign \last_out$259  = \last_in$258 ;
+  assign \chain_out$261  = \chain_in$260 ;
+  assign \chain_valid_out$263  = \chain_valid_in$262 ;
+  assign \drain$264  = drain_3;
+  assign \en$265  = en_pe_2_0;
+  assign \a_in$266  = \o$144 [23:16];
+  assign \a_next$267  = o_next[23:16];
+  assign \b_next$268  = \b_in$198 ;
+  assign \b_out$270  = \b_in$269 ;
+  assign \valid_out$272  = \valid_in$271 ;
+  assign \first_out$274  = \first_in$273 ;
+  assign \last_out$276  = \last_in$275 ;
+  assign \chain_out$278  = \chain_in$277 ;
+  assign \chain_valid_out$280  = \chain_valid_in$279 ;
+  assign \drain$281  = drain_0;
+  assign \en$282  = en_pe_2_1;
+  assign \a_out$284  = \a_in$283 ;
+  assign \a_next$285  = \o$144 [23:16];
+  assign \b_next$286  = \b_in$216 ;
+  assign \b_out$288  = \b_in$287 ;
+  assign \valid_out$290  = \valid_in$289 ;
+  assign \first_out$292  = \first_in$291 ;
+  assign \last_out$294  = \last_in$293 ;
+  assign \chain_out$296  = \chain_in$295 ;
+  assign \chain_valid_out$298  = \chain_valid_in$297 ;
+  assign \drain$299  = drain_1;
+  assign \en$300  = en_pe_2_2;
+  assign \a_out$302  = \a_in$301 ;
+  assign \a_next$303  = \a_in$283 ;
+  assign \b_next$304  = \b_in$234 ;
+  assign \b_out$306  = \b_in$305 ;
+  assign \valid_out$308  = \valid_in$307 ;
+  assign \first_out$310  = \first_in$309 ;
+  assign \last_out$312  = \last_in$311 ;
+  assign \chain_out$314  = \chain_in$313 ;
+  assign \chain_valid_out$316  = \chain_valid_in$315 ;
+  assign \drain$317  = drain_2;
+  assign \en$318  = en_pe_2_3;
+  assign \a_out$320  = \a_in$319 ;
+  assign \a_next$321  = \a_in$301 ;
+  assign \b_next$322  = \b_in$252 ;
+  assign \b_out$324  = \b_in$323 ;
+  assign \valid_out$326  = \valid_in$325 ;
+  assign \first_out$328  = \first_in$327 ;
+  assign \last_out$330  = \last_in$329 ;
+  assign \chain_out$332  = \chain_in$331 ;
+  assign \chain_valid_out$334  = \chain_valid_in$333 ;
+  assign \drain$335  = drain_3;
+  assign \en$336  = en_pe_3_0;
+  assign \a_in$337  = \o$144 [31:24];
+  assign \a_next$338  = o_next[31:24];
+  assign \b_next$339  = \b_in$269 ;
+  assign \b_out$341  = \b_in$340 ;
+  assign \valid_out$343  = \valid_in$342 ;
+  assign \first_out$345  = \first_in$344 ;
+  assign \last_out$347  = \last_in$346 ;
+  assign \chain_out$349  = \chain_in$348 ;
+  assign \chain_valid_out$351  = \chain_valid_in$350 ;
+  assign \drain$352  = drain_0;
+  assign \en$353  = en_pe_3_1;
+  assign \a_out$355  = \a_in$354 ;
+  assign \a_next$356  = \o$144 [31:24];
+  assign \b_next$357  = \b_in$287 ;
+  assign \b_out$359  = \b_in$358 ;
+  assign \valid_out$361  = \valid_in$360 ;
+  assign \first_out$363  = \first_in$362 ;
+  assign \last_out$365  = \last_in$364 ;
+  assign \chain_out$367  = \chain_in$366 ;
+  assign \chain_valid_out$369  = \chain_valid_in$368 ;
+  assign \drain$370  = drain_1;
+  assign \en$371  = en_pe_3_2;
+  assign \a_out$373  = \a_in$372 ;
+  assign \a_next$374  = \a_in$354 ;
+  assign \b_next$375  = \b_in$305 ;
+  assign \b_out$377  = \b_in$376 ;
+  assign \valid_out$379  = \valid_in$378 ;
+  assign \first_out$381  = \first_in$380 ;
+  assign \last_out$383  = \last_in$382 ;
+  assign \chain_out$385  = \chain_in$384 ;
+  assign \chain_valid_out$387  = \chain_valid_in$386 ;
+  assign \drain$388  = drain_2;
+  assign \en$389  = en_pe_3_3;
+  assign \a_out$391  = \a_in$390 ;
+  assign \a_next$392  = \a_in$372 ;
+  assign \b_next$393  = \b_in$323 ;
+  assign \b_out$395  = \b_in$394 ;
+  assign \valid_out$397  = \valid_in$396 ;
+  assign \first_out$399  = \first_in$398 ;
+  assign \last_out$401  = \last_in$400 ;
+  assign \chain_out$403  = \chain_in$402 ;
+  assign \chain_valid_out$405  = \chain_valid_in$404 ;
+  assign \drain$406  = drain_3;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -1171,6 +1614,29 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \operands__payload.b[2]  = operands__payload[55:48];
   assign \operands__payload.b[3]  = operands__payload[63:56];
   assign \operands__payload.last  = operands__payload[64];
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
+  assign \out.c  = out[127:0];
+  assign \out.c[0]  = out[31:0];
+  assign \out.c[1]  = out[63:32];
+  assign \out.c[2]  = out[95:64];
+  assign \out.c[3]  = out[127:96];
+  assign \out.last  = out[128];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \in_b[0]  = in_b[7:0];
+  assign \in_b[1]  = in_b[15:8];
+  assign \in_b[2]  = in_b[23:16];
+  assign \in_b[3]  = in_b[31:24];
+  assign \in_flags.valid  = in_flags[0];
+  assign \in_flags.first  = in_flags[1];
+  assign \in_flags.last  = in_flags[2];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -1179,105 +1645,99 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
-  assign \i$37[0]  = \i$37 [7:0];
-  assign \i$37[1]  = \i$37 [15:8];
-  assign \i$37[2]  = \i$37 [23:16];
-  assign \i$37[3]  = \i$37 [31:24];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \i$39[0]  = \i$39 [7:0];
-  assign \i$39[1]  = \i$39 [15:8];
-  assign \i$39[2]  = \i$39 [23:16];
-  assign \i$39[3]  = \i$39 [31:24];
-  assign \in_b[0]  = \i$39 [7:0];
-  assign \in_b[1]  = \i$39 [15:8];
-  assign \in_b[2]  = \i$39 [23:16];
-  assign \in_b[3]  = \i$39 [31:24];
-  assign \i$41[0]  = \i$41 [2:0];
-  assign \i$41[0].valid  = \i$41 [0];
-  assign \i$41[0].first  = \i$41 [1];
-  assign \i$41[0].last  = \i$41 [2];
-  assign \i$41[1]  = \i$41 [5:3];
-  assign \i$41[1].valid  = \i$41 [3];
-  assign \i$41[1].first  = \i$41 [4];
-  assign \i$41[1].last  = \i$41 [5];
-  assign \i$41[2]  = \i$41 [8:6];
-  assign \i$41[2].valid  = \i$41 [6];
-  assign \i$41[2].first  = \i$41 [7];
-  assign \i$41[2].last  = \i$41 [8];
-  assign \i$41[3]  = \i$41 [11:9];
-  assign \i$41[3].valid  = \i$41 [9];
-  assign \i$41[3].first  = \i$41 [10];
-  assign \i$41[3].last  = \i$41 [11];
-  assign \in_flags.valid  = in_flags[0];
-  assign \in_flags.first  = in_flags[1];
-  assign \in_flags.last  = in_flags[2];
+  assign \i$137[0]  = \i$137 [7:0];
+  assign \i$137[1]  = \i$137 [15:8];
+  assign \i$137[2]  = \i$137 [23:16];
+  assign \i$137[3]  = \i$137 [31:24];
+  assign \i$138[0]  = in_b[7:0];
+  assign \i$138[1]  = in_b[15:8];
+  assign \i$138[2]  = in_b[23:16];
+  assign \i$138[3]  = in_b[31:24];
+  assign \i$139[0]  = \i$139 [2:0];
+  assign \i$139[0].valid  = \i$139 [0];
+  assign \i$139[0].first  = \i$139 [1];
+  assign \i$139[0].last  = \i$139 [2];
+  assign \i$139[1]  = \i$139 [5:3];
+  assign \i$139[1].valid  = \i$139 [3];
+  assign \i$139[1].first  = \i$139 [4];
+  assign \i$139[1].last  = \i$139 [5];
+  assign \i$139[2]  = \i$139 [8:6];
+  assign \i$139[2].valid  = \i$139 [6];
+  assign \i$139[2].first  = \i$139 [7];
+  assign \i$139[2].last  = \i$139 [8];
+  assign \i$139[3]  = \i$139 [11:9];
+  assign \i$139[3].valid  = \i$139 [9];
+  assign \i$139[3].first  = \i$139 [10];
+  assign \i$139[3].last  = \i$139 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$44[0]  = operands__payload[39:32];
-  assign \i_next$44[1]  = operands__payload[47:40];
-  assign \i_next$44[2]  = operands__payload[55:48];
-  assign \i_next$44[3]  = operands__payload[63:56];
-  assign \o$47[0]  = \o$47 [7:0];
-  assign \o$47[1]  = \o$47 [15:8];
-  assign \o$47[2]  = \o$47 [23:16];
-  assign \o$47[3]  = \o$47 [31:24];
+  assign \i_next$141[0]  = operands__payload[39:32];
+  assign \i_next$141[1]  = operands__payload[47:40];
+  assign \i_next$141[2]  = operands__payload[55:48];
+  assign \i_next$141[3]  = operands__payload[63:56];
+  assign \o$144[0]  = \o$144 [7:0];
+  assign \o$144[1]  = \o$144 [15:8];
+  assign \o$144[2]  = \o$144 [23:16];
+  assign \o$144[3]  = \o$144 [31:24];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
   assign \o_next[3]  = o_next[31:24];
-  assign \o_next$51[0]  = \o_next$51 [7:0];
-  assign \o_next$51[1]  = \o_next$51 [15:8];
-  assign \o_next$51[2]  = \o_next$51 [23:16];
-  assign \o_next$51[3]  = \o_next$51 [31:24];
-  assign \o$53[0]  = \o$53 [7:0];
-  assign \o$53[1]  = \o$53 [15:8];
-  assign \o$53[2]  = \o$53 [23:16];
-  assign \o$53[3]  = \o$53 [31:24];
-  assign \o$55[0]  = \o$55 [2:0];
-  assign \o$55[0].valid  = \o$55 [0];
-  assign \o$55[0].first  = \o$55 [1];
-  assign \o$55[0].last  = \o$55 [2];
-  assign \o$55[1]  = \o$55 [5:3];
-  assign \o$55[1].valid  = \o$55 [3];
-  assign \o$55[1].first  = \o$55 [4];
-  assign \o$55[1].last  = \o$55 [5];
-  assign \o$55[2]  = \o$55 [8:6];
-  assign \o$55[2].valid  = \o$55 [6];
-  assign \o$55[2].first  = \o$55 [7];
-  assign \o$55[2].last  = \o$55 [8];
-  assign \o$55[3]  = \o$55 [11:9];
-  assign \o$55[3].valid  = \o$55 [9];
-  assign \o$55[3].first  = \o$55 [10];
-  assign \o$55[3].last  = \o$55 [11];
+  assign \o_next$148[0]  = \o_next$148 [7:0];
+  assign \o_next$148[1]  = \o_next$148 [15:8];
+  assign \o_next$148[2]  = \o_next$148 [23:16];
+  assign \o_next$148[3]  = \o_next$148 [31:24];
+  assign \o$150[0]  = \o$150 [7:0];
+  assign \o$150[1]  = \o$150 [15:8];
+  assign \o$150[2]  = \o$150 [23:16];
+  assign \o$150[3]  = \o$150 [31:24];
+  assign \o$152[0]  = \o$152 [2:0];
+  assign \o$152[0].valid  = \o$152 [0];
+  assign \o$152[0].first  = \o$152 [1];
+  assign \o$152[0].last  = \o$152 [2];
+  assign \o$152[1]  = \o$152 [5:3];
+  assign \o$152[1].valid  = \o$152 [3];
+  assign \o$152[1].first  = \o$152 [4];
+  assign \o$152[1].last  = \o$152 [5];
+  assign \o$152[2]  = \o$152 [8:6];
+  assign \o$152[2].valid  = \o$152 [6];
+  assign \o$152[2].first  = \o$152 [7];
+  assign \o$152[2].last  = \o$152 [8];
+  assign \o$152[3]  = \o$152 [11:9];
+  assign \o$152[3].valid  = \o$152 [9];
+  assign \o$152[3].first  = \o$152 [10];
+  assign \o$152[3].last  = \o$152 [11];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$41 [11:9] = in_flags;
-  assign \i$41 [8:6] = in_flags;
-  assign \i$41 [5:3] = in_flags;
-  assign \i$41 [2:0] = in_flags;
-  assign \i$37 [31:24] = in_a[7:0];
-  assign \i$37 [23:16] = in_a[15:8];
-  assign \i$37 [15:8] = in_a[23:16];
-  assign \i$37 [7:0] = in_a[31:24];
-  assign results__payload[128] = \$2 ;
-  assign results__payload[127:0] = o;
-  assign i[127:96] = \chain_out$27 ;
-  assign i[95:64] = \chain_out$26 ;
-  assign i[63:32] = \chain_out$25 ;
+  assign \i$139 [11:9] = in_flags;
+  assign \i$139 [8:6] = in_flags;
+  assign \i$139 [5:3] = in_flags;
+  assign \i$139 [2:0] = in_flags;
+  assign \i$137 [31:24] = in_a[7:0];
+  assign \i$137 [23:16] = in_a[15:8];
+  assign \i$137 [15:8] = in_a[23:16];
+  assign \i$137 [7:0] = in_a[31:24];
+  assign results__payload[127:96] = \$57 ;
+  assign results__payload[95:64] = \$56 ;
+  assign results__payload[63:32] = \$55 ;
+  assign results__payload[31:0] = \$54 ;
+  assign results__payload[128] = \$52 ;
+  assign out[128] = \$51 ;
+  assign out[127:0] = o;
+  assign i[127:96] = \chain_out$127 ;
+  assign i[95:64] = \chain_out$126 ;
+  assign i[63:32] = \chain_out$125 ;
   assign i[31:0] = chain_out;
-  assign \$8  = \o$55 [0];
-  assign \$25  = \chain_valid_in$111 ;
+  assign \$63  = \o$152 [0];
+  assign \$80  = \chain_valid_in$208 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, en, i, o, clk);
+module \systolic_core.deskew (rst, \port$427$0 , \port$428$0 , \port$429$0 , \port$430$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -1287,8 +1747,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   reg [31:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [127:0] i;
   wire [127:0] i;
   wire [31:0] \i[0] ;
@@ -1317,6 +1776,14 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
+  input \port$427$0 ;
+  wire \port$427$0 ;
+  input \port$428$0 ;
+  wire \port$428$0 ;
+  input \port$429$0 ;
+  wire \port$429$0 ;
+  input \port$430$0 ;
+  wire \port$430$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -1334,63 +1801,46 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (en) begin
+    if (\port$427$0 ) begin
       \$3  = lane0_d2;
-    end
-    if (rst) begin
-      \$3  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane1_d1;
-    if (en) begin
+    if (\port$428$0 ) begin
       \$4  = i[63:32];
-    end
-    if (rst) begin
-      \$4  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane1_d2;
-    if (en) begin
+    if (\port$428$0 ) begin
       \$5  = lane1_d1;
-    end
-    if (rst) begin
-      \$5  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane2_d1;
-    if (en) begin
+    if (\port$429$0 ) begin
       \$6  = i[95:64];
-    end
-    if (rst) begin
-      \$6  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (en) begin
+    if (\port$427$0 ) begin
       \$1  = i[31:0];
-    end
-    if (rst) begin
-      \$1  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (en) begin
+    if (\port$427$0 ) begin
       \$2  = lane0_d1;
     end
-    if (rst) begin
-      \$2  = 32'd0;
-    end
   end
+  assign en = { \port$430$0 , \port$429$0 , \port$428$0 , \port$427$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -1419,9 +1869,9 @@ module \systolic_core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$733$0 , clk);
+module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$878$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -1429,11 +1879,11 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -1443,6 +1893,8 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -1451,14 +1903,16 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -1470,48 +1924,47 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$733$0 ;
-  wire [2:0] \port$733$0 ;
+  input pe_0_0_sync_clk;
+  wire pe_0_0_sync_clk;
+  input pe_0_0_sync_rst;
+  wire pe_0_0_sync_rst;
+  input [2:0] \port$878$0 ;
+  wire [2:0] \port$878$0 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$733$0 [0] & \port$733$0 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$733$0 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$878$0 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$878$0 [0] & \port$878$0 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -1520,9 +1973,6 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
@@ -1530,17 +1980,14 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$733$0 [0];
+      \$10  = \port$878$0 [0];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -1548,9 +1995,9 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$733$0 [1];
+      \$11  = \port$878$0 [1];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -1558,9 +2005,9 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$733$0 [2];
+      \$12  = \port$878$0 [2];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -1568,39 +2015,33 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$733$0 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$878$0 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -1608,28 +2049,31 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$733$0 [0];
-  assign first_in = \port$733$0 [1];
-  assign last_in = \port$733$0 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$878$0 [1];
+  assign valid_in = \port$878$0 [0];
+  assign last_in = \port$878$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$733$3 , clk);
+module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$878$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -1637,11 +2081,11 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -1651,6 +2095,8 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -1659,14 +2105,16 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -1678,48 +2126,47 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$733$3 ;
-  wire [2:0] \port$733$3 ;
+  input pe_0_1_sync_clk;
+  wire pe_0_1_sync_clk;
+  input pe_0_1_sync_rst;
+  wire pe_0_1_sync_rst;
+  input [2:0] \port$878$3 ;
+  wire [2:0] \port$878$3 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$733$3 [0] & \port$733$3 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$733$3 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$878$3 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$878$3 [0] & \port$878$3 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -1728,9 +2175,6 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
@@ -1738,17 +2182,14 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$733$3 [0];
+      \$10  = \port$878$3 [0];
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -1756,9 +2197,9 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$733$3 [1];
+      \$11  = \port$878$3 [1];
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -1766,9 +2207,9 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$733$3 [2];
+      \$12  = \port$878$3 [2];
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -1776,39 +2217,33 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$733$3 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$878$3 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -1816,28 +2251,31 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$733$3 [0];
-  assign first_in = \port$733$3 [1];
-  assign last_in = \port$733$3 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$878$3 [1];
+  assign valid_in = \port$878$3 [0];
+  assign last_in = \port$878$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$733$6 , clk);
+module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$878$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -1845,11 +2283,11 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -1859,6 +2297,8 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -1867,14 +2307,16 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -1886,48 +2328,47 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$733$6 ;
-  wire [2:0] \port$733$6 ;
+  input pe_0_2_sync_clk;
+  wire pe_0_2_sync_clk;
+  input pe_0_2_sync_rst;
+  wire pe_0_2_sync_rst;
+  input [2:0] \port$878$6 ;
+  wire [2:0] \port$878$6 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$733$6 [0] & \port$733$6 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$733$6 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$878$6 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$878$6 [0] & \port$878$6 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -1936,9 +2377,6 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
@@ -1946,17 +2384,14 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$733$6 [0];
+      \$10  = \port$878$6 [0];
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -1964,9 +2399,9 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$733$6 [1];
+      \$11  = \port$878$6 [1];
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -1974,9 +2409,9 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$733$6 [2];
+      \$12  = \port$878$6 [2];
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -1984,39 +2419,33 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$733$6 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$878$6 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -2024,28 +2453,31 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$733$6 [0];
-  assign first_in = \port$733$6 [1];
-  assign last_in = \port$733$6 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$878$6 [1];
+  assign valid_in = \port$878$6 [0];
+  assign last_in = \port$878$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$733$9 , clk);
+module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$878$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -2053,11 +2485,11 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -2066,6 +2498,8 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -2074,14 +2508,16 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -2093,48 +2529,47 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$733$9 ;
-  wire [2:0] \port$733$9 ;
+  input pe_0_3_sync_clk;
+  wire pe_0_3_sync_clk;
+  input pe_0_3_sync_rst;
+  wire pe_0_3_sync_rst;
+  input [2:0] \port$878$9 ;
+  wire [2:0] \port$878$9 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$733$9 [0] & \port$733$9 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$733$9 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$878$9 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$878$9 [0] & \port$878$9 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -2143,9 +2578,6 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
@@ -2153,17 +2585,14 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$733$9 [0];
+      \$10  = \port$878$9 [0];
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -2171,9 +2600,9 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$733$9 [1];
+      \$11  = \port$878$9 [1];
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2181,9 +2610,9 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$733$9 [2];
+      \$12  = \port$878$9 [2];
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -2191,39 +2620,33 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$733$9 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$878$9 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -2231,28 +2654,31 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$733$9 [0];
-  assign first_in = \port$733$9 [1];
-  assign last_in = \port$733$9 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$878$9 [1];
+  assign valid_in = \port$878$9 [0];
+  assign last_in = \port$878$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, clk);
+module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -2260,11 +2686,11 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -2274,6 +2700,8 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -2282,16 +2710,18 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -2305,47 +2735,46 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_0_sync_clk;
+  wire pe_1_0_sync_clk;
+  input pe_1_0_sync_rst;
+  wire pe_1_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -2354,18 +2783,12 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -2374,7 +2797,7 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -2384,7 +2807,7 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2394,7 +2817,7 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -2403,38 +2826,32 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -2442,23 +2859,26 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, clk);
+module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -2466,11 +2886,11 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -2480,6 +2900,8 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -2488,16 +2910,18 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -2511,47 +2935,46 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_1_sync_clk;
+  wire pe_1_1_sync_clk;
+  input pe_1_1_sync_rst;
+  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -2560,18 +2983,12 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -2580,7 +2997,7 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -2590,7 +3007,7 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2600,7 +3017,7 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -2609,38 +3026,32 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -2648,23 +3059,26 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -2672,11 +3086,11 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -2686,6 +3100,8 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -2694,16 +3110,18 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -2717,47 +3135,46 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_2_sync_clk;
+  wire pe_1_2_sync_clk;
+  input pe_1_2_sync_rst;
+  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -2766,18 +3183,12 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -2786,7 +3197,7 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -2796,7 +3207,7 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2806,7 +3217,7 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -2815,38 +3226,32 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -2854,23 +3259,26 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -2878,11 +3286,11 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -2891,6 +3299,8 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -2899,16 +3309,18 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -2922,47 +3334,46 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_3_sync_clk;
+  wire pe_1_3_sync_clk;
+  input pe_1_3_sync_rst;
+  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -2971,18 +3382,12 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -2991,7 +3396,7 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3001,7 +3406,7 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3011,7 +3416,7 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -3020,38 +3425,32 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -3059,23 +3458,26 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -3083,11 +3485,11 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -3097,6 +3499,8 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -3105,16 +3509,18 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -3128,47 +3534,46 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_0_sync_clk;
+  wire pe_2_0_sync_clk;
+  input pe_2_0_sync_rst;
+  wire pe_2_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -3177,18 +3582,12 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -3197,7 +3596,7 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3207,7 +3606,7 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3217,7 +3616,7 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -3226,38 +3625,32 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -3265,23 +3658,26 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -3289,11 +3685,11 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -3303,6 +3699,8 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -3311,16 +3709,18 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -3334,47 +3734,46 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_1_sync_clk;
+  wire pe_2_1_sync_clk;
+  input pe_2_1_sync_rst;
+  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -3383,18 +3782,12 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -3403,7 +3796,7 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3413,7 +3806,7 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3423,7 +3816,7 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -3432,38 +3825,32 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -3471,23 +3858,26 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -3495,11 +3885,11 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -3509,6 +3899,8 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -3517,16 +3909,18 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -3540,47 +3934,46 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_2_sync_clk;
+  wire pe_2_2_sync_clk;
+  input pe_2_2_sync_rst;
+  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -3589,18 +3982,12 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -3609,7 +3996,7 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3619,7 +4006,7 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3629,7 +4016,7 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -3638,38 +4025,32 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -3677,23 +4058,26 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -3701,11 +4085,11 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -3714,6 +4098,8 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -3722,16 +4108,18 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -3745,47 +4133,46 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_3_sync_clk;
+  wire pe_2_3_sync_clk;
+  input pe_2_3_sync_rst;
+  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -3794,18 +4181,12 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -3814,7 +4195,7 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3824,7 +4205,7 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3834,7 +4215,7 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -3843,38 +4224,32 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -3882,23 +4257,26 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -3906,11 +4284,11 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -3920,6 +4298,8 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -3927,16 +4307,18 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -3949,47 +4331,46 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_0_sync_clk;
+  wire pe_3_0_sync_clk;
+  input pe_3_0_sync_rst;
+  wire pe_3_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -3998,18 +4379,12 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -4018,7 +4393,7 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4028,7 +4403,7 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4038,7 +4413,7 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -4047,38 +4422,32 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -4086,23 +4455,26 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -4110,11 +4482,11 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -4124,6 +4496,8 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -4131,16 +4505,18 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -4153,47 +4529,46 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_1_sync_clk;
+  wire pe_3_1_sync_clk;
+  input pe_3_1_sync_rst;
+  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -4202,18 +4577,12 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -4222,7 +4591,7 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4232,7 +4601,7 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4242,7 +4611,7 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -4251,38 +4620,32 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -4290,23 +4653,26 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -4314,11 +4680,11 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -4328,6 +4694,8 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -4335,16 +4703,18 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -4357,47 +4727,46 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_2_sync_clk;
+  wire pe_3_2_sync_clk;
+  input pe_3_2_sync_rst;
+  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -4406,18 +4775,12 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -4426,7 +4789,7 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4436,7 +4799,7 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4446,7 +4809,7 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -4455,38 +4818,32 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -4494,23 +4851,26 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -4518,11 +4878,11 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -4531,6 +4891,8 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -4538,16 +4900,18 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -4560,47 +4924,46 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_3_sync_clk;
+  wire pe_3_3_sync_clk;
+  input pe_3_3_sync_rst;
+  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -4609,18 +4972,12 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -4629,7 +4986,7 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4639,7 +4996,7 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4649,7 +5006,7 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -4658,38 +5015,32 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -4697,21 +5048,24 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$453$0 , \port$454$0 , \port$455$0 , \port$456$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -4721,8 +5075,7 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg [7:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -4753,6 +5106,14 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$453$0 ;
+  wire \port$453$0 ;
+  input \port$454$0 ;
+  wire \port$454$0 ;
+  input \port$455$0 ;
+  wire \port$455$0 ;
+  input \port$456$0 ;
+  wire \port$456$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -4770,63 +5131,46 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$455$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$455$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$456$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$456$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$456$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$454$0 ) begin
       \$1  = i[15:8];
     end
-    if (rst) begin
-      \$1  = 8'h00;
-    end
   end
+  assign en = { \port$456$0 , \port$455$0 , \port$454$0 , \port$453$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -4854,7 +5198,7 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
+module \systolic_core.skew_b (clk, rst, i, \port$457$0 , \port$458$0 , \port$459$0 , \port$460$0 , o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -4864,8 +5208,7 @@ module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
   reg [7:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -4896,6 +5239,14 @@ module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$457$0 ;
+  wire \port$457$0 ;
+  input \port$458$0 ;
+  wire \port$458$0 ;
+  input \port$459$0 ;
+  wire \port$459$0 ;
+  input \port$460$0 ;
+  wire \port$460$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -4913,63 +5264,46 @@ module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$459$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$459$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$460$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$460$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$460$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$458$0 ) begin
       \$1  = i[15:8];
     end
-    if (rst) begin
-      \$1  = 8'h00;
-    end
   end
+  assign en = { \port$460$0 , \port$459$0 , \port$458$0 , \port$457$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -4997,7 +5331,7 @@ module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (rst, en, i, o, clk);
+module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -5005,8 +5339,6 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   reg [2:0] \$4 ;
   reg [2:0] \$5 ;
   reg [2:0] \$6 ;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input [11:0] i;
@@ -5103,19 +5435,21 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input skew_flags_sync_clk;
+  wire skew_flags_sync_clk;
+  input skew_flags_sync_rst;
+  wire skew_flags_sync_rst;
+  always @(posedge skew_flags_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
@@ -5123,7 +5457,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$2  = i[8:6];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$2  = 3'h0;
     end
   end
@@ -5133,7 +5467,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$3  = 3'h0;
     end
   end
@@ -5143,7 +5477,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$4  = i[11:9];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$4  = 3'h0;
     end
   end
@@ -5153,7 +5487,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$5  = 3'h0;
     end
   end
@@ -5163,7 +5497,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$6  = 3'h0;
     end
   end
@@ -5173,7 +5507,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$1  = i[5:3];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$1  = 3'h0;
     end
   end

@@ -34,46 +34,172 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$123 ;
   wire \$124 ;
   wire \$125 ;
-  wire \$126 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
+  wire [31:0] \$126 ;
+  wire [31:0] \$127 ;
+  wire [31:0] \$128 ;
+  wire [31:0] \$129 ;
   wire \$13 ;
-  wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
+  wire [31:0] \$130 ;
+  wire [31:0] \$131 ;
+  wire [31:0] \$132 ;
+  wire [31:0] \$133 ;
   wire \$134 ;
   wire \$135 ;
   wire \$136 ;
   wire \$137 ;
   wire \$138 ;
-  wire [3:0] \$139 ;
+  wire \$139 ;
   wire \$14 ;
-  wire [3:0] \$140 ;
+  wire \$140 ;
   wire \$141 ;
   wire \$142 ;
-  wire [4:0] \$143 ;
-  reg [2:0] \$144 ;
-  reg [63:0] \$145 ;
-  reg [63:0] \$146 ;
-  reg [2:0] \$147 ;
-  reg \$148 ;
-  reg [3:0] \$149 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire \$149 ;
   wire \$15 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire \$159 ;
   wire \$16 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
+  wire \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
   wire \$17 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
   wire \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
   wire \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
+  wire [3:0] \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
+  wire [3:0] \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire \$219 ;
   wire \$22 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire \$24 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
   wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  reg \$268 ;
+  reg [256:0] \$269 ;
   wire \$27 ;
+  reg [2:0] \$270 ;
+  reg [63:0] \$271 ;
+  reg [63:0] \$272 ;
+  reg [2:0] \$273 ;
+  reg \$274 ;
+  reg [3:0] \$275 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
@@ -89,7 +215,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [4:0] \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -154,698 +280,698 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$98 ;
   wire \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1002 ;
-  wire [7:0] \a_in$102 ;
-  wire [7:0] \a_in$1020 ;
-  wire [7:0] \a_in$1037 ;
-  wire [7:0] \a_in$1055 ;
-  wire [7:0] \a_in$1073 ;
-  wire [7:0] \a_in$1091 ;
-  wire [7:0] \a_in$1109 ;
-  wire [7:0] \a_in$1127 ;
-  wire [7:0] \a_in$114 ;
-  wire [7:0] \a_in$1145 ;
-  wire [7:0] \a_in$126 ;
-  wire [7:0] \a_in$138 ;
-  wire [7:0] \a_in$150 ;
-  wire [7:0] \a_in$162 ;
-  wire [7:0] \a_in$179 ;
-  wire [7:0] \a_in$197 ;
-  wire [7:0] \a_in$215 ;
-  wire [7:0] \a_in$233 ;
-  wire [7:0] \a_in$251 ;
-  wire [7:0] \a_in$269 ;
-  wire [7:0] \a_in$287 ;
-  wire [7:0] \a_in$305 ;
-  wire [7:0] \a_in$322 ;
-  wire [7:0] \a_in$340 ;
-  wire [7:0] \a_in$358 ;
-  wire [7:0] \a_in$376 ;
-  wire [7:0] \a_in$394 ;
-  wire [7:0] \a_in$412 ;
-  wire [7:0] \a_in$430 ;
-  wire [7:0] \a_in$448 ;
-  wire [7:0] \a_in$465 ;
-  wire [7:0] \a_in$483 ;
-  wire [7:0] \a_in$501 ;
-  wire [7:0] \a_in$519 ;
-  wire [7:0] \a_in$537 ;
-  wire [7:0] \a_in$555 ;
-  wire [7:0] \a_in$573 ;
-  wire [7:0] \a_in$591 ;
-  wire [7:0] \a_in$608 ;
-  wire [7:0] \a_in$626 ;
-  wire [7:0] \a_in$644 ;
-  wire [7:0] \a_in$662 ;
-  wire [7:0] \a_in$680 ;
-  wire [7:0] \a_in$698 ;
-  wire [7:0] \a_in$716 ;
-  wire [7:0] \a_in$734 ;
-  wire [7:0] \a_in$751 ;
-  wire [7:0] \a_in$769 ;
-  wire [7:0] \a_in$78 ;
-  wire [7:0] \a_in$787 ;
-  wire [7:0] \a_in$805 ;
-  wire [7:0] \a_in$823 ;
-  wire [7:0] \a_in$841 ;
-  wire [7:0] \a_in$859 ;
-  wire [7:0] \a_in$877 ;
-  wire [7:0] \a_in$894 ;
-  wire [7:0] \a_in$90 ;
-  wire [7:0] \a_in$912 ;
-  wire [7:0] \a_in$930 ;
-  wire [7:0] \a_in$948 ;
-  wire [7:0] \a_in$966 ;
-  wire [7:0] \a_in$984 ;
+  wire [7:0] \a_in$1011 ;
+  wire [7:0] \a_in$1029 ;
+  wire [7:0] \a_in$1047 ;
+  wire [7:0] \a_in$1064 ;
+  wire [7:0] \a_in$1082 ;
+  wire [7:0] \a_in$1100 ;
+  wire [7:0] \a_in$1118 ;
+  wire [7:0] \a_in$1136 ;
+  wire [7:0] \a_in$1154 ;
+  wire [7:0] \a_in$1172 ;
+  wire [7:0] \a_in$1190 ;
+  wire [7:0] \a_in$1207 ;
+  wire [7:0] \a_in$1225 ;
+  wire [7:0] \a_in$1243 ;
+  wire [7:0] \a_in$1261 ;
+  wire [7:0] \a_in$1279 ;
+  wire [7:0] \a_in$1297 ;
+  wire [7:0] \a_in$1315 ;
+  wire [7:0] \a_in$1333 ;
+  wire [7:0] \a_in$1350 ;
+  wire [7:0] \a_in$1368 ;
+  wire [7:0] \a_in$1386 ;
+  wire [7:0] \a_in$1404 ;
+  wire [7:0] \a_in$1422 ;
+  wire [7:0] \a_in$1440 ;
+  wire [7:0] \a_in$1458 ;
+  wire [7:0] \a_in$391 ;
+  wire [7:0] \a_in$403 ;
+  wire [7:0] \a_in$415 ;
+  wire [7:0] \a_in$427 ;
+  wire [7:0] \a_in$439 ;
+  wire [7:0] \a_in$451 ;
+  wire [7:0] \a_in$463 ;
+  wire [7:0] \a_in$475 ;
+  wire [7:0] \a_in$492 ;
+  wire [7:0] \a_in$510 ;
+  wire [7:0] \a_in$528 ;
+  wire [7:0] \a_in$546 ;
+  wire [7:0] \a_in$564 ;
+  wire [7:0] \a_in$582 ;
+  wire [7:0] \a_in$600 ;
+  wire [7:0] \a_in$618 ;
+  wire [7:0] \a_in$635 ;
+  wire [7:0] \a_in$653 ;
+  wire [7:0] \a_in$671 ;
+  wire [7:0] \a_in$689 ;
+  wire [7:0] \a_in$707 ;
+  wire [7:0] \a_in$725 ;
+  wire [7:0] \a_in$743 ;
+  wire [7:0] \a_in$761 ;
+  wire [7:0] \a_in$778 ;
+  wire [7:0] \a_in$796 ;
+  wire [7:0] \a_in$814 ;
+  wire [7:0] \a_in$832 ;
+  wire [7:0] \a_in$850 ;
+  wire [7:0] \a_in$868 ;
+  wire [7:0] \a_in$886 ;
+  wire [7:0] \a_in$904 ;
+  wire [7:0] \a_in$921 ;
+  wire [7:0] \a_in$939 ;
+  wire [7:0] \a_in$957 ;
+  wire [7:0] \a_in$975 ;
+  wire [7:0] \a_in$993 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1004 ;
-  wire [7:0] \a_next$1021 ;
-  wire [7:0] \a_next$1039 ;
-  wire [7:0] \a_next$104 ;
-  wire [7:0] \a_next$1057 ;
-  wire [7:0] \a_next$1075 ;
-  wire [7:0] \a_next$1093 ;
-  wire [7:0] \a_next$1111 ;
-  wire [7:0] \a_next$1129 ;
-  wire [7:0] \a_next$1147 ;
-  wire [7:0] \a_next$116 ;
-  wire [7:0] \a_next$128 ;
-  wire [7:0] \a_next$140 ;
-  wire [7:0] \a_next$152 ;
-  wire [7:0] \a_next$163 ;
-  wire [7:0] \a_next$181 ;
-  wire [7:0] \a_next$199 ;
-  wire [7:0] \a_next$217 ;
-  wire [7:0] \a_next$235 ;
-  wire [7:0] \a_next$253 ;
-  wire [7:0] \a_next$271 ;
-  wire [7:0] \a_next$289 ;
-  wire [7:0] \a_next$306 ;
-  wire [7:0] \a_next$324 ;
-  wire [7:0] \a_next$342 ;
-  wire [7:0] \a_next$360 ;
-  wire [7:0] \a_next$378 ;
-  wire [7:0] \a_next$396 ;
-  wire [7:0] \a_next$414 ;
-  wire [7:0] \a_next$432 ;
-  wire [7:0] \a_next$449 ;
-  wire [7:0] \a_next$467 ;
-  wire [7:0] \a_next$485 ;
-  wire [7:0] \a_next$503 ;
-  wire [7:0] \a_next$521 ;
-  wire [7:0] \a_next$539 ;
-  wire [7:0] \a_next$557 ;
-  wire [7:0] \a_next$575 ;
-  wire [7:0] \a_next$592 ;
-  wire [7:0] \a_next$610 ;
-  wire [7:0] \a_next$628 ;
-  wire [7:0] \a_next$646 ;
-  wire [7:0] \a_next$664 ;
-  wire [7:0] \a_next$682 ;
-  wire [7:0] \a_next$700 ;
-  wire [7:0] \a_next$718 ;
-  wire [7:0] \a_next$735 ;
-  wire [7:0] \a_next$753 ;
-  wire [7:0] \a_next$771 ;
-  wire [7:0] \a_next$789 ;
-  wire [7:0] \a_next$80 ;
-  wire [7:0] \a_next$807 ;
-  wire [7:0] \a_next$825 ;
-  wire [7:0] \a_next$843 ;
-  wire [7:0] \a_next$861 ;
-  wire [7:0] \a_next$878 ;
-  wire [7:0] \a_next$896 ;
-  wire [7:0] \a_next$914 ;
-  wire [7:0] \a_next$92 ;
-  wire [7:0] \a_next$932 ;
-  wire [7:0] \a_next$950 ;
-  wire [7:0] \a_next$968 ;
-  wire [7:0] \a_next$986 ;
+  wire [7:0] \a_next$1013 ;
+  wire [7:0] \a_next$1031 ;
+  wire [7:0] \a_next$1048 ;
+  wire [7:0] \a_next$1066 ;
+  wire [7:0] \a_next$1084 ;
+  wire [7:0] \a_next$1102 ;
+  wire [7:0] \a_next$1120 ;
+  wire [7:0] \a_next$1138 ;
+  wire [7:0] \a_next$1156 ;
+  wire [7:0] \a_next$1174 ;
+  wire [7:0] \a_next$1191 ;
+  wire [7:0] \a_next$1209 ;
+  wire [7:0] \a_next$1227 ;
+  wire [7:0] \a_next$1245 ;
+  wire [7:0] \a_next$1263 ;
+  wire [7:0] \a_next$1281 ;
+  wire [7:0] \a_next$1299 ;
+  wire [7:0] \a_next$1317 ;
+  wire [7:0] \a_next$1334 ;
+  wire [7:0] \a_next$1352 ;
+  wire [7:0] \a_next$1370 ;
+  wire [7:0] \a_next$1388 ;
+  wire [7:0] \a_next$1406 ;
+  wire [7:0] \a_next$1424 ;
+  wire [7:0] \a_next$1442 ;
+  wire [7:0] \a_next$1460 ;
+  wire [7:0] \a_next$393 ;
+  wire [7:0] \a_next$405 ;
+  wire [7:0] \a_next$417 ;
+  wire [7:0] \a_next$429 ;
+  wire [7:0] \a_next$441 ;
+  wire [7:0] \a_next$453 ;
+  wire [7:0] \a_next$465 ;
+  wire [7:0] \a_next$476 ;
+  wire [7:0] \a_next$494 ;
+  wire [7:0] \a_next$512 ;
+  wire [7:0] \a_next$530 ;
+  wire [7:0] \a_next$548 ;
+  wire [7:0] \a_next$566 ;
+  wire [7:0] \a_next$584 ;
+  wire [7:0] \a_next$602 ;
+  wire [7:0] \a_next$619 ;
+  wire [7:0] \a_next$637 ;
+  wire [7:0] \a_next$655 ;
+  wire [7:0] \a_next$673 ;
+  wire [7:0] \a_next$691 ;
+  wire [7:0] \a_next$709 ;
+  wire [7:0] \a_next$727 ;
+  wire [7:0] \a_next$745 ;
+  wire [7:0] \a_next$762 ;
+  wire [7:0] \a_next$780 ;
+  wire [7:0] \a_next$798 ;
+  wire [7:0] \a_next$816 ;
+  wire [7:0] \a_next$834 ;
+  wire [7:0] \a_next$852 ;
+  wire [7:0] \a_next$870 ;
+  wire [7:0] \a_next$888 ;
+  wire [7:0] \a_next$905 ;
+  wire [7:0] \a_next$923 ;
+  wire [7:0] \a_next$941 ;
+  wire [7:0] \a_next$959 ;
+  wire [7:0] \a_next$977 ;
+  wire [7:0] \a_next$995 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1003 ;
-  wire [7:0] \a_out$103 ;
-  wire [7:0] \a_out$1038 ;
-  wire [7:0] \a_out$1056 ;
-  wire [7:0] \a_out$1074 ;
-  wire [7:0] \a_out$1092 ;
-  wire [7:0] \a_out$1110 ;
-  wire [7:0] \a_out$1128 ;
-  wire [7:0] \a_out$1146 ;
-  wire [7:0] \a_out$115 ;
-  wire [7:0] \a_out$127 ;
-  wire [7:0] \a_out$139 ;
-  wire [7:0] \a_out$151 ;
-  wire [7:0] \a_out$180 ;
-  wire [7:0] \a_out$198 ;
-  wire [7:0] \a_out$216 ;
-  wire [7:0] \a_out$234 ;
-  wire [7:0] \a_out$252 ;
-  wire [7:0] \a_out$270 ;
-  wire [7:0] \a_out$288 ;
-  wire [7:0] \a_out$323 ;
-  wire [7:0] \a_out$341 ;
-  wire [7:0] \a_out$359 ;
-  wire [7:0] \a_out$377 ;
-  wire [7:0] \a_out$395 ;
-  wire [7:0] \a_out$413 ;
-  wire [7:0] \a_out$431 ;
-  wire [7:0] \a_out$466 ;
-  wire [7:0] \a_out$484 ;
-  wire [7:0] \a_out$502 ;
-  wire [7:0] \a_out$520 ;
-  wire [7:0] \a_out$538 ;
-  wire [7:0] \a_out$556 ;
-  wire [7:0] \a_out$574 ;
-  wire [7:0] \a_out$609 ;
-  wire [7:0] \a_out$627 ;
-  wire [7:0] \a_out$645 ;
-  wire [7:0] \a_out$663 ;
-  wire [7:0] \a_out$681 ;
-  wire [7:0] \a_out$699 ;
-  wire [7:0] \a_out$717 ;
-  wire [7:0] \a_out$752 ;
-  wire [7:0] \a_out$770 ;
-  wire [7:0] \a_out$788 ;
-  wire [7:0] \a_out$806 ;
-  wire [7:0] \a_out$824 ;
-  wire [7:0] \a_out$842 ;
-  wire [7:0] \a_out$860 ;
-  wire [7:0] \a_out$895 ;
-  wire [7:0] \a_out$91 ;
-  wire [7:0] \a_out$913 ;
-  wire [7:0] \a_out$931 ;
-  wire [7:0] \a_out$949 ;
-  wire [7:0] \a_out$967 ;
-  wire [7:0] \a_out$985 ;
+  wire [7:0] \a_out$1012 ;
+  wire [7:0] \a_out$1030 ;
+  wire [7:0] \a_out$1065 ;
+  wire [7:0] \a_out$1083 ;
+  wire [7:0] \a_out$1101 ;
+  wire [7:0] \a_out$1119 ;
+  wire [7:0] \a_out$1137 ;
+  wire [7:0] \a_out$1155 ;
+  wire [7:0] \a_out$1173 ;
+  wire [7:0] \a_out$1208 ;
+  wire [7:0] \a_out$1226 ;
+  wire [7:0] \a_out$1244 ;
+  wire [7:0] \a_out$1262 ;
+  wire [7:0] \a_out$1280 ;
+  wire [7:0] \a_out$1298 ;
+  wire [7:0] \a_out$1316 ;
+  wire [7:0] \a_out$1351 ;
+  wire [7:0] \a_out$1369 ;
+  wire [7:0] \a_out$1387 ;
+  wire [7:0] \a_out$1405 ;
+  wire [7:0] \a_out$1423 ;
+  wire [7:0] \a_out$1441 ;
+  wire [7:0] \a_out$1459 ;
+  wire [7:0] \a_out$404 ;
+  wire [7:0] \a_out$416 ;
+  wire [7:0] \a_out$428 ;
+  wire [7:0] \a_out$440 ;
+  wire [7:0] \a_out$452 ;
+  wire [7:0] \a_out$464 ;
+  wire [7:0] \a_out$493 ;
+  wire [7:0] \a_out$511 ;
+  wire [7:0] \a_out$529 ;
+  wire [7:0] \a_out$547 ;
+  wire [7:0] \a_out$565 ;
+  wire [7:0] \a_out$583 ;
+  wire [7:0] \a_out$601 ;
+  wire [7:0] \a_out$636 ;
+  wire [7:0] \a_out$654 ;
+  wire [7:0] \a_out$672 ;
+  wire [7:0] \a_out$690 ;
+  wire [7:0] \a_out$708 ;
+  wire [7:0] \a_out$726 ;
+  wire [7:0] \a_out$744 ;
+  wire [7:0] \a_out$779 ;
+  wire [7:0] \a_out$797 ;
+  wire [7:0] \a_out$815 ;
+  wire [7:0] \a_out$833 ;
+  wire [7:0] \a_out$851 ;
+  wire [7:0] \a_out$869 ;
+  wire [7:0] \a_out$887 ;
+  wire [7:0] \a_out$922 ;
+  wire [7:0] \a_out$940 ;
+  wire [7:0] \a_out$958 ;
+  wire [7:0] \a_out$976 ;
+  wire [7:0] \a_out$994 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$1006 ;
-  wire [7:0] \b_in$1023 ;
-  wire [7:0] \b_in$1041 ;
-  wire [7:0] \b_in$1059 ;
-  wire [7:0] \b_in$106 ;
-  wire [7:0] \b_in$1077 ;
-  wire [7:0] \b_in$1095 ;
-  wire [7:0] \b_in$1113 ;
-  wire [7:0] \b_in$1131 ;
-  wire [7:0] \b_in$1149 ;
-  wire [7:0] \b_in$118 ;
-  wire [7:0] \b_in$130 ;
-  wire [7:0] \b_in$142 ;
-  wire [7:0] \b_in$154 ;
-  wire [7:0] \b_in$165 ;
-  wire [7:0] \b_in$183 ;
-  wire [7:0] \b_in$201 ;
-  wire [7:0] \b_in$219 ;
-  wire [7:0] \b_in$237 ;
-  wire [7:0] \b_in$255 ;
-  wire [7:0] \b_in$273 ;
-  wire [7:0] \b_in$291 ;
-  wire [7:0] \b_in$308 ;
-  wire [7:0] \b_in$326 ;
-  wire [7:0] \b_in$344 ;
-  wire [7:0] \b_in$362 ;
-  wire [7:0] \b_in$380 ;
-  wire [7:0] \b_in$398 ;
-  wire [7:0] \b_in$416 ;
-  wire [7:0] \b_in$434 ;
-  wire [7:0] \b_in$451 ;
-  wire [7:0] \b_in$469 ;
-  wire [7:0] \b_in$487 ;
-  wire [7:0] \b_in$505 ;
-  wire [7:0] \b_in$523 ;
-  wire [7:0] \b_in$541 ;
-  wire [7:0] \b_in$559 ;
-  wire [7:0] \b_in$577 ;
-  wire [7:0] \b_in$594 ;
-  wire [7:0] \b_in$612 ;
-  wire [7:0] \b_in$630 ;
-  wire [7:0] \b_in$648 ;
-  wire [7:0] \b_in$666 ;
-  wire [7:0] \b_in$684 ;
-  wire [7:0] \b_in$702 ;
-  wire [7:0] \b_in$720 ;
-  wire [7:0] \b_in$737 ;
-  wire [7:0] \b_in$755 ;
-  wire [7:0] \b_in$773 ;
-  wire [7:0] \b_in$791 ;
-  wire [7:0] \b_in$809 ;
-  wire [7:0] \b_in$82 ;
-  wire [7:0] \b_in$827 ;
-  wire [7:0] \b_in$845 ;
-  wire [7:0] \b_in$863 ;
-  wire [7:0] \b_in$880 ;
-  wire [7:0] \b_in$898 ;
-  wire [7:0] \b_in$916 ;
-  wire [7:0] \b_in$934 ;
-  wire [7:0] \b_in$94 ;
-  wire [7:0] \b_in$952 ;
-  wire [7:0] \b_in$970 ;
-  wire [7:0] \b_in$988 ;
+  wire [7:0] \b_in$1015 ;
+  wire [7:0] \b_in$1033 ;
+  wire [7:0] \b_in$1050 ;
+  wire [7:0] \b_in$1068 ;
+  wire [7:0] \b_in$1086 ;
+  wire [7:0] \b_in$1104 ;
+  wire [7:0] \b_in$1122 ;
+  wire [7:0] \b_in$1140 ;
+  wire [7:0] \b_in$1158 ;
+  wire [7:0] \b_in$1176 ;
+  wire [7:0] \b_in$1193 ;
+  wire [7:0] \b_in$1211 ;
+  wire [7:0] \b_in$1229 ;
+  wire [7:0] \b_in$1247 ;
+  wire [7:0] \b_in$1265 ;
+  wire [7:0] \b_in$1283 ;
+  wire [7:0] \b_in$1301 ;
+  wire [7:0] \b_in$1319 ;
+  wire [7:0] \b_in$1336 ;
+  wire [7:0] \b_in$1354 ;
+  wire [7:0] \b_in$1372 ;
+  wire [7:0] \b_in$1390 ;
+  wire [7:0] \b_in$1408 ;
+  wire [7:0] \b_in$1426 ;
+  wire [7:0] \b_in$1444 ;
+  wire [7:0] \b_in$1462 ;
+  wire [7:0] \b_in$395 ;
+  wire [7:0] \b_in$407 ;
+  wire [7:0] \b_in$419 ;
+  wire [7:0] \b_in$431 ;
+  wire [7:0] \b_in$443 ;
+  wire [7:0] \b_in$455 ;
+  wire [7:0] \b_in$467 ;
+  wire [7:0] \b_in$478 ;
+  wire [7:0] \b_in$496 ;
+  wire [7:0] \b_in$514 ;
+  wire [7:0] \b_in$532 ;
+  wire [7:0] \b_in$550 ;
+  wire [7:0] \b_in$568 ;
+  wire [7:0] \b_in$586 ;
+  wire [7:0] \b_in$604 ;
+  wire [7:0] \b_in$621 ;
+  wire [7:0] \b_in$639 ;
+  wire [7:0] \b_in$657 ;
+  wire [7:0] \b_in$675 ;
+  wire [7:0] \b_in$693 ;
+  wire [7:0] \b_in$711 ;
+  wire [7:0] \b_in$729 ;
+  wire [7:0] \b_in$747 ;
+  wire [7:0] \b_in$764 ;
+  wire [7:0] \b_in$782 ;
+  wire [7:0] \b_in$800 ;
+  wire [7:0] \b_in$818 ;
+  wire [7:0] \b_in$836 ;
+  wire [7:0] \b_in$854 ;
+  wire [7:0] \b_in$872 ;
+  wire [7:0] \b_in$890 ;
+  wire [7:0] \b_in$907 ;
+  wire [7:0] \b_in$925 ;
+  wire [7:0] \b_in$943 ;
+  wire [7:0] \b_in$961 ;
+  wire [7:0] \b_in$979 ;
+  wire [7:0] \b_in$997 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$1005 ;
-  wire [7:0] \b_next$1022 ;
-  wire [7:0] \b_next$1040 ;
-  wire [7:0] \b_next$105 ;
-  wire [7:0] \b_next$1058 ;
-  wire [7:0] \b_next$1076 ;
-  wire [7:0] \b_next$1094 ;
-  wire [7:0] \b_next$1112 ;
-  wire [7:0] \b_next$1130 ;
-  wire [7:0] \b_next$1148 ;
-  wire [7:0] \b_next$117 ;
-  wire [7:0] \b_next$129 ;
-  wire [7:0] \b_next$141 ;
-  wire [7:0] \b_next$153 ;
-  wire [7:0] \b_next$164 ;
-  wire [7:0] \b_next$182 ;
-  wire [7:0] \b_next$200 ;
-  wire [7:0] \b_next$218 ;
-  wire [7:0] \b_next$236 ;
-  wire [7:0] \b_next$254 ;
-  wire [7:0] \b_next$272 ;
-  wire [7:0] \b_next$290 ;
-  wire [7:0] \b_next$307 ;
-  wire [7:0] \b_next$325 ;
-  wire [7:0] \b_next$343 ;
-  wire [7:0] \b_next$361 ;
-  wire [7:0] \b_next$379 ;
-  wire [7:0] \b_next$397 ;
-  wire [7:0] \b_next$415 ;
-  wire [7:0] \b_next$433 ;
-  wire [7:0] \b_next$450 ;
-  wire [7:0] \b_next$468 ;
-  wire [7:0] \b_next$486 ;
-  wire [7:0] \b_next$504 ;
-  wire [7:0] \b_next$522 ;
-  wire [7:0] \b_next$540 ;
-  wire [7:0] \b_next$558 ;
-  wire [7:0] \b_next$576 ;
-  wire [7:0] \b_next$593 ;
-  wire [7:0] \b_next$611 ;
-  wire [7:0] \b_next$629 ;
-  wire [7:0] \b_next$647 ;
-  wire [7:0] \b_next$665 ;
-  wire [7:0] \b_next$683 ;
-  wire [7:0] \b_next$701 ;
-  wire [7:0] \b_next$719 ;
-  wire [7:0] \b_next$736 ;
-  wire [7:0] \b_next$754 ;
-  wire [7:0] \b_next$772 ;
-  wire [7:0] \b_next$790 ;
-  wire [7:0] \b_next$808 ;
-  wire [7:0] \b_next$81 ;
-  wire [7:0] \b_next$826 ;
-  wire [7:0] \b_next$844 ;
-  wire [7:0] \b_next$862 ;
-  wire [7:0] \b_next$879 ;
-  wire [7:0] \b_next$897 ;
-  wire [7:0] \b_next$915 ;
-  wire [7:0] \b_next$93 ;
-  wire [7:0] \b_next$933 ;
-  wire [7:0] \b_next$951 ;
-  wire [7:0] \b_next$969 ;
-  wire [7:0] \b_next$987 ;
+  wire [7:0] \b_next$1014 ;
+  wire [7:0] \b_next$1032 ;
+  wire [7:0] \b_next$1049 ;
+  wire [7:0] \b_next$1067 ;
+  wire [7:0] \b_next$1085 ;
+  wire [7:0] \b_next$1103 ;
+  wire [7:0] \b_next$1121 ;
+  wire [7:0] \b_next$1139 ;
+  wire [7:0] \b_next$1157 ;
+  wire [7:0] \b_next$1175 ;
+  wire [7:0] \b_next$1192 ;
+  wire [7:0] \b_next$1210 ;
+  wire [7:0] \b_next$1228 ;
+  wire [7:0] \b_next$1246 ;
+  wire [7:0] \b_next$1264 ;
+  wire [7:0] \b_next$1282 ;
+  wire [7:0] \b_next$1300 ;
+  wire [7:0] \b_next$1318 ;
+  wire [7:0] \b_next$1335 ;
+  wire [7:0] \b_next$1353 ;
+  wire [7:0] \b_next$1371 ;
+  wire [7:0] \b_next$1389 ;
+  wire [7:0] \b_next$1407 ;
+  wire [7:0] \b_next$1425 ;
+  wire [7:0] \b_next$1443 ;
+  wire [7:0] \b_next$1461 ;
+  wire [7:0] \b_next$394 ;
+  wire [7:0] \b_next$406 ;
+  wire [7:0] \b_next$418 ;
+  wire [7:0] \b_next$430 ;
+  wire [7:0] \b_next$442 ;
+  wire [7:0] \b_next$454 ;
+  wire [7:0] \b_next$466 ;
+  wire [7:0] \b_next$477 ;
+  wire [7:0] \b_next$495 ;
+  wire [7:0] \b_next$513 ;
+  wire [7:0] \b_next$531 ;
+  wire [7:0] \b_next$549 ;
+  wire [7:0] \b_next$567 ;
+  wire [7:0] \b_next$585 ;
+  wire [7:0] \b_next$603 ;
+  wire [7:0] \b_next$620 ;
+  wire [7:0] \b_next$638 ;
+  wire [7:0] \b_next$656 ;
+  wire [7:0] \b_next$674 ;
+  wire [7:0] \b_next$692 ;
+  wire [7:0] \b_next$710 ;
+  wire [7:0] \b_next$728 ;
+  wire [7:0] \b_next$746 ;
+  wire [7:0] \b_next$763 ;
+  wire [7:0] \b_next$781 ;
+  wire [7:0] \b_next$799 ;
+  wire [7:0] \b_next$817 ;
+  wire [7:0] \b_next$835 ;
+  wire [7:0] \b_next$853 ;
+  wire [7:0] \b_next$871 ;
+  wire [7:0] \b_next$889 ;
+  wire [7:0] \b_next$906 ;
+  wire [7:0] \b_next$924 ;
+  wire [7:0] \b_next$942 ;
+  wire [7:0] \b_next$960 ;
+  wire [7:0] \b_next$978 ;
+  wire [7:0] \b_next$996 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$1007 ;
-  wire [7:0] \b_out$1024 ;
-  wire [7:0] \b_out$1042 ;
-  wire [7:0] \b_out$1060 ;
-  wire [7:0] \b_out$1078 ;
-  wire [7:0] \b_out$1096 ;
-  wire [7:0] \b_out$1114 ;
-  wire [7:0] \b_out$1132 ;
-  wire [7:0] \b_out$1150 ;
-  wire [7:0] \b_out$184 ;
-  wire [7:0] \b_out$202 ;
-  wire [7:0] \b_out$220 ;
-  wire [7:0] \b_out$238 ;
-  wire [7:0] \b_out$256 ;
-  wire [7:0] \b_out$274 ;
-  wire [7:0] \b_out$292 ;
-  wire [7:0] \b_out$309 ;
-  wire [7:0] \b_out$327 ;
-  wire [7:0] \b_out$345 ;
-  wire [7:0] \b_out$363 ;
-  wire [7:0] \b_out$381 ;
-  wire [7:0] \b_out$399 ;
-  wire [7:0] \b_out$417 ;
-  wire [7:0] \b_out$435 ;
-  wire [7:0] \b_out$452 ;
-  wire [7:0] \b_out$470 ;
-  wire [7:0] \b_out$488 ;
-  wire [7:0] \b_out$506 ;
-  wire [7:0] \b_out$524 ;
-  wire [7:0] \b_out$542 ;
-  wire [7:0] \b_out$560 ;
-  wire [7:0] \b_out$578 ;
-  wire [7:0] \b_out$595 ;
-  wire [7:0] \b_out$613 ;
-  wire [7:0] \b_out$631 ;
-  wire [7:0] \b_out$649 ;
-  wire [7:0] \b_out$667 ;
-  wire [7:0] \b_out$685 ;
-  wire [7:0] \b_out$703 ;
-  wire [7:0] \b_out$721 ;
-  wire [7:0] \b_out$738 ;
-  wire [7:0] \b_out$756 ;
-  wire [7:0] \b_out$774 ;
-  wire [7:0] \b_out$792 ;
-  wire [7:0] \b_out$810 ;
-  wire [7:0] \b_out$828 ;
-  wire [7:0] \b_out$846 ;
-  wire [7:0] \b_out$864 ;
-  wire [7:0] \b_out$881 ;
-  wire [7:0] \b_out$899 ;
-  wire [7:0] \b_out$917 ;
-  wire [7:0] \b_out$935 ;
-  wire [7:0] \b_out$953 ;
-  wire [7:0] \b_out$971 ;
-  wire [7:0] \b_out$989 ;
+  wire [7:0] \b_out$1016 ;
+  wire [7:0] \b_out$1034 ;
+  wire [7:0] \b_out$1051 ;
+  wire [7:0] \b_out$1069 ;
+  wire [7:0] \b_out$1087 ;
+  wire [7:0] \b_out$1105 ;
+  wire [7:0] \b_out$1123 ;
+  wire [7:0] \b_out$1141 ;
+  wire [7:0] \b_out$1159 ;
+  wire [7:0] \b_out$1177 ;
+  wire [7:0] \b_out$1194 ;
+  wire [7:0] \b_out$1212 ;
+  wire [7:0] \b_out$1230 ;
+  wire [7:0] \b_out$1248 ;
+  wire [7:0] \b_out$1266 ;
+  wire [7:0] \b_out$1284 ;
+  wire [7:0] \b_out$1302 ;
+  wire [7:0] \b_out$1320 ;
+  wire [7:0] \b_out$1337 ;
+  wire [7:0] \b_out$1355 ;
+  wire [7:0] \b_out$1373 ;
+  wire [7:0] \b_out$1391 ;
+  wire [7:0] \b_out$1409 ;
+  wire [7:0] \b_out$1427 ;
+  wire [7:0] \b_out$1445 ;
+  wire [7:0] \b_out$1463 ;
+  wire [7:0] \b_out$497 ;
+  wire [7:0] \b_out$515 ;
+  wire [7:0] \b_out$533 ;
+  wire [7:0] \b_out$551 ;
+  wire [7:0] \b_out$569 ;
+  wire [7:0] \b_out$587 ;
+  wire [7:0] \b_out$605 ;
+  wire [7:0] \b_out$622 ;
+  wire [7:0] \b_out$640 ;
+  wire [7:0] \b_out$658 ;
+  wire [7:0] \b_out$676 ;
+  wire [7:0] \b_out$694 ;
+  wire [7:0] \b_out$712 ;
+  wire [7:0] \b_out$730 ;
+  wire [7:0] \b_out$748 ;
+  wire [7:0] \b_out$765 ;
+  wire [7:0] \b_out$783 ;
+  wire [7:0] \b_out$801 ;
+  wire [7:0] \b_out$819 ;
+  wire [7:0] \b_out$837 ;
+  wire [7:0] \b_out$855 ;
+  wire [7:0] \b_out$873 ;
+  wire [7:0] \b_out$891 ;
+  wire [7:0] \b_out$908 ;
+  wire [7:0] \b_out$926 ;
+  wire [7:0] \b_out$944 ;
+  wire [7:0] \b_out$962 ;
+  wire [7:0] \b_out$980 ;
+  wire [7:0] \b_out$998 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$1014 ;
-  wire [31:0] \chain_in$1031 ;
-  wire [31:0] \chain_in$1049 ;
-  wire [31:0] \chain_in$1067 ;
-  wire [31:0] \chain_in$1085 ;
-  wire [31:0] \chain_in$110 ;
-  wire [31:0] \chain_in$1103 ;
-  wire [31:0] \chain_in$1121 ;
-  wire [31:0] \chain_in$1139 ;
-  wire [31:0] \chain_in$1157 ;
-  wire [31:0] \chain_in$122 ;
-  wire [31:0] \chain_in$134 ;
-  wire [31:0] \chain_in$146 ;
-  wire [31:0] \chain_in$158 ;
-  wire [31:0] \chain_in$173 ;
-  wire [31:0] \chain_in$191 ;
-  wire [31:0] \chain_in$209 ;
-  wire [31:0] \chain_in$227 ;
-  wire [31:0] \chain_in$245 ;
-  wire [31:0] \chain_in$263 ;
-  wire [31:0] \chain_in$281 ;
-  wire [31:0] \chain_in$299 ;
-  wire [31:0] \chain_in$316 ;
-  wire [31:0] \chain_in$334 ;
-  wire [31:0] \chain_in$352 ;
-  wire [31:0] \chain_in$370 ;
-  wire [31:0] \chain_in$388 ;
-  wire [31:0] \chain_in$406 ;
-  wire [31:0] \chain_in$424 ;
-  wire [31:0] \chain_in$442 ;
+  wire [31:0] \chain_in$1005 ;
+  wire [31:0] \chain_in$1023 ;
+  wire [31:0] \chain_in$1041 ;
+  wire [31:0] \chain_in$1058 ;
+  wire [31:0] \chain_in$1076 ;
+  wire [31:0] \chain_in$1094 ;
+  wire [31:0] \chain_in$1112 ;
+  wire [31:0] \chain_in$1130 ;
+  wire [31:0] \chain_in$1148 ;
+  wire [31:0] \chain_in$1166 ;
+  wire [31:0] \chain_in$1184 ;
+  wire [31:0] \chain_in$1201 ;
+  wire [31:0] \chain_in$1219 ;
+  wire [31:0] \chain_in$1237 ;
+  wire [31:0] \chain_in$1255 ;
+  wire [31:0] \chain_in$1273 ;
+  wire [31:0] \chain_in$1291 ;
+  wire [31:0] \chain_in$1309 ;
+  wire [31:0] \chain_in$1327 ;
+  wire [31:0] \chain_in$1344 ;
+  wire [31:0] \chain_in$1362 ;
+  wire [31:0] \chain_in$1380 ;
+  wire [31:0] \chain_in$1398 ;
+  wire [31:0] \chain_in$1416 ;
+  wire [31:0] \chain_in$1434 ;
+  wire [31:0] \chain_in$1452 ;
+  wire [31:0] \chain_in$1470 ;
+  wire [31:0] \chain_in$399 ;
+  wire [31:0] \chain_in$411 ;
+  wire [31:0] \chain_in$423 ;
+  wire [31:0] \chain_in$435 ;
+  wire [31:0] \chain_in$447 ;
   wire [31:0] \chain_in$459 ;
-  wire [31:0] \chain_in$477 ;
-  wire [31:0] \chain_in$495 ;
-  wire [31:0] \chain_in$513 ;
-  wire [31:0] \chain_in$531 ;
-  wire [31:0] \chain_in$549 ;
-  wire [31:0] \chain_in$567 ;
-  wire [31:0] \chain_in$585 ;
-  wire [31:0] \chain_in$602 ;
-  wire [31:0] \chain_in$620 ;
-  wire [31:0] \chain_in$638 ;
-  wire [31:0] \chain_in$656 ;
-  wire [31:0] \chain_in$674 ;
-  wire [31:0] \chain_in$692 ;
-  wire [31:0] \chain_in$710 ;
-  wire [31:0] \chain_in$728 ;
-  wire [31:0] \chain_in$745 ;
-  wire [31:0] \chain_in$763 ;
-  wire [31:0] \chain_in$781 ;
-  wire [31:0] \chain_in$799 ;
-  wire [31:0] \chain_in$817 ;
-  wire [31:0] \chain_in$835 ;
-  wire [31:0] \chain_in$853 ;
-  wire [31:0] \chain_in$86 ;
-  wire [31:0] \chain_in$871 ;
-  wire [31:0] \chain_in$888 ;
-  wire [31:0] \chain_in$906 ;
-  wire [31:0] \chain_in$924 ;
-  wire [31:0] \chain_in$942 ;
-  wire [31:0] \chain_in$960 ;
-  wire [31:0] \chain_in$978 ;
-  wire [31:0] \chain_in$98 ;
-  wire [31:0] \chain_in$996 ;
+  wire [31:0] \chain_in$471 ;
+  wire [31:0] \chain_in$486 ;
+  wire [31:0] \chain_in$504 ;
+  wire [31:0] \chain_in$522 ;
+  wire [31:0] \chain_in$540 ;
+  wire [31:0] \chain_in$558 ;
+  wire [31:0] \chain_in$576 ;
+  wire [31:0] \chain_in$594 ;
+  wire [31:0] \chain_in$612 ;
+  wire [31:0] \chain_in$629 ;
+  wire [31:0] \chain_in$647 ;
+  wire [31:0] \chain_in$665 ;
+  wire [31:0] \chain_in$683 ;
+  wire [31:0] \chain_in$701 ;
+  wire [31:0] \chain_in$719 ;
+  wire [31:0] \chain_in$737 ;
+  wire [31:0] \chain_in$755 ;
+  wire [31:0] \chain_in$772 ;
+  wire [31:0] \chain_in$790 ;
+  wire [31:0] \chain_in$808 ;
+  wire [31:0] \chain_in$826 ;
+  wire [31:0] \chain_in$844 ;
+  wire [31:0] \chain_in$862 ;
+  wire [31:0] \chain_in$880 ;
+  wire [31:0] \chain_in$898 ;
+  wire [31:0] \chain_in$915 ;
+  wire [31:0] \chain_in$933 ;
+  wire [31:0] \chain_in$951 ;
+  wire [31:0] \chain_in$969 ;
+  wire [31:0] \chain_in$987 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$1015 ;
-  wire [31:0] \chain_out$1032 ;
-  wire [31:0] \chain_out$1050 ;
-  wire [31:0] \chain_out$1068 ;
-  wire [31:0] \chain_out$1086 ;
-  wire [31:0] \chain_out$1104 ;
-  wire [31:0] \chain_out$1122 ;
-  wire [31:0] \chain_out$1140 ;
-  wire [31:0] \chain_out$1158 ;
-  wire [31:0] \chain_out$174 ;
-  wire [31:0] \chain_out$192 ;
-  wire [31:0] \chain_out$210 ;
-  wire [31:0] \chain_out$228 ;
-  wire [31:0] \chain_out$246 ;
-  wire [31:0] \chain_out$264 ;
-  wire [31:0] \chain_out$282 ;
-  wire [31:0] \chain_out$300 ;
-  wire [31:0] \chain_out$317 ;
-  wire [31:0] \chain_out$335 ;
+  wire [31:0] \chain_out$1006 ;
+  wire [31:0] \chain_out$1024 ;
+  wire [31:0] \chain_out$1042 ;
+  wire [31:0] \chain_out$1059 ;
+  wire [31:0] \chain_out$1077 ;
+  wire [31:0] \chain_out$1095 ;
+  wire [31:0] \chain_out$1113 ;
+  wire [31:0] \chain_out$1131 ;
+  wire [31:0] \chain_out$1149 ;
+  wire [31:0] \chain_out$1167 ;
+  wire [31:0] \chain_out$1185 ;
+  wire [31:0] \chain_out$1202 ;
+  wire [31:0] \chain_out$1220 ;
+  wire [31:0] \chain_out$1238 ;
+  wire [31:0] \chain_out$1256 ;
+  wire [31:0] \chain_out$1274 ;
+  wire [31:0] \chain_out$1292 ;
+  wire [31:0] \chain_out$1310 ;
+  wire [31:0] \chain_out$1328 ;
+  wire [31:0] \chain_out$1345 ;
+  wire [31:0] \chain_out$1363 ;
+  wire [31:0] \chain_out$1381 ;
+  wire [31:0] \chain_out$1399 ;
+  wire [31:0] \chain_out$1417 ;
+  wire [31:0] \chain_out$1435 ;
+  wire [31:0] \chain_out$1453 ;
+  wire [31:0] \chain_out$1471 ;
   wire [31:0] \chain_out$353 ;
-  wire [31:0] \chain_out$37 ;
-  wire [31:0] \chain_out$371 ;
-  wire [31:0] \chain_out$38 ;
-  wire [31:0] \chain_out$389 ;
-  wire [31:0] \chain_out$39 ;
-  wire [31:0] \chain_out$40 ;
-  wire [31:0] \chain_out$407 ;
-  wire [31:0] \chain_out$41 ;
-  wire [31:0] \chain_out$42 ;
-  wire [31:0] \chain_out$425 ;
-  wire [31:0] \chain_out$43 ;
-  wire [31:0] \chain_out$443 ;
-  wire [31:0] \chain_out$460 ;
-  wire [31:0] \chain_out$478 ;
-  wire [31:0] \chain_out$496 ;
-  wire [31:0] \chain_out$514 ;
-  wire [31:0] \chain_out$532 ;
-  wire [31:0] \chain_out$550 ;
-  wire [31:0] \chain_out$568 ;
-  wire [31:0] \chain_out$586 ;
-  wire [31:0] \chain_out$603 ;
-  wire [31:0] \chain_out$621 ;
-  wire [31:0] \chain_out$639 ;
-  wire [31:0] \chain_out$657 ;
-  wire [31:0] \chain_out$675 ;
-  wire [31:0] \chain_out$693 ;
-  wire [31:0] \chain_out$711 ;
-  wire [31:0] \chain_out$729 ;
-  wire [31:0] \chain_out$746 ;
-  wire [31:0] \chain_out$764 ;
-  wire [31:0] \chain_out$782 ;
-  wire [31:0] \chain_out$800 ;
-  wire [31:0] \chain_out$818 ;
-  wire [31:0] \chain_out$836 ;
-  wire [31:0] \chain_out$854 ;
-  wire [31:0] \chain_out$872 ;
-  wire [31:0] \chain_out$889 ;
-  wire [31:0] \chain_out$907 ;
-  wire [31:0] \chain_out$925 ;
-  wire [31:0] \chain_out$943 ;
-  wire [31:0] \chain_out$961 ;
-  wire [31:0] \chain_out$979 ;
-  wire [31:0] \chain_out$997 ;
+  wire [31:0] \chain_out$354 ;
+  wire [31:0] \chain_out$355 ;
+  wire [31:0] \chain_out$356 ;
+  wire [31:0] \chain_out$357 ;
+  wire [31:0] \chain_out$358 ;
+  wire [31:0] \chain_out$359 ;
+  wire [31:0] \chain_out$487 ;
+  wire [31:0] \chain_out$505 ;
+  wire [31:0] \chain_out$523 ;
+  wire [31:0] \chain_out$541 ;
+  wire [31:0] \chain_out$559 ;
+  wire [31:0] \chain_out$577 ;
+  wire [31:0] \chain_out$595 ;
+  wire [31:0] \chain_out$613 ;
+  wire [31:0] \chain_out$630 ;
+  wire [31:0] \chain_out$648 ;
+  wire [31:0] \chain_out$666 ;
+  wire [31:0] \chain_out$684 ;
+  wire [31:0] \chain_out$702 ;
+  wire [31:0] \chain_out$720 ;
+  wire [31:0] \chain_out$738 ;
+  wire [31:0] \chain_out$756 ;
+  wire [31:0] \chain_out$773 ;
+  wire [31:0] \chain_out$791 ;
+  wire [31:0] \chain_out$809 ;
+  wire [31:0] \chain_out$827 ;
+  wire [31:0] \chain_out$845 ;
+  wire [31:0] \chain_out$863 ;
+  wire [31:0] \chain_out$881 ;
+  wire [31:0] \chain_out$899 ;
+  wire [31:0] \chain_out$916 ;
+  wire [31:0] \chain_out$934 ;
+  wire [31:0] \chain_out$952 ;
+  wire [31:0] \chain_out$970 ;
+  wire [31:0] \chain_out$988 ;
   wire chain_valid_in;
-  wire \chain_valid_in$1016 ;
-  wire \chain_valid_in$1033 ;
-  wire \chain_valid_in$1051 ;
-  wire \chain_valid_in$1069 ;
-  wire \chain_valid_in$1087 ;
-  wire \chain_valid_in$1105 ;
-  wire \chain_valid_in$111 ;
-  wire \chain_valid_in$1123 ;
-  wire \chain_valid_in$1141 ;
-  wire \chain_valid_in$1159 ;
-  wire \chain_valid_in$123 ;
-  wire \chain_valid_in$135 ;
-  wire \chain_valid_in$147 ;
-  wire \chain_valid_in$159 ;
-  wire \chain_valid_in$175 ;
-  wire \chain_valid_in$193 ;
-  wire \chain_valid_in$211 ;
-  wire \chain_valid_in$229 ;
-  wire \chain_valid_in$247 ;
-  wire \chain_valid_in$265 ;
-  wire \chain_valid_in$283 ;
-  wire \chain_valid_in$301 ;
-  wire \chain_valid_in$318 ;
-  wire \chain_valid_in$336 ;
-  wire \chain_valid_in$354 ;
-  wire \chain_valid_in$372 ;
-  wire \chain_valid_in$390 ;
-  wire \chain_valid_in$408 ;
-  wire \chain_valid_in$426 ;
-  wire \chain_valid_in$444 ;
-  wire \chain_valid_in$461 ;
-  wire \chain_valid_in$479 ;
-  wire \chain_valid_in$497 ;
-  wire \chain_valid_in$515 ;
-  wire \chain_valid_in$533 ;
-  wire \chain_valid_in$551 ;
-  wire \chain_valid_in$569 ;
-  wire \chain_valid_in$587 ;
-  wire \chain_valid_in$604 ;
-  wire \chain_valid_in$622 ;
-  wire \chain_valid_in$640 ;
-  wire \chain_valid_in$658 ;
-  wire \chain_valid_in$676 ;
-  wire \chain_valid_in$694 ;
-  wire \chain_valid_in$712 ;
-  wire \chain_valid_in$730 ;
-  wire \chain_valid_in$747 ;
-  wire \chain_valid_in$765 ;
-  wire \chain_valid_in$783 ;
-  wire \chain_valid_in$801 ;
-  wire \chain_valid_in$819 ;
-  wire \chain_valid_in$837 ;
-  wire \chain_valid_in$855 ;
-  wire \chain_valid_in$87 ;
-  wire \chain_valid_in$873 ;
-  wire \chain_valid_in$890 ;
-  wire \chain_valid_in$908 ;
-  wire \chain_valid_in$926 ;
-  wire \chain_valid_in$944 ;
-  wire \chain_valid_in$962 ;
-  wire \chain_valid_in$980 ;
-  wire \chain_valid_in$99 ;
-  wire \chain_valid_in$998 ;
+  wire \chain_valid_in$1007 ;
+  wire \chain_valid_in$1025 ;
+  wire \chain_valid_in$1043 ;
+  wire \chain_valid_in$1060 ;
+  wire \chain_valid_in$1078 ;
+  wire \chain_valid_in$1096 ;
+  wire \chain_valid_in$1114 ;
+  wire \chain_valid_in$1132 ;
+  wire \chain_valid_in$1150 ;
+  wire \chain_valid_in$1168 ;
+  wire \chain_valid_in$1186 ;
+  wire \chain_valid_in$1203 ;
+  wire \chain_valid_in$1221 ;
+  wire \chain_valid_in$1239 ;
+  wire \chain_valid_in$1257 ;
+  wire \chain_valid_in$1275 ;
+  wire \chain_valid_in$1293 ;
+  wire \chain_valid_in$1311 ;
+  wire \chain_valid_in$1329 ;
+  wire \chain_valid_in$1346 ;
+  wire \chain_valid_in$1364 ;
+  wire \chain_valid_in$1382 ;
+  wire \chain_valid_in$1400 ;
+  wire \chain_valid_in$1418 ;
+  wire \chain_valid_in$1436 ;
+  wire \chain_valid_in$1454 ;
+  wire \chain_valid_in$1472 ;
+  wire \chain_valid_in$400 ;
+  wire \chain_valid_in$412 ;
+  wire \chain_valid_in$424 ;
+  wire \chain_valid_in$436 ;
+  wire \chain_valid_in$448 ;
+  wire \chain_valid_in$460 ;
+  wire \chain_valid_in$472 ;
+  wire \chain_valid_in$488 ;
+  wire \chain_valid_in$506 ;
+  wire \chain_valid_in$524 ;
+  wire \chain_valid_in$542 ;
+  wire \chain_valid_in$560 ;
+  wire \chain_valid_in$578 ;
+  wire \chain_valid_in$596 ;
+  wire \chain_valid_in$614 ;
+  wire \chain_valid_in$631 ;
+  wire \chain_valid_in$649 ;
+  wire \chain_valid_in$667 ;
+  wire \chain_valid_in$685 ;
+  wire \chain_valid_in$703 ;
+  wire \chain_valid_in$721 ;
+  wire \chain_valid_in$739 ;
+  wire \chain_valid_in$757 ;
+  wire \chain_valid_in$774 ;
+  wire \chain_valid_in$792 ;
+  wire \chain_valid_in$810 ;
+  wire \chain_valid_in$828 ;
+  wire \chain_valid_in$846 ;
+  wire \chain_valid_in$864 ;
+  wire \chain_valid_in$882 ;
+  wire \chain_valid_in$900 ;
+  wire \chain_valid_in$917 ;
+  wire \chain_valid_in$935 ;
+  wire \chain_valid_in$953 ;
+  wire \chain_valid_in$971 ;
+  wire \chain_valid_in$989 ;
   wire chain_valid_out;
-  wire \chain_valid_out$1017 ;
-  wire \chain_valid_out$1034 ;
-  wire \chain_valid_out$1052 ;
-  wire \chain_valid_out$1070 ;
-  wire \chain_valid_out$1088 ;
-  wire \chain_valid_out$1106 ;
-  wire \chain_valid_out$1124 ;
-  wire \chain_valid_out$1142 ;
-  wire \chain_valid_out$1160 ;
-  wire \chain_valid_out$1163 ;
-  wire \chain_valid_out$1164 ;
-  wire \chain_valid_out$1165 ;
-  wire \chain_valid_out$1166 ;
-  wire \chain_valid_out$1167 ;
-  wire \chain_valid_out$1168 ;
+  wire \chain_valid_out$1008 ;
+  wire \chain_valid_out$1026 ;
+  wire \chain_valid_out$1044 ;
+  wire \chain_valid_out$1061 ;
+  wire \chain_valid_out$1079 ;
+  wire \chain_valid_out$1097 ;
+  wire \chain_valid_out$1115 ;
+  wire \chain_valid_out$1133 ;
+  wire \chain_valid_out$1151 ;
   wire \chain_valid_out$1169 ;
-  wire \chain_valid_out$176 ;
-  wire \chain_valid_out$194 ;
-  wire \chain_valid_out$212 ;
-  wire \chain_valid_out$230 ;
-  wire \chain_valid_out$248 ;
-  wire \chain_valid_out$266 ;
-  wire \chain_valid_out$284 ;
-  wire \chain_valid_out$302 ;
-  wire \chain_valid_out$319 ;
-  wire \chain_valid_out$337 ;
-  wire \chain_valid_out$355 ;
-  wire \chain_valid_out$373 ;
-  wire \chain_valid_out$391 ;
-  wire \chain_valid_out$409 ;
-  wire \chain_valid_out$427 ;
-  wire \chain_valid_out$445 ;
-  wire \chain_valid_out$462 ;
-  wire \chain_valid_out$480 ;
-  wire \chain_valid_out$498 ;
-  wire \chain_valid_out$516 ;
-  wire \chain_valid_out$534 ;
-  wire \chain_valid_out$552 ;
-  wire \chain_valid_out$570 ;
-  wire \chain_valid_out$588 ;
-  wire \chain_valid_out$605 ;
-  wire \chain_valid_out$623 ;
-  wire \chain_valid_out$641 ;
-  wire \chain_valid_out$659 ;
-  wire \chain_valid_out$677 ;
-  wire \chain_valid_out$695 ;
-  wire \chain_valid_out$713 ;
-  wire \chain_valid_out$731 ;
-  wire \chain_valid_out$748 ;
-  wire \chain_valid_out$766 ;
-  wire \chain_valid_out$784 ;
-  wire \chain_valid_out$802 ;
-  wire \chain_valid_out$820 ;
-  wire \chain_valid_out$838 ;
-  wire \chain_valid_out$856 ;
-  wire \chain_valid_out$874 ;
-  wire \chain_valid_out$891 ;
-  wire \chain_valid_out$909 ;
-  wire \chain_valid_out$927 ;
-  wire \chain_valid_out$945 ;
-  wire \chain_valid_out$963 ;
-  wire \chain_valid_out$981 ;
-  wire \chain_valid_out$999 ;
+  wire \chain_valid_out$1187 ;
+  wire \chain_valid_out$1204 ;
+  wire \chain_valid_out$1222 ;
+  wire \chain_valid_out$1240 ;
+  wire \chain_valid_out$1258 ;
+  wire \chain_valid_out$1276 ;
+  wire \chain_valid_out$1294 ;
+  wire \chain_valid_out$1312 ;
+  wire \chain_valid_out$1330 ;
+  wire \chain_valid_out$1347 ;
+  wire \chain_valid_out$1365 ;
+  wire \chain_valid_out$1383 ;
+  wire \chain_valid_out$1401 ;
+  wire \chain_valid_out$1419 ;
+  wire \chain_valid_out$1437 ;
+  wire \chain_valid_out$1455 ;
+  wire \chain_valid_out$1473 ;
+  wire \chain_valid_out$1475 ;
+  wire \chain_valid_out$1476 ;
+  wire \chain_valid_out$1477 ;
+  wire \chain_valid_out$1478 ;
+  wire \chain_valid_out$1479 ;
+  wire \chain_valid_out$1480 ;
+  wire \chain_valid_out$1481 ;
+  wire \chain_valid_out$489 ;
+  wire \chain_valid_out$507 ;
+  wire \chain_valid_out$525 ;
+  wire \chain_valid_out$543 ;
+  wire \chain_valid_out$561 ;
+  wire \chain_valid_out$579 ;
+  wire \chain_valid_out$597 ;
+  wire \chain_valid_out$615 ;
+  wire \chain_valid_out$632 ;
+  wire \chain_valid_out$650 ;
+  wire \chain_valid_out$668 ;
+  wire \chain_valid_out$686 ;
+  wire \chain_valid_out$704 ;
+  wire \chain_valid_out$722 ;
+  wire \chain_valid_out$740 ;
+  wire \chain_valid_out$758 ;
+  wire \chain_valid_out$775 ;
+  wire \chain_valid_out$793 ;
+  wire \chain_valid_out$811 ;
+  wire \chain_valid_out$829 ;
+  wire \chain_valid_out$847 ;
+  wire \chain_valid_out$865 ;
+  wire \chain_valid_out$883 ;
+  wire \chain_valid_out$901 ;
+  wire \chain_valid_out$918 ;
+  wire \chain_valid_out$936 ;
+  wire \chain_valid_out$954 ;
+  wire \chain_valid_out$972 ;
+  wire \chain_valid_out$990 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$100 ;
-  wire \drain$1000 ;
-  wire \drain$1018 ;
-  wire \drain$1035 ;
-  wire \drain$1053 ;
-  wire \drain$1071 ;
-  wire \drain$1089 ;
-  wire \drain$1107 ;
-  wire \drain$112 ;
-  wire \drain$1125 ;
-  wire \drain$1143 ;
-  wire \drain$1161 ;
-  wire \drain$124 ;
-  wire \drain$136 ;
-  wire \drain$148 ;
-  wire \drain$160 ;
-  wire \drain$177 ;
-  wire \drain$195 ;
-  wire \drain$213 ;
-  wire \drain$231 ;
-  wire \drain$249 ;
-  wire \drain$267 ;
-  wire \drain$285 ;
-  wire \drain$303 ;
-  wire \drain$320 ;
-  wire \drain$338 ;
-  wire \drain$356 ;
-  wire \drain$374 ;
-  wire \drain$392 ;
-  wire \drain$410 ;
-  wire \drain$428 ;
-  wire \drain$446 ;
-  wire \drain$463 ;
-  wire \drain$481 ;
-  wire \drain$499 ;
-  wire \drain$517 ;
-  wire \drain$535 ;
-  wire \drain$553 ;
-  wire \drain$571 ;
-  wire \drain$589 ;
-  wire \drain$606 ;
-  wire \drain$624 ;
-  wire \drain$642 ;
-  wire \drain$660 ;
-  wire \drain$678 ;
-  wire \drain$696 ;
-  wire \drain$714 ;
-  wire \drain$732 ;
-  wire \drain$749 ;
-  wire \drain$767 ;
-  wire \drain$785 ;
-  wire \drain$803 ;
-  wire \drain$821 ;
-  wire \drain$839 ;
-  wire \drain$857 ;
-  wire \drain$875 ;
-  wire \drain$88 ;
-  wire \drain$892 ;
-  wire \drain$910 ;
-  wire \drain$928 ;
-  wire \drain$946 ;
-  wire \drain$964 ;
-  wire \drain$982 ;
+  wire \drain$1009 ;
+  wire \drain$1027 ;
+  wire \drain$1045 ;
+  wire \drain$1062 ;
+  wire \drain$1080 ;
+  wire \drain$1098 ;
+  wire \drain$1116 ;
+  wire \drain$1134 ;
+  wire \drain$1152 ;
+  wire \drain$1170 ;
+  wire \drain$1188 ;
+  wire \drain$1205 ;
+  wire \drain$1223 ;
+  wire \drain$1241 ;
+  wire \drain$1259 ;
+  wire \drain$1277 ;
+  wire \drain$1295 ;
+  wire \drain$1313 ;
+  wire \drain$1331 ;
+  wire \drain$1348 ;
+  wire \drain$1366 ;
+  wire \drain$1384 ;
+  wire \drain$1402 ;
+  wire \drain$1420 ;
+  wire \drain$1438 ;
+  wire \drain$1456 ;
+  wire \drain$1474 ;
+  wire \drain$401 ;
+  wire \drain$413 ;
+  wire \drain$425 ;
+  wire \drain$437 ;
+  wire \drain$449 ;
+  wire \drain$461 ;
+  wire \drain$473 ;
+  wire \drain$490 ;
+  wire \drain$508 ;
+  wire \drain$526 ;
+  wire \drain$544 ;
+  wire \drain$562 ;
+  wire \drain$580 ;
+  wire \drain$598 ;
+  wire \drain$616 ;
+  wire \drain$633 ;
+  wire \drain$651 ;
+  wire \drain$669 ;
+  wire \drain$687 ;
+  wire \drain$705 ;
+  wire \drain$723 ;
+  wire \drain$741 ;
+  wire \drain$759 ;
+  wire \drain$776 ;
+  wire \drain$794 ;
+  wire \drain$812 ;
+  wire \drain$830 ;
+  wire \drain$848 ;
+  wire \drain$866 ;
+  wire \drain$884 ;
+  wire \drain$902 ;
+  wire \drain$919 ;
+  wire \drain$937 ;
+  wire \drain$955 ;
+  wire \drain$973 ;
+  wire \drain$991 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
@@ -854,250 +980,422 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire drain_5;
   wire drain_6;
   wire drain_7;
-  wire en;
-  wire \en$1001 ;
-  wire \en$101 ;
-  wire \en$1019 ;
-  wire \en$1036 ;
-  wire \en$1054 ;
-  wire \en$1072 ;
-  wire \en$1090 ;
-  wire \en$1108 ;
-  wire \en$1126 ;
-  wire \en$113 ;
-  wire \en$1144 ;
-  wire \en$125 ;
-  wire \en$137 ;
-  wire \en$149 ;
-  wire \en$161 ;
-  wire \en$178 ;
-  wire \en$196 ;
-  wire \en$214 ;
-  wire \en$232 ;
-  wire \en$250 ;
-  wire \en$268 ;
-  wire \en$286 ;
-  wire \en$304 ;
-  wire \en$321 ;
-  wire \en$339 ;
-  wire \en$34 ;
-  wire \en$357 ;
-  wire \en$375 ;
-  wire \en$393 ;
-  wire \en$411 ;
-  wire \en$429 ;
-  wire \en$447 ;
-  wire \en$464 ;
-  wire \en$482 ;
-  wire \en$50 ;
-  wire \en$500 ;
-  wire \en$51 ;
-  wire \en$518 ;
-  wire \en$52 ;
-  wire \en$536 ;
-  wire \en$554 ;
-  wire \en$572 ;
-  wire \en$590 ;
-  wire \en$607 ;
-  wire \en$61 ;
-  wire \en$625 ;
-  wire \en$643 ;
-  wire \en$661 ;
-  wire \en$679 ;
-  wire \en$697 ;
-  wire \en$715 ;
-  wire \en$733 ;
-  wire \en$750 ;
-  wire \en$768 ;
-  wire \en$77 ;
-  wire \en$786 ;
-  wire \en$804 ;
-  wire \en$822 ;
-  wire \en$840 ;
-  wire \en$858 ;
-  wire \en$876 ;
-  wire \en$89 ;
-  wire \en$893 ;
-  wire \en$911 ;
-  wire \en$929 ;
-  wire \en$947 ;
-  wire \en$965 ;
-  wire \en$983 ;
+  reg en = 1'h1;
+  (* init = 1'h1 *)
+  wire \en$1010 ;
+  (* init = 1'h1 *)
+  wire \en$1028 ;
+  (* init = 1'h1 *)
+  wire \en$1046 ;
+  (* init = 1'h1 *)
+  wire \en$1063 ;
+  (* init = 1'h1 *)
+  wire \en$1081 ;
+  (* init = 1'h1 *)
+  wire \en$1099 ;
+  (* init = 1'h1 *)
+  wire \en$1117 ;
+  (* init = 1'h1 *)
+  wire \en$1135 ;
+  (* init = 1'h1 *)
+  wire \en$1153 ;
+  (* init = 1'h1 *)
+  wire \en$1171 ;
+  (* init = 1'h1 *)
+  wire \en$1189 ;
+  (* init = 1'h1 *)
+  wire \en$1206 ;
+  (* init = 1'h1 *)
+  wire \en$1224 ;
+  (* init = 1'h1 *)
+  wire \en$1242 ;
+  (* init = 1'h1 *)
+  wire \en$1260 ;
+  (* init = 1'h1 *)
+  wire \en$1278 ;
+  (* init = 1'h1 *)
+  wire \en$1296 ;
+  (* init = 1'h1 *)
+  wire \en$1314 ;
+  (* init = 1'h1 *)
+  wire \en$1332 ;
+  (* init = 1'h1 *)
+  wire \en$1349 ;
+  (* init = 1'h1 *)
+  wire \en$1367 ;
+  (* init = 1'h1 *)
+  wire \en$1385 ;
+  (* init = 1'h1 *)
+  wire \en$1403 ;
+  (* init = 1'h1 *)
+  wire \en$1421 ;
+  (* init = 1'h1 *)
+  wire \en$1439 ;
+  (* init = 1'h1 *)
+  wire \en$1457 ;
+  wire [7:0] \en$362 ;
+  wire [7:0] \en$366 ;
+  wire [7:0] \en$367 ;
+  (* init = 1'h1 *)
+  wire \en$368 ;
+  (* init = 1'h1 *)
+  wire \en$374 ;
+  (* init = 1'h1 *)
+  wire \en$390 ;
+  (* init = 1'h1 *)
+  wire \en$402 ;
+  (* init = 1'h1 *)
+  wire \en$414 ;
+  (* init = 1'h1 *)
+  wire \en$426 ;
+  (* init = 1'h1 *)
+  wire \en$438 ;
+  (* init = 1'h1 *)
+  wire \en$450 ;
+  (* init = 1'h1 *)
+  wire \en$462 ;
+  (* init = 1'h1 *)
+  wire \en$474 ;
+  (* init = 1'h1 *)
+  wire \en$491 ;
+  (* init = 1'h1 *)
+  wire \en$509 ;
+  (* init = 1'h1 *)
+  wire \en$527 ;
+  (* init = 1'h1 *)
+  wire \en$545 ;
+  (* init = 1'h1 *)
+  wire \en$563 ;
+  (* init = 1'h1 *)
+  wire \en$581 ;
+  (* init = 1'h1 *)
+  wire \en$599 ;
+  (* init = 1'h1 *)
+  wire \en$617 ;
+  (* init = 1'h1 *)
+  wire \en$634 ;
+  (* init = 1'h1 *)
+  wire \en$652 ;
+  (* init = 1'h1 *)
+  wire \en$670 ;
+  (* init = 1'h1 *)
+  wire \en$688 ;
+  (* init = 1'h1 *)
+  wire \en$706 ;
+  (* init = 1'h1 *)
+  wire \en$724 ;
+  (* init = 1'h1 *)
+  wire \en$742 ;
+  (* init = 1'h1 *)
+  wire \en$760 ;
+  (* init = 1'h1 *)
+  wire \en$777 ;
+  (* init = 1'h1 *)
+  wire \en$795 ;
+  (* init = 1'h1 *)
+  wire \en$813 ;
+  (* init = 1'h1 *)
+  wire \en$831 ;
+  (* init = 1'h1 *)
+  wire \en$849 ;
+  (* init = 1'h1 *)
+  wire \en$867 ;
+  (* init = 1'h1 *)
+  wire \en$885 ;
+  (* init = 1'h1 *)
+  wire \en$903 ;
+  (* init = 1'h1 *)
+  wire \en$920 ;
+  (* init = 1'h1 *)
+  wire \en$938 ;
+  (* init = 1'h1 *)
+  wire \en$956 ;
+  (* init = 1'h1 *)
+  wire \en$974 ;
+  (* init = 1'h1 *)
+  wire \en$992 ;
+  reg en_deskew_0 = 1'h1;
+  reg en_deskew_1 = 1'h1;
+  reg en_deskew_2 = 1'h1;
+  reg en_deskew_3 = 1'h1;
+  reg en_deskew_4 = 1'h1;
+  reg en_deskew_5 = 1'h1;
+  reg en_deskew_6 = 1'h1;
+  reg en_deskew_7 = 1'h1;
+  reg en_in_a_0 = 1'h1;
+  reg en_in_a_1 = 1'h1;
+  reg en_in_a_2 = 1'h1;
+  reg en_in_a_3 = 1'h1;
+  reg en_in_a_4 = 1'h1;
+  reg en_in_a_5 = 1'h1;
+  reg en_in_a_6 = 1'h1;
+  reg en_in_a_7 = 1'h1;
+  reg en_in_b_0 = 1'h1;
+  reg en_in_b_1 = 1'h1;
+  reg en_in_b_2 = 1'h1;
+  reg en_in_b_3 = 1'h1;
+  reg en_in_b_4 = 1'h1;
+  reg en_in_b_5 = 1'h1;
+  reg en_in_b_6 = 1'h1;
+  reg en_in_b_7 = 1'h1;
+  reg en_pe_0_0 = 1'h1;
+  reg en_pe_0_1 = 1'h1;
+  reg en_pe_0_2 = 1'h1;
+  reg en_pe_0_3 = 1'h1;
+  reg en_pe_0_4 = 1'h1;
+  reg en_pe_0_5 = 1'h1;
+  reg en_pe_0_6 = 1'h1;
+  reg en_pe_0_7 = 1'h1;
+  reg en_pe_1_0 = 1'h1;
+  reg en_pe_1_1 = 1'h1;
+  reg en_pe_1_2 = 1'h1;
+  reg en_pe_1_3 = 1'h1;
+  reg en_pe_1_4 = 1'h1;
+  reg en_pe_1_5 = 1'h1;
+  reg en_pe_1_6 = 1'h1;
+  reg en_pe_1_7 = 1'h1;
+  reg en_pe_2_0 = 1'h1;
+  reg en_pe_2_1 = 1'h1;
+  reg en_pe_2_2 = 1'h1;
+  reg en_pe_2_3 = 1'h1;
+  reg en_pe_2_4 = 1'h1;
+  reg en_pe_2_5 = 1'h1;
+  reg en_pe_2_6 = 1'h1;
+  reg en_pe_2_7 = 1'h1;
+  reg en_pe_3_0 = 1'h1;
+  reg en_pe_3_1 = 1'h1;
+  reg en_pe_3_2 = 1'h1;
+  reg en_pe_3_3 = 1'h1;
+  reg en_pe_3_4 = 1'h1;
+  reg en_pe_3_5 = 1'h1;
+  reg en_pe_3_6 = 1'h1;
+  reg en_pe_3_7 = 1'h1;
+  reg en_pe_4_0 = 1'h1;
+  reg en_pe_4_1 = 1'h1;
+  reg en_pe_4_2 = 1'h1;
+  reg en_pe_4_3 = 1'h1;
+  reg en_pe_4_4 = 1'h1;
+  reg en_pe_4_5 = 1'h1;
+  reg en_pe_4_6 = 1'h1;
+  reg en_pe_4_7 = 1'h1;
+  reg en_pe_5_0 = 1'h1;
+  reg en_pe_5_1 = 1'h1;
+  reg en_pe_5_2 = 1'h1;
+  reg en_pe_5_3 = 1'h1;
+  reg en_pe_5_4 = 1'h1;
+  reg en_pe_5_5 = 1'h1;
+  reg en_pe_5_6 = 1'h1;
+  reg en_pe_5_7 = 1'h1;
+  reg en_pe_6_0 = 1'h1;
+  reg en_pe_6_1 = 1'h1;
+  reg en_pe_6_2 = 1'h1;
+  reg en_pe_6_3 = 1'h1;
+  reg en_pe_6_4 = 1'h1;
+  reg en_pe_6_5 = 1'h1;
+  reg en_pe_6_6 = 1'h1;
+  reg en_pe_6_7 = 1'h1;
+  reg en_pe_7_0 = 1'h1;
+  reg en_pe_7_1 = 1'h1;
+  reg en_pe_7_2 = 1'h1;
+  reg en_pe_7_3 = 1'h1;
+  reg en_pe_7_4 = 1'h1;
+  reg en_pe_7_5 = 1'h1;
+  reg en_pe_7_6 = 1'h1;
+  reg en_pe_7_7 = 1'h1;
+  reg en_skew_a_0 = 1'h1;
+  reg en_skew_a_1 = 1'h1;
+  reg en_skew_a_2 = 1'h1;
+  reg en_skew_a_3 = 1'h1;
+  reg en_skew_a_4 = 1'h1;
+  reg en_skew_a_5 = 1'h1;
+  reg en_skew_a_6 = 1'h1;
+  reg en_skew_a_7 = 1'h1;
+  reg en_skew_b_0 = 1'h1;
+  reg en_skew_b_1 = 1'h1;
+  reg en_skew_b_2 = 1'h1;
+  reg en_skew_b_3 = 1'h1;
+  reg en_skew_b_4 = 1'h1;
+  reg en_skew_b_5 = 1'h1;
+  reg en_skew_b_6 = 1'h1;
+  reg en_skew_b_7 = 1'h1;
+  reg en_skew_flags = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1010 ;
-  wire \first_in$1027 ;
-  wire \first_in$1045 ;
-  wire \first_in$1063 ;
-  wire \first_in$108 ;
-  wire \first_in$1081 ;
-  wire \first_in$1099 ;
-  wire \first_in$1117 ;
-  wire \first_in$1135 ;
-  wire \first_in$1153 ;
-  wire \first_in$120 ;
-  wire \first_in$132 ;
-  wire \first_in$144 ;
-  wire \first_in$156 ;
-  wire \first_in$169 ;
-  wire \first_in$187 ;
-  wire \first_in$205 ;
-  wire \first_in$223 ;
-  wire \first_in$241 ;
-  wire \first_in$259 ;
-  wire \first_in$277 ;
-  wire \first_in$295 ;
-  wire \first_in$312 ;
-  wire \first_in$330 ;
-  wire \first_in$348 ;
-  wire \first_in$366 ;
-  wire \first_in$384 ;
-  wire \first_in$402 ;
-  wire \first_in$420 ;
-  wire \first_in$438 ;
-  wire \first_in$455 ;
-  wire \first_in$473 ;
-  wire \first_in$491 ;
-  wire \first_in$509 ;
-  wire \first_in$527 ;
-  wire \first_in$545 ;
-  wire \first_in$563 ;
-  wire \first_in$581 ;
-  wire \first_in$598 ;
-  wire \first_in$616 ;
-  wire \first_in$634 ;
-  wire \first_in$652 ;
-  wire \first_in$670 ;
-  wire \first_in$688 ;
-  wire \first_in$706 ;
-  wire \first_in$724 ;
-  wire \first_in$741 ;
-  wire \first_in$759 ;
-  wire \first_in$777 ;
-  wire \first_in$795 ;
-  wire \first_in$813 ;
-  wire \first_in$831 ;
-  wire \first_in$84 ;
-  wire \first_in$849 ;
-  wire \first_in$867 ;
-  wire \first_in$884 ;
-  wire \first_in$902 ;
-  wire \first_in$920 ;
-  wire \first_in$938 ;
-  wire \first_in$956 ;
-  wire \first_in$96 ;
-  wire \first_in$974 ;
-  wire \first_in$992 ;
+  wire \first_in$1001 ;
+  wire \first_in$1019 ;
+  wire \first_in$1037 ;
+  wire \first_in$1054 ;
+  wire \first_in$1072 ;
+  wire \first_in$1090 ;
+  wire \first_in$1108 ;
+  wire \first_in$1126 ;
+  wire \first_in$1144 ;
+  wire \first_in$1162 ;
+  wire \first_in$1180 ;
+  wire \first_in$1197 ;
+  wire \first_in$1215 ;
+  wire \first_in$1233 ;
+  wire \first_in$1251 ;
+  wire \first_in$1269 ;
+  wire \first_in$1287 ;
+  wire \first_in$1305 ;
+  wire \first_in$1323 ;
+  wire \first_in$1340 ;
+  wire \first_in$1358 ;
+  wire \first_in$1376 ;
+  wire \first_in$1394 ;
+  wire \first_in$1412 ;
+  wire \first_in$1430 ;
+  wire \first_in$1448 ;
+  wire \first_in$1466 ;
+  wire \first_in$397 ;
+  wire \first_in$409 ;
+  wire \first_in$421 ;
+  wire \first_in$433 ;
+  wire \first_in$445 ;
+  wire \first_in$457 ;
+  wire \first_in$469 ;
+  wire \first_in$482 ;
+  wire \first_in$500 ;
+  wire \first_in$518 ;
+  wire \first_in$536 ;
+  wire \first_in$554 ;
+  wire \first_in$572 ;
+  wire \first_in$590 ;
+  wire \first_in$608 ;
+  wire \first_in$625 ;
+  wire \first_in$643 ;
+  wire \first_in$661 ;
+  wire \first_in$679 ;
+  wire \first_in$697 ;
+  wire \first_in$715 ;
+  wire \first_in$733 ;
+  wire \first_in$751 ;
+  wire \first_in$768 ;
+  wire \first_in$786 ;
+  wire \first_in$804 ;
+  wire \first_in$822 ;
+  wire \first_in$840 ;
+  wire \first_in$858 ;
+  wire \first_in$876 ;
+  wire \first_in$894 ;
+  wire \first_in$911 ;
+  wire \first_in$929 ;
+  wire \first_in$947 ;
+  wire \first_in$965 ;
+  wire \first_in$983 ;
   wire first_out;
-  wire \first_out$1011 ;
-  wire \first_out$1028 ;
-  wire \first_out$1046 ;
-  wire \first_out$1064 ;
-  wire \first_out$1082 ;
-  wire \first_out$1100 ;
-  wire \first_out$1118 ;
-  wire \first_out$1136 ;
-  wire \first_out$1154 ;
-  wire \first_out$188 ;
-  wire \first_out$206 ;
-  wire \first_out$224 ;
-  wire \first_out$242 ;
-  wire \first_out$260 ;
-  wire \first_out$278 ;
-  wire \first_out$296 ;
-  wire \first_out$313 ;
-  wire \first_out$331 ;
-  wire \first_out$349 ;
-  wire \first_out$367 ;
-  wire \first_out$385 ;
-  wire \first_out$403 ;
-  wire \first_out$421 ;
-  wire \first_out$439 ;
-  wire \first_out$456 ;
-  wire \first_out$474 ;
-  wire \first_out$492 ;
-  wire \first_out$510 ;
-  wire \first_out$528 ;
-  wire \first_out$546 ;
-  wire \first_out$564 ;
-  wire \first_out$582 ;
-  wire \first_out$599 ;
-  wire \first_out$617 ;
-  wire \first_out$635 ;
-  wire \first_out$653 ;
-  wire \first_out$671 ;
-  wire \first_out$689 ;
-  wire \first_out$707 ;
-  wire \first_out$725 ;
-  wire \first_out$742 ;
-  wire \first_out$760 ;
-  wire \first_out$778 ;
-  wire \first_out$796 ;
-  wire \first_out$814 ;
-  wire \first_out$832 ;
-  wire \first_out$850 ;
-  wire \first_out$868 ;
-  wire \first_out$885 ;
-  wire \first_out$903 ;
-  wire \first_out$921 ;
-  wire \first_out$939 ;
-  wire \first_out$957 ;
-  wire \first_out$975 ;
-  wire \first_out$993 ;
+  wire \first_out$1002 ;
+  wire \first_out$1020 ;
+  wire \first_out$1038 ;
+  wire \first_out$1055 ;
+  wire \first_out$1073 ;
+  wire \first_out$1091 ;
+  wire \first_out$1109 ;
+  wire \first_out$1127 ;
+  wire \first_out$1145 ;
+  wire \first_out$1163 ;
+  wire \first_out$1181 ;
+  wire \first_out$1198 ;
+  wire \first_out$1216 ;
+  wire \first_out$1234 ;
+  wire \first_out$1252 ;
+  wire \first_out$1270 ;
+  wire \first_out$1288 ;
+  wire \first_out$1306 ;
+  wire \first_out$1324 ;
+  wire \first_out$1341 ;
+  wire \first_out$1359 ;
+  wire \first_out$1377 ;
+  wire \first_out$1395 ;
+  wire \first_out$1413 ;
+  wire \first_out$1431 ;
+  wire \first_out$1449 ;
+  wire \first_out$1467 ;
+  wire \first_out$501 ;
+  wire \first_out$519 ;
+  wire \first_out$537 ;
+  wire \first_out$555 ;
+  wire \first_out$573 ;
+  wire \first_out$591 ;
+  wire \first_out$609 ;
+  wire \first_out$626 ;
+  wire \first_out$644 ;
+  wire \first_out$662 ;
+  wire \first_out$680 ;
+  wire \first_out$698 ;
+  wire \first_out$716 ;
+  wire \first_out$734 ;
+  wire \first_out$752 ;
+  wire \first_out$769 ;
+  wire \first_out$787 ;
+  wire \first_out$805 ;
+  wire \first_out$823 ;
+  wire \first_out$841 ;
+  wire \first_out$859 ;
+  wire \first_out$877 ;
+  wire \first_out$895 ;
+  wire \first_out$912 ;
+  wire \first_out$930 ;
+  wire \first_out$948 ;
+  wire \first_out$966 ;
+  wire \first_out$984 ;
   reg [3:0] gap = 4'h8;
   wire hazard;
+  wire held;
   wire [255:0] i;
-  wire [63:0] \i$53 ;
-  wire [7:0] \i$53[0] ;
-  wire [7:0] \i$53[1] ;
-  wire [7:0] \i$53[2] ;
-  wire [7:0] \i$53[3] ;
-  wire [7:0] \i$53[4] ;
-  wire [7:0] \i$53[5] ;
-  wire [7:0] \i$53[6] ;
-  wire [7:0] \i$53[7] ;
-  reg [63:0] \i$55  = 64'h0000000000000000;
-  wire [7:0] \i$55[0] ;
-  wire [7:0] \i$55[1] ;
-  wire [7:0] \i$55[2] ;
-  wire [7:0] \i$55[3] ;
-  wire [7:0] \i$55[4] ;
-  wire [7:0] \i$55[5] ;
-  wire [7:0] \i$55[6] ;
-  wire [7:0] \i$55[7] ;
-  wire [23:0] \i$57 ;
-  wire [2:0] \i$57[0] ;
-  wire \i$57[0].first ;
-  wire \i$57[0].last ;
-  wire \i$57[0].valid ;
-  wire [2:0] \i$57[1] ;
-  wire \i$57[1].first ;
-  wire \i$57[1].last ;
-  wire \i$57[1].valid ;
-  wire [2:0] \i$57[2] ;
-  wire \i$57[2].first ;
-  wire \i$57[2].last ;
-  wire \i$57[2].valid ;
-  wire [2:0] \i$57[3] ;
-  wire \i$57[3].first ;
-  wire \i$57[3].last ;
-  wire \i$57[3].valid ;
-  wire [2:0] \i$57[4] ;
-  wire \i$57[4].first ;
-  wire \i$57[4].last ;
-  wire \i$57[4].valid ;
-  wire [2:0] \i$57[5] ;
-  wire \i$57[5].first ;
-  wire \i$57[5].last ;
-  wire \i$57[5].valid ;
-  wire [2:0] \i$57[6] ;
-  wire \i$57[6].first ;
-  wire \i$57[6].last ;
-  wire \i$57[6].valid ;
-  wire [2:0] \i$57[7] ;
-  wire \i$57[7].first ;
-  wire \i$57[7].last ;
-  wire \i$57[7].valid ;
+  wire [63:0] \i$369 ;
+  wire [7:0] \i$369[0] ;
+  wire [7:0] \i$369[1] ;
+  wire [7:0] \i$369[2] ;
+  wire [7:0] \i$369[3] ;
+  wire [7:0] \i$369[4] ;
+  wire [7:0] \i$369[5] ;
+  wire [7:0] \i$369[6] ;
+  wire [7:0] \i$369[7] ;
+  (* init = 64'h0000000000000000 *)
+  wire [63:0] \i$370 ;
+  wire [7:0] \i$370[0] ;
+  wire [7:0] \i$370[1] ;
+  wire [7:0] \i$370[2] ;
+  wire [7:0] \i$370[3] ;
+  wire [7:0] \i$370[4] ;
+  wire [7:0] \i$370[5] ;
+  wire [7:0] \i$370[6] ;
+  wire [7:0] \i$370[7] ;
+  wire [23:0] \i$371 ;
+  wire [2:0] \i$371[0] ;
+  wire \i$371[0].first ;
+  wire \i$371[0].last ;
+  wire \i$371[0].valid ;
+  wire [2:0] \i$371[1] ;
+  wire \i$371[1].first ;
+  wire \i$371[1].last ;
+  wire \i$371[1].valid ;
+  wire [2:0] \i$371[2] ;
+  wire \i$371[2].first ;
+  wire \i$371[2].last ;
+  wire \i$371[2].valid ;
+  wire [2:0] \i$371[3] ;
+  wire \i$371[3].first ;
+  wire \i$371[3].last ;
+  wire \i$371[3].valid ;
+  wire [2:0] \i$371[4] ;
+  wire \i$371[4].first ;
+  wire \i$371[4].last ;
+  wire \i$371[4].valid ;
+  wire [2:0] \i$371[5] ;
+  wire \i$371[5].first ;
+  wire \i$371[5].last ;
+  wire \i$371[5].valid ;
+  wire [2:0] \i$371[6] ;
+  wire \i$371[6].first ;
+  wire \i$371[6].last ;
+  wire \i$371[6].valid ;
+  wire [2:0] \i$371[7] ;
+  wire \i$371[7].first ;
+  wire \i$371[7].last ;
+  wire \i$371[7].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
@@ -1107,15 +1405,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
   wire [63:0] i_next;
-  wire [63:0] \i_next$60 ;
-  wire [7:0] \i_next$60[0] ;
-  wire [7:0] \i_next$60[1] ;
-  wire [7:0] \i_next$60[2] ;
-  wire [7:0] \i_next$60[3] ;
-  wire [7:0] \i_next$60[4] ;
-  wire [7:0] \i_next$60[5] ;
-  wire [7:0] \i_next$60[6] ;
-  wire [7:0] \i_next$60[7] ;
+  wire [63:0] \i_next$373 ;
+  wire [7:0] \i_next$373[0] ;
+  wire [7:0] \i_next$373[1] ;
+  wire [7:0] \i_next$373[2] ;
+  wire [7:0] \i_next$373[3] ;
+  wire [7:0] \i_next$373[4] ;
+  wire [7:0] \i_next$373[5] ;
+  wire [7:0] \i_next$373[6] ;
+  wire [7:0] \i_next$373[7] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -1133,8 +1431,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [7:0] \in_a[5] ;
   wire [7:0] \in_a[6] ;
   wire [7:0] \in_a[7] ;
-  (* init = 64'h0000000000000000 *)
-  wire [63:0] in_b;
+  reg [63:0] in_b = 64'h0000000000000000;
   wire [7:0] \in_b[0] ;
   wire [7:0] \in_b[1] ;
   wire [7:0] \in_b[2] ;
@@ -1148,185 +1445,185 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$1012 ;
-  wire \last_in$1029 ;
-  wire \last_in$1047 ;
-  wire \last_in$1065 ;
-  wire \last_in$1083 ;
-  wire \last_in$109 ;
-  wire \last_in$1101 ;
-  wire \last_in$1119 ;
-  wire \last_in$1137 ;
-  wire \last_in$1155 ;
-  wire \last_in$121 ;
-  wire \last_in$133 ;
-  wire \last_in$145 ;
-  wire \last_in$157 ;
-  wire \last_in$171 ;
-  wire \last_in$189 ;
-  wire \last_in$207 ;
-  wire \last_in$225 ;
-  wire \last_in$243 ;
-  wire \last_in$261 ;
-  wire \last_in$279 ;
-  wire \last_in$297 ;
-  wire \last_in$314 ;
-  wire \last_in$332 ;
-  wire \last_in$350 ;
-  wire \last_in$368 ;
-  wire \last_in$386 ;
-  wire \last_in$404 ;
+  wire \last_in$1003 ;
+  wire \last_in$1021 ;
+  wire \last_in$1039 ;
+  wire \last_in$1056 ;
+  wire \last_in$1074 ;
+  wire \last_in$1092 ;
+  wire \last_in$1110 ;
+  wire \last_in$1128 ;
+  wire \last_in$1146 ;
+  wire \last_in$1164 ;
+  wire \last_in$1182 ;
+  wire \last_in$1199 ;
+  wire \last_in$1217 ;
+  wire \last_in$1235 ;
+  wire \last_in$1253 ;
+  wire \last_in$1271 ;
+  wire \last_in$1289 ;
+  wire \last_in$1307 ;
+  wire \last_in$1325 ;
+  wire \last_in$1342 ;
+  wire \last_in$1360 ;
+  wire \last_in$1378 ;
+  wire \last_in$1396 ;
+  wire \last_in$1414 ;
+  wire \last_in$1432 ;
+  wire \last_in$1450 ;
+  wire \last_in$1468 ;
+  wire \last_in$398 ;
+  wire \last_in$410 ;
   wire \last_in$422 ;
-  wire \last_in$440 ;
-  wire \last_in$457 ;
-  wire \last_in$475 ;
-  wire \last_in$493 ;
-  wire \last_in$511 ;
-  wire \last_in$529 ;
-  wire \last_in$547 ;
-  wire \last_in$565 ;
-  wire \last_in$583 ;
-  wire \last_in$600 ;
-  wire \last_in$618 ;
-  wire \last_in$636 ;
-  wire \last_in$654 ;
-  wire \last_in$672 ;
-  wire \last_in$690 ;
-  wire \last_in$708 ;
-  wire \last_in$726 ;
-  wire \last_in$743 ;
-  wire \last_in$761 ;
-  wire \last_in$779 ;
-  wire \last_in$797 ;
-  wire \last_in$815 ;
-  wire \last_in$833 ;
-  wire \last_in$85 ;
-  wire \last_in$851 ;
-  wire \last_in$869 ;
-  wire \last_in$886 ;
-  wire \last_in$904 ;
-  wire \last_in$922 ;
-  wire \last_in$940 ;
-  wire \last_in$958 ;
-  wire \last_in$97 ;
-  wire \last_in$976 ;
-  wire \last_in$994 ;
+  wire \last_in$434 ;
+  wire \last_in$446 ;
+  wire \last_in$458 ;
+  wire \last_in$470 ;
+  wire \last_in$484 ;
+  wire \last_in$502 ;
+  wire \last_in$520 ;
+  wire \last_in$538 ;
+  wire \last_in$556 ;
+  wire \last_in$574 ;
+  wire \last_in$592 ;
+  wire \last_in$610 ;
+  wire \last_in$627 ;
+  wire \last_in$645 ;
+  wire \last_in$663 ;
+  wire \last_in$681 ;
+  wire \last_in$699 ;
+  wire \last_in$717 ;
+  wire \last_in$735 ;
+  wire \last_in$753 ;
+  wire \last_in$770 ;
+  wire \last_in$788 ;
+  wire \last_in$806 ;
+  wire \last_in$824 ;
+  wire \last_in$842 ;
+  wire \last_in$860 ;
+  wire \last_in$878 ;
+  wire \last_in$896 ;
+  wire \last_in$913 ;
+  wire \last_in$931 ;
+  wire \last_in$949 ;
+  wire \last_in$967 ;
+  wire \last_in$985 ;
   wire last_out;
-  wire \last_out$1013 ;
-  wire \last_out$1030 ;
-  wire \last_out$1048 ;
-  wire \last_out$1066 ;
-  wire \last_out$1084 ;
-  wire \last_out$1102 ;
-  wire \last_out$1120 ;
-  wire \last_out$1138 ;
-  wire \last_out$1156 ;
-  wire \last_out$14 ;
-  wire \last_out$17 ;
-  wire \last_out$172 ;
-  wire \last_out$190 ;
-  wire \last_out$20 ;
-  wire \last_out$208 ;
-  wire \last_out$226 ;
-  wire \last_out$23 ;
-  wire \last_out$244 ;
-  wire \last_out$26 ;
-  wire \last_out$262 ;
-  wire \last_out$280 ;
-  wire \last_out$29 ;
-  wire \last_out$298 ;
-  wire \last_out$315 ;
-  wire \last_out$32 ;
-  wire \last_out$333 ;
-  wire \last_out$351 ;
-  wire \last_out$369 ;
-  wire \last_out$387 ;
-  wire \last_out$405 ;
-  wire \last_out$423 ;
-  wire \last_out$441 ;
-  wire \last_out$458 ;
-  wire \last_out$476 ;
-  wire \last_out$494 ;
-  wire \last_out$512 ;
-  wire \last_out$530 ;
-  wire \last_out$548 ;
-  wire \last_out$566 ;
-  wire \last_out$584 ;
-  wire \last_out$601 ;
-  wire \last_out$619 ;
-  wire \last_out$637 ;
-  wire \last_out$655 ;
-  wire \last_out$673 ;
-  wire \last_out$691 ;
-  wire \last_out$709 ;
-  wire \last_out$727 ;
-  wire \last_out$744 ;
-  wire \last_out$762 ;
-  wire \last_out$780 ;
-  wire \last_out$798 ;
-  wire \last_out$816 ;
-  wire \last_out$834 ;
-  wire \last_out$852 ;
-  wire \last_out$870 ;
-  wire \last_out$887 ;
-  wire \last_out$905 ;
-  wire \last_out$923 ;
-  wire \last_out$941 ;
-  wire \last_out$959 ;
-  wire \last_out$977 ;
-  wire \last_out$995 ;
+  wire \last_out$1004 ;
+  wire \last_out$1022 ;
+  wire \last_out$1040 ;
+  wire \last_out$1057 ;
+  wire \last_out$1075 ;
+  wire \last_out$1093 ;
+  wire \last_out$1111 ;
+  wire \last_out$1129 ;
+  wire \last_out$1147 ;
+  wire \last_out$1165 ;
+  wire \last_out$1183 ;
+  wire \last_out$1200 ;
+  wire \last_out$1218 ;
+  wire \last_out$1236 ;
+  wire \last_out$1254 ;
+  wire \last_out$1272 ;
+  wire \last_out$1290 ;
+  wire \last_out$1308 ;
+  wire \last_out$1326 ;
+  wire \last_out$1343 ;
+  wire \last_out$1361 ;
+  wire \last_out$1379 ;
+  wire \last_out$1397 ;
+  wire \last_out$1415 ;
+  wire \last_out$1433 ;
+  wire \last_out$1451 ;
+  wire \last_out$1469 ;
+  wire \last_out$332 ;
+  wire \last_out$335 ;
+  wire \last_out$338 ;
+  wire \last_out$341 ;
+  wire \last_out$344 ;
+  wire \last_out$347 ;
+  wire \last_out$350 ;
+  wire \last_out$485 ;
+  wire \last_out$503 ;
+  wire \last_out$521 ;
+  wire \last_out$539 ;
+  wire \last_out$557 ;
+  wire \last_out$575 ;
+  wire \last_out$593 ;
+  wire \last_out$611 ;
+  wire \last_out$628 ;
+  wire \last_out$646 ;
+  wire \last_out$664 ;
+  wire \last_out$682 ;
+  wire \last_out$700 ;
+  wire \last_out$718 ;
+  wire \last_out$736 ;
+  wire \last_out$754 ;
+  wire \last_out$771 ;
+  wire \last_out$789 ;
+  wire \last_out$807 ;
+  wire \last_out$825 ;
+  wire \last_out$843 ;
+  wire \last_out$861 ;
+  wire \last_out$879 ;
+  wire \last_out$897 ;
+  wire \last_out$914 ;
+  wire \last_out$932 ;
+  wire \last_out$950 ;
+  wire \last_out$968 ;
+  wire \last_out$986 ;
   wire [255:0] o;
-  wire [63:0] \o$63 ;
-  wire [7:0] \o$63[0] ;
-  wire [7:0] \o$63[1] ;
-  wire [7:0] \o$63[2] ;
-  wire [7:0] \o$63[3] ;
-  wire [7:0] \o$63[4] ;
-  wire [7:0] \o$63[5] ;
-  wire [7:0] \o$63[6] ;
-  wire [7:0] \o$63[7] ;
-  wire [63:0] \o$69 ;
-  wire [7:0] \o$69[0] ;
-  wire [7:0] \o$69[1] ;
-  wire [7:0] \o$69[2] ;
-  wire [7:0] \o$69[3] ;
-  wire [7:0] \o$69[4] ;
-  wire [7:0] \o$69[5] ;
-  wire [7:0] \o$69[6] ;
-  wire [7:0] \o$69[7] ;
-  wire [23:0] \o$71 ;
-  wire [2:0] \o$71[0] ;
-  wire \o$71[0].first ;
-  wire \o$71[0].last ;
-  wire \o$71[0].valid ;
-  wire [2:0] \o$71[1] ;
-  wire \o$71[1].first ;
-  wire \o$71[1].last ;
-  wire \o$71[1].valid ;
-  wire [2:0] \o$71[2] ;
-  wire \o$71[2].first ;
-  wire \o$71[2].last ;
-  wire \o$71[2].valid ;
-  wire [2:0] \o$71[3] ;
-  wire \o$71[3].first ;
-  wire \o$71[3].last ;
-  wire \o$71[3].valid ;
-  wire [2:0] \o$71[4] ;
-  wire \o$71[4].first ;
-  wire \o$71[4].last ;
-  wire \o$71[4].valid ;
-  wire [2:0] \o$71[5] ;
-  wire \o$71[5].first ;
-  wire \o$71[5].last ;
-  wire \o$71[5].valid ;
-  wire [2:0] \o$71[6] ;
-  wire \o$71[6].first ;
-  wire \o$71[6].last ;
-  wire \o$71[6].valid ;
-  wire [2:0] \o$71[7] ;
-  wire \o$71[7].first ;
-  wire \o$71[7].last ;
-  wire \o$71[7].valid ;
+  wire [63:0] \o$376 ;
+  wire [7:0] \o$376[0] ;
+  wire [7:0] \o$376[1] ;
+  wire [7:0] \o$376[2] ;
+  wire [7:0] \o$376[3] ;
+  wire [7:0] \o$376[4] ;
+  wire [7:0] \o$376[5] ;
+  wire [7:0] \o$376[6] ;
+  wire [7:0] \o$376[7] ;
+  wire [63:0] \o$382 ;
+  wire [7:0] \o$382[0] ;
+  wire [7:0] \o$382[1] ;
+  wire [7:0] \o$382[2] ;
+  wire [7:0] \o$382[3] ;
+  wire [7:0] \o$382[4] ;
+  wire [7:0] \o$382[5] ;
+  wire [7:0] \o$382[6] ;
+  wire [7:0] \o$382[7] ;
+  wire [23:0] \o$384 ;
+  wire [2:0] \o$384[0] ;
+  wire \o$384[0].first ;
+  wire \o$384[0].last ;
+  wire \o$384[0].valid ;
+  wire [2:0] \o$384[1] ;
+  wire \o$384[1].first ;
+  wire \o$384[1].last ;
+  wire \o$384[1].valid ;
+  wire [2:0] \o$384[2] ;
+  wire \o$384[2].first ;
+  wire \o$384[2].last ;
+  wire \o$384[2].valid ;
+  wire [2:0] \o$384[3] ;
+  wire \o$384[3].first ;
+  wire \o$384[3].last ;
+  wire \o$384[3].valid ;
+  wire [2:0] \o$384[4] ;
+  wire \o$384[4].first ;
+  wire \o$384[4].last ;
+  wire \o$384[4].valid ;
+  wire [2:0] \o$384[5] ;
+  wire \o$384[5].first ;
+  wire \o$384[5].last ;
+  wire \o$384[5].valid ;
+  wire [2:0] \o$384[6] ;
+  wire \o$384[6].first ;
+  wire \o$384[6].last ;
+  wire \o$384[6].valid ;
+  wire [2:0] \o$384[7] ;
+  wire \o$384[7].first ;
+  wire \o$384[7].last ;
+  wire \o$384[7].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -1336,15 +1633,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
   wire [63:0] o_next;
-  wire [63:0] \o_next$67 ;
-  wire [7:0] \o_next$67[0] ;
-  wire [7:0] \o_next$67[1] ;
-  wire [7:0] \o_next$67[2] ;
-  wire [7:0] \o_next$67[3] ;
-  wire [7:0] \o_next$67[4] ;
-  wire [7:0] \o_next$67[5] ;
-  wire [7:0] \o_next$67[6] ;
-  wire [7:0] \o_next$67[7] ;
+  wire [63:0] \o_next$380 ;
+  wire [7:0] \o_next$380[0] ;
+  wire [7:0] \o_next$380[1] ;
+  wire [7:0] \o_next$380[2] ;
+  wire [7:0] \o_next$380[3] ;
+  wire [7:0] \o_next$380[4] ;
+  wire [7:0] \o_next$380[5] ;
+  wire [7:0] \o_next$380[6] ;
+  wire [7:0] \o_next$380[7] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -1378,7 +1675,210 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire operands__ready;
   input operands__valid;
   wire operands__valid;
+  wire [256:0] out;
+  wire [255:0] \out.c ;
+  wire [31:0] \out.c[0] ;
+  wire [31:0] \out.c[1] ;
+  wire [31:0] \out.c[2] ;
+  wire [31:0] \out.c[3] ;
+  wire [31:0] \out.c[4] ;
+  wire [31:0] \out.c[5] ;
+  wire [31:0] \out.c[6] ;
+  wire [31:0] \out.c[7] ;
+  wire \out.last ;
   reg [2:0] out_row = 3'h0;
+  wire pe_0_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_0_sync_rst;
+  wire pe_0_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_1_sync_rst;
+  wire pe_0_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_2_sync_rst;
+  wire pe_0_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_3_sync_rst;
+  wire pe_0_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_4_sync_rst;
+  wire pe_0_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_5_sync_rst;
+  wire pe_0_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_6_sync_rst;
+  wire pe_0_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_7_sync_rst;
+  wire pe_1_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_0_sync_rst;
+  wire pe_1_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_1_sync_rst;
+  wire pe_1_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_2_sync_rst;
+  wire pe_1_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_3_sync_rst;
+  wire pe_1_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_4_sync_rst;
+  wire pe_1_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_5_sync_rst;
+  wire pe_1_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_6_sync_rst;
+  wire pe_1_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_7_sync_rst;
+  wire pe_2_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_0_sync_rst;
+  wire pe_2_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_1_sync_rst;
+  wire pe_2_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_2_sync_rst;
+  wire pe_2_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_3_sync_rst;
+  wire pe_2_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_4_sync_rst;
+  wire pe_2_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_5_sync_rst;
+  wire pe_2_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_6_sync_rst;
+  wire pe_2_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_7_sync_rst;
+  wire pe_3_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_0_sync_rst;
+  wire pe_3_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_1_sync_rst;
+  wire pe_3_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_2_sync_rst;
+  wire pe_3_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_3_sync_rst;
+  wire pe_3_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_4_sync_rst;
+  wire pe_3_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_5_sync_rst;
+  wire pe_3_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_6_sync_rst;
+  wire pe_3_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_7_sync_rst;
+  wire pe_4_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_0_sync_rst;
+  wire pe_4_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_1_sync_rst;
+  wire pe_4_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_2_sync_rst;
+  wire pe_4_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_3_sync_rst;
+  wire pe_4_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_4_sync_rst;
+  wire pe_4_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_5_sync_rst;
+  wire pe_4_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_6_sync_rst;
+  wire pe_4_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_7_sync_rst;
+  wire pe_5_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_0_sync_rst;
+  wire pe_5_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_1_sync_rst;
+  wire pe_5_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_2_sync_rst;
+  wire pe_5_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_3_sync_rst;
+  wire pe_5_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_4_sync_rst;
+  wire pe_5_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_5_sync_rst;
+  wire pe_5_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_6_sync_rst;
+  wire pe_5_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_7_sync_rst;
+  wire pe_6_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_0_sync_rst;
+  wire pe_6_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_1_sync_rst;
+  wire pe_6_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_2_sync_rst;
+  wire pe_6_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_3_sync_rst;
+  wire pe_6_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_4_sync_rst;
+  wire pe_6_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_5_sync_rst;
+  wire pe_6_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_6_sync_rst;
+  wire pe_6_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_7_sync_rst;
+  wire pe_7_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_0_sync_rst;
+  wire pe_7_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_1_sync_rst;
+  wire pe_7_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_2_sync_rst;
+  wire pe_7_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_3_sync_rst;
+  wire pe_7_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_4_sync_rst;
+  wire pe_7_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_5_sync_rst;
+  wire pe_7_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_6_sync_rst;
+  wire pe_7_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_7_sync_rst;
   output [256:0] results__payload;
   wire [256:0] results__payload;
   wire [255:0] \results__payload.c ;
@@ -1397,2463 +1897,3262 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_pe_0_0 = 1'h1;
+  reg rst_pe_0_1 = 1'h1;
+  reg rst_pe_0_2 = 1'h1;
+  reg rst_pe_0_3 = 1'h1;
+  reg rst_pe_0_4 = 1'h1;
+  reg rst_pe_0_5 = 1'h1;
+  reg rst_pe_0_6 = 1'h1;
+  reg rst_pe_0_7 = 1'h1;
+  reg rst_pe_1_0 = 1'h1;
+  reg rst_pe_1_1 = 1'h1;
+  reg rst_pe_1_2 = 1'h1;
+  reg rst_pe_1_3 = 1'h1;
+  reg rst_pe_1_4 = 1'h1;
+  reg rst_pe_1_5 = 1'h1;
+  reg rst_pe_1_6 = 1'h1;
+  reg rst_pe_1_7 = 1'h1;
+  reg rst_pe_2_0 = 1'h1;
+  reg rst_pe_2_1 = 1'h1;
+  reg rst_pe_2_2 = 1'h1;
+  reg rst_pe_2_3 = 1'h1;
+  reg rst_pe_2_4 = 1'h1;
+  reg rst_pe_2_5 = 1'h1;
+  reg rst_pe_2_6 = 1'h1;
+  reg rst_pe_2_7 = 1'h1;
+  reg rst_pe_3_0 = 1'h1;
+  reg rst_pe_3_1 = 1'h1;
+  reg rst_pe_3_2 = 1'h1;
+  reg rst_pe_3_3 = 1'h1;
+  reg rst_pe_3_4 = 1'h1;
+  reg rst_pe_3_5 = 1'h1;
+  reg rst_pe_3_6 = 1'h1;
+  reg rst_pe_3_7 = 1'h1;
+  reg rst_pe_4_0 = 1'h1;
+  reg rst_pe_4_1 = 1'h1;
+  reg rst_pe_4_2 = 1'h1;
+  reg rst_pe_4_3 = 1'h1;
+  reg rst_pe_4_4 = 1'h1;
+  reg rst_pe_4_5 = 1'h1;
+  reg rst_pe_4_6 = 1'h1;
+  reg rst_pe_4_7 = 1'h1;
+  reg rst_pe_5_0 = 1'h1;
+  reg rst_pe_5_1 = 1'h1;
+  reg rst_pe_5_2 = 1'h1;
+  reg rst_pe_5_3 = 1'h1;
+  reg rst_pe_5_4 = 1'h1;
+  reg rst_pe_5_5 = 1'h1;
+  reg rst_pe_5_6 = 1'h1;
+  reg rst_pe_5_7 = 1'h1;
+  reg rst_pe_6_0 = 1'h1;
+  reg rst_pe_6_1 = 1'h1;
+  reg rst_pe_6_2 = 1'h1;
+  reg rst_pe_6_3 = 1'h1;
+  reg rst_pe_6_4 = 1'h1;
+  reg rst_pe_6_5 = 1'h1;
+  reg rst_pe_6_6 = 1'h1;
+  reg rst_pe_6_7 = 1'h1;
+  reg rst_pe_7_0 = 1'h1;
+  reg rst_pe_7_1 = 1'h1;
+  reg rst_pe_7_2 = 1'h1;
+  reg rst_pe_7_3 = 1'h1;
+  reg rst_pe_7_4 = 1'h1;
+  reg rst_pe_7_5 = 1'h1;
+  reg rst_pe_7_6 = 1'h1;
+  reg rst_pe_7_7 = 1'h1;
+  reg rst_skew_flags = 1'h1;
+  wire skew_flags_sync_clk;
+  (* init = 1'h1 *)
+  wire skew_flags_sync_rst;
+  reg [256:0] skid = 257'h00000000000000000000000000000000000000000000000000000000000000000;
+  wire [255:0] \skid.c ;
+  wire [31:0] \skid.c[0] ;
+  wire [31:0] \skid.c[1] ;
+  wire [31:0] \skid.c[2] ;
+  wire [31:0] \skid.c[3] ;
+  wire [31:0] \skid.c[4] ;
+  wire [31:0] \skid.c[5] ;
+  wire [31:0] \skid.c[6] ;
+  wire [31:0] \skid.c[7] ;
+  wire \skid.last ;
+  reg skid_valid = 1'h0;
+  reg skid_valid_0 = 1'h0;
+  reg skid_valid_1 = 1'h0;
+  reg skid_valid_2 = 1'h0;
+  reg skid_valid_3 = 1'h0;
+  reg skid_valid_4 = 1'h0;
+  reg skid_valid_5 = 1'h0;
+  reg skid_valid_6 = 1'h0;
+  reg skid_valid_7 = 1'h0;
   wire valid_in;
-  wire \valid_in$1008 ;
-  wire \valid_in$1025 ;
-  wire \valid_in$1043 ;
-  wire \valid_in$1061 ;
-  wire \valid_in$107 ;
-  wire \valid_in$1079 ;
-  wire \valid_in$1097 ;
-  wire \valid_in$1115 ;
-  wire \valid_in$1133 ;
-  wire \valid_in$1151 ;
-  wire \valid_in$119 ;
-  wire \valid_in$131 ;
-  wire \valid_in$143 ;
-  wire \valid_in$155 ;
-  wire \valid_in$167 ;
-  wire \valid_in$185 ;
-  wire \valid_in$203 ;
-  wire \valid_in$221 ;
-  wire \valid_in$239 ;
-  wire \valid_in$257 ;
-  wire \valid_in$275 ;
-  wire \valid_in$293 ;
-  wire \valid_in$310 ;
-  wire \valid_in$328 ;
-  wire \valid_in$346 ;
-  wire \valid_in$364 ;
-  wire \valid_in$382 ;
-  wire \valid_in$400 ;
-  wire \valid_in$418 ;
-  wire \valid_in$436 ;
-  wire \valid_in$453 ;
-  wire \valid_in$471 ;
-  wire \valid_in$489 ;
-  wire \valid_in$507 ;
-  wire \valid_in$525 ;
-  wire \valid_in$543 ;
-  wire \valid_in$561 ;
-  wire \valid_in$579 ;
-  wire \valid_in$596 ;
-  wire \valid_in$614 ;
-  wire \valid_in$632 ;
-  wire \valid_in$650 ;
-  wire \valid_in$668 ;
-  wire \valid_in$686 ;
-  wire \valid_in$704 ;
-  wire \valid_in$722 ;
-  wire \valid_in$739 ;
-  wire \valid_in$757 ;
-  wire \valid_in$775 ;
-  wire \valid_in$793 ;
-  wire \valid_in$811 ;
-  wire \valid_in$829 ;
-  wire \valid_in$83 ;
-  wire \valid_in$847 ;
-  wire \valid_in$865 ;
-  wire \valid_in$882 ;
-  wire \valid_in$900 ;
-  wire \valid_in$918 ;
-  wire \valid_in$936 ;
-  wire \valid_in$95 ;
-  wire \valid_in$954 ;
-  wire \valid_in$972 ;
-  wire \valid_in$990 ;
+  wire \valid_in$1017 ;
+  wire \valid_in$1035 ;
+  wire \valid_in$1052 ;
+  wire \valid_in$1070 ;
+  wire \valid_in$1088 ;
+  wire \valid_in$1106 ;
+  wire \valid_in$1124 ;
+  wire \valid_in$1142 ;
+  wire \valid_in$1160 ;
+  wire \valid_in$1178 ;
+  wire \valid_in$1195 ;
+  wire \valid_in$1213 ;
+  wire \valid_in$1231 ;
+  wire \valid_in$1249 ;
+  wire \valid_in$1267 ;
+  wire \valid_in$1285 ;
+  wire \valid_in$1303 ;
+  wire \valid_in$1321 ;
+  wire \valid_in$1338 ;
+  wire \valid_in$1356 ;
+  wire \valid_in$1374 ;
+  wire \valid_in$1392 ;
+  wire \valid_in$1410 ;
+  wire \valid_in$1428 ;
+  wire \valid_in$1446 ;
+  wire \valid_in$1464 ;
+  wire \valid_in$396 ;
+  wire \valid_in$408 ;
+  wire \valid_in$420 ;
+  wire \valid_in$432 ;
+  wire \valid_in$444 ;
+  wire \valid_in$456 ;
+  wire \valid_in$468 ;
+  wire \valid_in$480 ;
+  wire \valid_in$498 ;
+  wire \valid_in$516 ;
+  wire \valid_in$534 ;
+  wire \valid_in$552 ;
+  wire \valid_in$570 ;
+  wire \valid_in$588 ;
+  wire \valid_in$606 ;
+  wire \valid_in$623 ;
+  wire \valid_in$641 ;
+  wire \valid_in$659 ;
+  wire \valid_in$677 ;
+  wire \valid_in$695 ;
+  wire \valid_in$713 ;
+  wire \valid_in$731 ;
+  wire \valid_in$749 ;
+  wire \valid_in$766 ;
+  wire \valid_in$784 ;
+  wire \valid_in$802 ;
+  wire \valid_in$820 ;
+  wire \valid_in$838 ;
+  wire \valid_in$856 ;
+  wire \valid_in$874 ;
+  wire \valid_in$892 ;
+  wire \valid_in$909 ;
+  wire \valid_in$927 ;
+  wire \valid_in$945 ;
+  wire \valid_in$963 ;
+  wire \valid_in$981 ;
+  wire \valid_in$999 ;
   wire valid_out;
-  wire \valid_out$1009 ;
-  wire \valid_out$1026 ;
-  wire \valid_out$1044 ;
-  wire \valid_out$1062 ;
-  wire \valid_out$1080 ;
-  wire \valid_out$1098 ;
-  wire \valid_out$1116 ;
-  wire \valid_out$1134 ;
-  wire \valid_out$1152 ;
-  wire \valid_out$13 ;
-  wire \valid_out$16 ;
-  wire \valid_out$168 ;
-  wire \valid_out$186 ;
-  wire \valid_out$19 ;
-  wire \valid_out$204 ;
-  wire \valid_out$22 ;
-  wire \valid_out$222 ;
-  wire \valid_out$240 ;
-  wire \valid_out$25 ;
-  wire \valid_out$258 ;
-  wire \valid_out$276 ;
-  wire \valid_out$28 ;
-  wire \valid_out$294 ;
-  wire \valid_out$31 ;
-  wire \valid_out$311 ;
-  wire \valid_out$329 ;
-  wire \valid_out$347 ;
-  wire \valid_out$365 ;
-  wire \valid_out$383 ;
-  wire \valid_out$401 ;
-  wire \valid_out$419 ;
-  wire \valid_out$437 ;
-  wire \valid_out$454 ;
-  wire \valid_out$472 ;
-  wire \valid_out$490 ;
-  wire \valid_out$508 ;
-  wire \valid_out$526 ;
-  wire \valid_out$544 ;
-  wire \valid_out$562 ;
-  wire \valid_out$580 ;
-  wire \valid_out$597 ;
-  wire \valid_out$615 ;
-  wire \valid_out$633 ;
-  wire \valid_out$651 ;
-  wire \valid_out$669 ;
-  wire \valid_out$687 ;
-  wire \valid_out$705 ;
-  wire \valid_out$723 ;
-  wire \valid_out$740 ;
-  wire \valid_out$758 ;
-  wire \valid_out$776 ;
-  wire \valid_out$794 ;
-  wire \valid_out$812 ;
-  wire \valid_out$830 ;
-  wire \valid_out$848 ;
-  wire \valid_out$866 ;
-  wire \valid_out$883 ;
-  wire \valid_out$901 ;
-  wire \valid_out$919 ;
-  wire \valid_out$937 ;
-  wire \valid_out$955 ;
-  wire \valid_out$973 ;
-  wire \valid_out$991 ;
+  wire \valid_out$1000 ;
+  wire \valid_out$1018 ;
+  wire \valid_out$1036 ;
+  wire \valid_out$1053 ;
+  wire \valid_out$1071 ;
+  wire \valid_out$1089 ;
+  wire \valid_out$1107 ;
+  wire \valid_out$1125 ;
+  wire \valid_out$1143 ;
+  wire \valid_out$1161 ;
+  wire \valid_out$1179 ;
+  wire \valid_out$1196 ;
+  wire \valid_out$1214 ;
+  wire \valid_out$1232 ;
+  wire \valid_out$1250 ;
+  wire \valid_out$1268 ;
+  wire \valid_out$1286 ;
+  wire \valid_out$1304 ;
+  wire \valid_out$1322 ;
+  wire \valid_out$1339 ;
+  wire \valid_out$1357 ;
+  wire \valid_out$1375 ;
+  wire \valid_out$1393 ;
+  wire \valid_out$1411 ;
+  wire \valid_out$1429 ;
+  wire \valid_out$1447 ;
+  wire \valid_out$1465 ;
+  wire \valid_out$331 ;
+  wire \valid_out$334 ;
+  wire \valid_out$337 ;
+  wire \valid_out$340 ;
+  wire \valid_out$343 ;
+  wire \valid_out$346 ;
+  wire \valid_out$349 ;
+  wire \valid_out$481 ;
+  wire \valid_out$499 ;
+  wire \valid_out$517 ;
+  wire \valid_out$535 ;
+  wire \valid_out$553 ;
+  wire \valid_out$571 ;
+  wire \valid_out$589 ;
+  wire \valid_out$607 ;
+  wire \valid_out$624 ;
+  wire \valid_out$642 ;
+  wire \valid_out$660 ;
+  wire \valid_out$678 ;
+  wire \valid_out$696 ;
+  wire \valid_out$714 ;
+  wire \valid_out$732 ;
+  wire \valid_out$750 ;
+  wire \valid_out$767 ;
+  wire \valid_out$785 ;
+  wire \valid_out$803 ;
+  wire \valid_out$821 ;
+  wire \valid_out$839 ;
+  wire \valid_out$857 ;
+  wire \valid_out$875 ;
+  wire \valid_out$893 ;
+  wire \valid_out$910 ;
+  wire \valid_out$928 ;
+  wire \valid_out$946 ;
+  wire \valid_out$964 ;
+  wire \valid_out$982 ;
+  assign \$1  = ~ skid_valid;
+  assign \$2  = ~ skid_valid_0;
+  assign \$3  = ~ skid_valid_1;
+  assign \$4  = ~ skid_valid_2;
+  assign \$5  = ~ skid_valid_3;
+  assign \$6  = ~ skid_valid_4;
+  assign \$7  = ~ skid_valid_5;
+  assign \$8  = ~ skid_valid_6;
+  assign \$9  = ~ skid_valid_7;
+  assign \$10  = ~ held;
+  assign \$11  = ~ held;
+  assign \$12  = ~ held;
+  assign \$13  = ~ held;
+  assign \$14  = ~ held;
+  assign \$15  = ~ held;
+  assign \$16  = ~ held;
+  assign \$17  = ~ held;
+  assign \$18  = results__valid & results__ready;
+  assign \$19  = out_row == 3'h7;
+  assign \$20  = out_row + 1'h1;
+  assign \$21  = \$19  ? 4'h0 : \$20 ;
+  assign \$22  = ~ held;
+  assign \$23  = ~ held;
+  assign \$24  = ~ held;
+  assign \$25  = ~ held;
+  assign \$26  = ~ held;
+  assign \$27  = ~ held;
+  assign \$28  = ~ held;
+  assign \$29  = ~ held;
+  assign \$30  = ~ held;
+  assign \$31  = ~ held;
+  assign \$32  = ~ held;
+  assign \$33  = ~ held;
+  assign \$34  = ~ held;
+  assign \$35  = ~ held;
+  assign \$36  = ~ held;
+  assign \$37  = ~ held;
+  assign \$38  = ~ held;
+  assign \$39  = accept & operands__payload[128];
+  assign \$40  = gap < 4'h8;
+  assign \$41  = gap + 1'h1;
+  assign \$42  = ~ held;
+  assign \$43  = ~ held;
+  assign \$44  = ~ held;
+  assign \$45  = ~ held;
+  assign \$46  = ~ held;
+  assign \$47  = ~ held;
+  assign \$48  = ~ held;
+  assign \$49  = ~ held;
+  assign \$50  = ~ held;
+  assign \$51  = ~ held;
+  assign \$52  = ~ held;
+  assign \$53  = ~ held;
+  assign \$54  = ~ held;
+  assign \$55  = ~ held;
+  assign \$56  = ~ held;
+  assign \$57  = ~ held;
+  assign \$58  = ~ held;
+  assign \$59  = ~ held;
+  assign \$60  = ~ held;
+  assign \$61  = ~ held;
+  assign \$62  = ~ held;
+  assign \$63  = ~ held;
+  assign \$64  = ~ held;
+  assign \$65  = ~ held;
+  assign \$66  = ~ held;
+  assign \$67  = ~ held;
+  assign \$68  = ~ held;
+  assign \$69  = ~ held;
+  assign \$70  = ~ held;
+  assign \$71  = ~ held;
+  assign \$72  = ~ held;
+  assign \$73  = ~ held;
+  assign \$74  = ~ held;
+  assign \$75  = ~ held;
+  assign \$76  = ~ held;
+  assign \$77  = ~ held;
+  assign \$78  = ~ held;
+  assign \$79  = ~ held;
+  assign \$80  = ~ held;
+  assign \$81  = ~ held;
+  assign \$82  = ~ held;
+  assign \$83  = ~ held;
+  assign \$84  = ~ held;
+  assign \$85  = ~ held;
+  assign \$86  = ~ held;
+  assign \$87  = ~ held;
+  assign \$88  = ~ held;
+  assign \$89  = ~ held;
+  assign \$90  = ~ held;
+  assign \$91  = ~ held;
+  assign \$92  = ~ held;
+  assign \$93  = ~ held;
+  assign \$94  = ~ held;
+  assign \$95  = ~ held;
+  assign \$96  = ~ held;
+  assign \$97  = ~ held;
+  assign \$98  = ~ held;
+  assign \$99  = ~ held;
+  assign \$100  = ~ held;
+  assign \$101  = ~ held;
+  assign \$102  = ~ held;
+  assign \$103  = ~ held;
+  assign \$104  = ~ held;
+  assign \$105  = ~ held;
+  assign \$106  = ~ held;
+  assign \$107  = ~ held;
+  assign \$108  = ~ held;
+  assign \$109  = ~ held;
+  assign \$110  = ~ held;
+  assign \$111  = ~ held;
+  assign \$112  = ~ held;
+  assign \$113  = ~ held;
+  assign \$114  = ~ held;
+  assign \$115  = ~ held;
+  assign \$116  = ~ held;
+  assign \$117  = ~ held;
+  assign \$118  = ~ held;
+  assign \$119  = ~ held;
+  assign \$120  = ~ held;
+  assign \$121  = ~ held;
+  assign \$122  = ~ held;
   assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$13  & \last_out$14 ;
-  assign drain_2 = \valid_out$16  & \last_out$17 ;
-  assign drain_3 = \valid_out$19  & \last_out$20 ;
-  assign drain_4 = \valid_out$22  & \last_out$23 ;
-  assign drain_5 = \valid_out$25  & \last_out$26 ;
-  assign drain_6 = \valid_out$28  & \last_out$29 ;
-  assign drain_7 = \valid_out$31  & \last_out$32 ;
-  assign \$1  = ~ results__valid;
-  assign en = \$1  | results__ready;
-  assign \$2  = out_row == 3'h7;
-  assign \$3  = gap < 3'h7;
-  assign hazard = operands__payload[128] & \$3 ;
-  assign \$4  = ~ hazard;
-  assign operands__ready = en & \$4 ;
+  assign drain_1 = \valid_out$331  & \last_out$332 ;
+  assign drain_2 = \valid_out$334  & \last_out$335 ;
+  assign drain_3 = \valid_out$337  & \last_out$338 ;
+  assign drain_4 = \valid_out$340  & \last_out$341 ;
+  assign drain_5 = \valid_out$343  & \last_out$344 ;
+  assign drain_6 = \valid_out$346  & \last_out$347 ;
+  assign drain_7 = \valid_out$349  & \last_out$350 ;
+  assign \$123  = out_row == 3'h7;
+  assign results__valid = skid_valid | chain_valid_out;
+  assign \$124  = skid_valid ? skid[256] : out[256];
+  assign \$125  = ~ results__ready;
+  assign held = results__valid & \$125 ;
+  assign \$126  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$127  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$128  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$129  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$130  = skid_valid_4 ? skid[159:128] : out[159:128];
+  assign \$131  = skid_valid_5 ? skid[191:160] : out[191:160];
+  assign \$132  = skid_valid_6 ? skid[223:192] : out[223:192];
+  assign \$133  = skid_valid_7 ? skid[255:224] : out[255:224];
+  assign \$134  = gap < 3'h7;
+  assign hazard = operands__payload[128] & \$134 ;
+  assign \$135  = ~ hazard;
+  assign operands__ready = en & \$135 ;
   assign accept = operands__valid & operands__ready;
-  assign \$5  = ~ first;
-  assign \$6  = in_flags[0] | \$5 ;
-  assign \$7  = \$6  | results__valid;
-  assign \$9  = \$8  | \o$71 [3];
-  assign \$10  = \$9  | \o$71 [6];
-  assign \$11  = \$10  | \o$71 [9];
-  assign \$12  = \$11  | \o$71 [12];
-  assign \$13  = \$12  | \o$71 [15];
-  assign \$14  = \$13  | \o$71 [18];
-  assign \$15  = \$14  | \o$71 [21];
-  assign \$16  = \$15  | \valid_in$167 ;
-  assign \$17  = \$16  | \valid_in$185 ;
-  assign \$18  = \$17  | \valid_in$203 ;
-  assign \$19  = \$18  | \valid_in$221 ;
-  assign \$20  = \$19  | \valid_in$239 ;
-  assign \$21  = \$20  | \valid_in$257 ;
-  assign \$22  = \$21  | \valid_in$275 ;
-  assign \$23  = \$22  | \valid_in$293 ;
-  assign \$24  = \$23  | \valid_in$310 ;
-  assign \$25  = \$24  | \valid_in$328 ;
-  assign \$26  = \$25  | \valid_in$346 ;
-  assign \$27  = \$26  | \valid_in$364 ;
-  assign \$28  = \$27  | \valid_in$382 ;
-  assign \$29  = \$28  | \valid_in$400 ;
-  assign \$30  = \$29  | \valid_in$418 ;
-  assign \$31  = \$30  | \valid_in$436 ;
-  assign \$32  = \$31  | \valid_in$453 ;
-  assign \$33  = \$32  | \valid_in$471 ;
-  assign \$34  = \$33  | \valid_in$489 ;
-  assign \$35  = \$34  | \valid_in$507 ;
-  assign \$36  = \$35  | \valid_in$525 ;
-  assign \$37  = \$36  | \valid_in$543 ;
-  assign \$38  = \$37  | \valid_in$561 ;
-  assign \$39  = \$38  | \valid_in$579 ;
-  assign \$40  = \$39  | \valid_in$596 ;
-  assign \$41  = \$40  | \valid_in$614 ;
-  assign \$42  = \$41  | \valid_in$632 ;
-  assign \$43  = \$42  | \valid_in$650 ;
-  assign \$44  = \$43  | \valid_in$668 ;
-  assign \$45  = \$44  | \valid_in$686 ;
-  assign \$46  = \$45  | \valid_in$704 ;
-  assign \$47  = \$46  | \valid_in$722 ;
-  assign \$48  = \$47  | \valid_in$739 ;
-  assign \$49  = \$48  | \valid_in$757 ;
-  assign \$50  = \$49  | \valid_in$775 ;
-  assign \$51  = \$50  | \valid_in$793 ;
-  assign \$52  = \$51  | \valid_in$811 ;
-  assign \$53  = \$52  | \valid_in$829 ;
-  assign \$54  = \$53  | \valid_in$847 ;
-  assign \$55  = \$54  | \valid_in$865 ;
-  assign \$56  = \$55  | \valid_in$882 ;
-  assign \$57  = \$56  | \valid_in$900 ;
-  assign \$58  = \$57  | \valid_in$918 ;
-  assign \$59  = \$58  | \valid_in$936 ;
-  assign \$60  = \$59  | \valid_in$954 ;
-  assign \$61  = \$60  | \valid_in$972 ;
-  assign \$62  = \$61  | \valid_in$990 ;
-  assign \$63  = \$62  | \valid_in$1008 ;
-  assign \$64  = \$63  | \valid_in$1025 ;
-  assign \$65  = \$64  | \valid_in$1043 ;
-  assign \$66  = \$65  | \valid_in$1061 ;
-  assign \$67  = \$66  | \valid_in$1079 ;
-  assign \$68  = \$67  | \valid_in$1097 ;
-  assign \$69  = \$68  | \valid_in$1115 ;
-  assign \$70  = \$69  | \valid_in$1133 ;
-  assign \$71  = \$70  | \valid_in$1151 ;
-  assign \$72  = \$7  | \$71 ;
-  assign \$74  = \$73  | \chain_valid_in$193 ;
-  assign \$75  = \$74  | \chain_valid_in$211 ;
-  assign \$76  = \$75  | \chain_valid_in$229 ;
-  assign \$77  = \$76  | \chain_valid_in$247 ;
-  assign \$78  = \$77  | \chain_valid_in$265 ;
-  assign \$79  = \$78  | \chain_valid_in$283 ;
-  assign \$80  = \$79  | \chain_valid_in$301 ;
-  assign \$81  = \$80  | \chain_valid_in$318 ;
-  assign \$82  = \$81  | \chain_valid_in$336 ;
-  assign \$83  = \$82  | \chain_valid_in$354 ;
-  assign \$84  = \$83  | \chain_valid_in$372 ;
-  assign \$85  = \$84  | \chain_valid_in$390 ;
-  assign \$86  = \$85  | \chain_valid_in$408 ;
-  assign \$87  = \$86  | \chain_valid_in$426 ;
-  assign \$88  = \$87  | \chain_valid_in$444 ;
-  assign \$89  = \$88  | \chain_valid_in$461 ;
-  assign \$90  = \$89  | \chain_valid_in$479 ;
-  assign \$91  = \$90  | \chain_valid_in$497 ;
-  assign \$92  = \$91  | \chain_valid_in$515 ;
-  assign \$93  = \$92  | \chain_valid_in$533 ;
-  assign \$94  = \$93  | \chain_valid_in$551 ;
-  assign \$95  = \$94  | \chain_valid_in$569 ;
-  assign \$96  = \$95  | \chain_valid_in$587 ;
-  assign \$97  = \$96  | \chain_valid_in$604 ;
-  assign \$98  = \$97  | \chain_valid_in$622 ;
-  assign \$99  = \$98  | \chain_valid_in$640 ;
-  assign \$100  = \$99  | \chain_valid_in$658 ;
-  assign \$101  = \$100  | \chain_valid_in$676 ;
-  assign \$102  = \$101  | \chain_valid_in$694 ;
-  assign \$103  = \$102  | \chain_valid_in$712 ;
-  assign \$104  = \$103  | \chain_valid_in$730 ;
-  assign \$105  = \$104  | \chain_valid_in$747 ;
-  assign \$106  = \$105  | \chain_valid_in$765 ;
-  assign \$107  = \$106  | \chain_valid_in$783 ;
-  assign \$108  = \$107  | \chain_valid_in$801 ;
-  assign \$109  = \$108  | \chain_valid_in$819 ;
-  assign \$110  = \$109  | \chain_valid_in$837 ;
-  assign \$111  = \$110  | \chain_valid_in$855 ;
-  assign \$112  = \$111  | \chain_valid_in$873 ;
-  assign \$113  = \$112  | \chain_valid_in$890 ;
-  assign \$114  = \$113  | \chain_valid_in$908 ;
-  assign \$115  = \$114  | \chain_valid_in$926 ;
-  assign \$116  = \$115  | \chain_valid_in$944 ;
-  assign \$117  = \$116  | \chain_valid_in$962 ;
-  assign \$118  = \$117  | \chain_valid_in$980 ;
-  assign \$119  = \$118  | \chain_valid_in$998 ;
-  assign \$120  = \$119  | \chain_valid_in$1016 ;
-  assign \$121  = \$120  | \chain_valid_in$1033 ;
-  assign \$122  = \$121  | \chain_valid_in$1051 ;
-  assign \$123  = \$122  | \chain_valid_in$1069 ;
-  assign \$124  = \$123  | \chain_valid_in$1087 ;
-  assign \$125  = \$124  | \chain_valid_in$1105 ;
-  assign \$126  = \$125  | \chain_valid_in$1123 ;
-  assign \$127  = \$126  | \chain_valid_in$1141 ;
-  assign \$128  = \$127  | \chain_valid_in$1159 ;
-  assign \$129  = \$128  | \chain_valid_out$1163 ;
-  assign \$130  = \$129  | \chain_valid_out$1164 ;
-  assign \$131  = \$130  | \chain_valid_out$1165 ;
-  assign \$132  = \$131  | \chain_valid_out$1166 ;
-  assign \$133  = \$132  | \chain_valid_out$1167 ;
-  assign \$134  = \$133  | \chain_valid_out$1168 ;
-  assign \$135  = \$134  | \chain_valid_out$1169 ;
-  assign \$136  = \$135  | results__valid;
-  assign busy = \$72  | \$136 ;
-  assign \$137  = results__valid & results__ready;
-  assign \$138  = out_row == 3'h7;
-  assign \$139  = out_row + 1'h1;
-  assign \$140  = \$138  ? 4'h0 : \$139 ;
-  assign \$141  = accept & operands__payload[128];
-  assign \$142  = gap < 4'h8;
-  assign \$143  = gap + 1'h1;
+  assign \$136  = ~ first;
+  assign \$137  = in_flags[0] | \$136 ;
+  assign \$138  = \$137  | results__valid;
+  assign \$140  = \$139  | \o$384 [3];
+  assign \$141  = \$140  | \o$384 [6];
+  assign \$142  = \$141  | \o$384 [9];
+  assign \$143  = \$142  | \o$384 [12];
+  assign \$144  = \$143  | \o$384 [15];
+  assign \$145  = \$144  | \o$384 [18];
+  assign \$146  = \$145  | \o$384 [21];
+  assign \$147  = \$146  | \valid_in$480 ;
+  assign \$148  = \$147  | \valid_in$498 ;
+  assign \$149  = \$148  | \valid_in$516 ;
+  assign \$150  = \$149  | \valid_in$534 ;
+  assign \$151  = \$150  | \valid_in$552 ;
+  assign \$152  = \$151  | \valid_in$570 ;
+  assign \$153  = \$152  | \valid_in$588 ;
+  assign \$154  = \$153  | \valid_in$606 ;
+  assign \$155  = \$154  | \valid_in$623 ;
+  assign \$156  = \$155  | \valid_in$641 ;
+  assign \$157  = \$156  | \valid_in$659 ;
+  assign \$158  = \$157  | \valid_in$677 ;
+  assign \$159  = \$158  | \valid_in$695 ;
+  assign \$160  = \$159  | \valid_in$713 ;
+  assign \$161  = \$160  | \valid_in$731 ;
+  assign \$162  = \$161  | \valid_in$749 ;
+  assign \$163  = \$162  | \valid_in$766 ;
+  assign \$164  = \$163  | \valid_in$784 ;
+  assign \$165  = \$164  | \valid_in$802 ;
+  assign \$166  = \$165  | \valid_in$820 ;
+  assign \$167  = \$166  | \valid_in$838 ;
+  assign \$168  = \$167  | \valid_in$856 ;
+  assign \$169  = \$168  | \valid_in$874 ;
+  assign \$170  = \$169  | \valid_in$892 ;
+  assign \$171  = \$170  | \valid_in$909 ;
+  assign \$172  = \$171  | \valid_in$927 ;
+  assign \$173  = \$172  | \valid_in$945 ;
+  assign \$174  = \$173  | \valid_in$963 ;
+  assign \$175  = \$174  | \valid_in$981 ;
+  assign \$176  = \$175  | \valid_in$999 ;
+  assign \$177  = \$176  | \valid_in$1017 ;
+  assign \$178  = \$177  | \valid_in$1035 ;
+  assign \$179  = \$178  | \valid_in$1052 ;
+  assign \$180  = \$179  | \valid_in$1070 ;
+  assign \$181  = \$180  | \valid_in$1088 ;
+  assign \$182  = \$181  | \valid_in$1106 ;
+  assign \$183  = \$182  | \valid_in$1124 ;
+  assign \$184  = \$183  | \valid_in$1142 ;
+  assign \$185  = \$184  | \valid_in$1160 ;
+  assign \$186  = \$185  | \valid_in$1178 ;
+  assign \$187  = \$186  | \valid_in$1195 ;
+  assign \$188  = \$187  | \valid_in$1213 ;
+  assign \$189  = \$188  | \valid_in$1231 ;
+  assign \$190  = \$189  | \valid_in$1249 ;
+  assign \$191  = \$190  | \valid_in$1267 ;
+  assign \$192  = \$191  | \valid_in$1285 ;
+  assign \$193  = \$192  | \valid_in$1303 ;
+  assign \$194  = \$193  | \valid_in$1321 ;
+  assign \$195  = \$194  | \valid_in$1338 ;
+  assign \$196  = \$195  | \valid_in$1356 ;
+  assign \$197  = \$196  | \valid_in$1374 ;
+  assign \$198  = \$197  | \valid_in$1392 ;
+  assign \$199  = \$198  | \valid_in$1410 ;
+  assign \$200  = \$199  | \valid_in$1428 ;
+  assign \$201  = \$200  | \valid_in$1446 ;
+  assign \$202  = \$201  | \valid_in$1464 ;
+  assign \$203  = \$138  | \$202 ;
+  assign \$205  = \$204  | \chain_valid_in$506 ;
+  assign \$206  = \$205  | \chain_valid_in$524 ;
+  assign \$207  = \$206  | \chain_valid_in$542 ;
+  assign \$208  = \$207  | \chain_valid_in$560 ;
+  assign \$209  = \$208  | \chain_valid_in$578 ;
+  assign \$210  = \$209  | \chain_valid_in$596 ;
+  assign \$211  = \$210  | \chain_valid_in$614 ;
+  assign \$212  = \$211  | \chain_valid_in$631 ;
+  assign \$213  = \$212  | \chain_valid_in$649 ;
+  assign \$214  = \$213  | \chain_valid_in$667 ;
+  assign \$215  = \$214  | \chain_valid_in$685 ;
+  assign \$216  = \$215  | \chain_valid_in$703 ;
+  assign \$217  = \$216  | \chain_valid_in$721 ;
+  assign \$218  = \$217  | \chain_valid_in$739 ;
+  assign \$219  = \$218  | \chain_valid_in$757 ;
+  assign \$220  = \$219  | \chain_valid_in$774 ;
+  assign \$221  = \$220  | \chain_valid_in$792 ;
+  assign \$222  = \$221  | \chain_valid_in$810 ;
+  assign \$223  = \$222  | \chain_valid_in$828 ;
+  assign \$224  = \$223  | \chain_valid_in$846 ;
+  assign \$225  = \$224  | \chain_valid_in$864 ;
+  assign \$226  = \$225  | \chain_valid_in$882 ;
+  assign \$227  = \$226  | \chain_valid_in$900 ;
+  assign \$228  = \$227  | \chain_valid_in$917 ;
+  assign \$229  = \$228  | \chain_valid_in$935 ;
+  assign \$230  = \$229  | \chain_valid_in$953 ;
+  assign \$231  = \$230  | \chain_valid_in$971 ;
+  assign \$232  = \$231  | \chain_valid_in$989 ;
+  assign \$233  = \$232  | \chain_valid_in$1007 ;
+  assign \$234  = \$233  | \chain_valid_in$1025 ;
+  assign \$235  = \$234  | \chain_valid_in$1043 ;
+  assign \$236  = \$235  | \chain_valid_in$1060 ;
+  assign \$237  = \$236  | \chain_valid_in$1078 ;
+  assign \$238  = \$237  | \chain_valid_in$1096 ;
+  assign \$239  = \$238  | \chain_valid_in$1114 ;
+  assign \$240  = \$239  | \chain_valid_in$1132 ;
+  assign \$241  = \$240  | \chain_valid_in$1150 ;
+  assign \$242  = \$241  | \chain_valid_in$1168 ;
+  assign \$243  = \$242  | \chain_valid_in$1186 ;
+  assign \$244  = \$243  | \chain_valid_in$1203 ;
+  assign \$245  = \$244  | \chain_valid_in$1221 ;
+  assign \$246  = \$245  | \chain_valid_in$1239 ;
+  assign \$247  = \$246  | \chain_valid_in$1257 ;
+  assign \$248  = \$247  | \chain_valid_in$1275 ;
+  assign \$249  = \$248  | \chain_valid_in$1293 ;
+  assign \$250  = \$249  | \chain_valid_in$1311 ;
+  assign \$251  = \$250  | \chain_valid_in$1329 ;
+  assign \$252  = \$251  | \chain_valid_in$1346 ;
+  assign \$253  = \$252  | \chain_valid_in$1364 ;
+  assign \$254  = \$253  | \chain_valid_in$1382 ;
+  assign \$255  = \$254  | \chain_valid_in$1400 ;
+  assign \$256  = \$255  | \chain_valid_in$1418 ;
+  assign \$257  = \$256  | \chain_valid_in$1436 ;
+  assign \$258  = \$257  | \chain_valid_in$1454 ;
+  assign \$259  = \$258  | \chain_valid_in$1472 ;
+  assign \$260  = \$259  | \chain_valid_out$1475 ;
+  assign \$261  = \$260  | \chain_valid_out$1476 ;
+  assign \$262  = \$261  | \chain_valid_out$1477 ;
+  assign \$263  = \$262  | \chain_valid_out$1478 ;
+  assign \$264  = \$263  | \chain_valid_out$1479 ;
+  assign \$265  = \$264  | \chain_valid_out$1480 ;
+  assign \$266  = \$265  | \chain_valid_out$1481 ;
+  assign \$267  = \$266  | chain_valid_out;
+  assign busy = \$203  | \$267 ;
   always @(posedge clk)
-    out_row <= \$144 ;
+    rst_pe_0_0 <= rst;
   always @(posedge clk)
-    in_a <= \$145 ;
+    rst_pe_0_1 <= rst;
   always @(posedge clk)
-    \i$55  <= \$146 ;
+    rst_pe_0_2 <= rst;
   always @(posedge clk)
-    in_flags <= \$147 ;
+    rst_pe_0_3 <= rst;
   always @(posedge clk)
-    first <= \$148 ;
+    rst_pe_0_4 <= rst;
   always @(posedge clk)
-    gap <= \$149 ;
+    rst_pe_0_5 <= rst;
+  always @(posedge clk)
+    rst_pe_0_6 <= rst;
+  always @(posedge clk)
+    rst_pe_0_7 <= rst;
+  always @(posedge clk)
+    rst_pe_1_0 <= rst;
+  always @(posedge clk)
+    rst_pe_1_1 <= rst;
+  always @(posedge clk)
+    rst_pe_1_2 <= rst;
+  always @(posedge clk)
+    rst_pe_1_3 <= rst;
+  always @(posedge clk)
+    rst_pe_1_4 <= rst;
+  always @(posedge clk)
+    rst_pe_1_5 <= rst;
+  always @(posedge clk)
+    rst_pe_1_6 <= rst;
+  always @(posedge clk)
+    rst_pe_1_7 <= rst;
+  always @(posedge clk)
+    rst_pe_2_0 <= rst;
+  always @(posedge clk)
+    rst_pe_2_1 <= rst;
+  always @(posedge clk)
+    rst_pe_2_2 <= rst;
+  always @(posedge clk)
+    rst_pe_2_3 <= rst;
+  always @(posedge clk)
+    rst_pe_2_4 <= rst;
+  always @(posedge clk)
+    rst_pe_2_5 <= rst;
+  always @(posedge clk)
+    rst_pe_2_6 <= rst;
+  always @(posedge clk)
+    rst_pe_2_7 <= rst;
+  always @(posedge clk)
+    rst_pe_3_0 <= rst;
+  always @(posedge clk)
+    rst_pe_3_1 <= rst;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst;
+  always @(posedge clk)
+    rst_pe_3_4 <= rst;
+  always @(posedge clk)
+    rst_pe_3_5 <= rst;
+  always @(posedge clk)
+    rst_pe_3_6 <= rst;
+  always @(posedge clk)
+    rst_pe_3_7 <= rst;
+  always @(posedge clk)
+    rst_pe_4_0 <= rst;
+  always @(posedge clk)
+    rst_pe_4_1 <= rst;
+  always @(posedge clk)
+    rst_pe_4_2 <= rst;
+  always @(posedge clk)
+    rst_pe_4_3 <= rst;
+  always @(posedge clk)
+    rst_pe_4_4 <= rst;
+  always @(posedge clk)
+    rst_pe_4_5 <= rst;
+  always @(posedge clk)
+    rst_pe_4_6 <= rst;
+  always @(posedge clk)
+    rst_pe_4_7 <= rst;
+  always @(posedge clk)
+    rst_pe_5_0 <= rst;
+  always @(posedge clk)
+    rst_pe_5_1 <= rst;
+  always @(posedge clk)
+    rst_pe_5_2 <= rst;
+  always @(posedge clk)
+    rst_pe_5_3 <= rst;
+  always @(posedge clk)
+    rst_pe_5_4 <= rst;
+  always @(posedge clk)
+    rst_pe_5_5 <= rst;
+  always @(posedge clk)
+    rst_pe_5_6 <= rst;
+  always @(posedge clk)
+    rst_pe_5_7 <= rst;
+  always @(posedge clk)
+    rst_pe_6_0 <= rst;
+  always @(posedge clk)
+    rst_pe_6_1 <= rst;
+  always @(posedge clk)
+    rst_pe_6_2 <= rst;
+  always @(posedge clk)
+    rst_pe_6_3 <= rst;
+  always @(posedge clk)
+    rst_pe_6_4 <= rst;
+  always @(posedge clk)
+    rst_pe_6_5 <= rst;
+  always @(posedge clk)
+    rst_pe_6_6 <= rst;
+  always @(posedge clk)
+    rst_pe_6_7 <= rst;
+  always @(posedge clk)
+    rst_pe_7_0 <= rst;
+  always @(posedge clk)
+    rst_pe_7_1 <= rst;
+  always @(posedge clk)
+    rst_pe_7_2 <= rst;
+  always @(posedge clk)
+    rst_pe_7_3 <= rst;
+  always @(posedge clk)
+    rst_pe_7_4 <= rst;
+  always @(posedge clk)
+    rst_pe_7_5 <= rst;
+  always @(posedge clk)
+    rst_pe_7_6 <= rst;
+  always @(posedge clk)
+    rst_pe_7_7 <= rst;
+  always @(posedge clk)
+    skid_valid <= \$268 ;
+  always @(posedge clk)
+    skid <= \$269 ;
+  always @(posedge clk)
+    skid_valid_0 <= held;
+  always @(posedge clk)
+    skid_valid_1 <= held;
+  always @(posedge clk)
+    skid_valid_2 <= held;
+  always @(posedge clk)
+    skid_valid_3 <= held;
+  always @(posedge clk)
+    skid_valid_4 <= held;
+  always @(posedge clk)
+    skid_valid_5 <= held;
+  always @(posedge clk)
+    skid_valid_6 <= held;
+  always @(posedge clk)
+    skid_valid_7 <= held;
+  always @(posedge clk)
+    en_deskew_0 <= \$10 ;
+  always @(posedge clk)
+    en_deskew_1 <= \$11 ;
+  always @(posedge clk)
+    en_deskew_2 <= \$12 ;
+  always @(posedge clk)
+    en_deskew_3 <= \$13 ;
+  always @(posedge clk)
+    en_deskew_4 <= \$14 ;
+  always @(posedge clk)
+    en_deskew_5 <= \$15 ;
+  always @(posedge clk)
+    en_deskew_6 <= \$16 ;
+  always @(posedge clk)
+    en_deskew_7 <= \$17 ;
+  always @(posedge clk)
+    out_row <= \$270 ;
+  always @(posedge clk)
+    en <= \$22 ;
+  always @(posedge clk)
+    en_in_a_0 <= \$23 ;
+  always @(posedge clk)
+    in_a <= \$271 ;
+  always @(posedge clk)
+    en_in_a_1 <= \$24 ;
+  always @(posedge clk)
+    en_in_a_2 <= \$25 ;
+  always @(posedge clk)
+    en_in_a_3 <= \$26 ;
+  always @(posedge clk)
+    en_in_a_4 <= \$27 ;
+  always @(posedge clk)
+    en_in_a_5 <= \$28 ;
+  always @(posedge clk)
+    en_in_a_6 <= \$29 ;
+  always @(posedge clk)
+    en_in_a_7 <= \$30 ;
+  always @(posedge clk)
+    en_in_b_0 <= \$31 ;
+  always @(posedge clk)
+    in_b <= \$272 ;
+  always @(posedge clk)
+    en_in_b_1 <= \$32 ;
+  always @(posedge clk)
+    en_in_b_2 <= \$33 ;
+  always @(posedge clk)
+    en_in_b_3 <= \$34 ;
+  always @(posedge clk)
+    en_in_b_4 <= \$35 ;
+  always @(posedge clk)
+    en_in_b_5 <= \$36 ;
+  always @(posedge clk)
+    en_in_b_6 <= \$37 ;
+  always @(posedge clk)
+    en_in_b_7 <= \$38 ;
+  always @(posedge clk)
+    in_flags <= \$273 ;
+  always @(posedge clk)
+    first <= \$274 ;
+  always @(posedge clk)
+    gap <= \$275 ;
+  always @(posedge clk)
+    rst_skew_flags <= rst;
+  always @(posedge clk)
+    en_skew_a_0 <= \$42 ;
+  always @(posedge clk)
+    en_skew_a_1 <= \$43 ;
+  always @(posedge clk)
+    en_skew_a_2 <= \$44 ;
+  always @(posedge clk)
+    en_skew_a_3 <= \$45 ;
+  always @(posedge clk)
+    en_skew_a_4 <= \$46 ;
+  always @(posedge clk)
+    en_skew_a_5 <= \$47 ;
+  always @(posedge clk)
+    en_skew_a_6 <= \$48 ;
+  always @(posedge clk)
+    en_skew_a_7 <= \$49 ;
+  always @(posedge clk)
+    en_skew_b_0 <= \$50 ;
+  always @(posedge clk)
+    en_skew_b_1 <= \$51 ;
+  always @(posedge clk)
+    en_skew_b_2 <= \$52 ;
+  always @(posedge clk)
+    en_skew_b_3 <= \$53 ;
+  always @(posedge clk)
+    en_skew_b_4 <= \$54 ;
+  always @(posedge clk)
+    en_skew_b_5 <= \$55 ;
+  always @(posedge clk)
+    en_skew_b_6 <= \$56 ;
+  always @(posedge clk)
+    en_skew_b_7 <= \$57 ;
+  always @(posedge clk)
+    en_skew_flags <= \$58 ;
+  always @(posedge clk)
+    en_pe_0_0 <= \$59 ;
+  always @(posedge clk)
+    en_pe_0_1 <= \$60 ;
+  always @(posedge clk)
+    en_pe_0_2 <= \$61 ;
+  always @(posedge clk)
+    en_pe_0_3 <= \$62 ;
+  always @(posedge clk)
+    en_pe_0_4 <= \$63 ;
+  always @(posedge clk)
+    en_pe_0_5 <= \$64 ;
+  always @(posedge clk)
+    en_pe_0_6 <= \$65 ;
+  always @(posedge clk)
+    en_pe_0_7 <= \$66 ;
+  always @(posedge clk)
+    en_pe_1_0 <= \$67 ;
+  always @(posedge clk)
+    en_pe_1_1 <= \$68 ;
+  always @(posedge clk)
+    en_pe_1_2 <= \$69 ;
+  always @(posedge clk)
+    en_pe_1_3 <= \$70 ;
+  always @(posedge clk)
+    en_pe_1_4 <= \$71 ;
+  always @(posedge clk)
+    en_pe_1_5 <= \$72 ;
+  always @(posedge clk)
+    en_pe_1_6 <= \$73 ;
+  always @(posedge clk)
+    en_pe_1_7 <= \$74 ;
+  always @(posedge clk)
+    en_pe_2_0 <= \$75 ;
+  always @(posedge clk)
+    en_pe_2_1 <= \$76 ;
+  always @(posedge clk)
+    en_pe_2_2 <= \$77 ;
+  always @(posedge clk)
+    en_pe_2_3 <= \$78 ;
+  always @(posedge clk)
+    en_pe_2_4 <= \$79 ;
+  always @(posedge clk)
+    en_pe_2_5 <= \$80 ;
+  always @(posedge clk)
+    en_pe_2_6 <= \$81 ;
+  always @(posedge clk)
+    en_pe_2_7 <= \$82 ;
+  always @(posedge clk)
+    en_pe_3_0 <= \$83 ;
+  always @(posedge clk)
+    en_pe_3_1 <= \$84 ;
+  always @(posedge clk)
+    en_pe_3_2 <= \$85 ;
+  always @(posedge clk)
+    en_pe_3_3 <= \$86 ;
+  always @(posedge clk)
+    en_pe_3_4 <= \$87 ;
+  always @(posedge clk)
+    en_pe_3_5 <= \$88 ;
+  always @(posedge clk)
+    en_pe_3_6 <= \$89 ;
+  always @(posedge clk)
+    en_pe_3_7 <= \$90 ;
+  always @(posedge clk)
+    en_pe_4_0 <= \$91 ;
+  always @(posedge clk)
+    en_pe_4_1 <= \$92 ;
+  always @(posedge clk)
+    en_pe_4_2 <= \$93 ;
+  always @(posedge clk)
+    en_pe_4_3 <= \$94 ;
+  always @(posedge clk)
+    en_pe_4_4 <= \$95 ;
+  always @(posedge clk)
+    en_pe_4_5 <= \$96 ;
+  always @(posedge clk)
+    en_pe_4_6 <= \$97 ;
+  always @(posedge clk)
+    en_pe_4_7 <= \$98 ;
+  always @(posedge clk)
+    en_pe_5_0 <= \$99 ;
+  always @(posedge clk)
+    en_pe_5_1 <= \$100 ;
+  always @(posedge clk)
+    en_pe_5_2 <= \$101 ;
+  always @(posedge clk)
+    en_pe_5_3 <= \$102 ;
+  always @(posedge clk)
+    en_pe_5_4 <= \$103 ;
+  always @(posedge clk)
+    en_pe_5_5 <= \$104 ;
+  always @(posedge clk)
+    en_pe_5_6 <= \$105 ;
+  always @(posedge clk)
+    en_pe_5_7 <= \$106 ;
+  always @(posedge clk)
+    en_pe_6_0 <= \$107 ;
+  always @(posedge clk)
+    en_pe_6_1 <= \$108 ;
+  always @(posedge clk)
+    en_pe_6_2 <= \$109 ;
+  always @(posedge clk)
+    en_pe_6_3 <= \$110 ;
+  always @(posedge clk)
+    en_pe_6_4 <= \$111 ;
+  always @(posedge clk)
+    en_pe_6_5 <= \$112 ;
+  always @(posedge clk)
+    en_pe_6_6 <= \$113 ;
+  always @(posedge clk)
+    en_pe_6_7 <= \$114 ;
+  always @(posedge clk)
+    en_pe_7_0 <= \$115 ;
+  always @(posedge clk)
+    en_pe_7_1 <= \$116 ;
+  always @(posedge clk)
+    en_pe_7_2 <= \$117 ;
+  always @(posedge clk)
+    en_pe_7_3 <= \$118 ;
+  always @(posedge clk)
+    en_pe_7_4 <= \$119 ;
+  always @(posedge clk)
+    en_pe_7_5 <= \$120 ;
+  always @(posedge clk)
+    en_pe_7_6 <= \$121 ;
+  always @(posedge clk)
+    en_pe_7_7 <= \$122 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
-    .en(en),
     .i(i),
     .o(o),
+    .\port$1423$0 (en_deskew_0),
+    .\port$1424$0 (en_deskew_1),
+    .\port$1425$0 (en_deskew_2),
+    .\port$1426$0 (en_deskew_3),
+    .\port$1427$0 (en_deskew_4),
+    .\port$1428$0 (en_deskew_5),
+    .\port$1429$0 (en_deskew_6),
+    .\port$1430$0 (en_deskew_7),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$63 [7:0]),
+    .a_in(\o$376 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$78 ),
-    .b_in(\o$69 [7:0]),
-    .b_next(\o_next$67 [7:0]),
-    .b_out(\b_in$165 ),
-    .chain_out(\chain_in$173 ),
-    .chain_valid_out(\chain_valid_in$175 ),
-    .clk(clk),
+    .a_out(\a_in$391 ),
+    .b_in(\o$382 [7:0]),
+    .b_next(\o_next$380 [7:0]),
+    .b_out(\b_in$478 ),
+    .chain_out(\chain_in$486 ),
+    .chain_valid_out(\chain_valid_in$488 ),
     .drain(drain_0),
-    .en(en),
-    .first_out(\first_in$169 ),
-    .last_out(\last_in$171 ),
-    .\port$2741$0 (\o$71 [2:0]),
-    .rst(rst),
-    .valid_out(\valid_in$167 )
+    .en(en_pe_0_0),
+    .first_out(\first_in$482 ),
+    .last_out(\last_in$484 ),
+    .pe_0_0_sync_clk(clk),
+    .pe_0_0_sync_rst(rst_pe_0_0),
+    .\port$3130$0 (\o$384 [2:0]),
+    .valid_out(\valid_in$480 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$78 ),
-    .a_next(\o$63 [7:0]),
-    .a_out(\a_in$90 ),
-    .b_in(\o$69 [15:8]),
-    .b_next(\o_next$67 [15:8]),
-    .b_out(\b_in$183 ),
-    .chain_out(\chain_in$191 ),
-    .chain_valid_out(\chain_valid_in$193 ),
-    .clk(clk),
+    .a_in(\a_in$391 ),
+    .a_next(\o$376 [7:0]),
+    .a_out(\a_in$403 ),
+    .b_in(\o$382 [15:8]),
+    .b_next(\o_next$380 [15:8]),
+    .b_out(\b_in$496 ),
+    .chain_out(\chain_in$504 ),
+    .chain_valid_out(\chain_valid_in$506 ),
     .drain(drain_1),
-    .en(en),
-    .first_out(\first_in$187 ),
-    .last_out(\last_in$189 ),
-    .\port$2741$3 (\o$71 [5:3]),
-    .rst(rst),
-    .valid_out(\valid_in$185 )
+    .en(en_pe_0_1),
+    .first_out(\first_in$500 ),
+    .last_out(\last_in$502 ),
+    .pe_0_1_sync_clk(clk),
+    .pe_0_1_sync_rst(rst_pe_0_1),
+    .\port$3130$3 (\o$384 [5:3]),
+    .valid_out(\valid_in$498 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$90 ),
-    .a_next(\a_in$78 ),
-    .a_out(\a_in$102 ),
-    .b_in(\o$69 [23:16]),
-    .b_next(\o_next$67 [23:16]),
-    .b_out(\b_in$201 ),
-    .chain_out(\chain_in$209 ),
-    .chain_valid_out(\chain_valid_in$211 ),
-    .clk(clk),
+    .a_in(\a_in$403 ),
+    .a_next(\a_in$391 ),
+    .a_out(\a_in$415 ),
+    .b_in(\o$382 [23:16]),
+    .b_next(\o_next$380 [23:16]),
+    .b_out(\b_in$514 ),
+    .chain_out(\chain_in$522 ),
+    .chain_valid_out(\chain_valid_in$524 ),
     .drain(drain_2),
-    .en(en),
-    .first_out(\first_in$205 ),
-    .last_out(\last_in$207 ),
-    .\port$2741$6 (\o$71 [8:6]),
-    .rst(rst),
-    .valid_out(\valid_in$203 )
+    .en(en_pe_0_2),
+    .first_out(\first_in$518 ),
+    .last_out(\last_in$520 ),
+    .pe_0_2_sync_clk(clk),
+    .pe_0_2_sync_rst(rst_pe_0_2),
+    .\port$3130$6 (\o$384 [8:6]),
+    .valid_out(\valid_in$516 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$102 ),
-    .a_next(\a_in$90 ),
-    .a_out(\a_in$114 ),
-    .b_in(\o$69 [31:24]),
-    .b_next(\o_next$67 [31:24]),
-    .b_out(\b_in$219 ),
-    .chain_out(\chain_in$227 ),
-    .chain_valid_out(\chain_valid_in$229 ),
-    .clk(clk),
+    .a_in(\a_in$415 ),
+    .a_next(\a_in$403 ),
+    .a_out(\a_in$427 ),
+    .b_in(\o$382 [31:24]),
+    .b_next(\o_next$380 [31:24]),
+    .b_out(\b_in$532 ),
+    .chain_out(\chain_in$540 ),
+    .chain_valid_out(\chain_valid_in$542 ),
     .drain(drain_3),
-    .en(en),
-    .first_out(\first_in$223 ),
-    .last_out(\last_in$225 ),
-    .\port$2741$9 (\o$71 [11:9]),
-    .rst(rst),
-    .valid_out(\valid_in$221 )
+    .en(en_pe_0_3),
+    .first_out(\first_in$536 ),
+    .last_out(\last_in$538 ),
+    .pe_0_3_sync_clk(clk),
+    .pe_0_3_sync_rst(rst_pe_0_3),
+    .\port$3130$9 (\o$384 [11:9]),
+    .valid_out(\valid_in$534 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$114 ),
-    .a_next(\a_in$102 ),
-    .a_out(\a_in$126 ),
-    .b_in(\o$69 [39:32]),
-    .b_next(\o_next$67 [39:32]),
-    .b_out(\b_in$237 ),
-    .chain_out(\chain_in$245 ),
-    .chain_valid_out(\chain_valid_in$247 ),
-    .clk(clk),
+    .a_in(\a_in$427 ),
+    .a_next(\a_in$415 ),
+    .a_out(\a_in$439 ),
+    .b_in(\o$382 [39:32]),
+    .b_next(\o_next$380 [39:32]),
+    .b_out(\b_in$550 ),
+    .chain_out(\chain_in$558 ),
+    .chain_valid_out(\chain_valid_in$560 ),
     .drain(drain_4),
-    .en(en),
-    .first_out(\first_in$241 ),
-    .last_out(\last_in$243 ),
-    .\port$2741$12 (\o$71 [14:12]),
-    .rst(rst),
-    .valid_out(\valid_in$239 )
+    .en(en_pe_0_4),
+    .first_out(\first_in$554 ),
+    .last_out(\last_in$556 ),
+    .pe_0_4_sync_clk(clk),
+    .pe_0_4_sync_rst(rst_pe_0_4),
+    .\port$3130$12 (\o$384 [14:12]),
+    .valid_out(\valid_in$552 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$126 ),
-    .a_next(\a_in$114 ),
-    .a_out(\a_in$138 ),
-    .b_in(\o$69 [47:40]),
-    .b_next(\o_next$67 [47:40]),
-    .b_out(\b_in$255 ),
-    .chain_out(\chain_in$263 ),
-    .chain_valid_out(\chain_valid_in$265 ),
-    .clk(clk),
+    .a_in(\a_in$439 ),
+    .a_next(\a_in$427 ),
+    .a_out(\a_in$451 ),
+    .b_in(\o$382 [47:40]),
+    .b_next(\o_next$380 [47:40]),
+    .b_out(\b_in$568 ),
+    .chain_out(\chain_in$576 ),
+    .chain_valid_out(\chain_valid_in$578 ),
     .drain(drain_5),
-    .en(en),
-    .first_out(\first_in$259 ),
-    .last_out(\last_in$261 ),
-    .\port$2741$15 (\o$71 [17:15]),
-    .rst(rst),
-    .valid_out(\valid_in$257 )
+    .en(en_pe_0_5),
+    .first_out(\first_in$572 ),
+    .last_out(\last_in$574 ),
+    .pe_0_5_sync_clk(clk),
+    .pe_0_5_sync_rst(rst_pe_0_5),
+    .\port$3130$15 (\o$384 [17:15]),
+    .valid_out(\valid_in$570 )
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$138 ),
-    .a_next(\a_in$126 ),
-    .a_out(\a_in$150 ),
-    .b_in(\o$69 [55:48]),
-    .b_next(\o_next$67 [55:48]),
-    .b_out(\b_in$273 ),
-    .chain_out(\chain_in$281 ),
-    .chain_valid_out(\chain_valid_in$283 ),
-    .clk(clk),
+    .a_in(\a_in$451 ),
+    .a_next(\a_in$439 ),
+    .a_out(\a_in$463 ),
+    .b_in(\o$382 [55:48]),
+    .b_next(\o_next$380 [55:48]),
+    .b_out(\b_in$586 ),
+    .chain_out(\chain_in$594 ),
+    .chain_valid_out(\chain_valid_in$596 ),
     .drain(drain_6),
-    .en(en),
-    .first_out(\first_in$277 ),
-    .last_out(\last_in$279 ),
-    .\port$2741$18 (\o$71 [20:18]),
-    .rst(rst),
-    .valid_out(\valid_in$275 )
+    .en(en_pe_0_6),
+    .first_out(\first_in$590 ),
+    .last_out(\last_in$592 ),
+    .pe_0_6_sync_clk(clk),
+    .pe_0_6_sync_rst(rst_pe_0_6),
+    .\port$3130$18 (\o$384 [20:18]),
+    .valid_out(\valid_in$588 )
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$150 ),
-    .a_next(\a_in$138 ),
-    .b_in(\o$69 [63:56]),
-    .b_next(\o_next$67 [63:56]),
-    .b_out(\b_in$291 ),
-    .chain_out(\chain_in$299 ),
-    .chain_valid_out(\chain_valid_in$301 ),
-    .clk(clk),
+    .a_in(\a_in$463 ),
+    .a_next(\a_in$451 ),
+    .b_in(\o$382 [63:56]),
+    .b_next(\o_next$380 [63:56]),
+    .b_out(\b_in$604 ),
+    .chain_out(\chain_in$612 ),
+    .chain_valid_out(\chain_valid_in$614 ),
     .drain(drain_7),
-    .en(en),
-    .first_out(\first_in$295 ),
-    .last_out(\last_in$297 ),
-    .\port$2741$21 (\o$71 [23:21]),
-    .rst(rst),
-    .valid_out(\valid_in$293 )
+    .en(en_pe_0_7),
+    .first_out(\first_in$608 ),
+    .last_out(\last_in$610 ),
+    .pe_0_7_sync_clk(clk),
+    .pe_0_7_sync_rst(rst_pe_0_7),
+    .\port$3130$21 (\o$384 [23:21]),
+    .valid_out(\valid_in$606 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$63 [15:8]),
+    .a_in(\o$376 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$179 ),
-    .b_in(\b_in$165 ),
-    .b_next(\o$69 [7:0]),
-    .b_out(\b_in$308 ),
-    .chain_in(\chain_in$173 ),
-    .chain_out(\chain_in$316 ),
-    .chain_valid_in(\chain_valid_in$175 ),
-    .chain_valid_out(\chain_valid_in$318 ),
-    .clk(clk),
+    .a_out(\a_in$492 ),
+    .b_in(\b_in$478 ),
+    .b_next(\o$382 [7:0]),
+    .b_out(\b_in$621 ),
+    .chain_in(\chain_in$486 ),
+    .chain_out(\chain_in$629 ),
+    .chain_valid_in(\chain_valid_in$488 ),
+    .chain_valid_out(\chain_valid_in$631 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$169 ),
-    .first_out(\first_in$312 ),
-    .last_in(\last_in$171 ),
-    .last_out(\last_in$314 ),
-    .rst(rst),
-    .valid_in(\valid_in$167 ),
-    .valid_out(\valid_in$310 )
+    .en(en_pe_1_0),
+    .first_in(\first_in$482 ),
+    .first_out(\first_in$625 ),
+    .last_in(\last_in$484 ),
+    .last_out(\last_in$627 ),
+    .pe_1_0_sync_clk(clk),
+    .pe_1_0_sync_rst(rst_pe_1_0),
+    .valid_in(\valid_in$480 ),
+    .valid_out(\valid_in$623 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$179 ),
-    .a_next(\o$63 [15:8]),
-    .a_out(\a_in$197 ),
-    .b_in(\b_in$183 ),
-    .b_next(\o$69 [15:8]),
-    .b_out(\b_in$326 ),
-    .chain_in(\chain_in$191 ),
-    .chain_out(\chain_in$334 ),
-    .chain_valid_in(\chain_valid_in$193 ),
-    .chain_valid_out(\chain_valid_in$336 ),
-    .clk(clk),
+    .a_in(\a_in$492 ),
+    .a_next(\o$376 [15:8]),
+    .a_out(\a_in$510 ),
+    .b_in(\b_in$496 ),
+    .b_next(\o$382 [15:8]),
+    .b_out(\b_in$639 ),
+    .chain_in(\chain_in$504 ),
+    .chain_out(\chain_in$647 ),
+    .chain_valid_in(\chain_valid_in$506 ),
+    .chain_valid_out(\chain_valid_in$649 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$187 ),
-    .first_out(\first_in$330 ),
-    .last_in(\last_in$189 ),
-    .last_out(\last_in$332 ),
-    .rst(rst),
-    .valid_in(\valid_in$185 ),
-    .valid_out(\valid_in$328 )
+    .en(en_pe_1_1),
+    .first_in(\first_in$500 ),
+    .first_out(\first_in$643 ),
+    .last_in(\last_in$502 ),
+    .last_out(\last_in$645 ),
+    .pe_1_1_sync_clk(clk),
+    .pe_1_1_sync_rst(rst_pe_1_1),
+    .valid_in(\valid_in$498 ),
+    .valid_out(\valid_in$641 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$197 ),
-    .a_next(\a_in$179 ),
-    .a_out(\a_in$215 ),
-    .b_in(\b_in$201 ),
-    .b_next(\o$69 [23:16]),
-    .b_out(\b_in$344 ),
-    .chain_in(\chain_in$209 ),
-    .chain_out(\chain_in$352 ),
-    .chain_valid_in(\chain_valid_in$211 ),
-    .chain_valid_out(\chain_valid_in$354 ),
-    .clk(clk),
+    .a_in(\a_in$510 ),
+    .a_next(\a_in$492 ),
+    .a_out(\a_in$528 ),
+    .b_in(\b_in$514 ),
+    .b_next(\o$382 [23:16]),
+    .b_out(\b_in$657 ),
+    .chain_in(\chain_in$522 ),
+    .chain_out(\chain_in$665 ),
+    .chain_valid_in(\chain_valid_in$524 ),
+    .chain_valid_out(\chain_valid_in$667 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$205 ),
-    .first_out(\first_in$348 ),
-    .last_in(\last_in$207 ),
-    .last_out(\last_in$350 ),
-    .rst(rst),
-    .valid_in(\valid_in$203 ),
-    .valid_out(\valid_in$346 )
+    .en(en_pe_1_2),
+    .first_in(\first_in$518 ),
+    .first_out(\first_in$661 ),
+    .last_in(\last_in$520 ),
+    .last_out(\last_in$663 ),
+    .pe_1_2_sync_clk(clk),
+    .pe_1_2_sync_rst(rst_pe_1_2),
+    .valid_in(\valid_in$516 ),
+    .valid_out(\valid_in$659 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$215 ),
-    .a_next(\a_in$197 ),
-    .a_out(\a_in$233 ),
-    .b_in(\b_in$219 ),
-    .b_next(\o$69 [31:24]),
-    .b_out(\b_in$362 ),
-    .chain_in(\chain_in$227 ),
-    .chain_out(\chain_in$370 ),
-    .chain_valid_in(\chain_valid_in$229 ),
-    .chain_valid_out(\chain_valid_in$372 ),
-    .clk(clk),
+    .a_in(\a_in$528 ),
+    .a_next(\a_in$510 ),
+    .a_out(\a_in$546 ),
+    .b_in(\b_in$532 ),
+    .b_next(\o$382 [31:24]),
+    .b_out(\b_in$675 ),
+    .chain_in(\chain_in$540 ),
+    .chain_out(\chain_in$683 ),
+    .chain_valid_in(\chain_valid_in$542 ),
+    .chain_valid_out(\chain_valid_in$685 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$223 ),
-    .first_out(\first_in$366 ),
-    .last_in(\last_in$225 ),
-    .last_out(\last_in$368 ),
-    .rst(rst),
-    .valid_in(\valid_in$221 ),
-    .valid_out(\valid_in$364 )
+    .en(en_pe_1_3),
+    .first_in(\first_in$536 ),
+    .first_out(\first_in$679 ),
+    .last_in(\last_in$538 ),
+    .last_out(\last_in$681 ),
+    .pe_1_3_sync_clk(clk),
+    .pe_1_3_sync_rst(rst_pe_1_3),
+    .valid_in(\valid_in$534 ),
+    .valid_out(\valid_in$677 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$233 ),
-    .a_next(\a_in$215 ),
-    .a_out(\a_in$251 ),
-    .b_in(\b_in$237 ),
-    .b_next(\o$69 [39:32]),
-    .b_out(\b_in$380 ),
-    .chain_in(\chain_in$245 ),
-    .chain_out(\chain_in$388 ),
-    .chain_valid_in(\chain_valid_in$247 ),
-    .chain_valid_out(\chain_valid_in$390 ),
-    .clk(clk),
+    .a_in(\a_in$546 ),
+    .a_next(\a_in$528 ),
+    .a_out(\a_in$564 ),
+    .b_in(\b_in$550 ),
+    .b_next(\o$382 [39:32]),
+    .b_out(\b_in$693 ),
+    .chain_in(\chain_in$558 ),
+    .chain_out(\chain_in$701 ),
+    .chain_valid_in(\chain_valid_in$560 ),
+    .chain_valid_out(\chain_valid_in$703 ),
     .drain(drain_4),
-    .en(en),
-    .first_in(\first_in$241 ),
-    .first_out(\first_in$384 ),
-    .last_in(\last_in$243 ),
-    .last_out(\last_in$386 ),
-    .rst(rst),
-    .valid_in(\valid_in$239 ),
-    .valid_out(\valid_in$382 )
+    .en(en_pe_1_4),
+    .first_in(\first_in$554 ),
+    .first_out(\first_in$697 ),
+    .last_in(\last_in$556 ),
+    .last_out(\last_in$699 ),
+    .pe_1_4_sync_clk(clk),
+    .pe_1_4_sync_rst(rst_pe_1_4),
+    .valid_in(\valid_in$552 ),
+    .valid_out(\valid_in$695 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$251 ),
-    .a_next(\a_in$233 ),
-    .a_out(\a_in$269 ),
-    .b_in(\b_in$255 ),
-    .b_next(\o$69 [47:40]),
-    .b_out(\b_in$398 ),
-    .chain_in(\chain_in$263 ),
-    .chain_out(\chain_in$406 ),
-    .chain_valid_in(\chain_valid_in$265 ),
-    .chain_valid_out(\chain_valid_in$408 ),
-    .clk(clk),
+    .a_in(\a_in$564 ),
+    .a_next(\a_in$546 ),
+    .a_out(\a_in$582 ),
+    .b_in(\b_in$568 ),
+    .b_next(\o$382 [47:40]),
+    .b_out(\b_in$711 ),
+    .chain_in(\chain_in$576 ),
+    .chain_out(\chain_in$719 ),
+    .chain_valid_in(\chain_valid_in$578 ),
+    .chain_valid_out(\chain_valid_in$721 ),
     .drain(drain_5),
-    .en(en),
-    .first_in(\first_in$259 ),
-    .first_out(\first_in$402 ),
-    .last_in(\last_in$261 ),
-    .last_out(\last_in$404 ),
-    .rst(rst),
-    .valid_in(\valid_in$257 ),
-    .valid_out(\valid_in$400 )
+    .en(en_pe_1_5),
+    .first_in(\first_in$572 ),
+    .first_out(\first_in$715 ),
+    .last_in(\last_in$574 ),
+    .last_out(\last_in$717 ),
+    .pe_1_5_sync_clk(clk),
+    .pe_1_5_sync_rst(rst_pe_1_5),
+    .valid_in(\valid_in$570 ),
+    .valid_out(\valid_in$713 )
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$269 ),
-    .a_next(\a_in$251 ),
-    .a_out(\a_in$287 ),
-    .b_in(\b_in$273 ),
-    .b_next(\o$69 [55:48]),
-    .b_out(\b_in$416 ),
-    .chain_in(\chain_in$281 ),
-    .chain_out(\chain_in$424 ),
-    .chain_valid_in(\chain_valid_in$283 ),
-    .chain_valid_out(\chain_valid_in$426 ),
-    .clk(clk),
+    .a_in(\a_in$582 ),
+    .a_next(\a_in$564 ),
+    .a_out(\a_in$600 ),
+    .b_in(\b_in$586 ),
+    .b_next(\o$382 [55:48]),
+    .b_out(\b_in$729 ),
+    .chain_in(\chain_in$594 ),
+    .chain_out(\chain_in$737 ),
+    .chain_valid_in(\chain_valid_in$596 ),
+    .chain_valid_out(\chain_valid_in$739 ),
     .drain(drain_6),
-    .en(en),
-    .first_in(\first_in$277 ),
-    .first_out(\first_in$420 ),
-    .last_in(\last_in$279 ),
-    .last_out(\last_in$422 ),
-    .rst(rst),
-    .valid_in(\valid_in$275 ),
-    .valid_out(\valid_in$418 )
+    .en(en_pe_1_6),
+    .first_in(\first_in$590 ),
+    .first_out(\first_in$733 ),
+    .last_in(\last_in$592 ),
+    .last_out(\last_in$735 ),
+    .pe_1_6_sync_clk(clk),
+    .pe_1_6_sync_rst(rst_pe_1_6),
+    .valid_in(\valid_in$588 ),
+    .valid_out(\valid_in$731 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$287 ),
-    .a_next(\a_in$269 ),
-    .b_in(\b_in$291 ),
-    .b_next(\o$69 [63:56]),
-    .b_out(\b_in$434 ),
-    .chain_in(\chain_in$299 ),
-    .chain_out(\chain_in$442 ),
-    .chain_valid_in(\chain_valid_in$301 ),
-    .chain_valid_out(\chain_valid_in$444 ),
-    .clk(clk),
+    .a_in(\a_in$600 ),
+    .a_next(\a_in$582 ),
+    .b_in(\b_in$604 ),
+    .b_next(\o$382 [63:56]),
+    .b_out(\b_in$747 ),
+    .chain_in(\chain_in$612 ),
+    .chain_out(\chain_in$755 ),
+    .chain_valid_in(\chain_valid_in$614 ),
+    .chain_valid_out(\chain_valid_in$757 ),
     .drain(drain_7),
-    .en(en),
-    .first_in(\first_in$295 ),
-    .first_out(\first_in$438 ),
-    .last_in(\last_in$297 ),
-    .last_out(\last_in$440 ),
-    .rst(rst),
-    .valid_in(\valid_in$293 ),
-    .valid_out(\valid_in$436 )
+    .en(en_pe_1_7),
+    .first_in(\first_in$608 ),
+    .first_out(\first_in$751 ),
+    .last_in(\last_in$610 ),
+    .last_out(\last_in$753 ),
+    .pe_1_7_sync_clk(clk),
+    .pe_1_7_sync_rst(rst_pe_1_7),
+    .valid_in(\valid_in$606 ),
+    .valid_out(\valid_in$749 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$63 [23:16]),
+    .a_in(\o$376 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$322 ),
-    .b_in(\b_in$308 ),
-    .b_next(\b_in$165 ),
-    .b_out(\b_in$451 ),
-    .chain_in(\chain_in$316 ),
-    .chain_out(\chain_in$459 ),
-    .chain_valid_in(\chain_valid_in$318 ),
-    .chain_valid_out(\chain_valid_in$461 ),
-    .clk(clk),
+    .a_out(\a_in$635 ),
+    .b_in(\b_in$621 ),
+    .b_next(\b_in$478 ),
+    .b_out(\b_in$764 ),
+    .chain_in(\chain_in$629 ),
+    .chain_out(\chain_in$772 ),
+    .chain_valid_in(\chain_valid_in$631 ),
+    .chain_valid_out(\chain_valid_in$774 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$312 ),
-    .first_out(\first_in$455 ),
-    .last_in(\last_in$314 ),
-    .last_out(\last_in$457 ),
-    .rst(rst),
-    .valid_in(\valid_in$310 ),
-    .valid_out(\valid_in$453 )
+    .en(en_pe_2_0),
+    .first_in(\first_in$625 ),
+    .first_out(\first_in$768 ),
+    .last_in(\last_in$627 ),
+    .last_out(\last_in$770 ),
+    .pe_2_0_sync_clk(clk),
+    .pe_2_0_sync_rst(rst_pe_2_0),
+    .valid_in(\valid_in$623 ),
+    .valid_out(\valid_in$766 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$322 ),
-    .a_next(\o$63 [23:16]),
-    .a_out(\a_in$340 ),
-    .b_in(\b_in$326 ),
-    .b_next(\b_in$183 ),
-    .b_out(\b_in$469 ),
-    .chain_in(\chain_in$334 ),
-    .chain_out(\chain_in$477 ),
-    .chain_valid_in(\chain_valid_in$336 ),
-    .chain_valid_out(\chain_valid_in$479 ),
-    .clk(clk),
+    .a_in(\a_in$635 ),
+    .a_next(\o$376 [23:16]),
+    .a_out(\a_in$653 ),
+    .b_in(\b_in$639 ),
+    .b_next(\b_in$496 ),
+    .b_out(\b_in$782 ),
+    .chain_in(\chain_in$647 ),
+    .chain_out(\chain_in$790 ),
+    .chain_valid_in(\chain_valid_in$649 ),
+    .chain_valid_out(\chain_valid_in$792 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$330 ),
-    .first_out(\first_in$473 ),
-    .last_in(\last_in$332 ),
-    .last_out(\last_in$475 ),
-    .rst(rst),
-    .valid_in(\valid_in$328 ),
-    .valid_out(\valid_in$471 )
+    .en(en_pe_2_1),
+    .first_in(\first_in$643 ),
+    .first_out(\first_in$786 ),
+    .last_in(\last_in$645 ),
+    .last_out(\last_in$788 ),
+    .pe_2_1_sync_clk(clk),
+    .pe_2_1_sync_rst(rst_pe_2_1),
+    .valid_in(\valid_in$641 ),
+    .valid_out(\valid_in$784 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$340 ),
-    .a_next(\a_in$322 ),
-    .a_out(\a_in$358 ),
-    .b_in(\b_in$344 ),
-    .b_next(\b_in$201 ),
-    .b_out(\b_in$487 ),
-    .chain_in(\chain_in$352 ),
-    .chain_out(\chain_in$495 ),
-    .chain_valid_in(\chain_valid_in$354 ),
-    .chain_valid_out(\chain_valid_in$497 ),
-    .clk(clk),
+    .a_in(\a_in$653 ),
+    .a_next(\a_in$635 ),
+    .a_out(\a_in$671 ),
+    .b_in(\b_in$657 ),
+    .b_next(\b_in$514 ),
+    .b_out(\b_in$800 ),
+    .chain_in(\chain_in$665 ),
+    .chain_out(\chain_in$808 ),
+    .chain_valid_in(\chain_valid_in$667 ),
+    .chain_valid_out(\chain_valid_in$810 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$348 ),
-    .first_out(\first_in$491 ),
-    .last_in(\last_in$350 ),
-    .last_out(\last_in$493 ),
-    .rst(rst),
-    .valid_in(\valid_in$346 ),
-    .valid_out(\valid_in$489 )
+    .en(en_pe_2_2),
+    .first_in(\first_in$661 ),
+    .first_out(\first_in$804 ),
+    .last_in(\last_in$663 ),
+    .last_out(\last_in$806 ),
+    .pe_2_2_sync_clk(clk),
+    .pe_2_2_sync_rst(rst_pe_2_2),
+    .valid_in(\valid_in$659 ),
+    .valid_out(\valid_in$802 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$358 ),
-    .a_next(\a_in$340 ),
-    .a_out(\a_in$376 ),
-    .b_in(\b_in$362 ),
-    .b_next(\b_in$219 ),
-    .b_out(\b_in$505 ),
-    .chain_in(\chain_in$370 ),
-    .chain_out(\chain_in$513 ),
-    .chain_valid_in(\chain_valid_in$372 ),
-    .chain_valid_out(\chain_valid_in$515 ),
-    .clk(clk),
+    .a_in(\a_in$671 ),
+    .a_next(\a_in$653 ),
+    .a_out(\a_in$689 ),
+    .b_in(\b_in$675 ),
+    .b_next(\b_in$532 ),
+    .b_out(\b_in$818 ),
+    .chain_in(\chain_in$683 ),
+    .chain_out(\chain_in$826 ),
+    .chain_valid_in(\chain_valid_in$685 ),
+    .chain_valid_out(\chain_valid_in$828 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$366 ),
-    .first_out(\first_in$509 ),
-    .last_in(\last_in$368 ),
-    .last_out(\last_in$511 ),
-    .rst(rst),
-    .valid_in(\valid_in$364 ),
-    .valid_out(\valid_in$507 )
+    .en(en_pe_2_3),
+    .first_in(\first_in$679 ),
+    .first_out(\first_in$822 ),
+    .last_in(\last_in$681 ),
+    .last_out(\last_in$824 ),
+    .pe_2_3_sync_clk(clk),
+    .pe_2_3_sync_rst(rst_pe_2_3),
+    .valid_in(\valid_in$677 ),
+    .valid_out(\valid_in$820 )
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$376 ),
-    .a_next(\a_in$358 ),
-    .a_out(\a_in$394 ),
-    .b_in(\b_in$380 ),
-    .b_next(\b_in$237 ),
-    .b_out(\b_in$523 ),
-    .chain_in(\chain_in$388 ),
-    .chain_out(\chain_in$531 ),
-    .chain_valid_in(\chain_valid_in$390 ),
-    .chain_valid_out(\chain_valid_in$533 ),
-    .clk(clk),
+    .a_in(\a_in$689 ),
+    .a_next(\a_in$671 ),
+    .a_out(\a_in$707 ),
+    .b_in(\b_in$693 ),
+    .b_next(\b_in$550 ),
+    .b_out(\b_in$836 ),
+    .chain_in(\chain_in$701 ),
+    .chain_out(\chain_in$844 ),
+    .chain_valid_in(\chain_valid_in$703 ),
+    .chain_valid_out(\chain_valid_in$846 ),
     .drain(drain_4),
-    .en(en),
-    .first_in(\first_in$384 ),
-    .first_out(\first_in$527 ),
-    .last_in(\last_in$386 ),
-    .last_out(\last_in$529 ),
-    .rst(rst),
-    .valid_in(\valid_in$382 ),
-    .valid_out(\valid_in$525 )
+    .en(en_pe_2_4),
+    .first_in(\first_in$697 ),
+    .first_out(\first_in$840 ),
+    .last_in(\last_in$699 ),
+    .last_out(\last_in$842 ),
+    .pe_2_4_sync_clk(clk),
+    .pe_2_4_sync_rst(rst_pe_2_4),
+    .valid_in(\valid_in$695 ),
+    .valid_out(\valid_in$838 )
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$394 ),
-    .a_next(\a_in$376 ),
-    .a_out(\a_in$412 ),
-    .b_in(\b_in$398 ),
-    .b_next(\b_in$255 ),
-    .b_out(\b_in$541 ),
-    .chain_in(\chain_in$406 ),
-    .chain_out(\chain_in$549 ),
-    .chain_valid_in(\chain_valid_in$408 ),
-    .chain_valid_out(\chain_valid_in$551 ),
-    .clk(clk),
+    .a_in(\a_in$707 ),
+    .a_next(\a_in$689 ),
+    .a_out(\a_in$725 ),
+    .b_in(\b_in$711 ),
+    .b_next(\b_in$568 ),
+    .b_out(\b_in$854 ),
+    .chain_in(\chain_in$719 ),
+    .chain_out(\chain_in$862 ),
+    .chain_valid_in(\chain_valid_in$721 ),
+    .chain_valid_out(\chain_valid_in$864 ),
     .drain(drain_5),
-    .en(en),
-    .first_in(\first_in$402 ),
-    .first_out(\first_in$545 ),
-    .last_in(\last_in$404 ),
-    .last_out(\last_in$547 ),
-    .rst(rst),
-    .valid_in(\valid_in$400 ),
-    .valid_out(\valid_in$543 )
+    .en(en_pe_2_5),
+    .first_in(\first_in$715 ),
+    .first_out(\first_in$858 ),
+    .last_in(\last_in$717 ),
+    .last_out(\last_in$860 ),
+    .pe_2_5_sync_clk(clk),
+    .pe_2_5_sync_rst(rst_pe_2_5),
+    .valid_in(\valid_in$713 ),
+    .valid_out(\valid_in$856 )
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$412 ),
-    .a_next(\a_in$394 ),
-    .a_out(\a_in$430 ),
-    .b_in(\b_in$416 ),
-    .b_next(\b_in$273 ),
-    .b_out(\b_in$559 ),
-    .chain_in(\chain_in$424 ),
-    .chain_out(\chain_in$567 ),
-    .chain_valid_in(\chain_valid_in$426 ),
-    .chain_valid_out(\chain_valid_in$569 ),
-    .clk(clk),
+    .a_in(\a_in$725 ),
+    .a_next(\a_in$707 ),
+    .a_out(\a_in$743 ),
+    .b_in(\b_in$729 ),
+    .b_next(\b_in$586 ),
+    .b_out(\b_in$872 ),
+    .chain_in(\chain_in$737 ),
+    .chain_out(\chain_in$880 ),
+    .chain_valid_in(\chain_valid_in$739 ),
+    .chain_valid_out(\chain_valid_in$882 ),
     .drain(drain_6),
-    .en(en),
-    .first_in(\first_in$420 ),
-    .first_out(\first_in$563 ),
-    .last_in(\last_in$422 ),
-    .last_out(\last_in$565 ),
-    .rst(rst),
-    .valid_in(\valid_in$418 ),
-    .valid_out(\valid_in$561 )
+    .en(en_pe_2_6),
+    .first_in(\first_in$733 ),
+    .first_out(\first_in$876 ),
+    .last_in(\last_in$735 ),
+    .last_out(\last_in$878 ),
+    .pe_2_6_sync_clk(clk),
+    .pe_2_6_sync_rst(rst_pe_2_6),
+    .valid_in(\valid_in$731 ),
+    .valid_out(\valid_in$874 )
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$430 ),
-    .a_next(\a_in$412 ),
-    .b_in(\b_in$434 ),
-    .b_next(\b_in$291 ),
-    .b_out(\b_in$577 ),
-    .chain_in(\chain_in$442 ),
-    .chain_out(\chain_in$585 ),
-    .chain_valid_in(\chain_valid_in$444 ),
-    .chain_valid_out(\chain_valid_in$587 ),
-    .clk(clk),
+    .a_in(\a_in$743 ),
+    .a_next(\a_in$725 ),
+    .b_in(\b_in$747 ),
+    .b_next(\b_in$604 ),
+    .b_out(\b_in$890 ),
+    .chain_in(\chain_in$755 ),
+    .chain_out(\chain_in$898 ),
+    .chain_valid_in(\chain_valid_in$757 ),
+    .chain_valid_out(\chain_valid_in$900 ),
     .drain(drain_7),
-    .en(en),
-    .first_in(\first_in$438 ),
-    .first_out(\first_in$581 ),
-    .last_in(\last_in$440 ),
-    .last_out(\last_in$583 ),
-    .rst(rst),
-    .valid_in(\valid_in$436 ),
-    .valid_out(\valid_in$579 )
+    .en(en_pe_2_7),
+    .first_in(\first_in$751 ),
+    .first_out(\first_in$894 ),
+    .last_in(\last_in$753 ),
+    .last_out(\last_in$896 ),
+    .pe_2_7_sync_clk(clk),
+    .pe_2_7_sync_rst(rst_pe_2_7),
+    .valid_in(\valid_in$749 ),
+    .valid_out(\valid_in$892 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$63 [31:24]),
+    .a_in(\o$376 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$465 ),
-    .b_in(\b_in$451 ),
-    .b_next(\b_in$308 ),
-    .b_out(\b_in$594 ),
-    .chain_in(\chain_in$459 ),
-    .chain_out(\chain_in$602 ),
-    .chain_valid_in(\chain_valid_in$461 ),
-    .chain_valid_out(\chain_valid_in$604 ),
-    .clk(clk),
+    .a_out(\a_in$778 ),
+    .b_in(\b_in$764 ),
+    .b_next(\b_in$621 ),
+    .b_out(\b_in$907 ),
+    .chain_in(\chain_in$772 ),
+    .chain_out(\chain_in$915 ),
+    .chain_valid_in(\chain_valid_in$774 ),
+    .chain_valid_out(\chain_valid_in$917 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$455 ),
-    .first_out(\first_in$598 ),
-    .last_in(\last_in$457 ),
-    .last_out(\last_in$600 ),
-    .rst(rst),
-    .valid_in(\valid_in$453 ),
-    .valid_out(\valid_in$596 )
+    .en(en_pe_3_0),
+    .first_in(\first_in$768 ),
+    .first_out(\first_in$911 ),
+    .last_in(\last_in$770 ),
+    .last_out(\last_in$913 ),
+    .pe_3_0_sync_clk(clk),
+    .pe_3_0_sync_rst(rst_pe_3_0),
+    .valid_in(\valid_in$766 ),
+    .valid_out(\valid_in$909 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$465 ),
-    .a_next(\o$63 [31:24]),
-    .a_out(\a_in$483 ),
-    .b_in(\b_in$469 ),
-    .b_next(\b_in$326 ),
-    .b_out(\b_in$612 ),
-    .chain_in(\chain_in$477 ),
-    .chain_out(\chain_in$620 ),
-    .chain_valid_in(\chain_valid_in$479 ),
-    .chain_valid_out(\chain_valid_in$622 ),
-    .clk(clk),
+    .a_in(\a_in$778 ),
+    .a_next(\o$376 [31:24]),
+    .a_out(\a_in$796 ),
+    .b_in(\b_in$782 ),
+    .b_next(\b_in$639 ),
+    .b_out(\b_in$925 ),
+    .chain_in(\chain_in$790 ),
+    .chain_out(\chain_in$933 ),
+    .chain_valid_in(\chain_valid_in$792 ),
+    .chain_valid_out(\chain_valid_in$935 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$473 ),
-    .first_out(\first_in$616 ),
-    .last_in(\last_in$475 ),
-    .last_out(\last_in$618 ),
-    .rst(rst),
-    .valid_in(\valid_in$471 ),
-    .valid_out(\valid_in$614 )
+    .en(en_pe_3_1),
+    .first_in(\first_in$786 ),
+    .first_out(\first_in$929 ),
+    .last_in(\last_in$788 ),
+    .last_out(\last_in$931 ),
+    .pe_3_1_sync_clk(clk),
+    .pe_3_1_sync_rst(rst_pe_3_1),
+    .valid_in(\valid_in$784 ),
+    .valid_out(\valid_in$927 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$483 ),
-    .a_next(\a_in$465 ),
-    .a_out(\a_in$501 ),
-    .b_in(\b_in$487 ),
-    .b_next(\b_in$344 ),
-    .b_out(\b_in$630 ),
-    .chain_in(\chain_in$495 ),
-    .chain_out(\chain_in$638 ),
-    .chain_valid_in(\chain_valid_in$497 ),
-    .chain_valid_out(\chain_valid_in$640 ),
-    .clk(clk),
+    .a_in(\a_in$796 ),
+    .a_next(\a_in$778 ),
+    .a_out(\a_in$814 ),
+    .b_in(\b_in$800 ),
+    .b_next(\b_in$657 ),
+    .b_out(\b_in$943 ),
+    .chain_in(\chain_in$808 ),
+    .chain_out(\chain_in$951 ),
+    .chain_valid_in(\chain_valid_in$810 ),
+    .chain_valid_out(\chain_valid_in$953 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$491 ),
-    .first_out(\first_in$634 ),
-    .last_in(\last_in$493 ),
-    .last_out(\last_in$636 ),
-    .rst(rst),
-    .valid_in(\valid_in$489 ),
-    .valid_out(\valid_in$632 )
+    .en(en_pe_3_2),
+    .first_in(\first_in$804 ),
+    .first_out(\first_in$947 ),
+    .last_in(\last_in$806 ),
+    .last_out(\last_in$949 ),
+    .pe_3_2_sync_clk(clk),
+    .pe_3_2_sync_rst(rst_pe_3_2),
+    .valid_in(\valid_in$802 ),
+    .valid_out(\valid_in$945 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$501 ),
-    .a_next(\a_in$483 ),
-    .a_out(\a_in$519 ),
-    .b_in(\b_in$505 ),
-    .b_next(\b_in$362 ),
-    .b_out(\b_in$648 ),
-    .chain_in(\chain_in$513 ),
-    .chain_out(\chain_in$656 ),
-    .chain_valid_in(\chain_valid_in$515 ),
-    .chain_valid_out(\chain_valid_in$658 ),
-    .clk(clk),
+    .a_in(\a_in$814 ),
+    .a_next(\a_in$796 ),
+    .a_out(\a_in$832 ),
+    .b_in(\b_in$818 ),
+    .b_next(\b_in$675 ),
+    .b_out(\b_in$961 ),
+    .chain_in(\chain_in$826 ),
+    .chain_out(\chain_in$969 ),
+    .chain_valid_in(\chain_valid_in$828 ),
+    .chain_valid_out(\chain_valid_in$971 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$509 ),
-    .first_out(\first_in$652 ),
-    .last_in(\last_in$511 ),
-    .last_out(\last_in$654 ),
-    .rst(rst),
-    .valid_in(\valid_in$507 ),
-    .valid_out(\valid_in$650 )
+    .en(en_pe_3_3),
+    .first_in(\first_in$822 ),
+    .first_out(\first_in$965 ),
+    .last_in(\last_in$824 ),
+    .last_out(\last_in$967 ),
+    .pe_3_3_sync_clk(clk),
+    .pe_3_3_sync_rst(rst_pe_3_3),
+    .valid_in(\valid_in$820 ),
+    .valid_out(\valid_in$963 )
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$519 ),
-    .a_next(\a_in$501 ),
-    .a_out(\a_in$537 ),
-    .b_in(\b_in$523 ),
-    .b_next(\b_in$380 ),
-    .b_out(\b_in$666 ),
-    .chain_in(\chain_in$531 ),
-    .chain_out(\chain_in$674 ),
-    .chain_valid_in(\chain_valid_in$533 ),
-    .chain_valid_out(\chain_valid_in$676 ),
-    .clk(clk),
+    .a_in(\a_in$832 ),
+    .a_next(\a_in$814 ),
+    .a_out(\a_in$850 ),
+    .b_in(\b_in$836 ),
+    .b_next(\b_in$693 ),
+    .b_out(\b_in$979 ),
+    .chain_in(\chain_in$844 ),
+    .chain_out(\chain_in$987 ),
+    .chain_valid_in(\chain_valid_in$846 ),
+    .chain_valid_out(\chain_valid_in$989 ),
     .drain(drain_4),
-    .en(en),
-    .first_in(\first_in$527 ),
-    .first_out(\first_in$670 ),
-    .last_in(\last_in$529 ),
-    .last_out(\last_in$672 ),
-    .rst(rst),
-    .valid_in(\valid_in$525 ),
-    .valid_out(\valid_in$668 )
+    .en(en_pe_3_4),
+    .first_in(\first_in$840 ),
+    .first_out(\first_in$983 ),
+    .last_in(\last_in$842 ),
+    .last_out(\last_in$985 ),
+    .pe_3_4_sync_clk(clk),
+    .pe_3_4_sync_rst(rst_pe_3_4),
+    .valid_in(\valid_in$838 ),
+    .valid_out(\valid_in$981 )
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$537 ),
-    .a_next(\a_in$519 ),
-    .a_out(\a_in$555 ),
-    .b_in(\b_in$541 ),
-    .b_next(\b_in$398 ),
-    .b_out(\b_in$684 ),
-    .chain_in(\chain_in$549 ),
-    .chain_out(\chain_in$692 ),
-    .chain_valid_in(\chain_valid_in$551 ),
-    .chain_valid_out(\chain_valid_in$694 ),
-    .clk(clk),
+    .a_in(\a_in$850 ),
+    .a_next(\a_in$832 ),
+    .a_out(\a_in$868 ),
+    .b_in(\b_in$854 ),
+    .b_next(\b_in$711 ),
+    .b_out(\b_in$997 ),
+    .chain_in(\chain_in$862 ),
+    .chain_out(\chain_in$1005 ),
+    .chain_valid_in(\chain_valid_in$864 ),
+    .chain_valid_out(\chain_valid_in$1007 ),
     .drain(drain_5),
-    .en(en),
-    .first_in(\first_in$545 ),
-    .first_out(\first_in$688 ),
-    .last_in(\last_in$547 ),
-    .last_out(\last_in$690 ),
-    .rst(rst),
-    .valid_in(\valid_in$543 ),
-    .valid_out(\valid_in$686 )
+    .en(en_pe_3_5),
+    .first_in(\first_in$858 ),
+    .first_out(\first_in$1001 ),
+    .last_in(\last_in$860 ),
+    .last_out(\last_in$1003 ),
+    .pe_3_5_sync_clk(clk),
+    .pe_3_5_sync_rst(rst_pe_3_5),
+    .valid_in(\valid_in$856 ),
+    .valid_out(\valid_in$999 )
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$555 ),
-    .a_next(\a_in$537 ),
-    .a_out(\a_in$573 ),
-    .b_in(\b_in$559 ),
-    .b_next(\b_in$416 ),
-    .b_out(\b_in$702 ),
-    .chain_in(\chain_in$567 ),
-    .chain_out(\chain_in$710 ),
-    .chain_valid_in(\chain_valid_in$569 ),
-    .chain_valid_out(\chain_valid_in$712 ),
-    .clk(clk),
+    .a_in(\a_in$868 ),
+    .a_next(\a_in$850 ),
+    .a_out(\a_in$886 ),
+    .b_in(\b_in$872 ),
+    .b_next(\b_in$729 ),
+    .b_out(\b_in$1015 ),
+    .chain_in(\chain_in$880 ),
+    .chain_out(\chain_in$1023 ),
+    .chain_valid_in(\chain_valid_in$882 ),
+    .chain_valid_out(\chain_valid_in$1025 ),
     .drain(drain_6),
-    .en(en),
-    .first_in(\first_in$563 ),
-    .first_out(\first_in$706 ),
-    .last_in(\last_in$565 ),
-    .last_out(\last_in$708 ),
-    .rst(rst),
-    .valid_in(\valid_in$561 ),
-    .valid_out(\valid_in$704 )
+    .en(en_pe_3_6),
+    .first_in(\first_in$876 ),
+    .first_out(\first_in$1019 ),
+    .last_in(\last_in$878 ),
+    .last_out(\last_in$1021 ),
+    .pe_3_6_sync_clk(clk),
+    .pe_3_6_sync_rst(rst_pe_3_6),
+    .valid_in(\valid_in$874 ),
+    .valid_out(\valid_in$1017 )
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$573 ),
-    .a_next(\a_in$555 ),
-    .b_in(\b_in$577 ),
-    .b_next(\b_in$434 ),
-    .b_out(\b_in$720 ),
-    .chain_in(\chain_in$585 ),
-    .chain_out(\chain_in$728 ),
-    .chain_valid_in(\chain_valid_in$587 ),
-    .chain_valid_out(\chain_valid_in$730 ),
-    .clk(clk),
+    .a_in(\a_in$886 ),
+    .a_next(\a_in$868 ),
+    .b_in(\b_in$890 ),
+    .b_next(\b_in$747 ),
+    .b_out(\b_in$1033 ),
+    .chain_in(\chain_in$898 ),
+    .chain_out(\chain_in$1041 ),
+    .chain_valid_in(\chain_valid_in$900 ),
+    .chain_valid_out(\chain_valid_in$1043 ),
     .drain(drain_7),
-    .en(en),
-    .first_in(\first_in$581 ),
-    .first_out(\first_in$724 ),
-    .last_in(\last_in$583 ),
-    .last_out(\last_in$726 ),
-    .rst(rst),
-    .valid_in(\valid_in$579 ),
-    .valid_out(\valid_in$722 )
+    .en(en_pe_3_7),
+    .first_in(\first_in$894 ),
+    .first_out(\first_in$1037 ),
+    .last_in(\last_in$896 ),
+    .last_out(\last_in$1039 ),
+    .pe_3_7_sync_clk(clk),
+    .pe_3_7_sync_rst(rst_pe_3_7),
+    .valid_in(\valid_in$892 ),
+    .valid_out(\valid_in$1035 )
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$63 [39:32]),
+    .a_in(\o$376 [39:32]),
     .a_next(o_next[39:32]),
-    .a_out(\a_in$608 ),
-    .b_in(\b_in$594 ),
-    .b_next(\b_in$451 ),
-    .b_out(\b_in$737 ),
-    .chain_in(\chain_in$602 ),
-    .chain_out(\chain_in$745 ),
-    .chain_valid_in(\chain_valid_in$604 ),
-    .chain_valid_out(\chain_valid_in$747 ),
-    .clk(clk),
+    .a_out(\a_in$921 ),
+    .b_in(\b_in$907 ),
+    .b_next(\b_in$764 ),
+    .b_out(\b_in$1050 ),
+    .chain_in(\chain_in$915 ),
+    .chain_out(\chain_in$1058 ),
+    .chain_valid_in(\chain_valid_in$917 ),
+    .chain_valid_out(\chain_valid_in$1060 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$598 ),
-    .first_out(\first_in$741 ),
-    .last_in(\last_in$600 ),
-    .last_out(\last_in$743 ),
-    .rst(rst),
-    .valid_in(\valid_in$596 ),
-    .valid_out(\valid_in$739 )
+    .en(en_pe_4_0),
+    .first_in(\first_in$911 ),
+    .first_out(\first_in$1054 ),
+    .last_in(\last_in$913 ),
+    .last_out(\last_in$1056 ),
+    .pe_4_0_sync_clk(clk),
+    .pe_4_0_sync_rst(rst_pe_4_0),
+    .valid_in(\valid_in$909 ),
+    .valid_out(\valid_in$1052 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$608 ),
-    .a_next(\o$63 [39:32]),
-    .a_out(\a_in$626 ),
-    .b_in(\b_in$612 ),
-    .b_next(\b_in$469 ),
-    .b_out(\b_in$755 ),
-    .chain_in(\chain_in$620 ),
-    .chain_out(\chain_in$763 ),
-    .chain_valid_in(\chain_valid_in$622 ),
-    .chain_valid_out(\chain_valid_in$765 ),
-    .clk(clk),
+    .a_in(\a_in$921 ),
+    .a_next(\o$376 [39:32]),
+    .a_out(\a_in$939 ),
+    .b_in(\b_in$925 ),
+    .b_next(\b_in$782 ),
+    .b_out(\b_in$1068 ),
+    .chain_in(\chain_in$933 ),
+    .chain_out(\chain_in$1076 ),
+    .chain_valid_in(\chain_valid_in$935 ),
+    .chain_valid_out(\chain_valid_in$1078 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$616 ),
-    .first_out(\first_in$759 ),
-    .last_in(\last_in$618 ),
-    .last_out(\last_in$761 ),
-    .rst(rst),
-    .valid_in(\valid_in$614 ),
-    .valid_out(\valid_in$757 )
+    .en(en_pe_4_1),
+    .first_in(\first_in$929 ),
+    .first_out(\first_in$1072 ),
+    .last_in(\last_in$931 ),
+    .last_out(\last_in$1074 ),
+    .pe_4_1_sync_clk(clk),
+    .pe_4_1_sync_rst(rst_pe_4_1),
+    .valid_in(\valid_in$927 ),
+    .valid_out(\valid_in$1070 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$626 ),
-    .a_next(\a_in$608 ),
-    .a_out(\a_in$644 ),
-    .b_in(\b_in$630 ),
-    .b_next(\b_in$487 ),
-    .b_out(\b_in$773 ),
-    .chain_in(\chain_in$638 ),
-    .chain_out(\chain_in$781 ),
-    .chain_valid_in(\chain_valid_in$640 ),
-    .chain_valid_out(\chain_valid_in$783 ),
-    .clk(clk),
+    .a_in(\a_in$939 ),
+    .a_next(\a_in$921 ),
+    .a_out(\a_in$957 ),
+    .b_in(\b_in$943 ),
+    .b_next(\b_in$800 ),
+    .b_out(\b_in$1086 ),
+    .chain_in(\chain_in$951 ),
+    .chain_out(\chain_in$1094 ),
+    .chain_valid_in(\chain_valid_in$953 ),
+    .chain_valid_out(\chain_valid_in$1096 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$634 ),
-    .first_out(\first_in$777 ),
-    .last_in(\last_in$636 ),
-    .last_out(\last_in$779 ),
-    .rst(rst),
-    .valid_in(\valid_in$632 ),
-    .valid_out(\valid_in$775 )
+    .en(en_pe_4_2),
+    .first_in(\first_in$947 ),
+    .first_out(\first_in$1090 ),
+    .last_in(\last_in$949 ),
+    .last_out(\last_in$1092 ),
+    .pe_4_2_sync_clk(clk),
+    .pe_4_2_sync_rst(rst_pe_4_2),
+    .valid_in(\valid_in$945 ),
+    .valid_out(\valid_in$1088 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$644 ),
-    .a_next(\a_in$626 ),
-    .a_out(\a_in$662 ),
-    .b_in(\b_in$648 ),
-    .b_next(\b_in$505 ),
-    .b_out(\b_in$791 ),
-    .chain_in(\chain_in$656 ),
-    .chain_out(\chain_in$799 ),
-    .chain_valid_in(\chain_valid_in$658 ),
-    .chain_valid_out(\chain_valid_in$801 ),
-    .clk(clk),
+    .a_in(\a_in$957 ),
+    .a_next(\a_in$939 ),
+    .a_out(\a_in$975 ),
+    .b_in(\b_in$961 ),
+    .b_next(\b_in$818 ),
+    .b_out(\b_in$1104 ),
+    .chain_in(\chain_in$969 ),
+    .chain_out(\chain_in$1112 ),
+    .chain_valid_in(\chain_valid_in$971 ),
+    .chain_valid_out(\chain_valid_in$1114 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$652 ),
-    .first_out(\first_in$795 ),
-    .last_in(\last_in$654 ),
-    .last_out(\last_in$797 ),
-    .rst(rst),
-    .valid_in(\valid_in$650 ),
-    .valid_out(\valid_in$793 )
+    .en(en_pe_4_3),
+    .first_in(\first_in$965 ),
+    .first_out(\first_in$1108 ),
+    .last_in(\last_in$967 ),
+    .last_out(\last_in$1110 ),
+    .pe_4_3_sync_clk(clk),
+    .pe_4_3_sync_rst(rst_pe_4_3),
+    .valid_in(\valid_in$963 ),
+    .valid_out(\valid_in$1106 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$662 ),
-    .a_next(\a_in$644 ),
-    .a_out(\a_in$680 ),
-    .b_in(\b_in$666 ),
-    .b_next(\b_in$523 ),
-    .b_out(\b_in$809 ),
-    .chain_in(\chain_in$674 ),
-    .chain_out(\chain_in$817 ),
-    .chain_valid_in(\chain_valid_in$676 ),
-    .chain_valid_out(\chain_valid_in$819 ),
-    .clk(clk),
+    .a_in(\a_in$975 ),
+    .a_next(\a_in$957 ),
+    .a_out(\a_in$993 ),
+    .b_in(\b_in$979 ),
+    .b_next(\b_in$836 ),
+    .b_out(\b_in$1122 ),
+    .chain_in(\chain_in$987 ),
+    .chain_out(\chain_in$1130 ),
+    .chain_valid_in(\chain_valid_in$989 ),
+    .chain_valid_out(\chain_valid_in$1132 ),
     .drain(drain_4),
-    .en(en),
-    .first_in(\first_in$670 ),
-    .first_out(\first_in$813 ),
-    .last_in(\last_in$672 ),
-    .last_out(\last_in$815 ),
-    .rst(rst),
-    .valid_in(\valid_in$668 ),
-    .valid_out(\valid_in$811 )
+    .en(en_pe_4_4),
+    .first_in(\first_in$983 ),
+    .first_out(\first_in$1126 ),
+    .last_in(\last_in$985 ),
+    .last_out(\last_in$1128 ),
+    .pe_4_4_sync_clk(clk),
+    .pe_4_4_sync_rst(rst_pe_4_4),
+    .valid_in(\valid_in$981 ),
+    .valid_out(\valid_in$1124 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$680 ),
-    .a_next(\a_in$662 ),
-    .a_out(\a_in$698 ),
-    .b_in(\b_in$684 ),
-    .b_next(\b_in$541 ),
-    .b_out(\b_in$827 ),
-    .chain_in(\chain_in$692 ),
-    .chain_out(\chain_in$835 ),
-    .chain_valid_in(\chain_valid_in$694 ),
-    .chain_valid_out(\chain_valid_in$837 ),
-    .clk(clk),
+    .a_in(\a_in$993 ),
+    .a_next(\a_in$975 ),
+    .a_out(\a_in$1011 ),
+    .b_in(\b_in$997 ),
+    .b_next(\b_in$854 ),
+    .b_out(\b_in$1140 ),
+    .chain_in(\chain_in$1005 ),
+    .chain_out(\chain_in$1148 ),
+    .chain_valid_in(\chain_valid_in$1007 ),
+    .chain_valid_out(\chain_valid_in$1150 ),
     .drain(drain_5),
-    .en(en),
-    .first_in(\first_in$688 ),
-    .first_out(\first_in$831 ),
-    .last_in(\last_in$690 ),
-    .last_out(\last_in$833 ),
-    .rst(rst),
-    .valid_in(\valid_in$686 ),
-    .valid_out(\valid_in$829 )
+    .en(en_pe_4_5),
+    .first_in(\first_in$1001 ),
+    .first_out(\first_in$1144 ),
+    .last_in(\last_in$1003 ),
+    .last_out(\last_in$1146 ),
+    .pe_4_5_sync_clk(clk),
+    .pe_4_5_sync_rst(rst_pe_4_5),
+    .valid_in(\valid_in$999 ),
+    .valid_out(\valid_in$1142 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$698 ),
-    .a_next(\a_in$680 ),
-    .a_out(\a_in$716 ),
-    .b_in(\b_in$702 ),
-    .b_next(\b_in$559 ),
-    .b_out(\b_in$845 ),
-    .chain_in(\chain_in$710 ),
-    .chain_out(\chain_in$853 ),
-    .chain_valid_in(\chain_valid_in$712 ),
-    .chain_valid_out(\chain_valid_in$855 ),
-    .clk(clk),
+    .a_in(\a_in$1011 ),
+    .a_next(\a_in$993 ),
+    .a_out(\a_in$1029 ),
+    .b_in(\b_in$1015 ),
+    .b_next(\b_in$872 ),
+    .b_out(\b_in$1158 ),
+    .chain_in(\chain_in$1023 ),
+    .chain_out(\chain_in$1166 ),
+    .chain_valid_in(\chain_valid_in$1025 ),
+    .chain_valid_out(\chain_valid_in$1168 ),
     .drain(drain_6),
-    .en(en),
-    .first_in(\first_in$706 ),
-    .first_out(\first_in$849 ),
-    .last_in(\last_in$708 ),
-    .last_out(\last_in$851 ),
-    .rst(rst),
-    .valid_in(\valid_in$704 ),
-    .valid_out(\valid_in$847 )
+    .en(en_pe_4_6),
+    .first_in(\first_in$1019 ),
+    .first_out(\first_in$1162 ),
+    .last_in(\last_in$1021 ),
+    .last_out(\last_in$1164 ),
+    .pe_4_6_sync_clk(clk),
+    .pe_4_6_sync_rst(rst_pe_4_6),
+    .valid_in(\valid_in$1017 ),
+    .valid_out(\valid_in$1160 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$716 ),
-    .a_next(\a_in$698 ),
-    .b_in(\b_in$720 ),
-    .b_next(\b_in$577 ),
-    .b_out(\b_in$863 ),
-    .chain_in(\chain_in$728 ),
-    .chain_out(\chain_in$871 ),
-    .chain_valid_in(\chain_valid_in$730 ),
-    .chain_valid_out(\chain_valid_in$873 ),
-    .clk(clk),
+    .a_in(\a_in$1029 ),
+    .a_next(\a_in$1011 ),
+    .b_in(\b_in$1033 ),
+    .b_next(\b_in$890 ),
+    .b_out(\b_in$1176 ),
+    .chain_in(\chain_in$1041 ),
+    .chain_out(\chain_in$1184 ),
+    .chain_valid_in(\chain_valid_in$1043 ),
+    .chain_valid_out(\chain_valid_in$1186 ),
     .drain(drain_7),
-    .en(en),
-    .first_in(\first_in$724 ),
-    .first_out(\first_in$867 ),
-    .last_in(\last_in$726 ),
-    .last_out(\last_in$869 ),
-    .rst(rst),
-    .valid_in(\valid_in$722 ),
-    .valid_out(\valid_in$865 )
+    .en(en_pe_4_7),
+    .first_in(\first_in$1037 ),
+    .first_out(\first_in$1180 ),
+    .last_in(\last_in$1039 ),
+    .last_out(\last_in$1182 ),
+    .pe_4_7_sync_clk(clk),
+    .pe_4_7_sync_rst(rst_pe_4_7),
+    .valid_in(\valid_in$1035 ),
+    .valid_out(\valid_in$1178 )
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$63 [47:40]),
+    .a_in(\o$376 [47:40]),
     .a_next(o_next[47:40]),
-    .a_out(\a_in$751 ),
-    .b_in(\b_in$737 ),
-    .b_next(\b_in$594 ),
-    .b_out(\b_in$880 ),
-    .chain_in(\chain_in$745 ),
-    .chain_out(\chain_in$888 ),
-    .chain_valid_in(\chain_valid_in$747 ),
-    .chain_valid_out(\chain_valid_in$890 ),
-    .clk(clk),
+    .a_out(\a_in$1064 ),
+    .b_in(\b_in$1050 ),
+    .b_next(\b_in$907 ),
+    .b_out(\b_in$1193 ),
+    .chain_in(\chain_in$1058 ),
+    .chain_out(\chain_in$1201 ),
+    .chain_valid_in(\chain_valid_in$1060 ),
+    .chain_valid_out(\chain_valid_in$1203 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$741 ),
-    .first_out(\first_in$884 ),
-    .last_in(\last_in$743 ),
-    .last_out(\last_in$886 ),
-    .rst(rst),
-    .valid_in(\valid_in$739 ),
-    .valid_out(\valid_in$882 )
+    .en(en_pe_5_0),
+    .first_in(\first_in$1054 ),
+    .first_out(\first_in$1197 ),
+    .last_in(\last_in$1056 ),
+    .last_out(\last_in$1199 ),
+    .pe_5_0_sync_clk(clk),
+    .pe_5_0_sync_rst(rst_pe_5_0),
+    .valid_in(\valid_in$1052 ),
+    .valid_out(\valid_in$1195 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$751 ),
-    .a_next(\o$63 [47:40]),
-    .a_out(\a_in$769 ),
-    .b_in(\b_in$755 ),
-    .b_next(\b_in$612 ),
-    .b_out(\b_in$898 ),
-    .chain_in(\chain_in$763 ),
-    .chain_out(\chain_in$906 ),
-    .chain_valid_in(\chain_valid_in$765 ),
-    .chain_valid_out(\chain_valid_in$908 ),
-    .clk(clk),
+    .a_in(\a_in$1064 ),
+    .a_next(\o$376 [47:40]),
+    .a_out(\a_in$1082 ),
+    .b_in(\b_in$1068 ),
+    .b_next(\b_in$925 ),
+    .b_out(\b_in$1211 ),
+    .chain_in(\chain_in$1076 ),
+    .chain_out(\chain_in$1219 ),
+    .chain_valid_in(\chain_valid_in$1078 ),
+    .chain_valid_out(\chain_valid_in$1221 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$759 ),
-    .first_out(\first_in$902 ),
-    .last_in(\last_in$761 ),
-    .last_out(\last_in$904 ),
-    .rst(rst),
-    .valid_in(\valid_in$757 ),
-    .valid_out(\valid_in$900 )
+    .en(en_pe_5_1),
+    .first_in(\first_in$1072 ),
+    .first_out(\first_in$1215 ),
+    .last_in(\last_in$1074 ),
+    .last_out(\last_in$1217 ),
+    .pe_5_1_sync_clk(clk),
+    .pe_5_1_sync_rst(rst_pe_5_1),
+    .valid_in(\valid_in$1070 ),
+    .valid_out(\valid_in$1213 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$769 ),
-    .a_next(\a_in$751 ),
-    .a_out(\a_in$787 ),
-    .b_in(\b_in$773 ),
-    .b_next(\b_in$630 ),
-    .b_out(\b_in$916 ),
-    .chain_in(\chain_in$781 ),
-    .chain_out(\chain_in$924 ),
-    .chain_valid_in(\chain_valid_in$783 ),
-    .chain_valid_out(\chain_valid_in$926 ),
-    .clk(clk),
+    .a_in(\a_in$1082 ),
+    .a_next(\a_in$1064 ),
+    .a_out(\a_in$1100 ),
+    .b_in(\b_in$1086 ),
+    .b_next(\b_in$943 ),
+    .b_out(\b_in$1229 ),
+    .chain_in(\chain_in$1094 ),
+    .chain_out(\chain_in$1237 ),
+    .chain_valid_in(\chain_valid_in$1096 ),
+    .chain_valid_out(\chain_valid_in$1239 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$777 ),
-    .first_out(\first_in$920 ),
-    .last_in(\last_in$779 ),
-    .last_out(\last_in$922 ),
-    .rst(rst),
-    .valid_in(\valid_in$775 ),
-    .valid_out(\valid_in$918 )
+    .en(en_pe_5_2),
+    .first_in(\first_in$1090 ),
+    .first_out(\first_in$1233 ),
+    .last_in(\last_in$1092 ),
+    .last_out(\last_in$1235 ),
+    .pe_5_2_sync_clk(clk),
+    .pe_5_2_sync_rst(rst_pe_5_2),
+    .valid_in(\valid_in$1088 ),
+    .valid_out(\valid_in$1231 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$787 ),
-    .a_next(\a_in$769 ),
-    .a_out(\a_in$805 ),
-    .b_in(\b_in$791 ),
-    .b_next(\b_in$648 ),
-    .b_out(\b_in$934 ),
-    .chain_in(\chain_in$799 ),
-    .chain_out(\chain_in$942 ),
-    .chain_valid_in(\chain_valid_in$801 ),
-    .chain_valid_out(\chain_valid_in$944 ),
-    .clk(clk),
+    .a_in(\a_in$1100 ),
+    .a_next(\a_in$1082 ),
+    .a_out(\a_in$1118 ),
+    .b_in(\b_in$1104 ),
+    .b_next(\b_in$961 ),
+    .b_out(\b_in$1247 ),
+    .chain_in(\chain_in$1112 ),
+    .chain_out(\chain_in$1255 ),
+    .chain_valid_in(\chain_valid_in$1114 ),
+    .chain_valid_out(\chain_valid_in$1257 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$795 ),
-    .first_out(\first_in$938 ),
-    .last_in(\last_in$797 ),
-    .last_out(\last_in$940 ),
-    .rst(rst),
-    .valid_in(\valid_in$793 ),
-    .valid_out(\valid_in$936 )
+    .en(en_pe_5_3),
+    .first_in(\first_in$1108 ),
+    .first_out(\first_in$1251 ),
+    .last_in(\last_in$1110 ),
+    .last_out(\last_in$1253 ),
+    .pe_5_3_sync_clk(clk),
+    .pe_5_3_sync_rst(rst_pe_5_3),
+    .valid_in(\valid_in$1106 ),
+    .valid_out(\valid_in$1249 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$805 ),
-    .a_next(\a_in$787 ),
-    .a_out(\a_in$823 ),
-    .b_in(\b_in$809 ),
-    .b_next(\b_in$666 ),
-    .b_out(\b_in$952 ),
-    .chain_in(\chain_in$817 ),
-    .chain_out(\chain_in$960 ),
-    .chain_valid_in(\chain_valid_in$819 ),
-    .chain_valid_out(\chain_valid_in$962 ),
-    .clk(clk),
+    .a_in(\a_in$1118 ),
+    .a_next(\a_in$1100 ),
+    .a_out(\a_in$1136 ),
+    .b_in(\b_in$1122 ),
+    .b_next(\b_in$979 ),
+    .b_out(\b_in$1265 ),
+    .chain_in(\chain_in$1130 ),
+    .chain_out(\chain_in$1273 ),
+    .chain_valid_in(\chain_valid_in$1132 ),
+    .chain_valid_out(\chain_valid_in$1275 ),
     .drain(drain_4),
-    .en(en),
-    .first_in(\first_in$813 ),
-    .first_out(\first_in$956 ),
-    .last_in(\last_in$815 ),
-    .last_out(\last_in$958 ),
-    .rst(rst),
-    .valid_in(\valid_in$811 ),
-    .valid_out(\valid_in$954 )
+    .en(en_pe_5_4),
+    .first_in(\first_in$1126 ),
+    .first_out(\first_in$1269 ),
+    .last_in(\last_in$1128 ),
+    .last_out(\last_in$1271 ),
+    .pe_5_4_sync_clk(clk),
+    .pe_5_4_sync_rst(rst_pe_5_4),
+    .valid_in(\valid_in$1124 ),
+    .valid_out(\valid_in$1267 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$823 ),
-    .a_next(\a_in$805 ),
-    .a_out(\a_in$841 ),
-    .b_in(\b_in$827 ),
-    .b_next(\b_in$684 ),
-    .b_out(\b_in$970 ),
-    .chain_in(\chain_in$835 ),
-    .chain_out(\chain_in$978 ),
-    .chain_valid_in(\chain_valid_in$837 ),
-    .chain_valid_out(\chain_valid_in$980 ),
-    .clk(clk),
+    .a_in(\a_in$1136 ),
+    .a_next(\a_in$1118 ),
+    .a_out(\a_in$1154 ),
+    .b_in(\b_in$1140 ),
+    .b_next(\b_in$997 ),
+    .b_out(\b_in$1283 ),
+    .chain_in(\chain_in$1148 ),
+    .chain_out(\chain_in$1291 ),
+    .chain_valid_in(\chain_valid_in$1150 ),
+    .chain_valid_out(\chain_valid_in$1293 ),
     .drain(drain_5),
-    .en(en),
-    .first_in(\first_in$831 ),
-    .first_out(\first_in$974 ),
-    .last_in(\last_in$833 ),
-    .last_out(\last_in$976 ),
-    .rst(rst),
-    .valid_in(\valid_in$829 ),
-    .valid_out(\valid_in$972 )
+    .en(en_pe_5_5),
+    .first_in(\first_in$1144 ),
+    .first_out(\first_in$1287 ),
+    .last_in(\last_in$1146 ),
+    .last_out(\last_in$1289 ),
+    .pe_5_5_sync_clk(clk),
+    .pe_5_5_sync_rst(rst_pe_5_5),
+    .valid_in(\valid_in$1142 ),
+    .valid_out(\valid_in$1285 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$841 ),
-    .a_next(\a_in$823 ),
-    .a_out(\a_in$859 ),
-    .b_in(\b_in$845 ),
-    .b_next(\b_in$702 ),
-    .b_out(\b_in$988 ),
-    .chain_in(\chain_in$853 ),
-    .chain_out(\chain_in$996 ),
-    .chain_valid_in(\chain_valid_in$855 ),
-    .chain_valid_out(\chain_valid_in$998 ),
-    .clk(clk),
+    .a_in(\a_in$1154 ),
+    .a_next(\a_in$1136 ),
+    .a_out(\a_in$1172 ),
+    .b_in(\b_in$1158 ),
+    .b_next(\b_in$1015 ),
+    .b_out(\b_in$1301 ),
+    .chain_in(\chain_in$1166 ),
+    .chain_out(\chain_in$1309 ),
+    .chain_valid_in(\chain_valid_in$1168 ),
+    .chain_valid_out(\chain_valid_in$1311 ),
     .drain(drain_6),
-    .en(en),
-    .first_in(\first_in$849 ),
-    .first_out(\first_in$992 ),
-    .last_in(\last_in$851 ),
-    .last_out(\last_in$994 ),
-    .rst(rst),
-    .valid_in(\valid_in$847 ),
-    .valid_out(\valid_in$990 )
+    .en(en_pe_5_6),
+    .first_in(\first_in$1162 ),
+    .first_out(\first_in$1305 ),
+    .last_in(\last_in$1164 ),
+    .last_out(\last_in$1307 ),
+    .pe_5_6_sync_clk(clk),
+    .pe_5_6_sync_rst(rst_pe_5_6),
+    .valid_in(\valid_in$1160 ),
+    .valid_out(\valid_in$1303 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$859 ),
-    .a_next(\a_in$841 ),
-    .b_in(\b_in$863 ),
-    .b_next(\b_in$720 ),
-    .b_out(\b_in$1006 ),
-    .chain_in(\chain_in$871 ),
-    .chain_out(\chain_in$1014 ),
-    .chain_valid_in(\chain_valid_in$873 ),
-    .chain_valid_out(\chain_valid_in$1016 ),
-    .clk(clk),
+    .a_in(\a_in$1172 ),
+    .a_next(\a_in$1154 ),
+    .b_in(\b_in$1176 ),
+    .b_next(\b_in$1033 ),
+    .b_out(\b_in$1319 ),
+    .chain_in(\chain_in$1184 ),
+    .chain_out(\chain_in$1327 ),
+    .chain_valid_in(\chain_valid_in$1186 ),
+    .chain_valid_out(\chain_valid_in$1329 ),
     .drain(drain_7),
-    .en(en),
-    .first_in(\first_in$867 ),
-    .first_out(\first_in$1010 ),
-    .last_in(\last_in$869 ),
-    .last_out(\last_in$1012 ),
-    .rst(rst),
-    .valid_in(\valid_in$865 ),
-    .valid_out(\valid_in$1008 )
+    .en(en_pe_5_7),
+    .first_in(\first_in$1180 ),
+    .first_out(\first_in$1323 ),
+    .last_in(\last_in$1182 ),
+    .last_out(\last_in$1325 ),
+    .pe_5_7_sync_clk(clk),
+    .pe_5_7_sync_rst(rst_pe_5_7),
+    .valid_in(\valid_in$1178 ),
+    .valid_out(\valid_in$1321 )
   );
   \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$63 [55:48]),
+    .a_in(\o$376 [55:48]),
     .a_next(o_next[55:48]),
-    .a_out(\a_in$894 ),
-    .b_in(\b_in$880 ),
-    .b_next(\b_in$737 ),
-    .b_out(\b_in$1023 ),
-    .chain_in(\chain_in$888 ),
-    .chain_out(\chain_in$1031 ),
-    .chain_valid_in(\chain_valid_in$890 ),
-    .chain_valid_out(\chain_valid_in$1033 ),
-    .clk(clk),
+    .a_out(\a_in$1207 ),
+    .b_in(\b_in$1193 ),
+    .b_next(\b_in$1050 ),
+    .b_out(\b_in$1336 ),
+    .chain_in(\chain_in$1201 ),
+    .chain_out(\chain_in$1344 ),
+    .chain_valid_in(\chain_valid_in$1203 ),
+    .chain_valid_out(\chain_valid_in$1346 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$884 ),
-    .first_out(\first_in$1027 ),
-    .last_in(\last_in$886 ),
-    .last_out(\last_in$1029 ),
-    .rst(rst),
-    .valid_in(\valid_in$882 ),
-    .valid_out(\valid_in$1025 )
+    .en(en_pe_6_0),
+    .first_in(\first_in$1197 ),
+    .first_out(\first_in$1340 ),
+    .last_in(\last_in$1199 ),
+    .last_out(\last_in$1342 ),
+    .pe_6_0_sync_clk(clk),
+    .pe_6_0_sync_rst(rst_pe_6_0),
+    .valid_in(\valid_in$1195 ),
+    .valid_out(\valid_in$1338 )
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$894 ),
-    .a_next(\o$63 [55:48]),
-    .a_out(\a_in$912 ),
-    .b_in(\b_in$898 ),
-    .b_next(\b_in$755 ),
-    .b_out(\b_in$1041 ),
-    .chain_in(\chain_in$906 ),
-    .chain_out(\chain_in$1049 ),
-    .chain_valid_in(\chain_valid_in$908 ),
-    .chain_valid_out(\chain_valid_in$1051 ),
-    .clk(clk),
+    .a_in(\a_in$1207 ),
+    .a_next(\o$376 [55:48]),
+    .a_out(\a_in$1225 ),
+    .b_in(\b_in$1211 ),
+    .b_next(\b_in$1068 ),
+    .b_out(\b_in$1354 ),
+    .chain_in(\chain_in$1219 ),
+    .chain_out(\chain_in$1362 ),
+    .chain_valid_in(\chain_valid_in$1221 ),
+    .chain_valid_out(\chain_valid_in$1364 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$902 ),
-    .first_out(\first_in$1045 ),
-    .last_in(\last_in$904 ),
-    .last_out(\last_in$1047 ),
-    .rst(rst),
-    .valid_in(\valid_in$900 ),
-    .valid_out(\valid_in$1043 )
+    .en(en_pe_6_1),
+    .first_in(\first_in$1215 ),
+    .first_out(\first_in$1358 ),
+    .last_in(\last_in$1217 ),
+    .last_out(\last_in$1360 ),
+    .pe_6_1_sync_clk(clk),
+    .pe_6_1_sync_rst(rst_pe_6_1),
+    .valid_in(\valid_in$1213 ),
+    .valid_out(\valid_in$1356 )
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$912 ),
-    .a_next(\a_in$894 ),
-    .a_out(\a_in$930 ),
-    .b_in(\b_in$916 ),
-    .b_next(\b_in$773 ),
-    .b_out(\b_in$1059 ),
-    .chain_in(\chain_in$924 ),
-    .chain_out(\chain_in$1067 ),
-    .chain_valid_in(\chain_valid_in$926 ),
-    .chain_valid_out(\chain_valid_in$1069 ),
-    .clk(clk),
+    .a_in(\a_in$1225 ),
+    .a_next(\a_in$1207 ),
+    .a_out(\a_in$1243 ),
+    .b_in(\b_in$1229 ),
+    .b_next(\b_in$1086 ),
+    .b_out(\b_in$1372 ),
+    .chain_in(\chain_in$1237 ),
+    .chain_out(\chain_in$1380 ),
+    .chain_valid_in(\chain_valid_in$1239 ),
+    .chain_valid_out(\chain_valid_in$1382 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$920 ),
-    .first_out(\first_in$1063 ),
-    .last_in(\last_in$922 ),
-    .last_out(\last_in$1065 ),
-    .rst(rst),
-    .valid_in(\valid_in$918 ),
-    .valid_out(\valid_in$1061 )
+    .en(en_pe_6_2),
+    .first_in(\first_in$1233 ),
+    .first_out(\first_in$1376 ),
+    .last_in(\last_in$1235 ),
+    .last_out(\last_in$1378 ),
+    .pe_6_2_sync_clk(clk),
+    .pe_6_2_sync_rst(rst_pe_6_2),
+    .valid_in(\valid_in$1231 ),
+    .valid_out(\valid_in$1374 )
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$930 ),
-    .a_next(\a_in$912 ),
-    .a_out(\a_in$948 ),
-    .b_in(\b_in$934 ),
-    .b_next(\b_in$791 ),
-    .b_out(\b_in$1077 ),
-    .chain_in(\chain_in$942 ),
-    .chain_out(\chain_in$1085 ),
-    .chain_valid_in(\chain_valid_in$944 ),
-    .chain_valid_out(\chain_valid_in$1087 ),
-    .clk(clk),
+    .a_in(\a_in$1243 ),
+    .a_next(\a_in$1225 ),
+    .a_out(\a_in$1261 ),
+    .b_in(\b_in$1247 ),
+    .b_next(\b_in$1104 ),
+    .b_out(\b_in$1390 ),
+    .chain_in(\chain_in$1255 ),
+    .chain_out(\chain_in$1398 ),
+    .chain_valid_in(\chain_valid_in$1257 ),
+    .chain_valid_out(\chain_valid_in$1400 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$938 ),
-    .first_out(\first_in$1081 ),
-    .last_in(\last_in$940 ),
-    .last_out(\last_in$1083 ),
-    .rst(rst),
-    .valid_in(\valid_in$936 ),
-    .valid_out(\valid_in$1079 )
+    .en(en_pe_6_3),
+    .first_in(\first_in$1251 ),
+    .first_out(\first_in$1394 ),
+    .last_in(\last_in$1253 ),
+    .last_out(\last_in$1396 ),
+    .pe_6_3_sync_clk(clk),
+    .pe_6_3_sync_rst(rst_pe_6_3),
+    .valid_in(\valid_in$1249 ),
+    .valid_out(\valid_in$1392 )
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$948 ),
-    .a_next(\a_in$930 ),
-    .a_out(\a_in$966 ),
-    .b_in(\b_in$952 ),
-    .b_next(\b_in$809 ),
-    .b_out(\b_in$1095 ),
-    .chain_in(\chain_in$960 ),
-    .chain_out(\chain_in$1103 ),
-    .chain_valid_in(\chain_valid_in$962 ),
-    .chain_valid_out(\chain_valid_in$1105 ),
-    .clk(clk),
+    .a_in(\a_in$1261 ),
+    .a_next(\a_in$1243 ),
+    .a_out(\a_in$1279 ),
+    .b_in(\b_in$1265 ),
+    .b_next(\b_in$1122 ),
+    .b_out(\b_in$1408 ),
+    .chain_in(\chain_in$1273 ),
+    .chain_out(\chain_in$1416 ),
+    .chain_valid_in(\chain_valid_in$1275 ),
+    .chain_valid_out(\chain_valid_in$1418 ),
     .drain(drain_4),
-    .en(en),
-    .first_in(\first_in$956 ),
-    .first_out(\first_in$1099 ),
-    .last_in(\last_in$958 ),
-    .last_out(\last_in$1101 ),
-    .rst(rst),
-    .valid_in(\valid_in$954 ),
-    .valid_out(\valid_in$1097 )
+    .en(en_pe_6_4),
+    .first_in(\first_in$1269 ),
+    .first_out(\first_in$1412 ),
+    .last_in(\last_in$1271 ),
+    .last_out(\last_in$1414 ),
+    .pe_6_4_sync_clk(clk),
+    .pe_6_4_sync_rst(rst_pe_6_4),
+    .valid_in(\valid_in$1267 ),
+    .valid_out(\valid_in$1410 )
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$966 ),
-    .a_next(\a_in$948 ),
-    .a_out(\a_in$984 ),
-    .b_in(\b_in$970 ),
-    .b_next(\b_in$827 ),
-    .b_out(\b_in$1113 ),
-    .chain_in(\chain_in$978 ),
-    .chain_out(\chain_in$1121 ),
-    .chain_valid_in(\chain_valid_in$980 ),
-    .chain_valid_out(\chain_valid_in$1123 ),
-    .clk(clk),
+    .a_in(\a_in$1279 ),
+    .a_next(\a_in$1261 ),
+    .a_out(\a_in$1297 ),
+    .b_in(\b_in$1283 ),
+    .b_next(\b_in$1140 ),
+    .b_out(\b_in$1426 ),
+    .chain_in(\chain_in$1291 ),
+    .chain_out(\chain_in$1434 ),
+    .chain_valid_in(\chain_valid_in$1293 ),
+    .chain_valid_out(\chain_valid_in$1436 ),
     .drain(drain_5),
-    .en(en),
-    .first_in(\first_in$974 ),
-    .first_out(\first_in$1117 ),
-    .last_in(\last_in$976 ),
-    .last_out(\last_in$1119 ),
-    .rst(rst),
-    .valid_in(\valid_in$972 ),
-    .valid_out(\valid_in$1115 )
+    .en(en_pe_6_5),
+    .first_in(\first_in$1287 ),
+    .first_out(\first_in$1430 ),
+    .last_in(\last_in$1289 ),
+    .last_out(\last_in$1432 ),
+    .pe_6_5_sync_clk(clk),
+    .pe_6_5_sync_rst(rst_pe_6_5),
+    .valid_in(\valid_in$1285 ),
+    .valid_out(\valid_in$1428 )
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$984 ),
-    .a_next(\a_in$966 ),
-    .a_out(\a_in$1002 ),
-    .b_in(\b_in$988 ),
-    .b_next(\b_in$845 ),
-    .b_out(\b_in$1131 ),
-    .chain_in(\chain_in$996 ),
-    .chain_out(\chain_in$1139 ),
-    .chain_valid_in(\chain_valid_in$998 ),
-    .chain_valid_out(\chain_valid_in$1141 ),
-    .clk(clk),
+    .a_in(\a_in$1297 ),
+    .a_next(\a_in$1279 ),
+    .a_out(\a_in$1315 ),
+    .b_in(\b_in$1301 ),
+    .b_next(\b_in$1158 ),
+    .b_out(\b_in$1444 ),
+    .chain_in(\chain_in$1309 ),
+    .chain_out(\chain_in$1452 ),
+    .chain_valid_in(\chain_valid_in$1311 ),
+    .chain_valid_out(\chain_valid_in$1454 ),
     .drain(drain_6),
-    .en(en),
-    .first_in(\first_in$992 ),
-    .first_out(\first_in$1135 ),
-    .last_in(\last_in$994 ),
-    .last_out(\last_in$1137 ),
-    .rst(rst),
-    .valid_in(\valid_in$990 ),
-    .valid_out(\valid_in$1133 )
+    .en(en_pe_6_6),
+    .first_in(\first_in$1305 ),
+    .first_out(\first_in$1448 ),
+    .last_in(\last_in$1307 ),
+    .last_out(\last_in$1450 ),
+    .pe_6_6_sync_clk(clk),
+    .pe_6_6_sync_rst(rst_pe_6_6),
+    .valid_in(\valid_in$1303 ),
+    .valid_out(\valid_in$1446 )
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1002 ),
-    .a_next(\a_in$984 ),
-    .b_in(\b_in$1006 ),
-    .b_next(\b_in$863 ),
-    .b_out(\b_in$1149 ),
-    .chain_in(\chain_in$1014 ),
-    .chain_out(\chain_in$1157 ),
-    .chain_valid_in(\chain_valid_in$1016 ),
-    .chain_valid_out(\chain_valid_in$1159 ),
-    .clk(clk),
+    .a_in(\a_in$1315 ),
+    .a_next(\a_in$1297 ),
+    .b_in(\b_in$1319 ),
+    .b_next(\b_in$1176 ),
+    .b_out(\b_in$1462 ),
+    .chain_in(\chain_in$1327 ),
+    .chain_out(\chain_in$1470 ),
+    .chain_valid_in(\chain_valid_in$1329 ),
+    .chain_valid_out(\chain_valid_in$1472 ),
     .drain(drain_7),
-    .en(en),
-    .first_in(\first_in$1010 ),
-    .first_out(\first_in$1153 ),
-    .last_in(\last_in$1012 ),
-    .last_out(\last_in$1155 ),
-    .rst(rst),
-    .valid_in(\valid_in$1008 ),
-    .valid_out(\valid_in$1151 )
+    .en(en_pe_6_7),
+    .first_in(\first_in$1323 ),
+    .first_out(\first_in$1466 ),
+    .last_in(\last_in$1325 ),
+    .last_out(\last_in$1468 ),
+    .pe_6_7_sync_clk(clk),
+    .pe_6_7_sync_rst(rst_pe_6_7),
+    .valid_in(\valid_in$1321 ),
+    .valid_out(\valid_in$1464 )
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$63 [63:56]),
+    .a_in(\o$376 [63:56]),
     .a_next(o_next[63:56]),
-    .a_out(\a_in$1037 ),
-    .b_in(\b_in$1023 ),
-    .b_next(\b_in$880 ),
-    .chain_in(\chain_in$1031 ),
+    .a_out(\a_in$1350 ),
+    .b_in(\b_in$1336 ),
+    .b_next(\b_in$1193 ),
+    .chain_in(\chain_in$1344 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$1033 ),
-    .chain_valid_out(\chain_valid_out$1163 ),
-    .clk(clk),
+    .chain_valid_in(\chain_valid_in$1346 ),
+    .chain_valid_out(\chain_valid_out$1475 ),
     .drain(drain_0),
-    .en(en),
-    .first_in(\first_in$1027 ),
-    .last_in(\last_in$1029 ),
+    .en(en_pe_7_0),
+    .first_in(\first_in$1340 ),
+    .last_in(\last_in$1342 ),
     .last_out(last_out),
-    .rst(rst),
-    .valid_in(\valid_in$1025 ),
+    .pe_7_0_sync_clk(clk),
+    .pe_7_0_sync_rst(rst_pe_7_0),
+    .valid_in(\valid_in$1338 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1037 ),
-    .a_next(\o$63 [63:56]),
-    .a_out(\a_in$1055 ),
-    .b_in(\b_in$1041 ),
-    .b_next(\b_in$898 ),
-    .chain_in(\chain_in$1049 ),
-    .chain_out(\chain_out$37 ),
-    .chain_valid_in(\chain_valid_in$1051 ),
-    .chain_valid_out(\chain_valid_out$1164 ),
-    .clk(clk),
+    .a_in(\a_in$1350 ),
+    .a_next(\o$376 [63:56]),
+    .a_out(\a_in$1368 ),
+    .b_in(\b_in$1354 ),
+    .b_next(\b_in$1211 ),
+    .chain_in(\chain_in$1362 ),
+    .chain_out(\chain_out$353 ),
+    .chain_valid_in(\chain_valid_in$1364 ),
+    .chain_valid_out(\chain_valid_out$1476 ),
     .drain(drain_1),
-    .en(en),
-    .first_in(\first_in$1045 ),
-    .last_in(\last_in$1047 ),
-    .last_out(\last_out$14 ),
-    .rst(rst),
-    .valid_in(\valid_in$1043 ),
-    .valid_out(\valid_out$13 )
+    .en(en_pe_7_1),
+    .first_in(\first_in$1358 ),
+    .last_in(\last_in$1360 ),
+    .last_out(\last_out$332 ),
+    .pe_7_1_sync_clk(clk),
+    .pe_7_1_sync_rst(rst_pe_7_1),
+    .valid_in(\valid_in$1356 ),
+    .valid_out(\valid_out$331 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1055 ),
-    .a_next(\a_in$1037 ),
-    .a_out(\a_in$1073 ),
-    .b_in(\b_in$1059 ),
-    .b_next(\b_in$916 ),
-    .chain_in(\chain_in$1067 ),
-    .chain_out(\chain_out$38 ),
-    .chain_valid_in(\chain_valid_in$1069 ),
-    .chain_valid_out(\chain_valid_out$1165 ),
-    .clk(clk),
+    .a_in(\a_in$1368 ),
+    .a_next(\a_in$1350 ),
+    .a_out(\a_in$1386 ),
+    .b_in(\b_in$1372 ),
+    .b_next(\b_in$1229 ),
+    .chain_in(\chain_in$1380 ),
+    .chain_out(\chain_out$354 ),
+    .chain_valid_in(\chain_valid_in$1382 ),
+    .chain_valid_out(\chain_valid_out$1477 ),
     .drain(drain_2),
-    .en(en),
-    .first_in(\first_in$1063 ),
-    .last_in(\last_in$1065 ),
-    .last_out(\last_out$17 ),
-    .rst(rst),
-    .valid_in(\valid_in$1061 ),
-    .valid_out(\valid_out$16 )
+    .en(en_pe_7_2),
+    .first_in(\first_in$1376 ),
+    .last_in(\last_in$1378 ),
+    .last_out(\last_out$335 ),
+    .pe_7_2_sync_clk(clk),
+    .pe_7_2_sync_rst(rst_pe_7_2),
+    .valid_in(\valid_in$1374 ),
+    .valid_out(\valid_out$334 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1073 ),
-    .a_next(\a_in$1055 ),
-    .a_out(\a_in$1091 ),
-    .b_in(\b_in$1077 ),
-    .b_next(\b_in$934 ),
-    .chain_in(\chain_in$1085 ),
-    .chain_out(\chain_out$39 ),
-    .chain_valid_in(\chain_valid_in$1087 ),
-    .chain_valid_out(\chain_valid_out$1166 ),
-    .clk(clk),
+    .a_in(\a_in$1386 ),
+    .a_next(\a_in$1368 ),
+    .a_out(\a_in$1404 ),
+    .b_in(\b_in$1390 ),
+    .b_next(\b_in$1247 ),
+    .chain_in(\chain_in$1398 ),
+    .chain_out(\chain_out$355 ),
+    .chain_valid_in(\chain_valid_in$1400 ),
+    .chain_valid_out(\chain_valid_out$1478 ),
     .drain(drain_3),
-    .en(en),
-    .first_in(\first_in$1081 ),
-    .last_in(\last_in$1083 ),
-    .last_out(\last_out$20 ),
-    .rst(rst),
-    .valid_in(\valid_in$1079 ),
-    .valid_out(\valid_out$19 )
+    .en(en_pe_7_3),
+    .first_in(\first_in$1394 ),
+    .last_in(\last_in$1396 ),
+    .last_out(\last_out$338 ),
+    .pe_7_3_sync_clk(clk),
+    .pe_7_3_sync_rst(rst_pe_7_3),
+    .valid_in(\valid_in$1392 ),
+    .valid_out(\valid_out$337 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1091 ),
-    .a_next(\a_in$1073 ),
-    .a_out(\a_in$1109 ),
-    .b_in(\b_in$1095 ),
-    .b_next(\b_in$952 ),
-    .chain_in(\chain_in$1103 ),
-    .chain_out(\chain_out$40 ),
-    .chain_valid_in(\chain_valid_in$1105 ),
-    .chain_valid_out(\chain_valid_out$1167 ),
-    .clk(clk),
+    .a_in(\a_in$1404 ),
+    .a_next(\a_in$1386 ),
+    .a_out(\a_in$1422 ),
+    .b_in(\b_in$1408 ),
+    .b_next(\b_in$1265 ),
+    .chain_in(\chain_in$1416 ),
+    .chain_out(\chain_out$356 ),
+    .chain_valid_in(\chain_valid_in$1418 ),
+    .chain_valid_out(\chain_valid_out$1479 ),
     .drain(drain_4),
-    .en(en),
-    .first_in(\first_in$1099 ),
-    .last_in(\last_in$1101 ),
-    .last_out(\last_out$23 ),
-    .rst(rst),
-    .valid_in(\valid_in$1097 ),
-    .valid_out(\valid_out$22 )
+    .en(en_pe_7_4),
+    .first_in(\first_in$1412 ),
+    .last_in(\last_in$1414 ),
+    .last_out(\last_out$341 ),
+    .pe_7_4_sync_clk(clk),
+    .pe_7_4_sync_rst(rst_pe_7_4),
+    .valid_in(\valid_in$1410 ),
+    .valid_out(\valid_out$340 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1109 ),
-    .a_next(\a_in$1091 ),
-    .a_out(\a_in$1127 ),
-    .b_in(\b_in$1113 ),
-    .b_next(\b_in$970 ),
-    .chain_in(\chain_in$1121 ),
-    .chain_out(\chain_out$41 ),
-    .chain_valid_in(\chain_valid_in$1123 ),
-    .chain_valid_out(\chain_valid_out$1168 ),
-    .clk(clk),
+    .a_in(\a_in$1422 ),
+    .a_next(\a_in$1404 ),
+    .a_out(\a_in$1440 ),
+    .b_in(\b_in$1426 ),
+    .b_next(\b_in$1283 ),
+    .chain_in(\chain_in$1434 ),
+    .chain_out(\chain_out$357 ),
+    .chain_valid_in(\chain_valid_in$1436 ),
+    .chain_valid_out(\chain_valid_out$1480 ),
     .drain(drain_5),
-    .en(en),
-    .first_in(\first_in$1117 ),
-    .last_in(\last_in$1119 ),
-    .last_out(\last_out$26 ),
-    .rst(rst),
-    .valid_in(\valid_in$1115 ),
-    .valid_out(\valid_out$25 )
+    .en(en_pe_7_5),
+    .first_in(\first_in$1430 ),
+    .last_in(\last_in$1432 ),
+    .last_out(\last_out$344 ),
+    .pe_7_5_sync_clk(clk),
+    .pe_7_5_sync_rst(rst_pe_7_5),
+    .valid_in(\valid_in$1428 ),
+    .valid_out(\valid_out$343 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1127 ),
-    .a_next(\a_in$1109 ),
-    .a_out(\a_in$1145 ),
-    .b_in(\b_in$1131 ),
-    .b_next(\b_in$988 ),
-    .chain_in(\chain_in$1139 ),
-    .chain_out(\chain_out$42 ),
-    .chain_valid_in(\chain_valid_in$1141 ),
-    .chain_valid_out(\chain_valid_out$1169 ),
-    .clk(clk),
+    .a_in(\a_in$1440 ),
+    .a_next(\a_in$1422 ),
+    .a_out(\a_in$1458 ),
+    .b_in(\b_in$1444 ),
+    .b_next(\b_in$1301 ),
+    .chain_in(\chain_in$1452 ),
+    .chain_out(\chain_out$358 ),
+    .chain_valid_in(\chain_valid_in$1454 ),
+    .chain_valid_out(\chain_valid_out$1481 ),
     .drain(drain_6),
-    .en(en),
-    .first_in(\first_in$1135 ),
-    .last_in(\last_in$1137 ),
-    .last_out(\last_out$29 ),
-    .rst(rst),
-    .valid_in(\valid_in$1133 ),
-    .valid_out(\valid_out$28 )
+    .en(en_pe_7_6),
+    .first_in(\first_in$1448 ),
+    .last_in(\last_in$1450 ),
+    .last_out(\last_out$347 ),
+    .pe_7_6_sync_clk(clk),
+    .pe_7_6_sync_rst(rst_pe_7_6),
+    .valid_in(\valid_in$1446 ),
+    .valid_out(\valid_out$346 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1145 ),
-    .a_next(\a_in$1127 ),
-    .b_in(\b_in$1149 ),
-    .b_next(\b_in$1006 ),
-    .chain_in(\chain_in$1157 ),
-    .chain_out(\chain_out$43 ),
-    .chain_valid_in(\chain_valid_in$1159 ),
-    .chain_valid_out(results__valid),
-    .clk(clk),
+    .a_in(\a_in$1458 ),
+    .a_next(\a_in$1440 ),
+    .b_in(\b_in$1462 ),
+    .b_next(\b_in$1319 ),
+    .chain_in(\chain_in$1470 ),
+    .chain_out(\chain_out$359 ),
+    .chain_valid_in(\chain_valid_in$1472 ),
+    .chain_valid_out(chain_valid_out),
     .drain(drain_7),
-    .en(en),
-    .first_in(\first_in$1153 ),
-    .last_in(\last_in$1155 ),
-    .last_out(\last_out$32 ),
-    .rst(rst),
-    .valid_in(\valid_in$1151 ),
-    .valid_out(\valid_out$31 )
+    .en(en_pe_7_7),
+    .first_in(\first_in$1466 ),
+    .last_in(\last_in$1468 ),
+    .last_out(\last_out$350 ),
+    .pe_7_7_sync_clk(clk),
+    .pe_7_7_sync_rst(rst_pe_7_7),
+    .valid_in(\valid_in$1464 ),
+    .valid_out(\valid_out$349 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .en(en),
-    .i(\i$53 ),
+    .i(\i$369 ),
     .i_next(i_next),
-    .o(\o$63 ),
+    .o(\o$376 ),
     .o_next(o_next),
+    .\port$1461$0 (en_skew_a_0),
+    .\port$1462$0 (en_skew_a_1),
+    .\port$1463$0 (en_skew_a_2),
+    .\port$1464$0 (en_skew_a_3),
+    .\port$1465$0 (en_skew_a_4),
+    .\port$1466$0 (en_skew_a_5),
+    .\port$1467$0 (en_skew_a_6),
+    .\port$1468$0 (en_skew_a_7),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
     .clk(clk),
-    .en(en),
-    .i(\i$55 ),
+    .i(in_b),
     .i_next(operands__payload[127:64]),
-    .o(\o$69 ),
-    .o_next(\o_next$67 ),
+    .o(\o$382 ),
+    .o_next(\o_next$380 ),
+    .\port$1469$0 (en_skew_b_0),
+    .\port$1470$0 (en_skew_b_1),
+    .\port$1471$0 (en_skew_b_2),
+    .\port$1472$0 (en_skew_b_3),
+    .\port$1473$0 (en_skew_b_4),
+    .\port$1474$0 (en_skew_b_5),
+    .\port$1475$0 (en_skew_b_6),
+    .\port$1476$0 (en_skew_b_7),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
-    .clk(clk),
-    .en(en),
-    .i(\i$57 ),
-    .o(\o$71 ),
-    .rst(rst)
+    .en(en_skew_flags),
+    .i(\i$371 ),
+    .o(\o$384 ),
+    .skew_flags_sync_clk(clk),
+    .skew_flags_sync_rst(rst_skew_flags)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$144  = out_row;
-    if (\$137 ) begin
-      \$144  = \$140 [2:0];
-    end
+    \$268  = held;
     if (rst) begin
-      \$144  = 3'h0;
+      \$268  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$145  = in_a;
+    \$269  = skid;
+    if (\$1 ) begin
+      \$269 [256] = out[256];
+    end
+    if (\$2 ) begin
+      \$269 [31:0] = out[31:0];
+    end
+    if (\$3 ) begin
+      \$269 [63:32] = out[63:32];
+    end
+    if (\$4 ) begin
+      \$269 [95:64] = out[95:64];
+    end
+    if (\$5 ) begin
+      \$269 [127:96] = out[127:96];
+    end
+    if (\$6 ) begin
+      \$269 [159:128] = out[159:128];
+    end
+    if (\$7 ) begin
+      \$269 [191:160] = out[191:160];
+    end
+    if (\$8 ) begin
+      \$269 [223:192] = out[223:192];
+    end
+    if (\$9 ) begin
+      \$269 [255:224] = out[255:224];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$270  = out_row;
+    if (\$18 ) begin
+      \$270  = \$21 [2:0];
+    end
+    if (rst) begin
+      \$270  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$271  = in_a;
+    if (en_in_a_0) begin
+      \$271 [7:0] = operands__payload[7:0];
+    end
+    if (en_in_a_1) begin
+      \$271 [15:8] = operands__payload[15:8];
+    end
+    if (en_in_a_2) begin
+      \$271 [23:16] = operands__payload[23:16];
+    end
+    if (en_in_a_3) begin
+      \$271 [31:24] = operands__payload[31:24];
+    end
+    if (en_in_a_4) begin
+      \$271 [39:32] = operands__payload[39:32];
+    end
+    if (en_in_a_5) begin
+      \$271 [47:40] = operands__payload[47:40];
+    end
+    if (en_in_a_6) begin
+      \$271 [55:48] = operands__payload[55:48];
+    end
+    if (en_in_a_7) begin
+      \$271 [63:56] = operands__payload[63:56];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$272  = in_b;
+    if (en_in_b_0) begin
+      \$272 [7:0] = operands__payload[71:64];
+    end
+    if (en_in_b_1) begin
+      \$272 [15:8] = operands__payload[79:72];
+    end
+    if (en_in_b_2) begin
+      \$272 [23:16] = operands__payload[87:80];
+    end
+    if (en_in_b_3) begin
+      \$272 [31:24] = operands__payload[95:88];
+    end
+    if (en_in_b_4) begin
+      \$272 [39:32] = operands__payload[103:96];
+    end
+    if (en_in_b_5) begin
+      \$272 [47:40] = operands__payload[111:104];
+    end
+    if (en_in_b_6) begin
+      \$272 [55:48] = operands__payload[119:112];
+    end
+    if (en_in_b_7) begin
+      \$272 [63:56] = operands__payload[127:120];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$273  = in_flags;
     if (en) begin
-      \$145  = operands__payload[63:0];
+      \$273 [0] = accept;
+      \$273 [1] = first;
+      \$273 [2] = operands__payload[128];
     end
     if (rst) begin
-      \$145  = 64'h0000000000000000;
+      \$273  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$146  = \i$55 ;
-    if (en) begin
-      \$146  = operands__payload[127:64];
-    end
-    if (rst) begin
-      \$146  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$147  = in_flags;
-    if (en) begin
-      \$147 [0] = accept;
-      \$147 [1] = first;
-      \$147 [2] = operands__payload[128];
-    end
-    if (rst) begin
-      \$147  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$148  = first;
+    \$274  = first;
     if (en) begin
       if (accept) begin
-        \$148  = operands__payload[128];
+        \$274  = operands__payload[128];
       end
     end
     if (rst) begin
-      \$148  = 1'h1;
+      \$274  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$149  = gap;
+    \$275  = gap;
     if (en) begin
-      if (\$141 ) begin
-        \$149  = 4'h0;
-      end else if (\$142 ) begin
-        \$149  = \$143 [3:0];
+      if (\$39 ) begin
+        \$275  = 4'h0;
+      end else if (\$40 ) begin
+        \$275  = \$41 [3:0];
       end
     end
     if (rst) begin
-      \$149  = 4'h8;
+      \$275  = 4'h8;
     end
   end
-  assign \en$34  = en;
-  assign chain_valid_out = results__valid;
-  assign \en$50  = en;
-  assign \en$51  = en;
-  assign \en$52  = en;
-  assign in_b = \i$55 ;
-  assign \i_next$60  = operands__payload[127:64];
-  assign \en$61  = en;
-  assign a_in = \o$63 [7:0];
+  assign pe_0_0_sync_clk = clk;
+  assign pe_0_0_sync_rst = rst_pe_0_0;
+  assign pe_0_1_sync_clk = clk;
+  assign pe_0_1_sync_rst = rst_pe_0_1;
+  assign pe_0_2_sync_clk = clk;
+  assign pe_0_2_sync_rst = rst_pe_0_2;
+  assign pe_0_3_sync_clk = clk;
+  assign pe_0_3_sync_rst = rst_pe_0_3;
+  assign pe_0_4_sync_clk = clk;
+  assign pe_0_4_sync_rst = rst_pe_0_4;
+  assign pe_0_5_sync_clk = clk;
+  assign pe_0_5_sync_rst = rst_pe_0_5;
+  assign pe_0_6_sync_clk = clk;
+  assign pe_0_6_sync_rst = rst_pe_0_6;
+  assign pe_0_7_sync_clk = clk;
+  assign pe_0_7_sync_rst = rst_pe_0_7;
+  assign pe_1_0_sync_clk = clk;
+  assign pe_1_0_sync_rst = rst_pe_1_0;
+  assign pe_1_1_sync_clk = clk;
+  assign pe_1_1_sync_rst = rst_pe_1_1;
+  assign pe_1_2_sync_clk = clk;
+  assign pe_1_2_sync_rst = rst_pe_1_2;
+  assign pe_1_3_sync_clk = clk;
+  assign pe_1_3_sync_rst = rst_pe_1_3;
+  assign pe_1_4_sync_clk = clk;
+  assign pe_1_4_sync_rst = rst_pe_1_4;
+  assign pe_1_5_sync_clk = clk;
+  assign pe_1_5_sync_rst = rst_pe_1_5;
+  assign pe_1_6_sync_clk = clk;
+  assign pe_1_6_sync_rst = rst_pe_1_6;
+  assign pe_1_7_sync_clk = clk;
+  assign pe_1_7_sync_rst = rst_pe_1_7;
+  assign pe_2_0_sync_clk = clk;
+  assign pe_2_0_sync_rst = rst_pe_2_0;
+  assign pe_2_1_sync_clk = clk;
+  assign pe_2_1_sync_rst = rst_pe_2_1;
+  assign pe_2_2_sync_clk = clk;
+  assign pe_2_2_sync_rst = rst_pe_2_2;
+  assign pe_2_3_sync_clk = clk;
+  assign pe_2_3_sync_rst = rst_pe_2_3;
+  assign pe_2_4_sync_clk = clk;
+  assign pe_2_4_sync_rst = rst_pe_2_4;
+  assign pe_2_5_sync_clk = clk;
+  assign pe_2_5_sync_rst = rst_pe_2_5;
+  assign pe_2_6_sync_clk = clk;
+  assign pe_2_6_sync_rst = rst_pe_2_6;
+  assign pe_2_7_sync_clk = clk;
+  assign pe_2_7_sync_rst = rst_pe_2_7;
+  assign pe_3_0_sync_clk = clk;
+  assign pe_3_0_sync_rst = rst_pe_3_0;
+  assign pe_3_1_sync_clk = clk;
+  assign pe_3_1_sync_rst = rst_pe_3_1;
+  assign pe_3_2_sync_clk = clk;
+  assign pe_3_2_sync_rst = rst_pe_3_2;
+  assign pe_3_3_sync_clk = clk;
+  assign pe_3_3_sync_rst = rst_pe_3_3;
+  assign pe_3_4_sync_clk = clk;
+  assign pe_3_4_sync_rst = rst_pe_3_4;
+  assign pe_3_5_sync_clk = clk;
+  assign pe_3_5_sync_rst = rst_pe_3_5;
+  assign pe_3_6_sync_clk = clk;
+  assign pe_3_6_sync_rst = rst_pe_3_6;
+  assign pe_3_7_sync_clk = clk;
+  assign pe_3_7_sync_rst = rst_pe_3_7;
+  assign pe_4_0_sync_clk = clk;
+  assign pe_4_0_sync_rst = rst_pe_4_0;
+  assign pe_4_1_sync_clk = clk;
+  assign pe_4_1_sync_rst = rst_pe_4_1;
+  assign pe_4_2_sync_clk = clk;
+  assign pe_4_2_sync_rst = rst_pe_4_2;
+  assign pe_4_3_sync_clk = clk;
+  assign pe_4_3_sync_rst = rst_pe_4_3;
+  assign pe_4_4_sync_clk = clk;
+  assign pe_4_4_sync_rst = rst_pe_4_4;
+  assign pe_4_5_sync_clk = clk;
+  assign pe_4_5_sync_rst = rst_pe_4_5;
+  assign pe_4_6_sync_clk = clk;
+  assign pe_4_6_sync_rst = rst_pe_4_6;
+  assign pe_4_7_sync_clk = clk;
+  assign pe_4_7_sync_rst = rst_pe_4_7;
+  assign pe_5_0_sync_clk = clk;
+  assign pe_5_0_sync_rst = rst_pe_5_0;
+  assign pe_5_1_sync_clk = clk;
+  assign pe_5_1_sync_rst = rst_pe_5_1;
+  assign pe_5_2_sync_clk = clk;
+  assign pe_5_2_sync_rst = rst_pe_5_2;
+  assign pe_5_3_sync_clk = clk;
+  assign pe_5_3_sync_rst = rst_pe_5_3;
+  assign pe_5_4_sync_clk = clk;
+  assign pe_5_4_sync_rst = rst_pe_5_4;
+  assign pe_5_5_sync_clk = clk;
+  assign pe_5_5_sync_rst = rst_pe_5_5;
+  assign pe_5_6_sync_clk = clk;
+  assign pe_5_6_sync_rst = rst_pe_5_6;
+  assign pe_5_7_sync_clk = clk;
+  assign pe_5_7_sync_rst = rst_pe_5_7;
+  assign pe_6_0_sync_clk = clk;
+  assign pe_6_0_sync_rst = rst_pe_6_0;
+  assign pe_6_1_sync_clk = clk;
+  assign pe_6_1_sync_rst = rst_pe_6_1;
+  assign pe_6_2_sync_clk = clk;
+  assign pe_6_2_sync_rst = rst_pe_6_2;
+  assign pe_6_3_sync_clk = clk;
+  assign pe_6_3_sync_rst = rst_pe_6_3;
+  assign pe_6_4_sync_clk = clk;
+  assign pe_6_4_sync_rst = rst_pe_6_4;
+  assign pe_6_5_sync_clk = clk;
+  assign pe_6_5_sync_rst = rst_pe_6_5;
+  assign pe_6_6_sync_clk = clk;
+  assign pe_6_6_sync_rst = rst_pe_6_6;
+  assign pe_6_7_sync_clk = clk;
+  assign pe_6_7_sync_rst = rst_pe_6_7;
+  assign pe_7_0_sync_clk = clk;
+  assign pe_7_0_sync_rst = rst_pe_7_0;
+  assign pe_7_1_sync_clk = clk;
+  assign pe_7_1_sync_rst = rst_pe_7_1;
+  assign pe_7_2_sync_clk = clk;
+  assign pe_7_2_sync_rst = rst_pe_7_2;
+  assign pe_7_3_sync_clk = clk;
+  assign pe_7_3_sync_rst = rst_pe_7_3;
+  assign pe_7_4_sync_clk = clk;
+  assign pe_7_4_sync_rst = rst_pe_7_4;
+  assign pe_7_5_sync_clk = clk;
+  assign pe_7_5_sync_rst = rst_pe_7_5;
+  assign pe_7_6_sync_clk = clk;
+  assign pe_7_6_sync_rst = rst_pe_7_6;
+  assign pe_7_7_sync_clk = clk;
+  assign pe_7_7_sync_rst = rst_pe_7_7;
+  assign \en$362  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign skew_flags_sync_clk = clk;
+  assign skew_flags_sync_rst = rst_skew_flags;
+  assign \en$366  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$367  = { en_skew_b_7, en_skew_b_6, en_skew_b_5, en_skew_b_4, en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign \en$368  = en_skew_flags;
+  assign \i$370  = in_b;
+  assign \i_next$373  = operands__payload[127:64];
+  assign \en$374  = en_pe_0_0;
+  assign a_in = \o$376 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$67 [7:0];
-  assign b_in = \o$69 [7:0];
-  assign valid_in = \o$71 [0];
-  assign first_in = \o$71 [1];
-  assign last_in = \o$71 [2];
+  assign b_next = \o_next$380 [7:0];
+  assign b_in = \o$382 [7:0];
+  assign valid_in = \o$384 [0];
+  assign first_in = \o$384 [1];
+  assign last_in = \o$384 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$77  = en;
-  assign a_out = \a_in$78 ;
-  assign \a_next$80  = \o$63 [7:0];
-  assign \b_next$81  = \o_next$67 [15:8];
-  assign \b_in$82  = \o$69 [15:8];
-  assign \valid_in$83  = \o$71 [3];
-  assign \first_in$84  = \o$71 [4];
-  assign \last_in$85  = \o$71 [5];
-  assign \chain_in$86  = 32'd0;
-  assign \chain_valid_in$87  = 1'h0;
-  assign \drain$88  = drain_1;
-  assign \en$89  = en;
-  assign \a_out$91  = \a_in$90 ;
-  assign \a_next$92  = \a_in$78 ;
-  assign \b_next$93  = \o_next$67 [23:16];
-  assign \b_in$94  = \o$69 [23:16];
-  assign \valid_in$95  = \o$71 [6];
-  assign \first_in$96  = \o$71 [7];
-  assign \last_in$97  = \o$71 [8];
-  assign \chain_in$98  = 32'd0;
-  assign \chain_valid_in$99  = 1'h0;
-  assign \drain$100  = drain_2;
-  assign \en$101  = en;
-  assign \a_out$103  = \a_in$102 ;
-  assign \a_next$104  = \a_in$90 ;
-  assign \b_next$105  = \o_next$67 [31:24];
-  assign \b_in$106  = \o$69 [31:24];
-  assign \valid_in$107  = \o$71 [9];
-  assign \first_in$108  = \o$71 [10];
-  assign \last_in$109  = \o$71 [11];
-  assign \chain_in$110  = 32'd0;
-  assign \chain_valid_in$111  = 1'h0;
-  assign \drain$112  = drain_3;
-  assign \en$113  = en;
-  assign \a_out$115  = \a_in$114 ;
-  assign \a_next$116  = \a_in$102 ;
-  assign \b_next$117  = \o_next$67 [39:32];
-  assign \b_in$118  = \o$69 [39:32];
-  assign \valid_in$119  = \o$71 [12];
-  assign \first_in$120  = \o$71 [13];
-  assign \last_in$121  = \o$71 [14];
-  assign \chain_in$122  = 32'd0;
-  assign \chain_valid_in$123  = 1'h0;
-  assign \drain$124  = drain_4;
-  assign \en$125  = en;
-  assign \a_out$127  = \a_in$126 ;
-  assign \a_next$128  = \a_in$114 ;
-  assign \b_next$129  = \o_next$67 [47:40];
-  assign \b_in$130  = \o$69 [47:40];
-  assign \valid_in$131  = \o$71 [15];
-  assign \first_in$132  = \o$71 [16];
-  assign \last_in$133  = \o$71 [17];
-  assign \chain_in$134  = 32'd0;
-  assign \chain_valid_in$135  = 1'h0;
-  assign \drain$136  = drain_5;
-  assign \en$137  = en;
-  assign \a_out$139  = \a_in$138 ;
-  assign \a_next$140  = \a_in$126 ;
-  assign \b_next$141  = \o_next$67 [55:48];
-  assign \b_in$142  = \o$69 [55:48];
-  assign \valid_in$143  = \o$71 [18];
-  assign \first_in$144  = \o$71 [19];
-  assign \last_in$145  = \o$71 [20];
-  assign \chain_in$146  = 32'd0;
-  assign \chain_valid_in$147  = 1'h0;
-  assign \drain$148  = drain_6;
-  assign \en$149  = en;
-  assign \a_out$151  = \a_in$150 ;
-  assign \a_next$152  = \a_in$138 ;
-  assign \b_next$153  = \o_next$67 [63:56];
-  assign \b_in$154  = \o$69 [63:56];
-  assign \valid_in$155  = \o$71 [21];
-  assign \first_in$156  = \o$71 [22];
-  assign \last_in$157  = \o$71 [23];
-  assign \chain_in$158  = 32'd0;
-  assign \chain_valid_in$159  = 1'h0;
-  assign \drain$160  = drain_7;
-  assign \en$161  = en;
-  assign \a_in$162  = \o$63 [15:8];
-  assign \a_next$163  = o_next[15:8];
-  assign \b_next$164  = \o$69 [7:0];
-  assign b_out = \b_in$165 ;
-  assign \valid_out$168  = \valid_in$167 ;
-  assign first_out = \first_in$169 ;
-  assign \last_out$172  = \last_in$171 ;
-  assign \chain_out$174  = \chain_in$173 ;
-  assign \chain_valid_out$176  = \chain_valid_in$175 ;
-  assign \drain$177  = drain_0;
-  assign \en$178  = en;
-  assign \a_out$180  = \a_in$179 ;
-  assign \a_next$181  = \o$63 [15:8];
-  assign \b_next$182  = \o$69 [15:8];
-  assign \b_out$184  = \b_in$183 ;
-  assign \valid_out$186  = \valid_in$185 ;
-  assign \first_out$188  = \first_in$187 ;
-  assign \last_out$190  = \last_in$189 ;
-  assign \chain_out$192  = \chain_in$191 ;
-  assign \chain_valid_out$194  = \chain_valid_in$193 ;
-  assign \drain$195  = drain_1;
-  assign \en$196  = en;
-  assign \a_out$198  = \a_in$197 ;
-  assign \a_next$199  = \a_in$179 ;
-  assign \b_next$200  = \o$69 [23:16];
-  assign \b_out$202  = \b_in$201 ;
-  assign \valid_out$204  = \valid_in$203 ;
-  assign \first_out$206  = \first_in$205 ;
-  assign \last_out$208  = \last_in$207 ;
-  assign \chain_out$210  = \chain_in$209 ;
-  assign \chain_valid_out$212  = \chain_valid_in$211 ;
-  assign \drain$213  = drain_2;
-  assign \en$214  = en;
-  assign \a_out$216  = \a_in$215 ;
-  assign \a_next$217  = \a_in$197 ;
-  assign \b_next$218  = \o$69 [31:24];
-  assign \b_out$220  = \b_in$219 ;
-  assign \valid_out$222  = \valid_in$221 ;
-  assign \first_out$224  = \first_in$223 ;
-  assign \last_out$226  = \last_in$225 ;
-  assign \chain_out$228  = \chain_in$227 ;
-  assign \chain_valid_out$230  = \chain_valid_in$229 ;
-  assign \drain$231  = drain_3;
-  assign \en$232  = en;
-  assign \a_out$234  = \a_in$233 ;
-  assign \a_next$235  = \a_in$215 ;
-  assign \b_next$236  = \o$69 [39:32];
-  assign \b_out$238  = \b_in$237 ;
-  assign \valid_out$240  = \valid_in$239 ;
-  assign \first_out$242  = \first_in$241 ;
-  assign \last_out$244  = \last_in$243 ;
-  assign \chain_out$246  = \chain_in$245 ;
-  assign \chain_valid_out$248  = \chain_valid_in$247 ;
-  assign \drain$249  = drain_4;
-  assign \en$250  = en;
-  assign \a_out$252  = \a_in$251 ;
-  assign \a_next$253  = \a_in$233 ;
-  assign \b_next$254  = \o$69 [47:40];
-  assign \b_out$256  = \b_in$255 ;
-  assign \valid_out$258  = \valid_in$257 ;
-  assign \first_out$260  = \first_in$259 ;
-  assign \last_out$262  = \last_in$261 ;
-  assign \chain_out$264  = \chain_in$263 ;
-  assign \chain_valid_out$266  = \chain_valid_in$265 ;
-  assign \drain$267  = drain_5;
-  assign \en$268  = en;
-  assign \a_out$270  = \a_in$269 ;
-  assign \a_next$271  = \a_in$251 ;
-  assign \b_next$272  = \o$69 [55:48];
-  assign \b_out$274  = \b_in$273 ;
-  assign \valid_out$276  = \valid_in$275 ;
-  assign \first_out$278  = \first_in$277 ;
-  assign \last_out$280  = \last_in$279 ;
-  assign \chain_out$282  = \chain_in$281 ;
-  assign \chain_valid_out$284  = \chain_valid_in$283 ;
-  assign \drain$285  = drain_6;
-  assign \en$286  = en;
-  assign \a_out$288  = \a_in$287 ;
-  assign \a_next$289  = \a_in$269 ;
-  assign \b_next$290  = \o$69 [63:56];
-  assign \b_out$292  = \b_in$291 ;
-  assign \valid_out$294  = \valid_in$293 ;
-  assign \first_out$296  = \first_in$295 ;
-  assign \last_out$298  = \last_in$297 ;
-  assign \chain_out$300  = \chain_in$299 ;
-  assign \chain_valid_out$302  = \chain_valid_in$301 ;
-  assign \drain$303  = drain_7;
-  assign \en$304  = en;
-  assign \a_in$305  = \o$63 [23:16];
-  assign \a_next$306  = o_next[23:16];
-  assign \b_next$307  = \b_in$165 ;
-  assign \b_out$309  = \b_in$308 ;
-  assign \valid_out$311  = \valid_in$310 ;
-  assign \first_out$313  = \first_in$312 ;
-  assign \last_out$315  = \last_in$314 ;
-  assign \chain_out$317  = \chain_in$316 ;
-  assign \chain_valid_out$319  = \chain_valid_in$318 ;
-  assign \drain$320  = drain_0;
-  assign \en$321  = en;
-  assign \a_out$323  = \a_in$322 ;
-  assign \a_next$324  = \o$63 [23:16];
-  assign \b_next$325  = \b_in$183 ;
-  assign \b_out$327  = \b_in$326 ;
-  assign \valid_out$329  = \valid_in$328 ;
-  assign \first_out$331  = \first_in$330 ;
-  assign \last_out$333  = \last_in$332 ;
-  assign \chain_out$335  = \chain_in$334 ;
-  assign \chain_valid_out$337  = \chain_valid_in$336 ;
-  assign \drain$338  = drain_1;
-  assign \en$339  = en;
-  assign \a_out$341  = \a_in$340 ;
-  assign \a_next$342  = \a_in$322 ;
-  assign \b_next$343  = \b_in$201 ;
-  assign \b_out$345  = \b_in$344 ;
-  assign \valid_out$347  = \valid_in$346 ;
-  assign \first_out$349  = \first_in$348 ;
-  assign \last_out$351  = \last_in$350 ;
-  assign \chain_out$353  = \chain_in$352 ;
-  assign \chain_valid_out$355  = \chain_valid_in$354 ;
-  assign \drain$356  = drain_2;
-  assign \en$357  = en;
-  assign \a_out$359  = \a_in$358 ;
-  assign \a_next$360  = \a_in$340 ;
-  assign \b_next$361  = \b_in$219 ;
-  assign \b_out$363  = \b_in$362 ;
-  assign \valid_out$365  = \valid_in$364 ;
-  assign \first_out$367  = \first_in$366 ;
-  assign \last_out$369  = \last_in$368 ;
-  assign \chain_out$371  = \chain_in$370 ;
-  assign \chain_valid_out$373  = \chain_valid_in$372 ;
-  assign \drain$374  = drain_3;
-  assign \en$375  = en;
-  assign \a_out$377  = \a_in$376 ;
-  assign \a_next$378  = \a_in$358 ;
-  assign \b_next$379  = \b_in$237 ;
-  assign \b_out$381  = \b_in$380 ;
-  assign \valid_out$383  = \valid_in$382 ;
-  assign \first_out$385  = \first_in$384 ;
-  assign \last_out$387  = \last_in$386 ;
-  assign \chain_out$389  = \chain_in$388 ;
-  assign \chain_valid_out$391  = \chain_valid_in$390 ;
-  assign \drain$392  = drain_4;
-  assign \en$393  = en;
-  assign \a_out$395  = \a_in$394 ;
-  assign \a_next$396  = \a_in$376 ;
-  assign \b_next$397  = \b_in$255 ;
-  assign \b_out$399  = \b_in$398 ;
-  assign \valid_out$401  = \valid_in$400 ;
-  assign \first_out$403  = \first_in$402 ;
-  assign \last_out$405  = \last_in$404 ;
-  assign \chain_out$407  = \chain_in$406 ;
-  assign \chain_valid_out$409  = \chain_valid_in$408 ;
-  assign \drain$410  = drain_5;
-  assign \en$411  = en;
-  assign \a_out$413  = \a_in$412 ;
-  assign \a_next$414  = \a_in$394 ;
-  assign \b_next$415  = \b_in$273 ;
-  assign \b_out$417  = \b_in$416 ;
-  assign \valid_out$419  = \valid_in$418 ;
-  assign \first_out$421  = \first_in$420 ;
-  assign \last_out$423  = \last_in$422 ;
-  assign \chain_out$425  = \chain_in$424 ;
-  assign \chain_valid_out$427  = \chain_valid_in$426 ;
-  assign \drain$428  = drain_6;
-  assign \en$429  = en;
-  assign \a_out$431  = \a_in$430 ;
-  assign \a_next$432  = \a_in$412 ;
-  assign \b_next$433  = \b_in$291 ;
-  assign \b_out$435  = \b_in$434 ;
-  assign \valid_out$437  = \valid_in$436 ;
-  assign \first_out$439  = \first_in$438 ;
-  assign \last_out$441  = \last_in$440 ;
-  assign \chain_out$443  = \chain_in$442 ;
-  assign \chain_valid_out$445  = \chain_valid_in$444 ;
-  assign \drain$446  = drain_7;
-  assign \en$447  = en;
-  assign \a_in$448  = \o$63 [31:24];
-  assign \a_next$449  = o_next[31:24];
-  assign \b_next$450  = \b_in$308 ;
-  assign \b_out$452  = \b_in$451 ;
-  assign \valid_out$454  = \valid_in$453 ;
-  assign \first_out$456  = \first_in$455 ;
-  assign \last_out$458  = \last_in$457 ;
-  assign \chain_out$460  = \chain_in$459 ;
-  assign \chain_valid_out$462  = \chain_valid_in$461 ;
-  assign \drain$463  = drain_0;
-  assign \en$464  = en;
-  assign \a_out$466  = \a_in$465 ;
-  assign \a_next$467  = \o$63 [31:24];
-  assign \b_next$468  = \b_in$326 ;
-  assign \b_out$470  = \b_in$469 ;
-  assign \valid_out$472  = \valid_in$471 ;
-  assign \first_out$474  = \first_in$473 ;
-  assign \last_out$476  = \last_in$475 ;
-  assign \chain_out$478  = \chain_in$477 ;
-  assign \chain_valid_out$480  = \chain_valid_in$479 ;
-  assign \drain$481  = drain_1;
-  assign \en$482  = en;
-  assign \a_out$484  = \a_in$483 ;
-  assign \a_next$485  = \a_in$465 ;
-  assign \b_next$486  = \b_in$344 ;
-  assign \b_out$488  = \b_in$487 ;
-  assign \valid_out$490  = \valid_in$489 ;
-  assign \first_out$492  = \first_in$491 ;
-  assign \last_out$494  = \last_in$493 ;
-  assign \chain_out$496  = \chain_in$495 ;
-  assign \chain_valid_out$498  = \chain_valid_in$497 ;
-  assign \drain$499  = drain_2;
-  assign \en$500  = en;
-  assign \a_out$502  = \a_in$501 ;
-  assign \a_next$503  = \a_in$483 ;
-  assign \b_next$504  = \b_in$362 ;
-  assign \b_out$506  = \b_in$505 ;
-  assign \valid_out$508  = \valid_in$507 ;
-  assign \first_out$510  = \first_in$509 ;
-  assign \last_out$512  = \last_in$511 ;
-  assign \chain_out$514  = \chain_in$513 ;
-  assign \chain_valid_out$516  = \chain_valid_in$515 ;
-  assign \drain$517  = drain_3;
-  assign \en$518  = en;
-  assign \a_out$520  = \a_in$519 ;
-  assign \a_next$521  = \a_in$501 ;
-  assign \b_next$522  = \b_in$380 ;
-  assign \b_out$524  = \b_in$523 ;
-  assign \valid_out$526  = \valid_in$525 ;
-  assign \first_out$528  = \first_in$527 ;
-  assign \last_out$530  = \last_in$529 ;
-  assign \chain_out$532  = \chain_in$531 ;
-  assign \chain_valid_out$534  = \chain_valid_in$533 ;
-  assign \drain$535  = drain_4;
-  assign \en$536  = en;
-  assign \a_out$538  = \a_in$537 ;
-  assign \a_next$539  = \a_in$519 ;
-  assign \b_next$540  = \b_in$398 ;
-  assign \b_out$542  = \b_in$541 ;
-  assign \valid_out$544  = \valid_in$543 ;
-  assign \first_out$546  = \first_in$545 ;
-  assign \last_out$548  = \last_in$547 ;
-  assign \chain_out$550  = \chain_in$549 ;
-  assign \chain_valid_out$552  = \chain_valid_in$551 ;
-  assign \drain$553  = drain_5;
-  assign \en$554  = en;
-  assign \a_out$556  = \a_in$555 ;
-  assign \a_next$557  = \a_in$537 ;
-  assign \b_next$558  = \b_in$416 ;
-  assign \b_out$560  = \b_in$559 ;
-  assign \valid_out$562  = \valid_in$561 ;
-  assign \first_out$564  = \first_in$563 ;
-  assign \last_out$566  = \last_in$565 ;
-  assign \chain_out$568  = \chain_in$567 ;
-  assign \chain_valid_out$570  = \chain_valid_in$569 ;
-  assign \drain$571  = drain_6;
-  assign \en$572  = en;
-  assign \a_out$574  = \a_in$573 ;
-  assign \a_next$575  = \a_in$555 ;
-  assign \b_next$576  = \b_in$434 ;
-  assign \b_out$578  = \b_in$577 ;
-  assign \valid_out$580  = \valid_in$579 ;
-  assign \first_out$582  = \first_in$581 ;
-  assign \last_out$584  = \last_in$583 ;
-  assign \chain_out$586  = \chain_in$585 ;
-  assign \chain_valid_out$588  = \chain_valid_in$587 ;
-  assign \drain$589  = drain_7;
-  assign \en$590  = en;
-  assign \a_in$591  = \o$63 [39:32];
-  assign \a_next$592  = o_next[39:32];
-  assign \b_next$593  = \b_in$451 ;
-  assign \b_out$595  = \b_in$594 ;
-  assign \valid_out$597  = \valid_in$596 ;
-  assign \first_out$599  = \first_in$598 ;
-  assign \last_out$601  = \last_in$600 ;
-  assign \chain_out$603  = \chain_in$602 ;
-  assign \chain_valid_out$605  = \chain_valid_in$604 ;
-  assign \drain$606  = drain_0;
-  assign \en$607  = en;
-  assign \a_out$609  = \a_in$608 ;
-  assign \a_next$610  = \o$63 [39:32];
-  assign \b_next$611  = \b_in$469 ;
-  assign \b_out$613  = \b_in$612 ;
-  assign \valid_out$615  = \valid_in$614 ;
-  assign \first_out$617  = \first_in$616 ;
-  assign \last_out$619  = \last_in$618 ;
-  assign \chain_out$621  = \chain_in$620 ;
-  assign \chain_valid_out$623  = \chain_valid_in$622 ;
-  assign \drain$624  = drain_1;
-  assign \en$625  = en;
-  assign \a_out$627  = \a_in$626 ;
-  assign \a_next$628  = \a_in$608 ;
-  assign \b_next$629  = \b_in$487 ;
-  assign \b_out$631  = \b_in$630 ;
-  assign \valid_out$633  = \valid_in$632 ;
-  assign \first_out$635  = \first_in$634 ;
-  assign \last_out$637  = \last_in$636 ;
-  assign \chain_out$639  = \chain_in$638 ;
-  assign \chain_valid_out$641  = \chain_valid_in$640 ;
-  assign \drain$642  = drain_2;
-  assign \en$643  = en;
-  assign \a_out$645  = \a_in$644 ;
-  assign \a_next$646  = \a_in$626 ;
-  assign \b_next$647  = \b_in$505 ;
-  assign \b_out$649  = \b_in$648 ;
-  assign \valid_out$651  = \valid_in$650 ;
-  assign \first_out$653  = \first_in$652 ;
-  assign \last_out$655  = \last_in$654 ;
-  assign \chain_out$657  = \chain_in$656 ;
-  assign \chain_valid_out$659  = \chain_valid_in$658 ;
-  assign \drain$660  = drain_3;
-  assign \en$661  = en;
-  assign \a_out$663  = \a_in$662 ;
-  assign \a_next$664  = \a_in$644 ;
-  assign \b_next$665  = \b_in$523 ;
-  assign \b_out$667  = \b_in$666 ;
-  assign \valid_out$669  = \valid_in$668 ;
-  assign \first_out$671  = \first_in$670 ;
-  assign \last_out$673  = \last_in$672 ;
-  assign \chain_out$675  = \chain_in$674 ;
-  assign \chain_valid_out$677  = \chain_valid_in$676 ;
-  assign \drain$678  = drain_4;
-  assign \en$679  = en;
-  assign \a_out$681  = \a_in$680 ;
-  assign \a_next$682  = \a_in$662 ;
-  assign \b_next$683  = \b_in$541 ;
-  assign \b_out$685  = \b_in$684 ;
-  assign \valid_out$687  = \valid_in$686 ;
-  assign \first_out$689  = \first_in$688 ;
-  assign \last_out$691  = \last_in$690 ;
-  assign \chain_out$693  = \chain_in$692 ;
-  assign \chain_valid_out$695  = \chain_valid_in$694 ;
-  assign \drain$696  = drain_5;
-  assign \en$697  = en;
-  assign \a_out$699  = \a_in$698 ;
-  assign \a_next$700  = \a_in$680 ;
-  assign \b_next$701  = \b_in$559 ;
-  assign \b_out$703  = \b_in$702 ;
-  assign \valid_out$705  = \valid_in$704 ;
-  assign \first_out$707  = \first_in$706 ;
-  assign \last_out$709  = \last_in$708 ;
-  assign \chain_out$711  = \chain_in$710 ;
-  assign \chain_valid_out$713  = \chain_valid_in$712 ;
-  assign \drain$714  = drain_6;
-  assign \en$715  = en;
-  assign \a_out$717  = \a_in$716 ;
-  assign \a_next$718  = \a_in$698 ;
-  assign \b_next$719  = \b_in$577 ;
-  assign \b_out$721  = \b_in$720 ;
-  assign \valid_out$723  = \valid_in$722 ;
-  assign \first_out$725  = \first_in$724 ;
-  assign \last_out$727  = \last_in$726 ;
-  assign \chain_out$729  = \chain_in$728 ;
-  assign \chain_valid_out$731  = \chain_valid_in$730 ;
-  assign \drain$732  = drain_7;
-  assign \en$733  = en;
-  assign \a_in$734  = \o$63 [47:40];
-  assign \a_next$735  = o_next[47:40];
-  assign \b_next$736  = \b_in$594 ;
-  assign \b_out$738  = \b_in$737 ;
-  assign \valid_out$740  = \valid_in$739 ;
-  assign \first_out$742  = \first_in$741 ;
-  assign \last_out$744  = \last_in$743 ;
-  assign \chain_out$746  = \chain_in$745 ;
-  assign \chain_valid_out$748  = \chain_valid_in$747 ;
-  assign \drain$749  = drain_0;
-  assign \en$750  = en;
-  assign \a_out$752  = \a_in$751 ;
-  assign \a_next$753  = \o$63 [47:40];
-  assign \b_next$754  = \b_in$612 ;
-  assign \b_out$756  = \b_in$755 ;
-  assign \valid_out$758  = \valid_in$757 ;
-  assign \first_out$760  = \first_in$759 ;
-  assign \last_out$762  = \last_in$761 ;
-  assign \chain_out$764  = \chain_in$763 ;
-  assign \chain_valid_out$766  = \chain_valid_in$765 ;
-  assign \drain$767  = drain_1;
-  assign \en$768  = en;
-  assign \a_out$770  = \a_in$769 ;
-  assign \a_next$771  = \a_in$751 ;
-  assign \b_next$772  = \b_in$630 ;
-  assign \b_out$774  = \b_in$773 ;
-  assign \valid_out$776  = \valid_in$775 ;
-  assign \first_out$778  = \first_in$777 ;
-  assign \last_out$780  = \last_in$779 ;
-  assign \chain_out$782  = \chain_in$781 ;
-  assign \chain_valid_out$784  = \chain_valid_in$783 ;
-  assign \drain$785  = drain_2;
-  assign \en$786  = en;
-  assign \a_out$788  = \a_in$787 ;
-  assign \a_next$789  = \a_in$769 ;
-  assign \b_next$790  = \b_in$648 ;
-  assign \b_out$792  = \b_in$791 ;
-  assign \valid_out$794  = \valid_in$793 ;
-  assign \first_out$796  = \first_in$795 ;
-  assign \last_out$798  = \last_in$797 ;
-  assign \chain_out$800  = \chain_in$799 ;
-  assign \chain_valid_out$802  = \chain_valid_in$801 ;
-  assign \drain$803  = drain_3;
-  assign \en$804  = en;
-  assign \a_out$806  = \a_in$805 ;
-  assign \a_next$807  = \a_in$787 ;
-  assign \b_next$808  = \b_in$666 ;
-  assign \b_out$810  = \b_in$809 ;
-  assign \valid_out$812  = \valid_in$811 ;
-  assign \first_out$814  = \first_in$813 ;
-  assign \last_out$816  = \last_in$815 ;
-  assign \chain_out$818  = \chain_in$817 ;
-  assign \chain_valid_out$820  = \chain_valid_in$819 ;
-  assign \drain$821  = drain_4;
-  assign \en$822  = en;
-  assign \a_out$824  = \a_in$823 ;
-  assign \a_next$825  = \a_in$805 ;
-  assign \b_next$826  = \b_in$684 ;
-  assign \b_out$828  = \b_in$827 ;
-  assign \valid_out$830  = \valid_in$829 ;
-  assign \first_out$832  = \first_in$831 ;
-  assign \last_out$834  = \last_in$833 ;
-  assign \chain_out$836  = \chain_in$835 ;
-  assign \chain_valid_out$838  = \chain_valid_in$837 ;
-  assign \drain$839  = drain_5;
-  assign \en$840  = en;
-  assign \a_out$842  = \a_in$841 ;
-  assign \a_next$843  = \a_in$823 ;
-  assign \b_next$844  = \b_in$702 ;
-  assign \b_out$846  = \b_in$845 ;
-  assign \valid_out$848  = \valid_in$847 ;
-  assign \first_out$850  = \first_in$849 ;
-  assign \last_out$852  = \last_in$851 ;
-  assign \chain_out$854  = \chain_in$853 ;
-  assign \chain_valid_out$856  = \chain_valid_in$855 ;
-  assign \drain$857  = drain_6;
-  assign \en$858  = en;
-  assign \a_out$860  = \a_in$859 ;
-  assign \a_next$861  = \a_in$841 ;
-  assign \b_next$862  = \b_in$720 ;
-  assign \b_out$864  = \b_in$863 ;
-  assign \valid_out$866  = \valid_in$865 ;
-  assign \first_out$868  = \first_in$867 ;
-  assign \last_out$870  = \last_in$869 ;
-  assign \chain_out$872  = \chain_in$871 ;
-  assign \chain_valid_out$874  = \chain_valid_in$873 ;
-  assign \drain$875  = drain_7;
-  assign \en$876  = en;
-  assign \a_in$877  = \o$63 [55:48];
-  assign \a_next$878  = o_next[55:48];
-  assign \b_next$879  = \b_in$737 ;
-  assign \b_out$881  = \b_in$880 ;
-  assign \valid_out$883  = \valid_in$882 ;
-  assign \first_out$885  = \first_in$884 ;
-  assign \last_out$887  = \last_in$886 ;
-  assign \chain_out$889  = \chain_in$888 ;
-  assign \chain_valid_out$891  = \chain_valid_in$890 ;
-  assign \drain$892  = drain_0;
-  assign \en$893  = en;
-  assign \a_out$895  = \a_in$894 ;
-  assign \a_next$896  = \o$63 [55:48];
-  assign \b_next$897  = \b_in$755 ;
-  assign \b_out$899  = \b_in$898 ;
-  assign \valid_out$901  = \valid_in$900 ;
-  assign \first_out$903  = \first_in$902 ;
-  assign \last_out$905  = \last_in$904 ;
-  assign \chain_out$907  = \chain_in$906 ;
-  assign \chain_valid_out$909  = \chain_valid_in$908 ;
-  assign \drain$910  = drain_1;
-  assign \en$911  = en;
-  assign \a_out$913  = \a_in$912 ;
-  assign \a_next$914  = \a_in$894 ;
-  assign \b_next$915  = \b_in$773 ;
-  assign \b_out$917  = \b_in$916 ;
-  assign \valid_out$919  = \valid_in$918 ;
-  assign \first_out$921  = \first_in$920 ;
-  assign \last_out$923  = \last_in$922 ;
-  assign \chain_out$925  = \chain_in$924 ;
-  assign \chain_valid_out$927  = \chain_valid_in$926 ;
-  assign \drain$928  = drain_2;
-  assign \en$929  = en;
-  assign \a_out$931  = \a_in$930 ;
-  assign \a_next$932  = \a_in$912 ;
-  assign \b_next$933  = \b_in$791 ;
-  assign \b_out$935  = \b_in$934 ;
-  assign \valid_out$937  = \valid_in$936 ;
-  assign \first_out$939  = \first_in$938 ;
-  assign \last_out$941  = \last_in$940 ;
-  assign \chain_out$943  = \chain_in$942 ;
-  assign \chain_valid_out$945  = \chain_valid_in$944 ;
-  assign \drain$946  = drain_3;
-  assign \en$947  = en;
-  assign \a_out$949  = \a_in$948 ;
-  assign \a_next$950  = \a_in$930 ;
-  assign \b_next$951  = \b_in$809 ;
-  assign \b_out$953  = \b_in$952 ;
-  assign \valid_out$955  = \valid_in$954 ;
-  assign \first_out$957  = \first_in$956 ;
-  assign \last_out$959  = \last_in$958 ;
-  assign \chain_out$961  = \chain_in$960 ;
-  assign \chain_valid_out$963  = \chain_valid_in$962 ;
-  assign \drain$964  = drain_4;
-  assign \en$965  = en;
-  assign \a_out$967  = \a_in$966 ;
-  assign \a_next$968  = \a_in$948 ;
-  assign \b_next$969  = \b_in$827 ;
-  assign \b_out$971  = \b_in$970 ;
-  assign \valid_out$973  = \valid_in$972 ;
-  assign \first_out$975  = \first_in$974 ;
-  assign \last_out$977  = \last_in$976 ;
-  assign \chain_out$979  = \chain_in$978 ;
-  assign \chain_valid_out$981  = \chain_valid_in$980 ;
-  assign \drain$982  = drain_5;
-  assign \en$983  = en;
-  assign \a_out$985  = \a_in$984 ;
-  assign \a_next$986  = \a_in$966 ;
-  assign \b_next$987  = \b_in$845 ;
-  assign \b_out$989  = \b_in$988 ;
-  assign \valid_out$991  = \valid_in$990 ;
-  assign \first_out$993  = \first_in$992 ;
-  assign \last_out$995  = \last_in$994 ;
-  assign \chain_out$997  = \chain_in$996 ;
-  assign \chain_valid_out$999  = \chain_valid_in$998 ;
-  assign \drain$1000  = drain_6;
-  assign \en$1001  = en;
-  assign \a_out$1003  = \a_in$1002 ;
-  assign \a_next$1004  = \a_in$984 ;
-  assign \b_next$1005  = \b_in$863 ;
-  assign \b_out$1007  = \b_in$1006 ;
-  assign \valid_out$1009  = \valid_in$1008 ;
-  assign \first_out$1011  = \first_in$1010 ;
-  assign \last_out$1013  = \last_in$1012 ;
-  assign \chain_out$1015  = \chain_in$1014 ;
-  assign \chain_valid_out$1017  = \chain_valid_in$1016 ;
-  assign \drain$1018  = drain_7;
-  assign \en$1019  = en;
-  assign \a_in$1020  = \o$63 [63:56];
-  assign \a_next$1021  = o_next[63:56];
-  assign \b_next$1022  = \b_in$880 ;
-  assign \b_out$1024  = \b_in$1023 ;
-  assign \valid_out$1026  = \valid_in$1025 ;
-  assign \first_out$1028  = \first_in$1027 ;
-  assign \last_out$1030  = \last_in$1029 ;
-  assign \chain_out$1032  = \chain_in$1031 ;
-  assign \chain_valid_out$1034  = \chain_valid_in$1033 ;
-  assign \drain$1035  = drain_0;
-  assign \en$1036  = en;
-  assign \a_out$1038  = \a_in$1037 ;
-  assign \a_next$1039  = \o$63 [63:56];
-  assign \b_next$1040  = \b_in$898 ;
-  assign \b_out$1042  = \b_in$1041 ;
-  assign \valid_out$1044  = \valid_in$1043 ;
-  assign \first_out$1046  = \first_in$1045 ;
-  assign \last_out$1048  = \last_in$1047 ;
-  assign \chain_out$1050  = \chain_in$1049 ;
-  assign \chain_valid_out$1052  = \chain_valid_in$1051 ;
-  assign \drain$1053  = drain_1;
-  assign \en$1054  = en;
-  assign \a_out$1056  = \a_in$1055 ;
-  assign \a_next$1057  = \a_in$1037 ;
-  assign \b_next$1058  = \b_in$916 ;
-  assign \b_out$1060  = \b_in$1059 ;
-  assign \valid_out$1062  = \valid_in$1061 ;
-  assign \first_out$1064  = \first_in$1063 ;
-  assign \last_out$1066  = \last_in$1065 ;
-  assign \chain_out$1068  = \chain_in$1067 ;
-  assign \chain_valid_out$1070  = \chain_valid_in$1069 ;
-  assign \drain$1071  = drain_2;
-  assign \en$1072  = en;
-  assign \a_out$1074  = \a_in$1073 ;
-  assign \a_next$1075  = \a_in$1055 ;
-  assign \b_next$1076  = \b_in$934 ;
-  assign \b_out$1078  = \b_in$1077 ;
-  assign \valid_out$1080  = \valid_in$1079 ;
-  assign \first_out$1082  = \first_in$1081 ;
-  assign \last_out$1084  = \last_in$1083 ;
-  assign \chain_out$1086  = \chain_in$1085 ;
-  assign \chain_valid_out$1088  = \chain_valid_in$1087 ;
-  assign \drain$1089  = drain_3;
-  assign \en$1090  = en;
-  assign \a_out$1092  = \a_in$1091 ;
-  assign \a_next$1093  = \a_in$1073 ;
-  assign \b_next$1094  = \b_in$952 ;
-  assign \b_out$1096  = \b_in$1095 ;
-  assign \valid_out$1098  = \valid_in$1097 ;
-  assign \first_out$1100  = \first_in$1099 ;
-  assign \last_out$1102  = \last_in$1101 ;
-  assign \chain_out$1104  = \chain_in$1103 ;
-  assign \chain_valid_out$1106  = \chain_valid_in$1105 ;
-  assign \drain$1107  = drain_4;
-  assign \en$1108  = en;
-  assign \a_out$1110  = \a_in$1109 ;
-  assign \a_next$1111  = \a_in$1091 ;
-  assign \b_next$1112  = \b_in$970 ;
-  assign \b_out$1114  = \b_in$1113 ;
-  assign \valid_out$1116  = \valid_in$1115 ;
-  assign \first_out$1118  = \first_in$1117 ;
-  assign \last_out$1120  = \last_in$1119 ;
-  assign \chain_out$1122  = \chain_in$1121 ;
-  assign \chain_valid_out$1124  = \chain_valid_in$1123 ;
-  assign \drain$1125  = drain_5;
-  assign \en$1126  = en;
-  assign \a_out$1128  = \a_in$1127 ;
-  assign \a_next$1129  = \a_in$1109 ;
-  assign \b_next$1130  = \b_in$988 ;
-  assign \b_out$1132  = \b_in$1131 ;
-  assign \valid_out$1134  = \valid_in$1133 ;
-  assign \first_out$1136  = \first_in$1135 ;
-  assign \last_out$1138  = \last_in$1137 ;
-  assign \chain_out$1140  = \chain_in$1139 ;
-  assign \chain_valid_out$1142  = \chain_valid_in$1141 ;
-  assign \drain$1143  = drain_6;
-  assign \en$1144  = en;
-  assign \a_out$1146  = \a_in$1145 ;
-  assign \a_next$1147  = \a_in$1127 ;
-  assign \b_next$1148  = \b_in$1006 ;
-  assign \b_out$1150  = \b_in$1149 ;
-  assign \valid_out$1152  = \valid_in$1151 ;
-  assign \first_out$1154  = \first_in$1153 ;
-  assign \last_out$1156  = \last_in$1155 ;
-  assign \chain_out$1158  = \chain_in$1157 ;
-  assign \chain_valid_out$1160  = \chain_valid_in$1159 ;
-  assign \drain$1161  = drain_7;
+  assign \en$390  = en_pe_0_1;
+  assign a_out = \a_in$391 ;
+  assign \a_next$393  = \o$376 [7:0];
+  assign \b_next$394  = \o_next$380 [15:8];
+  assign \b_in$395  = \o$382 [15:8];
+  assign \valid_in$396  = \o$384 [3];
+  assign \first_in$397  = \o$384 [4];
+  assign \last_in$398  = \o$384 [5];
+  assign \chain_in$399  = 32'd0;
+  assign \chain_valid_in$400  = 1'h0;
+  assign \drain$401  = drain_1;
+  assign \en$402  = en_pe_0_2;
+  assign \a_out$404  = \a_in$403 ;
+  assign \a_next$405  = \a_in$391 ;
+  assign \b_next$406  = \o_next$380 [23:16];
+  assign \b_in$407  = \o$382 [23:16];
+  assign \valid_in$408  = \o$384 [6];
+  assign \first_in$409  = \o$384 [7];
+  assign \last_in$410  = \o$384 [8];
+  assign \chain_in$411  = 32'd0;
+  assign \chain_valid_in$412  = 1'h0;
+  assign \drain$413  = drain_2;
+  assign \en$414  = en_pe_0_3;
+  assign \a_out$416  = \a_in$415 ;
+  assign \a_next$417  = \a_in$403 ;
+  assign \b_next$418  = \o_next$380 [31:24];
+  assign \b_in$419  = \o$382 [31:24];
+  assign \valid_in$420  = \o$384 [9];
+  assign \first_in$421  = \o$384 [10];
+  assign \last_in$422  = \o$384 [11];
+  assign \chain_in$423  = 32'd0;
+  assign \chain_valid_in$424  = 1'h0;
+  assign \drain$425  = drain_3;
+  assign \en$426  = en_pe_0_4;
+  assign \a_out$428  = \a_in$427 ;
+  assign \a_next$429  = \a_in$415 ;
+  assign \b_next$430  = \o_next$380 [39:32];
+  assign \b_in$431  = \o$382 [39:32];
+  assign \valid_in$432  = \o$384 [12];
+  assign \first_in$433  = \o$384 [13];
+  assign \last_in$434  = \o$384 [14];
+  assign \chain_in$435  = 32'd0;
+  assign \chain_valid_in$436  = 1'h0;
+  assign \drain$437  = drain_4;
+  assign \en$438  = en_pe_0_5;
+  assign \a_out$440  = \a_in$439 ;
+  assign \a_next$441  = \a_in$427 ;
+  assign \b_next$442  = \o_next$380 [47:40];
+  assign \b_in$443  = \o$382 [47:40];
+  assign \valid_in$444  = \o$384 [15];
+  assign \first_in$445  = \o$384 [16];
+  assign \last_in$446  = \o$384 [17];
+  assign \chain_in$447  = 32'd0;
+  assign \chain_valid_in$448  = 1'h0;
+  assign \drain$449  = drain_5;
+  assign \en$450  = en_pe_0_6;
+  assign \a_out$452  = \a_in$451 ;
+  assign \a_next$453  = \a_in$439 ;
+  assign \b_next$454  = \o_next$380 [55:48];
+  assign \b_in$455  = \o$382 [55:48];
+  assign \valid_in$456  = \o$384 [18];
+  assign \first_in$457  = \o$384 [19];
+  assign \last_in$458  = \o$384 [20];
+  assign \chain_in$459  = 32'd0;
+  assign \chain_valid_in$460  = 1'h0;
+  assign \drain$461  = drain_6;
+  assign \en$462  = en_pe_0_7;
+  assign \a_out$464  = \a_in$463 ;
+  assign \a_next$465  = \a_in$451 ;
+  assign \b_next$466  = \o_next$380 [63:56];
+  assign \b_in$467  = \o$382 [63:56];
+  assign \valid_in$468  = \o$384 [21];
+  assign \first_in$469  = \o$384 [22];
+  assign \last_in$470  = \o$384 [23];
+  assign \chain_in$471  = 32'd0;
+  assign \chain_valid_in$472  = 1'h0;
+  assign \drain$473  = drain_7;
+  assign \en$474  = en_pe_1_0;
+  assign \a_in$475  = \o$376 [15:8];
+  assign \a_next$476  = o_next[15:8];
+  assign \b_next$477  = \o$382 [7:0];
+  assign b_out = \b_in$478 ;
+  assign \valid_out$481  = \valid_in$480 ;
+  assign first_out = \first_in$482 ;
+  assign \last_out$485  = \last_in$484 ;
+  assign \chain_out$487  = \chain_in$486 ;
+  assign \chain_valid_out$489  = \chain_valid_in$488 ;
+  assign \drain$490  = drain_0;
+  assign \en$491  = en_pe_1_1;
+  assign \a_out$493  = \a_in$492 ;
+  assign \a_next$494  = \o$376 [15:8];
+  assign \b_next$495  = \o$382 [15:8];
+  assign \b_out$497  = \b_in$496 ;
+  assign \valid_out$499  = \valid_in$498 ;
+  assign \first_out$501  = \first_in$500 ;
+  assign \last_out$503  = \last_in$502 ;
+  assign \chain_out$505  = \chain_in$504 ;
+  assign \chain_valid_out$507  = \chain_valid_in$506 ;
+  assign \drain$508  = drain_1;
+  assign \en$509  = en_pe_1_2;
+  assign \a_out$511  = \a_in$510 ;
+  assign \a_next$512  = \a_in$492 ;
+  assign \b_next$513  = \o$382 [23:16];
+  assign \b_out$515  = \b_in$514 ;
+  assign \valid_out$517  = \valid_in$516 ;
+  assign \first_out$519  = \first_in$518 ;
+  assign \last_out$521  = \last_in$520 ;
+  assign \chain_out$523  = \chain_in$522 ;
+  assign \chain_valid_out$525  = \chain_valid_in$524 ;
+  assign \drain$526  = drain_2;
+  assign \en$527  = en_pe_1_3;
+  assign \a_out$529  = \a_in$528 ;
+  assign \a_next$530  = \a_in$510 ;
+  assign \b_next$531  = \o$382 [31:24];
+  assign \b_out$533  = \b_in$532 ;
+  assign \valid_out$535  = \valid_in$534 ;
+  assign \first_out$537  = \first_in$536 ;
+  assign \last_out$539  = \last_in$538 ;
+  assign \chain_out$541  = \chain_in$540 ;
+  assign \chain_valid_out$543  = \chain_valid_in$542 ;
+  assign \drain$544  = drain_3;
+  assign \en$545  = en_pe_1_4;
+  assign \a_out$547  = \a_in$546 ;
+  assign \a_next$548  = \a_in$528 ;
+  assign \b_next$549  = \o$382 [39:32];
+  assign \b_out$551  = \b_in$550 ;
+  assign \valid_out$553  = \valid_in$552 ;
+  assign \first_out$555  = \first_in$554 ;
+  assign \last_out$557  = \last_in$556 ;
+  assign \chain_out$559  = \chain_in$558 ;
+  assign \chain_valid_out$561  = \chain_valid_in$560 ;
+  assign \drain$562  = drain_4;
+  assign \en$563  = en_pe_1_5;
+  assign \a_out$565  = \a_in$564 ;
+  assign \a_next$566  = \a_in$546 ;
+  assign \b_next$567  = \o$382 [47:40];
+  assign \b_out$569  = \b_in$568 ;
+  assign \valid_out$571  = \valid_in$570 ;
+  assign \first_out$573  = \first_in$572 ;
+  assign \last_out$575  = \last_in$574 ;
+  assign \chain_out$577  = \chain_in$576 ;
+  assign \chain_valid_out$579  = \chain_valid_in$578 ;
+  assign \drain$580  = drain_5;
+  assign \en$581  = en_pe_1_6;
+  assign \a_out$583  = \a_in$582 ;
+  assign \a_next$584  = \a_in$564 ;
+  assign \b_next$585  = \o$382 [55:48];
+  assign \b_out$587  = \b_in$586 ;
+  assign \valid_out$589  = \valid_in$588 ;
+  assign \first_out$591  = \first_in$590 ;
+  assign \last_out$593  = \last_in$592 ;
+  assign \chain_out$595  = \chain_in$594 ;
+  assign \chain_valid_out$597  = \chain_valid_in$596 ;
+  assign \drain$598  = drain_6;
+  assign \en$599  = en_pe_1_7;
+  assign \a_out$601  = \a_in$600 ;
+  assign \a_next$602  = \a_in$582 ;
+  assign \b_next$603  = \o$382 [63:56];
+  assign \b_out$605  = \b_in$604 ;
+  assign \valid_out$607  = \valid_in$606 ;
+  assign \first_out$609  = \first_in$608 ;
+  assign \last_out$611  = \last_in$610 ;
+  assign \chain_out$613  = \chain_in$612 ;
+  assign \chain_valid_out$615  = \chain_valid_in$614 ;
+  assign \drain$616  = drain_7;
+  assign \en$617  = en_pe_2_0;
+  assign \a_in$618  = \o$376 [23:16];
+  assign \a_next$619  = o_next[23:16];
+  assign \b_next$620  = \b_in$478 ;
+  assign \b_out$622  = \b_in$621 ;
+  assign \valid_out$624  = \valid_in$623 ;
+  assign \first_out$626  = \first_in$625 ;
+  assign \last_out$628  = \last_in$627 ;
+  assign \chain_out$630  = \chain_in$629 ;
+  assign \chain_valid_out$632  = \chain_valid_in$631 ;
+  assign \drain$633  = drain_0;
+  assign \en$634  = en_pe_2_1;
+  assign \a_out$636  = \a_in$635 ;
+  assign \a_next$637  = \o$376 [23:16];
+  assign \b_next$638  = \b_in$496 ;
+  assign \b_out$640  = \b_in$639 ;
+  assign \valid_out$642  = \valid_in$641 ;
+  assign \first_out$644  = \first_in$643 ;
+  assign \last_out$646  = \last_in$645 ;
+  assign \chain_out$648  = \chain_in$647 ;
+  assign \chain_valid_out$650  = \chain_valid_in$649 ;
+  assign \drain$651  = drain_1;
+  assign \en$652  = en_pe_2_2;
+  assign \a_out$654  = \a_in$653 ;
+  assign \a_next$655  = \a_in$635 ;
+  assign \b_next$656  = \b_in$514 ;
+  assign \b_out$658  = \b_in$657 ;
+  assign \valid_out$660  = \valid_in$659 ;
+  assign \first_out$662  = \first_in$661 ;
+  assign \last_out$664  = \last_in$663 ;
+  assign \chain_out$666  = \chain_in$665 ;
+  assign \chain_valid_out$668  = \chain_valid_in$667 ;
+  assign \drain$669  = drain_2;
+  assign \en$670  = en_pe_2_3;
+  assign \a_out$672  = \a_in$671 ;
+  assign \a_next$673  = \a_in$653 ;
+  assign \b_next$674  = \b_in$532 ;
+  assign \b_out$676  = \b_in$675 ;
+  assign \valid_out$678  = \valid_in$677 ;
+  assign \first_out$680  = \first_in$679 ;
+  assign \last_out$682  = \last_in$681 ;
+  assign \chain_out$684  = \chain_in$683 ;
+  assign \chain_valid_out$686  = \chain_valid_in$685 ;
+  assign \drain$687  = drain_3;
+  assign \en$688  = en_pe_2_4;
+  assign \a_out$690  = \a_in$689 ;
+  assign \a_next$691  = \a_in$671 ;
+  assign \b_next$692  = \b_in$550 ;
+  assign \b_out$694  = \b_in$693 ;
+  assign \valid_out$696  = \valid_in$695 ;
+  assign \first_out$698  = \first_in$697 ;
+  assign \last_out$700  = \last_in$699 ;
+  assign \chain_out$702  = \chain_in$701 ;
+  assign \chain_valid_out$704  = \chain_valid_in$703 ;
+  assign \drain$705  = drain_4;
+  assign \en$706  = en_pe_2_5;
+  assign \a_out$708  = \a_in$707 ;
+  assign \a_next$709  = \a_in$689 ;
+  assign \b_next$710  = \b_in$568 ;
+  assign \b_out$712  = \b_in$711 ;
+  assign \valid_out$714  = \valid_in$713 ;
+  assign \first_out$716  = \first_in$715 ;
+  assign \last_out$718  = \last_in$717 ;
+  assign \chain_out$720  = \chain_in$719 ;
+  assign \chain_valid_out$722  = \chain_valid_in$721 ;
+  assign \drain$723  = drain_5;
+  assign \en$724  = en_pe_2_6;
+  assign \a_out$726  = \a_in$725 ;
+  assign \a_next$727  = \a_in$707 ;
+  assign \b_next$728  = \b_in$586 ;
+  assign \b_out$730  = \b_in$729 ;
+  assign \valid_out$732  = \valid_in$731 ;
+  assign \first_out$734  = \first_in$733 ;
+  assign \last_out$736  = \last_in$735 ;
+  assign \chain_out$738  = \chain_in$737 ;
+  assign \chain_valid_out$740  = \chain_valid_in$739 ;
+  assign \drain$741  = drain_6;
+  assign \en$742  = en_pe_2_7;
+  assign \a_out$744  = \a_in$743 ;
+  assign \a_next$745  = \a_in$725 ;
+  assign \b_next$746  = \b_in$604 ;
+  assign \b_out$748  = \b_in$747 ;
+  assign \valid_out$750  = \valid_in$749 ;
+  assign \first_out$752  = \first_in$751 ;
+  assign \last_out$754  = \last_in$753 ;
+  assign \chain_out$756  = \chain_in$755 ;
+  assign \chain_valid_out$758  = \chain_valid_in$757 ;
+  assign \drain$759  = drain_7;
+  assign \en$760  = en_pe_3_0;
+  assign \a_in$761  = \o$376 [31:24];
+  assign \a_next$762  = o_next[31:24];
+  assign \b_next$763  = \b_in$621 ;
+  assign \b_out$765  = \b_in$764 ;
+  assign \valid_out$767  = \valid_in$766 ;
+  assign \first_out$769  = \first_in$768 ;
+  assign \last_out$771  = \last_in$770 ;
+  assign \chain_out$773  = \chain_in$772 ;
+  assign \chain_valid_out$775  = \chain_valid_in$774 ;
+  assign \drain$776  = drain_0;
+  assign \en$777  = en_pe_3_1;
+  assign \a_out$779  = \a_in$778 ;
+  assign \a_next$780  = \o$376 [31:24];
+  assign \b_next$781  = \b_in$639 ;
+  assign \b_out$783  = \b_in$782 ;
+  assign \valid_out$785  = \valid_in$784 ;
+  assign \first_out$787  = \first_in$786 ;
+  assign \last_out$789  = \last_in$788 ;
+  assign \chain_out$791  = \chain_in$790 ;
+  assign \chain_valid_out$793  = \chain_valid_in$792 ;
+  assign \drain$794  = drain_1;
+  assign \en$795  = en_pe_3_2;
+  assign \a_out$797  = \a_in$796 ;
+  assign \a_next$798  = \a_in$778 ;
+  assign \b_next$799  = \b_in$657 ;
+  assign \b_out$801  = \b_in$800 ;
+  assign \valid_out$803  = \valid_in$802 ;
+  assign \first_out$805  = \first_in$804 ;
+  assign \last_out$807  = \last_in$806 ;
+  assign \chain_out$809  = \chain_in$808 ;
+  assign \chain_valid_out$811  = \chain_valid_in$810 ;
+  assign \drain$812  = drain_2;
+  assign \en$813  = en_pe_3_3;
+  assign \a_out$815  = \a_in$814 ;
+  assign \a_next$816  = \a_in$796 ;
+  assign \b_next$817  = \b_in$675 ;
+  assign \b_out$819  = \b_in$818 ;
+  assign \valid_out$821  = \valid_in$820 ;
+  assign \first_out$823  = \first_in$822 ;
+  assign \last_out$825  = \last_in$824 ;
+  assign \chain_out$827  = \chain_in$826 ;
+  assign \chain_valid_out$829  = \chain_valid_in$828 ;
+  assign \drain$830  = drain_3;
+  assign \en$831  = en_pe_3_4;
+  assign \a_out$833  = \a_in$832 ;
+  assign \a_next$834  = \a_in$814 ;
+  assign \b_next$835  = \b_in$693 ;
+  assign \b_out$837  = \b_in$836 ;
+  assign \valid_out$839  = \valid_in$838 ;
+  assign \first_out$841  = \first_in$840 ;
+  assign \last_out$843  = \last_in$842 ;
+  assign \chain_out$845  = \chain_in$844 ;
+  assign \chain_valid_out$847  = \chain_valid_in$846 ;
+  assign \drain$848  = drain_4;
+  assign \en$849  = en_pe_3_5;
+  assign \a_out$851  = \a_in$850 ;
+  assign \a_next$852  = \a_in$832 ;
+  assign \b_next$853  = \b_in$711 ;
+  assign \b_out$855  = \b_in$854 ;
+  assign \valid_out$857  = \valid_in$856 ;
+  assign \first_out$859  = \first_in$858 ;
+  assign \last_out$861  = \last_in$860 ;
+  assign \chain_out$863  = \chain_in$862 ;
+  assign \chain_valid_out$865  = \chain_valid_in$864 ;
+  assign \drain$866  = drain_5;
+  assign \en$867  = en_pe_3_6;
+  assign \a_out$869  = \a_in$868 ;
+  assign \a_next$870  = \a_in$850 ;
+  assign \b_next$871  = \b_in$729 ;
+  assign \b_out$873  = \b_in$872 ;
+  assign \valid_out$875  = \valid_in$874 ;
+  assign \first_out$877  = \first_in$876 ;
+  assign \last_out$879  = \last_in$878 ;
+  assign \chain_out$881  = \chain_in$880 ;
+  assign \chain_valid_out$883  = \chain_valid_in$882 ;
+  assign \drain$884  = drain_6;
+  assign \en$885  = en_pe_3_7;
+  assign \a_out$887  = \a_in$886 ;
+  assign \a_next$888  = \a_in$868 ;
+  assign \b_next$889  = \b_in$747 ;
+  assign \b_out$891  = \b_in$890 ;
+  assign \valid_out$893  = \valid_in$892 ;
+  assign \first_out$895  = \first_in$894 ;
+  assign \last_out$897  = \last_in$896 ;
+  assign \chain_out$899  = \chain_in$898 ;
+  assign \chain_valid_out$901  = \chain_valid_in$900 ;
+  assign \drain$902  = drain_7;
+  assign \en$903  = en_pe_4_0;
+  assign \a_in$904  = \o$376 [39:32];
+  assign \a_next$905  = o_next[39:32];
+  assign \b_next$906  = \b_in$764 ;
+  assign \b_out$908  = \b_in$907 ;
+  assign \valid_out$910  = \valid_in$909 ;
+  assign \first_out$912  = \first_in$911 ;
+  assign \last_out$914  = \last_in$913 ;
+  assign \chain_out$916  = \chain_in$915 ;
+  assign \chain_valid_out$918  = \chain_valid_in$917 ;
+  assign \drain$919  = drain_0;
+  assign \en$920  = en_pe_4_1;
+  assign \a_out$922  = \a_in$921 ;
+  assign \a_next$923  = \o$376 [39:32];
+  assign \b_next$924  = \b_in$782 ;
+  assign \b_out$926  = \b_in$925 ;
+  assign \valid_out$928  = \valid_in$927 ;
+  assign \first_out$930  = \first_in$929 ;
+  assign \last_out$932  = \last_in$931 ;
+  assign \chain_out$934  = \chain_in$933 ;
+  assign \chain_valid_out$936  = \chain_valid_in$935 ;
+  assign \drain$937  = drain_1;
+  assign \en$938  = en_pe_4_2;
+  assign \a_out$940  = \a_in$939 ;
+  assign \a_next$941  = \a_in$921 ;
+  assign \b_next$942  = \b_in$800 ;
+  assign \b_out$944  = \b_in$943 ;
+  assign \valid_out$946  = \valid_in$945 ;
+  assign \first_out$948  = \first_in$947 ;
+  assign \last_out$950  = \last_in$949 ;
+  assign \chain_out$952  = \chain_in$951 ;
+  assign \chain_valid_out$954  = \chain_valid_in$953 ;
+  assign \drain$955  = drain_2;
+  assign \en$956  = en_pe_4_3;
+  assign \a_out$958  = \a_in$957 ;
+  assign \a_next$959  = \a_in$939 ;
+  assign \b_next$960  = \b_in$818 ;
+  assign \b_out$962  = \b_in$961 ;
+  assign \valid_out$964  = \valid_in$963 ;
+  assign \first_out$966  = \first_in$965 ;
+  assign \last_out$968  = \last_in$967 ;
+  assign \chain_out$970  = \chain_in$969 ;
+  assign \chain_valid_out$972  = \chain_valid_in$971 ;
+  assign \drain$973  = drain_3;
+  assign \en$974  = en_pe_4_4;
+  assign \a_out$976  = \a_in$975 ;
+  assign \a_next$977  = \a_in$957 ;
+  assign \b_next$978  = \b_in$836 ;
+  assign \b_out$980  = \b_in$979 ;
+  assign \valid_out$982  = \valid_in$981 ;
+  assign \first_out$984  = \first_in$983 ;
+  assign \last_out$986  = \last_in$985 ;
+  assign \chain_out$988  = \chain_in$987 ;
+  assign \chain_valid_out$990  = \chain_valid_in$989 ;
+  assign \drain$991  = drain_4;
+  assign \en$992  = en_pe_4_5;
+  assign \a_out$994  = \a_in$993 ;
+  assign \a_next$995  = \a_in$975 ;
+  assign \b_next$996  = \b_in$854 ;
+  assign \b_out$998  = \b_in$997 ;
+  assign \valid_out$1000  = \valid_in$999 ;
+  assign \first_out$1002  = \first_in$1001 ;
+  assign \last_out$1004  = \last_in$1003 ;
+  assign \chain_out$1006  = \chain_in$1005 ;
+  assign \chain_valid_out$1008  = \chain_valid_in$1007 ;
+  assign \drain$1009  = drain_5;
+  assign \en$1010  = en_pe_4_6;
+  assign \a_out$1012  = \a_in$1011 ;
+  assign \a_next$1013  = \a_in$993 ;
+  assign \b_next$1014  = \b_in$872 ;
+  assign \b_out$1016  = \b_in$1015 ;
+  assign \valid_out$1018  = \valid_in$1017 ;
+  assign \first_out$1020  = \first_in$1019 ;
+  assign \last_out$1022  = \last_in$1021 ;
+  assign \chain_out$1024  = \chain_in$1023 ;
+  assign \chain_valid_out$1026  = \chain_valid_in$1025 ;
+  assign \drain$1027  = drain_6;
+  assign \en$1028  = en_pe_4_7;
+  assign \a_out$1030  = \a_in$1029 ;
+  assign \a_next$1031  = \a_in$1011 ;
+  assign \b_next$1032  = \b_in$890 ;
+  assign \b_out$1034  = \b_in$1033 ;
+  assign \valid_out$1036  = \valid_in$1035 ;
+  assign \first_out$1038  = \first_in$1037 ;
+  assign \last_out$1040  = \last_in$1039 ;
+  assign \chain_out$1042  = \chain_in$1041 ;
+  assign \chain_valid_out$1044  = \chain_valid_in$1043 ;
+  assign \drain$1045  = drain_7;
+  assign \en$1046  = en_pe_5_0;
+  assign \a_in$1047  = \o$376 [47:40];
+  assign \a_next$1048  = o_next[47:40];
+  assign \b_next$1049  = \b_in$907 ;
+  assign \b_out$1051  = \b_in$1050 ;
+  assign \valid_out$1053  = \valid_in$1052 ;
+  assign \first_out$1055  = \first_in$1054 ;
+  assign \last_out$1057  = \last_in$1056 ;
+  assign \chain_out$1059  = \chain_in$1058 ;
+  assign \chain_valid_out$1061  = \chain_valid_in$1060 ;
+  assign \drain$1062  = drain_0;
+  assign \en$1063  = en_pe_5_1;
+  assign \a_out$1065  = \a_in$1064 ;
+  assign \a_next$1066  = \o$376 [47:40];
+  assign \b_next$1067  = \b_in$925 ;
+  assign \b_out$1069  = \b_in$1068 ;
+  assign \valid_out$1071  = \valid_in$1070 ;
+  assign \first_out$1073  = \first_in$1072 ;
+  assign \last_out$1075  = \last_in$1074 ;
+  assign \chain_out$1077  = \chain_in$1076 ;
+  assign \chain_valid_out$1079  = \chain_valid_in$1078 ;
+  assign \drain$1080  = drain_1;
+  assign \en$1081  = en_pe_5_2;
+  assign \a_out$1083  = \a_in$1082 ;
+  assign \a_next$1084  = \a_in$1064 ;
+  assign \b_next$1085  = \b_in$943 ;
+  assign \b_out$1087  = \b_in$1086 ;
+  assign \valid_out$1089  = \valid_in$1088 ;
+  assign \first_out$1091  = \first_in$1090 ;
+  assign \last_out$1093  = \last_in$1092 ;
+  assign \chain_out$1095  = \chain_in$1094 ;
+  assign \chain_valid_out$1097  = \chain_valid_in$1096 ;
+  assign \drain$1098  = drain_2;
+  assign \en$1099  = en_pe_5_3;
+  assign \a_out$1101  = \a_in$1100 ;
+  assign \a_next$1102  = \a_in$1082 ;
+  assign \b_next$1103  = \b_in$961 ;
+  assign \b_out$1105  = \b_in$1104 ;
+  assign \valid_out$1107  = \valid_in$1106 ;
+  assign \first_out$1109  = \first_in$1108 ;
+  assign \last_out$1111  = \last_in$1110 ;
+  assign \chain_out$1113  = \chain_in$1112 ;
+  assign \chain_valid_out$1115  = \chain_valid_in$1114 ;
+  assign \drain$1116  = drain_3;
+  assign \en$1117  = en_pe_5_4;
+  assign \a_out$1119  = \a_in$1118 ;
+  assign \a_next$1120  = \a_in$1100 ;
+  assign \b_next$1121  = \b_in$979 ;
+  assign \b_out$1123  = \b_in$1122 ;
+  assign \valid_out$1125  = \valid_in$1124 ;
+  assign \first_out$1127  = \first_in$1126 ;
+  assign \last_out$1129  = \last_in$1128 ;
+  assign \chain_out$1131  = \chain_in$1130 ;
+  assign \chain_valid_out$1133  = \chain_valid_in$1132 ;
+  assign \drain$1134  = drain_4;
+  assign \en$1135  = en_pe_5_5;
+  assign \a_out$1137  = \a_in$1136 ;
+  assign \a_next$1138  = \a_in$1118 ;
+  assign \b_next$1139  = \b_in$997 ;
+  assign \b_out$1141  = \b_in$1140 ;
+  assign \valid_out$1143  = \valid_in$1142 ;
+  assign \first_out$1145  = \first_in$1144 ;
+  assign \last_out$1147  = \last_in$1146 ;
+  assign \chain_out$1149  = \chain_in$1148 ;
+  assign \chain_valid_out$1151  = \chain_valid_in$1150 ;
+  assign \drain$1152  = drain_5;
+  assign \en$1153  = en_pe_5_6;
+  assign \a_out$1155  = \a_in$1154 ;
+  assign \a_next$1156  = \a_in$1136 ;
+  assign \b_next$1157  = \b_in$1015 ;
+  assign \b_out$1159  = \b_in$1158 ;
+  assign \valid_out$1161  = \valid_in$1160 ;
+  assign \first_out$1163  = \first_in$1162 ;
+  assign \last_out$1165  = \last_in$1164 ;
+  assign \chain_out$1167  = \chain_in$1166 ;
+  assign \chain_valid_out$1169  = \chain_valid_in$1168 ;
+  assign \drain$1170  = drain_6;
+  assign \en$1171  = en_pe_5_7;
+  assign \a_out$1173  = \a_in$1172 ;
+  assign \a_next$1174  = \a_in$1154 ;
+  assign \b_next$1175  = \b_in$1033 ;
+  assign \b_out$1177  = \b_in$1176 ;
+  assign \valid_out$1179  = \valid_in$1178 ;
+  assign \first_out$1181  = \first_in$1180 ;
+  assign \last_out$1183  = \last_in$1182 ;
+  assign \chain_out$1185  = \chain_in$1184 ;
+  assign \chain_valid_out$1187  = \chain_valid_in$1186 ;
+  assign \drain$1188  = drain_7;
+  assign \en$1189  = en_pe_6_0;
+  assign \a_in$1190  = \o$376 [55:48];
+  assign \a_next$1191  = o_next[55:48];
+  assign \b_next$1192  = \b_in$1050 ;
+  assign \b_out$1194  = \b_in$1193 ;
+  assign \valid_out$1196  = \valid_in$1195 ;
+  assign \first_out$1198  = \first_in$1197 ;
+  assign \last_out$1200  = \last_in$1199 ;
+  assign \chain_out$1202  = \chain_in$1201 ;
+  assign \chain_valid_out$1204  = \chain_valid_in$1203 ;
+  assign \drain$1205  = drain_0;
+  assign \en$1206  = en_pe_6_1;
+  assign \a_out$1208  = \a_in$1207 ;
+  assign \a_next$1209  = \o$376 [55:48];
+  assign \b_next$1210  = \b_in$1068 ;
+  assign \b_out$1212  = \b_in$1211 ;
+  assign \valid_out$1214  = \valid_in$1213 ;
+  assign \first_out$1216  = \first_in$1215 ;
+  assign \last_out$1218  = \last_in$1217 ;
+  assign \chain_out$1220  = \chain_in$1219 ;
+  assign \chain_valid_out$1222  = \chain_valid_in$1221 ;
+  assign \drain$1223  = drain_1;
+  assign \en$1224  = en_pe_6_2;
+  assign \a_out$1226  = \a_in$1225 ;
+  assign \a_next$1227  = \a_in$1207 ;
+  assign \b_next$1228  = \b_in$1086 ;
+  assign \b_out$1230  = \b_in$1229 ;
+  assign \valid_out$1232  = \valid_in$1231 ;
+  assign \first_out$1234  = \first_in$1233 ;
+  assign \last_out$1236  = \last_in$1235 ;
+  assign \chain_out$1238  = \chain_in$1237 ;
+  assign \chain_valid_out$1240  = \chain_valid_in$1239 ;
+  assign \drain$1241  = drain_2;
+  assign \en$1242  = en_pe_6_3;
+  assign \a_out$1244  = \a_in$1243 ;
+  assign \a_next$1245  = \a_in$1225 ;
+  assign \b_next$1246  = \b_in$1104 ;
+  assign \b_out$1248  = \b_in$1247 ;
+  assign \valid_out$1250  = \valid_in$1249 ;
+  assign \first_out$1252  = \first_in$1251 ;
+  assign \last_out$1254  = \last_in$1253 ;
+  assign \chain_out$1256  = \chain_in$1255 ;
+  assign \chain_valid_out$1258  = \chain_valid_in$1257 ;
+  assign \drain$1259  = drain_3;
+  assign \en$1260  = en_pe_6_4;
+  assign \a_out$1262  = \a_in$1261 ;
+  assign \a_next$1263  = \a_in$1243 ;
+  assign \b_next$1264  = \b_in$1122 ;
+  assign \b_out$1266  = \b_in$1265 ;
+  assign \valid_out$1268  = \valid_in$1267 ;
+  assign \first_out$1270  = \first_in$1269 ;
+  assign \last_out$1272  = \last_in$1271 ;
+  assign \chain_out$1274  = \chain_in$1273 ;
+  assign \chain_valid_out$1276  = \chain_valid_in$1275 ;
+  assign \drain$1277  = drain_4;
+  assign \en$1278  = en_pe_6_5;
+  assign \a_out$1280  = \a_in$1279 ;
+  assign \a_next$1281  = \a_in$1261 ;
+  assign \b_next$1282  = \b_in$1140 ;
+  assign \b_out$1284  = \b_in$1283 ;
+  assign \valid_out$1286  = \valid_in$1285 ;
+  assign \first_out$1288  = \first_in$1287 ;
+  assign \last_out$1290  = \last_in$1289 ;
+  assign \chain_out$1292  = \chain_in$1291 ;
+  assign \chain_valid_out$1294  = \chain_valid_in$1293 ;
+  assign \drain$1295  = drain_5;
+  assign \en$1296  = en_pe_6_6;
+  assign \a_out$1298  = \a_in$1297 ;
+  assign \a_next$1299  = \a_in$1279 ;
+  assign \b_next$1300  = \b_in$1158 ;
+  assign \b_out$1302  = \b_in$1301 ;
+  assign \valid_out$1304  = \valid_in$1303 ;
+  assign \first_out$1306  = \first_in$1305 ;
+  assign \last_out$1308  = \last_in$1307 ;
+  assign \chain_out$1310  = \chain_in$1309 ;
+  assign \chain_valid_out$1312  = \chain_valid_in$1311 ;
+  assign \drain$1313  = drain_6;
+  assign \en$1314  = en_pe_6_7;
+  assign \a_out$1316  = \a_in$1315 ;
+  assign \a_next$1317  = \a_in$1297 ;
+  assign \b_next$1318  = \b_in$1176 ;
+  assign \b_out$1320  = \b_in$1319 ;
+  assign \valid_out$1322  = \valid_in$1321 ;
+  assign \first_out$1324  = \first_in$1323 ;
+  assign \last_out$1326  = \last_in$1325 ;
+  assign \chain_out$1328  = \chain_in$1327 ;
+  assign \chain_valid_out$1330  = \chain_valid_in$1329 ;
+  assign \drain$1331  = drain_7;
+  assign \en$1332  = en_pe_7_0;
+  assign \a_in$1333  = \o$376 [63:56];
+  assign \a_next$1334  = o_next[63:56];
+  assign \b_next$1335  = \b_in$1193 ;
+  assign \b_out$1337  = \b_in$1336 ;
+  assign \valid_out$1339  = \valid_in$1338 ;
+  assign \first_out$1341  = \first_in$1340 ;
+  assign \last_out$1343  = \last_in$1342 ;
+  assign \chain_out$1345  = \chain_in$1344 ;
+  assign \chain_valid_out$1347  = \chain_valid_in$1346 ;
+  assign \drain$1348  = drain_0;
+  assign \en$1349  = en_pe_7_1;
+  assign \a_out$1351  = \a_in$1350 ;
+  assign \a_next$1352  = \o$376 [63:56];
+  assign \b_next$1353  = \b_in$1211 ;
+  assign \b_out$1355  = \b_in$1354 ;
+  assign \valid_out$1357  = \valid_in$1356 ;
+  assign \first_out$1359  = \first_in$1358 ;
+  assign \last_out$1361  = \last_in$1360 ;
+  assign \chain_out$1363  = \chain_in$1362 ;
+  assign \chain_valid_out$1365  = \chain_valid_in$1364 ;
+  assign \drain$1366  = drain_1;
+  assign \en$1367  = en_pe_7_2;
+  assign \a_out$1369  = \a_in$1368 ;
+  assign \a_next$1370  = \a_in$1350 ;
+  assign \b_next$1371  = \b_in$1229 ;
+  assign \b_out$1373  = \b_in$1372 ;
+  assign \valid_out$1375  = \valid_in$1374 ;
+  assign \first_out$1377  = \first_in$1376 ;
+  assign \last_out$1379  = \last_in$1378 ;
+  assign \chain_out$1381  = \chain_in$1380 ;
+  assign \chain_valid_out$1383  = \chain_valid_in$1382 ;
+  assign \drain$1384  = drain_2;
+  assign \en$1385  = en_pe_7_3;
+  assign \a_out$1387  = \a_in$1386 ;
+  assign \a_next$1388  = \a_in$1368 ;
+  assign \b_next$1389  = \b_in$1247 ;
+  assign \b_out$1391  = \b_in$1390 ;
+  assign \valid_out$1393  = \valid_in$1392 ;
+  assign \first_out$1395  = \first_in$1394 ;
+  assign \last_out$1397  = \last_in$1396 ;
+  assign \chain_out$1399  = \chain_in$1398 ;
+  assign \chain_valid_out$1401  = \chain_valid_in$1400 ;
+  assign \drain$1402  = drain_3;
+  assign \en$1403  = en_pe_7_4;
+  assign \a_out$1405  = \a_in$1404 ;
+  assign \a_next$1406  = \a_in$1386 ;
+  assign \b_next$1407  = \b_in$1265 ;
+  assign \b_out$1409  = \b_in$1408 ;
+  assign \valid_out$1411  = \valid_in$1410 ;
+  assign \first_out$1413  = \first_in$1412 ;
+  assign \last_out$1415  = \last_in$1414 ;
+  assign \chain_out$1417  = \chain_in$1416 ;
+  assign \chain_valid_out$1419  = \chain_valid_in$1418 ;
+  assign \drain$1420  = drain_4;
+  assign \en$1421  = en_pe_7_5;
+  assign \a_out$1423  = \a_in$1422 ;
+  assign \a_next$1424  = \a_in$1404 ;
+  assign \b_next$1425  = \b_in$1283 ;
+  assign \b_out$1427  = \b_in$1426 ;
+  assign \valid_out$1429  = \valid_in$1428 ;
+  assign \first_out$1431  = \first_in$1430 ;
+  assign \last_out$1433  = \last_in$1432 ;
+  assign \chain_out$1435  = \chain_in$1434 ;
+  assign \chain_valid_out$1437  = \chain_valid_in$1436 ;
+  assign \drain$1438  = drain_5;
+  assign \en$1439  = en_pe_7_6;
+  assign \a_out$1441  = \a_in$1440 ;
+  assign \a_next$1442  = \a_in$1422 ;
+  assign \b_next$1443  = \b_in$1301 ;
+  assign \b_out$1445  = \b_in$1444 ;
+  assign \valid_out$1447  = \valid_in$1446 ;
+  assign \first_out$1449  = \first_in$1448 ;
+  assign \last_out$1451  = \last_in$1450 ;
+  assign \chain_out$1453  = \chain_in$1452 ;
+  assign \chain_valid_out$1455  = \chain_valid_in$1454 ;
+  assign \drain$1456  = drain_6;
+  assign \en$1457  = en_pe_7_7;
+  assign \a_out$1459  = \a_in$1458 ;
+  assign \a_next$1460  = \a_in$1440 ;
+  assign \b_next$1461  = \b_in$1319 ;
+  assign \b_out$1463  = \b_in$1462 ;
+  assign \valid_out$1465  = \valid_in$1464 ;
+  assign \first_out$1467  = \first_in$1466 ;
+  assign \last_out$1469  = \last_in$1468 ;
+  assign \chain_out$1471  = \chain_in$1470 ;
+  assign \chain_valid_out$1473  = \chain_valid_in$1472 ;
+  assign \drain$1474  = drain_7;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -3883,6 +5182,45 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \operands__payload.b[6]  = operands__payload[119:112];
   assign \operands__payload.b[7]  = operands__payload[127:120];
   assign \operands__payload.last  = operands__payload[128];
+  assign \skid.c  = skid[255:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.c[4]  = skid[159:128];
+  assign \skid.c[5]  = skid[191:160];
+  assign \skid.c[6]  = skid[223:192];
+  assign \skid.c[7]  = skid[255:224];
+  assign \skid.last  = skid[256];
+  assign \out.c  = out[255:0];
+  assign \out.c[0]  = out[31:0];
+  assign \out.c[1]  = out[63:32];
+  assign \out.c[2]  = out[95:64];
+  assign \out.c[3]  = out[127:96];
+  assign \out.c[4]  = out[159:128];
+  assign \out.c[5]  = out[191:160];
+  assign \out.c[6]  = out[223:192];
+  assign \out.c[7]  = out[255:224];
+  assign \out.last  = out[256];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \in_a[4]  = in_a[39:32];
+  assign \in_a[5]  = in_a[47:40];
+  assign \in_a[6]  = in_a[55:48];
+  assign \in_a[7]  = in_a[63:56];
+  assign \in_b[0]  = in_b[7:0];
+  assign \in_b[1]  = in_b[15:8];
+  assign \in_b[2]  = in_b[23:16];
+  assign \in_b[3]  = in_b[31:24];
+  assign \in_b[4]  = in_b[39:32];
+  assign \in_b[5]  = in_b[47:40];
+  assign \in_b[6]  = in_b[55:48];
+  assign \in_b[7]  = in_b[63:56];
+  assign \in_flags.valid  = in_flags[0];
+  assign \in_flags.first  = in_flags[1];
+  assign \in_flags.last  = in_flags[2];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -3899,73 +5237,54 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
-  assign \i$53[0]  = \i$53 [7:0];
-  assign \i$53[1]  = \i$53 [15:8];
-  assign \i$53[2]  = \i$53 [23:16];
-  assign \i$53[3]  = \i$53 [31:24];
-  assign \i$53[4]  = \i$53 [39:32];
-  assign \i$53[5]  = \i$53 [47:40];
-  assign \i$53[6]  = \i$53 [55:48];
-  assign \i$53[7]  = \i$53 [63:56];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \in_a[4]  = in_a[39:32];
-  assign \in_a[5]  = in_a[47:40];
-  assign \in_a[6]  = in_a[55:48];
-  assign \in_a[7]  = in_a[63:56];
-  assign \i$55[0]  = \i$55 [7:0];
-  assign \i$55[1]  = \i$55 [15:8];
-  assign \i$55[2]  = \i$55 [23:16];
-  assign \i$55[3]  = \i$55 [31:24];
-  assign \i$55[4]  = \i$55 [39:32];
-  assign \i$55[5]  = \i$55 [47:40];
-  assign \i$55[6]  = \i$55 [55:48];
-  assign \i$55[7]  = \i$55 [63:56];
-  assign \in_b[0]  = \i$55 [7:0];
-  assign \in_b[1]  = \i$55 [15:8];
-  assign \in_b[2]  = \i$55 [23:16];
-  assign \in_b[3]  = \i$55 [31:24];
-  assign \in_b[4]  = \i$55 [39:32];
-  assign \in_b[5]  = \i$55 [47:40];
-  assign \in_b[6]  = \i$55 [55:48];
-  assign \in_b[7]  = \i$55 [63:56];
-  assign \i$57[0]  = \i$57 [2:0];
-  assign \i$57[0].valid  = \i$57 [0];
-  assign \i$57[0].first  = \i$57 [1];
-  assign \i$57[0].last  = \i$57 [2];
-  assign \i$57[1]  = \i$57 [5:3];
-  assign \i$57[1].valid  = \i$57 [3];
-  assign \i$57[1].first  = \i$57 [4];
-  assign \i$57[1].last  = \i$57 [5];
-  assign \i$57[2]  = \i$57 [8:6];
-  assign \i$57[2].valid  = \i$57 [6];
-  assign \i$57[2].first  = \i$57 [7];
-  assign \i$57[2].last  = \i$57 [8];
-  assign \i$57[3]  = \i$57 [11:9];
-  assign \i$57[3].valid  = \i$57 [9];
-  assign \i$57[3].first  = \i$57 [10];
-  assign \i$57[3].last  = \i$57 [11];
-  assign \i$57[4]  = \i$57 [14:12];
-  assign \i$57[4].valid  = \i$57 [12];
-  assign \i$57[4].first  = \i$57 [13];
-  assign \i$57[4].last  = \i$57 [14];
-  assign \i$57[5]  = \i$57 [17:15];
-  assign \i$57[5].valid  = \i$57 [15];
-  assign \i$57[5].first  = \i$57 [16];
-  assign \i$57[5].last  = \i$57 [17];
-  assign \i$57[6]  = \i$57 [20:18];
-  assign \i$57[6].valid  = \i$57 [18];
-  assign \i$57[6].first  = \i$57 [19];
-  assign \i$57[6].last  = \i$57 [20];
-  assign \i$57[7]  = \i$57 [23:21];
-  assign \i$57[7].valid  = \i$57 [21];
-  assign \i$57[7].first  = \i$57 [22];
-  assign \i$57[7].last  = \i$57 [23];
-  assign \in_flags.valid  = in_flags[0];
-  assign \in_flags.first  = in_flags[1];
-  assign \in_flags.last  = in_flags[2];
+  assign \i$369[0]  = \i$369 [7:0];
+  assign \i$369[1]  = \i$369 [15:8];
+  assign \i$369[2]  = \i$369 [23:16];
+  assign \i$369[3]  = \i$369 [31:24];
+  assign \i$369[4]  = \i$369 [39:32];
+  assign \i$369[5]  = \i$369 [47:40];
+  assign \i$369[6]  = \i$369 [55:48];
+  assign \i$369[7]  = \i$369 [63:56];
+  assign \i$370[0]  = in_b[7:0];
+  assign \i$370[1]  = in_b[15:8];
+  assign \i$370[2]  = in_b[23:16];
+  assign \i$370[3]  = in_b[31:24];
+  assign \i$370[4]  = in_b[39:32];
+  assign \i$370[5]  = in_b[47:40];
+  assign \i$370[6]  = in_b[55:48];
+  assign \i$370[7]  = in_b[63:56];
+  assign \i$371[0]  = \i$371 [2:0];
+  assign \i$371[0].valid  = \i$371 [0];
+  assign \i$371[0].first  = \i$371 [1];
+  assign \i$371[0].last  = \i$371 [2];
+  assign \i$371[1]  = \i$371 [5:3];
+  assign \i$371[1].valid  = \i$371 [3];
+  assign \i$371[1].first  = \i$371 [4];
+  assign \i$371[1].last  = \i$371 [5];
+  assign \i$371[2]  = \i$371 [8:6];
+  assign \i$371[2].valid  = \i$371 [6];
+  assign \i$371[2].first  = \i$371 [7];
+  assign \i$371[2].last  = \i$371 [8];
+  assign \i$371[3]  = \i$371 [11:9];
+  assign \i$371[3].valid  = \i$371 [9];
+  assign \i$371[3].first  = \i$371 [10];
+  assign \i$371[3].last  = \i$371 [11];
+  assign \i$371[4]  = \i$371 [14:12];
+  assign \i$371[4].valid  = \i$371 [12];
+  assign \i$371[4].first  = \i$371 [13];
+  assign \i$371[4].last  = \i$371 [14];
+  assign \i$371[5]  = \i$371 [17:15];
+  assign \i$371[5].valid  = \i$371 [15];
+  assign \i$371[5].first  = \i$371 [16];
+  assign \i$371[5].last  = \i$371 [17];
+  assign \i$371[6]  = \i$371 [20:18];
+  assign \i$371[6].valid  = \i$371 [18];
+  assign \i$371[6].first  = \i$371 [19];
+  assign \i$371[6].last  = \i$371 [20];
+  assign \i$371[7]  = \i$371 [23:21];
+  assign \i$371[7].valid  = \i$371 [21];
+  assign \i$371[7].first  = \i$371 [22];
+  assign \i$371[7].last  = \i$371 [23];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
@@ -3974,22 +5293,22 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \i_next[5]  = i_next[47:40];
   assign \i_next[6]  = i_next[55:48];
   assign \i_next[7]  = i_next[63:56];
-  assign \i_next$60[0]  = operands__payload[71:64];
-  assign \i_next$60[1]  = operands__payload[79:72];
-  assign \i_next$60[2]  = operands__payload[87:80];
-  assign \i_next$60[3]  = operands__payload[95:88];
-  assign \i_next$60[4]  = operands__payload[103:96];
-  assign \i_next$60[5]  = operands__payload[111:104];
-  assign \i_next$60[6]  = operands__payload[119:112];
-  assign \i_next$60[7]  = operands__payload[127:120];
-  assign \o$63[0]  = \o$63 [7:0];
-  assign \o$63[1]  = \o$63 [15:8];
-  assign \o$63[2]  = \o$63 [23:16];
-  assign \o$63[3]  = \o$63 [31:24];
-  assign \o$63[4]  = \o$63 [39:32];
-  assign \o$63[5]  = \o$63 [47:40];
-  assign \o$63[6]  = \o$63 [55:48];
-  assign \o$63[7]  = \o$63 [63:56];
+  assign \i_next$373[0]  = operands__payload[71:64];
+  assign \i_next$373[1]  = operands__payload[79:72];
+  assign \i_next$373[2]  = operands__payload[87:80];
+  assign \i_next$373[3]  = operands__payload[95:88];
+  assign \i_next$373[4]  = operands__payload[103:96];
+  assign \i_next$373[5]  = operands__payload[111:104];
+  assign \i_next$373[6]  = operands__payload[119:112];
+  assign \i_next$373[7]  = operands__payload[127:120];
+  assign \o$376[0]  = \o$376 [7:0];
+  assign \o$376[1]  = \o$376 [15:8];
+  assign \o$376[2]  = \o$376 [23:16];
+  assign \o$376[3]  = \o$376 [31:24];
+  assign \o$376[4]  = \o$376 [39:32];
+  assign \o$376[5]  = \o$376 [47:40];
+  assign \o$376[6]  = \o$376 [55:48];
+  assign \o$376[7]  = \o$376 [63:56];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
@@ -3998,54 +5317,54 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o_next[5]  = o_next[47:40];
   assign \o_next[6]  = o_next[55:48];
   assign \o_next[7]  = o_next[63:56];
-  assign \o_next$67[0]  = \o_next$67 [7:0];
-  assign \o_next$67[1]  = \o_next$67 [15:8];
-  assign \o_next$67[2]  = \o_next$67 [23:16];
-  assign \o_next$67[3]  = \o_next$67 [31:24];
-  assign \o_next$67[4]  = \o_next$67 [39:32];
-  assign \o_next$67[5]  = \o_next$67 [47:40];
-  assign \o_next$67[6]  = \o_next$67 [55:48];
-  assign \o_next$67[7]  = \o_next$67 [63:56];
-  assign \o$69[0]  = \o$69 [7:0];
-  assign \o$69[1]  = \o$69 [15:8];
-  assign \o$69[2]  = \o$69 [23:16];
-  assign \o$69[3]  = \o$69 [31:24];
-  assign \o$69[4]  = \o$69 [39:32];
-  assign \o$69[5]  = \o$69 [47:40];
-  assign \o$69[6]  = \o$69 [55:48];
-  assign \o$69[7]  = \o$69 [63:56];
-  assign \o$71[0]  = \o$71 [2:0];
-  assign \o$71[0].valid  = \o$71 [0];
-  assign \o$71[0].first  = \o$71 [1];
-  assign \o$71[0].last  = \o$71 [2];
-  assign \o$71[1]  = \o$71 [5:3];
-  assign \o$71[1].valid  = \o$71 [3];
-  assign \o$71[1].first  = \o$71 [4];
-  assign \o$71[1].last  = \o$71 [5];
-  assign \o$71[2]  = \o$71 [8:6];
-  assign \o$71[2].valid  = \o$71 [6];
-  assign \o$71[2].first  = \o$71 [7];
-  assign \o$71[2].last  = \o$71 [8];
-  assign \o$71[3]  = \o$71 [11:9];
-  assign \o$71[3].valid  = \o$71 [9];
-  assign \o$71[3].first  = \o$71 [10];
-  assign \o$71[3].last  = \o$71 [11];
-  assign \o$71[4]  = \o$71 [14:12];
-  assign \o$71[4].valid  = \o$71 [12];
-  assign \o$71[4].first  = \o$71 [13];
-  assign \o$71[4].last  = \o$71 [14];
-  assign \o$71[5]  = \o$71 [17:15];
-  assign \o$71[5].valid  = \o$71 [15];
-  assign \o$71[5].first  = \o$71 [16];
-  assign \o$71[5].last  = \o$71 [17];
-  assign \o$71[6]  = \o$71 [20:18];
-  assign \o$71[6].valid  = \o$71 [18];
-  assign \o$71[6].first  = \o$71 [19];
-  assign \o$71[6].last  = \o$71 [20];
-  assign \o$71[7]  = \o$71 [23:21];
-  assign \o$71[7].valid  = \o$71 [21];
-  assign \o$71[7].first  = \o$71 [22];
-  assign \o$71[7].last  = \o$71 [23];
+  assign \o_next$380[0]  = \o_next$380 [7:0];
+  assign \o_next$380[1]  = \o_next$380 [15:8];
+  assign \o_next$380[2]  = \o_next$380 [23:16];
+  assign \o_next$380[3]  = \o_next$380 [31:24];
+  assign \o_next$380[4]  = \o_next$380 [39:32];
+  assign \o_next$380[5]  = \o_next$380 [47:40];
+  assign \o_next$380[6]  = \o_next$380 [55:48];
+  assign \o_next$380[7]  = \o_next$380 [63:56];
+  assign \o$382[0]  = \o$382 [7:0];
+  assign \o$382[1]  = \o$382 [15:8];
+  assign \o$382[2]  = \o$382 [23:16];
+  assign \o$382[3]  = \o$382 [31:24];
+  assign \o$382[4]  = \o$382 [39:32];
+  assign \o$382[5]  = \o$382 [47:40];
+  assign \o$382[6]  = \o$382 [55:48];
+  assign \o$382[7]  = \o$382 [63:56];
+  assign \o$384[0]  = \o$384 [2:0];
+  assign \o$384[0].valid  = \o$384 [0];
+  assign \o$384[0].first  = \o$384 [1];
+  assign \o$384[0].last  = \o$384 [2];
+  assign \o$384[1]  = \o$384 [5:3];
+  assign \o$384[1].valid  = \o$384 [3];
+  assign \o$384[1].first  = \o$384 [4];
+  assign \o$384[1].last  = \o$384 [5];
+  assign \o$384[2]  = \o$384 [8:6];
+  assign \o$384[2].valid  = \o$384 [6];
+  assign \o$384[2].first  = \o$384 [7];
+  assign \o$384[2].last  = \o$384 [8];
+  assign \o$384[3]  = \o$384 [11:9];
+  assign \o$384[3].valid  = \o$384 [9];
+  assign \o$384[3].first  = \o$384 [10];
+  assign \o$384[3].last  = \o$384 [11];
+  assign \o$384[4]  = \o$384 [14:12];
+  assign \o$384[4].valid  = \o$384 [12];
+  assign \o$384[4].first  = \o$384 [13];
+  assign \o$384[4].last  = \o$384 [14];
+  assign \o$384[5]  = \o$384 [17:15];
+  assign \o$384[5].valid  = \o$384 [15];
+  assign \o$384[5].first  = \o$384 [16];
+  assign \o$384[5].last  = \o$384 [17];
+  assign \o$384[6]  = \o$384 [20:18];
+  assign \o$384[6].valid  = \o$384 [18];
+  assign \o$384[6].first  = \o$384 [19];
+  assign \o$384[6].last  = \o$384 [20];
+  assign \o$384[7]  = \o$384 [23:21];
+  assign \o$384[7].valid  = \o$384 [21];
+  assign \o$384[7].first  = \o$384 [22];
+  assign \o$384[7].last  = \o$384 [23];
   assign i_next[63:56] = operands__payload[7:0];
   assign i_next[55:48] = operands__payload[15:8];
   assign i_next[47:40] = operands__payload[23:16];
@@ -4054,38 +5373,47 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign i_next[23:16] = operands__payload[47:40];
   assign i_next[15:8] = operands__payload[55:48];
   assign i_next[7:0] = operands__payload[63:56];
-  assign \i$57 [23:21] = in_flags;
-  assign \i$57 [20:18] = in_flags;
-  assign \i$57 [17:15] = in_flags;
-  assign \i$57 [14:12] = in_flags;
-  assign \i$57 [11:9] = in_flags;
-  assign \i$57 [8:6] = in_flags;
-  assign \i$57 [5:3] = in_flags;
-  assign \i$57 [2:0] = in_flags;
-  assign \i$53 [63:56] = in_a[7:0];
-  assign \i$53 [55:48] = in_a[15:8];
-  assign \i$53 [47:40] = in_a[23:16];
-  assign \i$53 [39:32] = in_a[31:24];
-  assign \i$53 [31:24] = in_a[39:32];
-  assign \i$53 [23:16] = in_a[47:40];
-  assign \i$53 [15:8] = in_a[55:48];
-  assign \i$53 [7:0] = in_a[63:56];
-  assign results__payload[256] = \$2 ;
-  assign results__payload[255:0] = o;
-  assign i[255:224] = \chain_out$43 ;
-  assign i[223:192] = \chain_out$42 ;
-  assign i[191:160] = \chain_out$41 ;
-  assign i[159:128] = \chain_out$40 ;
-  assign i[127:96] = \chain_out$39 ;
-  assign i[95:64] = \chain_out$38 ;
-  assign i[63:32] = \chain_out$37 ;
+  assign \i$371 [23:21] = in_flags;
+  assign \i$371 [20:18] = in_flags;
+  assign \i$371 [17:15] = in_flags;
+  assign \i$371 [14:12] = in_flags;
+  assign \i$371 [11:9] = in_flags;
+  assign \i$371 [8:6] = in_flags;
+  assign \i$371 [5:3] = in_flags;
+  assign \i$371 [2:0] = in_flags;
+  assign \i$369 [63:56] = in_a[7:0];
+  assign \i$369 [55:48] = in_a[15:8];
+  assign \i$369 [47:40] = in_a[23:16];
+  assign \i$369 [39:32] = in_a[31:24];
+  assign \i$369 [31:24] = in_a[39:32];
+  assign \i$369 [23:16] = in_a[47:40];
+  assign \i$369 [15:8] = in_a[55:48];
+  assign \i$369 [7:0] = in_a[63:56];
+  assign results__payload[255:224] = \$133 ;
+  assign results__payload[223:192] = \$132 ;
+  assign results__payload[191:160] = \$131 ;
+  assign results__payload[159:128] = \$130 ;
+  assign results__payload[127:96] = \$129 ;
+  assign results__payload[95:64] = \$128 ;
+  assign results__payload[63:32] = \$127 ;
+  assign results__payload[31:0] = \$126 ;
+  assign results__payload[256] = \$124 ;
+  assign out[256] = \$123 ;
+  assign out[255:0] = o;
+  assign i[255:224] = \chain_out$359 ;
+  assign i[223:192] = \chain_out$358 ;
+  assign i[191:160] = \chain_out$357 ;
+  assign i[159:128] = \chain_out$356 ;
+  assign i[127:96] = \chain_out$355 ;
+  assign i[95:64] = \chain_out$354 ;
+  assign i[63:32] = \chain_out$353 ;
   assign i[31:0] = chain_out;
-  assign \$8  = \o$71 [0];
-  assign \$73  = \chain_valid_in$175 ;
+  assign \$139  = \o$384 [0];
+  assign \$204  = \chain_valid_in$488 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, en, i, o, clk);
+module \systolic_core.deskew (rst, \port$1423$0 , \port$1424$0 , \port$1425$0 , \port$1426$0 , \port$1427$0 , \port$1428$0 , \port$1429$0 , \port$1430$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$10 ;
@@ -4117,8 +5445,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   reg [31:0] \$9 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [7:0] en;
   input [255:0] i;
   wire [255:0] i;
   wire [31:0] \i[0] ;
@@ -4185,6 +5512,22 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \o_next[5] ;
   wire [31:0] \o_next[6] ;
   wire [31:0] \o_next[7] ;
+  input \port$1423$0 ;
+  wire \port$1423$0 ;
+  input \port$1424$0 ;
+  wire \port$1424$0 ;
+  input \port$1425$0 ;
+  wire \port$1425$0 ;
+  input \port$1426$0 ;
+  wire \port$1426$0 ;
+  input \port$1427$0 ;
+  wire \port$1427$0 ;
+  input \port$1428$0 ;
+  wire \port$1428$0 ;
+  input \port$1429$0 ;
+  wire \port$1429$0 ;
+  input \port$1430$0 ;
+  wire \port$1430$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -4246,283 +5589,200 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (en) begin
+    if (\port$1423$0 ) begin
       \$1  = i[31:0];
-    end
-    if (rst) begin
-      \$1  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (en) begin
+    if (\port$1423$0 ) begin
       \$2  = lane0_d1;
-    end
-    if (rst) begin
-      \$2  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (en) begin
+    if (\port$1423$0 ) begin
       \$3  = lane0_d2;
-    end
-    if (rst) begin
-      \$3  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane0_d4;
-    if (en) begin
+    if (\port$1423$0 ) begin
       \$4  = lane0_d3;
-    end
-    if (rst) begin
-      \$4  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane0_d5;
-    if (en) begin
+    if (\port$1423$0 ) begin
       \$5  = lane0_d4;
-    end
-    if (rst) begin
-      \$5  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane0_d6;
-    if (en) begin
+    if (\port$1423$0 ) begin
       \$6  = lane0_d5;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$7  = lane0_d7;
-    if (en) begin
+    if (\port$1423$0 ) begin
       \$7  = lane0_d6;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = lane1_d1;
-    if (en) begin
+    if (\port$1424$0 ) begin
       \$8  = i[63:32];
-    end
-    if (rst) begin
-      \$8  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$9  = lane1_d2;
-    if (en) begin
+    if (\port$1424$0 ) begin
       \$9  = lane1_d1;
-    end
-    if (rst) begin
-      \$9  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$10  = lane1_d3;
-    if (en) begin
+    if (\port$1424$0 ) begin
       \$10  = lane1_d2;
-    end
-    if (rst) begin
-      \$10  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$11  = lane1_d4;
-    if (en) begin
+    if (\port$1424$0 ) begin
       \$11  = lane1_d3;
-    end
-    if (rst) begin
-      \$11  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$12  = lane1_d5;
-    if (en) begin
+    if (\port$1424$0 ) begin
       \$12  = lane1_d4;
-    end
-    if (rst) begin
-      \$12  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$13  = lane1_d6;
-    if (en) begin
+    if (\port$1424$0 ) begin
       \$13  = lane1_d5;
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$14  = lane2_d1;
-    if (en) begin
+    if (\port$1425$0 ) begin
       \$14  = i[95:64];
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = lane2_d2;
-    if (en) begin
+    if (\port$1425$0 ) begin
       \$15  = lane2_d1;
-    end
-    if (rst) begin
-      \$15  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = lane2_d3;
-    if (en) begin
+    if (\port$1425$0 ) begin
       \$16  = lane2_d2;
-    end
-    if (rst) begin
-      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = lane2_d4;
-    if (en) begin
+    if (\port$1425$0 ) begin
       \$17  = lane2_d3;
-    end
-    if (rst) begin
-      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$18  = lane2_d5;
-    if (en) begin
+    if (\port$1425$0 ) begin
       \$18  = lane2_d4;
-    end
-    if (rst) begin
-      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$19  = lane3_d1;
-    if (en) begin
+    if (\port$1426$0 ) begin
       \$19  = i[127:96];
-    end
-    if (rst) begin
-      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$20  = lane3_d2;
-    if (en) begin
+    if (\port$1426$0 ) begin
       \$20  = lane3_d1;
-    end
-    if (rst) begin
-      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$21  = lane3_d3;
-    if (en) begin
+    if (\port$1426$0 ) begin
       \$21  = lane3_d2;
-    end
-    if (rst) begin
-      \$21  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$22  = lane3_d4;
-    if (en) begin
+    if (\port$1426$0 ) begin
       \$22  = lane3_d3;
-    end
-    if (rst) begin
-      \$22  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = lane4_d1;
-    if (en) begin
+    if (\port$1427$0 ) begin
       \$23  = i[159:128];
-    end
-    if (rst) begin
-      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$24  = lane4_d2;
-    if (en) begin
+    if (\port$1427$0 ) begin
       \$24  = lane4_d1;
-    end
-    if (rst) begin
-      \$24  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$25  = lane4_d3;
-    if (en) begin
+    if (\port$1427$0 ) begin
       \$25  = lane4_d2;
-    end
-    if (rst) begin
-      \$25  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$26  = lane5_d1;
-    if (en) begin
+    if (\port$1428$0 ) begin
       \$26  = i[191:160];
-    end
-    if (rst) begin
-      \$26  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$27  = lane5_d2;
-    if (en) begin
+    if (\port$1428$0 ) begin
       \$27  = lane5_d1;
-    end
-    if (rst) begin
-      \$27  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$28  = lane6_d1;
-    if (en) begin
+    if (\port$1429$0 ) begin
       \$28  = i[223:192];
     end
-    if (rst) begin
-      \$28  = 32'd0;
-    end
   end
+  assign en = { \port$1430$0 , \port$1429$0 , \port$1428$0 , \port$1427$0 , \port$1426$0 , \port$1425$0 , \port$1424$0 , \port$1423$0  };
   assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -4575,9 +5835,9 @@ module \systolic_core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2741$0 , clk);
+module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3130$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -4585,11 +5845,11 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -4599,6 +5859,8 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -4607,14 +5869,16 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -4626,48 +5890,47 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2741$0 ;
-  wire [2:0] \port$2741$0 ;
+  input pe_0_0_sync_clk;
+  wire pe_0_0_sync_clk;
+  input pe_0_0_sync_rst;
+  wire pe_0_0_sync_rst;
+  input [2:0] \port$3130$0 ;
+  wire [2:0] \port$3130$0 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2741$0 [0] & \port$2741$0 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2741$0 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$3130$0 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$3130$0 [0] & \port$3130$0 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -4676,9 +5939,6 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
@@ -4686,17 +5946,14 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2741$0 [0];
+      \$10  = \port$3130$0 [0];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4704,9 +5961,9 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2741$0 [1];
+      \$11  = \port$3130$0 [1];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4714,9 +5971,9 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2741$0 [2];
+      \$12  = \port$3130$0 [2];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -4724,39 +5981,33 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2741$0 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$3130$0 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -4764,28 +6015,31 @@ module \systolic_core.pe_0_0 (rst, drain, en, a_out, b_out, valid_out, first_out
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2741$0 [0];
-  assign first_in = \port$2741$0 [1];
-  assign last_in = \port$2741$0 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$3130$0 [1];
+  assign valid_in = \port$3130$0 [0];
+  assign last_in = \port$3130$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2741$3 , clk);
+module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3130$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -4793,11 +6047,11 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -4807,6 +6061,8 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -4815,14 +6071,16 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -4834,48 +6092,47 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2741$3 ;
-  wire [2:0] \port$2741$3 ;
+  input pe_0_1_sync_clk;
+  wire pe_0_1_sync_clk;
+  input pe_0_1_sync_rst;
+  wire pe_0_1_sync_rst;
+  input [2:0] \port$3130$3 ;
+  wire [2:0] \port$3130$3 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2741$3 [0] & \port$2741$3 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2741$3 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$3130$3 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$3130$3 [0] & \port$3130$3 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -4884,9 +6141,6 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
@@ -4894,17 +6148,14 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2741$3 [0];
+      \$10  = \port$3130$3 [0];
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4912,9 +6163,9 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2741$3 [1];
+      \$11  = \port$3130$3 [1];
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4922,9 +6173,9 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2741$3 [2];
+      \$12  = \port$3130$3 [2];
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -4932,39 +6183,33 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2741$3 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$3130$3 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -4972,28 +6217,31 @@ module \systolic_core.pe_0_1 (rst, drain, en, a_in, a_out, b_out, valid_out, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2741$3 [0];
-  assign first_in = \port$2741$3 [1];
-  assign last_in = \port$2741$3 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$3130$3 [1];
+  assign valid_in = \port$3130$3 [0];
+  assign last_in = \port$3130$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$6 , clk);
+module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -5001,11 +6249,11 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -5015,6 +6263,8 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -5023,14 +6273,16 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -5042,48 +6294,47 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2741$6 ;
-  wire [2:0] \port$2741$6 ;
+  input pe_0_2_sync_clk;
+  wire pe_0_2_sync_clk;
+  input pe_0_2_sync_rst;
+  wire pe_0_2_sync_rst;
+  input [2:0] \port$3130$6 ;
+  wire [2:0] \port$3130$6 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2741$6 [0] & \port$2741$6 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2741$6 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$3130$6 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$3130$6 [0] & \port$3130$6 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -5092,9 +6343,6 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
@@ -5102,17 +6350,14 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2741$6 [0];
+      \$10  = \port$3130$6 [0];
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5120,9 +6365,9 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2741$6 [1];
+      \$11  = \port$3130$6 [1];
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5130,9 +6375,9 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2741$6 [2];
+      \$12  = \port$3130$6 [2];
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -5140,39 +6385,33 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2741$6 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$3130$6 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -5180,28 +6419,31 @@ module \systolic_core.pe_0_2 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2741$6 [0];
-  assign first_in = \port$2741$6 [1];
-  assign last_in = \port$2741$6 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$3130$6 [1];
+  assign valid_in = \port$3130$6 [0];
+  assign last_in = \port$3130$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$9 , clk);
+module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -5209,11 +6451,11 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -5223,6 +6465,8 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -5231,14 +6475,16 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -5250,48 +6496,47 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2741$9 ;
-  wire [2:0] \port$2741$9 ;
+  input pe_0_3_sync_clk;
+  wire pe_0_3_sync_clk;
+  input pe_0_3_sync_rst;
+  wire pe_0_3_sync_rst;
+  input [2:0] \port$3130$9 ;
+  wire [2:0] \port$3130$9 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2741$9 [0] & \port$2741$9 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2741$9 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$3130$9 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$3130$9 [0] & \port$3130$9 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -5300,9 +6545,6 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
@@ -5310,17 +6552,14 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2741$9 [0];
+      \$10  = \port$3130$9 [0];
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5328,9 +6567,9 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2741$9 [1];
+      \$11  = \port$3130$9 [1];
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5338,9 +6577,9 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2741$9 [2];
+      \$12  = \port$3130$9 [2];
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -5348,39 +6587,33 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2741$9 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$3130$9 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -5388,28 +6621,31 @@ module \systolic_core.pe_0_3 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2741$9 [0];
-  assign first_in = \port$2741$9 [1];
-  assign last_in = \port$2741$9 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$3130$9 [1];
+  assign valid_in = \port$3130$9 [0];
+  assign last_in = \port$3130$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$12 , clk);
+module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$12 , pe_0_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -5417,11 +6653,11 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -5431,6 +6667,8 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -5439,14 +6677,16 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -5458,48 +6698,47 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2741$12 ;
-  wire [2:0] \port$2741$12 ;
+  input pe_0_4_sync_clk;
+  wire pe_0_4_sync_clk;
+  input pe_0_4_sync_rst;
+  wire pe_0_4_sync_rst;
+  input [2:0] \port$3130$12 ;
+  wire [2:0] \port$3130$12 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2741$12 [0] & \port$2741$12 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2741$12 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$3130$12 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$3130$12 [0] & \port$3130$12 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -5508,9 +6747,6 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
@@ -5518,17 +6754,14 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2741$12 [0];
+      \$10  = \port$3130$12 [0];
     end
-    if (rst) begin
+    if (pe_0_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5536,9 +6769,9 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2741$12 [1];
+      \$11  = \port$3130$12 [1];
     end
-    if (rst) begin
+    if (pe_0_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5546,9 +6779,9 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2741$12 [2];
+      \$12  = \port$3130$12 [2];
     end
-    if (rst) begin
+    if (pe_0_4_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -5556,39 +6789,33 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2741$12 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$3130$12 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_4_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -5596,28 +6823,31 @@ module \systolic_core.pe_0_4 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_4_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2741$12 [0];
-  assign first_in = \port$2741$12 [1];
-  assign last_in = \port$2741$12 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$3130$12 [1];
+  assign valid_in = \port$3130$12 [0];
+  assign last_in = \port$3130$12 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$15 , clk);
+module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$15 , pe_0_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -5625,11 +6855,11 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -5639,6 +6869,8 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -5647,14 +6879,16 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -5666,48 +6900,47 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2741$15 ;
-  wire [2:0] \port$2741$15 ;
+  input pe_0_5_sync_clk;
+  wire pe_0_5_sync_clk;
+  input pe_0_5_sync_rst;
+  wire pe_0_5_sync_rst;
+  input [2:0] \port$3130$15 ;
+  wire [2:0] \port$3130$15 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2741$15 [0] & \port$2741$15 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2741$15 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$3130$15 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$3130$15 [0] & \port$3130$15 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -5716,9 +6949,6 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -5726,17 +6956,14 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2741$15 [0];
+      \$10  = \port$3130$15 [0];
     end
-    if (rst) begin
+    if (pe_0_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5744,9 +6971,9 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2741$15 [1];
+      \$11  = \port$3130$15 [1];
     end
-    if (rst) begin
+    if (pe_0_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5754,9 +6981,9 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2741$15 [2];
+      \$12  = \port$3130$15 [2];
     end
-    if (rst) begin
+    if (pe_0_5_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -5764,39 +6991,33 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2741$15 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$3130$15 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_5_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -5804,28 +7025,31 @@ module \systolic_core.pe_0_5 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_5_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2741$15 [0];
-  assign first_in = \port$2741$15 [1];
-  assign last_in = \port$2741$15 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$3130$15 [1];
+  assign valid_in = \port$3130$15 [0];
+  assign last_in = \port$3130$15 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$18 , clk);
+module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$18 , pe_0_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -5833,11 +7057,11 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -5847,6 +7071,8 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -5855,14 +7081,16 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -5874,48 +7102,47 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2741$18 ;
-  wire [2:0] \port$2741$18 ;
+  input pe_0_6_sync_clk;
+  wire pe_0_6_sync_clk;
+  input pe_0_6_sync_rst;
+  wire pe_0_6_sync_rst;
+  input [2:0] \port$3130$18 ;
+  wire [2:0] \port$3130$18 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2741$18 [0] & \port$2741$18 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2741$18 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$3130$18 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$3130$18 [0] & \port$3130$18 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -5924,9 +7151,6 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
@@ -5934,17 +7158,14 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2741$18 [0];
+      \$10  = \port$3130$18 [0];
     end
-    if (rst) begin
+    if (pe_0_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5952,9 +7173,9 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2741$18 [1];
+      \$11  = \port$3130$18 [1];
     end
-    if (rst) begin
+    if (pe_0_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5962,9 +7183,9 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2741$18 [2];
+      \$12  = \port$3130$18 [2];
     end
-    if (rst) begin
+    if (pe_0_6_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -5972,39 +7193,33 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2741$18 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$3130$18 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_6_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -6012,28 +7227,31 @@ module \systolic_core.pe_0_6 (rst, drain, en, a_next, a_in, a_out, b_out, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_6_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2741$18 [0];
-  assign first_in = \port$2741$18 [1];
-  assign last_in = \port$2741$18 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$3130$18 [1];
+  assign valid_in = \port$3130$18 [0];
+  assign last_in = \port$3130$18 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2741$21 , clk);
+module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$21 , pe_0_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -6041,11 +7259,11 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -6054,6 +7272,8 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -6062,14 +7282,16 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -6081,48 +7303,47 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2741$21 ;
-  wire [2:0] \port$2741$21 ;
+  input pe_0_7_sync_clk;
+  wire pe_0_7_sync_clk;
+  input pe_0_7_sync_rst;
+  wire pe_0_7_sync_rst;
+  input [2:0] \port$3130$21 ;
+  wire [2:0] \port$3130$21 ;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = \port$2741$21 [0] & \port$2741$21 [2];
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = \port$2741$21 [1] ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = \port$3130$21 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$3130$21 [0] & \port$3130$21 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_0_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -6131,9 +7352,6 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
@@ -6141,17 +7359,14 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (en) begin
       \$9  = b_in;
     end
-    if (rst) begin
-      \$9  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2741$21 [0];
+      \$10  = \port$3130$21 [0];
     end
-    if (rst) begin
+    if (pe_0_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6159,9 +7374,9 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2741$21 [1];
+      \$11  = \port$3130$21 [1];
     end
-    if (rst) begin
+    if (pe_0_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -6169,9 +7384,9 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2741$21 [2];
+      \$12  = \port$3130$21 [2];
     end
-    if (rst) begin
+    if (pe_0_7_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -6179,39 +7394,33 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2741$21 [0]) begin
-        \$13  = \$6 [31:0];
+      if (\port$3130$21 [0]) begin
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = 32'd0;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_7_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -6219,28 +7428,31 @@ module \systolic_core.pe_0_7 (rst, drain, en, a_next, a_in, b_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_0_7_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign valid_in = \port$2741$21 [0];
-  assign first_in = \port$2741$21 [1];
-  assign last_in = \port$2741$21 [2];
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$3130$21 [1];
+  assign valid_in = \port$3130$21 [0];
+  assign last_in = \port$3130$21 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, clk);
+module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -6248,11 +7460,11 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -6262,6 +7474,8 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -6270,16 +7484,18 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -6293,47 +7509,46 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_0_sync_clk;
+  wire pe_1_0_sync_clk;
+  input pe_1_0_sync_rst;
+  wire pe_1_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -6342,18 +7557,12 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -6362,7 +7571,7 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6372,7 +7581,7 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -6382,7 +7591,7 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -6391,38 +7600,32 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -6430,23 +7633,26 @@ module \systolic_core.pe_1_0 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, clk);
+module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -6454,11 +7660,11 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -6468,6 +7674,8 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -6476,16 +7684,18 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -6499,47 +7709,46 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_1_sync_clk;
+  wire pe_1_1_sync_clk;
+  input pe_1_1_sync_rst;
+  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -6548,18 +7757,12 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -6568,7 +7771,7 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6578,7 +7781,7 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -6588,7 +7791,7 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -6597,38 +7800,32 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -6636,23 +7833,26 @@ module \systolic_core.pe_1_1 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -6660,11 +7860,11 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -6674,6 +7874,8 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -6682,16 +7884,18 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -6705,47 +7909,46 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_2_sync_clk;
+  wire pe_1_2_sync_clk;
+  input pe_1_2_sync_rst;
+  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -6754,18 +7957,12 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -6774,7 +7971,7 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6784,7 +7981,7 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -6794,7 +7991,7 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -6803,38 +8000,32 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -6842,23 +8033,26 @@ module \systolic_core.pe_1_2 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -6866,11 +8060,11 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -6880,6 +8074,8 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -6888,16 +8084,18 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -6911,47 +8109,46 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_3_sync_clk;
+  wire pe_1_3_sync_clk;
+  input pe_1_3_sync_rst;
+  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -6960,18 +8157,12 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -6980,7 +8171,7 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6990,7 +8181,7 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7000,7 +8191,7 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -7009,38 +8200,32 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -7048,23 +8233,26 @@ module \systolic_core.pe_1_3 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -7072,11 +8260,11 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -7086,6 +8274,8 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -7094,16 +8284,18 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -7117,47 +8309,46 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_4_sync_clk;
+  wire pe_1_4_sync_clk;
+  input pe_1_4_sync_rst;
+  wire pe_1_4_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -7166,18 +8357,12 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -7186,7 +8371,7 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7196,7 +8381,7 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7206,7 +8391,7 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_4_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -7215,38 +8400,32 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_4_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -7254,23 +8433,26 @@ module \systolic_core.pe_1_4 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_4_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -7278,11 +8460,11 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -7292,6 +8474,8 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -7300,16 +8484,18 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -7323,47 +8509,46 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_5_sync_clk;
+  wire pe_1_5_sync_clk;
+  input pe_1_5_sync_rst;
+  wire pe_1_5_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -7372,18 +8557,12 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -7392,7 +8571,7 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7402,7 +8581,7 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7412,7 +8591,7 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_5_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -7421,38 +8600,32 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_5_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -7460,23 +8633,26 @@ module \systolic_core.pe_1_5 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_5_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -7484,11 +8660,11 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -7498,6 +8674,8 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -7506,16 +8684,18 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -7529,47 +8709,46 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_6_sync_clk;
+  wire pe_1_6_sync_clk;
+  input pe_1_6_sync_rst;
+  wire pe_1_6_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -7578,18 +8757,12 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -7598,7 +8771,7 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7608,7 +8781,7 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7618,7 +8791,7 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_6_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -7627,38 +8800,32 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_6_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -7666,23 +8833,26 @@ module \systolic_core.pe_1_6 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_6_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, clk);
+module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -7690,11 +8860,11 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -7703,6 +8873,8 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -7711,16 +8883,18 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -7734,47 +8908,46 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_1_7_sync_clk;
+  wire pe_1_7_sync_clk;
+  input pe_1_7_sync_rst;
+  wire pe_1_7_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_1_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -7783,18 +8956,12 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -7803,7 +8970,7 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7813,7 +8980,7 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_1_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7823,7 +8990,7 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_1_7_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -7832,38 +8999,32 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_1_7_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -7871,23 +9032,26 @@ module \systolic_core.pe_1_7 (rst, drain, en, b_in, valid_in, first_in, last_in,
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_1_7_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -7895,11 +9059,11 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -7909,6 +9073,8 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -7917,16 +9083,18 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -7940,47 +9108,46 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_0_sync_clk;
+  wire pe_2_0_sync_clk;
+  input pe_2_0_sync_rst;
+  wire pe_2_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -7989,18 +9156,12 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -8009,7 +9170,7 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8019,7 +9180,7 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8029,7 +9190,7 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -8038,38 +9199,32 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -8077,23 +9232,26 @@ module \systolic_core.pe_2_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -8101,11 +9259,11 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -8115,6 +9273,8 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -8123,16 +9283,18 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -8146,47 +9308,46 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_1_sync_clk;
+  wire pe_2_1_sync_clk;
+  input pe_2_1_sync_rst;
+  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -8195,18 +9356,12 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -8215,7 +9370,7 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8225,7 +9380,7 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8235,7 +9390,7 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -8244,38 +9399,32 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -8283,23 +9432,26 @@ module \systolic_core.pe_2_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -8307,11 +9459,11 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -8321,6 +9473,8 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -8329,16 +9483,18 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -8352,47 +9508,46 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_2_sync_clk;
+  wire pe_2_2_sync_clk;
+  input pe_2_2_sync_rst;
+  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -8401,18 +9556,12 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -8421,7 +9570,7 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8431,7 +9580,7 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8441,7 +9590,7 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -8450,38 +9599,32 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -8489,23 +9632,26 @@ module \systolic_core.pe_2_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -8513,11 +9659,11 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -8527,6 +9673,8 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -8535,16 +9683,18 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -8558,47 +9708,46 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_3_sync_clk;
+  wire pe_2_3_sync_clk;
+  input pe_2_3_sync_rst;
+  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -8607,18 +9756,12 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -8627,7 +9770,7 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8637,7 +9780,7 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8647,7 +9790,7 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -8656,38 +9799,32 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -8695,23 +9832,26 @@ module \systolic_core.pe_2_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -8719,11 +9859,11 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -8733,6 +9873,8 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -8741,16 +9883,18 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -8764,47 +9908,46 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_4_sync_clk;
+  wire pe_2_4_sync_clk;
+  input pe_2_4_sync_rst;
+  wire pe_2_4_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -8813,18 +9956,12 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -8833,7 +9970,7 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8843,7 +9980,7 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8853,7 +9990,7 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_4_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -8862,38 +9999,32 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_4_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -8901,23 +10032,26 @@ module \systolic_core.pe_2_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_4_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -8925,11 +10059,11 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -8939,6 +10073,8 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -8947,16 +10083,18 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -8970,47 +10108,46 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_5_sync_clk;
+  wire pe_2_5_sync_clk;
+  input pe_2_5_sync_rst;
+  wire pe_2_5_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -9019,18 +10156,12 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -9039,7 +10170,7 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9049,7 +10180,7 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9059,7 +10190,7 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_5_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -9068,38 +10199,32 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_5_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -9107,23 +10232,26 @@ module \systolic_core.pe_2_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_5_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -9131,11 +10259,11 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -9145,6 +10273,8 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -9153,16 +10283,18 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -9176,47 +10308,46 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_6_sync_clk;
+  wire pe_2_6_sync_clk;
+  input pe_2_6_sync_rst;
+  wire pe_2_6_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -9225,18 +10356,12 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -9245,7 +10370,7 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9255,7 +10380,7 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9265,7 +10390,7 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_6_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -9274,38 +10399,32 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_6_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -9313,23 +10432,26 @@ module \systolic_core.pe_2_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_6_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -9337,11 +10459,11 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -9350,6 +10472,8 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -9358,16 +10482,18 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -9381,47 +10507,46 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_2_7_sync_clk;
+  wire pe_2_7_sync_clk;
+  input pe_2_7_sync_rst;
+  wire pe_2_7_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_2_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -9430,18 +10555,12 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -9450,7 +10569,7 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9460,7 +10579,7 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_2_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9470,7 +10589,7 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_2_7_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -9479,38 +10598,32 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_2_7_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -9518,23 +10631,26 @@ module \systolic_core.pe_2_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_2_7_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -9542,11 +10658,11 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -9556,6 +10672,8 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -9564,16 +10682,18 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -9587,47 +10707,46 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_0_sync_clk;
+  wire pe_3_0_sync_clk;
+  input pe_3_0_sync_rst;
+  wire pe_3_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -9636,18 +10755,12 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -9656,7 +10769,7 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9666,7 +10779,7 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9676,7 +10789,7 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -9685,38 +10798,32 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -9724,23 +10831,26 @@ module \systolic_core.pe_3_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -9748,11 +10858,11 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -9762,6 +10872,8 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -9770,16 +10882,18 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -9793,47 +10907,46 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_1_sync_clk;
+  wire pe_3_1_sync_clk;
+  input pe_3_1_sync_rst;
+  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -9842,18 +10955,12 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -9862,7 +10969,7 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9872,7 +10979,7 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9882,7 +10989,7 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -9891,38 +10998,32 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -9930,23 +11031,26 @@ module \systolic_core.pe_3_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -9954,11 +11058,11 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -9968,6 +11072,8 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -9976,16 +11082,18 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -9999,47 +11107,46 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_2_sync_clk;
+  wire pe_3_2_sync_clk;
+  input pe_3_2_sync_rst;
+  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -10048,18 +11155,12 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -10068,7 +11169,7 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10078,7 +11179,7 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10088,7 +11189,7 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -10097,38 +11198,32 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -10136,23 +11231,26 @@ module \systolic_core.pe_3_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -10160,11 +11258,11 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -10174,6 +11272,8 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -10182,16 +11282,18 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -10205,47 +11307,46 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_3_sync_clk;
+  wire pe_3_3_sync_clk;
+  input pe_3_3_sync_rst;
+  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -10254,18 +11355,12 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -10274,7 +11369,7 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10284,7 +11379,7 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10294,7 +11389,7 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -10303,38 +11398,32 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -10342,23 +11431,26 @@ module \systolic_core.pe_3_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -10366,11 +11458,11 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -10380,6 +11472,8 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -10388,16 +11482,18 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -10411,47 +11507,46 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_4_sync_clk;
+  wire pe_3_4_sync_clk;
+  input pe_3_4_sync_rst;
+  wire pe_3_4_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -10460,18 +11555,12 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -10480,7 +11569,7 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10490,7 +11579,7 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10500,7 +11589,7 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_4_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -10509,38 +11598,32 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_4_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -10548,23 +11631,26 @@ module \systolic_core.pe_3_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_4_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -10572,11 +11658,11 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -10586,6 +11672,8 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -10594,16 +11682,18 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -10617,47 +11707,46 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_5_sync_clk;
+  wire pe_3_5_sync_clk;
+  input pe_3_5_sync_rst;
+  wire pe_3_5_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -10666,18 +11755,12 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -10686,7 +11769,7 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10696,7 +11779,7 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10706,7 +11789,7 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_5_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -10715,38 +11798,32 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_5_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -10754,23 +11831,26 @@ module \systolic_core.pe_3_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_5_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -10778,11 +11858,11 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -10792,6 +11872,8 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -10800,16 +11882,18 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -10823,47 +11907,46 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_6_sync_clk;
+  wire pe_3_6_sync_clk;
+  input pe_3_6_sync_rst;
+  wire pe_3_6_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -10872,18 +11955,12 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -10892,7 +11969,7 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10902,7 +11979,7 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10912,7 +11989,7 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_6_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -10921,38 +11998,32 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_6_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -10960,23 +12031,26 @@ module \systolic_core.pe_3_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_6_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -10984,11 +12058,11 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -10997,6 +12071,8 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -11005,16 +12081,18 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -11028,47 +12106,46 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_3_7_sync_clk;
+  wire pe_3_7_sync_clk;
+  input pe_3_7_sync_rst;
+  wire pe_3_7_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_3_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -11077,18 +12154,12 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -11097,7 +12168,7 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11107,7 +12178,7 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_3_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11117,7 +12188,7 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_3_7_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -11126,38 +12197,32 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_3_7_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -11165,23 +12230,26 @@ module \systolic_core.pe_3_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_3_7_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_4_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -11189,11 +12257,11 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -11203,6 +12271,8 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -11211,16 +12281,18 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -11234,47 +12306,46 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_4_0_sync_clk;
+  wire pe_4_0_sync_clk;
+  input pe_4_0_sync_rst;
+  wire pe_4_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_4_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -11283,18 +12354,12 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -11303,7 +12368,7 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11313,7 +12378,7 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_4_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11323,7 +12388,7 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_4_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -11332,38 +12397,32 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_4_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -11371,23 +12430,26 @@ module \systolic_core.pe_4_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_4_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_4_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -11395,11 +12457,11 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -11409,6 +12471,8 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -11417,16 +12481,18 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -11440,47 +12506,46 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_4_1_sync_clk;
+  wire pe_4_1_sync_clk;
+  input pe_4_1_sync_rst;
+  wire pe_4_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_4_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -11489,18 +12554,12 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -11509,7 +12568,7 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11519,7 +12578,7 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_4_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11529,7 +12588,7 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_4_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -11538,38 +12597,32 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_4_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -11577,23 +12630,26 @@ module \systolic_core.pe_4_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_4_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -11601,11 +12657,11 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -11615,6 +12671,8 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -11623,16 +12681,18 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -11646,47 +12706,46 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_4_2_sync_clk;
+  wire pe_4_2_sync_clk;
+  input pe_4_2_sync_rst;
+  wire pe_4_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_4_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -11695,18 +12754,12 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -11715,7 +12768,7 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11725,7 +12778,7 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_4_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11735,7 +12788,7 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_4_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -11744,38 +12797,32 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_4_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -11783,23 +12830,26 @@ module \systolic_core.pe_4_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_4_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -11807,11 +12857,11 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -11821,6 +12871,8 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -11829,16 +12881,18 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -11852,47 +12906,46 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_4_3_sync_clk;
+  wire pe_4_3_sync_clk;
+  input pe_4_3_sync_rst;
+  wire pe_4_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_4_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -11901,18 +12954,12 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -11921,7 +12968,7 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11931,7 +12978,7 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_4_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11941,7 +12988,7 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_4_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -11950,38 +12997,32 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_4_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -11989,23 +13030,26 @@ module \systolic_core.pe_4_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_4_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12013,11 +13057,11 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12027,6 +13071,8 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12035,16 +13081,18 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -12058,47 +13106,46 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_4_4_sync_clk;
+  wire pe_4_4_sync_clk;
+  input pe_4_4_sync_rst;
+  wire pe_4_4_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_4_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12107,18 +13154,12 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -12127,7 +13168,7 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12137,7 +13178,7 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_4_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12147,7 +13188,7 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_4_4_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12156,38 +13197,32 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_4_4_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -12195,23 +13230,26 @@ module \systolic_core.pe_4_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_4_4_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12219,11 +13257,11 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12233,6 +13271,8 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12241,16 +13281,18 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -12264,47 +13306,46 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_4_5_sync_clk;
+  wire pe_4_5_sync_clk;
+  input pe_4_5_sync_rst;
+  wire pe_4_5_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_4_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12313,18 +13354,12 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -12333,7 +13368,7 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12343,7 +13378,7 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_4_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12353,7 +13388,7 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_4_5_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12362,38 +13397,32 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_4_5_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -12401,23 +13430,26 @@ module \systolic_core.pe_4_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_4_5_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12425,11 +13457,11 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12439,6 +13471,8 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12447,16 +13481,18 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -12470,47 +13506,46 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_4_6_sync_clk;
+  wire pe_4_6_sync_clk;
+  input pe_4_6_sync_rst;
+  wire pe_4_6_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_4_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12519,18 +13554,12 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -12539,7 +13568,7 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12549,7 +13578,7 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_4_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12559,7 +13588,7 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_4_6_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12568,38 +13597,32 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_4_6_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -12607,23 +13630,26 @@ module \systolic_core.pe_4_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_4_6_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12631,11 +13657,11 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12644,6 +13670,8 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12652,16 +13680,18 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -12675,47 +13705,46 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_4_7_sync_clk;
+  wire pe_4_7_sync_clk;
+  input pe_4_7_sync_rst;
+  wire pe_4_7_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_4_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12724,18 +13753,12 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -12744,7 +13767,7 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12754,7 +13777,7 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_4_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12764,7 +13787,7 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_4_7_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12773,38 +13796,32 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_4_7_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -12812,23 +13829,26 @@ module \systolic_core.pe_4_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_4_7_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_5_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -12836,11 +13856,11 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -12850,6 +13870,8 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -12858,16 +13880,18 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -12881,47 +13905,46 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_5_0_sync_clk;
+  wire pe_5_0_sync_clk;
+  input pe_5_0_sync_rst;
+  wire pe_5_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_5_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -12930,18 +13953,12 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -12950,7 +13967,7 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12960,7 +13977,7 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_5_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12970,7 +13987,7 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_5_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -12979,38 +13996,32 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_5_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13018,23 +14029,26 @@ module \systolic_core.pe_5_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_5_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_5_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13042,11 +14056,11 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -13056,6 +14070,8 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -13064,16 +14080,18 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13087,47 +14105,46 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_5_1_sync_clk;
+  wire pe_5_1_sync_clk;
+  input pe_5_1_sync_rst;
+  wire pe_5_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_5_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13136,18 +14153,12 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13156,7 +14167,7 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13166,7 +14177,7 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_5_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13176,7 +14187,7 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_5_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -13185,38 +14196,32 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_5_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13224,23 +14229,26 @@ module \systolic_core.pe_5_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_5_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13248,11 +14256,11 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -13262,6 +14270,8 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -13270,16 +14280,18 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13293,47 +14305,46 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_5_2_sync_clk;
+  wire pe_5_2_sync_clk;
+  input pe_5_2_sync_rst;
+  wire pe_5_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_5_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13342,18 +14353,12 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13362,7 +14367,7 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13372,7 +14377,7 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_5_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13382,7 +14387,7 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_5_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -13391,38 +14396,32 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_5_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13430,23 +14429,26 @@ module \systolic_core.pe_5_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_5_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13454,11 +14456,11 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -13468,6 +14470,8 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -13476,16 +14480,18 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13499,47 +14505,46 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_5_3_sync_clk;
+  wire pe_5_3_sync_clk;
+  input pe_5_3_sync_rst;
+  wire pe_5_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_5_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13548,18 +14553,12 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13568,7 +14567,7 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13578,7 +14577,7 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_5_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13588,7 +14587,7 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_5_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -13597,38 +14596,32 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_5_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13636,23 +14629,26 @@ module \systolic_core.pe_5_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_5_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13660,11 +14656,11 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -13674,6 +14670,8 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -13682,16 +14680,18 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13705,47 +14705,46 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_5_4_sync_clk;
+  wire pe_5_4_sync_clk;
+  input pe_5_4_sync_rst;
+  wire pe_5_4_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_5_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13754,18 +14753,12 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13774,7 +14767,7 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13784,7 +14777,7 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_5_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13794,7 +14787,7 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_5_4_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -13803,38 +14796,32 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_5_4_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -13842,23 +14829,26 @@ module \systolic_core.pe_5_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_5_4_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -13866,11 +14856,11 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -13880,6 +14870,8 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -13888,16 +14880,18 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -13911,47 +14905,46 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_5_5_sync_clk;
+  wire pe_5_5_sync_clk;
+  input pe_5_5_sync_rst;
+  wire pe_5_5_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_5_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -13960,18 +14953,12 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -13980,7 +14967,7 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13990,7 +14977,7 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_5_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14000,7 +14987,7 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_5_5_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -14009,38 +14996,32 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_5_5_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -14048,23 +15029,26 @@ module \systolic_core.pe_5_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_5_5_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -14072,11 +15056,11 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -14086,6 +15070,8 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -14094,16 +15080,18 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -14117,47 +15105,46 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_5_6_sync_clk;
+  wire pe_5_6_sync_clk;
+  input pe_5_6_sync_rst;
+  wire pe_5_6_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_5_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -14166,18 +15153,12 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -14186,7 +15167,7 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14196,7 +15177,7 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_5_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14206,7 +15187,7 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_5_6_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -14215,38 +15196,32 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_5_6_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -14254,23 +15229,26 @@ module \systolic_core.pe_5_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_5_6_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -14278,11 +15256,11 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -14291,6 +15269,8 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -14299,16 +15279,18 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -14322,47 +15304,46 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_5_7_sync_clk;
+  wire pe_5_7_sync_clk;
+  input pe_5_7_sync_rst;
+  wire pe_5_7_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_5_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -14371,18 +15352,12 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -14391,7 +15366,7 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14401,7 +15376,7 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_5_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14411,7 +15386,7 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_5_7_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -14420,38 +15395,32 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_5_7_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -14459,23 +15428,26 @@ module \systolic_core.pe_5_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_5_7_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_6_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -14483,11 +15455,11 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -14497,6 +15469,8 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -14505,16 +15479,18 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -14528,47 +15504,46 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_6_0_sync_clk;
+  wire pe_6_0_sync_clk;
+  input pe_6_0_sync_rst;
+  wire pe_6_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_6_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -14577,18 +15552,12 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -14597,7 +15566,7 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14607,7 +15576,7 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_6_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14617,7 +15586,7 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_6_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -14626,38 +15595,32 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_6_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -14665,23 +15628,26 @@ module \systolic_core.pe_6_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_6_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_6_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -14689,11 +15655,11 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -14703,6 +15669,8 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -14711,16 +15679,18 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -14734,47 +15704,46 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_6_1_sync_clk;
+  wire pe_6_1_sync_clk;
+  input pe_6_1_sync_rst;
+  wire pe_6_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_6_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -14783,18 +15752,12 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -14803,7 +15766,7 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14813,7 +15776,7 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_6_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14823,7 +15786,7 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_6_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -14832,38 +15795,32 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_6_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -14871,23 +15828,26 @@ module \systolic_core.pe_6_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_6_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -14895,11 +15855,11 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -14909,6 +15869,8 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -14917,16 +15879,18 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -14940,47 +15904,46 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_6_2_sync_clk;
+  wire pe_6_2_sync_clk;
+  input pe_6_2_sync_rst;
+  wire pe_6_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_6_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -14989,18 +15952,12 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -15009,7 +15966,7 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15019,7 +15976,7 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_6_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15029,7 +15986,7 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_6_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -15038,38 +15995,32 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_6_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -15077,23 +16028,26 @@ module \systolic_core.pe_6_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_6_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -15101,11 +16055,11 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -15115,6 +16069,8 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -15123,16 +16079,18 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -15146,47 +16104,46 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_6_3_sync_clk;
+  wire pe_6_3_sync_clk;
+  input pe_6_3_sync_rst;
+  wire pe_6_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_6_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -15195,18 +16152,12 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -15215,7 +16166,7 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15225,7 +16176,7 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_6_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15235,7 +16186,7 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_6_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -15244,38 +16195,32 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_6_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -15283,23 +16228,26 @@ module \systolic_core.pe_6_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_6_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -15307,11 +16255,11 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -15321,6 +16269,8 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -15329,16 +16279,18 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -15352,47 +16304,46 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_6_4_sync_clk;
+  wire pe_6_4_sync_clk;
+  input pe_6_4_sync_rst;
+  wire pe_6_4_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_6_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -15401,18 +16352,12 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -15421,7 +16366,7 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15431,7 +16376,7 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_6_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15441,7 +16386,7 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_6_4_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -15450,38 +16395,32 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_6_4_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -15489,23 +16428,26 @@ module \systolic_core.pe_6_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_6_4_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -15513,11 +16455,11 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -15527,6 +16469,8 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -15535,16 +16479,18 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -15558,47 +16504,46 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_6_5_sync_clk;
+  wire pe_6_5_sync_clk;
+  input pe_6_5_sync_rst;
+  wire pe_6_5_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_6_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -15607,18 +16552,12 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -15627,7 +16566,7 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15637,7 +16576,7 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_6_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15647,7 +16586,7 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_6_5_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -15656,38 +16595,32 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_6_5_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -15695,23 +16628,26 @@ module \systolic_core.pe_6_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_6_5_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -15719,11 +16655,11 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -15733,6 +16669,8 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -15741,16 +16679,18 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -15764,47 +16704,46 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_6_6_sync_clk;
+  wire pe_6_6_sync_clk;
+  input pe_6_6_sync_rst;
+  wire pe_6_6_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_6_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -15813,18 +16752,12 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -15833,7 +16766,7 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15843,7 +16776,7 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_6_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15853,7 +16786,7 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_6_6_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -15862,38 +16795,32 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_6_6_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -15901,23 +16828,26 @@ module \systolic_core.pe_6_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_6_6_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -15925,11 +16855,11 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -15938,6 +16868,8 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -15946,16 +16878,18 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] b_next;
   output [7:0] b_out;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -15969,47 +16903,46 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_6_7_sync_clk;
+  wire pe_6_7_sync_clk;
+  input pe_6_7_sync_rst;
+  wire pe_6_7_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_6_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -16018,18 +16951,12 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -16038,7 +16965,7 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -16048,7 +16975,7 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_6_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -16058,7 +16985,7 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_6_7_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -16067,38 +16994,32 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_6_7_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -16106,23 +17027,26 @@ module \systolic_core.pe_6_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_6_7_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, clk);
+module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_7_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -16130,11 +17054,11 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -16144,6 +17068,8 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -16151,16 +17077,18 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -16173,47 +17101,46 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_7_0_sync_clk;
+  wire pe_7_0_sync_clk;
+  input pe_7_0_sync_rst;
+  wire pe_7_0_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_7_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -16222,18 +17149,12 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -16242,7 +17163,7 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -16252,7 +17173,7 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_7_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -16262,7 +17183,7 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_7_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -16271,38 +17192,32 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_7_0_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -16310,23 +17225,26 @@ module \systolic_core.pe_7_0 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_7_0_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, clk);
+module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, pe_7_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -16334,11 +17252,11 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -16348,6 +17266,8 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -16355,16 +17275,18 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -16377,47 +17299,46 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_7_1_sync_clk;
+  wire pe_7_1_sync_clk;
+  input pe_7_1_sync_rst;
+  wire pe_7_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_7_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -16426,18 +17347,12 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -16446,7 +17361,7 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -16456,7 +17371,7 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_7_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -16466,7 +17381,7 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_7_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -16475,38 +17390,32 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_7_1_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -16514,23 +17423,26 @@ module \systolic_core.pe_7_1 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_7_1_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -16538,11 +17450,11 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -16552,6 +17464,8 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -16559,16 +17473,18 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -16581,47 +17497,46 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_7_2_sync_clk;
+  wire pe_7_2_sync_clk;
+  input pe_7_2_sync_rst;
+  wire pe_7_2_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_7_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -16630,18 +17545,12 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -16650,7 +17559,7 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -16660,7 +17569,7 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_7_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -16670,7 +17579,7 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_7_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -16679,38 +17588,32 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_7_2_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -16718,23 +17621,26 @@ module \systolic_core.pe_7_2 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_7_2_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -16742,11 +17648,11 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -16756,6 +17662,8 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -16763,16 +17671,18 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -16785,47 +17695,46 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_7_3_sync_clk;
+  wire pe_7_3_sync_clk;
+  input pe_7_3_sync_rst;
+  wire pe_7_3_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_7_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -16834,18 +17743,12 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -16854,7 +17757,7 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -16864,7 +17767,7 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_7_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -16874,7 +17777,7 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_7_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -16883,38 +17786,32 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_7_3_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -16922,23 +17819,26 @@ module \systolic_core.pe_7_3 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_7_3_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -16946,11 +17846,11 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -16960,6 +17860,8 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -16967,16 +17869,18 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -16989,47 +17893,46 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_7_4_sync_clk;
+  wire pe_7_4_sync_clk;
+  input pe_7_4_sync_rst;
+  wire pe_7_4_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_7_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -17038,18 +17941,12 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -17058,7 +17955,7 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -17068,7 +17965,7 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_7_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -17078,7 +17975,7 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_7_4_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -17087,38 +17984,32 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_7_4_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -17126,23 +18017,26 @@ module \systolic_core.pe_7_4 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_7_4_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -17150,11 +18044,11 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -17164,6 +18058,8 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -17171,16 +18067,18 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -17193,47 +18091,46 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_7_5_sync_clk;
+  wire pe_7_5_sync_clk;
+  input pe_7_5_sync_rst;
+  wire pe_7_5_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_7_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -17242,18 +18139,12 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -17262,7 +18153,7 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -17272,7 +18163,7 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_7_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -17282,7 +18173,7 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_7_5_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -17291,38 +18182,32 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_7_5_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -17330,23 +18215,26 @@ module \systolic_core.pe_7_5 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_7_5_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -17354,11 +18242,11 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -17368,6 +18256,8 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -17375,16 +18265,18 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -17397,47 +18289,46 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_7_6_sync_clk;
+  wire pe_7_6_sync_clk;
+  input pe_7_6_sync_rst;
+  wire pe_7_6_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_7_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -17446,18 +18337,12 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -17466,7 +18351,7 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -17476,7 +18361,7 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_7_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -17486,7 +18371,7 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_7_6_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -17495,38 +18380,32 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_7_6_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -17534,23 +18413,26 @@ module \systolic_core.pe_7_6 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_7_6_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, clk);
+module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, pe_7_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$66  = 0;
-  wire [15:0] \$1 ;
+  wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
   reg \$12 ;
@@ -17558,11 +18440,11 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   reg [31:0] \$14 ;
   reg \$15 ;
   reg \$16 ;
-  wire \$2 ;
-  wire \$3 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  wire [32:0] \$6 ;
+  wire \$5 ;
+  wire \$6 ;
   reg [15:0] \$7 ;
   reg [7:0] \$8 ;
   reg [7:0] \$9 ;
@@ -17571,6 +18453,8 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [31:0] acc = 32'd0;
   wire [31:0] acc_next;
   input [7:0] b_in;
@@ -17578,16 +18462,18 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   input [7:0] b_next;
   wire [7:0] b_next;
   reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
   input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
   input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
-  input clk;
-  wire clk;
   input drain;
   wire drain;
   input en;
@@ -17600,47 +18486,46 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  input pe_7_7_sync_clk;
+  wire pe_7_7_sync_clk;
+  input pe_7_7_sync_rst;
+  wire pe_7_7_sync_rst;
   reg [15:0] product = 16'h0000;
-  input rst;
-  wire rst;
   input valid_in;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = $signed(a_next) * $signed(b_next);
-  assign \$2  = valid_in & last_in;
-  assign \$3  = ~ held;
-  assign \$4  = \$3  | drain;
-  assign \$5  = first_in ? 32'd0 : acc;
-  assign \$6  = $signed(\$5 ) + $signed(product);
-  always @(posedge clk)
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge pe_7_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     b_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     first_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     last_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     acc <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
     \$7  = product;
     if (en) begin
-      \$7  = \$1 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
+      \$7  = \$3 ;
     end
   end
   always @* begin
@@ -17649,18 +18534,12 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
@@ -17669,7 +18548,7 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$10  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -17679,7 +18558,7 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$11  = first_in;
     end
-    if (rst) begin
+    if (pe_7_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -17689,7 +18568,7 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (en) begin
       \$12  = last_in;
     end
-    if (rst) begin
+    if (pe_7_7_sync_rst) begin
       \$12  = 1'h0;
     end
   end
@@ -17698,38 +18577,32 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
-        \$13  = \$6 [31:0];
+        \$13  = \$2 [31:0];
       end
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
     \$14  = chain_out;
     if (en) begin
-      if (\$2 ) begin
-        \$14  = \$6 [31:0];
-      end else if (\$4 ) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
         \$14  = chain_in;
       end
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$15  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$15  = chain_valid_in;
       end
     end
-    if (rst) begin
+    if (pe_7_7_sync_rst) begin
       \$15  = 1'h0;
     end
   end
@@ -17737,21 +18610,24 @@ module \systolic_core.pe_7_7 (rst, drain, en, b_next, b_in, valid_in, first_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
     \$16  = held;
     if (en) begin
-      if (\$2 ) begin
+      if (\$4 ) begin
         \$16  = 1'h1;
-      end else if (\$4 ) begin
+      end else if (\$6 ) begin
         \$16  = 1'h0;
       end
     end
-    if (rst) begin
+    if (pe_7_7_sync_rst) begin
       \$16  = 1'h0;
     end
   end
-  assign acc_next = \$6 [31:0];
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign chain_out_reg = chain_out;
+  assign acc_next = \$2 [31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$1461$0 , \port$1462$0 , \port$1463$0 , \port$1464$0 , \port$1465$0 , \port$1466$0 , \port$1467$0 , \port$1468$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -17783,8 +18659,7 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg [7:0] \$9 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [7:0] en;
   input [63:0] i;
   wire [63:0] i;
   wire [7:0] \i[0] ;
@@ -17853,6 +18728,22 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
+  input \port$1461$0 ;
+  wire \port$1461$0 ;
+  input \port$1462$0 ;
+  wire \port$1462$0 ;
+  input \port$1463$0 ;
+  wire \port$1463$0 ;
+  input \port$1464$0 ;
+  wire \port$1464$0 ;
+  input \port$1465$0 ;
+  wire \port$1465$0 ;
+  input \port$1466$0 ;
+  wire \port$1466$0 ;
+  input \port$1467$0 ;
+  wire \port$1467$0 ;
+  input \port$1468$0 ;
+  wire \port$1468$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -17914,283 +18805,200 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$1462$0 ) begin
       \$1  = i[15:8];
-    end
-    if (rst) begin
-      \$1  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$1463$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$1463$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$1464$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$1464$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$1464$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$7  = lane4_d1;
-    if (en) begin
+    if (\port$1465$0 ) begin
       \$7  = i[39:32];
-    end
-    if (rst) begin
-      \$7  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$8  = lane4_d2;
-    if (en) begin
+    if (\port$1465$0 ) begin
       \$8  = lane4_d1;
-    end
-    if (rst) begin
-      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$9  = lane4_d3;
-    if (en) begin
+    if (\port$1465$0 ) begin
       \$9  = lane4_d2;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$10  = lane4_d4;
-    if (en) begin
+    if (\port$1465$0 ) begin
       \$10  = lane4_d3;
-    end
-    if (rst) begin
-      \$10  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$11  = lane5_d1;
-    if (en) begin
+    if (\port$1466$0 ) begin
       \$11  = i[47:40];
-    end
-    if (rst) begin
-      \$11  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$12  = lane5_d2;
-    if (en) begin
+    if (\port$1466$0 ) begin
       \$12  = lane5_d1;
-    end
-    if (rst) begin
-      \$12  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$13  = lane5_d3;
-    if (en) begin
+    if (\port$1466$0 ) begin
       \$13  = lane5_d2;
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$14  = lane5_d4;
-    if (en) begin
+    if (\port$1466$0 ) begin
       \$14  = lane5_d3;
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$15  = lane5_d5;
-    if (en) begin
+    if (\port$1466$0 ) begin
       \$15  = lane5_d4;
-    end
-    if (rst) begin
-      \$15  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$16  = lane6_d1;
-    if (en) begin
+    if (\port$1467$0 ) begin
       \$16  = i[55:48];
-    end
-    if (rst) begin
-      \$16  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$17  = lane6_d2;
-    if (en) begin
+    if (\port$1467$0 ) begin
       \$17  = lane6_d1;
-    end
-    if (rst) begin
-      \$17  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$18  = lane6_d3;
-    if (en) begin
+    if (\port$1467$0 ) begin
       \$18  = lane6_d2;
-    end
-    if (rst) begin
-      \$18  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$19  = lane6_d4;
-    if (en) begin
+    if (\port$1467$0 ) begin
       \$19  = lane6_d3;
-    end
-    if (rst) begin
-      \$19  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$20  = lane6_d5;
-    if (en) begin
+    if (\port$1467$0 ) begin
       \$20  = lane6_d4;
-    end
-    if (rst) begin
-      \$20  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$21  = lane6_d6;
-    if (en) begin
+    if (\port$1467$0 ) begin
       \$21  = lane6_d5;
-    end
-    if (rst) begin
-      \$21  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$22  = lane7_d1;
-    if (en) begin
+    if (\port$1468$0 ) begin
       \$22  = i[63:56];
-    end
-    if (rst) begin
-      \$22  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$23  = lane7_d2;
-    if (en) begin
+    if (\port$1468$0 ) begin
       \$23  = lane7_d1;
-    end
-    if (rst) begin
-      \$23  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$24  = lane7_d3;
-    if (en) begin
+    if (\port$1468$0 ) begin
       \$24  = lane7_d2;
-    end
-    if (rst) begin
-      \$24  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$25  = lane7_d4;
-    if (en) begin
+    if (\port$1468$0 ) begin
       \$25  = lane7_d3;
-    end
-    if (rst) begin
-      \$25  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$26  = lane7_d5;
-    if (en) begin
+    if (\port$1468$0 ) begin
       \$26  = lane7_d4;
-    end
-    if (rst) begin
-      \$26  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$27  = lane7_d6;
-    if (en) begin
+    if (\port$1468$0 ) begin
       \$27  = lane7_d5;
-    end
-    if (rst) begin
-      \$27  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$28  = lane7_d7;
-    if (en) begin
+    if (\port$1468$0 ) begin
       \$28  = lane7_d6;
     end
-    if (rst) begin
-      \$28  = 8'h00;
-    end
   end
+  assign en = { \port$1468$0 , \port$1467$0 , \port$1466$0 , \port$1465$0 , \port$1464$0 , \port$1463$0 , \port$1462$0 , \port$1461$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18242,7 +19050,7 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
+module \systolic_core.skew_b (clk, rst, i, \port$1469$0 , \port$1470$0 , \port$1471$0 , \port$1472$0 , \port$1473$0 , \port$1474$0 , \port$1475$0 , \port$1476$0 , o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$68  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18274,8 +19082,7 @@ module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
   reg [7:0] \$9 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [7:0] en;
   input [63:0] i;
   wire [63:0] i;
   wire [7:0] \i[0] ;
@@ -18344,6 +19151,22 @@ module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
+  input \port$1469$0 ;
+  wire \port$1469$0 ;
+  input \port$1470$0 ;
+  wire \port$1470$0 ;
+  input \port$1471$0 ;
+  wire \port$1471$0 ;
+  input \port$1472$0 ;
+  wire \port$1472$0 ;
+  input \port$1473$0 ;
+  wire \port$1473$0 ;
+  input \port$1474$0 ;
+  wire \port$1474$0 ;
+  input \port$1475$0 ;
+  wire \port$1475$0 ;
+  input \port$1476$0 ;
+  wire \port$1476$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -18405,283 +19228,200 @@ module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$1470$0 ) begin
       \$1  = i[15:8];
-    end
-    if (rst) begin
-      \$1  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$1471$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$1471$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$1472$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$1472$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$1472$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$7  = lane4_d1;
-    if (en) begin
+    if (\port$1473$0 ) begin
       \$7  = i[39:32];
-    end
-    if (rst) begin
-      \$7  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$8  = lane4_d2;
-    if (en) begin
+    if (\port$1473$0 ) begin
       \$8  = lane4_d1;
-    end
-    if (rst) begin
-      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$9  = lane4_d3;
-    if (en) begin
+    if (\port$1473$0 ) begin
       \$9  = lane4_d2;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$10  = lane4_d4;
-    if (en) begin
+    if (\port$1473$0 ) begin
       \$10  = lane4_d3;
-    end
-    if (rst) begin
-      \$10  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$11  = lane5_d1;
-    if (en) begin
+    if (\port$1474$0 ) begin
       \$11  = i[47:40];
-    end
-    if (rst) begin
-      \$11  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$12  = lane5_d2;
-    if (en) begin
+    if (\port$1474$0 ) begin
       \$12  = lane5_d1;
-    end
-    if (rst) begin
-      \$12  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$13  = lane5_d3;
-    if (en) begin
+    if (\port$1474$0 ) begin
       \$13  = lane5_d2;
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$14  = lane5_d4;
-    if (en) begin
+    if (\port$1474$0 ) begin
       \$14  = lane5_d3;
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$15  = lane5_d5;
-    if (en) begin
+    if (\port$1474$0 ) begin
       \$15  = lane5_d4;
-    end
-    if (rst) begin
-      \$15  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$16  = lane6_d1;
-    if (en) begin
+    if (\port$1475$0 ) begin
       \$16  = i[55:48];
-    end
-    if (rst) begin
-      \$16  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$17  = lane6_d2;
-    if (en) begin
+    if (\port$1475$0 ) begin
       \$17  = lane6_d1;
-    end
-    if (rst) begin
-      \$17  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$18  = lane6_d3;
-    if (en) begin
+    if (\port$1475$0 ) begin
       \$18  = lane6_d2;
-    end
-    if (rst) begin
-      \$18  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$19  = lane6_d4;
-    if (en) begin
+    if (\port$1475$0 ) begin
       \$19  = lane6_d3;
-    end
-    if (rst) begin
-      \$19  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$20  = lane6_d5;
-    if (en) begin
+    if (\port$1475$0 ) begin
       \$20  = lane6_d4;
-    end
-    if (rst) begin
-      \$20  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$21  = lane6_d6;
-    if (en) begin
+    if (\port$1475$0 ) begin
       \$21  = lane6_d5;
-    end
-    if (rst) begin
-      \$21  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$22  = lane7_d1;
-    if (en) begin
+    if (\port$1476$0 ) begin
       \$22  = i[63:56];
-    end
-    if (rst) begin
-      \$22  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$23  = lane7_d2;
-    if (en) begin
+    if (\port$1476$0 ) begin
       \$23  = lane7_d1;
-    end
-    if (rst) begin
-      \$23  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$24  = lane7_d3;
-    if (en) begin
+    if (\port$1476$0 ) begin
       \$24  = lane7_d2;
-    end
-    if (rst) begin
-      \$24  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$25  = lane7_d4;
-    if (en) begin
+    if (\port$1476$0 ) begin
       \$25  = lane7_d3;
-    end
-    if (rst) begin
-      \$25  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$26  = lane7_d5;
-    if (en) begin
+    if (\port$1476$0 ) begin
       \$26  = lane7_d4;
-    end
-    if (rst) begin
-      \$26  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$27  = lane7_d6;
-    if (en) begin
+    if (\port$1476$0 ) begin
       \$27  = lane7_d5;
-    end
-    if (rst) begin
-      \$27  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$28  = lane7_d7;
-    if (en) begin
+    if (\port$1476$0 ) begin
       \$28  = lane7_d6;
     end
-    if (rst) begin
-      \$28  = 8'h00;
-    end
   end
+  assign en = { \port$1476$0 , \port$1475$0 , \port$1474$0 , \port$1473$0 , \port$1472$0 , \port$1471$0 , \port$1470$0 , \port$1469$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18733,7 +19473,7 @@ module \systolic_core.skew_b (clk, rst, en, i, o, o_next, i_next);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (rst, en, i, o, clk);
+module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$69  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$10 ;
@@ -18763,8 +19503,6 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   reg [2:0] \$7 ;
   reg [2:0] \$8 ;
   reg [2:0] \$9 ;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input [23:0] i;
@@ -19013,63 +19751,65 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
   wire \o_next[7].first ;
   wire \o_next[7].last ;
   wire \o_next[7].valid ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input skew_flags_sync_clk;
+  wire skew_flags_sync_clk;
+  input skew_flags_sync_rst;
+  wire skew_flags_sync_rst;
+  always @(posedge skew_flags_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane4_d1 <= \$7 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane4_d2 <= \$8 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane4_d3 <= \$9 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane4_d4 <= \$10 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d1 <= \$11 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d2 <= \$12 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d3 <= \$13 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d4 <= \$14 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d5 <= \$15 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d1 <= \$16 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d2 <= \$17 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d3 <= \$18 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d4 <= \$19 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d5 <= \$20 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d6 <= \$21 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d1 <= \$22 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d2 <= \$23 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d3 <= \$24 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d4 <= \$25 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d5 <= \$26 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d6 <= \$27 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d7 <= \$28 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
@@ -19077,7 +19817,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$1  = i[5:3];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$1  = 3'h0;
     end
   end
@@ -19087,7 +19827,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$2  = i[8:6];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$2  = 3'h0;
     end
   end
@@ -19097,7 +19837,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$3  = 3'h0;
     end
   end
@@ -19107,7 +19847,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$4  = i[11:9];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$4  = 3'h0;
     end
   end
@@ -19117,7 +19857,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$5  = 3'h0;
     end
   end
@@ -19127,7 +19867,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$6  = 3'h0;
     end
   end
@@ -19137,7 +19877,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$7  = i[14:12];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$7  = 3'h0;
     end
   end
@@ -19147,7 +19887,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$8  = lane4_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$8  = 3'h0;
     end
   end
@@ -19157,7 +19897,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$9  = lane4_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$9  = 3'h0;
     end
   end
@@ -19167,7 +19907,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$10  = lane4_d3;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$10  = 3'h0;
     end
   end
@@ -19177,7 +19917,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$11  = i[17:15];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$11  = 3'h0;
     end
   end
@@ -19187,7 +19927,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$12  = lane5_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$12  = 3'h0;
     end
   end
@@ -19197,7 +19937,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$13  = lane5_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$13  = 3'h0;
     end
   end
@@ -19207,7 +19947,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$14  = lane5_d3;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$14  = 3'h0;
     end
   end
@@ -19217,7 +19957,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$15  = lane5_d4;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$15  = 3'h0;
     end
   end
@@ -19227,7 +19967,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$16  = i[20:18];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$16  = 3'h0;
     end
   end
@@ -19237,7 +19977,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$17  = lane6_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$17  = 3'h0;
     end
   end
@@ -19247,7 +19987,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$18  = lane6_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$18  = 3'h0;
     end
   end
@@ -19257,7 +19997,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$19  = lane6_d3;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$19  = 3'h0;
     end
   end
@@ -19267,7 +20007,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$20  = lane6_d4;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$20  = 3'h0;
     end
   end
@@ -19277,7 +20017,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$21  = lane6_d5;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$21  = 3'h0;
     end
   end
@@ -19287,7 +20027,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$22  = i[23:21];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$22  = 3'h0;
     end
   end
@@ -19297,7 +20037,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$23  = lane7_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$23  = 3'h0;
     end
   end
@@ -19307,7 +20047,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$24  = lane7_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$24  = 3'h0;
     end
   end
@@ -19317,7 +20057,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$25  = lane7_d3;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$25  = 3'h0;
     end
   end
@@ -19327,7 +20067,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$26  = lane7_d4;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$26  = 3'h0;
     end
   end
@@ -19337,7 +20077,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$27  = lane7_d5;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$27  = 3'h0;
     end
   end
@@ -19347,7 +20087,7 @@ module \systolic_core.skew_flags (rst, en, i, o, clk);
     if (en) begin
       \$28  = lane7_d6;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$28  = 3'h0;
     end
   end

@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2997$43 (burst__payload[43]),
-    .\port$2997$45 (burst__payload[67:45]),
+    .\port$3144$43 (burst__payload[43]),
+    .\port$3144$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2997$43 , \port$2997$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3144$43 , \port$3144$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2997$43 ;
-  wire \port$2997$43 ;
-  input [22:0] \port$2997$45 ;
-  wire [22:0] \port$2997$45 ;
+  input \port$3144$43 ;
+  wire \port$3144$43 ;
+  input [22:0] \port$3144$45 ;
+  wire [22:0] \port$3144$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2997$43 , \port$2997$45  };
+      storage[w_port__addr] <= { \port$3144$43 , \port$3144$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2997$43 , \port$2997$45  };
-  assign w_data = { \port$2997$43 , \port$2997$45  };
+  assign w_port__data = { \port$3144$43 , \port$3144$45  };
+  assign w_data = { \port$3144$43 , \port$3144$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -7681,7 +7681,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2328$354 (c[398:354]),
+    .\port$2416$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -10487,15 +10487,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core (rst, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, results__payload, results__valid, results__ready, clk);
+module \accelerator.engine.core (rst, results__valid, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, results__payload, results__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$11 ;
+  wire [3:0] \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire \$15 ;
+  wire [3:0] \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
@@ -10509,221 +10509,330 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire [3:0] \$28 ;
+  wire \$28 ;
   wire \$29 ;
   wire \$3 ;
   wire \$30 ;
   wire \$31 ;
-  wire [3:0] \$32 ;
-  reg [2:0] \$33 ;
-  reg \$34 ;
-  reg [2:0] \$35 ;
-  reg \$36 ;
-  reg [31:0] \$37 ;
-  reg [1:0] \$38 ;
-  reg [31:0] \$39 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
   wire \$4 ;
-  reg [2:0] \$40 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire [31:0] \$52 ;
+  wire [31:0] \$53 ;
+  wire [31:0] \$54 ;
+  wire [31:0] \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  reg \$82 ;
+  reg [128:0] \$83 ;
+  reg [2:0] \$84 ;
+  reg \$85 ;
+  reg [2:0] \$86 ;
+  reg \$87 ;
+  reg [31:0] \$88 ;
+  reg [31:0] \$89 ;
   wire \$9 ;
+  reg [1:0] \$90 ;
+  reg [2:0] \$91 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$106 ;
-  wire [7:0] \a_in$119 ;
-  wire [7:0] \a_in$136 ;
-  wire [7:0] \a_in$153 ;
-  wire [7:0] \a_in$170 ;
-  wire [7:0] \a_in$183 ;
-  wire [7:0] \a_in$200 ;
-  wire [7:0] \a_in$217 ;
-  wire [7:0] \a_in$234 ;
-  wire [7:0] \a_in$247 ;
-  wire [7:0] \a_in$264 ;
-  wire [7:0] \a_in$281 ;
-  wire [7:0] \a_in$61 ;
-  wire [7:0] \a_in$76 ;
-  wire [7:0] \a_in$91 ;
+  wire [7:0] \a_in$161 ;
+  wire [7:0] \a_in$176 ;
+  wire [7:0] \a_in$191 ;
+  wire [7:0] \a_in$206 ;
+  wire [7:0] \a_in$219 ;
+  wire [7:0] \a_in$236 ;
+  wire [7:0] \a_in$253 ;
+  wire [7:0] \a_in$270 ;
+  wire [7:0] \a_in$283 ;
+  wire [7:0] \a_in$300 ;
+  wire [7:0] \a_in$317 ;
+  wire [7:0] \a_in$334 ;
+  wire [7:0] \a_in$347 ;
+  wire [7:0] \a_in$364 ;
+  wire [7:0] \a_in$381 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$104 ;
-  wire [7:0] \a_next$117 ;
-  wire [7:0] \a_next$134 ;
-  wire [7:0] \a_next$151 ;
-  wire [7:0] \a_next$168 ;
-  wire [7:0] \a_next$181 ;
-  wire [7:0] \a_next$198 ;
-  wire [7:0] \a_next$215 ;
-  wire [7:0] \a_next$232 ;
-  wire [7:0] \a_next$245 ;
-  wire [7:0] \a_next$262 ;
-  wire [7:0] \a_next$279 ;
-  wire [7:0] \a_next$59 ;
-  wire [7:0] \a_next$74 ;
-  wire [7:0] \a_next$89 ;
+  wire [7:0] \a_next$159 ;
+  wire [7:0] \a_next$174 ;
+  wire [7:0] \a_next$189 ;
+  wire [7:0] \a_next$204 ;
+  wire [7:0] \a_next$217 ;
+  wire [7:0] \a_next$234 ;
+  wire [7:0] \a_next$251 ;
+  wire [7:0] \a_next$268 ;
+  wire [7:0] \a_next$281 ;
+  wire [7:0] \a_next$298 ;
+  wire [7:0] \a_next$315 ;
+  wire [7:0] \a_next$332 ;
+  wire [7:0] \a_next$345 ;
+  wire [7:0] \a_next$362 ;
+  wire [7:0] \a_next$379 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$120 ;
-  wire [7:0] \a_out$137 ;
-  wire [7:0] \a_out$154 ;
-  wire [7:0] \a_out$184 ;
-  wire [7:0] \a_out$201 ;
-  wire [7:0] \a_out$218 ;
-  wire [7:0] \a_out$248 ;
-  wire [7:0] \a_out$265 ;
-  wire [7:0] \a_out$282 ;
-  wire [7:0] \a_out$77 ;
-  wire [7:0] \a_out$92 ;
+  wire [7:0] \a_out$177 ;
+  wire [7:0] \a_out$192 ;
+  wire [7:0] \a_out$220 ;
+  wire [7:0] \a_out$237 ;
+  wire [7:0] \a_out$254 ;
+  wire [7:0] \a_out$284 ;
+  wire [7:0] \a_out$301 ;
+  wire [7:0] \a_out$318 ;
+  wire [7:0] \a_out$348 ;
+  wire [7:0] \a_out$365 ;
+  wire [7:0] \a_out$382 ;
   wire busy;
   wire capture;
-  wire \capture$103 ;
-  wire \capture$116 ;
-  wire \capture$133 ;
-  wire \capture$150 ;
-  wire \capture$167 ;
-  wire \capture$180 ;
-  wire \capture$197 ;
-  wire \capture$214 ;
-  wire \capture$231 ;
-  wire \capture$244 ;
-  wire \capture$261 ;
-  wire \capture$278 ;
-  wire \capture$42 ;
-  wire \capture$58 ;
-  wire \capture$73 ;
-  wire \capture$88 ;
+  wire \capture$142 ;
+  wire \capture$158 ;
+  wire \capture$173 ;
+  wire \capture$188 ;
+  wire \capture$203 ;
+  wire \capture$216 ;
+  wire \capture$233 ;
+  wire \capture$250 ;
+  wire \capture$267 ;
+  wire \capture$280 ;
+  wire \capture$297 ;
+  wire \capture$314 ;
+  wire \capture$331 ;
+  wire \capture$344 ;
+  wire \capture$361 ;
+  wire \capture$378 ;
   input clk;
   wire clk;
-  wire en;
-  wire \en$101 ;
-  wire \en$114 ;
-  wire \en$131 ;
-  wire \en$148 ;
-  wire \en$165 ;
-  wire \en$178 ;
-  wire \en$195 ;
-  wire \en$212 ;
-  wire \en$229 ;
-  wire \en$24 ;
-  wire \en$242 ;
-  wire \en$25 ;
-  wire \en$259 ;
-  wire \en$26 ;
-  wire \en$27 ;
-  wire \en$276 ;
-  wire \en$3 ;
-  wire \en$39 ;
-  wire \en$56 ;
-  wire \en$71 ;
-  wire \en$86 ;
+  reg en = 1'h1;
+  wire [3:0] \en$122 ;
+  wire [3:0] \en$129 ;
+  (* init = 1'h1 *)
+  wire \en$130 ;
+  wire [3:0] \en$131 ;
+  (* init = 1'h1 *)
+  wire \en$132 ;
+  (* init = 1'h1 *)
+  wire \en$139 ;
+  (* init = 1'h1 *)
+  wire \en$156 ;
+  (* init = 1'h1 *)
+  wire \en$171 ;
+  (* init = 1'h1 *)
+  wire \en$186 ;
+  (* init = 1'h1 *)
+  wire \en$201 ;
+  (* init = 1'h1 *)
+  wire \en$214 ;
+  (* init = 1'h1 *)
+  wire \en$231 ;
+  (* init = 1'h1 *)
+  wire \en$248 ;
+  (* init = 1'h1 *)
+  wire \en$265 ;
+  (* init = 1'h1 *)
+  wire \en$278 ;
+  (* init = 1'h1 *)
+  wire \en$295 ;
+  (* init = 1'h1 *)
+  wire \en$312 ;
+  (* init = 1'h1 *)
+  wire \en$329 ;
+  (* init = 1'h1 *)
+  wire \en$342 ;
+  (* init = 1'h1 *)
+  wire \en$359 ;
+  (* init = 1'h1 *)
+  wire \en$376 ;
+  reg en_deskew_0 = 1'h1;
+  reg en_deskew_1 = 1'h1;
+  reg en_deskew_2 = 1'h1;
+  reg en_deskew_3 = 1'h1;
+  reg en_in_a_0 = 1'h1;
+  reg en_in_a_1 = 1'h1;
+  reg en_in_a_2 = 1'h1;
+  reg en_in_a_3 = 1'h1;
+  reg en_in_w_0 = 1'h1;
+  reg en_in_w_1 = 1'h1;
+  reg en_in_w_2 = 1'h1;
+  reg en_in_w_3 = 1'h1;
+  reg en_pe_0_0 = 1'h1;
+  reg en_pe_0_1 = 1'h1;
+  reg en_pe_0_2 = 1'h1;
+  reg en_pe_0_3 = 1'h1;
+  reg en_pe_1_0 = 1'h1;
+  reg en_pe_1_1 = 1'h1;
+  reg en_pe_1_2 = 1'h1;
+  reg en_pe_1_3 = 1'h1;
+  reg en_pe_2_0 = 1'h1;
+  reg en_pe_2_1 = 1'h1;
+  reg en_pe_2_2 = 1'h1;
+  reg en_pe_2_3 = 1'h1;
+  reg en_pe_3_0 = 1'h1;
+  reg en_pe_3_1 = 1'h1;
+  reg en_pe_3_2 = 1'h1;
+  reg en_pe_3_3 = 1'h1;
+  reg en_skew_a_0 = 1'h1;
+  reg en_skew_a_1 = 1'h1;
+  reg en_skew_a_2 = 1'h1;
+  reg en_skew_a_3 = 1'h1;
+  reg en_skew_flags = 1'h1;
+  reg en_skew_w_0 = 1'h1;
+  reg en_skew_w_1 = 1'h1;
+  reg en_skew_w_2 = 1'h1;
+  reg en_skew_w_3 = 1'h1;
+  reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$108 ;
-  wire \first_in$123 ;
-  wire \first_in$140 ;
-  wire \first_in$157 ;
-  wire \first_in$172 ;
-  wire \first_in$187 ;
-  wire \first_in$204 ;
-  wire \first_in$221 ;
-  wire \first_in$236 ;
-  wire \first_in$251 ;
-  wire \first_in$268 ;
-  wire \first_in$285 ;
-  wire \first_in$65 ;
-  wire \first_in$80 ;
-  wire \first_in$95 ;
+  wire \first_in$165 ;
+  wire \first_in$180 ;
+  wire \first_in$195 ;
+  wire \first_in$208 ;
+  wire \first_in$223 ;
+  wire \first_in$240 ;
+  wire \first_in$257 ;
+  wire \first_in$272 ;
+  wire \first_in$287 ;
+  wire \first_in$304 ;
+  wire \first_in$321 ;
+  wire \first_in$336 ;
+  wire \first_in$351 ;
+  wire \first_in$368 ;
+  wire \first_in$385 ;
   wire first_next;
-  wire \first_next$105 ;
-  wire \first_next$118 ;
-  wire \first_next$135 ;
-  wire \first_next$152 ;
-  wire \first_next$169 ;
-  wire \first_next$182 ;
-  wire \first_next$199 ;
-  wire \first_next$216 ;
-  wire \first_next$233 ;
-  wire \first_next$246 ;
-  wire \first_next$263 ;
-  wire \first_next$280 ;
-  wire \first_next$60 ;
-  wire \first_next$75 ;
-  wire \first_next$90 ;
+  wire \first_next$160 ;
+  wire \first_next$175 ;
+  wire \first_next$190 ;
+  wire \first_next$205 ;
+  wire \first_next$218 ;
+  wire \first_next$235 ;
+  wire \first_next$252 ;
+  wire \first_next$269 ;
+  wire \first_next$282 ;
+  wire \first_next$299 ;
+  wire \first_next$316 ;
+  wire \first_next$333 ;
+  wire \first_next$346 ;
+  wire \first_next$363 ;
+  wire \first_next$380 ;
   wire first_out;
-  wire \first_out$124 ;
-  wire \first_out$141 ;
-  wire \first_out$158 ;
-  wire \first_out$188 ;
-  wire \first_out$205 ;
-  wire \first_out$222 ;
-  wire \first_out$252 ;
-  wire \first_out$269 ;
-  wire \first_out$286 ;
-  wire \first_out$81 ;
-  wire \first_out$96 ;
+  wire \first_out$181 ;
+  wire \first_out$196 ;
+  wire \first_out$224 ;
+  wire \first_out$241 ;
+  wire \first_out$258 ;
+  wire \first_out$288 ;
+  wire \first_out$305 ;
+  wire \first_out$322 ;
+  wire \first_out$352 ;
+  wire \first_out$369 ;
+  wire \first_out$386 ;
+  wire held;
   wire [127:0] i;
-  reg [31:0] \i$28  = 32'd0;
-  wire [7:0] \i$28[0] ;
-  wire [7:0] \i$28[1] ;
-  wire [7:0] \i$28[2] ;
-  wire [7:0] \i$28[3] ;
-  wire [7:0] \i$30 ;
-  wire [1:0] \i$30[0] ;
-  wire \i$30[0].capture ;
-  wire \i$30[0].shift ;
-  wire [1:0] \i$30[1] ;
-  wire \i$30[1].capture ;
-  wire \i$30[1].shift ;
-  wire [1:0] \i$30[2] ;
-  wire \i$30[2].capture ;
-  wire \i$30[2].shift ;
-  wire [1:0] \i$30[3] ;
-  wire \i$30[3].capture ;
-  wire \i$30[3].shift ;
-  wire [31:0] \i$32 ;
-  wire [7:0] \i$32[0] ;
-  wire [7:0] \i$32[1] ;
-  wire [7:0] \i$32[2] ;
-  wire [7:0] \i$32[3] ;
-  wire [11:0] \i$34 ;
-  wire [2:0] \i$34[0] ;
-  wire \i$34[0].first ;
-  wire \i$34[0].last ;
-  wire \i$34[0].valid ;
-  wire [2:0] \i$34[1] ;
-  wire \i$34[1].first ;
-  wire \i$34[1].last ;
-  wire \i$34[1].valid ;
-  wire [2:0] \i$34[2] ;
-  wire \i$34[2].first ;
-  wire \i$34[2].last ;
-  wire \i$34[2].valid ;
-  wire [2:0] \i$34[3] ;
-  wire \i$34[3].first ;
-  wire \i$34[3].last ;
-  wire \i$34[3].valid ;
+  (* init = 32'd0 *)
+  wire [31:0] \i$133 ;
+  wire [7:0] \i$133[0] ;
+  wire [7:0] \i$133[1] ;
+  wire [7:0] \i$133[2] ;
+  wire [7:0] \i$133[3] ;
+  wire [7:0] \i$134 ;
+  wire [1:0] \i$134[0] ;
+  wire \i$134[0].capture ;
+  wire \i$134[0].shift ;
+  wire [1:0] \i$134[1] ;
+  wire \i$134[1].capture ;
+  wire \i$134[1].shift ;
+  wire [1:0] \i$134[2] ;
+  wire \i$134[2].capture ;
+  wire \i$134[2].shift ;
+  wire [1:0] \i$134[3] ;
+  wire \i$134[3].capture ;
+  wire \i$134[3].shift ;
+  wire [31:0] \i$135 ;
+  wire [7:0] \i$135[0] ;
+  wire [7:0] \i$135[1] ;
+  wire [7:0] \i$135[2] ;
+  wire [7:0] \i$135[3] ;
+  wire [11:0] \i$136 ;
+  wire [2:0] \i$136[0] ;
+  wire \i$136[0].first ;
+  wire \i$136[0].last ;
+  wire \i$136[0].valid ;
+  wire [2:0] \i$136[1] ;
+  wire \i$136[1].first ;
+  wire \i$136[1].last ;
+  wire \i$136[1].valid ;
+  wire [2:0] \i$136[2] ;
+  wire \i$136[2].first ;
+  wire \i$136[2].last ;
+  wire \i$136[2].valid ;
+  wire [2:0] \i$136[3] ;
+  wire \i$136[3].first ;
+  wire \i$136[3].last ;
+  wire \i$136[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$38 ;
-  wire [2:0] \i_next$38[0] ;
-  wire \i_next$38[0].first ;
-  wire \i_next$38[0].last ;
-  wire \i_next$38[0].valid ;
-  wire [2:0] \i_next$38[1] ;
-  wire \i_next$38[1].first ;
-  wire \i_next$38[1].last ;
-  wire \i_next$38[1].valid ;
-  wire [2:0] \i_next$38[2] ;
-  wire \i_next$38[2].first ;
-  wire \i_next$38[2].last ;
-  wire \i_next$38[2].valid ;
-  wire [2:0] \i_next$38[3] ;
-  wire \i_next$38[3].first ;
-  wire \i_next$38[3].last ;
-  wire \i_next$38[3].valid ;
+  wire [11:0] \i_next$138 ;
+  wire [2:0] \i_next$138[0] ;
+  wire \i_next$138[0].first ;
+  wire \i_next$138[0].last ;
+  wire \i_next$138[0].valid ;
+  wire [2:0] \i_next$138[1] ;
+  wire \i_next$138[1].first ;
+  wire \i_next$138[1].last ;
+  wire \i_next$138[1].valid ;
+  wire [2:0] \i_next$138[2] ;
+  wire \i_next$138[2].first ;
+  wire \i_next$138[2].last ;
+  wire \i_next$138[2].valid ;
+  wire [2:0] \i_next$138[3] ;
+  wire \i_next$138[3].first ;
+  wire \i_next$138[3].last ;
+  wire \i_next$138[3].valid ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -10737,8 +10846,7 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire \in_flags.first ;
   wire \in_flags.last ;
   wire \in_flags.valid ;
-  (* init = 32'd0 *)
-  wire [31:0] in_w;
+  reg [31:0] in_w = 32'd0;
   wire [7:0] \in_w[0] ;
   wire [7:0] \in_w[1] ;
   wire [7:0] \in_w[2] ;
@@ -10747,98 +10855,98 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$109 ;
-  wire \last_in$125 ;
-  wire \last_in$142 ;
-  wire \last_in$159 ;
-  wire \last_in$173 ;
-  wire \last_in$189 ;
-  wire \last_in$206 ;
-  wire \last_in$223 ;
-  wire \last_in$237 ;
-  wire \last_in$253 ;
-  wire \last_in$270 ;
-  wire \last_in$287 ;
-  wire \last_in$67 ;
-  wire \last_in$82 ;
-  wire \last_in$97 ;
+  wire \last_in$167 ;
+  wire \last_in$182 ;
+  wire \last_in$197 ;
+  wire \last_in$209 ;
+  wire \last_in$225 ;
+  wire \last_in$242 ;
+  wire \last_in$259 ;
+  wire \last_in$273 ;
+  wire \last_in$289 ;
+  wire \last_in$306 ;
+  wire \last_in$323 ;
+  wire \last_in$337 ;
+  wire \last_in$353 ;
+  wire \last_in$370 ;
+  wire \last_in$387 ;
   wire last_out;
-  wire \last_out$126 ;
-  wire \last_out$143 ;
-  wire \last_out$160 ;
-  wire \last_out$190 ;
-  wire \last_out$207 ;
-  wire \last_out$224 ;
-  wire \last_out$254 ;
-  wire \last_out$271 ;
-  wire \last_out$288 ;
-  wire \last_out$68 ;
-  wire \last_out$83 ;
-  wire \last_out$98 ;
+  wire \last_out$168 ;
+  wire \last_out$183 ;
+  wire \last_out$198 ;
+  wire \last_out$226 ;
+  wire \last_out$243 ;
+  wire \last_out$260 ;
+  wire \last_out$290 ;
+  wire \last_out$307 ;
+  wire \last_out$324 ;
+  wire \last_out$354 ;
+  wire \last_out$371 ;
+  wire \last_out$388 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$41 ;
-  wire [1:0] \o$41[0] ;
-  wire \o$41[0].capture ;
-  wire \o$41[0].shift ;
-  wire [1:0] \o$41[1] ;
-  wire \o$41[1].capture ;
-  wire \o$41[1].shift ;
-  wire [1:0] \o$41[2] ;
-  wire \o$41[2].capture ;
-  wire \o$41[2].shift ;
-  wire [1:0] \o$41[3] ;
-  wire \o$41[3].capture ;
-  wire \o$41[3].shift ;
-  wire [31:0] \o$48 ;
-  wire [7:0] \o$48[0] ;
-  wire [7:0] \o$48[1] ;
-  wire [7:0] \o$48[2] ;
-  wire [7:0] \o$48[3] ;
-  wire [11:0] \o$50 ;
-  wire [2:0] \o$50[0] ;
-  wire \o$50[0].first ;
-  wire \o$50[0].last ;
-  wire \o$50[0].valid ;
-  wire [2:0] \o$50[1] ;
-  wire \o$50[1].first ;
-  wire \o$50[1].last ;
-  wire \o$50[1].valid ;
-  wire [2:0] \o$50[2] ;
-  wire \o$50[2].first ;
-  wire \o$50[2].last ;
-  wire \o$50[2].valid ;
-  wire [2:0] \o$50[3] ;
-  wire \o$50[3].first ;
-  wire \o$50[3].last ;
-  wire \o$50[3].valid ;
-  wire [31:0] \o$55 ;
-  wire [7:0] \o$55[0] ;
-  wire [7:0] \o$55[1] ;
-  wire [7:0] \o$55[2] ;
-  wire [7:0] \o$55[3] ;
+  wire [7:0] \o$141 ;
+  wire [1:0] \o$141[0] ;
+  wire \o$141[0].capture ;
+  wire \o$141[0].shift ;
+  wire [1:0] \o$141[1] ;
+  wire \o$141[1].capture ;
+  wire \o$141[1].shift ;
+  wire [1:0] \o$141[2] ;
+  wire \o$141[2].capture ;
+  wire \o$141[2].shift ;
+  wire [1:0] \o$141[3] ;
+  wire \o$141[3].capture ;
+  wire \o$141[3].shift ;
+  wire [31:0] \o$148 ;
+  wire [7:0] \o$148[0] ;
+  wire [7:0] \o$148[1] ;
+  wire [7:0] \o$148[2] ;
+  wire [7:0] \o$148[3] ;
+  wire [11:0] \o$150 ;
+  wire [2:0] \o$150[0] ;
+  wire \o$150[0].first ;
+  wire \o$150[0].last ;
+  wire \o$150[0].valid ;
+  wire [2:0] \o$150[1] ;
+  wire \o$150[1].first ;
+  wire \o$150[1].last ;
+  wire \o$150[1].valid ;
+  wire [2:0] \o$150[2] ;
+  wire \o$150[2].first ;
+  wire \o$150[2].last ;
+  wire \o$150[2].valid ;
+  wire [2:0] \o$150[3] ;
+  wire \o$150[3].first ;
+  wire \o$150[3].last ;
+  wire \o$150[3].valid ;
+  wire [31:0] \o$155 ;
+  wire [7:0] \o$155[0] ;
+  wire [7:0] \o$155[1] ;
+  wire [7:0] \o$155[2] ;
+  wire [7:0] \o$155[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [11:0] \o_next$46 ;
-  wire [2:0] \o_next$46[0] ;
-  wire \o_next$46[0].first ;
-  wire \o_next$46[0].last ;
-  wire \o_next$46[0].valid ;
-  wire [2:0] \o_next$46[1] ;
-  wire \o_next$46[1].first ;
-  wire \o_next$46[1].last ;
-  wire \o_next$46[1].valid ;
-  wire [2:0] \o_next$46[2] ;
-  wire \o_next$46[2].first ;
-  wire \o_next$46[2].last ;
-  wire \o_next$46[2].valid ;
-  wire [2:0] \o_next$46[3] ;
-  wire \o_next$46[3].first ;
-  wire \o_next$46[3].last ;
-  wire \o_next$46[3].valid ;
+  wire [11:0] \o_next$146 ;
+  wire [2:0] \o_next$146[0] ;
+  wire \o_next$146[0].first ;
+  wire \o_next$146[0].last ;
+  wire \o_next$146[0].valid ;
+  wire [2:0] \o_next$146[1] ;
+  wire \o_next$146[1].first ;
+  wire \o_next$146[1].last ;
+  wire \o_next$146[1].valid ;
+  wire [2:0] \o_next$146[2] ;
+  wire \o_next$146[2].first ;
+  wire \o_next$146[2].last ;
+  wire \o_next$146[2].valid ;
+  wire [2:0] \o_next$146[3] ;
+  wire \o_next$146[3].first ;
+  wire \o_next$146[3].last ;
+  wire \o_next$146[3].valid ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -10855,38 +10963,93 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire operands__ready;
   input operands__valid;
   wire operands__valid;
+  wire [128:0] out;
+  wire [127:0] \out.c ;
+  wire [31:0] \out.c[0] ;
+  wire [31:0] \out.c[1] ;
+  wire [31:0] \out.c[2] ;
+  wire [31:0] \out.c[3] ;
+  wire \out.last ;
+  wire pe_0_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_0_sync_rst;
+  wire pe_0_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_1_sync_rst;
+  wire pe_0_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_2_sync_rst;
+  wire pe_0_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_3_sync_rst;
+  wire pe_1_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_0_sync_rst;
+  wire pe_1_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_1_sync_rst;
+  wire pe_1_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_2_sync_rst;
+  wire pe_1_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_3_sync_rst;
+  wire pe_2_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_0_sync_rst;
+  wire pe_2_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_1_sync_rst;
+  wire pe_2_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_2_sync_rst;
+  wire pe_2_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_3_sync_rst;
+  wire pe_3_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_0_sync_rst;
+  wire pe_3_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_1_sync_rst;
+  wire pe_3_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_2_sync_rst;
+  wire pe_3_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$110 ;
-  wire [31:0] \psum_in$127 ;
-  wire [31:0] \psum_in$144 ;
-  wire [31:0] \psum_in$161 ;
-  wire [31:0] \psum_in$174 ;
-  wire [31:0] \psum_in$191 ;
-  wire [31:0] \psum_in$208 ;
-  wire [31:0] \psum_in$225 ;
-  wire [31:0] \psum_in$238 ;
-  wire [31:0] \psum_in$255 ;
-  wire [31:0] \psum_in$272 ;
-  wire [31:0] \psum_in$289 ;
-  wire [31:0] \psum_in$69 ;
-  wire [31:0] \psum_in$84 ;
-  wire [31:0] \psum_in$99 ;
+  wire [31:0] \psum_in$169 ;
+  wire [31:0] \psum_in$184 ;
+  wire [31:0] \psum_in$199 ;
+  wire [31:0] \psum_in$210 ;
+  wire [31:0] \psum_in$227 ;
+  wire [31:0] \psum_in$244 ;
+  wire [31:0] \psum_in$261 ;
+  wire [31:0] \psum_in$274 ;
+  wire [31:0] \psum_in$291 ;
+  wire [31:0] \psum_in$308 ;
+  wire [31:0] \psum_in$325 ;
+  wire [31:0] \psum_in$338 ;
+  wire [31:0] \psum_in$355 ;
+  wire [31:0] \psum_in$372 ;
+  wire [31:0] \psum_in$389 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$111 ;
-  wire [31:0] \psum_out$128 ;
-  wire [31:0] \psum_out$145 ;
-  wire [31:0] \psum_out$162 ;
-  wire [31:0] \psum_out$175 ;
-  wire [31:0] \psum_out$192 ;
-  wire [31:0] \psum_out$209 ;
-  wire [31:0] \psum_out$226 ;
-  wire [31:0] \psum_out$239 ;
-  wire [31:0] \psum_out$256 ;
-  wire [31:0] \psum_out$273 ;
-  wire [31:0] \psum_out$290 ;
-  wire [31:0] \psum_out$6 ;
-  wire [31:0] \psum_out$7 ;
-  wire [31:0] \psum_out$8 ;
+  wire [31:0] \psum_out$113 ;
+  wire [31:0] \psum_out$114 ;
+  wire [31:0] \psum_out$115 ;
+  wire [31:0] \psum_out$211 ;
+  wire [31:0] \psum_out$228 ;
+  wire [31:0] \psum_out$245 ;
+  wire [31:0] \psum_out$262 ;
+  wire [31:0] \psum_out$275 ;
+  wire [31:0] \psum_out$292 ;
+  wire [31:0] \psum_out$309 ;
+  wire [31:0] \psum_out$326 ;
+  wire [31:0] \psum_out$339 ;
+  wire [31:0] \psum_out$356 ;
+  wire [31:0] \psum_out$373 ;
+  wire [31:0] \psum_out$390 ;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -10901,82 +11064,114 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_pe_0_0 = 1'h1;
+  reg rst_pe_0_1 = 1'h1;
+  reg rst_pe_0_2 = 1'h1;
+  reg rst_pe_0_3 = 1'h1;
+  reg rst_pe_1_0 = 1'h1;
+  reg rst_pe_1_1 = 1'h1;
+  reg rst_pe_1_2 = 1'h1;
+  reg rst_pe_1_3 = 1'h1;
+  reg rst_pe_2_0 = 1'h1;
+  reg rst_pe_2_1 = 1'h1;
+  reg rst_pe_2_2 = 1'h1;
+  reg rst_pe_2_3 = 1'h1;
+  reg rst_pe_3_0 = 1'h1;
+  reg rst_pe_3_1 = 1'h1;
+  reg rst_pe_3_2 = 1'h1;
+  reg rst_pe_3_3 = 1'h1;
+  reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
   reg [2:0] since_first = 3'h4;
+  wire skew_flags_sync_clk;
+  (* init = 1'h1 *)
+  wire skew_flags_sync_rst;
+  reg [128:0] skid = 129'h000000000000000000000000000000000;
+  wire [127:0] \skid.c ;
+  wire [31:0] \skid.c[0] ;
+  wire [31:0] \skid.c[1] ;
+  wire [31:0] \skid.c[2] ;
+  wire [31:0] \skid.c[3] ;
+  wire \skid.last ;
+  reg skid_valid = 1'h0;
+  reg skid_valid_0 = 1'h0;
+  reg skid_valid_1 = 1'h0;
+  reg skid_valid_2 = 1'h0;
+  reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$107 ;
-  wire \valid_in$121 ;
-  wire \valid_in$138 ;
-  wire \valid_in$155 ;
-  wire \valid_in$171 ;
-  wire \valid_in$185 ;
-  wire \valid_in$202 ;
-  wire \valid_in$219 ;
-  wire \valid_in$235 ;
-  wire \valid_in$249 ;
-  wire \valid_in$266 ;
-  wire \valid_in$283 ;
-  wire \valid_in$63 ;
-  wire \valid_in$78 ;
-  wire \valid_in$93 ;
+  wire \valid_in$163 ;
+  wire \valid_in$178 ;
+  wire \valid_in$193 ;
+  wire \valid_in$207 ;
+  wire \valid_in$221 ;
+  wire \valid_in$238 ;
+  wire \valid_in$255 ;
+  wire \valid_in$271 ;
+  wire \valid_in$285 ;
+  wire \valid_in$302 ;
+  wire \valid_in$319 ;
+  wire \valid_in$335 ;
+  wire \valid_in$349 ;
+  wire \valid_in$366 ;
+  wire \valid_in$383 ;
   wire valid_out;
-  wire \valid_out$122 ;
-  wire \valid_out$139 ;
-  wire \valid_out$156 ;
-  wire \valid_out$186 ;
-  wire \valid_out$203 ;
-  wire \valid_out$220 ;
-  wire \valid_out$250 ;
-  wire \valid_out$267 ;
-  wire \valid_out$284 ;
-  wire \valid_out$64 ;
-  wire \valid_out$79 ;
-  wire \valid_out$94 ;
+  wire \valid_out$164 ;
+  wire \valid_out$179 ;
+  wire \valid_out$194 ;
+  wire \valid_out$222 ;
+  wire \valid_out$239 ;
+  wire \valid_out$256 ;
+  wire \valid_out$286 ;
+  wire \valid_out$303 ;
+  wire \valid_out$320 ;
+  wire \valid_out$350 ;
+  wire \valid_out$367 ;
+  wire \valid_out$384 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$100 ;
-  wire [7:0] \w_in$112 ;
-  wire [7:0] \w_in$129 ;
-  wire [7:0] \w_in$146 ;
-  wire [7:0] \w_in$163 ;
-  wire [7:0] \w_in$176 ;
-  wire [7:0] \w_in$193 ;
-  wire [7:0] \w_in$210 ;
-  wire [7:0] \w_in$227 ;
-  wire [7:0] \w_in$240 ;
-  wire [7:0] \w_in$257 ;
-  wire [7:0] \w_in$274 ;
-  wire [7:0] \w_in$291 ;
-  wire [7:0] \w_in$70 ;
-  wire [7:0] \w_in$85 ;
+  wire [7:0] \w_in$170 ;
+  wire [7:0] \w_in$185 ;
+  wire [7:0] \w_in$200 ;
+  wire [7:0] \w_in$212 ;
+  wire [7:0] \w_in$229 ;
+  wire [7:0] \w_in$246 ;
+  wire [7:0] \w_in$263 ;
+  wire [7:0] \w_in$276 ;
+  wire [7:0] \w_in$293 ;
+  wire [7:0] \w_in$310 ;
+  wire [7:0] \w_in$327 ;
+  wire [7:0] \w_in$340 ;
+  wire [7:0] \w_in$357 ;
+  wire [7:0] \w_in$374 ;
+  wire [7:0] \w_in$391 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$130 ;
-  wire [7:0] \w_out$147 ;
-  wire [7:0] \w_out$164 ;
-  wire [7:0] \w_out$177 ;
-  wire [7:0] \w_out$194 ;
-  wire [7:0] \w_out$211 ;
-  wire [7:0] \w_out$228 ;
-  wire [7:0] \w_out$241 ;
-  wire [7:0] \w_out$258 ;
-  wire [7:0] \w_out$275 ;
-  wire [7:0] \w_out$292 ;
+  wire [7:0] \w_out$230 ;
+  wire [7:0] \w_out$247 ;
+  wire [7:0] \w_out$264 ;
+  wire [7:0] \w_out$277 ;
+  wire [7:0] \w_out$294 ;
+  wire [7:0] \w_out$311 ;
+  wire [7:0] \w_out$328 ;
+  wire [7:0] \w_out$341 ;
+  wire [7:0] \w_out$358 ;
+  wire [7:0] \w_out$375 ;
+  wire [7:0] \w_out$392 ;
   wire w_shift;
-  wire \w_shift$102 ;
-  wire \w_shift$115 ;
-  wire \w_shift$132 ;
-  wire \w_shift$149 ;
-  wire \w_shift$166 ;
-  wire \w_shift$179 ;
-  wire \w_shift$196 ;
-  wire \w_shift$213 ;
-  wire \w_shift$230 ;
-  wire \w_shift$243 ;
-  wire \w_shift$260 ;
-  wire \w_shift$277 ;
-  wire \w_shift$57 ;
-  wire \w_shift$72 ;
-  wire \w_shift$87 ;
+  wire \w_shift$157 ;
+  wire \w_shift$172 ;
+  wire \w_shift$187 ;
+  wire \w_shift$202 ;
+  wire \w_shift$215 ;
+  wire \w_shift$232 ;
+  wire \w_shift$249 ;
+  wire \w_shift$266 ;
+  wire \w_shift$279 ;
+  wire \w_shift$296 ;
+  wire \w_shift$313 ;
+  wire \w_shift$330 ;
+  wire \w_shift$343 ;
+  wire \w_shift$360 ;
+  wire \w_shift$377 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -10988,858 +11183,1129 @@ module \accelerator.engine.core (rst, operands__ready, weights__ready, operands_
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
-  always @(posedge clk)
-    in_a <= \$39 ;
-  always @(posedge clk)
-    in_flags <= \$40 ;
-  assign \$1  = ~ results__valid;
-  assign en = \$1  | results__ready;
-  assign \$2  = ~ first;
-  assign \$3  = \$2  | shadow_full;
-  assign operands__ready = en & \$3 ;
+  assign \$9  = ~ held;
+  assign \$10  = ~ held;
+  assign \$11  = loaded + 1'h1;
+  assign \$12  = a_accept & first;
+  assign \$13  = a_accept & first;
+  assign \$14  = since_first < 3'h4;
+  assign \$15  = since_first + 1'h1;
+  assign \$16  = ~ held;
+  assign \$17  = ~ held;
+  assign \$18  = ~ held;
+  assign \$19  = ~ held;
+  assign \$20  = ~ held;
+  assign \$21  = ~ held;
+  assign \$22  = ~ held;
+  assign \$23  = ~ held;
+  assign \$24  = ~ held;
+  assign \$25  = ~ held;
+  assign \$26  = ~ held;
+  assign \$27  = ~ held;
+  assign \$28  = ~ held;
+  assign \$29  = ~ held;
+  assign \$30  = ~ held;
+  assign \$31  = ~ held;
+  assign \$32  = ~ held;
+  assign \$33  = ~ held;
+  assign \$34  = ~ held;
+  assign \$35  = ~ held;
+  assign \$36  = ~ held;
+  assign \$37  = ~ held;
+  assign \$38  = ~ held;
+  assign \$39  = ~ held;
+  assign \$40  = ~ held;
+  assign \$41  = ~ held;
+  assign \$42  = ~ held;
+  assign \$43  = ~ held;
+  assign \$44  = ~ held;
+  assign \$45  = ~ held;
+  assign \$46  = ~ held;
+  assign \$47  = ~ held;
+  assign \$48  = ~ held;
+  assign \$49  = ~ held;
+  assign results__valid = skid_valid | valid_out;
+  assign \$50  = skid_valid ? skid[128] : out[128];
+  assign \$51  = ~ results__ready;
+  assign held = results__valid & \$51 ;
+  assign \$52  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$53  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$54  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$55  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$56  = ~ first;
+  assign \$57  = \$56  | shadow_full;
+  assign operands__ready = en & \$57 ;
   assign a_accept = operands__valid & operands__ready;
-  assign \$4  = loaded == 3'h4;
-  assign \$5  = en & \$4 ;
-  assign \$6  = ~ shadow_full;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = since_first >= 2'h3;
-  assign capture = \$7  & \$8 ;
-  assign \$9  = loaded < 3'h4;
-  assign \$10  = \$9  | capture;
-  assign weights__ready = en & \$10 ;
+  assign \$58  = loaded == 3'h4;
+  assign \$59  = en & \$58 ;
+  assign \$60  = ~ shadow_full;
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = since_first >= 2'h3;
+  assign capture = \$61  & \$62 ;
+  assign \$63  = loaded < 3'h4;
+  assign \$64  = \$63  | capture;
+  assign weights__ready = en & \$64 ;
   assign w_accept = weights__valid & weights__ready;
-  assign \$11  = in_flags[0] | results__valid;
-  assign \$13  = \$12  | \valid_in$63 ;
-  assign \$14  = \$13  | \valid_in$78 ;
-  assign \$15  = \$14  | \valid_in$93 ;
-  assign \$16  = \$15  | \o$50 [3];
-  assign \$17  = \$16  | \valid_in$121 ;
-  assign \$18  = \$17  | \valid_in$138 ;
-  assign \$19  = \$18  | \valid_in$155 ;
-  assign \$20  = \$19  | \o$50 [6];
-  assign \$21  = \$20  | \valid_in$185 ;
-  assign \$22  = \$21  | \valid_in$202 ;
-  assign \$23  = \$22  | \valid_in$219 ;
-  assign \$24  = \$23  | \o$50 [9];
-  assign \$25  = \$24  | \valid_in$249 ;
-  assign \$26  = \$25  | \valid_in$266 ;
-  assign \$27  = \$26  | \valid_in$283 ;
-  assign busy = \$11  | \$27 ;
-  assign \$28  = loaded + 1'h1;
-  assign \$29  = a_accept & first;
-  assign \$30  = a_accept & first;
-  assign \$31  = since_first < 3'h4;
-  assign \$32  = since_first + 1'h1;
+  assign \$65  = in_flags[0] | results__valid;
+  assign \$67  = \$66  | \valid_in$163 ;
+  assign \$68  = \$67  | \valid_in$178 ;
+  assign \$69  = \$68  | \valid_in$193 ;
+  assign \$70  = \$69  | \o$150 [3];
+  assign \$71  = \$70  | \valid_in$221 ;
+  assign \$72  = \$71  | \valid_in$238 ;
+  assign \$73  = \$72  | \valid_in$255 ;
+  assign \$74  = \$73  | \o$150 [6];
+  assign \$75  = \$74  | \valid_in$285 ;
+  assign \$76  = \$75  | \valid_in$302 ;
+  assign \$77  = \$76  | \valid_in$319 ;
+  assign \$78  = \$77  | \o$150 [9];
+  assign \$79  = \$78  | \valid_in$349 ;
+  assign \$80  = \$79  | \valid_in$366 ;
+  assign \$81  = \$80  | \valid_in$383 ;
+  assign busy = \$65  | \$81 ;
   always @(posedge clk)
-    loaded <= \$33 ;
+    rst_pe_0_0 <= rst;
   always @(posedge clk)
-    shadow_full <= \$34 ;
+    rst_pe_0_1 <= rst;
   always @(posedge clk)
-    since_first <= \$35 ;
+    rst_pe_0_2 <= rst;
   always @(posedge clk)
-    first <= \$36 ;
+    rst_pe_0_3 <= rst;
   always @(posedge clk)
-    \i$28  <= \$37 ;
+    rst_pe_1_0 <= rst;
   always @(posedge clk)
-    in_wctl <= \$38 ;
+    rst_pe_1_1 <= rst;
+  always @(posedge clk)
+    rst_pe_1_2 <= rst;
+  always @(posedge clk)
+    rst_pe_1_3 <= rst;
+  always @(posedge clk)
+    rst_pe_2_0 <= rst;
+  always @(posedge clk)
+    rst_pe_2_1 <= rst;
+  always @(posedge clk)
+    rst_pe_2_2 <= rst;
+  always @(posedge clk)
+    rst_pe_2_3 <= rst;
+  always @(posedge clk)
+    rst_pe_3_0 <= rst;
+  always @(posedge clk)
+    rst_pe_3_1 <= rst;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst;
+  always @(posedge clk)
+    skid_valid <= \$82 ;
+  always @(posedge clk)
+    skid <= \$83 ;
+  always @(posedge clk)
+    skid_valid_0 <= held;
+  always @(posedge clk)
+    skid_valid_1 <= held;
+  always @(posedge clk)
+    skid_valid_2 <= held;
+  always @(posedge clk)
+    skid_valid_3 <= held;
+  always @(posedge clk)
+    en_deskew_0 <= \$6 ;
+  always @(posedge clk)
+    en_deskew_1 <= \$7 ;
+  always @(posedge clk)
+    en_deskew_2 <= \$8 ;
+  always @(posedge clk)
+    en_deskew_3 <= \$9 ;
+  always @(posedge clk)
+    en <= \$10 ;
+  always @(posedge clk)
+    loaded <= \$84 ;
+  always @(posedge clk)
+    shadow_full <= \$85 ;
+  always @(posedge clk)
+    since_first <= \$86 ;
+  always @(posedge clk)
+    first <= \$87 ;
+  always @(posedge clk)
+    en_in_w_0 <= \$16 ;
+  always @(posedge clk)
+    in_w <= \$88 ;
+  always @(posedge clk)
+    en_in_w_1 <= \$17 ;
+  always @(posedge clk)
+    en_in_w_2 <= \$18 ;
+  always @(posedge clk)
+    en_in_w_3 <= \$19 ;
+  always @(posedge clk)
+    en_in_a_0 <= \$20 ;
+  always @(posedge clk)
+    in_a <= \$89 ;
+  always @(posedge clk)
+    en_in_a_1 <= \$21 ;
+  always @(posedge clk)
+    en_in_a_2 <= \$22 ;
+  always @(posedge clk)
+    en_in_a_3 <= \$23 ;
+  always @(posedge clk)
+    in_wctl <= \$90 ;
+  always @(posedge clk)
+    in_flags <= \$91 ;
+  always @(posedge clk)
+    rst_skew_flags <= rst;
+  always @(posedge clk)
+    en_skew_w_0 <= \$24 ;
+  always @(posedge clk)
+    en_skew_w_1 <= \$25 ;
+  always @(posedge clk)
+    en_skew_w_2 <= \$26 ;
+  always @(posedge clk)
+    en_skew_w_3 <= \$27 ;
+  always @(posedge clk)
+    en_skew_wctl <= \$28 ;
+  always @(posedge clk)
+    en_skew_a_0 <= \$29 ;
+  always @(posedge clk)
+    en_skew_a_1 <= \$30 ;
+  always @(posedge clk)
+    en_skew_a_2 <= \$31 ;
+  always @(posedge clk)
+    en_skew_a_3 <= \$32 ;
+  always @(posedge clk)
+    en_skew_flags <= \$33 ;
+  always @(posedge clk)
+    en_pe_0_0 <= \$34 ;
+  always @(posedge clk)
+    en_pe_0_1 <= \$35 ;
+  always @(posedge clk)
+    en_pe_0_2 <= \$36 ;
+  always @(posedge clk)
+    en_pe_0_3 <= \$37 ;
+  always @(posedge clk)
+    en_pe_1_0 <= \$38 ;
+  always @(posedge clk)
+    en_pe_1_1 <= \$39 ;
+  always @(posedge clk)
+    en_pe_1_2 <= \$40 ;
+  always @(posedge clk)
+    en_pe_1_3 <= \$41 ;
+  always @(posedge clk)
+    en_pe_2_0 <= \$42 ;
+  always @(posedge clk)
+    en_pe_2_1 <= \$43 ;
+  always @(posedge clk)
+    en_pe_2_2 <= \$44 ;
+  always @(posedge clk)
+    en_pe_2_3 <= \$45 ;
+  always @(posedge clk)
+    en_pe_3_0 <= \$46 ;
+  always @(posedge clk)
+    en_pe_3_1 <= \$47 ;
+  always @(posedge clk)
+    en_pe_3_2 <= \$48 ;
+  always @(posedge clk)
+    en_pe_3_3 <= \$49 ;
+  assign \$1  = ~ skid_valid;
+  assign \$2  = ~ skid_valid_0;
+  assign \$3  = ~ skid_valid_1;
+  assign \$4  = ~ skid_valid_2;
+  assign \$5  = ~ skid_valid_3;
+  assign \$6  = ~ held;
+  assign \$7  = ~ held;
+  assign \$8  = ~ held;
   \accelerator.engine.core.deskew  deskew (
     .clk(clk),
-    .en(en),
     .i(i),
     .o(o),
+    .\port$2471$0 (en_deskew_0),
+    .\port$2472$0 (en_deskew_1),
+    .\port$2473$0 (en_deskew_2),
+    .\port$2474$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$48 [7:0]),
+    .a_in(\o$148 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$61 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$46 [1]),
-    .first_out(\first_in$65 ),
-    .last_out(\last_in$67 ),
-    .\port$2734$0 (\o$41 [1:0]),
-    .\port$2766$0 (\o$50 [2:0]),
-    .psum_out(\psum_in$110 ),
-    .rst(rst),
-    .valid_out(\valid_in$63 ),
-    .w_in(\o$55 [7:0]),
-    .w_out(\w_in$112 )
+    .a_out(\a_in$161 ),
+    .en(en_pe_0_0),
+    .first_next(\o_next$146 [1]),
+    .first_out(\first_in$165 ),
+    .last_out(\last_in$167 ),
+    .pe_0_0_sync_clk(clk),
+    .pe_0_0_sync_rst(rst_pe_0_0),
+    .\port$2883$0 (\o$141 [1:0]),
+    .\port$2913$0 (\o$150 [2:0]),
+    .psum_out(\psum_in$210 ),
+    .valid_out(\valid_in$163 ),
+    .w_in(\o$155 [7:0]),
+    .w_out(\w_in$212 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$61 ),
-    .a_next(\o$48 [7:0]),
-    .a_out(\a_in$76 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$65 ),
-    .first_next(\o$50 [1]),
-    .first_out(\first_in$80 ),
-    .last_in(\last_in$67 ),
-    .last_out(\last_in$82 ),
-    .\port$2734$2 (\o$41 [3:2]),
-    .psum_out(\psum_in$127 ),
-    .rst(rst),
-    .valid_in(\valid_in$63 ),
-    .valid_out(\valid_in$78 ),
-    .w_in(\o$55 [15:8]),
-    .w_out(\w_in$129 )
+    .a_in(\a_in$161 ),
+    .a_next(\o$148 [7:0]),
+    .a_out(\a_in$176 ),
+    .en(en_pe_0_1),
+    .first_in(\first_in$165 ),
+    .first_next(\o$150 [1]),
+    .first_out(\first_in$180 ),
+    .last_in(\last_in$167 ),
+    .last_out(\last_in$182 ),
+    .pe_0_1_sync_clk(clk),
+    .pe_0_1_sync_rst(rst_pe_0_1),
+    .\port$2883$2 (\o$141 [3:2]),
+    .psum_out(\psum_in$227 ),
+    .valid_in(\valid_in$163 ),
+    .valid_out(\valid_in$178 ),
+    .w_in(\o$155 [15:8]),
+    .w_out(\w_in$229 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$76 ),
-    .a_next(\a_in$61 ),
-    .a_out(\a_in$91 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$80 ),
-    .first_next(\first_in$65 ),
-    .first_out(\first_in$95 ),
-    .last_in(\last_in$82 ),
-    .last_out(\last_in$97 ),
-    .\port$2734$4 (\o$41 [5:4]),
-    .psum_out(\psum_in$144 ),
-    .rst(rst),
-    .valid_in(\valid_in$78 ),
-    .valid_out(\valid_in$93 ),
-    .w_in(\o$55 [23:16]),
-    .w_out(\w_in$146 )
+    .a_in(\a_in$176 ),
+    .a_next(\a_in$161 ),
+    .a_out(\a_in$191 ),
+    .en(en_pe_0_2),
+    .first_in(\first_in$180 ),
+    .first_next(\first_in$165 ),
+    .first_out(\first_in$195 ),
+    .last_in(\last_in$182 ),
+    .last_out(\last_in$197 ),
+    .pe_0_2_sync_clk(clk),
+    .pe_0_2_sync_rst(rst_pe_0_2),
+    .\port$2883$4 (\o$141 [5:4]),
+    .psum_out(\psum_in$244 ),
+    .valid_in(\valid_in$178 ),
+    .valid_out(\valid_in$193 ),
+    .w_in(\o$155 [23:16]),
+    .w_out(\w_in$246 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$91 ),
-    .a_next(\a_in$76 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$95 ),
-    .first_next(\first_in$80 ),
-    .last_in(\last_in$97 ),
-    .\port$2734$6 (\o$41 [7:6]),
-    .psum_out(\psum_in$161 ),
-    .rst(rst),
-    .valid_in(\valid_in$93 ),
-    .w_in(\o$55 [31:24]),
-    .w_out(\w_in$163 )
+    .a_in(\a_in$191 ),
+    .a_next(\a_in$176 ),
+    .en(en_pe_0_3),
+    .first_in(\first_in$195 ),
+    .first_next(\first_in$180 ),
+    .last_in(\last_in$197 ),
+    .pe_0_3_sync_clk(clk),
+    .pe_0_3_sync_rst(rst_pe_0_3),
+    .\port$2883$6 (\o$141 [7:6]),
+    .psum_out(\psum_in$261 ),
+    .valid_in(\valid_in$193 ),
+    .w_in(\o$155 [31:24]),
+    .w_out(\w_in$263 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$48 [15:8]),
+    .a_in(\o$148 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$119 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$46 [4]),
-    .first_out(\first_in$123 ),
-    .last_out(\last_in$125 ),
-    .\port$2734$0 (\o$41 [1:0]),
-    .\port$2766$3 (\o$50 [5:3]),
-    .psum_in(\psum_in$110 ),
-    .psum_out(\psum_in$174 ),
-    .rst(rst),
-    .valid_out(\valid_in$121 ),
-    .w_in(\w_in$112 ),
-    .w_out(\w_in$176 )
+    .a_out(\a_in$219 ),
+    .en(en_pe_1_0),
+    .first_next(\o_next$146 [4]),
+    .first_out(\first_in$223 ),
+    .last_out(\last_in$225 ),
+    .pe_1_0_sync_clk(clk),
+    .pe_1_0_sync_rst(rst_pe_1_0),
+    .\port$2883$0 (\o$141 [1:0]),
+    .\port$2913$3 (\o$150 [5:3]),
+    .psum_in(\psum_in$210 ),
+    .psum_out(\psum_in$274 ),
+    .valid_out(\valid_in$221 ),
+    .w_in(\w_in$212 ),
+    .w_out(\w_in$276 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$119 ),
-    .a_next(\o$48 [15:8]),
-    .a_out(\a_in$136 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$123 ),
-    .first_next(\o$50 [4]),
-    .first_out(\first_in$140 ),
-    .last_in(\last_in$125 ),
-    .last_out(\last_in$142 ),
-    .\port$2734$2 (\o$41 [3:2]),
-    .psum_in(\psum_in$127 ),
-    .psum_out(\psum_in$191 ),
-    .rst(rst),
-    .valid_in(\valid_in$121 ),
-    .valid_out(\valid_in$138 ),
-    .w_in(\w_in$129 ),
-    .w_out(\w_in$193 )
+    .a_in(\a_in$219 ),
+    .a_next(\o$148 [15:8]),
+    .a_out(\a_in$236 ),
+    .en(en_pe_1_1),
+    .first_in(\first_in$223 ),
+    .first_next(\o$150 [4]),
+    .first_out(\first_in$240 ),
+    .last_in(\last_in$225 ),
+    .last_out(\last_in$242 ),
+    .pe_1_1_sync_clk(clk),
+    .pe_1_1_sync_rst(rst_pe_1_1),
+    .\port$2883$2 (\o$141 [3:2]),
+    .psum_in(\psum_in$227 ),
+    .psum_out(\psum_in$291 ),
+    .valid_in(\valid_in$221 ),
+    .valid_out(\valid_in$238 ),
+    .w_in(\w_in$229 ),
+    .w_out(\w_in$293 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$136 ),
-    .a_next(\a_in$119 ),
-    .a_out(\a_in$153 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$140 ),
-    .first_next(\first_in$123 ),
-    .first_out(\first_in$157 ),
-    .last_in(\last_in$142 ),
-    .last_out(\last_in$159 ),
-    .\port$2734$4 (\o$41 [5:4]),
-    .psum_in(\psum_in$144 ),
-    .psum_out(\psum_in$208 ),
-    .rst(rst),
-    .valid_in(\valid_in$138 ),
-    .valid_out(\valid_in$155 ),
-    .w_in(\w_in$146 ),
-    .w_out(\w_in$210 )
+    .a_in(\a_in$236 ),
+    .a_next(\a_in$219 ),
+    .a_out(\a_in$253 ),
+    .en(en_pe_1_2),
+    .first_in(\first_in$240 ),
+    .first_next(\first_in$223 ),
+    .first_out(\first_in$257 ),
+    .last_in(\last_in$242 ),
+    .last_out(\last_in$259 ),
+    .pe_1_2_sync_clk(clk),
+    .pe_1_2_sync_rst(rst_pe_1_2),
+    .\port$2883$4 (\o$141 [5:4]),
+    .psum_in(\psum_in$244 ),
+    .psum_out(\psum_in$308 ),
+    .valid_in(\valid_in$238 ),
+    .valid_out(\valid_in$255 ),
+    .w_in(\w_in$246 ),
+    .w_out(\w_in$310 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$153 ),
-    .a_next(\a_in$136 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$157 ),
-    .first_next(\first_in$140 ),
-    .last_in(\last_in$159 ),
-    .\port$2734$6 (\o$41 [7:6]),
-    .psum_in(\psum_in$161 ),
-    .psum_out(\psum_in$225 ),
-    .rst(rst),
-    .valid_in(\valid_in$155 ),
-    .w_in(\w_in$163 ),
-    .w_out(\w_in$227 )
+    .a_in(\a_in$253 ),
+    .a_next(\a_in$236 ),
+    .en(en_pe_1_3),
+    .first_in(\first_in$257 ),
+    .first_next(\first_in$240 ),
+    .last_in(\last_in$259 ),
+    .pe_1_3_sync_clk(clk),
+    .pe_1_3_sync_rst(rst_pe_1_3),
+    .\port$2883$6 (\o$141 [7:6]),
+    .psum_in(\psum_in$261 ),
+    .psum_out(\psum_in$325 ),
+    .valid_in(\valid_in$255 ),
+    .w_in(\w_in$263 ),
+    .w_out(\w_in$327 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$48 [23:16]),
+    .a_in(\o$148 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$183 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$46 [7]),
-    .first_out(\first_in$187 ),
-    .last_out(\last_in$189 ),
-    .\port$2734$0 (\o$41 [1:0]),
-    .\port$2766$6 (\o$50 [8:6]),
-    .psum_in(\psum_in$174 ),
-    .psum_out(\psum_in$238 ),
-    .rst(rst),
-    .valid_out(\valid_in$185 ),
-    .w_in(\w_in$176 ),
-    .w_out(\w_in$240 )
+    .a_out(\a_in$283 ),
+    .en(en_pe_2_0),
+    .first_next(\o_next$146 [7]),
+    .first_out(\first_in$287 ),
+    .last_out(\last_in$289 ),
+    .pe_2_0_sync_clk(clk),
+    .pe_2_0_sync_rst(rst_pe_2_0),
+    .\port$2883$0 (\o$141 [1:0]),
+    .\port$2913$6 (\o$150 [8:6]),
+    .psum_in(\psum_in$274 ),
+    .psum_out(\psum_in$338 ),
+    .valid_out(\valid_in$285 ),
+    .w_in(\w_in$276 ),
+    .w_out(\w_in$340 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$183 ),
-    .a_next(\o$48 [23:16]),
-    .a_out(\a_in$200 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$187 ),
-    .first_next(\o$50 [7]),
-    .first_out(\first_in$204 ),
-    .last_in(\last_in$189 ),
-    .last_out(\last_in$206 ),
-    .\port$2734$2 (\o$41 [3:2]),
-    .psum_in(\psum_in$191 ),
-    .psum_out(\psum_in$255 ),
-    .rst(rst),
-    .valid_in(\valid_in$185 ),
-    .valid_out(\valid_in$202 ),
-    .w_in(\w_in$193 ),
-    .w_out(\w_in$257 )
+    .a_in(\a_in$283 ),
+    .a_next(\o$148 [23:16]),
+    .a_out(\a_in$300 ),
+    .en(en_pe_2_1),
+    .first_in(\first_in$287 ),
+    .first_next(\o$150 [7]),
+    .first_out(\first_in$304 ),
+    .last_in(\last_in$289 ),
+    .last_out(\last_in$306 ),
+    .pe_2_1_sync_clk(clk),
+    .pe_2_1_sync_rst(rst_pe_2_1),
+    .\port$2883$2 (\o$141 [3:2]),
+    .psum_in(\psum_in$291 ),
+    .psum_out(\psum_in$355 ),
+    .valid_in(\valid_in$285 ),
+    .valid_out(\valid_in$302 ),
+    .w_in(\w_in$293 ),
+    .w_out(\w_in$357 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$200 ),
-    .a_next(\a_in$183 ),
-    .a_out(\a_in$217 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$204 ),
-    .first_next(\first_in$187 ),
-    .first_out(\first_in$221 ),
-    .last_in(\last_in$206 ),
-    .last_out(\last_in$223 ),
-    .\port$2734$4 (\o$41 [5:4]),
-    .psum_in(\psum_in$208 ),
-    .psum_out(\psum_in$272 ),
-    .rst(rst),
-    .valid_in(\valid_in$202 ),
-    .valid_out(\valid_in$219 ),
-    .w_in(\w_in$210 ),
-    .w_out(\w_in$274 )
+    .a_in(\a_in$300 ),
+    .a_next(\a_in$283 ),
+    .a_out(\a_in$317 ),
+    .en(en_pe_2_2),
+    .first_in(\first_in$304 ),
+    .first_next(\first_in$287 ),
+    .first_out(\first_in$321 ),
+    .last_in(\last_in$306 ),
+    .last_out(\last_in$323 ),
+    .pe_2_2_sync_clk(clk),
+    .pe_2_2_sync_rst(rst_pe_2_2),
+    .\port$2883$4 (\o$141 [5:4]),
+    .psum_in(\psum_in$308 ),
+    .psum_out(\psum_in$372 ),
+    .valid_in(\valid_in$302 ),
+    .valid_out(\valid_in$319 ),
+    .w_in(\w_in$310 ),
+    .w_out(\w_in$374 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$217 ),
-    .a_next(\a_in$200 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$221 ),
-    .first_next(\first_in$204 ),
-    .last_in(\last_in$223 ),
-    .\port$2734$6 (\o$41 [7:6]),
-    .psum_in(\psum_in$225 ),
-    .psum_out(\psum_in$289 ),
-    .rst(rst),
-    .valid_in(\valid_in$219 ),
-    .w_in(\w_in$227 ),
-    .w_out(\w_in$291 )
+    .a_in(\a_in$317 ),
+    .a_next(\a_in$300 ),
+    .en(en_pe_2_3),
+    .first_in(\first_in$321 ),
+    .first_next(\first_in$304 ),
+    .last_in(\last_in$323 ),
+    .pe_2_3_sync_clk(clk),
+    .pe_2_3_sync_rst(rst_pe_2_3),
+    .\port$2883$6 (\o$141 [7:6]),
+    .psum_in(\psum_in$325 ),
+    .psum_out(\psum_in$389 ),
+    .valid_in(\valid_in$319 ),
+    .w_in(\w_in$327 ),
+    .w_out(\w_in$391 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$48 [31:24]),
+    .a_in(\o$148 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$247 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$46 [10]),
-    .first_out(\first_in$251 ),
-    .last_out(\last_in$253 ),
-    .\port$2734$0 (\o$41 [1:0]),
-    .\port$2766$9 (\o$50 [11:9]),
-    .psum_in(\psum_in$238 ),
+    .a_out(\a_in$347 ),
+    .en(en_pe_3_0),
+    .first_next(\o_next$146 [10]),
+    .first_out(\first_in$351 ),
+    .last_out(\last_in$353 ),
+    .pe_3_0_sync_clk(clk),
+    .pe_3_0_sync_rst(rst_pe_3_0),
+    .\port$2883$0 (\o$141 [1:0]),
+    .\port$2913$9 (\o$150 [11:9]),
+    .psum_in(\psum_in$338 ),
     .psum_out(psum_out),
-    .rst(rst),
-    .valid_out(\valid_in$249 ),
-    .w_in(\w_in$240 )
+    .valid_out(\valid_in$349 ),
+    .w_in(\w_in$340 )
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$247 ),
-    .a_next(\o$48 [31:24]),
-    .a_out(\a_in$264 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$251 ),
-    .first_next(\o$50 [10]),
-    .first_out(\first_in$268 ),
-    .last_in(\last_in$253 ),
-    .last_out(\last_in$270 ),
-    .\port$2734$2 (\o$41 [3:2]),
-    .psum_in(\psum_in$255 ),
-    .psum_out(\psum_out$6 ),
-    .rst(rst),
-    .valid_in(\valid_in$249 ),
-    .valid_out(\valid_in$266 ),
-    .w_in(\w_in$257 )
+    .a_in(\a_in$347 ),
+    .a_next(\o$148 [31:24]),
+    .a_out(\a_in$364 ),
+    .en(en_pe_3_1),
+    .first_in(\first_in$351 ),
+    .first_next(\o$150 [10]),
+    .first_out(\first_in$368 ),
+    .last_in(\last_in$353 ),
+    .last_out(\last_in$370 ),
+    .pe_3_1_sync_clk(clk),
+    .pe_3_1_sync_rst(rst_pe_3_1),
+    .\port$2883$2 (\o$141 [3:2]),
+    .psum_in(\psum_in$355 ),
+    .psum_out(\psum_out$113 ),
+    .valid_in(\valid_in$349 ),
+    .valid_out(\valid_in$366 ),
+    .w_in(\w_in$357 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$264 ),
-    .a_next(\a_in$247 ),
-    .a_out(\a_in$281 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$268 ),
-    .first_next(\first_in$251 ),
-    .first_out(\first_in$285 ),
-    .last_in(\last_in$270 ),
-    .last_out(\last_in$287 ),
-    .\port$2734$4 (\o$41 [5:4]),
-    .psum_in(\psum_in$272 ),
-    .psum_out(\psum_out$7 ),
-    .rst(rst),
-    .valid_in(\valid_in$266 ),
-    .valid_out(\valid_in$283 ),
-    .w_in(\w_in$274 )
+    .a_in(\a_in$364 ),
+    .a_next(\a_in$347 ),
+    .a_out(\a_in$381 ),
+    .en(en_pe_3_2),
+    .first_in(\first_in$368 ),
+    .first_next(\first_in$351 ),
+    .first_out(\first_in$385 ),
+    .last_in(\last_in$370 ),
+    .last_out(\last_in$387 ),
+    .pe_3_2_sync_clk(clk),
+    .pe_3_2_sync_rst(rst_pe_3_2),
+    .\port$2883$4 (\o$141 [5:4]),
+    .psum_in(\psum_in$372 ),
+    .psum_out(\psum_out$114 ),
+    .valid_in(\valid_in$366 ),
+    .valid_out(\valid_in$383 ),
+    .w_in(\w_in$374 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$281 ),
-    .a_next(\a_in$264 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$285 ),
-    .first_next(\first_in$268 ),
-    .last_in(\last_in$287 ),
+    .a_in(\a_in$381 ),
+    .a_next(\a_in$364 ),
+    .en(en_pe_3_3),
+    .first_in(\first_in$385 ),
+    .first_next(\first_in$368 ),
+    .last_in(\last_in$387 ),
     .last_out(last_out),
-    .\port$2734$6 (\o$41 [7:6]),
-    .psum_in(\psum_in$289 ),
-    .psum_out(\psum_out$8 ),
-    .rst(rst),
-    .valid_in(\valid_in$283 ),
-    .valid_out(results__valid),
-    .w_in(\w_in$291 )
+    .pe_3_3_sync_clk(clk),
+    .pe_3_3_sync_rst(rst_pe_3_3),
+    .\port$2883$6 (\o$141 [7:6]),
+    .psum_in(\psum_in$389 ),
+    .psum_out(\psum_out$115 ),
+    .valid_in(\valid_in$383 ),
+    .valid_out(valid_out),
+    .w_in(\w_in$391 )
   );
   \accelerator.engine.core.skew_a  skew_a (
     .clk(clk),
-    .en(en),
-    .i(\i$32 ),
+    .i(\i$135 ),
     .i_next(i_next),
-    .o(\o$48 ),
+    .o(\o$148 ),
     .o_next(o_next),
+    .\port$2506$0 (en_skew_a_0),
+    .\port$2507$0 (en_skew_a_1),
+    .\port$2508$0 (en_skew_a_2),
+    .\port$2509$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
-    .clk(clk),
-    .en(en),
-    .i(\i$34 ),
-    .i_next(\i_next$38 ),
-    .o(\o$50 ),
-    .o_next(\o_next$46 ),
-    .rst(rst)
+    .en(en_skew_flags),
+    .i(\i$136 ),
+    .i_next(\i_next$138 ),
+    .o(\o$150 ),
+    .o_next(\o_next$146 ),
+    .skew_flags_sync_clk(clk),
+    .skew_flags_sync_rst(rst_skew_flags)
   );
   \accelerator.engine.core.skew_w  skew_w (
     .clk(clk),
-    .en(en),
-    .i(\i$28 ),
-    .o(\o$55 ),
+    .i(in_w),
+    .o(\o$155 ),
+    .\port$2501$0 (en_skew_w_0),
+    .\port$2502$0 (en_skew_w_1),
+    .\port$2503$0 (en_skew_w_2),
+    .\port$2504$0 (en_skew_w_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .clk(clk),
-    .en(en),
-    .i(\i$30 ),
-    .o(\o$41 ),
+    .en(en_skew_wctl),
+    .i(\i$134 ),
+    .o(\o$141 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$40  = in_flags;
-    if (en) begin
-      \$40 [0] = a_accept;
-      \$40 [1] = first;
-      \$40 [2] = operands__payload[32];
-    end
+    \$82  = held;
     if (rst) begin
-      \$40  = 3'h0;
+      \$82  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$33  = loaded;
+    \$83  = skid;
+    if (\$1 ) begin
+      \$83 [128] = out[128];
+    end
+    if (\$2 ) begin
+      \$83 [31:0] = out[31:0];
+    end
+    if (\$3 ) begin
+      \$83 [63:32] = out[63:32];
+    end
+    if (\$4 ) begin
+      \$83 [95:64] = out[95:64];
+    end
+    if (\$5 ) begin
+      \$83 [127:96] = out[127:96];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$84  = loaded;
     if (en) begin
       if (capture) begin
-        \$33  = { 2'h0, w_accept };
+        \$84  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$33  = \$28 [2:0];
+        \$84  = \$11 [2:0];
       end
     end
     if (rst) begin
-      \$33  = 3'h0;
+      \$84  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$34  = shadow_full;
+    \$85  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$34  = 1'h1;
-      end else if (\$29 ) begin
-        \$34  = 1'h0;
+        \$85  = 1'h1;
+      end else if (\$12 ) begin
+        \$85  = 1'h0;
       end
     end
     if (rst) begin
-      \$34  = 1'h0;
+      \$85  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$35  = since_first;
+    \$86  = since_first;
     if (en) begin
-      if (\$30 ) begin
-        \$35  = 3'h1;
-      end else if (\$31 ) begin
-        \$35  = \$32 [2:0];
+      if (\$13 ) begin
+        \$86  = 3'h1;
+      end else if (\$14 ) begin
+        \$86  = \$15 [2:0];
       end
     end
     if (rst) begin
-      \$35  = 3'h4;
+      \$86  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$36  = first;
+    \$87  = first;
     if (en) begin
       if (a_accept) begin
-        \$36  = operands__payload[32];
+        \$87  = operands__payload[32];
       end
     end
     if (rst) begin
-      \$36  = 1'h1;
+      \$87  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$37  = \i$28 ;
-    if (en) begin
-      \$37  = weights__payload;
+    \$88  = in_w;
+    if (en_in_w_0) begin
+      \$88 [7:0] = weights__payload[7:0];
     end
-    if (rst) begin
-      \$37  = 32'd0;
+    if (en_in_w_1) begin
+      \$88 [15:8] = weights__payload[15:8];
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$38  = in_wctl;
-    if (en) begin
-      \$38 [0] = w_accept;
-      \$38 [1] = capture;
+    if (en_in_w_2) begin
+      \$88 [23:16] = weights__payload[23:16];
     end
-    if (rst) begin
-      \$38  = 2'h0;
+    if (en_in_w_3) begin
+      \$88 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$39  = in_a;
-    if (en) begin
-      \$39  = operands__payload[31:0];
+    \$89  = in_a;
+    if (en_in_a_0) begin
+      \$89 [7:0] = operands__payload[7:0];
     end
-    if (rst) begin
-      \$39  = 32'd0;
+    if (en_in_a_1) begin
+      \$89 [15:8] = operands__payload[15:8];
+    end
+    if (en_in_a_2) begin
+      \$89 [23:16] = operands__payload[23:16];
+    end
+    if (en_in_a_3) begin
+      \$89 [31:24] = operands__payload[31:24];
     end
   end
-  assign \en$3  = en;
-  assign valid_out = results__valid;
-  assign \en$24  = en;
-  assign \en$25  = en;
-  assign \en$26  = en;
-  assign \en$27  = en;
-  assign in_w = \i$28 ;
-  assign \en$39  = en;
-  assign w_shift = \o$41 [0];
-  assign \capture$42  = \o$41 [1];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$90  = in_wctl;
+    if (en) begin
+      \$90 [0] = w_accept;
+      \$90 [1] = capture;
+    end
+    if (rst) begin
+      \$90  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$91  = in_flags;
+    if (en) begin
+      \$91 [0] = a_accept;
+      \$91 [1] = first;
+      \$91 [2] = operands__payload[32];
+    end
+    if (rst) begin
+      \$91  = 3'h0;
+    end
+  end
+  assign pe_0_0_sync_clk = clk;
+  assign pe_0_0_sync_rst = rst_pe_0_0;
+  assign pe_0_1_sync_clk = clk;
+  assign pe_0_1_sync_rst = rst_pe_0_1;
+  assign pe_0_2_sync_clk = clk;
+  assign pe_0_2_sync_rst = rst_pe_0_2;
+  assign pe_0_3_sync_clk = clk;
+  assign pe_0_3_sync_rst = rst_pe_0_3;
+  assign pe_1_0_sync_clk = clk;
+  assign pe_1_0_sync_rst = rst_pe_1_0;
+  assign pe_1_1_sync_clk = clk;
+  assign pe_1_1_sync_rst = rst_pe_1_1;
+  assign pe_1_2_sync_clk = clk;
+  assign pe_1_2_sync_rst = rst_pe_1_2;
+  assign pe_1_3_sync_clk = clk;
+  assign pe_1_3_sync_rst = rst_pe_1_3;
+  assign pe_2_0_sync_clk = clk;
+  assign pe_2_0_sync_rst = rst_pe_2_0;
+  assign pe_2_1_sync_clk = clk;
+  assign pe_2_1_sync_rst = rst_pe_2_1;
+  assign pe_2_2_sync_clk = clk;
+  assign pe_2_2_sync_rst = rst_pe_2_2;
+  assign pe_2_3_sync_clk = clk;
+  assign pe_2_3_sync_rst = rst_pe_2_3;
+  assign pe_3_0_sync_clk = clk;
+  assign pe_3_0_sync_rst = rst_pe_3_0;
+  assign pe_3_1_sync_clk = clk;
+  assign pe_3_1_sync_rst = rst_pe_3_1;
+  assign pe_3_2_sync_clk = clk;
+  assign pe_3_2_sync_rst = rst_pe_3_2;
+  assign pe_3_3_sync_clk = clk;
+  assign pe_3_3_sync_rst = rst_pe_3_3;
+  assign \en$122  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign skew_flags_sync_clk = clk;
+  assign skew_flags_sync_rst = rst_skew_flags;
+  assign \en$129  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$130  = en_skew_wctl;
+  assign \en$131  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$132  = en_skew_flags;
+  assign \i$133  = in_w;
+  assign \en$139  = en_pe_0_0;
+  assign w_shift = \o$141 [0];
+  assign \capture$142  = \o$141 [1];
   assign a_next = o_next[7:0];
-  assign first_next = \o_next$46 [1];
-  assign a_in = \o$48 [7:0];
-  assign valid_in = \o$50 [0];
-  assign first_in = \o$50 [1];
-  assign last_in = \o$50 [2];
+  assign first_next = \o_next$146 [1];
+  assign a_in = \o$148 [7:0];
+  assign valid_in = \o$150 [0];
+  assign first_in = \o$150 [1];
+  assign last_in = \o$150 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$55 [7:0];
-  assign \en$56  = en;
-  assign \w_shift$57  = \o$41 [2];
-  assign \capture$58  = \o$41 [3];
-  assign \a_next$59  = \o$48 [7:0];
-  assign \first_next$60  = \o$50 [1];
-  assign a_out = \a_in$61 ;
-  assign \valid_out$64  = \valid_in$63 ;
-  assign first_out = \first_in$65 ;
-  assign \last_out$68  = \last_in$67 ;
-  assign \psum_in$69  = 32'd0;
-  assign \w_in$70  = \o$55 [15:8];
-  assign \en$71  = en;
-  assign \w_shift$72  = \o$41 [4];
-  assign \capture$73  = \o$41 [5];
-  assign \a_next$74  = \a_in$61 ;
-  assign \first_next$75  = \first_in$65 ;
-  assign \a_out$77  = \a_in$76 ;
-  assign \valid_out$79  = \valid_in$78 ;
-  assign \first_out$81  = \first_in$80 ;
-  assign \last_out$83  = \last_in$82 ;
-  assign \psum_in$84  = 32'd0;
-  assign \w_in$85  = \o$55 [23:16];
-  assign \en$86  = en;
-  assign \w_shift$87  = \o$41 [6];
-  assign \capture$88  = \o$41 [7];
-  assign \a_next$89  = \a_in$76 ;
-  assign \first_next$90  = \first_in$80 ;
-  assign \a_out$92  = \a_in$91 ;
-  assign \valid_out$94  = \valid_in$93 ;
-  assign \first_out$96  = \first_in$95 ;
-  assign \last_out$98  = \last_in$97 ;
-  assign \psum_in$99  = 32'd0;
-  assign \w_in$100  = \o$55 [31:24];
-  assign \en$101  = en;
-  assign \w_shift$102  = \o$41 [0];
-  assign \capture$103  = \o$41 [1];
-  assign \a_next$104  = o_next[15:8];
-  assign \first_next$105  = \o_next$46 [4];
-  assign \a_in$106  = \o$48 [15:8];
-  assign \valid_in$107  = \o$50 [3];
-  assign \first_in$108  = \o$50 [4];
-  assign \last_in$109  = \o$50 [5];
-  assign \psum_out$111  = \psum_in$110 ;
-  assign w_out = \w_in$112 ;
-  assign \en$114  = en;
-  assign \w_shift$115  = \o$41 [2];
-  assign \capture$116  = \o$41 [3];
-  assign \a_next$117  = \o$48 [15:8];
-  assign \first_next$118  = \o$50 [4];
-  assign \a_out$120  = \a_in$119 ;
-  assign \valid_out$122  = \valid_in$121 ;
-  assign \first_out$124  = \first_in$123 ;
-  assign \last_out$126  = \last_in$125 ;
-  assign \psum_out$128  = \psum_in$127 ;
-  assign \w_out$130  = \w_in$129 ;
-  assign \en$131  = en;
-  assign \w_shift$132  = \o$41 [4];
-  assign \capture$133  = \o$41 [5];
-  assign \a_next$134  = \a_in$119 ;
-  assign \first_next$135  = \first_in$123 ;
-  assign \a_out$137  = \a_in$136 ;
-  assign \valid_out$139  = \valid_in$138 ;
-  assign \first_out$141  = \first_in$140 ;
-  assign \last_out$143  = \last_in$142 ;
-  assign \psum_out$145  = \psum_in$144 ;
-  assign \w_out$147  = \w_in$146 ;
-  assign \en$148  = en;
-  assign \w_shift$149  = \o$41 [6];
-  assign \capture$150  = \o$41 [7];
-  assign \a_next$151  = \a_in$136 ;
-  assign \first_next$152  = \first_in$140 ;
-  assign \a_out$154  = \a_in$153 ;
-  assign \valid_out$156  = \valid_in$155 ;
-  assign \first_out$158  = \first_in$157 ;
-  assign \last_out$160  = \last_in$159 ;
-  assign \psum_out$162  = \psum_in$161 ;
-  assign \w_out$164  = \w_in$163 ;
-  assign \en$165  = en;
-  assign \w_shift$166  = \o$41 [0];
-  assign \capture$167  = \o$41 [1];
-  assign \a_next$168  = o_next[23:16];
-  assign \first_next$169  = \o_next$46 [7];
-  assign \a_in$170  = \o$48 [23:16];
-  assign \valid_in$171  = \o$50 [6];
-  assign \first_in$172  = \o$50 [7];
-  assign \last_in$173  = \o$50 [8];
-  assign \psum_out$175  = \psum_in$174 ;
-  assign \w_out$177  = \w_in$176 ;
-  assign \en$178  = en;
-  assign \w_shift$179  = \o$41 [2];
-  assign \capture$180  = \o$41 [3];
-  assign \a_next$181  = \o$48 [23:16];
-  assign \first_next$182  = \o$50 [7];
-  assign \a_out$184  = \a_in$183 ;
-  assign \valid_out$186  = \valid_in$185 ;
-  assign \first_out$188  = \first_in$187 ;
-  assign \last_out$190  = \last_in$189 ;
-  assign \psum_out$192  = \psum_in$191 ;
-  assign \w_out$194  = \w_in$193 ;
-  assign \en$195  = en;
-  assign \w_shift$196  = \o$41 [4];
-  assign \capture$197  = \o$41 [5];
-  assign \a_next$198  = \a_in$183 ;
-  assign \first_next$199  = \first_in$187 ;
-  assign \a_out$201  = \a_in$200 ;
-  assign \valid_out$203  = \valid_in$202 ;
-  assign \first_out$205  = \first_in$204 ;
-  assign \last_out$207  = \last_in$206 ;
-  assign \psum_out$209  = \psum_in$208 ;
-  assign \w_out$211  = \w_in$210 ;
-  assign \en$212  = en;
-  assign \w_shift$213  = \o$41 [6];
-  assign \capture$214  = \o$41 [7];
-  assign \a_next$215  = \a_in$200 ;
-  assign \first_next$216  = \first_in$204 ;
-  assign \a_out$218  = \a_in$217 ;
-  assign \valid_out$220  = \valid_in$219 ;
-  assign \first_out$222  = \first_in$221 ;
-  assign \last_out$224  = \last_in$223 ;
-  assign \psum_out$226  = \psum_in$225 ;
-  assign \w_out$228  = \w_in$227 ;
-  assign \en$229  = en;
-  assign \w_shift$230  = \o$41 [0];
-  assign \capture$231  = \o$41 [1];
-  assign \a_next$232  = o_next[31:24];
-  assign \first_next$233  = \o_next$46 [10];
-  assign \a_in$234  = \o$48 [31:24];
-  assign \valid_in$235  = \o$50 [9];
-  assign \first_in$236  = \o$50 [10];
-  assign \last_in$237  = \o$50 [11];
-  assign \psum_out$239  = \psum_in$238 ;
-  assign \w_out$241  = \w_in$240 ;
-  assign \en$242  = en;
-  assign \w_shift$243  = \o$41 [2];
-  assign \capture$244  = \o$41 [3];
-  assign \a_next$245  = \o$48 [31:24];
-  assign \first_next$246  = \o$50 [10];
-  assign \a_out$248  = \a_in$247 ;
-  assign \valid_out$250  = \valid_in$249 ;
-  assign \first_out$252  = \first_in$251 ;
-  assign \last_out$254  = \last_in$253 ;
-  assign \psum_out$256  = \psum_in$255 ;
-  assign \w_out$258  = \w_in$257 ;
-  assign \en$259  = en;
-  assign \w_shift$260  = \o$41 [4];
-  assign \capture$261  = \o$41 [5];
-  assign \a_next$262  = \a_in$247 ;
-  assign \first_next$263  = \first_in$251 ;
-  assign \a_out$265  = \a_in$264 ;
-  assign \valid_out$267  = \valid_in$266 ;
-  assign \first_out$269  = \first_in$268 ;
-  assign \last_out$271  = \last_in$270 ;
-  assign \psum_out$273  = \psum_in$272 ;
-  assign \w_out$275  = \w_in$274 ;
-  assign \en$276  = en;
-  assign \w_shift$277  = \o$41 [6];
-  assign \capture$278  = \o$41 [7];
-  assign \a_next$279  = \a_in$264 ;
-  assign \first_next$280  = \first_in$268 ;
-  assign \a_out$282  = \a_in$281 ;
-  assign \valid_out$284  = \valid_in$283 ;
-  assign \first_out$286  = \first_in$285 ;
-  assign \last_out$288  = \last_in$287 ;
-  assign \psum_out$290  = \psum_in$289 ;
-  assign \w_out$292  = \w_in$291 ;
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
-  assign \o[0]  = o[31:0];
-  assign \o[1]  = o[63:32];
-  assign \o[2]  = o[95:64];
-  assign \o[3]  = o[127:96];
-  assign \i$28[0]  = \i$28 [7:0];
-  assign \i$28[1]  = \i$28 [15:8];
-  assign \i$28[2]  = \i$28 [23:16];
-  assign \i$28[3]  = \i$28 [31:24];
-  assign \in_w[0]  = \i$28 [7:0];
-  assign \in_w[1]  = \i$28 [15:8];
-  assign \in_w[2]  = \i$28 [23:16];
-  assign \in_w[3]  = \i$28 [31:24];
-  assign \i$30[0]  = \i$30 [1:0];
-  assign \i$30[0].shift  = \i$30 [0];
-  assign \i$30[0].capture  = \i$30 [1];
-  assign \i$30[1]  = \i$30 [3:2];
-  assign \i$30[1].shift  = \i$30 [2];
-  assign \i$30[1].capture  = \i$30 [3];
-  assign \i$30[2]  = \i$30 [5:4];
-  assign \i$30[2].shift  = \i$30 [4];
-  assign \i$30[2].capture  = \i$30 [5];
-  assign \i$30[3]  = \i$30 [7:6];
-  assign \i$30[3].shift  = \i$30 [6];
-  assign \i$30[3].capture  = \i$30 [7];
-  assign \in_wctl.shift  = in_wctl[0];
-  assign \in_wctl.capture  = in_wctl[1];
-  assign \i$32[0]  = \i$32 [7:0];
-  assign \i$32[1]  = \i$32 [15:8];
-  assign \i$32[2]  = \i$32 [23:16];
-  assign \i$32[3]  = \i$32 [31:24];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \i$34[0]  = \i$34 [2:0];
-  assign \i$34[0].valid  = \i$34 [0];
-  assign \i$34[0].first  = \i$34 [1];
-  assign \i$34[0].last  = \i$34 [2];
-  assign \i$34[1]  = \i$34 [5:3];
-  assign \i$34[1].valid  = \i$34 [3];
-  assign \i$34[1].first  = \i$34 [4];
-  assign \i$34[1].last  = \i$34 [5];
-  assign \i$34[2]  = \i$34 [8:6];
-  assign \i$34[2].valid  = \i$34 [6];
-  assign \i$34[2].first  = \i$34 [7];
-  assign \i$34[2].last  = \i$34 [8];
-  assign \i$34[3]  = \i$34 [11:9];
-  assign \i$34[3].valid  = \i$34 [9];
-  assign \i$34[3].first  = \i$34 [10];
-  assign \i$34[3].last  = \i$34 [11];
-  assign \in_flags.valid  = in_flags[0];
-  assign \in_flags.first  = in_flags[1];
-  assign \in_flags.last  = in_flags[2];
-  assign \i_next[0]  = i_next[7:0];
-  assign \i_next[1]  = i_next[15:8];
-  assign \i_next[2]  = i_next[23:16];
-  assign \i_next[3]  = i_next[31:24];
+  assign w_in = \o$155 [7:0];
+  assign \en$156  = en_pe_0_1;
+  assign \w_shift$157  = \o$141 [2];
+  assign \capture$158  = \o$141 [3];
+  assign \a_next$159  = \o$148 [7:0];
+  assign \first_next$160  = \o$150 [1];
+  assign a_out = \a_in$161 ;
+  assign \valid_out$164  = \valid_in$163 ;
+  assign first_out = \first_in$165 ;
+  assign \last_out$168  = \last_in$167 ;
+  assign \psum_in$169  = 32'd0;
+  assign \w_in$170  = \o$155 [15:8];
+  assign \en$171  = en_pe_0_2;
+  assign \w_shift$172  = \o$141 [4];
+  assign \capture$173  = \o$141 [5];
+  assign \a_next$174  = \a_in$161 ;
+  assign \first_next$175  = \first_in$165 ;
+  assign \a_out$177  = \a_in$176 ;
+  assign \valid_out$179  = \valid_in$178 ;
+  assign \first_out$181  = \first_in$180 ;
+  assign \last_out$183  = \last_in$182 ;
+  assign \psum_in$184  = 32'd0;
+  assign \w_in$185  = \o$155 [23:16];
+  assign \en$186  = en_pe_0_3;
+  assign \w_shift$187  = \o$141 [6];
+  assign \capture$188  = \o$141 [7];
+  assign \a_next$189  = \a_in$176 ;
+  assign \first_next$190  = \first_in$180 ;
+  assign \a_out$192  = \a_in$191 ;
+  assign \valid_out$194  = \valid_in$193 ;
+  assign \first_out$196  = \first_in$195 ;
+  assign \last_out$198  = \last_in$197 ;
+  assign \psum_in$199  = 32'd0;
+  assign \w_in$200  = \o$155 [31:24];
+  assign \en$201  = en_pe_1_0;
+  assign \w_shift$202  = \o$141 [0];
+  assign \capture$203  = \o$141 [1];
+  assign \a_next$204  = o_next[15:8];
+  assign \first_next$205  = \o_next$146 [4];
+  assign \a_in$206  = \o$148 [15:8];
+  assign \valid_in$207  = \o$150 [3];
+  assign \first_in$208  = \o$150 [4];
+  assign \last_in$209  = \o$150 [5];
+  assign \psum_out$211  = \psum_in$210 ;
+  assign w_out = \w_in$212 ;
+  assign \en$214  = en_pe_1_1;
+  assign \w_shift$215  = \o$141 [2];
+  assign \capture$216  = \o$141 [3];
+  assign \a_next$217  = \o$148 [15:8];
+  assign \first_next$218  = \o$150 [4];
+  assign \a_out$220  = \a_in$219 ;
+  assign \valid_out$222  = \valid_in$221 ;
+  assign \first_out$224  = \first_in$223 ;
+  assign \last_out$226  = \last_in$225 ;
+  assign \psum_out$228  = \psum_in$227 ;
+  assign \w_out$230  = \w_in$229 ;
+  assign \en$231  = en_pe_1_2;
+  assign \w_shift$232  = \o$141 [4];
+  assign \capture$233  = \o$141 [5];
+  assign \a_next$234  = \a_in$219 ;
+  assign \first_next$235  = \first_in$223 ;
+  assign \a_out$237  = \a_in$236 ;
+  assign \valid_out$239  = \valid_in$238 ;
+  assign \first_out$241  = \first_in$240 ;
+  assign \last_out$243  = \last_in$242 ;
+  assign \psum_out$245  = \psum_in$244 ;
+  assign \w_out$247  = \w_in$246 ;
+  assign \en$248  = en_pe_1_3;
+  assign \w_shift$249  = \o$141 [6];
+  assign \capture$250  = \o$141 [7];
+  assign \a_next$251  = \a_in$236 ;
+  assign \first_next$252  = \first_in$240 ;
+  assign \a_out$254  = \a_in$253 ;
+  assign \valid_out$256  = \valid_in$255 ;
+  assign \first_out$258  = \first_in$257 ;
+  assign \last_out$260  = \last_in$259 ;
+  assign \psum_out$262  = \psum_in$261 ;
+  assign \w_out$264  = \w_in$263 ;
+  assign \en$265  = en_pe_2_0;
+  assign \w_shift$266  = \o$141 [0];
+  assign \capture$267  = \o$141 [1];
+  assign \a_next$268  = o_next[23:16];
+  assign \first_next$269  = \o_next$146 [7];
+  assign \a_in$270  = \o$148 [23:16];
+  assign \valid_in$271  = \o$150 [6];
+  assign \first_in$272  = \o$150 [7];
+  assign \last_in$273  = \o$150 [8];
+  assign \psum_out$275  = \psum_in$274 ;
+  assign \w_out$277  = \w_in$276 ;
+  assign \en$278  = en_pe_2_1;
+  assign \w_shift$279  = \o$141 [2];
+  assign \capture$280  = \o$141 [3];
+  assign \a_next$281  = \o$148 [23:16];
+  assign \first_next$282  = \o$150 [7];
+  assign \a_out$284  = \a_in$283 ;
+  assign \valid_out$286  = \valid_in$285 ;
+  assign \first_out$288  = \first_in$287 ;
+  assign \last_out$290  = \last_in$289 ;
+  assign \psum_out$292  = \psum_in$291 ;
+  assign \w_out$294  = \w_in$293 ;
+  assign \en$295  = en_pe_2_2;
+  assign \w_shift$296  = \o$141 [4];
+  assign \capture$297  = \o$141 [5];
+  assign \a_next$298  = \a_in$283 ;
+  assign \first_next$299  = \first_in$287 ;
+  assign \a_out$301  = \a_in$300 ;
+  assign \valid_out$303  = \valid_in$302 ;
+  assign \first_out$305  = \first_in$304 ;
+  assign \last_out$307  = \last_in$306 ;
+  assign \psum_out$309  = \psum_in$308 ;
+  assign \w_out$311  = \w_in$310 ;
+  assign \en$312  = en_pe_2_3;
+  assign \w_shift$313  = \o$141 [6];
+  assign \capture$314  = \o$141 [7];
+  assign \a_next$315  = \a_in$300 ;
+  assign \first_next$316  = \first_in$304 ;
+  assign \a_out$318  = \a_in$317 ;
+  assign \valid_out$320  = \valid_in$319 ;
+  assign \first_out$322  = \first_in$321 ;
+  assign \last_out$324  = \last_in$323 ;
+  assign \psum_out$326  = \psum_in$325 ;
+  assign \w_out$328  = \w_in$327 ;
+  assign \en$329  = en_pe_3_0;
+  assign \w_shift$330  = \o$141 [0];
+  assign \capture$331  = \o$141 [1];
+  assign \a_next$332  = o_next[31:24];
+  assign \first_next$333  = \o_next$146 [10];
+  assign \a_in$334  = \o$148 [31:24];
+  assign \valid_in$335  = \o$150 [9];
+  assign \first_in$336  = \o$150 [10];
+  assign \last_in$337  = \o$150 [11];
+  assign \psum_out$339  = \psum_in$338 ;
+  assign \w_out$341  = \w_in$340 ;
+  assign \en$342  = en_pe_3_1;
+  assign \w_shift$343  = \o$141 [2];
+  assign \capture$344  = \o$141 [3];
+  assign \a_next$345  = \o$148 [31:24];
+  assign \first_next$346  = \o$150 [10];
+  assign \a_out$348  = \a_in$347 ;
+  assign \valid_out$350  = \valid_in$349 ;
+  assign \first_out$352  = \first_in$351 ;
+  assign \last_out$354  = \last_in$353 ;
+  assign \psum_out$356  = \psum_in$355 ;
+  assign \w_out$358  = \w_in$357 ;
+  assign \en$359  = en_pe_3_2;
+  assign \w_shift$360  = \o$141 [4];
+  assign \capture$361  = \o$141 [5];
+  assign \a_next$362  = \a_in$347 ;
+  assign \first_next$363  = \first_in$351 ;
+  assign \a_out$365  = \a_in$364 ;
+  assign \valid_out$367  = \valid_in$366 ;
+  assign \first_out$369  = \first_in$368 ;
+  assign \last_out$371  = \last_in$370 ;
+  assign \psum_out$373  = \psum_in$372 ;
+  assign \w_out$375  = \w_in$374 ;
+  assign \en$376  = en_pe_3_3;
+  assign \w_shift$377  = \o$141 [6];
+  assign \capture$378  = \o$141 [7];
+  assign \a_next$379  = \a_in$364 ;
+  assign \first_next$380  = \first_in$368 ;
+  assign \a_out$382  = \a_in$381 ;
+  assign \valid_out$384  = \valid_in$383 ;
+  assign \first_out$386  = \first_in$385 ;
+  assign \last_out$388  = \last_in$387 ;
+  assign \psum_out$390  = \psum_in$389 ;
+  assign \w_out$392  = \w_in$391 ;
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
+  assign \out.c  = out[127:0];
+  assign \out.c[0]  = out[31:0];
+  assign \out.c[1]  = out[63:32];
+  assign \out.c[2]  = out[95:64];
+  assign \out.c[3]  = out[127:96];
+  assign \out.last  = out[128];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
   assign \operands__payload.a[2]  = operands__payload[23:16];
   assign \operands__payload.a[3]  = operands__payload[31:24];
   assign \operands__payload.last  = operands__payload[32];
-  assign \i_next$38[0]  = \i_next$38 [2:0];
-  assign \i_next$38[0].valid  = \i_next$38 [0];
-  assign \i_next$38[0].first  = \i_next$38 [1];
-  assign \i_next$38[0].last  = \i_next$38 [2];
-  assign \i_next$38[1]  = \i_next$38 [5:3];
-  assign \i_next$38[1].valid  = \i_next$38 [3];
-  assign \i_next$38[1].first  = \i_next$38 [4];
-  assign \i_next$38[1].last  = \i_next$38 [5];
-  assign \i_next$38[2]  = \i_next$38 [8:6];
-  assign \i_next$38[2].valid  = \i_next$38 [6];
-  assign \i_next$38[2].first  = \i_next$38 [7];
-  assign \i_next$38[2].last  = \i_next$38 [8];
-  assign \i_next$38[3]  = \i_next$38 [11:9];
-  assign \i_next$38[3].valid  = \i_next$38 [9];
-  assign \i_next$38[3].first  = \i_next$38 [10];
-  assign \i_next$38[3].last  = \i_next$38 [11];
-  assign \o$41[0]  = \o$41 [1:0];
-  assign \o$41[0].shift  = \o$41 [0];
-  assign \o$41[0].capture  = \o$41 [1];
-  assign \o$41[1]  = \o$41 [3:2];
-  assign \o$41[1].shift  = \o$41 [2];
-  assign \o$41[1].capture  = \o$41 [3];
-  assign \o$41[2]  = \o$41 [5:4];
-  assign \o$41[2].shift  = \o$41 [4];
-  assign \o$41[2].capture  = \o$41 [5];
-  assign \o$41[3]  = \o$41 [7:6];
-  assign \o$41[3].shift  = \o$41 [6];
-  assign \o$41[3].capture  = \o$41 [7];
-  assign \o_next[0]  = o_next[7:0];
-  assign \o_next[1]  = o_next[15:8];
-  assign \o_next[2]  = o_next[23:16];
-  assign \o_next[3]  = o_next[31:24];
-  assign \o_next$46[0]  = \o_next$46 [2:0];
-  assign \o_next$46[0].valid  = \o_next$46 [0];
-  assign \o_next$46[0].first  = \o_next$46 [1];
-  assign \o_next$46[0].last  = \o_next$46 [2];
-  assign \o_next$46[1]  = \o_next$46 [5:3];
-  assign \o_next$46[1].valid  = \o_next$46 [3];
-  assign \o_next$46[1].first  = \o_next$46 [4];
-  assign \o_next$46[1].last  = \o_next$46 [5];
-  assign \o_next$46[2]  = \o_next$46 [8:6];
-  assign \o_next$46[2].valid  = \o_next$46 [6];
-  assign \o_next$46[2].first  = \o_next$46 [7];
-  assign \o_next$46[2].last  = \o_next$46 [8];
-  assign \o_next$46[3]  = \o_next$46 [11:9];
-  assign \o_next$46[3].valid  = \o_next$46 [9];
-  assign \o_next$46[3].first  = \o_next$46 [10];
-  assign \o_next$46[3].last  = \o_next$46 [11];
-  assign \o$48[0]  = \o$48 [7:0];
-  assign \o$48[1]  = \o$48 [15:8];
-  assign \o$48[2]  = \o$48 [23:16];
-  assign \o$48[3]  = \o$48 [31:24];
-  assign \o$50[0]  = \o$50 [2:0];
-  assign \o$50[0].valid  = \o$50 [0];
-  assign \o$50[0].first  = \o$50 [1];
-  assign \o$50[0].last  = \o$50 [2];
-  assign \o$50[1]  = \o$50 [5:3];
-  assign \o$50[1].valid  = \o$50 [3];
-  assign \o$50[1].first  = \o$50 [4];
-  assign \o$50[1].last  = \o$50 [5];
-  assign \o$50[2]  = \o$50 [8:6];
-  assign \o$50[2].valid  = \o$50 [6];
-  assign \o$50[2].first  = \o$50 [7];
-  assign \o$50[2].last  = \o$50 [8];
-  assign \o$50[3]  = \o$50 [11:9];
-  assign \o$50[3].valid  = \o$50 [9];
-  assign \o$50[3].first  = \o$50 [10];
-  assign \o$50[3].last  = \o$50 [11];
-  assign \o$55[0]  = \o$55 [7:0];
-  assign \o$55[1]  = \o$55 [15:8];
-  assign \o$55[2]  = \o$55 [23:16];
-  assign \o$55[3]  = \o$55 [31:24];
+  assign \in_w[0]  = in_w[7:0];
+  assign \in_w[1]  = in_w[15:8];
+  assign \in_w[2]  = in_w[23:16];
+  assign \in_w[3]  = in_w[31:24];
   assign \weights__payload.w  = weights__payload;
   assign \weights__payload.w[0]  = weights__payload[7:0];
   assign \weights__payload.w[1]  = weights__payload[15:8];
   assign \weights__payload.w[2]  = weights__payload[23:16];
   assign \weights__payload.w[3]  = weights__payload[31:24];
-  assign \i_next$38 [11] = operands__payload[32];
-  assign \i_next$38 [10] = first;
-  assign \i_next$38 [9] = a_accept;
-  assign \i_next$38 [8] = operands__payload[32];
-  assign \i_next$38 [7] = first;
-  assign \i_next$38 [6] = a_accept;
-  assign \i_next$38 [5] = operands__payload[32];
-  assign \i_next$38 [4] = first;
-  assign \i_next$38 [3] = a_accept;
-  assign \i_next$38 [2] = operands__payload[32];
-  assign \i_next$38 [1] = first;
-  assign \i_next$38 [0] = a_accept;
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \in_wctl.shift  = in_wctl[0];
+  assign \in_wctl.capture  = in_wctl[1];
+  assign \in_flags.valid  = in_flags[0];
+  assign \in_flags.first  = in_flags[1];
+  assign \in_flags.last  = in_flags[2];
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
+  assign \o[0]  = o[31:0];
+  assign \o[1]  = o[63:32];
+  assign \o[2]  = o[95:64];
+  assign \o[3]  = o[127:96];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+  assign \i$133[0]  = in_w[7:0];
+  assign \i$133[1]  = in_w[15:8];
+  assign \i$133[2]  = in_w[23:16];
+  assign \i$133[3]  = in_w[31:24];
+  assign \i$134[0]  = \i$134 [1:0];
+  assign \i$134[0].shift  = \i$134 [0];
+  assign \i$134[0].capture  = \i$134 [1];
+  assign \i$134[1]  = \i$134 [3:2];
+  assign \i$134[1].shift  = \i$134 [2];
+  assign \i$134[1].capture  = \i$134 [3];
+  assign \i$134[2]  = \i$134 [5:4];
+  assign \i$134[2].shift  = \i$134 [4];
+  assign \i$134[2].capture  = \i$134 [5];
+  assign \i$134[3]  = \i$134 [7:6];
+  assign \i$134[3].shift  = \i$134 [6];
+  assign \i$134[3].capture  = \i$134 [7];
+  assign \i$135[0]  = \i$135 [7:0];
+  assign \i$135[1]  = \i$135 [15:8];
+  assign \i$135[2]  = \i$135 [23:16];
+  assign \i$135[3]  = \i$135 [31:24];
+  assign \i$136[0]  = \i$136 [2:0];
+  assign \i$136[0].valid  = \i$136 [0];
+  assign \i$136[0].first  = \i$136 [1];
+  assign \i$136[0].last  = \i$136 [2];
+  assign \i$136[1]  = \i$136 [5:3];
+  assign \i$136[1].valid  = \i$136 [3];
+  assign \i$136[1].first  = \i$136 [4];
+  assign \i$136[1].last  = \i$136 [5];
+  assign \i$136[2]  = \i$136 [8:6];
+  assign \i$136[2].valid  = \i$136 [6];
+  assign \i$136[2].first  = \i$136 [7];
+  assign \i$136[2].last  = \i$136 [8];
+  assign \i$136[3]  = \i$136 [11:9];
+  assign \i$136[3].valid  = \i$136 [9];
+  assign \i$136[3].first  = \i$136 [10];
+  assign \i$136[3].last  = \i$136 [11];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next$138[0]  = \i_next$138 [2:0];
+  assign \i_next$138[0].valid  = \i_next$138 [0];
+  assign \i_next$138[0].first  = \i_next$138 [1];
+  assign \i_next$138[0].last  = \i_next$138 [2];
+  assign \i_next$138[1]  = \i_next$138 [5:3];
+  assign \i_next$138[1].valid  = \i_next$138 [3];
+  assign \i_next$138[1].first  = \i_next$138 [4];
+  assign \i_next$138[1].last  = \i_next$138 [5];
+  assign \i_next$138[2]  = \i_next$138 [8:6];
+  assign \i_next$138[2].valid  = \i_next$138 [6];
+  assign \i_next$138[2].first  = \i_next$138 [7];
+  assign \i_next$138[2].last  = \i_next$138 [8];
+  assign \i_next$138[3]  = \i_next$138 [11:9];
+  assign \i_next$138[3].valid  = \i_next$138 [9];
+  assign \i_next$138[3].first  = \i_next$138 [10];
+  assign \i_next$138[3].last  = \i_next$138 [11];
+  assign \o$141[0]  = \o$141 [1:0];
+  assign \o$141[0].shift  = \o$141 [0];
+  assign \o$141[0].capture  = \o$141 [1];
+  assign \o$141[1]  = \o$141 [3:2];
+  assign \o$141[1].shift  = \o$141 [2];
+  assign \o$141[1].capture  = \o$141 [3];
+  assign \o$141[2]  = \o$141 [5:4];
+  assign \o$141[2].shift  = \o$141 [4];
+  assign \o$141[2].capture  = \o$141 [5];
+  assign \o$141[3]  = \o$141 [7:6];
+  assign \o$141[3].shift  = \o$141 [6];
+  assign \o$141[3].capture  = \o$141 [7];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next$146[0]  = \o_next$146 [2:0];
+  assign \o_next$146[0].valid  = \o_next$146 [0];
+  assign \o_next$146[0].first  = \o_next$146 [1];
+  assign \o_next$146[0].last  = \o_next$146 [2];
+  assign \o_next$146[1]  = \o_next$146 [5:3];
+  assign \o_next$146[1].valid  = \o_next$146 [3];
+  assign \o_next$146[1].first  = \o_next$146 [4];
+  assign \o_next$146[1].last  = \o_next$146 [5];
+  assign \o_next$146[2]  = \o_next$146 [8:6];
+  assign \o_next$146[2].valid  = \o_next$146 [6];
+  assign \o_next$146[2].first  = \o_next$146 [7];
+  assign \o_next$146[2].last  = \o_next$146 [8];
+  assign \o_next$146[3]  = \o_next$146 [11:9];
+  assign \o_next$146[3].valid  = \o_next$146 [9];
+  assign \o_next$146[3].first  = \o_next$146 [10];
+  assign \o_next$146[3].last  = \o_next$146 [11];
+  assign \o$148[0]  = \o$148 [7:0];
+  assign \o$148[1]  = \o$148 [15:8];
+  assign \o$148[2]  = \o$148 [23:16];
+  assign \o$148[3]  = \o$148 [31:24];
+  assign \o$150[0]  = \o$150 [2:0];
+  assign \o$150[0].valid  = \o$150 [0];
+  assign \o$150[0].first  = \o$150 [1];
+  assign \o$150[0].last  = \o$150 [2];
+  assign \o$150[1]  = \o$150 [5:3];
+  assign \o$150[1].valid  = \o$150 [3];
+  assign \o$150[1].first  = \o$150 [4];
+  assign \o$150[1].last  = \o$150 [5];
+  assign \o$150[2]  = \o$150 [8:6];
+  assign \o$150[2].valid  = \o$150 [6];
+  assign \o$150[2].first  = \o$150 [7];
+  assign \o$150[2].last  = \o$150 [8];
+  assign \o$150[3]  = \o$150 [11:9];
+  assign \o$150[3].valid  = \o$150 [9];
+  assign \o$150[3].first  = \o$150 [10];
+  assign \o$150[3].last  = \o$150 [11];
+  assign \o$155[0]  = \o$155 [7:0];
+  assign \o$155[1]  = \o$155 [15:8];
+  assign \o$155[2]  = \o$155 [23:16];
+  assign \o$155[3]  = \o$155 [31:24];
+  assign \i_next$138 [11] = operands__payload[32];
+  assign \i_next$138 [10] = first;
+  assign \i_next$138 [9] = a_accept;
+  assign \i_next$138 [8] = operands__payload[32];
+  assign \i_next$138 [7] = first;
+  assign \i_next$138 [6] = a_accept;
+  assign \i_next$138 [5] = operands__payload[32];
+  assign \i_next$138 [4] = first;
+  assign \i_next$138 [3] = a_accept;
+  assign \i_next$138 [2] = operands__payload[32];
+  assign \i_next$138 [1] = first;
+  assign \i_next$138 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$34 [11:9] = in_flags;
-  assign \i$34 [8:6] = in_flags;
-  assign \i$34 [5:3] = in_flags;
-  assign \i$34 [2:0] = in_flags;
-  assign \i$32 [31:24] = in_a[7:0];
-  assign \i$32 [23:16] = in_a[15:8];
-  assign \i$32 [15:8] = in_a[23:16];
-  assign \i$32 [7:0] = in_a[31:24];
-  assign \i$30 [7:6] = in_wctl;
-  assign \i$30 [5:4] = in_wctl;
-  assign \i$30 [3:2] = in_wctl;
-  assign \i$30 [1:0] = in_wctl;
-  assign results__payload[128] = last_out;
-  assign results__payload[127:0] = o;
-  assign i[127:96] = \psum_out$8 ;
-  assign i[95:64] = \psum_out$7 ;
-  assign i[63:32] = \psum_out$6 ;
+  assign \i$136 [11:9] = in_flags;
+  assign \i$136 [8:6] = in_flags;
+  assign \i$136 [5:3] = in_flags;
+  assign \i$136 [2:0] = in_flags;
+  assign \i$135 [31:24] = in_a[7:0];
+  assign \i$135 [23:16] = in_a[15:8];
+  assign \i$135 [15:8] = in_a[23:16];
+  assign \i$135 [7:0] = in_a[31:24];
+  assign \i$134 [7:6] = in_wctl;
+  assign \i$134 [5:4] = in_wctl;
+  assign \i$134 [3:2] = in_wctl;
+  assign \i$134 [1:0] = in_wctl;
+  assign results__payload[127:96] = \$55 ;
+  assign results__payload[95:64] = \$54 ;
+  assign results__payload[63:32] = \$53 ;
+  assign results__payload[31:0] = \$52 ;
+  assign results__payload[128] = \$50 ;
+  assign out[128] = last_out;
+  assign out[127:0] = o;
+  assign i[127:96] = \psum_out$115 ;
+  assign i[95:64] = \psum_out$114 ;
+  assign i[63:32] = \psum_out$113 ;
   assign i[31:0] = psum_out;
-  assign \$12  = \o$50 [0];
+  assign \$66  = \o$150 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, en, i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2471$0 , \port$2472$0 , \port$2473$0 , \port$2474$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11849,8 +12315,7 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   reg [31:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [127:0] i;
   wire [127:0] i;
   wire [31:0] \i[0] ;
@@ -11879,6 +12344,14 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
+  input \port$2471$0 ;
+  wire \port$2471$0 ;
+  input \port$2472$0 ;
+  wire \port$2472$0 ;
+  input \port$2473$0 ;
+  wire \port$2473$0 ;
+  input \port$2474$0 ;
+  wire \port$2474$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -11896,63 +12369,46 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (en) begin
+    if (\port$2471$0 ) begin
       \$3  = lane0_d2;
-    end
-    if (rst) begin
-      \$3  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (en) begin
+    if (\port$2472$0 ) begin
       \$4  = i[63:32];
-    end
-    if (rst) begin
-      \$4  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (en) begin
+    if (\port$2472$0 ) begin
       \$5  = lane1_d1;
-    end
-    if (rst) begin
-      \$5  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (en) begin
+    if (\port$2473$0 ) begin
       \$6  = i[95:64];
-    end
-    if (rst) begin
-      \$6  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (en) begin
+    if (\port$2471$0 ) begin
       \$1  = i[31:0];
-    end
-    if (rst) begin
-      \$1  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (en) begin
+    if (\port$2471$0 ) begin
       \$2  = lane0_d1;
     end
-    if (rst) begin
-      \$2  = 32'd0;
-    end
   end
+  assign en = { \port$2474$0 , \port$2473$0 , \port$2472$0 , \port$2471$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11981,7 +12437,7 @@ module \accelerator.engine.core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2734$0 , a_in, a_next, \port$2766$0 , first_next, clk);
+module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2883$0 , a_in, a_next, \port$2913$0 , first_next, pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12004,10 +12460,10 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -12018,16 +12474,20 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$0 ;
-  wire [1:0] \port$2734$0 ;
-  input [2:0] \port$2766$0 ;
-  wire [2:0] \port$2766$0 ;
+  input pe_0_0_sync_clk;
+  wire pe_0_0_sync_clk;
+  input pe_0_0_sync_rst;
+  wire pe_0_0_sync_rst;
+  input [1:0] \port$2883$0 ;
+  wire [1:0] \port$2883$0 ;
+  input [2:0] \port$2913$0 ;
+  wire [2:0] \port$2913$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -12036,41 +12496,40 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2766$0 [0] & \port$2766$0 [1];
+  assign \$1  = \port$2883$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2913$0 [0] & \port$2913$0 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$2766$0 [0] & \port$2766$0 [1];
-  always @(posedge clk)
+  assign \$6  = \port$2913$0 [0] & \port$2913$0 [1];
+  always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12079,17 +12538,14 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2766$0 [0];
+      \$9  = \port$2913$0 [0];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12097,9 +12553,9 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2766$0 [1];
+      \$10  = \port$2913$0 [1];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12107,9 +12563,9 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2766$0 [2];
+      \$11  = \port$2913$0 [2];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12119,32 +12575,23 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$0 [0]) begin
+      if (\port$2883$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$0 [1]) begin
+      if (\port$2883$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12155,20 +12602,20 @@ module \accelerator.engine.core.pe_0_0 (rst, en, a_out, valid_out, first_out, la
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2766$0 [0];
-  assign first_in = \port$2766$0 [1];
-  assign capture = \port$2734$0 [1];
-  assign last_in = \port$2766$0 [2];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$2913$0 [0];
+  assign first_in = \port$2913$0 [1];
+  assign capture = \port$2883$0 [1];
+  assign last_in = \port$2913$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2734$0 [0];
+  assign w_shift = \port$2883$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2734$2 , a_next, first_next, clk);
+module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2883$2 , a_next, first_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12191,10 +12638,10 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -12207,14 +12654,18 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$2 ;
-  wire [1:0] \port$2734$2 ;
+  input pe_0_1_sync_clk;
+  wire pe_0_1_sync_clk;
+  input pe_0_1_sync_rst;
+  wire pe_0_1_sync_rst;
+  input [1:0] \port$2883$2 ;
+  wire [1:0] \port$2883$2 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12224,41 +12675,40 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$2 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12267,9 +12717,6 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
@@ -12277,7 +12724,7 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12287,7 +12734,7 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12297,7 +12744,7 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12307,32 +12754,23 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$2 [0]) begin
+      if (\port$2883$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$2 [1]) begin
+      if (\port$2883$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12343,17 +12781,17 @@ module \accelerator.engine.core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$2 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2734$2 [0];
+  assign w_shift = \port$2883$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2734$4 , clk);
+module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2883$4 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12376,10 +12814,10 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -12392,14 +12830,18 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$4 ;
-  wire [1:0] \port$2734$4 ;
+  input pe_0_2_sync_clk;
+  wire pe_0_2_sync_clk;
+  input pe_0_2_sync_rst;
+  wire pe_0_2_sync_rst;
+  input [1:0] \port$2883$4 ;
+  wire [1:0] \port$2883$4 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12409,41 +12851,40 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$4 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12452,9 +12893,6 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -12462,7 +12900,7 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12472,7 +12910,7 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12482,7 +12920,7 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12492,32 +12930,23 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$4 [0]) begin
+      if (\port$2883$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$4 [1]) begin
+      if (\port$2883$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12528,17 +12957,17 @@ module \accelerator.engine.core.pe_0_2 (rst, en, a_next, first_next, a_in, valid
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$4 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2734$4 [0];
+  assign w_shift = \port$2883$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2734$6 , clk);
+module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2883$6 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12560,10 +12989,10 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -12574,14 +13003,18 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$6 ;
-  wire [1:0] \port$2734$6 ;
+  input pe_0_3_sync_clk;
+  wire pe_0_3_sync_clk;
+  input pe_0_3_sync_rst;
+  wire pe_0_3_sync_rst;
+  input [1:0] \port$2883$6 ;
+  wire [1:0] \port$2883$6 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12590,41 +13023,40 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$6 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12633,9 +13065,6 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -12643,7 +13072,7 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12653,7 +13082,7 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12663,7 +13092,7 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12673,32 +13102,23 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$6 [0]) begin
+      if (\port$2883$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$6 [1]) begin
+      if (\port$2883$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12709,17 +13129,17 @@ module \accelerator.engine.core.pe_0_3 (rst, en, a_next, first_next, a_in, valid
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$6 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2734$6 [0];
+  assign w_shift = \port$2883$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$0 , a_in, a_next, \port$2766$3 , first_next, clk);
+module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2883$0 , a_in, a_next, \port$2913$3 , first_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12742,10 +13162,10 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -12756,17 +13176,21 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$0 ;
-  wire [1:0] \port$2734$0 ;
-  input [2:0] \port$2766$3 ;
-  wire [2:0] \port$2766$3 ;
+  input pe_1_0_sync_clk;
+  wire pe_1_0_sync_clk;
+  input pe_1_0_sync_rst;
+  wire pe_1_0_sync_rst;
+  input [1:0] \port$2883$0 ;
+  wire [1:0] \port$2883$0 ;
+  input [2:0] \port$2913$3 ;
+  wire [2:0] \port$2913$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -12775,41 +13199,40 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2766$3 [0] & \port$2766$3 [1];
+  assign \$1  = \port$2883$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2913$3 [0] & \port$2913$3 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2766$3 [0] & \port$2766$3 [1];
-  always @(posedge clk)
+  assign \$6  = \port$2913$3 [0] & \port$2913$3 [1];
+  always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12818,17 +13241,14 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2766$3 [0];
+      \$9  = \port$2913$3 [0];
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12836,9 +13256,9 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2766$3 [1];
+      \$10  = \port$2913$3 [1];
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12846,9 +13266,9 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2766$3 [2];
+      \$11  = \port$2913$3 [2];
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12858,32 +13278,23 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$0 [0]) begin
+      if (\port$2883$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$0 [1]) begin
+      if (\port$2883$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12894,19 +13305,19 @@ module \accelerator.engine.core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2766$3 [0];
-  assign first_in = \port$2766$3 [1];
-  assign capture = \port$2734$0 [1];
-  assign last_in = \port$2766$3 [2];
-  assign w_shift = \port$2734$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$2913$3 [0];
+  assign first_in = \port$2913$3 [1];
+  assign capture = \port$2883$0 [1];
+  assign last_in = \port$2913$3 [2];
+  assign w_shift = \port$2883$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$2 , a_next, first_next, clk);
+module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2883$2 , a_next, first_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12929,10 +13340,10 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -12945,15 +13356,19 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$2 ;
-  wire [1:0] \port$2734$2 ;
+  input pe_1_1_sync_clk;
+  wire pe_1_1_sync_clk;
+  input pe_1_1_sync_rst;
+  wire pe_1_1_sync_rst;
+  input [1:0] \port$2883$2 ;
+  wire [1:0] \port$2883$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12963,41 +13378,40 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$2 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13006,9 +13420,6 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -13016,7 +13427,7 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13026,7 +13437,7 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13036,7 +13447,7 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13046,32 +13457,23 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$2 [0]) begin
+      if (\port$2883$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$2 [1]) begin
+      if (\port$2883$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13082,16 +13484,16 @@ module \accelerator.engine.core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$2 [1];
-  assign w_shift = \port$2734$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$2 [1];
+  assign w_shift = \port$2883$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$4 , clk);
+module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2883$4 , pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13114,10 +13516,10 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_ne
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -13130,15 +13532,19 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_ne
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$4 ;
-  wire [1:0] \port$2734$4 ;
+  input pe_1_2_sync_clk;
+  wire pe_1_2_sync_clk;
+  input pe_1_2_sync_rst;
+  wire pe_1_2_sync_rst;
+  input [1:0] \port$2883$4 ;
+  wire [1:0] \port$2883$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13148,41 +13554,40 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_ne
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$4 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13191,9 +13596,6 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -13201,7 +13603,7 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13211,7 +13613,7 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13221,7 +13623,7 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13231,32 +13633,23 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$4 [0]) begin
+      if (\port$2883$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$4 [1]) begin
+      if (\port$2883$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13267,16 +13660,16 @@ module \accelerator.engine.core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_ne
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$4 [1];
-  assign w_shift = \port$2734$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$4 [1];
+  assign w_shift = \port$2883$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2734$6 , clk);
+module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2883$6 , pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13298,10 +13691,10 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_ne
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -13312,15 +13705,19 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_ne
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$6 ;
-  wire [1:0] \port$2734$6 ;
+  input pe_1_3_sync_clk;
+  wire pe_1_3_sync_clk;
+  input pe_1_3_sync_rst;
+  wire pe_1_3_sync_rst;
+  input [1:0] \port$2883$6 ;
+  wire [1:0] \port$2883$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13329,41 +13726,40 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_ne
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$6 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13372,9 +13768,6 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -13382,7 +13775,7 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13392,7 +13785,7 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13402,7 +13795,7 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13412,32 +13805,23 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$6 [0]) begin
+      if (\port$2883$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$6 [1]) begin
+      if (\port$2883$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13448,16 +13832,16 @@ module \accelerator.engine.core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_ne
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$6 [1];
-  assign w_shift = \port$2734$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$6 [1];
+  assign w_shift = \port$2883$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$0 , a_in, a_next, \port$2766$6 , first_next, clk);
+module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2883$0 , a_in, a_next, \port$2913$6 , first_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13480,10 +13864,10 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -13494,17 +13878,21 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$0 ;
-  wire [1:0] \port$2734$0 ;
-  input [2:0] \port$2766$6 ;
-  wire [2:0] \port$2766$6 ;
+  input pe_2_0_sync_clk;
+  wire pe_2_0_sync_clk;
+  input pe_2_0_sync_rst;
+  wire pe_2_0_sync_rst;
+  input [1:0] \port$2883$0 ;
+  wire [1:0] \port$2883$0 ;
+  input [2:0] \port$2913$6 ;
+  wire [2:0] \port$2913$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -13513,41 +13901,40 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2766$6 [0] & \port$2766$6 [1];
+  assign \$1  = \port$2883$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2913$6 [0] & \port$2913$6 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2766$6 [0] & \port$2766$6 [1];
-  always @(posedge clk)
+  assign \$6  = \port$2913$6 [0] & \port$2913$6 [1];
+  always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13556,17 +13943,14 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2766$6 [0];
+      \$9  = \port$2913$6 [0];
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13574,9 +13958,9 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2766$6 [1];
+      \$10  = \port$2913$6 [1];
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13584,9 +13968,9 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2766$6 [2];
+      \$11  = \port$2913$6 [2];
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13596,32 +13980,23 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$0 [0]) begin
+      if (\port$2883$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$0 [1]) begin
+      if (\port$2883$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13632,19 +14007,19 @@ module \accelerator.engine.core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2766$6 [0];
-  assign first_in = \port$2766$6 [1];
-  assign capture = \port$2734$0 [1];
-  assign last_in = \port$2766$6 [2];
-  assign w_shift = \port$2734$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$2913$6 [0];
+  assign first_in = \port$2913$6 [1];
+  assign capture = \port$2883$0 [1];
+  assign last_in = \port$2913$6 [2];
+  assign w_shift = \port$2883$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$2 , a_next, first_next, clk);
+module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2883$2 , a_next, first_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13667,10 +14042,10 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -13683,15 +14058,19 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$2 ;
-  wire [1:0] \port$2734$2 ;
+  input pe_2_1_sync_clk;
+  wire pe_2_1_sync_clk;
+  input pe_2_1_sync_rst;
+  wire pe_2_1_sync_rst;
+  input [1:0] \port$2883$2 ;
+  wire [1:0] \port$2883$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13701,41 +14080,40 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$2 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13744,9 +14122,6 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -13754,7 +14129,7 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13764,7 +14139,7 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13774,7 +14149,7 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13784,32 +14159,23 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$2 [0]) begin
+      if (\port$2883$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$2 [1]) begin
+      if (\port$2883$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13820,16 +14186,16 @@ module \accelerator.engine.core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$2 [1];
-  assign w_shift = \port$2734$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$2 [1];
+  assign w_shift = \port$2883$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2734$4 , clk);
+module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2883$4 , pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13852,10 +14218,10 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_ne
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -13868,15 +14234,19 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_ne
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$4 ;
-  wire [1:0] \port$2734$4 ;
+  input pe_2_2_sync_clk;
+  wire pe_2_2_sync_clk;
+  input pe_2_2_sync_rst;
+  wire pe_2_2_sync_rst;
+  input [1:0] \port$2883$4 ;
+  wire [1:0] \port$2883$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13886,41 +14256,40 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_ne
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$4 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13929,9 +14298,6 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
@@ -13939,7 +14305,7 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13949,7 +14315,7 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13959,7 +14325,7 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13969,32 +14335,23 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$4 [0]) begin
+      if (\port$2883$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$4 [1]) begin
+      if (\port$2883$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14005,16 +14362,16 @@ module \accelerator.engine.core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_ne
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$4 [1];
-  assign w_shift = \port$2734$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$4 [1];
+  assign w_shift = \port$2883$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2734$6 , clk);
+module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2883$6 , pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14036,10 +14393,10 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_ne
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -14050,15 +14407,19 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_ne
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$6 ;
-  wire [1:0] \port$2734$6 ;
+  input pe_2_3_sync_clk;
+  wire pe_2_3_sync_clk;
+  input pe_2_3_sync_rst;
+  wire pe_2_3_sync_rst;
+  input [1:0] \port$2883$6 ;
+  wire [1:0] \port$2883$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14067,41 +14428,40 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_ne
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$6 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14110,9 +14470,6 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
@@ -14120,7 +14477,7 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14130,7 +14487,7 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14140,7 +14497,7 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14150,32 +14507,23 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$6 [0]) begin
+      if (\port$2883$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$6 [1]) begin
+      if (\port$2883$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14186,16 +14534,16 @@ module \accelerator.engine.core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_ne
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$6 [1];
-  assign w_shift = \port$2734$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$6 [1];
+  assign w_shift = \port$2883$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2734$0 , a_in, a_next, \port$2766$9 , first_next, clk);
+module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2883$0 , a_in, a_next, \port$2913$9 , first_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14218,10 +14566,10 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -14232,17 +14580,21 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$0 ;
-  wire [1:0] \port$2734$0 ;
-  input [2:0] \port$2766$9 ;
-  wire [2:0] \port$2766$9 ;
+  input pe_3_0_sync_clk;
+  wire pe_3_0_sync_clk;
+  input pe_3_0_sync_rst;
+  wire pe_3_0_sync_rst;
+  input [1:0] \port$2883$0 ;
+  wire [1:0] \port$2883$0 ;
+  input [2:0] \port$2913$9 ;
+  wire [2:0] \port$2913$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -14250,41 +14602,40 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2766$9 [0] & \port$2766$9 [1];
+  assign \$1  = \port$2883$0 [1] ? w_out : shadow;
+  assign \$2  = \port$2913$9 [0] & \port$2913$9 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2766$9 [0] & \port$2766$9 [1];
-  always @(posedge clk)
+  assign \$6  = \port$2913$9 [0] & \port$2913$9 [1];
+  always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14293,17 +14644,14 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2766$9 [0];
+      \$9  = \port$2913$9 [0];
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14311,9 +14659,9 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2766$9 [1];
+      \$10  = \port$2913$9 [1];
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14321,9 +14669,9 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2766$9 [2];
+      \$11  = \port$2913$9 [2];
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14333,32 +14681,23 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$0 [0]) begin
+      if (\port$2883$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$0 [1]) begin
+      if (\port$2883$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14369,19 +14708,19 @@ module \accelerator.engine.core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2766$9 [0];
-  assign first_in = \port$2766$9 [1];
-  assign capture = \port$2734$0 [1];
-  assign last_in = \port$2766$9 [2];
-  assign w_shift = \port$2734$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$2913$9 [0];
+  assign first_in = \port$2913$9 [1];
+  assign capture = \port$2883$0 [1];
+  assign last_in = \port$2913$9 [2];
+  assign w_shift = \port$2883$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2734$2 , a_next, first_next, clk);
+module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2883$2 , a_next, first_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14404,10 +14743,10 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -14420,15 +14759,19 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$2 ;
-  wire [1:0] \port$2734$2 ;
+  input pe_3_1_sync_clk;
+  wire pe_3_1_sync_clk;
+  input pe_3_1_sync_rst;
+  wire pe_3_1_sync_rst;
+  input [1:0] \port$2883$2 ;
+  wire [1:0] \port$2883$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14437,41 +14780,40 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$2 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14480,9 +14822,6 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
@@ -14490,7 +14829,7 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14500,7 +14839,7 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14510,7 +14849,7 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14520,32 +14859,23 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$2 [0]) begin
+      if (\port$2883$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$2 [1]) begin
+      if (\port$2883$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14556,16 +14886,16 @@ module \accelerator.engine.core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$2 [1];
-  assign w_shift = \port$2734$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$2 [1];
+  assign w_shift = \port$2883$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2734$4 , clk);
+module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2883$4 , pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14588,10 +14918,10 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_ne
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -14604,15 +14934,19 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_ne
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$4 ;
-  wire [1:0] \port$2734$4 ;
+  input pe_3_2_sync_clk;
+  wire pe_3_2_sync_clk;
+  input pe_3_2_sync_rst;
+  wire pe_3_2_sync_rst;
+  input [1:0] \port$2883$4 ;
+  wire [1:0] \port$2883$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14621,41 +14955,40 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_ne
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$4 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14664,9 +14997,6 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
@@ -14674,7 +15004,7 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14684,7 +15014,7 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14694,7 +15024,7 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14704,32 +15034,23 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$4 [0]) begin
+      if (\port$2883$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$4 [1]) begin
+      if (\port$2883$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14740,16 +15061,16 @@ module \accelerator.engine.core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_ne
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$4 [1];
-  assign w_shift = \port$2734$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$4 [1];
+  assign w_shift = \port$2883$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2734$6 , clk);
+module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2883$6 , pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14771,10 +15092,10 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_ne
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -14786,15 +15107,19 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_ne
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2734$6 ;
-  wire [1:0] \port$2734$6 ;
+  input pe_3_3_sync_clk;
+  wire pe_3_3_sync_clk;
+  input pe_3_3_sync_rst;
+  wire pe_3_3_sync_rst;
+  input [1:0] \port$2883$6 ;
+  wire [1:0] \port$2883$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14803,41 +15128,40 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_ne
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2734$6 [1] ? w_out : shadow;
+  assign \$1  = \port$2883$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14846,9 +15170,6 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
@@ -14856,7 +15177,7 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14866,7 +15187,7 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14876,7 +15197,7 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14886,32 +15207,23 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_ne
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2734$6 [0]) begin
+      if (\port$2883$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2734$6 [1]) begin
+      if (\port$2883$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14922,16 +15234,16 @@ module \accelerator.engine.core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_ne
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2734$6 [1];
-  assign w_shift = \port$2734$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$2883$6 [1];
+  assign w_shift = \port$2883$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2506$0 , \port$2507$0 , \port$2508$0 , \port$2509$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14941,8 +15253,7 @@ module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg [7:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -14973,6 +15284,14 @@ module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2506$0 ;
+  wire \port$2506$0 ;
+  input \port$2507$0 ;
+  wire \port$2507$0 ;
+  input \port$2508$0 ;
+  wire \port$2508$0 ;
+  input \port$2509$0 ;
+  wire \port$2509$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -14990,63 +15309,46 @@ module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$2508$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$2508$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$2509$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$2509$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$2509$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$2507$0 ) begin
       \$1  = i[15:8];
     end
-    if (rst) begin
-      \$1  = 8'h00;
-    end
   end
+  assign en = { \port$2509$0 , \port$2508$0 , \port$2507$0 , \port$2506$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15074,7 +15376,7 @@ module \accelerator.engine.core.skew_a (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next, skew_flags_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -15082,8 +15384,6 @@ module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
   reg [2:0] \$4 ;
   reg [2:0] \$5 ;
   reg [2:0] \$6 ;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input [11:0] i;
@@ -15182,19 +15482,21 @@ module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input skew_flags_sync_clk;
+  wire skew_flags_sync_clk;
+  input skew_flags_sync_rst;
+  wire skew_flags_sync_rst;
+  always @(posedge skew_flags_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
@@ -15202,7 +15504,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$2  = i[8:6];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$2  = 3'h0;
     end
   end
@@ -15212,7 +15514,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$3  = 3'h0;
     end
   end
@@ -15222,7 +15524,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$4  = i[11:9];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$4  = 3'h0;
     end
   end
@@ -15232,7 +15534,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$5  = 3'h0;
     end
   end
@@ -15242,7 +15544,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$6  = 3'h0;
     end
   end
@@ -15252,7 +15554,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$1  = i[5:3];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$1  = 3'h0;
     end
   end
@@ -15349,7 +15651,7 @@ module \accelerator.engine.core.skew_flags (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (rst, en, i, o, clk);
+module \accelerator.engine.core.skew_w (rst, i, \port$2501$0 , \port$2502$0 , \port$2503$0 , \port$2504$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15359,8 +15661,7 @@ module \accelerator.engine.core.skew_w (rst, en, i, o, clk);
   reg [7:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -15389,6 +15690,14 @@ module \accelerator.engine.core.skew_w (rst, en, i, o, clk);
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2501$0 ;
+  wire \port$2501$0 ;
+  input \port$2502$0 ;
+  wire \port$2502$0 ;
+  input \port$2503$0 ;
+  wire \port$2503$0 ;
+  input \port$2504$0 ;
+  wire \port$2504$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15406,64 +15715,47 @@ module \accelerator.engine.core.skew_w (rst, en, i, o, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$2503$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$2503$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$2504$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$2504$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$2504$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$2502$0 ) begin
       \$1  = i[15:8];
-    end
-    if (rst) begin
-      \$1  = 8'h00;
     end
   end
   assign i_next = 32'd0;
+  assign en = { \port$2504$0 , \port$2503$0 , \port$2502$0 , \port$2501$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16249,7 +16541,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2328$354 , o__payload, o__valid, clk);
+module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2416$354 , o__payload, o__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [63:0] \$10 ;
@@ -16375,8 +16667,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   wire o__ready;
   output o__valid;
   reg o__valid = 1'h0;
-  input [44:0] \port$2328$354 ;
-  wire [44:0] \port$2328$354 ;
+  input [44:0] \port$2416$354 ;
+  wire [44:0] \port$2416$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -16429,8 +16721,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$11  = $signed(s3_x_0) < $signed(1'h0);
   assign \$12  = \$11  ? half_neg : half_pos;
   assign \$13  = $signed(s3_x_0) + $signed({ 1'h0, \$12  });
-  assign \$14  = $signed(s4_t_0) >>> \port$2328$354 [36:32];
-  assign \$15  = $signed(\$14 ) + $signed(\port$2328$354 [44:37]);
+  assign \$14  = $signed(s4_t_0) >>> \port$2416$354 [36:32];
+  assign \$15  = $signed(\$14 ) + $signed(\port$2416$354 [44:37]);
   assign \$16  = $signed(s5_z_0) > $signed(8'h7f);
   assign \$17  = $signed(s5_z_0) < $signed(lower);
   assign \$18  = $signed(s1_acc_1) * $signed({ 1'h0, s1_mul_1 });
@@ -16438,8 +16730,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$22  = $signed(s3_x_1) < $signed(1'h0);
   assign \$23  = \$22  ? half_neg : half_pos;
   assign \$24  = $signed(s3_x_1) + $signed({ 1'h0, \$23  });
-  assign \$25  = $signed(s4_t_1) >>> \port$2328$354 [36:32];
-  assign \$26  = $signed(\$25 ) + $signed(\port$2328$354 [44:37]);
+  assign \$25  = $signed(s4_t_1) >>> \port$2416$354 [36:32];
+  assign \$26  = $signed(\$25 ) + $signed(\port$2416$354 [44:37]);
   assign \$27  = $signed(s5_z_1) > $signed(8'h7f);
   assign \$28  = $signed(s5_z_1) < $signed(lower);
   assign \$29  = $signed(s1_acc_2) * $signed({ 1'h0, s1_mul_2 });
@@ -16447,8 +16739,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$33  = $signed(s3_x_2) < $signed(1'h0);
   assign \$34  = \$33  ? half_neg : half_pos;
   assign \$35  = $signed(s3_x_2) + $signed({ 1'h0, \$34  });
-  assign \$36  = $signed(s4_t_2) >>> \port$2328$354 [36:32];
-  assign \$37  = $signed(\$36 ) + $signed(\port$2328$354 [44:37]);
+  assign \$36  = $signed(s4_t_2) >>> \port$2416$354 [36:32];
+  assign \$37  = $signed(\$36 ) + $signed(\port$2416$354 [44:37]);
   assign \$38  = $signed(s5_z_2) > $signed(8'h7f);
   assign \$39  = $signed(s5_z_2) < $signed(lower);
   assign \$40  = $signed(s1_acc_3) * $signed({ 1'h0, s1_mul_3 });
@@ -16456,8 +16748,8 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \$44  = $signed(s3_x_3) < $signed(1'h0);
   assign \$45  = \$44  ? half_neg : half_pos;
   assign \$46  = $signed(s3_x_3) + $signed({ 1'h0, \$45  });
-  assign \$47  = $signed(s4_t_3) >>> \port$2328$354 [36:32];
-  assign \$48  = $signed(\$47 ) + $signed(\port$2328$354 [44:37]);
+  assign \$47  = $signed(s4_t_3) >>> \port$2416$354 [36:32];
+  assign \$48  = $signed(\$47 ) + $signed(\port$2416$354 [44:37]);
   assign \$49  = $signed(s5_z_3) > $signed(8'h7f);
   assign \$50  = $signed(s5_z_3) < $signed(lower);
   always @(posedge clk)
@@ -16546,9 +16838,9 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     s6_o_3 <= \$92 ;
   assign \$1  = ~ o__valid;
   assign en = \$1  | o__ready;
-  assign \$2  = 1'h1 << \port$2328$354 [36:32];
-  assign lower = \port$2328$354 [0] ? \port$2328$354 [44:37] : 8'h80;
-  assign \$4  = ! \port$2328$354 [36:32];
+  assign \$2  = 1'h1 << \port$2416$354 [36:32];
+  assign lower = \port$2416$354 [0] ? \port$2416$354 [44:37] : 8'h80;
+  assign \$4  = ! \port$2416$354 [36:32];
   assign \$5  = \$3 [30:0] - 1'h1;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
@@ -16677,7 +16969,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$66  = s1_mul_0;
     if (en) begin
-      \$66  = \port$2328$354 [31:1];
+      \$66  = \port$2416$354 [31:1];
     end
   end
   always @* begin
@@ -16733,7 +17025,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$73  = s1_mul_1;
     if (en) begin
-      \$73  = \port$2328$354 [31:1];
+      \$73  = \port$2416$354 [31:1];
     end
   end
   always @* begin
@@ -16789,7 +17081,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$80  = s1_mul_2;
     if (en) begin
-      \$80  = \port$2328$354 [31:1];
+      \$80  = \port$2416$354 [31:1];
     end
   end
   always @* begin
@@ -16845,7 +17137,7 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$87  = s1_mul_3;
     if (en) begin
-      \$87  = \port$2328$354 [31:1];
+      \$87  = \port$2416$354 [31:1];
     end
   end
   always @* begin
@@ -16893,10 +17185,10 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign i__ready = en;
   assign s6_valid = o__valid;
   assign half = \$3 [30:0];
-  assign shift = \port$2328$354 [36:32];
-  assign relu = \port$2328$354 [0];
-  assign zero_point = \port$2328$354 [44:37];
-  assign multiplier = \port$2328$354 [31:1];
+  assign shift = \port$2416$354 [36:32];
+  assign relu = \port$2416$354 [0];
+  assign zero_point = \port$2416$354 [44:37];
+  assign multiplier = \port$2416$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

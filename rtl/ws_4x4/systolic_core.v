@@ -6,11 +6,11 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$11 ;
+  wire [3:0] \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire \$15 ;
+  wire [3:0] \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
@@ -24,222 +24,331 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire [3:0] \$28 ;
+  wire \$28 ;
   wire \$29 ;
   wire \$3 ;
   wire \$30 ;
   wire \$31 ;
-  wire [3:0] \$32 ;
-  reg [2:0] \$33 ;
-  reg \$34 ;
-  reg [2:0] \$35 ;
-  reg \$36 ;
-  reg [31:0] \$37 ;
-  reg [1:0] \$38 ;
-  reg [31:0] \$39 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
   wire \$4 ;
-  reg [2:0] \$40 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire [31:0] \$52 ;
+  wire [31:0] \$53 ;
+  wire [31:0] \$54 ;
+  wire [31:0] \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  reg \$82 ;
+  reg [128:0] \$83 ;
+  reg [2:0] \$84 ;
+  reg \$85 ;
+  reg [2:0] \$86 ;
+  reg \$87 ;
+  reg [31:0] \$88 ;
+  reg [31:0] \$89 ;
   wire \$9 ;
+  reg [1:0] \$90 ;
+  reg [2:0] \$91 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$110 ;
-  wire [7:0] \a_in$123 ;
-  wire [7:0] \a_in$140 ;
-  wire [7:0] \a_in$157 ;
-  wire [7:0] \a_in$174 ;
-  wire [7:0] \a_in$187 ;
-  wire [7:0] \a_in$204 ;
-  wire [7:0] \a_in$221 ;
-  wire [7:0] \a_in$238 ;
-  wire [7:0] \a_in$251 ;
-  wire [7:0] \a_in$268 ;
-  wire [7:0] \a_in$285 ;
-  wire [7:0] \a_in$65 ;
-  wire [7:0] \a_in$80 ;
-  wire [7:0] \a_in$95 ;
+  wire [7:0] \a_in$162 ;
+  wire [7:0] \a_in$177 ;
+  wire [7:0] \a_in$192 ;
+  wire [7:0] \a_in$207 ;
+  wire [7:0] \a_in$220 ;
+  wire [7:0] \a_in$237 ;
+  wire [7:0] \a_in$254 ;
+  wire [7:0] \a_in$271 ;
+  wire [7:0] \a_in$284 ;
+  wire [7:0] \a_in$301 ;
+  wire [7:0] \a_in$318 ;
+  wire [7:0] \a_in$335 ;
+  wire [7:0] \a_in$348 ;
+  wire [7:0] \a_in$365 ;
+  wire [7:0] \a_in$382 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$108 ;
-  wire [7:0] \a_next$121 ;
-  wire [7:0] \a_next$138 ;
-  wire [7:0] \a_next$155 ;
-  wire [7:0] \a_next$172 ;
-  wire [7:0] \a_next$185 ;
-  wire [7:0] \a_next$202 ;
-  wire [7:0] \a_next$219 ;
-  wire [7:0] \a_next$236 ;
-  wire [7:0] \a_next$249 ;
-  wire [7:0] \a_next$266 ;
-  wire [7:0] \a_next$283 ;
-  wire [7:0] \a_next$63 ;
-  wire [7:0] \a_next$78 ;
-  wire [7:0] \a_next$93 ;
+  wire [7:0] \a_next$160 ;
+  wire [7:0] \a_next$175 ;
+  wire [7:0] \a_next$190 ;
+  wire [7:0] \a_next$205 ;
+  wire [7:0] \a_next$218 ;
+  wire [7:0] \a_next$235 ;
+  wire [7:0] \a_next$252 ;
+  wire [7:0] \a_next$269 ;
+  wire [7:0] \a_next$282 ;
+  wire [7:0] \a_next$299 ;
+  wire [7:0] \a_next$316 ;
+  wire [7:0] \a_next$333 ;
+  wire [7:0] \a_next$346 ;
+  wire [7:0] \a_next$363 ;
+  wire [7:0] \a_next$380 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$124 ;
-  wire [7:0] \a_out$141 ;
-  wire [7:0] \a_out$158 ;
-  wire [7:0] \a_out$188 ;
-  wire [7:0] \a_out$205 ;
-  wire [7:0] \a_out$222 ;
-  wire [7:0] \a_out$252 ;
-  wire [7:0] \a_out$269 ;
-  wire [7:0] \a_out$286 ;
-  wire [7:0] \a_out$81 ;
-  wire [7:0] \a_out$96 ;
+  wire [7:0] \a_out$178 ;
+  wire [7:0] \a_out$193 ;
+  wire [7:0] \a_out$221 ;
+  wire [7:0] \a_out$238 ;
+  wire [7:0] \a_out$255 ;
+  wire [7:0] \a_out$285 ;
+  wire [7:0] \a_out$302 ;
+  wire [7:0] \a_out$319 ;
+  wire [7:0] \a_out$349 ;
+  wire [7:0] \a_out$366 ;
+  wire [7:0] \a_out$383 ;
   output busy;
   wire busy;
   wire capture;
-  wire \capture$107 ;
-  wire \capture$120 ;
-  wire \capture$137 ;
-  wire \capture$154 ;
-  wire \capture$171 ;
-  wire \capture$184 ;
-  wire \capture$201 ;
-  wire \capture$218 ;
-  wire \capture$235 ;
-  wire \capture$248 ;
-  wire \capture$265 ;
-  wire \capture$282 ;
-  wire \capture$46 ;
-  wire \capture$62 ;
-  wire \capture$77 ;
-  wire \capture$92 ;
+  wire \capture$143 ;
+  wire \capture$159 ;
+  wire \capture$174 ;
+  wire \capture$189 ;
+  wire \capture$204 ;
+  wire \capture$217 ;
+  wire \capture$234 ;
+  wire \capture$251 ;
+  wire \capture$268 ;
+  wire \capture$281 ;
+  wire \capture$298 ;
+  wire \capture$315 ;
+  wire \capture$332 ;
+  wire \capture$345 ;
+  wire \capture$362 ;
+  wire \capture$379 ;
   input clk;
   wire clk;
-  wire en;
-  wire \en$105 ;
-  wire \en$118 ;
-  wire \en$13 ;
-  wire \en$135 ;
-  wire \en$152 ;
-  wire \en$169 ;
-  wire \en$182 ;
-  wire \en$199 ;
-  wire \en$216 ;
-  wire \en$233 ;
-  wire \en$246 ;
-  wire \en$263 ;
-  wire \en$280 ;
-  wire \en$29 ;
-  wire \en$30 ;
-  wire \en$31 ;
-  wire \en$32 ;
-  wire \en$43 ;
-  wire \en$60 ;
-  wire \en$75 ;
-  wire \en$90 ;
+  reg en = 1'h1;
+  wire [3:0] \en$127 ;
+  wire [3:0] \en$130 ;
+  (* init = 1'h1 *)
+  wire \en$131 ;
+  wire [3:0] \en$132 ;
+  (* init = 1'h1 *)
+  wire \en$133 ;
+  (* init = 1'h1 *)
+  wire \en$140 ;
+  (* init = 1'h1 *)
+  wire \en$157 ;
+  (* init = 1'h1 *)
+  wire \en$172 ;
+  (* init = 1'h1 *)
+  wire \en$187 ;
+  (* init = 1'h1 *)
+  wire \en$202 ;
+  (* init = 1'h1 *)
+  wire \en$215 ;
+  (* init = 1'h1 *)
+  wire \en$232 ;
+  (* init = 1'h1 *)
+  wire \en$249 ;
+  (* init = 1'h1 *)
+  wire \en$266 ;
+  (* init = 1'h1 *)
+  wire \en$279 ;
+  (* init = 1'h1 *)
+  wire \en$296 ;
+  (* init = 1'h1 *)
+  wire \en$313 ;
+  (* init = 1'h1 *)
+  wire \en$330 ;
+  (* init = 1'h1 *)
+  wire \en$343 ;
+  (* init = 1'h1 *)
+  wire \en$360 ;
+  (* init = 1'h1 *)
+  wire \en$377 ;
+  reg en_deskew_0 = 1'h1;
+  reg en_deskew_1 = 1'h1;
+  reg en_deskew_2 = 1'h1;
+  reg en_deskew_3 = 1'h1;
+  reg en_in_a_0 = 1'h1;
+  reg en_in_a_1 = 1'h1;
+  reg en_in_a_2 = 1'h1;
+  reg en_in_a_3 = 1'h1;
+  reg en_in_w_0 = 1'h1;
+  reg en_in_w_1 = 1'h1;
+  reg en_in_w_2 = 1'h1;
+  reg en_in_w_3 = 1'h1;
+  reg en_pe_0_0 = 1'h1;
+  reg en_pe_0_1 = 1'h1;
+  reg en_pe_0_2 = 1'h1;
+  reg en_pe_0_3 = 1'h1;
+  reg en_pe_1_0 = 1'h1;
+  reg en_pe_1_1 = 1'h1;
+  reg en_pe_1_2 = 1'h1;
+  reg en_pe_1_3 = 1'h1;
+  reg en_pe_2_0 = 1'h1;
+  reg en_pe_2_1 = 1'h1;
+  reg en_pe_2_2 = 1'h1;
+  reg en_pe_2_3 = 1'h1;
+  reg en_pe_3_0 = 1'h1;
+  reg en_pe_3_1 = 1'h1;
+  reg en_pe_3_2 = 1'h1;
+  reg en_pe_3_3 = 1'h1;
+  reg en_skew_a_0 = 1'h1;
+  reg en_skew_a_1 = 1'h1;
+  reg en_skew_a_2 = 1'h1;
+  reg en_skew_a_3 = 1'h1;
+  reg en_skew_flags = 1'h1;
+  reg en_skew_w_0 = 1'h1;
+  reg en_skew_w_1 = 1'h1;
+  reg en_skew_w_2 = 1'h1;
+  reg en_skew_w_3 = 1'h1;
+  reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$112 ;
-  wire \first_in$127 ;
-  wire \first_in$144 ;
-  wire \first_in$161 ;
-  wire \first_in$176 ;
-  wire \first_in$191 ;
-  wire \first_in$208 ;
-  wire \first_in$225 ;
-  wire \first_in$240 ;
-  wire \first_in$255 ;
-  wire \first_in$272 ;
-  wire \first_in$289 ;
-  wire \first_in$69 ;
-  wire \first_in$84 ;
-  wire \first_in$99 ;
+  wire \first_in$166 ;
+  wire \first_in$181 ;
+  wire \first_in$196 ;
+  wire \first_in$209 ;
+  wire \first_in$224 ;
+  wire \first_in$241 ;
+  wire \first_in$258 ;
+  wire \first_in$273 ;
+  wire \first_in$288 ;
+  wire \first_in$305 ;
+  wire \first_in$322 ;
+  wire \first_in$337 ;
+  wire \first_in$352 ;
+  wire \first_in$369 ;
+  wire \first_in$386 ;
   wire first_next;
-  wire \first_next$109 ;
-  wire \first_next$122 ;
-  wire \first_next$139 ;
-  wire \first_next$156 ;
-  wire \first_next$173 ;
-  wire \first_next$186 ;
-  wire \first_next$203 ;
-  wire \first_next$220 ;
-  wire \first_next$237 ;
-  wire \first_next$250 ;
-  wire \first_next$267 ;
-  wire \first_next$284 ;
-  wire \first_next$64 ;
-  wire \first_next$79 ;
-  wire \first_next$94 ;
+  wire \first_next$161 ;
+  wire \first_next$176 ;
+  wire \first_next$191 ;
+  wire \first_next$206 ;
+  wire \first_next$219 ;
+  wire \first_next$236 ;
+  wire \first_next$253 ;
+  wire \first_next$270 ;
+  wire \first_next$283 ;
+  wire \first_next$300 ;
+  wire \first_next$317 ;
+  wire \first_next$334 ;
+  wire \first_next$347 ;
+  wire \first_next$364 ;
+  wire \first_next$381 ;
   wire first_out;
-  wire \first_out$100 ;
-  wire \first_out$128 ;
-  wire \first_out$145 ;
-  wire \first_out$162 ;
-  wire \first_out$192 ;
-  wire \first_out$209 ;
-  wire \first_out$226 ;
-  wire \first_out$256 ;
-  wire \first_out$273 ;
-  wire \first_out$290 ;
-  wire \first_out$85 ;
+  wire \first_out$182 ;
+  wire \first_out$197 ;
+  wire \first_out$225 ;
+  wire \first_out$242 ;
+  wire \first_out$259 ;
+  wire \first_out$289 ;
+  wire \first_out$306 ;
+  wire \first_out$323 ;
+  wire \first_out$353 ;
+  wire \first_out$370 ;
+  wire \first_out$387 ;
+  wire held;
   wire [127:0] i;
-  reg [31:0] \i$33  = 32'd0;
-  wire [7:0] \i$33[0] ;
-  wire [7:0] \i$33[1] ;
-  wire [7:0] \i$33[2] ;
-  wire [7:0] \i$33[3] ;
-  wire [7:0] \i$35 ;
-  wire [1:0] \i$35[0] ;
-  wire \i$35[0].capture ;
-  wire \i$35[0].shift ;
-  wire [1:0] \i$35[1] ;
-  wire \i$35[1].capture ;
-  wire \i$35[1].shift ;
-  wire [1:0] \i$35[2] ;
-  wire \i$35[2].capture ;
-  wire \i$35[2].shift ;
-  wire [1:0] \i$35[3] ;
-  wire \i$35[3].capture ;
-  wire \i$35[3].shift ;
-  wire [31:0] \i$37 ;
-  wire [7:0] \i$37[0] ;
-  wire [7:0] \i$37[1] ;
-  wire [7:0] \i$37[2] ;
-  wire [7:0] \i$37[3] ;
-  wire [11:0] \i$39 ;
-  wire [2:0] \i$39[0] ;
-  wire \i$39[0].first ;
-  wire \i$39[0].last ;
-  wire \i$39[0].valid ;
-  wire [2:0] \i$39[1] ;
-  wire \i$39[1].first ;
-  wire \i$39[1].last ;
-  wire \i$39[1].valid ;
-  wire [2:0] \i$39[2] ;
-  wire \i$39[2].first ;
-  wire \i$39[2].last ;
-  wire \i$39[2].valid ;
-  wire [2:0] \i$39[3] ;
-  wire \i$39[3].first ;
-  wire \i$39[3].last ;
-  wire \i$39[3].valid ;
+  (* init = 32'd0 *)
+  wire [31:0] \i$134 ;
+  wire [7:0] \i$134[0] ;
+  wire [7:0] \i$134[1] ;
+  wire [7:0] \i$134[2] ;
+  wire [7:0] \i$134[3] ;
+  wire [7:0] \i$135 ;
+  wire [1:0] \i$135[0] ;
+  wire \i$135[0].capture ;
+  wire \i$135[0].shift ;
+  wire [1:0] \i$135[1] ;
+  wire \i$135[1].capture ;
+  wire \i$135[1].shift ;
+  wire [1:0] \i$135[2] ;
+  wire \i$135[2].capture ;
+  wire \i$135[2].shift ;
+  wire [1:0] \i$135[3] ;
+  wire \i$135[3].capture ;
+  wire \i$135[3].shift ;
+  wire [31:0] \i$136 ;
+  wire [7:0] \i$136[0] ;
+  wire [7:0] \i$136[1] ;
+  wire [7:0] \i$136[2] ;
+  wire [7:0] \i$136[3] ;
+  wire [11:0] \i$137 ;
+  wire [2:0] \i$137[0] ;
+  wire \i$137[0].first ;
+  wire \i$137[0].last ;
+  wire \i$137[0].valid ;
+  wire [2:0] \i$137[1] ;
+  wire \i$137[1].first ;
+  wire \i$137[1].last ;
+  wire \i$137[1].valid ;
+  wire [2:0] \i$137[2] ;
+  wire \i$137[2].first ;
+  wire \i$137[2].last ;
+  wire \i$137[2].valid ;
+  wire [2:0] \i$137[3] ;
+  wire \i$137[3].first ;
+  wire \i$137[3].last ;
+  wire \i$137[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$42 ;
-  wire [2:0] \i_next$42[0] ;
-  wire \i_next$42[0].first ;
-  wire \i_next$42[0].last ;
-  wire \i_next$42[0].valid ;
-  wire [2:0] \i_next$42[1] ;
-  wire \i_next$42[1].first ;
-  wire \i_next$42[1].last ;
-  wire \i_next$42[1].valid ;
-  wire [2:0] \i_next$42[2] ;
-  wire \i_next$42[2].first ;
-  wire \i_next$42[2].last ;
-  wire \i_next$42[2].valid ;
-  wire [2:0] \i_next$42[3] ;
-  wire \i_next$42[3].first ;
-  wire \i_next$42[3].last ;
-  wire \i_next$42[3].valid ;
+  wire [11:0] \i_next$139 ;
+  wire [2:0] \i_next$139[0] ;
+  wire \i_next$139[0].first ;
+  wire \i_next$139[0].last ;
+  wire \i_next$139[0].valid ;
+  wire [2:0] \i_next$139[1] ;
+  wire \i_next$139[1].first ;
+  wire \i_next$139[1].last ;
+  wire \i_next$139[1].valid ;
+  wire [2:0] \i_next$139[2] ;
+  wire \i_next$139[2].first ;
+  wire \i_next$139[2].last ;
+  wire \i_next$139[2].valid ;
+  wire [2:0] \i_next$139[3] ;
+  wire \i_next$139[3].first ;
+  wire \i_next$139[3].last ;
+  wire \i_next$139[3].valid ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -253,8 +362,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_flags.first ;
   wire \in_flags.last ;
   wire \in_flags.valid ;
-  (* init = 32'd0 *)
-  wire [31:0] in_w;
+  reg [31:0] in_w = 32'd0;
   wire [7:0] \in_w[0] ;
   wire [7:0] \in_w[1] ;
   wire [7:0] \in_w[2] ;
@@ -263,98 +371,98 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$101 ;
-  wire \last_in$113 ;
-  wire \last_in$129 ;
-  wire \last_in$146 ;
-  wire \last_in$163 ;
-  wire \last_in$177 ;
-  wire \last_in$193 ;
+  wire \last_in$168 ;
+  wire \last_in$183 ;
+  wire \last_in$198 ;
   wire \last_in$210 ;
-  wire \last_in$227 ;
-  wire \last_in$241 ;
-  wire \last_in$257 ;
+  wire \last_in$226 ;
+  wire \last_in$243 ;
+  wire \last_in$260 ;
   wire \last_in$274 ;
-  wire \last_in$291 ;
-  wire \last_in$71 ;
-  wire \last_in$86 ;
+  wire \last_in$290 ;
+  wire \last_in$307 ;
+  wire \last_in$324 ;
+  wire \last_in$338 ;
+  wire \last_in$354 ;
+  wire \last_in$371 ;
+  wire \last_in$388 ;
   wire last_out;
-  wire \last_out$102 ;
-  wire \last_out$130 ;
-  wire \last_out$147 ;
-  wire \last_out$164 ;
-  wire \last_out$194 ;
-  wire \last_out$211 ;
-  wire \last_out$228 ;
-  wire \last_out$258 ;
-  wire \last_out$275 ;
-  wire \last_out$292 ;
-  wire \last_out$72 ;
-  wire \last_out$87 ;
+  wire \last_out$169 ;
+  wire \last_out$184 ;
+  wire \last_out$199 ;
+  wire \last_out$227 ;
+  wire \last_out$244 ;
+  wire \last_out$261 ;
+  wire \last_out$291 ;
+  wire \last_out$308 ;
+  wire \last_out$325 ;
+  wire \last_out$355 ;
+  wire \last_out$372 ;
+  wire \last_out$389 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$45 ;
-  wire [1:0] \o$45[0] ;
-  wire \o$45[0].capture ;
-  wire \o$45[0].shift ;
-  wire [1:0] \o$45[1] ;
-  wire \o$45[1].capture ;
-  wire \o$45[1].shift ;
-  wire [1:0] \o$45[2] ;
-  wire \o$45[2].capture ;
-  wire \o$45[2].shift ;
-  wire [1:0] \o$45[3] ;
-  wire \o$45[3].capture ;
-  wire \o$45[3].shift ;
-  wire [31:0] \o$52 ;
-  wire [7:0] \o$52[0] ;
-  wire [7:0] \o$52[1] ;
-  wire [7:0] \o$52[2] ;
-  wire [7:0] \o$52[3] ;
-  wire [11:0] \o$54 ;
-  wire [2:0] \o$54[0] ;
-  wire \o$54[0].first ;
-  wire \o$54[0].last ;
-  wire \o$54[0].valid ;
-  wire [2:0] \o$54[1] ;
-  wire \o$54[1].first ;
-  wire \o$54[1].last ;
-  wire \o$54[1].valid ;
-  wire [2:0] \o$54[2] ;
-  wire \o$54[2].first ;
-  wire \o$54[2].last ;
-  wire \o$54[2].valid ;
-  wire [2:0] \o$54[3] ;
-  wire \o$54[3].first ;
-  wire \o$54[3].last ;
-  wire \o$54[3].valid ;
-  wire [31:0] \o$59 ;
-  wire [7:0] \o$59[0] ;
-  wire [7:0] \o$59[1] ;
-  wire [7:0] \o$59[2] ;
-  wire [7:0] \o$59[3] ;
+  wire [7:0] \o$142 ;
+  wire [1:0] \o$142[0] ;
+  wire \o$142[0].capture ;
+  wire \o$142[0].shift ;
+  wire [1:0] \o$142[1] ;
+  wire \o$142[1].capture ;
+  wire \o$142[1].shift ;
+  wire [1:0] \o$142[2] ;
+  wire \o$142[2].capture ;
+  wire \o$142[2].shift ;
+  wire [1:0] \o$142[3] ;
+  wire \o$142[3].capture ;
+  wire \o$142[3].shift ;
+  wire [31:0] \o$149 ;
+  wire [7:0] \o$149[0] ;
+  wire [7:0] \o$149[1] ;
+  wire [7:0] \o$149[2] ;
+  wire [7:0] \o$149[3] ;
+  wire [11:0] \o$151 ;
+  wire [2:0] \o$151[0] ;
+  wire \o$151[0].first ;
+  wire \o$151[0].last ;
+  wire \o$151[0].valid ;
+  wire [2:0] \o$151[1] ;
+  wire \o$151[1].first ;
+  wire \o$151[1].last ;
+  wire \o$151[1].valid ;
+  wire [2:0] \o$151[2] ;
+  wire \o$151[2].first ;
+  wire \o$151[2].last ;
+  wire \o$151[2].valid ;
+  wire [2:0] \o$151[3] ;
+  wire \o$151[3].first ;
+  wire \o$151[3].last ;
+  wire \o$151[3].valid ;
+  wire [31:0] \o$156 ;
+  wire [7:0] \o$156[0] ;
+  wire [7:0] \o$156[1] ;
+  wire [7:0] \o$156[2] ;
+  wire [7:0] \o$156[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [11:0] \o_next$50 ;
-  wire [2:0] \o_next$50[0] ;
-  wire \o_next$50[0].first ;
-  wire \o_next$50[0].last ;
-  wire \o_next$50[0].valid ;
-  wire [2:0] \o_next$50[1] ;
-  wire \o_next$50[1].first ;
-  wire \o_next$50[1].last ;
-  wire \o_next$50[1].valid ;
-  wire [2:0] \o_next$50[2] ;
-  wire \o_next$50[2].first ;
-  wire \o_next$50[2].last ;
-  wire \o_next$50[2].valid ;
-  wire [2:0] \o_next$50[3] ;
-  wire \o_next$50[3].first ;
-  wire \o_next$50[3].last ;
-  wire \o_next$50[3].valid ;
+  wire [11:0] \o_next$147 ;
+  wire [2:0] \o_next$147[0] ;
+  wire \o_next$147[0].first ;
+  wire \o_next$147[0].last ;
+  wire \o_next$147[0].valid ;
+  wire [2:0] \o_next$147[1] ;
+  wire \o_next$147[1].first ;
+  wire \o_next$147[1].last ;
+  wire \o_next$147[1].valid ;
+  wire [2:0] \o_next$147[2] ;
+  wire \o_next$147[2].first ;
+  wire \o_next$147[2].last ;
+  wire \o_next$147[2].valid ;
+  wire [2:0] \o_next$147[3] ;
+  wire \o_next$147[3].first ;
+  wire \o_next$147[3].last ;
+  wire \o_next$147[3].valid ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -371,38 +479,93 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire operands__ready;
   input operands__valid;
   wire operands__valid;
+  wire [128:0] out;
+  wire [127:0] \out.c ;
+  wire [31:0] \out.c[0] ;
+  wire [31:0] \out.c[1] ;
+  wire [31:0] \out.c[2] ;
+  wire [31:0] \out.c[3] ;
+  wire \out.last ;
+  wire pe_0_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_0_sync_rst;
+  wire pe_0_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_1_sync_rst;
+  wire pe_0_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_2_sync_rst;
+  wire pe_0_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_3_sync_rst;
+  wire pe_1_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_0_sync_rst;
+  wire pe_1_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_1_sync_rst;
+  wire pe_1_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_2_sync_rst;
+  wire pe_1_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_3_sync_rst;
+  wire pe_2_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_0_sync_rst;
+  wire pe_2_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_1_sync_rst;
+  wire pe_2_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_2_sync_rst;
+  wire pe_2_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_3_sync_rst;
+  wire pe_3_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_0_sync_rst;
+  wire pe_3_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_1_sync_rst;
+  wire pe_3_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_2_sync_rst;
+  wire pe_3_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$103 ;
-  wire [31:0] \psum_in$114 ;
-  wire [31:0] \psum_in$131 ;
-  wire [31:0] \psum_in$148 ;
-  wire [31:0] \psum_in$165 ;
-  wire [31:0] \psum_in$178 ;
-  wire [31:0] \psum_in$195 ;
-  wire [31:0] \psum_in$212 ;
-  wire [31:0] \psum_in$229 ;
-  wire [31:0] \psum_in$242 ;
-  wire [31:0] \psum_in$259 ;
-  wire [31:0] \psum_in$276 ;
-  wire [31:0] \psum_in$293 ;
-  wire [31:0] \psum_in$73 ;
-  wire [31:0] \psum_in$88 ;
+  wire [31:0] \psum_in$170 ;
+  wire [31:0] \psum_in$185 ;
+  wire [31:0] \psum_in$200 ;
+  wire [31:0] \psum_in$211 ;
+  wire [31:0] \psum_in$228 ;
+  wire [31:0] \psum_in$245 ;
+  wire [31:0] \psum_in$262 ;
+  wire [31:0] \psum_in$275 ;
+  wire [31:0] \psum_in$292 ;
+  wire [31:0] \psum_in$309 ;
+  wire [31:0] \psum_in$326 ;
+  wire [31:0] \psum_in$339 ;
+  wire [31:0] \psum_in$356 ;
+  wire [31:0] \psum_in$373 ;
+  wire [31:0] \psum_in$390 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$115 ;
-  wire [31:0] \psum_out$132 ;
-  wire [31:0] \psum_out$149 ;
-  wire [31:0] \psum_out$16 ;
-  wire [31:0] \psum_out$166 ;
-  wire [31:0] \psum_out$17 ;
-  wire [31:0] \psum_out$179 ;
-  wire [31:0] \psum_out$18 ;
-  wire [31:0] \psum_out$196 ;
-  wire [31:0] \psum_out$213 ;
-  wire [31:0] \psum_out$230 ;
-  wire [31:0] \psum_out$243 ;
-  wire [31:0] \psum_out$260 ;
-  wire [31:0] \psum_out$277 ;
-  wire [31:0] \psum_out$294 ;
+  wire [31:0] \psum_out$121 ;
+  wire [31:0] \psum_out$122 ;
+  wire [31:0] \psum_out$123 ;
+  wire [31:0] \psum_out$212 ;
+  wire [31:0] \psum_out$229 ;
+  wire [31:0] \psum_out$246 ;
+  wire [31:0] \psum_out$263 ;
+  wire [31:0] \psum_out$276 ;
+  wire [31:0] \psum_out$293 ;
+  wire [31:0] \psum_out$310 ;
+  wire [31:0] \psum_out$327 ;
+  wire [31:0] \psum_out$340 ;
+  wire [31:0] \psum_out$357 ;
+  wire [31:0] \psum_out$374 ;
+  wire [31:0] \psum_out$391 ;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -417,82 +580,114 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_pe_0_0 = 1'h1;
+  reg rst_pe_0_1 = 1'h1;
+  reg rst_pe_0_2 = 1'h1;
+  reg rst_pe_0_3 = 1'h1;
+  reg rst_pe_1_0 = 1'h1;
+  reg rst_pe_1_1 = 1'h1;
+  reg rst_pe_1_2 = 1'h1;
+  reg rst_pe_1_3 = 1'h1;
+  reg rst_pe_2_0 = 1'h1;
+  reg rst_pe_2_1 = 1'h1;
+  reg rst_pe_2_2 = 1'h1;
+  reg rst_pe_2_3 = 1'h1;
+  reg rst_pe_3_0 = 1'h1;
+  reg rst_pe_3_1 = 1'h1;
+  reg rst_pe_3_2 = 1'h1;
+  reg rst_pe_3_3 = 1'h1;
+  reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
   reg [2:0] since_first = 3'h4;
+  wire skew_flags_sync_clk;
+  (* init = 1'h1 *)
+  wire skew_flags_sync_rst;
+  reg [128:0] skid = 129'h000000000000000000000000000000000;
+  wire [127:0] \skid.c ;
+  wire [31:0] \skid.c[0] ;
+  wire [31:0] \skid.c[1] ;
+  wire [31:0] \skid.c[2] ;
+  wire [31:0] \skid.c[3] ;
+  wire \skid.last ;
+  reg skid_valid = 1'h0;
+  reg skid_valid_0 = 1'h0;
+  reg skid_valid_1 = 1'h0;
+  reg skid_valid_2 = 1'h0;
+  reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$111 ;
-  wire \valid_in$125 ;
-  wire \valid_in$142 ;
-  wire \valid_in$159 ;
-  wire \valid_in$175 ;
-  wire \valid_in$189 ;
-  wire \valid_in$206 ;
-  wire \valid_in$223 ;
+  wire \valid_in$164 ;
+  wire \valid_in$179 ;
+  wire \valid_in$194 ;
+  wire \valid_in$208 ;
+  wire \valid_in$222 ;
   wire \valid_in$239 ;
-  wire \valid_in$253 ;
-  wire \valid_in$270 ;
-  wire \valid_in$287 ;
-  wire \valid_in$67 ;
-  wire \valid_in$82 ;
-  wire \valid_in$97 ;
+  wire \valid_in$256 ;
+  wire \valid_in$272 ;
+  wire \valid_in$286 ;
+  wire \valid_in$303 ;
+  wire \valid_in$320 ;
+  wire \valid_in$336 ;
+  wire \valid_in$350 ;
+  wire \valid_in$367 ;
+  wire \valid_in$384 ;
   wire valid_out;
-  wire \valid_out$126 ;
-  wire \valid_out$143 ;
-  wire \valid_out$160 ;
-  wire \valid_out$190 ;
-  wire \valid_out$207 ;
-  wire \valid_out$224 ;
-  wire \valid_out$254 ;
-  wire \valid_out$271 ;
-  wire \valid_out$288 ;
-  wire \valid_out$68 ;
-  wire \valid_out$83 ;
-  wire \valid_out$98 ;
+  wire \valid_out$165 ;
+  wire \valid_out$180 ;
+  wire \valid_out$195 ;
+  wire \valid_out$223 ;
+  wire \valid_out$240 ;
+  wire \valid_out$257 ;
+  wire \valid_out$287 ;
+  wire \valid_out$304 ;
+  wire \valid_out$321 ;
+  wire \valid_out$351 ;
+  wire \valid_out$368 ;
+  wire \valid_out$385 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$104 ;
-  wire [7:0] \w_in$116 ;
-  wire [7:0] \w_in$133 ;
-  wire [7:0] \w_in$150 ;
-  wire [7:0] \w_in$167 ;
-  wire [7:0] \w_in$180 ;
-  wire [7:0] \w_in$197 ;
-  wire [7:0] \w_in$214 ;
-  wire [7:0] \w_in$231 ;
-  wire [7:0] \w_in$244 ;
-  wire [7:0] \w_in$261 ;
-  wire [7:0] \w_in$278 ;
-  wire [7:0] \w_in$295 ;
-  wire [7:0] \w_in$74 ;
-  wire [7:0] \w_in$89 ;
+  wire [7:0] \w_in$171 ;
+  wire [7:0] \w_in$186 ;
+  wire [7:0] \w_in$201 ;
+  wire [7:0] \w_in$213 ;
+  wire [7:0] \w_in$230 ;
+  wire [7:0] \w_in$247 ;
+  wire [7:0] \w_in$264 ;
+  wire [7:0] \w_in$277 ;
+  wire [7:0] \w_in$294 ;
+  wire [7:0] \w_in$311 ;
+  wire [7:0] \w_in$328 ;
+  wire [7:0] \w_in$341 ;
+  wire [7:0] \w_in$358 ;
+  wire [7:0] \w_in$375 ;
+  wire [7:0] \w_in$392 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$134 ;
-  wire [7:0] \w_out$151 ;
-  wire [7:0] \w_out$168 ;
-  wire [7:0] \w_out$181 ;
-  wire [7:0] \w_out$198 ;
-  wire [7:0] \w_out$215 ;
-  wire [7:0] \w_out$232 ;
-  wire [7:0] \w_out$245 ;
-  wire [7:0] \w_out$262 ;
-  wire [7:0] \w_out$279 ;
-  wire [7:0] \w_out$296 ;
+  wire [7:0] \w_out$231 ;
+  wire [7:0] \w_out$248 ;
+  wire [7:0] \w_out$265 ;
+  wire [7:0] \w_out$278 ;
+  wire [7:0] \w_out$295 ;
+  wire [7:0] \w_out$312 ;
+  wire [7:0] \w_out$329 ;
+  wire [7:0] \w_out$342 ;
+  wire [7:0] \w_out$359 ;
+  wire [7:0] \w_out$376 ;
+  wire [7:0] \w_out$393 ;
   wire w_shift;
-  wire \w_shift$106 ;
-  wire \w_shift$119 ;
-  wire \w_shift$136 ;
-  wire \w_shift$153 ;
-  wire \w_shift$170 ;
-  wire \w_shift$183 ;
-  wire \w_shift$200 ;
-  wire \w_shift$217 ;
-  wire \w_shift$234 ;
-  wire \w_shift$247 ;
-  wire \w_shift$264 ;
-  wire \w_shift$281 ;
-  wire \w_shift$61 ;
-  wire \w_shift$76 ;
-  wire \w_shift$91 ;
+  wire \w_shift$158 ;
+  wire \w_shift$173 ;
+  wire \w_shift$188 ;
+  wire \w_shift$203 ;
+  wire \w_shift$216 ;
+  wire \w_shift$233 ;
+  wire \w_shift$250 ;
+  wire \w_shift$267 ;
+  wire \w_shift$280 ;
+  wire \w_shift$297 ;
+  wire \w_shift$314 ;
+  wire \w_shift$331 ;
+  wire \w_shift$344 ;
+  wire \w_shift$361 ;
+  wire \w_shift$378 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -504,669 +699,923 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
-  always @(posedge clk)
-    in_a <= \$39 ;
-  always @(posedge clk)
-    in_flags <= \$40 ;
-  assign \$1  = ~ results__valid;
-  assign en = \$1  | results__ready;
-  assign \$2  = ~ first;
-  assign \$3  = \$2  | shadow_full;
-  assign operands__ready = en & \$3 ;
+  assign \$9  = ~ held;
+  assign \$10  = ~ held;
+  assign \$11  = loaded + 1'h1;
+  assign \$12  = a_accept & first;
+  assign \$13  = a_accept & first;
+  assign \$14  = since_first < 3'h4;
+  assign \$15  = since_first + 1'h1;
+  assign \$16  = ~ held;
+  assign \$17  = ~ held;
+  assign \$18  = ~ held;
+  assign \$19  = ~ held;
+  assign \$20  = ~ held;
+  assign \$21  = ~ held;
+  assign \$22  = ~ held;
+  assign \$23  = ~ held;
+  assign \$24  = ~ held;
+  assign \$25  = ~ held;
+  assign \$26  = ~ held;
+  assign \$27  = ~ held;
+  assign \$28  = ~ held;
+  assign \$29  = ~ held;
+  assign \$30  = ~ held;
+  assign \$31  = ~ held;
+  assign \$32  = ~ held;
+  assign \$33  = ~ held;
+  assign \$34  = ~ held;
+  assign \$35  = ~ held;
+  assign \$36  = ~ held;
+  assign \$37  = ~ held;
+  assign \$38  = ~ held;
+  assign \$39  = ~ held;
+  assign \$40  = ~ held;
+  assign \$41  = ~ held;
+  assign \$42  = ~ held;
+  assign \$43  = ~ held;
+  assign \$44  = ~ held;
+  assign \$45  = ~ held;
+  assign \$46  = ~ held;
+  assign \$47  = ~ held;
+  assign \$48  = ~ held;
+  assign \$49  = ~ held;
+  assign results__valid = skid_valid | valid_out;
+  assign \$50  = skid_valid ? skid[128] : out[128];
+  assign \$51  = ~ results__ready;
+  assign held = results__valid & \$51 ;
+  assign \$52  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$53  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$54  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$55  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$56  = ~ first;
+  assign \$57  = \$56  | shadow_full;
+  assign operands__ready = en & \$57 ;
   assign a_accept = operands__valid & operands__ready;
-  assign \$4  = loaded == 3'h4;
-  assign \$5  = en & \$4 ;
-  assign \$6  = ~ shadow_full;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = since_first >= 2'h3;
-  assign capture = \$7  & \$8 ;
-  assign \$9  = loaded < 3'h4;
-  assign \$10  = \$9  | capture;
-  assign weights__ready = en & \$10 ;
+  assign \$58  = loaded == 3'h4;
+  assign \$59  = en & \$58 ;
+  assign \$60  = ~ shadow_full;
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = since_first >= 2'h3;
+  assign capture = \$61  & \$62 ;
+  assign \$63  = loaded < 3'h4;
+  assign \$64  = \$63  | capture;
+  assign weights__ready = en & \$64 ;
   assign w_accept = weights__valid & weights__ready;
-  assign \$11  = in_flags[0] | results__valid;
-  assign \$13  = \$12  | \valid_in$67 ;
-  assign \$14  = \$13  | \valid_in$82 ;
-  assign \$15  = \$14  | \valid_in$97 ;
-  assign \$16  = \$15  | \o$54 [3];
-  assign \$17  = \$16  | \valid_in$125 ;
-  assign \$18  = \$17  | \valid_in$142 ;
-  assign \$19  = \$18  | \valid_in$159 ;
-  assign \$20  = \$19  | \o$54 [6];
-  assign \$21  = \$20  | \valid_in$189 ;
-  assign \$22  = \$21  | \valid_in$206 ;
-  assign \$23  = \$22  | \valid_in$223 ;
-  assign \$24  = \$23  | \o$54 [9];
-  assign \$25  = \$24  | \valid_in$253 ;
-  assign \$26  = \$25  | \valid_in$270 ;
-  assign \$27  = \$26  | \valid_in$287 ;
-  assign busy = \$11  | \$27 ;
-  assign \$28  = loaded + 1'h1;
-  assign \$29  = a_accept & first;
-  assign \$30  = a_accept & first;
-  assign \$31  = since_first < 3'h4;
-  assign \$32  = since_first + 1'h1;
+  assign \$65  = in_flags[0] | results__valid;
+  assign \$67  = \$66  | \valid_in$164 ;
+  assign \$68  = \$67  | \valid_in$179 ;
+  assign \$69  = \$68  | \valid_in$194 ;
+  assign \$70  = \$69  | \o$151 [3];
+  assign \$71  = \$70  | \valid_in$222 ;
+  assign \$72  = \$71  | \valid_in$239 ;
+  assign \$73  = \$72  | \valid_in$256 ;
+  assign \$74  = \$73  | \o$151 [6];
+  assign \$75  = \$74  | \valid_in$286 ;
+  assign \$76  = \$75  | \valid_in$303 ;
+  assign \$77  = \$76  | \valid_in$320 ;
+  assign \$78  = \$77  | \o$151 [9];
+  assign \$79  = \$78  | \valid_in$350 ;
+  assign \$80  = \$79  | \valid_in$367 ;
+  assign \$81  = \$80  | \valid_in$384 ;
+  assign busy = \$65  | \$81 ;
   always @(posedge clk)
-    loaded <= \$33 ;
+    rst_pe_0_0 <= rst;
   always @(posedge clk)
-    shadow_full <= \$34 ;
+    rst_pe_0_1 <= rst;
   always @(posedge clk)
-    since_first <= \$35 ;
+    rst_pe_0_2 <= rst;
   always @(posedge clk)
-    first <= \$36 ;
+    rst_pe_0_3 <= rst;
   always @(posedge clk)
-    \i$33  <= \$37 ;
+    rst_pe_1_0 <= rst;
   always @(posedge clk)
-    in_wctl <= \$38 ;
+    rst_pe_1_1 <= rst;
+  always @(posedge clk)
+    rst_pe_1_2 <= rst;
+  always @(posedge clk)
+    rst_pe_1_3 <= rst;
+  always @(posedge clk)
+    rst_pe_2_0 <= rst;
+  always @(posedge clk)
+    rst_pe_2_1 <= rst;
+  always @(posedge clk)
+    rst_pe_2_2 <= rst;
+  always @(posedge clk)
+    rst_pe_2_3 <= rst;
+  always @(posedge clk)
+    rst_pe_3_0 <= rst;
+  always @(posedge clk)
+    rst_pe_3_1 <= rst;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst;
+  always @(posedge clk)
+    skid_valid <= \$82 ;
+  always @(posedge clk)
+    skid <= \$83 ;
+  always @(posedge clk)
+    skid_valid_0 <= held;
+  always @(posedge clk)
+    skid_valid_1 <= held;
+  always @(posedge clk)
+    skid_valid_2 <= held;
+  always @(posedge clk)
+    skid_valid_3 <= held;
+  always @(posedge clk)
+    en_deskew_0 <= \$6 ;
+  always @(posedge clk)
+    en_deskew_1 <= \$7 ;
+  always @(posedge clk)
+    en_deskew_2 <= \$8 ;
+  always @(posedge clk)
+    en_deskew_3 <= \$9 ;
+  always @(posedge clk)
+    en <= \$10 ;
+  always @(posedge clk)
+    loaded <= \$84 ;
+  always @(posedge clk)
+    shadow_full <= \$85 ;
+  always @(posedge clk)
+    since_first <= \$86 ;
+  always @(posedge clk)
+    first <= \$87 ;
+  always @(posedge clk)
+    en_in_w_0 <= \$16 ;
+  always @(posedge clk)
+    in_w <= \$88 ;
+  always @(posedge clk)
+    en_in_w_1 <= \$17 ;
+  always @(posedge clk)
+    en_in_w_2 <= \$18 ;
+  always @(posedge clk)
+    en_in_w_3 <= \$19 ;
+  always @(posedge clk)
+    en_in_a_0 <= \$20 ;
+  always @(posedge clk)
+    in_a <= \$89 ;
+  always @(posedge clk)
+    en_in_a_1 <= \$21 ;
+  always @(posedge clk)
+    en_in_a_2 <= \$22 ;
+  always @(posedge clk)
+    en_in_a_3 <= \$23 ;
+  always @(posedge clk)
+    in_wctl <= \$90 ;
+  always @(posedge clk)
+    in_flags <= \$91 ;
+  always @(posedge clk)
+    rst_skew_flags <= rst;
+  always @(posedge clk)
+    en_skew_w_0 <= \$24 ;
+  always @(posedge clk)
+    en_skew_w_1 <= \$25 ;
+  always @(posedge clk)
+    en_skew_w_2 <= \$26 ;
+  always @(posedge clk)
+    en_skew_w_3 <= \$27 ;
+  always @(posedge clk)
+    en_skew_wctl <= \$28 ;
+  always @(posedge clk)
+    en_skew_a_0 <= \$29 ;
+  always @(posedge clk)
+    en_skew_a_1 <= \$30 ;
+  always @(posedge clk)
+    en_skew_a_2 <= \$31 ;
+  always @(posedge clk)
+    en_skew_a_3 <= \$32 ;
+  always @(posedge clk)
+    en_skew_flags <= \$33 ;
+  always @(posedge clk)
+    en_pe_0_0 <= \$34 ;
+  always @(posedge clk)
+    en_pe_0_1 <= \$35 ;
+  always @(posedge clk)
+    en_pe_0_2 <= \$36 ;
+  always @(posedge clk)
+    en_pe_0_3 <= \$37 ;
+  always @(posedge clk)
+    en_pe_1_0 <= \$38 ;
+  always @(posedge clk)
+    en_pe_1_1 <= \$39 ;
+  always @(posedge clk)
+    en_pe_1_2 <= \$40 ;
+  always @(posedge clk)
+    en_pe_1_3 <= \$41 ;
+  always @(posedge clk)
+    en_pe_2_0 <= \$42 ;
+  always @(posedge clk)
+    en_pe_2_1 <= \$43 ;
+  always @(posedge clk)
+    en_pe_2_2 <= \$44 ;
+  always @(posedge clk)
+    en_pe_2_3 <= \$45 ;
+  always @(posedge clk)
+    en_pe_3_0 <= \$46 ;
+  always @(posedge clk)
+    en_pe_3_1 <= \$47 ;
+  always @(posedge clk)
+    en_pe_3_2 <= \$48 ;
+  always @(posedge clk)
+    en_pe_3_3 <= \$49 ;
+  assign \$1  = ~ skid_valid;
+  assign \$2  = ~ skid_valid_0;
+  assign \$3  = ~ skid_valid_1;
+  assign \$4  = ~ skid_valid_2;
+  assign \$5  = ~ skid_valid_3;
+  assign \$6  = ~ held;
+  assign \$7  = ~ held;
+  assign \$8  = ~ held;
   \systolic_core.deskew  deskew (
     .clk(clk),
-    .en(en),
     .i(i),
     .o(o),
+    .\port$451$0 (en_deskew_0),
+    .\port$452$0 (en_deskew_1),
+    .\port$453$0 (en_deskew_2),
+    .\port$454$0 (en_deskew_3),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$52 [7:0]),
+    .a_in(\o$149 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$65 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$50 [1]),
-    .first_out(\first_in$69 ),
-    .last_out(\last_in$71 ),
-    .\port$714$0 (\o$45 [1:0]),
-    .\port$746$0 (\o$54 [2:0]),
-    .psum_out(\psum_in$114 ),
-    .rst(rst),
-    .valid_out(\valid_in$67 ),
-    .w_in(\o$59 [7:0]),
-    .w_out(\w_in$116 )
+    .a_out(\a_in$162 ),
+    .en(en_pe_0_0),
+    .first_next(\o_next$147 [1]),
+    .first_out(\first_in$166 ),
+    .last_out(\last_in$168 ),
+    .pe_0_0_sync_clk(clk),
+    .pe_0_0_sync_rst(rst_pe_0_0),
+    .\port$863$0 (\o$142 [1:0]),
+    .\port$893$0 (\o$151 [2:0]),
+    .psum_out(\psum_in$211 ),
+    .valid_out(\valid_in$164 ),
+    .w_in(\o$156 [7:0]),
+    .w_out(\w_in$213 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$65 ),
-    .a_next(\o$52 [7:0]),
-    .a_out(\a_in$80 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$69 ),
-    .first_next(\o$54 [1]),
-    .first_out(\first_in$84 ),
-    .last_in(\last_in$71 ),
-    .last_out(\last_in$86 ),
-    .\port$714$2 (\o$45 [3:2]),
-    .psum_out(\psum_in$131 ),
-    .rst(rst),
-    .valid_in(\valid_in$67 ),
-    .valid_out(\valid_in$82 ),
-    .w_in(\o$59 [15:8]),
-    .w_out(\w_in$133 )
+    .a_in(\a_in$162 ),
+    .a_next(\o$149 [7:0]),
+    .a_out(\a_in$177 ),
+    .en(en_pe_0_1),
+    .first_in(\first_in$166 ),
+    .first_next(\o$151 [1]),
+    .first_out(\first_in$181 ),
+    .last_in(\last_in$168 ),
+    .last_out(\last_in$183 ),
+    .pe_0_1_sync_clk(clk),
+    .pe_0_1_sync_rst(rst_pe_0_1),
+    .\port$863$2 (\o$142 [3:2]),
+    .psum_out(\psum_in$228 ),
+    .valid_in(\valid_in$164 ),
+    .valid_out(\valid_in$179 ),
+    .w_in(\o$156 [15:8]),
+    .w_out(\w_in$230 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$80 ),
-    .a_next(\a_in$65 ),
-    .a_out(\a_in$95 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$84 ),
-    .first_next(\first_in$69 ),
-    .first_out(\first_in$99 ),
-    .last_in(\last_in$86 ),
-    .last_out(\last_in$101 ),
-    .\port$714$4 (\o$45 [5:4]),
-    .psum_out(\psum_in$148 ),
-    .rst(rst),
-    .valid_in(\valid_in$82 ),
-    .valid_out(\valid_in$97 ),
-    .w_in(\o$59 [23:16]),
-    .w_out(\w_in$150 )
+    .a_in(\a_in$177 ),
+    .a_next(\a_in$162 ),
+    .a_out(\a_in$192 ),
+    .en(en_pe_0_2),
+    .first_in(\first_in$181 ),
+    .first_next(\first_in$166 ),
+    .first_out(\first_in$196 ),
+    .last_in(\last_in$183 ),
+    .last_out(\last_in$198 ),
+    .pe_0_2_sync_clk(clk),
+    .pe_0_2_sync_rst(rst_pe_0_2),
+    .\port$863$4 (\o$142 [5:4]),
+    .psum_out(\psum_in$245 ),
+    .valid_in(\valid_in$179 ),
+    .valid_out(\valid_in$194 ),
+    .w_in(\o$156 [23:16]),
+    .w_out(\w_in$247 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$95 ),
-    .a_next(\a_in$80 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$99 ),
-    .first_next(\first_in$84 ),
-    .last_in(\last_in$101 ),
-    .\port$714$6 (\o$45 [7:6]),
-    .psum_out(\psum_in$165 ),
-    .rst(rst),
-    .valid_in(\valid_in$97 ),
-    .w_in(\o$59 [31:24]),
-    .w_out(\w_in$167 )
+    .a_in(\a_in$192 ),
+    .a_next(\a_in$177 ),
+    .en(en_pe_0_3),
+    .first_in(\first_in$196 ),
+    .first_next(\first_in$181 ),
+    .last_in(\last_in$198 ),
+    .pe_0_3_sync_clk(clk),
+    .pe_0_3_sync_rst(rst_pe_0_3),
+    .\port$863$6 (\o$142 [7:6]),
+    .psum_out(\psum_in$262 ),
+    .valid_in(\valid_in$194 ),
+    .w_in(\o$156 [31:24]),
+    .w_out(\w_in$264 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$52 [15:8]),
+    .a_in(\o$149 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$123 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$50 [4]),
-    .first_out(\first_in$127 ),
-    .last_out(\last_in$129 ),
-    .\port$714$0 (\o$45 [1:0]),
-    .\port$746$3 (\o$54 [5:3]),
-    .psum_in(\psum_in$114 ),
-    .psum_out(\psum_in$178 ),
-    .rst(rst),
-    .valid_out(\valid_in$125 ),
-    .w_in(\w_in$116 ),
-    .w_out(\w_in$180 )
+    .a_out(\a_in$220 ),
+    .en(en_pe_1_0),
+    .first_next(\o_next$147 [4]),
+    .first_out(\first_in$224 ),
+    .last_out(\last_in$226 ),
+    .pe_1_0_sync_clk(clk),
+    .pe_1_0_sync_rst(rst_pe_1_0),
+    .\port$863$0 (\o$142 [1:0]),
+    .\port$893$3 (\o$151 [5:3]),
+    .psum_in(\psum_in$211 ),
+    .psum_out(\psum_in$275 ),
+    .valid_out(\valid_in$222 ),
+    .w_in(\w_in$213 ),
+    .w_out(\w_in$277 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$123 ),
-    .a_next(\o$52 [15:8]),
-    .a_out(\a_in$140 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$127 ),
-    .first_next(\o$54 [4]),
-    .first_out(\first_in$144 ),
-    .last_in(\last_in$129 ),
-    .last_out(\last_in$146 ),
-    .\port$714$2 (\o$45 [3:2]),
-    .psum_in(\psum_in$131 ),
-    .psum_out(\psum_in$195 ),
-    .rst(rst),
-    .valid_in(\valid_in$125 ),
-    .valid_out(\valid_in$142 ),
-    .w_in(\w_in$133 ),
-    .w_out(\w_in$197 )
+    .a_in(\a_in$220 ),
+    .a_next(\o$149 [15:8]),
+    .a_out(\a_in$237 ),
+    .en(en_pe_1_1),
+    .first_in(\first_in$224 ),
+    .first_next(\o$151 [4]),
+    .first_out(\first_in$241 ),
+    .last_in(\last_in$226 ),
+    .last_out(\last_in$243 ),
+    .pe_1_1_sync_clk(clk),
+    .pe_1_1_sync_rst(rst_pe_1_1),
+    .\port$863$2 (\o$142 [3:2]),
+    .psum_in(\psum_in$228 ),
+    .psum_out(\psum_in$292 ),
+    .valid_in(\valid_in$222 ),
+    .valid_out(\valid_in$239 ),
+    .w_in(\w_in$230 ),
+    .w_out(\w_in$294 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$140 ),
-    .a_next(\a_in$123 ),
-    .a_out(\a_in$157 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$144 ),
-    .first_next(\first_in$127 ),
-    .first_out(\first_in$161 ),
-    .last_in(\last_in$146 ),
-    .last_out(\last_in$163 ),
-    .\port$714$4 (\o$45 [5:4]),
-    .psum_in(\psum_in$148 ),
-    .psum_out(\psum_in$212 ),
-    .rst(rst),
-    .valid_in(\valid_in$142 ),
-    .valid_out(\valid_in$159 ),
-    .w_in(\w_in$150 ),
-    .w_out(\w_in$214 )
+    .a_in(\a_in$237 ),
+    .a_next(\a_in$220 ),
+    .a_out(\a_in$254 ),
+    .en(en_pe_1_2),
+    .first_in(\first_in$241 ),
+    .first_next(\first_in$224 ),
+    .first_out(\first_in$258 ),
+    .last_in(\last_in$243 ),
+    .last_out(\last_in$260 ),
+    .pe_1_2_sync_clk(clk),
+    .pe_1_2_sync_rst(rst_pe_1_2),
+    .\port$863$4 (\o$142 [5:4]),
+    .psum_in(\psum_in$245 ),
+    .psum_out(\psum_in$309 ),
+    .valid_in(\valid_in$239 ),
+    .valid_out(\valid_in$256 ),
+    .w_in(\w_in$247 ),
+    .w_out(\w_in$311 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$157 ),
-    .a_next(\a_in$140 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$161 ),
-    .first_next(\first_in$144 ),
-    .last_in(\last_in$163 ),
-    .\port$714$6 (\o$45 [7:6]),
-    .psum_in(\psum_in$165 ),
-    .psum_out(\psum_in$229 ),
-    .rst(rst),
-    .valid_in(\valid_in$159 ),
-    .w_in(\w_in$167 ),
-    .w_out(\w_in$231 )
+    .a_in(\a_in$254 ),
+    .a_next(\a_in$237 ),
+    .en(en_pe_1_3),
+    .first_in(\first_in$258 ),
+    .first_next(\first_in$241 ),
+    .last_in(\last_in$260 ),
+    .pe_1_3_sync_clk(clk),
+    .pe_1_3_sync_rst(rst_pe_1_3),
+    .\port$863$6 (\o$142 [7:6]),
+    .psum_in(\psum_in$262 ),
+    .psum_out(\psum_in$326 ),
+    .valid_in(\valid_in$256 ),
+    .w_in(\w_in$264 ),
+    .w_out(\w_in$328 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$52 [23:16]),
+    .a_in(\o$149 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$187 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$50 [7]),
-    .first_out(\first_in$191 ),
-    .last_out(\last_in$193 ),
-    .\port$714$0 (\o$45 [1:0]),
-    .\port$746$6 (\o$54 [8:6]),
-    .psum_in(\psum_in$178 ),
-    .psum_out(\psum_in$242 ),
-    .rst(rst),
-    .valid_out(\valid_in$189 ),
-    .w_in(\w_in$180 ),
-    .w_out(\w_in$244 )
+    .a_out(\a_in$284 ),
+    .en(en_pe_2_0),
+    .first_next(\o_next$147 [7]),
+    .first_out(\first_in$288 ),
+    .last_out(\last_in$290 ),
+    .pe_2_0_sync_clk(clk),
+    .pe_2_0_sync_rst(rst_pe_2_0),
+    .\port$863$0 (\o$142 [1:0]),
+    .\port$893$6 (\o$151 [8:6]),
+    .psum_in(\psum_in$275 ),
+    .psum_out(\psum_in$339 ),
+    .valid_out(\valid_in$286 ),
+    .w_in(\w_in$277 ),
+    .w_out(\w_in$341 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$187 ),
-    .a_next(\o$52 [23:16]),
-    .a_out(\a_in$204 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$191 ),
-    .first_next(\o$54 [7]),
-    .first_out(\first_in$208 ),
-    .last_in(\last_in$193 ),
-    .last_out(\last_in$210 ),
-    .\port$714$2 (\o$45 [3:2]),
-    .psum_in(\psum_in$195 ),
-    .psum_out(\psum_in$259 ),
-    .rst(rst),
-    .valid_in(\valid_in$189 ),
-    .valid_out(\valid_in$206 ),
-    .w_in(\w_in$197 ),
-    .w_out(\w_in$261 )
+    .a_in(\a_in$284 ),
+    .a_next(\o$149 [23:16]),
+    .a_out(\a_in$301 ),
+    .en(en_pe_2_1),
+    .first_in(\first_in$288 ),
+    .first_next(\o$151 [7]),
+    .first_out(\first_in$305 ),
+    .last_in(\last_in$290 ),
+    .last_out(\last_in$307 ),
+    .pe_2_1_sync_clk(clk),
+    .pe_2_1_sync_rst(rst_pe_2_1),
+    .\port$863$2 (\o$142 [3:2]),
+    .psum_in(\psum_in$292 ),
+    .psum_out(\psum_in$356 ),
+    .valid_in(\valid_in$286 ),
+    .valid_out(\valid_in$303 ),
+    .w_in(\w_in$294 ),
+    .w_out(\w_in$358 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$204 ),
-    .a_next(\a_in$187 ),
-    .a_out(\a_in$221 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$208 ),
-    .first_next(\first_in$191 ),
-    .first_out(\first_in$225 ),
-    .last_in(\last_in$210 ),
-    .last_out(\last_in$227 ),
-    .\port$714$4 (\o$45 [5:4]),
-    .psum_in(\psum_in$212 ),
-    .psum_out(\psum_in$276 ),
-    .rst(rst),
-    .valid_in(\valid_in$206 ),
-    .valid_out(\valid_in$223 ),
-    .w_in(\w_in$214 ),
-    .w_out(\w_in$278 )
+    .a_in(\a_in$301 ),
+    .a_next(\a_in$284 ),
+    .a_out(\a_in$318 ),
+    .en(en_pe_2_2),
+    .first_in(\first_in$305 ),
+    .first_next(\first_in$288 ),
+    .first_out(\first_in$322 ),
+    .last_in(\last_in$307 ),
+    .last_out(\last_in$324 ),
+    .pe_2_2_sync_clk(clk),
+    .pe_2_2_sync_rst(rst_pe_2_2),
+    .\port$863$4 (\o$142 [5:4]),
+    .psum_in(\psum_in$309 ),
+    .psum_out(\psum_in$373 ),
+    .valid_in(\valid_in$303 ),
+    .valid_out(\valid_in$320 ),
+    .w_in(\w_in$311 ),
+    .w_out(\w_in$375 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$221 ),
-    .a_next(\a_in$204 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$225 ),
-    .first_next(\first_in$208 ),
-    .last_in(\last_in$227 ),
-    .\port$714$6 (\o$45 [7:6]),
-    .psum_in(\psum_in$229 ),
-    .psum_out(\psum_in$293 ),
-    .rst(rst),
-    .valid_in(\valid_in$223 ),
-    .w_in(\w_in$231 ),
-    .w_out(\w_in$295 )
+    .a_in(\a_in$318 ),
+    .a_next(\a_in$301 ),
+    .en(en_pe_2_3),
+    .first_in(\first_in$322 ),
+    .first_next(\first_in$305 ),
+    .last_in(\last_in$324 ),
+    .pe_2_3_sync_clk(clk),
+    .pe_2_3_sync_rst(rst_pe_2_3),
+    .\port$863$6 (\o$142 [7:6]),
+    .psum_in(\psum_in$326 ),
+    .psum_out(\psum_in$390 ),
+    .valid_in(\valid_in$320 ),
+    .w_in(\w_in$328 ),
+    .w_out(\w_in$392 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$52 [31:24]),
+    .a_in(\o$149 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$251 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$50 [10]),
-    .first_out(\first_in$255 ),
-    .last_out(\last_in$257 ),
-    .\port$714$0 (\o$45 [1:0]),
-    .\port$746$9 (\o$54 [11:9]),
-    .psum_in(\psum_in$242 ),
+    .a_out(\a_in$348 ),
+    .en(en_pe_3_0),
+    .first_next(\o_next$147 [10]),
+    .first_out(\first_in$352 ),
+    .last_out(\last_in$354 ),
+    .pe_3_0_sync_clk(clk),
+    .pe_3_0_sync_rst(rst_pe_3_0),
+    .\port$863$0 (\o$142 [1:0]),
+    .\port$893$9 (\o$151 [11:9]),
+    .psum_in(\psum_in$339 ),
     .psum_out(psum_out),
-    .rst(rst),
-    .valid_out(\valid_in$253 ),
-    .w_in(\w_in$244 )
+    .valid_out(\valid_in$350 ),
+    .w_in(\w_in$341 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$251 ),
-    .a_next(\o$52 [31:24]),
-    .a_out(\a_in$268 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$255 ),
-    .first_next(\o$54 [10]),
-    .first_out(\first_in$272 ),
-    .last_in(\last_in$257 ),
-    .last_out(\last_in$274 ),
-    .\port$714$2 (\o$45 [3:2]),
-    .psum_in(\psum_in$259 ),
-    .psum_out(\psum_out$16 ),
-    .rst(rst),
-    .valid_in(\valid_in$253 ),
-    .valid_out(\valid_in$270 ),
-    .w_in(\w_in$261 )
+    .a_in(\a_in$348 ),
+    .a_next(\o$149 [31:24]),
+    .a_out(\a_in$365 ),
+    .en(en_pe_3_1),
+    .first_in(\first_in$352 ),
+    .first_next(\o$151 [10]),
+    .first_out(\first_in$369 ),
+    .last_in(\last_in$354 ),
+    .last_out(\last_in$371 ),
+    .pe_3_1_sync_clk(clk),
+    .pe_3_1_sync_rst(rst_pe_3_1),
+    .\port$863$2 (\o$142 [3:2]),
+    .psum_in(\psum_in$356 ),
+    .psum_out(\psum_out$121 ),
+    .valid_in(\valid_in$350 ),
+    .valid_out(\valid_in$367 ),
+    .w_in(\w_in$358 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$268 ),
-    .a_next(\a_in$251 ),
-    .a_out(\a_in$285 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$272 ),
-    .first_next(\first_in$255 ),
-    .first_out(\first_in$289 ),
-    .last_in(\last_in$274 ),
-    .last_out(\last_in$291 ),
-    .\port$714$4 (\o$45 [5:4]),
-    .psum_in(\psum_in$276 ),
-    .psum_out(\psum_out$17 ),
-    .rst(rst),
-    .valid_in(\valid_in$270 ),
-    .valid_out(\valid_in$287 ),
-    .w_in(\w_in$278 )
+    .a_in(\a_in$365 ),
+    .a_next(\a_in$348 ),
+    .a_out(\a_in$382 ),
+    .en(en_pe_3_2),
+    .first_in(\first_in$369 ),
+    .first_next(\first_in$352 ),
+    .first_out(\first_in$386 ),
+    .last_in(\last_in$371 ),
+    .last_out(\last_in$388 ),
+    .pe_3_2_sync_clk(clk),
+    .pe_3_2_sync_rst(rst_pe_3_2),
+    .\port$863$4 (\o$142 [5:4]),
+    .psum_in(\psum_in$373 ),
+    .psum_out(\psum_out$122 ),
+    .valid_in(\valid_in$367 ),
+    .valid_out(\valid_in$384 ),
+    .w_in(\w_in$375 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$285 ),
-    .a_next(\a_in$268 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$289 ),
-    .first_next(\first_in$272 ),
-    .last_in(\last_in$291 ),
+    .a_in(\a_in$382 ),
+    .a_next(\a_in$365 ),
+    .en(en_pe_3_3),
+    .first_in(\first_in$386 ),
+    .first_next(\first_in$369 ),
+    .last_in(\last_in$388 ),
     .last_out(last_out),
-    .\port$714$6 (\o$45 [7:6]),
-    .psum_in(\psum_in$293 ),
-    .psum_out(\psum_out$18 ),
-    .rst(rst),
-    .valid_in(\valid_in$287 ),
-    .valid_out(results__valid),
-    .w_in(\w_in$295 )
+    .pe_3_3_sync_clk(clk),
+    .pe_3_3_sync_rst(rst_pe_3_3),
+    .\port$863$6 (\o$142 [7:6]),
+    .psum_in(\psum_in$390 ),
+    .psum_out(\psum_out$123 ),
+    .valid_in(\valid_in$384 ),
+    .valid_out(valid_out),
+    .w_in(\w_in$392 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .en(en),
-    .i(\i$37 ),
+    .i(\i$136 ),
     .i_next(i_next),
-    .o(\o$52 ),
+    .o(\o$149 ),
     .o_next(o_next),
+    .\port$486$0 (en_skew_a_0),
+    .\port$487$0 (en_skew_a_1),
+    .\port$488$0 (en_skew_a_2),
+    .\port$489$0 (en_skew_a_3),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
-    .clk(clk),
-    .en(en),
-    .i(\i$39 ),
-    .i_next(\i_next$42 ),
-    .o(\o$54 ),
-    .o_next(\o_next$50 ),
-    .rst(rst)
+    .en(en_skew_flags),
+    .i(\i$137 ),
+    .i_next(\i_next$139 ),
+    .o(\o$151 ),
+    .o_next(\o_next$147 ),
+    .skew_flags_sync_clk(clk),
+    .skew_flags_sync_rst(rst_skew_flags)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
-    .en(en),
-    .i(\i$33 ),
-    .o(\o$59 ),
+    .i(in_w),
+    .o(\o$156 ),
+    .\port$481$0 (en_skew_w_0),
+    .\port$482$0 (en_skew_w_1),
+    .\port$483$0 (en_skew_w_2),
+    .\port$484$0 (en_skew_w_3),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
-    .en(en),
-    .i(\i$35 ),
-    .o(\o$45 ),
+    .en(en_skew_wctl),
+    .i(\i$135 ),
+    .o(\o$142 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$40  = in_flags;
-    if (en) begin
-      \$40 [0] = a_accept;
-      \$40 [1] = first;
-      \$40 [2] = operands__payload[32];
-    end
+    \$82  = held;
     if (rst) begin
-      \$40  = 3'h0;
+      \$82  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$33  = loaded;
+    \$83  = skid;
+    if (\$1 ) begin
+      \$83 [128] = out[128];
+    end
+    if (\$2 ) begin
+      \$83 [31:0] = out[31:0];
+    end
+    if (\$3 ) begin
+      \$83 [63:32] = out[63:32];
+    end
+    if (\$4 ) begin
+      \$83 [95:64] = out[95:64];
+    end
+    if (\$5 ) begin
+      \$83 [127:96] = out[127:96];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$84  = loaded;
     if (en) begin
       if (capture) begin
-        \$33  = { 2'h0, w_accept };
+        \$84  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$33  = \$28 [2:0];
+        \$84  = \$11 [2:0];
       end
     end
     if (rst) begin
-      \$33  = 3'h0;
+      \$84  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$34  = shadow_full;
+    \$85  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$34  = 1'h1;
-      end else if (\$29 ) begin
-        \$34  = 1'h0;
+        \$85  = 1'h1;
+      end else if (\$12 ) begin
+        \$85  = 1'h0;
       end
     end
     if (rst) begin
-      \$34  = 1'h0;
+      \$85  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$35  = since_first;
+    \$86  = since_first;
     if (en) begin
-      if (\$30 ) begin
-        \$35  = 3'h1;
-      end else if (\$31 ) begin
-        \$35  = \$32 [2:0];
+      if (\$13 ) begin
+        \$86  = 3'h1;
+      end else if (\$14 ) begin
+        \$86  = \$15 [2:0];
       end
     end
     if (rst) begin
-      \$35  = 3'h4;
+      \$86  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$36  = first;
+    \$87  = first;
     if (en) begin
       if (a_accept) begin
-        \$36  = operands__payload[32];
+        \$87  = operands__payload[32];
       end
     end
     if (rst) begin
-      \$36  = 1'h1;
+      \$87  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$37  = \i$33 ;
-    if (en) begin
-      \$37  = weights__payload;
+    \$88  = in_w;
+    if (en_in_w_0) begin
+      \$88 [7:0] = weights__payload[7:0];
     end
-    if (rst) begin
-      \$37  = 32'd0;
+    if (en_in_w_1) begin
+      \$88 [15:8] = weights__payload[15:8];
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$38  = in_wctl;
-    if (en) begin
-      \$38 [0] = w_accept;
-      \$38 [1] = capture;
+    if (en_in_w_2) begin
+      \$88 [23:16] = weights__payload[23:16];
     end
-    if (rst) begin
-      \$38  = 2'h0;
+    if (en_in_w_3) begin
+      \$88 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$39  = in_a;
-    if (en) begin
-      \$39  = operands__payload[31:0];
+    \$89  = in_a;
+    if (en_in_a_0) begin
+      \$89 [7:0] = operands__payload[7:0];
     end
-    if (rst) begin
-      \$39  = 32'd0;
+    if (en_in_a_1) begin
+      \$89 [15:8] = operands__payload[15:8];
+    end
+    if (en_in_a_2) begin
+      \$89 [23:16] = operands__payload[23:16];
+    end
+    if (en_in_a_3) begin
+      \$89 [31:24] = operands__payload[31:24];
     end
   end
-  assign \en$13  = en;
-  assign valid_out = results__valid;
-  assign \en$29  = en;
-  assign \en$30  = en;
-  assign \en$31  = en;
-  assign \en$32  = en;
-  assign in_w = \i$33 ;
-  assign \en$43  = en;
-  assign w_shift = \o$45 [0];
-  assign \capture$46  = \o$45 [1];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$90  = in_wctl;
+    if (en) begin
+      \$90 [0] = w_accept;
+      \$90 [1] = capture;
+    end
+    if (rst) begin
+      \$90  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$91  = in_flags;
+    if (en) begin
+      \$91 [0] = a_accept;
+      \$91 [1] = first;
+      \$91 [2] = operands__payload[32];
+    end
+    if (rst) begin
+      \$91  = 3'h0;
+    end
+  end
+  assign pe_0_0_sync_clk = clk;
+  assign pe_0_0_sync_rst = rst_pe_0_0;
+  assign pe_0_1_sync_clk = clk;
+  assign pe_0_1_sync_rst = rst_pe_0_1;
+  assign pe_0_2_sync_clk = clk;
+  assign pe_0_2_sync_rst = rst_pe_0_2;
+  assign pe_0_3_sync_clk = clk;
+  assign pe_0_3_sync_rst = rst_pe_0_3;
+  assign pe_1_0_sync_clk = clk;
+  assign pe_1_0_sync_rst = rst_pe_1_0;
+  assign pe_1_1_sync_clk = clk;
+  assign pe_1_1_sync_rst = rst_pe_1_1;
+  assign pe_1_2_sync_clk = clk;
+  assign pe_1_2_sync_rst = rst_pe_1_2;
+  assign pe_1_3_sync_clk = clk;
+  assign pe_1_3_sync_rst = rst_pe_1_3;
+  assign pe_2_0_sync_clk = clk;
+  assign pe_2_0_sync_rst = rst_pe_2_0;
+  assign pe_2_1_sync_clk = clk;
+  assign pe_2_1_sync_rst = rst_pe_2_1;
+  assign pe_2_2_sync_clk = clk;
+  assign pe_2_2_sync_rst = rst_pe_2_2;
+  assign pe_2_3_sync_clk = clk;
+  assign pe_2_3_sync_rst = rst_pe_2_3;
+  assign pe_3_0_sync_clk = clk;
+  assign pe_3_0_sync_rst = rst_pe_3_0;
+  assign pe_3_1_sync_clk = clk;
+  assign pe_3_1_sync_rst = rst_pe_3_1;
+  assign pe_3_2_sync_clk = clk;
+  assign pe_3_2_sync_rst = rst_pe_3_2;
+  assign pe_3_3_sync_clk = clk;
+  assign pe_3_3_sync_rst = rst_pe_3_3;
+  assign \en$127  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign skew_flags_sync_clk = clk;
+  assign skew_flags_sync_rst = rst_skew_flags;
+  assign \en$130  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$131  = en_skew_wctl;
+  assign \en$132  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$133  = en_skew_flags;
+  assign \i$134  = in_w;
+  assign \en$140  = en_pe_0_0;
+  assign w_shift = \o$142 [0];
+  assign \capture$143  = \o$142 [1];
   assign a_next = o_next[7:0];
-  assign first_next = \o_next$50 [1];
-  assign a_in = \o$52 [7:0];
-  assign valid_in = \o$54 [0];
-  assign first_in = \o$54 [1];
-  assign last_in = \o$54 [2];
+  assign first_next = \o_next$147 [1];
+  assign a_in = \o$149 [7:0];
+  assign valid_in = \o$151 [0];
+  assign first_in = \o$151 [1];
+  assign last_in = \o$151 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$59 [7:0];
-  assign \en$60  = en;
-  assign \w_shift$61  = \o$45 [2];
-  assign \capture$62  = \o$45 [3];
-  assign \a_next$63  = \o$52 [7:0];
-  assign \first_next$64  = \o$54 [1];
-  assign a_out = \a_in$65 ;
-  assign \valid_out$68  = \valid_in$67 ;
-  assign first_out = \first_in$69 ;
-  assign \last_out$72  = \last_in$71 ;
-  assign \psum_in$73  = 32'd0;
-  assign \w_in$74  = \o$59 [15:8];
-  assign \en$75  = en;
-  assign \w_shift$76  = \o$45 [4];
-  assign \capture$77  = \o$45 [5];
-  assign \a_next$78  = \a_in$65 ;
-  assign \first_next$79  = \first_in$69 ;
-  assign \a_out$81  = \a_in$80 ;
-  assign \valid_out$83  = \valid_in$82 ;
-  assign \first_out$85  = \first_in$84 ;
-  assign \last_out$87  = \last_in$86 ;
-  assign \psum_in$88  = 32'd0;
-  assign \w_in$89  = \o$59 [23:16];
-  assign \en$90  = en;
-  assign \w_shift$91  = \o$45 [6];
-  assign \capture$92  = \o$45 [7];
-  assign \a_next$93  = \a_in$80 ;
-  assign \first_next$94  = \first_in$84 ;
-  assign \a_out$96  = \a_in$95 ;
-  assign \valid_out$98  = \valid_in$97 ;
-  assign \first_out$100  = \first_in$99 ;
-  assign \last_out$102  = \last_in$101 ;
-  assign \psum_in$103  = 32'd0;
-  assign \w_in$104  = \o$59 [31:24];
-  assign \en$105  = en;
-  assign \w_shift$106  = \o$45 [0];
-  assign \capture$107  = \o$45 [1];
-  assign \a_next$108  = o_next[15:8];
-  assign \first_next$109  = \o_next$50 [4];
-  assign \a_in$110  = \o$52 [15:8];
-  assign \valid_in$111  = \o$54 [3];
-  assign \first_in$112  = \o$54 [4];
-  assign \last_in$113  = \o$54 [5];
-  assign \psum_out$115  = \psum_in$114 ;
-  assign w_out = \w_in$116 ;
-  assign \en$118  = en;
-  assign \w_shift$119  = \o$45 [2];
-  assign \capture$120  = \o$45 [3];
-  assign \a_next$121  = \o$52 [15:8];
-  assign \first_next$122  = \o$54 [4];
-  assign \a_out$124  = \a_in$123 ;
-  assign \valid_out$126  = \valid_in$125 ;
-  assign \first_out$128  = \first_in$127 ;
-  assign \last_out$130  = \last_in$129 ;
-  assign \psum_out$132  = \psum_in$131 ;
-  assign \w_out$134  = \w_in$133 ;
-  assign \en$135  = en;
-  assign \w_shift$136  = \o$45 [4];
-  assign \capture$137  = \o$45 [5];
-  assign \a_next$138  = \a_in$123 ;
-  assign \first_next$139  = \first_in$127 ;
-  assign \a_out$141  = \a_in$140 ;
-  assign \valid_out$143  = \valid_in$142 ;
-  assign \first_out$145  = \first_in$144 ;
-  assign \last_out$147  = \last_in$146 ;
-  assign \psum_out$149  = \psum_in$148 ;
-  assign \w_out$151  = \w_in$150 ;
-  assign \en$152  = en;
-  assign \w_shift$153  = \o$45 [6];
-  assign \capture$154  = \o$45 [7];
-  assign \a_next$155  = \a_in$140 ;
-  assign \first_next$156  = \first_in$144 ;
-  assign \a_out$158  = \a_in$157 ;
-  assign \valid_out$160  = \valid_in$159 ;
-  assign \first_out$162  = \first_in$161 ;
-  assign \last_out$164  = \last_in$163 ;
-  assign \psum_out$166  = \psum_in$165 ;
-  assign \w_out$168  = \w_in$167 ;
-  assign \en$169  = en;
-  assign \w_shift$170  = \o$45 [0];
-  assign \capture$171  = \o$45 [1];
-  assign \a_next$172  = o_next[23:16];
-  assign \first_next$173  = \o_next$50 [7];
-  assign \a_in$174  = \o$52 [23:16];
-  assign \valid_in$175  = \o$54 [6];
-  assign \first_in$176  = \o$54 [7];
-  assign \last_in$177  = \o$54 [8];
-  assign \psum_out$179  = \psum_in$178 ;
-  assign \w_out$181  = \w_in$180 ;
-  assign \en$182  = en;
-  assign \w_shift$183  = \o$45 [2];
-  assign \capture$184  = \o$45 [3];
-  assign \a_next$185  = \o$52 [23:16];
-  assign \first_next$186  = \o$54 [7];
-  assign \a_out$188  = \a_in$187 ;
-  assign \valid_out$190  = \valid_in$189 ;
-  assign \first_out$192  = \first_in$191 ;
-  assign \last_out$194  = \last_in$193 ;
-  assign \psum_out$196  = \psum_in$195 ;
-  assign \w_out$198  = \w_in$197 ;
-  assign \en$199  = en;
-  assign \w_shift$200  = \o$45 [4];
-  assign \capture$201  = \o$45 [5];
-  assign \a_next$202  = \a_in$187 ;
-  assign \first_next$203  = \first_in$191 ;
-  assign \a_out$205  = \a_in$204 ;
-  assign \valid_out$207  = \valid_in$206 ;
-  assign \first_out$209  = \first_in$208 ;
-  assign \last_out$211  = \last_in$210 ;
-  assign \psum_out$213  = \psum_in$212 ;
-  assign \w_out$215  = \w_in$214 ;
-  assign \en$216  = en;
-  assign \w_shift$217  = \o$45 [6];
-  assign \capture$218  = \o$45 [7];
-  assign \a_next$219  = \a_in$204 ;
-  assign \first_next$220  = \first_in$208 ;
-  assign \a_out$222  = \a_in$221 ;
-  assign \valid_out$224  = \valid_in$223 ;
-  assign \first_out$226  = \first_in$225 ;
-  assign \last_out$228  = \last_in$227 ;
-  assign \psum_out$230  = \psum_in$229 ;
-  assign \w_out$232  = \w_in$231 ;
-  assign \en$233  = en;
-  assign \w_shift$234  = \o$45 [0];
-  assign \capture$235  = \o$45 [1];
-  assign \a_next$236  = o_next[31:24];
-  assign \first_next$237  = \o_next$50 [10];
-  assign \a_in$238  = \o$52 [31:24];
-  assign \valid_in$239  = \o$54 [9];
-  assign \first_in$240  = \o$54 [10];
-  assign \last_in$241  = \o$54 [11];
-  assign \psum_out$243  = \psum_in$242 ;
-  assign \w_out$245  = \w_in$244 ;
-  assign \en$246  = en;
-  assign \w_shift$247  = \o$45 [2];
-  assign \capture$248  = \o$45 [3];
-  assign \a_next$249  = \o$52 [31:24];
-  assign \first_next$250  = \o$54 [10];
-  assign \a_out$252  = \a_in$251 ;
-  assign \valid_out$254  = \valid_in$253 ;
-  assign \first_out$256  = \first_in$255 ;
-  assign \last_out$258  = \last_in$257 ;
-  assign \psum_out$260  = \psum_in$259 ;
-  assign \w_out$262  = \w_in$261 ;
-  assign \en$263  = en;
-  assign \w_shift$264  = \o$45 [4];
-  assign \capture$265  = \o$45 [5];
-  assign \a_next$266  = \a_in$251 ;
-  assign \first_next$267  = \first_in$255 ;
-  assign \a_out$269  = \a_in$268 ;
-  assign \valid_out$271  = \valid_in$270 ;
-  assign \first_out$273  = \first_in$272 ;
-  assign \last_out$275  = \last_in$274 ;
-  assign \psum_out$277  = \psum_in$276 ;
-  assign \w_out$279  = \w_in$278 ;
-  assign \en$280  = en;
-  assign \w_shift$281  = \o$45 [6];
-  assign \capture$282  = \o$45 [7];
-  assign \a_next$283  = \a_in$268 ;
-  assign \first_next$284  = \first_in$272 ;
-  assign \a_out$286  = \a_in$285 ;
-  assign \valid_out$288  = \valid_in$287 ;
-  assign \first_out$290  = \first_in$289 ;
-  assign \last_out$292  = \last_in$291 ;
-  assign \psum_out$294  = \psum_in$293 ;
-  assign \w_out$296  = \w_in$295 ;
+  assign w_in = \o$156 [7:0];
+  assign \en$157  = en_pe_0_1;
+  assign \w_shift$158  = \o$142 [2];
+  assign \capture$159  = \o$142 [3];
+  assign \a_next$160  = \o$149 [7:0];
+  assign \first_next$161  = \o$151 [1];
+  assign a_out = \a_in$162 ;
+  assign \valid_out$165  = \valid_in$164 ;
+  assign first_out = \first_in$166 ;
+  assign \last_out$169  = \last_in$168 ;
+  assign \psum_in$170  = 32'd0;
+  assign \w_in$171  = \o$156 [15:8];
+  assign \en$172  = en_pe_0_2;
+  assign \w_shift$173  = \o$142 [4];
+  assign \capture$174  = \o$142 [5];
+  assign \a_next$175  = \a_in$162 ;
+  assign \first_next$176  = \first_in$166 ;
+  assign \a_out$178  = \a_in$177 ;
+  assign \valid_out$180  = \valid_in$179 ;
+  assign \first_out$182  = \first_in$181 ;
+  assign \last_out$184  = \last_in$183 ;
+  assign \psum_in$185  = 32'd0;
+  assign \w_in$186  = \o$156 [23:16];
+  assign \en$187  = en_pe_0_3;
+  assign \w_shift$188  = \o$142 [6];
+  assign \capture$189  = \o$142 [7];
+  assign \a_next$190  = \a_in$177 ;
+  assign \first_next$191  = \first_in$181 ;
+  assign \a_out$193  = \a_in$192 ;
+  assign \valid_out$195  = \valid_in$194 ;
+  assign \first_out$197  = \first_in$196 ;
+  assign \last_out$199  = \last_in$198 ;
+  assign \psum_in$200  = 32'd0;
+  assign \w_in$201  = \o$156 [31:24];
+  assign \en$202  = en_pe_1_0;
+  assign \w_shift$203  = \o$142 [0];
+  assign \capture$204  = \o$142 [1];
+  assign \a_next$205  = o_next[15:8];
+  assign \first_next$206  = \o_next$147 [4];
+  assign \a_in$207  = \o$149 [15:8];
+  assign \valid_in$208  = \o$151 [3];
+  assign \first_in$209  = \o$151 [4];
+  assign \last_in$210  = \o$151 [5];
+  assign \psum_out$212  = \psum_in$211 ;
+  assign w_out = \w_in$213 ;
+  assign \en$215  = en_pe_1_1;
+  assign \w_shift$216  = \o$142 [2];
+  assign \capture$217  = \o$142 [3];
+  assign \a_next$218  = \o$149 [15:8];
+  assign \first_next$219  = \o$151 [4];
+  assign \a_out$221  = \a_in$220 ;
+  assign \valid_out$223  = \valid_in$222 ;
+  assign \first_out$225  = \first_in$224 ;
+  assign \last_out$227  = \last_in$226 ;
+  assign \psum_out$229  = \psum_in$228 ;
+  assign \w_out$231  = \w_in$230 ;
+  assign \en$232  = en_pe_1_2;
+  assign \w_shift$233  = \o$142 [4];
+  assign \capture$234  = \o$142 [5];
+  assign \a_next$235  = \a_in$220 ;
+  assign \first_next$236  = \first_in$224 ;
+  assign \a_out$238  = \a_in$237 ;
+  assign \valid_out$240  = \valid_in$239 ;
+  assign \first_out$242  = \first_in$241 ;
+  assign \last_out$244  = \last_in$243 ;
+  assign \psum_out$246  = \psum_in$245 ;
+  assign \w_out$248  = \w_in$247 ;
+  assign \en$249  = en_pe_1_3;
+  assign \w_shift$250  = \o$142 [6];
+  assign \capture$251  = \o$142 [7];
+  assign \a_next$252  = \a_in$237 ;
+  assign \first_next$253  = \first_in$241 ;
+  assign \a_out$255  = \a_in$254 ;
+  assign \valid_out$257  = \valid_in$256 ;
+  assign \first_out$259  = \first_in$258 ;
+  assign \last_out$261  = \last_in$260 ;
+  assign \psum_out$263  = \psum_in$262 ;
+  assign \w_out$265  = \w_in$264 ;
+  assign \en$266  = en_pe_2_0;
+  assign \w_shift$267  = \o$142 [0];
+  assign \capture$268  = \o$142 [1];
+  assign \a_next$269  = o_next[23:16];
+  assign \first_next$270  = \o_next$147 [7];
+  assign \a_in$271  = \o$149 [23:16];
+  assign \valid_in$272  = \o$151 [6];
+  assign \first_in$273  = \o$151 [7];
+  assign \last_in$274  = \o$151 [8];
+  assign \psum_out$276  = \psum_in$275 ;
+  assign \w_out$278  = \w_in$277 ;
+  assign \en$279  = en_pe_2_1;
+  assign \w_shift$280  = \o$142 [2];
+  assign \capture$281  = \o$142 [3];
+  assign \a_next$282  = \o$149 [23:16];
+  assign \first_next$283  = \o$151 [7];
+  assign \a_out$285  = \a_in$284 ;
+  assign \valid_out$287  = \valid_in$286 ;
+  assign \first_out$289  = \first_in$288 ;
+  assign \last_out$291  = \last_in$290 ;
+  assign \psum_out$293  = \psum_in$292 ;
+  assign \w_out$295  = \w_in$294 ;
+  assign \en$296  = en_pe_2_2;
+  assign \w_shift$297  = \o$142 [4];
+  assign \capture$298  = \o$142 [5];
+  assign \a_next$299  = \a_in$284 ;
+  assign \first_next$300  = \first_in$288 ;
+  assign \a_out$302  = \a_in$301 ;
+  assign \valid_out$304  = \valid_in$303 ;
+  assign \first_out$306  = \first_in$305 ;
+  assign \last_out$308  = \last_in$307 ;
+  assign \psum_out$310  = \psum_in$309 ;
+  assign \w_out$312  = \w_in$311 ;
+  assign \en$313  = en_pe_2_3;
+  assign \w_shift$314  = \o$142 [6];
+  assign \capture$315  = \o$142 [7];
+  assign \a_next$316  = \a_in$301 ;
+  assign \first_next$317  = \first_in$305 ;
+  assign \a_out$319  = \a_in$318 ;
+  assign \valid_out$321  = \valid_in$320 ;
+  assign \first_out$323  = \first_in$322 ;
+  assign \last_out$325  = \last_in$324 ;
+  assign \psum_out$327  = \psum_in$326 ;
+  assign \w_out$329  = \w_in$328 ;
+  assign \en$330  = en_pe_3_0;
+  assign \w_shift$331  = \o$142 [0];
+  assign \capture$332  = \o$142 [1];
+  assign \a_next$333  = o_next[31:24];
+  assign \first_next$334  = \o_next$147 [10];
+  assign \a_in$335  = \o$149 [31:24];
+  assign \valid_in$336  = \o$151 [9];
+  assign \first_in$337  = \o$151 [10];
+  assign \last_in$338  = \o$151 [11];
+  assign \psum_out$340  = \psum_in$339 ;
+  assign \w_out$342  = \w_in$341 ;
+  assign \en$343  = en_pe_3_1;
+  assign \w_shift$344  = \o$142 [2];
+  assign \capture$345  = \o$142 [3];
+  assign \a_next$346  = \o$149 [31:24];
+  assign \first_next$347  = \o$151 [10];
+  assign \a_out$349  = \a_in$348 ;
+  assign \valid_out$351  = \valid_in$350 ;
+  assign \first_out$353  = \first_in$352 ;
+  assign \last_out$355  = \last_in$354 ;
+  assign \psum_out$357  = \psum_in$356 ;
+  assign \w_out$359  = \w_in$358 ;
+  assign \en$360  = en_pe_3_2;
+  assign \w_shift$361  = \o$142 [4];
+  assign \capture$362  = \o$142 [5];
+  assign \a_next$363  = \a_in$348 ;
+  assign \first_next$364  = \first_in$352 ;
+  assign \a_out$366  = \a_in$365 ;
+  assign \valid_out$368  = \valid_in$367 ;
+  assign \first_out$370  = \first_in$369 ;
+  assign \last_out$372  = \last_in$371 ;
+  assign \psum_out$374  = \psum_in$373 ;
+  assign \w_out$376  = \w_in$375 ;
+  assign \en$377  = en_pe_3_3;
+  assign \w_shift$378  = \o$142 [6];
+  assign \capture$379  = \o$142 [7];
+  assign \a_next$380  = \a_in$365 ;
+  assign \first_next$381  = \first_in$369 ;
+  assign \a_out$383  = \a_in$382 ;
+  assign \valid_out$385  = \valid_in$384 ;
+  assign \first_out$387  = \first_in$386 ;
+  assign \last_out$389  = \last_in$388 ;
+  assign \psum_out$391  = \psum_in$390 ;
+  assign \w_out$393  = \w_in$392 ;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -1184,6 +1633,31 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \operands__payload.a[2]  = operands__payload[23:16];
   assign \operands__payload.a[3]  = operands__payload[31:24];
   assign \operands__payload.last  = operands__payload[32];
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
+  assign \out.c  = out[127:0];
+  assign \out.c[0]  = out[31:0];
+  assign \out.c[1]  = out[63:32];
+  assign \out.c[2]  = out[95:64];
+  assign \out.c[3]  = out[127:96];
+  assign \out.last  = out[128];
+  assign \in_w[0]  = in_w[7:0];
+  assign \in_w[1]  = in_w[15:8];
+  assign \in_w[2]  = in_w[23:16];
+  assign \in_w[3]  = in_w[31:24];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \in_wctl.shift  = in_wctl[0];
+  assign \in_wctl.capture  = in_wctl[1];
+  assign \in_flags.valid  = in_flags[0];
+  assign \in_flags.first  = in_flags[1];
+  assign \in_flags.last  = in_flags[2];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -1192,170 +1666,162 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
-  assign \i$33[0]  = \i$33 [7:0];
-  assign \i$33[1]  = \i$33 [15:8];
-  assign \i$33[2]  = \i$33 [23:16];
-  assign \i$33[3]  = \i$33 [31:24];
-  assign \in_w[0]  = \i$33 [7:0];
-  assign \in_w[1]  = \i$33 [15:8];
-  assign \in_w[2]  = \i$33 [23:16];
-  assign \in_w[3]  = \i$33 [31:24];
-  assign \i$35[0]  = \i$35 [1:0];
-  assign \i$35[0].shift  = \i$35 [0];
-  assign \i$35[0].capture  = \i$35 [1];
-  assign \i$35[1]  = \i$35 [3:2];
-  assign \i$35[1].shift  = \i$35 [2];
-  assign \i$35[1].capture  = \i$35 [3];
-  assign \i$35[2]  = \i$35 [5:4];
-  assign \i$35[2].shift  = \i$35 [4];
-  assign \i$35[2].capture  = \i$35 [5];
-  assign \i$35[3]  = \i$35 [7:6];
-  assign \i$35[3].shift  = \i$35 [6];
-  assign \i$35[3].capture  = \i$35 [7];
-  assign \in_wctl.shift  = in_wctl[0];
-  assign \in_wctl.capture  = in_wctl[1];
-  assign \i$37[0]  = \i$37 [7:0];
-  assign \i$37[1]  = \i$37 [15:8];
-  assign \i$37[2]  = \i$37 [23:16];
-  assign \i$37[3]  = \i$37 [31:24];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \i$39[0]  = \i$39 [2:0];
-  assign \i$39[0].valid  = \i$39 [0];
-  assign \i$39[0].first  = \i$39 [1];
-  assign \i$39[0].last  = \i$39 [2];
-  assign \i$39[1]  = \i$39 [5:3];
-  assign \i$39[1].valid  = \i$39 [3];
-  assign \i$39[1].first  = \i$39 [4];
-  assign \i$39[1].last  = \i$39 [5];
-  assign \i$39[2]  = \i$39 [8:6];
-  assign \i$39[2].valid  = \i$39 [6];
-  assign \i$39[2].first  = \i$39 [7];
-  assign \i$39[2].last  = \i$39 [8];
-  assign \i$39[3]  = \i$39 [11:9];
-  assign \i$39[3].valid  = \i$39 [9];
-  assign \i$39[3].first  = \i$39 [10];
-  assign \i$39[3].last  = \i$39 [11];
-  assign \in_flags.valid  = in_flags[0];
-  assign \in_flags.first  = in_flags[1];
-  assign \in_flags.last  = in_flags[2];
+  assign \i$134[0]  = in_w[7:0];
+  assign \i$134[1]  = in_w[15:8];
+  assign \i$134[2]  = in_w[23:16];
+  assign \i$134[3]  = in_w[31:24];
+  assign \i$135[0]  = \i$135 [1:0];
+  assign \i$135[0].shift  = \i$135 [0];
+  assign \i$135[0].capture  = \i$135 [1];
+  assign \i$135[1]  = \i$135 [3:2];
+  assign \i$135[1].shift  = \i$135 [2];
+  assign \i$135[1].capture  = \i$135 [3];
+  assign \i$135[2]  = \i$135 [5:4];
+  assign \i$135[2].shift  = \i$135 [4];
+  assign \i$135[2].capture  = \i$135 [5];
+  assign \i$135[3]  = \i$135 [7:6];
+  assign \i$135[3].shift  = \i$135 [6];
+  assign \i$135[3].capture  = \i$135 [7];
+  assign \i$136[0]  = \i$136 [7:0];
+  assign \i$136[1]  = \i$136 [15:8];
+  assign \i$136[2]  = \i$136 [23:16];
+  assign \i$136[3]  = \i$136 [31:24];
+  assign \i$137[0]  = \i$137 [2:0];
+  assign \i$137[0].valid  = \i$137 [0];
+  assign \i$137[0].first  = \i$137 [1];
+  assign \i$137[0].last  = \i$137 [2];
+  assign \i$137[1]  = \i$137 [5:3];
+  assign \i$137[1].valid  = \i$137 [3];
+  assign \i$137[1].first  = \i$137 [4];
+  assign \i$137[1].last  = \i$137 [5];
+  assign \i$137[2]  = \i$137 [8:6];
+  assign \i$137[2].valid  = \i$137 [6];
+  assign \i$137[2].first  = \i$137 [7];
+  assign \i$137[2].last  = \i$137 [8];
+  assign \i$137[3]  = \i$137 [11:9];
+  assign \i$137[3].valid  = \i$137 [9];
+  assign \i$137[3].first  = \i$137 [10];
+  assign \i$137[3].last  = \i$137 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$42[0]  = \i_next$42 [2:0];
-  assign \i_next$42[0].valid  = \i_next$42 [0];
-  assign \i_next$42[0].first  = \i_next$42 [1];
-  assign \i_next$42[0].last  = \i_next$42 [2];
-  assign \i_next$42[1]  = \i_next$42 [5:3];
-  assign \i_next$42[1].valid  = \i_next$42 [3];
-  assign \i_next$42[1].first  = \i_next$42 [4];
-  assign \i_next$42[1].last  = \i_next$42 [5];
-  assign \i_next$42[2]  = \i_next$42 [8:6];
-  assign \i_next$42[2].valid  = \i_next$42 [6];
-  assign \i_next$42[2].first  = \i_next$42 [7];
-  assign \i_next$42[2].last  = \i_next$42 [8];
-  assign \i_next$42[3]  = \i_next$42 [11:9];
-  assign \i_next$42[3].valid  = \i_next$42 [9];
-  assign \i_next$42[3].first  = \i_next$42 [10];
-  assign \i_next$42[3].last  = \i_next$42 [11];
-  assign \o$45[0]  = \o$45 [1:0];
-  assign \o$45[0].shift  = \o$45 [0];
-  assign \o$45[0].capture  = \o$45 [1];
-  assign \o$45[1]  = \o$45 [3:2];
-  assign \o$45[1].shift  = \o$45 [2];
-  assign \o$45[1].capture  = \o$45 [3];
-  assign \o$45[2]  = \o$45 [5:4];
-  assign \o$45[2].shift  = \o$45 [4];
-  assign \o$45[2].capture  = \o$45 [5];
-  assign \o$45[3]  = \o$45 [7:6];
-  assign \o$45[3].shift  = \o$45 [6];
-  assign \o$45[3].capture  = \o$45 [7];
+  assign \i_next$139[0]  = \i_next$139 [2:0];
+  assign \i_next$139[0].valid  = \i_next$139 [0];
+  assign \i_next$139[0].first  = \i_next$139 [1];
+  assign \i_next$139[0].last  = \i_next$139 [2];
+  assign \i_next$139[1]  = \i_next$139 [5:3];
+  assign \i_next$139[1].valid  = \i_next$139 [3];
+  assign \i_next$139[1].first  = \i_next$139 [4];
+  assign \i_next$139[1].last  = \i_next$139 [5];
+  assign \i_next$139[2]  = \i_next$139 [8:6];
+  assign \i_next$139[2].valid  = \i_next$139 [6];
+  assign \i_next$139[2].first  = \i_next$139 [7];
+  assign \i_next$139[2].last  = \i_next$139 [8];
+  assign \i_next$139[3]  = \i_next$139 [11:9];
+  assign \i_next$139[3].valid  = \i_next$139 [9];
+  assign \i_next$139[3].first  = \i_next$139 [10];
+  assign \i_next$139[3].last  = \i_next$139 [11];
+  assign \o$142[0]  = \o$142 [1:0];
+  assign \o$142[0].shift  = \o$142 [0];
+  assign \o$142[0].capture  = \o$142 [1];
+  assign \o$142[1]  = \o$142 [3:2];
+  assign \o$142[1].shift  = \o$142 [2];
+  assign \o$142[1].capture  = \o$142 [3];
+  assign \o$142[2]  = \o$142 [5:4];
+  assign \o$142[2].shift  = \o$142 [4];
+  assign \o$142[2].capture  = \o$142 [5];
+  assign \o$142[3]  = \o$142 [7:6];
+  assign \o$142[3].shift  = \o$142 [6];
+  assign \o$142[3].capture  = \o$142 [7];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
   assign \o_next[3]  = o_next[31:24];
-  assign \o_next$50[0]  = \o_next$50 [2:0];
-  assign \o_next$50[0].valid  = \o_next$50 [0];
-  assign \o_next$50[0].first  = \o_next$50 [1];
-  assign \o_next$50[0].last  = \o_next$50 [2];
-  assign \o_next$50[1]  = \o_next$50 [5:3];
-  assign \o_next$50[1].valid  = \o_next$50 [3];
-  assign \o_next$50[1].first  = \o_next$50 [4];
-  assign \o_next$50[1].last  = \o_next$50 [5];
-  assign \o_next$50[2]  = \o_next$50 [8:6];
-  assign \o_next$50[2].valid  = \o_next$50 [6];
-  assign \o_next$50[2].first  = \o_next$50 [7];
-  assign \o_next$50[2].last  = \o_next$50 [8];
-  assign \o_next$50[3]  = \o_next$50 [11:9];
-  assign \o_next$50[3].valid  = \o_next$50 [9];
-  assign \o_next$50[3].first  = \o_next$50 [10];
-  assign \o_next$50[3].last  = \o_next$50 [11];
-  assign \o$52[0]  = \o$52 [7:0];
-  assign \o$52[1]  = \o$52 [15:8];
-  assign \o$52[2]  = \o$52 [23:16];
-  assign \o$52[3]  = \o$52 [31:24];
-  assign \o$54[0]  = \o$54 [2:0];
-  assign \o$54[0].valid  = \o$54 [0];
-  assign \o$54[0].first  = \o$54 [1];
-  assign \o$54[0].last  = \o$54 [2];
-  assign \o$54[1]  = \o$54 [5:3];
-  assign \o$54[1].valid  = \o$54 [3];
-  assign \o$54[1].first  = \o$54 [4];
-  assign \o$54[1].last  = \o$54 [5];
-  assign \o$54[2]  = \o$54 [8:6];
-  assign \o$54[2].valid  = \o$54 [6];
-  assign \o$54[2].first  = \o$54 [7];
-  assign \o$54[2].last  = \o$54 [8];
-  assign \o$54[3]  = \o$54 [11:9];
-  assign \o$54[3].valid  = \o$54 [9];
-  assign \o$54[3].first  = \o$54 [10];
-  assign \o$54[3].last  = \o$54 [11];
-  assign \o$59[0]  = \o$59 [7:0];
-  assign \o$59[1]  = \o$59 [15:8];
-  assign \o$59[2]  = \o$59 [23:16];
-  assign \o$59[3]  = \o$59 [31:24];
-  assign \i_next$42 [11] = operands__payload[32];
-  assign \i_next$42 [10] = first;
-  assign \i_next$42 [9] = a_accept;
-  assign \i_next$42 [8] = operands__payload[32];
-  assign \i_next$42 [7] = first;
-  assign \i_next$42 [6] = a_accept;
-  assign \i_next$42 [5] = operands__payload[32];
-  assign \i_next$42 [4] = first;
-  assign \i_next$42 [3] = a_accept;
-  assign \i_next$42 [2] = operands__payload[32];
-  assign \i_next$42 [1] = first;
-  assign \i_next$42 [0] = a_accept;
+  assign \o_next$147[0]  = \o_next$147 [2:0];
+  assign \o_next$147[0].valid  = \o_next$147 [0];
+  assign \o_next$147[0].first  = \o_next$147 [1];
+  assign \o_next$147[0].last  = \o_next$147 [2];
+  assign \o_next$147[1]  = \o_next$147 [5:3];
+  assign \o_next$147[1].valid  = \o_next$147 [3];
+  assign \o_next$147[1].first  = \o_next$147 [4];
+  assign \o_next$147[1].last  = \o_next$147 [5];
+  assign \o_next$147[2]  = \o_next$147 [8:6];
+  assign \o_next$147[2].valid  = \o_next$147 [6];
+  assign \o_next$147[2].first  = \o_next$147 [7];
+  assign \o_next$147[2].last  = \o_next$147 [8];
+  assign \o_next$147[3]  = \o_next$147 [11:9];
+  assign \o_next$147[3].valid  = \o_next$147 [9];
+  assign \o_next$147[3].first  = \o_next$147 [10];
+  assign \o_next$147[3].last  = \o_next$147 [11];
+  assign \o$149[0]  = \o$149 [7:0];
+  assign \o$149[1]  = \o$149 [15:8];
+  assign \o$149[2]  = \o$149 [23:16];
+  assign \o$149[3]  = \o$149 [31:24];
+  assign \o$151[0]  = \o$151 [2:0];
+  assign \o$151[0].valid  = \o$151 [0];
+  assign \o$151[0].first  = \o$151 [1];
+  assign \o$151[0].last  = \o$151 [2];
+  assign \o$151[1]  = \o$151 [5:3];
+  assign \o$151[1].valid  = \o$151 [3];
+  assign \o$151[1].first  = \o$151 [4];
+  assign \o$151[1].last  = \o$151 [5];
+  assign \o$151[2]  = \o$151 [8:6];
+  assign \o$151[2].valid  = \o$151 [6];
+  assign \o$151[2].first  = \o$151 [7];
+  assign \o$151[2].last  = \o$151 [8];
+  assign \o$151[3]  = \o$151 [11:9];
+  assign \o$151[3].valid  = \o$151 [9];
+  assign \o$151[3].first  = \o$151 [10];
+  assign \o$151[3].last  = \o$151 [11];
+  assign \o$156[0]  = \o$156 [7:0];
+  assign \o$156[1]  = \o$156 [15:8];
+  assign \o$156[2]  = \o$156 [23:16];
+  assign \o$156[3]  = \o$156 [31:24];
+  assign \i_next$139 [11] = operands__payload[32];
+  assign \i_next$139 [10] = first;
+  assign \i_next$139 [9] = a_accept;
+  assign \i_next$139 [8] = operands__payload[32];
+  assign \i_next$139 [7] = first;
+  assign \i_next$139 [6] = a_accept;
+  assign \i_next$139 [5] = operands__payload[32];
+  assign \i_next$139 [4] = first;
+  assign \i_next$139 [3] = a_accept;
+  assign \i_next$139 [2] = operands__payload[32];
+  assign \i_next$139 [1] = first;
+  assign \i_next$139 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$39 [11:9] = in_flags;
-  assign \i$39 [8:6] = in_flags;
-  assign \i$39 [5:3] = in_flags;
-  assign \i$39 [2:0] = in_flags;
-  assign \i$37 [31:24] = in_a[7:0];
-  assign \i$37 [23:16] = in_a[15:8];
-  assign \i$37 [15:8] = in_a[23:16];
-  assign \i$37 [7:0] = in_a[31:24];
-  assign \i$35 [7:6] = in_wctl;
-  assign \i$35 [5:4] = in_wctl;
-  assign \i$35 [3:2] = in_wctl;
-  assign \i$35 [1:0] = in_wctl;
-  assign results__payload[128] = last_out;
-  assign results__payload[127:0] = o;
-  assign i[127:96] = \psum_out$18 ;
-  assign i[95:64] = \psum_out$17 ;
-  assign i[63:32] = \psum_out$16 ;
+  assign \i$137 [11:9] = in_flags;
+  assign \i$137 [8:6] = in_flags;
+  assign \i$137 [5:3] = in_flags;
+  assign \i$137 [2:0] = in_flags;
+  assign \i$136 [31:24] = in_a[7:0];
+  assign \i$136 [23:16] = in_a[15:8];
+  assign \i$136 [15:8] = in_a[23:16];
+  assign \i$136 [7:0] = in_a[31:24];
+  assign \i$135 [7:6] = in_wctl;
+  assign \i$135 [5:4] = in_wctl;
+  assign \i$135 [3:2] = in_wctl;
+  assign \i$135 [1:0] = in_wctl;
+  assign results__payload[127:96] = \$55 ;
+  assign results__payload[95:64] = \$54 ;
+  assign results__payload[63:32] = \$53 ;
+  assign results__payload[31:0] = \$52 ;
+  assign results__payload[128] = \$50 ;
+  assign out[128] = last_out;
+  assign out[127:0] = o;
+  assign i[127:96] = \psum_out$123 ;
+  assign i[95:64] = \psum_out$122 ;
+  assign i[63:32] = \psum_out$121 ;
   assign i[31:0] = psum_out;
-  assign \$12  = \o$54 [0];
+  assign \$66  = \o$151 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, en, i, o, clk);
+module \systolic_core.deskew (rst, \port$451$0 , \port$452$0 , \port$453$0 , \port$454$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -1365,8 +1831,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   reg [31:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [127:0] i;
   wire [127:0] i;
   wire [31:0] \i[0] ;
@@ -1395,6 +1860,14 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
+  input \port$451$0 ;
+  wire \port$451$0 ;
+  input \port$452$0 ;
+  wire \port$452$0 ;
+  input \port$453$0 ;
+  wire \port$453$0 ;
+  input \port$454$0 ;
+  wire \port$454$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -1412,63 +1885,46 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (en) begin
+    if (\port$451$0 ) begin
       \$3  = lane0_d2;
-    end
-    if (rst) begin
-      \$3  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane1_d1;
-    if (en) begin
+    if (\port$452$0 ) begin
       \$4  = i[63:32];
-    end
-    if (rst) begin
-      \$4  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane1_d2;
-    if (en) begin
+    if (\port$452$0 ) begin
       \$5  = lane1_d1;
-    end
-    if (rst) begin
-      \$5  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane2_d1;
-    if (en) begin
+    if (\port$453$0 ) begin
       \$6  = i[95:64];
-    end
-    if (rst) begin
-      \$6  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (en) begin
+    if (\port$451$0 ) begin
       \$1  = i[31:0];
-    end
-    if (rst) begin
-      \$1  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (en) begin
+    if (\port$451$0 ) begin
       \$2  = lane0_d1;
     end
-    if (rst) begin
-      \$2  = 32'd0;
-    end
   end
+  assign en = { \port$454$0 , \port$453$0 , \port$452$0 , \port$451$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -1497,7 +1953,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$714$0 , a_in, a_next, \port$746$0 , first_next, clk);
+module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$863$0 , a_in, a_next, \port$893$0 , first_next, pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -1520,10 +1976,10 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -1534,16 +1990,20 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$0 ;
-  wire [1:0] \port$714$0 ;
-  input [2:0] \port$746$0 ;
-  wire [2:0] \port$746$0 ;
+  input pe_0_0_sync_clk;
+  wire pe_0_0_sync_clk;
+  input pe_0_0_sync_rst;
+  wire pe_0_0_sync_rst;
+  input [1:0] \port$863$0 ;
+  wire [1:0] \port$863$0 ;
+  input [2:0] \port$893$0 ;
+  wire [2:0] \port$893$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -1552,41 +2012,40 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$0 [1] ? w_out : shadow;
-  assign \$2  = \port$746$0 [0] & \port$746$0 [1];
+  assign \$1  = \port$863$0 [1] ? w_out : shadow;
+  assign \$2  = \port$893$0 [0] & \port$893$0 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$746$0 [0] & \port$746$0 [1];
-  always @(posedge clk)
+  assign \$6  = \port$893$0 [0] & \port$893$0 [1];
+  always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -1595,17 +2054,14 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$746$0 [0];
+      \$9  = \port$893$0 [0];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -1613,9 +2069,9 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$746$0 [1];
+      \$10  = \port$893$0 [1];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -1623,9 +2079,9 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$746$0 [2];
+      \$11  = \port$893$0 [2];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -1635,32 +2091,23 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$0 [0]) begin
+      if (\port$863$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$0 [1]) begin
+      if (\port$863$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -1671,20 +2118,20 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$746$0 [0];
-  assign first_in = \port$746$0 [1];
-  assign capture = \port$714$0 [1];
-  assign last_in = \port$746$0 [2];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$893$0 [0];
+  assign first_in = \port$893$0 [1];
+  assign capture = \port$863$0 [1];
+  assign last_in = \port$893$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$714$0 [0];
+  assign w_shift = \port$863$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$714$2 , a_next, first_next, clk);
+module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$863$2 , a_next, first_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -1707,10 +2154,10 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -1723,14 +2170,18 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$2 ;
-  wire [1:0] \port$714$2 ;
+  input pe_0_1_sync_clk;
+  wire pe_0_1_sync_clk;
+  input pe_0_1_sync_rst;
+  wire pe_0_1_sync_rst;
+  input [1:0] \port$863$2 ;
+  wire [1:0] \port$863$2 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -1740,41 +2191,40 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$2 [1] ? w_out : shadow;
+  assign \$1  = \port$863$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -1783,9 +2233,6 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
@@ -1793,7 +2240,7 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -1803,7 +2250,7 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -1813,7 +2260,7 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -1823,32 +2270,23 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$2 [0]) begin
+      if (\port$863$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$2 [1]) begin
+      if (\port$863$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -1859,17 +2297,17 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$2 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$714$2 [0];
+  assign w_shift = \port$863$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$714$4 , clk);
+module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$863$4 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -1892,10 +2330,10 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -1908,14 +2346,18 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$4 ;
-  wire [1:0] \port$714$4 ;
+  input pe_0_2_sync_clk;
+  wire pe_0_2_sync_clk;
+  input pe_0_2_sync_rst;
+  wire pe_0_2_sync_rst;
+  input [1:0] \port$863$4 ;
+  wire [1:0] \port$863$4 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -1925,41 +2367,40 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$4 [1] ? w_out : shadow;
+  assign \$1  = \port$863$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -1968,9 +2409,6 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
@@ -1978,7 +2416,7 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -1988,7 +2426,7 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -1998,7 +2436,7 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2008,32 +2446,23 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$4 [0]) begin
+      if (\port$863$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$4 [1]) begin
+      if (\port$863$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -2044,17 +2473,17 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$4 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$714$4 [0];
+  assign w_shift = \port$863$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$714$6 , clk);
+module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$863$6 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -2076,10 +2505,10 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -2090,14 +2519,18 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$714$6 ;
-  wire [1:0] \port$714$6 ;
+  input pe_0_3_sync_clk;
+  wire pe_0_3_sync_clk;
+  input pe_0_3_sync_rst;
+  wire pe_0_3_sync_rst;
+  input [1:0] \port$863$6 ;
+  wire [1:0] \port$863$6 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -2106,41 +2539,40 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$6 [1] ? w_out : shadow;
+  assign \$1  = \port$863$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -2149,9 +2581,6 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
@@ -2159,7 +2588,7 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -2169,7 +2598,7 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -2179,7 +2608,7 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2189,32 +2618,23 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$6 [0]) begin
+      if (\port$863$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$6 [1]) begin
+      if (\port$863$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -2225,17 +2645,17 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$6 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$714$6 [0];
+  assign w_shift = \port$863$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$0 , a_in, a_next, \port$746$3 , first_next, clk);
+module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$0 , a_in, a_next, \port$893$3 , first_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -2258,10 +2678,10 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -2272,17 +2692,21 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$0 ;
-  wire [1:0] \port$714$0 ;
-  input [2:0] \port$746$3 ;
-  wire [2:0] \port$746$3 ;
+  input pe_1_0_sync_clk;
+  wire pe_1_0_sync_clk;
+  input pe_1_0_sync_rst;
+  wire pe_1_0_sync_rst;
+  input [1:0] \port$863$0 ;
+  wire [1:0] \port$863$0 ;
+  input [2:0] \port$893$3 ;
+  wire [2:0] \port$893$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -2291,41 +2715,40 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$0 [1] ? w_out : shadow;
-  assign \$2  = \port$746$3 [0] & \port$746$3 [1];
+  assign \$1  = \port$863$0 [1] ? w_out : shadow;
+  assign \$2  = \port$893$3 [0] & \port$893$3 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$746$3 [0] & \port$746$3 [1];
-  always @(posedge clk)
+  assign \$6  = \port$893$3 [0] & \port$893$3 [1];
+  always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -2334,17 +2757,14 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$746$3 [0];
+      \$9  = \port$893$3 [0];
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -2352,9 +2772,9 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$746$3 [1];
+      \$10  = \port$893$3 [1];
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -2362,9 +2782,9 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$746$3 [2];
+      \$11  = \port$893$3 [2];
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2374,32 +2794,23 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$0 [0]) begin
+      if (\port$863$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$0 [1]) begin
+      if (\port$863$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -2410,19 +2821,19 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$746$3 [0];
-  assign first_in = \port$746$3 [1];
-  assign capture = \port$714$0 [1];
-  assign last_in = \port$746$3 [2];
-  assign w_shift = \port$714$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$893$3 [0];
+  assign first_in = \port$893$3 [1];
+  assign capture = \port$863$0 [1];
+  assign last_in = \port$893$3 [2];
+  assign w_shift = \port$863$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$2 , a_next, first_next, clk);
+module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$2 , a_next, first_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -2445,10 +2856,10 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -2461,15 +2872,19 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$2 ;
-  wire [1:0] \port$714$2 ;
+  input pe_1_1_sync_clk;
+  wire pe_1_1_sync_clk;
+  input pe_1_1_sync_rst;
+  wire pe_1_1_sync_rst;
+  input [1:0] \port$863$2 ;
+  wire [1:0] \port$863$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -2479,41 +2894,40 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$2 [1] ? w_out : shadow;
+  assign \$1  = \port$863$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -2522,9 +2936,6 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -2532,7 +2943,7 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -2542,7 +2953,7 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -2552,7 +2963,7 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2562,32 +2973,23 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$2 [0]) begin
+      if (\port$863$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$2 [1]) begin
+      if (\port$863$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -2598,16 +3000,16 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$2 [1];
-  assign w_shift = \port$714$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$2 [1];
+  assign w_shift = \port$863$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$4 , clk);
+module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$4 , pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -2630,10 +3032,10 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -2646,15 +3048,19 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$4 ;
-  wire [1:0] \port$714$4 ;
+  input pe_1_2_sync_clk;
+  wire pe_1_2_sync_clk;
+  input pe_1_2_sync_rst;
+  wire pe_1_2_sync_rst;
+  input [1:0] \port$863$4 ;
+  wire [1:0] \port$863$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -2664,41 +3070,40 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$4 [1] ? w_out : shadow;
+  assign \$1  = \port$863$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -2707,9 +3112,6 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
@@ -2717,7 +3119,7 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -2727,7 +3129,7 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -2737,7 +3139,7 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2747,32 +3149,23 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$4 [0]) begin
+      if (\port$863$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$4 [1]) begin
+      if (\port$863$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -2783,16 +3176,16 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$4 [1];
-  assign w_shift = \port$714$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$4 [1];
+  assign w_shift = \port$863$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$714$6 , clk);
+module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$863$6 , pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -2814,10 +3207,10 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -2828,15 +3221,19 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$714$6 ;
-  wire [1:0] \port$714$6 ;
+  input pe_1_3_sync_clk;
+  wire pe_1_3_sync_clk;
+  input pe_1_3_sync_rst;
+  wire pe_1_3_sync_rst;
+  input [1:0] \port$863$6 ;
+  wire [1:0] \port$863$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -2845,41 +3242,40 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$6 [1] ? w_out : shadow;
+  assign \$1  = \port$863$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -2888,9 +3284,6 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
@@ -2898,7 +3291,7 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -2908,7 +3301,7 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -2918,7 +3311,7 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -2928,32 +3321,23 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$6 [0]) begin
+      if (\port$863$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$6 [1]) begin
+      if (\port$863$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -2964,16 +3348,16 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$6 [1];
-  assign w_shift = \port$714$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$6 [1];
+  assign w_shift = \port$863$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$0 , a_in, a_next, \port$746$6 , first_next, clk);
+module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$0 , a_in, a_next, \port$893$6 , first_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -2996,10 +3380,10 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -3010,17 +3394,21 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$0 ;
-  wire [1:0] \port$714$0 ;
-  input [2:0] \port$746$6 ;
-  wire [2:0] \port$746$6 ;
+  input pe_2_0_sync_clk;
+  wire pe_2_0_sync_clk;
+  input pe_2_0_sync_rst;
+  wire pe_2_0_sync_rst;
+  input [1:0] \port$863$0 ;
+  wire [1:0] \port$863$0 ;
+  input [2:0] \port$893$6 ;
+  wire [2:0] \port$893$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -3029,41 +3417,40 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$0 [1] ? w_out : shadow;
-  assign \$2  = \port$746$6 [0] & \port$746$6 [1];
+  assign \$1  = \port$863$0 [1] ? w_out : shadow;
+  assign \$2  = \port$893$6 [0] & \port$893$6 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$746$6 [0] & \port$746$6 [1];
-  always @(posedge clk)
+  assign \$6  = \port$893$6 [0] & \port$893$6 [1];
+  always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -3072,17 +3459,14 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$746$6 [0];
+      \$9  = \port$893$6 [0];
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -3090,9 +3474,9 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$746$6 [1];
+      \$10  = \port$893$6 [1];
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3100,9 +3484,9 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$746$6 [2];
+      \$11  = \port$893$6 [2];
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3112,32 +3496,23 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$0 [0]) begin
+      if (\port$863$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$0 [1]) begin
+      if (\port$863$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -3148,19 +3523,19 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$746$6 [0];
-  assign first_in = \port$746$6 [1];
-  assign capture = \port$714$0 [1];
-  assign last_in = \port$746$6 [2];
-  assign w_shift = \port$714$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$893$6 [0];
+  assign first_in = \port$893$6 [1];
+  assign capture = \port$863$0 [1];
+  assign last_in = \port$893$6 [2];
+  assign w_shift = \port$863$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$2 , a_next, first_next, clk);
+module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$2 , a_next, first_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -3183,10 +3558,10 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -3199,15 +3574,19 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$2 ;
-  wire [1:0] \port$714$2 ;
+  input pe_2_1_sync_clk;
+  wire pe_2_1_sync_clk;
+  input pe_2_1_sync_rst;
+  wire pe_2_1_sync_rst;
+  input [1:0] \port$863$2 ;
+  wire [1:0] \port$863$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -3217,41 +3596,40 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$2 [1] ? w_out : shadow;
+  assign \$1  = \port$863$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -3260,9 +3638,6 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
@@ -3270,7 +3645,7 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -3280,7 +3655,7 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3290,7 +3665,7 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3300,32 +3675,23 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$2 [0]) begin
+      if (\port$863$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$2 [1]) begin
+      if (\port$863$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -3336,16 +3702,16 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$2 [1];
-  assign w_shift = \port$714$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$2 [1];
+  assign w_shift = \port$863$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$714$4 , clk);
+module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$4 , pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -3368,10 +3734,10 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -3384,15 +3750,19 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$4 ;
-  wire [1:0] \port$714$4 ;
+  input pe_2_2_sync_clk;
+  wire pe_2_2_sync_clk;
+  input pe_2_2_sync_rst;
+  wire pe_2_2_sync_rst;
+  input [1:0] \port$863$4 ;
+  wire [1:0] \port$863$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -3402,41 +3772,40 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$4 [1] ? w_out : shadow;
+  assign \$1  = \port$863$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -3445,9 +3814,6 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -3455,7 +3821,7 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -3465,7 +3831,7 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3475,7 +3841,7 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3485,32 +3851,23 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$4 [0]) begin
+      if (\port$863$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$4 [1]) begin
+      if (\port$863$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -3521,16 +3878,16 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$4 [1];
-  assign w_shift = \port$714$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$4 [1];
+  assign w_shift = \port$863$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$714$6 , clk);
+module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$863$6 , pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -3552,10 +3909,10 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -3566,15 +3923,19 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$714$6 ;
-  wire [1:0] \port$714$6 ;
+  input pe_2_3_sync_clk;
+  wire pe_2_3_sync_clk;
+  input pe_2_3_sync_rst;
+  wire pe_2_3_sync_rst;
+  input [1:0] \port$863$6 ;
+  wire [1:0] \port$863$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -3583,41 +3944,40 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$6 [1] ? w_out : shadow;
+  assign \$1  = \port$863$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -3626,9 +3986,6 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -3636,7 +3993,7 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -3646,7 +4003,7 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3656,7 +4013,7 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3666,32 +4023,23 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$6 [0]) begin
+      if (\port$863$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$6 [1]) begin
+      if (\port$863$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -3702,16 +4050,16 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$6 [1];
-  assign w_shift = \port$714$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$6 [1];
+  assign w_shift = \port$863$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$714$0 , a_in, a_next, \port$746$9 , first_next, clk);
+module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$863$0 , a_in, a_next, \port$893$9 , first_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -3734,10 +4082,10 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -3748,17 +4096,21 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$0 ;
-  wire [1:0] \port$714$0 ;
-  input [2:0] \port$746$9 ;
-  wire [2:0] \port$746$9 ;
+  input pe_3_0_sync_clk;
+  wire pe_3_0_sync_clk;
+  input pe_3_0_sync_rst;
+  wire pe_3_0_sync_rst;
+  input [1:0] \port$863$0 ;
+  wire [1:0] \port$863$0 ;
+  input [2:0] \port$893$9 ;
+  wire [2:0] \port$893$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -3766,41 +4118,40 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$0 [1] ? w_out : shadow;
-  assign \$2  = \port$746$9 [0] & \port$746$9 [1];
+  assign \$1  = \port$863$0 [1] ? w_out : shadow;
+  assign \$2  = \port$893$9 [0] & \port$893$9 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$746$9 [0] & \port$746$9 [1];
-  always @(posedge clk)
+  assign \$6  = \port$893$9 [0] & \port$893$9 [1];
+  always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -3809,17 +4160,14 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$746$9 [0];
+      \$9  = \port$893$9 [0];
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -3827,9 +4175,9 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$746$9 [1];
+      \$10  = \port$893$9 [1];
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -3837,9 +4185,9 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$746$9 [2];
+      \$11  = \port$893$9 [2];
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -3849,32 +4197,23 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$0 [0]) begin
+      if (\port$863$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$0 [1]) begin
+      if (\port$863$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -3885,19 +4224,19 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$746$9 [0];
-  assign first_in = \port$746$9 [1];
-  assign capture = \port$714$0 [1];
-  assign last_in = \port$746$9 [2];
-  assign w_shift = \port$714$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$893$9 [0];
+  assign first_in = \port$893$9 [1];
+  assign capture = \port$863$0 [1];
+  assign last_in = \port$893$9 [2];
+  assign w_shift = \port$863$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$714$2 , a_next, first_next, clk);
+module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$863$2 , a_next, first_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -3920,10 +4259,10 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -3936,15 +4275,19 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$2 ;
-  wire [1:0] \port$714$2 ;
+  input pe_3_1_sync_clk;
+  wire pe_3_1_sync_clk;
+  input pe_3_1_sync_rst;
+  wire pe_3_1_sync_rst;
+  input [1:0] \port$863$2 ;
+  wire [1:0] \port$863$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -3953,41 +4296,40 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$2 [1] ? w_out : shadow;
+  assign \$1  = \port$863$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -3996,9 +4338,6 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -4006,7 +4345,7 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -4016,7 +4355,7 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4026,7 +4365,7 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4036,32 +4375,23 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$2 [0]) begin
+      if (\port$863$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$2 [1]) begin
+      if (\port$863$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -4072,16 +4402,16 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$2 [1];
-  assign w_shift = \port$714$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$2 [1];
+  assign w_shift = \port$863$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$714$4 , clk);
+module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$863$4 , pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -4104,10 +4434,10 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -4120,15 +4450,19 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$4 ;
-  wire [1:0] \port$714$4 ;
+  input pe_3_2_sync_clk;
+  wire pe_3_2_sync_clk;
+  input pe_3_2_sync_rst;
+  wire pe_3_2_sync_rst;
+  input [1:0] \port$863$4 ;
+  wire [1:0] \port$863$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -4137,41 +4471,40 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$4 [1] ? w_out : shadow;
+  assign \$1  = \port$863$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -4180,9 +4513,6 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -4190,7 +4520,7 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -4200,7 +4530,7 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4210,7 +4540,7 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4220,32 +4550,23 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$4 [0]) begin
+      if (\port$863$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$4 [1]) begin
+      if (\port$863$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -4256,16 +4577,16 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$4 [1];
-  assign w_shift = \port$714$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$4 [1];
+  assign w_shift = \port$863$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$714$6 , clk);
+module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$863$6 , pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -4287,10 +4608,10 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -4302,15 +4623,19 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$714$6 ;
-  wire [1:0] \port$714$6 ;
+  input pe_3_3_sync_clk;
+  wire pe_3_3_sync_clk;
+  input pe_3_3_sync_rst;
+  wire pe_3_3_sync_rst;
+  input [1:0] \port$863$6 ;
+  wire [1:0] \port$863$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -4319,41 +4644,40 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$714$6 [1] ? w_out : shadow;
+  assign \$1  = \port$863$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -4362,9 +4686,6 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -4372,7 +4693,7 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -4382,7 +4703,7 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4392,7 +4713,7 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4402,32 +4723,23 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$714$6 [0]) begin
+      if (\port$863$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$714$6 [1]) begin
+      if (\port$863$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -4438,16 +4750,16 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$714$6 [1];
-  assign w_shift = \port$714$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$863$6 [1];
+  assign w_shift = \port$863$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$486$0 , \port$487$0 , \port$488$0 , \port$489$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -4457,8 +4769,7 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg [7:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -4489,6 +4800,14 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$486$0 ;
+  wire \port$486$0 ;
+  input \port$487$0 ;
+  wire \port$487$0 ;
+  input \port$488$0 ;
+  wire \port$488$0 ;
+  input \port$489$0 ;
+  wire \port$489$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -4506,63 +4825,46 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$488$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$488$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$489$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$489$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$489$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$487$0 ) begin
       \$1  = i[15:8];
     end
-    if (rst) begin
-      \$1  = 8'h00;
-    end
   end
+  assign en = { \port$489$0 , \port$488$0 , \port$487$0 , \port$486$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -4590,7 +4892,7 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
+module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next, skew_flags_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -4598,8 +4900,6 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
   reg [2:0] \$4 ;
   reg [2:0] \$5 ;
   reg [2:0] \$6 ;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input [11:0] i;
@@ -4698,19 +4998,21 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input skew_flags_sync_clk;
+  wire skew_flags_sync_clk;
+  input skew_flags_sync_rst;
+  wire skew_flags_sync_rst;
+  always @(posedge skew_flags_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -4718,7 +5020,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$2  = i[8:6];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$2  = 3'h0;
     end
   end
@@ -4728,7 +5030,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$3  = 3'h0;
     end
   end
@@ -4738,7 +5040,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$4  = i[11:9];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$4  = 3'h0;
     end
   end
@@ -4748,7 +5050,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$5  = 3'h0;
     end
   end
@@ -4758,7 +5060,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$6  = 3'h0;
     end
   end
@@ -4768,7 +5070,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$1  = i[5:3];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$1  = 3'h0;
     end
   end
@@ -4865,7 +5167,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, en, i, o, clk);
+module \systolic_core.skew_w (rst, i, \port$481$0 , \port$482$0 , \port$483$0 , \port$484$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -4875,8 +5177,7 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   reg [7:0] \$6 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [3:0] en;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -4905,6 +5206,14 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$481$0 ;
+  wire \port$481$0 ;
+  input \port$482$0 ;
+  wire \port$482$0 ;
+  input \port$483$0 ;
+  wire \port$483$0 ;
+  input \port$484$0 ;
+  wire \port$484$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -4922,64 +5231,47 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$483$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$483$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$484$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$484$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$484$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$482$0 ) begin
       \$1  = i[15:8];
-    end
-    if (rst) begin
-      \$1  = 8'h00;
     end
   end
   assign i_next = 32'd0;
+  assign en = { \port$484$0 , \port$483$0 , \port$482$0 , \port$481$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];

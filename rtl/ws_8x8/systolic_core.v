@@ -6,20 +6,136 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire \$11 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
+  wire \$120 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire [31:0] \$124 ;
+  wire [31:0] \$125 ;
+  wire [31:0] \$126 ;
+  wire [31:0] \$127 ;
+  wire [31:0] \$128 ;
+  wire [31:0] \$129 ;
   wire \$13 ;
+  wire [31:0] \$130 ;
+  wire [31:0] \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
   wire \$14 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire \$149 ;
   wire \$15 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire \$159 ;
   wire \$16 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
+  wire \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
   wire \$17 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
   wire \$18 ;
-  wire \$19 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
+  wire [4:0] \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
   wire \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  reg \$206 ;
+  reg [256:0] \$207 ;
+  reg [3:0] \$208 ;
+  reg \$209 ;
   wire \$21 ;
+  reg [3:0] \$210 ;
+  reg \$211 ;
+  reg [63:0] \$212 ;
+  reg [63:0] \$213 ;
+  reg [1:0] \$214 ;
+  reg [2:0] \$215 ;
   wire \$22 ;
-  wire \$23 ;
+  wire [4:0] \$23 ;
   wire \$24 ;
   wire \$25 ;
   wire \$26 ;
@@ -77,607 +193,792 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$73 ;
   wire \$74 ;
   wire \$75 ;
-  wire [4:0] \$76 ;
+  wire \$76 ;
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
   wire \$8 ;
-  wire [4:0] \$80 ;
-  reg [3:0] \$81 ;
-  reg \$82 ;
-  reg [3:0] \$83 ;
-  reg \$84 ;
-  reg [63:0] \$85 ;
-  reg [1:0] \$86 ;
-  reg [63:0] \$87 ;
-  reg [2:0] \$88 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1013 ;
-  wire [7:0] \a_in$1030 ;
-  wire [7:0] \a_in$1047 ;
-  wire [7:0] \a_in$1064 ;
-  wire [7:0] \a_in$1081 ;
-  wire [7:0] \a_in$114 ;
-  wire [7:0] \a_in$129 ;
-  wire [7:0] \a_in$144 ;
-  wire [7:0] \a_in$159 ;
-  wire [7:0] \a_in$174 ;
-  wire [7:0] \a_in$187 ;
-  wire [7:0] \a_in$204 ;
-  wire [7:0] \a_in$221 ;
-  wire [7:0] \a_in$238 ;
-  wire [7:0] \a_in$255 ;
-  wire [7:0] \a_in$272 ;
-  wire [7:0] \a_in$289 ;
-  wire [7:0] \a_in$306 ;
-  wire [7:0] \a_in$319 ;
-  wire [7:0] \a_in$336 ;
-  wire [7:0] \a_in$353 ;
-  wire [7:0] \a_in$370 ;
-  wire [7:0] \a_in$387 ;
-  wire [7:0] \a_in$404 ;
-  wire [7:0] \a_in$421 ;
-  wire [7:0] \a_in$438 ;
-  wire [7:0] \a_in$451 ;
-  wire [7:0] \a_in$468 ;
-  wire [7:0] \a_in$485 ;
-  wire [7:0] \a_in$502 ;
-  wire [7:0] \a_in$519 ;
-  wire [7:0] \a_in$536 ;
-  wire [7:0] \a_in$553 ;
-  wire [7:0] \a_in$570 ;
-  wire [7:0] \a_in$583 ;
-  wire [7:0] \a_in$600 ;
-  wire [7:0] \a_in$617 ;
-  wire [7:0] \a_in$634 ;
-  wire [7:0] \a_in$651 ;
-  wire [7:0] \a_in$668 ;
-  wire [7:0] \a_in$685 ;
-  wire [7:0] \a_in$69 ;
-  wire [7:0] \a_in$702 ;
-  wire [7:0] \a_in$715 ;
-  wire [7:0] \a_in$732 ;
-  wire [7:0] \a_in$749 ;
-  wire [7:0] \a_in$766 ;
-  wire [7:0] \a_in$783 ;
-  wire [7:0] \a_in$800 ;
-  wire [7:0] \a_in$817 ;
-  wire [7:0] \a_in$834 ;
-  wire [7:0] \a_in$84 ;
-  wire [7:0] \a_in$847 ;
-  wire [7:0] \a_in$864 ;
-  wire [7:0] \a_in$881 ;
-  wire [7:0] \a_in$898 ;
-  wire [7:0] \a_in$915 ;
-  wire [7:0] \a_in$932 ;
-  wire [7:0] \a_in$949 ;
-  wire [7:0] \a_in$966 ;
-  wire [7:0] \a_in$979 ;
-  wire [7:0] \a_in$99 ;
-  wire [7:0] \a_in$996 ;
+  wire [7:0] \a_in$1015 ;
+  wire [7:0] \a_in$1028 ;
+  wire [7:0] \a_in$1045 ;
+  wire [7:0] \a_in$1062 ;
+  wire [7:0] \a_in$1079 ;
+  wire [7:0] \a_in$1096 ;
+  wire [7:0] \a_in$1113 ;
+  wire [7:0] \a_in$1130 ;
+  wire [7:0] \a_in$1147 ;
+  wire [7:0] \a_in$1160 ;
+  wire [7:0] \a_in$1177 ;
+  wire [7:0] \a_in$1194 ;
+  wire [7:0] \a_in$1211 ;
+  wire [7:0] \a_in$1228 ;
+  wire [7:0] \a_in$1245 ;
+  wire [7:0] \a_in$1262 ;
+  wire [7:0] \a_in$1279 ;
+  wire [7:0] \a_in$1292 ;
+  wire [7:0] \a_in$1309 ;
+  wire [7:0] \a_in$1326 ;
+  wire [7:0] \a_in$1343 ;
+  wire [7:0] \a_in$1360 ;
+  wire [7:0] \a_in$1377 ;
+  wire [7:0] \a_in$1394 ;
+  wire [7:0] \a_in$382 ;
+  wire [7:0] \a_in$397 ;
+  wire [7:0] \a_in$412 ;
+  wire [7:0] \a_in$427 ;
+  wire [7:0] \a_in$442 ;
+  wire [7:0] \a_in$457 ;
+  wire [7:0] \a_in$472 ;
+  wire [7:0] \a_in$487 ;
+  wire [7:0] \a_in$500 ;
+  wire [7:0] \a_in$517 ;
+  wire [7:0] \a_in$534 ;
+  wire [7:0] \a_in$551 ;
+  wire [7:0] \a_in$568 ;
+  wire [7:0] \a_in$585 ;
+  wire [7:0] \a_in$602 ;
+  wire [7:0] \a_in$619 ;
+  wire [7:0] \a_in$632 ;
+  wire [7:0] \a_in$649 ;
+  wire [7:0] \a_in$666 ;
+  wire [7:0] \a_in$683 ;
+  wire [7:0] \a_in$700 ;
+  wire [7:0] \a_in$717 ;
+  wire [7:0] \a_in$734 ;
+  wire [7:0] \a_in$751 ;
+  wire [7:0] \a_in$764 ;
+  wire [7:0] \a_in$781 ;
+  wire [7:0] \a_in$798 ;
+  wire [7:0] \a_in$815 ;
+  wire [7:0] \a_in$832 ;
+  wire [7:0] \a_in$849 ;
+  wire [7:0] \a_in$866 ;
+  wire [7:0] \a_in$883 ;
+  wire [7:0] \a_in$896 ;
+  wire [7:0] \a_in$913 ;
+  wire [7:0] \a_in$930 ;
+  wire [7:0] \a_in$947 ;
+  wire [7:0] \a_in$964 ;
+  wire [7:0] \a_in$981 ;
+  wire [7:0] \a_in$998 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1011 ;
-  wire [7:0] \a_next$1028 ;
-  wire [7:0] \a_next$1045 ;
-  wire [7:0] \a_next$1062 ;
-  wire [7:0] \a_next$1079 ;
-  wire [7:0] \a_next$112 ;
-  wire [7:0] \a_next$127 ;
-  wire [7:0] \a_next$142 ;
-  wire [7:0] \a_next$157 ;
-  wire [7:0] \a_next$172 ;
-  wire [7:0] \a_next$185 ;
-  wire [7:0] \a_next$202 ;
-  wire [7:0] \a_next$219 ;
-  wire [7:0] \a_next$236 ;
-  wire [7:0] \a_next$253 ;
-  wire [7:0] \a_next$270 ;
-  wire [7:0] \a_next$287 ;
-  wire [7:0] \a_next$304 ;
-  wire [7:0] \a_next$317 ;
-  wire [7:0] \a_next$334 ;
-  wire [7:0] \a_next$351 ;
-  wire [7:0] \a_next$368 ;
-  wire [7:0] \a_next$385 ;
-  wire [7:0] \a_next$402 ;
-  wire [7:0] \a_next$419 ;
-  wire [7:0] \a_next$436 ;
-  wire [7:0] \a_next$449 ;
-  wire [7:0] \a_next$466 ;
-  wire [7:0] \a_next$483 ;
-  wire [7:0] \a_next$500 ;
-  wire [7:0] \a_next$517 ;
-  wire [7:0] \a_next$534 ;
-  wire [7:0] \a_next$551 ;
-  wire [7:0] \a_next$568 ;
-  wire [7:0] \a_next$581 ;
-  wire [7:0] \a_next$598 ;
-  wire [7:0] \a_next$615 ;
-  wire [7:0] \a_next$632 ;
-  wire [7:0] \a_next$649 ;
-  wire [7:0] \a_next$666 ;
-  wire [7:0] \a_next$67 ;
-  wire [7:0] \a_next$683 ;
-  wire [7:0] \a_next$700 ;
-  wire [7:0] \a_next$713 ;
-  wire [7:0] \a_next$730 ;
-  wire [7:0] \a_next$747 ;
-  wire [7:0] \a_next$764 ;
-  wire [7:0] \a_next$781 ;
-  wire [7:0] \a_next$798 ;
-  wire [7:0] \a_next$815 ;
-  wire [7:0] \a_next$82 ;
-  wire [7:0] \a_next$832 ;
-  wire [7:0] \a_next$845 ;
-  wire [7:0] \a_next$862 ;
-  wire [7:0] \a_next$879 ;
-  wire [7:0] \a_next$896 ;
-  wire [7:0] \a_next$913 ;
-  wire [7:0] \a_next$930 ;
-  wire [7:0] \a_next$947 ;
-  wire [7:0] \a_next$964 ;
-  wire [7:0] \a_next$97 ;
-  wire [7:0] \a_next$977 ;
-  wire [7:0] \a_next$994 ;
+  wire [7:0] \a_next$1013 ;
+  wire [7:0] \a_next$1026 ;
+  wire [7:0] \a_next$1043 ;
+  wire [7:0] \a_next$1060 ;
+  wire [7:0] \a_next$1077 ;
+  wire [7:0] \a_next$1094 ;
+  wire [7:0] \a_next$1111 ;
+  wire [7:0] \a_next$1128 ;
+  wire [7:0] \a_next$1145 ;
+  wire [7:0] \a_next$1158 ;
+  wire [7:0] \a_next$1175 ;
+  wire [7:0] \a_next$1192 ;
+  wire [7:0] \a_next$1209 ;
+  wire [7:0] \a_next$1226 ;
+  wire [7:0] \a_next$1243 ;
+  wire [7:0] \a_next$1260 ;
+  wire [7:0] \a_next$1277 ;
+  wire [7:0] \a_next$1290 ;
+  wire [7:0] \a_next$1307 ;
+  wire [7:0] \a_next$1324 ;
+  wire [7:0] \a_next$1341 ;
+  wire [7:0] \a_next$1358 ;
+  wire [7:0] \a_next$1375 ;
+  wire [7:0] \a_next$1392 ;
+  wire [7:0] \a_next$380 ;
+  wire [7:0] \a_next$395 ;
+  wire [7:0] \a_next$410 ;
+  wire [7:0] \a_next$425 ;
+  wire [7:0] \a_next$440 ;
+  wire [7:0] \a_next$455 ;
+  wire [7:0] \a_next$470 ;
+  wire [7:0] \a_next$485 ;
+  wire [7:0] \a_next$498 ;
+  wire [7:0] \a_next$515 ;
+  wire [7:0] \a_next$532 ;
+  wire [7:0] \a_next$549 ;
+  wire [7:0] \a_next$566 ;
+  wire [7:0] \a_next$583 ;
+  wire [7:0] \a_next$600 ;
+  wire [7:0] \a_next$617 ;
+  wire [7:0] \a_next$630 ;
+  wire [7:0] \a_next$647 ;
+  wire [7:0] \a_next$664 ;
+  wire [7:0] \a_next$681 ;
+  wire [7:0] \a_next$698 ;
+  wire [7:0] \a_next$715 ;
+  wire [7:0] \a_next$732 ;
+  wire [7:0] \a_next$749 ;
+  wire [7:0] \a_next$762 ;
+  wire [7:0] \a_next$779 ;
+  wire [7:0] \a_next$796 ;
+  wire [7:0] \a_next$813 ;
+  wire [7:0] \a_next$830 ;
+  wire [7:0] \a_next$847 ;
+  wire [7:0] \a_next$864 ;
+  wire [7:0] \a_next$881 ;
+  wire [7:0] \a_next$894 ;
+  wire [7:0] \a_next$911 ;
+  wire [7:0] \a_next$928 ;
+  wire [7:0] \a_next$945 ;
+  wire [7:0] \a_next$962 ;
+  wire [7:0] \a_next$979 ;
+  wire [7:0] \a_next$996 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$100 ;
-  wire [7:0] \a_out$1014 ;
-  wire [7:0] \a_out$1031 ;
-  wire [7:0] \a_out$1048 ;
-  wire [7:0] \a_out$1065 ;
-  wire [7:0] \a_out$1082 ;
-  wire [7:0] \a_out$115 ;
-  wire [7:0] \a_out$130 ;
-  wire [7:0] \a_out$145 ;
-  wire [7:0] \a_out$160 ;
-  wire [7:0] \a_out$188 ;
-  wire [7:0] \a_out$205 ;
-  wire [7:0] \a_out$222 ;
-  wire [7:0] \a_out$239 ;
-  wire [7:0] \a_out$256 ;
-  wire [7:0] \a_out$273 ;
-  wire [7:0] \a_out$290 ;
-  wire [7:0] \a_out$320 ;
-  wire [7:0] \a_out$337 ;
-  wire [7:0] \a_out$354 ;
-  wire [7:0] \a_out$371 ;
-  wire [7:0] \a_out$388 ;
-  wire [7:0] \a_out$405 ;
-  wire [7:0] \a_out$422 ;
-  wire [7:0] \a_out$452 ;
-  wire [7:0] \a_out$469 ;
-  wire [7:0] \a_out$486 ;
-  wire [7:0] \a_out$503 ;
-  wire [7:0] \a_out$520 ;
-  wire [7:0] \a_out$537 ;
-  wire [7:0] \a_out$554 ;
-  wire [7:0] \a_out$584 ;
-  wire [7:0] \a_out$601 ;
-  wire [7:0] \a_out$618 ;
-  wire [7:0] \a_out$635 ;
-  wire [7:0] \a_out$652 ;
-  wire [7:0] \a_out$669 ;
-  wire [7:0] \a_out$686 ;
-  wire [7:0] \a_out$716 ;
-  wire [7:0] \a_out$733 ;
-  wire [7:0] \a_out$750 ;
-  wire [7:0] \a_out$767 ;
-  wire [7:0] \a_out$784 ;
-  wire [7:0] \a_out$801 ;
-  wire [7:0] \a_out$818 ;
-  wire [7:0] \a_out$848 ;
-  wire [7:0] \a_out$85 ;
-  wire [7:0] \a_out$865 ;
-  wire [7:0] \a_out$882 ;
-  wire [7:0] \a_out$899 ;
-  wire [7:0] \a_out$916 ;
-  wire [7:0] \a_out$933 ;
-  wire [7:0] \a_out$950 ;
-  wire [7:0] \a_out$980 ;
-  wire [7:0] \a_out$997 ;
+  wire [7:0] \a_out$1029 ;
+  wire [7:0] \a_out$1046 ;
+  wire [7:0] \a_out$1063 ;
+  wire [7:0] \a_out$1080 ;
+  wire [7:0] \a_out$1097 ;
+  wire [7:0] \a_out$1114 ;
+  wire [7:0] \a_out$1131 ;
+  wire [7:0] \a_out$1161 ;
+  wire [7:0] \a_out$1178 ;
+  wire [7:0] \a_out$1195 ;
+  wire [7:0] \a_out$1212 ;
+  wire [7:0] \a_out$1229 ;
+  wire [7:0] \a_out$1246 ;
+  wire [7:0] \a_out$1263 ;
+  wire [7:0] \a_out$1293 ;
+  wire [7:0] \a_out$1310 ;
+  wire [7:0] \a_out$1327 ;
+  wire [7:0] \a_out$1344 ;
+  wire [7:0] \a_out$1361 ;
+  wire [7:0] \a_out$1378 ;
+  wire [7:0] \a_out$1395 ;
+  wire [7:0] \a_out$398 ;
+  wire [7:0] \a_out$413 ;
+  wire [7:0] \a_out$428 ;
+  wire [7:0] \a_out$443 ;
+  wire [7:0] \a_out$458 ;
+  wire [7:0] \a_out$473 ;
+  wire [7:0] \a_out$501 ;
+  wire [7:0] \a_out$518 ;
+  wire [7:0] \a_out$535 ;
+  wire [7:0] \a_out$552 ;
+  wire [7:0] \a_out$569 ;
+  wire [7:0] \a_out$586 ;
+  wire [7:0] \a_out$603 ;
+  wire [7:0] \a_out$633 ;
+  wire [7:0] \a_out$650 ;
+  wire [7:0] \a_out$667 ;
+  wire [7:0] \a_out$684 ;
+  wire [7:0] \a_out$701 ;
+  wire [7:0] \a_out$718 ;
+  wire [7:0] \a_out$735 ;
+  wire [7:0] \a_out$765 ;
+  wire [7:0] \a_out$782 ;
+  wire [7:0] \a_out$799 ;
+  wire [7:0] \a_out$816 ;
+  wire [7:0] \a_out$833 ;
+  wire [7:0] \a_out$850 ;
+  wire [7:0] \a_out$867 ;
+  wire [7:0] \a_out$897 ;
+  wire [7:0] \a_out$914 ;
+  wire [7:0] \a_out$931 ;
+  wire [7:0] \a_out$948 ;
+  wire [7:0] \a_out$965 ;
+  wire [7:0] \a_out$982 ;
+  wire [7:0] \a_out$999 ;
   output busy;
   wire busy;
   wire capture;
-  wire \capture$1010 ;
-  wire \capture$1027 ;
-  wire \capture$1044 ;
-  wire \capture$1061 ;
-  wire \capture$1078 ;
-  wire \capture$111 ;
-  wire \capture$126 ;
-  wire \capture$141 ;
-  wire \capture$156 ;
-  wire \capture$171 ;
-  wire \capture$184 ;
-  wire \capture$201 ;
-  wire \capture$218 ;
-  wire \capture$235 ;
-  wire \capture$252 ;
-  wire \capture$269 ;
-  wire \capture$286 ;
-  wire \capture$303 ;
-  wire \capture$316 ;
-  wire \capture$333 ;
-  wire \capture$350 ;
-  wire \capture$367 ;
-  wire \capture$384 ;
-  wire \capture$401 ;
-  wire \capture$418 ;
-  wire \capture$435 ;
-  wire \capture$448 ;
-  wire \capture$465 ;
-  wire \capture$482 ;
-  wire \capture$499 ;
-  wire \capture$50 ;
-  wire \capture$516 ;
-  wire \capture$533 ;
-  wire \capture$550 ;
-  wire \capture$567 ;
-  wire \capture$580 ;
-  wire \capture$597 ;
-  wire \capture$614 ;
-  wire \capture$631 ;
-  wire \capture$648 ;
-  wire \capture$66 ;
-  wire \capture$665 ;
-  wire \capture$682 ;
-  wire \capture$699 ;
-  wire \capture$712 ;
-  wire \capture$729 ;
-  wire \capture$746 ;
-  wire \capture$763 ;
-  wire \capture$780 ;
-  wire \capture$797 ;
-  wire \capture$81 ;
-  wire \capture$814 ;
-  wire \capture$831 ;
-  wire \capture$844 ;
-  wire \capture$861 ;
-  wire \capture$878 ;
-  wire \capture$895 ;
-  wire \capture$912 ;
-  wire \capture$929 ;
-  wire \capture$946 ;
-  wire \capture$96 ;
-  wire \capture$963 ;
-  wire \capture$976 ;
-  wire \capture$993 ;
+  wire \capture$1012 ;
+  wire \capture$1025 ;
+  wire \capture$1042 ;
+  wire \capture$1059 ;
+  wire \capture$1076 ;
+  wire \capture$1093 ;
+  wire \capture$1110 ;
+  wire \capture$1127 ;
+  wire \capture$1144 ;
+  wire \capture$1157 ;
+  wire \capture$1174 ;
+  wire \capture$1191 ;
+  wire \capture$1208 ;
+  wire \capture$1225 ;
+  wire \capture$1242 ;
+  wire \capture$1259 ;
+  wire \capture$1276 ;
+  wire \capture$1289 ;
+  wire \capture$1306 ;
+  wire \capture$1323 ;
+  wire \capture$1340 ;
+  wire \capture$1357 ;
+  wire \capture$1374 ;
+  wire \capture$1391 ;
+  wire \capture$363 ;
+  wire \capture$379 ;
+  wire \capture$394 ;
+  wire \capture$409 ;
+  wire \capture$424 ;
+  wire \capture$439 ;
+  wire \capture$454 ;
+  wire \capture$469 ;
+  wire \capture$484 ;
+  wire \capture$497 ;
+  wire \capture$514 ;
+  wire \capture$531 ;
+  wire \capture$548 ;
+  wire \capture$565 ;
+  wire \capture$582 ;
+  wire \capture$599 ;
+  wire \capture$616 ;
+  wire \capture$629 ;
+  wire \capture$646 ;
+  wire \capture$663 ;
+  wire \capture$680 ;
+  wire \capture$697 ;
+  wire \capture$714 ;
+  wire \capture$731 ;
+  wire \capture$748 ;
+  wire \capture$761 ;
+  wire \capture$778 ;
+  wire \capture$795 ;
+  wire \capture$812 ;
+  wire \capture$829 ;
+  wire \capture$846 ;
+  wire \capture$863 ;
+  wire \capture$880 ;
+  wire \capture$893 ;
+  wire \capture$910 ;
+  wire \capture$927 ;
+  wire \capture$944 ;
+  wire \capture$961 ;
+  wire \capture$978 ;
+  wire \capture$995 ;
   input clk;
   wire clk;
-  wire en;
-  wire \en$1008 ;
-  wire \en$1025 ;
-  wire \en$1042 ;
-  wire \en$1059 ;
-  wire \en$1076 ;
-  wire \en$109 ;
-  wire \en$124 ;
-  wire \en$13 ;
-  wire \en$139 ;
-  wire \en$154 ;
-  wire \en$169 ;
-  wire \en$182 ;
-  wire \en$199 ;
-  wire \en$216 ;
-  wire \en$233 ;
-  wire \en$250 ;
-  wire \en$267 ;
-  wire \en$284 ;
-  wire \en$301 ;
-  wire \en$314 ;
-  wire \en$33 ;
-  wire \en$331 ;
-  wire \en$34 ;
-  wire \en$348 ;
-  wire \en$35 ;
-  wire \en$36 ;
-  wire \en$365 ;
-  wire \en$382 ;
-  wire \en$399 ;
-  wire \en$416 ;
-  wire \en$433 ;
-  wire \en$446 ;
-  wire \en$463 ;
-  wire \en$47 ;
-  wire \en$480 ;
-  wire \en$497 ;
-  wire \en$514 ;
-  wire \en$531 ;
-  wire \en$548 ;
-  wire \en$565 ;
-  wire \en$578 ;
-  wire \en$595 ;
-  wire \en$612 ;
-  wire \en$629 ;
-  wire \en$64 ;
-  wire \en$646 ;
-  wire \en$663 ;
-  wire \en$680 ;
-  wire \en$697 ;
-  wire \en$710 ;
-  wire \en$727 ;
-  wire \en$744 ;
-  wire \en$761 ;
-  wire \en$778 ;
-  wire \en$79 ;
-  wire \en$795 ;
-  wire \en$812 ;
-  wire \en$829 ;
-  wire \en$842 ;
-  wire \en$859 ;
-  wire \en$876 ;
-  wire \en$893 ;
-  wire \en$910 ;
-  wire \en$927 ;
-  wire \en$94 ;
-  wire \en$944 ;
-  wire \en$961 ;
-  wire \en$974 ;
-  wire \en$991 ;
+  reg en = 1'h1;
+  (* init = 1'h1 *)
+  wire \en$1010 ;
+  (* init = 1'h1 *)
+  wire \en$1023 ;
+  (* init = 1'h1 *)
+  wire \en$1040 ;
+  (* init = 1'h1 *)
+  wire \en$1057 ;
+  (* init = 1'h1 *)
+  wire \en$1074 ;
+  (* init = 1'h1 *)
+  wire \en$1091 ;
+  (* init = 1'h1 *)
+  wire \en$1108 ;
+  (* init = 1'h1 *)
+  wire \en$1125 ;
+  (* init = 1'h1 *)
+  wire \en$1142 ;
+  (* init = 1'h1 *)
+  wire \en$1155 ;
+  (* init = 1'h1 *)
+  wire \en$1172 ;
+  (* init = 1'h1 *)
+  wire \en$1189 ;
+  (* init = 1'h1 *)
+  wire \en$1206 ;
+  (* init = 1'h1 *)
+  wire \en$1223 ;
+  (* init = 1'h1 *)
+  wire \en$1240 ;
+  (* init = 1'h1 *)
+  wire \en$1257 ;
+  (* init = 1'h1 *)
+  wire \en$1274 ;
+  (* init = 1'h1 *)
+  wire \en$1287 ;
+  (* init = 1'h1 *)
+  wire \en$1304 ;
+  (* init = 1'h1 *)
+  wire \en$1321 ;
+  (* init = 1'h1 *)
+  wire \en$1338 ;
+  (* init = 1'h1 *)
+  wire \en$1355 ;
+  (* init = 1'h1 *)
+  wire \en$1372 ;
+  (* init = 1'h1 *)
+  wire \en$1389 ;
+  wire [7:0] \en$347 ;
+  wire [7:0] \en$350 ;
+  (* init = 1'h1 *)
+  wire \en$351 ;
+  wire [7:0] \en$352 ;
+  (* init = 1'h1 *)
+  wire \en$353 ;
+  (* init = 1'h1 *)
+  wire \en$360 ;
+  (* init = 1'h1 *)
+  wire \en$377 ;
+  (* init = 1'h1 *)
+  wire \en$392 ;
+  (* init = 1'h1 *)
+  wire \en$407 ;
+  (* init = 1'h1 *)
+  wire \en$422 ;
+  (* init = 1'h1 *)
+  wire \en$437 ;
+  (* init = 1'h1 *)
+  wire \en$452 ;
+  (* init = 1'h1 *)
+  wire \en$467 ;
+  (* init = 1'h1 *)
+  wire \en$482 ;
+  (* init = 1'h1 *)
+  wire \en$495 ;
+  (* init = 1'h1 *)
+  wire \en$512 ;
+  (* init = 1'h1 *)
+  wire \en$529 ;
+  (* init = 1'h1 *)
+  wire \en$546 ;
+  (* init = 1'h1 *)
+  wire \en$563 ;
+  (* init = 1'h1 *)
+  wire \en$580 ;
+  (* init = 1'h1 *)
+  wire \en$597 ;
+  (* init = 1'h1 *)
+  wire \en$614 ;
+  (* init = 1'h1 *)
+  wire \en$627 ;
+  (* init = 1'h1 *)
+  wire \en$644 ;
+  (* init = 1'h1 *)
+  wire \en$661 ;
+  (* init = 1'h1 *)
+  wire \en$678 ;
+  (* init = 1'h1 *)
+  wire \en$695 ;
+  (* init = 1'h1 *)
+  wire \en$712 ;
+  (* init = 1'h1 *)
+  wire \en$729 ;
+  (* init = 1'h1 *)
+  wire \en$746 ;
+  (* init = 1'h1 *)
+  wire \en$759 ;
+  (* init = 1'h1 *)
+  wire \en$776 ;
+  (* init = 1'h1 *)
+  wire \en$793 ;
+  (* init = 1'h1 *)
+  wire \en$810 ;
+  (* init = 1'h1 *)
+  wire \en$827 ;
+  (* init = 1'h1 *)
+  wire \en$844 ;
+  (* init = 1'h1 *)
+  wire \en$861 ;
+  (* init = 1'h1 *)
+  wire \en$878 ;
+  (* init = 1'h1 *)
+  wire \en$891 ;
+  (* init = 1'h1 *)
+  wire \en$908 ;
+  (* init = 1'h1 *)
+  wire \en$925 ;
+  (* init = 1'h1 *)
+  wire \en$942 ;
+  (* init = 1'h1 *)
+  wire \en$959 ;
+  (* init = 1'h1 *)
+  wire \en$976 ;
+  (* init = 1'h1 *)
+  wire \en$993 ;
+  reg en_deskew_0 = 1'h1;
+  reg en_deskew_1 = 1'h1;
+  reg en_deskew_2 = 1'h1;
+  reg en_deskew_3 = 1'h1;
+  reg en_deskew_4 = 1'h1;
+  reg en_deskew_5 = 1'h1;
+  reg en_deskew_6 = 1'h1;
+  reg en_deskew_7 = 1'h1;
+  reg en_in_a_0 = 1'h1;
+  reg en_in_a_1 = 1'h1;
+  reg en_in_a_2 = 1'h1;
+  reg en_in_a_3 = 1'h1;
+  reg en_in_a_4 = 1'h1;
+  reg en_in_a_5 = 1'h1;
+  reg en_in_a_6 = 1'h1;
+  reg en_in_a_7 = 1'h1;
+  reg en_in_w_0 = 1'h1;
+  reg en_in_w_1 = 1'h1;
+  reg en_in_w_2 = 1'h1;
+  reg en_in_w_3 = 1'h1;
+  reg en_in_w_4 = 1'h1;
+  reg en_in_w_5 = 1'h1;
+  reg en_in_w_6 = 1'h1;
+  reg en_in_w_7 = 1'h1;
+  reg en_pe_0_0 = 1'h1;
+  reg en_pe_0_1 = 1'h1;
+  reg en_pe_0_2 = 1'h1;
+  reg en_pe_0_3 = 1'h1;
+  reg en_pe_0_4 = 1'h1;
+  reg en_pe_0_5 = 1'h1;
+  reg en_pe_0_6 = 1'h1;
+  reg en_pe_0_7 = 1'h1;
+  reg en_pe_1_0 = 1'h1;
+  reg en_pe_1_1 = 1'h1;
+  reg en_pe_1_2 = 1'h1;
+  reg en_pe_1_3 = 1'h1;
+  reg en_pe_1_4 = 1'h1;
+  reg en_pe_1_5 = 1'h1;
+  reg en_pe_1_6 = 1'h1;
+  reg en_pe_1_7 = 1'h1;
+  reg en_pe_2_0 = 1'h1;
+  reg en_pe_2_1 = 1'h1;
+  reg en_pe_2_2 = 1'h1;
+  reg en_pe_2_3 = 1'h1;
+  reg en_pe_2_4 = 1'h1;
+  reg en_pe_2_5 = 1'h1;
+  reg en_pe_2_6 = 1'h1;
+  reg en_pe_2_7 = 1'h1;
+  reg en_pe_3_0 = 1'h1;
+  reg en_pe_3_1 = 1'h1;
+  reg en_pe_3_2 = 1'h1;
+  reg en_pe_3_3 = 1'h1;
+  reg en_pe_3_4 = 1'h1;
+  reg en_pe_3_5 = 1'h1;
+  reg en_pe_3_6 = 1'h1;
+  reg en_pe_3_7 = 1'h1;
+  reg en_pe_4_0 = 1'h1;
+  reg en_pe_4_1 = 1'h1;
+  reg en_pe_4_2 = 1'h1;
+  reg en_pe_4_3 = 1'h1;
+  reg en_pe_4_4 = 1'h1;
+  reg en_pe_4_5 = 1'h1;
+  reg en_pe_4_6 = 1'h1;
+  reg en_pe_4_7 = 1'h1;
+  reg en_pe_5_0 = 1'h1;
+  reg en_pe_5_1 = 1'h1;
+  reg en_pe_5_2 = 1'h1;
+  reg en_pe_5_3 = 1'h1;
+  reg en_pe_5_4 = 1'h1;
+  reg en_pe_5_5 = 1'h1;
+  reg en_pe_5_6 = 1'h1;
+  reg en_pe_5_7 = 1'h1;
+  reg en_pe_6_0 = 1'h1;
+  reg en_pe_6_1 = 1'h1;
+  reg en_pe_6_2 = 1'h1;
+  reg en_pe_6_3 = 1'h1;
+  reg en_pe_6_4 = 1'h1;
+  reg en_pe_6_5 = 1'h1;
+  reg en_pe_6_6 = 1'h1;
+  reg en_pe_6_7 = 1'h1;
+  reg en_pe_7_0 = 1'h1;
+  reg en_pe_7_1 = 1'h1;
+  reg en_pe_7_2 = 1'h1;
+  reg en_pe_7_3 = 1'h1;
+  reg en_pe_7_4 = 1'h1;
+  reg en_pe_7_5 = 1'h1;
+  reg en_pe_7_6 = 1'h1;
+  reg en_pe_7_7 = 1'h1;
+  reg en_skew_a_0 = 1'h1;
+  reg en_skew_a_1 = 1'h1;
+  reg en_skew_a_2 = 1'h1;
+  reg en_skew_a_3 = 1'h1;
+  reg en_skew_a_4 = 1'h1;
+  reg en_skew_a_5 = 1'h1;
+  reg en_skew_a_6 = 1'h1;
+  reg en_skew_a_7 = 1'h1;
+  reg en_skew_flags = 1'h1;
+  reg en_skew_w_0 = 1'h1;
+  reg en_skew_w_1 = 1'h1;
+  reg en_skew_w_2 = 1'h1;
+  reg en_skew_w_3 = 1'h1;
+  reg en_skew_w_4 = 1'h1;
+  reg en_skew_w_5 = 1'h1;
+  reg en_skew_w_6 = 1'h1;
+  reg en_skew_w_7 = 1'h1;
+  reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1000 ;
+  wire \first_in$1002 ;
   wire \first_in$1017 ;
-  wire \first_in$103 ;
-  wire \first_in$1034 ;
-  wire \first_in$1051 ;
-  wire \first_in$1068 ;
-  wire \first_in$1085 ;
-  wire \first_in$118 ;
-  wire \first_in$133 ;
-  wire \first_in$148 ;
-  wire \first_in$163 ;
-  wire \first_in$176 ;
-  wire \first_in$191 ;
-  wire \first_in$208 ;
-  wire \first_in$225 ;
-  wire \first_in$242 ;
-  wire \first_in$259 ;
-  wire \first_in$276 ;
-  wire \first_in$293 ;
-  wire \first_in$308 ;
-  wire \first_in$323 ;
-  wire \first_in$340 ;
-  wire \first_in$357 ;
-  wire \first_in$374 ;
-  wire \first_in$391 ;
-  wire \first_in$408 ;
-  wire \first_in$425 ;
-  wire \first_in$440 ;
-  wire \first_in$455 ;
-  wire \first_in$472 ;
+  wire \first_in$1032 ;
+  wire \first_in$1049 ;
+  wire \first_in$1066 ;
+  wire \first_in$1083 ;
+  wire \first_in$1100 ;
+  wire \first_in$1117 ;
+  wire \first_in$1134 ;
+  wire \first_in$1149 ;
+  wire \first_in$1164 ;
+  wire \first_in$1181 ;
+  wire \first_in$1198 ;
+  wire \first_in$1215 ;
+  wire \first_in$1232 ;
+  wire \first_in$1249 ;
+  wire \first_in$1266 ;
+  wire \first_in$1281 ;
+  wire \first_in$1296 ;
+  wire \first_in$1313 ;
+  wire \first_in$1330 ;
+  wire \first_in$1347 ;
+  wire \first_in$1364 ;
+  wire \first_in$1381 ;
+  wire \first_in$1398 ;
+  wire \first_in$386 ;
+  wire \first_in$401 ;
+  wire \first_in$416 ;
+  wire \first_in$431 ;
+  wire \first_in$446 ;
+  wire \first_in$461 ;
+  wire \first_in$476 ;
   wire \first_in$489 ;
-  wire \first_in$506 ;
-  wire \first_in$523 ;
-  wire \first_in$540 ;
-  wire \first_in$557 ;
+  wire \first_in$504 ;
+  wire \first_in$521 ;
+  wire \first_in$538 ;
+  wire \first_in$555 ;
   wire \first_in$572 ;
-  wire \first_in$587 ;
-  wire \first_in$604 ;
+  wire \first_in$589 ;
+  wire \first_in$606 ;
   wire \first_in$621 ;
-  wire \first_in$638 ;
-  wire \first_in$655 ;
-  wire \first_in$672 ;
-  wire \first_in$689 ;
+  wire \first_in$636 ;
+  wire \first_in$653 ;
+  wire \first_in$670 ;
+  wire \first_in$687 ;
   wire \first_in$704 ;
-  wire \first_in$719 ;
-  wire \first_in$73 ;
-  wire \first_in$736 ;
+  wire \first_in$721 ;
+  wire \first_in$738 ;
   wire \first_in$753 ;
-  wire \first_in$770 ;
-  wire \first_in$787 ;
-  wire \first_in$804 ;
-  wire \first_in$821 ;
+  wire \first_in$768 ;
+  wire \first_in$785 ;
+  wire \first_in$802 ;
+  wire \first_in$819 ;
   wire \first_in$836 ;
-  wire \first_in$851 ;
-  wire \first_in$868 ;
-  wire \first_in$88 ;
+  wire \first_in$853 ;
+  wire \first_in$870 ;
   wire \first_in$885 ;
-  wire \first_in$902 ;
-  wire \first_in$919 ;
-  wire \first_in$936 ;
-  wire \first_in$953 ;
+  wire \first_in$900 ;
+  wire \first_in$917 ;
+  wire \first_in$934 ;
+  wire \first_in$951 ;
   wire \first_in$968 ;
-  wire \first_in$983 ;
+  wire \first_in$985 ;
   wire first_next;
-  wire \first_next$1012 ;
-  wire \first_next$1029 ;
-  wire \first_next$1046 ;
-  wire \first_next$1063 ;
-  wire \first_next$1080 ;
-  wire \first_next$113 ;
-  wire \first_next$128 ;
-  wire \first_next$143 ;
-  wire \first_next$158 ;
-  wire \first_next$173 ;
-  wire \first_next$186 ;
-  wire \first_next$203 ;
-  wire \first_next$220 ;
-  wire \first_next$237 ;
-  wire \first_next$254 ;
-  wire \first_next$271 ;
-  wire \first_next$288 ;
-  wire \first_next$305 ;
-  wire \first_next$318 ;
-  wire \first_next$335 ;
-  wire \first_next$352 ;
-  wire \first_next$369 ;
-  wire \first_next$386 ;
-  wire \first_next$403 ;
-  wire \first_next$420 ;
-  wire \first_next$437 ;
-  wire \first_next$450 ;
-  wire \first_next$467 ;
-  wire \first_next$484 ;
-  wire \first_next$501 ;
-  wire \first_next$518 ;
-  wire \first_next$535 ;
-  wire \first_next$552 ;
-  wire \first_next$569 ;
-  wire \first_next$582 ;
-  wire \first_next$599 ;
-  wire \first_next$616 ;
-  wire \first_next$633 ;
-  wire \first_next$650 ;
-  wire \first_next$667 ;
-  wire \first_next$68 ;
-  wire \first_next$684 ;
-  wire \first_next$701 ;
-  wire \first_next$714 ;
-  wire \first_next$731 ;
-  wire \first_next$748 ;
-  wire \first_next$765 ;
-  wire \first_next$782 ;
-  wire \first_next$799 ;
-  wire \first_next$816 ;
-  wire \first_next$83 ;
-  wire \first_next$833 ;
-  wire \first_next$846 ;
-  wire \first_next$863 ;
-  wire \first_next$880 ;
-  wire \first_next$897 ;
-  wire \first_next$914 ;
-  wire \first_next$931 ;
-  wire \first_next$948 ;
-  wire \first_next$965 ;
-  wire \first_next$978 ;
-  wire \first_next$98 ;
-  wire \first_next$995 ;
+  wire \first_next$1014 ;
+  wire \first_next$1027 ;
+  wire \first_next$1044 ;
+  wire \first_next$1061 ;
+  wire \first_next$1078 ;
+  wire \first_next$1095 ;
+  wire \first_next$1112 ;
+  wire \first_next$1129 ;
+  wire \first_next$1146 ;
+  wire \first_next$1159 ;
+  wire \first_next$1176 ;
+  wire \first_next$1193 ;
+  wire \first_next$1210 ;
+  wire \first_next$1227 ;
+  wire \first_next$1244 ;
+  wire \first_next$1261 ;
+  wire \first_next$1278 ;
+  wire \first_next$1291 ;
+  wire \first_next$1308 ;
+  wire \first_next$1325 ;
+  wire \first_next$1342 ;
+  wire \first_next$1359 ;
+  wire \first_next$1376 ;
+  wire \first_next$1393 ;
+  wire \first_next$381 ;
+  wire \first_next$396 ;
+  wire \first_next$411 ;
+  wire \first_next$426 ;
+  wire \first_next$441 ;
+  wire \first_next$456 ;
+  wire \first_next$471 ;
+  wire \first_next$486 ;
+  wire \first_next$499 ;
+  wire \first_next$516 ;
+  wire \first_next$533 ;
+  wire \first_next$550 ;
+  wire \first_next$567 ;
+  wire \first_next$584 ;
+  wire \first_next$601 ;
+  wire \first_next$618 ;
+  wire \first_next$631 ;
+  wire \first_next$648 ;
+  wire \first_next$665 ;
+  wire \first_next$682 ;
+  wire \first_next$699 ;
+  wire \first_next$716 ;
+  wire \first_next$733 ;
+  wire \first_next$750 ;
+  wire \first_next$763 ;
+  wire \first_next$780 ;
+  wire \first_next$797 ;
+  wire \first_next$814 ;
+  wire \first_next$831 ;
+  wire \first_next$848 ;
+  wire \first_next$865 ;
+  wire \first_next$882 ;
+  wire \first_next$895 ;
+  wire \first_next$912 ;
+  wire \first_next$929 ;
+  wire \first_next$946 ;
+  wire \first_next$963 ;
+  wire \first_next$980 ;
+  wire \first_next$997 ;
   wire first_out;
-  wire \first_out$1001 ;
-  wire \first_out$1018 ;
-  wire \first_out$1035 ;
-  wire \first_out$104 ;
-  wire \first_out$1052 ;
-  wire \first_out$1069 ;
-  wire \first_out$1086 ;
-  wire \first_out$119 ;
-  wire \first_out$134 ;
-  wire \first_out$149 ;
-  wire \first_out$164 ;
-  wire \first_out$192 ;
-  wire \first_out$209 ;
-  wire \first_out$226 ;
-  wire \first_out$243 ;
-  wire \first_out$260 ;
-  wire \first_out$277 ;
-  wire \first_out$294 ;
-  wire \first_out$324 ;
-  wire \first_out$341 ;
-  wire \first_out$358 ;
-  wire \first_out$375 ;
-  wire \first_out$392 ;
-  wire \first_out$409 ;
-  wire \first_out$426 ;
-  wire \first_out$456 ;
-  wire \first_out$473 ;
-  wire \first_out$490 ;
-  wire \first_out$507 ;
-  wire \first_out$524 ;
-  wire \first_out$541 ;
-  wire \first_out$558 ;
-  wire \first_out$588 ;
-  wire \first_out$605 ;
-  wire \first_out$622 ;
-  wire \first_out$639 ;
-  wire \first_out$656 ;
-  wire \first_out$673 ;
-  wire \first_out$690 ;
-  wire \first_out$720 ;
-  wire \first_out$737 ;
-  wire \first_out$754 ;
-  wire \first_out$771 ;
-  wire \first_out$788 ;
-  wire \first_out$805 ;
-  wire \first_out$822 ;
-  wire \first_out$852 ;
-  wire \first_out$869 ;
-  wire \first_out$886 ;
-  wire \first_out$89 ;
-  wire \first_out$903 ;
-  wire \first_out$920 ;
-  wire \first_out$937 ;
-  wire \first_out$954 ;
-  wire \first_out$984 ;
+  wire \first_out$1003 ;
+  wire \first_out$1033 ;
+  wire \first_out$1050 ;
+  wire \first_out$1067 ;
+  wire \first_out$1084 ;
+  wire \first_out$1101 ;
+  wire \first_out$1118 ;
+  wire \first_out$1135 ;
+  wire \first_out$1165 ;
+  wire \first_out$1182 ;
+  wire \first_out$1199 ;
+  wire \first_out$1216 ;
+  wire \first_out$1233 ;
+  wire \first_out$1250 ;
+  wire \first_out$1267 ;
+  wire \first_out$1297 ;
+  wire \first_out$1314 ;
+  wire \first_out$1331 ;
+  wire \first_out$1348 ;
+  wire \first_out$1365 ;
+  wire \first_out$1382 ;
+  wire \first_out$1399 ;
+  wire \first_out$402 ;
+  wire \first_out$417 ;
+  wire \first_out$432 ;
+  wire \first_out$447 ;
+  wire \first_out$462 ;
+  wire \first_out$477 ;
+  wire \first_out$505 ;
+  wire \first_out$522 ;
+  wire \first_out$539 ;
+  wire \first_out$556 ;
+  wire \first_out$573 ;
+  wire \first_out$590 ;
+  wire \first_out$607 ;
+  wire \first_out$637 ;
+  wire \first_out$654 ;
+  wire \first_out$671 ;
+  wire \first_out$688 ;
+  wire \first_out$705 ;
+  wire \first_out$722 ;
+  wire \first_out$739 ;
+  wire \first_out$769 ;
+  wire \first_out$786 ;
+  wire \first_out$803 ;
+  wire \first_out$820 ;
+  wire \first_out$837 ;
+  wire \first_out$854 ;
+  wire \first_out$871 ;
+  wire \first_out$901 ;
+  wire \first_out$918 ;
+  wire \first_out$935 ;
+  wire \first_out$952 ;
+  wire \first_out$969 ;
+  wire \first_out$986 ;
+  wire held;
   wire [255:0] i;
-  reg [63:0] \i$37  = 64'h0000000000000000;
-  wire [7:0] \i$37[0] ;
-  wire [7:0] \i$37[1] ;
-  wire [7:0] \i$37[2] ;
-  wire [7:0] \i$37[3] ;
-  wire [7:0] \i$37[4] ;
-  wire [7:0] \i$37[5] ;
-  wire [7:0] \i$37[6] ;
-  wire [7:0] \i$37[7] ;
-  wire [15:0] \i$39 ;
-  wire [1:0] \i$39[0] ;
-  wire \i$39[0].capture ;
-  wire \i$39[0].shift ;
-  wire [1:0] \i$39[1] ;
-  wire \i$39[1].capture ;
-  wire \i$39[1].shift ;
-  wire [1:0] \i$39[2] ;
-  wire \i$39[2].capture ;
-  wire \i$39[2].shift ;
-  wire [1:0] \i$39[3] ;
-  wire \i$39[3].capture ;
-  wire \i$39[3].shift ;
-  wire [1:0] \i$39[4] ;
-  wire \i$39[4].capture ;
-  wire \i$39[4].shift ;
-  wire [1:0] \i$39[5] ;
-  wire \i$39[5].capture ;
-  wire \i$39[5].shift ;
-  wire [1:0] \i$39[6] ;
-  wire \i$39[6].capture ;
-  wire \i$39[6].shift ;
-  wire [1:0] \i$39[7] ;
-  wire \i$39[7].capture ;
-  wire \i$39[7].shift ;
-  wire [63:0] \i$41 ;
-  wire [7:0] \i$41[0] ;
-  wire [7:0] \i$41[1] ;
-  wire [7:0] \i$41[2] ;
-  wire [7:0] \i$41[3] ;
-  wire [7:0] \i$41[4] ;
-  wire [7:0] \i$41[5] ;
-  wire [7:0] \i$41[6] ;
-  wire [7:0] \i$41[7] ;
-  wire [23:0] \i$43 ;
-  wire [2:0] \i$43[0] ;
-  wire \i$43[0].first ;
-  wire \i$43[0].last ;
-  wire \i$43[0].valid ;
-  wire [2:0] \i$43[1] ;
-  wire \i$43[1].first ;
-  wire \i$43[1].last ;
-  wire \i$43[1].valid ;
-  wire [2:0] \i$43[2] ;
-  wire \i$43[2].first ;
-  wire \i$43[2].last ;
-  wire \i$43[2].valid ;
-  wire [2:0] \i$43[3] ;
-  wire \i$43[3].first ;
-  wire \i$43[3].last ;
-  wire \i$43[3].valid ;
-  wire [2:0] \i$43[4] ;
-  wire \i$43[4].first ;
-  wire \i$43[4].last ;
-  wire \i$43[4].valid ;
-  wire [2:0] \i$43[5] ;
-  wire \i$43[5].first ;
-  wire \i$43[5].last ;
-  wire \i$43[5].valid ;
-  wire [2:0] \i$43[6] ;
-  wire \i$43[6].first ;
-  wire \i$43[6].last ;
-  wire \i$43[6].valid ;
-  wire [2:0] \i$43[7] ;
-  wire \i$43[7].first ;
-  wire \i$43[7].last ;
-  wire \i$43[7].valid ;
+  (* init = 64'h0000000000000000 *)
+  wire [63:0] \i$354 ;
+  wire [7:0] \i$354[0] ;
+  wire [7:0] \i$354[1] ;
+  wire [7:0] \i$354[2] ;
+  wire [7:0] \i$354[3] ;
+  wire [7:0] \i$354[4] ;
+  wire [7:0] \i$354[5] ;
+  wire [7:0] \i$354[6] ;
+  wire [7:0] \i$354[7] ;
+  wire [15:0] \i$355 ;
+  wire [1:0] \i$355[0] ;
+  wire \i$355[0].capture ;
+  wire \i$355[0].shift ;
+  wire [1:0] \i$355[1] ;
+  wire \i$355[1].capture ;
+  wire \i$355[1].shift ;
+  wire [1:0] \i$355[2] ;
+  wire \i$355[2].capture ;
+  wire \i$355[2].shift ;
+  wire [1:0] \i$355[3] ;
+  wire \i$355[3].capture ;
+  wire \i$355[3].shift ;
+  wire [1:0] \i$355[4] ;
+  wire \i$355[4].capture ;
+  wire \i$355[4].shift ;
+  wire [1:0] \i$355[5] ;
+  wire \i$355[5].capture ;
+  wire \i$355[5].shift ;
+  wire [1:0] \i$355[6] ;
+  wire \i$355[6].capture ;
+  wire \i$355[6].shift ;
+  wire [1:0] \i$355[7] ;
+  wire \i$355[7].capture ;
+  wire \i$355[7].shift ;
+  wire [63:0] \i$356 ;
+  wire [7:0] \i$356[0] ;
+  wire [7:0] \i$356[1] ;
+  wire [7:0] \i$356[2] ;
+  wire [7:0] \i$356[3] ;
+  wire [7:0] \i$356[4] ;
+  wire [7:0] \i$356[5] ;
+  wire [7:0] \i$356[6] ;
+  wire [7:0] \i$356[7] ;
+  wire [23:0] \i$357 ;
+  wire [2:0] \i$357[0] ;
+  wire \i$357[0].first ;
+  wire \i$357[0].last ;
+  wire \i$357[0].valid ;
+  wire [2:0] \i$357[1] ;
+  wire \i$357[1].first ;
+  wire \i$357[1].last ;
+  wire \i$357[1].valid ;
+  wire [2:0] \i$357[2] ;
+  wire \i$357[2].first ;
+  wire \i$357[2].last ;
+  wire \i$357[2].valid ;
+  wire [2:0] \i$357[3] ;
+  wire \i$357[3].first ;
+  wire \i$357[3].last ;
+  wire \i$357[3].valid ;
+  wire [2:0] \i$357[4] ;
+  wire \i$357[4].first ;
+  wire \i$357[4].last ;
+  wire \i$357[4].valid ;
+  wire [2:0] \i$357[5] ;
+  wire \i$357[5].first ;
+  wire \i$357[5].last ;
+  wire \i$357[5].valid ;
+  wire [2:0] \i$357[6] ;
+  wire \i$357[6].first ;
+  wire \i$357[6].last ;
+  wire \i$357[6].valid ;
+  wire [2:0] \i$357[7] ;
+  wire \i$357[7].first ;
+  wire \i$357[7].last ;
+  wire \i$357[7].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
@@ -687,39 +988,39 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
   wire [63:0] i_next;
-  wire [23:0] \i_next$46 ;
-  wire [2:0] \i_next$46[0] ;
-  wire \i_next$46[0].first ;
-  wire \i_next$46[0].last ;
-  wire \i_next$46[0].valid ;
-  wire [2:0] \i_next$46[1] ;
-  wire \i_next$46[1].first ;
-  wire \i_next$46[1].last ;
-  wire \i_next$46[1].valid ;
-  wire [2:0] \i_next$46[2] ;
-  wire \i_next$46[2].first ;
-  wire \i_next$46[2].last ;
-  wire \i_next$46[2].valid ;
-  wire [2:0] \i_next$46[3] ;
-  wire \i_next$46[3].first ;
-  wire \i_next$46[3].last ;
-  wire \i_next$46[3].valid ;
-  wire [2:0] \i_next$46[4] ;
-  wire \i_next$46[4].first ;
-  wire \i_next$46[4].last ;
-  wire \i_next$46[4].valid ;
-  wire [2:0] \i_next$46[5] ;
-  wire \i_next$46[5].first ;
-  wire \i_next$46[5].last ;
-  wire \i_next$46[5].valid ;
-  wire [2:0] \i_next$46[6] ;
-  wire \i_next$46[6].first ;
-  wire \i_next$46[6].last ;
-  wire \i_next$46[6].valid ;
-  wire [2:0] \i_next$46[7] ;
-  wire \i_next$46[7].first ;
-  wire \i_next$46[7].last ;
-  wire \i_next$46[7].valid ;
+  wire [23:0] \i_next$359 ;
+  wire [2:0] \i_next$359[0] ;
+  wire \i_next$359[0].first ;
+  wire \i_next$359[0].last ;
+  wire \i_next$359[0].valid ;
+  wire [2:0] \i_next$359[1] ;
+  wire \i_next$359[1].first ;
+  wire \i_next$359[1].last ;
+  wire \i_next$359[1].valid ;
+  wire [2:0] \i_next$359[2] ;
+  wire \i_next$359[2].first ;
+  wire \i_next$359[2].last ;
+  wire \i_next$359[2].valid ;
+  wire [2:0] \i_next$359[3] ;
+  wire \i_next$359[3].first ;
+  wire \i_next$359[3].last ;
+  wire \i_next$359[3].valid ;
+  wire [2:0] \i_next$359[4] ;
+  wire \i_next$359[4].first ;
+  wire \i_next$359[4].last ;
+  wire \i_next$359[4].valid ;
+  wire [2:0] \i_next$359[5] ;
+  wire \i_next$359[5].first ;
+  wire \i_next$359[5].last ;
+  wire \i_next$359[5].valid ;
+  wire [2:0] \i_next$359[6] ;
+  wire \i_next$359[6].first ;
+  wire \i_next$359[6].last ;
+  wire \i_next$359[6].valid ;
+  wire [2:0] \i_next$359[7] ;
+  wire \i_next$359[7].first ;
+  wire \i_next$359[7].last ;
+  wire \i_next$359[7].valid ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -741,8 +1042,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_flags.first ;
   wire \in_flags.last ;
   wire \in_flags.valid ;
-  (* init = 64'h0000000000000000 *)
-  wire [63:0] in_w;
+  reg [63:0] in_w = 64'h0000000000000000;
   wire [7:0] \in_w[0] ;
   wire [7:0] \in_w[1] ;
   wire [7:0] \in_w[2] ;
@@ -755,204 +1055,204 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$1002 ;
-  wire \last_in$1019 ;
-  wire \last_in$1036 ;
-  wire \last_in$105 ;
-  wire \last_in$1053 ;
-  wire \last_in$1070 ;
-  wire \last_in$1087 ;
-  wire \last_in$120 ;
-  wire \last_in$135 ;
-  wire \last_in$150 ;
-  wire \last_in$165 ;
-  wire \last_in$177 ;
-  wire \last_in$193 ;
-  wire \last_in$210 ;
-  wire \last_in$227 ;
-  wire \last_in$244 ;
-  wire \last_in$261 ;
-  wire \last_in$278 ;
-  wire \last_in$295 ;
-  wire \last_in$309 ;
-  wire \last_in$325 ;
-  wire \last_in$342 ;
-  wire \last_in$359 ;
-  wire \last_in$376 ;
-  wire \last_in$393 ;
-  wire \last_in$410 ;
-  wire \last_in$427 ;
-  wire \last_in$441 ;
-  wire \last_in$457 ;
-  wire \last_in$474 ;
-  wire \last_in$491 ;
-  wire \last_in$508 ;
-  wire \last_in$525 ;
-  wire \last_in$542 ;
-  wire \last_in$559 ;
-  wire \last_in$573 ;
-  wire \last_in$589 ;
-  wire \last_in$606 ;
-  wire \last_in$623 ;
-  wire \last_in$640 ;
-  wire \last_in$657 ;
-  wire \last_in$674 ;
-  wire \last_in$691 ;
-  wire \last_in$705 ;
-  wire \last_in$721 ;
-  wire \last_in$738 ;
-  wire \last_in$75 ;
-  wire \last_in$755 ;
-  wire \last_in$772 ;
-  wire \last_in$789 ;
-  wire \last_in$806 ;
-  wire \last_in$823 ;
-  wire \last_in$837 ;
-  wire \last_in$853 ;
-  wire \last_in$870 ;
-  wire \last_in$887 ;
-  wire \last_in$90 ;
-  wire \last_in$904 ;
-  wire \last_in$921 ;
-  wire \last_in$938 ;
-  wire \last_in$955 ;
-  wire \last_in$969 ;
-  wire \last_in$985 ;
+  wire \last_in$1004 ;
+  wire \last_in$1018 ;
+  wire \last_in$1034 ;
+  wire \last_in$1051 ;
+  wire \last_in$1068 ;
+  wire \last_in$1085 ;
+  wire \last_in$1102 ;
+  wire \last_in$1119 ;
+  wire \last_in$1136 ;
+  wire \last_in$1150 ;
+  wire \last_in$1166 ;
+  wire \last_in$1183 ;
+  wire \last_in$1200 ;
+  wire \last_in$1217 ;
+  wire \last_in$1234 ;
+  wire \last_in$1251 ;
+  wire \last_in$1268 ;
+  wire \last_in$1282 ;
+  wire \last_in$1298 ;
+  wire \last_in$1315 ;
+  wire \last_in$1332 ;
+  wire \last_in$1349 ;
+  wire \last_in$1366 ;
+  wire \last_in$1383 ;
+  wire \last_in$1400 ;
+  wire \last_in$388 ;
+  wire \last_in$403 ;
+  wire \last_in$418 ;
+  wire \last_in$433 ;
+  wire \last_in$448 ;
+  wire \last_in$463 ;
+  wire \last_in$478 ;
+  wire \last_in$490 ;
+  wire \last_in$506 ;
+  wire \last_in$523 ;
+  wire \last_in$540 ;
+  wire \last_in$557 ;
+  wire \last_in$574 ;
+  wire \last_in$591 ;
+  wire \last_in$608 ;
+  wire \last_in$622 ;
+  wire \last_in$638 ;
+  wire \last_in$655 ;
+  wire \last_in$672 ;
+  wire \last_in$689 ;
+  wire \last_in$706 ;
+  wire \last_in$723 ;
+  wire \last_in$740 ;
+  wire \last_in$754 ;
+  wire \last_in$770 ;
+  wire \last_in$787 ;
+  wire \last_in$804 ;
+  wire \last_in$821 ;
+  wire \last_in$838 ;
+  wire \last_in$855 ;
+  wire \last_in$872 ;
+  wire \last_in$886 ;
+  wire \last_in$902 ;
+  wire \last_in$919 ;
+  wire \last_in$936 ;
+  wire \last_in$953 ;
+  wire \last_in$970 ;
+  wire \last_in$987 ;
   wire last_out;
-  wire \last_out$1003 ;
-  wire \last_out$1020 ;
-  wire \last_out$1037 ;
-  wire \last_out$1054 ;
-  wire \last_out$106 ;
-  wire \last_out$1071 ;
-  wire \last_out$1088 ;
-  wire \last_out$121 ;
-  wire \last_out$136 ;
-  wire \last_out$151 ;
-  wire \last_out$166 ;
-  wire \last_out$194 ;
-  wire \last_out$211 ;
-  wire \last_out$228 ;
-  wire \last_out$245 ;
-  wire \last_out$262 ;
-  wire \last_out$279 ;
-  wire \last_out$296 ;
-  wire \last_out$326 ;
-  wire \last_out$343 ;
-  wire \last_out$360 ;
-  wire \last_out$377 ;
-  wire \last_out$394 ;
-  wire \last_out$411 ;
-  wire \last_out$428 ;
-  wire \last_out$458 ;
-  wire \last_out$475 ;
-  wire \last_out$492 ;
-  wire \last_out$509 ;
-  wire \last_out$526 ;
-  wire \last_out$543 ;
-  wire \last_out$560 ;
-  wire \last_out$590 ;
-  wire \last_out$607 ;
-  wire \last_out$624 ;
-  wire \last_out$641 ;
-  wire \last_out$658 ;
-  wire \last_out$675 ;
-  wire \last_out$692 ;
-  wire \last_out$722 ;
-  wire \last_out$739 ;
-  wire \last_out$756 ;
-  wire \last_out$76 ;
-  wire \last_out$773 ;
-  wire \last_out$790 ;
-  wire \last_out$807 ;
-  wire \last_out$824 ;
-  wire \last_out$854 ;
-  wire \last_out$871 ;
-  wire \last_out$888 ;
-  wire \last_out$905 ;
-  wire \last_out$91 ;
-  wire \last_out$922 ;
-  wire \last_out$939 ;
-  wire \last_out$956 ;
-  wire \last_out$986 ;
+  wire \last_out$1005 ;
+  wire \last_out$1035 ;
+  wire \last_out$1052 ;
+  wire \last_out$1069 ;
+  wire \last_out$1086 ;
+  wire \last_out$1103 ;
+  wire \last_out$1120 ;
+  wire \last_out$1137 ;
+  wire \last_out$1167 ;
+  wire \last_out$1184 ;
+  wire \last_out$1201 ;
+  wire \last_out$1218 ;
+  wire \last_out$1235 ;
+  wire \last_out$1252 ;
+  wire \last_out$1269 ;
+  wire \last_out$1299 ;
+  wire \last_out$1316 ;
+  wire \last_out$1333 ;
+  wire \last_out$1350 ;
+  wire \last_out$1367 ;
+  wire \last_out$1384 ;
+  wire \last_out$1401 ;
+  wire \last_out$389 ;
+  wire \last_out$404 ;
+  wire \last_out$419 ;
+  wire \last_out$434 ;
+  wire \last_out$449 ;
+  wire \last_out$464 ;
+  wire \last_out$479 ;
+  wire \last_out$507 ;
+  wire \last_out$524 ;
+  wire \last_out$541 ;
+  wire \last_out$558 ;
+  wire \last_out$575 ;
+  wire \last_out$592 ;
+  wire \last_out$609 ;
+  wire \last_out$639 ;
+  wire \last_out$656 ;
+  wire \last_out$673 ;
+  wire \last_out$690 ;
+  wire \last_out$707 ;
+  wire \last_out$724 ;
+  wire \last_out$741 ;
+  wire \last_out$771 ;
+  wire \last_out$788 ;
+  wire \last_out$805 ;
+  wire \last_out$822 ;
+  wire \last_out$839 ;
+  wire \last_out$856 ;
+  wire \last_out$873 ;
+  wire \last_out$903 ;
+  wire \last_out$920 ;
+  wire \last_out$937 ;
+  wire \last_out$954 ;
+  wire \last_out$971 ;
+  wire \last_out$988 ;
   reg [3:0] loaded = 4'h0;
   wire [255:0] o;
-  wire [15:0] \o$49 ;
-  wire [1:0] \o$49[0] ;
-  wire \o$49[0].capture ;
-  wire \o$49[0].shift ;
-  wire [1:0] \o$49[1] ;
-  wire \o$49[1].capture ;
-  wire \o$49[1].shift ;
-  wire [1:0] \o$49[2] ;
-  wire \o$49[2].capture ;
-  wire \o$49[2].shift ;
-  wire [1:0] \o$49[3] ;
-  wire \o$49[3].capture ;
-  wire \o$49[3].shift ;
-  wire [1:0] \o$49[4] ;
-  wire \o$49[4].capture ;
-  wire \o$49[4].shift ;
-  wire [1:0] \o$49[5] ;
-  wire \o$49[5].capture ;
-  wire \o$49[5].shift ;
-  wire [1:0] \o$49[6] ;
-  wire \o$49[6].capture ;
-  wire \o$49[6].shift ;
-  wire [1:0] \o$49[7] ;
-  wire \o$49[7].capture ;
-  wire \o$49[7].shift ;
-  wire [63:0] \o$56 ;
-  wire [7:0] \o$56[0] ;
-  wire [7:0] \o$56[1] ;
-  wire [7:0] \o$56[2] ;
-  wire [7:0] \o$56[3] ;
-  wire [7:0] \o$56[4] ;
-  wire [7:0] \o$56[5] ;
-  wire [7:0] \o$56[6] ;
-  wire [7:0] \o$56[7] ;
-  wire [23:0] \o$58 ;
-  wire [2:0] \o$58[0] ;
-  wire \o$58[0].first ;
-  wire \o$58[0].last ;
-  wire \o$58[0].valid ;
-  wire [2:0] \o$58[1] ;
-  wire \o$58[1].first ;
-  wire \o$58[1].last ;
-  wire \o$58[1].valid ;
-  wire [2:0] \o$58[2] ;
-  wire \o$58[2].first ;
-  wire \o$58[2].last ;
-  wire \o$58[2].valid ;
-  wire [2:0] \o$58[3] ;
-  wire \o$58[3].first ;
-  wire \o$58[3].last ;
-  wire \o$58[3].valid ;
-  wire [2:0] \o$58[4] ;
-  wire \o$58[4].first ;
-  wire \o$58[4].last ;
-  wire \o$58[4].valid ;
-  wire [2:0] \o$58[5] ;
-  wire \o$58[5].first ;
-  wire \o$58[5].last ;
-  wire \o$58[5].valid ;
-  wire [2:0] \o$58[6] ;
-  wire \o$58[6].first ;
-  wire \o$58[6].last ;
-  wire \o$58[6].valid ;
-  wire [2:0] \o$58[7] ;
-  wire \o$58[7].first ;
-  wire \o$58[7].last ;
-  wire \o$58[7].valid ;
-  wire [63:0] \o$63 ;
-  wire [7:0] \o$63[0] ;
-  wire [7:0] \o$63[1] ;
-  wire [7:0] \o$63[2] ;
-  wire [7:0] \o$63[3] ;
-  wire [7:0] \o$63[4] ;
-  wire [7:0] \o$63[5] ;
-  wire [7:0] \o$63[6] ;
-  wire [7:0] \o$63[7] ;
+  wire [15:0] \o$362 ;
+  wire [1:0] \o$362[0] ;
+  wire \o$362[0].capture ;
+  wire \o$362[0].shift ;
+  wire [1:0] \o$362[1] ;
+  wire \o$362[1].capture ;
+  wire \o$362[1].shift ;
+  wire [1:0] \o$362[2] ;
+  wire \o$362[2].capture ;
+  wire \o$362[2].shift ;
+  wire [1:0] \o$362[3] ;
+  wire \o$362[3].capture ;
+  wire \o$362[3].shift ;
+  wire [1:0] \o$362[4] ;
+  wire \o$362[4].capture ;
+  wire \o$362[4].shift ;
+  wire [1:0] \o$362[5] ;
+  wire \o$362[5].capture ;
+  wire \o$362[5].shift ;
+  wire [1:0] \o$362[6] ;
+  wire \o$362[6].capture ;
+  wire \o$362[6].shift ;
+  wire [1:0] \o$362[7] ;
+  wire \o$362[7].capture ;
+  wire \o$362[7].shift ;
+  wire [63:0] \o$369 ;
+  wire [7:0] \o$369[0] ;
+  wire [7:0] \o$369[1] ;
+  wire [7:0] \o$369[2] ;
+  wire [7:0] \o$369[3] ;
+  wire [7:0] \o$369[4] ;
+  wire [7:0] \o$369[5] ;
+  wire [7:0] \o$369[6] ;
+  wire [7:0] \o$369[7] ;
+  wire [23:0] \o$371 ;
+  wire [2:0] \o$371[0] ;
+  wire \o$371[0].first ;
+  wire \o$371[0].last ;
+  wire \o$371[0].valid ;
+  wire [2:0] \o$371[1] ;
+  wire \o$371[1].first ;
+  wire \o$371[1].last ;
+  wire \o$371[1].valid ;
+  wire [2:0] \o$371[2] ;
+  wire \o$371[2].first ;
+  wire \o$371[2].last ;
+  wire \o$371[2].valid ;
+  wire [2:0] \o$371[3] ;
+  wire \o$371[3].first ;
+  wire \o$371[3].last ;
+  wire \o$371[3].valid ;
+  wire [2:0] \o$371[4] ;
+  wire \o$371[4].first ;
+  wire \o$371[4].last ;
+  wire \o$371[4].valid ;
+  wire [2:0] \o$371[5] ;
+  wire \o$371[5].first ;
+  wire \o$371[5].last ;
+  wire \o$371[5].valid ;
+  wire [2:0] \o$371[6] ;
+  wire \o$371[6].first ;
+  wire \o$371[6].last ;
+  wire \o$371[6].valid ;
+  wire [2:0] \o$371[7] ;
+  wire \o$371[7].first ;
+  wire \o$371[7].last ;
+  wire \o$371[7].valid ;
+  wire [63:0] \o$376 ;
+  wire [7:0] \o$376[0] ;
+  wire [7:0] \o$376[1] ;
+  wire [7:0] \o$376[2] ;
+  wire [7:0] \o$376[3] ;
+  wire [7:0] \o$376[4] ;
+  wire [7:0] \o$376[5] ;
+  wire [7:0] \o$376[6] ;
+  wire [7:0] \o$376[7] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -962,39 +1262,39 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
   wire [63:0] o_next;
-  wire [23:0] \o_next$54 ;
-  wire [2:0] \o_next$54[0] ;
-  wire \o_next$54[0].first ;
-  wire \o_next$54[0].last ;
-  wire \o_next$54[0].valid ;
-  wire [2:0] \o_next$54[1] ;
-  wire \o_next$54[1].first ;
-  wire \o_next$54[1].last ;
-  wire \o_next$54[1].valid ;
-  wire [2:0] \o_next$54[2] ;
-  wire \o_next$54[2].first ;
-  wire \o_next$54[2].last ;
-  wire \o_next$54[2].valid ;
-  wire [2:0] \o_next$54[3] ;
-  wire \o_next$54[3].first ;
-  wire \o_next$54[3].last ;
-  wire \o_next$54[3].valid ;
-  wire [2:0] \o_next$54[4] ;
-  wire \o_next$54[4].first ;
-  wire \o_next$54[4].last ;
-  wire \o_next$54[4].valid ;
-  wire [2:0] \o_next$54[5] ;
-  wire \o_next$54[5].first ;
-  wire \o_next$54[5].last ;
-  wire \o_next$54[5].valid ;
-  wire [2:0] \o_next$54[6] ;
-  wire \o_next$54[6].first ;
-  wire \o_next$54[6].last ;
-  wire \o_next$54[6].valid ;
-  wire [2:0] \o_next$54[7] ;
-  wire \o_next$54[7].first ;
-  wire \o_next$54[7].last ;
-  wire \o_next$54[7].valid ;
+  wire [23:0] \o_next$367 ;
+  wire [2:0] \o_next$367[0] ;
+  wire \o_next$367[0].first ;
+  wire \o_next$367[0].last ;
+  wire \o_next$367[0].valid ;
+  wire [2:0] \o_next$367[1] ;
+  wire \o_next$367[1].first ;
+  wire \o_next$367[1].last ;
+  wire \o_next$367[1].valid ;
+  wire [2:0] \o_next$367[2] ;
+  wire \o_next$367[2].first ;
+  wire \o_next$367[2].last ;
+  wire \o_next$367[2].valid ;
+  wire [2:0] \o_next$367[3] ;
+  wire \o_next$367[3].first ;
+  wire \o_next$367[3].last ;
+  wire \o_next$367[3].valid ;
+  wire [2:0] \o_next$367[4] ;
+  wire \o_next$367[4].first ;
+  wire \o_next$367[4].last ;
+  wire \o_next$367[4].valid ;
+  wire [2:0] \o_next$367[5] ;
+  wire \o_next$367[5].first ;
+  wire \o_next$367[5].last ;
+  wire \o_next$367[5].valid ;
+  wire [2:0] \o_next$367[6] ;
+  wire \o_next$367[6].first ;
+  wire \o_next$367[6].last ;
+  wire \o_next$367[6].valid ;
+  wire [2:0] \o_next$367[7] ;
+  wire \o_next$367[7].first ;
+  wire \o_next$367[7].last ;
+  wire \o_next$367[7].valid ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -1019,134 +1319,337 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire operands__ready;
   input operands__valid;
   wire operands__valid;
+  wire [256:0] out;
+  wire [255:0] \out.c ;
+  wire [31:0] \out.c[0] ;
+  wire [31:0] \out.c[1] ;
+  wire [31:0] \out.c[2] ;
+  wire [31:0] \out.c[3] ;
+  wire [31:0] \out.c[4] ;
+  wire [31:0] \out.c[5] ;
+  wire [31:0] \out.c[6] ;
+  wire [31:0] \out.c[7] ;
+  wire \out.last ;
+  wire pe_0_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_0_sync_rst;
+  wire pe_0_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_1_sync_rst;
+  wire pe_0_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_2_sync_rst;
+  wire pe_0_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_3_sync_rst;
+  wire pe_0_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_4_sync_rst;
+  wire pe_0_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_5_sync_rst;
+  wire pe_0_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_6_sync_rst;
+  wire pe_0_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_0_7_sync_rst;
+  wire pe_1_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_0_sync_rst;
+  wire pe_1_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_1_sync_rst;
+  wire pe_1_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_2_sync_rst;
+  wire pe_1_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_3_sync_rst;
+  wire pe_1_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_4_sync_rst;
+  wire pe_1_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_5_sync_rst;
+  wire pe_1_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_6_sync_rst;
+  wire pe_1_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_1_7_sync_rst;
+  wire pe_2_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_0_sync_rst;
+  wire pe_2_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_1_sync_rst;
+  wire pe_2_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_2_sync_rst;
+  wire pe_2_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_3_sync_rst;
+  wire pe_2_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_4_sync_rst;
+  wire pe_2_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_5_sync_rst;
+  wire pe_2_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_6_sync_rst;
+  wire pe_2_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_2_7_sync_rst;
+  wire pe_3_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_0_sync_rst;
+  wire pe_3_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_1_sync_rst;
+  wire pe_3_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_2_sync_rst;
+  wire pe_3_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_3_sync_rst;
+  wire pe_3_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_4_sync_rst;
+  wire pe_3_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_5_sync_rst;
+  wire pe_3_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_6_sync_rst;
+  wire pe_3_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_3_7_sync_rst;
+  wire pe_4_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_0_sync_rst;
+  wire pe_4_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_1_sync_rst;
+  wire pe_4_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_2_sync_rst;
+  wire pe_4_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_3_sync_rst;
+  wire pe_4_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_4_sync_rst;
+  wire pe_4_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_5_sync_rst;
+  wire pe_4_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_6_sync_rst;
+  wire pe_4_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_4_7_sync_rst;
+  wire pe_5_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_0_sync_rst;
+  wire pe_5_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_1_sync_rst;
+  wire pe_5_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_2_sync_rst;
+  wire pe_5_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_3_sync_rst;
+  wire pe_5_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_4_sync_rst;
+  wire pe_5_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_5_sync_rst;
+  wire pe_5_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_6_sync_rst;
+  wire pe_5_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_5_7_sync_rst;
+  wire pe_6_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_0_sync_rst;
+  wire pe_6_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_1_sync_rst;
+  wire pe_6_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_2_sync_rst;
+  wire pe_6_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_3_sync_rst;
+  wire pe_6_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_4_sync_rst;
+  wire pe_6_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_5_sync_rst;
+  wire pe_6_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_6_sync_rst;
+  wire pe_6_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_6_7_sync_rst;
+  wire pe_7_0_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_0_sync_rst;
+  wire pe_7_1_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_1_sync_rst;
+  wire pe_7_2_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_2_sync_rst;
+  wire pe_7_3_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_3_sync_rst;
+  wire pe_7_4_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_4_sync_rst;
+  wire pe_7_5_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_5_sync_rst;
+  wire pe_7_6_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_6_sync_rst;
+  wire pe_7_7_sync_clk;
+  (* init = 1'h1 *)
+  wire pe_7_7_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$1004 ;
-  wire [31:0] \psum_in$1021 ;
-  wire [31:0] \psum_in$1038 ;
-  wire [31:0] \psum_in$1055 ;
-  wire [31:0] \psum_in$107 ;
-  wire [31:0] \psum_in$1072 ;
-  wire [31:0] \psum_in$1089 ;
-  wire [31:0] \psum_in$122 ;
-  wire [31:0] \psum_in$137 ;
-  wire [31:0] \psum_in$152 ;
-  wire [31:0] \psum_in$167 ;
-  wire [31:0] \psum_in$178 ;
-  wire [31:0] \psum_in$195 ;
-  wire [31:0] \psum_in$212 ;
-  wire [31:0] \psum_in$229 ;
-  wire [31:0] \psum_in$246 ;
-  wire [31:0] \psum_in$263 ;
-  wire [31:0] \psum_in$280 ;
-  wire [31:0] \psum_in$297 ;
-  wire [31:0] \psum_in$310 ;
-  wire [31:0] \psum_in$327 ;
-  wire [31:0] \psum_in$344 ;
-  wire [31:0] \psum_in$361 ;
-  wire [31:0] \psum_in$378 ;
-  wire [31:0] \psum_in$395 ;
-  wire [31:0] \psum_in$412 ;
-  wire [31:0] \psum_in$429 ;
-  wire [31:0] \psum_in$442 ;
-  wire [31:0] \psum_in$459 ;
-  wire [31:0] \psum_in$476 ;
-  wire [31:0] \psum_in$493 ;
-  wire [31:0] \psum_in$510 ;
-  wire [31:0] \psum_in$527 ;
-  wire [31:0] \psum_in$544 ;
-  wire [31:0] \psum_in$561 ;
-  wire [31:0] \psum_in$574 ;
-  wire [31:0] \psum_in$591 ;
-  wire [31:0] \psum_in$608 ;
-  wire [31:0] \psum_in$625 ;
-  wire [31:0] \psum_in$642 ;
-  wire [31:0] \psum_in$659 ;
-  wire [31:0] \psum_in$676 ;
-  wire [31:0] \psum_in$693 ;
-  wire [31:0] \psum_in$706 ;
-  wire [31:0] \psum_in$723 ;
-  wire [31:0] \psum_in$740 ;
-  wire [31:0] \psum_in$757 ;
-  wire [31:0] \psum_in$77 ;
-  wire [31:0] \psum_in$774 ;
-  wire [31:0] \psum_in$791 ;
-  wire [31:0] \psum_in$808 ;
-  wire [31:0] \psum_in$825 ;
-  wire [31:0] \psum_in$838 ;
-  wire [31:0] \psum_in$855 ;
-  wire [31:0] \psum_in$872 ;
-  wire [31:0] \psum_in$889 ;
-  wire [31:0] \psum_in$906 ;
-  wire [31:0] \psum_in$92 ;
-  wire [31:0] \psum_in$923 ;
-  wire [31:0] \psum_in$940 ;
-  wire [31:0] \psum_in$957 ;
-  wire [31:0] \psum_in$970 ;
-  wire [31:0] \psum_in$987 ;
+  wire [31:0] \psum_in$1006 ;
+  wire [31:0] \psum_in$1019 ;
+  wire [31:0] \psum_in$1036 ;
+  wire [31:0] \psum_in$1053 ;
+  wire [31:0] \psum_in$1070 ;
+  wire [31:0] \psum_in$1087 ;
+  wire [31:0] \psum_in$1104 ;
+  wire [31:0] \psum_in$1121 ;
+  wire [31:0] \psum_in$1138 ;
+  wire [31:0] \psum_in$1151 ;
+  wire [31:0] \psum_in$1168 ;
+  wire [31:0] \psum_in$1185 ;
+  wire [31:0] \psum_in$1202 ;
+  wire [31:0] \psum_in$1219 ;
+  wire [31:0] \psum_in$1236 ;
+  wire [31:0] \psum_in$1253 ;
+  wire [31:0] \psum_in$1270 ;
+  wire [31:0] \psum_in$1283 ;
+  wire [31:0] \psum_in$1300 ;
+  wire [31:0] \psum_in$1317 ;
+  wire [31:0] \psum_in$1334 ;
+  wire [31:0] \psum_in$1351 ;
+  wire [31:0] \psum_in$1368 ;
+  wire [31:0] \psum_in$1385 ;
+  wire [31:0] \psum_in$1402 ;
+  wire [31:0] \psum_in$390 ;
+  wire [31:0] \psum_in$405 ;
+  wire [31:0] \psum_in$420 ;
+  wire [31:0] \psum_in$435 ;
+  wire [31:0] \psum_in$450 ;
+  wire [31:0] \psum_in$465 ;
+  wire [31:0] \psum_in$480 ;
+  wire [31:0] \psum_in$491 ;
+  wire [31:0] \psum_in$508 ;
+  wire [31:0] \psum_in$525 ;
+  wire [31:0] \psum_in$542 ;
+  wire [31:0] \psum_in$559 ;
+  wire [31:0] \psum_in$576 ;
+  wire [31:0] \psum_in$593 ;
+  wire [31:0] \psum_in$610 ;
+  wire [31:0] \psum_in$623 ;
+  wire [31:0] \psum_in$640 ;
+  wire [31:0] \psum_in$657 ;
+  wire [31:0] \psum_in$674 ;
+  wire [31:0] \psum_in$691 ;
+  wire [31:0] \psum_in$708 ;
+  wire [31:0] \psum_in$725 ;
+  wire [31:0] \psum_in$742 ;
+  wire [31:0] \psum_in$755 ;
+  wire [31:0] \psum_in$772 ;
+  wire [31:0] \psum_in$789 ;
+  wire [31:0] \psum_in$806 ;
+  wire [31:0] \psum_in$823 ;
+  wire [31:0] \psum_in$840 ;
+  wire [31:0] \psum_in$857 ;
+  wire [31:0] \psum_in$874 ;
+  wire [31:0] \psum_in$887 ;
+  wire [31:0] \psum_in$904 ;
+  wire [31:0] \psum_in$921 ;
+  wire [31:0] \psum_in$938 ;
+  wire [31:0] \psum_in$955 ;
+  wire [31:0] \psum_in$972 ;
+  wire [31:0] \psum_in$989 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$1005 ;
-  wire [31:0] \psum_out$1022 ;
-  wire [31:0] \psum_out$1039 ;
-  wire [31:0] \psum_out$1056 ;
-  wire [31:0] \psum_out$1073 ;
-  wire [31:0] \psum_out$1090 ;
-  wire [31:0] \psum_out$16 ;
-  wire [31:0] \psum_out$17 ;
-  wire [31:0] \psum_out$179 ;
-  wire [31:0] \psum_out$18 ;
-  wire [31:0] \psum_out$19 ;
-  wire [31:0] \psum_out$196 ;
-  wire [31:0] \psum_out$20 ;
-  wire [31:0] \psum_out$21 ;
-  wire [31:0] \psum_out$213 ;
-  wire [31:0] \psum_out$22 ;
-  wire [31:0] \psum_out$230 ;
-  wire [31:0] \psum_out$247 ;
-  wire [31:0] \psum_out$264 ;
-  wire [31:0] \psum_out$281 ;
-  wire [31:0] \psum_out$298 ;
-  wire [31:0] \psum_out$311 ;
-  wire [31:0] \psum_out$328 ;
-  wire [31:0] \psum_out$345 ;
-  wire [31:0] \psum_out$362 ;
-  wire [31:0] \psum_out$379 ;
-  wire [31:0] \psum_out$396 ;
-  wire [31:0] \psum_out$413 ;
-  wire [31:0] \psum_out$430 ;
-  wire [31:0] \psum_out$443 ;
-  wire [31:0] \psum_out$460 ;
-  wire [31:0] \psum_out$477 ;
-  wire [31:0] \psum_out$494 ;
-  wire [31:0] \psum_out$511 ;
-  wire [31:0] \psum_out$528 ;
-  wire [31:0] \psum_out$545 ;
-  wire [31:0] \psum_out$562 ;
-  wire [31:0] \psum_out$575 ;
-  wire [31:0] \psum_out$592 ;
-  wire [31:0] \psum_out$609 ;
-  wire [31:0] \psum_out$626 ;
-  wire [31:0] \psum_out$643 ;
-  wire [31:0] \psum_out$660 ;
-  wire [31:0] \psum_out$677 ;
-  wire [31:0] \psum_out$694 ;
-  wire [31:0] \psum_out$707 ;
-  wire [31:0] \psum_out$724 ;
-  wire [31:0] \psum_out$741 ;
-  wire [31:0] \psum_out$758 ;
-  wire [31:0] \psum_out$775 ;
-  wire [31:0] \psum_out$792 ;
-  wire [31:0] \psum_out$809 ;
-  wire [31:0] \psum_out$826 ;
-  wire [31:0] \psum_out$839 ;
-  wire [31:0] \psum_out$856 ;
-  wire [31:0] \psum_out$873 ;
-  wire [31:0] \psum_out$890 ;
-  wire [31:0] \psum_out$907 ;
-  wire [31:0] \psum_out$924 ;
-  wire [31:0] \psum_out$941 ;
-  wire [31:0] \psum_out$958 ;
-  wire [31:0] \psum_out$971 ;
-  wire [31:0] \psum_out$988 ;
+  wire [31:0] \psum_out$1007 ;
+  wire [31:0] \psum_out$1020 ;
+  wire [31:0] \psum_out$1037 ;
+  wire [31:0] \psum_out$1054 ;
+  wire [31:0] \psum_out$1071 ;
+  wire [31:0] \psum_out$1088 ;
+  wire [31:0] \psum_out$1105 ;
+  wire [31:0] \psum_out$1122 ;
+  wire [31:0] \psum_out$1139 ;
+  wire [31:0] \psum_out$1152 ;
+  wire [31:0] \psum_out$1169 ;
+  wire [31:0] \psum_out$1186 ;
+  wire [31:0] \psum_out$1203 ;
+  wire [31:0] \psum_out$1220 ;
+  wire [31:0] \psum_out$1237 ;
+  wire [31:0] \psum_out$1254 ;
+  wire [31:0] \psum_out$1271 ;
+  wire [31:0] \psum_out$1284 ;
+  wire [31:0] \psum_out$1301 ;
+  wire [31:0] \psum_out$1318 ;
+  wire [31:0] \psum_out$1335 ;
+  wire [31:0] \psum_out$1352 ;
+  wire [31:0] \psum_out$1369 ;
+  wire [31:0] \psum_out$1386 ;
+  wire [31:0] \psum_out$1403 ;
+  wire [31:0] \psum_out$337 ;
+  wire [31:0] \psum_out$338 ;
+  wire [31:0] \psum_out$339 ;
+  wire [31:0] \psum_out$340 ;
+  wire [31:0] \psum_out$341 ;
+  wire [31:0] \psum_out$342 ;
+  wire [31:0] \psum_out$343 ;
+  wire [31:0] \psum_out$492 ;
+  wire [31:0] \psum_out$509 ;
+  wire [31:0] \psum_out$526 ;
+  wire [31:0] \psum_out$543 ;
+  wire [31:0] \psum_out$560 ;
+  wire [31:0] \psum_out$577 ;
+  wire [31:0] \psum_out$594 ;
+  wire [31:0] \psum_out$611 ;
+  wire [31:0] \psum_out$624 ;
+  wire [31:0] \psum_out$641 ;
+  wire [31:0] \psum_out$658 ;
+  wire [31:0] \psum_out$675 ;
+  wire [31:0] \psum_out$692 ;
+  wire [31:0] \psum_out$709 ;
+  wire [31:0] \psum_out$726 ;
+  wire [31:0] \psum_out$743 ;
+  wire [31:0] \psum_out$756 ;
+  wire [31:0] \psum_out$773 ;
+  wire [31:0] \psum_out$790 ;
+  wire [31:0] \psum_out$807 ;
+  wire [31:0] \psum_out$824 ;
+  wire [31:0] \psum_out$841 ;
+  wire [31:0] \psum_out$858 ;
+  wire [31:0] \psum_out$875 ;
+  wire [31:0] \psum_out$888 ;
+  wire [31:0] \psum_out$905 ;
+  wire [31:0] \psum_out$922 ;
+  wire [31:0] \psum_out$939 ;
+  wire [31:0] \psum_out$956 ;
+  wire [31:0] \psum_out$973 ;
+  wire [31:0] \psum_out$990 ;
   output [256:0] results__payload;
   wire [256:0] results__payload;
   wire [255:0] \results__payload.c ;
@@ -1165,314 +1668,402 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_pe_0_0 = 1'h1;
+  reg rst_pe_0_1 = 1'h1;
+  reg rst_pe_0_2 = 1'h1;
+  reg rst_pe_0_3 = 1'h1;
+  reg rst_pe_0_4 = 1'h1;
+  reg rst_pe_0_5 = 1'h1;
+  reg rst_pe_0_6 = 1'h1;
+  reg rst_pe_0_7 = 1'h1;
+  reg rst_pe_1_0 = 1'h1;
+  reg rst_pe_1_1 = 1'h1;
+  reg rst_pe_1_2 = 1'h1;
+  reg rst_pe_1_3 = 1'h1;
+  reg rst_pe_1_4 = 1'h1;
+  reg rst_pe_1_5 = 1'h1;
+  reg rst_pe_1_6 = 1'h1;
+  reg rst_pe_1_7 = 1'h1;
+  reg rst_pe_2_0 = 1'h1;
+  reg rst_pe_2_1 = 1'h1;
+  reg rst_pe_2_2 = 1'h1;
+  reg rst_pe_2_3 = 1'h1;
+  reg rst_pe_2_4 = 1'h1;
+  reg rst_pe_2_5 = 1'h1;
+  reg rst_pe_2_6 = 1'h1;
+  reg rst_pe_2_7 = 1'h1;
+  reg rst_pe_3_0 = 1'h1;
+  reg rst_pe_3_1 = 1'h1;
+  reg rst_pe_3_2 = 1'h1;
+  reg rst_pe_3_3 = 1'h1;
+  reg rst_pe_3_4 = 1'h1;
+  reg rst_pe_3_5 = 1'h1;
+  reg rst_pe_3_6 = 1'h1;
+  reg rst_pe_3_7 = 1'h1;
+  reg rst_pe_4_0 = 1'h1;
+  reg rst_pe_4_1 = 1'h1;
+  reg rst_pe_4_2 = 1'h1;
+  reg rst_pe_4_3 = 1'h1;
+  reg rst_pe_4_4 = 1'h1;
+  reg rst_pe_4_5 = 1'h1;
+  reg rst_pe_4_6 = 1'h1;
+  reg rst_pe_4_7 = 1'h1;
+  reg rst_pe_5_0 = 1'h1;
+  reg rst_pe_5_1 = 1'h1;
+  reg rst_pe_5_2 = 1'h1;
+  reg rst_pe_5_3 = 1'h1;
+  reg rst_pe_5_4 = 1'h1;
+  reg rst_pe_5_5 = 1'h1;
+  reg rst_pe_5_6 = 1'h1;
+  reg rst_pe_5_7 = 1'h1;
+  reg rst_pe_6_0 = 1'h1;
+  reg rst_pe_6_1 = 1'h1;
+  reg rst_pe_6_2 = 1'h1;
+  reg rst_pe_6_3 = 1'h1;
+  reg rst_pe_6_4 = 1'h1;
+  reg rst_pe_6_5 = 1'h1;
+  reg rst_pe_6_6 = 1'h1;
+  reg rst_pe_6_7 = 1'h1;
+  reg rst_pe_7_0 = 1'h1;
+  reg rst_pe_7_1 = 1'h1;
+  reg rst_pe_7_2 = 1'h1;
+  reg rst_pe_7_3 = 1'h1;
+  reg rst_pe_7_4 = 1'h1;
+  reg rst_pe_7_5 = 1'h1;
+  reg rst_pe_7_6 = 1'h1;
+  reg rst_pe_7_7 = 1'h1;
+  reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
   reg [3:0] since_first = 4'h8;
+  wire skew_flags_sync_clk;
+  (* init = 1'h1 *)
+  wire skew_flags_sync_rst;
+  reg [256:0] skid = 257'h00000000000000000000000000000000000000000000000000000000000000000;
+  wire [255:0] \skid.c ;
+  wire [31:0] \skid.c[0] ;
+  wire [31:0] \skid.c[1] ;
+  wire [31:0] \skid.c[2] ;
+  wire [31:0] \skid.c[3] ;
+  wire [31:0] \skid.c[4] ;
+  wire [31:0] \skid.c[5] ;
+  wire [31:0] \skid.c[6] ;
+  wire [31:0] \skid.c[7] ;
+  wire \skid.last ;
+  reg skid_valid = 1'h0;
+  reg skid_valid_0 = 1'h0;
+  reg skid_valid_1 = 1'h0;
+  reg skid_valid_2 = 1'h0;
+  reg skid_valid_3 = 1'h0;
+  reg skid_valid_4 = 1'h0;
+  reg skid_valid_5 = 1'h0;
+  reg skid_valid_6 = 1'h0;
+  reg skid_valid_7 = 1'h0;
   wire valid_in;
-  wire \valid_in$101 ;
-  wire \valid_in$1015 ;
-  wire \valid_in$1032 ;
-  wire \valid_in$1049 ;
-  wire \valid_in$1066 ;
-  wire \valid_in$1083 ;
-  wire \valid_in$116 ;
-  wire \valid_in$131 ;
-  wire \valid_in$146 ;
-  wire \valid_in$161 ;
-  wire \valid_in$175 ;
-  wire \valid_in$189 ;
-  wire \valid_in$206 ;
-  wire \valid_in$223 ;
-  wire \valid_in$240 ;
-  wire \valid_in$257 ;
-  wire \valid_in$274 ;
-  wire \valid_in$291 ;
-  wire \valid_in$307 ;
-  wire \valid_in$321 ;
-  wire \valid_in$338 ;
-  wire \valid_in$355 ;
-  wire \valid_in$372 ;
-  wire \valid_in$389 ;
-  wire \valid_in$406 ;
-  wire \valid_in$423 ;
-  wire \valid_in$439 ;
-  wire \valid_in$453 ;
-  wire \valid_in$470 ;
-  wire \valid_in$487 ;
-  wire \valid_in$504 ;
-  wire \valid_in$521 ;
-  wire \valid_in$538 ;
-  wire \valid_in$555 ;
-  wire \valid_in$571 ;
-  wire \valid_in$585 ;
-  wire \valid_in$602 ;
-  wire \valid_in$619 ;
-  wire \valid_in$636 ;
-  wire \valid_in$653 ;
-  wire \valid_in$670 ;
-  wire \valid_in$687 ;
-  wire \valid_in$703 ;
-  wire \valid_in$71 ;
-  wire \valid_in$717 ;
-  wire \valid_in$734 ;
-  wire \valid_in$751 ;
-  wire \valid_in$768 ;
-  wire \valid_in$785 ;
-  wire \valid_in$802 ;
-  wire \valid_in$819 ;
-  wire \valid_in$835 ;
-  wire \valid_in$849 ;
-  wire \valid_in$86 ;
-  wire \valid_in$866 ;
-  wire \valid_in$883 ;
-  wire \valid_in$900 ;
-  wire \valid_in$917 ;
-  wire \valid_in$934 ;
-  wire \valid_in$951 ;
-  wire \valid_in$967 ;
-  wire \valid_in$981 ;
-  wire \valid_in$998 ;
+  wire \valid_in$1000 ;
+  wire \valid_in$1016 ;
+  wire \valid_in$1030 ;
+  wire \valid_in$1047 ;
+  wire \valid_in$1064 ;
+  wire \valid_in$1081 ;
+  wire \valid_in$1098 ;
+  wire \valid_in$1115 ;
+  wire \valid_in$1132 ;
+  wire \valid_in$1148 ;
+  wire \valid_in$1162 ;
+  wire \valid_in$1179 ;
+  wire \valid_in$1196 ;
+  wire \valid_in$1213 ;
+  wire \valid_in$1230 ;
+  wire \valid_in$1247 ;
+  wire \valid_in$1264 ;
+  wire \valid_in$1280 ;
+  wire \valid_in$1294 ;
+  wire \valid_in$1311 ;
+  wire \valid_in$1328 ;
+  wire \valid_in$1345 ;
+  wire \valid_in$1362 ;
+  wire \valid_in$1379 ;
+  wire \valid_in$1396 ;
+  wire \valid_in$384 ;
+  wire \valid_in$399 ;
+  wire \valid_in$414 ;
+  wire \valid_in$429 ;
+  wire \valid_in$444 ;
+  wire \valid_in$459 ;
+  wire \valid_in$474 ;
+  wire \valid_in$488 ;
+  wire \valid_in$502 ;
+  wire \valid_in$519 ;
+  wire \valid_in$536 ;
+  wire \valid_in$553 ;
+  wire \valid_in$570 ;
+  wire \valid_in$587 ;
+  wire \valid_in$604 ;
+  wire \valid_in$620 ;
+  wire \valid_in$634 ;
+  wire \valid_in$651 ;
+  wire \valid_in$668 ;
+  wire \valid_in$685 ;
+  wire \valid_in$702 ;
+  wire \valid_in$719 ;
+  wire \valid_in$736 ;
+  wire \valid_in$752 ;
+  wire \valid_in$766 ;
+  wire \valid_in$783 ;
+  wire \valid_in$800 ;
+  wire \valid_in$817 ;
+  wire \valid_in$834 ;
+  wire \valid_in$851 ;
+  wire \valid_in$868 ;
+  wire \valid_in$884 ;
+  wire \valid_in$898 ;
+  wire \valid_in$915 ;
+  wire \valid_in$932 ;
+  wire \valid_in$949 ;
+  wire \valid_in$966 ;
+  wire \valid_in$983 ;
   wire valid_out;
-  wire \valid_out$1016 ;
-  wire \valid_out$102 ;
-  wire \valid_out$1033 ;
-  wire \valid_out$1050 ;
-  wire \valid_out$1067 ;
-  wire \valid_out$1084 ;
-  wire \valid_out$117 ;
-  wire \valid_out$132 ;
-  wire \valid_out$147 ;
-  wire \valid_out$162 ;
-  wire \valid_out$190 ;
-  wire \valid_out$207 ;
-  wire \valid_out$224 ;
-  wire \valid_out$241 ;
-  wire \valid_out$258 ;
-  wire \valid_out$275 ;
-  wire \valid_out$292 ;
-  wire \valid_out$322 ;
-  wire \valid_out$339 ;
-  wire \valid_out$356 ;
-  wire \valid_out$373 ;
-  wire \valid_out$390 ;
-  wire \valid_out$407 ;
-  wire \valid_out$424 ;
-  wire \valid_out$454 ;
-  wire \valid_out$471 ;
-  wire \valid_out$488 ;
-  wire \valid_out$505 ;
-  wire \valid_out$522 ;
-  wire \valid_out$539 ;
-  wire \valid_out$556 ;
-  wire \valid_out$586 ;
-  wire \valid_out$603 ;
-  wire \valid_out$620 ;
-  wire \valid_out$637 ;
-  wire \valid_out$654 ;
-  wire \valid_out$671 ;
-  wire \valid_out$688 ;
-  wire \valid_out$718 ;
-  wire \valid_out$72 ;
-  wire \valid_out$735 ;
-  wire \valid_out$752 ;
-  wire \valid_out$769 ;
-  wire \valid_out$786 ;
-  wire \valid_out$803 ;
-  wire \valid_out$820 ;
-  wire \valid_out$850 ;
-  wire \valid_out$867 ;
-  wire \valid_out$87 ;
-  wire \valid_out$884 ;
-  wire \valid_out$901 ;
-  wire \valid_out$918 ;
-  wire \valid_out$935 ;
-  wire \valid_out$952 ;
-  wire \valid_out$982 ;
-  wire \valid_out$999 ;
+  wire \valid_out$1001 ;
+  wire \valid_out$1031 ;
+  wire \valid_out$1048 ;
+  wire \valid_out$1065 ;
+  wire \valid_out$1082 ;
+  wire \valid_out$1099 ;
+  wire \valid_out$1116 ;
+  wire \valid_out$1133 ;
+  wire \valid_out$1163 ;
+  wire \valid_out$1180 ;
+  wire \valid_out$1197 ;
+  wire \valid_out$1214 ;
+  wire \valid_out$1231 ;
+  wire \valid_out$1248 ;
+  wire \valid_out$1265 ;
+  wire \valid_out$1295 ;
+  wire \valid_out$1312 ;
+  wire \valid_out$1329 ;
+  wire \valid_out$1346 ;
+  wire \valid_out$1363 ;
+  wire \valid_out$1380 ;
+  wire \valid_out$1397 ;
+  wire \valid_out$385 ;
+  wire \valid_out$400 ;
+  wire \valid_out$415 ;
+  wire \valid_out$430 ;
+  wire \valid_out$445 ;
+  wire \valid_out$460 ;
+  wire \valid_out$475 ;
+  wire \valid_out$503 ;
+  wire \valid_out$520 ;
+  wire \valid_out$537 ;
+  wire \valid_out$554 ;
+  wire \valid_out$571 ;
+  wire \valid_out$588 ;
+  wire \valid_out$605 ;
+  wire \valid_out$635 ;
+  wire \valid_out$652 ;
+  wire \valid_out$669 ;
+  wire \valid_out$686 ;
+  wire \valid_out$703 ;
+  wire \valid_out$720 ;
+  wire \valid_out$737 ;
+  wire \valid_out$767 ;
+  wire \valid_out$784 ;
+  wire \valid_out$801 ;
+  wire \valid_out$818 ;
+  wire \valid_out$835 ;
+  wire \valid_out$852 ;
+  wire \valid_out$869 ;
+  wire \valid_out$899 ;
+  wire \valid_out$916 ;
+  wire \valid_out$933 ;
+  wire \valid_out$950 ;
+  wire \valid_out$967 ;
+  wire \valid_out$984 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$1006 ;
-  wire [7:0] \w_in$1023 ;
-  wire [7:0] \w_in$1040 ;
-  wire [7:0] \w_in$1057 ;
-  wire [7:0] \w_in$1074 ;
-  wire [7:0] \w_in$108 ;
-  wire [7:0] \w_in$1091 ;
-  wire [7:0] \w_in$123 ;
-  wire [7:0] \w_in$138 ;
-  wire [7:0] \w_in$153 ;
-  wire [7:0] \w_in$168 ;
-  wire [7:0] \w_in$180 ;
-  wire [7:0] \w_in$197 ;
-  wire [7:0] \w_in$214 ;
-  wire [7:0] \w_in$231 ;
-  wire [7:0] \w_in$248 ;
-  wire [7:0] \w_in$265 ;
-  wire [7:0] \w_in$282 ;
-  wire [7:0] \w_in$299 ;
-  wire [7:0] \w_in$312 ;
-  wire [7:0] \w_in$329 ;
-  wire [7:0] \w_in$346 ;
-  wire [7:0] \w_in$363 ;
-  wire [7:0] \w_in$380 ;
-  wire [7:0] \w_in$397 ;
-  wire [7:0] \w_in$414 ;
-  wire [7:0] \w_in$431 ;
-  wire [7:0] \w_in$444 ;
-  wire [7:0] \w_in$461 ;
-  wire [7:0] \w_in$478 ;
-  wire [7:0] \w_in$495 ;
-  wire [7:0] \w_in$512 ;
-  wire [7:0] \w_in$529 ;
-  wire [7:0] \w_in$546 ;
-  wire [7:0] \w_in$563 ;
-  wire [7:0] \w_in$576 ;
-  wire [7:0] \w_in$593 ;
-  wire [7:0] \w_in$610 ;
-  wire [7:0] \w_in$627 ;
-  wire [7:0] \w_in$644 ;
-  wire [7:0] \w_in$661 ;
-  wire [7:0] \w_in$678 ;
-  wire [7:0] \w_in$695 ;
-  wire [7:0] \w_in$708 ;
-  wire [7:0] \w_in$725 ;
-  wire [7:0] \w_in$742 ;
-  wire [7:0] \w_in$759 ;
-  wire [7:0] \w_in$776 ;
-  wire [7:0] \w_in$78 ;
-  wire [7:0] \w_in$793 ;
-  wire [7:0] \w_in$810 ;
-  wire [7:0] \w_in$827 ;
-  wire [7:0] \w_in$840 ;
-  wire [7:0] \w_in$857 ;
-  wire [7:0] \w_in$874 ;
-  wire [7:0] \w_in$891 ;
-  wire [7:0] \w_in$908 ;
-  wire [7:0] \w_in$925 ;
-  wire [7:0] \w_in$93 ;
-  wire [7:0] \w_in$942 ;
-  wire [7:0] \w_in$959 ;
-  wire [7:0] \w_in$972 ;
-  wire [7:0] \w_in$989 ;
+  wire [7:0] \w_in$1008 ;
+  wire [7:0] \w_in$1021 ;
+  wire [7:0] \w_in$1038 ;
+  wire [7:0] \w_in$1055 ;
+  wire [7:0] \w_in$1072 ;
+  wire [7:0] \w_in$1089 ;
+  wire [7:0] \w_in$1106 ;
+  wire [7:0] \w_in$1123 ;
+  wire [7:0] \w_in$1140 ;
+  wire [7:0] \w_in$1153 ;
+  wire [7:0] \w_in$1170 ;
+  wire [7:0] \w_in$1187 ;
+  wire [7:0] \w_in$1204 ;
+  wire [7:0] \w_in$1221 ;
+  wire [7:0] \w_in$1238 ;
+  wire [7:0] \w_in$1255 ;
+  wire [7:0] \w_in$1272 ;
+  wire [7:0] \w_in$1285 ;
+  wire [7:0] \w_in$1302 ;
+  wire [7:0] \w_in$1319 ;
+  wire [7:0] \w_in$1336 ;
+  wire [7:0] \w_in$1353 ;
+  wire [7:0] \w_in$1370 ;
+  wire [7:0] \w_in$1387 ;
+  wire [7:0] \w_in$1404 ;
+  wire [7:0] \w_in$391 ;
+  wire [7:0] \w_in$406 ;
+  wire [7:0] \w_in$421 ;
+  wire [7:0] \w_in$436 ;
+  wire [7:0] \w_in$451 ;
+  wire [7:0] \w_in$466 ;
+  wire [7:0] \w_in$481 ;
+  wire [7:0] \w_in$493 ;
+  wire [7:0] \w_in$510 ;
+  wire [7:0] \w_in$527 ;
+  wire [7:0] \w_in$544 ;
+  wire [7:0] \w_in$561 ;
+  wire [7:0] \w_in$578 ;
+  wire [7:0] \w_in$595 ;
+  wire [7:0] \w_in$612 ;
+  wire [7:0] \w_in$625 ;
+  wire [7:0] \w_in$642 ;
+  wire [7:0] \w_in$659 ;
+  wire [7:0] \w_in$676 ;
+  wire [7:0] \w_in$693 ;
+  wire [7:0] \w_in$710 ;
+  wire [7:0] \w_in$727 ;
+  wire [7:0] \w_in$744 ;
+  wire [7:0] \w_in$757 ;
+  wire [7:0] \w_in$774 ;
+  wire [7:0] \w_in$791 ;
+  wire [7:0] \w_in$808 ;
+  wire [7:0] \w_in$825 ;
+  wire [7:0] \w_in$842 ;
+  wire [7:0] \w_in$859 ;
+  wire [7:0] \w_in$876 ;
+  wire [7:0] \w_in$889 ;
+  wire [7:0] \w_in$906 ;
+  wire [7:0] \w_in$923 ;
+  wire [7:0] \w_in$940 ;
+  wire [7:0] \w_in$957 ;
+  wire [7:0] \w_in$974 ;
+  wire [7:0] \w_in$991 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$1007 ;
-  wire [7:0] \w_out$1024 ;
-  wire [7:0] \w_out$1041 ;
-  wire [7:0] \w_out$1058 ;
-  wire [7:0] \w_out$1075 ;
-  wire [7:0] \w_out$1092 ;
-  wire [7:0] \w_out$198 ;
-  wire [7:0] \w_out$215 ;
-  wire [7:0] \w_out$232 ;
-  wire [7:0] \w_out$249 ;
-  wire [7:0] \w_out$266 ;
-  wire [7:0] \w_out$283 ;
-  wire [7:0] \w_out$300 ;
-  wire [7:0] \w_out$313 ;
-  wire [7:0] \w_out$330 ;
-  wire [7:0] \w_out$347 ;
-  wire [7:0] \w_out$364 ;
-  wire [7:0] \w_out$381 ;
-  wire [7:0] \w_out$398 ;
-  wire [7:0] \w_out$415 ;
-  wire [7:0] \w_out$432 ;
-  wire [7:0] \w_out$445 ;
-  wire [7:0] \w_out$462 ;
-  wire [7:0] \w_out$479 ;
-  wire [7:0] \w_out$496 ;
-  wire [7:0] \w_out$513 ;
-  wire [7:0] \w_out$530 ;
-  wire [7:0] \w_out$547 ;
-  wire [7:0] \w_out$564 ;
-  wire [7:0] \w_out$577 ;
-  wire [7:0] \w_out$594 ;
-  wire [7:0] \w_out$611 ;
-  wire [7:0] \w_out$628 ;
-  wire [7:0] \w_out$645 ;
-  wire [7:0] \w_out$662 ;
-  wire [7:0] \w_out$679 ;
-  wire [7:0] \w_out$696 ;
-  wire [7:0] \w_out$709 ;
-  wire [7:0] \w_out$726 ;
-  wire [7:0] \w_out$743 ;
-  wire [7:0] \w_out$760 ;
-  wire [7:0] \w_out$777 ;
-  wire [7:0] \w_out$794 ;
-  wire [7:0] \w_out$811 ;
-  wire [7:0] \w_out$828 ;
-  wire [7:0] \w_out$841 ;
-  wire [7:0] \w_out$858 ;
-  wire [7:0] \w_out$875 ;
-  wire [7:0] \w_out$892 ;
-  wire [7:0] \w_out$909 ;
-  wire [7:0] \w_out$926 ;
-  wire [7:0] \w_out$943 ;
-  wire [7:0] \w_out$960 ;
-  wire [7:0] \w_out$973 ;
-  wire [7:0] \w_out$990 ;
+  wire [7:0] \w_out$1009 ;
+  wire [7:0] \w_out$1022 ;
+  wire [7:0] \w_out$1039 ;
+  wire [7:0] \w_out$1056 ;
+  wire [7:0] \w_out$1073 ;
+  wire [7:0] \w_out$1090 ;
+  wire [7:0] \w_out$1107 ;
+  wire [7:0] \w_out$1124 ;
+  wire [7:0] \w_out$1141 ;
+  wire [7:0] \w_out$1154 ;
+  wire [7:0] \w_out$1171 ;
+  wire [7:0] \w_out$1188 ;
+  wire [7:0] \w_out$1205 ;
+  wire [7:0] \w_out$1222 ;
+  wire [7:0] \w_out$1239 ;
+  wire [7:0] \w_out$1256 ;
+  wire [7:0] \w_out$1273 ;
+  wire [7:0] \w_out$1286 ;
+  wire [7:0] \w_out$1303 ;
+  wire [7:0] \w_out$1320 ;
+  wire [7:0] \w_out$1337 ;
+  wire [7:0] \w_out$1354 ;
+  wire [7:0] \w_out$1371 ;
+  wire [7:0] \w_out$1388 ;
+  wire [7:0] \w_out$1405 ;
+  wire [7:0] \w_out$511 ;
+  wire [7:0] \w_out$528 ;
+  wire [7:0] \w_out$545 ;
+  wire [7:0] \w_out$562 ;
+  wire [7:0] \w_out$579 ;
+  wire [7:0] \w_out$596 ;
+  wire [7:0] \w_out$613 ;
+  wire [7:0] \w_out$626 ;
+  wire [7:0] \w_out$643 ;
+  wire [7:0] \w_out$660 ;
+  wire [7:0] \w_out$677 ;
+  wire [7:0] \w_out$694 ;
+  wire [7:0] \w_out$711 ;
+  wire [7:0] \w_out$728 ;
+  wire [7:0] \w_out$745 ;
+  wire [7:0] \w_out$758 ;
+  wire [7:0] \w_out$775 ;
+  wire [7:0] \w_out$792 ;
+  wire [7:0] \w_out$809 ;
+  wire [7:0] \w_out$826 ;
+  wire [7:0] \w_out$843 ;
+  wire [7:0] \w_out$860 ;
+  wire [7:0] \w_out$877 ;
+  wire [7:0] \w_out$890 ;
+  wire [7:0] \w_out$907 ;
+  wire [7:0] \w_out$924 ;
+  wire [7:0] \w_out$941 ;
+  wire [7:0] \w_out$958 ;
+  wire [7:0] \w_out$975 ;
+  wire [7:0] \w_out$992 ;
   wire w_shift;
-  wire \w_shift$1009 ;
-  wire \w_shift$1026 ;
-  wire \w_shift$1043 ;
-  wire \w_shift$1060 ;
-  wire \w_shift$1077 ;
-  wire \w_shift$110 ;
-  wire \w_shift$125 ;
-  wire \w_shift$140 ;
-  wire \w_shift$155 ;
-  wire \w_shift$170 ;
-  wire \w_shift$183 ;
-  wire \w_shift$200 ;
-  wire \w_shift$217 ;
-  wire \w_shift$234 ;
-  wire \w_shift$251 ;
-  wire \w_shift$268 ;
-  wire \w_shift$285 ;
-  wire \w_shift$302 ;
-  wire \w_shift$315 ;
-  wire \w_shift$332 ;
-  wire \w_shift$349 ;
-  wire \w_shift$366 ;
-  wire \w_shift$383 ;
-  wire \w_shift$400 ;
-  wire \w_shift$417 ;
-  wire \w_shift$434 ;
-  wire \w_shift$447 ;
-  wire \w_shift$464 ;
-  wire \w_shift$481 ;
-  wire \w_shift$498 ;
-  wire \w_shift$515 ;
-  wire \w_shift$532 ;
-  wire \w_shift$549 ;
-  wire \w_shift$566 ;
-  wire \w_shift$579 ;
-  wire \w_shift$596 ;
-  wire \w_shift$613 ;
-  wire \w_shift$630 ;
-  wire \w_shift$647 ;
-  wire \w_shift$65 ;
-  wire \w_shift$664 ;
-  wire \w_shift$681 ;
-  wire \w_shift$698 ;
-  wire \w_shift$711 ;
-  wire \w_shift$728 ;
-  wire \w_shift$745 ;
-  wire \w_shift$762 ;
-  wire \w_shift$779 ;
-  wire \w_shift$796 ;
-  wire \w_shift$80 ;
-  wire \w_shift$813 ;
-  wire \w_shift$830 ;
-  wire \w_shift$843 ;
-  wire \w_shift$860 ;
-  wire \w_shift$877 ;
-  wire \w_shift$894 ;
-  wire \w_shift$911 ;
-  wire \w_shift$928 ;
-  wire \w_shift$945 ;
-  wire \w_shift$95 ;
-  wire \w_shift$962 ;
-  wire \w_shift$975 ;
-  wire \w_shift$992 ;
+  wire \w_shift$1011 ;
+  wire \w_shift$1024 ;
+  wire \w_shift$1041 ;
+  wire \w_shift$1058 ;
+  wire \w_shift$1075 ;
+  wire \w_shift$1092 ;
+  wire \w_shift$1109 ;
+  wire \w_shift$1126 ;
+  wire \w_shift$1143 ;
+  wire \w_shift$1156 ;
+  wire \w_shift$1173 ;
+  wire \w_shift$1190 ;
+  wire \w_shift$1207 ;
+  wire \w_shift$1224 ;
+  wire \w_shift$1241 ;
+  wire \w_shift$1258 ;
+  wire \w_shift$1275 ;
+  wire \w_shift$1288 ;
+  wire \w_shift$1305 ;
+  wire \w_shift$1322 ;
+  wire \w_shift$1339 ;
+  wire \w_shift$1356 ;
+  wire \w_shift$1373 ;
+  wire \w_shift$1390 ;
+  wire \w_shift$378 ;
+  wire \w_shift$393 ;
+  wire \w_shift$408 ;
+  wire \w_shift$423 ;
+  wire \w_shift$438 ;
+  wire \w_shift$453 ;
+  wire \w_shift$468 ;
+  wire \w_shift$483 ;
+  wire \w_shift$496 ;
+  wire \w_shift$513 ;
+  wire \w_shift$530 ;
+  wire \w_shift$547 ;
+  wire \w_shift$564 ;
+  wire \w_shift$581 ;
+  wire \w_shift$598 ;
+  wire \w_shift$615 ;
+  wire \w_shift$628 ;
+  wire \w_shift$645 ;
+  wire \w_shift$662 ;
+  wire \w_shift$679 ;
+  wire \w_shift$696 ;
+  wire \w_shift$713 ;
+  wire \w_shift$730 ;
+  wire \w_shift$747 ;
+  wire \w_shift$760 ;
+  wire \w_shift$777 ;
+  wire \w_shift$794 ;
+  wire \w_shift$811 ;
+  wire \w_shift$828 ;
+  wire \w_shift$845 ;
+  wire \w_shift$862 ;
+  wire \w_shift$879 ;
+  wire \w_shift$892 ;
+  wire \w_shift$909 ;
+  wire \w_shift$926 ;
+  wire \w_shift$943 ;
+  wire \w_shift$960 ;
+  wire \w_shift$977 ;
+  wire \w_shift$994 ;
   input [63:0] weights__payload;
   wire [63:0] weights__payload;
   wire [63:0] \weights__payload.w ;
@@ -1488,2173 +2079,2887 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
-  assign capture = \$7  & \$8 ;
-  assign \$9  = loaded < 4'h8;
-  assign \$10  = \$9  | capture;
-  assign weights__ready = en & \$10 ;
-  assign w_accept = weights__valid & weights__ready;
-  assign \$11  = in_flags[0] | results__valid;
-  assign \$13  = \$12  | \valid_in$71 ;
-  assign \$14  = \$13  | \valid_in$86 ;
-  assign \$15  = \$14  | \valid_in$101 ;
-  assign \$16  = \$15  | \valid_in$116 ;
-  assign \$17  = \$16  | \valid_in$131 ;
-  assign \$18  = \$17  | \valid_in$146 ;
-  assign \$19  = \$18  | \valid_in$161 ;
-  assign \$20  = \$19  | \o$58 [3];
-  assign \$21  = \$20  | \valid_in$189 ;
-  assign \$22  = \$21  | \valid_in$206 ;
-  assign \$23  = \$22  | \valid_in$223 ;
-  assign \$24  = \$23  | \valid_in$240 ;
-  assign \$25  = \$24  | \valid_in$257 ;
-  assign \$26  = \$25  | \valid_in$274 ;
-  assign \$27  = \$26  | \valid_in$291 ;
-  assign \$28  = \$27  | \o$58 [6];
-  assign \$29  = \$28  | \valid_in$321 ;
-  assign \$30  = \$29  | \valid_in$338 ;
-  assign \$31  = \$30  | \valid_in$355 ;
-  assign \$32  = \$31  | \valid_in$372 ;
-  assign \$33  = \$32  | \valid_in$389 ;
-  assign \$34  = \$33  | \valid_in$406 ;
-  assign \$35  = \$34  | \valid_in$423 ;
-  assign \$36  = \$35  | \o$58 [9];
-  assign \$37  = \$36  | \valid_in$453 ;
-  assign \$38  = \$37  | \valid_in$470 ;
-  assign \$39  = \$38  | \valid_in$487 ;
-  assign \$40  = \$39  | \valid_in$504 ;
-  assign \$41  = \$40  | \valid_in$521 ;
-  assign \$42  = \$41  | \valid_in$538 ;
-  assign \$43  = \$42  | \valid_in$555 ;
-  assign \$44  = \$43  | \o$58 [12];
-  assign \$45  = \$44  | \valid_in$585 ;
-  assign \$46  = \$45  | \valid_in$602 ;
-  assign \$47  = \$46  | \valid_in$619 ;
-  assign \$48  = \$47  | \valid_in$636 ;
-  assign \$49  = \$48  | \valid_in$653 ;
-  assign \$50  = \$49  | \valid_in$670 ;
-  assign \$51  = \$50  | \valid_in$687 ;
-  assign \$52  = \$51  | \o$58 [15];
-  assign \$53  = \$52  | \valid_in$717 ;
-  assign \$54  = \$53  | \valid_in$734 ;
-  assign \$55  = \$54  | \valid_in$751 ;
-  assign \$56  = \$55  | \valid_in$768 ;
-  assign \$57  = \$56  | \valid_in$785 ;
-  assign \$58  = \$57  | \valid_in$802 ;
-  assign \$59  = \$58  | \valid_in$819 ;
-  assign \$60  = \$59  | \o$58 [18];
-  assign \$61  = \$60  | \valid_in$849 ;
-  assign \$62  = \$61  | \valid_in$866 ;
-  assign \$63  = \$62  | \valid_in$883 ;
-  assign \$64  = \$63  | \valid_in$900 ;
-  assign \$65  = \$64  | \valid_in$917 ;
-  assign \$66  = \$65  | \valid_in$934 ;
-  assign \$67  = \$66  | \valid_in$951 ;
-  assign \$68  = \$67  | \o$58 [21];
-  assign \$69  = \$68  | \valid_in$981 ;
-  assign \$70  = \$69  | \valid_in$998 ;
-  assign \$71  = \$70  | \valid_in$1015 ;
-  assign \$72  = \$71  | \valid_in$1032 ;
-  assign \$73  = \$72  | \valid_in$1049 ;
-  assign \$74  = \$73  | \valid_in$1066 ;
-  assign \$75  = \$74  | \valid_in$1083 ;
-  assign busy = \$11  | \$75 ;
-  assign \$76  = loaded + 1'h1;
-  assign \$77  = a_accept & first;
-  assign \$78  = a_accept & first;
-  assign \$79  = since_first < 4'h8;
-  assign \$80  = since_first + 1'h1;
-  always @(posedge clk)
-    loaded <= \$81 ;
-  always @(posedge clk)
-    shadow_full <= \$82 ;
-  always @(posedge clk)
-    since_first <= \$83 ;
-  always @(posedge clk)
-    first <= \$84 ;
-  always @(posedge clk)
-    \i$37  <= \$85 ;
-  always @(posedge clk)
-    in_wctl <= \$86 ;
-  always @(posedge clk)
-    in_a <= \$87 ;
-  always @(posedge clk)
-    in_flags <= \$88 ;
-  assign \$1  = ~ results__valid;
-  assign en = \$1  | results__ready;
-  assign \$2  = ~ first;
-  assign \$3  = \$2  | shadow_full;
-  assign operands__ready = en & \$3 ;
+  assign \$1  = ~ skid_valid;
+  assign \$2  = ~ skid_valid_0;
+  assign \$3  = ~ skid_valid_1;
+  assign \$4  = ~ skid_valid_2;
+  assign \$5  = ~ skid_valid_3;
+  assign \$6  = ~ skid_valid_4;
+  assign \$7  = ~ skid_valid_5;
+  assign \$8  = ~ skid_valid_6;
+  assign \$9  = ~ skid_valid_7;
+  assign \$10  = ~ held;
+  assign \$11  = ~ held;
+  assign \$12  = ~ held;
+  assign \$13  = ~ held;
+  assign \$14  = ~ held;
+  assign \$15  = ~ held;
+  assign \$16  = ~ held;
+  assign \$17  = ~ held;
+  assign \$18  = ~ held;
+  assign \$19  = loaded + 1'h1;
+  assign \$20  = a_accept & first;
+  assign \$21  = a_accept & first;
+  assign \$22  = since_first < 4'h8;
+  assign \$23  = since_first + 1'h1;
+  assign \$24  = ~ held;
+  assign \$25  = ~ held;
+  assign \$26  = ~ held;
+  assign \$27  = ~ held;
+  assign \$28  = ~ held;
+  assign \$29  = ~ held;
+  assign \$30  = ~ held;
+  assign \$31  = ~ held;
+  assign \$32  = ~ held;
+  assign \$33  = ~ held;
+  assign \$34  = ~ held;
+  assign \$35  = ~ held;
+  assign \$36  = ~ held;
+  assign \$37  = ~ held;
+  assign \$38  = ~ held;
+  assign \$39  = ~ held;
+  assign \$40  = ~ held;
+  assign \$41  = ~ held;
+  assign \$42  = ~ held;
+  assign \$43  = ~ held;
+  assign \$44  = ~ held;
+  assign \$45  = ~ held;
+  assign \$46  = ~ held;
+  assign \$47  = ~ held;
+  assign \$48  = ~ held;
+  assign \$49  = ~ held;
+  assign \$50  = ~ held;
+  assign \$51  = ~ held;
+  assign \$52  = ~ held;
+  assign \$53  = ~ held;
+  assign \$54  = ~ held;
+  assign \$55  = ~ held;
+  assign \$56  = ~ held;
+  assign \$57  = ~ held;
+  assign \$58  = ~ held;
+  assign \$59  = ~ held;
+  assign \$60  = ~ held;
+  assign \$61  = ~ held;
+  assign \$62  = ~ held;
+  assign \$63  = ~ held;
+  assign \$64  = ~ held;
+  assign \$65  = ~ held;
+  assign \$66  = ~ held;
+  assign \$67  = ~ held;
+  assign \$68  = ~ held;
+  assign \$69  = ~ held;
+  assign \$70  = ~ held;
+  assign \$71  = ~ held;
+  assign \$72  = ~ held;
+  assign \$73  = ~ held;
+  assign \$74  = ~ held;
+  assign \$75  = ~ held;
+  assign \$76  = ~ held;
+  assign \$77  = ~ held;
+  assign \$78  = ~ held;
+  assign \$79  = ~ held;
+  assign \$80  = ~ held;
+  assign \$81  = ~ held;
+  assign \$82  = ~ held;
+  assign \$83  = ~ held;
+  assign \$84  = ~ held;
+  assign \$85  = ~ held;
+  assign \$86  = ~ held;
+  assign \$87  = ~ held;
+  assign \$88  = ~ held;
+  assign \$89  = ~ held;
+  assign \$90  = ~ held;
+  assign \$91  = ~ held;
+  assign \$92  = ~ held;
+  assign \$93  = ~ held;
+  assign \$94  = ~ held;
+  assign \$95  = ~ held;
+  assign \$96  = ~ held;
+  assign \$97  = ~ held;
+  assign \$98  = ~ held;
+  assign \$99  = ~ held;
+  assign \$100  = ~ held;
+  assign \$101  = ~ held;
+  assign \$102  = ~ held;
+  assign \$103  = ~ held;
+  assign \$104  = ~ held;
+  assign \$105  = ~ held;
+  assign \$106  = ~ held;
+  assign \$107  = ~ held;
+  assign \$108  = ~ held;
+  assign \$109  = ~ held;
+  assign \$110  = ~ held;
+  assign \$111  = ~ held;
+  assign \$112  = ~ held;
+  assign \$113  = ~ held;
+  assign \$114  = ~ held;
+  assign \$115  = ~ held;
+  assign \$116  = ~ held;
+  assign \$117  = ~ held;
+  assign \$118  = ~ held;
+  assign \$119  = ~ held;
+  assign \$120  = ~ held;
+  assign \$121  = ~ held;
+  assign results__valid = skid_valid | valid_out;
+  assign \$122  = skid_valid ? skid[256] : out[256];
+  assign \$123  = ~ results__ready;
+  assign held = results__valid & \$123 ;
+  assign \$124  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$125  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$126  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$127  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$128  = skid_valid_4 ? skid[159:128] : out[159:128];
+  assign \$129  = skid_valid_5 ? skid[191:160] : out[191:160];
+  assign \$130  = skid_valid_6 ? skid[223:192] : out[223:192];
+  assign \$131  = skid_valid_7 ? skid[255:224] : out[255:224];
+  assign \$132  = ~ first;
+  assign \$133  = \$132  | shadow_full;
+  assign operands__ready = en & \$133 ;
   assign a_accept = operands__valid & operands__ready;
-  assign \$4  = loaded == 4'h8;
-  assign \$5  = en & \$4 ;
-  assign \$6  = ~ shadow_full;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = since_first >= 3'h7;
+  assign \$134  = loaded == 4'h8;
+  assign \$135  = en & \$134 ;
+  assign \$136  = ~ shadow_full;
+  assign \$137  = \$135  & \$136 ;
+  assign \$138  = since_first >= 3'h7;
+  assign capture = \$137  & \$138 ;
+  assign \$139  = loaded < 4'h8;
+  assign \$140  = \$139  | capture;
+  assign weights__ready = en & \$140 ;
+  assign w_accept = weights__valid & weights__ready;
+  assign \$141  = in_flags[0] | results__valid;
+  assign \$143  = \$142  | \valid_in$384 ;
+  assign \$144  = \$143  | \valid_in$399 ;
+  assign \$145  = \$144  | \valid_in$414 ;
+  assign \$146  = \$145  | \valid_in$429 ;
+  assign \$147  = \$146  | \valid_in$444 ;
+  assign \$148  = \$147  | \valid_in$459 ;
+  assign \$149  = \$148  | \valid_in$474 ;
+  assign \$150  = \$149  | \o$371 [3];
+  assign \$151  = \$150  | \valid_in$502 ;
+  assign \$152  = \$151  | \valid_in$519 ;
+  assign \$153  = \$152  | \valid_in$536 ;
+  assign \$154  = \$153  | \valid_in$553 ;
+  assign \$155  = \$154  | \valid_in$570 ;
+  assign \$156  = \$155  | \valid_in$587 ;
+  assign \$157  = \$156  | \valid_in$604 ;
+  assign \$158  = \$157  | \o$371 [6];
+  assign \$159  = \$158  | \valid_in$634 ;
+  assign \$160  = \$159  | \valid_in$651 ;
+  assign \$161  = \$160  | \valid_in$668 ;
+  assign \$162  = \$161  | \valid_in$685 ;
+  assign \$163  = \$162  | \valid_in$702 ;
+  assign \$164  = \$163  | \valid_in$719 ;
+  assign \$165  = \$164  | \valid_in$736 ;
+  assign \$166  = \$165  | \o$371 [9];
+  assign \$167  = \$166  | \valid_in$766 ;
+  assign \$168  = \$167  | \valid_in$783 ;
+  assign \$169  = \$168  | \valid_in$800 ;
+  assign \$170  = \$169  | \valid_in$817 ;
+  assign \$171  = \$170  | \valid_in$834 ;
+  assign \$172  = \$171  | \valid_in$851 ;
+  assign \$173  = \$172  | \valid_in$868 ;
+  assign \$174  = \$173  | \o$371 [12];
+  assign \$175  = \$174  | \valid_in$898 ;
+  assign \$176  = \$175  | \valid_in$915 ;
+  assign \$177  = \$176  | \valid_in$932 ;
+  assign \$178  = \$177  | \valid_in$949 ;
+  assign \$179  = \$178  | \valid_in$966 ;
+  assign \$180  = \$179  | \valid_in$983 ;
+  assign \$181  = \$180  | \valid_in$1000 ;
+  assign \$182  = \$181  | \o$371 [15];
+  assign \$183  = \$182  | \valid_in$1030 ;
+  assign \$184  = \$183  | \valid_in$1047 ;
+  assign \$185  = \$184  | \valid_in$1064 ;
+  assign \$186  = \$185  | \valid_in$1081 ;
+  assign \$187  = \$186  | \valid_in$1098 ;
+  assign \$188  = \$187  | \valid_in$1115 ;
+  assign \$189  = \$188  | \valid_in$1132 ;
+  assign \$190  = \$189  | \o$371 [18];
+  assign \$191  = \$190  | \valid_in$1162 ;
+  assign \$192  = \$191  | \valid_in$1179 ;
+  assign \$193  = \$192  | \valid_in$1196 ;
+  assign \$194  = \$193  | \valid_in$1213 ;
+  assign \$195  = \$194  | \valid_in$1230 ;
+  assign \$196  = \$195  | \valid_in$1247 ;
+  assign \$197  = \$196  | \valid_in$1264 ;
+  assign \$198  = \$197  | \o$371 [21];
+  assign \$199  = \$198  | \valid_in$1294 ;
+  assign \$200  = \$199  | \valid_in$1311 ;
+  assign \$201  = \$200  | \valid_in$1328 ;
+  assign \$202  = \$201  | \valid_in$1345 ;
+  assign \$203  = \$202  | \valid_in$1362 ;
+  assign \$204  = \$203  | \valid_in$1379 ;
+  assign \$205  = \$204  | \valid_in$1396 ;
+  assign busy = \$141  | \$205 ;
+  always @(posedge clk)
+    rst_pe_0_0 <= rst;
+  always @(posedge clk)
+    rst_pe_0_1 <= rst;
+  always @(posedge clk)
+    rst_pe_0_2 <= rst;
+  always @(posedge clk)
+    rst_pe_0_3 <= rst;
+  always @(posedge clk)
+    rst_pe_0_4 <= rst;
+  always @(posedge clk)
+    rst_pe_0_5 <= rst;
+  always @(posedge clk)
+    rst_pe_0_6 <= rst;
+  always @(posedge clk)
+    rst_pe_0_7 <= rst;
+  always @(posedge clk)
+    rst_pe_1_0 <= rst;
+  always @(posedge clk)
+    rst_pe_1_1 <= rst;
+  always @(posedge clk)
+    rst_pe_1_2 <= rst;
+  always @(posedge clk)
+    rst_pe_1_3 <= rst;
+  always @(posedge clk)
+    rst_pe_1_4 <= rst;
+  always @(posedge clk)
+    rst_pe_1_5 <= rst;
+  always @(posedge clk)
+    rst_pe_1_6 <= rst;
+  always @(posedge clk)
+    rst_pe_1_7 <= rst;
+  always @(posedge clk)
+    rst_pe_2_0 <= rst;
+  always @(posedge clk)
+    rst_pe_2_1 <= rst;
+  always @(posedge clk)
+    rst_pe_2_2 <= rst;
+  always @(posedge clk)
+    rst_pe_2_3 <= rst;
+  always @(posedge clk)
+    rst_pe_2_4 <= rst;
+  always @(posedge clk)
+    rst_pe_2_5 <= rst;
+  always @(posedge clk)
+    rst_pe_2_6 <= rst;
+  always @(posedge clk)
+    rst_pe_2_7 <= rst;
+  always @(posedge clk)
+    rst_pe_3_0 <= rst;
+  always @(posedge clk)
+    rst_pe_3_1 <= rst;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst;
+  always @(posedge clk)
+    rst_pe_3_4 <= rst;
+  always @(posedge clk)
+    rst_pe_3_5 <= rst;
+  always @(posedge clk)
+    rst_pe_3_6 <= rst;
+  always @(posedge clk)
+    rst_pe_3_7 <= rst;
+  always @(posedge clk)
+    rst_pe_4_0 <= rst;
+  always @(posedge clk)
+    rst_pe_4_1 <= rst;
+  always @(posedge clk)
+    rst_pe_4_2 <= rst;
+  always @(posedge clk)
+    rst_pe_4_3 <= rst;
+  always @(posedge clk)
+    rst_pe_4_4 <= rst;
+  always @(posedge clk)
+    rst_pe_4_5 <= rst;
+  always @(posedge clk)
+    rst_pe_4_6 <= rst;
+  always @(posedge clk)
+    rst_pe_4_7 <= rst;
+  always @(posedge clk)
+    rst_pe_5_0 <= rst;
+  always @(posedge clk)
+    rst_pe_5_1 <= rst;
+  always @(posedge clk)
+    rst_pe_5_2 <= rst;
+  always @(posedge clk)
+    rst_pe_5_3 <= rst;
+  always @(posedge clk)
+    rst_pe_5_4 <= rst;
+  always @(posedge clk)
+    rst_pe_5_5 <= rst;
+  always @(posedge clk)
+    rst_pe_5_6 <= rst;
+  always @(posedge clk)
+    rst_pe_5_7 <= rst;
+  always @(posedge clk)
+    rst_pe_6_0 <= rst;
+  always @(posedge clk)
+    rst_pe_6_1 <= rst;
+  always @(posedge clk)
+    rst_pe_6_2 <= rst;
+  always @(posedge clk)
+    rst_pe_6_3 <= rst;
+  always @(posedge clk)
+    rst_pe_6_4 <= rst;
+  always @(posedge clk)
+    rst_pe_6_5 <= rst;
+  always @(posedge clk)
+    rst_pe_6_6 <= rst;
+  always @(posedge clk)
+    rst_pe_6_7 <= rst;
+  always @(posedge clk)
+    rst_pe_7_0 <= rst;
+  always @(posedge clk)
+    rst_pe_7_1 <= rst;
+  always @(posedge clk)
+    rst_pe_7_2 <= rst;
+  always @(posedge clk)
+    rst_pe_7_3 <= rst;
+  always @(posedge clk)
+    rst_pe_7_4 <= rst;
+  always @(posedge clk)
+    rst_pe_7_5 <= rst;
+  always @(posedge clk)
+    rst_pe_7_6 <= rst;
+  always @(posedge clk)
+    rst_pe_7_7 <= rst;
+  always @(posedge clk)
+    skid_valid <= \$206 ;
+  always @(posedge clk)
+    skid <= \$207 ;
+  always @(posedge clk)
+    skid_valid_0 <= held;
+  always @(posedge clk)
+    skid_valid_1 <= held;
+  always @(posedge clk)
+    skid_valid_2 <= held;
+  always @(posedge clk)
+    skid_valid_3 <= held;
+  always @(posedge clk)
+    skid_valid_4 <= held;
+  always @(posedge clk)
+    skid_valid_5 <= held;
+  always @(posedge clk)
+    skid_valid_6 <= held;
+  always @(posedge clk)
+    skid_valid_7 <= held;
+  always @(posedge clk)
+    en_deskew_0 <= \$10 ;
+  always @(posedge clk)
+    en_deskew_1 <= \$11 ;
+  always @(posedge clk)
+    en_deskew_2 <= \$12 ;
+  always @(posedge clk)
+    en_deskew_3 <= \$13 ;
+  always @(posedge clk)
+    en_deskew_4 <= \$14 ;
+  always @(posedge clk)
+    en_deskew_5 <= \$15 ;
+  always @(posedge clk)
+    en_deskew_6 <= \$16 ;
+  always @(posedge clk)
+    en_deskew_7 <= \$17 ;
+  always @(posedge clk)
+    en <= \$18 ;
+  always @(posedge clk)
+    loaded <= \$208 ;
+  always @(posedge clk)
+    shadow_full <= \$209 ;
+  always @(posedge clk)
+    since_first <= \$210 ;
+  always @(posedge clk)
+    first <= \$211 ;
+  always @(posedge clk)
+    en_in_w_0 <= \$24 ;
+  always @(posedge clk)
+    in_w <= \$212 ;
+  always @(posedge clk)
+    en_in_w_1 <= \$25 ;
+  always @(posedge clk)
+    en_in_w_2 <= \$26 ;
+  always @(posedge clk)
+    en_in_w_3 <= \$27 ;
+  always @(posedge clk)
+    en_in_w_4 <= \$28 ;
+  always @(posedge clk)
+    en_in_w_5 <= \$29 ;
+  always @(posedge clk)
+    en_in_w_6 <= \$30 ;
+  always @(posedge clk)
+    en_in_w_7 <= \$31 ;
+  always @(posedge clk)
+    en_in_a_0 <= \$32 ;
+  always @(posedge clk)
+    in_a <= \$213 ;
+  always @(posedge clk)
+    en_in_a_1 <= \$33 ;
+  always @(posedge clk)
+    en_in_a_2 <= \$34 ;
+  always @(posedge clk)
+    en_in_a_3 <= \$35 ;
+  always @(posedge clk)
+    en_in_a_4 <= \$36 ;
+  always @(posedge clk)
+    en_in_a_5 <= \$37 ;
+  always @(posedge clk)
+    en_in_a_6 <= \$38 ;
+  always @(posedge clk)
+    en_in_a_7 <= \$39 ;
+  always @(posedge clk)
+    in_wctl <= \$214 ;
+  always @(posedge clk)
+    in_flags <= \$215 ;
+  always @(posedge clk)
+    rst_skew_flags <= rst;
+  always @(posedge clk)
+    en_skew_w_0 <= \$40 ;
+  always @(posedge clk)
+    en_skew_w_1 <= \$41 ;
+  always @(posedge clk)
+    en_skew_w_2 <= \$42 ;
+  always @(posedge clk)
+    en_skew_w_3 <= \$43 ;
+  always @(posedge clk)
+    en_skew_w_4 <= \$44 ;
+  always @(posedge clk)
+    en_skew_w_5 <= \$45 ;
+  always @(posedge clk)
+    en_skew_w_6 <= \$46 ;
+  always @(posedge clk)
+    en_skew_w_7 <= \$47 ;
+  always @(posedge clk)
+    en_skew_wctl <= \$48 ;
+  always @(posedge clk)
+    en_skew_a_0 <= \$49 ;
+  always @(posedge clk)
+    en_skew_a_1 <= \$50 ;
+  always @(posedge clk)
+    en_skew_a_2 <= \$51 ;
+  always @(posedge clk)
+    en_skew_a_3 <= \$52 ;
+  always @(posedge clk)
+    en_skew_a_4 <= \$53 ;
+  always @(posedge clk)
+    en_skew_a_5 <= \$54 ;
+  always @(posedge clk)
+    en_skew_a_6 <= \$55 ;
+  always @(posedge clk)
+    en_skew_a_7 <= \$56 ;
+  always @(posedge clk)
+    en_skew_flags <= \$57 ;
+  always @(posedge clk)
+    en_pe_0_0 <= \$58 ;
+  always @(posedge clk)
+    en_pe_0_1 <= \$59 ;
+  always @(posedge clk)
+    en_pe_0_2 <= \$60 ;
+  always @(posedge clk)
+    en_pe_0_3 <= \$61 ;
+  always @(posedge clk)
+    en_pe_0_4 <= \$62 ;
+  always @(posedge clk)
+    en_pe_0_5 <= \$63 ;
+  always @(posedge clk)
+    en_pe_0_6 <= \$64 ;
+  always @(posedge clk)
+    en_pe_0_7 <= \$65 ;
+  always @(posedge clk)
+    en_pe_1_0 <= \$66 ;
+  always @(posedge clk)
+    en_pe_1_1 <= \$67 ;
+  always @(posedge clk)
+    en_pe_1_2 <= \$68 ;
+  always @(posedge clk)
+    en_pe_1_3 <= \$69 ;
+  always @(posedge clk)
+    en_pe_1_4 <= \$70 ;
+  always @(posedge clk)
+    en_pe_1_5 <= \$71 ;
+  always @(posedge clk)
+    en_pe_1_6 <= \$72 ;
+  always @(posedge clk)
+    en_pe_1_7 <= \$73 ;
+  always @(posedge clk)
+    en_pe_2_0 <= \$74 ;
+  always @(posedge clk)
+    en_pe_2_1 <= \$75 ;
+  always @(posedge clk)
+    en_pe_2_2 <= \$76 ;
+  always @(posedge clk)
+    en_pe_2_3 <= \$77 ;
+  always @(posedge clk)
+    en_pe_2_4 <= \$78 ;
+  always @(posedge clk)
+    en_pe_2_5 <= \$79 ;
+  always @(posedge clk)
+    en_pe_2_6 <= \$80 ;
+  always @(posedge clk)
+    en_pe_2_7 <= \$81 ;
+  always @(posedge clk)
+    en_pe_3_0 <= \$82 ;
+  always @(posedge clk)
+    en_pe_3_1 <= \$83 ;
+  always @(posedge clk)
+    en_pe_3_2 <= \$84 ;
+  always @(posedge clk)
+    en_pe_3_3 <= \$85 ;
+  always @(posedge clk)
+    en_pe_3_4 <= \$86 ;
+  always @(posedge clk)
+    en_pe_3_5 <= \$87 ;
+  always @(posedge clk)
+    en_pe_3_6 <= \$88 ;
+  always @(posedge clk)
+    en_pe_3_7 <= \$89 ;
+  always @(posedge clk)
+    en_pe_4_0 <= \$90 ;
+  always @(posedge clk)
+    en_pe_4_1 <= \$91 ;
+  always @(posedge clk)
+    en_pe_4_2 <= \$92 ;
+  always @(posedge clk)
+    en_pe_4_3 <= \$93 ;
+  always @(posedge clk)
+    en_pe_4_4 <= \$94 ;
+  always @(posedge clk)
+    en_pe_4_5 <= \$95 ;
+  always @(posedge clk)
+    en_pe_4_6 <= \$96 ;
+  always @(posedge clk)
+    en_pe_4_7 <= \$97 ;
+  always @(posedge clk)
+    en_pe_5_0 <= \$98 ;
+  always @(posedge clk)
+    en_pe_5_1 <= \$99 ;
+  always @(posedge clk)
+    en_pe_5_2 <= \$100 ;
+  always @(posedge clk)
+    en_pe_5_3 <= \$101 ;
+  always @(posedge clk)
+    en_pe_5_4 <= \$102 ;
+  always @(posedge clk)
+    en_pe_5_5 <= \$103 ;
+  always @(posedge clk)
+    en_pe_5_6 <= \$104 ;
+  always @(posedge clk)
+    en_pe_5_7 <= \$105 ;
+  always @(posedge clk)
+    en_pe_6_0 <= \$106 ;
+  always @(posedge clk)
+    en_pe_6_1 <= \$107 ;
+  always @(posedge clk)
+    en_pe_6_2 <= \$108 ;
+  always @(posedge clk)
+    en_pe_6_3 <= \$109 ;
+  always @(posedge clk)
+    en_pe_6_4 <= \$110 ;
+  always @(posedge clk)
+    en_pe_6_5 <= \$111 ;
+  always @(posedge clk)
+    en_pe_6_6 <= \$112 ;
+  always @(posedge clk)
+    en_pe_6_7 <= \$113 ;
+  always @(posedge clk)
+    en_pe_7_0 <= \$114 ;
+  always @(posedge clk)
+    en_pe_7_1 <= \$115 ;
+  always @(posedge clk)
+    en_pe_7_2 <= \$116 ;
+  always @(posedge clk)
+    en_pe_7_3 <= \$117 ;
+  always @(posedge clk)
+    en_pe_7_4 <= \$118 ;
+  always @(posedge clk)
+    en_pe_7_5 <= \$119 ;
+  always @(posedge clk)
+    en_pe_7_6 <= \$120 ;
+  always @(posedge clk)
+    en_pe_7_7 <= \$121 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
-    .en(en),
     .i(i),
     .o(o),
+    .\port$1491$0 (en_deskew_0),
+    .\port$1492$0 (en_deskew_1),
+    .\port$1493$0 (en_deskew_2),
+    .\port$1494$0 (en_deskew_3),
+    .\port$1495$0 (en_deskew_4),
+    .\port$1496$0 (en_deskew_5),
+    .\port$1497$0 (en_deskew_6),
+    .\port$1498$0 (en_deskew_7),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$56 [7:0]),
+    .a_in(\o$369 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$69 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$54 [1]),
-    .first_out(\first_in$73 ),
-    .last_out(\last_in$75 ),
-    .\port$2626$0 (\o$49 [1:0]),
-    .\port$2746$0 (\o$58 [2:0]),
-    .psum_out(\psum_in$178 ),
-    .rst(rst),
-    .valid_out(\valid_in$71 ),
-    .w_in(\o$63 [7:0]),
-    .w_out(\w_in$180 )
+    .a_out(\a_in$382 ),
+    .en(en_pe_0_0),
+    .first_next(\o_next$367 [1]),
+    .first_out(\first_in$386 ),
+    .last_out(\last_in$388 ),
+    .pe_0_0_sync_clk(clk),
+    .pe_0_0_sync_rst(rst_pe_0_0),
+    .\port$3019$0 (\o$362 [1:0]),
+    .\port$3137$0 (\o$371 [2:0]),
+    .psum_out(\psum_in$491 ),
+    .valid_out(\valid_in$384 ),
+    .w_in(\o$376 [7:0]),
+    .w_out(\w_in$493 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$69 ),
-    .a_next(\o$56 [7:0]),
-    .a_out(\a_in$84 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$73 ),
-    .first_next(\o$58 [1]),
-    .first_out(\first_in$88 ),
-    .last_in(\last_in$75 ),
-    .last_out(\last_in$90 ),
-    .\port$2626$2 (\o$49 [3:2]),
-    .psum_out(\psum_in$195 ),
-    .rst(rst),
-    .valid_in(\valid_in$71 ),
-    .valid_out(\valid_in$86 ),
-    .w_in(\o$63 [15:8]),
-    .w_out(\w_in$197 )
+    .a_in(\a_in$382 ),
+    .a_next(\o$369 [7:0]),
+    .a_out(\a_in$397 ),
+    .en(en_pe_0_1),
+    .first_in(\first_in$386 ),
+    .first_next(\o$371 [1]),
+    .first_out(\first_in$401 ),
+    .last_in(\last_in$388 ),
+    .last_out(\last_in$403 ),
+    .pe_0_1_sync_clk(clk),
+    .pe_0_1_sync_rst(rst_pe_0_1),
+    .\port$3019$2 (\o$362 [3:2]),
+    .psum_out(\psum_in$508 ),
+    .valid_in(\valid_in$384 ),
+    .valid_out(\valid_in$399 ),
+    .w_in(\o$376 [15:8]),
+    .w_out(\w_in$510 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$84 ),
-    .a_next(\a_in$69 ),
-    .a_out(\a_in$99 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$88 ),
-    .first_next(\first_in$73 ),
-    .first_out(\first_in$103 ),
-    .last_in(\last_in$90 ),
-    .last_out(\last_in$105 ),
-    .\port$2626$4 (\o$49 [5:4]),
-    .psum_out(\psum_in$212 ),
-    .rst(rst),
-    .valid_in(\valid_in$86 ),
-    .valid_out(\valid_in$101 ),
-    .w_in(\o$63 [23:16]),
-    .w_out(\w_in$214 )
+    .a_in(\a_in$397 ),
+    .a_next(\a_in$382 ),
+    .a_out(\a_in$412 ),
+    .en(en_pe_0_2),
+    .first_in(\first_in$401 ),
+    .first_next(\first_in$386 ),
+    .first_out(\first_in$416 ),
+    .last_in(\last_in$403 ),
+    .last_out(\last_in$418 ),
+    .pe_0_2_sync_clk(clk),
+    .pe_0_2_sync_rst(rst_pe_0_2),
+    .\port$3019$4 (\o$362 [5:4]),
+    .psum_out(\psum_in$525 ),
+    .valid_in(\valid_in$399 ),
+    .valid_out(\valid_in$414 ),
+    .w_in(\o$376 [23:16]),
+    .w_out(\w_in$527 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$99 ),
-    .a_next(\a_in$84 ),
-    .a_out(\a_in$114 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$103 ),
-    .first_next(\first_in$88 ),
-    .first_out(\first_in$118 ),
-    .last_in(\last_in$105 ),
-    .last_out(\last_in$120 ),
-    .\port$2626$6 (\o$49 [7:6]),
-    .psum_out(\psum_in$229 ),
-    .rst(rst),
-    .valid_in(\valid_in$101 ),
-    .valid_out(\valid_in$116 ),
-    .w_in(\o$63 [31:24]),
-    .w_out(\w_in$231 )
+    .a_in(\a_in$412 ),
+    .a_next(\a_in$397 ),
+    .a_out(\a_in$427 ),
+    .en(en_pe_0_3),
+    .first_in(\first_in$416 ),
+    .first_next(\first_in$401 ),
+    .first_out(\first_in$431 ),
+    .last_in(\last_in$418 ),
+    .last_out(\last_in$433 ),
+    .pe_0_3_sync_clk(clk),
+    .pe_0_3_sync_rst(rst_pe_0_3),
+    .\port$3019$6 (\o$362 [7:6]),
+    .psum_out(\psum_in$542 ),
+    .valid_in(\valid_in$414 ),
+    .valid_out(\valid_in$429 ),
+    .w_in(\o$376 [31:24]),
+    .w_out(\w_in$544 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$114 ),
-    .a_next(\a_in$99 ),
-    .a_out(\a_in$129 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$118 ),
-    .first_next(\first_in$103 ),
-    .first_out(\first_in$133 ),
-    .last_in(\last_in$120 ),
-    .last_out(\last_in$135 ),
-    .\port$2626$8 (\o$49 [9:8]),
-    .psum_out(\psum_in$246 ),
-    .rst(rst),
-    .valid_in(\valid_in$116 ),
-    .valid_out(\valid_in$131 ),
-    .w_in(\o$63 [39:32]),
-    .w_out(\w_in$248 )
+    .a_in(\a_in$427 ),
+    .a_next(\a_in$412 ),
+    .a_out(\a_in$442 ),
+    .en(en_pe_0_4),
+    .first_in(\first_in$431 ),
+    .first_next(\first_in$416 ),
+    .first_out(\first_in$446 ),
+    .last_in(\last_in$433 ),
+    .last_out(\last_in$448 ),
+    .pe_0_4_sync_clk(clk),
+    .pe_0_4_sync_rst(rst_pe_0_4),
+    .\port$3019$8 (\o$362 [9:8]),
+    .psum_out(\psum_in$559 ),
+    .valid_in(\valid_in$429 ),
+    .valid_out(\valid_in$444 ),
+    .w_in(\o$376 [39:32]),
+    .w_out(\w_in$561 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$129 ),
-    .a_next(\a_in$114 ),
-    .a_out(\a_in$144 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$133 ),
-    .first_next(\first_in$118 ),
-    .first_out(\first_in$148 ),
-    .last_in(\last_in$135 ),
-    .last_out(\last_in$150 ),
-    .\port$2626$10 (\o$49 [11:10]),
-    .psum_out(\psum_in$263 ),
-    .rst(rst),
-    .valid_in(\valid_in$131 ),
-    .valid_out(\valid_in$146 ),
-    .w_in(\o$63 [47:40]),
-    .w_out(\w_in$265 )
+    .a_in(\a_in$442 ),
+    .a_next(\a_in$427 ),
+    .a_out(\a_in$457 ),
+    .en(en_pe_0_5),
+    .first_in(\first_in$446 ),
+    .first_next(\first_in$431 ),
+    .first_out(\first_in$461 ),
+    .last_in(\last_in$448 ),
+    .last_out(\last_in$463 ),
+    .pe_0_5_sync_clk(clk),
+    .pe_0_5_sync_rst(rst_pe_0_5),
+    .\port$3019$10 (\o$362 [11:10]),
+    .psum_out(\psum_in$576 ),
+    .valid_in(\valid_in$444 ),
+    .valid_out(\valid_in$459 ),
+    .w_in(\o$376 [47:40]),
+    .w_out(\w_in$578 )
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$144 ),
-    .a_next(\a_in$129 ),
-    .a_out(\a_in$159 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$148 ),
-    .first_next(\first_in$133 ),
-    .first_out(\first_in$163 ),
-    .last_in(\last_in$150 ),
-    .last_out(\last_in$165 ),
-    .\port$2626$12 (\o$49 [13:12]),
-    .psum_out(\psum_in$280 ),
-    .rst(rst),
-    .valid_in(\valid_in$146 ),
-    .valid_out(\valid_in$161 ),
-    .w_in(\o$63 [55:48]),
-    .w_out(\w_in$282 )
+    .a_in(\a_in$457 ),
+    .a_next(\a_in$442 ),
+    .a_out(\a_in$472 ),
+    .en(en_pe_0_6),
+    .first_in(\first_in$461 ),
+    .first_next(\first_in$446 ),
+    .first_out(\first_in$476 ),
+    .last_in(\last_in$463 ),
+    .last_out(\last_in$478 ),
+    .pe_0_6_sync_clk(clk),
+    .pe_0_6_sync_rst(rst_pe_0_6),
+    .\port$3019$12 (\o$362 [13:12]),
+    .psum_out(\psum_in$593 ),
+    .valid_in(\valid_in$459 ),
+    .valid_out(\valid_in$474 ),
+    .w_in(\o$376 [55:48]),
+    .w_out(\w_in$595 )
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$159 ),
-    .a_next(\a_in$144 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$163 ),
-    .first_next(\first_in$148 ),
-    .last_in(\last_in$165 ),
-    .\port$2626$14 (\o$49 [15:14]),
-    .psum_out(\psum_in$297 ),
-    .rst(rst),
-    .valid_in(\valid_in$161 ),
-    .w_in(\o$63 [63:56]),
-    .w_out(\w_in$299 )
+    .a_in(\a_in$472 ),
+    .a_next(\a_in$457 ),
+    .en(en_pe_0_7),
+    .first_in(\first_in$476 ),
+    .first_next(\first_in$461 ),
+    .last_in(\last_in$478 ),
+    .pe_0_7_sync_clk(clk),
+    .pe_0_7_sync_rst(rst_pe_0_7),
+    .\port$3019$14 (\o$362 [15:14]),
+    .psum_out(\psum_in$610 ),
+    .valid_in(\valid_in$474 ),
+    .w_in(\o$376 [63:56]),
+    .w_out(\w_in$612 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$56 [15:8]),
+    .a_in(\o$369 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$187 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$54 [4]),
-    .first_out(\first_in$191 ),
-    .last_out(\last_in$193 ),
-    .\port$2626$0 (\o$49 [1:0]),
-    .\port$2746$3 (\o$58 [5:3]),
-    .psum_in(\psum_in$178 ),
-    .psum_out(\psum_in$310 ),
-    .rst(rst),
-    .valid_out(\valid_in$189 ),
-    .w_in(\w_in$180 ),
-    .w_out(\w_in$312 )
+    .a_out(\a_in$500 ),
+    .en(en_pe_1_0),
+    .first_next(\o_next$367 [4]),
+    .first_out(\first_in$504 ),
+    .last_out(\last_in$506 ),
+    .pe_1_0_sync_clk(clk),
+    .pe_1_0_sync_rst(rst_pe_1_0),
+    .\port$3019$0 (\o$362 [1:0]),
+    .\port$3137$3 (\o$371 [5:3]),
+    .psum_in(\psum_in$491 ),
+    .psum_out(\psum_in$623 ),
+    .valid_out(\valid_in$502 ),
+    .w_in(\w_in$493 ),
+    .w_out(\w_in$625 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$187 ),
-    .a_next(\o$56 [15:8]),
-    .a_out(\a_in$204 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$191 ),
-    .first_next(\o$58 [4]),
-    .first_out(\first_in$208 ),
-    .last_in(\last_in$193 ),
-    .last_out(\last_in$210 ),
-    .\port$2626$2 (\o$49 [3:2]),
-    .psum_in(\psum_in$195 ),
-    .psum_out(\psum_in$327 ),
-    .rst(rst),
-    .valid_in(\valid_in$189 ),
-    .valid_out(\valid_in$206 ),
-    .w_in(\w_in$197 ),
-    .w_out(\w_in$329 )
+    .a_in(\a_in$500 ),
+    .a_next(\o$369 [15:8]),
+    .a_out(\a_in$517 ),
+    .en(en_pe_1_1),
+    .first_in(\first_in$504 ),
+    .first_next(\o$371 [4]),
+    .first_out(\first_in$521 ),
+    .last_in(\last_in$506 ),
+    .last_out(\last_in$523 ),
+    .pe_1_1_sync_clk(clk),
+    .pe_1_1_sync_rst(rst_pe_1_1),
+    .\port$3019$2 (\o$362 [3:2]),
+    .psum_in(\psum_in$508 ),
+    .psum_out(\psum_in$640 ),
+    .valid_in(\valid_in$502 ),
+    .valid_out(\valid_in$519 ),
+    .w_in(\w_in$510 ),
+    .w_out(\w_in$642 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$204 ),
-    .a_next(\a_in$187 ),
-    .a_out(\a_in$221 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$208 ),
-    .first_next(\first_in$191 ),
-    .first_out(\first_in$225 ),
-    .last_in(\last_in$210 ),
-    .last_out(\last_in$227 ),
-    .\port$2626$4 (\o$49 [5:4]),
-    .psum_in(\psum_in$212 ),
-    .psum_out(\psum_in$344 ),
-    .rst(rst),
-    .valid_in(\valid_in$206 ),
-    .valid_out(\valid_in$223 ),
-    .w_in(\w_in$214 ),
-    .w_out(\w_in$346 )
+    .a_in(\a_in$517 ),
+    .a_next(\a_in$500 ),
+    .a_out(\a_in$534 ),
+    .en(en_pe_1_2),
+    .first_in(\first_in$521 ),
+    .first_next(\first_in$504 ),
+    .first_out(\first_in$538 ),
+    .last_in(\last_in$523 ),
+    .last_out(\last_in$540 ),
+    .pe_1_2_sync_clk(clk),
+    .pe_1_2_sync_rst(rst_pe_1_2),
+    .\port$3019$4 (\o$362 [5:4]),
+    .psum_in(\psum_in$525 ),
+    .psum_out(\psum_in$657 ),
+    .valid_in(\valid_in$519 ),
+    .valid_out(\valid_in$536 ),
+    .w_in(\w_in$527 ),
+    .w_out(\w_in$659 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$221 ),
-    .a_next(\a_in$204 ),
-    .a_out(\a_in$238 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$225 ),
-    .first_next(\first_in$208 ),
-    .first_out(\first_in$242 ),
-    .last_in(\last_in$227 ),
-    .last_out(\last_in$244 ),
-    .\port$2626$6 (\o$49 [7:6]),
-    .psum_in(\psum_in$229 ),
-    .psum_out(\psum_in$361 ),
-    .rst(rst),
-    .valid_in(\valid_in$223 ),
-    .valid_out(\valid_in$240 ),
-    .w_in(\w_in$231 ),
-    .w_out(\w_in$363 )
+    .a_in(\a_in$534 ),
+    .a_next(\a_in$517 ),
+    .a_out(\a_in$551 ),
+    .en(en_pe_1_3),
+    .first_in(\first_in$538 ),
+    .first_next(\first_in$521 ),
+    .first_out(\first_in$555 ),
+    .last_in(\last_in$540 ),
+    .last_out(\last_in$557 ),
+    .pe_1_3_sync_clk(clk),
+    .pe_1_3_sync_rst(rst_pe_1_3),
+    .\port$3019$6 (\o$362 [7:6]),
+    .psum_in(\psum_in$542 ),
+    .psum_out(\psum_in$674 ),
+    .valid_in(\valid_in$536 ),
+    .valid_out(\valid_in$553 ),
+    .w_in(\w_in$544 ),
+    .w_out(\w_in$676 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$238 ),
-    .a_next(\a_in$221 ),
-    .a_out(\a_in$255 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$242 ),
-    .first_next(\first_in$225 ),
-    .first_out(\first_in$259 ),
-    .last_in(\last_in$244 ),
-    .last_out(\last_in$261 ),
-    .\port$2626$8 (\o$49 [9:8]),
-    .psum_in(\psum_in$246 ),
-    .psum_out(\psum_in$378 ),
-    .rst(rst),
-    .valid_in(\valid_in$240 ),
-    .valid_out(\valid_in$257 ),
-    .w_in(\w_in$248 ),
-    .w_out(\w_in$380 )
+    .a_in(\a_in$551 ),
+    .a_next(\a_in$534 ),
+    .a_out(\a_in$568 ),
+    .en(en_pe_1_4),
+    .first_in(\first_in$555 ),
+    .first_next(\first_in$538 ),
+    .first_out(\first_in$572 ),
+    .last_in(\last_in$557 ),
+    .last_out(\last_in$574 ),
+    .pe_1_4_sync_clk(clk),
+    .pe_1_4_sync_rst(rst_pe_1_4),
+    .\port$3019$8 (\o$362 [9:8]),
+    .psum_in(\psum_in$559 ),
+    .psum_out(\psum_in$691 ),
+    .valid_in(\valid_in$553 ),
+    .valid_out(\valid_in$570 ),
+    .w_in(\w_in$561 ),
+    .w_out(\w_in$693 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$255 ),
-    .a_next(\a_in$238 ),
-    .a_out(\a_in$272 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$259 ),
-    .first_next(\first_in$242 ),
-    .first_out(\first_in$276 ),
-    .last_in(\last_in$261 ),
-    .last_out(\last_in$278 ),
-    .\port$2626$10 (\o$49 [11:10]),
-    .psum_in(\psum_in$263 ),
-    .psum_out(\psum_in$395 ),
-    .rst(rst),
-    .valid_in(\valid_in$257 ),
-    .valid_out(\valid_in$274 ),
-    .w_in(\w_in$265 ),
-    .w_out(\w_in$397 )
+    .a_in(\a_in$568 ),
+    .a_next(\a_in$551 ),
+    .a_out(\a_in$585 ),
+    .en(en_pe_1_5),
+    .first_in(\first_in$572 ),
+    .first_next(\first_in$555 ),
+    .first_out(\first_in$589 ),
+    .last_in(\last_in$574 ),
+    .last_out(\last_in$591 ),
+    .pe_1_5_sync_clk(clk),
+    .pe_1_5_sync_rst(rst_pe_1_5),
+    .\port$3019$10 (\o$362 [11:10]),
+    .psum_in(\psum_in$576 ),
+    .psum_out(\psum_in$708 ),
+    .valid_in(\valid_in$570 ),
+    .valid_out(\valid_in$587 ),
+    .w_in(\w_in$578 ),
+    .w_out(\w_in$710 )
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$272 ),
-    .a_next(\a_in$255 ),
-    .a_out(\a_in$289 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$276 ),
-    .first_next(\first_in$259 ),
-    .first_out(\first_in$293 ),
-    .last_in(\last_in$278 ),
-    .last_out(\last_in$295 ),
-    .\port$2626$12 (\o$49 [13:12]),
-    .psum_in(\psum_in$280 ),
-    .psum_out(\psum_in$412 ),
-    .rst(rst),
-    .valid_in(\valid_in$274 ),
-    .valid_out(\valid_in$291 ),
-    .w_in(\w_in$282 ),
-    .w_out(\w_in$414 )
+    .a_in(\a_in$585 ),
+    .a_next(\a_in$568 ),
+    .a_out(\a_in$602 ),
+    .en(en_pe_1_6),
+    .first_in(\first_in$589 ),
+    .first_next(\first_in$572 ),
+    .first_out(\first_in$606 ),
+    .last_in(\last_in$591 ),
+    .last_out(\last_in$608 ),
+    .pe_1_6_sync_clk(clk),
+    .pe_1_6_sync_rst(rst_pe_1_6),
+    .\port$3019$12 (\o$362 [13:12]),
+    .psum_in(\psum_in$593 ),
+    .psum_out(\psum_in$725 ),
+    .valid_in(\valid_in$587 ),
+    .valid_out(\valid_in$604 ),
+    .w_in(\w_in$595 ),
+    .w_out(\w_in$727 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$289 ),
-    .a_next(\a_in$272 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$293 ),
-    .first_next(\first_in$276 ),
-    .last_in(\last_in$295 ),
-    .\port$2626$14 (\o$49 [15:14]),
-    .psum_in(\psum_in$297 ),
-    .psum_out(\psum_in$429 ),
-    .rst(rst),
-    .valid_in(\valid_in$291 ),
-    .w_in(\w_in$299 ),
-    .w_out(\w_in$431 )
+    .a_in(\a_in$602 ),
+    .a_next(\a_in$585 ),
+    .en(en_pe_1_7),
+    .first_in(\first_in$606 ),
+    .first_next(\first_in$589 ),
+    .last_in(\last_in$608 ),
+    .pe_1_7_sync_clk(clk),
+    .pe_1_7_sync_rst(rst_pe_1_7),
+    .\port$3019$14 (\o$362 [15:14]),
+    .psum_in(\psum_in$610 ),
+    .psum_out(\psum_in$742 ),
+    .valid_in(\valid_in$604 ),
+    .w_in(\w_in$612 ),
+    .w_out(\w_in$744 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$56 [23:16]),
+    .a_in(\o$369 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$319 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$54 [7]),
-    .first_out(\first_in$323 ),
-    .last_out(\last_in$325 ),
-    .\port$2626$0 (\o$49 [1:0]),
-    .\port$2746$6 (\o$58 [8:6]),
-    .psum_in(\psum_in$310 ),
-    .psum_out(\psum_in$442 ),
-    .rst(rst),
-    .valid_out(\valid_in$321 ),
-    .w_in(\w_in$312 ),
-    .w_out(\w_in$444 )
+    .a_out(\a_in$632 ),
+    .en(en_pe_2_0),
+    .first_next(\o_next$367 [7]),
+    .first_out(\first_in$636 ),
+    .last_out(\last_in$638 ),
+    .pe_2_0_sync_clk(clk),
+    .pe_2_0_sync_rst(rst_pe_2_0),
+    .\port$3019$0 (\o$362 [1:0]),
+    .\port$3137$6 (\o$371 [8:6]),
+    .psum_in(\psum_in$623 ),
+    .psum_out(\psum_in$755 ),
+    .valid_out(\valid_in$634 ),
+    .w_in(\w_in$625 ),
+    .w_out(\w_in$757 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$319 ),
-    .a_next(\o$56 [23:16]),
-    .a_out(\a_in$336 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$323 ),
-    .first_next(\o$58 [7]),
-    .first_out(\first_in$340 ),
-    .last_in(\last_in$325 ),
-    .last_out(\last_in$342 ),
-    .\port$2626$2 (\o$49 [3:2]),
-    .psum_in(\psum_in$327 ),
-    .psum_out(\psum_in$459 ),
-    .rst(rst),
-    .valid_in(\valid_in$321 ),
-    .valid_out(\valid_in$338 ),
-    .w_in(\w_in$329 ),
-    .w_out(\w_in$461 )
+    .a_in(\a_in$632 ),
+    .a_next(\o$369 [23:16]),
+    .a_out(\a_in$649 ),
+    .en(en_pe_2_1),
+    .first_in(\first_in$636 ),
+    .first_next(\o$371 [7]),
+    .first_out(\first_in$653 ),
+    .last_in(\last_in$638 ),
+    .last_out(\last_in$655 ),
+    .pe_2_1_sync_clk(clk),
+    .pe_2_1_sync_rst(rst_pe_2_1),
+    .\port$3019$2 (\o$362 [3:2]),
+    .psum_in(\psum_in$640 ),
+    .psum_out(\psum_in$772 ),
+    .valid_in(\valid_in$634 ),
+    .valid_out(\valid_in$651 ),
+    .w_in(\w_in$642 ),
+    .w_out(\w_in$774 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$336 ),
-    .a_next(\a_in$319 ),
-    .a_out(\a_in$353 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$340 ),
-    .first_next(\first_in$323 ),
-    .first_out(\first_in$357 ),
-    .last_in(\last_in$342 ),
-    .last_out(\last_in$359 ),
-    .\port$2626$4 (\o$49 [5:4]),
-    .psum_in(\psum_in$344 ),
-    .psum_out(\psum_in$476 ),
-    .rst(rst),
-    .valid_in(\valid_in$338 ),
-    .valid_out(\valid_in$355 ),
-    .w_in(\w_in$346 ),
-    .w_out(\w_in$478 )
+    .a_in(\a_in$649 ),
+    .a_next(\a_in$632 ),
+    .a_out(\a_in$666 ),
+    .en(en_pe_2_2),
+    .first_in(\first_in$653 ),
+    .first_next(\first_in$636 ),
+    .first_out(\first_in$670 ),
+    .last_in(\last_in$655 ),
+    .last_out(\last_in$672 ),
+    .pe_2_2_sync_clk(clk),
+    .pe_2_2_sync_rst(rst_pe_2_2),
+    .\port$3019$4 (\o$362 [5:4]),
+    .psum_in(\psum_in$657 ),
+    .psum_out(\psum_in$789 ),
+    .valid_in(\valid_in$651 ),
+    .valid_out(\valid_in$668 ),
+    .w_in(\w_in$659 ),
+    .w_out(\w_in$791 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$353 ),
-    .a_next(\a_in$336 ),
-    .a_out(\a_in$370 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$357 ),
-    .first_next(\first_in$340 ),
-    .first_out(\first_in$374 ),
-    .last_in(\last_in$359 ),
-    .last_out(\last_in$376 ),
-    .\port$2626$6 (\o$49 [7:6]),
-    .psum_in(\psum_in$361 ),
-    .psum_out(\psum_in$493 ),
-    .rst(rst),
-    .valid_in(\valid_in$355 ),
-    .valid_out(\valid_in$372 ),
-    .w_in(\w_in$363 ),
-    .w_out(\w_in$495 )
+    .a_in(\a_in$666 ),
+    .a_next(\a_in$649 ),
+    .a_out(\a_in$683 ),
+    .en(en_pe_2_3),
+    .first_in(\first_in$670 ),
+    .first_next(\first_in$653 ),
+    .first_out(\first_in$687 ),
+    .last_in(\last_in$672 ),
+    .last_out(\last_in$689 ),
+    .pe_2_3_sync_clk(clk),
+    .pe_2_3_sync_rst(rst_pe_2_3),
+    .\port$3019$6 (\o$362 [7:6]),
+    .psum_in(\psum_in$674 ),
+    .psum_out(\psum_in$806 ),
+    .valid_in(\valid_in$668 ),
+    .valid_out(\valid_in$685 ),
+    .w_in(\w_in$676 ),
+    .w_out(\w_in$808 )
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$370 ),
-    .a_next(\a_in$353 ),
-    .a_out(\a_in$387 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$374 ),
-    .first_next(\first_in$357 ),
-    .first_out(\first_in$391 ),
-    .last_in(\last_in$376 ),
-    .last_out(\last_in$393 ),
-    .\port$2626$8 (\o$49 [9:8]),
-    .psum_in(\psum_in$378 ),
-    .psum_out(\psum_in$510 ),
-    .rst(rst),
-    .valid_in(\valid_in$372 ),
-    .valid_out(\valid_in$389 ),
-    .w_in(\w_in$380 ),
-    .w_out(\w_in$512 )
+    .a_in(\a_in$683 ),
+    .a_next(\a_in$666 ),
+    .a_out(\a_in$700 ),
+    .en(en_pe_2_4),
+    .first_in(\first_in$687 ),
+    .first_next(\first_in$670 ),
+    .first_out(\first_in$704 ),
+    .last_in(\last_in$689 ),
+    .last_out(\last_in$706 ),
+    .pe_2_4_sync_clk(clk),
+    .pe_2_4_sync_rst(rst_pe_2_4),
+    .\port$3019$8 (\o$362 [9:8]),
+    .psum_in(\psum_in$691 ),
+    .psum_out(\psum_in$823 ),
+    .valid_in(\valid_in$685 ),
+    .valid_out(\valid_in$702 ),
+    .w_in(\w_in$693 ),
+    .w_out(\w_in$825 )
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$387 ),
-    .a_next(\a_in$370 ),
-    .a_out(\a_in$404 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$391 ),
-    .first_next(\first_in$374 ),
-    .first_out(\first_in$408 ),
-    .last_in(\last_in$393 ),
-    .last_out(\last_in$410 ),
-    .\port$2626$10 (\o$49 [11:10]),
-    .psum_in(\psum_in$395 ),
-    .psum_out(\psum_in$527 ),
-    .rst(rst),
-    .valid_in(\valid_in$389 ),
-    .valid_out(\valid_in$406 ),
-    .w_in(\w_in$397 ),
-    .w_out(\w_in$529 )
+    .a_in(\a_in$700 ),
+    .a_next(\a_in$683 ),
+    .a_out(\a_in$717 ),
+    .en(en_pe_2_5),
+    .first_in(\first_in$704 ),
+    .first_next(\first_in$687 ),
+    .first_out(\first_in$721 ),
+    .last_in(\last_in$706 ),
+    .last_out(\last_in$723 ),
+    .pe_2_5_sync_clk(clk),
+    .pe_2_5_sync_rst(rst_pe_2_5),
+    .\port$3019$10 (\o$362 [11:10]),
+    .psum_in(\psum_in$708 ),
+    .psum_out(\psum_in$840 ),
+    .valid_in(\valid_in$702 ),
+    .valid_out(\valid_in$719 ),
+    .w_in(\w_in$710 ),
+    .w_out(\w_in$842 )
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$404 ),
-    .a_next(\a_in$387 ),
-    .a_out(\a_in$421 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$408 ),
-    .first_next(\first_in$391 ),
-    .first_out(\first_in$425 ),
-    .last_in(\last_in$410 ),
-    .last_out(\last_in$427 ),
-    .\port$2626$12 (\o$49 [13:12]),
-    .psum_in(\psum_in$412 ),
-    .psum_out(\psum_in$544 ),
-    .rst(rst),
-    .valid_in(\valid_in$406 ),
-    .valid_out(\valid_in$423 ),
-    .w_in(\w_in$414 ),
-    .w_out(\w_in$546 )
+    .a_in(\a_in$717 ),
+    .a_next(\a_in$700 ),
+    .a_out(\a_in$734 ),
+    .en(en_pe_2_6),
+    .first_in(\first_in$721 ),
+    .first_next(\first_in$704 ),
+    .first_out(\first_in$738 ),
+    .last_in(\last_in$723 ),
+    .last_out(\last_in$740 ),
+    .pe_2_6_sync_clk(clk),
+    .pe_2_6_sync_rst(rst_pe_2_6),
+    .\port$3019$12 (\o$362 [13:12]),
+    .psum_in(\psum_in$725 ),
+    .psum_out(\psum_in$857 ),
+    .valid_in(\valid_in$719 ),
+    .valid_out(\valid_in$736 ),
+    .w_in(\w_in$727 ),
+    .w_out(\w_in$859 )
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$421 ),
-    .a_next(\a_in$404 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$425 ),
-    .first_next(\first_in$408 ),
-    .last_in(\last_in$427 ),
-    .\port$2626$14 (\o$49 [15:14]),
-    .psum_in(\psum_in$429 ),
-    .psum_out(\psum_in$561 ),
-    .rst(rst),
-    .valid_in(\valid_in$423 ),
-    .w_in(\w_in$431 ),
-    .w_out(\w_in$563 )
+    .a_in(\a_in$734 ),
+    .a_next(\a_in$717 ),
+    .en(en_pe_2_7),
+    .first_in(\first_in$738 ),
+    .first_next(\first_in$721 ),
+    .last_in(\last_in$740 ),
+    .pe_2_7_sync_clk(clk),
+    .pe_2_7_sync_rst(rst_pe_2_7),
+    .\port$3019$14 (\o$362 [15:14]),
+    .psum_in(\psum_in$742 ),
+    .psum_out(\psum_in$874 ),
+    .valid_in(\valid_in$736 ),
+    .w_in(\w_in$744 ),
+    .w_out(\w_in$876 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$56 [31:24]),
+    .a_in(\o$369 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$451 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$54 [10]),
-    .first_out(\first_in$455 ),
-    .last_out(\last_in$457 ),
-    .\port$2626$0 (\o$49 [1:0]),
-    .\port$2746$9 (\o$58 [11:9]),
-    .psum_in(\psum_in$442 ),
-    .psum_out(\psum_in$574 ),
-    .rst(rst),
-    .valid_out(\valid_in$453 ),
-    .w_in(\w_in$444 ),
-    .w_out(\w_in$576 )
+    .a_out(\a_in$764 ),
+    .en(en_pe_3_0),
+    .first_next(\o_next$367 [10]),
+    .first_out(\first_in$768 ),
+    .last_out(\last_in$770 ),
+    .pe_3_0_sync_clk(clk),
+    .pe_3_0_sync_rst(rst_pe_3_0),
+    .\port$3019$0 (\o$362 [1:0]),
+    .\port$3137$9 (\o$371 [11:9]),
+    .psum_in(\psum_in$755 ),
+    .psum_out(\psum_in$887 ),
+    .valid_out(\valid_in$766 ),
+    .w_in(\w_in$757 ),
+    .w_out(\w_in$889 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$451 ),
-    .a_next(\o$56 [31:24]),
-    .a_out(\a_in$468 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$455 ),
-    .first_next(\o$58 [10]),
-    .first_out(\first_in$472 ),
-    .last_in(\last_in$457 ),
-    .last_out(\last_in$474 ),
-    .\port$2626$2 (\o$49 [3:2]),
-    .psum_in(\psum_in$459 ),
-    .psum_out(\psum_in$591 ),
-    .rst(rst),
-    .valid_in(\valid_in$453 ),
-    .valid_out(\valid_in$470 ),
-    .w_in(\w_in$461 ),
-    .w_out(\w_in$593 )
+    .a_in(\a_in$764 ),
+    .a_next(\o$369 [31:24]),
+    .a_out(\a_in$781 ),
+    .en(en_pe_3_1),
+    .first_in(\first_in$768 ),
+    .first_next(\o$371 [10]),
+    .first_out(\first_in$785 ),
+    .last_in(\last_in$770 ),
+    .last_out(\last_in$787 ),
+    .pe_3_1_sync_clk(clk),
+    .pe_3_1_sync_rst(rst_pe_3_1),
+    .\port$3019$2 (\o$362 [3:2]),
+    .psum_in(\psum_in$772 ),
+    .psum_out(\psum_in$904 ),
+    .valid_in(\valid_in$766 ),
+    .valid_out(\valid_in$783 ),
+    .w_in(\w_in$774 ),
+    .w_out(\w_in$906 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$468 ),
-    .a_next(\a_in$451 ),
-    .a_out(\a_in$485 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$472 ),
-    .first_next(\first_in$455 ),
-    .first_out(\first_in$489 ),
-    .last_in(\last_in$474 ),
-    .last_out(\last_in$491 ),
-    .\port$2626$4 (\o$49 [5:4]),
-    .psum_in(\psum_in$476 ),
-    .psum_out(\psum_in$608 ),
-    .rst(rst),
-    .valid_in(\valid_in$470 ),
-    .valid_out(\valid_in$487 ),
-    .w_in(\w_in$478 ),
-    .w_out(\w_in$610 )
+    .a_in(\a_in$781 ),
+    .a_next(\a_in$764 ),
+    .a_out(\a_in$798 ),
+    .en(en_pe_3_2),
+    .first_in(\first_in$785 ),
+    .first_next(\first_in$768 ),
+    .first_out(\first_in$802 ),
+    .last_in(\last_in$787 ),
+    .last_out(\last_in$804 ),
+    .pe_3_2_sync_clk(clk),
+    .pe_3_2_sync_rst(rst_pe_3_2),
+    .\port$3019$4 (\o$362 [5:4]),
+    .psum_in(\psum_in$789 ),
+    .psum_out(\psum_in$921 ),
+    .valid_in(\valid_in$783 ),
+    .valid_out(\valid_in$800 ),
+    .w_in(\w_in$791 ),
+    .w_out(\w_in$923 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$485 ),
-    .a_next(\a_in$468 ),
-    .a_out(\a_in$502 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$489 ),
-    .first_next(\first_in$472 ),
-    .first_out(\first_in$506 ),
-    .last_in(\last_in$491 ),
-    .last_out(\last_in$508 ),
-    .\port$2626$6 (\o$49 [7:6]),
-    .psum_in(\psum_in$493 ),
-    .psum_out(\psum_in$625 ),
-    .rst(rst),
-    .valid_in(\valid_in$487 ),
-    .valid_out(\valid_in$504 ),
-    .w_in(\w_in$495 ),
-    .w_out(\w_in$627 )
+    .a_in(\a_in$798 ),
+    .a_next(\a_in$781 ),
+    .a_out(\a_in$815 ),
+    .en(en_pe_3_3),
+    .first_in(\first_in$802 ),
+    .first_next(\first_in$785 ),
+    .first_out(\first_in$819 ),
+    .last_in(\last_in$804 ),
+    .last_out(\last_in$821 ),
+    .pe_3_3_sync_clk(clk),
+    .pe_3_3_sync_rst(rst_pe_3_3),
+    .\port$3019$6 (\o$362 [7:6]),
+    .psum_in(\psum_in$806 ),
+    .psum_out(\psum_in$938 ),
+    .valid_in(\valid_in$800 ),
+    .valid_out(\valid_in$817 ),
+    .w_in(\w_in$808 ),
+    .w_out(\w_in$940 )
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$502 ),
-    .a_next(\a_in$485 ),
-    .a_out(\a_in$519 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$506 ),
-    .first_next(\first_in$489 ),
-    .first_out(\first_in$523 ),
-    .last_in(\last_in$508 ),
-    .last_out(\last_in$525 ),
-    .\port$2626$8 (\o$49 [9:8]),
-    .psum_in(\psum_in$510 ),
-    .psum_out(\psum_in$642 ),
-    .rst(rst),
-    .valid_in(\valid_in$504 ),
-    .valid_out(\valid_in$521 ),
-    .w_in(\w_in$512 ),
-    .w_out(\w_in$644 )
+    .a_in(\a_in$815 ),
+    .a_next(\a_in$798 ),
+    .a_out(\a_in$832 ),
+    .en(en_pe_3_4),
+    .first_in(\first_in$819 ),
+    .first_next(\first_in$802 ),
+    .first_out(\first_in$836 ),
+    .last_in(\last_in$821 ),
+    .last_out(\last_in$838 ),
+    .pe_3_4_sync_clk(clk),
+    .pe_3_4_sync_rst(rst_pe_3_4),
+    .\port$3019$8 (\o$362 [9:8]),
+    .psum_in(\psum_in$823 ),
+    .psum_out(\psum_in$955 ),
+    .valid_in(\valid_in$817 ),
+    .valid_out(\valid_in$834 ),
+    .w_in(\w_in$825 ),
+    .w_out(\w_in$957 )
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$519 ),
-    .a_next(\a_in$502 ),
-    .a_out(\a_in$536 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$523 ),
-    .first_next(\first_in$506 ),
-    .first_out(\first_in$540 ),
-    .last_in(\last_in$525 ),
-    .last_out(\last_in$542 ),
-    .\port$2626$10 (\o$49 [11:10]),
-    .psum_in(\psum_in$527 ),
-    .psum_out(\psum_in$659 ),
-    .rst(rst),
-    .valid_in(\valid_in$521 ),
-    .valid_out(\valid_in$538 ),
-    .w_in(\w_in$529 ),
-    .w_out(\w_in$661 )
+    .a_in(\a_in$832 ),
+    .a_next(\a_in$815 ),
+    .a_out(\a_in$849 ),
+    .en(en_pe_3_5),
+    .first_in(\first_in$836 ),
+    .first_next(\first_in$819 ),
+    .first_out(\first_in$853 ),
+    .last_in(\last_in$838 ),
+    .last_out(\last_in$855 ),
+    .pe_3_5_sync_clk(clk),
+    .pe_3_5_sync_rst(rst_pe_3_5),
+    .\port$3019$10 (\o$362 [11:10]),
+    .psum_in(\psum_in$840 ),
+    .psum_out(\psum_in$972 ),
+    .valid_in(\valid_in$834 ),
+    .valid_out(\valid_in$851 ),
+    .w_in(\w_in$842 ),
+    .w_out(\w_in$974 )
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$536 ),
-    .a_next(\a_in$519 ),
-    .a_out(\a_in$553 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$540 ),
-    .first_next(\first_in$523 ),
-    .first_out(\first_in$557 ),
-    .last_in(\last_in$542 ),
-    .last_out(\last_in$559 ),
-    .\port$2626$12 (\o$49 [13:12]),
-    .psum_in(\psum_in$544 ),
-    .psum_out(\psum_in$676 ),
-    .rst(rst),
-    .valid_in(\valid_in$538 ),
-    .valid_out(\valid_in$555 ),
-    .w_in(\w_in$546 ),
-    .w_out(\w_in$678 )
+    .a_in(\a_in$849 ),
+    .a_next(\a_in$832 ),
+    .a_out(\a_in$866 ),
+    .en(en_pe_3_6),
+    .first_in(\first_in$853 ),
+    .first_next(\first_in$836 ),
+    .first_out(\first_in$870 ),
+    .last_in(\last_in$855 ),
+    .last_out(\last_in$872 ),
+    .pe_3_6_sync_clk(clk),
+    .pe_3_6_sync_rst(rst_pe_3_6),
+    .\port$3019$12 (\o$362 [13:12]),
+    .psum_in(\psum_in$857 ),
+    .psum_out(\psum_in$989 ),
+    .valid_in(\valid_in$851 ),
+    .valid_out(\valid_in$868 ),
+    .w_in(\w_in$859 ),
+    .w_out(\w_in$991 )
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$553 ),
-    .a_next(\a_in$536 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$557 ),
-    .first_next(\first_in$540 ),
-    .last_in(\last_in$559 ),
-    .\port$2626$14 (\o$49 [15:14]),
-    .psum_in(\psum_in$561 ),
-    .psum_out(\psum_in$693 ),
-    .rst(rst),
-    .valid_in(\valid_in$555 ),
-    .w_in(\w_in$563 ),
-    .w_out(\w_in$695 )
+    .a_in(\a_in$866 ),
+    .a_next(\a_in$849 ),
+    .en(en_pe_3_7),
+    .first_in(\first_in$870 ),
+    .first_next(\first_in$853 ),
+    .last_in(\last_in$872 ),
+    .pe_3_7_sync_clk(clk),
+    .pe_3_7_sync_rst(rst_pe_3_7),
+    .\port$3019$14 (\o$362 [15:14]),
+    .psum_in(\psum_in$874 ),
+    .psum_out(\psum_in$1006 ),
+    .valid_in(\valid_in$868 ),
+    .w_in(\w_in$876 ),
+    .w_out(\w_in$1008 )
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$56 [39:32]),
+    .a_in(\o$369 [39:32]),
     .a_next(o_next[39:32]),
-    .a_out(\a_in$583 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$54 [13]),
-    .first_out(\first_in$587 ),
-    .last_out(\last_in$589 ),
-    .\port$2626$0 (\o$49 [1:0]),
-    .\port$2746$12 (\o$58 [14:12]),
-    .psum_in(\psum_in$574 ),
-    .psum_out(\psum_in$706 ),
-    .rst(rst),
-    .valid_out(\valid_in$585 ),
-    .w_in(\w_in$576 ),
-    .w_out(\w_in$708 )
+    .a_out(\a_in$896 ),
+    .en(en_pe_4_0),
+    .first_next(\o_next$367 [13]),
+    .first_out(\first_in$900 ),
+    .last_out(\last_in$902 ),
+    .pe_4_0_sync_clk(clk),
+    .pe_4_0_sync_rst(rst_pe_4_0),
+    .\port$3019$0 (\o$362 [1:0]),
+    .\port$3137$12 (\o$371 [14:12]),
+    .psum_in(\psum_in$887 ),
+    .psum_out(\psum_in$1019 ),
+    .valid_out(\valid_in$898 ),
+    .w_in(\w_in$889 ),
+    .w_out(\w_in$1021 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$583 ),
-    .a_next(\o$56 [39:32]),
-    .a_out(\a_in$600 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$587 ),
-    .first_next(\o$58 [13]),
-    .first_out(\first_in$604 ),
-    .last_in(\last_in$589 ),
-    .last_out(\last_in$606 ),
-    .\port$2626$2 (\o$49 [3:2]),
-    .psum_in(\psum_in$591 ),
-    .psum_out(\psum_in$723 ),
-    .rst(rst),
-    .valid_in(\valid_in$585 ),
-    .valid_out(\valid_in$602 ),
-    .w_in(\w_in$593 ),
-    .w_out(\w_in$725 )
+    .a_in(\a_in$896 ),
+    .a_next(\o$369 [39:32]),
+    .a_out(\a_in$913 ),
+    .en(en_pe_4_1),
+    .first_in(\first_in$900 ),
+    .first_next(\o$371 [13]),
+    .first_out(\first_in$917 ),
+    .last_in(\last_in$902 ),
+    .last_out(\last_in$919 ),
+    .pe_4_1_sync_clk(clk),
+    .pe_4_1_sync_rst(rst_pe_4_1),
+    .\port$3019$2 (\o$362 [3:2]),
+    .psum_in(\psum_in$904 ),
+    .psum_out(\psum_in$1036 ),
+    .valid_in(\valid_in$898 ),
+    .valid_out(\valid_in$915 ),
+    .w_in(\w_in$906 ),
+    .w_out(\w_in$1038 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$600 ),
-    .a_next(\a_in$583 ),
-    .a_out(\a_in$617 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$604 ),
-    .first_next(\first_in$587 ),
-    .first_out(\first_in$621 ),
-    .last_in(\last_in$606 ),
-    .last_out(\last_in$623 ),
-    .\port$2626$4 (\o$49 [5:4]),
-    .psum_in(\psum_in$608 ),
-    .psum_out(\psum_in$740 ),
-    .rst(rst),
-    .valid_in(\valid_in$602 ),
-    .valid_out(\valid_in$619 ),
-    .w_in(\w_in$610 ),
-    .w_out(\w_in$742 )
+    .a_in(\a_in$913 ),
+    .a_next(\a_in$896 ),
+    .a_out(\a_in$930 ),
+    .en(en_pe_4_2),
+    .first_in(\first_in$917 ),
+    .first_next(\first_in$900 ),
+    .first_out(\first_in$934 ),
+    .last_in(\last_in$919 ),
+    .last_out(\last_in$936 ),
+    .pe_4_2_sync_clk(clk),
+    .pe_4_2_sync_rst(rst_pe_4_2),
+    .\port$3019$4 (\o$362 [5:4]),
+    .psum_in(\psum_in$921 ),
+    .psum_out(\psum_in$1053 ),
+    .valid_in(\valid_in$915 ),
+    .valid_out(\valid_in$932 ),
+    .w_in(\w_in$923 ),
+    .w_out(\w_in$1055 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$617 ),
-    .a_next(\a_in$600 ),
-    .a_out(\a_in$634 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$621 ),
-    .first_next(\first_in$604 ),
-    .first_out(\first_in$638 ),
-    .last_in(\last_in$623 ),
-    .last_out(\last_in$640 ),
-    .\port$2626$6 (\o$49 [7:6]),
-    .psum_in(\psum_in$625 ),
-    .psum_out(\psum_in$757 ),
-    .rst(rst),
-    .valid_in(\valid_in$619 ),
-    .valid_out(\valid_in$636 ),
-    .w_in(\w_in$627 ),
-    .w_out(\w_in$759 )
+    .a_in(\a_in$930 ),
+    .a_next(\a_in$913 ),
+    .a_out(\a_in$947 ),
+    .en(en_pe_4_3),
+    .first_in(\first_in$934 ),
+    .first_next(\first_in$917 ),
+    .first_out(\first_in$951 ),
+    .last_in(\last_in$936 ),
+    .last_out(\last_in$953 ),
+    .pe_4_3_sync_clk(clk),
+    .pe_4_3_sync_rst(rst_pe_4_3),
+    .\port$3019$6 (\o$362 [7:6]),
+    .psum_in(\psum_in$938 ),
+    .psum_out(\psum_in$1070 ),
+    .valid_in(\valid_in$932 ),
+    .valid_out(\valid_in$949 ),
+    .w_in(\w_in$940 ),
+    .w_out(\w_in$1072 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$634 ),
-    .a_next(\a_in$617 ),
-    .a_out(\a_in$651 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$638 ),
-    .first_next(\first_in$621 ),
-    .first_out(\first_in$655 ),
-    .last_in(\last_in$640 ),
-    .last_out(\last_in$657 ),
-    .\port$2626$8 (\o$49 [9:8]),
-    .psum_in(\psum_in$642 ),
-    .psum_out(\psum_in$774 ),
-    .rst(rst),
-    .valid_in(\valid_in$636 ),
-    .valid_out(\valid_in$653 ),
-    .w_in(\w_in$644 ),
-    .w_out(\w_in$776 )
+    .a_in(\a_in$947 ),
+    .a_next(\a_in$930 ),
+    .a_out(\a_in$964 ),
+    .en(en_pe_4_4),
+    .first_in(\first_in$951 ),
+    .first_next(\first_in$934 ),
+    .first_out(\first_in$968 ),
+    .last_in(\last_in$953 ),
+    .last_out(\last_in$970 ),
+    .pe_4_4_sync_clk(clk),
+    .pe_4_4_sync_rst(rst_pe_4_4),
+    .\port$3019$8 (\o$362 [9:8]),
+    .psum_in(\psum_in$955 ),
+    .psum_out(\psum_in$1087 ),
+    .valid_in(\valid_in$949 ),
+    .valid_out(\valid_in$966 ),
+    .w_in(\w_in$957 ),
+    .w_out(\w_in$1089 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$651 ),
-    .a_next(\a_in$634 ),
-    .a_out(\a_in$668 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$655 ),
-    .first_next(\first_in$638 ),
-    .first_out(\first_in$672 ),
-    .last_in(\last_in$657 ),
-    .last_out(\last_in$674 ),
-    .\port$2626$10 (\o$49 [11:10]),
-    .psum_in(\psum_in$659 ),
-    .psum_out(\psum_in$791 ),
-    .rst(rst),
-    .valid_in(\valid_in$653 ),
-    .valid_out(\valid_in$670 ),
-    .w_in(\w_in$661 ),
-    .w_out(\w_in$793 )
+    .a_in(\a_in$964 ),
+    .a_next(\a_in$947 ),
+    .a_out(\a_in$981 ),
+    .en(en_pe_4_5),
+    .first_in(\first_in$968 ),
+    .first_next(\first_in$951 ),
+    .first_out(\first_in$985 ),
+    .last_in(\last_in$970 ),
+    .last_out(\last_in$987 ),
+    .pe_4_5_sync_clk(clk),
+    .pe_4_5_sync_rst(rst_pe_4_5),
+    .\port$3019$10 (\o$362 [11:10]),
+    .psum_in(\psum_in$972 ),
+    .psum_out(\psum_in$1104 ),
+    .valid_in(\valid_in$966 ),
+    .valid_out(\valid_in$983 ),
+    .w_in(\w_in$974 ),
+    .w_out(\w_in$1106 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$668 ),
-    .a_next(\a_in$651 ),
-    .a_out(\a_in$685 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$672 ),
-    .first_next(\first_in$655 ),
-    .first_out(\first_in$689 ),
-    .last_in(\last_in$674 ),
-    .last_out(\last_in$691 ),
-    .\port$2626$12 (\o$49 [13:12]),
-    .psum_in(\psum_in$676 ),
-    .psum_out(\psum_in$808 ),
-    .rst(rst),
-    .valid_in(\valid_in$670 ),
-    .valid_out(\valid_in$687 ),
-    .w_in(\w_in$678 ),
-    .w_out(\w_in$810 )
+    .a_in(\a_in$981 ),
+    .a_next(\a_in$964 ),
+    .a_out(\a_in$998 ),
+    .en(en_pe_4_6),
+    .first_in(\first_in$985 ),
+    .first_next(\first_in$968 ),
+    .first_out(\first_in$1002 ),
+    .last_in(\last_in$987 ),
+    .last_out(\last_in$1004 ),
+    .pe_4_6_sync_clk(clk),
+    .pe_4_6_sync_rst(rst_pe_4_6),
+    .\port$3019$12 (\o$362 [13:12]),
+    .psum_in(\psum_in$989 ),
+    .psum_out(\psum_in$1121 ),
+    .valid_in(\valid_in$983 ),
+    .valid_out(\valid_in$1000 ),
+    .w_in(\w_in$991 ),
+    .w_out(\w_in$1123 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$685 ),
-    .a_next(\a_in$668 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$689 ),
-    .first_next(\first_in$672 ),
-    .last_in(\last_in$691 ),
-    .\port$2626$14 (\o$49 [15:14]),
-    .psum_in(\psum_in$693 ),
-    .psum_out(\psum_in$825 ),
-    .rst(rst),
-    .valid_in(\valid_in$687 ),
-    .w_in(\w_in$695 ),
-    .w_out(\w_in$827 )
+    .a_in(\a_in$998 ),
+    .a_next(\a_in$981 ),
+    .en(en_pe_4_7),
+    .first_in(\first_in$1002 ),
+    .first_next(\first_in$985 ),
+    .last_in(\last_in$1004 ),
+    .pe_4_7_sync_clk(clk),
+    .pe_4_7_sync_rst(rst_pe_4_7),
+    .\port$3019$14 (\o$362 [15:14]),
+    .psum_in(\psum_in$1006 ),
+    .psum_out(\psum_in$1138 ),
+    .valid_in(\valid_in$1000 ),
+    .w_in(\w_in$1008 ),
+    .w_out(\w_in$1140 )
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$56 [47:40]),
+    .a_in(\o$369 [47:40]),
     .a_next(o_next[47:40]),
-    .a_out(\a_in$715 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$54 [16]),
-    .first_out(\first_in$719 ),
-    .last_out(\last_in$721 ),
-    .\port$2626$0 (\o$49 [1:0]),
-    .\port$2746$15 (\o$58 [17:15]),
-    .psum_in(\psum_in$706 ),
-    .psum_out(\psum_in$838 ),
-    .rst(rst),
-    .valid_out(\valid_in$717 ),
-    .w_in(\w_in$708 ),
-    .w_out(\w_in$840 )
+    .a_out(\a_in$1028 ),
+    .en(en_pe_5_0),
+    .first_next(\o_next$367 [16]),
+    .first_out(\first_in$1032 ),
+    .last_out(\last_in$1034 ),
+    .pe_5_0_sync_clk(clk),
+    .pe_5_0_sync_rst(rst_pe_5_0),
+    .\port$3019$0 (\o$362 [1:0]),
+    .\port$3137$15 (\o$371 [17:15]),
+    .psum_in(\psum_in$1019 ),
+    .psum_out(\psum_in$1151 ),
+    .valid_out(\valid_in$1030 ),
+    .w_in(\w_in$1021 ),
+    .w_out(\w_in$1153 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$715 ),
-    .a_next(\o$56 [47:40]),
-    .a_out(\a_in$732 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$719 ),
-    .first_next(\o$58 [16]),
-    .first_out(\first_in$736 ),
-    .last_in(\last_in$721 ),
-    .last_out(\last_in$738 ),
-    .\port$2626$2 (\o$49 [3:2]),
-    .psum_in(\psum_in$723 ),
-    .psum_out(\psum_in$855 ),
-    .rst(rst),
-    .valid_in(\valid_in$717 ),
-    .valid_out(\valid_in$734 ),
-    .w_in(\w_in$725 ),
-    .w_out(\w_in$857 )
+    .a_in(\a_in$1028 ),
+    .a_next(\o$369 [47:40]),
+    .a_out(\a_in$1045 ),
+    .en(en_pe_5_1),
+    .first_in(\first_in$1032 ),
+    .first_next(\o$371 [16]),
+    .first_out(\first_in$1049 ),
+    .last_in(\last_in$1034 ),
+    .last_out(\last_in$1051 ),
+    .pe_5_1_sync_clk(clk),
+    .pe_5_1_sync_rst(rst_pe_5_1),
+    .\port$3019$2 (\o$362 [3:2]),
+    .psum_in(\psum_in$1036 ),
+    .psum_out(\psum_in$1168 ),
+    .valid_in(\valid_in$1030 ),
+    .valid_out(\valid_in$1047 ),
+    .w_in(\w_in$1038 ),
+    .w_out(\w_in$1170 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$732 ),
-    .a_next(\a_in$715 ),
-    .a_out(\a_in$749 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$736 ),
-    .first_next(\first_in$719 ),
-    .first_out(\first_in$753 ),
-    .last_in(\last_in$738 ),
-    .last_out(\last_in$755 ),
-    .\port$2626$4 (\o$49 [5:4]),
-    .psum_in(\psum_in$740 ),
-    .psum_out(\psum_in$872 ),
-    .rst(rst),
-    .valid_in(\valid_in$734 ),
-    .valid_out(\valid_in$751 ),
-    .w_in(\w_in$742 ),
-    .w_out(\w_in$874 )
+    .a_in(\a_in$1045 ),
+    .a_next(\a_in$1028 ),
+    .a_out(\a_in$1062 ),
+    .en(en_pe_5_2),
+    .first_in(\first_in$1049 ),
+    .first_next(\first_in$1032 ),
+    .first_out(\first_in$1066 ),
+    .last_in(\last_in$1051 ),
+    .last_out(\last_in$1068 ),
+    .pe_5_2_sync_clk(clk),
+    .pe_5_2_sync_rst(rst_pe_5_2),
+    .\port$3019$4 (\o$362 [5:4]),
+    .psum_in(\psum_in$1053 ),
+    .psum_out(\psum_in$1185 ),
+    .valid_in(\valid_in$1047 ),
+    .valid_out(\valid_in$1064 ),
+    .w_in(\w_in$1055 ),
+    .w_out(\w_in$1187 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$749 ),
-    .a_next(\a_in$732 ),
-    .a_out(\a_in$766 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$753 ),
-    .first_next(\first_in$736 ),
-    .first_out(\first_in$770 ),
-    .last_in(\last_in$755 ),
-    .last_out(\last_in$772 ),
-    .\port$2626$6 (\o$49 [7:6]),
-    .psum_in(\psum_in$757 ),
-    .psum_out(\psum_in$889 ),
-    .rst(rst),
-    .valid_in(\valid_in$751 ),
-    .valid_out(\valid_in$768 ),
-    .w_in(\w_in$759 ),
-    .w_out(\w_in$891 )
+    .a_in(\a_in$1062 ),
+    .a_next(\a_in$1045 ),
+    .a_out(\a_in$1079 ),
+    .en(en_pe_5_3),
+    .first_in(\first_in$1066 ),
+    .first_next(\first_in$1049 ),
+    .first_out(\first_in$1083 ),
+    .last_in(\last_in$1068 ),
+    .last_out(\last_in$1085 ),
+    .pe_5_3_sync_clk(clk),
+    .pe_5_3_sync_rst(rst_pe_5_3),
+    .\port$3019$6 (\o$362 [7:6]),
+    .psum_in(\psum_in$1070 ),
+    .psum_out(\psum_in$1202 ),
+    .valid_in(\valid_in$1064 ),
+    .valid_out(\valid_in$1081 ),
+    .w_in(\w_in$1072 ),
+    .w_out(\w_in$1204 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$766 ),
-    .a_next(\a_in$749 ),
-    .a_out(\a_in$783 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$770 ),
-    .first_next(\first_in$753 ),
-    .first_out(\first_in$787 ),
-    .last_in(\last_in$772 ),
-    .last_out(\last_in$789 ),
-    .\port$2626$8 (\o$49 [9:8]),
-    .psum_in(\psum_in$774 ),
-    .psum_out(\psum_in$906 ),
-    .rst(rst),
-    .valid_in(\valid_in$768 ),
-    .valid_out(\valid_in$785 ),
-    .w_in(\w_in$776 ),
-    .w_out(\w_in$908 )
+    .a_in(\a_in$1079 ),
+    .a_next(\a_in$1062 ),
+    .a_out(\a_in$1096 ),
+    .en(en_pe_5_4),
+    .first_in(\first_in$1083 ),
+    .first_next(\first_in$1066 ),
+    .first_out(\first_in$1100 ),
+    .last_in(\last_in$1085 ),
+    .last_out(\last_in$1102 ),
+    .pe_5_4_sync_clk(clk),
+    .pe_5_4_sync_rst(rst_pe_5_4),
+    .\port$3019$8 (\o$362 [9:8]),
+    .psum_in(\psum_in$1087 ),
+    .psum_out(\psum_in$1219 ),
+    .valid_in(\valid_in$1081 ),
+    .valid_out(\valid_in$1098 ),
+    .w_in(\w_in$1089 ),
+    .w_out(\w_in$1221 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$783 ),
-    .a_next(\a_in$766 ),
-    .a_out(\a_in$800 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$787 ),
-    .first_next(\first_in$770 ),
-    .first_out(\first_in$804 ),
-    .last_in(\last_in$789 ),
-    .last_out(\last_in$806 ),
-    .\port$2626$10 (\o$49 [11:10]),
-    .psum_in(\psum_in$791 ),
-    .psum_out(\psum_in$923 ),
-    .rst(rst),
-    .valid_in(\valid_in$785 ),
-    .valid_out(\valid_in$802 ),
-    .w_in(\w_in$793 ),
-    .w_out(\w_in$925 )
+    .a_in(\a_in$1096 ),
+    .a_next(\a_in$1079 ),
+    .a_out(\a_in$1113 ),
+    .en(en_pe_5_5),
+    .first_in(\first_in$1100 ),
+    .first_next(\first_in$1083 ),
+    .first_out(\first_in$1117 ),
+    .last_in(\last_in$1102 ),
+    .last_out(\last_in$1119 ),
+    .pe_5_5_sync_clk(clk),
+    .pe_5_5_sync_rst(rst_pe_5_5),
+    .\port$3019$10 (\o$362 [11:10]),
+    .psum_in(\psum_in$1104 ),
+    .psum_out(\psum_in$1236 ),
+    .valid_in(\valid_in$1098 ),
+    .valid_out(\valid_in$1115 ),
+    .w_in(\w_in$1106 ),
+    .w_out(\w_in$1238 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$800 ),
-    .a_next(\a_in$783 ),
-    .a_out(\a_in$817 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$804 ),
-    .first_next(\first_in$787 ),
-    .first_out(\first_in$821 ),
-    .last_in(\last_in$806 ),
-    .last_out(\last_in$823 ),
-    .\port$2626$12 (\o$49 [13:12]),
-    .psum_in(\psum_in$808 ),
-    .psum_out(\psum_in$940 ),
-    .rst(rst),
-    .valid_in(\valid_in$802 ),
-    .valid_out(\valid_in$819 ),
-    .w_in(\w_in$810 ),
-    .w_out(\w_in$942 )
+    .a_in(\a_in$1113 ),
+    .a_next(\a_in$1096 ),
+    .a_out(\a_in$1130 ),
+    .en(en_pe_5_6),
+    .first_in(\first_in$1117 ),
+    .first_next(\first_in$1100 ),
+    .first_out(\first_in$1134 ),
+    .last_in(\last_in$1119 ),
+    .last_out(\last_in$1136 ),
+    .pe_5_6_sync_clk(clk),
+    .pe_5_6_sync_rst(rst_pe_5_6),
+    .\port$3019$12 (\o$362 [13:12]),
+    .psum_in(\psum_in$1121 ),
+    .psum_out(\psum_in$1253 ),
+    .valid_in(\valid_in$1115 ),
+    .valid_out(\valid_in$1132 ),
+    .w_in(\w_in$1123 ),
+    .w_out(\w_in$1255 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$817 ),
-    .a_next(\a_in$800 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$821 ),
-    .first_next(\first_in$804 ),
-    .last_in(\last_in$823 ),
-    .\port$2626$14 (\o$49 [15:14]),
-    .psum_in(\psum_in$825 ),
-    .psum_out(\psum_in$957 ),
-    .rst(rst),
-    .valid_in(\valid_in$819 ),
-    .w_in(\w_in$827 ),
-    .w_out(\w_in$959 )
+    .a_in(\a_in$1130 ),
+    .a_next(\a_in$1113 ),
+    .en(en_pe_5_7),
+    .first_in(\first_in$1134 ),
+    .first_next(\first_in$1117 ),
+    .last_in(\last_in$1136 ),
+    .pe_5_7_sync_clk(clk),
+    .pe_5_7_sync_rst(rst_pe_5_7),
+    .\port$3019$14 (\o$362 [15:14]),
+    .psum_in(\psum_in$1138 ),
+    .psum_out(\psum_in$1270 ),
+    .valid_in(\valid_in$1132 ),
+    .w_in(\w_in$1140 ),
+    .w_out(\w_in$1272 )
   );
   \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$56 [55:48]),
+    .a_in(\o$369 [55:48]),
     .a_next(o_next[55:48]),
-    .a_out(\a_in$847 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$54 [19]),
-    .first_out(\first_in$851 ),
-    .last_out(\last_in$853 ),
-    .\port$2626$0 (\o$49 [1:0]),
-    .\port$2746$18 (\o$58 [20:18]),
-    .psum_in(\psum_in$838 ),
-    .psum_out(\psum_in$970 ),
-    .rst(rst),
-    .valid_out(\valid_in$849 ),
-    .w_in(\w_in$840 ),
-    .w_out(\w_in$972 )
+    .a_out(\a_in$1160 ),
+    .en(en_pe_6_0),
+    .first_next(\o_next$367 [19]),
+    .first_out(\first_in$1164 ),
+    .last_out(\last_in$1166 ),
+    .pe_6_0_sync_clk(clk),
+    .pe_6_0_sync_rst(rst_pe_6_0),
+    .\port$3019$0 (\o$362 [1:0]),
+    .\port$3137$18 (\o$371 [20:18]),
+    .psum_in(\psum_in$1151 ),
+    .psum_out(\psum_in$1283 ),
+    .valid_out(\valid_in$1162 ),
+    .w_in(\w_in$1153 ),
+    .w_out(\w_in$1285 )
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$847 ),
-    .a_next(\o$56 [55:48]),
-    .a_out(\a_in$864 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$851 ),
-    .first_next(\o$58 [19]),
-    .first_out(\first_in$868 ),
-    .last_in(\last_in$853 ),
-    .last_out(\last_in$870 ),
-    .\port$2626$2 (\o$49 [3:2]),
-    .psum_in(\psum_in$855 ),
-    .psum_out(\psum_in$987 ),
-    .rst(rst),
-    .valid_in(\valid_in$849 ),
-    .valid_out(\valid_in$866 ),
-    .w_in(\w_in$857 ),
-    .w_out(\w_in$989 )
+    .a_in(\a_in$1160 ),
+    .a_next(\o$369 [55:48]),
+    .a_out(\a_in$1177 ),
+    .en(en_pe_6_1),
+    .first_in(\first_in$1164 ),
+    .first_next(\o$371 [19]),
+    .first_out(\first_in$1181 ),
+    .last_in(\last_in$1166 ),
+    .last_out(\last_in$1183 ),
+    .pe_6_1_sync_clk(clk),
+    .pe_6_1_sync_rst(rst_pe_6_1),
+    .\port$3019$2 (\o$362 [3:2]),
+    .psum_in(\psum_in$1168 ),
+    .psum_out(\psum_in$1300 ),
+    .valid_in(\valid_in$1162 ),
+    .valid_out(\valid_in$1179 ),
+    .w_in(\w_in$1170 ),
+    .w_out(\w_in$1302 )
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$864 ),
-    .a_next(\a_in$847 ),
-    .a_out(\a_in$881 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$868 ),
-    .first_next(\first_in$851 ),
-    .first_out(\first_in$885 ),
-    .last_in(\last_in$870 ),
-    .last_out(\last_in$887 ),
-    .\port$2626$4 (\o$49 [5:4]),
-    .psum_in(\psum_in$872 ),
-    .psum_out(\psum_in$1004 ),
-    .rst(rst),
-    .valid_in(\valid_in$866 ),
-    .valid_out(\valid_in$883 ),
-    .w_in(\w_in$874 ),
-    .w_out(\w_in$1006 )
+    .a_in(\a_in$1177 ),
+    .a_next(\a_in$1160 ),
+    .a_out(\a_in$1194 ),
+    .en(en_pe_6_2),
+    .first_in(\first_in$1181 ),
+    .first_next(\first_in$1164 ),
+    .first_out(\first_in$1198 ),
+    .last_in(\last_in$1183 ),
+    .last_out(\last_in$1200 ),
+    .pe_6_2_sync_clk(clk),
+    .pe_6_2_sync_rst(rst_pe_6_2),
+    .\port$3019$4 (\o$362 [5:4]),
+    .psum_in(\psum_in$1185 ),
+    .psum_out(\psum_in$1317 ),
+    .valid_in(\valid_in$1179 ),
+    .valid_out(\valid_in$1196 ),
+    .w_in(\w_in$1187 ),
+    .w_out(\w_in$1319 )
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$881 ),
-    .a_next(\a_in$864 ),
-    .a_out(\a_in$898 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$885 ),
-    .first_next(\first_in$868 ),
-    .first_out(\first_in$902 ),
-    .last_in(\last_in$887 ),
-    .last_out(\last_in$904 ),
-    .\port$2626$6 (\o$49 [7:6]),
-    .psum_in(\psum_in$889 ),
-    .psum_out(\psum_in$1021 ),
-    .rst(rst),
-    .valid_in(\valid_in$883 ),
-    .valid_out(\valid_in$900 ),
-    .w_in(\w_in$891 ),
-    .w_out(\w_in$1023 )
+    .a_in(\a_in$1194 ),
+    .a_next(\a_in$1177 ),
+    .a_out(\a_in$1211 ),
+    .en(en_pe_6_3),
+    .first_in(\first_in$1198 ),
+    .first_next(\first_in$1181 ),
+    .first_out(\first_in$1215 ),
+    .last_in(\last_in$1200 ),
+    .last_out(\last_in$1217 ),
+    .pe_6_3_sync_clk(clk),
+    .pe_6_3_sync_rst(rst_pe_6_3),
+    .\port$3019$6 (\o$362 [7:6]),
+    .psum_in(\psum_in$1202 ),
+    .psum_out(\psum_in$1334 ),
+    .valid_in(\valid_in$1196 ),
+    .valid_out(\valid_in$1213 ),
+    .w_in(\w_in$1204 ),
+    .w_out(\w_in$1336 )
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$898 ),
-    .a_next(\a_in$881 ),
-    .a_out(\a_in$915 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$902 ),
-    .first_next(\first_in$885 ),
-    .first_out(\first_in$919 ),
-    .last_in(\last_in$904 ),
-    .last_out(\last_in$921 ),
-    .\port$2626$8 (\o$49 [9:8]),
-    .psum_in(\psum_in$906 ),
-    .psum_out(\psum_in$1038 ),
-    .rst(rst),
-    .valid_in(\valid_in$900 ),
-    .valid_out(\valid_in$917 ),
-    .w_in(\w_in$908 ),
-    .w_out(\w_in$1040 )
+    .a_in(\a_in$1211 ),
+    .a_next(\a_in$1194 ),
+    .a_out(\a_in$1228 ),
+    .en(en_pe_6_4),
+    .first_in(\first_in$1215 ),
+    .first_next(\first_in$1198 ),
+    .first_out(\first_in$1232 ),
+    .last_in(\last_in$1217 ),
+    .last_out(\last_in$1234 ),
+    .pe_6_4_sync_clk(clk),
+    .pe_6_4_sync_rst(rst_pe_6_4),
+    .\port$3019$8 (\o$362 [9:8]),
+    .psum_in(\psum_in$1219 ),
+    .psum_out(\psum_in$1351 ),
+    .valid_in(\valid_in$1213 ),
+    .valid_out(\valid_in$1230 ),
+    .w_in(\w_in$1221 ),
+    .w_out(\w_in$1353 )
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$915 ),
-    .a_next(\a_in$898 ),
-    .a_out(\a_in$932 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$919 ),
-    .first_next(\first_in$902 ),
-    .first_out(\first_in$936 ),
-    .last_in(\last_in$921 ),
-    .last_out(\last_in$938 ),
-    .\port$2626$10 (\o$49 [11:10]),
-    .psum_in(\psum_in$923 ),
-    .psum_out(\psum_in$1055 ),
-    .rst(rst),
-    .valid_in(\valid_in$917 ),
-    .valid_out(\valid_in$934 ),
-    .w_in(\w_in$925 ),
-    .w_out(\w_in$1057 )
+    .a_in(\a_in$1228 ),
+    .a_next(\a_in$1211 ),
+    .a_out(\a_in$1245 ),
+    .en(en_pe_6_5),
+    .first_in(\first_in$1232 ),
+    .first_next(\first_in$1215 ),
+    .first_out(\first_in$1249 ),
+    .last_in(\last_in$1234 ),
+    .last_out(\last_in$1251 ),
+    .pe_6_5_sync_clk(clk),
+    .pe_6_5_sync_rst(rst_pe_6_5),
+    .\port$3019$10 (\o$362 [11:10]),
+    .psum_in(\psum_in$1236 ),
+    .psum_out(\psum_in$1368 ),
+    .valid_in(\valid_in$1230 ),
+    .valid_out(\valid_in$1247 ),
+    .w_in(\w_in$1238 ),
+    .w_out(\w_in$1370 )
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$932 ),
-    .a_next(\a_in$915 ),
-    .a_out(\a_in$949 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$936 ),
-    .first_next(\first_in$919 ),
-    .first_out(\first_in$953 ),
-    .last_in(\last_in$938 ),
-    .last_out(\last_in$955 ),
-    .\port$2626$12 (\o$49 [13:12]),
-    .psum_in(\psum_in$940 ),
-    .psum_out(\psum_in$1072 ),
-    .rst(rst),
-    .valid_in(\valid_in$934 ),
-    .valid_out(\valid_in$951 ),
-    .w_in(\w_in$942 ),
-    .w_out(\w_in$1074 )
+    .a_in(\a_in$1245 ),
+    .a_next(\a_in$1228 ),
+    .a_out(\a_in$1262 ),
+    .en(en_pe_6_6),
+    .first_in(\first_in$1249 ),
+    .first_next(\first_in$1232 ),
+    .first_out(\first_in$1266 ),
+    .last_in(\last_in$1251 ),
+    .last_out(\last_in$1268 ),
+    .pe_6_6_sync_clk(clk),
+    .pe_6_6_sync_rst(rst_pe_6_6),
+    .\port$3019$12 (\o$362 [13:12]),
+    .psum_in(\psum_in$1253 ),
+    .psum_out(\psum_in$1385 ),
+    .valid_in(\valid_in$1247 ),
+    .valid_out(\valid_in$1264 ),
+    .w_in(\w_in$1255 ),
+    .w_out(\w_in$1387 )
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$949 ),
-    .a_next(\a_in$932 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$953 ),
-    .first_next(\first_in$936 ),
-    .last_in(\last_in$955 ),
-    .\port$2626$14 (\o$49 [15:14]),
-    .psum_in(\psum_in$957 ),
-    .psum_out(\psum_in$1089 ),
-    .rst(rst),
-    .valid_in(\valid_in$951 ),
-    .w_in(\w_in$959 ),
-    .w_out(\w_in$1091 )
+    .a_in(\a_in$1262 ),
+    .a_next(\a_in$1245 ),
+    .en(en_pe_6_7),
+    .first_in(\first_in$1266 ),
+    .first_next(\first_in$1249 ),
+    .last_in(\last_in$1268 ),
+    .pe_6_7_sync_clk(clk),
+    .pe_6_7_sync_rst(rst_pe_6_7),
+    .\port$3019$14 (\o$362 [15:14]),
+    .psum_in(\psum_in$1270 ),
+    .psum_out(\psum_in$1402 ),
+    .valid_in(\valid_in$1264 ),
+    .w_in(\w_in$1272 ),
+    .w_out(\w_in$1404 )
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$56 [63:56]),
+    .a_in(\o$369 [63:56]),
     .a_next(o_next[63:56]),
-    .a_out(\a_in$979 ),
-    .clk(clk),
-    .en(en),
-    .first_next(\o_next$54 [22]),
-    .first_out(\first_in$983 ),
-    .last_out(\last_in$985 ),
-    .\port$2626$0 (\o$49 [1:0]),
-    .\port$2746$21 (\o$58 [23:21]),
-    .psum_in(\psum_in$970 ),
+    .a_out(\a_in$1292 ),
+    .en(en_pe_7_0),
+    .first_next(\o_next$367 [22]),
+    .first_out(\first_in$1296 ),
+    .last_out(\last_in$1298 ),
+    .pe_7_0_sync_clk(clk),
+    .pe_7_0_sync_rst(rst_pe_7_0),
+    .\port$3019$0 (\o$362 [1:0]),
+    .\port$3137$21 (\o$371 [23:21]),
+    .psum_in(\psum_in$1283 ),
     .psum_out(psum_out),
-    .rst(rst),
-    .valid_out(\valid_in$981 ),
-    .w_in(\w_in$972 )
+    .valid_out(\valid_in$1294 ),
+    .w_in(\w_in$1285 )
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$979 ),
-    .a_next(\o$56 [63:56]),
-    .a_out(\a_in$996 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$983 ),
-    .first_next(\o$58 [22]),
-    .first_out(\first_in$1000 ),
-    .last_in(\last_in$985 ),
-    .last_out(\last_in$1002 ),
-    .\port$2626$2 (\o$49 [3:2]),
-    .psum_in(\psum_in$987 ),
-    .psum_out(\psum_out$16 ),
-    .rst(rst),
-    .valid_in(\valid_in$981 ),
-    .valid_out(\valid_in$998 ),
-    .w_in(\w_in$989 )
+    .a_in(\a_in$1292 ),
+    .a_next(\o$369 [63:56]),
+    .a_out(\a_in$1309 ),
+    .en(en_pe_7_1),
+    .first_in(\first_in$1296 ),
+    .first_next(\o$371 [22]),
+    .first_out(\first_in$1313 ),
+    .last_in(\last_in$1298 ),
+    .last_out(\last_in$1315 ),
+    .pe_7_1_sync_clk(clk),
+    .pe_7_1_sync_rst(rst_pe_7_1),
+    .\port$3019$2 (\o$362 [3:2]),
+    .psum_in(\psum_in$1300 ),
+    .psum_out(\psum_out$337 ),
+    .valid_in(\valid_in$1294 ),
+    .valid_out(\valid_in$1311 ),
+    .w_in(\w_in$1302 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$996 ),
-    .a_next(\a_in$979 ),
-    .a_out(\a_in$1013 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$1000 ),
-    .first_next(\first_in$983 ),
-    .first_out(\first_in$1017 ),
-    .last_in(\last_in$1002 ),
-    .last_out(\last_in$1019 ),
-    .\port$2626$4 (\o$49 [5:4]),
-    .psum_in(\psum_in$1004 ),
-    .psum_out(\psum_out$17 ),
-    .rst(rst),
-    .valid_in(\valid_in$998 ),
-    .valid_out(\valid_in$1015 ),
-    .w_in(\w_in$1006 )
+    .a_in(\a_in$1309 ),
+    .a_next(\a_in$1292 ),
+    .a_out(\a_in$1326 ),
+    .en(en_pe_7_2),
+    .first_in(\first_in$1313 ),
+    .first_next(\first_in$1296 ),
+    .first_out(\first_in$1330 ),
+    .last_in(\last_in$1315 ),
+    .last_out(\last_in$1332 ),
+    .pe_7_2_sync_clk(clk),
+    .pe_7_2_sync_rst(rst_pe_7_2),
+    .\port$3019$4 (\o$362 [5:4]),
+    .psum_in(\psum_in$1317 ),
+    .psum_out(\psum_out$338 ),
+    .valid_in(\valid_in$1311 ),
+    .valid_out(\valid_in$1328 ),
+    .w_in(\w_in$1319 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1013 ),
-    .a_next(\a_in$996 ),
-    .a_out(\a_in$1030 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$1017 ),
-    .first_next(\first_in$1000 ),
-    .first_out(\first_in$1034 ),
-    .last_in(\last_in$1019 ),
-    .last_out(\last_in$1036 ),
-    .\port$2626$6 (\o$49 [7:6]),
-    .psum_in(\psum_in$1021 ),
-    .psum_out(\psum_out$18 ),
-    .rst(rst),
-    .valid_in(\valid_in$1015 ),
-    .valid_out(\valid_in$1032 ),
-    .w_in(\w_in$1023 )
+    .a_in(\a_in$1326 ),
+    .a_next(\a_in$1309 ),
+    .a_out(\a_in$1343 ),
+    .en(en_pe_7_3),
+    .first_in(\first_in$1330 ),
+    .first_next(\first_in$1313 ),
+    .first_out(\first_in$1347 ),
+    .last_in(\last_in$1332 ),
+    .last_out(\last_in$1349 ),
+    .pe_7_3_sync_clk(clk),
+    .pe_7_3_sync_rst(rst_pe_7_3),
+    .\port$3019$6 (\o$362 [7:6]),
+    .psum_in(\psum_in$1334 ),
+    .psum_out(\psum_out$339 ),
+    .valid_in(\valid_in$1328 ),
+    .valid_out(\valid_in$1345 ),
+    .w_in(\w_in$1336 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1030 ),
-    .a_next(\a_in$1013 ),
-    .a_out(\a_in$1047 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$1034 ),
-    .first_next(\first_in$1017 ),
-    .first_out(\first_in$1051 ),
-    .last_in(\last_in$1036 ),
-    .last_out(\last_in$1053 ),
-    .\port$2626$8 (\o$49 [9:8]),
-    .psum_in(\psum_in$1038 ),
-    .psum_out(\psum_out$19 ),
-    .rst(rst),
-    .valid_in(\valid_in$1032 ),
-    .valid_out(\valid_in$1049 ),
-    .w_in(\w_in$1040 )
+    .a_in(\a_in$1343 ),
+    .a_next(\a_in$1326 ),
+    .a_out(\a_in$1360 ),
+    .en(en_pe_7_4),
+    .first_in(\first_in$1347 ),
+    .first_next(\first_in$1330 ),
+    .first_out(\first_in$1364 ),
+    .last_in(\last_in$1349 ),
+    .last_out(\last_in$1366 ),
+    .pe_7_4_sync_clk(clk),
+    .pe_7_4_sync_rst(rst_pe_7_4),
+    .\port$3019$8 (\o$362 [9:8]),
+    .psum_in(\psum_in$1351 ),
+    .psum_out(\psum_out$340 ),
+    .valid_in(\valid_in$1345 ),
+    .valid_out(\valid_in$1362 ),
+    .w_in(\w_in$1353 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1047 ),
-    .a_next(\a_in$1030 ),
-    .a_out(\a_in$1064 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$1051 ),
-    .first_next(\first_in$1034 ),
-    .first_out(\first_in$1068 ),
-    .last_in(\last_in$1053 ),
-    .last_out(\last_in$1070 ),
-    .\port$2626$10 (\o$49 [11:10]),
-    .psum_in(\psum_in$1055 ),
-    .psum_out(\psum_out$20 ),
-    .rst(rst),
-    .valid_in(\valid_in$1049 ),
-    .valid_out(\valid_in$1066 ),
-    .w_in(\w_in$1057 )
+    .a_in(\a_in$1360 ),
+    .a_next(\a_in$1343 ),
+    .a_out(\a_in$1377 ),
+    .en(en_pe_7_5),
+    .first_in(\first_in$1364 ),
+    .first_next(\first_in$1347 ),
+    .first_out(\first_in$1381 ),
+    .last_in(\last_in$1366 ),
+    .last_out(\last_in$1383 ),
+    .pe_7_5_sync_clk(clk),
+    .pe_7_5_sync_rst(rst_pe_7_5),
+    .\port$3019$10 (\o$362 [11:10]),
+    .psum_in(\psum_in$1368 ),
+    .psum_out(\psum_out$341 ),
+    .valid_in(\valid_in$1362 ),
+    .valid_out(\valid_in$1379 ),
+    .w_in(\w_in$1370 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1064 ),
-    .a_next(\a_in$1047 ),
-    .a_out(\a_in$1081 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$1068 ),
-    .first_next(\first_in$1051 ),
-    .first_out(\first_in$1085 ),
-    .last_in(\last_in$1070 ),
-    .last_out(\last_in$1087 ),
-    .\port$2626$12 (\o$49 [13:12]),
-    .psum_in(\psum_in$1072 ),
-    .psum_out(\psum_out$21 ),
-    .rst(rst),
-    .valid_in(\valid_in$1066 ),
-    .valid_out(\valid_in$1083 ),
-    .w_in(\w_in$1074 )
+    .a_in(\a_in$1377 ),
+    .a_next(\a_in$1360 ),
+    .a_out(\a_in$1394 ),
+    .en(en_pe_7_6),
+    .first_in(\first_in$1381 ),
+    .first_next(\first_in$1364 ),
+    .first_out(\first_in$1398 ),
+    .last_in(\last_in$1383 ),
+    .last_out(\last_in$1400 ),
+    .pe_7_6_sync_clk(clk),
+    .pe_7_6_sync_rst(rst_pe_7_6),
+    .\port$3019$12 (\o$362 [13:12]),
+    .psum_in(\psum_in$1385 ),
+    .psum_out(\psum_out$342 ),
+    .valid_in(\valid_in$1379 ),
+    .valid_out(\valid_in$1396 ),
+    .w_in(\w_in$1387 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1081 ),
-    .a_next(\a_in$1064 ),
-    .clk(clk),
-    .en(en),
-    .first_in(\first_in$1085 ),
-    .first_next(\first_in$1068 ),
-    .last_in(\last_in$1087 ),
+    .a_in(\a_in$1394 ),
+    .a_next(\a_in$1377 ),
+    .en(en_pe_7_7),
+    .first_in(\first_in$1398 ),
+    .first_next(\first_in$1381 ),
+    .last_in(\last_in$1400 ),
     .last_out(last_out),
-    .\port$2626$14 (\o$49 [15:14]),
-    .psum_in(\psum_in$1089 ),
-    .psum_out(\psum_out$22 ),
-    .rst(rst),
-    .valid_in(\valid_in$1083 ),
-    .valid_out(results__valid),
-    .w_in(\w_in$1091 )
+    .pe_7_7_sync_clk(clk),
+    .pe_7_7_sync_rst(rst_pe_7_7),
+    .\port$3019$14 (\o$362 [15:14]),
+    .psum_in(\psum_in$1402 ),
+    .psum_out(\psum_out$343 ),
+    .valid_in(\valid_in$1396 ),
+    .valid_out(valid_out),
+    .w_in(\w_in$1404 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .en(en),
-    .i(\i$41 ),
+    .i(\i$356 ),
     .i_next(i_next),
-    .o(\o$56 ),
+    .o(\o$369 ),
     .o_next(o_next),
+    .\port$1542$0 (en_skew_a_0),
+    .\port$1543$0 (en_skew_a_1),
+    .\port$1544$0 (en_skew_a_2),
+    .\port$1545$0 (en_skew_a_3),
+    .\port$1546$0 (en_skew_a_4),
+    .\port$1547$0 (en_skew_a_5),
+    .\port$1548$0 (en_skew_a_6),
+    .\port$1549$0 (en_skew_a_7),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
-    .clk(clk),
-    .en(en),
-    .i(\i$43 ),
-    .i_next(\i_next$46 ),
-    .o(\o$58 ),
-    .o_next(\o_next$54 ),
-    .rst(rst)
+    .en(en_skew_flags),
+    .i(\i$357 ),
+    .i_next(\i_next$359 ),
+    .o(\o$371 ),
+    .o_next(\o_next$367 ),
+    .skew_flags_sync_clk(clk),
+    .skew_flags_sync_rst(rst_skew_flags)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
-    .en(en),
-    .i(\i$37 ),
-    .o(\o$63 ),
+    .i(in_w),
+    .o(\o$376 ),
+    .\port$1533$0 (en_skew_w_0),
+    .\port$1534$0 (en_skew_w_1),
+    .\port$1535$0 (en_skew_w_2),
+    .\port$1536$0 (en_skew_w_3),
+    .\port$1537$0 (en_skew_w_4),
+    .\port$1538$0 (en_skew_w_5),
+    .\port$1539$0 (en_skew_w_6),
+    .\port$1540$0 (en_skew_w_7),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
-    .en(en),
-    .i(\i$39 ),
-    .o(\o$49 ),
+    .en(en_skew_wctl),
+    .i(\i$355 ),
+    .o(\o$362 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$81  = loaded;
+    \$206  = held;
+    if (rst) begin
+      \$206  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$207  = skid;
+    if (\$1 ) begin
+      \$207 [256] = out[256];
+    end
+    if (\$2 ) begin
+      \$207 [31:0] = out[31:0];
+    end
+    if (\$3 ) begin
+      \$207 [63:32] = out[63:32];
+    end
+    if (\$4 ) begin
+      \$207 [95:64] = out[95:64];
+    end
+    if (\$5 ) begin
+      \$207 [127:96] = out[127:96];
+    end
+    if (\$6 ) begin
+      \$207 [159:128] = out[159:128];
+    end
+    if (\$7 ) begin
+      \$207 [191:160] = out[191:160];
+    end
+    if (\$8 ) begin
+      \$207 [223:192] = out[223:192];
+    end
+    if (\$9 ) begin
+      \$207 [255:224] = out[255:224];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$208  = loaded;
     if (en) begin
       if (capture) begin
-        \$81  = { 3'h0, w_accept };
+        \$208  = { 3'h0, w_accept };
       end else if (w_accept) begin
-        \$81  = \$76 [3:0];
+        \$208  = \$19 [3:0];
       end
     end
     if (rst) begin
-      \$81  = 4'h0;
+      \$208  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$82  = shadow_full;
+    \$209  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$82  = 1'h1;
-      end else if (\$77 ) begin
-        \$82  = 1'h0;
+        \$209  = 1'h1;
+      end else if (\$20 ) begin
+        \$209  = 1'h0;
       end
     end
     if (rst) begin
-      \$82  = 1'h0;
+      \$209  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$83  = since_first;
+    \$210  = since_first;
     if (en) begin
-      if (\$78 ) begin
-        \$83  = 4'h1;
-      end else if (\$79 ) begin
-        \$83  = \$80 [3:0];
+      if (\$21 ) begin
+        \$210  = 4'h1;
+      end else if (\$22 ) begin
+        \$210  = \$23 [3:0];
       end
     end
     if (rst) begin
-      \$83  = 4'h8;
+      \$210  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$84  = first;
+    \$211  = first;
     if (en) begin
       if (a_accept) begin
-        \$84  = operands__payload[64];
+        \$211  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$84  = 1'h1;
+      \$211  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$85  = \i$37 ;
-    if (en) begin
-      \$85  = weights__payload;
+    \$212  = in_w;
+    if (en_in_w_0) begin
+      \$212 [7:0] = weights__payload[7:0];
     end
-    if (rst) begin
-      \$85  = 64'h0000000000000000;
+    if (en_in_w_1) begin
+      \$212 [15:8] = weights__payload[15:8];
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$86  = in_wctl;
-    if (en) begin
-      \$86 [0] = w_accept;
-      \$86 [1] = capture;
+    if (en_in_w_2) begin
+      \$212 [23:16] = weights__payload[23:16];
     end
-    if (rst) begin
-      \$86  = 2'h0;
+    if (en_in_w_3) begin
+      \$212 [31:24] = weights__payload[31:24];
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$87  = in_a;
-    if (en) begin
-      \$87  = operands__payload[63:0];
+    if (en_in_w_4) begin
+      \$212 [39:32] = weights__payload[39:32];
     end
-    if (rst) begin
-      \$87  = 64'h0000000000000000;
+    if (en_in_w_5) begin
+      \$212 [47:40] = weights__payload[47:40];
+    end
+    if (en_in_w_6) begin
+      \$212 [55:48] = weights__payload[55:48];
+    end
+    if (en_in_w_7) begin
+      \$212 [63:56] = weights__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$88  = in_flags;
-    if (en) begin
-      \$88 [0] = a_accept;
-      \$88 [1] = first;
-      \$88 [2] = operands__payload[64];
+    \$213  = in_a;
+    if (en_in_a_0) begin
+      \$213 [7:0] = operands__payload[7:0];
     end
-    if (rst) begin
-      \$88  = 3'h0;
+    if (en_in_a_1) begin
+      \$213 [15:8] = operands__payload[15:8];
+    end
+    if (en_in_a_2) begin
+      \$213 [23:16] = operands__payload[23:16];
+    end
+    if (en_in_a_3) begin
+      \$213 [31:24] = operands__payload[31:24];
+    end
+    if (en_in_a_4) begin
+      \$213 [39:32] = operands__payload[39:32];
+    end
+    if (en_in_a_5) begin
+      \$213 [47:40] = operands__payload[47:40];
+    end
+    if (en_in_a_6) begin
+      \$213 [55:48] = operands__payload[55:48];
+    end
+    if (en_in_a_7) begin
+      \$213 [63:56] = operands__payload[63:56];
     end
   end
-  assign \en$13  = en;
-  assign valid_out = results__valid;
-  assign \en$33  = en;
-  assign \en$34  = en;
-  assign \en$35  = en;
-  assign \en$36  = en;
-  assign in_w = \i$37 ;
-  assign \en$47  = en;
-  assign w_shift = \o$49 [0];
-  assign \capture$50  = \o$49 [1];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$214  = in_wctl;
+    if (en) begin
+      \$214 [0] = w_accept;
+      \$214 [1] = capture;
+    end
+    if (rst) begin
+      \$214  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$215  = in_flags;
+    if (en) begin
+      \$215 [0] = a_accept;
+      \$215 [1] = first;
+      \$215 [2] = operands__payload[64];
+    end
+    if (rst) begin
+      \$215  = 3'h0;
+    end
+  end
+  assign pe_0_0_sync_clk = clk;
+  assign pe_0_0_sync_rst = rst_pe_0_0;
+  assign pe_0_1_sync_clk = clk;
+  assign pe_0_1_sync_rst = rst_pe_0_1;
+  assign pe_0_2_sync_clk = clk;
+  assign pe_0_2_sync_rst = rst_pe_0_2;
+  assign pe_0_3_sync_clk = clk;
+  assign pe_0_3_sync_rst = rst_pe_0_3;
+  assign pe_0_4_sync_clk = clk;
+  assign pe_0_4_sync_rst = rst_pe_0_4;
+  assign pe_0_5_sync_clk = clk;
+  assign pe_0_5_sync_rst = rst_pe_0_5;
+  assign pe_0_6_sync_clk = clk;
+  assign pe_0_6_sync_rst = rst_pe_0_6;
+  assign pe_0_7_sync_clk = clk;
+  assign pe_0_7_sync_rst = rst_pe_0_7;
+  assign pe_1_0_sync_clk = clk;
+  assign pe_1_0_sync_rst = rst_pe_1_0;
+  assign pe_1_1_sync_clk = clk;
+  assign pe_1_1_sync_rst = rst_pe_1_1;
+  assign pe_1_2_sync_clk = clk;
+  assign pe_1_2_sync_rst = rst_pe_1_2;
+  assign pe_1_3_sync_clk = clk;
+  assign pe_1_3_sync_rst = rst_pe_1_3;
+  assign pe_1_4_sync_clk = clk;
+  assign pe_1_4_sync_rst = rst_pe_1_4;
+  assign pe_1_5_sync_clk = clk;
+  assign pe_1_5_sync_rst = rst_pe_1_5;
+  assign pe_1_6_sync_clk = clk;
+  assign pe_1_6_sync_rst = rst_pe_1_6;
+  assign pe_1_7_sync_clk = clk;
+  assign pe_1_7_sync_rst = rst_pe_1_7;
+  assign pe_2_0_sync_clk = clk;
+  assign pe_2_0_sync_rst = rst_pe_2_0;
+  assign pe_2_1_sync_clk = clk;
+  assign pe_2_1_sync_rst = rst_pe_2_1;
+  assign pe_2_2_sync_clk = clk;
+  assign pe_2_2_sync_rst = rst_pe_2_2;
+  assign pe_2_3_sync_clk = clk;
+  assign pe_2_3_sync_rst = rst_pe_2_3;
+  assign pe_2_4_sync_clk = clk;
+  assign pe_2_4_sync_rst = rst_pe_2_4;
+  assign pe_2_5_sync_clk = clk;
+  assign pe_2_5_sync_rst = rst_pe_2_5;
+  assign pe_2_6_sync_clk = clk;
+  assign pe_2_6_sync_rst = rst_pe_2_6;
+  assign pe_2_7_sync_clk = clk;
+  assign pe_2_7_sync_rst = rst_pe_2_7;
+  assign pe_3_0_sync_clk = clk;
+  assign pe_3_0_sync_rst = rst_pe_3_0;
+  assign pe_3_1_sync_clk = clk;
+  assign pe_3_1_sync_rst = rst_pe_3_1;
+  assign pe_3_2_sync_clk = clk;
+  assign pe_3_2_sync_rst = rst_pe_3_2;
+  assign pe_3_3_sync_clk = clk;
+  assign pe_3_3_sync_rst = rst_pe_3_3;
+  assign pe_3_4_sync_clk = clk;
+  assign pe_3_4_sync_rst = rst_pe_3_4;
+  assign pe_3_5_sync_clk = clk;
+  assign pe_3_5_sync_rst = rst_pe_3_5;
+  assign pe_3_6_sync_clk = clk;
+  assign pe_3_6_sync_rst = rst_pe_3_6;
+  assign pe_3_7_sync_clk = clk;
+  assign pe_3_7_sync_rst = rst_pe_3_7;
+  assign pe_4_0_sync_clk = clk;
+  assign pe_4_0_sync_rst = rst_pe_4_0;
+  assign pe_4_1_sync_clk = clk;
+  assign pe_4_1_sync_rst = rst_pe_4_1;
+  assign pe_4_2_sync_clk = clk;
+  assign pe_4_2_sync_rst = rst_pe_4_2;
+  assign pe_4_3_sync_clk = clk;
+  assign pe_4_3_sync_rst = rst_pe_4_3;
+  assign pe_4_4_sync_clk = clk;
+  assign pe_4_4_sync_rst = rst_pe_4_4;
+  assign pe_4_5_sync_clk = clk;
+  assign pe_4_5_sync_rst = rst_pe_4_5;
+  assign pe_4_6_sync_clk = clk;
+  assign pe_4_6_sync_rst = rst_pe_4_6;
+  assign pe_4_7_sync_clk = clk;
+  assign pe_4_7_sync_rst = rst_pe_4_7;
+  assign pe_5_0_sync_clk = clk;
+  assign pe_5_0_sync_rst = rst_pe_5_0;
+  assign pe_5_1_sync_clk = clk;
+  assign pe_5_1_sync_rst = rst_pe_5_1;
+  assign pe_5_2_sync_clk = clk;
+  assign pe_5_2_sync_rst = rst_pe_5_2;
+  assign pe_5_3_sync_clk = clk;
+  assign pe_5_3_sync_rst = rst_pe_5_3;
+  assign pe_5_4_sync_clk = clk;
+  assign pe_5_4_sync_rst = rst_pe_5_4;
+  assign pe_5_5_sync_clk = clk;
+  assign pe_5_5_sync_rst = rst_pe_5_5;
+  assign pe_5_6_sync_clk = clk;
+  assign pe_5_6_sync_rst = rst_pe_5_6;
+  assign pe_5_7_sync_clk = clk;
+  assign pe_5_7_sync_rst = rst_pe_5_7;
+  assign pe_6_0_sync_clk = clk;
+  assign pe_6_0_sync_rst = rst_pe_6_0;
+  assign pe_6_1_sync_clk = clk;
+  assign pe_6_1_sync_rst = rst_pe_6_1;
+  assign pe_6_2_sync_clk = clk;
+  assign pe_6_2_sync_rst = rst_pe_6_2;
+  assign pe_6_3_sync_clk = clk;
+  assign pe_6_3_sync_rst = rst_pe_6_3;
+  assign pe_6_4_sync_clk = clk;
+  assign pe_6_4_sync_rst = rst_pe_6_4;
+  assign pe_6_5_sync_clk = clk;
+  assign pe_6_5_sync_rst = rst_pe_6_5;
+  assign pe_6_6_sync_clk = clk;
+  assign pe_6_6_sync_rst = rst_pe_6_6;
+  assign pe_6_7_sync_clk = clk;
+  assign pe_6_7_sync_rst = rst_pe_6_7;
+  assign pe_7_0_sync_clk = clk;
+  assign pe_7_0_sync_rst = rst_pe_7_0;
+  assign pe_7_1_sync_clk = clk;
+  assign pe_7_1_sync_rst = rst_pe_7_1;
+  assign pe_7_2_sync_clk = clk;
+  assign pe_7_2_sync_rst = rst_pe_7_2;
+  assign pe_7_3_sync_clk = clk;
+  assign pe_7_3_sync_rst = rst_pe_7_3;
+  assign pe_7_4_sync_clk = clk;
+  assign pe_7_4_sync_rst = rst_pe_7_4;
+  assign pe_7_5_sync_clk = clk;
+  assign pe_7_5_sync_rst = rst_pe_7_5;
+  assign pe_7_6_sync_clk = clk;
+  assign pe_7_6_sync_rst = rst_pe_7_6;
+  assign pe_7_7_sync_clk = clk;
+  assign pe_7_7_sync_rst = rst_pe_7_7;
+  assign \en$347  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign skew_flags_sync_clk = clk;
+  assign skew_flags_sync_rst = rst_skew_flags;
+  assign \en$350  = { en_skew_w_7, en_skew_w_6, en_skew_w_5, en_skew_w_4, en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$351  = en_skew_wctl;
+  assign \en$352  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$353  = en_skew_flags;
+  assign \i$354  = in_w;
+  assign \en$360  = en_pe_0_0;
+  assign w_shift = \o$362 [0];
+  assign \capture$363  = \o$362 [1];
   assign a_next = o_next[7:0];
-  assign first_next = \o_next$54 [1];
-  assign a_in = \o$56 [7:0];
-  assign valid_in = \o$58 [0];
-  assign first_in = \o$58 [1];
-  assign last_in = \o$58 [2];
+  assign first_next = \o_next$367 [1];
+  assign a_in = \o$369 [7:0];
+  assign valid_in = \o$371 [0];
+  assign first_in = \o$371 [1];
+  assign last_in = \o$371 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$63 [7:0];
-  assign \en$64  = en;
-  assign \w_shift$65  = \o$49 [2];
-  assign \capture$66  = \o$49 [3];
-  assign \a_next$67  = \o$56 [7:0];
-  assign \first_next$68  = \o$58 [1];
-  assign a_out = \a_in$69 ;
-  assign \valid_out$72  = \valid_in$71 ;
-  assign first_out = \first_in$73 ;
-  assign \last_out$76  = \last_in$75 ;
-  assign \psum_in$77  = 32'd0;
-  assign \w_in$78  = \o$63 [15:8];
-  assign \en$79  = en;
-  assign \w_shift$80  = \o$49 [4];
-  assign \capture$81  = \o$49 [5];
-  assign \a_next$82  = \a_in$69 ;
-  assign \first_next$83  = \first_in$73 ;
-  assign \a_out$85  = \a_in$84 ;
-  assign \valid_out$87  = \valid_in$86 ;
-  assign \first_out$89  = \first_in$88 ;
-  assign \last_out$91  = \last_in$90 ;
-  assign \psum_in$92  = 32'd0;
-  assign \w_in$93  = \o$63 [23:16];
-  assign \en$94  = en;
-  assign \w_shift$95  = \o$49 [6];
-  assign \capture$96  = \o$49 [7];
-  assign \a_next$97  = \a_in$84 ;
-  assign \first_next$98  = \first_in$88 ;
-  assign \a_out$100  = \a_in$99 ;
-  assign \valid_out$102  = \valid_in$101 ;
-  assign \first_out$104  = \first_in$103 ;
-  assign \last_out$106  = \last_in$105 ;
-  assign \psum_in$107  = 32'd0;
-  assign \w_in$108  = \o$63 [31:24];
-  assign \en$109  = en;
-  assign \w_shift$110  = \o$49 [8];
-  assign \capture$111  = \o$49 [9];
-  assign \a_next$112  = \a_in$99 ;
-  assign \first_next$113  = \first_in$103 ;
-  assign \a_out$115  = \a_in$114 ;
-  assign \valid_out$117  = \valid_in$116 ;
-  assign \first_out$119  = \first_in$118 ;
-  assign \last_out$121  = \last_in$120 ;
-  assign \psum_in$122  = 32'd0;
-  assign \w_in$123  = \o$63 [39:32];
-  assign \en$124  = en;
-  assign \w_shift$125  = \o$49 [10];
-  assign \capture$126  = \o$49 [11];
-  assign \a_next$127  = \a_in$114 ;
-  assign \first_next$128  = \first_in$118 ;
-  assign \a_out$130  = \a_in$129 ;
-  assign \valid_out$132  = \valid_in$131 ;
-  assign \first_out$134  = \first_in$133 ;
-  assign \last_out$136  = \last_in$135 ;
-  assign \psum_in$137  = 32'd0;
-  assign \w_in$138  = \o$63 [47:40];
-  assign \en$139  = en;
-  assign \w_shift$140  = \o$49 [12];
-  assign \capture$141  = \o$49 [13];
-  assign \a_next$142  = \a_in$129 ;
-  assign \first_next$143  = \first_in$133 ;
-  assign \a_out$145  = \a_in$144 ;
-  assign \valid_out$147  = \valid_in$146 ;
-  assign \first_out$149  = \first_in$148 ;
-  assign \last_out$151  = \last_in$150 ;
-  assign \psum_in$152  = 32'd0;
-  assign \w_in$153  = \o$63 [55:48];
-  assign \en$154  = en;
-  assign \w_shift$155  = \o$49 [14];
-  assign \capture$156  = \o$49 [15];
-  assign \a_next$157  = \a_in$144 ;
-  assign \first_next$158  = \first_in$148 ;
-  assign \a_out$160  = \a_in$159 ;
-  assign \valid_out$162  = \valid_in$161 ;
-  assign \first_out$164  = \first_in$163 ;
-  assign \last_out$166  = \last_in$165 ;
-  assign \psum_in$167  = 32'd0;
-  assign \w_in$168  = \o$63 [63:56];
-  assign \en$169  = en;
-  assign \w_shift$170  = \o$49 [0];
-  assign \capture$171  = \o$49 [1];
-  assign \a_next$172  = o_next[15:8];
-  assign \first_next$173  = \o_next$54 [4];
-  assign \a_in$174  = \o$56 [15:8];
-  assign \valid_in$175  = \o$58 [3];
-  assign \first_in$176  = \o$58 [4];
-  assign \last_in$177  = \o$58 [5];
-  assign \psum_out$179  = \psum_in$178 ;
-  assign w_out = \w_in$180 ;
-  assign \en$182  = en;
-  assign \w_shift$183  = \o$49 [2];
-  assign \capture$184  = \o$49 [3];
-  assign \a_next$185  = \o$56 [15:8];
-  assign \first_next$186  = \o$58 [4];
-  assign \a_out$188  = \a_in$187 ;
-  assign \valid_out$190  = \valid_in$189 ;
-  assign \first_out$192  = \first_in$191 ;
-  assign \last_out$194  = \last_in$193 ;
-  assign \psum_out$196  = \psum_in$195 ;
-  assign \w_out$198  = \w_in$197 ;
-  assign \en$199  = en;
-  assign \w_shift$200  = \o$49 [4];
-  assign \capture$201  = \o$49 [5];
-  assign \a_next$202  = \a_in$187 ;
-  assign \first_next$203  = \first_in$191 ;
-  assign \a_out$205  = \a_in$204 ;
-  assign \valid_out$207  = \valid_in$206 ;
-  assign \first_out$209  = \first_in$208 ;
-  assign \last_out$211  = \last_in$210 ;
-  assign \psum_out$213  = \psum_in$212 ;
-  assign \w_out$215  = \w_in$214 ;
-  assign \en$216  = en;
-  assign \w_shift$217  = \o$49 [6];
-  assign \capture$218  = \o$49 [7];
-  assign \a_next$219  = \a_in$204 ;
-  assign \first_next$220  = \first_in$208 ;
-  assign \a_out$222  = \a_in$221 ;
-  assign \valid_out$224  = \valid_in$223 ;
-  assign \first_out$226  = \first_in$225 ;
-  assign \last_out$228  = \last_in$227 ;
-  assign \psum_out$230  = \psum_in$229 ;
-  assign \w_out$232  = \w_in$231 ;
-  assign \en$233  = en;
-  assign \w_shift$234  = \o$49 [8];
-  assign \capture$235  = \o$49 [9];
-  assign \a_next$236  = \a_in$221 ;
-  assign \first_next$237  = \first_in$225 ;
-  assign \a_out$239  = \a_in$238 ;
-  assign \valid_out$241  = \valid_in$240 ;
-  assign \first_out$243  = \first_in$242 ;
-  assign \last_out$245  = \last_in$244 ;
-  assign \psum_out$247  = \psum_in$246 ;
-  assign \w_out$249  = \w_in$248 ;
-  assign \en$250  = en;
-  assign \w_shift$251  = \o$49 [10];
-  assign \capture$252  = \o$49 [11];
-  assign \a_next$253  = \a_in$238 ;
-  assign \first_next$254  = \first_in$242 ;
-  assign \a_out$256  = \a_in$255 ;
-  assign \valid_out$258  = \valid_in$257 ;
-  assign \first_out$260  = \first_in$259 ;
-  assign \last_out$262  = \last_in$261 ;
-  assign \psum_out$264  = \psum_in$263 ;
-  assign \w_out$266  = \w_in$265 ;
-  assign \en$267  = en;
-  assign \w_shift$268  = \o$49 [12];
-  assign \capture$269  = \o$49 [13];
-  assign \a_next$270  = \a_in$255 ;
-  assign \first_next$271  = \first_in$259 ;
-  assign \a_out$273  = \a_in$272 ;
-  assign \valid_out$275  = \valid_in$274 ;
-  assign \first_out$277  = \first_in$276 ;
-  assign \last_out$279  = \last_in$278 ;
-  assign \psum_out$281  = \psum_in$280 ;
-  assign \w_out$283  = \w_in$282 ;
-  assign \en$284  = en;
-  assign \w_shift$285  = \o$49 [14];
-  assign \capture$286  = \o$49 [15];
-  assign \a_next$287  = \a_in$272 ;
-  assign \first_next$288  = \first_in$276 ;
-  assign \a_out$290  = \a_in$289 ;
-  assign \valid_out$292  = \valid_in$291 ;
-  assign \first_out$294  = \first_in$293 ;
-  assign \last_out$296  = \last_in$295 ;
-  assign \psum_out$298  = \psum_in$297 ;
-  assign \w_out$300  = \w_in$299 ;
-  assign \en$301  = en;
-  assign \w_shift$302  = \o$49 [0];
-  assign \capture$303  = \o$49 [1];
-  assign \a_next$304  = o_next[23:16];
-  assign \first_next$305  = \o_next$54 [7];
-  assign \a_in$306  = \o$56 [23:16];
-  assign \valid_in$307  = \o$58 [6];
-  assign \first_in$308  = \o$58 [7];
-  assign \last_in$309  = \o$58 [8];
-  assign \psum_out$311  = \psum_in$310 ;
-  assign \w_out$313  = \w_in$312 ;
-  assign \en$314  = en;
-  assign \w_shift$315  = \o$49 [2];
-  assign \capture$316  = \o$49 [3];
-  assign \a_next$317  = \o$56 [23:16];
-  assign \first_next$318  = \o$58 [7];
-  assign \a_out$320  = \a_in$319 ;
-  assign \valid_out$322  = \valid_in$321 ;
-  assign \first_out$324  = \first_in$323 ;
-  assign \last_out$326  = \last_in$325 ;
-  assign \psum_out$328  = \psum_in$327 ;
-  assign \w_out$330  = \w_in$329 ;
-  assign \en$331  = en;
-  assign \w_shift$332  = \o$49 [4];
-  assign \capture$333  = \o$49 [5];
-  assign \a_next$334  = \a_in$319 ;
-  assign \first_next$335  = \first_in$323 ;
-  assign \a_out$337  = \a_in$336 ;
-  assign \valid_out$339  = \valid_in$338 ;
-  assign \first_out$341  = \first_in$340 ;
-  assign \last_out$343  = \last_in$342 ;
-  assign \psum_out$345  = \psum_in$344 ;
-  assign \w_out$347  = \w_in$346 ;
-  assign \en$348  = en;
-  assign \w_shift$349  = \o$49 [6];
-  assign \capture$350  = \o$49 [7];
-  assign \a_next$351  = \a_in$336 ;
-  assign \first_next$352  = \first_in$340 ;
-  assign \a_out$354  = \a_in$353 ;
-  assign \valid_out$356  = \valid_in$355 ;
-  assign \first_out$358  = \first_in$357 ;
-  assign \last_out$360  = \last_in$359 ;
-  assign \psum_out$362  = \psum_in$361 ;
-  assign \w_out$364  = \w_in$363 ;
-  assign \en$365  = en;
-  assign \w_shift$366  = \o$49 [8];
-  assign \capture$367  = \o$49 [9];
-  assign \a_next$368  = \a_in$353 ;
-  assign \first_next$369  = \first_in$357 ;
-  assign \a_out$371  = \a_in$370 ;
-  assign \valid_out$373  = \valid_in$372 ;
-  assign \first_out$375  = \first_in$374 ;
-  assign \last_out$377  = \last_in$376 ;
-  assign \psum_out$379  = \psum_in$378 ;
-  assign \w_out$381  = \w_in$380 ;
-  assign \en$382  = en;
-  assign \w_shift$383  = \o$49 [10];
-  assign \capture$384  = \o$49 [11];
-  assign \a_next$385  = \a_in$370 ;
-  assign \first_next$386  = \first_in$374 ;
-  assign \a_out$388  = \a_in$387 ;
-  assign \valid_out$390  = \valid_in$389 ;
-  assign \first_out$392  = \first_in$391 ;
-  assign \last_out$394  = \last_in$393 ;
-  assign \psum_out$396  = \psum_in$395 ;
-  assign \w_out$398  = \w_in$397 ;
-  assign \en$399  = en;
-  assign \w_shift$400  = \o$49 [12];
-  assign \capture$401  = \o$49 [13];
-  assign \a_next$402  = \a_in$387 ;
-  assign \first_next$403  = \first_in$391 ;
-  assign \a_out$405  = \a_in$404 ;
-  assign \valid_out$407  = \valid_in$406 ;
-  assign \first_out$409  = \first_in$408 ;
-  assign \last_out$411  = \last_in$410 ;
-  assign \psum_out$413  = \psum_in$412 ;
-  assign \w_out$415  = \w_in$414 ;
-  assign \en$416  = en;
-  assign \w_shift$417  = \o$49 [14];
-  assign \capture$418  = \o$49 [15];
-  assign \a_next$419  = \a_in$404 ;
-  assign \first_next$420  = \first_in$408 ;
-  assign \a_out$422  = \a_in$421 ;
-  assign \valid_out$424  = \valid_in$423 ;
-  assign \first_out$426  = \first_in$425 ;
-  assign \last_out$428  = \last_in$427 ;
-  assign \psum_out$430  = \psum_in$429 ;
-  assign \w_out$432  = \w_in$431 ;
-  assign \en$433  = en;
-  assign \w_shift$434  = \o$49 [0];
-  assign \capture$435  = \o$49 [1];
-  assign \a_next$436  = o_next[31:24];
-  assign \first_next$437  = \o_next$54 [10];
-  assign \a_in$438  = \o$56 [31:24];
-  assign \valid_in$439  = \o$58 [9];
-  assign \first_in$440  = \o$58 [10];
-  assign \last_in$441  = \o$58 [11];
-  assign \psum_out$443  = \psum_in$442 ;
-  assign \w_out$445  = \w_in$444 ;
-  assign \en$446  = en;
-  assign \w_shift$447  = \o$49 [2];
-  assign \capture$448  = \o$49 [3];
-  assign \a_next$449  = \o$56 [31:24];
-  assign \first_next$450  = \o$58 [10];
-  assign \a_out$452  = \a_in$451 ;
-  assign \valid_out$454  = \valid_in$453 ;
-  assign \first_out$456  = \first_in$455 ;
-  assign \last_out$458  = \last_in$457 ;
-  assign \psum_out$460  = \psum_in$459 ;
-  assign \w_out$462  = \w_in$461 ;
-  assign \en$463  = en;
-  assign \w_shift$464  = \o$49 [4];
-  assign \capture$465  = \o$49 [5];
-  assign \a_next$466  = \a_in$451 ;
-  assign \first_next$467  = \first_in$455 ;
-  assign \a_out$469  = \a_in$468 ;
-  assign \valid_out$471  = \valid_in$470 ;
-  assign \first_out$473  = \first_in$472 ;
-  assign \last_out$475  = \last_in$474 ;
-  assign \psum_out$477  = \psum_in$476 ;
-  assign \w_out$479  = \w_in$478 ;
-  assign \en$480  = en;
-  assign \w_shift$481  = \o$49 [6];
-  assign \capture$482  = \o$49 [7];
-  assign \a_next$483  = \a_in$468 ;
-  assign \first_next$484  = \first_in$472 ;
-  assign \a_out$486  = \a_in$485 ;
-  assign \valid_out$488  = \valid_in$487 ;
-  assign \first_out$490  = \first_in$489 ;
-  assign \last_out$492  = \last_in$491 ;
-  assign \psum_out$494  = \psum_in$493 ;
-  assign \w_out$496  = \w_in$495 ;
-  assign \en$497  = en;
-  assign \w_shift$498  = \o$49 [8];
-  assign \capture$499  = \o$49 [9];
-  assign \a_next$500  = \a_in$485 ;
-  assign \first_next$501  = \first_in$489 ;
-  assign \a_out$503  = \a_in$502 ;
-  assign \valid_out$505  = \valid_in$504 ;
-  assign \first_out$507  = \first_in$506 ;
-  assign \last_out$509  = \last_in$508 ;
-  assign \psum_out$511  = \psum_in$510 ;
-  assign \w_out$513  = \w_in$512 ;
-  assign \en$514  = en;
-  assign \w_shift$515  = \o$49 [10];
-  assign \capture$516  = \o$49 [11];
-  assign \a_next$517  = \a_in$502 ;
-  assign \first_next$518  = \first_in$506 ;
-  assign \a_out$520  = \a_in$519 ;
-  assign \valid_out$522  = \valid_in$521 ;
-  assign \first_out$524  = \first_in$523 ;
-  assign \last_out$526  = \last_in$525 ;
-  assign \psum_out$528  = \psum_in$527 ;
-  assign \w_out$530  = \w_in$529 ;
-  assign \en$531  = en;
-  assign \w_shift$532  = \o$49 [12];
-  assign \capture$533  = \o$49 [13];
-  assign \a_next$534  = \a_in$519 ;
-  assign \first_next$535  = \first_in$523 ;
-  assign \a_out$537  = \a_in$536 ;
-  assign \valid_out$539  = \valid_in$538 ;
-  assign \first_out$541  = \first_in$540 ;
-  assign \last_out$543  = \last_in$542 ;
-  assign \psum_out$545  = \psum_in$544 ;
-  assign \w_out$547  = \w_in$546 ;
-  assign \en$548  = en;
-  assign \w_shift$549  = \o$49 [14];
-  assign \capture$550  = \o$49 [15];
-  assign \a_next$551  = \a_in$536 ;
-  assign \first_next$552  = \first_in$540 ;
-  assign \a_out$554  = \a_in$553 ;
-  assign \valid_out$556  = \valid_in$555 ;
-  assign \first_out$558  = \first_in$557 ;
-  assign \last_out$560  = \last_in$559 ;
-  assign \psum_out$562  = \psum_in$561 ;
-  assign \w_out$564  = \w_in$563 ;
-  assign \en$565  = en;
-  assign \w_shift$566  = \o$49 [0];
-  assign \capture$567  = \o$49 [1];
-  assign \a_next$568  = o_next[39:32];
-  assign \first_next$569  = \o_next$54 [13];
-  assign \a_in$570  = \o$56 [39:32];
-  assign \valid_in$571  = \o$58 [12];
-  assign \first_in$572  = \o$58 [13];
-  assign \last_in$573  = \o$58 [14];
-  assign \psum_out$575  = \psum_in$574 ;
-  assign \w_out$577  = \w_in$576 ;
-  assign \en$578  = en;
-  assign \w_shift$579  = \o$49 [2];
-  assign \capture$580  = \o$49 [3];
-  assign \a_next$581  = \o$56 [39:32];
-  assign \first_next$582  = \o$58 [13];
-  assign \a_out$584  = \a_in$583 ;
-  assign \valid_out$586  = \valid_in$585 ;
-  assign \first_out$588  = \first_in$587 ;
-  assign \last_out$590  = \last_in$589 ;
-  assign \psum_out$592  = \psum_in$591 ;
-  assign \w_out$594  = \w_in$593 ;
-  assign \en$595  = en;
-  assign \w_shift$596  = \o$49 [4];
-  assign \capture$597  = \o$49 [5];
-  assign \a_next$598  = \a_in$583 ;
-  assign \first_next$599  = \first_in$587 ;
-  assign \a_out$601  = \a_in$600 ;
-  assign \valid_out$603  = \valid_in$602 ;
-  assign \first_out$605  = \first_in$604 ;
-  assign \last_out$607  = \last_in$606 ;
-  assign \psum_out$609  = \psum_in$608 ;
-  assign \w_out$611  = \w_in$610 ;
-  assign \en$612  = en;
-  assign \w_shift$613  = \o$49 [6];
-  assign \capture$614  = \o$49 [7];
-  assign \a_next$615  = \a_in$600 ;
-  assign \first_next$616  = \first_in$604 ;
-  assign \a_out$618  = \a_in$617 ;
-  assign \valid_out$620  = \valid_in$619 ;
-  assign \first_out$622  = \first_in$621 ;
-  assign \last_out$624  = \last_in$623 ;
-  assign \psum_out$626  = \psum_in$625 ;
-  assign \w_out$628  = \w_in$627 ;
-  assign \en$629  = en;
-  assign \w_shift$630  = \o$49 [8];
-  assign \capture$631  = \o$49 [9];
-  assign \a_next$632  = \a_in$617 ;
-  assign \first_next$633  = \first_in$621 ;
-  assign \a_out$635  = \a_in$634 ;
-  assign \valid_out$637  = \valid_in$636 ;
-  assign \first_out$639  = \first_in$638 ;
-  assign \last_out$641  = \last_in$640 ;
-  assign \psum_out$643  = \psum_in$642 ;
-  assign \w_out$645  = \w_in$644 ;
-  assign \en$646  = en;
-  assign \w_shift$647  = \o$49 [10];
-  assign \capture$648  = \o$49 [11];
-  assign \a_next$649  = \a_in$634 ;
-  assign \first_next$650  = \first_in$638 ;
-  assign \a_out$652  = \a_in$651 ;
-  assign \valid_out$654  = \valid_in$653 ;
-  assign \first_out$656  = \first_in$655 ;
-  assign \last_out$658  = \last_in$657 ;
-  assign \psum_out$660  = \psum_in$659 ;
-  assign \w_out$662  = \w_in$661 ;
-  assign \en$663  = en;
-  assign \w_shift$664  = \o$49 [12];
-  assign \capture$665  = \o$49 [13];
-  assign \a_next$666  = \a_in$651 ;
-  assign \first_next$667  = \first_in$655 ;
-  assign \a_out$669  = \a_in$668 ;
-  assign \valid_out$671  = \valid_in$670 ;
-  assign \first_out$673  = \first_in$672 ;
-  assign \last_out$675  = \last_in$674 ;
-  assign \psum_out$677  = \psum_in$676 ;
-  assign \w_out$679  = \w_in$678 ;
-  assign \en$680  = en;
-  assign \w_shift$681  = \o$49 [14];
-  assign \capture$682  = \o$49 [15];
-  assign \a_next$683  = \a_in$668 ;
-  assign \first_next$684  = \first_in$672 ;
-  assign \a_out$686  = \a_in$685 ;
-  assign \valid_out$688  = \valid_in$687 ;
-  assign \first_out$690  = \first_in$689 ;
-  assign \last_out$692  = \last_in$691 ;
-  assign \psum_out$694  = \psum_in$693 ;
-  assign \w_out$696  = \w_in$695 ;
-  assign \en$697  = en;
-  assign \w_shift$698  = \o$49 [0];
-  assign \capture$699  = \o$49 [1];
-  assign \a_next$700  = o_next[47:40];
-  assign \first_next$701  = \o_next$54 [16];
-  assign \a_in$702  = \o$56 [47:40];
-  assign \valid_in$703  = \o$58 [15];
-  assign \first_in$704  = \o$58 [16];
-  assign \last_in$705  = \o$58 [17];
-  assign \psum_out$707  = \psum_in$706 ;
-  assign \w_out$709  = \w_in$708 ;
-  assign \en$710  = en;
-  assign \w_shift$711  = \o$49 [2];
-  assign \capture$712  = \o$49 [3];
-  assign \a_next$713  = \o$56 [47:40];
-  assign \first_next$714  = \o$58 [16];
-  assign \a_out$716  = \a_in$715 ;
-  assign \valid_out$718  = \valid_in$717 ;
-  assign \first_out$720  = \first_in$719 ;
-  assign \last_out$722  = \last_in$721 ;
-  assign \psum_out$724  = \psum_in$723 ;
-  assign \w_out$726  = \w_in$725 ;
-  assign \en$727  = en;
-  assign \w_shift$728  = \o$49 [4];
-  assign \capture$729  = \o$49 [5];
-  assign \a_next$730  = \a_in$715 ;
-  assign \first_next$731  = \first_in$719 ;
-  assign \a_out$733  = \a_in$732 ;
-  assign \valid_out$735  = \valid_in$734 ;
-  assign \first_out$737  = \first_in$736 ;
-  assign \last_out$739  = \last_in$738 ;
-  assign \psum_out$741  = \psum_in$740 ;
-  assign \w_out$743  = \w_in$742 ;
-  assign \en$744  = en;
-  assign \w_shift$745  = \o$49 [6];
-  assign \capture$746  = \o$49 [7];
-  assign \a_next$747  = \a_in$732 ;
-  assign \first_next$748  = \first_in$736 ;
-  assign \a_out$750  = \a_in$749 ;
-  assign \valid_out$752  = \valid_in$751 ;
-  assign \first_out$754  = \first_in$753 ;
-  assign \last_out$756  = \last_in$755 ;
-  assign \psum_out$758  = \psum_in$757 ;
-  assign \w_out$760  = \w_in$759 ;
-  assign \en$761  = en;
-  assign \w_shift$762  = \o$49 [8];
-  assign \capture$763  = \o$49 [9];
-  assign \a_next$764  = \a_in$749 ;
-  assign \first_next$765  = \first_in$753 ;
-  assign \a_out$767  = \a_in$766 ;
-  assign \valid_out$769  = \valid_in$768 ;
-  assign \first_out$771  = \first_in$770 ;
-  assign \last_out$773  = \last_in$772 ;
-  assign \psum_out$775  = \psum_in$774 ;
-  assign \w_out$777  = \w_in$776 ;
-  assign \en$778  = en;
-  assign \w_shift$779  = \o$49 [10];
-  assign \capture$780  = \o$49 [11];
-  assign \a_next$781  = \a_in$766 ;
-  assign \first_next$782  = \first_in$770 ;
-  assign \a_out$784  = \a_in$783 ;
-  assign \valid_out$786  = \valid_in$785 ;
-  assign \first_out$788  = \first_in$787 ;
-  assign \last_out$790  = \last_in$789 ;
-  assign \psum_out$792  = \psum_in$791 ;
-  assign \w_out$794  = \w_in$793 ;
-  assign \en$795  = en;
-  assign \w_shift$796  = \o$49 [12];
-  assign \capture$797  = \o$49 [13];
-  assign \a_next$798  = \a_in$783 ;
-  assign \first_next$799  = \first_in$787 ;
-  assign \a_out$801  = \a_in$800 ;
-  assign \valid_out$803  = \valid_in$802 ;
-  assign \first_out$805  = \first_in$804 ;
-  assign \last_out$807  = \last_in$806 ;
-  assign \psum_out$809  = \psum_in$808 ;
-  assign \w_out$811  = \w_in$810 ;
-  assign \en$812  = en;
-  assign \w_shift$813  = \o$49 [14];
-  assign \capture$814  = \o$49 [15];
-  assign \a_next$815  = \a_in$800 ;
-  assign \first_next$816  = \first_in$804 ;
-  assign \a_out$818  = \a_in$817 ;
-  assign \valid_out$820  = \valid_in$819 ;
-  assign \first_out$822  = \first_in$821 ;
-  assign \last_out$824  = \last_in$823 ;
-  assign \psum_out$826  = \psum_in$825 ;
-  assign \w_out$828  = \w_in$827 ;
-  assign \en$829  = en;
-  assign \w_shift$830  = \o$49 [0];
-  assign \capture$831  = \o$49 [1];
-  assign \a_next$832  = o_next[55:48];
-  assign \first_next$833  = \o_next$54 [19];
-  assign \a_in$834  = \o$56 [55:48];
-  assign \valid_in$835  = \o$58 [18];
-  assign \first_in$836  = \o$58 [19];
-  assign \last_in$837  = \o$58 [20];
-  assign \psum_out$839  = \psum_in$838 ;
-  assign \w_out$841  = \w_in$840 ;
-  assign \en$842  = en;
-  assign \w_shift$843  = \o$49 [2];
-  assign \capture$844  = \o$49 [3];
-  assign \a_next$845  = \o$56 [55:48];
-  assign \first_next$846  = \o$58 [19];
-  assign \a_out$848  = \a_in$847 ;
-  assign \valid_out$850  = \valid_in$849 ;
-  assign \first_out$852  = \first_in$851 ;
-  assign \last_out$854  = \last_in$853 ;
-  assign \psum_out$856  = \psum_in$855 ;
-  assign \w_out$858  = \w_in$857 ;
-  assign \en$859  = en;
-  assign \w_shift$860  = \o$49 [4];
-  assign \capture$861  = \o$49 [5];
-  assign \a_next$862  = \a_in$847 ;
-  assign \first_next$863  = \first_in$851 ;
-  assign \a_out$865  = \a_in$864 ;
-  assign \valid_out$867  = \valid_in$866 ;
-  assign \first_out$869  = \first_in$868 ;
-  assign \last_out$871  = \last_in$870 ;
-  assign \psum_out$873  = \psum_in$872 ;
-  assign \w_out$875  = \w_in$874 ;
-  assign \en$876  = en;
-  assign \w_shift$877  = \o$49 [6];
-  assign \capture$878  = \o$49 [7];
-  assign \a_next$879  = \a_in$864 ;
-  assign \first_next$880  = \first_in$868 ;
-  assign \a_out$882  = \a_in$881 ;
-  assign \valid_out$884  = \valid_in$883 ;
-  assign \first_out$886  = \first_in$885 ;
-  assign \last_out$888  = \last_in$887 ;
-  assign \psum_out$890  = \psum_in$889 ;
-  assign \w_out$892  = \w_in$891 ;
-  assign \en$893  = en;
-  assign \w_shift$894  = \o$49 [8];
-  assign \capture$895  = \o$49 [9];
-  assign \a_next$896  = \a_in$881 ;
-  assign \first_next$897  = \first_in$885 ;
-  assign \a_out$899  = \a_in$898 ;
-  assign \valid_out$901  = \valid_in$900 ;
-  assign \first_out$903  = \first_in$902 ;
-  assign \last_out$905  = \last_in$904 ;
-  assign \psum_out$907  = \psum_in$906 ;
-  assign \w_out$909  = \w_in$908 ;
-  assign \en$910  = en;
-  assign \w_shift$911  = \o$49 [10];
-  assign \capture$912  = \o$49 [11];
-  assign \a_next$913  = \a_in$898 ;
-  assign \first_next$914  = \first_in$902 ;
-  assign \a_out$916  = \a_in$915 ;
-  assign \valid_out$918  = \valid_in$917 ;
-  assign \first_out$920  = \first_in$919 ;
-  assign \last_out$922  = \last_in$921 ;
-  assign \psum_out$924  = \psum_in$923 ;
-  assign \w_out$926  = \w_in$925 ;
-  assign \en$927  = en;
-  assign \w_shift$928  = \o$49 [12];
-  assign \capture$929  = \o$49 [13];
-  assign \a_next$930  = \a_in$915 ;
-  assign \first_next$931  = \first_in$919 ;
-  assign \a_out$933  = \a_in$932 ;
-  assign \valid_out$935  = \valid_in$934 ;
-  assign \first_out$937  = \first_in$936 ;
-  assign \last_out$939  = \last_in$938 ;
-  assign \psum_out$941  = \psum_in$940 ;
-  assign \w_out$943  = \w_in$942 ;
-  assign \en$944  = en;
-  assign \w_shift$945  = \o$49 [14];
-  assign \capture$946  = \o$49 [15];
-  assign \a_next$947  = \a_in$932 ;
-  assign \first_next$948  = \first_in$936 ;
-  assign \a_out$950  = \a_in$949 ;
-  assign \valid_out$952  = \valid_in$951 ;
-  assign \first_out$954  = \first_in$953 ;
-  assign \last_out$956  = \last_in$955 ;
-  assign \psum_out$958  = \psum_in$957 ;
-  assign \w_out$960  = \w_in$959 ;
-  assign \en$961  = en;
-  assign \w_shift$962  = \o$49 [0];
-  assign \capture$963  = \o$49 [1];
-  assign \a_next$964  = o_next[63:56];
-  assign \first_next$965  = \o_next$54 [22];
-  assign \a_in$966  = \o$56 [63:56];
-  assign \valid_in$967  = \o$58 [21];
-  assign \first_in$968  = \o$58 [22];
-  assign \last_in$969  = \o$58 [23];
-  assign \psum_out$971  = \psum_in$970 ;
-  assign \w_out$973  = \w_in$972 ;
-  assign \en$974  = en;
-  assign \w_shift$975  = \o$49 [2];
-  assign \capture$976  = \o$49 [3];
-  assign \a_next$977  = \o$56 [63:56];
-  assign \first_next$978  = \o$58 [22];
-  assign \a_out$980  = \a_in$979 ;
-  assign \valid_out$982  = \valid_in$981 ;
-  assign \first_out$984  = \first_in$983 ;
-  assign \last_out$986  = \last_in$985 ;
-  assign \psum_out$988  = \psum_in$987 ;
-  assign \w_out$990  = \w_in$989 ;
-  assign \en$991  = en;
-  assign \w_shift$992  = \o$49 [4];
-  assign \capture$993  = \o$49 [5];
-  assign \a_next$994  = \a_in$979 ;
-  assign \first_next$995  = \first_in$983 ;
-  assign \a_out$997  = \a_in$996 ;
-  assign \valid_out$999  = \valid_in$998 ;
-  assign \first_out$1001  = \first_in$1000 ;
-  assign \last_out$1003  = \last_in$1002 ;
-  assign \psum_out$1005  = \psum_in$1004 ;
-  assign \w_out$1007  = \w_in$1006 ;
-  assign \en$1008  = en;
-  assign \w_shift$1009  = \o$49 [6];
-  assign \capture$1010  = \o$49 [7];
-  assign \a_next$1011  = \a_in$996 ;
-  assign \first_next$1012  = \first_in$1000 ;
-  assign \a_out$1014  = \a_in$1013 ;
-  assign \valid_out$1016  = \valid_in$1015 ;
-  assign \first_out$1018  = \first_in$1017 ;
-  assign \last_out$1020  = \last_in$1019 ;
-  assign \psum_out$1022  = \psum_in$1021 ;
-  assign \w_out$1024  = \w_in$1023 ;
-  assign \en$1025  = en;
-  assign \w_shift$1026  = \o$49 [8];
-  assign \capture$1027  = \o$49 [9];
-  assign \a_next$1028  = \a_in$1013 ;
-  assign \first_next$1029  = \first_in$1017 ;
-  assign \a_out$1031  = \a_in$1030 ;
-  assign \valid_out$1033  = \valid_in$1032 ;
-  assign \first_out$1035  = \first_in$1034 ;
-  assign \last_out$1037  = \last_in$1036 ;
-  assign \psum_out$1039  = \psum_in$1038 ;
-  assign \w_out$1041  = \w_in$1040 ;
-  assign \en$1042  = en;
-  assign \w_shift$1043  = \o$49 [10];
-  assign \capture$1044  = \o$49 [11];
-  assign \a_next$1045  = \a_in$1030 ;
-  assign \first_next$1046  = \first_in$1034 ;
-  assign \a_out$1048  = \a_in$1047 ;
-  assign \valid_out$1050  = \valid_in$1049 ;
-  assign \first_out$1052  = \first_in$1051 ;
-  assign \last_out$1054  = \last_in$1053 ;
-  assign \psum_out$1056  = \psum_in$1055 ;
-  assign \w_out$1058  = \w_in$1057 ;
-  assign \en$1059  = en;
-  assign \w_shift$1060  = \o$49 [12];
-  assign \capture$1061  = \o$49 [13];
-  assign \a_next$1062  = \a_in$1047 ;
-  assign \first_next$1063  = \first_in$1051 ;
-  assign \a_out$1065  = \a_in$1064 ;
-  assign \valid_out$1067  = \valid_in$1066 ;
-  assign \first_out$1069  = \first_in$1068 ;
-  assign \last_out$1071  = \last_in$1070 ;
-  assign \psum_out$1073  = \psum_in$1072 ;
-  assign \w_out$1075  = \w_in$1074 ;
-  assign \en$1076  = en;
-  assign \w_shift$1077  = \o$49 [14];
-  assign \capture$1078  = \o$49 [15];
-  assign \a_next$1079  = \a_in$1064 ;
-  assign \first_next$1080  = \first_in$1068 ;
-  assign \a_out$1082  = \a_in$1081 ;
-  assign \valid_out$1084  = \valid_in$1083 ;
-  assign \first_out$1086  = \first_in$1085 ;
-  assign \last_out$1088  = \last_in$1087 ;
-  assign \psum_out$1090  = \psum_in$1089 ;
-  assign \w_out$1092  = \w_in$1091 ;
+  assign w_in = \o$376 [7:0];
+  assign \en$377  = en_pe_0_1;
+  assign \w_shift$378  = \o$362 [2];
+  assign \capture$379  = \o$362 [3];
+  assign \a_next$380  = \o$369 [7:0];
+  assign \first_next$381  = \o$371 [1];
+  assign a_out = \a_in$382 ;
+  assign \valid_out$385  = \valid_in$384 ;
+  assign first_out = \first_in$386 ;
+  assign \last_out$389  = \last_in$388 ;
+  assign \psum_in$390  = 32'd0;
+  assign \w_in$391  = \o$376 [15:8];
+  assign \en$392  = en_pe_0_2;
+  assign \w_shift$393  = \o$362 [4];
+  assign \capture$394  = \o$362 [5];
+  assign \a_next$395  = \a_in$382 ;
+  assign \first_next$396  = \first_in$386 ;
+  assign \a_out$398  = \a_in$397 ;
+  assign \valid_out$400  = \valid_in$399 ;
+  assign \first_out$402  = \first_in$401 ;
+  assign \last_out$404  = \last_in$403 ;
+  assign \psum_in$405  = 32'd0;
+  assign \w_in$406  = \o$376 [23:16];
+  assign \en$407  = en_pe_0_3;
+  assign \w_shift$408  = \o$362 [6];
+  assign \capture$409  = \o$362 [7];
+  assign \a_next$410  = \a_in$397 ;
+  assign \first_next$411  = \first_in$401 ;
+  assign \a_out$413  = \a_in$412 ;
+  assign \valid_out$415  = \valid_in$414 ;
+  assign \first_out$417  = \first_in$416 ;
+  assign \last_out$419  = \last_in$418 ;
+  assign \psum_in$420  = 32'd0;
+  assign \w_in$421  = \o$376 [31:24];
+  assign \en$422  = en_pe_0_4;
+  assign \w_shift$423  = \o$362 [8];
+  assign \capture$424  = \o$362 [9];
+  assign \a_next$425  = \a_in$412 ;
+  assign \first_next$426  = \first_in$416 ;
+  assign \a_out$428  = \a_in$427 ;
+  assign \valid_out$430  = \valid_in$429 ;
+  assign \first_out$432  = \first_in$431 ;
+  assign \last_out$434  = \last_in$433 ;
+  assign \psum_in$435  = 32'd0;
+  assign \w_in$436  = \o$376 [39:32];
+  assign \en$437  = en_pe_0_5;
+  assign \w_shift$438  = \o$362 [10];
+  assign \capture$439  = \o$362 [11];
+  assign \a_next$440  = \a_in$427 ;
+  assign \first_next$441  = \first_in$431 ;
+  assign \a_out$443  = \a_in$442 ;
+  assign \valid_out$445  = \valid_in$444 ;
+  assign \first_out$447  = \first_in$446 ;
+  assign \last_out$449  = \last_in$448 ;
+  assign \psum_in$450  = 32'd0;
+  assign \w_in$451  = \o$376 [47:40];
+  assign \en$452  = en_pe_0_6;
+  assign \w_shift$453  = \o$362 [12];
+  assign \capture$454  = \o$362 [13];
+  assign \a_next$455  = \a_in$442 ;
+  assign \first_next$456  = \first_in$446 ;
+  assign \a_out$458  = \a_in$457 ;
+  assign \valid_out$460  = \valid_in$459 ;
+  assign \first_out$462  = \first_in$461 ;
+  assign \last_out$464  = \last_in$463 ;
+  assign \psum_in$465  = 32'd0;
+  assign \w_in$466  = \o$376 [55:48];
+  assign \en$467  = en_pe_0_7;
+  assign \w_shift$468  = \o$362 [14];
+  assign \capture$469  = \o$362 [15];
+  assign \a_next$470  = \a_in$457 ;
+  assign \first_next$471  = \first_in$461 ;
+  assign \a_out$473  = \a_in$472 ;
+  assign \valid_out$475  = \valid_in$474 ;
+  assign \first_out$477  = \first_in$476 ;
+  assign \last_out$479  = \last_in$478 ;
+  assign \psum_in$480  = 32'd0;
+  assign \w_in$481  = \o$376 [63:56];
+  assign \en$482  = en_pe_1_0;
+  assign \w_shift$483  = \o$362 [0];
+  assign \capture$484  = \o$362 [1];
+  assign \a_next$485  = o_next[15:8];
+  assign \first_next$486  = \o_next$367 [4];
+  assign \a_in$487  = \o$369 [15:8];
+  assign \valid_in$488  = \o$371 [3];
+  assign \first_in$489  = \o$371 [4];
+  assign \last_in$490  = \o$371 [5];
+  assign \psum_out$492  = \psum_in$491 ;
+  assign w_out = \w_in$493 ;
+  assign \en$495  = en_pe_1_1;
+  assign \w_shift$496  = \o$362 [2];
+  assign \capture$497  = \o$362 [3];
+  assign \a_next$498  = \o$369 [15:8];
+  assign \first_next$499  = \o$371 [4];
+  assign \a_out$501  = \a_in$500 ;
+  assign \valid_out$503  = \valid_in$502 ;
+  assign \first_out$505  = \first_in$504 ;
+  assign \last_out$507  = \last_in$506 ;
+  assign \psum_out$509  = \psum_in$508 ;
+  assign \w_out$511  = \w_in$510 ;
+  assign \en$512  = en_pe_1_2;
+  assign \w_shift$513  = \o$362 [4];
+  assign \capture$514  = \o$362 [5];
+  assign \a_next$515  = \a_in$500 ;
+  assign \first_next$516  = \first_in$504 ;
+  assign \a_out$518  = \a_in$517 ;
+  assign \valid_out$520  = \valid_in$519 ;
+  assign \first_out$522  = \first_in$521 ;
+  assign \last_out$524  = \last_in$523 ;
+  assign \psum_out$526  = \psum_in$525 ;
+  assign \w_out$528  = \w_in$527 ;
+  assign \en$529  = en_pe_1_3;
+  assign \w_shift$530  = \o$362 [6];
+  assign \capture$531  = \o$362 [7];
+  assign \a_next$532  = \a_in$517 ;
+  assign \first_next$533  = \first_in$521 ;
+  assign \a_out$535  = \a_in$534 ;
+  assign \valid_out$537  = \valid_in$536 ;
+  assign \first_out$539  = \first_in$538 ;
+  assign \last_out$541  = \last_in$540 ;
+  assign \psum_out$543  = \psum_in$542 ;
+  assign \w_out$545  = \w_in$544 ;
+  assign \en$546  = en_pe_1_4;
+  assign \w_shift$547  = \o$362 [8];
+  assign \capture$548  = \o$362 [9];
+  assign \a_next$549  = \a_in$534 ;
+  assign \first_next$550  = \first_in$538 ;
+  assign \a_out$552  = \a_in$551 ;
+  assign \valid_out$554  = \valid_in$553 ;
+  assign \first_out$556  = \first_in$555 ;
+  assign \last_out$558  = \last_in$557 ;
+  assign \psum_out$560  = \psum_in$559 ;
+  assign \w_out$562  = \w_in$561 ;
+  assign \en$563  = en_pe_1_5;
+  assign \w_shift$564  = \o$362 [10];
+  assign \capture$565  = \o$362 [11];
+  assign \a_next$566  = \a_in$551 ;
+  assign \first_next$567  = \first_in$555 ;
+  assign \a_out$569  = \a_in$568 ;
+  assign \valid_out$571  = \valid_in$570 ;
+  assign \first_out$573  = \first_in$572 ;
+  assign \last_out$575  = \last_in$574 ;
+  assign \psum_out$577  = \psum_in$576 ;
+  assign \w_out$579  = \w_in$578 ;
+  assign \en$580  = en_pe_1_6;
+  assign \w_shift$581  = \o$362 [12];
+  assign \capture$582  = \o$362 [13];
+  assign \a_next$583  = \a_in$568 ;
+  assign \first_next$584  = \first_in$572 ;
+  assign \a_out$586  = \a_in$585 ;
+  assign \valid_out$588  = \valid_in$587 ;
+  assign \first_out$590  = \first_in$589 ;
+  assign \last_out$592  = \last_in$591 ;
+  assign \psum_out$594  = \psum_in$593 ;
+  assign \w_out$596  = \w_in$595 ;
+  assign \en$597  = en_pe_1_7;
+  assign \w_shift$598  = \o$362 [14];
+  assign \capture$599  = \o$362 [15];
+  assign \a_next$600  = \a_in$585 ;
+  assign \first_next$601  = \first_in$589 ;
+  assign \a_out$603  = \a_in$602 ;
+  assign \valid_out$605  = \valid_in$604 ;
+  assign \first_out$607  = \first_in$606 ;
+  assign \last_out$609  = \last_in$608 ;
+  assign \psum_out$611  = \psum_in$610 ;
+  assign \w_out$613  = \w_in$612 ;
+  assign \en$614  = en_pe_2_0;
+  assign \w_shift$615  = \o$362 [0];
+  assign \capture$616  = \o$362 [1];
+  assign \a_next$617  = o_next[23:16];
+  assign \first_next$618  = \o_next$367 [7];
+  assign \a_in$619  = \o$369 [23:16];
+  assign \valid_in$620  = \o$371 [6];
+  assign \first_in$621  = \o$371 [7];
+  assign \last_in$622  = \o$371 [8];
+  assign \psum_out$624  = \psum_in$623 ;
+  assign \w_out$626  = \w_in$625 ;
+  assign \en$627  = en_pe_2_1;
+  assign \w_shift$628  = \o$362 [2];
+  assign \capture$629  = \o$362 [3];
+  assign \a_next$630  = \o$369 [23:16];
+  assign \first_next$631  = \o$371 [7];
+  assign \a_out$633  = \a_in$632 ;
+  assign \valid_out$635  = \valid_in$634 ;
+  assign \first_out$637  = \first_in$636 ;
+  assign \last_out$639  = \last_in$638 ;
+  assign \psum_out$641  = \psum_in$640 ;
+  assign \w_out$643  = \w_in$642 ;
+  assign \en$644  = en_pe_2_2;
+  assign \w_shift$645  = \o$362 [4];
+  assign \capture$646  = \o$362 [5];
+  assign \a_next$647  = \a_in$632 ;
+  assign \first_next$648  = \first_in$636 ;
+  assign \a_out$650  = \a_in$649 ;
+  assign \valid_out$652  = \valid_in$651 ;
+  assign \first_out$654  = \first_in$653 ;
+  assign \last_out$656  = \last_in$655 ;
+  assign \psum_out$658  = \psum_in$657 ;
+  assign \w_out$660  = \w_in$659 ;
+  assign \en$661  = en_pe_2_3;
+  assign \w_shift$662  = \o$362 [6];
+  assign \capture$663  = \o$362 [7];
+  assign \a_next$664  = \a_in$649 ;
+  assign \first_next$665  = \first_in$653 ;
+  assign \a_out$667  = \a_in$666 ;
+  assign \valid_out$669  = \valid_in$668 ;
+  assign \first_out$671  = \first_in$670 ;
+  assign \last_out$673  = \last_in$672 ;
+  assign \psum_out$675  = \psum_in$674 ;
+  assign \w_out$677  = \w_in$676 ;
+  assign \en$678  = en_pe_2_4;
+  assign \w_shift$679  = \o$362 [8];
+  assign \capture$680  = \o$362 [9];
+  assign \a_next$681  = \a_in$666 ;
+  assign \first_next$682  = \first_in$670 ;
+  assign \a_out$684  = \a_in$683 ;
+  assign \valid_out$686  = \valid_in$685 ;
+  assign \first_out$688  = \first_in$687 ;
+  assign \last_out$690  = \last_in$689 ;
+  assign \psum_out$692  = \psum_in$691 ;
+  assign \w_out$694  = \w_in$693 ;
+  assign \en$695  = en_pe_2_5;
+  assign \w_shift$696  = \o$362 [10];
+  assign \capture$697  = \o$362 [11];
+  assign \a_next$698  = \a_in$683 ;
+  assign \first_next$699  = \first_in$687 ;
+  assign \a_out$701  = \a_in$700 ;
+  assign \valid_out$703  = \valid_in$702 ;
+  assign \first_out$705  = \first_in$704 ;
+  assign \last_out$707  = \last_in$706 ;
+  assign \psum_out$709  = \psum_in$708 ;
+  assign \w_out$711  = \w_in$710 ;
+  assign \en$712  = en_pe_2_6;
+  assign \w_shift$713  = \o$362 [12];
+  assign \capture$714  = \o$362 [13];
+  assign \a_next$715  = \a_in$700 ;
+  assign \first_next$716  = \first_in$704 ;
+  assign \a_out$718  = \a_in$717 ;
+  assign \valid_out$720  = \valid_in$719 ;
+  assign \first_out$722  = \first_in$721 ;
+  assign \last_out$724  = \last_in$723 ;
+  assign \psum_out$726  = \psum_in$725 ;
+  assign \w_out$728  = \w_in$727 ;
+  assign \en$729  = en_pe_2_7;
+  assign \w_shift$730  = \o$362 [14];
+  assign \capture$731  = \o$362 [15];
+  assign \a_next$732  = \a_in$717 ;
+  assign \first_next$733  = \first_in$721 ;
+  assign \a_out$735  = \a_in$734 ;
+  assign \valid_out$737  = \valid_in$736 ;
+  assign \first_out$739  = \first_in$738 ;
+  assign \last_out$741  = \last_in$740 ;
+  assign \psum_out$743  = \psum_in$742 ;
+  assign \w_out$745  = \w_in$744 ;
+  assign \en$746  = en_pe_3_0;
+  assign \w_shift$747  = \o$362 [0];
+  assign \capture$748  = \o$362 [1];
+  assign \a_next$749  = o_next[31:24];
+  assign \first_next$750  = \o_next$367 [10];
+  assign \a_in$751  = \o$369 [31:24];
+  assign \valid_in$752  = \o$371 [9];
+  assign \first_in$753  = \o$371 [10];
+  assign \last_in$754  = \o$371 [11];
+  assign \psum_out$756  = \psum_in$755 ;
+  assign \w_out$758  = \w_in$757 ;
+  assign \en$759  = en_pe_3_1;
+  assign \w_shift$760  = \o$362 [2];
+  assign \capture$761  = \o$362 [3];
+  assign \a_next$762  = \o$369 [31:24];
+  assign \first_next$763  = \o$371 [10];
+  assign \a_out$765  = \a_in$764 ;
+  assign \valid_out$767  = \valid_in$766 ;
+  assign \first_out$769  = \first_in$768 ;
+  assign \last_out$771  = \last_in$770 ;
+  assign \psum_out$773  = \psum_in$772 ;
+  assign \w_out$775  = \w_in$774 ;
+  assign \en$776  = en_pe_3_2;
+  assign \w_shift$777  = \o$362 [4];
+  assign \capture$778  = \o$362 [5];
+  assign \a_next$779  = \a_in$764 ;
+  assign \first_next$780  = \first_in$768 ;
+  assign \a_out$782  = \a_in$781 ;
+  assign \valid_out$784  = \valid_in$783 ;
+  assign \first_out$786  = \first_in$785 ;
+  assign \last_out$788  = \last_in$787 ;
+  assign \psum_out$790  = \psum_in$789 ;
+  assign \w_out$792  = \w_in$791 ;
+  assign \en$793  = en_pe_3_3;
+  assign \w_shift$794  = \o$362 [6];
+  assign \capture$795  = \o$362 [7];
+  assign \a_next$796  = \a_in$781 ;
+  assign \first_next$797  = \first_in$785 ;
+  assign \a_out$799  = \a_in$798 ;
+  assign \valid_out$801  = \valid_in$800 ;
+  assign \first_out$803  = \first_in$802 ;
+  assign \last_out$805  = \last_in$804 ;
+  assign \psum_out$807  = \psum_in$806 ;
+  assign \w_out$809  = \w_in$808 ;
+  assign \en$810  = en_pe_3_4;
+  assign \w_shift$811  = \o$362 [8];
+  assign \capture$812  = \o$362 [9];
+  assign \a_next$813  = \a_in$798 ;
+  assign \first_next$814  = \first_in$802 ;
+  assign \a_out$816  = \a_in$815 ;
+  assign \valid_out$818  = \valid_in$817 ;
+  assign \first_out$820  = \first_in$819 ;
+  assign \last_out$822  = \last_in$821 ;
+  assign \psum_out$824  = \psum_in$823 ;
+  assign \w_out$826  = \w_in$825 ;
+  assign \en$827  = en_pe_3_5;
+  assign \w_shift$828  = \o$362 [10];
+  assign \capture$829  = \o$362 [11];
+  assign \a_next$830  = \a_in$815 ;
+  assign \first_next$831  = \first_in$819 ;
+  assign \a_out$833  = \a_in$832 ;
+  assign \valid_out$835  = \valid_in$834 ;
+  assign \first_out$837  = \first_in$836 ;
+  assign \last_out$839  = \last_in$838 ;
+  assign \psum_out$841  = \psum_in$840 ;
+  assign \w_out$843  = \w_in$842 ;
+  assign \en$844  = en_pe_3_6;
+  assign \w_shift$845  = \o$362 [12];
+  assign \capture$846  = \o$362 [13];
+  assign \a_next$847  = \a_in$832 ;
+  assign \first_next$848  = \first_in$836 ;
+  assign \a_out$850  = \a_in$849 ;
+  assign \valid_out$852  = \valid_in$851 ;
+  assign \first_out$854  = \first_in$853 ;
+  assign \last_out$856  = \last_in$855 ;
+  assign \psum_out$858  = \psum_in$857 ;
+  assign \w_out$860  = \w_in$859 ;
+  assign \en$861  = en_pe_3_7;
+  assign \w_shift$862  = \o$362 [14];
+  assign \capture$863  = \o$362 [15];
+  assign \a_next$864  = \a_in$849 ;
+  assign \first_next$865  = \first_in$853 ;
+  assign \a_out$867  = \a_in$866 ;
+  assign \valid_out$869  = \valid_in$868 ;
+  assign \first_out$871  = \first_in$870 ;
+  assign \last_out$873  = \last_in$872 ;
+  assign \psum_out$875  = \psum_in$874 ;
+  assign \w_out$877  = \w_in$876 ;
+  assign \en$878  = en_pe_4_0;
+  assign \w_shift$879  = \o$362 [0];
+  assign \capture$880  = \o$362 [1];
+  assign \a_next$881  = o_next[39:32];
+  assign \first_next$882  = \o_next$367 [13];
+  assign \a_in$883  = \o$369 [39:32];
+  assign \valid_in$884  = \o$371 [12];
+  assign \first_in$885  = \o$371 [13];
+  assign \last_in$886  = \o$371 [14];
+  assign \psum_out$888  = \psum_in$887 ;
+  assign \w_out$890  = \w_in$889 ;
+  assign \en$891  = en_pe_4_1;
+  assign \w_shift$892  = \o$362 [2];
+  assign \capture$893  = \o$362 [3];
+  assign \a_next$894  = \o$369 [39:32];
+  assign \first_next$895  = \o$371 [13];
+  assign \a_out$897  = \a_in$896 ;
+  assign \valid_out$899  = \valid_in$898 ;
+  assign \first_out$901  = \first_in$900 ;
+  assign \last_out$903  = \last_in$902 ;
+  assign \psum_out$905  = \psum_in$904 ;
+  assign \w_out$907  = \w_in$906 ;
+  assign \en$908  = en_pe_4_2;
+  assign \w_shift$909  = \o$362 [4];
+  assign \capture$910  = \o$362 [5];
+  assign \a_next$911  = \a_in$896 ;
+  assign \first_next$912  = \first_in$900 ;
+  assign \a_out$914  = \a_in$913 ;
+  assign \valid_out$916  = \valid_in$915 ;
+  assign \first_out$918  = \first_in$917 ;
+  assign \last_out$920  = \last_in$919 ;
+  assign \psum_out$922  = \psum_in$921 ;
+  assign \w_out$924  = \w_in$923 ;
+  assign \en$925  = en_pe_4_3;
+  assign \w_shift$926  = \o$362 [6];
+  assign \capture$927  = \o$362 [7];
+  assign \a_next$928  = \a_in$913 ;
+  assign \first_next$929  = \first_in$917 ;
+  assign \a_out$931  = \a_in$930 ;
+  assign \valid_out$933  = \valid_in$932 ;
+  assign \first_out$935  = \first_in$934 ;
+  assign \last_out$937  = \last_in$936 ;
+  assign \psum_out$939  = \psum_in$938 ;
+  assign \w_out$941  = \w_in$940 ;
+  assign \en$942  = en_pe_4_4;
+  assign \w_shift$943  = \o$362 [8];
+  assign \capture$944  = \o$362 [9];
+  assign \a_next$945  = \a_in$930 ;
+  assign \first_next$946  = \first_in$934 ;
+  assign \a_out$948  = \a_in$947 ;
+  assign \valid_out$950  = \valid_in$949 ;
+  assign \first_out$952  = \first_in$951 ;
+  assign \last_out$954  = \last_in$953 ;
+  assign \psum_out$956  = \psum_in$955 ;
+  assign \w_out$958  = \w_in$957 ;
+  assign \en$959  = en_pe_4_5;
+  assign \w_shift$960  = \o$362 [10];
+  assign \capture$961  = \o$362 [11];
+  assign \a_next$962  = \a_in$947 ;
+  assign \first_next$963  = \first_in$951 ;
+  assign \a_out$965  = \a_in$964 ;
+  assign \valid_out$967  = \valid_in$966 ;
+  assign \first_out$969  = \first_in$968 ;
+  assign \last_out$971  = \last_in$970 ;
+  assign \psum_out$973  = \psum_in$972 ;
+  assign \w_out$975  = \w_in$974 ;
+  assign \en$976  = en_pe_4_6;
+  assign \w_shift$977  = \o$362 [12];
+  assign \capture$978  = \o$362 [13];
+  assign \a_next$979  = \a_in$964 ;
+  assign \first_next$980  = \first_in$968 ;
+  assign \a_out$982  = \a_in$981 ;
+  assign \valid_out$984  = \valid_in$983 ;
+  assign \first_out$986  = \first_in$985 ;
+  assign \last_out$988  = \last_in$987 ;
+  assign \psum_out$990  = \psum_in$989 ;
+  assign \w_out$992  = \w_in$991 ;
+  assign \en$993  = en_pe_4_7;
+  assign \w_shift$994  = \o$362 [14];
+  assign \capture$995  = \o$362 [15];
+  assign \a_next$996  = \a_in$981 ;
+  assign \first_next$997  = \first_in$985 ;
+  assign \a_out$999  = \a_in$998 ;
+  assign \valid_out$1001  = \valid_in$1000 ;
+  assign \first_out$1003  = \first_in$1002 ;
+  assign \last_out$1005  = \last_in$1004 ;
+  assign \psum_out$1007  = \psum_in$1006 ;
+  assign \w_out$1009  = \w_in$1008 ;
+  assign \en$1010  = en_pe_5_0;
+  assign \w_shift$1011  = \o$362 [0];
+  assign \capture$1012  = \o$362 [1];
+  assign \a_next$1013  = o_next[47:40];
+  assign \first_next$1014  = \o_next$367 [16];
+  assign \a_in$1015  = \o$369 [47:40];
+  assign \valid_in$1016  = \o$371 [15];
+  assign \first_in$1017  = \o$371 [16];
+  assign \last_in$1018  = \o$371 [17];
+  assign \psum_out$1020  = \psum_in$1019 ;
+  assign \w_out$1022  = \w_in$1021 ;
+  assign \en$1023  = en_pe_5_1;
+  assign \w_shift$1024  = \o$362 [2];
+  assign \capture$1025  = \o$362 [3];
+  assign \a_next$1026  = \o$369 [47:40];
+  assign \first_next$1027  = \o$371 [16];
+  assign \a_out$1029  = \a_in$1028 ;
+  assign \valid_out$1031  = \valid_in$1030 ;
+  assign \first_out$1033  = \first_in$1032 ;
+  assign \last_out$1035  = \last_in$1034 ;
+  assign \psum_out$1037  = \psum_in$1036 ;
+  assign \w_out$1039  = \w_in$1038 ;
+  assign \en$1040  = en_pe_5_2;
+  assign \w_shift$1041  = \o$362 [4];
+  assign \capture$1042  = \o$362 [5];
+  assign \a_next$1043  = \a_in$1028 ;
+  assign \first_next$1044  = \first_in$1032 ;
+  assign \a_out$1046  = \a_in$1045 ;
+  assign \valid_out$1048  = \valid_in$1047 ;
+  assign \first_out$1050  = \first_in$1049 ;
+  assign \last_out$1052  = \last_in$1051 ;
+  assign \psum_out$1054  = \psum_in$1053 ;
+  assign \w_out$1056  = \w_in$1055 ;
+  assign \en$1057  = en_pe_5_3;
+  assign \w_shift$1058  = \o$362 [6];
+  assign \capture$1059  = \o$362 [7];
+  assign \a_next$1060  = \a_in$1045 ;
+  assign \first_next$1061  = \first_in$1049 ;
+  assign \a_out$1063  = \a_in$1062 ;
+  assign \valid_out$1065  = \valid_in$1064 ;
+  assign \first_out$1067  = \first_in$1066 ;
+  assign \last_out$1069  = \last_in$1068 ;
+  assign \psum_out$1071  = \psum_in$1070 ;
+  assign \w_out$1073  = \w_in$1072 ;
+  assign \en$1074  = en_pe_5_4;
+  assign \w_shift$1075  = \o$362 [8];
+  assign \capture$1076  = \o$362 [9];
+  assign \a_next$1077  = \a_in$1062 ;
+  assign \first_next$1078  = \first_in$1066 ;
+  assign \a_out$1080  = \a_in$1079 ;
+  assign \valid_out$1082  = \valid_in$1081 ;
+  assign \first_out$1084  = \first_in$1083 ;
+  assign \last_out$1086  = \last_in$1085 ;
+  assign \psum_out$1088  = \psum_in$1087 ;
+  assign \w_out$1090  = \w_in$1089 ;
+  assign \en$1091  = en_pe_5_5;
+  assign \w_shift$1092  = \o$362 [10];
+  assign \capture$1093  = \o$362 [11];
+  assign \a_next$1094  = \a_in$1079 ;
+  assign \first_next$1095  = \first_in$1083 ;
+  assign \a_out$1097  = \a_in$1096 ;
+  assign \valid_out$1099  = \valid_in$1098 ;
+  assign \first_out$1101  = \first_in$1100 ;
+  assign \last_out$1103  = \last_in$1102 ;
+  assign \psum_out$1105  = \psum_in$1104 ;
+  assign \w_out$1107  = \w_in$1106 ;
+  assign \en$1108  = en_pe_5_6;
+  assign \w_shift$1109  = \o$362 [12];
+  assign \capture$1110  = \o$362 [13];
+  assign \a_next$1111  = \a_in$1096 ;
+  assign \first_next$1112  = \first_in$1100 ;
+  assign \a_out$1114  = \a_in$1113 ;
+  assign \valid_out$1116  = \valid_in$1115 ;
+  assign \first_out$1118  = \first_in$1117 ;
+  assign \last_out$1120  = \last_in$1119 ;
+  assign \psum_out$1122  = \psum_in$1121 ;
+  assign \w_out$1124  = \w_in$1123 ;
+  assign \en$1125  = en_pe_5_7;
+  assign \w_shift$1126  = \o$362 [14];
+  assign \capture$1127  = \o$362 [15];
+  assign \a_next$1128  = \a_in$1113 ;
+  assign \first_next$1129  = \first_in$1117 ;
+  assign \a_out$1131  = \a_in$1130 ;
+  assign \valid_out$1133  = \valid_in$1132 ;
+  assign \first_out$1135  = \first_in$1134 ;
+  assign \last_out$1137  = \last_in$1136 ;
+  assign \psum_out$1139  = \psum_in$1138 ;
+  assign \w_out$1141  = \w_in$1140 ;
+  assign \en$1142  = en_pe_6_0;
+  assign \w_shift$1143  = \o$362 [0];
+  assign \capture$1144  = \o$362 [1];
+  assign \a_next$1145  = o_next[55:48];
+  assign \first_next$1146  = \o_next$367 [19];
+  assign \a_in$1147  = \o$369 [55:48];
+  assign \valid_in$1148  = \o$371 [18];
+  assign \first_in$1149  = \o$371 [19];
+  assign \last_in$1150  = \o$371 [20];
+  assign \psum_out$1152  = \psum_in$1151 ;
+  assign \w_out$1154  = \w_in$1153 ;
+  assign \en$1155  = en_pe_6_1;
+  assign \w_shift$1156  = \o$362 [2];
+  assign \capture$1157  = \o$362 [3];
+  assign \a_next$1158  = \o$369 [55:48];
+  assign \first_next$1159  = \o$371 [19];
+  assign \a_out$1161  = \a_in$1160 ;
+  assign \valid_out$1163  = \valid_in$1162 ;
+  assign \first_out$1165  = \first_in$1164 ;
+  assign \last_out$1167  = \last_in$1166 ;
+  assign \psum_out$1169  = \psum_in$1168 ;
+  assign \w_out$1171  = \w_in$1170 ;
+  assign \en$1172  = en_pe_6_2;
+  assign \w_shift$1173  = \o$362 [4];
+  assign \capture$1174  = \o$362 [5];
+  assign \a_next$1175  = \a_in$1160 ;
+  assign \first_next$1176  = \first_in$1164 ;
+  assign \a_out$1178  = \a_in$1177 ;
+  assign \valid_out$1180  = \valid_in$1179 ;
+  assign \first_out$1182  = \first_in$1181 ;
+  assign \last_out$1184  = \last_in$1183 ;
+  assign \psum_out$1186  = \psum_in$1185 ;
+  assign \w_out$1188  = \w_in$1187 ;
+  assign \en$1189  = en_pe_6_3;
+  assign \w_shift$1190  = \o$362 [6];
+  assign \capture$1191  = \o$362 [7];
+  assign \a_next$1192  = \a_in$1177 ;
+  assign \first_next$1193  = \first_in$1181 ;
+  assign \a_out$1195  = \a_in$1194 ;
+  assign \valid_out$1197  = \valid_in$1196 ;
+  assign \first_out$1199  = \first_in$1198 ;
+  assign \last_out$1201  = \last_in$1200 ;
+  assign \psum_out$1203  = \psum_in$1202 ;
+  assign \w_out$1205  = \w_in$1204 ;
+  assign \en$1206  = en_pe_6_4;
+  assign \w_shift$1207  = \o$362 [8];
+  assign \capture$1208  = \o$362 [9];
+  assign \a_next$1209  = \a_in$1194 ;
+  assign \first_next$1210  = \first_in$1198 ;
+  assign \a_out$1212  = \a_in$1211 ;
+  assign \valid_out$1214  = \valid_in$1213 ;
+  assign \first_out$1216  = \first_in$1215 ;
+  assign \last_out$1218  = \last_in$1217 ;
+  assign \psum_out$1220  = \psum_in$1219 ;
+  assign \w_out$1222  = \w_in$1221 ;
+  assign \en$1223  = en_pe_6_5;
+  assign \w_shift$1224  = \o$362 [10];
+  assign \capture$1225  = \o$362 [11];
+  assign \a_next$1226  = \a_in$1211 ;
+  assign \first_next$1227  = \first_in$1215 ;
+  assign \a_out$1229  = \a_in$1228 ;
+  assign \valid_out$1231  = \valid_in$1230 ;
+  assign \first_out$1233  = \first_in$1232 ;
+  assign \last_out$1235  = \last_in$1234 ;
+  assign \psum_out$1237  = \psum_in$1236 ;
+  assign \w_out$1239  = \w_in$1238 ;
+  assign \en$1240  = en_pe_6_6;
+  assign \w_shift$1241  = \o$362 [12];
+  assign \capture$1242  = \o$362 [13];
+  assign \a_next$1243  = \a_in$1228 ;
+  assign \first_next$1244  = \first_in$1232 ;
+  assign \a_out$1246  = \a_in$1245 ;
+  assign \valid_out$1248  = \valid_in$1247 ;
+  assign \first_out$1250  = \first_in$1249 ;
+  assign \last_out$1252  = \last_in$1251 ;
+  assign \psum_out$1254  = \psum_in$1253 ;
+  assign \w_out$1256  = \w_in$1255 ;
+  assign \en$1257  = en_pe_6_7;
+  assign \w_shift$1258  = \o$362 [14];
+  assign \capture$1259  = \o$362 [15];
+  assign \a_next$1260  = \a_in$1245 ;
+  assign \first_next$1261  = \first_in$1249 ;
+  assign \a_out$1263  = \a_in$1262 ;
+  assign \valid_out$1265  = \valid_in$1264 ;
+  assign \first_out$1267  = \first_in$1266 ;
+  assign \last_out$1269  = \last_in$1268 ;
+  assign \psum_out$1271  = \psum_in$1270 ;
+  assign \w_out$1273  = \w_in$1272 ;
+  assign \en$1274  = en_pe_7_0;
+  assign \w_shift$1275  = \o$362 [0];
+  assign \capture$1276  = \o$362 [1];
+  assign \a_next$1277  = o_next[63:56];
+  assign \first_next$1278  = \o_next$367 [22];
+  assign \a_in$1279  = \o$369 [63:56];
+  assign \valid_in$1280  = \o$371 [21];
+  assign \first_in$1281  = \o$371 [22];
+  assign \last_in$1282  = \o$371 [23];
+  assign \psum_out$1284  = \psum_in$1283 ;
+  assign \w_out$1286  = \w_in$1285 ;
+  assign \en$1287  = en_pe_7_1;
+  assign \w_shift$1288  = \o$362 [2];
+  assign \capture$1289  = \o$362 [3];
+  assign \a_next$1290  = \o$369 [63:56];
+  assign \first_next$1291  = \o$371 [22];
+  assign \a_out$1293  = \a_in$1292 ;
+  assign \valid_out$1295  = \valid_in$1294 ;
+  assign \first_out$1297  = \first_in$1296 ;
+  assign \last_out$1299  = \last_in$1298 ;
+  assign \psum_out$1301  = \psum_in$1300 ;
+  assign \w_out$1303  = \w_in$1302 ;
+  assign \en$1304  = en_pe_7_2;
+  assign \w_shift$1305  = \o$362 [4];
+  assign \capture$1306  = \o$362 [5];
+  assign \a_next$1307  = \a_in$1292 ;
+  assign \first_next$1308  = \first_in$1296 ;
+  assign \a_out$1310  = \a_in$1309 ;
+  assign \valid_out$1312  = \valid_in$1311 ;
+  assign \first_out$1314  = \first_in$1313 ;
+  assign \last_out$1316  = \last_in$1315 ;
+  assign \psum_out$1318  = \psum_in$1317 ;
+  assign \w_out$1320  = \w_in$1319 ;
+  assign \en$1321  = en_pe_7_3;
+  assign \w_shift$1322  = \o$362 [6];
+  assign \capture$1323  = \o$362 [7];
+  assign \a_next$1324  = \a_in$1309 ;
+  assign \first_next$1325  = \first_in$1313 ;
+  assign \a_out$1327  = \a_in$1326 ;
+  assign \valid_out$1329  = \valid_in$1328 ;
+  assign \first_out$1331  = \first_in$1330 ;
+  assign \last_out$1333  = \last_in$1332 ;
+  assign \psum_out$1335  = \psum_in$1334 ;
+  assign \w_out$1337  = \w_in$1336 ;
+  assign \en$1338  = en_pe_7_4;
+  assign \w_shift$1339  = \o$362 [8];
+  assign \capture$1340  = \o$362 [9];
+  assign \a_next$1341  = \a_in$1326 ;
+  assign \first_next$1342  = \first_in$1330 ;
+  assign \a_out$1344  = \a_in$1343 ;
+  assign \valid_out$1346  = \valid_in$1345 ;
+  assign \first_out$1348  = \first_in$1347 ;
+  assign \last_out$1350  = \last_in$1349 ;
+  assign \psum_out$1352  = \psum_in$1351 ;
+  assign \w_out$1354  = \w_in$1353 ;
+  assign \en$1355  = en_pe_7_5;
+  assign \w_shift$1356  = \o$362 [10];
+  assign \capture$1357  = \o$362 [11];
+  assign \a_next$1358  = \a_in$1343 ;
+  assign \first_next$1359  = \first_in$1347 ;
+  assign \a_out$1361  = \a_in$1360 ;
+  assign \valid_out$1363  = \valid_in$1362 ;
+  assign \first_out$1365  = \first_in$1364 ;
+  assign \last_out$1367  = \last_in$1366 ;
+  assign \psum_out$1369  = \psum_in$1368 ;
+  assign \w_out$1371  = \w_in$1370 ;
+  assign \en$1372  = en_pe_7_6;
+  assign \w_shift$1373  = \o$362 [12];
+  assign \capture$1374  = \o$362 [13];
+  assign \a_next$1375  = \a_in$1360 ;
+  assign \first_next$1376  = \first_in$1364 ;
+  assign \a_out$1378  = \a_in$1377 ;
+  assign \valid_out$1380  = \valid_in$1379 ;
+  assign \first_out$1382  = \first_in$1381 ;
+  assign \last_out$1384  = \last_in$1383 ;
+  assign \psum_out$1386  = \psum_in$1385 ;
+  assign \w_out$1388  = \w_in$1387 ;
+  assign \en$1389  = en_pe_7_7;
+  assign \w_shift$1390  = \o$362 [14];
+  assign \capture$1391  = \o$362 [15];
+  assign \a_next$1392  = \a_in$1377 ;
+  assign \first_next$1393  = \first_in$1381 ;
+  assign \a_out$1395  = \a_in$1394 ;
+  assign \valid_out$1397  = \valid_in$1396 ;
+  assign \first_out$1399  = \first_in$1398 ;
+  assign \last_out$1401  = \last_in$1400 ;
+  assign \psum_out$1403  = \psum_in$1402 ;
+  assign \w_out$1405  = \w_in$1404 ;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -3684,6 +4989,47 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \operands__payload.a[6]  = operands__payload[55:48];
   assign \operands__payload.a[7]  = operands__payload[63:56];
   assign \operands__payload.last  = operands__payload[64];
+  assign \skid.c  = skid[255:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.c[4]  = skid[159:128];
+  assign \skid.c[5]  = skid[191:160];
+  assign \skid.c[6]  = skid[223:192];
+  assign \skid.c[7]  = skid[255:224];
+  assign \skid.last  = skid[256];
+  assign \out.c  = out[255:0];
+  assign \out.c[0]  = out[31:0];
+  assign \out.c[1]  = out[63:32];
+  assign \out.c[2]  = out[95:64];
+  assign \out.c[3]  = out[127:96];
+  assign \out.c[4]  = out[159:128];
+  assign \out.c[5]  = out[191:160];
+  assign \out.c[6]  = out[223:192];
+  assign \out.c[7]  = out[255:224];
+  assign \out.last  = out[256];
+  assign \in_w[0]  = in_w[7:0];
+  assign \in_w[1]  = in_w[15:8];
+  assign \in_w[2]  = in_w[23:16];
+  assign \in_w[3]  = in_w[31:24];
+  assign \in_w[4]  = in_w[39:32];
+  assign \in_w[5]  = in_w[47:40];
+  assign \in_w[6]  = in_w[55:48];
+  assign \in_w[7]  = in_w[63:56];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \in_a[4]  = in_a[39:32];
+  assign \in_a[5]  = in_a[47:40];
+  assign \in_a[6]  = in_a[55:48];
+  assign \in_a[7]  = in_a[63:56];
+  assign \in_wctl.shift  = in_wctl[0];
+  assign \in_wctl.capture  = in_wctl[1];
+  assign \in_flags.valid  = in_flags[0];
+  assign \in_flags.first  = in_flags[1];
+  assign \in_flags.last  = in_flags[2];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -3700,99 +5046,78 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
-  assign \i$37[0]  = \i$37 [7:0];
-  assign \i$37[1]  = \i$37 [15:8];
-  assign \i$37[2]  = \i$37 [23:16];
-  assign \i$37[3]  = \i$37 [31:24];
-  assign \i$37[4]  = \i$37 [39:32];
-  assign \i$37[5]  = \i$37 [47:40];
-  assign \i$37[6]  = \i$37 [55:48];
-  assign \i$37[7]  = \i$37 [63:56];
-  assign \in_w[0]  = \i$37 [7:0];
-  assign \in_w[1]  = \i$37 [15:8];
-  assign \in_w[2]  = \i$37 [23:16];
-  assign \in_w[3]  = \i$37 [31:24];
-  assign \in_w[4]  = \i$37 [39:32];
-  assign \in_w[5]  = \i$37 [47:40];
-  assign \in_w[6]  = \i$37 [55:48];
-  assign \in_w[7]  = \i$37 [63:56];
-  assign \i$39[0]  = \i$39 [1:0];
-  assign \i$39[0].shift  = \i$39 [0];
-  assign \i$39[0].capture  = \i$39 [1];
-  assign \i$39[1]  = \i$39 [3:2];
-  assign \i$39[1].shift  = \i$39 [2];
-  assign \i$39[1].capture  = \i$39 [3];
-  assign \i$39[2]  = \i$39 [5:4];
-  assign \i$39[2].shift  = \i$39 [4];
-  assign \i$39[2].capture  = \i$39 [5];
-  assign \i$39[3]  = \i$39 [7:6];
-  assign \i$39[3].shift  = \i$39 [6];
-  assign \i$39[3].capture  = \i$39 [7];
-  assign \i$39[4]  = \i$39 [9:8];
-  assign \i$39[4].shift  = \i$39 [8];
-  assign \i$39[4].capture  = \i$39 [9];
-  assign \i$39[5]  = \i$39 [11:10];
-  assign \i$39[5].shift  = \i$39 [10];
-  assign \i$39[5].capture  = \i$39 [11];
-  assign \i$39[6]  = \i$39 [13:12];
-  assign \i$39[6].shift  = \i$39 [12];
-  assign \i$39[6].capture  = \i$39 [13];
-  assign \i$39[7]  = \i$39 [15:14];
-  assign \i$39[7].shift  = \i$39 [14];
-  assign \i$39[7].capture  = \i$39 [15];
-  assign \in_wctl.shift  = in_wctl[0];
-  assign \in_wctl.capture  = in_wctl[1];
-  assign \i$41[0]  = \i$41 [7:0];
-  assign \i$41[1]  = \i$41 [15:8];
-  assign \i$41[2]  = \i$41 [23:16];
-  assign \i$41[3]  = \i$41 [31:24];
-  assign \i$41[4]  = \i$41 [39:32];
-  assign \i$41[5]  = \i$41 [47:40];
-  assign \i$41[6]  = \i$41 [55:48];
-  assign \i$41[7]  = \i$41 [63:56];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \in_a[4]  = in_a[39:32];
-  assign \in_a[5]  = in_a[47:40];
-  assign \in_a[6]  = in_a[55:48];
-  assign \in_a[7]  = in_a[63:56];
-  assign \i$43[0]  = \i$43 [2:0];
-  assign \i$43[0].valid  = \i$43 [0];
-  assign \i$43[0].first  = \i$43 [1];
-  assign \i$43[0].last  = \i$43 [2];
-  assign \i$43[1]  = \i$43 [5:3];
-  assign \i$43[1].valid  = \i$43 [3];
-  assign \i$43[1].first  = \i$43 [4];
-  assign \i$43[1].last  = \i$43 [5];
-  assign \i$43[2]  = \i$43 [8:6];
-  assign \i$43[2].valid  = \i$43 [6];
-  assign \i$43[2].first  = \i$43 [7];
-  assign \i$43[2].last  = \i$43 [8];
-  assign \i$43[3]  = \i$43 [11:9];
-  assign \i$43[3].valid  = \i$43 [9];
-  assign \i$43[3].first  = \i$43 [10];
-  assign \i$43[3].last  = \i$43 [11];
-  assign \i$43[4]  = \i$43 [14:12];
-  assign \i$43[4].valid  = \i$43 [12];
-  assign \i$43[4].first  = \i$43 [13];
-  assign \i$43[4].last  = \i$43 [14];
-  assign \i$43[5]  = \i$43 [17:15];
-  assign \i$43[5].valid  = \i$43 [15];
-  assign \i$43[5].first  = \i$43 [16];
-  assign \i$43[5].last  = \i$43 [17];
-  assign \i$43[6]  = \i$43 [20:18];
-  assign \i$43[6].valid  = \i$43 [18];
-  assign \i$43[6].first  = \i$43 [19];
-  assign \i$43[6].last  = \i$43 [20];
-  assign \i$43[7]  = \i$43 [23:21];
-  assign \i$43[7].valid  = \i$43 [21];
-  assign \i$43[7].first  = \i$43 [22];
-  assign \i$43[7].last  = \i$43 [23];
-  assign \in_flags.valid  = in_flags[0];
-  assign \in_flags.first  = in_flags[1];
-  assign \in_flags.last  = in_flags[2];
+  assign \i$354[0]  = in_w[7:0];
+  assign \i$354[1]  = in_w[15:8];
+  assign \i$354[2]  = in_w[23:16];
+  assign \i$354[3]  = in_w[31:24];
+  assign \i$354[4]  = in_w[39:32];
+  assign \i$354[5]  = in_w[47:40];
+  assign \i$354[6]  = in_w[55:48];
+  assign \i$354[7]  = in_w[63:56];
+  assign \i$355[0]  = \i$355 [1:0];
+  assign \i$355[0].shift  = \i$355 [0];
+  assign \i$355[0].capture  = \i$355 [1];
+  assign \i$355[1]  = \i$355 [3:2];
+  assign \i$355[1].shift  = \i$355 [2];
+  assign \i$355[1].capture  = \i$355 [3];
+  assign \i$355[2]  = \i$355 [5:4];
+  assign \i$355[2].shift  = \i$355 [4];
+  assign \i$355[2].capture  = \i$355 [5];
+  assign \i$355[3]  = \i$355 [7:6];
+  assign \i$355[3].shift  = \i$355 [6];
+  assign \i$355[3].capture  = \i$355 [7];
+  assign \i$355[4]  = \i$355 [9:8];
+  assign \i$355[4].shift  = \i$355 [8];
+  assign \i$355[4].capture  = \i$355 [9];
+  assign \i$355[5]  = \i$355 [11:10];
+  assign \i$355[5].shift  = \i$355 [10];
+  assign \i$355[5].capture  = \i$355 [11];
+  assign \i$355[6]  = \i$355 [13:12];
+  assign \i$355[6].shift  = \i$355 [12];
+  assign \i$355[6].capture  = \i$355 [13];
+  assign \i$355[7]  = \i$355 [15:14];
+  assign \i$355[7].shift  = \i$355 [14];
+  assign \i$355[7].capture  = \i$355 [15];
+  assign \i$356[0]  = \i$356 [7:0];
+  assign \i$356[1]  = \i$356 [15:8];
+  assign \i$356[2]  = \i$356 [23:16];
+  assign \i$356[3]  = \i$356 [31:24];
+  assign \i$356[4]  = \i$356 [39:32];
+  assign \i$356[5]  = \i$356 [47:40];
+  assign \i$356[6]  = \i$356 [55:48];
+  assign \i$356[7]  = \i$356 [63:56];
+  assign \i$357[0]  = \i$357 [2:0];
+  assign \i$357[0].valid  = \i$357 [0];
+  assign \i$357[0].first  = \i$357 [1];
+  assign \i$357[0].last  = \i$357 [2];
+  assign \i$357[1]  = \i$357 [5:3];
+  assign \i$357[1].valid  = \i$357 [3];
+  assign \i$357[1].first  = \i$357 [4];
+  assign \i$357[1].last  = \i$357 [5];
+  assign \i$357[2]  = \i$357 [8:6];
+  assign \i$357[2].valid  = \i$357 [6];
+  assign \i$357[2].first  = \i$357 [7];
+  assign \i$357[2].last  = \i$357 [8];
+  assign \i$357[3]  = \i$357 [11:9];
+  assign \i$357[3].valid  = \i$357 [9];
+  assign \i$357[3].first  = \i$357 [10];
+  assign \i$357[3].last  = \i$357 [11];
+  assign \i$357[4]  = \i$357 [14:12];
+  assign \i$357[4].valid  = \i$357 [12];
+  assign \i$357[4].first  = \i$357 [13];
+  assign \i$357[4].last  = \i$357 [14];
+  assign \i$357[5]  = \i$357 [17:15];
+  assign \i$357[5].valid  = \i$357 [15];
+  assign \i$357[5].first  = \i$357 [16];
+  assign \i$357[5].last  = \i$357 [17];
+  assign \i$357[6]  = \i$357 [20:18];
+  assign \i$357[6].valid  = \i$357 [18];
+  assign \i$357[6].first  = \i$357 [19];
+  assign \i$357[6].last  = \i$357 [20];
+  assign \i$357[7]  = \i$357 [23:21];
+  assign \i$357[7].valid  = \i$357 [21];
+  assign \i$357[7].first  = \i$357 [22];
+  assign \i$357[7].last  = \i$357 [23];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
@@ -3801,62 +5126,62 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \i_next[5]  = i_next[47:40];
   assign \i_next[6]  = i_next[55:48];
   assign \i_next[7]  = i_next[63:56];
-  assign \i_next$46[0]  = \i_next$46 [2:0];
-  assign \i_next$46[0].valid  = \i_next$46 [0];
-  assign \i_next$46[0].first  = \i_next$46 [1];
-  assign \i_next$46[0].last  = \i_next$46 [2];
-  assign \i_next$46[1]  = \i_next$46 [5:3];
-  assign \i_next$46[1].valid  = \i_next$46 [3];
-  assign \i_next$46[1].first  = \i_next$46 [4];
-  assign \i_next$46[1].last  = \i_next$46 [5];
-  assign \i_next$46[2]  = \i_next$46 [8:6];
-  assign \i_next$46[2].valid  = \i_next$46 [6];
-  assign \i_next$46[2].first  = \i_next$46 [7];
-  assign \i_next$46[2].last  = \i_next$46 [8];
-  assign \i_next$46[3]  = \i_next$46 [11:9];
-  assign \i_next$46[3].valid  = \i_next$46 [9];
-  assign \i_next$46[3].first  = \i_next$46 [10];
-  assign \i_next$46[3].last  = \i_next$46 [11];
-  assign \i_next$46[4]  = \i_next$46 [14:12];
-  assign \i_next$46[4].valid  = \i_next$46 [12];
-  assign \i_next$46[4].first  = \i_next$46 [13];
-  assign \i_next$46[4].last  = \i_next$46 [14];
-  assign \i_next$46[5]  = \i_next$46 [17:15];
-  assign \i_next$46[5].valid  = \i_next$46 [15];
-  assign \i_next$46[5].first  = \i_next$46 [16];
-  assign \i_next$46[5].last  = \i_next$46 [17];
-  assign \i_next$46[6]  = \i_next$46 [20:18];
-  assign \i_next$46[6].valid  = \i_next$46 [18];
-  assign \i_next$46[6].first  = \i_next$46 [19];
-  assign \i_next$46[6].last  = \i_next$46 [20];
-  assign \i_next$46[7]  = \i_next$46 [23:21];
-  assign \i_next$46[7].valid  = \i_next$46 [21];
-  assign \i_next$46[7].first  = \i_next$46 [22];
-  assign \i_next$46[7].last  = \i_next$46 [23];
-  assign \o$49[0]  = \o$49 [1:0];
-  assign \o$49[0].shift  = \o$49 [0];
-  assign \o$49[0].capture  = \o$49 [1];
-  assign \o$49[1]  = \o$49 [3:2];
-  assign \o$49[1].shift  = \o$49 [2];
-  assign \o$49[1].capture  = \o$49 [3];
-  assign \o$49[2]  = \o$49 [5:4];
-  assign \o$49[2].shift  = \o$49 [4];
-  assign \o$49[2].capture  = \o$49 [5];
-  assign \o$49[3]  = \o$49 [7:6];
-  assign \o$49[3].shift  = \o$49 [6];
-  assign \o$49[3].capture  = \o$49 [7];
-  assign \o$49[4]  = \o$49 [9:8];
-  assign \o$49[4].shift  = \o$49 [8];
-  assign \o$49[4].capture  = \o$49 [9];
-  assign \o$49[5]  = \o$49 [11:10];
-  assign \o$49[5].shift  = \o$49 [10];
-  assign \o$49[5].capture  = \o$49 [11];
-  assign \o$49[6]  = \o$49 [13:12];
-  assign \o$49[6].shift  = \o$49 [12];
-  assign \o$49[6].capture  = \o$49 [13];
-  assign \o$49[7]  = \o$49 [15:14];
-  assign \o$49[7].shift  = \o$49 [14];
-  assign \o$49[7].capture  = \o$49 [15];
+  assign \i_next$359[0]  = \i_next$359 [2:0];
+  assign \i_next$359[0].valid  = \i_next$359 [0];
+  assign \i_next$359[0].first  = \i_next$359 [1];
+  assign \i_next$359[0].last  = \i_next$359 [2];
+  assign \i_next$359[1]  = \i_next$359 [5:3];
+  assign \i_next$359[1].valid  = \i_next$359 [3];
+  assign \i_next$359[1].first  = \i_next$359 [4];
+  assign \i_next$359[1].last  = \i_next$359 [5];
+  assign \i_next$359[2]  = \i_next$359 [8:6];
+  assign \i_next$359[2].valid  = \i_next$359 [6];
+  assign \i_next$359[2].first  = \i_next$359 [7];
+  assign \i_next$359[2].last  = \i_next$359 [8];
+  assign \i_next$359[3]  = \i_next$359 [11:9];
+  assign \i_next$359[3].valid  = \i_next$359 [9];
+  assign \i_next$359[3].first  = \i_next$359 [10];
+  assign \i_next$359[3].last  = \i_next$359 [11];
+  assign \i_next$359[4]  = \i_next$359 [14:12];
+  assign \i_next$359[4].valid  = \i_next$359 [12];
+  assign \i_next$359[4].first  = \i_next$359 [13];
+  assign \i_next$359[4].last  = \i_next$359 [14];
+  assign \i_next$359[5]  = \i_next$359 [17:15];
+  assign \i_next$359[5].valid  = \i_next$359 [15];
+  assign \i_next$359[5].first  = \i_next$359 [16];
+  assign \i_next$359[5].last  = \i_next$359 [17];
+  assign \i_next$359[6]  = \i_next$359 [20:18];
+  assign \i_next$359[6].valid  = \i_next$359 [18];
+  assign \i_next$359[6].first  = \i_next$359 [19];
+  assign \i_next$359[6].last  = \i_next$359 [20];
+  assign \i_next$359[7]  = \i_next$359 [23:21];
+  assign \i_next$359[7].valid  = \i_next$359 [21];
+  assign \i_next$359[7].first  = \i_next$359 [22];
+  assign \i_next$359[7].last  = \i_next$359 [23];
+  assign \o$362[0]  = \o$362 [1:0];
+  assign \o$362[0].shift  = \o$362 [0];
+  assign \o$362[0].capture  = \o$362 [1];
+  assign \o$362[1]  = \o$362 [3:2];
+  assign \o$362[1].shift  = \o$362 [2];
+  assign \o$362[1].capture  = \o$362 [3];
+  assign \o$362[2]  = \o$362 [5:4];
+  assign \o$362[2].shift  = \o$362 [4];
+  assign \o$362[2].capture  = \o$362 [5];
+  assign \o$362[3]  = \o$362 [7:6];
+  assign \o$362[3].shift  = \o$362 [6];
+  assign \o$362[3].capture  = \o$362 [7];
+  assign \o$362[4]  = \o$362 [9:8];
+  assign \o$362[4].shift  = \o$362 [8];
+  assign \o$362[4].capture  = \o$362 [9];
+  assign \o$362[5]  = \o$362 [11:10];
+  assign \o$362[5].shift  = \o$362 [10];
+  assign \o$362[5].capture  = \o$362 [11];
+  assign \o$362[6]  = \o$362 [13:12];
+  assign \o$362[6].shift  = \o$362 [12];
+  assign \o$362[6].capture  = \o$362 [13];
+  assign \o$362[7]  = \o$362 [15:14];
+  assign \o$362[7].shift  = \o$362 [14];
+  assign \o$362[7].capture  = \o$362 [15];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
@@ -3865,110 +5190,110 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o_next[5]  = o_next[47:40];
   assign \o_next[6]  = o_next[55:48];
   assign \o_next[7]  = o_next[63:56];
-  assign \o_next$54[0]  = \o_next$54 [2:0];
-  assign \o_next$54[0].valid  = \o_next$54 [0];
-  assign \o_next$54[0].first  = \o_next$54 [1];
-  assign \o_next$54[0].last  = \o_next$54 [2];
-  assign \o_next$54[1]  = \o_next$54 [5:3];
-  assign \o_next$54[1].valid  = \o_next$54 [3];
-  assign \o_next$54[1].first  = \o_next$54 [4];
-  assign \o_next$54[1].last  = \o_next$54 [5];
-  assign \o_next$54[2]  = \o_next$54 [8:6];
-  assign \o_next$54[2].valid  = \o_next$54 [6];
-  assign \o_next$54[2].first  = \o_next$54 [7];
-  assign \o_next$54[2].last  = \o_next$54 [8];
-  assign \o_next$54[3]  = \o_next$54 [11:9];
-  assign \o_next$54[3].valid  = \o_next$54 [9];
-  assign \o_next$54[3].first  = \o_next$54 [10];
-  assign \o_next$54[3].last  = \o_next$54 [11];
-  assign \o_next$54[4]  = \o_next$54 [14:12];
-  assign \o_next$54[4].valid  = \o_next$54 [12];
-  assign \o_next$54[4].first  = \o_next$54 [13];
-  assign \o_next$54[4].last  = \o_next$54 [14];
-  assign \o_next$54[5]  = \o_next$54 [17:15];
-  assign \o_next$54[5].valid  = \o_next$54 [15];
-  assign \o_next$54[5].first  = \o_next$54 [16];
-  assign \o_next$54[5].last  = \o_next$54 [17];
-  assign \o_next$54[6]  = \o_next$54 [20:18];
-  assign \o_next$54[6].valid  = \o_next$54 [18];
-  assign \o_next$54[6].first  = \o_next$54 [19];
-  assign \o_next$54[6].last  = \o_next$54 [20];
-  assign \o_next$54[7]  = \o_next$54 [23:21];
-  assign \o_next$54[7].valid  = \o_next$54 [21];
-  assign \o_next$54[7].first  = \o_next$54 [22];
-  assign \o_next$54[7].last  = \o_next$54 [23];
-  assign \o$56[0]  = \o$56 [7:0];
-  assign \o$56[1]  = \o$56 [15:8];
-  assign \o$56[2]  = \o$56 [23:16];
-  assign \o$56[3]  = \o$56 [31:24];
-  assign \o$56[4]  = \o$56 [39:32];
-  assign \o$56[5]  = \o$56 [47:40];
-  assign \o$56[6]  = \o$56 [55:48];
-  assign \o$56[7]  = \o$56 [63:56];
-  assign \o$58[0]  = \o$58 [2:0];
-  assign \o$58[0].valid  = \o$58 [0];
-  assign \o$58[0].first  = \o$58 [1];
-  assign \o$58[0].last  = \o$58 [2];
-  assign \o$58[1]  = \o$58 [5:3];
-  assign \o$58[1].valid  = \o$58 [3];
-  assign \o$58[1].first  = \o$58 [4];
-  assign \o$58[1].last  = \o$58 [5];
-  assign \o$58[2]  = \o$58 [8:6];
-  assign \o$58[2].valid  = \o$58 [6];
-  assign \o$58[2].first  = \o$58 [7];
-  assign \o$58[2].last  = \o$58 [8];
-  assign \o$58[3]  = \o$58 [11:9];
-  assign \o$58[3].valid  = \o$58 [9];
-  assign \o$58[3].first  = \o$58 [10];
-  assign \o$58[3].last  = \o$58 [11];
-  assign \o$58[4]  = \o$58 [14:12];
-  assign \o$58[4].valid  = \o$58 [12];
-  assign \o$58[4].first  = \o$58 [13];
-  assign \o$58[4].last  = \o$58 [14];
-  assign \o$58[5]  = \o$58 [17:15];
-  assign \o$58[5].valid  = \o$58 [15];
-  assign \o$58[5].first  = \o$58 [16];
-  assign \o$58[5].last  = \o$58 [17];
-  assign \o$58[6]  = \o$58 [20:18];
-  assign \o$58[6].valid  = \o$58 [18];
-  assign \o$58[6].first  = \o$58 [19];
-  assign \o$58[6].last  = \o$58 [20];
-  assign \o$58[7]  = \o$58 [23:21];
-  assign \o$58[7].valid  = \o$58 [21];
-  assign \o$58[7].first  = \o$58 [22];
-  assign \o$58[7].last  = \o$58 [23];
-  assign \o$63[0]  = \o$63 [7:0];
-  assign \o$63[1]  = \o$63 [15:8];
-  assign \o$63[2]  = \o$63 [23:16];
-  assign \o$63[3]  = \o$63 [31:24];
-  assign \o$63[4]  = \o$63 [39:32];
-  assign \o$63[5]  = \o$63 [47:40];
-  assign \o$63[6]  = \o$63 [55:48];
-  assign \o$63[7]  = \o$63 [63:56];
-  assign \i_next$46 [23] = operands__payload[64];
-  assign \i_next$46 [22] = first;
-  assign \i_next$46 [21] = a_accept;
-  assign \i_next$46 [20] = operands__payload[64];
-  assign \i_next$46 [19] = first;
-  assign \i_next$46 [18] = a_accept;
-  assign \i_next$46 [17] = operands__payload[64];
-  assign \i_next$46 [16] = first;
-  assign \i_next$46 [15] = a_accept;
-  assign \i_next$46 [14] = operands__payload[64];
-  assign \i_next$46 [13] = first;
-  assign \i_next$46 [12] = a_accept;
-  assign \i_next$46 [11] = operands__payload[64];
-  assign \i_next$46 [10] = first;
-  assign \i_next$46 [9] = a_accept;
-  assign \i_next$46 [8] = operands__payload[64];
-  assign \i_next$46 [7] = first;
-  assign \i_next$46 [6] = a_accept;
-  assign \i_next$46 [5] = operands__payload[64];
-  assign \i_next$46 [4] = first;
-  assign \i_next$46 [3] = a_accept;
-  assign \i_next$46 [2] = operands__payload[64];
-  assign \i_next$46 [1] = first;
-  assign \i_next$46 [0] = a_accept;
+  assign \o_next$367[0]  = \o_next$367 [2:0];
+  assign \o_next$367[0].valid  = \o_next$367 [0];
+  assign \o_next$367[0].first  = \o_next$367 [1];
+  assign \o_next$367[0].last  = \o_next$367 [2];
+  assign \o_next$367[1]  = \o_next$367 [5:3];
+  assign \o_next$367[1].valid  = \o_next$367 [3];
+  assign \o_next$367[1].first  = \o_next$367 [4];
+  assign \o_next$367[1].last  = \o_next$367 [5];
+  assign \o_next$367[2]  = \o_next$367 [8:6];
+  assign \o_next$367[2].valid  = \o_next$367 [6];
+  assign \o_next$367[2].first  = \o_next$367 [7];
+  assign \o_next$367[2].last  = \o_next$367 [8];
+  assign \o_next$367[3]  = \o_next$367 [11:9];
+  assign \o_next$367[3].valid  = \o_next$367 [9];
+  assign \o_next$367[3].first  = \o_next$367 [10];
+  assign \o_next$367[3].last  = \o_next$367 [11];
+  assign \o_next$367[4]  = \o_next$367 [14:12];
+  assign \o_next$367[4].valid  = \o_next$367 [12];
+  assign \o_next$367[4].first  = \o_next$367 [13];
+  assign \o_next$367[4].last  = \o_next$367 [14];
+  assign \o_next$367[5]  = \o_next$367 [17:15];
+  assign \o_next$367[5].valid  = \o_next$367 [15];
+  assign \o_next$367[5].first  = \o_next$367 [16];
+  assign \o_next$367[5].last  = \o_next$367 [17];
+  assign \o_next$367[6]  = \o_next$367 [20:18];
+  assign \o_next$367[6].valid  = \o_next$367 [18];
+  assign \o_next$367[6].first  = \o_next$367 [19];
+  assign \o_next$367[6].last  = \o_next$367 [20];
+  assign \o_next$367[7]  = \o_next$367 [23:21];
+  assign \o_next$367[7].valid  = \o_next$367 [21];
+  assign \o_next$367[7].first  = \o_next$367 [22];
+  assign \o_next$367[7].last  = \o_next$367 [23];
+  assign \o$369[0]  = \o$369 [7:0];
+  assign \o$369[1]  = \o$369 [15:8];
+  assign \o$369[2]  = \o$369 [23:16];
+  assign \o$369[3]  = \o$369 [31:24];
+  assign \o$369[4]  = \o$369 [39:32];
+  assign \o$369[5]  = \o$369 [47:40];
+  assign \o$369[6]  = \o$369 [55:48];
+  assign \o$369[7]  = \o$369 [63:56];
+  assign \o$371[0]  = \o$371 [2:0];
+  assign \o$371[0].valid  = \o$371 [0];
+  assign \o$371[0].first  = \o$371 [1];
+  assign \o$371[0].last  = \o$371 [2];
+  assign \o$371[1]  = \o$371 [5:3];
+  assign \o$371[1].valid  = \o$371 [3];
+  assign \o$371[1].first  = \o$371 [4];
+  assign \o$371[1].last  = \o$371 [5];
+  assign \o$371[2]  = \o$371 [8:6];
+  assign \o$371[2].valid  = \o$371 [6];
+  assign \o$371[2].first  = \o$371 [7];
+  assign \o$371[2].last  = \o$371 [8];
+  assign \o$371[3]  = \o$371 [11:9];
+  assign \o$371[3].valid  = \o$371 [9];
+  assign \o$371[3].first  = \o$371 [10];
+  assign \o$371[3].last  = \o$371 [11];
+  assign \o$371[4]  = \o$371 [14:12];
+  assign \o$371[4].valid  = \o$371 [12];
+  assign \o$371[4].first  = \o$371 [13];
+  assign \o$371[4].last  = \o$371 [14];
+  assign \o$371[5]  = \o$371 [17:15];
+  assign \o$371[5].valid  = \o$371 [15];
+  assign \o$371[5].first  = \o$371 [16];
+  assign \o$371[5].last  = \o$371 [17];
+  assign \o$371[6]  = \o$371 [20:18];
+  assign \o$371[6].valid  = \o$371 [18];
+  assign \o$371[6].first  = \o$371 [19];
+  assign \o$371[6].last  = \o$371 [20];
+  assign \o$371[7]  = \o$371 [23:21];
+  assign \o$371[7].valid  = \o$371 [21];
+  assign \o$371[7].first  = \o$371 [22];
+  assign \o$371[7].last  = \o$371 [23];
+  assign \o$376[0]  = \o$376 [7:0];
+  assign \o$376[1]  = \o$376 [15:8];
+  assign \o$376[2]  = \o$376 [23:16];
+  assign \o$376[3]  = \o$376 [31:24];
+  assign \o$376[4]  = \o$376 [39:32];
+  assign \o$376[5]  = \o$376 [47:40];
+  assign \o$376[6]  = \o$376 [55:48];
+  assign \o$376[7]  = \o$376 [63:56];
+  assign \i_next$359 [23] = operands__payload[64];
+  assign \i_next$359 [22] = first;
+  assign \i_next$359 [21] = a_accept;
+  assign \i_next$359 [20] = operands__payload[64];
+  assign \i_next$359 [19] = first;
+  assign \i_next$359 [18] = a_accept;
+  assign \i_next$359 [17] = operands__payload[64];
+  assign \i_next$359 [16] = first;
+  assign \i_next$359 [15] = a_accept;
+  assign \i_next$359 [14] = operands__payload[64];
+  assign \i_next$359 [13] = first;
+  assign \i_next$359 [12] = a_accept;
+  assign \i_next$359 [11] = operands__payload[64];
+  assign \i_next$359 [10] = first;
+  assign \i_next$359 [9] = a_accept;
+  assign \i_next$359 [8] = operands__payload[64];
+  assign \i_next$359 [7] = first;
+  assign \i_next$359 [6] = a_accept;
+  assign \i_next$359 [5] = operands__payload[64];
+  assign \i_next$359 [4] = first;
+  assign \i_next$359 [3] = a_accept;
+  assign \i_next$359 [2] = operands__payload[64];
+  assign \i_next$359 [1] = first;
+  assign \i_next$359 [0] = a_accept;
   assign i_next[63:56] = operands__payload[7:0];
   assign i_next[55:48] = operands__payload[15:8];
   assign i_next[47:40] = operands__payload[23:16];
@@ -3977,45 +5302,54 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign i_next[23:16] = operands__payload[47:40];
   assign i_next[15:8] = operands__payload[55:48];
   assign i_next[7:0] = operands__payload[63:56];
-  assign \i$43 [23:21] = in_flags;
-  assign \i$43 [20:18] = in_flags;
-  assign \i$43 [17:15] = in_flags;
-  assign \i$43 [14:12] = in_flags;
-  assign \i$43 [11:9] = in_flags;
-  assign \i$43 [8:6] = in_flags;
-  assign \i$43 [5:3] = in_flags;
-  assign \i$43 [2:0] = in_flags;
-  assign \i$41 [63:56] = in_a[7:0];
-  assign \i$41 [55:48] = in_a[15:8];
-  assign \i$41 [47:40] = in_a[23:16];
-  assign \i$41 [39:32] = in_a[31:24];
-  assign \i$41 [31:24] = in_a[39:32];
-  assign \i$41 [23:16] = in_a[47:40];
-  assign \i$41 [15:8] = in_a[55:48];
-  assign \i$41 [7:0] = in_a[63:56];
-  assign \i$39 [15:14] = in_wctl;
-  assign \i$39 [13:12] = in_wctl;
-  assign \i$39 [11:10] = in_wctl;
-  assign \i$39 [9:8] = in_wctl;
-  assign \i$39 [7:6] = in_wctl;
-  assign \i$39 [5:4] = in_wctl;
-  assign \i$39 [3:2] = in_wctl;
-  assign \i$39 [1:0] = in_wctl;
-  assign results__payload[256] = last_out;
-  assign results__payload[255:0] = o;
-  assign i[255:224] = \psum_out$22 ;
-  assign i[223:192] = \psum_out$21 ;
-  assign i[191:160] = \psum_out$20 ;
-  assign i[159:128] = \psum_out$19 ;
-  assign i[127:96] = \psum_out$18 ;
-  assign i[95:64] = \psum_out$17 ;
-  assign i[63:32] = \psum_out$16 ;
+  assign \i$357 [23:21] = in_flags;
+  assign \i$357 [20:18] = in_flags;
+  assign \i$357 [17:15] = in_flags;
+  assign \i$357 [14:12] = in_flags;
+  assign \i$357 [11:9] = in_flags;
+  assign \i$357 [8:6] = in_flags;
+  assign \i$357 [5:3] = in_flags;
+  assign \i$357 [2:0] = in_flags;
+  assign \i$356 [63:56] = in_a[7:0];
+  assign \i$356 [55:48] = in_a[15:8];
+  assign \i$356 [47:40] = in_a[23:16];
+  assign \i$356 [39:32] = in_a[31:24];
+  assign \i$356 [31:24] = in_a[39:32];
+  assign \i$356 [23:16] = in_a[47:40];
+  assign \i$356 [15:8] = in_a[55:48];
+  assign \i$356 [7:0] = in_a[63:56];
+  assign \i$355 [15:14] = in_wctl;
+  assign \i$355 [13:12] = in_wctl;
+  assign \i$355 [11:10] = in_wctl;
+  assign \i$355 [9:8] = in_wctl;
+  assign \i$355 [7:6] = in_wctl;
+  assign \i$355 [5:4] = in_wctl;
+  assign \i$355 [3:2] = in_wctl;
+  assign \i$355 [1:0] = in_wctl;
+  assign results__payload[255:224] = \$131 ;
+  assign results__payload[223:192] = \$130 ;
+  assign results__payload[191:160] = \$129 ;
+  assign results__payload[159:128] = \$128 ;
+  assign results__payload[127:96] = \$127 ;
+  assign results__payload[95:64] = \$126 ;
+  assign results__payload[63:32] = \$125 ;
+  assign results__payload[31:0] = \$124 ;
+  assign results__payload[256] = \$122 ;
+  assign out[256] = last_out;
+  assign out[255:0] = o;
+  assign i[255:224] = \psum_out$343 ;
+  assign i[223:192] = \psum_out$342 ;
+  assign i[191:160] = \psum_out$341 ;
+  assign i[159:128] = \psum_out$340 ;
+  assign i[127:96] = \psum_out$339 ;
+  assign i[95:64] = \psum_out$338 ;
+  assign i[63:32] = \psum_out$337 ;
   assign i[31:0] = psum_out;
-  assign \$12  = \o$58 [0];
+  assign \$142  = \o$371 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, en, i, o, clk);
+module \systolic_core.deskew (rst, \port$1491$0 , \port$1492$0 , \port$1493$0 , \port$1494$0 , \port$1495$0 , \port$1496$0 , \port$1497$0 , \port$1498$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$10 ;
@@ -4047,8 +5381,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   reg [31:0] \$9 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [7:0] en;
   input [255:0] i;
   wire [255:0] i;
   wire [31:0] \i[0] ;
@@ -4115,6 +5448,22 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   wire [31:0] \o_next[5] ;
   wire [31:0] \o_next[6] ;
   wire [31:0] \o_next[7] ;
+  input \port$1491$0 ;
+  wire \port$1491$0 ;
+  input \port$1492$0 ;
+  wire \port$1492$0 ;
+  input \port$1493$0 ;
+  wire \port$1493$0 ;
+  input \port$1494$0 ;
+  wire \port$1494$0 ;
+  input \port$1495$0 ;
+  wire \port$1495$0 ;
+  input \port$1496$0 ;
+  wire \port$1496$0 ;
+  input \port$1497$0 ;
+  wire \port$1497$0 ;
+  input \port$1498$0 ;
+  wire \port$1498$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -4176,283 +5525,200 @@ module \systolic_core.deskew (rst, en, i, o, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (en) begin
+    if (\port$1491$0 ) begin
       \$1  = i[31:0];
-    end
-    if (rst) begin
-      \$1  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (en) begin
+    if (\port$1491$0 ) begin
       \$2  = lane0_d1;
-    end
-    if (rst) begin
-      \$2  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (en) begin
+    if (\port$1491$0 ) begin
       \$3  = lane0_d2;
-    end
-    if (rst) begin
-      \$3  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane0_d4;
-    if (en) begin
+    if (\port$1491$0 ) begin
       \$4  = lane0_d3;
-    end
-    if (rst) begin
-      \$4  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane0_d5;
-    if (en) begin
+    if (\port$1491$0 ) begin
       \$5  = lane0_d4;
-    end
-    if (rst) begin
-      \$5  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane0_d6;
-    if (en) begin
+    if (\port$1491$0 ) begin
       \$6  = lane0_d5;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$7  = lane0_d7;
-    if (en) begin
+    if (\port$1491$0 ) begin
       \$7  = lane0_d6;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = lane1_d1;
-    if (en) begin
+    if (\port$1492$0 ) begin
       \$8  = i[63:32];
-    end
-    if (rst) begin
-      \$8  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$9  = lane1_d2;
-    if (en) begin
+    if (\port$1492$0 ) begin
       \$9  = lane1_d1;
-    end
-    if (rst) begin
-      \$9  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$10  = lane1_d3;
-    if (en) begin
+    if (\port$1492$0 ) begin
       \$10  = lane1_d2;
-    end
-    if (rst) begin
-      \$10  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$11  = lane1_d4;
-    if (en) begin
+    if (\port$1492$0 ) begin
       \$11  = lane1_d3;
-    end
-    if (rst) begin
-      \$11  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$12  = lane1_d5;
-    if (en) begin
+    if (\port$1492$0 ) begin
       \$12  = lane1_d4;
-    end
-    if (rst) begin
-      \$12  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$13  = lane1_d6;
-    if (en) begin
+    if (\port$1492$0 ) begin
       \$13  = lane1_d5;
-    end
-    if (rst) begin
-      \$13  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$14  = lane2_d1;
-    if (en) begin
+    if (\port$1493$0 ) begin
       \$14  = i[95:64];
-    end
-    if (rst) begin
-      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = lane2_d2;
-    if (en) begin
+    if (\port$1493$0 ) begin
       \$15  = lane2_d1;
-    end
-    if (rst) begin
-      \$15  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = lane2_d3;
-    if (en) begin
+    if (\port$1493$0 ) begin
       \$16  = lane2_d2;
-    end
-    if (rst) begin
-      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = lane2_d4;
-    if (en) begin
+    if (\port$1493$0 ) begin
       \$17  = lane2_d3;
-    end
-    if (rst) begin
-      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$18  = lane2_d5;
-    if (en) begin
+    if (\port$1493$0 ) begin
       \$18  = lane2_d4;
-    end
-    if (rst) begin
-      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$19  = lane3_d1;
-    if (en) begin
+    if (\port$1494$0 ) begin
       \$19  = i[127:96];
-    end
-    if (rst) begin
-      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$20  = lane3_d2;
-    if (en) begin
+    if (\port$1494$0 ) begin
       \$20  = lane3_d1;
-    end
-    if (rst) begin
-      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$21  = lane3_d3;
-    if (en) begin
+    if (\port$1494$0 ) begin
       \$21  = lane3_d2;
-    end
-    if (rst) begin
-      \$21  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$22  = lane3_d4;
-    if (en) begin
+    if (\port$1494$0 ) begin
       \$22  = lane3_d3;
-    end
-    if (rst) begin
-      \$22  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = lane4_d1;
-    if (en) begin
+    if (\port$1495$0 ) begin
       \$23  = i[159:128];
-    end
-    if (rst) begin
-      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$24  = lane4_d2;
-    if (en) begin
+    if (\port$1495$0 ) begin
       \$24  = lane4_d1;
-    end
-    if (rst) begin
-      \$24  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$25  = lane4_d3;
-    if (en) begin
+    if (\port$1495$0 ) begin
       \$25  = lane4_d2;
-    end
-    if (rst) begin
-      \$25  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$26  = lane5_d1;
-    if (en) begin
+    if (\port$1496$0 ) begin
       \$26  = i[191:160];
-    end
-    if (rst) begin
-      \$26  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$27  = lane5_d2;
-    if (en) begin
+    if (\port$1496$0 ) begin
       \$27  = lane5_d1;
-    end
-    if (rst) begin
-      \$27  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$28  = lane6_d1;
-    if (en) begin
+    if (\port$1497$0 ) begin
       \$28  = i[223:192];
     end
-    if (rst) begin
-      \$28  = 32'd0;
-    end
   end
+  assign en = { \port$1498$0 , \port$1497$0 , \port$1496$0 , \port$1495$0 , \port$1494$0 , \port$1493$0 , \port$1492$0 , \port$1491$0  };
   assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -4505,7 +5771,7 @@ module \systolic_core.deskew (rst, en, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$0 , a_in, a_next, \port$2746$0 , first_next, clk);
+module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$0 , a_in, a_next, \port$3137$0 , first_next, pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -4528,10 +5794,10 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -4542,16 +5808,20 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$0 ;
-  wire [1:0] \port$2626$0 ;
-  input [2:0] \port$2746$0 ;
-  wire [2:0] \port$2746$0 ;
+  input pe_0_0_sync_clk;
+  wire pe_0_0_sync_clk;
+  input pe_0_0_sync_rst;
+  wire pe_0_0_sync_rst;
+  input [1:0] \port$3019$0 ;
+  wire [1:0] \port$3019$0 ;
+  input [2:0] \port$3137$0 ;
+  wire [2:0] \port$3137$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -4560,41 +5830,40 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2746$0 [0] & \port$2746$0 [1];
+  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3137$0 [0] & \port$3137$0 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$2746$0 [0] & \port$2746$0 [1];
-  always @(posedge clk)
+  assign \$6  = \port$3137$0 [0] & \port$3137$0 [1];
+  always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -4603,17 +5872,14 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2746$0 [0];
+      \$9  = \port$3137$0 [0];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -4621,9 +5887,9 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2746$0 [1];
+      \$10  = \port$3137$0 [1];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4631,9 +5897,9 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2746$0 [2];
+      \$11  = \port$3137$0 [2];
     end
-    if (rst) begin
+    if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4643,32 +5909,23 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$0 [0]) begin
+      if (\port$3019$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$0 [1]) begin
+      if (\port$3019$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -4679,20 +5936,20 @@ module \systolic_core.pe_0_0 (rst, en, a_out, valid_out, first_out, last_out, ps
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2746$0 [0];
-  assign first_in = \port$2746$0 [1];
-  assign capture = \port$2626$0 [1];
-  assign last_in = \port$2746$0 [2];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$3137$0 [0];
+  assign first_in = \port$3137$0 [1];
+  assign capture = \port$3019$0 [1];
+  assign last_in = \port$3137$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2626$0 [0];
+  assign w_shift = \port$3019$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$2 , a_next, first_next, clk);
+module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$2 , a_next, first_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -4715,10 +5972,10 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -4731,14 +5988,18 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$2 ;
-  wire [1:0] \port$2626$2 ;
+  input pe_0_1_sync_clk;
+  wire pe_0_1_sync_clk;
+  input pe_0_1_sync_rst;
+  wire pe_0_1_sync_rst;
+  input [1:0] \port$3019$2 ;
+  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -4748,41 +6009,40 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -4791,9 +6051,6 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
@@ -4801,7 +6058,7 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -4811,7 +6068,7 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -4821,7 +6078,7 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -4831,32 +6088,23 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$2 [0]) begin
+      if (\port$3019$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$2 [1]) begin
+      if (\port$3019$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -4867,17 +6115,17 @@ module \systolic_core.pe_0_1 (rst, en, a_in, valid_in, first_in, last_in, a_out,
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$2 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2626$2 [0];
+  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$4 , clk);
+module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$4 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -4900,10 +6148,10 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -4916,14 +6164,18 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$4 ;
-  wire [1:0] \port$2626$4 ;
+  input pe_0_2_sync_clk;
+  wire pe_0_2_sync_clk;
+  input pe_0_2_sync_rst;
+  wire pe_0_2_sync_rst;
+  input [1:0] \port$3019$4 ;
+  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -4933,41 +6185,40 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -4976,9 +6227,6 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
@@ -4986,7 +6234,7 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -4996,7 +6244,7 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5006,7 +6254,7 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5016,32 +6264,23 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$4 [0]) begin
+      if (\port$3019$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$4 [1]) begin
+      if (\port$3019$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -5052,17 +6291,17 @@ module \systolic_core.pe_0_2 (rst, en, a_next, first_next, a_in, valid_in, first
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$4 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2626$4 [0];
+  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$6 , clk);
+module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$6 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -5085,10 +6324,10 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -5101,14 +6340,18 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$6 ;
-  wire [1:0] \port$2626$6 ;
+  input pe_0_3_sync_clk;
+  wire pe_0_3_sync_clk;
+  input pe_0_3_sync_rst;
+  wire pe_0_3_sync_rst;
+  input [1:0] \port$3019$6 ;
+  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -5118,41 +6361,40 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -5161,9 +6403,6 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
@@ -5171,7 +6410,7 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -5181,7 +6420,7 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5191,7 +6430,7 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5201,32 +6440,23 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$6 [0]) begin
+      if (\port$3019$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$6 [1]) begin
+      if (\port$3019$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -5237,17 +6467,17 @@ module \systolic_core.pe_0_3 (rst, en, a_next, first_next, a_in, valid_in, first
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$6 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2626$6 [0];
+  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$8 , clk);
+module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$8 , pe_0_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -5270,10 +6500,10 @@ module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -5286,14 +6516,18 @@ module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$8 ;
-  wire [1:0] \port$2626$8 ;
+  input pe_0_4_sync_clk;
+  wire pe_0_4_sync_clk;
+  input pe_0_4_sync_rst;
+  wire pe_0_4_sync_rst;
+  input [1:0] \port$3019$8 ;
+  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -5303,41 +6537,40 @@ module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_4_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -5346,9 +6579,6 @@ module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
@@ -5356,7 +6586,7 @@ module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_4_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -5366,7 +6596,7 @@ module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5376,7 +6606,7 @@ module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5386,32 +6616,23 @@ module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$8 [0]) begin
+      if (\port$3019$8 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$8 [1]) begin
+      if (\port$3019$8 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -5422,17 +6643,17 @@ module \systolic_core.pe_0_4 (rst, en, a_next, first_next, a_in, valid_in, first
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$8 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$8 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2626$8 [0];
+  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$10 , clk);
+module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$10 , pe_0_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -5455,10 +6676,10 @@ module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -5471,14 +6692,18 @@ module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$10 ;
-  wire [1:0] \port$2626$10 ;
+  input pe_0_5_sync_clk;
+  wire pe_0_5_sync_clk;
+  input pe_0_5_sync_rst;
+  wire pe_0_5_sync_rst;
+  input [1:0] \port$3019$10 ;
+  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -5488,41 +6713,40 @@ module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_5_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -5531,9 +6755,6 @@ module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -5541,7 +6762,7 @@ module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_5_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -5551,7 +6772,7 @@ module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5561,7 +6782,7 @@ module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5571,32 +6792,23 @@ module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$10 [0]) begin
+      if (\port$3019$10 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$10 [1]) begin
+      if (\port$3019$10 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -5607,17 +6819,17 @@ module \systolic_core.pe_0_5 (rst, en, a_next, first_next, a_in, valid_in, first
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$10 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$10 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2626$10 [0];
+  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2626$12 , clk);
+module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$12 , pe_0_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -5640,10 +6852,10 @@ module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -5656,14 +6868,18 @@ module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$12 ;
-  wire [1:0] \port$2626$12 ;
+  input pe_0_6_sync_clk;
+  wire pe_0_6_sync_clk;
+  input pe_0_6_sync_rst;
+  wire pe_0_6_sync_rst;
+  input [1:0] \port$3019$12 ;
+  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -5673,41 +6889,40 @@ module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_6_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -5716,9 +6931,6 @@ module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
@@ -5726,7 +6938,7 @@ module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_6_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -5736,7 +6948,7 @@ module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5746,7 +6958,7 @@ module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5756,32 +6968,23 @@ module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$12 [0]) begin
+      if (\port$3019$12 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$12 [1]) begin
+      if (\port$3019$12 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -5792,17 +6995,17 @@ module \systolic_core.pe_0_6 (rst, en, a_next, first_next, a_in, valid_in, first
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$12 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$12 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2626$12 [0];
+  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2626$14 , clk);
+module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$3019$14 , pe_0_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -5824,10 +7027,10 @@ module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -5838,14 +7041,18 @@ module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$14 ;
-  wire [1:0] \port$2626$14 ;
+  input pe_0_7_sync_clk;
+  wire pe_0_7_sync_clk;
+  input pe_0_7_sync_rst;
+  wire pe_0_7_sync_rst;
+  input [1:0] \port$3019$14 ;
+  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -5854,41 +7061,40 @@ module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_0_7_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -5897,9 +7103,6 @@ module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
@@ -5907,7 +7110,7 @@ module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_0_7_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -5917,7 +7120,7 @@ module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_0_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -5927,7 +7130,7 @@ module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_0_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -5937,32 +7140,23 @@ module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$14 [0]) begin
+      if (\port$3019$14 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$14 [1]) begin
+      if (\port$3019$14 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -5973,17 +7167,17 @@ module \systolic_core.pe_0_7 (rst, en, a_next, first_next, a_in, valid_in, first
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$14 [1];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$14 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2626$14 [0];
+  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$3 , first_next, clk);
+module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$3 , first_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -6006,10 +7200,10 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -6020,17 +7214,21 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$0 ;
-  wire [1:0] \port$2626$0 ;
-  input [2:0] \port$2746$3 ;
-  wire [2:0] \port$2746$3 ;
+  input pe_1_0_sync_clk;
+  wire pe_1_0_sync_clk;
+  input pe_1_0_sync_rst;
+  wire pe_1_0_sync_rst;
+  input [1:0] \port$3019$0 ;
+  wire [1:0] \port$3019$0 ;
+  input [2:0] \port$3137$3 ;
+  wire [2:0] \port$3137$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -6039,41 +7237,40 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2746$3 [0] & \port$2746$3 [1];
+  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3137$3 [0] & \port$3137$3 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2746$3 [0] & \port$2746$3 [1];
-  always @(posedge clk)
+  assign \$6  = \port$3137$3 [0] & \port$3137$3 [1];
+  always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -6082,17 +7279,14 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2746$3 [0];
+      \$9  = \port$3137$3 [0];
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -6100,9 +7294,9 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2746$3 [1];
+      \$10  = \port$3137$3 [1];
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6110,9 +7304,9 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2746$3 [2];
+      \$11  = \port$3137$3 [2];
     end
-    if (rst) begin
+    if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -6122,32 +7316,23 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$0 [0]) begin
+      if (\port$3019$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$0 [1]) begin
+      if (\port$3019$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -6158,19 +7343,19 @@ module \systolic_core.pe_1_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2746$3 [0];
-  assign first_in = \port$2746$3 [1];
-  assign capture = \port$2626$0 [1];
-  assign last_in = \port$2746$3 [2];
-  assign w_shift = \port$2626$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$3137$3 [0];
+  assign first_in = \port$3137$3 [1];
+  assign capture = \port$3019$0 [1];
+  assign last_in = \port$3137$3 [2];
+  assign w_shift = \port$3019$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
+module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -6193,10 +7378,10 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -6209,15 +7394,19 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$2 ;
-  wire [1:0] \port$2626$2 ;
+  input pe_1_1_sync_clk;
+  wire pe_1_1_sync_clk;
+  input pe_1_1_sync_rst;
+  wire pe_1_1_sync_rst;
+  input [1:0] \port$3019$2 ;
+  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -6227,41 +7416,40 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -6270,9 +7458,6 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
@@ -6280,7 +7465,7 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -6290,7 +7475,7 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6300,7 +7485,7 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -6310,32 +7495,23 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$2 [0]) begin
+      if (\port$3019$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$2 [1]) begin
+      if (\port$3019$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -6346,16 +7522,16 @@ module \systolic_core.pe_1_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$2 [1];
-  assign w_shift = \port$2626$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$2 [1];
+  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
+module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -6378,10 +7554,10 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -6394,15 +7570,19 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$4 ;
-  wire [1:0] \port$2626$4 ;
+  input pe_1_2_sync_clk;
+  wire pe_1_2_sync_clk;
+  input pe_1_2_sync_rst;
+  wire pe_1_2_sync_rst;
+  input [1:0] \port$3019$4 ;
+  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -6412,41 +7592,40 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -6455,9 +7634,6 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -6465,7 +7641,7 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -6475,7 +7651,7 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6485,7 +7661,7 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -6495,32 +7671,23 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$4 [0]) begin
+      if (\port$3019$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$4 [1]) begin
+      if (\port$3019$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -6531,16 +7698,16 @@ module \systolic_core.pe_1_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$4 [1];
-  assign w_shift = \port$2626$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$4 [1];
+  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
+module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -6563,10 +7730,10 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -6579,15 +7746,19 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$6 ;
-  wire [1:0] \port$2626$6 ;
+  input pe_1_3_sync_clk;
+  wire pe_1_3_sync_clk;
+  input pe_1_3_sync_rst;
+  wire pe_1_3_sync_rst;
+  input [1:0] \port$3019$6 ;
+  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -6597,41 +7768,40 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -6640,9 +7810,6 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -6650,7 +7817,7 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -6660,7 +7827,7 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6670,7 +7837,7 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -6680,32 +7847,23 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$6 [0]) begin
+      if (\port$3019$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$6 [1]) begin
+      if (\port$3019$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -6716,16 +7874,16 @@ module \systolic_core.pe_1_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$6 [1];
-  assign w_shift = \port$2626$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$6 [1];
+  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
+module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_1_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -6748,10 +7906,10 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -6764,15 +7922,19 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$8 ;
-  wire [1:0] \port$2626$8 ;
+  input pe_1_4_sync_clk;
+  wire pe_1_4_sync_clk;
+  input pe_1_4_sync_rst;
+  wire pe_1_4_sync_rst;
+  input [1:0] \port$3019$8 ;
+  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -6782,41 +7944,40 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_4_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -6825,9 +7986,6 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -6835,7 +7993,7 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_4_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -6845,7 +8003,7 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -6855,7 +8013,7 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -6865,32 +8023,23 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$8 [0]) begin
+      if (\port$3019$8 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$8 [1]) begin
+      if (\port$3019$8 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -6901,16 +8050,16 @@ module \systolic_core.pe_1_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$8 [1];
-  assign w_shift = \port$2626$8 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$8 [1];
+  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
+module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_1_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -6933,10 +8082,10 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -6949,15 +8098,19 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$10 ;
-  wire [1:0] \port$2626$10 ;
+  input pe_1_5_sync_clk;
+  wire pe_1_5_sync_clk;
+  input pe_1_5_sync_rst;
+  wire pe_1_5_sync_rst;
+  input [1:0] \port$3019$10 ;
+  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -6967,41 +8120,40 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_5_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -7010,9 +8162,6 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -7020,7 +8169,7 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_5_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -7030,7 +8179,7 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7040,7 +8189,7 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7050,32 +8199,23 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$10 [0]) begin
+      if (\port$3019$10 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$10 [1]) begin
+      if (\port$3019$10 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -7086,16 +8226,16 @@ module \systolic_core.pe_1_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$10 [1];
-  assign w_shift = \port$2626$10 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$10 [1];
+  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
+module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_1_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -7118,10 +8258,10 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -7134,15 +8274,19 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$12 ;
-  wire [1:0] \port$2626$12 ;
+  input pe_1_6_sync_clk;
+  wire pe_1_6_sync_clk;
+  input pe_1_6_sync_rst;
+  wire pe_1_6_sync_rst;
+  input [1:0] \port$3019$12 ;
+  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -7152,41 +8296,40 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_6_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -7195,9 +8338,6 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -7205,7 +8345,7 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_6_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -7215,7 +8355,7 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7225,7 +8365,7 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7235,32 +8375,23 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$12 [0]) begin
+      if (\port$3019$12 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$12 [1]) begin
+      if (\port$3019$12 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -7271,16 +8402,16 @@ module \systolic_core.pe_1_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$12 [1];
-  assign w_shift = \port$2626$12 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$12 [1];
+  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
+module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_1_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -7302,10 +8433,10 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -7316,15 +8447,19 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$14 ;
-  wire [1:0] \port$2626$14 ;
+  input pe_1_7_sync_clk;
+  wire pe_1_7_sync_clk;
+  input pe_1_7_sync_rst;
+  wire pe_1_7_sync_rst;
+  input [1:0] \port$3019$14 ;
+  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -7333,41 +8468,40 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_1_7_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -7376,9 +8510,6 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -7386,7 +8517,7 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_1_7_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -7396,7 +8527,7 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_1_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7406,7 +8537,7 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_1_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7416,32 +8547,23 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$14 [0]) begin
+      if (\port$3019$14 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$14 [1]) begin
+      if (\port$3019$14 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -7452,16 +8574,16 @@ module \systolic_core.pe_1_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$14 [1];
-  assign w_shift = \port$2626$14 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$14 [1];
+  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$6 , first_next, clk);
+module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$6 , first_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -7484,10 +8606,10 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -7498,17 +8620,21 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$0 ;
-  wire [1:0] \port$2626$0 ;
-  input [2:0] \port$2746$6 ;
-  wire [2:0] \port$2746$6 ;
+  input pe_2_0_sync_clk;
+  wire pe_2_0_sync_clk;
+  input pe_2_0_sync_rst;
+  wire pe_2_0_sync_rst;
+  input [1:0] \port$3019$0 ;
+  wire [1:0] \port$3019$0 ;
+  input [2:0] \port$3137$6 ;
+  wire [2:0] \port$3137$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -7517,41 +8643,40 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2746$6 [0] & \port$2746$6 [1];
+  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3137$6 [0] & \port$3137$6 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2746$6 [0] & \port$2746$6 [1];
-  always @(posedge clk)
+  assign \$6  = \port$3137$6 [0] & \port$3137$6 [1];
+  always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -7560,17 +8685,14 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2746$6 [0];
+      \$9  = \port$3137$6 [0];
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -7578,9 +8700,9 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2746$6 [1];
+      \$10  = \port$3137$6 [1];
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7588,9 +8710,9 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2746$6 [2];
+      \$11  = \port$3137$6 [2];
     end
-    if (rst) begin
+    if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7600,32 +8722,23 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$0 [0]) begin
+      if (\port$3019$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$0 [1]) begin
+      if (\port$3019$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -7636,19 +8749,19 @@ module \systolic_core.pe_2_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2746$6 [0];
-  assign first_in = \port$2746$6 [1];
-  assign capture = \port$2626$0 [1];
-  assign last_in = \port$2746$6 [2];
-  assign w_shift = \port$2626$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$3137$6 [0];
+  assign first_in = \port$3137$6 [1];
+  assign capture = \port$3019$0 [1];
+  assign last_in = \port$3137$6 [2];
+  assign w_shift = \port$3019$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
+module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -7671,10 +8784,10 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -7687,15 +8800,19 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$2 ;
-  wire [1:0] \port$2626$2 ;
+  input pe_2_1_sync_clk;
+  wire pe_2_1_sync_clk;
+  input pe_2_1_sync_rst;
+  wire pe_2_1_sync_rst;
+  input [1:0] \port$3019$2 ;
+  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -7705,41 +8822,40 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -7748,9 +8864,6 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -7758,7 +8871,7 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -7768,7 +8881,7 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7778,7 +8891,7 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7788,32 +8901,23 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$2 [0]) begin
+      if (\port$3019$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$2 [1]) begin
+      if (\port$3019$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -7824,16 +8928,16 @@ module \systolic_core.pe_2_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$2 [1];
-  assign w_shift = \port$2626$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$2 [1];
+  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
+module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -7856,10 +8960,10 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -7872,15 +8976,19 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$4 ;
-  wire [1:0] \port$2626$4 ;
+  input pe_2_2_sync_clk;
+  wire pe_2_2_sync_clk;
+  input pe_2_2_sync_rst;
+  wire pe_2_2_sync_rst;
+  input [1:0] \port$3019$4 ;
+  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -7890,41 +8998,40 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -7933,9 +9040,6 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
@@ -7943,7 +9047,7 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -7953,7 +9057,7 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -7963,7 +9067,7 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -7973,32 +9077,23 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$4 [0]) begin
+      if (\port$3019$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$4 [1]) begin
+      if (\port$3019$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -8009,16 +9104,16 @@ module \systolic_core.pe_2_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$4 [1];
-  assign w_shift = \port$2626$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$4 [1];
+  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
+module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -8041,10 +9136,10 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -8057,15 +9152,19 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$6 ;
-  wire [1:0] \port$2626$6 ;
+  input pe_2_3_sync_clk;
+  wire pe_2_3_sync_clk;
+  input pe_2_3_sync_rst;
+  wire pe_2_3_sync_rst;
+  input [1:0] \port$3019$6 ;
+  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8075,41 +9174,40 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -8118,9 +9216,6 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
@@ -8128,7 +9223,7 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -8138,7 +9233,7 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8148,7 +9243,7 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8158,32 +9253,23 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$6 [0]) begin
+      if (\port$3019$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$6 [1]) begin
+      if (\port$3019$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -8194,16 +9280,16 @@ module \systolic_core.pe_2_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$6 [1];
-  assign w_shift = \port$2626$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$6 [1];
+  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
+module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_2_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -8226,10 +9312,10 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -8242,15 +9328,19 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$8 ;
-  wire [1:0] \port$2626$8 ;
+  input pe_2_4_sync_clk;
+  wire pe_2_4_sync_clk;
+  input pe_2_4_sync_rst;
+  wire pe_2_4_sync_rst;
+  input [1:0] \port$3019$8 ;
+  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8260,41 +9350,40 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_4_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -8303,9 +9392,6 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
@@ -8313,7 +9399,7 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_4_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -8323,7 +9409,7 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8333,7 +9419,7 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8343,32 +9429,23 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$8 [0]) begin
+      if (\port$3019$8 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$8 [1]) begin
+      if (\port$3019$8 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -8379,16 +9456,16 @@ module \systolic_core.pe_2_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$8 [1];
-  assign w_shift = \port$2626$8 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$8 [1];
+  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
+module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_2_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -8411,10 +9488,10 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -8427,15 +9504,19 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$10 ;
-  wire [1:0] \port$2626$10 ;
+  input pe_2_5_sync_clk;
+  wire pe_2_5_sync_clk;
+  input pe_2_5_sync_rst;
+  wire pe_2_5_sync_rst;
+  input [1:0] \port$3019$10 ;
+  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8445,41 +9526,40 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_5_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -8488,9 +9568,6 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
@@ -8498,7 +9575,7 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_5_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -8508,7 +9585,7 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8518,7 +9595,7 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8528,32 +9605,23 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$10 [0]) begin
+      if (\port$3019$10 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$10 [1]) begin
+      if (\port$3019$10 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -8564,16 +9632,16 @@ module \systolic_core.pe_2_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$10 [1];
-  assign w_shift = \port$2626$10 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$10 [1];
+  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
+module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_2_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -8596,10 +9664,10 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -8612,15 +9680,19 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$12 ;
-  wire [1:0] \port$2626$12 ;
+  input pe_2_6_sync_clk;
+  wire pe_2_6_sync_clk;
+  input pe_2_6_sync_rst;
+  wire pe_2_6_sync_rst;
+  input [1:0] \port$3019$12 ;
+  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8630,41 +9702,40 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_6_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -8673,9 +9744,6 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
@@ -8683,7 +9751,7 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_6_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -8693,7 +9761,7 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8703,7 +9771,7 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8713,32 +9781,23 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$12 [0]) begin
+      if (\port$3019$12 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$12 [1]) begin
+      if (\port$3019$12 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -8749,16 +9808,16 @@ module \systolic_core.pe_2_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$12 [1];
-  assign w_shift = \port$2626$12 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$12 [1];
+  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
+module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_2_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -8780,10 +9839,10 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -8794,15 +9853,19 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$14 ;
-  wire [1:0] \port$2626$14 ;
+  input pe_2_7_sync_clk;
+  wire pe_2_7_sync_clk;
+  input pe_2_7_sync_rst;
+  wire pe_2_7_sync_rst;
+  input [1:0] \port$3019$14 ;
+  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8811,41 +9874,40 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_2_7_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -8854,9 +9916,6 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
@@ -8864,7 +9923,7 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_2_7_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -8874,7 +9933,7 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_2_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -8884,7 +9943,7 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_2_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -8894,32 +9953,23 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$14 [0]) begin
+      if (\port$3019$14 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$14 [1]) begin
+      if (\port$3019$14 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -8930,16 +9980,16 @@ module \systolic_core.pe_2_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$14 [1];
-  assign w_shift = \port$2626$14 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$14 [1];
+  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$9 , first_next, clk);
+module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$9 , first_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -8962,10 +10012,10 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -8976,17 +10026,21 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$0 ;
-  wire [1:0] \port$2626$0 ;
-  input [2:0] \port$2746$9 ;
-  wire [2:0] \port$2746$9 ;
+  input pe_3_0_sync_clk;
+  wire pe_3_0_sync_clk;
+  input pe_3_0_sync_rst;
+  wire pe_3_0_sync_rst;
+  input [1:0] \port$3019$0 ;
+  wire [1:0] \port$3019$0 ;
+  input [2:0] \port$3137$9 ;
+  wire [2:0] \port$3137$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -8995,41 +10049,40 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2746$9 [0] & \port$2746$9 [1];
+  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3137$9 [0] & \port$3137$9 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2746$9 [0] & \port$2746$9 [1];
-  always @(posedge clk)
+  assign \$6  = \port$3137$9 [0] & \port$3137$9 [1];
+  always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -9038,17 +10091,14 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2746$9 [0];
+      \$9  = \port$3137$9 [0];
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -9056,9 +10106,9 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2746$9 [1];
+      \$10  = \port$3137$9 [1];
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9066,9 +10116,9 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2746$9 [2];
+      \$11  = \port$3137$9 [2];
     end
-    if (rst) begin
+    if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9078,32 +10128,23 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$0 [0]) begin
+      if (\port$3019$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$0 [1]) begin
+      if (\port$3019$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -9114,19 +10155,19 @@ module \systolic_core.pe_3_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2746$9 [0];
-  assign first_in = \port$2746$9 [1];
-  assign capture = \port$2626$0 [1];
-  assign last_in = \port$2746$9 [2];
-  assign w_shift = \port$2626$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$3137$9 [0];
+  assign first_in = \port$3137$9 [1];
+  assign capture = \port$3019$0 [1];
+  assign last_in = \port$3137$9 [2];
+  assign w_shift = \port$3019$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
+module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -9149,10 +10190,10 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -9165,15 +10206,19 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$2 ;
-  wire [1:0] \port$2626$2 ;
+  input pe_3_1_sync_clk;
+  wire pe_3_1_sync_clk;
+  input pe_3_1_sync_rst;
+  wire pe_3_1_sync_rst;
+  input [1:0] \port$3019$2 ;
+  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -9183,41 +10228,40 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -9226,9 +10270,6 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
@@ -9236,7 +10277,7 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -9246,7 +10287,7 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9256,7 +10297,7 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9266,32 +10307,23 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$2 [0]) begin
+      if (\port$3019$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$2 [1]) begin
+      if (\port$3019$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -9302,16 +10334,16 @@ module \systolic_core.pe_3_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$2 [1];
-  assign w_shift = \port$2626$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$2 [1];
+  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
+module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -9334,10 +10366,10 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -9350,15 +10382,19 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$4 ;
-  wire [1:0] \port$2626$4 ;
+  input pe_3_2_sync_clk;
+  wire pe_3_2_sync_clk;
+  input pe_3_2_sync_rst;
+  wire pe_3_2_sync_rst;
+  input [1:0] \port$3019$4 ;
+  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -9368,41 +10404,40 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -9411,9 +10446,6 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
@@ -9421,7 +10453,7 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -9431,7 +10463,7 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9441,7 +10473,7 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9451,32 +10483,23 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$4 [0]) begin
+      if (\port$3019$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$4 [1]) begin
+      if (\port$3019$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -9487,16 +10510,16 @@ module \systolic_core.pe_3_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$4 [1];
-  assign w_shift = \port$2626$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$4 [1];
+  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
+module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -9519,10 +10542,10 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -9535,15 +10558,19 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$6 ;
-  wire [1:0] \port$2626$6 ;
+  input pe_3_3_sync_clk;
+  wire pe_3_3_sync_clk;
+  input pe_3_3_sync_rst;
+  wire pe_3_3_sync_rst;
+  input [1:0] \port$3019$6 ;
+  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -9553,41 +10580,40 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -9596,9 +10622,6 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
@@ -9606,7 +10629,7 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -9616,7 +10639,7 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9626,7 +10649,7 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9636,32 +10659,23 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$6 [0]) begin
+      if (\port$3019$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$6 [1]) begin
+      if (\port$3019$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -9672,16 +10686,16 @@ module \systolic_core.pe_3_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$6 [1];
-  assign w_shift = \port$2626$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$6 [1];
+  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
+module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_3_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -9704,10 +10718,10 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -9720,15 +10734,19 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$8 ;
-  wire [1:0] \port$2626$8 ;
+  input pe_3_4_sync_clk;
+  wire pe_3_4_sync_clk;
+  input pe_3_4_sync_rst;
+  wire pe_3_4_sync_rst;
+  input [1:0] \port$3019$8 ;
+  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -9738,41 +10756,40 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_4_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -9781,9 +10798,6 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
@@ -9791,7 +10805,7 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_4_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -9801,7 +10815,7 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9811,7 +10825,7 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -9821,32 +10835,23 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$8 [0]) begin
+      if (\port$3019$8 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$8 [1]) begin
+      if (\port$3019$8 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -9857,16 +10862,16 @@ module \systolic_core.pe_3_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$8 [1];
-  assign w_shift = \port$2626$8 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$8 [1];
+  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
+module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_3_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -9889,10 +10894,10 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -9905,15 +10910,19 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$10 ;
-  wire [1:0] \port$2626$10 ;
+  input pe_3_5_sync_clk;
+  wire pe_3_5_sync_clk;
+  input pe_3_5_sync_rst;
+  wire pe_3_5_sync_rst;
+  input [1:0] \port$3019$10 ;
+  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -9923,41 +10932,40 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_5_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -9966,9 +10974,6 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
@@ -9976,7 +10981,7 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_5_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -9986,7 +10991,7 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -9996,7 +11001,7 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10006,32 +11011,23 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$10 [0]) begin
+      if (\port$3019$10 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$10 [1]) begin
+      if (\port$3019$10 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -10042,16 +11038,16 @@ module \systolic_core.pe_3_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$10 [1];
-  assign w_shift = \port$2626$10 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$10 [1];
+  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
+module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_3_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -10074,10 +11070,10 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -10090,15 +11086,19 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$12 ;
-  wire [1:0] \port$2626$12 ;
+  input pe_3_6_sync_clk;
+  wire pe_3_6_sync_clk;
+  input pe_3_6_sync_rst;
+  wire pe_3_6_sync_rst;
+  input [1:0] \port$3019$12 ;
+  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -10108,41 +11108,40 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_6_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -10151,9 +11150,6 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
@@ -10161,7 +11157,7 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_6_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -10171,7 +11167,7 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10181,7 +11177,7 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10191,32 +11187,23 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$12 [0]) begin
+      if (\port$3019$12 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$12 [1]) begin
+      if (\port$3019$12 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -10227,16 +11214,16 @@ module \systolic_core.pe_3_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$12 [1];
-  assign w_shift = \port$2626$12 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$12 [1];
+  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
+module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_3_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -10258,10 +11245,10 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -10272,15 +11259,19 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$14 ;
-  wire [1:0] \port$2626$14 ;
+  input pe_3_7_sync_clk;
+  wire pe_3_7_sync_clk;
+  input pe_3_7_sync_rst;
+  wire pe_3_7_sync_rst;
+  input [1:0] \port$3019$14 ;
+  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -10289,41 +11280,40 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_3_7_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -10332,9 +11322,6 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
@@ -10342,7 +11329,7 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_3_7_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -10352,7 +11339,7 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_3_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10362,7 +11349,7 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_3_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10372,32 +11359,23 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$14 [0]) begin
+      if (\port$3019$14 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$14 [1]) begin
+      if (\port$3019$14 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -10408,16 +11386,16 @@ module \systolic_core.pe_3_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$14 [1];
-  assign w_shift = \port$2626$14 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$14 [1];
+  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$12 , first_next, clk);
+module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$12 , first_next, pe_4_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -10440,10 +11418,10 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -10454,17 +11432,21 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$0 ;
-  wire [1:0] \port$2626$0 ;
-  input [2:0] \port$2746$12 ;
-  wire [2:0] \port$2746$12 ;
+  input pe_4_0_sync_clk;
+  wire pe_4_0_sync_clk;
+  input pe_4_0_sync_rst;
+  wire pe_4_0_sync_rst;
+  input [1:0] \port$3019$0 ;
+  wire [1:0] \port$3019$0 ;
+  input [2:0] \port$3137$12 ;
+  wire [2:0] \port$3137$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -10473,41 +11455,40 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2746$12 [0] & \port$2746$12 [1];
+  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3137$12 [0] & \port$3137$12 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2746$12 [0] & \port$2746$12 [1];
-  always @(posedge clk)
+  assign \$6  = \port$3137$12 [0] & \port$3137$12 [1];
+  always @(posedge pe_4_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -10516,17 +11497,14 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2746$12 [0];
+      \$9  = \port$3137$12 [0];
     end
-    if (rst) begin
+    if (pe_4_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -10534,9 +11512,9 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2746$12 [1];
+      \$10  = \port$3137$12 [1];
     end
-    if (rst) begin
+    if (pe_4_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10544,9 +11522,9 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2746$12 [2];
+      \$11  = \port$3137$12 [2];
     end
-    if (rst) begin
+    if (pe_4_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10556,32 +11534,23 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$0 [0]) begin
+      if (\port$3019$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$0 [1]) begin
+      if (\port$3019$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -10592,19 +11561,19 @@ module \systolic_core.pe_4_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2746$12 [0];
-  assign first_in = \port$2746$12 [1];
-  assign capture = \port$2626$0 [1];
-  assign last_in = \port$2746$12 [2];
-  assign w_shift = \port$2626$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$3137$12 [0];
+  assign first_in = \port$3137$12 [1];
+  assign capture = \port$3019$0 [1];
+  assign last_in = \port$3137$12 [2];
+  assign w_shift = \port$3019$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
+module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_4_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -10627,10 +11596,10 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -10643,15 +11612,19 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$2 ;
-  wire [1:0] \port$2626$2 ;
+  input pe_4_1_sync_clk;
+  wire pe_4_1_sync_clk;
+  input pe_4_1_sync_rst;
+  wire pe_4_1_sync_rst;
+  input [1:0] \port$3019$2 ;
+  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -10661,41 +11634,40 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -10704,9 +11676,6 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
@@ -10714,7 +11683,7 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -10724,7 +11693,7 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_4_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10734,7 +11703,7 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_4_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10744,32 +11713,23 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$2 [0]) begin
+      if (\port$3019$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$2 [1]) begin
+      if (\port$3019$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -10780,16 +11740,16 @@ module \systolic_core.pe_4_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$2 [1];
-  assign w_shift = \port$2626$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$2 [1];
+  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
+module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_4_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -10812,10 +11772,10 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -10828,15 +11788,19 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$4 ;
-  wire [1:0] \port$2626$4 ;
+  input pe_4_2_sync_clk;
+  wire pe_4_2_sync_clk;
+  input pe_4_2_sync_rst;
+  wire pe_4_2_sync_rst;
+  input [1:0] \port$3019$4 ;
+  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -10846,41 +11810,40 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -10889,9 +11852,6 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
@@ -10899,7 +11859,7 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -10909,7 +11869,7 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_4_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -10919,7 +11879,7 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_4_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -10929,32 +11889,23 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$4 [0]) begin
+      if (\port$3019$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$4 [1]) begin
+      if (\port$3019$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -10965,16 +11916,16 @@ module \systolic_core.pe_4_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$4 [1];
-  assign w_shift = \port$2626$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$4 [1];
+  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
+module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_4_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -10997,10 +11948,10 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -11013,15 +11964,19 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$6 ;
-  wire [1:0] \port$2626$6 ;
+  input pe_4_3_sync_clk;
+  wire pe_4_3_sync_clk;
+  input pe_4_3_sync_rst;
+  wire pe_4_3_sync_rst;
+  input [1:0] \port$3019$6 ;
+  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -11031,41 +11986,40 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -11074,9 +12028,6 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
@@ -11084,7 +12035,7 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -11094,7 +12045,7 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_4_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11104,7 +12055,7 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_4_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11114,32 +12065,23 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$6 [0]) begin
+      if (\port$3019$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$6 [1]) begin
+      if (\port$3019$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -11150,16 +12092,16 @@ module \systolic_core.pe_4_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$6 [1];
-  assign w_shift = \port$2626$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$6 [1];
+  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
+module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_4_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -11182,10 +12124,10 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -11198,15 +12140,19 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$8 ;
-  wire [1:0] \port$2626$8 ;
+  input pe_4_4_sync_clk;
+  wire pe_4_4_sync_clk;
+  input pe_4_4_sync_rst;
+  wire pe_4_4_sync_rst;
+  input [1:0] \port$3019$8 ;
+  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -11216,41 +12162,40 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_4_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -11259,9 +12204,6 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
@@ -11269,7 +12211,7 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_4_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -11279,7 +12221,7 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_4_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11289,7 +12231,7 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_4_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11299,32 +12241,23 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$8 [0]) begin
+      if (\port$3019$8 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$8 [1]) begin
+      if (\port$3019$8 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -11335,16 +12268,16 @@ module \systolic_core.pe_4_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$8 [1];
-  assign w_shift = \port$2626$8 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$8 [1];
+  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
+module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_4_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -11367,10 +12300,10 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -11383,15 +12316,19 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$10 ;
-  wire [1:0] \port$2626$10 ;
+  input pe_4_5_sync_clk;
+  wire pe_4_5_sync_clk;
+  input pe_4_5_sync_rst;
+  wire pe_4_5_sync_rst;
+  input [1:0] \port$3019$10 ;
+  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -11401,41 +12338,40 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_5_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -11444,9 +12380,6 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
@@ -11454,7 +12387,7 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_5_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -11464,7 +12397,7 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_4_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11474,7 +12407,7 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_4_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11484,32 +12417,23 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$10 [0]) begin
+      if (\port$3019$10 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$10 [1]) begin
+      if (\port$3019$10 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -11520,16 +12444,16 @@ module \systolic_core.pe_4_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$10 [1];
-  assign w_shift = \port$2626$10 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$10 [1];
+  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
+module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_4_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -11552,10 +12476,10 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -11568,15 +12492,19 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$12 ;
-  wire [1:0] \port$2626$12 ;
+  input pe_4_6_sync_clk;
+  wire pe_4_6_sync_clk;
+  input pe_4_6_sync_rst;
+  wire pe_4_6_sync_rst;
+  input [1:0] \port$3019$12 ;
+  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -11586,41 +12514,40 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_6_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -11629,9 +12556,6 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
@@ -11639,7 +12563,7 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_6_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -11649,7 +12573,7 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_4_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11659,7 +12583,7 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_4_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11669,32 +12593,23 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$12 [0]) begin
+      if (\port$3019$12 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$12 [1]) begin
+      if (\port$3019$12 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -11705,16 +12620,16 @@ module \systolic_core.pe_4_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$12 [1];
-  assign w_shift = \port$2626$12 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$12 [1];
+  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
+module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_4_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -11736,10 +12651,10 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -11750,15 +12665,19 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$14 ;
-  wire [1:0] \port$2626$14 ;
+  input pe_4_7_sync_clk;
+  wire pe_4_7_sync_clk;
+  input pe_4_7_sync_rst;
+  wire pe_4_7_sync_rst;
+  input [1:0] \port$3019$14 ;
+  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -11767,41 +12686,40 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_4_7_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -11810,9 +12728,6 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
@@ -11820,7 +12735,7 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_4_7_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -11830,7 +12745,7 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_4_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -11840,7 +12755,7 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_4_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -11850,32 +12765,23 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$14 [0]) begin
+      if (\port$3019$14 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$14 [1]) begin
+      if (\port$3019$14 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -11886,16 +12792,16 @@ module \systolic_core.pe_4_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$14 [1];
-  assign w_shift = \port$2626$14 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$14 [1];
+  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$15 , first_next, clk);
+module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$15 , first_next, pe_5_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -11918,10 +12824,10 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -11932,17 +12838,21 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$0 ;
-  wire [1:0] \port$2626$0 ;
-  input [2:0] \port$2746$15 ;
-  wire [2:0] \port$2746$15 ;
+  input pe_5_0_sync_clk;
+  wire pe_5_0_sync_clk;
+  input pe_5_0_sync_rst;
+  wire pe_5_0_sync_rst;
+  input [1:0] \port$3019$0 ;
+  wire [1:0] \port$3019$0 ;
+  input [2:0] \port$3137$15 ;
+  wire [2:0] \port$3137$15 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -11951,41 +12861,40 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2746$15 [0] & \port$2746$15 [1];
+  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3137$15 [0] & \port$3137$15 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2746$15 [0] & \port$2746$15 [1];
-  always @(posedge clk)
+  assign \$6  = \port$3137$15 [0] & \port$3137$15 [1];
+  always @(posedge pe_5_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -11994,17 +12903,14 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2746$15 [0];
+      \$9  = \port$3137$15 [0];
     end
-    if (rst) begin
+    if (pe_5_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12012,9 +12918,9 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2746$15 [1];
+      \$10  = \port$3137$15 [1];
     end
-    if (rst) begin
+    if (pe_5_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12022,9 +12928,9 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2746$15 [2];
+      \$11  = \port$3137$15 [2];
     end
-    if (rst) begin
+    if (pe_5_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12034,32 +12940,23 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$0 [0]) begin
+      if (\port$3019$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$0 [1]) begin
+      if (\port$3019$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12070,19 +12967,19 @@ module \systolic_core.pe_5_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2746$15 [0];
-  assign first_in = \port$2746$15 [1];
-  assign capture = \port$2626$0 [1];
-  assign last_in = \port$2746$15 [2];
-  assign w_shift = \port$2626$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$3137$15 [0];
+  assign first_in = \port$3137$15 [1];
+  assign capture = \port$3019$0 [1];
+  assign last_in = \port$3137$15 [2];
+  assign w_shift = \port$3019$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
+module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_5_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12105,10 +13002,10 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -12121,15 +13018,19 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$2 ;
-  wire [1:0] \port$2626$2 ;
+  input pe_5_1_sync_clk;
+  wire pe_5_1_sync_clk;
+  input pe_5_1_sync_rst;
+  wire pe_5_1_sync_rst;
+  input [1:0] \port$3019$2 ;
+  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12139,41 +13040,40 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12182,9 +13082,6 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
@@ -12192,7 +13089,7 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12202,7 +13099,7 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_5_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12212,7 +13109,7 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_5_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12222,32 +13119,23 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$2 [0]) begin
+      if (\port$3019$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$2 [1]) begin
+      if (\port$3019$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12258,16 +13146,16 @@ module \systolic_core.pe_5_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$2 [1];
-  assign w_shift = \port$2626$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$2 [1];
+  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
+module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_5_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12290,10 +13178,10 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -12306,15 +13194,19 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$4 ;
-  wire [1:0] \port$2626$4 ;
+  input pe_5_2_sync_clk;
+  wire pe_5_2_sync_clk;
+  input pe_5_2_sync_rst;
+  wire pe_5_2_sync_rst;
+  input [1:0] \port$3019$4 ;
+  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12324,41 +13216,40 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12367,9 +13258,6 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
@@ -12377,7 +13265,7 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12387,7 +13275,7 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_5_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12397,7 +13285,7 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_5_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12407,32 +13295,23 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$4 [0]) begin
+      if (\port$3019$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$4 [1]) begin
+      if (\port$3019$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12443,16 +13322,16 @@ module \systolic_core.pe_5_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$4 [1];
-  assign w_shift = \port$2626$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$4 [1];
+  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
+module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_5_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12475,10 +13354,10 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -12491,15 +13370,19 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$6 ;
-  wire [1:0] \port$2626$6 ;
+  input pe_5_3_sync_clk;
+  wire pe_5_3_sync_clk;
+  input pe_5_3_sync_rst;
+  wire pe_5_3_sync_rst;
+  input [1:0] \port$3019$6 ;
+  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12509,41 +13392,40 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12552,9 +13434,6 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
@@ -12562,7 +13441,7 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12572,7 +13451,7 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_5_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12582,7 +13461,7 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_5_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12592,32 +13471,23 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$6 [0]) begin
+      if (\port$3019$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$6 [1]) begin
+      if (\port$3019$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12628,16 +13498,16 @@ module \systolic_core.pe_5_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$6 [1];
-  assign w_shift = \port$2626$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$6 [1];
+  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
+module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_5_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12660,10 +13530,10 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -12676,15 +13546,19 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$8 ;
-  wire [1:0] \port$2626$8 ;
+  input pe_5_4_sync_clk;
+  wire pe_5_4_sync_clk;
+  input pe_5_4_sync_rst;
+  wire pe_5_4_sync_rst;
+  input [1:0] \port$3019$8 ;
+  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12694,41 +13568,40 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_4_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12737,9 +13610,6 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
@@ -12747,7 +13617,7 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_4_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12757,7 +13627,7 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_5_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12767,7 +13637,7 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_5_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12777,32 +13647,23 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$8 [0]) begin
+      if (\port$3019$8 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$8 [1]) begin
+      if (\port$3019$8 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12813,16 +13674,16 @@ module \systolic_core.pe_5_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$8 [1];
-  assign w_shift = \port$2626$8 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$8 [1];
+  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
+module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_5_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12845,10 +13706,10 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -12861,15 +13722,19 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$10 ;
-  wire [1:0] \port$2626$10 ;
+  input pe_5_5_sync_clk;
+  wire pe_5_5_sync_clk;
+  input pe_5_5_sync_rst;
+  wire pe_5_5_sync_rst;
+  input [1:0] \port$3019$10 ;
+  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12879,41 +13744,40 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_5_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -12922,9 +13786,6 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
@@ -12932,7 +13793,7 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_5_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -12942,7 +13803,7 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_5_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -12952,7 +13813,7 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_5_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -12962,32 +13823,23 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$10 [0]) begin
+      if (\port$3019$10 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$10 [1]) begin
+      if (\port$3019$10 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -12998,16 +13850,16 @@ module \systolic_core.pe_5_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$10 [1];
-  assign w_shift = \port$2626$10 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$10 [1];
+  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
+module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_5_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13030,10 +13882,10 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -13046,15 +13898,19 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$12 ;
-  wire [1:0] \port$2626$12 ;
+  input pe_5_6_sync_clk;
+  wire pe_5_6_sync_clk;
+  input pe_5_6_sync_rst;
+  wire pe_5_6_sync_rst;
+  input [1:0] \port$3019$12 ;
+  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13064,41 +13920,40 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_6_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13107,9 +13962,6 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
@@ -13117,7 +13969,7 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_6_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13127,7 +13979,7 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_5_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13137,7 +13989,7 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_5_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13147,32 +13999,23 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$12 [0]) begin
+      if (\port$3019$12 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$12 [1]) begin
+      if (\port$3019$12 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13183,16 +14026,16 @@ module \systolic_core.pe_5_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$12 [1];
-  assign w_shift = \port$2626$12 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$12 [1];
+  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
+module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_5_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13214,10 +14057,10 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -13228,15 +14071,19 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$14 ;
-  wire [1:0] \port$2626$14 ;
+  input pe_5_7_sync_clk;
+  wire pe_5_7_sync_clk;
+  input pe_5_7_sync_rst;
+  wire pe_5_7_sync_rst;
+  input [1:0] \port$3019$14 ;
+  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13245,41 +14092,40 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_5_7_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13288,9 +14134,6 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
@@ -13298,7 +14141,7 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_5_7_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13308,7 +14151,7 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_5_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13318,7 +14161,7 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_5_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13328,32 +14171,23 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$14 [0]) begin
+      if (\port$3019$14 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$14 [1]) begin
+      if (\port$3019$14 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13364,16 +14198,16 @@ module \systolic_core.pe_5_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$14 [1];
-  assign w_shift = \port$2626$14 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$14 [1];
+  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$0 , a_in, a_next, \port$2746$18 , first_next, clk);
+module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$18 , first_next, pe_6_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13396,10 +14230,10 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -13410,17 +14244,21 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$0 ;
-  wire [1:0] \port$2626$0 ;
-  input [2:0] \port$2746$18 ;
-  wire [2:0] \port$2746$18 ;
+  input pe_6_0_sync_clk;
+  wire pe_6_0_sync_clk;
+  input pe_6_0_sync_rst;
+  wire pe_6_0_sync_rst;
+  input [1:0] \port$3019$0 ;
+  wire [1:0] \port$3019$0 ;
+  input [2:0] \port$3137$18 ;
+  wire [2:0] \port$3137$18 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -13429,41 +14267,40 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2746$18 [0] & \port$2746$18 [1];
+  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3137$18 [0] & \port$3137$18 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2746$18 [0] & \port$2746$18 [1];
-  always @(posedge clk)
+  assign \$6  = \port$3137$18 [0] & \port$3137$18 [1];
+  always @(posedge pe_6_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13472,17 +14309,14 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2746$18 [0];
+      \$9  = \port$3137$18 [0];
     end
-    if (rst) begin
+    if (pe_6_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13490,9 +14324,9 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2746$18 [1];
+      \$10  = \port$3137$18 [1];
     end
-    if (rst) begin
+    if (pe_6_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13500,9 +14334,9 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2746$18 [2];
+      \$11  = \port$3137$18 [2];
     end
-    if (rst) begin
+    if (pe_6_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13512,32 +14346,23 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$0 [0]) begin
+      if (\port$3019$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$0 [1]) begin
+      if (\port$3019$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13548,19 +14373,19 @@ module \systolic_core.pe_6_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2746$18 [0];
-  assign first_in = \port$2746$18 [1];
-  assign capture = \port$2626$0 [1];
-  assign last_in = \port$2746$18 [2];
-  assign w_shift = \port$2626$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$3137$18 [0];
+  assign first_in = \port$3137$18 [1];
+  assign capture = \port$3019$0 [1];
+  assign last_in = \port$3137$18 [2];
+  assign w_shift = \port$3019$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$2 , a_next, first_next, clk);
+module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_6_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13583,10 +14408,10 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -13599,15 +14424,19 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$2 ;
-  wire [1:0] \port$2626$2 ;
+  input pe_6_1_sync_clk;
+  wire pe_6_1_sync_clk;
+  input pe_6_1_sync_rst;
+  wire pe_6_1_sync_rst;
+  input [1:0] \port$3019$2 ;
+  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13617,41 +14446,40 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13660,9 +14488,6 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
@@ -13670,7 +14495,7 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13680,7 +14505,7 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_6_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13690,7 +14515,7 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_6_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13700,32 +14525,23 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$2 [0]) begin
+      if (\port$3019$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$2 [1]) begin
+      if (\port$3019$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13736,16 +14552,16 @@ module \systolic_core.pe_6_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$2 [1];
-  assign w_shift = \port$2626$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$2 [1];
+  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$4 , clk);
+module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_6_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13768,10 +14584,10 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -13784,15 +14600,19 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$4 ;
-  wire [1:0] \port$2626$4 ;
+  input pe_6_2_sync_clk;
+  wire pe_6_2_sync_clk;
+  input pe_6_2_sync_rst;
+  wire pe_6_2_sync_rst;
+  input [1:0] \port$3019$4 ;
+  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13802,41 +14622,40 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -13845,9 +14664,6 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
@@ -13855,7 +14671,7 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -13865,7 +14681,7 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_6_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -13875,7 +14691,7 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_6_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -13885,32 +14701,23 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$4 [0]) begin
+      if (\port$3019$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$4 [1]) begin
+      if (\port$3019$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -13921,16 +14728,16 @@ module \systolic_core.pe_6_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$4 [1];
-  assign w_shift = \port$2626$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$4 [1];
+  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$6 , clk);
+module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_6_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13953,10 +14760,10 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -13969,15 +14776,19 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$6 ;
-  wire [1:0] \port$2626$6 ;
+  input pe_6_3_sync_clk;
+  wire pe_6_3_sync_clk;
+  input pe_6_3_sync_rst;
+  wire pe_6_3_sync_rst;
+  input [1:0] \port$3019$6 ;
+  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13987,41 +14798,40 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14030,9 +14840,6 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
@@ -14040,7 +14847,7 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14050,7 +14857,7 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_6_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14060,7 +14867,7 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_6_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14070,32 +14877,23 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$6 [0]) begin
+      if (\port$3019$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$6 [1]) begin
+      if (\port$3019$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14106,16 +14904,16 @@ module \systolic_core.pe_6_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$6 [1];
-  assign w_shift = \port$2626$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$6 [1];
+  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$8 , clk);
+module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_6_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14138,10 +14936,10 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -14154,15 +14952,19 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$8 ;
-  wire [1:0] \port$2626$8 ;
+  input pe_6_4_sync_clk;
+  wire pe_6_4_sync_clk;
+  input pe_6_4_sync_rst;
+  wire pe_6_4_sync_rst;
+  input [1:0] \port$3019$8 ;
+  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14172,41 +14974,40 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_4_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14215,9 +15016,6 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
@@ -14225,7 +15023,7 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_4_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14235,7 +15033,7 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_6_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14245,7 +15043,7 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_6_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14255,32 +15053,23 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$8 [0]) begin
+      if (\port$3019$8 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$8 [1]) begin
+      if (\port$3019$8 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14291,16 +15080,16 @@ module \systolic_core.pe_6_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$8 [1];
-  assign w_shift = \port$2626$8 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$8 [1];
+  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$10 , clk);
+module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_6_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14323,10 +15112,10 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -14339,15 +15128,19 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$10 ;
-  wire [1:0] \port$2626$10 ;
+  input pe_6_5_sync_clk;
+  wire pe_6_5_sync_clk;
+  input pe_6_5_sync_rst;
+  wire pe_6_5_sync_rst;
+  input [1:0] \port$3019$10 ;
+  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14357,41 +15150,40 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_5_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14400,9 +15192,6 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
@@ -14410,7 +15199,7 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_5_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14420,7 +15209,7 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_6_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14430,7 +15219,7 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_6_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14440,32 +15229,23 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$10 [0]) begin
+      if (\port$3019$10 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$10 [1]) begin
+      if (\port$3019$10 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14476,16 +15256,16 @@ module \systolic_core.pe_6_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$10 [1];
-  assign w_shift = \port$2626$10 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$10 [1];
+  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2626$12 , clk);
+module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_6_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14508,10 +15288,10 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -14524,15 +15304,19 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$12 ;
-  wire [1:0] \port$2626$12 ;
+  input pe_6_6_sync_clk;
+  wire pe_6_6_sync_clk;
+  input pe_6_6_sync_rst;
+  wire pe_6_6_sync_rst;
+  input [1:0] \port$3019$12 ;
+  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14542,41 +15326,40 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_6_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14585,9 +15368,6 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
@@ -14595,7 +15375,7 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_6_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14605,7 +15385,7 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_6_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14615,7 +15395,7 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_6_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14625,32 +15405,23 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$12 [0]) begin
+      if (\port$3019$12 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$12 [1]) begin
+      if (\port$3019$12 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14661,16 +15432,16 @@ module \systolic_core.pe_6_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$12 [1];
-  assign w_shift = \port$2626$12 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$12 [1];
+  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2626$14 , clk);
+module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_6_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14692,10 +15463,10 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -14706,15 +15477,19 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$14 ;
-  wire [1:0] \port$2626$14 ;
+  input pe_6_7_sync_clk;
+  wire pe_6_7_sync_clk;
+  input pe_6_7_sync_rst;
+  wire pe_6_7_sync_rst;
+  input [1:0] \port$3019$14 ;
+  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14723,41 +15498,40 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] w_in;
   output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_6_7_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14766,9 +15540,6 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
@@ -14776,7 +15547,7 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_6_7_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14786,7 +15557,7 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_6_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14796,7 +15567,7 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_6_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14806,32 +15577,23 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$14 [0]) begin
+      if (\port$3019$14 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$14 [1]) begin
+      if (\port$3019$14 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -14842,16 +15604,16 @@ module \systolic_core.pe_6_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$14 [1];
-  assign w_shift = \port$2626$14 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$14 [1];
+  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$0 , a_in, a_next, \port$2746$21 , first_next, clk);
+module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$0 , a_in, a_next, \port$3137$21 , first_next, pe_7_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14874,10 +15636,10 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   wire first_in;
@@ -14888,17 +15650,21 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$0 ;
-  wire [1:0] \port$2626$0 ;
-  input [2:0] \port$2746$21 ;
-  wire [2:0] \port$2746$21 ;
+  input pe_7_0_sync_clk;
+  wire pe_7_0_sync_clk;
+  input pe_7_0_sync_rst;
+  wire pe_7_0_sync_rst;
+  input [1:0] \port$3019$0 ;
+  wire [1:0] \port$3019$0 ;
+  input [2:0] \port$3137$21 ;
+  wire [2:0] \port$3137$21 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   wire valid_in;
   output valid_out;
@@ -14906,41 +15672,40 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2746$21 [0] & \port$2746$21 [1];
+  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3137$21 [0] & \port$3137$21 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2746$21 [0] & \port$2746$21 [1];
-  always @(posedge clk)
+  assign \$6  = \port$3137$21 [0] & \port$3137$21 [1];
+  always @(posedge pe_7_0_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_0_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -14949,17 +15714,14 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2746$21 [0];
+      \$9  = \port$3137$21 [0];
     end
-    if (rst) begin
+    if (pe_7_0_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -14967,9 +15729,9 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2746$21 [1];
+      \$10  = \port$3137$21 [1];
     end
-    if (rst) begin
+    if (pe_7_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -14977,9 +15739,9 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2746$21 [2];
+      \$11  = \port$3137$21 [2];
     end
-    if (rst) begin
+    if (pe_7_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -14989,32 +15751,23 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$0 [0]) begin
+      if (\port$3019$0 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$0 [1]) begin
+      if (\port$3019$0 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -15025,19 +15778,19 @@ module \systolic_core.pe_7_0 (rst, en, psum_in, w_in, a_out, valid_out, first_ou
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign valid_in = \port$2746$21 [0];
-  assign first_in = \port$2746$21 [1];
-  assign capture = \port$2626$0 [1];
-  assign last_in = \port$2746$21 [2];
-  assign w_shift = \port$2626$0 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign valid_in = \port$3137$21 [0];
+  assign first_in = \port$3137$21 [1];
+  assign capture = \port$3019$0 [1];
+  assign last_in = \port$3137$21 [2];
+  assign w_shift = \port$3019$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$2 , a_next, first_next, clk);
+module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$2 , a_next, first_next, pe_7_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -15060,10 +15813,10 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -15076,15 +15829,19 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$2 ;
-  wire [1:0] \port$2626$2 ;
+  input pe_7_1_sync_clk;
+  wire pe_7_1_sync_clk;
+  input pe_7_1_sync_rst;
+  wire pe_7_1_sync_rst;
+  input [1:0] \port$3019$2 ;
+  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15093,41 +15850,40 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$2 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_1_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -15136,9 +15892,6 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
@@ -15146,7 +15899,7 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_1_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -15156,7 +15909,7 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_7_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15166,7 +15919,7 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_7_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15176,32 +15929,23 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$2 [0]) begin
+      if (\port$3019$2 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$2 [1]) begin
+      if (\port$3019$2 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -15212,16 +15956,16 @@ module \systolic_core.pe_7_1 (rst, en, psum_in, w_in, a_in, valid_in, first_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$2 [1];
-  assign w_shift = \port$2626$2 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$2 [1];
+  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$4 , clk);
+module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$4 , pe_7_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -15244,10 +15988,10 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -15260,15 +16004,19 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$4 ;
-  wire [1:0] \port$2626$4 ;
+  input pe_7_2_sync_clk;
+  wire pe_7_2_sync_clk;
+  input pe_7_2_sync_rst;
+  wire pe_7_2_sync_rst;
+  input [1:0] \port$3019$4 ;
+  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15277,41 +16025,40 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$4 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_2_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -15320,9 +16067,6 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
@@ -15330,7 +16074,7 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_2_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -15340,7 +16084,7 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_7_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15350,7 +16094,7 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_7_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15360,32 +16104,23 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$4 [0]) begin
+      if (\port$3019$4 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$4 [1]) begin
+      if (\port$3019$4 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -15396,16 +16131,16 @@ module \systolic_core.pe_7_2 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$4 [1];
-  assign w_shift = \port$2626$4 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$4 [1];
+  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$6 , clk);
+module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$6 , pe_7_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -15428,10 +16163,10 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -15444,15 +16179,19 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$6 ;
-  wire [1:0] \port$2626$6 ;
+  input pe_7_3_sync_clk;
+  wire pe_7_3_sync_clk;
+  input pe_7_3_sync_rst;
+  wire pe_7_3_sync_rst;
+  input [1:0] \port$3019$6 ;
+  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15461,41 +16200,40 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$6 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_3_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -15504,9 +16242,6 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
@@ -15514,7 +16249,7 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_3_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -15524,7 +16259,7 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_7_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15534,7 +16269,7 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_7_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15544,32 +16279,23 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$6 [0]) begin
+      if (\port$3019$6 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$6 [1]) begin
+      if (\port$3019$6 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -15580,16 +16306,16 @@ module \systolic_core.pe_7_3 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$6 [1];
-  assign w_shift = \port$2626$6 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$6 [1];
+  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$8 , clk);
+module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$8 , pe_7_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -15612,10 +16338,10 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -15628,15 +16354,19 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$8 ;
-  wire [1:0] \port$2626$8 ;
+  input pe_7_4_sync_clk;
+  wire pe_7_4_sync_clk;
+  input pe_7_4_sync_rst;
+  wire pe_7_4_sync_rst;
+  input [1:0] \port$3019$8 ;
+  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15645,41 +16375,40 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$8 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_4_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -15688,9 +16417,6 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
@@ -15698,7 +16424,7 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_4_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -15708,7 +16434,7 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_7_4_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15718,7 +16444,7 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_7_4_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15728,32 +16454,23 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$8 [0]) begin
+      if (\port$3019$8 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$8 [1]) begin
+      if (\port$3019$8 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -15764,16 +16481,16 @@ module \systolic_core.pe_7_4 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$8 [1];
-  assign w_shift = \port$2626$8 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$8 [1];
+  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$10 , clk);
+module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$10 , pe_7_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -15796,10 +16513,10 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -15812,15 +16529,19 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$10 ;
-  wire [1:0] \port$2626$10 ;
+  input pe_7_5_sync_clk;
+  wire pe_7_5_sync_clk;
+  input pe_7_5_sync_rst;
+  wire pe_7_5_sync_rst;
+  input [1:0] \port$3019$10 ;
+  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15829,41 +16550,40 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$10 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_5_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -15872,9 +16592,6 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
@@ -15882,7 +16599,7 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_5_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -15892,7 +16609,7 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_7_5_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -15902,7 +16619,7 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_7_5_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -15912,32 +16629,23 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$10 [0]) begin
+      if (\port$3019$10 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$10 [1]) begin
+      if (\port$3019$10 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -15948,16 +16656,16 @@ module \systolic_core.pe_7_5 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$10 [1];
-  assign w_shift = \port$2626$10 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$10 [1];
+  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2626$12 , clk);
+module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$12 , pe_7_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -15980,10 +16688,10 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire [7:0] a_next;
   output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -15996,15 +16704,19 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$12 ;
-  wire [1:0] \port$2626$12 ;
+  input pe_7_6_sync_clk;
+  wire pe_7_6_sync_clk;
+  input pe_7_6_sync_rst;
+  wire pe_7_6_sync_rst;
+  input [1:0] \port$3019$12 ;
+  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -16013,41 +16725,40 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$12 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_6_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -16056,9 +16767,6 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
@@ -16066,7 +16774,7 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_6_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -16076,7 +16784,7 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_7_6_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -16086,7 +16794,7 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_7_6_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -16096,32 +16804,23 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$12 [0]) begin
+      if (\port$3019$12 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$12 [1]) begin
+      if (\port$3019$12 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -16132,16 +16831,16 @@ module \systolic_core.pe_7_6 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$12 [1];
-  assign w_shift = \port$2626$12 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$12 [1];
+  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2626$14 , clk);
+module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$3019$14 , pe_7_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$66  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -16163,10 +16862,10 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] a_next;
   wire [7:0] a_next;
   reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
   wire capture;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input first_in;
@@ -16178,15 +16877,19 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$2626$14 ;
-  wire [1:0] \port$2626$14 ;
+  input pe_7_7_sync_clk;
+  wire pe_7_7_sync_clk;
+  input pe_7_7_sync_rst;
+  wire pe_7_7_sync_rst;
+  input [1:0] \port$3019$14 ;
+  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
-  input rst;
-  wire rst;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
   input valid_in;
   wire valid_in;
@@ -16195,41 +16898,40 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
   input [7:0] w_in;
   wire [7:0] w_in;
   reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2626$14 [1] ? w_out : shadow;
+  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
   assign \$6  = valid_in & first_in;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     product <= \$7 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     a_out <= \$8 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     valid_out <= \$9 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     first_out <= \$10 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     last_out <= \$11 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     psum_out <= \$12 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     w_out <= \$13 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     shadow <= \$14 ;
-  always @(posedge clk)
+  always @(posedge pe_7_7_sync_clk)
     active <= \$15 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$4 ;
-    end
-    if (rst) begin
-      \$7  = 16'h0000;
     end
   end
   always @* begin
@@ -16238,9 +16940,6 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$8  = a_in;
     end
-    if (rst) begin
-      \$8  = 8'h00;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
@@ -16248,7 +16947,7 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$9  = valid_in;
     end
-    if (rst) begin
+    if (pe_7_7_sync_rst) begin
       \$9  = 1'h0;
     end
   end
@@ -16258,7 +16957,7 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$10  = first_in;
     end
-    if (rst) begin
+    if (pe_7_7_sync_rst) begin
       \$10  = 1'h0;
     end
   end
@@ -16268,7 +16967,7 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$11  = last_in;
     end
-    if (rst) begin
+    if (pe_7_7_sync_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -16278,32 +16977,23 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
     if (en) begin
       \$12  = \$5 [31:0];
     end
-    if (rst) begin
-      \$12  = 32'd0;
-    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2626$14 [0]) begin
+      if (\port$3019$14 [0]) begin
         \$13  = w_in;
       end
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2626$14 [1]) begin
+      if (\port$3019$14 [1]) begin
         \$14  = w_out;
       end
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
@@ -16314,16 +17004,16 @@ module \systolic_core.pe_7_7 (rst, en, psum_in, w_in, a_next, first_next, a_in, 
         \$15  = shadow;
       end
     end
-    if (rst) begin
-      \$15  = 8'h00;
-    end
   end
-  assign capture = \port$2626$14 [1];
-  assign w_shift = \port$2626$14 [0];
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign capture = \port$3019$14 [1];
+  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$1542$0 , \port$1543$0 , \port$1544$0 , \port$1545$0 , \port$1546$0 , \port$1547$0 , \port$1548$0 , \port$1549$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -16355,8 +17045,7 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   reg [7:0] \$9 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [7:0] en;
   input [63:0] i;
   wire [63:0] i;
   wire [7:0] \i[0] ;
@@ -16425,6 +17114,22 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
+  input \port$1542$0 ;
+  wire \port$1542$0 ;
+  input \port$1543$0 ;
+  wire \port$1543$0 ;
+  input \port$1544$0 ;
+  wire \port$1544$0 ;
+  input \port$1545$0 ;
+  wire \port$1545$0 ;
+  input \port$1546$0 ;
+  wire \port$1546$0 ;
+  input \port$1547$0 ;
+  wire \port$1547$0 ;
+  input \port$1548$0 ;
+  wire \port$1548$0 ;
+  input \port$1549$0 ;
+  wire \port$1549$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -16486,283 +17191,200 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$1543$0 ) begin
       \$1  = i[15:8];
-    end
-    if (rst) begin
-      \$1  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$1544$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$1544$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$1545$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$1545$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$1545$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$7  = lane4_d1;
-    if (en) begin
+    if (\port$1546$0 ) begin
       \$7  = i[39:32];
-    end
-    if (rst) begin
-      \$7  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$8  = lane4_d2;
-    if (en) begin
+    if (\port$1546$0 ) begin
       \$8  = lane4_d1;
-    end
-    if (rst) begin
-      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$9  = lane4_d3;
-    if (en) begin
+    if (\port$1546$0 ) begin
       \$9  = lane4_d2;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$10  = lane4_d4;
-    if (en) begin
+    if (\port$1546$0 ) begin
       \$10  = lane4_d3;
-    end
-    if (rst) begin
-      \$10  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$11  = lane5_d1;
-    if (en) begin
+    if (\port$1547$0 ) begin
       \$11  = i[47:40];
-    end
-    if (rst) begin
-      \$11  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$12  = lane5_d2;
-    if (en) begin
+    if (\port$1547$0 ) begin
       \$12  = lane5_d1;
-    end
-    if (rst) begin
-      \$12  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$13  = lane5_d3;
-    if (en) begin
+    if (\port$1547$0 ) begin
       \$13  = lane5_d2;
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$14  = lane5_d4;
-    if (en) begin
+    if (\port$1547$0 ) begin
       \$14  = lane5_d3;
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$15  = lane5_d5;
-    if (en) begin
+    if (\port$1547$0 ) begin
       \$15  = lane5_d4;
-    end
-    if (rst) begin
-      \$15  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$16  = lane6_d1;
-    if (en) begin
+    if (\port$1548$0 ) begin
       \$16  = i[55:48];
-    end
-    if (rst) begin
-      \$16  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$17  = lane6_d2;
-    if (en) begin
+    if (\port$1548$0 ) begin
       \$17  = lane6_d1;
-    end
-    if (rst) begin
-      \$17  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$18  = lane6_d3;
-    if (en) begin
+    if (\port$1548$0 ) begin
       \$18  = lane6_d2;
-    end
-    if (rst) begin
-      \$18  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$19  = lane6_d4;
-    if (en) begin
+    if (\port$1548$0 ) begin
       \$19  = lane6_d3;
-    end
-    if (rst) begin
-      \$19  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$20  = lane6_d5;
-    if (en) begin
+    if (\port$1548$0 ) begin
       \$20  = lane6_d4;
-    end
-    if (rst) begin
-      \$20  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$21  = lane6_d6;
-    if (en) begin
+    if (\port$1548$0 ) begin
       \$21  = lane6_d5;
-    end
-    if (rst) begin
-      \$21  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$22  = lane7_d1;
-    if (en) begin
+    if (\port$1549$0 ) begin
       \$22  = i[63:56];
-    end
-    if (rst) begin
-      \$22  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$23  = lane7_d2;
-    if (en) begin
+    if (\port$1549$0 ) begin
       \$23  = lane7_d1;
-    end
-    if (rst) begin
-      \$23  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$24  = lane7_d3;
-    if (en) begin
+    if (\port$1549$0 ) begin
       \$24  = lane7_d2;
-    end
-    if (rst) begin
-      \$24  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$25  = lane7_d4;
-    if (en) begin
+    if (\port$1549$0 ) begin
       \$25  = lane7_d3;
-    end
-    if (rst) begin
-      \$25  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$26  = lane7_d5;
-    if (en) begin
+    if (\port$1549$0 ) begin
       \$26  = lane7_d4;
-    end
-    if (rst) begin
-      \$26  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$27  = lane7_d6;
-    if (en) begin
+    if (\port$1549$0 ) begin
       \$27  = lane7_d5;
-    end
-    if (rst) begin
-      \$27  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$28  = lane7_d7;
-    if (en) begin
+    if (\port$1549$0 ) begin
       \$28  = lane7_d6;
     end
-    if (rst) begin
-      \$28  = 8'h00;
-    end
   end
+  assign en = { \port$1549$0 , \port$1548$0 , \port$1547$0 , \port$1546$0 , \port$1545$0 , \port$1544$0 , \port$1543$0 , \port$1542$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16814,7 +17436,7 @@ module \systolic_core.skew_a (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
+module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next, skew_flags_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$68  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$10 ;
@@ -16844,8 +17466,6 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
   reg [2:0] \$7 ;
   reg [2:0] \$8 ;
   reg [2:0] \$9 ;
-  input clk;
-  wire clk;
   input en;
   wire en;
   input [23:0] i;
@@ -17096,63 +17716,65 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
   wire \o_next[7].first ;
   wire \o_next[7].last ;
   wire \o_next[7].valid ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input skew_flags_sync_clk;
+  wire skew_flags_sync_clk;
+  input skew_flags_sync_rst;
+  wire skew_flags_sync_rst;
+  always @(posedge skew_flags_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane3_d3 <= \$6 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane4_d1 <= \$7 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane4_d2 <= \$8 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane4_d3 <= \$9 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane4_d4 <= \$10 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d1 <= \$11 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d2 <= \$12 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d3 <= \$13 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d4 <= \$14 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane5_d5 <= \$15 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d1 <= \$16 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d2 <= \$17 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d3 <= \$18 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d4 <= \$19 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d5 <= \$20 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane6_d6 <= \$21 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d1 <= \$22 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d2 <= \$23 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d3 <= \$24 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d4 <= \$25 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d5 <= \$26 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d6 <= \$27 ;
-  always @(posedge clk)
+  always @(posedge skew_flags_sync_clk)
     lane7_d7 <= \$28 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
@@ -17160,7 +17782,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$1  = i[5:3];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$1  = 3'h0;
     end
   end
@@ -17170,7 +17792,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$2  = i[8:6];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$2  = 3'h0;
     end
   end
@@ -17180,7 +17802,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$3  = 3'h0;
     end
   end
@@ -17190,7 +17812,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$4  = i[11:9];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$4  = 3'h0;
     end
   end
@@ -17200,7 +17822,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$5  = 3'h0;
     end
   end
@@ -17210,7 +17832,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$6  = 3'h0;
     end
   end
@@ -17220,7 +17842,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$7  = i[14:12];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$7  = 3'h0;
     end
   end
@@ -17230,7 +17852,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$8  = lane4_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$8  = 3'h0;
     end
   end
@@ -17240,7 +17862,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$9  = lane4_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$9  = 3'h0;
     end
   end
@@ -17250,7 +17872,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$10  = lane4_d3;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$10  = 3'h0;
     end
   end
@@ -17260,7 +17882,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$11  = i[17:15];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$11  = 3'h0;
     end
   end
@@ -17270,7 +17892,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$12  = lane5_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$12  = 3'h0;
     end
   end
@@ -17280,7 +17902,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$13  = lane5_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$13  = 3'h0;
     end
   end
@@ -17290,7 +17912,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$14  = lane5_d3;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$14  = 3'h0;
     end
   end
@@ -17300,7 +17922,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$15  = lane5_d4;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$15  = 3'h0;
     end
   end
@@ -17310,7 +17932,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$16  = i[20:18];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$16  = 3'h0;
     end
   end
@@ -17320,7 +17942,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$17  = lane6_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$17  = 3'h0;
     end
   end
@@ -17330,7 +17952,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$18  = lane6_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$18  = 3'h0;
     end
   end
@@ -17340,7 +17962,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$19  = lane6_d3;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$19  = 3'h0;
     end
   end
@@ -17350,7 +17972,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$20  = lane6_d4;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$20  = 3'h0;
     end
   end
@@ -17360,7 +17982,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$21  = lane6_d5;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$21  = 3'h0;
     end
   end
@@ -17370,7 +17992,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$22  = i[23:21];
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$22  = 3'h0;
     end
   end
@@ -17380,7 +18002,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$23  = lane7_d1;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$23  = 3'h0;
     end
   end
@@ -17390,7 +18012,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$24  = lane7_d2;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$24  = 3'h0;
     end
   end
@@ -17400,7 +18022,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$25  = lane7_d3;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$25  = 3'h0;
     end
   end
@@ -17410,7 +18032,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$26  = lane7_d4;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$26  = 3'h0;
     end
   end
@@ -17420,7 +18042,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$27  = lane7_d5;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$27  = 3'h0;
     end
   end
@@ -17430,7 +18052,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
     if (en) begin
       \$28  = lane7_d6;
     end
-    if (rst) begin
+    if (skew_flags_sync_rst) begin
       \$28  = 3'h0;
     end
   end
@@ -17665,7 +18287,7 @@ module \systolic_core.skew_flags (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, en, i, o, clk);
+module \systolic_core.skew_w (rst, i, \port$1533$0 , \port$1534$0 , \port$1535$0 , \port$1536$0 , \port$1537$0 , \port$1538$0 , \port$1539$0 , \port$1540$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$69  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -17697,8 +18319,7 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   reg [7:0] \$9 ;
   input clk;
   wire clk;
-  input en;
-  wire en;
+  wire [7:0] en;
   input [63:0] i;
   wire [63:0] i;
   wire [7:0] \i[0] ;
@@ -17765,6 +18386,22 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
+  input \port$1533$0 ;
+  wire \port$1533$0 ;
+  input \port$1534$0 ;
+  wire \port$1534$0 ;
+  input \port$1535$0 ;
+  wire \port$1535$0 ;
+  input \port$1536$0 ;
+  wire \port$1536$0 ;
+  input \port$1537$0 ;
+  wire \port$1537$0 ;
+  input \port$1538$0 ;
+  wire \port$1538$0 ;
+  input \port$1539$0 ;
+  wire \port$1539$0 ;
+  input \port$1540$0 ;
+  wire \port$1540$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -17826,284 +18463,201 @@ module \systolic_core.skew_w (rst, en, i, o, clk);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$1  = lane1_d1;
-    if (en) begin
+    if (\port$1534$0 ) begin
       \$1  = i[15:8];
-    end
-    if (rst) begin
-      \$1  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$2  = lane2_d1;
-    if (en) begin
+    if (\port$1535$0 ) begin
       \$2  = i[23:16];
-    end
-    if (rst) begin
-      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$3  = lane2_d2;
-    if (en) begin
+    if (\port$1535$0 ) begin
       \$3  = lane2_d1;
-    end
-    if (rst) begin
-      \$3  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$4  = lane3_d1;
-    if (en) begin
+    if (\port$1536$0 ) begin
       \$4  = i[31:24];
-    end
-    if (rst) begin
-      \$4  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$5  = lane3_d2;
-    if (en) begin
+    if (\port$1536$0 ) begin
       \$5  = lane3_d1;
-    end
-    if (rst) begin
-      \$5  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$6  = lane3_d3;
-    if (en) begin
+    if (\port$1536$0 ) begin
       \$6  = lane3_d2;
-    end
-    if (rst) begin
-      \$6  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$7  = lane4_d1;
-    if (en) begin
+    if (\port$1537$0 ) begin
       \$7  = i[39:32];
-    end
-    if (rst) begin
-      \$7  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$8  = lane4_d2;
-    if (en) begin
+    if (\port$1537$0 ) begin
       \$8  = lane4_d1;
-    end
-    if (rst) begin
-      \$8  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$9  = lane4_d3;
-    if (en) begin
+    if (\port$1537$0 ) begin
       \$9  = lane4_d2;
-    end
-    if (rst) begin
-      \$9  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$10  = lane4_d4;
-    if (en) begin
+    if (\port$1537$0 ) begin
       \$10  = lane4_d3;
-    end
-    if (rst) begin
-      \$10  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$11  = lane5_d1;
-    if (en) begin
+    if (\port$1538$0 ) begin
       \$11  = i[47:40];
-    end
-    if (rst) begin
-      \$11  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$12  = lane5_d2;
-    if (en) begin
+    if (\port$1538$0 ) begin
       \$12  = lane5_d1;
-    end
-    if (rst) begin
-      \$12  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$13  = lane5_d3;
-    if (en) begin
+    if (\port$1538$0 ) begin
       \$13  = lane5_d2;
-    end
-    if (rst) begin
-      \$13  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$14  = lane5_d4;
-    if (en) begin
+    if (\port$1538$0 ) begin
       \$14  = lane5_d3;
-    end
-    if (rst) begin
-      \$14  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$15  = lane5_d5;
-    if (en) begin
+    if (\port$1538$0 ) begin
       \$15  = lane5_d4;
-    end
-    if (rst) begin
-      \$15  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$16  = lane6_d1;
-    if (en) begin
+    if (\port$1539$0 ) begin
       \$16  = i[55:48];
-    end
-    if (rst) begin
-      \$16  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$17  = lane6_d2;
-    if (en) begin
+    if (\port$1539$0 ) begin
       \$17  = lane6_d1;
-    end
-    if (rst) begin
-      \$17  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$18  = lane6_d3;
-    if (en) begin
+    if (\port$1539$0 ) begin
       \$18  = lane6_d2;
-    end
-    if (rst) begin
-      \$18  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$19  = lane6_d4;
-    if (en) begin
+    if (\port$1539$0 ) begin
       \$19  = lane6_d3;
-    end
-    if (rst) begin
-      \$19  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$20  = lane6_d5;
-    if (en) begin
+    if (\port$1539$0 ) begin
       \$20  = lane6_d4;
-    end
-    if (rst) begin
-      \$20  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$21  = lane6_d6;
-    if (en) begin
+    if (\port$1539$0 ) begin
       \$21  = lane6_d5;
-    end
-    if (rst) begin
-      \$21  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$22  = lane7_d1;
-    if (en) begin
+    if (\port$1540$0 ) begin
       \$22  = i[63:56];
-    end
-    if (rst) begin
-      \$22  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$23  = lane7_d2;
-    if (en) begin
+    if (\port$1540$0 ) begin
       \$23  = lane7_d1;
-    end
-    if (rst) begin
-      \$23  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$24  = lane7_d3;
-    if (en) begin
+    if (\port$1540$0 ) begin
       \$24  = lane7_d2;
-    end
-    if (rst) begin
-      \$24  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$25  = lane7_d4;
-    if (en) begin
+    if (\port$1540$0 ) begin
       \$25  = lane7_d3;
-    end
-    if (rst) begin
-      \$25  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$26  = lane7_d5;
-    if (en) begin
+    if (\port$1540$0 ) begin
       \$26  = lane7_d4;
-    end
-    if (rst) begin
-      \$26  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$27  = lane7_d6;
-    if (en) begin
+    if (\port$1540$0 ) begin
       \$27  = lane7_d5;
-    end
-    if (rst) begin
-      \$27  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$28  = lane7_d7;
-    if (en) begin
+    if (\port$1540$0 ) begin
       \$28  = lane7_d6;
-    end
-    if (rst) begin
-      \$28  = 8'h00;
     end
   end
   assign i_next = 64'h0000000000000000;
+  assign en = { \port$1540$0 , \port$1539$0 , \port$1538$0 , \port$1537$0 , \port$1536$0 , \port$1535$0 , \port$1534$0 , \port$1533$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
