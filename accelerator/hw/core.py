@@ -41,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from .floorplan import dsp_floorplan
-from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE, _is_ecp5, _is_ice40
+from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE, _is_ecp5, pipelined_on
 from .skew import Skew
 
 __all__ = ["SystolicCore", "core_layouts"]
@@ -190,7 +190,7 @@ class SystolicCore(wiring.Component):
         out = Signal(results.payload.shape())
         m.d.comb += [out.c.eq(deskew.o), out.last.eq(column_last)]
 
-        if not self.is_pipelined(platform):
+        if not no_reset:             # not pipelined
             en = Signal()
             m.d.comb += [
                 en.eq(~results.valid | results.ready),
@@ -247,7 +247,7 @@ class SystolicCore(wiring.Component):
 
     def is_pipelined(self, platform) -> bool:
         """Whether the core elaborated for ``platform`` is pipelined (see ``pipelined``)."""
-        return self._pipelined if self._pipelined is not None else not _is_ice40(platform)
+        return pipelined_on(self._pipelined, platform)
 
     # -- output-stationary ------------------------------------------------------------------------
 

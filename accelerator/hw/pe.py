@@ -21,18 +21,23 @@ from amaranth.lib.wiring import In, Out
 from ..config import AcceleratorConfig
 
 __all__ = ["OutputStationaryPE", "PlacedProduct", "ProductPair", "WeightStationaryPE",
-           "lut_product", "pes_per_dsp"]
+           "lut_product", "pes_per_dsp", "pipelined_on"]
 
 
 def _is_ice40(platform) -> bool:
-    if platform is None:
-        return False
-    from amaranth.vendor import SiliconBluePlatform
-    return isinstance(platform, SiliconBluePlatform)
+    return getattr(platform, "family", None) == "iCE40"
 
 
 def _is_ecp5(platform) -> bool:
     return getattr(platform, "family", None) == "ecp5"
+
+
+def pipelined_on(pipelined: bool | None, platform) -> bool:
+    """A ``pipelined`` parameter's meaning for ``platform``: None is on everywhere but an iCE40.
+
+    The PEs and the core (:class:`~accelerator.hw.core.SystolicCore`) decide by this one rule.
+    """
+    return pipelined if pipelined is not None else not _is_ice40(platform)
 
 
 def pes_per_dsp(family: str, in_width: int) -> int:
@@ -67,10 +72,6 @@ def _product_members(config: AcceleratorConfig, product_port: bool) -> dict:
         return {}
     op = signed(config.in_width)
     return {"mul_a": Out(op), "mul_b": Out(op), "product": In(signed(2 * config.in_width))}
-
-
-def _pipelined(pe, platform) -> bool:
-    return pe._pipelined if pe._pipelined is not None else not _is_ice40(platform)
 
 
 def _data_register(m: Module, port, reset_less: bool) -> Signal:
@@ -270,7 +271,7 @@ class OutputStationaryPE(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         acc_shape = signed(self._config.acc_width)
-        pipelined = _pipelined(self, platform)
+        pipelined = pipelined_on(self._pipelined, platform)
         acc = Signal(acc_shape, reset_less=pipelined)
         acc_next = Signal(acc_shape)
         held = Signal()
@@ -367,7 +368,7 @@ class WeightStationaryPE(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         op = signed(self._config.in_width)
-        pipelined = _pipelined(self, platform)
+        pipelined = pipelined_on(self._pipelined, platform)
         shadow = Signal(op, reset_less=pipelined)
         active = Signal(op, reset_less=pipelined)
         a_out, psum_out, w_out = (_data_register(m, port, pipelined)
