@@ -162,7 +162,7 @@ class BurstSplitter(wiring.Component):
         cur = Signal(32)                    # bus-aligned address of the next burst
         beats_left = Signal(range((1 << 20) // b + 3))  # beats of the current row still to cut
         rows_left = Signal(16)              # rows including the current one
-        next_row = Signal(32)               # start address of the next row
+        row_addr = Signal(32)               # start address of the current row
         row_bytes = Signal(20)
         stride = Signal(32)
         offset = Signal(max(1, s))
@@ -177,6 +177,12 @@ class BurstSplitter(wiring.Component):
                 beats_left.eq((addr[:s] + nbytes + (b - 1)) >> s),
                 row_first.eq(1),
             ]
+
+        # The next row's address is added from registers, not from the command: the command's
+        # address comes through the engine's own adders and muxes, and one more 32-bit adder
+        # behind them was the board tops' longest path.
+        next_row = Signal(32)
+        m.d.comb += next_row.eq(row_addr + stride)
 
         # The burst length: as long as the row, the AXI limit and the 4 KiB page all allow.
         to_boundary = Signal(range(AXI4_BOUNDARY // b + 1))
@@ -209,8 +215,7 @@ class BurstSplitter(wiring.Component):
                         m.d.sync += active.eq(0)
                     with m.Else():
                         m.d.sync += start_row(next_row, row_bytes)
-                        m.d.sync += [next_row.eq(next_row + stride),
-                                     rows_left.eq(rows_left - 1)]
+                        m.d.sync += [row_addr.eq(next_row), rows_left.eq(rows_left - 1)]
                 with m.Else():
                     m.d.sync += [cur.eq(cur + (length << s)),
                                  beats_left.eq(beats_left - length),
@@ -220,7 +225,7 @@ class BurstSplitter(wiring.Component):
         m.d.comb += self.cmd.ready.eq(~active)
         with m.If(self.cmd.valid & ~active & (cmd.rows != 0) & (cmd.row_bytes != 0)):
             m.d.sync += start_row(cmd.addr, cmd.row_bytes)
-            m.d.sync += [active.eq(1), next_row.eq(cmd.addr + cmd.stride),
+            m.d.sync += [active.eq(1), row_addr.eq(cmd.addr),
                          rows_left.eq(cmd.rows), row_bytes.eq(cmd.row_bytes),
                          stride.eq(cmd.stride)]
 

@@ -12,7 +12,7 @@ __all__ = ["REQUANT_LATENCY", "Geometry", "serial_cycles"]
 
 #: Clock cycles from a handshake on the requantizer's input to the same row's output, when never
 #: stalled (:class:`accelerator.hw.requant.Requantizer`).
-REQUANT_LATENCY = 6
+REQUANT_LATENCY = 7
 
 
 def serial_cycles(a: int) -> int:

@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2924$43 (burst__payload[43]),
-    .\port$2924$45 (burst__payload[67:45]),
+    .\port$3030$43 (burst__payload[43]),
+    .\port$3030$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$2924$43 , \port$2924$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3030$43 , \port$3030$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2924$43 ;
-  wire \port$2924$43 ;
-  input [22:0] \port$2924$45 ;
-  wire [22:0] \port$2924$45 ;
+  input \port$3030$43 ;
+  wire \port$3030$43 ;
+  input [22:0] \port$3030$45 ;
+  wire [22:0] \port$3030$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2924$43 , \port$2924$45  };
+      storage[w_port__addr] <= { \port$3030$43 , \port$3030$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2924$43 , \port$2924$45  };
-  assign w_data = { \port$2924$43 , \port$2924$45  };
+  assign w_port__data = { \port$3030$43 , \port$3030$45  };
+  assign w_data = { \port$3030$43 , \port$3030$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1745,18 +1745,18 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [10:0] \$1 ;
+  wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire [20:0] \$15 ;
-  wire [21:0] \$16 ;
+  wire \$15 ;
+  wire [20:0] \$16 ;
   wire [21:0] \$17 ;
-  wire [32:0] \$18 ;
+  wire [21:0] \$18 ;
   wire [16:0] \$19 ;
-  wire \$2 ;
+  wire [10:0] \$2 ;
   wire [11:0] \$20 ;
   wire [32:0] \$21 ;
   wire [18:0] \$22 ;
@@ -1767,24 +1767,23 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$27 ;
   wire \$28 ;
   wire [20:0] \$29 ;
-  wire [17:0] \$3 ;
+  wire \$3 ;
   wire [21:0] \$30 ;
   wire [21:0] \$31 ;
-  wire [32:0] \$32 ;
-  reg \$33 ;
-  reg [67:0] \$34 ;
-  reg \$35 ;
-  reg [31:0] \$36 ;
-  reg [2:0] \$37 ;
-  reg [17:0] \$38 ;
-  reg \$39 ;
-  wire \$4 ;
-  reg [31:0] \$40 ;
-  reg [15:0] \$41 ;
-  reg [19:0] \$42 ;
-  reg [31:0] \$43 ;
-  wire [9:0] \$5 ;
-  wire \$6 ;
+  reg \$32 ;
+  reg [67:0] \$33 ;
+  reg \$34 ;
+  reg [31:0] \$35 ;
+  reg [2:0] \$36 ;
+  reg [17:0] \$37 ;
+  reg \$38 ;
+  reg [31:0] \$39 ;
+  wire [17:0] \$4 ;
+  reg [15:0] \$40 ;
+  reg [19:0] \$41 ;
+  reg [31:0] \$42 ;
+  wire \$5 ;
+  wire [9:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -1821,8 +1820,9 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
   wire [8:0] length;
-  reg [31:0] next_row = 32'd0;
+  wire [31:0] next_row;
   reg [2:0] offset = 3'h0;
+  reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
   reg row_first = 1'h0;
   reg [15:0] rows_left = 16'h0000;
@@ -1830,28 +1830,28 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire rst;
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
-  assign \$1  = 10'h200 - cur[11:3];
-  assign \$2  = beats_left < 9'h100;
-  assign \$3  = \$2  ? beats_left : 18'h00100;
-  assign \$4  = \$1 [9:0] < \$3 [8:0];
-  assign \$5  = \$4  ? \$1 [9:0] : { 1'h0, \$3 [8:0] };
+  assign \$1  = row_addr + stride;
+  assign \$2  = 10'h200 - cur[11:3];
+  assign \$3  = beats_left < 9'h100;
+  assign \$4  = \$3  ? beats_left : 18'h00100;
+  assign \$5  = \$2 [9:0] < \$4 [8:0];
+  assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
   assign cmd__ready = ~ active;
   assign busy = active | burst__valid;
-  assign \$6  = ~ burst__valid;
-  assign \$7  = burst__ready | \$6 ;
-  assign \$8  = beats_left == \$5 [8:0];
-  assign \$9  = rows_left == 1'h1;
-  assign \$10  = beats_left == \$5 [8:0];
-  assign \$11  = rows_left == 1'h1;
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = beats_left == \$5 [8:0];
-  assign \$14  = rows_left == 1'h1;
-  assign \$15  = next_row[2:0] + row_bytes;
-  assign \$16  = \$15  + 3'h7;
-  assign \$18  = next_row + stride;
+  assign \$7  = ~ burst__valid;
+  assign \$8  = burst__ready | \$7 ;
+  assign \$9  = beats_left == \$6 [8:0];
+  assign \$10  = rows_left == 1'h1;
+  assign \$11  = beats_left == \$6 [8:0];
+  assign \$12  = rows_left == 1'h1;
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = beats_left == \$6 [8:0];
+  assign \$15  = rows_left == 1'h1;
+  assign \$16  = \$1 [2:0] + row_bytes;
+  assign \$17  = \$16  + 3'h7;
   assign \$19  = rows_left - 1'h1;
   assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$5 [8:0];
+  assign \$22  = beats_left - \$6 [8:0];
   assign \$23  = ~ active;
   assign \$24  = cmd__valid & \$23 ;
   assign \$25  = | cmd__payload[47:32];
@@ -1860,238 +1860,238 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \$28  = \$26  & \$27 ;
   assign \$29  = cmd__payload[2:0] + cmd__payload[67:48];
   assign \$30  = \$29  + 3'h7;
-  assign \$32  = cmd__payload[31:0] + cmd__payload[99:68];
   always @(posedge clk)
-    burst__valid <= \$33 ;
+    burst__valid <= \$32 ;
   always @(posedge clk)
-    burst__payload <= \$34 ;
+    burst__payload <= \$33 ;
   always @(posedge clk)
-    active <= \$35 ;
+    active <= \$34 ;
   always @(posedge clk)
-    cur <= \$36 ;
+    cur <= \$35 ;
   always @(posedge clk)
-    offset <= \$37 ;
+    offset <= \$36 ;
   always @(posedge clk)
-    beats_left <= \$38 ;
+    beats_left <= \$37 ;
   always @(posedge clk)
-    row_first <= \$39 ;
+    row_first <= \$38 ;
   always @(posedge clk)
-    next_row <= \$40 ;
+    row_addr <= \$39 ;
   always @(posedge clk)
-    rows_left <= \$41 ;
+    rows_left <= \$40 ;
   always @(posedge clk)
-    row_bytes <= \$42 ;
+    row_bytes <= \$41 ;
   always @(posedge clk)
-    stride <= \$43 ;
+    stride <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$33  = burst__valid;
-    if (\$7 ) begin
-      \$33  = 1'h0;
+    \$32  = burst__valid;
+    if (\$8 ) begin
+      \$32  = 1'h0;
       if (active) begin
-        \$33  = 1'h1;
+        \$32  = 1'h1;
       end
     end
     if (rst) begin
-      \$33  = 1'h0;
+      \$32  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$34  = burst__payload;
-    if (\$7 ) begin
+    \$33  = burst__payload;
+    if (\$8 ) begin
       if (active) begin
-        \$34 [31:0] = cur;
-        \$34 [40:32] = \$5 [8:0];
-        \$34 [41] = row_first;
-        \$34 [42] = \$8 ;
-        \$34 [43] = \$9 ;
-        \$34 [44] = \$12 ;
-        \$34 [47:45] = offset;
-        \$34 [67:48] = row_bytes;
+        \$33 [31:0] = cur;
+        \$33 [40:32] = \$6 [8:0];
+        \$33 [41] = row_first;
+        \$33 [42] = \$9 ;
+        \$33 [43] = \$10 ;
+        \$33 [44] = \$13 ;
+        \$33 [47:45] = offset;
+        \$33 [67:48] = row_bytes;
       end
     end
     if (rst) begin
-      \$34  = 68'h00000000000000000;
+      \$33  = 68'h00000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$35  = active;
-    if (\$7 ) begin
+    \$34  = active;
+    if (\$8 ) begin
       if (active) begin
-        if (\$13 ) begin
-          if (\$14 ) begin
-            \$35  = 1'h0;
+        if (\$14 ) begin
+          if (\$15 ) begin
+            \$34  = 1'h0;
           end
         end
       end
     end
     if (\$28 ) begin
-      \$35  = 1'h1;
+      \$34  = 1'h1;
     end
     if (rst) begin
-      \$35  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$36  = cur;
-    if (\$7 ) begin
+    \$35  = cur;
+    if (\$8 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$36  = { next_row[31:3], 3'h0 };
+            \$35  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$36  = \$21 [31:0];
+          \$35  = \$21 [31:0];
         end
       end
     end
     if (\$28 ) begin
-      \$36  = { cmd__payload[31:3], 3'h0 };
+      \$35  = { cmd__payload[31:3], 3'h0 };
     end
     if (rst) begin
-      \$36  = 32'd0;
+      \$35  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$37  = offset;
-    if (\$7 ) begin
+    \$36  = offset;
+    if (\$8 ) begin
       if (active) begin
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$37  = next_row[2:0];
+            \$36  = \$1 [2:0];
           end
         end
       end
     end
     if (\$28 ) begin
-      \$37  = cmd__payload[2:0];
+      \$36  = cmd__payload[2:0];
     end
     if (rst) begin
-      \$37  = 3'h0;
+      \$36  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$38  = beats_left;
-    if (\$7 ) begin
+    \$37  = beats_left;
+    if (\$8 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$38  = \$17 [17:0];
+            \$37  = \$18 [17:0];
           end
         end else begin
-          \$38  = \$22 [17:0];
+          \$37  = \$22 [17:0];
         end
       end
     end
     if (\$28 ) begin
-      \$38  = \$31 [17:0];
+      \$37  = \$31 [17:0];
     end
     if (rst) begin
-      \$38  = 18'h00000;
+      \$37  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$39  = row_first;
-    if (\$7 ) begin
+    \$38  = row_first;
+    if (\$8 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$39  = 1'h1;
+            \$38  = 1'h1;
           end
         end else begin
-          \$39  = 1'h0;
+          \$38  = 1'h0;
         end
       end
     end
     if (\$28 ) begin
-      \$39  = 1'h1;
+      \$38  = 1'h1;
     end
     if (rst) begin
-      \$39  = 1'h0;
+      \$38  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$40  = next_row;
-    if (\$7 ) begin
+    \$39  = row_addr;
+    if (\$8 ) begin
       if (active) begin
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$40  = \$18 [31:0];
+            \$39  = \$1 [31:0];
           end
         end
       end
     end
     if (\$28 ) begin
-      \$40  = \$32 [31:0];
+      \$39  = cmd__payload[31:0];
     end
     if (rst) begin
-      \$40  = 32'd0;
+      \$39  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$41  = rows_left;
-    if (\$7 ) begin
+    \$40  = rows_left;
+    if (\$8 ) begin
       if (active) begin
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$41  = \$19 [15:0];
+            \$40  = \$19 [15:0];
           end
         end
       end
     end
     if (\$28 ) begin
-      \$41  = cmd__payload[47:32];
+      \$40  = cmd__payload[47:32];
     end
     if (rst) begin
-      \$41  = 16'h0000;
+      \$40  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$42  = row_bytes;
+    \$41  = row_bytes;
     if (\$28 ) begin
-      \$42  = cmd__payload[67:48];
+      \$41  = cmd__payload[67:48];
     end
     if (rst) begin
-      \$42  = 20'h00000;
+      \$41  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$43  = stride;
+    \$42  = stride;
     if (\$28 ) begin
-      \$43  = cmd__payload[99:68];
+      \$42  = cmd__payload[99:68];
     end
     if (rst) begin
-      \$43  = 32'd0;
+      \$42  = 32'd0;
     end
   end
-  assign to_boundary = \$1 [9:0];
-  assign capped = \$3 [8:0];
-  assign length = \$5 [8:0];
+  assign next_row = \$1 [31:0];
+  assign to_boundary = \$2 [9:0];
+  assign capped = \$4 [8:0];
+  assign length = \$6 [8:0];
   assign \burst__payload.addr  = burst__payload[31:0];
   assign \burst__payload.len  = burst__payload[40:32];
   assign \burst__payload.row_first  = burst__payload[41];
@@ -2104,8 +2104,8 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$17  = { 3'h0, \$16 [21:3] };
-  assign \$20  = { \$5 [8:0], 3'h0 };
+  assign \$18  = { 3'h0, \$17 [21:3] };
+  assign \$20  = { \$6 [8:0], 3'h0 };
   assign \$31  = { 3'h0, \$30 [21:3] };
 endmodule
 
@@ -2855,18 +2855,18 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [10:0] \$1 ;
+  wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire [20:0] \$15 ;
-  wire [21:0] \$16 ;
+  wire \$15 ;
+  wire [20:0] \$16 ;
   wire [21:0] \$17 ;
-  wire [32:0] \$18 ;
+  wire [21:0] \$18 ;
   wire [16:0] \$19 ;
-  wire \$2 ;
+  wire [10:0] \$2 ;
   wire [11:0] \$20 ;
   wire [32:0] \$21 ;
   wire [18:0] \$22 ;
@@ -2877,24 +2877,23 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$27 ;
   wire \$28 ;
   wire [20:0] \$29 ;
-  wire [17:0] \$3 ;
+  wire \$3 ;
   wire [21:0] \$30 ;
   wire [21:0] \$31 ;
-  wire [32:0] \$32 ;
-  reg \$33 ;
-  reg [67:0] \$34 ;
-  reg \$35 ;
-  reg [31:0] \$36 ;
-  reg [2:0] \$37 ;
-  reg [17:0] \$38 ;
-  reg \$39 ;
-  wire \$4 ;
-  reg [31:0] \$40 ;
-  reg [15:0] \$41 ;
-  reg [19:0] \$42 ;
-  reg [31:0] \$43 ;
-  wire [9:0] \$5 ;
-  wire \$6 ;
+  reg \$32 ;
+  reg [67:0] \$33 ;
+  reg \$34 ;
+  reg [31:0] \$35 ;
+  reg [2:0] \$36 ;
+  reg [17:0] \$37 ;
+  reg \$38 ;
+  reg [31:0] \$39 ;
+  wire [17:0] \$4 ;
+  reg [15:0] \$40 ;
+  reg [19:0] \$41 ;
+  reg [31:0] \$42 ;
+  wire \$5 ;
+  wire [9:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -2931,8 +2930,9 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
   wire [8:0] length;
-  reg [31:0] next_row = 32'd0;
+  wire [31:0] next_row;
   reg [2:0] offset = 3'h0;
+  reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
   reg row_first = 1'h0;
   reg [15:0] rows_left = 16'h0000;
@@ -2940,28 +2940,28 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire rst;
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
-  assign \$1  = 10'h200 - cur[11:3];
-  assign \$2  = beats_left < 9'h100;
-  assign \$3  = \$2  ? beats_left : 18'h00100;
-  assign \$4  = \$1 [9:0] < \$3 [8:0];
-  assign \$5  = \$4  ? \$1 [9:0] : { 1'h0, \$3 [8:0] };
+  assign \$1  = row_addr + stride;
+  assign \$2  = 10'h200 - cur[11:3];
+  assign \$3  = beats_left < 9'h100;
+  assign \$4  = \$3  ? beats_left : 18'h00100;
+  assign \$5  = \$2 [9:0] < \$4 [8:0];
+  assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
   assign cmd__ready = ~ active;
   assign busy = active | burst__valid;
-  assign \$6  = ~ burst__valid;
-  assign \$7  = burst__ready | \$6 ;
-  assign \$8  = beats_left == \$5 [8:0];
-  assign \$9  = rows_left == 1'h1;
-  assign \$10  = beats_left == \$5 [8:0];
-  assign \$11  = rows_left == 1'h1;
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = beats_left == \$5 [8:0];
-  assign \$14  = rows_left == 1'h1;
-  assign \$15  = next_row[2:0] + row_bytes;
-  assign \$16  = \$15  + 3'h7;
-  assign \$18  = next_row + stride;
+  assign \$7  = ~ burst__valid;
+  assign \$8  = burst__ready | \$7 ;
+  assign \$9  = beats_left == \$6 [8:0];
+  assign \$10  = rows_left == 1'h1;
+  assign \$11  = beats_left == \$6 [8:0];
+  assign \$12  = rows_left == 1'h1;
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = beats_left == \$6 [8:0];
+  assign \$15  = rows_left == 1'h1;
+  assign \$16  = \$1 [2:0] + row_bytes;
+  assign \$17  = \$16  + 3'h7;
   assign \$19  = rows_left - 1'h1;
   assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$5 [8:0];
+  assign \$22  = beats_left - \$6 [8:0];
   assign \$23  = ~ active;
   assign \$24  = cmd__valid & \$23 ;
   assign \$25  = | cmd__payload[47:32];
@@ -2970,238 +2970,238 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \$28  = \$26  & \$27 ;
   assign \$29  = cmd__payload[2:0] + cmd__payload[67:48];
   assign \$30  = \$29  + 3'h7;
-  assign \$32  = cmd__payload[31:0] + cmd__payload[99:68];
   always @(posedge clk)
-    burst__valid <= \$33 ;
+    burst__valid <= \$32 ;
   always @(posedge clk)
-    burst__payload <= \$34 ;
+    burst__payload <= \$33 ;
   always @(posedge clk)
-    active <= \$35 ;
+    active <= \$34 ;
   always @(posedge clk)
-    cur <= \$36 ;
+    cur <= \$35 ;
   always @(posedge clk)
-    offset <= \$37 ;
+    offset <= \$36 ;
   always @(posedge clk)
-    beats_left <= \$38 ;
+    beats_left <= \$37 ;
   always @(posedge clk)
-    row_first <= \$39 ;
+    row_first <= \$38 ;
   always @(posedge clk)
-    next_row <= \$40 ;
+    row_addr <= \$39 ;
   always @(posedge clk)
-    rows_left <= \$41 ;
+    rows_left <= \$40 ;
   always @(posedge clk)
-    row_bytes <= \$42 ;
+    row_bytes <= \$41 ;
   always @(posedge clk)
-    stride <= \$43 ;
+    stride <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$33  = burst__valid;
-    if (\$7 ) begin
-      \$33  = 1'h0;
+    \$32  = burst__valid;
+    if (\$8 ) begin
+      \$32  = 1'h0;
       if (active) begin
-        \$33  = 1'h1;
+        \$32  = 1'h1;
       end
     end
     if (rst) begin
-      \$33  = 1'h0;
+      \$32  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$34  = burst__payload;
-    if (\$7 ) begin
+    \$33  = burst__payload;
+    if (\$8 ) begin
       if (active) begin
-        \$34 [31:0] = cur;
-        \$34 [40:32] = \$5 [8:0];
-        \$34 [41] = row_first;
-        \$34 [42] = \$8 ;
-        \$34 [43] = \$9 ;
-        \$34 [44] = \$12 ;
-        \$34 [47:45] = offset;
-        \$34 [67:48] = row_bytes;
+        \$33 [31:0] = cur;
+        \$33 [40:32] = \$6 [8:0];
+        \$33 [41] = row_first;
+        \$33 [42] = \$9 ;
+        \$33 [43] = \$10 ;
+        \$33 [44] = \$13 ;
+        \$33 [47:45] = offset;
+        \$33 [67:48] = row_bytes;
       end
     end
     if (rst) begin
-      \$34  = 68'h00000000000000000;
+      \$33  = 68'h00000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$35  = active;
-    if (\$7 ) begin
+    \$34  = active;
+    if (\$8 ) begin
       if (active) begin
-        if (\$13 ) begin
-          if (\$14 ) begin
-            \$35  = 1'h0;
+        if (\$14 ) begin
+          if (\$15 ) begin
+            \$34  = 1'h0;
           end
         end
       end
     end
     if (\$28 ) begin
-      \$35  = 1'h1;
+      \$34  = 1'h1;
     end
     if (rst) begin
-      \$35  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$36  = cur;
-    if (\$7 ) begin
+    \$35  = cur;
+    if (\$8 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$36  = { next_row[31:3], 3'h0 };
+            \$35  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$36  = \$21 [31:0];
+          \$35  = \$21 [31:0];
         end
       end
     end
     if (\$28 ) begin
-      \$36  = { cmd__payload[31:3], 3'h0 };
+      \$35  = { cmd__payload[31:3], 3'h0 };
     end
     if (rst) begin
-      \$36  = 32'd0;
+      \$35  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$37  = offset;
-    if (\$7 ) begin
+    \$36  = offset;
+    if (\$8 ) begin
       if (active) begin
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$37  = next_row[2:0];
+            \$36  = \$1 [2:0];
           end
         end
       end
     end
     if (\$28 ) begin
-      \$37  = cmd__payload[2:0];
+      \$36  = cmd__payload[2:0];
     end
     if (rst) begin
-      \$37  = 3'h0;
+      \$36  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$38  = beats_left;
-    if (\$7 ) begin
+    \$37  = beats_left;
+    if (\$8 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$38  = \$17 [17:0];
+            \$37  = \$18 [17:0];
           end
         end else begin
-          \$38  = \$22 [17:0];
+          \$37  = \$22 [17:0];
         end
       end
     end
     if (\$28 ) begin
-      \$38  = \$31 [17:0];
+      \$37  = \$31 [17:0];
     end
     if (rst) begin
-      \$38  = 18'h00000;
+      \$37  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$39  = row_first;
-    if (\$7 ) begin
+    \$38  = row_first;
+    if (\$8 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$39  = 1'h1;
+            \$38  = 1'h1;
           end
         end else begin
-          \$39  = 1'h0;
+          \$38  = 1'h0;
         end
       end
     end
     if (\$28 ) begin
-      \$39  = 1'h1;
+      \$38  = 1'h1;
     end
     if (rst) begin
-      \$39  = 1'h0;
+      \$38  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$40  = next_row;
-    if (\$7 ) begin
+    \$39  = row_addr;
+    if (\$8 ) begin
       if (active) begin
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$40  = \$18 [31:0];
+            \$39  = \$1 [31:0];
           end
         end
       end
     end
     if (\$28 ) begin
-      \$40  = \$32 [31:0];
+      \$39  = cmd__payload[31:0];
     end
     if (rst) begin
-      \$40  = 32'd0;
+      \$39  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$41  = rows_left;
-    if (\$7 ) begin
+    \$40  = rows_left;
+    if (\$8 ) begin
       if (active) begin
-        if (\$13 ) begin
+        if (\$14 ) begin
           (* full_case = 32'd1 *)
-          if (\$14 ) begin
+          if (\$15 ) begin
           end else begin
-            \$41  = \$19 [15:0];
+            \$40  = \$19 [15:0];
           end
         end
       end
     end
     if (\$28 ) begin
-      \$41  = cmd__payload[47:32];
+      \$40  = cmd__payload[47:32];
     end
     if (rst) begin
-      \$41  = 16'h0000;
+      \$40  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$42  = row_bytes;
+    \$41  = row_bytes;
     if (\$28 ) begin
-      \$42  = cmd__payload[67:48];
+      \$41  = cmd__payload[67:48];
     end
     if (rst) begin
-      \$42  = 20'h00000;
+      \$41  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$43  = stride;
+    \$42  = stride;
     if (\$28 ) begin
-      \$43  = cmd__payload[99:68];
+      \$42  = cmd__payload[99:68];
     end
     if (rst) begin
-      \$43  = 32'd0;
+      \$42  = 32'd0;
     end
   end
-  assign to_boundary = \$1 [9:0];
-  assign capped = \$3 [8:0];
-  assign length = \$5 [8:0];
+  assign next_row = \$1 [31:0];
+  assign to_boundary = \$2 [9:0];
+  assign capped = \$4 [8:0];
+  assign length = \$6 [8:0];
   assign \burst__payload.addr  = burst__payload[31:0];
   assign \burst__payload.len  = burst__payload[40:32];
   assign \burst__payload.row_first  = burst__payload[41];
@@ -3214,8 +3214,8 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$17  = { 3'h0, \$16 [21:3] };
-  assign \$20  = { \$5 [8:0], 3'h0 };
+  assign \$18  = { 3'h0, \$17 [21:3] };
+  assign \$20  = { \$6 [8:0], 3'h0 };
   assign \$31  = { 3'h0, \$30 [21:3] };
 endmodule
 
@@ -7558,7 +7558,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2209$354 (c[398:354]),
+    .\port$2267$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -10798,10 +10798,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2258$0 (en_deskew_0),
-    .\port$2259$0 (en_deskew_1),
-    .\port$2260$0 (en_deskew_2),
-    .\port$2261$0 (en_deskew_3),
+    .\port$2316$0 (en_deskew_0),
+    .\port$2317$0 (en_deskew_1),
+    .\port$2318$0 (en_deskew_2),
+    .\port$2319$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
@@ -10819,7 +10819,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$203 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$2709$0 (\o$151 [2:0]),
+    .\port$2767$0 (\o$151 [2:0]),
     .valid_out(\valid_in$199 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
@@ -10837,7 +10837,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$221 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$2709$3 (\o$151 [5:3]),
+    .\port$2767$3 (\o$151 [5:3]),
     .valid_out(\valid_in$217 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
@@ -10855,7 +10855,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$239 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$2709$6 (\o$151 [8:6]),
+    .\port$2767$6 (\o$151 [8:6]),
     .valid_out(\valid_in$235 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
@@ -10872,7 +10872,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$257 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$2709$9 (\o$151 [11:9]),
+    .\port$2767$9 (\o$151 [11:9]),
     .valid_out(\valid_in$253 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
@@ -11134,10 +11134,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .i_next(i_next),
     .o(\o$143 ),
     .o_next(o_next),
-    .\port$2284$0 (en_skew_a_0),
-    .\port$2285$0 (en_skew_a_1),
-    .\port$2286$0 (en_skew_a_2),
-    .\port$2287$0 (en_skew_a_3),
+    .\port$2342$0 (en_skew_a_0),
+    .\port$2343$0 (en_skew_a_1),
+    .\port$2344$0 (en_skew_a_2),
+    .\port$2345$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_b  skew_b (
@@ -11146,10 +11146,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .i_next(operands__payload[63:32]),
     .o(\o$149 ),
     .o_next(\o_next$147 ),
-    .\port$2288$0 (en_skew_b_0),
-    .\port$2289$0 (en_skew_b_1),
-    .\port$2290$0 (en_skew_b_2),
-    .\port$2291$0 (en_skew_b_3),
+    .\port$2346$0 (en_skew_b_0),
+    .\port$2347$0 (en_skew_b_1),
+    .\port$2348$0 (en_skew_b_2),
+    .\port$2349$0 (en_skew_b_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
@@ -11621,7 +11621,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2258$0 , \port$2259$0 , \port$2260$0 , \port$2261$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2316$0 , \port$2317$0 , \port$2318$0 , \port$2319$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11660,14 +11660,14 @@ module \accelerator.engine.core.deskew (rst, \port$2258$0 , \port$2259$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2258$0 ;
-  wire \port$2258$0 ;
-  input \port$2259$0 ;
-  wire \port$2259$0 ;
-  input \port$2260$0 ;
-  wire \port$2260$0 ;
-  input \port$2261$0 ;
-  wire \port$2261$0 ;
+  input \port$2316$0 ;
+  wire \port$2316$0 ;
+  input \port$2317$0 ;
+  wire \port$2317$0 ;
+  input \port$2318$0 ;
+  wire \port$2318$0 ;
+  input \port$2319$0 ;
+  wire \port$2319$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -11685,46 +11685,46 @@ module \accelerator.engine.core.deskew (rst, \port$2258$0 , \port$2259$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2258$0 ) begin
+    if (\port$2316$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2259$0 ) begin
+    if (\port$2317$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2259$0 ) begin
+    if (\port$2317$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2260$0 ) begin
+    if (\port$2318$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2258$0 ) begin
+    if (\port$2316$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2258$0 ) begin
+    if (\port$2316$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2261$0 , \port$2260$0 , \port$2259$0 , \port$2258$0  };
+  assign en = { \port$2319$0 , \port$2318$0 , \port$2317$0 , \port$2316$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11753,7 +11753,7 @@ module \accelerator.engine.core.deskew (rst, \port$2258$0 , \port$2259$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2709$0 , pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2767$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11812,16 +11812,16 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$2709$0 ;
-  wire [2:0] \port$2709$0 ;
+  input [2:0] \port$2767$0 ;
+  wire [2:0] \port$2767$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2709$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2767$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2709$0 [0] & \port$2709$0 [2];
+  assign \$4  = \port$2767$0 [0] & \port$2767$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -11869,7 +11869,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2709$0 [0];
+      \$10  = \port$2767$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -11879,7 +11879,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2709$0 [1];
+      \$11  = \port$2767$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -11889,7 +11889,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2709$0 [2];
+      \$12  = \port$2767$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -11899,7 +11899,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2709$0 [0]) begin
+      if (\port$2767$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11947,15 +11947,15 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2709$0 [1];
-  assign valid_in = \port$2709$0 [0];
-  assign last_in = \port$2709$0 [2];
+  assign first_in = \port$2767$0 [1];
+  assign valid_in = \port$2767$0 [0];
+  assign last_in = \port$2767$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2709$3 , pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2767$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12014,16 +12014,16 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$2709$3 ;
-  wire [2:0] \port$2709$3 ;
+  input [2:0] \port$2767$3 ;
+  wire [2:0] \port$2767$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2709$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2767$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2709$3 [0] & \port$2709$3 [2];
+  assign \$4  = \port$2767$3 [0] & \port$2767$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -12071,7 +12071,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2709$3 [0];
+      \$10  = \port$2767$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
@@ -12081,7 +12081,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2709$3 [1];
+      \$11  = \port$2767$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -12091,7 +12091,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2709$3 [2];
+      \$12  = \port$2767$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -12101,7 +12101,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2709$3 [0]) begin
+      if (\port$2767$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12149,15 +12149,15 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2709$3 [1];
-  assign valid_in = \port$2709$3 [0];
-  assign last_in = \port$2709$3 [2];
+  assign first_in = \port$2767$3 [1];
+  assign valid_in = \port$2767$3 [0];
+  assign last_in = \port$2767$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2709$6 , pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2767$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12216,16 +12216,16 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$2709$6 ;
-  wire [2:0] \port$2709$6 ;
+  input [2:0] \port$2767$6 ;
+  wire [2:0] \port$2767$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2709$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2767$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2709$6 [0] & \port$2709$6 [2];
+  assign \$4  = \port$2767$6 [0] & \port$2767$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -12273,7 +12273,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2709$6 [0];
+      \$10  = \port$2767$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
@@ -12283,7 +12283,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2709$6 [1];
+      \$11  = \port$2767$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -12293,7 +12293,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2709$6 [2];
+      \$12  = \port$2767$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -12303,7 +12303,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2709$6 [0]) begin
+      if (\port$2767$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12351,15 +12351,15 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2709$6 [1];
-  assign valid_in = \port$2709$6 [0];
-  assign last_in = \port$2709$6 [2];
+  assign first_in = \port$2767$6 [1];
+  assign valid_in = \port$2767$6 [0];
+  assign last_in = \port$2767$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2709$9 , pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2767$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12417,16 +12417,16 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$2709$9 ;
-  wire [2:0] \port$2709$9 ;
+  input [2:0] \port$2767$9 ;
+  wire [2:0] \port$2767$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2709$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2767$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2709$9 [0] & \port$2709$9 [2];
+  assign \$4  = \port$2767$9 [0] & \port$2767$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -12474,7 +12474,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2709$9 [0];
+      \$10  = \port$2767$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
@@ -12484,7 +12484,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2709$9 [1];
+      \$11  = \port$2767$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -12494,7 +12494,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2709$9 [2];
+      \$12  = \port$2767$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -12504,7 +12504,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2709$9 [0]) begin
+      if (\port$2767$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12552,9 +12552,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2709$9 [1];
-  assign valid_in = \port$2709$9 [0];
-  assign last_in = \port$2709$9 [2];
+  assign first_in = \port$2767$9 [1];
+  assign valid_in = \port$2767$9 [0];
+  assign last_in = \port$2767$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14949,7 +14949,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2284$0 , \port$2285$0 , \port$2286$0 , \port$2287$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2342$0 , \port$2343$0 , \port$2344$0 , \port$2345$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14990,14 +14990,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2284$0 , \port$2285$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2284$0 ;
-  wire \port$2284$0 ;
-  input \port$2285$0 ;
-  wire \port$2285$0 ;
-  input \port$2286$0 ;
-  wire \port$2286$0 ;
-  input \port$2287$0 ;
-  wire \port$2287$0 ;
+  input \port$2342$0 ;
+  wire \port$2342$0 ;
+  input \port$2343$0 ;
+  wire \port$2343$0 ;
+  input \port$2344$0 ;
+  wire \port$2344$0 ;
+  input \port$2345$0 ;
+  wire \port$2345$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15015,46 +15015,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2284$0 , \port$2285$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2286$0 ) begin
+    if (\port$2344$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2286$0 ) begin
+    if (\port$2344$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2287$0 ) begin
+    if (\port$2345$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2287$0 ) begin
+    if (\port$2345$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2287$0 ) begin
+    if (\port$2345$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2285$0 ) begin
+    if (\port$2343$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2287$0 , \port$2286$0 , \port$2285$0 , \port$2284$0  };
+  assign en = { \port$2345$0 , \port$2344$0 , \port$2343$0 , \port$2342$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15082,7 +15082,7 @@ module \accelerator.engine.core.skew_a (rst, \port$2284$0 , \port$2285$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2288$0 , \port$2289$0 , \port$2290$0 , \port$2291$0 , o, o_next, clk);
+module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2346$0 , \port$2347$0 , \port$2348$0 , \port$2349$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15123,14 +15123,14 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2288$0 , \port$228
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2288$0 ;
-  wire \port$2288$0 ;
-  input \port$2289$0 ;
-  wire \port$2289$0 ;
-  input \port$2290$0 ;
-  wire \port$2290$0 ;
-  input \port$2291$0 ;
-  wire \port$2291$0 ;
+  input \port$2346$0 ;
+  wire \port$2346$0 ;
+  input \port$2347$0 ;
+  wire \port$2347$0 ;
+  input \port$2348$0 ;
+  wire \port$2348$0 ;
+  input \port$2349$0 ;
+  wire \port$2349$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15148,46 +15148,46 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2288$0 , \port$228
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$2  = lane2_d1;
-    if (\port$2290$0 ) begin
+    if (\port$2348$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$3  = lane2_d2;
-    if (\port$2290$0 ) begin
+    if (\port$2348$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$4  = lane3_d1;
-    if (\port$2291$0 ) begin
+    if (\port$2349$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$5  = lane3_d2;
-    if (\port$2291$0 ) begin
+    if (\port$2349$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$6  = lane3_d3;
-    if (\port$2291$0 ) begin
+    if (\port$2349$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$1  = lane1_d1;
-    if (\port$2289$0 ) begin
+    if (\port$2347$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2291$0 , \port$2290$0 , \port$2289$0 , \port$2288$0  };
+  assign en = { \port$2349$0 , \port$2348$0 , \port$2347$0 , \port$2346$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16016,100 +16016,176 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \port$2209$354 , o__payload, o__valid, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2267$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
-  wire [63:0] \$10 ;
+  wire [7:0] \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  reg \$102 ;
+  reg \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
-  wire [30:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire [32:0] \$14 ;
-  wire [33:0] \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [62:0] \$18 ;
-  wire [62:0] \$19 ;
-  wire [62:0] \$2 ;
-  wire [63:0] \$20 ;
-  wire [63:0] \$21 ;
-  wire \$22 ;
-  wire [30:0] \$23 ;
-  wire [32:0] \$24 ;
-  wire [32:0] \$25 ;
-  wire [33:0] \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire [62:0] \$29 ;
-  wire [62:0] \$3 ;
-  wire [62:0] \$30 ;
-  wire [63:0] \$31 ;
-  wire [63:0] \$32 ;
-  wire \$33 ;
-  wire [30:0] \$34 ;
-  wire [32:0] \$35 ;
-  wire [32:0] \$36 ;
-  wire [33:0] \$37 ;
-  wire \$38 ;
-  wire \$39 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg \$112 ;
+  reg \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg \$116 ;
+  reg \$117 ;
+  reg [30:0] \$118 ;
+  reg [30:0] \$119 ;
+  wire [31:0] \$12 ;
+  reg [33:0] \$120 ;
+  reg [30:0] \$121 ;
+  reg [31:0] \$122 ;
+  reg [28:0] \$123 ;
+  reg [31:0] \$124 ;
+  reg [30:0] \$125 ;
+  reg [62:0] \$126 ;
+  reg [31:0] \$127 ;
+  reg [32:0] \$128 ;
+  reg [32:0] \$129 ;
+  wire [31:0] \$13 ;
+  reg [7:0] \$130 ;
+  reg [7:0] \$131 ;
+  reg [33:0] \$132 ;
+  reg [30:0] \$133 ;
+  reg [31:0] \$134 ;
+  reg [28:0] \$135 ;
+  reg [31:0] \$136 ;
+  reg [30:0] \$137 ;
+  reg [62:0] \$138 ;
+  reg [31:0] \$139 ;
+  wire [33:0] \$14 ;
+  reg [32:0] \$140 ;
+  reg [32:0] \$141 ;
+  reg [7:0] \$142 ;
+  reg [7:0] \$143 ;
+  reg [33:0] \$144 ;
+  reg [30:0] \$145 ;
+  reg [31:0] \$146 ;
+  reg [28:0] \$147 ;
+  reg [31:0] \$148 ;
+  reg [30:0] \$149 ;
+  wire [30:0] \$15 ;
+  reg [62:0] \$150 ;
+  reg [31:0] \$151 ;
+  reg [32:0] \$152 ;
+  reg [32:0] \$153 ;
+  reg [7:0] \$154 ;
+  reg [7:0] \$155 ;
+  reg [33:0] \$156 ;
+  reg [30:0] \$157 ;
+  reg [31:0] \$158 ;
+  reg [28:0] \$159 ;
+  wire [31:0] \$16 ;
+  reg [31:0] \$160 ;
+  reg [30:0] \$161 ;
+  reg [62:0] \$162 ;
+  reg [31:0] \$163 ;
+  reg [32:0] \$164 ;
+  reg [32:0] \$165 ;
+  reg [7:0] \$166 ;
+  reg [7:0] \$167 ;
+  wire [28:0] \$17 ;
+  wire [34:0] \$18 ;
+  wire [35:0] \$19 ;
+  wire \$2 ;
+  wire [61:0] \$20 ;
+  wire [62:0] \$21 ;
+  wire [62:0] \$22 ;
+  wire [64:0] \$23 ;
+  wire [91:0] \$24 ;
+  wire [92:0] \$25 ;
+  wire [62:0] \$26 ;
+  wire [63:0] \$27 ;
+  wire [63:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [30:0] \$30 ;
+  wire [32:0] \$31 ;
+  wire [32:0] \$32 ;
+  wire [33:0] \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire [33:0] \$36 ;
+  wire [30:0] \$37 ;
+  wire [31:0] \$38 ;
+  wire [28:0] \$39 ;
   wire \$4 ;
-  wire [62:0] \$40 ;
-  wire [62:0] \$41 ;
-  wire [63:0] \$42 ;
-  wire [63:0] \$43 ;
-  wire \$44 ;
-  wire [30:0] \$45 ;
-  wire [32:0] \$46 ;
-  wire [32:0] \$47 ;
-  wire [33:0] \$48 ;
-  wire \$49 ;
-  wire [31:0] \$5 ;
-  wire \$50 ;
-  reg \$51 ;
-  reg \$52 ;
-  reg \$53 ;
-  reg \$54 ;
-  reg \$55 ;
-  reg \$56 ;
-  reg \$57 ;
-  reg \$58 ;
-  reg \$59 ;
-  wire [31:0] \$6 ;
-  reg \$60 ;
-  reg \$61 ;
-  reg \$62 ;
-  reg [30:0] \$63 ;
-  reg [30:0] \$64 ;
-  reg [31:0] \$65 ;
-  reg [30:0] \$66 ;
-  reg [62:0] \$67 ;
-  reg [31:0] \$68 ;
-  reg [32:0] \$69 ;
-  wire [62:0] \$7 ;
-  reg [32:0] \$70 ;
-  reg [7:0] \$71 ;
-  reg [31:0] \$72 ;
-  reg [30:0] \$73 ;
-  reg [62:0] \$74 ;
-  reg [31:0] \$75 ;
-  reg [32:0] \$76 ;
-  reg [32:0] \$77 ;
-  reg [7:0] \$78 ;
-  reg [31:0] \$79 ;
-  wire [62:0] \$8 ;
-  reg [30:0] \$80 ;
-  reg [62:0] \$81 ;
-  reg [31:0] \$82 ;
-  reg [32:0] \$83 ;
-  reg [32:0] \$84 ;
-  reg [7:0] \$85 ;
-  reg [31:0] \$86 ;
-  reg [30:0] \$87 ;
-  reg [62:0] \$88 ;
-  reg [31:0] \$89 ;
-  wire [63:0] \$9 ;
-  reg [32:0] \$90 ;
-  reg [32:0] \$91 ;
-  reg [7:0] \$92 ;
+  wire [34:0] \$40 ;
+  wire [35:0] \$41 ;
+  wire [61:0] \$42 ;
+  wire [62:0] \$43 ;
+  wire [62:0] \$44 ;
+  wire [64:0] \$45 ;
+  wire [91:0] \$46 ;
+  wire [92:0] \$47 ;
+  wire [62:0] \$48 ;
+  wire [63:0] \$49 ;
+  wire [62:0] \$5 ;
+  wire [63:0] \$50 ;
+  wire \$51 ;
+  wire [30:0] \$52 ;
+  wire [32:0] \$53 ;
+  wire [32:0] \$54 ;
+  wire [33:0] \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire [33:0] \$58 ;
+  wire [30:0] \$59 ;
+  wire [62:0] \$6 ;
+  wire [31:0] \$60 ;
+  wire [28:0] \$61 ;
+  wire [34:0] \$62 ;
+  wire [35:0] \$63 ;
+  wire [61:0] \$64 ;
+  wire [62:0] \$65 ;
+  wire [62:0] \$66 ;
+  wire [64:0] \$67 ;
+  wire [91:0] \$68 ;
+  wire [92:0] \$69 ;
+  wire [7:0] \$7 ;
+  wire [62:0] \$70 ;
+  wire [63:0] \$71 ;
+  wire [63:0] \$72 ;
+  wire \$73 ;
+  wire [30:0] \$74 ;
+  wire [32:0] \$75 ;
+  wire [32:0] \$76 ;
+  wire [33:0] \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire [7:0] \$8 ;
+  wire [33:0] \$80 ;
+  wire [30:0] \$81 ;
+  wire [31:0] \$82 ;
+  wire [28:0] \$83 ;
+  wire [34:0] \$84 ;
+  wire [35:0] \$85 ;
+  wire [61:0] \$86 ;
+  wire [62:0] \$87 ;
+  wire [62:0] \$88 ;
+  wire [64:0] \$89 ;
+  wire [7:0] \$9 ;
+  wire [91:0] \$90 ;
+  wire [92:0] \$91 ;
+  wire [62:0] \$92 ;
+  wire [63:0] \$93 ;
+  wire [63:0] \$94 ;
+  wire \$95 ;
+  wire [30:0] \$96 ;
+  wire [32:0] \$97 ;
+  wire [32:0] \$98 ;
+  wire [33:0] \$99 ;
+  wire capture;
   input clk;
   wire clk;
   output en;
@@ -16141,9 +16217,9 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   input o__ready;
   wire o__ready;
   output o__valid;
-  reg o__valid = 1'h0;
-  input [44:0] \port$2209$354 ;
-  wire [44:0] \port$2209$354 ;
+  wire o__valid;
+  input [44:0] \port$2267$354 ;
+  wire [44:0] \port$2267$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -16158,512 +16234,795 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   reg [30:0] s1_mul_3 = 31'h00000000;
   reg s1_valid = 1'h0;
   reg s2_last = 1'h0;
-  reg [62:0] s2_p_0 = 63'h0000000000000000;
-  reg [62:0] s2_p_1 = 63'h0000000000000000;
-  reg [62:0] s2_p_2 = 63'h0000000000000000;
-  reg [62:0] s2_p_3 = 63'h0000000000000000;
+  reg [33:0] s2_p0_0 = 34'h000000000;
+  reg [33:0] s2_p0_1 = 34'h000000000;
+  reg [33:0] s2_p0_2 = 34'h000000000;
+  reg [33:0] s2_p0_3 = 34'h000000000;
+  reg [30:0] s2_p1_0 = 31'h00000000;
+  reg [30:0] s2_p1_1 = 31'h00000000;
+  reg [30:0] s2_p1_2 = 31'h00000000;
+  reg [30:0] s2_p1_3 = 31'h00000000;
+  reg [31:0] s2_p2_0 = 32'd0;
+  reg [31:0] s2_p2_1 = 32'd0;
+  reg [31:0] s2_p2_2 = 32'd0;
+  reg [31:0] s2_p2_3 = 32'd0;
+  reg [28:0] s2_p3_0 = 29'h00000000;
+  reg [28:0] s2_p3_1 = 29'h00000000;
+  reg [28:0] s2_p3_2 = 29'h00000000;
+  reg [28:0] s2_p3_3 = 29'h00000000;
   reg s2_valid = 1'h0;
   reg s3_last = 1'h0;
+  reg [62:0] s3_p_0 = 63'h0000000000000000;
+  reg [62:0] s3_p_1 = 63'h0000000000000000;
+  reg [62:0] s3_p_2 = 63'h0000000000000000;
+  reg [62:0] s3_p_3 = 63'h0000000000000000;
   reg s3_valid = 1'h0;
-  reg [31:0] s3_x_0 = 32'd0;
-  reg [31:0] s3_x_1 = 32'd0;
-  reg [31:0] s3_x_2 = 32'd0;
-  reg [31:0] s3_x_3 = 32'd0;
   reg s4_last = 1'h0;
-  reg [32:0] s4_t_0 = 33'h000000000;
-  reg [32:0] s4_t_1 = 33'h000000000;
-  reg [32:0] s4_t_2 = 33'h000000000;
-  reg [32:0] s4_t_3 = 33'h000000000;
   reg s4_valid = 1'h0;
+  reg [31:0] s4_x_0 = 32'd0;
+  reg [31:0] s4_x_1 = 32'd0;
+  reg [31:0] s4_x_2 = 32'd0;
+  reg [31:0] s4_x_3 = 32'd0;
   reg s5_last = 1'h0;
+  reg [32:0] s5_t_0 = 33'h000000000;
+  reg [32:0] s5_t_1 = 33'h000000000;
+  reg [32:0] s5_t_2 = 33'h000000000;
+  reg [32:0] s5_t_3 = 33'h000000000;
   reg s5_valid = 1'h0;
-  reg [32:0] s5_z_0 = 33'h000000000;
-  reg [32:0] s5_z_1 = 33'h000000000;
-  reg [32:0] s5_z_2 = 33'h000000000;
-  reg [32:0] s5_z_3 = 33'h000000000;
   reg s6_last = 1'h0;
-  reg [7:0] s6_o_0 = 8'h00;
-  reg [7:0] s6_o_1 = 8'h00;
-  reg [7:0] s6_o_2 = 8'h00;
-  reg [7:0] s6_o_3 = 8'h00;
-  (* init = 1'h0 *)
-  wire s6_valid;
+  reg s6_valid = 1'h0;
+  reg [32:0] s6_z_0 = 33'h000000000;
+  reg [32:0] s6_z_1 = 33'h000000000;
+  reg [32:0] s6_z_2 = 33'h000000000;
+  reg [32:0] s6_z_3 = 33'h000000000;
+  reg s7_last = 1'h0;
+  reg [7:0] s7_o_0 = 8'h00;
+  reg [7:0] s7_o_1 = 8'h00;
+  reg [7:0] s7_o_2 = 8'h00;
+  reg [7:0] s7_o_3 = 8'h00;
+  reg s7_valid = 1'h0;
   wire [4:0] shift;
+  reg skid_last = 1'h0;
+  reg [7:0] skid_o_0 = 8'h00;
+  reg [7:0] skid_o_1 = 8'h00;
+  reg [7:0] skid_o_2 = 8'h00;
+  reg [7:0] skid_o_3 = 8'h00;
+  reg skid_valid = 1'h0;
   wire [7:0] zero_point;
-  assign \$6  = \$4  ? 32'd0 : \$5 ;
-  assign \$7  = $signed(s1_acc_0) * $signed({ 1'h0, s1_mul_0 });
-  assign \$9  = $signed(\$8 ) + $signed(2'h1);
-  assign \$11  = $signed(s3_x_0) < $signed(1'h0);
-  assign \$12  = \$11  ? half_neg : half_pos;
-  assign \$13  = $signed(s3_x_0) + $signed({ 1'h0, \$12  });
-  assign \$14  = $signed(s4_t_0) >>> \port$2209$354 [36:32];
-  assign \$15  = $signed(\$14 ) + $signed(\port$2209$354 [44:37]);
-  assign \$16  = $signed(s5_z_0) > $signed(8'h7f);
-  assign \$17  = $signed(s5_z_0) < $signed(lower);
-  assign \$18  = $signed(s1_acc_1) * $signed({ 1'h0, s1_mul_1 });
-  assign \$20  = $signed(\$19 ) + $signed(2'h1);
-  assign \$22  = $signed(s3_x_1) < $signed(1'h0);
-  assign \$23  = \$22  ? half_neg : half_pos;
-  assign \$24  = $signed(s3_x_1) + $signed({ 1'h0, \$23  });
-  assign \$25  = $signed(s4_t_1) >>> \port$2209$354 [36:32];
-  assign \$26  = $signed(\$25 ) + $signed(\port$2209$354 [44:37]);
-  assign \$27  = $signed(s5_z_1) > $signed(8'h7f);
-  assign \$28  = $signed(s5_z_1) < $signed(lower);
-  assign \$29  = $signed(s1_acc_2) * $signed({ 1'h0, s1_mul_2 });
-  assign \$31  = $signed(\$30 ) + $signed(2'h1);
-  assign \$33  = $signed(s3_x_2) < $signed(1'h0);
-  assign \$34  = \$33  ? half_neg : half_pos;
-  assign \$35  = $signed(s3_x_2) + $signed({ 1'h0, \$34  });
-  assign \$36  = $signed(s4_t_2) >>> \port$2209$354 [36:32];
-  assign \$37  = $signed(\$36 ) + $signed(\port$2209$354 [44:37]);
-  assign \$38  = $signed(s5_z_2) > $signed(8'h7f);
-  assign \$39  = $signed(s5_z_2) < $signed(lower);
-  assign \$40  = $signed(s1_acc_3) * $signed({ 1'h0, s1_mul_3 });
-  assign \$42  = $signed(\$41 ) + $signed(2'h1);
-  assign \$44  = $signed(s3_x_3) < $signed(1'h0);
-  assign \$45  = \$44  ? half_neg : half_pos;
-  assign \$46  = $signed(s3_x_3) + $signed({ 1'h0, \$45  });
-  assign \$47  = $signed(s4_t_3) >>> \port$2209$354 [36:32];
-  assign \$48  = $signed(\$47 ) + $signed(\port$2209$354 [44:37]);
-  assign \$49  = $signed(s5_z_3) > $signed(8'h7f);
-  assign \$50  = $signed(s5_z_3) < $signed(lower);
+  assign en = ~ skid_valid;
+  assign \$1  = ~ skid_valid;
+  assign \$2  = \$1  & s7_valid;
+  assign \$3  = ~ o__ready;
+  assign capture = \$2  & \$3 ;
+  assign o__valid = skid_valid | s7_valid;
+  assign \$4  = skid_valid ? skid_last : s7_last;
+  assign \$5  = 1'h1 << \port$2267$354 [36:32];
+  assign lower = \port$2267$354 [0] ? \port$2267$354 [44:37] : 8'h80;
+  assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
+  assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
+  assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
+  assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
+  assign \$11  = ! \port$2267$354 [36:32];
+  assign \$12  = \$6 [30:0] - 1'h1;
+  assign \$13  = \$11  ? 32'd0 : \$12 ;
+  assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
+  assign \$15  = s1_acc_0[16:0] * s1_mul_0[30:17];
+  assign \$16  = $signed(s1_acc_0[31:17]) * $signed({ 1'h0, s1_mul_0[16:0] });
+  assign \$17  = $signed(s1_acc_0[31:17]) * $signed({ 1'h0, s1_mul_0[30:17] });
+  assign \$19  = 1'h0 + \$18 ;
+  assign \$21  = \$19  + \$20 ;
+  assign \$23  = $signed({ 1'h0, \$21  }) + $signed(\$22 );
+  assign \$25  = $signed(\$23 ) + $signed(\$24 );
+  assign \$27  = $signed(\$26 ) + $signed(2'h1);
+  assign \$29  = $signed(s4_x_0) < $signed(1'h0);
+  assign \$30  = \$29  ? half_neg : half_pos;
+  assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
+  assign \$32  = $signed(s5_t_0) >>> \port$2267$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2267$354 [44:37]);
+  assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
+  assign \$35  = $signed(s6_z_0) < $signed(lower);
+  assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
+  assign \$37  = s1_acc_1[16:0] * s1_mul_1[30:17];
+  assign \$38  = $signed(s1_acc_1[31:17]) * $signed({ 1'h0, s1_mul_1[16:0] });
+  assign \$39  = $signed(s1_acc_1[31:17]) * $signed({ 1'h0, s1_mul_1[30:17] });
+  assign \$41  = 1'h0 + \$40 ;
+  assign \$43  = \$41  + \$42 ;
+  assign \$45  = $signed({ 1'h0, \$43  }) + $signed(\$44 );
+  assign \$47  = $signed(\$45 ) + $signed(\$46 );
+  assign \$49  = $signed(\$48 ) + $signed(2'h1);
+  assign \$51  = $signed(s4_x_1) < $signed(1'h0);
+  assign \$52  = \$51  ? half_neg : half_pos;
+  assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
+  assign \$54  = $signed(s5_t_1) >>> \port$2267$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2267$354 [44:37]);
+  assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
+  assign \$57  = $signed(s6_z_1) < $signed(lower);
+  assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
+  assign \$59  = s1_acc_2[16:0] * s1_mul_2[30:17];
+  assign \$60  = $signed(s1_acc_2[31:17]) * $signed({ 1'h0, s1_mul_2[16:0] });
+  assign \$61  = $signed(s1_acc_2[31:17]) * $signed({ 1'h0, s1_mul_2[30:17] });
+  assign \$63  = 1'h0 + \$62 ;
+  assign \$65  = \$63  + \$64 ;
+  assign \$67  = $signed({ 1'h0, \$65  }) + $signed(\$66 );
+  assign \$69  = $signed(\$67 ) + $signed(\$68 );
+  assign \$71  = $signed(\$70 ) + $signed(2'h1);
+  assign \$73  = $signed(s4_x_2) < $signed(1'h0);
+  assign \$74  = \$73  ? half_neg : half_pos;
+  assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
+  assign \$76  = $signed(s5_t_2) >>> \port$2267$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2267$354 [44:37]);
+  assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
+  assign \$79  = $signed(s6_z_2) < $signed(lower);
+  assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
+  assign \$81  = s1_acc_3[16:0] * s1_mul_3[30:17];
+  assign \$82  = $signed(s1_acc_3[31:17]) * $signed({ 1'h0, s1_mul_3[16:0] });
+  assign \$83  = $signed(s1_acc_3[31:17]) * $signed({ 1'h0, s1_mul_3[30:17] });
+  assign \$85  = 1'h0 + \$84 ;
+  assign \$87  = \$85  + \$86 ;
+  assign \$89  = $signed({ 1'h0, \$87  }) + $signed(\$88 );
+  assign \$91  = $signed(\$89 ) + $signed(\$90 );
+  assign \$93  = $signed(\$92 ) + $signed(2'h1);
+  assign \$95  = $signed(s4_x_3) < $signed(1'h0);
+  assign \$96  = \$95  ? half_neg : half_pos;
+  assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
+  assign \$98  = $signed(s5_t_3) >>> \port$2267$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2267$354 [44:37]);
+  assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
+  assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
-    s1_valid <= \$51 ;
+    s1_valid <= \$102 ;
   always @(posedge clk)
-    s1_last <= \$52 ;
+    s1_last <= \$103 ;
   always @(posedge clk)
-    s2_valid <= \$53 ;
+    s2_valid <= \$104 ;
   always @(posedge clk)
-    s2_last <= \$54 ;
+    s2_last <= \$105 ;
   always @(posedge clk)
-    s3_valid <= \$55 ;
+    s3_valid <= \$106 ;
   always @(posedge clk)
-    s3_last <= \$56 ;
+    s3_last <= \$107 ;
   always @(posedge clk)
-    s4_valid <= \$57 ;
+    s4_valid <= \$108 ;
   always @(posedge clk)
-    s4_last <= \$58 ;
+    s4_last <= \$109 ;
   always @(posedge clk)
-    s5_valid <= \$59 ;
+    s5_valid <= \$110 ;
   always @(posedge clk)
-    s5_last <= \$60 ;
+    s5_last <= \$111 ;
   always @(posedge clk)
-    o__valid <= \$61 ;
+    s6_valid <= \$112 ;
   always @(posedge clk)
-    s6_last <= \$62 ;
+    s6_last <= \$113 ;
   always @(posedge clk)
-    half_pos <= \$63 ;
+    s7_valid <= \$114 ;
   always @(posedge clk)
-    half_neg <= \$64 ;
+    s7_last <= \$115 ;
   always @(posedge clk)
-    s1_acc_0 <= \$65 ;
+    skid_valid <= \$116 ;
   always @(posedge clk)
-    s1_mul_0 <= \$66 ;
+    skid_last <= \$117 ;
   always @(posedge clk)
-    s2_p_0 <= \$67 ;
+    half_pos <= \$118 ;
   always @(posedge clk)
-    s3_x_0 <= \$68 ;
+    half_neg <= \$119 ;
   always @(posedge clk)
-    s4_t_0 <= \$69 ;
+    s2_p0_0 <= \$120 ;
   always @(posedge clk)
-    s5_z_0 <= \$70 ;
+    s2_p1_0 <= \$121 ;
   always @(posedge clk)
-    s6_o_0 <= \$71 ;
+    s2_p2_0 <= \$122 ;
   always @(posedge clk)
-    s1_acc_1 <= \$72 ;
+    s2_p3_0 <= \$123 ;
   always @(posedge clk)
-    s1_mul_1 <= \$73 ;
+    s1_acc_0 <= \$124 ;
   always @(posedge clk)
-    s2_p_1 <= \$74 ;
+    s1_mul_0 <= \$125 ;
   always @(posedge clk)
-    s3_x_1 <= \$75 ;
+    s3_p_0 <= \$126 ;
   always @(posedge clk)
-    s4_t_1 <= \$76 ;
+    s4_x_0 <= \$127 ;
   always @(posedge clk)
-    s5_z_1 <= \$77 ;
+    s5_t_0 <= \$128 ;
   always @(posedge clk)
-    s6_o_1 <= \$78 ;
+    s6_z_0 <= \$129 ;
   always @(posedge clk)
-    s1_acc_2 <= \$79 ;
+    s7_o_0 <= \$130 ;
   always @(posedge clk)
-    s1_mul_2 <= \$80 ;
+    skid_o_0 <= \$131 ;
   always @(posedge clk)
-    s2_p_2 <= \$81 ;
+    s2_p0_1 <= \$132 ;
   always @(posedge clk)
-    s3_x_2 <= \$82 ;
+    s2_p1_1 <= \$133 ;
   always @(posedge clk)
-    s4_t_2 <= \$83 ;
+    s2_p2_1 <= \$134 ;
   always @(posedge clk)
-    s5_z_2 <= \$84 ;
+    s2_p3_1 <= \$135 ;
   always @(posedge clk)
-    s6_o_2 <= \$85 ;
+    s1_acc_1 <= \$136 ;
   always @(posedge clk)
-    s1_acc_3 <= \$86 ;
+    s1_mul_1 <= \$137 ;
   always @(posedge clk)
-    s1_mul_3 <= \$87 ;
+    s3_p_1 <= \$138 ;
   always @(posedge clk)
-    s2_p_3 <= \$88 ;
+    s4_x_1 <= \$139 ;
   always @(posedge clk)
-    s3_x_3 <= \$89 ;
+    s5_t_1 <= \$140 ;
   always @(posedge clk)
-    s4_t_3 <= \$90 ;
+    s6_z_1 <= \$141 ;
   always @(posedge clk)
-    s5_z_3 <= \$91 ;
+    s7_o_1 <= \$142 ;
   always @(posedge clk)
-    s6_o_3 <= \$92 ;
-  assign \$1  = ~ o__valid;
-  assign en = \$1  | o__ready;
-  assign \$2  = 1'h1 << \port$2209$354 [36:32];
-  assign lower = \port$2209$354 [0] ? \port$2209$354 [44:37] : 8'h80;
-  assign \$4  = ! \port$2209$354 [36:32];
-  assign \$5  = \$3 [30:0] - 1'h1;
+    skid_o_1 <= \$143 ;
+  always @(posedge clk)
+    s2_p0_2 <= \$144 ;
+  always @(posedge clk)
+    s2_p1_2 <= \$145 ;
+  always @(posedge clk)
+    s2_p2_2 <= \$146 ;
+  always @(posedge clk)
+    s2_p3_2 <= \$147 ;
+  always @(posedge clk)
+    s1_acc_2 <= \$148 ;
+  always @(posedge clk)
+    s1_mul_2 <= \$149 ;
+  always @(posedge clk)
+    s3_p_2 <= \$150 ;
+  always @(posedge clk)
+    s4_x_2 <= \$151 ;
+  always @(posedge clk)
+    s5_t_2 <= \$152 ;
+  always @(posedge clk)
+    s6_z_2 <= \$153 ;
+  always @(posedge clk)
+    s7_o_2 <= \$154 ;
+  always @(posedge clk)
+    skid_o_2 <= \$155 ;
+  always @(posedge clk)
+    s2_p0_3 <= \$156 ;
+  always @(posedge clk)
+    s2_p1_3 <= \$157 ;
+  always @(posedge clk)
+    s2_p2_3 <= \$158 ;
+  always @(posedge clk)
+    s2_p3_3 <= \$159 ;
+  always @(posedge clk)
+    s1_acc_3 <= \$160 ;
+  always @(posedge clk)
+    s1_mul_3 <= \$161 ;
+  always @(posedge clk)
+    s3_p_3 <= \$162 ;
+  always @(posedge clk)
+    s4_x_3 <= \$163 ;
+  always @(posedge clk)
+    s5_t_3 <= \$164 ;
+  always @(posedge clk)
+    s6_z_3 <= \$165 ;
+  always @(posedge clk)
+    s7_o_3 <= \$166 ;
+  always @(posedge clk)
+    skid_o_3 <= \$167 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$51  = s1_valid;
+    \$102  = s1_valid;
     if (en) begin
-      \$51  = i__valid;
+      \$102  = i__valid;
     end
     if (rst) begin
-      \$51  = 1'h0;
+      \$102  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$52  = s1_last;
+    \$103  = s1_last;
     if (en) begin
-      \$52  = i__payload[128];
+      \$103  = i__payload[128];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$53  = s2_valid;
+    \$104  = s2_valid;
     if (en) begin
-      \$53  = s1_valid;
+      \$104  = s1_valid;
     end
     if (rst) begin
-      \$53  = 1'h0;
+      \$104  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$54  = s2_last;
+    \$105  = s2_last;
     if (en) begin
-      \$54  = s1_last;
+      \$105  = s1_last;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$55  = s3_valid;
+    \$106  = s3_valid;
     if (en) begin
-      \$55  = s2_valid;
+      \$106  = s2_valid;
     end
     if (rst) begin
-      \$55  = 1'h0;
+      \$106  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$56  = s3_last;
+    \$107  = s3_last;
     if (en) begin
-      \$56  = s2_last;
+      \$107  = s2_last;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$57  = s4_valid;
+    \$108  = s4_valid;
     if (en) begin
-      \$57  = s3_valid;
+      \$108  = s3_valid;
     end
     if (rst) begin
-      \$57  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$58  = s4_last;
+    \$109  = s4_last;
     if (en) begin
-      \$58  = s3_last;
+      \$109  = s3_last;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$59  = s5_valid;
+    \$110  = s5_valid;
     if (en) begin
-      \$59  = s4_valid;
+      \$110  = s4_valid;
     end
     if (rst) begin
-      \$59  = 1'h0;
+      \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$60  = s5_last;
+    \$111  = s5_last;
     if (en) begin
-      \$60  = s4_last;
+      \$111  = s4_last;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$61  = o__valid;
+    \$112  = s6_valid;
     if (en) begin
-      \$61  = s5_valid;
+      \$112  = s5_valid;
     end
     if (rst) begin
-      \$61  = 1'h0;
+      \$112  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$62  = s6_last;
+    \$113  = s6_last;
     if (en) begin
-      \$62  = s5_last;
+      \$113  = s5_last;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$63  = \$3 [30:0];
+    \$114  = s7_valid;
+    if (en) begin
+      \$114  = s6_valid;
+    end
     if (rst) begin
-      \$63  = 31'h00000000;
+      \$114  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$64  = \$6 [30:0];
+    \$115  = s7_last;
+    if (en) begin
+      \$115  = s6_last;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$116  = skid_valid;
+    if (capture) begin
+      \$116  = 1'h1;
+    end else if (o__ready) begin
+      \$116  = 1'h0;
+    end
     if (rst) begin
-      \$64  = 31'h00000000;
+      \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$65  = s1_acc_0;
+    \$117  = skid_last;
+    if (capture) begin
+      \$117  = s7_last;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$118  = \$6 [30:0];
+    if (rst) begin
+      \$118  = 31'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$119  = \$13 [30:0];
+    if (rst) begin
+      \$119  = 31'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$120  = s2_p0_0;
     if (en) begin
-      \$65  = i__payload[31:0];
+      \$120  = \$14 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$66  = s1_mul_0;
+    \$121  = s2_p1_0;
     if (en) begin
-      \$66  = \port$2209$354 [31:1];
+      \$121  = \$15 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$67  = s2_p_0;
+    \$122  = s2_p2_0;
     if (en) begin
-      \$67  = \$7 ;
+      \$122  = \$16 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$68  = s3_x_0;
+    \$123  = s2_p3_0;
     if (en) begin
-      \$68  = \$10 [31:0];
+      \$123  = \$17 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$69  = s4_t_0;
+    \$124  = s1_acc_0;
     if (en) begin
-      \$69  = \$13 ;
+      \$124  = i__payload[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$70  = s5_z_0;
+    \$125  = s1_mul_0;
     if (en) begin
-      \$70  = \$15 [32:0];
+      \$125  = \port$2267$354 [31:1];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$71  = s6_o_0;
+    \$126  = s3_p_0;
+    if (en) begin
+      \$126  = \$25 [62:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$127  = s4_x_0;
+    if (en) begin
+      \$127  = \$28 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$128  = s5_t_0;
+    if (en) begin
+      \$128  = \$31 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$129  = s6_z_0;
+    if (en) begin
+      \$129  = \$33 [32:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$130  = s7_o_0;
     if (en) begin
       (* full_case = 32'd1 *)
-      if (\$16 ) begin
-        \$71  = 8'h7f;
-      end else if (\$17 ) begin
-        \$71  = lower;
+      if (\$34 ) begin
+        \$130  = 8'h7f;
+      end else if (\$35 ) begin
+        \$130  = lower;
       end else begin
-        \$71  = s5_z_0[7:0];
+        \$130  = s6_z_0[7:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$72  = s1_acc_1;
-    if (en) begin
-      \$72  = i__payload[63:32];
+    \$131  = skid_o_0;
+    if (capture) begin
+      \$131  = s7_o_0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$73  = s1_mul_1;
+    \$132  = s2_p0_1;
     if (en) begin
-      \$73  = \port$2209$354 [31:1];
+      \$132  = \$36 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$74  = s2_p_1;
+    \$133  = s2_p1_1;
     if (en) begin
-      \$74  = \$18 ;
+      \$133  = \$37 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$75  = s3_x_1;
+    \$134  = s2_p2_1;
     if (en) begin
-      \$75  = \$21 [31:0];
+      \$134  = \$38 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$76  = s4_t_1;
+    \$135  = s2_p3_1;
     if (en) begin
-      \$76  = \$24 ;
+      \$135  = \$39 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$77  = s5_z_1;
+    \$136  = s1_acc_1;
     if (en) begin
-      \$77  = \$26 [32:0];
+      \$136  = i__payload[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$78  = s6_o_1;
+    \$137  = s1_mul_1;
+    if (en) begin
+      \$137  = \port$2267$354 [31:1];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$138  = s3_p_1;
+    if (en) begin
+      \$138  = \$47 [62:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$139  = s4_x_1;
+    if (en) begin
+      \$139  = \$50 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$140  = s5_t_1;
+    if (en) begin
+      \$140  = \$53 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$141  = s6_z_1;
+    if (en) begin
+      \$141  = \$55 [32:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$142  = s7_o_1;
     if (en) begin
       (* full_case = 32'd1 *)
-      if (\$27 ) begin
-        \$78  = 8'h7f;
-      end else if (\$28 ) begin
-        \$78  = lower;
+      if (\$56 ) begin
+        \$142  = 8'h7f;
+      end else if (\$57 ) begin
+        \$142  = lower;
       end else begin
-        \$78  = s5_z_1[7:0];
+        \$142  = s6_z_1[7:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$79  = s1_acc_2;
-    if (en) begin
-      \$79  = i__payload[95:64];
+    \$143  = skid_o_1;
+    if (capture) begin
+      \$143  = s7_o_1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$80  = s1_mul_2;
+    \$144  = s2_p0_2;
     if (en) begin
-      \$80  = \port$2209$354 [31:1];
+      \$144  = \$58 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$81  = s2_p_2;
+    \$145  = s2_p1_2;
     if (en) begin
-      \$81  = \$29 ;
+      \$145  = \$59 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$82  = s3_x_2;
+    \$146  = s2_p2_2;
     if (en) begin
-      \$82  = \$32 [31:0];
+      \$146  = \$60 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$83  = s4_t_2;
+    \$147  = s2_p3_2;
     if (en) begin
-      \$83  = \$35 ;
+      \$147  = \$61 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$84  = s5_z_2;
+    \$148  = s1_acc_2;
     if (en) begin
-      \$84  = \$37 [32:0];
+      \$148  = i__payload[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$85  = s6_o_2;
+    \$149  = s1_mul_2;
+    if (en) begin
+      \$149  = \port$2267$354 [31:1];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$150  = s3_p_2;
+    if (en) begin
+      \$150  = \$69 [62:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$151  = s4_x_2;
+    if (en) begin
+      \$151  = \$72 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$152  = s5_t_2;
+    if (en) begin
+      \$152  = \$75 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$153  = s6_z_2;
+    if (en) begin
+      \$153  = \$77 [32:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$154  = s7_o_2;
     if (en) begin
       (* full_case = 32'd1 *)
-      if (\$38 ) begin
-        \$85  = 8'h7f;
-      end else if (\$39 ) begin
-        \$85  = lower;
+      if (\$78 ) begin
+        \$154  = 8'h7f;
+      end else if (\$79 ) begin
+        \$154  = lower;
       end else begin
-        \$85  = s5_z_2[7:0];
+        \$154  = s6_z_2[7:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$86  = s1_acc_3;
-    if (en) begin
-      \$86  = i__payload[127:96];
+    \$155  = skid_o_2;
+    if (capture) begin
+      \$155  = s7_o_2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$87  = s1_mul_3;
+    \$156  = s2_p0_3;
     if (en) begin
-      \$87  = \port$2209$354 [31:1];
+      \$156  = \$80 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$88  = s2_p_3;
+    \$157  = s2_p1_3;
     if (en) begin
-      \$88  = \$40 ;
+      \$157  = \$81 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$89  = s3_x_3;
+    \$158  = s2_p2_3;
     if (en) begin
-      \$89  = \$43 [31:0];
+      \$158  = \$82 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$90  = s4_t_3;
+    \$159  = s2_p3_3;
     if (en) begin
-      \$90  = \$46 ;
+      \$159  = \$83 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$91  = s5_z_3;
+    \$160  = s1_acc_3;
     if (en) begin
-      \$91  = \$48 [32:0];
+      \$160  = i__payload[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$92  = s6_o_3;
+    \$161  = s1_mul_3;
+    if (en) begin
+      \$161  = \port$2267$354 [31:1];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$162  = s3_p_3;
+    if (en) begin
+      \$162  = \$91 [62:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$163  = s4_x_3;
+    if (en) begin
+      \$163  = \$94 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$164  = s5_t_3;
+    if (en) begin
+      \$164  = \$97 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$165  = s6_z_3;
+    if (en) begin
+      \$165  = \$99 [32:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$166  = s7_o_3;
     if (en) begin
       (* full_case = 32'd1 *)
-      if (\$49 ) begin
-        \$92  = 8'h7f;
-      end else if (\$50 ) begin
-        \$92  = lower;
+      if (\$100 ) begin
+        \$166  = 8'h7f;
+      end else if (\$101 ) begin
+        \$166  = lower;
       end else begin
-        \$92  = s5_z_3[7:0];
+        \$166  = s6_z_3[7:0];
       end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$167  = skid_o_3;
+    if (capture) begin
+      \$167  = s7_o_3;
     end
   end
   assign i__ready = en;
-  assign s6_valid = o__valid;
-  assign half = \$3 [30:0];
-  assign shift = \port$2209$354 [36:32];
-  assign relu = \port$2209$354 [0];
-  assign zero_point = \port$2209$354 [44:37];
-  assign multiplier = \port$2209$354 [31:1];
+  assign half = \$6 [30:0];
+  assign shift = \port$2267$354 [36:32];
+  assign relu = \port$2267$354 [0];
+  assign zero_point = \port$2267$354 [44:37];
+  assign multiplier = \port$2267$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -16676,20 +17035,36 @@ module \accelerator.engine.requant (rst, en, i__valid, i__payload, o__ready, \po
   assign \i__payload.c[2]  = i__payload[95:64];
   assign \i__payload.c[3]  = i__payload[127:96];
   assign \i__payload.last  = i__payload[128];
-  assign o__payload[31:24] = s6_o_3;
-  assign o__payload[23:16] = s6_o_2;
-  assign o__payload[15:8] = s6_o_1;
-  assign o__payload[7:0] = s6_o_0;
-  assign o__payload[32] = s6_last;
-  assign \$3  = { 1'h0, \$2 [62:1] };
-  assign \$8  = { s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62], s2_p_0[62:30] };
-  assign \$10  = { \$9 [63], \$9 [63:1] };
-  assign \$19  = { s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62], s2_p_1[62:30] };
-  assign \$21  = { \$20 [63], \$20 [63:1] };
-  assign \$30  = { s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62], s2_p_2[62:30] };
-  assign \$32  = { \$31 [63], \$31 [63:1] };
-  assign \$41  = { s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62], s2_p_3[62:30] };
-  assign \$43  = { \$42 [63], \$42 [63:1] };
+  assign o__payload[31:24] = \$10 ;
+  assign o__payload[23:16] = \$9 ;
+  assign o__payload[15:8] = \$8 ;
+  assign o__payload[7:0] = \$7 ;
+  assign o__payload[32] = \$4 ;
+  assign \$6  = { 1'h0, \$5 [62:1] };
+  assign \$18  = { 1'h0, s2_p0_0 };
+  assign \$20  = { 14'h0000, s2_p1_0, 17'h00000 };
+  assign \$22  = { s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0[31], s2_p2_0, 17'h00000 };
+  assign \$24  = { s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0[28], s2_p3_0, 34'h000000000 };
+  assign \$26  = { s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62], s3_p_0[62:30] };
+  assign \$28  = { \$27 [63], \$27 [63:1] };
+  assign \$40  = { 1'h0, s2_p0_1 };
+  assign \$42  = { 14'h0000, s2_p1_1, 17'h00000 };
+  assign \$44  = { s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1[31], s2_p2_1, 17'h00000 };
+  assign \$46  = { s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1[28], s2_p3_1, 34'h000000000 };
+  assign \$48  = { s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62], s3_p_1[62:30] };
+  assign \$50  = { \$49 [63], \$49 [63:1] };
+  assign \$62  = { 1'h0, s2_p0_2 };
+  assign \$64  = { 14'h0000, s2_p1_2, 17'h00000 };
+  assign \$66  = { s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2[31], s2_p2_2, 17'h00000 };
+  assign \$68  = { s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2[28], s2_p3_2, 34'h000000000 };
+  assign \$70  = { s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62], s3_p_2[62:30] };
+  assign \$72  = { \$71 [63], \$71 [63:1] };
+  assign \$84  = { 1'h0, s2_p0_3 };
+  assign \$86  = { 14'h0000, s2_p1_3, 17'h00000 };
+  assign \$88  = { s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3[31], s2_p2_3, 17'h00000 };
+  assign \$90  = { s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3[28], s2_p3_3, 34'h000000000 };
+  assign \$92  = { s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62], s3_p_3[62:30] };
+  assign \$94  = { \$93 [63], \$93 [63:1] };
 endmodule
 
 (* generator = "Amaranth" *)
