@@ -3,7 +3,7 @@
 The engine needs a handful of products per command (the address-range check and the row steps
 of its running addresses), once, at set-up. Combinational 16×32 multipliers for them cost more
 logic cells than the whole systolic array on an iCE40 and every DSP block it has; one shift-add
-unit costs about 150 cells and ``bit_length(a)`` cycles per product.
+unit costs about 150 cells and ``1 + bit_length(a)`` cycles per product.
 """
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ class SerialMulAdd(wiring.Component):
         width = len(self.result)
         multiplicand = Signal(width)
         multiplier = Signal(self._a_width)
-        # the first bit is added in the start cycle, so `a` of bit length L takes L cycles
-        first = Signal(width)
-        m.d.comb += first.eq(self.addend + (self.b & self.a[0].replicate(self._b_width)))
+        # The start cycle only takes the operands: adding the first bit then put two adders
+        # behind the engine's own addend adder, on the board tops' longest path; so `a` of bit
+        # length L takes L cycles after it.
         with m.If(self.start & ~self.busy):
-            m.d.sync += [self.result.eq(first), multiplicand.eq(self.b << 1),
-                         multiplier.eq(self.a >> 1), self.busy.eq((self.a >> 1) != 0)]
+            m.d.sync += [self.result.eq(self.addend), multiplicand.eq(self.b),
+                         multiplier.eq(self.a), self.busy.eq(1)]
         with m.Elif(self.busy):
             with m.If(multiplier[0]):
                 m.d.sync += self.result.eq(self.result + multiplicand)

@@ -17,8 +17,9 @@ REQUANT_LATENCY = 7
 
 def serial_cycles(a: int) -> int:
     """Cycles of :class:`accelerator.hw.serialmul.SerialMulAdd` from ``start`` to the first
-    cycle with ``busy`` low and the result valid: one per bit of ``a``."""
-    return max(1, a.bit_length())
+    cycle with ``busy`` low and the result valid: the start cycle, then one per bit of ``a``
+    (one for ``a = 0``)."""
+    return 1 + max(1, a.bit_length())
 
 
 @dataclass(frozen=True)
