@@ -94,10 +94,15 @@ class _KStep:
             return [left.eq(value), self.last.eq(value <= step), self.len.eq(length),
                     self.len_m1.eq(length - 1)]
 
+        # the value kc0 takes at the next edge
+        self.kc0_next = Signal(32, name=f"{name}_kc0_next")
+        m.d.comb += self.kc0_next.eq(self.kc0)
         with m.If(restart | (advance & self.last)):
             m.d.sync += [self.kc0.eq(0), *load(k)]
+            m.d.comb += self.kc0_next.eq(0)
         with m.Elif(advance):
             m.d.sync += [self.kc0.eq(self.kc0 + step), *load(left - step)]
+            m.d.comb += self.kc0_next.eq(self.kc0 + step)
 
 
 class _RowAddress:
@@ -111,14 +116,19 @@ class _RowAddress:
     def __init__(self, m: Module, name: str, walker: ChunkWalker, base, chunk_stride,
                  panel_step, restart):
         self.addr = Signal(32, name=f"{name}_addr")
+        self.next = Signal(32, name=f"{name}_next")   # the value addr takes at the next edge
         panel = Signal(32, name=f"{name}_panel")
+        m.d.comb += self.next.eq(self.addr)
         with m.If(restart):
-            m.d.sync += [panel.eq(base), self.addr.eq(base)]
+            m.d.sync += panel.eq(base)
+            m.d.comb += self.next.eq(base)
         with m.Elif(walker.advance):
             with m.If(walker.last_in_panel):
-                m.d.sync += [panel.eq(panel + panel_step), self.addr.eq(panel + panel_step)]
+                m.d.sync += panel.eq(panel + panel_step)
+                m.d.comb += self.next.eq(panel + panel_step)
             with m.Else():
-                m.d.sync += self.addr.eq(self.addr + chunk_stride)
+                m.d.comb += self.next.eq(self.addr + chunk_stride)
+        m.d.sync += self.addr.eq(self.next)
 
 
 def _const_mul(x, constant: int):
@@ -257,12 +267,22 @@ class GemmEngine(wiring.Component):
         l_step = Signal()            # advance K step (and the walker after the last one)
         lk = _KStep(m, "load_k", c.k, geo.k_step, restart, l_step)
         a_row = _RowAddress(m, "load_a", lw, c.a_addr, chunk_lda, 0, restart)
+        b_row = _RowAddress(m, "load_b", lw, c.b_addr, 0, C, restart)
         cin_row = _RowAddress(m, "load_cin", lw, c.cin_addr, chunk_ldcin, 4 * C, restart)
         b_koff = Signal(32)          # kc0·ldb, the B rows of earlier K steps
+        b_koff_next = Signal(32)
+        m.d.comb += b_koff_next.eq(b_koff)
         with m.If(restart):
-            m.d.sync += b_koff.eq(0)
+            m.d.comb += b_koff_next.eq(0)
         with m.Elif(l_step):
-            m.d.sync += b_koff.eq(Mux(lk.last, 0, b_koff + _const_mul(c.ldb, geo.k_step)))
+            m.d.comb += b_koff_next.eq(Mux(lk.last, 0, b_koff + _const_mul(c.ldb, geo.k_step)))
+        m.d.sync += b_koff.eq(b_koff_next)
+        # The A and B load addresses are registers, summed from the next values of their parts:
+        # summed when issued, they reached through the DMA splitter's start of a row in one
+        # cycle (the 25F board tops' longest path once the requantizer was pipelined).
+        a_load = Signal(32)          # a_row.addr + lk.kc0
+        b_load = Signal(32)          # b_addr + b_koff + col0
+        m.d.sync += [a_load.eq(a_row.next + lk.kc0_next), b_load.eq(b_row.next + b_koff_next)]
         l_apar = Signal()            # the A half of the next A load
         l_bpar = Signal()            # the B half of the next B load
         l_done = Signal()
@@ -301,7 +321,7 @@ class GemmEngine(wiring.Component):
                 with m.If(~split & ~lw.first_in_panel):
                     m.next = "A"
                 with m.Elif(~b_busy[l_bpar] & route.w_rdy):
-                    with m.If(issue(c.b_addr + b_koff + lw.col0, lk.len, lw.cols, c.ldb,
+                    with m.If(issue(b_load, lk.len, lw.cols, c.ldb,
                                     KIND_B, l_bpar)):
                         m.d.comb += b_busy.set.bit_select(l_bpar, 1).eq(1)
                         m.d.sync += l_bpar.eq(~l_bpar)
@@ -310,7 +330,7 @@ class GemmEngine(wiring.Component):
             # back, and the A load (the long one) must not wait for that.
             with m.State("A"):
                 with m.If(~a_busy[l_apar] & route.w_rdy):
-                    with m.If(issue(a_row.addr + lk.kc0, lw.rows, lk.len, c.lda,
+                    with m.If(issue(a_load, lw.rows, lk.len, c.lda,
                                     KIND_A, l_apar)):
                         m.d.comb += a_busy.set.bit_select(l_apar, 1).eq(1)
                         m.d.sync += l_apar.eq(~l_apar)

@@ -371,7 +371,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$213 (busy),
+    .\busy$228 (busy),
     .clk(clk),
     .cmd(cmd),
     .cycles(cycles),
@@ -389,7 +389,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .rst(rst),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .\start$239 (start),
+    .\start$249 (start),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3030$43 (burst__payload[43]),
-    .\port$3030$45 (burst__payload[67:45]),
+    .\port$3053$43 (burst__payload[43]),
+    .\port$3053$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3030$43 , \port$3030$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3053$43 , \port$3053$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3030$43 ;
-  wire \port$3030$43 ;
-  input [22:0] \port$3030$45 ;
-  wire [22:0] \port$3030$45 ;
+  input \port$3053$43 ;
+  wire \port$3053$43 ;
+  input [22:0] \port$3053$45 ;
+  wire [22:0] \port$3053$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3030$43 , \port$3030$45  };
+      storage[w_port__addr] <= { \port$3053$43 , \port$3053$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3030$43 , \port$3030$45  };
-  assign w_data = { \port$3030$43 , \port$3030$45  };
+  assign w_port__data = { \port$3053$43 , \port$3053$45  };
+  assign w_data = { \port$3053$43 , \port$3053$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3404,122 +3404,122 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$213 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$239 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
+module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$228 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$249 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
 , stall_store, rd_data__valid, rd_data__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire \$1 ;
-  wire \$10 ;
+  wire [46:0] \$10 ;
   wire [10:0] \$100 ;
   wire [16:0] \$101 ;
-  wire [16:0] \$102 ;
-  wire \$103 ;
-  wire [31:0] \$104 ;
-  wire [32:0] \$105 ;
-  wire [31:0] \$106 ;
-  wire [32:0] \$107 ;
-  wire [31:0] \$108 ;
-  wire [32:0] \$109 ;
-  wire \$11 ;
-  wire [31:0] \$110 ;
-  wire [32:0] \$111 ;
+  wire [7:0] \$102 ;
+  wire [7:0] \$103 ;
+  wire [7:0] \$104 ;
+  wire [7:0] \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire [47:0] \$11 ;
+  wire \$110 ;
+  wire \$111 ;
   wire [10:0] \$112 ;
   wire [16:0] \$113 ;
-  wire \$114 ;
+  wire [16:0] \$114 ;
   wire \$115 ;
-  wire \$116 ;
-  wire \$117 ;
-  wire \$118 ;
-  wire \$119 ;
-  wire [32:0] \$12 ;
-  wire \$120 ;
-  wire \$121 ;
-  wire \$122 ;
-  wire \$123 ;
-  wire \$124 ;
-  wire \$125 ;
+  wire [31:0] \$116 ;
+  wire [32:0] \$117 ;
+  wire [31:0] \$118 ;
+  wire [32:0] \$119 ;
+  wire [47:0] \$12 ;
+  wire [31:0] \$120 ;
+  wire [32:0] \$121 ;
+  wire [31:0] \$122 ;
+  wire [32:0] \$123 ;
+  wire [10:0] \$124 ;
+  wire [16:0] \$125 ;
   wire \$126 ;
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
   wire \$13 ;
-  wire [18:0] \$130 ;
-  wire [18:0] \$131 ;
-  wire [3:0] \$132 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
   wire \$133 ;
   wire \$134 ;
-  wire [16:0] \$135 ;
+  wire \$135 ;
   wire \$136 ;
-  wire [10:0] \$137 ;
-  wire [16:0] \$138 ;
-  wire \$139 ;
+  wire \$137 ;
+  wire [4:0] \$138 ;
+  wire [32:0] \$139 ;
   wire \$14 ;
-  wire \$140 ;
-  wire [16:0] \$141 ;
+  wire [32:0] \$140 ;
+  wire \$141 ;
   wire \$142 ;
-  wire [5:0] \$143 ;
-  wire [5:0] \$144 ;
-  wire [5:0] \$145 ;
-  wire [5:0] \$146 ;
-  wire [63:0] \$147 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire [18:0] \$145 ;
+  wire [18:0] \$146 ;
+  wire [3:0] \$147 ;
   wire \$148 ;
-  wire [4:0] \$149 ;
+  wire \$149 ;
   wire \$15 ;
-  wire \$150 ;
+  wire [16:0] \$150 ;
   wire \$151 ;
-  wire \$152 ;
-  wire \$153 ;
+  wire [10:0] \$152 ;
+  wire [16:0] \$153 ;
   wire \$154 ;
   wire \$155 ;
-  wire [34:0] \$156 ;
-  wire [34:0] \$157 ;
-  wire [34:0] \$158 ;
-  wire \$159 ;
+  wire [16:0] \$156 ;
+  wire \$157 ;
+  wire [5:0] \$158 ;
+  wire [5:0] \$159 ;
   wire \$16 ;
-  wire \$160 ;
-  wire [32:0] \$161 ;
-  wire [32:0] \$162 ;
+  wire [5:0] \$160 ;
+  wire [5:0] \$161 ;
+  wire [63:0] \$162 ;
   wire \$163 ;
-  wire \$164 ;
-  wire [32:0] \$165 ;
-  wire [32:0] \$166 ;
+  wire [4:0] \$164 ;
+  wire \$165 ;
+  wire \$166 ;
   wire \$167 ;
   wire \$168 ;
-  wire [32:0] \$169 ;
-  wire [18:0] \$17 ;
-  wire [34:0] \$170 ;
+  wire \$169 ;
+  wire \$17 ;
+  wire \$170 ;
   wire [34:0] \$171 ;
-  wire [35:0] \$172 ;
-  wire \$173 ;
+  wire [34:0] \$172 ;
+  wire [34:0] \$173 ;
   wire \$174 ;
-  wire [32:0] \$175 ;
-  wire [34:0] \$176 ;
-  wire [35:0] \$177 ;
+  wire \$175 ;
+  wire [32:0] \$176 ;
+  wire [32:0] \$177 ;
   wire \$178 ;
   wire \$179 ;
   wire \$18 ;
-  wire \$180 ;
-  wire \$181 ;
+  wire [32:0] \$180 ;
+  wire [32:0] \$181 ;
   wire \$182 ;
   wire \$183 ;
-  wire \$184 ;
-  wire \$185 ;
-  wire \$186 ;
-  wire \$187 ;
+  wire [32:0] \$184 ;
+  wire [34:0] \$185 ;
+  wire [34:0] \$186 ;
+  wire [35:0] \$187 ;
   wire \$188 ;
   wire \$189 ;
   wire \$19 ;
-  wire \$190 ;
-  wire \$191 ;
-  wire [34:0] \$192 ;
-  wire [34:0] \$193 ;
+  wire [32:0] \$190 ;
+  wire [34:0] \$191 ;
+  wire [35:0] \$192 ;
+  wire \$193 ;
   wire \$194 ;
   wire \$195 ;
-  wire [34:0] \$196 ;
+  wire \$196 ;
   wire \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire [7:0] \$20 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
@@ -3527,12 +3527,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$204 ;
   wire \$205 ;
   wire \$206 ;
-  wire \$207 ;
-  wire \$208 ;
+  wire [34:0] \$207 ;
+  wire [34:0] \$208 ;
   wire \$209 ;
-  wire [16:0] \$21 ;
+  wire \$21 ;
   wire \$210 ;
-  wire \$211 ;
+  wire [34:0] \$211 ;
   wire \$212 ;
   wire \$213 ;
   wire \$214 ;
@@ -3548,23 +3548,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$223 ;
   wire \$224 ;
   wire \$225 ;
-  wire [1:0] \$226 ;
-  wire [1:0] \$227 ;
-  wire [1:0] \$228 ;
-  wire [1:0] \$229 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire \$23 ;
-  wire [1:0] \$230 ;
-  wire [1:0] \$231 ;
-  wire [1:0] \$232 ;
-  wire [1:0] \$233 ;
-  wire [1:0] \$234 ;
-  wire [1:0] \$235 ;
-  wire [1:0] \$236 ;
-  wire [1:0] \$237 ;
-  wire [1:0] \$238 ;
-  wire [1:0] \$239 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire \$24 ;
-  wire [1:0] \$240 ;
+  wire \$240 ;
   wire [1:0] \$241 ;
   wire [1:0] \$242 ;
   wire [1:0] \$243 ;
@@ -3574,258 +3574,270 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] \$247 ;
   wire [1:0] \$248 ;
   wire [1:0] \$249 ;
-  wire [7:0] \$25 ;
+  wire \$25 ;
   wire [1:0] \$250 ;
   wire [1:0] \$251 ;
   wire [1:0] \$252 ;
-  wire \$253 ;
-  wire \$254 ;
-  wire \$255 ;
-  wire \$256 ;
-  wire [31:0] \$257 ;
-  wire \$258 ;
-  wire [31:0] \$259 ;
-  wire [16:0] \$26 ;
-  wire [32:0] \$260 ;
-  wire [32:0] \$261 ;
-  wire [32:0] \$262 ;
-  wire [32:0] \$263 ;
-  wire \$264 ;
-  wire [32:0] \$265 ;
-  wire \$266 ;
-  wire [32:0] \$267 ;
-  wire [32:0] \$268 ;
-  wire [32:0] \$269 ;
+  wire [1:0] \$253 ;
+  wire [1:0] \$254 ;
+  wire [1:0] \$255 ;
+  wire [1:0] \$256 ;
+  wire [1:0] \$257 ;
+  wire [1:0] \$258 ;
+  wire [1:0] \$259 ;
+  wire [18:0] \$26 ;
+  wire [1:0] \$260 ;
+  wire [1:0] \$261 ;
+  wire [1:0] \$262 ;
+  wire [1:0] \$263 ;
+  wire [1:0] \$264 ;
+  wire [1:0] \$265 ;
+  wire [1:0] \$266 ;
+  wire [1:0] \$267 ;
+  wire \$268 ;
+  wire \$269 ;
   wire \$27 ;
   wire \$270 ;
-  wire [32:0] \$271 ;
-  wire [32:0] \$272 ;
-  wire [33:0] \$273 ;
-  wire [32:0] \$274 ;
+  wire \$271 ;
+  wire [31:0] \$272 ;
+  wire \$273 ;
+  wire [31:0] \$274 ;
   wire [32:0] \$275 ;
   wire [32:0] \$276 ;
   wire [32:0] \$277 ;
   wire [32:0] \$278 ;
-  wire [32:0] \$279 ;
+  wire \$279 ;
   wire \$28 ;
-  wire [46:0] \$280 ;
-  wire [47:0] \$281 ;
-  wire [47:0] \$282 ;
-  wire \$283 ;
-  wire \$284 ;
+  wire [32:0] \$280 ;
+  wire \$281 ;
+  wire [32:0] \$282 ;
+  wire [32:0] \$283 ;
+  wire [32:0] \$284 ;
   wire \$285 ;
-  wire \$286 ;
-  wire \$287 ;
-  wire \$288 ;
-  wire \$289 ;
-  wire \$29 ;
-  wire \$290 ;
-  wire \$291 ;
-  wire \$292 ;
-  wire \$293 ;
+  wire [32:0] \$286 ;
+  wire [32:0] \$287 ;
+  wire [33:0] \$288 ;
+  wire [32:0] \$289 ;
+  wire [7:0] \$29 ;
+  wire [32:0] \$290 ;
+  wire [32:0] \$291 ;
+  wire [32:0] \$292 ;
+  wire [32:0] \$293 ;
   wire \$294 ;
   wire \$295 ;
   wire \$296 ;
-  wire [32:0] \$297 ;
-  wire [16:0] \$298 ;
-  wire [16:0] \$299 ;
-  wire \$3 ;
-  wire [7:0] \$30 ;
-  wire [16:0] \$300 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
+  wire [32:0] \$3 ;
+  wire [16:0] \$30 ;
+  wire \$300 ;
   wire \$301 ;
   wire \$302 ;
   wire \$303 ;
   wire \$304 ;
-  wire [31:0] \$305 ;
+  wire \$305 ;
   wire \$306 ;
-  wire [31:0] \$307 ;
+  wire \$307 ;
   wire [32:0] \$308 ;
-  wire [32:0] \$309 ;
-  wire [16:0] \$31 ;
-  wire [32:0] \$310 ;
-  wire [32:0] \$311 ;
+  wire [16:0] \$309 ;
+  wire \$31 ;
+  wire [16:0] \$310 ;
+  wire [16:0] \$311 ;
   wire \$312 ;
-  wire [32:0] \$313 ;
+  wire \$313 ;
   wire \$314 ;
-  wire [32:0] \$315 ;
-  wire [32:0] \$316 ;
-  wire [32:0] \$317 ;
-  wire \$318 ;
+  wire \$315 ;
+  wire [31:0] \$316 ;
+  wire \$317 ;
+  wire [31:0] \$318 ;
   wire [32:0] \$319 ;
   wire \$32 ;
   wire [32:0] \$320 ;
-  wire [33:0] \$321 ;
-  wire \$322 ;
+  wire [32:0] \$321 ;
+  wire [32:0] \$322 ;
   wire \$323 ;
-  wire \$324 ;
+  wire [32:0] \$324 ;
   wire \$325 ;
-  wire \$326 ;
-  wire \$327 ;
-  wire \$328 ;
-  wire [16:0] \$329 ;
+  wire [32:0] \$326 ;
+  wire [32:0] \$327 ;
+  wire [32:0] \$328 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire [16:0] \$331 ;
-  wire \$332 ;
+  wire [32:0] \$330 ;
+  wire [32:0] \$331 ;
+  wire [33:0] \$332 ;
   wire \$333 ;
-  wire [16:0] \$334 ;
+  wire \$334 ;
   wire \$335 ;
-  wire [16:0] \$336 ;
-  wire [4:0] \$337 ;
-  wire [32:0] \$338 ;
-  wire [4:0] \$339 ;
-  wire \$34 ;
-  wire [32:0] \$340 ;
-  wire [32:0] \$341 ;
-  wire \$342 ;
+  wire \$336 ;
+  wire \$337 ;
+  wire \$338 ;
+  wire \$339 ;
+  wire [7:0] \$34 ;
+  wire [16:0] \$340 ;
+  wire \$341 ;
+  wire [16:0] \$342 ;
   wire \$343 ;
   wire \$344 ;
-  wire \$345 ;
-  wire [16:0] \$346 ;
-  wire \$347 ;
-  wire [16:0] \$348 ;
-  wire \$349 ;
-  wire [7:0] \$35 ;
+  wire [16:0] \$345 ;
+  wire \$346 ;
+  wire [16:0] \$347 ;
+  wire [4:0] \$348 ;
+  wire [32:0] \$349 ;
+  wire [16:0] \$35 ;
   wire \$350 ;
-  wire [2:0] \$351 ;
+  wire \$351 ;
   wire \$352 ;
   wire \$353 ;
-  wire \$354 ;
+  wire [16:0] \$354 ;
   wire \$355 ;
-  wire \$356 ;
+  wire [16:0] \$356 ;
   wire \$357 ;
   wire \$358 ;
-  wire \$359 ;
-  wire [16:0] \$36 ;
+  wire [2:0] \$359 ;
+  wire \$36 ;
   wire \$360 ;
   wire \$361 ;
   wire \$362 ;
   wire \$363 ;
-  wire [31:0] \$364 ;
-  wire [32:0] \$365 ;
-  wire [33:0] \$366 ;
-  wire [33:0] \$367 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
+  wire \$367 ;
   wire \$368 ;
   wire \$369 ;
   wire \$37 ;
   wire \$370 ;
   wire \$371 ;
-  wire [32:0] \$372 ;
-  wire \$373 ;
-  wire [32:0] \$374 ;
-  wire \$375 ;
+  wire [31:0] \$372 ;
+  wire [32:0] \$373 ;
+  wire [33:0] \$374 ;
+  wire [33:0] \$375 ;
   wire \$376 ;
   wire \$377 ;
   wire \$378 ;
-  wire [32:0] \$379 ;
+  wire \$379 ;
   wire \$38 ;
-  wire \$380 ;
+  wire [32:0] \$380 ;
   wire \$381 ;
   wire [32:0] \$382 ;
-  reg [1:0] \$383 ;
-  reg [1:0] \$384 ;
-  reg [1:0] \$385 ;
-  reg [1:0] \$386 ;
-  reg [1:0] \$387 ;
-  reg [1:0] \$388 ;
-  reg [1:0] \$389 ;
-  wire \$39 ;
-  reg [1:0] \$390 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire [32:0] \$387 ;
+  wire \$388 ;
+  wire \$389 ;
+  wire [7:0] \$39 ;
+  wire [32:0] \$390 ;
   reg [1:0] \$391 ;
-  reg [31:0] \$392 ;
-  reg [31:0] \$393 ;
-  reg \$394 ;
-  reg [31:0] \$395 ;
-  reg [31:0] \$396 ;
-  reg [31:0] \$397 ;
-  reg [31:0] \$398 ;
-  reg [31:0] \$399 ;
-  wire \$4 ;
-  wire [10:0] \$40 ;
+  reg [1:0] \$392 ;
+  reg [1:0] \$393 ;
+  reg [1:0] \$394 ;
+  reg [1:0] \$395 ;
+  reg [1:0] \$396 ;
+  reg [1:0] \$397 ;
+  reg [1:0] \$398 ;
+  reg [1:0] \$399 ;
+  wire [32:0] \$4 ;
+  wire [16:0] \$40 ;
   reg [31:0] \$400 ;
   reg [31:0] \$401 ;
-  reg [1:0] \$402 ;
-  reg \$403 ;
-  reg \$404 ;
-  reg \$405 ;
+  reg \$402 ;
+  reg [31:0] \$403 ;
+  reg [31:0] \$404 ;
+  reg [31:0] \$405 ;
   reg [31:0] \$406 ;
-  reg [15:0] \$407 ;
-  reg [15:0] \$408 ;
-  reg [15:0] \$409 ;
-  wire [16:0] \$41 ;
+  reg [31:0] \$407 ;
+  reg [31:0] \$408 ;
+  reg [31:0] \$409 ;
+  wire \$41 ;
   reg [31:0] \$410 ;
   reg [31:0] \$411 ;
-  reg \$412 ;
+  reg [31:0] \$412 ;
   reg [31:0] \$413 ;
-  reg [31:0] \$414 ;
+  reg [1:0] \$414 ;
   reg \$415 ;
   reg \$416 ;
-  reg [2:0] \$417 ;
-  reg [15:0] \$418 ;
-  reg \$419 ;
+  reg \$417 ;
+  reg [31:0] \$418 ;
+  reg [15:0] \$419 ;
   wire \$42 ;
-  reg \$420 ;
-  reg \$421 ;
-  reg \$422 ;
-  reg [9:0] \$423 ;
-  reg [127:0] \$424 ;
-  reg \$425 ;
-  reg \$426 ;
+  reg [15:0] \$420 ;
+  reg [15:0] \$421 ;
+  reg [31:0] \$422 ;
+  reg [31:0] \$423 ;
+  reg \$424 ;
+  reg [31:0] \$425 ;
+  reg [31:0] \$426 ;
   reg \$427 ;
-  reg [15:0] \$428 ;
-  reg [31:0] \$429 ;
+  reg \$428 ;
+  reg [2:0] \$429 ;
   wire \$43 ;
-  reg [31:0] \$430 ;
+  reg [15:0] \$430 ;
   reg \$431 ;
-  reg [15:0] \$432 ;
+  reg \$432 ;
   reg \$433 ;
   reg \$434 ;
-  reg [1:0] \$435 ;
-  reg [398:0] \$436 ;
-  reg [7:0] \$437 ;
-  reg [31:0] \$438 ;
-  reg [31:0] \$439 ;
-  wire \$44 ;
-  reg [31:0] \$440 ;
+  reg [9:0] \$435 ;
+  reg [127:0] \$436 ;
+  reg \$437 ;
+  reg \$438 ;
+  reg \$439 ;
+  wire [7:0] \$44 ;
+  reg [15:0] \$440 ;
   reg [31:0] \$441 ;
-  reg [3:0] \$442 ;
+  reg [31:0] \$442 ;
   reg \$443 ;
-  reg [3:0] \$444 ;
-  reg [15:0] \$445 ;
-  reg [31:0] \$446 ;
-  reg [15:0] \$447 ;
-  wire \$45 ;
+  reg [15:0] \$444 ;
+  reg \$445 ;
+  reg \$446 ;
+  reg [1:0] \$447 ;
+  reg [398:0] \$448 ;
+  reg [7:0] \$449 ;
+  wire [16:0] \$45 ;
+  reg [31:0] \$450 ;
+  reg [31:0] \$451 ;
+  reg [31:0] \$452 ;
+  reg [31:0] \$453 ;
+  reg [3:0] \$454 ;
+  reg \$455 ;
+  reg [3:0] \$456 ;
+  reg [15:0] \$457 ;
+  reg [31:0] \$458 ;
+  reg [15:0] \$459 ;
   wire \$46 ;
   wire \$47 ;
   wire \$48 ;
-  wire \$49 ;
-  wire \$5 ;
-  wire \$50 ;
+  wire [10:0] \$49 ;
+  wire [32:0] \$5 ;
+  wire [16:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
-  wire [6:0] \$546 ;
-  wire [6:0] \$549 ;
   wire \$55 ;
-  wire [6:0] \$552 ;
-  wire [6:0] \$555 ;
   wire \$56 ;
   wire \$57 ;
+  wire [6:0] \$570 ;
+  wire [6:0] \$573 ;
+  wire [6:0] \$576 ;
+  wire [6:0] \$579 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [32:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [8:0] \$614 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
+  wire [8:0] \$641 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire [3:0] \$68 ;
-  wire \$69 ;
+  wire \$68 ;
+  wire [32:0] \$69 ;
   wire [32:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
@@ -3833,104 +3845,104 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$73 ;
   wire \$74 ;
   wire \$75 ;
-  wire [7:0] \$76 ;
-  wire [15:0] \$77 ;
-  wire [16:0] \$78 ;
-  wire [7:0] \$79 ;
-  wire [33:0] \$8 ;
-  wire [15:0] \$80 ;
-  wire [16:0] \$81 ;
-  wire [7:0] \$82 ;
-  wire [15:0] \$83 ;
-  wire [16:0] \$84 ;
-  wire [7:0] \$85 ;
-  wire [15:0] \$86 ;
-  wire [16:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [16:0] \$89 ;
-  wire \$9 ;
-  wire [7:0] \$90 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire [32:0] \$8 ;
+  wire [3:0] \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [7:0] \$88 ;
+  wire [15:0] \$89 ;
+  wire [32:0] \$9 ;
+  wire [16:0] \$90 ;
   wire [7:0] \$91 ;
-  wire [7:0] \$92 ;
-  wire [7:0] \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  wire [15:0] \$92 ;
+  wire [16:0] \$93 ;
+  wire [7:0] \$94 ;
+  wire [15:0] \$95 ;
+  wire [16:0] \$96 ;
+  wire [7:0] \$97 ;
+  wire [15:0] \$98 ;
+  wire [16:0] \$99 ;
   wire [6:0] \$signature__addr ;
-  wire [6:0] \$signature__addr$54 ;
-  wire [6:0] \$signature__addr$57 ;
-  wire [6:0] \$signature__addr$60 ;
-  wire [6:0] \$signature__addr$85 ;
-  wire [6:0] \$signature__addr$87 ;
-  wire [6:0] \$signature__addr$89 ;
-  wire [6:0] \$signature__addr$91 ;
+  wire [6:0] \$signature__addr$101 ;
+  wire [6:0] \$signature__addr$103 ;
+  wire [6:0] \$signature__addr$105 ;
+  wire [6:0] \$signature__addr$107 ;
+  wire [6:0] \$signature__addr$67 ;
+  wire [6:0] \$signature__addr$70 ;
+  wire [6:0] \$signature__addr$73 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$100 ;
-  wire [7:0] \$signature__data$100[0] ;
-  wire [7:0] \$signature__data$100[1] ;
-  wire [7:0] \$signature__data$100[2] ;
-  wire [7:0] \$signature__data$100[3] ;
-  wire [7:0] \$signature__data$100[4] ;
-  wire [7:0] \$signature__data$100[5] ;
-  wire [7:0] \$signature__data$100[6] ;
-  wire [7:0] \$signature__data$100[7] ;
-  wire [63:0] \$signature__data$55 ;
-  wire [7:0] \$signature__data$55[0] ;
-  wire [7:0] \$signature__data$55[1] ;
-  wire [7:0] \$signature__data$55[2] ;
-  wire [7:0] \$signature__data$55[3] ;
-  wire [7:0] \$signature__data$55[4] ;
-  wire [7:0] \$signature__data$55[5] ;
-  wire [7:0] \$signature__data$55[6] ;
-  wire [7:0] \$signature__data$55[7] ;
-  wire [63:0] \$signature__data$58 ;
-  wire [7:0] \$signature__data$58[0] ;
-  wire [7:0] \$signature__data$58[1] ;
-  wire [7:0] \$signature__data$58[2] ;
-  wire [7:0] \$signature__data$58[3] ;
-  wire [7:0] \$signature__data$58[4] ;
-  wire [7:0] \$signature__data$58[5] ;
-  wire [7:0] \$signature__data$58[6] ;
-  wire [7:0] \$signature__data$58[7] ;
-  wire [63:0] \$signature__data$61 ;
-  wire [7:0] \$signature__data$61[0] ;
-  wire [7:0] \$signature__data$61[1] ;
-  wire [7:0] \$signature__data$61[2] ;
-  wire [7:0] \$signature__data$61[3] ;
-  wire [7:0] \$signature__data$61[4] ;
-  wire [7:0] \$signature__data$61[5] ;
-  wire [7:0] \$signature__data$61[6] ;
-  wire [7:0] \$signature__data$61[7] ;
-  wire [63:0] \$signature__data$96 ;
-  wire [7:0] \$signature__data$96[0] ;
-  wire [7:0] \$signature__data$96[1] ;
-  wire [7:0] \$signature__data$96[2] ;
-  wire [7:0] \$signature__data$96[3] ;
-  wire [7:0] \$signature__data$96[4] ;
-  wire [7:0] \$signature__data$96[5] ;
-  wire [7:0] \$signature__data$96[6] ;
-  wire [7:0] \$signature__data$96[7] ;
-  wire [63:0] \$signature__data$98 ;
-  wire [7:0] \$signature__data$98[0] ;
-  wire [7:0] \$signature__data$98[1] ;
-  wire [7:0] \$signature__data$98[2] ;
-  wire [7:0] \$signature__data$98[3] ;
-  wire [7:0] \$signature__data$98[4] ;
-  wire [7:0] \$signature__data$98[5] ;
-  wire [7:0] \$signature__data$98[6] ;
-  wire [7:0] \$signature__data$98[7] ;
-  wire [63:0] \$signature__data$99 ;
-  wire [7:0] \$signature__data$99[0] ;
-  wire [7:0] \$signature__data$99[1] ;
-  wire [7:0] \$signature__data$99[2] ;
-  wire [7:0] \$signature__data$99[3] ;
-  wire [7:0] \$signature__data$99[4] ;
-  wire [7:0] \$signature__data$99[5] ;
-  wire [7:0] \$signature__data$99[6] ;
-  wire [7:0] \$signature__data$99[7] ;
+  wire [63:0] \$signature__data$112 ;
+  wire [7:0] \$signature__data$112[0] ;
+  wire [7:0] \$signature__data$112[1] ;
+  wire [7:0] \$signature__data$112[2] ;
+  wire [7:0] \$signature__data$112[3] ;
+  wire [7:0] \$signature__data$112[4] ;
+  wire [7:0] \$signature__data$112[5] ;
+  wire [7:0] \$signature__data$112[6] ;
+  wire [7:0] \$signature__data$112[7] ;
+  wire [63:0] \$signature__data$114 ;
+  wire [7:0] \$signature__data$114[0] ;
+  wire [7:0] \$signature__data$114[1] ;
+  wire [7:0] \$signature__data$114[2] ;
+  wire [7:0] \$signature__data$114[3] ;
+  wire [7:0] \$signature__data$114[4] ;
+  wire [7:0] \$signature__data$114[5] ;
+  wire [7:0] \$signature__data$114[6] ;
+  wire [7:0] \$signature__data$114[7] ;
+  wire [63:0] \$signature__data$115 ;
+  wire [7:0] \$signature__data$115[0] ;
+  wire [7:0] \$signature__data$115[1] ;
+  wire [7:0] \$signature__data$115[2] ;
+  wire [7:0] \$signature__data$115[3] ;
+  wire [7:0] \$signature__data$115[4] ;
+  wire [7:0] \$signature__data$115[5] ;
+  wire [7:0] \$signature__data$115[6] ;
+  wire [7:0] \$signature__data$115[7] ;
+  wire [63:0] \$signature__data$116 ;
+  wire [7:0] \$signature__data$116[0] ;
+  wire [7:0] \$signature__data$116[1] ;
+  wire [7:0] \$signature__data$116[2] ;
+  wire [7:0] \$signature__data$116[3] ;
+  wire [7:0] \$signature__data$116[4] ;
+  wire [7:0] \$signature__data$116[5] ;
+  wire [7:0] \$signature__data$116[6] ;
+  wire [7:0] \$signature__data$116[7] ;
+  wire [63:0] \$signature__data$68 ;
+  wire [7:0] \$signature__data$68[0] ;
+  wire [7:0] \$signature__data$68[1] ;
+  wire [7:0] \$signature__data$68[2] ;
+  wire [7:0] \$signature__data$68[3] ;
+  wire [7:0] \$signature__data$68[4] ;
+  wire [7:0] \$signature__data$68[5] ;
+  wire [7:0] \$signature__data$68[6] ;
+  wire [7:0] \$signature__data$68[7] ;
+  wire [63:0] \$signature__data$71 ;
+  wire [7:0] \$signature__data$71[0] ;
+  wire [7:0] \$signature__data$71[1] ;
+  wire [7:0] \$signature__data$71[2] ;
+  wire [7:0] \$signature__data$71[3] ;
+  wire [7:0] \$signature__data$71[4] ;
+  wire [7:0] \$signature__data$71[5] ;
+  wire [7:0] \$signature__data$71[6] ;
+  wire [7:0] \$signature__data$71[7] ;
+  wire [63:0] \$signature__data$74 ;
+  wire [7:0] \$signature__data$74[0] ;
+  wire [7:0] \$signature__data$74[1] ;
+  wire [7:0] \$signature__data$74[2] ;
+  wire [7:0] \$signature__data$74[3] ;
+  wire [7:0] \$signature__data$74[4] ;
+  wire [7:0] \$signature__data$74[5] ;
+  wire [7:0] \$signature__data$74[6] ;
+  wire [7:0] \$signature__data$74[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -3940,13 +3952,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$56 ;
-  wire \$signature__en$59 ;
-  wire \$signature__en$62 ;
-  wire \$signature__en$86 ;
-  wire \$signature__en$88 ;
-  wire \$signature__en$90 ;
-  wire \$signature__en$92 ;
+  wire \$signature__en$102 ;
+  wire \$signature__en$104 ;
+  wire \$signature__en$106 ;
+  wire \$signature__en$108 ;
+  wire \$signature__en$69 ;
+  wire \$signature__en$72 ;
+  wire \$signature__en$75 ;
   reg [15:0] a;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
@@ -3954,13 +3966,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [1:0] a_full = 2'h0;
   reg [1:0] a_full_clr;
   reg [1:0] a_full_set;
+  reg [31:0] a_load = 32'd0;
   reg [15:0] acc_row = 16'h0000;
   reg acc_writes = 1'h0;
   reg [33:0] addend;
   wire [9:0] addr;
   reg advance;
-  reg \advance$120 ;
-  reg \advance$163 ;
+  reg \advance$134 ;
+  reg \advance$162 ;
   reg apar = 1'h0;
   reg [31:0] b;
   reg [1:0] b_busy = 2'h0;
@@ -3970,6 +3983,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [1:0] b_full_clr;
   reg [1:0] b_full_set;
   reg [31:0] b_koff = 32'd0;
+  reg [31:0] b_koff_next;
+  reg [31:0] b_load = 32'd0;
   wire [9:0] b_rd__addr;
   wire [31:0] b_rd__data;
   wire [7:0] \b_rd__data[0] ;
@@ -3995,8 +4010,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [3:0] beyond = 4'h0;
   reg bpar = 1'h0;
   wire busy;
-  output \busy$213 ;
-  wire \busy$213 ;
+  output \busy$228 ;
+  wire \busy$228 ;
   reg byte_ready;
   reg [127:0] byte_row;
   reg byte_valid;
@@ -4051,11 +4066,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [3:0] c_wr__en;
   reg [15:0] chunk = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$144 ;
+  wire [15:0] \chunk$158 ;
   (* init = 16'h0000 *)
   wire [15:0] \chunk$5 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$68 ;
+  wire [15:0] \chunk$81 ;
   wire [31:0] chunk_lda;
   wire [31:0] chunk_ldc;
   wire [31:0] chunk_ldcin;
@@ -4082,9 +4097,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
   reg [7:0] code;
-  wire [15:0] col0;
   wire [15:0] cols;
-  wire [15:0] \cols$154 ;
+  wire [15:0] \cols$173 ;
   reg [3:0] control_state = 4'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
@@ -4097,9 +4111,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
-  wire [7:0] \error$199 ;
+  wire [7:0] \error$217 ;
   reg f_done = 1'h0;
   reg [31:0] feed_k_kc0 = 32'd0;
+  reg [31:0] feed_k_kc0_next;
   reg feed_k_last = 1'h1;
   reg [31:0] feed_k_left = 32'd0;
   reg [31:0] feed_k_len = 32'd0;
@@ -4116,46 +4131,52 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$149 ;
-  wire [31:0] \index$78 ;
+  wire [31:0] \index$169 ;
+  wire [31:0] \index$95 ;
   wire is_cin;
   wire issue;
-  reg \issue$155 ;
+  reg \issue$174 ;
   reg [15:0] k_idx = 16'h0000;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
   reg l_done = 1'h0;
   reg l_step;
   wire last;
-  wire \last$233 ;
-  wire \last$238 ;
+  wire \last$245 ;
+  wire \last$248 ;
   wire last_in_panel;
-  wire \last_in_panel$225 ;
-  wire \last_in_panel$236 ;
+  wire \last_in_panel$131 ;
+  wire \last_in_panel$163 ;
   reg launched = 1'h0;
   wire [2:0] level;
-  wire [2:0] \level$156 ;
+  wire [2:0] \level$175 ;
   reg [31:0] load_a_addr = 32'd0;
+  reg [31:0] load_a_next;
   reg [31:0] load_a_panel = 32'd0;
+  reg [31:0] load_b_addr = 32'd0;
+  reg [31:0] load_b_next;
+  reg [31:0] load_b_panel = 32'd0;
   reg [31:0] load_cin_addr = 32'd0;
+  reg [31:0] load_cin_next;
   reg [31:0] load_cin_panel = 32'd0;
   reg [31:0] load_k_kc0 = 32'd0;
+  reg [31:0] load_k_kc0_next;
   reg load_k_last = 1'h1;
   reg [31:0] load_k_left = 32'd0;
   reg [31:0] load_k_len = 32'd0;
   reg [31:0] load_k_len_m1 = 32'd0;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$142 ;
-  wire [15:0] \m$66 ;
+  wire [15:0] \m$156 ;
+  wire [15:0] \m$79 ;
   output [31:0] mac_cycles;
   reg [31:0] mac_cycles = 32'd0;
   reg meta_last = 1'h0;
   reg [2:0] meta_sel = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$143 ;
-  wire [15:0] \n$67 ;
+  wire [15:0] \n$157 ;
+  wire [15:0] \n$80 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
   wire [31:0] \o__payload.c ;
@@ -4181,23 +4202,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire operands__ready;
   wire operands__valid;
   reg pending = 1'h0;
-  reg \pending$157  = 1'h0;
+  reg \pending$176  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [64:0] \r_data$107 ;
-  wire [18:0] \r_data$126 ;
-  wire [127:0] \r_data$180 ;
-  wire [3:0] \r_data$190 ;
+  wire [64:0] \r_data$123 ;
+  wire [18:0] \r_data$140 ;
+  wire [127:0] \r_data$198 ;
+  wire [3:0] \r_data$208 ;
   reg r_en;
-  wire \r_en$108 ;
-  reg \r_en$130 ;
-  reg \r_en$181 ;
-  reg \r_en$197 ;
+  wire \r_en$124 ;
+  reg \r_en$144 ;
+  reg \r_en$199 ;
+  reg \r_en$215 ;
   wire r_rdy;
-  wire \r_rdy$105 ;
-  wire \r_rdy$122 ;
-  wire \r_rdy$167 ;
-  wire \r_rdy$178 ;
+  wire \r_rdy$121 ;
+  wire \r_rdy$136 ;
+  wire \r_rdy$185 ;
+  wire \r_rdy$196 ;
   output [99:0] rd_cmd__payload;
   reg [99:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
@@ -4230,9 +4251,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$145 ;
-  wire \restart$69 ;
+  wire \restart$159 ;
   wire \restart$7 ;
+  wire \restart$82 ;
   wire [48:0] result;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -4246,7 +4267,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [15:0] row = 16'h0000;
   reg [15:0] row_base = 16'h0000;
   wire [15:0] rows;
-  wire [15:0] \rows$153 ;
+  wire [15:0] \rows$172 ;
   input rst;
   wire rst;
   reg running;
@@ -4272,28 +4293,29 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   output [31:0] stall_store;
   reg [31:0] stall_store = 32'd0;
   reg start;
-  input \start$239 ;
-  wire \start$239 ;
+  input \start$249 ;
+  wire \start$249 ;
   reg step_done;
   reg [31:0] store_c_addr = 32'd0;
+  reg [31:0] store_c_next;
   reg [31:0] store_c_panel = 32'd0;
   reg store_state = 1'h0;
   reg [31:0] used = 32'd0;
   reg [2:0] w_data;
-  reg [18:0] \w_data$111 ;
-  wire [3:0] \w_data$169 ;
-  wire [127:0] \w_data$170 ;
-  wire [64:0] \w_data$95 ;
+  wire [64:0] \w_data$111 ;
+  reg [18:0] \w_data$127 ;
+  wire [3:0] \w_data$187 ;
+  wire [127:0] \w_data$188 ;
   reg w_en;
   (* init = 1'h0 *)
-  wire \w_en$103 ;
-  reg \w_en$110 ;
-  wire \w_en$168 ;
+  wire \w_en$119 ;
+  reg \w_en$126 ;
+  wire \w_en$186 ;
   (* init = 1'h0 *)
-  wire \w_en$172 ;
+  wire \w_en$190 ;
   wire w_rdy;
-  wire \w_rdy$158 ;
-  wire \w_rdy$84 ;
+  wire \w_rdy$100 ;
+  wire \w_rdy$177 ;
   reg [15:0] words = 16'h0000;
   output [99:0] wr_cmd__payload;
   reg [99:0] wr_cmd__payload;
@@ -4458,15 +4480,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @(posedge clk) begin
     if (\$signature__en )
-      spad_a0[\$21 [6:0]] <= rd_data__payload[63:0];
+      spad_a0[\$30 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
   always @(posedge clk) begin
     if (issue) begin
-      _0_ <= spad_a0[\$78 [6:0]];
+      _0_ <= spad_a0[\$90 [6:0]];
     end
   end
-  assign \$signature__data$96  = _0_;
+  assign \$signature__data$112  = _0_;
   reg [63:0] spad_a1 [127:0];
   initial begin
     spad_a1[0] = 64'h0000000000000000;
@@ -4599,16 +4621,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a1[127] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$56 )
-      spad_a1[\$26 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$69 )
+      spad_a1[\$35 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (issue) begin
-      _1_ <= spad_a1[\$81 [6:0]];
+      _1_ <= spad_a1[\$93 [6:0]];
     end
   end
-  assign \$signature__data$98  = _1_;
+  assign \$signature__data$114  = _1_;
   reg [63:0] spad_a2 [127:0];
   initial begin
     spad_a2[0] = 64'h0000000000000000;
@@ -4741,16 +4763,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a2[127] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$59 )
-      spad_a2[\$31 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$72 )
+      spad_a2[\$40 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _2_;
   always @(posedge clk) begin
     if (issue) begin
-      _2_ <= spad_a2[\$84 [6:0]];
+      _2_ <= spad_a2[\$96 [6:0]];
     end
   end
-  assign \$signature__data$99  = _2_;
+  assign \$signature__data$115  = _2_;
   reg [63:0] spad_a3 [127:0];
   initial begin
     spad_a3[0] = 64'h0000000000000000;
@@ -4883,16 +4905,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a3[127] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$62 )
-      spad_a3[\$36 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$75 )
+      spad_a3[\$45 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _3_;
   always @(posedge clk) begin
     if (issue) begin
-      _3_ <= spad_a3[\$87 [6:0]];
+      _3_ <= spad_a3[\$99 [6:0]];
     end
   end
-  assign \$signature__data$100  = _3_;
+  assign \$signature__data$116  = _3_;
   reg [31:0] spad_b [1023:0];
   initial begin
     spad_b[0] = 32'd0;
@@ -5922,18 +5944,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @(posedge clk) begin
     if (b_wr__en[0])
-      spad_b[\$41 [9:0]][7:0] <= b_wr__data[7:0];
+      spad_b[\$50 [9:0]][7:0] <= b_wr__data[7:0];
     if (b_wr__en[1])
-      spad_b[\$41 [9:0]][15:8] <= b_wr__data[15:8];
+      spad_b[\$50 [9:0]][15:8] <= b_wr__data[15:8];
     if (b_wr__en[2])
-      spad_b[\$41 [9:0]][23:16] <= b_wr__data[23:16];
+      spad_b[\$50 [9:0]][23:16] <= b_wr__data[23:16];
     if (b_wr__en[3])
-      spad_b[\$41 [9:0]][31:24] <= b_wr__data[31:24];
+      spad_b[\$50 [9:0]][31:24] <= b_wr__data[31:24];
   end
   reg [31:0] _4_;
   always @(posedge clk) begin
     if (issue) begin
-      _4_ <= spad_b[\$89 [9:0]];
+      _4_ <= spad_b[\$101 [9:0]];
     end
   end
   assign b_rd__data = _4_;
@@ -6977,525 +6999,541 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [127:0] _5_;
   reg [127:0] _6_;
   always @(posedge clk) begin
-    if (\issue$155 ) begin
-      _5_ <= spad_c[\$138 [9:0]];
+    if (\issue$174 ) begin
+      _5_ <= spad_c[\$153 [9:0]];
     end
     if (got) begin
-      _6_ <= spad_c[\$101 [9:0]];
+      _6_ <= spad_c[\$113 [9:0]];
     end
   end
-  assign \w_data$170  = _5_;
+  assign \w_data$188  = _5_;
   assign c_rd_acc__data = _6_;
   always @(posedge clk)
-    apar <= \$419 ;
+    loader_state <= \$414 ;
   always @(posedge clk)
-    bpar <= \$420 ;
+    l_bpar <= \$415 ;
   always @(posedge clk)
-    f_done <= \$421 ;
+    l_apar <= \$416 ;
   always @(posedge clk)
-    acc_writes <= \$422 ;
+    l_done <= \$417 ;
   always @(posedge clk)
-    s1_addr <= \$423 ;
+    c_claims <= \$418 ;
   always @(posedge clk)
-    s1_value <= \$424 ;
+    row <= \$419 ;
   always @(posedge clk)
-    s1_read <= \$425 ;
+    beat <= \$420 ;
   always @(posedge clk)
-    s1_half <= \$426 ;
+    row_base <= \$421 ;
   always @(posedge clk)
-    s1_chunk_done <= \$427 ;
+    feed_k_kc0 <= \$422 ;
   always @(posedge clk)
-    acc_row <= \$428 ;
+    feed_k_left <= \$423 ;
   always @(posedge clk)
-    store_c_panel <= \$429 ;
+    feed_k_last <= \$424 ;
   always @(posedge clk)
-    store_c_addr <= \$430 ;
+    feed_k_len <= \$425 ;
   always @(posedge clk)
-    store_state <= \$431 ;
+    feed_k_len_m1 <= \$426 ;
   always @(posedge clk)
-    r <= \$432 ;
+    pending <= \$427 ;
   always @(posedge clk)
-    s_done <= \$433 ;
+    meta_last <= \$428 ;
   always @(posedge clk)
-    \pending$157  <= \$434 ;
+    meta_sel <= \$429 ;
   always @(posedge clk)
-    s_beat <= \$435 ;
+    k_idx <= \$430 ;
   always @(posedge clk)
-    c <= \$436 ;
+    apar <= \$431 ;
   always @(posedge clk)
-    error <= \$437 ;
+    bpar <= \$432 ;
   always @(posedge clk)
-    cycles <= \$438 ;
+    f_done <= \$433 ;
   always @(posedge clk)
-    mac_cycles <= \$439 ;
+    acc_writes <= \$434 ;
   always @(posedge clk)
-    stall_load <= \$440 ;
+    s1_addr <= \$435 ;
   always @(posedge clk)
-    stall_store <= \$441 ;
+    s1_value <= \$436 ;
   always @(posedge clk)
-    beyond <= \$442 ;
+    s1_read <= \$437 ;
   always @(posedge clk)
-    launched <= \$443 ;
+    s1_half <= \$438 ;
   always @(posedge clk)
-    control_state <= \$444 ;
+    s1_chunk_done <= \$439 ;
   always @(posedge clk)
-    words <= \$445 ;
+    acc_row <= \$440 ;
   always @(posedge clk)
-    used <= \$446 ;
+    store_c_panel <= \$441 ;
   always @(posedge clk)
-    chunk <= \$447 ;
+    store_c_addr <= \$442 ;
+  always @(posedge clk)
+    store_state <= \$443 ;
+  always @(posedge clk)
+    r <= \$444 ;
+  always @(posedge clk)
+    s_done <= \$445 ;
+  always @(posedge clk)
+    \pending$176  <= \$446 ;
+  always @(posedge clk)
+    s_beat <= \$447 ;
+  always @(posedge clk)
+    c <= \$448 ;
+  always @(posedge clk)
+    error <= \$449 ;
+  always @(posedge clk)
+    cycles <= \$450 ;
+  always @(posedge clk)
+    mac_cycles <= \$451 ;
+  always @(posedge clk)
+    stall_load <= \$452 ;
+  always @(posedge clk)
+    stall_store <= \$453 ;
+  always @(posedge clk)
+    beyond <= \$454 ;
+  always @(posedge clk)
+    launched <= \$455 ;
+  always @(posedge clk)
+    control_state <= \$456 ;
+  always @(posedge clk)
+    words <= \$457 ;
+  always @(posedge clk)
+    used <= \$458 ;
+  always @(posedge clk)
+    chunk <= \$459 ;
   assign split = c[191:160] > 10'h200;
-  assign \$1  = ~ split;
-  assign \$2  = ~ first_in_panel;
-  assign \$3  = \$1  & \$2 ;
-  assign \$4  = b_busy >> l_bpar;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$5  & w_rdy;
-  assign \$7  = c[63:32] + b_koff;
-  assign \$8  = \$7  + col0;
-  assign \$9  = a_busy >> l_apar;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$10  & w_rdy;
-  assign \$12  = load_a_addr + load_k_kc0;
-  assign \$13  = ! load_k_kc0;
-  assign \$14  = c_busy >> index[0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = ~ c[352];
+  assign \$1  = l_step & load_k_last;
+  assign \$2  = restart | \$1 ;
+  assign \$3  = load_k_kc0 + 10'h200;
+  assign \$4  = load_a_panel + 1'h0;
+  assign \$5  = load_a_addr + \$171 [31:0];
+  assign \$6  = load_b_panel + 3'h4;
+  assign \$7  = load_b_addr + 1'h0;
+  assign \$8  = load_cin_panel + 5'h10;
+  assign \$9  = load_cin_addr + \$173 [31:0];
+  assign \$11  = b_koff + \$10 ;
+  assign \$12  = load_k_last ? 48'h000000000000 : \$11 ;
+  assign \$13  = ~ split;
+  assign \$14  = ~ first_in_panel;
+  assign \$15  = \$13  & \$14 ;
+  assign \$16  = b_busy >> l_bpar;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$17  & w_rdy;
+  assign \$19  = a_busy >> l_apar;
+  assign \$20  = ~ \$19 ;
+  assign \$21  = \$20  & w_rdy;
+  assign \$22  = ! load_k_kc0;
+  assign \$23  = c_busy >> index[0];
+  assign \$24  = ~ \$23 ;
+  assign \$25  = ~ c[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$18  = is_cin & acc_writes;
-  assign \$19  = ~ \$18 ;
-  assign rd_data__ready = r_rdy & \$19 ;
+  assign \$27  = is_cin & acc_writes;
+  assign \$28  = ~ \$27 ;
+  assign rd_data__ready = r_rdy & \$28 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$20  = r_data[2] * 7'h40;
-  assign \$21  = \$20  + beat;
-  assign \$22  = ! r_data[1:0];
-  assign \$23  = beat_ok & \$22 ;
-  assign \$24  = ! row;
-  assign \$signature__en  = \$23  & \$24 ;
-  assign \$25  = r_data[2] * 7'h40;
-  assign \$26  = \$25  + beat;
-  assign \$27  = ! r_data[1:0];
-  assign \$28  = beat_ok & \$27 ;
-  assign \$29  = row == 1'h1;
-  assign \$signature__en$56  = \$28  & \$29 ;
-  assign \$30  = r_data[2] * 7'h40;
-  assign \$31  = \$30  + beat;
-  assign \$32  = ! r_data[1:0];
-  assign \$33  = beat_ok & \$32 ;
-  assign \$34  = row == 2'h2;
-  assign \$signature__en$59  = \$33  & \$34 ;
-  assign \$35  = r_data[2] * 7'h40;
-  assign \$36  = \$35  + beat;
-  assign \$37  = ! r_data[1:0];
-  assign \$38  = beat_ok & \$37 ;
-  assign \$39  = row == 2'h3;
-  assign \$signature__en$62  = \$38  & \$39 ;
-  assign \$40  = r_data[2] * 10'h200;
-  assign \$41  = \$40  + row;
-  assign \$42  = r_data[1:0] == 1'h1;
-  assign \$43  = beat_ok & \$42 ;
-  assign \$44  = ! beat;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = r_data[1:0] == 1'h1;
+  assign \$29  = r_data[2] * 7'h40;
+  assign \$30  = \$29  + beat;
+  assign \$31  = ! r_data[1:0];
+  assign \$32  = beat_ok & \$31 ;
+  assign \$33  = ! row;
+  assign \$signature__en  = \$32  & \$33 ;
+  assign \$34  = r_data[2] * 7'h40;
+  assign \$35  = \$34  + beat;
+  assign \$36  = ! r_data[1:0];
+  assign \$37  = beat_ok & \$36 ;
+  assign \$38  = row == 1'h1;
+  assign \$signature__en$69  = \$37  & \$38 ;
+  assign \$39  = r_data[2] * 7'h40;
+  assign \$40  = \$39  + beat;
+  assign \$41  = ! r_data[1:0];
+  assign \$42  = beat_ok & \$41 ;
+  assign \$43  = row == 2'h2;
+  assign \$signature__en$72  = \$42  & \$43 ;
+  assign \$44  = r_data[2] * 7'h40;
+  assign \$45  = \$44  + beat;
+  assign \$46  = ! r_data[1:0];
   assign \$47  = beat_ok & \$46 ;
-  assign \$48  = ! beat;
-  assign \$49  = \$47  & \$48 ;
-  assign \$50  = r_data[1:0] == 1'h1;
-  assign \$51  = beat_ok & \$50 ;
-  assign \$52  = ! beat;
-  assign \$53  = \$51  & \$52 ;
-  assign \$54  = r_data[1:0] == 1'h1;
-  assign \$55  = beat_ok & \$54 ;
-  assign \$56  = ! beat;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = ~ f_done;
-  assign \$59  = running & \$58 ;
-  assign \$60  = a_full >> apar;
-  assign \$61  = \$59  & \$60 ;
-  assign \$62  = b_full >> bpar;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = c_ready >> \index$78 [0];
-  assign \$65  = \$63  & \$64 ;
-  assign \$66  = \index$78  < c_claims;
-  assign \$67  = \$65  & \$66 ;
-  assign \$68  = level + pending;
-  assign \$69  = \$68  < 2'h3;
-  assign \$70  = \$67  & \$69 ;
-  assign \$71  = ! k_idx;
-  assign \$72  = ! feed_k_kc0;
+  assign \$48  = row == 2'h3;
+  assign \$signature__en$75  = \$47  & \$48 ;
+  assign \$49  = r_data[2] * 10'h200;
+  assign \$50  = \$49  + row;
+  assign \$51  = r_data[1:0] == 1'h1;
+  assign \$52  = beat_ok & \$51 ;
+  assign \$53  = ! beat;
+  assign \$54  = \$52  & \$53 ;
+  assign \$55  = r_data[1:0] == 1'h1;
+  assign \$56  = beat_ok & \$55 ;
+  assign \$57  = ! beat;
+  assign \$58  = \$56  & \$57 ;
+  assign \$59  = r_data[1:0] == 1'h1;
+  assign \$60  = beat_ok & \$59 ;
+  assign \$61  = ! beat;
+  assign \$62  = \$60  & \$61 ;
+  assign \$63  = r_data[1:0] == 1'h1;
+  assign \$64  = beat_ok & \$63 ;
+  assign \$65  = ! beat;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = step_done & feed_k_last;
+  assign \$68  = restart | \$67 ;
+  assign \$69  = feed_k_kc0 + 10'h200;
+  assign \$70  = ~ f_done;
+  assign \$71  = running & \$70 ;
+  assign \$72  = a_full >> apar;
   assign \$73  = \$71  & \$72 ;
-  assign \$74  = ~ \$73 ;
-  assign \$75  = \$74  | \w_rdy$84 ;
-  assign issue = \$70  & \$75 ;
-  assign \$76  = apar * 7'h40;
-  assign \$78  = \$76  + \$77 ;
-  assign \$79  = apar * 7'h40;
-  assign \$81  = \$79  + \$80 ;
-  assign \$82  = apar * 7'h40;
-  assign \$84  = \$82  + \$83 ;
-  assign \$85  = apar * 7'h40;
-  assign \$87  = \$85  + \$86 ;
-  assign \$88  = bpar * 10'h200;
-  assign \$89  = \$88  + k_idx;
-  assign \$546  = meta_sel * 4'h8;
-  assign \$90  = \$signature__data$96  >> \$546 ;
-  assign \$549  = meta_sel * 4'h8;
-  assign \$91  = \$signature__data$98  >> \$549 ;
-  assign \$552  = meta_sel * 4'h8;
-  assign \$92  = \$signature__data$99  >> \$552 ;
-  assign \$555  = meta_sel * 4'h8;
-  assign \$93  = \$signature__data$100  >> \$555 ;
-  assign \$94  = ! k_idx;
-  assign \$95  = ! feed_k_kc0;
-  assign \$96  = \$94  & \$95 ;
-  assign \$97  = k_idx == feed_k_len_m1;
-  assign \$98  = last_in_panel & feed_k_last;
-  assign \$99  = split | \$98 ;
+  assign \$74  = b_full >> bpar;
+  assign \$75  = \$73  & \$74 ;
+  assign \$76  = c_ready >> \index$95 [0];
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = \index$95  < c_claims;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = level + pending;
+  assign \$81  = \$80  < 2'h3;
+  assign \$82  = \$79  & \$81 ;
+  assign \$83  = ! k_idx;
+  assign \$84  = ! feed_k_kc0;
+  assign \$85  = \$83  & \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$86  | \w_rdy$100 ;
+  assign issue = \$82  & \$87 ;
+  assign \$88  = apar * 7'h40;
+  assign \$90  = \$88  + \$89 ;
+  assign \$91  = apar * 7'h40;
+  assign \$93  = \$91  + \$92 ;
+  assign \$94  = apar * 7'h40;
+  assign \$96  = \$94  + \$95 ;
+  assign \$97  = apar * 7'h40;
+  assign \$99  = \$97  + \$98 ;
+  assign \$100  = bpar * 10'h200;
+  assign \$101  = \$100  + k_idx;
+  assign \$570  = meta_sel * 4'h8;
+  assign \$102  = \$signature__data$112  >> \$570 ;
+  assign \$573  = meta_sel * 4'h8;
+  assign \$103  = \$signature__data$114  >> \$573 ;
+  assign \$576  = meta_sel * 4'h8;
+  assign \$104  = \$signature__data$115  >> \$576 ;
+  assign \$579  = meta_sel * 4'h8;
+  assign \$105  = \$signature__data$116  >> \$579 ;
+  assign \$106  = ! k_idx;
+  assign \$107  = ! feed_k_kc0;
+  assign \$108  = \$106  & \$107 ;
+  assign \$109  = k_idx == feed_k_len_m1;
+  assign \$110  = \last_in_panel$131  & feed_k_last;
+  assign \$111  = split | \$110 ;
   assign got = results__valid & results__ready;
-  assign \$100  = \r_data$126 [0] * 10'h200;
-  assign \$101  = \$100  + acc_row;
-  assign \$102  = \r_data$126 [16:1] - 1'h1;
-  assign \$103  = acc_row == \$102 ;
-  assign \$104  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$105  = $signed(s1_value[31:0]) + $signed(\$104 );
-  assign \$106  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$107  = $signed(s1_value[63:32]) + $signed(\$106 );
-  assign \$108  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$109  = $signed(s1_value[95:64]) + $signed(\$108 );
-  assign \$110  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$111  = $signed(s1_value[127:96]) + $signed(\$110 );
-  assign \$112  = r_data[2] * 10'h200;
-  assign \$113  = \$112  + row;
-  assign \$114  = beat_ok & is_cin;
-  assign \$115  = ! beat;
-  assign \$116  = \$114  & \$115 ;
-  assign \$117  = beat_ok & is_cin;
-  assign \$118  = ! beat;
-  assign \$119  = \$117  & \$118 ;
-  assign \$120  = beat_ok & is_cin;
-  assign \$121  = beat == 1'h1;
-  assign \$122  = \$120  & \$121 ;
-  assign \$123  = beat_ok & is_cin;
-  assign \$124  = beat == 1'h1;
-  assign \$125  = \$123  & \$124 ;
-  assign \$126  = ~ s_done;
-  assign \$127  = running & \$126 ;
-  assign \$128  = c_done >> \index$149 [0];
-  assign \$129  = \$127  & \$128 ;
-  assign \$131  = c[353] ? { 3'h0, \cols$154  } : \$130 ;
-  assign \$132  = \level$156  + \pending$157 ;
-  assign \$133  = \$132  < 2'h3;
-  assign \$134  = \$133  & \w_rdy$158 ;
-  assign \$135  = \rows$153  - 1'h1;
-  assign \$136  = r == \$135 ;
-  assign \$137  = \index$149 [0] * 10'h200;
-  assign \$138  = \$137  + r;
-  assign \$139  = ~ \r_rdy$167 ;
-  assign \$140  = ~ \issue$155 ;
-  assign s_drained = \$139  & \$140 ;
-  assign \$141  = \rows$153  - 1'h1;
-  assign \$142  = r == \$141 ;
-  assign \$144  = c[353] ? { 3'h0, \r_data$190 [2:0] } : \$143 ;
-  assign \$145  = s_beat * 4'h8;
-  assign \$146  = \$144 [4:0] - \$145 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$167 ;
-  assign \$614  = s_beat * 7'h40;
-  assign \$147  = byte_row >> \$614 ;
-  assign \$148  = \$146 [4:0] <= 4'h8;
-  assign \$149  = \$148  ? \$146 [4:0] : 5'h08;
-  assign \$150  = ! s_beat;
-  assign \$151  = \$146 [4:0] <= 4'h8;
-  assign \$152  = \$146 [4:0] <= 4'h8;
-  assign \$153  = \$152  & \r_data$190 [3];
-  assign \$154  = wr_data__valid & wr_data__ready;
-  assign \$155  = \$146 [4:0] <= 4'h8;
-  assign \$159  = ~ launched;
-  assign \$160  = ~ busy;
-  assign \$161  = c[159:128] - 1'h1;
-  assign \$162  = c[31:0] + c[191:160];
-  assign \$163  = ~ launched;
-  assign \$164  = ~ busy;
-  assign \$165  = c[191:160] - 1'h1;
-  assign \$166  = c[63:32] + c[223:192];
-  assign \$167  = ~ launched;
-  assign \$168  = ~ busy;
-  assign \$169  = c[159:128] - 1'h1;
-  assign \$171  = c[353] ? { 3'h0, c[223:192] } : \$170 ;
-  assign \$172  = c[95:64] + \$171 ;
-  assign \$173  = ~ launched;
-  assign \$174  = ~ busy;
-  assign \$175  = c[159:128] - 1'h1;
-  assign \$177  = c[127:96] + \$176 ;
-  assign \$178  = ! c[159:128];
-  assign \$179  = ! c[191:160];
-  assign \$180  = \$178  | \$179 ;
-  assign \$181  = ! c[223:192];
-  assign \$182  = \$180  | \$181 ;
-  assign \$183  = c[159:128] > 16'hffff;
-  assign \$184  = c[223:192] > 16'hffff;
-  assign \$185  = \$183  | \$184 ;
-  assign \$186  = c[191:160] > 16'hffff;
-  assign \$187  = \$185  | \$186 ;
-  assign \$189  = c[255:224] < c[191:160];
-  assign \$190  = c[287:256] < c[223:192];
-  assign \$191  = \$189  | \$190 ;
-  assign \$193  = c[353] ? { 3'h0, c[223:192] } : \$192 ;
-  assign \$194  = c[319:288] < \$193 ;
-  assign \$195  = \$191  | \$194 ;
-  assign \$197  = c[351:320] < \$196 ;
-  assign \$198  = c[352] & \$197 ;
-  assign \$199  = \$195  | \$198 ;
-  assign \$200  = ~ c[353];
-  assign \$201  = | c[65:64];
-  assign \$202  = | c[289:288];
-  assign \$203  = \$201  | \$202 ;
-  assign \$204  = \$200  & \$203 ;
-  assign \$205  = | c[97:96];
-  assign \$206  = | c[321:320];
-  assign \$207  = \$205  | \$206 ;
-  assign \$208  = c[352] & \$207 ;
-  assign \$209  = \$204  | \$208 ;
-  assign \$210  = | beyond;
-  assign \busy$213  = ~ \$217 ;
-  assign \$211  = ! loader_state;
-  assign \$212  = loader_state == 1'h1;
-  assign \$213  = loader_state == 2'h2;
-  assign \$214  = loader_state == 2'h3;
-  assign \$215  = ! store_state;
-  assign \$217  = ! control_state;
-  assign \$218  = control_state == 1'h1;
-  assign \$219  = control_state == 2'h2;
-  assign \$220  = control_state == 2'h3;
-  assign \$221  = control_state == 3'h4;
-  assign \$222  = control_state == 3'h5;
-  assign \$223  = control_state == 3'h6;
-  assign \$224  = control_state == 3'h7;
-  assign \$225  = control_state == 4'h8;
-  assign \$226  = a_busy | a_busy_set;
-  assign \$227  = ~ a_busy_clr;
-  assign \$228  = \$226  & \$227 ;
-  assign \$229  = a_full | a_full_set;
-  assign \$230  = ~ a_full_clr;
-  assign \$231  = \$229  & \$230 ;
-  assign \$232  = b_busy | b_busy_set;
-  assign \$233  = ~ b_busy_clr;
-  assign \$234  = \$232  & \$233 ;
-  assign \$235  = b_full | b_full_set;
-  assign \$236  = ~ b_full_clr;
-  assign \$237  = \$235  & \$236 ;
-  assign \$238  = c_busy | c_busy_set;
-  assign \$239  = ~ c_busy_clr;
-  assign \$240  = \$238  & \$239 ;
-  assign \$241  = c_ready | c_ready_set;
-  assign \$242  = ~ c_ready_clr;
+  assign \$112  = \r_data$140 [0] * 10'h200;
+  assign \$113  = \$112  + acc_row;
+  assign \$114  = \r_data$140 [16:1] - 1'h1;
+  assign \$115  = acc_row == \$114 ;
+  assign \$116  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
+  assign \$117  = $signed(s1_value[31:0]) + $signed(\$116 );
+  assign \$118  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
+  assign \$119  = $signed(s1_value[63:32]) + $signed(\$118 );
+  assign \$120  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
+  assign \$121  = $signed(s1_value[95:64]) + $signed(\$120 );
+  assign \$122  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
+  assign \$123  = $signed(s1_value[127:96]) + $signed(\$122 );
+  assign \$124  = r_data[2] * 10'h200;
+  assign \$125  = \$124  + row;
+  assign \$126  = beat_ok & is_cin;
+  assign \$127  = ! beat;
+  assign \$128  = \$126  & \$127 ;
+  assign \$129  = beat_ok & is_cin;
+  assign \$130  = ! beat;
+  assign \$131  = \$129  & \$130 ;
+  assign \$132  = beat_ok & is_cin;
+  assign \$133  = beat == 1'h1;
+  assign \$134  = \$132  & \$133 ;
+  assign \$135  = beat_ok & is_cin;
+  assign \$136  = beat == 1'h1;
+  assign \$137  = \$135  & \$136 ;
+  assign \$138  = c[353] ? 5'h04 : 5'h10;
+  assign \$139  = store_c_panel + \$138 ;
+  assign \$140  = store_c_addr + \$172 [31:0];
+  assign \$141  = ~ s_done;
+  assign \$142  = running & \$141 ;
+  assign \$143  = c_done >> \index$169 [0];
+  assign \$144  = \$142  & \$143 ;
+  assign \$146  = c[353] ? { 3'h0, \cols$173  } : \$145 ;
+  assign \$147  = \level$175  + \pending$176 ;
+  assign \$148  = \$147  < 2'h3;
+  assign \$149  = \$148  & \w_rdy$177 ;
+  assign \$150  = \rows$172  - 1'h1;
+  assign \$151  = r == \$150 ;
+  assign \$152  = \index$169 [0] * 10'h200;
+  assign \$153  = \$152  + r;
+  assign \$154  = ~ \r_rdy$185 ;
+  assign \$155  = ~ \issue$174 ;
+  assign s_drained = \$154  & \$155 ;
+  assign \$156  = \rows$172  - 1'h1;
+  assign \$157  = r == \$156 ;
+  assign \$159  = c[353] ? { 3'h0, \r_data$208 [2:0] } : \$158 ;
+  assign \$160  = s_beat * 4'h8;
+  assign \$161  = \$159 [4:0] - \$160 [4:0];
+  assign wr_data__valid = byte_valid & \r_rdy$185 ;
+  assign \$641  = s_beat * 7'h40;
+  assign \$162  = byte_row >> \$641 ;
+  assign \$163  = \$161 [4:0] <= 4'h8;
+  assign \$164  = \$163  ? \$161 [4:0] : 5'h08;
+  assign \$165  = ! s_beat;
+  assign \$166  = \$161 [4:0] <= 4'h8;
+  assign \$167  = \$161 [4:0] <= 4'h8;
+  assign \$168  = \$167  & \r_data$208 [3];
+  assign \$169  = wr_data__valid & wr_data__ready;
+  assign \$170  = \$161 [4:0] <= 4'h8;
+  assign \$174  = ~ launched;
+  assign \$175  = ~ busy;
+  assign \$176  = c[159:128] - 1'h1;
+  assign \$177  = c[31:0] + c[191:160];
+  assign \$178  = ~ launched;
+  assign \$179  = ~ busy;
+  assign \$180  = c[191:160] - 1'h1;
+  assign \$181  = c[63:32] + c[223:192];
+  assign \$182  = ~ launched;
+  assign \$183  = ~ busy;
+  assign \$184  = c[159:128] - 1'h1;
+  assign \$186  = c[353] ? { 3'h0, c[223:192] } : \$185 ;
+  assign \$187  = c[95:64] + \$186 ;
+  assign \$188  = ~ launched;
+  assign \$189  = ~ busy;
+  assign \$190  = c[159:128] - 1'h1;
+  assign \$192  = c[127:96] + \$191 ;
+  assign \$193  = ! c[159:128];
+  assign \$194  = ! c[191:160];
+  assign \$195  = \$193  | \$194 ;
+  assign \$196  = ! c[223:192];
+  assign \$197  = \$195  | \$196 ;
+  assign \$198  = c[159:128] > 16'hffff;
+  assign \$199  = c[223:192] > 16'hffff;
+  assign \$200  = \$198  | \$199 ;
+  assign \$201  = c[191:160] > 16'hffff;
+  assign \$202  = \$200  | \$201 ;
+  assign \$204  = c[255:224] < c[191:160];
+  assign \$205  = c[287:256] < c[223:192];
+  assign \$206  = \$204  | \$205 ;
+  assign \$208  = c[353] ? { 3'h0, c[223:192] } : \$207 ;
+  assign \$209  = c[319:288] < \$208 ;
+  assign \$210  = \$206  | \$209 ;
+  assign \$212  = c[351:320] < \$211 ;
+  assign \$213  = c[352] & \$212 ;
+  assign \$214  = \$210  | \$213 ;
+  assign \$215  = ~ c[353];
+  assign \$216  = | c[65:64];
+  assign \$217  = | c[289:288];
+  assign \$218  = \$216  | \$217 ;
+  assign \$219  = \$215  & \$218 ;
+  assign \$220  = | c[97:96];
+  assign \$221  = | c[321:320];
+  assign \$222  = \$220  | \$221 ;
+  assign \$223  = c[352] & \$222 ;
+  assign \$224  = \$219  | \$223 ;
+  assign \$225  = | beyond;
+  assign \busy$228  = ~ \$232 ;
+  assign \$226  = ! loader_state;
+  assign \$227  = loader_state == 1'h1;
+  assign \$228  = loader_state == 2'h2;
+  assign \$229  = loader_state == 2'h3;
+  assign \$230  = ! store_state;
+  assign \$232  = ! control_state;
+  assign \$233  = control_state == 1'h1;
+  assign \$234  = control_state == 2'h2;
+  assign \$235  = control_state == 2'h3;
+  assign \$236  = control_state == 3'h4;
+  assign \$237  = control_state == 3'h5;
+  assign \$238  = control_state == 3'h6;
+  assign \$239  = control_state == 3'h7;
+  assign \$240  = control_state == 4'h8;
+  assign \$241  = a_busy | a_busy_set;
+  assign \$242  = ~ a_busy_clr;
   assign \$243  = \$241  & \$242 ;
-  assign \$244  = c_done | c_done_set;
-  assign \$245  = ~ c_done_clr;
+  assign \$244  = a_full | a_full_set;
+  assign \$245  = ~ a_full_clr;
   assign \$246  = \$244  & \$245 ;
-  assign \$253  = l_step & load_k_last;
-  assign \$254  = restart | \$253 ;
-  assign \$255  = c[191:160] <= 10'h200;
-  assign \$256  = c[191:160] < 10'h200;
-  assign \$257  = \$256  ? c[191:160] : 32'd512;
-  assign \$258  = c[191:160] < 10'h200;
-  assign \$259  = \$258  ? c[191:160] : 32'd512;
-  assign \$260  = \$259  - 1'h1;
-  assign \$261  = load_k_kc0 + 10'h200;
-  assign \$262  = load_k_left - 10'h200;
-  assign \$263  = load_k_left - 10'h200;
-  assign \$264  = $signed(\$263 ) <= $signed(11'h200);
-  assign \$265  = load_k_left - 10'h200;
-  assign \$266  = $signed(\$265 ) < $signed(11'h200);
-  assign \$267  = load_k_left - 10'h200;
-  assign \$268  = \$266  ? \$267  : 33'h000000200;
-  assign \$269  = load_k_left - 10'h200;
-  assign \$270  = $signed(\$269 ) < $signed(11'h200);
-  assign \$271  = load_k_left - 10'h200;
-  assign \$272  = \$270  ? \$271  : 33'h000000200;
-  assign \$273  = $signed(\$272 ) - $signed(2'h1);
-  assign \$274  = load_a_panel + 1'h0;
-  assign \$275  = load_a_panel + 1'h0;
-  assign \$276  = load_a_addr + \$156 [31:0];
-  assign \$277  = load_cin_panel + 5'h10;
-  assign \$278  = load_cin_panel + 5'h10;
-  assign \$279  = load_cin_addr + \$158 [31:0];
-  assign \$281  = b_koff + \$280 ;
-  assign \$282  = load_k_last ? 48'h000000000000 : \$281 ;
-  assign \$283  = ~ l_done;
-  assign \$284  = running & \$283 ;
-  assign \$285  = ~ split;
-  assign \$286  = ~ first_in_panel;
-  assign \$287  = \$285  & \$286 ;
-  assign \$288  = b_busy >> l_bpar;
-  assign \$289  = ~ \$288 ;
-  assign \$290  = \$289  & w_rdy;
-  assign \$291  = ~ l_bpar;
-  assign \$292  = a_busy >> l_apar;
-  assign \$293  = ~ \$292 ;
-  assign \$294  = \$293  & w_rdy;
-  assign \$295  = ~ l_apar;
-  assign \$296  = ! load_k_kc0;
-  assign \$297  = c_claims + 1'h1;
-  assign \$298  = row + 1'h1;
-  assign \$299  = row_base + words;
-  assign \$300  = beat + 1'h1;
-  assign \$301  = step_done & feed_k_last;
-  assign \$302  = restart | \$301 ;
-  assign \$303  = c[191:160] <= 10'h200;
-  assign \$304  = c[191:160] < 10'h200;
-  assign \$305  = \$304  ? c[191:160] : 32'd512;
-  assign \$306  = c[191:160] < 10'h200;
-  assign \$307  = \$306  ? c[191:160] : 32'd512;
-  assign \$308  = \$307  - 1'h1;
-  assign \$309  = feed_k_kc0 + 10'h200;
-  assign \$310  = feed_k_left - 10'h200;
-  assign \$311  = feed_k_left - 10'h200;
-  assign \$312  = $signed(\$311 ) <= $signed(11'h200);
-  assign \$313  = feed_k_left - 10'h200;
-  assign \$314  = $signed(\$313 ) < $signed(11'h200);
-  assign \$315  = feed_k_left - 10'h200;
-  assign \$316  = \$314  ? \$315  : 33'h000000200;
-  assign \$317  = feed_k_left - 10'h200;
-  assign \$318  = $signed(\$317 ) < $signed(11'h200);
-  assign \$319  = feed_k_left - 10'h200;
-  assign \$320  = \$318  ? \$319  : 33'h000000200;
-  assign \$321  = $signed(\$320 ) - $signed(2'h1);
-  assign \$322  = k_idx == feed_k_len_m1;
-  assign \$323  = \$322  & feed_k_last;
-  assign \$324  = k_idx == feed_k_len_m1;
-  assign \$325  = ~ apar;
-  assign \$326  = last_in_panel & feed_k_last;
-  assign \$327  = split | \$326 ;
-  assign \$328  = ~ bpar;
-  assign \$329  = k_idx + 1'h1;
-  assign \$330  = got & \r_data$126 [18];
-  assign \$331  = \r_data$126 [16:1] - 1'h1;
-  assign \$332  = acc_row == \$331 ;
-  assign \$333  = \$330  & \$332 ;
-  assign \$334  = \r_data$126 [16:1] - 1'h1;
-  assign \$335  = acc_row == \$334 ;
-  assign \$336  = acc_row + 1'h1;
-  assign \$337  = c[353] ? 5'h04 : 5'h10;
-  assign \$338  = store_c_panel + \$337 ;
-  assign \$339  = c[353] ? 5'h04 : 5'h10;
-  assign \$340  = store_c_panel + \$339 ;
-  assign \$341  = store_c_addr + \$157 [31:0];
-  assign \$342  = ~ s_done;
-  assign \$343  = running & \$342 ;
-  assign \$344  = c_done >> \index$149 [0];
-  assign \$345  = \$343  & \$344 ;
-  assign \$346  = \rows$153  - 1'h1;
-  assign \$347  = r == \$346 ;
-  assign \$348  = r + 1'h1;
-  assign \$349  = wr_data__valid & wr_data__ready;
-  assign \$350  = \$146 [4:0] <= 4'h8;
-  assign \$351  = s_beat + 1'h1;
-  assign \$352  = ~ launched;
-  assign \$353  = ~ busy;
-  assign \$354  = result > 33'h100000000;
-  assign \$355  = ~ launched;
-  assign \$356  = ~ busy;
-  assign \$357  = result > 33'h100000000;
-  assign \$358  = ~ launched;
-  assign \$359  = ~ busy;
-  assign \$360  = result > 33'h100000000;
-  assign \$361  = ~ launched;
-  assign \$362  = ~ busy;
-  assign \$363  = result > 33'h100000000;
-  assign \$364  = split ? 32'd512 : c[191:160];
-  assign \$365  = \$364  + 4'h8;
-  assign \$366  = \$365  - 1'h1;
-  assign \$368  = | code;
-  assign \$369  = s_done & s_drained;
-  assign \$370  = ~ dma_busy;
-  assign \$371  = \$369  & \$370 ;
-  assign \$372  = cycles + 1'h1;
-  assign \$373  = operands__valid & \r_en$108 ;
-  assign \$374  = mac_cycles + 1'h1;
-  assign \$375  = ~ f_done;
-  assign \$376  = running & \$375 ;
-  assign \$377  = ~ operands__valid;
-  assign \$378  = \$376  & \$377 ;
-  assign \$379  = stall_load + 1'h1;
-  assign \$380  = ~ results__ready;
-  assign \$381  = results__valid & \$380 ;
-  assign \$382  = stall_store + 1'h1;
+  assign \$247  = b_busy | b_busy_set;
+  assign \$248  = ~ b_busy_clr;
+  assign \$249  = \$247  & \$248 ;
+  assign \$250  = b_full | b_full_set;
+  assign \$251  = ~ b_full_clr;
+  assign \$252  = \$250  & \$251 ;
+  assign \$253  = c_busy | c_busy_set;
+  assign \$254  = ~ c_busy_clr;
+  assign \$255  = \$253  & \$254 ;
+  assign \$256  = c_ready | c_ready_set;
+  assign \$257  = ~ c_ready_clr;
+  assign \$258  = \$256  & \$257 ;
+  assign \$259  = c_done | c_done_set;
+  assign \$260  = ~ c_done_clr;
+  assign \$261  = \$259  & \$260 ;
+  assign \$268  = l_step & load_k_last;
+  assign \$269  = restart | \$268 ;
+  assign \$270  = c[191:160] <= 10'h200;
+  assign \$271  = c[191:160] < 10'h200;
+  assign \$272  = \$271  ? c[191:160] : 32'd512;
+  assign \$273  = c[191:160] < 10'h200;
+  assign \$274  = \$273  ? c[191:160] : 32'd512;
+  assign \$275  = \$274  - 1'h1;
+  assign \$276  = load_k_kc0 + 10'h200;
+  assign \$277  = load_k_left - 10'h200;
+  assign \$278  = load_k_left - 10'h200;
+  assign \$279  = $signed(\$278 ) <= $signed(11'h200);
+  assign \$280  = load_k_left - 10'h200;
+  assign \$281  = $signed(\$280 ) < $signed(11'h200);
+  assign \$282  = load_k_left - 10'h200;
+  assign \$283  = \$281  ? \$282  : 33'h000000200;
+  assign \$284  = load_k_left - 10'h200;
+  assign \$285  = $signed(\$284 ) < $signed(11'h200);
+  assign \$286  = load_k_left - 10'h200;
+  assign \$287  = \$285  ? \$286  : 33'h000000200;
+  assign \$288  = $signed(\$287 ) - $signed(2'h1);
+  assign \$289  = load_a_panel + 1'h0;
+  assign \$290  = load_b_panel + 3'h4;
+  assign \$291  = load_cin_panel + 5'h10;
+  assign \$292  = load_a_next + load_k_kc0_next;
+  assign \$293  = load_b_next + b_koff_next;
+  assign \$294  = ~ l_done;
+  assign \$295  = running & \$294 ;
+  assign \$296  = ~ split;
+  assign \$297  = ~ first_in_panel;
+  assign \$298  = \$296  & \$297 ;
+  assign \$299  = b_busy >> l_bpar;
+  assign \$300  = ~ \$299 ;
+  assign \$301  = \$300  & w_rdy;
+  assign \$302  = ~ l_bpar;
+  assign \$303  = a_busy >> l_apar;
+  assign \$304  = ~ \$303 ;
+  assign \$305  = \$304  & w_rdy;
+  assign \$306  = ~ l_apar;
+  assign \$307  = ! load_k_kc0;
+  assign \$308  = c_claims + 1'h1;
+  assign \$309  = row + 1'h1;
+  assign \$310  = row_base + words;
+  assign \$311  = beat + 1'h1;
+  assign \$312  = step_done & feed_k_last;
+  assign \$313  = restart | \$312 ;
+  assign \$314  = c[191:160] <= 10'h200;
+  assign \$315  = c[191:160] < 10'h200;
+  assign \$316  = \$315  ? c[191:160] : 32'd512;
+  assign \$317  = c[191:160] < 10'h200;
+  assign \$318  = \$317  ? c[191:160] : 32'd512;
+  assign \$319  = \$318  - 1'h1;
+  assign \$320  = feed_k_kc0 + 10'h200;
+  assign \$321  = feed_k_left - 10'h200;
+  assign \$322  = feed_k_left - 10'h200;
+  assign \$323  = $signed(\$322 ) <= $signed(11'h200);
+  assign \$324  = feed_k_left - 10'h200;
+  assign \$325  = $signed(\$324 ) < $signed(11'h200);
+  assign \$326  = feed_k_left - 10'h200;
+  assign \$327  = \$325  ? \$326  : 33'h000000200;
+  assign \$328  = feed_k_left - 10'h200;
+  assign \$329  = $signed(\$328 ) < $signed(11'h200);
+  assign \$330  = feed_k_left - 10'h200;
+  assign \$331  = \$329  ? \$330  : 33'h000000200;
+  assign \$332  = $signed(\$331 ) - $signed(2'h1);
+  assign \$333  = k_idx == feed_k_len_m1;
+  assign \$334  = \$333  & feed_k_last;
+  assign \$335  = k_idx == feed_k_len_m1;
+  assign \$336  = ~ apar;
+  assign \$337  = \last_in_panel$131  & feed_k_last;
+  assign \$338  = split | \$337 ;
+  assign \$339  = ~ bpar;
+  assign \$340  = k_idx + 1'h1;
+  assign \$341  = got & \r_data$140 [18];
+  assign \$342  = \r_data$140 [16:1] - 1'h1;
+  assign \$343  = acc_row == \$342 ;
+  assign \$344  = \$341  & \$343 ;
+  assign \$345  = \r_data$140 [16:1] - 1'h1;
+  assign \$346  = acc_row == \$345 ;
+  assign \$347  = acc_row + 1'h1;
+  assign \$348  = c[353] ? 5'h04 : 5'h10;
+  assign \$349  = store_c_panel + \$348 ;
+  assign \$350  = ~ s_done;
+  assign \$351  = running & \$350 ;
+  assign \$352  = c_done >> \index$169 [0];
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = \rows$172  - 1'h1;
+  assign \$355  = r == \$354 ;
+  assign \$356  = r + 1'h1;
+  assign \$357  = wr_data__valid & wr_data__ready;
+  assign \$358  = \$161 [4:0] <= 4'h8;
+  assign \$359  = s_beat + 1'h1;
+  assign \$360  = ~ launched;
+  assign \$361  = ~ busy;
+  assign \$362  = result > 33'h100000000;
+  assign \$363  = ~ launched;
+  assign \$364  = ~ busy;
+  assign \$365  = result > 33'h100000000;
+  assign \$366  = ~ launched;
+  assign \$367  = ~ busy;
+  assign \$368  = result > 33'h100000000;
+  assign \$369  = ~ launched;
+  assign \$370  = ~ busy;
+  assign \$371  = result > 33'h100000000;
+  assign \$372  = split ? 32'd512 : c[191:160];
+  assign \$373  = \$372  + 4'h8;
+  assign \$374  = \$373  - 1'h1;
+  assign \$376  = | code;
+  assign \$377  = s_done & s_drained;
+  assign \$378  = ~ dma_busy;
+  assign \$379  = \$377  & \$378 ;
+  assign \$380  = cycles + 1'h1;
+  assign \$381  = operands__valid & \r_en$124 ;
+  assign \$382  = mac_cycles + 1'h1;
+  assign \$383  = ~ f_done;
+  assign \$384  = running & \$383 ;
+  assign \$385  = ~ operands__valid;
+  assign \$386  = \$384  & \$385 ;
+  assign \$387  = stall_load + 1'h1;
+  assign \$388  = ~ results__ready;
+  assign \$389  = results__valid & \$388 ;
+  assign \$390  = stall_store + 1'h1;
   always @(posedge clk)
-    a_busy <= \$383 ;
+    a_busy <= \$391 ;
   always @(posedge clk)
-    a_full <= \$384 ;
+    a_full <= \$392 ;
   always @(posedge clk)
-    b_busy <= \$385 ;
+    b_busy <= \$393 ;
   always @(posedge clk)
-    b_full <= \$386 ;
+    b_full <= \$394 ;
   always @(posedge clk)
-    c_busy <= \$387 ;
+    c_busy <= \$395 ;
   always @(posedge clk)
-    c_ready <= \$388 ;
+    c_ready <= \$396 ;
   always @(posedge clk)
-    c_done <= \$389 ;
+    c_done <= \$397 ;
   always @(posedge clk)
-    b_used_w <= \$390 ;
+    b_used_w <= \$398 ;
   always @(posedge clk)
-    b_used_o <= \$391 ;
+    b_used_o <= \$399 ;
   always @(posedge clk)
-    load_k_kc0 <= \$392 ;
+    load_k_kc0 <= \$400 ;
   always @(posedge clk)
-    load_k_left <= \$393 ;
+    load_k_left <= \$401 ;
   always @(posedge clk)
-    load_k_last <= \$394 ;
+    load_k_last <= \$402 ;
   always @(posedge clk)
-    load_k_len <= \$395 ;
+    load_k_len <= \$403 ;
   always @(posedge clk)
-    load_k_len_m1 <= \$396 ;
+    load_k_len_m1 <= \$404 ;
   always @(posedge clk)
-    load_a_panel <= \$397 ;
+    load_a_panel <= \$405 ;
   always @(posedge clk)
-    load_a_addr <= \$398 ;
+    load_a_addr <= \$406 ;
   always @(posedge clk)
-    load_cin_panel <= \$399 ;
+    load_b_panel <= \$407 ;
   always @(posedge clk)
-    load_cin_addr <= \$400 ;
+    load_b_addr <= \$408 ;
   always @(posedge clk)
-    b_koff <= \$401 ;
+    load_cin_panel <= \$409 ;
   always @(posedge clk)
-    loader_state <= \$402 ;
+    load_cin_addr <= \$410 ;
   always @(posedge clk)
-    l_bpar <= \$403 ;
+    b_koff <= \$411 ;
   always @(posedge clk)
-    l_apar <= \$404 ;
+    a_load <= \$412 ;
   always @(posedge clk)
-    l_done <= \$405 ;
-  always @(posedge clk)
-    c_claims <= \$406 ;
-  always @(posedge clk)
-    row <= \$407 ;
-  always @(posedge clk)
-    beat <= \$408 ;
-  always @(posedge clk)
-    row_base <= \$409 ;
-  always @(posedge clk)
-    feed_k_kc0 <= \$410 ;
-  always @(posedge clk)
-    feed_k_left <= \$411 ;
-  always @(posedge clk)
-    feed_k_last <= \$412 ;
-  always @(posedge clk)
-    feed_k_len <= \$413 ;
-  always @(posedge clk)
-    feed_k_len_m1 <= \$414 ;
-  always @(posedge clk)
-    pending <= \$415 ;
-  always @(posedge clk)
-    meta_last <= \$416 ;
-  always @(posedge clk)
-    meta_sel <= \$417 ;
-  always @(posedge clk)
-    k_idx <= \$418 ;
+    b_load <= \$413 ;
   \accelerator.engine.core  core (
     .clk(clk),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$108 ),
+    .operands__ready(\r_en$124 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
@@ -7503,12 +7541,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .rst(rst)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$120 ),
+    .advance(\advance$134 ),
     .chunk(chunk),
     .clk(clk),
-    .index(\index$78 ),
-    .last(\last$233 ),
-    .last_in_panel(last_in_panel),
+    .index(\index$95 ),
+    .last(\last$245 ),
+    .last_in_panel(\last_in_panel$131 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
@@ -7518,12 +7556,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .advance(advance),
     .chunk(chunk),
     .clk(clk),
-    .col0(col0),
     .cols(cols),
     .first_in_panel(first_in_panel),
     .index(index),
     .last(last),
-    .last_in_panel(\last_in_panel$225 ),
+    .last_in_panel(last_in_panel),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
@@ -7534,21 +7571,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .clk(clk),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$108 ),
+    .r_en(\r_en$124 ),
     .r_rdy(operands__valid),
     .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$95 )
+    .w_port__data(\w_data$111 )
   );
   \accelerator.engine.passes  passes (
     .clk(clk),
-    .r_data(\r_data$126 ),
-    .r_en(\r_en$130 ),
+    .r_data(\r_data$140 ),
+    .r_en(\r_en$144 ),
     .r_rdy(results__ready),
     .rst(rst),
-    .w_en(\w_en$110 ),
-    .w_port__data(\w_data$111 ),
-    .w_rdy(\w_rdy$84 )
+    .w_en(\w_en$126 ),
+    .w_port__data(\w_data$127 ),
+    .w_rdy(\w_rdy$100 )
   );
   \accelerator.engine.requant  requant (
     .clk(clk),
@@ -7558,7 +7595,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2267$354 (c[398:354]),
+    .\port$2290$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -7573,13 +7610,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   );
   \accelerator.engine.rowq  rowq (
     .clk(clk),
-    .level(\level$156 ),
-    .r_data(\r_data$180 ),
-    .r_en(\r_en$181 ),
-    .r_rdy(\r_rdy$178 ),
+    .level(\level$175 ),
+    .r_data(\r_data$198 ),
+    .r_en(\r_en$199 ),
+    .r_rdy(\r_rdy$196 ),
     .rst(rst),
-    .w_en(\pending$157 ),
-    .w_port__data(\w_data$170 )
+    .w_en(\pending$176 ),
+    .w_port__data(\w_data$188 )
   );
   \accelerator.engine.setup_mul  setup_mul (
     .a(a),
@@ -7592,218 +7629,385 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .start(start)
   );
   \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$163 ),
+    .advance(\advance$162 ),
     .chunk(chunk),
     .clk(clk),
-    .cols(\cols$154 ),
-    .index(\index$149 ),
-    .last(\last$238 ),
-    .last_in_panel(\last_in_panel$236 ),
+    .cols(\cols$173 ),
+    .index(\index$169 ),
+    .last(\last$248 ),
+    .last_in_panel(\last_in_panel$163 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$153 ),
+    .rows(\rows$172 ),
     .rst(rst)
   );
   \accelerator.engine.tagq  tagq (
     .clk(clk),
-    .r_data(\r_data$190 ),
-    .r_en(\r_en$197 ),
-    .r_rdy(\r_rdy$167 ),
+    .r_data(\r_data$208 ),
+    .r_en(\r_en$215 ),
+    .r_rdy(\r_rdy$185 ),
     .rst(rst),
-    .w_en(\issue$155 ),
-    .w_port__data(\w_data$169 ),
-    .w_rdy(\w_rdy$158 )
+    .w_en(\issue$174 ),
+    .w_port__data(\w_data$187 ),
+    .w_rdy(\w_rdy$177 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$420  = bpar;
-    if (issue) begin
-      if (\$324 ) begin
-        if (\$327 ) begin
-          \$420  = \$328 ;
-        end
-      end
-    end
-    if (restart) begin
-      \$420  = 1'h0;
-    end
-    if (rst) begin
-      \$420  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$421  = f_done;
-    if (issue) begin
-      if (\$324 ) begin
-        if (feed_k_last) begin
-          if (\last$233 ) begin
-            \$421  = 1'h1;
+    \$414  = loader_state;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          if (\$295 ) begin
+            \$414  = 2'h1;
           end
-        end
+      2'h1:
+          if (\$298 ) begin
+            \$414  = 2'h2;
+          end else if (\$301 ) begin
+            if (rd_cmd__ready) begin
+              \$414  = 2'h2;
+            end
+          end
+      2'h2:
+          if (\$305 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$307 ) begin
+                \$414  = 2'h3;
+              end else begin
+                (* full_case = 32'd1 *)
+                if (load_k_last) begin
+                  (* full_case = 32'd1 *)
+                  if (last) begin
+                    \$414  = 2'h0;
+                  end else begin
+                    \$414  = 2'h1;
+                  end
+                end else begin
+                  \$414  = 2'h1;
+                end
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            (* full_case = 32'd1 *)
+            if (load_k_last) begin
+              (* full_case = 32'd1 *)
+              if (last) begin
+                \$414  = 2'h0;
+              end else begin
+                \$414  = 2'h1;
+              end
+            end else begin
+              \$414  = 2'h1;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$414  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$415  = l_bpar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$298 ) begin
+          end else if (\$301 ) begin
+            if (rd_cmd__ready) begin
+              \$415  = \$302 ;
+            end
+          end
+    endcase
+    if (restart) begin
+      \$415  = 1'h0;
+    end
+    if (rst) begin
+      \$415  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$416  = l_apar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$305 ) begin
+            if (rd_cmd__ready) begin
+              \$416  = \$306 ;
+            end
+          end
+    endcase
+    if (restart) begin
+      \$416  = 1'h0;
+    end
+    if (rst) begin
+      \$416  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$417  = l_done;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$305 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$307 ) begin
+              end else begin
+                if (load_k_last) begin
+                  if (last) begin
+                    \$417  = 1'h1;
+                  end
+                end
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            if (load_k_last) begin
+              if (last) begin
+                \$417  = 1'h1;
+              end
+            end
+          end
+    endcase
+    if (restart) begin
+      \$417  = 1'h0;
+    end
+    if (rst) begin
+      \$417  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$418  = c_claims;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (claimed) begin
+            \$418  = \$308 [31:0];
+          end
+    endcase
+    if (restart) begin
+      \$418  = 32'd0;
+    end
+    if (rst) begin
+      \$418  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$419  = row;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$419  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$419  = \$309 [15:0];
       end
     end
-    if (restart) begin
-      \$421  = 1'h0;
-    end
     if (rst) begin
-      \$421  = 1'h0;
+      \$419  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$422  = got;
+    \$420  = beat;
+    if (beat_ok) begin
+      (* full_case = 32'd1 *)
+      if (rd_data__payload[70]) begin
+        \$420  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$420  = 16'h0000;
+      end else begin
+        \$420  = \$311 [15:0];
+      end
+    end
     if (rst) begin
-      \$422  = 1'h0;
+      \$420  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$423  = \$101 [9:0];
+    \$421  = row_base;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$421  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$421  = \$310 [15:0];
+      end
+    end
     if (rst) begin
-      \$423  = 10'h000;
+      \$421  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$424  = results__payload[127:0];
+    \$422  = feed_k_kc0;
+    if (\$313 ) begin
+      \$422  = 32'd0;
+    end else if (step_done) begin
+      \$422  = \$320 [31:0];
+    end
     if (rst) begin
-      \$424  = 128'h00000000000000000000000000000000;
+      \$422  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$425  = \r_data$126 [17];
+    \$423  = feed_k_left;
+    if (\$313 ) begin
+      \$423  = c[191:160];
+    end else if (step_done) begin
+      \$423  = \$321 [31:0];
+    end
     if (rst) begin
-      \$425  = 1'h0;
+      \$423  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$426  = \r_data$126 [0];
+    \$424  = feed_k_last;
+    if (\$313 ) begin
+      \$424  = \$314 ;
+    end else if (step_done) begin
+      \$424  = \$323 ;
+    end
     if (rst) begin
-      \$426  = 1'h0;
+      \$424  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$427  = \$333 ;
+    \$425  = feed_k_len;
+    if (\$313 ) begin
+      \$425  = \$316 ;
+    end else if (step_done) begin
+      \$425  = \$327 [31:0];
+    end
+    if (rst) begin
+      \$425  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$426  = feed_k_len_m1;
+    if (\$313 ) begin
+      \$426  = \$319 [31:0];
+    end else if (step_done) begin
+      \$426  = \$332 [31:0];
+    end
+    if (rst) begin
+      \$426  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$427  = issue;
     if (rst) begin
       \$427  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$428  = acc_row;
-    if (got) begin
+    \$428  = meta_last;
+    if (issue) begin
+      \$428  = \$334 ;
+    end
+    if (rst) begin
+      \$428  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$429  = meta_sel;
+    if (issue) begin
+      \$429  = k_idx[2:0];
+    end
+    if (rst) begin
+      \$429  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$430  = k_idx;
+    if (issue) begin
       (* full_case = 32'd1 *)
       if (\$335 ) begin
-        \$428  = 16'h0000;
+        \$430  = 16'h0000;
       end else begin
-        \$428  = \$336 [15:0];
+        \$430  = \$340 [15:0];
       end
     end
     if (restart) begin
-      \$428  = 16'h0000;
+      \$430  = 16'h0000;
     end
     if (rst) begin
-      \$428  = 16'h0000;
+      \$430  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$429  = store_c_panel;
-    if (restart) begin
-      \$429  = c[95:64];
-    end else if (\advance$163 ) begin
-      if (\last_in_panel$236 ) begin
-        \$429  = \$338 [31:0];
+    \$431  = apar;
+    if (issue) begin
+      if (\$335 ) begin
+        \$431  = \$336 ;
       end
     end
-    if (rst) begin
-      \$429  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$430  = store_c_addr;
     if (restart) begin
-      \$430  = c[95:64];
-    end else if (\advance$163 ) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$236 ) begin
-        \$430  = \$340 [31:0];
-      end else begin
-        \$430  = \$341 [31:0];
-      end
+      \$431  = 1'h0;
     end
-    if (rst) begin
-      \$430  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$431  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$345 ) begin
-            if (wr_cmd__ready) begin
-              \$431  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$155 ) begin
-            if (\$347 ) begin
-              \$431  = 1'h0;
-            end
-          end
-    endcase
     if (rst) begin
       \$431  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$432  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$155 ) begin
-            (* full_case = 32'd1 *)
-            if (\$347 ) begin
-              \$432  = 16'h0000;
-            end else begin
-              \$432  = \$348 [15:0];
-            end
-          end
-    endcase
+    \$432  = bpar;
+    if (issue) begin
+      if (\$335 ) begin
+        if (\$338 ) begin
+          \$432  = \$339 ;
+        end
+      end
+    end
     if (restart) begin
-      \$432  = 16'h0000;
+      \$432  = 1'h0;
     end
     if (rst) begin
-      \$432  = 16'h0000;
+      \$432  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$433  = s_done;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$155 ) begin
-            if (\$347 ) begin
-              if (\last$238 ) begin
-                \$433  = 1'h1;
-              end
-            end
+    \$433  = f_done;
+    if (issue) begin
+      if (\$335 ) begin
+        if (feed_k_last) begin
+          if (\last$245 ) begin
+            \$433  = 1'h1;
           end
-    endcase
+        end
+      end
+    end
     if (restart) begin
       \$433  = 1'h0;
     end
@@ -7813,127 +8017,73 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$434  = \issue$155 ;
+    \$434  = got;
     if (rst) begin
       \$434  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$435  = s_beat;
-    if (\$349 ) begin
+    \$435  = \$113 [9:0];
+    if (rst) begin
+      \$435  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$436  = results__payload[127:0];
+    if (rst) begin
+      \$436  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$437  = \r_data$140 [17];
+    if (rst) begin
+      \$437  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$438  = \r_data$140 [0];
+    if (rst) begin
+      \$438  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$439  = \$344 ;
+    if (rst) begin
+      \$439  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$440  = acc_row;
+    if (got) begin
       (* full_case = 32'd1 *)
-      if (\$350 ) begin
-        \$435  = 2'h0;
+      if (\$346 ) begin
+        \$440  = 16'h0000;
       end else begin
-        \$435  = \$351 [1:0];
+        \$440  = \$347 [15:0];
       end
     end
+    if (restart) begin
+      \$440  = 16'h0000;
+    end
     if (rst) begin
-      \$435  = 2'h0;
+      \$440  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$436  = c;
-    casez (control_state)
-      4'h0:
-          if (\start$239 ) begin
-            \$436  = cmd;
-          end
-    endcase
-    if (rst) begin
-      \$436  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$437  = error;
-    casez (control_state)
-      4'h0:
-          if (\start$239 ) begin
-            \$437  = 8'h00;
-          end
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$437  = code;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (dma_error) begin
-            \$437  = 8'h06;
-          end
-    endcase
-    if (rst) begin
-      \$437  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$438  = cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$239 ) begin
-            \$438  = 32'd0;
-          end
-    endcase
-    if (\busy$213 ) begin
-      \$438  = \$372 [31:0];
-    end
-    if (rst) begin
-      \$438  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$439  = mac_cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$239 ) begin
-            \$439  = 32'd0;
-          end
-    endcase
-    if (\$373 ) begin
-      \$439  = \$374 [31:0];
-    end
-    if (rst) begin
-      \$439  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$440  = stall_load;
-    casez (control_state)
-      4'h0:
-          if (\start$239 ) begin
-            \$440  = 32'd0;
-          end
-    endcase
-    if (\$378 ) begin
-      \$440  = \$379 [31:0];
-    end
-    if (rst) begin
-      \$440  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$441  = stall_store;
-    casez (control_state)
-      4'h0:
-          if (\start$239 ) begin
-            \$441  = 32'd0;
-          end
-    endcase
-    if (\$381 ) begin
-      \$441  = \$382 [31:0];
+    \$441  = store_c_panel;
+    if (restart) begin
+      \$441  = c[95:64];
+    end else if (\advance$162 ) begin
+      if (\last_in_panel$163 ) begin
+        \$441  = \$349 [31:0];
+      end
     end
     if (rst) begin
       \$441  = 32'd0;
@@ -7941,70 +8091,25 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$442  = beyond;
-    casez (control_state)
-      4'h0:
-          if (\start$239 ) begin
-            \$442  = 4'h0;
-          end
-      4'h1:
-          if (\$352 ) begin
-          end else if (\$353 ) begin
-            \$442 [0] = \$354 ;
-          end
-      4'h2:
-          if (\$355 ) begin
-          end else if (\$356 ) begin
-            \$442 [1] = \$357 ;
-          end
-      4'h3:
-          if (\$358 ) begin
-          end else if (\$359 ) begin
-            \$442 [2] = \$360 ;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$361 ) begin
-            end else if (\$362 ) begin
-              \$442 [3] = \$363 ;
-            end
-          end
-    endcase
+    \$442  = store_c_next;
     if (rst) begin
-      \$442  = 4'h0;
+      \$442  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$443  = launched;
-    casez (control_state)
-      4'h0:
-          if (\start$239 ) begin
-            \$443  = 1'h0;
-          end
-      4'h1:
-          if (\$352 ) begin
-            \$443  = 1'h1;
-          end else if (\$353 ) begin
-            \$443  = 1'h0;
-          end
-      4'h2:
-          if (\$355 ) begin
-            \$443  = 1'h1;
-          end else if (\$356 ) begin
-            \$443  = 1'h0;
-          end
-      4'h3:
-          if (\$358 ) begin
-            \$443  = 1'h1;
-          end else if (\$359 ) begin
-            \$443  = 1'h0;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$361 ) begin
+    \$443  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$353 ) begin
+            if (wr_cmd__ready) begin
               \$443  = 1'h1;
-            end else if (\$362 ) begin
+            end
+          end
+      1'h1:
+          if (\issue$174 ) begin
+            if (\$355 ) begin
               \$443  = 1'h0;
             end
           end
@@ -8015,60 +8120,309 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$444  = control_state;
+    \$444  = r;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$174 ) begin
+            (* full_case = 32'd1 *)
+            if (\$355 ) begin
+              \$444  = 16'h0000;
+            end else begin
+              \$444  = \$356 [15:0];
+            end
+          end
+    endcase
+    if (restart) begin
+      \$444  = 16'h0000;
+    end
+    if (rst) begin
+      \$444  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$445  = s_done;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$174 ) begin
+            if (\$355 ) begin
+              if (\last$248 ) begin
+                \$445  = 1'h1;
+              end
+            end
+          end
+    endcase
+    if (restart) begin
+      \$445  = 1'h0;
+    end
+    if (rst) begin
+      \$445  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$446  = \issue$174 ;
+    if (rst) begin
+      \$446  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$447  = s_beat;
+    if (\$357 ) begin
+      (* full_case = 32'd1 *)
+      if (\$358 ) begin
+        \$447  = 2'h0;
+      end else begin
+        \$447  = \$359 [1:0];
+      end
+    end
+    if (rst) begin
+      \$447  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$448  = c;
     casez (control_state)
       4'h0:
-          if (\start$239 ) begin
-            \$444  = 4'h1;
+          if (\start$249 ) begin
+            \$448  = cmd;
+          end
+    endcase
+    if (rst) begin
+      \$448  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$449  = error;
+    casez (control_state)
+      4'h0:
+          if (\start$249 ) begin
+            \$449  = 8'h00;
           end
       4'h1:
-          if (\$352 ) begin
-          end else if (\$353 ) begin
-            \$444  = 4'h2;
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$449  = code;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (dma_error) begin
+            \$449  = 8'h06;
+          end
+    endcase
+    if (rst) begin
+      \$449  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$450  = cycles;
+    casez (control_state)
+      4'h0:
+          if (\start$249 ) begin
+            \$450  = 32'd0;
+          end
+    endcase
+    if (\busy$228 ) begin
+      \$450  = \$380 [31:0];
+    end
+    if (rst) begin
+      \$450  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$451  = mac_cycles;
+    casez (control_state)
+      4'h0:
+          if (\start$249 ) begin
+            \$451  = 32'd0;
+          end
+    endcase
+    if (\$381 ) begin
+      \$451  = \$382 [31:0];
+    end
+    if (rst) begin
+      \$451  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$452  = stall_load;
+    casez (control_state)
+      4'h0:
+          if (\start$249 ) begin
+            \$452  = 32'd0;
+          end
+    endcase
+    if (\$386 ) begin
+      \$452  = \$387 [31:0];
+    end
+    if (rst) begin
+      \$452  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$453  = stall_store;
+    casez (control_state)
+      4'h0:
+          if (\start$249 ) begin
+            \$453  = 32'd0;
+          end
+    endcase
+    if (\$389 ) begin
+      \$453  = \$390 [31:0];
+    end
+    if (rst) begin
+      \$453  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$454  = beyond;
+    casez (control_state)
+      4'h0:
+          if (\start$249 ) begin
+            \$454  = 4'h0;
+          end
+      4'h1:
+          if (\$360 ) begin
+          end else if (\$361 ) begin
+            \$454 [0] = \$362 ;
           end
       4'h2:
-          if (\$355 ) begin
-          end else if (\$356 ) begin
-            \$444  = 4'h3;
+          if (\$363 ) begin
+          end else if (\$364 ) begin
+            \$454 [1] = \$365 ;
           end
       4'h3:
-          if (\$358 ) begin
-          end else if (\$359 ) begin
-            \$444  = 4'h4;
+          if (\$366 ) begin
+          end else if (\$367 ) begin
+            \$454 [2] = \$368 ;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$369 ) begin
+            end else if (\$370 ) begin
+              \$454 [3] = \$371 ;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$454  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$455  = launched;
+    casez (control_state)
+      4'h0:
+          if (\start$249 ) begin
+            \$455  = 1'h0;
+          end
+      4'h1:
+          if (\$360 ) begin
+            \$455  = 1'h1;
+          end else if (\$361 ) begin
+            \$455  = 1'h0;
+          end
+      4'h2:
+          if (\$363 ) begin
+            \$455  = 1'h1;
+          end else if (\$364 ) begin
+            \$455  = 1'h0;
+          end
+      4'h3:
+          if (\$366 ) begin
+            \$455  = 1'h1;
+          end else if (\$367 ) begin
+            \$455  = 1'h0;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$369 ) begin
+              \$455  = 1'h1;
+            end else if (\$370 ) begin
+              \$455  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$455  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$456  = control_state;
+    casez (control_state)
+      4'h0:
+          if (\start$249 ) begin
+            \$456  = 4'h1;
+          end
+      4'h1:
+          if (\$360 ) begin
+          end else if (\$361 ) begin
+            \$456  = 4'h2;
+          end
+      4'h2:
+          if (\$363 ) begin
+          end else if (\$364 ) begin
+            \$456  = 4'h3;
+          end
+      4'h3:
+          if (\$366 ) begin
+          end else if (\$367 ) begin
+            \$456  = 4'h4;
           end
       4'h4:
           (* full_case = 32'd1 *)
           if (c[352]) begin
-            if (\$361 ) begin
-            end else if (\$362 ) begin
-              \$444  = 4'h5;
+            if (\$369 ) begin
+            end else if (\$370 ) begin
+              \$456  = 4'h5;
             end
           end else begin
-            \$444  = 4'h5;
+            \$456  = 4'h5;
           end
       4'h5:
           (* full_case = 32'd1 *)
-          if (\$368 ) begin
-            \$444  = 4'h6;
+          if (\$376 ) begin
+            \$456  = 4'h6;
           end else begin
-            \$444  = 4'h7;
+            \$456  = 4'h7;
           end
       4'h7:
-          \$444  = 4'h8;
+          \$456  = 4'h8;
       4'h8:
-          if (\$371 ) begin
-            \$444  = 4'h6;
+          if (\$379 ) begin
+            \$456  = 4'h6;
           end
       4'h6:
-          \$444  = 4'h0;
+          \$456  = 4'h0;
     endcase
     if (rst) begin
-      \$444  = 4'h0;
+      \$456  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$445  = words;
+    \$457  = words;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -8081,15 +8435,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$445  = \$367 [15:0];
+          \$457  = \$375 [15:0];
     endcase
     if (rst) begin
-      \$445  = 16'h0000;
+      \$457  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$446  = used;
+    \$458  = used;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -8102,15 +8456,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$446  = 32'd0;
+          \$458  = 32'd0;
     endcase
     if (rst) begin
-      \$446  = 32'd0;
+      \$458  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$447  = chunk;
+    \$459  = chunk;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -8123,10 +8477,70 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$447  = 16'h0004;
+          \$459  = 16'h0004;
     endcase
     if (rst) begin
-      \$447  = 16'h0000;
+      \$459  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    load_k_kc0_next = load_k_kc0;
+    if (\$2 ) begin
+      load_k_kc0_next = 32'd0;
+    end else if (l_step) begin
+      load_k_kc0_next = \$3 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    load_a_next = load_a_addr;
+    if (restart) begin
+      load_a_next = c[31:0];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_a_next = \$4 [31:0];
+      end else begin
+        load_a_next = \$5 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    load_b_next = load_b_addr;
+    if (restart) begin
+      load_b_next = c[63:32];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_b_next = \$6 [31:0];
+      end else begin
+        load_b_next = \$7 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    load_cin_next = load_cin_addr;
+    if (restart) begin
+      load_cin_next = c[127:96];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_cin_next = \$8 [31:0];
+      end else begin
+        load_cin_next = \$9 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    b_koff_next = b_koff;
+    if (restart) begin
+      b_koff_next = 32'd0;
+    end else if (l_step) begin
+      b_koff_next = \$12 [31:0];
     end
   end
   always @* begin
@@ -8137,17 +8551,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
+          if (\$15 ) begin
+          end else if (\$18 ) begin
             rd_cmd__valid = 1'h1;
           end
       2'h2:
-          if (\$11 ) begin
+          if (\$21 ) begin
             rd_cmd__valid = 1'h1;
           end
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
             end else if (w_rdy) begin
               rd_cmd__valid = 1'h1;
             end
@@ -8162,27 +8576,27 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
-            rd_cmd__payload[31:0] = \$8 [31:0];
+          if (\$15 ) begin
+          end else if (\$18 ) begin
+            rd_cmd__payload[31:0] = b_load;
             rd_cmd__payload[47:32] = load_k_len[15:0];
             rd_cmd__payload[67:48] = { 4'h0, cols };
             rd_cmd__payload[99:68] = c[287:256];
           end
       2'h2:
-          if (\$11 ) begin
-            rd_cmd__payload[31:0] = \$12 [31:0];
+          if (\$21 ) begin
+            rd_cmd__payload[31:0] = a_load;
             rd_cmd__payload[47:32] = rows;
             rd_cmd__payload[67:48] = load_k_len[19:0];
             rd_cmd__payload[99:68] = c[255:224];
           end
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
             end else if (w_rdy) begin
               rd_cmd__payload[31:0] = load_cin_addr;
               rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$17  };
+              rd_cmd__payload[67:48] = { 1'h0, \$26  };
               rd_cmd__payload[99:68] = c[351:320];
             end
           end
@@ -8196,17 +8610,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
+          if (\$15 ) begin
+          end else if (\$18 ) begin
             w_data = { l_bpar, 2'h1 };
           end
       2'h2:
-          if (\$11 ) begin
+          if (\$21 ) begin
             w_data = { l_apar, 2'h0 };
           end
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
             end else if (w_rdy) begin
               w_data = { index[0], 2'h2 };
             end
@@ -8221,17 +8635,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
+          if (\$15 ) begin
+          end else if (\$18 ) begin
             w_en = rd_cmd__ready;
           end
       2'h2:
-          if (\$11 ) begin
+          if (\$21 ) begin
             w_en = rd_cmd__ready;
           end
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
             end else if (w_rdy) begin
               w_en = rd_cmd__ready;
             end
@@ -8245,8 +8659,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h0:
           /* empty */;
       2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
+          if (\$15 ) begin
+          end else if (\$18 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
               casez (l_bpar)
@@ -8268,7 +8682,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$11 ) begin
+          if (\$21 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
               casez (l_apar)
@@ -8291,10 +8705,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$11 ) begin
+          if (\$21 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$13 ) begin
+              if (\$22 ) begin
               end else begin
                 l_step = 1'h1;
               end
@@ -8316,10 +8730,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$11 ) begin
+          if (\$21 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$13 ) begin
+              if (\$22 ) begin
               end else begin
                 if (load_k_last) begin
                   advance = 1'h1;
@@ -8347,8 +8761,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -8382,8 +8796,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -8425,8 +8839,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -8485,22 +8899,31 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$110  = 1'h0;
+    feed_k_kc0_next = feed_k_kc0;
+    if (\$68 ) begin
+      feed_k_kc0_next = 32'd0;
+    end else if (step_done) begin
+      feed_k_kc0_next = \$69 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \w_en$126  = 1'h0;
     if (issue) begin
-      if (\$96 ) begin
-        \w_en$110  = 1'h1;
+      if (\$108 ) begin
+        \w_en$126  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$111  = 19'h00000;
+    \w_data$127  = 19'h00000;
     if (issue) begin
-      if (\$96 ) begin
-        \w_data$111 [0] = \index$78 [0];
-        \w_data$111 [16:1] = 16'h0004;
-        \w_data$111 [17] = c[352];
-        \w_data$111 [18] = 1'h1;
+      if (\$108 ) begin
+        \w_data$127 [0] = \index$95 [0];
+        \w_data$127 [16:1] = 16'h0004;
+        \w_data$127 [17] = c[352];
+        \w_data$127 [18] = 1'h1;
       end
     end
   end
@@ -8508,7 +8931,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     step_done = 1'h0;
     if (issue) begin
-      if (\$97 ) begin
+      if (\$109 ) begin
         step_done = 1'h1;
       end
     end
@@ -8517,7 +8940,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
-      if (\$97 ) begin
+      if (\$109 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -8532,7 +8955,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
-      if (\$97 ) begin
+      if (\$109 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -8547,8 +8970,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_full_clr = 2'h0;
     if (issue) begin
-      if (\$97 ) begin
-        if (\$99 ) begin
+      if (\$109 ) begin
+        if (\$111 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -8564,8 +8987,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_busy_clr = 2'h0;
     if (issue) begin
-      if (\$97 ) begin
-        if (\$99 ) begin
+      if (\$109 ) begin
+        if (\$111 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -8579,21 +9002,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$120  = 1'h0;
+    \advance$134  = 1'h0;
     if (issue) begin
-      if (\$97 ) begin
+      if (\$109 ) begin
         if (feed_k_last) begin
-          \advance$120  = 1'h1;
+          \advance$134  = 1'h1;
         end
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$130  = 1'h0;
+    \r_en$144  = 1'h0;
     if (got) begin
-      if (\$103 ) begin
-        \r_en$130  = 1'h1;
+      if (\$115 ) begin
+        \r_en$144  = 1'h1;
       end
     end
   end
@@ -8616,7 +9039,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (acc_writes) begin
       c_wr__addr = s1_addr;
     end else begin
-      c_wr__addr = \$113 [9:0];
+      c_wr__addr = \$125 [9:0];
     end
   end
   always @* begin
@@ -8625,20 +9048,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (acc_writes) begin
       c_wr__en = 4'hf;
     end else begin
-      c_wr__en[0] = \$116 ;
-      c_wr__en[1] = \$119 ;
-      c_wr__en[2] = \$122 ;
-      c_wr__en[3] = \$125 ;
+      c_wr__en[0] = \$128 ;
+      c_wr__en[1] = \$131 ;
+      c_wr__en[2] = \$134 ;
+      c_wr__en[3] = \$137 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
-      c_wr__data[31:0] = \$105 [31:0];
-      c_wr__data[63:32] = \$107 [31:0];
-      c_wr__data[95:64] = \$109 [31:0];
-      c_wr__data[127:96] = \$111 [31:0];
+      c_wr__data[31:0] = \$117 [31:0];
+      c_wr__data[63:32] = \$119 [31:0];
+      c_wr__data[95:64] = \$121 [31:0];
+      c_wr__data[127:96] = \$123 [31:0];
     end else begin
       c_wr__data[31:0] = rd_data__payload[31:0];
       c_wr__data[63:32] = rd_data__payload[63:32];
@@ -8648,10 +9071,24 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    store_c_next = store_c_addr;
+    if (restart) begin
+      store_c_next = c[95:64];
+    end else if (\advance$162 ) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$163 ) begin
+        store_c_next = \$139 [31:0];
+      end else begin
+        store_c_next = \$140 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
-          if (\$129 ) begin
+          if (\$144 ) begin
             wr_cmd__valid = 1'h1;
           end
     endcase
@@ -8661,23 +9098,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
-          if (\$129 ) begin
+          if (\$144 ) begin
             wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = \rows$153 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$131  };
+            wr_cmd__payload[47:32] = \rows$172 ;
+            wr_cmd__payload[67:48] = { 1'h0, \$146  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \issue$155  = 1'h0;
+    \issue$174  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          \issue$155  = \$134 ;
+          \issue$174  = \$149 ;
     endcase
   end
   always @* begin
@@ -8688,10 +9125,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$155 ) begin
-            if (\$136 ) begin
+          if (\issue$174 ) begin
+            if (\$151 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$149 [0])
+              casez (\index$169 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -8709,10 +9146,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$155 ) begin
-            if (\$136 ) begin
+          if (\issue$174 ) begin
+            if (\$151 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$149 [0])
+              casez (\index$169 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -8730,10 +9167,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$155 ) begin
-            if (\$136 ) begin
+          if (\issue$174 ) begin
+            if (\$151 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$149 [0])
+              casez (\index$169 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -8745,15 +9182,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$163  = 1'h0;
+    \advance$162  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$155 ) begin
-            if (\$136 ) begin
-              \advance$163  = 1'h1;
+          if (\issue$174 ) begin
+            if (\$151 ) begin
+              \advance$162  = 1'h1;
             end
           end
     endcase
@@ -8762,14 +9199,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
-      i__valid = \r_rdy$178 ;
+      i__valid = \r_rdy$196 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
-      i__payload[127:0] = \r_data$180 ;
+      i__payload[127:0] = \r_data$198 ;
       i__payload[128] = 1'h0;
     end
   end
@@ -8777,9 +9214,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
-      \r_en$181  = i__ready;
+      \r_en$199  = i__ready;
     end else begin
-      \r_en$181  = byte_ready;
+      \r_en$199  = byte_ready;
     end
   end
   always @* begin
@@ -8788,7 +9225,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
     end else begin
-      byte_row = \r_data$180 ;
+      byte_row = \r_data$198 ;
     end
   end
   always @* begin
@@ -8797,7 +9234,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (c[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$178 ;
+      byte_valid = \r_rdy$196 ;
     end
   end
   always @* begin
@@ -8810,18 +9247,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     byte_ready = 1'h0;
-    if (\$154 ) begin
-      if (\$155 ) begin
+    if (\$169 ) begin
+      if (\$170 ) begin
         byte_ready = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$197  = 1'h0;
-    if (\$154 ) begin
-      if (\$155 ) begin
-        \r_en$197  = 1'h1;
+    \r_en$215  = 1'h0;
+    if (\$169 ) begin
+      if (\$170 ) begin
+        \r_en$215  = 1'h1;
       end
     end
   end
@@ -8832,20 +9269,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$159 ) begin
+          if (\$174 ) begin
             start = 1'h1;
           end
       4'h2:
-          if (\$163 ) begin
+          if (\$178 ) begin
             start = 1'h1;
           end
       4'h3:
-          if (\$167 ) begin
+          if (\$182 ) begin
             start = 1'h1;
           end
       4'h4:
           if (c[352]) begin
-            if (\$173 ) begin
+            if (\$188 ) begin
               start = 1'h1;
             end
           end
@@ -8858,21 +9295,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$159 ) begin
-            a = \$161 [15:0];
+          if (\$174 ) begin
+            a = \$176 [15:0];
           end
       4'h2:
-          if (\$163 ) begin
-            a = \$165 [15:0];
+          if (\$178 ) begin
+            a = \$180 [15:0];
           end
       4'h3:
-          if (\$167 ) begin
-            a = \$169 [15:0];
+          if (\$182 ) begin
+            a = \$184 [15:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$173 ) begin
-              a = \$175 [15:0];
+            if (\$188 ) begin
+              a = \$190 [15:0];
             end
           end
     endcase
@@ -8884,20 +9321,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$159 ) begin
+          if (\$174 ) begin
             b = c[255:224];
           end
       4'h2:
-          if (\$163 ) begin
+          if (\$178 ) begin
             b = c[287:256];
           end
       4'h3:
-          if (\$167 ) begin
+          if (\$182 ) begin
             b = c[319:288];
           end
       4'h4:
           if (c[352]) begin
-            if (\$173 ) begin
+            if (\$188 ) begin
               b = c[351:320];
             end
           end
@@ -8910,21 +9347,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$159 ) begin
-            addend = { 1'h0, \$162  };
+          if (\$174 ) begin
+            addend = { 1'h0, \$177  };
           end
       4'h2:
-          if (\$163 ) begin
-            addend = { 1'h0, \$166  };
+          if (\$178 ) begin
+            addend = { 1'h0, \$181  };
           end
       4'h3:
-          if (\$167 ) begin
-            addend = \$172 [33:0];
+          if (\$182 ) begin
+            addend = \$187 [33:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$173 ) begin
-              addend = \$177 [33:0];
+            if (\$188 ) begin
+              addend = \$192 [33:0];
             end
           end
     endcase
@@ -8944,17 +9381,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          if (\$182 ) begin
+          if (\$197 ) begin
             code = 8'h01;
-          end else if (\$187 ) begin
+          end else if (\$202 ) begin
             code = 8'h07;
-          end else if (\$188 ) begin
+          end else if (\$203 ) begin
             code = 8'h05;
-          end else if (\$199 ) begin
+          end else if (\$214 ) begin
             code = 8'h04;
-          end else if (\$209 ) begin
+          end else if (\$224 ) begin
             code = 8'h02;
-          end else if (\$210 ) begin
+          end else if (\$225 ) begin
             code = 8'h03;
           end
     endcase
@@ -9029,105 +9466,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$383  = 2'h0;
-    end else begin
-      \$383  = \$228 ;
-    end
-    if (rst) begin
-      \$383  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$384  = 2'h0;
-    end else begin
-      \$384  = \$231 ;
-    end
-    if (rst) begin
-      \$384  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$385  = 2'h0;
-    end else begin
-      \$385  = \$234 ;
-    end
-    if (rst) begin
-      \$385  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$386  = 2'h0;
-    end else begin
-      \$386  = \$237 ;
-    end
-    if (rst) begin
-      \$386  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$387  = 2'h0;
-    end else begin
-      \$387  = \$240 ;
-    end
-    if (rst) begin
-      \$387  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$388  = 2'h0;
-    end else begin
-      \$388  = \$243 ;
-    end
-    if (rst) begin
-      \$388  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$389  = 2'h0;
-    end else begin
-      \$389  = \$246 ;
-    end
-    if (rst) begin
-      \$389  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$390  = 2'h0;
-    end else begin
-      \$390  = \$249 ;
-    end
-    if (rst) begin
-      \$390  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
       \$391  = 2'h0;
     end else begin
-      \$391  = \$252 ;
+      \$391  = \$243 ;
     end
     if (rst) begin
       \$391  = 2'h0;
@@ -9135,121 +9476,107 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$392  = load_k_kc0;
-    if (\$254 ) begin
-      \$392  = 32'd0;
-    end else if (l_step) begin
-      \$392  = \$261 [31:0];
-    end
-    if (rst) begin
-      \$392  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$393  = load_k_left;
-    if (\$254 ) begin
-      \$393  = c[191:160];
-    end else if (l_step) begin
-      \$393  = \$262 [31:0];
-    end
-    if (rst) begin
-      \$393  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$394  = load_k_last;
-    if (\$254 ) begin
-      \$394  = \$255 ;
-    end else if (l_step) begin
-      \$394  = \$264 ;
-    end
-    if (rst) begin
-      \$394  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$395  = load_k_len;
-    if (\$254 ) begin
-      \$395  = \$257 ;
-    end else if (l_step) begin
-      \$395  = \$268 [31:0];
-    end
-    if (rst) begin
-      \$395  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$396  = load_k_len_m1;
-    if (\$254 ) begin
-      \$396  = \$260 [31:0];
-    end else if (l_step) begin
-      \$396  = \$273 [31:0];
-    end
-    if (rst) begin
-      \$396  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$397  = load_a_panel;
+    (* full_case = 32'd1 *)
     if (restart) begin
-      \$397  = c[31:0];
-    end else if (advance) begin
-      if (\last_in_panel$225 ) begin
-        \$397  = \$274 [31:0];
-      end
+      \$392  = 2'h0;
+    end else begin
+      \$392  = \$246 ;
     end
     if (rst) begin
-      \$397  = 32'd0;
+      \$392  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$398  = load_a_addr;
+    (* full_case = 32'd1 *)
     if (restart) begin
-      \$398  = c[31:0];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$225 ) begin
-        \$398  = \$275 [31:0];
-      end else begin
-        \$398  = \$276 [31:0];
-      end
+      \$393  = 2'h0;
+    end else begin
+      \$393  = \$249 ;
     end
     if (rst) begin
-      \$398  = 32'd0;
+      \$393  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$399  = load_cin_panel;
+    (* full_case = 32'd1 *)
     if (restart) begin
-      \$399  = c[127:96];
-    end else if (advance) begin
-      if (\last_in_panel$225 ) begin
-        \$399  = \$277 [31:0];
-      end
+      \$394  = 2'h0;
+    end else begin
+      \$394  = \$252 ;
     end
     if (rst) begin
-      \$399  = 32'd0;
+      \$394  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$400  = load_cin_addr;
+    (* full_case = 32'd1 *)
     if (restart) begin
-      \$400  = c[127:96];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$225 ) begin
-        \$400  = \$278 [31:0];
-      end else begin
-        \$400  = \$279 [31:0];
-      end
+      \$395  = 2'h0;
+    end else begin
+      \$395  = \$255 ;
+    end
+    if (rst) begin
+      \$395  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$396  = 2'h0;
+    end else begin
+      \$396  = \$258 ;
+    end
+    if (rst) begin
+      \$396  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$397  = 2'h0;
+    end else begin
+      \$397  = \$261 ;
+    end
+    if (rst) begin
+      \$397  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$398  = 2'h0;
+    end else begin
+      \$398  = \$264 ;
+    end
+    if (rst) begin
+      \$398  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$399  = 2'h0;
+    end else begin
+      \$399  = \$267 ;
+    end
+    if (rst) begin
+      \$399  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$400  = load_k_kc0;
+    if (\$269 ) begin
+      \$400  = 32'd0;
+    end else if (l_step) begin
+      \$400  = \$276 [31:0];
     end
     if (rst) begin
       \$400  = 32'd0;
@@ -9257,11 +9584,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$401  = b_koff;
-    if (restart) begin
-      \$401  = 32'd0;
+    \$401  = load_k_left;
+    if (\$269 ) begin
+      \$401  = c[191:160];
     end else if (l_step) begin
-      \$401  = \$282 [31:0];
+      \$401  = \$277 [31:0];
     end
     if (rst) begin
       \$401  = 32'd0;
@@ -9269,387 +9596,180 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$402  = loader_state;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          if (\$284 ) begin
-            \$402  = 2'h1;
-          end
-      2'h1:
-          if (\$287 ) begin
-            \$402  = 2'h2;
-          end else if (\$290 ) begin
-            if (rd_cmd__ready) begin
-              \$402  = 2'h2;
-            end
-          end
-      2'h2:
-          if (\$294 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$296 ) begin
-                \$402  = 2'h3;
-              end else begin
-                (* full_case = 32'd1 *)
-                if (load_k_last) begin
-                  (* full_case = 32'd1 *)
-                  if (last) begin
-                    \$402  = 2'h0;
-                  end else begin
-                    \$402  = 2'h1;
-                  end
-                end else begin
-                  \$402  = 2'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            (* full_case = 32'd1 *)
-            if (load_k_last) begin
-              (* full_case = 32'd1 *)
-              if (last) begin
-                \$402  = 2'h0;
-              end else begin
-                \$402  = 2'h1;
-              end
-            end else begin
-              \$402  = 2'h1;
-            end
-          end
-    endcase
+    \$402  = load_k_last;
+    if (\$269 ) begin
+      \$402  = \$270 ;
+    end else if (l_step) begin
+      \$402  = \$279 ;
+    end
     if (rst) begin
-      \$402  = 2'h0;
+      \$402  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$403  = l_bpar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$287 ) begin
-          end else if (\$290 ) begin
-            if (rd_cmd__ready) begin
-              \$403  = \$291 ;
-            end
-          end
-    endcase
-    if (restart) begin
-      \$403  = 1'h0;
+    \$403  = load_k_len;
+    if (\$269 ) begin
+      \$403  = \$272 ;
+    end else if (l_step) begin
+      \$403  = \$283 [31:0];
     end
     if (rst) begin
-      \$403  = 1'h0;
+      \$403  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$404  = l_apar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$294 ) begin
-            if (rd_cmd__ready) begin
-              \$404  = \$295 ;
-            end
-          end
-    endcase
-    if (restart) begin
-      \$404  = 1'h0;
+    \$404  = load_k_len_m1;
+    if (\$269 ) begin
+      \$404  = \$275 [31:0];
+    end else if (l_step) begin
+      \$404  = \$288 [31:0];
     end
     if (rst) begin
-      \$404  = 1'h0;
+      \$404  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$405  = l_done;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$294 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$296 ) begin
-              end else begin
-                if (load_k_last) begin
-                  if (last) begin
-                    \$405  = 1'h1;
-                  end
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            if (load_k_last) begin
-              if (last) begin
-                \$405  = 1'h1;
-              end
-            end
-          end
-    endcase
+    \$405  = load_a_panel;
     if (restart) begin
-      \$405  = 1'h0;
+      \$405  = c[31:0];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$405  = \$289 [31:0];
+      end
     end
     if (rst) begin
-      \$405  = 1'h0;
+      \$405  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$406  = c_claims;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (claimed) begin
-            \$406  = \$297 [31:0];
-          end
-    endcase
-    if (restart) begin
-      \$406  = 32'd0;
-    end
+    \$406  = load_a_next;
     if (rst) begin
       \$406  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$407  = row;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$407  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$407  = \$298 [15:0];
+    \$407  = load_b_panel;
+    if (restart) begin
+      \$407  = c[63:32];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$407  = \$290 [31:0];
       end
     end
     if (rst) begin
-      \$407  = 16'h0000;
+      \$407  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$408  = beat;
-    if (beat_ok) begin
-      (* full_case = 32'd1 *)
-      if (rd_data__payload[70]) begin
-        \$408  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$408  = 16'h0000;
-      end else begin
-        \$408  = \$300 [15:0];
-      end
-    end
+    \$408  = load_b_next;
     if (rst) begin
-      \$408  = 16'h0000;
+      \$408  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$409  = row_base;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$409  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$409  = \$299 [15:0];
+    \$409  = load_cin_panel;
+    if (restart) begin
+      \$409  = c[127:96];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$409  = \$291 [31:0];
       end
     end
     if (rst) begin
-      \$409  = 16'h0000;
+      \$409  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$410  = feed_k_kc0;
-    if (\$302 ) begin
-      \$410  = 32'd0;
-    end else if (step_done) begin
-      \$410  = \$309 [31:0];
-    end
+    \$410  = load_cin_next;
     if (rst) begin
       \$410  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$411  = feed_k_left;
-    if (\$302 ) begin
-      \$411  = c[191:160];
-    end else if (step_done) begin
-      \$411  = \$310 [31:0];
-    end
+    \$411  = b_koff_next;
     if (rst) begin
       \$411  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$412  = feed_k_last;
-    if (\$302 ) begin
-      \$412  = \$303 ;
-    end else if (step_done) begin
-      \$412  = \$312 ;
-    end
+    \$412  = \$292 [31:0];
     if (rst) begin
-      \$412  = 1'h1;
+      \$412  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$413  = feed_k_len;
-    if (\$302 ) begin
-      \$413  = \$305 ;
-    end else if (step_done) begin
-      \$413  = \$316 [31:0];
-    end
+    \$413  = \$293 [31:0];
     if (rst) begin
       \$413  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$414  = feed_k_len_m1;
-    if (\$302 ) begin
-      \$414  = \$308 [31:0];
-    end else if (step_done) begin
-      \$414  = \$321 [31:0];
-    end
-    if (rst) begin
-      \$414  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$415  = issue;
-    if (rst) begin
-      \$415  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$416  = meta_last;
-    if (issue) begin
-      \$416  = \$323 ;
-    end
-    if (rst) begin
-      \$416  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$417  = meta_sel;
-    if (issue) begin
-      \$417  = k_idx[2:0];
-    end
-    if (rst) begin
-      \$417  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$418  = k_idx;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$324 ) begin
-        \$418  = 16'h0000;
-      end else begin
-        \$418  = \$329 [15:0];
-      end
-    end
-    if (restart) begin
-      \$418  = 16'h0000;
-    end
-    if (rst) begin
-      \$418  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$419  = apar;
-    if (issue) begin
-      if (\$324 ) begin
-        \$419  = \$325 ;
-      end
-    end
-    if (restart) begin
-      \$419  = 1'h0;
-    end
-    if (rst) begin
-      \$419  = 1'h0;
     end
   end
   assign m = c[143:128];
   assign n = c[207:192];
   assign \chunk$5  = chunk;
   assign \restart$7  = restart;
-  assign \$signature__addr  = \$21 [6:0];
+  assign chunk_lda = \$171 [31:0];
+  assign chunk_ldcin = \$173 [31:0];
+  assign \$signature__addr  = \$30 [6:0];
   assign \$signature__data  = rd_data__payload[63:0];
-  assign \$signature__addr$54  = \$26 [6:0];
-  assign \$signature__data$55  = rd_data__payload[63:0];
-  assign \$signature__addr$57  = \$31 [6:0];
-  assign \$signature__data$58  = rd_data__payload[63:0];
-  assign \$signature__addr$60  = \$36 [6:0];
-  assign \$signature__data$61  = rd_data__payload[63:0];
-  assign b_wr__addr = \$41 [9:0];
-  assign \m$66  = c[143:128];
-  assign \n$67  = c[207:192];
-  assign \chunk$68  = chunk;
-  assign \restart$69  = restart;
-  assign \$signature__addr$85  = \$78 [6:0];
-  assign \$signature__en$86  = issue;
-  assign \$signature__addr$87  = \$81 [6:0];
-  assign \$signature__en$88  = issue;
-  assign \$signature__addr$89  = \$84 [6:0];
-  assign \$signature__en$90  = issue;
-  assign \$signature__addr$91  = \$87 [6:0];
-  assign \$signature__en$92  = issue;
-  assign b_rd__addr = \$89 [9:0];
+  assign \$signature__addr$67  = \$35 [6:0];
+  assign \$signature__data$68  = rd_data__payload[63:0];
+  assign \$signature__addr$70  = \$40 [6:0];
+  assign \$signature__data$71  = rd_data__payload[63:0];
+  assign \$signature__addr$73  = \$45 [6:0];
+  assign \$signature__data$74  = rd_data__payload[63:0];
+  assign b_wr__addr = \$50 [9:0];
+  assign \m$79  = c[143:128];
+  assign \n$80  = c[207:192];
+  assign \chunk$81  = chunk;
+  assign \restart$82  = restart;
+  assign \$signature__addr$101  = \$90 [6:0];
+  assign \$signature__en$102  = issue;
+  assign \$signature__addr$103  = \$93 [6:0];
+  assign \$signature__en$104  = issue;
+  assign \$signature__addr$105  = \$96 [6:0];
+  assign \$signature__en$106  = issue;
+  assign \$signature__addr$107  = \$99 [6:0];
+  assign \$signature__en$108  = issue;
+  assign b_rd__addr = \$101 [9:0];
   assign b_rd__en = issue;
-  assign \w_en$103  = pending;
-  assign \r_rdy$105  = operands__valid;
-  assign \r_data$107  = operands__payload;
-  assign operands__ready = \r_en$108 ;
-  assign \r_rdy$122  = results__ready;
-  assign addr = \$101 [9:0];
-  assign c_rd_acc__addr = \$101 [9:0];
+  assign \w_en$119  = pending;
+  assign \r_rdy$121  = operands__valid;
+  assign \r_data$123  = operands__payload;
+  assign operands__ready = \r_en$124 ;
+  assign \r_rdy$136  = results__ready;
+  assign addr = \$113 [9:0];
+  assign c_rd_acc__addr = \$113 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$142  = c[143:128];
-  assign \n$143  = c[207:192];
-  assign \chunk$144  = chunk;
-  assign \restart$145  = restart;
-  assign c_rd_store__addr = \$138 [9:0];
-  assign c_rd_store__en = \issue$155 ;
-  assign \w_en$168  = \issue$155 ;
-  assign c_rd_store__data = \w_data$170 ;
-  assign \w_en$172  = \pending$157 ;
+  assign \m$156  = c[143:128];
+  assign \n$157  = c[207:192];
+  assign \chunk$158  = chunk;
+  assign \restart$159  = restart;
+  assign chunk_ldc = \$172 [31:0];
+  assign c_rd_store__addr = \$153 [9:0];
+  assign c_rd_store__en = \issue$174 ;
+  assign \w_en$186  = \issue$174 ;
+  assign c_rd_store__data = \w_data$188 ;
+  assign \w_en$190  = \pending$176 ;
   assign multiplier = c[385:355];
   assign shift = c[390:386];
   assign zero_point = c[398:391];
   assign relu = c[354];
-  assign nbytes = \$144 [4:0];
-  assign sent = \$145 [4:0];
-  assign remaining = \$146 [4:0];
-  assign \error$199  = error;
-  assign chunk_lda = \$156 [31:0];
-  assign chunk_ldc = \$157 [31:0];
-  assign chunk_ldcin = \$158 [31:0];
+  assign nbytes = \$159 [4:0];
+  assign sent = \$160 [4:0];
+  assign remaining = \$161 [4:0];
+  assign \error$217  = error;
   assign b_used_w_set = 2'h0;
   assign b_used_w_clr = 2'h0;
   assign b_used_o_set = 2'h0;
@@ -9696,66 +9816,66 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$signature__data[5]  = rd_data__payload[47:40];
   assign \$signature__data[6]  = rd_data__payload[55:48];
   assign \$signature__data[7]  = rd_data__payload[63:56];
-  assign \$signature__data$55[0]  = rd_data__payload[7:0];
-  assign \$signature__data$55[1]  = rd_data__payload[15:8];
-  assign \$signature__data$55[2]  = rd_data__payload[23:16];
-  assign \$signature__data$55[3]  = rd_data__payload[31:24];
-  assign \$signature__data$55[4]  = rd_data__payload[39:32];
-  assign \$signature__data$55[5]  = rd_data__payload[47:40];
-  assign \$signature__data$55[6]  = rd_data__payload[55:48];
-  assign \$signature__data$55[7]  = rd_data__payload[63:56];
-  assign \$signature__data$58[0]  = rd_data__payload[7:0];
-  assign \$signature__data$58[1]  = rd_data__payload[15:8];
-  assign \$signature__data$58[2]  = rd_data__payload[23:16];
-  assign \$signature__data$58[3]  = rd_data__payload[31:24];
-  assign \$signature__data$58[4]  = rd_data__payload[39:32];
-  assign \$signature__data$58[5]  = rd_data__payload[47:40];
-  assign \$signature__data$58[6]  = rd_data__payload[55:48];
-  assign \$signature__data$58[7]  = rd_data__payload[63:56];
-  assign \$signature__data$61[0]  = rd_data__payload[7:0];
-  assign \$signature__data$61[1]  = rd_data__payload[15:8];
-  assign \$signature__data$61[2]  = rd_data__payload[23:16];
-  assign \$signature__data$61[3]  = rd_data__payload[31:24];
-  assign \$signature__data$61[4]  = rd_data__payload[39:32];
-  assign \$signature__data$61[5]  = rd_data__payload[47:40];
-  assign \$signature__data$61[6]  = rd_data__payload[55:48];
-  assign \$signature__data$61[7]  = rd_data__payload[63:56];
+  assign \$signature__data$68[0]  = rd_data__payload[7:0];
+  assign \$signature__data$68[1]  = rd_data__payload[15:8];
+  assign \$signature__data$68[2]  = rd_data__payload[23:16];
+  assign \$signature__data$68[3]  = rd_data__payload[31:24];
+  assign \$signature__data$68[4]  = rd_data__payload[39:32];
+  assign \$signature__data$68[5]  = rd_data__payload[47:40];
+  assign \$signature__data$68[6]  = rd_data__payload[55:48];
+  assign \$signature__data$68[7]  = rd_data__payload[63:56];
+  assign \$signature__data$71[0]  = rd_data__payload[7:0];
+  assign \$signature__data$71[1]  = rd_data__payload[15:8];
+  assign \$signature__data$71[2]  = rd_data__payload[23:16];
+  assign \$signature__data$71[3]  = rd_data__payload[31:24];
+  assign \$signature__data$71[4]  = rd_data__payload[39:32];
+  assign \$signature__data$71[5]  = rd_data__payload[47:40];
+  assign \$signature__data$71[6]  = rd_data__payload[55:48];
+  assign \$signature__data$71[7]  = rd_data__payload[63:56];
+  assign \$signature__data$74[0]  = rd_data__payload[7:0];
+  assign \$signature__data$74[1]  = rd_data__payload[15:8];
+  assign \$signature__data$74[2]  = rd_data__payload[23:16];
+  assign \$signature__data$74[3]  = rd_data__payload[31:24];
+  assign \$signature__data$74[4]  = rd_data__payload[39:32];
+  assign \$signature__data$74[5]  = rd_data__payload[47:40];
+  assign \$signature__data$74[6]  = rd_data__payload[55:48];
+  assign \$signature__data$74[7]  = rd_data__payload[63:56];
   assign \b_wr__data[0]  = b_wr__data[7:0];
   assign \b_wr__data[1]  = b_wr__data[15:8];
   assign \b_wr__data[2]  = b_wr__data[23:16];
   assign \b_wr__data[3]  = b_wr__data[31:24];
-  assign \$signature__data$96[0]  = \$signature__data$96 [7:0];
-  assign \$signature__data$96[1]  = \$signature__data$96 [15:8];
-  assign \$signature__data$96[2]  = \$signature__data$96 [23:16];
-  assign \$signature__data$96[3]  = \$signature__data$96 [31:24];
-  assign \$signature__data$96[4]  = \$signature__data$96 [39:32];
-  assign \$signature__data$96[5]  = \$signature__data$96 [47:40];
-  assign \$signature__data$96[6]  = \$signature__data$96 [55:48];
-  assign \$signature__data$96[7]  = \$signature__data$96 [63:56];
-  assign \$signature__data$98[0]  = \$signature__data$98 [7:0];
-  assign \$signature__data$98[1]  = \$signature__data$98 [15:8];
-  assign \$signature__data$98[2]  = \$signature__data$98 [23:16];
-  assign \$signature__data$98[3]  = \$signature__data$98 [31:24];
-  assign \$signature__data$98[4]  = \$signature__data$98 [39:32];
-  assign \$signature__data$98[5]  = \$signature__data$98 [47:40];
-  assign \$signature__data$98[6]  = \$signature__data$98 [55:48];
-  assign \$signature__data$98[7]  = \$signature__data$98 [63:56];
-  assign \$signature__data$99[0]  = \$signature__data$99 [7:0];
-  assign \$signature__data$99[1]  = \$signature__data$99 [15:8];
-  assign \$signature__data$99[2]  = \$signature__data$99 [23:16];
-  assign \$signature__data$99[3]  = \$signature__data$99 [31:24];
-  assign \$signature__data$99[4]  = \$signature__data$99 [39:32];
-  assign \$signature__data$99[5]  = \$signature__data$99 [47:40];
-  assign \$signature__data$99[6]  = \$signature__data$99 [55:48];
-  assign \$signature__data$99[7]  = \$signature__data$99 [63:56];
-  assign \$signature__data$100[0]  = \$signature__data$100 [7:0];
-  assign \$signature__data$100[1]  = \$signature__data$100 [15:8];
-  assign \$signature__data$100[2]  = \$signature__data$100 [23:16];
-  assign \$signature__data$100[3]  = \$signature__data$100 [31:24];
-  assign \$signature__data$100[4]  = \$signature__data$100 [39:32];
-  assign \$signature__data$100[5]  = \$signature__data$100 [47:40];
-  assign \$signature__data$100[6]  = \$signature__data$100 [55:48];
-  assign \$signature__data$100[7]  = \$signature__data$100 [63:56];
+  assign \$signature__data$112[0]  = \$signature__data$112 [7:0];
+  assign \$signature__data$112[1]  = \$signature__data$112 [15:8];
+  assign \$signature__data$112[2]  = \$signature__data$112 [23:16];
+  assign \$signature__data$112[3]  = \$signature__data$112 [31:24];
+  assign \$signature__data$112[4]  = \$signature__data$112 [39:32];
+  assign \$signature__data$112[5]  = \$signature__data$112 [47:40];
+  assign \$signature__data$112[6]  = \$signature__data$112 [55:48];
+  assign \$signature__data$112[7]  = \$signature__data$112 [63:56];
+  assign \$signature__data$114[0]  = \$signature__data$114 [7:0];
+  assign \$signature__data$114[1]  = \$signature__data$114 [15:8];
+  assign \$signature__data$114[2]  = \$signature__data$114 [23:16];
+  assign \$signature__data$114[3]  = \$signature__data$114 [31:24];
+  assign \$signature__data$114[4]  = \$signature__data$114 [39:32];
+  assign \$signature__data$114[5]  = \$signature__data$114 [47:40];
+  assign \$signature__data$114[6]  = \$signature__data$114 [55:48];
+  assign \$signature__data$114[7]  = \$signature__data$114 [63:56];
+  assign \$signature__data$115[0]  = \$signature__data$115 [7:0];
+  assign \$signature__data$115[1]  = \$signature__data$115 [15:8];
+  assign \$signature__data$115[2]  = \$signature__data$115 [23:16];
+  assign \$signature__data$115[3]  = \$signature__data$115 [31:24];
+  assign \$signature__data$115[4]  = \$signature__data$115 [39:32];
+  assign \$signature__data$115[5]  = \$signature__data$115 [47:40];
+  assign \$signature__data$115[6]  = \$signature__data$115 [55:48];
+  assign \$signature__data$115[7]  = \$signature__data$115 [63:56];
+  assign \$signature__data$116[0]  = \$signature__data$116 [7:0];
+  assign \$signature__data$116[1]  = \$signature__data$116 [15:8];
+  assign \$signature__data$116[2]  = \$signature__data$116 [23:16];
+  assign \$signature__data$116[3]  = \$signature__data$116 [31:24];
+  assign \$signature__data$116[4]  = \$signature__data$116 [39:32];
+  assign \$signature__data$116[5]  = \$signature__data$116 [47:40];
+  assign \$signature__data$116[6]  = \$signature__data$116 [55:48];
+  assign \$signature__data$116[7]  = \$signature__data$116 [63:56];
   assign \b_rd__data[0]  = b_rd__data[7:0];
   assign \b_rd__data[1]  = b_rd__data[15:8];
   assign \b_rd__data[2]  = b_rd__data[23:16];
@@ -9787,10 +9907,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$170 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$170 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$170 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$170 [127:96];
+  assign \c_rd_store__data[0]  = \w_data$188 [31:0];
+  assign \c_rd_store__data[1]  = \w_data$188 [63:32];
+  assign \c_rd_store__data[2]  = \w_data$188 [95:64];
+  assign \c_rd_store__data[3]  = \w_data$188 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -9839,51 +9959,51 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$153 ;
-  assign wr_data__payload[69] = \$151 ;
-  assign wr_data__payload[68] = \$150 ;
-  assign wr_data__payload[67:64] = \$149 [3:0];
-  assign wr_data__payload[63:0] = \$147 ;
-  assign \w_data$169 [3] = \$142 ;
-  assign \w_data$169 [2:0] = \cols$154 [2:0];
-  assign \w_data$95 [64] = meta_last;
-  assign \w_data$95 [63:32] = b_rd__data;
-  assign \w_data$95 [31:24] = \$93 ;
-  assign \w_data$95 [23:16] = \$92 ;
-  assign \w_data$95 [15:8] = \$91 ;
-  assign \w_data$95 [7:0] = \$90 ;
-  assign b_wr__en[3] = \$57 ;
-  assign b_wr__en[2] = \$53 ;
-  assign b_wr__en[1] = \$49 ;
-  assign b_wr__en[0] = \$45 ;
+  assign wr_data__payload[70] = \$168 ;
+  assign wr_data__payload[69] = \$166 ;
+  assign wr_data__payload[68] = \$165 ;
+  assign wr_data__payload[67:64] = \$164 [3:0];
+  assign wr_data__payload[63:0] = \$162 ;
+  assign \w_data$187 [3] = \$157 ;
+  assign \w_data$187 [2:0] = \cols$173 [2:0];
+  assign \w_data$111 [64] = meta_last;
+  assign \w_data$111 [63:32] = b_rd__data;
+  assign \w_data$111 [31:24] = \$105 ;
+  assign \w_data$111 [23:16] = \$104 ;
+  assign \w_data$111 [15:8] = \$103 ;
+  assign \w_data$111 [7:0] = \$102 ;
+  assign b_wr__en[3] = \$66 ;
+  assign b_wr__en[2] = \$62 ;
+  assign b_wr__en[1] = \$58 ;
+  assign b_wr__en[0] = \$54 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
-  assign \$17  = { 1'h0, cols, 2'h0 };
-  assign \$77  = { 3'h0, k_idx[15:3] };
-  assign \$80  = { 3'h0, k_idx[15:3] };
-  assign \$83  = { 3'h0, k_idx[15:3] };
-  assign \$86  = { 3'h0, k_idx[15:3] };
-  assign \$130  = { 1'h0, \cols$154 , 2'h0 };
-  assign \$143  = { 1'h0, \r_data$190 [2:0], 2'h0 };
-  assign \$156  = { 1'h0, c[255:224], 2'h0 };
-  assign \$157  = { 1'h0, c[319:288], 2'h0 };
-  assign \$158  = { 1'h0, c[351:320], 2'h0 };
-  assign \$170  = { 1'h0, c[223:192], 2'h0 };
-  assign \$176  = { 1'h0, c[223:192], 2'h0 };
-  assign \$188  = 1'h0;
-  assign \$192  = { 1'h0, c[223:192], 2'h0 };
-  assign \$196  = { 1'h0, c[223:192], 2'h0 };
-  assign \$216  = store_state;
-  assign \$247  = b_used_w;
-  assign \$248  = 2'h3;
-  assign \$249  = b_used_w;
-  assign \$250  = b_used_o;
-  assign \$251  = 2'h3;
-  assign \$252  = b_used_o;
-  assign \$280  = { 6'h00, c[287:256], 9'h000 };
-  assign \$367  = { \$366 [33], \$366 [33], \$366 [33], \$366 [33:3] };
+  assign \$171  = { 1'h0, c[255:224], 2'h0 };
+  assign \$173  = { 1'h0, c[351:320], 2'h0 };
+  assign \$10  = { 6'h00, c[287:256], 9'h000 };
+  assign \$26  = { 1'h0, cols, 2'h0 };
+  assign \$89  = { 3'h0, k_idx[15:3] };
+  assign \$92  = { 3'h0, k_idx[15:3] };
+  assign \$95  = { 3'h0, k_idx[15:3] };
+  assign \$98  = { 3'h0, k_idx[15:3] };
+  assign \$172  = { 1'h0, c[319:288], 2'h0 };
+  assign \$145  = { 1'h0, \cols$173 , 2'h0 };
+  assign \$158  = { 1'h0, \r_data$208 [2:0], 2'h0 };
+  assign \$185  = { 1'h0, c[223:192], 2'h0 };
+  assign \$191  = { 1'h0, c[223:192], 2'h0 };
+  assign \$203  = 1'h0;
+  assign \$207  = { 1'h0, c[223:192], 2'h0 };
+  assign \$211  = { 1'h0, c[223:192], 2'h0 };
+  assign \$231  = store_state;
+  assign \$262  = b_used_w;
+  assign \$263  = 2'h3;
+  assign \$264  = b_used_w;
+  assign \$265  = b_used_o;
+  assign \$266  = 2'h3;
+  assign \$267  = b_used_o;
+  assign \$375  = { \$374 [33], \$374 [33], \$374 [33], \$374 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10798,10 +10918,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2316$0 (en_deskew_0),
-    .\port$2317$0 (en_deskew_1),
-    .\port$2318$0 (en_deskew_2),
-    .\port$2319$0 (en_deskew_3),
+    .\port$2339$0 (en_deskew_0),
+    .\port$2340$0 (en_deskew_1),
+    .\port$2341$0 (en_deskew_2),
+    .\port$2342$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
@@ -10819,7 +10939,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$203 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$2767$0 (\o$151 [2:0]),
+    .\port$2790$0 (\o$151 [2:0]),
     .valid_out(\valid_in$199 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
@@ -10837,7 +10957,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$221 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$2767$3 (\o$151 [5:3]),
+    .\port$2790$3 (\o$151 [5:3]),
     .valid_out(\valid_in$217 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
@@ -10855,7 +10975,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$239 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$2767$6 (\o$151 [8:6]),
+    .\port$2790$6 (\o$151 [8:6]),
     .valid_out(\valid_in$235 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
@@ -10872,7 +10992,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$257 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$2767$9 (\o$151 [11:9]),
+    .\port$2790$9 (\o$151 [11:9]),
     .valid_out(\valid_in$253 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
@@ -11134,10 +11254,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .i_next(i_next),
     .o(\o$143 ),
     .o_next(o_next),
-    .\port$2342$0 (en_skew_a_0),
-    .\port$2343$0 (en_skew_a_1),
-    .\port$2344$0 (en_skew_a_2),
-    .\port$2345$0 (en_skew_a_3),
+    .\port$2365$0 (en_skew_a_0),
+    .\port$2366$0 (en_skew_a_1),
+    .\port$2367$0 (en_skew_a_2),
+    .\port$2368$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_b  skew_b (
@@ -11146,10 +11266,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .i_next(operands__payload[63:32]),
     .o(\o$149 ),
     .o_next(\o_next$147 ),
-    .\port$2346$0 (en_skew_b_0),
-    .\port$2347$0 (en_skew_b_1),
-    .\port$2348$0 (en_skew_b_2),
-    .\port$2349$0 (en_skew_b_3),
+    .\port$2369$0 (en_skew_b_0),
+    .\port$2370$0 (en_skew_b_1),
+    .\port$2371$0 (en_skew_b_2),
+    .\port$2372$0 (en_skew_b_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
@@ -11621,7 +11741,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2316$0 , \port$2317$0 , \port$2318$0 , \port$2319$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2339$0 , \port$2340$0 , \port$2341$0 , \port$2342$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11660,14 +11780,14 @@ module \accelerator.engine.core.deskew (rst, \port$2316$0 , \port$2317$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2316$0 ;
-  wire \port$2316$0 ;
-  input \port$2317$0 ;
-  wire \port$2317$0 ;
-  input \port$2318$0 ;
-  wire \port$2318$0 ;
-  input \port$2319$0 ;
-  wire \port$2319$0 ;
+  input \port$2339$0 ;
+  wire \port$2339$0 ;
+  input \port$2340$0 ;
+  wire \port$2340$0 ;
+  input \port$2341$0 ;
+  wire \port$2341$0 ;
+  input \port$2342$0 ;
+  wire \port$2342$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -11685,46 +11805,46 @@ module \accelerator.engine.core.deskew (rst, \port$2316$0 , \port$2317$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2316$0 ) begin
+    if (\port$2339$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2317$0 ) begin
+    if (\port$2340$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2317$0 ) begin
+    if (\port$2340$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2318$0 ) begin
+    if (\port$2341$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2316$0 ) begin
+    if (\port$2339$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2316$0 ) begin
+    if (\port$2339$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2319$0 , \port$2318$0 , \port$2317$0 , \port$2316$0  };
+  assign en = { \port$2342$0 , \port$2341$0 , \port$2340$0 , \port$2339$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11753,7 +11873,7 @@ module \accelerator.engine.core.deskew (rst, \port$2316$0 , \port$2317$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2767$0 , pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2790$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11812,16 +11932,16 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$2767$0 ;
-  wire [2:0] \port$2767$0 ;
+  input [2:0] \port$2790$0 ;
+  wire [2:0] \port$2790$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2767$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2790$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2767$0 [0] & \port$2767$0 [2];
+  assign \$4  = \port$2790$0 [0] & \port$2790$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -11869,7 +11989,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2767$0 [0];
+      \$10  = \port$2790$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -11879,7 +11999,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2767$0 [1];
+      \$11  = \port$2790$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -11889,7 +12009,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2767$0 [2];
+      \$12  = \port$2790$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -11899,7 +12019,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2767$0 [0]) begin
+      if (\port$2790$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11947,15 +12067,15 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2767$0 [1];
-  assign valid_in = \port$2767$0 [0];
-  assign last_in = \port$2767$0 [2];
+  assign first_in = \port$2790$0 [1];
+  assign valid_in = \port$2790$0 [0];
+  assign last_in = \port$2790$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2767$3 , pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2790$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12014,16 +12134,16 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$2767$3 ;
-  wire [2:0] \port$2767$3 ;
+  input [2:0] \port$2790$3 ;
+  wire [2:0] \port$2790$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2767$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2790$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2767$3 [0] & \port$2767$3 [2];
+  assign \$4  = \port$2790$3 [0] & \port$2790$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -12071,7 +12191,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2767$3 [0];
+      \$10  = \port$2790$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
@@ -12081,7 +12201,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2767$3 [1];
+      \$11  = \port$2790$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -12091,7 +12211,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2767$3 [2];
+      \$12  = \port$2790$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -12101,7 +12221,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2767$3 [0]) begin
+      if (\port$2790$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12149,15 +12269,15 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2767$3 [1];
-  assign valid_in = \port$2767$3 [0];
-  assign last_in = \port$2767$3 [2];
+  assign first_in = \port$2790$3 [1];
+  assign valid_in = \port$2790$3 [0];
+  assign last_in = \port$2790$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2767$6 , pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2790$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12216,16 +12336,16 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$2767$6 ;
-  wire [2:0] \port$2767$6 ;
+  input [2:0] \port$2790$6 ;
+  wire [2:0] \port$2790$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2767$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2790$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2767$6 [0] & \port$2767$6 [2];
+  assign \$4  = \port$2790$6 [0] & \port$2790$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -12273,7 +12393,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2767$6 [0];
+      \$10  = \port$2790$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
@@ -12283,7 +12403,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2767$6 [1];
+      \$11  = \port$2790$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -12293,7 +12413,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2767$6 [2];
+      \$12  = \port$2790$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -12303,7 +12423,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2767$6 [0]) begin
+      if (\port$2790$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12351,15 +12471,15 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2767$6 [1];
-  assign valid_in = \port$2767$6 [0];
-  assign last_in = \port$2767$6 [2];
+  assign first_in = \port$2790$6 [1];
+  assign valid_in = \port$2790$6 [0];
+  assign last_in = \port$2790$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2767$9 , pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2790$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12417,16 +12537,16 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$2767$9 ;
-  wire [2:0] \port$2767$9 ;
+  input [2:0] \port$2790$9 ;
+  wire [2:0] \port$2790$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2767$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2790$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2767$9 [0] & \port$2767$9 [2];
+  assign \$4  = \port$2790$9 [0] & \port$2790$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -12474,7 +12594,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2767$9 [0];
+      \$10  = \port$2790$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
@@ -12484,7 +12604,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2767$9 [1];
+      \$11  = \port$2790$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -12494,7 +12614,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2767$9 [2];
+      \$12  = \port$2790$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -12504,7 +12624,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2767$9 [0]) begin
+      if (\port$2790$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12552,9 +12672,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2767$9 [1];
-  assign valid_in = \port$2767$9 [0];
-  assign last_in = \port$2767$9 [2];
+  assign first_in = \port$2790$9 [1];
+  assign valid_in = \port$2790$9 [0];
+  assign last_in = \port$2790$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14949,7 +15069,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2342$0 , \port$2343$0 , \port$2344$0 , \port$2345$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2365$0 , \port$2366$0 , \port$2367$0 , \port$2368$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14990,14 +15110,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2342$0 , \port$2343$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2342$0 ;
-  wire \port$2342$0 ;
-  input \port$2343$0 ;
-  wire \port$2343$0 ;
-  input \port$2344$0 ;
-  wire \port$2344$0 ;
-  input \port$2345$0 ;
-  wire \port$2345$0 ;
+  input \port$2365$0 ;
+  wire \port$2365$0 ;
+  input \port$2366$0 ;
+  wire \port$2366$0 ;
+  input \port$2367$0 ;
+  wire \port$2367$0 ;
+  input \port$2368$0 ;
+  wire \port$2368$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15015,46 +15135,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2342$0 , \port$2343$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2344$0 ) begin
+    if (\port$2367$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2344$0 ) begin
+    if (\port$2367$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2345$0 ) begin
+    if (\port$2368$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2345$0 ) begin
+    if (\port$2368$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2345$0 ) begin
+    if (\port$2368$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2343$0 ) begin
+    if (\port$2366$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2345$0 , \port$2344$0 , \port$2343$0 , \port$2342$0  };
+  assign en = { \port$2368$0 , \port$2367$0 , \port$2366$0 , \port$2365$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15082,7 +15202,7 @@ module \accelerator.engine.core.skew_a (rst, \port$2342$0 , \port$2343$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2346$0 , \port$2347$0 , \port$2348$0 , \port$2349$0 , o, o_next, clk);
+module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2369$0 , \port$2370$0 , \port$2371$0 , \port$2372$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15123,14 +15243,14 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2346$0 , \port$234
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2346$0 ;
-  wire \port$2346$0 ;
-  input \port$2347$0 ;
-  wire \port$2347$0 ;
-  input \port$2348$0 ;
-  wire \port$2348$0 ;
-  input \port$2349$0 ;
-  wire \port$2349$0 ;
+  input \port$2369$0 ;
+  wire \port$2369$0 ;
+  input \port$2370$0 ;
+  wire \port$2370$0 ;
+  input \port$2371$0 ;
+  wire \port$2371$0 ;
+  input \port$2372$0 ;
+  wire \port$2372$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15148,46 +15268,46 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2346$0 , \port$234
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$2  = lane2_d1;
-    if (\port$2348$0 ) begin
+    if (\port$2371$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$3  = lane2_d2;
-    if (\port$2348$0 ) begin
+    if (\port$2371$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$4  = lane3_d1;
-    if (\port$2349$0 ) begin
+    if (\port$2372$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$5  = lane3_d2;
-    if (\port$2349$0 ) begin
+    if (\port$2372$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$6  = lane3_d3;
-    if (\port$2349$0 ) begin
+    if (\port$2372$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$1  = lane1_d1;
-    if (\port$2347$0 ) begin
+    if (\port$2370$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2349$0 , \port$2348$0 , \port$2347$0 , \port$2346$0  };
+  assign en = { \port$2372$0 , \port$2371$0 , \port$2370$0 , \port$2369$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15596,7 +15716,7 @@ module \accelerator.engine.feed_walk (rst, last_in_panel, last, advance, restart
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, col0, index, clk);
+module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
@@ -15615,7 +15735,6 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
   wire [15:0] chunk;
   input clk;
   wire clk;
-  output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
@@ -16016,7 +16135,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2267$354 , o__payload, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2290$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -16218,8 +16337,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2267$354 ;
-  wire [44:0] \port$2267$354 ;
+  input [44:0] \port$2290$354 ;
+  wire [44:0] \port$2290$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -16296,13 +16415,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2267$354 [36:32];
-  assign lower = \port$2267$354 [0] ? \port$2267$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2290$354 [36:32];
+  assign lower = \port$2290$354 [0] ? \port$2290$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2267$354 [36:32];
+  assign \$11  = ! \port$2290$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16317,8 +16436,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2267$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2267$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2290$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2290$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16333,8 +16452,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2267$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2267$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2290$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2290$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -16349,8 +16468,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2267$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2267$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2290$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2290$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -16365,8 +16484,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2267$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2267$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2290$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2290$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
@@ -16692,7 +16811,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2267$354 [31:1];
+      \$125  = \port$2290$354 [31:1];
     end
   end
   always @* begin
@@ -16783,7 +16902,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2267$354 [31:1];
+      \$137  = \port$2290$354 [31:1];
     end
   end
   always @* begin
@@ -16874,7 +16993,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2267$354 [31:1];
+      \$149  = \port$2290$354 [31:1];
     end
   end
   always @* begin
@@ -16965,7 +17084,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2267$354 [31:1];
+      \$161  = \port$2290$354 [31:1];
     end
   end
   always @* begin
@@ -17019,10 +17138,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2267$354 [36:32];
-  assign relu = \port$2267$354 [0];
-  assign zero_point = \port$2267$354 [44:37];
-  assign multiplier = \port$2267$354 [31:1];
+  assign shift = \port$2290$354 [36:32];
+  assign relu = \port$2290$354 [0];
+  assign zero_point = \port$2290$354 [44:37];
+  assign multiplier = \port$2290$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -17375,23 +17494,17 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
-  wire [31:0] \$1 ;
-  wire [49:0] \$10 ;
-  wire [15:0] \$11 ;
-  wire [15:0] \$12 ;
-  wire \$13 ;
-  reg [48:0] \$14 ;
-  reg [48:0] \$15 ;
-  reg [15:0] \$16 ;
-  reg \$17 ;
-  wire [34:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire [32:0] \$5 ;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg \$11 ;
+  wire \$2 ;
+  wire [49:0] \$3 ;
+  wire [49:0] \$4 ;
+  wire [15:0] \$5 ;
   wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire \$8 ;
-  wire [49:0] \$9 ;
+  wire \$7 ;
+  reg [48:0] \$8 ;
+  reg [48:0] \$9 ;
   input [15:0] a;
   wire [15:0] a;
   input [33:0] addend;
@@ -17402,7 +17515,6 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
   reg busy = 1'h0;
   input clk;
   wire clk;
-  wire [48:0] first;
   reg [48:0] multiplicand = 49'h0000000000000;
   reg [15:0] multiplier = 16'h0000;
   output [48:0] result;
@@ -17411,78 +17523,71 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
   wire rst;
   input start;
   wire start;
-  assign \$1  = b & { a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0] };
-  assign \$2  = addend + \$1 ;
-  assign \$3  = ~ busy;
-  assign \$4  = start & \$3 ;
-  assign \$8  = | \$7 ;
-  assign \$9  = result + multiplicand;
-  assign \$13  = | \$12 ;
+  assign \$1  = ~ busy;
+  assign \$2  = start & \$1 ;
+  assign \$3  = result + multiplicand;
+  assign \$7  = | \$6 ;
   always @(posedge clk)
-    result <= \$14 ;
+    result <= \$8 ;
   always @(posedge clk)
-    multiplicand <= \$15 ;
+    multiplicand <= \$9 ;
   always @(posedge clk)
-    multiplier <= \$16 ;
+    multiplier <= \$10 ;
   always @(posedge clk)
-    busy <= \$17 ;
+    busy <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$14  = result;
-    if (\$4 ) begin
-      \$14  = { 14'h0000, \$2  };
+    \$8  = result;
+    if (\$2 ) begin
+      \$8  = { 15'h0000, addend };
     end else if (busy) begin
       if (multiplier[0]) begin
-        \$14  = \$9 [48:0];
+        \$8  = \$3 [48:0];
       end
     end
     if (rst) begin
-      \$14  = 49'h0000000000000;
+      \$8  = 49'h0000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$15  = multiplicand;
-    if (\$4 ) begin
-      \$15  = { 16'h0000, \$5  };
+    \$9  = multiplicand;
+    if (\$2 ) begin
+      \$9  = { 17'h00000, b };
     end else if (busy) begin
-      \$15  = \$10 [48:0];
+      \$9  = \$4 [48:0];
     end
     if (rst) begin
-      \$15  = 49'h0000000000000;
+      \$9  = 49'h0000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$16  = multiplier;
-    if (\$4 ) begin
-      \$16  = \$6 ;
+    \$10  = multiplier;
+    if (\$2 ) begin
+      \$10  = a;
     end else if (busy) begin
-      \$16  = \$11 ;
+      \$10  = \$5 ;
     end
     if (rst) begin
-      \$16  = 16'h0000;
+      \$10  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$17  = busy;
-    if (\$4 ) begin
-      \$17  = \$8 ;
+    \$11  = busy;
+    if (\$2 ) begin
+      \$11  = 1'h1;
     end else if (busy) begin
-      \$17  = \$13 ;
+      \$11  = \$7 ;
     end
     if (rst) begin
-      \$17  = 1'h0;
+      \$11  = 1'h0;
     end
   end
-  assign first = { 14'h0000, \$2  };
-  assign \$5  = { b, 1'h0 };
-  assign \$6  = { 1'h0, a[15:1] };
-  assign \$7  = { 1'h0, a[15:1] };
-  assign \$10  = { multiplicand, 1'h0 };
-  assign \$11  = { 1'h0, multiplier[15:1] };
-  assign \$12  = { 1'h0, multiplier[15:1] };
+  assign \$4  = { multiplicand, 1'h0 };
+  assign \$5  = { 1'h0, multiplier[15:1] };
+  assign \$6  = { 1'h0, multiplier[15:1] };
 endmodule
 
 (* generator = "Amaranth" *)

@@ -371,7 +371,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$233 (busy),
+    .\busy$253 (busy),
     .clk(clk),
     .cmd(cmd),
     .cycles(cycles),
@@ -389,7 +389,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .rst(rst),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .\start$259 (start),
+    .\start$270 (start),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3250$43 (burst__payload[43]),
-    .\port$3250$45 (burst__payload[67:45]),
+    .\port$3280$43 (burst__payload[43]),
+    .\port$3280$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3250$43 , \port$3250$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3280$43 , \port$3280$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3250$43 ;
-  wire \port$3250$43 ;
-  input [22:0] \port$3250$45 ;
-  wire [22:0] \port$3250$45 ;
+  input \port$3280$43 ;
+  wire \port$3280$43 ;
+  input [22:0] \port$3280$45 ;
+  wire [22:0] \port$3280$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3250$43 , \port$3250$45  };
+      storage[w_port__addr] <= { \port$3280$43 , \port$3280$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3250$43 , \port$3250$45  };
-  assign w_data = { \port$3250$43 , \port$3250$45  };
+  assign w_port__data = { \port$3280$43 , \port$3280$45  };
+  assign w_data = { \port$3280$43 , \port$3280$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3404,122 +3404,122 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$233 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$259 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
+module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$253 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$270 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
 , stall_store, rd_data__valid, rd_data__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire \$1 ;
-  wire \$10 ;
+  wire [46:0] \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [10:0] \$102 ;
-  wire [16:0] \$103 ;
-  wire [16:0] \$104 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire [3:0] \$104 ;
   wire \$105 ;
-  wire [31:0] \$106 ;
+  wire [10:0] \$106 ;
   wire [32:0] \$107 ;
-  wire [31:0] \$108 ;
-  wire [32:0] \$109 ;
-  wire \$11 ;
-  wire [31:0] \$110 ;
-  wire [32:0] \$111 ;
-  wire [31:0] \$112 ;
+  wire [7:0] \$108 ;
+  wire [7:0] \$109 ;
+  wire [47:0] \$11 ;
+  wire [7:0] \$110 ;
+  wire [7:0] \$111 ;
+  wire \$112 ;
   wire [32:0] \$113 ;
-  wire [10:0] \$114 ;
-  wire [16:0] \$115 ;
+  wire \$114 ;
+  wire \$115 ;
   wire \$116 ;
-  wire \$117 ;
-  wire \$118 ;
-  wire \$119 ;
-  wire [32:0] \$12 ;
+  wire [10:0] \$117 ;
+  wire [16:0] \$118 ;
+  wire [16:0] \$119 ;
+  wire [47:0] \$12 ;
   wire \$120 ;
-  wire \$121 ;
-  wire \$122 ;
-  wire \$123 ;
-  wire \$124 ;
-  wire \$125 ;
-  wire \$126 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
+  wire [31:0] \$121 ;
+  wire [32:0] \$122 ;
+  wire [31:0] \$123 ;
+  wire [32:0] \$124 ;
+  wire [31:0] \$125 ;
+  wire [32:0] \$126 ;
+  wire [31:0] \$127 ;
+  wire [32:0] \$128 ;
+  wire [10:0] \$129 ;
   wire \$13 ;
-  wire \$130 ;
+  wire [16:0] \$130 ;
   wire \$131 ;
-  wire [18:0] \$132 ;
-  wire [18:0] \$133 ;
-  wire [3:0] \$134 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
   wire \$135 ;
   wire \$136 ;
-  wire [16:0] \$137 ;
+  wire \$137 ;
   wire \$138 ;
-  wire [10:0] \$139 ;
+  wire \$139 ;
   wire \$14 ;
-  wire [16:0] \$140 ;
+  wire \$140 ;
   wire \$141 ;
   wire \$142 ;
-  wire [16:0] \$143 ;
-  wire \$144 ;
-  wire [5:0] \$145 ;
-  wire [5:0] \$146 ;
-  wire [5:0] \$147 ;
-  wire [5:0] \$148 ;
-  wire [63:0] \$149 ;
+  wire [4:0] \$143 ;
+  wire [32:0] \$144 ;
+  wire [32:0] \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire \$149 ;
   wire \$15 ;
-  wire \$150 ;
-  wire [4:0] \$151 ;
-  wire \$152 ;
+  wire [18:0] \$150 ;
+  wire [18:0] \$151 ;
+  wire [3:0] \$152 ;
   wire \$153 ;
   wire \$154 ;
-  wire \$155 ;
+  wire [16:0] \$155 ;
   wire \$156 ;
-  wire \$157 ;
-  wire \$158 ;
+  wire [10:0] \$157 ;
+  wire [16:0] \$158 ;
   wire \$159 ;
   wire \$16 ;
-  wire [32:0] \$160 ;
-  wire [32:0] \$161 ;
+  wire \$160 ;
+  wire [16:0] \$161 ;
   wire \$162 ;
-  wire \$163 ;
-  wire [32:0] \$164 ;
-  wire [32:0] \$165 ;
-  wire \$166 ;
-  wire \$167 ;
-  wire [32:0] \$168 ;
-  wire [34:0] \$169 ;
-  wire [18:0] \$17 ;
-  wire [34:0] \$170 ;
-  wire [35:0] \$171 ;
+  wire [5:0] \$163 ;
+  wire [5:0] \$164 ;
+  wire [5:0] \$165 ;
+  wire [5:0] \$166 ;
+  wire [63:0] \$167 ;
+  wire \$168 ;
+  wire [4:0] \$169 ;
+  wire \$17 ;
+  wire \$170 ;
+  wire \$171 ;
   wire \$172 ;
   wire \$173 ;
-  wire [32:0] \$174 ;
-  wire [34:0] \$175 ;
-  wire [35:0] \$176 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
   wire \$177 ;
-  wire \$178 ;
-  wire \$179 ;
+  wire [32:0] \$178 ;
+  wire [32:0] \$179 ;
   wire \$18 ;
   wire \$180 ;
   wire \$181 ;
-  wire \$182 ;
-  wire \$183 ;
+  wire [32:0] \$182 ;
+  wire [32:0] \$183 ;
   wire \$184 ;
   wire \$185 ;
-  wire \$186 ;
-  wire \$187 ;
-  wire \$188 ;
-  wire \$189 ;
+  wire [32:0] \$186 ;
+  wire [34:0] \$187 ;
+  wire [34:0] \$188 ;
+  wire [35:0] \$189 ;
   wire \$19 ;
   wire \$190 ;
-  wire [34:0] \$191 ;
-  wire [34:0] \$192 ;
-  wire \$193 ;
-  wire \$194 ;
-  wire [34:0] \$195 ;
+  wire \$191 ;
+  wire [32:0] \$192 ;
+  wire [34:0] \$193 ;
+  wire [35:0] \$194 ;
+  wire \$195 ;
   wire \$196 ;
   wire \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire [9:0] \$20 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
@@ -3529,19 +3529,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$206 ;
   wire \$207 ;
   wire \$208 ;
-  wire \$209 ;
-  wire [16:0] \$21 ;
-  wire \$210 ;
+  wire [34:0] \$209 ;
+  wire \$21 ;
+  wire [34:0] \$210 ;
   wire \$211 ;
   wire \$212 ;
-  wire \$213 ;
+  wire [34:0] \$213 ;
   wire \$214 ;
   wire \$215 ;
   wire \$216 ;
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire [17:0] \$22 ;
+  wire \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
@@ -3558,26 +3558,26 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$232 ;
   wire \$233 ;
   wire \$234 ;
-  wire [1:0] \$235 ;
-  wire [1:0] \$236 ;
-  wire [1:0] \$237 ;
-  wire [1:0] \$238 ;
-  wire [1:0] \$239 ;
-  wire [10:0] \$24 ;
-  wire [1:0] \$240 ;
-  wire [1:0] \$241 ;
-  wire [1:0] \$242 ;
-  wire [1:0] \$243 ;
-  wire [1:0] \$244 ;
-  wire [1:0] \$245 ;
-  wire [1:0] \$246 ;
-  wire [1:0] \$247 ;
-  wire [1:0] \$248 ;
-  wire [1:0] \$249 ;
-  wire [16:0] \$25 ;
-  wire [1:0] \$250 ;
-  wire [1:0] \$251 ;
-  wire [1:0] \$252 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
+  wire \$24 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
   wire [1:0] \$253 ;
   wire [1:0] \$254 ;
   wire [1:0] \$255 ;
@@ -3585,192 +3585,192 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] \$257 ;
   wire [1:0] \$258 ;
   wire [1:0] \$259 ;
-  wire \$26 ;
+  wire [18:0] \$26 ;
   wire [1:0] \$260 ;
   wire [1:0] \$261 ;
-  wire \$262 ;
-  wire \$263 ;
-  wire \$264 ;
-  wire \$265 ;
-  wire [31:0] \$266 ;
-  wire \$267 ;
-  wire [31:0] \$268 ;
-  wire [32:0] \$269 ;
+  wire [1:0] \$262 ;
+  wire [1:0] \$263 ;
+  wire [1:0] \$264 ;
+  wire [1:0] \$265 ;
+  wire [1:0] \$266 ;
+  wire [1:0] \$267 ;
+  wire [1:0] \$268 ;
+  wire [1:0] \$269 ;
   wire \$27 ;
-  wire [32:0] \$270 ;
-  wire [32:0] \$271 ;
-  wire [32:0] \$272 ;
-  wire \$273 ;
-  wire [32:0] \$274 ;
-  wire \$275 ;
-  wire [32:0] \$276 ;
-  wire [32:0] \$277 ;
-  wire [32:0] \$278 ;
-  wire \$279 ;
+  wire [1:0] \$270 ;
+  wire [1:0] \$271 ;
+  wire [1:0] \$272 ;
+  wire [1:0] \$273 ;
+  wire [1:0] \$274 ;
+  wire [1:0] \$275 ;
+  wire [1:0] \$276 ;
+  wire [1:0] \$277 ;
+  wire [1:0] \$278 ;
+  wire [1:0] \$279 ;
   wire \$28 ;
-  wire [32:0] \$280 ;
-  wire [32:0] \$281 ;
-  wire [33:0] \$282 ;
-  wire [32:0] \$283 ;
-  wire [32:0] \$284 ;
-  wire [32:0] \$285 ;
-  wire [32:0] \$286 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire [31:0] \$284 ;
+  wire \$285 ;
+  wire [31:0] \$286 ;
   wire [32:0] \$287 ;
   wire [32:0] \$288 ;
-  wire [46:0] \$289 ;
-  wire \$29 ;
-  wire [47:0] \$290 ;
-  wire [47:0] \$291 ;
-  wire \$292 ;
+  wire [32:0] \$289 ;
+  wire [9:0] \$29 ;
+  wire [32:0] \$290 ;
+  wire \$291 ;
+  wire [32:0] \$292 ;
   wire \$293 ;
-  wire \$294 ;
-  wire \$295 ;
-  wire \$296 ;
+  wire [32:0] \$294 ;
+  wire [32:0] \$295 ;
+  wire [32:0] \$296 ;
   wire \$297 ;
-  wire \$298 ;
-  wire \$299 ;
-  wire \$3 ;
-  wire \$30 ;
-  wire \$300 ;
-  wire \$301 ;
-  wire \$302 ;
-  wire \$303 ;
-  wire \$304 ;
-  wire \$305 ;
-  wire [32:0] \$306 ;
-  wire [16:0] \$307 ;
-  wire [16:0] \$308 ;
-  wire [16:0] \$309 ;
-  wire \$31 ;
+  wire [32:0] \$298 ;
+  wire [32:0] \$299 ;
+  wire [32:0] \$3 ;
+  wire [16:0] \$30 ;
+  wire [33:0] \$300 ;
+  wire [32:0] \$301 ;
+  wire [32:0] \$302 ;
+  wire [32:0] \$303 ;
+  wire [32:0] \$304 ;
+  wire [32:0] \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
+  wire [17:0] \$31 ;
   wire \$310 ;
   wire \$311 ;
   wire \$312 ;
   wire \$313 ;
-  wire [31:0] \$314 ;
+  wire \$314 ;
   wire \$315 ;
-  wire [31:0] \$316 ;
-  wire [32:0] \$317 ;
-  wire [32:0] \$318 ;
-  wire [32:0] \$319 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
   wire \$32 ;
   wire [32:0] \$320 ;
-  wire \$321 ;
-  wire [32:0] \$322 ;
-  wire \$323 ;
-  wire [32:0] \$324 ;
-  wire [32:0] \$325 ;
-  wire [32:0] \$326 ;
+  wire [16:0] \$321 ;
+  wire [16:0] \$322 ;
+  wire [16:0] \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
   wire \$327 ;
-  wire [32:0] \$328 ;
-  wire [32:0] \$329 ;
-  wire \$33 ;
-  wire [33:0] \$330 ;
-  wire [16:0] \$331 ;
-  wire \$332 ;
-  wire [16:0] \$333 ;
-  wire \$334 ;
-  wire [32:0] \$335 ;
-  wire \$336 ;
+  wire [31:0] \$328 ;
+  wire \$329 ;
+  wire [10:0] \$33 ;
+  wire [31:0] \$330 ;
+  wire [32:0] \$331 ;
+  wire [32:0] \$332 ;
+  wire [32:0] \$333 ;
+  wire [32:0] \$334 ;
+  wire \$335 ;
+  wire [32:0] \$336 ;
   wire \$337 ;
-  wire \$338 ;
-  wire \$339 ;
-  wire \$34 ;
-  wire \$340 ;
-  wire [32:0] \$341 ;
-  wire [16:0] \$342 ;
-  wire [16:0] \$343 ;
-  wire \$344 ;
-  wire \$345 ;
+  wire [32:0] \$338 ;
+  wire [32:0] \$339 ;
+  wire [16:0] \$34 ;
+  wire [32:0] \$340 ;
+  wire \$341 ;
+  wire [32:0] \$342 ;
+  wire [32:0] \$343 ;
+  wire [33:0] \$344 ;
+  wire [16:0] \$345 ;
   wire \$346 ;
-  wire \$347 ;
-  wire [31:0] \$348 ;
-  wire \$349 ;
+  wire [16:0] \$347 ;
+  wire \$348 ;
+  wire [32:0] \$349 ;
   wire \$35 ;
-  wire [31:0] \$350 ;
-  wire [32:0] \$351 ;
-  wire [32:0] \$352 ;
-  wire [32:0] \$353 ;
-  wire [32:0] \$354 ;
-  wire \$355 ;
-  wire [32:0] \$356 ;
-  wire \$357 ;
-  wire [32:0] \$358 ;
-  wire [32:0] \$359 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
+  wire \$353 ;
+  wire \$354 ;
+  wire [32:0] \$355 ;
+  wire [16:0] \$356 ;
+  wire [16:0] \$357 ;
+  wire \$358 ;
+  wire \$359 ;
   wire \$36 ;
-  wire [32:0] \$360 ;
+  wire \$360 ;
   wire \$361 ;
-  wire [32:0] \$362 ;
-  wire [32:0] \$363 ;
-  wire [33:0] \$364 ;
-  wire \$365 ;
-  wire \$366 ;
+  wire [31:0] \$362 ;
+  wire \$363 ;
+  wire [31:0] \$364 ;
+  wire [32:0] \$365 ;
+  wire [32:0] \$366 ;
   wire [32:0] \$367 ;
-  wire \$368 ;
+  wire [32:0] \$368 ;
   wire \$369 ;
   wire \$37 ;
-  wire \$370 ;
+  wire [32:0] \$370 ;
   wire \$371 ;
   wire [32:0] \$372 ;
   wire [32:0] \$373 ;
-  wire [3:0] \$374 ;
-  wire [32:0] \$375 ;
-  wire \$376 ;
-  wire [16:0] \$377 ;
-  wire \$378 ;
+  wire [32:0] \$374 ;
+  wire \$375 ;
+  wire [32:0] \$376 ;
+  wire [32:0] \$377 ;
+  wire [33:0] \$378 ;
   wire \$379 ;
   wire \$38 ;
-  wire [16:0] \$380 ;
-  wire \$381 ;
-  wire [16:0] \$382 ;
-  wire [4:0] \$383 ;
-  wire [32:0] \$384 ;
-  wire [4:0] \$385 ;
+  wire \$380 ;
+  wire [32:0] \$381 ;
+  wire \$382 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire \$385 ;
   wire [32:0] \$386 ;
   wire [32:0] \$387 ;
-  wire \$388 ;
-  wire \$389 ;
+  wire [3:0] \$388 ;
+  wire [32:0] \$389 ;
   wire \$39 ;
   wire \$390 ;
-  wire \$391 ;
-  wire [16:0] \$392 ;
+  wire [16:0] \$391 ;
+  wire \$392 ;
   wire \$393 ;
   wire [16:0] \$394 ;
   wire \$395 ;
-  wire \$396 ;
-  wire [2:0] \$397 ;
-  wire \$398 ;
+  wire [16:0] \$396 ;
+  wire [4:0] \$397 ;
+  wire [32:0] \$398 ;
   wire \$399 ;
-  wire \$4 ;
+  wire [32:0] \$4 ;
   wire \$40 ;
   wire \$400 ;
   wire \$401 ;
   wire \$402 ;
-  wire \$403 ;
+  wire [16:0] \$403 ;
   wire \$404 ;
-  wire \$405 ;
+  wire [16:0] \$405 ;
   wire \$406 ;
   wire \$407 ;
-  wire \$408 ;
+  wire [2:0] \$408 ;
   wire \$409 ;
   wire \$41 ;
-  wire [31:0] \$410 ;
-  wire [32:0] \$411 ;
-  wire [33:0] \$412 ;
-  wire [33:0] \$413 ;
+  wire \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
   wire \$414 ;
-  wire [32:0] \$415 ;
+  wire \$415 ;
   wire \$416 ;
   wire \$417 ;
   wire \$418 ;
   wire \$419 ;
   wire \$42 ;
   wire \$420 ;
-  wire [32:0] \$421 ;
-  wire [16:0] \$422 ;
-  wire \$423 ;
-  wire \$424 ;
+  wire [31:0] \$421 ;
+  wire [32:0] \$422 ;
+  wire [33:0] \$423 ;
+  wire [33:0] \$424 ;
   wire \$425 ;
-  wire \$426 ;
+  wire [32:0] \$426 ;
   wire \$427 ;
   wire \$428 ;
   wire \$429 ;
@@ -3778,172 +3778,187 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$430 ;
   wire \$431 ;
   wire [32:0] \$432 ;
-  wire \$433 ;
-  wire [32:0] \$434 ;
+  wire [16:0] \$433 ;
+  wire \$434 ;
   wire \$435 ;
   wire \$436 ;
   wire \$437 ;
   wire \$438 ;
-  wire [32:0] \$439 ;
+  wire \$439 ;
   wire \$44 ;
   wire \$440 ;
   wire \$441 ;
-  wire [32:0] \$442 ;
-  reg [1:0] \$443 ;
-  reg [1:0] \$444 ;
-  reg [1:0] \$445 ;
-  reg [1:0] \$446 ;
-  reg [1:0] \$447 ;
-  reg [1:0] \$448 ;
-  reg [1:0] \$449 ;
+  wire \$442 ;
+  wire [32:0] \$443 ;
+  wire \$444 ;
+  wire [32:0] \$445 ;
+  wire \$446 ;
+  wire \$447 ;
+  wire \$448 ;
+  wire \$449 ;
   wire \$45 ;
-  reg [1:0] \$450 ;
-  reg [1:0] \$451 ;
-  reg [31:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg \$454 ;
-  reg [31:0] \$455 ;
-  reg [31:0] \$456 ;
-  reg [31:0] \$457 ;
-  reg [31:0] \$458 ;
-  reg [31:0] \$459 ;
+  wire [32:0] \$450 ;
+  wire \$451 ;
+  wire \$452 ;
+  wire [32:0] \$453 ;
+  reg [1:0] \$454 ;
+  reg [1:0] \$455 ;
+  reg [1:0] \$456 ;
+  reg [1:0] \$457 ;
+  reg [1:0] \$458 ;
+  reg [1:0] \$459 ;
   wire \$46 ;
-  reg [31:0] \$460 ;
-  reg [31:0] \$461 ;
+  reg [1:0] \$460 ;
+  reg [1:0] \$461 ;
   reg [1:0] \$462 ;
-  reg \$463 ;
-  reg \$464 ;
+  reg [31:0] \$463 ;
+  reg [31:0] \$464 ;
   reg \$465 ;
   reg [31:0] \$466 ;
-  reg [15:0] \$467 ;
-  reg [15:0] \$468 ;
-  reg [15:0] \$469 ;
+  reg [31:0] \$467 ;
+  reg [31:0] \$468 ;
+  reg [31:0] \$469 ;
   wire \$47 ;
   reg [31:0] \$470 ;
   reg [31:0] \$471 ;
-  reg \$472 ;
+  reg [31:0] \$472 ;
   reg [31:0] \$473 ;
   reg [31:0] \$474 ;
-  reg \$475 ;
-  reg \$476 ;
-  reg [2:0] \$477 ;
-  reg [15:0] \$478 ;
-  reg [15:0] \$479 ;
+  reg [31:0] \$475 ;
+  reg [31:0] \$476 ;
+  reg [1:0] \$477 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
-  reg [31:0] \$480 ;
-  reg \$481 ;
-  reg \$482 ;
-  reg \$483 ;
-  reg [31:0] \$484 ;
+  reg \$480 ;
+  reg [31:0] \$481 ;
+  reg [15:0] \$482 ;
+  reg [15:0] \$483 ;
+  reg [15:0] \$484 ;
   reg [31:0] \$485 ;
-  reg \$486 ;
-  reg [31:0] \$487 ;
+  reg [31:0] \$486 ;
+  reg \$487 ;
   reg [31:0] \$488 ;
-  reg \$489 ;
+  reg [31:0] \$489 ;
   wire \$49 ;
   reg \$490 ;
-  reg [2:0] \$491 ;
-  reg [31:0] \$492 ;
-  reg [31:0] \$493 ;
-  reg \$494 ;
-  reg \$495 ;
+  reg \$491 ;
+  reg [2:0] \$492 ;
+  reg [15:0] \$493 ;
+  reg [15:0] \$494 ;
+  reg [31:0] \$495 ;
   reg \$496 ;
-  reg [9:0] \$497 ;
-  reg [127:0] \$498 ;
-  reg \$499 ;
-  wire \$5 ;
+  reg \$497 ;
+  reg \$498 ;
+  reg [31:0] \$499 ;
+  wire [32:0] \$5 ;
   wire \$50 ;
-  reg \$500 ;
+  reg [31:0] \$500 ;
   reg \$501 ;
-  reg [15:0] \$502 ;
+  reg [31:0] \$502 ;
   reg [31:0] \$503 ;
-  reg [31:0] \$504 ;
+  reg \$504 ;
   reg \$505 ;
-  reg [15:0] \$506 ;
-  reg \$507 ;
-  reg \$508 ;
-  reg [1:0] \$509 ;
+  reg [2:0] \$506 ;
+  reg [31:0] \$507 ;
+  reg [31:0] \$508 ;
+  reg \$509 ;
   wire \$51 ;
-  reg [398:0] \$510 ;
-  reg [7:0] \$511 ;
-  reg [31:0] \$512 ;
-  reg [31:0] \$513 ;
-  reg [31:0] \$514 ;
-  reg [31:0] \$515 ;
-  reg [3:0] \$516 ;
-  reg \$517 ;
-  reg [3:0] \$518 ;
-  reg [15:0] \$519 ;
+  reg \$510 ;
+  reg \$511 ;
+  reg [9:0] \$512 ;
+  reg [127:0] \$513 ;
+  reg \$514 ;
+  reg \$515 ;
+  reg \$516 ;
+  reg [15:0] \$517 ;
+  reg [31:0] \$518 ;
+  reg [31:0] \$519 ;
   wire \$52 ;
-  reg [31:0] \$520 ;
+  reg \$520 ;
   reg [15:0] \$521 ;
-  reg [31:0] \$522 ;
-  reg [31:0] \$523 ;
-  reg [31:0] \$524 ;
-  wire \$53 ;
+  reg \$522 ;
+  reg \$523 ;
+  reg [1:0] \$524 ;
+  reg [398:0] \$525 ;
+  reg [7:0] \$526 ;
+  reg [31:0] \$527 ;
+  reg [31:0] \$528 ;
+  reg [31:0] \$529 ;
+  wire [32:0] \$53 ;
+  reg [31:0] \$530 ;
+  reg [3:0] \$531 ;
+  reg \$532 ;
+  reg [3:0] \$533 ;
+  reg [15:0] \$534 ;
+  reg [31:0] \$535 ;
+  reg [15:0] \$536 ;
+  reg [31:0] \$537 ;
+  reg [31:0] \$538 ;
+  reg [31:0] \$539 ;
   wire \$54 ;
-  wire [3:0] \$55 ;
+  wire \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
-  wire [9:0] \$60 ;
-  wire [16:0] \$61 ;
-  wire [31:0] \$62 ;
-  wire [32:0] \$63 ;
-  wire [9:0] \$64 ;
-  wire [9:0] \$65 ;
-  wire [6:0] \$66 ;
-  wire [127:0] \$67 ;
+  wire [32:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire [3:0] \$67 ;
   wire \$68 ;
-  wire [8:0] \$684 ;
   wire \$69 ;
   wire [32:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
-  wire \$72 ;
-  wire [32:0] \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire [16:0] \$76 ;
-  wire \$77 ;
-  wire [32:0] \$78 ;
-  wire \$79 ;
-  wire [33:0] \$8 ;
+  wire [8:0] \$717 ;
+  wire [9:0] \$72 ;
+  wire [16:0] \$73 ;
+  wire [31:0] \$74 ;
+  wire [32:0] \$75 ;
+  wire [9:0] \$76 ;
+  wire [9:0] \$77 ;
+  wire [6:0] \$78 ;
+  wire [127:0] \$79 ;
+  wire [32:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire \$85 ;
+  wire [32:0] \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire \$88 ;
-  wire [3:0] \$89 ;
-  wire \$9 ;
-  wire \$90 ;
-  wire [10:0] \$91 ;
-  wire [32:0] \$92 ;
-  wire [7:0] \$93 ;
-  wire [7:0] \$94 ;
-  wire [7:0] \$95 ;
-  wire [7:0] \$96 ;
+  wire [16:0] \$88 ;
+  wire \$89 ;
+  wire [32:0] \$9 ;
+  wire [32:0] \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire [32:0] \$96 ;
   wire \$97 ;
-  wire [32:0] \$98 ;
+  wire \$98 ;
   wire \$99 ;
   wire [8:0] \$signature__addr ;
-  wire [8:0] \$signature__addr$88 ;
+  wire [8:0] \$signature__addr$105 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$92 ;
-  wire [7:0] \$signature__data$92[0] ;
-  wire [7:0] \$signature__data$92[1] ;
-  wire [7:0] \$signature__data$92[2] ;
-  wire [7:0] \$signature__data$92[3] ;
-  wire [7:0] \$signature__data$92[4] ;
-  wire [7:0] \$signature__data$92[5] ;
-  wire [7:0] \$signature__data$92[6] ;
-  wire [7:0] \$signature__data$92[7] ;
+  wire [63:0] \$signature__data$109 ;
+  wire [7:0] \$signature__data$109[0] ;
+  wire [7:0] \$signature__data$109[1] ;
+  wire [7:0] \$signature__data$109[2] ;
+  wire [7:0] \$signature__data$109[3] ;
+  wire [7:0] \$signature__data$109[4] ;
+  wire [7:0] \$signature__data$109[5] ;
+  wire [7:0] \$signature__data$109[6] ;
+  wire [7:0] \$signature__data$109[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -3953,7 +3968,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$89 ;
+  wire \$signature__en$106 ;
   reg [15:0] a;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
@@ -3961,6 +3976,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [1:0] a_full = 2'h0;
   reg [1:0] a_full_clr;
   reg [1:0] a_full_set;
+  reg [31:0] a_load = 32'd0;
   wire [8:0] a_wr__addr;
   wire [63:0] a_wr__data;
   wire [7:0] \a_wr__data[0] ;
@@ -3977,9 +3993,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [33:0] addend;
   wire [9:0] addr;
   reg advance;
-  reg \advance$113 ;
-  reg \advance$143 ;
-  reg \advance$186 ;
+  reg \advance$127 ;
+  reg \advance$159 ;
+  reg \advance$187 ;
   reg apar = 1'h0;
   reg [31:0] b;
   reg [1:0] b_busy = 2'h0;
@@ -3989,6 +4005,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] b_full_clr;
   reg [1:0] b_full_set;
   reg [31:0] b_koff = 32'd0;
+  reg [31:0] b_koff_next;
+  reg [31:0] b_load = 32'd0;
   wire [9:0] b_rd__addr;
   wire [31:0] b_rd__data;
   wire [7:0] \b_rd__data[0] ;
@@ -4015,8 +4033,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] both;
   reg bpar = 1'h0;
   wire busy;
-  output \busy$233 ;
-  wire \busy$233 ;
+  output \busy$253 ;
+  wire \busy$253 ;
   reg byte_ready;
   reg [127:0] byte_row;
   reg byte_valid;
@@ -4071,13 +4089,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [3:0] c_wr__en;
   reg [15:0] chunk = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$116 ;
-  (* init = 16'h0000 *)
   wire [15:0] \chunk$12 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$167 ;
+  wire [15:0] \chunk$130 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$67 ;
+  wire [15:0] \chunk$183 ;
+  (* init = 16'h0000 *)
+  wire [15:0] \chunk$80 ;
   reg [31:0] chunk_lda = 32'd0;
   reg [31:0] chunk_ldc = 32'd0;
   reg [31:0] chunk_ldcin = 32'd0;
@@ -4104,9 +4122,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
   reg [7:0] code;
-  wire [15:0] col0;
   wire [15:0] cols;
-  wire [15:0] \cols$177 ;
+  wire [15:0] \cols$198 ;
   reg [3:0] control_state = 4'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
@@ -4119,9 +4136,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
-  wire [7:0] \error$222 ;
+  wire [7:0] \error$242 ;
   reg f_done = 1'h0;
   reg [31:0] feed_k_kc0 = 32'd0;
+  reg [31:0] feed_k_kc0_next;
   reg feed_k_last = 1'h1;
   reg [31:0] feed_k_left = 32'd0;
   reg [31:0] feed_k_len = 32'd0;
@@ -4139,42 +4157,48 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$172 ;
-  wire [31:0] \index$77 ;
+  wire [31:0] \index$194 ;
+  wire [31:0] \index$94 ;
   wire is_cin;
   wire issue;
-  reg \issue$178 ;
+  reg \issue$199 ;
   reg [31:0] kr = 32'd0;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
   reg l_done = 1'h0;
   reg l_step;
   wire last;
-  wire \last$248 ;
-  wire \last$252 ;
-  wire \last$258 ;
+  wire \last$263 ;
+  wire \last$266 ;
+  wire \last$269 ;
   wire last_in_panel;
-  wire \last_in_panel$140 ;
-  wire \last_in_panel$239 ;
-  wire \last_in_panel$255 ;
+  wire \last_in_panel$125 ;
+  wire \last_in_panel$157 ;
+  wire \last_in_panel$188 ;
   reg launched = 1'h0;
   wire [2:0] level;
-  wire [2:0] \level$121 ;
-  wire [2:0] \level$179 ;
+  wire [2:0] \level$139 ;
+  wire [2:0] \level$200 ;
   reg [31:0] load_a_addr = 32'd0;
+  reg [31:0] load_a_next;
   reg [31:0] load_a_panel = 32'd0;
+  reg [31:0] load_b_addr = 32'd0;
+  reg [31:0] load_b_next;
+  reg [31:0] load_b_panel = 32'd0;
   reg [31:0] load_cin_addr = 32'd0;
+  reg [31:0] load_cin_next;
   reg [31:0] load_cin_panel = 32'd0;
   reg [31:0] load_k_kc0 = 32'd0;
+  reg [31:0] load_k_kc0_next;
   reg load_k_last = 1'h1;
   reg [31:0] load_k_left = 32'd0;
   reg [31:0] load_k_len = 32'd0;
   reg [31:0] load_k_len_m1 = 32'd0;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$114 ;
-  wire [15:0] \m$165 ;
-  wire [15:0] \m$65 ;
+  wire [15:0] \m$128 ;
+  wire [15:0] \m$181 ;
+  wire [15:0] \m$78 ;
   reg [15:0] m_idx = 16'h0000;
   output [31:0] mac_cycles;
   reg [31:0] mac_cycles = 32'd0;
@@ -4182,9 +4206,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [2:0] meta_off = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$115 ;
-  wire [15:0] \n$166 ;
-  wire [15:0] \n$66 ;
+  wire [15:0] \n$129 ;
+  wire [15:0] \n$182 ;
+  wire [15:0] \n$79 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
   wire [31:0] \o__payload.c ;
@@ -4205,26 +4229,26 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire operands__ready;
   wire operands__valid;
   reg pending = 1'h0;
-  reg \pending$180  = 1'h0;
+  reg \pending$201  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [31:0] \r_data$133 ;
-  wire [18:0] \r_data$149 ;
-  wire [127:0] \r_data$203 ;
-  wire [3:0] \r_data$213 ;
-  wire [32:0] \r_data$99 ;
+  wire [32:0] \r_data$116 ;
+  wire [31:0] \r_data$151 ;
+  wire [18:0] \r_data$165 ;
+  wire [127:0] \r_data$223 ;
+  wire [3:0] \r_data$233 ;
   reg r_en;
-  wire \r_en$100 ;
-  wire \r_en$134 ;
-  reg \r_en$153 ;
-  reg \r_en$204 ;
-  reg \r_en$220 ;
+  wire \r_en$117 ;
+  wire \r_en$152 ;
+  reg \r_en$169 ;
+  reg \r_en$224 ;
+  reg \r_en$240 ;
   wire r_rdy;
-  wire \r_rdy$131 ;
-  wire \r_rdy$145 ;
-  wire \r_rdy$190 ;
-  wire \r_rdy$201 ;
-  wire \r_rdy$97 ;
+  wire \r_rdy$114 ;
+  wire \r_rdy$149 ;
+  wire \r_rdy$161 ;
+  wire \r_rdy$210 ;
+  wire \r_rdy$221 ;
   output [99:0] rd_cmd__payload;
   reg [99:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
@@ -4257,10 +4281,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$117 ;
+  wire \restart$131 ;
   wire \restart$14 ;
-  wire \restart$168 ;
-  wire \restart$68 ;
+  wire \restart$184 ;
+  wire \restart$81 ;
   wire [48:0] result;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -4275,8 +4299,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [15:0] row_base = 16'h0000;
   reg [15:0] row_word = 16'h0000;
   wire [15:0] rows;
-  wire [15:0] \rows$104 ;
-  wire [15:0] \rows$176 ;
+  wire [15:0] \rows$121 ;
+  wire [15:0] \rows$197 ;
   input rst;
   wire rst;
   reg running;
@@ -4302,41 +4326,43 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   output [31:0] stall_store;
   reg [31:0] stall_store = 32'd0;
   reg start;
-  input \start$259 ;
-  wire \start$259 ;
+  input \start$270 ;
+  wire \start$270 ;
   reg step_done;
   reg [31:0] store_c_addr = 32'd0;
+  reg [31:0] store_c_next;
   reg [31:0] store_c_panel = 32'd0;
   reg store_state = 1'h0;
   reg [31:0] used = 32'd0;
   reg w_bpar = 1'h0;
   reg [2:0] w_data;
-  reg [18:0] \w_data$103 ;
-  wire [31:0] \w_data$126 ;
-  wire [3:0] \w_data$192 ;
-  wire [127:0] \w_data$193 ;
-  wire [32:0] \w_data$90 ;
+  wire [32:0] \w_data$107 ;
+  reg [18:0] \w_data$120 ;
+  wire [31:0] \w_data$144 ;
+  wire [3:0] \w_data$212 ;
+  wire [127:0] \w_data$213 ;
   reg w_done = 1'h0;
   reg w_en;
-  reg \w_en$102 ;
   (* init = 1'h0 *)
-  wire \w_en$129 ;
-  wire \w_en$191 ;
+  wire \w_en$112 ;
+  reg \w_en$119 ;
   (* init = 1'h0 *)
-  wire \w_en$195 ;
+  wire \w_en$147 ;
+  wire \w_en$211 ;
   (* init = 1'h0 *)
-  wire \w_en$95 ;
+  wire \w_en$215 ;
   wire w_issue;
   reg [31:0] w_k = 32'd0;
   reg [31:0] w_kr = 32'd0;
   reg w_pending = 1'h0;
   reg [2:0] w_r = 3'h0;
   wire w_rdy;
-  wire \w_rdy$181 ;
-  wire \w_rdy$82 ;
+  wire \w_rdy$202 ;
+  wire \w_rdy$99 ;
   reg w_step_done;
   reg w_zero = 1'h0;
   reg [31:0] weight_k_kc0 = 32'd0;
+  reg [31:0] weight_k_kc0_next;
   reg weight_k_last = 1'h1;
   reg [31:0] weight_k_left = 32'd0;
   reg [31:0] weight_k_len = 32'd0;
@@ -4897,19 +4923,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @(posedge clk) begin
     if (a_wr__en)
-      spad_a[\$22 [8:0]] <= rd_data__payload[63:0];
+      spad_a[\$31 [8:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
   reg [63:0] _1_;
   always @(posedge clk) begin
     if (issue) begin
-      _0_ <= spad_a[\$65 [8:0]];
+      _0_ <= spad_a[\$77 [8:0]];
     end
     if (issue) begin
-      _1_ <= spad_a[\$64 [8:0]];
+      _1_ <= spad_a[\$76 [8:0]];
     end
   end
-  assign \$signature__data$92  = _0_;
+  assign \$signature__data$109  = _0_;
   assign \$signature__data  = _1_;
   reg [31:0] spad_b [1023:0];
   initial begin
@@ -5940,18 +5966,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @(posedge clk) begin
     if (b_wr__en[0])
-      spad_b[\$25 [9:0]][7:0] <= b_wr__data[7:0];
+      spad_b[\$34 [9:0]][7:0] <= b_wr__data[7:0];
     if (b_wr__en[1])
-      spad_b[\$25 [9:0]][15:8] <= b_wr__data[15:8];
+      spad_b[\$34 [9:0]][15:8] <= b_wr__data[15:8];
     if (b_wr__en[2])
-      spad_b[\$25 [9:0]][23:16] <= b_wr__data[23:16];
+      spad_b[\$34 [9:0]][23:16] <= b_wr__data[23:16];
     if (b_wr__en[3])
-      spad_b[\$25 [9:0]][31:24] <= b_wr__data[31:24];
+      spad_b[\$34 [9:0]][31:24] <= b_wr__data[31:24];
   end
   reg [31:0] _2_;
   always @(posedge clk) begin
     if (w_issue) begin
-      _2_ <= spad_b[\$92 [9:0]];
+      _2_ <= spad_b[\$107 [9:0]];
     end
   end
   assign b_rd__data = _2_;
@@ -6995,658 +7021,676 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [127:0] _3_;
   reg [127:0] _4_;
   always @(posedge clk) begin
-    if (\issue$178 ) begin
-      _3_ <= spad_c[\$140 [9:0]];
+    if (\issue$199 ) begin
+      _3_ <= spad_c[\$158 [9:0]];
     end
     if (got) begin
-      _4_ <= spad_c[\$103 [9:0]];
+      _4_ <= spad_c[\$118 [9:0]];
     end
   end
-  assign \w_data$193  = _3_;
+  assign \w_data$213  = _3_;
   assign c_rd_acc__data = _4_;
+  assign \$447  = running & \$446 ;
+  assign \$448  = ~ operands__valid;
+  assign \$449  = \$447  & \$448 ;
+  assign \$450  = stall_load + 1'h1;
+  assign \$451  = ~ results__ready;
+  assign \$452  = results__valid & \$451 ;
+  assign \$453  = stall_store + 1'h1;
   always @(posedge clk)
-    a_busy <= \$443 ;
+    a_busy <= \$454 ;
   always @(posedge clk)
-    a_full <= \$444 ;
+    a_full <= \$455 ;
   always @(posedge clk)
-    b_busy <= \$445 ;
+    b_busy <= \$456 ;
   always @(posedge clk)
-    b_full <= \$446 ;
+    b_full <= \$457 ;
   always @(posedge clk)
-    c_busy <= \$447 ;
+    c_busy <= \$458 ;
   always @(posedge clk)
-    c_ready <= \$448 ;
+    c_ready <= \$459 ;
   always @(posedge clk)
-    c_done <= \$449 ;
+    c_done <= \$460 ;
   always @(posedge clk)
-    b_used_w <= \$450 ;
+    b_used_w <= \$461 ;
   always @(posedge clk)
-    b_used_o <= \$451 ;
+    b_used_o <= \$462 ;
   always @(posedge clk)
-    load_k_kc0 <= \$452 ;
+    load_k_kc0 <= \$463 ;
   always @(posedge clk)
-    load_k_left <= \$453 ;
+    load_k_left <= \$464 ;
   always @(posedge clk)
-    load_k_last <= \$454 ;
+    load_k_last <= \$465 ;
   always @(posedge clk)
-    load_k_len <= \$455 ;
+    load_k_len <= \$466 ;
   always @(posedge clk)
-    load_k_len_m1 <= \$456 ;
+    load_k_len_m1 <= \$467 ;
   always @(posedge clk)
-    load_a_panel <= \$457 ;
+    load_a_panel <= \$468 ;
   always @(posedge clk)
-    load_a_addr <= \$458 ;
+    load_a_addr <= \$469 ;
   always @(posedge clk)
-    load_cin_panel <= \$459 ;
+    load_b_panel <= \$470 ;
   always @(posedge clk)
-    load_cin_addr <= \$460 ;
+    load_b_addr <= \$471 ;
   always @(posedge clk)
-    b_koff <= \$461 ;
+    load_cin_panel <= \$472 ;
   always @(posedge clk)
-    loader_state <= \$462 ;
+    load_cin_addr <= \$473 ;
   always @(posedge clk)
-    l_bpar <= \$463 ;
+    b_koff <= \$474 ;
   always @(posedge clk)
-    l_apar <= \$464 ;
+    a_load <= \$475 ;
   always @(posedge clk)
-    l_done <= \$465 ;
+    b_load <= \$476 ;
   always @(posedge clk)
-    c_claims <= \$466 ;
+    loader_state <= \$477 ;
   always @(posedge clk)
-    row <= \$467 ;
+    l_bpar <= \$478 ;
   always @(posedge clk)
-    beat <= \$468 ;
+    l_apar <= \$479 ;
   always @(posedge clk)
-    row_base <= \$469 ;
+    l_done <= \$480 ;
   always @(posedge clk)
-    feed_k_kc0 <= \$470 ;
+    c_claims <= \$481 ;
   always @(posedge clk)
-    feed_k_left <= \$471 ;
+    row <= \$482 ;
   always @(posedge clk)
-    feed_k_last <= \$472 ;
+    beat <= \$483 ;
   always @(posedge clk)
-    feed_k_len <= \$473 ;
+    row_base <= \$484 ;
   always @(posedge clk)
-    feed_k_len_m1 <= \$474 ;
+    feed_k_kc0 <= \$485 ;
   always @(posedge clk)
-    pending <= \$475 ;
+    feed_k_left <= \$486 ;
   always @(posedge clk)
-    meta_last <= \$476 ;
+    feed_k_last <= \$487 ;
   always @(posedge clk)
-    meta_off <= \$477 ;
+    feed_k_len <= \$488 ;
   always @(posedge clk)
-    m_idx <= \$478 ;
+    feed_k_len_m1 <= \$489 ;
   always @(posedge clk)
-    row_word <= \$479 ;
+    pending <= \$490 ;
   always @(posedge clk)
-    kr <= \$480 ;
+    meta_last <= \$491 ;
   always @(posedge clk)
-    apar <= \$481 ;
+    meta_off <= \$492 ;
   always @(posedge clk)
-    bpar <= \$482 ;
+    m_idx <= \$493 ;
   always @(posedge clk)
-    f_done <= \$483 ;
+    row_word <= \$494 ;
   always @(posedge clk)
-    weight_k_kc0 <= \$484 ;
+    kr <= \$495 ;
   always @(posedge clk)
-    weight_k_left <= \$485 ;
+    apar <= \$496 ;
   always @(posedge clk)
-    weight_k_last <= \$486 ;
+    bpar <= \$497 ;
   always @(posedge clk)
-    weight_k_len <= \$487 ;
+    f_done <= \$498 ;
   always @(posedge clk)
-    weight_k_len_m1 <= \$488 ;
+    weight_k_kc0 <= \$499 ;
   always @(posedge clk)
-    w_pending <= \$489 ;
+    weight_k_left <= \$500 ;
   always @(posedge clk)
-    w_zero <= \$490 ;
+    weight_k_last <= \$501 ;
   always @(posedge clk)
-    w_r <= \$491 ;
+    weight_k_len <= \$502 ;
   always @(posedge clk)
-    w_kr <= \$492 ;
+    weight_k_len_m1 <= \$503 ;
   always @(posedge clk)
-    w_k <= \$493 ;
+    w_pending <= \$504 ;
   always @(posedge clk)
-    w_bpar <= \$494 ;
+    w_zero <= \$505 ;
   always @(posedge clk)
-    w_done <= \$495 ;
+    w_r <= \$506 ;
   always @(posedge clk)
-    acc_writes <= \$496 ;
+    w_kr <= \$507 ;
   always @(posedge clk)
-    s1_addr <= \$497 ;
+    w_k <= \$508 ;
   always @(posedge clk)
-    s1_value <= \$498 ;
+    w_bpar <= \$509 ;
   always @(posedge clk)
-    s1_read <= \$499 ;
+    w_done <= \$510 ;
   always @(posedge clk)
-    s1_half <= \$500 ;
+    acc_writes <= \$511 ;
   always @(posedge clk)
-    s1_chunk_done <= \$501 ;
+    s1_addr <= \$512 ;
   always @(posedge clk)
-    acc_row <= \$502 ;
+    s1_value <= \$513 ;
   always @(posedge clk)
-    store_c_panel <= \$503 ;
+    s1_read <= \$514 ;
   always @(posedge clk)
-    store_c_addr <= \$504 ;
+    s1_half <= \$515 ;
   always @(posedge clk)
-    store_state <= \$505 ;
+    s1_chunk_done <= \$516 ;
   always @(posedge clk)
-    r <= \$506 ;
+    acc_row <= \$517 ;
   always @(posedge clk)
-    s_done <= \$507 ;
+    store_c_panel <= \$518 ;
   always @(posedge clk)
-    \pending$180  <= \$508 ;
+    store_c_addr <= \$519 ;
   always @(posedge clk)
-    s_beat <= \$509 ;
+    store_state <= \$520 ;
   always @(posedge clk)
-    c <= \$510 ;
+    r <= \$521 ;
   always @(posedge clk)
-    error <= \$511 ;
+    s_done <= \$522 ;
   always @(posedge clk)
-    cycles <= \$512 ;
+    \pending$201  <= \$523 ;
   always @(posedge clk)
-    mac_cycles <= \$513 ;
+    s_beat <= \$524 ;
   always @(posedge clk)
-    stall_load <= \$514 ;
+    c <= \$525 ;
   always @(posedge clk)
-    stall_store <= \$515 ;
+    error <= \$526 ;
   always @(posedge clk)
-    beyond <= \$516 ;
+    cycles <= \$527 ;
   always @(posedge clk)
-    launched <= \$517 ;
+    mac_cycles <= \$528 ;
   always @(posedge clk)
-    control_state <= \$518 ;
+    stall_load <= \$529 ;
   always @(posedge clk)
-    words <= \$519 ;
+    stall_store <= \$530 ;
   always @(posedge clk)
-    used <= \$520 ;
+    beyond <= \$531 ;
   always @(posedge clk)
-    chunk <= \$521 ;
+    launched <= \$532 ;
   always @(posedge clk)
-    chunk_lda <= \$522 ;
+    control_state <= \$533 ;
   always @(posedge clk)
-    chunk_ldc <= \$523 ;
+    words <= \$534 ;
   always @(posedge clk)
-    chunk_ldcin <= \$524 ;
+    used <= \$535 ;
+  always @(posedge clk)
+    chunk <= \$536 ;
+  always @(posedge clk)
+    chunk_lda <= \$537 ;
+  always @(posedge clk)
+    chunk_ldc <= \$538 ;
+  always @(posedge clk)
+    chunk_ldcin <= \$539 ;
   assign split = c[191:160] > 10'h200;
   assign both = b_used_w & b_used_o;
-  assign \$1  = ~ split;
-  assign \$2  = ~ first_in_panel;
-  assign \$3  = \$1  & \$2 ;
-  assign \$4  = b_busy >> l_bpar;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$5  & w_rdy;
-  assign \$7  = c[63:32] + b_koff;
-  assign \$8  = \$7  + col0;
-  assign \$9  = a_busy >> l_apar;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$10  & w_rdy;
-  assign \$12  = load_a_addr + load_k_kc0;
-  assign \$13  = ! load_k_kc0;
-  assign \$14  = c_busy >> index[0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = ~ c[352];
+  assign \$1  = l_step & load_k_last;
+  assign \$2  = restart | \$1 ;
+  assign \$3  = load_k_kc0 + 10'h200;
+  assign \$4  = load_a_panel + 1'h0;
+  assign \$5  = load_a_addr + chunk_lda;
+  assign \$6  = load_b_panel + 3'h4;
+  assign \$7  = load_b_addr + 1'h0;
+  assign \$8  = load_cin_panel + 5'h10;
+  assign \$9  = load_cin_addr + chunk_ldcin;
+  assign \$11  = b_koff + \$10 ;
+  assign \$12  = load_k_last ? 48'h000000000000 : \$11 ;
+  assign \$13  = ~ split;
+  assign \$14  = ~ first_in_panel;
+  assign \$15  = \$13  & \$14 ;
+  assign \$16  = b_busy >> l_bpar;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$17  & w_rdy;
+  assign \$19  = a_busy >> l_apar;
+  assign \$20  = ~ \$19 ;
+  assign \$21  = \$20  & w_rdy;
+  assign \$22  = ! load_k_kc0;
+  assign \$23  = c_busy >> index[0];
+  assign \$24  = ~ \$23 ;
+  assign \$25  = ~ c[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$18  = is_cin & acc_writes;
-  assign \$19  = ~ \$18 ;
-  assign rd_data__ready = r_rdy & \$19 ;
+  assign \$27  = is_cin & acc_writes;
+  assign \$28  = ~ \$27 ;
+  assign rd_data__ready = r_rdy & \$28 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$20  = r_data[2] * 9'h100;
-  assign \$21  = \$20  + row_base;
-  assign \$22  = \$21  + beat;
-  assign \$23  = ! r_data[1:0];
-  assign a_wr__en = beat_ok & \$23 ;
-  assign \$24  = r_data[2] * 10'h200;
-  assign \$25  = \$24  + row;
-  assign \$26  = r_data[1:0] == 1'h1;
-  assign \$27  = beat_ok & \$26 ;
-  assign \$28  = ! beat;
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = r_data[1:0] == 1'h1;
-  assign \$31  = beat_ok & \$30 ;
-  assign \$32  = ! beat;
-  assign \$33  = \$31  & \$32 ;
-  assign \$34  = r_data[1:0] == 1'h1;
-  assign \$35  = beat_ok & \$34 ;
-  assign \$36  = ! beat;
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = r_data[1:0] == 1'h1;
-  assign \$39  = beat_ok & \$38 ;
-  assign \$40  = ! beat;
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = ~ f_done;
-  assign \$43  = running & \$42 ;
-  assign \$44  = a_full >> apar;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = b_full >> bpar;
-  assign \$47  = \$45  & \$46 ;
-  assign \$48  = b_used_o >> bpar;
-  assign \$49  = ~ \$48 ;
-  assign \$50  = \$47  & \$49 ;
-  assign \$51  = c_ready >> \index$77 [0];
-  assign \$52  = \$50  & \$51 ;
-  assign \$53  = \index$77  < c_claims;
-  assign \$54  = \$52  & \$53 ;
-  assign \$55  = level + pending;
-  assign \$56  = \$55  < 2'h3;
-  assign \$57  = \$54  & \$56 ;
-  assign \$58  = | m_idx;
-  assign \$59  = \$58  | \w_rdy$82 ;
-  assign issue = \$57  & \$59 ;
-  assign \$60  = apar * 9'h100;
-  assign \$61  = \$60  + row_word;
-  assign \$63  = \$61  + \$62 ;
-  assign \$64  = \$63 [8:0] + 1'h0;
-  assign \$65  = \$63 [8:0] + 1'h1;
-  assign \$66  = meta_off * 4'h8;
-  assign \$67  = { \$signature__data$92 , \$signature__data  } >> \$66 ;
-  assign \$68  = ! m_idx;
-  assign \$69  = | kr;
-  assign \$70  = c[352] | \$69 ;
-  assign \$71  = | feed_k_kc0;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = kr + 3'h4;
-  assign \$74  = \$73  >= feed_k_len;
-  assign \$75  = \$74  & feed_k_last;
-  assign \$76  = \rows$104  - 1'h1;
-  assign \$77  = m_idx == \$76 ;
-  assign \$78  = kr + 3'h4;
-  assign \$79  = \$78  >= feed_k_len;
-  assign \$80  = last_in_panel & feed_k_last;
-  assign \$81  = split | \$80 ;
-  assign \$82  = ~ w_done;
-  assign \$83  = running & \$82 ;
-  assign \$84  = b_full >> w_bpar;
-  assign \$85  = \$83  & \$84 ;
-  assign \$86  = b_used_w >> w_bpar;
-  assign \$87  = ~ \$86 ;
-  assign \$88  = \$85  & \$87 ;
-  assign \$89  = \level$121  + w_pending;
-  assign \$90  = \$89  < 2'h3;
-  assign w_issue = \$88  & \$90 ;
-  assign \$91  = w_bpar * 10'h200;
-  assign \$92  = \$91  + w_k;
-  assign \$93  = w_zero ? 8'h00 : b_rd__data[7:0];
-  assign \$94  = w_zero ? 8'h00 : b_rd__data[15:8];
-  assign \$95  = w_zero ? 8'h00 : b_rd__data[23:16];
-  assign \$96  = w_zero ? 8'h00 : b_rd__data[31:24];
-  assign \$97  = w_r == 2'h3;
-  assign \$98  = w_kr + 3'h4;
-  assign \$99  = \$98  >= weight_k_len;
-  assign \$100  = \last_in_panel$140  & weight_k_last;
-  assign \$101  = split | \$100 ;
+  assign \$29  = r_data[2] * 9'h100;
+  assign \$30  = \$29  + row_base;
+  assign \$31  = \$30  + beat;
+  assign \$32  = ! r_data[1:0];
+  assign a_wr__en = beat_ok & \$32 ;
+  assign \$33  = r_data[2] * 10'h200;
+  assign \$34  = \$33  + row;
+  assign \$35  = r_data[1:0] == 1'h1;
+  assign \$36  = beat_ok & \$35 ;
+  assign \$37  = ! beat;
+  assign \$38  = \$36  & \$37 ;
+  assign \$39  = r_data[1:0] == 1'h1;
+  assign \$40  = beat_ok & \$39 ;
+  assign \$41  = ! beat;
+  assign \$42  = \$40  & \$41 ;
+  assign \$43  = r_data[1:0] == 1'h1;
+  assign \$44  = beat_ok & \$43 ;
+  assign \$45  = ! beat;
+  assign \$46  = \$44  & \$45 ;
+  assign \$47  = r_data[1:0] == 1'h1;
+  assign \$48  = beat_ok & \$47 ;
+  assign \$49  = ! beat;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = step_done & feed_k_last;
+  assign \$52  = restart | \$51 ;
+  assign \$53  = feed_k_kc0 + 10'h200;
+  assign \$54  = ~ f_done;
+  assign \$55  = running & \$54 ;
+  assign \$56  = a_full >> apar;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = b_full >> bpar;
+  assign \$59  = \$57  & \$58 ;
+  assign \$60  = b_used_o >> bpar;
+  assign \$61  = ~ \$60 ;
+  assign \$62  = \$59  & \$61 ;
+  assign \$63  = c_ready >> \index$94 [0];
+  assign \$64  = \$62  & \$63 ;
+  assign \$65  = \index$94  < c_claims;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = level + pending;
+  assign \$68  = \$67  < 2'h3;
+  assign \$69  = \$66  & \$68 ;
+  assign \$70  = | m_idx;
+  assign \$71  = \$70  | \w_rdy$99 ;
+  assign issue = \$69  & \$71 ;
+  assign \$72  = apar * 9'h100;
+  assign \$73  = \$72  + row_word;
+  assign \$75  = \$73  + \$74 ;
+  assign \$76  = \$75 [8:0] + 1'h0;
+  assign \$77  = \$75 [8:0] + 1'h1;
+  assign \$78  = meta_off * 4'h8;
+  assign \$79  = { \$signature__data$109 , \$signature__data  } >> \$78 ;
+  assign \$80  = ! m_idx;
+  assign \$81  = | kr;
+  assign \$82  = c[352] | \$81 ;
+  assign \$83  = | feed_k_kc0;
+  assign \$84  = \$82  | \$83 ;
+  assign \$85  = kr + 3'h4;
+  assign \$86  = \$85  >= feed_k_len;
+  assign \$87  = \$86  & feed_k_last;
+  assign \$88  = \rows$121  - 1'h1;
+  assign \$89  = m_idx == \$88 ;
+  assign \$90  = kr + 3'h4;
+  assign \$91  = \$90  >= feed_k_len;
+  assign \$92  = \last_in_panel$125  & feed_k_last;
+  assign \$93  = split | \$92 ;
+  assign \$94  = w_step_done & weight_k_last;
+  assign \$95  = restart | \$94 ;
+  assign \$96  = weight_k_kc0 + 10'h200;
+  assign \$97  = ~ w_done;
+  assign \$98  = running & \$97 ;
+  assign \$99  = b_full >> w_bpar;
+  assign \$100  = \$98  & \$99 ;
+  assign \$101  = b_used_w >> w_bpar;
+  assign \$102  = ~ \$101 ;
+  assign \$103  = \$100  & \$102 ;
+  assign \$104  = \level$139  + w_pending;
+  assign \$105  = \$104  < 2'h3;
+  assign w_issue = \$103  & \$105 ;
+  assign \$106  = w_bpar * 10'h200;
+  assign \$107  = \$106  + w_k;
+  assign \$108  = w_zero ? 8'h00 : b_rd__data[7:0];
+  assign \$109  = w_zero ? 8'h00 : b_rd__data[15:8];
+  assign \$110  = w_zero ? 8'h00 : b_rd__data[23:16];
+  assign \$111  = w_zero ? 8'h00 : b_rd__data[31:24];
+  assign \$112  = w_r == 2'h3;
+  assign \$113  = w_kr + 3'h4;
+  assign \$114  = \$113  >= weight_k_len;
+  assign \$115  = \last_in_panel$157  & weight_k_last;
+  assign \$116  = split | \$115 ;
   assign got = results__valid & results__ready;
-  assign \$102  = \r_data$149 [0] * 10'h200;
-  assign \$103  = \$102  + acc_row;
-  assign \$104  = \r_data$149 [16:1] - 1'h1;
-  assign \$105  = acc_row == \$104 ;
-  assign \$106  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$107  = $signed(s1_value[31:0]) + $signed(\$106 );
-  assign \$108  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$109  = $signed(s1_value[63:32]) + $signed(\$108 );
-  assign \$110  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$111  = $signed(s1_value[95:64]) + $signed(\$110 );
-  assign \$112  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$113  = $signed(s1_value[127:96]) + $signed(\$112 );
-  assign \$114  = r_data[2] * 10'h200;
-  assign \$115  = \$114  + row;
-  assign \$116  = beat_ok & is_cin;
-  assign \$117  = ! beat;
-  assign \$118  = \$116  & \$117 ;
-  assign \$119  = beat_ok & is_cin;
-  assign \$120  = ! beat;
-  assign \$121  = \$119  & \$120 ;
-  assign \$122  = beat_ok & is_cin;
-  assign \$123  = beat == 1'h1;
-  assign \$124  = \$122  & \$123 ;
-  assign \$125  = beat_ok & is_cin;
-  assign \$126  = beat == 1'h1;
-  assign \$127  = \$125  & \$126 ;
-  assign \$128  = ~ s_done;
-  assign \$129  = running & \$128 ;
-  assign \$130  = c_done >> \index$172 [0];
-  assign \$131  = \$129  & \$130 ;
-  assign \$133  = c[353] ? { 3'h0, \cols$177  } : \$132 ;
-  assign \$134  = \level$179  + \pending$180 ;
-  assign \$135  = \$134  < 2'h3;
-  assign \$136  = \$135  & \w_rdy$181 ;
-  assign \$137  = \rows$176  - 1'h1;
-  assign \$138  = r == \$137 ;
-  assign \$139  = \index$172 [0] * 10'h200;
-  assign \$140  = \$139  + r;
-  assign \$141  = ~ \r_rdy$190 ;
-  assign \$142  = ~ \issue$178 ;
-  assign s_drained = \$141  & \$142 ;
-  assign \$143  = \rows$176  - 1'h1;
-  assign \$144  = r == \$143 ;
-  assign \$146  = c[353] ? { 3'h0, \r_data$213 [2:0] } : \$145 ;
-  assign \$147  = s_beat * 4'h8;
-  assign \$148  = \$146 [4:0] - \$147 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$190 ;
-  assign \$684  = s_beat * 7'h40;
-  assign \$149  = byte_row >> \$684 ;
-  assign \$150  = \$148 [4:0] <= 4'h8;
-  assign \$151  = \$150  ? \$148 [4:0] : 5'h08;
-  assign \$152  = ! s_beat;
-  assign \$153  = \$148 [4:0] <= 4'h8;
-  assign \$154  = \$148 [4:0] <= 4'h8;
-  assign \$155  = \$154  & \r_data$213 [3];
-  assign \$156  = wr_data__valid & wr_data__ready;
-  assign \$157  = \$148 [4:0] <= 4'h8;
-  assign \$158  = ~ launched;
-  assign \$159  = ~ busy;
-  assign \$160  = c[159:128] - 1'h1;
-  assign \$161  = c[31:0] + c[191:160];
-  assign \$162  = ~ launched;
-  assign \$163  = ~ busy;
-  assign \$164  = c[191:160] - 1'h1;
-  assign \$165  = c[63:32] + c[223:192];
-  assign \$166  = ~ launched;
-  assign \$167  = ~ busy;
-  assign \$168  = c[159:128] - 1'h1;
-  assign \$170  = c[353] ? { 3'h0, c[223:192] } : \$169 ;
-  assign \$171  = c[95:64] + \$170 ;
-  assign \$172  = ~ launched;
-  assign \$173  = ~ busy;
-  assign \$174  = c[159:128] - 1'h1;
-  assign \$176  = c[127:96] + \$175 ;
-  assign \$177  = ! c[159:128];
-  assign \$178  = ! c[191:160];
-  assign \$179  = \$177  | \$178 ;
-  assign \$180  = ! c[223:192];
-  assign \$181  = \$179  | \$180 ;
-  assign \$182  = c[159:128] > 16'hffff;
-  assign \$183  = c[223:192] > 16'hffff;
-  assign \$184  = \$182  | \$183 ;
-  assign \$185  = c[191:160] > 16'hffff;
-  assign \$186  = \$184  | \$185 ;
-  assign \$188  = c[255:224] < c[191:160];
-  assign \$189  = c[287:256] < c[223:192];
-  assign \$190  = \$188  | \$189 ;
-  assign \$192  = c[353] ? { 3'h0, c[223:192] } : \$191 ;
-  assign \$193  = c[319:288] < \$192 ;
-  assign \$194  = \$190  | \$193 ;
-  assign \$196  = c[351:320] < \$195 ;
-  assign \$197  = c[352] & \$196 ;
-  assign \$198  = \$194  | \$197 ;
-  assign \$199  = ~ c[353];
-  assign \$200  = | c[65:64];
-  assign \$201  = | c[289:288];
+  assign \$117  = \r_data$165 [0] * 10'h200;
+  assign \$118  = \$117  + acc_row;
+  assign \$119  = \r_data$165 [16:1] - 1'h1;
+  assign \$120  = acc_row == \$119 ;
+  assign \$121  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
+  assign \$122  = $signed(s1_value[31:0]) + $signed(\$121 );
+  assign \$123  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
+  assign \$124  = $signed(s1_value[63:32]) + $signed(\$123 );
+  assign \$125  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
+  assign \$126  = $signed(s1_value[95:64]) + $signed(\$125 );
+  assign \$127  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
+  assign \$128  = $signed(s1_value[127:96]) + $signed(\$127 );
+  assign \$129  = r_data[2] * 10'h200;
+  assign \$130  = \$129  + row;
+  assign \$131  = beat_ok & is_cin;
+  assign \$132  = ! beat;
+  assign \$133  = \$131  & \$132 ;
+  assign \$134  = beat_ok & is_cin;
+  assign \$135  = ! beat;
+  assign \$136  = \$134  & \$135 ;
+  assign \$137  = beat_ok & is_cin;
+  assign \$138  = beat == 1'h1;
+  assign \$139  = \$137  & \$138 ;
+  assign \$140  = beat_ok & is_cin;
+  assign \$141  = beat == 1'h1;
+  assign \$142  = \$140  & \$141 ;
+  assign \$143  = c[353] ? 5'h04 : 5'h10;
+  assign \$144  = store_c_panel + \$143 ;
+  assign \$145  = store_c_addr + chunk_ldc;
+  assign \$146  = ~ s_done;
+  assign \$147  = running & \$146 ;
+  assign \$148  = c_done >> \index$194 [0];
+  assign \$149  = \$147  & \$148 ;
+  assign \$151  = c[353] ? { 3'h0, \cols$198  } : \$150 ;
+  assign \$152  = \level$200  + \pending$201 ;
+  assign \$153  = \$152  < 2'h3;
+  assign \$154  = \$153  & \w_rdy$202 ;
+  assign \$155  = \rows$197  - 1'h1;
+  assign \$156  = r == \$155 ;
+  assign \$157  = \index$194 [0] * 10'h200;
+  assign \$158  = \$157  + r;
+  assign \$159  = ~ \r_rdy$210 ;
+  assign \$160  = ~ \issue$199 ;
+  assign s_drained = \$159  & \$160 ;
+  assign \$161  = \rows$197  - 1'h1;
+  assign \$162  = r == \$161 ;
+  assign \$164  = c[353] ? { 3'h0, \r_data$233 [2:0] } : \$163 ;
+  assign \$165  = s_beat * 4'h8;
+  assign \$166  = \$164 [4:0] - \$165 [4:0];
+  assign wr_data__valid = byte_valid & \r_rdy$210 ;
+  assign \$717  = s_beat * 7'h40;
+  assign \$167  = byte_row >> \$717 ;
+  assign \$168  = \$166 [4:0] <= 4'h8;
+  assign \$169  = \$168  ? \$166 [4:0] : 5'h08;
+  assign \$170  = ! s_beat;
+  assign \$171  = \$166 [4:0] <= 4'h8;
+  assign \$172  = \$166 [4:0] <= 4'h8;
+  assign \$173  = \$172  & \r_data$233 [3];
+  assign \$174  = wr_data__valid & wr_data__ready;
+  assign \$175  = \$166 [4:0] <= 4'h8;
+  assign \$176  = ~ launched;
+  assign \$177  = ~ busy;
+  assign \$178  = c[159:128] - 1'h1;
+  assign \$179  = c[31:0] + c[191:160];
+  assign \$180  = ~ launched;
+  assign \$181  = ~ busy;
+  assign \$182  = c[191:160] - 1'h1;
+  assign \$183  = c[63:32] + c[223:192];
+  assign \$184  = ~ launched;
+  assign \$185  = ~ busy;
+  assign \$186  = c[159:128] - 1'h1;
+  assign \$188  = c[353] ? { 3'h0, c[223:192] } : \$187 ;
+  assign \$189  = c[95:64] + \$188 ;
+  assign \$190  = ~ launched;
+  assign \$191  = ~ busy;
+  assign \$192  = c[159:128] - 1'h1;
+  assign \$194  = c[127:96] + \$193 ;
+  assign \$195  = ! c[159:128];
+  assign \$196  = ! c[191:160];
+  assign \$197  = \$195  | \$196 ;
+  assign \$198  = ! c[223:192];
+  assign \$199  = \$197  | \$198 ;
+  assign \$200  = c[159:128] > 16'hffff;
+  assign \$201  = c[223:192] > 16'hffff;
   assign \$202  = \$200  | \$201 ;
-  assign \$203  = \$199  & \$202 ;
-  assign \$204  = | c[97:96];
-  assign \$205  = | c[321:320];
-  assign \$206  = \$204  | \$205 ;
-  assign \$207  = c[352] & \$206 ;
-  assign \$208  = \$203  | \$207 ;
-  assign \$209  = | beyond;
-  assign \$210  = ~ launched;
-  assign \$211  = ~ busy;
-  assign \$212  = ~ launched;
-  assign \$213  = ~ busy;
-  assign \$214  = ~ launched;
-  assign \$215  = ~ busy;
-  assign \busy$233  = ~ \$222 ;
-  assign \$216  = ! loader_state;
-  assign \$217  = loader_state == 1'h1;
-  assign \$218  = loader_state == 2'h2;
-  assign \$219  = loader_state == 2'h3;
-  assign \$220  = ! store_state;
-  assign \$222  = ! control_state;
-  assign \$223  = control_state == 1'h1;
-  assign \$224  = control_state == 2'h2;
-  assign \$225  = control_state == 2'h3;
-  assign \$226  = control_state == 3'h4;
-  assign \$227  = control_state == 3'h5;
-  assign \$228  = control_state == 3'h6;
-  assign \$229  = control_state == 3'h7;
-  assign \$230  = control_state == 4'h8;
-  assign \$231  = control_state == 4'h9;
-  assign \$232  = control_state == 4'ha;
-  assign \$233  = control_state == 4'hb;
-  assign \$234  = control_state == 4'hc;
-  assign \$235  = a_busy | a_busy_set;
-  assign \$236  = ~ a_busy_clr;
-  assign \$237  = \$235  & \$236 ;
-  assign \$238  = a_full | a_full_set;
-  assign \$239  = ~ a_full_clr;
-  assign \$240  = \$238  & \$239 ;
-  assign \$241  = b_busy | b_busy_set;
-  assign \$242  = ~ both;
-  assign \$243  = \$241  & \$242 ;
-  assign \$244  = b_full | b_full_set;
-  assign \$245  = ~ both;
-  assign \$246  = \$244  & \$245 ;
-  assign \$247  = c_busy | c_busy_set;
-  assign \$248  = ~ c_busy_clr;
-  assign \$249  = \$247  & \$248 ;
-  assign \$250  = c_ready | c_ready_set;
-  assign \$251  = ~ c_ready_clr;
-  assign \$252  = \$250  & \$251 ;
-  assign \$253  = c_done | c_done_set;
-  assign \$254  = ~ c_done_clr;
+  assign \$203  = c[191:160] > 16'hffff;
+  assign \$204  = \$202  | \$203 ;
+  assign \$206  = c[255:224] < c[191:160];
+  assign \$207  = c[287:256] < c[223:192];
+  assign \$208  = \$206  | \$207 ;
+  assign \$210  = c[353] ? { 3'h0, c[223:192] } : \$209 ;
+  assign \$211  = c[319:288] < \$210 ;
+  assign \$212  = \$208  | \$211 ;
+  assign \$214  = c[351:320] < \$213 ;
+  assign \$215  = c[352] & \$214 ;
+  assign \$216  = \$212  | \$215 ;
+  assign \$217  = ~ c[353];
+  assign \$218  = | c[65:64];
+  assign \$219  = | c[289:288];
+  assign \$220  = \$218  | \$219 ;
+  assign \$221  = \$217  & \$220 ;
+  assign \$222  = | c[97:96];
+  assign \$223  = | c[321:320];
+  assign \$224  = \$222  | \$223 ;
+  assign \$225  = c[352] & \$224 ;
+  assign \$226  = \$221  | \$225 ;
+  assign \$227  = | beyond;
+  assign \$228  = ~ launched;
+  assign \$229  = ~ busy;
+  assign \$230  = ~ launched;
+  assign \$231  = ~ busy;
+  assign \$232  = ~ launched;
+  assign \$233  = ~ busy;
+  assign \busy$253  = ~ \$240 ;
+  assign \$234  = ! loader_state;
+  assign \$235  = loader_state == 1'h1;
+  assign \$236  = loader_state == 2'h2;
+  assign \$237  = loader_state == 2'h3;
+  assign \$238  = ! store_state;
+  assign \$240  = ! control_state;
+  assign \$241  = control_state == 1'h1;
+  assign \$242  = control_state == 2'h2;
+  assign \$243  = control_state == 2'h3;
+  assign \$244  = control_state == 3'h4;
+  assign \$245  = control_state == 3'h5;
+  assign \$246  = control_state == 3'h6;
+  assign \$247  = control_state == 3'h7;
+  assign \$248  = control_state == 4'h8;
+  assign \$249  = control_state == 4'h9;
+  assign \$250  = control_state == 4'ha;
+  assign \$251  = control_state == 4'hb;
+  assign \$252  = control_state == 4'hc;
+  assign \$253  = a_busy | a_busy_set;
+  assign \$254  = ~ a_busy_clr;
   assign \$255  = \$253  & \$254 ;
-  assign \$256  = b_used_w | b_used_w_set;
-  assign \$257  = ~ both;
+  assign \$256  = a_full | a_full_set;
+  assign \$257  = ~ a_full_clr;
   assign \$258  = \$256  & \$257 ;
-  assign \$259  = b_used_o | b_used_o_set;
+  assign \$259  = b_busy | b_busy_set;
   assign \$260  = ~ both;
   assign \$261  = \$259  & \$260 ;
-  assign \$262  = l_step & load_k_last;
-  assign \$263  = restart | \$262 ;
-  assign \$264  = c[191:160] <= 10'h200;
-  assign \$265  = c[191:160] < 10'h200;
-  assign \$266  = \$265  ? c[191:160] : 32'd512;
-  assign \$267  = c[191:160] < 10'h200;
-  assign \$268  = \$267  ? c[191:160] : 32'd512;
-  assign \$269  = \$268  - 1'h1;
-  assign \$270  = load_k_kc0 + 10'h200;
-  assign \$271  = load_k_left - 10'h200;
-  assign \$272  = load_k_left - 10'h200;
-  assign \$273  = $signed(\$272 ) <= $signed(11'h200);
-  assign \$274  = load_k_left - 10'h200;
-  assign \$275  = $signed(\$274 ) < $signed(11'h200);
-  assign \$276  = load_k_left - 10'h200;
-  assign \$277  = \$275  ? \$276  : 33'h000000200;
-  assign \$278  = load_k_left - 10'h200;
-  assign \$279  = $signed(\$278 ) < $signed(11'h200);
-  assign \$280  = load_k_left - 10'h200;
-  assign \$281  = \$279  ? \$280  : 33'h000000200;
-  assign \$282  = $signed(\$281 ) - $signed(2'h1);
-  assign \$283  = load_a_panel + 1'h0;
-  assign \$284  = load_a_panel + 1'h0;
-  assign \$285  = load_a_addr + chunk_lda;
-  assign \$286  = load_cin_panel + 5'h10;
-  assign \$287  = load_cin_panel + 5'h10;
-  assign \$288  = load_cin_addr + chunk_ldcin;
-  assign \$290  = b_koff + \$289 ;
-  assign \$291  = load_k_last ? 48'h000000000000 : \$290 ;
-  assign \$292  = ~ l_done;
-  assign \$293  = running & \$292 ;
-  assign \$294  = ~ split;
-  assign \$295  = ~ first_in_panel;
-  assign \$296  = \$294  & \$295 ;
-  assign \$297  = b_busy >> l_bpar;
-  assign \$298  = ~ \$297 ;
-  assign \$299  = \$298  & w_rdy;
-  assign \$300  = ~ l_bpar;
-  assign \$301  = a_busy >> l_apar;
-  assign \$302  = ~ \$301 ;
-  assign \$303  = \$302  & w_rdy;
-  assign \$304  = ~ l_apar;
-  assign \$305  = ! load_k_kc0;
-  assign \$306  = c_claims + 1'h1;
-  assign \$307  = row + 1'h1;
-  assign \$308  = row_base + words;
-  assign \$309  = beat + 1'h1;
-  assign \$310  = step_done & feed_k_last;
-  assign \$311  = restart | \$310 ;
-  assign \$312  = c[191:160] <= 10'h200;
-  assign \$313  = c[191:160] < 10'h200;
-  assign \$314  = \$313  ? c[191:160] : 32'd512;
-  assign \$315  = c[191:160] < 10'h200;
-  assign \$316  = \$315  ? c[191:160] : 32'd512;
-  assign \$317  = \$316  - 1'h1;
-  assign \$318  = feed_k_kc0 + 10'h200;
-  assign \$319  = feed_k_left - 10'h200;
-  assign \$320  = feed_k_left - 10'h200;
-  assign \$321  = $signed(\$320 ) <= $signed(11'h200);
-  assign \$322  = feed_k_left - 10'h200;
-  assign \$323  = $signed(\$322 ) < $signed(11'h200);
-  assign \$324  = feed_k_left - 10'h200;
-  assign \$325  = \$323  ? \$324  : 33'h000000200;
-  assign \$326  = feed_k_left - 10'h200;
-  assign \$327  = $signed(\$326 ) < $signed(11'h200);
-  assign \$328  = feed_k_left - 10'h200;
-  assign \$329  = \$327  ? \$328  : 33'h000000200;
-  assign \$330  = $signed(\$329 ) - $signed(2'h1);
-  assign \$331  = \rows$104  - 1'h1;
-  assign \$332  = m_idx == \$331 ;
-  assign \$333  = \rows$104  - 1'h1;
-  assign \$334  = m_idx == \$333 ;
-  assign \$335  = kr + 3'h4;
-  assign \$336  = \$335  >= feed_k_len;
-  assign \$337  = ~ apar;
-  assign \$338  = last_in_panel & feed_k_last;
-  assign \$339  = split | \$338 ;
-  assign \$340  = ~ bpar;
-  assign \$341  = kr + 3'h4;
-  assign \$342  = m_idx + 1'h1;
-  assign \$343  = row_word + words;
-  assign \$344  = w_step_done & weight_k_last;
-  assign \$345  = restart | \$344 ;
-  assign \$346  = c[191:160] <= 10'h200;
-  assign \$347  = c[191:160] < 10'h200;
-  assign \$348  = \$347  ? c[191:160] : 32'd512;
-  assign \$349  = c[191:160] < 10'h200;
-  assign \$350  = \$349  ? c[191:160] : 32'd512;
-  assign \$351  = \$350  - 1'h1;
-  assign \$352  = weight_k_kc0 + 10'h200;
-  assign \$353  = weight_k_left - 10'h200;
-  assign \$354  = weight_k_left - 10'h200;
-  assign \$355  = $signed(\$354 ) <= $signed(11'h200);
-  assign \$356  = weight_k_left - 10'h200;
-  assign \$357  = $signed(\$356 ) < $signed(11'h200);
-  assign \$358  = weight_k_left - 10'h200;
-  assign \$359  = \$357  ? \$358  : 33'h000000200;
-  assign \$360  = weight_k_left - 10'h200;
-  assign \$361  = $signed(\$360 ) < $signed(11'h200);
-  assign \$362  = weight_k_left - 10'h200;
-  assign \$363  = \$361  ? \$362  : 33'h000000200;
-  assign \$364  = $signed(\$363 ) - $signed(2'h1);
-  assign \$365  = w_k >= weight_k_len;
-  assign \$366  = w_r == 2'h3;
-  assign \$367  = w_kr + 3'h4;
-  assign \$368  = \$367  >= weight_k_len;
-  assign \$369  = \last_in_panel$140  & weight_k_last;
-  assign \$370  = split | \$369 ;
-  assign \$371  = ~ w_bpar;
-  assign \$372  = w_kr + 3'h4;
-  assign \$373  = w_k + 1'h1;
-  assign \$374  = w_r + 1'h1;
-  assign \$375  = w_k + 1'h1;
-  assign \$376  = got & \r_data$149 [18];
-  assign \$377  = \r_data$149 [16:1] - 1'h1;
-  assign \$378  = acc_row == \$377 ;
-  assign \$379  = \$376  & \$378 ;
-  assign \$380  = \r_data$149 [16:1] - 1'h1;
-  assign \$381  = acc_row == \$380 ;
-  assign \$382  = acc_row + 1'h1;
-  assign \$383  = c[353] ? 5'h04 : 5'h10;
-  assign \$384  = store_c_panel + \$383 ;
-  assign \$385  = c[353] ? 5'h04 : 5'h10;
-  assign \$386  = store_c_panel + \$385 ;
-  assign \$387  = store_c_addr + chunk_ldc;
-  assign \$388  = ~ s_done;
-  assign \$389  = running & \$388 ;
-  assign \$390  = c_done >> \index$172 [0];
-  assign \$391  = \$389  & \$390 ;
-  assign \$392  = \rows$176  - 1'h1;
-  assign \$393  = r == \$392 ;
-  assign \$394  = r + 1'h1;
-  assign \$395  = wr_data__valid & wr_data__ready;
-  assign \$396  = \$148 [4:0] <= 4'h8;
-  assign \$397  = s_beat + 1'h1;
-  assign \$398  = ~ launched;
-  assign \$399  = ~ busy;
-  assign \$400  = result > 33'h100000000;
-  assign \$401  = ~ launched;
-  assign \$402  = ~ busy;
-  assign \$403  = result > 33'h100000000;
-  assign \$404  = ~ launched;
-  assign \$405  = ~ busy;
-  assign \$406  = result > 33'h100000000;
-  assign \$407  = ~ launched;
-  assign \$408  = ~ busy;
-  assign \$409  = result > 33'h100000000;
-  assign \$410  = split ? 32'd512 : c[191:160];
-  assign \$411  = \$410  + 4'h8;
-  assign \$412  = \$411  - 1'h1;
-  assign \$414  = | code;
-  assign \$415  = used + words;
-  assign \$416  = \$415  <= 9'h100;
-  assign \$417  = chunk < c[159:128];
-  assign \$418  = \$416  & \$417 ;
-  assign \$419  = chunk < 10'h200;
-  assign \$420  = \$418  & \$419 ;
-  assign \$421  = used + words;
-  assign \$422  = chunk + 1'h1;
-  assign \$423  = ~ launched;
-  assign \$424  = ~ busy;
-  assign \$425  = ~ launched;
-  assign \$426  = ~ busy;
-  assign \$427  = ~ launched;
-  assign \$428  = ~ busy;
-  assign \$429  = s_done & s_drained;
-  assign \$430  = ~ dma_busy;
+  assign \$262  = b_full | b_full_set;
+  assign \$263  = ~ both;
+  assign \$264  = \$262  & \$263 ;
+  assign \$265  = c_busy | c_busy_set;
+  assign \$266  = ~ c_busy_clr;
+  assign \$267  = \$265  & \$266 ;
+  assign \$268  = c_ready | c_ready_set;
+  assign \$269  = ~ c_ready_clr;
+  assign \$270  = \$268  & \$269 ;
+  assign \$271  = c_done | c_done_set;
+  assign \$272  = ~ c_done_clr;
+  assign \$273  = \$271  & \$272 ;
+  assign \$274  = b_used_w | b_used_w_set;
+  assign \$275  = ~ both;
+  assign \$276  = \$274  & \$275 ;
+  assign \$277  = b_used_o | b_used_o_set;
+  assign \$278  = ~ both;
+  assign \$279  = \$277  & \$278 ;
+  assign \$280  = l_step & load_k_last;
+  assign \$281  = restart | \$280 ;
+  assign \$282  = c[191:160] <= 10'h200;
+  assign \$283  = c[191:160] < 10'h200;
+  assign \$284  = \$283  ? c[191:160] : 32'd512;
+  assign \$285  = c[191:160] < 10'h200;
+  assign \$286  = \$285  ? c[191:160] : 32'd512;
+  assign \$287  = \$286  - 1'h1;
+  assign \$288  = load_k_kc0 + 10'h200;
+  assign \$289  = load_k_left - 10'h200;
+  assign \$290  = load_k_left - 10'h200;
+  assign \$291  = $signed(\$290 ) <= $signed(11'h200);
+  assign \$292  = load_k_left - 10'h200;
+  assign \$293  = $signed(\$292 ) < $signed(11'h200);
+  assign \$294  = load_k_left - 10'h200;
+  assign \$295  = \$293  ? \$294  : 33'h000000200;
+  assign \$296  = load_k_left - 10'h200;
+  assign \$297  = $signed(\$296 ) < $signed(11'h200);
+  assign \$298  = load_k_left - 10'h200;
+  assign \$299  = \$297  ? \$298  : 33'h000000200;
+  assign \$300  = $signed(\$299 ) - $signed(2'h1);
+  assign \$301  = load_a_panel + 1'h0;
+  assign \$302  = load_b_panel + 3'h4;
+  assign \$303  = load_cin_panel + 5'h10;
+  assign \$304  = load_a_next + load_k_kc0_next;
+  assign \$305  = load_b_next + b_koff_next;
+  assign \$306  = ~ l_done;
+  assign \$307  = running & \$306 ;
+  assign \$308  = ~ split;
+  assign \$309  = ~ first_in_panel;
+  assign \$310  = \$308  & \$309 ;
+  assign \$311  = b_busy >> l_bpar;
+  assign \$312  = ~ \$311 ;
+  assign \$313  = \$312  & w_rdy;
+  assign \$314  = ~ l_bpar;
+  assign \$315  = a_busy >> l_apar;
+  assign \$316  = ~ \$315 ;
+  assign \$317  = \$316  & w_rdy;
+  assign \$318  = ~ l_apar;
+  assign \$319  = ! load_k_kc0;
+  assign \$320  = c_claims + 1'h1;
+  assign \$321  = row + 1'h1;
+  assign \$322  = row_base + words;
+  assign \$323  = beat + 1'h1;
+  assign \$324  = step_done & feed_k_last;
+  assign \$325  = restart | \$324 ;
+  assign \$326  = c[191:160] <= 10'h200;
+  assign \$327  = c[191:160] < 10'h200;
+  assign \$328  = \$327  ? c[191:160] : 32'd512;
+  assign \$329  = c[191:160] < 10'h200;
+  assign \$330  = \$329  ? c[191:160] : 32'd512;
+  assign \$331  = \$330  - 1'h1;
+  assign \$332  = feed_k_kc0 + 10'h200;
+  assign \$333  = feed_k_left - 10'h200;
+  assign \$334  = feed_k_left - 10'h200;
+  assign \$335  = $signed(\$334 ) <= $signed(11'h200);
+  assign \$336  = feed_k_left - 10'h200;
+  assign \$337  = $signed(\$336 ) < $signed(11'h200);
+  assign \$338  = feed_k_left - 10'h200;
+  assign \$339  = \$337  ? \$338  : 33'h000000200;
+  assign \$340  = feed_k_left - 10'h200;
+  assign \$341  = $signed(\$340 ) < $signed(11'h200);
+  assign \$342  = feed_k_left - 10'h200;
+  assign \$343  = \$341  ? \$342  : 33'h000000200;
+  assign \$344  = $signed(\$343 ) - $signed(2'h1);
+  assign \$345  = \rows$121  - 1'h1;
+  assign \$346  = m_idx == \$345 ;
+  assign \$347  = \rows$121  - 1'h1;
+  assign \$348  = m_idx == \$347 ;
+  assign \$349  = kr + 3'h4;
+  assign \$350  = \$349  >= feed_k_len;
+  assign \$351  = ~ apar;
+  assign \$352  = \last_in_panel$125  & feed_k_last;
+  assign \$353  = split | \$352 ;
+  assign \$354  = ~ bpar;
+  assign \$355  = kr + 3'h4;
+  assign \$356  = m_idx + 1'h1;
+  assign \$357  = row_word + words;
+  assign \$358  = w_step_done & weight_k_last;
+  assign \$359  = restart | \$358 ;
+  assign \$360  = c[191:160] <= 10'h200;
+  assign \$361  = c[191:160] < 10'h200;
+  assign \$362  = \$361  ? c[191:160] : 32'd512;
+  assign \$363  = c[191:160] < 10'h200;
+  assign \$364  = \$363  ? c[191:160] : 32'd512;
+  assign \$365  = \$364  - 1'h1;
+  assign \$366  = weight_k_kc0 + 10'h200;
+  assign \$367  = weight_k_left - 10'h200;
+  assign \$368  = weight_k_left - 10'h200;
+  assign \$369  = $signed(\$368 ) <= $signed(11'h200);
+  assign \$370  = weight_k_left - 10'h200;
+  assign \$371  = $signed(\$370 ) < $signed(11'h200);
+  assign \$372  = weight_k_left - 10'h200;
+  assign \$373  = \$371  ? \$372  : 33'h000000200;
+  assign \$374  = weight_k_left - 10'h200;
+  assign \$375  = $signed(\$374 ) < $signed(11'h200);
+  assign \$376  = weight_k_left - 10'h200;
+  assign \$377  = \$375  ? \$376  : 33'h000000200;
+  assign \$378  = $signed(\$377 ) - $signed(2'h1);
+  assign \$379  = w_k >= weight_k_len;
+  assign \$380  = w_r == 2'h3;
+  assign \$381  = w_kr + 3'h4;
+  assign \$382  = \$381  >= weight_k_len;
+  assign \$383  = \last_in_panel$157  & weight_k_last;
+  assign \$384  = split | \$383 ;
+  assign \$385  = ~ w_bpar;
+  assign \$386  = w_kr + 3'h4;
+  assign \$387  = w_k + 1'h1;
+  assign \$388  = w_r + 1'h1;
+  assign \$389  = w_k + 1'h1;
+  assign \$390  = got & \r_data$165 [18];
+  assign \$391  = \r_data$165 [16:1] - 1'h1;
+  assign \$392  = acc_row == \$391 ;
+  assign \$393  = \$390  & \$392 ;
+  assign \$394  = \r_data$165 [16:1] - 1'h1;
+  assign \$395  = acc_row == \$394 ;
+  assign \$396  = acc_row + 1'h1;
+  assign \$397  = c[353] ? 5'h04 : 5'h10;
+  assign \$398  = store_c_panel + \$397 ;
+  assign \$399  = ~ s_done;
+  assign \$400  = running & \$399 ;
+  assign \$401  = c_done >> \index$194 [0];
+  assign \$402  = \$400  & \$401 ;
+  assign \$403  = \rows$197  - 1'h1;
+  assign \$404  = r == \$403 ;
+  assign \$405  = r + 1'h1;
+  assign \$406  = wr_data__valid & wr_data__ready;
+  assign \$407  = \$166 [4:0] <= 4'h8;
+  assign \$408  = s_beat + 1'h1;
+  assign \$409  = ~ launched;
+  assign \$410  = ~ busy;
+  assign \$411  = result > 33'h100000000;
+  assign \$412  = ~ launched;
+  assign \$413  = ~ busy;
+  assign \$414  = result > 33'h100000000;
+  assign \$415  = ~ launched;
+  assign \$416  = ~ busy;
+  assign \$417  = result > 33'h100000000;
+  assign \$418  = ~ launched;
+  assign \$419  = ~ busy;
+  assign \$420  = result > 33'h100000000;
+  assign \$421  = split ? 32'd512 : c[191:160];
+  assign \$422  = \$421  + 4'h8;
+  assign \$423  = \$422  - 1'h1;
+  assign \$425  = | code;
+  assign \$426  = used + words;
+  assign \$427  = \$426  <= 9'h100;
+  assign \$428  = chunk < c[159:128];
+  assign \$429  = \$427  & \$428 ;
+  assign \$430  = chunk < 10'h200;
   assign \$431  = \$429  & \$430 ;
-  assign \$432  = cycles + 1'h1;
-  assign \$433  = operands__valid & \r_en$100 ;
-  assign \$434  = mac_cycles + 1'h1;
-  assign \$435  = ~ f_done;
-  assign \$436  = running & \$435 ;
-  assign \$437  = ~ operands__valid;
-  assign \$438  = \$436  & \$437 ;
-  assign \$439  = stall_load + 1'h1;
-  assign \$440  = ~ results__ready;
-  assign \$441  = results__valid & \$440 ;
-  assign \$442  = stall_store + 1'h1;
+  assign \$432  = used + words;
+  assign \$433  = chunk + 1'h1;
+  assign \$434  = ~ launched;
+  assign \$435  = ~ busy;
+  assign \$436  = ~ launched;
+  assign \$437  = ~ busy;
+  assign \$438  = ~ launched;
+  assign \$439  = ~ busy;
+  assign \$440  = s_done & s_drained;
+  assign \$441  = ~ dma_busy;
+  assign \$442  = \$440  & \$441 ;
+  assign \$443  = cycles + 1'h1;
+  assign \$444  = operands__valid & \r_en$117 ;
+  assign \$445  = mac_cycles + 1'h1;
+  assign \$446  = ~ f_done;
   \accelerator.engine.core  core (
     .clk(clk),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$100 ),
+    .operands__ready(\r_en$117 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
     .results__valid(results__valid),
     .rst(rst),
     .weights__payload(weights__payload),
-    .weights__ready(\r_en$134 ),
+    .weights__ready(\r_en$152 ),
     .weights__valid(weights__valid)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$113 ),
+    .advance(\advance$127 ),
     .chunk(chunk),
     .clk(clk),
-    .index(\index$77 ),
-    .last(\last$248 ),
-    .last_in_panel(last_in_panel),
+    .index(\index$94 ),
+    .last(\last$263 ),
+    .last_in_panel(\last_in_panel$125 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$104 ),
+    .rows(\rows$121 ),
     .rst(rst)
   );
   \accelerator.engine.load_walk  load_walk (
     .advance(advance),
     .chunk(chunk),
     .clk(clk),
-    .col0(col0),
     .cols(cols),
     .first_in_panel(first_in_panel),
     .index(index),
     .last(last),
-    .last_in_panel(\last_in_panel$239 ),
+    .last_in_panel(last_in_panel),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
@@ -7657,21 +7701,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .clk(clk),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$100 ),
+    .r_en(\r_en$117 ),
     .r_rdy(operands__valid),
     .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$90 )
+    .w_port__data(\w_data$107 )
   );
   \accelerator.engine.passes  passes (
     .clk(clk),
-    .r_data(\r_data$149 ),
-    .r_en(\r_en$153 ),
+    .r_data(\r_data$165 ),
+    .r_en(\r_en$169 ),
     .r_rdy(results__ready),
     .rst(rst),
-    .w_en(\w_en$102 ),
-    .w_port__data(\w_data$103 ),
-    .w_rdy(\w_rdy$82 )
+    .w_en(\w_en$119 ),
+    .w_port__data(\w_data$120 ),
+    .w_rdy(\w_rdy$99 )
   );
   \accelerator.engine.requant  requant (
     .clk(clk),
@@ -7681,7 +7725,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2474$354 (c[398:354]),
+    .\port$2504$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -7696,13 +7740,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   );
   \accelerator.engine.rowq  rowq (
     .clk(clk),
-    .level(\level$179 ),
-    .r_data(\r_data$203 ),
-    .r_en(\r_en$204 ),
-    .r_rdy(\r_rdy$201 ),
+    .level(\level$200 ),
+    .r_data(\r_data$223 ),
+    .r_en(\r_en$224 ),
+    .r_rdy(\r_rdy$221 ),
     .rst(rst),
-    .w_en(\pending$180 ),
-    .w_port__data(\w_data$193 )
+    .w_en(\pending$201 ),
+    .w_port__data(\w_data$213 )
   );
   \accelerator.engine.setup_mul  setup_mul (
     .a(a),
@@ -7715,35 +7759,35 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .start(start)
   );
   \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$186 ),
+    .advance(\advance$187 ),
     .chunk(chunk),
     .clk(clk),
-    .cols(\cols$177 ),
-    .index(\index$172 ),
-    .last(\last$258 ),
-    .last_in_panel(\last_in_panel$255 ),
+    .cols(\cols$198 ),
+    .index(\index$194 ),
+    .last(\last$269 ),
+    .last_in_panel(\last_in_panel$188 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$176 ),
+    .rows(\rows$197 ),
     .rst(rst)
   );
   \accelerator.engine.tagq  tagq (
     .clk(clk),
-    .r_data(\r_data$213 ),
-    .r_en(\r_en$220 ),
-    .r_rdy(\r_rdy$190 ),
+    .r_data(\r_data$233 ),
+    .r_en(\r_en$240 ),
+    .r_rdy(\r_rdy$210 ),
     .rst(rst),
-    .w_en(\issue$178 ),
-    .w_port__data(\w_data$192 ),
-    .w_rdy(\w_rdy$181 )
+    .w_en(\issue$199 ),
+    .w_port__data(\w_data$212 ),
+    .w_rdy(\w_rdy$202 )
   );
   \accelerator.engine.weight_walk  weight_walk (
-    .advance(\advance$143 ),
+    .advance(\advance$159 ),
     .chunk(chunk),
     .clk(clk),
-    .last(\last$252 ),
-    .last_in_panel(\last_in_panel$140 ),
+    .last(\last$266 ),
+    .last_in_panel(\last_in_panel$157 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
@@ -7751,14 +7795,280 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   );
   \accelerator.engine.wq  wq (
     .clk(clk),
-    .level(\level$121 ),
+    .level(\level$139 ),
     .r_data(weights__payload),
-    .r_en(\r_en$134 ),
+    .r_en(\r_en$152 ),
     .r_rdy(weights__valid),
     .rst(rst),
     .w_en(w_pending),
-    .w_port__data(\w_data$126 )
+    .w_port__data(\w_data$144 )
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    load_k_kc0_next = load_k_kc0;
+    if (\$2 ) begin
+      load_k_kc0_next = 32'd0;
+    end else if (l_step) begin
+      load_k_kc0_next = \$3 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    load_a_next = load_a_addr;
+    if (restart) begin
+      load_a_next = c[31:0];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_a_next = \$4 [31:0];
+      end else begin
+        load_a_next = \$5 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    load_b_next = load_b_addr;
+    if (restart) begin
+      load_b_next = c[63:32];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_b_next = \$6 [31:0];
+      end else begin
+        load_b_next = \$7 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    load_cin_next = load_cin_addr;
+    if (restart) begin
+      load_cin_next = c[127:96];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_cin_next = \$8 [31:0];
+      end else begin
+        load_cin_next = \$9 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    b_koff_next = b_koff;
+    if (restart) begin
+      b_koff_next = 32'd0;
+    end else if (l_step) begin
+      b_koff_next = \$12 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    rd_cmd__valid = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$15 ) begin
+          end else if (\$18 ) begin
+            rd_cmd__valid = 1'h1;
+          end
+      2'h2:
+          if (\$21 ) begin
+            rd_cmd__valid = 1'h1;
+          end
+      2'h3:
+          if (\$24 ) begin
+            if (\$25 ) begin
+            end else if (w_rdy) begin
+              rd_cmd__valid = 1'h1;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    rd_cmd__payload = 100'h0000000000000000000000000;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$15 ) begin
+          end else if (\$18 ) begin
+            rd_cmd__payload[31:0] = b_load;
+            rd_cmd__payload[47:32] = load_k_len[15:0];
+            rd_cmd__payload[67:48] = { 4'h0, cols };
+            rd_cmd__payload[99:68] = c[287:256];
+          end
+      2'h2:
+          if (\$21 ) begin
+            rd_cmd__payload[31:0] = a_load;
+            rd_cmd__payload[47:32] = rows;
+            rd_cmd__payload[67:48] = load_k_len[19:0];
+            rd_cmd__payload[99:68] = c[255:224];
+          end
+      2'h3:
+          if (\$24 ) begin
+            if (\$25 ) begin
+            end else if (w_rdy) begin
+              rd_cmd__payload[31:0] = load_cin_addr;
+              rd_cmd__payload[47:32] = rows;
+              rd_cmd__payload[67:48] = { 1'h0, \$26  };
+              rd_cmd__payload[99:68] = c[351:320];
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    w_data = 3'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$15 ) begin
+          end else if (\$18 ) begin
+            w_data = { l_bpar, 2'h1 };
+          end
+      2'h2:
+          if (\$21 ) begin
+            w_data = { l_apar, 2'h0 };
+          end
+      2'h3:
+          if (\$24 ) begin
+            if (\$25 ) begin
+            end else if (w_rdy) begin
+              w_data = { index[0], 2'h2 };
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    w_en = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$15 ) begin
+          end else if (\$18 ) begin
+            w_en = rd_cmd__ready;
+          end
+      2'h2:
+          if (\$21 ) begin
+            w_en = rd_cmd__ready;
+          end
+      2'h3:
+          if (\$24 ) begin
+            if (\$25 ) begin
+            end else if (w_rdy) begin
+              w_en = rd_cmd__ready;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    b_busy_set = 2'h0;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$15 ) begin
+          end else if (\$18 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              casez (l_bpar)
+                1'h0:
+                    b_busy_set[0] = 1'h1;
+                1'h1:
+                    b_busy_set[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    a_busy_set = 2'h0;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$21 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              casez (l_apar)
+                1'h0:
+                    a_busy_set[0] = 1'h1;
+                1'h1:
+                    a_busy_set[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    l_step = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$21 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$22 ) begin
+              end else begin
+                l_step = 1'h1;
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            l_step = 1'h1;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    advance = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$21 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$22 ) begin
+              end else begin
+                if (load_k_last) begin
+                  advance = 1'h1;
+                end
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            if (load_k_last) begin
+              advance = 1'h1;
+            end
+          end
+    endcase
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     c_busy_set = 2'h0;
@@ -7771,8 +8081,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -7806,8 +8116,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -7849,8 +8159,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
+          if (\$24 ) begin
+            if (\$25 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -7909,22 +8219,31 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$102  = 1'h0;
+    feed_k_kc0_next = feed_k_kc0;
+    if (\$52 ) begin
+      feed_k_kc0_next = 32'd0;
+    end else if (step_done) begin
+      feed_k_kc0_next = \$53 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \w_en$119  = 1'h0;
     if (issue) begin
-      if (\$68 ) begin
-        \w_en$102  = 1'h1;
+      if (\$80 ) begin
+        \w_en$119  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$103  = 19'h00000;
+    \w_data$120  = 19'h00000;
     if (issue) begin
-      if (\$68 ) begin
-        \w_data$103 [0] = \index$77 [0];
-        \w_data$103 [16:1] = \rows$104 ;
-        \w_data$103 [17] = \$72 ;
-        \w_data$103 [18] = \$75 ;
+      if (\$80 ) begin
+        \w_data$120 [0] = \index$94 [0];
+        \w_data$120 [16:1] = \rows$121 ;
+        \w_data$120 [17] = \$84 ;
+        \w_data$120 [18] = \$87 ;
       end
     end
   end
@@ -7932,8 +8251,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     step_done = 1'h0;
     if (issue) begin
-      if (\$77 ) begin
-        if (\$79 ) begin
+      if (\$89 ) begin
+        if (\$91 ) begin
           step_done = 1'h1;
         end
       end
@@ -7943,8 +8262,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
-      if (\$77 ) begin
-        if (\$79 ) begin
+      if (\$89 ) begin
+        if (\$91 ) begin
           (* full_case = 32'd1 *)
           casez (apar)
             1'h0:
@@ -7960,8 +8279,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
-      if (\$77 ) begin
-        if (\$79 ) begin
+      if (\$89 ) begin
+        if (\$91 ) begin
           (* full_case = 32'd1 *)
           casez (apar)
             1'h0:
@@ -7977,9 +8296,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_used_o_set = 2'h0;
     if (issue) begin
-      if (\$77 ) begin
-        if (\$79 ) begin
-          if (\$81 ) begin
+      if (\$89 ) begin
+        if (\$91 ) begin
+          if (\$93 ) begin
             (* full_case = 32'd1 *)
             casez (bpar)
               1'h0:
@@ -7994,12 +8313,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$113  = 1'h0;
+    \advance$127  = 1'h0;
     if (issue) begin
-      if (\$77 ) begin
-        if (\$79 ) begin
+      if (\$89 ) begin
+        if (\$91 ) begin
           if (feed_k_last) begin
-            \advance$113  = 1'h1;
+            \advance$127  = 1'h1;
           end
         end
       end
@@ -8007,10 +8326,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    weight_k_kc0_next = weight_k_kc0;
+    if (\$95 ) begin
+      weight_k_kc0_next = 32'd0;
+    end else if (w_step_done) begin
+      weight_k_kc0_next = \$96 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     w_step_done = 1'h0;
     if (w_issue) begin
-      if (\$97 ) begin
-        if (\$99 ) begin
+      if (\$112 ) begin
+        if (\$114 ) begin
           w_step_done = 1'h1;
         end
       end
@@ -8020,9 +8348,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     b_used_w_set = 2'h0;
     if (w_issue) begin
-      if (\$97 ) begin
-        if (\$99 ) begin
-          if (\$101 ) begin
+      if (\$112 ) begin
+        if (\$114 ) begin
+          if (\$116 ) begin
             (* full_case = 32'd1 *)
             casez (w_bpar)
               1'h0:
@@ -8037,12 +8365,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$143  = 1'h0;
+    \advance$159  = 1'h0;
     if (w_issue) begin
-      if (\$97 ) begin
-        if (\$99 ) begin
+      if (\$112 ) begin
+        if (\$114 ) begin
           if (weight_k_last) begin
-            \advance$143  = 1'h1;
+            \advance$159  = 1'h1;
           end
         end
       end
@@ -8050,10 +8378,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$153  = 1'h0;
+    \r_en$169  = 1'h0;
     if (got) begin
-      if (\$105 ) begin
-        \r_en$153  = 1'h1;
+      if (\$120 ) begin
+        \r_en$169  = 1'h1;
       end
     end
   end
@@ -8076,7 +8404,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (acc_writes) begin
       c_wr__addr = s1_addr;
     end else begin
-      c_wr__addr = \$115 [9:0];
+      c_wr__addr = \$130 [9:0];
     end
   end
   always @* begin
@@ -8085,20 +8413,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (acc_writes) begin
       c_wr__en = 4'hf;
     end else begin
-      c_wr__en[0] = \$118 ;
-      c_wr__en[1] = \$121 ;
-      c_wr__en[2] = \$124 ;
-      c_wr__en[3] = \$127 ;
+      c_wr__en[0] = \$133 ;
+      c_wr__en[1] = \$136 ;
+      c_wr__en[2] = \$139 ;
+      c_wr__en[3] = \$142 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
-      c_wr__data[31:0] = \$107 [31:0];
-      c_wr__data[63:32] = \$109 [31:0];
-      c_wr__data[95:64] = \$111 [31:0];
-      c_wr__data[127:96] = \$113 [31:0];
+      c_wr__data[31:0] = \$122 [31:0];
+      c_wr__data[63:32] = \$124 [31:0];
+      c_wr__data[95:64] = \$126 [31:0];
+      c_wr__data[127:96] = \$128 [31:0];
     end else begin
       c_wr__data[31:0] = rd_data__payload[31:0];
       c_wr__data[63:32] = rd_data__payload[63:32];
@@ -8108,10 +8436,24 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    store_c_next = store_c_addr;
+    if (restart) begin
+      store_c_next = c[95:64];
+    end else if (\advance$187 ) begin
+      (* full_case = 32'd1 *)
+      if (\last_in_panel$188 ) begin
+        store_c_next = \$144 [31:0];
+      end else begin
+        store_c_next = \$145 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
-          if (\$131 ) begin
+          if (\$149 ) begin
             wr_cmd__valid = 1'h1;
           end
     endcase
@@ -8121,23 +8463,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
-          if (\$131 ) begin
+          if (\$149 ) begin
             wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = \rows$176 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$133  };
+            wr_cmd__payload[47:32] = \rows$197 ;
+            wr_cmd__payload[67:48] = { 1'h0, \$151  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \issue$178  = 1'h0;
+    \issue$199  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          \issue$178  = \$136 ;
+          \issue$199  = \$154 ;
     endcase
   end
   always @* begin
@@ -8148,10 +8490,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$178 ) begin
-            if (\$138 ) begin
+          if (\issue$199 ) begin
+            if (\$156 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$172 [0])
+              casez (\index$194 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -8169,10 +8511,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$178 ) begin
-            if (\$138 ) begin
+          if (\issue$199 ) begin
+            if (\$156 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$172 [0])
+              casez (\index$194 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -8190,10 +8532,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$178 ) begin
-            if (\$138 ) begin
+          if (\issue$199 ) begin
+            if (\$156 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$172 [0])
+              casez (\index$194 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -8205,15 +8547,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$186  = 1'h0;
+    \advance$187  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$178 ) begin
-            if (\$138 ) begin
-              \advance$186  = 1'h1;
+          if (\issue$199 ) begin
+            if (\$156 ) begin
+              \advance$187  = 1'h1;
             end
           end
     endcase
@@ -8222,14 +8564,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
-      i__valid = \r_rdy$201 ;
+      i__valid = \r_rdy$221 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
-      i__payload[127:0] = \r_data$203 ;
+      i__payload[127:0] = \r_data$223 ;
       i__payload[128] = 1'h0;
     end
   end
@@ -8237,9 +8579,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
-      \r_en$204  = i__ready;
+      \r_en$224  = i__ready;
     end else begin
-      \r_en$204  = byte_ready;
+      \r_en$224  = byte_ready;
     end
   end
   always @* begin
@@ -8248,7 +8590,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
     end else begin
-      byte_row = \r_data$203 ;
+      byte_row = \r_data$223 ;
     end
   end
   always @* begin
@@ -8257,7 +8599,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (c[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$201 ;
+      byte_valid = \r_rdy$221 ;
     end
   end
   always @* begin
@@ -8270,18 +8612,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     byte_ready = 1'h0;
-    if (\$156 ) begin
-      if (\$157 ) begin
+    if (\$174 ) begin
+      if (\$175 ) begin
         byte_ready = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$220  = 1'h0;
-    if (\$156 ) begin
-      if (\$157 ) begin
-        \r_en$220  = 1'h1;
+    \r_en$240  = 1'h0;
+    if (\$174 ) begin
+      if (\$175 ) begin
+        \r_en$240  = 1'h1;
       end
     end
   end
@@ -8292,20 +8634,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$158 ) begin
+          if (\$176 ) begin
             start = 1'h1;
           end
       4'h2:
-          if (\$162 ) begin
+          if (\$180 ) begin
             start = 1'h1;
           end
       4'h3:
-          if (\$166 ) begin
+          if (\$184 ) begin
             start = 1'h1;
           end
       4'h4:
           if (c[352]) begin
-            if (\$172 ) begin
+            if (\$190 ) begin
               start = 1'h1;
             end
           end
@@ -8314,16 +8656,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$210 ) begin
+          if (\$228 ) begin
             start = 1'h1;
           end
       4'h9:
-          if (\$212 ) begin
+          if (\$230 ) begin
             start = 1'h1;
           end
       4'ha:
           if (c[352]) begin
-            if (\$214 ) begin
+            if (\$232 ) begin
               start = 1'h1;
             end
           end
@@ -8336,21 +8678,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$158 ) begin
-            a = \$160 [15:0];
+          if (\$176 ) begin
+            a = \$178 [15:0];
           end
       4'h2:
-          if (\$162 ) begin
-            a = \$164 [15:0];
+          if (\$180 ) begin
+            a = \$182 [15:0];
           end
       4'h3:
-          if (\$166 ) begin
-            a = \$168 [15:0];
+          if (\$184 ) begin
+            a = \$186 [15:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$172 ) begin
-              a = \$174 [15:0];
+            if (\$190 ) begin
+              a = \$192 [15:0];
             end
           end
       4'h5:
@@ -8358,16 +8700,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$210 ) begin
+          if (\$228 ) begin
             a = chunk;
           end
       4'h9:
-          if (\$212 ) begin
+          if (\$230 ) begin
             a = chunk;
           end
       4'ha:
           if (c[352]) begin
-            if (\$214 ) begin
+            if (\$232 ) begin
               a = chunk;
             end
           end
@@ -8380,20 +8722,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$158 ) begin
+          if (\$176 ) begin
             b = c[255:224];
           end
       4'h2:
-          if (\$162 ) begin
+          if (\$180 ) begin
             b = c[287:256];
           end
       4'h3:
-          if (\$166 ) begin
+          if (\$184 ) begin
             b = c[319:288];
           end
       4'h4:
           if (c[352]) begin
-            if (\$172 ) begin
+            if (\$190 ) begin
               b = c[351:320];
             end
           end
@@ -8402,16 +8744,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$210 ) begin
+          if (\$228 ) begin
             b = c[255:224];
           end
       4'h9:
-          if (\$212 ) begin
+          if (\$230 ) begin
             b = c[319:288];
           end
       4'ha:
           if (c[352]) begin
-            if (\$214 ) begin
+            if (\$232 ) begin
               b = c[351:320];
             end
           end
@@ -8424,21 +8766,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h0:
           /* empty */;
       4'h1:
-          if (\$158 ) begin
-            addend = { 1'h0, \$161  };
+          if (\$176 ) begin
+            addend = { 1'h0, \$179  };
           end
       4'h2:
-          if (\$162 ) begin
-            addend = { 1'h0, \$165  };
+          if (\$180 ) begin
+            addend = { 1'h0, \$183  };
           end
       4'h3:
-          if (\$166 ) begin
-            addend = \$171 [33:0];
+          if (\$184 ) begin
+            addend = \$189 [33:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$172 ) begin
-              addend = \$176 [33:0];
+            if (\$190 ) begin
+              addend = \$194 [33:0];
             end
           end
       4'h5:
@@ -8446,16 +8788,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$210 ) begin
+          if (\$228 ) begin
             addend = 34'h000000000;
           end
       4'h9:
-          if (\$212 ) begin
+          if (\$230 ) begin
             addend = 34'h000000000;
           end
       4'ha:
           if (c[352]) begin
-            if (\$214 ) begin
+            if (\$232 ) begin
               addend = 34'h000000000;
             end
           end
@@ -8476,17 +8818,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          if (\$181 ) begin
+          if (\$199 ) begin
             code = 8'h01;
-          end else if (\$186 ) begin
+          end else if (\$204 ) begin
             code = 8'h07;
-          end else if (\$187 ) begin
+          end else if (\$205 ) begin
             code = 8'h05;
-          end else if (\$198 ) begin
+          end else if (\$216 ) begin
             code = 8'h04;
-          end else if (\$208 ) begin
+          end else if (\$226 ) begin
             code = 8'h02;
-          end else if (\$209 ) begin
+          end else if (\$227 ) begin
             code = 8'h03;
           end
     endcase
@@ -8585,278 +8927,288 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$443  = 2'h0;
+      \$454  = 2'h0;
     end else begin
-      \$443  = \$237 ;
+      \$454  = \$255 ;
     end
     if (rst) begin
-      \$443  = 2'h0;
+      \$454  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$444  = 2'h0;
+      \$455  = 2'h0;
     end else begin
-      \$444  = \$240 ;
+      \$455  = \$258 ;
     end
     if (rst) begin
-      \$444  = 2'h0;
+      \$455  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$445  = 2'h0;
+      \$456  = 2'h0;
     end else begin
-      \$445  = \$243 ;
+      \$456  = \$261 ;
     end
     if (rst) begin
-      \$445  = 2'h0;
+      \$456  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$446  = 2'h0;
+      \$457  = 2'h0;
     end else begin
-      \$446  = \$246 ;
+      \$457  = \$264 ;
     end
     if (rst) begin
-      \$446  = 2'h0;
+      \$457  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$447  = 2'h0;
+      \$458  = 2'h0;
     end else begin
-      \$447  = \$249 ;
+      \$458  = \$267 ;
     end
     if (rst) begin
-      \$447  = 2'h0;
+      \$458  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$448  = 2'h0;
+      \$459  = 2'h0;
     end else begin
-      \$448  = \$252 ;
+      \$459  = \$270 ;
     end
     if (rst) begin
-      \$448  = 2'h0;
+      \$459  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$449  = 2'h0;
+      \$460  = 2'h0;
     end else begin
-      \$449  = \$255 ;
+      \$460  = \$273 ;
     end
     if (rst) begin
-      \$449  = 2'h0;
+      \$460  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$450  = 2'h0;
+      \$461  = 2'h0;
     end else begin
-      \$450  = \$258 ;
+      \$461  = \$276 ;
     end
     if (rst) begin
-      \$450  = 2'h0;
+      \$461  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
-      \$451  = 2'h0;
+      \$462  = 2'h0;
     end else begin
-      \$451  = \$261 ;
+      \$462  = \$279 ;
     end
     if (rst) begin
-      \$451  = 2'h0;
+      \$462  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$452  = load_k_kc0;
-    if (\$263 ) begin
-      \$452  = 32'd0;
+    \$463  = load_k_kc0;
+    if (\$281 ) begin
+      \$463  = 32'd0;
     end else if (l_step) begin
-      \$452  = \$270 [31:0];
+      \$463  = \$288 [31:0];
     end
     if (rst) begin
-      \$452  = 32'd0;
+      \$463  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$453  = load_k_left;
-    if (\$263 ) begin
-      \$453  = c[191:160];
+    \$464  = load_k_left;
+    if (\$281 ) begin
+      \$464  = c[191:160];
     end else if (l_step) begin
-      \$453  = \$271 [31:0];
+      \$464  = \$289 [31:0];
     end
     if (rst) begin
-      \$453  = 32'd0;
+      \$464  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$454  = load_k_last;
-    if (\$263 ) begin
-      \$454  = \$264 ;
+    \$465  = load_k_last;
+    if (\$281 ) begin
+      \$465  = \$282 ;
     end else if (l_step) begin
-      \$454  = \$273 ;
+      \$465  = \$291 ;
     end
     if (rst) begin
-      \$454  = 1'h1;
+      \$465  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$455  = load_k_len;
-    if (\$263 ) begin
-      \$455  = \$266 ;
+    \$466  = load_k_len;
+    if (\$281 ) begin
+      \$466  = \$284 ;
     end else if (l_step) begin
-      \$455  = \$277 [31:0];
+      \$466  = \$295 [31:0];
     end
     if (rst) begin
-      \$455  = 32'd0;
+      \$466  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$456  = load_k_len_m1;
-    if (\$263 ) begin
-      \$456  = \$269 [31:0];
+    \$467  = load_k_len_m1;
+    if (\$281 ) begin
+      \$467  = \$287 [31:0];
     end else if (l_step) begin
-      \$456  = \$282 [31:0];
+      \$467  = \$300 [31:0];
     end
     if (rst) begin
-      \$456  = 32'd0;
+      \$467  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$457  = load_a_panel;
+    \$468  = load_a_panel;
     if (restart) begin
-      \$457  = c[31:0];
+      \$468  = c[31:0];
     end else if (advance) begin
-      if (\last_in_panel$239 ) begin
-        \$457  = \$283 [31:0];
+      if (last_in_panel) begin
+        \$468  = \$301 [31:0];
       end
     end
     if (rst) begin
-      \$457  = 32'd0;
+      \$468  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$458  = load_a_addr;
+    \$469  = load_a_next;
+    if (rst) begin
+      \$469  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$470  = load_b_panel;
     if (restart) begin
-      \$458  = c[31:0];
+      \$470  = c[63:32];
     end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$239 ) begin
-        \$458  = \$284 [31:0];
-      end else begin
-        \$458  = \$285 [31:0];
+      if (last_in_panel) begin
+        \$470  = \$302 [31:0];
       end
     end
     if (rst) begin
-      \$458  = 32'd0;
+      \$470  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$459  = load_cin_panel;
+    \$471  = load_b_next;
+    if (rst) begin
+      \$471  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$472  = load_cin_panel;
     if (restart) begin
-      \$459  = c[127:96];
+      \$472  = c[127:96];
     end else if (advance) begin
-      if (\last_in_panel$239 ) begin
-        \$459  = \$286 [31:0];
+      if (last_in_panel) begin
+        \$472  = \$303 [31:0];
       end
     end
     if (rst) begin
-      \$459  = 32'd0;
+      \$472  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$460  = load_cin_addr;
-    if (restart) begin
-      \$460  = c[127:96];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$239 ) begin
-        \$460  = \$287 [31:0];
-      end else begin
-        \$460  = \$288 [31:0];
-      end
-    end
+    \$473  = load_cin_next;
     if (rst) begin
-      \$460  = 32'd0;
+      \$473  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$461  = b_koff;
-    if (restart) begin
-      \$461  = 32'd0;
-    end else if (l_step) begin
-      \$461  = \$291 [31:0];
-    end
+    \$474  = b_koff_next;
     if (rst) begin
-      \$461  = 32'd0;
+      \$474  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$462  = loader_state;
+    \$475  = \$304 [31:0];
+    if (rst) begin
+      \$475  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$476  = \$305 [31:0];
+    if (rst) begin
+      \$476  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$477  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
-          if (\$293 ) begin
-            \$462  = 2'h1;
+          if (\$307 ) begin
+            \$477  = 2'h1;
           end
       2'h1:
-          if (\$296 ) begin
-            \$462  = 2'h2;
-          end else if (\$299 ) begin
+          if (\$310 ) begin
+            \$477  = 2'h2;
+          end else if (\$313 ) begin
             if (rd_cmd__ready) begin
-              \$462  = 2'h2;
+              \$477  = 2'h2;
             end
           end
       2'h2:
-          if (\$303 ) begin
+          if (\$317 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$305 ) begin
-                \$462  = 2'h3;
+              if (\$319 ) begin
+                \$477  = 2'h3;
               end else begin
                 (* full_case = 32'd1 *)
                 if (load_k_last) begin
                   (* full_case = 32'd1 *)
                   if (last) begin
-                    \$462  = 2'h0;
+                    \$477  = 2'h0;
                   end else begin
-                    \$462  = 2'h1;
+                    \$477  = 2'h1;
                   end
                 end else begin
-                  \$462  = 2'h1;
+                  \$477  = 2'h1;
                 end
               end
             end
@@ -8867,65 +9219,65 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             if (load_k_last) begin
               (* full_case = 32'd1 *)
               if (last) begin
-                \$462  = 2'h0;
+                \$477  = 2'h0;
               end else begin
-                \$462  = 2'h1;
+                \$477  = 2'h1;
               end
             end else begin
-              \$462  = 2'h1;
+              \$477  = 2'h1;
             end
           end
     endcase
     if (rst) begin
-      \$462  = 2'h0;
+      \$477  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$463  = l_bpar;
+    \$478  = l_bpar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
-          if (\$296 ) begin
-          end else if (\$299 ) begin
+          if (\$310 ) begin
+          end else if (\$313 ) begin
             if (rd_cmd__ready) begin
-              \$463  = \$300 ;
+              \$478  = \$314 ;
             end
           end
     endcase
     if (restart) begin
-      \$463  = 1'h0;
+      \$478  = 1'h0;
     end
     if (rst) begin
-      \$463  = 1'h0;
+      \$478  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$464  = l_apar;
+    \$479  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$303 ) begin
+          if (\$317 ) begin
             if (rd_cmd__ready) begin
-              \$464  = \$304 ;
+              \$479  = \$318 ;
             end
           end
     endcase
     if (restart) begin
-      \$464  = 1'h0;
+      \$479  = 1'h0;
     end
     if (rst) begin
-      \$464  = 1'h0;
+      \$479  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$465  = l_done;
+    \$480  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -8933,14 +9285,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$303 ) begin
+          if (\$317 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$305 ) begin
+              if (\$319 ) begin
               end else begin
                 if (load_k_last) begin
                   if (last) begin
-                    \$465  = 1'h1;
+                    \$480  = 1'h1;
                   end
                 end
               end
@@ -8950,21 +9302,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           if (claimed) begin
             if (load_k_last) begin
               if (last) begin
-                \$465  = 1'h1;
+                \$480  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$465  = 1'h0;
+      \$480  = 1'h0;
     end
     if (rst) begin
-      \$465  = 1'h0;
+      \$480  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$466  = c_claims;
+    \$481  = c_claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -8975,280 +9327,68 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           /* empty */;
       2'h3:
           if (claimed) begin
-            \$466  = \$306 [31:0];
+            \$481  = \$320 [31:0];
           end
     endcase
     if (restart) begin
-      \$466  = 32'd0;
+      \$481  = 32'd0;
     end
     if (rst) begin
-      \$466  = 32'd0;
+      \$481  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$467  = row;
+    \$482  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$467  = 16'h0000;
+        \$482  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$467  = \$307 [15:0];
+        \$482  = \$321 [15:0];
       end
     end
     if (rst) begin
-      \$467  = 16'h0000;
+      \$482  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$468  = beat;
+    \$483  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
       if (rd_data__payload[70]) begin
-        \$468  = 16'h0000;
+        \$483  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$468  = 16'h0000;
+        \$483  = 16'h0000;
       end else begin
-        \$468  = \$309 [15:0];
+        \$483  = \$323 [15:0];
       end
     end
     if (rst) begin
-      \$468  = 16'h0000;
+      \$483  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$469  = row_base;
+    \$484  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$469  = 16'h0000;
+        \$484  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$469  = \$308 [15:0];
+        \$484  = \$322 [15:0];
       end
     end
     if (rst) begin
-      \$469  = 16'h0000;
+      \$484  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$470  = feed_k_kc0;
-    if (\$311 ) begin
-      \$470  = 32'd0;
+    \$485  = feed_k_kc0;
+    if (\$325 ) begin
+      \$485  = 32'd0;
     end else if (step_done) begin
-      \$470  = \$318 [31:0];
-    end
-    if (rst) begin
-      \$470  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$471  = feed_k_left;
-    if (\$311 ) begin
-      \$471  = c[191:160];
-    end else if (step_done) begin
-      \$471  = \$319 [31:0];
-    end
-    if (rst) begin
-      \$471  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$472  = feed_k_last;
-    if (\$311 ) begin
-      \$472  = \$312 ;
-    end else if (step_done) begin
-      \$472  = \$321 ;
-    end
-    if (rst) begin
-      \$472  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$473  = feed_k_len;
-    if (\$311 ) begin
-      \$473  = \$314 ;
-    end else if (step_done) begin
-      \$473  = \$325 [31:0];
-    end
-    if (rst) begin
-      \$473  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$474  = feed_k_len_m1;
-    if (\$311 ) begin
-      \$474  = \$317 [31:0];
-    end else if (step_done) begin
-      \$474  = \$330 [31:0];
-    end
-    if (rst) begin
-      \$474  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$475  = issue;
-    if (rst) begin
-      \$475  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$476  = meta_last;
-    if (issue) begin
-      \$476  = \$332 ;
-    end
-    if (rst) begin
-      \$476  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$477  = meta_off;
-    if (issue) begin
-      \$477  = kr[2:0];
-    end
-    if (rst) begin
-      \$477  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$478  = m_idx;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$334 ) begin
-        \$478  = 16'h0000;
-      end else begin
-        \$478  = \$342 [15:0];
-      end
-    end
-    if (restart) begin
-      \$478  = 16'h0000;
-    end
-    if (rst) begin
-      \$478  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$479  = row_word;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$334 ) begin
-        \$479  = 16'h0000;
-      end else begin
-        \$479  = \$343 [15:0];
-      end
-    end
-    if (restart) begin
-      \$479  = 16'h0000;
-    end
-    if (rst) begin
-      \$479  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$480  = kr;
-    if (issue) begin
-      if (\$334 ) begin
-        (* full_case = 32'd1 *)
-        if (\$336 ) begin
-          \$480  = 32'd0;
-        end else begin
-          \$480  = \$341 [31:0];
-        end
-      end
-    end
-    if (restart) begin
-      \$480  = 32'd0;
-    end
-    if (rst) begin
-      \$480  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$481  = apar;
-    if (issue) begin
-      if (\$334 ) begin
-        if (\$336 ) begin
-          \$481  = \$337 ;
-        end
-      end
-    end
-    if (restart) begin
-      \$481  = 1'h0;
-    end
-    if (rst) begin
-      \$481  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$482  = bpar;
-    if (issue) begin
-      if (\$334 ) begin
-        if (\$336 ) begin
-          if (\$339 ) begin
-            \$482  = \$340 ;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$482  = 1'h0;
-    end
-    if (rst) begin
-      \$482  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$483  = f_done;
-    if (issue) begin
-      if (\$334 ) begin
-        if (\$336 ) begin
-          if (feed_k_last) begin
-            if (\last$248 ) begin
-              \$483  = 1'h1;
-            end
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$483  = 1'h0;
-    end
-    if (rst) begin
-      \$483  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$484  = weight_k_kc0;
-    if (\$345 ) begin
-      \$484  = 32'd0;
-    end else if (w_step_done) begin
-      \$484  = \$352 [31:0];
-    end
-    if (rst) begin
-      \$484  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$485  = weight_k_left;
-    if (\$345 ) begin
-      \$485  = c[191:160];
-    end else if (w_step_done) begin
-      \$485  = \$353 [31:0];
+      \$485  = \$332 [31:0];
     end
     if (rst) begin
       \$485  = 32'd0;
@@ -9256,35 +9396,35 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$486  = weight_k_last;
-    if (\$345 ) begin
-      \$486  = \$346 ;
-    end else if (w_step_done) begin
-      \$486  = \$355 ;
+    \$486  = feed_k_left;
+    if (\$325 ) begin
+      \$486  = c[191:160];
+    end else if (step_done) begin
+      \$486  = \$333 [31:0];
     end
     if (rst) begin
-      \$486  = 1'h1;
+      \$486  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$487  = weight_k_len;
-    if (\$345 ) begin
-      \$487  = \$348 ;
-    end else if (w_step_done) begin
-      \$487  = \$359 [31:0];
+    \$487  = feed_k_last;
+    if (\$325 ) begin
+      \$487  = \$326 ;
+    end else if (step_done) begin
+      \$487  = \$335 ;
     end
     if (rst) begin
-      \$487  = 32'd0;
+      \$487  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$488  = weight_k_len_m1;
-    if (\$345 ) begin
-      \$488  = \$351 [31:0];
-    end else if (w_step_done) begin
-      \$488  = \$364 [31:0];
+    \$488  = feed_k_len;
+    if (\$325 ) begin
+      \$488  = \$328 ;
+    end else if (step_done) begin
+      \$488  = \$339 [31:0];
     end
     if (rst) begin
       \$488  = 32'd0;
@@ -9292,191 +9432,211 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$489  = w_issue;
+    \$489  = feed_k_len_m1;
+    if (\$325 ) begin
+      \$489  = \$331 [31:0];
+    end else if (step_done) begin
+      \$489  = \$344 [31:0];
+    end
     if (rst) begin
-      \$489  = 1'h0;
+      \$489  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$490  = w_zero;
-    if (w_issue) begin
-      \$490  = \$365 ;
-    end
+    \$490  = issue;
     if (rst) begin
       \$490  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$491  = w_r;
-    if (w_issue) begin
+    \$491  = meta_last;
+    if (issue) begin
+      \$491  = \$346 ;
+    end
+    if (rst) begin
+      \$491  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$492  = meta_off;
+    if (issue) begin
+      \$492  = kr[2:0];
+    end
+    if (rst) begin
+      \$492  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$493  = m_idx;
+    if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$366 ) begin
-        \$491  = 3'h0;
+      if (\$348 ) begin
+        \$493  = 16'h0000;
       end else begin
-        \$491  = \$374 [2:0];
+        \$493  = \$356 [15:0];
       end
     end
     if (restart) begin
-      \$491  = 3'h0;
+      \$493  = 16'h0000;
     end
     if (rst) begin
-      \$491  = 3'h0;
+      \$493  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$492  = w_kr;
-    if (w_issue) begin
-      if (\$366 ) begin
-        (* full_case = 32'd1 *)
-        if (\$368 ) begin
-          \$492  = 32'd0;
-        end else begin
-          \$492  = \$372 [31:0];
-        end
-      end
-    end
-    if (restart) begin
-      \$492  = 32'd0;
-    end
-    if (rst) begin
-      \$492  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$493  = w_k;
-    if (w_issue) begin
+    \$494  = row_word;
+    if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$366 ) begin
-        (* full_case = 32'd1 *)
-        if (\$368 ) begin
-          \$493  = 32'd0;
-        end else begin
-          \$493  = \$373 [31:0];
-        end
+      if (\$348 ) begin
+        \$494  = 16'h0000;
       end else begin
-        \$493  = \$375 [31:0];
+        \$494  = \$357 [15:0];
       end
     end
     if (restart) begin
-      \$493  = 32'd0;
+      \$494  = 16'h0000;
     end
     if (rst) begin
-      \$493  = 32'd0;
+      \$494  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$494  = w_bpar;
-    if (w_issue) begin
-      if (\$366 ) begin
-        if (\$368 ) begin
-          if (\$370 ) begin
-            \$494  = \$371 ;
-          end
+    \$495  = kr;
+    if (issue) begin
+      if (\$348 ) begin
+        (* full_case = 32'd1 *)
+        if (\$350 ) begin
+          \$495  = 32'd0;
+        end else begin
+          \$495  = \$355 [31:0];
         end
       end
     end
     if (restart) begin
-      \$494  = 1'h0;
+      \$495  = 32'd0;
     end
     if (rst) begin
-      \$494  = 1'h0;
+      \$495  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$495  = w_done;
-    if (w_issue) begin
-      if (\$366 ) begin
-        if (\$368 ) begin
-          if (weight_k_last) begin
-            if (\last$252 ) begin
-              \$495  = 1'h1;
-            end
-          end
+    \$496  = apar;
+    if (issue) begin
+      if (\$348 ) begin
+        if (\$350 ) begin
+          \$496  = \$351 ;
         end
       end
     end
     if (restart) begin
-      \$495  = 1'h0;
+      \$496  = 1'h0;
     end
-    if (rst) begin
-      \$495  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$496  = got;
     if (rst) begin
       \$496  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$497  = \$103 [9:0];
-    if (rst) begin
-      \$497  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$498  = results__payload[127:0];
-    if (rst) begin
-      \$498  = 128'h00000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$499  = \r_data$149 [17];
-    if (rst) begin
-      \$499  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$500  = \r_data$149 [0];
-    if (rst) begin
-      \$500  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$501  = \$379 ;
-    if (rst) begin
-      \$501  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$502  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$381 ) begin
-        \$502  = 16'h0000;
-      end else begin
-        \$502  = \$382 [15:0];
+    \$497  = bpar;
+    if (issue) begin
+      if (\$348 ) begin
+        if (\$350 ) begin
+          if (\$353 ) begin
+            \$497  = \$354 ;
+          end
+        end
       end
     end
     if (restart) begin
-      \$502  = 16'h0000;
+      \$497  = 1'h0;
     end
     if (rst) begin
-      \$502  = 16'h0000;
+      \$497  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$503  = store_c_panel;
-    if (restart) begin
-      \$503  = c[95:64];
-    end else if (\advance$186 ) begin
-      if (\last_in_panel$255 ) begin
-        \$503  = \$384 [31:0];
+    \$498  = f_done;
+    if (issue) begin
+      if (\$348 ) begin
+        if (\$350 ) begin
+          if (feed_k_last) begin
+            if (\last$263 ) begin
+              \$498  = 1'h1;
+            end
+          end
+        end
       end
+    end
+    if (restart) begin
+      \$498  = 1'h0;
+    end
+    if (rst) begin
+      \$498  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$499  = weight_k_kc0;
+    if (\$359 ) begin
+      \$499  = 32'd0;
+    end else if (w_step_done) begin
+      \$499  = \$366 [31:0];
+    end
+    if (rst) begin
+      \$499  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$500  = weight_k_left;
+    if (\$359 ) begin
+      \$500  = c[191:160];
+    end else if (w_step_done) begin
+      \$500  = \$367 [31:0];
+    end
+    if (rst) begin
+      \$500  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$501  = weight_k_last;
+    if (\$359 ) begin
+      \$501  = \$360 ;
+    end else if (w_step_done) begin
+      \$501  = \$369 ;
+    end
+    if (rst) begin
+      \$501  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$502  = weight_k_len;
+    if (\$359 ) begin
+      \$502  = \$362 ;
+    end else if (w_step_done) begin
+      \$502  = \$373 [31:0];
+    end
+    if (rst) begin
+      \$502  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$503  = weight_k_len_m1;
+    if (\$359 ) begin
+      \$503  = \$365 [31:0];
+    end else if (w_step_done) begin
+      \$503  = \$378 [31:0];
     end
     if (rst) begin
       \$503  = 32'd0;
@@ -9484,132 +9644,314 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$504  = store_c_addr;
-    if (restart) begin
-      \$504  = c[95:64];
-    end else if (\advance$186 ) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$255 ) begin
-        \$504  = \$386 [31:0];
-      end else begin
-        \$504  = \$387 [31:0];
-      end
-    end
+    \$504  = w_issue;
     if (rst) begin
-      \$504  = 32'd0;
+      \$504  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$505  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$391 ) begin
-            if (wr_cmd__ready) begin
-              \$505  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$178 ) begin
-            if (\$393 ) begin
-              \$505  = 1'h0;
-            end
-          end
-    endcase
+    \$505  = w_zero;
+    if (w_issue) begin
+      \$505  = \$379 ;
+    end
     if (rst) begin
       \$505  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$506  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$178 ) begin
-            (* full_case = 32'd1 *)
-            if (\$393 ) begin
-              \$506  = 16'h0000;
-            end else begin
-              \$506  = \$394 [15:0];
-            end
-          end
-    endcase
+    \$506  = w_r;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$380 ) begin
+        \$506  = 3'h0;
+      end else begin
+        \$506  = \$388 [2:0];
+      end
+    end
     if (restart) begin
-      \$506  = 16'h0000;
+      \$506  = 3'h0;
     end
     if (rst) begin
-      \$506  = 16'h0000;
+      \$506  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$507  = s_done;
+    \$507  = w_kr;
+    if (w_issue) begin
+      if (\$380 ) begin
+        (* full_case = 32'd1 *)
+        if (\$382 ) begin
+          \$507  = 32'd0;
+        end else begin
+          \$507  = \$386 [31:0];
+        end
+      end
+    end
+    if (restart) begin
+      \$507  = 32'd0;
+    end
+    if (rst) begin
+      \$507  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$508  = w_k;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$380 ) begin
+        (* full_case = 32'd1 *)
+        if (\$382 ) begin
+          \$508  = 32'd0;
+        end else begin
+          \$508  = \$387 [31:0];
+        end
+      end else begin
+        \$508  = \$389 [31:0];
+      end
+    end
+    if (restart) begin
+      \$508  = 32'd0;
+    end
+    if (rst) begin
+      \$508  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$509  = w_bpar;
+    if (w_issue) begin
+      if (\$380 ) begin
+        if (\$382 ) begin
+          if (\$384 ) begin
+            \$509  = \$385 ;
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$509  = 1'h0;
+    end
+    if (rst) begin
+      \$509  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$510  = w_done;
+    if (w_issue) begin
+      if (\$380 ) begin
+        if (\$382 ) begin
+          if (weight_k_last) begin
+            if (\last$266 ) begin
+              \$510  = 1'h1;
+            end
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$510  = 1'h0;
+    end
+    if (rst) begin
+      \$510  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$511  = got;
+    if (rst) begin
+      \$511  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$512  = \$118 [9:0];
+    if (rst) begin
+      \$512  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$513  = results__payload[127:0];
+    if (rst) begin
+      \$513  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$514  = \r_data$165 [17];
+    if (rst) begin
+      \$514  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$515  = \r_data$165 [0];
+    if (rst) begin
+      \$515  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$516  = \$393 ;
+    if (rst) begin
+      \$516  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$517  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$395 ) begin
+        \$517  = 16'h0000;
+      end else begin
+        \$517  = \$396 [15:0];
+      end
+    end
+    if (restart) begin
+      \$517  = 16'h0000;
+    end
+    if (rst) begin
+      \$517  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$518  = store_c_panel;
+    if (restart) begin
+      \$518  = c[95:64];
+    end else if (\advance$187 ) begin
+      if (\last_in_panel$188 ) begin
+        \$518  = \$398 [31:0];
+      end
+    end
+    if (rst) begin
+      \$518  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$519  = store_c_next;
+    if (rst) begin
+      \$519  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$520  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$402 ) begin
+            if (wr_cmd__ready) begin
+              \$520  = 1'h1;
+            end
+          end
+      1'h1:
+          if (\issue$199 ) begin
+            if (\$404 ) begin
+              \$520  = 1'h0;
+            end
+          end
+    endcase
+    if (rst) begin
+      \$520  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$521  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$178 ) begin
-            if (\$393 ) begin
-              if (\last$258 ) begin
-                \$507  = 1'h1;
+          if (\issue$199 ) begin
+            (* full_case = 32'd1 *)
+            if (\$404 ) begin
+              \$521  = 16'h0000;
+            end else begin
+              \$521  = \$405 [15:0];
+            end
+          end
+    endcase
+    if (restart) begin
+      \$521  = 16'h0000;
+    end
+    if (rst) begin
+      \$521  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$522  = s_done;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$199 ) begin
+            if (\$404 ) begin
+              if (\last$269 ) begin
+                \$522  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$507  = 1'h0;
+      \$522  = 1'h0;
     end
     if (rst) begin
-      \$507  = 1'h0;
+      \$522  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$508  = \issue$178 ;
+    \$523  = \issue$199 ;
     if (rst) begin
-      \$508  = 1'h0;
+      \$523  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$509  = s_beat;
-    if (\$395 ) begin
+    \$524  = s_beat;
+    if (\$406 ) begin
       (* full_case = 32'd1 *)
-      if (\$396 ) begin
-        \$509  = 2'h0;
+      if (\$407 ) begin
+        \$524  = 2'h0;
       end else begin
-        \$509  = \$397 [1:0];
+        \$524  = \$408 [1:0];
       end
     end
     if (rst) begin
-      \$509  = 2'h0;
+      \$524  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$510  = c;
+    \$525  = c;
     casez (control_state)
       4'h0:
-          if (\start$259 ) begin
-            \$510  = cmd;
+          if (\start$270 ) begin
+            \$525  = cmd;
           end
     endcase
     if (rst) begin
-      \$510  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$525  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$511  = error;
+    \$526  = error;
     casez (control_state)
       4'h0:
-          if (\start$259 ) begin
-            \$511  = 8'h00;
+          if (\start$270 ) begin
+            \$526  = 8'h00;
           end
       4'h1:
           /* empty */;
@@ -9620,7 +9962,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$511  = code;
+          \$526  = code;
       4'h7:
           /* empty */;
       4'h8:
@@ -9633,144 +9975,144 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           /* empty */;
       4'hc:
           if (dma_error) begin
-            \$511  = 8'h06;
+            \$526  = 8'h06;
           end
     endcase
     if (rst) begin
-      \$511  = 8'h00;
+      \$526  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$512  = cycles;
+    \$527  = cycles;
     casez (control_state)
       4'h0:
-          if (\start$259 ) begin
-            \$512  = 32'd0;
+          if (\start$270 ) begin
+            \$527  = 32'd0;
           end
     endcase
-    if (\busy$233 ) begin
-      \$512  = \$432 [31:0];
+    if (\busy$253 ) begin
+      \$527  = \$443 [31:0];
     end
     if (rst) begin
-      \$512  = 32'd0;
+      \$527  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$513  = mac_cycles;
+    \$528  = mac_cycles;
     casez (control_state)
       4'h0:
-          if (\start$259 ) begin
-            \$513  = 32'd0;
+          if (\start$270 ) begin
+            \$528  = 32'd0;
           end
     endcase
-    if (\$433 ) begin
-      \$513  = \$434 [31:0];
+    if (\$444 ) begin
+      \$528  = \$445 [31:0];
     end
     if (rst) begin
-      \$513  = 32'd0;
+      \$528  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$514  = stall_load;
+    \$529  = stall_load;
     casez (control_state)
       4'h0:
-          if (\start$259 ) begin
-            \$514  = 32'd0;
+          if (\start$270 ) begin
+            \$529  = 32'd0;
           end
     endcase
-    if (\$438 ) begin
-      \$514  = \$439 [31:0];
+    if (\$449 ) begin
+      \$529  = \$450 [31:0];
     end
     if (rst) begin
-      \$514  = 32'd0;
+      \$529  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$515  = stall_store;
+    \$530  = stall_store;
     casez (control_state)
       4'h0:
-          if (\start$259 ) begin
-            \$515  = 32'd0;
+          if (\start$270 ) begin
+            \$530  = 32'd0;
           end
     endcase
-    if (\$441 ) begin
-      \$515  = \$442 [31:0];
+    if (\$452 ) begin
+      \$530  = \$453 [31:0];
     end
     if (rst) begin
-      \$515  = 32'd0;
+      \$530  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$516  = beyond;
+    \$531  = beyond;
     casez (control_state)
       4'h0:
-          if (\start$259 ) begin
-            \$516  = 4'h0;
+          if (\start$270 ) begin
+            \$531  = 4'h0;
           end
       4'h1:
-          if (\$398 ) begin
-          end else if (\$399 ) begin
-            \$516 [0] = \$400 ;
+          if (\$409 ) begin
+          end else if (\$410 ) begin
+            \$531 [0] = \$411 ;
           end
       4'h2:
-          if (\$401 ) begin
-          end else if (\$402 ) begin
-            \$516 [1] = \$403 ;
+          if (\$412 ) begin
+          end else if (\$413 ) begin
+            \$531 [1] = \$414 ;
           end
       4'h3:
-          if (\$404 ) begin
-          end else if (\$405 ) begin
-            \$516 [2] = \$406 ;
+          if (\$415 ) begin
+          end else if (\$416 ) begin
+            \$531 [2] = \$417 ;
           end
       4'h4:
           if (c[352]) begin
-            if (\$407 ) begin
-            end else if (\$408 ) begin
-              \$516 [3] = \$409 ;
+            if (\$418 ) begin
+            end else if (\$419 ) begin
+              \$531 [3] = \$420 ;
             end
           end
     endcase
     if (rst) begin
-      \$516  = 4'h0;
+      \$531  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$517  = launched;
+    \$532  = launched;
     casez (control_state)
       4'h0:
-          if (\start$259 ) begin
-            \$517  = 1'h0;
+          if (\start$270 ) begin
+            \$532  = 1'h0;
           end
       4'h1:
-          if (\$398 ) begin
-            \$517  = 1'h1;
-          end else if (\$399 ) begin
-            \$517  = 1'h0;
+          if (\$409 ) begin
+            \$532  = 1'h1;
+          end else if (\$410 ) begin
+            \$532  = 1'h0;
           end
       4'h2:
-          if (\$401 ) begin
-            \$517  = 1'h1;
-          end else if (\$402 ) begin
-            \$517  = 1'h0;
+          if (\$412 ) begin
+            \$532  = 1'h1;
+          end else if (\$413 ) begin
+            \$532  = 1'h0;
           end
       4'h3:
-          if (\$404 ) begin
-            \$517  = 1'h1;
-          end else if (\$405 ) begin
-            \$517  = 1'h0;
+          if (\$415 ) begin
+            \$532  = 1'h1;
+          end else if (\$416 ) begin
+            \$532  = 1'h0;
           end
       4'h4:
           if (c[352]) begin
-            if (\$407 ) begin
-              \$517  = 1'h1;
-            end else if (\$408 ) begin
-              \$517  = 1'h0;
+            if (\$418 ) begin
+              \$532  = 1'h1;
+            end else if (\$419 ) begin
+              \$532  = 1'h0;
             end
           end
       4'h5:
@@ -9778,112 +10120,112 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$423 ) begin
-            \$517  = 1'h1;
-          end else if (\$424 ) begin
-            \$517  = 1'h0;
+          if (\$434 ) begin
+            \$532  = 1'h1;
+          end else if (\$435 ) begin
+            \$532  = 1'h0;
           end
       4'h9:
-          if (\$425 ) begin
-            \$517  = 1'h1;
-          end else if (\$426 ) begin
-            \$517  = 1'h0;
+          if (\$436 ) begin
+            \$532  = 1'h1;
+          end else if (\$437 ) begin
+            \$532  = 1'h0;
           end
       4'ha:
           if (c[352]) begin
-            if (\$427 ) begin
-              \$517  = 1'h1;
-            end else if (\$428 ) begin
-              \$517  = 1'h0;
+            if (\$438 ) begin
+              \$532  = 1'h1;
+            end else if (\$439 ) begin
+              \$532  = 1'h0;
             end
           end
     endcase
     if (rst) begin
-      \$517  = 1'h0;
+      \$532  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$518  = control_state;
+    \$533  = control_state;
     casez (control_state)
       4'h0:
-          if (\start$259 ) begin
-            \$518  = 4'h1;
+          if (\start$270 ) begin
+            \$533  = 4'h1;
           end
       4'h1:
-          if (\$398 ) begin
-          end else if (\$399 ) begin
-            \$518  = 4'h2;
+          if (\$409 ) begin
+          end else if (\$410 ) begin
+            \$533  = 4'h2;
           end
       4'h2:
-          if (\$401 ) begin
-          end else if (\$402 ) begin
-            \$518  = 4'h3;
+          if (\$412 ) begin
+          end else if (\$413 ) begin
+            \$533  = 4'h3;
           end
       4'h3:
-          if (\$404 ) begin
-          end else if (\$405 ) begin
-            \$518  = 4'h4;
+          if (\$415 ) begin
+          end else if (\$416 ) begin
+            \$533  = 4'h4;
           end
       4'h4:
           (* full_case = 32'd1 *)
           if (c[352]) begin
-            if (\$407 ) begin
-            end else if (\$408 ) begin
-              \$518  = 4'h5;
+            if (\$418 ) begin
+            end else if (\$419 ) begin
+              \$533  = 4'h5;
             end
           end else begin
-            \$518  = 4'h5;
+            \$533  = 4'h5;
           end
       4'h5:
           (* full_case = 32'd1 *)
-          if (\$414 ) begin
-            \$518  = 4'h6;
+          if (\$425 ) begin
+            \$533  = 4'h6;
           end else begin
-            \$518  = 4'h7;
+            \$533  = 4'h7;
           end
       4'h7:
           (* full_case = 32'd1 *)
-          if (\$420 ) begin
+          if (\$431 ) begin
           end else begin
-            \$518  = 4'h8;
+            \$533  = 4'h8;
           end
       4'h8:
-          if (\$423 ) begin
-          end else if (\$424 ) begin
-            \$518  = 4'h9;
+          if (\$434 ) begin
+          end else if (\$435 ) begin
+            \$533  = 4'h9;
           end
       4'h9:
-          if (\$425 ) begin
-          end else if (\$426 ) begin
-            \$518  = 4'ha;
+          if (\$436 ) begin
+          end else if (\$437 ) begin
+            \$533  = 4'ha;
           end
       4'ha:
           (* full_case = 32'd1 *)
           if (c[352]) begin
-            if (\$427 ) begin
-            end else if (\$428 ) begin
-              \$518  = 4'hb;
+            if (\$438 ) begin
+            end else if (\$439 ) begin
+              \$533  = 4'hb;
             end
           end else begin
-            \$518  = 4'hb;
+            \$533  = 4'hb;
           end
       4'hb:
-          \$518  = 4'hc;
+          \$533  = 4'hc;
       4'hc:
-          if (\$431 ) begin
-            \$518  = 4'h6;
+          if (\$442 ) begin
+            \$533  = 4'h6;
           end
       4'h6:
-          \$518  = 4'h0;
+          \$533  = 4'h0;
     endcase
     if (rst) begin
-      \$518  = 4'h0;
+      \$533  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$519  = words;
+    \$534  = words;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9896,15 +10238,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$519  = \$413 [15:0];
+          \$534  = \$424 [15:0];
     endcase
     if (rst) begin
-      \$519  = 16'h0000;
+      \$534  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$520  = used;
+    \$535  = used;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9917,19 +10259,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$520  = 32'd0;
+          \$535  = 32'd0;
       4'h7:
-          if (\$420 ) begin
-            \$520  = \$421 [31:0];
+          if (\$431 ) begin
+            \$535  = \$432 [31:0];
           end
     endcase
     if (rst) begin
-      \$520  = 32'd0;
+      \$535  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$521  = chunk;
+    \$536  = chunk;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9942,19 +10284,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$521  = 16'h0000;
+          \$536  = 16'h0000;
       4'h7:
-          if (\$420 ) begin
-            \$521  = \$422 [15:0];
+          if (\$431 ) begin
+            \$536  = \$433 [15:0];
           end
     endcase
     if (rst) begin
-      \$521  = 16'h0000;
+      \$536  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$522  = chunk_lda;
+    \$537  = chunk_lda;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9971,18 +10313,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$423 ) begin
-          end else if (\$424 ) begin
-            \$522  = result[31:0];
+          if (\$434 ) begin
+          end else if (\$435 ) begin
+            \$537  = result[31:0];
           end
     endcase
     if (rst) begin
-      \$522  = 32'd0;
+      \$537  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$523  = chunk_ldc;
+    \$538  = chunk_ldc;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -10001,18 +10343,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h8:
           /* empty */;
       4'h9:
-          if (\$425 ) begin
-          end else if (\$426 ) begin
-            \$523  = result[31:0];
+          if (\$436 ) begin
+          end else if (\$437 ) begin
+            \$538  = result[31:0];
           end
     endcase
     if (rst) begin
-      \$523  = 32'd0;
+      \$538  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$524  = chunk_ldcin;
+    \$539  = chunk_ldcin;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -10034,221 +10376,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           /* empty */;
       4'ha:
           if (c[352]) begin
-            if (\$427 ) begin
-            end else if (\$428 ) begin
-              \$524  = result[31:0];
+            if (\$438 ) begin
+            end else if (\$439 ) begin
+              \$539  = result[31:0];
             end
           end
     endcase
     if (rst) begin
-      \$524  = 32'd0;
+      \$539  = 32'd0;
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    rd_cmd__valid = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
-            rd_cmd__valid = 1'h1;
-          end
-      2'h2:
-          if (\$11 ) begin
-            rd_cmd__valid = 1'h1;
-          end
-      2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
-            end else if (w_rdy) begin
-              rd_cmd__valid = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    rd_cmd__payload = 100'h0000000000000000000000000;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
-            rd_cmd__payload[31:0] = \$8 [31:0];
-            rd_cmd__payload[47:32] = load_k_len[15:0];
-            rd_cmd__payload[67:48] = { 4'h0, cols };
-            rd_cmd__payload[99:68] = c[287:256];
-          end
-      2'h2:
-          if (\$11 ) begin
-            rd_cmd__payload[31:0] = \$12 [31:0];
-            rd_cmd__payload[47:32] = rows;
-            rd_cmd__payload[67:48] = load_k_len[19:0];
-            rd_cmd__payload[99:68] = c[255:224];
-          end
-      2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
-            end else if (w_rdy) begin
-              rd_cmd__payload[31:0] = load_cin_addr;
-              rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$17  };
-              rd_cmd__payload[99:68] = c[351:320];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    w_data = 3'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
-            w_data = { l_bpar, 2'h1 };
-          end
-      2'h2:
-          if (\$11 ) begin
-            w_data = { l_apar, 2'h0 };
-          end
-      2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
-            end else if (w_rdy) begin
-              w_data = { index[0], 2'h2 };
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    w_en = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
-            w_en = rd_cmd__ready;
-          end
-      2'h2:
-          if (\$11 ) begin
-            w_en = rd_cmd__ready;
-          end
-      2'h3:
-          if (\$15 ) begin
-            if (\$16 ) begin
-            end else if (w_rdy) begin
-              w_en = rd_cmd__ready;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    b_busy_set = 2'h0;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$3 ) begin
-          end else if (\$6 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              casez (l_bpar)
-                1'h0:
-                    b_busy_set[0] = 1'h1;
-                1'h1:
-                    b_busy_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    a_busy_set = 2'h0;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$11 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              casez (l_apar)
-                1'h0:
-                    a_busy_set[0] = 1'h1;
-                1'h1:
-                    a_busy_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    l_step = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$11 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$13 ) begin
-              end else begin
-                l_step = 1'h1;
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            l_step = 1'h1;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    advance = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$11 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$13 ) begin
-              end else begin
-                if (load_k_last) begin
-                  advance = 1'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            if (load_k_last) begin
-              advance = 1'h1;
-            end
-          end
-    endcase
   end
   assign b_full_clr = both;
   assign b_busy_clr = both;
@@ -10258,54 +10394,54 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign n = c[207:192];
   assign \chunk$12  = chunk;
   assign \restart$14  = restart;
-  assign a_wr__addr = \$22 [8:0];
+  assign a_wr__addr = \$31 [8:0];
   assign a_wr__data = rd_data__payload[63:0];
-  assign b_wr__addr = \$25 [9:0];
-  assign \m$65  = c[143:128];
-  assign \n$66  = c[207:192];
-  assign \chunk$67  = chunk;
-  assign \restart$68  = restart;
-  assign first_word = \$63 [8:0];
-  assign \$signature__addr  = \$64 [8:0];
+  assign b_wr__addr = \$34 [9:0];
+  assign \m$78  = c[143:128];
+  assign \n$79  = c[207:192];
+  assign \chunk$80  = chunk;
+  assign \restart$81  = restart;
+  assign first_word = \$75 [8:0];
+  assign \$signature__addr  = \$76 [8:0];
   assign \$signature__en  = issue;
-  assign \$signature__addr$88  = \$65 [8:0];
-  assign \$signature__en$89  = issue;
-  assign \w_en$95  = pending;
-  assign \r_rdy$97  = operands__valid;
-  assign \r_data$99  = operands__payload;
-  assign operands__ready = \r_en$100 ;
-  assign \m$114  = c[143:128];
-  assign \n$115  = c[207:192];
-  assign \chunk$116  = chunk;
-  assign \restart$117  = restart;
-  assign b_rd__addr = \$92 [9:0];
+  assign \$signature__addr$105  = \$77 [8:0];
+  assign \$signature__en$106  = issue;
+  assign \w_en$112  = pending;
+  assign \r_rdy$114  = operands__valid;
+  assign \r_data$116  = operands__payload;
+  assign operands__ready = \r_en$117 ;
+  assign \m$128  = c[143:128];
+  assign \n$129  = c[207:192];
+  assign \chunk$130  = chunk;
+  assign \restart$131  = restart;
+  assign b_rd__addr = \$107 [9:0];
   assign b_rd__en = w_issue;
-  assign \w_en$129  = w_pending;
-  assign \r_rdy$131  = weights__valid;
-  assign \r_data$133  = weights__payload;
-  assign weights__ready = \r_en$134 ;
-  assign \r_rdy$145  = results__ready;
-  assign addr = \$103 [9:0];
-  assign c_rd_acc__addr = \$103 [9:0];
+  assign \w_en$147  = w_pending;
+  assign \r_rdy$149  = weights__valid;
+  assign \r_data$151  = weights__payload;
+  assign weights__ready = \r_en$152 ;
+  assign \r_rdy$161  = results__ready;
+  assign addr = \$118 [9:0];
+  assign c_rd_acc__addr = \$118 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$165  = c[143:128];
-  assign \n$166  = c[207:192];
-  assign \chunk$167  = chunk;
-  assign \restart$168  = restart;
-  assign c_rd_store__addr = \$140 [9:0];
-  assign c_rd_store__en = \issue$178 ;
-  assign \w_en$191  = \issue$178 ;
-  assign c_rd_store__data = \w_data$193 ;
-  assign \w_en$195  = \pending$180 ;
+  assign \m$181  = c[143:128];
+  assign \n$182  = c[207:192];
+  assign \chunk$183  = chunk;
+  assign \restart$184  = restart;
+  assign c_rd_store__addr = \$158 [9:0];
+  assign c_rd_store__en = \issue$199 ;
+  assign \w_en$211  = \issue$199 ;
+  assign c_rd_store__data = \w_data$213 ;
+  assign \w_en$215  = \pending$201 ;
   assign multiplier = c[385:355];
   assign shift = c[390:386];
   assign zero_point = c[398:391];
   assign relu = c[354];
-  assign nbytes = \$146 [4:0];
-  assign sent = \$147 [4:0];
-  assign remaining = \$148 [4:0];
-  assign \error$222  = error;
+  assign nbytes = \$164 [4:0];
+  assign sent = \$165 [4:0];
+  assign remaining = \$166 [4:0];
+  assign \error$242  = error;
   assign \c.a_addr  = c[31:0];
   assign \c.b_addr  = c[63:32];
   assign \c.c_addr  = c[95:64];
@@ -10360,14 +10496,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$signature__data[5]  = \$signature__data [47:40];
   assign \$signature__data[6]  = \$signature__data [55:48];
   assign \$signature__data[7]  = \$signature__data [63:56];
-  assign \$signature__data$92[0]  = \$signature__data$92 [7:0];
-  assign \$signature__data$92[1]  = \$signature__data$92 [15:8];
-  assign \$signature__data$92[2]  = \$signature__data$92 [23:16];
-  assign \$signature__data$92[3]  = \$signature__data$92 [31:24];
-  assign \$signature__data$92[4]  = \$signature__data$92 [39:32];
-  assign \$signature__data$92[5]  = \$signature__data$92 [47:40];
-  assign \$signature__data$92[6]  = \$signature__data$92 [55:48];
-  assign \$signature__data$92[7]  = \$signature__data$92 [63:56];
+  assign \$signature__data$109[0]  = \$signature__data$109 [7:0];
+  assign \$signature__data$109[1]  = \$signature__data$109 [15:8];
+  assign \$signature__data$109[2]  = \$signature__data$109 [23:16];
+  assign \$signature__data$109[3]  = \$signature__data$109 [31:24];
+  assign \$signature__data$109[4]  = \$signature__data$109 [39:32];
+  assign \$signature__data$109[5]  = \$signature__data$109 [47:40];
+  assign \$signature__data$109[6]  = \$signature__data$109 [55:48];
+  assign \$signature__data$109[7]  = \$signature__data$109 [63:56];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
@@ -10399,10 +10535,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$193 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$193 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$193 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$193 [127:96];
+  assign \c_rd_store__data[0]  = \w_data$213 [31:0];
+  assign \c_rd_store__data[1]  = \w_data$213 [63:32];
+  assign \c_rd_store__data[2]  = \w_data$213 [95:64];
+  assign \c_rd_store__data[3]  = \w_data$213 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -10451,39 +10587,39 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$155 ;
-  assign wr_data__payload[69] = \$153 ;
-  assign wr_data__payload[68] = \$152 ;
-  assign wr_data__payload[67:64] = \$151 [3:0];
-  assign wr_data__payload[63:0] = \$149 ;
-  assign \w_data$192 [3] = \$144 ;
-  assign \w_data$192 [2:0] = \cols$177 [2:0];
-  assign \w_data$126 [31:24] = \$96 ;
-  assign \w_data$126 [23:16] = \$95 ;
-  assign \w_data$126 [15:8] = \$94 ;
-  assign \w_data$126 [7:0] = \$93 ;
-  assign \w_data$90 [32] = meta_last;
-  assign \w_data$90 [31:0] = \$67 [31:0];
-  assign b_wr__en[3] = \$41 ;
-  assign b_wr__en[2] = \$37 ;
-  assign b_wr__en[1] = \$33 ;
-  assign b_wr__en[0] = \$29 ;
+  assign wr_data__payload[70] = \$173 ;
+  assign wr_data__payload[69] = \$171 ;
+  assign wr_data__payload[68] = \$170 ;
+  assign wr_data__payload[67:64] = \$169 [3:0];
+  assign wr_data__payload[63:0] = \$167 ;
+  assign \w_data$212 [3] = \$162 ;
+  assign \w_data$212 [2:0] = \cols$198 [2:0];
+  assign \w_data$144 [31:24] = \$111 ;
+  assign \w_data$144 [23:16] = \$110 ;
+  assign \w_data$144 [15:8] = \$109 ;
+  assign \w_data$144 [7:0] = \$108 ;
+  assign \w_data$107 [32] = meta_last;
+  assign \w_data$107 [31:0] = \$79 [31:0];
+  assign b_wr__en[3] = \$50 ;
+  assign b_wr__en[2] = \$46 ;
+  assign b_wr__en[1] = \$42 ;
+  assign b_wr__en[0] = \$38 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
-  assign \$17  = { 1'h0, cols, 2'h0 };
-  assign \$62  = { 3'h0, kr[31:3] };
-  assign \$132  = { 1'h0, \cols$177 , 2'h0 };
-  assign \$145  = { 1'h0, \r_data$213 [2:0], 2'h0 };
-  assign \$169  = { 1'h0, c[223:192], 2'h0 };
-  assign \$175  = { 1'h0, c[223:192], 2'h0 };
-  assign \$187  = 1'h0;
-  assign \$191  = { 1'h0, c[223:192], 2'h0 };
-  assign \$195  = { 1'h0, c[223:192], 2'h0 };
-  assign \$221  = store_state;
-  assign \$289  = { 6'h00, c[287:256], 9'h000 };
-  assign \$413  = { \$412 [33], \$412 [33], \$412 [33], \$412 [33:3] };
+  assign \$10  = { 6'h00, c[287:256], 9'h000 };
+  assign \$26  = { 1'h0, cols, 2'h0 };
+  assign \$74  = { 3'h0, kr[31:3] };
+  assign \$150  = { 1'h0, \cols$198 , 2'h0 };
+  assign \$163  = { 1'h0, \r_data$233 [2:0], 2'h0 };
+  assign \$187  = { 1'h0, c[223:192], 2'h0 };
+  assign \$193  = { 1'h0, c[223:192], 2'h0 };
+  assign \$205  = 1'h0;
+  assign \$209  = { 1'h0, c[223:192], 2'h0 };
+  assign \$213  = { 1'h0, c[223:192], 2'h0 };
+  assign \$239  = store_state;
+  assign \$424  = { \$423 [33], \$423 [33], \$423 [33], \$423 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11415,10 +11551,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2529$0 (en_deskew_0),
-    .\port$2530$0 (en_deskew_1),
-    .\port$2531$0 (en_deskew_2),
-    .\port$2532$0 (en_deskew_3),
+    .\port$2559$0 (en_deskew_0),
+    .\port$2560$0 (en_deskew_1),
+    .\port$2561$0 (en_deskew_2),
+    .\port$2562$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
@@ -11431,8 +11567,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$167 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$2941$0 (\o$141 [1:0]),
-    .\port$2971$0 (\o$150 [2:0]),
+    .\port$2971$0 (\o$141 [1:0]),
+    .\port$3001$0 (\o$150 [2:0]),
     .psum_out(\psum_in$210 ),
     .valid_out(\valid_in$163 ),
     .w_in(\o$155 [7:0]),
@@ -11450,7 +11586,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$182 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$2941$2 (\o$141 [3:2]),
+    .\port$2971$2 (\o$141 [3:2]),
     .psum_out(\psum_in$227 ),
     .valid_in(\valid_in$163 ),
     .valid_out(\valid_in$178 ),
@@ -11469,7 +11605,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$197 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$2941$4 (\o$141 [5:4]),
+    .\port$2971$4 (\o$141 [5:4]),
     .psum_out(\psum_in$244 ),
     .valid_in(\valid_in$178 ),
     .valid_out(\valid_in$193 ),
@@ -11485,7 +11621,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_in(\last_in$197 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$2941$6 (\o$141 [7:6]),
+    .\port$2971$6 (\o$141 [7:6]),
     .psum_out(\psum_in$261 ),
     .valid_in(\valid_in$193 ),
     .w_in(\o$155 [31:24]),
@@ -11501,8 +11637,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$225 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$2941$0 (\o$141 [1:0]),
-    .\port$2971$3 (\o$150 [5:3]),
+    .\port$2971$0 (\o$141 [1:0]),
+    .\port$3001$3 (\o$150 [5:3]),
     .psum_in(\psum_in$210 ),
     .psum_out(\psum_in$274 ),
     .valid_out(\valid_in$221 ),
@@ -11521,7 +11657,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$242 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .\port$2941$2 (\o$141 [3:2]),
+    .\port$2971$2 (\o$141 [3:2]),
     .psum_in(\psum_in$227 ),
     .psum_out(\psum_in$291 ),
     .valid_in(\valid_in$221 ),
@@ -11541,7 +11677,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$259 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .\port$2941$4 (\o$141 [5:4]),
+    .\port$2971$4 (\o$141 [5:4]),
     .psum_in(\psum_in$244 ),
     .psum_out(\psum_in$308 ),
     .valid_in(\valid_in$238 ),
@@ -11558,7 +11694,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_in(\last_in$259 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .\port$2941$6 (\o$141 [7:6]),
+    .\port$2971$6 (\o$141 [7:6]),
     .psum_in(\psum_in$261 ),
     .psum_out(\psum_in$325 ),
     .valid_in(\valid_in$255 ),
@@ -11575,8 +11711,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$289 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$2941$0 (\o$141 [1:0]),
-    .\port$2971$6 (\o$150 [8:6]),
+    .\port$2971$0 (\o$141 [1:0]),
+    .\port$3001$6 (\o$150 [8:6]),
     .psum_in(\psum_in$274 ),
     .psum_out(\psum_in$338 ),
     .valid_out(\valid_in$285 ),
@@ -11595,7 +11731,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$306 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .\port$2941$2 (\o$141 [3:2]),
+    .\port$2971$2 (\o$141 [3:2]),
     .psum_in(\psum_in$291 ),
     .psum_out(\psum_in$355 ),
     .valid_in(\valid_in$285 ),
@@ -11615,7 +11751,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$323 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .\port$2941$4 (\o$141 [5:4]),
+    .\port$2971$4 (\o$141 [5:4]),
     .psum_in(\psum_in$308 ),
     .psum_out(\psum_in$372 ),
     .valid_in(\valid_in$302 ),
@@ -11632,7 +11768,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_in(\last_in$323 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .\port$2941$6 (\o$141 [7:6]),
+    .\port$2971$6 (\o$141 [7:6]),
     .psum_in(\psum_in$325 ),
     .psum_out(\psum_in$389 ),
     .valid_in(\valid_in$319 ),
@@ -11649,8 +11785,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$353 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$2941$0 (\o$141 [1:0]),
-    .\port$2971$9 (\o$150 [11:9]),
+    .\port$2971$0 (\o$141 [1:0]),
+    .\port$3001$9 (\o$150 [11:9]),
     .psum_in(\psum_in$338 ),
     .psum_out(psum_out),
     .valid_out(\valid_in$349 ),
@@ -11668,7 +11804,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$370 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .\port$2941$2 (\o$141 [3:2]),
+    .\port$2971$2 (\o$141 [3:2]),
     .psum_in(\psum_in$355 ),
     .psum_out(\psum_out$113 ),
     .valid_in(\valid_in$349 ),
@@ -11687,7 +11823,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$387 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .\port$2941$4 (\o$141 [5:4]),
+    .\port$2971$4 (\o$141 [5:4]),
     .psum_in(\psum_in$372 ),
     .psum_out(\psum_out$114 ),
     .valid_in(\valid_in$366 ),
@@ -11704,7 +11840,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(last_out),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .\port$2941$6 (\o$141 [7:6]),
+    .\port$2971$6 (\o$141 [7:6]),
     .psum_in(\psum_in$389 ),
     .psum_out(\psum_out$115 ),
     .valid_in(\valid_in$383 ),
@@ -11717,10 +11853,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .i_next(i_next),
     .o(\o$148 ),
     .o_next(o_next),
-    .\port$2564$0 (en_skew_a_0),
-    .\port$2565$0 (en_skew_a_1),
-    .\port$2566$0 (en_skew_a_2),
-    .\port$2567$0 (en_skew_a_3),
+    .\port$2594$0 (en_skew_a_0),
+    .\port$2595$0 (en_skew_a_1),
+    .\port$2596$0 (en_skew_a_2),
+    .\port$2597$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
@@ -11736,10 +11872,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .clk(clk),
     .i(in_w),
     .o(\o$155 ),
-    .\port$2559$0 (en_skew_w_0),
-    .\port$2560$0 (en_skew_w_1),
-    .\port$2561$0 (en_skew_w_2),
-    .\port$2562$0 (en_skew_w_3),
+    .\port$2589$0 (en_skew_w_0),
+    .\port$2590$0 (en_skew_w_1),
+    .\port$2591$0 (en_skew_w_2),
+    .\port$2592$0 (en_skew_w_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
@@ -12305,7 +12441,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2529$0 , \port$2530$0 , \port$2531$0 , \port$2532$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2559$0 , \port$2560$0 , \port$2561$0 , \port$2562$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -12344,14 +12480,14 @@ module \accelerator.engine.core.deskew (rst, \port$2529$0 , \port$2530$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2529$0 ;
-  wire \port$2529$0 ;
-  input \port$2530$0 ;
-  wire \port$2530$0 ;
-  input \port$2531$0 ;
-  wire \port$2531$0 ;
-  input \port$2532$0 ;
-  wire \port$2532$0 ;
+  input \port$2559$0 ;
+  wire \port$2559$0 ;
+  input \port$2560$0 ;
+  wire \port$2560$0 ;
+  input \port$2561$0 ;
+  wire \port$2561$0 ;
+  input \port$2562$0 ;
+  wire \port$2562$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -12369,46 +12505,46 @@ module \accelerator.engine.core.deskew (rst, \port$2529$0 , \port$2530$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2529$0 ) begin
+    if (\port$2559$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2530$0 ) begin
+    if (\port$2560$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2530$0 ) begin
+    if (\port$2560$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2531$0 ) begin
+    if (\port$2561$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2529$0 ) begin
+    if (\port$2559$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2529$0 ) begin
+    if (\port$2559$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2532$0 , \port$2531$0 , \port$2530$0 , \port$2529$0  };
+  assign en = { \port$2562$0 , \port$2561$0 , \port$2560$0 , \port$2559$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -12437,7 +12573,7 @@ module \accelerator.engine.core.deskew (rst, \port$2529$0 , \port$2530$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2941$0 , a_in, a_next, \port$2971$0 , first_next, pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2971$0 , a_in, a_next, \port$3001$0 , first_next, pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12478,10 +12614,10 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [1:0] \port$2941$0 ;
-  wire [1:0] \port$2941$0 ;
-  input [2:0] \port$2971$0 ;
-  wire [2:0] \port$2971$0 ;
+  input [1:0] \port$2971$0 ;
+  wire [1:0] \port$2971$0 ;
+  input [2:0] \port$3001$0 ;
+  wire [2:0] \port$3001$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12500,13 +12636,13 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2971$0 [0] & \port$2971$0 [1];
+  assign \$1  = \port$2971$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3001$0 [0] & \port$3001$0 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$2971$0 [0] & \port$2971$0 [1];
+  assign \$6  = \port$3001$0 [0] & \port$3001$0 [1];
   always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_0_0_sync_clk)
@@ -12543,7 +12679,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2971$0 [0];
+      \$9  = \port$3001$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$9  = 1'h0;
@@ -12553,7 +12689,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2971$0 [1];
+      \$10  = \port$3001$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -12563,7 +12699,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2971$0 [2];
+      \$11  = \port$3001$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -12580,7 +12716,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$0 [0]) begin
+      if (\port$2971$0 [0]) begin
         \$13  = w_in;
       end
     end
@@ -12589,7 +12725,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$0 [1]) begin
+      if (\port$2971$0 [1]) begin
         \$14  = w_out;
       end
     end
@@ -12606,16 +12742,16 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$2971$0 [0];
-  assign first_in = \port$2971$0 [1];
-  assign capture = \port$2941$0 [1];
-  assign last_in = \port$2971$0 [2];
+  assign valid_in = \port$3001$0 [0];
+  assign first_in = \port$3001$0 [1];
+  assign capture = \port$2971$0 [1];
+  assign last_in = \port$3001$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2941$0 [0];
+  assign w_shift = \port$2971$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2941$2 , a_next, first_next, pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2971$2 , a_next, first_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12658,8 +12794,8 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [1:0] \port$2941$2 ;
-  wire [1:0] \port$2941$2 ;
+  input [1:0] \port$2971$2 ;
+  wire [1:0] \port$2971$2 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12679,7 +12815,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$2 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -12759,7 +12895,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$2 [0]) begin
+      if (\port$2971$2 [0]) begin
         \$13  = w_in;
       end
     end
@@ -12768,7 +12904,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$2 [1]) begin
+      if (\port$2971$2 [1]) begin
         \$14  = w_out;
       end
     end
@@ -12785,13 +12921,13 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$2 [1];
+  assign capture = \port$2971$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2941$2 [0];
+  assign w_shift = \port$2971$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2941$4 , pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2971$4 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -12834,8 +12970,8 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [1:0] \port$2941$4 ;
-  wire [1:0] \port$2941$4 ;
+  input [1:0] \port$2971$4 ;
+  wire [1:0] \port$2971$4 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12855,7 +12991,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$4 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -12935,7 +13071,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$4 [0]) begin
+      if (\port$2971$4 [0]) begin
         \$13  = w_in;
       end
     end
@@ -12944,7 +13080,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$4 [1]) begin
+      if (\port$2971$4 [1]) begin
         \$14  = w_out;
       end
     end
@@ -12961,13 +13097,13 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$4 [1];
+  assign capture = \port$2971$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2941$4 [0];
+  assign w_shift = \port$2971$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2941$6 , pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2971$6 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13007,8 +13143,8 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [1:0] \port$2941$6 ;
-  wire [1:0] \port$2941$6 ;
+  input [1:0] \port$2971$6 ;
+  wire [1:0] \port$2971$6 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13027,7 +13163,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$6 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13107,7 +13243,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$6 [0]) begin
+      if (\port$2971$6 [0]) begin
         \$13  = w_in;
       end
     end
@@ -13116,7 +13252,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$6 [1]) begin
+      if (\port$2971$6 [1]) begin
         \$14  = w_out;
       end
     end
@@ -13133,13 +13269,13 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$6 [1];
+  assign capture = \port$2971$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2941$6 [0];
+  assign w_shift = \port$2971$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2941$0 , a_in, a_next, \port$2971$3 , first_next, pe_1_0_sync_clk);
+module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$0 , a_in, a_next, \port$3001$3 , first_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13180,10 +13316,10 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [1:0] \port$2941$0 ;
-  wire [1:0] \port$2941$0 ;
-  input [2:0] \port$2971$3 ;
-  wire [2:0] \port$2971$3 ;
+  input [1:0] \port$2971$0 ;
+  wire [1:0] \port$2971$0 ;
+  input [2:0] \port$3001$3 ;
+  wire [2:0] \port$3001$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13203,13 +13339,13 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2971$3 [0] & \port$2971$3 [1];
+  assign \$1  = \port$2971$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3001$3 [0] & \port$3001$3 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2971$3 [0] & \port$2971$3 [1];
+  assign \$6  = \port$3001$3 [0] & \port$3001$3 [1];
   always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_1_0_sync_clk)
@@ -13246,7 +13382,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2971$3 [0];
+      \$9  = \port$3001$3 [0];
     end
     if (pe_1_0_sync_rst) begin
       \$9  = 1'h0;
@@ -13256,7 +13392,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2971$3 [1];
+      \$10  = \port$3001$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
@@ -13266,7 +13402,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2971$3 [2];
+      \$11  = \port$3001$3 [2];
     end
     if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
@@ -13283,7 +13419,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$0 [0]) begin
+      if (\port$2971$0 [0]) begin
         \$13  = w_in;
       end
     end
@@ -13292,7 +13428,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$0 [1]) begin
+      if (\port$2971$0 [1]) begin
         \$14  = w_out;
       end
     end
@@ -13309,15 +13445,15 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$2971$3 [0];
-  assign first_in = \port$2971$3 [1];
-  assign capture = \port$2941$0 [1];
-  assign last_in = \port$2971$3 [2];
-  assign w_shift = \port$2941$0 [0];
+  assign valid_in = \port$3001$3 [0];
+  assign first_in = \port$3001$3 [1];
+  assign capture = \port$2971$0 [1];
+  assign last_in = \port$3001$3 [2];
+  assign w_shift = \port$2971$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2941$2 , a_next, first_next, pe_1_1_sync_clk);
+module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$2 , a_next, first_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13360,8 +13496,8 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   wire pe_1_1_sync_clk;
   input pe_1_1_sync_rst;
   wire pe_1_1_sync_rst;
-  input [1:0] \port$2941$2 ;
-  wire [1:0] \port$2941$2 ;
+  input [1:0] \port$2971$2 ;
+  wire [1:0] \port$2971$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13382,7 +13518,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$2 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13462,7 +13598,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$2 [0]) begin
+      if (\port$2971$2 [0]) begin
         \$13  = w_in;
       end
     end
@@ -13471,7 +13607,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$2 [1]) begin
+      if (\port$2971$2 [1]) begin
         \$14  = w_out;
       end
     end
@@ -13488,12 +13624,12 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$2 [1];
-  assign w_shift = \port$2941$2 [0];
+  assign capture = \port$2971$2 [1];
+  assign w_shift = \port$2971$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2941$4 , pe_1_2_sync_clk);
+module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$4 , pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13536,8 +13672,8 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   wire pe_1_2_sync_clk;
   input pe_1_2_sync_rst;
   wire pe_1_2_sync_rst;
-  input [1:0] \port$2941$4 ;
-  wire [1:0] \port$2941$4 ;
+  input [1:0] \port$2971$4 ;
+  wire [1:0] \port$2971$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13558,7 +13694,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$4 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13638,7 +13774,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$4 [0]) begin
+      if (\port$2971$4 [0]) begin
         \$13  = w_in;
       end
     end
@@ -13647,7 +13783,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$4 [1]) begin
+      if (\port$2971$4 [1]) begin
         \$14  = w_out;
       end
     end
@@ -13664,12 +13800,12 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$4 [1];
-  assign w_shift = \port$2941$4 [0];
+  assign capture = \port$2971$4 [1];
+  assign w_shift = \port$2971$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2941$6 , pe_1_3_sync_clk);
+module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2971$6 , pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13709,8 +13845,8 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   wire pe_1_3_sync_clk;
   input pe_1_3_sync_rst;
   wire pe_1_3_sync_rst;
-  input [1:0] \port$2941$6 ;
-  wire [1:0] \port$2941$6 ;
+  input [1:0] \port$2971$6 ;
+  wire [1:0] \port$2971$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13730,7 +13866,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$6 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13810,7 +13946,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$6 [0]) begin
+      if (\port$2971$6 [0]) begin
         \$13  = w_in;
       end
     end
@@ -13819,7 +13955,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$6 [1]) begin
+      if (\port$2971$6 [1]) begin
         \$14  = w_out;
       end
     end
@@ -13836,12 +13972,12 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$6 [1];
-  assign w_shift = \port$2941$6 [0];
+  assign capture = \port$2971$6 [1];
+  assign w_shift = \port$2971$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2941$0 , a_in, a_next, \port$2971$6 , first_next, pe_2_0_sync_clk);
+module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$0 , a_in, a_next, \port$3001$6 , first_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -13882,10 +14018,10 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [1:0] \port$2941$0 ;
-  wire [1:0] \port$2941$0 ;
-  input [2:0] \port$2971$6 ;
-  wire [2:0] \port$2971$6 ;
+  input [1:0] \port$2971$0 ;
+  wire [1:0] \port$2971$0 ;
+  input [2:0] \port$3001$6 ;
+  wire [2:0] \port$3001$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13905,13 +14041,13 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2971$6 [0] & \port$2971$6 [1];
+  assign \$1  = \port$2971$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3001$6 [0] & \port$3001$6 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2971$6 [0] & \port$2971$6 [1];
+  assign \$6  = \port$3001$6 [0] & \port$3001$6 [1];
   always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_2_0_sync_clk)
@@ -13948,7 +14084,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2971$6 [0];
+      \$9  = \port$3001$6 [0];
     end
     if (pe_2_0_sync_rst) begin
       \$9  = 1'h0;
@@ -13958,7 +14094,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2971$6 [1];
+      \$10  = \port$3001$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
@@ -13968,7 +14104,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2971$6 [2];
+      \$11  = \port$3001$6 [2];
     end
     if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
@@ -13985,7 +14121,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$0 [0]) begin
+      if (\port$2971$0 [0]) begin
         \$13  = w_in;
       end
     end
@@ -13994,7 +14130,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$0 [1]) begin
+      if (\port$2971$0 [1]) begin
         \$14  = w_out;
       end
     end
@@ -14011,15 +14147,15 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$2971$6 [0];
-  assign first_in = \port$2971$6 [1];
-  assign capture = \port$2941$0 [1];
-  assign last_in = \port$2971$6 [2];
-  assign w_shift = \port$2941$0 [0];
+  assign valid_in = \port$3001$6 [0];
+  assign first_in = \port$3001$6 [1];
+  assign capture = \port$2971$0 [1];
+  assign last_in = \port$3001$6 [2];
+  assign w_shift = \port$2971$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2941$2 , a_next, first_next, pe_2_1_sync_clk);
+module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$2 , a_next, first_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14062,8 +14198,8 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   wire pe_2_1_sync_clk;
   input pe_2_1_sync_rst;
   wire pe_2_1_sync_rst;
-  input [1:0] \port$2941$2 ;
-  wire [1:0] \port$2941$2 ;
+  input [1:0] \port$2971$2 ;
+  wire [1:0] \port$2971$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14084,7 +14220,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$2 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14164,7 +14300,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$2 [0]) begin
+      if (\port$2971$2 [0]) begin
         \$13  = w_in;
       end
     end
@@ -14173,7 +14309,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$2 [1]) begin
+      if (\port$2971$2 [1]) begin
         \$14  = w_out;
       end
     end
@@ -14190,12 +14326,12 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$2 [1];
-  assign w_shift = \port$2941$2 [0];
+  assign capture = \port$2971$2 [1];
+  assign w_shift = \port$2971$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2941$4 , pe_2_2_sync_clk);
+module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$4 , pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14238,8 +14374,8 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   wire pe_2_2_sync_clk;
   input pe_2_2_sync_rst;
   wire pe_2_2_sync_rst;
-  input [1:0] \port$2941$4 ;
-  wire [1:0] \port$2941$4 ;
+  input [1:0] \port$2971$4 ;
+  wire [1:0] \port$2971$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14260,7 +14396,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$4 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14340,7 +14476,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$4 [0]) begin
+      if (\port$2971$4 [0]) begin
         \$13  = w_in;
       end
     end
@@ -14349,7 +14485,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$4 [1]) begin
+      if (\port$2971$4 [1]) begin
         \$14  = w_out;
       end
     end
@@ -14366,12 +14502,12 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$4 [1];
-  assign w_shift = \port$2941$4 [0];
+  assign capture = \port$2971$4 [1];
+  assign w_shift = \port$2971$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2941$6 , pe_2_3_sync_clk);
+module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2971$6 , pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14411,8 +14547,8 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   wire pe_2_3_sync_clk;
   input pe_2_3_sync_rst;
   wire pe_2_3_sync_rst;
-  input [1:0] \port$2941$6 ;
-  wire [1:0] \port$2941$6 ;
+  input [1:0] \port$2971$6 ;
+  wire [1:0] \port$2971$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14432,7 +14568,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$6 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14512,7 +14648,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$6 [0]) begin
+      if (\port$2971$6 [0]) begin
         \$13  = w_in;
       end
     end
@@ -14521,7 +14657,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$6 [1]) begin
+      if (\port$2971$6 [1]) begin
         \$14  = w_out;
       end
     end
@@ -14538,12 +14674,12 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$6 [1];
-  assign w_shift = \port$2941$6 [0];
+  assign capture = \port$2971$6 [1];
+  assign w_shift = \port$2971$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2941$0 , a_in, a_next, \port$2971$9 , first_next, pe_3_0_sync_clk);
+module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2971$0 , a_in, a_next, \port$3001$9 , first_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14584,10 +14720,10 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [1:0] \port$2941$0 ;
-  wire [1:0] \port$2941$0 ;
-  input [2:0] \port$2971$9 ;
-  wire [2:0] \port$2971$9 ;
+  input [1:0] \port$2971$0 ;
+  wire [1:0] \port$2971$0 ;
+  input [2:0] \port$3001$9 ;
+  wire [2:0] \port$3001$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14606,13 +14742,13 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$0 [1] ? w_out : shadow;
-  assign \$2  = \port$2971$9 [0] & \port$2971$9 [1];
+  assign \$1  = \port$2971$0 [1] ? w_out : shadow;
+  assign \$2  = \port$3001$9 [0] & \port$3001$9 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$2971$9 [0] & \port$2971$9 [1];
+  assign \$6  = \port$3001$9 [0] & \port$3001$9 [1];
   always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_3_0_sync_clk)
@@ -14649,7 +14785,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$2971$9 [0];
+      \$9  = \port$3001$9 [0];
     end
     if (pe_3_0_sync_rst) begin
       \$9  = 1'h0;
@@ -14659,7 +14795,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$2971$9 [1];
+      \$10  = \port$3001$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
@@ -14669,7 +14805,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$11  = last_out;
     if (en) begin
-      \$11  = \port$2971$9 [2];
+      \$11  = \port$3001$9 [2];
     end
     if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
@@ -14686,7 +14822,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$0 [0]) begin
+      if (\port$2971$0 [0]) begin
         \$13  = w_in;
       end
     end
@@ -14695,7 +14831,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$0 [1]) begin
+      if (\port$2971$0 [1]) begin
         \$14  = w_out;
       end
     end
@@ -14712,15 +14848,15 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$2971$9 [0];
-  assign first_in = \port$2971$9 [1];
-  assign capture = \port$2941$0 [1];
-  assign last_in = \port$2971$9 [2];
-  assign w_shift = \port$2941$0 [0];
+  assign valid_in = \port$3001$9 [0];
+  assign first_in = \port$3001$9 [1];
+  assign capture = \port$2971$0 [1];
+  assign last_in = \port$3001$9 [2];
+  assign w_shift = \port$2971$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2941$2 , a_next, first_next, pe_3_1_sync_clk);
+module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2971$2 , a_next, first_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14763,8 +14899,8 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   wire pe_3_1_sync_clk;
   input pe_3_1_sync_rst;
   wire pe_3_1_sync_rst;
-  input [1:0] \port$2941$2 ;
-  wire [1:0] \port$2941$2 ;
+  input [1:0] \port$2971$2 ;
+  wire [1:0] \port$2971$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14784,7 +14920,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$2 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$2 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14864,7 +15000,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$2 [0]) begin
+      if (\port$2971$2 [0]) begin
         \$13  = w_in;
       end
     end
@@ -14873,7 +15009,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$2 [1]) begin
+      if (\port$2971$2 [1]) begin
         \$14  = w_out;
       end
     end
@@ -14890,12 +15026,12 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$2 [1];
-  assign w_shift = \port$2941$2 [0];
+  assign capture = \port$2971$2 [1];
+  assign w_shift = \port$2971$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2941$4 , pe_3_2_sync_clk);
+module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2971$4 , pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -14938,8 +15074,8 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   wire pe_3_2_sync_clk;
   input pe_3_2_sync_rst;
   wire pe_3_2_sync_rst;
-  input [1:0] \port$2941$4 ;
-  wire [1:0] \port$2941$4 ;
+  input [1:0] \port$2971$4 ;
+  wire [1:0] \port$2971$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14959,7 +15095,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$4 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$4 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -15039,7 +15175,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$4 [0]) begin
+      if (\port$2971$4 [0]) begin
         \$13  = w_in;
       end
     end
@@ -15048,7 +15184,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$4 [1]) begin
+      if (\port$2971$4 [1]) begin
         \$14  = w_out;
       end
     end
@@ -15065,12 +15201,12 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$4 [1];
-  assign w_shift = \port$2941$4 [0];
+  assign capture = \port$2971$4 [1];
+  assign w_shift = \port$2971$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2941$6 , pe_3_3_sync_clk);
+module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2971$6 , pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
@@ -15111,8 +15247,8 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   wire pe_3_3_sync_clk;
   input pe_3_3_sync_rst;
   wire pe_3_3_sync_rst;
-  input [1:0] \port$2941$6 ;
-  wire [1:0] \port$2941$6 ;
+  input [1:0] \port$2971$6 ;
+  wire [1:0] \port$2971$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15132,7 +15268,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   wire [7:0] w_out_reg;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2941$6 [1] ? w_out : shadow;
+  assign \$1  = \port$2971$6 [1] ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -15212,7 +15348,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$13  = w_out;
     if (en) begin
-      if (\port$2941$6 [0]) begin
+      if (\port$2971$6 [0]) begin
         \$13  = w_in;
       end
     end
@@ -15221,7 +15357,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = shadow;
     if (en) begin
-      if (\port$2941$6 [1]) begin
+      if (\port$2971$6 [1]) begin
         \$14  = w_out;
       end
     end
@@ -15238,12 +15374,12 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2941$6 [1];
-  assign w_shift = \port$2941$6 [0];
+  assign capture = \port$2971$6 [1];
+  assign w_shift = \port$2971$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2564$0 , \port$2565$0 , \port$2566$0 , \port$2567$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2594$0 , \port$2595$0 , \port$2596$0 , \port$2597$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15284,14 +15420,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2564$0 , \port$2565$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2564$0 ;
-  wire \port$2564$0 ;
-  input \port$2565$0 ;
-  wire \port$2565$0 ;
-  input \port$2566$0 ;
-  wire \port$2566$0 ;
-  input \port$2567$0 ;
-  wire \port$2567$0 ;
+  input \port$2594$0 ;
+  wire \port$2594$0 ;
+  input \port$2595$0 ;
+  wire \port$2595$0 ;
+  input \port$2596$0 ;
+  wire \port$2596$0 ;
+  input \port$2597$0 ;
+  wire \port$2597$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15309,46 +15445,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2564$0 , \port$2565$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2566$0 ) begin
+    if (\port$2596$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2566$0 ) begin
+    if (\port$2596$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2567$0 ) begin
+    if (\port$2597$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2567$0 ) begin
+    if (\port$2597$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2567$0 ) begin
+    if (\port$2597$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2565$0 ) begin
+    if (\port$2595$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2567$0 , \port$2566$0 , \port$2565$0 , \port$2564$0  };
+  assign en = { \port$2597$0 , \port$2596$0 , \port$2595$0 , \port$2594$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15651,7 +15787,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (rst, i, \port$2559$0 , \port$2560$0 , \port$2561$0 , \port$2562$0 , o, clk);
+module \accelerator.engine.core.skew_w (rst, i, \port$2589$0 , \port$2590$0 , \port$2591$0 , \port$2592$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15690,14 +15826,14 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2559$0 , \port$2560$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2559$0 ;
-  wire \port$2559$0 ;
-  input \port$2560$0 ;
-  wire \port$2560$0 ;
-  input \port$2561$0 ;
-  wire \port$2561$0 ;
-  input \port$2562$0 ;
-  wire \port$2562$0 ;
+  input \port$2589$0 ;
+  wire \port$2589$0 ;
+  input \port$2590$0 ;
+  wire \port$2590$0 ;
+  input \port$2591$0 ;
+  wire \port$2591$0 ;
+  input \port$2592$0 ;
+  wire \port$2592$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15715,47 +15851,47 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2559$0 , \port$2560$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$2561$0 ) begin
+    if (\port$2591$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$2561$0 ) begin
+    if (\port$2591$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$2562$0 ) begin
+    if (\port$2592$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$2562$0 ) begin
+    if (\port$2592$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$2562$0 ) begin
+    if (\port$2592$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$2560$0 ) begin
+    if (\port$2590$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2562$0 , \port$2561$0 , \port$2560$0 , \port$2559$0  };
+  assign en = { \port$2592$0 , \port$2591$0 , \port$2590$0 , \port$2589$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16121,7 +16257,7 @@ module \accelerator.engine.feed_walk (rst, rows, last_in_panel, last, advance, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, col0, index, clk);
+module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
@@ -16140,7 +16276,6 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
   wire [15:0] chunk;
   input clk;
   wire clk;
-  output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
@@ -16541,7 +16676,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2474$354 , o__payload, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2504$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -16743,8 +16878,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2474$354 ;
-  wire [44:0] \port$2474$354 ;
+  input [44:0] \port$2504$354 ;
+  wire [44:0] \port$2504$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -16821,13 +16956,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2474$354 [36:32];
-  assign lower = \port$2474$354 [0] ? \port$2474$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2504$354 [36:32];
+  assign lower = \port$2504$354 [0] ? \port$2504$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2474$354 [36:32];
+  assign \$11  = ! \port$2504$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16842,8 +16977,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2474$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2474$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2504$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2504$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16858,8 +16993,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2474$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2474$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2504$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2504$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -16874,8 +17009,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2474$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2474$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2504$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2504$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -16890,8 +17025,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2474$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2474$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2504$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2504$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
@@ -17217,7 +17352,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2474$354 [31:1];
+      \$125  = \port$2504$354 [31:1];
     end
   end
   always @* begin
@@ -17308,7 +17443,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2474$354 [31:1];
+      \$137  = \port$2504$354 [31:1];
     end
   end
   always @* begin
@@ -17399,7 +17534,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2474$354 [31:1];
+      \$149  = \port$2504$354 [31:1];
     end
   end
   always @* begin
@@ -17490,7 +17625,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2474$354 [31:1];
+      \$161  = \port$2504$354 [31:1];
     end
   end
   always @* begin
@@ -17544,10 +17679,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2474$354 [36:32];
-  assign relu = \port$2474$354 [0];
-  assign zero_point = \port$2474$354 [44:37];
-  assign multiplier = \port$2474$354 [31:1];
+  assign shift = \port$2504$354 [36:32];
+  assign relu = \port$2504$354 [0];
+  assign zero_point = \port$2504$354 [44:37];
+  assign multiplier = \port$2504$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -17900,23 +18035,17 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
-  wire [31:0] \$1 ;
-  wire [49:0] \$10 ;
-  wire [15:0] \$11 ;
-  wire [15:0] \$12 ;
-  wire \$13 ;
-  reg [48:0] \$14 ;
-  reg [48:0] \$15 ;
-  reg [15:0] \$16 ;
-  reg \$17 ;
-  wire [34:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire [32:0] \$5 ;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg \$11 ;
+  wire \$2 ;
+  wire [49:0] \$3 ;
+  wire [49:0] \$4 ;
+  wire [15:0] \$5 ;
   wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire \$8 ;
-  wire [49:0] \$9 ;
+  wire \$7 ;
+  reg [48:0] \$8 ;
+  reg [48:0] \$9 ;
   input [15:0] a;
   wire [15:0] a;
   input [33:0] addend;
@@ -17927,7 +18056,6 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
   reg busy = 1'h0;
   input clk;
   wire clk;
-  wire [48:0] first;
   reg [48:0] multiplicand = 49'h0000000000000;
   reg [15:0] multiplier = 16'h0000;
   output [48:0] result;
@@ -17936,78 +18064,71 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
   wire rst;
   input start;
   wire start;
-  assign \$1  = b & { a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0] };
-  assign \$2  = addend + \$1 ;
-  assign \$3  = ~ busy;
-  assign \$4  = start & \$3 ;
-  assign \$8  = | \$7 ;
-  assign \$9  = result + multiplicand;
-  assign \$13  = | \$12 ;
+  assign \$1  = ~ busy;
+  assign \$2  = start & \$1 ;
+  assign \$3  = result + multiplicand;
+  assign \$7  = | \$6 ;
   always @(posedge clk)
-    result <= \$14 ;
+    result <= \$8 ;
   always @(posedge clk)
-    multiplicand <= \$15 ;
+    multiplicand <= \$9 ;
   always @(posedge clk)
-    multiplier <= \$16 ;
+    multiplier <= \$10 ;
   always @(posedge clk)
-    busy <= \$17 ;
+    busy <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$14  = result;
-    if (\$4 ) begin
-      \$14  = { 14'h0000, \$2  };
+    \$8  = result;
+    if (\$2 ) begin
+      \$8  = { 15'h0000, addend };
     end else if (busy) begin
       if (multiplier[0]) begin
-        \$14  = \$9 [48:0];
+        \$8  = \$3 [48:0];
       end
     end
     if (rst) begin
-      \$14  = 49'h0000000000000;
+      \$8  = 49'h0000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$15  = multiplicand;
-    if (\$4 ) begin
-      \$15  = { 16'h0000, \$5  };
+    \$9  = multiplicand;
+    if (\$2 ) begin
+      \$9  = { 17'h00000, b };
     end else if (busy) begin
-      \$15  = \$10 [48:0];
+      \$9  = \$4 [48:0];
     end
     if (rst) begin
-      \$15  = 49'h0000000000000;
+      \$9  = 49'h0000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$16  = multiplier;
-    if (\$4 ) begin
-      \$16  = \$6 ;
+    \$10  = multiplier;
+    if (\$2 ) begin
+      \$10  = a;
     end else if (busy) begin
-      \$16  = \$11 ;
+      \$10  = \$5 ;
     end
     if (rst) begin
-      \$16  = 16'h0000;
+      \$10  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$17  = busy;
-    if (\$4 ) begin
-      \$17  = \$8 ;
+    \$11  = busy;
+    if (\$2 ) begin
+      \$11  = 1'h1;
     end else if (busy) begin
-      \$17  = \$13 ;
+      \$11  = \$7 ;
     end
     if (rst) begin
-      \$17  = 1'h0;
+      \$11  = 1'h0;
     end
   end
-  assign first = { 14'h0000, \$2  };
-  assign \$5  = { b, 1'h0 };
-  assign \$6  = { 1'h0, a[15:1] };
-  assign \$7  = { 1'h0, a[15:1] };
-  assign \$10  = { multiplicand, 1'h0 };
-  assign \$11  = { 1'h0, multiplier[15:1] };
-  assign \$12  = { 1'h0, multiplier[15:1] };
+  assign \$4  = { multiplicand, 1'h0 };
+  assign \$5  = { 1'h0, multiplier[15:1] };
+  assign \$6  = { 1'h0, multiplier[15:1] };
 endmodule
 
 (* generator = "Amaranth" *)
