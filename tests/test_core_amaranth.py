@@ -394,17 +394,20 @@ def test_ecp5_enable_copies_are_the_flip_flop_yosys_maps_a_register_to():
 
 
 # per lane of the input registers and the data skews (os: A and B, R + C; ws: W and A, C + R),
-# one for each flag skew (os: 1; ws: 2), one for the core's own registers
-@pytest.mark.parametrize("dataflow,lanes,flag_skews", [("os", 3 + 2, 1), ("ws", 2 + 3, 2)])
-def test_a_pipelined_core_gives_every_pe_its_own_enable_on_an_ecp5(dataflow, lanes, flag_skews):
+# one for each flag skew (os: 1; ws: 2), one for the core's own registers; per PE its enable and
+# its copy of the reset, and ws its copies of the column's weight control (shift, capture)
+@pytest.mark.parametrize("dataflow,lanes,flag_skews,per_pe",
+                         [("os", 3 + 2, 1, 2), ("ws", 2 + 3, 2, 4)])
+def test_a_pipelined_core_gives_every_pe_its_own_enable_on_an_ecp5(dataflow, lanes, flag_skews,
+                                                                    per_pe):
     from amaranth.back import rtlil
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
     cfg = AcceleratorConfig(rows=3, cols=2, dataflow=dataflow)
     il = rtlil.convert(SystolicCore(cfg), name="core", platform=ULX3S_85F_Platform())
-    # per PE twice (its enable, and its copy of the reset), per de-skew lane twice (its enable,
-    # and the skid's full flag), the inputs' (above), and the flags skew's copy of the reset
-    assert il.count("cell \\TRELLIS_FF") == 2 * 3 * 2 + 2 * 2 + 2 * lanes + flag_skews + 1 + 1
+    # per PE (above), per de-skew lane twice (its enable, and the skid's full flag), the
+    # inputs' (above), and the flags skew's copy of the reset
+    assert il.count("cell \\TRELLIS_FF") == per_pe * 3 * 2 + 2 * 2 + 2 * lanes + flag_skews + 1 + 1
     il = rtlil.convert(SystolicCore(cfg, pipelined=False), name="core",
                        platform=ULX3S_85F_Platform())
     assert "TRELLIS_FF" not in il

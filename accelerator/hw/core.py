@@ -460,12 +460,31 @@ class SystolicCore(wiring.Component):
                 skew_f.i_next[p].last.eq(op.payload.last),
             ]
 
+        # the value in_wctl takes when the array advances (the skew's lane 0 has no register)
+        m.d.comb += [skew_wctl.i_next[j].shift.eq(w_accept) for j in range(C)]
+        m.d.comb += [skew_wctl.i_next[j].capture.eq(capture) for j in range(C)]
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
+                pe_en = enable(f"en_pe_{p}_{j}")
                 ctl = skew_wctl.o[j]
-                m.d.comb += [pe.en.eq(enable(f"en_pe_{p}_{j}")), pe.w_shift.eq(ctl.shift),
-                             pe.capture.eq(ctl.capture)]
+                if self.is_pipelined(platform):
+                    # A copy of the column's weight control per PE: `capture` chooses the weight
+                    # in front of the multiplier, and one register driving a whole column was the
+                    # 12×12 weight-stationary core's longest path (4.2 ns of routing, then two
+                    # LUTs into the MULT18X18D). Each copy advances with its PE.
+                    own = []
+                    for name in ("shift", "capture"):
+                        copy = Signal(name=f"{name}_{p}_{j}")
+                        copy_reg = _register_copy(
+                            m, platform, Mux(pe_en, getattr(skew_wctl.o_next[j], name), copy),
+                            f"{name}_{p}_{j}_q", init=0)
+                        m.d.comb += copy.eq(copy_reg)
+                        own.append(copy)
+                    shift, capture_pe = own
+                else:
+                    shift, capture_pe = ctl.shift, ctl.capture
+                m.d.comb += [pe.en.eq(pe_en), pe.w_shift.eq(shift), pe.capture.eq(capture_pe)]
                 if j == 0:
                     flags = skew_f.o[p]
                     m.d.comb += [
@@ -480,7 +499,7 @@ class SystolicCore(wiring.Component):
                     left = pes[p][j - 1]
                     m.d.comb += [
                         pe.a_next.eq(left.a_in),
-                        pe.first_next.eq(left.first_in),
+                        pe.first_next.eq(left.first_next_out),
                         pe.a_in.eq(left.a_out),
                         pe.valid_in.eq(left.valid_out),
                         pe.first_in.eq(left.first_out),
