@@ -221,15 +221,24 @@ class BurstSplitter(wiring.Component):
                                  beats_left.eq(beats_left - length),
                                  row_first.eq(0)]
 
-        cmd = self.cmd.payload
-        m.d.comb += self.cmd.ready.eq(~active)
-        with m.If(self.cmd.valid & ~active & (cmd.rows != 0) & (cmd.row_bytes != 0)):
-            m.d.sync += start_row(cmd.addr, cmd.row_bytes)
-            m.d.sync += [active.eq(1), row_addr.eq(cmd.addr),
-                         rows_left.eq(cmd.rows), row_bytes.eq(cmd.row_bytes),
-                         stride.eq(cmd.stride)]
+        # A command is registered as it is taken and split from the register: computed from the
+        # stream, a row's first beats ended a path through the engine's address and length
+        # muxes (the board tops' longest path once the engine's addresses were registers).
+        # One cycle of latency per command; the next is taken once this one is split.
+        pending = Signal()
+        cmd = Signal(CMD_LAYOUT)
+        m.d.comb += self.cmd.ready.eq(~active & ~pending)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [pending.eq(1), cmd.eq(self.cmd.payload)]
+        with m.If(pending):
+            m.d.sync += pending.eq(0)
+            with m.If((cmd.rows != 0) & (cmd.row_bytes != 0)):
+                m.d.sync += start_row(cmd.addr, cmd.row_bytes)
+                m.d.sync += [active.eq(1), row_addr.eq(cmd.addr),
+                             rows_left.eq(cmd.rows), row_bytes.eq(cmd.row_bytes),
+                             stride.eq(cmd.stride)]
 
-        m.d.comb += self.busy.eq(active | self.burst.valid)
+        m.d.comb += self.busy.eq(pending | active | self.burst.valid)
         return m
 
 

@@ -148,14 +148,14 @@ def _beats(nbytes: int, bus_bytes: int) -> int:
 # read off a per-cycle trace of the bench (docs/performance-model.md, "Time").
 
 _CONTROL = 3          # the control FSM's CHECK, START and FINISH (+ _setup_cycles)
-_RD_LAT = 6           # read command accepted → its first beat on rd_data (reader idle)
+_RD_LAT = 7           # read command accepted → its first beat on rd_data (reader idle)
 _RD_AHEAD = 4         # rows (bursts) AxiRam takes requests for ahead of the data it returns
 _OP_LAT = 3           # a buffer's last beat on rd_data → the core takes an operand from it
 _FREE = -1            # the core's last operand of a block → the loader may refill its half
 _DONE = 2             # the accumulator's last row → the store sees the chunk
 _WD_LAT = 3           # the store reads a C row → its first W beat, the writer ready
 _RQ_LAT = REQUANT_LATENCY  # the requantizer's pipeline (hw/requant.py)
-_WR_DESC = 5          # write command accepted → its first W beat, the data ready
+_WR_DESC = 6          # write command accepted → its first W beat, the data ready
 _ROWQ = 3             # rows the store reads ahead of the writer (its row FIFO), + _RQ_LAT
 _END = 4              # the last W beat → B response → the control FSM sees the writer idle
 
@@ -320,7 +320,7 @@ class _Timeline:
         end = self.rd_end = start + span - 1
         # the splitter takes the next command once this one's bursts are all requested, and
         # the memory takes requests only a few bursts ahead of the data it returns
-        free = t + rows + 1
+        free = t + rows + 2
         if rows > _RD_AHEAD:
             free = max(free, end - _RD_AHEAD * row - 3)
         self.rd_free = free
@@ -412,7 +412,7 @@ class _Timeline:
         else:
             self.c_free0 = read_end + 1
         self.c_par ^= 1
-        self.wr_free = t + rows + 1     # the writer's splitter: a burst per row and cycle
+        self.wr_free = t + rows + 2     # the writer's splitter: a burst per row and cycle
 
     # -- the whole GEMM ------------------------------------------------------------------------
 
