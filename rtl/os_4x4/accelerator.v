@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3053$43 (burst__payload[43]),
-    .\port$3053$45 (burst__payload[67:45]),
+    .\port$3063$43 (burst__payload[43]),
+    .\port$3063$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3053$43 , \port$3053$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3063$43 , \port$3063$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3053$43 ;
-  wire \port$3053$43 ;
-  input [22:0] \port$3053$45 ;
-  wire [22:0] \port$3053$45 ;
+  input \port$3063$43 ;
+  wire \port$3063$43 ;
+  input [22:0] \port$3063$45 ;
+  wire [22:0] \port$3063$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3053$43 , \port$3053$45  };
+      storage[w_port__addr] <= { \port$3063$43 , \port$3063$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3053$43 , \port$3053$45  };
-  assign w_data = { \port$3053$43 , \port$3053$45  };
+  assign w_port__data = { \port$3063$43 , \port$3063$45  };
+  assign w_data = { \port$3063$43 , \port$3063$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1752,36 +1752,39 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [20:0] \$16 ;
-  wire [21:0] \$17 ;
-  wire [21:0] \$18 ;
-  wire [16:0] \$19 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [20:0] \$19 ;
   wire [10:0] \$2 ;
-  wire [11:0] \$20 ;
-  wire [32:0] \$21 ;
-  wire [18:0] \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
+  wire [21:0] \$20 ;
+  wire [21:0] \$21 ;
+  wire [16:0] \$22 ;
+  wire [11:0] \$23 ;
+  wire [32:0] \$24 ;
+  wire [18:0] \$25 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire [20:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [21:0] \$30 ;
+  wire [20:0] \$30 ;
   wire [21:0] \$31 ;
-  reg \$32 ;
-  reg [67:0] \$33 ;
-  reg \$34 ;
-  reg [31:0] \$35 ;
-  reg [2:0] \$36 ;
-  reg [17:0] \$37 ;
-  reg \$38 ;
-  reg [31:0] \$39 ;
+  wire [21:0] \$32 ;
+  reg \$33 ;
+  reg [67:0] \$34 ;
+  reg \$35 ;
+  reg [31:0] \$36 ;
+  reg [2:0] \$37 ;
+  reg [17:0] \$38 ;
+  reg \$39 ;
   wire [17:0] \$4 ;
-  reg [15:0] \$40 ;
-  reg [19:0] \$41 ;
-  reg [31:0] \$42 ;
+  reg [31:0] \$40 ;
+  reg [15:0] \$41 ;
+  reg \$42 ;
+  reg [99:0] \$43 ;
+  reg [19:0] \$44 ;
+  reg [31:0] \$45 ;
   wire \$5 ;
   wire [9:0] \$6 ;
   wire \$7 ;
@@ -1808,6 +1811,11 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire [8:0] capped;
   input clk;
   wire clk;
+  reg [99:0] cmd = 100'h0000000000000000000000000;
+  wire [31:0] \cmd.addr ;
+  wire [19:0] \cmd.row_bytes ;
+  wire [15:0] \cmd.rows ;
+  wire [31:0] \cmd.stride ;
   input [99:0] cmd__payload;
   wire [99:0] cmd__payload;
   wire [31:0] \cmd__payload.addr ;
@@ -1822,6 +1830,7 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire [8:0] length;
   wire [31:0] next_row;
   reg [2:0] offset = 3'h0;
+  reg pending = 1'h0;
   reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
   reg row_first = 1'h0;
@@ -1830,262 +1839,308 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire rst;
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
+  always @(posedge clk)
+    cmd <= \$43 ;
+  always @(posedge clk)
+    row_bytes <= \$44 ;
+  always @(posedge clk)
+    stride <= \$45 ;
   assign \$1  = row_addr + stride;
   assign \$2  = 10'h200 - cur[11:3];
   assign \$3  = beats_left < 9'h100;
   assign \$4  = \$3  ? beats_left : 18'h00100;
   assign \$5  = \$2 [9:0] < \$4 [8:0];
   assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
-  assign cmd__ready = ~ active;
-  assign busy = active | burst__valid;
-  assign \$7  = ~ burst__valid;
-  assign \$8  = burst__ready | \$7 ;
-  assign \$9  = beats_left == \$6 [8:0];
-  assign \$10  = rows_left == 1'h1;
-  assign \$11  = beats_left == \$6 [8:0];
-  assign \$12  = rows_left == 1'h1;
-  assign \$13  = \$11  & \$12 ;
+  assign \$7  = ~ active;
+  assign \$8  = ~ pending;
+  assign cmd__ready = \$7  & \$8 ;
+  assign \$9  = pending | active;
+  assign busy = \$9  | burst__valid;
+  assign \$10  = ~ burst__valid;
+  assign \$11  = burst__ready | \$10 ;
+  assign \$12  = beats_left == \$6 [8:0];
+  assign \$13  = rows_left == 1'h1;
   assign \$14  = beats_left == \$6 [8:0];
   assign \$15  = rows_left == 1'h1;
-  assign \$16  = \$1 [2:0] + row_bytes;
-  assign \$17  = \$16  + 3'h7;
-  assign \$19  = rows_left - 1'h1;
-  assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$6 [8:0];
-  assign \$23  = ~ active;
-  assign \$24  = cmd__valid & \$23 ;
-  assign \$25  = | cmd__payload[47:32];
-  assign \$26  = \$24  & \$25 ;
-  assign \$27  = | cmd__payload[67:48];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cmd__payload[2:0] + cmd__payload[67:48];
-  assign \$30  = \$29  + 3'h7;
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = beats_left == \$6 [8:0];
+  assign \$18  = rows_left == 1'h1;
+  assign \$19  = \$1 [2:0] + row_bytes;
+  assign \$20  = \$19  + 3'h7;
+  assign \$22  = rows_left - 1'h1;
+  assign \$24  = cur + \$23 ;
+  assign \$25  = beats_left - \$6 [8:0];
+  assign \$26  = cmd__valid & cmd__ready;
+  assign \$27  = | cmd[47:32];
+  assign \$28  = | cmd[67:48];
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = cmd[2:0] + cmd[67:48];
+  assign \$31  = \$30  + 3'h7;
   always @(posedge clk)
-    burst__valid <= \$32 ;
+    burst__valid <= \$33 ;
   always @(posedge clk)
-    burst__payload <= \$33 ;
+    burst__payload <= \$34 ;
   always @(posedge clk)
-    active <= \$34 ;
+    active <= \$35 ;
   always @(posedge clk)
-    cur <= \$35 ;
+    cur <= \$36 ;
   always @(posedge clk)
-    offset <= \$36 ;
+    offset <= \$37 ;
   always @(posedge clk)
-    beats_left <= \$37 ;
+    beats_left <= \$38 ;
   always @(posedge clk)
-    row_first <= \$38 ;
+    row_first <= \$39 ;
   always @(posedge clk)
-    row_addr <= \$39 ;
+    row_addr <= \$40 ;
   always @(posedge clk)
-    rows_left <= \$40 ;
+    rows_left <= \$41 ;
   always @(posedge clk)
-    row_bytes <= \$41 ;
-  always @(posedge clk)
-    stride <= \$42 ;
+    pending <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$32  = burst__valid;
-    if (\$8 ) begin
-      \$32  = 1'h0;
-      if (active) begin
-        \$32  = 1'h1;
-      end
+    \$43  = cmd;
+    if (\$26 ) begin
+      \$43  = cmd__payload;
     end
     if (rst) begin
-      \$32  = 1'h0;
+      \$43  = 100'h0000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$33  = burst__payload;
-    if (\$8 ) begin
-      if (active) begin
-        \$33 [31:0] = cur;
-        \$33 [40:32] = \$6 [8:0];
-        \$33 [41] = row_first;
-        \$33 [42] = \$9 ;
-        \$33 [43] = \$10 ;
-        \$33 [44] = \$13 ;
-        \$33 [47:45] = offset;
-        \$33 [67:48] = row_bytes;
+    \$44  = row_bytes;
+    if (pending) begin
+      if (\$29 ) begin
+        \$44  = cmd[67:48];
       end
     end
     if (rst) begin
-      \$33  = 68'h00000000000000000;
+      \$44  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$34  = active;
-    if (\$8 ) begin
+    \$45  = stride;
+    if (pending) begin
+      if (\$29 ) begin
+        \$45  = cmd[99:68];
+      end
+    end
+    if (rst) begin
+      \$45  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$33  = burst__valid;
+    if (\$11 ) begin
+      \$33  = 1'h0;
       if (active) begin
-        if (\$14 ) begin
-          if (\$15 ) begin
-            \$34  = 1'h0;
+        \$33  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$34  = burst__payload;
+    if (\$11 ) begin
+      if (active) begin
+        \$34 [31:0] = cur;
+        \$34 [40:32] = \$6 [8:0];
+        \$34 [41] = row_first;
+        \$34 [42] = \$12 ;
+        \$34 [43] = \$13 ;
+        \$34 [44] = \$16 ;
+        \$34 [47:45] = offset;
+        \$34 [67:48] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$34  = 68'h00000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$35  = active;
+    if (\$11 ) begin
+      if (active) begin
+        if (\$17 ) begin
+          if (\$18 ) begin
+            \$35  = 1'h0;
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$34  = 1'h1;
+    if (pending) begin
+      if (\$29 ) begin
+        \$35  = 1'h1;
+      end
     end
     if (rst) begin
-      \$34  = 1'h0;
+      \$35  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$35  = cur;
-    if (\$8 ) begin
+    \$36  = cur;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$35  = { \$1 [31:3], 3'h0 };
+            \$36  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$35  = \$21 [31:0];
+          \$36  = \$24 [31:0];
         end
       end
     end
-    if (\$28 ) begin
-      \$35  = { cmd__payload[31:3], 3'h0 };
+    if (pending) begin
+      if (\$29 ) begin
+        \$36  = { cmd[31:3], 3'h0 };
+      end
     end
     if (rst) begin
-      \$35  = 32'd0;
+      \$36  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$36  = offset;
-    if (\$8 ) begin
+    \$37  = offset;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$36  = \$1 [2:0];
+            \$37  = \$1 [2:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$36  = cmd__payload[2:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$37  = cmd[2:0];
+      end
     end
     if (rst) begin
-      \$36  = 3'h0;
+      \$37  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$37  = beats_left;
-    if (\$8 ) begin
+    \$38  = beats_left;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$37  = \$18 [17:0];
+            \$38  = \$21 [17:0];
           end
         end else begin
-          \$37  = \$22 [17:0];
+          \$38  = \$25 [17:0];
         end
       end
     end
-    if (\$28 ) begin
-      \$37  = \$31 [17:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$38  = \$32 [17:0];
+      end
     end
     if (rst) begin
-      \$37  = 18'h00000;
+      \$38  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$38  = row_first;
-    if (\$8 ) begin
+    \$39  = row_first;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$38  = 1'h1;
+            \$39  = 1'h1;
           end
         end else begin
-          \$38  = 1'h0;
+          \$39  = 1'h0;
         end
       end
     end
-    if (\$28 ) begin
-      \$38  = 1'h1;
+    if (pending) begin
+      if (\$29 ) begin
+        \$39  = 1'h1;
+      end
     end
     if (rst) begin
-      \$38  = 1'h0;
+      \$39  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$39  = row_addr;
-    if (\$8 ) begin
+    \$40  = row_addr;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$39  = \$1 [31:0];
+            \$40  = \$1 [31:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$39  = cmd__payload[31:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$40  = cmd[31:0];
+      end
     end
     if (rst) begin
-      \$39  = 32'd0;
+      \$40  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$40  = rows_left;
-    if (\$8 ) begin
+    \$41  = rows_left;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$40  = \$19 [15:0];
+            \$41  = \$22 [15:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$40  = cmd__payload[47:32];
+    if (pending) begin
+      if (\$29 ) begin
+        \$41  = cmd[47:32];
+      end
     end
     if (rst) begin
-      \$40  = 16'h0000;
+      \$41  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$41  = row_bytes;
-    if (\$28 ) begin
-      \$41  = cmd__payload[67:48];
+    \$42  = pending;
+    if (\$26 ) begin
+      \$42  = 1'h1;
+    end
+    if (pending) begin
+      \$42  = 1'h0;
     end
     if (rst) begin
-      \$41  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$42  = stride;
-    if (\$28 ) begin
-      \$42  = cmd__payload[99:68];
-    end
-    if (rst) begin
-      \$42  = 32'd0;
+      \$42  = 1'h0;
     end
   end
   assign next_row = \$1 [31:0];
@@ -2100,13 +2155,17 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \burst__payload.end  = burst__payload[44];
   assign \burst__payload.offset  = burst__payload[47:45];
   assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \cmd.addr  = cmd[31:0];
+  assign \cmd.rows  = cmd[47:32];
+  assign \cmd.row_bytes  = cmd[67:48];
+  assign \cmd.stride  = cmd[99:68];
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$18  = { 3'h0, \$17 [21:3] };
-  assign \$20  = { \$6 [8:0], 3'h0 };
-  assign \$31  = { 3'h0, \$30 [21:3] };
+  assign \$21  = { 3'h0, \$20 [21:3] };
+  assign \$23  = { \$6 [8:0], 3'h0 };
+  assign \$32  = { 3'h0, \$31 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2862,36 +2921,39 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [20:0] \$16 ;
-  wire [21:0] \$17 ;
-  wire [21:0] \$18 ;
-  wire [16:0] \$19 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [20:0] \$19 ;
   wire [10:0] \$2 ;
-  wire [11:0] \$20 ;
-  wire [32:0] \$21 ;
-  wire [18:0] \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
+  wire [21:0] \$20 ;
+  wire [21:0] \$21 ;
+  wire [16:0] \$22 ;
+  wire [11:0] \$23 ;
+  wire [32:0] \$24 ;
+  wire [18:0] \$25 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire [20:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [21:0] \$30 ;
+  wire [20:0] \$30 ;
   wire [21:0] \$31 ;
-  reg \$32 ;
-  reg [67:0] \$33 ;
-  reg \$34 ;
-  reg [31:0] \$35 ;
-  reg [2:0] \$36 ;
-  reg [17:0] \$37 ;
-  reg \$38 ;
-  reg [31:0] \$39 ;
+  wire [21:0] \$32 ;
+  reg \$33 ;
+  reg [67:0] \$34 ;
+  reg \$35 ;
+  reg [31:0] \$36 ;
+  reg [2:0] \$37 ;
+  reg [17:0] \$38 ;
+  reg \$39 ;
   wire [17:0] \$4 ;
-  reg [15:0] \$40 ;
-  reg [19:0] \$41 ;
-  reg [31:0] \$42 ;
+  reg [31:0] \$40 ;
+  reg [15:0] \$41 ;
+  reg \$42 ;
+  reg [99:0] \$43 ;
+  reg [19:0] \$44 ;
+  reg [31:0] \$45 ;
   wire \$5 ;
   wire [9:0] \$6 ;
   wire \$7 ;
@@ -2918,6 +2980,11 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire [8:0] capped;
   input clk;
   wire clk;
+  reg [99:0] cmd = 100'h0000000000000000000000000;
+  wire [31:0] \cmd.addr ;
+  wire [19:0] \cmd.row_bytes ;
+  wire [15:0] \cmd.rows ;
+  wire [31:0] \cmd.stride ;
   input [99:0] cmd__payload;
   wire [99:0] cmd__payload;
   wire [31:0] \cmd__payload.addr ;
@@ -2932,6 +2999,7 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire [8:0] length;
   wire [31:0] next_row;
   reg [2:0] offset = 3'h0;
+  reg pending = 1'h0;
   reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
   reg row_first = 1'h0;
@@ -2940,262 +3008,308 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire rst;
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
+  always @(posedge clk)
+    cmd <= \$43 ;
+  always @(posedge clk)
+    row_bytes <= \$44 ;
+  always @(posedge clk)
+    stride <= \$45 ;
   assign \$1  = row_addr + stride;
   assign \$2  = 10'h200 - cur[11:3];
   assign \$3  = beats_left < 9'h100;
   assign \$4  = \$3  ? beats_left : 18'h00100;
   assign \$5  = \$2 [9:0] < \$4 [8:0];
   assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
-  assign cmd__ready = ~ active;
-  assign busy = active | burst__valid;
-  assign \$7  = ~ burst__valid;
-  assign \$8  = burst__ready | \$7 ;
-  assign \$9  = beats_left == \$6 [8:0];
-  assign \$10  = rows_left == 1'h1;
-  assign \$11  = beats_left == \$6 [8:0];
-  assign \$12  = rows_left == 1'h1;
-  assign \$13  = \$11  & \$12 ;
+  assign \$7  = ~ active;
+  assign \$8  = ~ pending;
+  assign cmd__ready = \$7  & \$8 ;
+  assign \$9  = pending | active;
+  assign busy = \$9  | burst__valid;
+  assign \$10  = ~ burst__valid;
+  assign \$11  = burst__ready | \$10 ;
+  assign \$12  = beats_left == \$6 [8:0];
+  assign \$13  = rows_left == 1'h1;
   assign \$14  = beats_left == \$6 [8:0];
   assign \$15  = rows_left == 1'h1;
-  assign \$16  = \$1 [2:0] + row_bytes;
-  assign \$17  = \$16  + 3'h7;
-  assign \$19  = rows_left - 1'h1;
-  assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$6 [8:0];
-  assign \$23  = ~ active;
-  assign \$24  = cmd__valid & \$23 ;
-  assign \$25  = | cmd__payload[47:32];
-  assign \$26  = \$24  & \$25 ;
-  assign \$27  = | cmd__payload[67:48];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cmd__payload[2:0] + cmd__payload[67:48];
-  assign \$30  = \$29  + 3'h7;
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = beats_left == \$6 [8:0];
+  assign \$18  = rows_left == 1'h1;
+  assign \$19  = \$1 [2:0] + row_bytes;
+  assign \$20  = \$19  + 3'h7;
+  assign \$22  = rows_left - 1'h1;
+  assign \$24  = cur + \$23 ;
+  assign \$25  = beats_left - \$6 [8:0];
+  assign \$26  = cmd__valid & cmd__ready;
+  assign \$27  = | cmd[47:32];
+  assign \$28  = | cmd[67:48];
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = cmd[2:0] + cmd[67:48];
+  assign \$31  = \$30  + 3'h7;
   always @(posedge clk)
-    burst__valid <= \$32 ;
+    burst__valid <= \$33 ;
   always @(posedge clk)
-    burst__payload <= \$33 ;
+    burst__payload <= \$34 ;
   always @(posedge clk)
-    active <= \$34 ;
+    active <= \$35 ;
   always @(posedge clk)
-    cur <= \$35 ;
+    cur <= \$36 ;
   always @(posedge clk)
-    offset <= \$36 ;
+    offset <= \$37 ;
   always @(posedge clk)
-    beats_left <= \$37 ;
+    beats_left <= \$38 ;
   always @(posedge clk)
-    row_first <= \$38 ;
+    row_first <= \$39 ;
   always @(posedge clk)
-    row_addr <= \$39 ;
+    row_addr <= \$40 ;
   always @(posedge clk)
-    rows_left <= \$40 ;
+    rows_left <= \$41 ;
   always @(posedge clk)
-    row_bytes <= \$41 ;
-  always @(posedge clk)
-    stride <= \$42 ;
+    pending <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$32  = burst__valid;
-    if (\$8 ) begin
-      \$32  = 1'h0;
-      if (active) begin
-        \$32  = 1'h1;
-      end
+    \$43  = cmd;
+    if (\$26 ) begin
+      \$43  = cmd__payload;
     end
     if (rst) begin
-      \$32  = 1'h0;
+      \$43  = 100'h0000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$33  = burst__payload;
-    if (\$8 ) begin
-      if (active) begin
-        \$33 [31:0] = cur;
-        \$33 [40:32] = \$6 [8:0];
-        \$33 [41] = row_first;
-        \$33 [42] = \$9 ;
-        \$33 [43] = \$10 ;
-        \$33 [44] = \$13 ;
-        \$33 [47:45] = offset;
-        \$33 [67:48] = row_bytes;
+    \$44  = row_bytes;
+    if (pending) begin
+      if (\$29 ) begin
+        \$44  = cmd[67:48];
       end
     end
     if (rst) begin
-      \$33  = 68'h00000000000000000;
+      \$44  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$34  = active;
-    if (\$8 ) begin
+    \$45  = stride;
+    if (pending) begin
+      if (\$29 ) begin
+        \$45  = cmd[99:68];
+      end
+    end
+    if (rst) begin
+      \$45  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$33  = burst__valid;
+    if (\$11 ) begin
+      \$33  = 1'h0;
       if (active) begin
-        if (\$14 ) begin
-          if (\$15 ) begin
-            \$34  = 1'h0;
+        \$33  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$34  = burst__payload;
+    if (\$11 ) begin
+      if (active) begin
+        \$34 [31:0] = cur;
+        \$34 [40:32] = \$6 [8:0];
+        \$34 [41] = row_first;
+        \$34 [42] = \$12 ;
+        \$34 [43] = \$13 ;
+        \$34 [44] = \$16 ;
+        \$34 [47:45] = offset;
+        \$34 [67:48] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$34  = 68'h00000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$35  = active;
+    if (\$11 ) begin
+      if (active) begin
+        if (\$17 ) begin
+          if (\$18 ) begin
+            \$35  = 1'h0;
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$34  = 1'h1;
+    if (pending) begin
+      if (\$29 ) begin
+        \$35  = 1'h1;
+      end
     end
     if (rst) begin
-      \$34  = 1'h0;
+      \$35  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$35  = cur;
-    if (\$8 ) begin
+    \$36  = cur;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$35  = { \$1 [31:3], 3'h0 };
+            \$36  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$35  = \$21 [31:0];
+          \$36  = \$24 [31:0];
         end
       end
     end
-    if (\$28 ) begin
-      \$35  = { cmd__payload[31:3], 3'h0 };
+    if (pending) begin
+      if (\$29 ) begin
+        \$36  = { cmd[31:3], 3'h0 };
+      end
     end
     if (rst) begin
-      \$35  = 32'd0;
+      \$36  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$36  = offset;
-    if (\$8 ) begin
+    \$37  = offset;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$36  = \$1 [2:0];
+            \$37  = \$1 [2:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$36  = cmd__payload[2:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$37  = cmd[2:0];
+      end
     end
     if (rst) begin
-      \$36  = 3'h0;
+      \$37  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$37  = beats_left;
-    if (\$8 ) begin
+    \$38  = beats_left;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$37  = \$18 [17:0];
+            \$38  = \$21 [17:0];
           end
         end else begin
-          \$37  = \$22 [17:0];
+          \$38  = \$25 [17:0];
         end
       end
     end
-    if (\$28 ) begin
-      \$37  = \$31 [17:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$38  = \$32 [17:0];
+      end
     end
     if (rst) begin
-      \$37  = 18'h00000;
+      \$38  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$38  = row_first;
-    if (\$8 ) begin
+    \$39  = row_first;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$38  = 1'h1;
+            \$39  = 1'h1;
           end
         end else begin
-          \$38  = 1'h0;
+          \$39  = 1'h0;
         end
       end
     end
-    if (\$28 ) begin
-      \$38  = 1'h1;
+    if (pending) begin
+      if (\$29 ) begin
+        \$39  = 1'h1;
+      end
     end
     if (rst) begin
-      \$38  = 1'h0;
+      \$39  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$39  = row_addr;
-    if (\$8 ) begin
+    \$40  = row_addr;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$39  = \$1 [31:0];
+            \$40  = \$1 [31:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$39  = cmd__payload[31:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$40  = cmd[31:0];
+      end
     end
     if (rst) begin
-      \$39  = 32'd0;
+      \$40  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$40  = rows_left;
-    if (\$8 ) begin
+    \$41  = rows_left;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$40  = \$19 [15:0];
+            \$41  = \$22 [15:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$40  = cmd__payload[47:32];
+    if (pending) begin
+      if (\$29 ) begin
+        \$41  = cmd[47:32];
+      end
     end
     if (rst) begin
-      \$40  = 16'h0000;
+      \$41  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$41  = row_bytes;
-    if (\$28 ) begin
-      \$41  = cmd__payload[67:48];
+    \$42  = pending;
+    if (\$26 ) begin
+      \$42  = 1'h1;
+    end
+    if (pending) begin
+      \$42  = 1'h0;
     end
     if (rst) begin
-      \$41  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$42  = stride;
-    if (\$28 ) begin
-      \$42  = cmd__payload[99:68];
-    end
-    if (rst) begin
-      \$42  = 32'd0;
+      \$42  = 1'h0;
     end
   end
   assign next_row = \$1 [31:0];
@@ -3210,13 +3324,17 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \burst__payload.end  = burst__payload[44];
   assign \burst__payload.offset  = burst__payload[47:45];
   assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \cmd.addr  = cmd[31:0];
+  assign \cmd.rows  = cmd[47:32];
+  assign \cmd.row_bytes  = cmd[67:48];
+  assign \cmd.stride  = cmd[99:68];
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$18  = { 3'h0, \$17 [21:3] };
-  assign \$20  = { \$6 [8:0], 3'h0 };
-  assign \$31  = { 3'h0, \$30 [21:3] };
+  assign \$21  = { 3'h0, \$20 [21:3] };
+  assign \$23  = { \$6 [8:0], 3'h0 };
+  assign \$32  = { 3'h0, \$31 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7595,7 +7713,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2290$354 (c[398:354]),
+    .\port$2300$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -10918,10 +11036,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2339$0 (en_deskew_0),
-    .\port$2340$0 (en_deskew_1),
-    .\port$2341$0 (en_deskew_2),
-    .\port$2342$0 (en_deskew_3),
+    .\port$2349$0 (en_deskew_0),
+    .\port$2350$0 (en_deskew_1),
+    .\port$2351$0 (en_deskew_2),
+    .\port$2352$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
@@ -10939,7 +11057,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$203 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$2790$0 (\o$151 [2:0]),
+    .\port$2800$0 (\o$151 [2:0]),
     .valid_out(\valid_in$199 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
@@ -10957,7 +11075,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$221 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$2790$3 (\o$151 [5:3]),
+    .\port$2800$3 (\o$151 [5:3]),
     .valid_out(\valid_in$217 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
@@ -10975,7 +11093,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$239 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$2790$6 (\o$151 [8:6]),
+    .\port$2800$6 (\o$151 [8:6]),
     .valid_out(\valid_in$235 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
@@ -10992,7 +11110,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$257 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$2790$9 (\o$151 [11:9]),
+    .\port$2800$9 (\o$151 [11:9]),
     .valid_out(\valid_in$253 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
@@ -11254,10 +11372,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .i_next(i_next),
     .o(\o$143 ),
     .o_next(o_next),
-    .\port$2365$0 (en_skew_a_0),
-    .\port$2366$0 (en_skew_a_1),
-    .\port$2367$0 (en_skew_a_2),
-    .\port$2368$0 (en_skew_a_3),
+    .\port$2375$0 (en_skew_a_0),
+    .\port$2376$0 (en_skew_a_1),
+    .\port$2377$0 (en_skew_a_2),
+    .\port$2378$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_b  skew_b (
@@ -11266,10 +11384,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .i_next(operands__payload[63:32]),
     .o(\o$149 ),
     .o_next(\o_next$147 ),
-    .\port$2369$0 (en_skew_b_0),
-    .\port$2370$0 (en_skew_b_1),
-    .\port$2371$0 (en_skew_b_2),
-    .\port$2372$0 (en_skew_b_3),
+    .\port$2379$0 (en_skew_b_0),
+    .\port$2380$0 (en_skew_b_1),
+    .\port$2381$0 (en_skew_b_2),
+    .\port$2382$0 (en_skew_b_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
@@ -11741,7 +11859,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2339$0 , \port$2340$0 , \port$2341$0 , \port$2342$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2349$0 , \port$2350$0 , \port$2351$0 , \port$2352$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11780,14 +11898,14 @@ module \accelerator.engine.core.deskew (rst, \port$2339$0 , \port$2340$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2339$0 ;
-  wire \port$2339$0 ;
-  input \port$2340$0 ;
-  wire \port$2340$0 ;
-  input \port$2341$0 ;
-  wire \port$2341$0 ;
-  input \port$2342$0 ;
-  wire \port$2342$0 ;
+  input \port$2349$0 ;
+  wire \port$2349$0 ;
+  input \port$2350$0 ;
+  wire \port$2350$0 ;
+  input \port$2351$0 ;
+  wire \port$2351$0 ;
+  input \port$2352$0 ;
+  wire \port$2352$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -11805,46 +11923,46 @@ module \accelerator.engine.core.deskew (rst, \port$2339$0 , \port$2340$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2339$0 ) begin
+    if (\port$2349$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2340$0 ) begin
+    if (\port$2350$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2340$0 ) begin
+    if (\port$2350$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2341$0 ) begin
+    if (\port$2351$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2339$0 ) begin
+    if (\port$2349$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2339$0 ) begin
+    if (\port$2349$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2342$0 , \port$2341$0 , \port$2340$0 , \port$2339$0  };
+  assign en = { \port$2352$0 , \port$2351$0 , \port$2350$0 , \port$2349$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11873,7 +11991,7 @@ module \accelerator.engine.core.deskew (rst, \port$2339$0 , \port$2340$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2790$0 , pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2800$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11932,16 +12050,16 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$2790$0 ;
-  wire [2:0] \port$2790$0 ;
+  input [2:0] \port$2800$0 ;
+  wire [2:0] \port$2800$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2790$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2800$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2790$0 [0] & \port$2790$0 [2];
+  assign \$4  = \port$2800$0 [0] & \port$2800$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -11989,7 +12107,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2790$0 [0];
+      \$10  = \port$2800$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -11999,7 +12117,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2790$0 [1];
+      \$11  = \port$2800$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -12009,7 +12127,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2790$0 [2];
+      \$12  = \port$2800$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -12019,7 +12137,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2790$0 [0]) begin
+      if (\port$2800$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12067,15 +12185,15 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2790$0 [1];
-  assign valid_in = \port$2790$0 [0];
-  assign last_in = \port$2790$0 [2];
+  assign first_in = \port$2800$0 [1];
+  assign valid_in = \port$2800$0 [0];
+  assign last_in = \port$2800$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2790$3 , pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2800$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12134,16 +12252,16 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$2790$3 ;
-  wire [2:0] \port$2790$3 ;
+  input [2:0] \port$2800$3 ;
+  wire [2:0] \port$2800$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2790$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2800$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2790$3 [0] & \port$2790$3 [2];
+  assign \$4  = \port$2800$3 [0] & \port$2800$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -12191,7 +12309,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2790$3 [0];
+      \$10  = \port$2800$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
@@ -12201,7 +12319,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2790$3 [1];
+      \$11  = \port$2800$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -12211,7 +12329,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2790$3 [2];
+      \$12  = \port$2800$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -12221,7 +12339,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2790$3 [0]) begin
+      if (\port$2800$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12269,15 +12387,15 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2790$3 [1];
-  assign valid_in = \port$2790$3 [0];
-  assign last_in = \port$2790$3 [2];
+  assign first_in = \port$2800$3 [1];
+  assign valid_in = \port$2800$3 [0];
+  assign last_in = \port$2800$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2790$6 , pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2800$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12336,16 +12454,16 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$2790$6 ;
-  wire [2:0] \port$2790$6 ;
+  input [2:0] \port$2800$6 ;
+  wire [2:0] \port$2800$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2790$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2800$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2790$6 [0] & \port$2790$6 [2];
+  assign \$4  = \port$2800$6 [0] & \port$2800$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -12393,7 +12511,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2790$6 [0];
+      \$10  = \port$2800$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
@@ -12403,7 +12521,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2790$6 [1];
+      \$11  = \port$2800$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -12413,7 +12531,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2790$6 [2];
+      \$12  = \port$2800$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -12423,7 +12541,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2790$6 [0]) begin
+      if (\port$2800$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12471,15 +12589,15 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2790$6 [1];
-  assign valid_in = \port$2790$6 [0];
-  assign last_in = \port$2790$6 [2];
+  assign first_in = \port$2800$6 [1];
+  assign valid_in = \port$2800$6 [0];
+  assign last_in = \port$2800$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2790$9 , pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2800$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12537,16 +12655,16 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$2790$9 ;
-  wire [2:0] \port$2790$9 ;
+  input [2:0] \port$2800$9 ;
+  wire [2:0] \port$2800$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2790$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2800$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2790$9 [0] & \port$2790$9 [2];
+  assign \$4  = \port$2800$9 [0] & \port$2800$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -12594,7 +12712,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2790$9 [0];
+      \$10  = \port$2800$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
@@ -12604,7 +12722,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2790$9 [1];
+      \$11  = \port$2800$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -12614,7 +12732,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2790$9 [2];
+      \$12  = \port$2800$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -12624,7 +12742,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2790$9 [0]) begin
+      if (\port$2800$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12672,9 +12790,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2790$9 [1];
-  assign valid_in = \port$2790$9 [0];
-  assign last_in = \port$2790$9 [2];
+  assign first_in = \port$2800$9 [1];
+  assign valid_in = \port$2800$9 [0];
+  assign last_in = \port$2800$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -15069,7 +15187,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2365$0 , \port$2366$0 , \port$2367$0 , \port$2368$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2375$0 , \port$2376$0 , \port$2377$0 , \port$2378$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15110,14 +15228,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2365$0 , \port$2366$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2365$0 ;
-  wire \port$2365$0 ;
-  input \port$2366$0 ;
-  wire \port$2366$0 ;
-  input \port$2367$0 ;
-  wire \port$2367$0 ;
-  input \port$2368$0 ;
-  wire \port$2368$0 ;
+  input \port$2375$0 ;
+  wire \port$2375$0 ;
+  input \port$2376$0 ;
+  wire \port$2376$0 ;
+  input \port$2377$0 ;
+  wire \port$2377$0 ;
+  input \port$2378$0 ;
+  wire \port$2378$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15135,46 +15253,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2365$0 , \port$2366$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2367$0 ) begin
+    if (\port$2377$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2367$0 ) begin
+    if (\port$2377$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2368$0 ) begin
+    if (\port$2378$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2368$0 ) begin
+    if (\port$2378$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2368$0 ) begin
+    if (\port$2378$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2366$0 ) begin
+    if (\port$2376$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2368$0 , \port$2367$0 , \port$2366$0 , \port$2365$0  };
+  assign en = { \port$2378$0 , \port$2377$0 , \port$2376$0 , \port$2375$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15202,7 +15320,7 @@ module \accelerator.engine.core.skew_a (rst, \port$2365$0 , \port$2366$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2369$0 , \port$2370$0 , \port$2371$0 , \port$2372$0 , o, o_next, clk);
+module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2379$0 , \port$2380$0 , \port$2381$0 , \port$2382$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15243,14 +15361,14 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2369$0 , \port$237
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2369$0 ;
-  wire \port$2369$0 ;
-  input \port$2370$0 ;
-  wire \port$2370$0 ;
-  input \port$2371$0 ;
-  wire \port$2371$0 ;
-  input \port$2372$0 ;
-  wire \port$2372$0 ;
+  input \port$2379$0 ;
+  wire \port$2379$0 ;
+  input \port$2380$0 ;
+  wire \port$2380$0 ;
+  input \port$2381$0 ;
+  wire \port$2381$0 ;
+  input \port$2382$0 ;
+  wire \port$2382$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15268,46 +15386,46 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2369$0 , \port$237
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$2  = lane2_d1;
-    if (\port$2371$0 ) begin
+    if (\port$2381$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$3  = lane2_d2;
-    if (\port$2371$0 ) begin
+    if (\port$2381$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$4  = lane3_d1;
-    if (\port$2372$0 ) begin
+    if (\port$2382$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$5  = lane3_d2;
-    if (\port$2372$0 ) begin
+    if (\port$2382$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$6  = lane3_d3;
-    if (\port$2372$0 ) begin
+    if (\port$2382$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$1  = lane1_d1;
-    if (\port$2370$0 ) begin
+    if (\port$2380$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2372$0 , \port$2371$0 , \port$2370$0 , \port$2369$0  };
+  assign en = { \port$2382$0 , \port$2381$0 , \port$2380$0 , \port$2379$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16135,7 +16253,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2290$354 , o__payload, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2300$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -16337,8 +16455,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2290$354 ;
-  wire [44:0] \port$2290$354 ;
+  input [44:0] \port$2300$354 ;
+  wire [44:0] \port$2300$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -16415,13 +16533,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2290$354 [36:32];
-  assign lower = \port$2290$354 [0] ? \port$2290$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2300$354 [36:32];
+  assign lower = \port$2300$354 [0] ? \port$2300$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2290$354 [36:32];
+  assign \$11  = ! \port$2300$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16436,8 +16554,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2290$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2290$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2300$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2300$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16452,8 +16570,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2290$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2290$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2300$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2300$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -16468,8 +16586,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2290$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2290$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2300$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2300$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -16484,8 +16602,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2290$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2290$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2300$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2300$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
@@ -16811,7 +16929,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2290$354 [31:1];
+      \$125  = \port$2300$354 [31:1];
     end
   end
   always @* begin
@@ -16902,7 +17020,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2290$354 [31:1];
+      \$137  = \port$2300$354 [31:1];
     end
   end
   always @* begin
@@ -16993,7 +17111,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2290$354 [31:1];
+      \$149  = \port$2300$354 [31:1];
     end
   end
   always @* begin
@@ -17084,7 +17202,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2290$354 [31:1];
+      \$161  = \port$2300$354 [31:1];
     end
   end
   always @* begin
@@ -17138,10 +17256,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2290$354 [36:32];
-  assign relu = \port$2290$354 [0];
-  assign zero_point = \port$2290$354 [44:37];
-  assign multiplier = \port$2290$354 [31:1];
+  assign shift = \port$2300$354 [36:32];
+  assign relu = \port$2300$354 [0];
+  assign zero_point = \port$2300$354 [44:37];
+  assign multiplier = \port$2300$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3280$43 (burst__payload[43]),
-    .\port$3280$45 (burst__payload[67:45]),
+    .\port$3387$43 (burst__payload[43]),
+    .\port$3387$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3280$43 , \port$3280$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3387$43 , \port$3387$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3280$43 ;
-  wire \port$3280$43 ;
-  input [22:0] \port$3280$45 ;
-  wire [22:0] \port$3280$45 ;
+  input \port$3387$43 ;
+  wire \port$3387$43 ;
+  input [22:0] \port$3387$45 ;
+  wire [22:0] \port$3387$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3280$43 , \port$3280$45  };
+      storage[w_port__addr] <= { \port$3387$43 , \port$3387$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3280$43 , \port$3280$45  };
-  assign w_data = { \port$3280$43 , \port$3280$45  };
+  assign w_port__data = { \port$3387$43 , \port$3387$45  };
+  assign w_data = { \port$3387$43 , \port$3387$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1752,36 +1752,39 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [20:0] \$16 ;
-  wire [21:0] \$17 ;
-  wire [21:0] \$18 ;
-  wire [16:0] \$19 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [20:0] \$19 ;
   wire [10:0] \$2 ;
-  wire [11:0] \$20 ;
-  wire [32:0] \$21 ;
-  wire [18:0] \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
+  wire [21:0] \$20 ;
+  wire [21:0] \$21 ;
+  wire [16:0] \$22 ;
+  wire [11:0] \$23 ;
+  wire [32:0] \$24 ;
+  wire [18:0] \$25 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire [20:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [21:0] \$30 ;
+  wire [20:0] \$30 ;
   wire [21:0] \$31 ;
-  reg \$32 ;
-  reg [67:0] \$33 ;
-  reg \$34 ;
-  reg [31:0] \$35 ;
-  reg [2:0] \$36 ;
-  reg [17:0] \$37 ;
-  reg \$38 ;
-  reg [31:0] \$39 ;
+  wire [21:0] \$32 ;
+  reg \$33 ;
+  reg [67:0] \$34 ;
+  reg \$35 ;
+  reg [31:0] \$36 ;
+  reg [2:0] \$37 ;
+  reg [17:0] \$38 ;
+  reg \$39 ;
   wire [17:0] \$4 ;
-  reg [15:0] \$40 ;
-  reg [19:0] \$41 ;
-  reg [31:0] \$42 ;
+  reg [31:0] \$40 ;
+  reg [15:0] \$41 ;
+  reg \$42 ;
+  reg [99:0] \$43 ;
+  reg [19:0] \$44 ;
+  reg [31:0] \$45 ;
   wire \$5 ;
   wire [9:0] \$6 ;
   wire \$7 ;
@@ -1808,6 +1811,11 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire [8:0] capped;
   input clk;
   wire clk;
+  reg [99:0] cmd = 100'h0000000000000000000000000;
+  wire [31:0] \cmd.addr ;
+  wire [19:0] \cmd.row_bytes ;
+  wire [15:0] \cmd.rows ;
+  wire [31:0] \cmd.stride ;
   input [99:0] cmd__payload;
   wire [99:0] cmd__payload;
   wire [31:0] \cmd__payload.addr ;
@@ -1822,6 +1830,7 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire [8:0] length;
   wire [31:0] next_row;
   reg [2:0] offset = 3'h0;
+  reg pending = 1'h0;
   reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
   reg row_first = 1'h0;
@@ -1830,262 +1839,308 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire rst;
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
+  always @(posedge clk)
+    cmd <= \$43 ;
+  always @(posedge clk)
+    row_bytes <= \$44 ;
+  always @(posedge clk)
+    stride <= \$45 ;
   assign \$1  = row_addr + stride;
   assign \$2  = 10'h200 - cur[11:3];
   assign \$3  = beats_left < 9'h100;
   assign \$4  = \$3  ? beats_left : 18'h00100;
   assign \$5  = \$2 [9:0] < \$4 [8:0];
   assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
-  assign cmd__ready = ~ active;
-  assign busy = active | burst__valid;
-  assign \$7  = ~ burst__valid;
-  assign \$8  = burst__ready | \$7 ;
-  assign \$9  = beats_left == \$6 [8:0];
-  assign \$10  = rows_left == 1'h1;
-  assign \$11  = beats_left == \$6 [8:0];
-  assign \$12  = rows_left == 1'h1;
-  assign \$13  = \$11  & \$12 ;
+  assign \$7  = ~ active;
+  assign \$8  = ~ pending;
+  assign cmd__ready = \$7  & \$8 ;
+  assign \$9  = pending | active;
+  assign busy = \$9  | burst__valid;
+  assign \$10  = ~ burst__valid;
+  assign \$11  = burst__ready | \$10 ;
+  assign \$12  = beats_left == \$6 [8:0];
+  assign \$13  = rows_left == 1'h1;
   assign \$14  = beats_left == \$6 [8:0];
   assign \$15  = rows_left == 1'h1;
-  assign \$16  = \$1 [2:0] + row_bytes;
-  assign \$17  = \$16  + 3'h7;
-  assign \$19  = rows_left - 1'h1;
-  assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$6 [8:0];
-  assign \$23  = ~ active;
-  assign \$24  = cmd__valid & \$23 ;
-  assign \$25  = | cmd__payload[47:32];
-  assign \$26  = \$24  & \$25 ;
-  assign \$27  = | cmd__payload[67:48];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cmd__payload[2:0] + cmd__payload[67:48];
-  assign \$30  = \$29  + 3'h7;
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = beats_left == \$6 [8:0];
+  assign \$18  = rows_left == 1'h1;
+  assign \$19  = \$1 [2:0] + row_bytes;
+  assign \$20  = \$19  + 3'h7;
+  assign \$22  = rows_left - 1'h1;
+  assign \$24  = cur + \$23 ;
+  assign \$25  = beats_left - \$6 [8:0];
+  assign \$26  = cmd__valid & cmd__ready;
+  assign \$27  = | cmd[47:32];
+  assign \$28  = | cmd[67:48];
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = cmd[2:0] + cmd[67:48];
+  assign \$31  = \$30  + 3'h7;
   always @(posedge clk)
-    burst__valid <= \$32 ;
+    burst__valid <= \$33 ;
   always @(posedge clk)
-    burst__payload <= \$33 ;
+    burst__payload <= \$34 ;
   always @(posedge clk)
-    active <= \$34 ;
+    active <= \$35 ;
   always @(posedge clk)
-    cur <= \$35 ;
+    cur <= \$36 ;
   always @(posedge clk)
-    offset <= \$36 ;
+    offset <= \$37 ;
   always @(posedge clk)
-    beats_left <= \$37 ;
+    beats_left <= \$38 ;
   always @(posedge clk)
-    row_first <= \$38 ;
+    row_first <= \$39 ;
   always @(posedge clk)
-    row_addr <= \$39 ;
+    row_addr <= \$40 ;
   always @(posedge clk)
-    rows_left <= \$40 ;
+    rows_left <= \$41 ;
   always @(posedge clk)
-    row_bytes <= \$41 ;
-  always @(posedge clk)
-    stride <= \$42 ;
+    pending <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$32  = burst__valid;
-    if (\$8 ) begin
-      \$32  = 1'h0;
-      if (active) begin
-        \$32  = 1'h1;
-      end
+    \$43  = cmd;
+    if (\$26 ) begin
+      \$43  = cmd__payload;
     end
     if (rst) begin
-      \$32  = 1'h0;
+      \$43  = 100'h0000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$33  = burst__payload;
-    if (\$8 ) begin
-      if (active) begin
-        \$33 [31:0] = cur;
-        \$33 [40:32] = \$6 [8:0];
-        \$33 [41] = row_first;
-        \$33 [42] = \$9 ;
-        \$33 [43] = \$10 ;
-        \$33 [44] = \$13 ;
-        \$33 [47:45] = offset;
-        \$33 [67:48] = row_bytes;
+    \$44  = row_bytes;
+    if (pending) begin
+      if (\$29 ) begin
+        \$44  = cmd[67:48];
       end
     end
     if (rst) begin
-      \$33  = 68'h00000000000000000;
+      \$44  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$34  = active;
-    if (\$8 ) begin
+    \$45  = stride;
+    if (pending) begin
+      if (\$29 ) begin
+        \$45  = cmd[99:68];
+      end
+    end
+    if (rst) begin
+      \$45  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$33  = burst__valid;
+    if (\$11 ) begin
+      \$33  = 1'h0;
       if (active) begin
-        if (\$14 ) begin
-          if (\$15 ) begin
-            \$34  = 1'h0;
+        \$33  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$34  = burst__payload;
+    if (\$11 ) begin
+      if (active) begin
+        \$34 [31:0] = cur;
+        \$34 [40:32] = \$6 [8:0];
+        \$34 [41] = row_first;
+        \$34 [42] = \$12 ;
+        \$34 [43] = \$13 ;
+        \$34 [44] = \$16 ;
+        \$34 [47:45] = offset;
+        \$34 [67:48] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$34  = 68'h00000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$35  = active;
+    if (\$11 ) begin
+      if (active) begin
+        if (\$17 ) begin
+          if (\$18 ) begin
+            \$35  = 1'h0;
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$34  = 1'h1;
+    if (pending) begin
+      if (\$29 ) begin
+        \$35  = 1'h1;
+      end
     end
     if (rst) begin
-      \$34  = 1'h0;
+      \$35  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$35  = cur;
-    if (\$8 ) begin
+    \$36  = cur;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$35  = { \$1 [31:3], 3'h0 };
+            \$36  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$35  = \$21 [31:0];
+          \$36  = \$24 [31:0];
         end
       end
     end
-    if (\$28 ) begin
-      \$35  = { cmd__payload[31:3], 3'h0 };
+    if (pending) begin
+      if (\$29 ) begin
+        \$36  = { cmd[31:3], 3'h0 };
+      end
     end
     if (rst) begin
-      \$35  = 32'd0;
+      \$36  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$36  = offset;
-    if (\$8 ) begin
+    \$37  = offset;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$36  = \$1 [2:0];
+            \$37  = \$1 [2:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$36  = cmd__payload[2:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$37  = cmd[2:0];
+      end
     end
     if (rst) begin
-      \$36  = 3'h0;
+      \$37  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$37  = beats_left;
-    if (\$8 ) begin
+    \$38  = beats_left;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$37  = \$18 [17:0];
+            \$38  = \$21 [17:0];
           end
         end else begin
-          \$37  = \$22 [17:0];
+          \$38  = \$25 [17:0];
         end
       end
     end
-    if (\$28 ) begin
-      \$37  = \$31 [17:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$38  = \$32 [17:0];
+      end
     end
     if (rst) begin
-      \$37  = 18'h00000;
+      \$38  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$38  = row_first;
-    if (\$8 ) begin
+    \$39  = row_first;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$38  = 1'h1;
+            \$39  = 1'h1;
           end
         end else begin
-          \$38  = 1'h0;
+          \$39  = 1'h0;
         end
       end
     end
-    if (\$28 ) begin
-      \$38  = 1'h1;
+    if (pending) begin
+      if (\$29 ) begin
+        \$39  = 1'h1;
+      end
     end
     if (rst) begin
-      \$38  = 1'h0;
+      \$39  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$39  = row_addr;
-    if (\$8 ) begin
+    \$40  = row_addr;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$39  = \$1 [31:0];
+            \$40  = \$1 [31:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$39  = cmd__payload[31:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$40  = cmd[31:0];
+      end
     end
     if (rst) begin
-      \$39  = 32'd0;
+      \$40  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$40  = rows_left;
-    if (\$8 ) begin
+    \$41  = rows_left;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$40  = \$19 [15:0];
+            \$41  = \$22 [15:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$40  = cmd__payload[47:32];
+    if (pending) begin
+      if (\$29 ) begin
+        \$41  = cmd[47:32];
+      end
     end
     if (rst) begin
-      \$40  = 16'h0000;
+      \$41  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$41  = row_bytes;
-    if (\$28 ) begin
-      \$41  = cmd__payload[67:48];
+    \$42  = pending;
+    if (\$26 ) begin
+      \$42  = 1'h1;
+    end
+    if (pending) begin
+      \$42  = 1'h0;
     end
     if (rst) begin
-      \$41  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$42  = stride;
-    if (\$28 ) begin
-      \$42  = cmd__payload[99:68];
-    end
-    if (rst) begin
-      \$42  = 32'd0;
+      \$42  = 1'h0;
     end
   end
   assign next_row = \$1 [31:0];
@@ -2100,13 +2155,17 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \burst__payload.end  = burst__payload[44];
   assign \burst__payload.offset  = burst__payload[47:45];
   assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \cmd.addr  = cmd[31:0];
+  assign \cmd.rows  = cmd[47:32];
+  assign \cmd.row_bytes  = cmd[67:48];
+  assign \cmd.stride  = cmd[99:68];
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$18  = { 3'h0, \$17 [21:3] };
-  assign \$20  = { \$6 [8:0], 3'h0 };
-  assign \$31  = { 3'h0, \$30 [21:3] };
+  assign \$21  = { 3'h0, \$20 [21:3] };
+  assign \$23  = { \$6 [8:0], 3'h0 };
+  assign \$32  = { 3'h0, \$31 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2862,36 +2921,39 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [20:0] \$16 ;
-  wire [21:0] \$17 ;
-  wire [21:0] \$18 ;
-  wire [16:0] \$19 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [20:0] \$19 ;
   wire [10:0] \$2 ;
-  wire [11:0] \$20 ;
-  wire [32:0] \$21 ;
-  wire [18:0] \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
+  wire [21:0] \$20 ;
+  wire [21:0] \$21 ;
+  wire [16:0] \$22 ;
+  wire [11:0] \$23 ;
+  wire [32:0] \$24 ;
+  wire [18:0] \$25 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire [20:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [21:0] \$30 ;
+  wire [20:0] \$30 ;
   wire [21:0] \$31 ;
-  reg \$32 ;
-  reg [67:0] \$33 ;
-  reg \$34 ;
-  reg [31:0] \$35 ;
-  reg [2:0] \$36 ;
-  reg [17:0] \$37 ;
-  reg \$38 ;
-  reg [31:0] \$39 ;
+  wire [21:0] \$32 ;
+  reg \$33 ;
+  reg [67:0] \$34 ;
+  reg \$35 ;
+  reg [31:0] \$36 ;
+  reg [2:0] \$37 ;
+  reg [17:0] \$38 ;
+  reg \$39 ;
   wire [17:0] \$4 ;
-  reg [15:0] \$40 ;
-  reg [19:0] \$41 ;
-  reg [31:0] \$42 ;
+  reg [31:0] \$40 ;
+  reg [15:0] \$41 ;
+  reg \$42 ;
+  reg [99:0] \$43 ;
+  reg [19:0] \$44 ;
+  reg [31:0] \$45 ;
   wire \$5 ;
   wire [9:0] \$6 ;
   wire \$7 ;
@@ -2918,6 +2980,11 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire [8:0] capped;
   input clk;
   wire clk;
+  reg [99:0] cmd = 100'h0000000000000000000000000;
+  wire [31:0] \cmd.addr ;
+  wire [19:0] \cmd.row_bytes ;
+  wire [15:0] \cmd.rows ;
+  wire [31:0] \cmd.stride ;
   input [99:0] cmd__payload;
   wire [99:0] cmd__payload;
   wire [31:0] \cmd__payload.addr ;
@@ -2932,6 +2999,7 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire [8:0] length;
   wire [31:0] next_row;
   reg [2:0] offset = 3'h0;
+  reg pending = 1'h0;
   reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
   reg row_first = 1'h0;
@@ -2940,262 +3008,308 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire rst;
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
+  always @(posedge clk)
+    cmd <= \$43 ;
+  always @(posedge clk)
+    row_bytes <= \$44 ;
+  always @(posedge clk)
+    stride <= \$45 ;
   assign \$1  = row_addr + stride;
   assign \$2  = 10'h200 - cur[11:3];
   assign \$3  = beats_left < 9'h100;
   assign \$4  = \$3  ? beats_left : 18'h00100;
   assign \$5  = \$2 [9:0] < \$4 [8:0];
   assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
-  assign cmd__ready = ~ active;
-  assign busy = active | burst__valid;
-  assign \$7  = ~ burst__valid;
-  assign \$8  = burst__ready | \$7 ;
-  assign \$9  = beats_left == \$6 [8:0];
-  assign \$10  = rows_left == 1'h1;
-  assign \$11  = beats_left == \$6 [8:0];
-  assign \$12  = rows_left == 1'h1;
-  assign \$13  = \$11  & \$12 ;
+  assign \$7  = ~ active;
+  assign \$8  = ~ pending;
+  assign cmd__ready = \$7  & \$8 ;
+  assign \$9  = pending | active;
+  assign busy = \$9  | burst__valid;
+  assign \$10  = ~ burst__valid;
+  assign \$11  = burst__ready | \$10 ;
+  assign \$12  = beats_left == \$6 [8:0];
+  assign \$13  = rows_left == 1'h1;
   assign \$14  = beats_left == \$6 [8:0];
   assign \$15  = rows_left == 1'h1;
-  assign \$16  = \$1 [2:0] + row_bytes;
-  assign \$17  = \$16  + 3'h7;
-  assign \$19  = rows_left - 1'h1;
-  assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$6 [8:0];
-  assign \$23  = ~ active;
-  assign \$24  = cmd__valid & \$23 ;
-  assign \$25  = | cmd__payload[47:32];
-  assign \$26  = \$24  & \$25 ;
-  assign \$27  = | cmd__payload[67:48];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cmd__payload[2:0] + cmd__payload[67:48];
-  assign \$30  = \$29  + 3'h7;
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = beats_left == \$6 [8:0];
+  assign \$18  = rows_left == 1'h1;
+  assign \$19  = \$1 [2:0] + row_bytes;
+  assign \$20  = \$19  + 3'h7;
+  assign \$22  = rows_left - 1'h1;
+  assign \$24  = cur + \$23 ;
+  assign \$25  = beats_left - \$6 [8:0];
+  assign \$26  = cmd__valid & cmd__ready;
+  assign \$27  = | cmd[47:32];
+  assign \$28  = | cmd[67:48];
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = cmd[2:0] + cmd[67:48];
+  assign \$31  = \$30  + 3'h7;
   always @(posedge clk)
-    burst__valid <= \$32 ;
+    burst__valid <= \$33 ;
   always @(posedge clk)
-    burst__payload <= \$33 ;
+    burst__payload <= \$34 ;
   always @(posedge clk)
-    active <= \$34 ;
+    active <= \$35 ;
   always @(posedge clk)
-    cur <= \$35 ;
+    cur <= \$36 ;
   always @(posedge clk)
-    offset <= \$36 ;
+    offset <= \$37 ;
   always @(posedge clk)
-    beats_left <= \$37 ;
+    beats_left <= \$38 ;
   always @(posedge clk)
-    row_first <= \$38 ;
+    row_first <= \$39 ;
   always @(posedge clk)
-    row_addr <= \$39 ;
+    row_addr <= \$40 ;
   always @(posedge clk)
-    rows_left <= \$40 ;
+    rows_left <= \$41 ;
   always @(posedge clk)
-    row_bytes <= \$41 ;
-  always @(posedge clk)
-    stride <= \$42 ;
+    pending <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$32  = burst__valid;
-    if (\$8 ) begin
-      \$32  = 1'h0;
-      if (active) begin
-        \$32  = 1'h1;
-      end
+    \$43  = cmd;
+    if (\$26 ) begin
+      \$43  = cmd__payload;
     end
     if (rst) begin
-      \$32  = 1'h0;
+      \$43  = 100'h0000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$33  = burst__payload;
-    if (\$8 ) begin
-      if (active) begin
-        \$33 [31:0] = cur;
-        \$33 [40:32] = \$6 [8:0];
-        \$33 [41] = row_first;
-        \$33 [42] = \$9 ;
-        \$33 [43] = \$10 ;
-        \$33 [44] = \$13 ;
-        \$33 [47:45] = offset;
-        \$33 [67:48] = row_bytes;
+    \$44  = row_bytes;
+    if (pending) begin
+      if (\$29 ) begin
+        \$44  = cmd[67:48];
       end
     end
     if (rst) begin
-      \$33  = 68'h00000000000000000;
+      \$44  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$34  = active;
-    if (\$8 ) begin
+    \$45  = stride;
+    if (pending) begin
+      if (\$29 ) begin
+        \$45  = cmd[99:68];
+      end
+    end
+    if (rst) begin
+      \$45  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$33  = burst__valid;
+    if (\$11 ) begin
+      \$33  = 1'h0;
       if (active) begin
-        if (\$14 ) begin
-          if (\$15 ) begin
-            \$34  = 1'h0;
+        \$33  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$34  = burst__payload;
+    if (\$11 ) begin
+      if (active) begin
+        \$34 [31:0] = cur;
+        \$34 [40:32] = \$6 [8:0];
+        \$34 [41] = row_first;
+        \$34 [42] = \$12 ;
+        \$34 [43] = \$13 ;
+        \$34 [44] = \$16 ;
+        \$34 [47:45] = offset;
+        \$34 [67:48] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$34  = 68'h00000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$35  = active;
+    if (\$11 ) begin
+      if (active) begin
+        if (\$17 ) begin
+          if (\$18 ) begin
+            \$35  = 1'h0;
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$34  = 1'h1;
+    if (pending) begin
+      if (\$29 ) begin
+        \$35  = 1'h1;
+      end
     end
     if (rst) begin
-      \$34  = 1'h0;
+      \$35  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$35  = cur;
-    if (\$8 ) begin
+    \$36  = cur;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$35  = { \$1 [31:3], 3'h0 };
+            \$36  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$35  = \$21 [31:0];
+          \$36  = \$24 [31:0];
         end
       end
     end
-    if (\$28 ) begin
-      \$35  = { cmd__payload[31:3], 3'h0 };
+    if (pending) begin
+      if (\$29 ) begin
+        \$36  = { cmd[31:3], 3'h0 };
+      end
     end
     if (rst) begin
-      \$35  = 32'd0;
+      \$36  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$36  = offset;
-    if (\$8 ) begin
+    \$37  = offset;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$36  = \$1 [2:0];
+            \$37  = \$1 [2:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$36  = cmd__payload[2:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$37  = cmd[2:0];
+      end
     end
     if (rst) begin
-      \$36  = 3'h0;
+      \$37  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$37  = beats_left;
-    if (\$8 ) begin
+    \$38  = beats_left;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$37  = \$18 [17:0];
+            \$38  = \$21 [17:0];
           end
         end else begin
-          \$37  = \$22 [17:0];
+          \$38  = \$25 [17:0];
         end
       end
     end
-    if (\$28 ) begin
-      \$37  = \$31 [17:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$38  = \$32 [17:0];
+      end
     end
     if (rst) begin
-      \$37  = 18'h00000;
+      \$38  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$38  = row_first;
-    if (\$8 ) begin
+    \$39  = row_first;
+    if (\$11 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$38  = 1'h1;
+            \$39  = 1'h1;
           end
         end else begin
-          \$38  = 1'h0;
+          \$39  = 1'h0;
         end
       end
     end
-    if (\$28 ) begin
-      \$38  = 1'h1;
+    if (pending) begin
+      if (\$29 ) begin
+        \$39  = 1'h1;
+      end
     end
     if (rst) begin
-      \$38  = 1'h0;
+      \$39  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$39  = row_addr;
-    if (\$8 ) begin
+    \$40  = row_addr;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$39  = \$1 [31:0];
+            \$40  = \$1 [31:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$39  = cmd__payload[31:0];
+    if (pending) begin
+      if (\$29 ) begin
+        \$40  = cmd[31:0];
+      end
     end
     if (rst) begin
-      \$39  = 32'd0;
+      \$40  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$40  = rows_left;
-    if (\$8 ) begin
+    \$41  = rows_left;
+    if (\$11 ) begin
       if (active) begin
-        if (\$14 ) begin
+        if (\$17 ) begin
           (* full_case = 32'd1 *)
-          if (\$15 ) begin
+          if (\$18 ) begin
           end else begin
-            \$40  = \$19 [15:0];
+            \$41  = \$22 [15:0];
           end
         end
       end
     end
-    if (\$28 ) begin
-      \$40  = cmd__payload[47:32];
+    if (pending) begin
+      if (\$29 ) begin
+        \$41  = cmd[47:32];
+      end
     end
     if (rst) begin
-      \$40  = 16'h0000;
+      \$41  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$41  = row_bytes;
-    if (\$28 ) begin
-      \$41  = cmd__payload[67:48];
+    \$42  = pending;
+    if (\$26 ) begin
+      \$42  = 1'h1;
+    end
+    if (pending) begin
+      \$42  = 1'h0;
     end
     if (rst) begin
-      \$41  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$42  = stride;
-    if (\$28 ) begin
-      \$42  = cmd__payload[99:68];
-    end
-    if (rst) begin
-      \$42  = 32'd0;
+      \$42  = 1'h0;
     end
   end
   assign next_row = \$1 [31:0];
@@ -3210,13 +3324,17 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \burst__payload.end  = burst__payload[44];
   assign \burst__payload.offset  = burst__payload[47:45];
   assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \cmd.addr  = cmd[31:0];
+  assign \cmd.rows  = cmd[47:32];
+  assign \cmd.row_bytes  = cmd[67:48];
+  assign \cmd.stride  = cmd[99:68];
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$18  = { 3'h0, \$17 [21:3] };
-  assign \$20  = { \$6 [8:0], 3'h0 };
-  assign \$31  = { 3'h0, \$30 [21:3] };
+  assign \$21  = { 3'h0, \$20 [21:3] };
+  assign \$23  = { \$6 [8:0], 3'h0 };
+  assign \$32  = { 3'h0, \$31 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7725,7 +7843,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2504$354 (c[398:354]),
+    .\port$2546$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -10627,8 +10745,32 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire [3:0] \$11 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  reg \$114 ;
+  reg [128:0] \$115 ;
+  reg [2:0] \$116 ;
+  reg \$117 ;
+  reg [2:0] \$118 ;
+  reg \$119 ;
   wire \$12 ;
+  reg [31:0] \$120 ;
+  reg [31:0] \$121 ;
+  reg [1:0] \$122 ;
+  reg [2:0] \$123 ;
   wire \$13 ;
   wire \$14 ;
   wire [3:0] \$15 ;
@@ -10672,10 +10814,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
-  wire [31:0] \$52 ;
-  wire [31:0] \$53 ;
-  wire [31:0] \$54 ;
-  wire [31:0] \$55 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
@@ -10705,122 +10847,194 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$8 ;
   wire \$80 ;
   wire \$81 ;
-  reg \$82 ;
-  reg [128:0] \$83 ;
-  reg [2:0] \$84 ;
-  reg \$85 ;
-  reg [2:0] \$86 ;
-  reg \$87 ;
-  reg [31:0] \$88 ;
-  reg [31:0] \$89 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire [31:0] \$84 ;
+  wire [31:0] \$85 ;
+  wire [31:0] \$86 ;
+  wire [31:0] \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  reg [1:0] \$90 ;
-  reg [2:0] \$91 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$161 ;
-  wire [7:0] \a_in$176 ;
-  wire [7:0] \a_in$191 ;
-  wire [7:0] \a_in$206 ;
-  wire [7:0] \a_in$219 ;
-  wire [7:0] \a_in$236 ;
-  wire [7:0] \a_in$253 ;
-  wire [7:0] \a_in$270 ;
-  wire [7:0] \a_in$283 ;
-  wire [7:0] \a_in$300 ;
-  wire [7:0] \a_in$317 ;
-  wire [7:0] \a_in$334 ;
-  wire [7:0] \a_in$347 ;
-  wire [7:0] \a_in$364 ;
-  wire [7:0] \a_in$381 ;
+  wire [7:0] \a_in$227 ;
+  wire [7:0] \a_in$243 ;
+  wire [7:0] \a_in$259 ;
+  wire [7:0] \a_in$274 ;
+  wire [7:0] \a_in$288 ;
+  wire [7:0] \a_in$306 ;
+  wire [7:0] \a_in$324 ;
+  wire [7:0] \a_in$341 ;
+  wire [7:0] \a_in$355 ;
+  wire [7:0] \a_in$373 ;
+  wire [7:0] \a_in$391 ;
+  wire [7:0] \a_in$408 ;
+  wire [7:0] \a_in$422 ;
+  wire [7:0] \a_in$440 ;
+  wire [7:0] \a_in$458 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$159 ;
-  wire [7:0] \a_next$174 ;
-  wire [7:0] \a_next$189 ;
-  wire [7:0] \a_next$204 ;
-  wire [7:0] \a_next$217 ;
-  wire [7:0] \a_next$234 ;
-  wire [7:0] \a_next$251 ;
-  wire [7:0] \a_next$268 ;
-  wire [7:0] \a_next$281 ;
-  wire [7:0] \a_next$298 ;
-  wire [7:0] \a_next$315 ;
-  wire [7:0] \a_next$332 ;
-  wire [7:0] \a_next$345 ;
-  wire [7:0] \a_next$362 ;
-  wire [7:0] \a_next$379 ;
+  wire [7:0] \a_next$224 ;
+  wire [7:0] \a_next$240 ;
+  wire [7:0] \a_next$256 ;
+  wire [7:0] \a_next$272 ;
+  wire [7:0] \a_next$285 ;
+  wire [7:0] \a_next$303 ;
+  wire [7:0] \a_next$321 ;
+  wire [7:0] \a_next$339 ;
+  wire [7:0] \a_next$352 ;
+  wire [7:0] \a_next$370 ;
+  wire [7:0] \a_next$388 ;
+  wire [7:0] \a_next$406 ;
+  wire [7:0] \a_next$419 ;
+  wire [7:0] \a_next$437 ;
+  wire [7:0] \a_next$455 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$177 ;
-  wire [7:0] \a_out$192 ;
-  wire [7:0] \a_out$220 ;
-  wire [7:0] \a_out$237 ;
-  wire [7:0] \a_out$254 ;
-  wire [7:0] \a_out$284 ;
-  wire [7:0] \a_out$301 ;
-  wire [7:0] \a_out$318 ;
-  wire [7:0] \a_out$348 ;
-  wire [7:0] \a_out$365 ;
-  wire [7:0] \a_out$382 ;
+  wire [7:0] \a_out$244 ;
+  wire [7:0] \a_out$260 ;
+  wire [7:0] \a_out$289 ;
+  wire [7:0] \a_out$307 ;
+  wire [7:0] \a_out$325 ;
+  wire [7:0] \a_out$356 ;
+  wire [7:0] \a_out$374 ;
+  wire [7:0] \a_out$392 ;
+  wire [7:0] \a_out$423 ;
+  wire [7:0] \a_out$441 ;
+  wire [7:0] \a_out$459 ;
   wire busy;
   wire capture;
-  wire \capture$142 ;
-  wire \capture$158 ;
-  wire \capture$173 ;
-  wire \capture$188 ;
-  wire \capture$203 ;
-  wire \capture$216 ;
-  wire \capture$233 ;
-  wire \capture$250 ;
-  wire \capture$267 ;
-  wire \capture$280 ;
-  wire \capture$297 ;
-  wire \capture$314 ;
-  wire \capture$331 ;
-  wire \capture$344 ;
-  wire \capture$361 ;
-  wire \capture$378 ;
+  (* init = 1'h0 *)
+  wire \capture$207 ;
+  (* init = 1'h0 *)
+  wire \capture$223 ;
+  (* init = 1'h0 *)
+  wire \capture$239 ;
+  (* init = 1'h0 *)
+  wire \capture$255 ;
+  (* init = 1'h0 *)
+  wire \capture$271 ;
+  (* init = 1'h0 *)
+  wire \capture$284 ;
+  (* init = 1'h0 *)
+  wire \capture$302 ;
+  (* init = 1'h0 *)
+  wire \capture$320 ;
+  (* init = 1'h0 *)
+  wire \capture$338 ;
+  (* init = 1'h0 *)
+  wire \capture$351 ;
+  (* init = 1'h0 *)
+  wire \capture$369 ;
+  (* init = 1'h0 *)
+  wire \capture$387 ;
+  (* init = 1'h0 *)
+  wire \capture$405 ;
+  (* init = 1'h0 *)
+  wire \capture$418 ;
+  (* init = 1'h0 *)
+  wire \capture$436 ;
+  (* init = 1'h0 *)
+  wire \capture$454 ;
+  (* init = 1'h0 *)
+  wire capture_0_0;
+  reg capture_0_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_1;
+  reg capture_0_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_2;
+  reg capture_0_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_3;
+  reg capture_0_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_0;
+  reg capture_1_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_1;
+  reg capture_1_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_2;
+  reg capture_1_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_3;
+  reg capture_1_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_0;
+  reg capture_2_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_1;
+  reg capture_2_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_2;
+  reg capture_2_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_3;
+  reg capture_2_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_0;
+  reg capture_3_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_1;
+  reg capture_3_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_2;
+  reg capture_3_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_3;
+  reg capture_3_3_q = 1'h0;
   input clk;
   wire clk;
   reg en = 1'h1;
-  wire [3:0] \en$122 ;
-  wire [3:0] \en$129 ;
+  wire [3:0] \en$187 ;
+  wire [3:0] \en$194 ;
   (* init = 1'h1 *)
-  wire \en$130 ;
-  wire [3:0] \en$131 ;
+  wire \en$195 ;
+  wire [3:0] \en$196 ;
   (* init = 1'h1 *)
-  wire \en$132 ;
+  wire \en$197 ;
   (* init = 1'h1 *)
-  wire \en$139 ;
+  wire \en$205 ;
   (* init = 1'h1 *)
-  wire \en$156 ;
+  wire \en$221 ;
   (* init = 1'h1 *)
-  wire \en$171 ;
+  wire \en$237 ;
   (* init = 1'h1 *)
-  wire \en$186 ;
+  wire \en$253 ;
   (* init = 1'h1 *)
-  wire \en$201 ;
+  wire \en$269 ;
   (* init = 1'h1 *)
-  wire \en$214 ;
+  wire \en$282 ;
   (* init = 1'h1 *)
-  wire \en$231 ;
+  wire \en$300 ;
   (* init = 1'h1 *)
-  wire \en$248 ;
+  wire \en$318 ;
   (* init = 1'h1 *)
-  wire \en$265 ;
+  wire \en$336 ;
   (* init = 1'h1 *)
-  wire \en$278 ;
+  wire \en$349 ;
   (* init = 1'h1 *)
-  wire \en$295 ;
+  wire \en$367 ;
   (* init = 1'h1 *)
-  wire \en$312 ;
+  wire \en$385 ;
   (* init = 1'h1 *)
-  wire \en$329 ;
+  wire \en$403 ;
   (* init = 1'h1 *)
-  wire \en$342 ;
+  wire \en$416 ;
   (* init = 1'h1 *)
-  wire \en$359 ;
+  wire \en$434 ;
   (* init = 1'h1 *)
-  wire \en$376 ;
+  wire \en$452 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -10861,114 +11075,139 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$165 ;
-  wire \first_in$180 ;
-  wire \first_in$195 ;
-  wire \first_in$208 ;
-  wire \first_in$223 ;
-  wire \first_in$240 ;
-  wire \first_in$257 ;
-  wire \first_in$272 ;
-  wire \first_in$287 ;
-  wire \first_in$304 ;
-  wire \first_in$321 ;
-  wire \first_in$336 ;
-  wire \first_in$351 ;
-  wire \first_in$368 ;
-  wire \first_in$385 ;
+  wire \first_in$231 ;
+  wire \first_in$247 ;
+  wire \first_in$263 ;
+  wire \first_in$276 ;
+  wire \first_in$292 ;
+  wire \first_in$310 ;
+  wire \first_in$328 ;
+  wire \first_in$343 ;
+  wire \first_in$359 ;
+  wire \first_in$377 ;
+  wire \first_in$395 ;
+  wire \first_in$410 ;
+  wire \first_in$426 ;
+  wire \first_in$444 ;
+  wire \first_in$462 ;
   wire first_next;
-  wire \first_next$160 ;
-  wire \first_next$175 ;
-  wire \first_next$190 ;
-  wire \first_next$205 ;
-  wire \first_next$218 ;
-  wire \first_next$235 ;
-  wire \first_next$252 ;
-  wire \first_next$269 ;
-  wire \first_next$282 ;
-  wire \first_next$299 ;
-  wire \first_next$316 ;
-  wire \first_next$333 ;
-  wire \first_next$346 ;
-  wire \first_next$363 ;
-  wire \first_next$380 ;
+  wire \first_next$225 ;
+  wire \first_next$241 ;
+  wire \first_next$257 ;
+  wire \first_next$273 ;
+  wire \first_next$286 ;
+  wire \first_next$304 ;
+  wire \first_next$322 ;
+  wire \first_next$340 ;
+  wire \first_next$353 ;
+  wire \first_next$371 ;
+  wire \first_next$389 ;
+  wire \first_next$407 ;
+  wire \first_next$420 ;
+  wire \first_next$438 ;
+  wire \first_next$456 ;
+  wire first_next_out;
+  wire \first_next_out$242 ;
+  wire \first_next_out$258 ;
+  wire \first_next_out$287 ;
+  wire \first_next_out$305 ;
+  wire \first_next_out$323 ;
+  wire \first_next_out$354 ;
+  wire \first_next_out$372 ;
+  wire \first_next_out$390 ;
+  wire \first_next_out$421 ;
+  wire \first_next_out$439 ;
+  wire \first_next_out$457 ;
   wire first_out;
-  wire \first_out$181 ;
-  wire \first_out$196 ;
-  wire \first_out$224 ;
-  wire \first_out$241 ;
-  wire \first_out$258 ;
-  wire \first_out$288 ;
-  wire \first_out$305 ;
-  wire \first_out$322 ;
-  wire \first_out$352 ;
-  wire \first_out$369 ;
-  wire \first_out$386 ;
+  wire \first_out$248 ;
+  wire \first_out$264 ;
+  wire \first_out$293 ;
+  wire \first_out$311 ;
+  wire \first_out$329 ;
+  wire \first_out$360 ;
+  wire \first_out$378 ;
+  wire \first_out$396 ;
+  wire \first_out$427 ;
+  wire \first_out$445 ;
+  wire \first_out$463 ;
   wire held;
   wire [127:0] i;
   (* init = 32'd0 *)
-  wire [31:0] \i$133 ;
-  wire [7:0] \i$133[0] ;
-  wire [7:0] \i$133[1] ;
-  wire [7:0] \i$133[2] ;
-  wire [7:0] \i$133[3] ;
-  wire [7:0] \i$134 ;
-  wire [1:0] \i$134[0] ;
-  wire \i$134[0].capture ;
-  wire \i$134[0].shift ;
-  wire [1:0] \i$134[1] ;
-  wire \i$134[1].capture ;
-  wire \i$134[1].shift ;
-  wire [1:0] \i$134[2] ;
-  wire \i$134[2].capture ;
-  wire \i$134[2].shift ;
-  wire [1:0] \i$134[3] ;
-  wire \i$134[3].capture ;
-  wire \i$134[3].shift ;
-  wire [31:0] \i$135 ;
-  wire [7:0] \i$135[0] ;
-  wire [7:0] \i$135[1] ;
-  wire [7:0] \i$135[2] ;
-  wire [7:0] \i$135[3] ;
-  wire [11:0] \i$136 ;
-  wire [2:0] \i$136[0] ;
-  wire \i$136[0].first ;
-  wire \i$136[0].last ;
-  wire \i$136[0].valid ;
-  wire [2:0] \i$136[1] ;
-  wire \i$136[1].first ;
-  wire \i$136[1].last ;
-  wire \i$136[1].valid ;
-  wire [2:0] \i$136[2] ;
-  wire \i$136[2].first ;
-  wire \i$136[2].last ;
-  wire \i$136[2].valid ;
-  wire [2:0] \i$136[3] ;
-  wire \i$136[3].first ;
-  wire \i$136[3].last ;
-  wire \i$136[3].valid ;
+  wire [31:0] \i$198 ;
+  wire [7:0] \i$198[0] ;
+  wire [7:0] \i$198[1] ;
+  wire [7:0] \i$198[2] ;
+  wire [7:0] \i$198[3] ;
+  wire [7:0] \i$199 ;
+  wire [1:0] \i$199[0] ;
+  wire \i$199[0].capture ;
+  wire \i$199[0].shift ;
+  wire [1:0] \i$199[1] ;
+  wire \i$199[1].capture ;
+  wire \i$199[1].shift ;
+  wire [1:0] \i$199[2] ;
+  wire \i$199[2].capture ;
+  wire \i$199[2].shift ;
+  wire [1:0] \i$199[3] ;
+  wire \i$199[3].capture ;
+  wire \i$199[3].shift ;
+  wire [31:0] \i$200 ;
+  wire [7:0] \i$200[0] ;
+  wire [7:0] \i$200[1] ;
+  wire [7:0] \i$200[2] ;
+  wire [7:0] \i$200[3] ;
+  wire [11:0] \i$201 ;
+  wire [2:0] \i$201[0] ;
+  wire \i$201[0].first ;
+  wire \i$201[0].last ;
+  wire \i$201[0].valid ;
+  wire [2:0] \i$201[1] ;
+  wire \i$201[1].first ;
+  wire \i$201[1].last ;
+  wire \i$201[1].valid ;
+  wire [2:0] \i$201[2] ;
+  wire \i$201[2].first ;
+  wire \i$201[2].last ;
+  wire \i$201[2].valid ;
+  wire [2:0] \i$201[3] ;
+  wire \i$201[3].first ;
+  wire \i$201[3].last ;
+  wire \i$201[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$138 ;
-  wire [2:0] \i_next$138[0] ;
-  wire \i_next$138[0].first ;
-  wire \i_next$138[0].last ;
-  wire \i_next$138[0].valid ;
-  wire [2:0] \i_next$138[1] ;
-  wire \i_next$138[1].first ;
-  wire \i_next$138[1].last ;
-  wire \i_next$138[1].valid ;
-  wire [2:0] \i_next$138[2] ;
-  wire \i_next$138[2].first ;
-  wire \i_next$138[2].last ;
-  wire \i_next$138[2].valid ;
-  wire [2:0] \i_next$138[3] ;
-  wire \i_next$138[3].first ;
-  wire \i_next$138[3].last ;
-  wire \i_next$138[3].valid ;
+  wire [11:0] \i_next$203 ;
+  wire [2:0] \i_next$203[0] ;
+  wire \i_next$203[0].first ;
+  wire \i_next$203[0].last ;
+  wire \i_next$203[0].valid ;
+  wire [2:0] \i_next$203[1] ;
+  wire \i_next$203[1].first ;
+  wire \i_next$203[1].last ;
+  wire \i_next$203[1].valid ;
+  wire [2:0] \i_next$203[2] ;
+  wire \i_next$203[2].first ;
+  wire \i_next$203[2].last ;
+  wire \i_next$203[2].valid ;
+  wire [2:0] \i_next$203[3] ;
+  wire \i_next$203[3].first ;
+  wire \i_next$203[3].last ;
+  wire \i_next$203[3].valid ;
+  wire [7:0] \i_next$204 ;
+  wire [1:0] \i_next$204[0] ;
+  wire \i_next$204[0].capture ;
+  wire \i_next$204[0].shift ;
+  wire [1:0] \i_next$204[1] ;
+  wire \i_next$204[1].capture ;
+  wire \i_next$204[1].shift ;
+  wire [1:0] \i_next$204[2] ;
+  wire \i_next$204[2].capture ;
+  wire \i_next$204[2].shift ;
+  wire [1:0] \i_next$204[3] ;
+  wire \i_next$204[3].capture ;
+  wire \i_next$204[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -10991,102 +11230,102 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$167 ;
-  wire \last_in$182 ;
-  wire \last_in$197 ;
-  wire \last_in$209 ;
-  wire \last_in$225 ;
-  wire \last_in$242 ;
-  wire \last_in$259 ;
-  wire \last_in$273 ;
-  wire \last_in$289 ;
-  wire \last_in$306 ;
-  wire \last_in$323 ;
-  wire \last_in$337 ;
-  wire \last_in$353 ;
-  wire \last_in$370 ;
-  wire \last_in$387 ;
+  wire \last_in$233 ;
+  wire \last_in$249 ;
+  wire \last_in$265 ;
+  wire \last_in$277 ;
+  wire \last_in$294 ;
+  wire \last_in$312 ;
+  wire \last_in$330 ;
+  wire \last_in$344 ;
+  wire \last_in$361 ;
+  wire \last_in$379 ;
+  wire \last_in$397 ;
+  wire \last_in$411 ;
+  wire \last_in$428 ;
+  wire \last_in$446 ;
+  wire \last_in$464 ;
   wire last_out;
-  wire \last_out$168 ;
-  wire \last_out$183 ;
-  wire \last_out$198 ;
-  wire \last_out$226 ;
-  wire \last_out$243 ;
-  wire \last_out$260 ;
-  wire \last_out$290 ;
-  wire \last_out$307 ;
-  wire \last_out$324 ;
-  wire \last_out$354 ;
-  wire \last_out$371 ;
-  wire \last_out$388 ;
+  wire \last_out$234 ;
+  wire \last_out$250 ;
+  wire \last_out$266 ;
+  wire \last_out$295 ;
+  wire \last_out$313 ;
+  wire \last_out$331 ;
+  wire \last_out$362 ;
+  wire \last_out$380 ;
+  wire \last_out$398 ;
+  wire \last_out$429 ;
+  wire \last_out$447 ;
+  wire \last_out$465 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$141 ;
-  wire [1:0] \o$141[0] ;
-  wire \o$141[0].capture ;
-  wire \o$141[0].shift ;
-  wire [1:0] \o$141[1] ;
-  wire \o$141[1].capture ;
-  wire \o$141[1].shift ;
-  wire [1:0] \o$141[2] ;
-  wire \o$141[2].capture ;
-  wire \o$141[2].shift ;
-  wire [1:0] \o$141[3] ;
-  wire \o$141[3].capture ;
-  wire \o$141[3].shift ;
-  wire [31:0] \o$148 ;
-  wire [7:0] \o$148[0] ;
-  wire [7:0] \o$148[1] ;
-  wire [7:0] \o$148[2] ;
-  wire [7:0] \o$148[3] ;
-  wire [11:0] \o$150 ;
-  wire [2:0] \o$150[0] ;
-  wire \o$150[0].first ;
-  wire \o$150[0].last ;
-  wire \o$150[0].valid ;
-  wire [2:0] \o$150[1] ;
-  wire \o$150[1].first ;
-  wire \o$150[1].last ;
-  wire \o$150[1].valid ;
-  wire [2:0] \o$150[2] ;
-  wire \o$150[2].first ;
-  wire \o$150[2].last ;
-  wire \o$150[2].valid ;
-  wire [2:0] \o$150[3] ;
-  wire \o$150[3].first ;
-  wire \o$150[3].last ;
-  wire \o$150[3].valid ;
-  wire [31:0] \o$155 ;
-  wire [7:0] \o$155[0] ;
-  wire [7:0] \o$155[1] ;
-  wire [7:0] \o$155[2] ;
-  wire [7:0] \o$155[3] ;
+  wire [31:0] \o$213 ;
+  wire [7:0] \o$213[0] ;
+  wire [7:0] \o$213[1] ;
+  wire [7:0] \o$213[2] ;
+  wire [7:0] \o$213[3] ;
+  wire [11:0] \o$215 ;
+  wire [2:0] \o$215[0] ;
+  wire \o$215[0].first ;
+  wire \o$215[0].last ;
+  wire \o$215[0].valid ;
+  wire [2:0] \o$215[1] ;
+  wire \o$215[1].first ;
+  wire \o$215[1].last ;
+  wire \o$215[1].valid ;
+  wire [2:0] \o$215[2] ;
+  wire \o$215[2].first ;
+  wire \o$215[2].last ;
+  wire \o$215[2].valid ;
+  wire [2:0] \o$215[3] ;
+  wire \o$215[3].first ;
+  wire \o$215[3].last ;
+  wire \o$215[3].valid ;
+  wire [31:0] \o$220 ;
+  wire [7:0] \o$220[0] ;
+  wire [7:0] \o$220[1] ;
+  wire [7:0] \o$220[2] ;
+  wire [7:0] \o$220[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
-  wire [31:0] o_next;
-  wire [11:0] \o_next$146 ;
-  wire [2:0] \o_next$146[0] ;
-  wire \o_next$146[0].first ;
-  wire \o_next$146[0].last ;
-  wire \o_next$146[0].valid ;
-  wire [2:0] \o_next$146[1] ;
-  wire \o_next$146[1].first ;
-  wire \o_next$146[1].last ;
-  wire \o_next$146[1].valid ;
-  wire [2:0] \o_next$146[2] ;
-  wire \o_next$146[2].first ;
-  wire \o_next$146[2].last ;
-  wire \o_next$146[2].valid ;
-  wire [2:0] \o_next$146[3] ;
-  wire \o_next$146[3].first ;
-  wire \o_next$146[3].last ;
-  wire \o_next$146[3].valid ;
-  wire [7:0] \o_next[0] ;
-  wire [7:0] \o_next[1] ;
-  wire [7:0] \o_next[2] ;
-  wire [7:0] \o_next[3] ;
+  wire [7:0] o_next;
+  wire [31:0] \o_next$209 ;
+  wire [7:0] \o_next$209[0] ;
+  wire [7:0] \o_next$209[1] ;
+  wire [7:0] \o_next$209[2] ;
+  wire [7:0] \o_next$209[3] ;
+  wire [11:0] \o_next$211 ;
+  wire [2:0] \o_next$211[0] ;
+  wire \o_next$211[0].first ;
+  wire \o_next$211[0].last ;
+  wire \o_next$211[0].valid ;
+  wire [2:0] \o_next$211[1] ;
+  wire \o_next$211[1].first ;
+  wire \o_next$211[1].last ;
+  wire \o_next$211[1].valid ;
+  wire [2:0] \o_next$211[2] ;
+  wire \o_next$211[2].first ;
+  wire \o_next$211[2].last ;
+  wire \o_next$211[2].valid ;
+  wire [2:0] \o_next$211[3] ;
+  wire \o_next$211[3].first ;
+  wire \o_next$211[3].last ;
+  wire \o_next$211[3].valid ;
+  wire [1:0] \o_next[0] ;
+  wire \o_next[0].capture ;
+  wire \o_next[0].shift ;
+  wire [1:0] \o_next[1] ;
+  wire \o_next[1].capture ;
+  wire \o_next[1].shift ;
+  wire [1:0] \o_next[2] ;
+  wire \o_next[2].capture ;
+  wire \o_next[2].shift ;
+  wire [1:0] \o_next[3] ;
+  wire \o_next[3].capture ;
+  wire \o_next[3].shift ;
   input [32:0] operands__payload;
   wire [32:0] operands__payload;
   wire [31:0] \operands__payload.a ;
@@ -11155,37 +11394,37 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   (* init = 1'h1 *)
   wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$169 ;
-  wire [31:0] \psum_in$184 ;
-  wire [31:0] \psum_in$199 ;
-  wire [31:0] \psum_in$210 ;
-  wire [31:0] \psum_in$227 ;
-  wire [31:0] \psum_in$244 ;
-  wire [31:0] \psum_in$261 ;
-  wire [31:0] \psum_in$274 ;
-  wire [31:0] \psum_in$291 ;
-  wire [31:0] \psum_in$308 ;
-  wire [31:0] \psum_in$325 ;
-  wire [31:0] \psum_in$338 ;
-  wire [31:0] \psum_in$355 ;
-  wire [31:0] \psum_in$372 ;
-  wire [31:0] \psum_in$389 ;
+  wire [31:0] \psum_in$235 ;
+  wire [31:0] \psum_in$251 ;
+  wire [31:0] \psum_in$267 ;
+  wire [31:0] \psum_in$278 ;
+  wire [31:0] \psum_in$296 ;
+  wire [31:0] \psum_in$314 ;
+  wire [31:0] \psum_in$332 ;
+  wire [31:0] \psum_in$345 ;
+  wire [31:0] \psum_in$363 ;
+  wire [31:0] \psum_in$381 ;
+  wire [31:0] \psum_in$399 ;
+  wire [31:0] \psum_in$412 ;
+  wire [31:0] \psum_in$430 ;
+  wire [31:0] \psum_in$448 ;
+  wire [31:0] \psum_in$466 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$113 ;
-  wire [31:0] \psum_out$114 ;
-  wire [31:0] \psum_out$115 ;
-  wire [31:0] \psum_out$211 ;
-  wire [31:0] \psum_out$228 ;
-  wire [31:0] \psum_out$245 ;
-  wire [31:0] \psum_out$262 ;
-  wire [31:0] \psum_out$275 ;
-  wire [31:0] \psum_out$292 ;
-  wire [31:0] \psum_out$309 ;
-  wire [31:0] \psum_out$326 ;
-  wire [31:0] \psum_out$339 ;
-  wire [31:0] \psum_out$356 ;
-  wire [31:0] \psum_out$373 ;
-  wire [31:0] \psum_out$390 ;
+  wire [31:0] \psum_out$178 ;
+  wire [31:0] \psum_out$179 ;
+  wire [31:0] \psum_out$180 ;
+  wire [31:0] \psum_out$279 ;
+  wire [31:0] \psum_out$297 ;
+  wire [31:0] \psum_out$315 ;
+  wire [31:0] \psum_out$333 ;
+  wire [31:0] \psum_out$346 ;
+  wire [31:0] \psum_out$364 ;
+  wire [31:0] \psum_out$382 ;
+  wire [31:0] \psum_out$400 ;
+  wire [31:0] \psum_out$413 ;
+  wire [31:0] \psum_out$431 ;
+  wire [31:0] \psum_out$449 ;
+  wire [31:0] \psum_out$467 ;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -11218,6 +11457,54 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_0;
+  reg shift_0_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_1;
+  reg shift_0_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_2;
+  reg shift_0_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_3;
+  reg shift_0_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_0;
+  reg shift_1_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_1;
+  reg shift_1_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_2;
+  reg shift_1_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_3;
+  reg shift_1_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_0;
+  reg shift_2_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_1;
+  reg shift_2_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_2;
+  reg shift_2_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_3;
+  reg shift_2_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_0;
+  reg shift_3_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_1;
+  reg shift_3_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_2;
+  reg shift_3_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_3;
+  reg shift_3_3_q = 1'h0;
   reg [2:0] since_first = 3'h4;
   wire skew_flags_sync_clk;
   (* init = 1'h1 *)
@@ -11235,79 +11522,95 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$163 ;
-  wire \valid_in$178 ;
-  wire \valid_in$193 ;
-  wire \valid_in$207 ;
-  wire \valid_in$221 ;
-  wire \valid_in$238 ;
-  wire \valid_in$255 ;
-  wire \valid_in$271 ;
-  wire \valid_in$285 ;
-  wire \valid_in$302 ;
-  wire \valid_in$319 ;
-  wire \valid_in$335 ;
-  wire \valid_in$349 ;
-  wire \valid_in$366 ;
-  wire \valid_in$383 ;
+  wire \valid_in$229 ;
+  wire \valid_in$245 ;
+  wire \valid_in$261 ;
+  wire \valid_in$275 ;
+  wire \valid_in$290 ;
+  wire \valid_in$308 ;
+  wire \valid_in$326 ;
+  wire \valid_in$342 ;
+  wire \valid_in$357 ;
+  wire \valid_in$375 ;
+  wire \valid_in$393 ;
+  wire \valid_in$409 ;
+  wire \valid_in$424 ;
+  wire \valid_in$442 ;
+  wire \valid_in$460 ;
   wire valid_out;
-  wire \valid_out$164 ;
-  wire \valid_out$179 ;
-  wire \valid_out$194 ;
-  wire \valid_out$222 ;
-  wire \valid_out$239 ;
-  wire \valid_out$256 ;
-  wire \valid_out$286 ;
-  wire \valid_out$303 ;
-  wire \valid_out$320 ;
-  wire \valid_out$350 ;
-  wire \valid_out$367 ;
-  wire \valid_out$384 ;
+  wire \valid_out$230 ;
+  wire \valid_out$246 ;
+  wire \valid_out$262 ;
+  wire \valid_out$291 ;
+  wire \valid_out$309 ;
+  wire \valid_out$327 ;
+  wire \valid_out$358 ;
+  wire \valid_out$376 ;
+  wire \valid_out$394 ;
+  wire \valid_out$425 ;
+  wire \valid_out$443 ;
+  wire \valid_out$461 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$170 ;
-  wire [7:0] \w_in$185 ;
-  wire [7:0] \w_in$200 ;
-  wire [7:0] \w_in$212 ;
-  wire [7:0] \w_in$229 ;
-  wire [7:0] \w_in$246 ;
-  wire [7:0] \w_in$263 ;
-  wire [7:0] \w_in$276 ;
-  wire [7:0] \w_in$293 ;
-  wire [7:0] \w_in$310 ;
-  wire [7:0] \w_in$327 ;
-  wire [7:0] \w_in$340 ;
-  wire [7:0] \w_in$357 ;
-  wire [7:0] \w_in$374 ;
-  wire [7:0] \w_in$391 ;
+  wire [7:0] \w_in$236 ;
+  wire [7:0] \w_in$252 ;
+  wire [7:0] \w_in$268 ;
+  wire [7:0] \w_in$280 ;
+  wire [7:0] \w_in$298 ;
+  wire [7:0] \w_in$316 ;
+  wire [7:0] \w_in$334 ;
+  wire [7:0] \w_in$347 ;
+  wire [7:0] \w_in$365 ;
+  wire [7:0] \w_in$383 ;
+  wire [7:0] \w_in$401 ;
+  wire [7:0] \w_in$414 ;
+  wire [7:0] \w_in$432 ;
+  wire [7:0] \w_in$450 ;
+  wire [7:0] \w_in$468 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$230 ;
-  wire [7:0] \w_out$247 ;
-  wire [7:0] \w_out$264 ;
-  wire [7:0] \w_out$277 ;
-  wire [7:0] \w_out$294 ;
-  wire [7:0] \w_out$311 ;
-  wire [7:0] \w_out$328 ;
-  wire [7:0] \w_out$341 ;
-  wire [7:0] \w_out$358 ;
-  wire [7:0] \w_out$375 ;
-  wire [7:0] \w_out$392 ;
+  wire [7:0] \w_out$299 ;
+  wire [7:0] \w_out$317 ;
+  wire [7:0] \w_out$335 ;
+  wire [7:0] \w_out$348 ;
+  wire [7:0] \w_out$366 ;
+  wire [7:0] \w_out$384 ;
+  wire [7:0] \w_out$402 ;
+  wire [7:0] \w_out$415 ;
+  wire [7:0] \w_out$433 ;
+  wire [7:0] \w_out$451 ;
+  wire [7:0] \w_out$469 ;
+  (* init = 1'h0 *)
   wire w_shift;
-  wire \w_shift$157 ;
-  wire \w_shift$172 ;
-  wire \w_shift$187 ;
-  wire \w_shift$202 ;
-  wire \w_shift$215 ;
-  wire \w_shift$232 ;
-  wire \w_shift$249 ;
-  wire \w_shift$266 ;
-  wire \w_shift$279 ;
-  wire \w_shift$296 ;
-  wire \w_shift$313 ;
-  wire \w_shift$330 ;
-  wire \w_shift$343 ;
-  wire \w_shift$360 ;
-  wire \w_shift$377 ;
+  (* init = 1'h0 *)
+  wire \w_shift$222 ;
+  (* init = 1'h0 *)
+  wire \w_shift$238 ;
+  (* init = 1'h0 *)
+  wire \w_shift$254 ;
+  (* init = 1'h0 *)
+  wire \w_shift$270 ;
+  (* init = 1'h0 *)
+  wire \w_shift$283 ;
+  (* init = 1'h0 *)
+  wire \w_shift$301 ;
+  (* init = 1'h0 *)
+  wire \w_shift$319 ;
+  (* init = 1'h0 *)
+  wire \w_shift$337 ;
+  (* init = 1'h0 *)
+  wire \w_shift$350 ;
+  (* init = 1'h0 *)
+  wire \w_shift$368 ;
+  (* init = 1'h0 *)
+  wire \w_shift$386 ;
+  (* init = 1'h0 *)
+  wire \w_shift$404 ;
+  (* init = 1'h0 *)
+  wire \w_shift$417 ;
+  (* init = 1'h0 *)
+  wire \w_shift$435 ;
+  (* init = 1'h0 *)
+  wire \w_shift$453 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -11319,6 +11622,14 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
+  assign \$1  = ~ skid_valid;
+  assign \$2  = ~ skid_valid_0;
+  assign \$3  = ~ skid_valid_1;
+  assign \$4  = ~ skid_valid_2;
+  assign \$5  = ~ skid_valid_3;
+  assign \$6  = ~ held;
+  assign \$7  = ~ held;
+  assign \$8  = ~ held;
   assign \$9  = ~ held;
   assign \$10  = ~ held;
   assign \$11  = loaded + 1'h1;
@@ -11345,60 +11656,92 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign \$32  = ~ held;
   assign \$33  = ~ held;
   assign \$34  = ~ held;
-  assign \$35  = ~ held;
-  assign \$36  = ~ held;
+  assign \$35  = en_pe_0_0 ? o_next[0] : shift_0_0_q;
+  assign \$36  = en_pe_0_0 ? o_next[1] : capture_0_0_q;
   assign \$37  = ~ held;
-  assign \$38  = ~ held;
-  assign \$39  = ~ held;
+  assign \$38  = en_pe_0_1 ? o_next[2] : shift_0_1_q;
+  assign \$39  = en_pe_0_1 ? o_next[3] : capture_0_1_q;
   assign \$40  = ~ held;
-  assign \$41  = ~ held;
-  assign \$42  = ~ held;
+  assign \$41  = en_pe_0_2 ? o_next[4] : shift_0_2_q;
+  assign \$42  = en_pe_0_2 ? o_next[5] : capture_0_2_q;
   assign \$43  = ~ held;
-  assign \$44  = ~ held;
-  assign \$45  = ~ held;
+  assign \$44  = en_pe_0_3 ? o_next[6] : shift_0_3_q;
+  assign \$45  = en_pe_0_3 ? o_next[7] : capture_0_3_q;
   assign \$46  = ~ held;
-  assign \$47  = ~ held;
-  assign \$48  = ~ held;
+  assign \$47  = en_pe_1_0 ? o_next[0] : shift_1_0_q;
+  assign \$48  = en_pe_1_0 ? o_next[1] : capture_1_0_q;
   assign \$49  = ~ held;
+  assign \$50  = en_pe_1_1 ? o_next[2] : shift_1_1_q;
+  assign \$51  = en_pe_1_1 ? o_next[3] : capture_1_1_q;
+  assign \$52  = ~ held;
+  assign \$53  = en_pe_1_2 ? o_next[4] : shift_1_2_q;
+  assign \$54  = en_pe_1_2 ? o_next[5] : capture_1_2_q;
+  assign \$55  = ~ held;
+  assign \$56  = en_pe_1_3 ? o_next[6] : shift_1_3_q;
+  assign \$57  = en_pe_1_3 ? o_next[7] : capture_1_3_q;
+  assign \$58  = ~ held;
+  assign \$59  = en_pe_2_0 ? o_next[0] : shift_2_0_q;
+  assign \$60  = en_pe_2_0 ? o_next[1] : capture_2_0_q;
+  assign \$61  = ~ held;
+  assign \$62  = en_pe_2_1 ? o_next[2] : shift_2_1_q;
+  assign \$63  = en_pe_2_1 ? o_next[3] : capture_2_1_q;
+  assign \$64  = ~ held;
+  assign \$65  = en_pe_2_2 ? o_next[4] : shift_2_2_q;
+  assign \$66  = en_pe_2_2 ? o_next[5] : capture_2_2_q;
+  assign \$67  = ~ held;
+  assign \$68  = en_pe_2_3 ? o_next[6] : shift_2_3_q;
+  assign \$69  = en_pe_2_3 ? o_next[7] : capture_2_3_q;
+  assign \$70  = ~ held;
+  assign \$71  = en_pe_3_0 ? o_next[0] : shift_3_0_q;
+  assign \$72  = en_pe_3_0 ? o_next[1] : capture_3_0_q;
+  assign \$73  = ~ held;
+  assign \$74  = en_pe_3_1 ? o_next[2] : shift_3_1_q;
+  assign \$75  = en_pe_3_1 ? o_next[3] : capture_3_1_q;
+  assign \$76  = ~ held;
+  assign \$77  = en_pe_3_2 ? o_next[4] : shift_3_2_q;
+  assign \$78  = en_pe_3_2 ? o_next[5] : capture_3_2_q;
+  assign \$79  = ~ held;
+  assign \$80  = en_pe_3_3 ? o_next[6] : shift_3_3_q;
+  assign \$81  = en_pe_3_3 ? o_next[7] : capture_3_3_q;
   assign results__valid = skid_valid | valid_out;
-  assign \$50  = skid_valid ? skid[128] : out[128];
-  assign \$51  = ~ results__ready;
-  assign held = results__valid & \$51 ;
-  assign \$52  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$53  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$54  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$55  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$56  = ~ first;
-  assign \$57  = \$56  | shadow_full;
-  assign operands__ready = en & \$57 ;
+  assign \$82  = skid_valid ? skid[128] : out[128];
+  assign \$83  = ~ results__ready;
+  assign held = results__valid & \$83 ;
+  assign \$84  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$85  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$86  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$87  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$88  = ~ first;
+  assign \$89  = \$88  | shadow_full;
+  assign operands__ready = en & \$89 ;
   assign a_accept = operands__valid & operands__ready;
-  assign \$58  = loaded == 3'h4;
-  assign \$59  = en & \$58 ;
-  assign \$60  = ~ shadow_full;
-  assign \$61  = \$59  & \$60 ;
-  assign \$62  = since_first >= 2'h3;
-  assign capture = \$61  & \$62 ;
-  assign \$63  = loaded < 3'h4;
-  assign \$64  = \$63  | capture;
-  assign weights__ready = en & \$64 ;
+  assign \$90  = loaded == 3'h4;
+  assign \$91  = en & \$90 ;
+  assign \$92  = ~ shadow_full;
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = since_first >= 2'h3;
+  assign capture = \$93  & \$94 ;
+  assign \$95  = loaded < 3'h4;
+  assign \$96  = \$95  | capture;
+  assign weights__ready = en & \$96 ;
   assign w_accept = weights__valid & weights__ready;
-  assign \$65  = in_flags[0] | results__valid;
-  assign \$67  = \$66  | \valid_in$163 ;
-  assign \$68  = \$67  | \valid_in$178 ;
-  assign \$69  = \$68  | \valid_in$193 ;
-  assign \$70  = \$69  | \o$150 [3];
-  assign \$71  = \$70  | \valid_in$221 ;
-  assign \$72  = \$71  | \valid_in$238 ;
-  assign \$73  = \$72  | \valid_in$255 ;
-  assign \$74  = \$73  | \o$150 [6];
-  assign \$75  = \$74  | \valid_in$285 ;
-  assign \$76  = \$75  | \valid_in$302 ;
-  assign \$77  = \$76  | \valid_in$319 ;
-  assign \$78  = \$77  | \o$150 [9];
-  assign \$79  = \$78  | \valid_in$349 ;
-  assign \$80  = \$79  | \valid_in$366 ;
-  assign \$81  = \$80  | \valid_in$383 ;
-  assign busy = \$65  | \$81 ;
+  assign \$97  = in_flags[0] | results__valid;
+  assign \$99  = \$98  | \valid_in$229 ;
+  assign \$100  = \$99  | \valid_in$245 ;
+  assign \$101  = \$100  | \valid_in$261 ;
+  assign \$102  = \$101  | \o$215 [3];
+  assign \$103  = \$102  | \valid_in$290 ;
+  assign \$104  = \$103  | \valid_in$308 ;
+  assign \$105  = \$104  | \valid_in$326 ;
+  assign \$106  = \$105  | \o$215 [6];
+  assign \$107  = \$106  | \valid_in$357 ;
+  assign \$108  = \$107  | \valid_in$375 ;
+  assign \$109  = \$108  | \valid_in$393 ;
+  assign \$110  = \$109  | \o$215 [9];
+  assign \$111  = \$110  | \valid_in$424 ;
+  assign \$112  = \$111  | \valid_in$442 ;
+  assign \$113  = \$112  | \valid_in$460 ;
+  assign busy = \$97  | \$113 ;
   always @(posedge clk)
     rst_pe_0_0 <= rst;
   always @(posedge clk)
@@ -11432,9 +11775,9 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     rst_pe_3_3 <= rst;
   always @(posedge clk)
-    skid_valid <= \$82 ;
+    skid_valid <= \$114 ;
   always @(posedge clk)
-    skid <= \$83 ;
+    skid <= \$115 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -11454,17 +11797,17 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en <= \$10 ;
   always @(posedge clk)
-    loaded <= \$84 ;
+    loaded <= \$116 ;
   always @(posedge clk)
-    shadow_full <= \$85 ;
+    shadow_full <= \$117 ;
   always @(posedge clk)
-    since_first <= \$86 ;
+    since_first <= \$118 ;
   always @(posedge clk)
-    first <= \$87 ;
+    first <= \$119 ;
   always @(posedge clk)
     en_in_w_0 <= \$16 ;
   always @(posedge clk)
-    in_w <= \$88 ;
+    in_w <= \$120 ;
   always @(posedge clk)
     en_in_w_1 <= \$17 ;
   always @(posedge clk)
@@ -11474,7 +11817,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en_in_a_0 <= \$20 ;
   always @(posedge clk)
-    in_a <= \$89 ;
+    in_a <= \$121 ;
   always @(posedge clk)
     en_in_a_1 <= \$21 ;
   always @(posedge clk)
@@ -11482,9 +11825,9 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en_in_a_3 <= \$23 ;
   always @(posedge clk)
-    in_wctl <= \$90 ;
+    in_wctl <= \$122 ;
   always @(posedge clk)
-    in_flags <= \$91 ;
+    in_flags <= \$123 ;
   always @(posedge clk)
     rst_skew_flags <= rst;
   always @(posedge clk)
@@ -11510,516 +11853,633 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en_pe_0_0 <= \$34 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$35 ;
+    shift_0_0_q <= \$35 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$36 ;
+    capture_0_0_q <= \$36 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$37 ;
+    en_pe_0_1 <= \$37 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$38 ;
+    shift_0_1_q <= \$38 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$39 ;
+    capture_0_1_q <= \$39 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$40 ;
+    en_pe_0_2 <= \$40 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$41 ;
+    shift_0_2_q <= \$41 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$42 ;
+    capture_0_2_q <= \$42 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$43 ;
+    en_pe_0_3 <= \$43 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$44 ;
+    shift_0_3_q <= \$44 ;
   always @(posedge clk)
-    en_pe_2_3 <= \$45 ;
+    capture_0_3_q <= \$45 ;
   always @(posedge clk)
-    en_pe_3_0 <= \$46 ;
+    en_pe_1_0 <= \$46 ;
   always @(posedge clk)
-    en_pe_3_1 <= \$47 ;
+    shift_1_0_q <= \$47 ;
   always @(posedge clk)
-    en_pe_3_2 <= \$48 ;
+    capture_1_0_q <= \$48 ;
   always @(posedge clk)
-    en_pe_3_3 <= \$49 ;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ held;
-  assign \$7  = ~ held;
-  assign \$8  = ~ held;
+    en_pe_1_1 <= \$49 ;
+  always @(posedge clk)
+    shift_1_1_q <= \$50 ;
+  always @(posedge clk)
+    capture_1_1_q <= \$51 ;
+  always @(posedge clk)
+    en_pe_1_2 <= \$52 ;
+  always @(posedge clk)
+    shift_1_2_q <= \$53 ;
+  always @(posedge clk)
+    capture_1_2_q <= \$54 ;
+  always @(posedge clk)
+    en_pe_1_3 <= \$55 ;
+  always @(posedge clk)
+    shift_1_3_q <= \$56 ;
+  always @(posedge clk)
+    capture_1_3_q <= \$57 ;
+  always @(posedge clk)
+    en_pe_2_0 <= \$58 ;
+  always @(posedge clk)
+    shift_2_0_q <= \$59 ;
+  always @(posedge clk)
+    capture_2_0_q <= \$60 ;
+  always @(posedge clk)
+    en_pe_2_1 <= \$61 ;
+  always @(posedge clk)
+    shift_2_1_q <= \$62 ;
+  always @(posedge clk)
+    capture_2_1_q <= \$63 ;
+  always @(posedge clk)
+    en_pe_2_2 <= \$64 ;
+  always @(posedge clk)
+    shift_2_2_q <= \$65 ;
+  always @(posedge clk)
+    capture_2_2_q <= \$66 ;
+  always @(posedge clk)
+    en_pe_2_3 <= \$67 ;
+  always @(posedge clk)
+    shift_2_3_q <= \$68 ;
+  always @(posedge clk)
+    capture_2_3_q <= \$69 ;
+  always @(posedge clk)
+    en_pe_3_0 <= \$70 ;
+  always @(posedge clk)
+    shift_3_0_q <= \$71 ;
+  always @(posedge clk)
+    capture_3_0_q <= \$72 ;
+  always @(posedge clk)
+    en_pe_3_1 <= \$73 ;
+  always @(posedge clk)
+    shift_3_1_q <= \$74 ;
+  always @(posedge clk)
+    capture_3_1_q <= \$75 ;
+  always @(posedge clk)
+    en_pe_3_2 <= \$76 ;
+  always @(posedge clk)
+    shift_3_2_q <= \$77 ;
+  always @(posedge clk)
+    capture_3_2_q <= \$78 ;
+  always @(posedge clk)
+    en_pe_3_3 <= \$79 ;
+  always @(posedge clk)
+    shift_3_3_q <= \$80 ;
+  always @(posedge clk)
+    capture_3_3_q <= \$81 ;
   \accelerator.engine.core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2559$0 (en_deskew_0),
-    .\port$2560$0 (en_deskew_1),
-    .\port$2561$0 (en_deskew_2),
-    .\port$2562$0 (en_deskew_3),
+    .\port$2601$0 (en_deskew_0),
+    .\port$2602$0 (en_deskew_1),
+    .\port$2603$0 (en_deskew_2),
+    .\port$2604$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$148 [7:0]),
-    .a_next(o_next[7:0]),
-    .a_out(\a_in$161 ),
+    .a_in(\o$213 [7:0]),
+    .a_next(\o_next$209 [7:0]),
+    .a_out(\a_in$227 ),
+    .capture(capture_0_0_q),
     .en(en_pe_0_0),
-    .first_next(\o_next$146 [1]),
-    .first_out(\first_in$165 ),
-    .last_out(\last_in$167 ),
+    .first_next(\o_next$211 [1]),
+    .first_next_out(\first_next$225 ),
+    .first_out(\first_in$231 ),
+    .last_out(\last_in$233 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$2971$0 (\o$141 [1:0]),
-    .\port$3001$0 (\o$150 [2:0]),
-    .psum_out(\psum_in$210 ),
-    .valid_out(\valid_in$163 ),
-    .w_in(\o$155 [7:0]),
-    .w_out(\w_in$212 )
+    .\port$3108$0 (\o$215 [2:0]),
+    .psum_out(\psum_in$278 ),
+    .valid_out(\valid_in$229 ),
+    .w_in(\o$220 [7:0]),
+    .w_out(\w_in$280 ),
+    .w_shift(shift_0_0_q)
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$161 ),
-    .a_next(\o$148 [7:0]),
-    .a_out(\a_in$176 ),
+    .a_in(\a_in$227 ),
+    .a_next(\o$213 [7:0]),
+    .a_out(\a_in$243 ),
+    .capture(capture_0_1_q),
     .en(en_pe_0_1),
-    .first_in(\first_in$165 ),
-    .first_next(\o$150 [1]),
-    .first_out(\first_in$180 ),
-    .last_in(\last_in$167 ),
-    .last_out(\last_in$182 ),
+    .first_in(\first_in$231 ),
+    .first_next(\first_next$225 ),
+    .first_next_out(\first_next$241 ),
+    .first_out(\first_in$247 ),
+    .last_in(\last_in$233 ),
+    .last_out(\last_in$249 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$2971$2 (\o$141 [3:2]),
-    .psum_out(\psum_in$227 ),
-    .valid_in(\valid_in$163 ),
-    .valid_out(\valid_in$178 ),
-    .w_in(\o$155 [15:8]),
-    .w_out(\w_in$229 )
+    .psum_out(\psum_in$296 ),
+    .valid_in(\valid_in$229 ),
+    .valid_out(\valid_in$245 ),
+    .w_in(\o$220 [15:8]),
+    .w_out(\w_in$298 ),
+    .w_shift(shift_0_1_q)
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$176 ),
-    .a_next(\a_in$161 ),
-    .a_out(\a_in$191 ),
+    .a_in(\a_in$243 ),
+    .a_next(\a_in$227 ),
+    .a_out(\a_in$259 ),
+    .capture(capture_0_2_q),
     .en(en_pe_0_2),
-    .first_in(\first_in$180 ),
-    .first_next(\first_in$165 ),
-    .first_out(\first_in$195 ),
-    .last_in(\last_in$182 ),
-    .last_out(\last_in$197 ),
+    .first_in(\first_in$247 ),
+    .first_next(\first_next$241 ),
+    .first_next_out(\first_next$257 ),
+    .first_out(\first_in$263 ),
+    .last_in(\last_in$249 ),
+    .last_out(\last_in$265 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$2971$4 (\o$141 [5:4]),
-    .psum_out(\psum_in$244 ),
-    .valid_in(\valid_in$178 ),
-    .valid_out(\valid_in$193 ),
-    .w_in(\o$155 [23:16]),
-    .w_out(\w_in$246 )
+    .psum_out(\psum_in$314 ),
+    .valid_in(\valid_in$245 ),
+    .valid_out(\valid_in$261 ),
+    .w_in(\o$220 [23:16]),
+    .w_out(\w_in$316 ),
+    .w_shift(shift_0_2_q)
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$191 ),
-    .a_next(\a_in$176 ),
+    .a_in(\a_in$259 ),
+    .a_next(\a_in$243 ),
+    .capture(capture_0_3_q),
     .en(en_pe_0_3),
-    .first_in(\first_in$195 ),
-    .first_next(\first_in$180 ),
-    .last_in(\last_in$197 ),
+    .first_in(\first_in$263 ),
+    .first_next(\first_next$257 ),
+    .last_in(\last_in$265 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$2971$6 (\o$141 [7:6]),
-    .psum_out(\psum_in$261 ),
-    .valid_in(\valid_in$193 ),
-    .w_in(\o$155 [31:24]),
-    .w_out(\w_in$263 )
+    .psum_out(\psum_in$332 ),
+    .valid_in(\valid_in$261 ),
+    .w_in(\o$220 [31:24]),
+    .w_out(\w_in$334 ),
+    .w_shift(shift_0_3_q)
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$148 [15:8]),
-    .a_next(o_next[15:8]),
-    .a_out(\a_in$219 ),
+    .a_in(\o$213 [15:8]),
+    .a_next(\o_next$209 [15:8]),
+    .a_out(\a_in$288 ),
+    .capture(capture_1_0_q),
     .en(en_pe_1_0),
-    .first_next(\o_next$146 [4]),
-    .first_out(\first_in$223 ),
-    .last_out(\last_in$225 ),
+    .first_next(\o_next$211 [4]),
+    .first_next_out(\first_next$286 ),
+    .first_out(\first_in$292 ),
+    .last_out(\last_in$294 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$2971$0 (\o$141 [1:0]),
-    .\port$3001$3 (\o$150 [5:3]),
-    .psum_in(\psum_in$210 ),
-    .psum_out(\psum_in$274 ),
-    .valid_out(\valid_in$221 ),
-    .w_in(\w_in$212 ),
-    .w_out(\w_in$276 )
+    .\port$3108$3 (\o$215 [5:3]),
+    .psum_in(\psum_in$278 ),
+    .psum_out(\psum_in$345 ),
+    .valid_out(\valid_in$290 ),
+    .w_in(\w_in$280 ),
+    .w_out(\w_in$347 ),
+    .w_shift(shift_1_0_q)
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$219 ),
-    .a_next(\o$148 [15:8]),
-    .a_out(\a_in$236 ),
+    .a_in(\a_in$288 ),
+    .a_next(\o$213 [15:8]),
+    .a_out(\a_in$306 ),
+    .capture(capture_1_1_q),
     .en(en_pe_1_1),
-    .first_in(\first_in$223 ),
-    .first_next(\o$150 [4]),
-    .first_out(\first_in$240 ),
-    .last_in(\last_in$225 ),
-    .last_out(\last_in$242 ),
+    .first_in(\first_in$292 ),
+    .first_next(\first_next$286 ),
+    .first_next_out(\first_next$304 ),
+    .first_out(\first_in$310 ),
+    .last_in(\last_in$294 ),
+    .last_out(\last_in$312 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .\port$2971$2 (\o$141 [3:2]),
-    .psum_in(\psum_in$227 ),
-    .psum_out(\psum_in$291 ),
-    .valid_in(\valid_in$221 ),
-    .valid_out(\valid_in$238 ),
-    .w_in(\w_in$229 ),
-    .w_out(\w_in$293 )
+    .psum_in(\psum_in$296 ),
+    .psum_out(\psum_in$363 ),
+    .valid_in(\valid_in$290 ),
+    .valid_out(\valid_in$308 ),
+    .w_in(\w_in$298 ),
+    .w_out(\w_in$365 ),
+    .w_shift(shift_1_1_q)
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$236 ),
-    .a_next(\a_in$219 ),
-    .a_out(\a_in$253 ),
+    .a_in(\a_in$306 ),
+    .a_next(\a_in$288 ),
+    .a_out(\a_in$324 ),
+    .capture(capture_1_2_q),
     .en(en_pe_1_2),
-    .first_in(\first_in$240 ),
-    .first_next(\first_in$223 ),
-    .first_out(\first_in$257 ),
-    .last_in(\last_in$242 ),
-    .last_out(\last_in$259 ),
+    .first_in(\first_in$310 ),
+    .first_next(\first_next$304 ),
+    .first_next_out(\first_next$322 ),
+    .first_out(\first_in$328 ),
+    .last_in(\last_in$312 ),
+    .last_out(\last_in$330 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .\port$2971$4 (\o$141 [5:4]),
-    .psum_in(\psum_in$244 ),
-    .psum_out(\psum_in$308 ),
-    .valid_in(\valid_in$238 ),
-    .valid_out(\valid_in$255 ),
-    .w_in(\w_in$246 ),
-    .w_out(\w_in$310 )
+    .psum_in(\psum_in$314 ),
+    .psum_out(\psum_in$381 ),
+    .valid_in(\valid_in$308 ),
+    .valid_out(\valid_in$326 ),
+    .w_in(\w_in$316 ),
+    .w_out(\w_in$383 ),
+    .w_shift(shift_1_2_q)
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$253 ),
-    .a_next(\a_in$236 ),
+    .a_in(\a_in$324 ),
+    .a_next(\a_in$306 ),
+    .capture(capture_1_3_q),
     .en(en_pe_1_3),
-    .first_in(\first_in$257 ),
-    .first_next(\first_in$240 ),
-    .last_in(\last_in$259 ),
+    .first_in(\first_in$328 ),
+    .first_next(\first_next$322 ),
+    .last_in(\last_in$330 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .\port$2971$6 (\o$141 [7:6]),
-    .psum_in(\psum_in$261 ),
-    .psum_out(\psum_in$325 ),
-    .valid_in(\valid_in$255 ),
-    .w_in(\w_in$263 ),
-    .w_out(\w_in$327 )
+    .psum_in(\psum_in$332 ),
+    .psum_out(\psum_in$399 ),
+    .valid_in(\valid_in$326 ),
+    .w_in(\w_in$334 ),
+    .w_out(\w_in$401 ),
+    .w_shift(shift_1_3_q)
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$148 [23:16]),
-    .a_next(o_next[23:16]),
-    .a_out(\a_in$283 ),
+    .a_in(\o$213 [23:16]),
+    .a_next(\o_next$209 [23:16]),
+    .a_out(\a_in$355 ),
+    .capture(capture_2_0_q),
     .en(en_pe_2_0),
-    .first_next(\o_next$146 [7]),
-    .first_out(\first_in$287 ),
-    .last_out(\last_in$289 ),
+    .first_next(\o_next$211 [7]),
+    .first_next_out(\first_next$353 ),
+    .first_out(\first_in$359 ),
+    .last_out(\last_in$361 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$2971$0 (\o$141 [1:0]),
-    .\port$3001$6 (\o$150 [8:6]),
-    .psum_in(\psum_in$274 ),
-    .psum_out(\psum_in$338 ),
-    .valid_out(\valid_in$285 ),
-    .w_in(\w_in$276 ),
-    .w_out(\w_in$340 )
+    .\port$3108$6 (\o$215 [8:6]),
+    .psum_in(\psum_in$345 ),
+    .psum_out(\psum_in$412 ),
+    .valid_out(\valid_in$357 ),
+    .w_in(\w_in$347 ),
+    .w_out(\w_in$414 ),
+    .w_shift(shift_2_0_q)
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$283 ),
-    .a_next(\o$148 [23:16]),
-    .a_out(\a_in$300 ),
+    .a_in(\a_in$355 ),
+    .a_next(\o$213 [23:16]),
+    .a_out(\a_in$373 ),
+    .capture(capture_2_1_q),
     .en(en_pe_2_1),
-    .first_in(\first_in$287 ),
-    .first_next(\o$150 [7]),
-    .first_out(\first_in$304 ),
-    .last_in(\last_in$289 ),
-    .last_out(\last_in$306 ),
+    .first_in(\first_in$359 ),
+    .first_next(\first_next$353 ),
+    .first_next_out(\first_next$371 ),
+    .first_out(\first_in$377 ),
+    .last_in(\last_in$361 ),
+    .last_out(\last_in$379 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .\port$2971$2 (\o$141 [3:2]),
-    .psum_in(\psum_in$291 ),
-    .psum_out(\psum_in$355 ),
-    .valid_in(\valid_in$285 ),
-    .valid_out(\valid_in$302 ),
-    .w_in(\w_in$293 ),
-    .w_out(\w_in$357 )
+    .psum_in(\psum_in$363 ),
+    .psum_out(\psum_in$430 ),
+    .valid_in(\valid_in$357 ),
+    .valid_out(\valid_in$375 ),
+    .w_in(\w_in$365 ),
+    .w_out(\w_in$432 ),
+    .w_shift(shift_2_1_q)
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$300 ),
-    .a_next(\a_in$283 ),
-    .a_out(\a_in$317 ),
+    .a_in(\a_in$373 ),
+    .a_next(\a_in$355 ),
+    .a_out(\a_in$391 ),
+    .capture(capture_2_2_q),
     .en(en_pe_2_2),
-    .first_in(\first_in$304 ),
-    .first_next(\first_in$287 ),
-    .first_out(\first_in$321 ),
-    .last_in(\last_in$306 ),
-    .last_out(\last_in$323 ),
+    .first_in(\first_in$377 ),
+    .first_next(\first_next$371 ),
+    .first_next_out(\first_next$389 ),
+    .first_out(\first_in$395 ),
+    .last_in(\last_in$379 ),
+    .last_out(\last_in$397 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .\port$2971$4 (\o$141 [5:4]),
-    .psum_in(\psum_in$308 ),
-    .psum_out(\psum_in$372 ),
-    .valid_in(\valid_in$302 ),
-    .valid_out(\valid_in$319 ),
-    .w_in(\w_in$310 ),
-    .w_out(\w_in$374 )
+    .psum_in(\psum_in$381 ),
+    .psum_out(\psum_in$448 ),
+    .valid_in(\valid_in$375 ),
+    .valid_out(\valid_in$393 ),
+    .w_in(\w_in$383 ),
+    .w_out(\w_in$450 ),
+    .w_shift(shift_2_2_q)
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$317 ),
-    .a_next(\a_in$300 ),
+    .a_in(\a_in$391 ),
+    .a_next(\a_in$373 ),
+    .capture(capture_2_3_q),
     .en(en_pe_2_3),
-    .first_in(\first_in$321 ),
-    .first_next(\first_in$304 ),
-    .last_in(\last_in$323 ),
+    .first_in(\first_in$395 ),
+    .first_next(\first_next$389 ),
+    .last_in(\last_in$397 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .\port$2971$6 (\o$141 [7:6]),
-    .psum_in(\psum_in$325 ),
-    .psum_out(\psum_in$389 ),
-    .valid_in(\valid_in$319 ),
-    .w_in(\w_in$327 ),
-    .w_out(\w_in$391 )
+    .psum_in(\psum_in$399 ),
+    .psum_out(\psum_in$466 ),
+    .valid_in(\valid_in$393 ),
+    .w_in(\w_in$401 ),
+    .w_out(\w_in$468 ),
+    .w_shift(shift_2_3_q)
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$148 [31:24]),
-    .a_next(o_next[31:24]),
-    .a_out(\a_in$347 ),
+    .a_in(\o$213 [31:24]),
+    .a_next(\o_next$209 [31:24]),
+    .a_out(\a_in$422 ),
+    .capture(capture_3_0_q),
     .en(en_pe_3_0),
-    .first_next(\o_next$146 [10]),
-    .first_out(\first_in$351 ),
-    .last_out(\last_in$353 ),
+    .first_next(\o_next$211 [10]),
+    .first_next_out(\first_next$420 ),
+    .first_out(\first_in$426 ),
+    .last_out(\last_in$428 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$2971$0 (\o$141 [1:0]),
-    .\port$3001$9 (\o$150 [11:9]),
-    .psum_in(\psum_in$338 ),
+    .\port$3108$9 (\o$215 [11:9]),
+    .psum_in(\psum_in$412 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$349 ),
-    .w_in(\w_in$340 )
+    .valid_out(\valid_in$424 ),
+    .w_in(\w_in$414 ),
+    .w_shift(shift_3_0_q)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$347 ),
-    .a_next(\o$148 [31:24]),
-    .a_out(\a_in$364 ),
+    .a_in(\a_in$422 ),
+    .a_next(\o$213 [31:24]),
+    .a_out(\a_in$440 ),
+    .capture(capture_3_1_q),
     .en(en_pe_3_1),
-    .first_in(\first_in$351 ),
-    .first_next(\o$150 [10]),
-    .first_out(\first_in$368 ),
-    .last_in(\last_in$353 ),
-    .last_out(\last_in$370 ),
+    .first_in(\first_in$426 ),
+    .first_next(\first_next$420 ),
+    .first_next_out(\first_next$438 ),
+    .first_out(\first_in$444 ),
+    .last_in(\last_in$428 ),
+    .last_out(\last_in$446 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .\port$2971$2 (\o$141 [3:2]),
-    .psum_in(\psum_in$355 ),
-    .psum_out(\psum_out$113 ),
-    .valid_in(\valid_in$349 ),
-    .valid_out(\valid_in$366 ),
-    .w_in(\w_in$357 )
+    .psum_in(\psum_in$430 ),
+    .psum_out(\psum_out$178 ),
+    .valid_in(\valid_in$424 ),
+    .valid_out(\valid_in$442 ),
+    .w_in(\w_in$432 ),
+    .w_shift(shift_3_1_q)
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$364 ),
-    .a_next(\a_in$347 ),
-    .a_out(\a_in$381 ),
+    .a_in(\a_in$440 ),
+    .a_next(\a_in$422 ),
+    .a_out(\a_in$458 ),
+    .capture(capture_3_2_q),
     .en(en_pe_3_2),
-    .first_in(\first_in$368 ),
-    .first_next(\first_in$351 ),
-    .first_out(\first_in$385 ),
-    .last_in(\last_in$370 ),
-    .last_out(\last_in$387 ),
+    .first_in(\first_in$444 ),
+    .first_next(\first_next$438 ),
+    .first_next_out(\first_next$456 ),
+    .first_out(\first_in$462 ),
+    .last_in(\last_in$446 ),
+    .last_out(\last_in$464 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .\port$2971$4 (\o$141 [5:4]),
-    .psum_in(\psum_in$372 ),
-    .psum_out(\psum_out$114 ),
-    .valid_in(\valid_in$366 ),
-    .valid_out(\valid_in$383 ),
-    .w_in(\w_in$374 )
+    .psum_in(\psum_in$448 ),
+    .psum_out(\psum_out$179 ),
+    .valid_in(\valid_in$442 ),
+    .valid_out(\valid_in$460 ),
+    .w_in(\w_in$450 ),
+    .w_shift(shift_3_2_q)
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$381 ),
-    .a_next(\a_in$364 ),
+    .a_in(\a_in$458 ),
+    .a_next(\a_in$440 ),
+    .capture(capture_3_3_q),
     .en(en_pe_3_3),
-    .first_in(\first_in$385 ),
-    .first_next(\first_in$368 ),
-    .last_in(\last_in$387 ),
+    .first_in(\first_in$462 ),
+    .first_next(\first_next$456 ),
+    .last_in(\last_in$464 ),
     .last_out(last_out),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .\port$2971$6 (\o$141 [7:6]),
-    .psum_in(\psum_in$389 ),
-    .psum_out(\psum_out$115 ),
-    .valid_in(\valid_in$383 ),
+    .psum_in(\psum_in$466 ),
+    .psum_out(\psum_out$180 ),
+    .valid_in(\valid_in$460 ),
     .valid_out(valid_out),
-    .w_in(\w_in$391 )
+    .w_in(\w_in$468 ),
+    .w_shift(shift_3_3_q)
   );
   \accelerator.engine.core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$135 ),
+    .i(\i$200 ),
     .i_next(i_next),
-    .o(\o$148 ),
-    .o_next(o_next),
-    .\port$2594$0 (en_skew_a_0),
-    .\port$2595$0 (en_skew_a_1),
-    .\port$2596$0 (en_skew_a_2),
-    .\port$2597$0 (en_skew_a_3),
+    .o(\o$213 ),
+    .o_next(\o_next$209 ),
+    .\port$2636$0 (en_skew_a_0),
+    .\port$2637$0 (en_skew_a_1),
+    .\port$2638$0 (en_skew_a_2),
+    .\port$2639$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$136 ),
-    .i_next(\i_next$138 ),
-    .o(\o$150 ),
-    .o_next(\o_next$146 ),
+    .i(\i$201 ),
+    .i_next(\i_next$203 ),
+    .o(\o$215 ),
+    .o_next(\o_next$211 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   \accelerator.engine.core.skew_w  skew_w (
     .clk(clk),
     .i(in_w),
-    .o(\o$155 ),
-    .\port$2589$0 (en_skew_w_0),
-    .\port$2590$0 (en_skew_w_1),
-    .\port$2591$0 (en_skew_w_2),
-    .\port$2592$0 (en_skew_w_3),
+    .o(\o$220 ),
+    .\port$2631$0 (en_skew_w_0),
+    .\port$2632$0 (en_skew_w_1),
+    .\port$2633$0 (en_skew_w_2),
+    .\port$2634$0 (en_skew_w_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en_skew_wctl),
-    .i(\i$134 ),
-    .o(\o$141 ),
+    .i(\i$199 ),
+    .i_next(\i_next$204 ),
+    .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$82  = held;
+    \$114  = held;
     if (rst) begin
-      \$82  = 1'h0;
+      \$114  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$83  = skid;
+    \$115  = skid;
     if (\$1 ) begin
-      \$83 [128] = out[128];
+      \$115 [128] = out[128];
     end
     if (\$2 ) begin
-      \$83 [31:0] = out[31:0];
+      \$115 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$83 [63:32] = out[63:32];
+      \$115 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$83 [95:64] = out[95:64];
+      \$115 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$83 [127:96] = out[127:96];
+      \$115 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$84  = loaded;
+    \$116  = loaded;
     if (en) begin
       if (capture) begin
-        \$84  = { 2'h0, w_accept };
+        \$116  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$84  = \$11 [2:0];
+        \$116  = \$11 [2:0];
       end
     end
     if (rst) begin
-      \$84  = 3'h0;
+      \$116  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$85  = shadow_full;
+    \$117  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$85  = 1'h1;
+        \$117  = 1'h1;
       end else if (\$12 ) begin
-        \$85  = 1'h0;
+        \$117  = 1'h0;
       end
     end
     if (rst) begin
-      \$85  = 1'h0;
+      \$117  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$86  = since_first;
+    \$118  = since_first;
     if (en) begin
       if (\$13 ) begin
-        \$86  = 3'h1;
+        \$118  = 3'h1;
       end else if (\$14 ) begin
-        \$86  = \$15 [2:0];
+        \$118  = \$15 [2:0];
       end
     end
     if (rst) begin
-      \$86  = 3'h4;
+      \$118  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$87  = first;
+    \$119  = first;
     if (en) begin
       if (a_accept) begin
-        \$87  = operands__payload[32];
+        \$119  = operands__payload[32];
       end
     end
     if (rst) begin
-      \$87  = 1'h1;
+      \$119  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$88  = in_w;
+    \$120  = in_w;
     if (en_in_w_0) begin
-      \$88 [7:0] = weights__payload[7:0];
+      \$120 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$88 [15:8] = weights__payload[15:8];
+      \$120 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$88 [23:16] = weights__payload[23:16];
+      \$120 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$88 [31:24] = weights__payload[31:24];
+      \$120 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$89  = in_a;
+    \$121  = in_a;
     if (en_in_a_0) begin
-      \$89 [7:0] = operands__payload[7:0];
+      \$121 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$89 [15:8] = operands__payload[15:8];
+      \$121 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$89 [23:16] = operands__payload[23:16];
+      \$121 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$89 [31:24] = operands__payload[31:24];
+      \$121 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$90  = in_wctl;
+    \$122  = in_wctl;
     if (en) begin
-      \$90 [0] = w_accept;
-      \$90 [1] = capture;
+      \$122 [0] = w_accept;
+      \$122 [1] = capture;
     end
     if (rst) begin
-      \$90  = 2'h0;
+      \$122  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$91  = in_flags;
+    \$123  = in_flags;
     if (en) begin
-      \$91 [0] = a_accept;
-      \$91 [1] = first;
-      \$91 [2] = operands__payload[32];
+      \$123 [0] = a_accept;
+      \$123 [1] = first;
+      \$123 [2] = operands__payload[32];
     end
     if (rst) begin
-      \$91  = 3'h0;
+      \$123  = 3'h0;
     end
   end
+  assign shift_0_0 = shift_0_0_q;
+  assign capture_0_0 = capture_0_0_q;
+  assign shift_0_1 = shift_0_1_q;
+  assign capture_0_1 = capture_0_1_q;
+  assign shift_0_2 = shift_0_2_q;
+  assign capture_0_2 = capture_0_2_q;
+  assign shift_0_3 = shift_0_3_q;
+  assign capture_0_3 = capture_0_3_q;
+  assign shift_1_0 = shift_1_0_q;
+  assign capture_1_0 = capture_1_0_q;
+  assign shift_1_1 = shift_1_1_q;
+  assign capture_1_1 = capture_1_1_q;
+  assign shift_1_2 = shift_1_2_q;
+  assign capture_1_2 = capture_1_2_q;
+  assign shift_1_3 = shift_1_3_q;
+  assign capture_1_3 = capture_1_3_q;
+  assign shift_2_0 = shift_2_0_q;
+  assign capture_2_0 = capture_2_0_q;
+  assign shift_2_1 = shift_2_1_q;
+  assign capture_2_1 = capture_2_1_q;
+  assign shift_2_2 = shift_2_2_q;
+  assign capture_2_2 = capture_2_2_q;
+  assign shift_2_3 = shift_2_3_q;
+  assign capture_2_3 = capture_2_3_q;
+  assign shift_3_0 = shift_3_0_q;
+  assign capture_3_0 = capture_3_0_q;
+  assign shift_3_1 = shift_3_1_q;
+  assign capture_3_1 = capture_3_1_q;
+  assign shift_3_2 = shift_3_2_q;
+  assign capture_3_2 = capture_3_2_q;
+  assign shift_3_3 = shift_3_3_q;
+  assign capture_3_3 = capture_3_3_q;
   assign pe_0_0_sync_clk = clk;
   assign pe_0_0_sync_rst = rst_pe_0_0;
   assign pe_0_1_sync_clk = clk;
@@ -12052,190 +12512,190 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign pe_3_2_sync_rst = rst_pe_3_2;
   assign pe_3_3_sync_clk = clk;
   assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$122  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$187  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$129  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$130  = en_skew_wctl;
-  assign \en$131  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$132  = en_skew_flags;
-  assign \i$133  = in_w;
-  assign \en$139  = en_pe_0_0;
-  assign w_shift = \o$141 [0];
-  assign \capture$142  = \o$141 [1];
-  assign a_next = o_next[7:0];
-  assign first_next = \o_next$146 [1];
-  assign a_in = \o$148 [7:0];
-  assign valid_in = \o$150 [0];
-  assign first_in = \o$150 [1];
-  assign last_in = \o$150 [2];
+  assign \en$194  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$195  = en_skew_wctl;
+  assign \en$196  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$197  = en_skew_flags;
+  assign \i$198  = in_w;
+  assign \en$205  = en_pe_0_0;
+  assign w_shift = shift_0_0_q;
+  assign \capture$207  = capture_0_0_q;
+  assign a_next = \o_next$209 [7:0];
+  assign first_next = \o_next$211 [1];
+  assign a_in = \o$213 [7:0];
+  assign valid_in = \o$215 [0];
+  assign first_in = \o$215 [1];
+  assign last_in = \o$215 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$155 [7:0];
-  assign \en$156  = en_pe_0_1;
-  assign \w_shift$157  = \o$141 [2];
-  assign \capture$158  = \o$141 [3];
-  assign \a_next$159  = \o$148 [7:0];
-  assign \first_next$160  = \o$150 [1];
-  assign a_out = \a_in$161 ;
-  assign \valid_out$164  = \valid_in$163 ;
-  assign first_out = \first_in$165 ;
-  assign \last_out$168  = \last_in$167 ;
-  assign \psum_in$169  = 32'd0;
-  assign \w_in$170  = \o$155 [15:8];
-  assign \en$171  = en_pe_0_2;
-  assign \w_shift$172  = \o$141 [4];
-  assign \capture$173  = \o$141 [5];
-  assign \a_next$174  = \a_in$161 ;
-  assign \first_next$175  = \first_in$165 ;
-  assign \a_out$177  = \a_in$176 ;
-  assign \valid_out$179  = \valid_in$178 ;
-  assign \first_out$181  = \first_in$180 ;
-  assign \last_out$183  = \last_in$182 ;
-  assign \psum_in$184  = 32'd0;
-  assign \w_in$185  = \o$155 [23:16];
-  assign \en$186  = en_pe_0_3;
-  assign \w_shift$187  = \o$141 [6];
-  assign \capture$188  = \o$141 [7];
-  assign \a_next$189  = \a_in$176 ;
-  assign \first_next$190  = \first_in$180 ;
-  assign \a_out$192  = \a_in$191 ;
-  assign \valid_out$194  = \valid_in$193 ;
-  assign \first_out$196  = \first_in$195 ;
-  assign \last_out$198  = \last_in$197 ;
-  assign \psum_in$199  = 32'd0;
-  assign \w_in$200  = \o$155 [31:24];
-  assign \en$201  = en_pe_1_0;
-  assign \w_shift$202  = \o$141 [0];
-  assign \capture$203  = \o$141 [1];
-  assign \a_next$204  = o_next[15:8];
-  assign \first_next$205  = \o_next$146 [4];
-  assign \a_in$206  = \o$148 [15:8];
-  assign \valid_in$207  = \o$150 [3];
-  assign \first_in$208  = \o$150 [4];
-  assign \last_in$209  = \o$150 [5];
-  assign \psum_out$211  = \psum_in$210 ;
-  assign w_out = \w_in$212 ;
-  assign \en$214  = en_pe_1_1;
-  assign \w_shift$215  = \o$141 [2];
-  assign \capture$216  = \o$141 [3];
-  assign \a_next$217  = \o$148 [15:8];
-  assign \first_next$218  = \o$150 [4];
-  assign \a_out$220  = \a_in$219 ;
-  assign \valid_out$222  = \valid_in$221 ;
-  assign \first_out$224  = \first_in$223 ;
-  assign \last_out$226  = \last_in$225 ;
-  assign \psum_out$228  = \psum_in$227 ;
-  assign \w_out$230  = \w_in$229 ;
-  assign \en$231  = en_pe_1_2;
-  assign \w_shift$232  = \o$141 [4];
-  assign \capture$233  = \o$141 [5];
-  assign \a_next$234  = \a_in$219 ;
-  assign \first_next$235  = \first_in$223 ;
-  assign \a_out$237  = \a_in$236 ;
-  assign \valid_out$239  = \valid_in$238 ;
-  assign \first_out$241  = \first_in$240 ;
-  assign \last_out$243  = \last_in$242 ;
-  assign \psum_out$245  = \psum_in$244 ;
-  assign \w_out$247  = \w_in$246 ;
-  assign \en$248  = en_pe_1_3;
-  assign \w_shift$249  = \o$141 [6];
-  assign \capture$250  = \o$141 [7];
-  assign \a_next$251  = \a_in$236 ;
-  assign \first_next$252  = \first_in$240 ;
-  assign \a_out$254  = \a_in$253 ;
-  assign \valid_out$256  = \valid_in$255 ;
-  assign \first_out$258  = \first_in$257 ;
-  assign \last_out$260  = \last_in$259 ;
-  assign \psum_out$262  = \psum_in$261 ;
-  assign \w_out$264  = \w_in$263 ;
-  assign \en$265  = en_pe_2_0;
-  assign \w_shift$266  = \o$141 [0];
-  assign \capture$267  = \o$141 [1];
-  assign \a_next$268  = o_next[23:16];
-  assign \first_next$269  = \o_next$146 [7];
-  assign \a_in$270  = \o$148 [23:16];
-  assign \valid_in$271  = \o$150 [6];
-  assign \first_in$272  = \o$150 [7];
-  assign \last_in$273  = \o$150 [8];
-  assign \psum_out$275  = \psum_in$274 ;
-  assign \w_out$277  = \w_in$276 ;
-  assign \en$278  = en_pe_2_1;
-  assign \w_shift$279  = \o$141 [2];
-  assign \capture$280  = \o$141 [3];
-  assign \a_next$281  = \o$148 [23:16];
-  assign \first_next$282  = \o$150 [7];
-  assign \a_out$284  = \a_in$283 ;
-  assign \valid_out$286  = \valid_in$285 ;
-  assign \first_out$288  = \first_in$287 ;
-  assign \last_out$290  = \last_in$289 ;
-  assign \psum_out$292  = \psum_in$291 ;
-  assign \w_out$294  = \w_in$293 ;
-  assign \en$295  = en_pe_2_2;
-  assign \w_shift$296  = \o$141 [4];
-  assign \capture$297  = \o$141 [5];
-  assign \a_next$298  = \a_in$283 ;
-  assign \first_next$299  = \first_in$287 ;
-  assign \a_out$301  = \a_in$300 ;
-  assign \valid_out$303  = \valid_in$302 ;
-  assign \first_out$305  = \first_in$304 ;
-  assign \last_out$307  = \last_in$306 ;
-  assign \psum_out$309  = \psum_in$308 ;
-  assign \w_out$311  = \w_in$310 ;
-  assign \en$312  = en_pe_2_3;
-  assign \w_shift$313  = \o$141 [6];
-  assign \capture$314  = \o$141 [7];
-  assign \a_next$315  = \a_in$300 ;
-  assign \first_next$316  = \first_in$304 ;
-  assign \a_out$318  = \a_in$317 ;
-  assign \valid_out$320  = \valid_in$319 ;
-  assign \first_out$322  = \first_in$321 ;
-  assign \last_out$324  = \last_in$323 ;
-  assign \psum_out$326  = \psum_in$325 ;
-  assign \w_out$328  = \w_in$327 ;
-  assign \en$329  = en_pe_3_0;
-  assign \w_shift$330  = \o$141 [0];
-  assign \capture$331  = \o$141 [1];
-  assign \a_next$332  = o_next[31:24];
-  assign \first_next$333  = \o_next$146 [10];
-  assign \a_in$334  = \o$148 [31:24];
-  assign \valid_in$335  = \o$150 [9];
-  assign \first_in$336  = \o$150 [10];
-  assign \last_in$337  = \o$150 [11];
-  assign \psum_out$339  = \psum_in$338 ;
-  assign \w_out$341  = \w_in$340 ;
-  assign \en$342  = en_pe_3_1;
-  assign \w_shift$343  = \o$141 [2];
-  assign \capture$344  = \o$141 [3];
-  assign \a_next$345  = \o$148 [31:24];
-  assign \first_next$346  = \o$150 [10];
-  assign \a_out$348  = \a_in$347 ;
-  assign \valid_out$350  = \valid_in$349 ;
-  assign \first_out$352  = \first_in$351 ;
-  assign \last_out$354  = \last_in$353 ;
-  assign \psum_out$356  = \psum_in$355 ;
-  assign \w_out$358  = \w_in$357 ;
-  assign \en$359  = en_pe_3_2;
-  assign \w_shift$360  = \o$141 [4];
-  assign \capture$361  = \o$141 [5];
-  assign \a_next$362  = \a_in$347 ;
-  assign \first_next$363  = \first_in$351 ;
-  assign \a_out$365  = \a_in$364 ;
-  assign \valid_out$367  = \valid_in$366 ;
-  assign \first_out$369  = \first_in$368 ;
-  assign \last_out$371  = \last_in$370 ;
-  assign \psum_out$373  = \psum_in$372 ;
-  assign \w_out$375  = \w_in$374 ;
-  assign \en$376  = en_pe_3_3;
-  assign \w_shift$377  = \o$141 [6];
-  assign \capture$378  = \o$141 [7];
-  assign \a_next$379  = \a_in$364 ;
-  assign \first_next$380  = \first_in$368 ;
-  assign \a_out$382  = \a_in$381 ;
-  assign \valid_out$384  = \valid_in$383 ;
-  assign \first_out$386  = \first_in$385 ;
-  assign \last_out$388  = \last_in$387 ;
-  assign \psum_out$390  = \psum_in$389 ;
-  assign \w_out$392  = \w_in$391 ;
+  assign w_in = \o$220 [7:0];
+  assign \en$221  = en_pe_0_1;
+  assign \w_shift$222  = shift_0_1_q;
+  assign \capture$223  = capture_0_1_q;
+  assign \a_next$224  = \o$213 [7:0];
+  assign first_next_out = \first_next$225 ;
+  assign a_out = \a_in$227 ;
+  assign \valid_out$230  = \valid_in$229 ;
+  assign first_out = \first_in$231 ;
+  assign \last_out$234  = \last_in$233 ;
+  assign \psum_in$235  = 32'd0;
+  assign \w_in$236  = \o$220 [15:8];
+  assign \en$237  = en_pe_0_2;
+  assign \w_shift$238  = shift_0_2_q;
+  assign \capture$239  = capture_0_2_q;
+  assign \a_next$240  = \a_in$227 ;
+  assign \first_next_out$242  = \first_next$241 ;
+  assign \a_out$244  = \a_in$243 ;
+  assign \valid_out$246  = \valid_in$245 ;
+  assign \first_out$248  = \first_in$247 ;
+  assign \last_out$250  = \last_in$249 ;
+  assign \psum_in$251  = 32'd0;
+  assign \w_in$252  = \o$220 [23:16];
+  assign \en$253  = en_pe_0_3;
+  assign \w_shift$254  = shift_0_3_q;
+  assign \capture$255  = capture_0_3_q;
+  assign \a_next$256  = \a_in$243 ;
+  assign \first_next_out$258  = \first_next$257 ;
+  assign \a_out$260  = \a_in$259 ;
+  assign \valid_out$262  = \valid_in$261 ;
+  assign \first_out$264  = \first_in$263 ;
+  assign \last_out$266  = \last_in$265 ;
+  assign \psum_in$267  = 32'd0;
+  assign \w_in$268  = \o$220 [31:24];
+  assign \en$269  = en_pe_1_0;
+  assign \w_shift$270  = shift_1_0_q;
+  assign \capture$271  = capture_1_0_q;
+  assign \a_next$272  = \o_next$209 [15:8];
+  assign \first_next$273  = \o_next$211 [4];
+  assign \a_in$274  = \o$213 [15:8];
+  assign \valid_in$275  = \o$215 [3];
+  assign \first_in$276  = \o$215 [4];
+  assign \last_in$277  = \o$215 [5];
+  assign \psum_out$279  = \psum_in$278 ;
+  assign w_out = \w_in$280 ;
+  assign \en$282  = en_pe_1_1;
+  assign \w_shift$283  = shift_1_1_q;
+  assign \capture$284  = capture_1_1_q;
+  assign \a_next$285  = \o$213 [15:8];
+  assign \first_next_out$287  = \first_next$286 ;
+  assign \a_out$289  = \a_in$288 ;
+  assign \valid_out$291  = \valid_in$290 ;
+  assign \first_out$293  = \first_in$292 ;
+  assign \last_out$295  = \last_in$294 ;
+  assign \psum_out$297  = \psum_in$296 ;
+  assign \w_out$299  = \w_in$298 ;
+  assign \en$300  = en_pe_1_2;
+  assign \w_shift$301  = shift_1_2_q;
+  assign \capture$302  = capture_1_2_q;
+  assign \a_next$303  = \a_in$288 ;
+  assign \first_next_out$305  = \first_next$304 ;
+  assign \a_out$307  = \a_in$306 ;
+  assign \valid_out$309  = \valid_in$308 ;
+  assign \first_out$311  = \first_in$310 ;
+  assign \last_out$313  = \last_in$312 ;
+  assign \psum_out$315  = \psum_in$314 ;
+  assign \w_out$317  = \w_in$316 ;
+  assign \en$318  = en_pe_1_3;
+  assign \w_shift$319  = shift_1_3_q;
+  assign \capture$320  = capture_1_3_q;
+  assign \a_next$321  = \a_in$306 ;
+  assign \first_next_out$323  = \first_next$322 ;
+  assign \a_out$325  = \a_in$324 ;
+  assign \valid_out$327  = \valid_in$326 ;
+  assign \first_out$329  = \first_in$328 ;
+  assign \last_out$331  = \last_in$330 ;
+  assign \psum_out$333  = \psum_in$332 ;
+  assign \w_out$335  = \w_in$334 ;
+  assign \en$336  = en_pe_2_0;
+  assign \w_shift$337  = shift_2_0_q;
+  assign \capture$338  = capture_2_0_q;
+  assign \a_next$339  = \o_next$209 [23:16];
+  assign \first_next$340  = \o_next$211 [7];
+  assign \a_in$341  = \o$213 [23:16];
+  assign \valid_in$342  = \o$215 [6];
+  assign \first_in$343  = \o$215 [7];
+  assign \last_in$344  = \o$215 [8];
+  assign \psum_out$346  = \psum_in$345 ;
+  assign \w_out$348  = \w_in$347 ;
+  assign \en$349  = en_pe_2_1;
+  assign \w_shift$350  = shift_2_1_q;
+  assign \capture$351  = capture_2_1_q;
+  assign \a_next$352  = \o$213 [23:16];
+  assign \first_next_out$354  = \first_next$353 ;
+  assign \a_out$356  = \a_in$355 ;
+  assign \valid_out$358  = \valid_in$357 ;
+  assign \first_out$360  = \first_in$359 ;
+  assign \last_out$362  = \last_in$361 ;
+  assign \psum_out$364  = \psum_in$363 ;
+  assign \w_out$366  = \w_in$365 ;
+  assign \en$367  = en_pe_2_2;
+  assign \w_shift$368  = shift_2_2_q;
+  assign \capture$369  = capture_2_2_q;
+  assign \a_next$370  = \a_in$355 ;
+  assign \first_next_out$372  = \first_next$371 ;
+  assign \a_out$374  = \a_in$373 ;
+  assign \valid_out$376  = \valid_in$375 ;
+  assign \first_out$378  = \first_in$377 ;
+  assign \last_out$380  = \last_in$379 ;
+  assign \psum_out$382  = \psum_in$381 ;
+  assign \w_out$384  = \w_in$383 ;
+  assign \en$385  = en_pe_2_3;
+  assign \w_shift$386  = shift_2_3_q;
+  assign \capture$387  = capture_2_3_q;
+  assign \a_next$388  = \a_in$373 ;
+  assign \first_next_out$390  = \first_next$389 ;
+  assign \a_out$392  = \a_in$391 ;
+  assign \valid_out$394  = \valid_in$393 ;
+  assign \first_out$396  = \first_in$395 ;
+  assign \last_out$398  = \last_in$397 ;
+  assign \psum_out$400  = \psum_in$399 ;
+  assign \w_out$402  = \w_in$401 ;
+  assign \en$403  = en_pe_3_0;
+  assign \w_shift$404  = shift_3_0_q;
+  assign \capture$405  = capture_3_0_q;
+  assign \a_next$406  = \o_next$209 [31:24];
+  assign \first_next$407  = \o_next$211 [10];
+  assign \a_in$408  = \o$213 [31:24];
+  assign \valid_in$409  = \o$215 [9];
+  assign \first_in$410  = \o$215 [10];
+  assign \last_in$411  = \o$215 [11];
+  assign \psum_out$413  = \psum_in$412 ;
+  assign \w_out$415  = \w_in$414 ;
+  assign \en$416  = en_pe_3_1;
+  assign \w_shift$417  = shift_3_1_q;
+  assign \capture$418  = capture_3_1_q;
+  assign \a_next$419  = \o$213 [31:24];
+  assign \first_next_out$421  = \first_next$420 ;
+  assign \a_out$423  = \a_in$422 ;
+  assign \valid_out$425  = \valid_in$424 ;
+  assign \first_out$427  = \first_in$426 ;
+  assign \last_out$429  = \last_in$428 ;
+  assign \psum_out$431  = \psum_in$430 ;
+  assign \w_out$433  = \w_in$432 ;
+  assign \en$434  = en_pe_3_2;
+  assign \w_shift$435  = shift_3_2_q;
+  assign \capture$436  = capture_3_2_q;
+  assign \a_next$437  = \a_in$422 ;
+  assign \first_next_out$439  = \first_next$438 ;
+  assign \a_out$441  = \a_in$440 ;
+  assign \valid_out$443  = \valid_in$442 ;
+  assign \first_out$445  = \first_in$444 ;
+  assign \last_out$447  = \last_in$446 ;
+  assign \psum_out$449  = \psum_in$448 ;
+  assign \w_out$451  = \w_in$450 ;
+  assign \en$452  = en_pe_3_3;
+  assign \w_shift$453  = shift_3_3_q;
+  assign \capture$454  = capture_3_3_q;
+  assign \a_next$455  = \a_in$440 ;
+  assign \first_next_out$457  = \first_next$456 ;
+  assign \a_out$459  = \a_in$458 ;
+  assign \valid_out$461  = \valid_in$460 ;
+  assign \first_out$463  = \first_in$462 ;
+  assign \last_out$465  = \last_in$464 ;
+  assign \psum_out$467  = \psum_in$466 ;
+  assign \w_out$469  = \w_in$468 ;
   assign \skid.c  = skid[127:0];
   assign \skid.c[0]  = skid[31:0];
   assign \skid.c[1]  = skid[63:32];
@@ -12272,6 +12732,18 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
+  assign \o_next[0]  = o_next[1:0];
+  assign \o_next[0].shift  = o_next[0];
+  assign \o_next[0].capture  = o_next[1];
+  assign \o_next[1]  = o_next[3:2];
+  assign \o_next[1].shift  = o_next[2];
+  assign \o_next[1].capture  = o_next[3];
+  assign \o_next[2]  = o_next[5:4];
+  assign \o_next[2].shift  = o_next[4];
+  assign \o_next[2].capture  = o_next[5];
+  assign \o_next[3]  = o_next[7:6];
+  assign \o_next[3].shift  = o_next[6];
+  assign \o_next[3].capture  = o_next[7];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -12286,162 +12758,170 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign \results__payload.c[2]  = results__payload[95:64];
   assign \results__payload.c[3]  = results__payload[127:96];
   assign \results__payload.last  = results__payload[128];
-  assign \i$133[0]  = in_w[7:0];
-  assign \i$133[1]  = in_w[15:8];
-  assign \i$133[2]  = in_w[23:16];
-  assign \i$133[3]  = in_w[31:24];
-  assign \i$134[0]  = \i$134 [1:0];
-  assign \i$134[0].shift  = \i$134 [0];
-  assign \i$134[0].capture  = \i$134 [1];
-  assign \i$134[1]  = \i$134 [3:2];
-  assign \i$134[1].shift  = \i$134 [2];
-  assign \i$134[1].capture  = \i$134 [3];
-  assign \i$134[2]  = \i$134 [5:4];
-  assign \i$134[2].shift  = \i$134 [4];
-  assign \i$134[2].capture  = \i$134 [5];
-  assign \i$134[3]  = \i$134 [7:6];
-  assign \i$134[3].shift  = \i$134 [6];
-  assign \i$134[3].capture  = \i$134 [7];
-  assign \i$135[0]  = \i$135 [7:0];
-  assign \i$135[1]  = \i$135 [15:8];
-  assign \i$135[2]  = \i$135 [23:16];
-  assign \i$135[3]  = \i$135 [31:24];
-  assign \i$136[0]  = \i$136 [2:0];
-  assign \i$136[0].valid  = \i$136 [0];
-  assign \i$136[0].first  = \i$136 [1];
-  assign \i$136[0].last  = \i$136 [2];
-  assign \i$136[1]  = \i$136 [5:3];
-  assign \i$136[1].valid  = \i$136 [3];
-  assign \i$136[1].first  = \i$136 [4];
-  assign \i$136[1].last  = \i$136 [5];
-  assign \i$136[2]  = \i$136 [8:6];
-  assign \i$136[2].valid  = \i$136 [6];
-  assign \i$136[2].first  = \i$136 [7];
-  assign \i$136[2].last  = \i$136 [8];
-  assign \i$136[3]  = \i$136 [11:9];
-  assign \i$136[3].valid  = \i$136 [9];
-  assign \i$136[3].first  = \i$136 [10];
-  assign \i$136[3].last  = \i$136 [11];
+  assign \i$198[0]  = in_w[7:0];
+  assign \i$198[1]  = in_w[15:8];
+  assign \i$198[2]  = in_w[23:16];
+  assign \i$198[3]  = in_w[31:24];
+  assign \i$199[0]  = \i$199 [1:0];
+  assign \i$199[0].shift  = \i$199 [0];
+  assign \i$199[0].capture  = \i$199 [1];
+  assign \i$199[1]  = \i$199 [3:2];
+  assign \i$199[1].shift  = \i$199 [2];
+  assign \i$199[1].capture  = \i$199 [3];
+  assign \i$199[2]  = \i$199 [5:4];
+  assign \i$199[2].shift  = \i$199 [4];
+  assign \i$199[2].capture  = \i$199 [5];
+  assign \i$199[3]  = \i$199 [7:6];
+  assign \i$199[3].shift  = \i$199 [6];
+  assign \i$199[3].capture  = \i$199 [7];
+  assign \i$200[0]  = \i$200 [7:0];
+  assign \i$200[1]  = \i$200 [15:8];
+  assign \i$200[2]  = \i$200 [23:16];
+  assign \i$200[3]  = \i$200 [31:24];
+  assign \i$201[0]  = \i$201 [2:0];
+  assign \i$201[0].valid  = \i$201 [0];
+  assign \i$201[0].first  = \i$201 [1];
+  assign \i$201[0].last  = \i$201 [2];
+  assign \i$201[1]  = \i$201 [5:3];
+  assign \i$201[1].valid  = \i$201 [3];
+  assign \i$201[1].first  = \i$201 [4];
+  assign \i$201[1].last  = \i$201 [5];
+  assign \i$201[2]  = \i$201 [8:6];
+  assign \i$201[2].valid  = \i$201 [6];
+  assign \i$201[2].first  = \i$201 [7];
+  assign \i$201[2].last  = \i$201 [8];
+  assign \i$201[3]  = \i$201 [11:9];
+  assign \i$201[3].valid  = \i$201 [9];
+  assign \i$201[3].first  = \i$201 [10];
+  assign \i$201[3].last  = \i$201 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$138[0]  = \i_next$138 [2:0];
-  assign \i_next$138[0].valid  = \i_next$138 [0];
-  assign \i_next$138[0].first  = \i_next$138 [1];
-  assign \i_next$138[0].last  = \i_next$138 [2];
-  assign \i_next$138[1]  = \i_next$138 [5:3];
-  assign \i_next$138[1].valid  = \i_next$138 [3];
-  assign \i_next$138[1].first  = \i_next$138 [4];
-  assign \i_next$138[1].last  = \i_next$138 [5];
-  assign \i_next$138[2]  = \i_next$138 [8:6];
-  assign \i_next$138[2].valid  = \i_next$138 [6];
-  assign \i_next$138[2].first  = \i_next$138 [7];
-  assign \i_next$138[2].last  = \i_next$138 [8];
-  assign \i_next$138[3]  = \i_next$138 [11:9];
-  assign \i_next$138[3].valid  = \i_next$138 [9];
-  assign \i_next$138[3].first  = \i_next$138 [10];
-  assign \i_next$138[3].last  = \i_next$138 [11];
-  assign \o$141[0]  = \o$141 [1:0];
-  assign \o$141[0].shift  = \o$141 [0];
-  assign \o$141[0].capture  = \o$141 [1];
-  assign \o$141[1]  = \o$141 [3:2];
-  assign \o$141[1].shift  = \o$141 [2];
-  assign \o$141[1].capture  = \o$141 [3];
-  assign \o$141[2]  = \o$141 [5:4];
-  assign \o$141[2].shift  = \o$141 [4];
-  assign \o$141[2].capture  = \o$141 [5];
-  assign \o$141[3]  = \o$141 [7:6];
-  assign \o$141[3].shift  = \o$141 [6];
-  assign \o$141[3].capture  = \o$141 [7];
-  assign \o_next[0]  = o_next[7:0];
-  assign \o_next[1]  = o_next[15:8];
-  assign \o_next[2]  = o_next[23:16];
-  assign \o_next[3]  = o_next[31:24];
-  assign \o_next$146[0]  = \o_next$146 [2:0];
-  assign \o_next$146[0].valid  = \o_next$146 [0];
-  assign \o_next$146[0].first  = \o_next$146 [1];
-  assign \o_next$146[0].last  = \o_next$146 [2];
-  assign \o_next$146[1]  = \o_next$146 [5:3];
-  assign \o_next$146[1].valid  = \o_next$146 [3];
-  assign \o_next$146[1].first  = \o_next$146 [4];
-  assign \o_next$146[1].last  = \o_next$146 [5];
-  assign \o_next$146[2]  = \o_next$146 [8:6];
-  assign \o_next$146[2].valid  = \o_next$146 [6];
-  assign \o_next$146[2].first  = \o_next$146 [7];
-  assign \o_next$146[2].last  = \o_next$146 [8];
-  assign \o_next$146[3]  = \o_next$146 [11:9];
-  assign \o_next$146[3].valid  = \o_next$146 [9];
-  assign \o_next$146[3].first  = \o_next$146 [10];
-  assign \o_next$146[3].last  = \o_next$146 [11];
-  assign \o$148[0]  = \o$148 [7:0];
-  assign \o$148[1]  = \o$148 [15:8];
-  assign \o$148[2]  = \o$148 [23:16];
-  assign \o$148[3]  = \o$148 [31:24];
-  assign \o$150[0]  = \o$150 [2:0];
-  assign \o$150[0].valid  = \o$150 [0];
-  assign \o$150[0].first  = \o$150 [1];
-  assign \o$150[0].last  = \o$150 [2];
-  assign \o$150[1]  = \o$150 [5:3];
-  assign \o$150[1].valid  = \o$150 [3];
-  assign \o$150[1].first  = \o$150 [4];
-  assign \o$150[1].last  = \o$150 [5];
-  assign \o$150[2]  = \o$150 [8:6];
-  assign \o$150[2].valid  = \o$150 [6];
-  assign \o$150[2].first  = \o$150 [7];
-  assign \o$150[2].last  = \o$150 [8];
-  assign \o$150[3]  = \o$150 [11:9];
-  assign \o$150[3].valid  = \o$150 [9];
-  assign \o$150[3].first  = \o$150 [10];
-  assign \o$150[3].last  = \o$150 [11];
-  assign \o$155[0]  = \o$155 [7:0];
-  assign \o$155[1]  = \o$155 [15:8];
-  assign \o$155[2]  = \o$155 [23:16];
-  assign \o$155[3]  = \o$155 [31:24];
-  assign \i_next$138 [11] = operands__payload[32];
-  assign \i_next$138 [10] = first;
-  assign \i_next$138 [9] = a_accept;
-  assign \i_next$138 [8] = operands__payload[32];
-  assign \i_next$138 [7] = first;
-  assign \i_next$138 [6] = a_accept;
-  assign \i_next$138 [5] = operands__payload[32];
-  assign \i_next$138 [4] = first;
-  assign \i_next$138 [3] = a_accept;
-  assign \i_next$138 [2] = operands__payload[32];
-  assign \i_next$138 [1] = first;
-  assign \i_next$138 [0] = a_accept;
+  assign \i_next$203[0]  = \i_next$203 [2:0];
+  assign \i_next$203[0].valid  = \i_next$203 [0];
+  assign \i_next$203[0].first  = \i_next$203 [1];
+  assign \i_next$203[0].last  = \i_next$203 [2];
+  assign \i_next$203[1]  = \i_next$203 [5:3];
+  assign \i_next$203[1].valid  = \i_next$203 [3];
+  assign \i_next$203[1].first  = \i_next$203 [4];
+  assign \i_next$203[1].last  = \i_next$203 [5];
+  assign \i_next$203[2]  = \i_next$203 [8:6];
+  assign \i_next$203[2].valid  = \i_next$203 [6];
+  assign \i_next$203[2].first  = \i_next$203 [7];
+  assign \i_next$203[2].last  = \i_next$203 [8];
+  assign \i_next$203[3]  = \i_next$203 [11:9];
+  assign \i_next$203[3].valid  = \i_next$203 [9];
+  assign \i_next$203[3].first  = \i_next$203 [10];
+  assign \i_next$203[3].last  = \i_next$203 [11];
+  assign \i_next$204[0]  = \i_next$204 [1:0];
+  assign \i_next$204[0].shift  = \i_next$204 [0];
+  assign \i_next$204[0].capture  = \i_next$204 [1];
+  assign \i_next$204[1]  = \i_next$204 [3:2];
+  assign \i_next$204[1].shift  = \i_next$204 [2];
+  assign \i_next$204[1].capture  = \i_next$204 [3];
+  assign \i_next$204[2]  = \i_next$204 [5:4];
+  assign \i_next$204[2].shift  = \i_next$204 [4];
+  assign \i_next$204[2].capture  = \i_next$204 [5];
+  assign \i_next$204[3]  = \i_next$204 [7:6];
+  assign \i_next$204[3].shift  = \i_next$204 [6];
+  assign \i_next$204[3].capture  = \i_next$204 [7];
+  assign \o_next$209[0]  = \o_next$209 [7:0];
+  assign \o_next$209[1]  = \o_next$209 [15:8];
+  assign \o_next$209[2]  = \o_next$209 [23:16];
+  assign \o_next$209[3]  = \o_next$209 [31:24];
+  assign \o_next$211[0]  = \o_next$211 [2:0];
+  assign \o_next$211[0].valid  = \o_next$211 [0];
+  assign \o_next$211[0].first  = \o_next$211 [1];
+  assign \o_next$211[0].last  = \o_next$211 [2];
+  assign \o_next$211[1]  = \o_next$211 [5:3];
+  assign \o_next$211[1].valid  = \o_next$211 [3];
+  assign \o_next$211[1].first  = \o_next$211 [4];
+  assign \o_next$211[1].last  = \o_next$211 [5];
+  assign \o_next$211[2]  = \o_next$211 [8:6];
+  assign \o_next$211[2].valid  = \o_next$211 [6];
+  assign \o_next$211[2].first  = \o_next$211 [7];
+  assign \o_next$211[2].last  = \o_next$211 [8];
+  assign \o_next$211[3]  = \o_next$211 [11:9];
+  assign \o_next$211[3].valid  = \o_next$211 [9];
+  assign \o_next$211[3].first  = \o_next$211 [10];
+  assign \o_next$211[3].last  = \o_next$211 [11];
+  assign \o$213[0]  = \o$213 [7:0];
+  assign \o$213[1]  = \o$213 [15:8];
+  assign \o$213[2]  = \o$213 [23:16];
+  assign \o$213[3]  = \o$213 [31:24];
+  assign \o$215[0]  = \o$215 [2:0];
+  assign \o$215[0].valid  = \o$215 [0];
+  assign \o$215[0].first  = \o$215 [1];
+  assign \o$215[0].last  = \o$215 [2];
+  assign \o$215[1]  = \o$215 [5:3];
+  assign \o$215[1].valid  = \o$215 [3];
+  assign \o$215[1].first  = \o$215 [4];
+  assign \o$215[1].last  = \o$215 [5];
+  assign \o$215[2]  = \o$215 [8:6];
+  assign \o$215[2].valid  = \o$215 [6];
+  assign \o$215[2].first  = \o$215 [7];
+  assign \o$215[2].last  = \o$215 [8];
+  assign \o$215[3]  = \o$215 [11:9];
+  assign \o$215[3].valid  = \o$215 [9];
+  assign \o$215[3].first  = \o$215 [10];
+  assign \o$215[3].last  = \o$215 [11];
+  assign \o$220[0]  = \o$220 [7:0];
+  assign \o$220[1]  = \o$220 [15:8];
+  assign \o$220[2]  = \o$220 [23:16];
+  assign \o$220[3]  = \o$220 [31:24];
+  assign \i_next$204 [7] = capture;
+  assign \i_next$204 [5] = capture;
+  assign \i_next$204 [3] = capture;
+  assign \i_next$204 [1] = capture;
+  assign \i_next$204 [6] = w_accept;
+  assign \i_next$204 [4] = w_accept;
+  assign \i_next$204 [2] = w_accept;
+  assign \i_next$204 [0] = w_accept;
+  assign \i_next$203 [11] = operands__payload[32];
+  assign \i_next$203 [10] = first;
+  assign \i_next$203 [9] = a_accept;
+  assign \i_next$203 [8] = operands__payload[32];
+  assign \i_next$203 [7] = first;
+  assign \i_next$203 [6] = a_accept;
+  assign \i_next$203 [5] = operands__payload[32];
+  assign \i_next$203 [4] = first;
+  assign \i_next$203 [3] = a_accept;
+  assign \i_next$203 [2] = operands__payload[32];
+  assign \i_next$203 [1] = first;
+  assign \i_next$203 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$136 [11:9] = in_flags;
-  assign \i$136 [8:6] = in_flags;
-  assign \i$136 [5:3] = in_flags;
-  assign \i$136 [2:0] = in_flags;
-  assign \i$135 [31:24] = in_a[7:0];
-  assign \i$135 [23:16] = in_a[15:8];
-  assign \i$135 [15:8] = in_a[23:16];
-  assign \i$135 [7:0] = in_a[31:24];
-  assign \i$134 [7:6] = in_wctl;
-  assign \i$134 [5:4] = in_wctl;
-  assign \i$134 [3:2] = in_wctl;
-  assign \i$134 [1:0] = in_wctl;
-  assign results__payload[127:96] = \$55 ;
-  assign results__payload[95:64] = \$54 ;
-  assign results__payload[63:32] = \$53 ;
-  assign results__payload[31:0] = \$52 ;
-  assign results__payload[128] = \$50 ;
+  assign \i$201 [11:9] = in_flags;
+  assign \i$201 [8:6] = in_flags;
+  assign \i$201 [5:3] = in_flags;
+  assign \i$201 [2:0] = in_flags;
+  assign \i$200 [31:24] = in_a[7:0];
+  assign \i$200 [23:16] = in_a[15:8];
+  assign \i$200 [15:8] = in_a[23:16];
+  assign \i$200 [7:0] = in_a[31:24];
+  assign \i$199 [7:6] = in_wctl;
+  assign \i$199 [5:4] = in_wctl;
+  assign \i$199 [3:2] = in_wctl;
+  assign \i$199 [1:0] = in_wctl;
+  assign results__payload[127:96] = \$87 ;
+  assign results__payload[95:64] = \$86 ;
+  assign results__payload[63:32] = \$85 ;
+  assign results__payload[31:0] = \$84 ;
+  assign results__payload[128] = \$82 ;
   assign out[128] = last_out;
   assign out[127:0] = o;
-  assign i[127:96] = \psum_out$115 ;
-  assign i[95:64] = \psum_out$114 ;
-  assign i[63:32] = \psum_out$113 ;
+  assign i[127:96] = \psum_out$180 ;
+  assign i[95:64] = \psum_out$179 ;
+  assign i[63:32] = \psum_out$178 ;
   assign i[31:0] = psum_out;
-  assign \$66  = \o$150 [0];
+  assign \$98  = \o$215 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2559$0 , \port$2560$0 , \port$2561$0 , \port$2562$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2601$0 , \port$2602$0 , \port$2603$0 , \port$2604$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -12480,14 +12960,14 @@ module \accelerator.engine.core.deskew (rst, \port$2559$0 , \port$2560$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2559$0 ;
-  wire \port$2559$0 ;
-  input \port$2560$0 ;
-  wire \port$2560$0 ;
-  input \port$2561$0 ;
-  wire \port$2561$0 ;
-  input \port$2562$0 ;
-  wire \port$2562$0 ;
+  input \port$2601$0 ;
+  wire \port$2601$0 ;
+  input \port$2602$0 ;
+  wire \port$2602$0 ;
+  input \port$2603$0 ;
+  wire \port$2603$0 ;
+  input \port$2604$0 ;
+  wire \port$2604$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -12505,46 +12985,46 @@ module \accelerator.engine.core.deskew (rst, \port$2559$0 , \port$2560$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2559$0 ) begin
+    if (\port$2601$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2560$0 ) begin
+    if (\port$2602$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2560$0 ) begin
+    if (\port$2602$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2561$0 ) begin
+    if (\port$2603$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2559$0 ) begin
+    if (\port$2601$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2559$0 ) begin
+    if (\port$2601$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2562$0 , \port$2561$0 , \port$2560$0 , \port$2559$0  };
+  assign en = { \port$2604$0 , \port$2603$0 , \port$2602$0 , \port$2601$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -12573,15 +13053,16 @@ module \accelerator.engine.core.deskew (rst, \port$2559$0 , \port$2560$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2971$0 , a_in, a_next, \port$3001$0 , first_next, pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_in, a_next, \port$3108$0 , first_next, pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -12599,12 +13080,15 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -12614,10 +13098,8 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [1:0] \port$2971$0 ;
-  wire [1:0] \port$2971$0 ;
-  input [2:0] \port$3001$0 ;
-  wire [2:0] \port$3001$0 ;
+  input [2:0] \port$3108$0 ;
+  wire [2:0] \port$3108$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12634,15 +13116,16 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3001$0 [0] & \port$3001$0 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3108$0 [0] & \port$3108$0 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$3001$0 [0] & \port$3001$0 [1];
+  assign \$6  = \port$3108$0 [0] & \port$3108$0 [1];
   always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_0_0_sync_clk)
@@ -12652,15 +13135,17 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
   always @(posedge pe_0_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = product;
@@ -12679,7 +13164,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3001$0 [0];
+      \$9  = \port$3108$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$9  = 1'h0;
@@ -12689,7 +13174,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3001$0 [1];
+      \$10  = \port$3108$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -12697,9 +13182,9 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3001$0 [2];
+      \$11  = first_next;
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -12707,59 +13192,68 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, f
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3108$0 [2];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3001$0 [0];
-  assign first_in = \port$3001$0 [1];
-  assign capture = \port$2971$0 [1];
-  assign last_in = \port$3001$0 [2];
+  assign valid_in = \port$3108$0 [0];
+  assign first_in = \port$3108$0 [1];
+  assign last_in = \port$3108$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2971$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2971$2 , a_next, first_next, pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -12777,6 +13271,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -12784,6 +13279,8 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -12794,8 +13291,6 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [1:0] \port$2971$2 ;
-  wire [1:0] \port$2971$2 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12813,9 +13308,10 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -12831,15 +13327,17 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   always @(posedge pe_0_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = product;
@@ -12876,9 +13374,9 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -12886,56 +13384,65 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, fir
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2971$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$2971$4 , pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -12953,6 +13460,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -12960,6 +13468,8 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -12970,8 +13480,6 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [1:0] \port$2971$4 ;
-  wire [1:0] \port$2971$4 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -12989,9 +13497,10 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13007,15 +13516,17 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   always @(posedge pe_0_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
@@ -13052,9 +13563,9 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -13062,56 +13573,65 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2971$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$2971$6 , pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13128,6 +13648,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13135,6 +13656,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -13143,8 +13665,6 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [1:0] \port$2971$6 ;
-  wire [1:0] \port$2971$6 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13161,9 +13681,10 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13179,15 +13700,17 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   always @(posedge pe_0_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
@@ -13224,9 +13747,9 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -13234,56 +13757,65 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$2971$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$0 , a_in, a_next, \port$3001$3 , first_next, pe_1_0_sync_clk);
+module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3108$3 , first_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13301,12 +13833,15 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -13316,10 +13851,8 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [1:0] \port$2971$0 ;
-  wire [1:0] \port$2971$0 ;
-  input [2:0] \port$3001$3 ;
-  wire [2:0] \port$3001$3 ;
+  input [2:0] \port$3108$3 ;
+  wire [2:0] \port$3108$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13337,15 +13870,16 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3001$3 [0] & \port$3001$3 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3108$3 [0] & \port$3108$3 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3001$3 [0] & \port$3001$3 [1];
+  assign \$6  = \port$3108$3 [0] & \port$3108$3 [1];
   always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_1_0_sync_clk)
@@ -13355,15 +13889,17 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
   always @(posedge pe_1_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
@@ -13382,7 +13918,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3001$3 [0];
+      \$9  = \port$3108$3 [0];
     end
     if (pe_1_0_sync_rst) begin
       \$9  = 1'h0;
@@ -13392,7 +13928,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3001$3 [1];
+      \$10  = \port$3108$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
@@ -13400,9 +13936,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3001$3 [2];
+      \$11  = first_next;
     end
     if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
@@ -13410,58 +13946,67 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3108$3 [2];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3001$3 [0];
-  assign first_in = \port$3001$3 [1];
-  assign capture = \port$2971$0 [1];
-  assign last_in = \port$3001$3 [2];
-  assign w_shift = \port$2971$0 [0];
+  assign valid_in = \port$3108$3 [0];
+  assign first_in = \port$3108$3 [1];
+  assign last_in = \port$3108$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$2 , a_next, first_next, pe_1_1_sync_clk);
+module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13479,6 +14024,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13486,6 +14032,8 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -13496,8 +14044,6 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   wire pe_1_1_sync_clk;
   input pe_1_1_sync_rst;
   wire pe_1_1_sync_rst;
-  input [1:0] \port$2971$2 ;
-  wire [1:0] \port$2971$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13516,9 +14062,10 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13534,15 +14081,17 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   always @(posedge pe_1_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
@@ -13579,9 +14128,9 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_1_sync_rst) begin
       \$11  = 1'h0;
@@ -13589,55 +14138,64 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$2 [1];
-  assign w_shift = \port$2971$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$4 , pe_1_2_sync_clk);
+module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13655,6 +14213,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13662,6 +14221,8 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -13672,8 +14233,6 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   wire pe_1_2_sync_clk;
   input pe_1_2_sync_rst;
   wire pe_1_2_sync_rst;
-  input [1:0] \port$2971$4 ;
-  wire [1:0] \port$2971$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13692,9 +14251,10 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13710,15 +14270,17 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   always @(posedge pe_1_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
@@ -13755,9 +14317,9 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_2_sync_rst) begin
       \$11  = 1'h0;
@@ -13765,55 +14327,64 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$4 [1];
-  assign w_shift = \port$2971$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2971$6 , pe_1_3_sync_clk);
+module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13830,6 +14401,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13837,6 +14409,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -13845,8 +14418,6 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   wire pe_1_3_sync_clk;
   input pe_1_3_sync_rst;
   wire pe_1_3_sync_rst;
-  input [1:0] \port$2971$6 ;
-  wire [1:0] \port$2971$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13864,9 +14435,10 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13882,15 +14454,17 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   always @(posedge pe_1_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
@@ -13927,9 +14501,9 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_3_sync_rst) begin
       \$11  = 1'h0;
@@ -13937,55 +14511,64 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$6 [1];
-  assign w_shift = \port$2971$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$0 , a_in, a_next, \port$3001$6 , first_next, pe_2_0_sync_clk);
+module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3108$6 , first_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14003,12 +14586,15 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -14018,10 +14604,8 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [1:0] \port$2971$0 ;
-  wire [1:0] \port$2971$0 ;
-  input [2:0] \port$3001$6 ;
-  wire [2:0] \port$3001$6 ;
+  input [2:0] \port$3108$6 ;
+  wire [2:0] \port$3108$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14039,15 +14623,16 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3001$6 [0] & \port$3001$6 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3108$6 [0] & \port$3108$6 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3001$6 [0] & \port$3001$6 [1];
+  assign \$6  = \port$3108$6 [0] & \port$3108$6 [1];
   always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_2_0_sync_clk)
@@ -14057,15 +14642,17 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
   always @(posedge pe_2_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
@@ -14084,7 +14671,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3001$6 [0];
+      \$9  = \port$3108$6 [0];
     end
     if (pe_2_0_sync_rst) begin
       \$9  = 1'h0;
@@ -14094,7 +14681,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3001$6 [1];
+      \$10  = \port$3108$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
@@ -14102,9 +14689,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3001$6 [2];
+      \$11  = first_next;
     end
     if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
@@ -14112,58 +14699,67 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3108$6 [2];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3001$6 [0];
-  assign first_in = \port$3001$6 [1];
-  assign capture = \port$2971$0 [1];
-  assign last_in = \port$3001$6 [2];
-  assign w_shift = \port$2971$0 [0];
+  assign valid_in = \port$3108$6 [0];
+  assign first_in = \port$3108$6 [1];
+  assign last_in = \port$3108$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$2 , a_next, first_next, pe_2_1_sync_clk);
+module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14181,6 +14777,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -14188,6 +14785,8 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -14198,8 +14797,6 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   wire pe_2_1_sync_clk;
   input pe_2_1_sync_rst;
   wire pe_2_1_sync_rst;
-  input [1:0] \port$2971$2 ;
-  wire [1:0] \port$2971$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14218,9 +14815,10 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14236,15 +14834,17 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   always @(posedge pe_2_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
@@ -14281,9 +14881,9 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_1_sync_rst) begin
       \$11  = 1'h0;
@@ -14291,55 +14891,64 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$2 [1];
-  assign w_shift = \port$2971$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$2971$4 , pe_2_2_sync_clk);
+module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14357,6 +14966,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -14364,6 +14974,8 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -14374,8 +14986,6 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   wire pe_2_2_sync_clk;
   input pe_2_2_sync_rst;
   wire pe_2_2_sync_rst;
-  input [1:0] \port$2971$4 ;
-  wire [1:0] \port$2971$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14394,9 +15004,10 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14412,15 +15023,17 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   always @(posedge pe_2_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
@@ -14457,9 +15070,9 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_2_sync_rst) begin
       \$11  = 1'h0;
@@ -14467,55 +15080,64 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$4 [1];
-  assign w_shift = \port$2971$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$2971$6 , pe_2_3_sync_clk);
+module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14532,6 +15154,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -14539,6 +15162,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -14547,8 +15171,6 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   wire pe_2_3_sync_clk;
   input pe_2_3_sync_rst;
   wire pe_2_3_sync_rst;
-  input [1:0] \port$2971$6 ;
-  wire [1:0] \port$2971$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14566,9 +15188,10 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14584,15 +15207,17 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   always @(posedge pe_2_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
@@ -14629,9 +15254,9 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_3_sync_rst) begin
       \$11  = 1'h0;
@@ -14639,55 +15264,64 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$6 [1];
-  assign w_shift = \port$2971$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$2971$0 , a_in, a_next, \port$3001$9 , first_next, pe_3_0_sync_clk);
+module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_in, a_next, \port$3108$9 , first_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14705,12 +15339,15 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -14720,10 +15357,8 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [1:0] \port$2971$0 ;
-  wire [1:0] \port$2971$0 ;
-  input [2:0] \port$3001$9 ;
-  wire [2:0] \port$3001$9 ;
+  input [2:0] \port$3108$9 ;
+  wire [2:0] \port$3108$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14740,15 +15375,16 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3001$9 [0] & \port$3001$9 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3108$9 [0] & \port$3108$9 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3001$9 [0] & \port$3001$9 [1];
+  assign \$6  = \port$3108$9 [0] & \port$3108$9 [1];
   always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_3_0_sync_clk)
@@ -14758,15 +15394,17 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
   always @(posedge pe_3_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
@@ -14785,7 +15423,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3001$9 [0];
+      \$9  = \port$3108$9 [0];
     end
     if (pe_3_0_sync_rst) begin
       \$9  = 1'h0;
@@ -14795,7 +15433,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3001$9 [1];
+      \$10  = \port$3108$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
@@ -14803,9 +15441,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3001$9 [2];
+      \$11  = first_next;
     end
     if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
@@ -14813,58 +15451,67 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3108$9 [2];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3001$9 [0];
-  assign first_in = \port$3001$9 [1];
-  assign capture = \port$2971$0 [1];
-  assign last_in = \port$3001$9 [2];
-  assign w_shift = \port$2971$0 [0];
+  assign valid_in = \port$3108$9 [0];
+  assign first_in = \port$3108$9 [1];
+  assign last_in = \port$3108$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2971$2 , a_next, first_next, pe_3_1_sync_clk);
+module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14882,6 +15529,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -14889,6 +15537,8 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -14899,8 +15549,6 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   wire pe_3_1_sync_clk;
   input pe_3_1_sync_rst;
   wire pe_3_1_sync_rst;
-  input [1:0] \port$2971$2 ;
-  wire [1:0] \port$2971$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14918,9 +15566,10 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14936,15 +15585,17 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   always @(posedge pe_3_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
@@ -14981,9 +15632,9 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_1_sync_rst) begin
       \$11  = 1'h0;
@@ -14991,55 +15642,64 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$2 [1];
-  assign w_shift = \port$2971$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$2971$4 , pe_3_2_sync_clk);
+module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -15057,6 +15717,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -15064,6 +15725,8 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -15074,8 +15737,6 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   wire pe_3_2_sync_clk;
   input pe_3_2_sync_rst;
   wire pe_3_2_sync_rst;
-  input [1:0] \port$2971$4 ;
-  wire [1:0] \port$2971$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15093,9 +15754,10 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -15111,15 +15773,17 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   always @(posedge pe_3_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
@@ -15156,9 +15820,9 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_2_sync_rst) begin
       \$11  = 1'h0;
@@ -15166,55 +15830,64 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$4 [1];
-  assign w_shift = \port$2971$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$2971$6 , pe_3_3_sync_clk);
+module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -15231,6 +15904,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -15238,6 +15912,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -15247,8 +15922,6 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   wire pe_3_3_sync_clk;
   input pe_3_3_sync_rst;
   wire pe_3_3_sync_rst;
-  input [1:0] \port$2971$6 ;
-  wire [1:0] \port$2971$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15266,9 +15939,10 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$2971$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -15284,15 +15958,17 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   always @(posedge pe_3_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
@@ -15329,9 +16005,9 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_3_sync_rst) begin
       \$11  = 1'h0;
@@ -15339,47 +16015,55 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_ne
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$2971$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$2971$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$2971$6 [1];
-  assign w_shift = \port$2971$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2594$0 , \port$2595$0 , \port$2596$0 , \port$2597$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2636$0 , \port$2637$0 , \port$2638$0 , \port$2639$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15420,14 +16104,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2594$0 , \port$2595$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2594$0 ;
-  wire \port$2594$0 ;
-  input \port$2595$0 ;
-  wire \port$2595$0 ;
-  input \port$2596$0 ;
-  wire \port$2596$0 ;
-  input \port$2597$0 ;
-  wire \port$2597$0 ;
+  input \port$2636$0 ;
+  wire \port$2636$0 ;
+  input \port$2637$0 ;
+  wire \port$2637$0 ;
+  input \port$2638$0 ;
+  wire \port$2638$0 ;
+  input \port$2639$0 ;
+  wire \port$2639$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15445,46 +16129,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2594$0 , \port$2595$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2596$0 ) begin
+    if (\port$2638$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2596$0 ) begin
+    if (\port$2638$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2597$0 ) begin
+    if (\port$2639$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2597$0 ) begin
+    if (\port$2639$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2597$0 ) begin
+    if (\port$2639$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2595$0 ) begin
+    if (\port$2637$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2597$0 , \port$2596$0 , \port$2595$0 , \port$2594$0  };
+  assign en = { \port$2639$0 , \port$2638$0 , \port$2637$0 , \port$2636$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15787,7 +16471,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (rst, i, \port$2589$0 , \port$2590$0 , \port$2591$0 , \port$2592$0 , o, clk);
+module \accelerator.engine.core.skew_w (rst, i, \port$2631$0 , \port$2632$0 , \port$2633$0 , \port$2634$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15826,14 +16510,14 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2589$0 , \port$2590$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2589$0 ;
-  wire \port$2589$0 ;
-  input \port$2590$0 ;
-  wire \port$2590$0 ;
-  input \port$2591$0 ;
-  wire \port$2591$0 ;
-  input \port$2592$0 ;
-  wire \port$2592$0 ;
+  input \port$2631$0 ;
+  wire \port$2631$0 ;
+  input \port$2632$0 ;
+  wire \port$2632$0 ;
+  input \port$2633$0 ;
+  wire \port$2633$0 ;
+  input \port$2634$0 ;
+  wire \port$2634$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15851,47 +16535,47 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2589$0 , \port$2590$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$2591$0 ) begin
+    if (\port$2633$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$2591$0 ) begin
+    if (\port$2633$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$2592$0 ) begin
+    if (\port$2634$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$2592$0 ) begin
+    if (\port$2634$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$2592$0 ) begin
+    if (\port$2634$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$2590$0 ) begin
+    if (\port$2632$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2592$0 , \port$2591$0 , \port$2590$0 , \port$2589$0  };
+  assign en = { \port$2634$0 , \port$2633$0 , \port$2632$0 , \port$2631$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15919,7 +16603,7 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2589$0 , \port$2590$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
+module \accelerator.engine.core.skew_wctl (rst, en, i, i_next, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;
@@ -15945,6 +16629,7 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \i[3] ;
   wire \i[3].capture ;
   wire \i[3].shift ;
+  input [7:0] i_next;
   wire [7:0] i_next;
   wire [1:0] \i_next[0] ;
   wire \i_next[0].capture ;
@@ -15976,7 +16661,6 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
   reg [1:0] lane3_d3 = 2'h0;
   wire \lane3_d3.capture ;
   wire \lane3_d3.shift ;
-  output [7:0] o;
   wire [7:0] o;
   wire [1:0] \o[0] ;
   wire \o[0].capture ;
@@ -15990,6 +16674,7 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \o[3] ;
   wire \o[3].capture ;
   wire \o[3].shift ;
+  output [7:0] o_next;
   wire [7:0] o_next;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
@@ -16077,7 +16762,6 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
       \$1  = 2'h0;
     end
   end
-  assign i_next = 8'h00;
   assign \o[0]  = o[1:0];
   assign \o[0].shift  = o[0];
   assign \o[0].capture  = o[1];
@@ -16114,18 +16798,18 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
   assign \o_next[3]  = o_next[7:6];
   assign \o_next[3].shift  = o_next[6];
   assign \o_next[3].capture  = o_next[7];
-  assign \i_next[0]  = 2'h0;
-  assign \i_next[0].shift  = 1'h0;
-  assign \i_next[0].capture  = 1'h0;
-  assign \i_next[1]  = 2'h0;
-  assign \i_next[1].shift  = 1'h0;
-  assign \i_next[1].capture  = 1'h0;
-  assign \i_next[2]  = 2'h0;
-  assign \i_next[2].shift  = 1'h0;
-  assign \i_next[2].capture  = 1'h0;
-  assign \i_next[3]  = 2'h0;
-  assign \i_next[3].shift  = 1'h0;
-  assign \i_next[3].capture  = 1'h0;
+  assign \i_next[0]  = i_next[1:0];
+  assign \i_next[0].shift  = i_next[0];
+  assign \i_next[0].capture  = i_next[1];
+  assign \i_next[1]  = i_next[3:2];
+  assign \i_next[1].shift  = i_next[2];
+  assign \i_next[1].capture  = i_next[3];
+  assign \i_next[2]  = i_next[5:4];
+  assign \i_next[2].shift  = i_next[4];
+  assign \i_next[2].capture  = i_next[5];
+  assign \i_next[3]  = i_next[7:6];
+  assign \i_next[3].shift  = i_next[6];
+  assign \i_next[3].capture  = i_next[7];
   assign \lane1_d1.shift  = lane1_d1[0];
   assign \lane1_d1.capture  = lane1_d1[1];
   assign \lane2_d2.shift  = lane2_d2[0];
@@ -16141,7 +16825,7 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, o, clk);
   assign o_next[7:6] = lane3_d2;
   assign o_next[5:4] = lane2_d1;
   assign o_next[3:2] = i[3:2];
-  assign o_next[1:0] = 2'h0;
+  assign o_next[1:0] = i_next[1:0];
   assign o[7:6] = lane3_d3;
   assign o[5:4] = lane2_d2;
   assign o[3:2] = lane1_d1;
@@ -16676,7 +17360,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2504$354 , o__payload, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2546$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -16878,8 +17562,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2504$354 ;
-  wire [44:0] \port$2504$354 ;
+  input [44:0] \port$2546$354 ;
+  wire [44:0] \port$2546$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -16956,13 +17640,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2504$354 [36:32];
-  assign lower = \port$2504$354 [0] ? \port$2504$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2546$354 [36:32];
+  assign lower = \port$2546$354 [0] ? \port$2546$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2504$354 [36:32];
+  assign \$11  = ! \port$2546$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16977,8 +17661,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2504$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2504$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2546$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2546$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16993,8 +17677,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2504$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2504$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2546$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2546$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -17009,8 +17693,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2504$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2504$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2546$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2546$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -17025,8 +17709,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2504$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2504$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2546$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2546$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
@@ -17352,7 +18036,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2504$354 [31:1];
+      \$125  = \port$2546$354 [31:1];
     end
   end
   always @* begin
@@ -17443,7 +18127,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2504$354 [31:1];
+      \$137  = \port$2546$354 [31:1];
     end
   end
   always @* begin
@@ -17534,7 +18218,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2504$354 [31:1];
+      \$149  = \port$2546$354 [31:1];
     end
   end
   always @* begin
@@ -17625,7 +18309,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2504$354 [31:1];
+      \$161  = \port$2546$354 [31:1];
     end
   end
   always @* begin
@@ -17679,10 +18363,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2504$354 [36:32];
-  assign relu = \port$2504$354 [0];
-  assign zero_point = \port$2504$354 [44:37];
-  assign multiplier = \port$2504$354 [31:1];
+  assign shift = \port$2546$354 [36:32];
+  assign relu = \port$2546$354 [0];
+  assign zero_point = \port$2546$354 [44:37];
+  assign multiplier = \port$2546$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

@@ -6,8 +6,32 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire [3:0] \$11 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  reg \$114 ;
+  reg [128:0] \$115 ;
+  reg [2:0] \$116 ;
+  reg \$117 ;
+  reg [2:0] \$118 ;
+  reg \$119 ;
   wire \$12 ;
+  reg [31:0] \$120 ;
+  reg [31:0] \$121 ;
+  reg [1:0] \$122 ;
+  reg [2:0] \$123 ;
   wire \$13 ;
   wire \$14 ;
   wire [3:0] \$15 ;
@@ -51,10 +75,10 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
-  wire [31:0] \$52 ;
-  wire [31:0] \$53 ;
-  wire [31:0] \$54 ;
-  wire [31:0] \$55 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
@@ -84,123 +108,195 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$8 ;
   wire \$80 ;
   wire \$81 ;
-  reg \$82 ;
-  reg [128:0] \$83 ;
-  reg [2:0] \$84 ;
-  reg \$85 ;
-  reg [2:0] \$86 ;
-  reg \$87 ;
-  reg [31:0] \$88 ;
-  reg [31:0] \$89 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire [31:0] \$84 ;
+  wire [31:0] \$85 ;
+  wire [31:0] \$86 ;
+  wire [31:0] \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  reg [1:0] \$90 ;
-  reg [2:0] \$91 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$162 ;
-  wire [7:0] \a_in$177 ;
-  wire [7:0] \a_in$192 ;
-  wire [7:0] \a_in$207 ;
-  wire [7:0] \a_in$220 ;
-  wire [7:0] \a_in$237 ;
-  wire [7:0] \a_in$254 ;
-  wire [7:0] \a_in$271 ;
-  wire [7:0] \a_in$284 ;
-  wire [7:0] \a_in$301 ;
-  wire [7:0] \a_in$318 ;
-  wire [7:0] \a_in$335 ;
-  wire [7:0] \a_in$348 ;
-  wire [7:0] \a_in$365 ;
-  wire [7:0] \a_in$382 ;
+  wire [7:0] \a_in$228 ;
+  wire [7:0] \a_in$244 ;
+  wire [7:0] \a_in$260 ;
+  wire [7:0] \a_in$275 ;
+  wire [7:0] \a_in$289 ;
+  wire [7:0] \a_in$307 ;
+  wire [7:0] \a_in$325 ;
+  wire [7:0] \a_in$342 ;
+  wire [7:0] \a_in$356 ;
+  wire [7:0] \a_in$374 ;
+  wire [7:0] \a_in$392 ;
+  wire [7:0] \a_in$409 ;
+  wire [7:0] \a_in$423 ;
+  wire [7:0] \a_in$441 ;
+  wire [7:0] \a_in$459 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$160 ;
-  wire [7:0] \a_next$175 ;
-  wire [7:0] \a_next$190 ;
-  wire [7:0] \a_next$205 ;
-  wire [7:0] \a_next$218 ;
-  wire [7:0] \a_next$235 ;
-  wire [7:0] \a_next$252 ;
-  wire [7:0] \a_next$269 ;
-  wire [7:0] \a_next$282 ;
-  wire [7:0] \a_next$299 ;
-  wire [7:0] \a_next$316 ;
-  wire [7:0] \a_next$333 ;
-  wire [7:0] \a_next$346 ;
-  wire [7:0] \a_next$363 ;
-  wire [7:0] \a_next$380 ;
+  wire [7:0] \a_next$225 ;
+  wire [7:0] \a_next$241 ;
+  wire [7:0] \a_next$257 ;
+  wire [7:0] \a_next$273 ;
+  wire [7:0] \a_next$286 ;
+  wire [7:0] \a_next$304 ;
+  wire [7:0] \a_next$322 ;
+  wire [7:0] \a_next$340 ;
+  wire [7:0] \a_next$353 ;
+  wire [7:0] \a_next$371 ;
+  wire [7:0] \a_next$389 ;
+  wire [7:0] \a_next$407 ;
+  wire [7:0] \a_next$420 ;
+  wire [7:0] \a_next$438 ;
+  wire [7:0] \a_next$456 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$178 ;
-  wire [7:0] \a_out$193 ;
-  wire [7:0] \a_out$221 ;
-  wire [7:0] \a_out$238 ;
-  wire [7:0] \a_out$255 ;
-  wire [7:0] \a_out$285 ;
-  wire [7:0] \a_out$302 ;
-  wire [7:0] \a_out$319 ;
-  wire [7:0] \a_out$349 ;
-  wire [7:0] \a_out$366 ;
-  wire [7:0] \a_out$383 ;
+  wire [7:0] \a_out$245 ;
+  wire [7:0] \a_out$261 ;
+  wire [7:0] \a_out$290 ;
+  wire [7:0] \a_out$308 ;
+  wire [7:0] \a_out$326 ;
+  wire [7:0] \a_out$357 ;
+  wire [7:0] \a_out$375 ;
+  wire [7:0] \a_out$393 ;
+  wire [7:0] \a_out$424 ;
+  wire [7:0] \a_out$442 ;
+  wire [7:0] \a_out$460 ;
   output busy;
   wire busy;
   wire capture;
-  wire \capture$143 ;
-  wire \capture$159 ;
-  wire \capture$174 ;
-  wire \capture$189 ;
-  wire \capture$204 ;
-  wire \capture$217 ;
-  wire \capture$234 ;
-  wire \capture$251 ;
-  wire \capture$268 ;
-  wire \capture$281 ;
-  wire \capture$298 ;
-  wire \capture$315 ;
-  wire \capture$332 ;
-  wire \capture$345 ;
-  wire \capture$362 ;
-  wire \capture$379 ;
+  (* init = 1'h0 *)
+  wire \capture$208 ;
+  (* init = 1'h0 *)
+  wire \capture$224 ;
+  (* init = 1'h0 *)
+  wire \capture$240 ;
+  (* init = 1'h0 *)
+  wire \capture$256 ;
+  (* init = 1'h0 *)
+  wire \capture$272 ;
+  (* init = 1'h0 *)
+  wire \capture$285 ;
+  (* init = 1'h0 *)
+  wire \capture$303 ;
+  (* init = 1'h0 *)
+  wire \capture$321 ;
+  (* init = 1'h0 *)
+  wire \capture$339 ;
+  (* init = 1'h0 *)
+  wire \capture$352 ;
+  (* init = 1'h0 *)
+  wire \capture$370 ;
+  (* init = 1'h0 *)
+  wire \capture$388 ;
+  (* init = 1'h0 *)
+  wire \capture$406 ;
+  (* init = 1'h0 *)
+  wire \capture$419 ;
+  (* init = 1'h0 *)
+  wire \capture$437 ;
+  (* init = 1'h0 *)
+  wire \capture$455 ;
+  (* init = 1'h0 *)
+  wire capture_0_0;
+  reg capture_0_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_1;
+  reg capture_0_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_2;
+  reg capture_0_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_3;
+  reg capture_0_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_0;
+  reg capture_1_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_1;
+  reg capture_1_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_2;
+  reg capture_1_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_3;
+  reg capture_1_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_0;
+  reg capture_2_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_1;
+  reg capture_2_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_2;
+  reg capture_2_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_3;
+  reg capture_2_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_0;
+  reg capture_3_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_1;
+  reg capture_3_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_2;
+  reg capture_3_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_3;
+  reg capture_3_3_q = 1'h0;
   input clk;
   wire clk;
   reg en = 1'h1;
-  wire [3:0] \en$127 ;
-  wire [3:0] \en$130 ;
+  wire [3:0] \en$192 ;
+  wire [3:0] \en$195 ;
   (* init = 1'h1 *)
-  wire \en$131 ;
-  wire [3:0] \en$132 ;
+  wire \en$196 ;
+  wire [3:0] \en$197 ;
   (* init = 1'h1 *)
-  wire \en$133 ;
+  wire \en$198 ;
   (* init = 1'h1 *)
-  wire \en$140 ;
+  wire \en$206 ;
   (* init = 1'h1 *)
-  wire \en$157 ;
+  wire \en$222 ;
   (* init = 1'h1 *)
-  wire \en$172 ;
+  wire \en$238 ;
   (* init = 1'h1 *)
-  wire \en$187 ;
+  wire \en$254 ;
   (* init = 1'h1 *)
-  wire \en$202 ;
+  wire \en$270 ;
   (* init = 1'h1 *)
-  wire \en$215 ;
+  wire \en$283 ;
   (* init = 1'h1 *)
-  wire \en$232 ;
+  wire \en$301 ;
   (* init = 1'h1 *)
-  wire \en$249 ;
+  wire \en$319 ;
   (* init = 1'h1 *)
-  wire \en$266 ;
+  wire \en$337 ;
   (* init = 1'h1 *)
-  wire \en$279 ;
+  wire \en$350 ;
   (* init = 1'h1 *)
-  wire \en$296 ;
+  wire \en$368 ;
   (* init = 1'h1 *)
-  wire \en$313 ;
+  wire \en$386 ;
   (* init = 1'h1 *)
-  wire \en$330 ;
+  wire \en$404 ;
   (* init = 1'h1 *)
-  wire \en$343 ;
+  wire \en$417 ;
   (* init = 1'h1 *)
-  wire \en$360 ;
+  wire \en$435 ;
   (* init = 1'h1 *)
-  wire \en$377 ;
+  wire \en$453 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -241,114 +337,139 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$166 ;
-  wire \first_in$181 ;
-  wire \first_in$196 ;
-  wire \first_in$209 ;
-  wire \first_in$224 ;
-  wire \first_in$241 ;
-  wire \first_in$258 ;
-  wire \first_in$273 ;
-  wire \first_in$288 ;
-  wire \first_in$305 ;
-  wire \first_in$322 ;
-  wire \first_in$337 ;
-  wire \first_in$352 ;
-  wire \first_in$369 ;
-  wire \first_in$386 ;
+  wire \first_in$232 ;
+  wire \first_in$248 ;
+  wire \first_in$264 ;
+  wire \first_in$277 ;
+  wire \first_in$293 ;
+  wire \first_in$311 ;
+  wire \first_in$329 ;
+  wire \first_in$344 ;
+  wire \first_in$360 ;
+  wire \first_in$378 ;
+  wire \first_in$396 ;
+  wire \first_in$411 ;
+  wire \first_in$427 ;
+  wire \first_in$445 ;
+  wire \first_in$463 ;
   wire first_next;
-  wire \first_next$161 ;
-  wire \first_next$176 ;
-  wire \first_next$191 ;
-  wire \first_next$206 ;
-  wire \first_next$219 ;
-  wire \first_next$236 ;
-  wire \first_next$253 ;
-  wire \first_next$270 ;
-  wire \first_next$283 ;
-  wire \first_next$300 ;
-  wire \first_next$317 ;
-  wire \first_next$334 ;
-  wire \first_next$347 ;
-  wire \first_next$364 ;
-  wire \first_next$381 ;
+  wire \first_next$226 ;
+  wire \first_next$242 ;
+  wire \first_next$258 ;
+  wire \first_next$274 ;
+  wire \first_next$287 ;
+  wire \first_next$305 ;
+  wire \first_next$323 ;
+  wire \first_next$341 ;
+  wire \first_next$354 ;
+  wire \first_next$372 ;
+  wire \first_next$390 ;
+  wire \first_next$408 ;
+  wire \first_next$421 ;
+  wire \first_next$439 ;
+  wire \first_next$457 ;
+  wire first_next_out;
+  wire \first_next_out$243 ;
+  wire \first_next_out$259 ;
+  wire \first_next_out$288 ;
+  wire \first_next_out$306 ;
+  wire \first_next_out$324 ;
+  wire \first_next_out$355 ;
+  wire \first_next_out$373 ;
+  wire \first_next_out$391 ;
+  wire \first_next_out$422 ;
+  wire \first_next_out$440 ;
+  wire \first_next_out$458 ;
   wire first_out;
-  wire \first_out$182 ;
-  wire \first_out$197 ;
-  wire \first_out$225 ;
-  wire \first_out$242 ;
-  wire \first_out$259 ;
-  wire \first_out$289 ;
-  wire \first_out$306 ;
-  wire \first_out$323 ;
-  wire \first_out$353 ;
-  wire \first_out$370 ;
-  wire \first_out$387 ;
+  wire \first_out$249 ;
+  wire \first_out$265 ;
+  wire \first_out$294 ;
+  wire \first_out$312 ;
+  wire \first_out$330 ;
+  wire \first_out$361 ;
+  wire \first_out$379 ;
+  wire \first_out$397 ;
+  wire \first_out$428 ;
+  wire \first_out$446 ;
+  wire \first_out$464 ;
   wire held;
   wire [127:0] i;
   (* init = 32'd0 *)
-  wire [31:0] \i$134 ;
-  wire [7:0] \i$134[0] ;
-  wire [7:0] \i$134[1] ;
-  wire [7:0] \i$134[2] ;
-  wire [7:0] \i$134[3] ;
-  wire [7:0] \i$135 ;
-  wire [1:0] \i$135[0] ;
-  wire \i$135[0].capture ;
-  wire \i$135[0].shift ;
-  wire [1:0] \i$135[1] ;
-  wire \i$135[1].capture ;
-  wire \i$135[1].shift ;
-  wire [1:0] \i$135[2] ;
-  wire \i$135[2].capture ;
-  wire \i$135[2].shift ;
-  wire [1:0] \i$135[3] ;
-  wire \i$135[3].capture ;
-  wire \i$135[3].shift ;
-  wire [31:0] \i$136 ;
-  wire [7:0] \i$136[0] ;
-  wire [7:0] \i$136[1] ;
-  wire [7:0] \i$136[2] ;
-  wire [7:0] \i$136[3] ;
-  wire [11:0] \i$137 ;
-  wire [2:0] \i$137[0] ;
-  wire \i$137[0].first ;
-  wire \i$137[0].last ;
-  wire \i$137[0].valid ;
-  wire [2:0] \i$137[1] ;
-  wire \i$137[1].first ;
-  wire \i$137[1].last ;
-  wire \i$137[1].valid ;
-  wire [2:0] \i$137[2] ;
-  wire \i$137[2].first ;
-  wire \i$137[2].last ;
-  wire \i$137[2].valid ;
-  wire [2:0] \i$137[3] ;
-  wire \i$137[3].first ;
-  wire \i$137[3].last ;
-  wire \i$137[3].valid ;
+  wire [31:0] \i$199 ;
+  wire [7:0] \i$199[0] ;
+  wire [7:0] \i$199[1] ;
+  wire [7:0] \i$199[2] ;
+  wire [7:0] \i$199[3] ;
+  wire [7:0] \i$200 ;
+  wire [1:0] \i$200[0] ;
+  wire \i$200[0].capture ;
+  wire \i$200[0].shift ;
+  wire [1:0] \i$200[1] ;
+  wire \i$200[1].capture ;
+  wire \i$200[1].shift ;
+  wire [1:0] \i$200[2] ;
+  wire \i$200[2].capture ;
+  wire \i$200[2].shift ;
+  wire [1:0] \i$200[3] ;
+  wire \i$200[3].capture ;
+  wire \i$200[3].shift ;
+  wire [31:0] \i$201 ;
+  wire [7:0] \i$201[0] ;
+  wire [7:0] \i$201[1] ;
+  wire [7:0] \i$201[2] ;
+  wire [7:0] \i$201[3] ;
+  wire [11:0] \i$202 ;
+  wire [2:0] \i$202[0] ;
+  wire \i$202[0].first ;
+  wire \i$202[0].last ;
+  wire \i$202[0].valid ;
+  wire [2:0] \i$202[1] ;
+  wire \i$202[1].first ;
+  wire \i$202[1].last ;
+  wire \i$202[1].valid ;
+  wire [2:0] \i$202[2] ;
+  wire \i$202[2].first ;
+  wire \i$202[2].last ;
+  wire \i$202[2].valid ;
+  wire [2:0] \i$202[3] ;
+  wire \i$202[3].first ;
+  wire \i$202[3].last ;
+  wire \i$202[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$139 ;
-  wire [2:0] \i_next$139[0] ;
-  wire \i_next$139[0].first ;
-  wire \i_next$139[0].last ;
-  wire \i_next$139[0].valid ;
-  wire [2:0] \i_next$139[1] ;
-  wire \i_next$139[1].first ;
-  wire \i_next$139[1].last ;
-  wire \i_next$139[1].valid ;
-  wire [2:0] \i_next$139[2] ;
-  wire \i_next$139[2].first ;
-  wire \i_next$139[2].last ;
-  wire \i_next$139[2].valid ;
-  wire [2:0] \i_next$139[3] ;
-  wire \i_next$139[3].first ;
-  wire \i_next$139[3].last ;
-  wire \i_next$139[3].valid ;
+  wire [11:0] \i_next$204 ;
+  wire [2:0] \i_next$204[0] ;
+  wire \i_next$204[0].first ;
+  wire \i_next$204[0].last ;
+  wire \i_next$204[0].valid ;
+  wire [2:0] \i_next$204[1] ;
+  wire \i_next$204[1].first ;
+  wire \i_next$204[1].last ;
+  wire \i_next$204[1].valid ;
+  wire [2:0] \i_next$204[2] ;
+  wire \i_next$204[2].first ;
+  wire \i_next$204[2].last ;
+  wire \i_next$204[2].valid ;
+  wire [2:0] \i_next$204[3] ;
+  wire \i_next$204[3].first ;
+  wire \i_next$204[3].last ;
+  wire \i_next$204[3].valid ;
+  wire [7:0] \i_next$205 ;
+  wire [1:0] \i_next$205[0] ;
+  wire \i_next$205[0].capture ;
+  wire \i_next$205[0].shift ;
+  wire [1:0] \i_next$205[1] ;
+  wire \i_next$205[1].capture ;
+  wire \i_next$205[1].shift ;
+  wire [1:0] \i_next$205[2] ;
+  wire \i_next$205[2].capture ;
+  wire \i_next$205[2].shift ;
+  wire [1:0] \i_next$205[3] ;
+  wire \i_next$205[3].capture ;
+  wire \i_next$205[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -371,102 +492,102 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$168 ;
-  wire \last_in$183 ;
-  wire \last_in$198 ;
-  wire \last_in$210 ;
-  wire \last_in$226 ;
-  wire \last_in$243 ;
-  wire \last_in$260 ;
-  wire \last_in$274 ;
-  wire \last_in$290 ;
-  wire \last_in$307 ;
-  wire \last_in$324 ;
-  wire \last_in$338 ;
-  wire \last_in$354 ;
-  wire \last_in$371 ;
-  wire \last_in$388 ;
+  wire \last_in$234 ;
+  wire \last_in$250 ;
+  wire \last_in$266 ;
+  wire \last_in$278 ;
+  wire \last_in$295 ;
+  wire \last_in$313 ;
+  wire \last_in$331 ;
+  wire \last_in$345 ;
+  wire \last_in$362 ;
+  wire \last_in$380 ;
+  wire \last_in$398 ;
+  wire \last_in$412 ;
+  wire \last_in$429 ;
+  wire \last_in$447 ;
+  wire \last_in$465 ;
   wire last_out;
-  wire \last_out$169 ;
-  wire \last_out$184 ;
-  wire \last_out$199 ;
-  wire \last_out$227 ;
-  wire \last_out$244 ;
-  wire \last_out$261 ;
-  wire \last_out$291 ;
-  wire \last_out$308 ;
-  wire \last_out$325 ;
-  wire \last_out$355 ;
-  wire \last_out$372 ;
-  wire \last_out$389 ;
+  wire \last_out$235 ;
+  wire \last_out$251 ;
+  wire \last_out$267 ;
+  wire \last_out$296 ;
+  wire \last_out$314 ;
+  wire \last_out$332 ;
+  wire \last_out$363 ;
+  wire \last_out$381 ;
+  wire \last_out$399 ;
+  wire \last_out$430 ;
+  wire \last_out$448 ;
+  wire \last_out$466 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$142 ;
-  wire [1:0] \o$142[0] ;
-  wire \o$142[0].capture ;
-  wire \o$142[0].shift ;
-  wire [1:0] \o$142[1] ;
-  wire \o$142[1].capture ;
-  wire \o$142[1].shift ;
-  wire [1:0] \o$142[2] ;
-  wire \o$142[2].capture ;
-  wire \o$142[2].shift ;
-  wire [1:0] \o$142[3] ;
-  wire \o$142[3].capture ;
-  wire \o$142[3].shift ;
-  wire [31:0] \o$149 ;
-  wire [7:0] \o$149[0] ;
-  wire [7:0] \o$149[1] ;
-  wire [7:0] \o$149[2] ;
-  wire [7:0] \o$149[3] ;
-  wire [11:0] \o$151 ;
-  wire [2:0] \o$151[0] ;
-  wire \o$151[0].first ;
-  wire \o$151[0].last ;
-  wire \o$151[0].valid ;
-  wire [2:0] \o$151[1] ;
-  wire \o$151[1].first ;
-  wire \o$151[1].last ;
-  wire \o$151[1].valid ;
-  wire [2:0] \o$151[2] ;
-  wire \o$151[2].first ;
-  wire \o$151[2].last ;
-  wire \o$151[2].valid ;
-  wire [2:0] \o$151[3] ;
-  wire \o$151[3].first ;
-  wire \o$151[3].last ;
-  wire \o$151[3].valid ;
-  wire [31:0] \o$156 ;
-  wire [7:0] \o$156[0] ;
-  wire [7:0] \o$156[1] ;
-  wire [7:0] \o$156[2] ;
-  wire [7:0] \o$156[3] ;
+  wire [31:0] \o$214 ;
+  wire [7:0] \o$214[0] ;
+  wire [7:0] \o$214[1] ;
+  wire [7:0] \o$214[2] ;
+  wire [7:0] \o$214[3] ;
+  wire [11:0] \o$216 ;
+  wire [2:0] \o$216[0] ;
+  wire \o$216[0].first ;
+  wire \o$216[0].last ;
+  wire \o$216[0].valid ;
+  wire [2:0] \o$216[1] ;
+  wire \o$216[1].first ;
+  wire \o$216[1].last ;
+  wire \o$216[1].valid ;
+  wire [2:0] \o$216[2] ;
+  wire \o$216[2].first ;
+  wire \o$216[2].last ;
+  wire \o$216[2].valid ;
+  wire [2:0] \o$216[3] ;
+  wire \o$216[3].first ;
+  wire \o$216[3].last ;
+  wire \o$216[3].valid ;
+  wire [31:0] \o$221 ;
+  wire [7:0] \o$221[0] ;
+  wire [7:0] \o$221[1] ;
+  wire [7:0] \o$221[2] ;
+  wire [7:0] \o$221[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
-  wire [31:0] o_next;
-  wire [11:0] \o_next$147 ;
-  wire [2:0] \o_next$147[0] ;
-  wire \o_next$147[0].first ;
-  wire \o_next$147[0].last ;
-  wire \o_next$147[0].valid ;
-  wire [2:0] \o_next$147[1] ;
-  wire \o_next$147[1].first ;
-  wire \o_next$147[1].last ;
-  wire \o_next$147[1].valid ;
-  wire [2:0] \o_next$147[2] ;
-  wire \o_next$147[2].first ;
-  wire \o_next$147[2].last ;
-  wire \o_next$147[2].valid ;
-  wire [2:0] \o_next$147[3] ;
-  wire \o_next$147[3].first ;
-  wire \o_next$147[3].last ;
-  wire \o_next$147[3].valid ;
-  wire [7:0] \o_next[0] ;
-  wire [7:0] \o_next[1] ;
-  wire [7:0] \o_next[2] ;
-  wire [7:0] \o_next[3] ;
+  wire [7:0] o_next;
+  wire [31:0] \o_next$210 ;
+  wire [7:0] \o_next$210[0] ;
+  wire [7:0] \o_next$210[1] ;
+  wire [7:0] \o_next$210[2] ;
+  wire [7:0] \o_next$210[3] ;
+  wire [11:0] \o_next$212 ;
+  wire [2:0] \o_next$212[0] ;
+  wire \o_next$212[0].first ;
+  wire \o_next$212[0].last ;
+  wire \o_next$212[0].valid ;
+  wire [2:0] \o_next$212[1] ;
+  wire \o_next$212[1].first ;
+  wire \o_next$212[1].last ;
+  wire \o_next$212[1].valid ;
+  wire [2:0] \o_next$212[2] ;
+  wire \o_next$212[2].first ;
+  wire \o_next$212[2].last ;
+  wire \o_next$212[2].valid ;
+  wire [2:0] \o_next$212[3] ;
+  wire \o_next$212[3].first ;
+  wire \o_next$212[3].last ;
+  wire \o_next$212[3].valid ;
+  wire [1:0] \o_next[0] ;
+  wire \o_next[0].capture ;
+  wire \o_next[0].shift ;
+  wire [1:0] \o_next[1] ;
+  wire \o_next[1].capture ;
+  wire \o_next[1].shift ;
+  wire [1:0] \o_next[2] ;
+  wire \o_next[2].capture ;
+  wire \o_next[2].shift ;
+  wire [1:0] \o_next[3] ;
+  wire \o_next[3].capture ;
+  wire \o_next[3].shift ;
   input [32:0] operands__payload;
   wire [32:0] operands__payload;
   wire [31:0] \operands__payload.a ;
@@ -535,37 +656,37 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   (* init = 1'h1 *)
   wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$170 ;
-  wire [31:0] \psum_in$185 ;
-  wire [31:0] \psum_in$200 ;
-  wire [31:0] \psum_in$211 ;
-  wire [31:0] \psum_in$228 ;
-  wire [31:0] \psum_in$245 ;
-  wire [31:0] \psum_in$262 ;
-  wire [31:0] \psum_in$275 ;
-  wire [31:0] \psum_in$292 ;
-  wire [31:0] \psum_in$309 ;
-  wire [31:0] \psum_in$326 ;
-  wire [31:0] \psum_in$339 ;
-  wire [31:0] \psum_in$356 ;
-  wire [31:0] \psum_in$373 ;
-  wire [31:0] \psum_in$390 ;
+  wire [31:0] \psum_in$236 ;
+  wire [31:0] \psum_in$252 ;
+  wire [31:0] \psum_in$268 ;
+  wire [31:0] \psum_in$279 ;
+  wire [31:0] \psum_in$297 ;
+  wire [31:0] \psum_in$315 ;
+  wire [31:0] \psum_in$333 ;
+  wire [31:0] \psum_in$346 ;
+  wire [31:0] \psum_in$364 ;
+  wire [31:0] \psum_in$382 ;
+  wire [31:0] \psum_in$400 ;
+  wire [31:0] \psum_in$413 ;
+  wire [31:0] \psum_in$431 ;
+  wire [31:0] \psum_in$449 ;
+  wire [31:0] \psum_in$467 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$121 ;
-  wire [31:0] \psum_out$122 ;
-  wire [31:0] \psum_out$123 ;
-  wire [31:0] \psum_out$212 ;
-  wire [31:0] \psum_out$229 ;
-  wire [31:0] \psum_out$246 ;
-  wire [31:0] \psum_out$263 ;
-  wire [31:0] \psum_out$276 ;
-  wire [31:0] \psum_out$293 ;
-  wire [31:0] \psum_out$310 ;
-  wire [31:0] \psum_out$327 ;
-  wire [31:0] \psum_out$340 ;
-  wire [31:0] \psum_out$357 ;
-  wire [31:0] \psum_out$374 ;
-  wire [31:0] \psum_out$391 ;
+  wire [31:0] \psum_out$186 ;
+  wire [31:0] \psum_out$187 ;
+  wire [31:0] \psum_out$188 ;
+  wire [31:0] \psum_out$280 ;
+  wire [31:0] \psum_out$298 ;
+  wire [31:0] \psum_out$316 ;
+  wire [31:0] \psum_out$334 ;
+  wire [31:0] \psum_out$347 ;
+  wire [31:0] \psum_out$365 ;
+  wire [31:0] \psum_out$383 ;
+  wire [31:0] \psum_out$401 ;
+  wire [31:0] \psum_out$414 ;
+  wire [31:0] \psum_out$432 ;
+  wire [31:0] \psum_out$450 ;
+  wire [31:0] \psum_out$468 ;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -598,6 +719,54 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_0;
+  reg shift_0_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_1;
+  reg shift_0_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_2;
+  reg shift_0_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_3;
+  reg shift_0_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_0;
+  reg shift_1_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_1;
+  reg shift_1_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_2;
+  reg shift_1_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_3;
+  reg shift_1_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_0;
+  reg shift_2_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_1;
+  reg shift_2_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_2;
+  reg shift_2_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_3;
+  reg shift_2_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_0;
+  reg shift_3_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_1;
+  reg shift_3_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_2;
+  reg shift_3_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_3;
+  reg shift_3_3_q = 1'h0;
   reg [2:0] since_first = 3'h4;
   wire skew_flags_sync_clk;
   (* init = 1'h1 *)
@@ -615,79 +784,95 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$164 ;
-  wire \valid_in$179 ;
-  wire \valid_in$194 ;
-  wire \valid_in$208 ;
-  wire \valid_in$222 ;
-  wire \valid_in$239 ;
-  wire \valid_in$256 ;
-  wire \valid_in$272 ;
-  wire \valid_in$286 ;
-  wire \valid_in$303 ;
-  wire \valid_in$320 ;
-  wire \valid_in$336 ;
-  wire \valid_in$350 ;
-  wire \valid_in$367 ;
-  wire \valid_in$384 ;
+  wire \valid_in$230 ;
+  wire \valid_in$246 ;
+  wire \valid_in$262 ;
+  wire \valid_in$276 ;
+  wire \valid_in$291 ;
+  wire \valid_in$309 ;
+  wire \valid_in$327 ;
+  wire \valid_in$343 ;
+  wire \valid_in$358 ;
+  wire \valid_in$376 ;
+  wire \valid_in$394 ;
+  wire \valid_in$410 ;
+  wire \valid_in$425 ;
+  wire \valid_in$443 ;
+  wire \valid_in$461 ;
   wire valid_out;
-  wire \valid_out$165 ;
-  wire \valid_out$180 ;
-  wire \valid_out$195 ;
-  wire \valid_out$223 ;
-  wire \valid_out$240 ;
-  wire \valid_out$257 ;
-  wire \valid_out$287 ;
-  wire \valid_out$304 ;
-  wire \valid_out$321 ;
-  wire \valid_out$351 ;
-  wire \valid_out$368 ;
-  wire \valid_out$385 ;
+  wire \valid_out$231 ;
+  wire \valid_out$247 ;
+  wire \valid_out$263 ;
+  wire \valid_out$292 ;
+  wire \valid_out$310 ;
+  wire \valid_out$328 ;
+  wire \valid_out$359 ;
+  wire \valid_out$377 ;
+  wire \valid_out$395 ;
+  wire \valid_out$426 ;
+  wire \valid_out$444 ;
+  wire \valid_out$462 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$171 ;
-  wire [7:0] \w_in$186 ;
-  wire [7:0] \w_in$201 ;
-  wire [7:0] \w_in$213 ;
-  wire [7:0] \w_in$230 ;
-  wire [7:0] \w_in$247 ;
-  wire [7:0] \w_in$264 ;
-  wire [7:0] \w_in$277 ;
-  wire [7:0] \w_in$294 ;
-  wire [7:0] \w_in$311 ;
-  wire [7:0] \w_in$328 ;
-  wire [7:0] \w_in$341 ;
-  wire [7:0] \w_in$358 ;
-  wire [7:0] \w_in$375 ;
-  wire [7:0] \w_in$392 ;
+  wire [7:0] \w_in$237 ;
+  wire [7:0] \w_in$253 ;
+  wire [7:0] \w_in$269 ;
+  wire [7:0] \w_in$281 ;
+  wire [7:0] \w_in$299 ;
+  wire [7:0] \w_in$317 ;
+  wire [7:0] \w_in$335 ;
+  wire [7:0] \w_in$348 ;
+  wire [7:0] \w_in$366 ;
+  wire [7:0] \w_in$384 ;
+  wire [7:0] \w_in$402 ;
+  wire [7:0] \w_in$415 ;
+  wire [7:0] \w_in$433 ;
+  wire [7:0] \w_in$451 ;
+  wire [7:0] \w_in$469 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$231 ;
-  wire [7:0] \w_out$248 ;
-  wire [7:0] \w_out$265 ;
-  wire [7:0] \w_out$278 ;
-  wire [7:0] \w_out$295 ;
-  wire [7:0] \w_out$312 ;
-  wire [7:0] \w_out$329 ;
-  wire [7:0] \w_out$342 ;
-  wire [7:0] \w_out$359 ;
-  wire [7:0] \w_out$376 ;
-  wire [7:0] \w_out$393 ;
+  wire [7:0] \w_out$300 ;
+  wire [7:0] \w_out$318 ;
+  wire [7:0] \w_out$336 ;
+  wire [7:0] \w_out$349 ;
+  wire [7:0] \w_out$367 ;
+  wire [7:0] \w_out$385 ;
+  wire [7:0] \w_out$403 ;
+  wire [7:0] \w_out$416 ;
+  wire [7:0] \w_out$434 ;
+  wire [7:0] \w_out$452 ;
+  wire [7:0] \w_out$470 ;
+  (* init = 1'h0 *)
   wire w_shift;
-  wire \w_shift$158 ;
-  wire \w_shift$173 ;
-  wire \w_shift$188 ;
-  wire \w_shift$203 ;
-  wire \w_shift$216 ;
-  wire \w_shift$233 ;
-  wire \w_shift$250 ;
-  wire \w_shift$267 ;
-  wire \w_shift$280 ;
-  wire \w_shift$297 ;
-  wire \w_shift$314 ;
-  wire \w_shift$331 ;
-  wire \w_shift$344 ;
-  wire \w_shift$361 ;
-  wire \w_shift$378 ;
+  (* init = 1'h0 *)
+  wire \w_shift$223 ;
+  (* init = 1'h0 *)
+  wire \w_shift$239 ;
+  (* init = 1'h0 *)
+  wire \w_shift$255 ;
+  (* init = 1'h0 *)
+  wire \w_shift$271 ;
+  (* init = 1'h0 *)
+  wire \w_shift$284 ;
+  (* init = 1'h0 *)
+  wire \w_shift$302 ;
+  (* init = 1'h0 *)
+  wire \w_shift$320 ;
+  (* init = 1'h0 *)
+  wire \w_shift$338 ;
+  (* init = 1'h0 *)
+  wire \w_shift$351 ;
+  (* init = 1'h0 *)
+  wire \w_shift$369 ;
+  (* init = 1'h0 *)
+  wire \w_shift$387 ;
+  (* init = 1'h0 *)
+  wire \w_shift$405 ;
+  (* init = 1'h0 *)
+  wire \w_shift$418 ;
+  (* init = 1'h0 *)
+  wire \w_shift$436 ;
+  (* init = 1'h0 *)
+  wire \w_shift$454 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -699,6 +884,14 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
+  assign \$1  = ~ skid_valid;
+  assign \$2  = ~ skid_valid_0;
+  assign \$3  = ~ skid_valid_1;
+  assign \$4  = ~ skid_valid_2;
+  assign \$5  = ~ skid_valid_3;
+  assign \$6  = ~ held;
+  assign \$7  = ~ held;
+  assign \$8  = ~ held;
   assign \$9  = ~ held;
   assign \$10  = ~ held;
   assign \$11  = loaded + 1'h1;
@@ -725,60 +918,92 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$32  = ~ held;
   assign \$33  = ~ held;
   assign \$34  = ~ held;
-  assign \$35  = ~ held;
-  assign \$36  = ~ held;
+  assign \$35  = en_pe_0_0 ? o_next[0] : shift_0_0_q;
+  assign \$36  = en_pe_0_0 ? o_next[1] : capture_0_0_q;
   assign \$37  = ~ held;
-  assign \$38  = ~ held;
-  assign \$39  = ~ held;
+  assign \$38  = en_pe_0_1 ? o_next[2] : shift_0_1_q;
+  assign \$39  = en_pe_0_1 ? o_next[3] : capture_0_1_q;
   assign \$40  = ~ held;
-  assign \$41  = ~ held;
-  assign \$42  = ~ held;
+  assign \$41  = en_pe_0_2 ? o_next[4] : shift_0_2_q;
+  assign \$42  = en_pe_0_2 ? o_next[5] : capture_0_2_q;
   assign \$43  = ~ held;
-  assign \$44  = ~ held;
-  assign \$45  = ~ held;
+  assign \$44  = en_pe_0_3 ? o_next[6] : shift_0_3_q;
+  assign \$45  = en_pe_0_3 ? o_next[7] : capture_0_3_q;
   assign \$46  = ~ held;
-  assign \$47  = ~ held;
-  assign \$48  = ~ held;
+  assign \$47  = en_pe_1_0 ? o_next[0] : shift_1_0_q;
+  assign \$48  = en_pe_1_0 ? o_next[1] : capture_1_0_q;
   assign \$49  = ~ held;
+  assign \$50  = en_pe_1_1 ? o_next[2] : shift_1_1_q;
+  assign \$51  = en_pe_1_1 ? o_next[3] : capture_1_1_q;
+  assign \$52  = ~ held;
+  assign \$53  = en_pe_1_2 ? o_next[4] : shift_1_2_q;
+  assign \$54  = en_pe_1_2 ? o_next[5] : capture_1_2_q;
+  assign \$55  = ~ held;
+  assign \$56  = en_pe_1_3 ? o_next[6] : shift_1_3_q;
+  assign \$57  = en_pe_1_3 ? o_next[7] : capture_1_3_q;
+  assign \$58  = ~ held;
+  assign \$59  = en_pe_2_0 ? o_next[0] : shift_2_0_q;
+  assign \$60  = en_pe_2_0 ? o_next[1] : capture_2_0_q;
+  assign \$61  = ~ held;
+  assign \$62  = en_pe_2_1 ? o_next[2] : shift_2_1_q;
+  assign \$63  = en_pe_2_1 ? o_next[3] : capture_2_1_q;
+  assign \$64  = ~ held;
+  assign \$65  = en_pe_2_2 ? o_next[4] : shift_2_2_q;
+  assign \$66  = en_pe_2_2 ? o_next[5] : capture_2_2_q;
+  assign \$67  = ~ held;
+  assign \$68  = en_pe_2_3 ? o_next[6] : shift_2_3_q;
+  assign \$69  = en_pe_2_3 ? o_next[7] : capture_2_3_q;
+  assign \$70  = ~ held;
+  assign \$71  = en_pe_3_0 ? o_next[0] : shift_3_0_q;
+  assign \$72  = en_pe_3_0 ? o_next[1] : capture_3_0_q;
+  assign \$73  = ~ held;
+  assign \$74  = en_pe_3_1 ? o_next[2] : shift_3_1_q;
+  assign \$75  = en_pe_3_1 ? o_next[3] : capture_3_1_q;
+  assign \$76  = ~ held;
+  assign \$77  = en_pe_3_2 ? o_next[4] : shift_3_2_q;
+  assign \$78  = en_pe_3_2 ? o_next[5] : capture_3_2_q;
+  assign \$79  = ~ held;
+  assign \$80  = en_pe_3_3 ? o_next[6] : shift_3_3_q;
+  assign \$81  = en_pe_3_3 ? o_next[7] : capture_3_3_q;
   assign results__valid = skid_valid | valid_out;
-  assign \$50  = skid_valid ? skid[128] : out[128];
-  assign \$51  = ~ results__ready;
-  assign held = results__valid & \$51 ;
-  assign \$52  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$53  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$54  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$55  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$56  = ~ first;
-  assign \$57  = \$56  | shadow_full;
-  assign operands__ready = en & \$57 ;
+  assign \$82  = skid_valid ? skid[128] : out[128];
+  assign \$83  = ~ results__ready;
+  assign held = results__valid & \$83 ;
+  assign \$84  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$85  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$86  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$87  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$88  = ~ first;
+  assign \$89  = \$88  | shadow_full;
+  assign operands__ready = en & \$89 ;
   assign a_accept = operands__valid & operands__ready;
-  assign \$58  = loaded == 3'h4;
-  assign \$59  = en & \$58 ;
-  assign \$60  = ~ shadow_full;
-  assign \$61  = \$59  & \$60 ;
-  assign \$62  = since_first >= 2'h3;
-  assign capture = \$61  & \$62 ;
-  assign \$63  = loaded < 3'h4;
-  assign \$64  = \$63  | capture;
-  assign weights__ready = en & \$64 ;
+  assign \$90  = loaded == 3'h4;
+  assign \$91  = en & \$90 ;
+  assign \$92  = ~ shadow_full;
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = since_first >= 2'h3;
+  assign capture = \$93  & \$94 ;
+  assign \$95  = loaded < 3'h4;
+  assign \$96  = \$95  | capture;
+  assign weights__ready = en & \$96 ;
   assign w_accept = weights__valid & weights__ready;
-  assign \$65  = in_flags[0] | results__valid;
-  assign \$67  = \$66  | \valid_in$164 ;
-  assign \$68  = \$67  | \valid_in$179 ;
-  assign \$69  = \$68  | \valid_in$194 ;
-  assign \$70  = \$69  | \o$151 [3];
-  assign \$71  = \$70  | \valid_in$222 ;
-  assign \$72  = \$71  | \valid_in$239 ;
-  assign \$73  = \$72  | \valid_in$256 ;
-  assign \$74  = \$73  | \o$151 [6];
-  assign \$75  = \$74  | \valid_in$286 ;
-  assign \$76  = \$75  | \valid_in$303 ;
-  assign \$77  = \$76  | \valid_in$320 ;
-  assign \$78  = \$77  | \o$151 [9];
-  assign \$79  = \$78  | \valid_in$350 ;
-  assign \$80  = \$79  | \valid_in$367 ;
-  assign \$81  = \$80  | \valid_in$384 ;
-  assign busy = \$65  | \$81 ;
+  assign \$97  = in_flags[0] | results__valid;
+  assign \$99  = \$98  | \valid_in$230 ;
+  assign \$100  = \$99  | \valid_in$246 ;
+  assign \$101  = \$100  | \valid_in$262 ;
+  assign \$102  = \$101  | \o$216 [3];
+  assign \$103  = \$102  | \valid_in$291 ;
+  assign \$104  = \$103  | \valid_in$309 ;
+  assign \$105  = \$104  | \valid_in$327 ;
+  assign \$106  = \$105  | \o$216 [6];
+  assign \$107  = \$106  | \valid_in$358 ;
+  assign \$108  = \$107  | \valid_in$376 ;
+  assign \$109  = \$108  | \valid_in$394 ;
+  assign \$110  = \$109  | \o$216 [9];
+  assign \$111  = \$110  | \valid_in$425 ;
+  assign \$112  = \$111  | \valid_in$443 ;
+  assign \$113  = \$112  | \valid_in$461 ;
+  assign busy = \$97  | \$113 ;
   always @(posedge clk)
     rst_pe_0_0 <= rst;
   always @(posedge clk)
@@ -812,9 +1037,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     rst_pe_3_3 <= rst;
   always @(posedge clk)
-    skid_valid <= \$82 ;
+    skid_valid <= \$114 ;
   always @(posedge clk)
-    skid <= \$83 ;
+    skid <= \$115 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -834,17 +1059,17 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en <= \$10 ;
   always @(posedge clk)
-    loaded <= \$84 ;
+    loaded <= \$116 ;
   always @(posedge clk)
-    shadow_full <= \$85 ;
+    shadow_full <= \$117 ;
   always @(posedge clk)
-    since_first <= \$86 ;
+    since_first <= \$118 ;
   always @(posedge clk)
-    first <= \$87 ;
+    first <= \$119 ;
   always @(posedge clk)
     en_in_w_0 <= \$16 ;
   always @(posedge clk)
-    in_w <= \$88 ;
+    in_w <= \$120 ;
   always @(posedge clk)
     en_in_w_1 <= \$17 ;
   always @(posedge clk)
@@ -854,7 +1079,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_0 <= \$20 ;
   always @(posedge clk)
-    in_a <= \$89 ;
+    in_a <= \$121 ;
   always @(posedge clk)
     en_in_a_1 <= \$21 ;
   always @(posedge clk)
@@ -862,9 +1087,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_3 <= \$23 ;
   always @(posedge clk)
-    in_wctl <= \$90 ;
+    in_wctl <= \$122 ;
   always @(posedge clk)
-    in_flags <= \$91 ;
+    in_flags <= \$123 ;
   always @(posedge clk)
     rst_skew_flags <= rst;
   always @(posedge clk)
@@ -890,516 +1115,633 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_pe_0_0 <= \$34 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$35 ;
+    shift_0_0_q <= \$35 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$36 ;
+    capture_0_0_q <= \$36 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$37 ;
+    en_pe_0_1 <= \$37 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$38 ;
+    shift_0_1_q <= \$38 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$39 ;
+    capture_0_1_q <= \$39 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$40 ;
+    en_pe_0_2 <= \$40 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$41 ;
+    shift_0_2_q <= \$41 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$42 ;
+    capture_0_2_q <= \$42 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$43 ;
+    en_pe_0_3 <= \$43 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$44 ;
+    shift_0_3_q <= \$44 ;
   always @(posedge clk)
-    en_pe_2_3 <= \$45 ;
+    capture_0_3_q <= \$45 ;
   always @(posedge clk)
-    en_pe_3_0 <= \$46 ;
+    en_pe_1_0 <= \$46 ;
   always @(posedge clk)
-    en_pe_3_1 <= \$47 ;
+    shift_1_0_q <= \$47 ;
   always @(posedge clk)
-    en_pe_3_2 <= \$48 ;
+    capture_1_0_q <= \$48 ;
   always @(posedge clk)
-    en_pe_3_3 <= \$49 ;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ held;
-  assign \$7  = ~ held;
-  assign \$8  = ~ held;
+    en_pe_1_1 <= \$49 ;
+  always @(posedge clk)
+    shift_1_1_q <= \$50 ;
+  always @(posedge clk)
+    capture_1_1_q <= \$51 ;
+  always @(posedge clk)
+    en_pe_1_2 <= \$52 ;
+  always @(posedge clk)
+    shift_1_2_q <= \$53 ;
+  always @(posedge clk)
+    capture_1_2_q <= \$54 ;
+  always @(posedge clk)
+    en_pe_1_3 <= \$55 ;
+  always @(posedge clk)
+    shift_1_3_q <= \$56 ;
+  always @(posedge clk)
+    capture_1_3_q <= \$57 ;
+  always @(posedge clk)
+    en_pe_2_0 <= \$58 ;
+  always @(posedge clk)
+    shift_2_0_q <= \$59 ;
+  always @(posedge clk)
+    capture_2_0_q <= \$60 ;
+  always @(posedge clk)
+    en_pe_2_1 <= \$61 ;
+  always @(posedge clk)
+    shift_2_1_q <= \$62 ;
+  always @(posedge clk)
+    capture_2_1_q <= \$63 ;
+  always @(posedge clk)
+    en_pe_2_2 <= \$64 ;
+  always @(posedge clk)
+    shift_2_2_q <= \$65 ;
+  always @(posedge clk)
+    capture_2_2_q <= \$66 ;
+  always @(posedge clk)
+    en_pe_2_3 <= \$67 ;
+  always @(posedge clk)
+    shift_2_3_q <= \$68 ;
+  always @(posedge clk)
+    capture_2_3_q <= \$69 ;
+  always @(posedge clk)
+    en_pe_3_0 <= \$70 ;
+  always @(posedge clk)
+    shift_3_0_q <= \$71 ;
+  always @(posedge clk)
+    capture_3_0_q <= \$72 ;
+  always @(posedge clk)
+    en_pe_3_1 <= \$73 ;
+  always @(posedge clk)
+    shift_3_1_q <= \$74 ;
+  always @(posedge clk)
+    capture_3_1_q <= \$75 ;
+  always @(posedge clk)
+    en_pe_3_2 <= \$76 ;
+  always @(posedge clk)
+    shift_3_2_q <= \$77 ;
+  always @(posedge clk)
+    capture_3_2_q <= \$78 ;
+  always @(posedge clk)
+    en_pe_3_3 <= \$79 ;
+  always @(posedge clk)
+    shift_3_3_q <= \$80 ;
+  always @(posedge clk)
+    capture_3_3_q <= \$81 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$451$0 (en_deskew_0),
-    .\port$452$0 (en_deskew_1),
-    .\port$453$0 (en_deskew_2),
-    .\port$454$0 (en_deskew_3),
+    .\port$483$0 (en_deskew_0),
+    .\port$484$0 (en_deskew_1),
+    .\port$485$0 (en_deskew_2),
+    .\port$486$0 (en_deskew_3),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$149 [7:0]),
-    .a_next(o_next[7:0]),
-    .a_out(\a_in$162 ),
+    .a_in(\o$214 [7:0]),
+    .a_next(\o_next$210 [7:0]),
+    .a_out(\a_in$228 ),
+    .capture(capture_0_0_q),
     .en(en_pe_0_0),
-    .first_next(\o_next$147 [1]),
-    .first_out(\first_in$166 ),
-    .last_out(\last_in$168 ),
+    .first_next(\o_next$212 [1]),
+    .first_next_out(\first_next$226 ),
+    .first_out(\first_in$232 ),
+    .last_out(\last_in$234 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$863$0 (\o$142 [1:0]),
-    .\port$893$0 (\o$151 [2:0]),
-    .psum_out(\psum_in$211 ),
-    .valid_out(\valid_in$164 ),
-    .w_in(\o$156 [7:0]),
-    .w_out(\w_in$213 )
+    .\port$990$0 (\o$216 [2:0]),
+    .psum_out(\psum_in$279 ),
+    .valid_out(\valid_in$230 ),
+    .w_in(\o$221 [7:0]),
+    .w_out(\w_in$281 ),
+    .w_shift(shift_0_0_q)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$162 ),
-    .a_next(\o$149 [7:0]),
-    .a_out(\a_in$177 ),
+    .a_in(\a_in$228 ),
+    .a_next(\o$214 [7:0]),
+    .a_out(\a_in$244 ),
+    .capture(capture_0_1_q),
     .en(en_pe_0_1),
-    .first_in(\first_in$166 ),
-    .first_next(\o$151 [1]),
-    .first_out(\first_in$181 ),
-    .last_in(\last_in$168 ),
-    .last_out(\last_in$183 ),
+    .first_in(\first_in$232 ),
+    .first_next(\first_next$226 ),
+    .first_next_out(\first_next$242 ),
+    .first_out(\first_in$248 ),
+    .last_in(\last_in$234 ),
+    .last_out(\last_in$250 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$863$2 (\o$142 [3:2]),
-    .psum_out(\psum_in$228 ),
-    .valid_in(\valid_in$164 ),
-    .valid_out(\valid_in$179 ),
-    .w_in(\o$156 [15:8]),
-    .w_out(\w_in$230 )
+    .psum_out(\psum_in$297 ),
+    .valid_in(\valid_in$230 ),
+    .valid_out(\valid_in$246 ),
+    .w_in(\o$221 [15:8]),
+    .w_out(\w_in$299 ),
+    .w_shift(shift_0_1_q)
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$177 ),
-    .a_next(\a_in$162 ),
-    .a_out(\a_in$192 ),
+    .a_in(\a_in$244 ),
+    .a_next(\a_in$228 ),
+    .a_out(\a_in$260 ),
+    .capture(capture_0_2_q),
     .en(en_pe_0_2),
-    .first_in(\first_in$181 ),
-    .first_next(\first_in$166 ),
-    .first_out(\first_in$196 ),
-    .last_in(\last_in$183 ),
-    .last_out(\last_in$198 ),
+    .first_in(\first_in$248 ),
+    .first_next(\first_next$242 ),
+    .first_next_out(\first_next$258 ),
+    .first_out(\first_in$264 ),
+    .last_in(\last_in$250 ),
+    .last_out(\last_in$266 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$863$4 (\o$142 [5:4]),
-    .psum_out(\psum_in$245 ),
-    .valid_in(\valid_in$179 ),
-    .valid_out(\valid_in$194 ),
-    .w_in(\o$156 [23:16]),
-    .w_out(\w_in$247 )
+    .psum_out(\psum_in$315 ),
+    .valid_in(\valid_in$246 ),
+    .valid_out(\valid_in$262 ),
+    .w_in(\o$221 [23:16]),
+    .w_out(\w_in$317 ),
+    .w_shift(shift_0_2_q)
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$192 ),
-    .a_next(\a_in$177 ),
+    .a_in(\a_in$260 ),
+    .a_next(\a_in$244 ),
+    .capture(capture_0_3_q),
     .en(en_pe_0_3),
-    .first_in(\first_in$196 ),
-    .first_next(\first_in$181 ),
-    .last_in(\last_in$198 ),
+    .first_in(\first_in$264 ),
+    .first_next(\first_next$258 ),
+    .last_in(\last_in$266 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$863$6 (\o$142 [7:6]),
-    .psum_out(\psum_in$262 ),
-    .valid_in(\valid_in$194 ),
-    .w_in(\o$156 [31:24]),
-    .w_out(\w_in$264 )
+    .psum_out(\psum_in$333 ),
+    .valid_in(\valid_in$262 ),
+    .w_in(\o$221 [31:24]),
+    .w_out(\w_in$335 ),
+    .w_shift(shift_0_3_q)
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$149 [15:8]),
-    .a_next(o_next[15:8]),
-    .a_out(\a_in$220 ),
+    .a_in(\o$214 [15:8]),
+    .a_next(\o_next$210 [15:8]),
+    .a_out(\a_in$289 ),
+    .capture(capture_1_0_q),
     .en(en_pe_1_0),
-    .first_next(\o_next$147 [4]),
-    .first_out(\first_in$224 ),
-    .last_out(\last_in$226 ),
+    .first_next(\o_next$212 [4]),
+    .first_next_out(\first_next$287 ),
+    .first_out(\first_in$293 ),
+    .last_out(\last_in$295 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$863$0 (\o$142 [1:0]),
-    .\port$893$3 (\o$151 [5:3]),
-    .psum_in(\psum_in$211 ),
-    .psum_out(\psum_in$275 ),
-    .valid_out(\valid_in$222 ),
-    .w_in(\w_in$213 ),
-    .w_out(\w_in$277 )
+    .\port$990$3 (\o$216 [5:3]),
+    .psum_in(\psum_in$279 ),
+    .psum_out(\psum_in$346 ),
+    .valid_out(\valid_in$291 ),
+    .w_in(\w_in$281 ),
+    .w_out(\w_in$348 ),
+    .w_shift(shift_1_0_q)
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$220 ),
-    .a_next(\o$149 [15:8]),
-    .a_out(\a_in$237 ),
+    .a_in(\a_in$289 ),
+    .a_next(\o$214 [15:8]),
+    .a_out(\a_in$307 ),
+    .capture(capture_1_1_q),
     .en(en_pe_1_1),
-    .first_in(\first_in$224 ),
-    .first_next(\o$151 [4]),
-    .first_out(\first_in$241 ),
-    .last_in(\last_in$226 ),
-    .last_out(\last_in$243 ),
+    .first_in(\first_in$293 ),
+    .first_next(\first_next$287 ),
+    .first_next_out(\first_next$305 ),
+    .first_out(\first_in$311 ),
+    .last_in(\last_in$295 ),
+    .last_out(\last_in$313 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .\port$863$2 (\o$142 [3:2]),
-    .psum_in(\psum_in$228 ),
-    .psum_out(\psum_in$292 ),
-    .valid_in(\valid_in$222 ),
-    .valid_out(\valid_in$239 ),
-    .w_in(\w_in$230 ),
-    .w_out(\w_in$294 )
+    .psum_in(\psum_in$297 ),
+    .psum_out(\psum_in$364 ),
+    .valid_in(\valid_in$291 ),
+    .valid_out(\valid_in$309 ),
+    .w_in(\w_in$299 ),
+    .w_out(\w_in$366 ),
+    .w_shift(shift_1_1_q)
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$237 ),
-    .a_next(\a_in$220 ),
-    .a_out(\a_in$254 ),
+    .a_in(\a_in$307 ),
+    .a_next(\a_in$289 ),
+    .a_out(\a_in$325 ),
+    .capture(capture_1_2_q),
     .en(en_pe_1_2),
-    .first_in(\first_in$241 ),
-    .first_next(\first_in$224 ),
-    .first_out(\first_in$258 ),
-    .last_in(\last_in$243 ),
-    .last_out(\last_in$260 ),
+    .first_in(\first_in$311 ),
+    .first_next(\first_next$305 ),
+    .first_next_out(\first_next$323 ),
+    .first_out(\first_in$329 ),
+    .last_in(\last_in$313 ),
+    .last_out(\last_in$331 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .\port$863$4 (\o$142 [5:4]),
-    .psum_in(\psum_in$245 ),
-    .psum_out(\psum_in$309 ),
-    .valid_in(\valid_in$239 ),
-    .valid_out(\valid_in$256 ),
-    .w_in(\w_in$247 ),
-    .w_out(\w_in$311 )
+    .psum_in(\psum_in$315 ),
+    .psum_out(\psum_in$382 ),
+    .valid_in(\valid_in$309 ),
+    .valid_out(\valid_in$327 ),
+    .w_in(\w_in$317 ),
+    .w_out(\w_in$384 ),
+    .w_shift(shift_1_2_q)
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$254 ),
-    .a_next(\a_in$237 ),
+    .a_in(\a_in$325 ),
+    .a_next(\a_in$307 ),
+    .capture(capture_1_3_q),
     .en(en_pe_1_3),
-    .first_in(\first_in$258 ),
-    .first_next(\first_in$241 ),
-    .last_in(\last_in$260 ),
+    .first_in(\first_in$329 ),
+    .first_next(\first_next$323 ),
+    .last_in(\last_in$331 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .\port$863$6 (\o$142 [7:6]),
-    .psum_in(\psum_in$262 ),
-    .psum_out(\psum_in$326 ),
-    .valid_in(\valid_in$256 ),
-    .w_in(\w_in$264 ),
-    .w_out(\w_in$328 )
+    .psum_in(\psum_in$333 ),
+    .psum_out(\psum_in$400 ),
+    .valid_in(\valid_in$327 ),
+    .w_in(\w_in$335 ),
+    .w_out(\w_in$402 ),
+    .w_shift(shift_1_3_q)
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$149 [23:16]),
-    .a_next(o_next[23:16]),
-    .a_out(\a_in$284 ),
+    .a_in(\o$214 [23:16]),
+    .a_next(\o_next$210 [23:16]),
+    .a_out(\a_in$356 ),
+    .capture(capture_2_0_q),
     .en(en_pe_2_0),
-    .first_next(\o_next$147 [7]),
-    .first_out(\first_in$288 ),
-    .last_out(\last_in$290 ),
+    .first_next(\o_next$212 [7]),
+    .first_next_out(\first_next$354 ),
+    .first_out(\first_in$360 ),
+    .last_out(\last_in$362 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$863$0 (\o$142 [1:0]),
-    .\port$893$6 (\o$151 [8:6]),
-    .psum_in(\psum_in$275 ),
-    .psum_out(\psum_in$339 ),
-    .valid_out(\valid_in$286 ),
-    .w_in(\w_in$277 ),
-    .w_out(\w_in$341 )
+    .\port$990$6 (\o$216 [8:6]),
+    .psum_in(\psum_in$346 ),
+    .psum_out(\psum_in$413 ),
+    .valid_out(\valid_in$358 ),
+    .w_in(\w_in$348 ),
+    .w_out(\w_in$415 ),
+    .w_shift(shift_2_0_q)
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$284 ),
-    .a_next(\o$149 [23:16]),
-    .a_out(\a_in$301 ),
+    .a_in(\a_in$356 ),
+    .a_next(\o$214 [23:16]),
+    .a_out(\a_in$374 ),
+    .capture(capture_2_1_q),
     .en(en_pe_2_1),
-    .first_in(\first_in$288 ),
-    .first_next(\o$151 [7]),
-    .first_out(\first_in$305 ),
-    .last_in(\last_in$290 ),
-    .last_out(\last_in$307 ),
+    .first_in(\first_in$360 ),
+    .first_next(\first_next$354 ),
+    .first_next_out(\first_next$372 ),
+    .first_out(\first_in$378 ),
+    .last_in(\last_in$362 ),
+    .last_out(\last_in$380 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .\port$863$2 (\o$142 [3:2]),
-    .psum_in(\psum_in$292 ),
-    .psum_out(\psum_in$356 ),
-    .valid_in(\valid_in$286 ),
-    .valid_out(\valid_in$303 ),
-    .w_in(\w_in$294 ),
-    .w_out(\w_in$358 )
+    .psum_in(\psum_in$364 ),
+    .psum_out(\psum_in$431 ),
+    .valid_in(\valid_in$358 ),
+    .valid_out(\valid_in$376 ),
+    .w_in(\w_in$366 ),
+    .w_out(\w_in$433 ),
+    .w_shift(shift_2_1_q)
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$301 ),
-    .a_next(\a_in$284 ),
-    .a_out(\a_in$318 ),
+    .a_in(\a_in$374 ),
+    .a_next(\a_in$356 ),
+    .a_out(\a_in$392 ),
+    .capture(capture_2_2_q),
     .en(en_pe_2_2),
-    .first_in(\first_in$305 ),
-    .first_next(\first_in$288 ),
-    .first_out(\first_in$322 ),
-    .last_in(\last_in$307 ),
-    .last_out(\last_in$324 ),
+    .first_in(\first_in$378 ),
+    .first_next(\first_next$372 ),
+    .first_next_out(\first_next$390 ),
+    .first_out(\first_in$396 ),
+    .last_in(\last_in$380 ),
+    .last_out(\last_in$398 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .\port$863$4 (\o$142 [5:4]),
-    .psum_in(\psum_in$309 ),
-    .psum_out(\psum_in$373 ),
-    .valid_in(\valid_in$303 ),
-    .valid_out(\valid_in$320 ),
-    .w_in(\w_in$311 ),
-    .w_out(\w_in$375 )
+    .psum_in(\psum_in$382 ),
+    .psum_out(\psum_in$449 ),
+    .valid_in(\valid_in$376 ),
+    .valid_out(\valid_in$394 ),
+    .w_in(\w_in$384 ),
+    .w_out(\w_in$451 ),
+    .w_shift(shift_2_2_q)
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$318 ),
-    .a_next(\a_in$301 ),
+    .a_in(\a_in$392 ),
+    .a_next(\a_in$374 ),
+    .capture(capture_2_3_q),
     .en(en_pe_2_3),
-    .first_in(\first_in$322 ),
-    .first_next(\first_in$305 ),
-    .last_in(\last_in$324 ),
+    .first_in(\first_in$396 ),
+    .first_next(\first_next$390 ),
+    .last_in(\last_in$398 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .\port$863$6 (\o$142 [7:6]),
-    .psum_in(\psum_in$326 ),
-    .psum_out(\psum_in$390 ),
-    .valid_in(\valid_in$320 ),
-    .w_in(\w_in$328 ),
-    .w_out(\w_in$392 )
+    .psum_in(\psum_in$400 ),
+    .psum_out(\psum_in$467 ),
+    .valid_in(\valid_in$394 ),
+    .w_in(\w_in$402 ),
+    .w_out(\w_in$469 ),
+    .w_shift(shift_2_3_q)
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$149 [31:24]),
-    .a_next(o_next[31:24]),
-    .a_out(\a_in$348 ),
+    .a_in(\o$214 [31:24]),
+    .a_next(\o_next$210 [31:24]),
+    .a_out(\a_in$423 ),
+    .capture(capture_3_0_q),
     .en(en_pe_3_0),
-    .first_next(\o_next$147 [10]),
-    .first_out(\first_in$352 ),
-    .last_out(\last_in$354 ),
+    .first_next(\o_next$212 [10]),
+    .first_next_out(\first_next$421 ),
+    .first_out(\first_in$427 ),
+    .last_out(\last_in$429 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$863$0 (\o$142 [1:0]),
-    .\port$893$9 (\o$151 [11:9]),
-    .psum_in(\psum_in$339 ),
+    .\port$990$9 (\o$216 [11:9]),
+    .psum_in(\psum_in$413 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$350 ),
-    .w_in(\w_in$341 )
+    .valid_out(\valid_in$425 ),
+    .w_in(\w_in$415 ),
+    .w_shift(shift_3_0_q)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$348 ),
-    .a_next(\o$149 [31:24]),
-    .a_out(\a_in$365 ),
+    .a_in(\a_in$423 ),
+    .a_next(\o$214 [31:24]),
+    .a_out(\a_in$441 ),
+    .capture(capture_3_1_q),
     .en(en_pe_3_1),
-    .first_in(\first_in$352 ),
-    .first_next(\o$151 [10]),
-    .first_out(\first_in$369 ),
-    .last_in(\last_in$354 ),
-    .last_out(\last_in$371 ),
+    .first_in(\first_in$427 ),
+    .first_next(\first_next$421 ),
+    .first_next_out(\first_next$439 ),
+    .first_out(\first_in$445 ),
+    .last_in(\last_in$429 ),
+    .last_out(\last_in$447 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .\port$863$2 (\o$142 [3:2]),
-    .psum_in(\psum_in$356 ),
-    .psum_out(\psum_out$121 ),
-    .valid_in(\valid_in$350 ),
-    .valid_out(\valid_in$367 ),
-    .w_in(\w_in$358 )
+    .psum_in(\psum_in$431 ),
+    .psum_out(\psum_out$186 ),
+    .valid_in(\valid_in$425 ),
+    .valid_out(\valid_in$443 ),
+    .w_in(\w_in$433 ),
+    .w_shift(shift_3_1_q)
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$365 ),
-    .a_next(\a_in$348 ),
-    .a_out(\a_in$382 ),
+    .a_in(\a_in$441 ),
+    .a_next(\a_in$423 ),
+    .a_out(\a_in$459 ),
+    .capture(capture_3_2_q),
     .en(en_pe_3_2),
-    .first_in(\first_in$369 ),
-    .first_next(\first_in$352 ),
-    .first_out(\first_in$386 ),
-    .last_in(\last_in$371 ),
-    .last_out(\last_in$388 ),
+    .first_in(\first_in$445 ),
+    .first_next(\first_next$439 ),
+    .first_next_out(\first_next$457 ),
+    .first_out(\first_in$463 ),
+    .last_in(\last_in$447 ),
+    .last_out(\last_in$465 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .\port$863$4 (\o$142 [5:4]),
-    .psum_in(\psum_in$373 ),
-    .psum_out(\psum_out$122 ),
-    .valid_in(\valid_in$367 ),
-    .valid_out(\valid_in$384 ),
-    .w_in(\w_in$375 )
+    .psum_in(\psum_in$449 ),
+    .psum_out(\psum_out$187 ),
+    .valid_in(\valid_in$443 ),
+    .valid_out(\valid_in$461 ),
+    .w_in(\w_in$451 ),
+    .w_shift(shift_3_2_q)
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$382 ),
-    .a_next(\a_in$365 ),
+    .a_in(\a_in$459 ),
+    .a_next(\a_in$441 ),
+    .capture(capture_3_3_q),
     .en(en_pe_3_3),
-    .first_in(\first_in$386 ),
-    .first_next(\first_in$369 ),
-    .last_in(\last_in$388 ),
+    .first_in(\first_in$463 ),
+    .first_next(\first_next$457 ),
+    .last_in(\last_in$465 ),
     .last_out(last_out),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .\port$863$6 (\o$142 [7:6]),
-    .psum_in(\psum_in$390 ),
-    .psum_out(\psum_out$123 ),
-    .valid_in(\valid_in$384 ),
+    .psum_in(\psum_in$467 ),
+    .psum_out(\psum_out$188 ),
+    .valid_in(\valid_in$461 ),
     .valid_out(valid_out),
-    .w_in(\w_in$392 )
+    .w_in(\w_in$469 ),
+    .w_shift(shift_3_3_q)
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$136 ),
+    .i(\i$201 ),
     .i_next(i_next),
-    .o(\o$149 ),
-    .o_next(o_next),
-    .\port$486$0 (en_skew_a_0),
-    .\port$487$0 (en_skew_a_1),
-    .\port$488$0 (en_skew_a_2),
-    .\port$489$0 (en_skew_a_3),
+    .o(\o$214 ),
+    .o_next(\o_next$210 ),
+    .\port$518$0 (en_skew_a_0),
+    .\port$519$0 (en_skew_a_1),
+    .\port$520$0 (en_skew_a_2),
+    .\port$521$0 (en_skew_a_3),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$137 ),
-    .i_next(\i_next$139 ),
-    .o(\o$151 ),
-    .o_next(\o_next$147 ),
+    .i(\i$202 ),
+    .i_next(\i_next$204 ),
+    .o(\o$216 ),
+    .o_next(\o_next$212 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
     .i(in_w),
-    .o(\o$156 ),
-    .\port$481$0 (en_skew_w_0),
-    .\port$482$0 (en_skew_w_1),
-    .\port$483$0 (en_skew_w_2),
-    .\port$484$0 (en_skew_w_3),
+    .o(\o$221 ),
+    .\port$513$0 (en_skew_w_0),
+    .\port$514$0 (en_skew_w_1),
+    .\port$515$0 (en_skew_w_2),
+    .\port$516$0 (en_skew_w_3),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en_skew_wctl),
-    .i(\i$135 ),
-    .o(\o$142 ),
+    .i(\i$200 ),
+    .i_next(\i_next$205 ),
+    .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$82  = held;
+    \$114  = held;
     if (rst) begin
-      \$82  = 1'h0;
+      \$114  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$83  = skid;
+    \$115  = skid;
     if (\$1 ) begin
-      \$83 [128] = out[128];
+      \$115 [128] = out[128];
     end
     if (\$2 ) begin
-      \$83 [31:0] = out[31:0];
+      \$115 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$83 [63:32] = out[63:32];
+      \$115 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$83 [95:64] = out[95:64];
+      \$115 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$83 [127:96] = out[127:96];
+      \$115 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$84  = loaded;
+    \$116  = loaded;
     if (en) begin
       if (capture) begin
-        \$84  = { 2'h0, w_accept };
+        \$116  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$84  = \$11 [2:0];
+        \$116  = \$11 [2:0];
       end
     end
     if (rst) begin
-      \$84  = 3'h0;
+      \$116  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$85  = shadow_full;
+    \$117  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$85  = 1'h1;
+        \$117  = 1'h1;
       end else if (\$12 ) begin
-        \$85  = 1'h0;
+        \$117  = 1'h0;
       end
     end
     if (rst) begin
-      \$85  = 1'h0;
+      \$117  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$86  = since_first;
+    \$118  = since_first;
     if (en) begin
       if (\$13 ) begin
-        \$86  = 3'h1;
+        \$118  = 3'h1;
       end else if (\$14 ) begin
-        \$86  = \$15 [2:0];
+        \$118  = \$15 [2:0];
       end
     end
     if (rst) begin
-      \$86  = 3'h4;
+      \$118  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$87  = first;
+    \$119  = first;
     if (en) begin
       if (a_accept) begin
-        \$87  = operands__payload[32];
+        \$119  = operands__payload[32];
       end
     end
     if (rst) begin
-      \$87  = 1'h1;
+      \$119  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$88  = in_w;
+    \$120  = in_w;
     if (en_in_w_0) begin
-      \$88 [7:0] = weights__payload[7:0];
+      \$120 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$88 [15:8] = weights__payload[15:8];
+      \$120 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$88 [23:16] = weights__payload[23:16];
+      \$120 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$88 [31:24] = weights__payload[31:24];
+      \$120 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$89  = in_a;
+    \$121  = in_a;
     if (en_in_a_0) begin
-      \$89 [7:0] = operands__payload[7:0];
+      \$121 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$89 [15:8] = operands__payload[15:8];
+      \$121 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$89 [23:16] = operands__payload[23:16];
+      \$121 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$89 [31:24] = operands__payload[31:24];
+      \$121 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$90  = in_wctl;
+    \$122  = in_wctl;
     if (en) begin
-      \$90 [0] = w_accept;
-      \$90 [1] = capture;
+      \$122 [0] = w_accept;
+      \$122 [1] = capture;
     end
     if (rst) begin
-      \$90  = 2'h0;
+      \$122  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$91  = in_flags;
+    \$123  = in_flags;
     if (en) begin
-      \$91 [0] = a_accept;
-      \$91 [1] = first;
-      \$91 [2] = operands__payload[32];
+      \$123 [0] = a_accept;
+      \$123 [1] = first;
+      \$123 [2] = operands__payload[32];
     end
     if (rst) begin
-      \$91  = 3'h0;
+      \$123  = 3'h0;
     end
   end
+  assign shift_0_0 = shift_0_0_q;
+  assign capture_0_0 = capture_0_0_q;
+  assign shift_0_1 = shift_0_1_q;
+  assign capture_0_1 = capture_0_1_q;
+  assign shift_0_2 = shift_0_2_q;
+  assign capture_0_2 = capture_0_2_q;
+  assign shift_0_3 = shift_0_3_q;
+  assign capture_0_3 = capture_0_3_q;
+  assign shift_1_0 = shift_1_0_q;
+  assign capture_1_0 = capture_1_0_q;
+  assign shift_1_1 = shift_1_1_q;
+  assign capture_1_1 = capture_1_1_q;
+  assign shift_1_2 = shift_1_2_q;
+  assign capture_1_2 = capture_1_2_q;
+  assign shift_1_3 = shift_1_3_q;
+  assign capture_1_3 = capture_1_3_q;
+  assign shift_2_0 = shift_2_0_q;
+  assign capture_2_0 = capture_2_0_q;
+  assign shift_2_1 = shift_2_1_q;
+  assign capture_2_1 = capture_2_1_q;
+  assign shift_2_2 = shift_2_2_q;
+  assign capture_2_2 = capture_2_2_q;
+  assign shift_2_3 = shift_2_3_q;
+  assign capture_2_3 = capture_2_3_q;
+  assign shift_3_0 = shift_3_0_q;
+  assign capture_3_0 = capture_3_0_q;
+  assign shift_3_1 = shift_3_1_q;
+  assign capture_3_1 = capture_3_1_q;
+  assign shift_3_2 = shift_3_2_q;
+  assign capture_3_2 = capture_3_2_q;
+  assign shift_3_3 = shift_3_3_q;
+  assign capture_3_3 = capture_3_3_q;
   assign pe_0_0_sync_clk = clk;
   assign pe_0_0_sync_rst = rst_pe_0_0;
   assign pe_0_1_sync_clk = clk;
@@ -1432,190 +1774,190 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign pe_3_2_sync_rst = rst_pe_3_2;
   assign pe_3_3_sync_clk = clk;
   assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$127  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$192  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$130  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$131  = en_skew_wctl;
-  assign \en$132  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$133  = en_skew_flags;
-  assign \i$134  = in_w;
-  assign \en$140  = en_pe_0_0;
-  assign w_shift = \o$142 [0];
-  assign \capture$143  = \o$142 [1];
-  assign a_next = o_next[7:0];
-  assign first_next = \o_next$147 [1];
-  assign a_in = \o$149 [7:0];
-  assign valid_in = \o$151 [0];
-  assign first_in = \o$151 [1];
-  assign last_in = \o$151 [2];
+  assign \en$195  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$196  = en_skew_wctl;
+  assign \en$197  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$198  = en_skew_flags;
+  assign \i$199  = in_w;
+  assign \en$206  = en_pe_0_0;
+  assign w_shift = shift_0_0_q;
+  assign \capture$208  = capture_0_0_q;
+  assign a_next = \o_next$210 [7:0];
+  assign first_next = \o_next$212 [1];
+  assign a_in = \o$214 [7:0];
+  assign valid_in = \o$216 [0];
+  assign first_in = \o$216 [1];
+  assign last_in = \o$216 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$156 [7:0];
-  assign \en$157  = en_pe_0_1;
-  assign \w_shift$158  = \o$142 [2];
-  assign \capture$159  = \o$142 [3];
-  assign \a_next$160  = \o$149 [7:0];
-  assign \first_next$161  = \o$151 [1];
-  assign a_out = \a_in$162 ;
-  assign \valid_out$165  = \valid_in$164 ;
-  assign first_out = \first_in$166 ;
-  assign \last_out$169  = \last_in$168 ;
-  assign \psum_in$170  = 32'd0;
-  assign \w_in$171  = \o$156 [15:8];
-  assign \en$172  = en_pe_0_2;
-  assign \w_shift$173  = \o$142 [4];
-  assign \capture$174  = \o$142 [5];
-  assign \a_next$175  = \a_in$162 ;
-  assign \first_next$176  = \first_in$166 ;
-  assign \a_out$178  = \a_in$177 ;
-  assign \valid_out$180  = \valid_in$179 ;
-  assign \first_out$182  = \first_in$181 ;
-  assign \last_out$184  = \last_in$183 ;
-  assign \psum_in$185  = 32'd0;
-  assign \w_in$186  = \o$156 [23:16];
-  assign \en$187  = en_pe_0_3;
-  assign \w_shift$188  = \o$142 [6];
-  assign \capture$189  = \o$142 [7];
-  assign \a_next$190  = \a_in$177 ;
-  assign \first_next$191  = \first_in$181 ;
-  assign \a_out$193  = \a_in$192 ;
-  assign \valid_out$195  = \valid_in$194 ;
-  assign \first_out$197  = \first_in$196 ;
-  assign \last_out$199  = \last_in$198 ;
-  assign \psum_in$200  = 32'd0;
-  assign \w_in$201  = \o$156 [31:24];
-  assign \en$202  = en_pe_1_0;
-  assign \w_shift$203  = \o$142 [0];
-  assign \capture$204  = \o$142 [1];
-  assign \a_next$205  = o_next[15:8];
-  assign \first_next$206  = \o_next$147 [4];
-  assign \a_in$207  = \o$149 [15:8];
-  assign \valid_in$208  = \o$151 [3];
-  assign \first_in$209  = \o$151 [4];
-  assign \last_in$210  = \o$151 [5];
-  assign \psum_out$212  = \psum_in$211 ;
-  assign w_out = \w_in$213 ;
-  assign \en$215  = en_pe_1_1;
-  assign \w_shift$216  = \o$142 [2];
-  assign \capture$217  = \o$142 [3];
-  assign \a_next$218  = \o$149 [15:8];
-  assign \first_next$219  = \o$151 [4];
-  assign \a_out$221  = \a_in$220 ;
-  assign \valid_out$223  = \valid_in$222 ;
-  assign \first_out$225  = \first_in$224 ;
-  assign \last_out$227  = \last_in$226 ;
-  assign \psum_out$229  = \psum_in$228 ;
-  assign \w_out$231  = \w_in$230 ;
-  assign \en$232  = en_pe_1_2;
-  assign \w_shift$233  = \o$142 [4];
-  assign \capture$234  = \o$142 [5];
-  assign \a_next$235  = \a_in$220 ;
-  assign \first_next$236  = \first_in$224 ;
-  assign \a_out$238  = \a_in$237 ;
-  assign \valid_out$240  = \valid_in$239 ;
-  assign \first_out$242  = \first_in$241 ;
-  assign \last_out$244  = \last_in$243 ;
-  assign \psum_out$246  = \psum_in$245 ;
-  assign \w_out$248  = \w_in$247 ;
-  assign \en$249  = en_pe_1_3;
-  assign \w_shift$250  = \o$142 [6];
-  assign \capture$251  = \o$142 [7];
-  assign \a_next$252  = \a_in$237 ;
-  assign \first_next$253  = \first_in$241 ;
-  assign \a_out$255  = \a_in$254 ;
-  assign \valid_out$257  = \valid_in$256 ;
-  assign \first_out$259  = \first_in$258 ;
-  assign \last_out$261  = \last_in$260 ;
-  assign \psum_out$263  = \psum_in$262 ;
-  assign \w_out$265  = \w_in$264 ;
-  assign \en$266  = en_pe_2_0;
-  assign \w_shift$267  = \o$142 [0];
-  assign \capture$268  = \o$142 [1];
-  assign \a_next$269  = o_next[23:16];
-  assign \first_next$270  = \o_next$147 [7];
-  assign \a_in$271  = \o$149 [23:16];
-  assign \valid_in$272  = \o$151 [6];
-  assign \first_in$273  = \o$151 [7];
-  assign \last_in$274  = \o$151 [8];
-  assign \psum_out$276  = \psum_in$275 ;
-  assign \w_out$278  = \w_in$277 ;
-  assign \en$279  = en_pe_2_1;
-  assign \w_shift$280  = \o$142 [2];
-  assign \capture$281  = \o$142 [3];
-  assign \a_next$282  = \o$149 [23:16];
-  assign \first_next$283  = \o$151 [7];
-  assign \a_out$285  = \a_in$284 ;
-  assign \valid_out$287  = \valid_in$286 ;
-  assign \first_out$289  = \first_in$288 ;
-  assign \last_out$291  = \last_in$290 ;
-  assign \psum_out$293  = \psum_in$292 ;
-  assign \w_out$295  = \w_in$294 ;
-  assign \en$296  = en_pe_2_2;
-  assign \w_shift$297  = \o$142 [4];
-  assign \capture$298  = \o$142 [5];
-  assign \a_next$299  = \a_in$284 ;
-  assign \first_next$300  = \first_in$288 ;
-  assign \a_out$302  = \a_in$301 ;
-  assign \valid_out$304  = \valid_in$303 ;
-  assign \first_out$306  = \first_in$305 ;
-  assign \last_out$308  = \last_in$307 ;
-  assign \psum_out$310  = \psum_in$309 ;
-  assign \w_out$312  = \w_in$311 ;
-  assign \en$313  = en_pe_2_3;
-  assign \w_shift$314  = \o$142 [6];
-  assign \capture$315  = \o$142 [7];
-  assign \a_next$316  = \a_in$301 ;
-  assign \first_next$317  = \first_in$305 ;
-  assign \a_out$319  = \a_in$318 ;
-  assign \valid_out$321  = \valid_in$320 ;
-  assign \first_out$323  = \first_in$322 ;
-  assign \last_out$325  = \last_in$324 ;
-  assign \psum_out$327  = \psum_in$326 ;
-  assign \w_out$329  = \w_in$328 ;
-  assign \en$330  = en_pe_3_0;
-  assign \w_shift$331  = \o$142 [0];
-  assign \capture$332  = \o$142 [1];
-  assign \a_next$333  = o_next[31:24];
-  assign \first_next$334  = \o_next$147 [10];
-  assign \a_in$335  = \o$149 [31:24];
-  assign \valid_in$336  = \o$151 [9];
-  assign \first_in$337  = \o$151 [10];
-  assign \last_in$338  = \o$151 [11];
-  assign \psum_out$340  = \psum_in$339 ;
-  assign \w_out$342  = \w_in$341 ;
-  assign \en$343  = en_pe_3_1;
-  assign \w_shift$344  = \o$142 [2];
-  assign \capture$345  = \o$142 [3];
-  assign \a_next$346  = \o$149 [31:24];
-  assign \first_next$347  = \o$151 [10];
-  assign \a_out$349  = \a_in$348 ;
-  assign \valid_out$351  = \valid_in$350 ;
-  assign \first_out$353  = \first_in$352 ;
-  assign \last_out$355  = \last_in$354 ;
-  assign \psum_out$357  = \psum_in$356 ;
-  assign \w_out$359  = \w_in$358 ;
-  assign \en$360  = en_pe_3_2;
-  assign \w_shift$361  = \o$142 [4];
-  assign \capture$362  = \o$142 [5];
-  assign \a_next$363  = \a_in$348 ;
-  assign \first_next$364  = \first_in$352 ;
-  assign \a_out$366  = \a_in$365 ;
-  assign \valid_out$368  = \valid_in$367 ;
-  assign \first_out$370  = \first_in$369 ;
-  assign \last_out$372  = \last_in$371 ;
-  assign \psum_out$374  = \psum_in$373 ;
-  assign \w_out$376  = \w_in$375 ;
-  assign \en$377  = en_pe_3_3;
-  assign \w_shift$378  = \o$142 [6];
-  assign \capture$379  = \o$142 [7];
-  assign \a_next$380  = \a_in$365 ;
-  assign \first_next$381  = \first_in$369 ;
-  assign \a_out$383  = \a_in$382 ;
-  assign \valid_out$385  = \valid_in$384 ;
-  assign \first_out$387  = \first_in$386 ;
-  assign \last_out$389  = \last_in$388 ;
-  assign \psum_out$391  = \psum_in$390 ;
-  assign \w_out$393  = \w_in$392 ;
+  assign w_in = \o$221 [7:0];
+  assign \en$222  = en_pe_0_1;
+  assign \w_shift$223  = shift_0_1_q;
+  assign \capture$224  = capture_0_1_q;
+  assign \a_next$225  = \o$214 [7:0];
+  assign first_next_out = \first_next$226 ;
+  assign a_out = \a_in$228 ;
+  assign \valid_out$231  = \valid_in$230 ;
+  assign first_out = \first_in$232 ;
+  assign \last_out$235  = \last_in$234 ;
+  assign \psum_in$236  = 32'd0;
+  assign \w_in$237  = \o$221 [15:8];
+  assign \en$238  = en_pe_0_2;
+  assign \w_shift$239  = shift_0_2_q;
+  assign \capture$240  = capture_0_2_q;
+  assign \a_next$241  = \a_in$228 ;
+  assign \first_next_out$243  = \first_next$242 ;
+  assign \a_out$245  = \a_in$244 ;
+  assign \valid_out$247  = \valid_in$246 ;
+  assign \first_out$249  = \first_in$248 ;
+  assign \last_out$251  = \last_in$250 ;
+  assign \psum_in$252  = 32'd0;
+  assign \w_in$253  = \o$221 [23:16];
+  assign \en$254  = en_pe_0_3;
+  assign \w_shift$255  = shift_0_3_q;
+  assign \capture$256  = capture_0_3_q;
+  assign \a_next$257  = \a_in$244 ;
+  assign \first_next_out$259  = \first_next$258 ;
+  assign \a_out$261  = \a_in$260 ;
+  assign \valid_out$263  = \valid_in$262 ;
+  assign \first_out$265  = \first_in$264 ;
+  assign \last_out$267  = \last_in$266 ;
+  assign \psum_in$268  = 32'd0;
+  assign \w_in$269  = \o$221 [31:24];
+  assign \en$270  = en_pe_1_0;
+  assign \w_shift$271  = shift_1_0_q;
+  assign \capture$272  = capture_1_0_q;
+  assign \a_next$273  = \o_next$210 [15:8];
+  assign \first_next$274  = \o_next$212 [4];
+  assign \a_in$275  = \o$214 [15:8];
+  assign \valid_in$276  = \o$216 [3];
+  assign \first_in$277  = \o$216 [4];
+  assign \last_in$278  = \o$216 [5];
+  assign \psum_out$280  = \psum_in$279 ;
+  assign w_out = \w_in$281 ;
+  assign \en$283  = en_pe_1_1;
+  assign \w_shift$284  = shift_1_1_q;
+  assign \capture$285  = capture_1_1_q;
+  assign \a_next$286  = \o$214 [15:8];
+  assign \first_next_out$288  = \first_next$287 ;
+  assign \a_out$290  = \a_in$289 ;
+  assign \valid_out$292  = \valid_in$291 ;
+  assign \first_out$294  = \first_in$293 ;
+  assign \last_out$296  = \last_in$295 ;
+  assign \psum_out$298  = \psum_in$297 ;
+  assign \w_out$300  = \w_in$299 ;
+  assign \en$301  = en_pe_1_2;
+  assign \w_shift$302  = shift_1_2_q;
+  assign \capture$303  = capture_1_2_q;
+  assign \a_next$304  = \a_in$289 ;
+  assign \first_next_out$306  = \first_next$305 ;
+  assign \a_out$308  = \a_in$307 ;
+  assign \valid_out$310  = \valid_in$309 ;
+  assign \first_out$312  = \first_in$311 ;
+  assign \last_out$314  = \last_in$313 ;
+  assign \psum_out$316  = \psum_in$315 ;
+  assign \w_out$318  = \w_in$317 ;
+  assign \en$319  = en_pe_1_3;
+  assign \w_shift$320  = shift_1_3_q;
+  assign \capture$321  = capture_1_3_q;
+  assign \a_next$322  = \a_in$307 ;
+  assign \first_next_out$324  = \first_next$323 ;
+  assign \a_out$326  = \a_in$325 ;
+  assign \valid_out$328  = \valid_in$327 ;
+  assign \first_out$330  = \first_in$329 ;
+  assign \last_out$332  = \last_in$331 ;
+  assign \psum_out$334  = \psum_in$333 ;
+  assign \w_out$336  = \w_in$335 ;
+  assign \en$337  = en_pe_2_0;
+  assign \w_shift$338  = shift_2_0_q;
+  assign \capture$339  = capture_2_0_q;
+  assign \a_next$340  = \o_next$210 [23:16];
+  assign \first_next$341  = \o_next$212 [7];
+  assign \a_in$342  = \o$214 [23:16];
+  assign \valid_in$343  = \o$216 [6];
+  assign \first_in$344  = \o$216 [7];
+  assign \last_in$345  = \o$216 [8];
+  assign \psum_out$347  = \psum_in$346 ;
+  assign \w_out$349  = \w_in$348 ;
+  assign \en$350  = en_pe_2_1;
+  assign \w_shift$351  = shift_2_1_q;
+  assign \capture$352  = capture_2_1_q;
+  assign \a_next$353  = \o$214 [23:16];
+  assign \first_next_out$355  = \first_next$354 ;
+  assign \a_out$357  = \a_in$356 ;
+  assign \valid_out$359  = \valid_in$358 ;
+  assign \first_out$361  = \first_in$360 ;
+  assign \last_out$363  = \last_in$362 ;
+  assign \psum_out$365  = \psum_in$364 ;
+  assign \w_out$367  = \w_in$366 ;
+  assign \en$368  = en_pe_2_2;
+  assign \w_shift$369  = shift_2_2_q;
+  assign \capture$370  = capture_2_2_q;
+  assign \a_next$371  = \a_in$356 ;
+  assign \first_next_out$373  = \first_next$372 ;
+  assign \a_out$375  = \a_in$374 ;
+  assign \valid_out$377  = \valid_in$376 ;
+  assign \first_out$379  = \first_in$378 ;
+  assign \last_out$381  = \last_in$380 ;
+  assign \psum_out$383  = \psum_in$382 ;
+  assign \w_out$385  = \w_in$384 ;
+  assign \en$386  = en_pe_2_3;
+  assign \w_shift$387  = shift_2_3_q;
+  assign \capture$388  = capture_2_3_q;
+  assign \a_next$389  = \a_in$374 ;
+  assign \first_next_out$391  = \first_next$390 ;
+  assign \a_out$393  = \a_in$392 ;
+  assign \valid_out$395  = \valid_in$394 ;
+  assign \first_out$397  = \first_in$396 ;
+  assign \last_out$399  = \last_in$398 ;
+  assign \psum_out$401  = \psum_in$400 ;
+  assign \w_out$403  = \w_in$402 ;
+  assign \en$404  = en_pe_3_0;
+  assign \w_shift$405  = shift_3_0_q;
+  assign \capture$406  = capture_3_0_q;
+  assign \a_next$407  = \o_next$210 [31:24];
+  assign \first_next$408  = \o_next$212 [10];
+  assign \a_in$409  = \o$214 [31:24];
+  assign \valid_in$410  = \o$216 [9];
+  assign \first_in$411  = \o$216 [10];
+  assign \last_in$412  = \o$216 [11];
+  assign \psum_out$414  = \psum_in$413 ;
+  assign \w_out$416  = \w_in$415 ;
+  assign \en$417  = en_pe_3_1;
+  assign \w_shift$418  = shift_3_1_q;
+  assign \capture$419  = capture_3_1_q;
+  assign \a_next$420  = \o$214 [31:24];
+  assign \first_next_out$422  = \first_next$421 ;
+  assign \a_out$424  = \a_in$423 ;
+  assign \valid_out$426  = \valid_in$425 ;
+  assign \first_out$428  = \first_in$427 ;
+  assign \last_out$430  = \last_in$429 ;
+  assign \psum_out$432  = \psum_in$431 ;
+  assign \w_out$434  = \w_in$433 ;
+  assign \en$435  = en_pe_3_2;
+  assign \w_shift$436  = shift_3_2_q;
+  assign \capture$437  = capture_3_2_q;
+  assign \a_next$438  = \a_in$423 ;
+  assign \first_next_out$440  = \first_next$439 ;
+  assign \a_out$442  = \a_in$441 ;
+  assign \valid_out$444  = \valid_in$443 ;
+  assign \first_out$446  = \first_in$445 ;
+  assign \last_out$448  = \last_in$447 ;
+  assign \psum_out$450  = \psum_in$449 ;
+  assign \w_out$452  = \w_in$451 ;
+  assign \en$453  = en_pe_3_3;
+  assign \w_shift$454  = shift_3_3_q;
+  assign \capture$455  = capture_3_3_q;
+  assign \a_next$456  = \a_in$441 ;
+  assign \first_next_out$458  = \first_next$457 ;
+  assign \a_out$460  = \a_in$459 ;
+  assign \valid_out$462  = \valid_in$461 ;
+  assign \first_out$464  = \first_in$463 ;
+  assign \last_out$466  = \last_in$465 ;
+  assign \psum_out$468  = \psum_in$467 ;
+  assign \w_out$470  = \w_in$469 ;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -1658,6 +2000,18 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
+  assign \o_next[0]  = o_next[1:0];
+  assign \o_next[0].shift  = o_next[0];
+  assign \o_next[0].capture  = o_next[1];
+  assign \o_next[1]  = o_next[3:2];
+  assign \o_next[1].shift  = o_next[2];
+  assign \o_next[1].capture  = o_next[3];
+  assign \o_next[2]  = o_next[5:4];
+  assign \o_next[2].shift  = o_next[4];
+  assign \o_next[2].capture  = o_next[5];
+  assign \o_next[3]  = o_next[7:6];
+  assign \o_next[3].shift  = o_next[6];
+  assign \o_next[3].capture  = o_next[7];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -1666,162 +2020,170 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
-  assign \i$134[0]  = in_w[7:0];
-  assign \i$134[1]  = in_w[15:8];
-  assign \i$134[2]  = in_w[23:16];
-  assign \i$134[3]  = in_w[31:24];
-  assign \i$135[0]  = \i$135 [1:0];
-  assign \i$135[0].shift  = \i$135 [0];
-  assign \i$135[0].capture  = \i$135 [1];
-  assign \i$135[1]  = \i$135 [3:2];
-  assign \i$135[1].shift  = \i$135 [2];
-  assign \i$135[1].capture  = \i$135 [3];
-  assign \i$135[2]  = \i$135 [5:4];
-  assign \i$135[2].shift  = \i$135 [4];
-  assign \i$135[2].capture  = \i$135 [5];
-  assign \i$135[3]  = \i$135 [7:6];
-  assign \i$135[3].shift  = \i$135 [6];
-  assign \i$135[3].capture  = \i$135 [7];
-  assign \i$136[0]  = \i$136 [7:0];
-  assign \i$136[1]  = \i$136 [15:8];
-  assign \i$136[2]  = \i$136 [23:16];
-  assign \i$136[3]  = \i$136 [31:24];
-  assign \i$137[0]  = \i$137 [2:0];
-  assign \i$137[0].valid  = \i$137 [0];
-  assign \i$137[0].first  = \i$137 [1];
-  assign \i$137[0].last  = \i$137 [2];
-  assign \i$137[1]  = \i$137 [5:3];
-  assign \i$137[1].valid  = \i$137 [3];
-  assign \i$137[1].first  = \i$137 [4];
-  assign \i$137[1].last  = \i$137 [5];
-  assign \i$137[2]  = \i$137 [8:6];
-  assign \i$137[2].valid  = \i$137 [6];
-  assign \i$137[2].first  = \i$137 [7];
-  assign \i$137[2].last  = \i$137 [8];
-  assign \i$137[3]  = \i$137 [11:9];
-  assign \i$137[3].valid  = \i$137 [9];
-  assign \i$137[3].first  = \i$137 [10];
-  assign \i$137[3].last  = \i$137 [11];
+  assign \i$199[0]  = in_w[7:0];
+  assign \i$199[1]  = in_w[15:8];
+  assign \i$199[2]  = in_w[23:16];
+  assign \i$199[3]  = in_w[31:24];
+  assign \i$200[0]  = \i$200 [1:0];
+  assign \i$200[0].shift  = \i$200 [0];
+  assign \i$200[0].capture  = \i$200 [1];
+  assign \i$200[1]  = \i$200 [3:2];
+  assign \i$200[1].shift  = \i$200 [2];
+  assign \i$200[1].capture  = \i$200 [3];
+  assign \i$200[2]  = \i$200 [5:4];
+  assign \i$200[2].shift  = \i$200 [4];
+  assign \i$200[2].capture  = \i$200 [5];
+  assign \i$200[3]  = \i$200 [7:6];
+  assign \i$200[3].shift  = \i$200 [6];
+  assign \i$200[3].capture  = \i$200 [7];
+  assign \i$201[0]  = \i$201 [7:0];
+  assign \i$201[1]  = \i$201 [15:8];
+  assign \i$201[2]  = \i$201 [23:16];
+  assign \i$201[3]  = \i$201 [31:24];
+  assign \i$202[0]  = \i$202 [2:0];
+  assign \i$202[0].valid  = \i$202 [0];
+  assign \i$202[0].first  = \i$202 [1];
+  assign \i$202[0].last  = \i$202 [2];
+  assign \i$202[1]  = \i$202 [5:3];
+  assign \i$202[1].valid  = \i$202 [3];
+  assign \i$202[1].first  = \i$202 [4];
+  assign \i$202[1].last  = \i$202 [5];
+  assign \i$202[2]  = \i$202 [8:6];
+  assign \i$202[2].valid  = \i$202 [6];
+  assign \i$202[2].first  = \i$202 [7];
+  assign \i$202[2].last  = \i$202 [8];
+  assign \i$202[3]  = \i$202 [11:9];
+  assign \i$202[3].valid  = \i$202 [9];
+  assign \i$202[3].first  = \i$202 [10];
+  assign \i$202[3].last  = \i$202 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$139[0]  = \i_next$139 [2:0];
-  assign \i_next$139[0].valid  = \i_next$139 [0];
-  assign \i_next$139[0].first  = \i_next$139 [1];
-  assign \i_next$139[0].last  = \i_next$139 [2];
-  assign \i_next$139[1]  = \i_next$139 [5:3];
-  assign \i_next$139[1].valid  = \i_next$139 [3];
-  assign \i_next$139[1].first  = \i_next$139 [4];
-  assign \i_next$139[1].last  = \i_next$139 [5];
-  assign \i_next$139[2]  = \i_next$139 [8:6];
-  assign \i_next$139[2].valid  = \i_next$139 [6];
-  assign \i_next$139[2].first  = \i_next$139 [7];
-  assign \i_next$139[2].last  = \i_next$139 [8];
-  assign \i_next$139[3]  = \i_next$139 [11:9];
-  assign \i_next$139[3].valid  = \i_next$139 [9];
-  assign \i_next$139[3].first  = \i_next$139 [10];
-  assign \i_next$139[3].last  = \i_next$139 [11];
-  assign \o$142[0]  = \o$142 [1:0];
-  assign \o$142[0].shift  = \o$142 [0];
-  assign \o$142[0].capture  = \o$142 [1];
-  assign \o$142[1]  = \o$142 [3:2];
-  assign \o$142[1].shift  = \o$142 [2];
-  assign \o$142[1].capture  = \o$142 [3];
-  assign \o$142[2]  = \o$142 [5:4];
-  assign \o$142[2].shift  = \o$142 [4];
-  assign \o$142[2].capture  = \o$142 [5];
-  assign \o$142[3]  = \o$142 [7:6];
-  assign \o$142[3].shift  = \o$142 [6];
-  assign \o$142[3].capture  = \o$142 [7];
-  assign \o_next[0]  = o_next[7:0];
-  assign \o_next[1]  = o_next[15:8];
-  assign \o_next[2]  = o_next[23:16];
-  assign \o_next[3]  = o_next[31:24];
-  assign \o_next$147[0]  = \o_next$147 [2:0];
-  assign \o_next$147[0].valid  = \o_next$147 [0];
-  assign \o_next$147[0].first  = \o_next$147 [1];
-  assign \o_next$147[0].last  = \o_next$147 [2];
-  assign \o_next$147[1]  = \o_next$147 [5:3];
-  assign \o_next$147[1].valid  = \o_next$147 [3];
-  assign \o_next$147[1].first  = \o_next$147 [4];
-  assign \o_next$147[1].last  = \o_next$147 [5];
-  assign \o_next$147[2]  = \o_next$147 [8:6];
-  assign \o_next$147[2].valid  = \o_next$147 [6];
-  assign \o_next$147[2].first  = \o_next$147 [7];
-  assign \o_next$147[2].last  = \o_next$147 [8];
-  assign \o_next$147[3]  = \o_next$147 [11:9];
-  assign \o_next$147[3].valid  = \o_next$147 [9];
-  assign \o_next$147[3].first  = \o_next$147 [10];
-  assign \o_next$147[3].last  = \o_next$147 [11];
-  assign \o$149[0]  = \o$149 [7:0];
-  assign \o$149[1]  = \o$149 [15:8];
-  assign \o$149[2]  = \o$149 [23:16];
-  assign \o$149[3]  = \o$149 [31:24];
-  assign \o$151[0]  = \o$151 [2:0];
-  assign \o$151[0].valid  = \o$151 [0];
-  assign \o$151[0].first  = \o$151 [1];
-  assign \o$151[0].last  = \o$151 [2];
-  assign \o$151[1]  = \o$151 [5:3];
-  assign \o$151[1].valid  = \o$151 [3];
-  assign \o$151[1].first  = \o$151 [4];
-  assign \o$151[1].last  = \o$151 [5];
-  assign \o$151[2]  = \o$151 [8:6];
-  assign \o$151[2].valid  = \o$151 [6];
-  assign \o$151[2].first  = \o$151 [7];
-  assign \o$151[2].last  = \o$151 [8];
-  assign \o$151[3]  = \o$151 [11:9];
-  assign \o$151[3].valid  = \o$151 [9];
-  assign \o$151[3].first  = \o$151 [10];
-  assign \o$151[3].last  = \o$151 [11];
-  assign \o$156[0]  = \o$156 [7:0];
-  assign \o$156[1]  = \o$156 [15:8];
-  assign \o$156[2]  = \o$156 [23:16];
-  assign \o$156[3]  = \o$156 [31:24];
-  assign \i_next$139 [11] = operands__payload[32];
-  assign \i_next$139 [10] = first;
-  assign \i_next$139 [9] = a_accept;
-  assign \i_next$139 [8] = operands__payload[32];
-  assign \i_next$139 [7] = first;
-  assign \i_next$139 [6] = a_accept;
-  assign \i_next$139 [5] = operands__payload[32];
-  assign \i_next$139 [4] = first;
-  assign \i_next$139 [3] = a_accept;
-  assign \i_next$139 [2] = operands__payload[32];
-  assign \i_next$139 [1] = first;
-  assign \i_next$139 [0] = a_accept;
+  assign \i_next$204[0]  = \i_next$204 [2:0];
+  assign \i_next$204[0].valid  = \i_next$204 [0];
+  assign \i_next$204[0].first  = \i_next$204 [1];
+  assign \i_next$204[0].last  = \i_next$204 [2];
+  assign \i_next$204[1]  = \i_next$204 [5:3];
+  assign \i_next$204[1].valid  = \i_next$204 [3];
+  assign \i_next$204[1].first  = \i_next$204 [4];
+  assign \i_next$204[1].last  = \i_next$204 [5];
+  assign \i_next$204[2]  = \i_next$204 [8:6];
+  assign \i_next$204[2].valid  = \i_next$204 [6];
+  assign \i_next$204[2].first  = \i_next$204 [7];
+  assign \i_next$204[2].last  = \i_next$204 [8];
+  assign \i_next$204[3]  = \i_next$204 [11:9];
+  assign \i_next$204[3].valid  = \i_next$204 [9];
+  assign \i_next$204[3].first  = \i_next$204 [10];
+  assign \i_next$204[3].last  = \i_next$204 [11];
+  assign \i_next$205[0]  = \i_next$205 [1:0];
+  assign \i_next$205[0].shift  = \i_next$205 [0];
+  assign \i_next$205[0].capture  = \i_next$205 [1];
+  assign \i_next$205[1]  = \i_next$205 [3:2];
+  assign \i_next$205[1].shift  = \i_next$205 [2];
+  assign \i_next$205[1].capture  = \i_next$205 [3];
+  assign \i_next$205[2]  = \i_next$205 [5:4];
+  assign \i_next$205[2].shift  = \i_next$205 [4];
+  assign \i_next$205[2].capture  = \i_next$205 [5];
+  assign \i_next$205[3]  = \i_next$205 [7:6];
+  assign \i_next$205[3].shift  = \i_next$205 [6];
+  assign \i_next$205[3].capture  = \i_next$205 [7];
+  assign \o_next$210[0]  = \o_next$210 [7:0];
+  assign \o_next$210[1]  = \o_next$210 [15:8];
+  assign \o_next$210[2]  = \o_next$210 [23:16];
+  assign \o_next$210[3]  = \o_next$210 [31:24];
+  assign \o_next$212[0]  = \o_next$212 [2:0];
+  assign \o_next$212[0].valid  = \o_next$212 [0];
+  assign \o_next$212[0].first  = \o_next$212 [1];
+  assign \o_next$212[0].last  = \o_next$212 [2];
+  assign \o_next$212[1]  = \o_next$212 [5:3];
+  assign \o_next$212[1].valid  = \o_next$212 [3];
+  assign \o_next$212[1].first  = \o_next$212 [4];
+  assign \o_next$212[1].last  = \o_next$212 [5];
+  assign \o_next$212[2]  = \o_next$212 [8:6];
+  assign \o_next$212[2].valid  = \o_next$212 [6];
+  assign \o_next$212[2].first  = \o_next$212 [7];
+  assign \o_next$212[2].last  = \o_next$212 [8];
+  assign \o_next$212[3]  = \o_next$212 [11:9];
+  assign \o_next$212[3].valid  = \o_next$212 [9];
+  assign \o_next$212[3].first  = \o_next$212 [10];
+  assign \o_next$212[3].last  = \o_next$212 [11];
+  assign \o$214[0]  = \o$214 [7:0];
+  assign \o$214[1]  = \o$214 [15:8];
+  assign \o$214[2]  = \o$214 [23:16];
+  assign \o$214[3]  = \o$214 [31:24];
+  assign \o$216[0]  = \o$216 [2:0];
+  assign \o$216[0].valid  = \o$216 [0];
+  assign \o$216[0].first  = \o$216 [1];
+  assign \o$216[0].last  = \o$216 [2];
+  assign \o$216[1]  = \o$216 [5:3];
+  assign \o$216[1].valid  = \o$216 [3];
+  assign \o$216[1].first  = \o$216 [4];
+  assign \o$216[1].last  = \o$216 [5];
+  assign \o$216[2]  = \o$216 [8:6];
+  assign \o$216[2].valid  = \o$216 [6];
+  assign \o$216[2].first  = \o$216 [7];
+  assign \o$216[2].last  = \o$216 [8];
+  assign \o$216[3]  = \o$216 [11:9];
+  assign \o$216[3].valid  = \o$216 [9];
+  assign \o$216[3].first  = \o$216 [10];
+  assign \o$216[3].last  = \o$216 [11];
+  assign \o$221[0]  = \o$221 [7:0];
+  assign \o$221[1]  = \o$221 [15:8];
+  assign \o$221[2]  = \o$221 [23:16];
+  assign \o$221[3]  = \o$221 [31:24];
+  assign \i_next$205 [7] = capture;
+  assign \i_next$205 [5] = capture;
+  assign \i_next$205 [3] = capture;
+  assign \i_next$205 [1] = capture;
+  assign \i_next$205 [6] = w_accept;
+  assign \i_next$205 [4] = w_accept;
+  assign \i_next$205 [2] = w_accept;
+  assign \i_next$205 [0] = w_accept;
+  assign \i_next$204 [11] = operands__payload[32];
+  assign \i_next$204 [10] = first;
+  assign \i_next$204 [9] = a_accept;
+  assign \i_next$204 [8] = operands__payload[32];
+  assign \i_next$204 [7] = first;
+  assign \i_next$204 [6] = a_accept;
+  assign \i_next$204 [5] = operands__payload[32];
+  assign \i_next$204 [4] = first;
+  assign \i_next$204 [3] = a_accept;
+  assign \i_next$204 [2] = operands__payload[32];
+  assign \i_next$204 [1] = first;
+  assign \i_next$204 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$137 [11:9] = in_flags;
-  assign \i$137 [8:6] = in_flags;
-  assign \i$137 [5:3] = in_flags;
-  assign \i$137 [2:0] = in_flags;
-  assign \i$136 [31:24] = in_a[7:0];
-  assign \i$136 [23:16] = in_a[15:8];
-  assign \i$136 [15:8] = in_a[23:16];
-  assign \i$136 [7:0] = in_a[31:24];
-  assign \i$135 [7:6] = in_wctl;
-  assign \i$135 [5:4] = in_wctl;
-  assign \i$135 [3:2] = in_wctl;
-  assign \i$135 [1:0] = in_wctl;
-  assign results__payload[127:96] = \$55 ;
-  assign results__payload[95:64] = \$54 ;
-  assign results__payload[63:32] = \$53 ;
-  assign results__payload[31:0] = \$52 ;
-  assign results__payload[128] = \$50 ;
+  assign \i$202 [11:9] = in_flags;
+  assign \i$202 [8:6] = in_flags;
+  assign \i$202 [5:3] = in_flags;
+  assign \i$202 [2:0] = in_flags;
+  assign \i$201 [31:24] = in_a[7:0];
+  assign \i$201 [23:16] = in_a[15:8];
+  assign \i$201 [15:8] = in_a[23:16];
+  assign \i$201 [7:0] = in_a[31:24];
+  assign \i$200 [7:6] = in_wctl;
+  assign \i$200 [5:4] = in_wctl;
+  assign \i$200 [3:2] = in_wctl;
+  assign \i$200 [1:0] = in_wctl;
+  assign results__payload[127:96] = \$87 ;
+  assign results__payload[95:64] = \$86 ;
+  assign results__payload[63:32] = \$85 ;
+  assign results__payload[31:0] = \$84 ;
+  assign results__payload[128] = \$82 ;
   assign out[128] = last_out;
   assign out[127:0] = o;
-  assign i[127:96] = \psum_out$123 ;
-  assign i[95:64] = \psum_out$122 ;
-  assign i[63:32] = \psum_out$121 ;
+  assign i[127:96] = \psum_out$188 ;
+  assign i[95:64] = \psum_out$187 ;
+  assign i[63:32] = \psum_out$186 ;
   assign i[31:0] = psum_out;
-  assign \$66  = \o$151 [0];
+  assign \$98  = \o$216 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$451$0 , \port$452$0 , \port$453$0 , \port$454$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$483$0 , \port$484$0 , \port$485$0 , \port$486$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -1860,14 +2222,14 @@ module \systolic_core.deskew (rst, \port$451$0 , \port$452$0 , \port$453$0 , \po
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$451$0 ;
-  wire \port$451$0 ;
-  input \port$452$0 ;
-  wire \port$452$0 ;
-  input \port$453$0 ;
-  wire \port$453$0 ;
-  input \port$454$0 ;
-  wire \port$454$0 ;
+  input \port$483$0 ;
+  wire \port$483$0 ;
+  input \port$484$0 ;
+  wire \port$484$0 ;
+  input \port$485$0 ;
+  wire \port$485$0 ;
+  input \port$486$0 ;
+  wire \port$486$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -1885,46 +2247,46 @@ module \systolic_core.deskew (rst, \port$451$0 , \port$452$0 , \port$453$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$451$0 ) begin
+    if (\port$483$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane1_d1;
-    if (\port$452$0 ) begin
+    if (\port$484$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane1_d2;
-    if (\port$452$0 ) begin
+    if (\port$484$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane2_d1;
-    if (\port$453$0 ) begin
+    if (\port$485$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$451$0 ) begin
+    if (\port$483$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$451$0 ) begin
+    if (\port$483$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$454$0 , \port$453$0 , \port$452$0 , \port$451$0  };
+  assign en = { \port$486$0 , \port$485$0 , \port$484$0 , \port$483$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -1953,15 +2315,16 @@ module \systolic_core.deskew (rst, \port$451$0 , \port$452$0 , \port$453$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$863$0 , a_in, a_next, \port$893$0 , first_next, pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_in, a_next, \port$990$0 , first_next, pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -1979,12 +2342,15 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -1994,10 +2360,8 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [1:0] \port$863$0 ;
-  wire [1:0] \port$863$0 ;
-  input [2:0] \port$893$0 ;
-  wire [2:0] \port$893$0 ;
+  input [2:0] \port$990$0 ;
+  wire [2:0] \port$990$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2014,15 +2378,16 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$0 [1] ? w_out : shadow;
-  assign \$2  = \port$893$0 [0] & \port$893$0 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$990$0 [0] & \port$990$0 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$893$0 [0] & \port$893$0 [1];
+  assign \$6  = \port$990$0 [0] & \port$990$0 [1];
   always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_0_0_sync_clk)
@@ -2032,15 +2397,17 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   always @(posedge pe_0_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$7  = product;
@@ -2059,7 +2426,7 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$893$0 [0];
+      \$9  = \port$990$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$9  = 1'h0;
@@ -2069,7 +2436,7 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$893$0 [1];
+      \$10  = \port$990$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -2077,9 +2444,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$893$0 [2];
+      \$11  = first_next;
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -2087,59 +2454,68 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$990$0 [2];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$893$0 [0];
-  assign first_in = \port$893$0 [1];
-  assign capture = \port$863$0 [1];
-  assign last_in = \port$893$0 [2];
+  assign valid_in = \port$990$0 [0];
+  assign first_in = \port$990$0 [1];
+  assign last_in = \port$990$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$863$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$863$2 , a_next, first_next, pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -2157,6 +2533,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -2164,6 +2541,8 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -2174,8 +2553,6 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [1:0] \port$863$2 ;
-  wire [1:0] \port$863$2 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2193,9 +2570,10 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -2211,15 +2589,17 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   always @(posedge pe_0_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$7  = product;
@@ -2256,9 +2636,9 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -2266,56 +2646,65 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$863$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$863$4 , pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -2333,6 +2722,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -2340,6 +2730,8 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -2350,8 +2742,6 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [1:0] \port$863$4 ;
-  wire [1:0] \port$863$4 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2369,9 +2759,10 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -2387,15 +2778,17 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   always @(posedge pe_0_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$7  = product;
@@ -2432,9 +2825,9 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -2442,56 +2835,65 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$863$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$863$6 , pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -2508,6 +2910,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -2515,6 +2918,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -2523,8 +2927,6 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [1:0] \port$863$6 ;
-  wire [1:0] \port$863$6 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2541,9 +2943,10 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -2559,15 +2962,17 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   always @(posedge pe_0_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$7  = product;
@@ -2604,9 +3009,9 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -2614,56 +3019,65 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$863$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$0 , a_in, a_next, \port$893$3 , first_next, pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$990$3 , first_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -2681,12 +3095,15 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -2696,10 +3113,8 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [1:0] \port$863$0 ;
-  wire [1:0] \port$863$0 ;
-  input [2:0] \port$893$3 ;
-  wire [2:0] \port$893$3 ;
+  input [2:0] \port$990$3 ;
+  wire [2:0] \port$990$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -2717,15 +3132,16 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$0 [1] ? w_out : shadow;
-  assign \$2  = \port$893$3 [0] & \port$893$3 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$990$3 [0] & \port$990$3 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$893$3 [0] & \port$893$3 [1];
+  assign \$6  = \port$990$3 [0] & \port$990$3 [1];
   always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_1_0_sync_clk)
@@ -2735,15 +3151,17 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_1_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$7  = product;
@@ -2762,7 +3180,7 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$893$3 [0];
+      \$9  = \port$990$3 [0];
     end
     if (pe_1_0_sync_rst) begin
       \$9  = 1'h0;
@@ -2772,7 +3190,7 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$893$3 [1];
+      \$10  = \port$990$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
@@ -2780,9 +3198,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$893$3 [2];
+      \$11  = first_next;
     end
     if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
@@ -2790,58 +3208,67 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$990$3 [2];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$893$3 [0];
-  assign first_in = \port$893$3 [1];
-  assign capture = \port$863$0 [1];
-  assign last_in = \port$893$3 [2];
-  assign w_shift = \port$863$0 [0];
+  assign valid_in = \port$990$3 [0];
+  assign first_in = \port$990$3 [1];
+  assign last_in = \port$990$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$2 , a_next, first_next, pe_1_1_sync_clk);
+module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -2859,6 +3286,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -2866,6 +3294,8 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -2876,8 +3306,6 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_1_1_sync_clk;
   input pe_1_1_sync_rst;
   wire pe_1_1_sync_rst;
-  input [1:0] \port$863$2 ;
-  wire [1:0] \port$863$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -2896,9 +3324,10 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -2914,15 +3343,17 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_1_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$7  = product;
@@ -2959,9 +3390,9 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_1_sync_rst) begin
       \$11  = 1'h0;
@@ -2969,55 +3400,64 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$2 [1];
-  assign w_shift = \port$863$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$4 , pe_1_2_sync_clk);
+module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -3035,6 +3475,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -3042,6 +3483,8 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -3052,8 +3495,6 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_1_2_sync_clk;
   input pe_1_2_sync_rst;
   wire pe_1_2_sync_rst;
-  input [1:0] \port$863$4 ;
-  wire [1:0] \port$863$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3072,9 +3513,10 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -3090,15 +3532,17 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_1_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$7  = product;
@@ -3135,9 +3579,9 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_2_sync_rst) begin
       \$11  = 1'h0;
@@ -3145,55 +3589,64 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$4 [1];
-  assign w_shift = \port$863$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$863$6 , pe_1_3_sync_clk);
+module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -3210,6 +3663,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -3217,6 +3671,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -3225,8 +3680,6 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_1_3_sync_clk;
   input pe_1_3_sync_rst;
   wire pe_1_3_sync_rst;
-  input [1:0] \port$863$6 ;
-  wire [1:0] \port$863$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3244,9 +3697,10 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -3262,15 +3716,17 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_1_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$7  = product;
@@ -3307,9 +3763,9 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_3_sync_rst) begin
       \$11  = 1'h0;
@@ -3317,55 +3773,64 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$6 [1];
-  assign w_shift = \port$863$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$0 , a_in, a_next, \port$893$6 , first_next, pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$990$6 , first_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -3383,12 +3848,15 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -3398,10 +3866,8 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [1:0] \port$863$0 ;
-  wire [1:0] \port$863$0 ;
-  input [2:0] \port$893$6 ;
-  wire [2:0] \port$893$6 ;
+  input [2:0] \port$990$6 ;
+  wire [2:0] \port$990$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3419,15 +3885,16 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$0 [1] ? w_out : shadow;
-  assign \$2  = \port$893$6 [0] & \port$893$6 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$990$6 [0] & \port$990$6 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$893$6 [0] & \port$893$6 [1];
+  assign \$6  = \port$990$6 [0] & \port$990$6 [1];
   always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_2_0_sync_clk)
@@ -3437,15 +3904,17 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_2_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = product;
@@ -3464,7 +3933,7 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$893$6 [0];
+      \$9  = \port$990$6 [0];
     end
     if (pe_2_0_sync_rst) begin
       \$9  = 1'h0;
@@ -3474,7 +3943,7 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$893$6 [1];
+      \$10  = \port$990$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
@@ -3482,9 +3951,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$893$6 [2];
+      \$11  = first_next;
     end
     if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
@@ -3492,58 +3961,67 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$990$6 [2];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$893$6 [0];
-  assign first_in = \port$893$6 [1];
-  assign capture = \port$863$0 [1];
-  assign last_in = \port$893$6 [2];
-  assign w_shift = \port$863$0 [0];
+  assign valid_in = \port$990$6 [0];
+  assign first_in = \port$990$6 [1];
+  assign last_in = \port$990$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$2 , a_next, first_next, pe_2_1_sync_clk);
+module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -3561,6 +4039,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -3568,6 +4047,8 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -3578,8 +4059,6 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_2_1_sync_clk;
   input pe_2_1_sync_rst;
   wire pe_2_1_sync_rst;
-  input [1:0] \port$863$2 ;
-  wire [1:0] \port$863$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3598,9 +4077,10 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -3616,15 +4096,17 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_2_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = product;
@@ -3661,9 +4143,9 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_1_sync_rst) begin
       \$11  = 1'h0;
@@ -3671,55 +4153,64 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$2 [1];
-  assign w_shift = \port$863$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$863$4 , pe_2_2_sync_clk);
+module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -3737,6 +4228,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -3744,6 +4236,8 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -3754,8 +4248,6 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_2_2_sync_clk;
   input pe_2_2_sync_rst;
   wire pe_2_2_sync_rst;
-  input [1:0] \port$863$4 ;
-  wire [1:0] \port$863$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3774,9 +4266,10 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -3792,15 +4285,17 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_2_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
@@ -3837,9 +4332,9 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_2_sync_rst) begin
       \$11  = 1'h0;
@@ -3847,55 +4342,64 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$4 [1];
-  assign w_shift = \port$863$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$863$6 , pe_2_3_sync_clk);
+module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -3912,6 +4416,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -3919,6 +4424,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -3927,8 +4433,6 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_2_3_sync_clk;
   input pe_2_3_sync_rst;
   wire pe_2_3_sync_rst;
-  input [1:0] \port$863$6 ;
-  wire [1:0] \port$863$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3946,9 +4450,10 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -3964,15 +4469,17 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_2_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
@@ -4009,9 +4516,9 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_3_sync_rst) begin
       \$11  = 1'h0;
@@ -4019,55 +4526,64 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$6 [1];
-  assign w_shift = \port$863$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$863$0 , a_in, a_next, \port$893$9 , first_next, pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_in, a_next, \port$990$9 , first_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -4085,12 +4601,15 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -4100,10 +4619,8 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [1:0] \port$863$0 ;
-  wire [1:0] \port$863$0 ;
-  input [2:0] \port$893$9 ;
-  wire [2:0] \port$893$9 ;
+  input [2:0] \port$990$9 ;
+  wire [2:0] \port$990$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4120,15 +4637,16 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$0 [1] ? w_out : shadow;
-  assign \$2  = \port$893$9 [0] & \port$893$9 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$990$9 [0] & \port$990$9 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$893$9 [0] & \port$893$9 [1];
+  assign \$6  = \port$990$9 [0] & \port$990$9 [1];
   always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_3_0_sync_clk)
@@ -4138,15 +4656,17 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_3_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
@@ -4165,7 +4685,7 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$893$9 [0];
+      \$9  = \port$990$9 [0];
     end
     if (pe_3_0_sync_rst) begin
       \$9  = 1'h0;
@@ -4175,7 +4695,7 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$893$9 [1];
+      \$10  = \port$990$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
@@ -4183,9 +4703,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$893$9 [2];
+      \$11  = first_next;
     end
     if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
@@ -4193,58 +4713,67 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$990$9 [2];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$893$9 [0];
-  assign first_in = \port$893$9 [1];
-  assign capture = \port$863$0 [1];
-  assign last_in = \port$893$9 [2];
-  assign w_shift = \port$863$0 [0];
+  assign valid_in = \port$990$9 [0];
+  assign first_in = \port$990$9 [1];
+  assign last_in = \port$990$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$863$2 , a_next, first_next, pe_3_1_sync_clk);
+module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -4262,6 +4791,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -4269,6 +4799,8 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -4279,8 +4811,6 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_3_1_sync_clk;
   input pe_3_1_sync_rst;
   wire pe_3_1_sync_rst;
-  input [1:0] \port$863$2 ;
-  wire [1:0] \port$863$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4298,9 +4828,10 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -4316,15 +4847,17 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_3_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
@@ -4361,9 +4894,9 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_1_sync_rst) begin
       \$11  = 1'h0;
@@ -4371,55 +4904,64 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$2 [1];
-  assign w_shift = \port$863$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$863$4 , pe_3_2_sync_clk);
+module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -4437,6 +4979,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -4444,6 +4987,8 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -4454,8 +4999,6 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_3_2_sync_clk;
   input pe_3_2_sync_rst;
   wire pe_3_2_sync_rst;
-  input [1:0] \port$863$4 ;
-  wire [1:0] \port$863$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4473,9 +5016,10 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -4491,15 +5035,17 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_3_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
@@ -4536,9 +5082,9 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_2_sync_rst) begin
       \$11  = 1'h0;
@@ -4546,55 +5092,64 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$4 [1];
-  assign w_shift = \port$863$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$863$6 , pe_3_3_sync_clk);
+module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -4611,6 +5166,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -4618,6 +5174,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -4627,8 +5184,6 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_3_3_sync_clk;
   input pe_3_3_sync_rst;
   wire pe_3_3_sync_rst;
-  input [1:0] \port$863$6 ;
-  wire [1:0] \port$863$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4646,9 +5201,10 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$863$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -4664,15 +5220,17 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_3_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
@@ -4709,9 +5267,9 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_3_sync_rst) begin
       \$11  = 1'h0;
@@ -4719,47 +5277,55 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$863$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$863$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$863$6 [1];
-  assign w_shift = \port$863$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$486$0 , \port$487$0 , \port$488$0 , \port$489$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$518$0 , \port$519$0 , \port$520$0 , \port$521$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -4800,14 +5366,14 @@ module \systolic_core.skew_a (rst, \port$486$0 , \port$487$0 , \port$488$0 , \po
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$486$0 ;
-  wire \port$486$0 ;
-  input \port$487$0 ;
-  wire \port$487$0 ;
-  input \port$488$0 ;
-  wire \port$488$0 ;
-  input \port$489$0 ;
-  wire \port$489$0 ;
+  input \port$518$0 ;
+  wire \port$518$0 ;
+  input \port$519$0 ;
+  wire \port$519$0 ;
+  input \port$520$0 ;
+  wire \port$520$0 ;
+  input \port$521$0 ;
+  wire \port$521$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -4825,46 +5391,46 @@ module \systolic_core.skew_a (rst, \port$486$0 , \port$487$0 , \port$488$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
-    if (\port$488$0 ) begin
+    if (\port$520$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$3  = lane2_d2;
-    if (\port$488$0 ) begin
+    if (\port$520$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$4  = lane3_d1;
-    if (\port$489$0 ) begin
+    if (\port$521$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = lane3_d2;
-    if (\port$489$0 ) begin
+    if (\port$521$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = lane3_d3;
-    if (\port$489$0 ) begin
+    if (\port$521$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$1  = lane1_d1;
-    if (\port$487$0 ) begin
+    if (\port$519$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$489$0 , \port$488$0 , \port$487$0 , \port$486$0  };
+  assign en = { \port$521$0 , \port$520$0 , \port$519$0 , \port$518$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5167,7 +5733,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, i, \port$481$0 , \port$482$0 , \port$483$0 , \port$484$0 , o, clk);
+module \systolic_core.skew_w (rst, i, \port$513$0 , \port$514$0 , \port$515$0 , \port$516$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5206,14 +5772,14 @@ module \systolic_core.skew_w (rst, i, \port$481$0 , \port$482$0 , \port$483$0 , 
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$481$0 ;
-  wire \port$481$0 ;
-  input \port$482$0 ;
-  wire \port$482$0 ;
-  input \port$483$0 ;
-  wire \port$483$0 ;
-  input \port$484$0 ;
-  wire \port$484$0 ;
+  input \port$513$0 ;
+  wire \port$513$0 ;
+  input \port$514$0 ;
+  wire \port$514$0 ;
+  input \port$515$0 ;
+  wire \port$515$0 ;
+  input \port$516$0 ;
+  wire \port$516$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5231,47 +5797,47 @@ module \systolic_core.skew_w (rst, i, \port$481$0 , \port$482$0 , \port$483$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$2  = lane2_d1;
-    if (\port$483$0 ) begin
+    if (\port$515$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$3  = lane2_d2;
-    if (\port$483$0 ) begin
+    if (\port$515$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$4  = lane3_d1;
-    if (\port$484$0 ) begin
+    if (\port$516$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$5  = lane3_d2;
-    if (\port$484$0 ) begin
+    if (\port$516$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$6  = lane3_d3;
-    if (\port$484$0 ) begin
+    if (\port$516$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$1  = lane1_d1;
-    if (\port$482$0 ) begin
+    if (\port$514$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$484$0 , \port$483$0 , \port$482$0 , \port$481$0  };
+  assign en = { \port$516$0 , \port$515$0 , \port$514$0 , \port$513$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5299,7 +5865,7 @@ module \systolic_core.skew_w (rst, i, \port$481$0 , \port$482$0 , \port$483$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_wctl (rst, en, i, o, clk);
+module \systolic_core.skew_wctl (rst, en, i, i_next, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;
@@ -5325,6 +5891,7 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \i[3] ;
   wire \i[3].capture ;
   wire \i[3].shift ;
+  input [7:0] i_next;
   wire [7:0] i_next;
   wire [1:0] \i_next[0] ;
   wire \i_next[0].capture ;
@@ -5356,7 +5923,6 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   reg [1:0] lane3_d3 = 2'h0;
   wire \lane3_d3.capture ;
   wire \lane3_d3.shift ;
-  output [7:0] o;
   wire [7:0] o;
   wire [1:0] \o[0] ;
   wire \o[0].capture ;
@@ -5370,6 +5936,7 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \o[3] ;
   wire \o[3].capture ;
   wire \o[3].shift ;
+  output [7:0] o_next;
   wire [7:0] o_next;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
@@ -5457,7 +6024,6 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
       \$1  = 2'h0;
     end
   end
-  assign i_next = 8'h00;
   assign \o[0]  = o[1:0];
   assign \o[0].shift  = o[0];
   assign \o[0].capture  = o[1];
@@ -5494,18 +6060,18 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   assign \o_next[3]  = o_next[7:6];
   assign \o_next[3].shift  = o_next[6];
   assign \o_next[3].capture  = o_next[7];
-  assign \i_next[0]  = 2'h0;
-  assign \i_next[0].shift  = 1'h0;
-  assign \i_next[0].capture  = 1'h0;
-  assign \i_next[1]  = 2'h0;
-  assign \i_next[1].shift  = 1'h0;
-  assign \i_next[1].capture  = 1'h0;
-  assign \i_next[2]  = 2'h0;
-  assign \i_next[2].shift  = 1'h0;
-  assign \i_next[2].capture  = 1'h0;
-  assign \i_next[3]  = 2'h0;
-  assign \i_next[3].shift  = 1'h0;
-  assign \i_next[3].capture  = 1'h0;
+  assign \i_next[0]  = i_next[1:0];
+  assign \i_next[0].shift  = i_next[0];
+  assign \i_next[0].capture  = i_next[1];
+  assign \i_next[1]  = i_next[3:2];
+  assign \i_next[1].shift  = i_next[2];
+  assign \i_next[1].capture  = i_next[3];
+  assign \i_next[2]  = i_next[5:4];
+  assign \i_next[2].shift  = i_next[4];
+  assign \i_next[2].capture  = i_next[5];
+  assign \i_next[3]  = i_next[7:6];
+  assign \i_next[3].shift  = i_next[6];
+  assign \i_next[3].capture  = i_next[7];
   assign \lane1_d1.shift  = lane1_d1[0];
   assign \lane1_d1.capture  = lane1_d1[1];
   assign \lane2_d2.shift  = lane2_d2[0];
@@ -5521,7 +6087,7 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   assign o_next[7:6] = lane3_d2;
   assign o_next[5:4] = lane2_d1;
   assign o_next[3:2] = i[3:2];
-  assign o_next[1:0] = 2'h0;
+  assign o_next[1:0] = i_next[1:0];
   assign o[7:6] = lane3_d3;
   assign o[5:4] = lane2_d2;
   assign o[3:2] = lane1_d1;

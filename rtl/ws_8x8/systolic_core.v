@@ -32,15 +32,15 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$121 ;
   wire \$122 ;
   wire \$123 ;
-  wire [31:0] \$124 ;
-  wire [31:0] \$125 ;
-  wire [31:0] \$126 ;
-  wire [31:0] \$127 ;
-  wire [31:0] \$128 ;
-  wire [31:0] \$129 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
-  wire [31:0] \$130 ;
-  wire [31:0] \$131 ;
+  wire \$130 ;
+  wire \$131 ;
   wire \$132 ;
   wire \$133 ;
   wire \$134 ;
@@ -123,31 +123,159 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$203 ;
   wire \$204 ;
   wire \$205 ;
-  reg \$206 ;
-  reg [256:0] \$207 ;
-  reg [3:0] \$208 ;
-  reg \$209 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
   wire \$21 ;
-  reg [3:0] \$210 ;
-  reg \$211 ;
-  reg [63:0] \$212 ;
-  reg [63:0] \$213 ;
-  reg [1:0] \$214 ;
-  reg [2:0] \$215 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire \$219 ;
   wire \$22 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire [4:0] \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire \$24 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
   wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire [31:0] \$252 ;
+  wire [31:0] \$253 ;
+  wire [31:0] \$254 ;
+  wire [31:0] \$255 ;
+  wire [31:0] \$256 ;
+  wire [31:0] \$257 ;
+  wire [31:0] \$258 ;
+  wire [31:0] \$259 ;
   wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
   wire \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
   wire \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
   wire \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
   wire \$31 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
   wire \$32 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire \$327 ;
+  wire \$328 ;
+  wire \$329 ;
   wire \$33 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire \$332 ;
+  wire \$333 ;
+  reg \$334 ;
+  reg [256:0] \$335 ;
+  reg [3:0] \$336 ;
+  reg \$337 ;
+  reg [3:0] \$338 ;
+  reg \$339 ;
   wire \$34 ;
+  reg [63:0] \$340 ;
+  reg [63:0] \$341 ;
+  reg [1:0] \$342 ;
+  reg [2:0] \$343 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
@@ -221,394 +349,650 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1015 ;
-  wire [7:0] \a_in$1028 ;
-  wire [7:0] \a_in$1045 ;
-  wire [7:0] \a_in$1062 ;
+  wire [7:0] \a_in$1012 ;
+  wire [7:0] \a_in$1029 ;
+  wire [7:0] \a_in$1043 ;
+  wire [7:0] \a_in$1061 ;
   wire [7:0] \a_in$1079 ;
-  wire [7:0] \a_in$1096 ;
-  wire [7:0] \a_in$1113 ;
-  wire [7:0] \a_in$1130 ;
-  wire [7:0] \a_in$1147 ;
-  wire [7:0] \a_in$1160 ;
-  wire [7:0] \a_in$1177 ;
-  wire [7:0] \a_in$1194 ;
-  wire [7:0] \a_in$1211 ;
-  wire [7:0] \a_in$1228 ;
-  wire [7:0] \a_in$1245 ;
-  wire [7:0] \a_in$1262 ;
-  wire [7:0] \a_in$1279 ;
-  wire [7:0] \a_in$1292 ;
-  wire [7:0] \a_in$1309 ;
-  wire [7:0] \a_in$1326 ;
-  wire [7:0] \a_in$1343 ;
-  wire [7:0] \a_in$1360 ;
-  wire [7:0] \a_in$1377 ;
-  wire [7:0] \a_in$1394 ;
-  wire [7:0] \a_in$382 ;
-  wire [7:0] \a_in$397 ;
-  wire [7:0] \a_in$412 ;
-  wire [7:0] \a_in$427 ;
-  wire [7:0] \a_in$442 ;
-  wire [7:0] \a_in$457 ;
-  wire [7:0] \a_in$472 ;
-  wire [7:0] \a_in$487 ;
-  wire [7:0] \a_in$500 ;
-  wire [7:0] \a_in$517 ;
-  wire [7:0] \a_in$534 ;
-  wire [7:0] \a_in$551 ;
-  wire [7:0] \a_in$568 ;
-  wire [7:0] \a_in$585 ;
-  wire [7:0] \a_in$602 ;
-  wire [7:0] \a_in$619 ;
-  wire [7:0] \a_in$632 ;
-  wire [7:0] \a_in$649 ;
-  wire [7:0] \a_in$666 ;
-  wire [7:0] \a_in$683 ;
-  wire [7:0] \a_in$700 ;
-  wire [7:0] \a_in$717 ;
-  wire [7:0] \a_in$734 ;
+  wire [7:0] \a_in$1097 ;
+  wire [7:0] \a_in$1115 ;
+  wire [7:0] \a_in$1133 ;
+  wire [7:0] \a_in$1151 ;
+  wire [7:0] \a_in$1168 ;
+  wire [7:0] \a_in$1182 ;
+  wire [7:0] \a_in$1200 ;
+  wire [7:0] \a_in$1218 ;
+  wire [7:0] \a_in$1236 ;
+  wire [7:0] \a_in$1254 ;
+  wire [7:0] \a_in$1272 ;
+  wire [7:0] \a_in$1290 ;
+  wire [7:0] \a_in$1307 ;
+  wire [7:0] \a_in$1321 ;
+  wire [7:0] \a_in$1339 ;
+  wire [7:0] \a_in$1357 ;
+  wire [7:0] \a_in$1375 ;
+  wire [7:0] \a_in$1393 ;
+  wire [7:0] \a_in$1411 ;
+  wire [7:0] \a_in$1429 ;
+  wire [7:0] \a_in$1446 ;
+  wire [7:0] \a_in$1460 ;
+  wire [7:0] \a_in$1478 ;
+  wire [7:0] \a_in$1496 ;
+  wire [7:0] \a_in$1514 ;
+  wire [7:0] \a_in$1532 ;
+  wire [7:0] \a_in$1550 ;
+  wire [7:0] \a_in$1568 ;
+  wire [7:0] \a_in$1585 ;
+  wire [7:0] \a_in$1599 ;
+  wire [7:0] \a_in$1617 ;
+  wire [7:0] \a_in$1635 ;
+  wire [7:0] \a_in$1653 ;
+  wire [7:0] \a_in$1671 ;
+  wire [7:0] \a_in$1689 ;
+  wire [7:0] \a_in$1707 ;
+  wire [7:0] \a_in$640 ;
+  wire [7:0] \a_in$656 ;
+  wire [7:0] \a_in$672 ;
+  wire [7:0] \a_in$688 ;
+  wire [7:0] \a_in$704 ;
+  wire [7:0] \a_in$720 ;
+  wire [7:0] \a_in$736 ;
   wire [7:0] \a_in$751 ;
-  wire [7:0] \a_in$764 ;
-  wire [7:0] \a_in$781 ;
-  wire [7:0] \a_in$798 ;
-  wire [7:0] \a_in$815 ;
-  wire [7:0] \a_in$832 ;
-  wire [7:0] \a_in$849 ;
-  wire [7:0] \a_in$866 ;
-  wire [7:0] \a_in$883 ;
-  wire [7:0] \a_in$896 ;
-  wire [7:0] \a_in$913 ;
-  wire [7:0] \a_in$930 ;
-  wire [7:0] \a_in$947 ;
-  wire [7:0] \a_in$964 ;
-  wire [7:0] \a_in$981 ;
-  wire [7:0] \a_in$998 ;
+  wire [7:0] \a_in$765 ;
+  wire [7:0] \a_in$783 ;
+  wire [7:0] \a_in$801 ;
+  wire [7:0] \a_in$819 ;
+  wire [7:0] \a_in$837 ;
+  wire [7:0] \a_in$855 ;
+  wire [7:0] \a_in$873 ;
+  wire [7:0] \a_in$890 ;
+  wire [7:0] \a_in$904 ;
+  wire [7:0] \a_in$922 ;
+  wire [7:0] \a_in$940 ;
+  wire [7:0] \a_in$958 ;
+  wire [7:0] \a_in$976 ;
+  wire [7:0] \a_in$994 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1013 ;
-  wire [7:0] \a_next$1026 ;
-  wire [7:0] \a_next$1043 ;
-  wire [7:0] \a_next$1060 ;
-  wire [7:0] \a_next$1077 ;
+  wire [7:0] \a_next$1009 ;
+  wire [7:0] \a_next$1027 ;
+  wire [7:0] \a_next$1040 ;
+  wire [7:0] \a_next$1058 ;
+  wire [7:0] \a_next$1076 ;
   wire [7:0] \a_next$1094 ;
-  wire [7:0] \a_next$1111 ;
-  wire [7:0] \a_next$1128 ;
-  wire [7:0] \a_next$1145 ;
-  wire [7:0] \a_next$1158 ;
-  wire [7:0] \a_next$1175 ;
-  wire [7:0] \a_next$1192 ;
-  wire [7:0] \a_next$1209 ;
-  wire [7:0] \a_next$1226 ;
-  wire [7:0] \a_next$1243 ;
-  wire [7:0] \a_next$1260 ;
-  wire [7:0] \a_next$1277 ;
-  wire [7:0] \a_next$1290 ;
-  wire [7:0] \a_next$1307 ;
-  wire [7:0] \a_next$1324 ;
-  wire [7:0] \a_next$1341 ;
-  wire [7:0] \a_next$1358 ;
-  wire [7:0] \a_next$1375 ;
-  wire [7:0] \a_next$1392 ;
-  wire [7:0] \a_next$380 ;
-  wire [7:0] \a_next$395 ;
-  wire [7:0] \a_next$410 ;
-  wire [7:0] \a_next$425 ;
-  wire [7:0] \a_next$440 ;
-  wire [7:0] \a_next$455 ;
-  wire [7:0] \a_next$470 ;
-  wire [7:0] \a_next$485 ;
-  wire [7:0] \a_next$498 ;
-  wire [7:0] \a_next$515 ;
-  wire [7:0] \a_next$532 ;
-  wire [7:0] \a_next$549 ;
-  wire [7:0] \a_next$566 ;
-  wire [7:0] \a_next$583 ;
-  wire [7:0] \a_next$600 ;
-  wire [7:0] \a_next$617 ;
-  wire [7:0] \a_next$630 ;
-  wire [7:0] \a_next$647 ;
-  wire [7:0] \a_next$664 ;
-  wire [7:0] \a_next$681 ;
-  wire [7:0] \a_next$698 ;
-  wire [7:0] \a_next$715 ;
-  wire [7:0] \a_next$732 ;
+  wire [7:0] \a_next$1112 ;
+  wire [7:0] \a_next$1130 ;
+  wire [7:0] \a_next$1148 ;
+  wire [7:0] \a_next$1166 ;
+  wire [7:0] \a_next$1179 ;
+  wire [7:0] \a_next$1197 ;
+  wire [7:0] \a_next$1215 ;
+  wire [7:0] \a_next$1233 ;
+  wire [7:0] \a_next$1251 ;
+  wire [7:0] \a_next$1269 ;
+  wire [7:0] \a_next$1287 ;
+  wire [7:0] \a_next$1305 ;
+  wire [7:0] \a_next$1318 ;
+  wire [7:0] \a_next$1336 ;
+  wire [7:0] \a_next$1354 ;
+  wire [7:0] \a_next$1372 ;
+  wire [7:0] \a_next$1390 ;
+  wire [7:0] \a_next$1408 ;
+  wire [7:0] \a_next$1426 ;
+  wire [7:0] \a_next$1444 ;
+  wire [7:0] \a_next$1457 ;
+  wire [7:0] \a_next$1475 ;
+  wire [7:0] \a_next$1493 ;
+  wire [7:0] \a_next$1511 ;
+  wire [7:0] \a_next$1529 ;
+  wire [7:0] \a_next$1547 ;
+  wire [7:0] \a_next$1565 ;
+  wire [7:0] \a_next$1583 ;
+  wire [7:0] \a_next$1596 ;
+  wire [7:0] \a_next$1614 ;
+  wire [7:0] \a_next$1632 ;
+  wire [7:0] \a_next$1650 ;
+  wire [7:0] \a_next$1668 ;
+  wire [7:0] \a_next$1686 ;
+  wire [7:0] \a_next$1704 ;
+  wire [7:0] \a_next$637 ;
+  wire [7:0] \a_next$653 ;
+  wire [7:0] \a_next$669 ;
+  wire [7:0] \a_next$685 ;
+  wire [7:0] \a_next$701 ;
+  wire [7:0] \a_next$717 ;
+  wire [7:0] \a_next$733 ;
   wire [7:0] \a_next$749 ;
   wire [7:0] \a_next$762 ;
-  wire [7:0] \a_next$779 ;
-  wire [7:0] \a_next$796 ;
-  wire [7:0] \a_next$813 ;
-  wire [7:0] \a_next$830 ;
-  wire [7:0] \a_next$847 ;
-  wire [7:0] \a_next$864 ;
-  wire [7:0] \a_next$881 ;
-  wire [7:0] \a_next$894 ;
-  wire [7:0] \a_next$911 ;
-  wire [7:0] \a_next$928 ;
-  wire [7:0] \a_next$945 ;
-  wire [7:0] \a_next$962 ;
-  wire [7:0] \a_next$979 ;
-  wire [7:0] \a_next$996 ;
+  wire [7:0] \a_next$780 ;
+  wire [7:0] \a_next$798 ;
+  wire [7:0] \a_next$816 ;
+  wire [7:0] \a_next$834 ;
+  wire [7:0] \a_next$852 ;
+  wire [7:0] \a_next$870 ;
+  wire [7:0] \a_next$888 ;
+  wire [7:0] \a_next$901 ;
+  wire [7:0] \a_next$919 ;
+  wire [7:0] \a_next$937 ;
+  wire [7:0] \a_next$955 ;
+  wire [7:0] \a_next$973 ;
+  wire [7:0] \a_next$991 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1029 ;
-  wire [7:0] \a_out$1046 ;
-  wire [7:0] \a_out$1063 ;
+  wire [7:0] \a_out$1013 ;
+  wire [7:0] \a_out$1044 ;
+  wire [7:0] \a_out$1062 ;
   wire [7:0] \a_out$1080 ;
-  wire [7:0] \a_out$1097 ;
-  wire [7:0] \a_out$1114 ;
-  wire [7:0] \a_out$1131 ;
-  wire [7:0] \a_out$1161 ;
-  wire [7:0] \a_out$1178 ;
-  wire [7:0] \a_out$1195 ;
-  wire [7:0] \a_out$1212 ;
-  wire [7:0] \a_out$1229 ;
-  wire [7:0] \a_out$1246 ;
-  wire [7:0] \a_out$1263 ;
-  wire [7:0] \a_out$1293 ;
-  wire [7:0] \a_out$1310 ;
-  wire [7:0] \a_out$1327 ;
-  wire [7:0] \a_out$1344 ;
-  wire [7:0] \a_out$1361 ;
-  wire [7:0] \a_out$1378 ;
-  wire [7:0] \a_out$1395 ;
-  wire [7:0] \a_out$398 ;
-  wire [7:0] \a_out$413 ;
-  wire [7:0] \a_out$428 ;
-  wire [7:0] \a_out$443 ;
-  wire [7:0] \a_out$458 ;
-  wire [7:0] \a_out$473 ;
-  wire [7:0] \a_out$501 ;
-  wire [7:0] \a_out$518 ;
-  wire [7:0] \a_out$535 ;
-  wire [7:0] \a_out$552 ;
-  wire [7:0] \a_out$569 ;
-  wire [7:0] \a_out$586 ;
-  wire [7:0] \a_out$603 ;
-  wire [7:0] \a_out$633 ;
-  wire [7:0] \a_out$650 ;
-  wire [7:0] \a_out$667 ;
-  wire [7:0] \a_out$684 ;
-  wire [7:0] \a_out$701 ;
-  wire [7:0] \a_out$718 ;
-  wire [7:0] \a_out$735 ;
-  wire [7:0] \a_out$765 ;
-  wire [7:0] \a_out$782 ;
-  wire [7:0] \a_out$799 ;
-  wire [7:0] \a_out$816 ;
-  wire [7:0] \a_out$833 ;
-  wire [7:0] \a_out$850 ;
-  wire [7:0] \a_out$867 ;
-  wire [7:0] \a_out$897 ;
-  wire [7:0] \a_out$914 ;
-  wire [7:0] \a_out$931 ;
-  wire [7:0] \a_out$948 ;
-  wire [7:0] \a_out$965 ;
-  wire [7:0] \a_out$982 ;
-  wire [7:0] \a_out$999 ;
+  wire [7:0] \a_out$1098 ;
+  wire [7:0] \a_out$1116 ;
+  wire [7:0] \a_out$1134 ;
+  wire [7:0] \a_out$1152 ;
+  wire [7:0] \a_out$1183 ;
+  wire [7:0] \a_out$1201 ;
+  wire [7:0] \a_out$1219 ;
+  wire [7:0] \a_out$1237 ;
+  wire [7:0] \a_out$1255 ;
+  wire [7:0] \a_out$1273 ;
+  wire [7:0] \a_out$1291 ;
+  wire [7:0] \a_out$1322 ;
+  wire [7:0] \a_out$1340 ;
+  wire [7:0] \a_out$1358 ;
+  wire [7:0] \a_out$1376 ;
+  wire [7:0] \a_out$1394 ;
+  wire [7:0] \a_out$1412 ;
+  wire [7:0] \a_out$1430 ;
+  wire [7:0] \a_out$1461 ;
+  wire [7:0] \a_out$1479 ;
+  wire [7:0] \a_out$1497 ;
+  wire [7:0] \a_out$1515 ;
+  wire [7:0] \a_out$1533 ;
+  wire [7:0] \a_out$1551 ;
+  wire [7:0] \a_out$1569 ;
+  wire [7:0] \a_out$1600 ;
+  wire [7:0] \a_out$1618 ;
+  wire [7:0] \a_out$1636 ;
+  wire [7:0] \a_out$1654 ;
+  wire [7:0] \a_out$1672 ;
+  wire [7:0] \a_out$1690 ;
+  wire [7:0] \a_out$1708 ;
+  wire [7:0] \a_out$657 ;
+  wire [7:0] \a_out$673 ;
+  wire [7:0] \a_out$689 ;
+  wire [7:0] \a_out$705 ;
+  wire [7:0] \a_out$721 ;
+  wire [7:0] \a_out$737 ;
+  wire [7:0] \a_out$766 ;
+  wire [7:0] \a_out$784 ;
+  wire [7:0] \a_out$802 ;
+  wire [7:0] \a_out$820 ;
+  wire [7:0] \a_out$838 ;
+  wire [7:0] \a_out$856 ;
+  wire [7:0] \a_out$874 ;
+  wire [7:0] \a_out$905 ;
+  wire [7:0] \a_out$923 ;
+  wire [7:0] \a_out$941 ;
+  wire [7:0] \a_out$959 ;
+  wire [7:0] \a_out$977 ;
+  wire [7:0] \a_out$995 ;
   output busy;
   wire busy;
   wire capture;
-  wire \capture$1012 ;
-  wire \capture$1025 ;
-  wire \capture$1042 ;
-  wire \capture$1059 ;
-  wire \capture$1076 ;
+  (* init = 1'h0 *)
+  wire \capture$1008 ;
+  (* init = 1'h0 *)
+  wire \capture$1026 ;
+  (* init = 1'h0 *)
+  wire \capture$1039 ;
+  (* init = 1'h0 *)
+  wire \capture$1057 ;
+  (* init = 1'h0 *)
+  wire \capture$1075 ;
+  (* init = 1'h0 *)
   wire \capture$1093 ;
-  wire \capture$1110 ;
-  wire \capture$1127 ;
-  wire \capture$1144 ;
-  wire \capture$1157 ;
-  wire \capture$1174 ;
-  wire \capture$1191 ;
-  wire \capture$1208 ;
-  wire \capture$1225 ;
-  wire \capture$1242 ;
-  wire \capture$1259 ;
-  wire \capture$1276 ;
-  wire \capture$1289 ;
-  wire \capture$1306 ;
-  wire \capture$1323 ;
-  wire \capture$1340 ;
-  wire \capture$1357 ;
-  wire \capture$1374 ;
-  wire \capture$1391 ;
-  wire \capture$363 ;
-  wire \capture$379 ;
-  wire \capture$394 ;
-  wire \capture$409 ;
-  wire \capture$424 ;
-  wire \capture$439 ;
-  wire \capture$454 ;
-  wire \capture$469 ;
-  wire \capture$484 ;
-  wire \capture$497 ;
-  wire \capture$514 ;
-  wire \capture$531 ;
-  wire \capture$548 ;
-  wire \capture$565 ;
-  wire \capture$582 ;
-  wire \capture$599 ;
-  wire \capture$616 ;
-  wire \capture$629 ;
-  wire \capture$646 ;
-  wire \capture$663 ;
-  wire \capture$680 ;
-  wire \capture$697 ;
-  wire \capture$714 ;
-  wire \capture$731 ;
+  (* init = 1'h0 *)
+  wire \capture$1111 ;
+  (* init = 1'h0 *)
+  wire \capture$1129 ;
+  (* init = 1'h0 *)
+  wire \capture$1147 ;
+  (* init = 1'h0 *)
+  wire \capture$1165 ;
+  (* init = 1'h0 *)
+  wire \capture$1178 ;
+  (* init = 1'h0 *)
+  wire \capture$1196 ;
+  (* init = 1'h0 *)
+  wire \capture$1214 ;
+  (* init = 1'h0 *)
+  wire \capture$1232 ;
+  (* init = 1'h0 *)
+  wire \capture$1250 ;
+  (* init = 1'h0 *)
+  wire \capture$1268 ;
+  (* init = 1'h0 *)
+  wire \capture$1286 ;
+  (* init = 1'h0 *)
+  wire \capture$1304 ;
+  (* init = 1'h0 *)
+  wire \capture$1317 ;
+  (* init = 1'h0 *)
+  wire \capture$1335 ;
+  (* init = 1'h0 *)
+  wire \capture$1353 ;
+  (* init = 1'h0 *)
+  wire \capture$1371 ;
+  (* init = 1'h0 *)
+  wire \capture$1389 ;
+  (* init = 1'h0 *)
+  wire \capture$1407 ;
+  (* init = 1'h0 *)
+  wire \capture$1425 ;
+  (* init = 1'h0 *)
+  wire \capture$1443 ;
+  (* init = 1'h0 *)
+  wire \capture$1456 ;
+  (* init = 1'h0 *)
+  wire \capture$1474 ;
+  (* init = 1'h0 *)
+  wire \capture$1492 ;
+  (* init = 1'h0 *)
+  wire \capture$1510 ;
+  (* init = 1'h0 *)
+  wire \capture$1528 ;
+  (* init = 1'h0 *)
+  wire \capture$1546 ;
+  (* init = 1'h0 *)
+  wire \capture$1564 ;
+  (* init = 1'h0 *)
+  wire \capture$1582 ;
+  (* init = 1'h0 *)
+  wire \capture$1595 ;
+  (* init = 1'h0 *)
+  wire \capture$1613 ;
+  (* init = 1'h0 *)
+  wire \capture$1631 ;
+  (* init = 1'h0 *)
+  wire \capture$1649 ;
+  (* init = 1'h0 *)
+  wire \capture$1667 ;
+  (* init = 1'h0 *)
+  wire \capture$1685 ;
+  (* init = 1'h0 *)
+  wire \capture$1703 ;
+  (* init = 1'h0 *)
+  wire \capture$620 ;
+  (* init = 1'h0 *)
+  wire \capture$636 ;
+  (* init = 1'h0 *)
+  wire \capture$652 ;
+  (* init = 1'h0 *)
+  wire \capture$668 ;
+  (* init = 1'h0 *)
+  wire \capture$684 ;
+  (* init = 1'h0 *)
+  wire \capture$700 ;
+  (* init = 1'h0 *)
+  wire \capture$716 ;
+  (* init = 1'h0 *)
+  wire \capture$732 ;
+  (* init = 1'h0 *)
   wire \capture$748 ;
+  (* init = 1'h0 *)
   wire \capture$761 ;
-  wire \capture$778 ;
-  wire \capture$795 ;
-  wire \capture$812 ;
-  wire \capture$829 ;
-  wire \capture$846 ;
-  wire \capture$863 ;
-  wire \capture$880 ;
-  wire \capture$893 ;
-  wire \capture$910 ;
-  wire \capture$927 ;
-  wire \capture$944 ;
-  wire \capture$961 ;
-  wire \capture$978 ;
-  wire \capture$995 ;
+  (* init = 1'h0 *)
+  wire \capture$779 ;
+  (* init = 1'h0 *)
+  wire \capture$797 ;
+  (* init = 1'h0 *)
+  wire \capture$815 ;
+  (* init = 1'h0 *)
+  wire \capture$833 ;
+  (* init = 1'h0 *)
+  wire \capture$851 ;
+  (* init = 1'h0 *)
+  wire \capture$869 ;
+  (* init = 1'h0 *)
+  wire \capture$887 ;
+  (* init = 1'h0 *)
+  wire \capture$900 ;
+  (* init = 1'h0 *)
+  wire \capture$918 ;
+  (* init = 1'h0 *)
+  wire \capture$936 ;
+  (* init = 1'h0 *)
+  wire \capture$954 ;
+  (* init = 1'h0 *)
+  wire \capture$972 ;
+  (* init = 1'h0 *)
+  wire \capture$990 ;
+  (* init = 1'h0 *)
+  wire capture_0_0;
+  reg capture_0_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_1;
+  reg capture_0_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_2;
+  reg capture_0_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_3;
+  reg capture_0_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_4;
+  reg capture_0_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_5;
+  reg capture_0_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_6;
+  reg capture_0_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_0_7;
+  reg capture_0_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_0;
+  reg capture_1_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_1;
+  reg capture_1_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_2;
+  reg capture_1_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_3;
+  reg capture_1_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_4;
+  reg capture_1_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_5;
+  reg capture_1_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_6;
+  reg capture_1_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_1_7;
+  reg capture_1_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_0;
+  reg capture_2_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_1;
+  reg capture_2_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_2;
+  reg capture_2_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_3;
+  reg capture_2_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_4;
+  reg capture_2_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_5;
+  reg capture_2_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_6;
+  reg capture_2_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_2_7;
+  reg capture_2_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_0;
+  reg capture_3_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_1;
+  reg capture_3_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_2;
+  reg capture_3_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_3;
+  reg capture_3_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_4;
+  reg capture_3_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_5;
+  reg capture_3_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_6;
+  reg capture_3_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_3_7;
+  reg capture_3_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_4_0;
+  reg capture_4_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_4_1;
+  reg capture_4_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_4_2;
+  reg capture_4_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_4_3;
+  reg capture_4_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_4_4;
+  reg capture_4_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_4_5;
+  reg capture_4_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_4_6;
+  reg capture_4_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_4_7;
+  reg capture_4_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_5_0;
+  reg capture_5_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_5_1;
+  reg capture_5_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_5_2;
+  reg capture_5_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_5_3;
+  reg capture_5_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_5_4;
+  reg capture_5_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_5_5;
+  reg capture_5_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_5_6;
+  reg capture_5_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_5_7;
+  reg capture_5_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_6_0;
+  reg capture_6_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_6_1;
+  reg capture_6_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_6_2;
+  reg capture_6_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_6_3;
+  reg capture_6_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_6_4;
+  reg capture_6_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_6_5;
+  reg capture_6_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_6_6;
+  reg capture_6_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_6_7;
+  reg capture_6_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_7_0;
+  reg capture_7_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_7_1;
+  reg capture_7_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_7_2;
+  reg capture_7_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_7_3;
+  reg capture_7_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_7_4;
+  reg capture_7_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_7_5;
+  reg capture_7_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_7_6;
+  reg capture_7_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire capture_7_7;
+  reg capture_7_7_q = 1'h0;
   input clk;
   wire clk;
   reg en = 1'h1;
   (* init = 1'h1 *)
-  wire \en$1010 ;
+  wire \en$1006 ;
   (* init = 1'h1 *)
-  wire \en$1023 ;
+  wire \en$1024 ;
   (* init = 1'h1 *)
-  wire \en$1040 ;
+  wire \en$1037 ;
   (* init = 1'h1 *)
-  wire \en$1057 ;
+  wire \en$1055 ;
   (* init = 1'h1 *)
-  wire \en$1074 ;
+  wire \en$1073 ;
   (* init = 1'h1 *)
   wire \en$1091 ;
   (* init = 1'h1 *)
-  wire \en$1108 ;
+  wire \en$1109 ;
   (* init = 1'h1 *)
-  wire \en$1125 ;
+  wire \en$1127 ;
   (* init = 1'h1 *)
-  wire \en$1142 ;
+  wire \en$1145 ;
   (* init = 1'h1 *)
-  wire \en$1155 ;
+  wire \en$1163 ;
   (* init = 1'h1 *)
-  wire \en$1172 ;
+  wire \en$1176 ;
   (* init = 1'h1 *)
-  wire \en$1189 ;
+  wire \en$1194 ;
   (* init = 1'h1 *)
-  wire \en$1206 ;
+  wire \en$1212 ;
   (* init = 1'h1 *)
-  wire \en$1223 ;
+  wire \en$1230 ;
   (* init = 1'h1 *)
-  wire \en$1240 ;
+  wire \en$1248 ;
   (* init = 1'h1 *)
-  wire \en$1257 ;
+  wire \en$1266 ;
   (* init = 1'h1 *)
-  wire \en$1274 ;
+  wire \en$1284 ;
   (* init = 1'h1 *)
-  wire \en$1287 ;
+  wire \en$1302 ;
   (* init = 1'h1 *)
-  wire \en$1304 ;
+  wire \en$1315 ;
   (* init = 1'h1 *)
-  wire \en$1321 ;
+  wire \en$1333 ;
   (* init = 1'h1 *)
-  wire \en$1338 ;
+  wire \en$1351 ;
   (* init = 1'h1 *)
-  wire \en$1355 ;
+  wire \en$1369 ;
   (* init = 1'h1 *)
-  wire \en$1372 ;
+  wire \en$1387 ;
   (* init = 1'h1 *)
-  wire \en$1389 ;
-  wire [7:0] \en$347 ;
-  wire [7:0] \en$350 ;
+  wire \en$1405 ;
   (* init = 1'h1 *)
-  wire \en$351 ;
-  wire [7:0] \en$352 ;
+  wire \en$1423 ;
   (* init = 1'h1 *)
-  wire \en$353 ;
+  wire \en$1441 ;
   (* init = 1'h1 *)
-  wire \en$360 ;
+  wire \en$1454 ;
   (* init = 1'h1 *)
-  wire \en$377 ;
+  wire \en$1472 ;
   (* init = 1'h1 *)
-  wire \en$392 ;
+  wire \en$1490 ;
   (* init = 1'h1 *)
-  wire \en$407 ;
+  wire \en$1508 ;
   (* init = 1'h1 *)
-  wire \en$422 ;
+  wire \en$1526 ;
   (* init = 1'h1 *)
-  wire \en$437 ;
+  wire \en$1544 ;
   (* init = 1'h1 *)
-  wire \en$452 ;
+  wire \en$1562 ;
   (* init = 1'h1 *)
-  wire \en$467 ;
+  wire \en$1580 ;
   (* init = 1'h1 *)
-  wire \en$482 ;
+  wire \en$1593 ;
   (* init = 1'h1 *)
-  wire \en$495 ;
+  wire \en$1611 ;
   (* init = 1'h1 *)
-  wire \en$512 ;
+  wire \en$1629 ;
   (* init = 1'h1 *)
-  wire \en$529 ;
+  wire \en$1647 ;
   (* init = 1'h1 *)
-  wire \en$546 ;
+  wire \en$1665 ;
   (* init = 1'h1 *)
-  wire \en$563 ;
+  wire \en$1683 ;
   (* init = 1'h1 *)
-  wire \en$580 ;
+  wire \en$1701 ;
+  wire [7:0] \en$604 ;
+  wire [7:0] \en$607 ;
   (* init = 1'h1 *)
-  wire \en$597 ;
+  wire \en$608 ;
+  wire [7:0] \en$609 ;
   (* init = 1'h1 *)
-  wire \en$614 ;
+  wire \en$610 ;
   (* init = 1'h1 *)
-  wire \en$627 ;
+  wire \en$618 ;
   (* init = 1'h1 *)
-  wire \en$644 ;
+  wire \en$634 ;
   (* init = 1'h1 *)
-  wire \en$661 ;
+  wire \en$650 ;
   (* init = 1'h1 *)
-  wire \en$678 ;
+  wire \en$666 ;
   (* init = 1'h1 *)
-  wire \en$695 ;
+  wire \en$682 ;
   (* init = 1'h1 *)
-  wire \en$712 ;
+  wire \en$698 ;
   (* init = 1'h1 *)
-  wire \en$729 ;
+  wire \en$714 ;
+  (* init = 1'h1 *)
+  wire \en$730 ;
   (* init = 1'h1 *)
   wire \en$746 ;
   (* init = 1'h1 *)
   wire \en$759 ;
   (* init = 1'h1 *)
-  wire \en$776 ;
+  wire \en$777 ;
   (* init = 1'h1 *)
-  wire \en$793 ;
+  wire \en$795 ;
   (* init = 1'h1 *)
-  wire \en$810 ;
+  wire \en$813 ;
   (* init = 1'h1 *)
-  wire \en$827 ;
+  wire \en$831 ;
   (* init = 1'h1 *)
-  wire \en$844 ;
+  wire \en$849 ;
   (* init = 1'h1 *)
-  wire \en$861 ;
+  wire \en$867 ;
   (* init = 1'h1 *)
-  wire \en$878 ;
+  wire \en$885 ;
   (* init = 1'h1 *)
-  wire \en$891 ;
+  wire \en$898 ;
   (* init = 1'h1 *)
-  wire \en$908 ;
+  wire \en$916 ;
   (* init = 1'h1 *)
-  wire \en$925 ;
+  wire \en$934 ;
   (* init = 1'h1 *)
-  wire \en$942 ;
+  wire \en$952 ;
   (* init = 1'h1 *)
-  wire \en$959 ;
+  wire \en$970 ;
   (* init = 1'h1 *)
-  wire \en$976 ;
-  (* init = 1'h1 *)
-  wire \en$993 ;
+  wire \en$988 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -717,268 +1101,324 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1002 ;
-  wire \first_in$1017 ;
-  wire \first_in$1032 ;
-  wire \first_in$1049 ;
-  wire \first_in$1066 ;
+  wire \first_in$1016 ;
+  wire \first_in$1031 ;
+  wire \first_in$1047 ;
+  wire \first_in$1065 ;
   wire \first_in$1083 ;
-  wire \first_in$1100 ;
-  wire \first_in$1117 ;
-  wire \first_in$1134 ;
-  wire \first_in$1149 ;
-  wire \first_in$1164 ;
-  wire \first_in$1181 ;
-  wire \first_in$1198 ;
-  wire \first_in$1215 ;
-  wire \first_in$1232 ;
-  wire \first_in$1249 ;
-  wire \first_in$1266 ;
-  wire \first_in$1281 ;
-  wire \first_in$1296 ;
-  wire \first_in$1313 ;
-  wire \first_in$1330 ;
-  wire \first_in$1347 ;
-  wire \first_in$1364 ;
-  wire \first_in$1381 ;
-  wire \first_in$1398 ;
-  wire \first_in$386 ;
-  wire \first_in$401 ;
-  wire \first_in$416 ;
-  wire \first_in$431 ;
-  wire \first_in$446 ;
-  wire \first_in$461 ;
-  wire \first_in$476 ;
-  wire \first_in$489 ;
-  wire \first_in$504 ;
-  wire \first_in$521 ;
-  wire \first_in$538 ;
-  wire \first_in$555 ;
-  wire \first_in$572 ;
-  wire \first_in$589 ;
-  wire \first_in$606 ;
-  wire \first_in$621 ;
-  wire \first_in$636 ;
-  wire \first_in$653 ;
-  wire \first_in$670 ;
-  wire \first_in$687 ;
-  wire \first_in$704 ;
-  wire \first_in$721 ;
-  wire \first_in$738 ;
+  wire \first_in$1101 ;
+  wire \first_in$1119 ;
+  wire \first_in$1137 ;
+  wire \first_in$1155 ;
+  wire \first_in$1170 ;
+  wire \first_in$1186 ;
+  wire \first_in$1204 ;
+  wire \first_in$1222 ;
+  wire \first_in$1240 ;
+  wire \first_in$1258 ;
+  wire \first_in$1276 ;
+  wire \first_in$1294 ;
+  wire \first_in$1309 ;
+  wire \first_in$1325 ;
+  wire \first_in$1343 ;
+  wire \first_in$1361 ;
+  wire \first_in$1379 ;
+  wire \first_in$1397 ;
+  wire \first_in$1415 ;
+  wire \first_in$1433 ;
+  wire \first_in$1448 ;
+  wire \first_in$1464 ;
+  wire \first_in$1482 ;
+  wire \first_in$1500 ;
+  wire \first_in$1518 ;
+  wire \first_in$1536 ;
+  wire \first_in$1554 ;
+  wire \first_in$1572 ;
+  wire \first_in$1587 ;
+  wire \first_in$1603 ;
+  wire \first_in$1621 ;
+  wire \first_in$1639 ;
+  wire \first_in$1657 ;
+  wire \first_in$1675 ;
+  wire \first_in$1693 ;
+  wire \first_in$1711 ;
+  wire \first_in$644 ;
+  wire \first_in$660 ;
+  wire \first_in$676 ;
+  wire \first_in$692 ;
+  wire \first_in$708 ;
+  wire \first_in$724 ;
+  wire \first_in$740 ;
   wire \first_in$753 ;
-  wire \first_in$768 ;
-  wire \first_in$785 ;
-  wire \first_in$802 ;
-  wire \first_in$819 ;
-  wire \first_in$836 ;
-  wire \first_in$853 ;
-  wire \first_in$870 ;
-  wire \first_in$885 ;
-  wire \first_in$900 ;
-  wire \first_in$917 ;
-  wire \first_in$934 ;
-  wire \first_in$951 ;
-  wire \first_in$968 ;
-  wire \first_in$985 ;
+  wire \first_in$769 ;
+  wire \first_in$787 ;
+  wire \first_in$805 ;
+  wire \first_in$823 ;
+  wire \first_in$841 ;
+  wire \first_in$859 ;
+  wire \first_in$877 ;
+  wire \first_in$892 ;
+  wire \first_in$908 ;
+  wire \first_in$926 ;
+  wire \first_in$944 ;
+  wire \first_in$962 ;
+  wire \first_in$980 ;
+  wire \first_in$998 ;
   wire first_next;
-  wire \first_next$1014 ;
-  wire \first_next$1027 ;
-  wire \first_next$1044 ;
-  wire \first_next$1061 ;
-  wire \first_next$1078 ;
+  wire \first_next$1010 ;
+  wire \first_next$1028 ;
+  wire \first_next$1041 ;
+  wire \first_next$1059 ;
+  wire \first_next$1077 ;
   wire \first_next$1095 ;
-  wire \first_next$1112 ;
-  wire \first_next$1129 ;
-  wire \first_next$1146 ;
-  wire \first_next$1159 ;
-  wire \first_next$1176 ;
-  wire \first_next$1193 ;
-  wire \first_next$1210 ;
-  wire \first_next$1227 ;
-  wire \first_next$1244 ;
-  wire \first_next$1261 ;
-  wire \first_next$1278 ;
-  wire \first_next$1291 ;
-  wire \first_next$1308 ;
-  wire \first_next$1325 ;
-  wire \first_next$1342 ;
-  wire \first_next$1359 ;
-  wire \first_next$1376 ;
-  wire \first_next$1393 ;
-  wire \first_next$381 ;
-  wire \first_next$396 ;
-  wire \first_next$411 ;
-  wire \first_next$426 ;
-  wire \first_next$441 ;
-  wire \first_next$456 ;
-  wire \first_next$471 ;
-  wire \first_next$486 ;
-  wire \first_next$499 ;
-  wire \first_next$516 ;
-  wire \first_next$533 ;
-  wire \first_next$550 ;
-  wire \first_next$567 ;
-  wire \first_next$584 ;
-  wire \first_next$601 ;
-  wire \first_next$618 ;
-  wire \first_next$631 ;
-  wire \first_next$648 ;
-  wire \first_next$665 ;
-  wire \first_next$682 ;
-  wire \first_next$699 ;
-  wire \first_next$716 ;
-  wire \first_next$733 ;
+  wire \first_next$1113 ;
+  wire \first_next$1131 ;
+  wire \first_next$1149 ;
+  wire \first_next$1167 ;
+  wire \first_next$1180 ;
+  wire \first_next$1198 ;
+  wire \first_next$1216 ;
+  wire \first_next$1234 ;
+  wire \first_next$1252 ;
+  wire \first_next$1270 ;
+  wire \first_next$1288 ;
+  wire \first_next$1306 ;
+  wire \first_next$1319 ;
+  wire \first_next$1337 ;
+  wire \first_next$1355 ;
+  wire \first_next$1373 ;
+  wire \first_next$1391 ;
+  wire \first_next$1409 ;
+  wire \first_next$1427 ;
+  wire \first_next$1445 ;
+  wire \first_next$1458 ;
+  wire \first_next$1476 ;
+  wire \first_next$1494 ;
+  wire \first_next$1512 ;
+  wire \first_next$1530 ;
+  wire \first_next$1548 ;
+  wire \first_next$1566 ;
+  wire \first_next$1584 ;
+  wire \first_next$1597 ;
+  wire \first_next$1615 ;
+  wire \first_next$1633 ;
+  wire \first_next$1651 ;
+  wire \first_next$1669 ;
+  wire \first_next$1687 ;
+  wire \first_next$1705 ;
+  wire \first_next$638 ;
+  wire \first_next$654 ;
+  wire \first_next$670 ;
+  wire \first_next$686 ;
+  wire \first_next$702 ;
+  wire \first_next$718 ;
+  wire \first_next$734 ;
   wire \first_next$750 ;
   wire \first_next$763 ;
-  wire \first_next$780 ;
-  wire \first_next$797 ;
-  wire \first_next$814 ;
-  wire \first_next$831 ;
-  wire \first_next$848 ;
-  wire \first_next$865 ;
-  wire \first_next$882 ;
-  wire \first_next$895 ;
-  wire \first_next$912 ;
-  wire \first_next$929 ;
-  wire \first_next$946 ;
-  wire \first_next$963 ;
-  wire \first_next$980 ;
-  wire \first_next$997 ;
+  wire \first_next$781 ;
+  wire \first_next$799 ;
+  wire \first_next$817 ;
+  wire \first_next$835 ;
+  wire \first_next$853 ;
+  wire \first_next$871 ;
+  wire \first_next$889 ;
+  wire \first_next$902 ;
+  wire \first_next$920 ;
+  wire \first_next$938 ;
+  wire \first_next$956 ;
+  wire \first_next$974 ;
+  wire \first_next$992 ;
+  wire first_next_out;
+  wire \first_next_out$1011 ;
+  wire \first_next_out$1042 ;
+  wire \first_next_out$1060 ;
+  wire \first_next_out$1078 ;
+  wire \first_next_out$1096 ;
+  wire \first_next_out$1114 ;
+  wire \first_next_out$1132 ;
+  wire \first_next_out$1150 ;
+  wire \first_next_out$1181 ;
+  wire \first_next_out$1199 ;
+  wire \first_next_out$1217 ;
+  wire \first_next_out$1235 ;
+  wire \first_next_out$1253 ;
+  wire \first_next_out$1271 ;
+  wire \first_next_out$1289 ;
+  wire \first_next_out$1320 ;
+  wire \first_next_out$1338 ;
+  wire \first_next_out$1356 ;
+  wire \first_next_out$1374 ;
+  wire \first_next_out$1392 ;
+  wire \first_next_out$1410 ;
+  wire \first_next_out$1428 ;
+  wire \first_next_out$1459 ;
+  wire \first_next_out$1477 ;
+  wire \first_next_out$1495 ;
+  wire \first_next_out$1513 ;
+  wire \first_next_out$1531 ;
+  wire \first_next_out$1549 ;
+  wire \first_next_out$1567 ;
+  wire \first_next_out$1598 ;
+  wire \first_next_out$1616 ;
+  wire \first_next_out$1634 ;
+  wire \first_next_out$1652 ;
+  wire \first_next_out$1670 ;
+  wire \first_next_out$1688 ;
+  wire \first_next_out$1706 ;
+  wire \first_next_out$655 ;
+  wire \first_next_out$671 ;
+  wire \first_next_out$687 ;
+  wire \first_next_out$703 ;
+  wire \first_next_out$719 ;
+  wire \first_next_out$735 ;
+  wire \first_next_out$764 ;
+  wire \first_next_out$782 ;
+  wire \first_next_out$800 ;
+  wire \first_next_out$818 ;
+  wire \first_next_out$836 ;
+  wire \first_next_out$854 ;
+  wire \first_next_out$872 ;
+  wire \first_next_out$903 ;
+  wire \first_next_out$921 ;
+  wire \first_next_out$939 ;
+  wire \first_next_out$957 ;
+  wire \first_next_out$975 ;
+  wire \first_next_out$993 ;
   wire first_out;
-  wire \first_out$1003 ;
-  wire \first_out$1033 ;
-  wire \first_out$1050 ;
-  wire \first_out$1067 ;
+  wire \first_out$1017 ;
+  wire \first_out$1048 ;
+  wire \first_out$1066 ;
   wire \first_out$1084 ;
-  wire \first_out$1101 ;
-  wire \first_out$1118 ;
-  wire \first_out$1135 ;
-  wire \first_out$1165 ;
-  wire \first_out$1182 ;
-  wire \first_out$1199 ;
-  wire \first_out$1216 ;
-  wire \first_out$1233 ;
-  wire \first_out$1250 ;
-  wire \first_out$1267 ;
-  wire \first_out$1297 ;
-  wire \first_out$1314 ;
-  wire \first_out$1331 ;
-  wire \first_out$1348 ;
-  wire \first_out$1365 ;
-  wire \first_out$1382 ;
-  wire \first_out$1399 ;
-  wire \first_out$402 ;
-  wire \first_out$417 ;
-  wire \first_out$432 ;
-  wire \first_out$447 ;
-  wire \first_out$462 ;
-  wire \first_out$477 ;
-  wire \first_out$505 ;
-  wire \first_out$522 ;
-  wire \first_out$539 ;
-  wire \first_out$556 ;
-  wire \first_out$573 ;
-  wire \first_out$590 ;
-  wire \first_out$607 ;
-  wire \first_out$637 ;
-  wire \first_out$654 ;
-  wire \first_out$671 ;
-  wire \first_out$688 ;
-  wire \first_out$705 ;
-  wire \first_out$722 ;
-  wire \first_out$739 ;
-  wire \first_out$769 ;
-  wire \first_out$786 ;
-  wire \first_out$803 ;
-  wire \first_out$820 ;
-  wire \first_out$837 ;
-  wire \first_out$854 ;
-  wire \first_out$871 ;
-  wire \first_out$901 ;
-  wire \first_out$918 ;
-  wire \first_out$935 ;
-  wire \first_out$952 ;
-  wire \first_out$969 ;
-  wire \first_out$986 ;
+  wire \first_out$1102 ;
+  wire \first_out$1120 ;
+  wire \first_out$1138 ;
+  wire \first_out$1156 ;
+  wire \first_out$1187 ;
+  wire \first_out$1205 ;
+  wire \first_out$1223 ;
+  wire \first_out$1241 ;
+  wire \first_out$1259 ;
+  wire \first_out$1277 ;
+  wire \first_out$1295 ;
+  wire \first_out$1326 ;
+  wire \first_out$1344 ;
+  wire \first_out$1362 ;
+  wire \first_out$1380 ;
+  wire \first_out$1398 ;
+  wire \first_out$1416 ;
+  wire \first_out$1434 ;
+  wire \first_out$1465 ;
+  wire \first_out$1483 ;
+  wire \first_out$1501 ;
+  wire \first_out$1519 ;
+  wire \first_out$1537 ;
+  wire \first_out$1555 ;
+  wire \first_out$1573 ;
+  wire \first_out$1604 ;
+  wire \first_out$1622 ;
+  wire \first_out$1640 ;
+  wire \first_out$1658 ;
+  wire \first_out$1676 ;
+  wire \first_out$1694 ;
+  wire \first_out$1712 ;
+  wire \first_out$661 ;
+  wire \first_out$677 ;
+  wire \first_out$693 ;
+  wire \first_out$709 ;
+  wire \first_out$725 ;
+  wire \first_out$741 ;
+  wire \first_out$770 ;
+  wire \first_out$788 ;
+  wire \first_out$806 ;
+  wire \first_out$824 ;
+  wire \first_out$842 ;
+  wire \first_out$860 ;
+  wire \first_out$878 ;
+  wire \first_out$909 ;
+  wire \first_out$927 ;
+  wire \first_out$945 ;
+  wire \first_out$963 ;
+  wire \first_out$981 ;
+  wire \first_out$999 ;
   wire held;
   wire [255:0] i;
   (* init = 64'h0000000000000000 *)
-  wire [63:0] \i$354 ;
-  wire [7:0] \i$354[0] ;
-  wire [7:0] \i$354[1] ;
-  wire [7:0] \i$354[2] ;
-  wire [7:0] \i$354[3] ;
-  wire [7:0] \i$354[4] ;
-  wire [7:0] \i$354[5] ;
-  wire [7:0] \i$354[6] ;
-  wire [7:0] \i$354[7] ;
-  wire [15:0] \i$355 ;
-  wire [1:0] \i$355[0] ;
-  wire \i$355[0].capture ;
-  wire \i$355[0].shift ;
-  wire [1:0] \i$355[1] ;
-  wire \i$355[1].capture ;
-  wire \i$355[1].shift ;
-  wire [1:0] \i$355[2] ;
-  wire \i$355[2].capture ;
-  wire \i$355[2].shift ;
-  wire [1:0] \i$355[3] ;
-  wire \i$355[3].capture ;
-  wire \i$355[3].shift ;
-  wire [1:0] \i$355[4] ;
-  wire \i$355[4].capture ;
-  wire \i$355[4].shift ;
-  wire [1:0] \i$355[5] ;
-  wire \i$355[5].capture ;
-  wire \i$355[5].shift ;
-  wire [1:0] \i$355[6] ;
-  wire \i$355[6].capture ;
-  wire \i$355[6].shift ;
-  wire [1:0] \i$355[7] ;
-  wire \i$355[7].capture ;
-  wire \i$355[7].shift ;
-  wire [63:0] \i$356 ;
-  wire [7:0] \i$356[0] ;
-  wire [7:0] \i$356[1] ;
-  wire [7:0] \i$356[2] ;
-  wire [7:0] \i$356[3] ;
-  wire [7:0] \i$356[4] ;
-  wire [7:0] \i$356[5] ;
-  wire [7:0] \i$356[6] ;
-  wire [7:0] \i$356[7] ;
-  wire [23:0] \i$357 ;
-  wire [2:0] \i$357[0] ;
-  wire \i$357[0].first ;
-  wire \i$357[0].last ;
-  wire \i$357[0].valid ;
-  wire [2:0] \i$357[1] ;
-  wire \i$357[1].first ;
-  wire \i$357[1].last ;
-  wire \i$357[1].valid ;
-  wire [2:0] \i$357[2] ;
-  wire \i$357[2].first ;
-  wire \i$357[2].last ;
-  wire \i$357[2].valid ;
-  wire [2:0] \i$357[3] ;
-  wire \i$357[3].first ;
-  wire \i$357[3].last ;
-  wire \i$357[3].valid ;
-  wire [2:0] \i$357[4] ;
-  wire \i$357[4].first ;
-  wire \i$357[4].last ;
-  wire \i$357[4].valid ;
-  wire [2:0] \i$357[5] ;
-  wire \i$357[5].first ;
-  wire \i$357[5].last ;
-  wire \i$357[5].valid ;
-  wire [2:0] \i$357[6] ;
-  wire \i$357[6].first ;
-  wire \i$357[6].last ;
-  wire \i$357[6].valid ;
-  wire [2:0] \i$357[7] ;
-  wire \i$357[7].first ;
-  wire \i$357[7].last ;
-  wire \i$357[7].valid ;
+  wire [63:0] \i$611 ;
+  wire [7:0] \i$611[0] ;
+  wire [7:0] \i$611[1] ;
+  wire [7:0] \i$611[2] ;
+  wire [7:0] \i$611[3] ;
+  wire [7:0] \i$611[4] ;
+  wire [7:0] \i$611[5] ;
+  wire [7:0] \i$611[6] ;
+  wire [7:0] \i$611[7] ;
+  wire [15:0] \i$612 ;
+  wire [1:0] \i$612[0] ;
+  wire \i$612[0].capture ;
+  wire \i$612[0].shift ;
+  wire [1:0] \i$612[1] ;
+  wire \i$612[1].capture ;
+  wire \i$612[1].shift ;
+  wire [1:0] \i$612[2] ;
+  wire \i$612[2].capture ;
+  wire \i$612[2].shift ;
+  wire [1:0] \i$612[3] ;
+  wire \i$612[3].capture ;
+  wire \i$612[3].shift ;
+  wire [1:0] \i$612[4] ;
+  wire \i$612[4].capture ;
+  wire \i$612[4].shift ;
+  wire [1:0] \i$612[5] ;
+  wire \i$612[5].capture ;
+  wire \i$612[5].shift ;
+  wire [1:0] \i$612[6] ;
+  wire \i$612[6].capture ;
+  wire \i$612[6].shift ;
+  wire [1:0] \i$612[7] ;
+  wire \i$612[7].capture ;
+  wire \i$612[7].shift ;
+  wire [63:0] \i$613 ;
+  wire [7:0] \i$613[0] ;
+  wire [7:0] \i$613[1] ;
+  wire [7:0] \i$613[2] ;
+  wire [7:0] \i$613[3] ;
+  wire [7:0] \i$613[4] ;
+  wire [7:0] \i$613[5] ;
+  wire [7:0] \i$613[6] ;
+  wire [7:0] \i$613[7] ;
+  wire [23:0] \i$614 ;
+  wire [2:0] \i$614[0] ;
+  wire \i$614[0].first ;
+  wire \i$614[0].last ;
+  wire \i$614[0].valid ;
+  wire [2:0] \i$614[1] ;
+  wire \i$614[1].first ;
+  wire \i$614[1].last ;
+  wire \i$614[1].valid ;
+  wire [2:0] \i$614[2] ;
+  wire \i$614[2].first ;
+  wire \i$614[2].last ;
+  wire \i$614[2].valid ;
+  wire [2:0] \i$614[3] ;
+  wire \i$614[3].first ;
+  wire \i$614[3].last ;
+  wire \i$614[3].valid ;
+  wire [2:0] \i$614[4] ;
+  wire \i$614[4].first ;
+  wire \i$614[4].last ;
+  wire \i$614[4].valid ;
+  wire [2:0] \i$614[5] ;
+  wire \i$614[5].first ;
+  wire \i$614[5].last ;
+  wire \i$614[5].valid ;
+  wire [2:0] \i$614[6] ;
+  wire \i$614[6].first ;
+  wire \i$614[6].last ;
+  wire \i$614[6].valid ;
+  wire [2:0] \i$614[7] ;
+  wire \i$614[7].first ;
+  wire \i$614[7].last ;
+  wire \i$614[7].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
@@ -988,39 +1428,64 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
   wire [63:0] i_next;
-  wire [23:0] \i_next$359 ;
-  wire [2:0] \i_next$359[0] ;
-  wire \i_next$359[0].first ;
-  wire \i_next$359[0].last ;
-  wire \i_next$359[0].valid ;
-  wire [2:0] \i_next$359[1] ;
-  wire \i_next$359[1].first ;
-  wire \i_next$359[1].last ;
-  wire \i_next$359[1].valid ;
-  wire [2:0] \i_next$359[2] ;
-  wire \i_next$359[2].first ;
-  wire \i_next$359[2].last ;
-  wire \i_next$359[2].valid ;
-  wire [2:0] \i_next$359[3] ;
-  wire \i_next$359[3].first ;
-  wire \i_next$359[3].last ;
-  wire \i_next$359[3].valid ;
-  wire [2:0] \i_next$359[4] ;
-  wire \i_next$359[4].first ;
-  wire \i_next$359[4].last ;
-  wire \i_next$359[4].valid ;
-  wire [2:0] \i_next$359[5] ;
-  wire \i_next$359[5].first ;
-  wire \i_next$359[5].last ;
-  wire \i_next$359[5].valid ;
-  wire [2:0] \i_next$359[6] ;
-  wire \i_next$359[6].first ;
-  wire \i_next$359[6].last ;
-  wire \i_next$359[6].valid ;
-  wire [2:0] \i_next$359[7] ;
-  wire \i_next$359[7].first ;
-  wire \i_next$359[7].last ;
-  wire \i_next$359[7].valid ;
+  wire [23:0] \i_next$616 ;
+  wire [2:0] \i_next$616[0] ;
+  wire \i_next$616[0].first ;
+  wire \i_next$616[0].last ;
+  wire \i_next$616[0].valid ;
+  wire [2:0] \i_next$616[1] ;
+  wire \i_next$616[1].first ;
+  wire \i_next$616[1].last ;
+  wire \i_next$616[1].valid ;
+  wire [2:0] \i_next$616[2] ;
+  wire \i_next$616[2].first ;
+  wire \i_next$616[2].last ;
+  wire \i_next$616[2].valid ;
+  wire [2:0] \i_next$616[3] ;
+  wire \i_next$616[3].first ;
+  wire \i_next$616[3].last ;
+  wire \i_next$616[3].valid ;
+  wire [2:0] \i_next$616[4] ;
+  wire \i_next$616[4].first ;
+  wire \i_next$616[4].last ;
+  wire \i_next$616[4].valid ;
+  wire [2:0] \i_next$616[5] ;
+  wire \i_next$616[5].first ;
+  wire \i_next$616[5].last ;
+  wire \i_next$616[5].valid ;
+  wire [2:0] \i_next$616[6] ;
+  wire \i_next$616[6].first ;
+  wire \i_next$616[6].last ;
+  wire \i_next$616[6].valid ;
+  wire [2:0] \i_next$616[7] ;
+  wire \i_next$616[7].first ;
+  wire \i_next$616[7].last ;
+  wire \i_next$616[7].valid ;
+  wire [15:0] \i_next$617 ;
+  wire [1:0] \i_next$617[0] ;
+  wire \i_next$617[0].capture ;
+  wire \i_next$617[0].shift ;
+  wire [1:0] \i_next$617[1] ;
+  wire \i_next$617[1].capture ;
+  wire \i_next$617[1].shift ;
+  wire [1:0] \i_next$617[2] ;
+  wire \i_next$617[2].capture ;
+  wire \i_next$617[2].shift ;
+  wire [1:0] \i_next$617[3] ;
+  wire \i_next$617[3].capture ;
+  wire \i_next$617[3].shift ;
+  wire [1:0] \i_next$617[4] ;
+  wire \i_next$617[4].capture ;
+  wire \i_next$617[4].shift ;
+  wire [1:0] \i_next$617[5] ;
+  wire \i_next$617[5].capture ;
+  wire \i_next$617[5].shift ;
+  wire [1:0] \i_next$617[6] ;
+  wire \i_next$617[6].capture ;
+  wire \i_next$617[6].shift ;
+  wire [1:0] \i_next$617[7] ;
+  wire \i_next$617[7].capture ;
+  wire \i_next$617[7].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -1055,204 +1520,179 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$1004 ;
+  wire \last_in$1000 ;
   wire \last_in$1018 ;
-  wire \last_in$1034 ;
-  wire \last_in$1051 ;
-  wire \last_in$1068 ;
+  wire \last_in$1032 ;
+  wire \last_in$1049 ;
+  wire \last_in$1067 ;
   wire \last_in$1085 ;
-  wire \last_in$1102 ;
-  wire \last_in$1119 ;
-  wire \last_in$1136 ;
-  wire \last_in$1150 ;
-  wire \last_in$1166 ;
-  wire \last_in$1183 ;
-  wire \last_in$1200 ;
-  wire \last_in$1217 ;
-  wire \last_in$1234 ;
-  wire \last_in$1251 ;
-  wire \last_in$1268 ;
-  wire \last_in$1282 ;
-  wire \last_in$1298 ;
-  wire \last_in$1315 ;
-  wire \last_in$1332 ;
-  wire \last_in$1349 ;
-  wire \last_in$1366 ;
-  wire \last_in$1383 ;
-  wire \last_in$1400 ;
-  wire \last_in$388 ;
-  wire \last_in$403 ;
-  wire \last_in$418 ;
-  wire \last_in$433 ;
-  wire \last_in$448 ;
-  wire \last_in$463 ;
-  wire \last_in$478 ;
-  wire \last_in$490 ;
-  wire \last_in$506 ;
-  wire \last_in$523 ;
-  wire \last_in$540 ;
-  wire \last_in$557 ;
-  wire \last_in$574 ;
-  wire \last_in$591 ;
-  wire \last_in$608 ;
-  wire \last_in$622 ;
-  wire \last_in$638 ;
-  wire \last_in$655 ;
-  wire \last_in$672 ;
-  wire \last_in$689 ;
-  wire \last_in$706 ;
-  wire \last_in$723 ;
-  wire \last_in$740 ;
+  wire \last_in$1103 ;
+  wire \last_in$1121 ;
+  wire \last_in$1139 ;
+  wire \last_in$1157 ;
+  wire \last_in$1171 ;
+  wire \last_in$1188 ;
+  wire \last_in$1206 ;
+  wire \last_in$1224 ;
+  wire \last_in$1242 ;
+  wire \last_in$1260 ;
+  wire \last_in$1278 ;
+  wire \last_in$1296 ;
+  wire \last_in$1310 ;
+  wire \last_in$1327 ;
+  wire \last_in$1345 ;
+  wire \last_in$1363 ;
+  wire \last_in$1381 ;
+  wire \last_in$1399 ;
+  wire \last_in$1417 ;
+  wire \last_in$1435 ;
+  wire \last_in$1449 ;
+  wire \last_in$1466 ;
+  wire \last_in$1484 ;
+  wire \last_in$1502 ;
+  wire \last_in$1520 ;
+  wire \last_in$1538 ;
+  wire \last_in$1556 ;
+  wire \last_in$1574 ;
+  wire \last_in$1588 ;
+  wire \last_in$1605 ;
+  wire \last_in$1623 ;
+  wire \last_in$1641 ;
+  wire \last_in$1659 ;
+  wire \last_in$1677 ;
+  wire \last_in$1695 ;
+  wire \last_in$1713 ;
+  wire \last_in$646 ;
+  wire \last_in$662 ;
+  wire \last_in$678 ;
+  wire \last_in$694 ;
+  wire \last_in$710 ;
+  wire \last_in$726 ;
+  wire \last_in$742 ;
   wire \last_in$754 ;
-  wire \last_in$770 ;
-  wire \last_in$787 ;
-  wire \last_in$804 ;
-  wire \last_in$821 ;
-  wire \last_in$838 ;
-  wire \last_in$855 ;
-  wire \last_in$872 ;
-  wire \last_in$886 ;
-  wire \last_in$902 ;
-  wire \last_in$919 ;
-  wire \last_in$936 ;
-  wire \last_in$953 ;
-  wire \last_in$970 ;
-  wire \last_in$987 ;
+  wire \last_in$771 ;
+  wire \last_in$789 ;
+  wire \last_in$807 ;
+  wire \last_in$825 ;
+  wire \last_in$843 ;
+  wire \last_in$861 ;
+  wire \last_in$879 ;
+  wire \last_in$893 ;
+  wire \last_in$910 ;
+  wire \last_in$928 ;
+  wire \last_in$946 ;
+  wire \last_in$964 ;
+  wire \last_in$982 ;
   wire last_out;
-  wire \last_out$1005 ;
-  wire \last_out$1035 ;
-  wire \last_out$1052 ;
-  wire \last_out$1069 ;
+  wire \last_out$1001 ;
+  wire \last_out$1019 ;
+  wire \last_out$1050 ;
+  wire \last_out$1068 ;
   wire \last_out$1086 ;
-  wire \last_out$1103 ;
-  wire \last_out$1120 ;
-  wire \last_out$1137 ;
-  wire \last_out$1167 ;
-  wire \last_out$1184 ;
-  wire \last_out$1201 ;
-  wire \last_out$1218 ;
-  wire \last_out$1235 ;
-  wire \last_out$1252 ;
-  wire \last_out$1269 ;
-  wire \last_out$1299 ;
-  wire \last_out$1316 ;
-  wire \last_out$1333 ;
-  wire \last_out$1350 ;
-  wire \last_out$1367 ;
-  wire \last_out$1384 ;
-  wire \last_out$1401 ;
-  wire \last_out$389 ;
-  wire \last_out$404 ;
-  wire \last_out$419 ;
-  wire \last_out$434 ;
-  wire \last_out$449 ;
-  wire \last_out$464 ;
-  wire \last_out$479 ;
-  wire \last_out$507 ;
-  wire \last_out$524 ;
-  wire \last_out$541 ;
-  wire \last_out$558 ;
-  wire \last_out$575 ;
-  wire \last_out$592 ;
-  wire \last_out$609 ;
-  wire \last_out$639 ;
-  wire \last_out$656 ;
-  wire \last_out$673 ;
-  wire \last_out$690 ;
-  wire \last_out$707 ;
-  wire \last_out$724 ;
-  wire \last_out$741 ;
-  wire \last_out$771 ;
-  wire \last_out$788 ;
-  wire \last_out$805 ;
-  wire \last_out$822 ;
-  wire \last_out$839 ;
-  wire \last_out$856 ;
-  wire \last_out$873 ;
-  wire \last_out$903 ;
-  wire \last_out$920 ;
-  wire \last_out$937 ;
-  wire \last_out$954 ;
-  wire \last_out$971 ;
-  wire \last_out$988 ;
+  wire \last_out$1104 ;
+  wire \last_out$1122 ;
+  wire \last_out$1140 ;
+  wire \last_out$1158 ;
+  wire \last_out$1189 ;
+  wire \last_out$1207 ;
+  wire \last_out$1225 ;
+  wire \last_out$1243 ;
+  wire \last_out$1261 ;
+  wire \last_out$1279 ;
+  wire \last_out$1297 ;
+  wire \last_out$1328 ;
+  wire \last_out$1346 ;
+  wire \last_out$1364 ;
+  wire \last_out$1382 ;
+  wire \last_out$1400 ;
+  wire \last_out$1418 ;
+  wire \last_out$1436 ;
+  wire \last_out$1467 ;
+  wire \last_out$1485 ;
+  wire \last_out$1503 ;
+  wire \last_out$1521 ;
+  wire \last_out$1539 ;
+  wire \last_out$1557 ;
+  wire \last_out$1575 ;
+  wire \last_out$1606 ;
+  wire \last_out$1624 ;
+  wire \last_out$1642 ;
+  wire \last_out$1660 ;
+  wire \last_out$1678 ;
+  wire \last_out$1696 ;
+  wire \last_out$1714 ;
+  wire \last_out$647 ;
+  wire \last_out$663 ;
+  wire \last_out$679 ;
+  wire \last_out$695 ;
+  wire \last_out$711 ;
+  wire \last_out$727 ;
+  wire \last_out$743 ;
+  wire \last_out$772 ;
+  wire \last_out$790 ;
+  wire \last_out$808 ;
+  wire \last_out$826 ;
+  wire \last_out$844 ;
+  wire \last_out$862 ;
+  wire \last_out$880 ;
+  wire \last_out$911 ;
+  wire \last_out$929 ;
+  wire \last_out$947 ;
+  wire \last_out$965 ;
+  wire \last_out$983 ;
   reg [3:0] loaded = 4'h0;
   wire [255:0] o;
-  wire [15:0] \o$362 ;
-  wire [1:0] \o$362[0] ;
-  wire \o$362[0].capture ;
-  wire \o$362[0].shift ;
-  wire [1:0] \o$362[1] ;
-  wire \o$362[1].capture ;
-  wire \o$362[1].shift ;
-  wire [1:0] \o$362[2] ;
-  wire \o$362[2].capture ;
-  wire \o$362[2].shift ;
-  wire [1:0] \o$362[3] ;
-  wire \o$362[3].capture ;
-  wire \o$362[3].shift ;
-  wire [1:0] \o$362[4] ;
-  wire \o$362[4].capture ;
-  wire \o$362[4].shift ;
-  wire [1:0] \o$362[5] ;
-  wire \o$362[5].capture ;
-  wire \o$362[5].shift ;
-  wire [1:0] \o$362[6] ;
-  wire \o$362[6].capture ;
-  wire \o$362[6].shift ;
-  wire [1:0] \o$362[7] ;
-  wire \o$362[7].capture ;
-  wire \o$362[7].shift ;
-  wire [63:0] \o$369 ;
-  wire [7:0] \o$369[0] ;
-  wire [7:0] \o$369[1] ;
-  wire [7:0] \o$369[2] ;
-  wire [7:0] \o$369[3] ;
-  wire [7:0] \o$369[4] ;
-  wire [7:0] \o$369[5] ;
-  wire [7:0] \o$369[6] ;
-  wire [7:0] \o$369[7] ;
-  wire [23:0] \o$371 ;
-  wire [2:0] \o$371[0] ;
-  wire \o$371[0].first ;
-  wire \o$371[0].last ;
-  wire \o$371[0].valid ;
-  wire [2:0] \o$371[1] ;
-  wire \o$371[1].first ;
-  wire \o$371[1].last ;
-  wire \o$371[1].valid ;
-  wire [2:0] \o$371[2] ;
-  wire \o$371[2].first ;
-  wire \o$371[2].last ;
-  wire \o$371[2].valid ;
-  wire [2:0] \o$371[3] ;
-  wire \o$371[3].first ;
-  wire \o$371[3].last ;
-  wire \o$371[3].valid ;
-  wire [2:0] \o$371[4] ;
-  wire \o$371[4].first ;
-  wire \o$371[4].last ;
-  wire \o$371[4].valid ;
-  wire [2:0] \o$371[5] ;
-  wire \o$371[5].first ;
-  wire \o$371[5].last ;
-  wire \o$371[5].valid ;
-  wire [2:0] \o$371[6] ;
-  wire \o$371[6].first ;
-  wire \o$371[6].last ;
-  wire \o$371[6].valid ;
-  wire [2:0] \o$371[7] ;
-  wire \o$371[7].first ;
-  wire \o$371[7].last ;
-  wire \o$371[7].valid ;
-  wire [63:0] \o$376 ;
-  wire [7:0] \o$376[0] ;
-  wire [7:0] \o$376[1] ;
-  wire [7:0] \o$376[2] ;
-  wire [7:0] \o$376[3] ;
-  wire [7:0] \o$376[4] ;
-  wire [7:0] \o$376[5] ;
-  wire [7:0] \o$376[6] ;
-  wire [7:0] \o$376[7] ;
+  wire [63:0] \o$626 ;
+  wire [7:0] \o$626[0] ;
+  wire [7:0] \o$626[1] ;
+  wire [7:0] \o$626[2] ;
+  wire [7:0] \o$626[3] ;
+  wire [7:0] \o$626[4] ;
+  wire [7:0] \o$626[5] ;
+  wire [7:0] \o$626[6] ;
+  wire [7:0] \o$626[7] ;
+  wire [23:0] \o$628 ;
+  wire [2:0] \o$628[0] ;
+  wire \o$628[0].first ;
+  wire \o$628[0].last ;
+  wire \o$628[0].valid ;
+  wire [2:0] \o$628[1] ;
+  wire \o$628[1].first ;
+  wire \o$628[1].last ;
+  wire \o$628[1].valid ;
+  wire [2:0] \o$628[2] ;
+  wire \o$628[2].first ;
+  wire \o$628[2].last ;
+  wire \o$628[2].valid ;
+  wire [2:0] \o$628[3] ;
+  wire \o$628[3].first ;
+  wire \o$628[3].last ;
+  wire \o$628[3].valid ;
+  wire [2:0] \o$628[4] ;
+  wire \o$628[4].first ;
+  wire \o$628[4].last ;
+  wire \o$628[4].valid ;
+  wire [2:0] \o$628[5] ;
+  wire \o$628[5].first ;
+  wire \o$628[5].last ;
+  wire \o$628[5].valid ;
+  wire [2:0] \o$628[6] ;
+  wire \o$628[6].first ;
+  wire \o$628[6].last ;
+  wire \o$628[6].valid ;
+  wire [2:0] \o$628[7] ;
+  wire \o$628[7].first ;
+  wire \o$628[7].last ;
+  wire \o$628[7].valid ;
+  wire [63:0] \o$633 ;
+  wire [7:0] \o$633[0] ;
+  wire [7:0] \o$633[1] ;
+  wire [7:0] \o$633[2] ;
+  wire [7:0] \o$633[3] ;
+  wire [7:0] \o$633[4] ;
+  wire [7:0] \o$633[5] ;
+  wire [7:0] \o$633[6] ;
+  wire [7:0] \o$633[7] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -1261,48 +1701,73 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \o[5] ;
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
-  wire [63:0] o_next;
-  wire [23:0] \o_next$367 ;
-  wire [2:0] \o_next$367[0] ;
-  wire \o_next$367[0].first ;
-  wire \o_next$367[0].last ;
-  wire \o_next$367[0].valid ;
-  wire [2:0] \o_next$367[1] ;
-  wire \o_next$367[1].first ;
-  wire \o_next$367[1].last ;
-  wire \o_next$367[1].valid ;
-  wire [2:0] \o_next$367[2] ;
-  wire \o_next$367[2].first ;
-  wire \o_next$367[2].last ;
-  wire \o_next$367[2].valid ;
-  wire [2:0] \o_next$367[3] ;
-  wire \o_next$367[3].first ;
-  wire \o_next$367[3].last ;
-  wire \o_next$367[3].valid ;
-  wire [2:0] \o_next$367[4] ;
-  wire \o_next$367[4].first ;
-  wire \o_next$367[4].last ;
-  wire \o_next$367[4].valid ;
-  wire [2:0] \o_next$367[5] ;
-  wire \o_next$367[5].first ;
-  wire \o_next$367[5].last ;
-  wire \o_next$367[5].valid ;
-  wire [2:0] \o_next$367[6] ;
-  wire \o_next$367[6].first ;
-  wire \o_next$367[6].last ;
-  wire \o_next$367[6].valid ;
-  wire [2:0] \o_next$367[7] ;
-  wire \o_next$367[7].first ;
-  wire \o_next$367[7].last ;
-  wire \o_next$367[7].valid ;
-  wire [7:0] \o_next[0] ;
-  wire [7:0] \o_next[1] ;
-  wire [7:0] \o_next[2] ;
-  wire [7:0] \o_next[3] ;
-  wire [7:0] \o_next[4] ;
-  wire [7:0] \o_next[5] ;
-  wire [7:0] \o_next[6] ;
-  wire [7:0] \o_next[7] ;
+  wire [15:0] o_next;
+  wire [63:0] \o_next$622 ;
+  wire [7:0] \o_next$622[0] ;
+  wire [7:0] \o_next$622[1] ;
+  wire [7:0] \o_next$622[2] ;
+  wire [7:0] \o_next$622[3] ;
+  wire [7:0] \o_next$622[4] ;
+  wire [7:0] \o_next$622[5] ;
+  wire [7:0] \o_next$622[6] ;
+  wire [7:0] \o_next$622[7] ;
+  wire [23:0] \o_next$624 ;
+  wire [2:0] \o_next$624[0] ;
+  wire \o_next$624[0].first ;
+  wire \o_next$624[0].last ;
+  wire \o_next$624[0].valid ;
+  wire [2:0] \o_next$624[1] ;
+  wire \o_next$624[1].first ;
+  wire \o_next$624[1].last ;
+  wire \o_next$624[1].valid ;
+  wire [2:0] \o_next$624[2] ;
+  wire \o_next$624[2].first ;
+  wire \o_next$624[2].last ;
+  wire \o_next$624[2].valid ;
+  wire [2:0] \o_next$624[3] ;
+  wire \o_next$624[3].first ;
+  wire \o_next$624[3].last ;
+  wire \o_next$624[3].valid ;
+  wire [2:0] \o_next$624[4] ;
+  wire \o_next$624[4].first ;
+  wire \o_next$624[4].last ;
+  wire \o_next$624[4].valid ;
+  wire [2:0] \o_next$624[5] ;
+  wire \o_next$624[5].first ;
+  wire \o_next$624[5].last ;
+  wire \o_next$624[5].valid ;
+  wire [2:0] \o_next$624[6] ;
+  wire \o_next$624[6].first ;
+  wire \o_next$624[6].last ;
+  wire \o_next$624[6].valid ;
+  wire [2:0] \o_next$624[7] ;
+  wire \o_next$624[7].first ;
+  wire \o_next$624[7].last ;
+  wire \o_next$624[7].valid ;
+  wire [1:0] \o_next[0] ;
+  wire \o_next[0].capture ;
+  wire \o_next[0].shift ;
+  wire [1:0] \o_next[1] ;
+  wire \o_next[1].capture ;
+  wire \o_next[1].shift ;
+  wire [1:0] \o_next[2] ;
+  wire \o_next[2].capture ;
+  wire \o_next[2].shift ;
+  wire [1:0] \o_next[3] ;
+  wire \o_next[3].capture ;
+  wire \o_next[3].shift ;
+  wire [1:0] \o_next[4] ;
+  wire \o_next[4].capture ;
+  wire \o_next[4].shift ;
+  wire [1:0] \o_next[5] ;
+  wire \o_next[5].capture ;
+  wire \o_next[5].shift ;
+  wire [1:0] \o_next[6] ;
+  wire \o_next[6].capture ;
+  wire \o_next[6].shift ;
+  wire [1:0] \o_next[7] ;
+  wire \o_next[7].capture ;
+  wire \o_next[7].shift ;
   input [64:0] operands__payload;
   wire [64:0] operands__payload;
   wire [63:0] \operands__payload.a ;
@@ -1523,133 +1988,133 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   (* init = 1'h1 *)
   wire pe_7_7_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$1006 ;
-  wire [31:0] \psum_in$1019 ;
-  wire [31:0] \psum_in$1036 ;
-  wire [31:0] \psum_in$1053 ;
-  wire [31:0] \psum_in$1070 ;
+  wire [31:0] \psum_in$1002 ;
+  wire [31:0] \psum_in$1020 ;
+  wire [31:0] \psum_in$1033 ;
+  wire [31:0] \psum_in$1051 ;
+  wire [31:0] \psum_in$1069 ;
   wire [31:0] \psum_in$1087 ;
-  wire [31:0] \psum_in$1104 ;
-  wire [31:0] \psum_in$1121 ;
-  wire [31:0] \psum_in$1138 ;
-  wire [31:0] \psum_in$1151 ;
-  wire [31:0] \psum_in$1168 ;
-  wire [31:0] \psum_in$1185 ;
-  wire [31:0] \psum_in$1202 ;
-  wire [31:0] \psum_in$1219 ;
-  wire [31:0] \psum_in$1236 ;
-  wire [31:0] \psum_in$1253 ;
-  wire [31:0] \psum_in$1270 ;
-  wire [31:0] \psum_in$1283 ;
-  wire [31:0] \psum_in$1300 ;
-  wire [31:0] \psum_in$1317 ;
-  wire [31:0] \psum_in$1334 ;
-  wire [31:0] \psum_in$1351 ;
-  wire [31:0] \psum_in$1368 ;
-  wire [31:0] \psum_in$1385 ;
-  wire [31:0] \psum_in$1402 ;
-  wire [31:0] \psum_in$390 ;
-  wire [31:0] \psum_in$405 ;
-  wire [31:0] \psum_in$420 ;
-  wire [31:0] \psum_in$435 ;
-  wire [31:0] \psum_in$450 ;
-  wire [31:0] \psum_in$465 ;
-  wire [31:0] \psum_in$480 ;
-  wire [31:0] \psum_in$491 ;
-  wire [31:0] \psum_in$508 ;
-  wire [31:0] \psum_in$525 ;
-  wire [31:0] \psum_in$542 ;
-  wire [31:0] \psum_in$559 ;
-  wire [31:0] \psum_in$576 ;
-  wire [31:0] \psum_in$593 ;
-  wire [31:0] \psum_in$610 ;
-  wire [31:0] \psum_in$623 ;
-  wire [31:0] \psum_in$640 ;
-  wire [31:0] \psum_in$657 ;
-  wire [31:0] \psum_in$674 ;
-  wire [31:0] \psum_in$691 ;
-  wire [31:0] \psum_in$708 ;
-  wire [31:0] \psum_in$725 ;
-  wire [31:0] \psum_in$742 ;
+  wire [31:0] \psum_in$1105 ;
+  wire [31:0] \psum_in$1123 ;
+  wire [31:0] \psum_in$1141 ;
+  wire [31:0] \psum_in$1159 ;
+  wire [31:0] \psum_in$1172 ;
+  wire [31:0] \psum_in$1190 ;
+  wire [31:0] \psum_in$1208 ;
+  wire [31:0] \psum_in$1226 ;
+  wire [31:0] \psum_in$1244 ;
+  wire [31:0] \psum_in$1262 ;
+  wire [31:0] \psum_in$1280 ;
+  wire [31:0] \psum_in$1298 ;
+  wire [31:0] \psum_in$1311 ;
+  wire [31:0] \psum_in$1329 ;
+  wire [31:0] \psum_in$1347 ;
+  wire [31:0] \psum_in$1365 ;
+  wire [31:0] \psum_in$1383 ;
+  wire [31:0] \psum_in$1401 ;
+  wire [31:0] \psum_in$1419 ;
+  wire [31:0] \psum_in$1437 ;
+  wire [31:0] \psum_in$1450 ;
+  wire [31:0] \psum_in$1468 ;
+  wire [31:0] \psum_in$1486 ;
+  wire [31:0] \psum_in$1504 ;
+  wire [31:0] \psum_in$1522 ;
+  wire [31:0] \psum_in$1540 ;
+  wire [31:0] \psum_in$1558 ;
+  wire [31:0] \psum_in$1576 ;
+  wire [31:0] \psum_in$1589 ;
+  wire [31:0] \psum_in$1607 ;
+  wire [31:0] \psum_in$1625 ;
+  wire [31:0] \psum_in$1643 ;
+  wire [31:0] \psum_in$1661 ;
+  wire [31:0] \psum_in$1679 ;
+  wire [31:0] \psum_in$1697 ;
+  wire [31:0] \psum_in$1715 ;
+  wire [31:0] \psum_in$648 ;
+  wire [31:0] \psum_in$664 ;
+  wire [31:0] \psum_in$680 ;
+  wire [31:0] \psum_in$696 ;
+  wire [31:0] \psum_in$712 ;
+  wire [31:0] \psum_in$728 ;
+  wire [31:0] \psum_in$744 ;
   wire [31:0] \psum_in$755 ;
-  wire [31:0] \psum_in$772 ;
-  wire [31:0] \psum_in$789 ;
-  wire [31:0] \psum_in$806 ;
-  wire [31:0] \psum_in$823 ;
-  wire [31:0] \psum_in$840 ;
-  wire [31:0] \psum_in$857 ;
-  wire [31:0] \psum_in$874 ;
-  wire [31:0] \psum_in$887 ;
-  wire [31:0] \psum_in$904 ;
-  wire [31:0] \psum_in$921 ;
-  wire [31:0] \psum_in$938 ;
-  wire [31:0] \psum_in$955 ;
-  wire [31:0] \psum_in$972 ;
-  wire [31:0] \psum_in$989 ;
+  wire [31:0] \psum_in$773 ;
+  wire [31:0] \psum_in$791 ;
+  wire [31:0] \psum_in$809 ;
+  wire [31:0] \psum_in$827 ;
+  wire [31:0] \psum_in$845 ;
+  wire [31:0] \psum_in$863 ;
+  wire [31:0] \psum_in$881 ;
+  wire [31:0] \psum_in$894 ;
+  wire [31:0] \psum_in$912 ;
+  wire [31:0] \psum_in$930 ;
+  wire [31:0] \psum_in$948 ;
+  wire [31:0] \psum_in$966 ;
+  wire [31:0] \psum_in$984 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$1007 ;
-  wire [31:0] \psum_out$1020 ;
-  wire [31:0] \psum_out$1037 ;
-  wire [31:0] \psum_out$1054 ;
-  wire [31:0] \psum_out$1071 ;
+  wire [31:0] \psum_out$1003 ;
+  wire [31:0] \psum_out$1021 ;
+  wire [31:0] \psum_out$1034 ;
+  wire [31:0] \psum_out$1052 ;
+  wire [31:0] \psum_out$1070 ;
   wire [31:0] \psum_out$1088 ;
-  wire [31:0] \psum_out$1105 ;
-  wire [31:0] \psum_out$1122 ;
-  wire [31:0] \psum_out$1139 ;
-  wire [31:0] \psum_out$1152 ;
-  wire [31:0] \psum_out$1169 ;
-  wire [31:0] \psum_out$1186 ;
-  wire [31:0] \psum_out$1203 ;
-  wire [31:0] \psum_out$1220 ;
-  wire [31:0] \psum_out$1237 ;
-  wire [31:0] \psum_out$1254 ;
-  wire [31:0] \psum_out$1271 ;
-  wire [31:0] \psum_out$1284 ;
-  wire [31:0] \psum_out$1301 ;
-  wire [31:0] \psum_out$1318 ;
-  wire [31:0] \psum_out$1335 ;
-  wire [31:0] \psum_out$1352 ;
-  wire [31:0] \psum_out$1369 ;
-  wire [31:0] \psum_out$1386 ;
-  wire [31:0] \psum_out$1403 ;
-  wire [31:0] \psum_out$337 ;
-  wire [31:0] \psum_out$338 ;
-  wire [31:0] \psum_out$339 ;
-  wire [31:0] \psum_out$340 ;
-  wire [31:0] \psum_out$341 ;
-  wire [31:0] \psum_out$342 ;
-  wire [31:0] \psum_out$343 ;
-  wire [31:0] \psum_out$492 ;
-  wire [31:0] \psum_out$509 ;
-  wire [31:0] \psum_out$526 ;
-  wire [31:0] \psum_out$543 ;
-  wire [31:0] \psum_out$560 ;
-  wire [31:0] \psum_out$577 ;
+  wire [31:0] \psum_out$1106 ;
+  wire [31:0] \psum_out$1124 ;
+  wire [31:0] \psum_out$1142 ;
+  wire [31:0] \psum_out$1160 ;
+  wire [31:0] \psum_out$1173 ;
+  wire [31:0] \psum_out$1191 ;
+  wire [31:0] \psum_out$1209 ;
+  wire [31:0] \psum_out$1227 ;
+  wire [31:0] \psum_out$1245 ;
+  wire [31:0] \psum_out$1263 ;
+  wire [31:0] \psum_out$1281 ;
+  wire [31:0] \psum_out$1299 ;
+  wire [31:0] \psum_out$1312 ;
+  wire [31:0] \psum_out$1330 ;
+  wire [31:0] \psum_out$1348 ;
+  wire [31:0] \psum_out$1366 ;
+  wire [31:0] \psum_out$1384 ;
+  wire [31:0] \psum_out$1402 ;
+  wire [31:0] \psum_out$1420 ;
+  wire [31:0] \psum_out$1438 ;
+  wire [31:0] \psum_out$1451 ;
+  wire [31:0] \psum_out$1469 ;
+  wire [31:0] \psum_out$1487 ;
+  wire [31:0] \psum_out$1505 ;
+  wire [31:0] \psum_out$1523 ;
+  wire [31:0] \psum_out$1541 ;
+  wire [31:0] \psum_out$1559 ;
+  wire [31:0] \psum_out$1577 ;
+  wire [31:0] \psum_out$1590 ;
+  wire [31:0] \psum_out$1608 ;
+  wire [31:0] \psum_out$1626 ;
+  wire [31:0] \psum_out$1644 ;
+  wire [31:0] \psum_out$1662 ;
+  wire [31:0] \psum_out$1680 ;
+  wire [31:0] \psum_out$1698 ;
+  wire [31:0] \psum_out$1716 ;
   wire [31:0] \psum_out$594 ;
-  wire [31:0] \psum_out$611 ;
-  wire [31:0] \psum_out$624 ;
-  wire [31:0] \psum_out$641 ;
-  wire [31:0] \psum_out$658 ;
-  wire [31:0] \psum_out$675 ;
-  wire [31:0] \psum_out$692 ;
-  wire [31:0] \psum_out$709 ;
-  wire [31:0] \psum_out$726 ;
-  wire [31:0] \psum_out$743 ;
+  wire [31:0] \psum_out$595 ;
+  wire [31:0] \psum_out$596 ;
+  wire [31:0] \psum_out$597 ;
+  wire [31:0] \psum_out$598 ;
+  wire [31:0] \psum_out$599 ;
+  wire [31:0] \psum_out$600 ;
   wire [31:0] \psum_out$756 ;
-  wire [31:0] \psum_out$773 ;
-  wire [31:0] \psum_out$790 ;
-  wire [31:0] \psum_out$807 ;
-  wire [31:0] \psum_out$824 ;
-  wire [31:0] \psum_out$841 ;
-  wire [31:0] \psum_out$858 ;
-  wire [31:0] \psum_out$875 ;
-  wire [31:0] \psum_out$888 ;
-  wire [31:0] \psum_out$905 ;
-  wire [31:0] \psum_out$922 ;
-  wire [31:0] \psum_out$939 ;
-  wire [31:0] \psum_out$956 ;
-  wire [31:0] \psum_out$973 ;
-  wire [31:0] \psum_out$990 ;
+  wire [31:0] \psum_out$774 ;
+  wire [31:0] \psum_out$792 ;
+  wire [31:0] \psum_out$810 ;
+  wire [31:0] \psum_out$828 ;
+  wire [31:0] \psum_out$846 ;
+  wire [31:0] \psum_out$864 ;
+  wire [31:0] \psum_out$882 ;
+  wire [31:0] \psum_out$895 ;
+  wire [31:0] \psum_out$913 ;
+  wire [31:0] \psum_out$931 ;
+  wire [31:0] \psum_out$949 ;
+  wire [31:0] \psum_out$967 ;
+  wire [31:0] \psum_out$985 ;
   output [256:0] results__payload;
   wire [256:0] results__payload;
   wire [255:0] \results__payload.c ;
@@ -1734,6 +2199,198 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg rst_pe_7_7 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_0;
+  reg shift_0_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_1;
+  reg shift_0_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_2;
+  reg shift_0_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_3;
+  reg shift_0_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_4;
+  reg shift_0_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_5;
+  reg shift_0_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_6;
+  reg shift_0_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_7;
+  reg shift_0_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_0;
+  reg shift_1_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_1;
+  reg shift_1_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_2;
+  reg shift_1_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_3;
+  reg shift_1_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_4;
+  reg shift_1_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_5;
+  reg shift_1_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_6;
+  reg shift_1_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_1_7;
+  reg shift_1_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_0;
+  reg shift_2_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_1;
+  reg shift_2_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_2;
+  reg shift_2_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_3;
+  reg shift_2_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_4;
+  reg shift_2_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_5;
+  reg shift_2_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_6;
+  reg shift_2_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_2_7;
+  reg shift_2_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_0;
+  reg shift_3_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_1;
+  reg shift_3_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_2;
+  reg shift_3_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_3;
+  reg shift_3_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_4;
+  reg shift_3_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_5;
+  reg shift_3_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_6;
+  reg shift_3_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_3_7;
+  reg shift_3_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_4_0;
+  reg shift_4_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_4_1;
+  reg shift_4_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_4_2;
+  reg shift_4_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_4_3;
+  reg shift_4_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_4_4;
+  reg shift_4_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_4_5;
+  reg shift_4_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_4_6;
+  reg shift_4_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_4_7;
+  reg shift_4_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_5_0;
+  reg shift_5_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_5_1;
+  reg shift_5_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_5_2;
+  reg shift_5_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_5_3;
+  reg shift_5_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_5_4;
+  reg shift_5_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_5_5;
+  reg shift_5_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_5_6;
+  reg shift_5_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_5_7;
+  reg shift_5_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_6_0;
+  reg shift_6_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_6_1;
+  reg shift_6_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_6_2;
+  reg shift_6_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_6_3;
+  reg shift_6_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_6_4;
+  reg shift_6_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_6_5;
+  reg shift_6_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_6_6;
+  reg shift_6_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_6_7;
+  reg shift_6_7_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_7_0;
+  reg shift_7_0_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_7_1;
+  reg shift_7_1_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_7_2;
+  reg shift_7_2_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_7_3;
+  reg shift_7_3_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_7_4;
+  reg shift_7_4_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_7_5;
+  reg shift_7_5_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_7_6;
+  reg shift_7_6_q = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_7_7;
+  reg shift_7_7_q = 1'h0;
   reg [3:0] since_first = 4'h8;
   wire skew_flags_sync_clk;
   (* init = 1'h1 *)
@@ -1759,311 +2416,375 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_6 = 1'h0;
   reg skid_valid_7 = 1'h0;
   wire valid_in;
-  wire \valid_in$1000 ;
-  wire \valid_in$1016 ;
+  wire \valid_in$1014 ;
   wire \valid_in$1030 ;
-  wire \valid_in$1047 ;
-  wire \valid_in$1064 ;
+  wire \valid_in$1045 ;
+  wire \valid_in$1063 ;
   wire \valid_in$1081 ;
-  wire \valid_in$1098 ;
-  wire \valid_in$1115 ;
-  wire \valid_in$1132 ;
-  wire \valid_in$1148 ;
-  wire \valid_in$1162 ;
-  wire \valid_in$1179 ;
-  wire \valid_in$1196 ;
-  wire \valid_in$1213 ;
-  wire \valid_in$1230 ;
-  wire \valid_in$1247 ;
-  wire \valid_in$1264 ;
-  wire \valid_in$1280 ;
-  wire \valid_in$1294 ;
-  wire \valid_in$1311 ;
-  wire \valid_in$1328 ;
-  wire \valid_in$1345 ;
-  wire \valid_in$1362 ;
-  wire \valid_in$1379 ;
-  wire \valid_in$1396 ;
-  wire \valid_in$384 ;
-  wire \valid_in$399 ;
-  wire \valid_in$414 ;
-  wire \valid_in$429 ;
-  wire \valid_in$444 ;
-  wire \valid_in$459 ;
-  wire \valid_in$474 ;
-  wire \valid_in$488 ;
-  wire \valid_in$502 ;
-  wire \valid_in$519 ;
-  wire \valid_in$536 ;
-  wire \valid_in$553 ;
-  wire \valid_in$570 ;
-  wire \valid_in$587 ;
-  wire \valid_in$604 ;
-  wire \valid_in$620 ;
-  wire \valid_in$634 ;
-  wire \valid_in$651 ;
-  wire \valid_in$668 ;
-  wire \valid_in$685 ;
-  wire \valid_in$702 ;
-  wire \valid_in$719 ;
-  wire \valid_in$736 ;
+  wire \valid_in$1099 ;
+  wire \valid_in$1117 ;
+  wire \valid_in$1135 ;
+  wire \valid_in$1153 ;
+  wire \valid_in$1169 ;
+  wire \valid_in$1184 ;
+  wire \valid_in$1202 ;
+  wire \valid_in$1220 ;
+  wire \valid_in$1238 ;
+  wire \valid_in$1256 ;
+  wire \valid_in$1274 ;
+  wire \valid_in$1292 ;
+  wire \valid_in$1308 ;
+  wire \valid_in$1323 ;
+  wire \valid_in$1341 ;
+  wire \valid_in$1359 ;
+  wire \valid_in$1377 ;
+  wire \valid_in$1395 ;
+  wire \valid_in$1413 ;
+  wire \valid_in$1431 ;
+  wire \valid_in$1447 ;
+  wire \valid_in$1462 ;
+  wire \valid_in$1480 ;
+  wire \valid_in$1498 ;
+  wire \valid_in$1516 ;
+  wire \valid_in$1534 ;
+  wire \valid_in$1552 ;
+  wire \valid_in$1570 ;
+  wire \valid_in$1586 ;
+  wire \valid_in$1601 ;
+  wire \valid_in$1619 ;
+  wire \valid_in$1637 ;
+  wire \valid_in$1655 ;
+  wire \valid_in$1673 ;
+  wire \valid_in$1691 ;
+  wire \valid_in$1709 ;
+  wire \valid_in$642 ;
+  wire \valid_in$658 ;
+  wire \valid_in$674 ;
+  wire \valid_in$690 ;
+  wire \valid_in$706 ;
+  wire \valid_in$722 ;
+  wire \valid_in$738 ;
   wire \valid_in$752 ;
-  wire \valid_in$766 ;
-  wire \valid_in$783 ;
-  wire \valid_in$800 ;
-  wire \valid_in$817 ;
-  wire \valid_in$834 ;
-  wire \valid_in$851 ;
-  wire \valid_in$868 ;
-  wire \valid_in$884 ;
-  wire \valid_in$898 ;
-  wire \valid_in$915 ;
-  wire \valid_in$932 ;
-  wire \valid_in$949 ;
-  wire \valid_in$966 ;
-  wire \valid_in$983 ;
+  wire \valid_in$767 ;
+  wire \valid_in$785 ;
+  wire \valid_in$803 ;
+  wire \valid_in$821 ;
+  wire \valid_in$839 ;
+  wire \valid_in$857 ;
+  wire \valid_in$875 ;
+  wire \valid_in$891 ;
+  wire \valid_in$906 ;
+  wire \valid_in$924 ;
+  wire \valid_in$942 ;
+  wire \valid_in$960 ;
+  wire \valid_in$978 ;
+  wire \valid_in$996 ;
   wire valid_out;
-  wire \valid_out$1001 ;
-  wire \valid_out$1031 ;
-  wire \valid_out$1048 ;
-  wire \valid_out$1065 ;
+  wire \valid_out$1015 ;
+  wire \valid_out$1046 ;
+  wire \valid_out$1064 ;
   wire \valid_out$1082 ;
-  wire \valid_out$1099 ;
-  wire \valid_out$1116 ;
-  wire \valid_out$1133 ;
-  wire \valid_out$1163 ;
-  wire \valid_out$1180 ;
-  wire \valid_out$1197 ;
-  wire \valid_out$1214 ;
-  wire \valid_out$1231 ;
-  wire \valid_out$1248 ;
-  wire \valid_out$1265 ;
-  wire \valid_out$1295 ;
-  wire \valid_out$1312 ;
-  wire \valid_out$1329 ;
-  wire \valid_out$1346 ;
-  wire \valid_out$1363 ;
-  wire \valid_out$1380 ;
-  wire \valid_out$1397 ;
-  wire \valid_out$385 ;
-  wire \valid_out$400 ;
-  wire \valid_out$415 ;
-  wire \valid_out$430 ;
-  wire \valid_out$445 ;
-  wire \valid_out$460 ;
-  wire \valid_out$475 ;
-  wire \valid_out$503 ;
-  wire \valid_out$520 ;
-  wire \valid_out$537 ;
-  wire \valid_out$554 ;
-  wire \valid_out$571 ;
-  wire \valid_out$588 ;
-  wire \valid_out$605 ;
-  wire \valid_out$635 ;
-  wire \valid_out$652 ;
-  wire \valid_out$669 ;
-  wire \valid_out$686 ;
-  wire \valid_out$703 ;
-  wire \valid_out$720 ;
-  wire \valid_out$737 ;
-  wire \valid_out$767 ;
-  wire \valid_out$784 ;
-  wire \valid_out$801 ;
-  wire \valid_out$818 ;
-  wire \valid_out$835 ;
-  wire \valid_out$852 ;
-  wire \valid_out$869 ;
-  wire \valid_out$899 ;
-  wire \valid_out$916 ;
-  wire \valid_out$933 ;
-  wire \valid_out$950 ;
-  wire \valid_out$967 ;
-  wire \valid_out$984 ;
+  wire \valid_out$1100 ;
+  wire \valid_out$1118 ;
+  wire \valid_out$1136 ;
+  wire \valid_out$1154 ;
+  wire \valid_out$1185 ;
+  wire \valid_out$1203 ;
+  wire \valid_out$1221 ;
+  wire \valid_out$1239 ;
+  wire \valid_out$1257 ;
+  wire \valid_out$1275 ;
+  wire \valid_out$1293 ;
+  wire \valid_out$1324 ;
+  wire \valid_out$1342 ;
+  wire \valid_out$1360 ;
+  wire \valid_out$1378 ;
+  wire \valid_out$1396 ;
+  wire \valid_out$1414 ;
+  wire \valid_out$1432 ;
+  wire \valid_out$1463 ;
+  wire \valid_out$1481 ;
+  wire \valid_out$1499 ;
+  wire \valid_out$1517 ;
+  wire \valid_out$1535 ;
+  wire \valid_out$1553 ;
+  wire \valid_out$1571 ;
+  wire \valid_out$1602 ;
+  wire \valid_out$1620 ;
+  wire \valid_out$1638 ;
+  wire \valid_out$1656 ;
+  wire \valid_out$1674 ;
+  wire \valid_out$1692 ;
+  wire \valid_out$1710 ;
+  wire \valid_out$643 ;
+  wire \valid_out$659 ;
+  wire \valid_out$675 ;
+  wire \valid_out$691 ;
+  wire \valid_out$707 ;
+  wire \valid_out$723 ;
+  wire \valid_out$739 ;
+  wire \valid_out$768 ;
+  wire \valid_out$786 ;
+  wire \valid_out$804 ;
+  wire \valid_out$822 ;
+  wire \valid_out$840 ;
+  wire \valid_out$858 ;
+  wire \valid_out$876 ;
+  wire \valid_out$907 ;
+  wire \valid_out$925 ;
+  wire \valid_out$943 ;
+  wire \valid_out$961 ;
+  wire \valid_out$979 ;
+  wire \valid_out$997 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$1008 ;
-  wire [7:0] \w_in$1021 ;
-  wire [7:0] \w_in$1038 ;
-  wire [7:0] \w_in$1055 ;
-  wire [7:0] \w_in$1072 ;
+  wire [7:0] \w_in$1004 ;
+  wire [7:0] \w_in$1022 ;
+  wire [7:0] \w_in$1035 ;
+  wire [7:0] \w_in$1053 ;
+  wire [7:0] \w_in$1071 ;
   wire [7:0] \w_in$1089 ;
-  wire [7:0] \w_in$1106 ;
-  wire [7:0] \w_in$1123 ;
-  wire [7:0] \w_in$1140 ;
-  wire [7:0] \w_in$1153 ;
-  wire [7:0] \w_in$1170 ;
-  wire [7:0] \w_in$1187 ;
-  wire [7:0] \w_in$1204 ;
-  wire [7:0] \w_in$1221 ;
-  wire [7:0] \w_in$1238 ;
-  wire [7:0] \w_in$1255 ;
-  wire [7:0] \w_in$1272 ;
-  wire [7:0] \w_in$1285 ;
-  wire [7:0] \w_in$1302 ;
-  wire [7:0] \w_in$1319 ;
-  wire [7:0] \w_in$1336 ;
-  wire [7:0] \w_in$1353 ;
-  wire [7:0] \w_in$1370 ;
-  wire [7:0] \w_in$1387 ;
-  wire [7:0] \w_in$1404 ;
-  wire [7:0] \w_in$391 ;
-  wire [7:0] \w_in$406 ;
-  wire [7:0] \w_in$421 ;
-  wire [7:0] \w_in$436 ;
-  wire [7:0] \w_in$451 ;
-  wire [7:0] \w_in$466 ;
-  wire [7:0] \w_in$481 ;
-  wire [7:0] \w_in$493 ;
-  wire [7:0] \w_in$510 ;
-  wire [7:0] \w_in$527 ;
-  wire [7:0] \w_in$544 ;
-  wire [7:0] \w_in$561 ;
-  wire [7:0] \w_in$578 ;
-  wire [7:0] \w_in$595 ;
-  wire [7:0] \w_in$612 ;
-  wire [7:0] \w_in$625 ;
-  wire [7:0] \w_in$642 ;
-  wire [7:0] \w_in$659 ;
-  wire [7:0] \w_in$676 ;
-  wire [7:0] \w_in$693 ;
-  wire [7:0] \w_in$710 ;
-  wire [7:0] \w_in$727 ;
-  wire [7:0] \w_in$744 ;
+  wire [7:0] \w_in$1107 ;
+  wire [7:0] \w_in$1125 ;
+  wire [7:0] \w_in$1143 ;
+  wire [7:0] \w_in$1161 ;
+  wire [7:0] \w_in$1174 ;
+  wire [7:0] \w_in$1192 ;
+  wire [7:0] \w_in$1210 ;
+  wire [7:0] \w_in$1228 ;
+  wire [7:0] \w_in$1246 ;
+  wire [7:0] \w_in$1264 ;
+  wire [7:0] \w_in$1282 ;
+  wire [7:0] \w_in$1300 ;
+  wire [7:0] \w_in$1313 ;
+  wire [7:0] \w_in$1331 ;
+  wire [7:0] \w_in$1349 ;
+  wire [7:0] \w_in$1367 ;
+  wire [7:0] \w_in$1385 ;
+  wire [7:0] \w_in$1403 ;
+  wire [7:0] \w_in$1421 ;
+  wire [7:0] \w_in$1439 ;
+  wire [7:0] \w_in$1452 ;
+  wire [7:0] \w_in$1470 ;
+  wire [7:0] \w_in$1488 ;
+  wire [7:0] \w_in$1506 ;
+  wire [7:0] \w_in$1524 ;
+  wire [7:0] \w_in$1542 ;
+  wire [7:0] \w_in$1560 ;
+  wire [7:0] \w_in$1578 ;
+  wire [7:0] \w_in$1591 ;
+  wire [7:0] \w_in$1609 ;
+  wire [7:0] \w_in$1627 ;
+  wire [7:0] \w_in$1645 ;
+  wire [7:0] \w_in$1663 ;
+  wire [7:0] \w_in$1681 ;
+  wire [7:0] \w_in$1699 ;
+  wire [7:0] \w_in$1717 ;
+  wire [7:0] \w_in$649 ;
+  wire [7:0] \w_in$665 ;
+  wire [7:0] \w_in$681 ;
+  wire [7:0] \w_in$697 ;
+  wire [7:0] \w_in$713 ;
+  wire [7:0] \w_in$729 ;
+  wire [7:0] \w_in$745 ;
   wire [7:0] \w_in$757 ;
-  wire [7:0] \w_in$774 ;
-  wire [7:0] \w_in$791 ;
-  wire [7:0] \w_in$808 ;
-  wire [7:0] \w_in$825 ;
-  wire [7:0] \w_in$842 ;
-  wire [7:0] \w_in$859 ;
-  wire [7:0] \w_in$876 ;
-  wire [7:0] \w_in$889 ;
-  wire [7:0] \w_in$906 ;
-  wire [7:0] \w_in$923 ;
-  wire [7:0] \w_in$940 ;
-  wire [7:0] \w_in$957 ;
-  wire [7:0] \w_in$974 ;
-  wire [7:0] \w_in$991 ;
+  wire [7:0] \w_in$775 ;
+  wire [7:0] \w_in$793 ;
+  wire [7:0] \w_in$811 ;
+  wire [7:0] \w_in$829 ;
+  wire [7:0] \w_in$847 ;
+  wire [7:0] \w_in$865 ;
+  wire [7:0] \w_in$883 ;
+  wire [7:0] \w_in$896 ;
+  wire [7:0] \w_in$914 ;
+  wire [7:0] \w_in$932 ;
+  wire [7:0] \w_in$950 ;
+  wire [7:0] \w_in$968 ;
+  wire [7:0] \w_in$986 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$1009 ;
-  wire [7:0] \w_out$1022 ;
-  wire [7:0] \w_out$1039 ;
-  wire [7:0] \w_out$1056 ;
-  wire [7:0] \w_out$1073 ;
+  wire [7:0] \w_out$1005 ;
+  wire [7:0] \w_out$1023 ;
+  wire [7:0] \w_out$1036 ;
+  wire [7:0] \w_out$1054 ;
+  wire [7:0] \w_out$1072 ;
   wire [7:0] \w_out$1090 ;
-  wire [7:0] \w_out$1107 ;
-  wire [7:0] \w_out$1124 ;
-  wire [7:0] \w_out$1141 ;
-  wire [7:0] \w_out$1154 ;
-  wire [7:0] \w_out$1171 ;
-  wire [7:0] \w_out$1188 ;
-  wire [7:0] \w_out$1205 ;
-  wire [7:0] \w_out$1222 ;
-  wire [7:0] \w_out$1239 ;
-  wire [7:0] \w_out$1256 ;
-  wire [7:0] \w_out$1273 ;
-  wire [7:0] \w_out$1286 ;
-  wire [7:0] \w_out$1303 ;
-  wire [7:0] \w_out$1320 ;
-  wire [7:0] \w_out$1337 ;
-  wire [7:0] \w_out$1354 ;
-  wire [7:0] \w_out$1371 ;
-  wire [7:0] \w_out$1388 ;
-  wire [7:0] \w_out$1405 ;
-  wire [7:0] \w_out$511 ;
-  wire [7:0] \w_out$528 ;
-  wire [7:0] \w_out$545 ;
-  wire [7:0] \w_out$562 ;
-  wire [7:0] \w_out$579 ;
-  wire [7:0] \w_out$596 ;
-  wire [7:0] \w_out$613 ;
-  wire [7:0] \w_out$626 ;
-  wire [7:0] \w_out$643 ;
-  wire [7:0] \w_out$660 ;
-  wire [7:0] \w_out$677 ;
-  wire [7:0] \w_out$694 ;
-  wire [7:0] \w_out$711 ;
-  wire [7:0] \w_out$728 ;
-  wire [7:0] \w_out$745 ;
-  wire [7:0] \w_out$758 ;
-  wire [7:0] \w_out$775 ;
-  wire [7:0] \w_out$792 ;
-  wire [7:0] \w_out$809 ;
-  wire [7:0] \w_out$826 ;
-  wire [7:0] \w_out$843 ;
-  wire [7:0] \w_out$860 ;
-  wire [7:0] \w_out$877 ;
-  wire [7:0] \w_out$890 ;
-  wire [7:0] \w_out$907 ;
-  wire [7:0] \w_out$924 ;
-  wire [7:0] \w_out$941 ;
-  wire [7:0] \w_out$958 ;
-  wire [7:0] \w_out$975 ;
-  wire [7:0] \w_out$992 ;
+  wire [7:0] \w_out$1108 ;
+  wire [7:0] \w_out$1126 ;
+  wire [7:0] \w_out$1144 ;
+  wire [7:0] \w_out$1162 ;
+  wire [7:0] \w_out$1175 ;
+  wire [7:0] \w_out$1193 ;
+  wire [7:0] \w_out$1211 ;
+  wire [7:0] \w_out$1229 ;
+  wire [7:0] \w_out$1247 ;
+  wire [7:0] \w_out$1265 ;
+  wire [7:0] \w_out$1283 ;
+  wire [7:0] \w_out$1301 ;
+  wire [7:0] \w_out$1314 ;
+  wire [7:0] \w_out$1332 ;
+  wire [7:0] \w_out$1350 ;
+  wire [7:0] \w_out$1368 ;
+  wire [7:0] \w_out$1386 ;
+  wire [7:0] \w_out$1404 ;
+  wire [7:0] \w_out$1422 ;
+  wire [7:0] \w_out$1440 ;
+  wire [7:0] \w_out$1453 ;
+  wire [7:0] \w_out$1471 ;
+  wire [7:0] \w_out$1489 ;
+  wire [7:0] \w_out$1507 ;
+  wire [7:0] \w_out$1525 ;
+  wire [7:0] \w_out$1543 ;
+  wire [7:0] \w_out$1561 ;
+  wire [7:0] \w_out$1579 ;
+  wire [7:0] \w_out$1592 ;
+  wire [7:0] \w_out$1610 ;
+  wire [7:0] \w_out$1628 ;
+  wire [7:0] \w_out$1646 ;
+  wire [7:0] \w_out$1664 ;
+  wire [7:0] \w_out$1682 ;
+  wire [7:0] \w_out$1700 ;
+  wire [7:0] \w_out$1718 ;
+  wire [7:0] \w_out$776 ;
+  wire [7:0] \w_out$794 ;
+  wire [7:0] \w_out$812 ;
+  wire [7:0] \w_out$830 ;
+  wire [7:0] \w_out$848 ;
+  wire [7:0] \w_out$866 ;
+  wire [7:0] \w_out$884 ;
+  wire [7:0] \w_out$897 ;
+  wire [7:0] \w_out$915 ;
+  wire [7:0] \w_out$933 ;
+  wire [7:0] \w_out$951 ;
+  wire [7:0] \w_out$969 ;
+  wire [7:0] \w_out$987 ;
+  (* init = 1'h0 *)
   wire w_shift;
-  wire \w_shift$1011 ;
-  wire \w_shift$1024 ;
-  wire \w_shift$1041 ;
-  wire \w_shift$1058 ;
-  wire \w_shift$1075 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1007 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1025 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1038 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1056 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1074 ;
+  (* init = 1'h0 *)
   wire \w_shift$1092 ;
-  wire \w_shift$1109 ;
-  wire \w_shift$1126 ;
-  wire \w_shift$1143 ;
-  wire \w_shift$1156 ;
-  wire \w_shift$1173 ;
-  wire \w_shift$1190 ;
-  wire \w_shift$1207 ;
-  wire \w_shift$1224 ;
-  wire \w_shift$1241 ;
-  wire \w_shift$1258 ;
-  wire \w_shift$1275 ;
-  wire \w_shift$1288 ;
-  wire \w_shift$1305 ;
-  wire \w_shift$1322 ;
-  wire \w_shift$1339 ;
-  wire \w_shift$1356 ;
-  wire \w_shift$1373 ;
-  wire \w_shift$1390 ;
-  wire \w_shift$378 ;
-  wire \w_shift$393 ;
-  wire \w_shift$408 ;
-  wire \w_shift$423 ;
-  wire \w_shift$438 ;
-  wire \w_shift$453 ;
-  wire \w_shift$468 ;
-  wire \w_shift$483 ;
-  wire \w_shift$496 ;
-  wire \w_shift$513 ;
-  wire \w_shift$530 ;
-  wire \w_shift$547 ;
-  wire \w_shift$564 ;
-  wire \w_shift$581 ;
-  wire \w_shift$598 ;
-  wire \w_shift$615 ;
-  wire \w_shift$628 ;
-  wire \w_shift$645 ;
-  wire \w_shift$662 ;
-  wire \w_shift$679 ;
-  wire \w_shift$696 ;
-  wire \w_shift$713 ;
-  wire \w_shift$730 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1110 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1128 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1146 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1164 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1177 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1195 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1213 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1231 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1249 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1267 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1285 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1303 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1316 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1334 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1352 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1370 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1388 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1406 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1424 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1442 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1455 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1473 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1491 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1509 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1527 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1545 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1563 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1581 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1594 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1612 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1630 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1648 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1666 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1684 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1702 ;
+  (* init = 1'h0 *)
+  wire \w_shift$635 ;
+  (* init = 1'h0 *)
+  wire \w_shift$651 ;
+  (* init = 1'h0 *)
+  wire \w_shift$667 ;
+  (* init = 1'h0 *)
+  wire \w_shift$683 ;
+  (* init = 1'h0 *)
+  wire \w_shift$699 ;
+  (* init = 1'h0 *)
+  wire \w_shift$715 ;
+  (* init = 1'h0 *)
+  wire \w_shift$731 ;
+  (* init = 1'h0 *)
   wire \w_shift$747 ;
+  (* init = 1'h0 *)
   wire \w_shift$760 ;
-  wire \w_shift$777 ;
-  wire \w_shift$794 ;
-  wire \w_shift$811 ;
-  wire \w_shift$828 ;
-  wire \w_shift$845 ;
-  wire \w_shift$862 ;
-  wire \w_shift$879 ;
-  wire \w_shift$892 ;
-  wire \w_shift$909 ;
-  wire \w_shift$926 ;
-  wire \w_shift$943 ;
-  wire \w_shift$960 ;
-  wire \w_shift$977 ;
-  wire \w_shift$994 ;
+  (* init = 1'h0 *)
+  wire \w_shift$778 ;
+  (* init = 1'h0 *)
+  wire \w_shift$796 ;
+  (* init = 1'h0 *)
+  wire \w_shift$814 ;
+  (* init = 1'h0 *)
+  wire \w_shift$832 ;
+  (* init = 1'h0 *)
+  wire \w_shift$850 ;
+  (* init = 1'h0 *)
+  wire \w_shift$868 ;
+  (* init = 1'h0 *)
+  wire \w_shift$886 ;
+  (* init = 1'h0 *)
+  wire \w_shift$899 ;
+  (* init = 1'h0 *)
+  wire \w_shift$917 ;
+  (* init = 1'h0 *)
+  wire \w_shift$935 ;
+  (* init = 1'h0 *)
+  wire \w_shift$953 ;
+  (* init = 1'h0 *)
+  wire \w_shift$971 ;
+  (* init = 1'h0 *)
+  wire \w_shift$989 ;
   input [63:0] weights__payload;
   wire [63:0] weights__payload;
   wire [63:0] \weights__payload.w ;
@@ -2079,6 +2800,32 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
+  always @(posedge clk)
+    capture_7_3_q <= \$237 ;
+  always @(posedge clk)
+    en_pe_7_4 <= \$238 ;
+  always @(posedge clk)
+    shift_7_4_q <= \$239 ;
+  always @(posedge clk)
+    capture_7_4_q <= \$240 ;
+  always @(posedge clk)
+    en_pe_7_5 <= \$241 ;
+  always @(posedge clk)
+    shift_7_5_q <= \$242 ;
+  always @(posedge clk)
+    capture_7_5_q <= \$243 ;
+  always @(posedge clk)
+    en_pe_7_6 <= \$244 ;
+  always @(posedge clk)
+    shift_7_6_q <= \$245 ;
+  always @(posedge clk)
+    capture_7_6_q <= \$246 ;
+  always @(posedge clk)
+    en_pe_7_7 <= \$247 ;
+  always @(posedge clk)
+    shift_7_7_q <= \$248 ;
+  always @(posedge clk)
+    capture_7_7_q <= \$249 ;
   assign \$1  = ~ skid_valid;
   assign \$2  = ~ skid_valid_0;
   assign \$3  = ~ skid_valid_1;
@@ -2137,160 +2884,288 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$56  = ~ held;
   assign \$57  = ~ held;
   assign \$58  = ~ held;
-  assign \$59  = ~ held;
-  assign \$60  = ~ held;
+  assign \$59  = en_pe_0_0 ? o_next[0] : shift_0_0_q;
+  assign \$60  = en_pe_0_0 ? o_next[1] : capture_0_0_q;
   assign \$61  = ~ held;
-  assign \$62  = ~ held;
-  assign \$63  = ~ held;
+  assign \$62  = en_pe_0_1 ? o_next[2] : shift_0_1_q;
+  assign \$63  = en_pe_0_1 ? o_next[3] : capture_0_1_q;
   assign \$64  = ~ held;
-  assign \$65  = ~ held;
-  assign \$66  = ~ held;
+  assign \$65  = en_pe_0_2 ? o_next[4] : shift_0_2_q;
+  assign \$66  = en_pe_0_2 ? o_next[5] : capture_0_2_q;
   assign \$67  = ~ held;
-  assign \$68  = ~ held;
-  assign \$69  = ~ held;
+  assign \$68  = en_pe_0_3 ? o_next[6] : shift_0_3_q;
+  assign \$69  = en_pe_0_3 ? o_next[7] : capture_0_3_q;
   assign \$70  = ~ held;
-  assign \$71  = ~ held;
-  assign \$72  = ~ held;
+  assign \$71  = en_pe_0_4 ? o_next[8] : shift_0_4_q;
+  assign \$72  = en_pe_0_4 ? o_next[9] : capture_0_4_q;
   assign \$73  = ~ held;
-  assign \$74  = ~ held;
-  assign \$75  = ~ held;
+  assign \$74  = en_pe_0_5 ? o_next[10] : shift_0_5_q;
+  assign \$75  = en_pe_0_5 ? o_next[11] : capture_0_5_q;
   assign \$76  = ~ held;
-  assign \$77  = ~ held;
-  assign \$78  = ~ held;
+  assign \$77  = en_pe_0_6 ? o_next[12] : shift_0_6_q;
+  assign \$78  = en_pe_0_6 ? o_next[13] : capture_0_6_q;
   assign \$79  = ~ held;
-  assign \$80  = ~ held;
-  assign \$81  = ~ held;
+  assign \$80  = en_pe_0_7 ? o_next[14] : shift_0_7_q;
+  assign \$81  = en_pe_0_7 ? o_next[15] : capture_0_7_q;
   assign \$82  = ~ held;
-  assign \$83  = ~ held;
-  assign \$84  = ~ held;
+  assign \$83  = en_pe_1_0 ? o_next[0] : shift_1_0_q;
+  assign \$84  = en_pe_1_0 ? o_next[1] : capture_1_0_q;
   assign \$85  = ~ held;
-  assign \$86  = ~ held;
-  assign \$87  = ~ held;
+  assign \$86  = en_pe_1_1 ? o_next[2] : shift_1_1_q;
+  assign \$87  = en_pe_1_1 ? o_next[3] : capture_1_1_q;
   assign \$88  = ~ held;
-  assign \$89  = ~ held;
-  assign \$90  = ~ held;
+  assign \$89  = en_pe_1_2 ? o_next[4] : shift_1_2_q;
+  assign \$90  = en_pe_1_2 ? o_next[5] : capture_1_2_q;
   assign \$91  = ~ held;
-  assign \$92  = ~ held;
-  assign \$93  = ~ held;
+  assign \$92  = en_pe_1_3 ? o_next[6] : shift_1_3_q;
+  assign \$93  = en_pe_1_3 ? o_next[7] : capture_1_3_q;
   assign \$94  = ~ held;
-  assign \$95  = ~ held;
-  assign \$96  = ~ held;
+  assign \$95  = en_pe_1_4 ? o_next[8] : shift_1_4_q;
+  assign \$96  = en_pe_1_4 ? o_next[9] : capture_1_4_q;
   assign \$97  = ~ held;
-  assign \$98  = ~ held;
-  assign \$99  = ~ held;
+  assign \$98  = en_pe_1_5 ? o_next[10] : shift_1_5_q;
+  assign \$99  = en_pe_1_5 ? o_next[11] : capture_1_5_q;
   assign \$100  = ~ held;
-  assign \$101  = ~ held;
-  assign \$102  = ~ held;
+  assign \$101  = en_pe_1_6 ? o_next[12] : shift_1_6_q;
+  assign \$102  = en_pe_1_6 ? o_next[13] : capture_1_6_q;
   assign \$103  = ~ held;
-  assign \$104  = ~ held;
-  assign \$105  = ~ held;
+  assign \$104  = en_pe_1_7 ? o_next[14] : shift_1_7_q;
+  assign \$105  = en_pe_1_7 ? o_next[15] : capture_1_7_q;
   assign \$106  = ~ held;
-  assign \$107  = ~ held;
-  assign \$108  = ~ held;
+  assign \$107  = en_pe_2_0 ? o_next[0] : shift_2_0_q;
+  assign \$108  = en_pe_2_0 ? o_next[1] : capture_2_0_q;
   assign \$109  = ~ held;
-  assign \$110  = ~ held;
-  assign \$111  = ~ held;
+  assign \$110  = en_pe_2_1 ? o_next[2] : shift_2_1_q;
+  assign \$111  = en_pe_2_1 ? o_next[3] : capture_2_1_q;
   assign \$112  = ~ held;
-  assign \$113  = ~ held;
-  assign \$114  = ~ held;
+  assign \$113  = en_pe_2_2 ? o_next[4] : shift_2_2_q;
+  assign \$114  = en_pe_2_2 ? o_next[5] : capture_2_2_q;
   assign \$115  = ~ held;
-  assign \$116  = ~ held;
-  assign \$117  = ~ held;
+  assign \$116  = en_pe_2_3 ? o_next[6] : shift_2_3_q;
+  assign \$117  = en_pe_2_3 ? o_next[7] : capture_2_3_q;
   assign \$118  = ~ held;
-  assign \$119  = ~ held;
-  assign \$120  = ~ held;
+  assign \$119  = en_pe_2_4 ? o_next[8] : shift_2_4_q;
+  assign \$120  = en_pe_2_4 ? o_next[9] : capture_2_4_q;
   assign \$121  = ~ held;
+  assign \$122  = en_pe_2_5 ? o_next[10] : shift_2_5_q;
+  assign \$123  = en_pe_2_5 ? o_next[11] : capture_2_5_q;
+  assign \$124  = ~ held;
+  assign \$125  = en_pe_2_6 ? o_next[12] : shift_2_6_q;
+  assign \$126  = en_pe_2_6 ? o_next[13] : capture_2_6_q;
+  assign \$127  = ~ held;
+  assign \$128  = en_pe_2_7 ? o_next[14] : shift_2_7_q;
+  assign \$129  = en_pe_2_7 ? o_next[15] : capture_2_7_q;
+  assign \$130  = ~ held;
+  assign \$131  = en_pe_3_0 ? o_next[0] : shift_3_0_q;
+  assign \$132  = en_pe_3_0 ? o_next[1] : capture_3_0_q;
+  assign \$133  = ~ held;
+  assign \$134  = en_pe_3_1 ? o_next[2] : shift_3_1_q;
+  assign \$135  = en_pe_3_1 ? o_next[3] : capture_3_1_q;
+  assign \$136  = ~ held;
+  assign \$137  = en_pe_3_2 ? o_next[4] : shift_3_2_q;
+  assign \$138  = en_pe_3_2 ? o_next[5] : capture_3_2_q;
+  assign \$139  = ~ held;
+  assign \$140  = en_pe_3_3 ? o_next[6] : shift_3_3_q;
+  assign \$141  = en_pe_3_3 ? o_next[7] : capture_3_3_q;
+  assign \$142  = ~ held;
+  assign \$143  = en_pe_3_4 ? o_next[8] : shift_3_4_q;
+  assign \$144  = en_pe_3_4 ? o_next[9] : capture_3_4_q;
+  assign \$145  = ~ held;
+  assign \$146  = en_pe_3_5 ? o_next[10] : shift_3_5_q;
+  assign \$147  = en_pe_3_5 ? o_next[11] : capture_3_5_q;
+  assign \$148  = ~ held;
+  assign \$149  = en_pe_3_6 ? o_next[12] : shift_3_6_q;
+  assign \$150  = en_pe_3_6 ? o_next[13] : capture_3_6_q;
+  assign \$151  = ~ held;
+  assign \$152  = en_pe_3_7 ? o_next[14] : shift_3_7_q;
+  assign \$153  = en_pe_3_7 ? o_next[15] : capture_3_7_q;
+  assign \$154  = ~ held;
+  assign \$155  = en_pe_4_0 ? o_next[0] : shift_4_0_q;
+  assign \$156  = en_pe_4_0 ? o_next[1] : capture_4_0_q;
+  assign \$157  = ~ held;
+  assign \$158  = en_pe_4_1 ? o_next[2] : shift_4_1_q;
+  assign \$159  = en_pe_4_1 ? o_next[3] : capture_4_1_q;
+  assign \$160  = ~ held;
+  assign \$161  = en_pe_4_2 ? o_next[4] : shift_4_2_q;
+  assign \$162  = en_pe_4_2 ? o_next[5] : capture_4_2_q;
+  assign \$163  = ~ held;
+  assign \$164  = en_pe_4_3 ? o_next[6] : shift_4_3_q;
+  assign \$165  = en_pe_4_3 ? o_next[7] : capture_4_3_q;
+  assign \$166  = ~ held;
+  assign \$167  = en_pe_4_4 ? o_next[8] : shift_4_4_q;
+  assign \$168  = en_pe_4_4 ? o_next[9] : capture_4_4_q;
+  assign \$169  = ~ held;
+  assign \$170  = en_pe_4_5 ? o_next[10] : shift_4_5_q;
+  assign \$171  = en_pe_4_5 ? o_next[11] : capture_4_5_q;
+  assign \$172  = ~ held;
+  assign \$173  = en_pe_4_6 ? o_next[12] : shift_4_6_q;
+  assign \$174  = en_pe_4_6 ? o_next[13] : capture_4_6_q;
+  assign \$175  = ~ held;
+  assign \$176  = en_pe_4_7 ? o_next[14] : shift_4_7_q;
+  assign \$177  = en_pe_4_7 ? o_next[15] : capture_4_7_q;
+  assign \$178  = ~ held;
+  assign \$179  = en_pe_5_0 ? o_next[0] : shift_5_0_q;
+  assign \$180  = en_pe_5_0 ? o_next[1] : capture_5_0_q;
+  assign \$181  = ~ held;
+  assign \$182  = en_pe_5_1 ? o_next[2] : shift_5_1_q;
+  assign \$183  = en_pe_5_1 ? o_next[3] : capture_5_1_q;
+  assign \$184  = ~ held;
+  assign \$185  = en_pe_5_2 ? o_next[4] : shift_5_2_q;
+  assign \$186  = en_pe_5_2 ? o_next[5] : capture_5_2_q;
+  assign \$187  = ~ held;
+  assign \$188  = en_pe_5_3 ? o_next[6] : shift_5_3_q;
+  assign \$189  = en_pe_5_3 ? o_next[7] : capture_5_3_q;
+  assign \$190  = ~ held;
+  assign \$191  = en_pe_5_4 ? o_next[8] : shift_5_4_q;
+  assign \$192  = en_pe_5_4 ? o_next[9] : capture_5_4_q;
+  assign \$193  = ~ held;
+  assign \$194  = en_pe_5_5 ? o_next[10] : shift_5_5_q;
+  assign \$195  = en_pe_5_5 ? o_next[11] : capture_5_5_q;
+  assign \$196  = ~ held;
+  assign \$197  = en_pe_5_6 ? o_next[12] : shift_5_6_q;
+  assign \$198  = en_pe_5_6 ? o_next[13] : capture_5_6_q;
+  assign \$199  = ~ held;
+  assign \$200  = en_pe_5_7 ? o_next[14] : shift_5_7_q;
+  assign \$201  = en_pe_5_7 ? o_next[15] : capture_5_7_q;
+  assign \$202  = ~ held;
+  assign \$203  = en_pe_6_0 ? o_next[0] : shift_6_0_q;
+  assign \$204  = en_pe_6_0 ? o_next[1] : capture_6_0_q;
+  assign \$205  = ~ held;
+  assign \$206  = en_pe_6_1 ? o_next[2] : shift_6_1_q;
+  assign \$207  = en_pe_6_1 ? o_next[3] : capture_6_1_q;
+  assign \$208  = ~ held;
+  assign \$209  = en_pe_6_2 ? o_next[4] : shift_6_2_q;
+  assign \$210  = en_pe_6_2 ? o_next[5] : capture_6_2_q;
+  assign \$211  = ~ held;
+  assign \$212  = en_pe_6_3 ? o_next[6] : shift_6_3_q;
+  assign \$213  = en_pe_6_3 ? o_next[7] : capture_6_3_q;
+  assign \$214  = ~ held;
+  assign \$215  = en_pe_6_4 ? o_next[8] : shift_6_4_q;
+  assign \$216  = en_pe_6_4 ? o_next[9] : capture_6_4_q;
+  assign \$217  = ~ held;
+  assign \$218  = en_pe_6_5 ? o_next[10] : shift_6_5_q;
+  assign \$219  = en_pe_6_5 ? o_next[11] : capture_6_5_q;
+  assign \$220  = ~ held;
+  assign \$221  = en_pe_6_6 ? o_next[12] : shift_6_6_q;
+  assign \$222  = en_pe_6_6 ? o_next[13] : capture_6_6_q;
+  assign \$223  = ~ held;
+  assign \$224  = en_pe_6_7 ? o_next[14] : shift_6_7_q;
+  assign \$225  = en_pe_6_7 ? o_next[15] : capture_6_7_q;
+  assign \$226  = ~ held;
+  assign \$227  = en_pe_7_0 ? o_next[0] : shift_7_0_q;
+  assign \$228  = en_pe_7_0 ? o_next[1] : capture_7_0_q;
+  assign \$229  = ~ held;
+  assign \$230  = en_pe_7_1 ? o_next[2] : shift_7_1_q;
+  assign \$231  = en_pe_7_1 ? o_next[3] : capture_7_1_q;
+  assign \$232  = ~ held;
+  assign \$233  = en_pe_7_2 ? o_next[4] : shift_7_2_q;
+  assign \$234  = en_pe_7_2 ? o_next[5] : capture_7_2_q;
+  assign \$235  = ~ held;
+  assign \$236  = en_pe_7_3 ? o_next[6] : shift_7_3_q;
+  assign \$237  = en_pe_7_3 ? o_next[7] : capture_7_3_q;
+  assign \$238  = ~ held;
+  assign \$239  = en_pe_7_4 ? o_next[8] : shift_7_4_q;
+  assign \$240  = en_pe_7_4 ? o_next[9] : capture_7_4_q;
+  assign \$241  = ~ held;
+  assign \$242  = en_pe_7_5 ? o_next[10] : shift_7_5_q;
+  assign \$243  = en_pe_7_5 ? o_next[11] : capture_7_5_q;
+  assign \$244  = ~ held;
+  assign \$245  = en_pe_7_6 ? o_next[12] : shift_7_6_q;
+  assign \$246  = en_pe_7_6 ? o_next[13] : capture_7_6_q;
+  assign \$247  = ~ held;
+  assign \$248  = en_pe_7_7 ? o_next[14] : shift_7_7_q;
+  assign \$249  = en_pe_7_7 ? o_next[15] : capture_7_7_q;
   assign results__valid = skid_valid | valid_out;
-  assign \$122  = skid_valid ? skid[256] : out[256];
-  assign \$123  = ~ results__ready;
-  assign held = results__valid & \$123 ;
-  assign \$124  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$125  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$126  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$127  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$128  = skid_valid_4 ? skid[159:128] : out[159:128];
-  assign \$129  = skid_valid_5 ? skid[191:160] : out[191:160];
-  assign \$130  = skid_valid_6 ? skid[223:192] : out[223:192];
-  assign \$131  = skid_valid_7 ? skid[255:224] : out[255:224];
-  assign \$132  = ~ first;
-  assign \$133  = \$132  | shadow_full;
-  assign operands__ready = en & \$133 ;
+  assign \$250  = skid_valid ? skid[256] : out[256];
+  assign \$251  = ~ results__ready;
+  assign held = results__valid & \$251 ;
+  assign \$252  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$253  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$254  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$255  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$256  = skid_valid_4 ? skid[159:128] : out[159:128];
+  assign \$257  = skid_valid_5 ? skid[191:160] : out[191:160];
+  assign \$258  = skid_valid_6 ? skid[223:192] : out[223:192];
+  assign \$259  = skid_valid_7 ? skid[255:224] : out[255:224];
+  assign \$260  = ~ first;
+  assign \$261  = \$260  | shadow_full;
+  assign operands__ready = en & \$261 ;
   assign a_accept = operands__valid & operands__ready;
-  assign \$134  = loaded == 4'h8;
-  assign \$135  = en & \$134 ;
-  assign \$136  = ~ shadow_full;
-  assign \$137  = \$135  & \$136 ;
-  assign \$138  = since_first >= 3'h7;
-  assign capture = \$137  & \$138 ;
-  assign \$139  = loaded < 4'h8;
-  assign \$140  = \$139  | capture;
-  assign weights__ready = en & \$140 ;
+  assign \$262  = loaded == 4'h8;
+  assign \$263  = en & \$262 ;
+  assign \$264  = ~ shadow_full;
+  assign \$265  = \$263  & \$264 ;
+  assign \$266  = since_first >= 3'h7;
+  assign capture = \$265  & \$266 ;
+  assign \$267  = loaded < 4'h8;
+  assign \$268  = \$267  | capture;
+  assign weights__ready = en & \$268 ;
   assign w_accept = weights__valid & weights__ready;
-  assign \$141  = in_flags[0] | results__valid;
-  assign \$143  = \$142  | \valid_in$384 ;
-  assign \$144  = \$143  | \valid_in$399 ;
-  assign \$145  = \$144  | \valid_in$414 ;
-  assign \$146  = \$145  | \valid_in$429 ;
-  assign \$147  = \$146  | \valid_in$444 ;
-  assign \$148  = \$147  | \valid_in$459 ;
-  assign \$149  = \$148  | \valid_in$474 ;
-  assign \$150  = \$149  | \o$371 [3];
-  assign \$151  = \$150  | \valid_in$502 ;
-  assign \$152  = \$151  | \valid_in$519 ;
-  assign \$153  = \$152  | \valid_in$536 ;
-  assign \$154  = \$153  | \valid_in$553 ;
-  assign \$155  = \$154  | \valid_in$570 ;
-  assign \$156  = \$155  | \valid_in$587 ;
-  assign \$157  = \$156  | \valid_in$604 ;
-  assign \$158  = \$157  | \o$371 [6];
-  assign \$159  = \$158  | \valid_in$634 ;
-  assign \$160  = \$159  | \valid_in$651 ;
-  assign \$161  = \$160  | \valid_in$668 ;
-  assign \$162  = \$161  | \valid_in$685 ;
-  assign \$163  = \$162  | \valid_in$702 ;
-  assign \$164  = \$163  | \valid_in$719 ;
-  assign \$165  = \$164  | \valid_in$736 ;
-  assign \$166  = \$165  | \o$371 [9];
-  assign \$167  = \$166  | \valid_in$766 ;
-  assign \$168  = \$167  | \valid_in$783 ;
-  assign \$169  = \$168  | \valid_in$800 ;
-  assign \$170  = \$169  | \valid_in$817 ;
-  assign \$171  = \$170  | \valid_in$834 ;
-  assign \$172  = \$171  | \valid_in$851 ;
-  assign \$173  = \$172  | \valid_in$868 ;
-  assign \$174  = \$173  | \o$371 [12];
-  assign \$175  = \$174  | \valid_in$898 ;
-  assign \$176  = \$175  | \valid_in$915 ;
-  assign \$177  = \$176  | \valid_in$932 ;
-  assign \$178  = \$177  | \valid_in$949 ;
-  assign \$179  = \$178  | \valid_in$966 ;
-  assign \$180  = \$179  | \valid_in$983 ;
-  assign \$181  = \$180  | \valid_in$1000 ;
-  assign \$182  = \$181  | \o$371 [15];
-  assign \$183  = \$182  | \valid_in$1030 ;
-  assign \$184  = \$183  | \valid_in$1047 ;
-  assign \$185  = \$184  | \valid_in$1064 ;
-  assign \$186  = \$185  | \valid_in$1081 ;
-  assign \$187  = \$186  | \valid_in$1098 ;
-  assign \$188  = \$187  | \valid_in$1115 ;
-  assign \$189  = \$188  | \valid_in$1132 ;
-  assign \$190  = \$189  | \o$371 [18];
-  assign \$191  = \$190  | \valid_in$1162 ;
-  assign \$192  = \$191  | \valid_in$1179 ;
-  assign \$193  = \$192  | \valid_in$1196 ;
-  assign \$194  = \$193  | \valid_in$1213 ;
-  assign \$195  = \$194  | \valid_in$1230 ;
-  assign \$196  = \$195  | \valid_in$1247 ;
-  assign \$197  = \$196  | \valid_in$1264 ;
-  assign \$198  = \$197  | \o$371 [21];
-  assign \$199  = \$198  | \valid_in$1294 ;
-  assign \$200  = \$199  | \valid_in$1311 ;
-  assign \$201  = \$200  | \valid_in$1328 ;
-  assign \$202  = \$201  | \valid_in$1345 ;
-  assign \$203  = \$202  | \valid_in$1362 ;
-  assign \$204  = \$203  | \valid_in$1379 ;
-  assign \$205  = \$204  | \valid_in$1396 ;
-  assign busy = \$141  | \$205 ;
+  assign \$269  = in_flags[0] | results__valid;
+  assign \$271  = \$270  | \valid_in$642 ;
+  assign \$272  = \$271  | \valid_in$658 ;
+  assign \$273  = \$272  | \valid_in$674 ;
+  assign \$274  = \$273  | \valid_in$690 ;
+  assign \$275  = \$274  | \valid_in$706 ;
+  assign \$276  = \$275  | \valid_in$722 ;
+  assign \$277  = \$276  | \valid_in$738 ;
+  assign \$278  = \$277  | \o$628 [3];
+  assign \$279  = \$278  | \valid_in$767 ;
+  assign \$280  = \$279  | \valid_in$785 ;
+  assign \$281  = \$280  | \valid_in$803 ;
+  assign \$282  = \$281  | \valid_in$821 ;
+  assign \$283  = \$282  | \valid_in$839 ;
+  assign \$284  = \$283  | \valid_in$857 ;
+  assign \$285  = \$284  | \valid_in$875 ;
+  assign \$286  = \$285  | \o$628 [6];
+  assign \$287  = \$286  | \valid_in$906 ;
+  assign \$288  = \$287  | \valid_in$924 ;
+  assign \$289  = \$288  | \valid_in$942 ;
+  assign \$290  = \$289  | \valid_in$960 ;
+  assign \$291  = \$290  | \valid_in$978 ;
+  assign \$292  = \$291  | \valid_in$996 ;
+  assign \$293  = \$292  | \valid_in$1014 ;
+  assign \$294  = \$293  | \o$628 [9];
+  assign \$295  = \$294  | \valid_in$1045 ;
+  assign \$296  = \$295  | \valid_in$1063 ;
+  assign \$297  = \$296  | \valid_in$1081 ;
+  assign \$298  = \$297  | \valid_in$1099 ;
+  assign \$299  = \$298  | \valid_in$1117 ;
+  assign \$300  = \$299  | \valid_in$1135 ;
+  assign \$301  = \$300  | \valid_in$1153 ;
+  assign \$302  = \$301  | \o$628 [12];
+  assign \$303  = \$302  | \valid_in$1184 ;
+  assign \$304  = \$303  | \valid_in$1202 ;
+  assign \$305  = \$304  | \valid_in$1220 ;
+  assign \$306  = \$305  | \valid_in$1238 ;
+  assign \$307  = \$306  | \valid_in$1256 ;
+  assign \$308  = \$307  | \valid_in$1274 ;
+  assign \$309  = \$308  | \valid_in$1292 ;
+  assign \$310  = \$309  | \o$628 [15];
+  assign \$311  = \$310  | \valid_in$1323 ;
+  assign \$312  = \$311  | \valid_in$1341 ;
+  assign \$313  = \$312  | \valid_in$1359 ;
+  assign \$314  = \$313  | \valid_in$1377 ;
+  assign \$315  = \$314  | \valid_in$1395 ;
+  assign \$316  = \$315  | \valid_in$1413 ;
+  assign \$317  = \$316  | \valid_in$1431 ;
+  assign \$318  = \$317  | \o$628 [18];
+  assign \$319  = \$318  | \valid_in$1462 ;
+  assign \$320  = \$319  | \valid_in$1480 ;
+  assign \$321  = \$320  | \valid_in$1498 ;
+  assign \$322  = \$321  | \valid_in$1516 ;
+  assign \$323  = \$322  | \valid_in$1534 ;
+  assign \$324  = \$323  | \valid_in$1552 ;
+  assign \$325  = \$324  | \valid_in$1570 ;
+  assign \$326  = \$325  | \o$628 [21];
+  assign \$327  = \$326  | \valid_in$1601 ;
+  assign \$328  = \$327  | \valid_in$1619 ;
+  assign \$329  = \$328  | \valid_in$1637 ;
+  assign \$330  = \$329  | \valid_in$1655 ;
+  assign \$331  = \$330  | \valid_in$1673 ;
+  assign \$332  = \$331  | \valid_in$1691 ;
+  assign \$333  = \$332  | \valid_in$1709 ;
+  assign busy = \$269  | \$333 ;
   always @(posedge clk)
     rst_pe_0_0 <= rst;
   always @(posedge clk)
@@ -2420,9 +3295,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     rst_pe_7_7 <= rst;
   always @(posedge clk)
-    skid_valid <= \$206 ;
+    skid_valid <= \$334 ;
   always @(posedge clk)
-    skid <= \$207 ;
+    skid <= \$335 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -2458,17 +3333,17 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en <= \$18 ;
   always @(posedge clk)
-    loaded <= \$208 ;
+    loaded <= \$336 ;
   always @(posedge clk)
-    shadow_full <= \$209 ;
+    shadow_full <= \$337 ;
   always @(posedge clk)
-    since_first <= \$210 ;
+    since_first <= \$338 ;
   always @(posedge clk)
-    first <= \$211 ;
+    first <= \$339 ;
   always @(posedge clk)
     en_in_w_0 <= \$24 ;
   always @(posedge clk)
-    in_w <= \$212 ;
+    in_w <= \$340 ;
   always @(posedge clk)
     en_in_w_1 <= \$25 ;
   always @(posedge clk)
@@ -2486,7 +3361,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_0 <= \$32 ;
   always @(posedge clk)
-    in_a <= \$213 ;
+    in_a <= \$341 ;
   always @(posedge clk)
     en_in_a_1 <= \$33 ;
   always @(posedge clk)
@@ -2502,9 +3377,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_7 <= \$39 ;
   always @(posedge clk)
-    in_wctl <= \$214 ;
+    in_wctl <= \$342 ;
   always @(posedge clk)
-    in_flags <= \$215 ;
+    in_flags <= \$343 ;
   always @(posedge clk)
     rst_skew_flags <= rst;
   always @(posedge clk)
@@ -2546,1580 +3421,2059 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_pe_0_0 <= \$58 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$59 ;
+    shift_0_0_q <= \$59 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$60 ;
+    capture_0_0_q <= \$60 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$61 ;
+    en_pe_0_1 <= \$61 ;
   always @(posedge clk)
-    en_pe_0_4 <= \$62 ;
+    shift_0_1_q <= \$62 ;
   always @(posedge clk)
-    en_pe_0_5 <= \$63 ;
+    capture_0_1_q <= \$63 ;
   always @(posedge clk)
-    en_pe_0_6 <= \$64 ;
+    en_pe_0_2 <= \$64 ;
   always @(posedge clk)
-    en_pe_0_7 <= \$65 ;
+    shift_0_2_q <= \$65 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$66 ;
+    capture_0_2_q <= \$66 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$67 ;
+    en_pe_0_3 <= \$67 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$68 ;
+    shift_0_3_q <= \$68 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$69 ;
+    capture_0_3_q <= \$69 ;
   always @(posedge clk)
-    en_pe_1_4 <= \$70 ;
+    en_pe_0_4 <= \$70 ;
   always @(posedge clk)
-    en_pe_1_5 <= \$71 ;
+    shift_0_4_q <= \$71 ;
   always @(posedge clk)
-    en_pe_1_6 <= \$72 ;
+    capture_0_4_q <= \$72 ;
   always @(posedge clk)
-    en_pe_1_7 <= \$73 ;
+    en_pe_0_5 <= \$73 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$74 ;
+    shift_0_5_q <= \$74 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$75 ;
+    capture_0_5_q <= \$75 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$76 ;
+    en_pe_0_6 <= \$76 ;
   always @(posedge clk)
-    en_pe_2_3 <= \$77 ;
+    shift_0_6_q <= \$77 ;
   always @(posedge clk)
-    en_pe_2_4 <= \$78 ;
+    capture_0_6_q <= \$78 ;
   always @(posedge clk)
-    en_pe_2_5 <= \$79 ;
+    en_pe_0_7 <= \$79 ;
   always @(posedge clk)
-    en_pe_2_6 <= \$80 ;
+    shift_0_7_q <= \$80 ;
   always @(posedge clk)
-    en_pe_2_7 <= \$81 ;
+    capture_0_7_q <= \$81 ;
   always @(posedge clk)
-    en_pe_3_0 <= \$82 ;
+    en_pe_1_0 <= \$82 ;
   always @(posedge clk)
-    en_pe_3_1 <= \$83 ;
+    shift_1_0_q <= \$83 ;
   always @(posedge clk)
-    en_pe_3_2 <= \$84 ;
+    capture_1_0_q <= \$84 ;
   always @(posedge clk)
-    en_pe_3_3 <= \$85 ;
+    en_pe_1_1 <= \$85 ;
   always @(posedge clk)
-    en_pe_3_4 <= \$86 ;
+    shift_1_1_q <= \$86 ;
   always @(posedge clk)
-    en_pe_3_5 <= \$87 ;
+    capture_1_1_q <= \$87 ;
   always @(posedge clk)
-    en_pe_3_6 <= \$88 ;
+    en_pe_1_2 <= \$88 ;
   always @(posedge clk)
-    en_pe_3_7 <= \$89 ;
+    shift_1_2_q <= \$89 ;
   always @(posedge clk)
-    en_pe_4_0 <= \$90 ;
+    capture_1_2_q <= \$90 ;
   always @(posedge clk)
-    en_pe_4_1 <= \$91 ;
+    en_pe_1_3 <= \$91 ;
   always @(posedge clk)
-    en_pe_4_2 <= \$92 ;
+    shift_1_3_q <= \$92 ;
   always @(posedge clk)
-    en_pe_4_3 <= \$93 ;
+    capture_1_3_q <= \$93 ;
   always @(posedge clk)
-    en_pe_4_4 <= \$94 ;
+    en_pe_1_4 <= \$94 ;
   always @(posedge clk)
-    en_pe_4_5 <= \$95 ;
+    shift_1_4_q <= \$95 ;
   always @(posedge clk)
-    en_pe_4_6 <= \$96 ;
+    capture_1_4_q <= \$96 ;
   always @(posedge clk)
-    en_pe_4_7 <= \$97 ;
+    en_pe_1_5 <= \$97 ;
   always @(posedge clk)
-    en_pe_5_0 <= \$98 ;
+    shift_1_5_q <= \$98 ;
   always @(posedge clk)
-    en_pe_5_1 <= \$99 ;
+    capture_1_5_q <= \$99 ;
   always @(posedge clk)
-    en_pe_5_2 <= \$100 ;
+    en_pe_1_6 <= \$100 ;
   always @(posedge clk)
-    en_pe_5_3 <= \$101 ;
+    shift_1_6_q <= \$101 ;
   always @(posedge clk)
-    en_pe_5_4 <= \$102 ;
+    capture_1_6_q <= \$102 ;
   always @(posedge clk)
-    en_pe_5_5 <= \$103 ;
+    en_pe_1_7 <= \$103 ;
   always @(posedge clk)
-    en_pe_5_6 <= \$104 ;
+    shift_1_7_q <= \$104 ;
   always @(posedge clk)
-    en_pe_5_7 <= \$105 ;
+    capture_1_7_q <= \$105 ;
   always @(posedge clk)
-    en_pe_6_0 <= \$106 ;
+    en_pe_2_0 <= \$106 ;
   always @(posedge clk)
-    en_pe_6_1 <= \$107 ;
+    shift_2_0_q <= \$107 ;
   always @(posedge clk)
-    en_pe_6_2 <= \$108 ;
+    capture_2_0_q <= \$108 ;
   always @(posedge clk)
-    en_pe_6_3 <= \$109 ;
+    en_pe_2_1 <= \$109 ;
   always @(posedge clk)
-    en_pe_6_4 <= \$110 ;
+    shift_2_1_q <= \$110 ;
   always @(posedge clk)
-    en_pe_6_5 <= \$111 ;
+    capture_2_1_q <= \$111 ;
   always @(posedge clk)
-    en_pe_6_6 <= \$112 ;
+    en_pe_2_2 <= \$112 ;
   always @(posedge clk)
-    en_pe_6_7 <= \$113 ;
+    shift_2_2_q <= \$113 ;
   always @(posedge clk)
-    en_pe_7_0 <= \$114 ;
+    capture_2_2_q <= \$114 ;
   always @(posedge clk)
-    en_pe_7_1 <= \$115 ;
+    en_pe_2_3 <= \$115 ;
   always @(posedge clk)
-    en_pe_7_2 <= \$116 ;
+    shift_2_3_q <= \$116 ;
   always @(posedge clk)
-    en_pe_7_3 <= \$117 ;
+    capture_2_3_q <= \$117 ;
   always @(posedge clk)
-    en_pe_7_4 <= \$118 ;
+    en_pe_2_4 <= \$118 ;
   always @(posedge clk)
-    en_pe_7_5 <= \$119 ;
+    shift_2_4_q <= \$119 ;
   always @(posedge clk)
-    en_pe_7_6 <= \$120 ;
+    capture_2_4_q <= \$120 ;
   always @(posedge clk)
-    en_pe_7_7 <= \$121 ;
+    en_pe_2_5 <= \$121 ;
+  always @(posedge clk)
+    shift_2_5_q <= \$122 ;
+  always @(posedge clk)
+    capture_2_5_q <= \$123 ;
+  always @(posedge clk)
+    en_pe_2_6 <= \$124 ;
+  always @(posedge clk)
+    shift_2_6_q <= \$125 ;
+  always @(posedge clk)
+    capture_2_6_q <= \$126 ;
+  always @(posedge clk)
+    en_pe_2_7 <= \$127 ;
+  always @(posedge clk)
+    shift_2_7_q <= \$128 ;
+  always @(posedge clk)
+    capture_2_7_q <= \$129 ;
+  always @(posedge clk)
+    en_pe_3_0 <= \$130 ;
+  always @(posedge clk)
+    shift_3_0_q <= \$131 ;
+  always @(posedge clk)
+    capture_3_0_q <= \$132 ;
+  always @(posedge clk)
+    en_pe_3_1 <= \$133 ;
+  always @(posedge clk)
+    shift_3_1_q <= \$134 ;
+  always @(posedge clk)
+    capture_3_1_q <= \$135 ;
+  always @(posedge clk)
+    en_pe_3_2 <= \$136 ;
+  always @(posedge clk)
+    shift_3_2_q <= \$137 ;
+  always @(posedge clk)
+    capture_3_2_q <= \$138 ;
+  always @(posedge clk)
+    en_pe_3_3 <= \$139 ;
+  always @(posedge clk)
+    shift_3_3_q <= \$140 ;
+  always @(posedge clk)
+    capture_3_3_q <= \$141 ;
+  always @(posedge clk)
+    en_pe_3_4 <= \$142 ;
+  always @(posedge clk)
+    shift_3_4_q <= \$143 ;
+  always @(posedge clk)
+    capture_3_4_q <= \$144 ;
+  always @(posedge clk)
+    en_pe_3_5 <= \$145 ;
+  always @(posedge clk)
+    shift_3_5_q <= \$146 ;
+  always @(posedge clk)
+    capture_3_5_q <= \$147 ;
+  always @(posedge clk)
+    en_pe_3_6 <= \$148 ;
+  always @(posedge clk)
+    shift_3_6_q <= \$149 ;
+  always @(posedge clk)
+    capture_3_6_q <= \$150 ;
+  always @(posedge clk)
+    en_pe_3_7 <= \$151 ;
+  always @(posedge clk)
+    shift_3_7_q <= \$152 ;
+  always @(posedge clk)
+    capture_3_7_q <= \$153 ;
+  always @(posedge clk)
+    en_pe_4_0 <= \$154 ;
+  always @(posedge clk)
+    shift_4_0_q <= \$155 ;
+  always @(posedge clk)
+    capture_4_0_q <= \$156 ;
+  always @(posedge clk)
+    en_pe_4_1 <= \$157 ;
+  always @(posedge clk)
+    shift_4_1_q <= \$158 ;
+  always @(posedge clk)
+    capture_4_1_q <= \$159 ;
+  always @(posedge clk)
+    en_pe_4_2 <= \$160 ;
+  always @(posedge clk)
+    shift_4_2_q <= \$161 ;
+  always @(posedge clk)
+    capture_4_2_q <= \$162 ;
+  always @(posedge clk)
+    en_pe_4_3 <= \$163 ;
+  always @(posedge clk)
+    shift_4_3_q <= \$164 ;
+  always @(posedge clk)
+    capture_4_3_q <= \$165 ;
+  always @(posedge clk)
+    en_pe_4_4 <= \$166 ;
+  always @(posedge clk)
+    shift_4_4_q <= \$167 ;
+  always @(posedge clk)
+    capture_4_4_q <= \$168 ;
+  always @(posedge clk)
+    en_pe_4_5 <= \$169 ;
+  always @(posedge clk)
+    shift_4_5_q <= \$170 ;
+  always @(posedge clk)
+    capture_4_5_q <= \$171 ;
+  always @(posedge clk)
+    en_pe_4_6 <= \$172 ;
+  always @(posedge clk)
+    shift_4_6_q <= \$173 ;
+  always @(posedge clk)
+    capture_4_6_q <= \$174 ;
+  always @(posedge clk)
+    en_pe_4_7 <= \$175 ;
+  always @(posedge clk)
+    shift_4_7_q <= \$176 ;
+  always @(posedge clk)
+    capture_4_7_q <= \$177 ;
+  always @(posedge clk)
+    en_pe_5_0 <= \$178 ;
+  always @(posedge clk)
+    shift_5_0_q <= \$179 ;
+  always @(posedge clk)
+    capture_5_0_q <= \$180 ;
+  always @(posedge clk)
+    en_pe_5_1 <= \$181 ;
+  always @(posedge clk)
+    shift_5_1_q <= \$182 ;
+  always @(posedge clk)
+    capture_5_1_q <= \$183 ;
+  always @(posedge clk)
+    en_pe_5_2 <= \$184 ;
+  always @(posedge clk)
+    shift_5_2_q <= \$185 ;
+  always @(posedge clk)
+    capture_5_2_q <= \$186 ;
+  always @(posedge clk)
+    en_pe_5_3 <= \$187 ;
+  always @(posedge clk)
+    shift_5_3_q <= \$188 ;
+  always @(posedge clk)
+    capture_5_3_q <= \$189 ;
+  always @(posedge clk)
+    en_pe_5_4 <= \$190 ;
+  always @(posedge clk)
+    shift_5_4_q <= \$191 ;
+  always @(posedge clk)
+    capture_5_4_q <= \$192 ;
+  always @(posedge clk)
+    en_pe_5_5 <= \$193 ;
+  always @(posedge clk)
+    shift_5_5_q <= \$194 ;
+  always @(posedge clk)
+    capture_5_5_q <= \$195 ;
+  always @(posedge clk)
+    en_pe_5_6 <= \$196 ;
+  always @(posedge clk)
+    shift_5_6_q <= \$197 ;
+  always @(posedge clk)
+    capture_5_6_q <= \$198 ;
+  always @(posedge clk)
+    en_pe_5_7 <= \$199 ;
+  always @(posedge clk)
+    shift_5_7_q <= \$200 ;
+  always @(posedge clk)
+    capture_5_7_q <= \$201 ;
+  always @(posedge clk)
+    en_pe_6_0 <= \$202 ;
+  always @(posedge clk)
+    shift_6_0_q <= \$203 ;
+  always @(posedge clk)
+    capture_6_0_q <= \$204 ;
+  always @(posedge clk)
+    en_pe_6_1 <= \$205 ;
+  always @(posedge clk)
+    shift_6_1_q <= \$206 ;
+  always @(posedge clk)
+    capture_6_1_q <= \$207 ;
+  always @(posedge clk)
+    en_pe_6_2 <= \$208 ;
+  always @(posedge clk)
+    shift_6_2_q <= \$209 ;
+  always @(posedge clk)
+    capture_6_2_q <= \$210 ;
+  always @(posedge clk)
+    en_pe_6_3 <= \$211 ;
+  always @(posedge clk)
+    shift_6_3_q <= \$212 ;
+  always @(posedge clk)
+    capture_6_3_q <= \$213 ;
+  always @(posedge clk)
+    en_pe_6_4 <= \$214 ;
+  always @(posedge clk)
+    shift_6_4_q <= \$215 ;
+  always @(posedge clk)
+    capture_6_4_q <= \$216 ;
+  always @(posedge clk)
+    en_pe_6_5 <= \$217 ;
+  always @(posedge clk)
+    shift_6_5_q <= \$218 ;
+  always @(posedge clk)
+    capture_6_5_q <= \$219 ;
+  always @(posedge clk)
+    en_pe_6_6 <= \$220 ;
+  always @(posedge clk)
+    shift_6_6_q <= \$221 ;
+  always @(posedge clk)
+    capture_6_6_q <= \$222 ;
+  always @(posedge clk)
+    en_pe_6_7 <= \$223 ;
+  always @(posedge clk)
+    shift_6_7_q <= \$224 ;
+  always @(posedge clk)
+    capture_6_7_q <= \$225 ;
+  always @(posedge clk)
+    en_pe_7_0 <= \$226 ;
+  always @(posedge clk)
+    shift_7_0_q <= \$227 ;
+  always @(posedge clk)
+    capture_7_0_q <= \$228 ;
+  always @(posedge clk)
+    en_pe_7_1 <= \$229 ;
+  always @(posedge clk)
+    shift_7_1_q <= \$230 ;
+  always @(posedge clk)
+    capture_7_1_q <= \$231 ;
+  always @(posedge clk)
+    en_pe_7_2 <= \$232 ;
+  always @(posedge clk)
+    shift_7_2_q <= \$233 ;
+  always @(posedge clk)
+    capture_7_2_q <= \$234 ;
+  always @(posedge clk)
+    en_pe_7_3 <= \$235 ;
+  always @(posedge clk)
+    shift_7_3_q <= \$236 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$1491$0 (en_deskew_0),
-    .\port$1492$0 (en_deskew_1),
-    .\port$1493$0 (en_deskew_2),
-    .\port$1494$0 (en_deskew_3),
-    .\port$1495$0 (en_deskew_4),
-    .\port$1496$0 (en_deskew_5),
-    .\port$1497$0 (en_deskew_6),
-    .\port$1498$0 (en_deskew_7),
+    .\port$1619$0 (en_deskew_0),
+    .\port$1620$0 (en_deskew_1),
+    .\port$1621$0 (en_deskew_2),
+    .\port$1622$0 (en_deskew_3),
+    .\port$1623$0 (en_deskew_4),
+    .\port$1624$0 (en_deskew_5),
+    .\port$1625$0 (en_deskew_6),
+    .\port$1626$0 (en_deskew_7),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$369 [7:0]),
-    .a_next(o_next[7:0]),
-    .a_out(\a_in$382 ),
+    .a_in(\o$626 [7:0]),
+    .a_next(\o_next$622 [7:0]),
+    .a_out(\a_in$640 ),
+    .capture(capture_0_0_q),
     .en(en_pe_0_0),
-    .first_next(\o_next$367 [1]),
-    .first_out(\first_in$386 ),
-    .last_out(\last_in$388 ),
+    .first_next(\o_next$624 [1]),
+    .first_next_out(\first_next$638 ),
+    .first_out(\first_in$644 ),
+    .last_out(\last_in$646 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3019$0 (\o$362 [1:0]),
-    .\port$3137$0 (\o$371 [2:0]),
-    .psum_out(\psum_in$491 ),
-    .valid_out(\valid_in$384 ),
-    .w_in(\o$376 [7:0]),
-    .w_out(\w_in$493 )
+    .\port$3522$0 (\o$628 [2:0]),
+    .psum_out(\psum_in$755 ),
+    .valid_out(\valid_in$642 ),
+    .w_in(\o$633 [7:0]),
+    .w_out(\w_in$757 ),
+    .w_shift(shift_0_0_q)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$382 ),
-    .a_next(\o$369 [7:0]),
-    .a_out(\a_in$397 ),
+    .a_in(\a_in$640 ),
+    .a_next(\o$626 [7:0]),
+    .a_out(\a_in$656 ),
+    .capture(capture_0_1_q),
     .en(en_pe_0_1),
-    .first_in(\first_in$386 ),
-    .first_next(\o$371 [1]),
-    .first_out(\first_in$401 ),
-    .last_in(\last_in$388 ),
-    .last_out(\last_in$403 ),
+    .first_in(\first_in$644 ),
+    .first_next(\first_next$638 ),
+    .first_next_out(\first_next$654 ),
+    .first_out(\first_in$660 ),
+    .last_in(\last_in$646 ),
+    .last_out(\last_in$662 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$3019$2 (\o$362 [3:2]),
-    .psum_out(\psum_in$508 ),
-    .valid_in(\valid_in$384 ),
-    .valid_out(\valid_in$399 ),
-    .w_in(\o$376 [15:8]),
-    .w_out(\w_in$510 )
+    .psum_out(\psum_in$773 ),
+    .valid_in(\valid_in$642 ),
+    .valid_out(\valid_in$658 ),
+    .w_in(\o$633 [15:8]),
+    .w_out(\w_in$775 ),
+    .w_shift(shift_0_1_q)
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$397 ),
-    .a_next(\a_in$382 ),
-    .a_out(\a_in$412 ),
+    .a_in(\a_in$656 ),
+    .a_next(\a_in$640 ),
+    .a_out(\a_in$672 ),
+    .capture(capture_0_2_q),
     .en(en_pe_0_2),
-    .first_in(\first_in$401 ),
-    .first_next(\first_in$386 ),
-    .first_out(\first_in$416 ),
-    .last_in(\last_in$403 ),
-    .last_out(\last_in$418 ),
+    .first_in(\first_in$660 ),
+    .first_next(\first_next$654 ),
+    .first_next_out(\first_next$670 ),
+    .first_out(\first_in$676 ),
+    .last_in(\last_in$662 ),
+    .last_out(\last_in$678 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$3019$4 (\o$362 [5:4]),
-    .psum_out(\psum_in$525 ),
-    .valid_in(\valid_in$399 ),
-    .valid_out(\valid_in$414 ),
-    .w_in(\o$376 [23:16]),
-    .w_out(\w_in$527 )
+    .psum_out(\psum_in$791 ),
+    .valid_in(\valid_in$658 ),
+    .valid_out(\valid_in$674 ),
+    .w_in(\o$633 [23:16]),
+    .w_out(\w_in$793 ),
+    .w_shift(shift_0_2_q)
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$412 ),
-    .a_next(\a_in$397 ),
-    .a_out(\a_in$427 ),
+    .a_in(\a_in$672 ),
+    .a_next(\a_in$656 ),
+    .a_out(\a_in$688 ),
+    .capture(capture_0_3_q),
     .en(en_pe_0_3),
-    .first_in(\first_in$416 ),
-    .first_next(\first_in$401 ),
-    .first_out(\first_in$431 ),
-    .last_in(\last_in$418 ),
-    .last_out(\last_in$433 ),
+    .first_in(\first_in$676 ),
+    .first_next(\first_next$670 ),
+    .first_next_out(\first_next$686 ),
+    .first_out(\first_in$692 ),
+    .last_in(\last_in$678 ),
+    .last_out(\last_in$694 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$3019$6 (\o$362 [7:6]),
-    .psum_out(\psum_in$542 ),
-    .valid_in(\valid_in$414 ),
-    .valid_out(\valid_in$429 ),
-    .w_in(\o$376 [31:24]),
-    .w_out(\w_in$544 )
+    .psum_out(\psum_in$809 ),
+    .valid_in(\valid_in$674 ),
+    .valid_out(\valid_in$690 ),
+    .w_in(\o$633 [31:24]),
+    .w_out(\w_in$811 ),
+    .w_shift(shift_0_3_q)
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$427 ),
-    .a_next(\a_in$412 ),
-    .a_out(\a_in$442 ),
+    .a_in(\a_in$688 ),
+    .a_next(\a_in$672 ),
+    .a_out(\a_in$704 ),
+    .capture(capture_0_4_q),
     .en(en_pe_0_4),
-    .first_in(\first_in$431 ),
-    .first_next(\first_in$416 ),
-    .first_out(\first_in$446 ),
-    .last_in(\last_in$433 ),
-    .last_out(\last_in$448 ),
+    .first_in(\first_in$692 ),
+    .first_next(\first_next$686 ),
+    .first_next_out(\first_next$702 ),
+    .first_out(\first_in$708 ),
+    .last_in(\last_in$694 ),
+    .last_out(\last_in$710 ),
     .pe_0_4_sync_clk(clk),
     .pe_0_4_sync_rst(rst_pe_0_4),
-    .\port$3019$8 (\o$362 [9:8]),
-    .psum_out(\psum_in$559 ),
-    .valid_in(\valid_in$429 ),
-    .valid_out(\valid_in$444 ),
-    .w_in(\o$376 [39:32]),
-    .w_out(\w_in$561 )
+    .psum_out(\psum_in$827 ),
+    .valid_in(\valid_in$690 ),
+    .valid_out(\valid_in$706 ),
+    .w_in(\o$633 [39:32]),
+    .w_out(\w_in$829 ),
+    .w_shift(shift_0_4_q)
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$442 ),
-    .a_next(\a_in$427 ),
-    .a_out(\a_in$457 ),
+    .a_in(\a_in$704 ),
+    .a_next(\a_in$688 ),
+    .a_out(\a_in$720 ),
+    .capture(capture_0_5_q),
     .en(en_pe_0_5),
-    .first_in(\first_in$446 ),
-    .first_next(\first_in$431 ),
-    .first_out(\first_in$461 ),
-    .last_in(\last_in$448 ),
-    .last_out(\last_in$463 ),
+    .first_in(\first_in$708 ),
+    .first_next(\first_next$702 ),
+    .first_next_out(\first_next$718 ),
+    .first_out(\first_in$724 ),
+    .last_in(\last_in$710 ),
+    .last_out(\last_in$726 ),
     .pe_0_5_sync_clk(clk),
     .pe_0_5_sync_rst(rst_pe_0_5),
-    .\port$3019$10 (\o$362 [11:10]),
-    .psum_out(\psum_in$576 ),
-    .valid_in(\valid_in$444 ),
-    .valid_out(\valid_in$459 ),
-    .w_in(\o$376 [47:40]),
-    .w_out(\w_in$578 )
+    .psum_out(\psum_in$845 ),
+    .valid_in(\valid_in$706 ),
+    .valid_out(\valid_in$722 ),
+    .w_in(\o$633 [47:40]),
+    .w_out(\w_in$847 ),
+    .w_shift(shift_0_5_q)
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$457 ),
-    .a_next(\a_in$442 ),
-    .a_out(\a_in$472 ),
+    .a_in(\a_in$720 ),
+    .a_next(\a_in$704 ),
+    .a_out(\a_in$736 ),
+    .capture(capture_0_6_q),
     .en(en_pe_0_6),
-    .first_in(\first_in$461 ),
-    .first_next(\first_in$446 ),
-    .first_out(\first_in$476 ),
-    .last_in(\last_in$463 ),
-    .last_out(\last_in$478 ),
+    .first_in(\first_in$724 ),
+    .first_next(\first_next$718 ),
+    .first_next_out(\first_next$734 ),
+    .first_out(\first_in$740 ),
+    .last_in(\last_in$726 ),
+    .last_out(\last_in$742 ),
     .pe_0_6_sync_clk(clk),
     .pe_0_6_sync_rst(rst_pe_0_6),
-    .\port$3019$12 (\o$362 [13:12]),
-    .psum_out(\psum_in$593 ),
-    .valid_in(\valid_in$459 ),
-    .valid_out(\valid_in$474 ),
-    .w_in(\o$376 [55:48]),
-    .w_out(\w_in$595 )
+    .psum_out(\psum_in$863 ),
+    .valid_in(\valid_in$722 ),
+    .valid_out(\valid_in$738 ),
+    .w_in(\o$633 [55:48]),
+    .w_out(\w_in$865 ),
+    .w_shift(shift_0_6_q)
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$472 ),
-    .a_next(\a_in$457 ),
+    .a_in(\a_in$736 ),
+    .a_next(\a_in$720 ),
+    .capture(capture_0_7_q),
     .en(en_pe_0_7),
-    .first_in(\first_in$476 ),
-    .first_next(\first_in$461 ),
-    .last_in(\last_in$478 ),
+    .first_in(\first_in$740 ),
+    .first_next(\first_next$734 ),
+    .last_in(\last_in$742 ),
     .pe_0_7_sync_clk(clk),
     .pe_0_7_sync_rst(rst_pe_0_7),
-    .\port$3019$14 (\o$362 [15:14]),
-    .psum_out(\psum_in$610 ),
-    .valid_in(\valid_in$474 ),
-    .w_in(\o$376 [63:56]),
-    .w_out(\w_in$612 )
+    .psum_out(\psum_in$881 ),
+    .valid_in(\valid_in$738 ),
+    .w_in(\o$633 [63:56]),
+    .w_out(\w_in$883 ),
+    .w_shift(shift_0_7_q)
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$369 [15:8]),
-    .a_next(o_next[15:8]),
-    .a_out(\a_in$500 ),
+    .a_in(\o$626 [15:8]),
+    .a_next(\o_next$622 [15:8]),
+    .a_out(\a_in$765 ),
+    .capture(capture_1_0_q),
     .en(en_pe_1_0),
-    .first_next(\o_next$367 [4]),
-    .first_out(\first_in$504 ),
-    .last_out(\last_in$506 ),
+    .first_next(\o_next$624 [4]),
+    .first_next_out(\first_next$763 ),
+    .first_out(\first_in$769 ),
+    .last_out(\last_in$771 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3019$0 (\o$362 [1:0]),
-    .\port$3137$3 (\o$371 [5:3]),
-    .psum_in(\psum_in$491 ),
-    .psum_out(\psum_in$623 ),
-    .valid_out(\valid_in$502 ),
-    .w_in(\w_in$493 ),
-    .w_out(\w_in$625 )
+    .\port$3522$3 (\o$628 [5:3]),
+    .psum_in(\psum_in$755 ),
+    .psum_out(\psum_in$894 ),
+    .valid_out(\valid_in$767 ),
+    .w_in(\w_in$757 ),
+    .w_out(\w_in$896 ),
+    .w_shift(shift_1_0_q)
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$500 ),
-    .a_next(\o$369 [15:8]),
-    .a_out(\a_in$517 ),
+    .a_in(\a_in$765 ),
+    .a_next(\o$626 [15:8]),
+    .a_out(\a_in$783 ),
+    .capture(capture_1_1_q),
     .en(en_pe_1_1),
-    .first_in(\first_in$504 ),
-    .first_next(\o$371 [4]),
-    .first_out(\first_in$521 ),
-    .last_in(\last_in$506 ),
-    .last_out(\last_in$523 ),
+    .first_in(\first_in$769 ),
+    .first_next(\first_next$763 ),
+    .first_next_out(\first_next$781 ),
+    .first_out(\first_in$787 ),
+    .last_in(\last_in$771 ),
+    .last_out(\last_in$789 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .\port$3019$2 (\o$362 [3:2]),
-    .psum_in(\psum_in$508 ),
-    .psum_out(\psum_in$640 ),
-    .valid_in(\valid_in$502 ),
-    .valid_out(\valid_in$519 ),
-    .w_in(\w_in$510 ),
-    .w_out(\w_in$642 )
+    .psum_in(\psum_in$773 ),
+    .psum_out(\psum_in$912 ),
+    .valid_in(\valid_in$767 ),
+    .valid_out(\valid_in$785 ),
+    .w_in(\w_in$775 ),
+    .w_out(\w_in$914 ),
+    .w_shift(shift_1_1_q)
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$517 ),
-    .a_next(\a_in$500 ),
-    .a_out(\a_in$534 ),
+    .a_in(\a_in$783 ),
+    .a_next(\a_in$765 ),
+    .a_out(\a_in$801 ),
+    .capture(capture_1_2_q),
     .en(en_pe_1_2),
-    .first_in(\first_in$521 ),
-    .first_next(\first_in$504 ),
-    .first_out(\first_in$538 ),
-    .last_in(\last_in$523 ),
-    .last_out(\last_in$540 ),
+    .first_in(\first_in$787 ),
+    .first_next(\first_next$781 ),
+    .first_next_out(\first_next$799 ),
+    .first_out(\first_in$805 ),
+    .last_in(\last_in$789 ),
+    .last_out(\last_in$807 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .\port$3019$4 (\o$362 [5:4]),
-    .psum_in(\psum_in$525 ),
-    .psum_out(\psum_in$657 ),
-    .valid_in(\valid_in$519 ),
-    .valid_out(\valid_in$536 ),
-    .w_in(\w_in$527 ),
-    .w_out(\w_in$659 )
+    .psum_in(\psum_in$791 ),
+    .psum_out(\psum_in$930 ),
+    .valid_in(\valid_in$785 ),
+    .valid_out(\valid_in$803 ),
+    .w_in(\w_in$793 ),
+    .w_out(\w_in$932 ),
+    .w_shift(shift_1_2_q)
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$534 ),
-    .a_next(\a_in$517 ),
-    .a_out(\a_in$551 ),
+    .a_in(\a_in$801 ),
+    .a_next(\a_in$783 ),
+    .a_out(\a_in$819 ),
+    .capture(capture_1_3_q),
     .en(en_pe_1_3),
-    .first_in(\first_in$538 ),
-    .first_next(\first_in$521 ),
-    .first_out(\first_in$555 ),
-    .last_in(\last_in$540 ),
-    .last_out(\last_in$557 ),
+    .first_in(\first_in$805 ),
+    .first_next(\first_next$799 ),
+    .first_next_out(\first_next$817 ),
+    .first_out(\first_in$823 ),
+    .last_in(\last_in$807 ),
+    .last_out(\last_in$825 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .\port$3019$6 (\o$362 [7:6]),
-    .psum_in(\psum_in$542 ),
-    .psum_out(\psum_in$674 ),
-    .valid_in(\valid_in$536 ),
-    .valid_out(\valid_in$553 ),
-    .w_in(\w_in$544 ),
-    .w_out(\w_in$676 )
+    .psum_in(\psum_in$809 ),
+    .psum_out(\psum_in$948 ),
+    .valid_in(\valid_in$803 ),
+    .valid_out(\valid_in$821 ),
+    .w_in(\w_in$811 ),
+    .w_out(\w_in$950 ),
+    .w_shift(shift_1_3_q)
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$551 ),
-    .a_next(\a_in$534 ),
-    .a_out(\a_in$568 ),
+    .a_in(\a_in$819 ),
+    .a_next(\a_in$801 ),
+    .a_out(\a_in$837 ),
+    .capture(capture_1_4_q),
     .en(en_pe_1_4),
-    .first_in(\first_in$555 ),
-    .first_next(\first_in$538 ),
-    .first_out(\first_in$572 ),
-    .last_in(\last_in$557 ),
-    .last_out(\last_in$574 ),
+    .first_in(\first_in$823 ),
+    .first_next(\first_next$817 ),
+    .first_next_out(\first_next$835 ),
+    .first_out(\first_in$841 ),
+    .last_in(\last_in$825 ),
+    .last_out(\last_in$843 ),
     .pe_1_4_sync_clk(clk),
     .pe_1_4_sync_rst(rst_pe_1_4),
-    .\port$3019$8 (\o$362 [9:8]),
-    .psum_in(\psum_in$559 ),
-    .psum_out(\psum_in$691 ),
-    .valid_in(\valid_in$553 ),
-    .valid_out(\valid_in$570 ),
-    .w_in(\w_in$561 ),
-    .w_out(\w_in$693 )
+    .psum_in(\psum_in$827 ),
+    .psum_out(\psum_in$966 ),
+    .valid_in(\valid_in$821 ),
+    .valid_out(\valid_in$839 ),
+    .w_in(\w_in$829 ),
+    .w_out(\w_in$968 ),
+    .w_shift(shift_1_4_q)
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$568 ),
-    .a_next(\a_in$551 ),
-    .a_out(\a_in$585 ),
+    .a_in(\a_in$837 ),
+    .a_next(\a_in$819 ),
+    .a_out(\a_in$855 ),
+    .capture(capture_1_5_q),
     .en(en_pe_1_5),
-    .first_in(\first_in$572 ),
-    .first_next(\first_in$555 ),
-    .first_out(\first_in$589 ),
-    .last_in(\last_in$574 ),
-    .last_out(\last_in$591 ),
+    .first_in(\first_in$841 ),
+    .first_next(\first_next$835 ),
+    .first_next_out(\first_next$853 ),
+    .first_out(\first_in$859 ),
+    .last_in(\last_in$843 ),
+    .last_out(\last_in$861 ),
     .pe_1_5_sync_clk(clk),
     .pe_1_5_sync_rst(rst_pe_1_5),
-    .\port$3019$10 (\o$362 [11:10]),
-    .psum_in(\psum_in$576 ),
-    .psum_out(\psum_in$708 ),
-    .valid_in(\valid_in$570 ),
-    .valid_out(\valid_in$587 ),
-    .w_in(\w_in$578 ),
-    .w_out(\w_in$710 )
+    .psum_in(\psum_in$845 ),
+    .psum_out(\psum_in$984 ),
+    .valid_in(\valid_in$839 ),
+    .valid_out(\valid_in$857 ),
+    .w_in(\w_in$847 ),
+    .w_out(\w_in$986 ),
+    .w_shift(shift_1_5_q)
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$585 ),
-    .a_next(\a_in$568 ),
-    .a_out(\a_in$602 ),
+    .a_in(\a_in$855 ),
+    .a_next(\a_in$837 ),
+    .a_out(\a_in$873 ),
+    .capture(capture_1_6_q),
     .en(en_pe_1_6),
-    .first_in(\first_in$589 ),
-    .first_next(\first_in$572 ),
-    .first_out(\first_in$606 ),
-    .last_in(\last_in$591 ),
-    .last_out(\last_in$608 ),
+    .first_in(\first_in$859 ),
+    .first_next(\first_next$853 ),
+    .first_next_out(\first_next$871 ),
+    .first_out(\first_in$877 ),
+    .last_in(\last_in$861 ),
+    .last_out(\last_in$879 ),
     .pe_1_6_sync_clk(clk),
     .pe_1_6_sync_rst(rst_pe_1_6),
-    .\port$3019$12 (\o$362 [13:12]),
-    .psum_in(\psum_in$593 ),
-    .psum_out(\psum_in$725 ),
-    .valid_in(\valid_in$587 ),
-    .valid_out(\valid_in$604 ),
-    .w_in(\w_in$595 ),
-    .w_out(\w_in$727 )
+    .psum_in(\psum_in$863 ),
+    .psum_out(\psum_in$1002 ),
+    .valid_in(\valid_in$857 ),
+    .valid_out(\valid_in$875 ),
+    .w_in(\w_in$865 ),
+    .w_out(\w_in$1004 ),
+    .w_shift(shift_1_6_q)
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$602 ),
-    .a_next(\a_in$585 ),
+    .a_in(\a_in$873 ),
+    .a_next(\a_in$855 ),
+    .capture(capture_1_7_q),
     .en(en_pe_1_7),
-    .first_in(\first_in$606 ),
-    .first_next(\first_in$589 ),
-    .last_in(\last_in$608 ),
+    .first_in(\first_in$877 ),
+    .first_next(\first_next$871 ),
+    .last_in(\last_in$879 ),
     .pe_1_7_sync_clk(clk),
     .pe_1_7_sync_rst(rst_pe_1_7),
-    .\port$3019$14 (\o$362 [15:14]),
-    .psum_in(\psum_in$610 ),
-    .psum_out(\psum_in$742 ),
-    .valid_in(\valid_in$604 ),
-    .w_in(\w_in$612 ),
-    .w_out(\w_in$744 )
+    .psum_in(\psum_in$881 ),
+    .psum_out(\psum_in$1020 ),
+    .valid_in(\valid_in$875 ),
+    .w_in(\w_in$883 ),
+    .w_out(\w_in$1022 ),
+    .w_shift(shift_1_7_q)
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$369 [23:16]),
-    .a_next(o_next[23:16]),
-    .a_out(\a_in$632 ),
+    .a_in(\o$626 [23:16]),
+    .a_next(\o_next$622 [23:16]),
+    .a_out(\a_in$904 ),
+    .capture(capture_2_0_q),
     .en(en_pe_2_0),
-    .first_next(\o_next$367 [7]),
-    .first_out(\first_in$636 ),
-    .last_out(\last_in$638 ),
+    .first_next(\o_next$624 [7]),
+    .first_next_out(\first_next$902 ),
+    .first_out(\first_in$908 ),
+    .last_out(\last_in$910 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3019$0 (\o$362 [1:0]),
-    .\port$3137$6 (\o$371 [8:6]),
-    .psum_in(\psum_in$623 ),
-    .psum_out(\psum_in$755 ),
-    .valid_out(\valid_in$634 ),
-    .w_in(\w_in$625 ),
-    .w_out(\w_in$757 )
+    .\port$3522$6 (\o$628 [8:6]),
+    .psum_in(\psum_in$894 ),
+    .psum_out(\psum_in$1033 ),
+    .valid_out(\valid_in$906 ),
+    .w_in(\w_in$896 ),
+    .w_out(\w_in$1035 ),
+    .w_shift(shift_2_0_q)
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$632 ),
-    .a_next(\o$369 [23:16]),
-    .a_out(\a_in$649 ),
+    .a_in(\a_in$904 ),
+    .a_next(\o$626 [23:16]),
+    .a_out(\a_in$922 ),
+    .capture(capture_2_1_q),
     .en(en_pe_2_1),
-    .first_in(\first_in$636 ),
-    .first_next(\o$371 [7]),
-    .first_out(\first_in$653 ),
-    .last_in(\last_in$638 ),
-    .last_out(\last_in$655 ),
+    .first_in(\first_in$908 ),
+    .first_next(\first_next$902 ),
+    .first_next_out(\first_next$920 ),
+    .first_out(\first_in$926 ),
+    .last_in(\last_in$910 ),
+    .last_out(\last_in$928 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .\port$3019$2 (\o$362 [3:2]),
-    .psum_in(\psum_in$640 ),
-    .psum_out(\psum_in$772 ),
-    .valid_in(\valid_in$634 ),
-    .valid_out(\valid_in$651 ),
-    .w_in(\w_in$642 ),
-    .w_out(\w_in$774 )
+    .psum_in(\psum_in$912 ),
+    .psum_out(\psum_in$1051 ),
+    .valid_in(\valid_in$906 ),
+    .valid_out(\valid_in$924 ),
+    .w_in(\w_in$914 ),
+    .w_out(\w_in$1053 ),
+    .w_shift(shift_2_1_q)
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$649 ),
-    .a_next(\a_in$632 ),
-    .a_out(\a_in$666 ),
+    .a_in(\a_in$922 ),
+    .a_next(\a_in$904 ),
+    .a_out(\a_in$940 ),
+    .capture(capture_2_2_q),
     .en(en_pe_2_2),
-    .first_in(\first_in$653 ),
-    .first_next(\first_in$636 ),
-    .first_out(\first_in$670 ),
-    .last_in(\last_in$655 ),
-    .last_out(\last_in$672 ),
+    .first_in(\first_in$926 ),
+    .first_next(\first_next$920 ),
+    .first_next_out(\first_next$938 ),
+    .first_out(\first_in$944 ),
+    .last_in(\last_in$928 ),
+    .last_out(\last_in$946 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .\port$3019$4 (\o$362 [5:4]),
-    .psum_in(\psum_in$657 ),
-    .psum_out(\psum_in$789 ),
-    .valid_in(\valid_in$651 ),
-    .valid_out(\valid_in$668 ),
-    .w_in(\w_in$659 ),
-    .w_out(\w_in$791 )
+    .psum_in(\psum_in$930 ),
+    .psum_out(\psum_in$1069 ),
+    .valid_in(\valid_in$924 ),
+    .valid_out(\valid_in$942 ),
+    .w_in(\w_in$932 ),
+    .w_out(\w_in$1071 ),
+    .w_shift(shift_2_2_q)
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$666 ),
-    .a_next(\a_in$649 ),
-    .a_out(\a_in$683 ),
+    .a_in(\a_in$940 ),
+    .a_next(\a_in$922 ),
+    .a_out(\a_in$958 ),
+    .capture(capture_2_3_q),
     .en(en_pe_2_3),
-    .first_in(\first_in$670 ),
-    .first_next(\first_in$653 ),
-    .first_out(\first_in$687 ),
-    .last_in(\last_in$672 ),
-    .last_out(\last_in$689 ),
+    .first_in(\first_in$944 ),
+    .first_next(\first_next$938 ),
+    .first_next_out(\first_next$956 ),
+    .first_out(\first_in$962 ),
+    .last_in(\last_in$946 ),
+    .last_out(\last_in$964 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .\port$3019$6 (\o$362 [7:6]),
-    .psum_in(\psum_in$674 ),
-    .psum_out(\psum_in$806 ),
-    .valid_in(\valid_in$668 ),
-    .valid_out(\valid_in$685 ),
-    .w_in(\w_in$676 ),
-    .w_out(\w_in$808 )
+    .psum_in(\psum_in$948 ),
+    .psum_out(\psum_in$1087 ),
+    .valid_in(\valid_in$942 ),
+    .valid_out(\valid_in$960 ),
+    .w_in(\w_in$950 ),
+    .w_out(\w_in$1089 ),
+    .w_shift(shift_2_3_q)
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$683 ),
-    .a_next(\a_in$666 ),
-    .a_out(\a_in$700 ),
+    .a_in(\a_in$958 ),
+    .a_next(\a_in$940 ),
+    .a_out(\a_in$976 ),
+    .capture(capture_2_4_q),
     .en(en_pe_2_4),
-    .first_in(\first_in$687 ),
-    .first_next(\first_in$670 ),
-    .first_out(\first_in$704 ),
-    .last_in(\last_in$689 ),
-    .last_out(\last_in$706 ),
+    .first_in(\first_in$962 ),
+    .first_next(\first_next$956 ),
+    .first_next_out(\first_next$974 ),
+    .first_out(\first_in$980 ),
+    .last_in(\last_in$964 ),
+    .last_out(\last_in$982 ),
     .pe_2_4_sync_clk(clk),
     .pe_2_4_sync_rst(rst_pe_2_4),
-    .\port$3019$8 (\o$362 [9:8]),
-    .psum_in(\psum_in$691 ),
-    .psum_out(\psum_in$823 ),
-    .valid_in(\valid_in$685 ),
-    .valid_out(\valid_in$702 ),
-    .w_in(\w_in$693 ),
-    .w_out(\w_in$825 )
+    .psum_in(\psum_in$966 ),
+    .psum_out(\psum_in$1105 ),
+    .valid_in(\valid_in$960 ),
+    .valid_out(\valid_in$978 ),
+    .w_in(\w_in$968 ),
+    .w_out(\w_in$1107 ),
+    .w_shift(shift_2_4_q)
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$700 ),
-    .a_next(\a_in$683 ),
-    .a_out(\a_in$717 ),
+    .a_in(\a_in$976 ),
+    .a_next(\a_in$958 ),
+    .a_out(\a_in$994 ),
+    .capture(capture_2_5_q),
     .en(en_pe_2_5),
-    .first_in(\first_in$704 ),
-    .first_next(\first_in$687 ),
-    .first_out(\first_in$721 ),
-    .last_in(\last_in$706 ),
-    .last_out(\last_in$723 ),
+    .first_in(\first_in$980 ),
+    .first_next(\first_next$974 ),
+    .first_next_out(\first_next$992 ),
+    .first_out(\first_in$998 ),
+    .last_in(\last_in$982 ),
+    .last_out(\last_in$1000 ),
     .pe_2_5_sync_clk(clk),
     .pe_2_5_sync_rst(rst_pe_2_5),
-    .\port$3019$10 (\o$362 [11:10]),
-    .psum_in(\psum_in$708 ),
-    .psum_out(\psum_in$840 ),
-    .valid_in(\valid_in$702 ),
-    .valid_out(\valid_in$719 ),
-    .w_in(\w_in$710 ),
-    .w_out(\w_in$842 )
+    .psum_in(\psum_in$984 ),
+    .psum_out(\psum_in$1123 ),
+    .valid_in(\valid_in$978 ),
+    .valid_out(\valid_in$996 ),
+    .w_in(\w_in$986 ),
+    .w_out(\w_in$1125 ),
+    .w_shift(shift_2_5_q)
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$717 ),
-    .a_next(\a_in$700 ),
-    .a_out(\a_in$734 ),
+    .a_in(\a_in$994 ),
+    .a_next(\a_in$976 ),
+    .a_out(\a_in$1012 ),
+    .capture(capture_2_6_q),
     .en(en_pe_2_6),
-    .first_in(\first_in$721 ),
-    .first_next(\first_in$704 ),
-    .first_out(\first_in$738 ),
-    .last_in(\last_in$723 ),
-    .last_out(\last_in$740 ),
+    .first_in(\first_in$998 ),
+    .first_next(\first_next$992 ),
+    .first_next_out(\first_next$1010 ),
+    .first_out(\first_in$1016 ),
+    .last_in(\last_in$1000 ),
+    .last_out(\last_in$1018 ),
     .pe_2_6_sync_clk(clk),
     .pe_2_6_sync_rst(rst_pe_2_6),
-    .\port$3019$12 (\o$362 [13:12]),
-    .psum_in(\psum_in$725 ),
-    .psum_out(\psum_in$857 ),
-    .valid_in(\valid_in$719 ),
-    .valid_out(\valid_in$736 ),
-    .w_in(\w_in$727 ),
-    .w_out(\w_in$859 )
+    .psum_in(\psum_in$1002 ),
+    .psum_out(\psum_in$1141 ),
+    .valid_in(\valid_in$996 ),
+    .valid_out(\valid_in$1014 ),
+    .w_in(\w_in$1004 ),
+    .w_out(\w_in$1143 ),
+    .w_shift(shift_2_6_q)
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$734 ),
-    .a_next(\a_in$717 ),
+    .a_in(\a_in$1012 ),
+    .a_next(\a_in$994 ),
+    .capture(capture_2_7_q),
     .en(en_pe_2_7),
-    .first_in(\first_in$738 ),
-    .first_next(\first_in$721 ),
-    .last_in(\last_in$740 ),
+    .first_in(\first_in$1016 ),
+    .first_next(\first_next$1010 ),
+    .last_in(\last_in$1018 ),
     .pe_2_7_sync_clk(clk),
     .pe_2_7_sync_rst(rst_pe_2_7),
-    .\port$3019$14 (\o$362 [15:14]),
-    .psum_in(\psum_in$742 ),
-    .psum_out(\psum_in$874 ),
-    .valid_in(\valid_in$736 ),
-    .w_in(\w_in$744 ),
-    .w_out(\w_in$876 )
+    .psum_in(\psum_in$1020 ),
+    .psum_out(\psum_in$1159 ),
+    .valid_in(\valid_in$1014 ),
+    .w_in(\w_in$1022 ),
+    .w_out(\w_in$1161 ),
+    .w_shift(shift_2_7_q)
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$369 [31:24]),
-    .a_next(o_next[31:24]),
-    .a_out(\a_in$764 ),
+    .a_in(\o$626 [31:24]),
+    .a_next(\o_next$622 [31:24]),
+    .a_out(\a_in$1043 ),
+    .capture(capture_3_0_q),
     .en(en_pe_3_0),
-    .first_next(\o_next$367 [10]),
-    .first_out(\first_in$768 ),
-    .last_out(\last_in$770 ),
+    .first_next(\o_next$624 [10]),
+    .first_next_out(\first_next$1041 ),
+    .first_out(\first_in$1047 ),
+    .last_out(\last_in$1049 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3019$0 (\o$362 [1:0]),
-    .\port$3137$9 (\o$371 [11:9]),
-    .psum_in(\psum_in$755 ),
-    .psum_out(\psum_in$887 ),
-    .valid_out(\valid_in$766 ),
-    .w_in(\w_in$757 ),
-    .w_out(\w_in$889 )
+    .\port$3522$9 (\o$628 [11:9]),
+    .psum_in(\psum_in$1033 ),
+    .psum_out(\psum_in$1172 ),
+    .valid_out(\valid_in$1045 ),
+    .w_in(\w_in$1035 ),
+    .w_out(\w_in$1174 ),
+    .w_shift(shift_3_0_q)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$764 ),
-    .a_next(\o$369 [31:24]),
-    .a_out(\a_in$781 ),
+    .a_in(\a_in$1043 ),
+    .a_next(\o$626 [31:24]),
+    .a_out(\a_in$1061 ),
+    .capture(capture_3_1_q),
     .en(en_pe_3_1),
-    .first_in(\first_in$768 ),
-    .first_next(\o$371 [10]),
-    .first_out(\first_in$785 ),
-    .last_in(\last_in$770 ),
-    .last_out(\last_in$787 ),
+    .first_in(\first_in$1047 ),
+    .first_next(\first_next$1041 ),
+    .first_next_out(\first_next$1059 ),
+    .first_out(\first_in$1065 ),
+    .last_in(\last_in$1049 ),
+    .last_out(\last_in$1067 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .\port$3019$2 (\o$362 [3:2]),
-    .psum_in(\psum_in$772 ),
-    .psum_out(\psum_in$904 ),
-    .valid_in(\valid_in$766 ),
-    .valid_out(\valid_in$783 ),
-    .w_in(\w_in$774 ),
-    .w_out(\w_in$906 )
+    .psum_in(\psum_in$1051 ),
+    .psum_out(\psum_in$1190 ),
+    .valid_in(\valid_in$1045 ),
+    .valid_out(\valid_in$1063 ),
+    .w_in(\w_in$1053 ),
+    .w_out(\w_in$1192 ),
+    .w_shift(shift_3_1_q)
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$781 ),
-    .a_next(\a_in$764 ),
-    .a_out(\a_in$798 ),
+    .a_in(\a_in$1061 ),
+    .a_next(\a_in$1043 ),
+    .a_out(\a_in$1079 ),
+    .capture(capture_3_2_q),
     .en(en_pe_3_2),
-    .first_in(\first_in$785 ),
-    .first_next(\first_in$768 ),
-    .first_out(\first_in$802 ),
-    .last_in(\last_in$787 ),
-    .last_out(\last_in$804 ),
+    .first_in(\first_in$1065 ),
+    .first_next(\first_next$1059 ),
+    .first_next_out(\first_next$1077 ),
+    .first_out(\first_in$1083 ),
+    .last_in(\last_in$1067 ),
+    .last_out(\last_in$1085 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .\port$3019$4 (\o$362 [5:4]),
-    .psum_in(\psum_in$789 ),
-    .psum_out(\psum_in$921 ),
-    .valid_in(\valid_in$783 ),
-    .valid_out(\valid_in$800 ),
-    .w_in(\w_in$791 ),
-    .w_out(\w_in$923 )
+    .psum_in(\psum_in$1069 ),
+    .psum_out(\psum_in$1208 ),
+    .valid_in(\valid_in$1063 ),
+    .valid_out(\valid_in$1081 ),
+    .w_in(\w_in$1071 ),
+    .w_out(\w_in$1210 ),
+    .w_shift(shift_3_2_q)
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$798 ),
-    .a_next(\a_in$781 ),
-    .a_out(\a_in$815 ),
+    .a_in(\a_in$1079 ),
+    .a_next(\a_in$1061 ),
+    .a_out(\a_in$1097 ),
+    .capture(capture_3_3_q),
     .en(en_pe_3_3),
-    .first_in(\first_in$802 ),
-    .first_next(\first_in$785 ),
-    .first_out(\first_in$819 ),
-    .last_in(\last_in$804 ),
-    .last_out(\last_in$821 ),
+    .first_in(\first_in$1083 ),
+    .first_next(\first_next$1077 ),
+    .first_next_out(\first_next$1095 ),
+    .first_out(\first_in$1101 ),
+    .last_in(\last_in$1085 ),
+    .last_out(\last_in$1103 ),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .\port$3019$6 (\o$362 [7:6]),
-    .psum_in(\psum_in$806 ),
-    .psum_out(\psum_in$938 ),
-    .valid_in(\valid_in$800 ),
-    .valid_out(\valid_in$817 ),
-    .w_in(\w_in$808 ),
-    .w_out(\w_in$940 )
+    .psum_in(\psum_in$1087 ),
+    .psum_out(\psum_in$1226 ),
+    .valid_in(\valid_in$1081 ),
+    .valid_out(\valid_in$1099 ),
+    .w_in(\w_in$1089 ),
+    .w_out(\w_in$1228 ),
+    .w_shift(shift_3_3_q)
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$815 ),
-    .a_next(\a_in$798 ),
-    .a_out(\a_in$832 ),
+    .a_in(\a_in$1097 ),
+    .a_next(\a_in$1079 ),
+    .a_out(\a_in$1115 ),
+    .capture(capture_3_4_q),
     .en(en_pe_3_4),
-    .first_in(\first_in$819 ),
-    .first_next(\first_in$802 ),
-    .first_out(\first_in$836 ),
-    .last_in(\last_in$821 ),
-    .last_out(\last_in$838 ),
+    .first_in(\first_in$1101 ),
+    .first_next(\first_next$1095 ),
+    .first_next_out(\first_next$1113 ),
+    .first_out(\first_in$1119 ),
+    .last_in(\last_in$1103 ),
+    .last_out(\last_in$1121 ),
     .pe_3_4_sync_clk(clk),
     .pe_3_4_sync_rst(rst_pe_3_4),
-    .\port$3019$8 (\o$362 [9:8]),
-    .psum_in(\psum_in$823 ),
-    .psum_out(\psum_in$955 ),
-    .valid_in(\valid_in$817 ),
-    .valid_out(\valid_in$834 ),
-    .w_in(\w_in$825 ),
-    .w_out(\w_in$957 )
+    .psum_in(\psum_in$1105 ),
+    .psum_out(\psum_in$1244 ),
+    .valid_in(\valid_in$1099 ),
+    .valid_out(\valid_in$1117 ),
+    .w_in(\w_in$1107 ),
+    .w_out(\w_in$1246 ),
+    .w_shift(shift_3_4_q)
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$832 ),
-    .a_next(\a_in$815 ),
-    .a_out(\a_in$849 ),
+    .a_in(\a_in$1115 ),
+    .a_next(\a_in$1097 ),
+    .a_out(\a_in$1133 ),
+    .capture(capture_3_5_q),
     .en(en_pe_3_5),
-    .first_in(\first_in$836 ),
-    .first_next(\first_in$819 ),
-    .first_out(\first_in$853 ),
-    .last_in(\last_in$838 ),
-    .last_out(\last_in$855 ),
+    .first_in(\first_in$1119 ),
+    .first_next(\first_next$1113 ),
+    .first_next_out(\first_next$1131 ),
+    .first_out(\first_in$1137 ),
+    .last_in(\last_in$1121 ),
+    .last_out(\last_in$1139 ),
     .pe_3_5_sync_clk(clk),
     .pe_3_5_sync_rst(rst_pe_3_5),
-    .\port$3019$10 (\o$362 [11:10]),
-    .psum_in(\psum_in$840 ),
-    .psum_out(\psum_in$972 ),
-    .valid_in(\valid_in$834 ),
-    .valid_out(\valid_in$851 ),
-    .w_in(\w_in$842 ),
-    .w_out(\w_in$974 )
+    .psum_in(\psum_in$1123 ),
+    .psum_out(\psum_in$1262 ),
+    .valid_in(\valid_in$1117 ),
+    .valid_out(\valid_in$1135 ),
+    .w_in(\w_in$1125 ),
+    .w_out(\w_in$1264 ),
+    .w_shift(shift_3_5_q)
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$849 ),
-    .a_next(\a_in$832 ),
-    .a_out(\a_in$866 ),
+    .a_in(\a_in$1133 ),
+    .a_next(\a_in$1115 ),
+    .a_out(\a_in$1151 ),
+    .capture(capture_3_6_q),
     .en(en_pe_3_6),
-    .first_in(\first_in$853 ),
-    .first_next(\first_in$836 ),
-    .first_out(\first_in$870 ),
-    .last_in(\last_in$855 ),
-    .last_out(\last_in$872 ),
+    .first_in(\first_in$1137 ),
+    .first_next(\first_next$1131 ),
+    .first_next_out(\first_next$1149 ),
+    .first_out(\first_in$1155 ),
+    .last_in(\last_in$1139 ),
+    .last_out(\last_in$1157 ),
     .pe_3_6_sync_clk(clk),
     .pe_3_6_sync_rst(rst_pe_3_6),
-    .\port$3019$12 (\o$362 [13:12]),
-    .psum_in(\psum_in$857 ),
-    .psum_out(\psum_in$989 ),
-    .valid_in(\valid_in$851 ),
-    .valid_out(\valid_in$868 ),
-    .w_in(\w_in$859 ),
-    .w_out(\w_in$991 )
+    .psum_in(\psum_in$1141 ),
+    .psum_out(\psum_in$1280 ),
+    .valid_in(\valid_in$1135 ),
+    .valid_out(\valid_in$1153 ),
+    .w_in(\w_in$1143 ),
+    .w_out(\w_in$1282 ),
+    .w_shift(shift_3_6_q)
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$866 ),
-    .a_next(\a_in$849 ),
+    .a_in(\a_in$1151 ),
+    .a_next(\a_in$1133 ),
+    .capture(capture_3_7_q),
     .en(en_pe_3_7),
-    .first_in(\first_in$870 ),
-    .first_next(\first_in$853 ),
-    .last_in(\last_in$872 ),
+    .first_in(\first_in$1155 ),
+    .first_next(\first_next$1149 ),
+    .last_in(\last_in$1157 ),
     .pe_3_7_sync_clk(clk),
     .pe_3_7_sync_rst(rst_pe_3_7),
-    .\port$3019$14 (\o$362 [15:14]),
-    .psum_in(\psum_in$874 ),
-    .psum_out(\psum_in$1006 ),
-    .valid_in(\valid_in$868 ),
-    .w_in(\w_in$876 ),
-    .w_out(\w_in$1008 )
+    .psum_in(\psum_in$1159 ),
+    .psum_out(\psum_in$1298 ),
+    .valid_in(\valid_in$1153 ),
+    .w_in(\w_in$1161 ),
+    .w_out(\w_in$1300 ),
+    .w_shift(shift_3_7_q)
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$369 [39:32]),
-    .a_next(o_next[39:32]),
-    .a_out(\a_in$896 ),
+    .a_in(\o$626 [39:32]),
+    .a_next(\o_next$622 [39:32]),
+    .a_out(\a_in$1182 ),
+    .capture(capture_4_0_q),
     .en(en_pe_4_0),
-    .first_next(\o_next$367 [13]),
-    .first_out(\first_in$900 ),
-    .last_out(\last_in$902 ),
+    .first_next(\o_next$624 [13]),
+    .first_next_out(\first_next$1180 ),
+    .first_out(\first_in$1186 ),
+    .last_out(\last_in$1188 ),
     .pe_4_0_sync_clk(clk),
     .pe_4_0_sync_rst(rst_pe_4_0),
-    .\port$3019$0 (\o$362 [1:0]),
-    .\port$3137$12 (\o$371 [14:12]),
-    .psum_in(\psum_in$887 ),
-    .psum_out(\psum_in$1019 ),
-    .valid_out(\valid_in$898 ),
-    .w_in(\w_in$889 ),
-    .w_out(\w_in$1021 )
+    .\port$3522$12 (\o$628 [14:12]),
+    .psum_in(\psum_in$1172 ),
+    .psum_out(\psum_in$1311 ),
+    .valid_out(\valid_in$1184 ),
+    .w_in(\w_in$1174 ),
+    .w_out(\w_in$1313 ),
+    .w_shift(shift_4_0_q)
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$896 ),
-    .a_next(\o$369 [39:32]),
-    .a_out(\a_in$913 ),
+    .a_in(\a_in$1182 ),
+    .a_next(\o$626 [39:32]),
+    .a_out(\a_in$1200 ),
+    .capture(capture_4_1_q),
     .en(en_pe_4_1),
-    .first_in(\first_in$900 ),
-    .first_next(\o$371 [13]),
-    .first_out(\first_in$917 ),
-    .last_in(\last_in$902 ),
-    .last_out(\last_in$919 ),
+    .first_in(\first_in$1186 ),
+    .first_next(\first_next$1180 ),
+    .first_next_out(\first_next$1198 ),
+    .first_out(\first_in$1204 ),
+    .last_in(\last_in$1188 ),
+    .last_out(\last_in$1206 ),
     .pe_4_1_sync_clk(clk),
     .pe_4_1_sync_rst(rst_pe_4_1),
-    .\port$3019$2 (\o$362 [3:2]),
-    .psum_in(\psum_in$904 ),
-    .psum_out(\psum_in$1036 ),
-    .valid_in(\valid_in$898 ),
-    .valid_out(\valid_in$915 ),
-    .w_in(\w_in$906 ),
-    .w_out(\w_in$1038 )
+    .psum_in(\psum_in$1190 ),
+    .psum_out(\psum_in$1329 ),
+    .valid_in(\valid_in$1184 ),
+    .valid_out(\valid_in$1202 ),
+    .w_in(\w_in$1192 ),
+    .w_out(\w_in$1331 ),
+    .w_shift(shift_4_1_q)
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$913 ),
-    .a_next(\a_in$896 ),
-    .a_out(\a_in$930 ),
+    .a_in(\a_in$1200 ),
+    .a_next(\a_in$1182 ),
+    .a_out(\a_in$1218 ),
+    .capture(capture_4_2_q),
     .en(en_pe_4_2),
-    .first_in(\first_in$917 ),
-    .first_next(\first_in$900 ),
-    .first_out(\first_in$934 ),
-    .last_in(\last_in$919 ),
-    .last_out(\last_in$936 ),
+    .first_in(\first_in$1204 ),
+    .first_next(\first_next$1198 ),
+    .first_next_out(\first_next$1216 ),
+    .first_out(\first_in$1222 ),
+    .last_in(\last_in$1206 ),
+    .last_out(\last_in$1224 ),
     .pe_4_2_sync_clk(clk),
     .pe_4_2_sync_rst(rst_pe_4_2),
-    .\port$3019$4 (\o$362 [5:4]),
-    .psum_in(\psum_in$921 ),
-    .psum_out(\psum_in$1053 ),
-    .valid_in(\valid_in$915 ),
-    .valid_out(\valid_in$932 ),
-    .w_in(\w_in$923 ),
-    .w_out(\w_in$1055 )
+    .psum_in(\psum_in$1208 ),
+    .psum_out(\psum_in$1347 ),
+    .valid_in(\valid_in$1202 ),
+    .valid_out(\valid_in$1220 ),
+    .w_in(\w_in$1210 ),
+    .w_out(\w_in$1349 ),
+    .w_shift(shift_4_2_q)
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$930 ),
-    .a_next(\a_in$913 ),
-    .a_out(\a_in$947 ),
+    .a_in(\a_in$1218 ),
+    .a_next(\a_in$1200 ),
+    .a_out(\a_in$1236 ),
+    .capture(capture_4_3_q),
     .en(en_pe_4_3),
-    .first_in(\first_in$934 ),
-    .first_next(\first_in$917 ),
-    .first_out(\first_in$951 ),
-    .last_in(\last_in$936 ),
-    .last_out(\last_in$953 ),
+    .first_in(\first_in$1222 ),
+    .first_next(\first_next$1216 ),
+    .first_next_out(\first_next$1234 ),
+    .first_out(\first_in$1240 ),
+    .last_in(\last_in$1224 ),
+    .last_out(\last_in$1242 ),
     .pe_4_3_sync_clk(clk),
     .pe_4_3_sync_rst(rst_pe_4_3),
-    .\port$3019$6 (\o$362 [7:6]),
-    .psum_in(\psum_in$938 ),
-    .psum_out(\psum_in$1070 ),
-    .valid_in(\valid_in$932 ),
-    .valid_out(\valid_in$949 ),
-    .w_in(\w_in$940 ),
-    .w_out(\w_in$1072 )
+    .psum_in(\psum_in$1226 ),
+    .psum_out(\psum_in$1365 ),
+    .valid_in(\valid_in$1220 ),
+    .valid_out(\valid_in$1238 ),
+    .w_in(\w_in$1228 ),
+    .w_out(\w_in$1367 ),
+    .w_shift(shift_4_3_q)
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$947 ),
-    .a_next(\a_in$930 ),
-    .a_out(\a_in$964 ),
+    .a_in(\a_in$1236 ),
+    .a_next(\a_in$1218 ),
+    .a_out(\a_in$1254 ),
+    .capture(capture_4_4_q),
     .en(en_pe_4_4),
-    .first_in(\first_in$951 ),
-    .first_next(\first_in$934 ),
-    .first_out(\first_in$968 ),
-    .last_in(\last_in$953 ),
-    .last_out(\last_in$970 ),
+    .first_in(\first_in$1240 ),
+    .first_next(\first_next$1234 ),
+    .first_next_out(\first_next$1252 ),
+    .first_out(\first_in$1258 ),
+    .last_in(\last_in$1242 ),
+    .last_out(\last_in$1260 ),
     .pe_4_4_sync_clk(clk),
     .pe_4_4_sync_rst(rst_pe_4_4),
-    .\port$3019$8 (\o$362 [9:8]),
-    .psum_in(\psum_in$955 ),
-    .psum_out(\psum_in$1087 ),
-    .valid_in(\valid_in$949 ),
-    .valid_out(\valid_in$966 ),
-    .w_in(\w_in$957 ),
-    .w_out(\w_in$1089 )
+    .psum_in(\psum_in$1244 ),
+    .psum_out(\psum_in$1383 ),
+    .valid_in(\valid_in$1238 ),
+    .valid_out(\valid_in$1256 ),
+    .w_in(\w_in$1246 ),
+    .w_out(\w_in$1385 ),
+    .w_shift(shift_4_4_q)
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$964 ),
-    .a_next(\a_in$947 ),
-    .a_out(\a_in$981 ),
+    .a_in(\a_in$1254 ),
+    .a_next(\a_in$1236 ),
+    .a_out(\a_in$1272 ),
+    .capture(capture_4_5_q),
     .en(en_pe_4_5),
-    .first_in(\first_in$968 ),
-    .first_next(\first_in$951 ),
-    .first_out(\first_in$985 ),
-    .last_in(\last_in$970 ),
-    .last_out(\last_in$987 ),
+    .first_in(\first_in$1258 ),
+    .first_next(\first_next$1252 ),
+    .first_next_out(\first_next$1270 ),
+    .first_out(\first_in$1276 ),
+    .last_in(\last_in$1260 ),
+    .last_out(\last_in$1278 ),
     .pe_4_5_sync_clk(clk),
     .pe_4_5_sync_rst(rst_pe_4_5),
-    .\port$3019$10 (\o$362 [11:10]),
-    .psum_in(\psum_in$972 ),
-    .psum_out(\psum_in$1104 ),
-    .valid_in(\valid_in$966 ),
-    .valid_out(\valid_in$983 ),
-    .w_in(\w_in$974 ),
-    .w_out(\w_in$1106 )
+    .psum_in(\psum_in$1262 ),
+    .psum_out(\psum_in$1401 ),
+    .valid_in(\valid_in$1256 ),
+    .valid_out(\valid_in$1274 ),
+    .w_in(\w_in$1264 ),
+    .w_out(\w_in$1403 ),
+    .w_shift(shift_4_5_q)
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$981 ),
-    .a_next(\a_in$964 ),
-    .a_out(\a_in$998 ),
+    .a_in(\a_in$1272 ),
+    .a_next(\a_in$1254 ),
+    .a_out(\a_in$1290 ),
+    .capture(capture_4_6_q),
     .en(en_pe_4_6),
-    .first_in(\first_in$985 ),
-    .first_next(\first_in$968 ),
-    .first_out(\first_in$1002 ),
-    .last_in(\last_in$987 ),
-    .last_out(\last_in$1004 ),
+    .first_in(\first_in$1276 ),
+    .first_next(\first_next$1270 ),
+    .first_next_out(\first_next$1288 ),
+    .first_out(\first_in$1294 ),
+    .last_in(\last_in$1278 ),
+    .last_out(\last_in$1296 ),
     .pe_4_6_sync_clk(clk),
     .pe_4_6_sync_rst(rst_pe_4_6),
-    .\port$3019$12 (\o$362 [13:12]),
-    .psum_in(\psum_in$989 ),
-    .psum_out(\psum_in$1121 ),
-    .valid_in(\valid_in$983 ),
-    .valid_out(\valid_in$1000 ),
-    .w_in(\w_in$991 ),
-    .w_out(\w_in$1123 )
+    .psum_in(\psum_in$1280 ),
+    .psum_out(\psum_in$1419 ),
+    .valid_in(\valid_in$1274 ),
+    .valid_out(\valid_in$1292 ),
+    .w_in(\w_in$1282 ),
+    .w_out(\w_in$1421 ),
+    .w_shift(shift_4_6_q)
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$998 ),
-    .a_next(\a_in$981 ),
+    .a_in(\a_in$1290 ),
+    .a_next(\a_in$1272 ),
+    .capture(capture_4_7_q),
     .en(en_pe_4_7),
-    .first_in(\first_in$1002 ),
-    .first_next(\first_in$985 ),
-    .last_in(\last_in$1004 ),
+    .first_in(\first_in$1294 ),
+    .first_next(\first_next$1288 ),
+    .last_in(\last_in$1296 ),
     .pe_4_7_sync_clk(clk),
     .pe_4_7_sync_rst(rst_pe_4_7),
-    .\port$3019$14 (\o$362 [15:14]),
-    .psum_in(\psum_in$1006 ),
-    .psum_out(\psum_in$1138 ),
-    .valid_in(\valid_in$1000 ),
-    .w_in(\w_in$1008 ),
-    .w_out(\w_in$1140 )
+    .psum_in(\psum_in$1298 ),
+    .psum_out(\psum_in$1437 ),
+    .valid_in(\valid_in$1292 ),
+    .w_in(\w_in$1300 ),
+    .w_out(\w_in$1439 ),
+    .w_shift(shift_4_7_q)
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$369 [47:40]),
-    .a_next(o_next[47:40]),
-    .a_out(\a_in$1028 ),
+    .a_in(\o$626 [47:40]),
+    .a_next(\o_next$622 [47:40]),
+    .a_out(\a_in$1321 ),
+    .capture(capture_5_0_q),
     .en(en_pe_5_0),
-    .first_next(\o_next$367 [16]),
-    .first_out(\first_in$1032 ),
-    .last_out(\last_in$1034 ),
+    .first_next(\o_next$624 [16]),
+    .first_next_out(\first_next$1319 ),
+    .first_out(\first_in$1325 ),
+    .last_out(\last_in$1327 ),
     .pe_5_0_sync_clk(clk),
     .pe_5_0_sync_rst(rst_pe_5_0),
-    .\port$3019$0 (\o$362 [1:0]),
-    .\port$3137$15 (\o$371 [17:15]),
-    .psum_in(\psum_in$1019 ),
-    .psum_out(\psum_in$1151 ),
-    .valid_out(\valid_in$1030 ),
-    .w_in(\w_in$1021 ),
-    .w_out(\w_in$1153 )
+    .\port$3522$15 (\o$628 [17:15]),
+    .psum_in(\psum_in$1311 ),
+    .psum_out(\psum_in$1450 ),
+    .valid_out(\valid_in$1323 ),
+    .w_in(\w_in$1313 ),
+    .w_out(\w_in$1452 ),
+    .w_shift(shift_5_0_q)
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$1028 ),
-    .a_next(\o$369 [47:40]),
-    .a_out(\a_in$1045 ),
+    .a_in(\a_in$1321 ),
+    .a_next(\o$626 [47:40]),
+    .a_out(\a_in$1339 ),
+    .capture(capture_5_1_q),
     .en(en_pe_5_1),
-    .first_in(\first_in$1032 ),
-    .first_next(\o$371 [16]),
-    .first_out(\first_in$1049 ),
-    .last_in(\last_in$1034 ),
-    .last_out(\last_in$1051 ),
+    .first_in(\first_in$1325 ),
+    .first_next(\first_next$1319 ),
+    .first_next_out(\first_next$1337 ),
+    .first_out(\first_in$1343 ),
+    .last_in(\last_in$1327 ),
+    .last_out(\last_in$1345 ),
     .pe_5_1_sync_clk(clk),
     .pe_5_1_sync_rst(rst_pe_5_1),
-    .\port$3019$2 (\o$362 [3:2]),
-    .psum_in(\psum_in$1036 ),
-    .psum_out(\psum_in$1168 ),
-    .valid_in(\valid_in$1030 ),
-    .valid_out(\valid_in$1047 ),
-    .w_in(\w_in$1038 ),
-    .w_out(\w_in$1170 )
+    .psum_in(\psum_in$1329 ),
+    .psum_out(\psum_in$1468 ),
+    .valid_in(\valid_in$1323 ),
+    .valid_out(\valid_in$1341 ),
+    .w_in(\w_in$1331 ),
+    .w_out(\w_in$1470 ),
+    .w_shift(shift_5_1_q)
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$1045 ),
-    .a_next(\a_in$1028 ),
-    .a_out(\a_in$1062 ),
+    .a_in(\a_in$1339 ),
+    .a_next(\a_in$1321 ),
+    .a_out(\a_in$1357 ),
+    .capture(capture_5_2_q),
     .en(en_pe_5_2),
-    .first_in(\first_in$1049 ),
-    .first_next(\first_in$1032 ),
-    .first_out(\first_in$1066 ),
-    .last_in(\last_in$1051 ),
-    .last_out(\last_in$1068 ),
+    .first_in(\first_in$1343 ),
+    .first_next(\first_next$1337 ),
+    .first_next_out(\first_next$1355 ),
+    .first_out(\first_in$1361 ),
+    .last_in(\last_in$1345 ),
+    .last_out(\last_in$1363 ),
     .pe_5_2_sync_clk(clk),
     .pe_5_2_sync_rst(rst_pe_5_2),
-    .\port$3019$4 (\o$362 [5:4]),
-    .psum_in(\psum_in$1053 ),
-    .psum_out(\psum_in$1185 ),
-    .valid_in(\valid_in$1047 ),
-    .valid_out(\valid_in$1064 ),
-    .w_in(\w_in$1055 ),
-    .w_out(\w_in$1187 )
+    .psum_in(\psum_in$1347 ),
+    .psum_out(\psum_in$1486 ),
+    .valid_in(\valid_in$1341 ),
+    .valid_out(\valid_in$1359 ),
+    .w_in(\w_in$1349 ),
+    .w_out(\w_in$1488 ),
+    .w_shift(shift_5_2_q)
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$1062 ),
-    .a_next(\a_in$1045 ),
-    .a_out(\a_in$1079 ),
+    .a_in(\a_in$1357 ),
+    .a_next(\a_in$1339 ),
+    .a_out(\a_in$1375 ),
+    .capture(capture_5_3_q),
     .en(en_pe_5_3),
-    .first_in(\first_in$1066 ),
-    .first_next(\first_in$1049 ),
-    .first_out(\first_in$1083 ),
-    .last_in(\last_in$1068 ),
-    .last_out(\last_in$1085 ),
+    .first_in(\first_in$1361 ),
+    .first_next(\first_next$1355 ),
+    .first_next_out(\first_next$1373 ),
+    .first_out(\first_in$1379 ),
+    .last_in(\last_in$1363 ),
+    .last_out(\last_in$1381 ),
     .pe_5_3_sync_clk(clk),
     .pe_5_3_sync_rst(rst_pe_5_3),
-    .\port$3019$6 (\o$362 [7:6]),
-    .psum_in(\psum_in$1070 ),
-    .psum_out(\psum_in$1202 ),
-    .valid_in(\valid_in$1064 ),
-    .valid_out(\valid_in$1081 ),
-    .w_in(\w_in$1072 ),
-    .w_out(\w_in$1204 )
+    .psum_in(\psum_in$1365 ),
+    .psum_out(\psum_in$1504 ),
+    .valid_in(\valid_in$1359 ),
+    .valid_out(\valid_in$1377 ),
+    .w_in(\w_in$1367 ),
+    .w_out(\w_in$1506 ),
+    .w_shift(shift_5_3_q)
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$1079 ),
-    .a_next(\a_in$1062 ),
-    .a_out(\a_in$1096 ),
+    .a_in(\a_in$1375 ),
+    .a_next(\a_in$1357 ),
+    .a_out(\a_in$1393 ),
+    .capture(capture_5_4_q),
     .en(en_pe_5_4),
-    .first_in(\first_in$1083 ),
-    .first_next(\first_in$1066 ),
-    .first_out(\first_in$1100 ),
-    .last_in(\last_in$1085 ),
-    .last_out(\last_in$1102 ),
+    .first_in(\first_in$1379 ),
+    .first_next(\first_next$1373 ),
+    .first_next_out(\first_next$1391 ),
+    .first_out(\first_in$1397 ),
+    .last_in(\last_in$1381 ),
+    .last_out(\last_in$1399 ),
     .pe_5_4_sync_clk(clk),
     .pe_5_4_sync_rst(rst_pe_5_4),
-    .\port$3019$8 (\o$362 [9:8]),
-    .psum_in(\psum_in$1087 ),
-    .psum_out(\psum_in$1219 ),
-    .valid_in(\valid_in$1081 ),
-    .valid_out(\valid_in$1098 ),
-    .w_in(\w_in$1089 ),
-    .w_out(\w_in$1221 )
+    .psum_in(\psum_in$1383 ),
+    .psum_out(\psum_in$1522 ),
+    .valid_in(\valid_in$1377 ),
+    .valid_out(\valid_in$1395 ),
+    .w_in(\w_in$1385 ),
+    .w_out(\w_in$1524 ),
+    .w_shift(shift_5_4_q)
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$1096 ),
-    .a_next(\a_in$1079 ),
-    .a_out(\a_in$1113 ),
+    .a_in(\a_in$1393 ),
+    .a_next(\a_in$1375 ),
+    .a_out(\a_in$1411 ),
+    .capture(capture_5_5_q),
     .en(en_pe_5_5),
-    .first_in(\first_in$1100 ),
-    .first_next(\first_in$1083 ),
-    .first_out(\first_in$1117 ),
-    .last_in(\last_in$1102 ),
-    .last_out(\last_in$1119 ),
+    .first_in(\first_in$1397 ),
+    .first_next(\first_next$1391 ),
+    .first_next_out(\first_next$1409 ),
+    .first_out(\first_in$1415 ),
+    .last_in(\last_in$1399 ),
+    .last_out(\last_in$1417 ),
     .pe_5_5_sync_clk(clk),
     .pe_5_5_sync_rst(rst_pe_5_5),
-    .\port$3019$10 (\o$362 [11:10]),
-    .psum_in(\psum_in$1104 ),
-    .psum_out(\psum_in$1236 ),
-    .valid_in(\valid_in$1098 ),
-    .valid_out(\valid_in$1115 ),
-    .w_in(\w_in$1106 ),
-    .w_out(\w_in$1238 )
+    .psum_in(\psum_in$1401 ),
+    .psum_out(\psum_in$1540 ),
+    .valid_in(\valid_in$1395 ),
+    .valid_out(\valid_in$1413 ),
+    .w_in(\w_in$1403 ),
+    .w_out(\w_in$1542 ),
+    .w_shift(shift_5_5_q)
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$1113 ),
-    .a_next(\a_in$1096 ),
-    .a_out(\a_in$1130 ),
+    .a_in(\a_in$1411 ),
+    .a_next(\a_in$1393 ),
+    .a_out(\a_in$1429 ),
+    .capture(capture_5_6_q),
     .en(en_pe_5_6),
-    .first_in(\first_in$1117 ),
-    .first_next(\first_in$1100 ),
-    .first_out(\first_in$1134 ),
-    .last_in(\last_in$1119 ),
-    .last_out(\last_in$1136 ),
+    .first_in(\first_in$1415 ),
+    .first_next(\first_next$1409 ),
+    .first_next_out(\first_next$1427 ),
+    .first_out(\first_in$1433 ),
+    .last_in(\last_in$1417 ),
+    .last_out(\last_in$1435 ),
     .pe_5_6_sync_clk(clk),
     .pe_5_6_sync_rst(rst_pe_5_6),
-    .\port$3019$12 (\o$362 [13:12]),
-    .psum_in(\psum_in$1121 ),
-    .psum_out(\psum_in$1253 ),
-    .valid_in(\valid_in$1115 ),
-    .valid_out(\valid_in$1132 ),
-    .w_in(\w_in$1123 ),
-    .w_out(\w_in$1255 )
+    .psum_in(\psum_in$1419 ),
+    .psum_out(\psum_in$1558 ),
+    .valid_in(\valid_in$1413 ),
+    .valid_out(\valid_in$1431 ),
+    .w_in(\w_in$1421 ),
+    .w_out(\w_in$1560 ),
+    .w_shift(shift_5_6_q)
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$1130 ),
-    .a_next(\a_in$1113 ),
+    .a_in(\a_in$1429 ),
+    .a_next(\a_in$1411 ),
+    .capture(capture_5_7_q),
     .en(en_pe_5_7),
-    .first_in(\first_in$1134 ),
-    .first_next(\first_in$1117 ),
-    .last_in(\last_in$1136 ),
+    .first_in(\first_in$1433 ),
+    .first_next(\first_next$1427 ),
+    .last_in(\last_in$1435 ),
     .pe_5_7_sync_clk(clk),
     .pe_5_7_sync_rst(rst_pe_5_7),
-    .\port$3019$14 (\o$362 [15:14]),
-    .psum_in(\psum_in$1138 ),
-    .psum_out(\psum_in$1270 ),
-    .valid_in(\valid_in$1132 ),
-    .w_in(\w_in$1140 ),
-    .w_out(\w_in$1272 )
+    .psum_in(\psum_in$1437 ),
+    .psum_out(\psum_in$1576 ),
+    .valid_in(\valid_in$1431 ),
+    .w_in(\w_in$1439 ),
+    .w_out(\w_in$1578 ),
+    .w_shift(shift_5_7_q)
   );
   \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$369 [55:48]),
-    .a_next(o_next[55:48]),
-    .a_out(\a_in$1160 ),
+    .a_in(\o$626 [55:48]),
+    .a_next(\o_next$622 [55:48]),
+    .a_out(\a_in$1460 ),
+    .capture(capture_6_0_q),
     .en(en_pe_6_0),
-    .first_next(\o_next$367 [19]),
-    .first_out(\first_in$1164 ),
-    .last_out(\last_in$1166 ),
+    .first_next(\o_next$624 [19]),
+    .first_next_out(\first_next$1458 ),
+    .first_out(\first_in$1464 ),
+    .last_out(\last_in$1466 ),
     .pe_6_0_sync_clk(clk),
     .pe_6_0_sync_rst(rst_pe_6_0),
-    .\port$3019$0 (\o$362 [1:0]),
-    .\port$3137$18 (\o$371 [20:18]),
-    .psum_in(\psum_in$1151 ),
-    .psum_out(\psum_in$1283 ),
-    .valid_out(\valid_in$1162 ),
-    .w_in(\w_in$1153 ),
-    .w_out(\w_in$1285 )
+    .\port$3522$18 (\o$628 [20:18]),
+    .psum_in(\psum_in$1450 ),
+    .psum_out(\psum_in$1589 ),
+    .valid_out(\valid_in$1462 ),
+    .w_in(\w_in$1452 ),
+    .w_out(\w_in$1591 ),
+    .w_shift(shift_6_0_q)
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$1160 ),
-    .a_next(\o$369 [55:48]),
-    .a_out(\a_in$1177 ),
+    .a_in(\a_in$1460 ),
+    .a_next(\o$626 [55:48]),
+    .a_out(\a_in$1478 ),
+    .capture(capture_6_1_q),
     .en(en_pe_6_1),
-    .first_in(\first_in$1164 ),
-    .first_next(\o$371 [19]),
-    .first_out(\first_in$1181 ),
-    .last_in(\last_in$1166 ),
-    .last_out(\last_in$1183 ),
+    .first_in(\first_in$1464 ),
+    .first_next(\first_next$1458 ),
+    .first_next_out(\first_next$1476 ),
+    .first_out(\first_in$1482 ),
+    .last_in(\last_in$1466 ),
+    .last_out(\last_in$1484 ),
     .pe_6_1_sync_clk(clk),
     .pe_6_1_sync_rst(rst_pe_6_1),
-    .\port$3019$2 (\o$362 [3:2]),
-    .psum_in(\psum_in$1168 ),
-    .psum_out(\psum_in$1300 ),
-    .valid_in(\valid_in$1162 ),
-    .valid_out(\valid_in$1179 ),
-    .w_in(\w_in$1170 ),
-    .w_out(\w_in$1302 )
+    .psum_in(\psum_in$1468 ),
+    .psum_out(\psum_in$1607 ),
+    .valid_in(\valid_in$1462 ),
+    .valid_out(\valid_in$1480 ),
+    .w_in(\w_in$1470 ),
+    .w_out(\w_in$1609 ),
+    .w_shift(shift_6_1_q)
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$1177 ),
-    .a_next(\a_in$1160 ),
-    .a_out(\a_in$1194 ),
+    .a_in(\a_in$1478 ),
+    .a_next(\a_in$1460 ),
+    .a_out(\a_in$1496 ),
+    .capture(capture_6_2_q),
     .en(en_pe_6_2),
-    .first_in(\first_in$1181 ),
-    .first_next(\first_in$1164 ),
-    .first_out(\first_in$1198 ),
-    .last_in(\last_in$1183 ),
-    .last_out(\last_in$1200 ),
+    .first_in(\first_in$1482 ),
+    .first_next(\first_next$1476 ),
+    .first_next_out(\first_next$1494 ),
+    .first_out(\first_in$1500 ),
+    .last_in(\last_in$1484 ),
+    .last_out(\last_in$1502 ),
     .pe_6_2_sync_clk(clk),
     .pe_6_2_sync_rst(rst_pe_6_2),
-    .\port$3019$4 (\o$362 [5:4]),
-    .psum_in(\psum_in$1185 ),
-    .psum_out(\psum_in$1317 ),
-    .valid_in(\valid_in$1179 ),
-    .valid_out(\valid_in$1196 ),
-    .w_in(\w_in$1187 ),
-    .w_out(\w_in$1319 )
+    .psum_in(\psum_in$1486 ),
+    .psum_out(\psum_in$1625 ),
+    .valid_in(\valid_in$1480 ),
+    .valid_out(\valid_in$1498 ),
+    .w_in(\w_in$1488 ),
+    .w_out(\w_in$1627 ),
+    .w_shift(shift_6_2_q)
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$1194 ),
-    .a_next(\a_in$1177 ),
-    .a_out(\a_in$1211 ),
+    .a_in(\a_in$1496 ),
+    .a_next(\a_in$1478 ),
+    .a_out(\a_in$1514 ),
+    .capture(capture_6_3_q),
     .en(en_pe_6_3),
-    .first_in(\first_in$1198 ),
-    .first_next(\first_in$1181 ),
-    .first_out(\first_in$1215 ),
-    .last_in(\last_in$1200 ),
-    .last_out(\last_in$1217 ),
+    .first_in(\first_in$1500 ),
+    .first_next(\first_next$1494 ),
+    .first_next_out(\first_next$1512 ),
+    .first_out(\first_in$1518 ),
+    .last_in(\last_in$1502 ),
+    .last_out(\last_in$1520 ),
     .pe_6_3_sync_clk(clk),
     .pe_6_3_sync_rst(rst_pe_6_3),
-    .\port$3019$6 (\o$362 [7:6]),
-    .psum_in(\psum_in$1202 ),
-    .psum_out(\psum_in$1334 ),
-    .valid_in(\valid_in$1196 ),
-    .valid_out(\valid_in$1213 ),
-    .w_in(\w_in$1204 ),
-    .w_out(\w_in$1336 )
+    .psum_in(\psum_in$1504 ),
+    .psum_out(\psum_in$1643 ),
+    .valid_in(\valid_in$1498 ),
+    .valid_out(\valid_in$1516 ),
+    .w_in(\w_in$1506 ),
+    .w_out(\w_in$1645 ),
+    .w_shift(shift_6_3_q)
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$1211 ),
-    .a_next(\a_in$1194 ),
-    .a_out(\a_in$1228 ),
+    .a_in(\a_in$1514 ),
+    .a_next(\a_in$1496 ),
+    .a_out(\a_in$1532 ),
+    .capture(capture_6_4_q),
     .en(en_pe_6_4),
-    .first_in(\first_in$1215 ),
-    .first_next(\first_in$1198 ),
-    .first_out(\first_in$1232 ),
-    .last_in(\last_in$1217 ),
-    .last_out(\last_in$1234 ),
+    .first_in(\first_in$1518 ),
+    .first_next(\first_next$1512 ),
+    .first_next_out(\first_next$1530 ),
+    .first_out(\first_in$1536 ),
+    .last_in(\last_in$1520 ),
+    .last_out(\last_in$1538 ),
     .pe_6_4_sync_clk(clk),
     .pe_6_4_sync_rst(rst_pe_6_4),
-    .\port$3019$8 (\o$362 [9:8]),
-    .psum_in(\psum_in$1219 ),
-    .psum_out(\psum_in$1351 ),
-    .valid_in(\valid_in$1213 ),
-    .valid_out(\valid_in$1230 ),
-    .w_in(\w_in$1221 ),
-    .w_out(\w_in$1353 )
+    .psum_in(\psum_in$1522 ),
+    .psum_out(\psum_in$1661 ),
+    .valid_in(\valid_in$1516 ),
+    .valid_out(\valid_in$1534 ),
+    .w_in(\w_in$1524 ),
+    .w_out(\w_in$1663 ),
+    .w_shift(shift_6_4_q)
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$1228 ),
-    .a_next(\a_in$1211 ),
-    .a_out(\a_in$1245 ),
+    .a_in(\a_in$1532 ),
+    .a_next(\a_in$1514 ),
+    .a_out(\a_in$1550 ),
+    .capture(capture_6_5_q),
     .en(en_pe_6_5),
-    .first_in(\first_in$1232 ),
-    .first_next(\first_in$1215 ),
-    .first_out(\first_in$1249 ),
-    .last_in(\last_in$1234 ),
-    .last_out(\last_in$1251 ),
+    .first_in(\first_in$1536 ),
+    .first_next(\first_next$1530 ),
+    .first_next_out(\first_next$1548 ),
+    .first_out(\first_in$1554 ),
+    .last_in(\last_in$1538 ),
+    .last_out(\last_in$1556 ),
     .pe_6_5_sync_clk(clk),
     .pe_6_5_sync_rst(rst_pe_6_5),
-    .\port$3019$10 (\o$362 [11:10]),
-    .psum_in(\psum_in$1236 ),
-    .psum_out(\psum_in$1368 ),
-    .valid_in(\valid_in$1230 ),
-    .valid_out(\valid_in$1247 ),
-    .w_in(\w_in$1238 ),
-    .w_out(\w_in$1370 )
+    .psum_in(\psum_in$1540 ),
+    .psum_out(\psum_in$1679 ),
+    .valid_in(\valid_in$1534 ),
+    .valid_out(\valid_in$1552 ),
+    .w_in(\w_in$1542 ),
+    .w_out(\w_in$1681 ),
+    .w_shift(shift_6_5_q)
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$1245 ),
-    .a_next(\a_in$1228 ),
-    .a_out(\a_in$1262 ),
+    .a_in(\a_in$1550 ),
+    .a_next(\a_in$1532 ),
+    .a_out(\a_in$1568 ),
+    .capture(capture_6_6_q),
     .en(en_pe_6_6),
-    .first_in(\first_in$1249 ),
-    .first_next(\first_in$1232 ),
-    .first_out(\first_in$1266 ),
-    .last_in(\last_in$1251 ),
-    .last_out(\last_in$1268 ),
+    .first_in(\first_in$1554 ),
+    .first_next(\first_next$1548 ),
+    .first_next_out(\first_next$1566 ),
+    .first_out(\first_in$1572 ),
+    .last_in(\last_in$1556 ),
+    .last_out(\last_in$1574 ),
     .pe_6_6_sync_clk(clk),
     .pe_6_6_sync_rst(rst_pe_6_6),
-    .\port$3019$12 (\o$362 [13:12]),
-    .psum_in(\psum_in$1253 ),
-    .psum_out(\psum_in$1385 ),
-    .valid_in(\valid_in$1247 ),
-    .valid_out(\valid_in$1264 ),
-    .w_in(\w_in$1255 ),
-    .w_out(\w_in$1387 )
+    .psum_in(\psum_in$1558 ),
+    .psum_out(\psum_in$1697 ),
+    .valid_in(\valid_in$1552 ),
+    .valid_out(\valid_in$1570 ),
+    .w_in(\w_in$1560 ),
+    .w_out(\w_in$1699 ),
+    .w_shift(shift_6_6_q)
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1262 ),
-    .a_next(\a_in$1245 ),
+    .a_in(\a_in$1568 ),
+    .a_next(\a_in$1550 ),
+    .capture(capture_6_7_q),
     .en(en_pe_6_7),
-    .first_in(\first_in$1266 ),
-    .first_next(\first_in$1249 ),
-    .last_in(\last_in$1268 ),
+    .first_in(\first_in$1572 ),
+    .first_next(\first_next$1566 ),
+    .last_in(\last_in$1574 ),
     .pe_6_7_sync_clk(clk),
     .pe_6_7_sync_rst(rst_pe_6_7),
-    .\port$3019$14 (\o$362 [15:14]),
-    .psum_in(\psum_in$1270 ),
-    .psum_out(\psum_in$1402 ),
-    .valid_in(\valid_in$1264 ),
-    .w_in(\w_in$1272 ),
-    .w_out(\w_in$1404 )
+    .psum_in(\psum_in$1576 ),
+    .psum_out(\psum_in$1715 ),
+    .valid_in(\valid_in$1570 ),
+    .w_in(\w_in$1578 ),
+    .w_out(\w_in$1717 ),
+    .w_shift(shift_6_7_q)
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$369 [63:56]),
-    .a_next(o_next[63:56]),
-    .a_out(\a_in$1292 ),
+    .a_in(\o$626 [63:56]),
+    .a_next(\o_next$622 [63:56]),
+    .a_out(\a_in$1599 ),
+    .capture(capture_7_0_q),
     .en(en_pe_7_0),
-    .first_next(\o_next$367 [22]),
-    .first_out(\first_in$1296 ),
-    .last_out(\last_in$1298 ),
+    .first_next(\o_next$624 [22]),
+    .first_next_out(\first_next$1597 ),
+    .first_out(\first_in$1603 ),
+    .last_out(\last_in$1605 ),
     .pe_7_0_sync_clk(clk),
     .pe_7_0_sync_rst(rst_pe_7_0),
-    .\port$3019$0 (\o$362 [1:0]),
-    .\port$3137$21 (\o$371 [23:21]),
-    .psum_in(\psum_in$1283 ),
+    .\port$3522$21 (\o$628 [23:21]),
+    .psum_in(\psum_in$1589 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$1294 ),
-    .w_in(\w_in$1285 )
+    .valid_out(\valid_in$1601 ),
+    .w_in(\w_in$1591 ),
+    .w_shift(shift_7_0_q)
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1292 ),
-    .a_next(\o$369 [63:56]),
-    .a_out(\a_in$1309 ),
+    .a_in(\a_in$1599 ),
+    .a_next(\o$626 [63:56]),
+    .a_out(\a_in$1617 ),
+    .capture(capture_7_1_q),
     .en(en_pe_7_1),
-    .first_in(\first_in$1296 ),
-    .first_next(\o$371 [22]),
-    .first_out(\first_in$1313 ),
-    .last_in(\last_in$1298 ),
-    .last_out(\last_in$1315 ),
+    .first_in(\first_in$1603 ),
+    .first_next(\first_next$1597 ),
+    .first_next_out(\first_next$1615 ),
+    .first_out(\first_in$1621 ),
+    .last_in(\last_in$1605 ),
+    .last_out(\last_in$1623 ),
     .pe_7_1_sync_clk(clk),
     .pe_7_1_sync_rst(rst_pe_7_1),
-    .\port$3019$2 (\o$362 [3:2]),
-    .psum_in(\psum_in$1300 ),
-    .psum_out(\psum_out$337 ),
-    .valid_in(\valid_in$1294 ),
-    .valid_out(\valid_in$1311 ),
-    .w_in(\w_in$1302 )
+    .psum_in(\psum_in$1607 ),
+    .psum_out(\psum_out$594 ),
+    .valid_in(\valid_in$1601 ),
+    .valid_out(\valid_in$1619 ),
+    .w_in(\w_in$1609 ),
+    .w_shift(shift_7_1_q)
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1309 ),
-    .a_next(\a_in$1292 ),
-    .a_out(\a_in$1326 ),
+    .a_in(\a_in$1617 ),
+    .a_next(\a_in$1599 ),
+    .a_out(\a_in$1635 ),
+    .capture(capture_7_2_q),
     .en(en_pe_7_2),
-    .first_in(\first_in$1313 ),
-    .first_next(\first_in$1296 ),
-    .first_out(\first_in$1330 ),
-    .last_in(\last_in$1315 ),
-    .last_out(\last_in$1332 ),
+    .first_in(\first_in$1621 ),
+    .first_next(\first_next$1615 ),
+    .first_next_out(\first_next$1633 ),
+    .first_out(\first_in$1639 ),
+    .last_in(\last_in$1623 ),
+    .last_out(\last_in$1641 ),
     .pe_7_2_sync_clk(clk),
     .pe_7_2_sync_rst(rst_pe_7_2),
-    .\port$3019$4 (\o$362 [5:4]),
-    .psum_in(\psum_in$1317 ),
-    .psum_out(\psum_out$338 ),
-    .valid_in(\valid_in$1311 ),
-    .valid_out(\valid_in$1328 ),
-    .w_in(\w_in$1319 )
+    .psum_in(\psum_in$1625 ),
+    .psum_out(\psum_out$595 ),
+    .valid_in(\valid_in$1619 ),
+    .valid_out(\valid_in$1637 ),
+    .w_in(\w_in$1627 ),
+    .w_shift(shift_7_2_q)
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1326 ),
-    .a_next(\a_in$1309 ),
-    .a_out(\a_in$1343 ),
+    .a_in(\a_in$1635 ),
+    .a_next(\a_in$1617 ),
+    .a_out(\a_in$1653 ),
+    .capture(capture_7_3_q),
     .en(en_pe_7_3),
-    .first_in(\first_in$1330 ),
-    .first_next(\first_in$1313 ),
-    .first_out(\first_in$1347 ),
-    .last_in(\last_in$1332 ),
-    .last_out(\last_in$1349 ),
+    .first_in(\first_in$1639 ),
+    .first_next(\first_next$1633 ),
+    .first_next_out(\first_next$1651 ),
+    .first_out(\first_in$1657 ),
+    .last_in(\last_in$1641 ),
+    .last_out(\last_in$1659 ),
     .pe_7_3_sync_clk(clk),
     .pe_7_3_sync_rst(rst_pe_7_3),
-    .\port$3019$6 (\o$362 [7:6]),
-    .psum_in(\psum_in$1334 ),
-    .psum_out(\psum_out$339 ),
-    .valid_in(\valid_in$1328 ),
-    .valid_out(\valid_in$1345 ),
-    .w_in(\w_in$1336 )
+    .psum_in(\psum_in$1643 ),
+    .psum_out(\psum_out$596 ),
+    .valid_in(\valid_in$1637 ),
+    .valid_out(\valid_in$1655 ),
+    .w_in(\w_in$1645 ),
+    .w_shift(shift_7_3_q)
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1343 ),
-    .a_next(\a_in$1326 ),
-    .a_out(\a_in$1360 ),
+    .a_in(\a_in$1653 ),
+    .a_next(\a_in$1635 ),
+    .a_out(\a_in$1671 ),
+    .capture(capture_7_4_q),
     .en(en_pe_7_4),
-    .first_in(\first_in$1347 ),
-    .first_next(\first_in$1330 ),
-    .first_out(\first_in$1364 ),
-    .last_in(\last_in$1349 ),
-    .last_out(\last_in$1366 ),
+    .first_in(\first_in$1657 ),
+    .first_next(\first_next$1651 ),
+    .first_next_out(\first_next$1669 ),
+    .first_out(\first_in$1675 ),
+    .last_in(\last_in$1659 ),
+    .last_out(\last_in$1677 ),
     .pe_7_4_sync_clk(clk),
     .pe_7_4_sync_rst(rst_pe_7_4),
-    .\port$3019$8 (\o$362 [9:8]),
-    .psum_in(\psum_in$1351 ),
-    .psum_out(\psum_out$340 ),
-    .valid_in(\valid_in$1345 ),
-    .valid_out(\valid_in$1362 ),
-    .w_in(\w_in$1353 )
+    .psum_in(\psum_in$1661 ),
+    .psum_out(\psum_out$597 ),
+    .valid_in(\valid_in$1655 ),
+    .valid_out(\valid_in$1673 ),
+    .w_in(\w_in$1663 ),
+    .w_shift(shift_7_4_q)
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1360 ),
-    .a_next(\a_in$1343 ),
-    .a_out(\a_in$1377 ),
+    .a_in(\a_in$1671 ),
+    .a_next(\a_in$1653 ),
+    .a_out(\a_in$1689 ),
+    .capture(capture_7_5_q),
     .en(en_pe_7_5),
-    .first_in(\first_in$1364 ),
-    .first_next(\first_in$1347 ),
-    .first_out(\first_in$1381 ),
-    .last_in(\last_in$1366 ),
-    .last_out(\last_in$1383 ),
+    .first_in(\first_in$1675 ),
+    .first_next(\first_next$1669 ),
+    .first_next_out(\first_next$1687 ),
+    .first_out(\first_in$1693 ),
+    .last_in(\last_in$1677 ),
+    .last_out(\last_in$1695 ),
     .pe_7_5_sync_clk(clk),
     .pe_7_5_sync_rst(rst_pe_7_5),
-    .\port$3019$10 (\o$362 [11:10]),
-    .psum_in(\psum_in$1368 ),
-    .psum_out(\psum_out$341 ),
-    .valid_in(\valid_in$1362 ),
-    .valid_out(\valid_in$1379 ),
-    .w_in(\w_in$1370 )
+    .psum_in(\psum_in$1679 ),
+    .psum_out(\psum_out$598 ),
+    .valid_in(\valid_in$1673 ),
+    .valid_out(\valid_in$1691 ),
+    .w_in(\w_in$1681 ),
+    .w_shift(shift_7_5_q)
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1377 ),
-    .a_next(\a_in$1360 ),
-    .a_out(\a_in$1394 ),
+    .a_in(\a_in$1689 ),
+    .a_next(\a_in$1671 ),
+    .a_out(\a_in$1707 ),
+    .capture(capture_7_6_q),
     .en(en_pe_7_6),
-    .first_in(\first_in$1381 ),
-    .first_next(\first_in$1364 ),
-    .first_out(\first_in$1398 ),
-    .last_in(\last_in$1383 ),
-    .last_out(\last_in$1400 ),
+    .first_in(\first_in$1693 ),
+    .first_next(\first_next$1687 ),
+    .first_next_out(\first_next$1705 ),
+    .first_out(\first_in$1711 ),
+    .last_in(\last_in$1695 ),
+    .last_out(\last_in$1713 ),
     .pe_7_6_sync_clk(clk),
     .pe_7_6_sync_rst(rst_pe_7_6),
-    .\port$3019$12 (\o$362 [13:12]),
-    .psum_in(\psum_in$1385 ),
-    .psum_out(\psum_out$342 ),
-    .valid_in(\valid_in$1379 ),
-    .valid_out(\valid_in$1396 ),
-    .w_in(\w_in$1387 )
+    .psum_in(\psum_in$1697 ),
+    .psum_out(\psum_out$599 ),
+    .valid_in(\valid_in$1691 ),
+    .valid_out(\valid_in$1709 ),
+    .w_in(\w_in$1699 ),
+    .w_shift(shift_7_6_q)
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1394 ),
-    .a_next(\a_in$1377 ),
+    .a_in(\a_in$1707 ),
+    .a_next(\a_in$1689 ),
+    .capture(capture_7_7_q),
     .en(en_pe_7_7),
-    .first_in(\first_in$1398 ),
-    .first_next(\first_in$1381 ),
-    .last_in(\last_in$1400 ),
+    .first_in(\first_in$1711 ),
+    .first_next(\first_next$1705 ),
+    .last_in(\last_in$1713 ),
     .last_out(last_out),
     .pe_7_7_sync_clk(clk),
     .pe_7_7_sync_rst(rst_pe_7_7),
-    .\port$3019$14 (\o$362 [15:14]),
-    .psum_in(\psum_in$1402 ),
-    .psum_out(\psum_out$343 ),
-    .valid_in(\valid_in$1396 ),
+    .psum_in(\psum_in$1715 ),
+    .psum_out(\psum_out$600 ),
+    .valid_in(\valid_in$1709 ),
     .valid_out(valid_out),
-    .w_in(\w_in$1404 )
+    .w_in(\w_in$1717 ),
+    .w_shift(shift_7_7_q)
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$356 ),
+    .i(\i$613 ),
     .i_next(i_next),
-    .o(\o$369 ),
-    .o_next(o_next),
-    .\port$1542$0 (en_skew_a_0),
-    .\port$1543$0 (en_skew_a_1),
-    .\port$1544$0 (en_skew_a_2),
-    .\port$1545$0 (en_skew_a_3),
-    .\port$1546$0 (en_skew_a_4),
-    .\port$1547$0 (en_skew_a_5),
-    .\port$1548$0 (en_skew_a_6),
-    .\port$1549$0 (en_skew_a_7),
+    .o(\o$626 ),
+    .o_next(\o_next$622 ),
+    .\port$1670$0 (en_skew_a_0),
+    .\port$1671$0 (en_skew_a_1),
+    .\port$1672$0 (en_skew_a_2),
+    .\port$1673$0 (en_skew_a_3),
+    .\port$1674$0 (en_skew_a_4),
+    .\port$1675$0 (en_skew_a_5),
+    .\port$1676$0 (en_skew_a_6),
+    .\port$1677$0 (en_skew_a_7),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$357 ),
-    .i_next(\i_next$359 ),
-    .o(\o$371 ),
-    .o_next(\o_next$367 ),
+    .i(\i$614 ),
+    .i_next(\i_next$616 ),
+    .o(\o$628 ),
+    .o_next(\o_next$624 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
     .i(in_w),
-    .o(\o$376 ),
-    .\port$1533$0 (en_skew_w_0),
-    .\port$1534$0 (en_skew_w_1),
-    .\port$1535$0 (en_skew_w_2),
-    .\port$1536$0 (en_skew_w_3),
-    .\port$1537$0 (en_skew_w_4),
-    .\port$1538$0 (en_skew_w_5),
-    .\port$1539$0 (en_skew_w_6),
-    .\port$1540$0 (en_skew_w_7),
+    .o(\o$633 ),
+    .\port$1661$0 (en_skew_w_0),
+    .\port$1662$0 (en_skew_w_1),
+    .\port$1663$0 (en_skew_w_2),
+    .\port$1664$0 (en_skew_w_3),
+    .\port$1665$0 (en_skew_w_4),
+    .\port$1666$0 (en_skew_w_5),
+    .\port$1667$0 (en_skew_w_6),
+    .\port$1668$0 (en_skew_w_7),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en_skew_wctl),
-    .i(\i$355 ),
-    .o(\o$362 ),
+    .i(\i$612 ),
+    .i_next(\i_next$617 ),
+    .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = held;
+    \$334  = held;
     if (rst) begin
-      \$206  = 1'h0;
+      \$334  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$207  = skid;
+    \$335  = skid;
     if (\$1 ) begin
-      \$207 [256] = out[256];
+      \$335 [256] = out[256];
     end
     if (\$2 ) begin
-      \$207 [31:0] = out[31:0];
+      \$335 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$207 [63:32] = out[63:32];
+      \$335 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$207 [95:64] = out[95:64];
+      \$335 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$207 [127:96] = out[127:96];
+      \$335 [127:96] = out[127:96];
     end
     if (\$6 ) begin
-      \$207 [159:128] = out[159:128];
+      \$335 [159:128] = out[159:128];
     end
     if (\$7 ) begin
-      \$207 [191:160] = out[191:160];
+      \$335 [191:160] = out[191:160];
     end
     if (\$8 ) begin
-      \$207 [223:192] = out[223:192];
+      \$335 [223:192] = out[223:192];
     end
     if (\$9 ) begin
-      \$207 [255:224] = out[255:224];
+      \$335 [255:224] = out[255:224];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$208  = loaded;
+    \$336  = loaded;
     if (en) begin
       if (capture) begin
-        \$208  = { 3'h0, w_accept };
+        \$336  = { 3'h0, w_accept };
       end else if (w_accept) begin
-        \$208  = \$19 [3:0];
+        \$336  = \$19 [3:0];
       end
     end
     if (rst) begin
-      \$208  = 4'h0;
+      \$336  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$209  = shadow_full;
+    \$337  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$209  = 1'h1;
+        \$337  = 1'h1;
       end else if (\$20 ) begin
-        \$209  = 1'h0;
+        \$337  = 1'h0;
       end
     end
     if (rst) begin
-      \$209  = 1'h0;
+      \$337  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$210  = since_first;
+    \$338  = since_first;
     if (en) begin
       if (\$21 ) begin
-        \$210  = 4'h1;
+        \$338  = 4'h1;
       end else if (\$22 ) begin
-        \$210  = \$23 [3:0];
+        \$338  = \$23 [3:0];
       end
     end
     if (rst) begin
-      \$210  = 4'h8;
+      \$338  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = first;
+    \$339  = first;
     if (en) begin
       if (a_accept) begin
-        \$211  = operands__payload[64];
+        \$339  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$211  = 1'h1;
+      \$339  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = in_w;
+    \$340  = in_w;
     if (en_in_w_0) begin
-      \$212 [7:0] = weights__payload[7:0];
+      \$340 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$212 [15:8] = weights__payload[15:8];
+      \$340 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$212 [23:16] = weights__payload[23:16];
+      \$340 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$212 [31:24] = weights__payload[31:24];
+      \$340 [31:24] = weights__payload[31:24];
     end
     if (en_in_w_4) begin
-      \$212 [39:32] = weights__payload[39:32];
+      \$340 [39:32] = weights__payload[39:32];
     end
     if (en_in_w_5) begin
-      \$212 [47:40] = weights__payload[47:40];
+      \$340 [47:40] = weights__payload[47:40];
     end
     if (en_in_w_6) begin
-      \$212 [55:48] = weights__payload[55:48];
+      \$340 [55:48] = weights__payload[55:48];
     end
     if (en_in_w_7) begin
-      \$212 [63:56] = weights__payload[63:56];
+      \$340 [63:56] = weights__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = in_a;
+    \$341  = in_a;
     if (en_in_a_0) begin
-      \$213 [7:0] = operands__payload[7:0];
+      \$341 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$213 [15:8] = operands__payload[15:8];
+      \$341 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$213 [23:16] = operands__payload[23:16];
+      \$341 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$213 [31:24] = operands__payload[31:24];
+      \$341 [31:24] = operands__payload[31:24];
     end
     if (en_in_a_4) begin
-      \$213 [39:32] = operands__payload[39:32];
+      \$341 [39:32] = operands__payload[39:32];
     end
     if (en_in_a_5) begin
-      \$213 [47:40] = operands__payload[47:40];
+      \$341 [47:40] = operands__payload[47:40];
     end
     if (en_in_a_6) begin
-      \$213 [55:48] = operands__payload[55:48];
+      \$341 [55:48] = operands__payload[55:48];
     end
     if (en_in_a_7) begin
-      \$213 [63:56] = operands__payload[63:56];
+      \$341 [63:56] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = in_wctl;
+    \$342  = in_wctl;
     if (en) begin
-      \$214 [0] = w_accept;
-      \$214 [1] = capture;
+      \$342 [0] = w_accept;
+      \$342 [1] = capture;
     end
     if (rst) begin
-      \$214  = 2'h0;
+      \$342  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = in_flags;
+    \$343  = in_flags;
     if (en) begin
-      \$215 [0] = a_accept;
-      \$215 [1] = first;
-      \$215 [2] = operands__payload[64];
+      \$343 [0] = a_accept;
+      \$343 [1] = first;
+      \$343 [2] = operands__payload[64];
     end
     if (rst) begin
-      \$215  = 3'h0;
+      \$343  = 3'h0;
     end
   end
+  assign shift_0_0 = shift_0_0_q;
+  assign capture_0_0 = capture_0_0_q;
+  assign shift_0_1 = shift_0_1_q;
+  assign capture_0_1 = capture_0_1_q;
+  assign shift_0_2 = shift_0_2_q;
+  assign capture_0_2 = capture_0_2_q;
+  assign shift_0_3 = shift_0_3_q;
+  assign capture_0_3 = capture_0_3_q;
+  assign shift_0_4 = shift_0_4_q;
+  assign capture_0_4 = capture_0_4_q;
+  assign shift_0_5 = shift_0_5_q;
+  assign capture_0_5 = capture_0_5_q;
+  assign shift_0_6 = shift_0_6_q;
+  assign capture_0_6 = capture_0_6_q;
+  assign shift_0_7 = shift_0_7_q;
+  assign capture_0_7 = capture_0_7_q;
+  assign shift_1_0 = shift_1_0_q;
+  assign capture_1_0 = capture_1_0_q;
+  assign shift_1_1 = shift_1_1_q;
+  assign capture_1_1 = capture_1_1_q;
+  assign shift_1_2 = shift_1_2_q;
+  assign capture_1_2 = capture_1_2_q;
+  assign shift_1_3 = shift_1_3_q;
+  assign capture_1_3 = capture_1_3_q;
+  assign shift_1_4 = shift_1_4_q;
+  assign capture_1_4 = capture_1_4_q;
+  assign shift_1_5 = shift_1_5_q;
+  assign capture_1_5 = capture_1_5_q;
+  assign shift_1_6 = shift_1_6_q;
+  assign capture_1_6 = capture_1_6_q;
+  assign shift_1_7 = shift_1_7_q;
+  assign capture_1_7 = capture_1_7_q;
+  assign shift_2_0 = shift_2_0_q;
+  assign capture_2_0 = capture_2_0_q;
+  assign shift_2_1 = shift_2_1_q;
+  assign capture_2_1 = capture_2_1_q;
+  assign shift_2_2 = shift_2_2_q;
+  assign capture_2_2 = capture_2_2_q;
+  assign shift_2_3 = shift_2_3_q;
+  assign capture_2_3 = capture_2_3_q;
+  assign shift_2_4 = shift_2_4_q;
+  assign capture_2_4 = capture_2_4_q;
+  assign shift_2_5 = shift_2_5_q;
+  assign capture_2_5 = capture_2_5_q;
+  assign shift_2_6 = shift_2_6_q;
+  assign capture_2_6 = capture_2_6_q;
+  assign shift_2_7 = shift_2_7_q;
+  assign capture_2_7 = capture_2_7_q;
+  assign shift_3_0 = shift_3_0_q;
+  assign capture_3_0 = capture_3_0_q;
+  assign shift_3_1 = shift_3_1_q;
+  assign capture_3_1 = capture_3_1_q;
+  assign shift_3_2 = shift_3_2_q;
+  assign capture_3_2 = capture_3_2_q;
+  assign shift_3_3 = shift_3_3_q;
+  assign capture_3_3 = capture_3_3_q;
+  assign shift_3_4 = shift_3_4_q;
+  assign capture_3_4 = capture_3_4_q;
+  assign shift_3_5 = shift_3_5_q;
+  assign capture_3_5 = capture_3_5_q;
+  assign shift_3_6 = shift_3_6_q;
+  assign capture_3_6 = capture_3_6_q;
+  assign shift_3_7 = shift_3_7_q;
+  assign capture_3_7 = capture_3_7_q;
+  assign shift_4_0 = shift_4_0_q;
+  assign capture_4_0 = capture_4_0_q;
+  assign shift_4_1 = shift_4_1_q;
+  assign capture_4_1 = capture_4_1_q;
+  assign shift_4_2 = shift_4_2_q;
+  assign capture_4_2 = capture_4_2_q;
+  assign shift_4_3 = shift_4_3_q;
+  assign capture_4_3 = capture_4_3_q;
+  assign shift_4_4 = shift_4_4_q;
+  assign capture_4_4 = capture_4_4_q;
+  assign shift_4_5 = shift_4_5_q;
+  assign capture_4_5 = capture_4_5_q;
+  assign shift_4_6 = shift_4_6_q;
+  assign capture_4_6 = capture_4_6_q;
+  assign shift_4_7 = shift_4_7_q;
+  assign capture_4_7 = capture_4_7_q;
+  assign shift_5_0 = shift_5_0_q;
+  assign capture_5_0 = capture_5_0_q;
+  assign shift_5_1 = shift_5_1_q;
+  assign capture_5_1 = capture_5_1_q;
+  assign shift_5_2 = shift_5_2_q;
+  assign capture_5_2 = capture_5_2_q;
+  assign shift_5_3 = shift_5_3_q;
+  assign capture_5_3 = capture_5_3_q;
+  assign shift_5_4 = shift_5_4_q;
+  assign capture_5_4 = capture_5_4_q;
+  assign shift_5_5 = shift_5_5_q;
+  assign capture_5_5 = capture_5_5_q;
+  assign shift_5_6 = shift_5_6_q;
+  assign capture_5_6 = capture_5_6_q;
+  assign shift_5_7 = shift_5_7_q;
+  assign capture_5_7 = capture_5_7_q;
+  assign shift_6_0 = shift_6_0_q;
+  assign capture_6_0 = capture_6_0_q;
+  assign shift_6_1 = shift_6_1_q;
+  assign capture_6_1 = capture_6_1_q;
+  assign shift_6_2 = shift_6_2_q;
+  assign capture_6_2 = capture_6_2_q;
+  assign shift_6_3 = shift_6_3_q;
+  assign capture_6_3 = capture_6_3_q;
+  assign shift_6_4 = shift_6_4_q;
+  assign capture_6_4 = capture_6_4_q;
+  assign shift_6_5 = shift_6_5_q;
+  assign capture_6_5 = capture_6_5_q;
+  assign shift_6_6 = shift_6_6_q;
+  assign capture_6_6 = capture_6_6_q;
+  assign shift_6_7 = shift_6_7_q;
+  assign capture_6_7 = capture_6_7_q;
+  assign shift_7_0 = shift_7_0_q;
+  assign capture_7_0 = capture_7_0_q;
+  assign shift_7_1 = shift_7_1_q;
+  assign capture_7_1 = capture_7_1_q;
+  assign shift_7_2 = shift_7_2_q;
+  assign capture_7_2 = capture_7_2_q;
+  assign shift_7_3 = shift_7_3_q;
+  assign capture_7_3 = capture_7_3_q;
+  assign shift_7_4 = shift_7_4_q;
+  assign capture_7_4 = capture_7_4_q;
+  assign shift_7_5 = shift_7_5_q;
+  assign capture_7_5 = capture_7_5_q;
+  assign shift_7_6 = shift_7_6_q;
+  assign capture_7_6 = capture_7_6_q;
+  assign shift_7_7 = shift_7_7_q;
+  assign capture_7_7 = capture_7_7_q;
   assign pe_0_0_sync_clk = clk;
   assign pe_0_0_sync_rst = rst_pe_0_0;
   assign pe_0_1_sync_clk = clk;
@@ -4248,718 +5602,718 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign pe_7_6_sync_rst = rst_pe_7_6;
   assign pe_7_7_sync_clk = clk;
   assign pe_7_7_sync_rst = rst_pe_7_7;
-  assign \en$347  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$604  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$350  = { en_skew_w_7, en_skew_w_6, en_skew_w_5, en_skew_w_4, en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$351  = en_skew_wctl;
-  assign \en$352  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$353  = en_skew_flags;
-  assign \i$354  = in_w;
-  assign \en$360  = en_pe_0_0;
-  assign w_shift = \o$362 [0];
-  assign \capture$363  = \o$362 [1];
-  assign a_next = o_next[7:0];
-  assign first_next = \o_next$367 [1];
-  assign a_in = \o$369 [7:0];
-  assign valid_in = \o$371 [0];
-  assign first_in = \o$371 [1];
-  assign last_in = \o$371 [2];
+  assign \en$607  = { en_skew_w_7, en_skew_w_6, en_skew_w_5, en_skew_w_4, en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$608  = en_skew_wctl;
+  assign \en$609  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$610  = en_skew_flags;
+  assign \i$611  = in_w;
+  assign \en$618  = en_pe_0_0;
+  assign w_shift = shift_0_0_q;
+  assign \capture$620  = capture_0_0_q;
+  assign a_next = \o_next$622 [7:0];
+  assign first_next = \o_next$624 [1];
+  assign a_in = \o$626 [7:0];
+  assign valid_in = \o$628 [0];
+  assign first_in = \o$628 [1];
+  assign last_in = \o$628 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$376 [7:0];
-  assign \en$377  = en_pe_0_1;
-  assign \w_shift$378  = \o$362 [2];
-  assign \capture$379  = \o$362 [3];
-  assign \a_next$380  = \o$369 [7:0];
-  assign \first_next$381  = \o$371 [1];
-  assign a_out = \a_in$382 ;
-  assign \valid_out$385  = \valid_in$384 ;
-  assign first_out = \first_in$386 ;
-  assign \last_out$389  = \last_in$388 ;
-  assign \psum_in$390  = 32'd0;
-  assign \w_in$391  = \o$376 [15:8];
-  assign \en$392  = en_pe_0_2;
-  assign \w_shift$393  = \o$362 [4];
-  assign \capture$394  = \o$362 [5];
-  assign \a_next$395  = \a_in$382 ;
-  assign \first_next$396  = \first_in$386 ;
-  assign \a_out$398  = \a_in$397 ;
-  assign \valid_out$400  = \valid_in$399 ;
-  assign \first_out$402  = \first_in$401 ;
-  assign \last_out$404  = \last_in$403 ;
-  assign \psum_in$405  = 32'd0;
-  assign \w_in$406  = \o$376 [23:16];
-  assign \en$407  = en_pe_0_3;
-  assign \w_shift$408  = \o$362 [6];
-  assign \capture$409  = \o$362 [7];
-  assign \a_next$410  = \a_in$397 ;
-  assign \first_next$411  = \first_in$401 ;
-  assign \a_out$413  = \a_in$412 ;
-  assign \valid_out$415  = \valid_in$414 ;
-  assign \first_out$417  = \first_in$416 ;
-  assign \last_out$419  = \last_in$418 ;
-  assign \psum_in$420  = 32'd0;
-  assign \w_in$421  = \o$376 [31:24];
-  assign \en$422  = en_pe_0_4;
-  assign \w_shift$423  = \o$362 [8];
-  assign \capture$424  = \o$362 [9];
-  assign \a_next$425  = \a_in$412 ;
-  assign \first_next$426  = \first_in$416 ;
-  assign \a_out$428  = \a_in$427 ;
-  assign \valid_out$430  = \valid_in$429 ;
-  assign \first_out$432  = \first_in$431 ;
-  assign \last_out$434  = \last_in$433 ;
-  assign \psum_in$435  = 32'd0;
-  assign \w_in$436  = \o$376 [39:32];
-  assign \en$437  = en_pe_0_5;
-  assign \w_shift$438  = \o$362 [10];
-  assign \capture$439  = \o$362 [11];
-  assign \a_next$440  = \a_in$427 ;
-  assign \first_next$441  = \first_in$431 ;
-  assign \a_out$443  = \a_in$442 ;
-  assign \valid_out$445  = \valid_in$444 ;
-  assign \first_out$447  = \first_in$446 ;
-  assign \last_out$449  = \last_in$448 ;
-  assign \psum_in$450  = 32'd0;
-  assign \w_in$451  = \o$376 [47:40];
-  assign \en$452  = en_pe_0_6;
-  assign \w_shift$453  = \o$362 [12];
-  assign \capture$454  = \o$362 [13];
-  assign \a_next$455  = \a_in$442 ;
-  assign \first_next$456  = \first_in$446 ;
-  assign \a_out$458  = \a_in$457 ;
-  assign \valid_out$460  = \valid_in$459 ;
-  assign \first_out$462  = \first_in$461 ;
-  assign \last_out$464  = \last_in$463 ;
-  assign \psum_in$465  = 32'd0;
-  assign \w_in$466  = \o$376 [55:48];
-  assign \en$467  = en_pe_0_7;
-  assign \w_shift$468  = \o$362 [14];
-  assign \capture$469  = \o$362 [15];
-  assign \a_next$470  = \a_in$457 ;
-  assign \first_next$471  = \first_in$461 ;
-  assign \a_out$473  = \a_in$472 ;
-  assign \valid_out$475  = \valid_in$474 ;
-  assign \first_out$477  = \first_in$476 ;
-  assign \last_out$479  = \last_in$478 ;
-  assign \psum_in$480  = 32'd0;
-  assign \w_in$481  = \o$376 [63:56];
-  assign \en$482  = en_pe_1_0;
-  assign \w_shift$483  = \o$362 [0];
-  assign \capture$484  = \o$362 [1];
-  assign \a_next$485  = o_next[15:8];
-  assign \first_next$486  = \o_next$367 [4];
-  assign \a_in$487  = \o$369 [15:8];
-  assign \valid_in$488  = \o$371 [3];
-  assign \first_in$489  = \o$371 [4];
-  assign \last_in$490  = \o$371 [5];
-  assign \psum_out$492  = \psum_in$491 ;
-  assign w_out = \w_in$493 ;
-  assign \en$495  = en_pe_1_1;
-  assign \w_shift$496  = \o$362 [2];
-  assign \capture$497  = \o$362 [3];
-  assign \a_next$498  = \o$369 [15:8];
-  assign \first_next$499  = \o$371 [4];
-  assign \a_out$501  = \a_in$500 ;
-  assign \valid_out$503  = \valid_in$502 ;
-  assign \first_out$505  = \first_in$504 ;
-  assign \last_out$507  = \last_in$506 ;
-  assign \psum_out$509  = \psum_in$508 ;
-  assign \w_out$511  = \w_in$510 ;
-  assign \en$512  = en_pe_1_2;
-  assign \w_shift$513  = \o$362 [4];
-  assign \capture$514  = \o$362 [5];
-  assign \a_next$515  = \a_in$500 ;
-  assign \first_next$516  = \first_in$504 ;
-  assign \a_out$518  = \a_in$517 ;
-  assign \valid_out$520  = \valid_in$519 ;
-  assign \first_out$522  = \first_in$521 ;
-  assign \last_out$524  = \last_in$523 ;
-  assign \psum_out$526  = \psum_in$525 ;
-  assign \w_out$528  = \w_in$527 ;
-  assign \en$529  = en_pe_1_3;
-  assign \w_shift$530  = \o$362 [6];
-  assign \capture$531  = \o$362 [7];
-  assign \a_next$532  = \a_in$517 ;
-  assign \first_next$533  = \first_in$521 ;
-  assign \a_out$535  = \a_in$534 ;
-  assign \valid_out$537  = \valid_in$536 ;
-  assign \first_out$539  = \first_in$538 ;
-  assign \last_out$541  = \last_in$540 ;
-  assign \psum_out$543  = \psum_in$542 ;
-  assign \w_out$545  = \w_in$544 ;
-  assign \en$546  = en_pe_1_4;
-  assign \w_shift$547  = \o$362 [8];
-  assign \capture$548  = \o$362 [9];
-  assign \a_next$549  = \a_in$534 ;
-  assign \first_next$550  = \first_in$538 ;
-  assign \a_out$552  = \a_in$551 ;
-  assign \valid_out$554  = \valid_in$553 ;
-  assign \first_out$556  = \first_in$555 ;
-  assign \last_out$558  = \last_in$557 ;
-  assign \psum_out$560  = \psum_in$559 ;
-  assign \w_out$562  = \w_in$561 ;
-  assign \en$563  = en_pe_1_5;
-  assign \w_shift$564  = \o$362 [10];
-  assign \capture$565  = \o$362 [11];
-  assign \a_next$566  = \a_in$551 ;
-  assign \first_next$567  = \first_in$555 ;
-  assign \a_out$569  = \a_in$568 ;
-  assign \valid_out$571  = \valid_in$570 ;
-  assign \first_out$573  = \first_in$572 ;
-  assign \last_out$575  = \last_in$574 ;
-  assign \psum_out$577  = \psum_in$576 ;
-  assign \w_out$579  = \w_in$578 ;
-  assign \en$580  = en_pe_1_6;
-  assign \w_shift$581  = \o$362 [12];
-  assign \capture$582  = \o$362 [13];
-  assign \a_next$583  = \a_in$568 ;
-  assign \first_next$584  = \first_in$572 ;
-  assign \a_out$586  = \a_in$585 ;
-  assign \valid_out$588  = \valid_in$587 ;
-  assign \first_out$590  = \first_in$589 ;
-  assign \last_out$592  = \last_in$591 ;
-  assign \psum_out$594  = \psum_in$593 ;
-  assign \w_out$596  = \w_in$595 ;
-  assign \en$597  = en_pe_1_7;
-  assign \w_shift$598  = \o$362 [14];
-  assign \capture$599  = \o$362 [15];
-  assign \a_next$600  = \a_in$585 ;
-  assign \first_next$601  = \first_in$589 ;
-  assign \a_out$603  = \a_in$602 ;
-  assign \valid_out$605  = \valid_in$604 ;
-  assign \first_out$607  = \first_in$606 ;
-  assign \last_out$609  = \last_in$608 ;
-  assign \psum_out$611  = \psum_in$610 ;
-  assign \w_out$613  = \w_in$612 ;
-  assign \en$614  = en_pe_2_0;
-  assign \w_shift$615  = \o$362 [0];
-  assign \capture$616  = \o$362 [1];
-  assign \a_next$617  = o_next[23:16];
-  assign \first_next$618  = \o_next$367 [7];
-  assign \a_in$619  = \o$369 [23:16];
-  assign \valid_in$620  = \o$371 [6];
-  assign \first_in$621  = \o$371 [7];
-  assign \last_in$622  = \o$371 [8];
-  assign \psum_out$624  = \psum_in$623 ;
-  assign \w_out$626  = \w_in$625 ;
-  assign \en$627  = en_pe_2_1;
-  assign \w_shift$628  = \o$362 [2];
-  assign \capture$629  = \o$362 [3];
-  assign \a_next$630  = \o$369 [23:16];
-  assign \first_next$631  = \o$371 [7];
-  assign \a_out$633  = \a_in$632 ;
-  assign \valid_out$635  = \valid_in$634 ;
-  assign \first_out$637  = \first_in$636 ;
-  assign \last_out$639  = \last_in$638 ;
-  assign \psum_out$641  = \psum_in$640 ;
-  assign \w_out$643  = \w_in$642 ;
-  assign \en$644  = en_pe_2_2;
-  assign \w_shift$645  = \o$362 [4];
-  assign \capture$646  = \o$362 [5];
-  assign \a_next$647  = \a_in$632 ;
-  assign \first_next$648  = \first_in$636 ;
-  assign \a_out$650  = \a_in$649 ;
-  assign \valid_out$652  = \valid_in$651 ;
-  assign \first_out$654  = \first_in$653 ;
-  assign \last_out$656  = \last_in$655 ;
-  assign \psum_out$658  = \psum_in$657 ;
-  assign \w_out$660  = \w_in$659 ;
-  assign \en$661  = en_pe_2_3;
-  assign \w_shift$662  = \o$362 [6];
-  assign \capture$663  = \o$362 [7];
-  assign \a_next$664  = \a_in$649 ;
-  assign \first_next$665  = \first_in$653 ;
-  assign \a_out$667  = \a_in$666 ;
-  assign \valid_out$669  = \valid_in$668 ;
-  assign \first_out$671  = \first_in$670 ;
-  assign \last_out$673  = \last_in$672 ;
-  assign \psum_out$675  = \psum_in$674 ;
-  assign \w_out$677  = \w_in$676 ;
-  assign \en$678  = en_pe_2_4;
-  assign \w_shift$679  = \o$362 [8];
-  assign \capture$680  = \o$362 [9];
-  assign \a_next$681  = \a_in$666 ;
-  assign \first_next$682  = \first_in$670 ;
-  assign \a_out$684  = \a_in$683 ;
-  assign \valid_out$686  = \valid_in$685 ;
-  assign \first_out$688  = \first_in$687 ;
-  assign \last_out$690  = \last_in$689 ;
-  assign \psum_out$692  = \psum_in$691 ;
-  assign \w_out$694  = \w_in$693 ;
-  assign \en$695  = en_pe_2_5;
-  assign \w_shift$696  = \o$362 [10];
-  assign \capture$697  = \o$362 [11];
-  assign \a_next$698  = \a_in$683 ;
-  assign \first_next$699  = \first_in$687 ;
-  assign \a_out$701  = \a_in$700 ;
-  assign \valid_out$703  = \valid_in$702 ;
-  assign \first_out$705  = \first_in$704 ;
-  assign \last_out$707  = \last_in$706 ;
-  assign \psum_out$709  = \psum_in$708 ;
-  assign \w_out$711  = \w_in$710 ;
-  assign \en$712  = en_pe_2_6;
-  assign \w_shift$713  = \o$362 [12];
-  assign \capture$714  = \o$362 [13];
-  assign \a_next$715  = \a_in$700 ;
-  assign \first_next$716  = \first_in$704 ;
-  assign \a_out$718  = \a_in$717 ;
-  assign \valid_out$720  = \valid_in$719 ;
-  assign \first_out$722  = \first_in$721 ;
-  assign \last_out$724  = \last_in$723 ;
-  assign \psum_out$726  = \psum_in$725 ;
-  assign \w_out$728  = \w_in$727 ;
-  assign \en$729  = en_pe_2_7;
-  assign \w_shift$730  = \o$362 [14];
-  assign \capture$731  = \o$362 [15];
-  assign \a_next$732  = \a_in$717 ;
-  assign \first_next$733  = \first_in$721 ;
-  assign \a_out$735  = \a_in$734 ;
-  assign \valid_out$737  = \valid_in$736 ;
-  assign \first_out$739  = \first_in$738 ;
-  assign \last_out$741  = \last_in$740 ;
-  assign \psum_out$743  = \psum_in$742 ;
-  assign \w_out$745  = \w_in$744 ;
-  assign \en$746  = en_pe_3_0;
-  assign \w_shift$747  = \o$362 [0];
-  assign \capture$748  = \o$362 [1];
-  assign \a_next$749  = o_next[31:24];
-  assign \first_next$750  = \o_next$367 [10];
-  assign \a_in$751  = \o$369 [31:24];
-  assign \valid_in$752  = \o$371 [9];
-  assign \first_in$753  = \o$371 [10];
-  assign \last_in$754  = \o$371 [11];
+  assign w_in = \o$633 [7:0];
+  assign \en$634  = en_pe_0_1;
+  assign \w_shift$635  = shift_0_1_q;
+  assign \capture$636  = capture_0_1_q;
+  assign \a_next$637  = \o$626 [7:0];
+  assign first_next_out = \first_next$638 ;
+  assign a_out = \a_in$640 ;
+  assign \valid_out$643  = \valid_in$642 ;
+  assign first_out = \first_in$644 ;
+  assign \last_out$647  = \last_in$646 ;
+  assign \psum_in$648  = 32'd0;
+  assign \w_in$649  = \o$633 [15:8];
+  assign \en$650  = en_pe_0_2;
+  assign \w_shift$651  = shift_0_2_q;
+  assign \capture$652  = capture_0_2_q;
+  assign \a_next$653  = \a_in$640 ;
+  assign \first_next_out$655  = \first_next$654 ;
+  assign \a_out$657  = \a_in$656 ;
+  assign \valid_out$659  = \valid_in$658 ;
+  assign \first_out$661  = \first_in$660 ;
+  assign \last_out$663  = \last_in$662 ;
+  assign \psum_in$664  = 32'd0;
+  assign \w_in$665  = \o$633 [23:16];
+  assign \en$666  = en_pe_0_3;
+  assign \w_shift$667  = shift_0_3_q;
+  assign \capture$668  = capture_0_3_q;
+  assign \a_next$669  = \a_in$656 ;
+  assign \first_next_out$671  = \first_next$670 ;
+  assign \a_out$673  = \a_in$672 ;
+  assign \valid_out$675  = \valid_in$674 ;
+  assign \first_out$677  = \first_in$676 ;
+  assign \last_out$679  = \last_in$678 ;
+  assign \psum_in$680  = 32'd0;
+  assign \w_in$681  = \o$633 [31:24];
+  assign \en$682  = en_pe_0_4;
+  assign \w_shift$683  = shift_0_4_q;
+  assign \capture$684  = capture_0_4_q;
+  assign \a_next$685  = \a_in$672 ;
+  assign \first_next_out$687  = \first_next$686 ;
+  assign \a_out$689  = \a_in$688 ;
+  assign \valid_out$691  = \valid_in$690 ;
+  assign \first_out$693  = \first_in$692 ;
+  assign \last_out$695  = \last_in$694 ;
+  assign \psum_in$696  = 32'd0;
+  assign \w_in$697  = \o$633 [39:32];
+  assign \en$698  = en_pe_0_5;
+  assign \w_shift$699  = shift_0_5_q;
+  assign \capture$700  = capture_0_5_q;
+  assign \a_next$701  = \a_in$688 ;
+  assign \first_next_out$703  = \first_next$702 ;
+  assign \a_out$705  = \a_in$704 ;
+  assign \valid_out$707  = \valid_in$706 ;
+  assign \first_out$709  = \first_in$708 ;
+  assign \last_out$711  = \last_in$710 ;
+  assign \psum_in$712  = 32'd0;
+  assign \w_in$713  = \o$633 [47:40];
+  assign \en$714  = en_pe_0_6;
+  assign \w_shift$715  = shift_0_6_q;
+  assign \capture$716  = capture_0_6_q;
+  assign \a_next$717  = \a_in$704 ;
+  assign \first_next_out$719  = \first_next$718 ;
+  assign \a_out$721  = \a_in$720 ;
+  assign \valid_out$723  = \valid_in$722 ;
+  assign \first_out$725  = \first_in$724 ;
+  assign \last_out$727  = \last_in$726 ;
+  assign \psum_in$728  = 32'd0;
+  assign \w_in$729  = \o$633 [55:48];
+  assign \en$730  = en_pe_0_7;
+  assign \w_shift$731  = shift_0_7_q;
+  assign \capture$732  = capture_0_7_q;
+  assign \a_next$733  = \a_in$720 ;
+  assign \first_next_out$735  = \first_next$734 ;
+  assign \a_out$737  = \a_in$736 ;
+  assign \valid_out$739  = \valid_in$738 ;
+  assign \first_out$741  = \first_in$740 ;
+  assign \last_out$743  = \last_in$742 ;
+  assign \psum_in$744  = 32'd0;
+  assign \w_in$745  = \o$633 [63:56];
+  assign \en$746  = en_pe_1_0;
+  assign \w_shift$747  = shift_1_0_q;
+  assign \capture$748  = capture_1_0_q;
+  assign \a_next$749  = \o_next$622 [15:8];
+  assign \first_next$750  = \o_next$624 [4];
+  assign \a_in$751  = \o$626 [15:8];
+  assign \valid_in$752  = \o$628 [3];
+  assign \first_in$753  = \o$628 [4];
+  assign \last_in$754  = \o$628 [5];
   assign \psum_out$756  = \psum_in$755 ;
-  assign \w_out$758  = \w_in$757 ;
-  assign \en$759  = en_pe_3_1;
-  assign \w_shift$760  = \o$362 [2];
-  assign \capture$761  = \o$362 [3];
-  assign \a_next$762  = \o$369 [31:24];
-  assign \first_next$763  = \o$371 [10];
-  assign \a_out$765  = \a_in$764 ;
-  assign \valid_out$767  = \valid_in$766 ;
-  assign \first_out$769  = \first_in$768 ;
-  assign \last_out$771  = \last_in$770 ;
-  assign \psum_out$773  = \psum_in$772 ;
-  assign \w_out$775  = \w_in$774 ;
-  assign \en$776  = en_pe_3_2;
-  assign \w_shift$777  = \o$362 [4];
-  assign \capture$778  = \o$362 [5];
-  assign \a_next$779  = \a_in$764 ;
-  assign \first_next$780  = \first_in$768 ;
-  assign \a_out$782  = \a_in$781 ;
-  assign \valid_out$784  = \valid_in$783 ;
-  assign \first_out$786  = \first_in$785 ;
-  assign \last_out$788  = \last_in$787 ;
-  assign \psum_out$790  = \psum_in$789 ;
-  assign \w_out$792  = \w_in$791 ;
-  assign \en$793  = en_pe_3_3;
-  assign \w_shift$794  = \o$362 [6];
-  assign \capture$795  = \o$362 [7];
-  assign \a_next$796  = \a_in$781 ;
-  assign \first_next$797  = \first_in$785 ;
-  assign \a_out$799  = \a_in$798 ;
-  assign \valid_out$801  = \valid_in$800 ;
-  assign \first_out$803  = \first_in$802 ;
-  assign \last_out$805  = \last_in$804 ;
-  assign \psum_out$807  = \psum_in$806 ;
-  assign \w_out$809  = \w_in$808 ;
-  assign \en$810  = en_pe_3_4;
-  assign \w_shift$811  = \o$362 [8];
-  assign \capture$812  = \o$362 [9];
-  assign \a_next$813  = \a_in$798 ;
-  assign \first_next$814  = \first_in$802 ;
-  assign \a_out$816  = \a_in$815 ;
-  assign \valid_out$818  = \valid_in$817 ;
-  assign \first_out$820  = \first_in$819 ;
-  assign \last_out$822  = \last_in$821 ;
-  assign \psum_out$824  = \psum_in$823 ;
-  assign \w_out$826  = \w_in$825 ;
-  assign \en$827  = en_pe_3_5;
-  assign \w_shift$828  = \o$362 [10];
-  assign \capture$829  = \o$362 [11];
-  assign \a_next$830  = \a_in$815 ;
-  assign \first_next$831  = \first_in$819 ;
-  assign \a_out$833  = \a_in$832 ;
-  assign \valid_out$835  = \valid_in$834 ;
-  assign \first_out$837  = \first_in$836 ;
-  assign \last_out$839  = \last_in$838 ;
-  assign \psum_out$841  = \psum_in$840 ;
-  assign \w_out$843  = \w_in$842 ;
-  assign \en$844  = en_pe_3_6;
-  assign \w_shift$845  = \o$362 [12];
-  assign \capture$846  = \o$362 [13];
-  assign \a_next$847  = \a_in$832 ;
-  assign \first_next$848  = \first_in$836 ;
-  assign \a_out$850  = \a_in$849 ;
-  assign \valid_out$852  = \valid_in$851 ;
-  assign \first_out$854  = \first_in$853 ;
-  assign \last_out$856  = \last_in$855 ;
-  assign \psum_out$858  = \psum_in$857 ;
-  assign \w_out$860  = \w_in$859 ;
-  assign \en$861  = en_pe_3_7;
-  assign \w_shift$862  = \o$362 [14];
-  assign \capture$863  = \o$362 [15];
-  assign \a_next$864  = \a_in$849 ;
-  assign \first_next$865  = \first_in$853 ;
-  assign \a_out$867  = \a_in$866 ;
-  assign \valid_out$869  = \valid_in$868 ;
-  assign \first_out$871  = \first_in$870 ;
-  assign \last_out$873  = \last_in$872 ;
-  assign \psum_out$875  = \psum_in$874 ;
-  assign \w_out$877  = \w_in$876 ;
-  assign \en$878  = en_pe_4_0;
-  assign \w_shift$879  = \o$362 [0];
-  assign \capture$880  = \o$362 [1];
-  assign \a_next$881  = o_next[39:32];
-  assign \first_next$882  = \o_next$367 [13];
-  assign \a_in$883  = \o$369 [39:32];
-  assign \valid_in$884  = \o$371 [12];
-  assign \first_in$885  = \o$371 [13];
-  assign \last_in$886  = \o$371 [14];
-  assign \psum_out$888  = \psum_in$887 ;
-  assign \w_out$890  = \w_in$889 ;
-  assign \en$891  = en_pe_4_1;
-  assign \w_shift$892  = \o$362 [2];
-  assign \capture$893  = \o$362 [3];
-  assign \a_next$894  = \o$369 [39:32];
-  assign \first_next$895  = \o$371 [13];
-  assign \a_out$897  = \a_in$896 ;
-  assign \valid_out$899  = \valid_in$898 ;
-  assign \first_out$901  = \first_in$900 ;
-  assign \last_out$903  = \last_in$902 ;
-  assign \psum_out$905  = \psum_in$904 ;
-  assign \w_out$907  = \w_in$906 ;
-  assign \en$908  = en_pe_4_2;
-  assign \w_shift$909  = \o$362 [4];
-  assign \capture$910  = \o$362 [5];
-  assign \a_next$911  = \a_in$896 ;
-  assign \first_next$912  = \first_in$900 ;
-  assign \a_out$914  = \a_in$913 ;
-  assign \valid_out$916  = \valid_in$915 ;
-  assign \first_out$918  = \first_in$917 ;
-  assign \last_out$920  = \last_in$919 ;
-  assign \psum_out$922  = \psum_in$921 ;
-  assign \w_out$924  = \w_in$923 ;
-  assign \en$925  = en_pe_4_3;
-  assign \w_shift$926  = \o$362 [6];
-  assign \capture$927  = \o$362 [7];
-  assign \a_next$928  = \a_in$913 ;
-  assign \first_next$929  = \first_in$917 ;
-  assign \a_out$931  = \a_in$930 ;
-  assign \valid_out$933  = \valid_in$932 ;
-  assign \first_out$935  = \first_in$934 ;
-  assign \last_out$937  = \last_in$936 ;
-  assign \psum_out$939  = \psum_in$938 ;
-  assign \w_out$941  = \w_in$940 ;
-  assign \en$942  = en_pe_4_4;
-  assign \w_shift$943  = \o$362 [8];
-  assign \capture$944  = \o$362 [9];
-  assign \a_next$945  = \a_in$930 ;
-  assign \first_next$946  = \first_in$934 ;
-  assign \a_out$948  = \a_in$947 ;
-  assign \valid_out$950  = \valid_in$949 ;
-  assign \first_out$952  = \first_in$951 ;
-  assign \last_out$954  = \last_in$953 ;
-  assign \psum_out$956  = \psum_in$955 ;
-  assign \w_out$958  = \w_in$957 ;
-  assign \en$959  = en_pe_4_5;
-  assign \w_shift$960  = \o$362 [10];
-  assign \capture$961  = \o$362 [11];
-  assign \a_next$962  = \a_in$947 ;
-  assign \first_next$963  = \first_in$951 ;
-  assign \a_out$965  = \a_in$964 ;
-  assign \valid_out$967  = \valid_in$966 ;
-  assign \first_out$969  = \first_in$968 ;
-  assign \last_out$971  = \last_in$970 ;
-  assign \psum_out$973  = \psum_in$972 ;
-  assign \w_out$975  = \w_in$974 ;
-  assign \en$976  = en_pe_4_6;
-  assign \w_shift$977  = \o$362 [12];
-  assign \capture$978  = \o$362 [13];
-  assign \a_next$979  = \a_in$964 ;
-  assign \first_next$980  = \first_in$968 ;
-  assign \a_out$982  = \a_in$981 ;
-  assign \valid_out$984  = \valid_in$983 ;
-  assign \first_out$986  = \first_in$985 ;
-  assign \last_out$988  = \last_in$987 ;
-  assign \psum_out$990  = \psum_in$989 ;
-  assign \w_out$992  = \w_in$991 ;
-  assign \en$993  = en_pe_4_7;
-  assign \w_shift$994  = \o$362 [14];
-  assign \capture$995  = \o$362 [15];
-  assign \a_next$996  = \a_in$981 ;
-  assign \first_next$997  = \first_in$985 ;
-  assign \a_out$999  = \a_in$998 ;
-  assign \valid_out$1001  = \valid_in$1000 ;
-  assign \first_out$1003  = \first_in$1002 ;
-  assign \last_out$1005  = \last_in$1004 ;
-  assign \psum_out$1007  = \psum_in$1006 ;
-  assign \w_out$1009  = \w_in$1008 ;
-  assign \en$1010  = en_pe_5_0;
-  assign \w_shift$1011  = \o$362 [0];
-  assign \capture$1012  = \o$362 [1];
-  assign \a_next$1013  = o_next[47:40];
-  assign \first_next$1014  = \o_next$367 [16];
-  assign \a_in$1015  = \o$369 [47:40];
-  assign \valid_in$1016  = \o$371 [15];
-  assign \first_in$1017  = \o$371 [16];
-  assign \last_in$1018  = \o$371 [17];
-  assign \psum_out$1020  = \psum_in$1019 ;
-  assign \w_out$1022  = \w_in$1021 ;
-  assign \en$1023  = en_pe_5_1;
-  assign \w_shift$1024  = \o$362 [2];
-  assign \capture$1025  = \o$362 [3];
-  assign \a_next$1026  = \o$369 [47:40];
-  assign \first_next$1027  = \o$371 [16];
-  assign \a_out$1029  = \a_in$1028 ;
-  assign \valid_out$1031  = \valid_in$1030 ;
-  assign \first_out$1033  = \first_in$1032 ;
-  assign \last_out$1035  = \last_in$1034 ;
-  assign \psum_out$1037  = \psum_in$1036 ;
-  assign \w_out$1039  = \w_in$1038 ;
-  assign \en$1040  = en_pe_5_2;
-  assign \w_shift$1041  = \o$362 [4];
-  assign \capture$1042  = \o$362 [5];
-  assign \a_next$1043  = \a_in$1028 ;
-  assign \first_next$1044  = \first_in$1032 ;
-  assign \a_out$1046  = \a_in$1045 ;
-  assign \valid_out$1048  = \valid_in$1047 ;
-  assign \first_out$1050  = \first_in$1049 ;
-  assign \last_out$1052  = \last_in$1051 ;
-  assign \psum_out$1054  = \psum_in$1053 ;
-  assign \w_out$1056  = \w_in$1055 ;
-  assign \en$1057  = en_pe_5_3;
-  assign \w_shift$1058  = \o$362 [6];
-  assign \capture$1059  = \o$362 [7];
-  assign \a_next$1060  = \a_in$1045 ;
-  assign \first_next$1061  = \first_in$1049 ;
-  assign \a_out$1063  = \a_in$1062 ;
-  assign \valid_out$1065  = \valid_in$1064 ;
-  assign \first_out$1067  = \first_in$1066 ;
-  assign \last_out$1069  = \last_in$1068 ;
-  assign \psum_out$1071  = \psum_in$1070 ;
-  assign \w_out$1073  = \w_in$1072 ;
-  assign \en$1074  = en_pe_5_4;
-  assign \w_shift$1075  = \o$362 [8];
-  assign \capture$1076  = \o$362 [9];
-  assign \a_next$1077  = \a_in$1062 ;
-  assign \first_next$1078  = \first_in$1066 ;
+  assign w_out = \w_in$757 ;
+  assign \en$759  = en_pe_1_1;
+  assign \w_shift$760  = shift_1_1_q;
+  assign \capture$761  = capture_1_1_q;
+  assign \a_next$762  = \o$626 [15:8];
+  assign \first_next_out$764  = \first_next$763 ;
+  assign \a_out$766  = \a_in$765 ;
+  assign \valid_out$768  = \valid_in$767 ;
+  assign \first_out$770  = \first_in$769 ;
+  assign \last_out$772  = \last_in$771 ;
+  assign \psum_out$774  = \psum_in$773 ;
+  assign \w_out$776  = \w_in$775 ;
+  assign \en$777  = en_pe_1_2;
+  assign \w_shift$778  = shift_1_2_q;
+  assign \capture$779  = capture_1_2_q;
+  assign \a_next$780  = \a_in$765 ;
+  assign \first_next_out$782  = \first_next$781 ;
+  assign \a_out$784  = \a_in$783 ;
+  assign \valid_out$786  = \valid_in$785 ;
+  assign \first_out$788  = \first_in$787 ;
+  assign \last_out$790  = \last_in$789 ;
+  assign \psum_out$792  = \psum_in$791 ;
+  assign \w_out$794  = \w_in$793 ;
+  assign \en$795  = en_pe_1_3;
+  assign \w_shift$796  = shift_1_3_q;
+  assign \capture$797  = capture_1_3_q;
+  assign \a_next$798  = \a_in$783 ;
+  assign \first_next_out$800  = \first_next$799 ;
+  assign \a_out$802  = \a_in$801 ;
+  assign \valid_out$804  = \valid_in$803 ;
+  assign \first_out$806  = \first_in$805 ;
+  assign \last_out$808  = \last_in$807 ;
+  assign \psum_out$810  = \psum_in$809 ;
+  assign \w_out$812  = \w_in$811 ;
+  assign \en$813  = en_pe_1_4;
+  assign \w_shift$814  = shift_1_4_q;
+  assign \capture$815  = capture_1_4_q;
+  assign \a_next$816  = \a_in$801 ;
+  assign \first_next_out$818  = \first_next$817 ;
+  assign \a_out$820  = \a_in$819 ;
+  assign \valid_out$822  = \valid_in$821 ;
+  assign \first_out$824  = \first_in$823 ;
+  assign \last_out$826  = \last_in$825 ;
+  assign \psum_out$828  = \psum_in$827 ;
+  assign \w_out$830  = \w_in$829 ;
+  assign \en$831  = en_pe_1_5;
+  assign \w_shift$832  = shift_1_5_q;
+  assign \capture$833  = capture_1_5_q;
+  assign \a_next$834  = \a_in$819 ;
+  assign \first_next_out$836  = \first_next$835 ;
+  assign \a_out$838  = \a_in$837 ;
+  assign \valid_out$840  = \valid_in$839 ;
+  assign \first_out$842  = \first_in$841 ;
+  assign \last_out$844  = \last_in$843 ;
+  assign \psum_out$846  = \psum_in$845 ;
+  assign \w_out$848  = \w_in$847 ;
+  assign \en$849  = en_pe_1_6;
+  assign \w_shift$850  = shift_1_6_q;
+  assign \capture$851  = capture_1_6_q;
+  assign \a_next$852  = \a_in$837 ;
+  assign \first_next_out$854  = \first_next$853 ;
+  assign \a_out$856  = \a_in$855 ;
+  assign \valid_out$858  = \valid_in$857 ;
+  assign \first_out$860  = \first_in$859 ;
+  assign \last_out$862  = \last_in$861 ;
+  assign \psum_out$864  = \psum_in$863 ;
+  assign \w_out$866  = \w_in$865 ;
+  assign \en$867  = en_pe_1_7;
+  assign \w_shift$868  = shift_1_7_q;
+  assign \capture$869  = capture_1_7_q;
+  assign \a_next$870  = \a_in$855 ;
+  assign \first_next_out$872  = \first_next$871 ;
+  assign \a_out$874  = \a_in$873 ;
+  assign \valid_out$876  = \valid_in$875 ;
+  assign \first_out$878  = \first_in$877 ;
+  assign \last_out$880  = \last_in$879 ;
+  assign \psum_out$882  = \psum_in$881 ;
+  assign \w_out$884  = \w_in$883 ;
+  assign \en$885  = en_pe_2_0;
+  assign \w_shift$886  = shift_2_0_q;
+  assign \capture$887  = capture_2_0_q;
+  assign \a_next$888  = \o_next$622 [23:16];
+  assign \first_next$889  = \o_next$624 [7];
+  assign \a_in$890  = \o$626 [23:16];
+  assign \valid_in$891  = \o$628 [6];
+  assign \first_in$892  = \o$628 [7];
+  assign \last_in$893  = \o$628 [8];
+  assign \psum_out$895  = \psum_in$894 ;
+  assign \w_out$897  = \w_in$896 ;
+  assign \en$898  = en_pe_2_1;
+  assign \w_shift$899  = shift_2_1_q;
+  assign \capture$900  = capture_2_1_q;
+  assign \a_next$901  = \o$626 [23:16];
+  assign \first_next_out$903  = \first_next$902 ;
+  assign \a_out$905  = \a_in$904 ;
+  assign \valid_out$907  = \valid_in$906 ;
+  assign \first_out$909  = \first_in$908 ;
+  assign \last_out$911  = \last_in$910 ;
+  assign \psum_out$913  = \psum_in$912 ;
+  assign \w_out$915  = \w_in$914 ;
+  assign \en$916  = en_pe_2_2;
+  assign \w_shift$917  = shift_2_2_q;
+  assign \capture$918  = capture_2_2_q;
+  assign \a_next$919  = \a_in$904 ;
+  assign \first_next_out$921  = \first_next$920 ;
+  assign \a_out$923  = \a_in$922 ;
+  assign \valid_out$925  = \valid_in$924 ;
+  assign \first_out$927  = \first_in$926 ;
+  assign \last_out$929  = \last_in$928 ;
+  assign \psum_out$931  = \psum_in$930 ;
+  assign \w_out$933  = \w_in$932 ;
+  assign \en$934  = en_pe_2_3;
+  assign \w_shift$935  = shift_2_3_q;
+  assign \capture$936  = capture_2_3_q;
+  assign \a_next$937  = \a_in$922 ;
+  assign \first_next_out$939  = \first_next$938 ;
+  assign \a_out$941  = \a_in$940 ;
+  assign \valid_out$943  = \valid_in$942 ;
+  assign \first_out$945  = \first_in$944 ;
+  assign \last_out$947  = \last_in$946 ;
+  assign \psum_out$949  = \psum_in$948 ;
+  assign \w_out$951  = \w_in$950 ;
+  assign \en$952  = en_pe_2_4;
+  assign \w_shift$953  = shift_2_4_q;
+  assign \capture$954  = capture_2_4_q;
+  assign \a_next$955  = \a_in$940 ;
+  assign \first_next_out$957  = \first_next$956 ;
+  assign \a_out$959  = \a_in$958 ;
+  assign \valid_out$961  = \valid_in$960 ;
+  assign \first_out$963  = \first_in$962 ;
+  assign \last_out$965  = \last_in$964 ;
+  assign \psum_out$967  = \psum_in$966 ;
+  assign \w_out$969  = \w_in$968 ;
+  assign \en$970  = en_pe_2_5;
+  assign \w_shift$971  = shift_2_5_q;
+  assign \capture$972  = capture_2_5_q;
+  assign \a_next$973  = \a_in$958 ;
+  assign \first_next_out$975  = \first_next$974 ;
+  assign \a_out$977  = \a_in$976 ;
+  assign \valid_out$979  = \valid_in$978 ;
+  assign \first_out$981  = \first_in$980 ;
+  assign \last_out$983  = \last_in$982 ;
+  assign \psum_out$985  = \psum_in$984 ;
+  assign \w_out$987  = \w_in$986 ;
+  assign \en$988  = en_pe_2_6;
+  assign \w_shift$989  = shift_2_6_q;
+  assign \capture$990  = capture_2_6_q;
+  assign \a_next$991  = \a_in$976 ;
+  assign \first_next_out$993  = \first_next$992 ;
+  assign \a_out$995  = \a_in$994 ;
+  assign \valid_out$997  = \valid_in$996 ;
+  assign \first_out$999  = \first_in$998 ;
+  assign \last_out$1001  = \last_in$1000 ;
+  assign \psum_out$1003  = \psum_in$1002 ;
+  assign \w_out$1005  = \w_in$1004 ;
+  assign \en$1006  = en_pe_2_7;
+  assign \w_shift$1007  = shift_2_7_q;
+  assign \capture$1008  = capture_2_7_q;
+  assign \a_next$1009  = \a_in$994 ;
+  assign \first_next_out$1011  = \first_next$1010 ;
+  assign \a_out$1013  = \a_in$1012 ;
+  assign \valid_out$1015  = \valid_in$1014 ;
+  assign \first_out$1017  = \first_in$1016 ;
+  assign \last_out$1019  = \last_in$1018 ;
+  assign \psum_out$1021  = \psum_in$1020 ;
+  assign \w_out$1023  = \w_in$1022 ;
+  assign \en$1024  = en_pe_3_0;
+  assign \w_shift$1025  = shift_3_0_q;
+  assign \capture$1026  = capture_3_0_q;
+  assign \a_next$1027  = \o_next$622 [31:24];
+  assign \first_next$1028  = \o_next$624 [10];
+  assign \a_in$1029  = \o$626 [31:24];
+  assign \valid_in$1030  = \o$628 [9];
+  assign \first_in$1031  = \o$628 [10];
+  assign \last_in$1032  = \o$628 [11];
+  assign \psum_out$1034  = \psum_in$1033 ;
+  assign \w_out$1036  = \w_in$1035 ;
+  assign \en$1037  = en_pe_3_1;
+  assign \w_shift$1038  = shift_3_1_q;
+  assign \capture$1039  = capture_3_1_q;
+  assign \a_next$1040  = \o$626 [31:24];
+  assign \first_next_out$1042  = \first_next$1041 ;
+  assign \a_out$1044  = \a_in$1043 ;
+  assign \valid_out$1046  = \valid_in$1045 ;
+  assign \first_out$1048  = \first_in$1047 ;
+  assign \last_out$1050  = \last_in$1049 ;
+  assign \psum_out$1052  = \psum_in$1051 ;
+  assign \w_out$1054  = \w_in$1053 ;
+  assign \en$1055  = en_pe_3_2;
+  assign \w_shift$1056  = shift_3_2_q;
+  assign \capture$1057  = capture_3_2_q;
+  assign \a_next$1058  = \a_in$1043 ;
+  assign \first_next_out$1060  = \first_next$1059 ;
+  assign \a_out$1062  = \a_in$1061 ;
+  assign \valid_out$1064  = \valid_in$1063 ;
+  assign \first_out$1066  = \first_in$1065 ;
+  assign \last_out$1068  = \last_in$1067 ;
+  assign \psum_out$1070  = \psum_in$1069 ;
+  assign \w_out$1072  = \w_in$1071 ;
+  assign \en$1073  = en_pe_3_3;
+  assign \w_shift$1074  = shift_3_3_q;
+  assign \capture$1075  = capture_3_3_q;
+  assign \a_next$1076  = \a_in$1061 ;
+  assign \first_next_out$1078  = \first_next$1077 ;
   assign \a_out$1080  = \a_in$1079 ;
   assign \valid_out$1082  = \valid_in$1081 ;
   assign \first_out$1084  = \first_in$1083 ;
   assign \last_out$1086  = \last_in$1085 ;
   assign \psum_out$1088  = \psum_in$1087 ;
   assign \w_out$1090  = \w_in$1089 ;
-  assign \en$1091  = en_pe_5_5;
-  assign \w_shift$1092  = \o$362 [10];
-  assign \capture$1093  = \o$362 [11];
+  assign \en$1091  = en_pe_3_4;
+  assign \w_shift$1092  = shift_3_4_q;
+  assign \capture$1093  = capture_3_4_q;
   assign \a_next$1094  = \a_in$1079 ;
-  assign \first_next$1095  = \first_in$1083 ;
-  assign \a_out$1097  = \a_in$1096 ;
-  assign \valid_out$1099  = \valid_in$1098 ;
-  assign \first_out$1101  = \first_in$1100 ;
-  assign \last_out$1103  = \last_in$1102 ;
-  assign \psum_out$1105  = \psum_in$1104 ;
-  assign \w_out$1107  = \w_in$1106 ;
-  assign \en$1108  = en_pe_5_6;
-  assign \w_shift$1109  = \o$362 [12];
-  assign \capture$1110  = \o$362 [13];
-  assign \a_next$1111  = \a_in$1096 ;
-  assign \first_next$1112  = \first_in$1100 ;
-  assign \a_out$1114  = \a_in$1113 ;
-  assign \valid_out$1116  = \valid_in$1115 ;
-  assign \first_out$1118  = \first_in$1117 ;
-  assign \last_out$1120  = \last_in$1119 ;
-  assign \psum_out$1122  = \psum_in$1121 ;
-  assign \w_out$1124  = \w_in$1123 ;
-  assign \en$1125  = en_pe_5_7;
-  assign \w_shift$1126  = \o$362 [14];
-  assign \capture$1127  = \o$362 [15];
-  assign \a_next$1128  = \a_in$1113 ;
-  assign \first_next$1129  = \first_in$1117 ;
-  assign \a_out$1131  = \a_in$1130 ;
-  assign \valid_out$1133  = \valid_in$1132 ;
-  assign \first_out$1135  = \first_in$1134 ;
-  assign \last_out$1137  = \last_in$1136 ;
-  assign \psum_out$1139  = \psum_in$1138 ;
-  assign \w_out$1141  = \w_in$1140 ;
-  assign \en$1142  = en_pe_6_0;
-  assign \w_shift$1143  = \o$362 [0];
-  assign \capture$1144  = \o$362 [1];
-  assign \a_next$1145  = o_next[55:48];
-  assign \first_next$1146  = \o_next$367 [19];
-  assign \a_in$1147  = \o$369 [55:48];
-  assign \valid_in$1148  = \o$371 [18];
-  assign \first_in$1149  = \o$371 [19];
-  assign \last_in$1150  = \o$371 [20];
-  assign \psum_out$1152  = \psum_in$1151 ;
-  assign \w_out$1154  = \w_in$1153 ;
-  assign \en$1155  = en_pe_6_1;
-  assign \w_shift$1156  = \o$362 [2];
-  assign \capture$1157  = \o$362 [3];
-  assign \a_next$1158  = \o$369 [55:48];
-  assign \first_next$1159  = \o$371 [19];
-  assign \a_out$1161  = \a_in$1160 ;
-  assign \valid_out$1163  = \valid_in$1162 ;
-  assign \first_out$1165  = \first_in$1164 ;
-  assign \last_out$1167  = \last_in$1166 ;
-  assign \psum_out$1169  = \psum_in$1168 ;
-  assign \w_out$1171  = \w_in$1170 ;
-  assign \en$1172  = en_pe_6_2;
-  assign \w_shift$1173  = \o$362 [4];
-  assign \capture$1174  = \o$362 [5];
-  assign \a_next$1175  = \a_in$1160 ;
-  assign \first_next$1176  = \first_in$1164 ;
-  assign \a_out$1178  = \a_in$1177 ;
-  assign \valid_out$1180  = \valid_in$1179 ;
-  assign \first_out$1182  = \first_in$1181 ;
-  assign \last_out$1184  = \last_in$1183 ;
-  assign \psum_out$1186  = \psum_in$1185 ;
-  assign \w_out$1188  = \w_in$1187 ;
-  assign \en$1189  = en_pe_6_3;
-  assign \w_shift$1190  = \o$362 [6];
-  assign \capture$1191  = \o$362 [7];
-  assign \a_next$1192  = \a_in$1177 ;
-  assign \first_next$1193  = \first_in$1181 ;
-  assign \a_out$1195  = \a_in$1194 ;
-  assign \valid_out$1197  = \valid_in$1196 ;
-  assign \first_out$1199  = \first_in$1198 ;
-  assign \last_out$1201  = \last_in$1200 ;
-  assign \psum_out$1203  = \psum_in$1202 ;
-  assign \w_out$1205  = \w_in$1204 ;
-  assign \en$1206  = en_pe_6_4;
-  assign \w_shift$1207  = \o$362 [8];
-  assign \capture$1208  = \o$362 [9];
-  assign \a_next$1209  = \a_in$1194 ;
-  assign \first_next$1210  = \first_in$1198 ;
-  assign \a_out$1212  = \a_in$1211 ;
-  assign \valid_out$1214  = \valid_in$1213 ;
-  assign \first_out$1216  = \first_in$1215 ;
-  assign \last_out$1218  = \last_in$1217 ;
-  assign \psum_out$1220  = \psum_in$1219 ;
-  assign \w_out$1222  = \w_in$1221 ;
-  assign \en$1223  = en_pe_6_5;
-  assign \w_shift$1224  = \o$362 [10];
-  assign \capture$1225  = \o$362 [11];
-  assign \a_next$1226  = \a_in$1211 ;
-  assign \first_next$1227  = \first_in$1215 ;
-  assign \a_out$1229  = \a_in$1228 ;
-  assign \valid_out$1231  = \valid_in$1230 ;
-  assign \first_out$1233  = \first_in$1232 ;
-  assign \last_out$1235  = \last_in$1234 ;
-  assign \psum_out$1237  = \psum_in$1236 ;
-  assign \w_out$1239  = \w_in$1238 ;
-  assign \en$1240  = en_pe_6_6;
-  assign \w_shift$1241  = \o$362 [12];
-  assign \capture$1242  = \o$362 [13];
-  assign \a_next$1243  = \a_in$1228 ;
-  assign \first_next$1244  = \first_in$1232 ;
-  assign \a_out$1246  = \a_in$1245 ;
-  assign \valid_out$1248  = \valid_in$1247 ;
-  assign \first_out$1250  = \first_in$1249 ;
-  assign \last_out$1252  = \last_in$1251 ;
-  assign \psum_out$1254  = \psum_in$1253 ;
-  assign \w_out$1256  = \w_in$1255 ;
-  assign \en$1257  = en_pe_6_7;
-  assign \w_shift$1258  = \o$362 [14];
-  assign \capture$1259  = \o$362 [15];
-  assign \a_next$1260  = \a_in$1245 ;
-  assign \first_next$1261  = \first_in$1249 ;
-  assign \a_out$1263  = \a_in$1262 ;
-  assign \valid_out$1265  = \valid_in$1264 ;
-  assign \first_out$1267  = \first_in$1266 ;
-  assign \last_out$1269  = \last_in$1268 ;
-  assign \psum_out$1271  = \psum_in$1270 ;
-  assign \w_out$1273  = \w_in$1272 ;
-  assign \en$1274  = en_pe_7_0;
-  assign \w_shift$1275  = \o$362 [0];
-  assign \capture$1276  = \o$362 [1];
-  assign \a_next$1277  = o_next[63:56];
-  assign \first_next$1278  = \o_next$367 [22];
-  assign \a_in$1279  = \o$369 [63:56];
-  assign \valid_in$1280  = \o$371 [21];
-  assign \first_in$1281  = \o$371 [22];
-  assign \last_in$1282  = \o$371 [23];
-  assign \psum_out$1284  = \psum_in$1283 ;
-  assign \w_out$1286  = \w_in$1285 ;
-  assign \en$1287  = en_pe_7_1;
-  assign \w_shift$1288  = \o$362 [2];
-  assign \capture$1289  = \o$362 [3];
-  assign \a_next$1290  = \o$369 [63:56];
-  assign \first_next$1291  = \o$371 [22];
-  assign \a_out$1293  = \a_in$1292 ;
-  assign \valid_out$1295  = \valid_in$1294 ;
-  assign \first_out$1297  = \first_in$1296 ;
-  assign \last_out$1299  = \last_in$1298 ;
-  assign \psum_out$1301  = \psum_in$1300 ;
-  assign \w_out$1303  = \w_in$1302 ;
-  assign \en$1304  = en_pe_7_2;
-  assign \w_shift$1305  = \o$362 [4];
-  assign \capture$1306  = \o$362 [5];
-  assign \a_next$1307  = \a_in$1292 ;
-  assign \first_next$1308  = \first_in$1296 ;
-  assign \a_out$1310  = \a_in$1309 ;
-  assign \valid_out$1312  = \valid_in$1311 ;
-  assign \first_out$1314  = \first_in$1313 ;
-  assign \last_out$1316  = \last_in$1315 ;
-  assign \psum_out$1318  = \psum_in$1317 ;
-  assign \w_out$1320  = \w_in$1319 ;
-  assign \en$1321  = en_pe_7_3;
-  assign \w_shift$1322  = \o$362 [6];
-  assign \capture$1323  = \o$362 [7];
-  assign \a_next$1324  = \a_in$1309 ;
-  assign \first_next$1325  = \first_in$1313 ;
-  assign \a_out$1327  = \a_in$1326 ;
-  assign \valid_out$1329  = \valid_in$1328 ;
-  assign \first_out$1331  = \first_in$1330 ;
-  assign \last_out$1333  = \last_in$1332 ;
-  assign \psum_out$1335  = \psum_in$1334 ;
-  assign \w_out$1337  = \w_in$1336 ;
-  assign \en$1338  = en_pe_7_4;
-  assign \w_shift$1339  = \o$362 [8];
-  assign \capture$1340  = \o$362 [9];
-  assign \a_next$1341  = \a_in$1326 ;
-  assign \first_next$1342  = \first_in$1330 ;
-  assign \a_out$1344  = \a_in$1343 ;
-  assign \valid_out$1346  = \valid_in$1345 ;
-  assign \first_out$1348  = \first_in$1347 ;
-  assign \last_out$1350  = \last_in$1349 ;
-  assign \psum_out$1352  = \psum_in$1351 ;
-  assign \w_out$1354  = \w_in$1353 ;
-  assign \en$1355  = en_pe_7_5;
-  assign \w_shift$1356  = \o$362 [10];
-  assign \capture$1357  = \o$362 [11];
-  assign \a_next$1358  = \a_in$1343 ;
-  assign \first_next$1359  = \first_in$1347 ;
-  assign \a_out$1361  = \a_in$1360 ;
-  assign \valid_out$1363  = \valid_in$1362 ;
-  assign \first_out$1365  = \first_in$1364 ;
-  assign \last_out$1367  = \last_in$1366 ;
-  assign \psum_out$1369  = \psum_in$1368 ;
-  assign \w_out$1371  = \w_in$1370 ;
-  assign \en$1372  = en_pe_7_6;
-  assign \w_shift$1373  = \o$362 [12];
-  assign \capture$1374  = \o$362 [13];
-  assign \a_next$1375  = \a_in$1360 ;
-  assign \first_next$1376  = \first_in$1364 ;
-  assign \a_out$1378  = \a_in$1377 ;
-  assign \valid_out$1380  = \valid_in$1379 ;
-  assign \first_out$1382  = \first_in$1381 ;
-  assign \last_out$1384  = \last_in$1383 ;
-  assign \psum_out$1386  = \psum_in$1385 ;
-  assign \w_out$1388  = \w_in$1387 ;
-  assign \en$1389  = en_pe_7_7;
-  assign \w_shift$1390  = \o$362 [14];
-  assign \capture$1391  = \o$362 [15];
-  assign \a_next$1392  = \a_in$1377 ;
-  assign \first_next$1393  = \first_in$1381 ;
-  assign \a_out$1395  = \a_in$1394 ;
-  assign \valid_out$1397  = \valid_in$1396 ;
-  assign \first_out$1399  = \first_in$1398 ;
-  assign \last_out$1401  = \last_in$1400 ;
-  assign \psum_out$1403  = \psum_in$1402 ;
-  assign \w_out$1405  = \w_in$1404 ;
+  assign \first_next_out$1096  = \first_next$1095 ;
+  assign \a_out$1098  = \a_in$1097 ;
+  assign \valid_out$1100  = \valid_in$1099 ;
+  assign \first_out$1102  = \first_in$1101 ;
+  assign \last_out$1104  = \last_in$1103 ;
+  assign \psum_out$1106  = \psum_in$1105 ;
+  assign \w_out$1108  = \w_in$1107 ;
+  assign \en$1109  = en_pe_3_5;
+  assign \w_shift$1110  = shift_3_5_q;
+  assign \capture$1111  = capture_3_5_q;
+  assign \a_next$1112  = \a_in$1097 ;
+  assign \first_next_out$1114  = \first_next$1113 ;
+  assign \a_out$1116  = \a_in$1115 ;
+  assign \valid_out$1118  = \valid_in$1117 ;
+  assign \first_out$1120  = \first_in$1119 ;
+  assign \last_out$1122  = \last_in$1121 ;
+  assign \psum_out$1124  = \psum_in$1123 ;
+  assign \w_out$1126  = \w_in$1125 ;
+  assign \en$1127  = en_pe_3_6;
+  assign \w_shift$1128  = shift_3_6_q;
+  assign \capture$1129  = capture_3_6_q;
+  assign \a_next$1130  = \a_in$1115 ;
+  assign \first_next_out$1132  = \first_next$1131 ;
+  assign \a_out$1134  = \a_in$1133 ;
+  assign \valid_out$1136  = \valid_in$1135 ;
+  assign \first_out$1138  = \first_in$1137 ;
+  assign \last_out$1140  = \last_in$1139 ;
+  assign \psum_out$1142  = \psum_in$1141 ;
+  assign \w_out$1144  = \w_in$1143 ;
+  assign \en$1145  = en_pe_3_7;
+  assign \w_shift$1146  = shift_3_7_q;
+  assign \capture$1147  = capture_3_7_q;
+  assign \a_next$1148  = \a_in$1133 ;
+  assign \first_next_out$1150  = \first_next$1149 ;
+  assign \a_out$1152  = \a_in$1151 ;
+  assign \valid_out$1154  = \valid_in$1153 ;
+  assign \first_out$1156  = \first_in$1155 ;
+  assign \last_out$1158  = \last_in$1157 ;
+  assign \psum_out$1160  = \psum_in$1159 ;
+  assign \w_out$1162  = \w_in$1161 ;
+  assign \en$1163  = en_pe_4_0;
+  assign \w_shift$1164  = shift_4_0_q;
+  assign \capture$1165  = capture_4_0_q;
+  assign \a_next$1166  = \o_next$622 [39:32];
+  assign \first_next$1167  = \o_next$624 [13];
+  assign \a_in$1168  = \o$626 [39:32];
+  assign \valid_in$1169  = \o$628 [12];
+  assign \first_in$1170  = \o$628 [13];
+  assign \last_in$1171  = \o$628 [14];
+  assign \psum_out$1173  = \psum_in$1172 ;
+  assign \w_out$1175  = \w_in$1174 ;
+  assign \en$1176  = en_pe_4_1;
+  assign \w_shift$1177  = shift_4_1_q;
+  assign \capture$1178  = capture_4_1_q;
+  assign \a_next$1179  = \o$626 [39:32];
+  assign \first_next_out$1181  = \first_next$1180 ;
+  assign \a_out$1183  = \a_in$1182 ;
+  assign \valid_out$1185  = \valid_in$1184 ;
+  assign \first_out$1187  = \first_in$1186 ;
+  assign \last_out$1189  = \last_in$1188 ;
+  assign \psum_out$1191  = \psum_in$1190 ;
+  assign \w_out$1193  = \w_in$1192 ;
+  assign \en$1194  = en_pe_4_2;
+  assign \w_shift$1195  = shift_4_2_q;
+  assign \capture$1196  = capture_4_2_q;
+  assign \a_next$1197  = \a_in$1182 ;
+  assign \first_next_out$1199  = \first_next$1198 ;
+  assign \a_out$1201  = \a_in$1200 ;
+  assign \valid_out$1203  = \valid_in$1202 ;
+  assign \first_out$1205  = \first_in$1204 ;
+  assign \last_out$1207  = \last_in$1206 ;
+  assign \psum_out$1209  = \psum_in$1208 ;
+  assign \w_out$1211  = \w_in$1210 ;
+  assign \en$1212  = en_pe_4_3;
+  assign \w_shift$1213  = shift_4_3_q;
+  assign \capture$1214  = capture_4_3_q;
+  assign \a_next$1215  = \a_in$1200 ;
+  assign \first_next_out$1217  = \first_next$1216 ;
+  assign \a_out$1219  = \a_in$1218 ;
+  assign \valid_out$1221  = \valid_in$1220 ;
+  assign \first_out$1223  = \first_in$1222 ;
+  assign \last_out$1225  = \last_in$1224 ;
+  assign \psum_out$1227  = \psum_in$1226 ;
+  assign \w_out$1229  = \w_in$1228 ;
+  assign \en$1230  = en_pe_4_4;
+  assign \w_shift$1231  = shift_4_4_q;
+  assign \capture$1232  = capture_4_4_q;
+  assign \a_next$1233  = \a_in$1218 ;
+  assign \first_next_out$1235  = \first_next$1234 ;
+  assign \a_out$1237  = \a_in$1236 ;
+  assign \valid_out$1239  = \valid_in$1238 ;
+  assign \first_out$1241  = \first_in$1240 ;
+  assign \last_out$1243  = \last_in$1242 ;
+  assign \psum_out$1245  = \psum_in$1244 ;
+  assign \w_out$1247  = \w_in$1246 ;
+  assign \en$1248  = en_pe_4_5;
+  assign \w_shift$1249  = shift_4_5_q;
+  assign \capture$1250  = capture_4_5_q;
+  assign \a_next$1251  = \a_in$1236 ;
+  assign \first_next_out$1253  = \first_next$1252 ;
+  assign \a_out$1255  = \a_in$1254 ;
+  assign \valid_out$1257  = \valid_in$1256 ;
+  assign \first_out$1259  = \first_in$1258 ;
+  assign \last_out$1261  = \last_in$1260 ;
+  assign \psum_out$1263  = \psum_in$1262 ;
+  assign \w_out$1265  = \w_in$1264 ;
+  assign \en$1266  = en_pe_4_6;
+  assign \w_shift$1267  = shift_4_6_q;
+  assign \capture$1268  = capture_4_6_q;
+  assign \a_next$1269  = \a_in$1254 ;
+  assign \first_next_out$1271  = \first_next$1270 ;
+  assign \a_out$1273  = \a_in$1272 ;
+  assign \valid_out$1275  = \valid_in$1274 ;
+  assign \first_out$1277  = \first_in$1276 ;
+  assign \last_out$1279  = \last_in$1278 ;
+  assign \psum_out$1281  = \psum_in$1280 ;
+  assign \w_out$1283  = \w_in$1282 ;
+  assign \en$1284  = en_pe_4_7;
+  assign \w_shift$1285  = shift_4_7_q;
+  assign \capture$1286  = capture_4_7_q;
+  assign \a_next$1287  = \a_in$1272 ;
+  assign \first_next_out$1289  = \first_next$1288 ;
+  assign \a_out$1291  = \a_in$1290 ;
+  assign \valid_out$1293  = \valid_in$1292 ;
+  assign \first_out$1295  = \first_in$1294 ;
+  assign \last_out$1297  = \last_in$1296 ;
+  assign \psum_out$1299  = \psum_in$1298 ;
+  assign \w_out$1301  = \w_in$1300 ;
+  assign \en$1302  = en_pe_5_0;
+  assign \w_shift$1303  = shift_5_0_q;
+  assign \capture$1304  = capture_5_0_q;
+  assign \a_next$1305  = \o_next$622 [47:40];
+  assign \first_next$1306  = \o_next$624 [16];
+  assign \a_in$1307  = \o$626 [47:40];
+  assign \valid_in$1308  = \o$628 [15];
+  assign \first_in$1309  = \o$628 [16];
+  assign \last_in$1310  = \o$628 [17];
+  assign \psum_out$1312  = \psum_in$1311 ;
+  assign \w_out$1314  = \w_in$1313 ;
+  assign \en$1315  = en_pe_5_1;
+  assign \w_shift$1316  = shift_5_1_q;
+  assign \capture$1317  = capture_5_1_q;
+  assign \a_next$1318  = \o$626 [47:40];
+  assign \first_next_out$1320  = \first_next$1319 ;
+  assign \a_out$1322  = \a_in$1321 ;
+  assign \valid_out$1324  = \valid_in$1323 ;
+  assign \first_out$1326  = \first_in$1325 ;
+  assign \last_out$1328  = \last_in$1327 ;
+  assign \psum_out$1330  = \psum_in$1329 ;
+  assign \w_out$1332  = \w_in$1331 ;
+  assign \en$1333  = en_pe_5_2;
+  assign \w_shift$1334  = shift_5_2_q;
+  assign \capture$1335  = capture_5_2_q;
+  assign \a_next$1336  = \a_in$1321 ;
+  assign \first_next_out$1338  = \first_next$1337 ;
+  assign \a_out$1340  = \a_in$1339 ;
+  assign \valid_out$1342  = \valid_in$1341 ;
+  assign \first_out$1344  = \first_in$1343 ;
+  assign \last_out$1346  = \last_in$1345 ;
+  assign \psum_out$1348  = \psum_in$1347 ;
+  assign \w_out$1350  = \w_in$1349 ;
+  assign \en$1351  = en_pe_5_3;
+  assign \w_shift$1352  = shift_5_3_q;
+  assign \capture$1353  = capture_5_3_q;
+  assign \a_next$1354  = \a_in$1339 ;
+  assign \first_next_out$1356  = \first_next$1355 ;
+  assign \a_out$1358  = \a_in$1357 ;
+  assign \valid_out$1360  = \valid_in$1359 ;
+  assign \first_out$1362  = \first_in$1361 ;
+  assign \last_out$1364  = \last_in$1363 ;
+  assign \psum_out$1366  = \psum_in$1365 ;
+  assign \w_out$1368  = \w_in$1367 ;
+  assign \en$1369  = en_pe_5_4;
+  assign \w_shift$1370  = shift_5_4_q;
+  assign \capture$1371  = capture_5_4_q;
+  assign \a_next$1372  = \a_in$1357 ;
+  assign \first_next_out$1374  = \first_next$1373 ;
+  assign \a_out$1376  = \a_in$1375 ;
+  assign \valid_out$1378  = \valid_in$1377 ;
+  assign \first_out$1380  = \first_in$1379 ;
+  assign \last_out$1382  = \last_in$1381 ;
+  assign \psum_out$1384  = \psum_in$1383 ;
+  assign \w_out$1386  = \w_in$1385 ;
+  assign \en$1387  = en_pe_5_5;
+  assign \w_shift$1388  = shift_5_5_q;
+  assign \capture$1389  = capture_5_5_q;
+  assign \a_next$1390  = \a_in$1375 ;
+  assign \first_next_out$1392  = \first_next$1391 ;
+  assign \a_out$1394  = \a_in$1393 ;
+  assign \valid_out$1396  = \valid_in$1395 ;
+  assign \first_out$1398  = \first_in$1397 ;
+  assign \last_out$1400  = \last_in$1399 ;
+  assign \psum_out$1402  = \psum_in$1401 ;
+  assign \w_out$1404  = \w_in$1403 ;
+  assign \en$1405  = en_pe_5_6;
+  assign \w_shift$1406  = shift_5_6_q;
+  assign \capture$1407  = capture_5_6_q;
+  assign \a_next$1408  = \a_in$1393 ;
+  assign \first_next_out$1410  = \first_next$1409 ;
+  assign \a_out$1412  = \a_in$1411 ;
+  assign \valid_out$1414  = \valid_in$1413 ;
+  assign \first_out$1416  = \first_in$1415 ;
+  assign \last_out$1418  = \last_in$1417 ;
+  assign \psum_out$1420  = \psum_in$1419 ;
+  assign \w_out$1422  = \w_in$1421 ;
+  assign \en$1423  = en_pe_5_7;
+  assign \w_shift$1424  = shift_5_7_q;
+  assign \capture$1425  = capture_5_7_q;
+  assign \a_next$1426  = \a_in$1411 ;
+  assign \first_next_out$1428  = \first_next$1427 ;
+  assign \a_out$1430  = \a_in$1429 ;
+  assign \valid_out$1432  = \valid_in$1431 ;
+  assign \first_out$1434  = \first_in$1433 ;
+  assign \last_out$1436  = \last_in$1435 ;
+  assign \psum_out$1438  = \psum_in$1437 ;
+  assign \w_out$1440  = \w_in$1439 ;
+  assign \en$1441  = en_pe_6_0;
+  assign \w_shift$1442  = shift_6_0_q;
+  assign \capture$1443  = capture_6_0_q;
+  assign \a_next$1444  = \o_next$622 [55:48];
+  assign \first_next$1445  = \o_next$624 [19];
+  assign \a_in$1446  = \o$626 [55:48];
+  assign \valid_in$1447  = \o$628 [18];
+  assign \first_in$1448  = \o$628 [19];
+  assign \last_in$1449  = \o$628 [20];
+  assign \psum_out$1451  = \psum_in$1450 ;
+  assign \w_out$1453  = \w_in$1452 ;
+  assign \en$1454  = en_pe_6_1;
+  assign \w_shift$1455  = shift_6_1_q;
+  assign \capture$1456  = capture_6_1_q;
+  assign \a_next$1457  = \o$626 [55:48];
+  assign \first_next_out$1459  = \first_next$1458 ;
+  assign \a_out$1461  = \a_in$1460 ;
+  assign \valid_out$1463  = \valid_in$1462 ;
+  assign \first_out$1465  = \first_in$1464 ;
+  assign \last_out$1467  = \last_in$1466 ;
+  assign \psum_out$1469  = \psum_in$1468 ;
+  assign \w_out$1471  = \w_in$1470 ;
+  assign \en$1472  = en_pe_6_2;
+  assign \w_shift$1473  = shift_6_2_q;
+  assign \capture$1474  = capture_6_2_q;
+  assign \a_next$1475  = \a_in$1460 ;
+  assign \first_next_out$1477  = \first_next$1476 ;
+  assign \a_out$1479  = \a_in$1478 ;
+  assign \valid_out$1481  = \valid_in$1480 ;
+  assign \first_out$1483  = \first_in$1482 ;
+  assign \last_out$1485  = \last_in$1484 ;
+  assign \psum_out$1487  = \psum_in$1486 ;
+  assign \w_out$1489  = \w_in$1488 ;
+  assign \en$1490  = en_pe_6_3;
+  assign \w_shift$1491  = shift_6_3_q;
+  assign \capture$1492  = capture_6_3_q;
+  assign \a_next$1493  = \a_in$1478 ;
+  assign \first_next_out$1495  = \first_next$1494 ;
+  assign \a_out$1497  = \a_in$1496 ;
+  assign \valid_out$1499  = \valid_in$1498 ;
+  assign \first_out$1501  = \first_in$1500 ;
+  assign \last_out$1503  = \last_in$1502 ;
+  assign \psum_out$1505  = \psum_in$1504 ;
+  assign \w_out$1507  = \w_in$1506 ;
+  assign \en$1508  = en_pe_6_4;
+  assign \w_shift$1509  = shift_6_4_q;
+  assign \capture$1510  = capture_6_4_q;
+  assign \a_next$1511  = \a_in$1496 ;
+  assign \first_next_out$1513  = \first_next$1512 ;
+  assign \a_out$1515  = \a_in$1514 ;
+  assign \valid_out$1517  = \valid_in$1516 ;
+  assign \first_out$1519  = \first_in$1518 ;
+  assign \last_out$1521  = \last_in$1520 ;
+  assign \psum_out$1523  = \psum_in$1522 ;
+  assign \w_out$1525  = \w_in$1524 ;
+  assign \en$1526  = en_pe_6_5;
+  assign \w_shift$1527  = shift_6_5_q;
+  assign \capture$1528  = capture_6_5_q;
+  assign \a_next$1529  = \a_in$1514 ;
+  assign \first_next_out$1531  = \first_next$1530 ;
+  assign \a_out$1533  = \a_in$1532 ;
+  assign \valid_out$1535  = \valid_in$1534 ;
+  assign \first_out$1537  = \first_in$1536 ;
+  assign \last_out$1539  = \last_in$1538 ;
+  assign \psum_out$1541  = \psum_in$1540 ;
+  assign \w_out$1543  = \w_in$1542 ;
+  assign \en$1544  = en_pe_6_6;
+  assign \w_shift$1545  = shift_6_6_q;
+  assign \capture$1546  = capture_6_6_q;
+  assign \a_next$1547  = \a_in$1532 ;
+  assign \first_next_out$1549  = \first_next$1548 ;
+  assign \a_out$1551  = \a_in$1550 ;
+  assign \valid_out$1553  = \valid_in$1552 ;
+  assign \first_out$1555  = \first_in$1554 ;
+  assign \last_out$1557  = \last_in$1556 ;
+  assign \psum_out$1559  = \psum_in$1558 ;
+  assign \w_out$1561  = \w_in$1560 ;
+  assign \en$1562  = en_pe_6_7;
+  assign \w_shift$1563  = shift_6_7_q;
+  assign \capture$1564  = capture_6_7_q;
+  assign \a_next$1565  = \a_in$1550 ;
+  assign \first_next_out$1567  = \first_next$1566 ;
+  assign \a_out$1569  = \a_in$1568 ;
+  assign \valid_out$1571  = \valid_in$1570 ;
+  assign \first_out$1573  = \first_in$1572 ;
+  assign \last_out$1575  = \last_in$1574 ;
+  assign \psum_out$1577  = \psum_in$1576 ;
+  assign \w_out$1579  = \w_in$1578 ;
+  assign \en$1580  = en_pe_7_0;
+  assign \w_shift$1581  = shift_7_0_q;
+  assign \capture$1582  = capture_7_0_q;
+  assign \a_next$1583  = \o_next$622 [63:56];
+  assign \first_next$1584  = \o_next$624 [22];
+  assign \a_in$1585  = \o$626 [63:56];
+  assign \valid_in$1586  = \o$628 [21];
+  assign \first_in$1587  = \o$628 [22];
+  assign \last_in$1588  = \o$628 [23];
+  assign \psum_out$1590  = \psum_in$1589 ;
+  assign \w_out$1592  = \w_in$1591 ;
+  assign \en$1593  = en_pe_7_1;
+  assign \w_shift$1594  = shift_7_1_q;
+  assign \capture$1595  = capture_7_1_q;
+  assign \a_next$1596  = \o$626 [63:56];
+  assign \first_next_out$1598  = \first_next$1597 ;
+  assign \a_out$1600  = \a_in$1599 ;
+  assign \valid_out$1602  = \valid_in$1601 ;
+  assign \first_out$1604  = \first_in$1603 ;
+  assign \last_out$1606  = \last_in$1605 ;
+  assign \psum_out$1608  = \psum_in$1607 ;
+  assign \w_out$1610  = \w_in$1609 ;
+  assign \en$1611  = en_pe_7_2;
+  assign \w_shift$1612  = shift_7_2_q;
+  assign \capture$1613  = capture_7_2_q;
+  assign \a_next$1614  = \a_in$1599 ;
+  assign \first_next_out$1616  = \first_next$1615 ;
+  assign \a_out$1618  = \a_in$1617 ;
+  assign \valid_out$1620  = \valid_in$1619 ;
+  assign \first_out$1622  = \first_in$1621 ;
+  assign \last_out$1624  = \last_in$1623 ;
+  assign \psum_out$1626  = \psum_in$1625 ;
+  assign \w_out$1628  = \w_in$1627 ;
+  assign \en$1629  = en_pe_7_3;
+  assign \w_shift$1630  = shift_7_3_q;
+  assign \capture$1631  = capture_7_3_q;
+  assign \a_next$1632  = \a_in$1617 ;
+  assign \first_next_out$1634  = \first_next$1633 ;
+  assign \a_out$1636  = \a_in$1635 ;
+  assign \valid_out$1638  = \valid_in$1637 ;
+  assign \first_out$1640  = \first_in$1639 ;
+  assign \last_out$1642  = \last_in$1641 ;
+  assign \psum_out$1644  = \psum_in$1643 ;
+  assign \w_out$1646  = \w_in$1645 ;
+  assign \en$1647  = en_pe_7_4;
+  assign \w_shift$1648  = shift_7_4_q;
+  assign \capture$1649  = capture_7_4_q;
+  assign \a_next$1650  = \a_in$1635 ;
+  assign \first_next_out$1652  = \first_next$1651 ;
+  assign \a_out$1654  = \a_in$1653 ;
+  assign \valid_out$1656  = \valid_in$1655 ;
+  assign \first_out$1658  = \first_in$1657 ;
+  assign \last_out$1660  = \last_in$1659 ;
+  assign \psum_out$1662  = \psum_in$1661 ;
+  assign \w_out$1664  = \w_in$1663 ;
+  assign \en$1665  = en_pe_7_5;
+  assign \w_shift$1666  = shift_7_5_q;
+  assign \capture$1667  = capture_7_5_q;
+  assign \a_next$1668  = \a_in$1653 ;
+  assign \first_next_out$1670  = \first_next$1669 ;
+  assign \a_out$1672  = \a_in$1671 ;
+  assign \valid_out$1674  = \valid_in$1673 ;
+  assign \first_out$1676  = \first_in$1675 ;
+  assign \last_out$1678  = \last_in$1677 ;
+  assign \psum_out$1680  = \psum_in$1679 ;
+  assign \w_out$1682  = \w_in$1681 ;
+  assign \en$1683  = en_pe_7_6;
+  assign \w_shift$1684  = shift_7_6_q;
+  assign \capture$1685  = capture_7_6_q;
+  assign \a_next$1686  = \a_in$1671 ;
+  assign \first_next_out$1688  = \first_next$1687 ;
+  assign \a_out$1690  = \a_in$1689 ;
+  assign \valid_out$1692  = \valid_in$1691 ;
+  assign \first_out$1694  = \first_in$1693 ;
+  assign \last_out$1696  = \last_in$1695 ;
+  assign \psum_out$1698  = \psum_in$1697 ;
+  assign \w_out$1700  = \w_in$1699 ;
+  assign \en$1701  = en_pe_7_7;
+  assign \w_shift$1702  = shift_7_7_q;
+  assign \capture$1703  = capture_7_7_q;
+  assign \a_next$1704  = \a_in$1689 ;
+  assign \first_next_out$1706  = \first_next$1705 ;
+  assign \a_out$1708  = \a_in$1707 ;
+  assign \valid_out$1710  = \valid_in$1709 ;
+  assign \first_out$1712  = \first_in$1711 ;
+  assign \last_out$1714  = \last_in$1713 ;
+  assign \psum_out$1716  = \psum_in$1715 ;
+  assign \w_out$1718  = \w_in$1717 ;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -5030,6 +6384,30 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
+  assign \o_next[0]  = o_next[1:0];
+  assign \o_next[0].shift  = o_next[0];
+  assign \o_next[0].capture  = o_next[1];
+  assign \o_next[1]  = o_next[3:2];
+  assign \o_next[1].shift  = o_next[2];
+  assign \o_next[1].capture  = o_next[3];
+  assign \o_next[2]  = o_next[5:4];
+  assign \o_next[2].shift  = o_next[4];
+  assign \o_next[2].capture  = o_next[5];
+  assign \o_next[3]  = o_next[7:6];
+  assign \o_next[3].shift  = o_next[6];
+  assign \o_next[3].capture  = o_next[7];
+  assign \o_next[4]  = o_next[9:8];
+  assign \o_next[4].shift  = o_next[8];
+  assign \o_next[4].capture  = o_next[9];
+  assign \o_next[5]  = o_next[11:10];
+  assign \o_next[5].shift  = o_next[10];
+  assign \o_next[5].capture  = o_next[11];
+  assign \o_next[6]  = o_next[13:12];
+  assign \o_next[6].shift  = o_next[12];
+  assign \o_next[6].capture  = o_next[13];
+  assign \o_next[7]  = o_next[15:14];
+  assign \o_next[7].shift  = o_next[14];
+  assign \o_next[7].capture  = o_next[15];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -5046,78 +6424,78 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
-  assign \i$354[0]  = in_w[7:0];
-  assign \i$354[1]  = in_w[15:8];
-  assign \i$354[2]  = in_w[23:16];
-  assign \i$354[3]  = in_w[31:24];
-  assign \i$354[4]  = in_w[39:32];
-  assign \i$354[5]  = in_w[47:40];
-  assign \i$354[6]  = in_w[55:48];
-  assign \i$354[7]  = in_w[63:56];
-  assign \i$355[0]  = \i$355 [1:0];
-  assign \i$355[0].shift  = \i$355 [0];
-  assign \i$355[0].capture  = \i$355 [1];
-  assign \i$355[1]  = \i$355 [3:2];
-  assign \i$355[1].shift  = \i$355 [2];
-  assign \i$355[1].capture  = \i$355 [3];
-  assign \i$355[2]  = \i$355 [5:4];
-  assign \i$355[2].shift  = \i$355 [4];
-  assign \i$355[2].capture  = \i$355 [5];
-  assign \i$355[3]  = \i$355 [7:6];
-  assign \i$355[3].shift  = \i$355 [6];
-  assign \i$355[3].capture  = \i$355 [7];
-  assign \i$355[4]  = \i$355 [9:8];
-  assign \i$355[4].shift  = \i$355 [8];
-  assign \i$355[4].capture  = \i$355 [9];
-  assign \i$355[5]  = \i$355 [11:10];
-  assign \i$355[5].shift  = \i$355 [10];
-  assign \i$355[5].capture  = \i$355 [11];
-  assign \i$355[6]  = \i$355 [13:12];
-  assign \i$355[6].shift  = \i$355 [12];
-  assign \i$355[6].capture  = \i$355 [13];
-  assign \i$355[7]  = \i$355 [15:14];
-  assign \i$355[7].shift  = \i$355 [14];
-  assign \i$355[7].capture  = \i$355 [15];
-  assign \i$356[0]  = \i$356 [7:0];
-  assign \i$356[1]  = \i$356 [15:8];
-  assign \i$356[2]  = \i$356 [23:16];
-  assign \i$356[3]  = \i$356 [31:24];
-  assign \i$356[4]  = \i$356 [39:32];
-  assign \i$356[5]  = \i$356 [47:40];
-  assign \i$356[6]  = \i$356 [55:48];
-  assign \i$356[7]  = \i$356 [63:56];
-  assign \i$357[0]  = \i$357 [2:0];
-  assign \i$357[0].valid  = \i$357 [0];
-  assign \i$357[0].first  = \i$357 [1];
-  assign \i$357[0].last  = \i$357 [2];
-  assign \i$357[1]  = \i$357 [5:3];
-  assign \i$357[1].valid  = \i$357 [3];
-  assign \i$357[1].first  = \i$357 [4];
-  assign \i$357[1].last  = \i$357 [5];
-  assign \i$357[2]  = \i$357 [8:6];
-  assign \i$357[2].valid  = \i$357 [6];
-  assign \i$357[2].first  = \i$357 [7];
-  assign \i$357[2].last  = \i$357 [8];
-  assign \i$357[3]  = \i$357 [11:9];
-  assign \i$357[3].valid  = \i$357 [9];
-  assign \i$357[3].first  = \i$357 [10];
-  assign \i$357[3].last  = \i$357 [11];
-  assign \i$357[4]  = \i$357 [14:12];
-  assign \i$357[4].valid  = \i$357 [12];
-  assign \i$357[4].first  = \i$357 [13];
-  assign \i$357[4].last  = \i$357 [14];
-  assign \i$357[5]  = \i$357 [17:15];
-  assign \i$357[5].valid  = \i$357 [15];
-  assign \i$357[5].first  = \i$357 [16];
-  assign \i$357[5].last  = \i$357 [17];
-  assign \i$357[6]  = \i$357 [20:18];
-  assign \i$357[6].valid  = \i$357 [18];
-  assign \i$357[6].first  = \i$357 [19];
-  assign \i$357[6].last  = \i$357 [20];
-  assign \i$357[7]  = \i$357 [23:21];
-  assign \i$357[7].valid  = \i$357 [21];
-  assign \i$357[7].first  = \i$357 [22];
-  assign \i$357[7].last  = \i$357 [23];
+  assign \i$611[0]  = in_w[7:0];
+  assign \i$611[1]  = in_w[15:8];
+  assign \i$611[2]  = in_w[23:16];
+  assign \i$611[3]  = in_w[31:24];
+  assign \i$611[4]  = in_w[39:32];
+  assign \i$611[5]  = in_w[47:40];
+  assign \i$611[6]  = in_w[55:48];
+  assign \i$611[7]  = in_w[63:56];
+  assign \i$612[0]  = \i$612 [1:0];
+  assign \i$612[0].shift  = \i$612 [0];
+  assign \i$612[0].capture  = \i$612 [1];
+  assign \i$612[1]  = \i$612 [3:2];
+  assign \i$612[1].shift  = \i$612 [2];
+  assign \i$612[1].capture  = \i$612 [3];
+  assign \i$612[2]  = \i$612 [5:4];
+  assign \i$612[2].shift  = \i$612 [4];
+  assign \i$612[2].capture  = \i$612 [5];
+  assign \i$612[3]  = \i$612 [7:6];
+  assign \i$612[3].shift  = \i$612 [6];
+  assign \i$612[3].capture  = \i$612 [7];
+  assign \i$612[4]  = \i$612 [9:8];
+  assign \i$612[4].shift  = \i$612 [8];
+  assign \i$612[4].capture  = \i$612 [9];
+  assign \i$612[5]  = \i$612 [11:10];
+  assign \i$612[5].shift  = \i$612 [10];
+  assign \i$612[5].capture  = \i$612 [11];
+  assign \i$612[6]  = \i$612 [13:12];
+  assign \i$612[6].shift  = \i$612 [12];
+  assign \i$612[6].capture  = \i$612 [13];
+  assign \i$612[7]  = \i$612 [15:14];
+  assign \i$612[7].shift  = \i$612 [14];
+  assign \i$612[7].capture  = \i$612 [15];
+  assign \i$613[0]  = \i$613 [7:0];
+  assign \i$613[1]  = \i$613 [15:8];
+  assign \i$613[2]  = \i$613 [23:16];
+  assign \i$613[3]  = \i$613 [31:24];
+  assign \i$613[4]  = \i$613 [39:32];
+  assign \i$613[5]  = \i$613 [47:40];
+  assign \i$613[6]  = \i$613 [55:48];
+  assign \i$613[7]  = \i$613 [63:56];
+  assign \i$614[0]  = \i$614 [2:0];
+  assign \i$614[0].valid  = \i$614 [0];
+  assign \i$614[0].first  = \i$614 [1];
+  assign \i$614[0].last  = \i$614 [2];
+  assign \i$614[1]  = \i$614 [5:3];
+  assign \i$614[1].valid  = \i$614 [3];
+  assign \i$614[1].first  = \i$614 [4];
+  assign \i$614[1].last  = \i$614 [5];
+  assign \i$614[2]  = \i$614 [8:6];
+  assign \i$614[2].valid  = \i$614 [6];
+  assign \i$614[2].first  = \i$614 [7];
+  assign \i$614[2].last  = \i$614 [8];
+  assign \i$614[3]  = \i$614 [11:9];
+  assign \i$614[3].valid  = \i$614 [9];
+  assign \i$614[3].first  = \i$614 [10];
+  assign \i$614[3].last  = \i$614 [11];
+  assign \i$614[4]  = \i$614 [14:12];
+  assign \i$614[4].valid  = \i$614 [12];
+  assign \i$614[4].first  = \i$614 [13];
+  assign \i$614[4].last  = \i$614 [14];
+  assign \i$614[5]  = \i$614 [17:15];
+  assign \i$614[5].valid  = \i$614 [15];
+  assign \i$614[5].first  = \i$614 [16];
+  assign \i$614[5].last  = \i$614 [17];
+  assign \i$614[6]  = \i$614 [20:18];
+  assign \i$614[6].valid  = \i$614 [18];
+  assign \i$614[6].first  = \i$614 [19];
+  assign \i$614[6].last  = \i$614 [20];
+  assign \i$614[7]  = \i$614 [23:21];
+  assign \i$614[7].valid  = \i$614 [21];
+  assign \i$614[7].first  = \i$614 [22];
+  assign \i$614[7].last  = \i$614 [23];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
@@ -5126,174 +6504,190 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \i_next[5]  = i_next[47:40];
   assign \i_next[6]  = i_next[55:48];
   assign \i_next[7]  = i_next[63:56];
-  assign \i_next$359[0]  = \i_next$359 [2:0];
-  assign \i_next$359[0].valid  = \i_next$359 [0];
-  assign \i_next$359[0].first  = \i_next$359 [1];
-  assign \i_next$359[0].last  = \i_next$359 [2];
-  assign \i_next$359[1]  = \i_next$359 [5:3];
-  assign \i_next$359[1].valid  = \i_next$359 [3];
-  assign \i_next$359[1].first  = \i_next$359 [4];
-  assign \i_next$359[1].last  = \i_next$359 [5];
-  assign \i_next$359[2]  = \i_next$359 [8:6];
-  assign \i_next$359[2].valid  = \i_next$359 [6];
-  assign \i_next$359[2].first  = \i_next$359 [7];
-  assign \i_next$359[2].last  = \i_next$359 [8];
-  assign \i_next$359[3]  = \i_next$359 [11:9];
-  assign \i_next$359[3].valid  = \i_next$359 [9];
-  assign \i_next$359[3].first  = \i_next$359 [10];
-  assign \i_next$359[3].last  = \i_next$359 [11];
-  assign \i_next$359[4]  = \i_next$359 [14:12];
-  assign \i_next$359[4].valid  = \i_next$359 [12];
-  assign \i_next$359[4].first  = \i_next$359 [13];
-  assign \i_next$359[4].last  = \i_next$359 [14];
-  assign \i_next$359[5]  = \i_next$359 [17:15];
-  assign \i_next$359[5].valid  = \i_next$359 [15];
-  assign \i_next$359[5].first  = \i_next$359 [16];
-  assign \i_next$359[5].last  = \i_next$359 [17];
-  assign \i_next$359[6]  = \i_next$359 [20:18];
-  assign \i_next$359[6].valid  = \i_next$359 [18];
-  assign \i_next$359[6].first  = \i_next$359 [19];
-  assign \i_next$359[6].last  = \i_next$359 [20];
-  assign \i_next$359[7]  = \i_next$359 [23:21];
-  assign \i_next$359[7].valid  = \i_next$359 [21];
-  assign \i_next$359[7].first  = \i_next$359 [22];
-  assign \i_next$359[7].last  = \i_next$359 [23];
-  assign \o$362[0]  = \o$362 [1:0];
-  assign \o$362[0].shift  = \o$362 [0];
-  assign \o$362[0].capture  = \o$362 [1];
-  assign \o$362[1]  = \o$362 [3:2];
-  assign \o$362[1].shift  = \o$362 [2];
-  assign \o$362[1].capture  = \o$362 [3];
-  assign \o$362[2]  = \o$362 [5:4];
-  assign \o$362[2].shift  = \o$362 [4];
-  assign \o$362[2].capture  = \o$362 [5];
-  assign \o$362[3]  = \o$362 [7:6];
-  assign \o$362[3].shift  = \o$362 [6];
-  assign \o$362[3].capture  = \o$362 [7];
-  assign \o$362[4]  = \o$362 [9:8];
-  assign \o$362[4].shift  = \o$362 [8];
-  assign \o$362[4].capture  = \o$362 [9];
-  assign \o$362[5]  = \o$362 [11:10];
-  assign \o$362[5].shift  = \o$362 [10];
-  assign \o$362[5].capture  = \o$362 [11];
-  assign \o$362[6]  = \o$362 [13:12];
-  assign \o$362[6].shift  = \o$362 [12];
-  assign \o$362[6].capture  = \o$362 [13];
-  assign \o$362[7]  = \o$362 [15:14];
-  assign \o$362[7].shift  = \o$362 [14];
-  assign \o$362[7].capture  = \o$362 [15];
-  assign \o_next[0]  = o_next[7:0];
-  assign \o_next[1]  = o_next[15:8];
-  assign \o_next[2]  = o_next[23:16];
-  assign \o_next[3]  = o_next[31:24];
-  assign \o_next[4]  = o_next[39:32];
-  assign \o_next[5]  = o_next[47:40];
-  assign \o_next[6]  = o_next[55:48];
-  assign \o_next[7]  = o_next[63:56];
-  assign \o_next$367[0]  = \o_next$367 [2:0];
-  assign \o_next$367[0].valid  = \o_next$367 [0];
-  assign \o_next$367[0].first  = \o_next$367 [1];
-  assign \o_next$367[0].last  = \o_next$367 [2];
-  assign \o_next$367[1]  = \o_next$367 [5:3];
-  assign \o_next$367[1].valid  = \o_next$367 [3];
-  assign \o_next$367[1].first  = \o_next$367 [4];
-  assign \o_next$367[1].last  = \o_next$367 [5];
-  assign \o_next$367[2]  = \o_next$367 [8:6];
-  assign \o_next$367[2].valid  = \o_next$367 [6];
-  assign \o_next$367[2].first  = \o_next$367 [7];
-  assign \o_next$367[2].last  = \o_next$367 [8];
-  assign \o_next$367[3]  = \o_next$367 [11:9];
-  assign \o_next$367[3].valid  = \o_next$367 [9];
-  assign \o_next$367[3].first  = \o_next$367 [10];
-  assign \o_next$367[3].last  = \o_next$367 [11];
-  assign \o_next$367[4]  = \o_next$367 [14:12];
-  assign \o_next$367[4].valid  = \o_next$367 [12];
-  assign \o_next$367[4].first  = \o_next$367 [13];
-  assign \o_next$367[4].last  = \o_next$367 [14];
-  assign \o_next$367[5]  = \o_next$367 [17:15];
-  assign \o_next$367[5].valid  = \o_next$367 [15];
-  assign \o_next$367[5].first  = \o_next$367 [16];
-  assign \o_next$367[5].last  = \o_next$367 [17];
-  assign \o_next$367[6]  = \o_next$367 [20:18];
-  assign \o_next$367[6].valid  = \o_next$367 [18];
-  assign \o_next$367[6].first  = \o_next$367 [19];
-  assign \o_next$367[6].last  = \o_next$367 [20];
-  assign \o_next$367[7]  = \o_next$367 [23:21];
-  assign \o_next$367[7].valid  = \o_next$367 [21];
-  assign \o_next$367[7].first  = \o_next$367 [22];
-  assign \o_next$367[7].last  = \o_next$367 [23];
-  assign \o$369[0]  = \o$369 [7:0];
-  assign \o$369[1]  = \o$369 [15:8];
-  assign \o$369[2]  = \o$369 [23:16];
-  assign \o$369[3]  = \o$369 [31:24];
-  assign \o$369[4]  = \o$369 [39:32];
-  assign \o$369[5]  = \o$369 [47:40];
-  assign \o$369[6]  = \o$369 [55:48];
-  assign \o$369[7]  = \o$369 [63:56];
-  assign \o$371[0]  = \o$371 [2:0];
-  assign \o$371[0].valid  = \o$371 [0];
-  assign \o$371[0].first  = \o$371 [1];
-  assign \o$371[0].last  = \o$371 [2];
-  assign \o$371[1]  = \o$371 [5:3];
-  assign \o$371[1].valid  = \o$371 [3];
-  assign \o$371[1].first  = \o$371 [4];
-  assign \o$371[1].last  = \o$371 [5];
-  assign \o$371[2]  = \o$371 [8:6];
-  assign \o$371[2].valid  = \o$371 [6];
-  assign \o$371[2].first  = \o$371 [7];
-  assign \o$371[2].last  = \o$371 [8];
-  assign \o$371[3]  = \o$371 [11:9];
-  assign \o$371[3].valid  = \o$371 [9];
-  assign \o$371[3].first  = \o$371 [10];
-  assign \o$371[3].last  = \o$371 [11];
-  assign \o$371[4]  = \o$371 [14:12];
-  assign \o$371[4].valid  = \o$371 [12];
-  assign \o$371[4].first  = \o$371 [13];
-  assign \o$371[4].last  = \o$371 [14];
-  assign \o$371[5]  = \o$371 [17:15];
-  assign \o$371[5].valid  = \o$371 [15];
-  assign \o$371[5].first  = \o$371 [16];
-  assign \o$371[5].last  = \o$371 [17];
-  assign \o$371[6]  = \o$371 [20:18];
-  assign \o$371[6].valid  = \o$371 [18];
-  assign \o$371[6].first  = \o$371 [19];
-  assign \o$371[6].last  = \o$371 [20];
-  assign \o$371[7]  = \o$371 [23:21];
-  assign \o$371[7].valid  = \o$371 [21];
-  assign \o$371[7].first  = \o$371 [22];
-  assign \o$371[7].last  = \o$371 [23];
-  assign \o$376[0]  = \o$376 [7:0];
-  assign \o$376[1]  = \o$376 [15:8];
-  assign \o$376[2]  = \o$376 [23:16];
-  assign \o$376[3]  = \o$376 [31:24];
-  assign \o$376[4]  = \o$376 [39:32];
-  assign \o$376[5]  = \o$376 [47:40];
-  assign \o$376[6]  = \o$376 [55:48];
-  assign \o$376[7]  = \o$376 [63:56];
-  assign \i_next$359 [23] = operands__payload[64];
-  assign \i_next$359 [22] = first;
-  assign \i_next$359 [21] = a_accept;
-  assign \i_next$359 [20] = operands__payload[64];
-  assign \i_next$359 [19] = first;
-  assign \i_next$359 [18] = a_accept;
-  assign \i_next$359 [17] = operands__payload[64];
-  assign \i_next$359 [16] = first;
-  assign \i_next$359 [15] = a_accept;
-  assign \i_next$359 [14] = operands__payload[64];
-  assign \i_next$359 [13] = first;
-  assign \i_next$359 [12] = a_accept;
-  assign \i_next$359 [11] = operands__payload[64];
-  assign \i_next$359 [10] = first;
-  assign \i_next$359 [9] = a_accept;
-  assign \i_next$359 [8] = operands__payload[64];
-  assign \i_next$359 [7] = first;
-  assign \i_next$359 [6] = a_accept;
-  assign \i_next$359 [5] = operands__payload[64];
-  assign \i_next$359 [4] = first;
-  assign \i_next$359 [3] = a_accept;
-  assign \i_next$359 [2] = operands__payload[64];
-  assign \i_next$359 [1] = first;
-  assign \i_next$359 [0] = a_accept;
+  assign \i_next$616[0]  = \i_next$616 [2:0];
+  assign \i_next$616[0].valid  = \i_next$616 [0];
+  assign \i_next$616[0].first  = \i_next$616 [1];
+  assign \i_next$616[0].last  = \i_next$616 [2];
+  assign \i_next$616[1]  = \i_next$616 [5:3];
+  assign \i_next$616[1].valid  = \i_next$616 [3];
+  assign \i_next$616[1].first  = \i_next$616 [4];
+  assign \i_next$616[1].last  = \i_next$616 [5];
+  assign \i_next$616[2]  = \i_next$616 [8:6];
+  assign \i_next$616[2].valid  = \i_next$616 [6];
+  assign \i_next$616[2].first  = \i_next$616 [7];
+  assign \i_next$616[2].last  = \i_next$616 [8];
+  assign \i_next$616[3]  = \i_next$616 [11:9];
+  assign \i_next$616[3].valid  = \i_next$616 [9];
+  assign \i_next$616[3].first  = \i_next$616 [10];
+  assign \i_next$616[3].last  = \i_next$616 [11];
+  assign \i_next$616[4]  = \i_next$616 [14:12];
+  assign \i_next$616[4].valid  = \i_next$616 [12];
+  assign \i_next$616[4].first  = \i_next$616 [13];
+  assign \i_next$616[4].last  = \i_next$616 [14];
+  assign \i_next$616[5]  = \i_next$616 [17:15];
+  assign \i_next$616[5].valid  = \i_next$616 [15];
+  assign \i_next$616[5].first  = \i_next$616 [16];
+  assign \i_next$616[5].last  = \i_next$616 [17];
+  assign \i_next$616[6]  = \i_next$616 [20:18];
+  assign \i_next$616[6].valid  = \i_next$616 [18];
+  assign \i_next$616[6].first  = \i_next$616 [19];
+  assign \i_next$616[6].last  = \i_next$616 [20];
+  assign \i_next$616[7]  = \i_next$616 [23:21];
+  assign \i_next$616[7].valid  = \i_next$616 [21];
+  assign \i_next$616[7].first  = \i_next$616 [22];
+  assign \i_next$616[7].last  = \i_next$616 [23];
+  assign \i_next$617[0]  = \i_next$617 [1:0];
+  assign \i_next$617[0].shift  = \i_next$617 [0];
+  assign \i_next$617[0].capture  = \i_next$617 [1];
+  assign \i_next$617[1]  = \i_next$617 [3:2];
+  assign \i_next$617[1].shift  = \i_next$617 [2];
+  assign \i_next$617[1].capture  = \i_next$617 [3];
+  assign \i_next$617[2]  = \i_next$617 [5:4];
+  assign \i_next$617[2].shift  = \i_next$617 [4];
+  assign \i_next$617[2].capture  = \i_next$617 [5];
+  assign \i_next$617[3]  = \i_next$617 [7:6];
+  assign \i_next$617[3].shift  = \i_next$617 [6];
+  assign \i_next$617[3].capture  = \i_next$617 [7];
+  assign \i_next$617[4]  = \i_next$617 [9:8];
+  assign \i_next$617[4].shift  = \i_next$617 [8];
+  assign \i_next$617[4].capture  = \i_next$617 [9];
+  assign \i_next$617[5]  = \i_next$617 [11:10];
+  assign \i_next$617[5].shift  = \i_next$617 [10];
+  assign \i_next$617[5].capture  = \i_next$617 [11];
+  assign \i_next$617[6]  = \i_next$617 [13:12];
+  assign \i_next$617[6].shift  = \i_next$617 [12];
+  assign \i_next$617[6].capture  = \i_next$617 [13];
+  assign \i_next$617[7]  = \i_next$617 [15:14];
+  assign \i_next$617[7].shift  = \i_next$617 [14];
+  assign \i_next$617[7].capture  = \i_next$617 [15];
+  assign \o_next$622[0]  = \o_next$622 [7:0];
+  assign \o_next$622[1]  = \o_next$622 [15:8];
+  assign \o_next$622[2]  = \o_next$622 [23:16];
+  assign \o_next$622[3]  = \o_next$622 [31:24];
+  assign \o_next$622[4]  = \o_next$622 [39:32];
+  assign \o_next$622[5]  = \o_next$622 [47:40];
+  assign \o_next$622[6]  = \o_next$622 [55:48];
+  assign \o_next$622[7]  = \o_next$622 [63:56];
+  assign \o_next$624[0]  = \o_next$624 [2:0];
+  assign \o_next$624[0].valid  = \o_next$624 [0];
+  assign \o_next$624[0].first  = \o_next$624 [1];
+  assign \o_next$624[0].last  = \o_next$624 [2];
+  assign \o_next$624[1]  = \o_next$624 [5:3];
+  assign \o_next$624[1].valid  = \o_next$624 [3];
+  assign \o_next$624[1].first  = \o_next$624 [4];
+  assign \o_next$624[1].last  = \o_next$624 [5];
+  assign \o_next$624[2]  = \o_next$624 [8:6];
+  assign \o_next$624[2].valid  = \o_next$624 [6];
+  assign \o_next$624[2].first  = \o_next$624 [7];
+  assign \o_next$624[2].last  = \o_next$624 [8];
+  assign \o_next$624[3]  = \o_next$624 [11:9];
+  assign \o_next$624[3].valid  = \o_next$624 [9];
+  assign \o_next$624[3].first  = \o_next$624 [10];
+  assign \o_next$624[3].last  = \o_next$624 [11];
+  assign \o_next$624[4]  = \o_next$624 [14:12];
+  assign \o_next$624[4].valid  = \o_next$624 [12];
+  assign \o_next$624[4].first  = \o_next$624 [13];
+  assign \o_next$624[4].last  = \o_next$624 [14];
+  assign \o_next$624[5]  = \o_next$624 [17:15];
+  assign \o_next$624[5].valid  = \o_next$624 [15];
+  assign \o_next$624[5].first  = \o_next$624 [16];
+  assign \o_next$624[5].last  = \o_next$624 [17];
+  assign \o_next$624[6]  = \o_next$624 [20:18];
+  assign \o_next$624[6].valid  = \o_next$624 [18];
+  assign \o_next$624[6].first  = \o_next$624 [19];
+  assign \o_next$624[6].last  = \o_next$624 [20];
+  assign \o_next$624[7]  = \o_next$624 [23:21];
+  assign \o_next$624[7].valid  = \o_next$624 [21];
+  assign \o_next$624[7].first  = \o_next$624 [22];
+  assign \o_next$624[7].last  = \o_next$624 [23];
+  assign \o$626[0]  = \o$626 [7:0];
+  assign \o$626[1]  = \o$626 [15:8];
+  assign \o$626[2]  = \o$626 [23:16];
+  assign \o$626[3]  = \o$626 [31:24];
+  assign \o$626[4]  = \o$626 [39:32];
+  assign \o$626[5]  = \o$626 [47:40];
+  assign \o$626[6]  = \o$626 [55:48];
+  assign \o$626[7]  = \o$626 [63:56];
+  assign \o$628[0]  = \o$628 [2:0];
+  assign \o$628[0].valid  = \o$628 [0];
+  assign \o$628[0].first  = \o$628 [1];
+  assign \o$628[0].last  = \o$628 [2];
+  assign \o$628[1]  = \o$628 [5:3];
+  assign \o$628[1].valid  = \o$628 [3];
+  assign \o$628[1].first  = \o$628 [4];
+  assign \o$628[1].last  = \o$628 [5];
+  assign \o$628[2]  = \o$628 [8:6];
+  assign \o$628[2].valid  = \o$628 [6];
+  assign \o$628[2].first  = \o$628 [7];
+  assign \o$628[2].last  = \o$628 [8];
+  assign \o$628[3]  = \o$628 [11:9];
+  assign \o$628[3].valid  = \o$628 [9];
+  assign \o$628[3].first  = \o$628 [10];
+  assign \o$628[3].last  = \o$628 [11];
+  assign \o$628[4]  = \o$628 [14:12];
+  assign \o$628[4].valid  = \o$628 [12];
+  assign \o$628[4].first  = \o$628 [13];
+  assign \o$628[4].last  = \o$628 [14];
+  assign \o$628[5]  = \o$628 [17:15];
+  assign \o$628[5].valid  = \o$628 [15];
+  assign \o$628[5].first  = \o$628 [16];
+  assign \o$628[5].last  = \o$628 [17];
+  assign \o$628[6]  = \o$628 [20:18];
+  assign \o$628[6].valid  = \o$628 [18];
+  assign \o$628[6].first  = \o$628 [19];
+  assign \o$628[6].last  = \o$628 [20];
+  assign \o$628[7]  = \o$628 [23:21];
+  assign \o$628[7].valid  = \o$628 [21];
+  assign \o$628[7].first  = \o$628 [22];
+  assign \o$628[7].last  = \o$628 [23];
+  assign \o$633[0]  = \o$633 [7:0];
+  assign \o$633[1]  = \o$633 [15:8];
+  assign \o$633[2]  = \o$633 [23:16];
+  assign \o$633[3]  = \o$633 [31:24];
+  assign \o$633[4]  = \o$633 [39:32];
+  assign \o$633[5]  = \o$633 [47:40];
+  assign \o$633[6]  = \o$633 [55:48];
+  assign \o$633[7]  = \o$633 [63:56];
+  assign \i_next$617 [15] = capture;
+  assign \i_next$617 [13] = capture;
+  assign \i_next$617 [11] = capture;
+  assign \i_next$617 [9] = capture;
+  assign \i_next$617 [7] = capture;
+  assign \i_next$617 [5] = capture;
+  assign \i_next$617 [3] = capture;
+  assign \i_next$617 [1] = capture;
+  assign \i_next$617 [14] = w_accept;
+  assign \i_next$617 [12] = w_accept;
+  assign \i_next$617 [10] = w_accept;
+  assign \i_next$617 [8] = w_accept;
+  assign \i_next$617 [6] = w_accept;
+  assign \i_next$617 [4] = w_accept;
+  assign \i_next$617 [2] = w_accept;
+  assign \i_next$617 [0] = w_accept;
+  assign \i_next$616 [23] = operands__payload[64];
+  assign \i_next$616 [22] = first;
+  assign \i_next$616 [21] = a_accept;
+  assign \i_next$616 [20] = operands__payload[64];
+  assign \i_next$616 [19] = first;
+  assign \i_next$616 [18] = a_accept;
+  assign \i_next$616 [17] = operands__payload[64];
+  assign \i_next$616 [16] = first;
+  assign \i_next$616 [15] = a_accept;
+  assign \i_next$616 [14] = operands__payload[64];
+  assign \i_next$616 [13] = first;
+  assign \i_next$616 [12] = a_accept;
+  assign \i_next$616 [11] = operands__payload[64];
+  assign \i_next$616 [10] = first;
+  assign \i_next$616 [9] = a_accept;
+  assign \i_next$616 [8] = operands__payload[64];
+  assign \i_next$616 [7] = first;
+  assign \i_next$616 [6] = a_accept;
+  assign \i_next$616 [5] = operands__payload[64];
+  assign \i_next$616 [4] = first;
+  assign \i_next$616 [3] = a_accept;
+  assign \i_next$616 [2] = operands__payload[64];
+  assign \i_next$616 [1] = first;
+  assign \i_next$616 [0] = a_accept;
   assign i_next[63:56] = operands__payload[7:0];
   assign i_next[55:48] = operands__payload[15:8];
   assign i_next[47:40] = operands__payload[23:16];
@@ -5302,54 +6696,54 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign i_next[23:16] = operands__payload[47:40];
   assign i_next[15:8] = operands__payload[55:48];
   assign i_next[7:0] = operands__payload[63:56];
-  assign \i$357 [23:21] = in_flags;
-  assign \i$357 [20:18] = in_flags;
-  assign \i$357 [17:15] = in_flags;
-  assign \i$357 [14:12] = in_flags;
-  assign \i$357 [11:9] = in_flags;
-  assign \i$357 [8:6] = in_flags;
-  assign \i$357 [5:3] = in_flags;
-  assign \i$357 [2:0] = in_flags;
-  assign \i$356 [63:56] = in_a[7:0];
-  assign \i$356 [55:48] = in_a[15:8];
-  assign \i$356 [47:40] = in_a[23:16];
-  assign \i$356 [39:32] = in_a[31:24];
-  assign \i$356 [31:24] = in_a[39:32];
-  assign \i$356 [23:16] = in_a[47:40];
-  assign \i$356 [15:8] = in_a[55:48];
-  assign \i$356 [7:0] = in_a[63:56];
-  assign \i$355 [15:14] = in_wctl;
-  assign \i$355 [13:12] = in_wctl;
-  assign \i$355 [11:10] = in_wctl;
-  assign \i$355 [9:8] = in_wctl;
-  assign \i$355 [7:6] = in_wctl;
-  assign \i$355 [5:4] = in_wctl;
-  assign \i$355 [3:2] = in_wctl;
-  assign \i$355 [1:0] = in_wctl;
-  assign results__payload[255:224] = \$131 ;
-  assign results__payload[223:192] = \$130 ;
-  assign results__payload[191:160] = \$129 ;
-  assign results__payload[159:128] = \$128 ;
-  assign results__payload[127:96] = \$127 ;
-  assign results__payload[95:64] = \$126 ;
-  assign results__payload[63:32] = \$125 ;
-  assign results__payload[31:0] = \$124 ;
-  assign results__payload[256] = \$122 ;
+  assign \i$614 [23:21] = in_flags;
+  assign \i$614 [20:18] = in_flags;
+  assign \i$614 [17:15] = in_flags;
+  assign \i$614 [14:12] = in_flags;
+  assign \i$614 [11:9] = in_flags;
+  assign \i$614 [8:6] = in_flags;
+  assign \i$614 [5:3] = in_flags;
+  assign \i$614 [2:0] = in_flags;
+  assign \i$613 [63:56] = in_a[7:0];
+  assign \i$613 [55:48] = in_a[15:8];
+  assign \i$613 [47:40] = in_a[23:16];
+  assign \i$613 [39:32] = in_a[31:24];
+  assign \i$613 [31:24] = in_a[39:32];
+  assign \i$613 [23:16] = in_a[47:40];
+  assign \i$613 [15:8] = in_a[55:48];
+  assign \i$613 [7:0] = in_a[63:56];
+  assign \i$612 [15:14] = in_wctl;
+  assign \i$612 [13:12] = in_wctl;
+  assign \i$612 [11:10] = in_wctl;
+  assign \i$612 [9:8] = in_wctl;
+  assign \i$612 [7:6] = in_wctl;
+  assign \i$612 [5:4] = in_wctl;
+  assign \i$612 [3:2] = in_wctl;
+  assign \i$612 [1:0] = in_wctl;
+  assign results__payload[255:224] = \$259 ;
+  assign results__payload[223:192] = \$258 ;
+  assign results__payload[191:160] = \$257 ;
+  assign results__payload[159:128] = \$256 ;
+  assign results__payload[127:96] = \$255 ;
+  assign results__payload[95:64] = \$254 ;
+  assign results__payload[63:32] = \$253 ;
+  assign results__payload[31:0] = \$252 ;
+  assign results__payload[256] = \$250 ;
   assign out[256] = last_out;
   assign out[255:0] = o;
-  assign i[255:224] = \psum_out$343 ;
-  assign i[223:192] = \psum_out$342 ;
-  assign i[191:160] = \psum_out$341 ;
-  assign i[159:128] = \psum_out$340 ;
-  assign i[127:96] = \psum_out$339 ;
-  assign i[95:64] = \psum_out$338 ;
-  assign i[63:32] = \psum_out$337 ;
+  assign i[255:224] = \psum_out$600 ;
+  assign i[223:192] = \psum_out$599 ;
+  assign i[191:160] = \psum_out$598 ;
+  assign i[159:128] = \psum_out$597 ;
+  assign i[127:96] = \psum_out$596 ;
+  assign i[95:64] = \psum_out$595 ;
+  assign i[63:32] = \psum_out$594 ;
   assign i[31:0] = psum_out;
-  assign \$142  = \o$371 [0];
+  assign \$270  = \o$628 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$1491$0 , \port$1492$0 , \port$1493$0 , \port$1494$0 , \port$1495$0 , \port$1496$0 , \port$1497$0 , \port$1498$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$1619$0 , \port$1620$0 , \port$1621$0 , \port$1622$0 , \port$1623$0 , \port$1624$0 , \port$1625$0 , \port$1626$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$10 ;
@@ -5448,22 +6842,22 @@ module \systolic_core.deskew (rst, \port$1491$0 , \port$1492$0 , \port$1493$0 , 
   wire [31:0] \o_next[5] ;
   wire [31:0] \o_next[6] ;
   wire [31:0] \o_next[7] ;
-  input \port$1491$0 ;
-  wire \port$1491$0 ;
-  input \port$1492$0 ;
-  wire \port$1492$0 ;
-  input \port$1493$0 ;
-  wire \port$1493$0 ;
-  input \port$1494$0 ;
-  wire \port$1494$0 ;
-  input \port$1495$0 ;
-  wire \port$1495$0 ;
-  input \port$1496$0 ;
-  wire \port$1496$0 ;
-  input \port$1497$0 ;
-  wire \port$1497$0 ;
-  input \port$1498$0 ;
-  wire \port$1498$0 ;
+  input \port$1619$0 ;
+  wire \port$1619$0 ;
+  input \port$1620$0 ;
+  wire \port$1620$0 ;
+  input \port$1621$0 ;
+  wire \port$1621$0 ;
+  input \port$1622$0 ;
+  wire \port$1622$0 ;
+  input \port$1623$0 ;
+  wire \port$1623$0 ;
+  input \port$1624$0 ;
+  wire \port$1624$0 ;
+  input \port$1625$0 ;
+  wire \port$1625$0 ;
+  input \port$1626$0 ;
+  wire \port$1626$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5525,200 +6919,200 @@ module \systolic_core.deskew (rst, \port$1491$0 , \port$1492$0 , \port$1493$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$1491$0 ) begin
+    if (\port$1619$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$1491$0 ) begin
+    if (\port$1619$0 ) begin
       \$2  = lane0_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$1491$0 ) begin
+    if (\port$1619$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane0_d4;
-    if (\port$1491$0 ) begin
+    if (\port$1619$0 ) begin
       \$4  = lane0_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane0_d5;
-    if (\port$1491$0 ) begin
+    if (\port$1619$0 ) begin
       \$5  = lane0_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane0_d6;
-    if (\port$1491$0 ) begin
+    if (\port$1619$0 ) begin
       \$6  = lane0_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$7  = lane0_d7;
-    if (\port$1491$0 ) begin
+    if (\port$1619$0 ) begin
       \$7  = lane0_d6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = lane1_d1;
-    if (\port$1492$0 ) begin
+    if (\port$1620$0 ) begin
       \$8  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$9  = lane1_d2;
-    if (\port$1492$0 ) begin
+    if (\port$1620$0 ) begin
       \$9  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$10  = lane1_d3;
-    if (\port$1492$0 ) begin
+    if (\port$1620$0 ) begin
       \$10  = lane1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$11  = lane1_d4;
-    if (\port$1492$0 ) begin
+    if (\port$1620$0 ) begin
       \$11  = lane1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$12  = lane1_d5;
-    if (\port$1492$0 ) begin
+    if (\port$1620$0 ) begin
       \$12  = lane1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$13  = lane1_d6;
-    if (\port$1492$0 ) begin
+    if (\port$1620$0 ) begin
       \$13  = lane1_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$14  = lane2_d1;
-    if (\port$1493$0 ) begin
+    if (\port$1621$0 ) begin
       \$14  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = lane2_d2;
-    if (\port$1493$0 ) begin
+    if (\port$1621$0 ) begin
       \$15  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = lane2_d3;
-    if (\port$1493$0 ) begin
+    if (\port$1621$0 ) begin
       \$16  = lane2_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = lane2_d4;
-    if (\port$1493$0 ) begin
+    if (\port$1621$0 ) begin
       \$17  = lane2_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$18  = lane2_d5;
-    if (\port$1493$0 ) begin
+    if (\port$1621$0 ) begin
       \$18  = lane2_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$19  = lane3_d1;
-    if (\port$1494$0 ) begin
+    if (\port$1622$0 ) begin
       \$19  = i[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$20  = lane3_d2;
-    if (\port$1494$0 ) begin
+    if (\port$1622$0 ) begin
       \$20  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$21  = lane3_d3;
-    if (\port$1494$0 ) begin
+    if (\port$1622$0 ) begin
       \$21  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$22  = lane3_d4;
-    if (\port$1494$0 ) begin
+    if (\port$1622$0 ) begin
       \$22  = lane3_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = lane4_d1;
-    if (\port$1495$0 ) begin
+    if (\port$1623$0 ) begin
       \$23  = i[159:128];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$24  = lane4_d2;
-    if (\port$1495$0 ) begin
+    if (\port$1623$0 ) begin
       \$24  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$25  = lane4_d3;
-    if (\port$1495$0 ) begin
+    if (\port$1623$0 ) begin
       \$25  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$26  = lane5_d1;
-    if (\port$1496$0 ) begin
+    if (\port$1624$0 ) begin
       \$26  = i[191:160];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$27  = lane5_d2;
-    if (\port$1496$0 ) begin
+    if (\port$1624$0 ) begin
       \$27  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$28  = lane6_d1;
-    if (\port$1497$0 ) begin
+    if (\port$1625$0 ) begin
       \$28  = i[223:192];
     end
   end
-  assign en = { \port$1498$0 , \port$1497$0 , \port$1496$0 , \port$1495$0 , \port$1494$0 , \port$1493$0 , \port$1492$0 , \port$1491$0  };
+  assign en = { \port$1626$0 , \port$1625$0 , \port$1624$0 , \port$1623$0 , \port$1622$0 , \port$1621$0 , \port$1620$0 , \port$1619$0  };
   assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -5771,15 +7165,16 @@ module \systolic_core.deskew (rst, \port$1491$0 , \port$1492$0 , \port$1493$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$0 , a_in, a_next, \port$3137$0 , first_next, pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_in, a_next, \port$3522$0 , first_next, pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -5797,12 +7192,15 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -5812,10 +7210,8 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [1:0] \port$3019$0 ;
-  wire [1:0] \port$3019$0 ;
-  input [2:0] \port$3137$0 ;
-  wire [2:0] \port$3137$0 ;
+  input [2:0] \port$3522$0 ;
+  wire [2:0] \port$3522$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -5832,15 +7228,16 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3137$0 [0] & \port$3137$0 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3522$0 [0] & \port$3522$0 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$3137$0 [0] & \port$3137$0 [1];
+  assign \$6  = \port$3522$0 [0] & \port$3522$0 [1];
   always @(posedge pe_0_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_0_0_sync_clk)
@@ -5850,15 +7247,17 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   always @(posedge pe_0_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$7  = product;
@@ -5877,7 +7276,7 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3137$0 [0];
+      \$9  = \port$3522$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$9  = 1'h0;
@@ -5887,7 +7286,7 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3137$0 [1];
+      \$10  = \port$3522$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -5895,9 +7294,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3137$0 [2];
+      \$11  = first_next;
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -5905,59 +7304,68 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, a_out, valid_out, first_out, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3522$0 [2];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3137$0 [0];
-  assign first_in = \port$3137$0 [1];
-  assign capture = \port$3019$0 [1];
-  assign last_in = \port$3137$0 [2];
+  assign valid_in = \port$3522$0 [0];
+  assign first_in = \port$3522$0 [1];
+  assign last_in = \port$3522$0 [2];
   assign psum_in = 32'd0;
-  assign w_shift = \port$3019$0 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$2 , a_next, first_next, pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -5975,6 +7383,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -5982,6 +7391,8 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -5992,8 +7403,6 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [1:0] \port$3019$2 ;
-  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6011,9 +7420,10 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -6029,15 +7439,17 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   always @(posedge pe_0_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$7  = product;
@@ -6074,9 +7486,9 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -6084,56 +7496,65 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, a_in, valid_in, first_in, las
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$2 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$4 , pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -6151,6 +7572,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -6158,6 +7580,8 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -6168,8 +7592,6 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [1:0] \port$3019$4 ;
-  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6187,9 +7609,10 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -6205,15 +7628,17 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   always @(posedge pe_0_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$7  = product;
@@ -6250,9 +7675,9 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -6260,56 +7685,65 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$4 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$6 , pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -6327,6 +7761,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -6334,6 +7769,8 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -6344,8 +7781,6 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [1:0] \port$3019$6 ;
-  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6363,9 +7798,10 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -6381,15 +7817,17 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   always @(posedge pe_0_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$7  = product;
@@ -6426,9 +7864,9 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -6436,56 +7874,65 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$6 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$8 , pe_0_4_sync_clk);
+module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -6503,6 +7950,7 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, a_next, first_next, a_in, val
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -6510,6 +7958,8 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, a_next, first_next, a_in, val
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -6520,8 +7970,6 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, a_next, first_next, a_in, val
   wire pe_0_4_sync_clk;
   input pe_0_4_sync_rst;
   wire pe_0_4_sync_rst;
-  input [1:0] \port$3019$8 ;
-  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6539,9 +7987,10 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, a_next, first_next, a_in, val
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -6557,15 +8006,17 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, a_next, first_next, a_in, val
   always @(posedge pe_0_4_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_4_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_4_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_4_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_4_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_4_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_4_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$7  = product;
@@ -6602,9 +8053,9 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_4_sync_rst) begin
       \$11  = 1'h0;
@@ -6612,56 +8063,65 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_4_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$8 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$8 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$8 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$10 , pe_0_5_sync_clk);
+module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -6679,6 +8139,7 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, a_next, first_next, a_in, val
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -6686,6 +8147,8 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, a_next, first_next, a_in, val
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -6696,8 +8159,6 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, a_next, first_next, a_in, val
   wire pe_0_5_sync_clk;
   input pe_0_5_sync_rst;
   wire pe_0_5_sync_rst;
-  input [1:0] \port$3019$10 ;
-  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6715,9 +8176,10 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, a_next, first_next, a_in, val
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -6733,15 +8195,17 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, a_next, first_next, a_in, val
   always @(posedge pe_0_5_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_5_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_5_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_5_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_5_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_5_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_5_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$7  = product;
@@ -6778,9 +8242,9 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_5_sync_rst) begin
       \$11  = 1'h0;
@@ -6788,56 +8252,65 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_5_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$10 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$10 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$10 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, w_in, \port$3019$12 , pe_0_6_sync_clk);
+module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -6855,6 +8328,7 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, a_next, first_next, a_in, val
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -6862,6 +8336,8 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, a_next, first_next, a_in, val
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -6872,8 +8348,6 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, a_next, first_next, a_in, val
   wire pe_0_6_sync_clk;
   input pe_0_6_sync_rst;
   wire pe_0_6_sync_rst;
-  input [1:0] \port$3019$12 ;
-  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -6891,9 +8365,10 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, a_next, first_next, a_in, val
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -6909,15 +8384,17 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, a_next, first_next, a_in, val
   always @(posedge pe_0_6_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_6_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_6_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_6_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_6_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_6_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_6_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$7  = product;
@@ -6954,9 +8431,9 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_6_sync_rst) begin
       \$11  = 1'h0;
@@ -6964,56 +8441,65 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_6_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$12 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$12 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$12 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, w_in, \port$3019$14 , pe_0_7_sync_clk);
+module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, pe_0_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -7030,6 +8516,7 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, a_next, first_next, a_in, val
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -7037,6 +8524,7 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, a_next, first_next, a_in, val
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -7045,8 +8533,6 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, a_next, first_next, a_in, val
   wire pe_0_7_sync_clk;
   input pe_0_7_sync_rst;
   wire pe_0_7_sync_rst;
-  input [1:0] \port$3019$14 ;
-  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -7063,9 +8549,10 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, a_next, first_next, a_in, val
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -7081,15 +8568,17 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, a_next, first_next, a_in, val
   always @(posedge pe_0_7_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_0_7_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_0_7_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_0_7_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_0_7_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_0_7_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_0_7_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$7  = product;
@@ -7126,9 +8615,9 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_0_7_sync_rst) begin
       \$11  = 1'h0;
@@ -7136,56 +8625,65 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, a_next, first_next, a_in, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_0_7_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$14 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$14 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$14 [1];
   assign psum_in = 32'd0;
-  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$3 , first_next, pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$3 , first_next, pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -7203,12 +8701,15 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -7218,10 +8719,8 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [1:0] \port$3019$0 ;
-  wire [1:0] \port$3019$0 ;
-  input [2:0] \port$3137$3 ;
-  wire [2:0] \port$3137$3 ;
+  input [2:0] \port$3522$3 ;
+  wire [2:0] \port$3522$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -7239,15 +8738,16 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3137$3 [0] & \port$3137$3 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3522$3 [0] & \port$3522$3 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3137$3 [0] & \port$3137$3 [1];
+  assign \$6  = \port$3522$3 [0] & \port$3522$3 [1];
   always @(posedge pe_1_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_1_0_sync_clk)
@@ -7257,15 +8757,17 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_1_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$7  = product;
@@ -7284,7 +8786,7 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3137$3 [0];
+      \$9  = \port$3522$3 [0];
     end
     if (pe_1_0_sync_rst) begin
       \$9  = 1'h0;
@@ -7294,7 +8796,7 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3137$3 [1];
+      \$10  = \port$3522$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$10  = 1'h0;
@@ -7302,9 +8804,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3137$3 [2];
+      \$11  = first_next;
     end
     if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
@@ -7312,58 +8814,67 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3522$3 [2];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3137$3 [0];
-  assign first_in = \port$3137$3 [1];
-  assign capture = \port$3019$0 [1];
-  assign last_in = \port$3137$3 [2];
-  assign w_shift = \port$3019$0 [0];
+  assign valid_in = \port$3522$3 [0];
+  assign first_in = \port$3522$3 [1];
+  assign last_in = \port$3522$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_1_1_sync_clk);
+module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -7381,6 +8892,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -7388,6 +8900,8 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -7398,8 +8912,6 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_1_1_sync_clk;
   input pe_1_1_sync_rst;
   wire pe_1_1_sync_rst;
-  input [1:0] \port$3019$2 ;
-  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -7418,9 +8930,10 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -7436,15 +8949,17 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_1_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = product;
@@ -7481,9 +8996,9 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_1_sync_rst) begin
       \$11  = 1'h0;
@@ -7491,55 +9006,64 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$2 [1];
-  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_1_2_sync_clk);
+module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -7557,6 +9081,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -7564,6 +9089,8 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -7574,8 +9101,6 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_1_2_sync_clk;
   input pe_1_2_sync_rst;
   wire pe_1_2_sync_rst;
-  input [1:0] \port$3019$4 ;
-  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -7594,9 +9119,10 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -7612,15 +9138,17 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_1_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
@@ -7657,9 +9185,9 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_2_sync_rst) begin
       \$11  = 1'h0;
@@ -7667,55 +9195,64 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$4 [1];
-  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_1_3_sync_clk);
+module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -7733,6 +9270,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -7740,6 +9278,8 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -7750,8 +9290,6 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_1_3_sync_clk;
   input pe_1_3_sync_rst;
   wire pe_1_3_sync_rst;
-  input [1:0] \port$3019$6 ;
-  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -7770,9 +9308,10 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -7788,15 +9327,17 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_1_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
@@ -7833,9 +9374,9 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_3_sync_rst) begin
       \$11  = 1'h0;
@@ -7843,55 +9384,64 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$6 [1];
-  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_1_4_sync_clk);
+module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -7909,6 +9459,7 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -7916,6 +9467,8 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -7926,8 +9479,6 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_1_4_sync_clk;
   input pe_1_4_sync_rst;
   wire pe_1_4_sync_rst;
-  input [1:0] \port$3019$8 ;
-  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -7946,9 +9497,10 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -7964,15 +9516,17 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_1_4_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_4_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_4_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_4_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_4_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_4_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_4_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
@@ -8009,9 +9563,9 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_4_sync_rst) begin
       \$11  = 1'h0;
@@ -8019,55 +9573,64 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_4_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$8 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$8 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$8 [1];
-  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_1_5_sync_clk);
+module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -8085,6 +9648,7 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -8092,6 +9656,8 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -8102,8 +9668,6 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_1_5_sync_clk;
   input pe_1_5_sync_rst;
   wire pe_1_5_sync_rst;
-  input [1:0] \port$3019$10 ;
-  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8122,9 +9686,10 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -8140,15 +9705,17 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_1_5_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_5_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_5_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_5_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_5_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_5_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_5_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
@@ -8185,9 +9752,9 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_5_sync_rst) begin
       \$11  = 1'h0;
@@ -8195,55 +9762,64 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_5_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$10 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$10 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$10 [1];
-  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_1_6_sync_clk);
+module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -8261,6 +9837,7 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -8268,6 +9845,8 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -8278,8 +9857,6 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_1_6_sync_clk;
   input pe_1_6_sync_rst;
   wire pe_1_6_sync_rst;
-  input [1:0] \port$3019$12 ;
-  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8298,9 +9875,10 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -8316,15 +9894,17 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_1_6_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_6_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_6_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_6_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_6_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_6_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_6_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
@@ -8361,9 +9941,9 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_6_sync_rst) begin
       \$11  = 1'h0;
@@ -8371,55 +9951,64 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_6_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$12 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$12 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$12 [1];
-  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_1_7_sync_clk);
+module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_1_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -8436,6 +10025,7 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -8443,6 +10033,7 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -8451,8 +10042,6 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_1_7_sync_clk;
   input pe_1_7_sync_rst;
   wire pe_1_7_sync_rst;
-  input [1:0] \port$3019$14 ;
-  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8470,9 +10059,10 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -8488,15 +10078,17 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_1_7_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_1_7_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_1_7_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_1_7_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_1_7_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_1_7_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_1_7_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
@@ -8533,9 +10125,9 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_1_7_sync_rst) begin
       \$11  = 1'h0;
@@ -8543,55 +10135,64 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_1_7_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$14 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$14 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$14 [1];
-  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$6 , first_next, pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$6 , first_next, pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -8609,12 +10210,15 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -8624,10 +10228,8 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [1:0] \port$3019$0 ;
-  wire [1:0] \port$3019$0 ;
-  input [2:0] \port$3137$6 ;
-  wire [2:0] \port$3137$6 ;
+  input [2:0] \port$3522$6 ;
+  wire [2:0] \port$3522$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8645,15 +10247,16 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3137$6 [0] & \port$3137$6 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3522$6 [0] & \port$3522$6 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3137$6 [0] & \port$3137$6 [1];
+  assign \$6  = \port$3522$6 [0] & \port$3522$6 [1];
   always @(posedge pe_2_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_2_0_sync_clk)
@@ -8663,15 +10266,17 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_2_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
@@ -8690,7 +10295,7 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3137$6 [0];
+      \$9  = \port$3522$6 [0];
     end
     if (pe_2_0_sync_rst) begin
       \$9  = 1'h0;
@@ -8700,7 +10305,7 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3137$6 [1];
+      \$10  = \port$3522$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$10  = 1'h0;
@@ -8708,9 +10313,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3137$6 [2];
+      \$11  = first_next;
     end
     if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
@@ -8718,58 +10323,67 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3522$6 [2];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3137$6 [0];
-  assign first_in = \port$3137$6 [1];
-  assign capture = \port$3019$0 [1];
-  assign last_in = \port$3137$6 [2];
-  assign w_shift = \port$3019$0 [0];
+  assign valid_in = \port$3522$6 [0];
+  assign first_in = \port$3522$6 [1];
+  assign last_in = \port$3522$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_2_1_sync_clk);
+module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -8787,6 +10401,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -8794,6 +10409,8 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -8804,8 +10421,6 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_2_1_sync_clk;
   input pe_2_1_sync_rst;
   wire pe_2_1_sync_rst;
-  input [1:0] \port$3019$2 ;
-  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8824,9 +10439,10 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -8842,15 +10458,17 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_2_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
@@ -8887,9 +10505,9 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_1_sync_rst) begin
       \$11  = 1'h0;
@@ -8897,55 +10515,64 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$2 [1];
-  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_2_2_sync_clk);
+module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -8963,6 +10590,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -8970,6 +10598,8 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -8980,8 +10610,6 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_2_2_sync_clk;
   input pe_2_2_sync_rst;
   wire pe_2_2_sync_rst;
-  input [1:0] \port$3019$4 ;
-  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9000,9 +10628,10 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -9018,15 +10647,17 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_2_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
@@ -9063,9 +10694,9 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_2_sync_rst) begin
       \$11  = 1'h0;
@@ -9073,55 +10704,64 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$4 [1];
-  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_2_3_sync_clk);
+module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -9139,6 +10779,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -9146,6 +10787,8 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -9156,8 +10799,6 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_2_3_sync_clk;
   input pe_2_3_sync_rst;
   wire pe_2_3_sync_rst;
-  input [1:0] \port$3019$6 ;
-  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9176,9 +10817,10 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -9194,15 +10836,17 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_2_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
@@ -9239,9 +10883,9 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_3_sync_rst) begin
       \$11  = 1'h0;
@@ -9249,55 +10893,64 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$6 [1];
-  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_2_4_sync_clk);
+module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -9315,6 +10968,7 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -9322,6 +10976,8 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -9332,8 +10988,6 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_2_4_sync_clk;
   input pe_2_4_sync_rst;
   wire pe_2_4_sync_rst;
-  input [1:0] \port$3019$8 ;
-  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9352,9 +11006,10 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -9370,15 +11025,17 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_2_4_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_4_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_4_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_4_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_4_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_4_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_4_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
@@ -9415,9 +11072,9 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_4_sync_rst) begin
       \$11  = 1'h0;
@@ -9425,55 +11082,64 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_4_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$8 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$8 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$8 [1];
-  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_2_5_sync_clk);
+module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -9491,6 +11157,7 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -9498,6 +11165,8 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -9508,8 +11177,6 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_2_5_sync_clk;
   input pe_2_5_sync_rst;
   wire pe_2_5_sync_rst;
-  input [1:0] \port$3019$10 ;
-  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9528,9 +11195,10 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -9546,15 +11214,17 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_2_5_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_5_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_5_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_5_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_5_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_5_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_5_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
@@ -9591,9 +11261,9 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_5_sync_rst) begin
       \$11  = 1'h0;
@@ -9601,55 +11271,64 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_5_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$10 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$10 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$10 [1];
-  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_2_6_sync_clk);
+module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -9667,6 +11346,7 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -9674,6 +11354,8 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -9684,8 +11366,6 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_2_6_sync_clk;
   input pe_2_6_sync_rst;
   wire pe_2_6_sync_rst;
-  input [1:0] \port$3019$12 ;
-  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9704,9 +11384,10 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -9722,15 +11403,17 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_2_6_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_6_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_6_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_6_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_6_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_6_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_6_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
@@ -9767,9 +11450,9 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_6_sync_rst) begin
       \$11  = 1'h0;
@@ -9777,55 +11460,64 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_6_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$12 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$12 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$12 [1];
-  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_2_7_sync_clk);
+module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_2_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -9842,6 +11534,7 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -9849,6 +11542,7 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -9857,8 +11551,6 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_2_7_sync_clk;
   input pe_2_7_sync_rst;
   wire pe_2_7_sync_rst;
-  input [1:0] \port$3019$14 ;
-  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9876,9 +11568,10 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -9894,15 +11587,17 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_2_7_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_2_7_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_2_7_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_2_7_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_2_7_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_2_7_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_2_7_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
@@ -9939,9 +11634,9 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_2_7_sync_rst) begin
       \$11  = 1'h0;
@@ -9949,55 +11644,64 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_2_7_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$14 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$14 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$14 [1];
-  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$9 , first_next, pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$9 , first_next, pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -10015,12 +11719,15 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -10030,10 +11737,8 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [1:0] \port$3019$0 ;
-  wire [1:0] \port$3019$0 ;
-  input [2:0] \port$3137$9 ;
-  wire [2:0] \port$3137$9 ;
+  input [2:0] \port$3522$9 ;
+  wire [2:0] \port$3522$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10051,15 +11756,16 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3137$9 [0] & \port$3137$9 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3522$9 [0] & \port$3522$9 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3137$9 [0] & \port$3137$9 [1];
+  assign \$6  = \port$3522$9 [0] & \port$3522$9 [1];
   always @(posedge pe_3_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_3_0_sync_clk)
@@ -10069,15 +11775,17 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_3_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$7  = product;
@@ -10096,7 +11804,7 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3137$9 [0];
+      \$9  = \port$3522$9 [0];
     end
     if (pe_3_0_sync_rst) begin
       \$9  = 1'h0;
@@ -10106,7 +11814,7 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3137$9 [1];
+      \$10  = \port$3522$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$10  = 1'h0;
@@ -10114,9 +11822,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3137$9 [2];
+      \$11  = first_next;
     end
     if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
@@ -10124,58 +11832,67 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3522$9 [2];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3137$9 [0];
-  assign first_in = \port$3137$9 [1];
-  assign capture = \port$3019$0 [1];
-  assign last_in = \port$3137$9 [2];
-  assign w_shift = \port$3019$0 [0];
+  assign valid_in = \port$3522$9 [0];
+  assign first_in = \port$3522$9 [1];
+  assign last_in = \port$3522$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_3_1_sync_clk);
+module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -10193,6 +11910,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -10200,6 +11918,8 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -10210,8 +11930,6 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_3_1_sync_clk;
   input pe_3_1_sync_rst;
   wire pe_3_1_sync_rst;
-  input [1:0] \port$3019$2 ;
-  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10230,9 +11948,10 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -10248,15 +11967,17 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_3_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = product;
@@ -10293,9 +12014,9 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_1_sync_rst) begin
       \$11  = 1'h0;
@@ -10303,55 +12024,64 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$2 [1];
-  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_3_2_sync_clk);
+module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -10369,6 +12099,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -10376,6 +12107,8 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -10386,8 +12119,6 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_3_2_sync_clk;
   input pe_3_2_sync_rst;
   wire pe_3_2_sync_rst;
-  input [1:0] \port$3019$4 ;
-  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10406,9 +12137,10 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -10424,15 +12156,17 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_3_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$7  = product;
@@ -10469,9 +12203,9 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_2_sync_rst) begin
       \$11  = 1'h0;
@@ -10479,55 +12213,64 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$4 [1];
-  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_3_3_sync_clk);
+module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -10545,6 +12288,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -10552,6 +12296,8 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -10562,8 +12308,6 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_3_3_sync_clk;
   input pe_3_3_sync_rst;
   wire pe_3_3_sync_rst;
-  input [1:0] \port$3019$6 ;
-  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10582,9 +12326,10 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -10600,15 +12345,17 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_3_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$7  = product;
@@ -10645,9 +12392,9 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_3_sync_rst) begin
       \$11  = 1'h0;
@@ -10655,55 +12402,64 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$6 [1];
-  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_3_4_sync_clk);
+module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -10721,6 +12477,7 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -10728,6 +12485,8 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -10738,8 +12497,6 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_3_4_sync_clk;
   input pe_3_4_sync_rst;
   wire pe_3_4_sync_rst;
-  input [1:0] \port$3019$8 ;
-  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10758,9 +12515,10 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -10776,15 +12534,17 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_3_4_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_4_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_4_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_4_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_4_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_4_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_4_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$7  = product;
@@ -10821,9 +12581,9 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_4_sync_rst) begin
       \$11  = 1'h0;
@@ -10831,55 +12591,64 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_4_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$8 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$8 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$8 [1];
-  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_3_5_sync_clk);
+module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -10897,6 +12666,7 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -10904,6 +12674,8 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -10914,8 +12686,6 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_3_5_sync_clk;
   input pe_3_5_sync_rst;
   wire pe_3_5_sync_rst;
-  input [1:0] \port$3019$10 ;
-  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10934,9 +12704,10 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -10952,15 +12723,17 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_3_5_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_5_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_5_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_5_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_5_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_5_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_5_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$7  = product;
@@ -10997,9 +12770,9 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_5_sync_rst) begin
       \$11  = 1'h0;
@@ -11007,55 +12780,64 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_5_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$10 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$10 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$10 [1];
-  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_3_6_sync_clk);
+module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -11073,6 +12855,7 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -11080,6 +12863,8 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -11090,8 +12875,6 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_3_6_sync_clk;
   input pe_3_6_sync_rst;
   wire pe_3_6_sync_rst;
-  input [1:0] \port$3019$12 ;
-  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11110,9 +12893,10 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -11128,15 +12912,17 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_3_6_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_6_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_6_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_6_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_6_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_6_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_6_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$7  = product;
@@ -11173,9 +12959,9 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_6_sync_rst) begin
       \$11  = 1'h0;
@@ -11183,55 +12969,64 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_6_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$12 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$12 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$12 [1];
-  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_3_7_sync_clk);
+module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_3_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -11248,6 +13043,7 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -11255,6 +13051,7 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -11263,8 +13060,6 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_3_7_sync_clk;
   input pe_3_7_sync_rst;
   wire pe_3_7_sync_rst;
-  input [1:0] \port$3019$14 ;
-  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11282,9 +13077,10 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -11300,15 +13096,17 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_3_7_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_3_7_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_3_7_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_3_7_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_3_7_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_3_7_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_3_7_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$7  = product;
@@ -11345,9 +13143,9 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_3_7_sync_rst) begin
       \$11  = 1'h0;
@@ -11355,55 +13153,64 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_3_7_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$14 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$14 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$14 [1];
-  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$12 , first_next, pe_4_0_sync_clk);
+module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$12 , first_next, pe_4_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -11421,12 +13228,15 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -11436,10 +13246,8 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_4_0_sync_clk;
   input pe_4_0_sync_rst;
   wire pe_4_0_sync_rst;
-  input [1:0] \port$3019$0 ;
-  wire [1:0] \port$3019$0 ;
-  input [2:0] \port$3137$12 ;
-  wire [2:0] \port$3137$12 ;
+  input [2:0] \port$3522$12 ;
+  wire [2:0] \port$3522$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11457,15 +13265,16 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3137$12 [0] & \port$3137$12 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3522$12 [0] & \port$3522$12 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3137$12 [0] & \port$3137$12 [1];
+  assign \$6  = \port$3522$12 [0] & \port$3522$12 [1];
   always @(posedge pe_4_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_4_0_sync_clk)
@@ -11475,15 +13284,17 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_4_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_4_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_4_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_4_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_4_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_4_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_4_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$7  = product;
@@ -11502,7 +13313,7 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3137$12 [0];
+      \$9  = \port$3522$12 [0];
     end
     if (pe_4_0_sync_rst) begin
       \$9  = 1'h0;
@@ -11512,7 +13323,7 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3137$12 [1];
+      \$10  = \port$3522$12 [1];
     end
     if (pe_4_0_sync_rst) begin
       \$10  = 1'h0;
@@ -11520,9 +13331,9 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3137$12 [2];
+      \$11  = first_next;
     end
     if (pe_4_0_sync_rst) begin
       \$11  = 1'h0;
@@ -11530,58 +13341,67 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3522$12 [2];
+    end
+    if (pe_4_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3137$12 [0];
-  assign first_in = \port$3137$12 [1];
-  assign capture = \port$3019$0 [1];
-  assign last_in = \port$3137$12 [2];
-  assign w_shift = \port$3019$0 [0];
+  assign valid_in = \port$3522$12 [0];
+  assign first_in = \port$3522$12 [1];
+  assign last_in = \port$3522$12 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_4_1_sync_clk);
+module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_4_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -11599,6 +13419,7 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -11606,6 +13427,8 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -11616,8 +13439,6 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_4_1_sync_clk;
   input pe_4_1_sync_rst;
   wire pe_4_1_sync_rst;
-  input [1:0] \port$3019$2 ;
-  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11636,9 +13457,10 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -11654,15 +13476,17 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_4_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_4_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_4_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_4_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_4_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_4_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_4_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$7  = product;
@@ -11699,9 +13523,9 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_4_1_sync_rst) begin
       \$11  = 1'h0;
@@ -11709,55 +13533,64 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_4_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$2 [1];
-  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_4_2_sync_clk);
+module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -11775,6 +13608,7 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -11782,6 +13616,8 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -11792,8 +13628,6 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_4_2_sync_clk;
   input pe_4_2_sync_rst;
   wire pe_4_2_sync_rst;
-  input [1:0] \port$3019$4 ;
-  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11812,9 +13646,10 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -11830,15 +13665,17 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_4_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_4_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_4_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_4_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_4_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_4_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_4_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$7  = product;
@@ -11875,9 +13712,9 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_4_2_sync_rst) begin
       \$11  = 1'h0;
@@ -11885,55 +13722,64 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_4_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$4 [1];
-  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_4_3_sync_clk);
+module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -11951,6 +13797,7 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -11958,6 +13805,8 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -11968,8 +13817,6 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_4_3_sync_clk;
   input pe_4_3_sync_rst;
   wire pe_4_3_sync_rst;
-  input [1:0] \port$3019$6 ;
-  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11988,9 +13835,10 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -12006,15 +13854,17 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_4_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_4_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_4_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_4_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_4_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_4_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_4_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$7  = product;
@@ -12051,9 +13901,9 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_4_3_sync_rst) begin
       \$11  = 1'h0;
@@ -12061,55 +13911,64 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_4_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$6 [1];
-  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_4_4_sync_clk);
+module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -12127,6 +13986,7 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -12134,6 +13994,8 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -12144,8 +14006,6 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_4_4_sync_clk;
   input pe_4_4_sync_rst;
   wire pe_4_4_sync_rst;
-  input [1:0] \port$3019$8 ;
-  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12164,9 +14024,10 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -12182,15 +14043,17 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_4_4_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_4_4_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_4_4_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_4_4_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_4_4_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_4_4_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_4_4_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$7  = product;
@@ -12227,9 +14090,9 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_4_4_sync_rst) begin
       \$11  = 1'h0;
@@ -12237,55 +14100,64 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_4_4_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$8 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$8 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$8 [1];
-  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_4_5_sync_clk);
+module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -12303,6 +14175,7 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -12310,6 +14183,8 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -12320,8 +14195,6 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_4_5_sync_clk;
   input pe_4_5_sync_rst;
   wire pe_4_5_sync_rst;
-  input [1:0] \port$3019$10 ;
-  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12340,9 +14213,10 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -12358,15 +14232,17 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_4_5_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_4_5_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_4_5_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_4_5_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_4_5_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_4_5_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_4_5_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$7  = product;
@@ -12403,9 +14279,9 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_4_5_sync_rst) begin
       \$11  = 1'h0;
@@ -12413,55 +14289,64 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_4_5_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$10 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$10 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$10 [1];
-  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_4_6_sync_clk);
+module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -12479,6 +14364,7 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -12486,6 +14372,8 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -12496,8 +14384,6 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_4_6_sync_clk;
   input pe_4_6_sync_rst;
   wire pe_4_6_sync_rst;
-  input [1:0] \port$3019$12 ;
-  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12516,9 +14402,10 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -12534,15 +14421,17 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_4_6_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_4_6_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_4_6_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_4_6_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_4_6_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_4_6_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_4_6_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$7  = product;
@@ -12579,9 +14468,9 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_4_6_sync_rst) begin
       \$11  = 1'h0;
@@ -12589,55 +14478,64 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_4_6_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$12 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$12 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$12 [1];
-  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_4_7_sync_clk);
+module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_4_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -12654,6 +14552,7 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -12661,6 +14560,7 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -12669,8 +14569,6 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_4_7_sync_clk;
   input pe_4_7_sync_rst;
   wire pe_4_7_sync_rst;
-  input [1:0] \port$3019$14 ;
-  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12688,9 +14586,10 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -12706,15 +14605,17 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_4_7_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_4_7_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_4_7_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_4_7_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_4_7_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_4_7_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_4_7_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$7  = product;
@@ -12751,9 +14652,9 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_4_7_sync_rst) begin
       \$11  = 1'h0;
@@ -12761,55 +14662,64 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_4_7_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$14 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$14 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$14 [1];
-  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$15 , first_next, pe_5_0_sync_clk);
+module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$15 , first_next, pe_5_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -12827,12 +14737,15 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -12842,10 +14755,8 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_5_0_sync_clk;
   input pe_5_0_sync_rst;
   wire pe_5_0_sync_rst;
-  input [1:0] \port$3019$0 ;
-  wire [1:0] \port$3019$0 ;
-  input [2:0] \port$3137$15 ;
-  wire [2:0] \port$3137$15 ;
+  input [2:0] \port$3522$15 ;
+  wire [2:0] \port$3522$15 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12863,15 +14774,16 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3137$15 [0] & \port$3137$15 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3522$15 [0] & \port$3522$15 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3137$15 [0] & \port$3137$15 [1];
+  assign \$6  = \port$3522$15 [0] & \port$3522$15 [1];
   always @(posedge pe_5_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_5_0_sync_clk)
@@ -12881,15 +14793,17 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_5_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_5_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_5_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_5_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_5_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_5_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_5_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$7  = product;
@@ -12908,7 +14822,7 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3137$15 [0];
+      \$9  = \port$3522$15 [0];
     end
     if (pe_5_0_sync_rst) begin
       \$9  = 1'h0;
@@ -12918,7 +14832,7 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3137$15 [1];
+      \$10  = \port$3522$15 [1];
     end
     if (pe_5_0_sync_rst) begin
       \$10  = 1'h0;
@@ -12926,9 +14840,9 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3137$15 [2];
+      \$11  = first_next;
     end
     if (pe_5_0_sync_rst) begin
       \$11  = 1'h0;
@@ -12936,58 +14850,67 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3522$15 [2];
+    end
+    if (pe_5_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3137$15 [0];
-  assign first_in = \port$3137$15 [1];
-  assign capture = \port$3019$0 [1];
-  assign last_in = \port$3137$15 [2];
-  assign w_shift = \port$3019$0 [0];
+  assign valid_in = \port$3522$15 [0];
+  assign first_in = \port$3522$15 [1];
+  assign last_in = \port$3522$15 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_5_1_sync_clk);
+module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_5_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13005,6 +14928,7 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13012,6 +14936,8 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -13022,8 +14948,6 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_5_1_sync_clk;
   input pe_5_1_sync_rst;
   wire pe_5_1_sync_rst;
-  input [1:0] \port$3019$2 ;
-  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13042,9 +14966,10 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13060,15 +14985,17 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_5_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_5_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_5_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_5_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_5_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_5_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_5_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$7  = product;
@@ -13105,9 +15032,9 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_5_1_sync_rst) begin
       \$11  = 1'h0;
@@ -13115,55 +15042,64 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_5_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$2 [1];
-  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_5_2_sync_clk);
+module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13181,6 +15117,7 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13188,6 +15125,8 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -13198,8 +15137,6 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_5_2_sync_clk;
   input pe_5_2_sync_rst;
   wire pe_5_2_sync_rst;
-  input [1:0] \port$3019$4 ;
-  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13218,9 +15155,10 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13236,15 +15174,17 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_5_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_5_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_5_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_5_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_5_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_5_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_5_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$7  = product;
@@ -13281,9 +15221,9 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_5_2_sync_rst) begin
       \$11  = 1'h0;
@@ -13291,55 +15231,64 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_5_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$4 [1];
-  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_5_3_sync_clk);
+module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13357,6 +15306,7 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13364,6 +15314,8 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -13374,8 +15326,6 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_5_3_sync_clk;
   input pe_5_3_sync_rst;
   wire pe_5_3_sync_rst;
-  input [1:0] \port$3019$6 ;
-  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13394,9 +15344,10 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13412,15 +15363,17 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_5_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_5_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_5_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_5_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_5_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_5_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_5_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$7  = product;
@@ -13457,9 +15410,9 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_5_3_sync_rst) begin
       \$11  = 1'h0;
@@ -13467,55 +15420,64 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_5_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$6 [1];
-  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_5_4_sync_clk);
+module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13533,6 +15495,7 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13540,6 +15503,8 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -13550,8 +15515,6 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_5_4_sync_clk;
   input pe_5_4_sync_rst;
   wire pe_5_4_sync_rst;
-  input [1:0] \port$3019$8 ;
-  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13570,9 +15533,10 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13588,15 +15552,17 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_5_4_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_5_4_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_5_4_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_5_4_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_5_4_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_5_4_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_5_4_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$7  = product;
@@ -13633,9 +15599,9 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_5_4_sync_rst) begin
       \$11  = 1'h0;
@@ -13643,55 +15609,64 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_5_4_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$8 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$8 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$8 [1];
-  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_5_5_sync_clk);
+module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13709,6 +15684,7 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13716,6 +15692,8 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -13726,8 +15704,6 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_5_5_sync_clk;
   input pe_5_5_sync_rst;
   wire pe_5_5_sync_rst;
-  input [1:0] \port$3019$10 ;
-  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13746,9 +15722,10 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13764,15 +15741,17 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_5_5_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_5_5_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_5_5_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_5_5_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_5_5_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_5_5_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_5_5_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$7  = product;
@@ -13809,9 +15788,9 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_5_5_sync_rst) begin
       \$11  = 1'h0;
@@ -13819,55 +15798,64 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_5_5_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$10 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$10 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$10 [1];
-  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_5_6_sync_clk);
+module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -13885,6 +15873,7 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -13892,6 +15881,8 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -13902,8 +15893,6 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_5_6_sync_clk;
   input pe_5_6_sync_rst;
   wire pe_5_6_sync_rst;
-  input [1:0] \port$3019$12 ;
-  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13922,9 +15911,10 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -13940,15 +15930,17 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_5_6_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_5_6_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_5_6_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_5_6_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_5_6_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_5_6_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_5_6_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$7  = product;
@@ -13985,9 +15977,9 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_5_6_sync_rst) begin
       \$11  = 1'h0;
@@ -13995,55 +15987,64 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_5_6_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$12 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$12 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$12 [1];
-  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_5_7_sync_clk);
+module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_5_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14060,6 +16061,7 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -14067,6 +16069,7 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -14075,8 +16078,6 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_5_7_sync_clk;
   input pe_5_7_sync_rst;
   wire pe_5_7_sync_rst;
-  input [1:0] \port$3019$14 ;
-  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14094,9 +16095,10 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14112,15 +16114,17 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_5_7_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_5_7_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_5_7_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_5_7_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_5_7_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_5_7_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_5_7_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$7  = product;
@@ -14157,9 +16161,9 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_5_7_sync_rst) begin
       \$11  = 1'h0;
@@ -14167,55 +16171,64 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_5_7_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$14 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$14 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$14 [1];
-  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$0 , a_in, a_next, \port$3137$18 , first_next, pe_6_0_sync_clk);
+module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$18 , first_next, pe_6_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14233,12 +16246,15 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -14248,10 +16264,8 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_6_0_sync_clk;
   input pe_6_0_sync_rst;
   wire pe_6_0_sync_rst;
-  input [1:0] \port$3019$0 ;
-  wire [1:0] \port$3019$0 ;
-  input [2:0] \port$3137$18 ;
-  wire [2:0] \port$3137$18 ;
+  input [2:0] \port$3522$18 ;
+  wire [2:0] \port$3522$18 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14269,15 +16283,16 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3137$18 [0] & \port$3137$18 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3522$18 [0] & \port$3522$18 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3137$18 [0] & \port$3137$18 [1];
+  assign \$6  = \port$3522$18 [0] & \port$3522$18 [1];
   always @(posedge pe_6_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_6_0_sync_clk)
@@ -14287,15 +16302,17 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_6_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_6_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_6_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_6_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_6_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_6_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_6_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$7  = product;
@@ -14314,7 +16331,7 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3137$18 [0];
+      \$9  = \port$3522$18 [0];
     end
     if (pe_6_0_sync_rst) begin
       \$9  = 1'h0;
@@ -14324,7 +16341,7 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3137$18 [1];
+      \$10  = \port$3522$18 [1];
     end
     if (pe_6_0_sync_rst) begin
       \$10  = 1'h0;
@@ -14332,9 +16349,9 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3137$18 [2];
+      \$11  = first_next;
     end
     if (pe_6_0_sync_rst) begin
       \$11  = 1'h0;
@@ -14342,58 +16359,67 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3522$18 [2];
+    end
+    if (pe_6_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3137$18 [0];
-  assign first_in = \port$3137$18 [1];
-  assign capture = \port$3019$0 [1];
-  assign last_in = \port$3137$18 [2];
-  assign w_shift = \port$3019$0 [0];
+  assign valid_in = \port$3522$18 [0];
+  assign first_in = \port$3522$18 [1];
+  assign last_in = \port$3522$18 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$2 , a_next, first_next, pe_6_1_sync_clk);
+module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_6_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14411,6 +16437,7 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -14418,6 +16445,8 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -14428,8 +16457,6 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_6_1_sync_clk;
   input pe_6_1_sync_rst;
   wire pe_6_1_sync_rst;
-  input [1:0] \port$3019$2 ;
-  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14448,9 +16475,10 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14466,15 +16494,17 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_6_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_6_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_6_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_6_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_6_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_6_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_6_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$7  = product;
@@ -14511,9 +16541,9 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_6_1_sync_rst) begin
       \$11  = 1'h0;
@@ -14521,55 +16551,64 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_6_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$2 [1];
-  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$4 , pe_6_2_sync_clk);
+module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14587,6 +16626,7 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -14594,6 +16634,8 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -14604,8 +16646,6 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_6_2_sync_clk;
   input pe_6_2_sync_rst;
   wire pe_6_2_sync_rst;
-  input [1:0] \port$3019$4 ;
-  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14624,9 +16664,10 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14642,15 +16683,17 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_6_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_6_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_6_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_6_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_6_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_6_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_6_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$7  = product;
@@ -14687,9 +16730,9 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_6_2_sync_rst) begin
       \$11  = 1'h0;
@@ -14697,55 +16740,64 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_6_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$4 [1];
-  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$6 , pe_6_3_sync_clk);
+module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14763,6 +16815,7 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -14770,6 +16823,8 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -14780,8 +16835,6 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_6_3_sync_clk;
   input pe_6_3_sync_rst;
   wire pe_6_3_sync_rst;
-  input [1:0] \port$3019$6 ;
-  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14800,9 +16853,10 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14818,15 +16872,17 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_6_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_6_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_6_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_6_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_6_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_6_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_6_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$7  = product;
@@ -14863,9 +16919,9 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_6_3_sync_rst) begin
       \$11  = 1'h0;
@@ -14873,55 +16929,64 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_6_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$6 [1];
-  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$8 , pe_6_4_sync_clk);
+module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -14939,6 +17004,7 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -14946,6 +17012,8 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -14956,8 +17024,6 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_6_4_sync_clk;
   input pe_6_4_sync_rst;
   wire pe_6_4_sync_rst;
-  input [1:0] \port$3019$8 ;
-  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14976,9 +17042,10 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -14994,15 +17061,17 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_6_4_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_6_4_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_6_4_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_6_4_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_6_4_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_6_4_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_6_4_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$7  = product;
@@ -15039,9 +17108,9 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_6_4_sync_rst) begin
       \$11  = 1'h0;
@@ -15049,55 +17118,64 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_6_4_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$8 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$8 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$8 [1];
-  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$10 , pe_6_5_sync_clk);
+module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -15115,6 +17193,7 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -15122,6 +17201,8 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -15132,8 +17213,6 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_6_5_sync_clk;
   input pe_6_5_sync_rst;
   wire pe_6_5_sync_rst;
-  input [1:0] \port$3019$10 ;
-  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15152,9 +17231,10 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -15170,15 +17250,17 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_6_5_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_6_5_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_6_5_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_6_5_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_6_5_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_6_5_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_6_5_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$7  = product;
@@ -15215,9 +17297,9 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_6_5_sync_rst) begin
       \$11  = 1'h0;
@@ -15225,55 +17307,64 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_6_5_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$10 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$10 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$10 [1];
-  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, w_out, \port$3019$12 , pe_6_6_sync_clk);
+module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -15291,6 +17382,7 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -15298,6 +17390,8 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -15308,8 +17402,6 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_6_6_sync_clk;
   input pe_6_6_sync_rst;
   wire pe_6_6_sync_rst;
-  input [1:0] \port$3019$12 ;
-  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15328,9 +17420,10 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -15346,15 +17439,17 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_6_6_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_6_6_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_6_6_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_6_6_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_6_6_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_6_6_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_6_6_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$7  = product;
@@ -15391,9 +17486,9 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_6_6_sync_rst) begin
       \$11  = 1'h0;
@@ -15401,55 +17496,64 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_6_6_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$12 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$12 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$12 [1];
-  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, psum_out, w_out, \port$3019$14 , pe_6_7_sync_clk);
+module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_6_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -15466,6 +17570,7 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -15473,6 +17578,7 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -15481,8 +17587,6 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_6_7_sync_clk;
   input pe_6_7_sync_rst;
   wire pe_6_7_sync_rst;
-  input [1:0] \port$3019$14 ;
-  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15500,9 +17604,10 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -15518,15 +17623,17 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_6_7_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_6_7_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_6_7_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_6_7_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_6_7_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_6_7_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_6_7_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$7  = product;
@@ -15563,9 +17670,9 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_6_7_sync_rst) begin
       \$11  = 1'h0;
@@ -15573,55 +17680,64 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_6_7_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$14 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$14 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$14 [1];
-  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$0 , a_in, a_next, \port$3137$21 , first_next, pe_7_0_sync_clk);
+module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_in, a_next, \port$3522$21 , first_next, pe_7_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -15639,12 +17755,15 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   wire last_in;
@@ -15654,10 +17773,8 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   wire pe_7_0_sync_clk;
   input pe_7_0_sync_rst;
   wire pe_7_0_sync_rst;
-  input [1:0] \port$3019$0 ;
-  wire [1:0] \port$3019$0 ;
-  input [2:0] \port$3137$21 ;
-  wire [2:0] \port$3137$21 ;
+  input [2:0] \port$3522$21 ;
+  wire [2:0] \port$3522$21 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15674,15 +17791,16 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$0 [1] ? w_out : shadow;
-  assign \$2  = \port$3137$21 [0] & \port$3137$21 [1];
+  assign \$1  = capture ? w_out : shadow;
+  assign \$2  = \port$3522$21 [0] & \port$3522$21 [1];
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
   assign \$4  = $signed(a_next) * $signed(weight_next);
   assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3137$21 [0] & \port$3137$21 [1];
+  assign \$6  = \port$3522$21 [0] & \port$3522$21 [1];
   always @(posedge pe_7_0_sync_clk)
     product <= \$7 ;
   always @(posedge pe_7_0_sync_clk)
@@ -15692,15 +17810,17 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   always @(posedge pe_7_0_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_7_0_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_7_0_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_7_0_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_7_0_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_7_0_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_7_0_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$7  = product;
@@ -15719,7 +17839,7 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$9  = valid_out;
     if (en) begin
-      \$9  = \port$3137$21 [0];
+      \$9  = \port$3522$21 [0];
     end
     if (pe_7_0_sync_rst) begin
       \$9  = 1'h0;
@@ -15729,7 +17849,7 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_o
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$10  = first_out;
     if (en) begin
-      \$10  = \port$3137$21 [1];
+      \$10  = \port$3522$21 [1];
     end
     if (pe_7_0_sync_rst) begin
       \$10  = 1'h0;
@@ -15737,9 +17857,9 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = \port$3137$21 [2];
+      \$11  = first_next;
     end
     if (pe_7_0_sync_rst) begin
       \$11  = 1'h0;
@@ -15747,58 +17867,67 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, psum_in, w_in, a_out, valid_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = \port$3522$21 [2];
+    end
+    if (pe_7_0_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$0 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$0 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3137$21 [0];
-  assign first_in = \port$3137$21 [1];
-  assign capture = \port$3019$0 [1];
-  assign last_in = \port$3137$21 [2];
-  assign w_shift = \port$3019$0 [0];
+  assign valid_in = \port$3522$21 [0];
+  assign first_in = \port$3522$21 [1];
+  assign last_in = \port$3522$21 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, psum_in, w_in, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$2 , a_next, first_next, pe_7_1_sync_clk);
+module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_next, pe_7_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -15816,6 +17945,7 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -15823,6 +17953,8 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -15833,8 +17965,6 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   wire pe_7_1_sync_clk;
   input pe_7_1_sync_rst;
   wire pe_7_1_sync_rst;
-  input [1:0] \port$3019$2 ;
-  wire [1:0] \port$3019$2 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15852,9 +17982,10 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$2 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -15870,15 +18001,17 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   always @(posedge pe_7_1_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_7_1_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_7_1_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_7_1_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_7_1_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_7_1_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_7_1_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$7  = product;
@@ -15915,9 +18048,9 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_7_1_sync_rst) begin
       \$11  = 1'h0;
@@ -15925,55 +18058,64 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, psum_in, w_in, a_in, valid_in
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_7_1_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$2 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$2 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$2 [1];
-  assign w_shift = \port$3019$2 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$4 , pe_7_2_sync_clk);
+module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -15991,6 +18133,7 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -15998,6 +18141,8 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -16008,8 +18153,6 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_7_2_sync_clk;
   input pe_7_2_sync_rst;
   wire pe_7_2_sync_rst;
-  input [1:0] \port$3019$4 ;
-  wire [1:0] \port$3019$4 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16027,9 +18170,10 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$4 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -16045,15 +18189,17 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_7_2_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_7_2_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_7_2_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_7_2_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_7_2_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_7_2_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_7_2_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$7  = product;
@@ -16090,9 +18236,9 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_7_2_sync_rst) begin
       \$11  = 1'h0;
@@ -16100,55 +18246,64 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_7_2_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$4 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$4 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$4 [1];
-  assign w_shift = \port$3019$4 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$6 , pe_7_3_sync_clk);
+module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -16166,6 +18321,7 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -16173,6 +18329,8 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -16183,8 +18341,6 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_7_3_sync_clk;
   input pe_7_3_sync_rst;
   wire pe_7_3_sync_rst;
-  input [1:0] \port$3019$6 ;
-  wire [1:0] \port$3019$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16202,9 +18358,10 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$6 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -16220,15 +18377,17 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_7_3_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_7_3_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_7_3_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_7_3_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_7_3_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_7_3_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_7_3_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$7  = product;
@@ -16265,9 +18424,9 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_7_3_sync_rst) begin
       \$11  = 1'h0;
@@ -16275,55 +18434,64 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_7_3_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$6 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$6 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$6 [1];
-  assign w_shift = \port$3019$6 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$8 , pe_7_4_sync_clk);
+module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -16341,6 +18509,7 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -16348,6 +18517,8 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -16358,8 +18529,6 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_7_4_sync_clk;
   input pe_7_4_sync_rst;
   wire pe_7_4_sync_rst;
-  input [1:0] \port$3019$8 ;
-  wire [1:0] \port$3019$8 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16377,9 +18546,10 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$8 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -16395,15 +18565,17 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_7_4_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_7_4_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_7_4_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_7_4_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_7_4_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_7_4_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_7_4_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$7  = product;
@@ -16440,9 +18612,9 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_7_4_sync_rst) begin
       \$11  = 1'h0;
@@ -16450,55 +18622,64 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_7_4_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$8 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$8 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$8 [1];
-  assign w_shift = \port$3019$8 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$10 , pe_7_5_sync_clk);
+module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -16516,6 +18697,7 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -16523,6 +18705,8 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -16533,8 +18717,6 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_7_5_sync_clk;
   input pe_7_5_sync_rst;
   wire pe_7_5_sync_rst;
-  input [1:0] \port$3019$10 ;
-  wire [1:0] \port$3019$10 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16552,9 +18734,10 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$10 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -16570,15 +18753,17 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_7_5_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_7_5_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_7_5_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_7_5_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_7_5_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_7_5_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_7_5_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$7  = product;
@@ -16615,9 +18800,9 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_7_5_sync_rst) begin
       \$11  = 1'h0;
@@ -16625,55 +18810,64 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_7_5_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$10 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$10 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$10 [1];
-  assign w_shift = \port$3019$10 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, a_out, valid_out, first_out, last_out, psum_out, \port$3019$12 , pe_7_6_sync_clk);
+module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -16691,6 +18885,7 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -16698,6 +18893,8 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
   input last_in;
@@ -16708,8 +18905,6 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_7_6_sync_clk;
   input pe_7_6_sync_rst;
   wire pe_7_6_sync_rst;
-  input [1:0] \port$3019$12 ;
-  wire [1:0] \port$3019$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16727,9 +18922,10 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$12 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -16745,15 +18941,17 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_7_6_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_7_6_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_7_6_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_7_6_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_7_6_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_7_6_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_7_6_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
     \$7  = product;
@@ -16790,9 +18988,9 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_7_6_sync_rst) begin
       \$11  = 1'h0;
@@ -16800,55 +18998,64 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_7_6_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$12 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$12 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$12 [1];
-  assign w_shift = \port$3019$12 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, psum_in, w_in, a_next, first_next, a_in, valid_in, first_in, last_in, valid_out, last_out, psum_out, \port$3019$14 , pe_7_7_sync_clk);
+module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, pe_7_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$66  = 0;
   wire [7:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [7:0] \$13 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
   reg [7:0] \$14 ;
   reg [7:0] \$15 ;
+  reg [7:0] \$16 ;
   wire \$2 ;
   wire [7:0] \$3 ;
   wire [15:0] \$4 ;
@@ -16865,6 +19072,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, psum_in, w_in, a_next, first_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  input capture;
   wire capture;
   input en;
   wire en;
@@ -16872,6 +19080,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire first_in;
   input first_next;
   wire first_next;
+  reg first_next_out = 1'h0;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
@@ -16881,8 +19090,6 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, psum_in, w_in, a_next, first_
   wire pe_7_7_sync_clk;
   input pe_7_7_sync_rst;
   wire pe_7_7_sync_rst;
-  input [1:0] \port$3019$14 ;
-  wire [1:0] \port$3019$14 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16900,9 +19107,10 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, psum_in, w_in, a_next, first_
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
+  input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = \port$3019$14 [1] ? w_out : shadow;
+  assign \$1  = capture ? w_out : shadow;
   assign \$2  = valid_in & first_in;
   assign \$3  = \$2  ? shadow : active;
   assign weight_next = first_next ? \$1  : \$3 ;
@@ -16918,15 +19126,17 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, psum_in, w_in, a_next, first_
   always @(posedge pe_7_7_sync_clk)
     first_out <= \$10 ;
   always @(posedge pe_7_7_sync_clk)
-    last_out <= \$11 ;
+    first_next_out <= \$11 ;
   always @(posedge pe_7_7_sync_clk)
-    psum_out <= \$12 ;
+    last_out <= \$12 ;
   always @(posedge pe_7_7_sync_clk)
-    w_out <= \$13 ;
+    psum_out <= \$13 ;
   always @(posedge pe_7_7_sync_clk)
-    shadow <= \$14 ;
+    w_out <= \$14 ;
   always @(posedge pe_7_7_sync_clk)
-    active <= \$15 ;
+    shadow <= \$15 ;
+  always @(posedge pe_7_7_sync_clk)
+    active <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
     \$7  = product;
@@ -16963,9 +19173,9 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$11  = last_out;
+    \$11  = first_next_out;
     if (en) begin
-      \$11  = last_in;
+      \$11  = first_next;
     end
     if (pe_7_7_sync_rst) begin
       \$11  = 1'h0;
@@ -16973,47 +19183,55 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, psum_in, w_in, a_next, first_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$12  = psum_out;
+    \$12  = last_out;
     if (en) begin
-      \$12  = \$5 [31:0];
+      \$12  = last_in;
+    end
+    if (pe_7_7_sync_rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$13  = w_out;
+    \$13  = psum_out;
     if (en) begin
-      if (\port$3019$14 [0]) begin
-        \$13  = w_in;
+      \$13  = \$5 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
+    \$14  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$14  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$14  = shadow;
+    \$15  = shadow;
     if (en) begin
-      if (\port$3019$14 [1]) begin
-        \$14  = w_out;
+      if (capture) begin
+        \$15  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$15  = active;
+    \$16  = active;
     if (en) begin
       if (\$6 ) begin
-        \$15  = shadow;
+        \$16  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign capture = \port$3019$14 [1];
-  assign w_shift = \port$3019$14 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$1542$0 , \port$1543$0 , \port$1544$0 , \port$1545$0 , \port$1546$0 , \port$1547$0 , \port$1548$0 , \port$1549$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$1670$0 , \port$1671$0 , \port$1672$0 , \port$1673$0 , \port$1674$0 , \port$1675$0 , \port$1676$0 , \port$1677$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -17114,22 +19332,22 @@ module \systolic_core.skew_a (rst, \port$1542$0 , \port$1543$0 , \port$1544$0 , 
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1542$0 ;
-  wire \port$1542$0 ;
-  input \port$1543$0 ;
-  wire \port$1543$0 ;
-  input \port$1544$0 ;
-  wire \port$1544$0 ;
-  input \port$1545$0 ;
-  wire \port$1545$0 ;
-  input \port$1546$0 ;
-  wire \port$1546$0 ;
-  input \port$1547$0 ;
-  wire \port$1547$0 ;
-  input \port$1548$0 ;
-  wire \port$1548$0 ;
-  input \port$1549$0 ;
-  wire \port$1549$0 ;
+  input \port$1670$0 ;
+  wire \port$1670$0 ;
+  input \port$1671$0 ;
+  wire \port$1671$0 ;
+  input \port$1672$0 ;
+  wire \port$1672$0 ;
+  input \port$1673$0 ;
+  wire \port$1673$0 ;
+  input \port$1674$0 ;
+  wire \port$1674$0 ;
+  input \port$1675$0 ;
+  wire \port$1675$0 ;
+  input \port$1676$0 ;
+  wire \port$1676$0 ;
+  input \port$1677$0 ;
+  wire \port$1677$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -17191,200 +19409,200 @@ module \systolic_core.skew_a (rst, \port$1542$0 , \port$1543$0 , \port$1544$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$1  = lane1_d1;
-    if (\port$1543$0 ) begin
+    if (\port$1671$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$2  = lane2_d1;
-    if (\port$1544$0 ) begin
+    if (\port$1672$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$3  = lane2_d2;
-    if (\port$1544$0 ) begin
+    if (\port$1672$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$4  = lane3_d1;
-    if (\port$1545$0 ) begin
+    if (\port$1673$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$5  = lane3_d2;
-    if (\port$1545$0 ) begin
+    if (\port$1673$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$6  = lane3_d3;
-    if (\port$1545$0 ) begin
+    if (\port$1673$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$7  = lane4_d1;
-    if (\port$1546$0 ) begin
+    if (\port$1674$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$8  = lane4_d2;
-    if (\port$1546$0 ) begin
+    if (\port$1674$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$9  = lane4_d3;
-    if (\port$1546$0 ) begin
+    if (\port$1674$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$10  = lane4_d4;
-    if (\port$1546$0 ) begin
+    if (\port$1674$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$11  = lane5_d1;
-    if (\port$1547$0 ) begin
+    if (\port$1675$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$12  = lane5_d2;
-    if (\port$1547$0 ) begin
+    if (\port$1675$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$13  = lane5_d3;
-    if (\port$1547$0 ) begin
+    if (\port$1675$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$14  = lane5_d4;
-    if (\port$1547$0 ) begin
+    if (\port$1675$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$15  = lane5_d5;
-    if (\port$1547$0 ) begin
+    if (\port$1675$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$16  = lane6_d1;
-    if (\port$1548$0 ) begin
+    if (\port$1676$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$17  = lane6_d2;
-    if (\port$1548$0 ) begin
+    if (\port$1676$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$18  = lane6_d3;
-    if (\port$1548$0 ) begin
+    if (\port$1676$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$19  = lane6_d4;
-    if (\port$1548$0 ) begin
+    if (\port$1676$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$20  = lane6_d5;
-    if (\port$1548$0 ) begin
+    if (\port$1676$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$21  = lane6_d6;
-    if (\port$1548$0 ) begin
+    if (\port$1676$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$22  = lane7_d1;
-    if (\port$1549$0 ) begin
+    if (\port$1677$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$23  = lane7_d2;
-    if (\port$1549$0 ) begin
+    if (\port$1677$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$24  = lane7_d3;
-    if (\port$1549$0 ) begin
+    if (\port$1677$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$25  = lane7_d4;
-    if (\port$1549$0 ) begin
+    if (\port$1677$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$26  = lane7_d5;
-    if (\port$1549$0 ) begin
+    if (\port$1677$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$27  = lane7_d6;
-    if (\port$1549$0 ) begin
+    if (\port$1677$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$28  = lane7_d7;
-    if (\port$1549$0 ) begin
+    if (\port$1677$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1549$0 , \port$1548$0 , \port$1547$0 , \port$1546$0 , \port$1545$0 , \port$1544$0 , \port$1543$0 , \port$1542$0  };
+  assign en = { \port$1677$0 , \port$1676$0 , \port$1675$0 , \port$1674$0 , \port$1673$0 , \port$1672$0 , \port$1671$0 , \port$1670$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18287,7 +20505,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, i, \port$1533$0 , \port$1534$0 , \port$1535$0 , \port$1536$0 , \port$1537$0 , \port$1538$0 , \port$1539$0 , \port$1540$0 , o, clk);
+module \systolic_core.skew_w (rst, i, \port$1661$0 , \port$1662$0 , \port$1663$0 , \port$1664$0 , \port$1665$0 , \port$1666$0 , \port$1667$0 , \port$1668$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$69  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18386,22 +20604,22 @@ module \systolic_core.skew_w (rst, i, \port$1533$0 , \port$1534$0 , \port$1535$0
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1533$0 ;
-  wire \port$1533$0 ;
-  input \port$1534$0 ;
-  wire \port$1534$0 ;
-  input \port$1535$0 ;
-  wire \port$1535$0 ;
-  input \port$1536$0 ;
-  wire \port$1536$0 ;
-  input \port$1537$0 ;
-  wire \port$1537$0 ;
-  input \port$1538$0 ;
-  wire \port$1538$0 ;
-  input \port$1539$0 ;
-  wire \port$1539$0 ;
-  input \port$1540$0 ;
-  wire \port$1540$0 ;
+  input \port$1661$0 ;
+  wire \port$1661$0 ;
+  input \port$1662$0 ;
+  wire \port$1662$0 ;
+  input \port$1663$0 ;
+  wire \port$1663$0 ;
+  input \port$1664$0 ;
+  wire \port$1664$0 ;
+  input \port$1665$0 ;
+  wire \port$1665$0 ;
+  input \port$1666$0 ;
+  wire \port$1666$0 ;
+  input \port$1667$0 ;
+  wire \port$1667$0 ;
+  input \port$1668$0 ;
+  wire \port$1668$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -18463,201 +20681,201 @@ module \systolic_core.skew_w (rst, i, \port$1533$0 , \port$1534$0 , \port$1535$0
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$1  = lane1_d1;
-    if (\port$1534$0 ) begin
+    if (\port$1662$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$2  = lane2_d1;
-    if (\port$1535$0 ) begin
+    if (\port$1663$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$3  = lane2_d2;
-    if (\port$1535$0 ) begin
+    if (\port$1663$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$4  = lane3_d1;
-    if (\port$1536$0 ) begin
+    if (\port$1664$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$5  = lane3_d2;
-    if (\port$1536$0 ) begin
+    if (\port$1664$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$6  = lane3_d3;
-    if (\port$1536$0 ) begin
+    if (\port$1664$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$7  = lane4_d1;
-    if (\port$1537$0 ) begin
+    if (\port$1665$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$8  = lane4_d2;
-    if (\port$1537$0 ) begin
+    if (\port$1665$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$9  = lane4_d3;
-    if (\port$1537$0 ) begin
+    if (\port$1665$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$10  = lane4_d4;
-    if (\port$1537$0 ) begin
+    if (\port$1665$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$11  = lane5_d1;
-    if (\port$1538$0 ) begin
+    if (\port$1666$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$12  = lane5_d2;
-    if (\port$1538$0 ) begin
+    if (\port$1666$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$13  = lane5_d3;
-    if (\port$1538$0 ) begin
+    if (\port$1666$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$14  = lane5_d4;
-    if (\port$1538$0 ) begin
+    if (\port$1666$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$15  = lane5_d5;
-    if (\port$1538$0 ) begin
+    if (\port$1666$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$16  = lane6_d1;
-    if (\port$1539$0 ) begin
+    if (\port$1667$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$17  = lane6_d2;
-    if (\port$1539$0 ) begin
+    if (\port$1667$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$18  = lane6_d3;
-    if (\port$1539$0 ) begin
+    if (\port$1667$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$19  = lane6_d4;
-    if (\port$1539$0 ) begin
+    if (\port$1667$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$20  = lane6_d5;
-    if (\port$1539$0 ) begin
+    if (\port$1667$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$21  = lane6_d6;
-    if (\port$1539$0 ) begin
+    if (\port$1667$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$22  = lane7_d1;
-    if (\port$1540$0 ) begin
+    if (\port$1668$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$23  = lane7_d2;
-    if (\port$1540$0 ) begin
+    if (\port$1668$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$24  = lane7_d3;
-    if (\port$1540$0 ) begin
+    if (\port$1668$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$25  = lane7_d4;
-    if (\port$1540$0 ) begin
+    if (\port$1668$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$26  = lane7_d5;
-    if (\port$1540$0 ) begin
+    if (\port$1668$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$27  = lane7_d6;
-    if (\port$1540$0 ) begin
+    if (\port$1668$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$28  = lane7_d7;
-    if (\port$1540$0 ) begin
+    if (\port$1668$0 ) begin
       \$28  = lane7_d6;
     end
   end
   assign i_next = 64'h0000000000000000;
-  assign en = { \port$1540$0 , \port$1539$0 , \port$1538$0 , \port$1537$0 , \port$1536$0 , \port$1535$0 , \port$1534$0 , \port$1533$0  };
+  assign en = { \port$1668$0 , \port$1667$0 , \port$1666$0 , \port$1665$0 , \port$1664$0 , \port$1663$0 , \port$1662$0 , \port$1661$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18709,7 +20927,7 @@ module \systolic_core.skew_w (rst, i, \port$1533$0 , \port$1534$0 , \port$1535$0
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_wctl (rst, en, i, o, clk);
+module \systolic_core.skew_wctl (rst, en, i, i_next, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$70  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$10 ;
@@ -18769,6 +20987,7 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \i[7] ;
   wire \i[7].capture ;
   wire \i[7].shift ;
+  input [15:0] i_next;
   wire [15:0] i_next;
   wire [1:0] \i_next[0] ;
   wire \i_next[0].capture ;
@@ -18878,7 +21097,6 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   reg [1:0] lane7_d7 = 2'h0;
   wire \lane7_d7.capture ;
   wire \lane7_d7.shift ;
-  output [15:0] o;
   wire [15:0] o;
   wire [1:0] \o[0] ;
   wire \o[0].capture ;
@@ -18904,6 +21122,7 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   wire [1:0] \o[7] ;
   wire \o[7].capture ;
   wire \o[7].shift ;
+  output [15:0] o_next;
   wire [15:0] o_next;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
@@ -19267,7 +21486,6 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
       \$28  = 2'h0;
     end
   end
-  assign i_next = 16'h0000;
   assign \o[0]  = o[1:0];
   assign \o[0].shift  = o[0];
   assign \o[0].capture  = o[1];
@@ -19340,30 +21558,30 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   assign \o_next[7]  = o_next[15:14];
   assign \o_next[7].shift  = o_next[14];
   assign \o_next[7].capture  = o_next[15];
-  assign \i_next[0]  = 2'h0;
-  assign \i_next[0].shift  = 1'h0;
-  assign \i_next[0].capture  = 1'h0;
-  assign \i_next[1]  = 2'h0;
-  assign \i_next[1].shift  = 1'h0;
-  assign \i_next[1].capture  = 1'h0;
-  assign \i_next[2]  = 2'h0;
-  assign \i_next[2].shift  = 1'h0;
-  assign \i_next[2].capture  = 1'h0;
-  assign \i_next[3]  = 2'h0;
-  assign \i_next[3].shift  = 1'h0;
-  assign \i_next[3].capture  = 1'h0;
-  assign \i_next[4]  = 2'h0;
-  assign \i_next[4].shift  = 1'h0;
-  assign \i_next[4].capture  = 1'h0;
-  assign \i_next[5]  = 2'h0;
-  assign \i_next[5].shift  = 1'h0;
-  assign \i_next[5].capture  = 1'h0;
-  assign \i_next[6]  = 2'h0;
-  assign \i_next[6].shift  = 1'h0;
-  assign \i_next[6].capture  = 1'h0;
-  assign \i_next[7]  = 2'h0;
-  assign \i_next[7].shift  = 1'h0;
-  assign \i_next[7].capture  = 1'h0;
+  assign \i_next[0]  = i_next[1:0];
+  assign \i_next[0].shift  = i_next[0];
+  assign \i_next[0].capture  = i_next[1];
+  assign \i_next[1]  = i_next[3:2];
+  assign \i_next[1].shift  = i_next[2];
+  assign \i_next[1].capture  = i_next[3];
+  assign \i_next[2]  = i_next[5:4];
+  assign \i_next[2].shift  = i_next[4];
+  assign \i_next[2].capture  = i_next[5];
+  assign \i_next[3]  = i_next[7:6];
+  assign \i_next[3].shift  = i_next[6];
+  assign \i_next[3].capture  = i_next[7];
+  assign \i_next[4]  = i_next[9:8];
+  assign \i_next[4].shift  = i_next[8];
+  assign \i_next[4].capture  = i_next[9];
+  assign \i_next[5]  = i_next[11:10];
+  assign \i_next[5].shift  = i_next[10];
+  assign \i_next[5].capture  = i_next[11];
+  assign \i_next[6]  = i_next[13:12];
+  assign \i_next[6].shift  = i_next[12];
+  assign \i_next[6].capture  = i_next[13];
+  assign \i_next[7]  = i_next[15:14];
+  assign \i_next[7].shift  = i_next[14];
+  assign \i_next[7].capture  = i_next[15];
   assign \lane1_d1.shift  = lane1_d1[0];
   assign \lane1_d1.capture  = lane1_d1[1];
   assign \lane2_d2.shift  = lane2_d2[0];
@@ -19427,7 +21645,7 @@ module \systolic_core.skew_wctl (rst, en, i, o, clk);
   assign o_next[7:6] = lane3_d2;
   assign o_next[5:4] = lane2_d1;
   assign o_next[3:2] = i[3:2];
-  assign o_next[1:0] = 2'h0;
+  assign o_next[1:0] = i_next[1:0];
   assign o[15:14] = lane7_d7;
   assign o[13:12] = lane6_d6;
   assign o[11:10] = lane5_d5;
