@@ -152,18 +152,23 @@ def test_ws_pe_switches_weights_on_first():
 
     async def bench(ctx):
         ctx.set(pe.en, 1)
-        # load 5 through the chain, capture it, then a tile starts and uses it
+        # load 5 through the chain, capture it, then a tile starts and uses it; capture_next and
+        # valid_next announce capture and valid_in a cycle ahead, as the core drives them
         ctx.set(pe.w_in, 5)
         ctx.set(pe.w_shift, 1)
+        ctx.set(pe.capture_next, 1)
         await ctx.tick()
         ctx.set(pe.w_shift, 0)
         ctx.set(pe.capture, 1)
+        ctx.set(pe.capture_next, 0)
         # the product is loaded a cycle ahead: the next beat is a=3, first (the weight captured
         # in this very cycle)
         ctx.set(pe.a_next, 3)
         ctx.set(pe.first_next, 1)
+        ctx.set(pe.valid_next, 1)
         await ctx.tick()
         ctx.set(pe.capture, 0)
+        ctx.set(pe.capture_next, 1)
         # the next weight is already loading while tile 1 runs
         ctx.set(pe.w_in, -7)
         ctx.set(pe.w_shift, 1)
@@ -178,6 +183,7 @@ def test_ws_pe_switches_weights_on_first():
         ctx.set(pe.first_in, 0)
         ctx.set(pe.w_shift, 0)
         ctx.set(pe.capture, 1)      # shadow takes -7, active keeps 5
+        ctx.set(pe.capture_next, 0)
         ctx.set(pe.a_in, -2)
         ctx.set(pe.psum_in, 0)
         ctx.set(pe.a_next, 4)
@@ -406,8 +412,10 @@ def test_a_pipelined_core_gives_every_pe_its_own_enable_on_an_ecp5(dataflow, lan
     cfg = AcceleratorConfig(rows=3, cols=2, dataflow=dataflow)
     il = rtlil.convert(SystolicCore(cfg), name="core", platform=ULX3S_85F_Platform())
     # per PE (above), per de-skew lane twice (its enable, and the skid's full flag), the
-    # inputs' (above), and the flags skew's copy of the reset
-    assert il.count("cell \\TRELLIS_FF") == per_pe * 3 * 2 + 2 * 2 + 2 * lanes + flag_skews + 1 + 1
+    # inputs' (above), the flags skew's copy of the reset, and the reset copies the PEs' and
+    # the flags skew's come from (one per row of PEs, one for the skew)
+    assert il.count("cell \\TRELLIS_FF") == (per_pe * 3 * 2 + 2 * 2 + 2 * lanes + flag_skews
+                                              + 1 + 1 + 3 + 1)
     il = rtlil.convert(SystolicCore(cfg, pipelined=False), name="core",
                        platform=ULX3S_85F_Platform())
     assert "TRELLIS_FF" not in il

@@ -146,7 +146,8 @@ class SystolicCore(wiring.Component):
                 for i in range(R * C)]
         for i, pe in enumerate(flat):
             name = f"pe_{i // C}_{i % C}"
-            m.submodules[name] = self._with_own_reset(m, platform, name, pe)
+            m.submodules[name] = self._with_own_reset(m, platform, name, pe,
+                                                      group=f"row_{i // C}")
         for i in range(0, paired, 2):
             m.submodules[f"mul_{i // 2}"] = pair = ProductPair(cfg.in_width)
             first, second = flat[i], flat[i + 1]
@@ -157,6 +158,7 @@ class SystolicCore(wiring.Component):
         return [flat[p * C:(p + 1) * C] for p in range(R)]
 
     def elaborate(self, platform) -> Module:
+        self._reset_groups: dict[str, Signal] = {}
         if self._config.dataflow == "os":
             return self._elaborate_os(platform)
         return self._elaborate_ws(platform)
@@ -226,24 +228,41 @@ class SystolicCore(wiring.Component):
         m.d.comb += deskew.en.eq(_copies(enable, "en_deskew", cfg.cols))
         return enable
 
-    def _with_own_reset(self, m: Module, platform, name: str, unit):
+    def _with_own_reset(self, m: Module, platform, name: str, unit, *, group: str):
         """``unit`` in a clock domain of its own, pipelined: the sync clock, and a copy of the
-        reset registered beside it.
+        reset registered beside it, from a copy per ``group`` (a row of PEs).
 
         Once the data registers had no reset and the enable was copied, the reset of the flags
         of every PE, one net across the die, was the 12×12 core's longest path (10.2 ns of
-        routing on an LFE5U-85F). A unit's copy releases it one cycle after the rest of the
-        core, when no valid beat can have reached it yet: its inputs come from registers that
-        the reset has just cleared.
+        routing on an LFE5U-85F); with a copy per PE, the net from the core's reset to the
+        copies was (11.1 ns in the weight-stationary core), hence the copy per group in between.
+        A unit is released two cycles after the rest of the core; :meth:`_released` keeps the
+        inputs closed for the first of them, so no valid beat reaches a unit still in reset.
         """
         if not self.is_pipelined(platform):
             return unit
         domain = f"{name}_sync"
         m.domains += ClockDomain(domain, local=True)
-        reset = _register_copy(m, platform, ResetSignal("sync", allow_reset_less=True),
-                               f"rst_{name}", init=1)
+        if group not in self._reset_groups:
+            self._reset_groups[group] = _register_copy(
+                m, platform, ResetSignal("sync", allow_reset_less=True), f"rst_group_{group}",
+                init=1)
+        reset = _register_copy(m, platform, self._reset_groups[group], f"rst_{name}", init=1)
         m.d.comb += [ClockSignal(domain).eq(ClockSignal("sync")), ResetSignal(domain).eq(reset)]
         return DomainRenamer({"sync": domain})(unit)
+
+    def _released(self, m: Module, platform):
+        """High from the second cycle after a reset: the inputs may take a beat.
+
+        A beat taken in cycle ``c`` after the reset reaches the first PE and the flags skew's
+        registers at the end of cycle ``c + 1``, which must be at least 2, when the units'
+        two-level reset copies (:meth:`_with_own_reset`) have released them.
+        """
+        if not self.is_pipelined(platform):
+            return Const(1)
+        released = Signal()
+        m.d.sync += released.eq(1)
+        return released
 
     def is_pipelined(self, platform) -> bool:
         """Whether the core elaborated for ``platform`` is pipelined (see ``pipelined``)."""
@@ -287,7 +306,7 @@ class SystolicCore(wiring.Component):
         # R cycles after the previous one or the chain would still be draining.
         m.d.comb += [
             hazard.eq(op.payload.last & (gap < R - 1) if R > 1 else Const(0)),
-            op.ready.eq(en & ~hazard),
+            op.ready.eq(en & ~hazard & self._released(m, platform)),
             accept.eq(op.valid & op.ready),
         ]
         in_a = Signal(data.ArrayLayout(signed(cfg.in_width), R), reset_less=no_reset)
@@ -313,7 +332,8 @@ class SystolicCore(wiring.Component):
         m.submodules.skew_b = skew_b = Skew(signed(cfg.in_width), list(range(C)),
                                             lane_enables=True, reset_less=no_reset)
         skew_f = Skew(in_flags.shape(), list(range(C)))
-        m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f)
+        m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f,
+                                                           group="skew_flags")
         m.d.comb += [skew_a.en.eq(_copies(enable, "en_skew_a", R)),
                      skew_b.en.eq(_copies(enable, "en_skew_b", C)),
                      skew_f.en.eq(enable("en_skew_flags"))]
@@ -396,12 +416,13 @@ class SystolicCore(wiring.Component):
         # first activation has passed the column's bottom row, R-1 cycles after the top. With
         # one row that is the very cycle the tile starts.
         taken = ~shadow_full | (a_accept & first) if R == 1 else ~shadow_full
+        released = self._released(m, platform)
         m.d.comb += [
-            op.ready.eq(en & (~first | shadow_full)),
+            op.ready.eq(en & (~first | shadow_full) & released),
             a_accept.eq(op.valid & op.ready),
             capture.eq(en & (loaded == R) & taken
                        & (since_first >= R - 1 if R > 1 else Const(1))),
-            w.ready.eq(en & ((loaded < R) | capture)),
+            w.ready.eq(en & ((loaded < R) | capture) & released),
             w_accept.eq(w.valid & w.ready),
         ]
         with m.If(en):
@@ -441,7 +462,8 @@ class SystolicCore(wiring.Component):
         m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), list(range(R)),
                                             lane_enables=True, reset_less=no_reset)
         skew_f = Skew(in_flags.shape(), list(range(R)))
-        m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f)
+        m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f,
+                                                           group="skew_flags")
         m.d.comb += [skew_w.en.eq(_copies(enable, "en_skew_w", C)),
                      skew_wctl.en.eq(enable("en_skew_wctl")),
                      skew_a.en.eq(_copies(enable, "en_skew_a", R)),
@@ -484,12 +506,14 @@ class SystolicCore(wiring.Component):
                     shift, capture_pe = own
                 else:
                     shift, capture_pe = ctl.shift, ctl.capture
-                m.d.comb += [pe.en.eq(pe_en), pe.w_shift.eq(shift), pe.capture.eq(capture_pe)]
+                m.d.comb += [pe.en.eq(pe_en), pe.w_shift.eq(shift), pe.capture.eq(capture_pe),
+                             pe.capture_next.eq(skew_wctl.o_next[j].capture)]
                 if j == 0:
                     flags = skew_f.o[p]
                     m.d.comb += [
                         pe.a_next.eq(skew_a.o_next[p]),
                         pe.first_next.eq(skew_f.o_next[p].first),
+                        pe.valid_next.eq(skew_f.o_next[p].valid),
                         pe.a_in.eq(skew_a.o[p]),
                         pe.valid_in.eq(flags.valid),
                         pe.first_in.eq(flags.first),
@@ -500,6 +524,7 @@ class SystolicCore(wiring.Component):
                     m.d.comb += [
                         pe.a_next.eq(left.a_in),
                         pe.first_next.eq(left.first_next_out),
+                        pe.valid_next.eq(left.valid_in),
                         pe.a_in.eq(left.a_out),
                         pe.valid_in.eq(left.valid_out),
                         pe.first_in.eq(left.first_out),

@@ -339,6 +339,8 @@ class WeightStationaryPE(wiring.Component):
     a_next, first_next : In(signed(in_width)), In(1)
         The values ``a_in`` and ``first_in`` take at the next enabled edge: with them the PE
         registers the product of the next activation and the weight it will meet.
+    valid_next, capture_next : In(1)
+        The values ``valid_in`` and ``capture`` take at the next enabled edge (pipelined only).
     first_next_out : Out(1)
         The right neighbour's ``first_next``: ``first_next`` registered. The left neighbour's
         ``first_in`` is the same value, but it is the register of the PE two to the left, and
@@ -364,7 +366,7 @@ class WeightStationaryPE(wiring.Component):
             "a_in": In(op), "a_out": Out(op), "a_next": In(op),
             "valid_in": In(1), "first_in": In(1), "last_in": In(1), "first_next": In(1),
             "valid_out": Out(1), "first_out": Out(1), "last_out": Out(1),
-            "first_next_out": Out(1),
+            "first_next_out": Out(1), "valid_next": In(1), "capture_next": In(1),
             "psum_in": In(acc), "psum_out": Out(acc),
             "w_in": In(op), "w_out": Out(op),
             "w_shift": In(1), "capture": In(1),
@@ -383,13 +385,25 @@ class WeightStationaryPE(wiring.Component):
         # with a_in, so it is loaded with the product of the values all three take next
         product = Signal(signed(2 * self._config.in_width), reset_less=True)
         if pipelined:
+            # The weight the next activation meets is the next shadow or the next active weight.
+            # Both are registers here, loaded a cycle ahead from the values their inputs take
+            # next, so one LUT stands between them and the multiplier: chosen from `capture`,
+            # `valid_in` and `first_in` as well, it took two, and was the 12×12 core's longest
+            # path (86.2 MHz on an LFE5U-85F). `shadow` and `active` are then these registers
+            # one cycle late, and nothing reads them.
+            shadow_next = Signal(op, reset_less=True)
+            active_next = Signal(op, reset_less=True)
+            w_out_next = Mux(self.w_shift, self.w_in, self.w_out)
             weight_next = Signal(op)
-            m.d.comb += weight_next.eq(Mux(self.first_next,
-                                           Mux(self.capture, self.w_out, shadow),
-                                           Mux(self.valid_in & self.first_in, shadow, active)))
+            m.d.comb += weight_next.eq(Mux(self.first_next, shadow_next, active_next))
             upcoming = _product(self, m, self.a_next, weight_next)  # outside the `If`, as above
             with m.If(self.en):
-                m.d.sync += product.eq(upcoming)
+                m.d.sync += [
+                    product.eq(upcoming),
+                    shadow_next.eq(Mux(self.capture_next, w_out_next, shadow_next)),
+                    active_next.eq(Mux(self.valid_next & self.first_next, shadow_next,
+                                       active_next)),
+                ]
         else:
             weight = Mux(self.first_in, shadow, active)
             m.d.comb += product.eq(_product(self, m, self.a_in, weight))

@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3063$43 (burst__payload[43]),
-    .\port$3063$45 (burst__payload[67:45]),
+    .\port$3071$43 (burst__payload[43]),
+    .\port$3071$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3063$43 , \port$3063$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3071$43 , \port$3071$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3063$43 ;
-  wire \port$3063$43 ;
-  input [22:0] \port$3063$45 ;
-  wire [22:0] \port$3063$45 ;
+  input \port$3071$43 ;
+  wire \port$3071$43 ;
+  input [22:0] \port$3071$45 ;
+  wire [22:0] \port$3071$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3063$43 , \port$3063$45  };
+      storage[w_port__addr] <= { \port$3071$43 , \port$3071$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3063$43 , \port$3063$45  };
-  assign w_data = { \port$3063$43 , \port$3063$45  };
+  assign w_port__data = { \port$3071$43 , \port$3071$45  };
+  assign w_data = { \port$3071$43 , \port$3071$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -7713,7 +7713,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2300$354 (c[398:354]),
+    .\port$2301$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -10129,10 +10129,12 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg [31:0] \$100 ;
-  reg [2:0] \$101 ;
-  reg \$102 ;
+  reg \$100 ;
+  reg [31:0] \$101 ;
+  reg [31:0] \$102 ;
   reg [2:0] \$103 ;
+  reg \$104 ;
+  reg [2:0] \$105 ;
   wire \$11 ;
   wire [2:0] \$12 ;
   wire [2:0] \$13 ;
@@ -10226,224 +10228,224 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire \$93 ;
   wire \$94 ;
   wire \$95 ;
-  reg \$96 ;
-  reg [128:0] \$97 ;
-  reg [1:0] \$98 ;
-  reg [31:0] \$99 ;
+  wire \$96 ;
+  reg \$97 ;
+  reg [128:0] \$98 ;
+  reg [1:0] \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$158 ;
-  wire [7:0] \a_in$170 ;
-  wire [7:0] \a_in$182 ;
-  wire [7:0] \a_in$194 ;
-  wire [7:0] \a_in$211 ;
-  wire [7:0] \a_in$229 ;
-  wire [7:0] \a_in$247 ;
-  wire [7:0] \a_in$265 ;
-  wire [7:0] \a_in$282 ;
-  wire [7:0] \a_in$300 ;
-  wire [7:0] \a_in$318 ;
-  wire [7:0] \a_in$336 ;
-  wire [7:0] \a_in$353 ;
-  wire [7:0] \a_in$371 ;
-  wire [7:0] \a_in$389 ;
+  wire [7:0] \a_in$164 ;
+  wire [7:0] \a_in$176 ;
+  wire [7:0] \a_in$188 ;
+  wire [7:0] \a_in$200 ;
+  wire [7:0] \a_in$217 ;
+  wire [7:0] \a_in$235 ;
+  wire [7:0] \a_in$253 ;
+  wire [7:0] \a_in$271 ;
+  wire [7:0] \a_in$288 ;
+  wire [7:0] \a_in$306 ;
+  wire [7:0] \a_in$324 ;
+  wire [7:0] \a_in$342 ;
+  wire [7:0] \a_in$359 ;
+  wire [7:0] \a_in$377 ;
+  wire [7:0] \a_in$395 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$160 ;
-  wire [7:0] \a_next$172 ;
-  wire [7:0] \a_next$184 ;
-  wire [7:0] \a_next$195 ;
-  wire [7:0] \a_next$213 ;
-  wire [7:0] \a_next$231 ;
-  wire [7:0] \a_next$249 ;
-  wire [7:0] \a_next$266 ;
-  wire [7:0] \a_next$284 ;
-  wire [7:0] \a_next$302 ;
-  wire [7:0] \a_next$320 ;
-  wire [7:0] \a_next$337 ;
-  wire [7:0] \a_next$355 ;
-  wire [7:0] \a_next$373 ;
-  wire [7:0] \a_next$391 ;
+  wire [7:0] \a_next$166 ;
+  wire [7:0] \a_next$178 ;
+  wire [7:0] \a_next$190 ;
+  wire [7:0] \a_next$201 ;
+  wire [7:0] \a_next$219 ;
+  wire [7:0] \a_next$237 ;
+  wire [7:0] \a_next$255 ;
+  wire [7:0] \a_next$272 ;
+  wire [7:0] \a_next$290 ;
+  wire [7:0] \a_next$308 ;
+  wire [7:0] \a_next$326 ;
+  wire [7:0] \a_next$343 ;
+  wire [7:0] \a_next$361 ;
+  wire [7:0] \a_next$379 ;
+  wire [7:0] \a_next$397 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$171 ;
-  wire [7:0] \a_out$183 ;
-  wire [7:0] \a_out$212 ;
-  wire [7:0] \a_out$230 ;
-  wire [7:0] \a_out$248 ;
-  wire [7:0] \a_out$283 ;
-  wire [7:0] \a_out$301 ;
-  wire [7:0] \a_out$319 ;
-  wire [7:0] \a_out$354 ;
-  wire [7:0] \a_out$372 ;
-  wire [7:0] \a_out$390 ;
+  wire [7:0] \a_out$177 ;
+  wire [7:0] \a_out$189 ;
+  wire [7:0] \a_out$218 ;
+  wire [7:0] \a_out$236 ;
+  wire [7:0] \a_out$254 ;
+  wire [7:0] \a_out$289 ;
+  wire [7:0] \a_out$307 ;
+  wire [7:0] \a_out$325 ;
+  wire [7:0] \a_out$360 ;
+  wire [7:0] \a_out$378 ;
+  wire [7:0] \a_out$396 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$162 ;
-  wire [7:0] \b_in$174 ;
-  wire [7:0] \b_in$186 ;
-  wire [7:0] \b_in$197 ;
-  wire [7:0] \b_in$215 ;
-  wire [7:0] \b_in$233 ;
-  wire [7:0] \b_in$251 ;
-  wire [7:0] \b_in$268 ;
-  wire [7:0] \b_in$286 ;
-  wire [7:0] \b_in$304 ;
-  wire [7:0] \b_in$322 ;
-  wire [7:0] \b_in$339 ;
-  wire [7:0] \b_in$357 ;
-  wire [7:0] \b_in$375 ;
-  wire [7:0] \b_in$393 ;
+  wire [7:0] \b_in$168 ;
+  wire [7:0] \b_in$180 ;
+  wire [7:0] \b_in$192 ;
+  wire [7:0] \b_in$203 ;
+  wire [7:0] \b_in$221 ;
+  wire [7:0] \b_in$239 ;
+  wire [7:0] \b_in$257 ;
+  wire [7:0] \b_in$274 ;
+  wire [7:0] \b_in$292 ;
+  wire [7:0] \b_in$310 ;
+  wire [7:0] \b_in$328 ;
+  wire [7:0] \b_in$345 ;
+  wire [7:0] \b_in$363 ;
+  wire [7:0] \b_in$381 ;
+  wire [7:0] \b_in$399 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$161 ;
-  wire [7:0] \b_next$173 ;
-  wire [7:0] \b_next$185 ;
-  wire [7:0] \b_next$196 ;
-  wire [7:0] \b_next$214 ;
-  wire [7:0] \b_next$232 ;
-  wire [7:0] \b_next$250 ;
-  wire [7:0] \b_next$267 ;
-  wire [7:0] \b_next$285 ;
-  wire [7:0] \b_next$303 ;
-  wire [7:0] \b_next$321 ;
-  wire [7:0] \b_next$338 ;
-  wire [7:0] \b_next$356 ;
-  wire [7:0] \b_next$374 ;
-  wire [7:0] \b_next$392 ;
+  wire [7:0] \b_next$167 ;
+  wire [7:0] \b_next$179 ;
+  wire [7:0] \b_next$191 ;
+  wire [7:0] \b_next$202 ;
+  wire [7:0] \b_next$220 ;
+  wire [7:0] \b_next$238 ;
+  wire [7:0] \b_next$256 ;
+  wire [7:0] \b_next$273 ;
+  wire [7:0] \b_next$291 ;
+  wire [7:0] \b_next$309 ;
+  wire [7:0] \b_next$327 ;
+  wire [7:0] \b_next$344 ;
+  wire [7:0] \b_next$362 ;
+  wire [7:0] \b_next$380 ;
+  wire [7:0] \b_next$398 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$216 ;
-  wire [7:0] \b_out$234 ;
-  wire [7:0] \b_out$252 ;
-  wire [7:0] \b_out$269 ;
-  wire [7:0] \b_out$287 ;
-  wire [7:0] \b_out$305 ;
-  wire [7:0] \b_out$323 ;
-  wire [7:0] \b_out$340 ;
-  wire [7:0] \b_out$358 ;
-  wire [7:0] \b_out$376 ;
-  wire [7:0] \b_out$394 ;
+  wire [7:0] \b_out$222 ;
+  wire [7:0] \b_out$240 ;
+  wire [7:0] \b_out$258 ;
+  wire [7:0] \b_out$275 ;
+  wire [7:0] \b_out$293 ;
+  wire [7:0] \b_out$311 ;
+  wire [7:0] \b_out$329 ;
+  wire [7:0] \b_out$346 ;
+  wire [7:0] \b_out$364 ;
+  wire [7:0] \b_out$382 ;
+  wire [7:0] \b_out$400 ;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$166 ;
-  wire [31:0] \chain_in$178 ;
-  wire [31:0] \chain_in$190 ;
-  wire [31:0] \chain_in$205 ;
-  wire [31:0] \chain_in$223 ;
-  wire [31:0] \chain_in$241 ;
-  wire [31:0] \chain_in$259 ;
-  wire [31:0] \chain_in$276 ;
-  wire [31:0] \chain_in$294 ;
-  wire [31:0] \chain_in$312 ;
-  wire [31:0] \chain_in$330 ;
-  wire [31:0] \chain_in$347 ;
-  wire [31:0] \chain_in$365 ;
-  wire [31:0] \chain_in$383 ;
-  wire [31:0] \chain_in$401 ;
+  wire [31:0] \chain_in$172 ;
+  wire [31:0] \chain_in$184 ;
+  wire [31:0] \chain_in$196 ;
+  wire [31:0] \chain_in$211 ;
+  wire [31:0] \chain_in$229 ;
+  wire [31:0] \chain_in$247 ;
+  wire [31:0] \chain_in$265 ;
+  wire [31:0] \chain_in$282 ;
+  wire [31:0] \chain_in$300 ;
+  wire [31:0] \chain_in$318 ;
+  wire [31:0] \chain_in$336 ;
+  wire [31:0] \chain_in$353 ;
+  wire [31:0] \chain_in$371 ;
+  wire [31:0] \chain_in$389 ;
+  wire [31:0] \chain_in$407 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$121 ;
-  wire [31:0] \chain_out$122 ;
-  wire [31:0] \chain_out$123 ;
-  wire [31:0] \chain_out$206 ;
-  wire [31:0] \chain_out$224 ;
-  wire [31:0] \chain_out$242 ;
-  wire [31:0] \chain_out$260 ;
-  wire [31:0] \chain_out$277 ;
-  wire [31:0] \chain_out$295 ;
-  wire [31:0] \chain_out$313 ;
-  wire [31:0] \chain_out$331 ;
-  wire [31:0] \chain_out$348 ;
-  wire [31:0] \chain_out$366 ;
-  wire [31:0] \chain_out$384 ;
-  wire [31:0] \chain_out$402 ;
+  wire [31:0] \chain_out$127 ;
+  wire [31:0] \chain_out$128 ;
+  wire [31:0] \chain_out$129 ;
+  wire [31:0] \chain_out$212 ;
+  wire [31:0] \chain_out$230 ;
+  wire [31:0] \chain_out$248 ;
+  wire [31:0] \chain_out$266 ;
+  wire [31:0] \chain_out$283 ;
+  wire [31:0] \chain_out$301 ;
+  wire [31:0] \chain_out$319 ;
+  wire [31:0] \chain_out$337 ;
+  wire [31:0] \chain_out$354 ;
+  wire [31:0] \chain_out$372 ;
+  wire [31:0] \chain_out$390 ;
+  wire [31:0] \chain_out$408 ;
   wire chain_valid_in;
-  wire \chain_valid_in$167 ;
-  wire \chain_valid_in$179 ;
-  wire \chain_valid_in$191 ;
-  wire \chain_valid_in$207 ;
-  wire \chain_valid_in$225 ;
-  wire \chain_valid_in$243 ;
-  wire \chain_valid_in$261 ;
-  wire \chain_valid_in$278 ;
-  wire \chain_valid_in$296 ;
-  wire \chain_valid_in$314 ;
-  wire \chain_valid_in$332 ;
-  wire \chain_valid_in$349 ;
-  wire \chain_valid_in$367 ;
-  wire \chain_valid_in$385 ;
-  wire \chain_valid_in$403 ;
+  wire \chain_valid_in$173 ;
+  wire \chain_valid_in$185 ;
+  wire \chain_valid_in$197 ;
+  wire \chain_valid_in$213 ;
+  wire \chain_valid_in$231 ;
+  wire \chain_valid_in$249 ;
+  wire \chain_valid_in$267 ;
+  wire \chain_valid_in$284 ;
+  wire \chain_valid_in$302 ;
+  wire \chain_valid_in$320 ;
+  wire \chain_valid_in$338 ;
+  wire \chain_valid_in$355 ;
+  wire \chain_valid_in$373 ;
+  wire \chain_valid_in$391 ;
+  wire \chain_valid_in$409 ;
   wire chain_valid_out;
-  wire \chain_valid_out$208 ;
-  wire \chain_valid_out$226 ;
-  wire \chain_valid_out$244 ;
-  wire \chain_valid_out$262 ;
-  wire \chain_valid_out$279 ;
-  wire \chain_valid_out$297 ;
-  wire \chain_valid_out$315 ;
-  wire \chain_valid_out$333 ;
-  wire \chain_valid_out$350 ;
-  wire \chain_valid_out$368 ;
-  wire \chain_valid_out$386 ;
-  wire \chain_valid_out$404 ;
-  wire \chain_valid_out$407 ;
-  wire \chain_valid_out$408 ;
-  wire \chain_valid_out$409 ;
+  wire \chain_valid_out$214 ;
+  wire \chain_valid_out$232 ;
+  wire \chain_valid_out$250 ;
+  wire \chain_valid_out$268 ;
+  wire \chain_valid_out$285 ;
+  wire \chain_valid_out$303 ;
+  wire \chain_valid_out$321 ;
+  wire \chain_valid_out$339 ;
+  wire \chain_valid_out$356 ;
+  wire \chain_valid_out$374 ;
+  wire \chain_valid_out$392 ;
+  wire \chain_valid_out$410 ;
+  wire \chain_valid_out$413 ;
+  wire \chain_valid_out$414 ;
+  wire \chain_valid_out$415 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$168 ;
-  wire \drain$180 ;
-  wire \drain$192 ;
-  wire \drain$209 ;
-  wire \drain$227 ;
-  wire \drain$245 ;
-  wire \drain$263 ;
-  wire \drain$280 ;
-  wire \drain$298 ;
-  wire \drain$316 ;
-  wire \drain$334 ;
-  wire \drain$351 ;
-  wire \drain$369 ;
-  wire \drain$387 ;
-  wire \drain$405 ;
+  wire \drain$174 ;
+  wire \drain$186 ;
+  wire \drain$198 ;
+  wire \drain$215 ;
+  wire \drain$233 ;
+  wire \drain$251 ;
+  wire \drain$269 ;
+  wire \drain$286 ;
+  wire \drain$304 ;
+  wire \drain$322 ;
+  wire \drain$340 ;
+  wire \drain$357 ;
+  wire \drain$375 ;
+  wire \drain$393 ;
+  wire \drain$411 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
   reg en = 1'h1;
-  wire [3:0] \en$127 ;
   wire [3:0] \en$133 ;
-  wire [3:0] \en$134 ;
-  (* init = 1'h1 *)
-  wire \en$135 ;
+  wire [3:0] \en$139 ;
+  wire [3:0] \en$140 ;
   (* init = 1'h1 *)
   wire \en$141 ;
   (* init = 1'h1 *)
-  wire \en$157 ;
+  wire \en$147 ;
   (* init = 1'h1 *)
-  wire \en$169 ;
+  wire \en$163 ;
   (* init = 1'h1 *)
-  wire \en$181 ;
+  wire \en$175 ;
   (* init = 1'h1 *)
-  wire \en$193 ;
+  wire \en$187 ;
   (* init = 1'h1 *)
-  wire \en$210 ;
+  wire \en$199 ;
   (* init = 1'h1 *)
-  wire \en$228 ;
+  wire \en$216 ;
   (* init = 1'h1 *)
-  wire \en$246 ;
+  wire \en$234 ;
   (* init = 1'h1 *)
-  wire \en$264 ;
+  wire \en$252 ;
   (* init = 1'h1 *)
-  wire \en$281 ;
+  wire \en$270 ;
   (* init = 1'h1 *)
-  wire \en$299 ;
+  wire \en$287 ;
   (* init = 1'h1 *)
-  wire \en$317 ;
+  wire \en$305 ;
   (* init = 1'h1 *)
-  wire \en$335 ;
+  wire \en$323 ;
   (* init = 1'h1 *)
-  wire \en$352 ;
+  wire \en$341 ;
   (* init = 1'h1 *)
-  wire \en$370 ;
+  wire \en$358 ;
   (* init = 1'h1 *)
-  wire \en$388 ;
+  wire \en$376 ;
+  (* init = 1'h1 *)
+  wire \en$394 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -10483,75 +10485,75 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   reg en_skew_flags = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$164 ;
-  wire \first_in$176 ;
-  wire \first_in$188 ;
-  wire \first_in$201 ;
-  wire \first_in$219 ;
-  wire \first_in$237 ;
-  wire \first_in$255 ;
-  wire \first_in$272 ;
-  wire \first_in$290 ;
-  wire \first_in$308 ;
-  wire \first_in$326 ;
-  wire \first_in$343 ;
-  wire \first_in$361 ;
-  wire \first_in$379 ;
-  wire \first_in$397 ;
+  wire \first_in$170 ;
+  wire \first_in$182 ;
+  wire \first_in$194 ;
+  wire \first_in$207 ;
+  wire \first_in$225 ;
+  wire \first_in$243 ;
+  wire \first_in$261 ;
+  wire \first_in$278 ;
+  wire \first_in$296 ;
+  wire \first_in$314 ;
+  wire \first_in$332 ;
+  wire \first_in$349 ;
+  wire \first_in$367 ;
+  wire \first_in$385 ;
+  wire \first_in$403 ;
   wire first_out;
-  wire \first_out$220 ;
-  wire \first_out$238 ;
-  wire \first_out$256 ;
-  wire \first_out$273 ;
-  wire \first_out$291 ;
-  wire \first_out$309 ;
-  wire \first_out$327 ;
-  wire \first_out$344 ;
-  wire \first_out$362 ;
-  wire \first_out$380 ;
-  wire \first_out$398 ;
+  wire \first_out$226 ;
+  wire \first_out$244 ;
+  wire \first_out$262 ;
+  wire \first_out$279 ;
+  wire \first_out$297 ;
+  wire \first_out$315 ;
+  wire \first_out$333 ;
+  wire \first_out$350 ;
+  wire \first_out$368 ;
+  wire \first_out$386 ;
+  wire \first_out$404 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire held;
   wire [127:0] i;
-  wire [31:0] \i$136 ;
-  wire [7:0] \i$136[0] ;
-  wire [7:0] \i$136[1] ;
-  wire [7:0] \i$136[2] ;
-  wire [7:0] \i$136[3] ;
+  wire [31:0] \i$142 ;
+  wire [7:0] \i$142[0] ;
+  wire [7:0] \i$142[1] ;
+  wire [7:0] \i$142[2] ;
+  wire [7:0] \i$142[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \i$137 ;
-  wire [7:0] \i$137[0] ;
-  wire [7:0] \i$137[1] ;
-  wire [7:0] \i$137[2] ;
-  wire [7:0] \i$137[3] ;
-  wire [11:0] \i$138 ;
-  wire [2:0] \i$138[0] ;
-  wire \i$138[0].first ;
-  wire \i$138[0].last ;
-  wire \i$138[0].valid ;
-  wire [2:0] \i$138[1] ;
-  wire \i$138[1].first ;
-  wire \i$138[1].last ;
-  wire \i$138[1].valid ;
-  wire [2:0] \i$138[2] ;
-  wire \i$138[2].first ;
-  wire \i$138[2].last ;
-  wire \i$138[2].valid ;
-  wire [2:0] \i$138[3] ;
-  wire \i$138[3].first ;
-  wire \i$138[3].last ;
-  wire \i$138[3].valid ;
+  wire [31:0] \i$143 ;
+  wire [7:0] \i$143[0] ;
+  wire [7:0] \i$143[1] ;
+  wire [7:0] \i$143[2] ;
+  wire [7:0] \i$143[3] ;
+  wire [11:0] \i$144 ;
+  wire [2:0] \i$144[0] ;
+  wire \i$144[0].first ;
+  wire \i$144[0].last ;
+  wire \i$144[0].valid ;
+  wire [2:0] \i$144[1] ;
+  wire \i$144[1].first ;
+  wire \i$144[1].last ;
+  wire \i$144[1].valid ;
+  wire [2:0] \i$144[2] ;
+  wire \i$144[2].first ;
+  wire \i$144[2].last ;
+  wire \i$144[2].valid ;
+  wire [2:0] \i$144[3] ;
+  wire \i$144[3].first ;
+  wire \i$144[3].last ;
+  wire \i$144[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [31:0] \i_next$140 ;
-  wire [7:0] \i_next$140[0] ;
-  wire [7:0] \i_next$140[1] ;
-  wire [7:0] \i_next$140[2] ;
-  wire [7:0] \i_next$140[3] ;
+  wire [31:0] \i_next$146 ;
+  wire [7:0] \i_next$146[0] ;
+  wire [7:0] \i_next$146[1] ;
+  wire [7:0] \i_next$146[2] ;
+  wire [7:0] \i_next$146[3] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -10571,75 +10573,75 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$165 ;
-  wire \last_in$177 ;
-  wire \last_in$189 ;
-  wire \last_in$203 ;
-  wire \last_in$221 ;
-  wire \last_in$239 ;
-  wire \last_in$257 ;
-  wire \last_in$274 ;
-  wire \last_in$292 ;
-  wire \last_in$310 ;
-  wire \last_in$328 ;
-  wire \last_in$345 ;
-  wire \last_in$363 ;
-  wire \last_in$381 ;
-  wire \last_in$399 ;
+  wire \last_in$171 ;
+  wire \last_in$183 ;
+  wire \last_in$195 ;
+  wire \last_in$209 ;
+  wire \last_in$227 ;
+  wire \last_in$245 ;
+  wire \last_in$263 ;
+  wire \last_in$280 ;
+  wire \last_in$298 ;
+  wire \last_in$316 ;
+  wire \last_in$334 ;
+  wire \last_in$351 ;
+  wire \last_in$369 ;
+  wire \last_in$387 ;
+  wire \last_in$405 ;
   wire last_out;
-  wire \last_out$112 ;
-  wire \last_out$115 ;
   wire \last_out$118 ;
-  wire \last_out$204 ;
-  wire \last_out$222 ;
-  wire \last_out$240 ;
-  wire \last_out$258 ;
-  wire \last_out$275 ;
-  wire \last_out$293 ;
-  wire \last_out$311 ;
-  wire \last_out$329 ;
-  wire \last_out$346 ;
-  wire \last_out$364 ;
-  wire \last_out$382 ;
-  wire \last_out$400 ;
+  wire \last_out$121 ;
+  wire \last_out$124 ;
+  wire \last_out$210 ;
+  wire \last_out$228 ;
+  wire \last_out$246 ;
+  wire \last_out$264 ;
+  wire \last_out$281 ;
+  wire \last_out$299 ;
+  wire \last_out$317 ;
+  wire \last_out$335 ;
+  wire \last_out$352 ;
+  wire \last_out$370 ;
+  wire \last_out$388 ;
+  wire \last_out$406 ;
   wire [127:0] o;
-  wire [31:0] \o$143 ;
-  wire [7:0] \o$143[0] ;
-  wire [7:0] \o$143[1] ;
-  wire [7:0] \o$143[2] ;
-  wire [7:0] \o$143[3] ;
   wire [31:0] \o$149 ;
   wire [7:0] \o$149[0] ;
   wire [7:0] \o$149[1] ;
   wire [7:0] \o$149[2] ;
   wire [7:0] \o$149[3] ;
-  wire [11:0] \o$151 ;
-  wire [2:0] \o$151[0] ;
-  wire \o$151[0].first ;
-  wire \o$151[0].last ;
-  wire \o$151[0].valid ;
-  wire [2:0] \o$151[1] ;
-  wire \o$151[1].first ;
-  wire \o$151[1].last ;
-  wire \o$151[1].valid ;
-  wire [2:0] \o$151[2] ;
-  wire \o$151[2].first ;
-  wire \o$151[2].last ;
-  wire \o$151[2].valid ;
-  wire [2:0] \o$151[3] ;
-  wire \o$151[3].first ;
-  wire \o$151[3].last ;
-  wire \o$151[3].valid ;
+  wire [31:0] \o$155 ;
+  wire [7:0] \o$155[0] ;
+  wire [7:0] \o$155[1] ;
+  wire [7:0] \o$155[2] ;
+  wire [7:0] \o$155[3] ;
+  wire [11:0] \o$157 ;
+  wire [2:0] \o$157[0] ;
+  wire \o$157[0].first ;
+  wire \o$157[0].last ;
+  wire \o$157[0].valid ;
+  wire [2:0] \o$157[1] ;
+  wire \o$157[1].first ;
+  wire \o$157[1].last ;
+  wire \o$157[1].valid ;
+  wire [2:0] \o$157[2] ;
+  wire \o$157[2].first ;
+  wire \o$157[2].last ;
+  wire \o$157[2].valid ;
+  wire [2:0] \o$157[3] ;
+  wire \o$157[3].first ;
+  wire \o$157[3].last ;
+  wire \o$157[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$147 ;
-  wire [7:0] \o_next$147[0] ;
-  wire [7:0] \o_next$147[1] ;
-  wire [7:0] \o_next$147[2] ;
-  wire [7:0] \o_next$147[3] ;
+  wire [31:0] \o_next$153 ;
+  wire [7:0] \o_next$153[0] ;
+  wire [7:0] \o_next$153[1] ;
+  wire [7:0] \o_next$153[2] ;
+  wire [7:0] \o_next$153[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -10717,6 +10719,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire pe_3_3_sync_clk;
   (* init = 1'h1 *)
   wire pe_3_3_sync_rst;
+  reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -10731,6 +10734,11 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_group_row_0 = 1'h1;
+  reg rst_group_row_1 = 1'h1;
+  reg rst_group_row_2 = 1'h1;
+  reg rst_group_row_3 = 1'h1;
+  reg rst_group_skew_flags = 1'h1;
   reg rst_pe_0_0 = 1'h1;
   reg rst_pe_0_1 = 1'h1;
   reg rst_pe_0_2 = 1'h1;
@@ -10764,37 +10772,37 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$163 ;
-  wire \valid_in$175 ;
-  wire \valid_in$187 ;
-  wire \valid_in$199 ;
-  wire \valid_in$217 ;
-  wire \valid_in$235 ;
-  wire \valid_in$253 ;
-  wire \valid_in$270 ;
-  wire \valid_in$288 ;
-  wire \valid_in$306 ;
-  wire \valid_in$324 ;
-  wire \valid_in$341 ;
-  wire \valid_in$359 ;
-  wire \valid_in$377 ;
-  wire \valid_in$395 ;
+  wire \valid_in$169 ;
+  wire \valid_in$181 ;
+  wire \valid_in$193 ;
+  wire \valid_in$205 ;
+  wire \valid_in$223 ;
+  wire \valid_in$241 ;
+  wire \valid_in$259 ;
+  wire \valid_in$276 ;
+  wire \valid_in$294 ;
+  wire \valid_in$312 ;
+  wire \valid_in$330 ;
+  wire \valid_in$347 ;
+  wire \valid_in$365 ;
+  wire \valid_in$383 ;
+  wire \valid_in$401 ;
   wire valid_out;
-  wire \valid_out$111 ;
-  wire \valid_out$114 ;
   wire \valid_out$117 ;
-  wire \valid_out$200 ;
-  wire \valid_out$218 ;
-  wire \valid_out$236 ;
-  wire \valid_out$254 ;
-  wire \valid_out$271 ;
-  wire \valid_out$289 ;
-  wire \valid_out$307 ;
-  wire \valid_out$325 ;
-  wire \valid_out$342 ;
-  wire \valid_out$360 ;
-  wire \valid_out$378 ;
-  wire \valid_out$396 ;
+  wire \valid_out$120 ;
+  wire \valid_out$123 ;
+  wire \valid_out$206 ;
+  wire \valid_out$224 ;
+  wire \valid_out$242 ;
+  wire \valid_out$260 ;
+  wire \valid_out$277 ;
+  wire \valid_out$295 ;
+  wire \valid_out$313 ;
+  wire \valid_out$331 ;
+  wire \valid_out$348 ;
+  wire \valid_out$366 ;
+  wire \valid_out$384 ;
+  wire \valid_out$402 ;
   assign \$1  = ~ skid_valid;
   assign \$2  = ~ skid_valid_0;
   assign \$3  = ~ skid_valid_1;
@@ -10846,9 +10854,9 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   assign \$49  = ~ held;
   assign \$50  = ~ held;
   assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$111  & \last_out$112 ;
-  assign drain_2 = \valid_out$114  & \last_out$115 ;
-  assign drain_3 = \valid_out$117  & \last_out$118 ;
+  assign drain_1 = \valid_out$117  & \last_out$118 ;
+  assign drain_2 = \valid_out$120  & \last_out$121 ;
+  assign drain_3 = \valid_out$123  & \last_out$124 ;
   assign \$51  = out_row == 2'h3;
   assign results__valid = skid_valid | chain_valid_out;
   assign \$52  = skid_valid ? skid[128] : out[128];
@@ -10861,79 +10869,88 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   assign \$58  = gap < 2'h3;
   assign hazard = operands__payload[64] & \$58 ;
   assign \$59  = ~ hazard;
-  assign operands__ready = en & \$59 ;
+  assign \$60  = en & \$59 ;
+  assign operands__ready = \$60  & released;
   assign accept = operands__valid & operands__ready;
-  assign \$60  = ~ first;
-  assign \$61  = in_flags[0] | \$60 ;
-  assign \$62  = \$61  | results__valid;
-  assign \$64  = \$63  | \o$151 [3];
-  assign \$65  = \$64  | \o$151 [6];
-  assign \$66  = \$65  | \o$151 [9];
-  assign \$67  = \$66  | \valid_in$199 ;
-  assign \$68  = \$67  | \valid_in$217 ;
-  assign \$69  = \$68  | \valid_in$235 ;
-  assign \$70  = \$69  | \valid_in$253 ;
-  assign \$71  = \$70  | \valid_in$270 ;
-  assign \$72  = \$71  | \valid_in$288 ;
-  assign \$73  = \$72  | \valid_in$306 ;
-  assign \$74  = \$73  | \valid_in$324 ;
-  assign \$75  = \$74  | \valid_in$341 ;
-  assign \$76  = \$75  | \valid_in$359 ;
-  assign \$77  = \$76  | \valid_in$377 ;
-  assign \$78  = \$77  | \valid_in$395 ;
-  assign \$79  = \$62  | \$78 ;
-  assign \$81  = \$80  | \chain_valid_in$225 ;
-  assign \$82  = \$81  | \chain_valid_in$243 ;
-  assign \$83  = \$82  | \chain_valid_in$261 ;
-  assign \$84  = \$83  | \chain_valid_in$278 ;
-  assign \$85  = \$84  | \chain_valid_in$296 ;
-  assign \$86  = \$85  | \chain_valid_in$314 ;
-  assign \$87  = \$86  | \chain_valid_in$332 ;
-  assign \$88  = \$87  | \chain_valid_in$349 ;
-  assign \$89  = \$88  | \chain_valid_in$367 ;
-  assign \$90  = \$89  | \chain_valid_in$385 ;
-  assign \$91  = \$90  | \chain_valid_in$403 ;
-  assign \$92  = \$91  | \chain_valid_out$407 ;
-  assign \$93  = \$92  | \chain_valid_out$408 ;
-  assign \$94  = \$93  | \chain_valid_out$409 ;
-  assign \$95  = \$94  | chain_valid_out;
-  assign busy = \$79  | \$95 ;
+  assign \$61  = ~ first;
+  assign \$62  = in_flags[0] | \$61 ;
+  assign \$63  = \$62  | results__valid;
+  assign \$65  = \$64  | \o$157 [3];
+  assign \$66  = \$65  | \o$157 [6];
+  assign \$67  = \$66  | \o$157 [9];
+  assign \$68  = \$67  | \valid_in$205 ;
+  assign \$69  = \$68  | \valid_in$223 ;
+  assign \$70  = \$69  | \valid_in$241 ;
+  assign \$71  = \$70  | \valid_in$259 ;
+  assign \$72  = \$71  | \valid_in$276 ;
+  assign \$73  = \$72  | \valid_in$294 ;
+  assign \$74  = \$73  | \valid_in$312 ;
+  assign \$75  = \$74  | \valid_in$330 ;
+  assign \$76  = \$75  | \valid_in$347 ;
+  assign \$77  = \$76  | \valid_in$365 ;
+  assign \$78  = \$77  | \valid_in$383 ;
+  assign \$79  = \$78  | \valid_in$401 ;
+  assign \$80  = \$63  | \$79 ;
+  assign \$82  = \$81  | \chain_valid_in$231 ;
+  assign \$83  = \$82  | \chain_valid_in$249 ;
+  assign \$84  = \$83  | \chain_valid_in$267 ;
+  assign \$85  = \$84  | \chain_valid_in$284 ;
+  assign \$86  = \$85  | \chain_valid_in$302 ;
+  assign \$87  = \$86  | \chain_valid_in$320 ;
+  assign \$88  = \$87  | \chain_valid_in$338 ;
+  assign \$89  = \$88  | \chain_valid_in$355 ;
+  assign \$90  = \$89  | \chain_valid_in$373 ;
+  assign \$91  = \$90  | \chain_valid_in$391 ;
+  assign \$92  = \$91  | \chain_valid_in$409 ;
+  assign \$93  = \$92  | \chain_valid_out$413 ;
+  assign \$94  = \$93  | \chain_valid_out$414 ;
+  assign \$95  = \$94  | \chain_valid_out$415 ;
+  assign \$96  = \$95  | chain_valid_out;
+  assign busy = \$80  | \$96 ;
   always @(posedge clk)
-    rst_pe_0_0 <= rst;
+    rst_group_row_0 <= rst;
   always @(posedge clk)
-    rst_pe_0_1 <= rst;
+    rst_pe_0_0 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_2 <= rst;
+    rst_pe_0_1 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_3 <= rst;
+    rst_pe_0_2 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_0 <= rst;
+    rst_pe_0_3 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_1 <= rst;
+    rst_group_row_1 <= rst;
   always @(posedge clk)
-    rst_pe_1_2 <= rst;
+    rst_pe_1_0 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_3 <= rst;
+    rst_pe_1_1 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_0 <= rst;
+    rst_pe_1_2 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_1 <= rst;
+    rst_pe_1_3 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_2 <= rst;
+    rst_group_row_2 <= rst;
   always @(posedge clk)
-    rst_pe_2_3 <= rst;
+    rst_pe_2_0 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_0 <= rst;
+    rst_pe_2_1 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_1 <= rst;
+    rst_pe_2_2 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_2 <= rst;
+    rst_pe_2_3 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_3 <= rst;
+    rst_group_row_3 <= rst;
   always @(posedge clk)
-    skid_valid <= \$96 ;
+    rst_pe_3_0 <= rst_group_row_3;
   always @(posedge clk)
-    skid <= \$97 ;
+    rst_pe_3_1 <= rst_group_row_3;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst_group_row_3;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst_group_row_3;
+  always @(posedge clk)
+    skid_valid <= \$97 ;
+  always @(posedge clk)
+    skid <= \$98 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -10951,13 +10968,15 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   always @(posedge clk)
     en_deskew_3 <= \$9 ;
   always @(posedge clk)
-    out_row <= \$98 ;
+    out_row <= \$99 ;
   always @(posedge clk)
     en <= \$14 ;
   always @(posedge clk)
+    released <= \$100 ;
+  always @(posedge clk)
     en_in_a_0 <= \$15 ;
   always @(posedge clk)
-    in_a <= \$99 ;
+    in_a <= \$101 ;
   always @(posedge clk)
     en_in_a_1 <= \$16 ;
   always @(posedge clk)
@@ -10967,7 +10986,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   always @(posedge clk)
     en_in_b_0 <= \$19 ;
   always @(posedge clk)
-    in_b <= \$100 ;
+    in_b <= \$102 ;
   always @(posedge clk)
     en_in_b_1 <= \$20 ;
   always @(posedge clk)
@@ -10975,13 +10994,15 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   always @(posedge clk)
     en_in_b_3 <= \$22 ;
   always @(posedge clk)
-    in_flags <= \$101 ;
+    in_flags <= \$103 ;
   always @(posedge clk)
-    first <= \$102 ;
+    first <= \$104 ;
   always @(posedge clk)
-    gap <= \$103 ;
+    gap <= \$105 ;
   always @(posedge clk)
-    rst_skew_flags <= rst;
+    rst_group_skew_flags <= rst;
+  always @(posedge clk)
+    rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
     en_skew_a_0 <= \$26 ;
   always @(posedge clk)
@@ -11036,471 +11057,478 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2349$0 (en_deskew_0),
-    .\port$2350$0 (en_deskew_1),
-    .\port$2351$0 (en_deskew_2),
-    .\port$2352$0 (en_deskew_3),
+    .\port$2354$0 (en_deskew_0),
+    .\port$2355$0 (en_deskew_1),
+    .\port$2356$0 (en_deskew_2),
+    .\port$2357$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$143 [7:0]),
+    .a_in(\o$149 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$158 ),
-    .b_in(\o$149 [7:0]),
-    .b_next(\o_next$147 [7:0]),
-    .b_out(\b_in$197 ),
-    .chain_out(\chain_in$205 ),
-    .chain_valid_out(\chain_valid_in$207 ),
+    .a_out(\a_in$164 ),
+    .b_in(\o$155 [7:0]),
+    .b_next(\o_next$153 [7:0]),
+    .b_out(\b_in$203 ),
+    .chain_out(\chain_in$211 ),
+    .chain_valid_out(\chain_valid_in$213 ),
     .drain(drain_0),
     .en(en_pe_0_0),
-    .first_out(\first_in$201 ),
-    .last_out(\last_in$203 ),
+    .first_out(\first_in$207 ),
+    .last_out(\last_in$209 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$2800$0 (\o$151 [2:0]),
-    .valid_out(\valid_in$199 )
+    .\port$2808$0 (\o$157 [2:0]),
+    .valid_out(\valid_in$205 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$158 ),
-    .a_next(\o$143 [7:0]),
-    .a_out(\a_in$170 ),
-    .b_in(\o$149 [15:8]),
-    .b_next(\o_next$147 [15:8]),
-    .b_out(\b_in$215 ),
-    .chain_out(\chain_in$223 ),
-    .chain_valid_out(\chain_valid_in$225 ),
+    .a_in(\a_in$164 ),
+    .a_next(\o$149 [7:0]),
+    .a_out(\a_in$176 ),
+    .b_in(\o$155 [15:8]),
+    .b_next(\o_next$153 [15:8]),
+    .b_out(\b_in$221 ),
+    .chain_out(\chain_in$229 ),
+    .chain_valid_out(\chain_valid_in$231 ),
     .drain(drain_1),
     .en(en_pe_0_1),
-    .first_out(\first_in$219 ),
-    .last_out(\last_in$221 ),
+    .first_out(\first_in$225 ),
+    .last_out(\last_in$227 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$2800$3 (\o$151 [5:3]),
-    .valid_out(\valid_in$217 )
+    .\port$2808$3 (\o$157 [5:3]),
+    .valid_out(\valid_in$223 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$170 ),
-    .a_next(\a_in$158 ),
-    .a_out(\a_in$182 ),
-    .b_in(\o$149 [23:16]),
-    .b_next(\o_next$147 [23:16]),
-    .b_out(\b_in$233 ),
-    .chain_out(\chain_in$241 ),
-    .chain_valid_out(\chain_valid_in$243 ),
+    .a_in(\a_in$176 ),
+    .a_next(\a_in$164 ),
+    .a_out(\a_in$188 ),
+    .b_in(\o$155 [23:16]),
+    .b_next(\o_next$153 [23:16]),
+    .b_out(\b_in$239 ),
+    .chain_out(\chain_in$247 ),
+    .chain_valid_out(\chain_valid_in$249 ),
     .drain(drain_2),
     .en(en_pe_0_2),
-    .first_out(\first_in$237 ),
-    .last_out(\last_in$239 ),
+    .first_out(\first_in$243 ),
+    .last_out(\last_in$245 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$2800$6 (\o$151 [8:6]),
-    .valid_out(\valid_in$235 )
+    .\port$2808$6 (\o$157 [8:6]),
+    .valid_out(\valid_in$241 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$182 ),
-    .a_next(\a_in$170 ),
-    .b_in(\o$149 [31:24]),
-    .b_next(\o_next$147 [31:24]),
-    .b_out(\b_in$251 ),
-    .chain_out(\chain_in$259 ),
-    .chain_valid_out(\chain_valid_in$261 ),
+    .a_in(\a_in$188 ),
+    .a_next(\a_in$176 ),
+    .b_in(\o$155 [31:24]),
+    .b_next(\o_next$153 [31:24]),
+    .b_out(\b_in$257 ),
+    .chain_out(\chain_in$265 ),
+    .chain_valid_out(\chain_valid_in$267 ),
     .drain(drain_3),
     .en(en_pe_0_3),
-    .first_out(\first_in$255 ),
-    .last_out(\last_in$257 ),
+    .first_out(\first_in$261 ),
+    .last_out(\last_in$263 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$2800$9 (\o$151 [11:9]),
-    .valid_out(\valid_in$253 )
+    .\port$2808$9 (\o$157 [11:9]),
+    .valid_out(\valid_in$259 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$143 [15:8]),
+    .a_in(\o$149 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$211 ),
-    .b_in(\b_in$197 ),
-    .b_next(\o$149 [7:0]),
-    .b_out(\b_in$268 ),
-    .chain_in(\chain_in$205 ),
-    .chain_out(\chain_in$276 ),
-    .chain_valid_in(\chain_valid_in$207 ),
-    .chain_valid_out(\chain_valid_in$278 ),
+    .a_out(\a_in$217 ),
+    .b_in(\b_in$203 ),
+    .b_next(\o$155 [7:0]),
+    .b_out(\b_in$274 ),
+    .chain_in(\chain_in$211 ),
+    .chain_out(\chain_in$282 ),
+    .chain_valid_in(\chain_valid_in$213 ),
+    .chain_valid_out(\chain_valid_in$284 ),
     .drain(drain_0),
     .en(en_pe_1_0),
-    .first_in(\first_in$201 ),
-    .first_out(\first_in$272 ),
-    .last_in(\last_in$203 ),
-    .last_out(\last_in$274 ),
+    .first_in(\first_in$207 ),
+    .first_out(\first_in$278 ),
+    .last_in(\last_in$209 ),
+    .last_out(\last_in$280 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .valid_in(\valid_in$199 ),
-    .valid_out(\valid_in$270 )
+    .valid_in(\valid_in$205 ),
+    .valid_out(\valid_in$276 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$211 ),
-    .a_next(\o$143 [15:8]),
-    .a_out(\a_in$229 ),
-    .b_in(\b_in$215 ),
-    .b_next(\o$149 [15:8]),
-    .b_out(\b_in$286 ),
-    .chain_in(\chain_in$223 ),
-    .chain_out(\chain_in$294 ),
-    .chain_valid_in(\chain_valid_in$225 ),
-    .chain_valid_out(\chain_valid_in$296 ),
+    .a_in(\a_in$217 ),
+    .a_next(\o$149 [15:8]),
+    .a_out(\a_in$235 ),
+    .b_in(\b_in$221 ),
+    .b_next(\o$155 [15:8]),
+    .b_out(\b_in$292 ),
+    .chain_in(\chain_in$229 ),
+    .chain_out(\chain_in$300 ),
+    .chain_valid_in(\chain_valid_in$231 ),
+    .chain_valid_out(\chain_valid_in$302 ),
     .drain(drain_1),
     .en(en_pe_1_1),
-    .first_in(\first_in$219 ),
-    .first_out(\first_in$290 ),
-    .last_in(\last_in$221 ),
-    .last_out(\last_in$292 ),
+    .first_in(\first_in$225 ),
+    .first_out(\first_in$296 ),
+    .last_in(\last_in$227 ),
+    .last_out(\last_in$298 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .valid_in(\valid_in$217 ),
-    .valid_out(\valid_in$288 )
+    .valid_in(\valid_in$223 ),
+    .valid_out(\valid_in$294 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$229 ),
-    .a_next(\a_in$211 ),
-    .a_out(\a_in$247 ),
-    .b_in(\b_in$233 ),
-    .b_next(\o$149 [23:16]),
-    .b_out(\b_in$304 ),
-    .chain_in(\chain_in$241 ),
-    .chain_out(\chain_in$312 ),
-    .chain_valid_in(\chain_valid_in$243 ),
-    .chain_valid_out(\chain_valid_in$314 ),
+    .a_in(\a_in$235 ),
+    .a_next(\a_in$217 ),
+    .a_out(\a_in$253 ),
+    .b_in(\b_in$239 ),
+    .b_next(\o$155 [23:16]),
+    .b_out(\b_in$310 ),
+    .chain_in(\chain_in$247 ),
+    .chain_out(\chain_in$318 ),
+    .chain_valid_in(\chain_valid_in$249 ),
+    .chain_valid_out(\chain_valid_in$320 ),
     .drain(drain_2),
     .en(en_pe_1_2),
-    .first_in(\first_in$237 ),
-    .first_out(\first_in$308 ),
-    .last_in(\last_in$239 ),
-    .last_out(\last_in$310 ),
+    .first_in(\first_in$243 ),
+    .first_out(\first_in$314 ),
+    .last_in(\last_in$245 ),
+    .last_out(\last_in$316 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .valid_in(\valid_in$235 ),
-    .valid_out(\valid_in$306 )
+    .valid_in(\valid_in$241 ),
+    .valid_out(\valid_in$312 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$247 ),
-    .a_next(\a_in$229 ),
-    .b_in(\b_in$251 ),
-    .b_next(\o$149 [31:24]),
-    .b_out(\b_in$322 ),
-    .chain_in(\chain_in$259 ),
-    .chain_out(\chain_in$330 ),
-    .chain_valid_in(\chain_valid_in$261 ),
-    .chain_valid_out(\chain_valid_in$332 ),
+    .a_in(\a_in$253 ),
+    .a_next(\a_in$235 ),
+    .b_in(\b_in$257 ),
+    .b_next(\o$155 [31:24]),
+    .b_out(\b_in$328 ),
+    .chain_in(\chain_in$265 ),
+    .chain_out(\chain_in$336 ),
+    .chain_valid_in(\chain_valid_in$267 ),
+    .chain_valid_out(\chain_valid_in$338 ),
     .drain(drain_3),
     .en(en_pe_1_3),
-    .first_in(\first_in$255 ),
-    .first_out(\first_in$326 ),
-    .last_in(\last_in$257 ),
-    .last_out(\last_in$328 ),
+    .first_in(\first_in$261 ),
+    .first_out(\first_in$332 ),
+    .last_in(\last_in$263 ),
+    .last_out(\last_in$334 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .valid_in(\valid_in$253 ),
-    .valid_out(\valid_in$324 )
+    .valid_in(\valid_in$259 ),
+    .valid_out(\valid_in$330 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$143 [23:16]),
+    .a_in(\o$149 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$282 ),
-    .b_in(\b_in$268 ),
-    .b_next(\b_in$197 ),
-    .b_out(\b_in$339 ),
-    .chain_in(\chain_in$276 ),
-    .chain_out(\chain_in$347 ),
-    .chain_valid_in(\chain_valid_in$278 ),
-    .chain_valid_out(\chain_valid_in$349 ),
+    .a_out(\a_in$288 ),
+    .b_in(\b_in$274 ),
+    .b_next(\b_in$203 ),
+    .b_out(\b_in$345 ),
+    .chain_in(\chain_in$282 ),
+    .chain_out(\chain_in$353 ),
+    .chain_valid_in(\chain_valid_in$284 ),
+    .chain_valid_out(\chain_valid_in$355 ),
     .drain(drain_0),
     .en(en_pe_2_0),
-    .first_in(\first_in$272 ),
-    .first_out(\first_in$343 ),
-    .last_in(\last_in$274 ),
-    .last_out(\last_in$345 ),
+    .first_in(\first_in$278 ),
+    .first_out(\first_in$349 ),
+    .last_in(\last_in$280 ),
+    .last_out(\last_in$351 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .valid_in(\valid_in$270 ),
-    .valid_out(\valid_in$341 )
+    .valid_in(\valid_in$276 ),
+    .valid_out(\valid_in$347 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$282 ),
-    .a_next(\o$143 [23:16]),
-    .a_out(\a_in$300 ),
-    .b_in(\b_in$286 ),
-    .b_next(\b_in$215 ),
-    .b_out(\b_in$357 ),
-    .chain_in(\chain_in$294 ),
-    .chain_out(\chain_in$365 ),
-    .chain_valid_in(\chain_valid_in$296 ),
-    .chain_valid_out(\chain_valid_in$367 ),
+    .a_in(\a_in$288 ),
+    .a_next(\o$149 [23:16]),
+    .a_out(\a_in$306 ),
+    .b_in(\b_in$292 ),
+    .b_next(\b_in$221 ),
+    .b_out(\b_in$363 ),
+    .chain_in(\chain_in$300 ),
+    .chain_out(\chain_in$371 ),
+    .chain_valid_in(\chain_valid_in$302 ),
+    .chain_valid_out(\chain_valid_in$373 ),
     .drain(drain_1),
     .en(en_pe_2_1),
-    .first_in(\first_in$290 ),
-    .first_out(\first_in$361 ),
-    .last_in(\last_in$292 ),
-    .last_out(\last_in$363 ),
+    .first_in(\first_in$296 ),
+    .first_out(\first_in$367 ),
+    .last_in(\last_in$298 ),
+    .last_out(\last_in$369 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .valid_in(\valid_in$288 ),
-    .valid_out(\valid_in$359 )
+    .valid_in(\valid_in$294 ),
+    .valid_out(\valid_in$365 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$300 ),
-    .a_next(\a_in$282 ),
-    .a_out(\a_in$318 ),
-    .b_in(\b_in$304 ),
-    .b_next(\b_in$233 ),
-    .b_out(\b_in$375 ),
-    .chain_in(\chain_in$312 ),
-    .chain_out(\chain_in$383 ),
-    .chain_valid_in(\chain_valid_in$314 ),
-    .chain_valid_out(\chain_valid_in$385 ),
+    .a_in(\a_in$306 ),
+    .a_next(\a_in$288 ),
+    .a_out(\a_in$324 ),
+    .b_in(\b_in$310 ),
+    .b_next(\b_in$239 ),
+    .b_out(\b_in$381 ),
+    .chain_in(\chain_in$318 ),
+    .chain_out(\chain_in$389 ),
+    .chain_valid_in(\chain_valid_in$320 ),
+    .chain_valid_out(\chain_valid_in$391 ),
     .drain(drain_2),
     .en(en_pe_2_2),
-    .first_in(\first_in$308 ),
-    .first_out(\first_in$379 ),
-    .last_in(\last_in$310 ),
-    .last_out(\last_in$381 ),
+    .first_in(\first_in$314 ),
+    .first_out(\first_in$385 ),
+    .last_in(\last_in$316 ),
+    .last_out(\last_in$387 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .valid_in(\valid_in$306 ),
-    .valid_out(\valid_in$377 )
+    .valid_in(\valid_in$312 ),
+    .valid_out(\valid_in$383 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$318 ),
-    .a_next(\a_in$300 ),
-    .b_in(\b_in$322 ),
-    .b_next(\b_in$251 ),
-    .b_out(\b_in$393 ),
-    .chain_in(\chain_in$330 ),
-    .chain_out(\chain_in$401 ),
-    .chain_valid_in(\chain_valid_in$332 ),
-    .chain_valid_out(\chain_valid_in$403 ),
+    .a_in(\a_in$324 ),
+    .a_next(\a_in$306 ),
+    .b_in(\b_in$328 ),
+    .b_next(\b_in$257 ),
+    .b_out(\b_in$399 ),
+    .chain_in(\chain_in$336 ),
+    .chain_out(\chain_in$407 ),
+    .chain_valid_in(\chain_valid_in$338 ),
+    .chain_valid_out(\chain_valid_in$409 ),
     .drain(drain_3),
     .en(en_pe_2_3),
-    .first_in(\first_in$326 ),
-    .first_out(\first_in$397 ),
-    .last_in(\last_in$328 ),
-    .last_out(\last_in$399 ),
+    .first_in(\first_in$332 ),
+    .first_out(\first_in$403 ),
+    .last_in(\last_in$334 ),
+    .last_out(\last_in$405 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .valid_in(\valid_in$324 ),
-    .valid_out(\valid_in$395 )
+    .valid_in(\valid_in$330 ),
+    .valid_out(\valid_in$401 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$143 [31:24]),
+    .a_in(\o$149 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$353 ),
-    .b_in(\b_in$339 ),
-    .b_next(\b_in$268 ),
-    .chain_in(\chain_in$347 ),
+    .a_out(\a_in$359 ),
+    .b_in(\b_in$345 ),
+    .b_next(\b_in$274 ),
+    .chain_in(\chain_in$353 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$349 ),
-    .chain_valid_out(\chain_valid_out$407 ),
+    .chain_valid_in(\chain_valid_in$355 ),
+    .chain_valid_out(\chain_valid_out$413 ),
     .drain(drain_0),
     .en(en_pe_3_0),
-    .first_in(\first_in$343 ),
-    .last_in(\last_in$345 ),
+    .first_in(\first_in$349 ),
+    .last_in(\last_in$351 ),
     .last_out(last_out),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .valid_in(\valid_in$341 ),
+    .valid_in(\valid_in$347 ),
     .valid_out(valid_out)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$353 ),
-    .a_next(\o$143 [31:24]),
-    .a_out(\a_in$371 ),
-    .b_in(\b_in$357 ),
-    .b_next(\b_in$286 ),
-    .chain_in(\chain_in$365 ),
-    .chain_out(\chain_out$121 ),
-    .chain_valid_in(\chain_valid_in$367 ),
-    .chain_valid_out(\chain_valid_out$408 ),
+    .a_in(\a_in$359 ),
+    .a_next(\o$149 [31:24]),
+    .a_out(\a_in$377 ),
+    .b_in(\b_in$363 ),
+    .b_next(\b_in$292 ),
+    .chain_in(\chain_in$371 ),
+    .chain_out(\chain_out$127 ),
+    .chain_valid_in(\chain_valid_in$373 ),
+    .chain_valid_out(\chain_valid_out$414 ),
     .drain(drain_1),
     .en(en_pe_3_1),
-    .first_in(\first_in$361 ),
-    .last_in(\last_in$363 ),
-    .last_out(\last_out$112 ),
+    .first_in(\first_in$367 ),
+    .last_in(\last_in$369 ),
+    .last_out(\last_out$118 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .valid_in(\valid_in$359 ),
-    .valid_out(\valid_out$111 )
+    .valid_in(\valid_in$365 ),
+    .valid_out(\valid_out$117 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$371 ),
-    .a_next(\a_in$353 ),
-    .a_out(\a_in$389 ),
-    .b_in(\b_in$375 ),
-    .b_next(\b_in$304 ),
-    .chain_in(\chain_in$383 ),
-    .chain_out(\chain_out$122 ),
-    .chain_valid_in(\chain_valid_in$385 ),
-    .chain_valid_out(\chain_valid_out$409 ),
+    .a_in(\a_in$377 ),
+    .a_next(\a_in$359 ),
+    .a_out(\a_in$395 ),
+    .b_in(\b_in$381 ),
+    .b_next(\b_in$310 ),
+    .chain_in(\chain_in$389 ),
+    .chain_out(\chain_out$128 ),
+    .chain_valid_in(\chain_valid_in$391 ),
+    .chain_valid_out(\chain_valid_out$415 ),
     .drain(drain_2),
     .en(en_pe_3_2),
-    .first_in(\first_in$379 ),
-    .last_in(\last_in$381 ),
-    .last_out(\last_out$115 ),
+    .first_in(\first_in$385 ),
+    .last_in(\last_in$387 ),
+    .last_out(\last_out$121 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .valid_in(\valid_in$377 ),
-    .valid_out(\valid_out$114 )
+    .valid_in(\valid_in$383 ),
+    .valid_out(\valid_out$120 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$389 ),
-    .a_next(\a_in$371 ),
-    .b_in(\b_in$393 ),
-    .b_next(\b_in$322 ),
-    .chain_in(\chain_in$401 ),
-    .chain_out(\chain_out$123 ),
-    .chain_valid_in(\chain_valid_in$403 ),
+    .a_in(\a_in$395 ),
+    .a_next(\a_in$377 ),
+    .b_in(\b_in$399 ),
+    .b_next(\b_in$328 ),
+    .chain_in(\chain_in$407 ),
+    .chain_out(\chain_out$129 ),
+    .chain_valid_in(\chain_valid_in$409 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_3),
     .en(en_pe_3_3),
-    .first_in(\first_in$397 ),
-    .last_in(\last_in$399 ),
-    .last_out(\last_out$118 ),
+    .first_in(\first_in$403 ),
+    .last_in(\last_in$405 ),
+    .last_out(\last_out$124 ),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .valid_in(\valid_in$395 ),
-    .valid_out(\valid_out$117 )
+    .valid_in(\valid_in$401 ),
+    .valid_out(\valid_out$123 )
   );
   \accelerator.engine.core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$136 ),
+    .i(\i$142 ),
     .i_next(i_next),
-    .o(\o$143 ),
+    .o(\o$149 ),
     .o_next(o_next),
-    .\port$2375$0 (en_skew_a_0),
-    .\port$2376$0 (en_skew_a_1),
-    .\port$2377$0 (en_skew_a_2),
-    .\port$2378$0 (en_skew_a_3),
+    .\port$2383$0 (en_skew_a_0),
+    .\port$2384$0 (en_skew_a_1),
+    .\port$2385$0 (en_skew_a_2),
+    .\port$2386$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .clk(clk),
     .i(in_b),
     .i_next(operands__payload[63:32]),
-    .o(\o$149 ),
-    .o_next(\o_next$147 ),
-    .\port$2379$0 (en_skew_b_0),
-    .\port$2380$0 (en_skew_b_1),
-    .\port$2381$0 (en_skew_b_2),
-    .\port$2382$0 (en_skew_b_3),
+    .o(\o$155 ),
+    .o_next(\o_next$153 ),
+    .\port$2387$0 (en_skew_b_0),
+    .\port$2388$0 (en_skew_b_1),
+    .\port$2389$0 (en_skew_b_2),
+    .\port$2390$0 (en_skew_b_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$138 ),
-    .o(\o$151 ),
+    .i(\i$144 ),
+    .o(\o$157 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$96  = held;
+    \$97  = held;
     if (rst) begin
-      \$96  = 1'h0;
+      \$97  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$97  = skid;
+    \$98  = skid;
     if (\$1 ) begin
-      \$97 [128] = out[128];
+      \$98 [128] = out[128];
     end
     if (\$2 ) begin
-      \$97 [31:0] = out[31:0];
+      \$98 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$97 [63:32] = out[63:32];
+      \$98 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$97 [95:64] = out[95:64];
+      \$98 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$97 [127:96] = out[127:96];
+      \$98 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$98  = out_row;
+    \$99  = out_row;
     if (\$10 ) begin
-      \$98  = \$13 [1:0];
+      \$99  = \$13 [1:0];
     end
     if (rst) begin
-      \$98  = 2'h0;
+      \$99  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$99  = in_a;
+    \$100  = 1'h1;
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$101  = in_a;
     if (en_in_a_0) begin
-      \$99 [7:0] = operands__payload[7:0];
+      \$101 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$99 [15:8] = operands__payload[15:8];
+      \$101 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$99 [23:16] = operands__payload[23:16];
+      \$101 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$99 [31:24] = operands__payload[31:24];
+      \$101 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$100  = in_b;
+    \$102  = in_b;
     if (en_in_b_0) begin
-      \$100 [7:0] = operands__payload[39:32];
+      \$102 [7:0] = operands__payload[39:32];
     end
     if (en_in_b_1) begin
-      \$100 [15:8] = operands__payload[47:40];
+      \$102 [15:8] = operands__payload[47:40];
     end
     if (en_in_b_2) begin
-      \$100 [23:16] = operands__payload[55:48];
+      \$102 [23:16] = operands__payload[55:48];
     end
     if (en_in_b_3) begin
-      \$100 [31:24] = operands__payload[63:56];
+      \$102 [31:24] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$101  = in_flags;
+    \$103  = in_flags;
     if (en) begin
-      \$101 [0] = accept;
-      \$101 [1] = first;
-      \$101 [2] = operands__payload[64];
+      \$103 [0] = accept;
+      \$103 [1] = first;
+      \$103 [2] = operands__payload[64];
     end
     if (rst) begin
-      \$101  = 3'h0;
+      \$103  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$102  = first;
+    \$104  = first;
     if (en) begin
       if (accept) begin
-        \$102  = operands__payload[64];
+        \$104  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$102  = 1'h1;
+      \$104  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$103  = gap;
+    \$105  = gap;
     if (en) begin
       if (\$23 ) begin
-        \$103  = 3'h0;
+        \$105  = 3'h0;
       end else if (\$24 ) begin
-        \$103  = \$25 [2:0];
+        \$105  = \$25 [2:0];
       end
     end
     if (rst) begin
-      \$103  = 3'h4;
+      \$105  = 3'h4;
     end
   end
   assign pe_0_0_sync_clk = clk;
@@ -11535,190 +11563,190 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   assign pe_3_2_sync_rst = rst_pe_3_2;
   assign pe_3_3_sync_clk = clk;
   assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$127  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$133  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$133  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$134  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
-  assign \en$135  = en_skew_flags;
-  assign \i$137  = in_b;
-  assign \i_next$140  = operands__payload[63:32];
-  assign \en$141  = en_pe_0_0;
-  assign a_in = \o$143 [7:0];
+  assign \en$139  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$140  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign \en$141  = en_skew_flags;
+  assign \i$143  = in_b;
+  assign \i_next$146  = operands__payload[63:32];
+  assign \en$147  = en_pe_0_0;
+  assign a_in = \o$149 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$147 [7:0];
-  assign b_in = \o$149 [7:0];
-  assign valid_in = \o$151 [0];
-  assign first_in = \o$151 [1];
-  assign last_in = \o$151 [2];
+  assign b_next = \o_next$153 [7:0];
+  assign b_in = \o$155 [7:0];
+  assign valid_in = \o$157 [0];
+  assign first_in = \o$157 [1];
+  assign last_in = \o$157 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$157  = en_pe_0_1;
-  assign a_out = \a_in$158 ;
-  assign \a_next$160  = \o$143 [7:0];
-  assign \b_next$161  = \o_next$147 [15:8];
-  assign \b_in$162  = \o$149 [15:8];
-  assign \valid_in$163  = \o$151 [3];
-  assign \first_in$164  = \o$151 [4];
-  assign \last_in$165  = \o$151 [5];
-  assign \chain_in$166  = 32'd0;
-  assign \chain_valid_in$167  = 1'h0;
-  assign \drain$168  = drain_1;
-  assign \en$169  = en_pe_0_2;
-  assign \a_out$171  = \a_in$170 ;
-  assign \a_next$172  = \a_in$158 ;
-  assign \b_next$173  = \o_next$147 [23:16];
-  assign \b_in$174  = \o$149 [23:16];
-  assign \valid_in$175  = \o$151 [6];
-  assign \first_in$176  = \o$151 [7];
-  assign \last_in$177  = \o$151 [8];
-  assign \chain_in$178  = 32'd0;
-  assign \chain_valid_in$179  = 1'h0;
-  assign \drain$180  = drain_2;
-  assign \en$181  = en_pe_0_3;
-  assign \a_out$183  = \a_in$182 ;
-  assign \a_next$184  = \a_in$170 ;
-  assign \b_next$185  = \o_next$147 [31:24];
-  assign \b_in$186  = \o$149 [31:24];
-  assign \valid_in$187  = \o$151 [9];
-  assign \first_in$188  = \o$151 [10];
-  assign \last_in$189  = \o$151 [11];
-  assign \chain_in$190  = 32'd0;
-  assign \chain_valid_in$191  = 1'h0;
-  assign \drain$192  = drain_3;
-  assign \en$193  = en_pe_1_0;
-  assign \a_in$194  = \o$143 [15:8];
-  assign \a_next$195  = o_next[15:8];
-  assign \b_next$196  = \o$149 [7:0];
-  assign b_out = \b_in$197 ;
-  assign \valid_out$200  = \valid_in$199 ;
-  assign first_out = \first_in$201 ;
-  assign \last_out$204  = \last_in$203 ;
-  assign \chain_out$206  = \chain_in$205 ;
-  assign \chain_valid_out$208  = \chain_valid_in$207 ;
-  assign \drain$209  = drain_0;
-  assign \en$210  = en_pe_1_1;
-  assign \a_out$212  = \a_in$211 ;
-  assign \a_next$213  = \o$143 [15:8];
-  assign \b_next$214  = \o$149 [15:8];
-  assign \b_out$216  = \b_in$215 ;
-  assign \valid_out$218  = \valid_in$217 ;
-  assign \first_out$220  = \first_in$219 ;
-  assign \last_out$222  = \last_in$221 ;
-  assign \chain_out$224  = \chain_in$223 ;
-  assign \chain_valid_out$226  = \chain_valid_in$225 ;
-  assign \drain$227  = drain_1;
-  assign \en$228  = en_pe_1_2;
-  assign \a_out$230  = \a_in$229 ;
-  assign \a_next$231  = \a_in$211 ;
-  assign \b_next$232  = \o$149 [23:16];
-  assign \b_out$234  = \b_in$233 ;
-  assign \valid_out$236  = \valid_in$235 ;
-  assign \first_out$238  = \first_in$237 ;
-  assign \last_out$240  = \last_in$239 ;
-  assign \chain_out$242  = \chain_in$241 ;
-  assign \chain_valid_out$244  = \chain_valid_in$243 ;
-  assign \drain$245  = drain_2;
-  assign \en$246  = en_pe_1_3;
-  assign \a_out$248  = \a_in$247 ;
-  assign \a_next$249  = \a_in$229 ;
-  assign \b_next$250  = \o$149 [31:24];
-  assign \b_out$252  = \b_in$251 ;
-  assign \valid_out$254  = \valid_in$253 ;
-  assign \first_out$256  = \first_in$255 ;
-  assign \last_out$258  = \last_in$257 ;
-  assign \chain_out$260  = \chain_in$259 ;
-  assign \chain_valid_out$262  = \chain_valid_in$261 ;
-  assign \drain$263  = drain_3;
-  assign \en$264  = en_pe_2_0;
-  assign \a_in$265  = \o$143 [23:16];
-  assign \a_next$266  = o_next[23:16];
-  assign \b_next$267  = \b_in$197 ;
-  assign \b_out$269  = \b_in$268 ;
-  assign \valid_out$271  = \valid_in$270 ;
-  assign \first_out$273  = \first_in$272 ;
-  assign \last_out$275  = \last_in$274 ;
-  assign \chain_out$277  = \chain_in$276 ;
-  assign \chain_valid_out$279  = \chain_valid_in$278 ;
-  assign \drain$280  = drain_0;
-  assign \en$281  = en_pe_2_1;
-  assign \a_out$283  = \a_in$282 ;
-  assign \a_next$284  = \o$143 [23:16];
-  assign \b_next$285  = \b_in$215 ;
-  assign \b_out$287  = \b_in$286 ;
-  assign \valid_out$289  = \valid_in$288 ;
-  assign \first_out$291  = \first_in$290 ;
-  assign \last_out$293  = \last_in$292 ;
-  assign \chain_out$295  = \chain_in$294 ;
-  assign \chain_valid_out$297  = \chain_valid_in$296 ;
-  assign \drain$298  = drain_1;
-  assign \en$299  = en_pe_2_2;
-  assign \a_out$301  = \a_in$300 ;
-  assign \a_next$302  = \a_in$282 ;
-  assign \b_next$303  = \b_in$233 ;
-  assign \b_out$305  = \b_in$304 ;
-  assign \valid_out$307  = \valid_in$306 ;
-  assign \first_out$309  = \first_in$308 ;
-  assign \last_out$311  = \last_in$310 ;
-  assign \chain_out$313  = \chain_in$312 ;
-  assign \chain_valid_out$315  = \chain_valid_in$314 ;
-  assign \drain$316  = drain_2;
-  assign \en$317  = en_pe_2_3;
-  assign \a_out$319  = \a_in$318 ;
-  assign \a_next$320  = \a_in$300 ;
-  assign \b_next$321  = \b_in$251 ;
-  assign \b_out$323  = \b_in$322 ;
-  assign \valid_out$325  = \valid_in$324 ;
-  assign \first_out$327  = \first_in$326 ;
-  assign \last_out$329  = \last_in$328 ;
-  assign \chain_out$331  = \chain_in$330 ;
-  assign \chain_valid_out$333  = \chain_valid_in$332 ;
-  assign \drain$334  = drain_3;
-  assign \en$335  = en_pe_3_0;
-  assign \a_in$336  = \o$143 [31:24];
-  assign \a_next$337  = o_next[31:24];
-  assign \b_next$338  = \b_in$268 ;
-  assign \b_out$340  = \b_in$339 ;
-  assign \valid_out$342  = \valid_in$341 ;
-  assign \first_out$344  = \first_in$343 ;
-  assign \last_out$346  = \last_in$345 ;
-  assign \chain_out$348  = \chain_in$347 ;
-  assign \chain_valid_out$350  = \chain_valid_in$349 ;
-  assign \drain$351  = drain_0;
-  assign \en$352  = en_pe_3_1;
-  assign \a_out$354  = \a_in$353 ;
-  assign \a_next$355  = \o$143 [31:24];
-  assign \b_next$356  = \b_in$286 ;
-  assign \b_out$358  = \b_in$357 ;
-  assign \valid_out$360  = \valid_in$359 ;
-  assign \first_out$362  = \first_in$361 ;
-  assign \last_out$364  = \last_in$363 ;
-  assign \chain_out$366  = \chain_in$365 ;
-  assign \chain_valid_out$368  = \chain_valid_in$367 ;
-  assign \drain$369  = drain_1;
-  assign \en$370  = en_pe_3_2;
-  assign \a_out$372  = \a_in$371 ;
-  assign \a_next$373  = \a_in$353 ;
-  assign \b_next$374  = \b_in$304 ;
-  assign \b_out$376  = \b_in$375 ;
-  assign \valid_out$378  = \valid_in$377 ;
-  assign \first_out$380  = \first_in$379 ;
-  assign \last_out$382  = \last_in$381 ;
-  assign \chain_out$384  = \chain_in$383 ;
-  assign \chain_valid_out$386  = \chain_valid_in$385 ;
-  assign \drain$387  = drain_2;
-  assign \en$388  = en_pe_3_3;
-  assign \a_out$390  = \a_in$389 ;
-  assign \a_next$391  = \a_in$371 ;
-  assign \b_next$392  = \b_in$322 ;
-  assign \b_out$394  = \b_in$393 ;
-  assign \valid_out$396  = \valid_in$395 ;
-  assign \first_out$398  = \first_in$397 ;
-  assign \last_out$400  = \last_in$399 ;
-  assign \chain_out$402  = \chain_in$401 ;
-  assign \chain_valid_out$404  = \chain_valid_in$403 ;
-  assign \drain$405  = drain_3;
+  assign \en$163  = en_pe_0_1;
+  assign a_out = \a_in$164 ;
+  assign \a_next$166  = \o$149 [7:0];
+  assign \b_next$167  = \o_next$153 [15:8];
+  assign \b_in$168  = \o$155 [15:8];
+  assign \valid_in$169  = \o$157 [3];
+  assign \first_in$170  = \o$157 [4];
+  assign \last_in$171  = \o$157 [5];
+  assign \chain_in$172  = 32'd0;
+  assign \chain_valid_in$173  = 1'h0;
+  assign \drain$174  = drain_1;
+  assign \en$175  = en_pe_0_2;
+  assign \a_out$177  = \a_in$176 ;
+  assign \a_next$178  = \a_in$164 ;
+  assign \b_next$179  = \o_next$153 [23:16];
+  assign \b_in$180  = \o$155 [23:16];
+  assign \valid_in$181  = \o$157 [6];
+  assign \first_in$182  = \o$157 [7];
+  assign \last_in$183  = \o$157 [8];
+  assign \chain_in$184  = 32'd0;
+  assign \chain_valid_in$185  = 1'h0;
+  assign \drain$186  = drain_2;
+  assign \en$187  = en_pe_0_3;
+  assign \a_out$189  = \a_in$188 ;
+  assign \a_next$190  = \a_in$176 ;
+  assign \b_next$191  = \o_next$153 [31:24];
+  assign \b_in$192  = \o$155 [31:24];
+  assign \valid_in$193  = \o$157 [9];
+  assign \first_in$194  = \o$157 [10];
+  assign \last_in$195  = \o$157 [11];
+  assign \chain_in$196  = 32'd0;
+  assign \chain_valid_in$197  = 1'h0;
+  assign \drain$198  = drain_3;
+  assign \en$199  = en_pe_1_0;
+  assign \a_in$200  = \o$149 [15:8];
+  assign \a_next$201  = o_next[15:8];
+  assign \b_next$202  = \o$155 [7:0];
+  assign b_out = \b_in$203 ;
+  assign \valid_out$206  = \valid_in$205 ;
+  assign first_out = \first_in$207 ;
+  assign \last_out$210  = \last_in$209 ;
+  assign \chain_out$212  = \chain_in$211 ;
+  assign \chain_valid_out$214  = \chain_valid_in$213 ;
+  assign \drain$215  = drain_0;
+  assign \en$216  = en_pe_1_1;
+  assign \a_out$218  = \a_in$217 ;
+  assign \a_next$219  = \o$149 [15:8];
+  assign \b_next$220  = \o$155 [15:8];
+  assign \b_out$222  = \b_in$221 ;
+  assign \valid_out$224  = \valid_in$223 ;
+  assign \first_out$226  = \first_in$225 ;
+  assign \last_out$228  = \last_in$227 ;
+  assign \chain_out$230  = \chain_in$229 ;
+  assign \chain_valid_out$232  = \chain_valid_in$231 ;
+  assign \drain$233  = drain_1;
+  assign \en$234  = en_pe_1_2;
+  assign \a_out$236  = \a_in$235 ;
+  assign \a_next$237  = \a_in$217 ;
+  assign \b_next$238  = \o$155 [23:16];
+  assign \b_out$240  = \b_in$239 ;
+  assign \valid_out$242  = \valid_in$241 ;
+  assign \first_out$244  = \first_in$243 ;
+  assign \last_out$246  = \last_in$245 ;
+  assign \chain_out$248  = \chain_in$247 ;
+  assign \chain_valid_out$250  = \chain_valid_in$249 ;
+  assign \drain$251  = drain_2;
+  assign \en$252  = en_pe_1_3;
+  assign \a_out$254  = \a_in$253 ;
+  assign \a_next$255  = \a_in$235 ;
+  assign \b_next$256  = \o$155 [31:24];
+  assign \b_out$258  = \b_in$257 ;
+  assign \valid_out$260  = \valid_in$259 ;
+  assign \first_out$262  = \first_in$261 ;
+  assign \last_out$264  = \last_in$263 ;
+  assign \chain_out$266  = \chain_in$265 ;
+  assign \chain_valid_out$268  = \chain_valid_in$267 ;
+  assign \drain$269  = drain_3;
+  assign \en$270  = en_pe_2_0;
+  assign \a_in$271  = \o$149 [23:16];
+  assign \a_next$272  = o_next[23:16];
+  assign \b_next$273  = \b_in$203 ;
+  assign \b_out$275  = \b_in$274 ;
+  assign \valid_out$277  = \valid_in$276 ;
+  assign \first_out$279  = \first_in$278 ;
+  assign \last_out$281  = \last_in$280 ;
+  assign \chain_out$283  = \chain_in$282 ;
+  assign \chain_valid_out$285  = \chain_valid_in$284 ;
+  assign \drain$286  = drain_0;
+  assign \en$287  = en_pe_2_1;
+  assign \a_out$289  = \a_in$288 ;
+  assign \a_next$290  = \o$149 [23:16];
+  assign \b_next$291  = \b_in$221 ;
+  assign \b_out$293  = \b_in$292 ;
+  assign \valid_out$295  = \valid_in$294 ;
+  assign \first_out$297  = \first_in$296 ;
+  assign \last_out$299  = \last_in$298 ;
+  assign \chain_out$301  = \chain_in$300 ;
+  assign \chain_valid_out$303  = \chain_valid_in$302 ;
+  assign \drain$304  = drain_1;
+  assign \en$305  = en_pe_2_2;
+  assign \a_out$307  = \a_in$306 ;
+  assign \a_next$308  = \a_in$288 ;
+  assign \b_next$309  = \b_in$239 ;
+  assign \b_out$311  = \b_in$310 ;
+  assign \valid_out$313  = \valid_in$312 ;
+  assign \first_out$315  = \first_in$314 ;
+  assign \last_out$317  = \last_in$316 ;
+  assign \chain_out$319  = \chain_in$318 ;
+  assign \chain_valid_out$321  = \chain_valid_in$320 ;
+  assign \drain$322  = drain_2;
+  assign \en$323  = en_pe_2_3;
+  assign \a_out$325  = \a_in$324 ;
+  assign \a_next$326  = \a_in$306 ;
+  assign \b_next$327  = \b_in$257 ;
+  assign \b_out$329  = \b_in$328 ;
+  assign \valid_out$331  = \valid_in$330 ;
+  assign \first_out$333  = \first_in$332 ;
+  assign \last_out$335  = \last_in$334 ;
+  assign \chain_out$337  = \chain_in$336 ;
+  assign \chain_valid_out$339  = \chain_valid_in$338 ;
+  assign \drain$340  = drain_3;
+  assign \en$341  = en_pe_3_0;
+  assign \a_in$342  = \o$149 [31:24];
+  assign \a_next$343  = o_next[31:24];
+  assign \b_next$344  = \b_in$274 ;
+  assign \b_out$346  = \b_in$345 ;
+  assign \valid_out$348  = \valid_in$347 ;
+  assign \first_out$350  = \first_in$349 ;
+  assign \last_out$352  = \last_in$351 ;
+  assign \chain_out$354  = \chain_in$353 ;
+  assign \chain_valid_out$356  = \chain_valid_in$355 ;
+  assign \drain$357  = drain_0;
+  assign \en$358  = en_pe_3_1;
+  assign \a_out$360  = \a_in$359 ;
+  assign \a_next$361  = \o$149 [31:24];
+  assign \b_next$362  = \b_in$292 ;
+  assign \b_out$364  = \b_in$363 ;
+  assign \valid_out$366  = \valid_in$365 ;
+  assign \first_out$368  = \first_in$367 ;
+  assign \last_out$370  = \last_in$369 ;
+  assign \chain_out$372  = \chain_in$371 ;
+  assign \chain_valid_out$374  = \chain_valid_in$373 ;
+  assign \drain$375  = drain_1;
+  assign \en$376  = en_pe_3_2;
+  assign \a_out$378  = \a_in$377 ;
+  assign \a_next$379  = \a_in$359 ;
+  assign \b_next$380  = \b_in$310 ;
+  assign \b_out$382  = \b_in$381 ;
+  assign \valid_out$384  = \valid_in$383 ;
+  assign \first_out$386  = \first_in$385 ;
+  assign \last_out$388  = \last_in$387 ;
+  assign \chain_out$390  = \chain_in$389 ;
+  assign \chain_valid_out$392  = \chain_valid_in$391 ;
+  assign \drain$393  = drain_2;
+  assign \en$394  = en_pe_3_3;
+  assign \a_out$396  = \a_in$395 ;
+  assign \a_next$397  = \a_in$377 ;
+  assign \b_next$398  = \b_in$328 ;
+  assign \b_out$400  = \b_in$399 ;
+  assign \valid_out$402  = \valid_in$401 ;
+  assign \first_out$404  = \first_in$403 ;
+  assign \last_out$406  = \last_in$405 ;
+  assign \chain_out$408  = \chain_in$407 ;
+  assign \chain_valid_out$410  = \chain_valid_in$409 ;
+  assign \drain$411  = drain_3;
   assign \skid.c  = skid[127:0];
   assign \skid.c[0]  = skid[31:0];
   assign \skid.c[1]  = skid[63:32];
@@ -11767,82 +11795,82 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   assign \results__payload.c[2]  = results__payload[95:64];
   assign \results__payload.c[3]  = results__payload[127:96];
   assign \results__payload.last  = results__payload[128];
-  assign \i$136[0]  = \i$136 [7:0];
-  assign \i$136[1]  = \i$136 [15:8];
-  assign \i$136[2]  = \i$136 [23:16];
-  assign \i$136[3]  = \i$136 [31:24];
-  assign \i$137[0]  = in_b[7:0];
-  assign \i$137[1]  = in_b[15:8];
-  assign \i$137[2]  = in_b[23:16];
-  assign \i$137[3]  = in_b[31:24];
-  assign \i$138[0]  = \i$138 [2:0];
-  assign \i$138[0].valid  = \i$138 [0];
-  assign \i$138[0].first  = \i$138 [1];
-  assign \i$138[0].last  = \i$138 [2];
-  assign \i$138[1]  = \i$138 [5:3];
-  assign \i$138[1].valid  = \i$138 [3];
-  assign \i$138[1].first  = \i$138 [4];
-  assign \i$138[1].last  = \i$138 [5];
-  assign \i$138[2]  = \i$138 [8:6];
-  assign \i$138[2].valid  = \i$138 [6];
-  assign \i$138[2].first  = \i$138 [7];
-  assign \i$138[2].last  = \i$138 [8];
-  assign \i$138[3]  = \i$138 [11:9];
-  assign \i$138[3].valid  = \i$138 [9];
-  assign \i$138[3].first  = \i$138 [10];
-  assign \i$138[3].last  = \i$138 [11];
+  assign \i$142[0]  = \i$142 [7:0];
+  assign \i$142[1]  = \i$142 [15:8];
+  assign \i$142[2]  = \i$142 [23:16];
+  assign \i$142[3]  = \i$142 [31:24];
+  assign \i$143[0]  = in_b[7:0];
+  assign \i$143[1]  = in_b[15:8];
+  assign \i$143[2]  = in_b[23:16];
+  assign \i$143[3]  = in_b[31:24];
+  assign \i$144[0]  = \i$144 [2:0];
+  assign \i$144[0].valid  = \i$144 [0];
+  assign \i$144[0].first  = \i$144 [1];
+  assign \i$144[0].last  = \i$144 [2];
+  assign \i$144[1]  = \i$144 [5:3];
+  assign \i$144[1].valid  = \i$144 [3];
+  assign \i$144[1].first  = \i$144 [4];
+  assign \i$144[1].last  = \i$144 [5];
+  assign \i$144[2]  = \i$144 [8:6];
+  assign \i$144[2].valid  = \i$144 [6];
+  assign \i$144[2].first  = \i$144 [7];
+  assign \i$144[2].last  = \i$144 [8];
+  assign \i$144[3]  = \i$144 [11:9];
+  assign \i$144[3].valid  = \i$144 [9];
+  assign \i$144[3].first  = \i$144 [10];
+  assign \i$144[3].last  = \i$144 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$140[0]  = operands__payload[39:32];
-  assign \i_next$140[1]  = operands__payload[47:40];
-  assign \i_next$140[2]  = operands__payload[55:48];
-  assign \i_next$140[3]  = operands__payload[63:56];
-  assign \o$143[0]  = \o$143 [7:0];
-  assign \o$143[1]  = \o$143 [15:8];
-  assign \o$143[2]  = \o$143 [23:16];
-  assign \o$143[3]  = \o$143 [31:24];
-  assign \o_next[0]  = o_next[7:0];
-  assign \o_next[1]  = o_next[15:8];
-  assign \o_next[2]  = o_next[23:16];
-  assign \o_next[3]  = o_next[31:24];
-  assign \o_next$147[0]  = \o_next$147 [7:0];
-  assign \o_next$147[1]  = \o_next$147 [15:8];
-  assign \o_next$147[2]  = \o_next$147 [23:16];
-  assign \o_next$147[3]  = \o_next$147 [31:24];
+  assign \i_next$146[0]  = operands__payload[39:32];
+  assign \i_next$146[1]  = operands__payload[47:40];
+  assign \i_next$146[2]  = operands__payload[55:48];
+  assign \i_next$146[3]  = operands__payload[63:56];
   assign \o$149[0]  = \o$149 [7:0];
   assign \o$149[1]  = \o$149 [15:8];
   assign \o$149[2]  = \o$149 [23:16];
   assign \o$149[3]  = \o$149 [31:24];
-  assign \o$151[0]  = \o$151 [2:0];
-  assign \o$151[0].valid  = \o$151 [0];
-  assign \o$151[0].first  = \o$151 [1];
-  assign \o$151[0].last  = \o$151 [2];
-  assign \o$151[1]  = \o$151 [5:3];
-  assign \o$151[1].valid  = \o$151 [3];
-  assign \o$151[1].first  = \o$151 [4];
-  assign \o$151[1].last  = \o$151 [5];
-  assign \o$151[2]  = \o$151 [8:6];
-  assign \o$151[2].valid  = \o$151 [6];
-  assign \o$151[2].first  = \o$151 [7];
-  assign \o$151[2].last  = \o$151 [8];
-  assign \o$151[3]  = \o$151 [11:9];
-  assign \o$151[3].valid  = \o$151 [9];
-  assign \o$151[3].first  = \o$151 [10];
-  assign \o$151[3].last  = \o$151 [11];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next$153[0]  = \o_next$153 [7:0];
+  assign \o_next$153[1]  = \o_next$153 [15:8];
+  assign \o_next$153[2]  = \o_next$153 [23:16];
+  assign \o_next$153[3]  = \o_next$153 [31:24];
+  assign \o$155[0]  = \o$155 [7:0];
+  assign \o$155[1]  = \o$155 [15:8];
+  assign \o$155[2]  = \o$155 [23:16];
+  assign \o$155[3]  = \o$155 [31:24];
+  assign \o$157[0]  = \o$157 [2:0];
+  assign \o$157[0].valid  = \o$157 [0];
+  assign \o$157[0].first  = \o$157 [1];
+  assign \o$157[0].last  = \o$157 [2];
+  assign \o$157[1]  = \o$157 [5:3];
+  assign \o$157[1].valid  = \o$157 [3];
+  assign \o$157[1].first  = \o$157 [4];
+  assign \o$157[1].last  = \o$157 [5];
+  assign \o$157[2]  = \o$157 [8:6];
+  assign \o$157[2].valid  = \o$157 [6];
+  assign \o$157[2].first  = \o$157 [7];
+  assign \o$157[2].last  = \o$157 [8];
+  assign \o$157[3]  = \o$157 [11:9];
+  assign \o$157[3].valid  = \o$157 [9];
+  assign \o$157[3].first  = \o$157 [10];
+  assign \o$157[3].last  = \o$157 [11];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$138 [11:9] = in_flags;
-  assign \i$138 [8:6] = in_flags;
-  assign \i$138 [5:3] = in_flags;
-  assign \i$138 [2:0] = in_flags;
-  assign \i$136 [31:24] = in_a[7:0];
-  assign \i$136 [23:16] = in_a[15:8];
-  assign \i$136 [15:8] = in_a[23:16];
-  assign \i$136 [7:0] = in_a[31:24];
+  assign \i$144 [11:9] = in_flags;
+  assign \i$144 [8:6] = in_flags;
+  assign \i$144 [5:3] = in_flags;
+  assign \i$144 [2:0] = in_flags;
+  assign \i$142 [31:24] = in_a[7:0];
+  assign \i$142 [23:16] = in_a[15:8];
+  assign \i$142 [15:8] = in_a[23:16];
+  assign \i$142 [7:0] = in_a[31:24];
   assign results__payload[127:96] = \$57 ;
   assign results__payload[95:64] = \$56 ;
   assign results__payload[63:32] = \$55 ;
@@ -11850,16 +11878,16 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   assign results__payload[128] = \$52 ;
   assign out[128] = \$51 ;
   assign out[127:0] = o;
-  assign i[127:96] = \chain_out$123 ;
-  assign i[95:64] = \chain_out$122 ;
-  assign i[63:32] = \chain_out$121 ;
+  assign i[127:96] = \chain_out$129 ;
+  assign i[95:64] = \chain_out$128 ;
+  assign i[63:32] = \chain_out$127 ;
   assign i[31:0] = chain_out;
-  assign \$63  = \o$151 [0];
-  assign \$80  = \chain_valid_in$207 ;
+  assign \$64  = \o$157 [0];
+  assign \$81  = \chain_valid_in$213 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2349$0 , \port$2350$0 , \port$2351$0 , \port$2352$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2354$0 , \port$2355$0 , \port$2356$0 , \port$2357$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11898,14 +11926,14 @@ module \accelerator.engine.core.deskew (rst, \port$2349$0 , \port$2350$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2349$0 ;
-  wire \port$2349$0 ;
-  input \port$2350$0 ;
-  wire \port$2350$0 ;
-  input \port$2351$0 ;
-  wire \port$2351$0 ;
-  input \port$2352$0 ;
-  wire \port$2352$0 ;
+  input \port$2354$0 ;
+  wire \port$2354$0 ;
+  input \port$2355$0 ;
+  wire \port$2355$0 ;
+  input \port$2356$0 ;
+  wire \port$2356$0 ;
+  input \port$2357$0 ;
+  wire \port$2357$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -11923,46 +11951,46 @@ module \accelerator.engine.core.deskew (rst, \port$2349$0 , \port$2350$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2349$0 ) begin
+    if (\port$2354$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2350$0 ) begin
+    if (\port$2355$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2350$0 ) begin
+    if (\port$2355$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2351$0 ) begin
+    if (\port$2356$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2349$0 ) begin
+    if (\port$2354$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2349$0 ) begin
+    if (\port$2354$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2352$0 , \port$2351$0 , \port$2350$0 , \port$2349$0  };
+  assign en = { \port$2357$0 , \port$2356$0 , \port$2355$0 , \port$2354$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11991,7 +12019,7 @@ module \accelerator.engine.core.deskew (rst, \port$2349$0 , \port$2350$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2800$0 , pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2808$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12050,16 +12078,16 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$2800$0 ;
-  wire [2:0] \port$2800$0 ;
+  input [2:0] \port$2808$0 ;
+  wire [2:0] \port$2808$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2800$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2808$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2800$0 [0] & \port$2800$0 [2];
+  assign \$4  = \port$2808$0 [0] & \port$2808$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -12107,7 +12135,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2800$0 [0];
+      \$10  = \port$2808$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -12117,7 +12145,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2800$0 [1];
+      \$11  = \port$2808$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -12127,7 +12155,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2800$0 [2];
+      \$12  = \port$2808$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -12137,7 +12165,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2800$0 [0]) begin
+      if (\port$2808$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12185,15 +12213,15 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2800$0 [1];
-  assign valid_in = \port$2800$0 [0];
-  assign last_in = \port$2800$0 [2];
+  assign first_in = \port$2808$0 [1];
+  assign valid_in = \port$2808$0 [0];
+  assign last_in = \port$2808$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2800$3 , pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2808$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12252,16 +12280,16 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$2800$3 ;
-  wire [2:0] \port$2800$3 ;
+  input [2:0] \port$2808$3 ;
+  wire [2:0] \port$2808$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2800$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2808$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2800$3 [0] & \port$2800$3 [2];
+  assign \$4  = \port$2808$3 [0] & \port$2808$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -12309,7 +12337,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2800$3 [0];
+      \$10  = \port$2808$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
@@ -12319,7 +12347,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2800$3 [1];
+      \$11  = \port$2808$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -12329,7 +12357,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2800$3 [2];
+      \$12  = \port$2808$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -12339,7 +12367,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2800$3 [0]) begin
+      if (\port$2808$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12387,15 +12415,15 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2800$3 [1];
-  assign valid_in = \port$2800$3 [0];
-  assign last_in = \port$2800$3 [2];
+  assign first_in = \port$2808$3 [1];
+  assign valid_in = \port$2808$3 [0];
+  assign last_in = \port$2808$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2800$6 , pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2808$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12454,16 +12482,16 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$2800$6 ;
-  wire [2:0] \port$2800$6 ;
+  input [2:0] \port$2808$6 ;
+  wire [2:0] \port$2808$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2800$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2808$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2800$6 [0] & \port$2800$6 [2];
+  assign \$4  = \port$2808$6 [0] & \port$2808$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -12511,7 +12539,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2800$6 [0];
+      \$10  = \port$2808$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
@@ -12521,7 +12549,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2800$6 [1];
+      \$11  = \port$2808$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -12531,7 +12559,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2800$6 [2];
+      \$12  = \port$2808$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -12541,7 +12569,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2800$6 [0]) begin
+      if (\port$2808$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12589,15 +12617,15 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2800$6 [1];
-  assign valid_in = \port$2800$6 [0];
-  assign last_in = \port$2800$6 [2];
+  assign first_in = \port$2808$6 [1];
+  assign valid_in = \port$2808$6 [0];
+  assign last_in = \port$2808$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2800$9 , pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2808$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12655,16 +12683,16 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$2800$9 ;
-  wire [2:0] \port$2800$9 ;
+  input [2:0] \port$2808$9 ;
+  wire [2:0] \port$2808$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2800$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2808$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2800$9 [0] & \port$2800$9 [2];
+  assign \$4  = \port$2808$9 [0] & \port$2808$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -12712,7 +12740,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$2800$9 [0];
+      \$10  = \port$2808$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
@@ -12722,7 +12750,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$2800$9 [1];
+      \$11  = \port$2808$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -12732,7 +12760,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$2800$9 [2];
+      \$12  = \port$2808$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -12742,7 +12770,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$2800$9 [0]) begin
+      if (\port$2808$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12790,9 +12818,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2800$9 [1];
-  assign valid_in = \port$2800$9 [0];
-  assign last_in = \port$2800$9 [2];
+  assign first_in = \port$2808$9 [1];
+  assign valid_in = \port$2808$9 [0];
+  assign last_in = \port$2808$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -15187,7 +15215,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2375$0 , \port$2376$0 , \port$2377$0 , \port$2378$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2383$0 , \port$2384$0 , \port$2385$0 , \port$2386$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15228,14 +15256,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2375$0 , \port$2376$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2375$0 ;
-  wire \port$2375$0 ;
-  input \port$2376$0 ;
-  wire \port$2376$0 ;
-  input \port$2377$0 ;
-  wire \port$2377$0 ;
-  input \port$2378$0 ;
-  wire \port$2378$0 ;
+  input \port$2383$0 ;
+  wire \port$2383$0 ;
+  input \port$2384$0 ;
+  wire \port$2384$0 ;
+  input \port$2385$0 ;
+  wire \port$2385$0 ;
+  input \port$2386$0 ;
+  wire \port$2386$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15253,46 +15281,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2375$0 , \port$2376$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2377$0 ) begin
+    if (\port$2385$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2377$0 ) begin
+    if (\port$2385$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2378$0 ) begin
+    if (\port$2386$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2378$0 ) begin
+    if (\port$2386$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2378$0 ) begin
+    if (\port$2386$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2376$0 ) begin
+    if (\port$2384$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2378$0 , \port$2377$0 , \port$2376$0 , \port$2375$0  };
+  assign en = { \port$2386$0 , \port$2385$0 , \port$2384$0 , \port$2383$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15320,7 +15348,7 @@ module \accelerator.engine.core.skew_a (rst, \port$2375$0 , \port$2376$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2379$0 , \port$2380$0 , \port$2381$0 , \port$2382$0 , o, o_next, clk);
+module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2387$0 , \port$2388$0 , \port$2389$0 , \port$2390$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15361,14 +15389,14 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2379$0 , \port$238
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2379$0 ;
-  wire \port$2379$0 ;
-  input \port$2380$0 ;
-  wire \port$2380$0 ;
-  input \port$2381$0 ;
-  wire \port$2381$0 ;
-  input \port$2382$0 ;
-  wire \port$2382$0 ;
+  input \port$2387$0 ;
+  wire \port$2387$0 ;
+  input \port$2388$0 ;
+  wire \port$2388$0 ;
+  input \port$2389$0 ;
+  wire \port$2389$0 ;
+  input \port$2390$0 ;
+  wire \port$2390$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15386,46 +15414,46 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2379$0 , \port$238
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$2  = lane2_d1;
-    if (\port$2381$0 ) begin
+    if (\port$2389$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$3  = lane2_d2;
-    if (\port$2381$0 ) begin
+    if (\port$2389$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$4  = lane3_d1;
-    if (\port$2382$0 ) begin
+    if (\port$2390$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$5  = lane3_d2;
-    if (\port$2382$0 ) begin
+    if (\port$2390$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$6  = lane3_d3;
-    if (\port$2382$0 ) begin
+    if (\port$2390$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$1  = lane1_d1;
-    if (\port$2380$0 ) begin
+    if (\port$2388$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2382$0 , \port$2381$0 , \port$2380$0 , \port$2379$0  };
+  assign en = { \port$2390$0 , \port$2389$0 , \port$2388$0 , \port$2387$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16253,7 +16281,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2300$354 , o__payload, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2301$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -16455,8 +16483,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2300$354 ;
-  wire [44:0] \port$2300$354 ;
+  input [44:0] \port$2301$354 ;
+  wire [44:0] \port$2301$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -16533,13 +16561,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2300$354 [36:32];
-  assign lower = \port$2300$354 [0] ? \port$2300$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2301$354 [36:32];
+  assign lower = \port$2301$354 [0] ? \port$2301$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2300$354 [36:32];
+  assign \$11  = ! \port$2301$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16554,8 +16582,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2300$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2300$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2301$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2301$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16570,8 +16598,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2300$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2300$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2301$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2301$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -16586,8 +16614,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2300$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2300$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2301$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2301$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -16602,8 +16630,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2300$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2300$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2301$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2301$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
@@ -16929,7 +16957,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2300$354 [31:1];
+      \$125  = \port$2301$354 [31:1];
     end
   end
   always @* begin
@@ -17020,7 +17048,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2300$354 [31:1];
+      \$137  = \port$2301$354 [31:1];
     end
   end
   always @* begin
@@ -17111,7 +17139,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2300$354 [31:1];
+      \$149  = \port$2301$354 [31:1];
     end
   end
   always @* begin
@@ -17202,7 +17230,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2300$354 [31:1];
+      \$161  = \port$2301$354 [31:1];
     end
   end
   always @* begin
@@ -17256,10 +17284,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2300$354 [36:32];
-  assign relu = \port$2300$354 [0];
-  assign zero_point = \port$2300$354 [44:37];
-  assign multiplier = \port$2300$354 [31:1];
+  assign shift = \port$2301$354 [36:32];
+  assign relu = \port$2301$354 [0];
+  assign zero_point = \port$2301$354 [44:37];
+  assign multiplier = \port$2301$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

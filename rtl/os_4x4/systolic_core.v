@@ -6,10 +6,12 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg [31:0] \$100 ;
-  reg [2:0] \$101 ;
-  reg \$102 ;
+  reg \$100 ;
+  reg [31:0] \$101 ;
+  reg [31:0] \$102 ;
   reg [2:0] \$103 ;
+  reg \$104 ;
+  reg [2:0] \$105 ;
   wire \$11 ;
   wire [2:0] \$12 ;
   wire [2:0] \$13 ;
@@ -103,225 +105,225 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$93 ;
   wire \$94 ;
   wire \$95 ;
-  reg \$96 ;
-  reg [128:0] \$97 ;
-  reg [1:0] \$98 ;
-  reg [31:0] \$99 ;
+  wire \$96 ;
+  reg \$97 ;
+  reg [128:0] \$98 ;
+  reg [1:0] \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$159 ;
-  wire [7:0] \a_in$171 ;
-  wire [7:0] \a_in$183 ;
-  wire [7:0] \a_in$195 ;
-  wire [7:0] \a_in$212 ;
-  wire [7:0] \a_in$230 ;
-  wire [7:0] \a_in$248 ;
-  wire [7:0] \a_in$266 ;
-  wire [7:0] \a_in$283 ;
-  wire [7:0] \a_in$301 ;
-  wire [7:0] \a_in$319 ;
-  wire [7:0] \a_in$337 ;
-  wire [7:0] \a_in$354 ;
-  wire [7:0] \a_in$372 ;
-  wire [7:0] \a_in$390 ;
+  wire [7:0] \a_in$165 ;
+  wire [7:0] \a_in$177 ;
+  wire [7:0] \a_in$189 ;
+  wire [7:0] \a_in$201 ;
+  wire [7:0] \a_in$218 ;
+  wire [7:0] \a_in$236 ;
+  wire [7:0] \a_in$254 ;
+  wire [7:0] \a_in$272 ;
+  wire [7:0] \a_in$289 ;
+  wire [7:0] \a_in$307 ;
+  wire [7:0] \a_in$325 ;
+  wire [7:0] \a_in$343 ;
+  wire [7:0] \a_in$360 ;
+  wire [7:0] \a_in$378 ;
+  wire [7:0] \a_in$396 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$161 ;
-  wire [7:0] \a_next$173 ;
-  wire [7:0] \a_next$185 ;
-  wire [7:0] \a_next$196 ;
-  wire [7:0] \a_next$214 ;
-  wire [7:0] \a_next$232 ;
-  wire [7:0] \a_next$250 ;
-  wire [7:0] \a_next$267 ;
-  wire [7:0] \a_next$285 ;
-  wire [7:0] \a_next$303 ;
-  wire [7:0] \a_next$321 ;
-  wire [7:0] \a_next$338 ;
-  wire [7:0] \a_next$356 ;
-  wire [7:0] \a_next$374 ;
-  wire [7:0] \a_next$392 ;
+  wire [7:0] \a_next$167 ;
+  wire [7:0] \a_next$179 ;
+  wire [7:0] \a_next$191 ;
+  wire [7:0] \a_next$202 ;
+  wire [7:0] \a_next$220 ;
+  wire [7:0] \a_next$238 ;
+  wire [7:0] \a_next$256 ;
+  wire [7:0] \a_next$273 ;
+  wire [7:0] \a_next$291 ;
+  wire [7:0] \a_next$309 ;
+  wire [7:0] \a_next$327 ;
+  wire [7:0] \a_next$344 ;
+  wire [7:0] \a_next$362 ;
+  wire [7:0] \a_next$380 ;
+  wire [7:0] \a_next$398 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$172 ;
-  wire [7:0] \a_out$184 ;
-  wire [7:0] \a_out$213 ;
-  wire [7:0] \a_out$231 ;
-  wire [7:0] \a_out$249 ;
-  wire [7:0] \a_out$284 ;
-  wire [7:0] \a_out$302 ;
-  wire [7:0] \a_out$320 ;
-  wire [7:0] \a_out$355 ;
-  wire [7:0] \a_out$373 ;
-  wire [7:0] \a_out$391 ;
+  wire [7:0] \a_out$178 ;
+  wire [7:0] \a_out$190 ;
+  wire [7:0] \a_out$219 ;
+  wire [7:0] \a_out$237 ;
+  wire [7:0] \a_out$255 ;
+  wire [7:0] \a_out$290 ;
+  wire [7:0] \a_out$308 ;
+  wire [7:0] \a_out$326 ;
+  wire [7:0] \a_out$361 ;
+  wire [7:0] \a_out$379 ;
+  wire [7:0] \a_out$397 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$163 ;
-  wire [7:0] \b_in$175 ;
-  wire [7:0] \b_in$187 ;
-  wire [7:0] \b_in$198 ;
-  wire [7:0] \b_in$216 ;
-  wire [7:0] \b_in$234 ;
-  wire [7:0] \b_in$252 ;
-  wire [7:0] \b_in$269 ;
-  wire [7:0] \b_in$287 ;
-  wire [7:0] \b_in$305 ;
-  wire [7:0] \b_in$323 ;
-  wire [7:0] \b_in$340 ;
-  wire [7:0] \b_in$358 ;
-  wire [7:0] \b_in$376 ;
-  wire [7:0] \b_in$394 ;
+  wire [7:0] \b_in$169 ;
+  wire [7:0] \b_in$181 ;
+  wire [7:0] \b_in$193 ;
+  wire [7:0] \b_in$204 ;
+  wire [7:0] \b_in$222 ;
+  wire [7:0] \b_in$240 ;
+  wire [7:0] \b_in$258 ;
+  wire [7:0] \b_in$275 ;
+  wire [7:0] \b_in$293 ;
+  wire [7:0] \b_in$311 ;
+  wire [7:0] \b_in$329 ;
+  wire [7:0] \b_in$346 ;
+  wire [7:0] \b_in$364 ;
+  wire [7:0] \b_in$382 ;
+  wire [7:0] \b_in$400 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$162 ;
-  wire [7:0] \b_next$174 ;
-  wire [7:0] \b_next$186 ;
-  wire [7:0] \b_next$197 ;
-  wire [7:0] \b_next$215 ;
-  wire [7:0] \b_next$233 ;
-  wire [7:0] \b_next$251 ;
-  wire [7:0] \b_next$268 ;
-  wire [7:0] \b_next$286 ;
-  wire [7:0] \b_next$304 ;
-  wire [7:0] \b_next$322 ;
-  wire [7:0] \b_next$339 ;
-  wire [7:0] \b_next$357 ;
-  wire [7:0] \b_next$375 ;
-  wire [7:0] \b_next$393 ;
+  wire [7:0] \b_next$168 ;
+  wire [7:0] \b_next$180 ;
+  wire [7:0] \b_next$192 ;
+  wire [7:0] \b_next$203 ;
+  wire [7:0] \b_next$221 ;
+  wire [7:0] \b_next$239 ;
+  wire [7:0] \b_next$257 ;
+  wire [7:0] \b_next$274 ;
+  wire [7:0] \b_next$292 ;
+  wire [7:0] \b_next$310 ;
+  wire [7:0] \b_next$328 ;
+  wire [7:0] \b_next$345 ;
+  wire [7:0] \b_next$363 ;
+  wire [7:0] \b_next$381 ;
+  wire [7:0] \b_next$399 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$217 ;
-  wire [7:0] \b_out$235 ;
-  wire [7:0] \b_out$253 ;
-  wire [7:0] \b_out$270 ;
-  wire [7:0] \b_out$288 ;
-  wire [7:0] \b_out$306 ;
-  wire [7:0] \b_out$324 ;
-  wire [7:0] \b_out$341 ;
-  wire [7:0] \b_out$359 ;
-  wire [7:0] \b_out$377 ;
-  wire [7:0] \b_out$395 ;
+  wire [7:0] \b_out$223 ;
+  wire [7:0] \b_out$241 ;
+  wire [7:0] \b_out$259 ;
+  wire [7:0] \b_out$276 ;
+  wire [7:0] \b_out$294 ;
+  wire [7:0] \b_out$312 ;
+  wire [7:0] \b_out$330 ;
+  wire [7:0] \b_out$347 ;
+  wire [7:0] \b_out$365 ;
+  wire [7:0] \b_out$383 ;
+  wire [7:0] \b_out$401 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$167 ;
-  wire [31:0] \chain_in$179 ;
-  wire [31:0] \chain_in$191 ;
-  wire [31:0] \chain_in$206 ;
-  wire [31:0] \chain_in$224 ;
-  wire [31:0] \chain_in$242 ;
-  wire [31:0] \chain_in$260 ;
-  wire [31:0] \chain_in$277 ;
-  wire [31:0] \chain_in$295 ;
-  wire [31:0] \chain_in$313 ;
-  wire [31:0] \chain_in$331 ;
-  wire [31:0] \chain_in$348 ;
-  wire [31:0] \chain_in$366 ;
-  wire [31:0] \chain_in$384 ;
-  wire [31:0] \chain_in$402 ;
+  wire [31:0] \chain_in$173 ;
+  wire [31:0] \chain_in$185 ;
+  wire [31:0] \chain_in$197 ;
+  wire [31:0] \chain_in$212 ;
+  wire [31:0] \chain_in$230 ;
+  wire [31:0] \chain_in$248 ;
+  wire [31:0] \chain_in$266 ;
+  wire [31:0] \chain_in$283 ;
+  wire [31:0] \chain_in$301 ;
+  wire [31:0] \chain_in$319 ;
+  wire [31:0] \chain_in$337 ;
+  wire [31:0] \chain_in$354 ;
+  wire [31:0] \chain_in$372 ;
+  wire [31:0] \chain_in$390 ;
+  wire [31:0] \chain_in$408 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$125 ;
-  wire [31:0] \chain_out$126 ;
-  wire [31:0] \chain_out$127 ;
-  wire [31:0] \chain_out$207 ;
-  wire [31:0] \chain_out$225 ;
-  wire [31:0] \chain_out$243 ;
-  wire [31:0] \chain_out$261 ;
-  wire [31:0] \chain_out$278 ;
-  wire [31:0] \chain_out$296 ;
-  wire [31:0] \chain_out$314 ;
-  wire [31:0] \chain_out$332 ;
-  wire [31:0] \chain_out$349 ;
-  wire [31:0] \chain_out$367 ;
-  wire [31:0] \chain_out$385 ;
-  wire [31:0] \chain_out$403 ;
+  wire [31:0] \chain_out$131 ;
+  wire [31:0] \chain_out$132 ;
+  wire [31:0] \chain_out$133 ;
+  wire [31:0] \chain_out$213 ;
+  wire [31:0] \chain_out$231 ;
+  wire [31:0] \chain_out$249 ;
+  wire [31:0] \chain_out$267 ;
+  wire [31:0] \chain_out$284 ;
+  wire [31:0] \chain_out$302 ;
+  wire [31:0] \chain_out$320 ;
+  wire [31:0] \chain_out$338 ;
+  wire [31:0] \chain_out$355 ;
+  wire [31:0] \chain_out$373 ;
+  wire [31:0] \chain_out$391 ;
+  wire [31:0] \chain_out$409 ;
   wire chain_valid_in;
-  wire \chain_valid_in$168 ;
-  wire \chain_valid_in$180 ;
-  wire \chain_valid_in$192 ;
-  wire \chain_valid_in$208 ;
-  wire \chain_valid_in$226 ;
-  wire \chain_valid_in$244 ;
-  wire \chain_valid_in$262 ;
-  wire \chain_valid_in$279 ;
-  wire \chain_valid_in$297 ;
-  wire \chain_valid_in$315 ;
-  wire \chain_valid_in$333 ;
-  wire \chain_valid_in$350 ;
-  wire \chain_valid_in$368 ;
-  wire \chain_valid_in$386 ;
-  wire \chain_valid_in$404 ;
+  wire \chain_valid_in$174 ;
+  wire \chain_valid_in$186 ;
+  wire \chain_valid_in$198 ;
+  wire \chain_valid_in$214 ;
+  wire \chain_valid_in$232 ;
+  wire \chain_valid_in$250 ;
+  wire \chain_valid_in$268 ;
+  wire \chain_valid_in$285 ;
+  wire \chain_valid_in$303 ;
+  wire \chain_valid_in$321 ;
+  wire \chain_valid_in$339 ;
+  wire \chain_valid_in$356 ;
+  wire \chain_valid_in$374 ;
+  wire \chain_valid_in$392 ;
+  wire \chain_valid_in$410 ;
   wire chain_valid_out;
-  wire \chain_valid_out$209 ;
-  wire \chain_valid_out$227 ;
-  wire \chain_valid_out$245 ;
-  wire \chain_valid_out$263 ;
-  wire \chain_valid_out$280 ;
-  wire \chain_valid_out$298 ;
-  wire \chain_valid_out$316 ;
-  wire \chain_valid_out$334 ;
-  wire \chain_valid_out$351 ;
-  wire \chain_valid_out$369 ;
-  wire \chain_valid_out$387 ;
-  wire \chain_valid_out$405 ;
-  wire \chain_valid_out$407 ;
-  wire \chain_valid_out$408 ;
-  wire \chain_valid_out$409 ;
+  wire \chain_valid_out$215 ;
+  wire \chain_valid_out$233 ;
+  wire \chain_valid_out$251 ;
+  wire \chain_valid_out$269 ;
+  wire \chain_valid_out$286 ;
+  wire \chain_valid_out$304 ;
+  wire \chain_valid_out$322 ;
+  wire \chain_valid_out$340 ;
+  wire \chain_valid_out$357 ;
+  wire \chain_valid_out$375 ;
+  wire \chain_valid_out$393 ;
+  wire \chain_valid_out$411 ;
+  wire \chain_valid_out$413 ;
+  wire \chain_valid_out$414 ;
+  wire \chain_valid_out$415 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$169 ;
-  wire \drain$181 ;
-  wire \drain$193 ;
-  wire \drain$210 ;
-  wire \drain$228 ;
-  wire \drain$246 ;
-  wire \drain$264 ;
-  wire \drain$281 ;
-  wire \drain$299 ;
-  wire \drain$317 ;
-  wire \drain$335 ;
-  wire \drain$352 ;
-  wire \drain$370 ;
-  wire \drain$388 ;
-  wire \drain$406 ;
+  wire \drain$175 ;
+  wire \drain$187 ;
+  wire \drain$199 ;
+  wire \drain$216 ;
+  wire \drain$234 ;
+  wire \drain$252 ;
+  wire \drain$270 ;
+  wire \drain$287 ;
+  wire \drain$305 ;
+  wire \drain$323 ;
+  wire \drain$341 ;
+  wire \drain$358 ;
+  wire \drain$376 ;
+  wire \drain$394 ;
+  wire \drain$412 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
   reg en = 1'h1;
-  wire [3:0] \en$130 ;
-  wire [3:0] \en$134 ;
-  wire [3:0] \en$135 ;
-  (* init = 1'h1 *)
-  wire \en$136 ;
+  wire [3:0] \en$136 ;
+  wire [3:0] \en$140 ;
+  wire [3:0] \en$141 ;
   (* init = 1'h1 *)
   wire \en$142 ;
   (* init = 1'h1 *)
-  wire \en$158 ;
+  wire \en$148 ;
   (* init = 1'h1 *)
-  wire \en$170 ;
+  wire \en$164 ;
   (* init = 1'h1 *)
-  wire \en$182 ;
+  wire \en$176 ;
   (* init = 1'h1 *)
-  wire \en$194 ;
+  wire \en$188 ;
   (* init = 1'h1 *)
-  wire \en$211 ;
+  wire \en$200 ;
   (* init = 1'h1 *)
-  wire \en$229 ;
+  wire \en$217 ;
   (* init = 1'h1 *)
-  wire \en$247 ;
+  wire \en$235 ;
   (* init = 1'h1 *)
-  wire \en$265 ;
+  wire \en$253 ;
   (* init = 1'h1 *)
-  wire \en$282 ;
+  wire \en$271 ;
   (* init = 1'h1 *)
-  wire \en$300 ;
+  wire \en$288 ;
   (* init = 1'h1 *)
-  wire \en$318 ;
+  wire \en$306 ;
   (* init = 1'h1 *)
-  wire \en$336 ;
+  wire \en$324 ;
   (* init = 1'h1 *)
-  wire \en$353 ;
+  wire \en$342 ;
   (* init = 1'h1 *)
-  wire \en$371 ;
+  wire \en$359 ;
   (* init = 1'h1 *)
-  wire \en$389 ;
+  wire \en$377 ;
+  (* init = 1'h1 *)
+  wire \en$395 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -361,75 +363,75 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg en_skew_flags = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$165 ;
-  wire \first_in$177 ;
-  wire \first_in$189 ;
-  wire \first_in$202 ;
-  wire \first_in$220 ;
-  wire \first_in$238 ;
-  wire \first_in$256 ;
-  wire \first_in$273 ;
-  wire \first_in$291 ;
-  wire \first_in$309 ;
-  wire \first_in$327 ;
-  wire \first_in$344 ;
-  wire \first_in$362 ;
-  wire \first_in$380 ;
-  wire \first_in$398 ;
+  wire \first_in$171 ;
+  wire \first_in$183 ;
+  wire \first_in$195 ;
+  wire \first_in$208 ;
+  wire \first_in$226 ;
+  wire \first_in$244 ;
+  wire \first_in$262 ;
+  wire \first_in$279 ;
+  wire \first_in$297 ;
+  wire \first_in$315 ;
+  wire \first_in$333 ;
+  wire \first_in$350 ;
+  wire \first_in$368 ;
+  wire \first_in$386 ;
+  wire \first_in$404 ;
   wire first_out;
-  wire \first_out$221 ;
-  wire \first_out$239 ;
-  wire \first_out$257 ;
-  wire \first_out$274 ;
-  wire \first_out$292 ;
-  wire \first_out$310 ;
-  wire \first_out$328 ;
-  wire \first_out$345 ;
-  wire \first_out$363 ;
-  wire \first_out$381 ;
-  wire \first_out$399 ;
+  wire \first_out$227 ;
+  wire \first_out$245 ;
+  wire \first_out$263 ;
+  wire \first_out$280 ;
+  wire \first_out$298 ;
+  wire \first_out$316 ;
+  wire \first_out$334 ;
+  wire \first_out$351 ;
+  wire \first_out$369 ;
+  wire \first_out$387 ;
+  wire \first_out$405 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire held;
   wire [127:0] i;
-  wire [31:0] \i$137 ;
-  wire [7:0] \i$137[0] ;
-  wire [7:0] \i$137[1] ;
-  wire [7:0] \i$137[2] ;
-  wire [7:0] \i$137[3] ;
+  wire [31:0] \i$143 ;
+  wire [7:0] \i$143[0] ;
+  wire [7:0] \i$143[1] ;
+  wire [7:0] \i$143[2] ;
+  wire [7:0] \i$143[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \i$138 ;
-  wire [7:0] \i$138[0] ;
-  wire [7:0] \i$138[1] ;
-  wire [7:0] \i$138[2] ;
-  wire [7:0] \i$138[3] ;
-  wire [11:0] \i$139 ;
-  wire [2:0] \i$139[0] ;
-  wire \i$139[0].first ;
-  wire \i$139[0].last ;
-  wire \i$139[0].valid ;
-  wire [2:0] \i$139[1] ;
-  wire \i$139[1].first ;
-  wire \i$139[1].last ;
-  wire \i$139[1].valid ;
-  wire [2:0] \i$139[2] ;
-  wire \i$139[2].first ;
-  wire \i$139[2].last ;
-  wire \i$139[2].valid ;
-  wire [2:0] \i$139[3] ;
-  wire \i$139[3].first ;
-  wire \i$139[3].last ;
-  wire \i$139[3].valid ;
+  wire [31:0] \i$144 ;
+  wire [7:0] \i$144[0] ;
+  wire [7:0] \i$144[1] ;
+  wire [7:0] \i$144[2] ;
+  wire [7:0] \i$144[3] ;
+  wire [11:0] \i$145 ;
+  wire [2:0] \i$145[0] ;
+  wire \i$145[0].first ;
+  wire \i$145[0].last ;
+  wire \i$145[0].valid ;
+  wire [2:0] \i$145[1] ;
+  wire \i$145[1].first ;
+  wire \i$145[1].last ;
+  wire \i$145[1].valid ;
+  wire [2:0] \i$145[2] ;
+  wire \i$145[2].first ;
+  wire \i$145[2].last ;
+  wire \i$145[2].valid ;
+  wire [2:0] \i$145[3] ;
+  wire \i$145[3].first ;
+  wire \i$145[3].last ;
+  wire \i$145[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [31:0] \i_next$141 ;
-  wire [7:0] \i_next$141[0] ;
-  wire [7:0] \i_next$141[1] ;
-  wire [7:0] \i_next$141[2] ;
-  wire [7:0] \i_next$141[3] ;
+  wire [31:0] \i_next$147 ;
+  wire [7:0] \i_next$147[0] ;
+  wire [7:0] \i_next$147[1] ;
+  wire [7:0] \i_next$147[2] ;
+  wire [7:0] \i_next$147[3] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -449,75 +451,75 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$166 ;
-  wire \last_in$178 ;
-  wire \last_in$190 ;
-  wire \last_in$204 ;
-  wire \last_in$222 ;
-  wire \last_in$240 ;
-  wire \last_in$258 ;
-  wire \last_in$275 ;
-  wire \last_in$293 ;
-  wire \last_in$311 ;
-  wire \last_in$329 ;
-  wire \last_in$346 ;
-  wire \last_in$364 ;
-  wire \last_in$382 ;
-  wire \last_in$400 ;
+  wire \last_in$172 ;
+  wire \last_in$184 ;
+  wire \last_in$196 ;
+  wire \last_in$210 ;
+  wire \last_in$228 ;
+  wire \last_in$246 ;
+  wire \last_in$264 ;
+  wire \last_in$281 ;
+  wire \last_in$299 ;
+  wire \last_in$317 ;
+  wire \last_in$335 ;
+  wire \last_in$352 ;
+  wire \last_in$370 ;
+  wire \last_in$388 ;
+  wire \last_in$406 ;
   wire last_out;
-  wire \last_out$116 ;
-  wire \last_out$119 ;
   wire \last_out$122 ;
-  wire \last_out$205 ;
-  wire \last_out$223 ;
-  wire \last_out$241 ;
-  wire \last_out$259 ;
-  wire \last_out$276 ;
-  wire \last_out$294 ;
-  wire \last_out$312 ;
-  wire \last_out$330 ;
-  wire \last_out$347 ;
-  wire \last_out$365 ;
-  wire \last_out$383 ;
-  wire \last_out$401 ;
+  wire \last_out$125 ;
+  wire \last_out$128 ;
+  wire \last_out$211 ;
+  wire \last_out$229 ;
+  wire \last_out$247 ;
+  wire \last_out$265 ;
+  wire \last_out$282 ;
+  wire \last_out$300 ;
+  wire \last_out$318 ;
+  wire \last_out$336 ;
+  wire \last_out$353 ;
+  wire \last_out$371 ;
+  wire \last_out$389 ;
+  wire \last_out$407 ;
   wire [127:0] o;
-  wire [31:0] \o$144 ;
-  wire [7:0] \o$144[0] ;
-  wire [7:0] \o$144[1] ;
-  wire [7:0] \o$144[2] ;
-  wire [7:0] \o$144[3] ;
   wire [31:0] \o$150 ;
   wire [7:0] \o$150[0] ;
   wire [7:0] \o$150[1] ;
   wire [7:0] \o$150[2] ;
   wire [7:0] \o$150[3] ;
-  wire [11:0] \o$152 ;
-  wire [2:0] \o$152[0] ;
-  wire \o$152[0].first ;
-  wire \o$152[0].last ;
-  wire \o$152[0].valid ;
-  wire [2:0] \o$152[1] ;
-  wire \o$152[1].first ;
-  wire \o$152[1].last ;
-  wire \o$152[1].valid ;
-  wire [2:0] \o$152[2] ;
-  wire \o$152[2].first ;
-  wire \o$152[2].last ;
-  wire \o$152[2].valid ;
-  wire [2:0] \o$152[3] ;
-  wire \o$152[3].first ;
-  wire \o$152[3].last ;
-  wire \o$152[3].valid ;
+  wire [31:0] \o$156 ;
+  wire [7:0] \o$156[0] ;
+  wire [7:0] \o$156[1] ;
+  wire [7:0] \o$156[2] ;
+  wire [7:0] \o$156[3] ;
+  wire [11:0] \o$158 ;
+  wire [2:0] \o$158[0] ;
+  wire \o$158[0].first ;
+  wire \o$158[0].last ;
+  wire \o$158[0].valid ;
+  wire [2:0] \o$158[1] ;
+  wire \o$158[1].first ;
+  wire \o$158[1].last ;
+  wire \o$158[1].valid ;
+  wire [2:0] \o$158[2] ;
+  wire \o$158[2].first ;
+  wire \o$158[2].last ;
+  wire \o$158[2].valid ;
+  wire [2:0] \o$158[3] ;
+  wire \o$158[3].first ;
+  wire \o$158[3].last ;
+  wire \o$158[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$148 ;
-  wire [7:0] \o_next$148[0] ;
-  wire [7:0] \o_next$148[1] ;
-  wire [7:0] \o_next$148[2] ;
-  wire [7:0] \o_next$148[3] ;
+  wire [31:0] \o_next$154 ;
+  wire [7:0] \o_next$154[0] ;
+  wire [7:0] \o_next$154[1] ;
+  wire [7:0] \o_next$154[2] ;
+  wire [7:0] \o_next$154[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -595,6 +597,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire pe_3_3_sync_clk;
   (* init = 1'h1 *)
   wire pe_3_3_sync_rst;
+  reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -609,6 +612,11 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_group_row_0 = 1'h1;
+  reg rst_group_row_1 = 1'h1;
+  reg rst_group_row_2 = 1'h1;
+  reg rst_group_row_3 = 1'h1;
+  reg rst_group_skew_flags = 1'h1;
   reg rst_pe_0_0 = 1'h1;
   reg rst_pe_0_1 = 1'h1;
   reg rst_pe_0_2 = 1'h1;
@@ -642,37 +650,37 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$164 ;
-  wire \valid_in$176 ;
-  wire \valid_in$188 ;
-  wire \valid_in$200 ;
-  wire \valid_in$218 ;
-  wire \valid_in$236 ;
-  wire \valid_in$254 ;
-  wire \valid_in$271 ;
-  wire \valid_in$289 ;
-  wire \valid_in$307 ;
-  wire \valid_in$325 ;
-  wire \valid_in$342 ;
-  wire \valid_in$360 ;
-  wire \valid_in$378 ;
-  wire \valid_in$396 ;
+  wire \valid_in$170 ;
+  wire \valid_in$182 ;
+  wire \valid_in$194 ;
+  wire \valid_in$206 ;
+  wire \valid_in$224 ;
+  wire \valid_in$242 ;
+  wire \valid_in$260 ;
+  wire \valid_in$277 ;
+  wire \valid_in$295 ;
+  wire \valid_in$313 ;
+  wire \valid_in$331 ;
+  wire \valid_in$348 ;
+  wire \valid_in$366 ;
+  wire \valid_in$384 ;
+  wire \valid_in$402 ;
   wire valid_out;
-  wire \valid_out$115 ;
-  wire \valid_out$118 ;
   wire \valid_out$121 ;
-  wire \valid_out$201 ;
-  wire \valid_out$219 ;
-  wire \valid_out$237 ;
-  wire \valid_out$255 ;
-  wire \valid_out$272 ;
-  wire \valid_out$290 ;
-  wire \valid_out$308 ;
-  wire \valid_out$326 ;
-  wire \valid_out$343 ;
-  wire \valid_out$361 ;
-  wire \valid_out$379 ;
-  wire \valid_out$397 ;
+  wire \valid_out$124 ;
+  wire \valid_out$127 ;
+  wire \valid_out$207 ;
+  wire \valid_out$225 ;
+  wire \valid_out$243 ;
+  wire \valid_out$261 ;
+  wire \valid_out$278 ;
+  wire \valid_out$296 ;
+  wire \valid_out$314 ;
+  wire \valid_out$332 ;
+  wire \valid_out$349 ;
+  wire \valid_out$367 ;
+  wire \valid_out$385 ;
+  wire \valid_out$403 ;
   assign \$1  = ~ skid_valid;
   assign \$2  = ~ skid_valid_0;
   assign \$3  = ~ skid_valid_1;
@@ -724,9 +732,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$49  = ~ held;
   assign \$50  = ~ held;
   assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$115  & \last_out$116 ;
-  assign drain_2 = \valid_out$118  & \last_out$119 ;
-  assign drain_3 = \valid_out$121  & \last_out$122 ;
+  assign drain_1 = \valid_out$121  & \last_out$122 ;
+  assign drain_2 = \valid_out$124  & \last_out$125 ;
+  assign drain_3 = \valid_out$127  & \last_out$128 ;
   assign \$51  = out_row == 2'h3;
   assign results__valid = skid_valid | chain_valid_out;
   assign \$52  = skid_valid ? skid[128] : out[128];
@@ -739,79 +747,88 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$58  = gap < 2'h3;
   assign hazard = operands__payload[64] & \$58 ;
   assign \$59  = ~ hazard;
-  assign operands__ready = en & \$59 ;
+  assign \$60  = en & \$59 ;
+  assign operands__ready = \$60  & released;
   assign accept = operands__valid & operands__ready;
-  assign \$60  = ~ first;
-  assign \$61  = in_flags[0] | \$60 ;
-  assign \$62  = \$61  | results__valid;
-  assign \$64  = \$63  | \o$152 [3];
-  assign \$65  = \$64  | \o$152 [6];
-  assign \$66  = \$65  | \o$152 [9];
-  assign \$67  = \$66  | \valid_in$200 ;
-  assign \$68  = \$67  | \valid_in$218 ;
-  assign \$69  = \$68  | \valid_in$236 ;
-  assign \$70  = \$69  | \valid_in$254 ;
-  assign \$71  = \$70  | \valid_in$271 ;
-  assign \$72  = \$71  | \valid_in$289 ;
-  assign \$73  = \$72  | \valid_in$307 ;
-  assign \$74  = \$73  | \valid_in$325 ;
-  assign \$75  = \$74  | \valid_in$342 ;
-  assign \$76  = \$75  | \valid_in$360 ;
-  assign \$77  = \$76  | \valid_in$378 ;
-  assign \$78  = \$77  | \valid_in$396 ;
-  assign \$79  = \$62  | \$78 ;
-  assign \$81  = \$80  | \chain_valid_in$226 ;
-  assign \$82  = \$81  | \chain_valid_in$244 ;
-  assign \$83  = \$82  | \chain_valid_in$262 ;
-  assign \$84  = \$83  | \chain_valid_in$279 ;
-  assign \$85  = \$84  | \chain_valid_in$297 ;
-  assign \$86  = \$85  | \chain_valid_in$315 ;
-  assign \$87  = \$86  | \chain_valid_in$333 ;
-  assign \$88  = \$87  | \chain_valid_in$350 ;
-  assign \$89  = \$88  | \chain_valid_in$368 ;
-  assign \$90  = \$89  | \chain_valid_in$386 ;
-  assign \$91  = \$90  | \chain_valid_in$404 ;
-  assign \$92  = \$91  | \chain_valid_out$407 ;
-  assign \$93  = \$92  | \chain_valid_out$408 ;
-  assign \$94  = \$93  | \chain_valid_out$409 ;
-  assign \$95  = \$94  | chain_valid_out;
-  assign busy = \$79  | \$95 ;
+  assign \$61  = ~ first;
+  assign \$62  = in_flags[0] | \$61 ;
+  assign \$63  = \$62  | results__valid;
+  assign \$65  = \$64  | \o$158 [3];
+  assign \$66  = \$65  | \o$158 [6];
+  assign \$67  = \$66  | \o$158 [9];
+  assign \$68  = \$67  | \valid_in$206 ;
+  assign \$69  = \$68  | \valid_in$224 ;
+  assign \$70  = \$69  | \valid_in$242 ;
+  assign \$71  = \$70  | \valid_in$260 ;
+  assign \$72  = \$71  | \valid_in$277 ;
+  assign \$73  = \$72  | \valid_in$295 ;
+  assign \$74  = \$73  | \valid_in$313 ;
+  assign \$75  = \$74  | \valid_in$331 ;
+  assign \$76  = \$75  | \valid_in$348 ;
+  assign \$77  = \$76  | \valid_in$366 ;
+  assign \$78  = \$77  | \valid_in$384 ;
+  assign \$79  = \$78  | \valid_in$402 ;
+  assign \$80  = \$63  | \$79 ;
+  assign \$82  = \$81  | \chain_valid_in$232 ;
+  assign \$83  = \$82  | \chain_valid_in$250 ;
+  assign \$84  = \$83  | \chain_valid_in$268 ;
+  assign \$85  = \$84  | \chain_valid_in$285 ;
+  assign \$86  = \$85  | \chain_valid_in$303 ;
+  assign \$87  = \$86  | \chain_valid_in$321 ;
+  assign \$88  = \$87  | \chain_valid_in$339 ;
+  assign \$89  = \$88  | \chain_valid_in$356 ;
+  assign \$90  = \$89  | \chain_valid_in$374 ;
+  assign \$91  = \$90  | \chain_valid_in$392 ;
+  assign \$92  = \$91  | \chain_valid_in$410 ;
+  assign \$93  = \$92  | \chain_valid_out$413 ;
+  assign \$94  = \$93  | \chain_valid_out$414 ;
+  assign \$95  = \$94  | \chain_valid_out$415 ;
+  assign \$96  = \$95  | chain_valid_out;
+  assign busy = \$80  | \$96 ;
   always @(posedge clk)
-    rst_pe_0_0 <= rst;
+    rst_group_row_0 <= rst;
   always @(posedge clk)
-    rst_pe_0_1 <= rst;
+    rst_pe_0_0 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_2 <= rst;
+    rst_pe_0_1 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_3 <= rst;
+    rst_pe_0_2 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_0 <= rst;
+    rst_pe_0_3 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_1 <= rst;
+    rst_group_row_1 <= rst;
   always @(posedge clk)
-    rst_pe_1_2 <= rst;
+    rst_pe_1_0 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_3 <= rst;
+    rst_pe_1_1 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_0 <= rst;
+    rst_pe_1_2 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_1 <= rst;
+    rst_pe_1_3 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_2 <= rst;
+    rst_group_row_2 <= rst;
   always @(posedge clk)
-    rst_pe_2_3 <= rst;
+    rst_pe_2_0 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_0 <= rst;
+    rst_pe_2_1 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_1 <= rst;
+    rst_pe_2_2 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_2 <= rst;
+    rst_pe_2_3 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_3 <= rst;
+    rst_group_row_3 <= rst;
   always @(posedge clk)
-    skid_valid <= \$96 ;
+    rst_pe_3_0 <= rst_group_row_3;
   always @(posedge clk)
-    skid <= \$97 ;
+    rst_pe_3_1 <= rst_group_row_3;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst_group_row_3;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst_group_row_3;
+  always @(posedge clk)
+    skid_valid <= \$97 ;
+  always @(posedge clk)
+    skid <= \$98 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -829,13 +846,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     en_deskew_3 <= \$9 ;
   always @(posedge clk)
-    out_row <= \$98 ;
+    out_row <= \$99 ;
   always @(posedge clk)
     en <= \$14 ;
   always @(posedge clk)
+    released <= \$100 ;
+  always @(posedge clk)
     en_in_a_0 <= \$15 ;
   always @(posedge clk)
-    in_a <= \$99 ;
+    in_a <= \$101 ;
   always @(posedge clk)
     en_in_a_1 <= \$16 ;
   always @(posedge clk)
@@ -845,7 +864,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     en_in_b_0 <= \$19 ;
   always @(posedge clk)
-    in_b <= \$100 ;
+    in_b <= \$102 ;
   always @(posedge clk)
     en_in_b_1 <= \$20 ;
   always @(posedge clk)
@@ -853,13 +872,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     en_in_b_3 <= \$22 ;
   always @(posedge clk)
-    in_flags <= \$101 ;
+    in_flags <= \$103 ;
   always @(posedge clk)
-    first <= \$102 ;
+    first <= \$104 ;
   always @(posedge clk)
-    gap <= \$103 ;
+    gap <= \$105 ;
   always @(posedge clk)
-    rst_skew_flags <= rst;
+    rst_group_skew_flags <= rst;
+  always @(posedge clk)
+    rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
     en_skew_a_0 <= \$26 ;
   always @(posedge clk)
@@ -914,471 +935,478 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$427$0 (en_deskew_0),
-    .\port$428$0 (en_deskew_1),
-    .\port$429$0 (en_deskew_2),
-    .\port$430$0 (en_deskew_3),
+    .\port$432$0 (en_deskew_0),
+    .\port$433$0 (en_deskew_1),
+    .\port$434$0 (en_deskew_2),
+    .\port$435$0 (en_deskew_3),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$144 [7:0]),
+    .a_in(\o$150 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$159 ),
-    .b_in(\o$150 [7:0]),
-    .b_next(\o_next$148 [7:0]),
-    .b_out(\b_in$198 ),
-    .chain_out(\chain_in$206 ),
-    .chain_valid_out(\chain_valid_in$208 ),
+    .a_out(\a_in$165 ),
+    .b_in(\o$156 [7:0]),
+    .b_next(\o_next$154 [7:0]),
+    .b_out(\b_in$204 ),
+    .chain_out(\chain_in$212 ),
+    .chain_valid_out(\chain_valid_in$214 ),
     .drain(drain_0),
     .en(en_pe_0_0),
-    .first_out(\first_in$202 ),
-    .last_out(\last_in$204 ),
+    .first_out(\first_in$208 ),
+    .last_out(\last_in$210 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$878$0 (\o$152 [2:0]),
-    .valid_out(\valid_in$200 )
+    .\port$886$0 (\o$158 [2:0]),
+    .valid_out(\valid_in$206 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$159 ),
-    .a_next(\o$144 [7:0]),
-    .a_out(\a_in$171 ),
-    .b_in(\o$150 [15:8]),
-    .b_next(\o_next$148 [15:8]),
-    .b_out(\b_in$216 ),
-    .chain_out(\chain_in$224 ),
-    .chain_valid_out(\chain_valid_in$226 ),
+    .a_in(\a_in$165 ),
+    .a_next(\o$150 [7:0]),
+    .a_out(\a_in$177 ),
+    .b_in(\o$156 [15:8]),
+    .b_next(\o_next$154 [15:8]),
+    .b_out(\b_in$222 ),
+    .chain_out(\chain_in$230 ),
+    .chain_valid_out(\chain_valid_in$232 ),
     .drain(drain_1),
     .en(en_pe_0_1),
-    .first_out(\first_in$220 ),
-    .last_out(\last_in$222 ),
+    .first_out(\first_in$226 ),
+    .last_out(\last_in$228 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$878$3 (\o$152 [5:3]),
-    .valid_out(\valid_in$218 )
+    .\port$886$3 (\o$158 [5:3]),
+    .valid_out(\valid_in$224 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$171 ),
-    .a_next(\a_in$159 ),
-    .a_out(\a_in$183 ),
-    .b_in(\o$150 [23:16]),
-    .b_next(\o_next$148 [23:16]),
-    .b_out(\b_in$234 ),
-    .chain_out(\chain_in$242 ),
-    .chain_valid_out(\chain_valid_in$244 ),
+    .a_in(\a_in$177 ),
+    .a_next(\a_in$165 ),
+    .a_out(\a_in$189 ),
+    .b_in(\o$156 [23:16]),
+    .b_next(\o_next$154 [23:16]),
+    .b_out(\b_in$240 ),
+    .chain_out(\chain_in$248 ),
+    .chain_valid_out(\chain_valid_in$250 ),
     .drain(drain_2),
     .en(en_pe_0_2),
-    .first_out(\first_in$238 ),
-    .last_out(\last_in$240 ),
+    .first_out(\first_in$244 ),
+    .last_out(\last_in$246 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$878$6 (\o$152 [8:6]),
-    .valid_out(\valid_in$236 )
+    .\port$886$6 (\o$158 [8:6]),
+    .valid_out(\valid_in$242 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$183 ),
-    .a_next(\a_in$171 ),
-    .b_in(\o$150 [31:24]),
-    .b_next(\o_next$148 [31:24]),
-    .b_out(\b_in$252 ),
-    .chain_out(\chain_in$260 ),
-    .chain_valid_out(\chain_valid_in$262 ),
+    .a_in(\a_in$189 ),
+    .a_next(\a_in$177 ),
+    .b_in(\o$156 [31:24]),
+    .b_next(\o_next$154 [31:24]),
+    .b_out(\b_in$258 ),
+    .chain_out(\chain_in$266 ),
+    .chain_valid_out(\chain_valid_in$268 ),
     .drain(drain_3),
     .en(en_pe_0_3),
-    .first_out(\first_in$256 ),
-    .last_out(\last_in$258 ),
+    .first_out(\first_in$262 ),
+    .last_out(\last_in$264 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$878$9 (\o$152 [11:9]),
-    .valid_out(\valid_in$254 )
+    .\port$886$9 (\o$158 [11:9]),
+    .valid_out(\valid_in$260 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$144 [15:8]),
+    .a_in(\o$150 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$212 ),
-    .b_in(\b_in$198 ),
-    .b_next(\o$150 [7:0]),
-    .b_out(\b_in$269 ),
-    .chain_in(\chain_in$206 ),
-    .chain_out(\chain_in$277 ),
-    .chain_valid_in(\chain_valid_in$208 ),
-    .chain_valid_out(\chain_valid_in$279 ),
+    .a_out(\a_in$218 ),
+    .b_in(\b_in$204 ),
+    .b_next(\o$156 [7:0]),
+    .b_out(\b_in$275 ),
+    .chain_in(\chain_in$212 ),
+    .chain_out(\chain_in$283 ),
+    .chain_valid_in(\chain_valid_in$214 ),
+    .chain_valid_out(\chain_valid_in$285 ),
     .drain(drain_0),
     .en(en_pe_1_0),
-    .first_in(\first_in$202 ),
-    .first_out(\first_in$273 ),
-    .last_in(\last_in$204 ),
-    .last_out(\last_in$275 ),
+    .first_in(\first_in$208 ),
+    .first_out(\first_in$279 ),
+    .last_in(\last_in$210 ),
+    .last_out(\last_in$281 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .valid_in(\valid_in$200 ),
-    .valid_out(\valid_in$271 )
+    .valid_in(\valid_in$206 ),
+    .valid_out(\valid_in$277 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$212 ),
-    .a_next(\o$144 [15:8]),
-    .a_out(\a_in$230 ),
-    .b_in(\b_in$216 ),
-    .b_next(\o$150 [15:8]),
-    .b_out(\b_in$287 ),
-    .chain_in(\chain_in$224 ),
-    .chain_out(\chain_in$295 ),
-    .chain_valid_in(\chain_valid_in$226 ),
-    .chain_valid_out(\chain_valid_in$297 ),
+    .a_in(\a_in$218 ),
+    .a_next(\o$150 [15:8]),
+    .a_out(\a_in$236 ),
+    .b_in(\b_in$222 ),
+    .b_next(\o$156 [15:8]),
+    .b_out(\b_in$293 ),
+    .chain_in(\chain_in$230 ),
+    .chain_out(\chain_in$301 ),
+    .chain_valid_in(\chain_valid_in$232 ),
+    .chain_valid_out(\chain_valid_in$303 ),
     .drain(drain_1),
     .en(en_pe_1_1),
-    .first_in(\first_in$220 ),
-    .first_out(\first_in$291 ),
-    .last_in(\last_in$222 ),
-    .last_out(\last_in$293 ),
+    .first_in(\first_in$226 ),
+    .first_out(\first_in$297 ),
+    .last_in(\last_in$228 ),
+    .last_out(\last_in$299 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .valid_in(\valid_in$218 ),
-    .valid_out(\valid_in$289 )
+    .valid_in(\valid_in$224 ),
+    .valid_out(\valid_in$295 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$230 ),
-    .a_next(\a_in$212 ),
-    .a_out(\a_in$248 ),
-    .b_in(\b_in$234 ),
-    .b_next(\o$150 [23:16]),
-    .b_out(\b_in$305 ),
-    .chain_in(\chain_in$242 ),
-    .chain_out(\chain_in$313 ),
-    .chain_valid_in(\chain_valid_in$244 ),
-    .chain_valid_out(\chain_valid_in$315 ),
+    .a_in(\a_in$236 ),
+    .a_next(\a_in$218 ),
+    .a_out(\a_in$254 ),
+    .b_in(\b_in$240 ),
+    .b_next(\o$156 [23:16]),
+    .b_out(\b_in$311 ),
+    .chain_in(\chain_in$248 ),
+    .chain_out(\chain_in$319 ),
+    .chain_valid_in(\chain_valid_in$250 ),
+    .chain_valid_out(\chain_valid_in$321 ),
     .drain(drain_2),
     .en(en_pe_1_2),
-    .first_in(\first_in$238 ),
-    .first_out(\first_in$309 ),
-    .last_in(\last_in$240 ),
-    .last_out(\last_in$311 ),
+    .first_in(\first_in$244 ),
+    .first_out(\first_in$315 ),
+    .last_in(\last_in$246 ),
+    .last_out(\last_in$317 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .valid_in(\valid_in$236 ),
-    .valid_out(\valid_in$307 )
+    .valid_in(\valid_in$242 ),
+    .valid_out(\valid_in$313 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$248 ),
-    .a_next(\a_in$230 ),
-    .b_in(\b_in$252 ),
-    .b_next(\o$150 [31:24]),
-    .b_out(\b_in$323 ),
-    .chain_in(\chain_in$260 ),
-    .chain_out(\chain_in$331 ),
-    .chain_valid_in(\chain_valid_in$262 ),
-    .chain_valid_out(\chain_valid_in$333 ),
+    .a_in(\a_in$254 ),
+    .a_next(\a_in$236 ),
+    .b_in(\b_in$258 ),
+    .b_next(\o$156 [31:24]),
+    .b_out(\b_in$329 ),
+    .chain_in(\chain_in$266 ),
+    .chain_out(\chain_in$337 ),
+    .chain_valid_in(\chain_valid_in$268 ),
+    .chain_valid_out(\chain_valid_in$339 ),
     .drain(drain_3),
     .en(en_pe_1_3),
-    .first_in(\first_in$256 ),
-    .first_out(\first_in$327 ),
-    .last_in(\last_in$258 ),
-    .last_out(\last_in$329 ),
+    .first_in(\first_in$262 ),
+    .first_out(\first_in$333 ),
+    .last_in(\last_in$264 ),
+    .last_out(\last_in$335 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .valid_in(\valid_in$254 ),
-    .valid_out(\valid_in$325 )
+    .valid_in(\valid_in$260 ),
+    .valid_out(\valid_in$331 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$144 [23:16]),
+    .a_in(\o$150 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$283 ),
-    .b_in(\b_in$269 ),
-    .b_next(\b_in$198 ),
-    .b_out(\b_in$340 ),
-    .chain_in(\chain_in$277 ),
-    .chain_out(\chain_in$348 ),
-    .chain_valid_in(\chain_valid_in$279 ),
-    .chain_valid_out(\chain_valid_in$350 ),
+    .a_out(\a_in$289 ),
+    .b_in(\b_in$275 ),
+    .b_next(\b_in$204 ),
+    .b_out(\b_in$346 ),
+    .chain_in(\chain_in$283 ),
+    .chain_out(\chain_in$354 ),
+    .chain_valid_in(\chain_valid_in$285 ),
+    .chain_valid_out(\chain_valid_in$356 ),
     .drain(drain_0),
     .en(en_pe_2_0),
-    .first_in(\first_in$273 ),
-    .first_out(\first_in$344 ),
-    .last_in(\last_in$275 ),
-    .last_out(\last_in$346 ),
+    .first_in(\first_in$279 ),
+    .first_out(\first_in$350 ),
+    .last_in(\last_in$281 ),
+    .last_out(\last_in$352 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .valid_in(\valid_in$271 ),
-    .valid_out(\valid_in$342 )
+    .valid_in(\valid_in$277 ),
+    .valid_out(\valid_in$348 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$283 ),
-    .a_next(\o$144 [23:16]),
-    .a_out(\a_in$301 ),
-    .b_in(\b_in$287 ),
-    .b_next(\b_in$216 ),
-    .b_out(\b_in$358 ),
-    .chain_in(\chain_in$295 ),
-    .chain_out(\chain_in$366 ),
-    .chain_valid_in(\chain_valid_in$297 ),
-    .chain_valid_out(\chain_valid_in$368 ),
+    .a_in(\a_in$289 ),
+    .a_next(\o$150 [23:16]),
+    .a_out(\a_in$307 ),
+    .b_in(\b_in$293 ),
+    .b_next(\b_in$222 ),
+    .b_out(\b_in$364 ),
+    .chain_in(\chain_in$301 ),
+    .chain_out(\chain_in$372 ),
+    .chain_valid_in(\chain_valid_in$303 ),
+    .chain_valid_out(\chain_valid_in$374 ),
     .drain(drain_1),
     .en(en_pe_2_1),
-    .first_in(\first_in$291 ),
-    .first_out(\first_in$362 ),
-    .last_in(\last_in$293 ),
-    .last_out(\last_in$364 ),
+    .first_in(\first_in$297 ),
+    .first_out(\first_in$368 ),
+    .last_in(\last_in$299 ),
+    .last_out(\last_in$370 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .valid_in(\valid_in$289 ),
-    .valid_out(\valid_in$360 )
+    .valid_in(\valid_in$295 ),
+    .valid_out(\valid_in$366 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$301 ),
-    .a_next(\a_in$283 ),
-    .a_out(\a_in$319 ),
-    .b_in(\b_in$305 ),
-    .b_next(\b_in$234 ),
-    .b_out(\b_in$376 ),
-    .chain_in(\chain_in$313 ),
-    .chain_out(\chain_in$384 ),
-    .chain_valid_in(\chain_valid_in$315 ),
-    .chain_valid_out(\chain_valid_in$386 ),
+    .a_in(\a_in$307 ),
+    .a_next(\a_in$289 ),
+    .a_out(\a_in$325 ),
+    .b_in(\b_in$311 ),
+    .b_next(\b_in$240 ),
+    .b_out(\b_in$382 ),
+    .chain_in(\chain_in$319 ),
+    .chain_out(\chain_in$390 ),
+    .chain_valid_in(\chain_valid_in$321 ),
+    .chain_valid_out(\chain_valid_in$392 ),
     .drain(drain_2),
     .en(en_pe_2_2),
-    .first_in(\first_in$309 ),
-    .first_out(\first_in$380 ),
-    .last_in(\last_in$311 ),
-    .last_out(\last_in$382 ),
+    .first_in(\first_in$315 ),
+    .first_out(\first_in$386 ),
+    .last_in(\last_in$317 ),
+    .last_out(\last_in$388 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .valid_in(\valid_in$307 ),
-    .valid_out(\valid_in$378 )
+    .valid_in(\valid_in$313 ),
+    .valid_out(\valid_in$384 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$319 ),
-    .a_next(\a_in$301 ),
-    .b_in(\b_in$323 ),
-    .b_next(\b_in$252 ),
-    .b_out(\b_in$394 ),
-    .chain_in(\chain_in$331 ),
-    .chain_out(\chain_in$402 ),
-    .chain_valid_in(\chain_valid_in$333 ),
-    .chain_valid_out(\chain_valid_in$404 ),
+    .a_in(\a_in$325 ),
+    .a_next(\a_in$307 ),
+    .b_in(\b_in$329 ),
+    .b_next(\b_in$258 ),
+    .b_out(\b_in$400 ),
+    .chain_in(\chain_in$337 ),
+    .chain_out(\chain_in$408 ),
+    .chain_valid_in(\chain_valid_in$339 ),
+    .chain_valid_out(\chain_valid_in$410 ),
     .drain(drain_3),
     .en(en_pe_2_3),
-    .first_in(\first_in$327 ),
-    .first_out(\first_in$398 ),
-    .last_in(\last_in$329 ),
-    .last_out(\last_in$400 ),
+    .first_in(\first_in$333 ),
+    .first_out(\first_in$404 ),
+    .last_in(\last_in$335 ),
+    .last_out(\last_in$406 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .valid_in(\valid_in$325 ),
-    .valid_out(\valid_in$396 )
+    .valid_in(\valid_in$331 ),
+    .valid_out(\valid_in$402 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$144 [31:24]),
+    .a_in(\o$150 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$354 ),
-    .b_in(\b_in$340 ),
-    .b_next(\b_in$269 ),
-    .chain_in(\chain_in$348 ),
+    .a_out(\a_in$360 ),
+    .b_in(\b_in$346 ),
+    .b_next(\b_in$275 ),
+    .chain_in(\chain_in$354 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$350 ),
-    .chain_valid_out(\chain_valid_out$407 ),
+    .chain_valid_in(\chain_valid_in$356 ),
+    .chain_valid_out(\chain_valid_out$413 ),
     .drain(drain_0),
     .en(en_pe_3_0),
-    .first_in(\first_in$344 ),
-    .last_in(\last_in$346 ),
+    .first_in(\first_in$350 ),
+    .last_in(\last_in$352 ),
     .last_out(last_out),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .valid_in(\valid_in$342 ),
+    .valid_in(\valid_in$348 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$354 ),
-    .a_next(\o$144 [31:24]),
-    .a_out(\a_in$372 ),
-    .b_in(\b_in$358 ),
-    .b_next(\b_in$287 ),
-    .chain_in(\chain_in$366 ),
-    .chain_out(\chain_out$125 ),
-    .chain_valid_in(\chain_valid_in$368 ),
-    .chain_valid_out(\chain_valid_out$408 ),
+    .a_in(\a_in$360 ),
+    .a_next(\o$150 [31:24]),
+    .a_out(\a_in$378 ),
+    .b_in(\b_in$364 ),
+    .b_next(\b_in$293 ),
+    .chain_in(\chain_in$372 ),
+    .chain_out(\chain_out$131 ),
+    .chain_valid_in(\chain_valid_in$374 ),
+    .chain_valid_out(\chain_valid_out$414 ),
     .drain(drain_1),
     .en(en_pe_3_1),
-    .first_in(\first_in$362 ),
-    .last_in(\last_in$364 ),
-    .last_out(\last_out$116 ),
+    .first_in(\first_in$368 ),
+    .last_in(\last_in$370 ),
+    .last_out(\last_out$122 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .valid_in(\valid_in$360 ),
-    .valid_out(\valid_out$115 )
+    .valid_in(\valid_in$366 ),
+    .valid_out(\valid_out$121 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$372 ),
-    .a_next(\a_in$354 ),
-    .a_out(\a_in$390 ),
-    .b_in(\b_in$376 ),
-    .b_next(\b_in$305 ),
-    .chain_in(\chain_in$384 ),
-    .chain_out(\chain_out$126 ),
-    .chain_valid_in(\chain_valid_in$386 ),
-    .chain_valid_out(\chain_valid_out$409 ),
+    .a_in(\a_in$378 ),
+    .a_next(\a_in$360 ),
+    .a_out(\a_in$396 ),
+    .b_in(\b_in$382 ),
+    .b_next(\b_in$311 ),
+    .chain_in(\chain_in$390 ),
+    .chain_out(\chain_out$132 ),
+    .chain_valid_in(\chain_valid_in$392 ),
+    .chain_valid_out(\chain_valid_out$415 ),
     .drain(drain_2),
     .en(en_pe_3_2),
-    .first_in(\first_in$380 ),
-    .last_in(\last_in$382 ),
-    .last_out(\last_out$119 ),
+    .first_in(\first_in$386 ),
+    .last_in(\last_in$388 ),
+    .last_out(\last_out$125 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .valid_in(\valid_in$378 ),
-    .valid_out(\valid_out$118 )
+    .valid_in(\valid_in$384 ),
+    .valid_out(\valid_out$124 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$390 ),
-    .a_next(\a_in$372 ),
-    .b_in(\b_in$394 ),
-    .b_next(\b_in$323 ),
-    .chain_in(\chain_in$402 ),
-    .chain_out(\chain_out$127 ),
-    .chain_valid_in(\chain_valid_in$404 ),
+    .a_in(\a_in$396 ),
+    .a_next(\a_in$378 ),
+    .b_in(\b_in$400 ),
+    .b_next(\b_in$329 ),
+    .chain_in(\chain_in$408 ),
+    .chain_out(\chain_out$133 ),
+    .chain_valid_in(\chain_valid_in$410 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_3),
     .en(en_pe_3_3),
-    .first_in(\first_in$398 ),
-    .last_in(\last_in$400 ),
-    .last_out(\last_out$122 ),
+    .first_in(\first_in$404 ),
+    .last_in(\last_in$406 ),
+    .last_out(\last_out$128 ),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .valid_in(\valid_in$396 ),
-    .valid_out(\valid_out$121 )
+    .valid_in(\valid_in$402 ),
+    .valid_out(\valid_out$127 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$137 ),
+    .i(\i$143 ),
     .i_next(i_next),
-    .o(\o$144 ),
+    .o(\o$150 ),
     .o_next(o_next),
-    .\port$453$0 (en_skew_a_0),
-    .\port$454$0 (en_skew_a_1),
-    .\port$455$0 (en_skew_a_2),
-    .\port$456$0 (en_skew_a_3),
+    .\port$461$0 (en_skew_a_0),
+    .\port$462$0 (en_skew_a_1),
+    .\port$463$0 (en_skew_a_2),
+    .\port$464$0 (en_skew_a_3),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
     .clk(clk),
     .i(in_b),
     .i_next(operands__payload[63:32]),
-    .o(\o$150 ),
-    .o_next(\o_next$148 ),
-    .\port$457$0 (en_skew_b_0),
-    .\port$458$0 (en_skew_b_1),
-    .\port$459$0 (en_skew_b_2),
-    .\port$460$0 (en_skew_b_3),
+    .o(\o$156 ),
+    .o_next(\o_next$154 ),
+    .\port$465$0 (en_skew_b_0),
+    .\port$466$0 (en_skew_b_1),
+    .\port$467$0 (en_skew_b_2),
+    .\port$468$0 (en_skew_b_3),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$139 ),
-    .o(\o$152 ),
+    .i(\i$145 ),
+    .o(\o$158 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$96  = held;
+    \$97  = held;
     if (rst) begin
-      \$96  = 1'h0;
+      \$97  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$97  = skid;
+    \$98  = skid;
     if (\$1 ) begin
-      \$97 [128] = out[128];
+      \$98 [128] = out[128];
     end
     if (\$2 ) begin
-      \$97 [31:0] = out[31:0];
+      \$98 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$97 [63:32] = out[63:32];
+      \$98 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$97 [95:64] = out[95:64];
+      \$98 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$97 [127:96] = out[127:96];
+      \$98 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$98  = out_row;
+    \$99  = out_row;
     if (\$10 ) begin
-      \$98  = \$13 [1:0];
+      \$99  = \$13 [1:0];
     end
     if (rst) begin
-      \$98  = 2'h0;
+      \$99  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$99  = in_a;
+    \$100  = 1'h1;
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$101  = in_a;
     if (en_in_a_0) begin
-      \$99 [7:0] = operands__payload[7:0];
+      \$101 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$99 [15:8] = operands__payload[15:8];
+      \$101 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$99 [23:16] = operands__payload[23:16];
+      \$101 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$99 [31:24] = operands__payload[31:24];
+      \$101 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$100  = in_b;
+    \$102  = in_b;
     if (en_in_b_0) begin
-      \$100 [7:0] = operands__payload[39:32];
+      \$102 [7:0] = operands__payload[39:32];
     end
     if (en_in_b_1) begin
-      \$100 [15:8] = operands__payload[47:40];
+      \$102 [15:8] = operands__payload[47:40];
     end
     if (en_in_b_2) begin
-      \$100 [23:16] = operands__payload[55:48];
+      \$102 [23:16] = operands__payload[55:48];
     end
     if (en_in_b_3) begin
-      \$100 [31:24] = operands__payload[63:56];
+      \$102 [31:24] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$101  = in_flags;
+    \$103  = in_flags;
     if (en) begin
-      \$101 [0] = accept;
-      \$101 [1] = first;
-      \$101 [2] = operands__payload[64];
+      \$103 [0] = accept;
+      \$103 [1] = first;
+      \$103 [2] = operands__payload[64];
     end
     if (rst) begin
-      \$101  = 3'h0;
+      \$103  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$102  = first;
+    \$104  = first;
     if (en) begin
       if (accept) begin
-        \$102  = operands__payload[64];
+        \$104  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$102  = 1'h1;
+      \$104  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = gap;
+    \$105  = gap;
     if (en) begin
       if (\$23 ) begin
-        \$103  = 3'h0;
+        \$105  = 3'h0;
       end else if (\$24 ) begin
-        \$103  = \$25 [2:0];
+        \$105  = \$25 [2:0];
       end
     end
     if (rst) begin
-      \$103  = 3'h4;
+      \$105  = 3'h4;
     end
   end
   assign pe_0_0_sync_clk = clk;
@@ -1413,190 +1441,190 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign pe_3_2_sync_rst = rst_pe_3_2;
   assign pe_3_3_sync_clk = clk;
   assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$130  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$136  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$134  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$135  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
-  assign \en$136  = en_skew_flags;
-  assign \i$138  = in_b;
-  assign \i_next$141  = operands__payload[63:32];
-  assign \en$142  = en_pe_0_0;
-  assign a_in = \o$144 [7:0];
+  assign \en$140  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$141  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign \en$142  = en_skew_flags;
+  assign \i$144  = in_b;
+  assign \i_next$147  = operands__payload[63:32];
+  assign \en$148  = en_pe_0_0;
+  assign a_in = \o$150 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$148 [7:0];
-  assign b_in = \o$150 [7:0];
-  assign valid_in = \o$152 [0];
-  assign first_in = \o$152 [1];
-  assign last_in = \o$152 [2];
+  assign b_next = \o_next$154 [7:0];
+  assign b_in = \o$156 [7:0];
+  assign valid_in = \o$158 [0];
+  assign first_in = \o$158 [1];
+  assign last_in = \o$158 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$158  = en_pe_0_1;
-  assign a_out = \a_in$159 ;
-  assign \a_next$161  = \o$144 [7:0];
-  assign \b_next$162  = \o_next$148 [15:8];
-  assign \b_in$163  = \o$150 [15:8];
-  assign \valid_in$164  = \o$152 [3];
-  assign \first_in$165  = \o$152 [4];
-  assign \last_in$166  = \o$152 [5];
-  assign \chain_in$167  = 32'd0;
-  assign \chain_valid_in$168  = 1'h0;
-  assign \drain$169  = drain_1;
-  assign \en$170  = en_pe_0_2;
-  assign \a_out$172  = \a_in$171 ;
-  assign \a_next$173  = \a_in$159 ;
-  assign \b_next$174  = \o_next$148 [23:16];
-  assign \b_in$175  = \o$150 [23:16];
-  assign \valid_in$176  = \o$152 [6];
-  assign \first_in$177  = \o$152 [7];
-  assign \last_in$178  = \o$152 [8];
-  assign \chain_in$179  = 32'd0;
-  assign \chain_valid_in$180  = 1'h0;
-  assign \drain$181  = drain_2;
-  assign \en$182  = en_pe_0_3;
-  assign \a_out$184  = \a_in$183 ;
-  assign \a_next$185  = \a_in$171 ;
-  assign \b_next$186  = \o_next$148 [31:24];
-  assign \b_in$187  = \o$150 [31:24];
-  assign \valid_in$188  = \o$152 [9];
-  assign \first_in$189  = \o$152 [10];
-  assign \last_in$190  = \o$152 [11];
-  assign \chain_in$191  = 32'd0;
-  assign \chain_valid_in$192  = 1'h0;
-  assign \drain$193  = drain_3;
-  assign \en$194  = en_pe_1_0;
-  assign \a_in$195  = \o$144 [15:8];
-  assign \a_next$196  = o_next[15:8];
-  assign \b_next$197  = \o$150 [7:0];
-  assign b_out = \b_in$198 ;
-  assign \valid_out$201  = \valid_in$200 ;
-  assign first_out = \first_in$202 ;
-  assign \last_out$205  = \last_in$204 ;
-  assign \chain_out$207  = \chain_in$206 ;
-  assign \chain_valid_out$209  = \chain_valid_in$208 ;
-  assign \drain$210  = drain_0;
-  assign \en$211  = en_pe_1_1;
-  assign \a_out$213  = \a_in$212 ;
-  assign \a_next$214  = \o$144 [15:8];
-  assign \b_next$215  = \o$150 [15:8];
-  assign \b_out$217  = \b_in$216 ;
-  assign \valid_out$219  = \valid_in$218 ;
-  assign \first_out$221  = \first_in$220 ;
-  assign \last_out$223  = \last_in$222 ;
-  assign \chain_out$225  = \chain_in$224 ;
-  assign \chain_valid_out$227  = \chain_valid_in$226 ;
-  assign \drain$228  = drain_1;
-  assign \en$229  = en_pe_1_2;
-  assign \a_out$231  = \a_in$230 ;
-  assign \a_next$232  = \a_in$212 ;
-  assign \b_next$233  = \o$150 [23:16];
-  assign \b_out$235  = \b_in$234 ;
-  assign \valid_out$237  = \valid_in$236 ;
-  assign \first_out$239  = \first_in$238 ;
-  assign \last_out$241  = \last_in$240 ;
-  assign \chain_out$243  = \chain_in$242 ;
-  assign \chain_valid_out$245  = \chain_valid_in$244 ;
-  assign \drain$246  = drain_2;
-  assign \en$247  = en_pe_1_3;
-  assign \a_out$249  = \a_in$248 ;
-  assign \a_next$250  = \a_in$230 ;
-  assign \b_next$251  = \o$150 [31:24];
-  assign \b_out$253  = \b_in$252 ;
-  assign \valid_out$255  = \valid_in$254 ;
-  assign \first_out$257  = \first_in$256 ;
-  assign \last_out$259  = \last_in$258 ;
-  assign \chain_out$261  = \chain_in$260 ;
-  assign \chain_valid_out$263  = \chain_valid_in$262 ;
-  assign \drain$264  = drain_3;
-  assign \en$265  = en_pe_2_0;
-  assign \a_in$266  = \o$144 [23:16];
-  assign \a_next$267  = o_next[23:16];
-  assign \b_next$268  = \b_in$198 ;
-  assign \b_out$270  = \b_in$269 ;
-  assign \valid_out$272  = \valid_in$271 ;
-  assign \first_out$274  = \first_in$273 ;
-  assign \last_out$276  = \last_in$275 ;
-  assign \chain_out$278  = \chain_in$277 ;
-  assign \chain_valid_out$280  = \chain_valid_in$279 ;
-  assign \drain$281  = drain_0;
-  assign \en$282  = en_pe_2_1;
-  assign \a_out$284  = \a_in$283 ;
-  assign \a_next$285  = \o$144 [23:16];
-  assign \b_next$286  = \b_in$216 ;
-  assign \b_out$288  = \b_in$287 ;
-  assign \valid_out$290  = \valid_in$289 ;
-  assign \first_out$292  = \first_in$291 ;
-  assign \last_out$294  = \last_in$293 ;
-  assign \chain_out$296  = \chain_in$295 ;
-  assign \chain_valid_out$298  = \chain_valid_in$297 ;
-  assign \drain$299  = drain_1;
-  assign \en$300  = en_pe_2_2;
-  assign \a_out$302  = \a_in$301 ;
-  assign \a_next$303  = \a_in$283 ;
-  assign \b_next$304  = \b_in$234 ;
-  assign \b_out$306  = \b_in$305 ;
-  assign \valid_out$308  = \valid_in$307 ;
-  assign \first_out$310  = \first_in$309 ;
-  assign \last_out$312  = \last_in$311 ;
-  assign \chain_out$314  = \chain_in$313 ;
-  assign \chain_valid_out$316  = \chain_valid_in$315 ;
-  assign \drain$317  = drain_2;
-  assign \en$318  = en_pe_2_3;
-  assign \a_out$320  = \a_in$319 ;
-  assign \a_next$321  = \a_in$301 ;
-  assign \b_next$322  = \b_in$252 ;
-  assign \b_out$324  = \b_in$323 ;
-  assign \valid_out$326  = \valid_in$325 ;
-  assign \first_out$328  = \first_in$327 ;
-  assign \last_out$330  = \last_in$329 ;
-  assign \chain_out$332  = \chain_in$331 ;
-  assign \chain_valid_out$334  = \chain_valid_in$333 ;
-  assign \drain$335  = drain_3;
-  assign \en$336  = en_pe_3_0;
-  assign \a_in$337  = \o$144 [31:24];
-  assign \a_next$338  = o_next[31:24];
-  assign \b_next$339  = \b_in$269 ;
-  assign \b_out$341  = \b_in$340 ;
-  assign \valid_out$343  = \valid_in$342 ;
-  assign \first_out$345  = \first_in$344 ;
-  assign \last_out$347  = \last_in$346 ;
-  assign \chain_out$349  = \chain_in$348 ;
-  assign \chain_valid_out$351  = \chain_valid_in$350 ;
-  assign \drain$352  = drain_0;
-  assign \en$353  = en_pe_3_1;
-  assign \a_out$355  = \a_in$354 ;
-  assign \a_next$356  = \o$144 [31:24];
-  assign \b_next$357  = \b_in$287 ;
-  assign \b_out$359  = \b_in$358 ;
-  assign \valid_out$361  = \valid_in$360 ;
-  assign \first_out$363  = \first_in$362 ;
-  assign \last_out$365  = \last_in$364 ;
-  assign \chain_out$367  = \chain_in$366 ;
-  assign \chain_valid_out$369  = \chain_valid_in$368 ;
-  assign \drain$370  = drain_1;
-  assign \en$371  = en_pe_3_2;
-  assign \a_out$373  = \a_in$372 ;
-  assign \a_next$374  = \a_in$354 ;
-  assign \b_next$375  = \b_in$305 ;
-  assign \b_out$377  = \b_in$376 ;
-  assign \valid_out$379  = \valid_in$378 ;
-  assign \first_out$381  = \first_in$380 ;
-  assign \last_out$383  = \last_in$382 ;
-  assign \chain_out$385  = \chain_in$384 ;
-  assign \chain_valid_out$387  = \chain_valid_in$386 ;
-  assign \drain$388  = drain_2;
-  assign \en$389  = en_pe_3_3;
-  assign \a_out$391  = \a_in$390 ;
-  assign \a_next$392  = \a_in$372 ;
-  assign \b_next$393  = \b_in$323 ;
-  assign \b_out$395  = \b_in$394 ;
-  assign \valid_out$397  = \valid_in$396 ;
-  assign \first_out$399  = \first_in$398 ;
-  assign \last_out$401  = \last_in$400 ;
-  assign \chain_out$403  = \chain_in$402 ;
-  assign \chain_valid_out$405  = \chain_valid_in$404 ;
-  assign \drain$406  = drain_3;
+  assign \en$164  = en_pe_0_1;
+  assign a_out = \a_in$165 ;
+  assign \a_next$167  = \o$150 [7:0];
+  assign \b_next$168  = \o_next$154 [15:8];
+  assign \b_in$169  = \o$156 [15:8];
+  assign \valid_in$170  = \o$158 [3];
+  assign \first_in$171  = \o$158 [4];
+  assign \last_in$172  = \o$158 [5];
+  assign \chain_in$173  = 32'd0;
+  assign \chain_valid_in$174  = 1'h0;
+  assign \drain$175  = drain_1;
+  assign \en$176  = en_pe_0_2;
+  assign \a_out$178  = \a_in$177 ;
+  assign \a_next$179  = \a_in$165 ;
+  assign \b_next$180  = \o_next$154 [23:16];
+  assign \b_in$181  = \o$156 [23:16];
+  assign \valid_in$182  = \o$158 [6];
+  assign \first_in$183  = \o$158 [7];
+  assign \last_in$184  = \o$158 [8];
+  assign \chain_in$185  = 32'd0;
+  assign \chain_valid_in$186  = 1'h0;
+  assign \drain$187  = drain_2;
+  assign \en$188  = en_pe_0_3;
+  assign \a_out$190  = \a_in$189 ;
+  assign \a_next$191  = \a_in$177 ;
+  assign \b_next$192  = \o_next$154 [31:24];
+  assign \b_in$193  = \o$156 [31:24];
+  assign \valid_in$194  = \o$158 [9];
+  assign \first_in$195  = \o$158 [10];
+  assign \last_in$196  = \o$158 [11];
+  assign \chain_in$197  = 32'd0;
+  assign \chain_valid_in$198  = 1'h0;
+  assign \drain$199  = drain_3;
+  assign \en$200  = en_pe_1_0;
+  assign \a_in$201  = \o$150 [15:8];
+  assign \a_next$202  = o_next[15:8];
+  assign \b_next$203  = \o$156 [7:0];
+  assign b_out = \b_in$204 ;
+  assign \valid_out$207  = \valid_in$206 ;
+  assign first_out = \first_in$208 ;
+  assign \last_out$211  = \last_in$210 ;
+  assign \chain_out$213  = \chain_in$212 ;
+  assign \chain_valid_out$215  = \chain_valid_in$214 ;
+  assign \drain$216  = drain_0;
+  assign \en$217  = en_pe_1_1;
+  assign \a_out$219  = \a_in$218 ;
+  assign \a_next$220  = \o$150 [15:8];
+  assign \b_next$221  = \o$156 [15:8];
+  assign \b_out$223  = \b_in$222 ;
+  assign \valid_out$225  = \valid_in$224 ;
+  assign \first_out$227  = \first_in$226 ;
+  assign \last_out$229  = \last_in$228 ;
+  assign \chain_out$231  = \chain_in$230 ;
+  assign \chain_valid_out$233  = \chain_valid_in$232 ;
+  assign \drain$234  = drain_1;
+  assign \en$235  = en_pe_1_2;
+  assign \a_out$237  = \a_in$236 ;
+  assign \a_next$238  = \a_in$218 ;
+  assign \b_next$239  = \o$156 [23:16];
+  assign \b_out$241  = \b_in$240 ;
+  assign \valid_out$243  = \valid_in$242 ;
+  assign \first_out$245  = \first_in$244 ;
+  assign \last_out$247  = \last_in$246 ;
+  assign \chain_out$249  = \chain_in$248 ;
+  assign \chain_valid_out$251  = \chain_valid_in$250 ;
+  assign \drain$252  = drain_2;
+  assign \en$253  = en_pe_1_3;
+  assign \a_out$255  = \a_in$254 ;
+  assign \a_next$256  = \a_in$236 ;
+  assign \b_next$257  = \o$156 [31:24];
+  assign \b_out$259  = \b_in$258 ;
+  assign \valid_out$261  = \valid_in$260 ;
+  assign \first_out$263  = \first_in$262 ;
+  assign \last_out$265  = \last_in$264 ;
+  assign \chain_out$267  = \chain_in$266 ;
+  assign \chain_valid_out$269  = \chain_valid_in$268 ;
+  assign \drain$270  = drain_3;
+  assign \en$271  = en_pe_2_0;
+  assign \a_in$272  = \o$150 [23:16];
+  assign \a_next$273  = o_next[23:16];
+  assign \b_next$274  = \b_in$204 ;
+  assign \b_out$276  = \b_in$275 ;
+  assign \valid_out$278  = \valid_in$277 ;
+  assign \first_out$280  = \first_in$279 ;
+  assign \last_out$282  = \last_in$281 ;
+  assign \chain_out$284  = \chain_in$283 ;
+  assign \chain_valid_out$286  = \chain_valid_in$285 ;
+  assign \drain$287  = drain_0;
+  assign \en$288  = en_pe_2_1;
+  assign \a_out$290  = \a_in$289 ;
+  assign \a_next$291  = \o$150 [23:16];
+  assign \b_next$292  = \b_in$222 ;
+  assign \b_out$294  = \b_in$293 ;
+  assign \valid_out$296  = \valid_in$295 ;
+  assign \first_out$298  = \first_in$297 ;
+  assign \last_out$300  = \last_in$299 ;
+  assign \chain_out$302  = \chain_in$301 ;
+  assign \chain_valid_out$304  = \chain_valid_in$303 ;
+  assign \drain$305  = drain_1;
+  assign \en$306  = en_pe_2_2;
+  assign \a_out$308  = \a_in$307 ;
+  assign \a_next$309  = \a_in$289 ;
+  assign \b_next$310  = \b_in$240 ;
+  assign \b_out$312  = \b_in$311 ;
+  assign \valid_out$314  = \valid_in$313 ;
+  assign \first_out$316  = \first_in$315 ;
+  assign \last_out$318  = \last_in$317 ;
+  assign \chain_out$320  = \chain_in$319 ;
+  assign \chain_valid_out$322  = \chain_valid_in$321 ;
+  assign \drain$323  = drain_2;
+  assign \en$324  = en_pe_2_3;
+  assign \a_out$326  = \a_in$325 ;
+  assign \a_next$327  = \a_in$307 ;
+  assign \b_next$328  = \b_in$258 ;
+  assign \b_out$330  = \b_in$329 ;
+  assign \valid_out$332  = \valid_in$331 ;
+  assign \first_out$334  = \first_in$333 ;
+  assign \last_out$336  = \last_in$335 ;
+  assign \chain_out$338  = \chain_in$337 ;
+  assign \chain_valid_out$340  = \chain_valid_in$339 ;
+  assign \drain$341  = drain_3;
+  assign \en$342  = en_pe_3_0;
+  assign \a_in$343  = \o$150 [31:24];
+  assign \a_next$344  = o_next[31:24];
+  assign \b_next$345  = \b_in$275 ;
+  assign \b_out$347  = \b_in$346 ;
+  assign \valid_out$349  = \valid_in$348 ;
+  assign \first_out$351  = \first_in$350 ;
+  assign \last_out$353  = \last_in$352 ;
+  assign \chain_out$355  = \chain_in$354 ;
+  assign \chain_valid_out$357  = \chain_valid_in$356 ;
+  assign \drain$358  = drain_0;
+  assign \en$359  = en_pe_3_1;
+  assign \a_out$361  = \a_in$360 ;
+  assign \a_next$362  = \o$150 [31:24];
+  assign \b_next$363  = \b_in$293 ;
+  assign \b_out$365  = \b_in$364 ;
+  assign \valid_out$367  = \valid_in$366 ;
+  assign \first_out$369  = \first_in$368 ;
+  assign \last_out$371  = \last_in$370 ;
+  assign \chain_out$373  = \chain_in$372 ;
+  assign \chain_valid_out$375  = \chain_valid_in$374 ;
+  assign \drain$376  = drain_1;
+  assign \en$377  = en_pe_3_2;
+  assign \a_out$379  = \a_in$378 ;
+  assign \a_next$380  = \a_in$360 ;
+  assign \b_next$381  = \b_in$311 ;
+  assign \b_out$383  = \b_in$382 ;
+  assign \valid_out$385  = \valid_in$384 ;
+  assign \first_out$387  = \first_in$386 ;
+  assign \last_out$389  = \last_in$388 ;
+  assign \chain_out$391  = \chain_in$390 ;
+  assign \chain_valid_out$393  = \chain_valid_in$392 ;
+  assign \drain$394  = drain_2;
+  assign \en$395  = en_pe_3_3;
+  assign \a_out$397  = \a_in$396 ;
+  assign \a_next$398  = \a_in$378 ;
+  assign \b_next$399  = \b_in$329 ;
+  assign \b_out$401  = \b_in$400 ;
+  assign \valid_out$403  = \valid_in$402 ;
+  assign \first_out$405  = \first_in$404 ;
+  assign \last_out$407  = \last_in$406 ;
+  assign \chain_out$409  = \chain_in$408 ;
+  assign \chain_valid_out$411  = \chain_valid_in$410 ;
+  assign \drain$412  = drain_3;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -1645,82 +1673,82 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
-  assign \i$137[0]  = \i$137 [7:0];
-  assign \i$137[1]  = \i$137 [15:8];
-  assign \i$137[2]  = \i$137 [23:16];
-  assign \i$137[3]  = \i$137 [31:24];
-  assign \i$138[0]  = in_b[7:0];
-  assign \i$138[1]  = in_b[15:8];
-  assign \i$138[2]  = in_b[23:16];
-  assign \i$138[3]  = in_b[31:24];
-  assign \i$139[0]  = \i$139 [2:0];
-  assign \i$139[0].valid  = \i$139 [0];
-  assign \i$139[0].first  = \i$139 [1];
-  assign \i$139[0].last  = \i$139 [2];
-  assign \i$139[1]  = \i$139 [5:3];
-  assign \i$139[1].valid  = \i$139 [3];
-  assign \i$139[1].first  = \i$139 [4];
-  assign \i$139[1].last  = \i$139 [5];
-  assign \i$139[2]  = \i$139 [8:6];
-  assign \i$139[2].valid  = \i$139 [6];
-  assign \i$139[2].first  = \i$139 [7];
-  assign \i$139[2].last  = \i$139 [8];
-  assign \i$139[3]  = \i$139 [11:9];
-  assign \i$139[3].valid  = \i$139 [9];
-  assign \i$139[3].first  = \i$139 [10];
-  assign \i$139[3].last  = \i$139 [11];
+  assign \i$143[0]  = \i$143 [7:0];
+  assign \i$143[1]  = \i$143 [15:8];
+  assign \i$143[2]  = \i$143 [23:16];
+  assign \i$143[3]  = \i$143 [31:24];
+  assign \i$144[0]  = in_b[7:0];
+  assign \i$144[1]  = in_b[15:8];
+  assign \i$144[2]  = in_b[23:16];
+  assign \i$144[3]  = in_b[31:24];
+  assign \i$145[0]  = \i$145 [2:0];
+  assign \i$145[0].valid  = \i$145 [0];
+  assign \i$145[0].first  = \i$145 [1];
+  assign \i$145[0].last  = \i$145 [2];
+  assign \i$145[1]  = \i$145 [5:3];
+  assign \i$145[1].valid  = \i$145 [3];
+  assign \i$145[1].first  = \i$145 [4];
+  assign \i$145[1].last  = \i$145 [5];
+  assign \i$145[2]  = \i$145 [8:6];
+  assign \i$145[2].valid  = \i$145 [6];
+  assign \i$145[2].first  = \i$145 [7];
+  assign \i$145[2].last  = \i$145 [8];
+  assign \i$145[3]  = \i$145 [11:9];
+  assign \i$145[3].valid  = \i$145 [9];
+  assign \i$145[3].first  = \i$145 [10];
+  assign \i$145[3].last  = \i$145 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$141[0]  = operands__payload[39:32];
-  assign \i_next$141[1]  = operands__payload[47:40];
-  assign \i_next$141[2]  = operands__payload[55:48];
-  assign \i_next$141[3]  = operands__payload[63:56];
-  assign \o$144[0]  = \o$144 [7:0];
-  assign \o$144[1]  = \o$144 [15:8];
-  assign \o$144[2]  = \o$144 [23:16];
-  assign \o$144[3]  = \o$144 [31:24];
-  assign \o_next[0]  = o_next[7:0];
-  assign \o_next[1]  = o_next[15:8];
-  assign \o_next[2]  = o_next[23:16];
-  assign \o_next[3]  = o_next[31:24];
-  assign \o_next$148[0]  = \o_next$148 [7:0];
-  assign \o_next$148[1]  = \o_next$148 [15:8];
-  assign \o_next$148[2]  = \o_next$148 [23:16];
-  assign \o_next$148[3]  = \o_next$148 [31:24];
+  assign \i_next$147[0]  = operands__payload[39:32];
+  assign \i_next$147[1]  = operands__payload[47:40];
+  assign \i_next$147[2]  = operands__payload[55:48];
+  assign \i_next$147[3]  = operands__payload[63:56];
   assign \o$150[0]  = \o$150 [7:0];
   assign \o$150[1]  = \o$150 [15:8];
   assign \o$150[2]  = \o$150 [23:16];
   assign \o$150[3]  = \o$150 [31:24];
-  assign \o$152[0]  = \o$152 [2:0];
-  assign \o$152[0].valid  = \o$152 [0];
-  assign \o$152[0].first  = \o$152 [1];
-  assign \o$152[0].last  = \o$152 [2];
-  assign \o$152[1]  = \o$152 [5:3];
-  assign \o$152[1].valid  = \o$152 [3];
-  assign \o$152[1].first  = \o$152 [4];
-  assign \o$152[1].last  = \o$152 [5];
-  assign \o$152[2]  = \o$152 [8:6];
-  assign \o$152[2].valid  = \o$152 [6];
-  assign \o$152[2].first  = \o$152 [7];
-  assign \o$152[2].last  = \o$152 [8];
-  assign \o$152[3]  = \o$152 [11:9];
-  assign \o$152[3].valid  = \o$152 [9];
-  assign \o$152[3].first  = \o$152 [10];
-  assign \o$152[3].last  = \o$152 [11];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \o_next$154[0]  = \o_next$154 [7:0];
+  assign \o_next$154[1]  = \o_next$154 [15:8];
+  assign \o_next$154[2]  = \o_next$154 [23:16];
+  assign \o_next$154[3]  = \o_next$154 [31:24];
+  assign \o$156[0]  = \o$156 [7:0];
+  assign \o$156[1]  = \o$156 [15:8];
+  assign \o$156[2]  = \o$156 [23:16];
+  assign \o$156[3]  = \o$156 [31:24];
+  assign \o$158[0]  = \o$158 [2:0];
+  assign \o$158[0].valid  = \o$158 [0];
+  assign \o$158[0].first  = \o$158 [1];
+  assign \o$158[0].last  = \o$158 [2];
+  assign \o$158[1]  = \o$158 [5:3];
+  assign \o$158[1].valid  = \o$158 [3];
+  assign \o$158[1].first  = \o$158 [4];
+  assign \o$158[1].last  = \o$158 [5];
+  assign \o$158[2]  = \o$158 [8:6];
+  assign \o$158[2].valid  = \o$158 [6];
+  assign \o$158[2].first  = \o$158 [7];
+  assign \o$158[2].last  = \o$158 [8];
+  assign \o$158[3]  = \o$158 [11:9];
+  assign \o$158[3].valid  = \o$158 [9];
+  assign \o$158[3].first  = \o$158 [10];
+  assign \o$158[3].last  = \o$158 [11];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$139 [11:9] = in_flags;
-  assign \i$139 [8:6] = in_flags;
-  assign \i$139 [5:3] = in_flags;
-  assign \i$139 [2:0] = in_flags;
-  assign \i$137 [31:24] = in_a[7:0];
-  assign \i$137 [23:16] = in_a[15:8];
-  assign \i$137 [15:8] = in_a[23:16];
-  assign \i$137 [7:0] = in_a[31:24];
+  assign \i$145 [11:9] = in_flags;
+  assign \i$145 [8:6] = in_flags;
+  assign \i$145 [5:3] = in_flags;
+  assign \i$145 [2:0] = in_flags;
+  assign \i$143 [31:24] = in_a[7:0];
+  assign \i$143 [23:16] = in_a[15:8];
+  assign \i$143 [15:8] = in_a[23:16];
+  assign \i$143 [7:0] = in_a[31:24];
   assign results__payload[127:96] = \$57 ;
   assign results__payload[95:64] = \$56 ;
   assign results__payload[63:32] = \$55 ;
@@ -1728,16 +1756,16 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign results__payload[128] = \$52 ;
   assign out[128] = \$51 ;
   assign out[127:0] = o;
-  assign i[127:96] = \chain_out$127 ;
-  assign i[95:64] = \chain_out$126 ;
-  assign i[63:32] = \chain_out$125 ;
+  assign i[127:96] = \chain_out$133 ;
+  assign i[95:64] = \chain_out$132 ;
+  assign i[63:32] = \chain_out$131 ;
   assign i[31:0] = chain_out;
-  assign \$63  = \o$152 [0];
-  assign \$80  = \chain_valid_in$208 ;
+  assign \$64  = \o$158 [0];
+  assign \$81  = \chain_valid_in$214 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$427$0 , \port$428$0 , \port$429$0 , \port$430$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$432$0 , \port$433$0 , \port$434$0 , \port$435$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -1776,14 +1804,14 @@ module \systolic_core.deskew (rst, \port$427$0 , \port$428$0 , \port$429$0 , \po
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$427$0 ;
-  wire \port$427$0 ;
-  input \port$428$0 ;
-  wire \port$428$0 ;
-  input \port$429$0 ;
-  wire \port$429$0 ;
-  input \port$430$0 ;
-  wire \port$430$0 ;
+  input \port$432$0 ;
+  wire \port$432$0 ;
+  input \port$433$0 ;
+  wire \port$433$0 ;
+  input \port$434$0 ;
+  wire \port$434$0 ;
+  input \port$435$0 ;
+  wire \port$435$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -1801,46 +1829,46 @@ module \systolic_core.deskew (rst, \port$427$0 , \port$428$0 , \port$429$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$427$0 ) begin
+    if (\port$432$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane1_d1;
-    if (\port$428$0 ) begin
+    if (\port$433$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane1_d2;
-    if (\port$428$0 ) begin
+    if (\port$433$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane2_d1;
-    if (\port$429$0 ) begin
+    if (\port$434$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$427$0 ) begin
+    if (\port$432$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$427$0 ) begin
+    if (\port$432$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$430$0 , \port$429$0 , \port$428$0 , \port$427$0  };
+  assign en = { \port$435$0 , \port$434$0 , \port$433$0 , \port$432$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -1869,7 +1897,7 @@ module \systolic_core.deskew (rst, \port$427$0 , \port$428$0 , \port$429$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$878$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$886$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -1928,16 +1956,16 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$878$0 ;
-  wire [2:0] \port$878$0 ;
+  input [2:0] \port$886$0 ;
+  wire [2:0] \port$886$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$878$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$886$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$878$0 [0] & \port$878$0 [2];
+  assign \$4  = \port$886$0 [0] & \port$886$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -1985,7 +2013,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$878$0 [0];
+      \$10  = \port$886$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -1995,7 +2023,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$878$0 [1];
+      \$11  = \port$886$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -2005,7 +2033,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$878$0 [2];
+      \$12  = \port$886$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -2015,7 +2043,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$878$0 [0]) begin
+      if (\port$886$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2063,15 +2091,15 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$878$0 [1];
-  assign valid_in = \port$878$0 [0];
-  assign last_in = \port$878$0 [2];
+  assign first_in = \port$886$0 [1];
+  assign valid_in = \port$886$0 [0];
+  assign last_in = \port$886$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$878$3 , pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$886$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2130,16 +2158,16 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$878$3 ;
-  wire [2:0] \port$878$3 ;
+  input [2:0] \port$886$3 ;
+  wire [2:0] \port$886$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$878$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$886$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$878$3 [0] & \port$878$3 [2];
+  assign \$4  = \port$886$3 [0] & \port$886$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -2187,7 +2215,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$878$3 [0];
+      \$10  = \port$886$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
@@ -2197,7 +2225,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$878$3 [1];
+      \$11  = \port$886$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -2207,7 +2235,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$878$3 [2];
+      \$12  = \port$886$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -2217,7 +2245,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$878$3 [0]) begin
+      if (\port$886$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2265,15 +2293,15 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$878$3 [1];
-  assign valid_in = \port$878$3 [0];
-  assign last_in = \port$878$3 [2];
+  assign first_in = \port$886$3 [1];
+  assign valid_in = \port$886$3 [0];
+  assign last_in = \port$886$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$878$6 , pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$886$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2332,16 +2360,16 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$878$6 ;
-  wire [2:0] \port$878$6 ;
+  input [2:0] \port$886$6 ;
+  wire [2:0] \port$886$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$878$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$886$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$878$6 [0] & \port$878$6 [2];
+  assign \$4  = \port$886$6 [0] & \port$886$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -2389,7 +2417,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$878$6 [0];
+      \$10  = \port$886$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
@@ -2399,7 +2427,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$878$6 [1];
+      \$11  = \port$886$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -2409,7 +2437,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$878$6 [2];
+      \$12  = \port$886$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -2419,7 +2447,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$878$6 [0]) begin
+      if (\port$886$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2467,15 +2495,15 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$878$6 [1];
-  assign valid_in = \port$878$6 [0];
-  assign last_in = \port$878$6 [2];
+  assign first_in = \port$886$6 [1];
+  assign valid_in = \port$886$6 [0];
+  assign last_in = \port$886$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$878$9 , pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$886$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2533,16 +2561,16 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$878$9 ;
-  wire [2:0] \port$878$9 ;
+  input [2:0] \port$886$9 ;
+  wire [2:0] \port$886$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$878$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$886$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$878$9 [0] & \port$878$9 [2];
+  assign \$4  = \port$886$9 [0] & \port$886$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -2590,7 +2618,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$878$9 [0];
+      \$10  = \port$886$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
@@ -2600,7 +2628,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$878$9 [1];
+      \$11  = \port$886$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -2610,7 +2638,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$878$9 [2];
+      \$12  = \port$886$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -2620,7 +2648,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$878$9 [0]) begin
+      if (\port$886$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2668,9 +2696,9 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$878$9 [1];
-  assign valid_in = \port$878$9 [0];
-  assign last_in = \port$878$9 [2];
+  assign first_in = \port$886$9 [1];
+  assign valid_in = \port$886$9 [0];
+  assign last_in = \port$886$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -5065,7 +5093,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$453$0 , \port$454$0 , \port$455$0 , \port$456$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$461$0 , \port$462$0 , \port$463$0 , \port$464$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5106,14 +5134,14 @@ module \systolic_core.skew_a (rst, \port$453$0 , \port$454$0 , \port$455$0 , \po
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$453$0 ;
-  wire \port$453$0 ;
-  input \port$454$0 ;
-  wire \port$454$0 ;
-  input \port$455$0 ;
-  wire \port$455$0 ;
-  input \port$456$0 ;
-  wire \port$456$0 ;
+  input \port$461$0 ;
+  wire \port$461$0 ;
+  input \port$462$0 ;
+  wire \port$462$0 ;
+  input \port$463$0 ;
+  wire \port$463$0 ;
+  input \port$464$0 ;
+  wire \port$464$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5131,46 +5159,46 @@ module \systolic_core.skew_a (rst, \port$453$0 , \port$454$0 , \port$455$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
-    if (\port$455$0 ) begin
+    if (\port$463$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$3  = lane2_d2;
-    if (\port$455$0 ) begin
+    if (\port$463$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$4  = lane3_d1;
-    if (\port$456$0 ) begin
+    if (\port$464$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = lane3_d2;
-    if (\port$456$0 ) begin
+    if (\port$464$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = lane3_d3;
-    if (\port$456$0 ) begin
+    if (\port$464$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$1  = lane1_d1;
-    if (\port$454$0 ) begin
+    if (\port$462$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$456$0 , \port$455$0 , \port$454$0 , \port$453$0  };
+  assign en = { \port$464$0 , \port$463$0 , \port$462$0 , \port$461$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5198,7 +5226,7 @@ module \systolic_core.skew_a (rst, \port$453$0 , \port$454$0 , \port$455$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (clk, rst, i, \port$457$0 , \port$458$0 , \port$459$0 , \port$460$0 , o, o_next, i_next);
+module \systolic_core.skew_b (clk, rst, i, \port$465$0 , \port$466$0 , \port$467$0 , \port$468$0 , o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5239,14 +5267,14 @@ module \systolic_core.skew_b (clk, rst, i, \port$457$0 , \port$458$0 , \port$459
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$457$0 ;
-  wire \port$457$0 ;
-  input \port$458$0 ;
-  wire \port$458$0 ;
-  input \port$459$0 ;
-  wire \port$459$0 ;
-  input \port$460$0 ;
-  wire \port$460$0 ;
+  input \port$465$0 ;
+  wire \port$465$0 ;
+  input \port$466$0 ;
+  wire \port$466$0 ;
+  input \port$467$0 ;
+  wire \port$467$0 ;
+  input \port$468$0 ;
+  wire \port$468$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5264,46 +5292,46 @@ module \systolic_core.skew_b (clk, rst, i, \port$457$0 , \port$458$0 , \port$459
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$2  = lane2_d1;
-    if (\port$459$0 ) begin
+    if (\port$467$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$3  = lane2_d2;
-    if (\port$459$0 ) begin
+    if (\port$467$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$4  = lane3_d1;
-    if (\port$460$0 ) begin
+    if (\port$468$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$5  = lane3_d2;
-    if (\port$460$0 ) begin
+    if (\port$468$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$6  = lane3_d3;
-    if (\port$460$0 ) begin
+    if (\port$468$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$1  = lane1_d1;
-    if (\port$458$0 ) begin
+    if (\port$466$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$460$0 , \port$459$0 , \port$458$0 , \port$457$0  };
+  assign en = { \port$468$0 , \port$467$0 , \port$466$0 , \port$465$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];

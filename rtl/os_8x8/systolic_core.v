@@ -191,15 +191,17 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$265 ;
   wire \$266 ;
   wire \$267 ;
-  reg \$268 ;
-  reg [256:0] \$269 ;
+  wire \$268 ;
+  reg \$269 ;
   wire \$27 ;
-  reg [2:0] \$270 ;
-  reg [63:0] \$271 ;
-  reg [63:0] \$272 ;
-  reg [2:0] \$273 ;
-  reg \$274 ;
-  reg [3:0] \$275 ;
+  reg [256:0] \$270 ;
+  reg [2:0] \$271 ;
+  reg \$272 ;
+  reg [63:0] \$273 ;
+  reg [63:0] \$274 ;
+  reg [2:0] \$275 ;
+  reg \$276 ;
+  reg [3:0] \$277 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
@@ -280,698 +282,698 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$98 ;
   wire \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1011 ;
-  wire [7:0] \a_in$1029 ;
-  wire [7:0] \a_in$1047 ;
-  wire [7:0] \a_in$1064 ;
-  wire [7:0] \a_in$1082 ;
-  wire [7:0] \a_in$1100 ;
-  wire [7:0] \a_in$1118 ;
-  wire [7:0] \a_in$1136 ;
-  wire [7:0] \a_in$1154 ;
-  wire [7:0] \a_in$1172 ;
-  wire [7:0] \a_in$1190 ;
-  wire [7:0] \a_in$1207 ;
-  wire [7:0] \a_in$1225 ;
-  wire [7:0] \a_in$1243 ;
-  wire [7:0] \a_in$1261 ;
-  wire [7:0] \a_in$1279 ;
-  wire [7:0] \a_in$1297 ;
-  wire [7:0] \a_in$1315 ;
-  wire [7:0] \a_in$1333 ;
-  wire [7:0] \a_in$1350 ;
-  wire [7:0] \a_in$1368 ;
-  wire [7:0] \a_in$1386 ;
-  wire [7:0] \a_in$1404 ;
-  wire [7:0] \a_in$1422 ;
-  wire [7:0] \a_in$1440 ;
-  wire [7:0] \a_in$1458 ;
-  wire [7:0] \a_in$391 ;
-  wire [7:0] \a_in$403 ;
-  wire [7:0] \a_in$415 ;
-  wire [7:0] \a_in$427 ;
-  wire [7:0] \a_in$439 ;
-  wire [7:0] \a_in$451 ;
-  wire [7:0] \a_in$463 ;
-  wire [7:0] \a_in$475 ;
-  wire [7:0] \a_in$492 ;
-  wire [7:0] \a_in$510 ;
-  wire [7:0] \a_in$528 ;
-  wire [7:0] \a_in$546 ;
-  wire [7:0] \a_in$564 ;
-  wire [7:0] \a_in$582 ;
-  wire [7:0] \a_in$600 ;
-  wire [7:0] \a_in$618 ;
-  wire [7:0] \a_in$635 ;
-  wire [7:0] \a_in$653 ;
-  wire [7:0] \a_in$671 ;
-  wire [7:0] \a_in$689 ;
-  wire [7:0] \a_in$707 ;
-  wire [7:0] \a_in$725 ;
-  wire [7:0] \a_in$743 ;
-  wire [7:0] \a_in$761 ;
-  wire [7:0] \a_in$778 ;
-  wire [7:0] \a_in$796 ;
-  wire [7:0] \a_in$814 ;
-  wire [7:0] \a_in$832 ;
-  wire [7:0] \a_in$850 ;
-  wire [7:0] \a_in$868 ;
-  wire [7:0] \a_in$886 ;
-  wire [7:0] \a_in$904 ;
-  wire [7:0] \a_in$921 ;
-  wire [7:0] \a_in$939 ;
-  wire [7:0] \a_in$957 ;
-  wire [7:0] \a_in$975 ;
-  wire [7:0] \a_in$993 ;
+  wire [7:0] \a_in$1003 ;
+  wire [7:0] \a_in$1021 ;
+  wire [7:0] \a_in$1039 ;
+  wire [7:0] \a_in$1057 ;
+  wire [7:0] \a_in$1074 ;
+  wire [7:0] \a_in$1092 ;
+  wire [7:0] \a_in$1110 ;
+  wire [7:0] \a_in$1128 ;
+  wire [7:0] \a_in$1146 ;
+  wire [7:0] \a_in$1164 ;
+  wire [7:0] \a_in$1182 ;
+  wire [7:0] \a_in$1200 ;
+  wire [7:0] \a_in$1217 ;
+  wire [7:0] \a_in$1235 ;
+  wire [7:0] \a_in$1253 ;
+  wire [7:0] \a_in$1271 ;
+  wire [7:0] \a_in$1289 ;
+  wire [7:0] \a_in$1307 ;
+  wire [7:0] \a_in$1325 ;
+  wire [7:0] \a_in$1343 ;
+  wire [7:0] \a_in$1360 ;
+  wire [7:0] \a_in$1378 ;
+  wire [7:0] \a_in$1396 ;
+  wire [7:0] \a_in$1414 ;
+  wire [7:0] \a_in$1432 ;
+  wire [7:0] \a_in$1450 ;
+  wire [7:0] \a_in$1468 ;
+  wire [7:0] \a_in$401 ;
+  wire [7:0] \a_in$413 ;
+  wire [7:0] \a_in$425 ;
+  wire [7:0] \a_in$437 ;
+  wire [7:0] \a_in$449 ;
+  wire [7:0] \a_in$461 ;
+  wire [7:0] \a_in$473 ;
+  wire [7:0] \a_in$485 ;
+  wire [7:0] \a_in$502 ;
+  wire [7:0] \a_in$520 ;
+  wire [7:0] \a_in$538 ;
+  wire [7:0] \a_in$556 ;
+  wire [7:0] \a_in$574 ;
+  wire [7:0] \a_in$592 ;
+  wire [7:0] \a_in$610 ;
+  wire [7:0] \a_in$628 ;
+  wire [7:0] \a_in$645 ;
+  wire [7:0] \a_in$663 ;
+  wire [7:0] \a_in$681 ;
+  wire [7:0] \a_in$699 ;
+  wire [7:0] \a_in$717 ;
+  wire [7:0] \a_in$735 ;
+  wire [7:0] \a_in$753 ;
+  wire [7:0] \a_in$771 ;
+  wire [7:0] \a_in$788 ;
+  wire [7:0] \a_in$806 ;
+  wire [7:0] \a_in$824 ;
+  wire [7:0] \a_in$842 ;
+  wire [7:0] \a_in$860 ;
+  wire [7:0] \a_in$878 ;
+  wire [7:0] \a_in$896 ;
+  wire [7:0] \a_in$914 ;
+  wire [7:0] \a_in$931 ;
+  wire [7:0] \a_in$949 ;
+  wire [7:0] \a_in$967 ;
+  wire [7:0] \a_in$985 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1013 ;
-  wire [7:0] \a_next$1031 ;
-  wire [7:0] \a_next$1048 ;
-  wire [7:0] \a_next$1066 ;
-  wire [7:0] \a_next$1084 ;
-  wire [7:0] \a_next$1102 ;
-  wire [7:0] \a_next$1120 ;
-  wire [7:0] \a_next$1138 ;
-  wire [7:0] \a_next$1156 ;
-  wire [7:0] \a_next$1174 ;
-  wire [7:0] \a_next$1191 ;
-  wire [7:0] \a_next$1209 ;
-  wire [7:0] \a_next$1227 ;
-  wire [7:0] \a_next$1245 ;
-  wire [7:0] \a_next$1263 ;
-  wire [7:0] \a_next$1281 ;
-  wire [7:0] \a_next$1299 ;
-  wire [7:0] \a_next$1317 ;
-  wire [7:0] \a_next$1334 ;
-  wire [7:0] \a_next$1352 ;
-  wire [7:0] \a_next$1370 ;
-  wire [7:0] \a_next$1388 ;
-  wire [7:0] \a_next$1406 ;
-  wire [7:0] \a_next$1424 ;
-  wire [7:0] \a_next$1442 ;
-  wire [7:0] \a_next$1460 ;
-  wire [7:0] \a_next$393 ;
-  wire [7:0] \a_next$405 ;
-  wire [7:0] \a_next$417 ;
-  wire [7:0] \a_next$429 ;
-  wire [7:0] \a_next$441 ;
-  wire [7:0] \a_next$453 ;
-  wire [7:0] \a_next$465 ;
-  wire [7:0] \a_next$476 ;
-  wire [7:0] \a_next$494 ;
-  wire [7:0] \a_next$512 ;
-  wire [7:0] \a_next$530 ;
-  wire [7:0] \a_next$548 ;
-  wire [7:0] \a_next$566 ;
-  wire [7:0] \a_next$584 ;
-  wire [7:0] \a_next$602 ;
-  wire [7:0] \a_next$619 ;
-  wire [7:0] \a_next$637 ;
-  wire [7:0] \a_next$655 ;
-  wire [7:0] \a_next$673 ;
-  wire [7:0] \a_next$691 ;
-  wire [7:0] \a_next$709 ;
-  wire [7:0] \a_next$727 ;
-  wire [7:0] \a_next$745 ;
-  wire [7:0] \a_next$762 ;
-  wire [7:0] \a_next$780 ;
-  wire [7:0] \a_next$798 ;
-  wire [7:0] \a_next$816 ;
-  wire [7:0] \a_next$834 ;
-  wire [7:0] \a_next$852 ;
-  wire [7:0] \a_next$870 ;
-  wire [7:0] \a_next$888 ;
-  wire [7:0] \a_next$905 ;
-  wire [7:0] \a_next$923 ;
-  wire [7:0] \a_next$941 ;
-  wire [7:0] \a_next$959 ;
-  wire [7:0] \a_next$977 ;
-  wire [7:0] \a_next$995 ;
+  wire [7:0] \a_next$1005 ;
+  wire [7:0] \a_next$1023 ;
+  wire [7:0] \a_next$1041 ;
+  wire [7:0] \a_next$1058 ;
+  wire [7:0] \a_next$1076 ;
+  wire [7:0] \a_next$1094 ;
+  wire [7:0] \a_next$1112 ;
+  wire [7:0] \a_next$1130 ;
+  wire [7:0] \a_next$1148 ;
+  wire [7:0] \a_next$1166 ;
+  wire [7:0] \a_next$1184 ;
+  wire [7:0] \a_next$1201 ;
+  wire [7:0] \a_next$1219 ;
+  wire [7:0] \a_next$1237 ;
+  wire [7:0] \a_next$1255 ;
+  wire [7:0] \a_next$1273 ;
+  wire [7:0] \a_next$1291 ;
+  wire [7:0] \a_next$1309 ;
+  wire [7:0] \a_next$1327 ;
+  wire [7:0] \a_next$1344 ;
+  wire [7:0] \a_next$1362 ;
+  wire [7:0] \a_next$1380 ;
+  wire [7:0] \a_next$1398 ;
+  wire [7:0] \a_next$1416 ;
+  wire [7:0] \a_next$1434 ;
+  wire [7:0] \a_next$1452 ;
+  wire [7:0] \a_next$1470 ;
+  wire [7:0] \a_next$403 ;
+  wire [7:0] \a_next$415 ;
+  wire [7:0] \a_next$427 ;
+  wire [7:0] \a_next$439 ;
+  wire [7:0] \a_next$451 ;
+  wire [7:0] \a_next$463 ;
+  wire [7:0] \a_next$475 ;
+  wire [7:0] \a_next$486 ;
+  wire [7:0] \a_next$504 ;
+  wire [7:0] \a_next$522 ;
+  wire [7:0] \a_next$540 ;
+  wire [7:0] \a_next$558 ;
+  wire [7:0] \a_next$576 ;
+  wire [7:0] \a_next$594 ;
+  wire [7:0] \a_next$612 ;
+  wire [7:0] \a_next$629 ;
+  wire [7:0] \a_next$647 ;
+  wire [7:0] \a_next$665 ;
+  wire [7:0] \a_next$683 ;
+  wire [7:0] \a_next$701 ;
+  wire [7:0] \a_next$719 ;
+  wire [7:0] \a_next$737 ;
+  wire [7:0] \a_next$755 ;
+  wire [7:0] \a_next$772 ;
+  wire [7:0] \a_next$790 ;
+  wire [7:0] \a_next$808 ;
+  wire [7:0] \a_next$826 ;
+  wire [7:0] \a_next$844 ;
+  wire [7:0] \a_next$862 ;
+  wire [7:0] \a_next$880 ;
+  wire [7:0] \a_next$898 ;
+  wire [7:0] \a_next$915 ;
+  wire [7:0] \a_next$933 ;
+  wire [7:0] \a_next$951 ;
+  wire [7:0] \a_next$969 ;
+  wire [7:0] \a_next$987 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1012 ;
-  wire [7:0] \a_out$1030 ;
-  wire [7:0] \a_out$1065 ;
-  wire [7:0] \a_out$1083 ;
-  wire [7:0] \a_out$1101 ;
-  wire [7:0] \a_out$1119 ;
-  wire [7:0] \a_out$1137 ;
-  wire [7:0] \a_out$1155 ;
-  wire [7:0] \a_out$1173 ;
-  wire [7:0] \a_out$1208 ;
-  wire [7:0] \a_out$1226 ;
-  wire [7:0] \a_out$1244 ;
-  wire [7:0] \a_out$1262 ;
-  wire [7:0] \a_out$1280 ;
-  wire [7:0] \a_out$1298 ;
-  wire [7:0] \a_out$1316 ;
-  wire [7:0] \a_out$1351 ;
-  wire [7:0] \a_out$1369 ;
-  wire [7:0] \a_out$1387 ;
-  wire [7:0] \a_out$1405 ;
-  wire [7:0] \a_out$1423 ;
-  wire [7:0] \a_out$1441 ;
-  wire [7:0] \a_out$1459 ;
-  wire [7:0] \a_out$404 ;
-  wire [7:0] \a_out$416 ;
-  wire [7:0] \a_out$428 ;
-  wire [7:0] \a_out$440 ;
-  wire [7:0] \a_out$452 ;
-  wire [7:0] \a_out$464 ;
-  wire [7:0] \a_out$493 ;
-  wire [7:0] \a_out$511 ;
-  wire [7:0] \a_out$529 ;
-  wire [7:0] \a_out$547 ;
-  wire [7:0] \a_out$565 ;
-  wire [7:0] \a_out$583 ;
-  wire [7:0] \a_out$601 ;
-  wire [7:0] \a_out$636 ;
-  wire [7:0] \a_out$654 ;
-  wire [7:0] \a_out$672 ;
-  wire [7:0] \a_out$690 ;
-  wire [7:0] \a_out$708 ;
-  wire [7:0] \a_out$726 ;
-  wire [7:0] \a_out$744 ;
-  wire [7:0] \a_out$779 ;
-  wire [7:0] \a_out$797 ;
-  wire [7:0] \a_out$815 ;
-  wire [7:0] \a_out$833 ;
-  wire [7:0] \a_out$851 ;
-  wire [7:0] \a_out$869 ;
-  wire [7:0] \a_out$887 ;
-  wire [7:0] \a_out$922 ;
-  wire [7:0] \a_out$940 ;
-  wire [7:0] \a_out$958 ;
-  wire [7:0] \a_out$976 ;
-  wire [7:0] \a_out$994 ;
+  wire [7:0] \a_out$1004 ;
+  wire [7:0] \a_out$1022 ;
+  wire [7:0] \a_out$1040 ;
+  wire [7:0] \a_out$1075 ;
+  wire [7:0] \a_out$1093 ;
+  wire [7:0] \a_out$1111 ;
+  wire [7:0] \a_out$1129 ;
+  wire [7:0] \a_out$1147 ;
+  wire [7:0] \a_out$1165 ;
+  wire [7:0] \a_out$1183 ;
+  wire [7:0] \a_out$1218 ;
+  wire [7:0] \a_out$1236 ;
+  wire [7:0] \a_out$1254 ;
+  wire [7:0] \a_out$1272 ;
+  wire [7:0] \a_out$1290 ;
+  wire [7:0] \a_out$1308 ;
+  wire [7:0] \a_out$1326 ;
+  wire [7:0] \a_out$1361 ;
+  wire [7:0] \a_out$1379 ;
+  wire [7:0] \a_out$1397 ;
+  wire [7:0] \a_out$1415 ;
+  wire [7:0] \a_out$1433 ;
+  wire [7:0] \a_out$1451 ;
+  wire [7:0] \a_out$1469 ;
+  wire [7:0] \a_out$414 ;
+  wire [7:0] \a_out$426 ;
+  wire [7:0] \a_out$438 ;
+  wire [7:0] \a_out$450 ;
+  wire [7:0] \a_out$462 ;
+  wire [7:0] \a_out$474 ;
+  wire [7:0] \a_out$503 ;
+  wire [7:0] \a_out$521 ;
+  wire [7:0] \a_out$539 ;
+  wire [7:0] \a_out$557 ;
+  wire [7:0] \a_out$575 ;
+  wire [7:0] \a_out$593 ;
+  wire [7:0] \a_out$611 ;
+  wire [7:0] \a_out$646 ;
+  wire [7:0] \a_out$664 ;
+  wire [7:0] \a_out$682 ;
+  wire [7:0] \a_out$700 ;
+  wire [7:0] \a_out$718 ;
+  wire [7:0] \a_out$736 ;
+  wire [7:0] \a_out$754 ;
+  wire [7:0] \a_out$789 ;
+  wire [7:0] \a_out$807 ;
+  wire [7:0] \a_out$825 ;
+  wire [7:0] \a_out$843 ;
+  wire [7:0] \a_out$861 ;
+  wire [7:0] \a_out$879 ;
+  wire [7:0] \a_out$897 ;
+  wire [7:0] \a_out$932 ;
+  wire [7:0] \a_out$950 ;
+  wire [7:0] \a_out$968 ;
+  wire [7:0] \a_out$986 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$1015 ;
-  wire [7:0] \b_in$1033 ;
-  wire [7:0] \b_in$1050 ;
-  wire [7:0] \b_in$1068 ;
-  wire [7:0] \b_in$1086 ;
-  wire [7:0] \b_in$1104 ;
-  wire [7:0] \b_in$1122 ;
-  wire [7:0] \b_in$1140 ;
-  wire [7:0] \b_in$1158 ;
-  wire [7:0] \b_in$1176 ;
-  wire [7:0] \b_in$1193 ;
-  wire [7:0] \b_in$1211 ;
-  wire [7:0] \b_in$1229 ;
-  wire [7:0] \b_in$1247 ;
-  wire [7:0] \b_in$1265 ;
-  wire [7:0] \b_in$1283 ;
-  wire [7:0] \b_in$1301 ;
-  wire [7:0] \b_in$1319 ;
-  wire [7:0] \b_in$1336 ;
-  wire [7:0] \b_in$1354 ;
-  wire [7:0] \b_in$1372 ;
-  wire [7:0] \b_in$1390 ;
-  wire [7:0] \b_in$1408 ;
-  wire [7:0] \b_in$1426 ;
-  wire [7:0] \b_in$1444 ;
-  wire [7:0] \b_in$1462 ;
-  wire [7:0] \b_in$395 ;
-  wire [7:0] \b_in$407 ;
-  wire [7:0] \b_in$419 ;
-  wire [7:0] \b_in$431 ;
-  wire [7:0] \b_in$443 ;
-  wire [7:0] \b_in$455 ;
-  wire [7:0] \b_in$467 ;
-  wire [7:0] \b_in$478 ;
-  wire [7:0] \b_in$496 ;
-  wire [7:0] \b_in$514 ;
-  wire [7:0] \b_in$532 ;
-  wire [7:0] \b_in$550 ;
-  wire [7:0] \b_in$568 ;
-  wire [7:0] \b_in$586 ;
-  wire [7:0] \b_in$604 ;
-  wire [7:0] \b_in$621 ;
-  wire [7:0] \b_in$639 ;
-  wire [7:0] \b_in$657 ;
-  wire [7:0] \b_in$675 ;
-  wire [7:0] \b_in$693 ;
-  wire [7:0] \b_in$711 ;
-  wire [7:0] \b_in$729 ;
-  wire [7:0] \b_in$747 ;
-  wire [7:0] \b_in$764 ;
-  wire [7:0] \b_in$782 ;
-  wire [7:0] \b_in$800 ;
-  wire [7:0] \b_in$818 ;
-  wire [7:0] \b_in$836 ;
-  wire [7:0] \b_in$854 ;
-  wire [7:0] \b_in$872 ;
-  wire [7:0] \b_in$890 ;
-  wire [7:0] \b_in$907 ;
-  wire [7:0] \b_in$925 ;
-  wire [7:0] \b_in$943 ;
-  wire [7:0] \b_in$961 ;
-  wire [7:0] \b_in$979 ;
-  wire [7:0] \b_in$997 ;
+  wire [7:0] \b_in$1007 ;
+  wire [7:0] \b_in$1025 ;
+  wire [7:0] \b_in$1043 ;
+  wire [7:0] \b_in$1060 ;
+  wire [7:0] \b_in$1078 ;
+  wire [7:0] \b_in$1096 ;
+  wire [7:0] \b_in$1114 ;
+  wire [7:0] \b_in$1132 ;
+  wire [7:0] \b_in$1150 ;
+  wire [7:0] \b_in$1168 ;
+  wire [7:0] \b_in$1186 ;
+  wire [7:0] \b_in$1203 ;
+  wire [7:0] \b_in$1221 ;
+  wire [7:0] \b_in$1239 ;
+  wire [7:0] \b_in$1257 ;
+  wire [7:0] \b_in$1275 ;
+  wire [7:0] \b_in$1293 ;
+  wire [7:0] \b_in$1311 ;
+  wire [7:0] \b_in$1329 ;
+  wire [7:0] \b_in$1346 ;
+  wire [7:0] \b_in$1364 ;
+  wire [7:0] \b_in$1382 ;
+  wire [7:0] \b_in$1400 ;
+  wire [7:0] \b_in$1418 ;
+  wire [7:0] \b_in$1436 ;
+  wire [7:0] \b_in$1454 ;
+  wire [7:0] \b_in$1472 ;
+  wire [7:0] \b_in$405 ;
+  wire [7:0] \b_in$417 ;
+  wire [7:0] \b_in$429 ;
+  wire [7:0] \b_in$441 ;
+  wire [7:0] \b_in$453 ;
+  wire [7:0] \b_in$465 ;
+  wire [7:0] \b_in$477 ;
+  wire [7:0] \b_in$488 ;
+  wire [7:0] \b_in$506 ;
+  wire [7:0] \b_in$524 ;
+  wire [7:0] \b_in$542 ;
+  wire [7:0] \b_in$560 ;
+  wire [7:0] \b_in$578 ;
+  wire [7:0] \b_in$596 ;
+  wire [7:0] \b_in$614 ;
+  wire [7:0] \b_in$631 ;
+  wire [7:0] \b_in$649 ;
+  wire [7:0] \b_in$667 ;
+  wire [7:0] \b_in$685 ;
+  wire [7:0] \b_in$703 ;
+  wire [7:0] \b_in$721 ;
+  wire [7:0] \b_in$739 ;
+  wire [7:0] \b_in$757 ;
+  wire [7:0] \b_in$774 ;
+  wire [7:0] \b_in$792 ;
+  wire [7:0] \b_in$810 ;
+  wire [7:0] \b_in$828 ;
+  wire [7:0] \b_in$846 ;
+  wire [7:0] \b_in$864 ;
+  wire [7:0] \b_in$882 ;
+  wire [7:0] \b_in$900 ;
+  wire [7:0] \b_in$917 ;
+  wire [7:0] \b_in$935 ;
+  wire [7:0] \b_in$953 ;
+  wire [7:0] \b_in$971 ;
+  wire [7:0] \b_in$989 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$1014 ;
-  wire [7:0] \b_next$1032 ;
-  wire [7:0] \b_next$1049 ;
-  wire [7:0] \b_next$1067 ;
-  wire [7:0] \b_next$1085 ;
-  wire [7:0] \b_next$1103 ;
-  wire [7:0] \b_next$1121 ;
-  wire [7:0] \b_next$1139 ;
-  wire [7:0] \b_next$1157 ;
-  wire [7:0] \b_next$1175 ;
-  wire [7:0] \b_next$1192 ;
-  wire [7:0] \b_next$1210 ;
-  wire [7:0] \b_next$1228 ;
-  wire [7:0] \b_next$1246 ;
-  wire [7:0] \b_next$1264 ;
-  wire [7:0] \b_next$1282 ;
-  wire [7:0] \b_next$1300 ;
-  wire [7:0] \b_next$1318 ;
-  wire [7:0] \b_next$1335 ;
-  wire [7:0] \b_next$1353 ;
-  wire [7:0] \b_next$1371 ;
-  wire [7:0] \b_next$1389 ;
-  wire [7:0] \b_next$1407 ;
-  wire [7:0] \b_next$1425 ;
-  wire [7:0] \b_next$1443 ;
-  wire [7:0] \b_next$1461 ;
-  wire [7:0] \b_next$394 ;
-  wire [7:0] \b_next$406 ;
-  wire [7:0] \b_next$418 ;
-  wire [7:0] \b_next$430 ;
-  wire [7:0] \b_next$442 ;
-  wire [7:0] \b_next$454 ;
-  wire [7:0] \b_next$466 ;
-  wire [7:0] \b_next$477 ;
-  wire [7:0] \b_next$495 ;
-  wire [7:0] \b_next$513 ;
-  wire [7:0] \b_next$531 ;
-  wire [7:0] \b_next$549 ;
-  wire [7:0] \b_next$567 ;
-  wire [7:0] \b_next$585 ;
-  wire [7:0] \b_next$603 ;
-  wire [7:0] \b_next$620 ;
-  wire [7:0] \b_next$638 ;
-  wire [7:0] \b_next$656 ;
-  wire [7:0] \b_next$674 ;
-  wire [7:0] \b_next$692 ;
-  wire [7:0] \b_next$710 ;
-  wire [7:0] \b_next$728 ;
-  wire [7:0] \b_next$746 ;
-  wire [7:0] \b_next$763 ;
-  wire [7:0] \b_next$781 ;
-  wire [7:0] \b_next$799 ;
-  wire [7:0] \b_next$817 ;
-  wire [7:0] \b_next$835 ;
-  wire [7:0] \b_next$853 ;
-  wire [7:0] \b_next$871 ;
-  wire [7:0] \b_next$889 ;
-  wire [7:0] \b_next$906 ;
-  wire [7:0] \b_next$924 ;
-  wire [7:0] \b_next$942 ;
-  wire [7:0] \b_next$960 ;
-  wire [7:0] \b_next$978 ;
-  wire [7:0] \b_next$996 ;
+  wire [7:0] \b_next$1006 ;
+  wire [7:0] \b_next$1024 ;
+  wire [7:0] \b_next$1042 ;
+  wire [7:0] \b_next$1059 ;
+  wire [7:0] \b_next$1077 ;
+  wire [7:0] \b_next$1095 ;
+  wire [7:0] \b_next$1113 ;
+  wire [7:0] \b_next$1131 ;
+  wire [7:0] \b_next$1149 ;
+  wire [7:0] \b_next$1167 ;
+  wire [7:0] \b_next$1185 ;
+  wire [7:0] \b_next$1202 ;
+  wire [7:0] \b_next$1220 ;
+  wire [7:0] \b_next$1238 ;
+  wire [7:0] \b_next$1256 ;
+  wire [7:0] \b_next$1274 ;
+  wire [7:0] \b_next$1292 ;
+  wire [7:0] \b_next$1310 ;
+  wire [7:0] \b_next$1328 ;
+  wire [7:0] \b_next$1345 ;
+  wire [7:0] \b_next$1363 ;
+  wire [7:0] \b_next$1381 ;
+  wire [7:0] \b_next$1399 ;
+  wire [7:0] \b_next$1417 ;
+  wire [7:0] \b_next$1435 ;
+  wire [7:0] \b_next$1453 ;
+  wire [7:0] \b_next$1471 ;
+  wire [7:0] \b_next$404 ;
+  wire [7:0] \b_next$416 ;
+  wire [7:0] \b_next$428 ;
+  wire [7:0] \b_next$440 ;
+  wire [7:0] \b_next$452 ;
+  wire [7:0] \b_next$464 ;
+  wire [7:0] \b_next$476 ;
+  wire [7:0] \b_next$487 ;
+  wire [7:0] \b_next$505 ;
+  wire [7:0] \b_next$523 ;
+  wire [7:0] \b_next$541 ;
+  wire [7:0] \b_next$559 ;
+  wire [7:0] \b_next$577 ;
+  wire [7:0] \b_next$595 ;
+  wire [7:0] \b_next$613 ;
+  wire [7:0] \b_next$630 ;
+  wire [7:0] \b_next$648 ;
+  wire [7:0] \b_next$666 ;
+  wire [7:0] \b_next$684 ;
+  wire [7:0] \b_next$702 ;
+  wire [7:0] \b_next$720 ;
+  wire [7:0] \b_next$738 ;
+  wire [7:0] \b_next$756 ;
+  wire [7:0] \b_next$773 ;
+  wire [7:0] \b_next$791 ;
+  wire [7:0] \b_next$809 ;
+  wire [7:0] \b_next$827 ;
+  wire [7:0] \b_next$845 ;
+  wire [7:0] \b_next$863 ;
+  wire [7:0] \b_next$881 ;
+  wire [7:0] \b_next$899 ;
+  wire [7:0] \b_next$916 ;
+  wire [7:0] \b_next$934 ;
+  wire [7:0] \b_next$952 ;
+  wire [7:0] \b_next$970 ;
+  wire [7:0] \b_next$988 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$1016 ;
-  wire [7:0] \b_out$1034 ;
-  wire [7:0] \b_out$1051 ;
-  wire [7:0] \b_out$1069 ;
-  wire [7:0] \b_out$1087 ;
-  wire [7:0] \b_out$1105 ;
-  wire [7:0] \b_out$1123 ;
-  wire [7:0] \b_out$1141 ;
-  wire [7:0] \b_out$1159 ;
-  wire [7:0] \b_out$1177 ;
-  wire [7:0] \b_out$1194 ;
-  wire [7:0] \b_out$1212 ;
-  wire [7:0] \b_out$1230 ;
-  wire [7:0] \b_out$1248 ;
-  wire [7:0] \b_out$1266 ;
-  wire [7:0] \b_out$1284 ;
-  wire [7:0] \b_out$1302 ;
-  wire [7:0] \b_out$1320 ;
-  wire [7:0] \b_out$1337 ;
-  wire [7:0] \b_out$1355 ;
-  wire [7:0] \b_out$1373 ;
-  wire [7:0] \b_out$1391 ;
-  wire [7:0] \b_out$1409 ;
-  wire [7:0] \b_out$1427 ;
-  wire [7:0] \b_out$1445 ;
-  wire [7:0] \b_out$1463 ;
-  wire [7:0] \b_out$497 ;
-  wire [7:0] \b_out$515 ;
-  wire [7:0] \b_out$533 ;
-  wire [7:0] \b_out$551 ;
-  wire [7:0] \b_out$569 ;
-  wire [7:0] \b_out$587 ;
-  wire [7:0] \b_out$605 ;
-  wire [7:0] \b_out$622 ;
-  wire [7:0] \b_out$640 ;
-  wire [7:0] \b_out$658 ;
-  wire [7:0] \b_out$676 ;
-  wire [7:0] \b_out$694 ;
-  wire [7:0] \b_out$712 ;
-  wire [7:0] \b_out$730 ;
-  wire [7:0] \b_out$748 ;
-  wire [7:0] \b_out$765 ;
-  wire [7:0] \b_out$783 ;
-  wire [7:0] \b_out$801 ;
-  wire [7:0] \b_out$819 ;
-  wire [7:0] \b_out$837 ;
-  wire [7:0] \b_out$855 ;
-  wire [7:0] \b_out$873 ;
-  wire [7:0] \b_out$891 ;
-  wire [7:0] \b_out$908 ;
-  wire [7:0] \b_out$926 ;
-  wire [7:0] \b_out$944 ;
-  wire [7:0] \b_out$962 ;
-  wire [7:0] \b_out$980 ;
-  wire [7:0] \b_out$998 ;
+  wire [7:0] \b_out$1008 ;
+  wire [7:0] \b_out$1026 ;
+  wire [7:0] \b_out$1044 ;
+  wire [7:0] \b_out$1061 ;
+  wire [7:0] \b_out$1079 ;
+  wire [7:0] \b_out$1097 ;
+  wire [7:0] \b_out$1115 ;
+  wire [7:0] \b_out$1133 ;
+  wire [7:0] \b_out$1151 ;
+  wire [7:0] \b_out$1169 ;
+  wire [7:0] \b_out$1187 ;
+  wire [7:0] \b_out$1204 ;
+  wire [7:0] \b_out$1222 ;
+  wire [7:0] \b_out$1240 ;
+  wire [7:0] \b_out$1258 ;
+  wire [7:0] \b_out$1276 ;
+  wire [7:0] \b_out$1294 ;
+  wire [7:0] \b_out$1312 ;
+  wire [7:0] \b_out$1330 ;
+  wire [7:0] \b_out$1347 ;
+  wire [7:0] \b_out$1365 ;
+  wire [7:0] \b_out$1383 ;
+  wire [7:0] \b_out$1401 ;
+  wire [7:0] \b_out$1419 ;
+  wire [7:0] \b_out$1437 ;
+  wire [7:0] \b_out$1455 ;
+  wire [7:0] \b_out$1473 ;
+  wire [7:0] \b_out$507 ;
+  wire [7:0] \b_out$525 ;
+  wire [7:0] \b_out$543 ;
+  wire [7:0] \b_out$561 ;
+  wire [7:0] \b_out$579 ;
+  wire [7:0] \b_out$597 ;
+  wire [7:0] \b_out$615 ;
+  wire [7:0] \b_out$632 ;
+  wire [7:0] \b_out$650 ;
+  wire [7:0] \b_out$668 ;
+  wire [7:0] \b_out$686 ;
+  wire [7:0] \b_out$704 ;
+  wire [7:0] \b_out$722 ;
+  wire [7:0] \b_out$740 ;
+  wire [7:0] \b_out$758 ;
+  wire [7:0] \b_out$775 ;
+  wire [7:0] \b_out$793 ;
+  wire [7:0] \b_out$811 ;
+  wire [7:0] \b_out$829 ;
+  wire [7:0] \b_out$847 ;
+  wire [7:0] \b_out$865 ;
+  wire [7:0] \b_out$883 ;
+  wire [7:0] \b_out$901 ;
+  wire [7:0] \b_out$918 ;
+  wire [7:0] \b_out$936 ;
+  wire [7:0] \b_out$954 ;
+  wire [7:0] \b_out$972 ;
+  wire [7:0] \b_out$990 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$1005 ;
-  wire [31:0] \chain_in$1023 ;
-  wire [31:0] \chain_in$1041 ;
-  wire [31:0] \chain_in$1058 ;
-  wire [31:0] \chain_in$1076 ;
-  wire [31:0] \chain_in$1094 ;
-  wire [31:0] \chain_in$1112 ;
-  wire [31:0] \chain_in$1130 ;
-  wire [31:0] \chain_in$1148 ;
-  wire [31:0] \chain_in$1166 ;
-  wire [31:0] \chain_in$1184 ;
-  wire [31:0] \chain_in$1201 ;
-  wire [31:0] \chain_in$1219 ;
-  wire [31:0] \chain_in$1237 ;
-  wire [31:0] \chain_in$1255 ;
-  wire [31:0] \chain_in$1273 ;
-  wire [31:0] \chain_in$1291 ;
-  wire [31:0] \chain_in$1309 ;
-  wire [31:0] \chain_in$1327 ;
-  wire [31:0] \chain_in$1344 ;
-  wire [31:0] \chain_in$1362 ;
-  wire [31:0] \chain_in$1380 ;
-  wire [31:0] \chain_in$1398 ;
-  wire [31:0] \chain_in$1416 ;
-  wire [31:0] \chain_in$1434 ;
-  wire [31:0] \chain_in$1452 ;
-  wire [31:0] \chain_in$1470 ;
-  wire [31:0] \chain_in$399 ;
-  wire [31:0] \chain_in$411 ;
-  wire [31:0] \chain_in$423 ;
-  wire [31:0] \chain_in$435 ;
-  wire [31:0] \chain_in$447 ;
-  wire [31:0] \chain_in$459 ;
-  wire [31:0] \chain_in$471 ;
-  wire [31:0] \chain_in$486 ;
-  wire [31:0] \chain_in$504 ;
-  wire [31:0] \chain_in$522 ;
-  wire [31:0] \chain_in$540 ;
-  wire [31:0] \chain_in$558 ;
-  wire [31:0] \chain_in$576 ;
-  wire [31:0] \chain_in$594 ;
-  wire [31:0] \chain_in$612 ;
-  wire [31:0] \chain_in$629 ;
-  wire [31:0] \chain_in$647 ;
-  wire [31:0] \chain_in$665 ;
-  wire [31:0] \chain_in$683 ;
-  wire [31:0] \chain_in$701 ;
-  wire [31:0] \chain_in$719 ;
-  wire [31:0] \chain_in$737 ;
-  wire [31:0] \chain_in$755 ;
-  wire [31:0] \chain_in$772 ;
-  wire [31:0] \chain_in$790 ;
-  wire [31:0] \chain_in$808 ;
-  wire [31:0] \chain_in$826 ;
-  wire [31:0] \chain_in$844 ;
-  wire [31:0] \chain_in$862 ;
-  wire [31:0] \chain_in$880 ;
-  wire [31:0] \chain_in$898 ;
-  wire [31:0] \chain_in$915 ;
-  wire [31:0] \chain_in$933 ;
-  wire [31:0] \chain_in$951 ;
-  wire [31:0] \chain_in$969 ;
-  wire [31:0] \chain_in$987 ;
+  wire [31:0] \chain_in$1015 ;
+  wire [31:0] \chain_in$1033 ;
+  wire [31:0] \chain_in$1051 ;
+  wire [31:0] \chain_in$1068 ;
+  wire [31:0] \chain_in$1086 ;
+  wire [31:0] \chain_in$1104 ;
+  wire [31:0] \chain_in$1122 ;
+  wire [31:0] \chain_in$1140 ;
+  wire [31:0] \chain_in$1158 ;
+  wire [31:0] \chain_in$1176 ;
+  wire [31:0] \chain_in$1194 ;
+  wire [31:0] \chain_in$1211 ;
+  wire [31:0] \chain_in$1229 ;
+  wire [31:0] \chain_in$1247 ;
+  wire [31:0] \chain_in$1265 ;
+  wire [31:0] \chain_in$1283 ;
+  wire [31:0] \chain_in$1301 ;
+  wire [31:0] \chain_in$1319 ;
+  wire [31:0] \chain_in$1337 ;
+  wire [31:0] \chain_in$1354 ;
+  wire [31:0] \chain_in$1372 ;
+  wire [31:0] \chain_in$1390 ;
+  wire [31:0] \chain_in$1408 ;
+  wire [31:0] \chain_in$1426 ;
+  wire [31:0] \chain_in$1444 ;
+  wire [31:0] \chain_in$1462 ;
+  wire [31:0] \chain_in$1480 ;
+  wire [31:0] \chain_in$409 ;
+  wire [31:0] \chain_in$421 ;
+  wire [31:0] \chain_in$433 ;
+  wire [31:0] \chain_in$445 ;
+  wire [31:0] \chain_in$457 ;
+  wire [31:0] \chain_in$469 ;
+  wire [31:0] \chain_in$481 ;
+  wire [31:0] \chain_in$496 ;
+  wire [31:0] \chain_in$514 ;
+  wire [31:0] \chain_in$532 ;
+  wire [31:0] \chain_in$550 ;
+  wire [31:0] \chain_in$568 ;
+  wire [31:0] \chain_in$586 ;
+  wire [31:0] \chain_in$604 ;
+  wire [31:0] \chain_in$622 ;
+  wire [31:0] \chain_in$639 ;
+  wire [31:0] \chain_in$657 ;
+  wire [31:0] \chain_in$675 ;
+  wire [31:0] \chain_in$693 ;
+  wire [31:0] \chain_in$711 ;
+  wire [31:0] \chain_in$729 ;
+  wire [31:0] \chain_in$747 ;
+  wire [31:0] \chain_in$765 ;
+  wire [31:0] \chain_in$782 ;
+  wire [31:0] \chain_in$800 ;
+  wire [31:0] \chain_in$818 ;
+  wire [31:0] \chain_in$836 ;
+  wire [31:0] \chain_in$854 ;
+  wire [31:0] \chain_in$872 ;
+  wire [31:0] \chain_in$890 ;
+  wire [31:0] \chain_in$908 ;
+  wire [31:0] \chain_in$925 ;
+  wire [31:0] \chain_in$943 ;
+  wire [31:0] \chain_in$961 ;
+  wire [31:0] \chain_in$979 ;
+  wire [31:0] \chain_in$997 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$1006 ;
-  wire [31:0] \chain_out$1024 ;
-  wire [31:0] \chain_out$1042 ;
-  wire [31:0] \chain_out$1059 ;
-  wire [31:0] \chain_out$1077 ;
-  wire [31:0] \chain_out$1095 ;
-  wire [31:0] \chain_out$1113 ;
-  wire [31:0] \chain_out$1131 ;
-  wire [31:0] \chain_out$1149 ;
-  wire [31:0] \chain_out$1167 ;
-  wire [31:0] \chain_out$1185 ;
-  wire [31:0] \chain_out$1202 ;
-  wire [31:0] \chain_out$1220 ;
-  wire [31:0] \chain_out$1238 ;
-  wire [31:0] \chain_out$1256 ;
-  wire [31:0] \chain_out$1274 ;
-  wire [31:0] \chain_out$1292 ;
-  wire [31:0] \chain_out$1310 ;
-  wire [31:0] \chain_out$1328 ;
-  wire [31:0] \chain_out$1345 ;
-  wire [31:0] \chain_out$1363 ;
-  wire [31:0] \chain_out$1381 ;
-  wire [31:0] \chain_out$1399 ;
-  wire [31:0] \chain_out$1417 ;
-  wire [31:0] \chain_out$1435 ;
-  wire [31:0] \chain_out$1453 ;
-  wire [31:0] \chain_out$1471 ;
-  wire [31:0] \chain_out$353 ;
-  wire [31:0] \chain_out$354 ;
-  wire [31:0] \chain_out$355 ;
-  wire [31:0] \chain_out$356 ;
-  wire [31:0] \chain_out$357 ;
-  wire [31:0] \chain_out$358 ;
-  wire [31:0] \chain_out$359 ;
-  wire [31:0] \chain_out$487 ;
-  wire [31:0] \chain_out$505 ;
-  wire [31:0] \chain_out$523 ;
-  wire [31:0] \chain_out$541 ;
-  wire [31:0] \chain_out$559 ;
-  wire [31:0] \chain_out$577 ;
-  wire [31:0] \chain_out$595 ;
-  wire [31:0] \chain_out$613 ;
-  wire [31:0] \chain_out$630 ;
-  wire [31:0] \chain_out$648 ;
-  wire [31:0] \chain_out$666 ;
-  wire [31:0] \chain_out$684 ;
-  wire [31:0] \chain_out$702 ;
-  wire [31:0] \chain_out$720 ;
-  wire [31:0] \chain_out$738 ;
-  wire [31:0] \chain_out$756 ;
-  wire [31:0] \chain_out$773 ;
-  wire [31:0] \chain_out$791 ;
-  wire [31:0] \chain_out$809 ;
-  wire [31:0] \chain_out$827 ;
-  wire [31:0] \chain_out$845 ;
-  wire [31:0] \chain_out$863 ;
-  wire [31:0] \chain_out$881 ;
-  wire [31:0] \chain_out$899 ;
-  wire [31:0] \chain_out$916 ;
-  wire [31:0] \chain_out$934 ;
-  wire [31:0] \chain_out$952 ;
-  wire [31:0] \chain_out$970 ;
-  wire [31:0] \chain_out$988 ;
+  wire [31:0] \chain_out$1016 ;
+  wire [31:0] \chain_out$1034 ;
+  wire [31:0] \chain_out$1052 ;
+  wire [31:0] \chain_out$1069 ;
+  wire [31:0] \chain_out$1087 ;
+  wire [31:0] \chain_out$1105 ;
+  wire [31:0] \chain_out$1123 ;
+  wire [31:0] \chain_out$1141 ;
+  wire [31:0] \chain_out$1159 ;
+  wire [31:0] \chain_out$1177 ;
+  wire [31:0] \chain_out$1195 ;
+  wire [31:0] \chain_out$1212 ;
+  wire [31:0] \chain_out$1230 ;
+  wire [31:0] \chain_out$1248 ;
+  wire [31:0] \chain_out$1266 ;
+  wire [31:0] \chain_out$1284 ;
+  wire [31:0] \chain_out$1302 ;
+  wire [31:0] \chain_out$1320 ;
+  wire [31:0] \chain_out$1338 ;
+  wire [31:0] \chain_out$1355 ;
+  wire [31:0] \chain_out$1373 ;
+  wire [31:0] \chain_out$1391 ;
+  wire [31:0] \chain_out$1409 ;
+  wire [31:0] \chain_out$1427 ;
+  wire [31:0] \chain_out$1445 ;
+  wire [31:0] \chain_out$1463 ;
+  wire [31:0] \chain_out$1481 ;
+  wire [31:0] \chain_out$363 ;
+  wire [31:0] \chain_out$364 ;
+  wire [31:0] \chain_out$365 ;
+  wire [31:0] \chain_out$366 ;
+  wire [31:0] \chain_out$367 ;
+  wire [31:0] \chain_out$368 ;
+  wire [31:0] \chain_out$369 ;
+  wire [31:0] \chain_out$497 ;
+  wire [31:0] \chain_out$515 ;
+  wire [31:0] \chain_out$533 ;
+  wire [31:0] \chain_out$551 ;
+  wire [31:0] \chain_out$569 ;
+  wire [31:0] \chain_out$587 ;
+  wire [31:0] \chain_out$605 ;
+  wire [31:0] \chain_out$623 ;
+  wire [31:0] \chain_out$640 ;
+  wire [31:0] \chain_out$658 ;
+  wire [31:0] \chain_out$676 ;
+  wire [31:0] \chain_out$694 ;
+  wire [31:0] \chain_out$712 ;
+  wire [31:0] \chain_out$730 ;
+  wire [31:0] \chain_out$748 ;
+  wire [31:0] \chain_out$766 ;
+  wire [31:0] \chain_out$783 ;
+  wire [31:0] \chain_out$801 ;
+  wire [31:0] \chain_out$819 ;
+  wire [31:0] \chain_out$837 ;
+  wire [31:0] \chain_out$855 ;
+  wire [31:0] \chain_out$873 ;
+  wire [31:0] \chain_out$891 ;
+  wire [31:0] \chain_out$909 ;
+  wire [31:0] \chain_out$926 ;
+  wire [31:0] \chain_out$944 ;
+  wire [31:0] \chain_out$962 ;
+  wire [31:0] \chain_out$980 ;
+  wire [31:0] \chain_out$998 ;
   wire chain_valid_in;
-  wire \chain_valid_in$1007 ;
-  wire \chain_valid_in$1025 ;
-  wire \chain_valid_in$1043 ;
-  wire \chain_valid_in$1060 ;
-  wire \chain_valid_in$1078 ;
-  wire \chain_valid_in$1096 ;
-  wire \chain_valid_in$1114 ;
-  wire \chain_valid_in$1132 ;
-  wire \chain_valid_in$1150 ;
-  wire \chain_valid_in$1168 ;
-  wire \chain_valid_in$1186 ;
-  wire \chain_valid_in$1203 ;
-  wire \chain_valid_in$1221 ;
-  wire \chain_valid_in$1239 ;
-  wire \chain_valid_in$1257 ;
-  wire \chain_valid_in$1275 ;
-  wire \chain_valid_in$1293 ;
-  wire \chain_valid_in$1311 ;
-  wire \chain_valid_in$1329 ;
-  wire \chain_valid_in$1346 ;
-  wire \chain_valid_in$1364 ;
-  wire \chain_valid_in$1382 ;
-  wire \chain_valid_in$1400 ;
-  wire \chain_valid_in$1418 ;
-  wire \chain_valid_in$1436 ;
-  wire \chain_valid_in$1454 ;
-  wire \chain_valid_in$1472 ;
-  wire \chain_valid_in$400 ;
-  wire \chain_valid_in$412 ;
-  wire \chain_valid_in$424 ;
-  wire \chain_valid_in$436 ;
-  wire \chain_valid_in$448 ;
-  wire \chain_valid_in$460 ;
-  wire \chain_valid_in$472 ;
-  wire \chain_valid_in$488 ;
-  wire \chain_valid_in$506 ;
-  wire \chain_valid_in$524 ;
-  wire \chain_valid_in$542 ;
-  wire \chain_valid_in$560 ;
-  wire \chain_valid_in$578 ;
-  wire \chain_valid_in$596 ;
-  wire \chain_valid_in$614 ;
-  wire \chain_valid_in$631 ;
-  wire \chain_valid_in$649 ;
-  wire \chain_valid_in$667 ;
-  wire \chain_valid_in$685 ;
-  wire \chain_valid_in$703 ;
-  wire \chain_valid_in$721 ;
-  wire \chain_valid_in$739 ;
-  wire \chain_valid_in$757 ;
-  wire \chain_valid_in$774 ;
-  wire \chain_valid_in$792 ;
-  wire \chain_valid_in$810 ;
-  wire \chain_valid_in$828 ;
-  wire \chain_valid_in$846 ;
-  wire \chain_valid_in$864 ;
-  wire \chain_valid_in$882 ;
-  wire \chain_valid_in$900 ;
-  wire \chain_valid_in$917 ;
-  wire \chain_valid_in$935 ;
-  wire \chain_valid_in$953 ;
-  wire \chain_valid_in$971 ;
-  wire \chain_valid_in$989 ;
+  wire \chain_valid_in$1017 ;
+  wire \chain_valid_in$1035 ;
+  wire \chain_valid_in$1053 ;
+  wire \chain_valid_in$1070 ;
+  wire \chain_valid_in$1088 ;
+  wire \chain_valid_in$1106 ;
+  wire \chain_valid_in$1124 ;
+  wire \chain_valid_in$1142 ;
+  wire \chain_valid_in$1160 ;
+  wire \chain_valid_in$1178 ;
+  wire \chain_valid_in$1196 ;
+  wire \chain_valid_in$1213 ;
+  wire \chain_valid_in$1231 ;
+  wire \chain_valid_in$1249 ;
+  wire \chain_valid_in$1267 ;
+  wire \chain_valid_in$1285 ;
+  wire \chain_valid_in$1303 ;
+  wire \chain_valid_in$1321 ;
+  wire \chain_valid_in$1339 ;
+  wire \chain_valid_in$1356 ;
+  wire \chain_valid_in$1374 ;
+  wire \chain_valid_in$1392 ;
+  wire \chain_valid_in$1410 ;
+  wire \chain_valid_in$1428 ;
+  wire \chain_valid_in$1446 ;
+  wire \chain_valid_in$1464 ;
+  wire \chain_valid_in$1482 ;
+  wire \chain_valid_in$410 ;
+  wire \chain_valid_in$422 ;
+  wire \chain_valid_in$434 ;
+  wire \chain_valid_in$446 ;
+  wire \chain_valid_in$458 ;
+  wire \chain_valid_in$470 ;
+  wire \chain_valid_in$482 ;
+  wire \chain_valid_in$498 ;
+  wire \chain_valid_in$516 ;
+  wire \chain_valid_in$534 ;
+  wire \chain_valid_in$552 ;
+  wire \chain_valid_in$570 ;
+  wire \chain_valid_in$588 ;
+  wire \chain_valid_in$606 ;
+  wire \chain_valid_in$624 ;
+  wire \chain_valid_in$641 ;
+  wire \chain_valid_in$659 ;
+  wire \chain_valid_in$677 ;
+  wire \chain_valid_in$695 ;
+  wire \chain_valid_in$713 ;
+  wire \chain_valid_in$731 ;
+  wire \chain_valid_in$749 ;
+  wire \chain_valid_in$767 ;
+  wire \chain_valid_in$784 ;
+  wire \chain_valid_in$802 ;
+  wire \chain_valid_in$820 ;
+  wire \chain_valid_in$838 ;
+  wire \chain_valid_in$856 ;
+  wire \chain_valid_in$874 ;
+  wire \chain_valid_in$892 ;
+  wire \chain_valid_in$910 ;
+  wire \chain_valid_in$927 ;
+  wire \chain_valid_in$945 ;
+  wire \chain_valid_in$963 ;
+  wire \chain_valid_in$981 ;
+  wire \chain_valid_in$999 ;
   wire chain_valid_out;
-  wire \chain_valid_out$1008 ;
-  wire \chain_valid_out$1026 ;
-  wire \chain_valid_out$1044 ;
-  wire \chain_valid_out$1061 ;
-  wire \chain_valid_out$1079 ;
-  wire \chain_valid_out$1097 ;
-  wire \chain_valid_out$1115 ;
-  wire \chain_valid_out$1133 ;
-  wire \chain_valid_out$1151 ;
-  wire \chain_valid_out$1169 ;
-  wire \chain_valid_out$1187 ;
-  wire \chain_valid_out$1204 ;
-  wire \chain_valid_out$1222 ;
-  wire \chain_valid_out$1240 ;
-  wire \chain_valid_out$1258 ;
-  wire \chain_valid_out$1276 ;
-  wire \chain_valid_out$1294 ;
-  wire \chain_valid_out$1312 ;
-  wire \chain_valid_out$1330 ;
-  wire \chain_valid_out$1347 ;
-  wire \chain_valid_out$1365 ;
-  wire \chain_valid_out$1383 ;
-  wire \chain_valid_out$1401 ;
-  wire \chain_valid_out$1419 ;
-  wire \chain_valid_out$1437 ;
-  wire \chain_valid_out$1455 ;
-  wire \chain_valid_out$1473 ;
-  wire \chain_valid_out$1475 ;
-  wire \chain_valid_out$1476 ;
-  wire \chain_valid_out$1477 ;
-  wire \chain_valid_out$1478 ;
-  wire \chain_valid_out$1479 ;
-  wire \chain_valid_out$1480 ;
-  wire \chain_valid_out$1481 ;
-  wire \chain_valid_out$489 ;
-  wire \chain_valid_out$507 ;
-  wire \chain_valid_out$525 ;
-  wire \chain_valid_out$543 ;
-  wire \chain_valid_out$561 ;
-  wire \chain_valid_out$579 ;
-  wire \chain_valid_out$597 ;
-  wire \chain_valid_out$615 ;
-  wire \chain_valid_out$632 ;
-  wire \chain_valid_out$650 ;
-  wire \chain_valid_out$668 ;
-  wire \chain_valid_out$686 ;
-  wire \chain_valid_out$704 ;
-  wire \chain_valid_out$722 ;
-  wire \chain_valid_out$740 ;
-  wire \chain_valid_out$758 ;
-  wire \chain_valid_out$775 ;
-  wire \chain_valid_out$793 ;
-  wire \chain_valid_out$811 ;
-  wire \chain_valid_out$829 ;
-  wire \chain_valid_out$847 ;
-  wire \chain_valid_out$865 ;
-  wire \chain_valid_out$883 ;
-  wire \chain_valid_out$901 ;
-  wire \chain_valid_out$918 ;
-  wire \chain_valid_out$936 ;
-  wire \chain_valid_out$954 ;
-  wire \chain_valid_out$972 ;
-  wire \chain_valid_out$990 ;
+  wire \chain_valid_out$1000 ;
+  wire \chain_valid_out$1018 ;
+  wire \chain_valid_out$1036 ;
+  wire \chain_valid_out$1054 ;
+  wire \chain_valid_out$1071 ;
+  wire \chain_valid_out$1089 ;
+  wire \chain_valid_out$1107 ;
+  wire \chain_valid_out$1125 ;
+  wire \chain_valid_out$1143 ;
+  wire \chain_valid_out$1161 ;
+  wire \chain_valid_out$1179 ;
+  wire \chain_valid_out$1197 ;
+  wire \chain_valid_out$1214 ;
+  wire \chain_valid_out$1232 ;
+  wire \chain_valid_out$1250 ;
+  wire \chain_valid_out$1268 ;
+  wire \chain_valid_out$1286 ;
+  wire \chain_valid_out$1304 ;
+  wire \chain_valid_out$1322 ;
+  wire \chain_valid_out$1340 ;
+  wire \chain_valid_out$1357 ;
+  wire \chain_valid_out$1375 ;
+  wire \chain_valid_out$1393 ;
+  wire \chain_valid_out$1411 ;
+  wire \chain_valid_out$1429 ;
+  wire \chain_valid_out$1447 ;
+  wire \chain_valid_out$1465 ;
+  wire \chain_valid_out$1483 ;
+  wire \chain_valid_out$1485 ;
+  wire \chain_valid_out$1486 ;
+  wire \chain_valid_out$1487 ;
+  wire \chain_valid_out$1488 ;
+  wire \chain_valid_out$1489 ;
+  wire \chain_valid_out$1490 ;
+  wire \chain_valid_out$1491 ;
+  wire \chain_valid_out$499 ;
+  wire \chain_valid_out$517 ;
+  wire \chain_valid_out$535 ;
+  wire \chain_valid_out$553 ;
+  wire \chain_valid_out$571 ;
+  wire \chain_valid_out$589 ;
+  wire \chain_valid_out$607 ;
+  wire \chain_valid_out$625 ;
+  wire \chain_valid_out$642 ;
+  wire \chain_valid_out$660 ;
+  wire \chain_valid_out$678 ;
+  wire \chain_valid_out$696 ;
+  wire \chain_valid_out$714 ;
+  wire \chain_valid_out$732 ;
+  wire \chain_valid_out$750 ;
+  wire \chain_valid_out$768 ;
+  wire \chain_valid_out$785 ;
+  wire \chain_valid_out$803 ;
+  wire \chain_valid_out$821 ;
+  wire \chain_valid_out$839 ;
+  wire \chain_valid_out$857 ;
+  wire \chain_valid_out$875 ;
+  wire \chain_valid_out$893 ;
+  wire \chain_valid_out$911 ;
+  wire \chain_valid_out$928 ;
+  wire \chain_valid_out$946 ;
+  wire \chain_valid_out$964 ;
+  wire \chain_valid_out$982 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$1009 ;
-  wire \drain$1027 ;
-  wire \drain$1045 ;
-  wire \drain$1062 ;
-  wire \drain$1080 ;
-  wire \drain$1098 ;
-  wire \drain$1116 ;
-  wire \drain$1134 ;
-  wire \drain$1152 ;
-  wire \drain$1170 ;
-  wire \drain$1188 ;
-  wire \drain$1205 ;
-  wire \drain$1223 ;
-  wire \drain$1241 ;
-  wire \drain$1259 ;
-  wire \drain$1277 ;
-  wire \drain$1295 ;
-  wire \drain$1313 ;
-  wire \drain$1331 ;
-  wire \drain$1348 ;
-  wire \drain$1366 ;
-  wire \drain$1384 ;
-  wire \drain$1402 ;
-  wire \drain$1420 ;
-  wire \drain$1438 ;
-  wire \drain$1456 ;
-  wire \drain$1474 ;
-  wire \drain$401 ;
-  wire \drain$413 ;
-  wire \drain$425 ;
-  wire \drain$437 ;
-  wire \drain$449 ;
-  wire \drain$461 ;
-  wire \drain$473 ;
-  wire \drain$490 ;
-  wire \drain$508 ;
-  wire \drain$526 ;
-  wire \drain$544 ;
-  wire \drain$562 ;
-  wire \drain$580 ;
-  wire \drain$598 ;
-  wire \drain$616 ;
-  wire \drain$633 ;
-  wire \drain$651 ;
-  wire \drain$669 ;
-  wire \drain$687 ;
-  wire \drain$705 ;
-  wire \drain$723 ;
-  wire \drain$741 ;
-  wire \drain$759 ;
-  wire \drain$776 ;
-  wire \drain$794 ;
-  wire \drain$812 ;
-  wire \drain$830 ;
-  wire \drain$848 ;
-  wire \drain$866 ;
-  wire \drain$884 ;
-  wire \drain$902 ;
-  wire \drain$919 ;
-  wire \drain$937 ;
-  wire \drain$955 ;
-  wire \drain$973 ;
-  wire \drain$991 ;
+  wire \drain$1001 ;
+  wire \drain$1019 ;
+  wire \drain$1037 ;
+  wire \drain$1055 ;
+  wire \drain$1072 ;
+  wire \drain$1090 ;
+  wire \drain$1108 ;
+  wire \drain$1126 ;
+  wire \drain$1144 ;
+  wire \drain$1162 ;
+  wire \drain$1180 ;
+  wire \drain$1198 ;
+  wire \drain$1215 ;
+  wire \drain$1233 ;
+  wire \drain$1251 ;
+  wire \drain$1269 ;
+  wire \drain$1287 ;
+  wire \drain$1305 ;
+  wire \drain$1323 ;
+  wire \drain$1341 ;
+  wire \drain$1358 ;
+  wire \drain$1376 ;
+  wire \drain$1394 ;
+  wire \drain$1412 ;
+  wire \drain$1430 ;
+  wire \drain$1448 ;
+  wire \drain$1466 ;
+  wire \drain$1484 ;
+  wire \drain$411 ;
+  wire \drain$423 ;
+  wire \drain$435 ;
+  wire \drain$447 ;
+  wire \drain$459 ;
+  wire \drain$471 ;
+  wire \drain$483 ;
+  wire \drain$500 ;
+  wire \drain$518 ;
+  wire \drain$536 ;
+  wire \drain$554 ;
+  wire \drain$572 ;
+  wire \drain$590 ;
+  wire \drain$608 ;
+  wire \drain$626 ;
+  wire \drain$643 ;
+  wire \drain$661 ;
+  wire \drain$679 ;
+  wire \drain$697 ;
+  wire \drain$715 ;
+  wire \drain$733 ;
+  wire \drain$751 ;
+  wire \drain$769 ;
+  wire \drain$786 ;
+  wire \drain$804 ;
+  wire \drain$822 ;
+  wire \drain$840 ;
+  wire \drain$858 ;
+  wire \drain$876 ;
+  wire \drain$894 ;
+  wire \drain$912 ;
+  wire \drain$929 ;
+  wire \drain$947 ;
+  wire \drain$965 ;
+  wire \drain$983 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
@@ -982,138 +984,138 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire drain_7;
   reg en = 1'h1;
   (* init = 1'h1 *)
-  wire \en$1010 ;
+  wire \en$1002 ;
   (* init = 1'h1 *)
-  wire \en$1028 ;
+  wire \en$1020 ;
   (* init = 1'h1 *)
-  wire \en$1046 ;
+  wire \en$1038 ;
   (* init = 1'h1 *)
-  wire \en$1063 ;
+  wire \en$1056 ;
   (* init = 1'h1 *)
-  wire \en$1081 ;
+  wire \en$1073 ;
   (* init = 1'h1 *)
-  wire \en$1099 ;
+  wire \en$1091 ;
   (* init = 1'h1 *)
-  wire \en$1117 ;
+  wire \en$1109 ;
   (* init = 1'h1 *)
-  wire \en$1135 ;
+  wire \en$1127 ;
   (* init = 1'h1 *)
-  wire \en$1153 ;
+  wire \en$1145 ;
   (* init = 1'h1 *)
-  wire \en$1171 ;
+  wire \en$1163 ;
   (* init = 1'h1 *)
-  wire \en$1189 ;
+  wire \en$1181 ;
   (* init = 1'h1 *)
-  wire \en$1206 ;
+  wire \en$1199 ;
   (* init = 1'h1 *)
-  wire \en$1224 ;
+  wire \en$1216 ;
   (* init = 1'h1 *)
-  wire \en$1242 ;
+  wire \en$1234 ;
   (* init = 1'h1 *)
-  wire \en$1260 ;
+  wire \en$1252 ;
   (* init = 1'h1 *)
-  wire \en$1278 ;
+  wire \en$1270 ;
   (* init = 1'h1 *)
-  wire \en$1296 ;
+  wire \en$1288 ;
   (* init = 1'h1 *)
-  wire \en$1314 ;
+  wire \en$1306 ;
   (* init = 1'h1 *)
-  wire \en$1332 ;
+  wire \en$1324 ;
   (* init = 1'h1 *)
-  wire \en$1349 ;
+  wire \en$1342 ;
   (* init = 1'h1 *)
-  wire \en$1367 ;
+  wire \en$1359 ;
   (* init = 1'h1 *)
-  wire \en$1385 ;
+  wire \en$1377 ;
   (* init = 1'h1 *)
-  wire \en$1403 ;
+  wire \en$1395 ;
   (* init = 1'h1 *)
-  wire \en$1421 ;
+  wire \en$1413 ;
   (* init = 1'h1 *)
-  wire \en$1439 ;
+  wire \en$1431 ;
   (* init = 1'h1 *)
-  wire \en$1457 ;
-  wire [7:0] \en$362 ;
-  wire [7:0] \en$366 ;
-  wire [7:0] \en$367 ;
+  wire \en$1449 ;
   (* init = 1'h1 *)
-  wire \en$368 ;
+  wire \en$1467 ;
+  wire [7:0] \en$372 ;
+  wire [7:0] \en$376 ;
+  wire [7:0] \en$377 ;
   (* init = 1'h1 *)
-  wire \en$374 ;
+  wire \en$378 ;
   (* init = 1'h1 *)
-  wire \en$390 ;
+  wire \en$384 ;
   (* init = 1'h1 *)
-  wire \en$402 ;
+  wire \en$400 ;
   (* init = 1'h1 *)
-  wire \en$414 ;
+  wire \en$412 ;
   (* init = 1'h1 *)
-  wire \en$426 ;
+  wire \en$424 ;
   (* init = 1'h1 *)
-  wire \en$438 ;
+  wire \en$436 ;
   (* init = 1'h1 *)
-  wire \en$450 ;
+  wire \en$448 ;
   (* init = 1'h1 *)
-  wire \en$462 ;
+  wire \en$460 ;
   (* init = 1'h1 *)
-  wire \en$474 ;
+  wire \en$472 ;
   (* init = 1'h1 *)
-  wire \en$491 ;
+  wire \en$484 ;
   (* init = 1'h1 *)
-  wire \en$509 ;
+  wire \en$501 ;
   (* init = 1'h1 *)
-  wire \en$527 ;
+  wire \en$519 ;
   (* init = 1'h1 *)
-  wire \en$545 ;
+  wire \en$537 ;
   (* init = 1'h1 *)
-  wire \en$563 ;
+  wire \en$555 ;
   (* init = 1'h1 *)
-  wire \en$581 ;
+  wire \en$573 ;
   (* init = 1'h1 *)
-  wire \en$599 ;
+  wire \en$591 ;
   (* init = 1'h1 *)
-  wire \en$617 ;
+  wire \en$609 ;
   (* init = 1'h1 *)
-  wire \en$634 ;
+  wire \en$627 ;
   (* init = 1'h1 *)
-  wire \en$652 ;
+  wire \en$644 ;
   (* init = 1'h1 *)
-  wire \en$670 ;
+  wire \en$662 ;
   (* init = 1'h1 *)
-  wire \en$688 ;
+  wire \en$680 ;
   (* init = 1'h1 *)
-  wire \en$706 ;
+  wire \en$698 ;
   (* init = 1'h1 *)
-  wire \en$724 ;
+  wire \en$716 ;
   (* init = 1'h1 *)
-  wire \en$742 ;
+  wire \en$734 ;
   (* init = 1'h1 *)
-  wire \en$760 ;
+  wire \en$752 ;
   (* init = 1'h1 *)
-  wire \en$777 ;
+  wire \en$770 ;
   (* init = 1'h1 *)
-  wire \en$795 ;
+  wire \en$787 ;
   (* init = 1'h1 *)
-  wire \en$813 ;
+  wire \en$805 ;
   (* init = 1'h1 *)
-  wire \en$831 ;
+  wire \en$823 ;
   (* init = 1'h1 *)
-  wire \en$849 ;
+  wire \en$841 ;
   (* init = 1'h1 *)
-  wire \en$867 ;
+  wire \en$859 ;
   (* init = 1'h1 *)
-  wire \en$885 ;
+  wire \en$877 ;
   (* init = 1'h1 *)
-  wire \en$903 ;
+  wire \en$895 ;
   (* init = 1'h1 *)
-  wire \en$920 ;
+  wire \en$913 ;
   (* init = 1'h1 *)
-  wire \en$938 ;
+  wire \en$930 ;
   (* init = 1'h1 *)
-  wire \en$956 ;
+  wire \en$948 ;
   (* init = 1'h1 *)
-  wire \en$974 ;
+  wire \en$966 ;
   (* init = 1'h1 *)
-  wire \en$992 ;
+  wire \en$984 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -1221,181 +1223,181 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg en_skew_flags = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1001 ;
-  wire \first_in$1019 ;
-  wire \first_in$1037 ;
-  wire \first_in$1054 ;
-  wire \first_in$1072 ;
-  wire \first_in$1090 ;
-  wire \first_in$1108 ;
-  wire \first_in$1126 ;
-  wire \first_in$1144 ;
-  wire \first_in$1162 ;
-  wire \first_in$1180 ;
-  wire \first_in$1197 ;
-  wire \first_in$1215 ;
-  wire \first_in$1233 ;
-  wire \first_in$1251 ;
-  wire \first_in$1269 ;
-  wire \first_in$1287 ;
-  wire \first_in$1305 ;
-  wire \first_in$1323 ;
-  wire \first_in$1340 ;
-  wire \first_in$1358 ;
-  wire \first_in$1376 ;
-  wire \first_in$1394 ;
-  wire \first_in$1412 ;
-  wire \first_in$1430 ;
-  wire \first_in$1448 ;
-  wire \first_in$1466 ;
-  wire \first_in$397 ;
-  wire \first_in$409 ;
-  wire \first_in$421 ;
-  wire \first_in$433 ;
-  wire \first_in$445 ;
-  wire \first_in$457 ;
-  wire \first_in$469 ;
-  wire \first_in$482 ;
-  wire \first_in$500 ;
-  wire \first_in$518 ;
-  wire \first_in$536 ;
-  wire \first_in$554 ;
-  wire \first_in$572 ;
-  wire \first_in$590 ;
-  wire \first_in$608 ;
-  wire \first_in$625 ;
-  wire \first_in$643 ;
-  wire \first_in$661 ;
-  wire \first_in$679 ;
-  wire \first_in$697 ;
-  wire \first_in$715 ;
-  wire \first_in$733 ;
-  wire \first_in$751 ;
-  wire \first_in$768 ;
-  wire \first_in$786 ;
-  wire \first_in$804 ;
-  wire \first_in$822 ;
-  wire \first_in$840 ;
-  wire \first_in$858 ;
-  wire \first_in$876 ;
-  wire \first_in$894 ;
-  wire \first_in$911 ;
-  wire \first_in$929 ;
-  wire \first_in$947 ;
-  wire \first_in$965 ;
-  wire \first_in$983 ;
+  wire \first_in$1011 ;
+  wire \first_in$1029 ;
+  wire \first_in$1047 ;
+  wire \first_in$1064 ;
+  wire \first_in$1082 ;
+  wire \first_in$1100 ;
+  wire \first_in$1118 ;
+  wire \first_in$1136 ;
+  wire \first_in$1154 ;
+  wire \first_in$1172 ;
+  wire \first_in$1190 ;
+  wire \first_in$1207 ;
+  wire \first_in$1225 ;
+  wire \first_in$1243 ;
+  wire \first_in$1261 ;
+  wire \first_in$1279 ;
+  wire \first_in$1297 ;
+  wire \first_in$1315 ;
+  wire \first_in$1333 ;
+  wire \first_in$1350 ;
+  wire \first_in$1368 ;
+  wire \first_in$1386 ;
+  wire \first_in$1404 ;
+  wire \first_in$1422 ;
+  wire \first_in$1440 ;
+  wire \first_in$1458 ;
+  wire \first_in$1476 ;
+  wire \first_in$407 ;
+  wire \first_in$419 ;
+  wire \first_in$431 ;
+  wire \first_in$443 ;
+  wire \first_in$455 ;
+  wire \first_in$467 ;
+  wire \first_in$479 ;
+  wire \first_in$492 ;
+  wire \first_in$510 ;
+  wire \first_in$528 ;
+  wire \first_in$546 ;
+  wire \first_in$564 ;
+  wire \first_in$582 ;
+  wire \first_in$600 ;
+  wire \first_in$618 ;
+  wire \first_in$635 ;
+  wire \first_in$653 ;
+  wire \first_in$671 ;
+  wire \first_in$689 ;
+  wire \first_in$707 ;
+  wire \first_in$725 ;
+  wire \first_in$743 ;
+  wire \first_in$761 ;
+  wire \first_in$778 ;
+  wire \first_in$796 ;
+  wire \first_in$814 ;
+  wire \first_in$832 ;
+  wire \first_in$850 ;
+  wire \first_in$868 ;
+  wire \first_in$886 ;
+  wire \first_in$904 ;
+  wire \first_in$921 ;
+  wire \first_in$939 ;
+  wire \first_in$957 ;
+  wire \first_in$975 ;
+  wire \first_in$993 ;
   wire first_out;
-  wire \first_out$1002 ;
-  wire \first_out$1020 ;
-  wire \first_out$1038 ;
-  wire \first_out$1055 ;
-  wire \first_out$1073 ;
-  wire \first_out$1091 ;
-  wire \first_out$1109 ;
-  wire \first_out$1127 ;
-  wire \first_out$1145 ;
-  wire \first_out$1163 ;
-  wire \first_out$1181 ;
-  wire \first_out$1198 ;
-  wire \first_out$1216 ;
-  wire \first_out$1234 ;
-  wire \first_out$1252 ;
-  wire \first_out$1270 ;
-  wire \first_out$1288 ;
-  wire \first_out$1306 ;
-  wire \first_out$1324 ;
-  wire \first_out$1341 ;
-  wire \first_out$1359 ;
-  wire \first_out$1377 ;
-  wire \first_out$1395 ;
-  wire \first_out$1413 ;
-  wire \first_out$1431 ;
-  wire \first_out$1449 ;
-  wire \first_out$1467 ;
-  wire \first_out$501 ;
-  wire \first_out$519 ;
-  wire \first_out$537 ;
-  wire \first_out$555 ;
-  wire \first_out$573 ;
-  wire \first_out$591 ;
-  wire \first_out$609 ;
-  wire \first_out$626 ;
-  wire \first_out$644 ;
-  wire \first_out$662 ;
-  wire \first_out$680 ;
-  wire \first_out$698 ;
-  wire \first_out$716 ;
-  wire \first_out$734 ;
-  wire \first_out$752 ;
-  wire \first_out$769 ;
-  wire \first_out$787 ;
-  wire \first_out$805 ;
-  wire \first_out$823 ;
-  wire \first_out$841 ;
-  wire \first_out$859 ;
-  wire \first_out$877 ;
-  wire \first_out$895 ;
-  wire \first_out$912 ;
-  wire \first_out$930 ;
-  wire \first_out$948 ;
-  wire \first_out$966 ;
-  wire \first_out$984 ;
+  wire \first_out$1012 ;
+  wire \first_out$1030 ;
+  wire \first_out$1048 ;
+  wire \first_out$1065 ;
+  wire \first_out$1083 ;
+  wire \first_out$1101 ;
+  wire \first_out$1119 ;
+  wire \first_out$1137 ;
+  wire \first_out$1155 ;
+  wire \first_out$1173 ;
+  wire \first_out$1191 ;
+  wire \first_out$1208 ;
+  wire \first_out$1226 ;
+  wire \first_out$1244 ;
+  wire \first_out$1262 ;
+  wire \first_out$1280 ;
+  wire \first_out$1298 ;
+  wire \first_out$1316 ;
+  wire \first_out$1334 ;
+  wire \first_out$1351 ;
+  wire \first_out$1369 ;
+  wire \first_out$1387 ;
+  wire \first_out$1405 ;
+  wire \first_out$1423 ;
+  wire \first_out$1441 ;
+  wire \first_out$1459 ;
+  wire \first_out$1477 ;
+  wire \first_out$511 ;
+  wire \first_out$529 ;
+  wire \first_out$547 ;
+  wire \first_out$565 ;
+  wire \first_out$583 ;
+  wire \first_out$601 ;
+  wire \first_out$619 ;
+  wire \first_out$636 ;
+  wire \first_out$654 ;
+  wire \first_out$672 ;
+  wire \first_out$690 ;
+  wire \first_out$708 ;
+  wire \first_out$726 ;
+  wire \first_out$744 ;
+  wire \first_out$762 ;
+  wire \first_out$779 ;
+  wire \first_out$797 ;
+  wire \first_out$815 ;
+  wire \first_out$833 ;
+  wire \first_out$851 ;
+  wire \first_out$869 ;
+  wire \first_out$887 ;
+  wire \first_out$905 ;
+  wire \first_out$922 ;
+  wire \first_out$940 ;
+  wire \first_out$958 ;
+  wire \first_out$976 ;
+  wire \first_out$994 ;
   reg [3:0] gap = 4'h8;
   wire hazard;
   wire held;
   wire [255:0] i;
-  wire [63:0] \i$369 ;
-  wire [7:0] \i$369[0] ;
-  wire [7:0] \i$369[1] ;
-  wire [7:0] \i$369[2] ;
-  wire [7:0] \i$369[3] ;
-  wire [7:0] \i$369[4] ;
-  wire [7:0] \i$369[5] ;
-  wire [7:0] \i$369[6] ;
-  wire [7:0] \i$369[7] ;
+  wire [63:0] \i$379 ;
+  wire [7:0] \i$379[0] ;
+  wire [7:0] \i$379[1] ;
+  wire [7:0] \i$379[2] ;
+  wire [7:0] \i$379[3] ;
+  wire [7:0] \i$379[4] ;
+  wire [7:0] \i$379[5] ;
+  wire [7:0] \i$379[6] ;
+  wire [7:0] \i$379[7] ;
   (* init = 64'h0000000000000000 *)
-  wire [63:0] \i$370 ;
-  wire [7:0] \i$370[0] ;
-  wire [7:0] \i$370[1] ;
-  wire [7:0] \i$370[2] ;
-  wire [7:0] \i$370[3] ;
-  wire [7:0] \i$370[4] ;
-  wire [7:0] \i$370[5] ;
-  wire [7:0] \i$370[6] ;
-  wire [7:0] \i$370[7] ;
-  wire [23:0] \i$371 ;
-  wire [2:0] \i$371[0] ;
-  wire \i$371[0].first ;
-  wire \i$371[0].last ;
-  wire \i$371[0].valid ;
-  wire [2:0] \i$371[1] ;
-  wire \i$371[1].first ;
-  wire \i$371[1].last ;
-  wire \i$371[1].valid ;
-  wire [2:0] \i$371[2] ;
-  wire \i$371[2].first ;
-  wire \i$371[2].last ;
-  wire \i$371[2].valid ;
-  wire [2:0] \i$371[3] ;
-  wire \i$371[3].first ;
-  wire \i$371[3].last ;
-  wire \i$371[3].valid ;
-  wire [2:0] \i$371[4] ;
-  wire \i$371[4].first ;
-  wire \i$371[4].last ;
-  wire \i$371[4].valid ;
-  wire [2:0] \i$371[5] ;
-  wire \i$371[5].first ;
-  wire \i$371[5].last ;
-  wire \i$371[5].valid ;
-  wire [2:0] \i$371[6] ;
-  wire \i$371[6].first ;
-  wire \i$371[6].last ;
-  wire \i$371[6].valid ;
-  wire [2:0] \i$371[7] ;
-  wire \i$371[7].first ;
-  wire \i$371[7].last ;
-  wire \i$371[7].valid ;
+  wire [63:0] \i$380 ;
+  wire [7:0] \i$380[0] ;
+  wire [7:0] \i$380[1] ;
+  wire [7:0] \i$380[2] ;
+  wire [7:0] \i$380[3] ;
+  wire [7:0] \i$380[4] ;
+  wire [7:0] \i$380[5] ;
+  wire [7:0] \i$380[6] ;
+  wire [7:0] \i$380[7] ;
+  wire [23:0] \i$381 ;
+  wire [2:0] \i$381[0] ;
+  wire \i$381[0].first ;
+  wire \i$381[0].last ;
+  wire \i$381[0].valid ;
+  wire [2:0] \i$381[1] ;
+  wire \i$381[1].first ;
+  wire \i$381[1].last ;
+  wire \i$381[1].valid ;
+  wire [2:0] \i$381[2] ;
+  wire \i$381[2].first ;
+  wire \i$381[2].last ;
+  wire \i$381[2].valid ;
+  wire [2:0] \i$381[3] ;
+  wire \i$381[3].first ;
+  wire \i$381[3].last ;
+  wire \i$381[3].valid ;
+  wire [2:0] \i$381[4] ;
+  wire \i$381[4].first ;
+  wire \i$381[4].last ;
+  wire \i$381[4].valid ;
+  wire [2:0] \i$381[5] ;
+  wire \i$381[5].first ;
+  wire \i$381[5].last ;
+  wire \i$381[5].valid ;
+  wire [2:0] \i$381[6] ;
+  wire \i$381[6].first ;
+  wire \i$381[6].last ;
+  wire \i$381[6].valid ;
+  wire [2:0] \i$381[7] ;
+  wire \i$381[7].first ;
+  wire \i$381[7].last ;
+  wire \i$381[7].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
@@ -1405,15 +1407,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
   wire [63:0] i_next;
-  wire [63:0] \i_next$373 ;
-  wire [7:0] \i_next$373[0] ;
-  wire [7:0] \i_next$373[1] ;
-  wire [7:0] \i_next$373[2] ;
-  wire [7:0] \i_next$373[3] ;
-  wire [7:0] \i_next$373[4] ;
-  wire [7:0] \i_next$373[5] ;
-  wire [7:0] \i_next$373[6] ;
-  wire [7:0] \i_next$373[7] ;
+  wire [63:0] \i_next$383 ;
+  wire [7:0] \i_next$383[0] ;
+  wire [7:0] \i_next$383[1] ;
+  wire [7:0] \i_next$383[2] ;
+  wire [7:0] \i_next$383[3] ;
+  wire [7:0] \i_next$383[4] ;
+  wire [7:0] \i_next$383[5] ;
+  wire [7:0] \i_next$383[6] ;
+  wire [7:0] \i_next$383[7] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -1445,185 +1447,185 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$1003 ;
-  wire \last_in$1021 ;
-  wire \last_in$1039 ;
-  wire \last_in$1056 ;
-  wire \last_in$1074 ;
-  wire \last_in$1092 ;
-  wire \last_in$1110 ;
-  wire \last_in$1128 ;
-  wire \last_in$1146 ;
-  wire \last_in$1164 ;
-  wire \last_in$1182 ;
-  wire \last_in$1199 ;
-  wire \last_in$1217 ;
-  wire \last_in$1235 ;
-  wire \last_in$1253 ;
-  wire \last_in$1271 ;
-  wire \last_in$1289 ;
-  wire \last_in$1307 ;
-  wire \last_in$1325 ;
-  wire \last_in$1342 ;
-  wire \last_in$1360 ;
-  wire \last_in$1378 ;
-  wire \last_in$1396 ;
-  wire \last_in$1414 ;
-  wire \last_in$1432 ;
-  wire \last_in$1450 ;
-  wire \last_in$1468 ;
-  wire \last_in$398 ;
-  wire \last_in$410 ;
-  wire \last_in$422 ;
-  wire \last_in$434 ;
-  wire \last_in$446 ;
-  wire \last_in$458 ;
-  wire \last_in$470 ;
-  wire \last_in$484 ;
-  wire \last_in$502 ;
-  wire \last_in$520 ;
-  wire \last_in$538 ;
-  wire \last_in$556 ;
-  wire \last_in$574 ;
-  wire \last_in$592 ;
-  wire \last_in$610 ;
-  wire \last_in$627 ;
-  wire \last_in$645 ;
-  wire \last_in$663 ;
-  wire \last_in$681 ;
-  wire \last_in$699 ;
-  wire \last_in$717 ;
-  wire \last_in$735 ;
-  wire \last_in$753 ;
-  wire \last_in$770 ;
-  wire \last_in$788 ;
-  wire \last_in$806 ;
-  wire \last_in$824 ;
-  wire \last_in$842 ;
-  wire \last_in$860 ;
-  wire \last_in$878 ;
-  wire \last_in$896 ;
-  wire \last_in$913 ;
-  wire \last_in$931 ;
-  wire \last_in$949 ;
-  wire \last_in$967 ;
-  wire \last_in$985 ;
+  wire \last_in$1013 ;
+  wire \last_in$1031 ;
+  wire \last_in$1049 ;
+  wire \last_in$1066 ;
+  wire \last_in$1084 ;
+  wire \last_in$1102 ;
+  wire \last_in$1120 ;
+  wire \last_in$1138 ;
+  wire \last_in$1156 ;
+  wire \last_in$1174 ;
+  wire \last_in$1192 ;
+  wire \last_in$1209 ;
+  wire \last_in$1227 ;
+  wire \last_in$1245 ;
+  wire \last_in$1263 ;
+  wire \last_in$1281 ;
+  wire \last_in$1299 ;
+  wire \last_in$1317 ;
+  wire \last_in$1335 ;
+  wire \last_in$1352 ;
+  wire \last_in$1370 ;
+  wire \last_in$1388 ;
+  wire \last_in$1406 ;
+  wire \last_in$1424 ;
+  wire \last_in$1442 ;
+  wire \last_in$1460 ;
+  wire \last_in$1478 ;
+  wire \last_in$408 ;
+  wire \last_in$420 ;
+  wire \last_in$432 ;
+  wire \last_in$444 ;
+  wire \last_in$456 ;
+  wire \last_in$468 ;
+  wire \last_in$480 ;
+  wire \last_in$494 ;
+  wire \last_in$512 ;
+  wire \last_in$530 ;
+  wire \last_in$548 ;
+  wire \last_in$566 ;
+  wire \last_in$584 ;
+  wire \last_in$602 ;
+  wire \last_in$620 ;
+  wire \last_in$637 ;
+  wire \last_in$655 ;
+  wire \last_in$673 ;
+  wire \last_in$691 ;
+  wire \last_in$709 ;
+  wire \last_in$727 ;
+  wire \last_in$745 ;
+  wire \last_in$763 ;
+  wire \last_in$780 ;
+  wire \last_in$798 ;
+  wire \last_in$816 ;
+  wire \last_in$834 ;
+  wire \last_in$852 ;
+  wire \last_in$870 ;
+  wire \last_in$888 ;
+  wire \last_in$906 ;
+  wire \last_in$923 ;
+  wire \last_in$941 ;
+  wire \last_in$959 ;
+  wire \last_in$977 ;
+  wire \last_in$995 ;
   wire last_out;
-  wire \last_out$1004 ;
-  wire \last_out$1022 ;
-  wire \last_out$1040 ;
-  wire \last_out$1057 ;
-  wire \last_out$1075 ;
-  wire \last_out$1093 ;
-  wire \last_out$1111 ;
-  wire \last_out$1129 ;
-  wire \last_out$1147 ;
-  wire \last_out$1165 ;
-  wire \last_out$1183 ;
-  wire \last_out$1200 ;
-  wire \last_out$1218 ;
-  wire \last_out$1236 ;
-  wire \last_out$1254 ;
-  wire \last_out$1272 ;
-  wire \last_out$1290 ;
-  wire \last_out$1308 ;
-  wire \last_out$1326 ;
-  wire \last_out$1343 ;
-  wire \last_out$1361 ;
-  wire \last_out$1379 ;
-  wire \last_out$1397 ;
-  wire \last_out$1415 ;
-  wire \last_out$1433 ;
-  wire \last_out$1451 ;
-  wire \last_out$1469 ;
-  wire \last_out$332 ;
-  wire \last_out$335 ;
-  wire \last_out$338 ;
-  wire \last_out$341 ;
-  wire \last_out$344 ;
-  wire \last_out$347 ;
-  wire \last_out$350 ;
-  wire \last_out$485 ;
-  wire \last_out$503 ;
-  wire \last_out$521 ;
-  wire \last_out$539 ;
-  wire \last_out$557 ;
-  wire \last_out$575 ;
-  wire \last_out$593 ;
-  wire \last_out$611 ;
-  wire \last_out$628 ;
-  wire \last_out$646 ;
-  wire \last_out$664 ;
-  wire \last_out$682 ;
-  wire \last_out$700 ;
-  wire \last_out$718 ;
-  wire \last_out$736 ;
-  wire \last_out$754 ;
-  wire \last_out$771 ;
-  wire \last_out$789 ;
-  wire \last_out$807 ;
-  wire \last_out$825 ;
-  wire \last_out$843 ;
-  wire \last_out$861 ;
-  wire \last_out$879 ;
-  wire \last_out$897 ;
-  wire \last_out$914 ;
-  wire \last_out$932 ;
-  wire \last_out$950 ;
-  wire \last_out$968 ;
-  wire \last_out$986 ;
+  wire \last_out$1014 ;
+  wire \last_out$1032 ;
+  wire \last_out$1050 ;
+  wire \last_out$1067 ;
+  wire \last_out$1085 ;
+  wire \last_out$1103 ;
+  wire \last_out$1121 ;
+  wire \last_out$1139 ;
+  wire \last_out$1157 ;
+  wire \last_out$1175 ;
+  wire \last_out$1193 ;
+  wire \last_out$1210 ;
+  wire \last_out$1228 ;
+  wire \last_out$1246 ;
+  wire \last_out$1264 ;
+  wire \last_out$1282 ;
+  wire \last_out$1300 ;
+  wire \last_out$1318 ;
+  wire \last_out$1336 ;
+  wire \last_out$1353 ;
+  wire \last_out$1371 ;
+  wire \last_out$1389 ;
+  wire \last_out$1407 ;
+  wire \last_out$1425 ;
+  wire \last_out$1443 ;
+  wire \last_out$1461 ;
+  wire \last_out$1479 ;
+  wire \last_out$342 ;
+  wire \last_out$345 ;
+  wire \last_out$348 ;
+  wire \last_out$351 ;
+  wire \last_out$354 ;
+  wire \last_out$357 ;
+  wire \last_out$360 ;
+  wire \last_out$495 ;
+  wire \last_out$513 ;
+  wire \last_out$531 ;
+  wire \last_out$549 ;
+  wire \last_out$567 ;
+  wire \last_out$585 ;
+  wire \last_out$603 ;
+  wire \last_out$621 ;
+  wire \last_out$638 ;
+  wire \last_out$656 ;
+  wire \last_out$674 ;
+  wire \last_out$692 ;
+  wire \last_out$710 ;
+  wire \last_out$728 ;
+  wire \last_out$746 ;
+  wire \last_out$764 ;
+  wire \last_out$781 ;
+  wire \last_out$799 ;
+  wire \last_out$817 ;
+  wire \last_out$835 ;
+  wire \last_out$853 ;
+  wire \last_out$871 ;
+  wire \last_out$889 ;
+  wire \last_out$907 ;
+  wire \last_out$924 ;
+  wire \last_out$942 ;
+  wire \last_out$960 ;
+  wire \last_out$978 ;
+  wire \last_out$996 ;
   wire [255:0] o;
-  wire [63:0] \o$376 ;
-  wire [7:0] \o$376[0] ;
-  wire [7:0] \o$376[1] ;
-  wire [7:0] \o$376[2] ;
-  wire [7:0] \o$376[3] ;
-  wire [7:0] \o$376[4] ;
-  wire [7:0] \o$376[5] ;
-  wire [7:0] \o$376[6] ;
-  wire [7:0] \o$376[7] ;
-  wire [63:0] \o$382 ;
-  wire [7:0] \o$382[0] ;
-  wire [7:0] \o$382[1] ;
-  wire [7:0] \o$382[2] ;
-  wire [7:0] \o$382[3] ;
-  wire [7:0] \o$382[4] ;
-  wire [7:0] \o$382[5] ;
-  wire [7:0] \o$382[6] ;
-  wire [7:0] \o$382[7] ;
-  wire [23:0] \o$384 ;
-  wire [2:0] \o$384[0] ;
-  wire \o$384[0].first ;
-  wire \o$384[0].last ;
-  wire \o$384[0].valid ;
-  wire [2:0] \o$384[1] ;
-  wire \o$384[1].first ;
-  wire \o$384[1].last ;
-  wire \o$384[1].valid ;
-  wire [2:0] \o$384[2] ;
-  wire \o$384[2].first ;
-  wire \o$384[2].last ;
-  wire \o$384[2].valid ;
-  wire [2:0] \o$384[3] ;
-  wire \o$384[3].first ;
-  wire \o$384[3].last ;
-  wire \o$384[3].valid ;
-  wire [2:0] \o$384[4] ;
-  wire \o$384[4].first ;
-  wire \o$384[4].last ;
-  wire \o$384[4].valid ;
-  wire [2:0] \o$384[5] ;
-  wire \o$384[5].first ;
-  wire \o$384[5].last ;
-  wire \o$384[5].valid ;
-  wire [2:0] \o$384[6] ;
-  wire \o$384[6].first ;
-  wire \o$384[6].last ;
-  wire \o$384[6].valid ;
-  wire [2:0] \o$384[7] ;
-  wire \o$384[7].first ;
-  wire \o$384[7].last ;
-  wire \o$384[7].valid ;
+  wire [63:0] \o$386 ;
+  wire [7:0] \o$386[0] ;
+  wire [7:0] \o$386[1] ;
+  wire [7:0] \o$386[2] ;
+  wire [7:0] \o$386[3] ;
+  wire [7:0] \o$386[4] ;
+  wire [7:0] \o$386[5] ;
+  wire [7:0] \o$386[6] ;
+  wire [7:0] \o$386[7] ;
+  wire [63:0] \o$392 ;
+  wire [7:0] \o$392[0] ;
+  wire [7:0] \o$392[1] ;
+  wire [7:0] \o$392[2] ;
+  wire [7:0] \o$392[3] ;
+  wire [7:0] \o$392[4] ;
+  wire [7:0] \o$392[5] ;
+  wire [7:0] \o$392[6] ;
+  wire [7:0] \o$392[7] ;
+  wire [23:0] \o$394 ;
+  wire [2:0] \o$394[0] ;
+  wire \o$394[0].first ;
+  wire \o$394[0].last ;
+  wire \o$394[0].valid ;
+  wire [2:0] \o$394[1] ;
+  wire \o$394[1].first ;
+  wire \o$394[1].last ;
+  wire \o$394[1].valid ;
+  wire [2:0] \o$394[2] ;
+  wire \o$394[2].first ;
+  wire \o$394[2].last ;
+  wire \o$394[2].valid ;
+  wire [2:0] \o$394[3] ;
+  wire \o$394[3].first ;
+  wire \o$394[3].last ;
+  wire \o$394[3].valid ;
+  wire [2:0] \o$394[4] ;
+  wire \o$394[4].first ;
+  wire \o$394[4].last ;
+  wire \o$394[4].valid ;
+  wire [2:0] \o$394[5] ;
+  wire \o$394[5].first ;
+  wire \o$394[5].last ;
+  wire \o$394[5].valid ;
+  wire [2:0] \o$394[6] ;
+  wire \o$394[6].first ;
+  wire \o$394[6].last ;
+  wire \o$394[6].valid ;
+  wire [2:0] \o$394[7] ;
+  wire \o$394[7].first ;
+  wire \o$394[7].last ;
+  wire \o$394[7].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -1633,15 +1635,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
   wire [63:0] o_next;
-  wire [63:0] \o_next$380 ;
-  wire [7:0] \o_next$380[0] ;
-  wire [7:0] \o_next$380[1] ;
-  wire [7:0] \o_next$380[2] ;
-  wire [7:0] \o_next$380[3] ;
-  wire [7:0] \o_next$380[4] ;
-  wire [7:0] \o_next$380[5] ;
-  wire [7:0] \o_next$380[6] ;
-  wire [7:0] \o_next$380[7] ;
+  wire [63:0] \o_next$390 ;
+  wire [7:0] \o_next$390[0] ;
+  wire [7:0] \o_next$390[1] ;
+  wire [7:0] \o_next$390[2] ;
+  wire [7:0] \o_next$390[3] ;
+  wire [7:0] \o_next$390[4] ;
+  wire [7:0] \o_next$390[5] ;
+  wire [7:0] \o_next$390[6] ;
+  wire [7:0] \o_next$390[7] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -1879,6 +1881,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire pe_7_7_sync_clk;
   (* init = 1'h1 *)
   wire pe_7_7_sync_rst;
+  reg released = 1'h0;
   output [256:0] results__payload;
   wire [256:0] results__payload;
   wire [255:0] \results__payload.c ;
@@ -1897,6 +1900,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_group_row_0 = 1'h1;
+  reg rst_group_row_1 = 1'h1;
+  reg rst_group_row_2 = 1'h1;
+  reg rst_group_row_3 = 1'h1;
+  reg rst_group_row_4 = 1'h1;
+  reg rst_group_row_5 = 1'h1;
+  reg rst_group_row_6 = 1'h1;
+  reg rst_group_row_7 = 1'h1;
+  reg rst_group_skew_flags = 1'h1;
   reg rst_pe_0_0 = 1'h1;
   reg rst_pe_0_1 = 1'h1;
   reg rst_pe_0_2 = 1'h1;
@@ -1986,133 +1998,133 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg skid_valid_6 = 1'h0;
   reg skid_valid_7 = 1'h0;
   wire valid_in;
-  wire \valid_in$1017 ;
-  wire \valid_in$1035 ;
-  wire \valid_in$1052 ;
-  wire \valid_in$1070 ;
-  wire \valid_in$1088 ;
-  wire \valid_in$1106 ;
-  wire \valid_in$1124 ;
-  wire \valid_in$1142 ;
-  wire \valid_in$1160 ;
-  wire \valid_in$1178 ;
-  wire \valid_in$1195 ;
-  wire \valid_in$1213 ;
-  wire \valid_in$1231 ;
-  wire \valid_in$1249 ;
-  wire \valid_in$1267 ;
-  wire \valid_in$1285 ;
-  wire \valid_in$1303 ;
-  wire \valid_in$1321 ;
-  wire \valid_in$1338 ;
-  wire \valid_in$1356 ;
-  wire \valid_in$1374 ;
-  wire \valid_in$1392 ;
-  wire \valid_in$1410 ;
-  wire \valid_in$1428 ;
-  wire \valid_in$1446 ;
-  wire \valid_in$1464 ;
-  wire \valid_in$396 ;
-  wire \valid_in$408 ;
-  wire \valid_in$420 ;
-  wire \valid_in$432 ;
-  wire \valid_in$444 ;
-  wire \valid_in$456 ;
-  wire \valid_in$468 ;
-  wire \valid_in$480 ;
-  wire \valid_in$498 ;
-  wire \valid_in$516 ;
-  wire \valid_in$534 ;
-  wire \valid_in$552 ;
-  wire \valid_in$570 ;
-  wire \valid_in$588 ;
-  wire \valid_in$606 ;
-  wire \valid_in$623 ;
-  wire \valid_in$641 ;
-  wire \valid_in$659 ;
-  wire \valid_in$677 ;
-  wire \valid_in$695 ;
-  wire \valid_in$713 ;
-  wire \valid_in$731 ;
-  wire \valid_in$749 ;
-  wire \valid_in$766 ;
-  wire \valid_in$784 ;
-  wire \valid_in$802 ;
-  wire \valid_in$820 ;
-  wire \valid_in$838 ;
-  wire \valid_in$856 ;
-  wire \valid_in$874 ;
-  wire \valid_in$892 ;
-  wire \valid_in$909 ;
-  wire \valid_in$927 ;
-  wire \valid_in$945 ;
-  wire \valid_in$963 ;
-  wire \valid_in$981 ;
-  wire \valid_in$999 ;
+  wire \valid_in$1009 ;
+  wire \valid_in$1027 ;
+  wire \valid_in$1045 ;
+  wire \valid_in$1062 ;
+  wire \valid_in$1080 ;
+  wire \valid_in$1098 ;
+  wire \valid_in$1116 ;
+  wire \valid_in$1134 ;
+  wire \valid_in$1152 ;
+  wire \valid_in$1170 ;
+  wire \valid_in$1188 ;
+  wire \valid_in$1205 ;
+  wire \valid_in$1223 ;
+  wire \valid_in$1241 ;
+  wire \valid_in$1259 ;
+  wire \valid_in$1277 ;
+  wire \valid_in$1295 ;
+  wire \valid_in$1313 ;
+  wire \valid_in$1331 ;
+  wire \valid_in$1348 ;
+  wire \valid_in$1366 ;
+  wire \valid_in$1384 ;
+  wire \valid_in$1402 ;
+  wire \valid_in$1420 ;
+  wire \valid_in$1438 ;
+  wire \valid_in$1456 ;
+  wire \valid_in$1474 ;
+  wire \valid_in$406 ;
+  wire \valid_in$418 ;
+  wire \valid_in$430 ;
+  wire \valid_in$442 ;
+  wire \valid_in$454 ;
+  wire \valid_in$466 ;
+  wire \valid_in$478 ;
+  wire \valid_in$490 ;
+  wire \valid_in$508 ;
+  wire \valid_in$526 ;
+  wire \valid_in$544 ;
+  wire \valid_in$562 ;
+  wire \valid_in$580 ;
+  wire \valid_in$598 ;
+  wire \valid_in$616 ;
+  wire \valid_in$633 ;
+  wire \valid_in$651 ;
+  wire \valid_in$669 ;
+  wire \valid_in$687 ;
+  wire \valid_in$705 ;
+  wire \valid_in$723 ;
+  wire \valid_in$741 ;
+  wire \valid_in$759 ;
+  wire \valid_in$776 ;
+  wire \valid_in$794 ;
+  wire \valid_in$812 ;
+  wire \valid_in$830 ;
+  wire \valid_in$848 ;
+  wire \valid_in$866 ;
+  wire \valid_in$884 ;
+  wire \valid_in$902 ;
+  wire \valid_in$919 ;
+  wire \valid_in$937 ;
+  wire \valid_in$955 ;
+  wire \valid_in$973 ;
+  wire \valid_in$991 ;
   wire valid_out;
-  wire \valid_out$1000 ;
-  wire \valid_out$1018 ;
-  wire \valid_out$1036 ;
-  wire \valid_out$1053 ;
-  wire \valid_out$1071 ;
-  wire \valid_out$1089 ;
-  wire \valid_out$1107 ;
-  wire \valid_out$1125 ;
-  wire \valid_out$1143 ;
-  wire \valid_out$1161 ;
-  wire \valid_out$1179 ;
-  wire \valid_out$1196 ;
-  wire \valid_out$1214 ;
-  wire \valid_out$1232 ;
-  wire \valid_out$1250 ;
-  wire \valid_out$1268 ;
-  wire \valid_out$1286 ;
-  wire \valid_out$1304 ;
-  wire \valid_out$1322 ;
-  wire \valid_out$1339 ;
-  wire \valid_out$1357 ;
-  wire \valid_out$1375 ;
-  wire \valid_out$1393 ;
-  wire \valid_out$1411 ;
-  wire \valid_out$1429 ;
-  wire \valid_out$1447 ;
-  wire \valid_out$1465 ;
-  wire \valid_out$331 ;
-  wire \valid_out$334 ;
-  wire \valid_out$337 ;
-  wire \valid_out$340 ;
-  wire \valid_out$343 ;
-  wire \valid_out$346 ;
-  wire \valid_out$349 ;
-  wire \valid_out$481 ;
-  wire \valid_out$499 ;
-  wire \valid_out$517 ;
-  wire \valid_out$535 ;
-  wire \valid_out$553 ;
-  wire \valid_out$571 ;
-  wire \valid_out$589 ;
-  wire \valid_out$607 ;
-  wire \valid_out$624 ;
-  wire \valid_out$642 ;
-  wire \valid_out$660 ;
-  wire \valid_out$678 ;
-  wire \valid_out$696 ;
-  wire \valid_out$714 ;
-  wire \valid_out$732 ;
-  wire \valid_out$750 ;
-  wire \valid_out$767 ;
-  wire \valid_out$785 ;
-  wire \valid_out$803 ;
-  wire \valid_out$821 ;
-  wire \valid_out$839 ;
-  wire \valid_out$857 ;
-  wire \valid_out$875 ;
-  wire \valid_out$893 ;
-  wire \valid_out$910 ;
-  wire \valid_out$928 ;
-  wire \valid_out$946 ;
-  wire \valid_out$964 ;
-  wire \valid_out$982 ;
+  wire \valid_out$1010 ;
+  wire \valid_out$1028 ;
+  wire \valid_out$1046 ;
+  wire \valid_out$1063 ;
+  wire \valid_out$1081 ;
+  wire \valid_out$1099 ;
+  wire \valid_out$1117 ;
+  wire \valid_out$1135 ;
+  wire \valid_out$1153 ;
+  wire \valid_out$1171 ;
+  wire \valid_out$1189 ;
+  wire \valid_out$1206 ;
+  wire \valid_out$1224 ;
+  wire \valid_out$1242 ;
+  wire \valid_out$1260 ;
+  wire \valid_out$1278 ;
+  wire \valid_out$1296 ;
+  wire \valid_out$1314 ;
+  wire \valid_out$1332 ;
+  wire \valid_out$1349 ;
+  wire \valid_out$1367 ;
+  wire \valid_out$1385 ;
+  wire \valid_out$1403 ;
+  wire \valid_out$1421 ;
+  wire \valid_out$1439 ;
+  wire \valid_out$1457 ;
+  wire \valid_out$1475 ;
+  wire \valid_out$341 ;
+  wire \valid_out$344 ;
+  wire \valid_out$347 ;
+  wire \valid_out$350 ;
+  wire \valid_out$353 ;
+  wire \valid_out$356 ;
+  wire \valid_out$359 ;
+  wire \valid_out$491 ;
+  wire \valid_out$509 ;
+  wire \valid_out$527 ;
+  wire \valid_out$545 ;
+  wire \valid_out$563 ;
+  wire \valid_out$581 ;
+  wire \valid_out$599 ;
+  wire \valid_out$617 ;
+  wire \valid_out$634 ;
+  wire \valid_out$652 ;
+  wire \valid_out$670 ;
+  wire \valid_out$688 ;
+  wire \valid_out$706 ;
+  wire \valid_out$724 ;
+  wire \valid_out$742 ;
+  wire \valid_out$760 ;
+  wire \valid_out$777 ;
+  wire \valid_out$795 ;
+  wire \valid_out$813 ;
+  wire \valid_out$831 ;
+  wire \valid_out$849 ;
+  wire \valid_out$867 ;
+  wire \valid_out$885 ;
+  wire \valid_out$903 ;
+  wire \valid_out$920 ;
+  wire \valid_out$938 ;
+  wire \valid_out$956 ;
+  wire \valid_out$974 ;
+  wire \valid_out$992 ;
   assign \$1  = ~ skid_valid;
   assign \$2  = ~ skid_valid_0;
   assign \$3  = ~ skid_valid_1;
@@ -2236,13 +2248,13 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$121  = ~ held;
   assign \$122  = ~ held;
   assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$331  & \last_out$332 ;
-  assign drain_2 = \valid_out$334  & \last_out$335 ;
-  assign drain_3 = \valid_out$337  & \last_out$338 ;
-  assign drain_4 = \valid_out$340  & \last_out$341 ;
-  assign drain_5 = \valid_out$343  & \last_out$344 ;
-  assign drain_6 = \valid_out$346  & \last_out$347 ;
-  assign drain_7 = \valid_out$349  & \last_out$350 ;
+  assign drain_1 = \valid_out$341  & \last_out$342 ;
+  assign drain_2 = \valid_out$344  & \last_out$345 ;
+  assign drain_3 = \valid_out$347  & \last_out$348 ;
+  assign drain_4 = \valid_out$350  & \last_out$351 ;
+  assign drain_5 = \valid_out$353  & \last_out$354 ;
+  assign drain_6 = \valid_out$356  & \last_out$357 ;
+  assign drain_7 = \valid_out$359  & \last_out$360 ;
   assign \$123  = out_row == 3'h7;
   assign results__valid = skid_valid | chain_valid_out;
   assign \$124  = skid_valid ? skid[256] : out[256];
@@ -2259,271 +2271,288 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$134  = gap < 3'h7;
   assign hazard = operands__payload[128] & \$134 ;
   assign \$135  = ~ hazard;
-  assign operands__ready = en & \$135 ;
+  assign \$136  = en & \$135 ;
+  assign operands__ready = \$136  & released;
   assign accept = operands__valid & operands__ready;
-  assign \$136  = ~ first;
-  assign \$137  = in_flags[0] | \$136 ;
-  assign \$138  = \$137  | results__valid;
-  assign \$140  = \$139  | \o$384 [3];
-  assign \$141  = \$140  | \o$384 [6];
-  assign \$142  = \$141  | \o$384 [9];
-  assign \$143  = \$142  | \o$384 [12];
-  assign \$144  = \$143  | \o$384 [15];
-  assign \$145  = \$144  | \o$384 [18];
-  assign \$146  = \$145  | \o$384 [21];
-  assign \$147  = \$146  | \valid_in$480 ;
-  assign \$148  = \$147  | \valid_in$498 ;
-  assign \$149  = \$148  | \valid_in$516 ;
-  assign \$150  = \$149  | \valid_in$534 ;
-  assign \$151  = \$150  | \valid_in$552 ;
-  assign \$152  = \$151  | \valid_in$570 ;
-  assign \$153  = \$152  | \valid_in$588 ;
-  assign \$154  = \$153  | \valid_in$606 ;
-  assign \$155  = \$154  | \valid_in$623 ;
-  assign \$156  = \$155  | \valid_in$641 ;
-  assign \$157  = \$156  | \valid_in$659 ;
-  assign \$158  = \$157  | \valid_in$677 ;
-  assign \$159  = \$158  | \valid_in$695 ;
-  assign \$160  = \$159  | \valid_in$713 ;
-  assign \$161  = \$160  | \valid_in$731 ;
-  assign \$162  = \$161  | \valid_in$749 ;
-  assign \$163  = \$162  | \valid_in$766 ;
-  assign \$164  = \$163  | \valid_in$784 ;
-  assign \$165  = \$164  | \valid_in$802 ;
-  assign \$166  = \$165  | \valid_in$820 ;
-  assign \$167  = \$166  | \valid_in$838 ;
-  assign \$168  = \$167  | \valid_in$856 ;
-  assign \$169  = \$168  | \valid_in$874 ;
-  assign \$170  = \$169  | \valid_in$892 ;
-  assign \$171  = \$170  | \valid_in$909 ;
-  assign \$172  = \$171  | \valid_in$927 ;
-  assign \$173  = \$172  | \valid_in$945 ;
-  assign \$174  = \$173  | \valid_in$963 ;
-  assign \$175  = \$174  | \valid_in$981 ;
-  assign \$176  = \$175  | \valid_in$999 ;
-  assign \$177  = \$176  | \valid_in$1017 ;
-  assign \$178  = \$177  | \valid_in$1035 ;
-  assign \$179  = \$178  | \valid_in$1052 ;
-  assign \$180  = \$179  | \valid_in$1070 ;
-  assign \$181  = \$180  | \valid_in$1088 ;
-  assign \$182  = \$181  | \valid_in$1106 ;
-  assign \$183  = \$182  | \valid_in$1124 ;
-  assign \$184  = \$183  | \valid_in$1142 ;
-  assign \$185  = \$184  | \valid_in$1160 ;
-  assign \$186  = \$185  | \valid_in$1178 ;
-  assign \$187  = \$186  | \valid_in$1195 ;
-  assign \$188  = \$187  | \valid_in$1213 ;
-  assign \$189  = \$188  | \valid_in$1231 ;
-  assign \$190  = \$189  | \valid_in$1249 ;
-  assign \$191  = \$190  | \valid_in$1267 ;
-  assign \$192  = \$191  | \valid_in$1285 ;
-  assign \$193  = \$192  | \valid_in$1303 ;
-  assign \$194  = \$193  | \valid_in$1321 ;
-  assign \$195  = \$194  | \valid_in$1338 ;
-  assign \$196  = \$195  | \valid_in$1356 ;
-  assign \$197  = \$196  | \valid_in$1374 ;
-  assign \$198  = \$197  | \valid_in$1392 ;
-  assign \$199  = \$198  | \valid_in$1410 ;
-  assign \$200  = \$199  | \valid_in$1428 ;
-  assign \$201  = \$200  | \valid_in$1446 ;
-  assign \$202  = \$201  | \valid_in$1464 ;
-  assign \$203  = \$138  | \$202 ;
-  assign \$205  = \$204  | \chain_valid_in$506 ;
-  assign \$206  = \$205  | \chain_valid_in$524 ;
-  assign \$207  = \$206  | \chain_valid_in$542 ;
-  assign \$208  = \$207  | \chain_valid_in$560 ;
-  assign \$209  = \$208  | \chain_valid_in$578 ;
-  assign \$210  = \$209  | \chain_valid_in$596 ;
-  assign \$211  = \$210  | \chain_valid_in$614 ;
-  assign \$212  = \$211  | \chain_valid_in$631 ;
-  assign \$213  = \$212  | \chain_valid_in$649 ;
-  assign \$214  = \$213  | \chain_valid_in$667 ;
-  assign \$215  = \$214  | \chain_valid_in$685 ;
-  assign \$216  = \$215  | \chain_valid_in$703 ;
-  assign \$217  = \$216  | \chain_valid_in$721 ;
-  assign \$218  = \$217  | \chain_valid_in$739 ;
-  assign \$219  = \$218  | \chain_valid_in$757 ;
-  assign \$220  = \$219  | \chain_valid_in$774 ;
-  assign \$221  = \$220  | \chain_valid_in$792 ;
-  assign \$222  = \$221  | \chain_valid_in$810 ;
-  assign \$223  = \$222  | \chain_valid_in$828 ;
-  assign \$224  = \$223  | \chain_valid_in$846 ;
-  assign \$225  = \$224  | \chain_valid_in$864 ;
-  assign \$226  = \$225  | \chain_valid_in$882 ;
-  assign \$227  = \$226  | \chain_valid_in$900 ;
-  assign \$228  = \$227  | \chain_valid_in$917 ;
-  assign \$229  = \$228  | \chain_valid_in$935 ;
-  assign \$230  = \$229  | \chain_valid_in$953 ;
-  assign \$231  = \$230  | \chain_valid_in$971 ;
-  assign \$232  = \$231  | \chain_valid_in$989 ;
-  assign \$233  = \$232  | \chain_valid_in$1007 ;
-  assign \$234  = \$233  | \chain_valid_in$1025 ;
-  assign \$235  = \$234  | \chain_valid_in$1043 ;
-  assign \$236  = \$235  | \chain_valid_in$1060 ;
-  assign \$237  = \$236  | \chain_valid_in$1078 ;
-  assign \$238  = \$237  | \chain_valid_in$1096 ;
-  assign \$239  = \$238  | \chain_valid_in$1114 ;
-  assign \$240  = \$239  | \chain_valid_in$1132 ;
-  assign \$241  = \$240  | \chain_valid_in$1150 ;
-  assign \$242  = \$241  | \chain_valid_in$1168 ;
-  assign \$243  = \$242  | \chain_valid_in$1186 ;
-  assign \$244  = \$243  | \chain_valid_in$1203 ;
-  assign \$245  = \$244  | \chain_valid_in$1221 ;
-  assign \$246  = \$245  | \chain_valid_in$1239 ;
-  assign \$247  = \$246  | \chain_valid_in$1257 ;
-  assign \$248  = \$247  | \chain_valid_in$1275 ;
-  assign \$249  = \$248  | \chain_valid_in$1293 ;
-  assign \$250  = \$249  | \chain_valid_in$1311 ;
-  assign \$251  = \$250  | \chain_valid_in$1329 ;
-  assign \$252  = \$251  | \chain_valid_in$1346 ;
-  assign \$253  = \$252  | \chain_valid_in$1364 ;
-  assign \$254  = \$253  | \chain_valid_in$1382 ;
-  assign \$255  = \$254  | \chain_valid_in$1400 ;
-  assign \$256  = \$255  | \chain_valid_in$1418 ;
-  assign \$257  = \$256  | \chain_valid_in$1436 ;
-  assign \$258  = \$257  | \chain_valid_in$1454 ;
-  assign \$259  = \$258  | \chain_valid_in$1472 ;
-  assign \$260  = \$259  | \chain_valid_out$1475 ;
-  assign \$261  = \$260  | \chain_valid_out$1476 ;
-  assign \$262  = \$261  | \chain_valid_out$1477 ;
-  assign \$263  = \$262  | \chain_valid_out$1478 ;
-  assign \$264  = \$263  | \chain_valid_out$1479 ;
-  assign \$265  = \$264  | \chain_valid_out$1480 ;
-  assign \$266  = \$265  | \chain_valid_out$1481 ;
-  assign \$267  = \$266  | chain_valid_out;
-  assign busy = \$203  | \$267 ;
+  assign \$137  = ~ first;
+  assign \$138  = in_flags[0] | \$137 ;
+  assign \$139  = \$138  | results__valid;
+  assign \$141  = \$140  | \o$394 [3];
+  assign \$142  = \$141  | \o$394 [6];
+  assign \$143  = \$142  | \o$394 [9];
+  assign \$144  = \$143  | \o$394 [12];
+  assign \$145  = \$144  | \o$394 [15];
+  assign \$146  = \$145  | \o$394 [18];
+  assign \$147  = \$146  | \o$394 [21];
+  assign \$148  = \$147  | \valid_in$490 ;
+  assign \$149  = \$148  | \valid_in$508 ;
+  assign \$150  = \$149  | \valid_in$526 ;
+  assign \$151  = \$150  | \valid_in$544 ;
+  assign \$152  = \$151  | \valid_in$562 ;
+  assign \$153  = \$152  | \valid_in$580 ;
+  assign \$154  = \$153  | \valid_in$598 ;
+  assign \$155  = \$154  | \valid_in$616 ;
+  assign \$156  = \$155  | \valid_in$633 ;
+  assign \$157  = \$156  | \valid_in$651 ;
+  assign \$158  = \$157  | \valid_in$669 ;
+  assign \$159  = \$158  | \valid_in$687 ;
+  assign \$160  = \$159  | \valid_in$705 ;
+  assign \$161  = \$160  | \valid_in$723 ;
+  assign \$162  = \$161  | \valid_in$741 ;
+  assign \$163  = \$162  | \valid_in$759 ;
+  assign \$164  = \$163  | \valid_in$776 ;
+  assign \$165  = \$164  | \valid_in$794 ;
+  assign \$166  = \$165  | \valid_in$812 ;
+  assign \$167  = \$166  | \valid_in$830 ;
+  assign \$168  = \$167  | \valid_in$848 ;
+  assign \$169  = \$168  | \valid_in$866 ;
+  assign \$170  = \$169  | \valid_in$884 ;
+  assign \$171  = \$170  | \valid_in$902 ;
+  assign \$172  = \$171  | \valid_in$919 ;
+  assign \$173  = \$172  | \valid_in$937 ;
+  assign \$174  = \$173  | \valid_in$955 ;
+  assign \$175  = \$174  | \valid_in$973 ;
+  assign \$176  = \$175  | \valid_in$991 ;
+  assign \$177  = \$176  | \valid_in$1009 ;
+  assign \$178  = \$177  | \valid_in$1027 ;
+  assign \$179  = \$178  | \valid_in$1045 ;
+  assign \$180  = \$179  | \valid_in$1062 ;
+  assign \$181  = \$180  | \valid_in$1080 ;
+  assign \$182  = \$181  | \valid_in$1098 ;
+  assign \$183  = \$182  | \valid_in$1116 ;
+  assign \$184  = \$183  | \valid_in$1134 ;
+  assign \$185  = \$184  | \valid_in$1152 ;
+  assign \$186  = \$185  | \valid_in$1170 ;
+  assign \$187  = \$186  | \valid_in$1188 ;
+  assign \$188  = \$187  | \valid_in$1205 ;
+  assign \$189  = \$188  | \valid_in$1223 ;
+  assign \$190  = \$189  | \valid_in$1241 ;
+  assign \$191  = \$190  | \valid_in$1259 ;
+  assign \$192  = \$191  | \valid_in$1277 ;
+  assign \$193  = \$192  | \valid_in$1295 ;
+  assign \$194  = \$193  | \valid_in$1313 ;
+  assign \$195  = \$194  | \valid_in$1331 ;
+  assign \$196  = \$195  | \valid_in$1348 ;
+  assign \$197  = \$196  | \valid_in$1366 ;
+  assign \$198  = \$197  | \valid_in$1384 ;
+  assign \$199  = \$198  | \valid_in$1402 ;
+  assign \$200  = \$199  | \valid_in$1420 ;
+  assign \$201  = \$200  | \valid_in$1438 ;
+  assign \$202  = \$201  | \valid_in$1456 ;
+  assign \$203  = \$202  | \valid_in$1474 ;
+  assign \$204  = \$139  | \$203 ;
+  assign \$206  = \$205  | \chain_valid_in$516 ;
+  assign \$207  = \$206  | \chain_valid_in$534 ;
+  assign \$208  = \$207  | \chain_valid_in$552 ;
+  assign \$209  = \$208  | \chain_valid_in$570 ;
+  assign \$210  = \$209  | \chain_valid_in$588 ;
+  assign \$211  = \$210  | \chain_valid_in$606 ;
+  assign \$212  = \$211  | \chain_valid_in$624 ;
+  assign \$213  = \$212  | \chain_valid_in$641 ;
+  assign \$214  = \$213  | \chain_valid_in$659 ;
+  assign \$215  = \$214  | \chain_valid_in$677 ;
+  assign \$216  = \$215  | \chain_valid_in$695 ;
+  assign \$217  = \$216  | \chain_valid_in$713 ;
+  assign \$218  = \$217  | \chain_valid_in$731 ;
+  assign \$219  = \$218  | \chain_valid_in$749 ;
+  assign \$220  = \$219  | \chain_valid_in$767 ;
+  assign \$221  = \$220  | \chain_valid_in$784 ;
+  assign \$222  = \$221  | \chain_valid_in$802 ;
+  assign \$223  = \$222  | \chain_valid_in$820 ;
+  assign \$224  = \$223  | \chain_valid_in$838 ;
+  assign \$225  = \$224  | \chain_valid_in$856 ;
+  assign \$226  = \$225  | \chain_valid_in$874 ;
+  assign \$227  = \$226  | \chain_valid_in$892 ;
+  assign \$228  = \$227  | \chain_valid_in$910 ;
+  assign \$229  = \$228  | \chain_valid_in$927 ;
+  assign \$230  = \$229  | \chain_valid_in$945 ;
+  assign \$231  = \$230  | \chain_valid_in$963 ;
+  assign \$232  = \$231  | \chain_valid_in$981 ;
+  assign \$233  = \$232  | \chain_valid_in$999 ;
+  assign \$234  = \$233  | \chain_valid_in$1017 ;
+  assign \$235  = \$234  | \chain_valid_in$1035 ;
+  assign \$236  = \$235  | \chain_valid_in$1053 ;
+  assign \$237  = \$236  | \chain_valid_in$1070 ;
+  assign \$238  = \$237  | \chain_valid_in$1088 ;
+  assign \$239  = \$238  | \chain_valid_in$1106 ;
+  assign \$240  = \$239  | \chain_valid_in$1124 ;
+  assign \$241  = \$240  | \chain_valid_in$1142 ;
+  assign \$242  = \$241  | \chain_valid_in$1160 ;
+  assign \$243  = \$242  | \chain_valid_in$1178 ;
+  assign \$244  = \$243  | \chain_valid_in$1196 ;
+  assign \$245  = \$244  | \chain_valid_in$1213 ;
+  assign \$246  = \$245  | \chain_valid_in$1231 ;
+  assign \$247  = \$246  | \chain_valid_in$1249 ;
+  assign \$248  = \$247  | \chain_valid_in$1267 ;
+  assign \$249  = \$248  | \chain_valid_in$1285 ;
+  assign \$250  = \$249  | \chain_valid_in$1303 ;
+  assign \$251  = \$250  | \chain_valid_in$1321 ;
+  assign \$252  = \$251  | \chain_valid_in$1339 ;
+  assign \$253  = \$252  | \chain_valid_in$1356 ;
+  assign \$254  = \$253  | \chain_valid_in$1374 ;
+  assign \$255  = \$254  | \chain_valid_in$1392 ;
+  assign \$256  = \$255  | \chain_valid_in$1410 ;
+  assign \$257  = \$256  | \chain_valid_in$1428 ;
+  assign \$258  = \$257  | \chain_valid_in$1446 ;
+  assign \$259  = \$258  | \chain_valid_in$1464 ;
+  assign \$260  = \$259  | \chain_valid_in$1482 ;
+  assign \$261  = \$260  | \chain_valid_out$1485 ;
+  assign \$262  = \$261  | \chain_valid_out$1486 ;
+  assign \$263  = \$262  | \chain_valid_out$1487 ;
+  assign \$264  = \$263  | \chain_valid_out$1488 ;
+  assign \$265  = \$264  | \chain_valid_out$1489 ;
+  assign \$266  = \$265  | \chain_valid_out$1490 ;
+  assign \$267  = \$266  | \chain_valid_out$1491 ;
+  assign \$268  = \$267  | chain_valid_out;
+  assign busy = \$204  | \$268 ;
   always @(posedge clk)
-    rst_pe_0_0 <= rst;
+    rst_group_row_0 <= rst;
   always @(posedge clk)
-    rst_pe_0_1 <= rst;
+    rst_pe_0_0 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_2 <= rst;
+    rst_pe_0_1 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_3 <= rst;
+    rst_pe_0_2 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_4 <= rst;
+    rst_pe_0_3 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_5 <= rst;
+    rst_pe_0_4 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_6 <= rst;
+    rst_pe_0_5 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_7 <= rst;
+    rst_pe_0_6 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_0 <= rst;
+    rst_pe_0_7 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_1 <= rst;
+    rst_group_row_1 <= rst;
   always @(posedge clk)
-    rst_pe_1_2 <= rst;
+    rst_pe_1_0 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_3 <= rst;
+    rst_pe_1_1 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_4 <= rst;
+    rst_pe_1_2 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_5 <= rst;
+    rst_pe_1_3 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_6 <= rst;
+    rst_pe_1_4 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_7 <= rst;
+    rst_pe_1_5 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_0 <= rst;
+    rst_pe_1_6 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_1 <= rst;
+    rst_pe_1_7 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_2 <= rst;
+    rst_group_row_2 <= rst;
   always @(posedge clk)
-    rst_pe_2_3 <= rst;
+    rst_pe_2_0 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_2_4 <= rst;
+    rst_pe_2_1 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_2_5 <= rst;
+    rst_pe_2_2 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_2_6 <= rst;
+    rst_pe_2_3 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_2_7 <= rst;
+    rst_pe_2_4 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_0 <= rst;
+    rst_pe_2_5 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_1 <= rst;
+    rst_pe_2_6 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_2 <= rst;
+    rst_pe_2_7 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_3 <= rst;
+    rst_group_row_3 <= rst;
   always @(posedge clk)
-    rst_pe_3_4 <= rst;
+    rst_pe_3_0 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_3_5 <= rst;
+    rst_pe_3_1 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_3_6 <= rst;
+    rst_pe_3_2 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_3_7 <= rst;
+    rst_pe_3_3 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_0 <= rst;
+    rst_pe_3_4 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_1 <= rst;
+    rst_pe_3_5 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_2 <= rst;
+    rst_pe_3_6 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_3 <= rst;
+    rst_pe_3_7 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_4 <= rst;
+    rst_group_row_4 <= rst;
   always @(posedge clk)
-    rst_pe_4_5 <= rst;
+    rst_pe_4_0 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_4_6 <= rst;
+    rst_pe_4_1 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_4_7 <= rst;
+    rst_pe_4_2 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_0 <= rst;
+    rst_pe_4_3 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_1 <= rst;
+    rst_pe_4_4 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_2 <= rst;
+    rst_pe_4_5 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_3 <= rst;
+    rst_pe_4_6 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_4 <= rst;
+    rst_pe_4_7 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_5 <= rst;
+    rst_group_row_5 <= rst;
   always @(posedge clk)
-    rst_pe_5_6 <= rst;
+    rst_pe_5_0 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_5_7 <= rst;
+    rst_pe_5_1 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_0 <= rst;
+    rst_pe_5_2 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_1 <= rst;
+    rst_pe_5_3 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_2 <= rst;
+    rst_pe_5_4 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_3 <= rst;
+    rst_pe_5_5 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_4 <= rst;
+    rst_pe_5_6 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_5 <= rst;
+    rst_pe_5_7 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_6 <= rst;
+    rst_group_row_6 <= rst;
   always @(posedge clk)
-    rst_pe_6_7 <= rst;
+    rst_pe_6_0 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_0 <= rst;
+    rst_pe_6_1 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_1 <= rst;
+    rst_pe_6_2 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_2 <= rst;
+    rst_pe_6_3 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_3 <= rst;
+    rst_pe_6_4 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_4 <= rst;
+    rst_pe_6_5 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_5 <= rst;
+    rst_pe_6_6 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_6 <= rst;
+    rst_pe_6_7 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_7 <= rst;
+    rst_group_row_7 <= rst;
   always @(posedge clk)
-    skid_valid <= \$268 ;
+    rst_pe_7_0 <= rst_group_row_7;
   always @(posedge clk)
-    skid <= \$269 ;
+    rst_pe_7_1 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_2 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_3 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_4 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_5 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_6 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_7 <= rst_group_row_7;
+  always @(posedge clk)
+    skid_valid <= \$269 ;
+  always @(posedge clk)
+    skid <= \$270 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -2557,13 +2586,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     en_deskew_7 <= \$17 ;
   always @(posedge clk)
-    out_row <= \$270 ;
+    out_row <= \$271 ;
   always @(posedge clk)
     en <= \$22 ;
   always @(posedge clk)
+    released <= \$272 ;
+  always @(posedge clk)
     en_in_a_0 <= \$23 ;
   always @(posedge clk)
-    in_a <= \$271 ;
+    in_a <= \$273 ;
   always @(posedge clk)
     en_in_a_1 <= \$24 ;
   always @(posedge clk)
@@ -2581,7 +2612,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     en_in_b_0 <= \$31 ;
   always @(posedge clk)
-    in_b <= \$272 ;
+    in_b <= \$274 ;
   always @(posedge clk)
     en_in_b_1 <= \$32 ;
   always @(posedge clk)
@@ -2597,13 +2628,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     en_in_b_7 <= \$38 ;
   always @(posedge clk)
-    in_flags <= \$273 ;
+    in_flags <= \$275 ;
   always @(posedge clk)
-    first <= \$274 ;
+    first <= \$276 ;
   always @(posedge clk)
-    gap <= \$275 ;
+    gap <= \$277 ;
   always @(posedge clk)
-    rst_skew_flags <= rst;
+    rst_group_skew_flags <= rst;
+  always @(posedge clk)
+    rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
     en_skew_a_0 <= \$42 ;
   always @(posedge clk)
@@ -2770,1547 +2803,1554 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$1423$0 (en_deskew_0),
-    .\port$1424$0 (en_deskew_1),
-    .\port$1425$0 (en_deskew_2),
-    .\port$1426$0 (en_deskew_3),
-    .\port$1427$0 (en_deskew_4),
-    .\port$1428$0 (en_deskew_5),
-    .\port$1429$0 (en_deskew_6),
-    .\port$1430$0 (en_deskew_7),
+    .\port$1432$0 (en_deskew_0),
+    .\port$1433$0 (en_deskew_1),
+    .\port$1434$0 (en_deskew_2),
+    .\port$1435$0 (en_deskew_3),
+    .\port$1436$0 (en_deskew_4),
+    .\port$1437$0 (en_deskew_5),
+    .\port$1438$0 (en_deskew_6),
+    .\port$1439$0 (en_deskew_7),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$376 [7:0]),
+    .a_in(\o$386 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$391 ),
-    .b_in(\o$382 [7:0]),
-    .b_next(\o_next$380 [7:0]),
-    .b_out(\b_in$478 ),
-    .chain_out(\chain_in$486 ),
-    .chain_valid_out(\chain_valid_in$488 ),
+    .a_out(\a_in$401 ),
+    .b_in(\o$392 [7:0]),
+    .b_next(\o_next$390 [7:0]),
+    .b_out(\b_in$488 ),
+    .chain_out(\chain_in$496 ),
+    .chain_valid_out(\chain_valid_in$498 ),
     .drain(drain_0),
     .en(en_pe_0_0),
-    .first_out(\first_in$482 ),
-    .last_out(\last_in$484 ),
+    .first_out(\first_in$492 ),
+    .last_out(\last_in$494 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3130$0 (\o$384 [2:0]),
-    .valid_out(\valid_in$480 )
+    .\port$3142$0 (\o$394 [2:0]),
+    .valid_out(\valid_in$490 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$391 ),
-    .a_next(\o$376 [7:0]),
-    .a_out(\a_in$403 ),
-    .b_in(\o$382 [15:8]),
-    .b_next(\o_next$380 [15:8]),
-    .b_out(\b_in$496 ),
-    .chain_out(\chain_in$504 ),
-    .chain_valid_out(\chain_valid_in$506 ),
+    .a_in(\a_in$401 ),
+    .a_next(\o$386 [7:0]),
+    .a_out(\a_in$413 ),
+    .b_in(\o$392 [15:8]),
+    .b_next(\o_next$390 [15:8]),
+    .b_out(\b_in$506 ),
+    .chain_out(\chain_in$514 ),
+    .chain_valid_out(\chain_valid_in$516 ),
     .drain(drain_1),
     .en(en_pe_0_1),
-    .first_out(\first_in$500 ),
-    .last_out(\last_in$502 ),
+    .first_out(\first_in$510 ),
+    .last_out(\last_in$512 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$3130$3 (\o$384 [5:3]),
-    .valid_out(\valid_in$498 )
+    .\port$3142$3 (\o$394 [5:3]),
+    .valid_out(\valid_in$508 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$403 ),
-    .a_next(\a_in$391 ),
-    .a_out(\a_in$415 ),
-    .b_in(\o$382 [23:16]),
-    .b_next(\o_next$380 [23:16]),
-    .b_out(\b_in$514 ),
-    .chain_out(\chain_in$522 ),
-    .chain_valid_out(\chain_valid_in$524 ),
+    .a_in(\a_in$413 ),
+    .a_next(\a_in$401 ),
+    .a_out(\a_in$425 ),
+    .b_in(\o$392 [23:16]),
+    .b_next(\o_next$390 [23:16]),
+    .b_out(\b_in$524 ),
+    .chain_out(\chain_in$532 ),
+    .chain_valid_out(\chain_valid_in$534 ),
     .drain(drain_2),
     .en(en_pe_0_2),
-    .first_out(\first_in$518 ),
-    .last_out(\last_in$520 ),
+    .first_out(\first_in$528 ),
+    .last_out(\last_in$530 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$3130$6 (\o$384 [8:6]),
-    .valid_out(\valid_in$516 )
+    .\port$3142$6 (\o$394 [8:6]),
+    .valid_out(\valid_in$526 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$415 ),
-    .a_next(\a_in$403 ),
-    .a_out(\a_in$427 ),
-    .b_in(\o$382 [31:24]),
-    .b_next(\o_next$380 [31:24]),
-    .b_out(\b_in$532 ),
-    .chain_out(\chain_in$540 ),
-    .chain_valid_out(\chain_valid_in$542 ),
+    .a_in(\a_in$425 ),
+    .a_next(\a_in$413 ),
+    .a_out(\a_in$437 ),
+    .b_in(\o$392 [31:24]),
+    .b_next(\o_next$390 [31:24]),
+    .b_out(\b_in$542 ),
+    .chain_out(\chain_in$550 ),
+    .chain_valid_out(\chain_valid_in$552 ),
     .drain(drain_3),
     .en(en_pe_0_3),
-    .first_out(\first_in$536 ),
-    .last_out(\last_in$538 ),
+    .first_out(\first_in$546 ),
+    .last_out(\last_in$548 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$3130$9 (\o$384 [11:9]),
-    .valid_out(\valid_in$534 )
+    .\port$3142$9 (\o$394 [11:9]),
+    .valid_out(\valid_in$544 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$427 ),
-    .a_next(\a_in$415 ),
-    .a_out(\a_in$439 ),
-    .b_in(\o$382 [39:32]),
-    .b_next(\o_next$380 [39:32]),
-    .b_out(\b_in$550 ),
-    .chain_out(\chain_in$558 ),
-    .chain_valid_out(\chain_valid_in$560 ),
+    .a_in(\a_in$437 ),
+    .a_next(\a_in$425 ),
+    .a_out(\a_in$449 ),
+    .b_in(\o$392 [39:32]),
+    .b_next(\o_next$390 [39:32]),
+    .b_out(\b_in$560 ),
+    .chain_out(\chain_in$568 ),
+    .chain_valid_out(\chain_valid_in$570 ),
     .drain(drain_4),
     .en(en_pe_0_4),
-    .first_out(\first_in$554 ),
-    .last_out(\last_in$556 ),
+    .first_out(\first_in$564 ),
+    .last_out(\last_in$566 ),
     .pe_0_4_sync_clk(clk),
     .pe_0_4_sync_rst(rst_pe_0_4),
-    .\port$3130$12 (\o$384 [14:12]),
-    .valid_out(\valid_in$552 )
+    .\port$3142$12 (\o$394 [14:12]),
+    .valid_out(\valid_in$562 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$439 ),
-    .a_next(\a_in$427 ),
-    .a_out(\a_in$451 ),
-    .b_in(\o$382 [47:40]),
-    .b_next(\o_next$380 [47:40]),
-    .b_out(\b_in$568 ),
-    .chain_out(\chain_in$576 ),
-    .chain_valid_out(\chain_valid_in$578 ),
+    .a_in(\a_in$449 ),
+    .a_next(\a_in$437 ),
+    .a_out(\a_in$461 ),
+    .b_in(\o$392 [47:40]),
+    .b_next(\o_next$390 [47:40]),
+    .b_out(\b_in$578 ),
+    .chain_out(\chain_in$586 ),
+    .chain_valid_out(\chain_valid_in$588 ),
     .drain(drain_5),
     .en(en_pe_0_5),
-    .first_out(\first_in$572 ),
-    .last_out(\last_in$574 ),
+    .first_out(\first_in$582 ),
+    .last_out(\last_in$584 ),
     .pe_0_5_sync_clk(clk),
     .pe_0_5_sync_rst(rst_pe_0_5),
-    .\port$3130$15 (\o$384 [17:15]),
-    .valid_out(\valid_in$570 )
+    .\port$3142$15 (\o$394 [17:15]),
+    .valid_out(\valid_in$580 )
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$451 ),
-    .a_next(\a_in$439 ),
-    .a_out(\a_in$463 ),
-    .b_in(\o$382 [55:48]),
-    .b_next(\o_next$380 [55:48]),
-    .b_out(\b_in$586 ),
-    .chain_out(\chain_in$594 ),
-    .chain_valid_out(\chain_valid_in$596 ),
+    .a_in(\a_in$461 ),
+    .a_next(\a_in$449 ),
+    .a_out(\a_in$473 ),
+    .b_in(\o$392 [55:48]),
+    .b_next(\o_next$390 [55:48]),
+    .b_out(\b_in$596 ),
+    .chain_out(\chain_in$604 ),
+    .chain_valid_out(\chain_valid_in$606 ),
     .drain(drain_6),
     .en(en_pe_0_6),
-    .first_out(\first_in$590 ),
-    .last_out(\last_in$592 ),
+    .first_out(\first_in$600 ),
+    .last_out(\last_in$602 ),
     .pe_0_6_sync_clk(clk),
     .pe_0_6_sync_rst(rst_pe_0_6),
-    .\port$3130$18 (\o$384 [20:18]),
-    .valid_out(\valid_in$588 )
+    .\port$3142$18 (\o$394 [20:18]),
+    .valid_out(\valid_in$598 )
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$463 ),
-    .a_next(\a_in$451 ),
-    .b_in(\o$382 [63:56]),
-    .b_next(\o_next$380 [63:56]),
-    .b_out(\b_in$604 ),
-    .chain_out(\chain_in$612 ),
-    .chain_valid_out(\chain_valid_in$614 ),
+    .a_in(\a_in$473 ),
+    .a_next(\a_in$461 ),
+    .b_in(\o$392 [63:56]),
+    .b_next(\o_next$390 [63:56]),
+    .b_out(\b_in$614 ),
+    .chain_out(\chain_in$622 ),
+    .chain_valid_out(\chain_valid_in$624 ),
     .drain(drain_7),
     .en(en_pe_0_7),
-    .first_out(\first_in$608 ),
-    .last_out(\last_in$610 ),
+    .first_out(\first_in$618 ),
+    .last_out(\last_in$620 ),
     .pe_0_7_sync_clk(clk),
     .pe_0_7_sync_rst(rst_pe_0_7),
-    .\port$3130$21 (\o$384 [23:21]),
-    .valid_out(\valid_in$606 )
+    .\port$3142$21 (\o$394 [23:21]),
+    .valid_out(\valid_in$616 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$376 [15:8]),
+    .a_in(\o$386 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$492 ),
-    .b_in(\b_in$478 ),
-    .b_next(\o$382 [7:0]),
-    .b_out(\b_in$621 ),
-    .chain_in(\chain_in$486 ),
-    .chain_out(\chain_in$629 ),
-    .chain_valid_in(\chain_valid_in$488 ),
-    .chain_valid_out(\chain_valid_in$631 ),
+    .a_out(\a_in$502 ),
+    .b_in(\b_in$488 ),
+    .b_next(\o$392 [7:0]),
+    .b_out(\b_in$631 ),
+    .chain_in(\chain_in$496 ),
+    .chain_out(\chain_in$639 ),
+    .chain_valid_in(\chain_valid_in$498 ),
+    .chain_valid_out(\chain_valid_in$641 ),
     .drain(drain_0),
     .en(en_pe_1_0),
-    .first_in(\first_in$482 ),
-    .first_out(\first_in$625 ),
-    .last_in(\last_in$484 ),
-    .last_out(\last_in$627 ),
+    .first_in(\first_in$492 ),
+    .first_out(\first_in$635 ),
+    .last_in(\last_in$494 ),
+    .last_out(\last_in$637 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .valid_in(\valid_in$480 ),
-    .valid_out(\valid_in$623 )
+    .valid_in(\valid_in$490 ),
+    .valid_out(\valid_in$633 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$492 ),
-    .a_next(\o$376 [15:8]),
-    .a_out(\a_in$510 ),
-    .b_in(\b_in$496 ),
-    .b_next(\o$382 [15:8]),
-    .b_out(\b_in$639 ),
-    .chain_in(\chain_in$504 ),
-    .chain_out(\chain_in$647 ),
-    .chain_valid_in(\chain_valid_in$506 ),
-    .chain_valid_out(\chain_valid_in$649 ),
+    .a_in(\a_in$502 ),
+    .a_next(\o$386 [15:8]),
+    .a_out(\a_in$520 ),
+    .b_in(\b_in$506 ),
+    .b_next(\o$392 [15:8]),
+    .b_out(\b_in$649 ),
+    .chain_in(\chain_in$514 ),
+    .chain_out(\chain_in$657 ),
+    .chain_valid_in(\chain_valid_in$516 ),
+    .chain_valid_out(\chain_valid_in$659 ),
     .drain(drain_1),
     .en(en_pe_1_1),
-    .first_in(\first_in$500 ),
-    .first_out(\first_in$643 ),
-    .last_in(\last_in$502 ),
-    .last_out(\last_in$645 ),
+    .first_in(\first_in$510 ),
+    .first_out(\first_in$653 ),
+    .last_in(\last_in$512 ),
+    .last_out(\last_in$655 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .valid_in(\valid_in$498 ),
-    .valid_out(\valid_in$641 )
+    .valid_in(\valid_in$508 ),
+    .valid_out(\valid_in$651 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$510 ),
-    .a_next(\a_in$492 ),
-    .a_out(\a_in$528 ),
-    .b_in(\b_in$514 ),
-    .b_next(\o$382 [23:16]),
-    .b_out(\b_in$657 ),
-    .chain_in(\chain_in$522 ),
-    .chain_out(\chain_in$665 ),
-    .chain_valid_in(\chain_valid_in$524 ),
-    .chain_valid_out(\chain_valid_in$667 ),
+    .a_in(\a_in$520 ),
+    .a_next(\a_in$502 ),
+    .a_out(\a_in$538 ),
+    .b_in(\b_in$524 ),
+    .b_next(\o$392 [23:16]),
+    .b_out(\b_in$667 ),
+    .chain_in(\chain_in$532 ),
+    .chain_out(\chain_in$675 ),
+    .chain_valid_in(\chain_valid_in$534 ),
+    .chain_valid_out(\chain_valid_in$677 ),
     .drain(drain_2),
     .en(en_pe_1_2),
-    .first_in(\first_in$518 ),
-    .first_out(\first_in$661 ),
-    .last_in(\last_in$520 ),
-    .last_out(\last_in$663 ),
+    .first_in(\first_in$528 ),
+    .first_out(\first_in$671 ),
+    .last_in(\last_in$530 ),
+    .last_out(\last_in$673 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .valid_in(\valid_in$516 ),
-    .valid_out(\valid_in$659 )
+    .valid_in(\valid_in$526 ),
+    .valid_out(\valid_in$669 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$528 ),
-    .a_next(\a_in$510 ),
-    .a_out(\a_in$546 ),
-    .b_in(\b_in$532 ),
-    .b_next(\o$382 [31:24]),
-    .b_out(\b_in$675 ),
-    .chain_in(\chain_in$540 ),
-    .chain_out(\chain_in$683 ),
-    .chain_valid_in(\chain_valid_in$542 ),
-    .chain_valid_out(\chain_valid_in$685 ),
+    .a_in(\a_in$538 ),
+    .a_next(\a_in$520 ),
+    .a_out(\a_in$556 ),
+    .b_in(\b_in$542 ),
+    .b_next(\o$392 [31:24]),
+    .b_out(\b_in$685 ),
+    .chain_in(\chain_in$550 ),
+    .chain_out(\chain_in$693 ),
+    .chain_valid_in(\chain_valid_in$552 ),
+    .chain_valid_out(\chain_valid_in$695 ),
     .drain(drain_3),
     .en(en_pe_1_3),
-    .first_in(\first_in$536 ),
-    .first_out(\first_in$679 ),
-    .last_in(\last_in$538 ),
-    .last_out(\last_in$681 ),
+    .first_in(\first_in$546 ),
+    .first_out(\first_in$689 ),
+    .last_in(\last_in$548 ),
+    .last_out(\last_in$691 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .valid_in(\valid_in$534 ),
-    .valid_out(\valid_in$677 )
+    .valid_in(\valid_in$544 ),
+    .valid_out(\valid_in$687 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$546 ),
-    .a_next(\a_in$528 ),
-    .a_out(\a_in$564 ),
-    .b_in(\b_in$550 ),
-    .b_next(\o$382 [39:32]),
-    .b_out(\b_in$693 ),
-    .chain_in(\chain_in$558 ),
-    .chain_out(\chain_in$701 ),
-    .chain_valid_in(\chain_valid_in$560 ),
-    .chain_valid_out(\chain_valid_in$703 ),
+    .a_in(\a_in$556 ),
+    .a_next(\a_in$538 ),
+    .a_out(\a_in$574 ),
+    .b_in(\b_in$560 ),
+    .b_next(\o$392 [39:32]),
+    .b_out(\b_in$703 ),
+    .chain_in(\chain_in$568 ),
+    .chain_out(\chain_in$711 ),
+    .chain_valid_in(\chain_valid_in$570 ),
+    .chain_valid_out(\chain_valid_in$713 ),
     .drain(drain_4),
     .en(en_pe_1_4),
-    .first_in(\first_in$554 ),
-    .first_out(\first_in$697 ),
-    .last_in(\last_in$556 ),
-    .last_out(\last_in$699 ),
+    .first_in(\first_in$564 ),
+    .first_out(\first_in$707 ),
+    .last_in(\last_in$566 ),
+    .last_out(\last_in$709 ),
     .pe_1_4_sync_clk(clk),
     .pe_1_4_sync_rst(rst_pe_1_4),
-    .valid_in(\valid_in$552 ),
-    .valid_out(\valid_in$695 )
+    .valid_in(\valid_in$562 ),
+    .valid_out(\valid_in$705 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$564 ),
-    .a_next(\a_in$546 ),
-    .a_out(\a_in$582 ),
-    .b_in(\b_in$568 ),
-    .b_next(\o$382 [47:40]),
-    .b_out(\b_in$711 ),
-    .chain_in(\chain_in$576 ),
-    .chain_out(\chain_in$719 ),
-    .chain_valid_in(\chain_valid_in$578 ),
-    .chain_valid_out(\chain_valid_in$721 ),
+    .a_in(\a_in$574 ),
+    .a_next(\a_in$556 ),
+    .a_out(\a_in$592 ),
+    .b_in(\b_in$578 ),
+    .b_next(\o$392 [47:40]),
+    .b_out(\b_in$721 ),
+    .chain_in(\chain_in$586 ),
+    .chain_out(\chain_in$729 ),
+    .chain_valid_in(\chain_valid_in$588 ),
+    .chain_valid_out(\chain_valid_in$731 ),
     .drain(drain_5),
     .en(en_pe_1_5),
-    .first_in(\first_in$572 ),
-    .first_out(\first_in$715 ),
-    .last_in(\last_in$574 ),
-    .last_out(\last_in$717 ),
+    .first_in(\first_in$582 ),
+    .first_out(\first_in$725 ),
+    .last_in(\last_in$584 ),
+    .last_out(\last_in$727 ),
     .pe_1_5_sync_clk(clk),
     .pe_1_5_sync_rst(rst_pe_1_5),
-    .valid_in(\valid_in$570 ),
-    .valid_out(\valid_in$713 )
+    .valid_in(\valid_in$580 ),
+    .valid_out(\valid_in$723 )
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$582 ),
-    .a_next(\a_in$564 ),
-    .a_out(\a_in$600 ),
-    .b_in(\b_in$586 ),
-    .b_next(\o$382 [55:48]),
-    .b_out(\b_in$729 ),
-    .chain_in(\chain_in$594 ),
-    .chain_out(\chain_in$737 ),
-    .chain_valid_in(\chain_valid_in$596 ),
-    .chain_valid_out(\chain_valid_in$739 ),
+    .a_in(\a_in$592 ),
+    .a_next(\a_in$574 ),
+    .a_out(\a_in$610 ),
+    .b_in(\b_in$596 ),
+    .b_next(\o$392 [55:48]),
+    .b_out(\b_in$739 ),
+    .chain_in(\chain_in$604 ),
+    .chain_out(\chain_in$747 ),
+    .chain_valid_in(\chain_valid_in$606 ),
+    .chain_valid_out(\chain_valid_in$749 ),
     .drain(drain_6),
     .en(en_pe_1_6),
-    .first_in(\first_in$590 ),
-    .first_out(\first_in$733 ),
-    .last_in(\last_in$592 ),
-    .last_out(\last_in$735 ),
+    .first_in(\first_in$600 ),
+    .first_out(\first_in$743 ),
+    .last_in(\last_in$602 ),
+    .last_out(\last_in$745 ),
     .pe_1_6_sync_clk(clk),
     .pe_1_6_sync_rst(rst_pe_1_6),
-    .valid_in(\valid_in$588 ),
-    .valid_out(\valid_in$731 )
+    .valid_in(\valid_in$598 ),
+    .valid_out(\valid_in$741 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$600 ),
-    .a_next(\a_in$582 ),
-    .b_in(\b_in$604 ),
-    .b_next(\o$382 [63:56]),
-    .b_out(\b_in$747 ),
-    .chain_in(\chain_in$612 ),
-    .chain_out(\chain_in$755 ),
-    .chain_valid_in(\chain_valid_in$614 ),
-    .chain_valid_out(\chain_valid_in$757 ),
+    .a_in(\a_in$610 ),
+    .a_next(\a_in$592 ),
+    .b_in(\b_in$614 ),
+    .b_next(\o$392 [63:56]),
+    .b_out(\b_in$757 ),
+    .chain_in(\chain_in$622 ),
+    .chain_out(\chain_in$765 ),
+    .chain_valid_in(\chain_valid_in$624 ),
+    .chain_valid_out(\chain_valid_in$767 ),
     .drain(drain_7),
     .en(en_pe_1_7),
-    .first_in(\first_in$608 ),
-    .first_out(\first_in$751 ),
-    .last_in(\last_in$610 ),
-    .last_out(\last_in$753 ),
+    .first_in(\first_in$618 ),
+    .first_out(\first_in$761 ),
+    .last_in(\last_in$620 ),
+    .last_out(\last_in$763 ),
     .pe_1_7_sync_clk(clk),
     .pe_1_7_sync_rst(rst_pe_1_7),
-    .valid_in(\valid_in$606 ),
-    .valid_out(\valid_in$749 )
+    .valid_in(\valid_in$616 ),
+    .valid_out(\valid_in$759 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$376 [23:16]),
+    .a_in(\o$386 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$635 ),
-    .b_in(\b_in$621 ),
-    .b_next(\b_in$478 ),
-    .b_out(\b_in$764 ),
-    .chain_in(\chain_in$629 ),
-    .chain_out(\chain_in$772 ),
-    .chain_valid_in(\chain_valid_in$631 ),
-    .chain_valid_out(\chain_valid_in$774 ),
+    .a_out(\a_in$645 ),
+    .b_in(\b_in$631 ),
+    .b_next(\b_in$488 ),
+    .b_out(\b_in$774 ),
+    .chain_in(\chain_in$639 ),
+    .chain_out(\chain_in$782 ),
+    .chain_valid_in(\chain_valid_in$641 ),
+    .chain_valid_out(\chain_valid_in$784 ),
     .drain(drain_0),
     .en(en_pe_2_0),
-    .first_in(\first_in$625 ),
-    .first_out(\first_in$768 ),
-    .last_in(\last_in$627 ),
-    .last_out(\last_in$770 ),
+    .first_in(\first_in$635 ),
+    .first_out(\first_in$778 ),
+    .last_in(\last_in$637 ),
+    .last_out(\last_in$780 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .valid_in(\valid_in$623 ),
-    .valid_out(\valid_in$766 )
+    .valid_in(\valid_in$633 ),
+    .valid_out(\valid_in$776 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$635 ),
-    .a_next(\o$376 [23:16]),
-    .a_out(\a_in$653 ),
-    .b_in(\b_in$639 ),
-    .b_next(\b_in$496 ),
-    .b_out(\b_in$782 ),
-    .chain_in(\chain_in$647 ),
-    .chain_out(\chain_in$790 ),
-    .chain_valid_in(\chain_valid_in$649 ),
-    .chain_valid_out(\chain_valid_in$792 ),
+    .a_in(\a_in$645 ),
+    .a_next(\o$386 [23:16]),
+    .a_out(\a_in$663 ),
+    .b_in(\b_in$649 ),
+    .b_next(\b_in$506 ),
+    .b_out(\b_in$792 ),
+    .chain_in(\chain_in$657 ),
+    .chain_out(\chain_in$800 ),
+    .chain_valid_in(\chain_valid_in$659 ),
+    .chain_valid_out(\chain_valid_in$802 ),
     .drain(drain_1),
     .en(en_pe_2_1),
-    .first_in(\first_in$643 ),
-    .first_out(\first_in$786 ),
-    .last_in(\last_in$645 ),
-    .last_out(\last_in$788 ),
+    .first_in(\first_in$653 ),
+    .first_out(\first_in$796 ),
+    .last_in(\last_in$655 ),
+    .last_out(\last_in$798 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .valid_in(\valid_in$641 ),
-    .valid_out(\valid_in$784 )
+    .valid_in(\valid_in$651 ),
+    .valid_out(\valid_in$794 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$653 ),
-    .a_next(\a_in$635 ),
-    .a_out(\a_in$671 ),
-    .b_in(\b_in$657 ),
-    .b_next(\b_in$514 ),
-    .b_out(\b_in$800 ),
-    .chain_in(\chain_in$665 ),
-    .chain_out(\chain_in$808 ),
-    .chain_valid_in(\chain_valid_in$667 ),
-    .chain_valid_out(\chain_valid_in$810 ),
+    .a_in(\a_in$663 ),
+    .a_next(\a_in$645 ),
+    .a_out(\a_in$681 ),
+    .b_in(\b_in$667 ),
+    .b_next(\b_in$524 ),
+    .b_out(\b_in$810 ),
+    .chain_in(\chain_in$675 ),
+    .chain_out(\chain_in$818 ),
+    .chain_valid_in(\chain_valid_in$677 ),
+    .chain_valid_out(\chain_valid_in$820 ),
     .drain(drain_2),
     .en(en_pe_2_2),
-    .first_in(\first_in$661 ),
-    .first_out(\first_in$804 ),
-    .last_in(\last_in$663 ),
-    .last_out(\last_in$806 ),
+    .first_in(\first_in$671 ),
+    .first_out(\first_in$814 ),
+    .last_in(\last_in$673 ),
+    .last_out(\last_in$816 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .valid_in(\valid_in$659 ),
-    .valid_out(\valid_in$802 )
+    .valid_in(\valid_in$669 ),
+    .valid_out(\valid_in$812 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$671 ),
-    .a_next(\a_in$653 ),
-    .a_out(\a_in$689 ),
-    .b_in(\b_in$675 ),
-    .b_next(\b_in$532 ),
-    .b_out(\b_in$818 ),
-    .chain_in(\chain_in$683 ),
-    .chain_out(\chain_in$826 ),
-    .chain_valid_in(\chain_valid_in$685 ),
-    .chain_valid_out(\chain_valid_in$828 ),
+    .a_in(\a_in$681 ),
+    .a_next(\a_in$663 ),
+    .a_out(\a_in$699 ),
+    .b_in(\b_in$685 ),
+    .b_next(\b_in$542 ),
+    .b_out(\b_in$828 ),
+    .chain_in(\chain_in$693 ),
+    .chain_out(\chain_in$836 ),
+    .chain_valid_in(\chain_valid_in$695 ),
+    .chain_valid_out(\chain_valid_in$838 ),
     .drain(drain_3),
     .en(en_pe_2_3),
-    .first_in(\first_in$679 ),
-    .first_out(\first_in$822 ),
-    .last_in(\last_in$681 ),
-    .last_out(\last_in$824 ),
+    .first_in(\first_in$689 ),
+    .first_out(\first_in$832 ),
+    .last_in(\last_in$691 ),
+    .last_out(\last_in$834 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .valid_in(\valid_in$677 ),
-    .valid_out(\valid_in$820 )
+    .valid_in(\valid_in$687 ),
+    .valid_out(\valid_in$830 )
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$689 ),
-    .a_next(\a_in$671 ),
-    .a_out(\a_in$707 ),
-    .b_in(\b_in$693 ),
-    .b_next(\b_in$550 ),
-    .b_out(\b_in$836 ),
-    .chain_in(\chain_in$701 ),
-    .chain_out(\chain_in$844 ),
-    .chain_valid_in(\chain_valid_in$703 ),
-    .chain_valid_out(\chain_valid_in$846 ),
+    .a_in(\a_in$699 ),
+    .a_next(\a_in$681 ),
+    .a_out(\a_in$717 ),
+    .b_in(\b_in$703 ),
+    .b_next(\b_in$560 ),
+    .b_out(\b_in$846 ),
+    .chain_in(\chain_in$711 ),
+    .chain_out(\chain_in$854 ),
+    .chain_valid_in(\chain_valid_in$713 ),
+    .chain_valid_out(\chain_valid_in$856 ),
     .drain(drain_4),
     .en(en_pe_2_4),
-    .first_in(\first_in$697 ),
-    .first_out(\first_in$840 ),
-    .last_in(\last_in$699 ),
-    .last_out(\last_in$842 ),
+    .first_in(\first_in$707 ),
+    .first_out(\first_in$850 ),
+    .last_in(\last_in$709 ),
+    .last_out(\last_in$852 ),
     .pe_2_4_sync_clk(clk),
     .pe_2_4_sync_rst(rst_pe_2_4),
-    .valid_in(\valid_in$695 ),
-    .valid_out(\valid_in$838 )
+    .valid_in(\valid_in$705 ),
+    .valid_out(\valid_in$848 )
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$707 ),
-    .a_next(\a_in$689 ),
-    .a_out(\a_in$725 ),
-    .b_in(\b_in$711 ),
-    .b_next(\b_in$568 ),
-    .b_out(\b_in$854 ),
-    .chain_in(\chain_in$719 ),
-    .chain_out(\chain_in$862 ),
-    .chain_valid_in(\chain_valid_in$721 ),
-    .chain_valid_out(\chain_valid_in$864 ),
+    .a_in(\a_in$717 ),
+    .a_next(\a_in$699 ),
+    .a_out(\a_in$735 ),
+    .b_in(\b_in$721 ),
+    .b_next(\b_in$578 ),
+    .b_out(\b_in$864 ),
+    .chain_in(\chain_in$729 ),
+    .chain_out(\chain_in$872 ),
+    .chain_valid_in(\chain_valid_in$731 ),
+    .chain_valid_out(\chain_valid_in$874 ),
     .drain(drain_5),
     .en(en_pe_2_5),
-    .first_in(\first_in$715 ),
-    .first_out(\first_in$858 ),
-    .last_in(\last_in$717 ),
-    .last_out(\last_in$860 ),
+    .first_in(\first_in$725 ),
+    .first_out(\first_in$868 ),
+    .last_in(\last_in$727 ),
+    .last_out(\last_in$870 ),
     .pe_2_5_sync_clk(clk),
     .pe_2_5_sync_rst(rst_pe_2_5),
-    .valid_in(\valid_in$713 ),
-    .valid_out(\valid_in$856 )
+    .valid_in(\valid_in$723 ),
+    .valid_out(\valid_in$866 )
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$725 ),
-    .a_next(\a_in$707 ),
-    .a_out(\a_in$743 ),
-    .b_in(\b_in$729 ),
-    .b_next(\b_in$586 ),
-    .b_out(\b_in$872 ),
-    .chain_in(\chain_in$737 ),
-    .chain_out(\chain_in$880 ),
-    .chain_valid_in(\chain_valid_in$739 ),
-    .chain_valid_out(\chain_valid_in$882 ),
+    .a_in(\a_in$735 ),
+    .a_next(\a_in$717 ),
+    .a_out(\a_in$753 ),
+    .b_in(\b_in$739 ),
+    .b_next(\b_in$596 ),
+    .b_out(\b_in$882 ),
+    .chain_in(\chain_in$747 ),
+    .chain_out(\chain_in$890 ),
+    .chain_valid_in(\chain_valid_in$749 ),
+    .chain_valid_out(\chain_valid_in$892 ),
     .drain(drain_6),
     .en(en_pe_2_6),
-    .first_in(\first_in$733 ),
-    .first_out(\first_in$876 ),
-    .last_in(\last_in$735 ),
-    .last_out(\last_in$878 ),
+    .first_in(\first_in$743 ),
+    .first_out(\first_in$886 ),
+    .last_in(\last_in$745 ),
+    .last_out(\last_in$888 ),
     .pe_2_6_sync_clk(clk),
     .pe_2_6_sync_rst(rst_pe_2_6),
-    .valid_in(\valid_in$731 ),
-    .valid_out(\valid_in$874 )
+    .valid_in(\valid_in$741 ),
+    .valid_out(\valid_in$884 )
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$743 ),
-    .a_next(\a_in$725 ),
-    .b_in(\b_in$747 ),
-    .b_next(\b_in$604 ),
-    .b_out(\b_in$890 ),
-    .chain_in(\chain_in$755 ),
-    .chain_out(\chain_in$898 ),
-    .chain_valid_in(\chain_valid_in$757 ),
-    .chain_valid_out(\chain_valid_in$900 ),
+    .a_in(\a_in$753 ),
+    .a_next(\a_in$735 ),
+    .b_in(\b_in$757 ),
+    .b_next(\b_in$614 ),
+    .b_out(\b_in$900 ),
+    .chain_in(\chain_in$765 ),
+    .chain_out(\chain_in$908 ),
+    .chain_valid_in(\chain_valid_in$767 ),
+    .chain_valid_out(\chain_valid_in$910 ),
     .drain(drain_7),
     .en(en_pe_2_7),
-    .first_in(\first_in$751 ),
-    .first_out(\first_in$894 ),
-    .last_in(\last_in$753 ),
-    .last_out(\last_in$896 ),
+    .first_in(\first_in$761 ),
+    .first_out(\first_in$904 ),
+    .last_in(\last_in$763 ),
+    .last_out(\last_in$906 ),
     .pe_2_7_sync_clk(clk),
     .pe_2_7_sync_rst(rst_pe_2_7),
-    .valid_in(\valid_in$749 ),
-    .valid_out(\valid_in$892 )
+    .valid_in(\valid_in$759 ),
+    .valid_out(\valid_in$902 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$376 [31:24]),
+    .a_in(\o$386 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$778 ),
-    .b_in(\b_in$764 ),
-    .b_next(\b_in$621 ),
-    .b_out(\b_in$907 ),
-    .chain_in(\chain_in$772 ),
-    .chain_out(\chain_in$915 ),
-    .chain_valid_in(\chain_valid_in$774 ),
-    .chain_valid_out(\chain_valid_in$917 ),
+    .a_out(\a_in$788 ),
+    .b_in(\b_in$774 ),
+    .b_next(\b_in$631 ),
+    .b_out(\b_in$917 ),
+    .chain_in(\chain_in$782 ),
+    .chain_out(\chain_in$925 ),
+    .chain_valid_in(\chain_valid_in$784 ),
+    .chain_valid_out(\chain_valid_in$927 ),
     .drain(drain_0),
     .en(en_pe_3_0),
-    .first_in(\first_in$768 ),
-    .first_out(\first_in$911 ),
-    .last_in(\last_in$770 ),
-    .last_out(\last_in$913 ),
+    .first_in(\first_in$778 ),
+    .first_out(\first_in$921 ),
+    .last_in(\last_in$780 ),
+    .last_out(\last_in$923 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .valid_in(\valid_in$766 ),
-    .valid_out(\valid_in$909 )
+    .valid_in(\valid_in$776 ),
+    .valid_out(\valid_in$919 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$778 ),
-    .a_next(\o$376 [31:24]),
-    .a_out(\a_in$796 ),
-    .b_in(\b_in$782 ),
-    .b_next(\b_in$639 ),
-    .b_out(\b_in$925 ),
-    .chain_in(\chain_in$790 ),
-    .chain_out(\chain_in$933 ),
-    .chain_valid_in(\chain_valid_in$792 ),
-    .chain_valid_out(\chain_valid_in$935 ),
+    .a_in(\a_in$788 ),
+    .a_next(\o$386 [31:24]),
+    .a_out(\a_in$806 ),
+    .b_in(\b_in$792 ),
+    .b_next(\b_in$649 ),
+    .b_out(\b_in$935 ),
+    .chain_in(\chain_in$800 ),
+    .chain_out(\chain_in$943 ),
+    .chain_valid_in(\chain_valid_in$802 ),
+    .chain_valid_out(\chain_valid_in$945 ),
     .drain(drain_1),
     .en(en_pe_3_1),
-    .first_in(\first_in$786 ),
-    .first_out(\first_in$929 ),
-    .last_in(\last_in$788 ),
-    .last_out(\last_in$931 ),
+    .first_in(\first_in$796 ),
+    .first_out(\first_in$939 ),
+    .last_in(\last_in$798 ),
+    .last_out(\last_in$941 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .valid_in(\valid_in$784 ),
-    .valid_out(\valid_in$927 )
+    .valid_in(\valid_in$794 ),
+    .valid_out(\valid_in$937 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$796 ),
-    .a_next(\a_in$778 ),
-    .a_out(\a_in$814 ),
-    .b_in(\b_in$800 ),
-    .b_next(\b_in$657 ),
-    .b_out(\b_in$943 ),
-    .chain_in(\chain_in$808 ),
-    .chain_out(\chain_in$951 ),
-    .chain_valid_in(\chain_valid_in$810 ),
-    .chain_valid_out(\chain_valid_in$953 ),
+    .a_in(\a_in$806 ),
+    .a_next(\a_in$788 ),
+    .a_out(\a_in$824 ),
+    .b_in(\b_in$810 ),
+    .b_next(\b_in$667 ),
+    .b_out(\b_in$953 ),
+    .chain_in(\chain_in$818 ),
+    .chain_out(\chain_in$961 ),
+    .chain_valid_in(\chain_valid_in$820 ),
+    .chain_valid_out(\chain_valid_in$963 ),
     .drain(drain_2),
     .en(en_pe_3_2),
-    .first_in(\first_in$804 ),
-    .first_out(\first_in$947 ),
-    .last_in(\last_in$806 ),
-    .last_out(\last_in$949 ),
+    .first_in(\first_in$814 ),
+    .first_out(\first_in$957 ),
+    .last_in(\last_in$816 ),
+    .last_out(\last_in$959 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .valid_in(\valid_in$802 ),
-    .valid_out(\valid_in$945 )
+    .valid_in(\valid_in$812 ),
+    .valid_out(\valid_in$955 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$814 ),
-    .a_next(\a_in$796 ),
-    .a_out(\a_in$832 ),
-    .b_in(\b_in$818 ),
-    .b_next(\b_in$675 ),
-    .b_out(\b_in$961 ),
-    .chain_in(\chain_in$826 ),
-    .chain_out(\chain_in$969 ),
-    .chain_valid_in(\chain_valid_in$828 ),
-    .chain_valid_out(\chain_valid_in$971 ),
+    .a_in(\a_in$824 ),
+    .a_next(\a_in$806 ),
+    .a_out(\a_in$842 ),
+    .b_in(\b_in$828 ),
+    .b_next(\b_in$685 ),
+    .b_out(\b_in$971 ),
+    .chain_in(\chain_in$836 ),
+    .chain_out(\chain_in$979 ),
+    .chain_valid_in(\chain_valid_in$838 ),
+    .chain_valid_out(\chain_valid_in$981 ),
     .drain(drain_3),
     .en(en_pe_3_3),
-    .first_in(\first_in$822 ),
-    .first_out(\first_in$965 ),
-    .last_in(\last_in$824 ),
-    .last_out(\last_in$967 ),
+    .first_in(\first_in$832 ),
+    .first_out(\first_in$975 ),
+    .last_in(\last_in$834 ),
+    .last_out(\last_in$977 ),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .valid_in(\valid_in$820 ),
-    .valid_out(\valid_in$963 )
+    .valid_in(\valid_in$830 ),
+    .valid_out(\valid_in$973 )
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$832 ),
-    .a_next(\a_in$814 ),
-    .a_out(\a_in$850 ),
-    .b_in(\b_in$836 ),
-    .b_next(\b_in$693 ),
-    .b_out(\b_in$979 ),
-    .chain_in(\chain_in$844 ),
-    .chain_out(\chain_in$987 ),
-    .chain_valid_in(\chain_valid_in$846 ),
-    .chain_valid_out(\chain_valid_in$989 ),
+    .a_in(\a_in$842 ),
+    .a_next(\a_in$824 ),
+    .a_out(\a_in$860 ),
+    .b_in(\b_in$846 ),
+    .b_next(\b_in$703 ),
+    .b_out(\b_in$989 ),
+    .chain_in(\chain_in$854 ),
+    .chain_out(\chain_in$997 ),
+    .chain_valid_in(\chain_valid_in$856 ),
+    .chain_valid_out(\chain_valid_in$999 ),
     .drain(drain_4),
     .en(en_pe_3_4),
-    .first_in(\first_in$840 ),
-    .first_out(\first_in$983 ),
-    .last_in(\last_in$842 ),
-    .last_out(\last_in$985 ),
+    .first_in(\first_in$850 ),
+    .first_out(\first_in$993 ),
+    .last_in(\last_in$852 ),
+    .last_out(\last_in$995 ),
     .pe_3_4_sync_clk(clk),
     .pe_3_4_sync_rst(rst_pe_3_4),
-    .valid_in(\valid_in$838 ),
-    .valid_out(\valid_in$981 )
+    .valid_in(\valid_in$848 ),
+    .valid_out(\valid_in$991 )
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$850 ),
-    .a_next(\a_in$832 ),
-    .a_out(\a_in$868 ),
-    .b_in(\b_in$854 ),
-    .b_next(\b_in$711 ),
-    .b_out(\b_in$997 ),
-    .chain_in(\chain_in$862 ),
-    .chain_out(\chain_in$1005 ),
-    .chain_valid_in(\chain_valid_in$864 ),
-    .chain_valid_out(\chain_valid_in$1007 ),
+    .a_in(\a_in$860 ),
+    .a_next(\a_in$842 ),
+    .a_out(\a_in$878 ),
+    .b_in(\b_in$864 ),
+    .b_next(\b_in$721 ),
+    .b_out(\b_in$1007 ),
+    .chain_in(\chain_in$872 ),
+    .chain_out(\chain_in$1015 ),
+    .chain_valid_in(\chain_valid_in$874 ),
+    .chain_valid_out(\chain_valid_in$1017 ),
     .drain(drain_5),
     .en(en_pe_3_5),
-    .first_in(\first_in$858 ),
-    .first_out(\first_in$1001 ),
-    .last_in(\last_in$860 ),
-    .last_out(\last_in$1003 ),
+    .first_in(\first_in$868 ),
+    .first_out(\first_in$1011 ),
+    .last_in(\last_in$870 ),
+    .last_out(\last_in$1013 ),
     .pe_3_5_sync_clk(clk),
     .pe_3_5_sync_rst(rst_pe_3_5),
-    .valid_in(\valid_in$856 ),
-    .valid_out(\valid_in$999 )
+    .valid_in(\valid_in$866 ),
+    .valid_out(\valid_in$1009 )
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$868 ),
-    .a_next(\a_in$850 ),
-    .a_out(\a_in$886 ),
-    .b_in(\b_in$872 ),
-    .b_next(\b_in$729 ),
-    .b_out(\b_in$1015 ),
-    .chain_in(\chain_in$880 ),
-    .chain_out(\chain_in$1023 ),
-    .chain_valid_in(\chain_valid_in$882 ),
-    .chain_valid_out(\chain_valid_in$1025 ),
+    .a_in(\a_in$878 ),
+    .a_next(\a_in$860 ),
+    .a_out(\a_in$896 ),
+    .b_in(\b_in$882 ),
+    .b_next(\b_in$739 ),
+    .b_out(\b_in$1025 ),
+    .chain_in(\chain_in$890 ),
+    .chain_out(\chain_in$1033 ),
+    .chain_valid_in(\chain_valid_in$892 ),
+    .chain_valid_out(\chain_valid_in$1035 ),
     .drain(drain_6),
     .en(en_pe_3_6),
-    .first_in(\first_in$876 ),
-    .first_out(\first_in$1019 ),
-    .last_in(\last_in$878 ),
-    .last_out(\last_in$1021 ),
+    .first_in(\first_in$886 ),
+    .first_out(\first_in$1029 ),
+    .last_in(\last_in$888 ),
+    .last_out(\last_in$1031 ),
     .pe_3_6_sync_clk(clk),
     .pe_3_6_sync_rst(rst_pe_3_6),
-    .valid_in(\valid_in$874 ),
-    .valid_out(\valid_in$1017 )
+    .valid_in(\valid_in$884 ),
+    .valid_out(\valid_in$1027 )
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$886 ),
-    .a_next(\a_in$868 ),
-    .b_in(\b_in$890 ),
-    .b_next(\b_in$747 ),
-    .b_out(\b_in$1033 ),
-    .chain_in(\chain_in$898 ),
-    .chain_out(\chain_in$1041 ),
-    .chain_valid_in(\chain_valid_in$900 ),
-    .chain_valid_out(\chain_valid_in$1043 ),
+    .a_in(\a_in$896 ),
+    .a_next(\a_in$878 ),
+    .b_in(\b_in$900 ),
+    .b_next(\b_in$757 ),
+    .b_out(\b_in$1043 ),
+    .chain_in(\chain_in$908 ),
+    .chain_out(\chain_in$1051 ),
+    .chain_valid_in(\chain_valid_in$910 ),
+    .chain_valid_out(\chain_valid_in$1053 ),
     .drain(drain_7),
     .en(en_pe_3_7),
-    .first_in(\first_in$894 ),
-    .first_out(\first_in$1037 ),
-    .last_in(\last_in$896 ),
-    .last_out(\last_in$1039 ),
+    .first_in(\first_in$904 ),
+    .first_out(\first_in$1047 ),
+    .last_in(\last_in$906 ),
+    .last_out(\last_in$1049 ),
     .pe_3_7_sync_clk(clk),
     .pe_3_7_sync_rst(rst_pe_3_7),
-    .valid_in(\valid_in$892 ),
-    .valid_out(\valid_in$1035 )
+    .valid_in(\valid_in$902 ),
+    .valid_out(\valid_in$1045 )
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$376 [39:32]),
+    .a_in(\o$386 [39:32]),
     .a_next(o_next[39:32]),
-    .a_out(\a_in$921 ),
-    .b_in(\b_in$907 ),
-    .b_next(\b_in$764 ),
-    .b_out(\b_in$1050 ),
-    .chain_in(\chain_in$915 ),
-    .chain_out(\chain_in$1058 ),
-    .chain_valid_in(\chain_valid_in$917 ),
-    .chain_valid_out(\chain_valid_in$1060 ),
+    .a_out(\a_in$931 ),
+    .b_in(\b_in$917 ),
+    .b_next(\b_in$774 ),
+    .b_out(\b_in$1060 ),
+    .chain_in(\chain_in$925 ),
+    .chain_out(\chain_in$1068 ),
+    .chain_valid_in(\chain_valid_in$927 ),
+    .chain_valid_out(\chain_valid_in$1070 ),
     .drain(drain_0),
     .en(en_pe_4_0),
-    .first_in(\first_in$911 ),
-    .first_out(\first_in$1054 ),
-    .last_in(\last_in$913 ),
-    .last_out(\last_in$1056 ),
+    .first_in(\first_in$921 ),
+    .first_out(\first_in$1064 ),
+    .last_in(\last_in$923 ),
+    .last_out(\last_in$1066 ),
     .pe_4_0_sync_clk(clk),
     .pe_4_0_sync_rst(rst_pe_4_0),
-    .valid_in(\valid_in$909 ),
-    .valid_out(\valid_in$1052 )
+    .valid_in(\valid_in$919 ),
+    .valid_out(\valid_in$1062 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$921 ),
-    .a_next(\o$376 [39:32]),
-    .a_out(\a_in$939 ),
-    .b_in(\b_in$925 ),
-    .b_next(\b_in$782 ),
-    .b_out(\b_in$1068 ),
-    .chain_in(\chain_in$933 ),
-    .chain_out(\chain_in$1076 ),
-    .chain_valid_in(\chain_valid_in$935 ),
-    .chain_valid_out(\chain_valid_in$1078 ),
+    .a_in(\a_in$931 ),
+    .a_next(\o$386 [39:32]),
+    .a_out(\a_in$949 ),
+    .b_in(\b_in$935 ),
+    .b_next(\b_in$792 ),
+    .b_out(\b_in$1078 ),
+    .chain_in(\chain_in$943 ),
+    .chain_out(\chain_in$1086 ),
+    .chain_valid_in(\chain_valid_in$945 ),
+    .chain_valid_out(\chain_valid_in$1088 ),
     .drain(drain_1),
     .en(en_pe_4_1),
-    .first_in(\first_in$929 ),
-    .first_out(\first_in$1072 ),
-    .last_in(\last_in$931 ),
-    .last_out(\last_in$1074 ),
+    .first_in(\first_in$939 ),
+    .first_out(\first_in$1082 ),
+    .last_in(\last_in$941 ),
+    .last_out(\last_in$1084 ),
     .pe_4_1_sync_clk(clk),
     .pe_4_1_sync_rst(rst_pe_4_1),
-    .valid_in(\valid_in$927 ),
-    .valid_out(\valid_in$1070 )
+    .valid_in(\valid_in$937 ),
+    .valid_out(\valid_in$1080 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$939 ),
-    .a_next(\a_in$921 ),
-    .a_out(\a_in$957 ),
-    .b_in(\b_in$943 ),
-    .b_next(\b_in$800 ),
-    .b_out(\b_in$1086 ),
-    .chain_in(\chain_in$951 ),
-    .chain_out(\chain_in$1094 ),
-    .chain_valid_in(\chain_valid_in$953 ),
-    .chain_valid_out(\chain_valid_in$1096 ),
+    .a_in(\a_in$949 ),
+    .a_next(\a_in$931 ),
+    .a_out(\a_in$967 ),
+    .b_in(\b_in$953 ),
+    .b_next(\b_in$810 ),
+    .b_out(\b_in$1096 ),
+    .chain_in(\chain_in$961 ),
+    .chain_out(\chain_in$1104 ),
+    .chain_valid_in(\chain_valid_in$963 ),
+    .chain_valid_out(\chain_valid_in$1106 ),
     .drain(drain_2),
     .en(en_pe_4_2),
-    .first_in(\first_in$947 ),
-    .first_out(\first_in$1090 ),
-    .last_in(\last_in$949 ),
-    .last_out(\last_in$1092 ),
+    .first_in(\first_in$957 ),
+    .first_out(\first_in$1100 ),
+    .last_in(\last_in$959 ),
+    .last_out(\last_in$1102 ),
     .pe_4_2_sync_clk(clk),
     .pe_4_2_sync_rst(rst_pe_4_2),
-    .valid_in(\valid_in$945 ),
-    .valid_out(\valid_in$1088 )
+    .valid_in(\valid_in$955 ),
+    .valid_out(\valid_in$1098 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$957 ),
-    .a_next(\a_in$939 ),
-    .a_out(\a_in$975 ),
-    .b_in(\b_in$961 ),
-    .b_next(\b_in$818 ),
-    .b_out(\b_in$1104 ),
-    .chain_in(\chain_in$969 ),
-    .chain_out(\chain_in$1112 ),
-    .chain_valid_in(\chain_valid_in$971 ),
-    .chain_valid_out(\chain_valid_in$1114 ),
+    .a_in(\a_in$967 ),
+    .a_next(\a_in$949 ),
+    .a_out(\a_in$985 ),
+    .b_in(\b_in$971 ),
+    .b_next(\b_in$828 ),
+    .b_out(\b_in$1114 ),
+    .chain_in(\chain_in$979 ),
+    .chain_out(\chain_in$1122 ),
+    .chain_valid_in(\chain_valid_in$981 ),
+    .chain_valid_out(\chain_valid_in$1124 ),
     .drain(drain_3),
     .en(en_pe_4_3),
-    .first_in(\first_in$965 ),
-    .first_out(\first_in$1108 ),
-    .last_in(\last_in$967 ),
-    .last_out(\last_in$1110 ),
+    .first_in(\first_in$975 ),
+    .first_out(\first_in$1118 ),
+    .last_in(\last_in$977 ),
+    .last_out(\last_in$1120 ),
     .pe_4_3_sync_clk(clk),
     .pe_4_3_sync_rst(rst_pe_4_3),
-    .valid_in(\valid_in$963 ),
-    .valid_out(\valid_in$1106 )
+    .valid_in(\valid_in$973 ),
+    .valid_out(\valid_in$1116 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$975 ),
-    .a_next(\a_in$957 ),
-    .a_out(\a_in$993 ),
-    .b_in(\b_in$979 ),
-    .b_next(\b_in$836 ),
-    .b_out(\b_in$1122 ),
-    .chain_in(\chain_in$987 ),
-    .chain_out(\chain_in$1130 ),
-    .chain_valid_in(\chain_valid_in$989 ),
-    .chain_valid_out(\chain_valid_in$1132 ),
+    .a_in(\a_in$985 ),
+    .a_next(\a_in$967 ),
+    .a_out(\a_in$1003 ),
+    .b_in(\b_in$989 ),
+    .b_next(\b_in$846 ),
+    .b_out(\b_in$1132 ),
+    .chain_in(\chain_in$997 ),
+    .chain_out(\chain_in$1140 ),
+    .chain_valid_in(\chain_valid_in$999 ),
+    .chain_valid_out(\chain_valid_in$1142 ),
     .drain(drain_4),
     .en(en_pe_4_4),
-    .first_in(\first_in$983 ),
-    .first_out(\first_in$1126 ),
-    .last_in(\last_in$985 ),
-    .last_out(\last_in$1128 ),
+    .first_in(\first_in$993 ),
+    .first_out(\first_in$1136 ),
+    .last_in(\last_in$995 ),
+    .last_out(\last_in$1138 ),
     .pe_4_4_sync_clk(clk),
     .pe_4_4_sync_rst(rst_pe_4_4),
-    .valid_in(\valid_in$981 ),
-    .valid_out(\valid_in$1124 )
+    .valid_in(\valid_in$991 ),
+    .valid_out(\valid_in$1134 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$993 ),
-    .a_next(\a_in$975 ),
-    .a_out(\a_in$1011 ),
-    .b_in(\b_in$997 ),
-    .b_next(\b_in$854 ),
-    .b_out(\b_in$1140 ),
-    .chain_in(\chain_in$1005 ),
-    .chain_out(\chain_in$1148 ),
-    .chain_valid_in(\chain_valid_in$1007 ),
-    .chain_valid_out(\chain_valid_in$1150 ),
+    .a_in(\a_in$1003 ),
+    .a_next(\a_in$985 ),
+    .a_out(\a_in$1021 ),
+    .b_in(\b_in$1007 ),
+    .b_next(\b_in$864 ),
+    .b_out(\b_in$1150 ),
+    .chain_in(\chain_in$1015 ),
+    .chain_out(\chain_in$1158 ),
+    .chain_valid_in(\chain_valid_in$1017 ),
+    .chain_valid_out(\chain_valid_in$1160 ),
     .drain(drain_5),
     .en(en_pe_4_5),
-    .first_in(\first_in$1001 ),
-    .first_out(\first_in$1144 ),
-    .last_in(\last_in$1003 ),
-    .last_out(\last_in$1146 ),
+    .first_in(\first_in$1011 ),
+    .first_out(\first_in$1154 ),
+    .last_in(\last_in$1013 ),
+    .last_out(\last_in$1156 ),
     .pe_4_5_sync_clk(clk),
     .pe_4_5_sync_rst(rst_pe_4_5),
-    .valid_in(\valid_in$999 ),
-    .valid_out(\valid_in$1142 )
+    .valid_in(\valid_in$1009 ),
+    .valid_out(\valid_in$1152 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$1011 ),
-    .a_next(\a_in$993 ),
-    .a_out(\a_in$1029 ),
-    .b_in(\b_in$1015 ),
-    .b_next(\b_in$872 ),
-    .b_out(\b_in$1158 ),
-    .chain_in(\chain_in$1023 ),
-    .chain_out(\chain_in$1166 ),
-    .chain_valid_in(\chain_valid_in$1025 ),
-    .chain_valid_out(\chain_valid_in$1168 ),
+    .a_in(\a_in$1021 ),
+    .a_next(\a_in$1003 ),
+    .a_out(\a_in$1039 ),
+    .b_in(\b_in$1025 ),
+    .b_next(\b_in$882 ),
+    .b_out(\b_in$1168 ),
+    .chain_in(\chain_in$1033 ),
+    .chain_out(\chain_in$1176 ),
+    .chain_valid_in(\chain_valid_in$1035 ),
+    .chain_valid_out(\chain_valid_in$1178 ),
     .drain(drain_6),
     .en(en_pe_4_6),
-    .first_in(\first_in$1019 ),
-    .first_out(\first_in$1162 ),
-    .last_in(\last_in$1021 ),
-    .last_out(\last_in$1164 ),
+    .first_in(\first_in$1029 ),
+    .first_out(\first_in$1172 ),
+    .last_in(\last_in$1031 ),
+    .last_out(\last_in$1174 ),
     .pe_4_6_sync_clk(clk),
     .pe_4_6_sync_rst(rst_pe_4_6),
-    .valid_in(\valid_in$1017 ),
-    .valid_out(\valid_in$1160 )
+    .valid_in(\valid_in$1027 ),
+    .valid_out(\valid_in$1170 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$1029 ),
-    .a_next(\a_in$1011 ),
-    .b_in(\b_in$1033 ),
-    .b_next(\b_in$890 ),
-    .b_out(\b_in$1176 ),
-    .chain_in(\chain_in$1041 ),
-    .chain_out(\chain_in$1184 ),
-    .chain_valid_in(\chain_valid_in$1043 ),
-    .chain_valid_out(\chain_valid_in$1186 ),
+    .a_in(\a_in$1039 ),
+    .a_next(\a_in$1021 ),
+    .b_in(\b_in$1043 ),
+    .b_next(\b_in$900 ),
+    .b_out(\b_in$1186 ),
+    .chain_in(\chain_in$1051 ),
+    .chain_out(\chain_in$1194 ),
+    .chain_valid_in(\chain_valid_in$1053 ),
+    .chain_valid_out(\chain_valid_in$1196 ),
     .drain(drain_7),
     .en(en_pe_4_7),
-    .first_in(\first_in$1037 ),
-    .first_out(\first_in$1180 ),
-    .last_in(\last_in$1039 ),
-    .last_out(\last_in$1182 ),
+    .first_in(\first_in$1047 ),
+    .first_out(\first_in$1190 ),
+    .last_in(\last_in$1049 ),
+    .last_out(\last_in$1192 ),
     .pe_4_7_sync_clk(clk),
     .pe_4_7_sync_rst(rst_pe_4_7),
-    .valid_in(\valid_in$1035 ),
-    .valid_out(\valid_in$1178 )
+    .valid_in(\valid_in$1045 ),
+    .valid_out(\valid_in$1188 )
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$376 [47:40]),
+    .a_in(\o$386 [47:40]),
     .a_next(o_next[47:40]),
-    .a_out(\a_in$1064 ),
-    .b_in(\b_in$1050 ),
-    .b_next(\b_in$907 ),
-    .b_out(\b_in$1193 ),
-    .chain_in(\chain_in$1058 ),
-    .chain_out(\chain_in$1201 ),
-    .chain_valid_in(\chain_valid_in$1060 ),
-    .chain_valid_out(\chain_valid_in$1203 ),
+    .a_out(\a_in$1074 ),
+    .b_in(\b_in$1060 ),
+    .b_next(\b_in$917 ),
+    .b_out(\b_in$1203 ),
+    .chain_in(\chain_in$1068 ),
+    .chain_out(\chain_in$1211 ),
+    .chain_valid_in(\chain_valid_in$1070 ),
+    .chain_valid_out(\chain_valid_in$1213 ),
     .drain(drain_0),
     .en(en_pe_5_0),
-    .first_in(\first_in$1054 ),
-    .first_out(\first_in$1197 ),
-    .last_in(\last_in$1056 ),
-    .last_out(\last_in$1199 ),
+    .first_in(\first_in$1064 ),
+    .first_out(\first_in$1207 ),
+    .last_in(\last_in$1066 ),
+    .last_out(\last_in$1209 ),
     .pe_5_0_sync_clk(clk),
     .pe_5_0_sync_rst(rst_pe_5_0),
-    .valid_in(\valid_in$1052 ),
-    .valid_out(\valid_in$1195 )
+    .valid_in(\valid_in$1062 ),
+    .valid_out(\valid_in$1205 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$1064 ),
-    .a_next(\o$376 [47:40]),
-    .a_out(\a_in$1082 ),
-    .b_in(\b_in$1068 ),
-    .b_next(\b_in$925 ),
-    .b_out(\b_in$1211 ),
-    .chain_in(\chain_in$1076 ),
-    .chain_out(\chain_in$1219 ),
-    .chain_valid_in(\chain_valid_in$1078 ),
-    .chain_valid_out(\chain_valid_in$1221 ),
+    .a_in(\a_in$1074 ),
+    .a_next(\o$386 [47:40]),
+    .a_out(\a_in$1092 ),
+    .b_in(\b_in$1078 ),
+    .b_next(\b_in$935 ),
+    .b_out(\b_in$1221 ),
+    .chain_in(\chain_in$1086 ),
+    .chain_out(\chain_in$1229 ),
+    .chain_valid_in(\chain_valid_in$1088 ),
+    .chain_valid_out(\chain_valid_in$1231 ),
     .drain(drain_1),
     .en(en_pe_5_1),
-    .first_in(\first_in$1072 ),
-    .first_out(\first_in$1215 ),
-    .last_in(\last_in$1074 ),
-    .last_out(\last_in$1217 ),
+    .first_in(\first_in$1082 ),
+    .first_out(\first_in$1225 ),
+    .last_in(\last_in$1084 ),
+    .last_out(\last_in$1227 ),
     .pe_5_1_sync_clk(clk),
     .pe_5_1_sync_rst(rst_pe_5_1),
-    .valid_in(\valid_in$1070 ),
-    .valid_out(\valid_in$1213 )
+    .valid_in(\valid_in$1080 ),
+    .valid_out(\valid_in$1223 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$1082 ),
-    .a_next(\a_in$1064 ),
-    .a_out(\a_in$1100 ),
-    .b_in(\b_in$1086 ),
-    .b_next(\b_in$943 ),
-    .b_out(\b_in$1229 ),
-    .chain_in(\chain_in$1094 ),
-    .chain_out(\chain_in$1237 ),
-    .chain_valid_in(\chain_valid_in$1096 ),
-    .chain_valid_out(\chain_valid_in$1239 ),
+    .a_in(\a_in$1092 ),
+    .a_next(\a_in$1074 ),
+    .a_out(\a_in$1110 ),
+    .b_in(\b_in$1096 ),
+    .b_next(\b_in$953 ),
+    .b_out(\b_in$1239 ),
+    .chain_in(\chain_in$1104 ),
+    .chain_out(\chain_in$1247 ),
+    .chain_valid_in(\chain_valid_in$1106 ),
+    .chain_valid_out(\chain_valid_in$1249 ),
     .drain(drain_2),
     .en(en_pe_5_2),
-    .first_in(\first_in$1090 ),
-    .first_out(\first_in$1233 ),
-    .last_in(\last_in$1092 ),
-    .last_out(\last_in$1235 ),
+    .first_in(\first_in$1100 ),
+    .first_out(\first_in$1243 ),
+    .last_in(\last_in$1102 ),
+    .last_out(\last_in$1245 ),
     .pe_5_2_sync_clk(clk),
     .pe_5_2_sync_rst(rst_pe_5_2),
-    .valid_in(\valid_in$1088 ),
-    .valid_out(\valid_in$1231 )
+    .valid_in(\valid_in$1098 ),
+    .valid_out(\valid_in$1241 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$1100 ),
-    .a_next(\a_in$1082 ),
-    .a_out(\a_in$1118 ),
-    .b_in(\b_in$1104 ),
-    .b_next(\b_in$961 ),
-    .b_out(\b_in$1247 ),
-    .chain_in(\chain_in$1112 ),
-    .chain_out(\chain_in$1255 ),
-    .chain_valid_in(\chain_valid_in$1114 ),
-    .chain_valid_out(\chain_valid_in$1257 ),
+    .a_in(\a_in$1110 ),
+    .a_next(\a_in$1092 ),
+    .a_out(\a_in$1128 ),
+    .b_in(\b_in$1114 ),
+    .b_next(\b_in$971 ),
+    .b_out(\b_in$1257 ),
+    .chain_in(\chain_in$1122 ),
+    .chain_out(\chain_in$1265 ),
+    .chain_valid_in(\chain_valid_in$1124 ),
+    .chain_valid_out(\chain_valid_in$1267 ),
     .drain(drain_3),
     .en(en_pe_5_3),
-    .first_in(\first_in$1108 ),
-    .first_out(\first_in$1251 ),
-    .last_in(\last_in$1110 ),
-    .last_out(\last_in$1253 ),
+    .first_in(\first_in$1118 ),
+    .first_out(\first_in$1261 ),
+    .last_in(\last_in$1120 ),
+    .last_out(\last_in$1263 ),
     .pe_5_3_sync_clk(clk),
     .pe_5_3_sync_rst(rst_pe_5_3),
-    .valid_in(\valid_in$1106 ),
-    .valid_out(\valid_in$1249 )
+    .valid_in(\valid_in$1116 ),
+    .valid_out(\valid_in$1259 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$1118 ),
-    .a_next(\a_in$1100 ),
-    .a_out(\a_in$1136 ),
-    .b_in(\b_in$1122 ),
-    .b_next(\b_in$979 ),
-    .b_out(\b_in$1265 ),
-    .chain_in(\chain_in$1130 ),
-    .chain_out(\chain_in$1273 ),
-    .chain_valid_in(\chain_valid_in$1132 ),
-    .chain_valid_out(\chain_valid_in$1275 ),
+    .a_in(\a_in$1128 ),
+    .a_next(\a_in$1110 ),
+    .a_out(\a_in$1146 ),
+    .b_in(\b_in$1132 ),
+    .b_next(\b_in$989 ),
+    .b_out(\b_in$1275 ),
+    .chain_in(\chain_in$1140 ),
+    .chain_out(\chain_in$1283 ),
+    .chain_valid_in(\chain_valid_in$1142 ),
+    .chain_valid_out(\chain_valid_in$1285 ),
     .drain(drain_4),
     .en(en_pe_5_4),
-    .first_in(\first_in$1126 ),
-    .first_out(\first_in$1269 ),
-    .last_in(\last_in$1128 ),
-    .last_out(\last_in$1271 ),
+    .first_in(\first_in$1136 ),
+    .first_out(\first_in$1279 ),
+    .last_in(\last_in$1138 ),
+    .last_out(\last_in$1281 ),
     .pe_5_4_sync_clk(clk),
     .pe_5_4_sync_rst(rst_pe_5_4),
-    .valid_in(\valid_in$1124 ),
-    .valid_out(\valid_in$1267 )
+    .valid_in(\valid_in$1134 ),
+    .valid_out(\valid_in$1277 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$1136 ),
-    .a_next(\a_in$1118 ),
-    .a_out(\a_in$1154 ),
-    .b_in(\b_in$1140 ),
-    .b_next(\b_in$997 ),
-    .b_out(\b_in$1283 ),
-    .chain_in(\chain_in$1148 ),
-    .chain_out(\chain_in$1291 ),
-    .chain_valid_in(\chain_valid_in$1150 ),
-    .chain_valid_out(\chain_valid_in$1293 ),
+    .a_in(\a_in$1146 ),
+    .a_next(\a_in$1128 ),
+    .a_out(\a_in$1164 ),
+    .b_in(\b_in$1150 ),
+    .b_next(\b_in$1007 ),
+    .b_out(\b_in$1293 ),
+    .chain_in(\chain_in$1158 ),
+    .chain_out(\chain_in$1301 ),
+    .chain_valid_in(\chain_valid_in$1160 ),
+    .chain_valid_out(\chain_valid_in$1303 ),
     .drain(drain_5),
     .en(en_pe_5_5),
-    .first_in(\first_in$1144 ),
-    .first_out(\first_in$1287 ),
-    .last_in(\last_in$1146 ),
-    .last_out(\last_in$1289 ),
+    .first_in(\first_in$1154 ),
+    .first_out(\first_in$1297 ),
+    .last_in(\last_in$1156 ),
+    .last_out(\last_in$1299 ),
     .pe_5_5_sync_clk(clk),
     .pe_5_5_sync_rst(rst_pe_5_5),
-    .valid_in(\valid_in$1142 ),
-    .valid_out(\valid_in$1285 )
+    .valid_in(\valid_in$1152 ),
+    .valid_out(\valid_in$1295 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$1154 ),
-    .a_next(\a_in$1136 ),
-    .a_out(\a_in$1172 ),
-    .b_in(\b_in$1158 ),
-    .b_next(\b_in$1015 ),
-    .b_out(\b_in$1301 ),
-    .chain_in(\chain_in$1166 ),
-    .chain_out(\chain_in$1309 ),
-    .chain_valid_in(\chain_valid_in$1168 ),
-    .chain_valid_out(\chain_valid_in$1311 ),
+    .a_in(\a_in$1164 ),
+    .a_next(\a_in$1146 ),
+    .a_out(\a_in$1182 ),
+    .b_in(\b_in$1168 ),
+    .b_next(\b_in$1025 ),
+    .b_out(\b_in$1311 ),
+    .chain_in(\chain_in$1176 ),
+    .chain_out(\chain_in$1319 ),
+    .chain_valid_in(\chain_valid_in$1178 ),
+    .chain_valid_out(\chain_valid_in$1321 ),
     .drain(drain_6),
     .en(en_pe_5_6),
-    .first_in(\first_in$1162 ),
-    .first_out(\first_in$1305 ),
-    .last_in(\last_in$1164 ),
-    .last_out(\last_in$1307 ),
+    .first_in(\first_in$1172 ),
+    .first_out(\first_in$1315 ),
+    .last_in(\last_in$1174 ),
+    .last_out(\last_in$1317 ),
     .pe_5_6_sync_clk(clk),
     .pe_5_6_sync_rst(rst_pe_5_6),
-    .valid_in(\valid_in$1160 ),
-    .valid_out(\valid_in$1303 )
+    .valid_in(\valid_in$1170 ),
+    .valid_out(\valid_in$1313 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$1172 ),
-    .a_next(\a_in$1154 ),
-    .b_in(\b_in$1176 ),
-    .b_next(\b_in$1033 ),
-    .b_out(\b_in$1319 ),
-    .chain_in(\chain_in$1184 ),
-    .chain_out(\chain_in$1327 ),
-    .chain_valid_in(\chain_valid_in$1186 ),
-    .chain_valid_out(\chain_valid_in$1329 ),
+    .a_in(\a_in$1182 ),
+    .a_next(\a_in$1164 ),
+    .b_in(\b_in$1186 ),
+    .b_next(\b_in$1043 ),
+    .b_out(\b_in$1329 ),
+    .chain_in(\chain_in$1194 ),
+    .chain_out(\chain_in$1337 ),
+    .chain_valid_in(\chain_valid_in$1196 ),
+    .chain_valid_out(\chain_valid_in$1339 ),
     .drain(drain_7),
     .en(en_pe_5_7),
-    .first_in(\first_in$1180 ),
-    .first_out(\first_in$1323 ),
-    .last_in(\last_in$1182 ),
-    .last_out(\last_in$1325 ),
+    .first_in(\first_in$1190 ),
+    .first_out(\first_in$1333 ),
+    .last_in(\last_in$1192 ),
+    .last_out(\last_in$1335 ),
     .pe_5_7_sync_clk(clk),
     .pe_5_7_sync_rst(rst_pe_5_7),
-    .valid_in(\valid_in$1178 ),
-    .valid_out(\valid_in$1321 )
+    .valid_in(\valid_in$1188 ),
+    .valid_out(\valid_in$1331 )
   );
   \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$376 [55:48]),
+    .a_in(\o$386 [55:48]),
     .a_next(o_next[55:48]),
-    .a_out(\a_in$1207 ),
-    .b_in(\b_in$1193 ),
-    .b_next(\b_in$1050 ),
-    .b_out(\b_in$1336 ),
-    .chain_in(\chain_in$1201 ),
-    .chain_out(\chain_in$1344 ),
-    .chain_valid_in(\chain_valid_in$1203 ),
-    .chain_valid_out(\chain_valid_in$1346 ),
+    .a_out(\a_in$1217 ),
+    .b_in(\b_in$1203 ),
+    .b_next(\b_in$1060 ),
+    .b_out(\b_in$1346 ),
+    .chain_in(\chain_in$1211 ),
+    .chain_out(\chain_in$1354 ),
+    .chain_valid_in(\chain_valid_in$1213 ),
+    .chain_valid_out(\chain_valid_in$1356 ),
     .drain(drain_0),
     .en(en_pe_6_0),
-    .first_in(\first_in$1197 ),
-    .first_out(\first_in$1340 ),
-    .last_in(\last_in$1199 ),
-    .last_out(\last_in$1342 ),
+    .first_in(\first_in$1207 ),
+    .first_out(\first_in$1350 ),
+    .last_in(\last_in$1209 ),
+    .last_out(\last_in$1352 ),
     .pe_6_0_sync_clk(clk),
     .pe_6_0_sync_rst(rst_pe_6_0),
-    .valid_in(\valid_in$1195 ),
-    .valid_out(\valid_in$1338 )
+    .valid_in(\valid_in$1205 ),
+    .valid_out(\valid_in$1348 )
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$1207 ),
-    .a_next(\o$376 [55:48]),
-    .a_out(\a_in$1225 ),
-    .b_in(\b_in$1211 ),
-    .b_next(\b_in$1068 ),
-    .b_out(\b_in$1354 ),
-    .chain_in(\chain_in$1219 ),
-    .chain_out(\chain_in$1362 ),
-    .chain_valid_in(\chain_valid_in$1221 ),
-    .chain_valid_out(\chain_valid_in$1364 ),
+    .a_in(\a_in$1217 ),
+    .a_next(\o$386 [55:48]),
+    .a_out(\a_in$1235 ),
+    .b_in(\b_in$1221 ),
+    .b_next(\b_in$1078 ),
+    .b_out(\b_in$1364 ),
+    .chain_in(\chain_in$1229 ),
+    .chain_out(\chain_in$1372 ),
+    .chain_valid_in(\chain_valid_in$1231 ),
+    .chain_valid_out(\chain_valid_in$1374 ),
     .drain(drain_1),
     .en(en_pe_6_1),
-    .first_in(\first_in$1215 ),
-    .first_out(\first_in$1358 ),
-    .last_in(\last_in$1217 ),
-    .last_out(\last_in$1360 ),
+    .first_in(\first_in$1225 ),
+    .first_out(\first_in$1368 ),
+    .last_in(\last_in$1227 ),
+    .last_out(\last_in$1370 ),
     .pe_6_1_sync_clk(clk),
     .pe_6_1_sync_rst(rst_pe_6_1),
-    .valid_in(\valid_in$1213 ),
-    .valid_out(\valid_in$1356 )
+    .valid_in(\valid_in$1223 ),
+    .valid_out(\valid_in$1366 )
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$1225 ),
-    .a_next(\a_in$1207 ),
-    .a_out(\a_in$1243 ),
-    .b_in(\b_in$1229 ),
-    .b_next(\b_in$1086 ),
-    .b_out(\b_in$1372 ),
-    .chain_in(\chain_in$1237 ),
-    .chain_out(\chain_in$1380 ),
-    .chain_valid_in(\chain_valid_in$1239 ),
-    .chain_valid_out(\chain_valid_in$1382 ),
+    .a_in(\a_in$1235 ),
+    .a_next(\a_in$1217 ),
+    .a_out(\a_in$1253 ),
+    .b_in(\b_in$1239 ),
+    .b_next(\b_in$1096 ),
+    .b_out(\b_in$1382 ),
+    .chain_in(\chain_in$1247 ),
+    .chain_out(\chain_in$1390 ),
+    .chain_valid_in(\chain_valid_in$1249 ),
+    .chain_valid_out(\chain_valid_in$1392 ),
     .drain(drain_2),
     .en(en_pe_6_2),
-    .first_in(\first_in$1233 ),
-    .first_out(\first_in$1376 ),
-    .last_in(\last_in$1235 ),
-    .last_out(\last_in$1378 ),
+    .first_in(\first_in$1243 ),
+    .first_out(\first_in$1386 ),
+    .last_in(\last_in$1245 ),
+    .last_out(\last_in$1388 ),
     .pe_6_2_sync_clk(clk),
     .pe_6_2_sync_rst(rst_pe_6_2),
-    .valid_in(\valid_in$1231 ),
-    .valid_out(\valid_in$1374 )
+    .valid_in(\valid_in$1241 ),
+    .valid_out(\valid_in$1384 )
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$1243 ),
-    .a_next(\a_in$1225 ),
-    .a_out(\a_in$1261 ),
-    .b_in(\b_in$1247 ),
-    .b_next(\b_in$1104 ),
-    .b_out(\b_in$1390 ),
-    .chain_in(\chain_in$1255 ),
-    .chain_out(\chain_in$1398 ),
-    .chain_valid_in(\chain_valid_in$1257 ),
-    .chain_valid_out(\chain_valid_in$1400 ),
+    .a_in(\a_in$1253 ),
+    .a_next(\a_in$1235 ),
+    .a_out(\a_in$1271 ),
+    .b_in(\b_in$1257 ),
+    .b_next(\b_in$1114 ),
+    .b_out(\b_in$1400 ),
+    .chain_in(\chain_in$1265 ),
+    .chain_out(\chain_in$1408 ),
+    .chain_valid_in(\chain_valid_in$1267 ),
+    .chain_valid_out(\chain_valid_in$1410 ),
     .drain(drain_3),
     .en(en_pe_6_3),
-    .first_in(\first_in$1251 ),
-    .first_out(\first_in$1394 ),
-    .last_in(\last_in$1253 ),
-    .last_out(\last_in$1396 ),
+    .first_in(\first_in$1261 ),
+    .first_out(\first_in$1404 ),
+    .last_in(\last_in$1263 ),
+    .last_out(\last_in$1406 ),
     .pe_6_3_sync_clk(clk),
     .pe_6_3_sync_rst(rst_pe_6_3),
-    .valid_in(\valid_in$1249 ),
-    .valid_out(\valid_in$1392 )
+    .valid_in(\valid_in$1259 ),
+    .valid_out(\valid_in$1402 )
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$1261 ),
-    .a_next(\a_in$1243 ),
-    .a_out(\a_in$1279 ),
-    .b_in(\b_in$1265 ),
-    .b_next(\b_in$1122 ),
-    .b_out(\b_in$1408 ),
-    .chain_in(\chain_in$1273 ),
-    .chain_out(\chain_in$1416 ),
-    .chain_valid_in(\chain_valid_in$1275 ),
-    .chain_valid_out(\chain_valid_in$1418 ),
+    .a_in(\a_in$1271 ),
+    .a_next(\a_in$1253 ),
+    .a_out(\a_in$1289 ),
+    .b_in(\b_in$1275 ),
+    .b_next(\b_in$1132 ),
+    .b_out(\b_in$1418 ),
+    .chain_in(\chain_in$1283 ),
+    .chain_out(\chain_in$1426 ),
+    .chain_valid_in(\chain_valid_in$1285 ),
+    .chain_valid_out(\chain_valid_in$1428 ),
     .drain(drain_4),
     .en(en_pe_6_4),
-    .first_in(\first_in$1269 ),
-    .first_out(\first_in$1412 ),
-    .last_in(\last_in$1271 ),
-    .last_out(\last_in$1414 ),
+    .first_in(\first_in$1279 ),
+    .first_out(\first_in$1422 ),
+    .last_in(\last_in$1281 ),
+    .last_out(\last_in$1424 ),
     .pe_6_4_sync_clk(clk),
     .pe_6_4_sync_rst(rst_pe_6_4),
-    .valid_in(\valid_in$1267 ),
-    .valid_out(\valid_in$1410 )
+    .valid_in(\valid_in$1277 ),
+    .valid_out(\valid_in$1420 )
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$1279 ),
-    .a_next(\a_in$1261 ),
-    .a_out(\a_in$1297 ),
-    .b_in(\b_in$1283 ),
-    .b_next(\b_in$1140 ),
-    .b_out(\b_in$1426 ),
-    .chain_in(\chain_in$1291 ),
-    .chain_out(\chain_in$1434 ),
-    .chain_valid_in(\chain_valid_in$1293 ),
-    .chain_valid_out(\chain_valid_in$1436 ),
+    .a_in(\a_in$1289 ),
+    .a_next(\a_in$1271 ),
+    .a_out(\a_in$1307 ),
+    .b_in(\b_in$1293 ),
+    .b_next(\b_in$1150 ),
+    .b_out(\b_in$1436 ),
+    .chain_in(\chain_in$1301 ),
+    .chain_out(\chain_in$1444 ),
+    .chain_valid_in(\chain_valid_in$1303 ),
+    .chain_valid_out(\chain_valid_in$1446 ),
     .drain(drain_5),
     .en(en_pe_6_5),
-    .first_in(\first_in$1287 ),
-    .first_out(\first_in$1430 ),
-    .last_in(\last_in$1289 ),
-    .last_out(\last_in$1432 ),
+    .first_in(\first_in$1297 ),
+    .first_out(\first_in$1440 ),
+    .last_in(\last_in$1299 ),
+    .last_out(\last_in$1442 ),
     .pe_6_5_sync_clk(clk),
     .pe_6_5_sync_rst(rst_pe_6_5),
-    .valid_in(\valid_in$1285 ),
-    .valid_out(\valid_in$1428 )
+    .valid_in(\valid_in$1295 ),
+    .valid_out(\valid_in$1438 )
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$1297 ),
-    .a_next(\a_in$1279 ),
-    .a_out(\a_in$1315 ),
-    .b_in(\b_in$1301 ),
-    .b_next(\b_in$1158 ),
-    .b_out(\b_in$1444 ),
-    .chain_in(\chain_in$1309 ),
-    .chain_out(\chain_in$1452 ),
-    .chain_valid_in(\chain_valid_in$1311 ),
-    .chain_valid_out(\chain_valid_in$1454 ),
+    .a_in(\a_in$1307 ),
+    .a_next(\a_in$1289 ),
+    .a_out(\a_in$1325 ),
+    .b_in(\b_in$1311 ),
+    .b_next(\b_in$1168 ),
+    .b_out(\b_in$1454 ),
+    .chain_in(\chain_in$1319 ),
+    .chain_out(\chain_in$1462 ),
+    .chain_valid_in(\chain_valid_in$1321 ),
+    .chain_valid_out(\chain_valid_in$1464 ),
     .drain(drain_6),
     .en(en_pe_6_6),
-    .first_in(\first_in$1305 ),
-    .first_out(\first_in$1448 ),
-    .last_in(\last_in$1307 ),
-    .last_out(\last_in$1450 ),
+    .first_in(\first_in$1315 ),
+    .first_out(\first_in$1458 ),
+    .last_in(\last_in$1317 ),
+    .last_out(\last_in$1460 ),
     .pe_6_6_sync_clk(clk),
     .pe_6_6_sync_rst(rst_pe_6_6),
-    .valid_in(\valid_in$1303 ),
-    .valid_out(\valid_in$1446 )
+    .valid_in(\valid_in$1313 ),
+    .valid_out(\valid_in$1456 )
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1315 ),
-    .a_next(\a_in$1297 ),
-    .b_in(\b_in$1319 ),
-    .b_next(\b_in$1176 ),
-    .b_out(\b_in$1462 ),
-    .chain_in(\chain_in$1327 ),
-    .chain_out(\chain_in$1470 ),
-    .chain_valid_in(\chain_valid_in$1329 ),
-    .chain_valid_out(\chain_valid_in$1472 ),
+    .a_in(\a_in$1325 ),
+    .a_next(\a_in$1307 ),
+    .b_in(\b_in$1329 ),
+    .b_next(\b_in$1186 ),
+    .b_out(\b_in$1472 ),
+    .chain_in(\chain_in$1337 ),
+    .chain_out(\chain_in$1480 ),
+    .chain_valid_in(\chain_valid_in$1339 ),
+    .chain_valid_out(\chain_valid_in$1482 ),
     .drain(drain_7),
     .en(en_pe_6_7),
-    .first_in(\first_in$1323 ),
-    .first_out(\first_in$1466 ),
-    .last_in(\last_in$1325 ),
-    .last_out(\last_in$1468 ),
+    .first_in(\first_in$1333 ),
+    .first_out(\first_in$1476 ),
+    .last_in(\last_in$1335 ),
+    .last_out(\last_in$1478 ),
     .pe_6_7_sync_clk(clk),
     .pe_6_7_sync_rst(rst_pe_6_7),
-    .valid_in(\valid_in$1321 ),
-    .valid_out(\valid_in$1464 )
+    .valid_in(\valid_in$1331 ),
+    .valid_out(\valid_in$1474 )
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$376 [63:56]),
+    .a_in(\o$386 [63:56]),
     .a_next(o_next[63:56]),
-    .a_out(\a_in$1350 ),
-    .b_in(\b_in$1336 ),
-    .b_next(\b_in$1193 ),
-    .chain_in(\chain_in$1344 ),
+    .a_out(\a_in$1360 ),
+    .b_in(\b_in$1346 ),
+    .b_next(\b_in$1203 ),
+    .chain_in(\chain_in$1354 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$1346 ),
-    .chain_valid_out(\chain_valid_out$1475 ),
+    .chain_valid_in(\chain_valid_in$1356 ),
+    .chain_valid_out(\chain_valid_out$1485 ),
     .drain(drain_0),
     .en(en_pe_7_0),
-    .first_in(\first_in$1340 ),
-    .last_in(\last_in$1342 ),
+    .first_in(\first_in$1350 ),
+    .last_in(\last_in$1352 ),
     .last_out(last_out),
     .pe_7_0_sync_clk(clk),
     .pe_7_0_sync_rst(rst_pe_7_0),
-    .valid_in(\valid_in$1338 ),
+    .valid_in(\valid_in$1348 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1350 ),
-    .a_next(\o$376 [63:56]),
-    .a_out(\a_in$1368 ),
-    .b_in(\b_in$1354 ),
-    .b_next(\b_in$1211 ),
-    .chain_in(\chain_in$1362 ),
-    .chain_out(\chain_out$353 ),
-    .chain_valid_in(\chain_valid_in$1364 ),
-    .chain_valid_out(\chain_valid_out$1476 ),
+    .a_in(\a_in$1360 ),
+    .a_next(\o$386 [63:56]),
+    .a_out(\a_in$1378 ),
+    .b_in(\b_in$1364 ),
+    .b_next(\b_in$1221 ),
+    .chain_in(\chain_in$1372 ),
+    .chain_out(\chain_out$363 ),
+    .chain_valid_in(\chain_valid_in$1374 ),
+    .chain_valid_out(\chain_valid_out$1486 ),
     .drain(drain_1),
     .en(en_pe_7_1),
-    .first_in(\first_in$1358 ),
-    .last_in(\last_in$1360 ),
-    .last_out(\last_out$332 ),
+    .first_in(\first_in$1368 ),
+    .last_in(\last_in$1370 ),
+    .last_out(\last_out$342 ),
     .pe_7_1_sync_clk(clk),
     .pe_7_1_sync_rst(rst_pe_7_1),
-    .valid_in(\valid_in$1356 ),
-    .valid_out(\valid_out$331 )
+    .valid_in(\valid_in$1366 ),
+    .valid_out(\valid_out$341 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1368 ),
-    .a_next(\a_in$1350 ),
-    .a_out(\a_in$1386 ),
-    .b_in(\b_in$1372 ),
-    .b_next(\b_in$1229 ),
-    .chain_in(\chain_in$1380 ),
-    .chain_out(\chain_out$354 ),
-    .chain_valid_in(\chain_valid_in$1382 ),
-    .chain_valid_out(\chain_valid_out$1477 ),
+    .a_in(\a_in$1378 ),
+    .a_next(\a_in$1360 ),
+    .a_out(\a_in$1396 ),
+    .b_in(\b_in$1382 ),
+    .b_next(\b_in$1239 ),
+    .chain_in(\chain_in$1390 ),
+    .chain_out(\chain_out$364 ),
+    .chain_valid_in(\chain_valid_in$1392 ),
+    .chain_valid_out(\chain_valid_out$1487 ),
     .drain(drain_2),
     .en(en_pe_7_2),
-    .first_in(\first_in$1376 ),
-    .last_in(\last_in$1378 ),
-    .last_out(\last_out$335 ),
+    .first_in(\first_in$1386 ),
+    .last_in(\last_in$1388 ),
+    .last_out(\last_out$345 ),
     .pe_7_2_sync_clk(clk),
     .pe_7_2_sync_rst(rst_pe_7_2),
-    .valid_in(\valid_in$1374 ),
-    .valid_out(\valid_out$334 )
+    .valid_in(\valid_in$1384 ),
+    .valid_out(\valid_out$344 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1386 ),
-    .a_next(\a_in$1368 ),
-    .a_out(\a_in$1404 ),
-    .b_in(\b_in$1390 ),
-    .b_next(\b_in$1247 ),
-    .chain_in(\chain_in$1398 ),
-    .chain_out(\chain_out$355 ),
-    .chain_valid_in(\chain_valid_in$1400 ),
-    .chain_valid_out(\chain_valid_out$1478 ),
+    .a_in(\a_in$1396 ),
+    .a_next(\a_in$1378 ),
+    .a_out(\a_in$1414 ),
+    .b_in(\b_in$1400 ),
+    .b_next(\b_in$1257 ),
+    .chain_in(\chain_in$1408 ),
+    .chain_out(\chain_out$365 ),
+    .chain_valid_in(\chain_valid_in$1410 ),
+    .chain_valid_out(\chain_valid_out$1488 ),
     .drain(drain_3),
     .en(en_pe_7_3),
-    .first_in(\first_in$1394 ),
-    .last_in(\last_in$1396 ),
-    .last_out(\last_out$338 ),
+    .first_in(\first_in$1404 ),
+    .last_in(\last_in$1406 ),
+    .last_out(\last_out$348 ),
     .pe_7_3_sync_clk(clk),
     .pe_7_3_sync_rst(rst_pe_7_3),
-    .valid_in(\valid_in$1392 ),
-    .valid_out(\valid_out$337 )
+    .valid_in(\valid_in$1402 ),
+    .valid_out(\valid_out$347 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1404 ),
-    .a_next(\a_in$1386 ),
-    .a_out(\a_in$1422 ),
-    .b_in(\b_in$1408 ),
-    .b_next(\b_in$1265 ),
-    .chain_in(\chain_in$1416 ),
-    .chain_out(\chain_out$356 ),
-    .chain_valid_in(\chain_valid_in$1418 ),
-    .chain_valid_out(\chain_valid_out$1479 ),
+    .a_in(\a_in$1414 ),
+    .a_next(\a_in$1396 ),
+    .a_out(\a_in$1432 ),
+    .b_in(\b_in$1418 ),
+    .b_next(\b_in$1275 ),
+    .chain_in(\chain_in$1426 ),
+    .chain_out(\chain_out$366 ),
+    .chain_valid_in(\chain_valid_in$1428 ),
+    .chain_valid_out(\chain_valid_out$1489 ),
     .drain(drain_4),
     .en(en_pe_7_4),
-    .first_in(\first_in$1412 ),
-    .last_in(\last_in$1414 ),
-    .last_out(\last_out$341 ),
+    .first_in(\first_in$1422 ),
+    .last_in(\last_in$1424 ),
+    .last_out(\last_out$351 ),
     .pe_7_4_sync_clk(clk),
     .pe_7_4_sync_rst(rst_pe_7_4),
-    .valid_in(\valid_in$1410 ),
-    .valid_out(\valid_out$340 )
+    .valid_in(\valid_in$1420 ),
+    .valid_out(\valid_out$350 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1422 ),
-    .a_next(\a_in$1404 ),
-    .a_out(\a_in$1440 ),
-    .b_in(\b_in$1426 ),
-    .b_next(\b_in$1283 ),
-    .chain_in(\chain_in$1434 ),
-    .chain_out(\chain_out$357 ),
-    .chain_valid_in(\chain_valid_in$1436 ),
-    .chain_valid_out(\chain_valid_out$1480 ),
+    .a_in(\a_in$1432 ),
+    .a_next(\a_in$1414 ),
+    .a_out(\a_in$1450 ),
+    .b_in(\b_in$1436 ),
+    .b_next(\b_in$1293 ),
+    .chain_in(\chain_in$1444 ),
+    .chain_out(\chain_out$367 ),
+    .chain_valid_in(\chain_valid_in$1446 ),
+    .chain_valid_out(\chain_valid_out$1490 ),
     .drain(drain_5),
     .en(en_pe_7_5),
-    .first_in(\first_in$1430 ),
-    .last_in(\last_in$1432 ),
-    .last_out(\last_out$344 ),
+    .first_in(\first_in$1440 ),
+    .last_in(\last_in$1442 ),
+    .last_out(\last_out$354 ),
     .pe_7_5_sync_clk(clk),
     .pe_7_5_sync_rst(rst_pe_7_5),
-    .valid_in(\valid_in$1428 ),
-    .valid_out(\valid_out$343 )
+    .valid_in(\valid_in$1438 ),
+    .valid_out(\valid_out$353 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1440 ),
-    .a_next(\a_in$1422 ),
-    .a_out(\a_in$1458 ),
-    .b_in(\b_in$1444 ),
-    .b_next(\b_in$1301 ),
-    .chain_in(\chain_in$1452 ),
-    .chain_out(\chain_out$358 ),
-    .chain_valid_in(\chain_valid_in$1454 ),
-    .chain_valid_out(\chain_valid_out$1481 ),
+    .a_in(\a_in$1450 ),
+    .a_next(\a_in$1432 ),
+    .a_out(\a_in$1468 ),
+    .b_in(\b_in$1454 ),
+    .b_next(\b_in$1311 ),
+    .chain_in(\chain_in$1462 ),
+    .chain_out(\chain_out$368 ),
+    .chain_valid_in(\chain_valid_in$1464 ),
+    .chain_valid_out(\chain_valid_out$1491 ),
     .drain(drain_6),
     .en(en_pe_7_6),
-    .first_in(\first_in$1448 ),
-    .last_in(\last_in$1450 ),
-    .last_out(\last_out$347 ),
+    .first_in(\first_in$1458 ),
+    .last_in(\last_in$1460 ),
+    .last_out(\last_out$357 ),
     .pe_7_6_sync_clk(clk),
     .pe_7_6_sync_rst(rst_pe_7_6),
-    .valid_in(\valid_in$1446 ),
-    .valid_out(\valid_out$346 )
+    .valid_in(\valid_in$1456 ),
+    .valid_out(\valid_out$356 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1458 ),
-    .a_next(\a_in$1440 ),
-    .b_in(\b_in$1462 ),
-    .b_next(\b_in$1319 ),
-    .chain_in(\chain_in$1470 ),
-    .chain_out(\chain_out$359 ),
-    .chain_valid_in(\chain_valid_in$1472 ),
+    .a_in(\a_in$1468 ),
+    .a_next(\a_in$1450 ),
+    .b_in(\b_in$1472 ),
+    .b_next(\b_in$1329 ),
+    .chain_in(\chain_in$1480 ),
+    .chain_out(\chain_out$369 ),
+    .chain_valid_in(\chain_valid_in$1482 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_7),
     .en(en_pe_7_7),
-    .first_in(\first_in$1466 ),
-    .last_in(\last_in$1468 ),
-    .last_out(\last_out$350 ),
+    .first_in(\first_in$1476 ),
+    .last_in(\last_in$1478 ),
+    .last_out(\last_out$360 ),
     .pe_7_7_sync_clk(clk),
     .pe_7_7_sync_rst(rst_pe_7_7),
-    .valid_in(\valid_in$1464 ),
-    .valid_out(\valid_out$349 )
+    .valid_in(\valid_in$1474 ),
+    .valid_out(\valid_out$359 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$369 ),
+    .i(\i$379 ),
     .i_next(i_next),
-    .o(\o$376 ),
+    .o(\o$386 ),
     .o_next(o_next),
-    .\port$1461$0 (en_skew_a_0),
-    .\port$1462$0 (en_skew_a_1),
-    .\port$1463$0 (en_skew_a_2),
-    .\port$1464$0 (en_skew_a_3),
-    .\port$1465$0 (en_skew_a_4),
-    .\port$1466$0 (en_skew_a_5),
-    .\port$1467$0 (en_skew_a_6),
-    .\port$1468$0 (en_skew_a_7),
+    .\port$1473$0 (en_skew_a_0),
+    .\port$1474$0 (en_skew_a_1),
+    .\port$1475$0 (en_skew_a_2),
+    .\port$1476$0 (en_skew_a_3),
+    .\port$1477$0 (en_skew_a_4),
+    .\port$1478$0 (en_skew_a_5),
+    .\port$1479$0 (en_skew_a_6),
+    .\port$1480$0 (en_skew_a_7),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
     .clk(clk),
     .i(in_b),
     .i_next(operands__payload[127:64]),
-    .o(\o$382 ),
-    .o_next(\o_next$380 ),
-    .\port$1469$0 (en_skew_b_0),
-    .\port$1470$0 (en_skew_b_1),
-    .\port$1471$0 (en_skew_b_2),
-    .\port$1472$0 (en_skew_b_3),
-    .\port$1473$0 (en_skew_b_4),
-    .\port$1474$0 (en_skew_b_5),
-    .\port$1475$0 (en_skew_b_6),
-    .\port$1476$0 (en_skew_b_7),
+    .o(\o$392 ),
+    .o_next(\o_next$390 ),
+    .\port$1481$0 (en_skew_b_0),
+    .\port$1482$0 (en_skew_b_1),
+    .\port$1483$0 (en_skew_b_2),
+    .\port$1484$0 (en_skew_b_3),
+    .\port$1485$0 (en_skew_b_4),
+    .\port$1486$0 (en_skew_b_5),
+    .\port$1487$0 (en_skew_b_6),
+    .\port$1488$0 (en_skew_b_7),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$371 ),
-    .o(\o$384 ),
+    .i(\i$381 ),
+    .o(\o$394 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = held;
+    \$269  = held;
     if (rst) begin
-      \$268  = 1'h0;
+      \$269  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = skid;
+    \$270  = skid;
     if (\$1 ) begin
-      \$269 [256] = out[256];
+      \$270 [256] = out[256];
     end
     if (\$2 ) begin
-      \$269 [31:0] = out[31:0];
+      \$270 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$269 [63:32] = out[63:32];
+      \$270 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$269 [95:64] = out[95:64];
+      \$270 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$269 [127:96] = out[127:96];
+      \$270 [127:96] = out[127:96];
     end
     if (\$6 ) begin
-      \$269 [159:128] = out[159:128];
+      \$270 [159:128] = out[159:128];
     end
     if (\$7 ) begin
-      \$269 [191:160] = out[191:160];
+      \$270 [191:160] = out[191:160];
     end
     if (\$8 ) begin
-      \$269 [223:192] = out[223:192];
+      \$270 [223:192] = out[223:192];
     end
     if (\$9 ) begin
-      \$269 [255:224] = out[255:224];
+      \$270 [255:224] = out[255:224];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = out_row;
+    \$271  = out_row;
     if (\$18 ) begin
-      \$270  = \$21 [2:0];
+      \$271  = \$21 [2:0];
     end
     if (rst) begin
-      \$270  = 3'h0;
+      \$271  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = in_a;
+    \$272  = 1'h1;
+    if (rst) begin
+      \$272  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$273  = in_a;
     if (en_in_a_0) begin
-      \$271 [7:0] = operands__payload[7:0];
+      \$273 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$271 [15:8] = operands__payload[15:8];
+      \$273 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$271 [23:16] = operands__payload[23:16];
+      \$273 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$271 [31:24] = operands__payload[31:24];
+      \$273 [31:24] = operands__payload[31:24];
     end
     if (en_in_a_4) begin
-      \$271 [39:32] = operands__payload[39:32];
+      \$273 [39:32] = operands__payload[39:32];
     end
     if (en_in_a_5) begin
-      \$271 [47:40] = operands__payload[47:40];
+      \$273 [47:40] = operands__payload[47:40];
     end
     if (en_in_a_6) begin
-      \$271 [55:48] = operands__payload[55:48];
+      \$273 [55:48] = operands__payload[55:48];
     end
     if (en_in_a_7) begin
-      \$271 [63:56] = operands__payload[63:56];
+      \$273 [63:56] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = in_b;
+    \$274  = in_b;
     if (en_in_b_0) begin
-      \$272 [7:0] = operands__payload[71:64];
+      \$274 [7:0] = operands__payload[71:64];
     end
     if (en_in_b_1) begin
-      \$272 [15:8] = operands__payload[79:72];
+      \$274 [15:8] = operands__payload[79:72];
     end
     if (en_in_b_2) begin
-      \$272 [23:16] = operands__payload[87:80];
+      \$274 [23:16] = operands__payload[87:80];
     end
     if (en_in_b_3) begin
-      \$272 [31:24] = operands__payload[95:88];
+      \$274 [31:24] = operands__payload[95:88];
     end
     if (en_in_b_4) begin
-      \$272 [39:32] = operands__payload[103:96];
+      \$274 [39:32] = operands__payload[103:96];
     end
     if (en_in_b_5) begin
-      \$272 [47:40] = operands__payload[111:104];
+      \$274 [47:40] = operands__payload[111:104];
     end
     if (en_in_b_6) begin
-      \$272 [55:48] = operands__payload[119:112];
+      \$274 [55:48] = operands__payload[119:112];
     end
     if (en_in_b_7) begin
-      \$272 [63:56] = operands__payload[127:120];
+      \$274 [63:56] = operands__payload[127:120];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = in_flags;
+    \$275  = in_flags;
     if (en) begin
-      \$273 [0] = accept;
-      \$273 [1] = first;
-      \$273 [2] = operands__payload[128];
+      \$275 [0] = accept;
+      \$275 [1] = first;
+      \$275 [2] = operands__payload[128];
     end
     if (rst) begin
-      \$273  = 3'h0;
+      \$275  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = first;
+    \$276  = first;
     if (en) begin
       if (accept) begin
-        \$274  = operands__payload[128];
+        \$276  = operands__payload[128];
       end
     end
     if (rst) begin
-      \$274  = 1'h1;
+      \$276  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = gap;
+    \$277  = gap;
     if (en) begin
       if (\$39 ) begin
-        \$275  = 4'h0;
+        \$277  = 4'h0;
       end else if (\$40 ) begin
-        \$275  = \$41 [3:0];
+        \$277  = \$41 [3:0];
       end
     end
     if (rst) begin
-      \$275  = 4'h8;
+      \$277  = 4'h8;
     end
   end
   assign pe_0_0_sync_clk = clk;
@@ -4441,718 +4481,718 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign pe_7_6_sync_rst = rst_pe_7_6;
   assign pe_7_7_sync_clk = clk;
   assign pe_7_7_sync_rst = rst_pe_7_7;
-  assign \en$362  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$372  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$366  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$367  = { en_skew_b_7, en_skew_b_6, en_skew_b_5, en_skew_b_4, en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
-  assign \en$368  = en_skew_flags;
-  assign \i$370  = in_b;
-  assign \i_next$373  = operands__payload[127:64];
-  assign \en$374  = en_pe_0_0;
-  assign a_in = \o$376 [7:0];
+  assign \en$376  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$377  = { en_skew_b_7, en_skew_b_6, en_skew_b_5, en_skew_b_4, en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign \en$378  = en_skew_flags;
+  assign \i$380  = in_b;
+  assign \i_next$383  = operands__payload[127:64];
+  assign \en$384  = en_pe_0_0;
+  assign a_in = \o$386 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$380 [7:0];
-  assign b_in = \o$382 [7:0];
-  assign valid_in = \o$384 [0];
-  assign first_in = \o$384 [1];
-  assign last_in = \o$384 [2];
+  assign b_next = \o_next$390 [7:0];
+  assign b_in = \o$392 [7:0];
+  assign valid_in = \o$394 [0];
+  assign first_in = \o$394 [1];
+  assign last_in = \o$394 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$390  = en_pe_0_1;
-  assign a_out = \a_in$391 ;
-  assign \a_next$393  = \o$376 [7:0];
-  assign \b_next$394  = \o_next$380 [15:8];
-  assign \b_in$395  = \o$382 [15:8];
-  assign \valid_in$396  = \o$384 [3];
-  assign \first_in$397  = \o$384 [4];
-  assign \last_in$398  = \o$384 [5];
-  assign \chain_in$399  = 32'd0;
-  assign \chain_valid_in$400  = 1'h0;
-  assign \drain$401  = drain_1;
-  assign \en$402  = en_pe_0_2;
-  assign \a_out$404  = \a_in$403 ;
-  assign \a_next$405  = \a_in$391 ;
-  assign \b_next$406  = \o_next$380 [23:16];
-  assign \b_in$407  = \o$382 [23:16];
-  assign \valid_in$408  = \o$384 [6];
-  assign \first_in$409  = \o$384 [7];
-  assign \last_in$410  = \o$384 [8];
-  assign \chain_in$411  = 32'd0;
-  assign \chain_valid_in$412  = 1'h0;
-  assign \drain$413  = drain_2;
-  assign \en$414  = en_pe_0_3;
-  assign \a_out$416  = \a_in$415 ;
-  assign \a_next$417  = \a_in$403 ;
-  assign \b_next$418  = \o_next$380 [31:24];
-  assign \b_in$419  = \o$382 [31:24];
-  assign \valid_in$420  = \o$384 [9];
-  assign \first_in$421  = \o$384 [10];
-  assign \last_in$422  = \o$384 [11];
-  assign \chain_in$423  = 32'd0;
-  assign \chain_valid_in$424  = 1'h0;
-  assign \drain$425  = drain_3;
-  assign \en$426  = en_pe_0_4;
-  assign \a_out$428  = \a_in$427 ;
-  assign \a_next$429  = \a_in$415 ;
-  assign \b_next$430  = \o_next$380 [39:32];
-  assign \b_in$431  = \o$382 [39:32];
-  assign \valid_in$432  = \o$384 [12];
-  assign \first_in$433  = \o$384 [13];
-  assign \last_in$434  = \o$384 [14];
-  assign \chain_in$435  = 32'd0;
-  assign \chain_valid_in$436  = 1'h0;
-  assign \drain$437  = drain_4;
-  assign \en$438  = en_pe_0_5;
-  assign \a_out$440  = \a_in$439 ;
-  assign \a_next$441  = \a_in$427 ;
-  assign \b_next$442  = \o_next$380 [47:40];
-  assign \b_in$443  = \o$382 [47:40];
-  assign \valid_in$444  = \o$384 [15];
-  assign \first_in$445  = \o$384 [16];
-  assign \last_in$446  = \o$384 [17];
-  assign \chain_in$447  = 32'd0;
-  assign \chain_valid_in$448  = 1'h0;
-  assign \drain$449  = drain_5;
-  assign \en$450  = en_pe_0_6;
-  assign \a_out$452  = \a_in$451 ;
-  assign \a_next$453  = \a_in$439 ;
-  assign \b_next$454  = \o_next$380 [55:48];
-  assign \b_in$455  = \o$382 [55:48];
-  assign \valid_in$456  = \o$384 [18];
-  assign \first_in$457  = \o$384 [19];
-  assign \last_in$458  = \o$384 [20];
-  assign \chain_in$459  = 32'd0;
-  assign \chain_valid_in$460  = 1'h0;
-  assign \drain$461  = drain_6;
-  assign \en$462  = en_pe_0_7;
-  assign \a_out$464  = \a_in$463 ;
-  assign \a_next$465  = \a_in$451 ;
-  assign \b_next$466  = \o_next$380 [63:56];
-  assign \b_in$467  = \o$382 [63:56];
-  assign \valid_in$468  = \o$384 [21];
-  assign \first_in$469  = \o$384 [22];
-  assign \last_in$470  = \o$384 [23];
-  assign \chain_in$471  = 32'd0;
-  assign \chain_valid_in$472  = 1'h0;
-  assign \drain$473  = drain_7;
-  assign \en$474  = en_pe_1_0;
-  assign \a_in$475  = \o$376 [15:8];
-  assign \a_next$476  = o_next[15:8];
-  assign \b_next$477  = \o$382 [7:0];
-  assign b_out = \b_in$478 ;
-  assign \valid_out$481  = \valid_in$480 ;
-  assign first_out = \first_in$482 ;
-  assign \last_out$485  = \last_in$484 ;
-  assign \chain_out$487  = \chain_in$486 ;
-  assign \chain_valid_out$489  = \chain_valid_in$488 ;
-  assign \drain$490  = drain_0;
-  assign \en$491  = en_pe_1_1;
-  assign \a_out$493  = \a_in$492 ;
-  assign \a_next$494  = \o$376 [15:8];
-  assign \b_next$495  = \o$382 [15:8];
-  assign \b_out$497  = \b_in$496 ;
-  assign \valid_out$499  = \valid_in$498 ;
-  assign \first_out$501  = \first_in$500 ;
-  assign \last_out$503  = \last_in$502 ;
-  assign \chain_out$505  = \chain_in$504 ;
-  assign \chain_valid_out$507  = \chain_valid_in$506 ;
-  assign \drain$508  = drain_1;
-  assign \en$509  = en_pe_1_2;
-  assign \a_out$511  = \a_in$510 ;
-  assign \a_next$512  = \a_in$492 ;
-  assign \b_next$513  = \o$382 [23:16];
-  assign \b_out$515  = \b_in$514 ;
-  assign \valid_out$517  = \valid_in$516 ;
-  assign \first_out$519  = \first_in$518 ;
-  assign \last_out$521  = \last_in$520 ;
-  assign \chain_out$523  = \chain_in$522 ;
-  assign \chain_valid_out$525  = \chain_valid_in$524 ;
-  assign \drain$526  = drain_2;
-  assign \en$527  = en_pe_1_3;
-  assign \a_out$529  = \a_in$528 ;
-  assign \a_next$530  = \a_in$510 ;
-  assign \b_next$531  = \o$382 [31:24];
-  assign \b_out$533  = \b_in$532 ;
-  assign \valid_out$535  = \valid_in$534 ;
-  assign \first_out$537  = \first_in$536 ;
-  assign \last_out$539  = \last_in$538 ;
-  assign \chain_out$541  = \chain_in$540 ;
-  assign \chain_valid_out$543  = \chain_valid_in$542 ;
-  assign \drain$544  = drain_3;
-  assign \en$545  = en_pe_1_4;
-  assign \a_out$547  = \a_in$546 ;
-  assign \a_next$548  = \a_in$528 ;
-  assign \b_next$549  = \o$382 [39:32];
-  assign \b_out$551  = \b_in$550 ;
-  assign \valid_out$553  = \valid_in$552 ;
-  assign \first_out$555  = \first_in$554 ;
-  assign \last_out$557  = \last_in$556 ;
-  assign \chain_out$559  = \chain_in$558 ;
-  assign \chain_valid_out$561  = \chain_valid_in$560 ;
-  assign \drain$562  = drain_4;
-  assign \en$563  = en_pe_1_5;
-  assign \a_out$565  = \a_in$564 ;
-  assign \a_next$566  = \a_in$546 ;
-  assign \b_next$567  = \o$382 [47:40];
-  assign \b_out$569  = \b_in$568 ;
-  assign \valid_out$571  = \valid_in$570 ;
-  assign \first_out$573  = \first_in$572 ;
-  assign \last_out$575  = \last_in$574 ;
-  assign \chain_out$577  = \chain_in$576 ;
-  assign \chain_valid_out$579  = \chain_valid_in$578 ;
-  assign \drain$580  = drain_5;
-  assign \en$581  = en_pe_1_6;
-  assign \a_out$583  = \a_in$582 ;
-  assign \a_next$584  = \a_in$564 ;
-  assign \b_next$585  = \o$382 [55:48];
-  assign \b_out$587  = \b_in$586 ;
-  assign \valid_out$589  = \valid_in$588 ;
-  assign \first_out$591  = \first_in$590 ;
-  assign \last_out$593  = \last_in$592 ;
-  assign \chain_out$595  = \chain_in$594 ;
-  assign \chain_valid_out$597  = \chain_valid_in$596 ;
-  assign \drain$598  = drain_6;
-  assign \en$599  = en_pe_1_7;
-  assign \a_out$601  = \a_in$600 ;
-  assign \a_next$602  = \a_in$582 ;
-  assign \b_next$603  = \o$382 [63:56];
-  assign \b_out$605  = \b_in$604 ;
-  assign \valid_out$607  = \valid_in$606 ;
-  assign \first_out$609  = \first_in$608 ;
-  assign \last_out$611  = \last_in$610 ;
-  assign \chain_out$613  = \chain_in$612 ;
-  assign \chain_valid_out$615  = \chain_valid_in$614 ;
-  assign \drain$616  = drain_7;
-  assign \en$617  = en_pe_2_0;
-  assign \a_in$618  = \o$376 [23:16];
-  assign \a_next$619  = o_next[23:16];
-  assign \b_next$620  = \b_in$478 ;
-  assign \b_out$622  = \b_in$621 ;
-  assign \valid_out$624  = \valid_in$623 ;
-  assign \first_out$626  = \first_in$625 ;
-  assign \last_out$628  = \last_in$627 ;
-  assign \chain_out$630  = \chain_in$629 ;
-  assign \chain_valid_out$632  = \chain_valid_in$631 ;
-  assign \drain$633  = drain_0;
-  assign \en$634  = en_pe_2_1;
-  assign \a_out$636  = \a_in$635 ;
-  assign \a_next$637  = \o$376 [23:16];
-  assign \b_next$638  = \b_in$496 ;
-  assign \b_out$640  = \b_in$639 ;
-  assign \valid_out$642  = \valid_in$641 ;
-  assign \first_out$644  = \first_in$643 ;
-  assign \last_out$646  = \last_in$645 ;
-  assign \chain_out$648  = \chain_in$647 ;
-  assign \chain_valid_out$650  = \chain_valid_in$649 ;
-  assign \drain$651  = drain_1;
-  assign \en$652  = en_pe_2_2;
-  assign \a_out$654  = \a_in$653 ;
-  assign \a_next$655  = \a_in$635 ;
-  assign \b_next$656  = \b_in$514 ;
-  assign \b_out$658  = \b_in$657 ;
-  assign \valid_out$660  = \valid_in$659 ;
-  assign \first_out$662  = \first_in$661 ;
-  assign \last_out$664  = \last_in$663 ;
-  assign \chain_out$666  = \chain_in$665 ;
-  assign \chain_valid_out$668  = \chain_valid_in$667 ;
-  assign \drain$669  = drain_2;
-  assign \en$670  = en_pe_2_3;
-  assign \a_out$672  = \a_in$671 ;
-  assign \a_next$673  = \a_in$653 ;
-  assign \b_next$674  = \b_in$532 ;
-  assign \b_out$676  = \b_in$675 ;
-  assign \valid_out$678  = \valid_in$677 ;
-  assign \first_out$680  = \first_in$679 ;
-  assign \last_out$682  = \last_in$681 ;
-  assign \chain_out$684  = \chain_in$683 ;
-  assign \chain_valid_out$686  = \chain_valid_in$685 ;
-  assign \drain$687  = drain_3;
-  assign \en$688  = en_pe_2_4;
-  assign \a_out$690  = \a_in$689 ;
-  assign \a_next$691  = \a_in$671 ;
-  assign \b_next$692  = \b_in$550 ;
-  assign \b_out$694  = \b_in$693 ;
-  assign \valid_out$696  = \valid_in$695 ;
-  assign \first_out$698  = \first_in$697 ;
-  assign \last_out$700  = \last_in$699 ;
-  assign \chain_out$702  = \chain_in$701 ;
-  assign \chain_valid_out$704  = \chain_valid_in$703 ;
-  assign \drain$705  = drain_4;
-  assign \en$706  = en_pe_2_5;
-  assign \a_out$708  = \a_in$707 ;
-  assign \a_next$709  = \a_in$689 ;
-  assign \b_next$710  = \b_in$568 ;
-  assign \b_out$712  = \b_in$711 ;
-  assign \valid_out$714  = \valid_in$713 ;
-  assign \first_out$716  = \first_in$715 ;
-  assign \last_out$718  = \last_in$717 ;
-  assign \chain_out$720  = \chain_in$719 ;
-  assign \chain_valid_out$722  = \chain_valid_in$721 ;
-  assign \drain$723  = drain_5;
-  assign \en$724  = en_pe_2_6;
-  assign \a_out$726  = \a_in$725 ;
-  assign \a_next$727  = \a_in$707 ;
-  assign \b_next$728  = \b_in$586 ;
-  assign \b_out$730  = \b_in$729 ;
-  assign \valid_out$732  = \valid_in$731 ;
-  assign \first_out$734  = \first_in$733 ;
-  assign \last_out$736  = \last_in$735 ;
-  assign \chain_out$738  = \chain_in$737 ;
-  assign \chain_valid_out$740  = \chain_valid_in$739 ;
-  assign \drain$741  = drain_6;
-  assign \en$742  = en_pe_2_7;
-  assign \a_out$744  = \a_in$743 ;
-  assign \a_next$745  = \a_in$725 ;
-  assign \b_next$746  = \b_in$604 ;
-  assign \b_out$748  = \b_in$747 ;
-  assign \valid_out$750  = \valid_in$749 ;
-  assign \first_out$752  = \first_in$751 ;
-  assign \last_out$754  = \last_in$753 ;
-  assign \chain_out$756  = \chain_in$755 ;
-  assign \chain_valid_out$758  = \chain_valid_in$757 ;
-  assign \drain$759  = drain_7;
-  assign \en$760  = en_pe_3_0;
-  assign \a_in$761  = \o$376 [31:24];
-  assign \a_next$762  = o_next[31:24];
-  assign \b_next$763  = \b_in$621 ;
-  assign \b_out$765  = \b_in$764 ;
-  assign \valid_out$767  = \valid_in$766 ;
-  assign \first_out$769  = \first_in$768 ;
-  assign \last_out$771  = \last_in$770 ;
-  assign \chain_out$773  = \chain_in$772 ;
-  assign \chain_valid_out$775  = \chain_valid_in$774 ;
-  assign \drain$776  = drain_0;
-  assign \en$777  = en_pe_3_1;
-  assign \a_out$779  = \a_in$778 ;
-  assign \a_next$780  = \o$376 [31:24];
-  assign \b_next$781  = \b_in$639 ;
-  assign \b_out$783  = \b_in$782 ;
-  assign \valid_out$785  = \valid_in$784 ;
-  assign \first_out$787  = \first_in$786 ;
-  assign \last_out$789  = \last_in$788 ;
-  assign \chain_out$791  = \chain_in$790 ;
-  assign \chain_valid_out$793  = \chain_valid_in$792 ;
-  assign \drain$794  = drain_1;
-  assign \en$795  = en_pe_3_2;
-  assign \a_out$797  = \a_in$796 ;
-  assign \a_next$798  = \a_in$778 ;
-  assign \b_next$799  = \b_in$657 ;
-  assign \b_out$801  = \b_in$800 ;
-  assign \valid_out$803  = \valid_in$802 ;
-  assign \first_out$805  = \first_in$804 ;
-  assign \last_out$807  = \last_in$806 ;
-  assign \chain_out$809  = \chain_in$808 ;
-  assign \chain_valid_out$811  = \chain_valid_in$810 ;
-  assign \drain$812  = drain_2;
-  assign \en$813  = en_pe_3_3;
-  assign \a_out$815  = \a_in$814 ;
-  assign \a_next$816  = \a_in$796 ;
-  assign \b_next$817  = \b_in$675 ;
-  assign \b_out$819  = \b_in$818 ;
-  assign \valid_out$821  = \valid_in$820 ;
-  assign \first_out$823  = \first_in$822 ;
-  assign \last_out$825  = \last_in$824 ;
-  assign \chain_out$827  = \chain_in$826 ;
-  assign \chain_valid_out$829  = \chain_valid_in$828 ;
-  assign \drain$830  = drain_3;
-  assign \en$831  = en_pe_3_4;
-  assign \a_out$833  = \a_in$832 ;
-  assign \a_next$834  = \a_in$814 ;
-  assign \b_next$835  = \b_in$693 ;
-  assign \b_out$837  = \b_in$836 ;
-  assign \valid_out$839  = \valid_in$838 ;
-  assign \first_out$841  = \first_in$840 ;
-  assign \last_out$843  = \last_in$842 ;
-  assign \chain_out$845  = \chain_in$844 ;
-  assign \chain_valid_out$847  = \chain_valid_in$846 ;
-  assign \drain$848  = drain_4;
-  assign \en$849  = en_pe_3_5;
-  assign \a_out$851  = \a_in$850 ;
-  assign \a_next$852  = \a_in$832 ;
-  assign \b_next$853  = \b_in$711 ;
-  assign \b_out$855  = \b_in$854 ;
-  assign \valid_out$857  = \valid_in$856 ;
-  assign \first_out$859  = \first_in$858 ;
-  assign \last_out$861  = \last_in$860 ;
-  assign \chain_out$863  = \chain_in$862 ;
-  assign \chain_valid_out$865  = \chain_valid_in$864 ;
-  assign \drain$866  = drain_5;
-  assign \en$867  = en_pe_3_6;
-  assign \a_out$869  = \a_in$868 ;
-  assign \a_next$870  = \a_in$850 ;
-  assign \b_next$871  = \b_in$729 ;
-  assign \b_out$873  = \b_in$872 ;
-  assign \valid_out$875  = \valid_in$874 ;
-  assign \first_out$877  = \first_in$876 ;
-  assign \last_out$879  = \last_in$878 ;
-  assign \chain_out$881  = \chain_in$880 ;
-  assign \chain_valid_out$883  = \chain_valid_in$882 ;
-  assign \drain$884  = drain_6;
-  assign \en$885  = en_pe_3_7;
-  assign \a_out$887  = \a_in$886 ;
-  assign \a_next$888  = \a_in$868 ;
-  assign \b_next$889  = \b_in$747 ;
-  assign \b_out$891  = \b_in$890 ;
-  assign \valid_out$893  = \valid_in$892 ;
-  assign \first_out$895  = \first_in$894 ;
-  assign \last_out$897  = \last_in$896 ;
-  assign \chain_out$899  = \chain_in$898 ;
-  assign \chain_valid_out$901  = \chain_valid_in$900 ;
-  assign \drain$902  = drain_7;
-  assign \en$903  = en_pe_4_0;
-  assign \a_in$904  = \o$376 [39:32];
-  assign \a_next$905  = o_next[39:32];
-  assign \b_next$906  = \b_in$764 ;
-  assign \b_out$908  = \b_in$907 ;
-  assign \valid_out$910  = \valid_in$909 ;
-  assign \first_out$912  = \first_in$911 ;
-  assign \last_out$914  = \last_in$913 ;
-  assign \chain_out$916  = \chain_in$915 ;
-  assign \chain_valid_out$918  = \chain_valid_in$917 ;
-  assign \drain$919  = drain_0;
-  assign \en$920  = en_pe_4_1;
-  assign \a_out$922  = \a_in$921 ;
-  assign \a_next$923  = \o$376 [39:32];
-  assign \b_next$924  = \b_in$782 ;
-  assign \b_out$926  = \b_in$925 ;
-  assign \valid_out$928  = \valid_in$927 ;
-  assign \first_out$930  = \first_in$929 ;
-  assign \last_out$932  = \last_in$931 ;
-  assign \chain_out$934  = \chain_in$933 ;
-  assign \chain_valid_out$936  = \chain_valid_in$935 ;
-  assign \drain$937  = drain_1;
-  assign \en$938  = en_pe_4_2;
-  assign \a_out$940  = \a_in$939 ;
-  assign \a_next$941  = \a_in$921 ;
-  assign \b_next$942  = \b_in$800 ;
-  assign \b_out$944  = \b_in$943 ;
-  assign \valid_out$946  = \valid_in$945 ;
-  assign \first_out$948  = \first_in$947 ;
-  assign \last_out$950  = \last_in$949 ;
-  assign \chain_out$952  = \chain_in$951 ;
-  assign \chain_valid_out$954  = \chain_valid_in$953 ;
-  assign \drain$955  = drain_2;
-  assign \en$956  = en_pe_4_3;
-  assign \a_out$958  = \a_in$957 ;
-  assign \a_next$959  = \a_in$939 ;
-  assign \b_next$960  = \b_in$818 ;
-  assign \b_out$962  = \b_in$961 ;
-  assign \valid_out$964  = \valid_in$963 ;
-  assign \first_out$966  = \first_in$965 ;
-  assign \last_out$968  = \last_in$967 ;
-  assign \chain_out$970  = \chain_in$969 ;
-  assign \chain_valid_out$972  = \chain_valid_in$971 ;
-  assign \drain$973  = drain_3;
-  assign \en$974  = en_pe_4_4;
-  assign \a_out$976  = \a_in$975 ;
-  assign \a_next$977  = \a_in$957 ;
-  assign \b_next$978  = \b_in$836 ;
-  assign \b_out$980  = \b_in$979 ;
-  assign \valid_out$982  = \valid_in$981 ;
-  assign \first_out$984  = \first_in$983 ;
-  assign \last_out$986  = \last_in$985 ;
-  assign \chain_out$988  = \chain_in$987 ;
-  assign \chain_valid_out$990  = \chain_valid_in$989 ;
-  assign \drain$991  = drain_4;
-  assign \en$992  = en_pe_4_5;
-  assign \a_out$994  = \a_in$993 ;
-  assign \a_next$995  = \a_in$975 ;
-  assign \b_next$996  = \b_in$854 ;
-  assign \b_out$998  = \b_in$997 ;
-  assign \valid_out$1000  = \valid_in$999 ;
-  assign \first_out$1002  = \first_in$1001 ;
-  assign \last_out$1004  = \last_in$1003 ;
-  assign \chain_out$1006  = \chain_in$1005 ;
-  assign \chain_valid_out$1008  = \chain_valid_in$1007 ;
-  assign \drain$1009  = drain_5;
-  assign \en$1010  = en_pe_4_6;
-  assign \a_out$1012  = \a_in$1011 ;
-  assign \a_next$1013  = \a_in$993 ;
-  assign \b_next$1014  = \b_in$872 ;
-  assign \b_out$1016  = \b_in$1015 ;
-  assign \valid_out$1018  = \valid_in$1017 ;
-  assign \first_out$1020  = \first_in$1019 ;
-  assign \last_out$1022  = \last_in$1021 ;
-  assign \chain_out$1024  = \chain_in$1023 ;
-  assign \chain_valid_out$1026  = \chain_valid_in$1025 ;
-  assign \drain$1027  = drain_6;
-  assign \en$1028  = en_pe_4_7;
-  assign \a_out$1030  = \a_in$1029 ;
-  assign \a_next$1031  = \a_in$1011 ;
-  assign \b_next$1032  = \b_in$890 ;
-  assign \b_out$1034  = \b_in$1033 ;
-  assign \valid_out$1036  = \valid_in$1035 ;
-  assign \first_out$1038  = \first_in$1037 ;
-  assign \last_out$1040  = \last_in$1039 ;
-  assign \chain_out$1042  = \chain_in$1041 ;
-  assign \chain_valid_out$1044  = \chain_valid_in$1043 ;
-  assign \drain$1045  = drain_7;
-  assign \en$1046  = en_pe_5_0;
-  assign \a_in$1047  = \o$376 [47:40];
-  assign \a_next$1048  = o_next[47:40];
-  assign \b_next$1049  = \b_in$907 ;
-  assign \b_out$1051  = \b_in$1050 ;
-  assign \valid_out$1053  = \valid_in$1052 ;
-  assign \first_out$1055  = \first_in$1054 ;
-  assign \last_out$1057  = \last_in$1056 ;
-  assign \chain_out$1059  = \chain_in$1058 ;
-  assign \chain_valid_out$1061  = \chain_valid_in$1060 ;
-  assign \drain$1062  = drain_0;
-  assign \en$1063  = en_pe_5_1;
-  assign \a_out$1065  = \a_in$1064 ;
-  assign \a_next$1066  = \o$376 [47:40];
-  assign \b_next$1067  = \b_in$925 ;
-  assign \b_out$1069  = \b_in$1068 ;
-  assign \valid_out$1071  = \valid_in$1070 ;
-  assign \first_out$1073  = \first_in$1072 ;
-  assign \last_out$1075  = \last_in$1074 ;
-  assign \chain_out$1077  = \chain_in$1076 ;
-  assign \chain_valid_out$1079  = \chain_valid_in$1078 ;
-  assign \drain$1080  = drain_1;
-  assign \en$1081  = en_pe_5_2;
-  assign \a_out$1083  = \a_in$1082 ;
-  assign \a_next$1084  = \a_in$1064 ;
-  assign \b_next$1085  = \b_in$943 ;
-  assign \b_out$1087  = \b_in$1086 ;
-  assign \valid_out$1089  = \valid_in$1088 ;
-  assign \first_out$1091  = \first_in$1090 ;
-  assign \last_out$1093  = \last_in$1092 ;
-  assign \chain_out$1095  = \chain_in$1094 ;
-  assign \chain_valid_out$1097  = \chain_valid_in$1096 ;
-  assign \drain$1098  = drain_2;
-  assign \en$1099  = en_pe_5_3;
-  assign \a_out$1101  = \a_in$1100 ;
-  assign \a_next$1102  = \a_in$1082 ;
-  assign \b_next$1103  = \b_in$961 ;
-  assign \b_out$1105  = \b_in$1104 ;
-  assign \valid_out$1107  = \valid_in$1106 ;
-  assign \first_out$1109  = \first_in$1108 ;
-  assign \last_out$1111  = \last_in$1110 ;
-  assign \chain_out$1113  = \chain_in$1112 ;
-  assign \chain_valid_out$1115  = \chain_valid_in$1114 ;
-  assign \drain$1116  = drain_3;
-  assign \en$1117  = en_pe_5_4;
-  assign \a_out$1119  = \a_in$1118 ;
-  assign \a_next$1120  = \a_in$1100 ;
-  assign \b_next$1121  = \b_in$979 ;
-  assign \b_out$1123  = \b_in$1122 ;
-  assign \valid_out$1125  = \valid_in$1124 ;
-  assign \first_out$1127  = \first_in$1126 ;
-  assign \last_out$1129  = \last_in$1128 ;
-  assign \chain_out$1131  = \chain_in$1130 ;
-  assign \chain_valid_out$1133  = \chain_valid_in$1132 ;
-  assign \drain$1134  = drain_4;
-  assign \en$1135  = en_pe_5_5;
-  assign \a_out$1137  = \a_in$1136 ;
-  assign \a_next$1138  = \a_in$1118 ;
-  assign \b_next$1139  = \b_in$997 ;
-  assign \b_out$1141  = \b_in$1140 ;
-  assign \valid_out$1143  = \valid_in$1142 ;
-  assign \first_out$1145  = \first_in$1144 ;
-  assign \last_out$1147  = \last_in$1146 ;
-  assign \chain_out$1149  = \chain_in$1148 ;
-  assign \chain_valid_out$1151  = \chain_valid_in$1150 ;
-  assign \drain$1152  = drain_5;
-  assign \en$1153  = en_pe_5_6;
-  assign \a_out$1155  = \a_in$1154 ;
-  assign \a_next$1156  = \a_in$1136 ;
-  assign \b_next$1157  = \b_in$1015 ;
-  assign \b_out$1159  = \b_in$1158 ;
-  assign \valid_out$1161  = \valid_in$1160 ;
-  assign \first_out$1163  = \first_in$1162 ;
-  assign \last_out$1165  = \last_in$1164 ;
-  assign \chain_out$1167  = \chain_in$1166 ;
-  assign \chain_valid_out$1169  = \chain_valid_in$1168 ;
-  assign \drain$1170  = drain_6;
-  assign \en$1171  = en_pe_5_7;
-  assign \a_out$1173  = \a_in$1172 ;
-  assign \a_next$1174  = \a_in$1154 ;
-  assign \b_next$1175  = \b_in$1033 ;
-  assign \b_out$1177  = \b_in$1176 ;
-  assign \valid_out$1179  = \valid_in$1178 ;
-  assign \first_out$1181  = \first_in$1180 ;
-  assign \last_out$1183  = \last_in$1182 ;
-  assign \chain_out$1185  = \chain_in$1184 ;
-  assign \chain_valid_out$1187  = \chain_valid_in$1186 ;
-  assign \drain$1188  = drain_7;
-  assign \en$1189  = en_pe_6_0;
-  assign \a_in$1190  = \o$376 [55:48];
-  assign \a_next$1191  = o_next[55:48];
-  assign \b_next$1192  = \b_in$1050 ;
-  assign \b_out$1194  = \b_in$1193 ;
-  assign \valid_out$1196  = \valid_in$1195 ;
-  assign \first_out$1198  = \first_in$1197 ;
-  assign \last_out$1200  = \last_in$1199 ;
-  assign \chain_out$1202  = \chain_in$1201 ;
-  assign \chain_valid_out$1204  = \chain_valid_in$1203 ;
-  assign \drain$1205  = drain_0;
-  assign \en$1206  = en_pe_6_1;
-  assign \a_out$1208  = \a_in$1207 ;
-  assign \a_next$1209  = \o$376 [55:48];
-  assign \b_next$1210  = \b_in$1068 ;
-  assign \b_out$1212  = \b_in$1211 ;
-  assign \valid_out$1214  = \valid_in$1213 ;
-  assign \first_out$1216  = \first_in$1215 ;
-  assign \last_out$1218  = \last_in$1217 ;
-  assign \chain_out$1220  = \chain_in$1219 ;
-  assign \chain_valid_out$1222  = \chain_valid_in$1221 ;
-  assign \drain$1223  = drain_1;
-  assign \en$1224  = en_pe_6_2;
-  assign \a_out$1226  = \a_in$1225 ;
-  assign \a_next$1227  = \a_in$1207 ;
-  assign \b_next$1228  = \b_in$1086 ;
-  assign \b_out$1230  = \b_in$1229 ;
-  assign \valid_out$1232  = \valid_in$1231 ;
-  assign \first_out$1234  = \first_in$1233 ;
-  assign \last_out$1236  = \last_in$1235 ;
-  assign \chain_out$1238  = \chain_in$1237 ;
-  assign \chain_valid_out$1240  = \chain_valid_in$1239 ;
-  assign \drain$1241  = drain_2;
-  assign \en$1242  = en_pe_6_3;
-  assign \a_out$1244  = \a_in$1243 ;
-  assign \a_next$1245  = \a_in$1225 ;
-  assign \b_next$1246  = \b_in$1104 ;
-  assign \b_out$1248  = \b_in$1247 ;
-  assign \valid_out$1250  = \valid_in$1249 ;
-  assign \first_out$1252  = \first_in$1251 ;
-  assign \last_out$1254  = \last_in$1253 ;
-  assign \chain_out$1256  = \chain_in$1255 ;
-  assign \chain_valid_out$1258  = \chain_valid_in$1257 ;
-  assign \drain$1259  = drain_3;
-  assign \en$1260  = en_pe_6_4;
-  assign \a_out$1262  = \a_in$1261 ;
-  assign \a_next$1263  = \a_in$1243 ;
-  assign \b_next$1264  = \b_in$1122 ;
-  assign \b_out$1266  = \b_in$1265 ;
-  assign \valid_out$1268  = \valid_in$1267 ;
-  assign \first_out$1270  = \first_in$1269 ;
-  assign \last_out$1272  = \last_in$1271 ;
-  assign \chain_out$1274  = \chain_in$1273 ;
-  assign \chain_valid_out$1276  = \chain_valid_in$1275 ;
-  assign \drain$1277  = drain_4;
-  assign \en$1278  = en_pe_6_5;
-  assign \a_out$1280  = \a_in$1279 ;
-  assign \a_next$1281  = \a_in$1261 ;
-  assign \b_next$1282  = \b_in$1140 ;
-  assign \b_out$1284  = \b_in$1283 ;
-  assign \valid_out$1286  = \valid_in$1285 ;
-  assign \first_out$1288  = \first_in$1287 ;
-  assign \last_out$1290  = \last_in$1289 ;
-  assign \chain_out$1292  = \chain_in$1291 ;
-  assign \chain_valid_out$1294  = \chain_valid_in$1293 ;
-  assign \drain$1295  = drain_5;
-  assign \en$1296  = en_pe_6_6;
-  assign \a_out$1298  = \a_in$1297 ;
-  assign \a_next$1299  = \a_in$1279 ;
-  assign \b_next$1300  = \b_in$1158 ;
-  assign \b_out$1302  = \b_in$1301 ;
-  assign \valid_out$1304  = \valid_in$1303 ;
-  assign \first_out$1306  = \first_in$1305 ;
-  assign \last_out$1308  = \last_in$1307 ;
-  assign \chain_out$1310  = \chain_in$1309 ;
-  assign \chain_valid_out$1312  = \chain_valid_in$1311 ;
-  assign \drain$1313  = drain_6;
-  assign \en$1314  = en_pe_6_7;
-  assign \a_out$1316  = \a_in$1315 ;
-  assign \a_next$1317  = \a_in$1297 ;
-  assign \b_next$1318  = \b_in$1176 ;
-  assign \b_out$1320  = \b_in$1319 ;
-  assign \valid_out$1322  = \valid_in$1321 ;
-  assign \first_out$1324  = \first_in$1323 ;
-  assign \last_out$1326  = \last_in$1325 ;
-  assign \chain_out$1328  = \chain_in$1327 ;
-  assign \chain_valid_out$1330  = \chain_valid_in$1329 ;
-  assign \drain$1331  = drain_7;
-  assign \en$1332  = en_pe_7_0;
-  assign \a_in$1333  = \o$376 [63:56];
-  assign \a_next$1334  = o_next[63:56];
-  assign \b_next$1335  = \b_in$1193 ;
-  assign \b_out$1337  = \b_in$1336 ;
-  assign \valid_out$1339  = \valid_in$1338 ;
-  assign \first_out$1341  = \first_in$1340 ;
-  assign \last_out$1343  = \last_in$1342 ;
-  assign \chain_out$1345  = \chain_in$1344 ;
-  assign \chain_valid_out$1347  = \chain_valid_in$1346 ;
-  assign \drain$1348  = drain_0;
-  assign \en$1349  = en_pe_7_1;
-  assign \a_out$1351  = \a_in$1350 ;
-  assign \a_next$1352  = \o$376 [63:56];
-  assign \b_next$1353  = \b_in$1211 ;
-  assign \b_out$1355  = \b_in$1354 ;
-  assign \valid_out$1357  = \valid_in$1356 ;
-  assign \first_out$1359  = \first_in$1358 ;
-  assign \last_out$1361  = \last_in$1360 ;
-  assign \chain_out$1363  = \chain_in$1362 ;
-  assign \chain_valid_out$1365  = \chain_valid_in$1364 ;
-  assign \drain$1366  = drain_1;
-  assign \en$1367  = en_pe_7_2;
-  assign \a_out$1369  = \a_in$1368 ;
-  assign \a_next$1370  = \a_in$1350 ;
-  assign \b_next$1371  = \b_in$1229 ;
-  assign \b_out$1373  = \b_in$1372 ;
-  assign \valid_out$1375  = \valid_in$1374 ;
-  assign \first_out$1377  = \first_in$1376 ;
-  assign \last_out$1379  = \last_in$1378 ;
-  assign \chain_out$1381  = \chain_in$1380 ;
-  assign \chain_valid_out$1383  = \chain_valid_in$1382 ;
-  assign \drain$1384  = drain_2;
-  assign \en$1385  = en_pe_7_3;
-  assign \a_out$1387  = \a_in$1386 ;
-  assign \a_next$1388  = \a_in$1368 ;
-  assign \b_next$1389  = \b_in$1247 ;
-  assign \b_out$1391  = \b_in$1390 ;
-  assign \valid_out$1393  = \valid_in$1392 ;
-  assign \first_out$1395  = \first_in$1394 ;
-  assign \last_out$1397  = \last_in$1396 ;
-  assign \chain_out$1399  = \chain_in$1398 ;
-  assign \chain_valid_out$1401  = \chain_valid_in$1400 ;
-  assign \drain$1402  = drain_3;
-  assign \en$1403  = en_pe_7_4;
-  assign \a_out$1405  = \a_in$1404 ;
-  assign \a_next$1406  = \a_in$1386 ;
-  assign \b_next$1407  = \b_in$1265 ;
-  assign \b_out$1409  = \b_in$1408 ;
-  assign \valid_out$1411  = \valid_in$1410 ;
-  assign \first_out$1413  = \first_in$1412 ;
-  assign \last_out$1415  = \last_in$1414 ;
-  assign \chain_out$1417  = \chain_in$1416 ;
-  assign \chain_valid_out$1419  = \chain_valid_in$1418 ;
-  assign \drain$1420  = drain_4;
-  assign \en$1421  = en_pe_7_5;
-  assign \a_out$1423  = \a_in$1422 ;
-  assign \a_next$1424  = \a_in$1404 ;
-  assign \b_next$1425  = \b_in$1283 ;
-  assign \b_out$1427  = \b_in$1426 ;
-  assign \valid_out$1429  = \valid_in$1428 ;
-  assign \first_out$1431  = \first_in$1430 ;
-  assign \last_out$1433  = \last_in$1432 ;
-  assign \chain_out$1435  = \chain_in$1434 ;
-  assign \chain_valid_out$1437  = \chain_valid_in$1436 ;
-  assign \drain$1438  = drain_5;
-  assign \en$1439  = en_pe_7_6;
-  assign \a_out$1441  = \a_in$1440 ;
-  assign \a_next$1442  = \a_in$1422 ;
-  assign \b_next$1443  = \b_in$1301 ;
-  assign \b_out$1445  = \b_in$1444 ;
-  assign \valid_out$1447  = \valid_in$1446 ;
-  assign \first_out$1449  = \first_in$1448 ;
-  assign \last_out$1451  = \last_in$1450 ;
-  assign \chain_out$1453  = \chain_in$1452 ;
-  assign \chain_valid_out$1455  = \chain_valid_in$1454 ;
-  assign \drain$1456  = drain_6;
-  assign \en$1457  = en_pe_7_7;
-  assign \a_out$1459  = \a_in$1458 ;
-  assign \a_next$1460  = \a_in$1440 ;
-  assign \b_next$1461  = \b_in$1319 ;
-  assign \b_out$1463  = \b_in$1462 ;
-  assign \valid_out$1465  = \valid_in$1464 ;
-  assign \first_out$1467  = \first_in$1466 ;
-  assign \last_out$1469  = \last_in$1468 ;
-  assign \chain_out$1471  = \chain_in$1470 ;
-  assign \chain_valid_out$1473  = \chain_valid_in$1472 ;
-  assign \drain$1474  = drain_7;
+  assign \en$400  = en_pe_0_1;
+  assign a_out = \a_in$401 ;
+  assign \a_next$403  = \o$386 [7:0];
+  assign \b_next$404  = \o_next$390 [15:8];
+  assign \b_in$405  = \o$392 [15:8];
+  assign \valid_in$406  = \o$394 [3];
+  assign \first_in$407  = \o$394 [4];
+  assign \last_in$408  = \o$394 [5];
+  assign \chain_in$409  = 32'd0;
+  assign \chain_valid_in$410  = 1'h0;
+  assign \drain$411  = drain_1;
+  assign \en$412  = en_pe_0_2;
+  assign \a_out$414  = \a_in$413 ;
+  assign \a_next$415  = \a_in$401 ;
+  assign \b_next$416  = \o_next$390 [23:16];
+  assign \b_in$417  = \o$392 [23:16];
+  assign \valid_in$418  = \o$394 [6];
+  assign \first_in$419  = \o$394 [7];
+  assign \last_in$420  = \o$394 [8];
+  assign \chain_in$421  = 32'd0;
+  assign \chain_valid_in$422  = 1'h0;
+  assign \drain$423  = drain_2;
+  assign \en$424  = en_pe_0_3;
+  assign \a_out$426  = \a_in$425 ;
+  assign \a_next$427  = \a_in$413 ;
+  assign \b_next$428  = \o_next$390 [31:24];
+  assign \b_in$429  = \o$392 [31:24];
+  assign \valid_in$430  = \o$394 [9];
+  assign \first_in$431  = \o$394 [10];
+  assign \last_in$432  = \o$394 [11];
+  assign \chain_in$433  = 32'd0;
+  assign \chain_valid_in$434  = 1'h0;
+  assign \drain$435  = drain_3;
+  assign \en$436  = en_pe_0_4;
+  assign \a_out$438  = \a_in$437 ;
+  assign \a_next$439  = \a_in$425 ;
+  assign \b_next$440  = \o_next$390 [39:32];
+  assign \b_in$441  = \o$392 [39:32];
+  assign \valid_in$442  = \o$394 [12];
+  assign \first_in$443  = \o$394 [13];
+  assign \last_in$444  = \o$394 [14];
+  assign \chain_in$445  = 32'd0;
+  assign \chain_valid_in$446  = 1'h0;
+  assign \drain$447  = drain_4;
+  assign \en$448  = en_pe_0_5;
+  assign \a_out$450  = \a_in$449 ;
+  assign \a_next$451  = \a_in$437 ;
+  assign \b_next$452  = \o_next$390 [47:40];
+  assign \b_in$453  = \o$392 [47:40];
+  assign \valid_in$454  = \o$394 [15];
+  assign \first_in$455  = \o$394 [16];
+  assign \last_in$456  = \o$394 [17];
+  assign \chain_in$457  = 32'd0;
+  assign \chain_valid_in$458  = 1'h0;
+  assign \drain$459  = drain_5;
+  assign \en$460  = en_pe_0_6;
+  assign \a_out$462  = \a_in$461 ;
+  assign \a_next$463  = \a_in$449 ;
+  assign \b_next$464  = \o_next$390 [55:48];
+  assign \b_in$465  = \o$392 [55:48];
+  assign \valid_in$466  = \o$394 [18];
+  assign \first_in$467  = \o$394 [19];
+  assign \last_in$468  = \o$394 [20];
+  assign \chain_in$469  = 32'd0;
+  assign \chain_valid_in$470  = 1'h0;
+  assign \drain$471  = drain_6;
+  assign \en$472  = en_pe_0_7;
+  assign \a_out$474  = \a_in$473 ;
+  assign \a_next$475  = \a_in$461 ;
+  assign \b_next$476  = \o_next$390 [63:56];
+  assign \b_in$477  = \o$392 [63:56];
+  assign \valid_in$478  = \o$394 [21];
+  assign \first_in$479  = \o$394 [22];
+  assign \last_in$480  = \o$394 [23];
+  assign \chain_in$481  = 32'd0;
+  assign \chain_valid_in$482  = 1'h0;
+  assign \drain$483  = drain_7;
+  assign \en$484  = en_pe_1_0;
+  assign \a_in$485  = \o$386 [15:8];
+  assign \a_next$486  = o_next[15:8];
+  assign \b_next$487  = \o$392 [7:0];
+  assign b_out = \b_in$488 ;
+  assign \valid_out$491  = \valid_in$490 ;
+  assign first_out = \first_in$492 ;
+  assign \last_out$495  = \last_in$494 ;
+  assign \chain_out$497  = \chain_in$496 ;
+  assign \chain_valid_out$499  = \chain_valid_in$498 ;
+  assign \drain$500  = drain_0;
+  assign \en$501  = en_pe_1_1;
+  assign \a_out$503  = \a_in$502 ;
+  assign \a_next$504  = \o$386 [15:8];
+  assign \b_next$505  = \o$392 [15:8];
+  assign \b_out$507  = \b_in$506 ;
+  assign \valid_out$509  = \valid_in$508 ;
+  assign \first_out$511  = \first_in$510 ;
+  assign \last_out$513  = \last_in$512 ;
+  assign \chain_out$515  = \chain_in$514 ;
+  assign \chain_valid_out$517  = \chain_valid_in$516 ;
+  assign \drain$518  = drain_1;
+  assign \en$519  = en_pe_1_2;
+  assign \a_out$521  = \a_in$520 ;
+  assign \a_next$522  = \a_in$502 ;
+  assign \b_next$523  = \o$392 [23:16];
+  assign \b_out$525  = \b_in$524 ;
+  assign \valid_out$527  = \valid_in$526 ;
+  assign \first_out$529  = \first_in$528 ;
+  assign \last_out$531  = \last_in$530 ;
+  assign \chain_out$533  = \chain_in$532 ;
+  assign \chain_valid_out$535  = \chain_valid_in$534 ;
+  assign \drain$536  = drain_2;
+  assign \en$537  = en_pe_1_3;
+  assign \a_out$539  = \a_in$538 ;
+  assign \a_next$540  = \a_in$520 ;
+  assign \b_next$541  = \o$392 [31:24];
+  assign \b_out$543  = \b_in$542 ;
+  assign \valid_out$545  = \valid_in$544 ;
+  assign \first_out$547  = \first_in$546 ;
+  assign \last_out$549  = \last_in$548 ;
+  assign \chain_out$551  = \chain_in$550 ;
+  assign \chain_valid_out$553  = \chain_valid_in$552 ;
+  assign \drain$554  = drain_3;
+  assign \en$555  = en_pe_1_4;
+  assign \a_out$557  = \a_in$556 ;
+  assign \a_next$558  = \a_in$538 ;
+  assign \b_next$559  = \o$392 [39:32];
+  assign \b_out$561  = \b_in$560 ;
+  assign \valid_out$563  = \valid_in$562 ;
+  assign \first_out$565  = \first_in$564 ;
+  assign \last_out$567  = \last_in$566 ;
+  assign \chain_out$569  = \chain_in$568 ;
+  assign \chain_valid_out$571  = \chain_valid_in$570 ;
+  assign \drain$572  = drain_4;
+  assign \en$573  = en_pe_1_5;
+  assign \a_out$575  = \a_in$574 ;
+  assign \a_next$576  = \a_in$556 ;
+  assign \b_next$577  = \o$392 [47:40];
+  assign \b_out$579  = \b_in$578 ;
+  assign \valid_out$581  = \valid_in$580 ;
+  assign \first_out$583  = \first_in$582 ;
+  assign \last_out$585  = \last_in$584 ;
+  assign \chain_out$587  = \chain_in$586 ;
+  assign \chain_valid_out$589  = \chain_valid_in$588 ;
+  assign \drain$590  = drain_5;
+  assign \en$591  = en_pe_1_6;
+  assign \a_out$593  = \a_in$592 ;
+  assign \a_next$594  = \a_in$574 ;
+  assign \b_next$595  = \o$392 [55:48];
+  assign \b_out$597  = \b_in$596 ;
+  assign \valid_out$599  = \valid_in$598 ;
+  assign \first_out$601  = \first_in$600 ;
+  assign \last_out$603  = \last_in$602 ;
+  assign \chain_out$605  = \chain_in$604 ;
+  assign \chain_valid_out$607  = \chain_valid_in$606 ;
+  assign \drain$608  = drain_6;
+  assign \en$609  = en_pe_1_7;
+  assign \a_out$611  = \a_in$610 ;
+  assign \a_next$612  = \a_in$592 ;
+  assign \b_next$613  = \o$392 [63:56];
+  assign \b_out$615  = \b_in$614 ;
+  assign \valid_out$617  = \valid_in$616 ;
+  assign \first_out$619  = \first_in$618 ;
+  assign \last_out$621  = \last_in$620 ;
+  assign \chain_out$623  = \chain_in$622 ;
+  assign \chain_valid_out$625  = \chain_valid_in$624 ;
+  assign \drain$626  = drain_7;
+  assign \en$627  = en_pe_2_0;
+  assign \a_in$628  = \o$386 [23:16];
+  assign \a_next$629  = o_next[23:16];
+  assign \b_next$630  = \b_in$488 ;
+  assign \b_out$632  = \b_in$631 ;
+  assign \valid_out$634  = \valid_in$633 ;
+  assign \first_out$636  = \first_in$635 ;
+  assign \last_out$638  = \last_in$637 ;
+  assign \chain_out$640  = \chain_in$639 ;
+  assign \chain_valid_out$642  = \chain_valid_in$641 ;
+  assign \drain$643  = drain_0;
+  assign \en$644  = en_pe_2_1;
+  assign \a_out$646  = \a_in$645 ;
+  assign \a_next$647  = \o$386 [23:16];
+  assign \b_next$648  = \b_in$506 ;
+  assign \b_out$650  = \b_in$649 ;
+  assign \valid_out$652  = \valid_in$651 ;
+  assign \first_out$654  = \first_in$653 ;
+  assign \last_out$656  = \last_in$655 ;
+  assign \chain_out$658  = \chain_in$657 ;
+  assign \chain_valid_out$660  = \chain_valid_in$659 ;
+  assign \drain$661  = drain_1;
+  assign \en$662  = en_pe_2_2;
+  assign \a_out$664  = \a_in$663 ;
+  assign \a_next$665  = \a_in$645 ;
+  assign \b_next$666  = \b_in$524 ;
+  assign \b_out$668  = \b_in$667 ;
+  assign \valid_out$670  = \valid_in$669 ;
+  assign \first_out$672  = \first_in$671 ;
+  assign \last_out$674  = \last_in$673 ;
+  assign \chain_out$676  = \chain_in$675 ;
+  assign \chain_valid_out$678  = \chain_valid_in$677 ;
+  assign \drain$679  = drain_2;
+  assign \en$680  = en_pe_2_3;
+  assign \a_out$682  = \a_in$681 ;
+  assign \a_next$683  = \a_in$663 ;
+  assign \b_next$684  = \b_in$542 ;
+  assign \b_out$686  = \b_in$685 ;
+  assign \valid_out$688  = \valid_in$687 ;
+  assign \first_out$690  = \first_in$689 ;
+  assign \last_out$692  = \last_in$691 ;
+  assign \chain_out$694  = \chain_in$693 ;
+  assign \chain_valid_out$696  = \chain_valid_in$695 ;
+  assign \drain$697  = drain_3;
+  assign \en$698  = en_pe_2_4;
+  assign \a_out$700  = \a_in$699 ;
+  assign \a_next$701  = \a_in$681 ;
+  assign \b_next$702  = \b_in$560 ;
+  assign \b_out$704  = \b_in$703 ;
+  assign \valid_out$706  = \valid_in$705 ;
+  assign \first_out$708  = \first_in$707 ;
+  assign \last_out$710  = \last_in$709 ;
+  assign \chain_out$712  = \chain_in$711 ;
+  assign \chain_valid_out$714  = \chain_valid_in$713 ;
+  assign \drain$715  = drain_4;
+  assign \en$716  = en_pe_2_5;
+  assign \a_out$718  = \a_in$717 ;
+  assign \a_next$719  = \a_in$699 ;
+  assign \b_next$720  = \b_in$578 ;
+  assign \b_out$722  = \b_in$721 ;
+  assign \valid_out$724  = \valid_in$723 ;
+  assign \first_out$726  = \first_in$725 ;
+  assign \last_out$728  = \last_in$727 ;
+  assign \chain_out$730  = \chain_in$729 ;
+  assign \chain_valid_out$732  = \chain_valid_in$731 ;
+  assign \drain$733  = drain_5;
+  assign \en$734  = en_pe_2_6;
+  assign \a_out$736  = \a_in$735 ;
+  assign \a_next$737  = \a_in$717 ;
+  assign \b_next$738  = \b_in$596 ;
+  assign \b_out$740  = \b_in$739 ;
+  assign \valid_out$742  = \valid_in$741 ;
+  assign \first_out$744  = \first_in$743 ;
+  assign \last_out$746  = \last_in$745 ;
+  assign \chain_out$748  = \chain_in$747 ;
+  assign \chain_valid_out$750  = \chain_valid_in$749 ;
+  assign \drain$751  = drain_6;
+  assign \en$752  = en_pe_2_7;
+  assign \a_out$754  = \a_in$753 ;
+  assign \a_next$755  = \a_in$735 ;
+  assign \b_next$756  = \b_in$614 ;
+  assign \b_out$758  = \b_in$757 ;
+  assign \valid_out$760  = \valid_in$759 ;
+  assign \first_out$762  = \first_in$761 ;
+  assign \last_out$764  = \last_in$763 ;
+  assign \chain_out$766  = \chain_in$765 ;
+  assign \chain_valid_out$768  = \chain_valid_in$767 ;
+  assign \drain$769  = drain_7;
+  assign \en$770  = en_pe_3_0;
+  assign \a_in$771  = \o$386 [31:24];
+  assign \a_next$772  = o_next[31:24];
+  assign \b_next$773  = \b_in$631 ;
+  assign \b_out$775  = \b_in$774 ;
+  assign \valid_out$777  = \valid_in$776 ;
+  assign \first_out$779  = \first_in$778 ;
+  assign \last_out$781  = \last_in$780 ;
+  assign \chain_out$783  = \chain_in$782 ;
+  assign \chain_valid_out$785  = \chain_valid_in$784 ;
+  assign \drain$786  = drain_0;
+  assign \en$787  = en_pe_3_1;
+  assign \a_out$789  = \a_in$788 ;
+  assign \a_next$790  = \o$386 [31:24];
+  assign \b_next$791  = \b_in$649 ;
+  assign \b_out$793  = \b_in$792 ;
+  assign \valid_out$795  = \valid_in$794 ;
+  assign \first_out$797  = \first_in$796 ;
+  assign \last_out$799  = \last_in$798 ;
+  assign \chain_out$801  = \chain_in$800 ;
+  assign \chain_valid_out$803  = \chain_valid_in$802 ;
+  assign \drain$804  = drain_1;
+  assign \en$805  = en_pe_3_2;
+  assign \a_out$807  = \a_in$806 ;
+  assign \a_next$808  = \a_in$788 ;
+  assign \b_next$809  = \b_in$667 ;
+  assign \b_out$811  = \b_in$810 ;
+  assign \valid_out$813  = \valid_in$812 ;
+  assign \first_out$815  = \first_in$814 ;
+  assign \last_out$817  = \last_in$816 ;
+  assign \chain_out$819  = \chain_in$818 ;
+  assign \chain_valid_out$821  = \chain_valid_in$820 ;
+  assign \drain$822  = drain_2;
+  assign \en$823  = en_pe_3_3;
+  assign \a_out$825  = \a_in$824 ;
+  assign \a_next$826  = \a_in$806 ;
+  assign \b_next$827  = \b_in$685 ;
+  assign \b_out$829  = \b_in$828 ;
+  assign \valid_out$831  = \valid_in$830 ;
+  assign \first_out$833  = \first_in$832 ;
+  assign \last_out$835  = \last_in$834 ;
+  assign \chain_out$837  = \chain_in$836 ;
+  assign \chain_valid_out$839  = \chain_valid_in$838 ;
+  assign \drain$840  = drain_3;
+  assign \en$841  = en_pe_3_4;
+  assign \a_out$843  = \a_in$842 ;
+  assign \a_next$844  = \a_in$824 ;
+  assign \b_next$845  = \b_in$703 ;
+  assign \b_out$847  = \b_in$846 ;
+  assign \valid_out$849  = \valid_in$848 ;
+  assign \first_out$851  = \first_in$850 ;
+  assign \last_out$853  = \last_in$852 ;
+  assign \chain_out$855  = \chain_in$854 ;
+  assign \chain_valid_out$857  = \chain_valid_in$856 ;
+  assign \drain$858  = drain_4;
+  assign \en$859  = en_pe_3_5;
+  assign \a_out$861  = \a_in$860 ;
+  assign \a_next$862  = \a_in$842 ;
+  assign \b_next$863  = \b_in$721 ;
+  assign \b_out$865  = \b_in$864 ;
+  assign \valid_out$867  = \valid_in$866 ;
+  assign \first_out$869  = \first_in$868 ;
+  assign \last_out$871  = \last_in$870 ;
+  assign \chain_out$873  = \chain_in$872 ;
+  assign \chain_valid_out$875  = \chain_valid_in$874 ;
+  assign \drain$876  = drain_5;
+  assign \en$877  = en_pe_3_6;
+  assign \a_out$879  = \a_in$878 ;
+  assign \a_next$880  = \a_in$860 ;
+  assign \b_next$881  = \b_in$739 ;
+  assign \b_out$883  = \b_in$882 ;
+  assign \valid_out$885  = \valid_in$884 ;
+  assign \first_out$887  = \first_in$886 ;
+  assign \last_out$889  = \last_in$888 ;
+  assign \chain_out$891  = \chain_in$890 ;
+  assign \chain_valid_out$893  = \chain_valid_in$892 ;
+  assign \drain$894  = drain_6;
+  assign \en$895  = en_pe_3_7;
+  assign \a_out$897  = \a_in$896 ;
+  assign \a_next$898  = \a_in$878 ;
+  assign \b_next$899  = \b_in$757 ;
+  assign \b_out$901  = \b_in$900 ;
+  assign \valid_out$903  = \valid_in$902 ;
+  assign \first_out$905  = \first_in$904 ;
+  assign \last_out$907  = \last_in$906 ;
+  assign \chain_out$909  = \chain_in$908 ;
+  assign \chain_valid_out$911  = \chain_valid_in$910 ;
+  assign \drain$912  = drain_7;
+  assign \en$913  = en_pe_4_0;
+  assign \a_in$914  = \o$386 [39:32];
+  assign \a_next$915  = o_next[39:32];
+  assign \b_next$916  = \b_in$774 ;
+  assign \b_out$918  = \b_in$917 ;
+  assign \valid_out$920  = \valid_in$919 ;
+  assign \first_out$922  = \first_in$921 ;
+  assign \last_out$924  = \last_in$923 ;
+  assign \chain_out$926  = \chain_in$925 ;
+  assign \chain_valid_out$928  = \chain_valid_in$927 ;
+  assign \drain$929  = drain_0;
+  assign \en$930  = en_pe_4_1;
+  assign \a_out$932  = \a_in$931 ;
+  assign \a_next$933  = \o$386 [39:32];
+  assign \b_next$934  = \b_in$792 ;
+  assign \b_out$936  = \b_in$935 ;
+  assign \valid_out$938  = \valid_in$937 ;
+  assign \first_out$940  = \first_in$939 ;
+  assign \last_out$942  = \last_in$941 ;
+  assign \chain_out$944  = \chain_in$943 ;
+  assign \chain_valid_out$946  = \chain_valid_in$945 ;
+  assign \drain$947  = drain_1;
+  assign \en$948  = en_pe_4_2;
+  assign \a_out$950  = \a_in$949 ;
+  assign \a_next$951  = \a_in$931 ;
+  assign \b_next$952  = \b_in$810 ;
+  assign \b_out$954  = \b_in$953 ;
+  assign \valid_out$956  = \valid_in$955 ;
+  assign \first_out$958  = \first_in$957 ;
+  assign \last_out$960  = \last_in$959 ;
+  assign \chain_out$962  = \chain_in$961 ;
+  assign \chain_valid_out$964  = \chain_valid_in$963 ;
+  assign \drain$965  = drain_2;
+  assign \en$966  = en_pe_4_3;
+  assign \a_out$968  = \a_in$967 ;
+  assign \a_next$969  = \a_in$949 ;
+  assign \b_next$970  = \b_in$828 ;
+  assign \b_out$972  = \b_in$971 ;
+  assign \valid_out$974  = \valid_in$973 ;
+  assign \first_out$976  = \first_in$975 ;
+  assign \last_out$978  = \last_in$977 ;
+  assign \chain_out$980  = \chain_in$979 ;
+  assign \chain_valid_out$982  = \chain_valid_in$981 ;
+  assign \drain$983  = drain_3;
+  assign \en$984  = en_pe_4_4;
+  assign \a_out$986  = \a_in$985 ;
+  assign \a_next$987  = \a_in$967 ;
+  assign \b_next$988  = \b_in$846 ;
+  assign \b_out$990  = \b_in$989 ;
+  assign \valid_out$992  = \valid_in$991 ;
+  assign \first_out$994  = \first_in$993 ;
+  assign \last_out$996  = \last_in$995 ;
+  assign \chain_out$998  = \chain_in$997 ;
+  assign \chain_valid_out$1000  = \chain_valid_in$999 ;
+  assign \drain$1001  = drain_4;
+  assign \en$1002  = en_pe_4_5;
+  assign \a_out$1004  = \a_in$1003 ;
+  assign \a_next$1005  = \a_in$985 ;
+  assign \b_next$1006  = \b_in$864 ;
+  assign \b_out$1008  = \b_in$1007 ;
+  assign \valid_out$1010  = \valid_in$1009 ;
+  assign \first_out$1012  = \first_in$1011 ;
+  assign \last_out$1014  = \last_in$1013 ;
+  assign \chain_out$1016  = \chain_in$1015 ;
+  assign \chain_valid_out$1018  = \chain_valid_in$1017 ;
+  assign \drain$1019  = drain_5;
+  assign \en$1020  = en_pe_4_6;
+  assign \a_out$1022  = \a_in$1021 ;
+  assign \a_next$1023  = \a_in$1003 ;
+  assign \b_next$1024  = \b_in$882 ;
+  assign \b_out$1026  = \b_in$1025 ;
+  assign \valid_out$1028  = \valid_in$1027 ;
+  assign \first_out$1030  = \first_in$1029 ;
+  assign \last_out$1032  = \last_in$1031 ;
+  assign \chain_out$1034  = \chain_in$1033 ;
+  assign \chain_valid_out$1036  = \chain_valid_in$1035 ;
+  assign \drain$1037  = drain_6;
+  assign \en$1038  = en_pe_4_7;
+  assign \a_out$1040  = \a_in$1039 ;
+  assign \a_next$1041  = \a_in$1021 ;
+  assign \b_next$1042  = \b_in$900 ;
+  assign \b_out$1044  = \b_in$1043 ;
+  assign \valid_out$1046  = \valid_in$1045 ;
+  assign \first_out$1048  = \first_in$1047 ;
+  assign \last_out$1050  = \last_in$1049 ;
+  assign \chain_out$1052  = \chain_in$1051 ;
+  assign \chain_valid_out$1054  = \chain_valid_in$1053 ;
+  assign \drain$1055  = drain_7;
+  assign \en$1056  = en_pe_5_0;
+  assign \a_in$1057  = \o$386 [47:40];
+  assign \a_next$1058  = o_next[47:40];
+  assign \b_next$1059  = \b_in$917 ;
+  assign \b_out$1061  = \b_in$1060 ;
+  assign \valid_out$1063  = \valid_in$1062 ;
+  assign \first_out$1065  = \first_in$1064 ;
+  assign \last_out$1067  = \last_in$1066 ;
+  assign \chain_out$1069  = \chain_in$1068 ;
+  assign \chain_valid_out$1071  = \chain_valid_in$1070 ;
+  assign \drain$1072  = drain_0;
+  assign \en$1073  = en_pe_5_1;
+  assign \a_out$1075  = \a_in$1074 ;
+  assign \a_next$1076  = \o$386 [47:40];
+  assign \b_next$1077  = \b_in$935 ;
+  assign \b_out$1079  = \b_in$1078 ;
+  assign \valid_out$1081  = \valid_in$1080 ;
+  assign \first_out$1083  = \first_in$1082 ;
+  assign \last_out$1085  = \last_in$1084 ;
+  assign \chain_out$1087  = \chain_in$1086 ;
+  assign \chain_valid_out$1089  = \chain_valid_in$1088 ;
+  assign \drain$1090  = drain_1;
+  assign \en$1091  = en_pe_5_2;
+  assign \a_out$1093  = \a_in$1092 ;
+  assign \a_next$1094  = \a_in$1074 ;
+  assign \b_next$1095  = \b_in$953 ;
+  assign \b_out$1097  = \b_in$1096 ;
+  assign \valid_out$1099  = \valid_in$1098 ;
+  assign \first_out$1101  = \first_in$1100 ;
+  assign \last_out$1103  = \last_in$1102 ;
+  assign \chain_out$1105  = \chain_in$1104 ;
+  assign \chain_valid_out$1107  = \chain_valid_in$1106 ;
+  assign \drain$1108  = drain_2;
+  assign \en$1109  = en_pe_5_3;
+  assign \a_out$1111  = \a_in$1110 ;
+  assign \a_next$1112  = \a_in$1092 ;
+  assign \b_next$1113  = \b_in$971 ;
+  assign \b_out$1115  = \b_in$1114 ;
+  assign \valid_out$1117  = \valid_in$1116 ;
+  assign \first_out$1119  = \first_in$1118 ;
+  assign \last_out$1121  = \last_in$1120 ;
+  assign \chain_out$1123  = \chain_in$1122 ;
+  assign \chain_valid_out$1125  = \chain_valid_in$1124 ;
+  assign \drain$1126  = drain_3;
+  assign \en$1127  = en_pe_5_4;
+  assign \a_out$1129  = \a_in$1128 ;
+  assign \a_next$1130  = \a_in$1110 ;
+  assign \b_next$1131  = \b_in$989 ;
+  assign \b_out$1133  = \b_in$1132 ;
+  assign \valid_out$1135  = \valid_in$1134 ;
+  assign \first_out$1137  = \first_in$1136 ;
+  assign \last_out$1139  = \last_in$1138 ;
+  assign \chain_out$1141  = \chain_in$1140 ;
+  assign \chain_valid_out$1143  = \chain_valid_in$1142 ;
+  assign \drain$1144  = drain_4;
+  assign \en$1145  = en_pe_5_5;
+  assign \a_out$1147  = \a_in$1146 ;
+  assign \a_next$1148  = \a_in$1128 ;
+  assign \b_next$1149  = \b_in$1007 ;
+  assign \b_out$1151  = \b_in$1150 ;
+  assign \valid_out$1153  = \valid_in$1152 ;
+  assign \first_out$1155  = \first_in$1154 ;
+  assign \last_out$1157  = \last_in$1156 ;
+  assign \chain_out$1159  = \chain_in$1158 ;
+  assign \chain_valid_out$1161  = \chain_valid_in$1160 ;
+  assign \drain$1162  = drain_5;
+  assign \en$1163  = en_pe_5_6;
+  assign \a_out$1165  = \a_in$1164 ;
+  assign \a_next$1166  = \a_in$1146 ;
+  assign \b_next$1167  = \b_in$1025 ;
+  assign \b_out$1169  = \b_in$1168 ;
+  assign \valid_out$1171  = \valid_in$1170 ;
+  assign \first_out$1173  = \first_in$1172 ;
+  assign \last_out$1175  = \last_in$1174 ;
+  assign \chain_out$1177  = \chain_in$1176 ;
+  assign \chain_valid_out$1179  = \chain_valid_in$1178 ;
+  assign \drain$1180  = drain_6;
+  assign \en$1181  = en_pe_5_7;
+  assign \a_out$1183  = \a_in$1182 ;
+  assign \a_next$1184  = \a_in$1164 ;
+  assign \b_next$1185  = \b_in$1043 ;
+  assign \b_out$1187  = \b_in$1186 ;
+  assign \valid_out$1189  = \valid_in$1188 ;
+  assign \first_out$1191  = \first_in$1190 ;
+  assign \last_out$1193  = \last_in$1192 ;
+  assign \chain_out$1195  = \chain_in$1194 ;
+  assign \chain_valid_out$1197  = \chain_valid_in$1196 ;
+  assign \drain$1198  = drain_7;
+  assign \en$1199  = en_pe_6_0;
+  assign \a_in$1200  = \o$386 [55:48];
+  assign \a_next$1201  = o_next[55:48];
+  assign \b_next$1202  = \b_in$1060 ;
+  assign \b_out$1204  = \b_in$1203 ;
+  assign \valid_out$1206  = \valid_in$1205 ;
+  assign \first_out$1208  = \first_in$1207 ;
+  assign \last_out$1210  = \last_in$1209 ;
+  assign \chain_out$1212  = \chain_in$1211 ;
+  assign \chain_valid_out$1214  = \chain_valid_in$1213 ;
+  assign \drain$1215  = drain_0;
+  assign \en$1216  = en_pe_6_1;
+  assign \a_out$1218  = \a_in$1217 ;
+  assign \a_next$1219  = \o$386 [55:48];
+  assign \b_next$1220  = \b_in$1078 ;
+  assign \b_out$1222  = \b_in$1221 ;
+  assign \valid_out$1224  = \valid_in$1223 ;
+  assign \first_out$1226  = \first_in$1225 ;
+  assign \last_out$1228  = \last_in$1227 ;
+  assign \chain_out$1230  = \chain_in$1229 ;
+  assign \chain_valid_out$1232  = \chain_valid_in$1231 ;
+  assign \drain$1233  = drain_1;
+  assign \en$1234  = en_pe_6_2;
+  assign \a_out$1236  = \a_in$1235 ;
+  assign \a_next$1237  = \a_in$1217 ;
+  assign \b_next$1238  = \b_in$1096 ;
+  assign \b_out$1240  = \b_in$1239 ;
+  assign \valid_out$1242  = \valid_in$1241 ;
+  assign \first_out$1244  = \first_in$1243 ;
+  assign \last_out$1246  = \last_in$1245 ;
+  assign \chain_out$1248  = \chain_in$1247 ;
+  assign \chain_valid_out$1250  = \chain_valid_in$1249 ;
+  assign \drain$1251  = drain_2;
+  assign \en$1252  = en_pe_6_3;
+  assign \a_out$1254  = \a_in$1253 ;
+  assign \a_next$1255  = \a_in$1235 ;
+  assign \b_next$1256  = \b_in$1114 ;
+  assign \b_out$1258  = \b_in$1257 ;
+  assign \valid_out$1260  = \valid_in$1259 ;
+  assign \first_out$1262  = \first_in$1261 ;
+  assign \last_out$1264  = \last_in$1263 ;
+  assign \chain_out$1266  = \chain_in$1265 ;
+  assign \chain_valid_out$1268  = \chain_valid_in$1267 ;
+  assign \drain$1269  = drain_3;
+  assign \en$1270  = en_pe_6_4;
+  assign \a_out$1272  = \a_in$1271 ;
+  assign \a_next$1273  = \a_in$1253 ;
+  assign \b_next$1274  = \b_in$1132 ;
+  assign \b_out$1276  = \b_in$1275 ;
+  assign \valid_out$1278  = \valid_in$1277 ;
+  assign \first_out$1280  = \first_in$1279 ;
+  assign \last_out$1282  = \last_in$1281 ;
+  assign \chain_out$1284  = \chain_in$1283 ;
+  assign \chain_valid_out$1286  = \chain_valid_in$1285 ;
+  assign \drain$1287  = drain_4;
+  assign \en$1288  = en_pe_6_5;
+  assign \a_out$1290  = \a_in$1289 ;
+  assign \a_next$1291  = \a_in$1271 ;
+  assign \b_next$1292  = \b_in$1150 ;
+  assign \b_out$1294  = \b_in$1293 ;
+  assign \valid_out$1296  = \valid_in$1295 ;
+  assign \first_out$1298  = \first_in$1297 ;
+  assign \last_out$1300  = \last_in$1299 ;
+  assign \chain_out$1302  = \chain_in$1301 ;
+  assign \chain_valid_out$1304  = \chain_valid_in$1303 ;
+  assign \drain$1305  = drain_5;
+  assign \en$1306  = en_pe_6_6;
+  assign \a_out$1308  = \a_in$1307 ;
+  assign \a_next$1309  = \a_in$1289 ;
+  assign \b_next$1310  = \b_in$1168 ;
+  assign \b_out$1312  = \b_in$1311 ;
+  assign \valid_out$1314  = \valid_in$1313 ;
+  assign \first_out$1316  = \first_in$1315 ;
+  assign \last_out$1318  = \last_in$1317 ;
+  assign \chain_out$1320  = \chain_in$1319 ;
+  assign \chain_valid_out$1322  = \chain_valid_in$1321 ;
+  assign \drain$1323  = drain_6;
+  assign \en$1324  = en_pe_6_7;
+  assign \a_out$1326  = \a_in$1325 ;
+  assign \a_next$1327  = \a_in$1307 ;
+  assign \b_next$1328  = \b_in$1186 ;
+  assign \b_out$1330  = \b_in$1329 ;
+  assign \valid_out$1332  = \valid_in$1331 ;
+  assign \first_out$1334  = \first_in$1333 ;
+  assign \last_out$1336  = \last_in$1335 ;
+  assign \chain_out$1338  = \chain_in$1337 ;
+  assign \chain_valid_out$1340  = \chain_valid_in$1339 ;
+  assign \drain$1341  = drain_7;
+  assign \en$1342  = en_pe_7_0;
+  assign \a_in$1343  = \o$386 [63:56];
+  assign \a_next$1344  = o_next[63:56];
+  assign \b_next$1345  = \b_in$1203 ;
+  assign \b_out$1347  = \b_in$1346 ;
+  assign \valid_out$1349  = \valid_in$1348 ;
+  assign \first_out$1351  = \first_in$1350 ;
+  assign \last_out$1353  = \last_in$1352 ;
+  assign \chain_out$1355  = \chain_in$1354 ;
+  assign \chain_valid_out$1357  = \chain_valid_in$1356 ;
+  assign \drain$1358  = drain_0;
+  assign \en$1359  = en_pe_7_1;
+  assign \a_out$1361  = \a_in$1360 ;
+  assign \a_next$1362  = \o$386 [63:56];
+  assign \b_next$1363  = \b_in$1221 ;
+  assign \b_out$1365  = \b_in$1364 ;
+  assign \valid_out$1367  = \valid_in$1366 ;
+  assign \first_out$1369  = \first_in$1368 ;
+  assign \last_out$1371  = \last_in$1370 ;
+  assign \chain_out$1373  = \chain_in$1372 ;
+  assign \chain_valid_out$1375  = \chain_valid_in$1374 ;
+  assign \drain$1376  = drain_1;
+  assign \en$1377  = en_pe_7_2;
+  assign \a_out$1379  = \a_in$1378 ;
+  assign \a_next$1380  = \a_in$1360 ;
+  assign \b_next$1381  = \b_in$1239 ;
+  assign \b_out$1383  = \b_in$1382 ;
+  assign \valid_out$1385  = \valid_in$1384 ;
+  assign \first_out$1387  = \first_in$1386 ;
+  assign \last_out$1389  = \last_in$1388 ;
+  assign \chain_out$1391  = \chain_in$1390 ;
+  assign \chain_valid_out$1393  = \chain_valid_in$1392 ;
+  assign \drain$1394  = drain_2;
+  assign \en$1395  = en_pe_7_3;
+  assign \a_out$1397  = \a_in$1396 ;
+  assign \a_next$1398  = \a_in$1378 ;
+  assign \b_next$1399  = \b_in$1257 ;
+  assign \b_out$1401  = \b_in$1400 ;
+  assign \valid_out$1403  = \valid_in$1402 ;
+  assign \first_out$1405  = \first_in$1404 ;
+  assign \last_out$1407  = \last_in$1406 ;
+  assign \chain_out$1409  = \chain_in$1408 ;
+  assign \chain_valid_out$1411  = \chain_valid_in$1410 ;
+  assign \drain$1412  = drain_3;
+  assign \en$1413  = en_pe_7_4;
+  assign \a_out$1415  = \a_in$1414 ;
+  assign \a_next$1416  = \a_in$1396 ;
+  assign \b_next$1417  = \b_in$1275 ;
+  assign \b_out$1419  = \b_in$1418 ;
+  assign \valid_out$1421  = \valid_in$1420 ;
+  assign \first_out$1423  = \first_in$1422 ;
+  assign \last_out$1425  = \last_in$1424 ;
+  assign \chain_out$1427  = \chain_in$1426 ;
+  assign \chain_valid_out$1429  = \chain_valid_in$1428 ;
+  assign \drain$1430  = drain_4;
+  assign \en$1431  = en_pe_7_5;
+  assign \a_out$1433  = \a_in$1432 ;
+  assign \a_next$1434  = \a_in$1414 ;
+  assign \b_next$1435  = \b_in$1293 ;
+  assign \b_out$1437  = \b_in$1436 ;
+  assign \valid_out$1439  = \valid_in$1438 ;
+  assign \first_out$1441  = \first_in$1440 ;
+  assign \last_out$1443  = \last_in$1442 ;
+  assign \chain_out$1445  = \chain_in$1444 ;
+  assign \chain_valid_out$1447  = \chain_valid_in$1446 ;
+  assign \drain$1448  = drain_5;
+  assign \en$1449  = en_pe_7_6;
+  assign \a_out$1451  = \a_in$1450 ;
+  assign \a_next$1452  = \a_in$1432 ;
+  assign \b_next$1453  = \b_in$1311 ;
+  assign \b_out$1455  = \b_in$1454 ;
+  assign \valid_out$1457  = \valid_in$1456 ;
+  assign \first_out$1459  = \first_in$1458 ;
+  assign \last_out$1461  = \last_in$1460 ;
+  assign \chain_out$1463  = \chain_in$1462 ;
+  assign \chain_valid_out$1465  = \chain_valid_in$1464 ;
+  assign \drain$1466  = drain_6;
+  assign \en$1467  = en_pe_7_7;
+  assign \a_out$1469  = \a_in$1468 ;
+  assign \a_next$1470  = \a_in$1450 ;
+  assign \b_next$1471  = \b_in$1329 ;
+  assign \b_out$1473  = \b_in$1472 ;
+  assign \valid_out$1475  = \valid_in$1474 ;
+  assign \first_out$1477  = \first_in$1476 ;
+  assign \last_out$1479  = \last_in$1478 ;
+  assign \chain_out$1481  = \chain_in$1480 ;
+  assign \chain_valid_out$1483  = \chain_valid_in$1482 ;
+  assign \drain$1484  = drain_7;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -5237,54 +5277,54 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
-  assign \i$369[0]  = \i$369 [7:0];
-  assign \i$369[1]  = \i$369 [15:8];
-  assign \i$369[2]  = \i$369 [23:16];
-  assign \i$369[3]  = \i$369 [31:24];
-  assign \i$369[4]  = \i$369 [39:32];
-  assign \i$369[5]  = \i$369 [47:40];
-  assign \i$369[6]  = \i$369 [55:48];
-  assign \i$369[7]  = \i$369 [63:56];
-  assign \i$370[0]  = in_b[7:0];
-  assign \i$370[1]  = in_b[15:8];
-  assign \i$370[2]  = in_b[23:16];
-  assign \i$370[3]  = in_b[31:24];
-  assign \i$370[4]  = in_b[39:32];
-  assign \i$370[5]  = in_b[47:40];
-  assign \i$370[6]  = in_b[55:48];
-  assign \i$370[7]  = in_b[63:56];
-  assign \i$371[0]  = \i$371 [2:0];
-  assign \i$371[0].valid  = \i$371 [0];
-  assign \i$371[0].first  = \i$371 [1];
-  assign \i$371[0].last  = \i$371 [2];
-  assign \i$371[1]  = \i$371 [5:3];
-  assign \i$371[1].valid  = \i$371 [3];
-  assign \i$371[1].first  = \i$371 [4];
-  assign \i$371[1].last  = \i$371 [5];
-  assign \i$371[2]  = \i$371 [8:6];
-  assign \i$371[2].valid  = \i$371 [6];
-  assign \i$371[2].first  = \i$371 [7];
-  assign \i$371[2].last  = \i$371 [8];
-  assign \i$371[3]  = \i$371 [11:9];
-  assign \i$371[3].valid  = \i$371 [9];
-  assign \i$371[3].first  = \i$371 [10];
-  assign \i$371[3].last  = \i$371 [11];
-  assign \i$371[4]  = \i$371 [14:12];
-  assign \i$371[4].valid  = \i$371 [12];
-  assign \i$371[4].first  = \i$371 [13];
-  assign \i$371[4].last  = \i$371 [14];
-  assign \i$371[5]  = \i$371 [17:15];
-  assign \i$371[5].valid  = \i$371 [15];
-  assign \i$371[5].first  = \i$371 [16];
-  assign \i$371[5].last  = \i$371 [17];
-  assign \i$371[6]  = \i$371 [20:18];
-  assign \i$371[6].valid  = \i$371 [18];
-  assign \i$371[6].first  = \i$371 [19];
-  assign \i$371[6].last  = \i$371 [20];
-  assign \i$371[7]  = \i$371 [23:21];
-  assign \i$371[7].valid  = \i$371 [21];
-  assign \i$371[7].first  = \i$371 [22];
-  assign \i$371[7].last  = \i$371 [23];
+  assign \i$379[0]  = \i$379 [7:0];
+  assign \i$379[1]  = \i$379 [15:8];
+  assign \i$379[2]  = \i$379 [23:16];
+  assign \i$379[3]  = \i$379 [31:24];
+  assign \i$379[4]  = \i$379 [39:32];
+  assign \i$379[5]  = \i$379 [47:40];
+  assign \i$379[6]  = \i$379 [55:48];
+  assign \i$379[7]  = \i$379 [63:56];
+  assign \i$380[0]  = in_b[7:0];
+  assign \i$380[1]  = in_b[15:8];
+  assign \i$380[2]  = in_b[23:16];
+  assign \i$380[3]  = in_b[31:24];
+  assign \i$380[4]  = in_b[39:32];
+  assign \i$380[5]  = in_b[47:40];
+  assign \i$380[6]  = in_b[55:48];
+  assign \i$380[7]  = in_b[63:56];
+  assign \i$381[0]  = \i$381 [2:0];
+  assign \i$381[0].valid  = \i$381 [0];
+  assign \i$381[0].first  = \i$381 [1];
+  assign \i$381[0].last  = \i$381 [2];
+  assign \i$381[1]  = \i$381 [5:3];
+  assign \i$381[1].valid  = \i$381 [3];
+  assign \i$381[1].first  = \i$381 [4];
+  assign \i$381[1].last  = \i$381 [5];
+  assign \i$381[2]  = \i$381 [8:6];
+  assign \i$381[2].valid  = \i$381 [6];
+  assign \i$381[2].first  = \i$381 [7];
+  assign \i$381[2].last  = \i$381 [8];
+  assign \i$381[3]  = \i$381 [11:9];
+  assign \i$381[3].valid  = \i$381 [9];
+  assign \i$381[3].first  = \i$381 [10];
+  assign \i$381[3].last  = \i$381 [11];
+  assign \i$381[4]  = \i$381 [14:12];
+  assign \i$381[4].valid  = \i$381 [12];
+  assign \i$381[4].first  = \i$381 [13];
+  assign \i$381[4].last  = \i$381 [14];
+  assign \i$381[5]  = \i$381 [17:15];
+  assign \i$381[5].valid  = \i$381 [15];
+  assign \i$381[5].first  = \i$381 [16];
+  assign \i$381[5].last  = \i$381 [17];
+  assign \i$381[6]  = \i$381 [20:18];
+  assign \i$381[6].valid  = \i$381 [18];
+  assign \i$381[6].first  = \i$381 [19];
+  assign \i$381[6].last  = \i$381 [20];
+  assign \i$381[7]  = \i$381 [23:21];
+  assign \i$381[7].valid  = \i$381 [21];
+  assign \i$381[7].first  = \i$381 [22];
+  assign \i$381[7].last  = \i$381 [23];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
@@ -5293,22 +5333,22 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \i_next[5]  = i_next[47:40];
   assign \i_next[6]  = i_next[55:48];
   assign \i_next[7]  = i_next[63:56];
-  assign \i_next$373[0]  = operands__payload[71:64];
-  assign \i_next$373[1]  = operands__payload[79:72];
-  assign \i_next$373[2]  = operands__payload[87:80];
-  assign \i_next$373[3]  = operands__payload[95:88];
-  assign \i_next$373[4]  = operands__payload[103:96];
-  assign \i_next$373[5]  = operands__payload[111:104];
-  assign \i_next$373[6]  = operands__payload[119:112];
-  assign \i_next$373[7]  = operands__payload[127:120];
-  assign \o$376[0]  = \o$376 [7:0];
-  assign \o$376[1]  = \o$376 [15:8];
-  assign \o$376[2]  = \o$376 [23:16];
-  assign \o$376[3]  = \o$376 [31:24];
-  assign \o$376[4]  = \o$376 [39:32];
-  assign \o$376[5]  = \o$376 [47:40];
-  assign \o$376[6]  = \o$376 [55:48];
-  assign \o$376[7]  = \o$376 [63:56];
+  assign \i_next$383[0]  = operands__payload[71:64];
+  assign \i_next$383[1]  = operands__payload[79:72];
+  assign \i_next$383[2]  = operands__payload[87:80];
+  assign \i_next$383[3]  = operands__payload[95:88];
+  assign \i_next$383[4]  = operands__payload[103:96];
+  assign \i_next$383[5]  = operands__payload[111:104];
+  assign \i_next$383[6]  = operands__payload[119:112];
+  assign \i_next$383[7]  = operands__payload[127:120];
+  assign \o$386[0]  = \o$386 [7:0];
+  assign \o$386[1]  = \o$386 [15:8];
+  assign \o$386[2]  = \o$386 [23:16];
+  assign \o$386[3]  = \o$386 [31:24];
+  assign \o$386[4]  = \o$386 [39:32];
+  assign \o$386[5]  = \o$386 [47:40];
+  assign \o$386[6]  = \o$386 [55:48];
+  assign \o$386[7]  = \o$386 [63:56];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
@@ -5317,54 +5357,54 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o_next[5]  = o_next[47:40];
   assign \o_next[6]  = o_next[55:48];
   assign \o_next[7]  = o_next[63:56];
-  assign \o_next$380[0]  = \o_next$380 [7:0];
-  assign \o_next$380[1]  = \o_next$380 [15:8];
-  assign \o_next$380[2]  = \o_next$380 [23:16];
-  assign \o_next$380[3]  = \o_next$380 [31:24];
-  assign \o_next$380[4]  = \o_next$380 [39:32];
-  assign \o_next$380[5]  = \o_next$380 [47:40];
-  assign \o_next$380[6]  = \o_next$380 [55:48];
-  assign \o_next$380[7]  = \o_next$380 [63:56];
-  assign \o$382[0]  = \o$382 [7:0];
-  assign \o$382[1]  = \o$382 [15:8];
-  assign \o$382[2]  = \o$382 [23:16];
-  assign \o$382[3]  = \o$382 [31:24];
-  assign \o$382[4]  = \o$382 [39:32];
-  assign \o$382[5]  = \o$382 [47:40];
-  assign \o$382[6]  = \o$382 [55:48];
-  assign \o$382[7]  = \o$382 [63:56];
-  assign \o$384[0]  = \o$384 [2:0];
-  assign \o$384[0].valid  = \o$384 [0];
-  assign \o$384[0].first  = \o$384 [1];
-  assign \o$384[0].last  = \o$384 [2];
-  assign \o$384[1]  = \o$384 [5:3];
-  assign \o$384[1].valid  = \o$384 [3];
-  assign \o$384[1].first  = \o$384 [4];
-  assign \o$384[1].last  = \o$384 [5];
-  assign \o$384[2]  = \o$384 [8:6];
-  assign \o$384[2].valid  = \o$384 [6];
-  assign \o$384[2].first  = \o$384 [7];
-  assign \o$384[2].last  = \o$384 [8];
-  assign \o$384[3]  = \o$384 [11:9];
-  assign \o$384[3].valid  = \o$384 [9];
-  assign \o$384[3].first  = \o$384 [10];
-  assign \o$384[3].last  = \o$384 [11];
-  assign \o$384[4]  = \o$384 [14:12];
-  assign \o$384[4].valid  = \o$384 [12];
-  assign \o$384[4].first  = \o$384 [13];
-  assign \o$384[4].last  = \o$384 [14];
-  assign \o$384[5]  = \o$384 [17:15];
-  assign \o$384[5].valid  = \o$384 [15];
-  assign \o$384[5].first  = \o$384 [16];
-  assign \o$384[5].last  = \o$384 [17];
-  assign \o$384[6]  = \o$384 [20:18];
-  assign \o$384[6].valid  = \o$384 [18];
-  assign \o$384[6].first  = \o$384 [19];
-  assign \o$384[6].last  = \o$384 [20];
-  assign \o$384[7]  = \o$384 [23:21];
-  assign \o$384[7].valid  = \o$384 [21];
-  assign \o$384[7].first  = \o$384 [22];
-  assign \o$384[7].last  = \o$384 [23];
+  assign \o_next$390[0]  = \o_next$390 [7:0];
+  assign \o_next$390[1]  = \o_next$390 [15:8];
+  assign \o_next$390[2]  = \o_next$390 [23:16];
+  assign \o_next$390[3]  = \o_next$390 [31:24];
+  assign \o_next$390[4]  = \o_next$390 [39:32];
+  assign \o_next$390[5]  = \o_next$390 [47:40];
+  assign \o_next$390[6]  = \o_next$390 [55:48];
+  assign \o_next$390[7]  = \o_next$390 [63:56];
+  assign \o$392[0]  = \o$392 [7:0];
+  assign \o$392[1]  = \o$392 [15:8];
+  assign \o$392[2]  = \o$392 [23:16];
+  assign \o$392[3]  = \o$392 [31:24];
+  assign \o$392[4]  = \o$392 [39:32];
+  assign \o$392[5]  = \o$392 [47:40];
+  assign \o$392[6]  = \o$392 [55:48];
+  assign \o$392[7]  = \o$392 [63:56];
+  assign \o$394[0]  = \o$394 [2:0];
+  assign \o$394[0].valid  = \o$394 [0];
+  assign \o$394[0].first  = \o$394 [1];
+  assign \o$394[0].last  = \o$394 [2];
+  assign \o$394[1]  = \o$394 [5:3];
+  assign \o$394[1].valid  = \o$394 [3];
+  assign \o$394[1].first  = \o$394 [4];
+  assign \o$394[1].last  = \o$394 [5];
+  assign \o$394[2]  = \o$394 [8:6];
+  assign \o$394[2].valid  = \o$394 [6];
+  assign \o$394[2].first  = \o$394 [7];
+  assign \o$394[2].last  = \o$394 [8];
+  assign \o$394[3]  = \o$394 [11:9];
+  assign \o$394[3].valid  = \o$394 [9];
+  assign \o$394[3].first  = \o$394 [10];
+  assign \o$394[3].last  = \o$394 [11];
+  assign \o$394[4]  = \o$394 [14:12];
+  assign \o$394[4].valid  = \o$394 [12];
+  assign \o$394[4].first  = \o$394 [13];
+  assign \o$394[4].last  = \o$394 [14];
+  assign \o$394[5]  = \o$394 [17:15];
+  assign \o$394[5].valid  = \o$394 [15];
+  assign \o$394[5].first  = \o$394 [16];
+  assign \o$394[5].last  = \o$394 [17];
+  assign \o$394[6]  = \o$394 [20:18];
+  assign \o$394[6].valid  = \o$394 [18];
+  assign \o$394[6].first  = \o$394 [19];
+  assign \o$394[6].last  = \o$394 [20];
+  assign \o$394[7]  = \o$394 [23:21];
+  assign \o$394[7].valid  = \o$394 [21];
+  assign \o$394[7].first  = \o$394 [22];
+  assign \o$394[7].last  = \o$394 [23];
   assign i_next[63:56] = operands__payload[7:0];
   assign i_next[55:48] = operands__payload[15:8];
   assign i_next[47:40] = operands__payload[23:16];
@@ -5373,22 +5413,22 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign i_next[23:16] = operands__payload[47:40];
   assign i_next[15:8] = operands__payload[55:48];
   assign i_next[7:0] = operands__payload[63:56];
-  assign \i$371 [23:21] = in_flags;
-  assign \i$371 [20:18] = in_flags;
-  assign \i$371 [17:15] = in_flags;
-  assign \i$371 [14:12] = in_flags;
-  assign \i$371 [11:9] = in_flags;
-  assign \i$371 [8:6] = in_flags;
-  assign \i$371 [5:3] = in_flags;
-  assign \i$371 [2:0] = in_flags;
-  assign \i$369 [63:56] = in_a[7:0];
-  assign \i$369 [55:48] = in_a[15:8];
-  assign \i$369 [47:40] = in_a[23:16];
-  assign \i$369 [39:32] = in_a[31:24];
-  assign \i$369 [31:24] = in_a[39:32];
-  assign \i$369 [23:16] = in_a[47:40];
-  assign \i$369 [15:8] = in_a[55:48];
-  assign \i$369 [7:0] = in_a[63:56];
+  assign \i$381 [23:21] = in_flags;
+  assign \i$381 [20:18] = in_flags;
+  assign \i$381 [17:15] = in_flags;
+  assign \i$381 [14:12] = in_flags;
+  assign \i$381 [11:9] = in_flags;
+  assign \i$381 [8:6] = in_flags;
+  assign \i$381 [5:3] = in_flags;
+  assign \i$381 [2:0] = in_flags;
+  assign \i$379 [63:56] = in_a[7:0];
+  assign \i$379 [55:48] = in_a[15:8];
+  assign \i$379 [47:40] = in_a[23:16];
+  assign \i$379 [39:32] = in_a[31:24];
+  assign \i$379 [31:24] = in_a[39:32];
+  assign \i$379 [23:16] = in_a[47:40];
+  assign \i$379 [15:8] = in_a[55:48];
+  assign \i$379 [7:0] = in_a[63:56];
   assign results__payload[255:224] = \$133 ;
   assign results__payload[223:192] = \$132 ;
   assign results__payload[191:160] = \$131 ;
@@ -5400,20 +5440,20 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign results__payload[256] = \$124 ;
   assign out[256] = \$123 ;
   assign out[255:0] = o;
-  assign i[255:224] = \chain_out$359 ;
-  assign i[223:192] = \chain_out$358 ;
-  assign i[191:160] = \chain_out$357 ;
-  assign i[159:128] = \chain_out$356 ;
-  assign i[127:96] = \chain_out$355 ;
-  assign i[95:64] = \chain_out$354 ;
-  assign i[63:32] = \chain_out$353 ;
+  assign i[255:224] = \chain_out$369 ;
+  assign i[223:192] = \chain_out$368 ;
+  assign i[191:160] = \chain_out$367 ;
+  assign i[159:128] = \chain_out$366 ;
+  assign i[127:96] = \chain_out$365 ;
+  assign i[95:64] = \chain_out$364 ;
+  assign i[63:32] = \chain_out$363 ;
   assign i[31:0] = chain_out;
-  assign \$139  = \o$384 [0];
-  assign \$204  = \chain_valid_in$488 ;
+  assign \$140  = \o$394 [0];
+  assign \$205  = \chain_valid_in$498 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$1423$0 , \port$1424$0 , \port$1425$0 , \port$1426$0 , \port$1427$0 , \port$1428$0 , \port$1429$0 , \port$1430$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$1432$0 , \port$1433$0 , \port$1434$0 , \port$1435$0 , \port$1436$0 , \port$1437$0 , \port$1438$0 , \port$1439$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$10 ;
@@ -5512,22 +5552,22 @@ module \systolic_core.deskew (rst, \port$1423$0 , \port$1424$0 , \port$1425$0 , 
   wire [31:0] \o_next[5] ;
   wire [31:0] \o_next[6] ;
   wire [31:0] \o_next[7] ;
-  input \port$1423$0 ;
-  wire \port$1423$0 ;
-  input \port$1424$0 ;
-  wire \port$1424$0 ;
-  input \port$1425$0 ;
-  wire \port$1425$0 ;
-  input \port$1426$0 ;
-  wire \port$1426$0 ;
-  input \port$1427$0 ;
-  wire \port$1427$0 ;
-  input \port$1428$0 ;
-  wire \port$1428$0 ;
-  input \port$1429$0 ;
-  wire \port$1429$0 ;
-  input \port$1430$0 ;
-  wire \port$1430$0 ;
+  input \port$1432$0 ;
+  wire \port$1432$0 ;
+  input \port$1433$0 ;
+  wire \port$1433$0 ;
+  input \port$1434$0 ;
+  wire \port$1434$0 ;
+  input \port$1435$0 ;
+  wire \port$1435$0 ;
+  input \port$1436$0 ;
+  wire \port$1436$0 ;
+  input \port$1437$0 ;
+  wire \port$1437$0 ;
+  input \port$1438$0 ;
+  wire \port$1438$0 ;
+  input \port$1439$0 ;
+  wire \port$1439$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5589,200 +5629,200 @@ module \systolic_core.deskew (rst, \port$1423$0 , \port$1424$0 , \port$1425$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$1423$0 ) begin
+    if (\port$1432$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$1423$0 ) begin
+    if (\port$1432$0 ) begin
       \$2  = lane0_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$1423$0 ) begin
+    if (\port$1432$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane0_d4;
-    if (\port$1423$0 ) begin
+    if (\port$1432$0 ) begin
       \$4  = lane0_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane0_d5;
-    if (\port$1423$0 ) begin
+    if (\port$1432$0 ) begin
       \$5  = lane0_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane0_d6;
-    if (\port$1423$0 ) begin
+    if (\port$1432$0 ) begin
       \$6  = lane0_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$7  = lane0_d7;
-    if (\port$1423$0 ) begin
+    if (\port$1432$0 ) begin
       \$7  = lane0_d6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = lane1_d1;
-    if (\port$1424$0 ) begin
+    if (\port$1433$0 ) begin
       \$8  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$9  = lane1_d2;
-    if (\port$1424$0 ) begin
+    if (\port$1433$0 ) begin
       \$9  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$10  = lane1_d3;
-    if (\port$1424$0 ) begin
+    if (\port$1433$0 ) begin
       \$10  = lane1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$11  = lane1_d4;
-    if (\port$1424$0 ) begin
+    if (\port$1433$0 ) begin
       \$11  = lane1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$12  = lane1_d5;
-    if (\port$1424$0 ) begin
+    if (\port$1433$0 ) begin
       \$12  = lane1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$13  = lane1_d6;
-    if (\port$1424$0 ) begin
+    if (\port$1433$0 ) begin
       \$13  = lane1_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$14  = lane2_d1;
-    if (\port$1425$0 ) begin
+    if (\port$1434$0 ) begin
       \$14  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = lane2_d2;
-    if (\port$1425$0 ) begin
+    if (\port$1434$0 ) begin
       \$15  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = lane2_d3;
-    if (\port$1425$0 ) begin
+    if (\port$1434$0 ) begin
       \$16  = lane2_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = lane2_d4;
-    if (\port$1425$0 ) begin
+    if (\port$1434$0 ) begin
       \$17  = lane2_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$18  = lane2_d5;
-    if (\port$1425$0 ) begin
+    if (\port$1434$0 ) begin
       \$18  = lane2_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$19  = lane3_d1;
-    if (\port$1426$0 ) begin
+    if (\port$1435$0 ) begin
       \$19  = i[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$20  = lane3_d2;
-    if (\port$1426$0 ) begin
+    if (\port$1435$0 ) begin
       \$20  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$21  = lane3_d3;
-    if (\port$1426$0 ) begin
+    if (\port$1435$0 ) begin
       \$21  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$22  = lane3_d4;
-    if (\port$1426$0 ) begin
+    if (\port$1435$0 ) begin
       \$22  = lane3_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = lane4_d1;
-    if (\port$1427$0 ) begin
+    if (\port$1436$0 ) begin
       \$23  = i[159:128];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$24  = lane4_d2;
-    if (\port$1427$0 ) begin
+    if (\port$1436$0 ) begin
       \$24  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$25  = lane4_d3;
-    if (\port$1427$0 ) begin
+    if (\port$1436$0 ) begin
       \$25  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$26  = lane5_d1;
-    if (\port$1428$0 ) begin
+    if (\port$1437$0 ) begin
       \$26  = i[191:160];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$27  = lane5_d2;
-    if (\port$1428$0 ) begin
+    if (\port$1437$0 ) begin
       \$27  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$28  = lane6_d1;
-    if (\port$1429$0 ) begin
+    if (\port$1438$0 ) begin
       \$28  = i[223:192];
     end
   end
-  assign en = { \port$1430$0 , \port$1429$0 , \port$1428$0 , \port$1427$0 , \port$1426$0 , \port$1425$0 , \port$1424$0 , \port$1423$0  };
+  assign en = { \port$1439$0 , \port$1438$0 , \port$1437$0 , \port$1436$0 , \port$1435$0 , \port$1434$0 , \port$1433$0 , \port$1432$0  };
   assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -5835,7 +5875,7 @@ module \systolic_core.deskew (rst, \port$1423$0 , \port$1424$0 , \port$1425$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3130$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3142$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -5894,16 +5934,16 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3130$0 ;
-  wire [2:0] \port$3130$0 ;
+  input [2:0] \port$3142$0 ;
+  wire [2:0] \port$3142$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3130$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3142$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3130$0 [0] & \port$3130$0 [2];
+  assign \$4  = \port$3142$0 [0] & \port$3142$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -5951,7 +5991,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3130$0 [0];
+      \$10  = \port$3142$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -5961,7 +6001,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3130$0 [1];
+      \$11  = \port$3142$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -5971,7 +6011,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3130$0 [2];
+      \$12  = \port$3142$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -5981,7 +6021,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3130$0 [0]) begin
+      if (\port$3142$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6029,15 +6069,15 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3130$0 [1];
-  assign valid_in = \port$3130$0 [0];
-  assign last_in = \port$3130$0 [2];
+  assign first_in = \port$3142$0 [1];
+  assign valid_in = \port$3142$0 [0];
+  assign last_in = \port$3142$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3130$3 , pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3142$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6096,16 +6136,16 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$3130$3 ;
-  wire [2:0] \port$3130$3 ;
+  input [2:0] \port$3142$3 ;
+  wire [2:0] \port$3142$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3130$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3142$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3130$3 [0] & \port$3130$3 [2];
+  assign \$4  = \port$3142$3 [0] & \port$3142$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -6153,7 +6193,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3130$3 [0];
+      \$10  = \port$3142$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
@@ -6163,7 +6203,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3130$3 [1];
+      \$11  = \port$3142$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -6173,7 +6213,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3130$3 [2];
+      \$12  = \port$3142$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -6183,7 +6223,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3130$3 [0]) begin
+      if (\port$3142$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6231,15 +6271,15 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3130$3 [1];
-  assign valid_in = \port$3130$3 [0];
-  assign last_in = \port$3130$3 [2];
+  assign first_in = \port$3142$3 [1];
+  assign valid_in = \port$3142$3 [0];
+  assign last_in = \port$3142$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$6 , pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6298,16 +6338,16 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$3130$6 ;
-  wire [2:0] \port$3130$6 ;
+  input [2:0] \port$3142$6 ;
+  wire [2:0] \port$3142$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3130$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3142$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3130$6 [0] & \port$3130$6 [2];
+  assign \$4  = \port$3142$6 [0] & \port$3142$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -6355,7 +6395,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3130$6 [0];
+      \$10  = \port$3142$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
@@ -6365,7 +6405,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3130$6 [1];
+      \$11  = \port$3142$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -6375,7 +6415,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3130$6 [2];
+      \$12  = \port$3142$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -6385,7 +6425,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3130$6 [0]) begin
+      if (\port$3142$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6433,15 +6473,15 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3130$6 [1];
-  assign valid_in = \port$3130$6 [0];
-  assign last_in = \port$3130$6 [2];
+  assign first_in = \port$3142$6 [1];
+  assign valid_in = \port$3142$6 [0];
+  assign last_in = \port$3142$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$9 , pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6500,16 +6540,16 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$3130$9 ;
-  wire [2:0] \port$3130$9 ;
+  input [2:0] \port$3142$9 ;
+  wire [2:0] \port$3142$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3130$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3142$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3130$9 [0] & \port$3130$9 [2];
+  assign \$4  = \port$3142$9 [0] & \port$3142$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -6557,7 +6597,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3130$9 [0];
+      \$10  = \port$3142$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
@@ -6567,7 +6607,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3130$9 [1];
+      \$11  = \port$3142$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -6577,7 +6617,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3130$9 [2];
+      \$12  = \port$3142$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -6587,7 +6627,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3130$9 [0]) begin
+      if (\port$3142$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6635,15 +6675,15 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3130$9 [1];
-  assign valid_in = \port$3130$9 [0];
-  assign last_in = \port$3130$9 [2];
+  assign first_in = \port$3142$9 [1];
+  assign valid_in = \port$3142$9 [0];
+  assign last_in = \port$3142$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$12 , pe_0_4_sync_clk);
+module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$12 , pe_0_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6702,16 +6742,16 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_4_sync_clk;
   input pe_0_4_sync_rst;
   wire pe_0_4_sync_rst;
-  input [2:0] \port$3130$12 ;
-  wire [2:0] \port$3130$12 ;
+  input [2:0] \port$3142$12 ;
+  wire [2:0] \port$3142$12 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3130$12 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3142$12 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3130$12 [0] & \port$3130$12 [2];
+  assign \$4  = \port$3142$12 [0] & \port$3142$12 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_4_sync_clk)
@@ -6759,7 +6799,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3130$12 [0];
+      \$10  = \port$3142$12 [0];
     end
     if (pe_0_4_sync_rst) begin
       \$10  = 1'h0;
@@ -6769,7 +6809,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3130$12 [1];
+      \$11  = \port$3142$12 [1];
     end
     if (pe_0_4_sync_rst) begin
       \$11  = 1'h0;
@@ -6779,7 +6819,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3130$12 [2];
+      \$12  = \port$3142$12 [2];
     end
     if (pe_0_4_sync_rst) begin
       \$12  = 1'h0;
@@ -6789,7 +6829,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3130$12 [0]) begin
+      if (\port$3142$12 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6837,15 +6877,15 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3130$12 [1];
-  assign valid_in = \port$3130$12 [0];
-  assign last_in = \port$3130$12 [2];
+  assign first_in = \port$3142$12 [1];
+  assign valid_in = \port$3142$12 [0];
+  assign last_in = \port$3142$12 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$15 , pe_0_5_sync_clk);
+module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$15 , pe_0_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6904,16 +6944,16 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_5_sync_clk;
   input pe_0_5_sync_rst;
   wire pe_0_5_sync_rst;
-  input [2:0] \port$3130$15 ;
-  wire [2:0] \port$3130$15 ;
+  input [2:0] \port$3142$15 ;
+  wire [2:0] \port$3142$15 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3130$15 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3142$15 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3130$15 [0] & \port$3130$15 [2];
+  assign \$4  = \port$3142$15 [0] & \port$3142$15 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_5_sync_clk)
@@ -6961,7 +7001,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3130$15 [0];
+      \$10  = \port$3142$15 [0];
     end
     if (pe_0_5_sync_rst) begin
       \$10  = 1'h0;
@@ -6971,7 +7011,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3130$15 [1];
+      \$11  = \port$3142$15 [1];
     end
     if (pe_0_5_sync_rst) begin
       \$11  = 1'h0;
@@ -6981,7 +7021,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3130$15 [2];
+      \$12  = \port$3142$15 [2];
     end
     if (pe_0_5_sync_rst) begin
       \$12  = 1'h0;
@@ -6991,7 +7031,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3130$15 [0]) begin
+      if (\port$3142$15 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -7039,15 +7079,15 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3130$15 [1];
-  assign valid_in = \port$3130$15 [0];
-  assign last_in = \port$3130$15 [2];
+  assign first_in = \port$3142$15 [1];
+  assign valid_in = \port$3142$15 [0];
+  assign last_in = \port$3142$15 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$18 , pe_0_6_sync_clk);
+module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$18 , pe_0_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -7106,16 +7146,16 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_6_sync_clk;
   input pe_0_6_sync_rst;
   wire pe_0_6_sync_rst;
-  input [2:0] \port$3130$18 ;
-  wire [2:0] \port$3130$18 ;
+  input [2:0] \port$3142$18 ;
+  wire [2:0] \port$3142$18 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3130$18 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3142$18 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3130$18 [0] & \port$3130$18 [2];
+  assign \$4  = \port$3142$18 [0] & \port$3142$18 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_6_sync_clk)
@@ -7163,7 +7203,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3130$18 [0];
+      \$10  = \port$3142$18 [0];
     end
     if (pe_0_6_sync_rst) begin
       \$10  = 1'h0;
@@ -7173,7 +7213,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3130$18 [1];
+      \$11  = \port$3142$18 [1];
     end
     if (pe_0_6_sync_rst) begin
       \$11  = 1'h0;
@@ -7183,7 +7223,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3130$18 [2];
+      \$12  = \port$3142$18 [2];
     end
     if (pe_0_6_sync_rst) begin
       \$12  = 1'h0;
@@ -7193,7 +7233,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3130$18 [0]) begin
+      if (\port$3142$18 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -7241,15 +7281,15 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3130$18 [1];
-  assign valid_in = \port$3130$18 [0];
-  assign last_in = \port$3130$18 [2];
+  assign first_in = \port$3142$18 [1];
+  assign valid_in = \port$3142$18 [0];
+  assign last_in = \port$3142$18 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3130$21 , pe_0_7_sync_clk);
+module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$21 , pe_0_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -7307,16 +7347,16 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
   wire pe_0_7_sync_clk;
   input pe_0_7_sync_rst;
   wire pe_0_7_sync_rst;
-  input [2:0] \port$3130$21 ;
-  wire [2:0] \port$3130$21 ;
+  input [2:0] \port$3142$21 ;
+  wire [2:0] \port$3142$21 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3130$21 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3142$21 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3130$21 [0] & \port$3130$21 [2];
+  assign \$4  = \port$3142$21 [0] & \port$3142$21 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_7_sync_clk)
@@ -7364,7 +7404,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3130$21 [0];
+      \$10  = \port$3142$21 [0];
     end
     if (pe_0_7_sync_rst) begin
       \$10  = 1'h0;
@@ -7374,7 +7414,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3130$21 [1];
+      \$11  = \port$3142$21 [1];
     end
     if (pe_0_7_sync_rst) begin
       \$11  = 1'h0;
@@ -7384,7 +7424,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3130$21 [2];
+      \$12  = \port$3142$21 [2];
     end
     if (pe_0_7_sync_rst) begin
       \$12  = 1'h0;
@@ -7394,7 +7434,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3130$21 [0]) begin
+      if (\port$3142$21 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -7442,9 +7482,9 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
   assign b_out_reg = b_out;
   assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3130$21 [1];
-  assign valid_in = \port$3130$21 [0];
-  assign last_in = \port$3130$21 [2];
+  assign first_in = \port$3142$21 [1];
+  assign valid_in = \port$3142$21 [0];
+  assign last_in = \port$3142$21 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -18627,7 +18667,7 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$1461$0 , \port$1462$0 , \port$1463$0 , \port$1464$0 , \port$1465$0 , \port$1466$0 , \port$1467$0 , \port$1468$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$1473$0 , \port$1474$0 , \port$1475$0 , \port$1476$0 , \port$1477$0 , \port$1478$0 , \port$1479$0 , \port$1480$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18728,22 +18768,22 @@ module \systolic_core.skew_a (rst, \port$1461$0 , \port$1462$0 , \port$1463$0 , 
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1461$0 ;
-  wire \port$1461$0 ;
-  input \port$1462$0 ;
-  wire \port$1462$0 ;
-  input \port$1463$0 ;
-  wire \port$1463$0 ;
-  input \port$1464$0 ;
-  wire \port$1464$0 ;
-  input \port$1465$0 ;
-  wire \port$1465$0 ;
-  input \port$1466$0 ;
-  wire \port$1466$0 ;
-  input \port$1467$0 ;
-  wire \port$1467$0 ;
-  input \port$1468$0 ;
-  wire \port$1468$0 ;
+  input \port$1473$0 ;
+  wire \port$1473$0 ;
+  input \port$1474$0 ;
+  wire \port$1474$0 ;
+  input \port$1475$0 ;
+  wire \port$1475$0 ;
+  input \port$1476$0 ;
+  wire \port$1476$0 ;
+  input \port$1477$0 ;
+  wire \port$1477$0 ;
+  input \port$1478$0 ;
+  wire \port$1478$0 ;
+  input \port$1479$0 ;
+  wire \port$1479$0 ;
+  input \port$1480$0 ;
+  wire \port$1480$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -18805,200 +18845,200 @@ module \systolic_core.skew_a (rst, \port$1461$0 , \port$1462$0 , \port$1463$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$1  = lane1_d1;
-    if (\port$1462$0 ) begin
+    if (\port$1474$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$2  = lane2_d1;
-    if (\port$1463$0 ) begin
+    if (\port$1475$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$3  = lane2_d2;
-    if (\port$1463$0 ) begin
+    if (\port$1475$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$4  = lane3_d1;
-    if (\port$1464$0 ) begin
+    if (\port$1476$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$5  = lane3_d2;
-    if (\port$1464$0 ) begin
+    if (\port$1476$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$6  = lane3_d3;
-    if (\port$1464$0 ) begin
+    if (\port$1476$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$7  = lane4_d1;
-    if (\port$1465$0 ) begin
+    if (\port$1477$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$8  = lane4_d2;
-    if (\port$1465$0 ) begin
+    if (\port$1477$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$9  = lane4_d3;
-    if (\port$1465$0 ) begin
+    if (\port$1477$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$10  = lane4_d4;
-    if (\port$1465$0 ) begin
+    if (\port$1477$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$11  = lane5_d1;
-    if (\port$1466$0 ) begin
+    if (\port$1478$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$12  = lane5_d2;
-    if (\port$1466$0 ) begin
+    if (\port$1478$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$13  = lane5_d3;
-    if (\port$1466$0 ) begin
+    if (\port$1478$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$14  = lane5_d4;
-    if (\port$1466$0 ) begin
+    if (\port$1478$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$15  = lane5_d5;
-    if (\port$1466$0 ) begin
+    if (\port$1478$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$16  = lane6_d1;
-    if (\port$1467$0 ) begin
+    if (\port$1479$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$17  = lane6_d2;
-    if (\port$1467$0 ) begin
+    if (\port$1479$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$18  = lane6_d3;
-    if (\port$1467$0 ) begin
+    if (\port$1479$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$19  = lane6_d4;
-    if (\port$1467$0 ) begin
+    if (\port$1479$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$20  = lane6_d5;
-    if (\port$1467$0 ) begin
+    if (\port$1479$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$21  = lane6_d6;
-    if (\port$1467$0 ) begin
+    if (\port$1479$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$22  = lane7_d1;
-    if (\port$1468$0 ) begin
+    if (\port$1480$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$23  = lane7_d2;
-    if (\port$1468$0 ) begin
+    if (\port$1480$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$24  = lane7_d3;
-    if (\port$1468$0 ) begin
+    if (\port$1480$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$25  = lane7_d4;
-    if (\port$1468$0 ) begin
+    if (\port$1480$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$26  = lane7_d5;
-    if (\port$1468$0 ) begin
+    if (\port$1480$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$27  = lane7_d6;
-    if (\port$1468$0 ) begin
+    if (\port$1480$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$28  = lane7_d7;
-    if (\port$1468$0 ) begin
+    if (\port$1480$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1468$0 , \port$1467$0 , \port$1466$0 , \port$1465$0 , \port$1464$0 , \port$1463$0 , \port$1462$0 , \port$1461$0  };
+  assign en = { \port$1480$0 , \port$1479$0 , \port$1478$0 , \port$1477$0 , \port$1476$0 , \port$1475$0 , \port$1474$0 , \port$1473$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -19050,7 +19090,7 @@ module \systolic_core.skew_a (rst, \port$1461$0 , \port$1462$0 , \port$1463$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (clk, rst, i, \port$1469$0 , \port$1470$0 , \port$1471$0 , \port$1472$0 , \port$1473$0 , \port$1474$0 , \port$1475$0 , \port$1476$0 , o, o_next, i_next);
+module \systolic_core.skew_b (clk, rst, i, \port$1481$0 , \port$1482$0 , \port$1483$0 , \port$1484$0 , \port$1485$0 , \port$1486$0 , \port$1487$0 , \port$1488$0 , o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$68  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -19151,22 +19191,22 @@ module \systolic_core.skew_b (clk, rst, i, \port$1469$0 , \port$1470$0 , \port$1
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1469$0 ;
-  wire \port$1469$0 ;
-  input \port$1470$0 ;
-  wire \port$1470$0 ;
-  input \port$1471$0 ;
-  wire \port$1471$0 ;
-  input \port$1472$0 ;
-  wire \port$1472$0 ;
-  input \port$1473$0 ;
-  wire \port$1473$0 ;
-  input \port$1474$0 ;
-  wire \port$1474$0 ;
-  input \port$1475$0 ;
-  wire \port$1475$0 ;
-  input \port$1476$0 ;
-  wire \port$1476$0 ;
+  input \port$1481$0 ;
+  wire \port$1481$0 ;
+  input \port$1482$0 ;
+  wire \port$1482$0 ;
+  input \port$1483$0 ;
+  wire \port$1483$0 ;
+  input \port$1484$0 ;
+  wire \port$1484$0 ;
+  input \port$1485$0 ;
+  wire \port$1485$0 ;
+  input \port$1486$0 ;
+  wire \port$1486$0 ;
+  input \port$1487$0 ;
+  wire \port$1487$0 ;
+  input \port$1488$0 ;
+  wire \port$1488$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -19228,200 +19268,200 @@ module \systolic_core.skew_b (clk, rst, i, \port$1469$0 , \port$1470$0 , \port$1
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$1  = lane1_d1;
-    if (\port$1470$0 ) begin
+    if (\port$1482$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$2  = lane2_d1;
-    if (\port$1471$0 ) begin
+    if (\port$1483$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$3  = lane2_d2;
-    if (\port$1471$0 ) begin
+    if (\port$1483$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$4  = lane3_d1;
-    if (\port$1472$0 ) begin
+    if (\port$1484$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$5  = lane3_d2;
-    if (\port$1472$0 ) begin
+    if (\port$1484$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$6  = lane3_d3;
-    if (\port$1472$0 ) begin
+    if (\port$1484$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$7  = lane4_d1;
-    if (\port$1473$0 ) begin
+    if (\port$1485$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$8  = lane4_d2;
-    if (\port$1473$0 ) begin
+    if (\port$1485$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$9  = lane4_d3;
-    if (\port$1473$0 ) begin
+    if (\port$1485$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$10  = lane4_d4;
-    if (\port$1473$0 ) begin
+    if (\port$1485$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$11  = lane5_d1;
-    if (\port$1474$0 ) begin
+    if (\port$1486$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$12  = lane5_d2;
-    if (\port$1474$0 ) begin
+    if (\port$1486$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$13  = lane5_d3;
-    if (\port$1474$0 ) begin
+    if (\port$1486$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$14  = lane5_d4;
-    if (\port$1474$0 ) begin
+    if (\port$1486$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$15  = lane5_d5;
-    if (\port$1474$0 ) begin
+    if (\port$1486$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$16  = lane6_d1;
-    if (\port$1475$0 ) begin
+    if (\port$1487$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$17  = lane6_d2;
-    if (\port$1475$0 ) begin
+    if (\port$1487$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$18  = lane6_d3;
-    if (\port$1475$0 ) begin
+    if (\port$1487$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$19  = lane6_d4;
-    if (\port$1475$0 ) begin
+    if (\port$1487$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$20  = lane6_d5;
-    if (\port$1475$0 ) begin
+    if (\port$1487$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$21  = lane6_d6;
-    if (\port$1475$0 ) begin
+    if (\port$1487$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$22  = lane7_d1;
-    if (\port$1476$0 ) begin
+    if (\port$1488$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$23  = lane7_d2;
-    if (\port$1476$0 ) begin
+    if (\port$1488$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$24  = lane7_d3;
-    if (\port$1476$0 ) begin
+    if (\port$1488$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$25  = lane7_d4;
-    if (\port$1476$0 ) begin
+    if (\port$1488$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$26  = lane7_d5;
-    if (\port$1476$0 ) begin
+    if (\port$1488$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$27  = lane7_d6;
-    if (\port$1476$0 ) begin
+    if (\port$1488$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$28  = lane7_d7;
-    if (\port$1476$0 ) begin
+    if (\port$1488$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1476$0 , \port$1475$0 , \port$1474$0 , \port$1473$0 , \port$1472$0 , \port$1471$0 , \port$1470$0 , \port$1469$0  };
+  assign en = { \port$1488$0 , \port$1487$0 , \port$1486$0 , \port$1485$0 , \port$1484$0 , \port$1483$0 , \port$1482$0 , \port$1481$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];

@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3387$43 (burst__payload[43]),
-    .\port$3387$45 (burst__payload[67:45]),
+    .\port$3476$43 (burst__payload[43]),
+    .\port$3476$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3387$43 , \port$3387$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3476$43 , \port$3476$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3387$43 ;
-  wire \port$3387$43 ;
-  input [22:0] \port$3387$45 ;
-  wire [22:0] \port$3387$45 ;
+  input \port$3476$43 ;
+  wire \port$3476$43 ;
+  input [22:0] \port$3476$45 ;
+  wire [22:0] \port$3476$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3387$43 , \port$3387$45  };
+      storage[w_port__addr] <= { \port$3476$43 , \port$3476$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3387$43 , \port$3387$45  };
-  assign w_data = { \port$3387$43 , \port$3387$45  };
+  assign w_port__data = { \port$3476$43 , \port$3476$45  };
+  assign w_data = { \port$3476$43 , \port$3476$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -7843,7 +7843,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2546$354 (c[398:354]),
+    .\port$2564$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -10760,17 +10760,20 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$111 ;
   wire \$112 ;
   wire \$113 ;
-  reg \$114 ;
-  reg [128:0] \$115 ;
-  reg [2:0] \$116 ;
-  reg \$117 ;
-  reg [2:0] \$118 ;
-  reg \$119 ;
+  wire \$114 ;
+  wire \$115 ;
+  reg \$116 ;
+  reg [128:0] \$117 ;
+  reg \$118 ;
+  reg [2:0] \$119 ;
   wire \$12 ;
-  reg [31:0] \$120 ;
-  reg [31:0] \$121 ;
-  reg [1:0] \$122 ;
-  reg [2:0] \$123 ;
+  reg \$120 ;
+  reg [2:0] \$121 ;
+  reg \$122 ;
+  reg [31:0] \$123 ;
+  reg [31:0] \$124 ;
+  reg [1:0] \$125 ;
+  reg [2:0] \$126 ;
   wire \$13 ;
   wire \$14 ;
   wire [3:0] \$15 ;
@@ -10868,83 +10871,83 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$227 ;
-  wire [7:0] \a_in$243 ;
-  wire [7:0] \a_in$259 ;
-  wire [7:0] \a_in$274 ;
-  wire [7:0] \a_in$288 ;
+  wire [7:0] \a_in$237 ;
+  wire [7:0] \a_in$255 ;
+  wire [7:0] \a_in$273 ;
+  wire [7:0] \a_in$290 ;
   wire [7:0] \a_in$306 ;
-  wire [7:0] \a_in$324 ;
-  wire [7:0] \a_in$341 ;
-  wire [7:0] \a_in$355 ;
-  wire [7:0] \a_in$373 ;
-  wire [7:0] \a_in$391 ;
-  wire [7:0] \a_in$408 ;
-  wire [7:0] \a_in$422 ;
+  wire [7:0] \a_in$326 ;
+  wire [7:0] \a_in$346 ;
+  wire [7:0] \a_in$365 ;
+  wire [7:0] \a_in$381 ;
+  wire [7:0] \a_in$401 ;
+  wire [7:0] \a_in$421 ;
   wire [7:0] \a_in$440 ;
-  wire [7:0] \a_in$458 ;
+  wire [7:0] \a_in$456 ;
+  wire [7:0] \a_in$476 ;
+  wire [7:0] \a_in$496 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$224 ;
-  wire [7:0] \a_next$240 ;
-  wire [7:0] \a_next$256 ;
-  wire [7:0] \a_next$272 ;
-  wire [7:0] \a_next$285 ;
-  wire [7:0] \a_next$303 ;
-  wire [7:0] \a_next$321 ;
-  wire [7:0] \a_next$339 ;
-  wire [7:0] \a_next$352 ;
-  wire [7:0] \a_next$370 ;
-  wire [7:0] \a_next$388 ;
-  wire [7:0] \a_next$406 ;
-  wire [7:0] \a_next$419 ;
+  wire [7:0] \a_next$233 ;
+  wire [7:0] \a_next$251 ;
+  wire [7:0] \a_next$269 ;
+  wire [7:0] \a_next$287 ;
+  wire [7:0] \a_next$302 ;
+  wire [7:0] \a_next$322 ;
+  wire [7:0] \a_next$342 ;
+  wire [7:0] \a_next$362 ;
+  wire [7:0] \a_next$377 ;
+  wire [7:0] \a_next$397 ;
+  wire [7:0] \a_next$417 ;
   wire [7:0] \a_next$437 ;
-  wire [7:0] \a_next$455 ;
+  wire [7:0] \a_next$452 ;
+  wire [7:0] \a_next$472 ;
+  wire [7:0] \a_next$492 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$244 ;
-  wire [7:0] \a_out$260 ;
-  wire [7:0] \a_out$289 ;
+  wire [7:0] \a_out$256 ;
+  wire [7:0] \a_out$274 ;
   wire [7:0] \a_out$307 ;
-  wire [7:0] \a_out$325 ;
-  wire [7:0] \a_out$356 ;
-  wire [7:0] \a_out$374 ;
-  wire [7:0] \a_out$392 ;
-  wire [7:0] \a_out$423 ;
-  wire [7:0] \a_out$441 ;
-  wire [7:0] \a_out$459 ;
+  wire [7:0] \a_out$327 ;
+  wire [7:0] \a_out$347 ;
+  wire [7:0] \a_out$382 ;
+  wire [7:0] \a_out$402 ;
+  wire [7:0] \a_out$422 ;
+  wire [7:0] \a_out$457 ;
+  wire [7:0] \a_out$477 ;
+  wire [7:0] \a_out$497 ;
   wire busy;
   wire capture;
   (* init = 1'h0 *)
-  wire \capture$207 ;
+  wire \capture$213 ;
   (* init = 1'h0 *)
-  wire \capture$223 ;
+  wire \capture$231 ;
   (* init = 1'h0 *)
-  wire \capture$239 ;
+  wire \capture$249 ;
   (* init = 1'h0 *)
-  wire \capture$255 ;
+  wire \capture$267 ;
   (* init = 1'h0 *)
-  wire \capture$271 ;
+  wire \capture$285 ;
   (* init = 1'h0 *)
-  wire \capture$284 ;
-  (* init = 1'h0 *)
-  wire \capture$302 ;
+  wire \capture$300 ;
   (* init = 1'h0 *)
   wire \capture$320 ;
   (* init = 1'h0 *)
-  wire \capture$338 ;
+  wire \capture$340 ;
   (* init = 1'h0 *)
-  wire \capture$351 ;
+  wire \capture$360 ;
   (* init = 1'h0 *)
-  wire \capture$369 ;
+  wire \capture$375 ;
   (* init = 1'h0 *)
-  wire \capture$387 ;
+  wire \capture$395 ;
   (* init = 1'h0 *)
-  wire \capture$405 ;
+  wire \capture$415 ;
   (* init = 1'h0 *)
-  wire \capture$418 ;
+  wire \capture$435 ;
   (* init = 1'h0 *)
-  wire \capture$436 ;
+  wire \capture$450 ;
   (* init = 1'h0 *)
-  wire \capture$454 ;
+  wire \capture$470 ;
+  (* init = 1'h0 *)
+  wire \capture$490 ;
   (* init = 1'h0 *)
   wire capture_0_0;
   reg capture_0_0_q = 1'h0;
@@ -10993,48 +10996,64 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   (* init = 1'h0 *)
   wire capture_3_3;
   reg capture_3_3_q = 1'h0;
+  wire capture_next;
+  wire \capture_next$232 ;
+  wire \capture_next$250 ;
+  wire \capture_next$268 ;
+  wire \capture_next$286 ;
+  wire \capture_next$301 ;
+  wire \capture_next$321 ;
+  wire \capture_next$341 ;
+  wire \capture_next$361 ;
+  wire \capture_next$376 ;
+  wire \capture_next$396 ;
+  wire \capture_next$416 ;
+  wire \capture_next$436 ;
+  wire \capture_next$451 ;
+  wire \capture_next$471 ;
+  wire \capture_next$491 ;
   input clk;
   wire clk;
   reg en = 1'h1;
-  wire [3:0] \en$187 ;
-  wire [3:0] \en$194 ;
+  wire [3:0] \en$193 ;
+  wire [3:0] \en$200 ;
   (* init = 1'h1 *)
-  wire \en$195 ;
-  wire [3:0] \en$196 ;
+  wire \en$201 ;
+  wire [3:0] \en$202 ;
   (* init = 1'h1 *)
-  wire \en$197 ;
+  wire \en$203 ;
   (* init = 1'h1 *)
-  wire \en$205 ;
+  wire \en$211 ;
   (* init = 1'h1 *)
-  wire \en$221 ;
+  wire \en$229 ;
   (* init = 1'h1 *)
-  wire \en$237 ;
+  wire \en$247 ;
   (* init = 1'h1 *)
-  wire \en$253 ;
+  wire \en$265 ;
   (* init = 1'h1 *)
-  wire \en$269 ;
+  wire \en$283 ;
   (* init = 1'h1 *)
-  wire \en$282 ;
-  (* init = 1'h1 *)
-  wire \en$300 ;
+  wire \en$298 ;
   (* init = 1'h1 *)
   wire \en$318 ;
   (* init = 1'h1 *)
-  wire \en$336 ;
+  wire \en$338 ;
   (* init = 1'h1 *)
-  wire \en$349 ;
+  wire \en$358 ;
   (* init = 1'h1 *)
-  wire \en$367 ;
+  wire \en$373 ;
   (* init = 1'h1 *)
-  wire \en$385 ;
+  wire \en$393 ;
   (* init = 1'h1 *)
-  wire \en$403 ;
+  wire \en$413 ;
   (* init = 1'h1 *)
-  wire \en$416 ;
+  wire \en$433 ;
   (* init = 1'h1 *)
-  wire \en$434 ;
+  wire \en$448 ;
   (* init = 1'h1 *)
-  wire \en$452 ;
+  wire \en$468 ;
+  (* init = 1'h1 *)
+  wire \en$488 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -11075,139 +11094,139 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$231 ;
-  wire \first_in$247 ;
-  wire \first_in$263 ;
-  wire \first_in$276 ;
+  wire \first_in$241 ;
+  wire \first_in$259 ;
+  wire \first_in$277 ;
   wire \first_in$292 ;
   wire \first_in$310 ;
-  wire \first_in$328 ;
-  wire \first_in$343 ;
-  wire \first_in$359 ;
-  wire \first_in$377 ;
-  wire \first_in$395 ;
-  wire \first_in$410 ;
-  wire \first_in$426 ;
-  wire \first_in$444 ;
-  wire \first_in$462 ;
+  wire \first_in$330 ;
+  wire \first_in$350 ;
+  wire \first_in$367 ;
+  wire \first_in$385 ;
+  wire \first_in$405 ;
+  wire \first_in$425 ;
+  wire \first_in$442 ;
+  wire \first_in$460 ;
+  wire \first_in$480 ;
+  wire \first_in$500 ;
   wire first_next;
-  wire \first_next$225 ;
-  wire \first_next$241 ;
-  wire \first_next$257 ;
-  wire \first_next$273 ;
-  wire \first_next$286 ;
-  wire \first_next$304 ;
-  wire \first_next$322 ;
-  wire \first_next$340 ;
-  wire \first_next$353 ;
-  wire \first_next$371 ;
-  wire \first_next$389 ;
-  wire \first_next$407 ;
-  wire \first_next$420 ;
+  wire \first_next$234 ;
+  wire \first_next$252 ;
+  wire \first_next$270 ;
+  wire \first_next$288 ;
+  wire \first_next$303 ;
+  wire \first_next$323 ;
+  wire \first_next$343 ;
+  wire \first_next$363 ;
+  wire \first_next$378 ;
+  wire \first_next$398 ;
+  wire \first_next$418 ;
   wire \first_next$438 ;
-  wire \first_next$456 ;
+  wire \first_next$453 ;
+  wire \first_next$473 ;
+  wire \first_next$493 ;
   wire first_next_out;
-  wire \first_next_out$242 ;
-  wire \first_next_out$258 ;
-  wire \first_next_out$287 ;
-  wire \first_next_out$305 ;
-  wire \first_next_out$323 ;
-  wire \first_next_out$354 ;
-  wire \first_next_out$372 ;
-  wire \first_next_out$390 ;
-  wire \first_next_out$421 ;
-  wire \first_next_out$439 ;
-  wire \first_next_out$457 ;
+  wire \first_next_out$253 ;
+  wire \first_next_out$271 ;
+  wire \first_next_out$304 ;
+  wire \first_next_out$324 ;
+  wire \first_next_out$344 ;
+  wire \first_next_out$379 ;
+  wire \first_next_out$399 ;
+  wire \first_next_out$419 ;
+  wire \first_next_out$454 ;
+  wire \first_next_out$474 ;
+  wire \first_next_out$494 ;
   wire first_out;
-  wire \first_out$248 ;
-  wire \first_out$264 ;
-  wire \first_out$293 ;
+  wire \first_out$260 ;
+  wire \first_out$278 ;
   wire \first_out$311 ;
-  wire \first_out$329 ;
-  wire \first_out$360 ;
-  wire \first_out$378 ;
-  wire \first_out$396 ;
-  wire \first_out$427 ;
-  wire \first_out$445 ;
-  wire \first_out$463 ;
+  wire \first_out$331 ;
+  wire \first_out$351 ;
+  wire \first_out$386 ;
+  wire \first_out$406 ;
+  wire \first_out$426 ;
+  wire \first_out$461 ;
+  wire \first_out$481 ;
+  wire \first_out$501 ;
   wire held;
   wire [127:0] i;
   (* init = 32'd0 *)
-  wire [31:0] \i$198 ;
-  wire [7:0] \i$198[0] ;
-  wire [7:0] \i$198[1] ;
-  wire [7:0] \i$198[2] ;
-  wire [7:0] \i$198[3] ;
-  wire [7:0] \i$199 ;
-  wire [1:0] \i$199[0] ;
-  wire \i$199[0].capture ;
-  wire \i$199[0].shift ;
-  wire [1:0] \i$199[1] ;
-  wire \i$199[1].capture ;
-  wire \i$199[1].shift ;
-  wire [1:0] \i$199[2] ;
-  wire \i$199[2].capture ;
-  wire \i$199[2].shift ;
-  wire [1:0] \i$199[3] ;
-  wire \i$199[3].capture ;
-  wire \i$199[3].shift ;
-  wire [31:0] \i$200 ;
-  wire [7:0] \i$200[0] ;
-  wire [7:0] \i$200[1] ;
-  wire [7:0] \i$200[2] ;
-  wire [7:0] \i$200[3] ;
-  wire [11:0] \i$201 ;
-  wire [2:0] \i$201[0] ;
-  wire \i$201[0].first ;
-  wire \i$201[0].last ;
-  wire \i$201[0].valid ;
-  wire [2:0] \i$201[1] ;
-  wire \i$201[1].first ;
-  wire \i$201[1].last ;
-  wire \i$201[1].valid ;
-  wire [2:0] \i$201[2] ;
-  wire \i$201[2].first ;
-  wire \i$201[2].last ;
-  wire \i$201[2].valid ;
-  wire [2:0] \i$201[3] ;
-  wire \i$201[3].first ;
-  wire \i$201[3].last ;
-  wire \i$201[3].valid ;
+  wire [31:0] \i$204 ;
+  wire [7:0] \i$204[0] ;
+  wire [7:0] \i$204[1] ;
+  wire [7:0] \i$204[2] ;
+  wire [7:0] \i$204[3] ;
+  wire [7:0] \i$205 ;
+  wire [1:0] \i$205[0] ;
+  wire \i$205[0].capture ;
+  wire \i$205[0].shift ;
+  wire [1:0] \i$205[1] ;
+  wire \i$205[1].capture ;
+  wire \i$205[1].shift ;
+  wire [1:0] \i$205[2] ;
+  wire \i$205[2].capture ;
+  wire \i$205[2].shift ;
+  wire [1:0] \i$205[3] ;
+  wire \i$205[3].capture ;
+  wire \i$205[3].shift ;
+  wire [31:0] \i$206 ;
+  wire [7:0] \i$206[0] ;
+  wire [7:0] \i$206[1] ;
+  wire [7:0] \i$206[2] ;
+  wire [7:0] \i$206[3] ;
+  wire [11:0] \i$207 ;
+  wire [2:0] \i$207[0] ;
+  wire \i$207[0].first ;
+  wire \i$207[0].last ;
+  wire \i$207[0].valid ;
+  wire [2:0] \i$207[1] ;
+  wire \i$207[1].first ;
+  wire \i$207[1].last ;
+  wire \i$207[1].valid ;
+  wire [2:0] \i$207[2] ;
+  wire \i$207[2].first ;
+  wire \i$207[2].last ;
+  wire \i$207[2].valid ;
+  wire [2:0] \i$207[3] ;
+  wire \i$207[3].first ;
+  wire \i$207[3].last ;
+  wire \i$207[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$203 ;
-  wire [2:0] \i_next$203[0] ;
-  wire \i_next$203[0].first ;
-  wire \i_next$203[0].last ;
-  wire \i_next$203[0].valid ;
-  wire [2:0] \i_next$203[1] ;
-  wire \i_next$203[1].first ;
-  wire \i_next$203[1].last ;
-  wire \i_next$203[1].valid ;
-  wire [2:0] \i_next$203[2] ;
-  wire \i_next$203[2].first ;
-  wire \i_next$203[2].last ;
-  wire \i_next$203[2].valid ;
-  wire [2:0] \i_next$203[3] ;
-  wire \i_next$203[3].first ;
-  wire \i_next$203[3].last ;
-  wire \i_next$203[3].valid ;
-  wire [7:0] \i_next$204 ;
-  wire [1:0] \i_next$204[0] ;
-  wire \i_next$204[0].capture ;
-  wire \i_next$204[0].shift ;
-  wire [1:0] \i_next$204[1] ;
-  wire \i_next$204[1].capture ;
-  wire \i_next$204[1].shift ;
-  wire [1:0] \i_next$204[2] ;
-  wire \i_next$204[2].capture ;
-  wire \i_next$204[2].shift ;
-  wire [1:0] \i_next$204[3] ;
-  wire \i_next$204[3].capture ;
-  wire \i_next$204[3].shift ;
+  wire [11:0] \i_next$209 ;
+  wire [2:0] \i_next$209[0] ;
+  wire \i_next$209[0].first ;
+  wire \i_next$209[0].last ;
+  wire \i_next$209[0].valid ;
+  wire [2:0] \i_next$209[1] ;
+  wire \i_next$209[1].first ;
+  wire \i_next$209[1].last ;
+  wire \i_next$209[1].valid ;
+  wire [2:0] \i_next$209[2] ;
+  wire \i_next$209[2].first ;
+  wire \i_next$209[2].last ;
+  wire \i_next$209[2].valid ;
+  wire [2:0] \i_next$209[3] ;
+  wire \i_next$209[3].first ;
+  wire \i_next$209[3].last ;
+  wire \i_next$209[3].valid ;
+  wire [7:0] \i_next$210 ;
+  wire [1:0] \i_next$210[0] ;
+  wire \i_next$210[0].capture ;
+  wire \i_next$210[0].shift ;
+  wire [1:0] \i_next$210[1] ;
+  wire \i_next$210[1].capture ;
+  wire \i_next$210[1].shift ;
+  wire [1:0] \i_next$210[2] ;
+  wire \i_next$210[2].capture ;
+  wire \i_next$210[2].shift ;
+  wire [1:0] \i_next$210[3] ;
+  wire \i_next$210[3].capture ;
+  wire \i_next$210[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -11230,90 +11249,90 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$233 ;
-  wire \last_in$249 ;
-  wire \last_in$265 ;
-  wire \last_in$277 ;
-  wire \last_in$294 ;
+  wire \last_in$243 ;
+  wire \last_in$261 ;
+  wire \last_in$279 ;
+  wire \last_in$293 ;
   wire \last_in$312 ;
-  wire \last_in$330 ;
-  wire \last_in$344 ;
-  wire \last_in$361 ;
-  wire \last_in$379 ;
-  wire \last_in$397 ;
-  wire \last_in$411 ;
-  wire \last_in$428 ;
-  wire \last_in$446 ;
-  wire \last_in$464 ;
+  wire \last_in$332 ;
+  wire \last_in$352 ;
+  wire \last_in$368 ;
+  wire \last_in$387 ;
+  wire \last_in$407 ;
+  wire \last_in$427 ;
+  wire \last_in$443 ;
+  wire \last_in$462 ;
+  wire \last_in$482 ;
+  wire \last_in$502 ;
   wire last_out;
-  wire \last_out$234 ;
-  wire \last_out$250 ;
-  wire \last_out$266 ;
-  wire \last_out$295 ;
+  wire \last_out$244 ;
+  wire \last_out$262 ;
+  wire \last_out$280 ;
   wire \last_out$313 ;
-  wire \last_out$331 ;
-  wire \last_out$362 ;
-  wire \last_out$380 ;
-  wire \last_out$398 ;
-  wire \last_out$429 ;
-  wire \last_out$447 ;
-  wire \last_out$465 ;
+  wire \last_out$333 ;
+  wire \last_out$353 ;
+  wire \last_out$388 ;
+  wire \last_out$408 ;
+  wire \last_out$428 ;
+  wire \last_out$463 ;
+  wire \last_out$483 ;
+  wire \last_out$503 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [31:0] \o$213 ;
-  wire [7:0] \o$213[0] ;
-  wire [7:0] \o$213[1] ;
-  wire [7:0] \o$213[2] ;
-  wire [7:0] \o$213[3] ;
-  wire [11:0] \o$215 ;
-  wire [2:0] \o$215[0] ;
-  wire \o$215[0].first ;
-  wire \o$215[0].last ;
-  wire \o$215[0].valid ;
-  wire [2:0] \o$215[1] ;
-  wire \o$215[1].first ;
-  wire \o$215[1].last ;
-  wire \o$215[1].valid ;
-  wire [2:0] \o$215[2] ;
-  wire \o$215[2].first ;
-  wire \o$215[2].last ;
-  wire \o$215[2].valid ;
-  wire [2:0] \o$215[3] ;
-  wire \o$215[3].first ;
-  wire \o$215[3].last ;
-  wire \o$215[3].valid ;
-  wire [31:0] \o$220 ;
-  wire [7:0] \o$220[0] ;
-  wire [7:0] \o$220[1] ;
-  wire [7:0] \o$220[2] ;
-  wire [7:0] \o$220[3] ;
+  wire [31:0] \o$221 ;
+  wire [7:0] \o$221[0] ;
+  wire [7:0] \o$221[1] ;
+  wire [7:0] \o$221[2] ;
+  wire [7:0] \o$221[3] ;
+  wire [11:0] \o$223 ;
+  wire [2:0] \o$223[0] ;
+  wire \o$223[0].first ;
+  wire \o$223[0].last ;
+  wire \o$223[0].valid ;
+  wire [2:0] \o$223[1] ;
+  wire \o$223[1].first ;
+  wire \o$223[1].last ;
+  wire \o$223[1].valid ;
+  wire [2:0] \o$223[2] ;
+  wire \o$223[2].first ;
+  wire \o$223[2].last ;
+  wire \o$223[2].valid ;
+  wire [2:0] \o$223[3] ;
+  wire \o$223[3].first ;
+  wire \o$223[3].last ;
+  wire \o$223[3].valid ;
+  wire [31:0] \o$228 ;
+  wire [7:0] \o$228[0] ;
+  wire [7:0] \o$228[1] ;
+  wire [7:0] \o$228[2] ;
+  wire [7:0] \o$228[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [7:0] o_next;
-  wire [31:0] \o_next$209 ;
-  wire [7:0] \o_next$209[0] ;
-  wire [7:0] \o_next$209[1] ;
-  wire [7:0] \o_next$209[2] ;
-  wire [7:0] \o_next$209[3] ;
-  wire [11:0] \o_next$211 ;
-  wire [2:0] \o_next$211[0] ;
-  wire \o_next$211[0].first ;
-  wire \o_next$211[0].last ;
-  wire \o_next$211[0].valid ;
-  wire [2:0] \o_next$211[1] ;
-  wire \o_next$211[1].first ;
-  wire \o_next$211[1].last ;
-  wire \o_next$211[1].valid ;
-  wire [2:0] \o_next$211[2] ;
-  wire \o_next$211[2].first ;
-  wire \o_next$211[2].last ;
-  wire \o_next$211[2].valid ;
-  wire [2:0] \o_next$211[3] ;
-  wire \o_next$211[3].first ;
-  wire \o_next$211[3].last ;
-  wire \o_next$211[3].valid ;
+  wire [31:0] \o_next$216 ;
+  wire [7:0] \o_next$216[0] ;
+  wire [7:0] \o_next$216[1] ;
+  wire [7:0] \o_next$216[2] ;
+  wire [7:0] \o_next$216[3] ;
+  wire [11:0] \o_next$218 ;
+  wire [2:0] \o_next$218[0] ;
+  wire \o_next$218[0].first ;
+  wire \o_next$218[0].last ;
+  wire \o_next$218[0].valid ;
+  wire [2:0] \o_next$218[1] ;
+  wire \o_next$218[1].first ;
+  wire \o_next$218[1].last ;
+  wire \o_next$218[1].valid ;
+  wire [2:0] \o_next$218[2] ;
+  wire \o_next$218[2].first ;
+  wire \o_next$218[2].last ;
+  wire \o_next$218[2].valid ;
+  wire [2:0] \o_next$218[3] ;
+  wire \o_next$218[3].first ;
+  wire \o_next$218[3].last ;
+  wire \o_next$218[3].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -11394,37 +11413,38 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   (* init = 1'h1 *)
   wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$235 ;
-  wire [31:0] \psum_in$251 ;
-  wire [31:0] \psum_in$267 ;
-  wire [31:0] \psum_in$278 ;
-  wire [31:0] \psum_in$296 ;
+  wire [31:0] \psum_in$245 ;
+  wire [31:0] \psum_in$263 ;
+  wire [31:0] \psum_in$281 ;
+  wire [31:0] \psum_in$294 ;
   wire [31:0] \psum_in$314 ;
-  wire [31:0] \psum_in$332 ;
-  wire [31:0] \psum_in$345 ;
-  wire [31:0] \psum_in$363 ;
-  wire [31:0] \psum_in$381 ;
-  wire [31:0] \psum_in$399 ;
-  wire [31:0] \psum_in$412 ;
-  wire [31:0] \psum_in$430 ;
-  wire [31:0] \psum_in$448 ;
-  wire [31:0] \psum_in$466 ;
+  wire [31:0] \psum_in$334 ;
+  wire [31:0] \psum_in$354 ;
+  wire [31:0] \psum_in$369 ;
+  wire [31:0] \psum_in$389 ;
+  wire [31:0] \psum_in$409 ;
+  wire [31:0] \psum_in$429 ;
+  wire [31:0] \psum_in$444 ;
+  wire [31:0] \psum_in$464 ;
+  wire [31:0] \psum_in$484 ;
+  wire [31:0] \psum_in$504 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$178 ;
-  wire [31:0] \psum_out$179 ;
-  wire [31:0] \psum_out$180 ;
-  wire [31:0] \psum_out$279 ;
-  wire [31:0] \psum_out$297 ;
+  wire [31:0] \psum_out$184 ;
+  wire [31:0] \psum_out$185 ;
+  wire [31:0] \psum_out$186 ;
+  wire [31:0] \psum_out$295 ;
   wire [31:0] \psum_out$315 ;
-  wire [31:0] \psum_out$333 ;
-  wire [31:0] \psum_out$346 ;
-  wire [31:0] \psum_out$364 ;
-  wire [31:0] \psum_out$382 ;
-  wire [31:0] \psum_out$400 ;
-  wire [31:0] \psum_out$413 ;
-  wire [31:0] \psum_out$431 ;
-  wire [31:0] \psum_out$449 ;
-  wire [31:0] \psum_out$467 ;
+  wire [31:0] \psum_out$335 ;
+  wire [31:0] \psum_out$355 ;
+  wire [31:0] \psum_out$370 ;
+  wire [31:0] \psum_out$390 ;
+  wire [31:0] \psum_out$410 ;
+  wire [31:0] \psum_out$430 ;
+  wire [31:0] \psum_out$445 ;
+  wire [31:0] \psum_out$465 ;
+  wire [31:0] \psum_out$485 ;
+  wire [31:0] \psum_out$505 ;
+  reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -11439,6 +11459,11 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_group_row_0 = 1'h1;
+  reg rst_group_row_1 = 1'h1;
+  reg rst_group_row_2 = 1'h1;
+  reg rst_group_row_3 = 1'h1;
+  reg rst_group_skew_flags = 1'h1;
   reg rst_pe_0_0 = 1'h1;
   reg rst_pe_0_1 = 1'h1;
   reg rst_pe_0_2 = 1'h1;
@@ -11522,95 +11547,111 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$229 ;
-  wire \valid_in$245 ;
-  wire \valid_in$261 ;
+  wire \valid_in$239 ;
+  wire \valid_in$257 ;
   wire \valid_in$275 ;
-  wire \valid_in$290 ;
+  wire \valid_in$291 ;
   wire \valid_in$308 ;
-  wire \valid_in$326 ;
-  wire \valid_in$342 ;
-  wire \valid_in$357 ;
-  wire \valid_in$375 ;
-  wire \valid_in$393 ;
-  wire \valid_in$409 ;
-  wire \valid_in$424 ;
-  wire \valid_in$442 ;
-  wire \valid_in$460 ;
+  wire \valid_in$328 ;
+  wire \valid_in$348 ;
+  wire \valid_in$366 ;
+  wire \valid_in$383 ;
+  wire \valid_in$403 ;
+  wire \valid_in$423 ;
+  wire \valid_in$441 ;
+  wire \valid_in$458 ;
+  wire \valid_in$478 ;
+  wire \valid_in$498 ;
+  wire valid_next;
+  wire \valid_next$236 ;
+  wire \valid_next$254 ;
+  wire \valid_next$272 ;
+  wire \valid_next$289 ;
+  wire \valid_next$305 ;
+  wire \valid_next$325 ;
+  wire \valid_next$345 ;
+  wire \valid_next$364 ;
+  wire \valid_next$380 ;
+  wire \valid_next$400 ;
+  wire \valid_next$420 ;
+  wire \valid_next$439 ;
+  wire \valid_next$455 ;
+  wire \valid_next$475 ;
+  wire \valid_next$495 ;
   wire valid_out;
-  wire \valid_out$230 ;
-  wire \valid_out$246 ;
-  wire \valid_out$262 ;
-  wire \valid_out$291 ;
+  wire \valid_out$240 ;
+  wire \valid_out$258 ;
+  wire \valid_out$276 ;
   wire \valid_out$309 ;
-  wire \valid_out$327 ;
-  wire \valid_out$358 ;
-  wire \valid_out$376 ;
-  wire \valid_out$394 ;
-  wire \valid_out$425 ;
-  wire \valid_out$443 ;
-  wire \valid_out$461 ;
+  wire \valid_out$329 ;
+  wire \valid_out$349 ;
+  wire \valid_out$384 ;
+  wire \valid_out$404 ;
+  wire \valid_out$424 ;
+  wire \valid_out$459 ;
+  wire \valid_out$479 ;
+  wire \valid_out$499 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$236 ;
-  wire [7:0] \w_in$252 ;
-  wire [7:0] \w_in$268 ;
-  wire [7:0] \w_in$280 ;
-  wire [7:0] \w_in$298 ;
+  wire [7:0] \w_in$246 ;
+  wire [7:0] \w_in$264 ;
+  wire [7:0] \w_in$282 ;
+  wire [7:0] \w_in$296 ;
   wire [7:0] \w_in$316 ;
-  wire [7:0] \w_in$334 ;
-  wire [7:0] \w_in$347 ;
-  wire [7:0] \w_in$365 ;
-  wire [7:0] \w_in$383 ;
-  wire [7:0] \w_in$401 ;
-  wire [7:0] \w_in$414 ;
-  wire [7:0] \w_in$432 ;
-  wire [7:0] \w_in$450 ;
-  wire [7:0] \w_in$468 ;
+  wire [7:0] \w_in$336 ;
+  wire [7:0] \w_in$356 ;
+  wire [7:0] \w_in$371 ;
+  wire [7:0] \w_in$391 ;
+  wire [7:0] \w_in$411 ;
+  wire [7:0] \w_in$431 ;
+  wire [7:0] \w_in$446 ;
+  wire [7:0] \w_in$466 ;
+  wire [7:0] \w_in$486 ;
+  wire [7:0] \w_in$506 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$299 ;
   wire [7:0] \w_out$317 ;
-  wire [7:0] \w_out$335 ;
-  wire [7:0] \w_out$348 ;
-  wire [7:0] \w_out$366 ;
-  wire [7:0] \w_out$384 ;
-  wire [7:0] \w_out$402 ;
-  wire [7:0] \w_out$415 ;
-  wire [7:0] \w_out$433 ;
-  wire [7:0] \w_out$451 ;
-  wire [7:0] \w_out$469 ;
+  wire [7:0] \w_out$337 ;
+  wire [7:0] \w_out$357 ;
+  wire [7:0] \w_out$372 ;
+  wire [7:0] \w_out$392 ;
+  wire [7:0] \w_out$412 ;
+  wire [7:0] \w_out$432 ;
+  wire [7:0] \w_out$447 ;
+  wire [7:0] \w_out$467 ;
+  wire [7:0] \w_out$487 ;
+  wire [7:0] \w_out$507 ;
   (* init = 1'h0 *)
   wire w_shift;
   (* init = 1'h0 *)
-  wire \w_shift$222 ;
+  wire \w_shift$230 ;
   (* init = 1'h0 *)
-  wire \w_shift$238 ;
+  wire \w_shift$248 ;
   (* init = 1'h0 *)
-  wire \w_shift$254 ;
+  wire \w_shift$266 ;
   (* init = 1'h0 *)
-  wire \w_shift$270 ;
+  wire \w_shift$284 ;
   (* init = 1'h0 *)
-  wire \w_shift$283 ;
-  (* init = 1'h0 *)
-  wire \w_shift$301 ;
+  wire \w_shift$299 ;
   (* init = 1'h0 *)
   wire \w_shift$319 ;
   (* init = 1'h0 *)
-  wire \w_shift$337 ;
+  wire \w_shift$339 ;
   (* init = 1'h0 *)
-  wire \w_shift$350 ;
+  wire \w_shift$359 ;
   (* init = 1'h0 *)
-  wire \w_shift$368 ;
+  wire \w_shift$374 ;
   (* init = 1'h0 *)
-  wire \w_shift$386 ;
+  wire \w_shift$394 ;
   (* init = 1'h0 *)
-  wire \w_shift$404 ;
+  wire \w_shift$414 ;
   (* init = 1'h0 *)
-  wire \w_shift$417 ;
+  wire \w_shift$434 ;
   (* init = 1'h0 *)
-  wire \w_shift$435 ;
+  wire \w_shift$449 ;
   (* init = 1'h0 *)
-  wire \w_shift$453 ;
+  wire \w_shift$469 ;
+  (* init = 1'h0 *)
+  wire \w_shift$489 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -11713,71 +11754,81 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign \$87  = skid_valid_3 ? skid[127:96] : out[127:96];
   assign \$88  = ~ first;
   assign \$89  = \$88  | shadow_full;
-  assign operands__ready = en & \$89 ;
+  assign \$90  = en & \$89 ;
+  assign operands__ready = \$90  & released;
   assign a_accept = operands__valid & operands__ready;
-  assign \$90  = loaded == 3'h4;
-  assign \$91  = en & \$90 ;
-  assign \$92  = ~ shadow_full;
-  assign \$93  = \$91  & \$92 ;
-  assign \$94  = since_first >= 2'h3;
-  assign capture = \$93  & \$94 ;
-  assign \$95  = loaded < 3'h4;
-  assign \$96  = \$95  | capture;
-  assign weights__ready = en & \$96 ;
+  assign \$91  = loaded == 3'h4;
+  assign \$92  = en & \$91 ;
+  assign \$93  = ~ shadow_full;
+  assign \$94  = \$92  & \$93 ;
+  assign \$95  = since_first >= 2'h3;
+  assign capture = \$94  & \$95 ;
+  assign \$96  = loaded < 3'h4;
+  assign \$97  = \$96  | capture;
+  assign \$98  = en & \$97 ;
+  assign weights__ready = \$98  & released;
   assign w_accept = weights__valid & weights__ready;
-  assign \$97  = in_flags[0] | results__valid;
-  assign \$99  = \$98  | \valid_in$229 ;
-  assign \$100  = \$99  | \valid_in$245 ;
-  assign \$101  = \$100  | \valid_in$261 ;
-  assign \$102  = \$101  | \o$215 [3];
-  assign \$103  = \$102  | \valid_in$290 ;
-  assign \$104  = \$103  | \valid_in$308 ;
-  assign \$105  = \$104  | \valid_in$326 ;
-  assign \$106  = \$105  | \o$215 [6];
-  assign \$107  = \$106  | \valid_in$357 ;
-  assign \$108  = \$107  | \valid_in$375 ;
-  assign \$109  = \$108  | \valid_in$393 ;
-  assign \$110  = \$109  | \o$215 [9];
-  assign \$111  = \$110  | \valid_in$424 ;
-  assign \$112  = \$111  | \valid_in$442 ;
-  assign \$113  = \$112  | \valid_in$460 ;
-  assign busy = \$97  | \$113 ;
+  assign \$99  = in_flags[0] | results__valid;
+  assign \$101  = \$100  | \valid_in$239 ;
+  assign \$102  = \$101  | \valid_in$257 ;
+  assign \$103  = \$102  | \valid_in$275 ;
+  assign \$104  = \$103  | \o$223 [3];
+  assign \$105  = \$104  | \valid_in$308 ;
+  assign \$106  = \$105  | \valid_in$328 ;
+  assign \$107  = \$106  | \valid_in$348 ;
+  assign \$108  = \$107  | \o$223 [6];
+  assign \$109  = \$108  | \valid_in$383 ;
+  assign \$110  = \$109  | \valid_in$403 ;
+  assign \$111  = \$110  | \valid_in$423 ;
+  assign \$112  = \$111  | \o$223 [9];
+  assign \$113  = \$112  | \valid_in$458 ;
+  assign \$114  = \$113  | \valid_in$478 ;
+  assign \$115  = \$114  | \valid_in$498 ;
+  assign busy = \$99  | \$115 ;
   always @(posedge clk)
-    rst_pe_0_0 <= rst;
+    rst_group_row_0 <= rst;
   always @(posedge clk)
-    rst_pe_0_1 <= rst;
+    rst_pe_0_0 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_2 <= rst;
+    rst_pe_0_1 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_3 <= rst;
+    rst_pe_0_2 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_0 <= rst;
+    rst_pe_0_3 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_1 <= rst;
+    rst_group_row_1 <= rst;
   always @(posedge clk)
-    rst_pe_1_2 <= rst;
+    rst_pe_1_0 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_3 <= rst;
+    rst_pe_1_1 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_0 <= rst;
+    rst_pe_1_2 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_1 <= rst;
+    rst_pe_1_3 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_2 <= rst;
+    rst_group_row_2 <= rst;
   always @(posedge clk)
-    rst_pe_2_3 <= rst;
+    rst_pe_2_0 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_0 <= rst;
+    rst_pe_2_1 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_1 <= rst;
+    rst_pe_2_2 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_2 <= rst;
+    rst_pe_2_3 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_3 <= rst;
+    rst_group_row_3 <= rst;
   always @(posedge clk)
-    skid_valid <= \$114 ;
+    rst_pe_3_0 <= rst_group_row_3;
   always @(posedge clk)
-    skid <= \$115 ;
+    rst_pe_3_1 <= rst_group_row_3;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst_group_row_3;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst_group_row_3;
+  always @(posedge clk)
+    skid_valid <= \$116 ;
+  always @(posedge clk)
+    skid <= \$117 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -11797,17 +11848,19 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en <= \$10 ;
   always @(posedge clk)
-    loaded <= \$116 ;
+    released <= \$118 ;
   always @(posedge clk)
-    shadow_full <= \$117 ;
+    loaded <= \$119 ;
   always @(posedge clk)
-    since_first <= \$118 ;
+    shadow_full <= \$120 ;
   always @(posedge clk)
-    first <= \$119 ;
+    since_first <= \$121 ;
+  always @(posedge clk)
+    first <= \$122 ;
   always @(posedge clk)
     en_in_w_0 <= \$16 ;
   always @(posedge clk)
-    in_w <= \$120 ;
+    in_w <= \$123 ;
   always @(posedge clk)
     en_in_w_1 <= \$17 ;
   always @(posedge clk)
@@ -11817,7 +11870,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en_in_a_0 <= \$20 ;
   always @(posedge clk)
-    in_a <= \$121 ;
+    in_a <= \$124 ;
   always @(posedge clk)
     en_in_a_1 <= \$21 ;
   always @(posedge clk)
@@ -11825,11 +11878,13 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en_in_a_3 <= \$23 ;
   always @(posedge clk)
-    in_wctl <= \$122 ;
+    in_wctl <= \$125 ;
   always @(posedge clk)
-    in_flags <= \$123 ;
+    in_flags <= \$126 ;
   always @(posedge clk)
-    rst_skew_flags <= rst;
+    rst_group_skew_flags <= rst;
+  always @(posedge clk)
+    rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
     en_skew_w_0 <= \$24 ;
   always @(posedge clk)
@@ -11950,502 +12005,537 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2601$0 (en_deskew_0),
-    .\port$2602$0 (en_deskew_1),
-    .\port$2603$0 (en_deskew_2),
-    .\port$2604$0 (en_deskew_3),
+    .\port$2623$0 (en_deskew_0),
+    .\port$2624$0 (en_deskew_1),
+    .\port$2625$0 (en_deskew_2),
+    .\port$2626$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$213 [7:0]),
-    .a_next(\o_next$209 [7:0]),
-    .a_out(\a_in$227 ),
+    .a_in(\o$221 [7:0]),
+    .a_next(\o_next$216 [7:0]),
+    .a_out(\a_in$237 ),
     .capture(capture_0_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_0_0),
-    .first_next(\o_next$211 [1]),
-    .first_next_out(\first_next$225 ),
-    .first_out(\first_in$231 ),
-    .last_out(\last_in$233 ),
+    .first_next_out(\first_next$234 ),
+    .first_out(\first_in$241 ),
+    .last_out(\last_in$243 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3108$0 (\o$215 [2:0]),
-    .psum_out(\psum_in$278 ),
-    .valid_out(\valid_in$229 ),
-    .w_in(\o$220 [7:0]),
-    .w_out(\w_in$280 ),
+    .\port$3197$0 (\o$223 [2:0]),
+    .\port$3198$0 (\o_next$218 [1:0]),
+    .psum_out(\psum_in$294 ),
+    .valid_out(\valid_in$239 ),
+    .w_in(\o$228 [7:0]),
+    .w_out(\w_in$296 ),
     .w_shift(shift_0_0_q)
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$227 ),
-    .a_next(\o$213 [7:0]),
-    .a_out(\a_in$243 ),
+    .a_in(\a_in$237 ),
+    .a_next(\o$221 [7:0]),
+    .a_out(\a_in$255 ),
     .capture(capture_0_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_0_1),
-    .first_in(\first_in$231 ),
-    .first_next(\first_next$225 ),
-    .first_next_out(\first_next$241 ),
-    .first_out(\first_in$247 ),
-    .last_in(\last_in$233 ),
-    .last_out(\last_in$249 ),
+    .first_in(\first_in$241 ),
+    .first_next(\first_next$234 ),
+    .first_next_out(\first_next$252 ),
+    .first_out(\first_in$259 ),
+    .last_in(\last_in$243 ),
+    .last_out(\last_in$261 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$296 ),
-    .valid_in(\valid_in$229 ),
-    .valid_out(\valid_in$245 ),
-    .w_in(\o$220 [15:8]),
-    .w_out(\w_in$298 ),
+    .psum_out(\psum_in$314 ),
+    .valid_in(\valid_in$239 ),
+    .valid_next(\o$223 [0]),
+    .valid_out(\valid_in$257 ),
+    .w_in(\o$228 [15:8]),
+    .w_out(\w_in$316 ),
     .w_shift(shift_0_1_q)
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$243 ),
-    .a_next(\a_in$227 ),
-    .a_out(\a_in$259 ),
+    .a_in(\a_in$255 ),
+    .a_next(\a_in$237 ),
+    .a_out(\a_in$273 ),
     .capture(capture_0_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_0_2),
-    .first_in(\first_in$247 ),
-    .first_next(\first_next$241 ),
-    .first_next_out(\first_next$257 ),
-    .first_out(\first_in$263 ),
-    .last_in(\last_in$249 ),
-    .last_out(\last_in$265 ),
+    .first_in(\first_in$259 ),
+    .first_next(\first_next$252 ),
+    .first_next_out(\first_next$270 ),
+    .first_out(\first_in$277 ),
+    .last_in(\last_in$261 ),
+    .last_out(\last_in$279 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$314 ),
-    .valid_in(\valid_in$245 ),
-    .valid_out(\valid_in$261 ),
-    .w_in(\o$220 [23:16]),
-    .w_out(\w_in$316 ),
+    .psum_out(\psum_in$334 ),
+    .valid_in(\valid_in$257 ),
+    .valid_next(\valid_in$239 ),
+    .valid_out(\valid_in$275 ),
+    .w_in(\o$228 [23:16]),
+    .w_out(\w_in$336 ),
     .w_shift(shift_0_2_q)
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$259 ),
-    .a_next(\a_in$243 ),
+    .a_in(\a_in$273 ),
+    .a_next(\a_in$255 ),
     .capture(capture_0_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_0_3),
-    .first_in(\first_in$263 ),
-    .first_next(\first_next$257 ),
-    .last_in(\last_in$265 ),
+    .first_in(\first_in$277 ),
+    .first_next(\first_next$270 ),
+    .last_in(\last_in$279 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$332 ),
-    .valid_in(\valid_in$261 ),
-    .w_in(\o$220 [31:24]),
-    .w_out(\w_in$334 ),
+    .psum_out(\psum_in$354 ),
+    .valid_in(\valid_in$275 ),
+    .valid_next(\valid_in$257 ),
+    .w_in(\o$228 [31:24]),
+    .w_out(\w_in$356 ),
     .w_shift(shift_0_3_q)
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$213 [15:8]),
-    .a_next(\o_next$209 [15:8]),
-    .a_out(\a_in$288 ),
+    .a_in(\o$221 [15:8]),
+    .a_next(\o_next$216 [15:8]),
+    .a_out(\a_in$306 ),
     .capture(capture_1_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_1_0),
-    .first_next(\o_next$211 [4]),
-    .first_next_out(\first_next$286 ),
-    .first_out(\first_in$292 ),
-    .last_out(\last_in$294 ),
+    .first_next_out(\first_next$303 ),
+    .first_out(\first_in$310 ),
+    .last_out(\last_in$312 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3108$3 (\o$215 [5:3]),
-    .psum_in(\psum_in$278 ),
-    .psum_out(\psum_in$345 ),
-    .valid_out(\valid_in$290 ),
-    .w_in(\w_in$280 ),
-    .w_out(\w_in$347 ),
+    .\port$3197$3 (\o$223 [5:3]),
+    .\port$3198$3 (\o_next$218 [4:3]),
+    .psum_in(\psum_in$294 ),
+    .psum_out(\psum_in$369 ),
+    .valid_out(\valid_in$308 ),
+    .w_in(\w_in$296 ),
+    .w_out(\w_in$371 ),
     .w_shift(shift_1_0_q)
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$288 ),
-    .a_next(\o$213 [15:8]),
-    .a_out(\a_in$306 ),
+    .a_in(\a_in$306 ),
+    .a_next(\o$221 [15:8]),
+    .a_out(\a_in$326 ),
     .capture(capture_1_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_1_1),
-    .first_in(\first_in$292 ),
-    .first_next(\first_next$286 ),
-    .first_next_out(\first_next$304 ),
-    .first_out(\first_in$310 ),
-    .last_in(\last_in$294 ),
-    .last_out(\last_in$312 ),
+    .first_in(\first_in$310 ),
+    .first_next(\first_next$303 ),
+    .first_next_out(\first_next$323 ),
+    .first_out(\first_in$330 ),
+    .last_in(\last_in$312 ),
+    .last_out(\last_in$332 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$296 ),
-    .psum_out(\psum_in$363 ),
-    .valid_in(\valid_in$290 ),
-    .valid_out(\valid_in$308 ),
-    .w_in(\w_in$298 ),
-    .w_out(\w_in$365 ),
+    .psum_in(\psum_in$314 ),
+    .psum_out(\psum_in$389 ),
+    .valid_in(\valid_in$308 ),
+    .valid_next(\o$223 [3]),
+    .valid_out(\valid_in$328 ),
+    .w_in(\w_in$316 ),
+    .w_out(\w_in$391 ),
     .w_shift(shift_1_1_q)
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$306 ),
-    .a_next(\a_in$288 ),
-    .a_out(\a_in$324 ),
+    .a_in(\a_in$326 ),
+    .a_next(\a_in$306 ),
+    .a_out(\a_in$346 ),
     .capture(capture_1_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_1_2),
-    .first_in(\first_in$310 ),
-    .first_next(\first_next$304 ),
-    .first_next_out(\first_next$322 ),
-    .first_out(\first_in$328 ),
-    .last_in(\last_in$312 ),
-    .last_out(\last_in$330 ),
+    .first_in(\first_in$330 ),
+    .first_next(\first_next$323 ),
+    .first_next_out(\first_next$343 ),
+    .first_out(\first_in$350 ),
+    .last_in(\last_in$332 ),
+    .last_out(\last_in$352 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$314 ),
-    .psum_out(\psum_in$381 ),
-    .valid_in(\valid_in$308 ),
-    .valid_out(\valid_in$326 ),
-    .w_in(\w_in$316 ),
-    .w_out(\w_in$383 ),
+    .psum_in(\psum_in$334 ),
+    .psum_out(\psum_in$409 ),
+    .valid_in(\valid_in$328 ),
+    .valid_next(\valid_in$308 ),
+    .valid_out(\valid_in$348 ),
+    .w_in(\w_in$336 ),
+    .w_out(\w_in$411 ),
     .w_shift(shift_1_2_q)
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$324 ),
-    .a_next(\a_in$306 ),
+    .a_in(\a_in$346 ),
+    .a_next(\a_in$326 ),
     .capture(capture_1_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_1_3),
-    .first_in(\first_in$328 ),
-    .first_next(\first_next$322 ),
-    .last_in(\last_in$330 ),
+    .first_in(\first_in$350 ),
+    .first_next(\first_next$343 ),
+    .last_in(\last_in$352 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$332 ),
-    .psum_out(\psum_in$399 ),
-    .valid_in(\valid_in$326 ),
-    .w_in(\w_in$334 ),
-    .w_out(\w_in$401 ),
+    .psum_in(\psum_in$354 ),
+    .psum_out(\psum_in$429 ),
+    .valid_in(\valid_in$348 ),
+    .valid_next(\valid_in$328 ),
+    .w_in(\w_in$356 ),
+    .w_out(\w_in$431 ),
     .w_shift(shift_1_3_q)
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$213 [23:16]),
-    .a_next(\o_next$209 [23:16]),
-    .a_out(\a_in$355 ),
+    .a_in(\o$221 [23:16]),
+    .a_next(\o_next$216 [23:16]),
+    .a_out(\a_in$381 ),
     .capture(capture_2_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_2_0),
-    .first_next(\o_next$211 [7]),
-    .first_next_out(\first_next$353 ),
-    .first_out(\first_in$359 ),
-    .last_out(\last_in$361 ),
+    .first_next_out(\first_next$378 ),
+    .first_out(\first_in$385 ),
+    .last_out(\last_in$387 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3108$6 (\o$215 [8:6]),
-    .psum_in(\psum_in$345 ),
-    .psum_out(\psum_in$412 ),
-    .valid_out(\valid_in$357 ),
-    .w_in(\w_in$347 ),
-    .w_out(\w_in$414 ),
+    .\port$3197$6 (\o$223 [8:6]),
+    .\port$3198$6 (\o_next$218 [7:6]),
+    .psum_in(\psum_in$369 ),
+    .psum_out(\psum_in$444 ),
+    .valid_out(\valid_in$383 ),
+    .w_in(\w_in$371 ),
+    .w_out(\w_in$446 ),
     .w_shift(shift_2_0_q)
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$355 ),
-    .a_next(\o$213 [23:16]),
-    .a_out(\a_in$373 ),
+    .a_in(\a_in$381 ),
+    .a_next(\o$221 [23:16]),
+    .a_out(\a_in$401 ),
     .capture(capture_2_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_2_1),
-    .first_in(\first_in$359 ),
-    .first_next(\first_next$353 ),
-    .first_next_out(\first_next$371 ),
-    .first_out(\first_in$377 ),
-    .last_in(\last_in$361 ),
-    .last_out(\last_in$379 ),
+    .first_in(\first_in$385 ),
+    .first_next(\first_next$378 ),
+    .first_next_out(\first_next$398 ),
+    .first_out(\first_in$405 ),
+    .last_in(\last_in$387 ),
+    .last_out(\last_in$407 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$363 ),
-    .psum_out(\psum_in$430 ),
-    .valid_in(\valid_in$357 ),
-    .valid_out(\valid_in$375 ),
-    .w_in(\w_in$365 ),
-    .w_out(\w_in$432 ),
+    .psum_in(\psum_in$389 ),
+    .psum_out(\psum_in$464 ),
+    .valid_in(\valid_in$383 ),
+    .valid_next(\o$223 [6]),
+    .valid_out(\valid_in$403 ),
+    .w_in(\w_in$391 ),
+    .w_out(\w_in$466 ),
     .w_shift(shift_2_1_q)
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$373 ),
-    .a_next(\a_in$355 ),
-    .a_out(\a_in$391 ),
+    .a_in(\a_in$401 ),
+    .a_next(\a_in$381 ),
+    .a_out(\a_in$421 ),
     .capture(capture_2_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_2_2),
-    .first_in(\first_in$377 ),
-    .first_next(\first_next$371 ),
-    .first_next_out(\first_next$389 ),
-    .first_out(\first_in$395 ),
-    .last_in(\last_in$379 ),
-    .last_out(\last_in$397 ),
+    .first_in(\first_in$405 ),
+    .first_next(\first_next$398 ),
+    .first_next_out(\first_next$418 ),
+    .first_out(\first_in$425 ),
+    .last_in(\last_in$407 ),
+    .last_out(\last_in$427 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$381 ),
-    .psum_out(\psum_in$448 ),
-    .valid_in(\valid_in$375 ),
-    .valid_out(\valid_in$393 ),
-    .w_in(\w_in$383 ),
-    .w_out(\w_in$450 ),
+    .psum_in(\psum_in$409 ),
+    .psum_out(\psum_in$484 ),
+    .valid_in(\valid_in$403 ),
+    .valid_next(\valid_in$383 ),
+    .valid_out(\valid_in$423 ),
+    .w_in(\w_in$411 ),
+    .w_out(\w_in$486 ),
     .w_shift(shift_2_2_q)
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$391 ),
-    .a_next(\a_in$373 ),
+    .a_in(\a_in$421 ),
+    .a_next(\a_in$401 ),
     .capture(capture_2_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_2_3),
-    .first_in(\first_in$395 ),
-    .first_next(\first_next$389 ),
-    .last_in(\last_in$397 ),
+    .first_in(\first_in$425 ),
+    .first_next(\first_next$418 ),
+    .last_in(\last_in$427 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$399 ),
-    .psum_out(\psum_in$466 ),
-    .valid_in(\valid_in$393 ),
-    .w_in(\w_in$401 ),
-    .w_out(\w_in$468 ),
+    .psum_in(\psum_in$429 ),
+    .psum_out(\psum_in$504 ),
+    .valid_in(\valid_in$423 ),
+    .valid_next(\valid_in$403 ),
+    .w_in(\w_in$431 ),
+    .w_out(\w_in$506 ),
     .w_shift(shift_2_3_q)
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$213 [31:24]),
-    .a_next(\o_next$209 [31:24]),
-    .a_out(\a_in$422 ),
+    .a_in(\o$221 [31:24]),
+    .a_next(\o_next$216 [31:24]),
+    .a_out(\a_in$456 ),
     .capture(capture_3_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_3_0),
-    .first_next(\o_next$211 [10]),
-    .first_next_out(\first_next$420 ),
-    .first_out(\first_in$426 ),
-    .last_out(\last_in$428 ),
+    .first_next_out(\first_next$453 ),
+    .first_out(\first_in$460 ),
+    .last_out(\last_in$462 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3108$9 (\o$215 [11:9]),
-    .psum_in(\psum_in$412 ),
+    .\port$3197$9 (\o$223 [11:9]),
+    .\port$3198$9 (\o_next$218 [10:9]),
+    .psum_in(\psum_in$444 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$424 ),
-    .w_in(\w_in$414 ),
+    .valid_out(\valid_in$458 ),
+    .w_in(\w_in$446 ),
     .w_shift(shift_3_0_q)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$422 ),
-    .a_next(\o$213 [31:24]),
-    .a_out(\a_in$440 ),
+    .a_in(\a_in$456 ),
+    .a_next(\o$221 [31:24]),
+    .a_out(\a_in$476 ),
     .capture(capture_3_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_3_1),
-    .first_in(\first_in$426 ),
-    .first_next(\first_next$420 ),
-    .first_next_out(\first_next$438 ),
-    .first_out(\first_in$444 ),
-    .last_in(\last_in$428 ),
-    .last_out(\last_in$446 ),
+    .first_in(\first_in$460 ),
+    .first_next(\first_next$453 ),
+    .first_next_out(\first_next$473 ),
+    .first_out(\first_in$480 ),
+    .last_in(\last_in$462 ),
+    .last_out(\last_in$482 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$430 ),
-    .psum_out(\psum_out$178 ),
-    .valid_in(\valid_in$424 ),
-    .valid_out(\valid_in$442 ),
-    .w_in(\w_in$432 ),
+    .psum_in(\psum_in$464 ),
+    .psum_out(\psum_out$184 ),
+    .valid_in(\valid_in$458 ),
+    .valid_next(\o$223 [9]),
+    .valid_out(\valid_in$478 ),
+    .w_in(\w_in$466 ),
     .w_shift(shift_3_1_q)
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$440 ),
-    .a_next(\a_in$422 ),
-    .a_out(\a_in$458 ),
+    .a_in(\a_in$476 ),
+    .a_next(\a_in$456 ),
+    .a_out(\a_in$496 ),
     .capture(capture_3_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_3_2),
-    .first_in(\first_in$444 ),
-    .first_next(\first_next$438 ),
-    .first_next_out(\first_next$456 ),
-    .first_out(\first_in$462 ),
-    .last_in(\last_in$446 ),
-    .last_out(\last_in$464 ),
+    .first_in(\first_in$480 ),
+    .first_next(\first_next$473 ),
+    .first_next_out(\first_next$493 ),
+    .first_out(\first_in$500 ),
+    .last_in(\last_in$482 ),
+    .last_out(\last_in$502 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$448 ),
-    .psum_out(\psum_out$179 ),
-    .valid_in(\valid_in$442 ),
-    .valid_out(\valid_in$460 ),
-    .w_in(\w_in$450 ),
+    .psum_in(\psum_in$484 ),
+    .psum_out(\psum_out$185 ),
+    .valid_in(\valid_in$478 ),
+    .valid_next(\valid_in$458 ),
+    .valid_out(\valid_in$498 ),
+    .w_in(\w_in$486 ),
     .w_shift(shift_3_2_q)
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$458 ),
-    .a_next(\a_in$440 ),
+    .a_in(\a_in$496 ),
+    .a_next(\a_in$476 ),
     .capture(capture_3_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_3_3),
-    .first_in(\first_in$462 ),
-    .first_next(\first_next$456 ),
-    .last_in(\last_in$464 ),
+    .first_in(\first_in$500 ),
+    .first_next(\first_next$493 ),
+    .last_in(\last_in$502 ),
     .last_out(last_out),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$466 ),
-    .psum_out(\psum_out$180 ),
-    .valid_in(\valid_in$460 ),
+    .psum_in(\psum_in$504 ),
+    .psum_out(\psum_out$186 ),
+    .valid_in(\valid_in$498 ),
+    .valid_next(\valid_in$478 ),
     .valid_out(valid_out),
-    .w_in(\w_in$468 ),
+    .w_in(\w_in$506 ),
     .w_shift(shift_3_3_q)
   );
   \accelerator.engine.core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$200 ),
+    .i(\i$206 ),
     .i_next(i_next),
-    .o(\o$213 ),
-    .o_next(\o_next$209 ),
-    .\port$2636$0 (en_skew_a_0),
-    .\port$2637$0 (en_skew_a_1),
-    .\port$2638$0 (en_skew_a_2),
-    .\port$2639$0 (en_skew_a_3),
+    .o(\o$221 ),
+    .o_next(\o_next$216 ),
+    .\port$2661$0 (en_skew_a_0),
+    .\port$2662$0 (en_skew_a_1),
+    .\port$2663$0 (en_skew_a_2),
+    .\port$2664$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$201 ),
-    .i_next(\i_next$203 ),
-    .o(\o$215 ),
-    .o_next(\o_next$211 ),
+    .i(\i$207 ),
+    .i_next(\i_next$209 ),
+    .o(\o$223 ),
+    .o_next(\o_next$218 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   \accelerator.engine.core.skew_w  skew_w (
     .clk(clk),
     .i(in_w),
-    .o(\o$220 ),
-    .\port$2631$0 (en_skew_w_0),
-    .\port$2632$0 (en_skew_w_1),
-    .\port$2633$0 (en_skew_w_2),
-    .\port$2634$0 (en_skew_w_3),
+    .o(\o$228 ),
+    .\port$2656$0 (en_skew_w_0),
+    .\port$2657$0 (en_skew_w_1),
+    .\port$2658$0 (en_skew_w_2),
+    .\port$2659$0 (en_skew_w_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en_skew_wctl),
-    .i(\i$199 ),
-    .i_next(\i_next$204 ),
+    .i(\i$205 ),
+    .i_next(\i_next$210 ),
     .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$114  = held;
+    \$116  = held;
     if (rst) begin
-      \$114  = 1'h0;
+      \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$115  = skid;
+    \$117  = skid;
     if (\$1 ) begin
-      \$115 [128] = out[128];
+      \$117 [128] = out[128];
     end
     if (\$2 ) begin
-      \$115 [31:0] = out[31:0];
+      \$117 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$115 [63:32] = out[63:32];
+      \$117 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$115 [95:64] = out[95:64];
+      \$117 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$115 [127:96] = out[127:96];
+      \$117 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$116  = loaded;
+    \$118  = 1'h1;
+    if (rst) begin
+      \$118  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$119  = loaded;
     if (en) begin
       if (capture) begin
-        \$116  = { 2'h0, w_accept };
+        \$119  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$116  = \$11 [2:0];
+        \$119  = \$11 [2:0];
       end
     end
     if (rst) begin
-      \$116  = 3'h0;
+      \$119  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$117  = shadow_full;
+    \$120  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$117  = 1'h1;
+        \$120  = 1'h1;
       end else if (\$12 ) begin
-        \$117  = 1'h0;
+        \$120  = 1'h0;
       end
     end
     if (rst) begin
-      \$117  = 1'h0;
+      \$120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$118  = since_first;
+    \$121  = since_first;
     if (en) begin
       if (\$13 ) begin
-        \$118  = 3'h1;
+        \$121  = 3'h1;
       end else if (\$14 ) begin
-        \$118  = \$15 [2:0];
+        \$121  = \$15 [2:0];
       end
     end
     if (rst) begin
-      \$118  = 3'h4;
+      \$121  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$119  = first;
+    \$122  = first;
     if (en) begin
       if (a_accept) begin
-        \$119  = operands__payload[32];
+        \$122  = operands__payload[32];
       end
     end
     if (rst) begin
-      \$119  = 1'h1;
+      \$122  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$120  = in_w;
+    \$123  = in_w;
     if (en_in_w_0) begin
-      \$120 [7:0] = weights__payload[7:0];
+      \$123 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$120 [15:8] = weights__payload[15:8];
+      \$123 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$120 [23:16] = weights__payload[23:16];
+      \$123 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$120 [31:24] = weights__payload[31:24];
+      \$123 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$121  = in_a;
+    \$124  = in_a;
     if (en_in_a_0) begin
-      \$121 [7:0] = operands__payload[7:0];
+      \$124 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$121 [15:8] = operands__payload[15:8];
+      \$124 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$121 [23:16] = operands__payload[23:16];
+      \$124 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$121 [31:24] = operands__payload[31:24];
+      \$124 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$122  = in_wctl;
+    \$125  = in_wctl;
     if (en) begin
-      \$122 [0] = w_accept;
-      \$122 [1] = capture;
+      \$125 [0] = w_accept;
+      \$125 [1] = capture;
     end
     if (rst) begin
-      \$122  = 2'h0;
+      \$125  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$123  = in_flags;
+    \$126  = in_flags;
     if (en) begin
-      \$123 [0] = a_accept;
-      \$123 [1] = first;
-      \$123 [2] = operands__payload[32];
+      \$126 [0] = a_accept;
+      \$126 [1] = first;
+      \$126 [2] = operands__payload[32];
     end
     if (rst) begin
-      \$123  = 3'h0;
+      \$126  = 3'h0;
     end
   end
   assign shift_0_0 = shift_0_0_q;
@@ -12512,190 +12602,222 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign pe_3_2_sync_rst = rst_pe_3_2;
   assign pe_3_3_sync_clk = clk;
   assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$187  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$193  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$194  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$195  = en_skew_wctl;
-  assign \en$196  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$197  = en_skew_flags;
-  assign \i$198  = in_w;
-  assign \en$205  = en_pe_0_0;
+  assign \en$200  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$201  = en_skew_wctl;
+  assign \en$202  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$203  = en_skew_flags;
+  assign \i$204  = in_w;
+  assign \en$211  = en_pe_0_0;
   assign w_shift = shift_0_0_q;
-  assign \capture$207  = capture_0_0_q;
-  assign a_next = \o_next$209 [7:0];
-  assign first_next = \o_next$211 [1];
-  assign a_in = \o$213 [7:0];
-  assign valid_in = \o$215 [0];
-  assign first_in = \o$215 [1];
-  assign last_in = \o$215 [2];
+  assign \capture$213  = capture_0_0_q;
+  assign capture_next = o_next[1];
+  assign a_next = \o_next$216 [7:0];
+  assign first_next = \o_next$218 [1];
+  assign valid_next = \o_next$218 [0];
+  assign a_in = \o$221 [7:0];
+  assign valid_in = \o$223 [0];
+  assign first_in = \o$223 [1];
+  assign last_in = \o$223 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$220 [7:0];
-  assign \en$221  = en_pe_0_1;
-  assign \w_shift$222  = shift_0_1_q;
-  assign \capture$223  = capture_0_1_q;
-  assign \a_next$224  = \o$213 [7:0];
-  assign first_next_out = \first_next$225 ;
-  assign a_out = \a_in$227 ;
-  assign \valid_out$230  = \valid_in$229 ;
-  assign first_out = \first_in$231 ;
-  assign \last_out$234  = \last_in$233 ;
-  assign \psum_in$235  = 32'd0;
-  assign \w_in$236  = \o$220 [15:8];
-  assign \en$237  = en_pe_0_2;
-  assign \w_shift$238  = shift_0_2_q;
-  assign \capture$239  = capture_0_2_q;
-  assign \a_next$240  = \a_in$227 ;
-  assign \first_next_out$242  = \first_next$241 ;
-  assign \a_out$244  = \a_in$243 ;
-  assign \valid_out$246  = \valid_in$245 ;
-  assign \first_out$248  = \first_in$247 ;
-  assign \last_out$250  = \last_in$249 ;
-  assign \psum_in$251  = 32'd0;
-  assign \w_in$252  = \o$220 [23:16];
-  assign \en$253  = en_pe_0_3;
-  assign \w_shift$254  = shift_0_3_q;
-  assign \capture$255  = capture_0_3_q;
-  assign \a_next$256  = \a_in$243 ;
-  assign \first_next_out$258  = \first_next$257 ;
-  assign \a_out$260  = \a_in$259 ;
-  assign \valid_out$262  = \valid_in$261 ;
-  assign \first_out$264  = \first_in$263 ;
-  assign \last_out$266  = \last_in$265 ;
-  assign \psum_in$267  = 32'd0;
-  assign \w_in$268  = \o$220 [31:24];
-  assign \en$269  = en_pe_1_0;
-  assign \w_shift$270  = shift_1_0_q;
-  assign \capture$271  = capture_1_0_q;
-  assign \a_next$272  = \o_next$209 [15:8];
-  assign \first_next$273  = \o_next$211 [4];
-  assign \a_in$274  = \o$213 [15:8];
-  assign \valid_in$275  = \o$215 [3];
-  assign \first_in$276  = \o$215 [4];
-  assign \last_in$277  = \o$215 [5];
-  assign \psum_out$279  = \psum_in$278 ;
-  assign w_out = \w_in$280 ;
-  assign \en$282  = en_pe_1_1;
-  assign \w_shift$283  = shift_1_1_q;
-  assign \capture$284  = capture_1_1_q;
-  assign \a_next$285  = \o$213 [15:8];
-  assign \first_next_out$287  = \first_next$286 ;
-  assign \a_out$289  = \a_in$288 ;
-  assign \valid_out$291  = \valid_in$290 ;
-  assign \first_out$293  = \first_in$292 ;
-  assign \last_out$295  = \last_in$294 ;
-  assign \psum_out$297  = \psum_in$296 ;
-  assign \w_out$299  = \w_in$298 ;
-  assign \en$300  = en_pe_1_2;
-  assign \w_shift$301  = shift_1_2_q;
-  assign \capture$302  = capture_1_2_q;
-  assign \a_next$303  = \a_in$288 ;
-  assign \first_next_out$305  = \first_next$304 ;
+  assign w_in = \o$228 [7:0];
+  assign \en$229  = en_pe_0_1;
+  assign \w_shift$230  = shift_0_1_q;
+  assign \capture$231  = capture_0_1_q;
+  assign \capture_next$232  = o_next[3];
+  assign \a_next$233  = \o$221 [7:0];
+  assign first_next_out = \first_next$234 ;
+  assign \valid_next$236  = \o$223 [0];
+  assign a_out = \a_in$237 ;
+  assign \valid_out$240  = \valid_in$239 ;
+  assign first_out = \first_in$241 ;
+  assign \last_out$244  = \last_in$243 ;
+  assign \psum_in$245  = 32'd0;
+  assign \w_in$246  = \o$228 [15:8];
+  assign \en$247  = en_pe_0_2;
+  assign \w_shift$248  = shift_0_2_q;
+  assign \capture$249  = capture_0_2_q;
+  assign \capture_next$250  = o_next[5];
+  assign \a_next$251  = \a_in$237 ;
+  assign \first_next_out$253  = \first_next$252 ;
+  assign \valid_next$254  = \valid_in$239 ;
+  assign \a_out$256  = \a_in$255 ;
+  assign \valid_out$258  = \valid_in$257 ;
+  assign \first_out$260  = \first_in$259 ;
+  assign \last_out$262  = \last_in$261 ;
+  assign \psum_in$263  = 32'd0;
+  assign \w_in$264  = \o$228 [23:16];
+  assign \en$265  = en_pe_0_3;
+  assign \w_shift$266  = shift_0_3_q;
+  assign \capture$267  = capture_0_3_q;
+  assign \capture_next$268  = o_next[7];
+  assign \a_next$269  = \a_in$255 ;
+  assign \first_next_out$271  = \first_next$270 ;
+  assign \valid_next$272  = \valid_in$257 ;
+  assign \a_out$274  = \a_in$273 ;
+  assign \valid_out$276  = \valid_in$275 ;
+  assign \first_out$278  = \first_in$277 ;
+  assign \last_out$280  = \last_in$279 ;
+  assign \psum_in$281  = 32'd0;
+  assign \w_in$282  = \o$228 [31:24];
+  assign \en$283  = en_pe_1_0;
+  assign \w_shift$284  = shift_1_0_q;
+  assign \capture$285  = capture_1_0_q;
+  assign \capture_next$286  = o_next[1];
+  assign \a_next$287  = \o_next$216 [15:8];
+  assign \first_next$288  = \o_next$218 [4];
+  assign \valid_next$289  = \o_next$218 [3];
+  assign \a_in$290  = \o$221 [15:8];
+  assign \valid_in$291  = \o$223 [3];
+  assign \first_in$292  = \o$223 [4];
+  assign \last_in$293  = \o$223 [5];
+  assign \psum_out$295  = \psum_in$294 ;
+  assign w_out = \w_in$296 ;
+  assign \en$298  = en_pe_1_1;
+  assign \w_shift$299  = shift_1_1_q;
+  assign \capture$300  = capture_1_1_q;
+  assign \capture_next$301  = o_next[3];
+  assign \a_next$302  = \o$221 [15:8];
+  assign \first_next_out$304  = \first_next$303 ;
+  assign \valid_next$305  = \o$223 [3];
   assign \a_out$307  = \a_in$306 ;
   assign \valid_out$309  = \valid_in$308 ;
   assign \first_out$311  = \first_in$310 ;
   assign \last_out$313  = \last_in$312 ;
   assign \psum_out$315  = \psum_in$314 ;
   assign \w_out$317  = \w_in$316 ;
-  assign \en$318  = en_pe_1_3;
-  assign \w_shift$319  = shift_1_3_q;
-  assign \capture$320  = capture_1_3_q;
-  assign \a_next$321  = \a_in$306 ;
-  assign \first_next_out$323  = \first_next$322 ;
-  assign \a_out$325  = \a_in$324 ;
-  assign \valid_out$327  = \valid_in$326 ;
-  assign \first_out$329  = \first_in$328 ;
-  assign \last_out$331  = \last_in$330 ;
-  assign \psum_out$333  = \psum_in$332 ;
-  assign \w_out$335  = \w_in$334 ;
-  assign \en$336  = en_pe_2_0;
-  assign \w_shift$337  = shift_2_0_q;
-  assign \capture$338  = capture_2_0_q;
-  assign \a_next$339  = \o_next$209 [23:16];
-  assign \first_next$340  = \o_next$211 [7];
-  assign \a_in$341  = \o$213 [23:16];
-  assign \valid_in$342  = \o$215 [6];
-  assign \first_in$343  = \o$215 [7];
-  assign \last_in$344  = \o$215 [8];
-  assign \psum_out$346  = \psum_in$345 ;
-  assign \w_out$348  = \w_in$347 ;
-  assign \en$349  = en_pe_2_1;
-  assign \w_shift$350  = shift_2_1_q;
-  assign \capture$351  = capture_2_1_q;
-  assign \a_next$352  = \o$213 [23:16];
-  assign \first_next_out$354  = \first_next$353 ;
-  assign \a_out$356  = \a_in$355 ;
-  assign \valid_out$358  = \valid_in$357 ;
-  assign \first_out$360  = \first_in$359 ;
-  assign \last_out$362  = \last_in$361 ;
-  assign \psum_out$364  = \psum_in$363 ;
-  assign \w_out$366  = \w_in$365 ;
-  assign \en$367  = en_pe_2_2;
-  assign \w_shift$368  = shift_2_2_q;
-  assign \capture$369  = capture_2_2_q;
-  assign \a_next$370  = \a_in$355 ;
-  assign \first_next_out$372  = \first_next$371 ;
-  assign \a_out$374  = \a_in$373 ;
-  assign \valid_out$376  = \valid_in$375 ;
-  assign \first_out$378  = \first_in$377 ;
-  assign \last_out$380  = \last_in$379 ;
-  assign \psum_out$382  = \psum_in$381 ;
-  assign \w_out$384  = \w_in$383 ;
-  assign \en$385  = en_pe_2_3;
-  assign \w_shift$386  = shift_2_3_q;
-  assign \capture$387  = capture_2_3_q;
-  assign \a_next$388  = \a_in$373 ;
-  assign \first_next_out$390  = \first_next$389 ;
-  assign \a_out$392  = \a_in$391 ;
-  assign \valid_out$394  = \valid_in$393 ;
-  assign \first_out$396  = \first_in$395 ;
-  assign \last_out$398  = \last_in$397 ;
-  assign \psum_out$400  = \psum_in$399 ;
-  assign \w_out$402  = \w_in$401 ;
-  assign \en$403  = en_pe_3_0;
-  assign \w_shift$404  = shift_3_0_q;
-  assign \capture$405  = capture_3_0_q;
-  assign \a_next$406  = \o_next$209 [31:24];
-  assign \first_next$407  = \o_next$211 [10];
-  assign \a_in$408  = \o$213 [31:24];
-  assign \valid_in$409  = \o$215 [9];
-  assign \first_in$410  = \o$215 [10];
-  assign \last_in$411  = \o$215 [11];
-  assign \psum_out$413  = \psum_in$412 ;
-  assign \w_out$415  = \w_in$414 ;
-  assign \en$416  = en_pe_3_1;
-  assign \w_shift$417  = shift_3_1_q;
-  assign \capture$418  = capture_3_1_q;
-  assign \a_next$419  = \o$213 [31:24];
-  assign \first_next_out$421  = \first_next$420 ;
-  assign \a_out$423  = \a_in$422 ;
-  assign \valid_out$425  = \valid_in$424 ;
-  assign \first_out$427  = \first_in$426 ;
-  assign \last_out$429  = \last_in$428 ;
-  assign \psum_out$431  = \psum_in$430 ;
-  assign \w_out$433  = \w_in$432 ;
-  assign \en$434  = en_pe_3_2;
-  assign \w_shift$435  = shift_3_2_q;
-  assign \capture$436  = capture_3_2_q;
-  assign \a_next$437  = \a_in$422 ;
-  assign \first_next_out$439  = \first_next$438 ;
-  assign \a_out$441  = \a_in$440 ;
-  assign \valid_out$443  = \valid_in$442 ;
-  assign \first_out$445  = \first_in$444 ;
-  assign \last_out$447  = \last_in$446 ;
-  assign \psum_out$449  = \psum_in$448 ;
-  assign \w_out$451  = \w_in$450 ;
-  assign \en$452  = en_pe_3_3;
-  assign \w_shift$453  = shift_3_3_q;
-  assign \capture$454  = capture_3_3_q;
-  assign \a_next$455  = \a_in$440 ;
-  assign \first_next_out$457  = \first_next$456 ;
-  assign \a_out$459  = \a_in$458 ;
-  assign \valid_out$461  = \valid_in$460 ;
-  assign \first_out$463  = \first_in$462 ;
-  assign \last_out$465  = \last_in$464 ;
-  assign \psum_out$467  = \psum_in$466 ;
-  assign \w_out$469  = \w_in$468 ;
+  assign \en$318  = en_pe_1_2;
+  assign \w_shift$319  = shift_1_2_q;
+  assign \capture$320  = capture_1_2_q;
+  assign \capture_next$321  = o_next[5];
+  assign \a_next$322  = \a_in$306 ;
+  assign \first_next_out$324  = \first_next$323 ;
+  assign \valid_next$325  = \valid_in$308 ;
+  assign \a_out$327  = \a_in$326 ;
+  assign \valid_out$329  = \valid_in$328 ;
+  assign \first_out$331  = \first_in$330 ;
+  assign \last_out$333  = \last_in$332 ;
+  assign \psum_out$335  = \psum_in$334 ;
+  assign \w_out$337  = \w_in$336 ;
+  assign \en$338  = en_pe_1_3;
+  assign \w_shift$339  = shift_1_3_q;
+  assign \capture$340  = capture_1_3_q;
+  assign \capture_next$341  = o_next[7];
+  assign \a_next$342  = \a_in$326 ;
+  assign \first_next_out$344  = \first_next$343 ;
+  assign \valid_next$345  = \valid_in$328 ;
+  assign \a_out$347  = \a_in$346 ;
+  assign \valid_out$349  = \valid_in$348 ;
+  assign \first_out$351  = \first_in$350 ;
+  assign \last_out$353  = \last_in$352 ;
+  assign \psum_out$355  = \psum_in$354 ;
+  assign \w_out$357  = \w_in$356 ;
+  assign \en$358  = en_pe_2_0;
+  assign \w_shift$359  = shift_2_0_q;
+  assign \capture$360  = capture_2_0_q;
+  assign \capture_next$361  = o_next[1];
+  assign \a_next$362  = \o_next$216 [23:16];
+  assign \first_next$363  = \o_next$218 [7];
+  assign \valid_next$364  = \o_next$218 [6];
+  assign \a_in$365  = \o$221 [23:16];
+  assign \valid_in$366  = \o$223 [6];
+  assign \first_in$367  = \o$223 [7];
+  assign \last_in$368  = \o$223 [8];
+  assign \psum_out$370  = \psum_in$369 ;
+  assign \w_out$372  = \w_in$371 ;
+  assign \en$373  = en_pe_2_1;
+  assign \w_shift$374  = shift_2_1_q;
+  assign \capture$375  = capture_2_1_q;
+  assign \capture_next$376  = o_next[3];
+  assign \a_next$377  = \o$221 [23:16];
+  assign \first_next_out$379  = \first_next$378 ;
+  assign \valid_next$380  = \o$223 [6];
+  assign \a_out$382  = \a_in$381 ;
+  assign \valid_out$384  = \valid_in$383 ;
+  assign \first_out$386  = \first_in$385 ;
+  assign \last_out$388  = \last_in$387 ;
+  assign \psum_out$390  = \psum_in$389 ;
+  assign \w_out$392  = \w_in$391 ;
+  assign \en$393  = en_pe_2_2;
+  assign \w_shift$394  = shift_2_2_q;
+  assign \capture$395  = capture_2_2_q;
+  assign \capture_next$396  = o_next[5];
+  assign \a_next$397  = \a_in$381 ;
+  assign \first_next_out$399  = \first_next$398 ;
+  assign \valid_next$400  = \valid_in$383 ;
+  assign \a_out$402  = \a_in$401 ;
+  assign \valid_out$404  = \valid_in$403 ;
+  assign \first_out$406  = \first_in$405 ;
+  assign \last_out$408  = \last_in$407 ;
+  assign \psum_out$410  = \psum_in$409 ;
+  assign \w_out$412  = \w_in$411 ;
+  assign \en$413  = en_pe_2_3;
+  assign \w_shift$414  = shift_2_3_q;
+  assign \capture$415  = capture_2_3_q;
+  assign \capture_next$416  = o_next[7];
+  assign \a_next$417  = \a_in$401 ;
+  assign \first_next_out$419  = \first_next$418 ;
+  assign \valid_next$420  = \valid_in$403 ;
+  assign \a_out$422  = \a_in$421 ;
+  assign \valid_out$424  = \valid_in$423 ;
+  assign \first_out$426  = \first_in$425 ;
+  assign \last_out$428  = \last_in$427 ;
+  assign \psum_out$430  = \psum_in$429 ;
+  assign \w_out$432  = \w_in$431 ;
+  assign \en$433  = en_pe_3_0;
+  assign \w_shift$434  = shift_3_0_q;
+  assign \capture$435  = capture_3_0_q;
+  assign \capture_next$436  = o_next[1];
+  assign \a_next$437  = \o_next$216 [31:24];
+  assign \first_next$438  = \o_next$218 [10];
+  assign \valid_next$439  = \o_next$218 [9];
+  assign \a_in$440  = \o$221 [31:24];
+  assign \valid_in$441  = \o$223 [9];
+  assign \first_in$442  = \o$223 [10];
+  assign \last_in$443  = \o$223 [11];
+  assign \psum_out$445  = \psum_in$444 ;
+  assign \w_out$447  = \w_in$446 ;
+  assign \en$448  = en_pe_3_1;
+  assign \w_shift$449  = shift_3_1_q;
+  assign \capture$450  = capture_3_1_q;
+  assign \capture_next$451  = o_next[3];
+  assign \a_next$452  = \o$221 [31:24];
+  assign \first_next_out$454  = \first_next$453 ;
+  assign \valid_next$455  = \o$223 [9];
+  assign \a_out$457  = \a_in$456 ;
+  assign \valid_out$459  = \valid_in$458 ;
+  assign \first_out$461  = \first_in$460 ;
+  assign \last_out$463  = \last_in$462 ;
+  assign \psum_out$465  = \psum_in$464 ;
+  assign \w_out$467  = \w_in$466 ;
+  assign \en$468  = en_pe_3_2;
+  assign \w_shift$469  = shift_3_2_q;
+  assign \capture$470  = capture_3_2_q;
+  assign \capture_next$471  = o_next[5];
+  assign \a_next$472  = \a_in$456 ;
+  assign \first_next_out$474  = \first_next$473 ;
+  assign \valid_next$475  = \valid_in$458 ;
+  assign \a_out$477  = \a_in$476 ;
+  assign \valid_out$479  = \valid_in$478 ;
+  assign \first_out$481  = \first_in$480 ;
+  assign \last_out$483  = \last_in$482 ;
+  assign \psum_out$485  = \psum_in$484 ;
+  assign \w_out$487  = \w_in$486 ;
+  assign \en$488  = en_pe_3_3;
+  assign \w_shift$489  = shift_3_3_q;
+  assign \capture$490  = capture_3_3_q;
+  assign \capture_next$491  = o_next[7];
+  assign \a_next$492  = \a_in$476 ;
+  assign \first_next_out$494  = \first_next$493 ;
+  assign \valid_next$495  = \valid_in$478 ;
+  assign \a_out$497  = \a_in$496 ;
+  assign \valid_out$499  = \valid_in$498 ;
+  assign \first_out$501  = \first_in$500 ;
+  assign \last_out$503  = \last_in$502 ;
+  assign \psum_out$505  = \psum_in$504 ;
+  assign \w_out$507  = \w_in$506 ;
   assign \skid.c  = skid[127:0];
   assign \skid.c[0]  = skid[31:0];
   assign \skid.c[1]  = skid[63:32];
@@ -12758,154 +12880,154 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign \results__payload.c[2]  = results__payload[95:64];
   assign \results__payload.c[3]  = results__payload[127:96];
   assign \results__payload.last  = results__payload[128];
-  assign \i$198[0]  = in_w[7:0];
-  assign \i$198[1]  = in_w[15:8];
-  assign \i$198[2]  = in_w[23:16];
-  assign \i$198[3]  = in_w[31:24];
-  assign \i$199[0]  = \i$199 [1:0];
-  assign \i$199[0].shift  = \i$199 [0];
-  assign \i$199[0].capture  = \i$199 [1];
-  assign \i$199[1]  = \i$199 [3:2];
-  assign \i$199[1].shift  = \i$199 [2];
-  assign \i$199[1].capture  = \i$199 [3];
-  assign \i$199[2]  = \i$199 [5:4];
-  assign \i$199[2].shift  = \i$199 [4];
-  assign \i$199[2].capture  = \i$199 [5];
-  assign \i$199[3]  = \i$199 [7:6];
-  assign \i$199[3].shift  = \i$199 [6];
-  assign \i$199[3].capture  = \i$199 [7];
-  assign \i$200[0]  = \i$200 [7:0];
-  assign \i$200[1]  = \i$200 [15:8];
-  assign \i$200[2]  = \i$200 [23:16];
-  assign \i$200[3]  = \i$200 [31:24];
-  assign \i$201[0]  = \i$201 [2:0];
-  assign \i$201[0].valid  = \i$201 [0];
-  assign \i$201[0].first  = \i$201 [1];
-  assign \i$201[0].last  = \i$201 [2];
-  assign \i$201[1]  = \i$201 [5:3];
-  assign \i$201[1].valid  = \i$201 [3];
-  assign \i$201[1].first  = \i$201 [4];
-  assign \i$201[1].last  = \i$201 [5];
-  assign \i$201[2]  = \i$201 [8:6];
-  assign \i$201[2].valid  = \i$201 [6];
-  assign \i$201[2].first  = \i$201 [7];
-  assign \i$201[2].last  = \i$201 [8];
-  assign \i$201[3]  = \i$201 [11:9];
-  assign \i$201[3].valid  = \i$201 [9];
-  assign \i$201[3].first  = \i$201 [10];
-  assign \i$201[3].last  = \i$201 [11];
+  assign \i$204[0]  = in_w[7:0];
+  assign \i$204[1]  = in_w[15:8];
+  assign \i$204[2]  = in_w[23:16];
+  assign \i$204[3]  = in_w[31:24];
+  assign \i$205[0]  = \i$205 [1:0];
+  assign \i$205[0].shift  = \i$205 [0];
+  assign \i$205[0].capture  = \i$205 [1];
+  assign \i$205[1]  = \i$205 [3:2];
+  assign \i$205[1].shift  = \i$205 [2];
+  assign \i$205[1].capture  = \i$205 [3];
+  assign \i$205[2]  = \i$205 [5:4];
+  assign \i$205[2].shift  = \i$205 [4];
+  assign \i$205[2].capture  = \i$205 [5];
+  assign \i$205[3]  = \i$205 [7:6];
+  assign \i$205[3].shift  = \i$205 [6];
+  assign \i$205[3].capture  = \i$205 [7];
+  assign \i$206[0]  = \i$206 [7:0];
+  assign \i$206[1]  = \i$206 [15:8];
+  assign \i$206[2]  = \i$206 [23:16];
+  assign \i$206[3]  = \i$206 [31:24];
+  assign \i$207[0]  = \i$207 [2:0];
+  assign \i$207[0].valid  = \i$207 [0];
+  assign \i$207[0].first  = \i$207 [1];
+  assign \i$207[0].last  = \i$207 [2];
+  assign \i$207[1]  = \i$207 [5:3];
+  assign \i$207[1].valid  = \i$207 [3];
+  assign \i$207[1].first  = \i$207 [4];
+  assign \i$207[1].last  = \i$207 [5];
+  assign \i$207[2]  = \i$207 [8:6];
+  assign \i$207[2].valid  = \i$207 [6];
+  assign \i$207[2].first  = \i$207 [7];
+  assign \i$207[2].last  = \i$207 [8];
+  assign \i$207[3]  = \i$207 [11:9];
+  assign \i$207[3].valid  = \i$207 [9];
+  assign \i$207[3].first  = \i$207 [10];
+  assign \i$207[3].last  = \i$207 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$203[0]  = \i_next$203 [2:0];
-  assign \i_next$203[0].valid  = \i_next$203 [0];
-  assign \i_next$203[0].first  = \i_next$203 [1];
-  assign \i_next$203[0].last  = \i_next$203 [2];
-  assign \i_next$203[1]  = \i_next$203 [5:3];
-  assign \i_next$203[1].valid  = \i_next$203 [3];
-  assign \i_next$203[1].first  = \i_next$203 [4];
-  assign \i_next$203[1].last  = \i_next$203 [5];
-  assign \i_next$203[2]  = \i_next$203 [8:6];
-  assign \i_next$203[2].valid  = \i_next$203 [6];
-  assign \i_next$203[2].first  = \i_next$203 [7];
-  assign \i_next$203[2].last  = \i_next$203 [8];
-  assign \i_next$203[3]  = \i_next$203 [11:9];
-  assign \i_next$203[3].valid  = \i_next$203 [9];
-  assign \i_next$203[3].first  = \i_next$203 [10];
-  assign \i_next$203[3].last  = \i_next$203 [11];
-  assign \i_next$204[0]  = \i_next$204 [1:0];
-  assign \i_next$204[0].shift  = \i_next$204 [0];
-  assign \i_next$204[0].capture  = \i_next$204 [1];
-  assign \i_next$204[1]  = \i_next$204 [3:2];
-  assign \i_next$204[1].shift  = \i_next$204 [2];
-  assign \i_next$204[1].capture  = \i_next$204 [3];
-  assign \i_next$204[2]  = \i_next$204 [5:4];
-  assign \i_next$204[2].shift  = \i_next$204 [4];
-  assign \i_next$204[2].capture  = \i_next$204 [5];
-  assign \i_next$204[3]  = \i_next$204 [7:6];
-  assign \i_next$204[3].shift  = \i_next$204 [6];
-  assign \i_next$204[3].capture  = \i_next$204 [7];
-  assign \o_next$209[0]  = \o_next$209 [7:0];
-  assign \o_next$209[1]  = \o_next$209 [15:8];
-  assign \o_next$209[2]  = \o_next$209 [23:16];
-  assign \o_next$209[3]  = \o_next$209 [31:24];
-  assign \o_next$211[0]  = \o_next$211 [2:0];
-  assign \o_next$211[0].valid  = \o_next$211 [0];
-  assign \o_next$211[0].first  = \o_next$211 [1];
-  assign \o_next$211[0].last  = \o_next$211 [2];
-  assign \o_next$211[1]  = \o_next$211 [5:3];
-  assign \o_next$211[1].valid  = \o_next$211 [3];
-  assign \o_next$211[1].first  = \o_next$211 [4];
-  assign \o_next$211[1].last  = \o_next$211 [5];
-  assign \o_next$211[2]  = \o_next$211 [8:6];
-  assign \o_next$211[2].valid  = \o_next$211 [6];
-  assign \o_next$211[2].first  = \o_next$211 [7];
-  assign \o_next$211[2].last  = \o_next$211 [8];
-  assign \o_next$211[3]  = \o_next$211 [11:9];
-  assign \o_next$211[3].valid  = \o_next$211 [9];
-  assign \o_next$211[3].first  = \o_next$211 [10];
-  assign \o_next$211[3].last  = \o_next$211 [11];
-  assign \o$213[0]  = \o$213 [7:0];
-  assign \o$213[1]  = \o$213 [15:8];
-  assign \o$213[2]  = \o$213 [23:16];
-  assign \o$213[3]  = \o$213 [31:24];
-  assign \o$215[0]  = \o$215 [2:0];
-  assign \o$215[0].valid  = \o$215 [0];
-  assign \o$215[0].first  = \o$215 [1];
-  assign \o$215[0].last  = \o$215 [2];
-  assign \o$215[1]  = \o$215 [5:3];
-  assign \o$215[1].valid  = \o$215 [3];
-  assign \o$215[1].first  = \o$215 [4];
-  assign \o$215[1].last  = \o$215 [5];
-  assign \o$215[2]  = \o$215 [8:6];
-  assign \o$215[2].valid  = \o$215 [6];
-  assign \o$215[2].first  = \o$215 [7];
-  assign \o$215[2].last  = \o$215 [8];
-  assign \o$215[3]  = \o$215 [11:9];
-  assign \o$215[3].valid  = \o$215 [9];
-  assign \o$215[3].first  = \o$215 [10];
-  assign \o$215[3].last  = \o$215 [11];
-  assign \o$220[0]  = \o$220 [7:0];
-  assign \o$220[1]  = \o$220 [15:8];
-  assign \o$220[2]  = \o$220 [23:16];
-  assign \o$220[3]  = \o$220 [31:24];
-  assign \i_next$204 [7] = capture;
-  assign \i_next$204 [5] = capture;
-  assign \i_next$204 [3] = capture;
-  assign \i_next$204 [1] = capture;
-  assign \i_next$204 [6] = w_accept;
-  assign \i_next$204 [4] = w_accept;
-  assign \i_next$204 [2] = w_accept;
-  assign \i_next$204 [0] = w_accept;
-  assign \i_next$203 [11] = operands__payload[32];
-  assign \i_next$203 [10] = first;
-  assign \i_next$203 [9] = a_accept;
-  assign \i_next$203 [8] = operands__payload[32];
-  assign \i_next$203 [7] = first;
-  assign \i_next$203 [6] = a_accept;
-  assign \i_next$203 [5] = operands__payload[32];
-  assign \i_next$203 [4] = first;
-  assign \i_next$203 [3] = a_accept;
-  assign \i_next$203 [2] = operands__payload[32];
-  assign \i_next$203 [1] = first;
-  assign \i_next$203 [0] = a_accept;
+  assign \i_next$209[0]  = \i_next$209 [2:0];
+  assign \i_next$209[0].valid  = \i_next$209 [0];
+  assign \i_next$209[0].first  = \i_next$209 [1];
+  assign \i_next$209[0].last  = \i_next$209 [2];
+  assign \i_next$209[1]  = \i_next$209 [5:3];
+  assign \i_next$209[1].valid  = \i_next$209 [3];
+  assign \i_next$209[1].first  = \i_next$209 [4];
+  assign \i_next$209[1].last  = \i_next$209 [5];
+  assign \i_next$209[2]  = \i_next$209 [8:6];
+  assign \i_next$209[2].valid  = \i_next$209 [6];
+  assign \i_next$209[2].first  = \i_next$209 [7];
+  assign \i_next$209[2].last  = \i_next$209 [8];
+  assign \i_next$209[3]  = \i_next$209 [11:9];
+  assign \i_next$209[3].valid  = \i_next$209 [9];
+  assign \i_next$209[3].first  = \i_next$209 [10];
+  assign \i_next$209[3].last  = \i_next$209 [11];
+  assign \i_next$210[0]  = \i_next$210 [1:0];
+  assign \i_next$210[0].shift  = \i_next$210 [0];
+  assign \i_next$210[0].capture  = \i_next$210 [1];
+  assign \i_next$210[1]  = \i_next$210 [3:2];
+  assign \i_next$210[1].shift  = \i_next$210 [2];
+  assign \i_next$210[1].capture  = \i_next$210 [3];
+  assign \i_next$210[2]  = \i_next$210 [5:4];
+  assign \i_next$210[2].shift  = \i_next$210 [4];
+  assign \i_next$210[2].capture  = \i_next$210 [5];
+  assign \i_next$210[3]  = \i_next$210 [7:6];
+  assign \i_next$210[3].shift  = \i_next$210 [6];
+  assign \i_next$210[3].capture  = \i_next$210 [7];
+  assign \o_next$216[0]  = \o_next$216 [7:0];
+  assign \o_next$216[1]  = \o_next$216 [15:8];
+  assign \o_next$216[2]  = \o_next$216 [23:16];
+  assign \o_next$216[3]  = \o_next$216 [31:24];
+  assign \o_next$218[0]  = \o_next$218 [2:0];
+  assign \o_next$218[0].valid  = \o_next$218 [0];
+  assign \o_next$218[0].first  = \o_next$218 [1];
+  assign \o_next$218[0].last  = \o_next$218 [2];
+  assign \o_next$218[1]  = \o_next$218 [5:3];
+  assign \o_next$218[1].valid  = \o_next$218 [3];
+  assign \o_next$218[1].first  = \o_next$218 [4];
+  assign \o_next$218[1].last  = \o_next$218 [5];
+  assign \o_next$218[2]  = \o_next$218 [8:6];
+  assign \o_next$218[2].valid  = \o_next$218 [6];
+  assign \o_next$218[2].first  = \o_next$218 [7];
+  assign \o_next$218[2].last  = \o_next$218 [8];
+  assign \o_next$218[3]  = \o_next$218 [11:9];
+  assign \o_next$218[3].valid  = \o_next$218 [9];
+  assign \o_next$218[3].first  = \o_next$218 [10];
+  assign \o_next$218[3].last  = \o_next$218 [11];
+  assign \o$221[0]  = \o$221 [7:0];
+  assign \o$221[1]  = \o$221 [15:8];
+  assign \o$221[2]  = \o$221 [23:16];
+  assign \o$221[3]  = \o$221 [31:24];
+  assign \o$223[0]  = \o$223 [2:0];
+  assign \o$223[0].valid  = \o$223 [0];
+  assign \o$223[0].first  = \o$223 [1];
+  assign \o$223[0].last  = \o$223 [2];
+  assign \o$223[1]  = \o$223 [5:3];
+  assign \o$223[1].valid  = \o$223 [3];
+  assign \o$223[1].first  = \o$223 [4];
+  assign \o$223[1].last  = \o$223 [5];
+  assign \o$223[2]  = \o$223 [8:6];
+  assign \o$223[2].valid  = \o$223 [6];
+  assign \o$223[2].first  = \o$223 [7];
+  assign \o$223[2].last  = \o$223 [8];
+  assign \o$223[3]  = \o$223 [11:9];
+  assign \o$223[3].valid  = \o$223 [9];
+  assign \o$223[3].first  = \o$223 [10];
+  assign \o$223[3].last  = \o$223 [11];
+  assign \o$228[0]  = \o$228 [7:0];
+  assign \o$228[1]  = \o$228 [15:8];
+  assign \o$228[2]  = \o$228 [23:16];
+  assign \o$228[3]  = \o$228 [31:24];
+  assign \i_next$210 [7] = capture;
+  assign \i_next$210 [5] = capture;
+  assign \i_next$210 [3] = capture;
+  assign \i_next$210 [1] = capture;
+  assign \i_next$210 [6] = w_accept;
+  assign \i_next$210 [4] = w_accept;
+  assign \i_next$210 [2] = w_accept;
+  assign \i_next$210 [0] = w_accept;
+  assign \i_next$209 [11] = operands__payload[32];
+  assign \i_next$209 [10] = first;
+  assign \i_next$209 [9] = a_accept;
+  assign \i_next$209 [8] = operands__payload[32];
+  assign \i_next$209 [7] = first;
+  assign \i_next$209 [6] = a_accept;
+  assign \i_next$209 [5] = operands__payload[32];
+  assign \i_next$209 [4] = first;
+  assign \i_next$209 [3] = a_accept;
+  assign \i_next$209 [2] = operands__payload[32];
+  assign \i_next$209 [1] = first;
+  assign \i_next$209 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$201 [11:9] = in_flags;
-  assign \i$201 [8:6] = in_flags;
-  assign \i$201 [5:3] = in_flags;
-  assign \i$201 [2:0] = in_flags;
-  assign \i$200 [31:24] = in_a[7:0];
-  assign \i$200 [23:16] = in_a[15:8];
-  assign \i$200 [15:8] = in_a[23:16];
-  assign \i$200 [7:0] = in_a[31:24];
-  assign \i$199 [7:6] = in_wctl;
-  assign \i$199 [5:4] = in_wctl;
-  assign \i$199 [3:2] = in_wctl;
-  assign \i$199 [1:0] = in_wctl;
+  assign \i$207 [11:9] = in_flags;
+  assign \i$207 [8:6] = in_flags;
+  assign \i$207 [5:3] = in_flags;
+  assign \i$207 [2:0] = in_flags;
+  assign \i$206 [31:24] = in_a[7:0];
+  assign \i$206 [23:16] = in_a[15:8];
+  assign \i$206 [15:8] = in_a[23:16];
+  assign \i$206 [7:0] = in_a[31:24];
+  assign \i$205 [7:6] = in_wctl;
+  assign \i$205 [5:4] = in_wctl;
+  assign \i$205 [3:2] = in_wctl;
+  assign \i$205 [1:0] = in_wctl;
   assign results__payload[127:96] = \$87 ;
   assign results__payload[95:64] = \$86 ;
   assign results__payload[63:32] = \$85 ;
@@ -12913,15 +13035,15 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign results__payload[128] = \$82 ;
   assign out[128] = last_out;
   assign out[127:0] = o;
-  assign i[127:96] = \psum_out$180 ;
-  assign i[95:64] = \psum_out$179 ;
-  assign i[63:32] = \psum_out$178 ;
+  assign i[127:96] = \psum_out$186 ;
+  assign i[95:64] = \psum_out$185 ;
+  assign i[63:32] = \psum_out$184 ;
   assign i[31:0] = psum_out;
-  assign \$98  = \o$215 [0];
+  assign \$100  = \o$223 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2601$0 , \port$2602$0 , \port$2603$0 , \port$2604$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2623$0 , \port$2624$0 , \port$2625$0 , \port$2626$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -12960,14 +13082,14 @@ module \accelerator.engine.core.deskew (rst, \port$2601$0 , \port$2602$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2601$0 ;
-  wire \port$2601$0 ;
-  input \port$2602$0 ;
-  wire \port$2602$0 ;
-  input \port$2603$0 ;
-  wire \port$2603$0 ;
-  input \port$2604$0 ;
-  wire \port$2604$0 ;
+  input \port$2623$0 ;
+  wire \port$2623$0 ;
+  input \port$2624$0 ;
+  wire \port$2624$0 ;
+  input \port$2625$0 ;
+  wire \port$2625$0 ;
+  input \port$2626$0 ;
+  wire \port$2626$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -12985,46 +13107,46 @@ module \accelerator.engine.core.deskew (rst, \port$2601$0 , \port$2602$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2601$0 ) begin
+    if (\port$2623$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2602$0 ) begin
+    if (\port$2624$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2602$0 ) begin
+    if (\port$2624$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2603$0 ) begin
+    if (\port$2625$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2601$0 ) begin
+    if (\port$2623$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2601$0 ) begin
+    if (\port$2623$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2604$0 , \port$2603$0 , \port$2602$0 , \port$2601$0  };
+  assign en = { \port$2626$0 , \port$2625$0 , \port$2624$0 , \port$2623$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -13053,24 +13175,27 @@ module \accelerator.engine.core.deskew (rst, \port$2601$0 , \port$2602$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_in, a_next, \port$3108$0 , first_next, pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3197$0 , \port$3198$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13080,12 +13205,14 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -13098,8 +13225,10 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3108$0 ;
-  wire [2:0] \port$3108$0 ;
+  input [2:0] \port$3197$0 ;
+  wire [2:0] \port$3197$0 ;
+  input [1:0] \port$3198$0 ;
+  wire [1:0] \port$3198$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13107,7 +13236,9 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -13119,82 +13250,71 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3108$0 [0] & \port$3108$0 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$3108$0 [0] & \port$3108$0 [1];
+  assign weight_next = \port$3198$0 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3198$0 [0] & \port$3198$0 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = \port$3197$0 [0] & \port$3197$0 [1];
   always @(posedge pe_0_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3108$0 [0];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3108$0 [1];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3108$0 [2];
+      \$12  = \port$3197$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -13202,66 +13322,102 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3197$0 [1];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3198$0 [1];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3197$0 [2];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3108$0 [0];
-  assign first_in = \port$3108$0 [1];
-  assign last_in = \port$3108$0 [2];
+  assign first_next = \port$3198$0 [1];
+  assign valid_next = \port$3198$0 [0];
+  assign valid_in = \port$3197$0 [0];
+  assign first_in = \port$3197$0 [1];
+  assign last_in = \port$3197$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_next, pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13271,8 +13427,11 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -13298,8 +13457,11 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -13311,82 +13473,71 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -13394,35 +13545,65 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -13433,24 +13614,28 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13460,8 +13645,11 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -13487,8 +13675,11 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -13500,82 +13691,71 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -13583,35 +13763,65 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -13622,24 +13832,27 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13648,8 +13861,11 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -13672,8 +13888,11 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -13684,82 +13903,71 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -13767,35 +13975,65 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -13806,24 +14044,27 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3108$3 , first_next, pe_1_0_sync_clk);
+module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3197$3 , \port$3198$3 , pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13833,12 +14074,14 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -13851,8 +14094,10 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [2:0] \port$3108$3 ;
-  wire [2:0] \port$3108$3 ;
+  input [2:0] \port$3197$3 ;
+  wire [2:0] \port$3197$3 ;
+  input [1:0] \port$3198$3 ;
+  wire [1:0] \port$3198$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13861,7 +14106,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -13873,82 +14120,71 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3108$3 [0] & \port$3108$3 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3108$3 [0] & \port$3108$3 [1];
+  assign weight_next = \port$3198$3 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3198$3 [0] & \port$3198$3 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3197$3 [0] & \port$3197$3 [1];
   always @(posedge pe_1_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3108$3 [0];
-    end
-    if (pe_1_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3108$3 [1];
-    end
-    if (pe_1_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3108$3 [2];
+      \$12  = \port$3197$3 [0];
     end
     if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
@@ -13956,65 +14192,101 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3197$3 [1];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3198$3 [1];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3197$3 [2];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3108$3 [0];
-  assign first_in = \port$3108$3 [1];
-  assign last_in = \port$3108$3 [2];
+  assign first_next = \port$3198$3 [1];
+  assign valid_next = \port$3198$3 [0];
+  assign valid_in = \port$3197$3 [0];
+  assign first_in = \port$3197$3 [1];
+  assign last_in = \port$3197$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_1_1_sync_clk);
+module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14024,8 +14296,11 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14052,8 +14327,11 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -14065,82 +14343,71 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_1_sync_rst) begin
       \$12  = 1'h0;
@@ -14148,35 +14415,65 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -14186,24 +14483,28 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_2_sync_clk);
+module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14213,8 +14514,11 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14241,8 +14545,11 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -14254,82 +14561,71 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_2_sync_rst) begin
       \$12  = 1'h0;
@@ -14337,35 +14633,65 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -14375,24 +14701,27 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_1_3_sync_clk);
+module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14401,8 +14730,11 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14426,8 +14758,11 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -14438,82 +14773,71 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_3_sync_rst) begin
       \$12  = 1'h0;
@@ -14521,35 +14845,65 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -14559,24 +14913,27 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3108$6 , first_next, pe_2_0_sync_clk);
+module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3197$6 , \port$3198$6 , pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14586,12 +14943,14 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -14604,8 +14963,10 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [2:0] \port$3108$6 ;
-  wire [2:0] \port$3108$6 ;
+  input [2:0] \port$3197$6 ;
+  wire [2:0] \port$3197$6 ;
+  input [1:0] \port$3198$6 ;
+  wire [1:0] \port$3198$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14614,7 +14975,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -14626,82 +14989,71 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3108$6 [0] & \port$3108$6 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3108$6 [0] & \port$3108$6 [1];
+  assign weight_next = \port$3198$6 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3198$6 [0] & \port$3198$6 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3197$6 [0] & \port$3197$6 [1];
   always @(posedge pe_2_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3108$6 [0];
-    end
-    if (pe_2_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3108$6 [1];
-    end
-    if (pe_2_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3108$6 [2];
+      \$12  = \port$3197$6 [0];
     end
     if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
@@ -14709,65 +15061,101 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3197$6 [1];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3198$6 [1];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3197$6 [2];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3108$6 [0];
-  assign first_in = \port$3108$6 [1];
-  assign last_in = \port$3108$6 [2];
+  assign first_next = \port$3198$6 [1];
+  assign valid_next = \port$3198$6 [0];
+  assign valid_in = \port$3197$6 [0];
+  assign first_in = \port$3197$6 [1];
+  assign last_in = \port$3197$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_2_1_sync_clk);
+module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14777,8 +15165,11 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14805,8 +15196,11 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -14818,82 +15212,71 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_1_sync_rst) begin
       \$12  = 1'h0;
@@ -14901,35 +15284,65 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -14939,24 +15352,28 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_2_sync_clk);
+module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14966,8 +15383,11 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14994,8 +15414,11 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15007,82 +15430,71 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_2_sync_rst) begin
       \$12  = 1'h0;
@@ -15090,35 +15502,65 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -15128,24 +15570,27 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_2_3_sync_clk);
+module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15154,8 +15599,11 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -15179,8 +15627,11 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -15191,82 +15642,71 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_3_sync_rst) begin
       \$12  = 1'h0;
@@ -15274,35 +15714,65 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -15312,24 +15782,27 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_in, a_next, \port$3108$9 , first_next, pe_3_0_sync_clk);
+module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3197$9 , \port$3198$9 , pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15339,12 +15812,14 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -15357,8 +15832,10 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [2:0] \port$3108$9 ;
-  wire [2:0] \port$3108$9 ;
+  input [2:0] \port$3197$9 ;
+  wire [2:0] \port$3197$9 ;
+  input [1:0] \port$3198$9 ;
+  wire [1:0] \port$3198$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15367,7 +15844,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15378,82 +15857,71 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3108$9 [0] & \port$3108$9 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3108$9 [0] & \port$3108$9 [1];
+  assign weight_next = \port$3198$9 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3198$9 [0] & \port$3198$9 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3197$9 [0] & \port$3197$9 [1];
   always @(posedge pe_3_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3108$9 [0];
-    end
-    if (pe_3_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3108$9 [1];
-    end
-    if (pe_3_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3108$9 [2];
+      \$12  = \port$3197$9 [0];
     end
     if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
@@ -15461,65 +15929,101 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3197$9 [1];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3198$9 [1];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3197$9 [2];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3108$9 [0];
-  assign first_in = \port$3108$9 [1];
-  assign last_in = \port$3108$9 [2];
+  assign first_next = \port$3198$9 [1];
+  assign valid_next = \port$3198$9 [0];
+  assign valid_in = \port$3197$9 [0];
+  assign first_in = \port$3197$9 [1];
+  assign last_in = \port$3197$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_next, pe_3_1_sync_clk);
+module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15529,8 +16033,11 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -15557,8 +16064,11 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15569,82 +16079,71 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_1_sync_rst) begin
       \$12  = 1'h0;
@@ -15652,35 +16151,65 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -15690,24 +16219,28 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_3_2_sync_clk);
+module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15717,8 +16250,11 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -15745,8 +16281,11 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15757,82 +16296,71 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_2_sync_rst) begin
       \$12  = 1'h0;
@@ -15840,35 +16368,65 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -15878,24 +16436,27 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, pe_3_3_sync_clk);
+module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15904,8 +16465,11 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -15930,8 +16494,11 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15942,82 +16509,71 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_3_sync_rst) begin
       \$12  = 1'h0;
@@ -16025,35 +16581,65 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -16063,7 +16649,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2636$0 , \port$2637$0 , \port$2638$0 , \port$2639$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2661$0 , \port$2662$0 , \port$2663$0 , \port$2664$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -16104,14 +16690,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2636$0 , \port$2637$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2636$0 ;
-  wire \port$2636$0 ;
-  input \port$2637$0 ;
-  wire \port$2637$0 ;
-  input \port$2638$0 ;
-  wire \port$2638$0 ;
-  input \port$2639$0 ;
-  wire \port$2639$0 ;
+  input \port$2661$0 ;
+  wire \port$2661$0 ;
+  input \port$2662$0 ;
+  wire \port$2662$0 ;
+  input \port$2663$0 ;
+  wire \port$2663$0 ;
+  input \port$2664$0 ;
+  wire \port$2664$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -16129,46 +16715,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2636$0 , \port$2637$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2638$0 ) begin
+    if (\port$2663$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2638$0 ) begin
+    if (\port$2663$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2639$0 ) begin
+    if (\port$2664$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2639$0 ) begin
+    if (\port$2664$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2639$0 ) begin
+    if (\port$2664$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2637$0 ) begin
+    if (\port$2662$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2639$0 , \port$2638$0 , \port$2637$0 , \port$2636$0  };
+  assign en = { \port$2664$0 , \port$2663$0 , \port$2662$0 , \port$2661$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16471,7 +17057,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (rst, i, \port$2631$0 , \port$2632$0 , \port$2633$0 , \port$2634$0 , o, clk);
+module \accelerator.engine.core.skew_w (rst, i, \port$2656$0 , \port$2657$0 , \port$2658$0 , \port$2659$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -16510,14 +17096,14 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2631$0 , \port$2632$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2631$0 ;
-  wire \port$2631$0 ;
-  input \port$2632$0 ;
-  wire \port$2632$0 ;
-  input \port$2633$0 ;
-  wire \port$2633$0 ;
-  input \port$2634$0 ;
-  wire \port$2634$0 ;
+  input \port$2656$0 ;
+  wire \port$2656$0 ;
+  input \port$2657$0 ;
+  wire \port$2657$0 ;
+  input \port$2658$0 ;
+  wire \port$2658$0 ;
+  input \port$2659$0 ;
+  wire \port$2659$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -16535,47 +17121,47 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2631$0 , \port$2632$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$2633$0 ) begin
+    if (\port$2658$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$2633$0 ) begin
+    if (\port$2658$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$2634$0 ) begin
+    if (\port$2659$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$2634$0 ) begin
+    if (\port$2659$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$2634$0 ) begin
+    if (\port$2659$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$2632$0 ) begin
+    if (\port$2657$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2634$0 , \port$2633$0 , \port$2632$0 , \port$2631$0  };
+  assign en = { \port$2659$0 , \port$2658$0 , \port$2657$0 , \port$2656$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -17360,7 +17946,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2546$354 , o__payload, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2564$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -17562,8 +18148,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2546$354 ;
-  wire [44:0] \port$2546$354 ;
+  input [44:0] \port$2564$354 ;
+  wire [44:0] \port$2564$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -17640,13 +18226,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2546$354 [36:32];
-  assign lower = \port$2546$354 [0] ? \port$2546$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2564$354 [36:32];
+  assign lower = \port$2564$354 [0] ? \port$2564$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2546$354 [36:32];
+  assign \$11  = ! \port$2564$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -17661,8 +18247,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2546$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2546$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2564$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2564$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -17677,8 +18263,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2546$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2546$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2564$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2564$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -17693,8 +18279,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2546$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2546$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2564$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2564$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -17709,8 +18295,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2546$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2546$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2564$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2564$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
@@ -18036,7 +18622,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2546$354 [31:1];
+      \$125  = \port$2564$354 [31:1];
     end
   end
   always @* begin
@@ -18127,7 +18713,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2546$354 [31:1];
+      \$137  = \port$2564$354 [31:1];
     end
   end
   always @* begin
@@ -18218,7 +18804,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2546$354 [31:1];
+      \$149  = \port$2564$354 [31:1];
     end
   end
   always @* begin
@@ -18309,7 +18895,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2546$354 [31:1];
+      \$161  = \port$2564$354 [31:1];
     end
   end
   always @* begin
@@ -18363,10 +18949,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2546$354 [36:32];
-  assign relu = \port$2546$354 [0];
-  assign zero_point = \port$2546$354 [44:37];
-  assign multiplier = \port$2546$354 [31:1];
+  assign shift = \port$2564$354 [36:32];
+  assign relu = \port$2564$354 [0];
+  assign zero_point = \port$2564$354 [44:37];
+  assign multiplier = \port$2564$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

@@ -21,17 +21,20 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$111 ;
   wire \$112 ;
   wire \$113 ;
-  reg \$114 ;
-  reg [128:0] \$115 ;
-  reg [2:0] \$116 ;
-  reg \$117 ;
-  reg [2:0] \$118 ;
-  reg \$119 ;
+  wire \$114 ;
+  wire \$115 ;
+  reg \$116 ;
+  reg [128:0] \$117 ;
+  reg \$118 ;
+  reg [2:0] \$119 ;
   wire \$12 ;
-  reg [31:0] \$120 ;
-  reg [31:0] \$121 ;
-  reg [1:0] \$122 ;
-  reg [2:0] \$123 ;
+  reg \$120 ;
+  reg [2:0] \$121 ;
+  reg \$122 ;
+  reg [31:0] \$123 ;
+  reg [31:0] \$124 ;
+  reg [1:0] \$125 ;
+  reg [2:0] \$126 ;
   wire \$13 ;
   wire \$14 ;
   wire [3:0] \$15 ;
@@ -129,84 +132,84 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$228 ;
-  wire [7:0] \a_in$244 ;
-  wire [7:0] \a_in$260 ;
-  wire [7:0] \a_in$275 ;
-  wire [7:0] \a_in$289 ;
+  wire [7:0] \a_in$238 ;
+  wire [7:0] \a_in$256 ;
+  wire [7:0] \a_in$274 ;
+  wire [7:0] \a_in$291 ;
   wire [7:0] \a_in$307 ;
-  wire [7:0] \a_in$325 ;
-  wire [7:0] \a_in$342 ;
-  wire [7:0] \a_in$356 ;
-  wire [7:0] \a_in$374 ;
-  wire [7:0] \a_in$392 ;
-  wire [7:0] \a_in$409 ;
-  wire [7:0] \a_in$423 ;
+  wire [7:0] \a_in$327 ;
+  wire [7:0] \a_in$347 ;
+  wire [7:0] \a_in$366 ;
+  wire [7:0] \a_in$382 ;
+  wire [7:0] \a_in$402 ;
+  wire [7:0] \a_in$422 ;
   wire [7:0] \a_in$441 ;
-  wire [7:0] \a_in$459 ;
+  wire [7:0] \a_in$457 ;
+  wire [7:0] \a_in$477 ;
+  wire [7:0] \a_in$497 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$225 ;
-  wire [7:0] \a_next$241 ;
-  wire [7:0] \a_next$257 ;
-  wire [7:0] \a_next$273 ;
-  wire [7:0] \a_next$286 ;
-  wire [7:0] \a_next$304 ;
-  wire [7:0] \a_next$322 ;
-  wire [7:0] \a_next$340 ;
-  wire [7:0] \a_next$353 ;
-  wire [7:0] \a_next$371 ;
-  wire [7:0] \a_next$389 ;
-  wire [7:0] \a_next$407 ;
-  wire [7:0] \a_next$420 ;
+  wire [7:0] \a_next$234 ;
+  wire [7:0] \a_next$252 ;
+  wire [7:0] \a_next$270 ;
+  wire [7:0] \a_next$288 ;
+  wire [7:0] \a_next$303 ;
+  wire [7:0] \a_next$323 ;
+  wire [7:0] \a_next$343 ;
+  wire [7:0] \a_next$363 ;
+  wire [7:0] \a_next$378 ;
+  wire [7:0] \a_next$398 ;
+  wire [7:0] \a_next$418 ;
   wire [7:0] \a_next$438 ;
-  wire [7:0] \a_next$456 ;
+  wire [7:0] \a_next$453 ;
+  wire [7:0] \a_next$473 ;
+  wire [7:0] \a_next$493 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$245 ;
-  wire [7:0] \a_out$261 ;
-  wire [7:0] \a_out$290 ;
+  wire [7:0] \a_out$257 ;
+  wire [7:0] \a_out$275 ;
   wire [7:0] \a_out$308 ;
-  wire [7:0] \a_out$326 ;
-  wire [7:0] \a_out$357 ;
-  wire [7:0] \a_out$375 ;
-  wire [7:0] \a_out$393 ;
-  wire [7:0] \a_out$424 ;
-  wire [7:0] \a_out$442 ;
-  wire [7:0] \a_out$460 ;
+  wire [7:0] \a_out$328 ;
+  wire [7:0] \a_out$348 ;
+  wire [7:0] \a_out$383 ;
+  wire [7:0] \a_out$403 ;
+  wire [7:0] \a_out$423 ;
+  wire [7:0] \a_out$458 ;
+  wire [7:0] \a_out$478 ;
+  wire [7:0] \a_out$498 ;
   output busy;
   wire busy;
   wire capture;
   (* init = 1'h0 *)
-  wire \capture$208 ;
+  wire \capture$214 ;
   (* init = 1'h0 *)
-  wire \capture$224 ;
+  wire \capture$232 ;
   (* init = 1'h0 *)
-  wire \capture$240 ;
+  wire \capture$250 ;
   (* init = 1'h0 *)
-  wire \capture$256 ;
+  wire \capture$268 ;
   (* init = 1'h0 *)
-  wire \capture$272 ;
+  wire \capture$286 ;
   (* init = 1'h0 *)
-  wire \capture$285 ;
-  (* init = 1'h0 *)
-  wire \capture$303 ;
+  wire \capture$301 ;
   (* init = 1'h0 *)
   wire \capture$321 ;
   (* init = 1'h0 *)
-  wire \capture$339 ;
+  wire \capture$341 ;
   (* init = 1'h0 *)
-  wire \capture$352 ;
+  wire \capture$361 ;
   (* init = 1'h0 *)
-  wire \capture$370 ;
+  wire \capture$376 ;
   (* init = 1'h0 *)
-  wire \capture$388 ;
+  wire \capture$396 ;
   (* init = 1'h0 *)
-  wire \capture$406 ;
+  wire \capture$416 ;
   (* init = 1'h0 *)
-  wire \capture$419 ;
+  wire \capture$436 ;
   (* init = 1'h0 *)
-  wire \capture$437 ;
+  wire \capture$451 ;
   (* init = 1'h0 *)
-  wire \capture$455 ;
+  wire \capture$471 ;
+  (* init = 1'h0 *)
+  wire \capture$491 ;
   (* init = 1'h0 *)
   wire capture_0_0;
   reg capture_0_0_q = 1'h0;
@@ -255,48 +258,64 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   (* init = 1'h0 *)
   wire capture_3_3;
   reg capture_3_3_q = 1'h0;
+  wire capture_next;
+  wire \capture_next$233 ;
+  wire \capture_next$251 ;
+  wire \capture_next$269 ;
+  wire \capture_next$287 ;
+  wire \capture_next$302 ;
+  wire \capture_next$322 ;
+  wire \capture_next$342 ;
+  wire \capture_next$362 ;
+  wire \capture_next$377 ;
+  wire \capture_next$397 ;
+  wire \capture_next$417 ;
+  wire \capture_next$437 ;
+  wire \capture_next$452 ;
+  wire \capture_next$472 ;
+  wire \capture_next$492 ;
   input clk;
   wire clk;
   reg en = 1'h1;
-  wire [3:0] \en$192 ;
-  wire [3:0] \en$195 ;
+  wire [3:0] \en$198 ;
+  wire [3:0] \en$201 ;
   (* init = 1'h1 *)
-  wire \en$196 ;
-  wire [3:0] \en$197 ;
+  wire \en$202 ;
+  wire [3:0] \en$203 ;
   (* init = 1'h1 *)
-  wire \en$198 ;
+  wire \en$204 ;
   (* init = 1'h1 *)
-  wire \en$206 ;
+  wire \en$212 ;
   (* init = 1'h1 *)
-  wire \en$222 ;
+  wire \en$230 ;
   (* init = 1'h1 *)
-  wire \en$238 ;
+  wire \en$248 ;
   (* init = 1'h1 *)
-  wire \en$254 ;
+  wire \en$266 ;
   (* init = 1'h1 *)
-  wire \en$270 ;
+  wire \en$284 ;
   (* init = 1'h1 *)
-  wire \en$283 ;
-  (* init = 1'h1 *)
-  wire \en$301 ;
+  wire \en$299 ;
   (* init = 1'h1 *)
   wire \en$319 ;
   (* init = 1'h1 *)
-  wire \en$337 ;
+  wire \en$339 ;
   (* init = 1'h1 *)
-  wire \en$350 ;
+  wire \en$359 ;
   (* init = 1'h1 *)
-  wire \en$368 ;
+  wire \en$374 ;
   (* init = 1'h1 *)
-  wire \en$386 ;
+  wire \en$394 ;
   (* init = 1'h1 *)
-  wire \en$404 ;
+  wire \en$414 ;
   (* init = 1'h1 *)
-  wire \en$417 ;
+  wire \en$434 ;
   (* init = 1'h1 *)
-  wire \en$435 ;
+  wire \en$449 ;
   (* init = 1'h1 *)
-  wire \en$453 ;
+  wire \en$469 ;
+  (* init = 1'h1 *)
+  wire \en$489 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -337,139 +356,139 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$232 ;
-  wire \first_in$248 ;
-  wire \first_in$264 ;
-  wire \first_in$277 ;
+  wire \first_in$242 ;
+  wire \first_in$260 ;
+  wire \first_in$278 ;
   wire \first_in$293 ;
   wire \first_in$311 ;
-  wire \first_in$329 ;
-  wire \first_in$344 ;
-  wire \first_in$360 ;
-  wire \first_in$378 ;
-  wire \first_in$396 ;
-  wire \first_in$411 ;
-  wire \first_in$427 ;
-  wire \first_in$445 ;
-  wire \first_in$463 ;
+  wire \first_in$331 ;
+  wire \first_in$351 ;
+  wire \first_in$368 ;
+  wire \first_in$386 ;
+  wire \first_in$406 ;
+  wire \first_in$426 ;
+  wire \first_in$443 ;
+  wire \first_in$461 ;
+  wire \first_in$481 ;
+  wire \first_in$501 ;
   wire first_next;
-  wire \first_next$226 ;
-  wire \first_next$242 ;
-  wire \first_next$258 ;
-  wire \first_next$274 ;
-  wire \first_next$287 ;
-  wire \first_next$305 ;
-  wire \first_next$323 ;
-  wire \first_next$341 ;
-  wire \first_next$354 ;
-  wire \first_next$372 ;
-  wire \first_next$390 ;
-  wire \first_next$408 ;
-  wire \first_next$421 ;
+  wire \first_next$235 ;
+  wire \first_next$253 ;
+  wire \first_next$271 ;
+  wire \first_next$289 ;
+  wire \first_next$304 ;
+  wire \first_next$324 ;
+  wire \first_next$344 ;
+  wire \first_next$364 ;
+  wire \first_next$379 ;
+  wire \first_next$399 ;
+  wire \first_next$419 ;
   wire \first_next$439 ;
-  wire \first_next$457 ;
+  wire \first_next$454 ;
+  wire \first_next$474 ;
+  wire \first_next$494 ;
   wire first_next_out;
-  wire \first_next_out$243 ;
-  wire \first_next_out$259 ;
-  wire \first_next_out$288 ;
-  wire \first_next_out$306 ;
-  wire \first_next_out$324 ;
-  wire \first_next_out$355 ;
-  wire \first_next_out$373 ;
-  wire \first_next_out$391 ;
-  wire \first_next_out$422 ;
-  wire \first_next_out$440 ;
-  wire \first_next_out$458 ;
+  wire \first_next_out$254 ;
+  wire \first_next_out$272 ;
+  wire \first_next_out$305 ;
+  wire \first_next_out$325 ;
+  wire \first_next_out$345 ;
+  wire \first_next_out$380 ;
+  wire \first_next_out$400 ;
+  wire \first_next_out$420 ;
+  wire \first_next_out$455 ;
+  wire \first_next_out$475 ;
+  wire \first_next_out$495 ;
   wire first_out;
-  wire \first_out$249 ;
-  wire \first_out$265 ;
-  wire \first_out$294 ;
+  wire \first_out$261 ;
+  wire \first_out$279 ;
   wire \first_out$312 ;
-  wire \first_out$330 ;
-  wire \first_out$361 ;
-  wire \first_out$379 ;
-  wire \first_out$397 ;
-  wire \first_out$428 ;
-  wire \first_out$446 ;
-  wire \first_out$464 ;
+  wire \first_out$332 ;
+  wire \first_out$352 ;
+  wire \first_out$387 ;
+  wire \first_out$407 ;
+  wire \first_out$427 ;
+  wire \first_out$462 ;
+  wire \first_out$482 ;
+  wire \first_out$502 ;
   wire held;
   wire [127:0] i;
   (* init = 32'd0 *)
-  wire [31:0] \i$199 ;
-  wire [7:0] \i$199[0] ;
-  wire [7:0] \i$199[1] ;
-  wire [7:0] \i$199[2] ;
-  wire [7:0] \i$199[3] ;
-  wire [7:0] \i$200 ;
-  wire [1:0] \i$200[0] ;
-  wire \i$200[0].capture ;
-  wire \i$200[0].shift ;
-  wire [1:0] \i$200[1] ;
-  wire \i$200[1].capture ;
-  wire \i$200[1].shift ;
-  wire [1:0] \i$200[2] ;
-  wire \i$200[2].capture ;
-  wire \i$200[2].shift ;
-  wire [1:0] \i$200[3] ;
-  wire \i$200[3].capture ;
-  wire \i$200[3].shift ;
-  wire [31:0] \i$201 ;
-  wire [7:0] \i$201[0] ;
-  wire [7:0] \i$201[1] ;
-  wire [7:0] \i$201[2] ;
-  wire [7:0] \i$201[3] ;
-  wire [11:0] \i$202 ;
-  wire [2:0] \i$202[0] ;
-  wire \i$202[0].first ;
-  wire \i$202[0].last ;
-  wire \i$202[0].valid ;
-  wire [2:0] \i$202[1] ;
-  wire \i$202[1].first ;
-  wire \i$202[1].last ;
-  wire \i$202[1].valid ;
-  wire [2:0] \i$202[2] ;
-  wire \i$202[2].first ;
-  wire \i$202[2].last ;
-  wire \i$202[2].valid ;
-  wire [2:0] \i$202[3] ;
-  wire \i$202[3].first ;
-  wire \i$202[3].last ;
-  wire \i$202[3].valid ;
+  wire [31:0] \i$205 ;
+  wire [7:0] \i$205[0] ;
+  wire [7:0] \i$205[1] ;
+  wire [7:0] \i$205[2] ;
+  wire [7:0] \i$205[3] ;
+  wire [7:0] \i$206 ;
+  wire [1:0] \i$206[0] ;
+  wire \i$206[0].capture ;
+  wire \i$206[0].shift ;
+  wire [1:0] \i$206[1] ;
+  wire \i$206[1].capture ;
+  wire \i$206[1].shift ;
+  wire [1:0] \i$206[2] ;
+  wire \i$206[2].capture ;
+  wire \i$206[2].shift ;
+  wire [1:0] \i$206[3] ;
+  wire \i$206[3].capture ;
+  wire \i$206[3].shift ;
+  wire [31:0] \i$207 ;
+  wire [7:0] \i$207[0] ;
+  wire [7:0] \i$207[1] ;
+  wire [7:0] \i$207[2] ;
+  wire [7:0] \i$207[3] ;
+  wire [11:0] \i$208 ;
+  wire [2:0] \i$208[0] ;
+  wire \i$208[0].first ;
+  wire \i$208[0].last ;
+  wire \i$208[0].valid ;
+  wire [2:0] \i$208[1] ;
+  wire \i$208[1].first ;
+  wire \i$208[1].last ;
+  wire \i$208[1].valid ;
+  wire [2:0] \i$208[2] ;
+  wire \i$208[2].first ;
+  wire \i$208[2].last ;
+  wire \i$208[2].valid ;
+  wire [2:0] \i$208[3] ;
+  wire \i$208[3].first ;
+  wire \i$208[3].last ;
+  wire \i$208[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$204 ;
-  wire [2:0] \i_next$204[0] ;
-  wire \i_next$204[0].first ;
-  wire \i_next$204[0].last ;
-  wire \i_next$204[0].valid ;
-  wire [2:0] \i_next$204[1] ;
-  wire \i_next$204[1].first ;
-  wire \i_next$204[1].last ;
-  wire \i_next$204[1].valid ;
-  wire [2:0] \i_next$204[2] ;
-  wire \i_next$204[2].first ;
-  wire \i_next$204[2].last ;
-  wire \i_next$204[2].valid ;
-  wire [2:0] \i_next$204[3] ;
-  wire \i_next$204[3].first ;
-  wire \i_next$204[3].last ;
-  wire \i_next$204[3].valid ;
-  wire [7:0] \i_next$205 ;
-  wire [1:0] \i_next$205[0] ;
-  wire \i_next$205[0].capture ;
-  wire \i_next$205[0].shift ;
-  wire [1:0] \i_next$205[1] ;
-  wire \i_next$205[1].capture ;
-  wire \i_next$205[1].shift ;
-  wire [1:0] \i_next$205[2] ;
-  wire \i_next$205[2].capture ;
-  wire \i_next$205[2].shift ;
-  wire [1:0] \i_next$205[3] ;
-  wire \i_next$205[3].capture ;
-  wire \i_next$205[3].shift ;
+  wire [11:0] \i_next$210 ;
+  wire [2:0] \i_next$210[0] ;
+  wire \i_next$210[0].first ;
+  wire \i_next$210[0].last ;
+  wire \i_next$210[0].valid ;
+  wire [2:0] \i_next$210[1] ;
+  wire \i_next$210[1].first ;
+  wire \i_next$210[1].last ;
+  wire \i_next$210[1].valid ;
+  wire [2:0] \i_next$210[2] ;
+  wire \i_next$210[2].first ;
+  wire \i_next$210[2].last ;
+  wire \i_next$210[2].valid ;
+  wire [2:0] \i_next$210[3] ;
+  wire \i_next$210[3].first ;
+  wire \i_next$210[3].last ;
+  wire \i_next$210[3].valid ;
+  wire [7:0] \i_next$211 ;
+  wire [1:0] \i_next$211[0] ;
+  wire \i_next$211[0].capture ;
+  wire \i_next$211[0].shift ;
+  wire [1:0] \i_next$211[1] ;
+  wire \i_next$211[1].capture ;
+  wire \i_next$211[1].shift ;
+  wire [1:0] \i_next$211[2] ;
+  wire \i_next$211[2].capture ;
+  wire \i_next$211[2].shift ;
+  wire [1:0] \i_next$211[3] ;
+  wire \i_next$211[3].capture ;
+  wire \i_next$211[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -492,90 +511,90 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$234 ;
-  wire \last_in$250 ;
-  wire \last_in$266 ;
-  wire \last_in$278 ;
-  wire \last_in$295 ;
+  wire \last_in$244 ;
+  wire \last_in$262 ;
+  wire \last_in$280 ;
+  wire \last_in$294 ;
   wire \last_in$313 ;
-  wire \last_in$331 ;
-  wire \last_in$345 ;
-  wire \last_in$362 ;
-  wire \last_in$380 ;
-  wire \last_in$398 ;
-  wire \last_in$412 ;
-  wire \last_in$429 ;
-  wire \last_in$447 ;
-  wire \last_in$465 ;
+  wire \last_in$333 ;
+  wire \last_in$353 ;
+  wire \last_in$369 ;
+  wire \last_in$388 ;
+  wire \last_in$408 ;
+  wire \last_in$428 ;
+  wire \last_in$444 ;
+  wire \last_in$463 ;
+  wire \last_in$483 ;
+  wire \last_in$503 ;
   wire last_out;
-  wire \last_out$235 ;
-  wire \last_out$251 ;
-  wire \last_out$267 ;
-  wire \last_out$296 ;
+  wire \last_out$245 ;
+  wire \last_out$263 ;
+  wire \last_out$281 ;
   wire \last_out$314 ;
-  wire \last_out$332 ;
-  wire \last_out$363 ;
-  wire \last_out$381 ;
-  wire \last_out$399 ;
-  wire \last_out$430 ;
-  wire \last_out$448 ;
-  wire \last_out$466 ;
+  wire \last_out$334 ;
+  wire \last_out$354 ;
+  wire \last_out$389 ;
+  wire \last_out$409 ;
+  wire \last_out$429 ;
+  wire \last_out$464 ;
+  wire \last_out$484 ;
+  wire \last_out$504 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [31:0] \o$214 ;
-  wire [7:0] \o$214[0] ;
-  wire [7:0] \o$214[1] ;
-  wire [7:0] \o$214[2] ;
-  wire [7:0] \o$214[3] ;
-  wire [11:0] \o$216 ;
-  wire [2:0] \o$216[0] ;
-  wire \o$216[0].first ;
-  wire \o$216[0].last ;
-  wire \o$216[0].valid ;
-  wire [2:0] \o$216[1] ;
-  wire \o$216[1].first ;
-  wire \o$216[1].last ;
-  wire \o$216[1].valid ;
-  wire [2:0] \o$216[2] ;
-  wire \o$216[2].first ;
-  wire \o$216[2].last ;
-  wire \o$216[2].valid ;
-  wire [2:0] \o$216[3] ;
-  wire \o$216[3].first ;
-  wire \o$216[3].last ;
-  wire \o$216[3].valid ;
-  wire [31:0] \o$221 ;
-  wire [7:0] \o$221[0] ;
-  wire [7:0] \o$221[1] ;
-  wire [7:0] \o$221[2] ;
-  wire [7:0] \o$221[3] ;
+  wire [31:0] \o$222 ;
+  wire [7:0] \o$222[0] ;
+  wire [7:0] \o$222[1] ;
+  wire [7:0] \o$222[2] ;
+  wire [7:0] \o$222[3] ;
+  wire [11:0] \o$224 ;
+  wire [2:0] \o$224[0] ;
+  wire \o$224[0].first ;
+  wire \o$224[0].last ;
+  wire \o$224[0].valid ;
+  wire [2:0] \o$224[1] ;
+  wire \o$224[1].first ;
+  wire \o$224[1].last ;
+  wire \o$224[1].valid ;
+  wire [2:0] \o$224[2] ;
+  wire \o$224[2].first ;
+  wire \o$224[2].last ;
+  wire \o$224[2].valid ;
+  wire [2:0] \o$224[3] ;
+  wire \o$224[3].first ;
+  wire \o$224[3].last ;
+  wire \o$224[3].valid ;
+  wire [31:0] \o$229 ;
+  wire [7:0] \o$229[0] ;
+  wire [7:0] \o$229[1] ;
+  wire [7:0] \o$229[2] ;
+  wire [7:0] \o$229[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [7:0] o_next;
-  wire [31:0] \o_next$210 ;
-  wire [7:0] \o_next$210[0] ;
-  wire [7:0] \o_next$210[1] ;
-  wire [7:0] \o_next$210[2] ;
-  wire [7:0] \o_next$210[3] ;
-  wire [11:0] \o_next$212 ;
-  wire [2:0] \o_next$212[0] ;
-  wire \o_next$212[0].first ;
-  wire \o_next$212[0].last ;
-  wire \o_next$212[0].valid ;
-  wire [2:0] \o_next$212[1] ;
-  wire \o_next$212[1].first ;
-  wire \o_next$212[1].last ;
-  wire \o_next$212[1].valid ;
-  wire [2:0] \o_next$212[2] ;
-  wire \o_next$212[2].first ;
-  wire \o_next$212[2].last ;
-  wire \o_next$212[2].valid ;
-  wire [2:0] \o_next$212[3] ;
-  wire \o_next$212[3].first ;
-  wire \o_next$212[3].last ;
-  wire \o_next$212[3].valid ;
+  wire [31:0] \o_next$217 ;
+  wire [7:0] \o_next$217[0] ;
+  wire [7:0] \o_next$217[1] ;
+  wire [7:0] \o_next$217[2] ;
+  wire [7:0] \o_next$217[3] ;
+  wire [11:0] \o_next$219 ;
+  wire [2:0] \o_next$219[0] ;
+  wire \o_next$219[0].first ;
+  wire \o_next$219[0].last ;
+  wire \o_next$219[0].valid ;
+  wire [2:0] \o_next$219[1] ;
+  wire \o_next$219[1].first ;
+  wire \o_next$219[1].last ;
+  wire \o_next$219[1].valid ;
+  wire [2:0] \o_next$219[2] ;
+  wire \o_next$219[2].first ;
+  wire \o_next$219[2].last ;
+  wire \o_next$219[2].valid ;
+  wire [2:0] \o_next$219[3] ;
+  wire \o_next$219[3].first ;
+  wire \o_next$219[3].last ;
+  wire \o_next$219[3].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -656,37 +675,38 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   (* init = 1'h1 *)
   wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$236 ;
-  wire [31:0] \psum_in$252 ;
-  wire [31:0] \psum_in$268 ;
-  wire [31:0] \psum_in$279 ;
-  wire [31:0] \psum_in$297 ;
+  wire [31:0] \psum_in$246 ;
+  wire [31:0] \psum_in$264 ;
+  wire [31:0] \psum_in$282 ;
+  wire [31:0] \psum_in$295 ;
   wire [31:0] \psum_in$315 ;
-  wire [31:0] \psum_in$333 ;
-  wire [31:0] \psum_in$346 ;
-  wire [31:0] \psum_in$364 ;
-  wire [31:0] \psum_in$382 ;
-  wire [31:0] \psum_in$400 ;
-  wire [31:0] \psum_in$413 ;
-  wire [31:0] \psum_in$431 ;
-  wire [31:0] \psum_in$449 ;
-  wire [31:0] \psum_in$467 ;
+  wire [31:0] \psum_in$335 ;
+  wire [31:0] \psum_in$355 ;
+  wire [31:0] \psum_in$370 ;
+  wire [31:0] \psum_in$390 ;
+  wire [31:0] \psum_in$410 ;
+  wire [31:0] \psum_in$430 ;
+  wire [31:0] \psum_in$445 ;
+  wire [31:0] \psum_in$465 ;
+  wire [31:0] \psum_in$485 ;
+  wire [31:0] \psum_in$505 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$186 ;
-  wire [31:0] \psum_out$187 ;
-  wire [31:0] \psum_out$188 ;
-  wire [31:0] \psum_out$280 ;
-  wire [31:0] \psum_out$298 ;
+  wire [31:0] \psum_out$192 ;
+  wire [31:0] \psum_out$193 ;
+  wire [31:0] \psum_out$194 ;
+  wire [31:0] \psum_out$296 ;
   wire [31:0] \psum_out$316 ;
-  wire [31:0] \psum_out$334 ;
-  wire [31:0] \psum_out$347 ;
-  wire [31:0] \psum_out$365 ;
-  wire [31:0] \psum_out$383 ;
-  wire [31:0] \psum_out$401 ;
-  wire [31:0] \psum_out$414 ;
-  wire [31:0] \psum_out$432 ;
-  wire [31:0] \psum_out$450 ;
-  wire [31:0] \psum_out$468 ;
+  wire [31:0] \psum_out$336 ;
+  wire [31:0] \psum_out$356 ;
+  wire [31:0] \psum_out$371 ;
+  wire [31:0] \psum_out$391 ;
+  wire [31:0] \psum_out$411 ;
+  wire [31:0] \psum_out$431 ;
+  wire [31:0] \psum_out$446 ;
+  wire [31:0] \psum_out$466 ;
+  wire [31:0] \psum_out$486 ;
+  wire [31:0] \psum_out$506 ;
+  reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -701,6 +721,11 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_group_row_0 = 1'h1;
+  reg rst_group_row_1 = 1'h1;
+  reg rst_group_row_2 = 1'h1;
+  reg rst_group_row_3 = 1'h1;
+  reg rst_group_skew_flags = 1'h1;
   reg rst_pe_0_0 = 1'h1;
   reg rst_pe_0_1 = 1'h1;
   reg rst_pe_0_2 = 1'h1;
@@ -784,95 +809,111 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$230 ;
-  wire \valid_in$246 ;
-  wire \valid_in$262 ;
+  wire \valid_in$240 ;
+  wire \valid_in$258 ;
   wire \valid_in$276 ;
-  wire \valid_in$291 ;
+  wire \valid_in$292 ;
   wire \valid_in$309 ;
-  wire \valid_in$327 ;
-  wire \valid_in$343 ;
-  wire \valid_in$358 ;
-  wire \valid_in$376 ;
-  wire \valid_in$394 ;
-  wire \valid_in$410 ;
-  wire \valid_in$425 ;
-  wire \valid_in$443 ;
-  wire \valid_in$461 ;
+  wire \valid_in$329 ;
+  wire \valid_in$349 ;
+  wire \valid_in$367 ;
+  wire \valid_in$384 ;
+  wire \valid_in$404 ;
+  wire \valid_in$424 ;
+  wire \valid_in$442 ;
+  wire \valid_in$459 ;
+  wire \valid_in$479 ;
+  wire \valid_in$499 ;
+  wire valid_next;
+  wire \valid_next$237 ;
+  wire \valid_next$255 ;
+  wire \valid_next$273 ;
+  wire \valid_next$290 ;
+  wire \valid_next$306 ;
+  wire \valid_next$326 ;
+  wire \valid_next$346 ;
+  wire \valid_next$365 ;
+  wire \valid_next$381 ;
+  wire \valid_next$401 ;
+  wire \valid_next$421 ;
+  wire \valid_next$440 ;
+  wire \valid_next$456 ;
+  wire \valid_next$476 ;
+  wire \valid_next$496 ;
   wire valid_out;
-  wire \valid_out$231 ;
-  wire \valid_out$247 ;
-  wire \valid_out$263 ;
-  wire \valid_out$292 ;
+  wire \valid_out$241 ;
+  wire \valid_out$259 ;
+  wire \valid_out$277 ;
   wire \valid_out$310 ;
-  wire \valid_out$328 ;
-  wire \valid_out$359 ;
-  wire \valid_out$377 ;
-  wire \valid_out$395 ;
-  wire \valid_out$426 ;
-  wire \valid_out$444 ;
-  wire \valid_out$462 ;
+  wire \valid_out$330 ;
+  wire \valid_out$350 ;
+  wire \valid_out$385 ;
+  wire \valid_out$405 ;
+  wire \valid_out$425 ;
+  wire \valid_out$460 ;
+  wire \valid_out$480 ;
+  wire \valid_out$500 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$237 ;
-  wire [7:0] \w_in$253 ;
-  wire [7:0] \w_in$269 ;
-  wire [7:0] \w_in$281 ;
-  wire [7:0] \w_in$299 ;
+  wire [7:0] \w_in$247 ;
+  wire [7:0] \w_in$265 ;
+  wire [7:0] \w_in$283 ;
+  wire [7:0] \w_in$297 ;
   wire [7:0] \w_in$317 ;
-  wire [7:0] \w_in$335 ;
-  wire [7:0] \w_in$348 ;
-  wire [7:0] \w_in$366 ;
-  wire [7:0] \w_in$384 ;
-  wire [7:0] \w_in$402 ;
-  wire [7:0] \w_in$415 ;
-  wire [7:0] \w_in$433 ;
-  wire [7:0] \w_in$451 ;
-  wire [7:0] \w_in$469 ;
+  wire [7:0] \w_in$337 ;
+  wire [7:0] \w_in$357 ;
+  wire [7:0] \w_in$372 ;
+  wire [7:0] \w_in$392 ;
+  wire [7:0] \w_in$412 ;
+  wire [7:0] \w_in$432 ;
+  wire [7:0] \w_in$447 ;
+  wire [7:0] \w_in$467 ;
+  wire [7:0] \w_in$487 ;
+  wire [7:0] \w_in$507 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$300 ;
   wire [7:0] \w_out$318 ;
-  wire [7:0] \w_out$336 ;
-  wire [7:0] \w_out$349 ;
-  wire [7:0] \w_out$367 ;
-  wire [7:0] \w_out$385 ;
-  wire [7:0] \w_out$403 ;
-  wire [7:0] \w_out$416 ;
-  wire [7:0] \w_out$434 ;
-  wire [7:0] \w_out$452 ;
-  wire [7:0] \w_out$470 ;
+  wire [7:0] \w_out$338 ;
+  wire [7:0] \w_out$358 ;
+  wire [7:0] \w_out$373 ;
+  wire [7:0] \w_out$393 ;
+  wire [7:0] \w_out$413 ;
+  wire [7:0] \w_out$433 ;
+  wire [7:0] \w_out$448 ;
+  wire [7:0] \w_out$468 ;
+  wire [7:0] \w_out$488 ;
+  wire [7:0] \w_out$508 ;
   (* init = 1'h0 *)
   wire w_shift;
   (* init = 1'h0 *)
-  wire \w_shift$223 ;
+  wire \w_shift$231 ;
   (* init = 1'h0 *)
-  wire \w_shift$239 ;
+  wire \w_shift$249 ;
   (* init = 1'h0 *)
-  wire \w_shift$255 ;
+  wire \w_shift$267 ;
   (* init = 1'h0 *)
-  wire \w_shift$271 ;
+  wire \w_shift$285 ;
   (* init = 1'h0 *)
-  wire \w_shift$284 ;
-  (* init = 1'h0 *)
-  wire \w_shift$302 ;
+  wire \w_shift$300 ;
   (* init = 1'h0 *)
   wire \w_shift$320 ;
   (* init = 1'h0 *)
-  wire \w_shift$338 ;
+  wire \w_shift$340 ;
   (* init = 1'h0 *)
-  wire \w_shift$351 ;
+  wire \w_shift$360 ;
   (* init = 1'h0 *)
-  wire \w_shift$369 ;
+  wire \w_shift$375 ;
   (* init = 1'h0 *)
-  wire \w_shift$387 ;
+  wire \w_shift$395 ;
   (* init = 1'h0 *)
-  wire \w_shift$405 ;
+  wire \w_shift$415 ;
   (* init = 1'h0 *)
-  wire \w_shift$418 ;
+  wire \w_shift$435 ;
   (* init = 1'h0 *)
-  wire \w_shift$436 ;
+  wire \w_shift$450 ;
   (* init = 1'h0 *)
-  wire \w_shift$454 ;
+  wire \w_shift$470 ;
+  (* init = 1'h0 *)
+  wire \w_shift$490 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -975,71 +1016,81 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$87  = skid_valid_3 ? skid[127:96] : out[127:96];
   assign \$88  = ~ first;
   assign \$89  = \$88  | shadow_full;
-  assign operands__ready = en & \$89 ;
+  assign \$90  = en & \$89 ;
+  assign operands__ready = \$90  & released;
   assign a_accept = operands__valid & operands__ready;
-  assign \$90  = loaded == 3'h4;
-  assign \$91  = en & \$90 ;
-  assign \$92  = ~ shadow_full;
-  assign \$93  = \$91  & \$92 ;
-  assign \$94  = since_first >= 2'h3;
-  assign capture = \$93  & \$94 ;
-  assign \$95  = loaded < 3'h4;
-  assign \$96  = \$95  | capture;
-  assign weights__ready = en & \$96 ;
+  assign \$91  = loaded == 3'h4;
+  assign \$92  = en & \$91 ;
+  assign \$93  = ~ shadow_full;
+  assign \$94  = \$92  & \$93 ;
+  assign \$95  = since_first >= 2'h3;
+  assign capture = \$94  & \$95 ;
+  assign \$96  = loaded < 3'h4;
+  assign \$97  = \$96  | capture;
+  assign \$98  = en & \$97 ;
+  assign weights__ready = \$98  & released;
   assign w_accept = weights__valid & weights__ready;
-  assign \$97  = in_flags[0] | results__valid;
-  assign \$99  = \$98  | \valid_in$230 ;
-  assign \$100  = \$99  | \valid_in$246 ;
-  assign \$101  = \$100  | \valid_in$262 ;
-  assign \$102  = \$101  | \o$216 [3];
-  assign \$103  = \$102  | \valid_in$291 ;
-  assign \$104  = \$103  | \valid_in$309 ;
-  assign \$105  = \$104  | \valid_in$327 ;
-  assign \$106  = \$105  | \o$216 [6];
-  assign \$107  = \$106  | \valid_in$358 ;
-  assign \$108  = \$107  | \valid_in$376 ;
-  assign \$109  = \$108  | \valid_in$394 ;
-  assign \$110  = \$109  | \o$216 [9];
-  assign \$111  = \$110  | \valid_in$425 ;
-  assign \$112  = \$111  | \valid_in$443 ;
-  assign \$113  = \$112  | \valid_in$461 ;
-  assign busy = \$97  | \$113 ;
+  assign \$99  = in_flags[0] | results__valid;
+  assign \$101  = \$100  | \valid_in$240 ;
+  assign \$102  = \$101  | \valid_in$258 ;
+  assign \$103  = \$102  | \valid_in$276 ;
+  assign \$104  = \$103  | \o$224 [3];
+  assign \$105  = \$104  | \valid_in$309 ;
+  assign \$106  = \$105  | \valid_in$329 ;
+  assign \$107  = \$106  | \valid_in$349 ;
+  assign \$108  = \$107  | \o$224 [6];
+  assign \$109  = \$108  | \valid_in$384 ;
+  assign \$110  = \$109  | \valid_in$404 ;
+  assign \$111  = \$110  | \valid_in$424 ;
+  assign \$112  = \$111  | \o$224 [9];
+  assign \$113  = \$112  | \valid_in$459 ;
+  assign \$114  = \$113  | \valid_in$479 ;
+  assign \$115  = \$114  | \valid_in$499 ;
+  assign busy = \$99  | \$115 ;
   always @(posedge clk)
-    rst_pe_0_0 <= rst;
+    rst_group_row_0 <= rst;
   always @(posedge clk)
-    rst_pe_0_1 <= rst;
+    rst_pe_0_0 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_2 <= rst;
+    rst_pe_0_1 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_3 <= rst;
+    rst_pe_0_2 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_0 <= rst;
+    rst_pe_0_3 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_1 <= rst;
+    rst_group_row_1 <= rst;
   always @(posedge clk)
-    rst_pe_1_2 <= rst;
+    rst_pe_1_0 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_3 <= rst;
+    rst_pe_1_1 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_0 <= rst;
+    rst_pe_1_2 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_1 <= rst;
+    rst_pe_1_3 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_2 <= rst;
+    rst_group_row_2 <= rst;
   always @(posedge clk)
-    rst_pe_2_3 <= rst;
+    rst_pe_2_0 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_0 <= rst;
+    rst_pe_2_1 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_1 <= rst;
+    rst_pe_2_2 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_2 <= rst;
+    rst_pe_2_3 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_3 <= rst;
+    rst_group_row_3 <= rst;
   always @(posedge clk)
-    skid_valid <= \$114 ;
+    rst_pe_3_0 <= rst_group_row_3;
   always @(posedge clk)
-    skid <= \$115 ;
+    rst_pe_3_1 <= rst_group_row_3;
+  always @(posedge clk)
+    rst_pe_3_2 <= rst_group_row_3;
+  always @(posedge clk)
+    rst_pe_3_3 <= rst_group_row_3;
+  always @(posedge clk)
+    skid_valid <= \$116 ;
+  always @(posedge clk)
+    skid <= \$117 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -1059,17 +1110,19 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en <= \$10 ;
   always @(posedge clk)
-    loaded <= \$116 ;
+    released <= \$118 ;
   always @(posedge clk)
-    shadow_full <= \$117 ;
+    loaded <= \$119 ;
   always @(posedge clk)
-    since_first <= \$118 ;
+    shadow_full <= \$120 ;
   always @(posedge clk)
-    first <= \$119 ;
+    since_first <= \$121 ;
+  always @(posedge clk)
+    first <= \$122 ;
   always @(posedge clk)
     en_in_w_0 <= \$16 ;
   always @(posedge clk)
-    in_w <= \$120 ;
+    in_w <= \$123 ;
   always @(posedge clk)
     en_in_w_1 <= \$17 ;
   always @(posedge clk)
@@ -1079,7 +1132,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_0 <= \$20 ;
   always @(posedge clk)
-    in_a <= \$121 ;
+    in_a <= \$124 ;
   always @(posedge clk)
     en_in_a_1 <= \$21 ;
   always @(posedge clk)
@@ -1087,11 +1140,13 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_3 <= \$23 ;
   always @(posedge clk)
-    in_wctl <= \$122 ;
+    in_wctl <= \$125 ;
   always @(posedge clk)
-    in_flags <= \$123 ;
+    in_flags <= \$126 ;
   always @(posedge clk)
-    rst_skew_flags <= rst;
+    rst_group_skew_flags <= rst;
+  always @(posedge clk)
+    rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
     en_skew_w_0 <= \$24 ;
   always @(posedge clk)
@@ -1212,502 +1267,537 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$483$0 (en_deskew_0),
-    .\port$484$0 (en_deskew_1),
-    .\port$485$0 (en_deskew_2),
-    .\port$486$0 (en_deskew_3),
+    .\port$505$0 (en_deskew_0),
+    .\port$506$0 (en_deskew_1),
+    .\port$507$0 (en_deskew_2),
+    .\port$508$0 (en_deskew_3),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$214 [7:0]),
-    .a_next(\o_next$210 [7:0]),
-    .a_out(\a_in$228 ),
+    .a_in(\o$222 [7:0]),
+    .a_next(\o_next$217 [7:0]),
+    .a_out(\a_in$238 ),
     .capture(capture_0_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_0_0),
-    .first_next(\o_next$212 [1]),
-    .first_next_out(\first_next$226 ),
-    .first_out(\first_in$232 ),
-    .last_out(\last_in$234 ),
+    .first_next_out(\first_next$235 ),
+    .first_out(\first_in$242 ),
+    .last_out(\last_in$244 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$990$0 (\o$216 [2:0]),
-    .psum_out(\psum_in$279 ),
-    .valid_out(\valid_in$230 ),
-    .w_in(\o$221 [7:0]),
-    .w_out(\w_in$281 ),
+    .\port$1079$0 (\o$224 [2:0]),
+    .\port$1080$0 (\o_next$219 [1:0]),
+    .psum_out(\psum_in$295 ),
+    .valid_out(\valid_in$240 ),
+    .w_in(\o$229 [7:0]),
+    .w_out(\w_in$297 ),
     .w_shift(shift_0_0_q)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$228 ),
-    .a_next(\o$214 [7:0]),
-    .a_out(\a_in$244 ),
+    .a_in(\a_in$238 ),
+    .a_next(\o$222 [7:0]),
+    .a_out(\a_in$256 ),
     .capture(capture_0_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_0_1),
-    .first_in(\first_in$232 ),
-    .first_next(\first_next$226 ),
-    .first_next_out(\first_next$242 ),
-    .first_out(\first_in$248 ),
-    .last_in(\last_in$234 ),
-    .last_out(\last_in$250 ),
+    .first_in(\first_in$242 ),
+    .first_next(\first_next$235 ),
+    .first_next_out(\first_next$253 ),
+    .first_out(\first_in$260 ),
+    .last_in(\last_in$244 ),
+    .last_out(\last_in$262 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$297 ),
-    .valid_in(\valid_in$230 ),
-    .valid_out(\valid_in$246 ),
-    .w_in(\o$221 [15:8]),
-    .w_out(\w_in$299 ),
+    .psum_out(\psum_in$315 ),
+    .valid_in(\valid_in$240 ),
+    .valid_next(\o$224 [0]),
+    .valid_out(\valid_in$258 ),
+    .w_in(\o$229 [15:8]),
+    .w_out(\w_in$317 ),
     .w_shift(shift_0_1_q)
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$244 ),
-    .a_next(\a_in$228 ),
-    .a_out(\a_in$260 ),
+    .a_in(\a_in$256 ),
+    .a_next(\a_in$238 ),
+    .a_out(\a_in$274 ),
     .capture(capture_0_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_0_2),
-    .first_in(\first_in$248 ),
-    .first_next(\first_next$242 ),
-    .first_next_out(\first_next$258 ),
-    .first_out(\first_in$264 ),
-    .last_in(\last_in$250 ),
-    .last_out(\last_in$266 ),
+    .first_in(\first_in$260 ),
+    .first_next(\first_next$253 ),
+    .first_next_out(\first_next$271 ),
+    .first_out(\first_in$278 ),
+    .last_in(\last_in$262 ),
+    .last_out(\last_in$280 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$315 ),
-    .valid_in(\valid_in$246 ),
-    .valid_out(\valid_in$262 ),
-    .w_in(\o$221 [23:16]),
-    .w_out(\w_in$317 ),
+    .psum_out(\psum_in$335 ),
+    .valid_in(\valid_in$258 ),
+    .valid_next(\valid_in$240 ),
+    .valid_out(\valid_in$276 ),
+    .w_in(\o$229 [23:16]),
+    .w_out(\w_in$337 ),
     .w_shift(shift_0_2_q)
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$260 ),
-    .a_next(\a_in$244 ),
+    .a_in(\a_in$274 ),
+    .a_next(\a_in$256 ),
     .capture(capture_0_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_0_3),
-    .first_in(\first_in$264 ),
-    .first_next(\first_next$258 ),
-    .last_in(\last_in$266 ),
+    .first_in(\first_in$278 ),
+    .first_next(\first_next$271 ),
+    .last_in(\last_in$280 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$333 ),
-    .valid_in(\valid_in$262 ),
-    .w_in(\o$221 [31:24]),
-    .w_out(\w_in$335 ),
+    .psum_out(\psum_in$355 ),
+    .valid_in(\valid_in$276 ),
+    .valid_next(\valid_in$258 ),
+    .w_in(\o$229 [31:24]),
+    .w_out(\w_in$357 ),
     .w_shift(shift_0_3_q)
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$214 [15:8]),
-    .a_next(\o_next$210 [15:8]),
-    .a_out(\a_in$289 ),
+    .a_in(\o$222 [15:8]),
+    .a_next(\o_next$217 [15:8]),
+    .a_out(\a_in$307 ),
     .capture(capture_1_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_1_0),
-    .first_next(\o_next$212 [4]),
-    .first_next_out(\first_next$287 ),
-    .first_out(\first_in$293 ),
-    .last_out(\last_in$295 ),
+    .first_next_out(\first_next$304 ),
+    .first_out(\first_in$311 ),
+    .last_out(\last_in$313 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$990$3 (\o$216 [5:3]),
-    .psum_in(\psum_in$279 ),
-    .psum_out(\psum_in$346 ),
-    .valid_out(\valid_in$291 ),
-    .w_in(\w_in$281 ),
-    .w_out(\w_in$348 ),
+    .\port$1079$3 (\o$224 [5:3]),
+    .\port$1080$3 (\o_next$219 [4:3]),
+    .psum_in(\psum_in$295 ),
+    .psum_out(\psum_in$370 ),
+    .valid_out(\valid_in$309 ),
+    .w_in(\w_in$297 ),
+    .w_out(\w_in$372 ),
     .w_shift(shift_1_0_q)
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$289 ),
-    .a_next(\o$214 [15:8]),
-    .a_out(\a_in$307 ),
+    .a_in(\a_in$307 ),
+    .a_next(\o$222 [15:8]),
+    .a_out(\a_in$327 ),
     .capture(capture_1_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_1_1),
-    .first_in(\first_in$293 ),
-    .first_next(\first_next$287 ),
-    .first_next_out(\first_next$305 ),
-    .first_out(\first_in$311 ),
-    .last_in(\last_in$295 ),
-    .last_out(\last_in$313 ),
+    .first_in(\first_in$311 ),
+    .first_next(\first_next$304 ),
+    .first_next_out(\first_next$324 ),
+    .first_out(\first_in$331 ),
+    .last_in(\last_in$313 ),
+    .last_out(\last_in$333 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$297 ),
-    .psum_out(\psum_in$364 ),
-    .valid_in(\valid_in$291 ),
-    .valid_out(\valid_in$309 ),
-    .w_in(\w_in$299 ),
-    .w_out(\w_in$366 ),
+    .psum_in(\psum_in$315 ),
+    .psum_out(\psum_in$390 ),
+    .valid_in(\valid_in$309 ),
+    .valid_next(\o$224 [3]),
+    .valid_out(\valid_in$329 ),
+    .w_in(\w_in$317 ),
+    .w_out(\w_in$392 ),
     .w_shift(shift_1_1_q)
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$307 ),
-    .a_next(\a_in$289 ),
-    .a_out(\a_in$325 ),
+    .a_in(\a_in$327 ),
+    .a_next(\a_in$307 ),
+    .a_out(\a_in$347 ),
     .capture(capture_1_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_1_2),
-    .first_in(\first_in$311 ),
-    .first_next(\first_next$305 ),
-    .first_next_out(\first_next$323 ),
-    .first_out(\first_in$329 ),
-    .last_in(\last_in$313 ),
-    .last_out(\last_in$331 ),
+    .first_in(\first_in$331 ),
+    .first_next(\first_next$324 ),
+    .first_next_out(\first_next$344 ),
+    .first_out(\first_in$351 ),
+    .last_in(\last_in$333 ),
+    .last_out(\last_in$353 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$315 ),
-    .psum_out(\psum_in$382 ),
-    .valid_in(\valid_in$309 ),
-    .valid_out(\valid_in$327 ),
-    .w_in(\w_in$317 ),
-    .w_out(\w_in$384 ),
+    .psum_in(\psum_in$335 ),
+    .psum_out(\psum_in$410 ),
+    .valid_in(\valid_in$329 ),
+    .valid_next(\valid_in$309 ),
+    .valid_out(\valid_in$349 ),
+    .w_in(\w_in$337 ),
+    .w_out(\w_in$412 ),
     .w_shift(shift_1_2_q)
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$325 ),
-    .a_next(\a_in$307 ),
+    .a_in(\a_in$347 ),
+    .a_next(\a_in$327 ),
     .capture(capture_1_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_1_3),
-    .first_in(\first_in$329 ),
-    .first_next(\first_next$323 ),
-    .last_in(\last_in$331 ),
+    .first_in(\first_in$351 ),
+    .first_next(\first_next$344 ),
+    .last_in(\last_in$353 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$333 ),
-    .psum_out(\psum_in$400 ),
-    .valid_in(\valid_in$327 ),
-    .w_in(\w_in$335 ),
-    .w_out(\w_in$402 ),
+    .psum_in(\psum_in$355 ),
+    .psum_out(\psum_in$430 ),
+    .valid_in(\valid_in$349 ),
+    .valid_next(\valid_in$329 ),
+    .w_in(\w_in$357 ),
+    .w_out(\w_in$432 ),
     .w_shift(shift_1_3_q)
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$214 [23:16]),
-    .a_next(\o_next$210 [23:16]),
-    .a_out(\a_in$356 ),
+    .a_in(\o$222 [23:16]),
+    .a_next(\o_next$217 [23:16]),
+    .a_out(\a_in$382 ),
     .capture(capture_2_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_2_0),
-    .first_next(\o_next$212 [7]),
-    .first_next_out(\first_next$354 ),
-    .first_out(\first_in$360 ),
-    .last_out(\last_in$362 ),
+    .first_next_out(\first_next$379 ),
+    .first_out(\first_in$386 ),
+    .last_out(\last_in$388 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$990$6 (\o$216 [8:6]),
-    .psum_in(\psum_in$346 ),
-    .psum_out(\psum_in$413 ),
-    .valid_out(\valid_in$358 ),
-    .w_in(\w_in$348 ),
-    .w_out(\w_in$415 ),
+    .\port$1079$6 (\o$224 [8:6]),
+    .\port$1080$6 (\o_next$219 [7:6]),
+    .psum_in(\psum_in$370 ),
+    .psum_out(\psum_in$445 ),
+    .valid_out(\valid_in$384 ),
+    .w_in(\w_in$372 ),
+    .w_out(\w_in$447 ),
     .w_shift(shift_2_0_q)
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$356 ),
-    .a_next(\o$214 [23:16]),
-    .a_out(\a_in$374 ),
+    .a_in(\a_in$382 ),
+    .a_next(\o$222 [23:16]),
+    .a_out(\a_in$402 ),
     .capture(capture_2_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_2_1),
-    .first_in(\first_in$360 ),
-    .first_next(\first_next$354 ),
-    .first_next_out(\first_next$372 ),
-    .first_out(\first_in$378 ),
-    .last_in(\last_in$362 ),
-    .last_out(\last_in$380 ),
+    .first_in(\first_in$386 ),
+    .first_next(\first_next$379 ),
+    .first_next_out(\first_next$399 ),
+    .first_out(\first_in$406 ),
+    .last_in(\last_in$388 ),
+    .last_out(\last_in$408 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$364 ),
-    .psum_out(\psum_in$431 ),
-    .valid_in(\valid_in$358 ),
-    .valid_out(\valid_in$376 ),
-    .w_in(\w_in$366 ),
-    .w_out(\w_in$433 ),
+    .psum_in(\psum_in$390 ),
+    .psum_out(\psum_in$465 ),
+    .valid_in(\valid_in$384 ),
+    .valid_next(\o$224 [6]),
+    .valid_out(\valid_in$404 ),
+    .w_in(\w_in$392 ),
+    .w_out(\w_in$467 ),
     .w_shift(shift_2_1_q)
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$374 ),
-    .a_next(\a_in$356 ),
-    .a_out(\a_in$392 ),
+    .a_in(\a_in$402 ),
+    .a_next(\a_in$382 ),
+    .a_out(\a_in$422 ),
     .capture(capture_2_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_2_2),
-    .first_in(\first_in$378 ),
-    .first_next(\first_next$372 ),
-    .first_next_out(\first_next$390 ),
-    .first_out(\first_in$396 ),
-    .last_in(\last_in$380 ),
-    .last_out(\last_in$398 ),
+    .first_in(\first_in$406 ),
+    .first_next(\first_next$399 ),
+    .first_next_out(\first_next$419 ),
+    .first_out(\first_in$426 ),
+    .last_in(\last_in$408 ),
+    .last_out(\last_in$428 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$382 ),
-    .psum_out(\psum_in$449 ),
-    .valid_in(\valid_in$376 ),
-    .valid_out(\valid_in$394 ),
-    .w_in(\w_in$384 ),
-    .w_out(\w_in$451 ),
+    .psum_in(\psum_in$410 ),
+    .psum_out(\psum_in$485 ),
+    .valid_in(\valid_in$404 ),
+    .valid_next(\valid_in$384 ),
+    .valid_out(\valid_in$424 ),
+    .w_in(\w_in$412 ),
+    .w_out(\w_in$487 ),
     .w_shift(shift_2_2_q)
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$392 ),
-    .a_next(\a_in$374 ),
+    .a_in(\a_in$422 ),
+    .a_next(\a_in$402 ),
     .capture(capture_2_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_2_3),
-    .first_in(\first_in$396 ),
-    .first_next(\first_next$390 ),
-    .last_in(\last_in$398 ),
+    .first_in(\first_in$426 ),
+    .first_next(\first_next$419 ),
+    .last_in(\last_in$428 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$400 ),
-    .psum_out(\psum_in$467 ),
-    .valid_in(\valid_in$394 ),
-    .w_in(\w_in$402 ),
-    .w_out(\w_in$469 ),
+    .psum_in(\psum_in$430 ),
+    .psum_out(\psum_in$505 ),
+    .valid_in(\valid_in$424 ),
+    .valid_next(\valid_in$404 ),
+    .w_in(\w_in$432 ),
+    .w_out(\w_in$507 ),
     .w_shift(shift_2_3_q)
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$214 [31:24]),
-    .a_next(\o_next$210 [31:24]),
-    .a_out(\a_in$423 ),
+    .a_in(\o$222 [31:24]),
+    .a_next(\o_next$217 [31:24]),
+    .a_out(\a_in$457 ),
     .capture(capture_3_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_3_0),
-    .first_next(\o_next$212 [10]),
-    .first_next_out(\first_next$421 ),
-    .first_out(\first_in$427 ),
-    .last_out(\last_in$429 ),
+    .first_next_out(\first_next$454 ),
+    .first_out(\first_in$461 ),
+    .last_out(\last_in$463 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$990$9 (\o$216 [11:9]),
-    .psum_in(\psum_in$413 ),
+    .\port$1079$9 (\o$224 [11:9]),
+    .\port$1080$9 (\o_next$219 [10:9]),
+    .psum_in(\psum_in$445 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$425 ),
-    .w_in(\w_in$415 ),
+    .valid_out(\valid_in$459 ),
+    .w_in(\w_in$447 ),
     .w_shift(shift_3_0_q)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$423 ),
-    .a_next(\o$214 [31:24]),
-    .a_out(\a_in$441 ),
+    .a_in(\a_in$457 ),
+    .a_next(\o$222 [31:24]),
+    .a_out(\a_in$477 ),
     .capture(capture_3_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_3_1),
-    .first_in(\first_in$427 ),
-    .first_next(\first_next$421 ),
-    .first_next_out(\first_next$439 ),
-    .first_out(\first_in$445 ),
-    .last_in(\last_in$429 ),
-    .last_out(\last_in$447 ),
+    .first_in(\first_in$461 ),
+    .first_next(\first_next$454 ),
+    .first_next_out(\first_next$474 ),
+    .first_out(\first_in$481 ),
+    .last_in(\last_in$463 ),
+    .last_out(\last_in$483 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$431 ),
-    .psum_out(\psum_out$186 ),
-    .valid_in(\valid_in$425 ),
-    .valid_out(\valid_in$443 ),
-    .w_in(\w_in$433 ),
+    .psum_in(\psum_in$465 ),
+    .psum_out(\psum_out$192 ),
+    .valid_in(\valid_in$459 ),
+    .valid_next(\o$224 [9]),
+    .valid_out(\valid_in$479 ),
+    .w_in(\w_in$467 ),
     .w_shift(shift_3_1_q)
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$441 ),
-    .a_next(\a_in$423 ),
-    .a_out(\a_in$459 ),
+    .a_in(\a_in$477 ),
+    .a_next(\a_in$457 ),
+    .a_out(\a_in$497 ),
     .capture(capture_3_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_3_2),
-    .first_in(\first_in$445 ),
-    .first_next(\first_next$439 ),
-    .first_next_out(\first_next$457 ),
-    .first_out(\first_in$463 ),
-    .last_in(\last_in$447 ),
-    .last_out(\last_in$465 ),
+    .first_in(\first_in$481 ),
+    .first_next(\first_next$474 ),
+    .first_next_out(\first_next$494 ),
+    .first_out(\first_in$501 ),
+    .last_in(\last_in$483 ),
+    .last_out(\last_in$503 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$449 ),
-    .psum_out(\psum_out$187 ),
-    .valid_in(\valid_in$443 ),
-    .valid_out(\valid_in$461 ),
-    .w_in(\w_in$451 ),
+    .psum_in(\psum_in$485 ),
+    .psum_out(\psum_out$193 ),
+    .valid_in(\valid_in$479 ),
+    .valid_next(\valid_in$459 ),
+    .valid_out(\valid_in$499 ),
+    .w_in(\w_in$487 ),
     .w_shift(shift_3_2_q)
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$459 ),
-    .a_next(\a_in$441 ),
+    .a_in(\a_in$497 ),
+    .a_next(\a_in$477 ),
     .capture(capture_3_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_3_3),
-    .first_in(\first_in$463 ),
-    .first_next(\first_next$457 ),
-    .last_in(\last_in$465 ),
+    .first_in(\first_in$501 ),
+    .first_next(\first_next$494 ),
+    .last_in(\last_in$503 ),
     .last_out(last_out),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$467 ),
-    .psum_out(\psum_out$188 ),
-    .valid_in(\valid_in$461 ),
+    .psum_in(\psum_in$505 ),
+    .psum_out(\psum_out$194 ),
+    .valid_in(\valid_in$499 ),
+    .valid_next(\valid_in$479 ),
     .valid_out(valid_out),
-    .w_in(\w_in$469 ),
+    .w_in(\w_in$507 ),
     .w_shift(shift_3_3_q)
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$201 ),
+    .i(\i$207 ),
     .i_next(i_next),
-    .o(\o$214 ),
-    .o_next(\o_next$210 ),
-    .\port$518$0 (en_skew_a_0),
-    .\port$519$0 (en_skew_a_1),
-    .\port$520$0 (en_skew_a_2),
-    .\port$521$0 (en_skew_a_3),
+    .o(\o$222 ),
+    .o_next(\o_next$217 ),
+    .\port$543$0 (en_skew_a_0),
+    .\port$544$0 (en_skew_a_1),
+    .\port$545$0 (en_skew_a_2),
+    .\port$546$0 (en_skew_a_3),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$202 ),
-    .i_next(\i_next$204 ),
-    .o(\o$216 ),
-    .o_next(\o_next$212 ),
+    .i(\i$208 ),
+    .i_next(\i_next$210 ),
+    .o(\o$224 ),
+    .o_next(\o_next$219 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
     .i(in_w),
-    .o(\o$221 ),
-    .\port$513$0 (en_skew_w_0),
-    .\port$514$0 (en_skew_w_1),
-    .\port$515$0 (en_skew_w_2),
-    .\port$516$0 (en_skew_w_3),
+    .o(\o$229 ),
+    .\port$538$0 (en_skew_w_0),
+    .\port$539$0 (en_skew_w_1),
+    .\port$540$0 (en_skew_w_2),
+    .\port$541$0 (en_skew_w_3),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en_skew_wctl),
-    .i(\i$200 ),
-    .i_next(\i_next$205 ),
+    .i(\i$206 ),
+    .i_next(\i_next$211 ),
     .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$114  = held;
+    \$116  = held;
     if (rst) begin
-      \$114  = 1'h0;
+      \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$115  = skid;
+    \$117  = skid;
     if (\$1 ) begin
-      \$115 [128] = out[128];
+      \$117 [128] = out[128];
     end
     if (\$2 ) begin
-      \$115 [31:0] = out[31:0];
+      \$117 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$115 [63:32] = out[63:32];
+      \$117 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$115 [95:64] = out[95:64];
+      \$117 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$115 [127:96] = out[127:96];
+      \$117 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$116  = loaded;
+    \$118  = 1'h1;
+    if (rst) begin
+      \$118  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$119  = loaded;
     if (en) begin
       if (capture) begin
-        \$116  = { 2'h0, w_accept };
+        \$119  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$116  = \$11 [2:0];
+        \$119  = \$11 [2:0];
       end
     end
     if (rst) begin
-      \$116  = 3'h0;
+      \$119  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$117  = shadow_full;
+    \$120  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$117  = 1'h1;
+        \$120  = 1'h1;
       end else if (\$12 ) begin
-        \$117  = 1'h0;
+        \$120  = 1'h0;
       end
     end
     if (rst) begin
-      \$117  = 1'h0;
+      \$120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$118  = since_first;
+    \$121  = since_first;
     if (en) begin
       if (\$13 ) begin
-        \$118  = 3'h1;
+        \$121  = 3'h1;
       end else if (\$14 ) begin
-        \$118  = \$15 [2:0];
+        \$121  = \$15 [2:0];
       end
     end
     if (rst) begin
-      \$118  = 3'h4;
+      \$121  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$119  = first;
+    \$122  = first;
     if (en) begin
       if (a_accept) begin
-        \$119  = operands__payload[32];
+        \$122  = operands__payload[32];
       end
     end
     if (rst) begin
-      \$119  = 1'h1;
+      \$122  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$120  = in_w;
+    \$123  = in_w;
     if (en_in_w_0) begin
-      \$120 [7:0] = weights__payload[7:0];
+      \$123 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$120 [15:8] = weights__payload[15:8];
+      \$123 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$120 [23:16] = weights__payload[23:16];
+      \$123 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$120 [31:24] = weights__payload[31:24];
+      \$123 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$121  = in_a;
+    \$124  = in_a;
     if (en_in_a_0) begin
-      \$121 [7:0] = operands__payload[7:0];
+      \$124 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$121 [15:8] = operands__payload[15:8];
+      \$124 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$121 [23:16] = operands__payload[23:16];
+      \$124 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$121 [31:24] = operands__payload[31:24];
+      \$124 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$122  = in_wctl;
+    \$125  = in_wctl;
     if (en) begin
-      \$122 [0] = w_accept;
-      \$122 [1] = capture;
+      \$125 [0] = w_accept;
+      \$125 [1] = capture;
     end
     if (rst) begin
-      \$122  = 2'h0;
+      \$125  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$123  = in_flags;
+    \$126  = in_flags;
     if (en) begin
-      \$123 [0] = a_accept;
-      \$123 [1] = first;
-      \$123 [2] = operands__payload[32];
+      \$126 [0] = a_accept;
+      \$126 [1] = first;
+      \$126 [2] = operands__payload[32];
     end
     if (rst) begin
-      \$123  = 3'h0;
+      \$126  = 3'h0;
     end
   end
   assign shift_0_0 = shift_0_0_q;
@@ -1774,190 +1864,222 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign pe_3_2_sync_rst = rst_pe_3_2;
   assign pe_3_3_sync_clk = clk;
   assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$192  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$198  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$195  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$196  = en_skew_wctl;
-  assign \en$197  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$198  = en_skew_flags;
-  assign \i$199  = in_w;
-  assign \en$206  = en_pe_0_0;
+  assign \en$201  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$202  = en_skew_wctl;
+  assign \en$203  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$204  = en_skew_flags;
+  assign \i$205  = in_w;
+  assign \en$212  = en_pe_0_0;
   assign w_shift = shift_0_0_q;
-  assign \capture$208  = capture_0_0_q;
-  assign a_next = \o_next$210 [7:0];
-  assign first_next = \o_next$212 [1];
-  assign a_in = \o$214 [7:0];
-  assign valid_in = \o$216 [0];
-  assign first_in = \o$216 [1];
-  assign last_in = \o$216 [2];
+  assign \capture$214  = capture_0_0_q;
+  assign capture_next = o_next[1];
+  assign a_next = \o_next$217 [7:0];
+  assign first_next = \o_next$219 [1];
+  assign valid_next = \o_next$219 [0];
+  assign a_in = \o$222 [7:0];
+  assign valid_in = \o$224 [0];
+  assign first_in = \o$224 [1];
+  assign last_in = \o$224 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$221 [7:0];
-  assign \en$222  = en_pe_0_1;
-  assign \w_shift$223  = shift_0_1_q;
-  assign \capture$224  = capture_0_1_q;
-  assign \a_next$225  = \o$214 [7:0];
-  assign first_next_out = \first_next$226 ;
-  assign a_out = \a_in$228 ;
-  assign \valid_out$231  = \valid_in$230 ;
-  assign first_out = \first_in$232 ;
-  assign \last_out$235  = \last_in$234 ;
-  assign \psum_in$236  = 32'd0;
-  assign \w_in$237  = \o$221 [15:8];
-  assign \en$238  = en_pe_0_2;
-  assign \w_shift$239  = shift_0_2_q;
-  assign \capture$240  = capture_0_2_q;
-  assign \a_next$241  = \a_in$228 ;
-  assign \first_next_out$243  = \first_next$242 ;
-  assign \a_out$245  = \a_in$244 ;
-  assign \valid_out$247  = \valid_in$246 ;
-  assign \first_out$249  = \first_in$248 ;
-  assign \last_out$251  = \last_in$250 ;
-  assign \psum_in$252  = 32'd0;
-  assign \w_in$253  = \o$221 [23:16];
-  assign \en$254  = en_pe_0_3;
-  assign \w_shift$255  = shift_0_3_q;
-  assign \capture$256  = capture_0_3_q;
-  assign \a_next$257  = \a_in$244 ;
-  assign \first_next_out$259  = \first_next$258 ;
-  assign \a_out$261  = \a_in$260 ;
-  assign \valid_out$263  = \valid_in$262 ;
-  assign \first_out$265  = \first_in$264 ;
-  assign \last_out$267  = \last_in$266 ;
-  assign \psum_in$268  = 32'd0;
-  assign \w_in$269  = \o$221 [31:24];
-  assign \en$270  = en_pe_1_0;
-  assign \w_shift$271  = shift_1_0_q;
-  assign \capture$272  = capture_1_0_q;
-  assign \a_next$273  = \o_next$210 [15:8];
-  assign \first_next$274  = \o_next$212 [4];
-  assign \a_in$275  = \o$214 [15:8];
-  assign \valid_in$276  = \o$216 [3];
-  assign \first_in$277  = \o$216 [4];
-  assign \last_in$278  = \o$216 [5];
-  assign \psum_out$280  = \psum_in$279 ;
-  assign w_out = \w_in$281 ;
-  assign \en$283  = en_pe_1_1;
-  assign \w_shift$284  = shift_1_1_q;
-  assign \capture$285  = capture_1_1_q;
-  assign \a_next$286  = \o$214 [15:8];
-  assign \first_next_out$288  = \first_next$287 ;
-  assign \a_out$290  = \a_in$289 ;
-  assign \valid_out$292  = \valid_in$291 ;
-  assign \first_out$294  = \first_in$293 ;
-  assign \last_out$296  = \last_in$295 ;
-  assign \psum_out$298  = \psum_in$297 ;
-  assign \w_out$300  = \w_in$299 ;
-  assign \en$301  = en_pe_1_2;
-  assign \w_shift$302  = shift_1_2_q;
-  assign \capture$303  = capture_1_2_q;
-  assign \a_next$304  = \a_in$289 ;
-  assign \first_next_out$306  = \first_next$305 ;
+  assign w_in = \o$229 [7:0];
+  assign \en$230  = en_pe_0_1;
+  assign \w_shift$231  = shift_0_1_q;
+  assign \capture$232  = capture_0_1_q;
+  assign \capture_next$233  = o_next[3];
+  assign \a_next$234  = \o$222 [7:0];
+  assign first_next_out = \first_next$235 ;
+  assign \valid_next$237  = \o$224 [0];
+  assign a_out = \a_in$238 ;
+  assign \valid_out$241  = \valid_in$240 ;
+  assign first_out = \first_in$242 ;
+  assign \last_out$245  = \last_in$244 ;
+  assign \psum_in$246  = 32'd0;
+  assign \w_in$247  = \o$229 [15:8];
+  assign \en$248  = en_pe_0_2;
+  assign \w_shift$249  = shift_0_2_q;
+  assign \capture$250  = capture_0_2_q;
+  assign \capture_next$251  = o_next[5];
+  assign \a_next$252  = \a_in$238 ;
+  assign \first_next_out$254  = \first_next$253 ;
+  assign \valid_next$255  = \valid_in$240 ;
+  assign \a_out$257  = \a_in$256 ;
+  assign \valid_out$259  = \valid_in$258 ;
+  assign \first_out$261  = \first_in$260 ;
+  assign \last_out$263  = \last_in$262 ;
+  assign \psum_in$264  = 32'd0;
+  assign \w_in$265  = \o$229 [23:16];
+  assign \en$266  = en_pe_0_3;
+  assign \w_shift$267  = shift_0_3_q;
+  assign \capture$268  = capture_0_3_q;
+  assign \capture_next$269  = o_next[7];
+  assign \a_next$270  = \a_in$256 ;
+  assign \first_next_out$272  = \first_next$271 ;
+  assign \valid_next$273  = \valid_in$258 ;
+  assign \a_out$275  = \a_in$274 ;
+  assign \valid_out$277  = \valid_in$276 ;
+  assign \first_out$279  = \first_in$278 ;
+  assign \last_out$281  = \last_in$280 ;
+  assign \psum_in$282  = 32'd0;
+  assign \w_in$283  = \o$229 [31:24];
+  assign \en$284  = en_pe_1_0;
+  assign \w_shift$285  = shift_1_0_q;
+  assign \capture$286  = capture_1_0_q;
+  assign \capture_next$287  = o_next[1];
+  assign \a_next$288  = \o_next$217 [15:8];
+  assign \first_next$289  = \o_next$219 [4];
+  assign \valid_next$290  = \o_next$219 [3];
+  assign \a_in$291  = \o$222 [15:8];
+  assign \valid_in$292  = \o$224 [3];
+  assign \first_in$293  = \o$224 [4];
+  assign \last_in$294  = \o$224 [5];
+  assign \psum_out$296  = \psum_in$295 ;
+  assign w_out = \w_in$297 ;
+  assign \en$299  = en_pe_1_1;
+  assign \w_shift$300  = shift_1_1_q;
+  assign \capture$301  = capture_1_1_q;
+  assign \capture_next$302  = o_next[3];
+  assign \a_next$303  = \o$222 [15:8];
+  assign \first_next_out$305  = \first_next$304 ;
+  assign \valid_next$306  = \o$224 [3];
   assign \a_out$308  = \a_in$307 ;
   assign \valid_out$310  = \valid_in$309 ;
   assign \first_out$312  = \first_in$311 ;
   assign \last_out$314  = \last_in$313 ;
   assign \psum_out$316  = \psum_in$315 ;
   assign \w_out$318  = \w_in$317 ;
-  assign \en$319  = en_pe_1_3;
-  assign \w_shift$320  = shift_1_3_q;
-  assign \capture$321  = capture_1_3_q;
-  assign \a_next$322  = \a_in$307 ;
-  assign \first_next_out$324  = \first_next$323 ;
-  assign \a_out$326  = \a_in$325 ;
-  assign \valid_out$328  = \valid_in$327 ;
-  assign \first_out$330  = \first_in$329 ;
-  assign \last_out$332  = \last_in$331 ;
-  assign \psum_out$334  = \psum_in$333 ;
-  assign \w_out$336  = \w_in$335 ;
-  assign \en$337  = en_pe_2_0;
-  assign \w_shift$338  = shift_2_0_q;
-  assign \capture$339  = capture_2_0_q;
-  assign \a_next$340  = \o_next$210 [23:16];
-  assign \first_next$341  = \o_next$212 [7];
-  assign \a_in$342  = \o$214 [23:16];
-  assign \valid_in$343  = \o$216 [6];
-  assign \first_in$344  = \o$216 [7];
-  assign \last_in$345  = \o$216 [8];
-  assign \psum_out$347  = \psum_in$346 ;
-  assign \w_out$349  = \w_in$348 ;
-  assign \en$350  = en_pe_2_1;
-  assign \w_shift$351  = shift_2_1_q;
-  assign \capture$352  = capture_2_1_q;
-  assign \a_next$353  = \o$214 [23:16];
-  assign \first_next_out$355  = \first_next$354 ;
-  assign \a_out$357  = \a_in$356 ;
-  assign \valid_out$359  = \valid_in$358 ;
-  assign \first_out$361  = \first_in$360 ;
-  assign \last_out$363  = \last_in$362 ;
-  assign \psum_out$365  = \psum_in$364 ;
-  assign \w_out$367  = \w_in$366 ;
-  assign \en$368  = en_pe_2_2;
-  assign \w_shift$369  = shift_2_2_q;
-  assign \capture$370  = capture_2_2_q;
-  assign \a_next$371  = \a_in$356 ;
-  assign \first_next_out$373  = \first_next$372 ;
-  assign \a_out$375  = \a_in$374 ;
-  assign \valid_out$377  = \valid_in$376 ;
-  assign \first_out$379  = \first_in$378 ;
-  assign \last_out$381  = \last_in$380 ;
-  assign \psum_out$383  = \psum_in$382 ;
-  assign \w_out$385  = \w_in$384 ;
-  assign \en$386  = en_pe_2_3;
-  assign \w_shift$387  = shift_2_3_q;
-  assign \capture$388  = capture_2_3_q;
-  assign \a_next$389  = \a_in$374 ;
-  assign \first_next_out$391  = \first_next$390 ;
-  assign \a_out$393  = \a_in$392 ;
-  assign \valid_out$395  = \valid_in$394 ;
-  assign \first_out$397  = \first_in$396 ;
-  assign \last_out$399  = \last_in$398 ;
-  assign \psum_out$401  = \psum_in$400 ;
-  assign \w_out$403  = \w_in$402 ;
-  assign \en$404  = en_pe_3_0;
-  assign \w_shift$405  = shift_3_0_q;
-  assign \capture$406  = capture_3_0_q;
-  assign \a_next$407  = \o_next$210 [31:24];
-  assign \first_next$408  = \o_next$212 [10];
-  assign \a_in$409  = \o$214 [31:24];
-  assign \valid_in$410  = \o$216 [9];
-  assign \first_in$411  = \o$216 [10];
-  assign \last_in$412  = \o$216 [11];
-  assign \psum_out$414  = \psum_in$413 ;
-  assign \w_out$416  = \w_in$415 ;
-  assign \en$417  = en_pe_3_1;
-  assign \w_shift$418  = shift_3_1_q;
-  assign \capture$419  = capture_3_1_q;
-  assign \a_next$420  = \o$214 [31:24];
-  assign \first_next_out$422  = \first_next$421 ;
-  assign \a_out$424  = \a_in$423 ;
-  assign \valid_out$426  = \valid_in$425 ;
-  assign \first_out$428  = \first_in$427 ;
-  assign \last_out$430  = \last_in$429 ;
-  assign \psum_out$432  = \psum_in$431 ;
-  assign \w_out$434  = \w_in$433 ;
-  assign \en$435  = en_pe_3_2;
-  assign \w_shift$436  = shift_3_2_q;
-  assign \capture$437  = capture_3_2_q;
-  assign \a_next$438  = \a_in$423 ;
-  assign \first_next_out$440  = \first_next$439 ;
-  assign \a_out$442  = \a_in$441 ;
-  assign \valid_out$444  = \valid_in$443 ;
-  assign \first_out$446  = \first_in$445 ;
-  assign \last_out$448  = \last_in$447 ;
-  assign \psum_out$450  = \psum_in$449 ;
-  assign \w_out$452  = \w_in$451 ;
-  assign \en$453  = en_pe_3_3;
-  assign \w_shift$454  = shift_3_3_q;
-  assign \capture$455  = capture_3_3_q;
-  assign \a_next$456  = \a_in$441 ;
-  assign \first_next_out$458  = \first_next$457 ;
-  assign \a_out$460  = \a_in$459 ;
-  assign \valid_out$462  = \valid_in$461 ;
-  assign \first_out$464  = \first_in$463 ;
-  assign \last_out$466  = \last_in$465 ;
-  assign \psum_out$468  = \psum_in$467 ;
-  assign \w_out$470  = \w_in$469 ;
+  assign \en$319  = en_pe_1_2;
+  assign \w_shift$320  = shift_1_2_q;
+  assign \capture$321  = capture_1_2_q;
+  assign \capture_next$322  = o_next[5];
+  assign \a_next$323  = \a_in$307 ;
+  assign \first_next_out$325  = \first_next$324 ;
+  assign \valid_next$326  = \valid_in$309 ;
+  assign \a_out$328  = \a_in$327 ;
+  assign \valid_out$330  = \valid_in$329 ;
+  assign \first_out$332  = \first_in$331 ;
+  assign \last_out$334  = \last_in$333 ;
+  assign \psum_out$336  = \psum_in$335 ;
+  assign \w_out$338  = \w_in$337 ;
+  assign \en$339  = en_pe_1_3;
+  assign \w_shift$340  = shift_1_3_q;
+  assign \capture$341  = capture_1_3_q;
+  assign \capture_next$342  = o_next[7];
+  assign \a_next$343  = \a_in$327 ;
+  assign \first_next_out$345  = \first_next$344 ;
+  assign \valid_next$346  = \valid_in$329 ;
+  assign \a_out$348  = \a_in$347 ;
+  assign \valid_out$350  = \valid_in$349 ;
+  assign \first_out$352  = \first_in$351 ;
+  assign \last_out$354  = \last_in$353 ;
+  assign \psum_out$356  = \psum_in$355 ;
+  assign \w_out$358  = \w_in$357 ;
+  assign \en$359  = en_pe_2_0;
+  assign \w_shift$360  = shift_2_0_q;
+  assign \capture$361  = capture_2_0_q;
+  assign \capture_next$362  = o_next[1];
+  assign \a_next$363  = \o_next$217 [23:16];
+  assign \first_next$364  = \o_next$219 [7];
+  assign \valid_next$365  = \o_next$219 [6];
+  assign \a_in$366  = \o$222 [23:16];
+  assign \valid_in$367  = \o$224 [6];
+  assign \first_in$368  = \o$224 [7];
+  assign \last_in$369  = \o$224 [8];
+  assign \psum_out$371  = \psum_in$370 ;
+  assign \w_out$373  = \w_in$372 ;
+  assign \en$374  = en_pe_2_1;
+  assign \w_shift$375  = shift_2_1_q;
+  assign \capture$376  = capture_2_1_q;
+  assign \capture_next$377  = o_next[3];
+  assign \a_next$378  = \o$222 [23:16];
+  assign \first_next_out$380  = \first_next$379 ;
+  assign \valid_next$381  = \o$224 [6];
+  assign \a_out$383  = \a_in$382 ;
+  assign \valid_out$385  = \valid_in$384 ;
+  assign \first_out$387  = \first_in$386 ;
+  assign \last_out$389  = \last_in$388 ;
+  assign \psum_out$391  = \psum_in$390 ;
+  assign \w_out$393  = \w_in$392 ;
+  assign \en$394  = en_pe_2_2;
+  assign \w_shift$395  = shift_2_2_q;
+  assign \capture$396  = capture_2_2_q;
+  assign \capture_next$397  = o_next[5];
+  assign \a_next$398  = \a_in$382 ;
+  assign \first_next_out$400  = \first_next$399 ;
+  assign \valid_next$401  = \valid_in$384 ;
+  assign \a_out$403  = \a_in$402 ;
+  assign \valid_out$405  = \valid_in$404 ;
+  assign \first_out$407  = \first_in$406 ;
+  assign \last_out$409  = \last_in$408 ;
+  assign \psum_out$411  = \psum_in$410 ;
+  assign \w_out$413  = \w_in$412 ;
+  assign \en$414  = en_pe_2_3;
+  assign \w_shift$415  = shift_2_3_q;
+  assign \capture$416  = capture_2_3_q;
+  assign \capture_next$417  = o_next[7];
+  assign \a_next$418  = \a_in$402 ;
+  assign \first_next_out$420  = \first_next$419 ;
+  assign \valid_next$421  = \valid_in$404 ;
+  assign \a_out$423  = \a_in$422 ;
+  assign \valid_out$425  = \valid_in$424 ;
+  assign \first_out$427  = \first_in$426 ;
+  assign \last_out$429  = \last_in$428 ;
+  assign \psum_out$431  = \psum_in$430 ;
+  assign \w_out$433  = \w_in$432 ;
+  assign \en$434  = en_pe_3_0;
+  assign \w_shift$435  = shift_3_0_q;
+  assign \capture$436  = capture_3_0_q;
+  assign \capture_next$437  = o_next[1];
+  assign \a_next$438  = \o_next$217 [31:24];
+  assign \first_next$439  = \o_next$219 [10];
+  assign \valid_next$440  = \o_next$219 [9];
+  assign \a_in$441  = \o$222 [31:24];
+  assign \valid_in$442  = \o$224 [9];
+  assign \first_in$443  = \o$224 [10];
+  assign \last_in$444  = \o$224 [11];
+  assign \psum_out$446  = \psum_in$445 ;
+  assign \w_out$448  = \w_in$447 ;
+  assign \en$449  = en_pe_3_1;
+  assign \w_shift$450  = shift_3_1_q;
+  assign \capture$451  = capture_3_1_q;
+  assign \capture_next$452  = o_next[3];
+  assign \a_next$453  = \o$222 [31:24];
+  assign \first_next_out$455  = \first_next$454 ;
+  assign \valid_next$456  = \o$224 [9];
+  assign \a_out$458  = \a_in$457 ;
+  assign \valid_out$460  = \valid_in$459 ;
+  assign \first_out$462  = \first_in$461 ;
+  assign \last_out$464  = \last_in$463 ;
+  assign \psum_out$466  = \psum_in$465 ;
+  assign \w_out$468  = \w_in$467 ;
+  assign \en$469  = en_pe_3_2;
+  assign \w_shift$470  = shift_3_2_q;
+  assign \capture$471  = capture_3_2_q;
+  assign \capture_next$472  = o_next[5];
+  assign \a_next$473  = \a_in$457 ;
+  assign \first_next_out$475  = \first_next$474 ;
+  assign \valid_next$476  = \valid_in$459 ;
+  assign \a_out$478  = \a_in$477 ;
+  assign \valid_out$480  = \valid_in$479 ;
+  assign \first_out$482  = \first_in$481 ;
+  assign \last_out$484  = \last_in$483 ;
+  assign \psum_out$486  = \psum_in$485 ;
+  assign \w_out$488  = \w_in$487 ;
+  assign \en$489  = en_pe_3_3;
+  assign \w_shift$490  = shift_3_3_q;
+  assign \capture$491  = capture_3_3_q;
+  assign \capture_next$492  = o_next[7];
+  assign \a_next$493  = \a_in$477 ;
+  assign \first_next_out$495  = \first_next$494 ;
+  assign \valid_next$496  = \valid_in$479 ;
+  assign \a_out$498  = \a_in$497 ;
+  assign \valid_out$500  = \valid_in$499 ;
+  assign \first_out$502  = \first_in$501 ;
+  assign \last_out$504  = \last_in$503 ;
+  assign \psum_out$506  = \psum_in$505 ;
+  assign \w_out$508  = \w_in$507 ;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -2020,154 +2142,154 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
-  assign \i$199[0]  = in_w[7:0];
-  assign \i$199[1]  = in_w[15:8];
-  assign \i$199[2]  = in_w[23:16];
-  assign \i$199[3]  = in_w[31:24];
-  assign \i$200[0]  = \i$200 [1:0];
-  assign \i$200[0].shift  = \i$200 [0];
-  assign \i$200[0].capture  = \i$200 [1];
-  assign \i$200[1]  = \i$200 [3:2];
-  assign \i$200[1].shift  = \i$200 [2];
-  assign \i$200[1].capture  = \i$200 [3];
-  assign \i$200[2]  = \i$200 [5:4];
-  assign \i$200[2].shift  = \i$200 [4];
-  assign \i$200[2].capture  = \i$200 [5];
-  assign \i$200[3]  = \i$200 [7:6];
-  assign \i$200[3].shift  = \i$200 [6];
-  assign \i$200[3].capture  = \i$200 [7];
-  assign \i$201[0]  = \i$201 [7:0];
-  assign \i$201[1]  = \i$201 [15:8];
-  assign \i$201[2]  = \i$201 [23:16];
-  assign \i$201[3]  = \i$201 [31:24];
-  assign \i$202[0]  = \i$202 [2:0];
-  assign \i$202[0].valid  = \i$202 [0];
-  assign \i$202[0].first  = \i$202 [1];
-  assign \i$202[0].last  = \i$202 [2];
-  assign \i$202[1]  = \i$202 [5:3];
-  assign \i$202[1].valid  = \i$202 [3];
-  assign \i$202[1].first  = \i$202 [4];
-  assign \i$202[1].last  = \i$202 [5];
-  assign \i$202[2]  = \i$202 [8:6];
-  assign \i$202[2].valid  = \i$202 [6];
-  assign \i$202[2].first  = \i$202 [7];
-  assign \i$202[2].last  = \i$202 [8];
-  assign \i$202[3]  = \i$202 [11:9];
-  assign \i$202[3].valid  = \i$202 [9];
-  assign \i$202[3].first  = \i$202 [10];
-  assign \i$202[3].last  = \i$202 [11];
+  assign \i$205[0]  = in_w[7:0];
+  assign \i$205[1]  = in_w[15:8];
+  assign \i$205[2]  = in_w[23:16];
+  assign \i$205[3]  = in_w[31:24];
+  assign \i$206[0]  = \i$206 [1:0];
+  assign \i$206[0].shift  = \i$206 [0];
+  assign \i$206[0].capture  = \i$206 [1];
+  assign \i$206[1]  = \i$206 [3:2];
+  assign \i$206[1].shift  = \i$206 [2];
+  assign \i$206[1].capture  = \i$206 [3];
+  assign \i$206[2]  = \i$206 [5:4];
+  assign \i$206[2].shift  = \i$206 [4];
+  assign \i$206[2].capture  = \i$206 [5];
+  assign \i$206[3]  = \i$206 [7:6];
+  assign \i$206[3].shift  = \i$206 [6];
+  assign \i$206[3].capture  = \i$206 [7];
+  assign \i$207[0]  = \i$207 [7:0];
+  assign \i$207[1]  = \i$207 [15:8];
+  assign \i$207[2]  = \i$207 [23:16];
+  assign \i$207[3]  = \i$207 [31:24];
+  assign \i$208[0]  = \i$208 [2:0];
+  assign \i$208[0].valid  = \i$208 [0];
+  assign \i$208[0].first  = \i$208 [1];
+  assign \i$208[0].last  = \i$208 [2];
+  assign \i$208[1]  = \i$208 [5:3];
+  assign \i$208[1].valid  = \i$208 [3];
+  assign \i$208[1].first  = \i$208 [4];
+  assign \i$208[1].last  = \i$208 [5];
+  assign \i$208[2]  = \i$208 [8:6];
+  assign \i$208[2].valid  = \i$208 [6];
+  assign \i$208[2].first  = \i$208 [7];
+  assign \i$208[2].last  = \i$208 [8];
+  assign \i$208[3]  = \i$208 [11:9];
+  assign \i$208[3].valid  = \i$208 [9];
+  assign \i$208[3].first  = \i$208 [10];
+  assign \i$208[3].last  = \i$208 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$204[0]  = \i_next$204 [2:0];
-  assign \i_next$204[0].valid  = \i_next$204 [0];
-  assign \i_next$204[0].first  = \i_next$204 [1];
-  assign \i_next$204[0].last  = \i_next$204 [2];
-  assign \i_next$204[1]  = \i_next$204 [5:3];
-  assign \i_next$204[1].valid  = \i_next$204 [3];
-  assign \i_next$204[1].first  = \i_next$204 [4];
-  assign \i_next$204[1].last  = \i_next$204 [5];
-  assign \i_next$204[2]  = \i_next$204 [8:6];
-  assign \i_next$204[2].valid  = \i_next$204 [6];
-  assign \i_next$204[2].first  = \i_next$204 [7];
-  assign \i_next$204[2].last  = \i_next$204 [8];
-  assign \i_next$204[3]  = \i_next$204 [11:9];
-  assign \i_next$204[3].valid  = \i_next$204 [9];
-  assign \i_next$204[3].first  = \i_next$204 [10];
-  assign \i_next$204[3].last  = \i_next$204 [11];
-  assign \i_next$205[0]  = \i_next$205 [1:0];
-  assign \i_next$205[0].shift  = \i_next$205 [0];
-  assign \i_next$205[0].capture  = \i_next$205 [1];
-  assign \i_next$205[1]  = \i_next$205 [3:2];
-  assign \i_next$205[1].shift  = \i_next$205 [2];
-  assign \i_next$205[1].capture  = \i_next$205 [3];
-  assign \i_next$205[2]  = \i_next$205 [5:4];
-  assign \i_next$205[2].shift  = \i_next$205 [4];
-  assign \i_next$205[2].capture  = \i_next$205 [5];
-  assign \i_next$205[3]  = \i_next$205 [7:6];
-  assign \i_next$205[3].shift  = \i_next$205 [6];
-  assign \i_next$205[3].capture  = \i_next$205 [7];
-  assign \o_next$210[0]  = \o_next$210 [7:0];
-  assign \o_next$210[1]  = \o_next$210 [15:8];
-  assign \o_next$210[2]  = \o_next$210 [23:16];
-  assign \o_next$210[3]  = \o_next$210 [31:24];
-  assign \o_next$212[0]  = \o_next$212 [2:0];
-  assign \o_next$212[0].valid  = \o_next$212 [0];
-  assign \o_next$212[0].first  = \o_next$212 [1];
-  assign \o_next$212[0].last  = \o_next$212 [2];
-  assign \o_next$212[1]  = \o_next$212 [5:3];
-  assign \o_next$212[1].valid  = \o_next$212 [3];
-  assign \o_next$212[1].first  = \o_next$212 [4];
-  assign \o_next$212[1].last  = \o_next$212 [5];
-  assign \o_next$212[2]  = \o_next$212 [8:6];
-  assign \o_next$212[2].valid  = \o_next$212 [6];
-  assign \o_next$212[2].first  = \o_next$212 [7];
-  assign \o_next$212[2].last  = \o_next$212 [8];
-  assign \o_next$212[3]  = \o_next$212 [11:9];
-  assign \o_next$212[3].valid  = \o_next$212 [9];
-  assign \o_next$212[3].first  = \o_next$212 [10];
-  assign \o_next$212[3].last  = \o_next$212 [11];
-  assign \o$214[0]  = \o$214 [7:0];
-  assign \o$214[1]  = \o$214 [15:8];
-  assign \o$214[2]  = \o$214 [23:16];
-  assign \o$214[3]  = \o$214 [31:24];
-  assign \o$216[0]  = \o$216 [2:0];
-  assign \o$216[0].valid  = \o$216 [0];
-  assign \o$216[0].first  = \o$216 [1];
-  assign \o$216[0].last  = \o$216 [2];
-  assign \o$216[1]  = \o$216 [5:3];
-  assign \o$216[1].valid  = \o$216 [3];
-  assign \o$216[1].first  = \o$216 [4];
-  assign \o$216[1].last  = \o$216 [5];
-  assign \o$216[2]  = \o$216 [8:6];
-  assign \o$216[2].valid  = \o$216 [6];
-  assign \o$216[2].first  = \o$216 [7];
-  assign \o$216[2].last  = \o$216 [8];
-  assign \o$216[3]  = \o$216 [11:9];
-  assign \o$216[3].valid  = \o$216 [9];
-  assign \o$216[3].first  = \o$216 [10];
-  assign \o$216[3].last  = \o$216 [11];
-  assign \o$221[0]  = \o$221 [7:0];
-  assign \o$221[1]  = \o$221 [15:8];
-  assign \o$221[2]  = \o$221 [23:16];
-  assign \o$221[3]  = \o$221 [31:24];
-  assign \i_next$205 [7] = capture;
-  assign \i_next$205 [5] = capture;
-  assign \i_next$205 [3] = capture;
-  assign \i_next$205 [1] = capture;
-  assign \i_next$205 [6] = w_accept;
-  assign \i_next$205 [4] = w_accept;
-  assign \i_next$205 [2] = w_accept;
-  assign \i_next$205 [0] = w_accept;
-  assign \i_next$204 [11] = operands__payload[32];
-  assign \i_next$204 [10] = first;
-  assign \i_next$204 [9] = a_accept;
-  assign \i_next$204 [8] = operands__payload[32];
-  assign \i_next$204 [7] = first;
-  assign \i_next$204 [6] = a_accept;
-  assign \i_next$204 [5] = operands__payload[32];
-  assign \i_next$204 [4] = first;
-  assign \i_next$204 [3] = a_accept;
-  assign \i_next$204 [2] = operands__payload[32];
-  assign \i_next$204 [1] = first;
-  assign \i_next$204 [0] = a_accept;
+  assign \i_next$210[0]  = \i_next$210 [2:0];
+  assign \i_next$210[0].valid  = \i_next$210 [0];
+  assign \i_next$210[0].first  = \i_next$210 [1];
+  assign \i_next$210[0].last  = \i_next$210 [2];
+  assign \i_next$210[1]  = \i_next$210 [5:3];
+  assign \i_next$210[1].valid  = \i_next$210 [3];
+  assign \i_next$210[1].first  = \i_next$210 [4];
+  assign \i_next$210[1].last  = \i_next$210 [5];
+  assign \i_next$210[2]  = \i_next$210 [8:6];
+  assign \i_next$210[2].valid  = \i_next$210 [6];
+  assign \i_next$210[2].first  = \i_next$210 [7];
+  assign \i_next$210[2].last  = \i_next$210 [8];
+  assign \i_next$210[3]  = \i_next$210 [11:9];
+  assign \i_next$210[3].valid  = \i_next$210 [9];
+  assign \i_next$210[3].first  = \i_next$210 [10];
+  assign \i_next$210[3].last  = \i_next$210 [11];
+  assign \i_next$211[0]  = \i_next$211 [1:0];
+  assign \i_next$211[0].shift  = \i_next$211 [0];
+  assign \i_next$211[0].capture  = \i_next$211 [1];
+  assign \i_next$211[1]  = \i_next$211 [3:2];
+  assign \i_next$211[1].shift  = \i_next$211 [2];
+  assign \i_next$211[1].capture  = \i_next$211 [3];
+  assign \i_next$211[2]  = \i_next$211 [5:4];
+  assign \i_next$211[2].shift  = \i_next$211 [4];
+  assign \i_next$211[2].capture  = \i_next$211 [5];
+  assign \i_next$211[3]  = \i_next$211 [7:6];
+  assign \i_next$211[3].shift  = \i_next$211 [6];
+  assign \i_next$211[3].capture  = \i_next$211 [7];
+  assign \o_next$217[0]  = \o_next$217 [7:0];
+  assign \o_next$217[1]  = \o_next$217 [15:8];
+  assign \o_next$217[2]  = \o_next$217 [23:16];
+  assign \o_next$217[3]  = \o_next$217 [31:24];
+  assign \o_next$219[0]  = \o_next$219 [2:0];
+  assign \o_next$219[0].valid  = \o_next$219 [0];
+  assign \o_next$219[0].first  = \o_next$219 [1];
+  assign \o_next$219[0].last  = \o_next$219 [2];
+  assign \o_next$219[1]  = \o_next$219 [5:3];
+  assign \o_next$219[1].valid  = \o_next$219 [3];
+  assign \o_next$219[1].first  = \o_next$219 [4];
+  assign \o_next$219[1].last  = \o_next$219 [5];
+  assign \o_next$219[2]  = \o_next$219 [8:6];
+  assign \o_next$219[2].valid  = \o_next$219 [6];
+  assign \o_next$219[2].first  = \o_next$219 [7];
+  assign \o_next$219[2].last  = \o_next$219 [8];
+  assign \o_next$219[3]  = \o_next$219 [11:9];
+  assign \o_next$219[3].valid  = \o_next$219 [9];
+  assign \o_next$219[3].first  = \o_next$219 [10];
+  assign \o_next$219[3].last  = \o_next$219 [11];
+  assign \o$222[0]  = \o$222 [7:0];
+  assign \o$222[1]  = \o$222 [15:8];
+  assign \o$222[2]  = \o$222 [23:16];
+  assign \o$222[3]  = \o$222 [31:24];
+  assign \o$224[0]  = \o$224 [2:0];
+  assign \o$224[0].valid  = \o$224 [0];
+  assign \o$224[0].first  = \o$224 [1];
+  assign \o$224[0].last  = \o$224 [2];
+  assign \o$224[1]  = \o$224 [5:3];
+  assign \o$224[1].valid  = \o$224 [3];
+  assign \o$224[1].first  = \o$224 [4];
+  assign \o$224[1].last  = \o$224 [5];
+  assign \o$224[2]  = \o$224 [8:6];
+  assign \o$224[2].valid  = \o$224 [6];
+  assign \o$224[2].first  = \o$224 [7];
+  assign \o$224[2].last  = \o$224 [8];
+  assign \o$224[3]  = \o$224 [11:9];
+  assign \o$224[3].valid  = \o$224 [9];
+  assign \o$224[3].first  = \o$224 [10];
+  assign \o$224[3].last  = \o$224 [11];
+  assign \o$229[0]  = \o$229 [7:0];
+  assign \o$229[1]  = \o$229 [15:8];
+  assign \o$229[2]  = \o$229 [23:16];
+  assign \o$229[3]  = \o$229 [31:24];
+  assign \i_next$211 [7] = capture;
+  assign \i_next$211 [5] = capture;
+  assign \i_next$211 [3] = capture;
+  assign \i_next$211 [1] = capture;
+  assign \i_next$211 [6] = w_accept;
+  assign \i_next$211 [4] = w_accept;
+  assign \i_next$211 [2] = w_accept;
+  assign \i_next$211 [0] = w_accept;
+  assign \i_next$210 [11] = operands__payload[32];
+  assign \i_next$210 [10] = first;
+  assign \i_next$210 [9] = a_accept;
+  assign \i_next$210 [8] = operands__payload[32];
+  assign \i_next$210 [7] = first;
+  assign \i_next$210 [6] = a_accept;
+  assign \i_next$210 [5] = operands__payload[32];
+  assign \i_next$210 [4] = first;
+  assign \i_next$210 [3] = a_accept;
+  assign \i_next$210 [2] = operands__payload[32];
+  assign \i_next$210 [1] = first;
+  assign \i_next$210 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$202 [11:9] = in_flags;
-  assign \i$202 [8:6] = in_flags;
-  assign \i$202 [5:3] = in_flags;
-  assign \i$202 [2:0] = in_flags;
-  assign \i$201 [31:24] = in_a[7:0];
-  assign \i$201 [23:16] = in_a[15:8];
-  assign \i$201 [15:8] = in_a[23:16];
-  assign \i$201 [7:0] = in_a[31:24];
-  assign \i$200 [7:6] = in_wctl;
-  assign \i$200 [5:4] = in_wctl;
-  assign \i$200 [3:2] = in_wctl;
-  assign \i$200 [1:0] = in_wctl;
+  assign \i$208 [11:9] = in_flags;
+  assign \i$208 [8:6] = in_flags;
+  assign \i$208 [5:3] = in_flags;
+  assign \i$208 [2:0] = in_flags;
+  assign \i$207 [31:24] = in_a[7:0];
+  assign \i$207 [23:16] = in_a[15:8];
+  assign \i$207 [15:8] = in_a[23:16];
+  assign \i$207 [7:0] = in_a[31:24];
+  assign \i$206 [7:6] = in_wctl;
+  assign \i$206 [5:4] = in_wctl;
+  assign \i$206 [3:2] = in_wctl;
+  assign \i$206 [1:0] = in_wctl;
   assign results__payload[127:96] = \$87 ;
   assign results__payload[95:64] = \$86 ;
   assign results__payload[63:32] = \$85 ;
@@ -2175,15 +2297,15 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign results__payload[128] = \$82 ;
   assign out[128] = last_out;
   assign out[127:0] = o;
-  assign i[127:96] = \psum_out$188 ;
-  assign i[95:64] = \psum_out$187 ;
-  assign i[63:32] = \psum_out$186 ;
+  assign i[127:96] = \psum_out$194 ;
+  assign i[95:64] = \psum_out$193 ;
+  assign i[63:32] = \psum_out$192 ;
   assign i[31:0] = psum_out;
-  assign \$98  = \o$216 [0];
+  assign \$100  = \o$224 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$483$0 , \port$484$0 , \port$485$0 , \port$486$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$505$0 , \port$506$0 , \port$507$0 , \port$508$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -2222,14 +2344,14 @@ module \systolic_core.deskew (rst, \port$483$0 , \port$484$0 , \port$485$0 , \po
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$483$0 ;
-  wire \port$483$0 ;
-  input \port$484$0 ;
-  wire \port$484$0 ;
-  input \port$485$0 ;
-  wire \port$485$0 ;
-  input \port$486$0 ;
-  wire \port$486$0 ;
+  input \port$505$0 ;
+  wire \port$505$0 ;
+  input \port$506$0 ;
+  wire \port$506$0 ;
+  input \port$507$0 ;
+  wire \port$507$0 ;
+  input \port$508$0 ;
+  wire \port$508$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -2247,46 +2369,46 @@ module \systolic_core.deskew (rst, \port$483$0 , \port$484$0 , \port$485$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$483$0 ) begin
+    if (\port$505$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane1_d1;
-    if (\port$484$0 ) begin
+    if (\port$506$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane1_d2;
-    if (\port$484$0 ) begin
+    if (\port$506$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane2_d1;
-    if (\port$485$0 ) begin
+    if (\port$507$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$483$0 ) begin
+    if (\port$505$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$483$0 ) begin
+    if (\port$505$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$486$0 , \port$485$0 , \port$484$0 , \port$483$0  };
+  assign en = { \port$508$0 , \port$507$0 , \port$506$0 , \port$505$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -2315,24 +2437,27 @@ module \systolic_core.deskew (rst, \port$483$0 , \port$484$0 , \port$485$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_in, a_next, \port$990$0 , first_next, pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$1079$0 , \port$1080$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -2342,12 +2467,14 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -2360,8 +2487,10 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$990$0 ;
-  wire [2:0] \port$990$0 ;
+  input [2:0] \port$1079$0 ;
+  wire [2:0] \port$1079$0 ;
+  input [1:0] \port$1080$0 ;
+  wire [1:0] \port$1080$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -2369,7 +2498,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -2381,82 +2512,71 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$990$0 [0] & \port$990$0 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$990$0 [0] & \port$990$0 [1];
+  assign weight_next = \port$1080$0 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$1080$0 [0] & \port$1080$0 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = \port$1079$0 [0] & \port$1079$0 [1];
   always @(posedge pe_0_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$990$0 [0];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$990$0 [1];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$990$0 [2];
+      \$12  = \port$1079$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -2464,66 +2584,102 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$1079$0 [1];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$1080$0 [1];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$1079$0 [2];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$990$0 [0];
-  assign first_in = \port$990$0 [1];
-  assign last_in = \port$990$0 [2];
+  assign first_next = \port$1080$0 [1];
+  assign valid_next = \port$1080$0 [0];
+  assign valid_in = \port$1079$0 [0];
+  assign first_in = \port$1079$0 [1];
+  assign last_in = \port$1079$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_next, pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -2533,8 +2689,11 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -2560,8 +2719,11 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -2573,82 +2735,71 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -2656,35 +2807,65 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -2695,24 +2876,28 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -2722,8 +2907,11 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -2749,8 +2937,11 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -2762,82 +2953,71 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -2845,35 +3025,65 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -2884,24 +3094,27 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -2910,8 +3123,11 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -2934,8 +3150,11 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -2946,82 +3165,71 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -3029,35 +3237,65 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -3068,24 +3306,27 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$990$3 , first_next, pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$1079$3 , \port$1080$3 , pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -3095,12 +3336,14 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -3113,8 +3356,10 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [2:0] \port$990$3 ;
-  wire [2:0] \port$990$3 ;
+  input [2:0] \port$1079$3 ;
+  wire [2:0] \port$1079$3 ;
+  input [1:0] \port$1080$3 ;
+  wire [1:0] \port$1080$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3123,7 +3368,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -3135,82 +3382,71 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$990$3 [0] & \port$990$3 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$990$3 [0] & \port$990$3 [1];
+  assign weight_next = \port$1080$3 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$1080$3 [0] & \port$1080$3 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$1079$3 [0] & \port$1079$3 [1];
   always @(posedge pe_1_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$990$3 [0];
-    end
-    if (pe_1_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$990$3 [1];
-    end
-    if (pe_1_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$990$3 [2];
+      \$12  = \port$1079$3 [0];
     end
     if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
@@ -3218,65 +3454,101 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$1079$3 [1];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$1080$3 [1];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$1079$3 [2];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$990$3 [0];
-  assign first_in = \port$990$3 [1];
-  assign last_in = \port$990$3 [2];
+  assign first_next = \port$1080$3 [1];
+  assign valid_next = \port$1080$3 [0];
+  assign valid_in = \port$1079$3 [0];
+  assign first_in = \port$1079$3 [1];
+  assign last_in = \port$1079$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_1_1_sync_clk);
+module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -3286,8 +3558,11 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -3314,8 +3589,11 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -3327,82 +3605,71 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_1_sync_rst) begin
       \$12  = 1'h0;
@@ -3410,35 +3677,65 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -3448,24 +3745,28 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_2_sync_clk);
+module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -3475,8 +3776,11 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -3503,8 +3807,11 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -3516,82 +3823,71 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_2_sync_rst) begin
       \$12  = 1'h0;
@@ -3599,35 +3895,65 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -3637,24 +3963,27 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_1_3_sync_clk);
+module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -3663,8 +3992,11 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -3688,8 +4020,11 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -3700,82 +4035,71 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_3_sync_rst) begin
       \$12  = 1'h0;
@@ -3783,35 +4107,65 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -3821,24 +4175,27 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$990$6 , first_next, pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$1079$6 , \port$1080$6 , pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -3848,12 +4205,14 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -3866,8 +4225,10 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [2:0] \port$990$6 ;
-  wire [2:0] \port$990$6 ;
+  input [2:0] \port$1079$6 ;
+  wire [2:0] \port$1079$6 ;
+  input [1:0] \port$1080$6 ;
+  wire [1:0] \port$1080$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3876,7 +4237,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -3888,82 +4251,71 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$990$6 [0] & \port$990$6 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$990$6 [0] & \port$990$6 [1];
+  assign weight_next = \port$1080$6 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$1080$6 [0] & \port$1080$6 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$1079$6 [0] & \port$1079$6 [1];
   always @(posedge pe_2_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$990$6 [0];
-    end
-    if (pe_2_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$990$6 [1];
-    end
-    if (pe_2_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$990$6 [2];
+      \$12  = \port$1079$6 [0];
     end
     if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
@@ -3971,65 +4323,101 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$1079$6 [1];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$1080$6 [1];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$1079$6 [2];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$990$6 [0];
-  assign first_in = \port$990$6 [1];
-  assign last_in = \port$990$6 [2];
+  assign first_next = \port$1080$6 [1];
+  assign valid_next = \port$1080$6 [0];
+  assign valid_in = \port$1079$6 [0];
+  assign first_in = \port$1079$6 [1];
+  assign last_in = \port$1079$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_2_1_sync_clk);
+module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -4039,8 +4427,11 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -4067,8 +4458,11 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -4080,82 +4474,71 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_1_sync_rst) begin
       \$12  = 1'h0;
@@ -4163,35 +4546,65 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -4201,24 +4614,28 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_2_sync_clk);
+module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -4228,8 +4645,11 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -4256,8 +4676,11 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -4269,82 +4692,71 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_2_sync_rst) begin
       \$12  = 1'h0;
@@ -4352,35 +4764,65 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -4390,24 +4832,27 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_2_3_sync_clk);
+module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -4416,8 +4861,11 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -4441,8 +4889,11 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -4453,82 +4904,71 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_3_sync_rst) begin
       \$12  = 1'h0;
@@ -4536,35 +4976,65 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -4574,24 +5044,27 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_in, a_next, \port$990$9 , first_next, pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$1079$9 , \port$1080$9 , pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -4601,12 +5074,14 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -4619,8 +5094,10 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [2:0] \port$990$9 ;
-  wire [2:0] \port$990$9 ;
+  input [2:0] \port$1079$9 ;
+  wire [2:0] \port$1079$9 ;
+  input [1:0] \port$1080$9 ;
+  wire [1:0] \port$1080$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4629,7 +5106,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -4640,82 +5119,71 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$990$9 [0] & \port$990$9 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$990$9 [0] & \port$990$9 [1];
+  assign weight_next = \port$1080$9 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$1080$9 [0] & \port$1080$9 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$1079$9 [0] & \port$1079$9 [1];
   always @(posedge pe_3_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$990$9 [0];
-    end
-    if (pe_3_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$990$9 [1];
-    end
-    if (pe_3_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$990$9 [2];
+      \$12  = \port$1079$9 [0];
     end
     if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
@@ -4723,65 +5191,101 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$1079$9 [1];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$1080$9 [1];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$1079$9 [2];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$990$9 [0];
-  assign first_in = \port$990$9 [1];
-  assign last_in = \port$990$9 [2];
+  assign first_next = \port$1080$9 [1];
+  assign valid_next = \port$1080$9 [0];
+  assign valid_in = \port$1079$9 [0];
+  assign first_in = \port$1079$9 [1];
+  assign last_in = \port$1079$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_next, pe_3_1_sync_clk);
+module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -4791,8 +5295,11 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -4819,8 +5326,11 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -4831,82 +5341,71 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_1_sync_rst) begin
       \$12  = 1'h0;
@@ -4914,35 +5413,65 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -4952,24 +5481,28 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_3_2_sync_clk);
+module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -4979,8 +5512,11 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -5007,8 +5543,11 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -5019,82 +5558,71 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_2_sync_rst) begin
       \$12  = 1'h0;
@@ -5102,35 +5630,65 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -5140,24 +5698,27 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, pe_3_3_sync_clk);
+module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -5166,8 +5727,11 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -5192,8 +5756,11 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -5204,82 +5771,71 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_3_sync_rst) begin
       \$12  = 1'h0;
@@ -5287,35 +5843,65 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -5325,7 +5911,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$518$0 , \port$519$0 , \port$520$0 , \port$521$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$543$0 , \port$544$0 , \port$545$0 , \port$546$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5366,14 +5952,14 @@ module \systolic_core.skew_a (rst, \port$518$0 , \port$519$0 , \port$520$0 , \po
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$518$0 ;
-  wire \port$518$0 ;
-  input \port$519$0 ;
-  wire \port$519$0 ;
-  input \port$520$0 ;
-  wire \port$520$0 ;
-  input \port$521$0 ;
-  wire \port$521$0 ;
+  input \port$543$0 ;
+  wire \port$543$0 ;
+  input \port$544$0 ;
+  wire \port$544$0 ;
+  input \port$545$0 ;
+  wire \port$545$0 ;
+  input \port$546$0 ;
+  wire \port$546$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5391,46 +5977,46 @@ module \systolic_core.skew_a (rst, \port$518$0 , \port$519$0 , \port$520$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
-    if (\port$520$0 ) begin
+    if (\port$545$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$3  = lane2_d2;
-    if (\port$520$0 ) begin
+    if (\port$545$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$4  = lane3_d1;
-    if (\port$521$0 ) begin
+    if (\port$546$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = lane3_d2;
-    if (\port$521$0 ) begin
+    if (\port$546$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = lane3_d3;
-    if (\port$521$0 ) begin
+    if (\port$546$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$1  = lane1_d1;
-    if (\port$519$0 ) begin
+    if (\port$544$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$521$0 , \port$520$0 , \port$519$0 , \port$518$0  };
+  assign en = { \port$546$0 , \port$545$0 , \port$544$0 , \port$543$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5733,7 +6319,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, i, \port$513$0 , \port$514$0 , \port$515$0 , \port$516$0 , o, clk);
+module \systolic_core.skew_w (rst, i, \port$538$0 , \port$539$0 , \port$540$0 , \port$541$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5772,14 +6358,14 @@ module \systolic_core.skew_w (rst, i, \port$513$0 , \port$514$0 , \port$515$0 , 
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$513$0 ;
-  wire \port$513$0 ;
-  input \port$514$0 ;
-  wire \port$514$0 ;
-  input \port$515$0 ;
-  wire \port$515$0 ;
-  input \port$516$0 ;
-  wire \port$516$0 ;
+  input \port$538$0 ;
+  wire \port$538$0 ;
+  input \port$539$0 ;
+  wire \port$539$0 ;
+  input \port$540$0 ;
+  wire \port$540$0 ;
+  input \port$541$0 ;
+  wire \port$541$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5797,47 +6383,47 @@ module \systolic_core.skew_w (rst, i, \port$513$0 , \port$514$0 , \port$515$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$2  = lane2_d1;
-    if (\port$515$0 ) begin
+    if (\port$540$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$3  = lane2_d2;
-    if (\port$515$0 ) begin
+    if (\port$540$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$4  = lane3_d1;
-    if (\port$516$0 ) begin
+    if (\port$541$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$5  = lane3_d2;
-    if (\port$516$0 ) begin
+    if (\port$541$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$6  = lane3_d3;
-    if (\port$516$0 ) begin
+    if (\port$541$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$1  = lane1_d1;
-    if (\port$514$0 ) begin
+    if (\port$539$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$516$0 , \port$515$0 , \port$514$0 , \port$513$0  };
+  assign en = { \port$541$0 , \port$540$0 , \port$539$0 , \port$538$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];

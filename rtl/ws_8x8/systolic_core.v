@@ -265,17 +265,20 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$331 ;
   wire \$332 ;
   wire \$333 ;
-  reg \$334 ;
-  reg [256:0] \$335 ;
-  reg [3:0] \$336 ;
-  reg \$337 ;
-  reg [3:0] \$338 ;
-  reg \$339 ;
+  wire \$334 ;
+  wire \$335 ;
+  reg \$336 ;
+  reg [256:0] \$337 ;
+  reg \$338 ;
+  reg [3:0] \$339 ;
   wire \$34 ;
-  reg [63:0] \$340 ;
-  reg [63:0] \$341 ;
-  reg [1:0] \$342 ;
-  reg [2:0] \$343 ;
+  reg \$340 ;
+  reg [3:0] \$341 ;
+  reg \$342 ;
+  reg [63:0] \$343 ;
+  reg [63:0] \$344 ;
+  reg [1:0] \$345 ;
+  reg [2:0] \$346 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
@@ -349,320 +352,320 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1012 ;
-  wire [7:0] \a_in$1029 ;
-  wire [7:0] \a_in$1043 ;
-  wire [7:0] \a_in$1061 ;
-  wire [7:0] \a_in$1079 ;
-  wire [7:0] \a_in$1097 ;
-  wire [7:0] \a_in$1115 ;
-  wire [7:0] \a_in$1133 ;
-  wire [7:0] \a_in$1151 ;
-  wire [7:0] \a_in$1168 ;
-  wire [7:0] \a_in$1182 ;
-  wire [7:0] \a_in$1200 ;
-  wire [7:0] \a_in$1218 ;
-  wire [7:0] \a_in$1236 ;
-  wire [7:0] \a_in$1254 ;
-  wire [7:0] \a_in$1272 ;
-  wire [7:0] \a_in$1290 ;
-  wire [7:0] \a_in$1307 ;
-  wire [7:0] \a_in$1321 ;
-  wire [7:0] \a_in$1339 ;
-  wire [7:0] \a_in$1357 ;
-  wire [7:0] \a_in$1375 ;
-  wire [7:0] \a_in$1393 ;
-  wire [7:0] \a_in$1411 ;
-  wire [7:0] \a_in$1429 ;
-  wire [7:0] \a_in$1446 ;
-  wire [7:0] \a_in$1460 ;
-  wire [7:0] \a_in$1478 ;
-  wire [7:0] \a_in$1496 ;
-  wire [7:0] \a_in$1514 ;
-  wire [7:0] \a_in$1532 ;
-  wire [7:0] \a_in$1550 ;
-  wire [7:0] \a_in$1568 ;
-  wire [7:0] \a_in$1585 ;
-  wire [7:0] \a_in$1599 ;
-  wire [7:0] \a_in$1617 ;
-  wire [7:0] \a_in$1635 ;
-  wire [7:0] \a_in$1653 ;
-  wire [7:0] \a_in$1671 ;
-  wire [7:0] \a_in$1689 ;
-  wire [7:0] \a_in$1707 ;
-  wire [7:0] \a_in$640 ;
-  wire [7:0] \a_in$656 ;
+  wire [7:0] \a_in$1010 ;
+  wire [7:0] \a_in$1030 ;
+  wire [7:0] \a_in$1050 ;
+  wire [7:0] \a_in$1070 ;
+  wire [7:0] \a_in$1089 ;
+  wire [7:0] \a_in$1105 ;
+  wire [7:0] \a_in$1125 ;
+  wire [7:0] \a_in$1145 ;
+  wire [7:0] \a_in$1165 ;
+  wire [7:0] \a_in$1185 ;
+  wire [7:0] \a_in$1205 ;
+  wire [7:0] \a_in$1225 ;
+  wire [7:0] \a_in$1244 ;
+  wire [7:0] \a_in$1260 ;
+  wire [7:0] \a_in$1280 ;
+  wire [7:0] \a_in$1300 ;
+  wire [7:0] \a_in$1320 ;
+  wire [7:0] \a_in$1340 ;
+  wire [7:0] \a_in$1360 ;
+  wire [7:0] \a_in$1380 ;
+  wire [7:0] \a_in$1399 ;
+  wire [7:0] \a_in$1415 ;
+  wire [7:0] \a_in$1435 ;
+  wire [7:0] \a_in$1455 ;
+  wire [7:0] \a_in$1475 ;
+  wire [7:0] \a_in$1495 ;
+  wire [7:0] \a_in$1515 ;
+  wire [7:0] \a_in$1535 ;
+  wire [7:0] \a_in$1554 ;
+  wire [7:0] \a_in$1570 ;
+  wire [7:0] \a_in$1590 ;
+  wire [7:0] \a_in$1610 ;
+  wire [7:0] \a_in$1630 ;
+  wire [7:0] \a_in$1650 ;
+  wire [7:0] \a_in$1670 ;
+  wire [7:0] \a_in$1690 ;
+  wire [7:0] \a_in$1709 ;
+  wire [7:0] \a_in$1725 ;
+  wire [7:0] \a_in$1745 ;
+  wire [7:0] \a_in$1765 ;
+  wire [7:0] \a_in$1785 ;
+  wire [7:0] \a_in$1805 ;
+  wire [7:0] \a_in$1825 ;
+  wire [7:0] \a_in$1845 ;
+  wire [7:0] \a_in$654 ;
   wire [7:0] \a_in$672 ;
-  wire [7:0] \a_in$688 ;
-  wire [7:0] \a_in$704 ;
-  wire [7:0] \a_in$720 ;
-  wire [7:0] \a_in$736 ;
-  wire [7:0] \a_in$751 ;
-  wire [7:0] \a_in$765 ;
-  wire [7:0] \a_in$783 ;
-  wire [7:0] \a_in$801 ;
-  wire [7:0] \a_in$819 ;
-  wire [7:0] \a_in$837 ;
+  wire [7:0] \a_in$690 ;
+  wire [7:0] \a_in$708 ;
+  wire [7:0] \a_in$726 ;
+  wire [7:0] \a_in$744 ;
+  wire [7:0] \a_in$762 ;
+  wire [7:0] \a_in$779 ;
+  wire [7:0] \a_in$795 ;
+  wire [7:0] \a_in$815 ;
+  wire [7:0] \a_in$835 ;
   wire [7:0] \a_in$855 ;
-  wire [7:0] \a_in$873 ;
-  wire [7:0] \a_in$890 ;
-  wire [7:0] \a_in$904 ;
-  wire [7:0] \a_in$922 ;
-  wire [7:0] \a_in$940 ;
-  wire [7:0] \a_in$958 ;
-  wire [7:0] \a_in$976 ;
-  wire [7:0] \a_in$994 ;
+  wire [7:0] \a_in$875 ;
+  wire [7:0] \a_in$895 ;
+  wire [7:0] \a_in$915 ;
+  wire [7:0] \a_in$934 ;
+  wire [7:0] \a_in$950 ;
+  wire [7:0] \a_in$970 ;
+  wire [7:0] \a_in$990 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1009 ;
-  wire [7:0] \a_next$1027 ;
-  wire [7:0] \a_next$1040 ;
-  wire [7:0] \a_next$1058 ;
-  wire [7:0] \a_next$1076 ;
-  wire [7:0] \a_next$1094 ;
-  wire [7:0] \a_next$1112 ;
-  wire [7:0] \a_next$1130 ;
-  wire [7:0] \a_next$1148 ;
-  wire [7:0] \a_next$1166 ;
-  wire [7:0] \a_next$1179 ;
-  wire [7:0] \a_next$1197 ;
-  wire [7:0] \a_next$1215 ;
-  wire [7:0] \a_next$1233 ;
-  wire [7:0] \a_next$1251 ;
-  wire [7:0] \a_next$1269 ;
-  wire [7:0] \a_next$1287 ;
-  wire [7:0] \a_next$1305 ;
-  wire [7:0] \a_next$1318 ;
+  wire [7:0] \a_next$1006 ;
+  wire [7:0] \a_next$1026 ;
+  wire [7:0] \a_next$1046 ;
+  wire [7:0] \a_next$1066 ;
+  wire [7:0] \a_next$1086 ;
+  wire [7:0] \a_next$1101 ;
+  wire [7:0] \a_next$1121 ;
+  wire [7:0] \a_next$1141 ;
+  wire [7:0] \a_next$1161 ;
+  wire [7:0] \a_next$1181 ;
+  wire [7:0] \a_next$1201 ;
+  wire [7:0] \a_next$1221 ;
+  wire [7:0] \a_next$1241 ;
+  wire [7:0] \a_next$1256 ;
+  wire [7:0] \a_next$1276 ;
+  wire [7:0] \a_next$1296 ;
+  wire [7:0] \a_next$1316 ;
   wire [7:0] \a_next$1336 ;
-  wire [7:0] \a_next$1354 ;
-  wire [7:0] \a_next$1372 ;
-  wire [7:0] \a_next$1390 ;
-  wire [7:0] \a_next$1408 ;
-  wire [7:0] \a_next$1426 ;
-  wire [7:0] \a_next$1444 ;
-  wire [7:0] \a_next$1457 ;
-  wire [7:0] \a_next$1475 ;
-  wire [7:0] \a_next$1493 ;
+  wire [7:0] \a_next$1356 ;
+  wire [7:0] \a_next$1376 ;
+  wire [7:0] \a_next$1396 ;
+  wire [7:0] \a_next$1411 ;
+  wire [7:0] \a_next$1431 ;
+  wire [7:0] \a_next$1451 ;
+  wire [7:0] \a_next$1471 ;
+  wire [7:0] \a_next$1491 ;
   wire [7:0] \a_next$1511 ;
-  wire [7:0] \a_next$1529 ;
-  wire [7:0] \a_next$1547 ;
-  wire [7:0] \a_next$1565 ;
-  wire [7:0] \a_next$1583 ;
-  wire [7:0] \a_next$1596 ;
-  wire [7:0] \a_next$1614 ;
-  wire [7:0] \a_next$1632 ;
-  wire [7:0] \a_next$1650 ;
-  wire [7:0] \a_next$1668 ;
+  wire [7:0] \a_next$1531 ;
+  wire [7:0] \a_next$1551 ;
+  wire [7:0] \a_next$1566 ;
+  wire [7:0] \a_next$1586 ;
+  wire [7:0] \a_next$1606 ;
+  wire [7:0] \a_next$1626 ;
+  wire [7:0] \a_next$1646 ;
+  wire [7:0] \a_next$1666 ;
   wire [7:0] \a_next$1686 ;
-  wire [7:0] \a_next$1704 ;
-  wire [7:0] \a_next$637 ;
-  wire [7:0] \a_next$653 ;
-  wire [7:0] \a_next$669 ;
-  wire [7:0] \a_next$685 ;
-  wire [7:0] \a_next$701 ;
-  wire [7:0] \a_next$717 ;
-  wire [7:0] \a_next$733 ;
-  wire [7:0] \a_next$749 ;
-  wire [7:0] \a_next$762 ;
-  wire [7:0] \a_next$780 ;
-  wire [7:0] \a_next$798 ;
-  wire [7:0] \a_next$816 ;
-  wire [7:0] \a_next$834 ;
-  wire [7:0] \a_next$852 ;
-  wire [7:0] \a_next$870 ;
-  wire [7:0] \a_next$888 ;
-  wire [7:0] \a_next$901 ;
-  wire [7:0] \a_next$919 ;
-  wire [7:0] \a_next$937 ;
-  wire [7:0] \a_next$955 ;
-  wire [7:0] \a_next$973 ;
-  wire [7:0] \a_next$991 ;
+  wire [7:0] \a_next$1706 ;
+  wire [7:0] \a_next$1721 ;
+  wire [7:0] \a_next$1741 ;
+  wire [7:0] \a_next$1761 ;
+  wire [7:0] \a_next$1781 ;
+  wire [7:0] \a_next$1801 ;
+  wire [7:0] \a_next$1821 ;
+  wire [7:0] \a_next$1841 ;
+  wire [7:0] \a_next$650 ;
+  wire [7:0] \a_next$668 ;
+  wire [7:0] \a_next$686 ;
+  wire [7:0] \a_next$704 ;
+  wire [7:0] \a_next$722 ;
+  wire [7:0] \a_next$740 ;
+  wire [7:0] \a_next$758 ;
+  wire [7:0] \a_next$776 ;
+  wire [7:0] \a_next$791 ;
+  wire [7:0] \a_next$811 ;
+  wire [7:0] \a_next$831 ;
+  wire [7:0] \a_next$851 ;
+  wire [7:0] \a_next$871 ;
+  wire [7:0] \a_next$891 ;
+  wire [7:0] \a_next$911 ;
+  wire [7:0] \a_next$931 ;
+  wire [7:0] \a_next$946 ;
+  wire [7:0] \a_next$966 ;
+  wire [7:0] \a_next$986 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1013 ;
-  wire [7:0] \a_out$1044 ;
-  wire [7:0] \a_out$1062 ;
-  wire [7:0] \a_out$1080 ;
-  wire [7:0] \a_out$1098 ;
-  wire [7:0] \a_out$1116 ;
-  wire [7:0] \a_out$1134 ;
-  wire [7:0] \a_out$1152 ;
-  wire [7:0] \a_out$1183 ;
-  wire [7:0] \a_out$1201 ;
-  wire [7:0] \a_out$1219 ;
-  wire [7:0] \a_out$1237 ;
-  wire [7:0] \a_out$1255 ;
-  wire [7:0] \a_out$1273 ;
-  wire [7:0] \a_out$1291 ;
-  wire [7:0] \a_out$1322 ;
-  wire [7:0] \a_out$1340 ;
-  wire [7:0] \a_out$1358 ;
-  wire [7:0] \a_out$1376 ;
-  wire [7:0] \a_out$1394 ;
-  wire [7:0] \a_out$1412 ;
-  wire [7:0] \a_out$1430 ;
-  wire [7:0] \a_out$1461 ;
-  wire [7:0] \a_out$1479 ;
-  wire [7:0] \a_out$1497 ;
-  wire [7:0] \a_out$1515 ;
-  wire [7:0] \a_out$1533 ;
-  wire [7:0] \a_out$1551 ;
-  wire [7:0] \a_out$1569 ;
-  wire [7:0] \a_out$1600 ;
-  wire [7:0] \a_out$1618 ;
-  wire [7:0] \a_out$1636 ;
-  wire [7:0] \a_out$1654 ;
-  wire [7:0] \a_out$1672 ;
-  wire [7:0] \a_out$1690 ;
-  wire [7:0] \a_out$1708 ;
-  wire [7:0] \a_out$657 ;
+  wire [7:0] \a_out$1011 ;
+  wire [7:0] \a_out$1031 ;
+  wire [7:0] \a_out$1051 ;
+  wire [7:0] \a_out$1071 ;
+  wire [7:0] \a_out$1106 ;
+  wire [7:0] \a_out$1126 ;
+  wire [7:0] \a_out$1146 ;
+  wire [7:0] \a_out$1166 ;
+  wire [7:0] \a_out$1186 ;
+  wire [7:0] \a_out$1206 ;
+  wire [7:0] \a_out$1226 ;
+  wire [7:0] \a_out$1261 ;
+  wire [7:0] \a_out$1281 ;
+  wire [7:0] \a_out$1301 ;
+  wire [7:0] \a_out$1321 ;
+  wire [7:0] \a_out$1341 ;
+  wire [7:0] \a_out$1361 ;
+  wire [7:0] \a_out$1381 ;
+  wire [7:0] \a_out$1416 ;
+  wire [7:0] \a_out$1436 ;
+  wire [7:0] \a_out$1456 ;
+  wire [7:0] \a_out$1476 ;
+  wire [7:0] \a_out$1496 ;
+  wire [7:0] \a_out$1516 ;
+  wire [7:0] \a_out$1536 ;
+  wire [7:0] \a_out$1571 ;
+  wire [7:0] \a_out$1591 ;
+  wire [7:0] \a_out$1611 ;
+  wire [7:0] \a_out$1631 ;
+  wire [7:0] \a_out$1651 ;
+  wire [7:0] \a_out$1671 ;
+  wire [7:0] \a_out$1691 ;
+  wire [7:0] \a_out$1726 ;
+  wire [7:0] \a_out$1746 ;
+  wire [7:0] \a_out$1766 ;
+  wire [7:0] \a_out$1786 ;
+  wire [7:0] \a_out$1806 ;
+  wire [7:0] \a_out$1826 ;
+  wire [7:0] \a_out$1846 ;
   wire [7:0] \a_out$673 ;
-  wire [7:0] \a_out$689 ;
-  wire [7:0] \a_out$705 ;
-  wire [7:0] \a_out$721 ;
-  wire [7:0] \a_out$737 ;
-  wire [7:0] \a_out$766 ;
-  wire [7:0] \a_out$784 ;
-  wire [7:0] \a_out$802 ;
-  wire [7:0] \a_out$820 ;
-  wire [7:0] \a_out$838 ;
+  wire [7:0] \a_out$691 ;
+  wire [7:0] \a_out$709 ;
+  wire [7:0] \a_out$727 ;
+  wire [7:0] \a_out$745 ;
+  wire [7:0] \a_out$763 ;
+  wire [7:0] \a_out$796 ;
+  wire [7:0] \a_out$816 ;
+  wire [7:0] \a_out$836 ;
   wire [7:0] \a_out$856 ;
-  wire [7:0] \a_out$874 ;
-  wire [7:0] \a_out$905 ;
-  wire [7:0] \a_out$923 ;
-  wire [7:0] \a_out$941 ;
-  wire [7:0] \a_out$959 ;
-  wire [7:0] \a_out$977 ;
-  wire [7:0] \a_out$995 ;
+  wire [7:0] \a_out$876 ;
+  wire [7:0] \a_out$896 ;
+  wire [7:0] \a_out$916 ;
+  wire [7:0] \a_out$951 ;
+  wire [7:0] \a_out$971 ;
+  wire [7:0] \a_out$991 ;
   output busy;
   wire busy;
   wire capture;
   (* init = 1'h0 *)
-  wire \capture$1008 ;
+  wire \capture$1004 ;
   (* init = 1'h0 *)
-  wire \capture$1026 ;
+  wire \capture$1024 ;
   (* init = 1'h0 *)
-  wire \capture$1039 ;
+  wire \capture$1044 ;
   (* init = 1'h0 *)
-  wire \capture$1057 ;
+  wire \capture$1064 ;
   (* init = 1'h0 *)
-  wire \capture$1075 ;
+  wire \capture$1084 ;
   (* init = 1'h0 *)
-  wire \capture$1093 ;
+  wire \capture$1099 ;
   (* init = 1'h0 *)
-  wire \capture$1111 ;
+  wire \capture$1119 ;
   (* init = 1'h0 *)
-  wire \capture$1129 ;
+  wire \capture$1139 ;
   (* init = 1'h0 *)
-  wire \capture$1147 ;
+  wire \capture$1159 ;
   (* init = 1'h0 *)
-  wire \capture$1165 ;
+  wire \capture$1179 ;
   (* init = 1'h0 *)
-  wire \capture$1178 ;
+  wire \capture$1199 ;
   (* init = 1'h0 *)
-  wire \capture$1196 ;
+  wire \capture$1219 ;
   (* init = 1'h0 *)
-  wire \capture$1214 ;
+  wire \capture$1239 ;
   (* init = 1'h0 *)
-  wire \capture$1232 ;
+  wire \capture$1254 ;
   (* init = 1'h0 *)
-  wire \capture$1250 ;
+  wire \capture$1274 ;
   (* init = 1'h0 *)
-  wire \capture$1268 ;
+  wire \capture$1294 ;
   (* init = 1'h0 *)
-  wire \capture$1286 ;
+  wire \capture$1314 ;
   (* init = 1'h0 *)
-  wire \capture$1304 ;
+  wire \capture$1334 ;
   (* init = 1'h0 *)
-  wire \capture$1317 ;
+  wire \capture$1354 ;
   (* init = 1'h0 *)
-  wire \capture$1335 ;
+  wire \capture$1374 ;
   (* init = 1'h0 *)
-  wire \capture$1353 ;
+  wire \capture$1394 ;
   (* init = 1'h0 *)
-  wire \capture$1371 ;
+  wire \capture$1409 ;
   (* init = 1'h0 *)
-  wire \capture$1389 ;
+  wire \capture$1429 ;
   (* init = 1'h0 *)
-  wire \capture$1407 ;
+  wire \capture$1449 ;
   (* init = 1'h0 *)
-  wire \capture$1425 ;
+  wire \capture$1469 ;
   (* init = 1'h0 *)
-  wire \capture$1443 ;
+  wire \capture$1489 ;
   (* init = 1'h0 *)
-  wire \capture$1456 ;
+  wire \capture$1509 ;
   (* init = 1'h0 *)
-  wire \capture$1474 ;
+  wire \capture$1529 ;
   (* init = 1'h0 *)
-  wire \capture$1492 ;
-  (* init = 1'h0 *)
-  wire \capture$1510 ;
-  (* init = 1'h0 *)
-  wire \capture$1528 ;
-  (* init = 1'h0 *)
-  wire \capture$1546 ;
+  wire \capture$1549 ;
   (* init = 1'h0 *)
   wire \capture$1564 ;
   (* init = 1'h0 *)
-  wire \capture$1582 ;
+  wire \capture$1584 ;
   (* init = 1'h0 *)
-  wire \capture$1595 ;
+  wire \capture$1604 ;
   (* init = 1'h0 *)
-  wire \capture$1613 ;
+  wire \capture$1624 ;
   (* init = 1'h0 *)
-  wire \capture$1631 ;
+  wire \capture$1644 ;
   (* init = 1'h0 *)
-  wire \capture$1649 ;
+  wire \capture$1664 ;
   (* init = 1'h0 *)
-  wire \capture$1667 ;
+  wire \capture$1684 ;
   (* init = 1'h0 *)
-  wire \capture$1685 ;
+  wire \capture$1704 ;
   (* init = 1'h0 *)
-  wire \capture$1703 ;
+  wire \capture$1719 ;
   (* init = 1'h0 *)
-  wire \capture$620 ;
+  wire \capture$1739 ;
   (* init = 1'h0 *)
-  wire \capture$636 ;
+  wire \capture$1759 ;
   (* init = 1'h0 *)
-  wire \capture$652 ;
+  wire \capture$1779 ;
   (* init = 1'h0 *)
-  wire \capture$668 ;
+  wire \capture$1799 ;
+  (* init = 1'h0 *)
+  wire \capture$1819 ;
+  (* init = 1'h0 *)
+  wire \capture$1839 ;
+  (* init = 1'h0 *)
+  wire \capture$630 ;
+  (* init = 1'h0 *)
+  wire \capture$648 ;
+  (* init = 1'h0 *)
+  wire \capture$666 ;
   (* init = 1'h0 *)
   wire \capture$684 ;
   (* init = 1'h0 *)
-  wire \capture$700 ;
+  wire \capture$702 ;
   (* init = 1'h0 *)
-  wire \capture$716 ;
+  wire \capture$720 ;
   (* init = 1'h0 *)
-  wire \capture$732 ;
+  wire \capture$738 ;
   (* init = 1'h0 *)
-  wire \capture$748 ;
+  wire \capture$756 ;
   (* init = 1'h0 *)
-  wire \capture$761 ;
+  wire \capture$774 ;
   (* init = 1'h0 *)
-  wire \capture$779 ;
+  wire \capture$789 ;
   (* init = 1'h0 *)
-  wire \capture$797 ;
+  wire \capture$809 ;
   (* init = 1'h0 *)
-  wire \capture$815 ;
+  wire \capture$829 ;
   (* init = 1'h0 *)
-  wire \capture$833 ;
-  (* init = 1'h0 *)
-  wire \capture$851 ;
+  wire \capture$849 ;
   (* init = 1'h0 *)
   wire \capture$869 ;
   (* init = 1'h0 *)
-  wire \capture$887 ;
+  wire \capture$889 ;
   (* init = 1'h0 *)
-  wire \capture$900 ;
+  wire \capture$909 ;
   (* init = 1'h0 *)
-  wire \capture$918 ;
+  wire \capture$929 ;
   (* init = 1'h0 *)
-  wire \capture$936 ;
+  wire \capture$944 ;
   (* init = 1'h0 *)
-  wire \capture$954 ;
+  wire \capture$964 ;
   (* init = 1'h0 *)
-  wire \capture$972 ;
-  (* init = 1'h0 *)
-  wire \capture$990 ;
+  wire \capture$984 ;
   (* init = 1'h0 *)
   wire capture_0_0;
   reg capture_0_0_q = 1'h0;
@@ -855,144 +858,208 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   (* init = 1'h0 *)
   wire capture_7_7;
   reg capture_7_7_q = 1'h0;
+  wire capture_next;
+  wire \capture_next$1005 ;
+  wire \capture_next$1025 ;
+  wire \capture_next$1045 ;
+  wire \capture_next$1065 ;
+  wire \capture_next$1085 ;
+  wire \capture_next$1100 ;
+  wire \capture_next$1120 ;
+  wire \capture_next$1140 ;
+  wire \capture_next$1160 ;
+  wire \capture_next$1180 ;
+  wire \capture_next$1200 ;
+  wire \capture_next$1220 ;
+  wire \capture_next$1240 ;
+  wire \capture_next$1255 ;
+  wire \capture_next$1275 ;
+  wire \capture_next$1295 ;
+  wire \capture_next$1315 ;
+  wire \capture_next$1335 ;
+  wire \capture_next$1355 ;
+  wire \capture_next$1375 ;
+  wire \capture_next$1395 ;
+  wire \capture_next$1410 ;
+  wire \capture_next$1430 ;
+  wire \capture_next$1450 ;
+  wire \capture_next$1470 ;
+  wire \capture_next$1490 ;
+  wire \capture_next$1510 ;
+  wire \capture_next$1530 ;
+  wire \capture_next$1550 ;
+  wire \capture_next$1565 ;
+  wire \capture_next$1585 ;
+  wire \capture_next$1605 ;
+  wire \capture_next$1625 ;
+  wire \capture_next$1645 ;
+  wire \capture_next$1665 ;
+  wire \capture_next$1685 ;
+  wire \capture_next$1705 ;
+  wire \capture_next$1720 ;
+  wire \capture_next$1740 ;
+  wire \capture_next$1760 ;
+  wire \capture_next$1780 ;
+  wire \capture_next$1800 ;
+  wire \capture_next$1820 ;
+  wire \capture_next$1840 ;
+  wire \capture_next$649 ;
+  wire \capture_next$667 ;
+  wire \capture_next$685 ;
+  wire \capture_next$703 ;
+  wire \capture_next$721 ;
+  wire \capture_next$739 ;
+  wire \capture_next$757 ;
+  wire \capture_next$775 ;
+  wire \capture_next$790 ;
+  wire \capture_next$810 ;
+  wire \capture_next$830 ;
+  wire \capture_next$850 ;
+  wire \capture_next$870 ;
+  wire \capture_next$890 ;
+  wire \capture_next$910 ;
+  wire \capture_next$930 ;
+  wire \capture_next$945 ;
+  wire \capture_next$965 ;
+  wire \capture_next$985 ;
   input clk;
   wire clk;
   reg en = 1'h1;
   (* init = 1'h1 *)
-  wire \en$1006 ;
+  wire \en$1002 ;
   (* init = 1'h1 *)
-  wire \en$1024 ;
+  wire \en$1022 ;
   (* init = 1'h1 *)
-  wire \en$1037 ;
+  wire \en$1042 ;
   (* init = 1'h1 *)
-  wire \en$1055 ;
+  wire \en$1062 ;
   (* init = 1'h1 *)
-  wire \en$1073 ;
+  wire \en$1082 ;
   (* init = 1'h1 *)
-  wire \en$1091 ;
+  wire \en$1097 ;
   (* init = 1'h1 *)
-  wire \en$1109 ;
+  wire \en$1117 ;
   (* init = 1'h1 *)
-  wire \en$1127 ;
+  wire \en$1137 ;
   (* init = 1'h1 *)
-  wire \en$1145 ;
+  wire \en$1157 ;
   (* init = 1'h1 *)
-  wire \en$1163 ;
+  wire \en$1177 ;
   (* init = 1'h1 *)
-  wire \en$1176 ;
+  wire \en$1197 ;
   (* init = 1'h1 *)
-  wire \en$1194 ;
+  wire \en$1217 ;
   (* init = 1'h1 *)
-  wire \en$1212 ;
+  wire \en$1237 ;
   (* init = 1'h1 *)
-  wire \en$1230 ;
+  wire \en$1252 ;
   (* init = 1'h1 *)
-  wire \en$1248 ;
+  wire \en$1272 ;
   (* init = 1'h1 *)
-  wire \en$1266 ;
+  wire \en$1292 ;
   (* init = 1'h1 *)
-  wire \en$1284 ;
+  wire \en$1312 ;
   (* init = 1'h1 *)
-  wire \en$1302 ;
+  wire \en$1332 ;
   (* init = 1'h1 *)
-  wire \en$1315 ;
+  wire \en$1352 ;
   (* init = 1'h1 *)
-  wire \en$1333 ;
+  wire \en$1372 ;
   (* init = 1'h1 *)
-  wire \en$1351 ;
+  wire \en$1392 ;
   (* init = 1'h1 *)
-  wire \en$1369 ;
+  wire \en$1407 ;
   (* init = 1'h1 *)
-  wire \en$1387 ;
+  wire \en$1427 ;
   (* init = 1'h1 *)
-  wire \en$1405 ;
+  wire \en$1447 ;
   (* init = 1'h1 *)
-  wire \en$1423 ;
+  wire \en$1467 ;
   (* init = 1'h1 *)
-  wire \en$1441 ;
+  wire \en$1487 ;
   (* init = 1'h1 *)
-  wire \en$1454 ;
+  wire \en$1507 ;
   (* init = 1'h1 *)
-  wire \en$1472 ;
+  wire \en$1527 ;
   (* init = 1'h1 *)
-  wire \en$1490 ;
-  (* init = 1'h1 *)
-  wire \en$1508 ;
-  (* init = 1'h1 *)
-  wire \en$1526 ;
-  (* init = 1'h1 *)
-  wire \en$1544 ;
+  wire \en$1547 ;
   (* init = 1'h1 *)
   wire \en$1562 ;
   (* init = 1'h1 *)
-  wire \en$1580 ;
+  wire \en$1582 ;
   (* init = 1'h1 *)
-  wire \en$1593 ;
+  wire \en$1602 ;
   (* init = 1'h1 *)
-  wire \en$1611 ;
+  wire \en$1622 ;
   (* init = 1'h1 *)
-  wire \en$1629 ;
+  wire \en$1642 ;
   (* init = 1'h1 *)
-  wire \en$1647 ;
+  wire \en$1662 ;
   (* init = 1'h1 *)
-  wire \en$1665 ;
+  wire \en$1682 ;
   (* init = 1'h1 *)
-  wire \en$1683 ;
+  wire \en$1702 ;
   (* init = 1'h1 *)
-  wire \en$1701 ;
-  wire [7:0] \en$604 ;
-  wire [7:0] \en$607 ;
+  wire \en$1717 ;
   (* init = 1'h1 *)
-  wire \en$608 ;
-  wire [7:0] \en$609 ;
+  wire \en$1737 ;
   (* init = 1'h1 *)
-  wire \en$610 ;
+  wire \en$1757 ;
+  (* init = 1'h1 *)
+  wire \en$1777 ;
+  (* init = 1'h1 *)
+  wire \en$1797 ;
+  (* init = 1'h1 *)
+  wire \en$1817 ;
+  (* init = 1'h1 *)
+  wire \en$1837 ;
+  wire [7:0] \en$614 ;
+  wire [7:0] \en$617 ;
   (* init = 1'h1 *)
   wire \en$618 ;
+  wire [7:0] \en$619 ;
   (* init = 1'h1 *)
-  wire \en$634 ;
+  wire \en$620 ;
   (* init = 1'h1 *)
-  wire \en$650 ;
+  wire \en$628 ;
   (* init = 1'h1 *)
-  wire \en$666 ;
+  wire \en$646 ;
+  (* init = 1'h1 *)
+  wire \en$664 ;
   (* init = 1'h1 *)
   wire \en$682 ;
   (* init = 1'h1 *)
-  wire \en$698 ;
+  wire \en$700 ;
   (* init = 1'h1 *)
-  wire \en$714 ;
+  wire \en$718 ;
   (* init = 1'h1 *)
-  wire \en$730 ;
+  wire \en$736 ;
   (* init = 1'h1 *)
-  wire \en$746 ;
+  wire \en$754 ;
   (* init = 1'h1 *)
-  wire \en$759 ;
+  wire \en$772 ;
   (* init = 1'h1 *)
-  wire \en$777 ;
+  wire \en$787 ;
   (* init = 1'h1 *)
-  wire \en$795 ;
+  wire \en$807 ;
   (* init = 1'h1 *)
-  wire \en$813 ;
+  wire \en$827 ;
   (* init = 1'h1 *)
-  wire \en$831 ;
-  (* init = 1'h1 *)
-  wire \en$849 ;
+  wire \en$847 ;
   (* init = 1'h1 *)
   wire \en$867 ;
   (* init = 1'h1 *)
-  wire \en$885 ;
+  wire \en$887 ;
   (* init = 1'h1 *)
-  wire \en$898 ;
+  wire \en$907 ;
   (* init = 1'h1 *)
-  wire \en$916 ;
+  wire \en$927 ;
   (* init = 1'h1 *)
-  wire \en$934 ;
+  wire \en$942 ;
   (* init = 1'h1 *)
-  wire \en$952 ;
+  wire \en$962 ;
   (* init = 1'h1 *)
-  wire \en$970 ;
-  (* init = 1'h1 *)
-  wire \en$988 ;
+  wire \en$982 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -1101,324 +1168,324 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1016 ;
-  wire \first_in$1031 ;
-  wire \first_in$1047 ;
-  wire \first_in$1065 ;
-  wire \first_in$1083 ;
-  wire \first_in$1101 ;
-  wire \first_in$1119 ;
-  wire \first_in$1137 ;
-  wire \first_in$1155 ;
-  wire \first_in$1170 ;
-  wire \first_in$1186 ;
-  wire \first_in$1204 ;
-  wire \first_in$1222 ;
-  wire \first_in$1240 ;
-  wire \first_in$1258 ;
-  wire \first_in$1276 ;
-  wire \first_in$1294 ;
-  wire \first_in$1309 ;
-  wire \first_in$1325 ;
-  wire \first_in$1343 ;
-  wire \first_in$1361 ;
-  wire \first_in$1379 ;
-  wire \first_in$1397 ;
-  wire \first_in$1415 ;
-  wire \first_in$1433 ;
-  wire \first_in$1448 ;
-  wire \first_in$1464 ;
-  wire \first_in$1482 ;
-  wire \first_in$1500 ;
-  wire \first_in$1518 ;
-  wire \first_in$1536 ;
-  wire \first_in$1554 ;
-  wire \first_in$1572 ;
-  wire \first_in$1587 ;
-  wire \first_in$1603 ;
-  wire \first_in$1621 ;
-  wire \first_in$1639 ;
-  wire \first_in$1657 ;
-  wire \first_in$1675 ;
-  wire \first_in$1693 ;
+  wire \first_in$1014 ;
+  wire \first_in$1034 ;
+  wire \first_in$1054 ;
+  wire \first_in$1074 ;
+  wire \first_in$1091 ;
+  wire \first_in$1109 ;
+  wire \first_in$1129 ;
+  wire \first_in$1149 ;
+  wire \first_in$1169 ;
+  wire \first_in$1189 ;
+  wire \first_in$1209 ;
+  wire \first_in$1229 ;
+  wire \first_in$1246 ;
+  wire \first_in$1264 ;
+  wire \first_in$1284 ;
+  wire \first_in$1304 ;
+  wire \first_in$1324 ;
+  wire \first_in$1344 ;
+  wire \first_in$1364 ;
+  wire \first_in$1384 ;
+  wire \first_in$1401 ;
+  wire \first_in$1419 ;
+  wire \first_in$1439 ;
+  wire \first_in$1459 ;
+  wire \first_in$1479 ;
+  wire \first_in$1499 ;
+  wire \first_in$1519 ;
+  wire \first_in$1539 ;
+  wire \first_in$1556 ;
+  wire \first_in$1574 ;
+  wire \first_in$1594 ;
+  wire \first_in$1614 ;
+  wire \first_in$1634 ;
+  wire \first_in$1654 ;
+  wire \first_in$1674 ;
+  wire \first_in$1694 ;
   wire \first_in$1711 ;
-  wire \first_in$644 ;
-  wire \first_in$660 ;
+  wire \first_in$1729 ;
+  wire \first_in$1749 ;
+  wire \first_in$1769 ;
+  wire \first_in$1789 ;
+  wire \first_in$1809 ;
+  wire \first_in$1829 ;
+  wire \first_in$1849 ;
+  wire \first_in$658 ;
   wire \first_in$676 ;
-  wire \first_in$692 ;
-  wire \first_in$708 ;
-  wire \first_in$724 ;
-  wire \first_in$740 ;
-  wire \first_in$753 ;
-  wire \first_in$769 ;
-  wire \first_in$787 ;
-  wire \first_in$805 ;
-  wire \first_in$823 ;
-  wire \first_in$841 ;
+  wire \first_in$694 ;
+  wire \first_in$712 ;
+  wire \first_in$730 ;
+  wire \first_in$748 ;
+  wire \first_in$766 ;
+  wire \first_in$781 ;
+  wire \first_in$799 ;
+  wire \first_in$819 ;
+  wire \first_in$839 ;
   wire \first_in$859 ;
-  wire \first_in$877 ;
-  wire \first_in$892 ;
-  wire \first_in$908 ;
-  wire \first_in$926 ;
-  wire \first_in$944 ;
-  wire \first_in$962 ;
-  wire \first_in$980 ;
-  wire \first_in$998 ;
+  wire \first_in$879 ;
+  wire \first_in$899 ;
+  wire \first_in$919 ;
+  wire \first_in$936 ;
+  wire \first_in$954 ;
+  wire \first_in$974 ;
+  wire \first_in$994 ;
   wire first_next;
-  wire \first_next$1010 ;
-  wire \first_next$1028 ;
-  wire \first_next$1041 ;
-  wire \first_next$1059 ;
-  wire \first_next$1077 ;
-  wire \first_next$1095 ;
-  wire \first_next$1113 ;
-  wire \first_next$1131 ;
-  wire \first_next$1149 ;
-  wire \first_next$1167 ;
-  wire \first_next$1180 ;
-  wire \first_next$1198 ;
-  wire \first_next$1216 ;
-  wire \first_next$1234 ;
-  wire \first_next$1252 ;
-  wire \first_next$1270 ;
-  wire \first_next$1288 ;
-  wire \first_next$1306 ;
-  wire \first_next$1319 ;
+  wire \first_next$1007 ;
+  wire \first_next$1027 ;
+  wire \first_next$1047 ;
+  wire \first_next$1067 ;
+  wire \first_next$1087 ;
+  wire \first_next$1102 ;
+  wire \first_next$1122 ;
+  wire \first_next$1142 ;
+  wire \first_next$1162 ;
+  wire \first_next$1182 ;
+  wire \first_next$1202 ;
+  wire \first_next$1222 ;
+  wire \first_next$1242 ;
+  wire \first_next$1257 ;
+  wire \first_next$1277 ;
+  wire \first_next$1297 ;
+  wire \first_next$1317 ;
   wire \first_next$1337 ;
-  wire \first_next$1355 ;
-  wire \first_next$1373 ;
-  wire \first_next$1391 ;
-  wire \first_next$1409 ;
-  wire \first_next$1427 ;
-  wire \first_next$1445 ;
-  wire \first_next$1458 ;
-  wire \first_next$1476 ;
-  wire \first_next$1494 ;
+  wire \first_next$1357 ;
+  wire \first_next$1377 ;
+  wire \first_next$1397 ;
+  wire \first_next$1412 ;
+  wire \first_next$1432 ;
+  wire \first_next$1452 ;
+  wire \first_next$1472 ;
+  wire \first_next$1492 ;
   wire \first_next$1512 ;
-  wire \first_next$1530 ;
-  wire \first_next$1548 ;
-  wire \first_next$1566 ;
-  wire \first_next$1584 ;
-  wire \first_next$1597 ;
-  wire \first_next$1615 ;
-  wire \first_next$1633 ;
-  wire \first_next$1651 ;
-  wire \first_next$1669 ;
+  wire \first_next$1532 ;
+  wire \first_next$1552 ;
+  wire \first_next$1567 ;
+  wire \first_next$1587 ;
+  wire \first_next$1607 ;
+  wire \first_next$1627 ;
+  wire \first_next$1647 ;
+  wire \first_next$1667 ;
   wire \first_next$1687 ;
-  wire \first_next$1705 ;
-  wire \first_next$638 ;
-  wire \first_next$654 ;
-  wire \first_next$670 ;
-  wire \first_next$686 ;
-  wire \first_next$702 ;
-  wire \first_next$718 ;
-  wire \first_next$734 ;
-  wire \first_next$750 ;
-  wire \first_next$763 ;
-  wire \first_next$781 ;
-  wire \first_next$799 ;
-  wire \first_next$817 ;
-  wire \first_next$835 ;
-  wire \first_next$853 ;
-  wire \first_next$871 ;
-  wire \first_next$889 ;
-  wire \first_next$902 ;
-  wire \first_next$920 ;
-  wire \first_next$938 ;
-  wire \first_next$956 ;
-  wire \first_next$974 ;
-  wire \first_next$992 ;
+  wire \first_next$1707 ;
+  wire \first_next$1722 ;
+  wire \first_next$1742 ;
+  wire \first_next$1762 ;
+  wire \first_next$1782 ;
+  wire \first_next$1802 ;
+  wire \first_next$1822 ;
+  wire \first_next$1842 ;
+  wire \first_next$651 ;
+  wire \first_next$669 ;
+  wire \first_next$687 ;
+  wire \first_next$705 ;
+  wire \first_next$723 ;
+  wire \first_next$741 ;
+  wire \first_next$759 ;
+  wire \first_next$777 ;
+  wire \first_next$792 ;
+  wire \first_next$812 ;
+  wire \first_next$832 ;
+  wire \first_next$852 ;
+  wire \first_next$872 ;
+  wire \first_next$892 ;
+  wire \first_next$912 ;
+  wire \first_next$932 ;
+  wire \first_next$947 ;
+  wire \first_next$967 ;
+  wire \first_next$987 ;
   wire first_next_out;
-  wire \first_next_out$1011 ;
-  wire \first_next_out$1042 ;
-  wire \first_next_out$1060 ;
-  wire \first_next_out$1078 ;
-  wire \first_next_out$1096 ;
-  wire \first_next_out$1114 ;
-  wire \first_next_out$1132 ;
-  wire \first_next_out$1150 ;
-  wire \first_next_out$1181 ;
-  wire \first_next_out$1199 ;
-  wire \first_next_out$1217 ;
-  wire \first_next_out$1235 ;
-  wire \first_next_out$1253 ;
-  wire \first_next_out$1271 ;
-  wire \first_next_out$1289 ;
-  wire \first_next_out$1320 ;
+  wire \first_next_out$1008 ;
+  wire \first_next_out$1028 ;
+  wire \first_next_out$1048 ;
+  wire \first_next_out$1068 ;
+  wire \first_next_out$1103 ;
+  wire \first_next_out$1123 ;
+  wire \first_next_out$1143 ;
+  wire \first_next_out$1163 ;
+  wire \first_next_out$1183 ;
+  wire \first_next_out$1203 ;
+  wire \first_next_out$1223 ;
+  wire \first_next_out$1258 ;
+  wire \first_next_out$1278 ;
+  wire \first_next_out$1298 ;
+  wire \first_next_out$1318 ;
   wire \first_next_out$1338 ;
-  wire \first_next_out$1356 ;
-  wire \first_next_out$1374 ;
-  wire \first_next_out$1392 ;
-  wire \first_next_out$1410 ;
-  wire \first_next_out$1428 ;
-  wire \first_next_out$1459 ;
-  wire \first_next_out$1477 ;
-  wire \first_next_out$1495 ;
+  wire \first_next_out$1358 ;
+  wire \first_next_out$1378 ;
+  wire \first_next_out$1413 ;
+  wire \first_next_out$1433 ;
+  wire \first_next_out$1453 ;
+  wire \first_next_out$1473 ;
+  wire \first_next_out$1493 ;
   wire \first_next_out$1513 ;
-  wire \first_next_out$1531 ;
-  wire \first_next_out$1549 ;
-  wire \first_next_out$1567 ;
-  wire \first_next_out$1598 ;
-  wire \first_next_out$1616 ;
-  wire \first_next_out$1634 ;
-  wire \first_next_out$1652 ;
-  wire \first_next_out$1670 ;
+  wire \first_next_out$1533 ;
+  wire \first_next_out$1568 ;
+  wire \first_next_out$1588 ;
+  wire \first_next_out$1608 ;
+  wire \first_next_out$1628 ;
+  wire \first_next_out$1648 ;
+  wire \first_next_out$1668 ;
   wire \first_next_out$1688 ;
-  wire \first_next_out$1706 ;
-  wire \first_next_out$655 ;
-  wire \first_next_out$671 ;
-  wire \first_next_out$687 ;
-  wire \first_next_out$703 ;
-  wire \first_next_out$719 ;
-  wire \first_next_out$735 ;
-  wire \first_next_out$764 ;
-  wire \first_next_out$782 ;
-  wire \first_next_out$800 ;
-  wire \first_next_out$818 ;
-  wire \first_next_out$836 ;
-  wire \first_next_out$854 ;
-  wire \first_next_out$872 ;
-  wire \first_next_out$903 ;
-  wire \first_next_out$921 ;
-  wire \first_next_out$939 ;
-  wire \first_next_out$957 ;
-  wire \first_next_out$975 ;
-  wire \first_next_out$993 ;
+  wire \first_next_out$1723 ;
+  wire \first_next_out$1743 ;
+  wire \first_next_out$1763 ;
+  wire \first_next_out$1783 ;
+  wire \first_next_out$1803 ;
+  wire \first_next_out$1823 ;
+  wire \first_next_out$1843 ;
+  wire \first_next_out$670 ;
+  wire \first_next_out$688 ;
+  wire \first_next_out$706 ;
+  wire \first_next_out$724 ;
+  wire \first_next_out$742 ;
+  wire \first_next_out$760 ;
+  wire \first_next_out$793 ;
+  wire \first_next_out$813 ;
+  wire \first_next_out$833 ;
+  wire \first_next_out$853 ;
+  wire \first_next_out$873 ;
+  wire \first_next_out$893 ;
+  wire \first_next_out$913 ;
+  wire \first_next_out$948 ;
+  wire \first_next_out$968 ;
+  wire \first_next_out$988 ;
   wire first_out;
-  wire \first_out$1017 ;
-  wire \first_out$1048 ;
-  wire \first_out$1066 ;
-  wire \first_out$1084 ;
-  wire \first_out$1102 ;
-  wire \first_out$1120 ;
-  wire \first_out$1138 ;
-  wire \first_out$1156 ;
-  wire \first_out$1187 ;
-  wire \first_out$1205 ;
-  wire \first_out$1223 ;
-  wire \first_out$1241 ;
-  wire \first_out$1259 ;
-  wire \first_out$1277 ;
-  wire \first_out$1295 ;
-  wire \first_out$1326 ;
-  wire \first_out$1344 ;
-  wire \first_out$1362 ;
-  wire \first_out$1380 ;
-  wire \first_out$1398 ;
-  wire \first_out$1416 ;
-  wire \first_out$1434 ;
-  wire \first_out$1465 ;
-  wire \first_out$1483 ;
-  wire \first_out$1501 ;
-  wire \first_out$1519 ;
-  wire \first_out$1537 ;
-  wire \first_out$1555 ;
-  wire \first_out$1573 ;
-  wire \first_out$1604 ;
-  wire \first_out$1622 ;
-  wire \first_out$1640 ;
-  wire \first_out$1658 ;
-  wire \first_out$1676 ;
-  wire \first_out$1694 ;
-  wire \first_out$1712 ;
-  wire \first_out$661 ;
+  wire \first_out$1015 ;
+  wire \first_out$1035 ;
+  wire \first_out$1055 ;
+  wire \first_out$1075 ;
+  wire \first_out$1110 ;
+  wire \first_out$1130 ;
+  wire \first_out$1150 ;
+  wire \first_out$1170 ;
+  wire \first_out$1190 ;
+  wire \first_out$1210 ;
+  wire \first_out$1230 ;
+  wire \first_out$1265 ;
+  wire \first_out$1285 ;
+  wire \first_out$1305 ;
+  wire \first_out$1325 ;
+  wire \first_out$1345 ;
+  wire \first_out$1365 ;
+  wire \first_out$1385 ;
+  wire \first_out$1420 ;
+  wire \first_out$1440 ;
+  wire \first_out$1460 ;
+  wire \first_out$1480 ;
+  wire \first_out$1500 ;
+  wire \first_out$1520 ;
+  wire \first_out$1540 ;
+  wire \first_out$1575 ;
+  wire \first_out$1595 ;
+  wire \first_out$1615 ;
+  wire \first_out$1635 ;
+  wire \first_out$1655 ;
+  wire \first_out$1675 ;
+  wire \first_out$1695 ;
+  wire \first_out$1730 ;
+  wire \first_out$1750 ;
+  wire \first_out$1770 ;
+  wire \first_out$1790 ;
+  wire \first_out$1810 ;
+  wire \first_out$1830 ;
+  wire \first_out$1850 ;
   wire \first_out$677 ;
-  wire \first_out$693 ;
-  wire \first_out$709 ;
-  wire \first_out$725 ;
-  wire \first_out$741 ;
-  wire \first_out$770 ;
-  wire \first_out$788 ;
-  wire \first_out$806 ;
-  wire \first_out$824 ;
-  wire \first_out$842 ;
+  wire \first_out$695 ;
+  wire \first_out$713 ;
+  wire \first_out$731 ;
+  wire \first_out$749 ;
+  wire \first_out$767 ;
+  wire \first_out$800 ;
+  wire \first_out$820 ;
+  wire \first_out$840 ;
   wire \first_out$860 ;
-  wire \first_out$878 ;
-  wire \first_out$909 ;
-  wire \first_out$927 ;
-  wire \first_out$945 ;
-  wire \first_out$963 ;
-  wire \first_out$981 ;
-  wire \first_out$999 ;
+  wire \first_out$880 ;
+  wire \first_out$900 ;
+  wire \first_out$920 ;
+  wire \first_out$955 ;
+  wire \first_out$975 ;
+  wire \first_out$995 ;
   wire held;
   wire [255:0] i;
   (* init = 64'h0000000000000000 *)
-  wire [63:0] \i$611 ;
-  wire [7:0] \i$611[0] ;
-  wire [7:0] \i$611[1] ;
-  wire [7:0] \i$611[2] ;
-  wire [7:0] \i$611[3] ;
-  wire [7:0] \i$611[4] ;
-  wire [7:0] \i$611[5] ;
-  wire [7:0] \i$611[6] ;
-  wire [7:0] \i$611[7] ;
-  wire [15:0] \i$612 ;
-  wire [1:0] \i$612[0] ;
-  wire \i$612[0].capture ;
-  wire \i$612[0].shift ;
-  wire [1:0] \i$612[1] ;
-  wire \i$612[1].capture ;
-  wire \i$612[1].shift ;
-  wire [1:0] \i$612[2] ;
-  wire \i$612[2].capture ;
-  wire \i$612[2].shift ;
-  wire [1:0] \i$612[3] ;
-  wire \i$612[3].capture ;
-  wire \i$612[3].shift ;
-  wire [1:0] \i$612[4] ;
-  wire \i$612[4].capture ;
-  wire \i$612[4].shift ;
-  wire [1:0] \i$612[5] ;
-  wire \i$612[5].capture ;
-  wire \i$612[5].shift ;
-  wire [1:0] \i$612[6] ;
-  wire \i$612[6].capture ;
-  wire \i$612[6].shift ;
-  wire [1:0] \i$612[7] ;
-  wire \i$612[7].capture ;
-  wire \i$612[7].shift ;
-  wire [63:0] \i$613 ;
-  wire [7:0] \i$613[0] ;
-  wire [7:0] \i$613[1] ;
-  wire [7:0] \i$613[2] ;
-  wire [7:0] \i$613[3] ;
-  wire [7:0] \i$613[4] ;
-  wire [7:0] \i$613[5] ;
-  wire [7:0] \i$613[6] ;
-  wire [7:0] \i$613[7] ;
-  wire [23:0] \i$614 ;
-  wire [2:0] \i$614[0] ;
-  wire \i$614[0].first ;
-  wire \i$614[0].last ;
-  wire \i$614[0].valid ;
-  wire [2:0] \i$614[1] ;
-  wire \i$614[1].first ;
-  wire \i$614[1].last ;
-  wire \i$614[1].valid ;
-  wire [2:0] \i$614[2] ;
-  wire \i$614[2].first ;
-  wire \i$614[2].last ;
-  wire \i$614[2].valid ;
-  wire [2:0] \i$614[3] ;
-  wire \i$614[3].first ;
-  wire \i$614[3].last ;
-  wire \i$614[3].valid ;
-  wire [2:0] \i$614[4] ;
-  wire \i$614[4].first ;
-  wire \i$614[4].last ;
-  wire \i$614[4].valid ;
-  wire [2:0] \i$614[5] ;
-  wire \i$614[5].first ;
-  wire \i$614[5].last ;
-  wire \i$614[5].valid ;
-  wire [2:0] \i$614[6] ;
-  wire \i$614[6].first ;
-  wire \i$614[6].last ;
-  wire \i$614[6].valid ;
-  wire [2:0] \i$614[7] ;
-  wire \i$614[7].first ;
-  wire \i$614[7].last ;
-  wire \i$614[7].valid ;
+  wire [63:0] \i$621 ;
+  wire [7:0] \i$621[0] ;
+  wire [7:0] \i$621[1] ;
+  wire [7:0] \i$621[2] ;
+  wire [7:0] \i$621[3] ;
+  wire [7:0] \i$621[4] ;
+  wire [7:0] \i$621[5] ;
+  wire [7:0] \i$621[6] ;
+  wire [7:0] \i$621[7] ;
+  wire [15:0] \i$622 ;
+  wire [1:0] \i$622[0] ;
+  wire \i$622[0].capture ;
+  wire \i$622[0].shift ;
+  wire [1:0] \i$622[1] ;
+  wire \i$622[1].capture ;
+  wire \i$622[1].shift ;
+  wire [1:0] \i$622[2] ;
+  wire \i$622[2].capture ;
+  wire \i$622[2].shift ;
+  wire [1:0] \i$622[3] ;
+  wire \i$622[3].capture ;
+  wire \i$622[3].shift ;
+  wire [1:0] \i$622[4] ;
+  wire \i$622[4].capture ;
+  wire \i$622[4].shift ;
+  wire [1:0] \i$622[5] ;
+  wire \i$622[5].capture ;
+  wire \i$622[5].shift ;
+  wire [1:0] \i$622[6] ;
+  wire \i$622[6].capture ;
+  wire \i$622[6].shift ;
+  wire [1:0] \i$622[7] ;
+  wire \i$622[7].capture ;
+  wire \i$622[7].shift ;
+  wire [63:0] \i$623 ;
+  wire [7:0] \i$623[0] ;
+  wire [7:0] \i$623[1] ;
+  wire [7:0] \i$623[2] ;
+  wire [7:0] \i$623[3] ;
+  wire [7:0] \i$623[4] ;
+  wire [7:0] \i$623[5] ;
+  wire [7:0] \i$623[6] ;
+  wire [7:0] \i$623[7] ;
+  wire [23:0] \i$624 ;
+  wire [2:0] \i$624[0] ;
+  wire \i$624[0].first ;
+  wire \i$624[0].last ;
+  wire \i$624[0].valid ;
+  wire [2:0] \i$624[1] ;
+  wire \i$624[1].first ;
+  wire \i$624[1].last ;
+  wire \i$624[1].valid ;
+  wire [2:0] \i$624[2] ;
+  wire \i$624[2].first ;
+  wire \i$624[2].last ;
+  wire \i$624[2].valid ;
+  wire [2:0] \i$624[3] ;
+  wire \i$624[3].first ;
+  wire \i$624[3].last ;
+  wire \i$624[3].valid ;
+  wire [2:0] \i$624[4] ;
+  wire \i$624[4].first ;
+  wire \i$624[4].last ;
+  wire \i$624[4].valid ;
+  wire [2:0] \i$624[5] ;
+  wire \i$624[5].first ;
+  wire \i$624[5].last ;
+  wire \i$624[5].valid ;
+  wire [2:0] \i$624[6] ;
+  wire \i$624[6].first ;
+  wire \i$624[6].last ;
+  wire \i$624[6].valid ;
+  wire [2:0] \i$624[7] ;
+  wire \i$624[7].first ;
+  wire \i$624[7].last ;
+  wire \i$624[7].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
@@ -1428,64 +1495,64 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
   wire [63:0] i_next;
-  wire [23:0] \i_next$616 ;
-  wire [2:0] \i_next$616[0] ;
-  wire \i_next$616[0].first ;
-  wire \i_next$616[0].last ;
-  wire \i_next$616[0].valid ;
-  wire [2:0] \i_next$616[1] ;
-  wire \i_next$616[1].first ;
-  wire \i_next$616[1].last ;
-  wire \i_next$616[1].valid ;
-  wire [2:0] \i_next$616[2] ;
-  wire \i_next$616[2].first ;
-  wire \i_next$616[2].last ;
-  wire \i_next$616[2].valid ;
-  wire [2:0] \i_next$616[3] ;
-  wire \i_next$616[3].first ;
-  wire \i_next$616[3].last ;
-  wire \i_next$616[3].valid ;
-  wire [2:0] \i_next$616[4] ;
-  wire \i_next$616[4].first ;
-  wire \i_next$616[4].last ;
-  wire \i_next$616[4].valid ;
-  wire [2:0] \i_next$616[5] ;
-  wire \i_next$616[5].first ;
-  wire \i_next$616[5].last ;
-  wire \i_next$616[5].valid ;
-  wire [2:0] \i_next$616[6] ;
-  wire \i_next$616[6].first ;
-  wire \i_next$616[6].last ;
-  wire \i_next$616[6].valid ;
-  wire [2:0] \i_next$616[7] ;
-  wire \i_next$616[7].first ;
-  wire \i_next$616[7].last ;
-  wire \i_next$616[7].valid ;
-  wire [15:0] \i_next$617 ;
-  wire [1:0] \i_next$617[0] ;
-  wire \i_next$617[0].capture ;
-  wire \i_next$617[0].shift ;
-  wire [1:0] \i_next$617[1] ;
-  wire \i_next$617[1].capture ;
-  wire \i_next$617[1].shift ;
-  wire [1:0] \i_next$617[2] ;
-  wire \i_next$617[2].capture ;
-  wire \i_next$617[2].shift ;
-  wire [1:0] \i_next$617[3] ;
-  wire \i_next$617[3].capture ;
-  wire \i_next$617[3].shift ;
-  wire [1:0] \i_next$617[4] ;
-  wire \i_next$617[4].capture ;
-  wire \i_next$617[4].shift ;
-  wire [1:0] \i_next$617[5] ;
-  wire \i_next$617[5].capture ;
-  wire \i_next$617[5].shift ;
-  wire [1:0] \i_next$617[6] ;
-  wire \i_next$617[6].capture ;
-  wire \i_next$617[6].shift ;
-  wire [1:0] \i_next$617[7] ;
-  wire \i_next$617[7].capture ;
-  wire \i_next$617[7].shift ;
+  wire [23:0] \i_next$626 ;
+  wire [2:0] \i_next$626[0] ;
+  wire \i_next$626[0].first ;
+  wire \i_next$626[0].last ;
+  wire \i_next$626[0].valid ;
+  wire [2:0] \i_next$626[1] ;
+  wire \i_next$626[1].first ;
+  wire \i_next$626[1].last ;
+  wire \i_next$626[1].valid ;
+  wire [2:0] \i_next$626[2] ;
+  wire \i_next$626[2].first ;
+  wire \i_next$626[2].last ;
+  wire \i_next$626[2].valid ;
+  wire [2:0] \i_next$626[3] ;
+  wire \i_next$626[3].first ;
+  wire \i_next$626[3].last ;
+  wire \i_next$626[3].valid ;
+  wire [2:0] \i_next$626[4] ;
+  wire \i_next$626[4].first ;
+  wire \i_next$626[4].last ;
+  wire \i_next$626[4].valid ;
+  wire [2:0] \i_next$626[5] ;
+  wire \i_next$626[5].first ;
+  wire \i_next$626[5].last ;
+  wire \i_next$626[5].valid ;
+  wire [2:0] \i_next$626[6] ;
+  wire \i_next$626[6].first ;
+  wire \i_next$626[6].last ;
+  wire \i_next$626[6].valid ;
+  wire [2:0] \i_next$626[7] ;
+  wire \i_next$626[7].first ;
+  wire \i_next$626[7].last ;
+  wire \i_next$626[7].valid ;
+  wire [15:0] \i_next$627 ;
+  wire [1:0] \i_next$627[0] ;
+  wire \i_next$627[0].capture ;
+  wire \i_next$627[0].shift ;
+  wire [1:0] \i_next$627[1] ;
+  wire \i_next$627[1].capture ;
+  wire \i_next$627[1].shift ;
+  wire [1:0] \i_next$627[2] ;
+  wire \i_next$627[2].capture ;
+  wire \i_next$627[2].shift ;
+  wire [1:0] \i_next$627[3] ;
+  wire \i_next$627[3].capture ;
+  wire \i_next$627[3].shift ;
+  wire [1:0] \i_next$627[4] ;
+  wire \i_next$627[4].capture ;
+  wire \i_next$627[4].shift ;
+  wire [1:0] \i_next$627[5] ;
+  wire \i_next$627[5].capture ;
+  wire \i_next$627[5].shift ;
+  wire [1:0] \i_next$627[6] ;
+  wire \i_next$627[6].capture ;
+  wire \i_next$627[6].shift ;
+  wire [1:0] \i_next$627[7] ;
+  wire \i_next$627[7].capture ;
+  wire \i_next$627[7].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -1520,179 +1587,179 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$1000 ;
-  wire \last_in$1018 ;
-  wire \last_in$1032 ;
-  wire \last_in$1049 ;
-  wire \last_in$1067 ;
-  wire \last_in$1085 ;
-  wire \last_in$1103 ;
-  wire \last_in$1121 ;
-  wire \last_in$1139 ;
-  wire \last_in$1157 ;
+  wire \last_in$1016 ;
+  wire \last_in$1036 ;
+  wire \last_in$1056 ;
+  wire \last_in$1076 ;
+  wire \last_in$1092 ;
+  wire \last_in$1111 ;
+  wire \last_in$1131 ;
+  wire \last_in$1151 ;
   wire \last_in$1171 ;
-  wire \last_in$1188 ;
-  wire \last_in$1206 ;
-  wire \last_in$1224 ;
-  wire \last_in$1242 ;
-  wire \last_in$1260 ;
-  wire \last_in$1278 ;
-  wire \last_in$1296 ;
-  wire \last_in$1310 ;
-  wire \last_in$1327 ;
-  wire \last_in$1345 ;
-  wire \last_in$1363 ;
-  wire \last_in$1381 ;
-  wire \last_in$1399 ;
-  wire \last_in$1417 ;
-  wire \last_in$1435 ;
-  wire \last_in$1449 ;
-  wire \last_in$1466 ;
-  wire \last_in$1484 ;
-  wire \last_in$1502 ;
-  wire \last_in$1520 ;
-  wire \last_in$1538 ;
-  wire \last_in$1556 ;
-  wire \last_in$1574 ;
-  wire \last_in$1588 ;
-  wire \last_in$1605 ;
-  wire \last_in$1623 ;
-  wire \last_in$1641 ;
-  wire \last_in$1659 ;
-  wire \last_in$1677 ;
-  wire \last_in$1695 ;
-  wire \last_in$1713 ;
-  wire \last_in$646 ;
-  wire \last_in$662 ;
+  wire \last_in$1191 ;
+  wire \last_in$1211 ;
+  wire \last_in$1231 ;
+  wire \last_in$1247 ;
+  wire \last_in$1266 ;
+  wire \last_in$1286 ;
+  wire \last_in$1306 ;
+  wire \last_in$1326 ;
+  wire \last_in$1346 ;
+  wire \last_in$1366 ;
+  wire \last_in$1386 ;
+  wire \last_in$1402 ;
+  wire \last_in$1421 ;
+  wire \last_in$1441 ;
+  wire \last_in$1461 ;
+  wire \last_in$1481 ;
+  wire \last_in$1501 ;
+  wire \last_in$1521 ;
+  wire \last_in$1541 ;
+  wire \last_in$1557 ;
+  wire \last_in$1576 ;
+  wire \last_in$1596 ;
+  wire \last_in$1616 ;
+  wire \last_in$1636 ;
+  wire \last_in$1656 ;
+  wire \last_in$1676 ;
+  wire \last_in$1696 ;
+  wire \last_in$1712 ;
+  wire \last_in$1731 ;
+  wire \last_in$1751 ;
+  wire \last_in$1771 ;
+  wire \last_in$1791 ;
+  wire \last_in$1811 ;
+  wire \last_in$1831 ;
+  wire \last_in$1851 ;
+  wire \last_in$660 ;
   wire \last_in$678 ;
-  wire \last_in$694 ;
-  wire \last_in$710 ;
-  wire \last_in$726 ;
-  wire \last_in$742 ;
-  wire \last_in$754 ;
-  wire \last_in$771 ;
-  wire \last_in$789 ;
-  wire \last_in$807 ;
-  wire \last_in$825 ;
-  wire \last_in$843 ;
+  wire \last_in$696 ;
+  wire \last_in$714 ;
+  wire \last_in$732 ;
+  wire \last_in$750 ;
+  wire \last_in$768 ;
+  wire \last_in$782 ;
+  wire \last_in$801 ;
+  wire \last_in$821 ;
+  wire \last_in$841 ;
   wire \last_in$861 ;
-  wire \last_in$879 ;
-  wire \last_in$893 ;
-  wire \last_in$910 ;
-  wire \last_in$928 ;
-  wire \last_in$946 ;
-  wire \last_in$964 ;
-  wire \last_in$982 ;
+  wire \last_in$881 ;
+  wire \last_in$901 ;
+  wire \last_in$921 ;
+  wire \last_in$937 ;
+  wire \last_in$956 ;
+  wire \last_in$976 ;
+  wire \last_in$996 ;
   wire last_out;
-  wire \last_out$1001 ;
-  wire \last_out$1019 ;
-  wire \last_out$1050 ;
-  wire \last_out$1068 ;
-  wire \last_out$1086 ;
-  wire \last_out$1104 ;
-  wire \last_out$1122 ;
-  wire \last_out$1140 ;
-  wire \last_out$1158 ;
-  wire \last_out$1189 ;
-  wire \last_out$1207 ;
-  wire \last_out$1225 ;
-  wire \last_out$1243 ;
-  wire \last_out$1261 ;
-  wire \last_out$1279 ;
-  wire \last_out$1297 ;
-  wire \last_out$1328 ;
-  wire \last_out$1346 ;
-  wire \last_out$1364 ;
-  wire \last_out$1382 ;
-  wire \last_out$1400 ;
-  wire \last_out$1418 ;
-  wire \last_out$1436 ;
-  wire \last_out$1467 ;
-  wire \last_out$1485 ;
-  wire \last_out$1503 ;
-  wire \last_out$1521 ;
-  wire \last_out$1539 ;
-  wire \last_out$1557 ;
-  wire \last_out$1575 ;
-  wire \last_out$1606 ;
-  wire \last_out$1624 ;
-  wire \last_out$1642 ;
-  wire \last_out$1660 ;
-  wire \last_out$1678 ;
-  wire \last_out$1696 ;
-  wire \last_out$1714 ;
-  wire \last_out$647 ;
-  wire \last_out$663 ;
+  wire \last_out$1017 ;
+  wire \last_out$1037 ;
+  wire \last_out$1057 ;
+  wire \last_out$1077 ;
+  wire \last_out$1112 ;
+  wire \last_out$1132 ;
+  wire \last_out$1152 ;
+  wire \last_out$1172 ;
+  wire \last_out$1192 ;
+  wire \last_out$1212 ;
+  wire \last_out$1232 ;
+  wire \last_out$1267 ;
+  wire \last_out$1287 ;
+  wire \last_out$1307 ;
+  wire \last_out$1327 ;
+  wire \last_out$1347 ;
+  wire \last_out$1367 ;
+  wire \last_out$1387 ;
+  wire \last_out$1422 ;
+  wire \last_out$1442 ;
+  wire \last_out$1462 ;
+  wire \last_out$1482 ;
+  wire \last_out$1502 ;
+  wire \last_out$1522 ;
+  wire \last_out$1542 ;
+  wire \last_out$1577 ;
+  wire \last_out$1597 ;
+  wire \last_out$1617 ;
+  wire \last_out$1637 ;
+  wire \last_out$1657 ;
+  wire \last_out$1677 ;
+  wire \last_out$1697 ;
+  wire \last_out$1732 ;
+  wire \last_out$1752 ;
+  wire \last_out$1772 ;
+  wire \last_out$1792 ;
+  wire \last_out$1812 ;
+  wire \last_out$1832 ;
+  wire \last_out$1852 ;
+  wire \last_out$661 ;
   wire \last_out$679 ;
-  wire \last_out$695 ;
-  wire \last_out$711 ;
-  wire \last_out$727 ;
-  wire \last_out$743 ;
-  wire \last_out$772 ;
-  wire \last_out$790 ;
-  wire \last_out$808 ;
-  wire \last_out$826 ;
-  wire \last_out$844 ;
+  wire \last_out$697 ;
+  wire \last_out$715 ;
+  wire \last_out$733 ;
+  wire \last_out$751 ;
+  wire \last_out$769 ;
+  wire \last_out$802 ;
+  wire \last_out$822 ;
+  wire \last_out$842 ;
   wire \last_out$862 ;
-  wire \last_out$880 ;
-  wire \last_out$911 ;
-  wire \last_out$929 ;
-  wire \last_out$947 ;
-  wire \last_out$965 ;
-  wire \last_out$983 ;
+  wire \last_out$882 ;
+  wire \last_out$902 ;
+  wire \last_out$922 ;
+  wire \last_out$957 ;
+  wire \last_out$977 ;
+  wire \last_out$997 ;
   reg [3:0] loaded = 4'h0;
   wire [255:0] o;
-  wire [63:0] \o$626 ;
-  wire [7:0] \o$626[0] ;
-  wire [7:0] \o$626[1] ;
-  wire [7:0] \o$626[2] ;
-  wire [7:0] \o$626[3] ;
-  wire [7:0] \o$626[4] ;
-  wire [7:0] \o$626[5] ;
-  wire [7:0] \o$626[6] ;
-  wire [7:0] \o$626[7] ;
-  wire [23:0] \o$628 ;
-  wire [2:0] \o$628[0] ;
-  wire \o$628[0].first ;
-  wire \o$628[0].last ;
-  wire \o$628[0].valid ;
-  wire [2:0] \o$628[1] ;
-  wire \o$628[1].first ;
-  wire \o$628[1].last ;
-  wire \o$628[1].valid ;
-  wire [2:0] \o$628[2] ;
-  wire \o$628[2].first ;
-  wire \o$628[2].last ;
-  wire \o$628[2].valid ;
-  wire [2:0] \o$628[3] ;
-  wire \o$628[3].first ;
-  wire \o$628[3].last ;
-  wire \o$628[3].valid ;
-  wire [2:0] \o$628[4] ;
-  wire \o$628[4].first ;
-  wire \o$628[4].last ;
-  wire \o$628[4].valid ;
-  wire [2:0] \o$628[5] ;
-  wire \o$628[5].first ;
-  wire \o$628[5].last ;
-  wire \o$628[5].valid ;
-  wire [2:0] \o$628[6] ;
-  wire \o$628[6].first ;
-  wire \o$628[6].last ;
-  wire \o$628[6].valid ;
-  wire [2:0] \o$628[7] ;
-  wire \o$628[7].first ;
-  wire \o$628[7].last ;
-  wire \o$628[7].valid ;
-  wire [63:0] \o$633 ;
-  wire [7:0] \o$633[0] ;
-  wire [7:0] \o$633[1] ;
-  wire [7:0] \o$633[2] ;
-  wire [7:0] \o$633[3] ;
-  wire [7:0] \o$633[4] ;
-  wire [7:0] \o$633[5] ;
-  wire [7:0] \o$633[6] ;
-  wire [7:0] \o$633[7] ;
+  wire [63:0] \o$638 ;
+  wire [7:0] \o$638[0] ;
+  wire [7:0] \o$638[1] ;
+  wire [7:0] \o$638[2] ;
+  wire [7:0] \o$638[3] ;
+  wire [7:0] \o$638[4] ;
+  wire [7:0] \o$638[5] ;
+  wire [7:0] \o$638[6] ;
+  wire [7:0] \o$638[7] ;
+  wire [23:0] \o$640 ;
+  wire [2:0] \o$640[0] ;
+  wire \o$640[0].first ;
+  wire \o$640[0].last ;
+  wire \o$640[0].valid ;
+  wire [2:0] \o$640[1] ;
+  wire \o$640[1].first ;
+  wire \o$640[1].last ;
+  wire \o$640[1].valid ;
+  wire [2:0] \o$640[2] ;
+  wire \o$640[2].first ;
+  wire \o$640[2].last ;
+  wire \o$640[2].valid ;
+  wire [2:0] \o$640[3] ;
+  wire \o$640[3].first ;
+  wire \o$640[3].last ;
+  wire \o$640[3].valid ;
+  wire [2:0] \o$640[4] ;
+  wire \o$640[4].first ;
+  wire \o$640[4].last ;
+  wire \o$640[4].valid ;
+  wire [2:0] \o$640[5] ;
+  wire \o$640[5].first ;
+  wire \o$640[5].last ;
+  wire \o$640[5].valid ;
+  wire [2:0] \o$640[6] ;
+  wire \o$640[6].first ;
+  wire \o$640[6].last ;
+  wire \o$640[6].valid ;
+  wire [2:0] \o$640[7] ;
+  wire \o$640[7].first ;
+  wire \o$640[7].last ;
+  wire \o$640[7].valid ;
+  wire [63:0] \o$645 ;
+  wire [7:0] \o$645[0] ;
+  wire [7:0] \o$645[1] ;
+  wire [7:0] \o$645[2] ;
+  wire [7:0] \o$645[3] ;
+  wire [7:0] \o$645[4] ;
+  wire [7:0] \o$645[5] ;
+  wire [7:0] \o$645[6] ;
+  wire [7:0] \o$645[7] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -1702,48 +1769,48 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
   wire [15:0] o_next;
-  wire [63:0] \o_next$622 ;
-  wire [7:0] \o_next$622[0] ;
-  wire [7:0] \o_next$622[1] ;
-  wire [7:0] \o_next$622[2] ;
-  wire [7:0] \o_next$622[3] ;
-  wire [7:0] \o_next$622[4] ;
-  wire [7:0] \o_next$622[5] ;
-  wire [7:0] \o_next$622[6] ;
-  wire [7:0] \o_next$622[7] ;
-  wire [23:0] \o_next$624 ;
-  wire [2:0] \o_next$624[0] ;
-  wire \o_next$624[0].first ;
-  wire \o_next$624[0].last ;
-  wire \o_next$624[0].valid ;
-  wire [2:0] \o_next$624[1] ;
-  wire \o_next$624[1].first ;
-  wire \o_next$624[1].last ;
-  wire \o_next$624[1].valid ;
-  wire [2:0] \o_next$624[2] ;
-  wire \o_next$624[2].first ;
-  wire \o_next$624[2].last ;
-  wire \o_next$624[2].valid ;
-  wire [2:0] \o_next$624[3] ;
-  wire \o_next$624[3].first ;
-  wire \o_next$624[3].last ;
-  wire \o_next$624[3].valid ;
-  wire [2:0] \o_next$624[4] ;
-  wire \o_next$624[4].first ;
-  wire \o_next$624[4].last ;
-  wire \o_next$624[4].valid ;
-  wire [2:0] \o_next$624[5] ;
-  wire \o_next$624[5].first ;
-  wire \o_next$624[5].last ;
-  wire \o_next$624[5].valid ;
-  wire [2:0] \o_next$624[6] ;
-  wire \o_next$624[6].first ;
-  wire \o_next$624[6].last ;
-  wire \o_next$624[6].valid ;
-  wire [2:0] \o_next$624[7] ;
-  wire \o_next$624[7].first ;
-  wire \o_next$624[7].last ;
-  wire \o_next$624[7].valid ;
+  wire [63:0] \o_next$633 ;
+  wire [7:0] \o_next$633[0] ;
+  wire [7:0] \o_next$633[1] ;
+  wire [7:0] \o_next$633[2] ;
+  wire [7:0] \o_next$633[3] ;
+  wire [7:0] \o_next$633[4] ;
+  wire [7:0] \o_next$633[5] ;
+  wire [7:0] \o_next$633[6] ;
+  wire [7:0] \o_next$633[7] ;
+  wire [23:0] \o_next$635 ;
+  wire [2:0] \o_next$635[0] ;
+  wire \o_next$635[0].first ;
+  wire \o_next$635[0].last ;
+  wire \o_next$635[0].valid ;
+  wire [2:0] \o_next$635[1] ;
+  wire \o_next$635[1].first ;
+  wire \o_next$635[1].last ;
+  wire \o_next$635[1].valid ;
+  wire [2:0] \o_next$635[2] ;
+  wire \o_next$635[2].first ;
+  wire \o_next$635[2].last ;
+  wire \o_next$635[2].valid ;
+  wire [2:0] \o_next$635[3] ;
+  wire \o_next$635[3].first ;
+  wire \o_next$635[3].last ;
+  wire \o_next$635[3].valid ;
+  wire [2:0] \o_next$635[4] ;
+  wire \o_next$635[4].first ;
+  wire \o_next$635[4].last ;
+  wire \o_next$635[4].valid ;
+  wire [2:0] \o_next$635[5] ;
+  wire \o_next$635[5].first ;
+  wire \o_next$635[5].last ;
+  wire \o_next$635[5].valid ;
+  wire [2:0] \o_next$635[6] ;
+  wire \o_next$635[6].first ;
+  wire \o_next$635[6].last ;
+  wire \o_next$635[6].valid ;
+  wire [2:0] \o_next$635[7] ;
+  wire \o_next$635[7].first ;
+  wire \o_next$635[7].last ;
+  wire \o_next$635[7].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -1988,133 +2055,134 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   (* init = 1'h1 *)
   wire pe_7_7_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$1002 ;
-  wire [31:0] \psum_in$1020 ;
-  wire [31:0] \psum_in$1033 ;
-  wire [31:0] \psum_in$1051 ;
-  wire [31:0] \psum_in$1069 ;
-  wire [31:0] \psum_in$1087 ;
-  wire [31:0] \psum_in$1105 ;
-  wire [31:0] \psum_in$1123 ;
-  wire [31:0] \psum_in$1141 ;
-  wire [31:0] \psum_in$1159 ;
-  wire [31:0] \psum_in$1172 ;
-  wire [31:0] \psum_in$1190 ;
-  wire [31:0] \psum_in$1208 ;
-  wire [31:0] \psum_in$1226 ;
-  wire [31:0] \psum_in$1244 ;
-  wire [31:0] \psum_in$1262 ;
-  wire [31:0] \psum_in$1280 ;
-  wire [31:0] \psum_in$1298 ;
-  wire [31:0] \psum_in$1311 ;
-  wire [31:0] \psum_in$1329 ;
-  wire [31:0] \psum_in$1347 ;
-  wire [31:0] \psum_in$1365 ;
-  wire [31:0] \psum_in$1383 ;
-  wire [31:0] \psum_in$1401 ;
-  wire [31:0] \psum_in$1419 ;
-  wire [31:0] \psum_in$1437 ;
-  wire [31:0] \psum_in$1450 ;
-  wire [31:0] \psum_in$1468 ;
-  wire [31:0] \psum_in$1486 ;
-  wire [31:0] \psum_in$1504 ;
-  wire [31:0] \psum_in$1522 ;
-  wire [31:0] \psum_in$1540 ;
+  wire [31:0] \psum_in$1018 ;
+  wire [31:0] \psum_in$1038 ;
+  wire [31:0] \psum_in$1058 ;
+  wire [31:0] \psum_in$1078 ;
+  wire [31:0] \psum_in$1093 ;
+  wire [31:0] \psum_in$1113 ;
+  wire [31:0] \psum_in$1133 ;
+  wire [31:0] \psum_in$1153 ;
+  wire [31:0] \psum_in$1173 ;
+  wire [31:0] \psum_in$1193 ;
+  wire [31:0] \psum_in$1213 ;
+  wire [31:0] \psum_in$1233 ;
+  wire [31:0] \psum_in$1248 ;
+  wire [31:0] \psum_in$1268 ;
+  wire [31:0] \psum_in$1288 ;
+  wire [31:0] \psum_in$1308 ;
+  wire [31:0] \psum_in$1328 ;
+  wire [31:0] \psum_in$1348 ;
+  wire [31:0] \psum_in$1368 ;
+  wire [31:0] \psum_in$1388 ;
+  wire [31:0] \psum_in$1403 ;
+  wire [31:0] \psum_in$1423 ;
+  wire [31:0] \psum_in$1443 ;
+  wire [31:0] \psum_in$1463 ;
+  wire [31:0] \psum_in$1483 ;
+  wire [31:0] \psum_in$1503 ;
+  wire [31:0] \psum_in$1523 ;
+  wire [31:0] \psum_in$1543 ;
   wire [31:0] \psum_in$1558 ;
-  wire [31:0] \psum_in$1576 ;
-  wire [31:0] \psum_in$1589 ;
-  wire [31:0] \psum_in$1607 ;
-  wire [31:0] \psum_in$1625 ;
-  wire [31:0] \psum_in$1643 ;
-  wire [31:0] \psum_in$1661 ;
-  wire [31:0] \psum_in$1679 ;
-  wire [31:0] \psum_in$1697 ;
-  wire [31:0] \psum_in$1715 ;
-  wire [31:0] \psum_in$648 ;
-  wire [31:0] \psum_in$664 ;
+  wire [31:0] \psum_in$1578 ;
+  wire [31:0] \psum_in$1598 ;
+  wire [31:0] \psum_in$1618 ;
+  wire [31:0] \psum_in$1638 ;
+  wire [31:0] \psum_in$1658 ;
+  wire [31:0] \psum_in$1678 ;
+  wire [31:0] \psum_in$1698 ;
+  wire [31:0] \psum_in$1713 ;
+  wire [31:0] \psum_in$1733 ;
+  wire [31:0] \psum_in$1753 ;
+  wire [31:0] \psum_in$1773 ;
+  wire [31:0] \psum_in$1793 ;
+  wire [31:0] \psum_in$1813 ;
+  wire [31:0] \psum_in$1833 ;
+  wire [31:0] \psum_in$1853 ;
+  wire [31:0] \psum_in$662 ;
   wire [31:0] \psum_in$680 ;
-  wire [31:0] \psum_in$696 ;
-  wire [31:0] \psum_in$712 ;
-  wire [31:0] \psum_in$728 ;
-  wire [31:0] \psum_in$744 ;
-  wire [31:0] \psum_in$755 ;
-  wire [31:0] \psum_in$773 ;
-  wire [31:0] \psum_in$791 ;
-  wire [31:0] \psum_in$809 ;
-  wire [31:0] \psum_in$827 ;
-  wire [31:0] \psum_in$845 ;
+  wire [31:0] \psum_in$698 ;
+  wire [31:0] \psum_in$716 ;
+  wire [31:0] \psum_in$734 ;
+  wire [31:0] \psum_in$752 ;
+  wire [31:0] \psum_in$770 ;
+  wire [31:0] \psum_in$783 ;
+  wire [31:0] \psum_in$803 ;
+  wire [31:0] \psum_in$823 ;
+  wire [31:0] \psum_in$843 ;
   wire [31:0] \psum_in$863 ;
-  wire [31:0] \psum_in$881 ;
-  wire [31:0] \psum_in$894 ;
-  wire [31:0] \psum_in$912 ;
-  wire [31:0] \psum_in$930 ;
-  wire [31:0] \psum_in$948 ;
-  wire [31:0] \psum_in$966 ;
-  wire [31:0] \psum_in$984 ;
+  wire [31:0] \psum_in$883 ;
+  wire [31:0] \psum_in$903 ;
+  wire [31:0] \psum_in$923 ;
+  wire [31:0] \psum_in$938 ;
+  wire [31:0] \psum_in$958 ;
+  wire [31:0] \psum_in$978 ;
+  wire [31:0] \psum_in$998 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$1003 ;
-  wire [31:0] \psum_out$1021 ;
-  wire [31:0] \psum_out$1034 ;
-  wire [31:0] \psum_out$1052 ;
-  wire [31:0] \psum_out$1070 ;
-  wire [31:0] \psum_out$1088 ;
-  wire [31:0] \psum_out$1106 ;
-  wire [31:0] \psum_out$1124 ;
-  wire [31:0] \psum_out$1142 ;
-  wire [31:0] \psum_out$1160 ;
-  wire [31:0] \psum_out$1173 ;
-  wire [31:0] \psum_out$1191 ;
-  wire [31:0] \psum_out$1209 ;
-  wire [31:0] \psum_out$1227 ;
-  wire [31:0] \psum_out$1245 ;
-  wire [31:0] \psum_out$1263 ;
-  wire [31:0] \psum_out$1281 ;
-  wire [31:0] \psum_out$1299 ;
-  wire [31:0] \psum_out$1312 ;
-  wire [31:0] \psum_out$1330 ;
-  wire [31:0] \psum_out$1348 ;
-  wire [31:0] \psum_out$1366 ;
-  wire [31:0] \psum_out$1384 ;
-  wire [31:0] \psum_out$1402 ;
-  wire [31:0] \psum_out$1420 ;
-  wire [31:0] \psum_out$1438 ;
-  wire [31:0] \psum_out$1451 ;
-  wire [31:0] \psum_out$1469 ;
-  wire [31:0] \psum_out$1487 ;
-  wire [31:0] \psum_out$1505 ;
-  wire [31:0] \psum_out$1523 ;
-  wire [31:0] \psum_out$1541 ;
+  wire [31:0] \psum_out$1019 ;
+  wire [31:0] \psum_out$1039 ;
+  wire [31:0] \psum_out$1059 ;
+  wire [31:0] \psum_out$1079 ;
+  wire [31:0] \psum_out$1094 ;
+  wire [31:0] \psum_out$1114 ;
+  wire [31:0] \psum_out$1134 ;
+  wire [31:0] \psum_out$1154 ;
+  wire [31:0] \psum_out$1174 ;
+  wire [31:0] \psum_out$1194 ;
+  wire [31:0] \psum_out$1214 ;
+  wire [31:0] \psum_out$1234 ;
+  wire [31:0] \psum_out$1249 ;
+  wire [31:0] \psum_out$1269 ;
+  wire [31:0] \psum_out$1289 ;
+  wire [31:0] \psum_out$1309 ;
+  wire [31:0] \psum_out$1329 ;
+  wire [31:0] \psum_out$1349 ;
+  wire [31:0] \psum_out$1369 ;
+  wire [31:0] \psum_out$1389 ;
+  wire [31:0] \psum_out$1404 ;
+  wire [31:0] \psum_out$1424 ;
+  wire [31:0] \psum_out$1444 ;
+  wire [31:0] \psum_out$1464 ;
+  wire [31:0] \psum_out$1484 ;
+  wire [31:0] \psum_out$1504 ;
+  wire [31:0] \psum_out$1524 ;
+  wire [31:0] \psum_out$1544 ;
   wire [31:0] \psum_out$1559 ;
-  wire [31:0] \psum_out$1577 ;
-  wire [31:0] \psum_out$1590 ;
-  wire [31:0] \psum_out$1608 ;
-  wire [31:0] \psum_out$1626 ;
-  wire [31:0] \psum_out$1644 ;
-  wire [31:0] \psum_out$1662 ;
-  wire [31:0] \psum_out$1680 ;
-  wire [31:0] \psum_out$1698 ;
-  wire [31:0] \psum_out$1716 ;
-  wire [31:0] \psum_out$594 ;
-  wire [31:0] \psum_out$595 ;
-  wire [31:0] \psum_out$596 ;
-  wire [31:0] \psum_out$597 ;
-  wire [31:0] \psum_out$598 ;
-  wire [31:0] \psum_out$599 ;
-  wire [31:0] \psum_out$600 ;
-  wire [31:0] \psum_out$756 ;
-  wire [31:0] \psum_out$774 ;
-  wire [31:0] \psum_out$792 ;
-  wire [31:0] \psum_out$810 ;
-  wire [31:0] \psum_out$828 ;
-  wire [31:0] \psum_out$846 ;
+  wire [31:0] \psum_out$1579 ;
+  wire [31:0] \psum_out$1599 ;
+  wire [31:0] \psum_out$1619 ;
+  wire [31:0] \psum_out$1639 ;
+  wire [31:0] \psum_out$1659 ;
+  wire [31:0] \psum_out$1679 ;
+  wire [31:0] \psum_out$1699 ;
+  wire [31:0] \psum_out$1714 ;
+  wire [31:0] \psum_out$1734 ;
+  wire [31:0] \psum_out$1754 ;
+  wire [31:0] \psum_out$1774 ;
+  wire [31:0] \psum_out$1794 ;
+  wire [31:0] \psum_out$1814 ;
+  wire [31:0] \psum_out$1834 ;
+  wire [31:0] \psum_out$1854 ;
+  wire [31:0] \psum_out$604 ;
+  wire [31:0] \psum_out$605 ;
+  wire [31:0] \psum_out$606 ;
+  wire [31:0] \psum_out$607 ;
+  wire [31:0] \psum_out$608 ;
+  wire [31:0] \psum_out$609 ;
+  wire [31:0] \psum_out$610 ;
+  wire [31:0] \psum_out$784 ;
+  wire [31:0] \psum_out$804 ;
+  wire [31:0] \psum_out$824 ;
+  wire [31:0] \psum_out$844 ;
   wire [31:0] \psum_out$864 ;
-  wire [31:0] \psum_out$882 ;
-  wire [31:0] \psum_out$895 ;
-  wire [31:0] \psum_out$913 ;
-  wire [31:0] \psum_out$931 ;
-  wire [31:0] \psum_out$949 ;
-  wire [31:0] \psum_out$967 ;
-  wire [31:0] \psum_out$985 ;
+  wire [31:0] \psum_out$884 ;
+  wire [31:0] \psum_out$904 ;
+  wire [31:0] \psum_out$924 ;
+  wire [31:0] \psum_out$939 ;
+  wire [31:0] \psum_out$959 ;
+  wire [31:0] \psum_out$979 ;
+  wire [31:0] \psum_out$999 ;
+  reg released = 1'h0;
   output [256:0] results__payload;
   wire [256:0] results__payload;
   wire [255:0] \results__payload.c ;
@@ -2133,6 +2201,15 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire results__valid;
   input rst;
   wire rst;
+  reg rst_group_row_0 = 1'h1;
+  reg rst_group_row_1 = 1'h1;
+  reg rst_group_row_2 = 1'h1;
+  reg rst_group_row_3 = 1'h1;
+  reg rst_group_row_4 = 1'h1;
+  reg rst_group_row_5 = 1'h1;
+  reg rst_group_row_6 = 1'h1;
+  reg rst_group_row_7 = 1'h1;
+  reg rst_group_skew_flags = 1'h1;
   reg rst_pe_0_0 = 1'h1;
   reg rst_pe_0_1 = 1'h1;
   reg rst_pe_0_2 = 1'h1;
@@ -2416,375 +2493,439 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_6 = 1'h0;
   reg skid_valid_7 = 1'h0;
   wire valid_in;
-  wire \valid_in$1014 ;
-  wire \valid_in$1030 ;
-  wire \valid_in$1045 ;
-  wire \valid_in$1063 ;
-  wire \valid_in$1081 ;
-  wire \valid_in$1099 ;
-  wire \valid_in$1117 ;
-  wire \valid_in$1135 ;
-  wire \valid_in$1153 ;
-  wire \valid_in$1169 ;
-  wire \valid_in$1184 ;
-  wire \valid_in$1202 ;
-  wire \valid_in$1220 ;
-  wire \valid_in$1238 ;
-  wire \valid_in$1256 ;
-  wire \valid_in$1274 ;
-  wire \valid_in$1292 ;
-  wire \valid_in$1308 ;
-  wire \valid_in$1323 ;
-  wire \valid_in$1341 ;
-  wire \valid_in$1359 ;
-  wire \valid_in$1377 ;
-  wire \valid_in$1395 ;
-  wire \valid_in$1413 ;
-  wire \valid_in$1431 ;
-  wire \valid_in$1447 ;
-  wire \valid_in$1462 ;
-  wire \valid_in$1480 ;
-  wire \valid_in$1498 ;
-  wire \valid_in$1516 ;
-  wire \valid_in$1534 ;
-  wire \valid_in$1552 ;
-  wire \valid_in$1570 ;
-  wire \valid_in$1586 ;
-  wire \valid_in$1601 ;
-  wire \valid_in$1619 ;
-  wire \valid_in$1637 ;
-  wire \valid_in$1655 ;
-  wire \valid_in$1673 ;
-  wire \valid_in$1691 ;
-  wire \valid_in$1709 ;
-  wire \valid_in$642 ;
-  wire \valid_in$658 ;
+  wire \valid_in$1012 ;
+  wire \valid_in$1032 ;
+  wire \valid_in$1052 ;
+  wire \valid_in$1072 ;
+  wire \valid_in$1090 ;
+  wire \valid_in$1107 ;
+  wire \valid_in$1127 ;
+  wire \valid_in$1147 ;
+  wire \valid_in$1167 ;
+  wire \valid_in$1187 ;
+  wire \valid_in$1207 ;
+  wire \valid_in$1227 ;
+  wire \valid_in$1245 ;
+  wire \valid_in$1262 ;
+  wire \valid_in$1282 ;
+  wire \valid_in$1302 ;
+  wire \valid_in$1322 ;
+  wire \valid_in$1342 ;
+  wire \valid_in$1362 ;
+  wire \valid_in$1382 ;
+  wire \valid_in$1400 ;
+  wire \valid_in$1417 ;
+  wire \valid_in$1437 ;
+  wire \valid_in$1457 ;
+  wire \valid_in$1477 ;
+  wire \valid_in$1497 ;
+  wire \valid_in$1517 ;
+  wire \valid_in$1537 ;
+  wire \valid_in$1555 ;
+  wire \valid_in$1572 ;
+  wire \valid_in$1592 ;
+  wire \valid_in$1612 ;
+  wire \valid_in$1632 ;
+  wire \valid_in$1652 ;
+  wire \valid_in$1672 ;
+  wire \valid_in$1692 ;
+  wire \valid_in$1710 ;
+  wire \valid_in$1727 ;
+  wire \valid_in$1747 ;
+  wire \valid_in$1767 ;
+  wire \valid_in$1787 ;
+  wire \valid_in$1807 ;
+  wire \valid_in$1827 ;
+  wire \valid_in$1847 ;
+  wire \valid_in$656 ;
   wire \valid_in$674 ;
-  wire \valid_in$690 ;
-  wire \valid_in$706 ;
-  wire \valid_in$722 ;
-  wire \valid_in$738 ;
-  wire \valid_in$752 ;
-  wire \valid_in$767 ;
-  wire \valid_in$785 ;
-  wire \valid_in$803 ;
-  wire \valid_in$821 ;
-  wire \valid_in$839 ;
+  wire \valid_in$692 ;
+  wire \valid_in$710 ;
+  wire \valid_in$728 ;
+  wire \valid_in$746 ;
+  wire \valid_in$764 ;
+  wire \valid_in$780 ;
+  wire \valid_in$797 ;
+  wire \valid_in$817 ;
+  wire \valid_in$837 ;
   wire \valid_in$857 ;
-  wire \valid_in$875 ;
-  wire \valid_in$891 ;
-  wire \valid_in$906 ;
-  wire \valid_in$924 ;
-  wire \valid_in$942 ;
-  wire \valid_in$960 ;
-  wire \valid_in$978 ;
-  wire \valid_in$996 ;
+  wire \valid_in$877 ;
+  wire \valid_in$897 ;
+  wire \valid_in$917 ;
+  wire \valid_in$935 ;
+  wire \valid_in$952 ;
+  wire \valid_in$972 ;
+  wire \valid_in$992 ;
+  wire valid_next;
+  wire \valid_next$1009 ;
+  wire \valid_next$1029 ;
+  wire \valid_next$1049 ;
+  wire \valid_next$1069 ;
+  wire \valid_next$1088 ;
+  wire \valid_next$1104 ;
+  wire \valid_next$1124 ;
+  wire \valid_next$1144 ;
+  wire \valid_next$1164 ;
+  wire \valid_next$1184 ;
+  wire \valid_next$1204 ;
+  wire \valid_next$1224 ;
+  wire \valid_next$1243 ;
+  wire \valid_next$1259 ;
+  wire \valid_next$1279 ;
+  wire \valid_next$1299 ;
+  wire \valid_next$1319 ;
+  wire \valid_next$1339 ;
+  wire \valid_next$1359 ;
+  wire \valid_next$1379 ;
+  wire \valid_next$1398 ;
+  wire \valid_next$1414 ;
+  wire \valid_next$1434 ;
+  wire \valid_next$1454 ;
+  wire \valid_next$1474 ;
+  wire \valid_next$1494 ;
+  wire \valid_next$1514 ;
+  wire \valid_next$1534 ;
+  wire \valid_next$1553 ;
+  wire \valid_next$1569 ;
+  wire \valid_next$1589 ;
+  wire \valid_next$1609 ;
+  wire \valid_next$1629 ;
+  wire \valid_next$1649 ;
+  wire \valid_next$1669 ;
+  wire \valid_next$1689 ;
+  wire \valid_next$1708 ;
+  wire \valid_next$1724 ;
+  wire \valid_next$1744 ;
+  wire \valid_next$1764 ;
+  wire \valid_next$1784 ;
+  wire \valid_next$1804 ;
+  wire \valid_next$1824 ;
+  wire \valid_next$1844 ;
+  wire \valid_next$653 ;
+  wire \valid_next$671 ;
+  wire \valid_next$689 ;
+  wire \valid_next$707 ;
+  wire \valid_next$725 ;
+  wire \valid_next$743 ;
+  wire \valid_next$761 ;
+  wire \valid_next$778 ;
+  wire \valid_next$794 ;
+  wire \valid_next$814 ;
+  wire \valid_next$834 ;
+  wire \valid_next$854 ;
+  wire \valid_next$874 ;
+  wire \valid_next$894 ;
+  wire \valid_next$914 ;
+  wire \valid_next$933 ;
+  wire \valid_next$949 ;
+  wire \valid_next$969 ;
+  wire \valid_next$989 ;
   wire valid_out;
-  wire \valid_out$1015 ;
-  wire \valid_out$1046 ;
-  wire \valid_out$1064 ;
-  wire \valid_out$1082 ;
-  wire \valid_out$1100 ;
-  wire \valid_out$1118 ;
-  wire \valid_out$1136 ;
-  wire \valid_out$1154 ;
-  wire \valid_out$1185 ;
-  wire \valid_out$1203 ;
-  wire \valid_out$1221 ;
-  wire \valid_out$1239 ;
-  wire \valid_out$1257 ;
-  wire \valid_out$1275 ;
-  wire \valid_out$1293 ;
-  wire \valid_out$1324 ;
-  wire \valid_out$1342 ;
-  wire \valid_out$1360 ;
-  wire \valid_out$1378 ;
-  wire \valid_out$1396 ;
-  wire \valid_out$1414 ;
-  wire \valid_out$1432 ;
-  wire \valid_out$1463 ;
-  wire \valid_out$1481 ;
-  wire \valid_out$1499 ;
-  wire \valid_out$1517 ;
-  wire \valid_out$1535 ;
-  wire \valid_out$1553 ;
-  wire \valid_out$1571 ;
-  wire \valid_out$1602 ;
-  wire \valid_out$1620 ;
-  wire \valid_out$1638 ;
-  wire \valid_out$1656 ;
-  wire \valid_out$1674 ;
-  wire \valid_out$1692 ;
-  wire \valid_out$1710 ;
-  wire \valid_out$643 ;
-  wire \valid_out$659 ;
+  wire \valid_out$1013 ;
+  wire \valid_out$1033 ;
+  wire \valid_out$1053 ;
+  wire \valid_out$1073 ;
+  wire \valid_out$1108 ;
+  wire \valid_out$1128 ;
+  wire \valid_out$1148 ;
+  wire \valid_out$1168 ;
+  wire \valid_out$1188 ;
+  wire \valid_out$1208 ;
+  wire \valid_out$1228 ;
+  wire \valid_out$1263 ;
+  wire \valid_out$1283 ;
+  wire \valid_out$1303 ;
+  wire \valid_out$1323 ;
+  wire \valid_out$1343 ;
+  wire \valid_out$1363 ;
+  wire \valid_out$1383 ;
+  wire \valid_out$1418 ;
+  wire \valid_out$1438 ;
+  wire \valid_out$1458 ;
+  wire \valid_out$1478 ;
+  wire \valid_out$1498 ;
+  wire \valid_out$1518 ;
+  wire \valid_out$1538 ;
+  wire \valid_out$1573 ;
+  wire \valid_out$1593 ;
+  wire \valid_out$1613 ;
+  wire \valid_out$1633 ;
+  wire \valid_out$1653 ;
+  wire \valid_out$1673 ;
+  wire \valid_out$1693 ;
+  wire \valid_out$1728 ;
+  wire \valid_out$1748 ;
+  wire \valid_out$1768 ;
+  wire \valid_out$1788 ;
+  wire \valid_out$1808 ;
+  wire \valid_out$1828 ;
+  wire \valid_out$1848 ;
+  wire \valid_out$657 ;
   wire \valid_out$675 ;
-  wire \valid_out$691 ;
-  wire \valid_out$707 ;
-  wire \valid_out$723 ;
-  wire \valid_out$739 ;
-  wire \valid_out$768 ;
-  wire \valid_out$786 ;
-  wire \valid_out$804 ;
-  wire \valid_out$822 ;
-  wire \valid_out$840 ;
+  wire \valid_out$693 ;
+  wire \valid_out$711 ;
+  wire \valid_out$729 ;
+  wire \valid_out$747 ;
+  wire \valid_out$765 ;
+  wire \valid_out$798 ;
+  wire \valid_out$818 ;
+  wire \valid_out$838 ;
   wire \valid_out$858 ;
-  wire \valid_out$876 ;
-  wire \valid_out$907 ;
-  wire \valid_out$925 ;
-  wire \valid_out$943 ;
-  wire \valid_out$961 ;
-  wire \valid_out$979 ;
-  wire \valid_out$997 ;
+  wire \valid_out$878 ;
+  wire \valid_out$898 ;
+  wire \valid_out$918 ;
+  wire \valid_out$953 ;
+  wire \valid_out$973 ;
+  wire \valid_out$993 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$1004 ;
-  wire [7:0] \w_in$1022 ;
-  wire [7:0] \w_in$1035 ;
-  wire [7:0] \w_in$1053 ;
-  wire [7:0] \w_in$1071 ;
-  wire [7:0] \w_in$1089 ;
-  wire [7:0] \w_in$1107 ;
-  wire [7:0] \w_in$1125 ;
-  wire [7:0] \w_in$1143 ;
-  wire [7:0] \w_in$1161 ;
-  wire [7:0] \w_in$1174 ;
-  wire [7:0] \w_in$1192 ;
-  wire [7:0] \w_in$1210 ;
-  wire [7:0] \w_in$1228 ;
-  wire [7:0] \w_in$1246 ;
-  wire [7:0] \w_in$1264 ;
-  wire [7:0] \w_in$1282 ;
-  wire [7:0] \w_in$1300 ;
-  wire [7:0] \w_in$1313 ;
-  wire [7:0] \w_in$1331 ;
-  wire [7:0] \w_in$1349 ;
-  wire [7:0] \w_in$1367 ;
-  wire [7:0] \w_in$1385 ;
-  wire [7:0] \w_in$1403 ;
-  wire [7:0] \w_in$1421 ;
-  wire [7:0] \w_in$1439 ;
-  wire [7:0] \w_in$1452 ;
-  wire [7:0] \w_in$1470 ;
-  wire [7:0] \w_in$1488 ;
-  wire [7:0] \w_in$1506 ;
-  wire [7:0] \w_in$1524 ;
-  wire [7:0] \w_in$1542 ;
+  wire [7:0] \w_in$1000 ;
+  wire [7:0] \w_in$1020 ;
+  wire [7:0] \w_in$1040 ;
+  wire [7:0] \w_in$1060 ;
+  wire [7:0] \w_in$1080 ;
+  wire [7:0] \w_in$1095 ;
+  wire [7:0] \w_in$1115 ;
+  wire [7:0] \w_in$1135 ;
+  wire [7:0] \w_in$1155 ;
+  wire [7:0] \w_in$1175 ;
+  wire [7:0] \w_in$1195 ;
+  wire [7:0] \w_in$1215 ;
+  wire [7:0] \w_in$1235 ;
+  wire [7:0] \w_in$1250 ;
+  wire [7:0] \w_in$1270 ;
+  wire [7:0] \w_in$1290 ;
+  wire [7:0] \w_in$1310 ;
+  wire [7:0] \w_in$1330 ;
+  wire [7:0] \w_in$1350 ;
+  wire [7:0] \w_in$1370 ;
+  wire [7:0] \w_in$1390 ;
+  wire [7:0] \w_in$1405 ;
+  wire [7:0] \w_in$1425 ;
+  wire [7:0] \w_in$1445 ;
+  wire [7:0] \w_in$1465 ;
+  wire [7:0] \w_in$1485 ;
+  wire [7:0] \w_in$1505 ;
+  wire [7:0] \w_in$1525 ;
+  wire [7:0] \w_in$1545 ;
   wire [7:0] \w_in$1560 ;
-  wire [7:0] \w_in$1578 ;
-  wire [7:0] \w_in$1591 ;
-  wire [7:0] \w_in$1609 ;
-  wire [7:0] \w_in$1627 ;
-  wire [7:0] \w_in$1645 ;
-  wire [7:0] \w_in$1663 ;
-  wire [7:0] \w_in$1681 ;
-  wire [7:0] \w_in$1699 ;
-  wire [7:0] \w_in$1717 ;
-  wire [7:0] \w_in$649 ;
-  wire [7:0] \w_in$665 ;
+  wire [7:0] \w_in$1580 ;
+  wire [7:0] \w_in$1600 ;
+  wire [7:0] \w_in$1620 ;
+  wire [7:0] \w_in$1640 ;
+  wire [7:0] \w_in$1660 ;
+  wire [7:0] \w_in$1680 ;
+  wire [7:0] \w_in$1700 ;
+  wire [7:0] \w_in$1715 ;
+  wire [7:0] \w_in$1735 ;
+  wire [7:0] \w_in$1755 ;
+  wire [7:0] \w_in$1775 ;
+  wire [7:0] \w_in$1795 ;
+  wire [7:0] \w_in$1815 ;
+  wire [7:0] \w_in$1835 ;
+  wire [7:0] \w_in$1855 ;
+  wire [7:0] \w_in$663 ;
   wire [7:0] \w_in$681 ;
-  wire [7:0] \w_in$697 ;
-  wire [7:0] \w_in$713 ;
-  wire [7:0] \w_in$729 ;
-  wire [7:0] \w_in$745 ;
-  wire [7:0] \w_in$757 ;
-  wire [7:0] \w_in$775 ;
-  wire [7:0] \w_in$793 ;
-  wire [7:0] \w_in$811 ;
-  wire [7:0] \w_in$829 ;
-  wire [7:0] \w_in$847 ;
+  wire [7:0] \w_in$699 ;
+  wire [7:0] \w_in$717 ;
+  wire [7:0] \w_in$735 ;
+  wire [7:0] \w_in$753 ;
+  wire [7:0] \w_in$771 ;
+  wire [7:0] \w_in$785 ;
+  wire [7:0] \w_in$805 ;
+  wire [7:0] \w_in$825 ;
+  wire [7:0] \w_in$845 ;
   wire [7:0] \w_in$865 ;
-  wire [7:0] \w_in$883 ;
-  wire [7:0] \w_in$896 ;
-  wire [7:0] \w_in$914 ;
-  wire [7:0] \w_in$932 ;
-  wire [7:0] \w_in$950 ;
-  wire [7:0] \w_in$968 ;
-  wire [7:0] \w_in$986 ;
+  wire [7:0] \w_in$885 ;
+  wire [7:0] \w_in$905 ;
+  wire [7:0] \w_in$925 ;
+  wire [7:0] \w_in$940 ;
+  wire [7:0] \w_in$960 ;
+  wire [7:0] \w_in$980 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$1005 ;
-  wire [7:0] \w_out$1023 ;
-  wire [7:0] \w_out$1036 ;
-  wire [7:0] \w_out$1054 ;
-  wire [7:0] \w_out$1072 ;
-  wire [7:0] \w_out$1090 ;
-  wire [7:0] \w_out$1108 ;
-  wire [7:0] \w_out$1126 ;
-  wire [7:0] \w_out$1144 ;
-  wire [7:0] \w_out$1162 ;
-  wire [7:0] \w_out$1175 ;
-  wire [7:0] \w_out$1193 ;
-  wire [7:0] \w_out$1211 ;
-  wire [7:0] \w_out$1229 ;
-  wire [7:0] \w_out$1247 ;
-  wire [7:0] \w_out$1265 ;
-  wire [7:0] \w_out$1283 ;
-  wire [7:0] \w_out$1301 ;
-  wire [7:0] \w_out$1314 ;
-  wire [7:0] \w_out$1332 ;
-  wire [7:0] \w_out$1350 ;
-  wire [7:0] \w_out$1368 ;
-  wire [7:0] \w_out$1386 ;
-  wire [7:0] \w_out$1404 ;
-  wire [7:0] \w_out$1422 ;
-  wire [7:0] \w_out$1440 ;
-  wire [7:0] \w_out$1453 ;
-  wire [7:0] \w_out$1471 ;
-  wire [7:0] \w_out$1489 ;
-  wire [7:0] \w_out$1507 ;
-  wire [7:0] \w_out$1525 ;
-  wire [7:0] \w_out$1543 ;
+  wire [7:0] \w_out$1001 ;
+  wire [7:0] \w_out$1021 ;
+  wire [7:0] \w_out$1041 ;
+  wire [7:0] \w_out$1061 ;
+  wire [7:0] \w_out$1081 ;
+  wire [7:0] \w_out$1096 ;
+  wire [7:0] \w_out$1116 ;
+  wire [7:0] \w_out$1136 ;
+  wire [7:0] \w_out$1156 ;
+  wire [7:0] \w_out$1176 ;
+  wire [7:0] \w_out$1196 ;
+  wire [7:0] \w_out$1216 ;
+  wire [7:0] \w_out$1236 ;
+  wire [7:0] \w_out$1251 ;
+  wire [7:0] \w_out$1271 ;
+  wire [7:0] \w_out$1291 ;
+  wire [7:0] \w_out$1311 ;
+  wire [7:0] \w_out$1331 ;
+  wire [7:0] \w_out$1351 ;
+  wire [7:0] \w_out$1371 ;
+  wire [7:0] \w_out$1391 ;
+  wire [7:0] \w_out$1406 ;
+  wire [7:0] \w_out$1426 ;
+  wire [7:0] \w_out$1446 ;
+  wire [7:0] \w_out$1466 ;
+  wire [7:0] \w_out$1486 ;
+  wire [7:0] \w_out$1506 ;
+  wire [7:0] \w_out$1526 ;
+  wire [7:0] \w_out$1546 ;
   wire [7:0] \w_out$1561 ;
-  wire [7:0] \w_out$1579 ;
-  wire [7:0] \w_out$1592 ;
-  wire [7:0] \w_out$1610 ;
-  wire [7:0] \w_out$1628 ;
-  wire [7:0] \w_out$1646 ;
-  wire [7:0] \w_out$1664 ;
-  wire [7:0] \w_out$1682 ;
-  wire [7:0] \w_out$1700 ;
-  wire [7:0] \w_out$1718 ;
-  wire [7:0] \w_out$776 ;
-  wire [7:0] \w_out$794 ;
-  wire [7:0] \w_out$812 ;
-  wire [7:0] \w_out$830 ;
-  wire [7:0] \w_out$848 ;
+  wire [7:0] \w_out$1581 ;
+  wire [7:0] \w_out$1601 ;
+  wire [7:0] \w_out$1621 ;
+  wire [7:0] \w_out$1641 ;
+  wire [7:0] \w_out$1661 ;
+  wire [7:0] \w_out$1681 ;
+  wire [7:0] \w_out$1701 ;
+  wire [7:0] \w_out$1716 ;
+  wire [7:0] \w_out$1736 ;
+  wire [7:0] \w_out$1756 ;
+  wire [7:0] \w_out$1776 ;
+  wire [7:0] \w_out$1796 ;
+  wire [7:0] \w_out$1816 ;
+  wire [7:0] \w_out$1836 ;
+  wire [7:0] \w_out$1856 ;
+  wire [7:0] \w_out$806 ;
+  wire [7:0] \w_out$826 ;
+  wire [7:0] \w_out$846 ;
   wire [7:0] \w_out$866 ;
-  wire [7:0] \w_out$884 ;
-  wire [7:0] \w_out$897 ;
-  wire [7:0] \w_out$915 ;
-  wire [7:0] \w_out$933 ;
-  wire [7:0] \w_out$951 ;
-  wire [7:0] \w_out$969 ;
-  wire [7:0] \w_out$987 ;
+  wire [7:0] \w_out$886 ;
+  wire [7:0] \w_out$906 ;
+  wire [7:0] \w_out$926 ;
+  wire [7:0] \w_out$941 ;
+  wire [7:0] \w_out$961 ;
+  wire [7:0] \w_out$981 ;
   (* init = 1'h0 *)
   wire w_shift;
   (* init = 1'h0 *)
-  wire \w_shift$1007 ;
+  wire \w_shift$1003 ;
   (* init = 1'h0 *)
-  wire \w_shift$1025 ;
+  wire \w_shift$1023 ;
   (* init = 1'h0 *)
-  wire \w_shift$1038 ;
+  wire \w_shift$1043 ;
   (* init = 1'h0 *)
-  wire \w_shift$1056 ;
+  wire \w_shift$1063 ;
   (* init = 1'h0 *)
-  wire \w_shift$1074 ;
+  wire \w_shift$1083 ;
   (* init = 1'h0 *)
-  wire \w_shift$1092 ;
+  wire \w_shift$1098 ;
   (* init = 1'h0 *)
-  wire \w_shift$1110 ;
+  wire \w_shift$1118 ;
   (* init = 1'h0 *)
-  wire \w_shift$1128 ;
+  wire \w_shift$1138 ;
   (* init = 1'h0 *)
-  wire \w_shift$1146 ;
+  wire \w_shift$1158 ;
   (* init = 1'h0 *)
-  wire \w_shift$1164 ;
+  wire \w_shift$1178 ;
   (* init = 1'h0 *)
-  wire \w_shift$1177 ;
+  wire \w_shift$1198 ;
   (* init = 1'h0 *)
-  wire \w_shift$1195 ;
+  wire \w_shift$1218 ;
   (* init = 1'h0 *)
-  wire \w_shift$1213 ;
+  wire \w_shift$1238 ;
   (* init = 1'h0 *)
-  wire \w_shift$1231 ;
+  wire \w_shift$1253 ;
   (* init = 1'h0 *)
-  wire \w_shift$1249 ;
+  wire \w_shift$1273 ;
   (* init = 1'h0 *)
-  wire \w_shift$1267 ;
+  wire \w_shift$1293 ;
   (* init = 1'h0 *)
-  wire \w_shift$1285 ;
+  wire \w_shift$1313 ;
   (* init = 1'h0 *)
-  wire \w_shift$1303 ;
+  wire \w_shift$1333 ;
   (* init = 1'h0 *)
-  wire \w_shift$1316 ;
+  wire \w_shift$1353 ;
   (* init = 1'h0 *)
-  wire \w_shift$1334 ;
+  wire \w_shift$1373 ;
   (* init = 1'h0 *)
-  wire \w_shift$1352 ;
+  wire \w_shift$1393 ;
   (* init = 1'h0 *)
-  wire \w_shift$1370 ;
+  wire \w_shift$1408 ;
   (* init = 1'h0 *)
-  wire \w_shift$1388 ;
+  wire \w_shift$1428 ;
   (* init = 1'h0 *)
-  wire \w_shift$1406 ;
+  wire \w_shift$1448 ;
   (* init = 1'h0 *)
-  wire \w_shift$1424 ;
+  wire \w_shift$1468 ;
   (* init = 1'h0 *)
-  wire \w_shift$1442 ;
+  wire \w_shift$1488 ;
   (* init = 1'h0 *)
-  wire \w_shift$1455 ;
+  wire \w_shift$1508 ;
   (* init = 1'h0 *)
-  wire \w_shift$1473 ;
+  wire \w_shift$1528 ;
   (* init = 1'h0 *)
-  wire \w_shift$1491 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1509 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1527 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1545 ;
+  wire \w_shift$1548 ;
   (* init = 1'h0 *)
   wire \w_shift$1563 ;
   (* init = 1'h0 *)
-  wire \w_shift$1581 ;
+  wire \w_shift$1583 ;
   (* init = 1'h0 *)
-  wire \w_shift$1594 ;
+  wire \w_shift$1603 ;
   (* init = 1'h0 *)
-  wire \w_shift$1612 ;
+  wire \w_shift$1623 ;
   (* init = 1'h0 *)
-  wire \w_shift$1630 ;
+  wire \w_shift$1643 ;
   (* init = 1'h0 *)
-  wire \w_shift$1648 ;
+  wire \w_shift$1663 ;
   (* init = 1'h0 *)
-  wire \w_shift$1666 ;
+  wire \w_shift$1683 ;
   (* init = 1'h0 *)
-  wire \w_shift$1684 ;
+  wire \w_shift$1703 ;
   (* init = 1'h0 *)
-  wire \w_shift$1702 ;
+  wire \w_shift$1718 ;
   (* init = 1'h0 *)
-  wire \w_shift$635 ;
+  wire \w_shift$1738 ;
   (* init = 1'h0 *)
-  wire \w_shift$651 ;
+  wire \w_shift$1758 ;
   (* init = 1'h0 *)
-  wire \w_shift$667 ;
+  wire \w_shift$1778 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1798 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1818 ;
+  (* init = 1'h0 *)
+  wire \w_shift$1838 ;
+  (* init = 1'h0 *)
+  wire \w_shift$647 ;
+  (* init = 1'h0 *)
+  wire \w_shift$665 ;
   (* init = 1'h0 *)
   wire \w_shift$683 ;
   (* init = 1'h0 *)
-  wire \w_shift$699 ;
+  wire \w_shift$701 ;
   (* init = 1'h0 *)
-  wire \w_shift$715 ;
+  wire \w_shift$719 ;
   (* init = 1'h0 *)
-  wire \w_shift$731 ;
+  wire \w_shift$737 ;
   (* init = 1'h0 *)
-  wire \w_shift$747 ;
+  wire \w_shift$755 ;
   (* init = 1'h0 *)
-  wire \w_shift$760 ;
+  wire \w_shift$773 ;
   (* init = 1'h0 *)
-  wire \w_shift$778 ;
+  wire \w_shift$788 ;
   (* init = 1'h0 *)
-  wire \w_shift$796 ;
+  wire \w_shift$808 ;
   (* init = 1'h0 *)
-  wire \w_shift$814 ;
+  wire \w_shift$828 ;
   (* init = 1'h0 *)
-  wire \w_shift$832 ;
-  (* init = 1'h0 *)
-  wire \w_shift$850 ;
+  wire \w_shift$848 ;
   (* init = 1'h0 *)
   wire \w_shift$868 ;
   (* init = 1'h0 *)
-  wire \w_shift$886 ;
+  wire \w_shift$888 ;
   (* init = 1'h0 *)
-  wire \w_shift$899 ;
+  wire \w_shift$908 ;
   (* init = 1'h0 *)
-  wire \w_shift$917 ;
+  wire \w_shift$928 ;
   (* init = 1'h0 *)
-  wire \w_shift$935 ;
+  wire \w_shift$943 ;
   (* init = 1'h0 *)
-  wire \w_shift$953 ;
+  wire \w_shift$963 ;
   (* init = 1'h0 *)
-  wire \w_shift$971 ;
-  (* init = 1'h0 *)
-  wire \w_shift$989 ;
+  wire \w_shift$983 ;
   input [63:0] weights__payload;
   wire [63:0] weights__payload;
   wire [63:0] \weights__payload.w ;
@@ -2800,6 +2941,38 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
+  always @(posedge clk)
+    shift_6_6_q <= \$221 ;
+  always @(posedge clk)
+    capture_6_6_q <= \$222 ;
+  always @(posedge clk)
+    en_pe_6_7 <= \$223 ;
+  always @(posedge clk)
+    shift_6_7_q <= \$224 ;
+  always @(posedge clk)
+    capture_6_7_q <= \$225 ;
+  always @(posedge clk)
+    en_pe_7_0 <= \$226 ;
+  always @(posedge clk)
+    shift_7_0_q <= \$227 ;
+  always @(posedge clk)
+    capture_7_0_q <= \$228 ;
+  always @(posedge clk)
+    en_pe_7_1 <= \$229 ;
+  always @(posedge clk)
+    shift_7_1_q <= \$230 ;
+  always @(posedge clk)
+    capture_7_1_q <= \$231 ;
+  always @(posedge clk)
+    en_pe_7_2 <= \$232 ;
+  always @(posedge clk)
+    shift_7_2_q <= \$233 ;
+  always @(posedge clk)
+    capture_7_2_q <= \$234 ;
+  always @(posedge clk)
+    en_pe_7_3 <= \$235 ;
+  always @(posedge clk)
+    shift_7_3_q <= \$236 ;
   always @(posedge clk)
     capture_7_3_q <= \$237 ;
   always @(posedge clk)
@@ -3089,215 +3262,233 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$259  = skid_valid_7 ? skid[255:224] : out[255:224];
   assign \$260  = ~ first;
   assign \$261  = \$260  | shadow_full;
-  assign operands__ready = en & \$261 ;
+  assign \$262  = en & \$261 ;
+  assign operands__ready = \$262  & released;
   assign a_accept = operands__valid & operands__ready;
-  assign \$262  = loaded == 4'h8;
-  assign \$263  = en & \$262 ;
-  assign \$264  = ~ shadow_full;
-  assign \$265  = \$263  & \$264 ;
-  assign \$266  = since_first >= 3'h7;
-  assign capture = \$265  & \$266 ;
-  assign \$267  = loaded < 4'h8;
-  assign \$268  = \$267  | capture;
-  assign weights__ready = en & \$268 ;
+  assign \$263  = loaded == 4'h8;
+  assign \$264  = en & \$263 ;
+  assign \$265  = ~ shadow_full;
+  assign \$266  = \$264  & \$265 ;
+  assign \$267  = since_first >= 3'h7;
+  assign capture = \$266  & \$267 ;
+  assign \$268  = loaded < 4'h8;
+  assign \$269  = \$268  | capture;
+  assign \$270  = en & \$269 ;
+  assign weights__ready = \$270  & released;
   assign w_accept = weights__valid & weights__ready;
-  assign \$269  = in_flags[0] | results__valid;
-  assign \$271  = \$270  | \valid_in$642 ;
-  assign \$272  = \$271  | \valid_in$658 ;
-  assign \$273  = \$272  | \valid_in$674 ;
-  assign \$274  = \$273  | \valid_in$690 ;
-  assign \$275  = \$274  | \valid_in$706 ;
-  assign \$276  = \$275  | \valid_in$722 ;
-  assign \$277  = \$276  | \valid_in$738 ;
-  assign \$278  = \$277  | \o$628 [3];
-  assign \$279  = \$278  | \valid_in$767 ;
-  assign \$280  = \$279  | \valid_in$785 ;
-  assign \$281  = \$280  | \valid_in$803 ;
-  assign \$282  = \$281  | \valid_in$821 ;
-  assign \$283  = \$282  | \valid_in$839 ;
+  assign \$271  = in_flags[0] | results__valid;
+  assign \$273  = \$272  | \valid_in$656 ;
+  assign \$274  = \$273  | \valid_in$674 ;
+  assign \$275  = \$274  | \valid_in$692 ;
+  assign \$276  = \$275  | \valid_in$710 ;
+  assign \$277  = \$276  | \valid_in$728 ;
+  assign \$278  = \$277  | \valid_in$746 ;
+  assign \$279  = \$278  | \valid_in$764 ;
+  assign \$280  = \$279  | \o$640 [3];
+  assign \$281  = \$280  | \valid_in$797 ;
+  assign \$282  = \$281  | \valid_in$817 ;
+  assign \$283  = \$282  | \valid_in$837 ;
   assign \$284  = \$283  | \valid_in$857 ;
-  assign \$285  = \$284  | \valid_in$875 ;
-  assign \$286  = \$285  | \o$628 [6];
-  assign \$287  = \$286  | \valid_in$906 ;
-  assign \$288  = \$287  | \valid_in$924 ;
-  assign \$289  = \$288  | \valid_in$942 ;
-  assign \$290  = \$289  | \valid_in$960 ;
-  assign \$291  = \$290  | \valid_in$978 ;
-  assign \$292  = \$291  | \valid_in$996 ;
-  assign \$293  = \$292  | \valid_in$1014 ;
-  assign \$294  = \$293  | \o$628 [9];
-  assign \$295  = \$294  | \valid_in$1045 ;
-  assign \$296  = \$295  | \valid_in$1063 ;
-  assign \$297  = \$296  | \valid_in$1081 ;
-  assign \$298  = \$297  | \valid_in$1099 ;
-  assign \$299  = \$298  | \valid_in$1117 ;
-  assign \$300  = \$299  | \valid_in$1135 ;
-  assign \$301  = \$300  | \valid_in$1153 ;
-  assign \$302  = \$301  | \o$628 [12];
-  assign \$303  = \$302  | \valid_in$1184 ;
-  assign \$304  = \$303  | \valid_in$1202 ;
-  assign \$305  = \$304  | \valid_in$1220 ;
-  assign \$306  = \$305  | \valid_in$1238 ;
-  assign \$307  = \$306  | \valid_in$1256 ;
-  assign \$308  = \$307  | \valid_in$1274 ;
-  assign \$309  = \$308  | \valid_in$1292 ;
-  assign \$310  = \$309  | \o$628 [15];
-  assign \$311  = \$310  | \valid_in$1323 ;
-  assign \$312  = \$311  | \valid_in$1341 ;
-  assign \$313  = \$312  | \valid_in$1359 ;
-  assign \$314  = \$313  | \valid_in$1377 ;
-  assign \$315  = \$314  | \valid_in$1395 ;
-  assign \$316  = \$315  | \valid_in$1413 ;
-  assign \$317  = \$316  | \valid_in$1431 ;
-  assign \$318  = \$317  | \o$628 [18];
-  assign \$319  = \$318  | \valid_in$1462 ;
-  assign \$320  = \$319  | \valid_in$1480 ;
-  assign \$321  = \$320  | \valid_in$1498 ;
-  assign \$322  = \$321  | \valid_in$1516 ;
-  assign \$323  = \$322  | \valid_in$1534 ;
-  assign \$324  = \$323  | \valid_in$1552 ;
-  assign \$325  = \$324  | \valid_in$1570 ;
-  assign \$326  = \$325  | \o$628 [21];
-  assign \$327  = \$326  | \valid_in$1601 ;
-  assign \$328  = \$327  | \valid_in$1619 ;
-  assign \$329  = \$328  | \valid_in$1637 ;
-  assign \$330  = \$329  | \valid_in$1655 ;
-  assign \$331  = \$330  | \valid_in$1673 ;
-  assign \$332  = \$331  | \valid_in$1691 ;
-  assign \$333  = \$332  | \valid_in$1709 ;
-  assign busy = \$269  | \$333 ;
+  assign \$285  = \$284  | \valid_in$877 ;
+  assign \$286  = \$285  | \valid_in$897 ;
+  assign \$287  = \$286  | \valid_in$917 ;
+  assign \$288  = \$287  | \o$640 [6];
+  assign \$289  = \$288  | \valid_in$952 ;
+  assign \$290  = \$289  | \valid_in$972 ;
+  assign \$291  = \$290  | \valid_in$992 ;
+  assign \$292  = \$291  | \valid_in$1012 ;
+  assign \$293  = \$292  | \valid_in$1032 ;
+  assign \$294  = \$293  | \valid_in$1052 ;
+  assign \$295  = \$294  | \valid_in$1072 ;
+  assign \$296  = \$295  | \o$640 [9];
+  assign \$297  = \$296  | \valid_in$1107 ;
+  assign \$298  = \$297  | \valid_in$1127 ;
+  assign \$299  = \$298  | \valid_in$1147 ;
+  assign \$300  = \$299  | \valid_in$1167 ;
+  assign \$301  = \$300  | \valid_in$1187 ;
+  assign \$302  = \$301  | \valid_in$1207 ;
+  assign \$303  = \$302  | \valid_in$1227 ;
+  assign \$304  = \$303  | \o$640 [12];
+  assign \$305  = \$304  | \valid_in$1262 ;
+  assign \$306  = \$305  | \valid_in$1282 ;
+  assign \$307  = \$306  | \valid_in$1302 ;
+  assign \$308  = \$307  | \valid_in$1322 ;
+  assign \$309  = \$308  | \valid_in$1342 ;
+  assign \$310  = \$309  | \valid_in$1362 ;
+  assign \$311  = \$310  | \valid_in$1382 ;
+  assign \$312  = \$311  | \o$640 [15];
+  assign \$313  = \$312  | \valid_in$1417 ;
+  assign \$314  = \$313  | \valid_in$1437 ;
+  assign \$315  = \$314  | \valid_in$1457 ;
+  assign \$316  = \$315  | \valid_in$1477 ;
+  assign \$317  = \$316  | \valid_in$1497 ;
+  assign \$318  = \$317  | \valid_in$1517 ;
+  assign \$319  = \$318  | \valid_in$1537 ;
+  assign \$320  = \$319  | \o$640 [18];
+  assign \$321  = \$320  | \valid_in$1572 ;
+  assign \$322  = \$321  | \valid_in$1592 ;
+  assign \$323  = \$322  | \valid_in$1612 ;
+  assign \$324  = \$323  | \valid_in$1632 ;
+  assign \$325  = \$324  | \valid_in$1652 ;
+  assign \$326  = \$325  | \valid_in$1672 ;
+  assign \$327  = \$326  | \valid_in$1692 ;
+  assign \$328  = \$327  | \o$640 [21];
+  assign \$329  = \$328  | \valid_in$1727 ;
+  assign \$330  = \$329  | \valid_in$1747 ;
+  assign \$331  = \$330  | \valid_in$1767 ;
+  assign \$332  = \$331  | \valid_in$1787 ;
+  assign \$333  = \$332  | \valid_in$1807 ;
+  assign \$334  = \$333  | \valid_in$1827 ;
+  assign \$335  = \$334  | \valid_in$1847 ;
+  assign busy = \$271  | \$335 ;
   always @(posedge clk)
-    rst_pe_0_0 <= rst;
+    rst_group_row_0 <= rst;
   always @(posedge clk)
-    rst_pe_0_1 <= rst;
+    rst_pe_0_0 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_2 <= rst;
+    rst_pe_0_1 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_3 <= rst;
+    rst_pe_0_2 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_4 <= rst;
+    rst_pe_0_3 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_5 <= rst;
+    rst_pe_0_4 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_6 <= rst;
+    rst_pe_0_5 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_0_7 <= rst;
+    rst_pe_0_6 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_0 <= rst;
+    rst_pe_0_7 <= rst_group_row_0;
   always @(posedge clk)
-    rst_pe_1_1 <= rst;
+    rst_group_row_1 <= rst;
   always @(posedge clk)
-    rst_pe_1_2 <= rst;
+    rst_pe_1_0 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_3 <= rst;
+    rst_pe_1_1 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_4 <= rst;
+    rst_pe_1_2 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_5 <= rst;
+    rst_pe_1_3 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_6 <= rst;
+    rst_pe_1_4 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_1_7 <= rst;
+    rst_pe_1_5 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_0 <= rst;
+    rst_pe_1_6 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_1 <= rst;
+    rst_pe_1_7 <= rst_group_row_1;
   always @(posedge clk)
-    rst_pe_2_2 <= rst;
+    rst_group_row_2 <= rst;
   always @(posedge clk)
-    rst_pe_2_3 <= rst;
+    rst_pe_2_0 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_2_4 <= rst;
+    rst_pe_2_1 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_2_5 <= rst;
+    rst_pe_2_2 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_2_6 <= rst;
+    rst_pe_2_3 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_2_7 <= rst;
+    rst_pe_2_4 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_0 <= rst;
+    rst_pe_2_5 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_1 <= rst;
+    rst_pe_2_6 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_2 <= rst;
+    rst_pe_2_7 <= rst_group_row_2;
   always @(posedge clk)
-    rst_pe_3_3 <= rst;
+    rst_group_row_3 <= rst;
   always @(posedge clk)
-    rst_pe_3_4 <= rst;
+    rst_pe_3_0 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_3_5 <= rst;
+    rst_pe_3_1 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_3_6 <= rst;
+    rst_pe_3_2 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_3_7 <= rst;
+    rst_pe_3_3 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_0 <= rst;
+    rst_pe_3_4 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_1 <= rst;
+    rst_pe_3_5 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_2 <= rst;
+    rst_pe_3_6 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_3 <= rst;
+    rst_pe_3_7 <= rst_group_row_3;
   always @(posedge clk)
-    rst_pe_4_4 <= rst;
+    rst_group_row_4 <= rst;
   always @(posedge clk)
-    rst_pe_4_5 <= rst;
+    rst_pe_4_0 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_4_6 <= rst;
+    rst_pe_4_1 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_4_7 <= rst;
+    rst_pe_4_2 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_0 <= rst;
+    rst_pe_4_3 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_1 <= rst;
+    rst_pe_4_4 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_2 <= rst;
+    rst_pe_4_5 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_3 <= rst;
+    rst_pe_4_6 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_4 <= rst;
+    rst_pe_4_7 <= rst_group_row_4;
   always @(posedge clk)
-    rst_pe_5_5 <= rst;
+    rst_group_row_5 <= rst;
   always @(posedge clk)
-    rst_pe_5_6 <= rst;
+    rst_pe_5_0 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_5_7 <= rst;
+    rst_pe_5_1 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_0 <= rst;
+    rst_pe_5_2 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_1 <= rst;
+    rst_pe_5_3 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_2 <= rst;
+    rst_pe_5_4 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_3 <= rst;
+    rst_pe_5_5 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_4 <= rst;
+    rst_pe_5_6 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_5 <= rst;
+    rst_pe_5_7 <= rst_group_row_5;
   always @(posedge clk)
-    rst_pe_6_6 <= rst;
+    rst_group_row_6 <= rst;
   always @(posedge clk)
-    rst_pe_6_7 <= rst;
+    rst_pe_6_0 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_0 <= rst;
+    rst_pe_6_1 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_1 <= rst;
+    rst_pe_6_2 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_2 <= rst;
+    rst_pe_6_3 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_3 <= rst;
+    rst_pe_6_4 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_4 <= rst;
+    rst_pe_6_5 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_5 <= rst;
+    rst_pe_6_6 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_6 <= rst;
+    rst_pe_6_7 <= rst_group_row_6;
   always @(posedge clk)
-    rst_pe_7_7 <= rst;
+    rst_group_row_7 <= rst;
   always @(posedge clk)
-    skid_valid <= \$334 ;
+    rst_pe_7_0 <= rst_group_row_7;
   always @(posedge clk)
-    skid <= \$335 ;
+    rst_pe_7_1 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_2 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_3 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_4 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_5 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_6 <= rst_group_row_7;
+  always @(posedge clk)
+    rst_pe_7_7 <= rst_group_row_7;
+  always @(posedge clk)
+    skid_valid <= \$336 ;
+  always @(posedge clk)
+    skid <= \$337 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -3333,17 +3524,19 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en <= \$18 ;
   always @(posedge clk)
-    loaded <= \$336 ;
+    released <= \$338 ;
   always @(posedge clk)
-    shadow_full <= \$337 ;
+    loaded <= \$339 ;
   always @(posedge clk)
-    since_first <= \$338 ;
+    shadow_full <= \$340 ;
   always @(posedge clk)
-    first <= \$339 ;
+    since_first <= \$341 ;
+  always @(posedge clk)
+    first <= \$342 ;
   always @(posedge clk)
     en_in_w_0 <= \$24 ;
   always @(posedge clk)
-    in_w <= \$340 ;
+    in_w <= \$343 ;
   always @(posedge clk)
     en_in_w_1 <= \$25 ;
   always @(posedge clk)
@@ -3361,7 +3554,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_0 <= \$32 ;
   always @(posedge clk)
-    in_a <= \$341 ;
+    in_a <= \$344 ;
   always @(posedge clk)
     en_in_a_1 <= \$33 ;
   always @(posedge clk)
@@ -3377,11 +3570,13 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_7 <= \$39 ;
   always @(posedge clk)
-    in_wctl <= \$342 ;
+    in_wctl <= \$345 ;
   always @(posedge clk)
-    in_flags <= \$343 ;
+    in_flags <= \$346 ;
   always @(posedge clk)
-    rst_skew_flags <= rst;
+    rst_group_skew_flags <= rst;
+  always @(posedge clk)
+    rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
     en_skew_w_0 <= \$40 ;
   always @(posedge clk)
@@ -3744,1606 +3939,1701 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
     capture_6_5_q <= \$219 ;
   always @(posedge clk)
     en_pe_6_6 <= \$220 ;
-  always @(posedge clk)
-    shift_6_6_q <= \$221 ;
-  always @(posedge clk)
-    capture_6_6_q <= \$222 ;
-  always @(posedge clk)
-    en_pe_6_7 <= \$223 ;
-  always @(posedge clk)
-    shift_6_7_q <= \$224 ;
-  always @(posedge clk)
-    capture_6_7_q <= \$225 ;
-  always @(posedge clk)
-    en_pe_7_0 <= \$226 ;
-  always @(posedge clk)
-    shift_7_0_q <= \$227 ;
-  always @(posedge clk)
-    capture_7_0_q <= \$228 ;
-  always @(posedge clk)
-    en_pe_7_1 <= \$229 ;
-  always @(posedge clk)
-    shift_7_1_q <= \$230 ;
-  always @(posedge clk)
-    capture_7_1_q <= \$231 ;
-  always @(posedge clk)
-    en_pe_7_2 <= \$232 ;
-  always @(posedge clk)
-    shift_7_2_q <= \$233 ;
-  always @(posedge clk)
-    capture_7_2_q <= \$234 ;
-  always @(posedge clk)
-    en_pe_7_3 <= \$235 ;
-  always @(posedge clk)
-    shift_7_3_q <= \$236 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$1619$0 (en_deskew_0),
-    .\port$1620$0 (en_deskew_1),
-    .\port$1621$0 (en_deskew_2),
-    .\port$1622$0 (en_deskew_3),
-    .\port$1623$0 (en_deskew_4),
-    .\port$1624$0 (en_deskew_5),
-    .\port$1625$0 (en_deskew_6),
-    .\port$1626$0 (en_deskew_7),
+    .\port$1693$0 (en_deskew_0),
+    .\port$1694$0 (en_deskew_1),
+    .\port$1695$0 (en_deskew_2),
+    .\port$1696$0 (en_deskew_3),
+    .\port$1697$0 (en_deskew_4),
+    .\port$1698$0 (en_deskew_5),
+    .\port$1699$0 (en_deskew_6),
+    .\port$1700$0 (en_deskew_7),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$626 [7:0]),
-    .a_next(\o_next$622 [7:0]),
-    .a_out(\a_in$640 ),
+    .a_in(\o$638 [7:0]),
+    .a_next(\o_next$633 [7:0]),
+    .a_out(\a_in$654 ),
     .capture(capture_0_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_0_0),
-    .first_next(\o_next$624 [1]),
-    .first_next_out(\first_next$638 ),
-    .first_out(\first_in$644 ),
-    .last_out(\last_in$646 ),
+    .first_next_out(\first_next$651 ),
+    .first_out(\first_in$658 ),
+    .last_out(\last_in$660 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3522$0 (\o$628 [2:0]),
-    .psum_out(\psum_in$755 ),
-    .valid_out(\valid_in$642 ),
-    .w_in(\o$633 [7:0]),
-    .w_out(\w_in$757 ),
+    .\port$3855$0 (\o$640 [2:0]),
+    .\port$3856$0 (\o_next$635 [1:0]),
+    .psum_out(\psum_in$783 ),
+    .valid_out(\valid_in$656 ),
+    .w_in(\o$645 [7:0]),
+    .w_out(\w_in$785 ),
     .w_shift(shift_0_0_q)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$640 ),
-    .a_next(\o$626 [7:0]),
-    .a_out(\a_in$656 ),
+    .a_in(\a_in$654 ),
+    .a_next(\o$638 [7:0]),
+    .a_out(\a_in$672 ),
     .capture(capture_0_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_0_1),
-    .first_in(\first_in$644 ),
-    .first_next(\first_next$638 ),
-    .first_next_out(\first_next$654 ),
-    .first_out(\first_in$660 ),
-    .last_in(\last_in$646 ),
-    .last_out(\last_in$662 ),
+    .first_in(\first_in$658 ),
+    .first_next(\first_next$651 ),
+    .first_next_out(\first_next$669 ),
+    .first_out(\first_in$676 ),
+    .last_in(\last_in$660 ),
+    .last_out(\last_in$678 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$773 ),
-    .valid_in(\valid_in$642 ),
-    .valid_out(\valid_in$658 ),
-    .w_in(\o$633 [15:8]),
-    .w_out(\w_in$775 ),
+    .psum_out(\psum_in$803 ),
+    .valid_in(\valid_in$656 ),
+    .valid_next(\o$640 [0]),
+    .valid_out(\valid_in$674 ),
+    .w_in(\o$645 [15:8]),
+    .w_out(\w_in$805 ),
     .w_shift(shift_0_1_q)
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$656 ),
-    .a_next(\a_in$640 ),
-    .a_out(\a_in$672 ),
+    .a_in(\a_in$672 ),
+    .a_next(\a_in$654 ),
+    .a_out(\a_in$690 ),
     .capture(capture_0_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_0_2),
-    .first_in(\first_in$660 ),
-    .first_next(\first_next$654 ),
-    .first_next_out(\first_next$670 ),
-    .first_out(\first_in$676 ),
-    .last_in(\last_in$662 ),
-    .last_out(\last_in$678 ),
+    .first_in(\first_in$676 ),
+    .first_next(\first_next$669 ),
+    .first_next_out(\first_next$687 ),
+    .first_out(\first_in$694 ),
+    .last_in(\last_in$678 ),
+    .last_out(\last_in$696 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$791 ),
-    .valid_in(\valid_in$658 ),
-    .valid_out(\valid_in$674 ),
-    .w_in(\o$633 [23:16]),
-    .w_out(\w_in$793 ),
+    .psum_out(\psum_in$823 ),
+    .valid_in(\valid_in$674 ),
+    .valid_next(\valid_in$656 ),
+    .valid_out(\valid_in$692 ),
+    .w_in(\o$645 [23:16]),
+    .w_out(\w_in$825 ),
     .w_shift(shift_0_2_q)
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$672 ),
-    .a_next(\a_in$656 ),
-    .a_out(\a_in$688 ),
+    .a_in(\a_in$690 ),
+    .a_next(\a_in$672 ),
+    .a_out(\a_in$708 ),
     .capture(capture_0_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_0_3),
-    .first_in(\first_in$676 ),
-    .first_next(\first_next$670 ),
-    .first_next_out(\first_next$686 ),
-    .first_out(\first_in$692 ),
-    .last_in(\last_in$678 ),
-    .last_out(\last_in$694 ),
+    .first_in(\first_in$694 ),
+    .first_next(\first_next$687 ),
+    .first_next_out(\first_next$705 ),
+    .first_out(\first_in$712 ),
+    .last_in(\last_in$696 ),
+    .last_out(\last_in$714 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$809 ),
-    .valid_in(\valid_in$674 ),
-    .valid_out(\valid_in$690 ),
-    .w_in(\o$633 [31:24]),
-    .w_out(\w_in$811 ),
+    .psum_out(\psum_in$843 ),
+    .valid_in(\valid_in$692 ),
+    .valid_next(\valid_in$674 ),
+    .valid_out(\valid_in$710 ),
+    .w_in(\o$645 [31:24]),
+    .w_out(\w_in$845 ),
     .w_shift(shift_0_3_q)
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$688 ),
-    .a_next(\a_in$672 ),
-    .a_out(\a_in$704 ),
+    .a_in(\a_in$708 ),
+    .a_next(\a_in$690 ),
+    .a_out(\a_in$726 ),
     .capture(capture_0_4_q),
+    .capture_next(o_next[9]),
     .en(en_pe_0_4),
-    .first_in(\first_in$692 ),
-    .first_next(\first_next$686 ),
-    .first_next_out(\first_next$702 ),
-    .first_out(\first_in$708 ),
-    .last_in(\last_in$694 ),
-    .last_out(\last_in$710 ),
+    .first_in(\first_in$712 ),
+    .first_next(\first_next$705 ),
+    .first_next_out(\first_next$723 ),
+    .first_out(\first_in$730 ),
+    .last_in(\last_in$714 ),
+    .last_out(\last_in$732 ),
     .pe_0_4_sync_clk(clk),
     .pe_0_4_sync_rst(rst_pe_0_4),
-    .psum_out(\psum_in$827 ),
-    .valid_in(\valid_in$690 ),
-    .valid_out(\valid_in$706 ),
-    .w_in(\o$633 [39:32]),
-    .w_out(\w_in$829 ),
+    .psum_out(\psum_in$863 ),
+    .valid_in(\valid_in$710 ),
+    .valid_next(\valid_in$692 ),
+    .valid_out(\valid_in$728 ),
+    .w_in(\o$645 [39:32]),
+    .w_out(\w_in$865 ),
     .w_shift(shift_0_4_q)
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$704 ),
-    .a_next(\a_in$688 ),
-    .a_out(\a_in$720 ),
+    .a_in(\a_in$726 ),
+    .a_next(\a_in$708 ),
+    .a_out(\a_in$744 ),
     .capture(capture_0_5_q),
+    .capture_next(o_next[11]),
     .en(en_pe_0_5),
-    .first_in(\first_in$708 ),
-    .first_next(\first_next$702 ),
-    .first_next_out(\first_next$718 ),
-    .first_out(\first_in$724 ),
-    .last_in(\last_in$710 ),
-    .last_out(\last_in$726 ),
+    .first_in(\first_in$730 ),
+    .first_next(\first_next$723 ),
+    .first_next_out(\first_next$741 ),
+    .first_out(\first_in$748 ),
+    .last_in(\last_in$732 ),
+    .last_out(\last_in$750 ),
     .pe_0_5_sync_clk(clk),
     .pe_0_5_sync_rst(rst_pe_0_5),
-    .psum_out(\psum_in$845 ),
-    .valid_in(\valid_in$706 ),
-    .valid_out(\valid_in$722 ),
-    .w_in(\o$633 [47:40]),
-    .w_out(\w_in$847 ),
+    .psum_out(\psum_in$883 ),
+    .valid_in(\valid_in$728 ),
+    .valid_next(\valid_in$710 ),
+    .valid_out(\valid_in$746 ),
+    .w_in(\o$645 [47:40]),
+    .w_out(\w_in$885 ),
     .w_shift(shift_0_5_q)
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$720 ),
-    .a_next(\a_in$704 ),
-    .a_out(\a_in$736 ),
+    .a_in(\a_in$744 ),
+    .a_next(\a_in$726 ),
+    .a_out(\a_in$762 ),
     .capture(capture_0_6_q),
+    .capture_next(o_next[13]),
     .en(en_pe_0_6),
-    .first_in(\first_in$724 ),
-    .first_next(\first_next$718 ),
-    .first_next_out(\first_next$734 ),
-    .first_out(\first_in$740 ),
-    .last_in(\last_in$726 ),
-    .last_out(\last_in$742 ),
+    .first_in(\first_in$748 ),
+    .first_next(\first_next$741 ),
+    .first_next_out(\first_next$759 ),
+    .first_out(\first_in$766 ),
+    .last_in(\last_in$750 ),
+    .last_out(\last_in$768 ),
     .pe_0_6_sync_clk(clk),
     .pe_0_6_sync_rst(rst_pe_0_6),
-    .psum_out(\psum_in$863 ),
-    .valid_in(\valid_in$722 ),
-    .valid_out(\valid_in$738 ),
-    .w_in(\o$633 [55:48]),
-    .w_out(\w_in$865 ),
+    .psum_out(\psum_in$903 ),
+    .valid_in(\valid_in$746 ),
+    .valid_next(\valid_in$728 ),
+    .valid_out(\valid_in$764 ),
+    .w_in(\o$645 [55:48]),
+    .w_out(\w_in$905 ),
     .w_shift(shift_0_6_q)
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$736 ),
-    .a_next(\a_in$720 ),
+    .a_in(\a_in$762 ),
+    .a_next(\a_in$744 ),
     .capture(capture_0_7_q),
+    .capture_next(o_next[15]),
     .en(en_pe_0_7),
-    .first_in(\first_in$740 ),
-    .first_next(\first_next$734 ),
-    .last_in(\last_in$742 ),
+    .first_in(\first_in$766 ),
+    .first_next(\first_next$759 ),
+    .last_in(\last_in$768 ),
     .pe_0_7_sync_clk(clk),
     .pe_0_7_sync_rst(rst_pe_0_7),
-    .psum_out(\psum_in$881 ),
-    .valid_in(\valid_in$738 ),
-    .w_in(\o$633 [63:56]),
-    .w_out(\w_in$883 ),
+    .psum_out(\psum_in$923 ),
+    .valid_in(\valid_in$764 ),
+    .valid_next(\valid_in$746 ),
+    .w_in(\o$645 [63:56]),
+    .w_out(\w_in$925 ),
     .w_shift(shift_0_7_q)
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$626 [15:8]),
-    .a_next(\o_next$622 [15:8]),
-    .a_out(\a_in$765 ),
+    .a_in(\o$638 [15:8]),
+    .a_next(\o_next$633 [15:8]),
+    .a_out(\a_in$795 ),
     .capture(capture_1_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_1_0),
-    .first_next(\o_next$624 [4]),
-    .first_next_out(\first_next$763 ),
-    .first_out(\first_in$769 ),
-    .last_out(\last_in$771 ),
+    .first_next_out(\first_next$792 ),
+    .first_out(\first_in$799 ),
+    .last_out(\last_in$801 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3522$3 (\o$628 [5:3]),
-    .psum_in(\psum_in$755 ),
-    .psum_out(\psum_in$894 ),
-    .valid_out(\valid_in$767 ),
-    .w_in(\w_in$757 ),
-    .w_out(\w_in$896 ),
+    .\port$3855$3 (\o$640 [5:3]),
+    .\port$3856$3 (\o_next$635 [4:3]),
+    .psum_in(\psum_in$783 ),
+    .psum_out(\psum_in$938 ),
+    .valid_out(\valid_in$797 ),
+    .w_in(\w_in$785 ),
+    .w_out(\w_in$940 ),
     .w_shift(shift_1_0_q)
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$765 ),
-    .a_next(\o$626 [15:8]),
-    .a_out(\a_in$783 ),
+    .a_in(\a_in$795 ),
+    .a_next(\o$638 [15:8]),
+    .a_out(\a_in$815 ),
     .capture(capture_1_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_1_1),
-    .first_in(\first_in$769 ),
-    .first_next(\first_next$763 ),
-    .first_next_out(\first_next$781 ),
-    .first_out(\first_in$787 ),
-    .last_in(\last_in$771 ),
-    .last_out(\last_in$789 ),
+    .first_in(\first_in$799 ),
+    .first_next(\first_next$792 ),
+    .first_next_out(\first_next$812 ),
+    .first_out(\first_in$819 ),
+    .last_in(\last_in$801 ),
+    .last_out(\last_in$821 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$773 ),
-    .psum_out(\psum_in$912 ),
-    .valid_in(\valid_in$767 ),
-    .valid_out(\valid_in$785 ),
-    .w_in(\w_in$775 ),
-    .w_out(\w_in$914 ),
+    .psum_in(\psum_in$803 ),
+    .psum_out(\psum_in$958 ),
+    .valid_in(\valid_in$797 ),
+    .valid_next(\o$640 [3]),
+    .valid_out(\valid_in$817 ),
+    .w_in(\w_in$805 ),
+    .w_out(\w_in$960 ),
     .w_shift(shift_1_1_q)
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$783 ),
-    .a_next(\a_in$765 ),
-    .a_out(\a_in$801 ),
+    .a_in(\a_in$815 ),
+    .a_next(\a_in$795 ),
+    .a_out(\a_in$835 ),
     .capture(capture_1_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_1_2),
-    .first_in(\first_in$787 ),
-    .first_next(\first_next$781 ),
-    .first_next_out(\first_next$799 ),
-    .first_out(\first_in$805 ),
-    .last_in(\last_in$789 ),
-    .last_out(\last_in$807 ),
+    .first_in(\first_in$819 ),
+    .first_next(\first_next$812 ),
+    .first_next_out(\first_next$832 ),
+    .first_out(\first_in$839 ),
+    .last_in(\last_in$821 ),
+    .last_out(\last_in$841 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$791 ),
-    .psum_out(\psum_in$930 ),
-    .valid_in(\valid_in$785 ),
-    .valid_out(\valid_in$803 ),
-    .w_in(\w_in$793 ),
-    .w_out(\w_in$932 ),
+    .psum_in(\psum_in$823 ),
+    .psum_out(\psum_in$978 ),
+    .valid_in(\valid_in$817 ),
+    .valid_next(\valid_in$797 ),
+    .valid_out(\valid_in$837 ),
+    .w_in(\w_in$825 ),
+    .w_out(\w_in$980 ),
     .w_shift(shift_1_2_q)
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$801 ),
-    .a_next(\a_in$783 ),
-    .a_out(\a_in$819 ),
+    .a_in(\a_in$835 ),
+    .a_next(\a_in$815 ),
+    .a_out(\a_in$855 ),
     .capture(capture_1_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_1_3),
-    .first_in(\first_in$805 ),
-    .first_next(\first_next$799 ),
-    .first_next_out(\first_next$817 ),
-    .first_out(\first_in$823 ),
-    .last_in(\last_in$807 ),
-    .last_out(\last_in$825 ),
+    .first_in(\first_in$839 ),
+    .first_next(\first_next$832 ),
+    .first_next_out(\first_next$852 ),
+    .first_out(\first_in$859 ),
+    .last_in(\last_in$841 ),
+    .last_out(\last_in$861 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$809 ),
-    .psum_out(\psum_in$948 ),
-    .valid_in(\valid_in$803 ),
-    .valid_out(\valid_in$821 ),
-    .w_in(\w_in$811 ),
-    .w_out(\w_in$950 ),
+    .psum_in(\psum_in$843 ),
+    .psum_out(\psum_in$998 ),
+    .valid_in(\valid_in$837 ),
+    .valid_next(\valid_in$817 ),
+    .valid_out(\valid_in$857 ),
+    .w_in(\w_in$845 ),
+    .w_out(\w_in$1000 ),
     .w_shift(shift_1_3_q)
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$819 ),
-    .a_next(\a_in$801 ),
-    .a_out(\a_in$837 ),
+    .a_in(\a_in$855 ),
+    .a_next(\a_in$835 ),
+    .a_out(\a_in$875 ),
     .capture(capture_1_4_q),
+    .capture_next(o_next[9]),
     .en(en_pe_1_4),
-    .first_in(\first_in$823 ),
-    .first_next(\first_next$817 ),
-    .first_next_out(\first_next$835 ),
-    .first_out(\first_in$841 ),
-    .last_in(\last_in$825 ),
-    .last_out(\last_in$843 ),
+    .first_in(\first_in$859 ),
+    .first_next(\first_next$852 ),
+    .first_next_out(\first_next$872 ),
+    .first_out(\first_in$879 ),
+    .last_in(\last_in$861 ),
+    .last_out(\last_in$881 ),
     .pe_1_4_sync_clk(clk),
     .pe_1_4_sync_rst(rst_pe_1_4),
-    .psum_in(\psum_in$827 ),
-    .psum_out(\psum_in$966 ),
-    .valid_in(\valid_in$821 ),
-    .valid_out(\valid_in$839 ),
-    .w_in(\w_in$829 ),
-    .w_out(\w_in$968 ),
+    .psum_in(\psum_in$863 ),
+    .psum_out(\psum_in$1018 ),
+    .valid_in(\valid_in$857 ),
+    .valid_next(\valid_in$837 ),
+    .valid_out(\valid_in$877 ),
+    .w_in(\w_in$865 ),
+    .w_out(\w_in$1020 ),
     .w_shift(shift_1_4_q)
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$837 ),
-    .a_next(\a_in$819 ),
-    .a_out(\a_in$855 ),
+    .a_in(\a_in$875 ),
+    .a_next(\a_in$855 ),
+    .a_out(\a_in$895 ),
     .capture(capture_1_5_q),
+    .capture_next(o_next[11]),
     .en(en_pe_1_5),
-    .first_in(\first_in$841 ),
-    .first_next(\first_next$835 ),
-    .first_next_out(\first_next$853 ),
-    .first_out(\first_in$859 ),
-    .last_in(\last_in$843 ),
-    .last_out(\last_in$861 ),
+    .first_in(\first_in$879 ),
+    .first_next(\first_next$872 ),
+    .first_next_out(\first_next$892 ),
+    .first_out(\first_in$899 ),
+    .last_in(\last_in$881 ),
+    .last_out(\last_in$901 ),
     .pe_1_5_sync_clk(clk),
     .pe_1_5_sync_rst(rst_pe_1_5),
-    .psum_in(\psum_in$845 ),
-    .psum_out(\psum_in$984 ),
-    .valid_in(\valid_in$839 ),
-    .valid_out(\valid_in$857 ),
-    .w_in(\w_in$847 ),
-    .w_out(\w_in$986 ),
+    .psum_in(\psum_in$883 ),
+    .psum_out(\psum_in$1038 ),
+    .valid_in(\valid_in$877 ),
+    .valid_next(\valid_in$857 ),
+    .valid_out(\valid_in$897 ),
+    .w_in(\w_in$885 ),
+    .w_out(\w_in$1040 ),
     .w_shift(shift_1_5_q)
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$855 ),
-    .a_next(\a_in$837 ),
-    .a_out(\a_in$873 ),
+    .a_in(\a_in$895 ),
+    .a_next(\a_in$875 ),
+    .a_out(\a_in$915 ),
     .capture(capture_1_6_q),
+    .capture_next(o_next[13]),
     .en(en_pe_1_6),
-    .first_in(\first_in$859 ),
-    .first_next(\first_next$853 ),
-    .first_next_out(\first_next$871 ),
-    .first_out(\first_in$877 ),
-    .last_in(\last_in$861 ),
-    .last_out(\last_in$879 ),
+    .first_in(\first_in$899 ),
+    .first_next(\first_next$892 ),
+    .first_next_out(\first_next$912 ),
+    .first_out(\first_in$919 ),
+    .last_in(\last_in$901 ),
+    .last_out(\last_in$921 ),
     .pe_1_6_sync_clk(clk),
     .pe_1_6_sync_rst(rst_pe_1_6),
-    .psum_in(\psum_in$863 ),
-    .psum_out(\psum_in$1002 ),
-    .valid_in(\valid_in$857 ),
-    .valid_out(\valid_in$875 ),
-    .w_in(\w_in$865 ),
-    .w_out(\w_in$1004 ),
+    .psum_in(\psum_in$903 ),
+    .psum_out(\psum_in$1058 ),
+    .valid_in(\valid_in$897 ),
+    .valid_next(\valid_in$877 ),
+    .valid_out(\valid_in$917 ),
+    .w_in(\w_in$905 ),
+    .w_out(\w_in$1060 ),
     .w_shift(shift_1_6_q)
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$873 ),
-    .a_next(\a_in$855 ),
+    .a_in(\a_in$915 ),
+    .a_next(\a_in$895 ),
     .capture(capture_1_7_q),
+    .capture_next(o_next[15]),
     .en(en_pe_1_7),
-    .first_in(\first_in$877 ),
-    .first_next(\first_next$871 ),
-    .last_in(\last_in$879 ),
+    .first_in(\first_in$919 ),
+    .first_next(\first_next$912 ),
+    .last_in(\last_in$921 ),
     .pe_1_7_sync_clk(clk),
     .pe_1_7_sync_rst(rst_pe_1_7),
-    .psum_in(\psum_in$881 ),
-    .psum_out(\psum_in$1020 ),
-    .valid_in(\valid_in$875 ),
-    .w_in(\w_in$883 ),
-    .w_out(\w_in$1022 ),
+    .psum_in(\psum_in$923 ),
+    .psum_out(\psum_in$1078 ),
+    .valid_in(\valid_in$917 ),
+    .valid_next(\valid_in$897 ),
+    .w_in(\w_in$925 ),
+    .w_out(\w_in$1080 ),
     .w_shift(shift_1_7_q)
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$626 [23:16]),
-    .a_next(\o_next$622 [23:16]),
-    .a_out(\a_in$904 ),
+    .a_in(\o$638 [23:16]),
+    .a_next(\o_next$633 [23:16]),
+    .a_out(\a_in$950 ),
     .capture(capture_2_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_2_0),
-    .first_next(\o_next$624 [7]),
-    .first_next_out(\first_next$902 ),
-    .first_out(\first_in$908 ),
-    .last_out(\last_in$910 ),
+    .first_next_out(\first_next$947 ),
+    .first_out(\first_in$954 ),
+    .last_out(\last_in$956 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3522$6 (\o$628 [8:6]),
-    .psum_in(\psum_in$894 ),
-    .psum_out(\psum_in$1033 ),
-    .valid_out(\valid_in$906 ),
-    .w_in(\w_in$896 ),
-    .w_out(\w_in$1035 ),
+    .\port$3855$6 (\o$640 [8:6]),
+    .\port$3856$6 (\o_next$635 [7:6]),
+    .psum_in(\psum_in$938 ),
+    .psum_out(\psum_in$1093 ),
+    .valid_out(\valid_in$952 ),
+    .w_in(\w_in$940 ),
+    .w_out(\w_in$1095 ),
     .w_shift(shift_2_0_q)
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$904 ),
-    .a_next(\o$626 [23:16]),
-    .a_out(\a_in$922 ),
+    .a_in(\a_in$950 ),
+    .a_next(\o$638 [23:16]),
+    .a_out(\a_in$970 ),
     .capture(capture_2_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_2_1),
-    .first_in(\first_in$908 ),
-    .first_next(\first_next$902 ),
-    .first_next_out(\first_next$920 ),
-    .first_out(\first_in$926 ),
-    .last_in(\last_in$910 ),
-    .last_out(\last_in$928 ),
+    .first_in(\first_in$954 ),
+    .first_next(\first_next$947 ),
+    .first_next_out(\first_next$967 ),
+    .first_out(\first_in$974 ),
+    .last_in(\last_in$956 ),
+    .last_out(\last_in$976 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$912 ),
-    .psum_out(\psum_in$1051 ),
-    .valid_in(\valid_in$906 ),
-    .valid_out(\valid_in$924 ),
-    .w_in(\w_in$914 ),
-    .w_out(\w_in$1053 ),
+    .psum_in(\psum_in$958 ),
+    .psum_out(\psum_in$1113 ),
+    .valid_in(\valid_in$952 ),
+    .valid_next(\o$640 [6]),
+    .valid_out(\valid_in$972 ),
+    .w_in(\w_in$960 ),
+    .w_out(\w_in$1115 ),
     .w_shift(shift_2_1_q)
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$922 ),
-    .a_next(\a_in$904 ),
-    .a_out(\a_in$940 ),
+    .a_in(\a_in$970 ),
+    .a_next(\a_in$950 ),
+    .a_out(\a_in$990 ),
     .capture(capture_2_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_2_2),
-    .first_in(\first_in$926 ),
-    .first_next(\first_next$920 ),
-    .first_next_out(\first_next$938 ),
-    .first_out(\first_in$944 ),
-    .last_in(\last_in$928 ),
-    .last_out(\last_in$946 ),
+    .first_in(\first_in$974 ),
+    .first_next(\first_next$967 ),
+    .first_next_out(\first_next$987 ),
+    .first_out(\first_in$994 ),
+    .last_in(\last_in$976 ),
+    .last_out(\last_in$996 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$930 ),
-    .psum_out(\psum_in$1069 ),
-    .valid_in(\valid_in$924 ),
-    .valid_out(\valid_in$942 ),
-    .w_in(\w_in$932 ),
-    .w_out(\w_in$1071 ),
+    .psum_in(\psum_in$978 ),
+    .psum_out(\psum_in$1133 ),
+    .valid_in(\valid_in$972 ),
+    .valid_next(\valid_in$952 ),
+    .valid_out(\valid_in$992 ),
+    .w_in(\w_in$980 ),
+    .w_out(\w_in$1135 ),
     .w_shift(shift_2_2_q)
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$940 ),
-    .a_next(\a_in$922 ),
-    .a_out(\a_in$958 ),
+    .a_in(\a_in$990 ),
+    .a_next(\a_in$970 ),
+    .a_out(\a_in$1010 ),
     .capture(capture_2_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_2_3),
-    .first_in(\first_in$944 ),
-    .first_next(\first_next$938 ),
-    .first_next_out(\first_next$956 ),
-    .first_out(\first_in$962 ),
-    .last_in(\last_in$946 ),
-    .last_out(\last_in$964 ),
+    .first_in(\first_in$994 ),
+    .first_next(\first_next$987 ),
+    .first_next_out(\first_next$1007 ),
+    .first_out(\first_in$1014 ),
+    .last_in(\last_in$996 ),
+    .last_out(\last_in$1016 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$948 ),
-    .psum_out(\psum_in$1087 ),
-    .valid_in(\valid_in$942 ),
-    .valid_out(\valid_in$960 ),
-    .w_in(\w_in$950 ),
-    .w_out(\w_in$1089 ),
+    .psum_in(\psum_in$998 ),
+    .psum_out(\psum_in$1153 ),
+    .valid_in(\valid_in$992 ),
+    .valid_next(\valid_in$972 ),
+    .valid_out(\valid_in$1012 ),
+    .w_in(\w_in$1000 ),
+    .w_out(\w_in$1155 ),
     .w_shift(shift_2_3_q)
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$958 ),
-    .a_next(\a_in$940 ),
-    .a_out(\a_in$976 ),
+    .a_in(\a_in$1010 ),
+    .a_next(\a_in$990 ),
+    .a_out(\a_in$1030 ),
     .capture(capture_2_4_q),
+    .capture_next(o_next[9]),
     .en(en_pe_2_4),
-    .first_in(\first_in$962 ),
-    .first_next(\first_next$956 ),
-    .first_next_out(\first_next$974 ),
-    .first_out(\first_in$980 ),
-    .last_in(\last_in$964 ),
-    .last_out(\last_in$982 ),
+    .first_in(\first_in$1014 ),
+    .first_next(\first_next$1007 ),
+    .first_next_out(\first_next$1027 ),
+    .first_out(\first_in$1034 ),
+    .last_in(\last_in$1016 ),
+    .last_out(\last_in$1036 ),
     .pe_2_4_sync_clk(clk),
     .pe_2_4_sync_rst(rst_pe_2_4),
-    .psum_in(\psum_in$966 ),
-    .psum_out(\psum_in$1105 ),
-    .valid_in(\valid_in$960 ),
-    .valid_out(\valid_in$978 ),
-    .w_in(\w_in$968 ),
-    .w_out(\w_in$1107 ),
+    .psum_in(\psum_in$1018 ),
+    .psum_out(\psum_in$1173 ),
+    .valid_in(\valid_in$1012 ),
+    .valid_next(\valid_in$992 ),
+    .valid_out(\valid_in$1032 ),
+    .w_in(\w_in$1020 ),
+    .w_out(\w_in$1175 ),
     .w_shift(shift_2_4_q)
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$976 ),
-    .a_next(\a_in$958 ),
-    .a_out(\a_in$994 ),
+    .a_in(\a_in$1030 ),
+    .a_next(\a_in$1010 ),
+    .a_out(\a_in$1050 ),
     .capture(capture_2_5_q),
+    .capture_next(o_next[11]),
     .en(en_pe_2_5),
-    .first_in(\first_in$980 ),
-    .first_next(\first_next$974 ),
-    .first_next_out(\first_next$992 ),
-    .first_out(\first_in$998 ),
-    .last_in(\last_in$982 ),
-    .last_out(\last_in$1000 ),
+    .first_in(\first_in$1034 ),
+    .first_next(\first_next$1027 ),
+    .first_next_out(\first_next$1047 ),
+    .first_out(\first_in$1054 ),
+    .last_in(\last_in$1036 ),
+    .last_out(\last_in$1056 ),
     .pe_2_5_sync_clk(clk),
     .pe_2_5_sync_rst(rst_pe_2_5),
-    .psum_in(\psum_in$984 ),
-    .psum_out(\psum_in$1123 ),
-    .valid_in(\valid_in$978 ),
-    .valid_out(\valid_in$996 ),
-    .w_in(\w_in$986 ),
-    .w_out(\w_in$1125 ),
+    .psum_in(\psum_in$1038 ),
+    .psum_out(\psum_in$1193 ),
+    .valid_in(\valid_in$1032 ),
+    .valid_next(\valid_in$1012 ),
+    .valid_out(\valid_in$1052 ),
+    .w_in(\w_in$1040 ),
+    .w_out(\w_in$1195 ),
     .w_shift(shift_2_5_q)
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$994 ),
-    .a_next(\a_in$976 ),
-    .a_out(\a_in$1012 ),
+    .a_in(\a_in$1050 ),
+    .a_next(\a_in$1030 ),
+    .a_out(\a_in$1070 ),
     .capture(capture_2_6_q),
+    .capture_next(o_next[13]),
     .en(en_pe_2_6),
-    .first_in(\first_in$998 ),
-    .first_next(\first_next$992 ),
-    .first_next_out(\first_next$1010 ),
-    .first_out(\first_in$1016 ),
-    .last_in(\last_in$1000 ),
-    .last_out(\last_in$1018 ),
+    .first_in(\first_in$1054 ),
+    .first_next(\first_next$1047 ),
+    .first_next_out(\first_next$1067 ),
+    .first_out(\first_in$1074 ),
+    .last_in(\last_in$1056 ),
+    .last_out(\last_in$1076 ),
     .pe_2_6_sync_clk(clk),
     .pe_2_6_sync_rst(rst_pe_2_6),
-    .psum_in(\psum_in$1002 ),
-    .psum_out(\psum_in$1141 ),
-    .valid_in(\valid_in$996 ),
-    .valid_out(\valid_in$1014 ),
-    .w_in(\w_in$1004 ),
-    .w_out(\w_in$1143 ),
+    .psum_in(\psum_in$1058 ),
+    .psum_out(\psum_in$1213 ),
+    .valid_in(\valid_in$1052 ),
+    .valid_next(\valid_in$1032 ),
+    .valid_out(\valid_in$1072 ),
+    .w_in(\w_in$1060 ),
+    .w_out(\w_in$1215 ),
     .w_shift(shift_2_6_q)
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$1012 ),
-    .a_next(\a_in$994 ),
+    .a_in(\a_in$1070 ),
+    .a_next(\a_in$1050 ),
     .capture(capture_2_7_q),
+    .capture_next(o_next[15]),
     .en(en_pe_2_7),
-    .first_in(\first_in$1016 ),
-    .first_next(\first_next$1010 ),
-    .last_in(\last_in$1018 ),
+    .first_in(\first_in$1074 ),
+    .first_next(\first_next$1067 ),
+    .last_in(\last_in$1076 ),
     .pe_2_7_sync_clk(clk),
     .pe_2_7_sync_rst(rst_pe_2_7),
-    .psum_in(\psum_in$1020 ),
-    .psum_out(\psum_in$1159 ),
-    .valid_in(\valid_in$1014 ),
-    .w_in(\w_in$1022 ),
-    .w_out(\w_in$1161 ),
+    .psum_in(\psum_in$1078 ),
+    .psum_out(\psum_in$1233 ),
+    .valid_in(\valid_in$1072 ),
+    .valid_next(\valid_in$1052 ),
+    .w_in(\w_in$1080 ),
+    .w_out(\w_in$1235 ),
     .w_shift(shift_2_7_q)
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$626 [31:24]),
-    .a_next(\o_next$622 [31:24]),
-    .a_out(\a_in$1043 ),
+    .a_in(\o$638 [31:24]),
+    .a_next(\o_next$633 [31:24]),
+    .a_out(\a_in$1105 ),
     .capture(capture_3_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_3_0),
-    .first_next(\o_next$624 [10]),
-    .first_next_out(\first_next$1041 ),
-    .first_out(\first_in$1047 ),
-    .last_out(\last_in$1049 ),
+    .first_next_out(\first_next$1102 ),
+    .first_out(\first_in$1109 ),
+    .last_out(\last_in$1111 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3522$9 (\o$628 [11:9]),
-    .psum_in(\psum_in$1033 ),
-    .psum_out(\psum_in$1172 ),
-    .valid_out(\valid_in$1045 ),
-    .w_in(\w_in$1035 ),
-    .w_out(\w_in$1174 ),
+    .\port$3855$9 (\o$640 [11:9]),
+    .\port$3856$9 (\o_next$635 [10:9]),
+    .psum_in(\psum_in$1093 ),
+    .psum_out(\psum_in$1248 ),
+    .valid_out(\valid_in$1107 ),
+    .w_in(\w_in$1095 ),
+    .w_out(\w_in$1250 ),
     .w_shift(shift_3_0_q)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$1043 ),
-    .a_next(\o$626 [31:24]),
-    .a_out(\a_in$1061 ),
+    .a_in(\a_in$1105 ),
+    .a_next(\o$638 [31:24]),
+    .a_out(\a_in$1125 ),
     .capture(capture_3_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_3_1),
-    .first_in(\first_in$1047 ),
-    .first_next(\first_next$1041 ),
-    .first_next_out(\first_next$1059 ),
-    .first_out(\first_in$1065 ),
-    .last_in(\last_in$1049 ),
-    .last_out(\last_in$1067 ),
+    .first_in(\first_in$1109 ),
+    .first_next(\first_next$1102 ),
+    .first_next_out(\first_next$1122 ),
+    .first_out(\first_in$1129 ),
+    .last_in(\last_in$1111 ),
+    .last_out(\last_in$1131 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$1051 ),
-    .psum_out(\psum_in$1190 ),
-    .valid_in(\valid_in$1045 ),
-    .valid_out(\valid_in$1063 ),
-    .w_in(\w_in$1053 ),
-    .w_out(\w_in$1192 ),
+    .psum_in(\psum_in$1113 ),
+    .psum_out(\psum_in$1268 ),
+    .valid_in(\valid_in$1107 ),
+    .valid_next(\o$640 [9]),
+    .valid_out(\valid_in$1127 ),
+    .w_in(\w_in$1115 ),
+    .w_out(\w_in$1270 ),
     .w_shift(shift_3_1_q)
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$1061 ),
-    .a_next(\a_in$1043 ),
-    .a_out(\a_in$1079 ),
+    .a_in(\a_in$1125 ),
+    .a_next(\a_in$1105 ),
+    .a_out(\a_in$1145 ),
     .capture(capture_3_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_3_2),
-    .first_in(\first_in$1065 ),
-    .first_next(\first_next$1059 ),
-    .first_next_out(\first_next$1077 ),
-    .first_out(\first_in$1083 ),
-    .last_in(\last_in$1067 ),
-    .last_out(\last_in$1085 ),
+    .first_in(\first_in$1129 ),
+    .first_next(\first_next$1122 ),
+    .first_next_out(\first_next$1142 ),
+    .first_out(\first_in$1149 ),
+    .last_in(\last_in$1131 ),
+    .last_out(\last_in$1151 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$1069 ),
-    .psum_out(\psum_in$1208 ),
-    .valid_in(\valid_in$1063 ),
-    .valid_out(\valid_in$1081 ),
-    .w_in(\w_in$1071 ),
-    .w_out(\w_in$1210 ),
+    .psum_in(\psum_in$1133 ),
+    .psum_out(\psum_in$1288 ),
+    .valid_in(\valid_in$1127 ),
+    .valid_next(\valid_in$1107 ),
+    .valid_out(\valid_in$1147 ),
+    .w_in(\w_in$1135 ),
+    .w_out(\w_in$1290 ),
     .w_shift(shift_3_2_q)
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$1079 ),
-    .a_next(\a_in$1061 ),
-    .a_out(\a_in$1097 ),
+    .a_in(\a_in$1145 ),
+    .a_next(\a_in$1125 ),
+    .a_out(\a_in$1165 ),
     .capture(capture_3_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_3_3),
-    .first_in(\first_in$1083 ),
-    .first_next(\first_next$1077 ),
-    .first_next_out(\first_next$1095 ),
-    .first_out(\first_in$1101 ),
-    .last_in(\last_in$1085 ),
-    .last_out(\last_in$1103 ),
+    .first_in(\first_in$1149 ),
+    .first_next(\first_next$1142 ),
+    .first_next_out(\first_next$1162 ),
+    .first_out(\first_in$1169 ),
+    .last_in(\last_in$1151 ),
+    .last_out(\last_in$1171 ),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$1087 ),
-    .psum_out(\psum_in$1226 ),
-    .valid_in(\valid_in$1081 ),
-    .valid_out(\valid_in$1099 ),
-    .w_in(\w_in$1089 ),
-    .w_out(\w_in$1228 ),
+    .psum_in(\psum_in$1153 ),
+    .psum_out(\psum_in$1308 ),
+    .valid_in(\valid_in$1147 ),
+    .valid_next(\valid_in$1127 ),
+    .valid_out(\valid_in$1167 ),
+    .w_in(\w_in$1155 ),
+    .w_out(\w_in$1310 ),
     .w_shift(shift_3_3_q)
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$1097 ),
-    .a_next(\a_in$1079 ),
-    .a_out(\a_in$1115 ),
+    .a_in(\a_in$1165 ),
+    .a_next(\a_in$1145 ),
+    .a_out(\a_in$1185 ),
     .capture(capture_3_4_q),
+    .capture_next(o_next[9]),
     .en(en_pe_3_4),
-    .first_in(\first_in$1101 ),
-    .first_next(\first_next$1095 ),
-    .first_next_out(\first_next$1113 ),
-    .first_out(\first_in$1119 ),
-    .last_in(\last_in$1103 ),
-    .last_out(\last_in$1121 ),
+    .first_in(\first_in$1169 ),
+    .first_next(\first_next$1162 ),
+    .first_next_out(\first_next$1182 ),
+    .first_out(\first_in$1189 ),
+    .last_in(\last_in$1171 ),
+    .last_out(\last_in$1191 ),
     .pe_3_4_sync_clk(clk),
     .pe_3_4_sync_rst(rst_pe_3_4),
-    .psum_in(\psum_in$1105 ),
-    .psum_out(\psum_in$1244 ),
-    .valid_in(\valid_in$1099 ),
-    .valid_out(\valid_in$1117 ),
-    .w_in(\w_in$1107 ),
-    .w_out(\w_in$1246 ),
+    .psum_in(\psum_in$1173 ),
+    .psum_out(\psum_in$1328 ),
+    .valid_in(\valid_in$1167 ),
+    .valid_next(\valid_in$1147 ),
+    .valid_out(\valid_in$1187 ),
+    .w_in(\w_in$1175 ),
+    .w_out(\w_in$1330 ),
     .w_shift(shift_3_4_q)
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$1115 ),
-    .a_next(\a_in$1097 ),
-    .a_out(\a_in$1133 ),
+    .a_in(\a_in$1185 ),
+    .a_next(\a_in$1165 ),
+    .a_out(\a_in$1205 ),
     .capture(capture_3_5_q),
+    .capture_next(o_next[11]),
     .en(en_pe_3_5),
-    .first_in(\first_in$1119 ),
-    .first_next(\first_next$1113 ),
-    .first_next_out(\first_next$1131 ),
-    .first_out(\first_in$1137 ),
-    .last_in(\last_in$1121 ),
-    .last_out(\last_in$1139 ),
+    .first_in(\first_in$1189 ),
+    .first_next(\first_next$1182 ),
+    .first_next_out(\first_next$1202 ),
+    .first_out(\first_in$1209 ),
+    .last_in(\last_in$1191 ),
+    .last_out(\last_in$1211 ),
     .pe_3_5_sync_clk(clk),
     .pe_3_5_sync_rst(rst_pe_3_5),
-    .psum_in(\psum_in$1123 ),
-    .psum_out(\psum_in$1262 ),
-    .valid_in(\valid_in$1117 ),
-    .valid_out(\valid_in$1135 ),
-    .w_in(\w_in$1125 ),
-    .w_out(\w_in$1264 ),
+    .psum_in(\psum_in$1193 ),
+    .psum_out(\psum_in$1348 ),
+    .valid_in(\valid_in$1187 ),
+    .valid_next(\valid_in$1167 ),
+    .valid_out(\valid_in$1207 ),
+    .w_in(\w_in$1195 ),
+    .w_out(\w_in$1350 ),
     .w_shift(shift_3_5_q)
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$1133 ),
-    .a_next(\a_in$1115 ),
-    .a_out(\a_in$1151 ),
+    .a_in(\a_in$1205 ),
+    .a_next(\a_in$1185 ),
+    .a_out(\a_in$1225 ),
     .capture(capture_3_6_q),
+    .capture_next(o_next[13]),
     .en(en_pe_3_6),
-    .first_in(\first_in$1137 ),
-    .first_next(\first_next$1131 ),
-    .first_next_out(\first_next$1149 ),
-    .first_out(\first_in$1155 ),
-    .last_in(\last_in$1139 ),
-    .last_out(\last_in$1157 ),
+    .first_in(\first_in$1209 ),
+    .first_next(\first_next$1202 ),
+    .first_next_out(\first_next$1222 ),
+    .first_out(\first_in$1229 ),
+    .last_in(\last_in$1211 ),
+    .last_out(\last_in$1231 ),
     .pe_3_6_sync_clk(clk),
     .pe_3_6_sync_rst(rst_pe_3_6),
-    .psum_in(\psum_in$1141 ),
-    .psum_out(\psum_in$1280 ),
-    .valid_in(\valid_in$1135 ),
-    .valid_out(\valid_in$1153 ),
-    .w_in(\w_in$1143 ),
-    .w_out(\w_in$1282 ),
+    .psum_in(\psum_in$1213 ),
+    .psum_out(\psum_in$1368 ),
+    .valid_in(\valid_in$1207 ),
+    .valid_next(\valid_in$1187 ),
+    .valid_out(\valid_in$1227 ),
+    .w_in(\w_in$1215 ),
+    .w_out(\w_in$1370 ),
     .w_shift(shift_3_6_q)
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$1151 ),
-    .a_next(\a_in$1133 ),
+    .a_in(\a_in$1225 ),
+    .a_next(\a_in$1205 ),
     .capture(capture_3_7_q),
+    .capture_next(o_next[15]),
     .en(en_pe_3_7),
-    .first_in(\first_in$1155 ),
-    .first_next(\first_next$1149 ),
-    .last_in(\last_in$1157 ),
+    .first_in(\first_in$1229 ),
+    .first_next(\first_next$1222 ),
+    .last_in(\last_in$1231 ),
     .pe_3_7_sync_clk(clk),
     .pe_3_7_sync_rst(rst_pe_3_7),
-    .psum_in(\psum_in$1159 ),
-    .psum_out(\psum_in$1298 ),
-    .valid_in(\valid_in$1153 ),
-    .w_in(\w_in$1161 ),
-    .w_out(\w_in$1300 ),
+    .psum_in(\psum_in$1233 ),
+    .psum_out(\psum_in$1388 ),
+    .valid_in(\valid_in$1227 ),
+    .valid_next(\valid_in$1207 ),
+    .w_in(\w_in$1235 ),
+    .w_out(\w_in$1390 ),
     .w_shift(shift_3_7_q)
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$626 [39:32]),
-    .a_next(\o_next$622 [39:32]),
-    .a_out(\a_in$1182 ),
+    .a_in(\o$638 [39:32]),
+    .a_next(\o_next$633 [39:32]),
+    .a_out(\a_in$1260 ),
     .capture(capture_4_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_4_0),
-    .first_next(\o_next$624 [13]),
-    .first_next_out(\first_next$1180 ),
-    .first_out(\first_in$1186 ),
-    .last_out(\last_in$1188 ),
+    .first_next_out(\first_next$1257 ),
+    .first_out(\first_in$1264 ),
+    .last_out(\last_in$1266 ),
     .pe_4_0_sync_clk(clk),
     .pe_4_0_sync_rst(rst_pe_4_0),
-    .\port$3522$12 (\o$628 [14:12]),
-    .psum_in(\psum_in$1172 ),
-    .psum_out(\psum_in$1311 ),
-    .valid_out(\valid_in$1184 ),
-    .w_in(\w_in$1174 ),
-    .w_out(\w_in$1313 ),
+    .\port$3855$12 (\o$640 [14:12]),
+    .\port$3856$12 (\o_next$635 [13:12]),
+    .psum_in(\psum_in$1248 ),
+    .psum_out(\psum_in$1403 ),
+    .valid_out(\valid_in$1262 ),
+    .w_in(\w_in$1250 ),
+    .w_out(\w_in$1405 ),
     .w_shift(shift_4_0_q)
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$1182 ),
-    .a_next(\o$626 [39:32]),
-    .a_out(\a_in$1200 ),
+    .a_in(\a_in$1260 ),
+    .a_next(\o$638 [39:32]),
+    .a_out(\a_in$1280 ),
     .capture(capture_4_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_4_1),
-    .first_in(\first_in$1186 ),
-    .first_next(\first_next$1180 ),
-    .first_next_out(\first_next$1198 ),
-    .first_out(\first_in$1204 ),
-    .last_in(\last_in$1188 ),
-    .last_out(\last_in$1206 ),
+    .first_in(\first_in$1264 ),
+    .first_next(\first_next$1257 ),
+    .first_next_out(\first_next$1277 ),
+    .first_out(\first_in$1284 ),
+    .last_in(\last_in$1266 ),
+    .last_out(\last_in$1286 ),
     .pe_4_1_sync_clk(clk),
     .pe_4_1_sync_rst(rst_pe_4_1),
-    .psum_in(\psum_in$1190 ),
-    .psum_out(\psum_in$1329 ),
-    .valid_in(\valid_in$1184 ),
-    .valid_out(\valid_in$1202 ),
-    .w_in(\w_in$1192 ),
-    .w_out(\w_in$1331 ),
+    .psum_in(\psum_in$1268 ),
+    .psum_out(\psum_in$1423 ),
+    .valid_in(\valid_in$1262 ),
+    .valid_next(\o$640 [12]),
+    .valid_out(\valid_in$1282 ),
+    .w_in(\w_in$1270 ),
+    .w_out(\w_in$1425 ),
     .w_shift(shift_4_1_q)
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$1200 ),
-    .a_next(\a_in$1182 ),
-    .a_out(\a_in$1218 ),
+    .a_in(\a_in$1280 ),
+    .a_next(\a_in$1260 ),
+    .a_out(\a_in$1300 ),
     .capture(capture_4_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_4_2),
-    .first_in(\first_in$1204 ),
-    .first_next(\first_next$1198 ),
-    .first_next_out(\first_next$1216 ),
-    .first_out(\first_in$1222 ),
-    .last_in(\last_in$1206 ),
-    .last_out(\last_in$1224 ),
+    .first_in(\first_in$1284 ),
+    .first_next(\first_next$1277 ),
+    .first_next_out(\first_next$1297 ),
+    .first_out(\first_in$1304 ),
+    .last_in(\last_in$1286 ),
+    .last_out(\last_in$1306 ),
     .pe_4_2_sync_clk(clk),
     .pe_4_2_sync_rst(rst_pe_4_2),
-    .psum_in(\psum_in$1208 ),
-    .psum_out(\psum_in$1347 ),
-    .valid_in(\valid_in$1202 ),
-    .valid_out(\valid_in$1220 ),
-    .w_in(\w_in$1210 ),
-    .w_out(\w_in$1349 ),
+    .psum_in(\psum_in$1288 ),
+    .psum_out(\psum_in$1443 ),
+    .valid_in(\valid_in$1282 ),
+    .valid_next(\valid_in$1262 ),
+    .valid_out(\valid_in$1302 ),
+    .w_in(\w_in$1290 ),
+    .w_out(\w_in$1445 ),
     .w_shift(shift_4_2_q)
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$1218 ),
-    .a_next(\a_in$1200 ),
-    .a_out(\a_in$1236 ),
+    .a_in(\a_in$1300 ),
+    .a_next(\a_in$1280 ),
+    .a_out(\a_in$1320 ),
     .capture(capture_4_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_4_3),
-    .first_in(\first_in$1222 ),
-    .first_next(\first_next$1216 ),
-    .first_next_out(\first_next$1234 ),
-    .first_out(\first_in$1240 ),
-    .last_in(\last_in$1224 ),
-    .last_out(\last_in$1242 ),
+    .first_in(\first_in$1304 ),
+    .first_next(\first_next$1297 ),
+    .first_next_out(\first_next$1317 ),
+    .first_out(\first_in$1324 ),
+    .last_in(\last_in$1306 ),
+    .last_out(\last_in$1326 ),
     .pe_4_3_sync_clk(clk),
     .pe_4_3_sync_rst(rst_pe_4_3),
-    .psum_in(\psum_in$1226 ),
-    .psum_out(\psum_in$1365 ),
-    .valid_in(\valid_in$1220 ),
-    .valid_out(\valid_in$1238 ),
-    .w_in(\w_in$1228 ),
-    .w_out(\w_in$1367 ),
+    .psum_in(\psum_in$1308 ),
+    .psum_out(\psum_in$1463 ),
+    .valid_in(\valid_in$1302 ),
+    .valid_next(\valid_in$1282 ),
+    .valid_out(\valid_in$1322 ),
+    .w_in(\w_in$1310 ),
+    .w_out(\w_in$1465 ),
     .w_shift(shift_4_3_q)
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$1236 ),
-    .a_next(\a_in$1218 ),
-    .a_out(\a_in$1254 ),
+    .a_in(\a_in$1320 ),
+    .a_next(\a_in$1300 ),
+    .a_out(\a_in$1340 ),
     .capture(capture_4_4_q),
+    .capture_next(o_next[9]),
     .en(en_pe_4_4),
-    .first_in(\first_in$1240 ),
-    .first_next(\first_next$1234 ),
-    .first_next_out(\first_next$1252 ),
-    .first_out(\first_in$1258 ),
-    .last_in(\last_in$1242 ),
-    .last_out(\last_in$1260 ),
+    .first_in(\first_in$1324 ),
+    .first_next(\first_next$1317 ),
+    .first_next_out(\first_next$1337 ),
+    .first_out(\first_in$1344 ),
+    .last_in(\last_in$1326 ),
+    .last_out(\last_in$1346 ),
     .pe_4_4_sync_clk(clk),
     .pe_4_4_sync_rst(rst_pe_4_4),
-    .psum_in(\psum_in$1244 ),
-    .psum_out(\psum_in$1383 ),
-    .valid_in(\valid_in$1238 ),
-    .valid_out(\valid_in$1256 ),
-    .w_in(\w_in$1246 ),
-    .w_out(\w_in$1385 ),
+    .psum_in(\psum_in$1328 ),
+    .psum_out(\psum_in$1483 ),
+    .valid_in(\valid_in$1322 ),
+    .valid_next(\valid_in$1302 ),
+    .valid_out(\valid_in$1342 ),
+    .w_in(\w_in$1330 ),
+    .w_out(\w_in$1485 ),
     .w_shift(shift_4_4_q)
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$1254 ),
-    .a_next(\a_in$1236 ),
-    .a_out(\a_in$1272 ),
+    .a_in(\a_in$1340 ),
+    .a_next(\a_in$1320 ),
+    .a_out(\a_in$1360 ),
     .capture(capture_4_5_q),
+    .capture_next(o_next[11]),
     .en(en_pe_4_5),
-    .first_in(\first_in$1258 ),
-    .first_next(\first_next$1252 ),
-    .first_next_out(\first_next$1270 ),
-    .first_out(\first_in$1276 ),
-    .last_in(\last_in$1260 ),
-    .last_out(\last_in$1278 ),
+    .first_in(\first_in$1344 ),
+    .first_next(\first_next$1337 ),
+    .first_next_out(\first_next$1357 ),
+    .first_out(\first_in$1364 ),
+    .last_in(\last_in$1346 ),
+    .last_out(\last_in$1366 ),
     .pe_4_5_sync_clk(clk),
     .pe_4_5_sync_rst(rst_pe_4_5),
-    .psum_in(\psum_in$1262 ),
-    .psum_out(\psum_in$1401 ),
-    .valid_in(\valid_in$1256 ),
-    .valid_out(\valid_in$1274 ),
-    .w_in(\w_in$1264 ),
-    .w_out(\w_in$1403 ),
+    .psum_in(\psum_in$1348 ),
+    .psum_out(\psum_in$1503 ),
+    .valid_in(\valid_in$1342 ),
+    .valid_next(\valid_in$1322 ),
+    .valid_out(\valid_in$1362 ),
+    .w_in(\w_in$1350 ),
+    .w_out(\w_in$1505 ),
     .w_shift(shift_4_5_q)
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$1272 ),
-    .a_next(\a_in$1254 ),
-    .a_out(\a_in$1290 ),
+    .a_in(\a_in$1360 ),
+    .a_next(\a_in$1340 ),
+    .a_out(\a_in$1380 ),
     .capture(capture_4_6_q),
+    .capture_next(o_next[13]),
     .en(en_pe_4_6),
-    .first_in(\first_in$1276 ),
-    .first_next(\first_next$1270 ),
-    .first_next_out(\first_next$1288 ),
-    .first_out(\first_in$1294 ),
-    .last_in(\last_in$1278 ),
-    .last_out(\last_in$1296 ),
+    .first_in(\first_in$1364 ),
+    .first_next(\first_next$1357 ),
+    .first_next_out(\first_next$1377 ),
+    .first_out(\first_in$1384 ),
+    .last_in(\last_in$1366 ),
+    .last_out(\last_in$1386 ),
     .pe_4_6_sync_clk(clk),
     .pe_4_6_sync_rst(rst_pe_4_6),
-    .psum_in(\psum_in$1280 ),
-    .psum_out(\psum_in$1419 ),
-    .valid_in(\valid_in$1274 ),
-    .valid_out(\valid_in$1292 ),
-    .w_in(\w_in$1282 ),
-    .w_out(\w_in$1421 ),
+    .psum_in(\psum_in$1368 ),
+    .psum_out(\psum_in$1523 ),
+    .valid_in(\valid_in$1362 ),
+    .valid_next(\valid_in$1342 ),
+    .valid_out(\valid_in$1382 ),
+    .w_in(\w_in$1370 ),
+    .w_out(\w_in$1525 ),
     .w_shift(shift_4_6_q)
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$1290 ),
-    .a_next(\a_in$1272 ),
+    .a_in(\a_in$1380 ),
+    .a_next(\a_in$1360 ),
     .capture(capture_4_7_q),
+    .capture_next(o_next[15]),
     .en(en_pe_4_7),
-    .first_in(\first_in$1294 ),
-    .first_next(\first_next$1288 ),
-    .last_in(\last_in$1296 ),
+    .first_in(\first_in$1384 ),
+    .first_next(\first_next$1377 ),
+    .last_in(\last_in$1386 ),
     .pe_4_7_sync_clk(clk),
     .pe_4_7_sync_rst(rst_pe_4_7),
-    .psum_in(\psum_in$1298 ),
-    .psum_out(\psum_in$1437 ),
-    .valid_in(\valid_in$1292 ),
-    .w_in(\w_in$1300 ),
-    .w_out(\w_in$1439 ),
+    .psum_in(\psum_in$1388 ),
+    .psum_out(\psum_in$1543 ),
+    .valid_in(\valid_in$1382 ),
+    .valid_next(\valid_in$1362 ),
+    .w_in(\w_in$1390 ),
+    .w_out(\w_in$1545 ),
     .w_shift(shift_4_7_q)
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$626 [47:40]),
-    .a_next(\o_next$622 [47:40]),
-    .a_out(\a_in$1321 ),
+    .a_in(\o$638 [47:40]),
+    .a_next(\o_next$633 [47:40]),
+    .a_out(\a_in$1415 ),
     .capture(capture_5_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_5_0),
-    .first_next(\o_next$624 [16]),
-    .first_next_out(\first_next$1319 ),
-    .first_out(\first_in$1325 ),
-    .last_out(\last_in$1327 ),
+    .first_next_out(\first_next$1412 ),
+    .first_out(\first_in$1419 ),
+    .last_out(\last_in$1421 ),
     .pe_5_0_sync_clk(clk),
     .pe_5_0_sync_rst(rst_pe_5_0),
-    .\port$3522$15 (\o$628 [17:15]),
-    .psum_in(\psum_in$1311 ),
-    .psum_out(\psum_in$1450 ),
-    .valid_out(\valid_in$1323 ),
-    .w_in(\w_in$1313 ),
-    .w_out(\w_in$1452 ),
+    .\port$3855$15 (\o$640 [17:15]),
+    .\port$3856$15 (\o_next$635 [16:15]),
+    .psum_in(\psum_in$1403 ),
+    .psum_out(\psum_in$1558 ),
+    .valid_out(\valid_in$1417 ),
+    .w_in(\w_in$1405 ),
+    .w_out(\w_in$1560 ),
     .w_shift(shift_5_0_q)
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$1321 ),
-    .a_next(\o$626 [47:40]),
-    .a_out(\a_in$1339 ),
+    .a_in(\a_in$1415 ),
+    .a_next(\o$638 [47:40]),
+    .a_out(\a_in$1435 ),
     .capture(capture_5_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_5_1),
-    .first_in(\first_in$1325 ),
-    .first_next(\first_next$1319 ),
-    .first_next_out(\first_next$1337 ),
-    .first_out(\first_in$1343 ),
-    .last_in(\last_in$1327 ),
-    .last_out(\last_in$1345 ),
+    .first_in(\first_in$1419 ),
+    .first_next(\first_next$1412 ),
+    .first_next_out(\first_next$1432 ),
+    .first_out(\first_in$1439 ),
+    .last_in(\last_in$1421 ),
+    .last_out(\last_in$1441 ),
     .pe_5_1_sync_clk(clk),
     .pe_5_1_sync_rst(rst_pe_5_1),
-    .psum_in(\psum_in$1329 ),
-    .psum_out(\psum_in$1468 ),
-    .valid_in(\valid_in$1323 ),
-    .valid_out(\valid_in$1341 ),
-    .w_in(\w_in$1331 ),
-    .w_out(\w_in$1470 ),
+    .psum_in(\psum_in$1423 ),
+    .psum_out(\psum_in$1578 ),
+    .valid_in(\valid_in$1417 ),
+    .valid_next(\o$640 [15]),
+    .valid_out(\valid_in$1437 ),
+    .w_in(\w_in$1425 ),
+    .w_out(\w_in$1580 ),
     .w_shift(shift_5_1_q)
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$1339 ),
-    .a_next(\a_in$1321 ),
-    .a_out(\a_in$1357 ),
+    .a_in(\a_in$1435 ),
+    .a_next(\a_in$1415 ),
+    .a_out(\a_in$1455 ),
     .capture(capture_5_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_5_2),
-    .first_in(\first_in$1343 ),
-    .first_next(\first_next$1337 ),
-    .first_next_out(\first_next$1355 ),
-    .first_out(\first_in$1361 ),
-    .last_in(\last_in$1345 ),
-    .last_out(\last_in$1363 ),
+    .first_in(\first_in$1439 ),
+    .first_next(\first_next$1432 ),
+    .first_next_out(\first_next$1452 ),
+    .first_out(\first_in$1459 ),
+    .last_in(\last_in$1441 ),
+    .last_out(\last_in$1461 ),
     .pe_5_2_sync_clk(clk),
     .pe_5_2_sync_rst(rst_pe_5_2),
-    .psum_in(\psum_in$1347 ),
-    .psum_out(\psum_in$1486 ),
-    .valid_in(\valid_in$1341 ),
-    .valid_out(\valid_in$1359 ),
-    .w_in(\w_in$1349 ),
-    .w_out(\w_in$1488 ),
+    .psum_in(\psum_in$1443 ),
+    .psum_out(\psum_in$1598 ),
+    .valid_in(\valid_in$1437 ),
+    .valid_next(\valid_in$1417 ),
+    .valid_out(\valid_in$1457 ),
+    .w_in(\w_in$1445 ),
+    .w_out(\w_in$1600 ),
     .w_shift(shift_5_2_q)
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$1357 ),
-    .a_next(\a_in$1339 ),
-    .a_out(\a_in$1375 ),
+    .a_in(\a_in$1455 ),
+    .a_next(\a_in$1435 ),
+    .a_out(\a_in$1475 ),
     .capture(capture_5_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_5_3),
-    .first_in(\first_in$1361 ),
-    .first_next(\first_next$1355 ),
-    .first_next_out(\first_next$1373 ),
-    .first_out(\first_in$1379 ),
-    .last_in(\last_in$1363 ),
-    .last_out(\last_in$1381 ),
+    .first_in(\first_in$1459 ),
+    .first_next(\first_next$1452 ),
+    .first_next_out(\first_next$1472 ),
+    .first_out(\first_in$1479 ),
+    .last_in(\last_in$1461 ),
+    .last_out(\last_in$1481 ),
     .pe_5_3_sync_clk(clk),
     .pe_5_3_sync_rst(rst_pe_5_3),
-    .psum_in(\psum_in$1365 ),
-    .psum_out(\psum_in$1504 ),
-    .valid_in(\valid_in$1359 ),
-    .valid_out(\valid_in$1377 ),
-    .w_in(\w_in$1367 ),
-    .w_out(\w_in$1506 ),
+    .psum_in(\psum_in$1463 ),
+    .psum_out(\psum_in$1618 ),
+    .valid_in(\valid_in$1457 ),
+    .valid_next(\valid_in$1437 ),
+    .valid_out(\valid_in$1477 ),
+    .w_in(\w_in$1465 ),
+    .w_out(\w_in$1620 ),
     .w_shift(shift_5_3_q)
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$1375 ),
-    .a_next(\a_in$1357 ),
-    .a_out(\a_in$1393 ),
+    .a_in(\a_in$1475 ),
+    .a_next(\a_in$1455 ),
+    .a_out(\a_in$1495 ),
     .capture(capture_5_4_q),
+    .capture_next(o_next[9]),
     .en(en_pe_5_4),
-    .first_in(\first_in$1379 ),
-    .first_next(\first_next$1373 ),
-    .first_next_out(\first_next$1391 ),
-    .first_out(\first_in$1397 ),
-    .last_in(\last_in$1381 ),
-    .last_out(\last_in$1399 ),
+    .first_in(\first_in$1479 ),
+    .first_next(\first_next$1472 ),
+    .first_next_out(\first_next$1492 ),
+    .first_out(\first_in$1499 ),
+    .last_in(\last_in$1481 ),
+    .last_out(\last_in$1501 ),
     .pe_5_4_sync_clk(clk),
     .pe_5_4_sync_rst(rst_pe_5_4),
-    .psum_in(\psum_in$1383 ),
-    .psum_out(\psum_in$1522 ),
-    .valid_in(\valid_in$1377 ),
-    .valid_out(\valid_in$1395 ),
-    .w_in(\w_in$1385 ),
-    .w_out(\w_in$1524 ),
+    .psum_in(\psum_in$1483 ),
+    .psum_out(\psum_in$1638 ),
+    .valid_in(\valid_in$1477 ),
+    .valid_next(\valid_in$1457 ),
+    .valid_out(\valid_in$1497 ),
+    .w_in(\w_in$1485 ),
+    .w_out(\w_in$1640 ),
     .w_shift(shift_5_4_q)
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$1393 ),
-    .a_next(\a_in$1375 ),
-    .a_out(\a_in$1411 ),
+    .a_in(\a_in$1495 ),
+    .a_next(\a_in$1475 ),
+    .a_out(\a_in$1515 ),
     .capture(capture_5_5_q),
+    .capture_next(o_next[11]),
     .en(en_pe_5_5),
-    .first_in(\first_in$1397 ),
-    .first_next(\first_next$1391 ),
-    .first_next_out(\first_next$1409 ),
-    .first_out(\first_in$1415 ),
-    .last_in(\last_in$1399 ),
-    .last_out(\last_in$1417 ),
+    .first_in(\first_in$1499 ),
+    .first_next(\first_next$1492 ),
+    .first_next_out(\first_next$1512 ),
+    .first_out(\first_in$1519 ),
+    .last_in(\last_in$1501 ),
+    .last_out(\last_in$1521 ),
     .pe_5_5_sync_clk(clk),
     .pe_5_5_sync_rst(rst_pe_5_5),
-    .psum_in(\psum_in$1401 ),
-    .psum_out(\psum_in$1540 ),
-    .valid_in(\valid_in$1395 ),
-    .valid_out(\valid_in$1413 ),
-    .w_in(\w_in$1403 ),
-    .w_out(\w_in$1542 ),
+    .psum_in(\psum_in$1503 ),
+    .psum_out(\psum_in$1658 ),
+    .valid_in(\valid_in$1497 ),
+    .valid_next(\valid_in$1477 ),
+    .valid_out(\valid_in$1517 ),
+    .w_in(\w_in$1505 ),
+    .w_out(\w_in$1660 ),
     .w_shift(shift_5_5_q)
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$1411 ),
-    .a_next(\a_in$1393 ),
-    .a_out(\a_in$1429 ),
+    .a_in(\a_in$1515 ),
+    .a_next(\a_in$1495 ),
+    .a_out(\a_in$1535 ),
     .capture(capture_5_6_q),
+    .capture_next(o_next[13]),
     .en(en_pe_5_6),
-    .first_in(\first_in$1415 ),
-    .first_next(\first_next$1409 ),
-    .first_next_out(\first_next$1427 ),
-    .first_out(\first_in$1433 ),
-    .last_in(\last_in$1417 ),
-    .last_out(\last_in$1435 ),
+    .first_in(\first_in$1519 ),
+    .first_next(\first_next$1512 ),
+    .first_next_out(\first_next$1532 ),
+    .first_out(\first_in$1539 ),
+    .last_in(\last_in$1521 ),
+    .last_out(\last_in$1541 ),
     .pe_5_6_sync_clk(clk),
     .pe_5_6_sync_rst(rst_pe_5_6),
-    .psum_in(\psum_in$1419 ),
-    .psum_out(\psum_in$1558 ),
-    .valid_in(\valid_in$1413 ),
-    .valid_out(\valid_in$1431 ),
-    .w_in(\w_in$1421 ),
-    .w_out(\w_in$1560 ),
+    .psum_in(\psum_in$1523 ),
+    .psum_out(\psum_in$1678 ),
+    .valid_in(\valid_in$1517 ),
+    .valid_next(\valid_in$1497 ),
+    .valid_out(\valid_in$1537 ),
+    .w_in(\w_in$1525 ),
+    .w_out(\w_in$1680 ),
     .w_shift(shift_5_6_q)
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$1429 ),
-    .a_next(\a_in$1411 ),
+    .a_in(\a_in$1535 ),
+    .a_next(\a_in$1515 ),
     .capture(capture_5_7_q),
+    .capture_next(o_next[15]),
     .en(en_pe_5_7),
-    .first_in(\first_in$1433 ),
-    .first_next(\first_next$1427 ),
-    .last_in(\last_in$1435 ),
+    .first_in(\first_in$1539 ),
+    .first_next(\first_next$1532 ),
+    .last_in(\last_in$1541 ),
     .pe_5_7_sync_clk(clk),
     .pe_5_7_sync_rst(rst_pe_5_7),
-    .psum_in(\psum_in$1437 ),
-    .psum_out(\psum_in$1576 ),
-    .valid_in(\valid_in$1431 ),
-    .w_in(\w_in$1439 ),
-    .w_out(\w_in$1578 ),
+    .psum_in(\psum_in$1543 ),
+    .psum_out(\psum_in$1698 ),
+    .valid_in(\valid_in$1537 ),
+    .valid_next(\valid_in$1517 ),
+    .w_in(\w_in$1545 ),
+    .w_out(\w_in$1700 ),
     .w_shift(shift_5_7_q)
   );
   \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$626 [55:48]),
-    .a_next(\o_next$622 [55:48]),
-    .a_out(\a_in$1460 ),
+    .a_in(\o$638 [55:48]),
+    .a_next(\o_next$633 [55:48]),
+    .a_out(\a_in$1570 ),
     .capture(capture_6_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_6_0),
-    .first_next(\o_next$624 [19]),
-    .first_next_out(\first_next$1458 ),
-    .first_out(\first_in$1464 ),
-    .last_out(\last_in$1466 ),
+    .first_next_out(\first_next$1567 ),
+    .first_out(\first_in$1574 ),
+    .last_out(\last_in$1576 ),
     .pe_6_0_sync_clk(clk),
     .pe_6_0_sync_rst(rst_pe_6_0),
-    .\port$3522$18 (\o$628 [20:18]),
-    .psum_in(\psum_in$1450 ),
-    .psum_out(\psum_in$1589 ),
-    .valid_out(\valid_in$1462 ),
-    .w_in(\w_in$1452 ),
-    .w_out(\w_in$1591 ),
+    .\port$3855$18 (\o$640 [20:18]),
+    .\port$3856$18 (\o_next$635 [19:18]),
+    .psum_in(\psum_in$1558 ),
+    .psum_out(\psum_in$1713 ),
+    .valid_out(\valid_in$1572 ),
+    .w_in(\w_in$1560 ),
+    .w_out(\w_in$1715 ),
     .w_shift(shift_6_0_q)
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$1460 ),
-    .a_next(\o$626 [55:48]),
-    .a_out(\a_in$1478 ),
+    .a_in(\a_in$1570 ),
+    .a_next(\o$638 [55:48]),
+    .a_out(\a_in$1590 ),
     .capture(capture_6_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_6_1),
-    .first_in(\first_in$1464 ),
-    .first_next(\first_next$1458 ),
-    .first_next_out(\first_next$1476 ),
-    .first_out(\first_in$1482 ),
-    .last_in(\last_in$1466 ),
-    .last_out(\last_in$1484 ),
+    .first_in(\first_in$1574 ),
+    .first_next(\first_next$1567 ),
+    .first_next_out(\first_next$1587 ),
+    .first_out(\first_in$1594 ),
+    .last_in(\last_in$1576 ),
+    .last_out(\last_in$1596 ),
     .pe_6_1_sync_clk(clk),
     .pe_6_1_sync_rst(rst_pe_6_1),
-    .psum_in(\psum_in$1468 ),
-    .psum_out(\psum_in$1607 ),
-    .valid_in(\valid_in$1462 ),
-    .valid_out(\valid_in$1480 ),
-    .w_in(\w_in$1470 ),
-    .w_out(\w_in$1609 ),
+    .psum_in(\psum_in$1578 ),
+    .psum_out(\psum_in$1733 ),
+    .valid_in(\valid_in$1572 ),
+    .valid_next(\o$640 [18]),
+    .valid_out(\valid_in$1592 ),
+    .w_in(\w_in$1580 ),
+    .w_out(\w_in$1735 ),
     .w_shift(shift_6_1_q)
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$1478 ),
-    .a_next(\a_in$1460 ),
-    .a_out(\a_in$1496 ),
+    .a_in(\a_in$1590 ),
+    .a_next(\a_in$1570 ),
+    .a_out(\a_in$1610 ),
     .capture(capture_6_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_6_2),
-    .first_in(\first_in$1482 ),
-    .first_next(\first_next$1476 ),
-    .first_next_out(\first_next$1494 ),
-    .first_out(\first_in$1500 ),
-    .last_in(\last_in$1484 ),
-    .last_out(\last_in$1502 ),
+    .first_in(\first_in$1594 ),
+    .first_next(\first_next$1587 ),
+    .first_next_out(\first_next$1607 ),
+    .first_out(\first_in$1614 ),
+    .last_in(\last_in$1596 ),
+    .last_out(\last_in$1616 ),
     .pe_6_2_sync_clk(clk),
     .pe_6_2_sync_rst(rst_pe_6_2),
-    .psum_in(\psum_in$1486 ),
-    .psum_out(\psum_in$1625 ),
-    .valid_in(\valid_in$1480 ),
-    .valid_out(\valid_in$1498 ),
-    .w_in(\w_in$1488 ),
-    .w_out(\w_in$1627 ),
+    .psum_in(\psum_in$1598 ),
+    .psum_out(\psum_in$1753 ),
+    .valid_in(\valid_in$1592 ),
+    .valid_next(\valid_in$1572 ),
+    .valid_out(\valid_in$1612 ),
+    .w_in(\w_in$1600 ),
+    .w_out(\w_in$1755 ),
     .w_shift(shift_6_2_q)
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$1496 ),
-    .a_next(\a_in$1478 ),
-    .a_out(\a_in$1514 ),
+    .a_in(\a_in$1610 ),
+    .a_next(\a_in$1590 ),
+    .a_out(\a_in$1630 ),
     .capture(capture_6_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_6_3),
-    .first_in(\first_in$1500 ),
-    .first_next(\first_next$1494 ),
-    .first_next_out(\first_next$1512 ),
-    .first_out(\first_in$1518 ),
-    .last_in(\last_in$1502 ),
-    .last_out(\last_in$1520 ),
+    .first_in(\first_in$1614 ),
+    .first_next(\first_next$1607 ),
+    .first_next_out(\first_next$1627 ),
+    .first_out(\first_in$1634 ),
+    .last_in(\last_in$1616 ),
+    .last_out(\last_in$1636 ),
     .pe_6_3_sync_clk(clk),
     .pe_6_3_sync_rst(rst_pe_6_3),
-    .psum_in(\psum_in$1504 ),
-    .psum_out(\psum_in$1643 ),
-    .valid_in(\valid_in$1498 ),
-    .valid_out(\valid_in$1516 ),
-    .w_in(\w_in$1506 ),
-    .w_out(\w_in$1645 ),
+    .psum_in(\psum_in$1618 ),
+    .psum_out(\psum_in$1773 ),
+    .valid_in(\valid_in$1612 ),
+    .valid_next(\valid_in$1592 ),
+    .valid_out(\valid_in$1632 ),
+    .w_in(\w_in$1620 ),
+    .w_out(\w_in$1775 ),
     .w_shift(shift_6_3_q)
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$1514 ),
-    .a_next(\a_in$1496 ),
-    .a_out(\a_in$1532 ),
+    .a_in(\a_in$1630 ),
+    .a_next(\a_in$1610 ),
+    .a_out(\a_in$1650 ),
     .capture(capture_6_4_q),
+    .capture_next(o_next[9]),
     .en(en_pe_6_4),
-    .first_in(\first_in$1518 ),
-    .first_next(\first_next$1512 ),
-    .first_next_out(\first_next$1530 ),
-    .first_out(\first_in$1536 ),
-    .last_in(\last_in$1520 ),
-    .last_out(\last_in$1538 ),
+    .first_in(\first_in$1634 ),
+    .first_next(\first_next$1627 ),
+    .first_next_out(\first_next$1647 ),
+    .first_out(\first_in$1654 ),
+    .last_in(\last_in$1636 ),
+    .last_out(\last_in$1656 ),
     .pe_6_4_sync_clk(clk),
     .pe_6_4_sync_rst(rst_pe_6_4),
-    .psum_in(\psum_in$1522 ),
-    .psum_out(\psum_in$1661 ),
-    .valid_in(\valid_in$1516 ),
-    .valid_out(\valid_in$1534 ),
-    .w_in(\w_in$1524 ),
-    .w_out(\w_in$1663 ),
+    .psum_in(\psum_in$1638 ),
+    .psum_out(\psum_in$1793 ),
+    .valid_in(\valid_in$1632 ),
+    .valid_next(\valid_in$1612 ),
+    .valid_out(\valid_in$1652 ),
+    .w_in(\w_in$1640 ),
+    .w_out(\w_in$1795 ),
     .w_shift(shift_6_4_q)
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$1532 ),
-    .a_next(\a_in$1514 ),
-    .a_out(\a_in$1550 ),
+    .a_in(\a_in$1650 ),
+    .a_next(\a_in$1630 ),
+    .a_out(\a_in$1670 ),
     .capture(capture_6_5_q),
+    .capture_next(o_next[11]),
     .en(en_pe_6_5),
-    .first_in(\first_in$1536 ),
-    .first_next(\first_next$1530 ),
-    .first_next_out(\first_next$1548 ),
-    .first_out(\first_in$1554 ),
-    .last_in(\last_in$1538 ),
-    .last_out(\last_in$1556 ),
+    .first_in(\first_in$1654 ),
+    .first_next(\first_next$1647 ),
+    .first_next_out(\first_next$1667 ),
+    .first_out(\first_in$1674 ),
+    .last_in(\last_in$1656 ),
+    .last_out(\last_in$1676 ),
     .pe_6_5_sync_clk(clk),
     .pe_6_5_sync_rst(rst_pe_6_5),
-    .psum_in(\psum_in$1540 ),
-    .psum_out(\psum_in$1679 ),
-    .valid_in(\valid_in$1534 ),
-    .valid_out(\valid_in$1552 ),
-    .w_in(\w_in$1542 ),
-    .w_out(\w_in$1681 ),
+    .psum_in(\psum_in$1658 ),
+    .psum_out(\psum_in$1813 ),
+    .valid_in(\valid_in$1652 ),
+    .valid_next(\valid_in$1632 ),
+    .valid_out(\valid_in$1672 ),
+    .w_in(\w_in$1660 ),
+    .w_out(\w_in$1815 ),
     .w_shift(shift_6_5_q)
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$1550 ),
-    .a_next(\a_in$1532 ),
-    .a_out(\a_in$1568 ),
+    .a_in(\a_in$1670 ),
+    .a_next(\a_in$1650 ),
+    .a_out(\a_in$1690 ),
     .capture(capture_6_6_q),
+    .capture_next(o_next[13]),
     .en(en_pe_6_6),
-    .first_in(\first_in$1554 ),
-    .first_next(\first_next$1548 ),
-    .first_next_out(\first_next$1566 ),
-    .first_out(\first_in$1572 ),
-    .last_in(\last_in$1556 ),
-    .last_out(\last_in$1574 ),
+    .first_in(\first_in$1674 ),
+    .first_next(\first_next$1667 ),
+    .first_next_out(\first_next$1687 ),
+    .first_out(\first_in$1694 ),
+    .last_in(\last_in$1676 ),
+    .last_out(\last_in$1696 ),
     .pe_6_6_sync_clk(clk),
     .pe_6_6_sync_rst(rst_pe_6_6),
-    .psum_in(\psum_in$1558 ),
-    .psum_out(\psum_in$1697 ),
-    .valid_in(\valid_in$1552 ),
-    .valid_out(\valid_in$1570 ),
-    .w_in(\w_in$1560 ),
-    .w_out(\w_in$1699 ),
+    .psum_in(\psum_in$1678 ),
+    .psum_out(\psum_in$1833 ),
+    .valid_in(\valid_in$1672 ),
+    .valid_next(\valid_in$1652 ),
+    .valid_out(\valid_in$1692 ),
+    .w_in(\w_in$1680 ),
+    .w_out(\w_in$1835 ),
     .w_shift(shift_6_6_q)
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1568 ),
-    .a_next(\a_in$1550 ),
+    .a_in(\a_in$1690 ),
+    .a_next(\a_in$1670 ),
     .capture(capture_6_7_q),
+    .capture_next(o_next[15]),
     .en(en_pe_6_7),
-    .first_in(\first_in$1572 ),
-    .first_next(\first_next$1566 ),
-    .last_in(\last_in$1574 ),
+    .first_in(\first_in$1694 ),
+    .first_next(\first_next$1687 ),
+    .last_in(\last_in$1696 ),
     .pe_6_7_sync_clk(clk),
     .pe_6_7_sync_rst(rst_pe_6_7),
-    .psum_in(\psum_in$1576 ),
-    .psum_out(\psum_in$1715 ),
-    .valid_in(\valid_in$1570 ),
-    .w_in(\w_in$1578 ),
-    .w_out(\w_in$1717 ),
+    .psum_in(\psum_in$1698 ),
+    .psum_out(\psum_in$1853 ),
+    .valid_in(\valid_in$1692 ),
+    .valid_next(\valid_in$1672 ),
+    .w_in(\w_in$1700 ),
+    .w_out(\w_in$1855 ),
     .w_shift(shift_6_7_q)
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$626 [63:56]),
-    .a_next(\o_next$622 [63:56]),
-    .a_out(\a_in$1599 ),
+    .a_in(\o$638 [63:56]),
+    .a_next(\o_next$633 [63:56]),
+    .a_out(\a_in$1725 ),
     .capture(capture_7_0_q),
+    .capture_next(o_next[1]),
     .en(en_pe_7_0),
-    .first_next(\o_next$624 [22]),
-    .first_next_out(\first_next$1597 ),
-    .first_out(\first_in$1603 ),
-    .last_out(\last_in$1605 ),
+    .first_next_out(\first_next$1722 ),
+    .first_out(\first_in$1729 ),
+    .last_out(\last_in$1731 ),
     .pe_7_0_sync_clk(clk),
     .pe_7_0_sync_rst(rst_pe_7_0),
-    .\port$3522$21 (\o$628 [23:21]),
-    .psum_in(\psum_in$1589 ),
+    .\port$3855$21 (\o$640 [23:21]),
+    .\port$3856$21 (\o_next$635 [22:21]),
+    .psum_in(\psum_in$1713 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$1601 ),
-    .w_in(\w_in$1591 ),
+    .valid_out(\valid_in$1727 ),
+    .w_in(\w_in$1715 ),
     .w_shift(shift_7_0_q)
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1599 ),
-    .a_next(\o$626 [63:56]),
-    .a_out(\a_in$1617 ),
+    .a_in(\a_in$1725 ),
+    .a_next(\o$638 [63:56]),
+    .a_out(\a_in$1745 ),
     .capture(capture_7_1_q),
+    .capture_next(o_next[3]),
     .en(en_pe_7_1),
-    .first_in(\first_in$1603 ),
-    .first_next(\first_next$1597 ),
-    .first_next_out(\first_next$1615 ),
-    .first_out(\first_in$1621 ),
-    .last_in(\last_in$1605 ),
-    .last_out(\last_in$1623 ),
+    .first_in(\first_in$1729 ),
+    .first_next(\first_next$1722 ),
+    .first_next_out(\first_next$1742 ),
+    .first_out(\first_in$1749 ),
+    .last_in(\last_in$1731 ),
+    .last_out(\last_in$1751 ),
     .pe_7_1_sync_clk(clk),
     .pe_7_1_sync_rst(rst_pe_7_1),
-    .psum_in(\psum_in$1607 ),
-    .psum_out(\psum_out$594 ),
-    .valid_in(\valid_in$1601 ),
-    .valid_out(\valid_in$1619 ),
-    .w_in(\w_in$1609 ),
+    .psum_in(\psum_in$1733 ),
+    .psum_out(\psum_out$604 ),
+    .valid_in(\valid_in$1727 ),
+    .valid_next(\o$640 [21]),
+    .valid_out(\valid_in$1747 ),
+    .w_in(\w_in$1735 ),
     .w_shift(shift_7_1_q)
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1617 ),
-    .a_next(\a_in$1599 ),
-    .a_out(\a_in$1635 ),
+    .a_in(\a_in$1745 ),
+    .a_next(\a_in$1725 ),
+    .a_out(\a_in$1765 ),
     .capture(capture_7_2_q),
+    .capture_next(o_next[5]),
     .en(en_pe_7_2),
-    .first_in(\first_in$1621 ),
-    .first_next(\first_next$1615 ),
-    .first_next_out(\first_next$1633 ),
-    .first_out(\first_in$1639 ),
-    .last_in(\last_in$1623 ),
-    .last_out(\last_in$1641 ),
+    .first_in(\first_in$1749 ),
+    .first_next(\first_next$1742 ),
+    .first_next_out(\first_next$1762 ),
+    .first_out(\first_in$1769 ),
+    .last_in(\last_in$1751 ),
+    .last_out(\last_in$1771 ),
     .pe_7_2_sync_clk(clk),
     .pe_7_2_sync_rst(rst_pe_7_2),
-    .psum_in(\psum_in$1625 ),
-    .psum_out(\psum_out$595 ),
-    .valid_in(\valid_in$1619 ),
-    .valid_out(\valid_in$1637 ),
-    .w_in(\w_in$1627 ),
+    .psum_in(\psum_in$1753 ),
+    .psum_out(\psum_out$605 ),
+    .valid_in(\valid_in$1747 ),
+    .valid_next(\valid_in$1727 ),
+    .valid_out(\valid_in$1767 ),
+    .w_in(\w_in$1755 ),
     .w_shift(shift_7_2_q)
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1635 ),
-    .a_next(\a_in$1617 ),
-    .a_out(\a_in$1653 ),
+    .a_in(\a_in$1765 ),
+    .a_next(\a_in$1745 ),
+    .a_out(\a_in$1785 ),
     .capture(capture_7_3_q),
+    .capture_next(o_next[7]),
     .en(en_pe_7_3),
-    .first_in(\first_in$1639 ),
-    .first_next(\first_next$1633 ),
-    .first_next_out(\first_next$1651 ),
-    .first_out(\first_in$1657 ),
-    .last_in(\last_in$1641 ),
-    .last_out(\last_in$1659 ),
+    .first_in(\first_in$1769 ),
+    .first_next(\first_next$1762 ),
+    .first_next_out(\first_next$1782 ),
+    .first_out(\first_in$1789 ),
+    .last_in(\last_in$1771 ),
+    .last_out(\last_in$1791 ),
     .pe_7_3_sync_clk(clk),
     .pe_7_3_sync_rst(rst_pe_7_3),
-    .psum_in(\psum_in$1643 ),
-    .psum_out(\psum_out$596 ),
-    .valid_in(\valid_in$1637 ),
-    .valid_out(\valid_in$1655 ),
-    .w_in(\w_in$1645 ),
+    .psum_in(\psum_in$1773 ),
+    .psum_out(\psum_out$606 ),
+    .valid_in(\valid_in$1767 ),
+    .valid_next(\valid_in$1747 ),
+    .valid_out(\valid_in$1787 ),
+    .w_in(\w_in$1775 ),
     .w_shift(shift_7_3_q)
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1653 ),
-    .a_next(\a_in$1635 ),
-    .a_out(\a_in$1671 ),
+    .a_in(\a_in$1785 ),
+    .a_next(\a_in$1765 ),
+    .a_out(\a_in$1805 ),
     .capture(capture_7_4_q),
+    .capture_next(o_next[9]),
     .en(en_pe_7_4),
-    .first_in(\first_in$1657 ),
-    .first_next(\first_next$1651 ),
-    .first_next_out(\first_next$1669 ),
-    .first_out(\first_in$1675 ),
-    .last_in(\last_in$1659 ),
-    .last_out(\last_in$1677 ),
+    .first_in(\first_in$1789 ),
+    .first_next(\first_next$1782 ),
+    .first_next_out(\first_next$1802 ),
+    .first_out(\first_in$1809 ),
+    .last_in(\last_in$1791 ),
+    .last_out(\last_in$1811 ),
     .pe_7_4_sync_clk(clk),
     .pe_7_4_sync_rst(rst_pe_7_4),
-    .psum_in(\psum_in$1661 ),
-    .psum_out(\psum_out$597 ),
-    .valid_in(\valid_in$1655 ),
-    .valid_out(\valid_in$1673 ),
-    .w_in(\w_in$1663 ),
+    .psum_in(\psum_in$1793 ),
+    .psum_out(\psum_out$607 ),
+    .valid_in(\valid_in$1787 ),
+    .valid_next(\valid_in$1767 ),
+    .valid_out(\valid_in$1807 ),
+    .w_in(\w_in$1795 ),
     .w_shift(shift_7_4_q)
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1671 ),
-    .a_next(\a_in$1653 ),
-    .a_out(\a_in$1689 ),
+    .a_in(\a_in$1805 ),
+    .a_next(\a_in$1785 ),
+    .a_out(\a_in$1825 ),
     .capture(capture_7_5_q),
+    .capture_next(o_next[11]),
     .en(en_pe_7_5),
-    .first_in(\first_in$1675 ),
-    .first_next(\first_next$1669 ),
-    .first_next_out(\first_next$1687 ),
-    .first_out(\first_in$1693 ),
-    .last_in(\last_in$1677 ),
-    .last_out(\last_in$1695 ),
+    .first_in(\first_in$1809 ),
+    .first_next(\first_next$1802 ),
+    .first_next_out(\first_next$1822 ),
+    .first_out(\first_in$1829 ),
+    .last_in(\last_in$1811 ),
+    .last_out(\last_in$1831 ),
     .pe_7_5_sync_clk(clk),
     .pe_7_5_sync_rst(rst_pe_7_5),
-    .psum_in(\psum_in$1679 ),
-    .psum_out(\psum_out$598 ),
-    .valid_in(\valid_in$1673 ),
-    .valid_out(\valid_in$1691 ),
-    .w_in(\w_in$1681 ),
+    .psum_in(\psum_in$1813 ),
+    .psum_out(\psum_out$608 ),
+    .valid_in(\valid_in$1807 ),
+    .valid_next(\valid_in$1787 ),
+    .valid_out(\valid_in$1827 ),
+    .w_in(\w_in$1815 ),
     .w_shift(shift_7_5_q)
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1689 ),
-    .a_next(\a_in$1671 ),
-    .a_out(\a_in$1707 ),
+    .a_in(\a_in$1825 ),
+    .a_next(\a_in$1805 ),
+    .a_out(\a_in$1845 ),
     .capture(capture_7_6_q),
+    .capture_next(o_next[13]),
     .en(en_pe_7_6),
-    .first_in(\first_in$1693 ),
-    .first_next(\first_next$1687 ),
-    .first_next_out(\first_next$1705 ),
-    .first_out(\first_in$1711 ),
-    .last_in(\last_in$1695 ),
-    .last_out(\last_in$1713 ),
+    .first_in(\first_in$1829 ),
+    .first_next(\first_next$1822 ),
+    .first_next_out(\first_next$1842 ),
+    .first_out(\first_in$1849 ),
+    .last_in(\last_in$1831 ),
+    .last_out(\last_in$1851 ),
     .pe_7_6_sync_clk(clk),
     .pe_7_6_sync_rst(rst_pe_7_6),
-    .psum_in(\psum_in$1697 ),
-    .psum_out(\psum_out$599 ),
-    .valid_in(\valid_in$1691 ),
-    .valid_out(\valid_in$1709 ),
-    .w_in(\w_in$1699 ),
+    .psum_in(\psum_in$1833 ),
+    .psum_out(\psum_out$609 ),
+    .valid_in(\valid_in$1827 ),
+    .valid_next(\valid_in$1807 ),
+    .valid_out(\valid_in$1847 ),
+    .w_in(\w_in$1835 ),
     .w_shift(shift_7_6_q)
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1707 ),
-    .a_next(\a_in$1689 ),
+    .a_in(\a_in$1845 ),
+    .a_next(\a_in$1825 ),
     .capture(capture_7_7_q),
+    .capture_next(o_next[15]),
     .en(en_pe_7_7),
-    .first_in(\first_in$1711 ),
-    .first_next(\first_next$1705 ),
-    .last_in(\last_in$1713 ),
+    .first_in(\first_in$1849 ),
+    .first_next(\first_next$1842 ),
+    .last_in(\last_in$1851 ),
     .last_out(last_out),
     .pe_7_7_sync_clk(clk),
     .pe_7_7_sync_rst(rst_pe_7_7),
-    .psum_in(\psum_in$1715 ),
-    .psum_out(\psum_out$600 ),
-    .valid_in(\valid_in$1709 ),
+    .psum_in(\psum_in$1853 ),
+    .psum_out(\psum_out$610 ),
+    .valid_in(\valid_in$1847 ),
+    .valid_next(\valid_in$1827 ),
     .valid_out(valid_out),
-    .w_in(\w_in$1717 ),
+    .w_in(\w_in$1855 ),
     .w_shift(shift_7_7_q)
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$613 ),
+    .i(\i$623 ),
     .i_next(i_next),
-    .o(\o$626 ),
-    .o_next(\o_next$622 ),
-    .\port$1670$0 (en_skew_a_0),
-    .\port$1671$0 (en_skew_a_1),
-    .\port$1672$0 (en_skew_a_2),
-    .\port$1673$0 (en_skew_a_3),
-    .\port$1674$0 (en_skew_a_4),
-    .\port$1675$0 (en_skew_a_5),
-    .\port$1676$0 (en_skew_a_6),
-    .\port$1677$0 (en_skew_a_7),
+    .o(\o$638 ),
+    .o_next(\o_next$633 ),
+    .\port$1747$0 (en_skew_a_0),
+    .\port$1748$0 (en_skew_a_1),
+    .\port$1749$0 (en_skew_a_2),
+    .\port$1750$0 (en_skew_a_3),
+    .\port$1751$0 (en_skew_a_4),
+    .\port$1752$0 (en_skew_a_5),
+    .\port$1753$0 (en_skew_a_6),
+    .\port$1754$0 (en_skew_a_7),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$614 ),
-    .i_next(\i_next$616 ),
-    .o(\o$628 ),
-    .o_next(\o_next$624 ),
+    .i(\i$624 ),
+    .i_next(\i_next$626 ),
+    .o(\o$640 ),
+    .o_next(\o_next$635 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
     .i(in_w),
-    .o(\o$633 ),
-    .\port$1661$0 (en_skew_w_0),
-    .\port$1662$0 (en_skew_w_1),
-    .\port$1663$0 (en_skew_w_2),
-    .\port$1664$0 (en_skew_w_3),
-    .\port$1665$0 (en_skew_w_4),
-    .\port$1666$0 (en_skew_w_5),
-    .\port$1667$0 (en_skew_w_6),
-    .\port$1668$0 (en_skew_w_7),
+    .o(\o$645 ),
+    .\port$1738$0 (en_skew_w_0),
+    .\port$1739$0 (en_skew_w_1),
+    .\port$1740$0 (en_skew_w_2),
+    .\port$1741$0 (en_skew_w_3),
+    .\port$1742$0 (en_skew_w_4),
+    .\port$1743$0 (en_skew_w_5),
+    .\port$1744$0 (en_skew_w_6),
+    .\port$1745$0 (en_skew_w_7),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en_skew_wctl),
-    .i(\i$612 ),
-    .i_next(\i_next$617 ),
+    .i(\i$622 ),
+    .i_next(\i_next$627 ),
     .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = held;
+    \$336  = held;
     if (rst) begin
-      \$334  = 1'h0;
+      \$336  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = skid;
+    \$337  = skid;
     if (\$1 ) begin
-      \$335 [256] = out[256];
+      \$337 [256] = out[256];
     end
     if (\$2 ) begin
-      \$335 [31:0] = out[31:0];
+      \$337 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$335 [63:32] = out[63:32];
+      \$337 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$335 [95:64] = out[95:64];
+      \$337 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$335 [127:96] = out[127:96];
+      \$337 [127:96] = out[127:96];
     end
     if (\$6 ) begin
-      \$335 [159:128] = out[159:128];
+      \$337 [159:128] = out[159:128];
     end
     if (\$7 ) begin
-      \$335 [191:160] = out[191:160];
+      \$337 [191:160] = out[191:160];
     end
     if (\$8 ) begin
-      \$335 [223:192] = out[223:192];
+      \$337 [223:192] = out[223:192];
     end
     if (\$9 ) begin
-      \$335 [255:224] = out[255:224];
+      \$337 [255:224] = out[255:224];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = loaded;
+    \$338  = 1'h1;
+    if (rst) begin
+      \$338  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$339  = loaded;
     if (en) begin
       if (capture) begin
-        \$336  = { 3'h0, w_accept };
+        \$339  = { 3'h0, w_accept };
       end else if (w_accept) begin
-        \$336  = \$19 [3:0];
+        \$339  = \$19 [3:0];
       end
     end
     if (rst) begin
-      \$336  = 4'h0;
+      \$339  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = shadow_full;
+    \$340  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$337  = 1'h1;
+        \$340  = 1'h1;
       end else if (\$20 ) begin
-        \$337  = 1'h0;
+        \$340  = 1'h0;
       end
     end
     if (rst) begin
-      \$337  = 1'h0;
+      \$340  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = since_first;
+    \$341  = since_first;
     if (en) begin
       if (\$21 ) begin
-        \$338  = 4'h1;
+        \$341  = 4'h1;
       end else if (\$22 ) begin
-        \$338  = \$23 [3:0];
+        \$341  = \$23 [3:0];
       end
     end
     if (rst) begin
-      \$338  = 4'h8;
+      \$341  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = first;
+    \$342  = first;
     if (en) begin
       if (a_accept) begin
-        \$339  = operands__payload[64];
+        \$342  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$339  = 1'h1;
+      \$342  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = in_w;
+    \$343  = in_w;
     if (en_in_w_0) begin
-      \$340 [7:0] = weights__payload[7:0];
+      \$343 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$340 [15:8] = weights__payload[15:8];
+      \$343 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$340 [23:16] = weights__payload[23:16];
+      \$343 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$340 [31:24] = weights__payload[31:24];
+      \$343 [31:24] = weights__payload[31:24];
     end
     if (en_in_w_4) begin
-      \$340 [39:32] = weights__payload[39:32];
+      \$343 [39:32] = weights__payload[39:32];
     end
     if (en_in_w_5) begin
-      \$340 [47:40] = weights__payload[47:40];
+      \$343 [47:40] = weights__payload[47:40];
     end
     if (en_in_w_6) begin
-      \$340 [55:48] = weights__payload[55:48];
+      \$343 [55:48] = weights__payload[55:48];
     end
     if (en_in_w_7) begin
-      \$340 [63:56] = weights__payload[63:56];
+      \$343 [63:56] = weights__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = in_a;
+    \$344  = in_a;
     if (en_in_a_0) begin
-      \$341 [7:0] = operands__payload[7:0];
+      \$344 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$341 [15:8] = operands__payload[15:8];
+      \$344 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$341 [23:16] = operands__payload[23:16];
+      \$344 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$341 [31:24] = operands__payload[31:24];
+      \$344 [31:24] = operands__payload[31:24];
     end
     if (en_in_a_4) begin
-      \$341 [39:32] = operands__payload[39:32];
+      \$344 [39:32] = operands__payload[39:32];
     end
     if (en_in_a_5) begin
-      \$341 [47:40] = operands__payload[47:40];
+      \$344 [47:40] = operands__payload[47:40];
     end
     if (en_in_a_6) begin
-      \$341 [55:48] = operands__payload[55:48];
+      \$344 [55:48] = operands__payload[55:48];
     end
     if (en_in_a_7) begin
-      \$341 [63:56] = operands__payload[63:56];
+      \$344 [63:56] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = in_wctl;
+    \$345  = in_wctl;
     if (en) begin
-      \$342 [0] = w_accept;
-      \$342 [1] = capture;
+      \$345 [0] = w_accept;
+      \$345 [1] = capture;
     end
     if (rst) begin
-      \$342  = 2'h0;
+      \$345  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = in_flags;
+    \$346  = in_flags;
     if (en) begin
-      \$343 [0] = a_accept;
-      \$343 [1] = first;
-      \$343 [2] = operands__payload[64];
+      \$346 [0] = a_accept;
+      \$346 [1] = first;
+      \$346 [2] = operands__payload[64];
     end
     if (rst) begin
-      \$343  = 3'h0;
+      \$346  = 3'h0;
     end
   end
   assign shift_0_0 = shift_0_0_q;
@@ -5602,718 +5892,846 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign pe_7_6_sync_rst = rst_pe_7_6;
   assign pe_7_7_sync_clk = clk;
   assign pe_7_7_sync_rst = rst_pe_7_7;
-  assign \en$604  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$614  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$607  = { en_skew_w_7, en_skew_w_6, en_skew_w_5, en_skew_w_4, en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$608  = en_skew_wctl;
-  assign \en$609  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$610  = en_skew_flags;
-  assign \i$611  = in_w;
-  assign \en$618  = en_pe_0_0;
+  assign \en$617  = { en_skew_w_7, en_skew_w_6, en_skew_w_5, en_skew_w_4, en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$618  = en_skew_wctl;
+  assign \en$619  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$620  = en_skew_flags;
+  assign \i$621  = in_w;
+  assign \en$628  = en_pe_0_0;
   assign w_shift = shift_0_0_q;
-  assign \capture$620  = capture_0_0_q;
-  assign a_next = \o_next$622 [7:0];
-  assign first_next = \o_next$624 [1];
-  assign a_in = \o$626 [7:0];
-  assign valid_in = \o$628 [0];
-  assign first_in = \o$628 [1];
-  assign last_in = \o$628 [2];
+  assign \capture$630  = capture_0_0_q;
+  assign capture_next = o_next[1];
+  assign a_next = \o_next$633 [7:0];
+  assign first_next = \o_next$635 [1];
+  assign valid_next = \o_next$635 [0];
+  assign a_in = \o$638 [7:0];
+  assign valid_in = \o$640 [0];
+  assign first_in = \o$640 [1];
+  assign last_in = \o$640 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$633 [7:0];
-  assign \en$634  = en_pe_0_1;
-  assign \w_shift$635  = shift_0_1_q;
-  assign \capture$636  = capture_0_1_q;
-  assign \a_next$637  = \o$626 [7:0];
-  assign first_next_out = \first_next$638 ;
-  assign a_out = \a_in$640 ;
-  assign \valid_out$643  = \valid_in$642 ;
-  assign first_out = \first_in$644 ;
-  assign \last_out$647  = \last_in$646 ;
-  assign \psum_in$648  = 32'd0;
-  assign \w_in$649  = \o$633 [15:8];
-  assign \en$650  = en_pe_0_2;
-  assign \w_shift$651  = shift_0_2_q;
-  assign \capture$652  = capture_0_2_q;
-  assign \a_next$653  = \a_in$640 ;
-  assign \first_next_out$655  = \first_next$654 ;
-  assign \a_out$657  = \a_in$656 ;
-  assign \valid_out$659  = \valid_in$658 ;
-  assign \first_out$661  = \first_in$660 ;
-  assign \last_out$663  = \last_in$662 ;
-  assign \psum_in$664  = 32'd0;
-  assign \w_in$665  = \o$633 [23:16];
-  assign \en$666  = en_pe_0_3;
-  assign \w_shift$667  = shift_0_3_q;
-  assign \capture$668  = capture_0_3_q;
-  assign \a_next$669  = \a_in$656 ;
-  assign \first_next_out$671  = \first_next$670 ;
+  assign w_in = \o$645 [7:0];
+  assign \en$646  = en_pe_0_1;
+  assign \w_shift$647  = shift_0_1_q;
+  assign \capture$648  = capture_0_1_q;
+  assign \capture_next$649  = o_next[3];
+  assign \a_next$650  = \o$638 [7:0];
+  assign first_next_out = \first_next$651 ;
+  assign \valid_next$653  = \o$640 [0];
+  assign a_out = \a_in$654 ;
+  assign \valid_out$657  = \valid_in$656 ;
+  assign first_out = \first_in$658 ;
+  assign \last_out$661  = \last_in$660 ;
+  assign \psum_in$662  = 32'd0;
+  assign \w_in$663  = \o$645 [15:8];
+  assign \en$664  = en_pe_0_2;
+  assign \w_shift$665  = shift_0_2_q;
+  assign \capture$666  = capture_0_2_q;
+  assign \capture_next$667  = o_next[5];
+  assign \a_next$668  = \a_in$654 ;
+  assign \first_next_out$670  = \first_next$669 ;
+  assign \valid_next$671  = \valid_in$656 ;
   assign \a_out$673  = \a_in$672 ;
   assign \valid_out$675  = \valid_in$674 ;
   assign \first_out$677  = \first_in$676 ;
   assign \last_out$679  = \last_in$678 ;
   assign \psum_in$680  = 32'd0;
-  assign \w_in$681  = \o$633 [31:24];
-  assign \en$682  = en_pe_0_4;
-  assign \w_shift$683  = shift_0_4_q;
-  assign \capture$684  = capture_0_4_q;
-  assign \a_next$685  = \a_in$672 ;
-  assign \first_next_out$687  = \first_next$686 ;
-  assign \a_out$689  = \a_in$688 ;
-  assign \valid_out$691  = \valid_in$690 ;
-  assign \first_out$693  = \first_in$692 ;
-  assign \last_out$695  = \last_in$694 ;
-  assign \psum_in$696  = 32'd0;
-  assign \w_in$697  = \o$633 [39:32];
-  assign \en$698  = en_pe_0_5;
-  assign \w_shift$699  = shift_0_5_q;
-  assign \capture$700  = capture_0_5_q;
-  assign \a_next$701  = \a_in$688 ;
-  assign \first_next_out$703  = \first_next$702 ;
-  assign \a_out$705  = \a_in$704 ;
-  assign \valid_out$707  = \valid_in$706 ;
-  assign \first_out$709  = \first_in$708 ;
-  assign \last_out$711  = \last_in$710 ;
-  assign \psum_in$712  = 32'd0;
-  assign \w_in$713  = \o$633 [47:40];
-  assign \en$714  = en_pe_0_6;
-  assign \w_shift$715  = shift_0_6_q;
-  assign \capture$716  = capture_0_6_q;
-  assign \a_next$717  = \a_in$704 ;
-  assign \first_next_out$719  = \first_next$718 ;
-  assign \a_out$721  = \a_in$720 ;
-  assign \valid_out$723  = \valid_in$722 ;
-  assign \first_out$725  = \first_in$724 ;
-  assign \last_out$727  = \last_in$726 ;
-  assign \psum_in$728  = 32'd0;
-  assign \w_in$729  = \o$633 [55:48];
-  assign \en$730  = en_pe_0_7;
-  assign \w_shift$731  = shift_0_7_q;
-  assign \capture$732  = capture_0_7_q;
-  assign \a_next$733  = \a_in$720 ;
-  assign \first_next_out$735  = \first_next$734 ;
-  assign \a_out$737  = \a_in$736 ;
-  assign \valid_out$739  = \valid_in$738 ;
-  assign \first_out$741  = \first_in$740 ;
-  assign \last_out$743  = \last_in$742 ;
-  assign \psum_in$744  = 32'd0;
-  assign \w_in$745  = \o$633 [63:56];
-  assign \en$746  = en_pe_1_0;
-  assign \w_shift$747  = shift_1_0_q;
-  assign \capture$748  = capture_1_0_q;
-  assign \a_next$749  = \o_next$622 [15:8];
-  assign \first_next$750  = \o_next$624 [4];
-  assign \a_in$751  = \o$626 [15:8];
-  assign \valid_in$752  = \o$628 [3];
-  assign \first_in$753  = \o$628 [4];
-  assign \last_in$754  = \o$628 [5];
-  assign \psum_out$756  = \psum_in$755 ;
-  assign w_out = \w_in$757 ;
-  assign \en$759  = en_pe_1_1;
-  assign \w_shift$760  = shift_1_1_q;
-  assign \capture$761  = capture_1_1_q;
-  assign \a_next$762  = \o$626 [15:8];
-  assign \first_next_out$764  = \first_next$763 ;
-  assign \a_out$766  = \a_in$765 ;
-  assign \valid_out$768  = \valid_in$767 ;
-  assign \first_out$770  = \first_in$769 ;
-  assign \last_out$772  = \last_in$771 ;
-  assign \psum_out$774  = \psum_in$773 ;
-  assign \w_out$776  = \w_in$775 ;
-  assign \en$777  = en_pe_1_2;
-  assign \w_shift$778  = shift_1_2_q;
-  assign \capture$779  = capture_1_2_q;
-  assign \a_next$780  = \a_in$765 ;
-  assign \first_next_out$782  = \first_next$781 ;
-  assign \a_out$784  = \a_in$783 ;
-  assign \valid_out$786  = \valid_in$785 ;
-  assign \first_out$788  = \first_in$787 ;
-  assign \last_out$790  = \last_in$789 ;
-  assign \psum_out$792  = \psum_in$791 ;
-  assign \w_out$794  = \w_in$793 ;
-  assign \en$795  = en_pe_1_3;
-  assign \w_shift$796  = shift_1_3_q;
-  assign \capture$797  = capture_1_3_q;
-  assign \a_next$798  = \a_in$783 ;
-  assign \first_next_out$800  = \first_next$799 ;
-  assign \a_out$802  = \a_in$801 ;
-  assign \valid_out$804  = \valid_in$803 ;
-  assign \first_out$806  = \first_in$805 ;
-  assign \last_out$808  = \last_in$807 ;
-  assign \psum_out$810  = \psum_in$809 ;
-  assign \w_out$812  = \w_in$811 ;
-  assign \en$813  = en_pe_1_4;
-  assign \w_shift$814  = shift_1_4_q;
-  assign \capture$815  = capture_1_4_q;
-  assign \a_next$816  = \a_in$801 ;
-  assign \first_next_out$818  = \first_next$817 ;
-  assign \a_out$820  = \a_in$819 ;
-  assign \valid_out$822  = \valid_in$821 ;
-  assign \first_out$824  = \first_in$823 ;
-  assign \last_out$826  = \last_in$825 ;
-  assign \psum_out$828  = \psum_in$827 ;
-  assign \w_out$830  = \w_in$829 ;
-  assign \en$831  = en_pe_1_5;
-  assign \w_shift$832  = shift_1_5_q;
-  assign \capture$833  = capture_1_5_q;
-  assign \a_next$834  = \a_in$819 ;
-  assign \first_next_out$836  = \first_next$835 ;
-  assign \a_out$838  = \a_in$837 ;
-  assign \valid_out$840  = \valid_in$839 ;
-  assign \first_out$842  = \first_in$841 ;
-  assign \last_out$844  = \last_in$843 ;
-  assign \psum_out$846  = \psum_in$845 ;
-  assign \w_out$848  = \w_in$847 ;
-  assign \en$849  = en_pe_1_6;
-  assign \w_shift$850  = shift_1_6_q;
-  assign \capture$851  = capture_1_6_q;
-  assign \a_next$852  = \a_in$837 ;
-  assign \first_next_out$854  = \first_next$853 ;
+  assign \w_in$681  = \o$645 [23:16];
+  assign \en$682  = en_pe_0_3;
+  assign \w_shift$683  = shift_0_3_q;
+  assign \capture$684  = capture_0_3_q;
+  assign \capture_next$685  = o_next[7];
+  assign \a_next$686  = \a_in$672 ;
+  assign \first_next_out$688  = \first_next$687 ;
+  assign \valid_next$689  = \valid_in$674 ;
+  assign \a_out$691  = \a_in$690 ;
+  assign \valid_out$693  = \valid_in$692 ;
+  assign \first_out$695  = \first_in$694 ;
+  assign \last_out$697  = \last_in$696 ;
+  assign \psum_in$698  = 32'd0;
+  assign \w_in$699  = \o$645 [31:24];
+  assign \en$700  = en_pe_0_4;
+  assign \w_shift$701  = shift_0_4_q;
+  assign \capture$702  = capture_0_4_q;
+  assign \capture_next$703  = o_next[9];
+  assign \a_next$704  = \a_in$690 ;
+  assign \first_next_out$706  = \first_next$705 ;
+  assign \valid_next$707  = \valid_in$692 ;
+  assign \a_out$709  = \a_in$708 ;
+  assign \valid_out$711  = \valid_in$710 ;
+  assign \first_out$713  = \first_in$712 ;
+  assign \last_out$715  = \last_in$714 ;
+  assign \psum_in$716  = 32'd0;
+  assign \w_in$717  = \o$645 [39:32];
+  assign \en$718  = en_pe_0_5;
+  assign \w_shift$719  = shift_0_5_q;
+  assign \capture$720  = capture_0_5_q;
+  assign \capture_next$721  = o_next[11];
+  assign \a_next$722  = \a_in$708 ;
+  assign \first_next_out$724  = \first_next$723 ;
+  assign \valid_next$725  = \valid_in$710 ;
+  assign \a_out$727  = \a_in$726 ;
+  assign \valid_out$729  = \valid_in$728 ;
+  assign \first_out$731  = \first_in$730 ;
+  assign \last_out$733  = \last_in$732 ;
+  assign \psum_in$734  = 32'd0;
+  assign \w_in$735  = \o$645 [47:40];
+  assign \en$736  = en_pe_0_6;
+  assign \w_shift$737  = shift_0_6_q;
+  assign \capture$738  = capture_0_6_q;
+  assign \capture_next$739  = o_next[13];
+  assign \a_next$740  = \a_in$726 ;
+  assign \first_next_out$742  = \first_next$741 ;
+  assign \valid_next$743  = \valid_in$728 ;
+  assign \a_out$745  = \a_in$744 ;
+  assign \valid_out$747  = \valid_in$746 ;
+  assign \first_out$749  = \first_in$748 ;
+  assign \last_out$751  = \last_in$750 ;
+  assign \psum_in$752  = 32'd0;
+  assign \w_in$753  = \o$645 [55:48];
+  assign \en$754  = en_pe_0_7;
+  assign \w_shift$755  = shift_0_7_q;
+  assign \capture$756  = capture_0_7_q;
+  assign \capture_next$757  = o_next[15];
+  assign \a_next$758  = \a_in$744 ;
+  assign \first_next_out$760  = \first_next$759 ;
+  assign \valid_next$761  = \valid_in$746 ;
+  assign \a_out$763  = \a_in$762 ;
+  assign \valid_out$765  = \valid_in$764 ;
+  assign \first_out$767  = \first_in$766 ;
+  assign \last_out$769  = \last_in$768 ;
+  assign \psum_in$770  = 32'd0;
+  assign \w_in$771  = \o$645 [63:56];
+  assign \en$772  = en_pe_1_0;
+  assign \w_shift$773  = shift_1_0_q;
+  assign \capture$774  = capture_1_0_q;
+  assign \capture_next$775  = o_next[1];
+  assign \a_next$776  = \o_next$633 [15:8];
+  assign \first_next$777  = \o_next$635 [4];
+  assign \valid_next$778  = \o_next$635 [3];
+  assign \a_in$779  = \o$638 [15:8];
+  assign \valid_in$780  = \o$640 [3];
+  assign \first_in$781  = \o$640 [4];
+  assign \last_in$782  = \o$640 [5];
+  assign \psum_out$784  = \psum_in$783 ;
+  assign w_out = \w_in$785 ;
+  assign \en$787  = en_pe_1_1;
+  assign \w_shift$788  = shift_1_1_q;
+  assign \capture$789  = capture_1_1_q;
+  assign \capture_next$790  = o_next[3];
+  assign \a_next$791  = \o$638 [15:8];
+  assign \first_next_out$793  = \first_next$792 ;
+  assign \valid_next$794  = \o$640 [3];
+  assign \a_out$796  = \a_in$795 ;
+  assign \valid_out$798  = \valid_in$797 ;
+  assign \first_out$800  = \first_in$799 ;
+  assign \last_out$802  = \last_in$801 ;
+  assign \psum_out$804  = \psum_in$803 ;
+  assign \w_out$806  = \w_in$805 ;
+  assign \en$807  = en_pe_1_2;
+  assign \w_shift$808  = shift_1_2_q;
+  assign \capture$809  = capture_1_2_q;
+  assign \capture_next$810  = o_next[5];
+  assign \a_next$811  = \a_in$795 ;
+  assign \first_next_out$813  = \first_next$812 ;
+  assign \valid_next$814  = \valid_in$797 ;
+  assign \a_out$816  = \a_in$815 ;
+  assign \valid_out$818  = \valid_in$817 ;
+  assign \first_out$820  = \first_in$819 ;
+  assign \last_out$822  = \last_in$821 ;
+  assign \psum_out$824  = \psum_in$823 ;
+  assign \w_out$826  = \w_in$825 ;
+  assign \en$827  = en_pe_1_3;
+  assign \w_shift$828  = shift_1_3_q;
+  assign \capture$829  = capture_1_3_q;
+  assign \capture_next$830  = o_next[7];
+  assign \a_next$831  = \a_in$815 ;
+  assign \first_next_out$833  = \first_next$832 ;
+  assign \valid_next$834  = \valid_in$817 ;
+  assign \a_out$836  = \a_in$835 ;
+  assign \valid_out$838  = \valid_in$837 ;
+  assign \first_out$840  = \first_in$839 ;
+  assign \last_out$842  = \last_in$841 ;
+  assign \psum_out$844  = \psum_in$843 ;
+  assign \w_out$846  = \w_in$845 ;
+  assign \en$847  = en_pe_1_4;
+  assign \w_shift$848  = shift_1_4_q;
+  assign \capture$849  = capture_1_4_q;
+  assign \capture_next$850  = o_next[9];
+  assign \a_next$851  = \a_in$835 ;
+  assign \first_next_out$853  = \first_next$852 ;
+  assign \valid_next$854  = \valid_in$837 ;
   assign \a_out$856  = \a_in$855 ;
   assign \valid_out$858  = \valid_in$857 ;
   assign \first_out$860  = \first_in$859 ;
   assign \last_out$862  = \last_in$861 ;
   assign \psum_out$864  = \psum_in$863 ;
   assign \w_out$866  = \w_in$865 ;
-  assign \en$867  = en_pe_1_7;
-  assign \w_shift$868  = shift_1_7_q;
-  assign \capture$869  = capture_1_7_q;
-  assign \a_next$870  = \a_in$855 ;
-  assign \first_next_out$872  = \first_next$871 ;
-  assign \a_out$874  = \a_in$873 ;
-  assign \valid_out$876  = \valid_in$875 ;
-  assign \first_out$878  = \first_in$877 ;
-  assign \last_out$880  = \last_in$879 ;
-  assign \psum_out$882  = \psum_in$881 ;
-  assign \w_out$884  = \w_in$883 ;
-  assign \en$885  = en_pe_2_0;
-  assign \w_shift$886  = shift_2_0_q;
-  assign \capture$887  = capture_2_0_q;
-  assign \a_next$888  = \o_next$622 [23:16];
-  assign \first_next$889  = \o_next$624 [7];
-  assign \a_in$890  = \o$626 [23:16];
-  assign \valid_in$891  = \o$628 [6];
-  assign \first_in$892  = \o$628 [7];
-  assign \last_in$893  = \o$628 [8];
-  assign \psum_out$895  = \psum_in$894 ;
-  assign \w_out$897  = \w_in$896 ;
-  assign \en$898  = en_pe_2_1;
-  assign \w_shift$899  = shift_2_1_q;
-  assign \capture$900  = capture_2_1_q;
-  assign \a_next$901  = \o$626 [23:16];
-  assign \first_next_out$903  = \first_next$902 ;
-  assign \a_out$905  = \a_in$904 ;
-  assign \valid_out$907  = \valid_in$906 ;
-  assign \first_out$909  = \first_in$908 ;
-  assign \last_out$911  = \last_in$910 ;
-  assign \psum_out$913  = \psum_in$912 ;
-  assign \w_out$915  = \w_in$914 ;
-  assign \en$916  = en_pe_2_2;
-  assign \w_shift$917  = shift_2_2_q;
-  assign \capture$918  = capture_2_2_q;
-  assign \a_next$919  = \a_in$904 ;
-  assign \first_next_out$921  = \first_next$920 ;
-  assign \a_out$923  = \a_in$922 ;
-  assign \valid_out$925  = \valid_in$924 ;
-  assign \first_out$927  = \first_in$926 ;
-  assign \last_out$929  = \last_in$928 ;
-  assign \psum_out$931  = \psum_in$930 ;
-  assign \w_out$933  = \w_in$932 ;
-  assign \en$934  = en_pe_2_3;
-  assign \w_shift$935  = shift_2_3_q;
-  assign \capture$936  = capture_2_3_q;
-  assign \a_next$937  = \a_in$922 ;
-  assign \first_next_out$939  = \first_next$938 ;
-  assign \a_out$941  = \a_in$940 ;
-  assign \valid_out$943  = \valid_in$942 ;
-  assign \first_out$945  = \first_in$944 ;
-  assign \last_out$947  = \last_in$946 ;
-  assign \psum_out$949  = \psum_in$948 ;
-  assign \w_out$951  = \w_in$950 ;
-  assign \en$952  = en_pe_2_4;
-  assign \w_shift$953  = shift_2_4_q;
-  assign \capture$954  = capture_2_4_q;
-  assign \a_next$955  = \a_in$940 ;
-  assign \first_next_out$957  = \first_next$956 ;
-  assign \a_out$959  = \a_in$958 ;
-  assign \valid_out$961  = \valid_in$960 ;
-  assign \first_out$963  = \first_in$962 ;
-  assign \last_out$965  = \last_in$964 ;
-  assign \psum_out$967  = \psum_in$966 ;
-  assign \w_out$969  = \w_in$968 ;
-  assign \en$970  = en_pe_2_5;
-  assign \w_shift$971  = shift_2_5_q;
-  assign \capture$972  = capture_2_5_q;
-  assign \a_next$973  = \a_in$958 ;
-  assign \first_next_out$975  = \first_next$974 ;
-  assign \a_out$977  = \a_in$976 ;
-  assign \valid_out$979  = \valid_in$978 ;
-  assign \first_out$981  = \first_in$980 ;
-  assign \last_out$983  = \last_in$982 ;
-  assign \psum_out$985  = \psum_in$984 ;
-  assign \w_out$987  = \w_in$986 ;
-  assign \en$988  = en_pe_2_6;
-  assign \w_shift$989  = shift_2_6_q;
-  assign \capture$990  = capture_2_6_q;
-  assign \a_next$991  = \a_in$976 ;
-  assign \first_next_out$993  = \first_next$992 ;
-  assign \a_out$995  = \a_in$994 ;
-  assign \valid_out$997  = \valid_in$996 ;
-  assign \first_out$999  = \first_in$998 ;
-  assign \last_out$1001  = \last_in$1000 ;
-  assign \psum_out$1003  = \psum_in$1002 ;
-  assign \w_out$1005  = \w_in$1004 ;
-  assign \en$1006  = en_pe_2_7;
-  assign \w_shift$1007  = shift_2_7_q;
-  assign \capture$1008  = capture_2_7_q;
-  assign \a_next$1009  = \a_in$994 ;
-  assign \first_next_out$1011  = \first_next$1010 ;
-  assign \a_out$1013  = \a_in$1012 ;
-  assign \valid_out$1015  = \valid_in$1014 ;
-  assign \first_out$1017  = \first_in$1016 ;
-  assign \last_out$1019  = \last_in$1018 ;
-  assign \psum_out$1021  = \psum_in$1020 ;
-  assign \w_out$1023  = \w_in$1022 ;
-  assign \en$1024  = en_pe_3_0;
-  assign \w_shift$1025  = shift_3_0_q;
-  assign \capture$1026  = capture_3_0_q;
-  assign \a_next$1027  = \o_next$622 [31:24];
-  assign \first_next$1028  = \o_next$624 [10];
-  assign \a_in$1029  = \o$626 [31:24];
-  assign \valid_in$1030  = \o$628 [9];
-  assign \first_in$1031  = \o$628 [10];
-  assign \last_in$1032  = \o$628 [11];
-  assign \psum_out$1034  = \psum_in$1033 ;
-  assign \w_out$1036  = \w_in$1035 ;
-  assign \en$1037  = en_pe_3_1;
-  assign \w_shift$1038  = shift_3_1_q;
-  assign \capture$1039  = capture_3_1_q;
-  assign \a_next$1040  = \o$626 [31:24];
-  assign \first_next_out$1042  = \first_next$1041 ;
-  assign \a_out$1044  = \a_in$1043 ;
-  assign \valid_out$1046  = \valid_in$1045 ;
-  assign \first_out$1048  = \first_in$1047 ;
-  assign \last_out$1050  = \last_in$1049 ;
-  assign \psum_out$1052  = \psum_in$1051 ;
-  assign \w_out$1054  = \w_in$1053 ;
-  assign \en$1055  = en_pe_3_2;
-  assign \w_shift$1056  = shift_3_2_q;
-  assign \capture$1057  = capture_3_2_q;
-  assign \a_next$1058  = \a_in$1043 ;
-  assign \first_next_out$1060  = \first_next$1059 ;
-  assign \a_out$1062  = \a_in$1061 ;
-  assign \valid_out$1064  = \valid_in$1063 ;
-  assign \first_out$1066  = \first_in$1065 ;
-  assign \last_out$1068  = \last_in$1067 ;
-  assign \psum_out$1070  = \psum_in$1069 ;
-  assign \w_out$1072  = \w_in$1071 ;
-  assign \en$1073  = en_pe_3_3;
-  assign \w_shift$1074  = shift_3_3_q;
-  assign \capture$1075  = capture_3_3_q;
-  assign \a_next$1076  = \a_in$1061 ;
-  assign \first_next_out$1078  = \first_next$1077 ;
-  assign \a_out$1080  = \a_in$1079 ;
-  assign \valid_out$1082  = \valid_in$1081 ;
-  assign \first_out$1084  = \first_in$1083 ;
-  assign \last_out$1086  = \last_in$1085 ;
-  assign \psum_out$1088  = \psum_in$1087 ;
-  assign \w_out$1090  = \w_in$1089 ;
-  assign \en$1091  = en_pe_3_4;
-  assign \w_shift$1092  = shift_3_4_q;
-  assign \capture$1093  = capture_3_4_q;
-  assign \a_next$1094  = \a_in$1079 ;
-  assign \first_next_out$1096  = \first_next$1095 ;
-  assign \a_out$1098  = \a_in$1097 ;
-  assign \valid_out$1100  = \valid_in$1099 ;
-  assign \first_out$1102  = \first_in$1101 ;
-  assign \last_out$1104  = \last_in$1103 ;
-  assign \psum_out$1106  = \psum_in$1105 ;
-  assign \w_out$1108  = \w_in$1107 ;
-  assign \en$1109  = en_pe_3_5;
-  assign \w_shift$1110  = shift_3_5_q;
-  assign \capture$1111  = capture_3_5_q;
-  assign \a_next$1112  = \a_in$1097 ;
-  assign \first_next_out$1114  = \first_next$1113 ;
-  assign \a_out$1116  = \a_in$1115 ;
-  assign \valid_out$1118  = \valid_in$1117 ;
-  assign \first_out$1120  = \first_in$1119 ;
-  assign \last_out$1122  = \last_in$1121 ;
-  assign \psum_out$1124  = \psum_in$1123 ;
-  assign \w_out$1126  = \w_in$1125 ;
-  assign \en$1127  = en_pe_3_6;
-  assign \w_shift$1128  = shift_3_6_q;
-  assign \capture$1129  = capture_3_6_q;
-  assign \a_next$1130  = \a_in$1115 ;
-  assign \first_next_out$1132  = \first_next$1131 ;
-  assign \a_out$1134  = \a_in$1133 ;
-  assign \valid_out$1136  = \valid_in$1135 ;
-  assign \first_out$1138  = \first_in$1137 ;
-  assign \last_out$1140  = \last_in$1139 ;
-  assign \psum_out$1142  = \psum_in$1141 ;
-  assign \w_out$1144  = \w_in$1143 ;
-  assign \en$1145  = en_pe_3_7;
-  assign \w_shift$1146  = shift_3_7_q;
-  assign \capture$1147  = capture_3_7_q;
-  assign \a_next$1148  = \a_in$1133 ;
-  assign \first_next_out$1150  = \first_next$1149 ;
-  assign \a_out$1152  = \a_in$1151 ;
-  assign \valid_out$1154  = \valid_in$1153 ;
-  assign \first_out$1156  = \first_in$1155 ;
-  assign \last_out$1158  = \last_in$1157 ;
-  assign \psum_out$1160  = \psum_in$1159 ;
-  assign \w_out$1162  = \w_in$1161 ;
-  assign \en$1163  = en_pe_4_0;
-  assign \w_shift$1164  = shift_4_0_q;
-  assign \capture$1165  = capture_4_0_q;
-  assign \a_next$1166  = \o_next$622 [39:32];
-  assign \first_next$1167  = \o_next$624 [13];
-  assign \a_in$1168  = \o$626 [39:32];
-  assign \valid_in$1169  = \o$628 [12];
-  assign \first_in$1170  = \o$628 [13];
-  assign \last_in$1171  = \o$628 [14];
-  assign \psum_out$1173  = \psum_in$1172 ;
-  assign \w_out$1175  = \w_in$1174 ;
-  assign \en$1176  = en_pe_4_1;
-  assign \w_shift$1177  = shift_4_1_q;
-  assign \capture$1178  = capture_4_1_q;
-  assign \a_next$1179  = \o$626 [39:32];
-  assign \first_next_out$1181  = \first_next$1180 ;
-  assign \a_out$1183  = \a_in$1182 ;
-  assign \valid_out$1185  = \valid_in$1184 ;
-  assign \first_out$1187  = \first_in$1186 ;
-  assign \last_out$1189  = \last_in$1188 ;
-  assign \psum_out$1191  = \psum_in$1190 ;
-  assign \w_out$1193  = \w_in$1192 ;
-  assign \en$1194  = en_pe_4_2;
-  assign \w_shift$1195  = shift_4_2_q;
-  assign \capture$1196  = capture_4_2_q;
-  assign \a_next$1197  = \a_in$1182 ;
-  assign \first_next_out$1199  = \first_next$1198 ;
-  assign \a_out$1201  = \a_in$1200 ;
-  assign \valid_out$1203  = \valid_in$1202 ;
-  assign \first_out$1205  = \first_in$1204 ;
-  assign \last_out$1207  = \last_in$1206 ;
-  assign \psum_out$1209  = \psum_in$1208 ;
-  assign \w_out$1211  = \w_in$1210 ;
-  assign \en$1212  = en_pe_4_3;
-  assign \w_shift$1213  = shift_4_3_q;
-  assign \capture$1214  = capture_4_3_q;
-  assign \a_next$1215  = \a_in$1200 ;
-  assign \first_next_out$1217  = \first_next$1216 ;
-  assign \a_out$1219  = \a_in$1218 ;
-  assign \valid_out$1221  = \valid_in$1220 ;
-  assign \first_out$1223  = \first_in$1222 ;
-  assign \last_out$1225  = \last_in$1224 ;
-  assign \psum_out$1227  = \psum_in$1226 ;
-  assign \w_out$1229  = \w_in$1228 ;
-  assign \en$1230  = en_pe_4_4;
-  assign \w_shift$1231  = shift_4_4_q;
-  assign \capture$1232  = capture_4_4_q;
-  assign \a_next$1233  = \a_in$1218 ;
-  assign \first_next_out$1235  = \first_next$1234 ;
-  assign \a_out$1237  = \a_in$1236 ;
-  assign \valid_out$1239  = \valid_in$1238 ;
-  assign \first_out$1241  = \first_in$1240 ;
-  assign \last_out$1243  = \last_in$1242 ;
-  assign \psum_out$1245  = \psum_in$1244 ;
-  assign \w_out$1247  = \w_in$1246 ;
-  assign \en$1248  = en_pe_4_5;
-  assign \w_shift$1249  = shift_4_5_q;
-  assign \capture$1250  = capture_4_5_q;
-  assign \a_next$1251  = \a_in$1236 ;
-  assign \first_next_out$1253  = \first_next$1252 ;
-  assign \a_out$1255  = \a_in$1254 ;
-  assign \valid_out$1257  = \valid_in$1256 ;
-  assign \first_out$1259  = \first_in$1258 ;
-  assign \last_out$1261  = \last_in$1260 ;
-  assign \psum_out$1263  = \psum_in$1262 ;
-  assign \w_out$1265  = \w_in$1264 ;
-  assign \en$1266  = en_pe_4_6;
-  assign \w_shift$1267  = shift_4_6_q;
-  assign \capture$1268  = capture_4_6_q;
-  assign \a_next$1269  = \a_in$1254 ;
-  assign \first_next_out$1271  = \first_next$1270 ;
-  assign \a_out$1273  = \a_in$1272 ;
-  assign \valid_out$1275  = \valid_in$1274 ;
-  assign \first_out$1277  = \first_in$1276 ;
-  assign \last_out$1279  = \last_in$1278 ;
-  assign \psum_out$1281  = \psum_in$1280 ;
-  assign \w_out$1283  = \w_in$1282 ;
-  assign \en$1284  = en_pe_4_7;
-  assign \w_shift$1285  = shift_4_7_q;
-  assign \capture$1286  = capture_4_7_q;
-  assign \a_next$1287  = \a_in$1272 ;
-  assign \first_next_out$1289  = \first_next$1288 ;
-  assign \a_out$1291  = \a_in$1290 ;
-  assign \valid_out$1293  = \valid_in$1292 ;
-  assign \first_out$1295  = \first_in$1294 ;
-  assign \last_out$1297  = \last_in$1296 ;
-  assign \psum_out$1299  = \psum_in$1298 ;
-  assign \w_out$1301  = \w_in$1300 ;
-  assign \en$1302  = en_pe_5_0;
-  assign \w_shift$1303  = shift_5_0_q;
-  assign \capture$1304  = capture_5_0_q;
-  assign \a_next$1305  = \o_next$622 [47:40];
-  assign \first_next$1306  = \o_next$624 [16];
-  assign \a_in$1307  = \o$626 [47:40];
-  assign \valid_in$1308  = \o$628 [15];
-  assign \first_in$1309  = \o$628 [16];
-  assign \last_in$1310  = \o$628 [17];
-  assign \psum_out$1312  = \psum_in$1311 ;
-  assign \w_out$1314  = \w_in$1313 ;
-  assign \en$1315  = en_pe_5_1;
-  assign \w_shift$1316  = shift_5_1_q;
-  assign \capture$1317  = capture_5_1_q;
-  assign \a_next$1318  = \o$626 [47:40];
-  assign \first_next_out$1320  = \first_next$1319 ;
-  assign \a_out$1322  = \a_in$1321 ;
-  assign \valid_out$1324  = \valid_in$1323 ;
-  assign \first_out$1326  = \first_in$1325 ;
-  assign \last_out$1328  = \last_in$1327 ;
-  assign \psum_out$1330  = \psum_in$1329 ;
-  assign \w_out$1332  = \w_in$1331 ;
-  assign \en$1333  = en_pe_5_2;
-  assign \w_shift$1334  = shift_5_2_q;
-  assign \capture$1335  = capture_5_2_q;
-  assign \a_next$1336  = \a_in$1321 ;
+  assign \en$867  = en_pe_1_5;
+  assign \w_shift$868  = shift_1_5_q;
+  assign \capture$869  = capture_1_5_q;
+  assign \capture_next$870  = o_next[11];
+  assign \a_next$871  = \a_in$855 ;
+  assign \first_next_out$873  = \first_next$872 ;
+  assign \valid_next$874  = \valid_in$857 ;
+  assign \a_out$876  = \a_in$875 ;
+  assign \valid_out$878  = \valid_in$877 ;
+  assign \first_out$880  = \first_in$879 ;
+  assign \last_out$882  = \last_in$881 ;
+  assign \psum_out$884  = \psum_in$883 ;
+  assign \w_out$886  = \w_in$885 ;
+  assign \en$887  = en_pe_1_6;
+  assign \w_shift$888  = shift_1_6_q;
+  assign \capture$889  = capture_1_6_q;
+  assign \capture_next$890  = o_next[13];
+  assign \a_next$891  = \a_in$875 ;
+  assign \first_next_out$893  = \first_next$892 ;
+  assign \valid_next$894  = \valid_in$877 ;
+  assign \a_out$896  = \a_in$895 ;
+  assign \valid_out$898  = \valid_in$897 ;
+  assign \first_out$900  = \first_in$899 ;
+  assign \last_out$902  = \last_in$901 ;
+  assign \psum_out$904  = \psum_in$903 ;
+  assign \w_out$906  = \w_in$905 ;
+  assign \en$907  = en_pe_1_7;
+  assign \w_shift$908  = shift_1_7_q;
+  assign \capture$909  = capture_1_7_q;
+  assign \capture_next$910  = o_next[15];
+  assign \a_next$911  = \a_in$895 ;
+  assign \first_next_out$913  = \first_next$912 ;
+  assign \valid_next$914  = \valid_in$897 ;
+  assign \a_out$916  = \a_in$915 ;
+  assign \valid_out$918  = \valid_in$917 ;
+  assign \first_out$920  = \first_in$919 ;
+  assign \last_out$922  = \last_in$921 ;
+  assign \psum_out$924  = \psum_in$923 ;
+  assign \w_out$926  = \w_in$925 ;
+  assign \en$927  = en_pe_2_0;
+  assign \w_shift$928  = shift_2_0_q;
+  assign \capture$929  = capture_2_0_q;
+  assign \capture_next$930  = o_next[1];
+  assign \a_next$931  = \o_next$633 [23:16];
+  assign \first_next$932  = \o_next$635 [7];
+  assign \valid_next$933  = \o_next$635 [6];
+  assign \a_in$934  = \o$638 [23:16];
+  assign \valid_in$935  = \o$640 [6];
+  assign \first_in$936  = \o$640 [7];
+  assign \last_in$937  = \o$640 [8];
+  assign \psum_out$939  = \psum_in$938 ;
+  assign \w_out$941  = \w_in$940 ;
+  assign \en$942  = en_pe_2_1;
+  assign \w_shift$943  = shift_2_1_q;
+  assign \capture$944  = capture_2_1_q;
+  assign \capture_next$945  = o_next[3];
+  assign \a_next$946  = \o$638 [23:16];
+  assign \first_next_out$948  = \first_next$947 ;
+  assign \valid_next$949  = \o$640 [6];
+  assign \a_out$951  = \a_in$950 ;
+  assign \valid_out$953  = \valid_in$952 ;
+  assign \first_out$955  = \first_in$954 ;
+  assign \last_out$957  = \last_in$956 ;
+  assign \psum_out$959  = \psum_in$958 ;
+  assign \w_out$961  = \w_in$960 ;
+  assign \en$962  = en_pe_2_2;
+  assign \w_shift$963  = shift_2_2_q;
+  assign \capture$964  = capture_2_2_q;
+  assign \capture_next$965  = o_next[5];
+  assign \a_next$966  = \a_in$950 ;
+  assign \first_next_out$968  = \first_next$967 ;
+  assign \valid_next$969  = \valid_in$952 ;
+  assign \a_out$971  = \a_in$970 ;
+  assign \valid_out$973  = \valid_in$972 ;
+  assign \first_out$975  = \first_in$974 ;
+  assign \last_out$977  = \last_in$976 ;
+  assign \psum_out$979  = \psum_in$978 ;
+  assign \w_out$981  = \w_in$980 ;
+  assign \en$982  = en_pe_2_3;
+  assign \w_shift$983  = shift_2_3_q;
+  assign \capture$984  = capture_2_3_q;
+  assign \capture_next$985  = o_next[7];
+  assign \a_next$986  = \a_in$970 ;
+  assign \first_next_out$988  = \first_next$987 ;
+  assign \valid_next$989  = \valid_in$972 ;
+  assign \a_out$991  = \a_in$990 ;
+  assign \valid_out$993  = \valid_in$992 ;
+  assign \first_out$995  = \first_in$994 ;
+  assign \last_out$997  = \last_in$996 ;
+  assign \psum_out$999  = \psum_in$998 ;
+  assign \w_out$1001  = \w_in$1000 ;
+  assign \en$1002  = en_pe_2_4;
+  assign \w_shift$1003  = shift_2_4_q;
+  assign \capture$1004  = capture_2_4_q;
+  assign \capture_next$1005  = o_next[9];
+  assign \a_next$1006  = \a_in$990 ;
+  assign \first_next_out$1008  = \first_next$1007 ;
+  assign \valid_next$1009  = \valid_in$992 ;
+  assign \a_out$1011  = \a_in$1010 ;
+  assign \valid_out$1013  = \valid_in$1012 ;
+  assign \first_out$1015  = \first_in$1014 ;
+  assign \last_out$1017  = \last_in$1016 ;
+  assign \psum_out$1019  = \psum_in$1018 ;
+  assign \w_out$1021  = \w_in$1020 ;
+  assign \en$1022  = en_pe_2_5;
+  assign \w_shift$1023  = shift_2_5_q;
+  assign \capture$1024  = capture_2_5_q;
+  assign \capture_next$1025  = o_next[11];
+  assign \a_next$1026  = \a_in$1010 ;
+  assign \first_next_out$1028  = \first_next$1027 ;
+  assign \valid_next$1029  = \valid_in$1012 ;
+  assign \a_out$1031  = \a_in$1030 ;
+  assign \valid_out$1033  = \valid_in$1032 ;
+  assign \first_out$1035  = \first_in$1034 ;
+  assign \last_out$1037  = \last_in$1036 ;
+  assign \psum_out$1039  = \psum_in$1038 ;
+  assign \w_out$1041  = \w_in$1040 ;
+  assign \en$1042  = en_pe_2_6;
+  assign \w_shift$1043  = shift_2_6_q;
+  assign \capture$1044  = capture_2_6_q;
+  assign \capture_next$1045  = o_next[13];
+  assign \a_next$1046  = \a_in$1030 ;
+  assign \first_next_out$1048  = \first_next$1047 ;
+  assign \valid_next$1049  = \valid_in$1032 ;
+  assign \a_out$1051  = \a_in$1050 ;
+  assign \valid_out$1053  = \valid_in$1052 ;
+  assign \first_out$1055  = \first_in$1054 ;
+  assign \last_out$1057  = \last_in$1056 ;
+  assign \psum_out$1059  = \psum_in$1058 ;
+  assign \w_out$1061  = \w_in$1060 ;
+  assign \en$1062  = en_pe_2_7;
+  assign \w_shift$1063  = shift_2_7_q;
+  assign \capture$1064  = capture_2_7_q;
+  assign \capture_next$1065  = o_next[15];
+  assign \a_next$1066  = \a_in$1050 ;
+  assign \first_next_out$1068  = \first_next$1067 ;
+  assign \valid_next$1069  = \valid_in$1052 ;
+  assign \a_out$1071  = \a_in$1070 ;
+  assign \valid_out$1073  = \valid_in$1072 ;
+  assign \first_out$1075  = \first_in$1074 ;
+  assign \last_out$1077  = \last_in$1076 ;
+  assign \psum_out$1079  = \psum_in$1078 ;
+  assign \w_out$1081  = \w_in$1080 ;
+  assign \en$1082  = en_pe_3_0;
+  assign \w_shift$1083  = shift_3_0_q;
+  assign \capture$1084  = capture_3_0_q;
+  assign \capture_next$1085  = o_next[1];
+  assign \a_next$1086  = \o_next$633 [31:24];
+  assign \first_next$1087  = \o_next$635 [10];
+  assign \valid_next$1088  = \o_next$635 [9];
+  assign \a_in$1089  = \o$638 [31:24];
+  assign \valid_in$1090  = \o$640 [9];
+  assign \first_in$1091  = \o$640 [10];
+  assign \last_in$1092  = \o$640 [11];
+  assign \psum_out$1094  = \psum_in$1093 ;
+  assign \w_out$1096  = \w_in$1095 ;
+  assign \en$1097  = en_pe_3_1;
+  assign \w_shift$1098  = shift_3_1_q;
+  assign \capture$1099  = capture_3_1_q;
+  assign \capture_next$1100  = o_next[3];
+  assign \a_next$1101  = \o$638 [31:24];
+  assign \first_next_out$1103  = \first_next$1102 ;
+  assign \valid_next$1104  = \o$640 [9];
+  assign \a_out$1106  = \a_in$1105 ;
+  assign \valid_out$1108  = \valid_in$1107 ;
+  assign \first_out$1110  = \first_in$1109 ;
+  assign \last_out$1112  = \last_in$1111 ;
+  assign \psum_out$1114  = \psum_in$1113 ;
+  assign \w_out$1116  = \w_in$1115 ;
+  assign \en$1117  = en_pe_3_2;
+  assign \w_shift$1118  = shift_3_2_q;
+  assign \capture$1119  = capture_3_2_q;
+  assign \capture_next$1120  = o_next[5];
+  assign \a_next$1121  = \a_in$1105 ;
+  assign \first_next_out$1123  = \first_next$1122 ;
+  assign \valid_next$1124  = \valid_in$1107 ;
+  assign \a_out$1126  = \a_in$1125 ;
+  assign \valid_out$1128  = \valid_in$1127 ;
+  assign \first_out$1130  = \first_in$1129 ;
+  assign \last_out$1132  = \last_in$1131 ;
+  assign \psum_out$1134  = \psum_in$1133 ;
+  assign \w_out$1136  = \w_in$1135 ;
+  assign \en$1137  = en_pe_3_3;
+  assign \w_shift$1138  = shift_3_3_q;
+  assign \capture$1139  = capture_3_3_q;
+  assign \capture_next$1140  = o_next[7];
+  assign \a_next$1141  = \a_in$1125 ;
+  assign \first_next_out$1143  = \first_next$1142 ;
+  assign \valid_next$1144  = \valid_in$1127 ;
+  assign \a_out$1146  = \a_in$1145 ;
+  assign \valid_out$1148  = \valid_in$1147 ;
+  assign \first_out$1150  = \first_in$1149 ;
+  assign \last_out$1152  = \last_in$1151 ;
+  assign \psum_out$1154  = \psum_in$1153 ;
+  assign \w_out$1156  = \w_in$1155 ;
+  assign \en$1157  = en_pe_3_4;
+  assign \w_shift$1158  = shift_3_4_q;
+  assign \capture$1159  = capture_3_4_q;
+  assign \capture_next$1160  = o_next[9];
+  assign \a_next$1161  = \a_in$1145 ;
+  assign \first_next_out$1163  = \first_next$1162 ;
+  assign \valid_next$1164  = \valid_in$1147 ;
+  assign \a_out$1166  = \a_in$1165 ;
+  assign \valid_out$1168  = \valid_in$1167 ;
+  assign \first_out$1170  = \first_in$1169 ;
+  assign \last_out$1172  = \last_in$1171 ;
+  assign \psum_out$1174  = \psum_in$1173 ;
+  assign \w_out$1176  = \w_in$1175 ;
+  assign \en$1177  = en_pe_3_5;
+  assign \w_shift$1178  = shift_3_5_q;
+  assign \capture$1179  = capture_3_5_q;
+  assign \capture_next$1180  = o_next[11];
+  assign \a_next$1181  = \a_in$1165 ;
+  assign \first_next_out$1183  = \first_next$1182 ;
+  assign \valid_next$1184  = \valid_in$1167 ;
+  assign \a_out$1186  = \a_in$1185 ;
+  assign \valid_out$1188  = \valid_in$1187 ;
+  assign \first_out$1190  = \first_in$1189 ;
+  assign \last_out$1192  = \last_in$1191 ;
+  assign \psum_out$1194  = \psum_in$1193 ;
+  assign \w_out$1196  = \w_in$1195 ;
+  assign \en$1197  = en_pe_3_6;
+  assign \w_shift$1198  = shift_3_6_q;
+  assign \capture$1199  = capture_3_6_q;
+  assign \capture_next$1200  = o_next[13];
+  assign \a_next$1201  = \a_in$1185 ;
+  assign \first_next_out$1203  = \first_next$1202 ;
+  assign \valid_next$1204  = \valid_in$1187 ;
+  assign \a_out$1206  = \a_in$1205 ;
+  assign \valid_out$1208  = \valid_in$1207 ;
+  assign \first_out$1210  = \first_in$1209 ;
+  assign \last_out$1212  = \last_in$1211 ;
+  assign \psum_out$1214  = \psum_in$1213 ;
+  assign \w_out$1216  = \w_in$1215 ;
+  assign \en$1217  = en_pe_3_7;
+  assign \w_shift$1218  = shift_3_7_q;
+  assign \capture$1219  = capture_3_7_q;
+  assign \capture_next$1220  = o_next[15];
+  assign \a_next$1221  = \a_in$1205 ;
+  assign \first_next_out$1223  = \first_next$1222 ;
+  assign \valid_next$1224  = \valid_in$1207 ;
+  assign \a_out$1226  = \a_in$1225 ;
+  assign \valid_out$1228  = \valid_in$1227 ;
+  assign \first_out$1230  = \first_in$1229 ;
+  assign \last_out$1232  = \last_in$1231 ;
+  assign \psum_out$1234  = \psum_in$1233 ;
+  assign \w_out$1236  = \w_in$1235 ;
+  assign \en$1237  = en_pe_4_0;
+  assign \w_shift$1238  = shift_4_0_q;
+  assign \capture$1239  = capture_4_0_q;
+  assign \capture_next$1240  = o_next[1];
+  assign \a_next$1241  = \o_next$633 [39:32];
+  assign \first_next$1242  = \o_next$635 [13];
+  assign \valid_next$1243  = \o_next$635 [12];
+  assign \a_in$1244  = \o$638 [39:32];
+  assign \valid_in$1245  = \o$640 [12];
+  assign \first_in$1246  = \o$640 [13];
+  assign \last_in$1247  = \o$640 [14];
+  assign \psum_out$1249  = \psum_in$1248 ;
+  assign \w_out$1251  = \w_in$1250 ;
+  assign \en$1252  = en_pe_4_1;
+  assign \w_shift$1253  = shift_4_1_q;
+  assign \capture$1254  = capture_4_1_q;
+  assign \capture_next$1255  = o_next[3];
+  assign \a_next$1256  = \o$638 [39:32];
+  assign \first_next_out$1258  = \first_next$1257 ;
+  assign \valid_next$1259  = \o$640 [12];
+  assign \a_out$1261  = \a_in$1260 ;
+  assign \valid_out$1263  = \valid_in$1262 ;
+  assign \first_out$1265  = \first_in$1264 ;
+  assign \last_out$1267  = \last_in$1266 ;
+  assign \psum_out$1269  = \psum_in$1268 ;
+  assign \w_out$1271  = \w_in$1270 ;
+  assign \en$1272  = en_pe_4_2;
+  assign \w_shift$1273  = shift_4_2_q;
+  assign \capture$1274  = capture_4_2_q;
+  assign \capture_next$1275  = o_next[5];
+  assign \a_next$1276  = \a_in$1260 ;
+  assign \first_next_out$1278  = \first_next$1277 ;
+  assign \valid_next$1279  = \valid_in$1262 ;
+  assign \a_out$1281  = \a_in$1280 ;
+  assign \valid_out$1283  = \valid_in$1282 ;
+  assign \first_out$1285  = \first_in$1284 ;
+  assign \last_out$1287  = \last_in$1286 ;
+  assign \psum_out$1289  = \psum_in$1288 ;
+  assign \w_out$1291  = \w_in$1290 ;
+  assign \en$1292  = en_pe_4_3;
+  assign \w_shift$1293  = shift_4_3_q;
+  assign \capture$1294  = capture_4_3_q;
+  assign \capture_next$1295  = o_next[7];
+  assign \a_next$1296  = \a_in$1280 ;
+  assign \first_next_out$1298  = \first_next$1297 ;
+  assign \valid_next$1299  = \valid_in$1282 ;
+  assign \a_out$1301  = \a_in$1300 ;
+  assign \valid_out$1303  = \valid_in$1302 ;
+  assign \first_out$1305  = \first_in$1304 ;
+  assign \last_out$1307  = \last_in$1306 ;
+  assign \psum_out$1309  = \psum_in$1308 ;
+  assign \w_out$1311  = \w_in$1310 ;
+  assign \en$1312  = en_pe_4_4;
+  assign \w_shift$1313  = shift_4_4_q;
+  assign \capture$1314  = capture_4_4_q;
+  assign \capture_next$1315  = o_next[9];
+  assign \a_next$1316  = \a_in$1300 ;
+  assign \first_next_out$1318  = \first_next$1317 ;
+  assign \valid_next$1319  = \valid_in$1302 ;
+  assign \a_out$1321  = \a_in$1320 ;
+  assign \valid_out$1323  = \valid_in$1322 ;
+  assign \first_out$1325  = \first_in$1324 ;
+  assign \last_out$1327  = \last_in$1326 ;
+  assign \psum_out$1329  = \psum_in$1328 ;
+  assign \w_out$1331  = \w_in$1330 ;
+  assign \en$1332  = en_pe_4_5;
+  assign \w_shift$1333  = shift_4_5_q;
+  assign \capture$1334  = capture_4_5_q;
+  assign \capture_next$1335  = o_next[11];
+  assign \a_next$1336  = \a_in$1320 ;
   assign \first_next_out$1338  = \first_next$1337 ;
-  assign \a_out$1340  = \a_in$1339 ;
-  assign \valid_out$1342  = \valid_in$1341 ;
-  assign \first_out$1344  = \first_in$1343 ;
-  assign \last_out$1346  = \last_in$1345 ;
-  assign \psum_out$1348  = \psum_in$1347 ;
-  assign \w_out$1350  = \w_in$1349 ;
-  assign \en$1351  = en_pe_5_3;
-  assign \w_shift$1352  = shift_5_3_q;
-  assign \capture$1353  = capture_5_3_q;
-  assign \a_next$1354  = \a_in$1339 ;
-  assign \first_next_out$1356  = \first_next$1355 ;
-  assign \a_out$1358  = \a_in$1357 ;
-  assign \valid_out$1360  = \valid_in$1359 ;
-  assign \first_out$1362  = \first_in$1361 ;
-  assign \last_out$1364  = \last_in$1363 ;
-  assign \psum_out$1366  = \psum_in$1365 ;
-  assign \w_out$1368  = \w_in$1367 ;
-  assign \en$1369  = en_pe_5_4;
-  assign \w_shift$1370  = shift_5_4_q;
-  assign \capture$1371  = capture_5_4_q;
-  assign \a_next$1372  = \a_in$1357 ;
-  assign \first_next_out$1374  = \first_next$1373 ;
-  assign \a_out$1376  = \a_in$1375 ;
-  assign \valid_out$1378  = \valid_in$1377 ;
-  assign \first_out$1380  = \first_in$1379 ;
-  assign \last_out$1382  = \last_in$1381 ;
-  assign \psum_out$1384  = \psum_in$1383 ;
-  assign \w_out$1386  = \w_in$1385 ;
-  assign \en$1387  = en_pe_5_5;
-  assign \w_shift$1388  = shift_5_5_q;
-  assign \capture$1389  = capture_5_5_q;
-  assign \a_next$1390  = \a_in$1375 ;
-  assign \first_next_out$1392  = \first_next$1391 ;
-  assign \a_out$1394  = \a_in$1393 ;
-  assign \valid_out$1396  = \valid_in$1395 ;
-  assign \first_out$1398  = \first_in$1397 ;
-  assign \last_out$1400  = \last_in$1399 ;
-  assign \psum_out$1402  = \psum_in$1401 ;
-  assign \w_out$1404  = \w_in$1403 ;
-  assign \en$1405  = en_pe_5_6;
-  assign \w_shift$1406  = shift_5_6_q;
-  assign \capture$1407  = capture_5_6_q;
-  assign \a_next$1408  = \a_in$1393 ;
-  assign \first_next_out$1410  = \first_next$1409 ;
-  assign \a_out$1412  = \a_in$1411 ;
-  assign \valid_out$1414  = \valid_in$1413 ;
-  assign \first_out$1416  = \first_in$1415 ;
-  assign \last_out$1418  = \last_in$1417 ;
-  assign \psum_out$1420  = \psum_in$1419 ;
-  assign \w_out$1422  = \w_in$1421 ;
-  assign \en$1423  = en_pe_5_7;
-  assign \w_shift$1424  = shift_5_7_q;
-  assign \capture$1425  = capture_5_7_q;
-  assign \a_next$1426  = \a_in$1411 ;
-  assign \first_next_out$1428  = \first_next$1427 ;
-  assign \a_out$1430  = \a_in$1429 ;
-  assign \valid_out$1432  = \valid_in$1431 ;
-  assign \first_out$1434  = \first_in$1433 ;
-  assign \last_out$1436  = \last_in$1435 ;
-  assign \psum_out$1438  = \psum_in$1437 ;
-  assign \w_out$1440  = \w_in$1439 ;
-  assign \en$1441  = en_pe_6_0;
-  assign \w_shift$1442  = shift_6_0_q;
-  assign \capture$1443  = capture_6_0_q;
-  assign \a_next$1444  = \o_next$622 [55:48];
-  assign \first_next$1445  = \o_next$624 [19];
-  assign \a_in$1446  = \o$626 [55:48];
-  assign \valid_in$1447  = \o$628 [18];
-  assign \first_in$1448  = \o$628 [19];
-  assign \last_in$1449  = \o$628 [20];
-  assign \psum_out$1451  = \psum_in$1450 ;
-  assign \w_out$1453  = \w_in$1452 ;
-  assign \en$1454  = en_pe_6_1;
-  assign \w_shift$1455  = shift_6_1_q;
-  assign \capture$1456  = capture_6_1_q;
-  assign \a_next$1457  = \o$626 [55:48];
-  assign \first_next_out$1459  = \first_next$1458 ;
-  assign \a_out$1461  = \a_in$1460 ;
-  assign \valid_out$1463  = \valid_in$1462 ;
-  assign \first_out$1465  = \first_in$1464 ;
-  assign \last_out$1467  = \last_in$1466 ;
-  assign \psum_out$1469  = \psum_in$1468 ;
-  assign \w_out$1471  = \w_in$1470 ;
-  assign \en$1472  = en_pe_6_2;
-  assign \w_shift$1473  = shift_6_2_q;
-  assign \capture$1474  = capture_6_2_q;
-  assign \a_next$1475  = \a_in$1460 ;
-  assign \first_next_out$1477  = \first_next$1476 ;
-  assign \a_out$1479  = \a_in$1478 ;
-  assign \valid_out$1481  = \valid_in$1480 ;
-  assign \first_out$1483  = \first_in$1482 ;
-  assign \last_out$1485  = \last_in$1484 ;
-  assign \psum_out$1487  = \psum_in$1486 ;
-  assign \w_out$1489  = \w_in$1488 ;
-  assign \en$1490  = en_pe_6_3;
-  assign \w_shift$1491  = shift_6_3_q;
-  assign \capture$1492  = capture_6_3_q;
-  assign \a_next$1493  = \a_in$1478 ;
-  assign \first_next_out$1495  = \first_next$1494 ;
-  assign \a_out$1497  = \a_in$1496 ;
-  assign \valid_out$1499  = \valid_in$1498 ;
-  assign \first_out$1501  = \first_in$1500 ;
-  assign \last_out$1503  = \last_in$1502 ;
-  assign \psum_out$1505  = \psum_in$1504 ;
-  assign \w_out$1507  = \w_in$1506 ;
-  assign \en$1508  = en_pe_6_4;
-  assign \w_shift$1509  = shift_6_4_q;
-  assign \capture$1510  = capture_6_4_q;
-  assign \a_next$1511  = \a_in$1496 ;
+  assign \valid_next$1339  = \valid_in$1322 ;
+  assign \a_out$1341  = \a_in$1340 ;
+  assign \valid_out$1343  = \valid_in$1342 ;
+  assign \first_out$1345  = \first_in$1344 ;
+  assign \last_out$1347  = \last_in$1346 ;
+  assign \psum_out$1349  = \psum_in$1348 ;
+  assign \w_out$1351  = \w_in$1350 ;
+  assign \en$1352  = en_pe_4_6;
+  assign \w_shift$1353  = shift_4_6_q;
+  assign \capture$1354  = capture_4_6_q;
+  assign \capture_next$1355  = o_next[13];
+  assign \a_next$1356  = \a_in$1340 ;
+  assign \first_next_out$1358  = \first_next$1357 ;
+  assign \valid_next$1359  = \valid_in$1342 ;
+  assign \a_out$1361  = \a_in$1360 ;
+  assign \valid_out$1363  = \valid_in$1362 ;
+  assign \first_out$1365  = \first_in$1364 ;
+  assign \last_out$1367  = \last_in$1366 ;
+  assign \psum_out$1369  = \psum_in$1368 ;
+  assign \w_out$1371  = \w_in$1370 ;
+  assign \en$1372  = en_pe_4_7;
+  assign \w_shift$1373  = shift_4_7_q;
+  assign \capture$1374  = capture_4_7_q;
+  assign \capture_next$1375  = o_next[15];
+  assign \a_next$1376  = \a_in$1360 ;
+  assign \first_next_out$1378  = \first_next$1377 ;
+  assign \valid_next$1379  = \valid_in$1362 ;
+  assign \a_out$1381  = \a_in$1380 ;
+  assign \valid_out$1383  = \valid_in$1382 ;
+  assign \first_out$1385  = \first_in$1384 ;
+  assign \last_out$1387  = \last_in$1386 ;
+  assign \psum_out$1389  = \psum_in$1388 ;
+  assign \w_out$1391  = \w_in$1390 ;
+  assign \en$1392  = en_pe_5_0;
+  assign \w_shift$1393  = shift_5_0_q;
+  assign \capture$1394  = capture_5_0_q;
+  assign \capture_next$1395  = o_next[1];
+  assign \a_next$1396  = \o_next$633 [47:40];
+  assign \first_next$1397  = \o_next$635 [16];
+  assign \valid_next$1398  = \o_next$635 [15];
+  assign \a_in$1399  = \o$638 [47:40];
+  assign \valid_in$1400  = \o$640 [15];
+  assign \first_in$1401  = \o$640 [16];
+  assign \last_in$1402  = \o$640 [17];
+  assign \psum_out$1404  = \psum_in$1403 ;
+  assign \w_out$1406  = \w_in$1405 ;
+  assign \en$1407  = en_pe_5_1;
+  assign \w_shift$1408  = shift_5_1_q;
+  assign \capture$1409  = capture_5_1_q;
+  assign \capture_next$1410  = o_next[3];
+  assign \a_next$1411  = \o$638 [47:40];
+  assign \first_next_out$1413  = \first_next$1412 ;
+  assign \valid_next$1414  = \o$640 [15];
+  assign \a_out$1416  = \a_in$1415 ;
+  assign \valid_out$1418  = \valid_in$1417 ;
+  assign \first_out$1420  = \first_in$1419 ;
+  assign \last_out$1422  = \last_in$1421 ;
+  assign \psum_out$1424  = \psum_in$1423 ;
+  assign \w_out$1426  = \w_in$1425 ;
+  assign \en$1427  = en_pe_5_2;
+  assign \w_shift$1428  = shift_5_2_q;
+  assign \capture$1429  = capture_5_2_q;
+  assign \capture_next$1430  = o_next[5];
+  assign \a_next$1431  = \a_in$1415 ;
+  assign \first_next_out$1433  = \first_next$1432 ;
+  assign \valid_next$1434  = \valid_in$1417 ;
+  assign \a_out$1436  = \a_in$1435 ;
+  assign \valid_out$1438  = \valid_in$1437 ;
+  assign \first_out$1440  = \first_in$1439 ;
+  assign \last_out$1442  = \last_in$1441 ;
+  assign \psum_out$1444  = \psum_in$1443 ;
+  assign \w_out$1446  = \w_in$1445 ;
+  assign \en$1447  = en_pe_5_3;
+  assign \w_shift$1448  = shift_5_3_q;
+  assign \capture$1449  = capture_5_3_q;
+  assign \capture_next$1450  = o_next[7];
+  assign \a_next$1451  = \a_in$1435 ;
+  assign \first_next_out$1453  = \first_next$1452 ;
+  assign \valid_next$1454  = \valid_in$1437 ;
+  assign \a_out$1456  = \a_in$1455 ;
+  assign \valid_out$1458  = \valid_in$1457 ;
+  assign \first_out$1460  = \first_in$1459 ;
+  assign \last_out$1462  = \last_in$1461 ;
+  assign \psum_out$1464  = \psum_in$1463 ;
+  assign \w_out$1466  = \w_in$1465 ;
+  assign \en$1467  = en_pe_5_4;
+  assign \w_shift$1468  = shift_5_4_q;
+  assign \capture$1469  = capture_5_4_q;
+  assign \capture_next$1470  = o_next[9];
+  assign \a_next$1471  = \a_in$1455 ;
+  assign \first_next_out$1473  = \first_next$1472 ;
+  assign \valid_next$1474  = \valid_in$1457 ;
+  assign \a_out$1476  = \a_in$1475 ;
+  assign \valid_out$1478  = \valid_in$1477 ;
+  assign \first_out$1480  = \first_in$1479 ;
+  assign \last_out$1482  = \last_in$1481 ;
+  assign \psum_out$1484  = \psum_in$1483 ;
+  assign \w_out$1486  = \w_in$1485 ;
+  assign \en$1487  = en_pe_5_5;
+  assign \w_shift$1488  = shift_5_5_q;
+  assign \capture$1489  = capture_5_5_q;
+  assign \capture_next$1490  = o_next[11];
+  assign \a_next$1491  = \a_in$1475 ;
+  assign \first_next_out$1493  = \first_next$1492 ;
+  assign \valid_next$1494  = \valid_in$1477 ;
+  assign \a_out$1496  = \a_in$1495 ;
+  assign \valid_out$1498  = \valid_in$1497 ;
+  assign \first_out$1500  = \first_in$1499 ;
+  assign \last_out$1502  = \last_in$1501 ;
+  assign \psum_out$1504  = \psum_in$1503 ;
+  assign \w_out$1506  = \w_in$1505 ;
+  assign \en$1507  = en_pe_5_6;
+  assign \w_shift$1508  = shift_5_6_q;
+  assign \capture$1509  = capture_5_6_q;
+  assign \capture_next$1510  = o_next[13];
+  assign \a_next$1511  = \a_in$1495 ;
   assign \first_next_out$1513  = \first_next$1512 ;
-  assign \a_out$1515  = \a_in$1514 ;
-  assign \valid_out$1517  = \valid_in$1516 ;
-  assign \first_out$1519  = \first_in$1518 ;
-  assign \last_out$1521  = \last_in$1520 ;
-  assign \psum_out$1523  = \psum_in$1522 ;
-  assign \w_out$1525  = \w_in$1524 ;
-  assign \en$1526  = en_pe_6_5;
-  assign \w_shift$1527  = shift_6_5_q;
-  assign \capture$1528  = capture_6_5_q;
-  assign \a_next$1529  = \a_in$1514 ;
-  assign \first_next_out$1531  = \first_next$1530 ;
-  assign \a_out$1533  = \a_in$1532 ;
-  assign \valid_out$1535  = \valid_in$1534 ;
-  assign \first_out$1537  = \first_in$1536 ;
-  assign \last_out$1539  = \last_in$1538 ;
-  assign \psum_out$1541  = \psum_in$1540 ;
-  assign \w_out$1543  = \w_in$1542 ;
-  assign \en$1544  = en_pe_6_6;
-  assign \w_shift$1545  = shift_6_6_q;
-  assign \capture$1546  = capture_6_6_q;
-  assign \a_next$1547  = \a_in$1532 ;
-  assign \first_next_out$1549  = \first_next$1548 ;
-  assign \a_out$1551  = \a_in$1550 ;
-  assign \valid_out$1553  = \valid_in$1552 ;
-  assign \first_out$1555  = \first_in$1554 ;
-  assign \last_out$1557  = \last_in$1556 ;
+  assign \valid_next$1514  = \valid_in$1497 ;
+  assign \a_out$1516  = \a_in$1515 ;
+  assign \valid_out$1518  = \valid_in$1517 ;
+  assign \first_out$1520  = \first_in$1519 ;
+  assign \last_out$1522  = \last_in$1521 ;
+  assign \psum_out$1524  = \psum_in$1523 ;
+  assign \w_out$1526  = \w_in$1525 ;
+  assign \en$1527  = en_pe_5_7;
+  assign \w_shift$1528  = shift_5_7_q;
+  assign \capture$1529  = capture_5_7_q;
+  assign \capture_next$1530  = o_next[15];
+  assign \a_next$1531  = \a_in$1515 ;
+  assign \first_next_out$1533  = \first_next$1532 ;
+  assign \valid_next$1534  = \valid_in$1517 ;
+  assign \a_out$1536  = \a_in$1535 ;
+  assign \valid_out$1538  = \valid_in$1537 ;
+  assign \first_out$1540  = \first_in$1539 ;
+  assign \last_out$1542  = \last_in$1541 ;
+  assign \psum_out$1544  = \psum_in$1543 ;
+  assign \w_out$1546  = \w_in$1545 ;
+  assign \en$1547  = en_pe_6_0;
+  assign \w_shift$1548  = shift_6_0_q;
+  assign \capture$1549  = capture_6_0_q;
+  assign \capture_next$1550  = o_next[1];
+  assign \a_next$1551  = \o_next$633 [55:48];
+  assign \first_next$1552  = \o_next$635 [19];
+  assign \valid_next$1553  = \o_next$635 [18];
+  assign \a_in$1554  = \o$638 [55:48];
+  assign \valid_in$1555  = \o$640 [18];
+  assign \first_in$1556  = \o$640 [19];
+  assign \last_in$1557  = \o$640 [20];
   assign \psum_out$1559  = \psum_in$1558 ;
   assign \w_out$1561  = \w_in$1560 ;
-  assign \en$1562  = en_pe_6_7;
-  assign \w_shift$1563  = shift_6_7_q;
-  assign \capture$1564  = capture_6_7_q;
-  assign \a_next$1565  = \a_in$1550 ;
-  assign \first_next_out$1567  = \first_next$1566 ;
-  assign \a_out$1569  = \a_in$1568 ;
-  assign \valid_out$1571  = \valid_in$1570 ;
-  assign \first_out$1573  = \first_in$1572 ;
-  assign \last_out$1575  = \last_in$1574 ;
-  assign \psum_out$1577  = \psum_in$1576 ;
-  assign \w_out$1579  = \w_in$1578 ;
-  assign \en$1580  = en_pe_7_0;
-  assign \w_shift$1581  = shift_7_0_q;
-  assign \capture$1582  = capture_7_0_q;
-  assign \a_next$1583  = \o_next$622 [63:56];
-  assign \first_next$1584  = \o_next$624 [22];
-  assign \a_in$1585  = \o$626 [63:56];
-  assign \valid_in$1586  = \o$628 [21];
-  assign \first_in$1587  = \o$628 [22];
-  assign \last_in$1588  = \o$628 [23];
-  assign \psum_out$1590  = \psum_in$1589 ;
-  assign \w_out$1592  = \w_in$1591 ;
-  assign \en$1593  = en_pe_7_1;
-  assign \w_shift$1594  = shift_7_1_q;
-  assign \capture$1595  = capture_7_1_q;
-  assign \a_next$1596  = \o$626 [63:56];
-  assign \first_next_out$1598  = \first_next$1597 ;
-  assign \a_out$1600  = \a_in$1599 ;
-  assign \valid_out$1602  = \valid_in$1601 ;
-  assign \first_out$1604  = \first_in$1603 ;
-  assign \last_out$1606  = \last_in$1605 ;
-  assign \psum_out$1608  = \psum_in$1607 ;
-  assign \w_out$1610  = \w_in$1609 ;
-  assign \en$1611  = en_pe_7_2;
-  assign \w_shift$1612  = shift_7_2_q;
-  assign \capture$1613  = capture_7_2_q;
-  assign \a_next$1614  = \a_in$1599 ;
-  assign \first_next_out$1616  = \first_next$1615 ;
-  assign \a_out$1618  = \a_in$1617 ;
-  assign \valid_out$1620  = \valid_in$1619 ;
-  assign \first_out$1622  = \first_in$1621 ;
-  assign \last_out$1624  = \last_in$1623 ;
-  assign \psum_out$1626  = \psum_in$1625 ;
-  assign \w_out$1628  = \w_in$1627 ;
-  assign \en$1629  = en_pe_7_3;
-  assign \w_shift$1630  = shift_7_3_q;
-  assign \capture$1631  = capture_7_3_q;
-  assign \a_next$1632  = \a_in$1617 ;
-  assign \first_next_out$1634  = \first_next$1633 ;
-  assign \a_out$1636  = \a_in$1635 ;
-  assign \valid_out$1638  = \valid_in$1637 ;
-  assign \first_out$1640  = \first_in$1639 ;
-  assign \last_out$1642  = \last_in$1641 ;
-  assign \psum_out$1644  = \psum_in$1643 ;
-  assign \w_out$1646  = \w_in$1645 ;
-  assign \en$1647  = en_pe_7_4;
-  assign \w_shift$1648  = shift_7_4_q;
-  assign \capture$1649  = capture_7_4_q;
-  assign \a_next$1650  = \a_in$1635 ;
-  assign \first_next_out$1652  = \first_next$1651 ;
-  assign \a_out$1654  = \a_in$1653 ;
-  assign \valid_out$1656  = \valid_in$1655 ;
-  assign \first_out$1658  = \first_in$1657 ;
-  assign \last_out$1660  = \last_in$1659 ;
-  assign \psum_out$1662  = \psum_in$1661 ;
-  assign \w_out$1664  = \w_in$1663 ;
-  assign \en$1665  = en_pe_7_5;
-  assign \w_shift$1666  = shift_7_5_q;
-  assign \capture$1667  = capture_7_5_q;
-  assign \a_next$1668  = \a_in$1653 ;
-  assign \first_next_out$1670  = \first_next$1669 ;
-  assign \a_out$1672  = \a_in$1671 ;
-  assign \valid_out$1674  = \valid_in$1673 ;
-  assign \first_out$1676  = \first_in$1675 ;
-  assign \last_out$1678  = \last_in$1677 ;
-  assign \psum_out$1680  = \psum_in$1679 ;
-  assign \w_out$1682  = \w_in$1681 ;
-  assign \en$1683  = en_pe_7_6;
-  assign \w_shift$1684  = shift_7_6_q;
-  assign \capture$1685  = capture_7_6_q;
-  assign \a_next$1686  = \a_in$1671 ;
+  assign \en$1562  = en_pe_6_1;
+  assign \w_shift$1563  = shift_6_1_q;
+  assign \capture$1564  = capture_6_1_q;
+  assign \capture_next$1565  = o_next[3];
+  assign \a_next$1566  = \o$638 [55:48];
+  assign \first_next_out$1568  = \first_next$1567 ;
+  assign \valid_next$1569  = \o$640 [18];
+  assign \a_out$1571  = \a_in$1570 ;
+  assign \valid_out$1573  = \valid_in$1572 ;
+  assign \first_out$1575  = \first_in$1574 ;
+  assign \last_out$1577  = \last_in$1576 ;
+  assign \psum_out$1579  = \psum_in$1578 ;
+  assign \w_out$1581  = \w_in$1580 ;
+  assign \en$1582  = en_pe_6_2;
+  assign \w_shift$1583  = shift_6_2_q;
+  assign \capture$1584  = capture_6_2_q;
+  assign \capture_next$1585  = o_next[5];
+  assign \a_next$1586  = \a_in$1570 ;
+  assign \first_next_out$1588  = \first_next$1587 ;
+  assign \valid_next$1589  = \valid_in$1572 ;
+  assign \a_out$1591  = \a_in$1590 ;
+  assign \valid_out$1593  = \valid_in$1592 ;
+  assign \first_out$1595  = \first_in$1594 ;
+  assign \last_out$1597  = \last_in$1596 ;
+  assign \psum_out$1599  = \psum_in$1598 ;
+  assign \w_out$1601  = \w_in$1600 ;
+  assign \en$1602  = en_pe_6_3;
+  assign \w_shift$1603  = shift_6_3_q;
+  assign \capture$1604  = capture_6_3_q;
+  assign \capture_next$1605  = o_next[7];
+  assign \a_next$1606  = \a_in$1590 ;
+  assign \first_next_out$1608  = \first_next$1607 ;
+  assign \valid_next$1609  = \valid_in$1592 ;
+  assign \a_out$1611  = \a_in$1610 ;
+  assign \valid_out$1613  = \valid_in$1612 ;
+  assign \first_out$1615  = \first_in$1614 ;
+  assign \last_out$1617  = \last_in$1616 ;
+  assign \psum_out$1619  = \psum_in$1618 ;
+  assign \w_out$1621  = \w_in$1620 ;
+  assign \en$1622  = en_pe_6_4;
+  assign \w_shift$1623  = shift_6_4_q;
+  assign \capture$1624  = capture_6_4_q;
+  assign \capture_next$1625  = o_next[9];
+  assign \a_next$1626  = \a_in$1610 ;
+  assign \first_next_out$1628  = \first_next$1627 ;
+  assign \valid_next$1629  = \valid_in$1612 ;
+  assign \a_out$1631  = \a_in$1630 ;
+  assign \valid_out$1633  = \valid_in$1632 ;
+  assign \first_out$1635  = \first_in$1634 ;
+  assign \last_out$1637  = \last_in$1636 ;
+  assign \psum_out$1639  = \psum_in$1638 ;
+  assign \w_out$1641  = \w_in$1640 ;
+  assign \en$1642  = en_pe_6_5;
+  assign \w_shift$1643  = shift_6_5_q;
+  assign \capture$1644  = capture_6_5_q;
+  assign \capture_next$1645  = o_next[11];
+  assign \a_next$1646  = \a_in$1630 ;
+  assign \first_next_out$1648  = \first_next$1647 ;
+  assign \valid_next$1649  = \valid_in$1632 ;
+  assign \a_out$1651  = \a_in$1650 ;
+  assign \valid_out$1653  = \valid_in$1652 ;
+  assign \first_out$1655  = \first_in$1654 ;
+  assign \last_out$1657  = \last_in$1656 ;
+  assign \psum_out$1659  = \psum_in$1658 ;
+  assign \w_out$1661  = \w_in$1660 ;
+  assign \en$1662  = en_pe_6_6;
+  assign \w_shift$1663  = shift_6_6_q;
+  assign \capture$1664  = capture_6_6_q;
+  assign \capture_next$1665  = o_next[13];
+  assign \a_next$1666  = \a_in$1650 ;
+  assign \first_next_out$1668  = \first_next$1667 ;
+  assign \valid_next$1669  = \valid_in$1652 ;
+  assign \a_out$1671  = \a_in$1670 ;
+  assign \valid_out$1673  = \valid_in$1672 ;
+  assign \first_out$1675  = \first_in$1674 ;
+  assign \last_out$1677  = \last_in$1676 ;
+  assign \psum_out$1679  = \psum_in$1678 ;
+  assign \w_out$1681  = \w_in$1680 ;
+  assign \en$1682  = en_pe_6_7;
+  assign \w_shift$1683  = shift_6_7_q;
+  assign \capture$1684  = capture_6_7_q;
+  assign \capture_next$1685  = o_next[15];
+  assign \a_next$1686  = \a_in$1670 ;
   assign \first_next_out$1688  = \first_next$1687 ;
-  assign \a_out$1690  = \a_in$1689 ;
-  assign \valid_out$1692  = \valid_in$1691 ;
-  assign \first_out$1694  = \first_in$1693 ;
-  assign \last_out$1696  = \last_in$1695 ;
-  assign \psum_out$1698  = \psum_in$1697 ;
-  assign \w_out$1700  = \w_in$1699 ;
-  assign \en$1701  = en_pe_7_7;
-  assign \w_shift$1702  = shift_7_7_q;
-  assign \capture$1703  = capture_7_7_q;
-  assign \a_next$1704  = \a_in$1689 ;
-  assign \first_next_out$1706  = \first_next$1705 ;
-  assign \a_out$1708  = \a_in$1707 ;
-  assign \valid_out$1710  = \valid_in$1709 ;
-  assign \first_out$1712  = \first_in$1711 ;
-  assign \last_out$1714  = \last_in$1713 ;
-  assign \psum_out$1716  = \psum_in$1715 ;
-  assign \w_out$1718  = \w_in$1717 ;
+  assign \valid_next$1689  = \valid_in$1672 ;
+  assign \a_out$1691  = \a_in$1690 ;
+  assign \valid_out$1693  = \valid_in$1692 ;
+  assign \first_out$1695  = \first_in$1694 ;
+  assign \last_out$1697  = \last_in$1696 ;
+  assign \psum_out$1699  = \psum_in$1698 ;
+  assign \w_out$1701  = \w_in$1700 ;
+  assign \en$1702  = en_pe_7_0;
+  assign \w_shift$1703  = shift_7_0_q;
+  assign \capture$1704  = capture_7_0_q;
+  assign \capture_next$1705  = o_next[1];
+  assign \a_next$1706  = \o_next$633 [63:56];
+  assign \first_next$1707  = \o_next$635 [22];
+  assign \valid_next$1708  = \o_next$635 [21];
+  assign \a_in$1709  = \o$638 [63:56];
+  assign \valid_in$1710  = \o$640 [21];
+  assign \first_in$1711  = \o$640 [22];
+  assign \last_in$1712  = \o$640 [23];
+  assign \psum_out$1714  = \psum_in$1713 ;
+  assign \w_out$1716  = \w_in$1715 ;
+  assign \en$1717  = en_pe_7_1;
+  assign \w_shift$1718  = shift_7_1_q;
+  assign \capture$1719  = capture_7_1_q;
+  assign \capture_next$1720  = o_next[3];
+  assign \a_next$1721  = \o$638 [63:56];
+  assign \first_next_out$1723  = \first_next$1722 ;
+  assign \valid_next$1724  = \o$640 [21];
+  assign \a_out$1726  = \a_in$1725 ;
+  assign \valid_out$1728  = \valid_in$1727 ;
+  assign \first_out$1730  = \first_in$1729 ;
+  assign \last_out$1732  = \last_in$1731 ;
+  assign \psum_out$1734  = \psum_in$1733 ;
+  assign \w_out$1736  = \w_in$1735 ;
+  assign \en$1737  = en_pe_7_2;
+  assign \w_shift$1738  = shift_7_2_q;
+  assign \capture$1739  = capture_7_2_q;
+  assign \capture_next$1740  = o_next[5];
+  assign \a_next$1741  = \a_in$1725 ;
+  assign \first_next_out$1743  = \first_next$1742 ;
+  assign \valid_next$1744  = \valid_in$1727 ;
+  assign \a_out$1746  = \a_in$1745 ;
+  assign \valid_out$1748  = \valid_in$1747 ;
+  assign \first_out$1750  = \first_in$1749 ;
+  assign \last_out$1752  = \last_in$1751 ;
+  assign \psum_out$1754  = \psum_in$1753 ;
+  assign \w_out$1756  = \w_in$1755 ;
+  assign \en$1757  = en_pe_7_3;
+  assign \w_shift$1758  = shift_7_3_q;
+  assign \capture$1759  = capture_7_3_q;
+  assign \capture_next$1760  = o_next[7];
+  assign \a_next$1761  = \a_in$1745 ;
+  assign \first_next_out$1763  = \first_next$1762 ;
+  assign \valid_next$1764  = \valid_in$1747 ;
+  assign \a_out$1766  = \a_in$1765 ;
+  assign \valid_out$1768  = \valid_in$1767 ;
+  assign \first_out$1770  = \first_in$1769 ;
+  assign \last_out$1772  = \last_in$1771 ;
+  assign \psum_out$1774  = \psum_in$1773 ;
+  assign \w_out$1776  = \w_in$1775 ;
+  assign \en$1777  = en_pe_7_4;
+  assign \w_shift$1778  = shift_7_4_q;
+  assign \capture$1779  = capture_7_4_q;
+  assign \capture_next$1780  = o_next[9];
+  assign \a_next$1781  = \a_in$1765 ;
+  assign \first_next_out$1783  = \first_next$1782 ;
+  assign \valid_next$1784  = \valid_in$1767 ;
+  assign \a_out$1786  = \a_in$1785 ;
+  assign \valid_out$1788  = \valid_in$1787 ;
+  assign \first_out$1790  = \first_in$1789 ;
+  assign \last_out$1792  = \last_in$1791 ;
+  assign \psum_out$1794  = \psum_in$1793 ;
+  assign \w_out$1796  = \w_in$1795 ;
+  assign \en$1797  = en_pe_7_5;
+  assign \w_shift$1798  = shift_7_5_q;
+  assign \capture$1799  = capture_7_5_q;
+  assign \capture_next$1800  = o_next[11];
+  assign \a_next$1801  = \a_in$1785 ;
+  assign \first_next_out$1803  = \first_next$1802 ;
+  assign \valid_next$1804  = \valid_in$1787 ;
+  assign \a_out$1806  = \a_in$1805 ;
+  assign \valid_out$1808  = \valid_in$1807 ;
+  assign \first_out$1810  = \first_in$1809 ;
+  assign \last_out$1812  = \last_in$1811 ;
+  assign \psum_out$1814  = \psum_in$1813 ;
+  assign \w_out$1816  = \w_in$1815 ;
+  assign \en$1817  = en_pe_7_6;
+  assign \w_shift$1818  = shift_7_6_q;
+  assign \capture$1819  = capture_7_6_q;
+  assign \capture_next$1820  = o_next[13];
+  assign \a_next$1821  = \a_in$1805 ;
+  assign \first_next_out$1823  = \first_next$1822 ;
+  assign \valid_next$1824  = \valid_in$1807 ;
+  assign \a_out$1826  = \a_in$1825 ;
+  assign \valid_out$1828  = \valid_in$1827 ;
+  assign \first_out$1830  = \first_in$1829 ;
+  assign \last_out$1832  = \last_in$1831 ;
+  assign \psum_out$1834  = \psum_in$1833 ;
+  assign \w_out$1836  = \w_in$1835 ;
+  assign \en$1837  = en_pe_7_7;
+  assign \w_shift$1838  = shift_7_7_q;
+  assign \capture$1839  = capture_7_7_q;
+  assign \capture_next$1840  = o_next[15];
+  assign \a_next$1841  = \a_in$1825 ;
+  assign \first_next_out$1843  = \first_next$1842 ;
+  assign \valid_next$1844  = \valid_in$1827 ;
+  assign \a_out$1846  = \a_in$1845 ;
+  assign \valid_out$1848  = \valid_in$1847 ;
+  assign \first_out$1850  = \first_in$1849 ;
+  assign \last_out$1852  = \last_in$1851 ;
+  assign \psum_out$1854  = \psum_in$1853 ;
+  assign \w_out$1856  = \w_in$1855 ;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -6424,78 +6842,78 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
-  assign \i$611[0]  = in_w[7:0];
-  assign \i$611[1]  = in_w[15:8];
-  assign \i$611[2]  = in_w[23:16];
-  assign \i$611[3]  = in_w[31:24];
-  assign \i$611[4]  = in_w[39:32];
-  assign \i$611[5]  = in_w[47:40];
-  assign \i$611[6]  = in_w[55:48];
-  assign \i$611[7]  = in_w[63:56];
-  assign \i$612[0]  = \i$612 [1:0];
-  assign \i$612[0].shift  = \i$612 [0];
-  assign \i$612[0].capture  = \i$612 [1];
-  assign \i$612[1]  = \i$612 [3:2];
-  assign \i$612[1].shift  = \i$612 [2];
-  assign \i$612[1].capture  = \i$612 [3];
-  assign \i$612[2]  = \i$612 [5:4];
-  assign \i$612[2].shift  = \i$612 [4];
-  assign \i$612[2].capture  = \i$612 [5];
-  assign \i$612[3]  = \i$612 [7:6];
-  assign \i$612[3].shift  = \i$612 [6];
-  assign \i$612[3].capture  = \i$612 [7];
-  assign \i$612[4]  = \i$612 [9:8];
-  assign \i$612[4].shift  = \i$612 [8];
-  assign \i$612[4].capture  = \i$612 [9];
-  assign \i$612[5]  = \i$612 [11:10];
-  assign \i$612[5].shift  = \i$612 [10];
-  assign \i$612[5].capture  = \i$612 [11];
-  assign \i$612[6]  = \i$612 [13:12];
-  assign \i$612[6].shift  = \i$612 [12];
-  assign \i$612[6].capture  = \i$612 [13];
-  assign \i$612[7]  = \i$612 [15:14];
-  assign \i$612[7].shift  = \i$612 [14];
-  assign \i$612[7].capture  = \i$612 [15];
-  assign \i$613[0]  = \i$613 [7:0];
-  assign \i$613[1]  = \i$613 [15:8];
-  assign \i$613[2]  = \i$613 [23:16];
-  assign \i$613[3]  = \i$613 [31:24];
-  assign \i$613[4]  = \i$613 [39:32];
-  assign \i$613[5]  = \i$613 [47:40];
-  assign \i$613[6]  = \i$613 [55:48];
-  assign \i$613[7]  = \i$613 [63:56];
-  assign \i$614[0]  = \i$614 [2:0];
-  assign \i$614[0].valid  = \i$614 [0];
-  assign \i$614[0].first  = \i$614 [1];
-  assign \i$614[0].last  = \i$614 [2];
-  assign \i$614[1]  = \i$614 [5:3];
-  assign \i$614[1].valid  = \i$614 [3];
-  assign \i$614[1].first  = \i$614 [4];
-  assign \i$614[1].last  = \i$614 [5];
-  assign \i$614[2]  = \i$614 [8:6];
-  assign \i$614[2].valid  = \i$614 [6];
-  assign \i$614[2].first  = \i$614 [7];
-  assign \i$614[2].last  = \i$614 [8];
-  assign \i$614[3]  = \i$614 [11:9];
-  assign \i$614[3].valid  = \i$614 [9];
-  assign \i$614[3].first  = \i$614 [10];
-  assign \i$614[3].last  = \i$614 [11];
-  assign \i$614[4]  = \i$614 [14:12];
-  assign \i$614[4].valid  = \i$614 [12];
-  assign \i$614[4].first  = \i$614 [13];
-  assign \i$614[4].last  = \i$614 [14];
-  assign \i$614[5]  = \i$614 [17:15];
-  assign \i$614[5].valid  = \i$614 [15];
-  assign \i$614[5].first  = \i$614 [16];
-  assign \i$614[5].last  = \i$614 [17];
-  assign \i$614[6]  = \i$614 [20:18];
-  assign \i$614[6].valid  = \i$614 [18];
-  assign \i$614[6].first  = \i$614 [19];
-  assign \i$614[6].last  = \i$614 [20];
-  assign \i$614[7]  = \i$614 [23:21];
-  assign \i$614[7].valid  = \i$614 [21];
-  assign \i$614[7].first  = \i$614 [22];
-  assign \i$614[7].last  = \i$614 [23];
+  assign \i$621[0]  = in_w[7:0];
+  assign \i$621[1]  = in_w[15:8];
+  assign \i$621[2]  = in_w[23:16];
+  assign \i$621[3]  = in_w[31:24];
+  assign \i$621[4]  = in_w[39:32];
+  assign \i$621[5]  = in_w[47:40];
+  assign \i$621[6]  = in_w[55:48];
+  assign \i$621[7]  = in_w[63:56];
+  assign \i$622[0]  = \i$622 [1:0];
+  assign \i$622[0].shift  = \i$622 [0];
+  assign \i$622[0].capture  = \i$622 [1];
+  assign \i$622[1]  = \i$622 [3:2];
+  assign \i$622[1].shift  = \i$622 [2];
+  assign \i$622[1].capture  = \i$622 [3];
+  assign \i$622[2]  = \i$622 [5:4];
+  assign \i$622[2].shift  = \i$622 [4];
+  assign \i$622[2].capture  = \i$622 [5];
+  assign \i$622[3]  = \i$622 [7:6];
+  assign \i$622[3].shift  = \i$622 [6];
+  assign \i$622[3].capture  = \i$622 [7];
+  assign \i$622[4]  = \i$622 [9:8];
+  assign \i$622[4].shift  = \i$622 [8];
+  assign \i$622[4].capture  = \i$622 [9];
+  assign \i$622[5]  = \i$622 [11:10];
+  assign \i$622[5].shift  = \i$622 [10];
+  assign \i$622[5].capture  = \i$622 [11];
+  assign \i$622[6]  = \i$622 [13:12];
+  assign \i$622[6].shift  = \i$622 [12];
+  assign \i$622[6].capture  = \i$622 [13];
+  assign \i$622[7]  = \i$622 [15:14];
+  assign \i$622[7].shift  = \i$622 [14];
+  assign \i$622[7].capture  = \i$622 [15];
+  assign \i$623[0]  = \i$623 [7:0];
+  assign \i$623[1]  = \i$623 [15:8];
+  assign \i$623[2]  = \i$623 [23:16];
+  assign \i$623[3]  = \i$623 [31:24];
+  assign \i$623[4]  = \i$623 [39:32];
+  assign \i$623[5]  = \i$623 [47:40];
+  assign \i$623[6]  = \i$623 [55:48];
+  assign \i$623[7]  = \i$623 [63:56];
+  assign \i$624[0]  = \i$624 [2:0];
+  assign \i$624[0].valid  = \i$624 [0];
+  assign \i$624[0].first  = \i$624 [1];
+  assign \i$624[0].last  = \i$624 [2];
+  assign \i$624[1]  = \i$624 [5:3];
+  assign \i$624[1].valid  = \i$624 [3];
+  assign \i$624[1].first  = \i$624 [4];
+  assign \i$624[1].last  = \i$624 [5];
+  assign \i$624[2]  = \i$624 [8:6];
+  assign \i$624[2].valid  = \i$624 [6];
+  assign \i$624[2].first  = \i$624 [7];
+  assign \i$624[2].last  = \i$624 [8];
+  assign \i$624[3]  = \i$624 [11:9];
+  assign \i$624[3].valid  = \i$624 [9];
+  assign \i$624[3].first  = \i$624 [10];
+  assign \i$624[3].last  = \i$624 [11];
+  assign \i$624[4]  = \i$624 [14:12];
+  assign \i$624[4].valid  = \i$624 [12];
+  assign \i$624[4].first  = \i$624 [13];
+  assign \i$624[4].last  = \i$624 [14];
+  assign \i$624[5]  = \i$624 [17:15];
+  assign \i$624[5].valid  = \i$624 [15];
+  assign \i$624[5].first  = \i$624 [16];
+  assign \i$624[5].last  = \i$624 [17];
+  assign \i$624[6]  = \i$624 [20:18];
+  assign \i$624[6].valid  = \i$624 [18];
+  assign \i$624[6].first  = \i$624 [19];
+  assign \i$624[6].last  = \i$624 [20];
+  assign \i$624[7]  = \i$624 [23:21];
+  assign \i$624[7].valid  = \i$624 [21];
+  assign \i$624[7].first  = \i$624 [22];
+  assign \i$624[7].last  = \i$624 [23];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
@@ -6504,190 +6922,190 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \i_next[5]  = i_next[47:40];
   assign \i_next[6]  = i_next[55:48];
   assign \i_next[7]  = i_next[63:56];
-  assign \i_next$616[0]  = \i_next$616 [2:0];
-  assign \i_next$616[0].valid  = \i_next$616 [0];
-  assign \i_next$616[0].first  = \i_next$616 [1];
-  assign \i_next$616[0].last  = \i_next$616 [2];
-  assign \i_next$616[1]  = \i_next$616 [5:3];
-  assign \i_next$616[1].valid  = \i_next$616 [3];
-  assign \i_next$616[1].first  = \i_next$616 [4];
-  assign \i_next$616[1].last  = \i_next$616 [5];
-  assign \i_next$616[2]  = \i_next$616 [8:6];
-  assign \i_next$616[2].valid  = \i_next$616 [6];
-  assign \i_next$616[2].first  = \i_next$616 [7];
-  assign \i_next$616[2].last  = \i_next$616 [8];
-  assign \i_next$616[3]  = \i_next$616 [11:9];
-  assign \i_next$616[3].valid  = \i_next$616 [9];
-  assign \i_next$616[3].first  = \i_next$616 [10];
-  assign \i_next$616[3].last  = \i_next$616 [11];
-  assign \i_next$616[4]  = \i_next$616 [14:12];
-  assign \i_next$616[4].valid  = \i_next$616 [12];
-  assign \i_next$616[4].first  = \i_next$616 [13];
-  assign \i_next$616[4].last  = \i_next$616 [14];
-  assign \i_next$616[5]  = \i_next$616 [17:15];
-  assign \i_next$616[5].valid  = \i_next$616 [15];
-  assign \i_next$616[5].first  = \i_next$616 [16];
-  assign \i_next$616[5].last  = \i_next$616 [17];
-  assign \i_next$616[6]  = \i_next$616 [20:18];
-  assign \i_next$616[6].valid  = \i_next$616 [18];
-  assign \i_next$616[6].first  = \i_next$616 [19];
-  assign \i_next$616[6].last  = \i_next$616 [20];
-  assign \i_next$616[7]  = \i_next$616 [23:21];
-  assign \i_next$616[7].valid  = \i_next$616 [21];
-  assign \i_next$616[7].first  = \i_next$616 [22];
-  assign \i_next$616[7].last  = \i_next$616 [23];
-  assign \i_next$617[0]  = \i_next$617 [1:0];
-  assign \i_next$617[0].shift  = \i_next$617 [0];
-  assign \i_next$617[0].capture  = \i_next$617 [1];
-  assign \i_next$617[1]  = \i_next$617 [3:2];
-  assign \i_next$617[1].shift  = \i_next$617 [2];
-  assign \i_next$617[1].capture  = \i_next$617 [3];
-  assign \i_next$617[2]  = \i_next$617 [5:4];
-  assign \i_next$617[2].shift  = \i_next$617 [4];
-  assign \i_next$617[2].capture  = \i_next$617 [5];
-  assign \i_next$617[3]  = \i_next$617 [7:6];
-  assign \i_next$617[3].shift  = \i_next$617 [6];
-  assign \i_next$617[3].capture  = \i_next$617 [7];
-  assign \i_next$617[4]  = \i_next$617 [9:8];
-  assign \i_next$617[4].shift  = \i_next$617 [8];
-  assign \i_next$617[4].capture  = \i_next$617 [9];
-  assign \i_next$617[5]  = \i_next$617 [11:10];
-  assign \i_next$617[5].shift  = \i_next$617 [10];
-  assign \i_next$617[5].capture  = \i_next$617 [11];
-  assign \i_next$617[6]  = \i_next$617 [13:12];
-  assign \i_next$617[6].shift  = \i_next$617 [12];
-  assign \i_next$617[6].capture  = \i_next$617 [13];
-  assign \i_next$617[7]  = \i_next$617 [15:14];
-  assign \i_next$617[7].shift  = \i_next$617 [14];
-  assign \i_next$617[7].capture  = \i_next$617 [15];
-  assign \o_next$622[0]  = \o_next$622 [7:0];
-  assign \o_next$622[1]  = \o_next$622 [15:8];
-  assign \o_next$622[2]  = \o_next$622 [23:16];
-  assign \o_next$622[3]  = \o_next$622 [31:24];
-  assign \o_next$622[4]  = \o_next$622 [39:32];
-  assign \o_next$622[5]  = \o_next$622 [47:40];
-  assign \o_next$622[6]  = \o_next$622 [55:48];
-  assign \o_next$622[7]  = \o_next$622 [63:56];
-  assign \o_next$624[0]  = \o_next$624 [2:0];
-  assign \o_next$624[0].valid  = \o_next$624 [0];
-  assign \o_next$624[0].first  = \o_next$624 [1];
-  assign \o_next$624[0].last  = \o_next$624 [2];
-  assign \o_next$624[1]  = \o_next$624 [5:3];
-  assign \o_next$624[1].valid  = \o_next$624 [3];
-  assign \o_next$624[1].first  = \o_next$624 [4];
-  assign \o_next$624[1].last  = \o_next$624 [5];
-  assign \o_next$624[2]  = \o_next$624 [8:6];
-  assign \o_next$624[2].valid  = \o_next$624 [6];
-  assign \o_next$624[2].first  = \o_next$624 [7];
-  assign \o_next$624[2].last  = \o_next$624 [8];
-  assign \o_next$624[3]  = \o_next$624 [11:9];
-  assign \o_next$624[3].valid  = \o_next$624 [9];
-  assign \o_next$624[3].first  = \o_next$624 [10];
-  assign \o_next$624[3].last  = \o_next$624 [11];
-  assign \o_next$624[4]  = \o_next$624 [14:12];
-  assign \o_next$624[4].valid  = \o_next$624 [12];
-  assign \o_next$624[4].first  = \o_next$624 [13];
-  assign \o_next$624[4].last  = \o_next$624 [14];
-  assign \o_next$624[5]  = \o_next$624 [17:15];
-  assign \o_next$624[5].valid  = \o_next$624 [15];
-  assign \o_next$624[5].first  = \o_next$624 [16];
-  assign \o_next$624[5].last  = \o_next$624 [17];
-  assign \o_next$624[6]  = \o_next$624 [20:18];
-  assign \o_next$624[6].valid  = \o_next$624 [18];
-  assign \o_next$624[6].first  = \o_next$624 [19];
-  assign \o_next$624[6].last  = \o_next$624 [20];
-  assign \o_next$624[7]  = \o_next$624 [23:21];
-  assign \o_next$624[7].valid  = \o_next$624 [21];
-  assign \o_next$624[7].first  = \o_next$624 [22];
-  assign \o_next$624[7].last  = \o_next$624 [23];
-  assign \o$626[0]  = \o$626 [7:0];
-  assign \o$626[1]  = \o$626 [15:8];
-  assign \o$626[2]  = \o$626 [23:16];
-  assign \o$626[3]  = \o$626 [31:24];
-  assign \o$626[4]  = \o$626 [39:32];
-  assign \o$626[5]  = \o$626 [47:40];
-  assign \o$626[6]  = \o$626 [55:48];
-  assign \o$626[7]  = \o$626 [63:56];
-  assign \o$628[0]  = \o$628 [2:0];
-  assign \o$628[0].valid  = \o$628 [0];
-  assign \o$628[0].first  = \o$628 [1];
-  assign \o$628[0].last  = \o$628 [2];
-  assign \o$628[1]  = \o$628 [5:3];
-  assign \o$628[1].valid  = \o$628 [3];
-  assign \o$628[1].first  = \o$628 [4];
-  assign \o$628[1].last  = \o$628 [5];
-  assign \o$628[2]  = \o$628 [8:6];
-  assign \o$628[2].valid  = \o$628 [6];
-  assign \o$628[2].first  = \o$628 [7];
-  assign \o$628[2].last  = \o$628 [8];
-  assign \o$628[3]  = \o$628 [11:9];
-  assign \o$628[3].valid  = \o$628 [9];
-  assign \o$628[3].first  = \o$628 [10];
-  assign \o$628[3].last  = \o$628 [11];
-  assign \o$628[4]  = \o$628 [14:12];
-  assign \o$628[4].valid  = \o$628 [12];
-  assign \o$628[4].first  = \o$628 [13];
-  assign \o$628[4].last  = \o$628 [14];
-  assign \o$628[5]  = \o$628 [17:15];
-  assign \o$628[5].valid  = \o$628 [15];
-  assign \o$628[5].first  = \o$628 [16];
-  assign \o$628[5].last  = \o$628 [17];
-  assign \o$628[6]  = \o$628 [20:18];
-  assign \o$628[6].valid  = \o$628 [18];
-  assign \o$628[6].first  = \o$628 [19];
-  assign \o$628[6].last  = \o$628 [20];
-  assign \o$628[7]  = \o$628 [23:21];
-  assign \o$628[7].valid  = \o$628 [21];
-  assign \o$628[7].first  = \o$628 [22];
-  assign \o$628[7].last  = \o$628 [23];
-  assign \o$633[0]  = \o$633 [7:0];
-  assign \o$633[1]  = \o$633 [15:8];
-  assign \o$633[2]  = \o$633 [23:16];
-  assign \o$633[3]  = \o$633 [31:24];
-  assign \o$633[4]  = \o$633 [39:32];
-  assign \o$633[5]  = \o$633 [47:40];
-  assign \o$633[6]  = \o$633 [55:48];
-  assign \o$633[7]  = \o$633 [63:56];
-  assign \i_next$617 [15] = capture;
-  assign \i_next$617 [13] = capture;
-  assign \i_next$617 [11] = capture;
-  assign \i_next$617 [9] = capture;
-  assign \i_next$617 [7] = capture;
-  assign \i_next$617 [5] = capture;
-  assign \i_next$617 [3] = capture;
-  assign \i_next$617 [1] = capture;
-  assign \i_next$617 [14] = w_accept;
-  assign \i_next$617 [12] = w_accept;
-  assign \i_next$617 [10] = w_accept;
-  assign \i_next$617 [8] = w_accept;
-  assign \i_next$617 [6] = w_accept;
-  assign \i_next$617 [4] = w_accept;
-  assign \i_next$617 [2] = w_accept;
-  assign \i_next$617 [0] = w_accept;
-  assign \i_next$616 [23] = operands__payload[64];
-  assign \i_next$616 [22] = first;
-  assign \i_next$616 [21] = a_accept;
-  assign \i_next$616 [20] = operands__payload[64];
-  assign \i_next$616 [19] = first;
-  assign \i_next$616 [18] = a_accept;
-  assign \i_next$616 [17] = operands__payload[64];
-  assign \i_next$616 [16] = first;
-  assign \i_next$616 [15] = a_accept;
-  assign \i_next$616 [14] = operands__payload[64];
-  assign \i_next$616 [13] = first;
-  assign \i_next$616 [12] = a_accept;
-  assign \i_next$616 [11] = operands__payload[64];
-  assign \i_next$616 [10] = first;
-  assign \i_next$616 [9] = a_accept;
-  assign \i_next$616 [8] = operands__payload[64];
-  assign \i_next$616 [7] = first;
-  assign \i_next$616 [6] = a_accept;
-  assign \i_next$616 [5] = operands__payload[64];
-  assign \i_next$616 [4] = first;
-  assign \i_next$616 [3] = a_accept;
-  assign \i_next$616 [2] = operands__payload[64];
-  assign \i_next$616 [1] = first;
-  assign \i_next$616 [0] = a_accept;
+  assign \i_next$626[0]  = \i_next$626 [2:0];
+  assign \i_next$626[0].valid  = \i_next$626 [0];
+  assign \i_next$626[0].first  = \i_next$626 [1];
+  assign \i_next$626[0].last  = \i_next$626 [2];
+  assign \i_next$626[1]  = \i_next$626 [5:3];
+  assign \i_next$626[1].valid  = \i_next$626 [3];
+  assign \i_next$626[1].first  = \i_next$626 [4];
+  assign \i_next$626[1].last  = \i_next$626 [5];
+  assign \i_next$626[2]  = \i_next$626 [8:6];
+  assign \i_next$626[2].valid  = \i_next$626 [6];
+  assign \i_next$626[2].first  = \i_next$626 [7];
+  assign \i_next$626[2].last  = \i_next$626 [8];
+  assign \i_next$626[3]  = \i_next$626 [11:9];
+  assign \i_next$626[3].valid  = \i_next$626 [9];
+  assign \i_next$626[3].first  = \i_next$626 [10];
+  assign \i_next$626[3].last  = \i_next$626 [11];
+  assign \i_next$626[4]  = \i_next$626 [14:12];
+  assign \i_next$626[4].valid  = \i_next$626 [12];
+  assign \i_next$626[4].first  = \i_next$626 [13];
+  assign \i_next$626[4].last  = \i_next$626 [14];
+  assign \i_next$626[5]  = \i_next$626 [17:15];
+  assign \i_next$626[5].valid  = \i_next$626 [15];
+  assign \i_next$626[5].first  = \i_next$626 [16];
+  assign \i_next$626[5].last  = \i_next$626 [17];
+  assign \i_next$626[6]  = \i_next$626 [20:18];
+  assign \i_next$626[6].valid  = \i_next$626 [18];
+  assign \i_next$626[6].first  = \i_next$626 [19];
+  assign \i_next$626[6].last  = \i_next$626 [20];
+  assign \i_next$626[7]  = \i_next$626 [23:21];
+  assign \i_next$626[7].valid  = \i_next$626 [21];
+  assign \i_next$626[7].first  = \i_next$626 [22];
+  assign \i_next$626[7].last  = \i_next$626 [23];
+  assign \i_next$627[0]  = \i_next$627 [1:0];
+  assign \i_next$627[0].shift  = \i_next$627 [0];
+  assign \i_next$627[0].capture  = \i_next$627 [1];
+  assign \i_next$627[1]  = \i_next$627 [3:2];
+  assign \i_next$627[1].shift  = \i_next$627 [2];
+  assign \i_next$627[1].capture  = \i_next$627 [3];
+  assign \i_next$627[2]  = \i_next$627 [5:4];
+  assign \i_next$627[2].shift  = \i_next$627 [4];
+  assign \i_next$627[2].capture  = \i_next$627 [5];
+  assign \i_next$627[3]  = \i_next$627 [7:6];
+  assign \i_next$627[3].shift  = \i_next$627 [6];
+  assign \i_next$627[3].capture  = \i_next$627 [7];
+  assign \i_next$627[4]  = \i_next$627 [9:8];
+  assign \i_next$627[4].shift  = \i_next$627 [8];
+  assign \i_next$627[4].capture  = \i_next$627 [9];
+  assign \i_next$627[5]  = \i_next$627 [11:10];
+  assign \i_next$627[5].shift  = \i_next$627 [10];
+  assign \i_next$627[5].capture  = \i_next$627 [11];
+  assign \i_next$627[6]  = \i_next$627 [13:12];
+  assign \i_next$627[6].shift  = \i_next$627 [12];
+  assign \i_next$627[6].capture  = \i_next$627 [13];
+  assign \i_next$627[7]  = \i_next$627 [15:14];
+  assign \i_next$627[7].shift  = \i_next$627 [14];
+  assign \i_next$627[7].capture  = \i_next$627 [15];
+  assign \o_next$633[0]  = \o_next$633 [7:0];
+  assign \o_next$633[1]  = \o_next$633 [15:8];
+  assign \o_next$633[2]  = \o_next$633 [23:16];
+  assign \o_next$633[3]  = \o_next$633 [31:24];
+  assign \o_next$633[4]  = \o_next$633 [39:32];
+  assign \o_next$633[5]  = \o_next$633 [47:40];
+  assign \o_next$633[6]  = \o_next$633 [55:48];
+  assign \o_next$633[7]  = \o_next$633 [63:56];
+  assign \o_next$635[0]  = \o_next$635 [2:0];
+  assign \o_next$635[0].valid  = \o_next$635 [0];
+  assign \o_next$635[0].first  = \o_next$635 [1];
+  assign \o_next$635[0].last  = \o_next$635 [2];
+  assign \o_next$635[1]  = \o_next$635 [5:3];
+  assign \o_next$635[1].valid  = \o_next$635 [3];
+  assign \o_next$635[1].first  = \o_next$635 [4];
+  assign \o_next$635[1].last  = \o_next$635 [5];
+  assign \o_next$635[2]  = \o_next$635 [8:6];
+  assign \o_next$635[2].valid  = \o_next$635 [6];
+  assign \o_next$635[2].first  = \o_next$635 [7];
+  assign \o_next$635[2].last  = \o_next$635 [8];
+  assign \o_next$635[3]  = \o_next$635 [11:9];
+  assign \o_next$635[3].valid  = \o_next$635 [9];
+  assign \o_next$635[3].first  = \o_next$635 [10];
+  assign \o_next$635[3].last  = \o_next$635 [11];
+  assign \o_next$635[4]  = \o_next$635 [14:12];
+  assign \o_next$635[4].valid  = \o_next$635 [12];
+  assign \o_next$635[4].first  = \o_next$635 [13];
+  assign \o_next$635[4].last  = \o_next$635 [14];
+  assign \o_next$635[5]  = \o_next$635 [17:15];
+  assign \o_next$635[5].valid  = \o_next$635 [15];
+  assign \o_next$635[5].first  = \o_next$635 [16];
+  assign \o_next$635[5].last  = \o_next$635 [17];
+  assign \o_next$635[6]  = \o_next$635 [20:18];
+  assign \o_next$635[6].valid  = \o_next$635 [18];
+  assign \o_next$635[6].first  = \o_next$635 [19];
+  assign \o_next$635[6].last  = \o_next$635 [20];
+  assign \o_next$635[7]  = \o_next$635 [23:21];
+  assign \o_next$635[7].valid  = \o_next$635 [21];
+  assign \o_next$635[7].first  = \o_next$635 [22];
+  assign \o_next$635[7].last  = \o_next$635 [23];
+  assign \o$638[0]  = \o$638 [7:0];
+  assign \o$638[1]  = \o$638 [15:8];
+  assign \o$638[2]  = \o$638 [23:16];
+  assign \o$638[3]  = \o$638 [31:24];
+  assign \o$638[4]  = \o$638 [39:32];
+  assign \o$638[5]  = \o$638 [47:40];
+  assign \o$638[6]  = \o$638 [55:48];
+  assign \o$638[7]  = \o$638 [63:56];
+  assign \o$640[0]  = \o$640 [2:0];
+  assign \o$640[0].valid  = \o$640 [0];
+  assign \o$640[0].first  = \o$640 [1];
+  assign \o$640[0].last  = \o$640 [2];
+  assign \o$640[1]  = \o$640 [5:3];
+  assign \o$640[1].valid  = \o$640 [3];
+  assign \o$640[1].first  = \o$640 [4];
+  assign \o$640[1].last  = \o$640 [5];
+  assign \o$640[2]  = \o$640 [8:6];
+  assign \o$640[2].valid  = \o$640 [6];
+  assign \o$640[2].first  = \o$640 [7];
+  assign \o$640[2].last  = \o$640 [8];
+  assign \o$640[3]  = \o$640 [11:9];
+  assign \o$640[3].valid  = \o$640 [9];
+  assign \o$640[3].first  = \o$640 [10];
+  assign \o$640[3].last  = \o$640 [11];
+  assign \o$640[4]  = \o$640 [14:12];
+  assign \o$640[4].valid  = \o$640 [12];
+  assign \o$640[4].first  = \o$640 [13];
+  assign \o$640[4].last  = \o$640 [14];
+  assign \o$640[5]  = \o$640 [17:15];
+  assign \o$640[5].valid  = \o$640 [15];
+  assign \o$640[5].first  = \o$640 [16];
+  assign \o$640[5].last  = \o$640 [17];
+  assign \o$640[6]  = \o$640 [20:18];
+  assign \o$640[6].valid  = \o$640 [18];
+  assign \o$640[6].first  = \o$640 [19];
+  assign \o$640[6].last  = \o$640 [20];
+  assign \o$640[7]  = \o$640 [23:21];
+  assign \o$640[7].valid  = \o$640 [21];
+  assign \o$640[7].first  = \o$640 [22];
+  assign \o$640[7].last  = \o$640 [23];
+  assign \o$645[0]  = \o$645 [7:0];
+  assign \o$645[1]  = \o$645 [15:8];
+  assign \o$645[2]  = \o$645 [23:16];
+  assign \o$645[3]  = \o$645 [31:24];
+  assign \o$645[4]  = \o$645 [39:32];
+  assign \o$645[5]  = \o$645 [47:40];
+  assign \o$645[6]  = \o$645 [55:48];
+  assign \o$645[7]  = \o$645 [63:56];
+  assign \i_next$627 [15] = capture;
+  assign \i_next$627 [13] = capture;
+  assign \i_next$627 [11] = capture;
+  assign \i_next$627 [9] = capture;
+  assign \i_next$627 [7] = capture;
+  assign \i_next$627 [5] = capture;
+  assign \i_next$627 [3] = capture;
+  assign \i_next$627 [1] = capture;
+  assign \i_next$627 [14] = w_accept;
+  assign \i_next$627 [12] = w_accept;
+  assign \i_next$627 [10] = w_accept;
+  assign \i_next$627 [8] = w_accept;
+  assign \i_next$627 [6] = w_accept;
+  assign \i_next$627 [4] = w_accept;
+  assign \i_next$627 [2] = w_accept;
+  assign \i_next$627 [0] = w_accept;
+  assign \i_next$626 [23] = operands__payload[64];
+  assign \i_next$626 [22] = first;
+  assign \i_next$626 [21] = a_accept;
+  assign \i_next$626 [20] = operands__payload[64];
+  assign \i_next$626 [19] = first;
+  assign \i_next$626 [18] = a_accept;
+  assign \i_next$626 [17] = operands__payload[64];
+  assign \i_next$626 [16] = first;
+  assign \i_next$626 [15] = a_accept;
+  assign \i_next$626 [14] = operands__payload[64];
+  assign \i_next$626 [13] = first;
+  assign \i_next$626 [12] = a_accept;
+  assign \i_next$626 [11] = operands__payload[64];
+  assign \i_next$626 [10] = first;
+  assign \i_next$626 [9] = a_accept;
+  assign \i_next$626 [8] = operands__payload[64];
+  assign \i_next$626 [7] = first;
+  assign \i_next$626 [6] = a_accept;
+  assign \i_next$626 [5] = operands__payload[64];
+  assign \i_next$626 [4] = first;
+  assign \i_next$626 [3] = a_accept;
+  assign \i_next$626 [2] = operands__payload[64];
+  assign \i_next$626 [1] = first;
+  assign \i_next$626 [0] = a_accept;
   assign i_next[63:56] = operands__payload[7:0];
   assign i_next[55:48] = operands__payload[15:8];
   assign i_next[47:40] = operands__payload[23:16];
@@ -6696,30 +7114,30 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign i_next[23:16] = operands__payload[47:40];
   assign i_next[15:8] = operands__payload[55:48];
   assign i_next[7:0] = operands__payload[63:56];
-  assign \i$614 [23:21] = in_flags;
-  assign \i$614 [20:18] = in_flags;
-  assign \i$614 [17:15] = in_flags;
-  assign \i$614 [14:12] = in_flags;
-  assign \i$614 [11:9] = in_flags;
-  assign \i$614 [8:6] = in_flags;
-  assign \i$614 [5:3] = in_flags;
-  assign \i$614 [2:0] = in_flags;
-  assign \i$613 [63:56] = in_a[7:0];
-  assign \i$613 [55:48] = in_a[15:8];
-  assign \i$613 [47:40] = in_a[23:16];
-  assign \i$613 [39:32] = in_a[31:24];
-  assign \i$613 [31:24] = in_a[39:32];
-  assign \i$613 [23:16] = in_a[47:40];
-  assign \i$613 [15:8] = in_a[55:48];
-  assign \i$613 [7:0] = in_a[63:56];
-  assign \i$612 [15:14] = in_wctl;
-  assign \i$612 [13:12] = in_wctl;
-  assign \i$612 [11:10] = in_wctl;
-  assign \i$612 [9:8] = in_wctl;
-  assign \i$612 [7:6] = in_wctl;
-  assign \i$612 [5:4] = in_wctl;
-  assign \i$612 [3:2] = in_wctl;
-  assign \i$612 [1:0] = in_wctl;
+  assign \i$624 [23:21] = in_flags;
+  assign \i$624 [20:18] = in_flags;
+  assign \i$624 [17:15] = in_flags;
+  assign \i$624 [14:12] = in_flags;
+  assign \i$624 [11:9] = in_flags;
+  assign \i$624 [8:6] = in_flags;
+  assign \i$624 [5:3] = in_flags;
+  assign \i$624 [2:0] = in_flags;
+  assign \i$623 [63:56] = in_a[7:0];
+  assign \i$623 [55:48] = in_a[15:8];
+  assign \i$623 [47:40] = in_a[23:16];
+  assign \i$623 [39:32] = in_a[31:24];
+  assign \i$623 [31:24] = in_a[39:32];
+  assign \i$623 [23:16] = in_a[47:40];
+  assign \i$623 [15:8] = in_a[55:48];
+  assign \i$623 [7:0] = in_a[63:56];
+  assign \i$622 [15:14] = in_wctl;
+  assign \i$622 [13:12] = in_wctl;
+  assign \i$622 [11:10] = in_wctl;
+  assign \i$622 [9:8] = in_wctl;
+  assign \i$622 [7:6] = in_wctl;
+  assign \i$622 [5:4] = in_wctl;
+  assign \i$622 [3:2] = in_wctl;
+  assign \i$622 [1:0] = in_wctl;
   assign results__payload[255:224] = \$259 ;
   assign results__payload[223:192] = \$258 ;
   assign results__payload[191:160] = \$257 ;
@@ -6731,19 +7149,19 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign results__payload[256] = \$250 ;
   assign out[256] = last_out;
   assign out[255:0] = o;
-  assign i[255:224] = \psum_out$600 ;
-  assign i[223:192] = \psum_out$599 ;
-  assign i[191:160] = \psum_out$598 ;
-  assign i[159:128] = \psum_out$597 ;
-  assign i[127:96] = \psum_out$596 ;
-  assign i[95:64] = \psum_out$595 ;
-  assign i[63:32] = \psum_out$594 ;
+  assign i[255:224] = \psum_out$610 ;
+  assign i[223:192] = \psum_out$609 ;
+  assign i[191:160] = \psum_out$608 ;
+  assign i[159:128] = \psum_out$607 ;
+  assign i[127:96] = \psum_out$606 ;
+  assign i[95:64] = \psum_out$605 ;
+  assign i[63:32] = \psum_out$604 ;
   assign i[31:0] = psum_out;
-  assign \$270  = \o$628 [0];
+  assign \$272  = \o$640 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$1619$0 , \port$1620$0 , \port$1621$0 , \port$1622$0 , \port$1623$0 , \port$1624$0 , \port$1625$0 , \port$1626$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$1693$0 , \port$1694$0 , \port$1695$0 , \port$1696$0 , \port$1697$0 , \port$1698$0 , \port$1699$0 , \port$1700$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$10 ;
@@ -6842,22 +7260,22 @@ module \systolic_core.deskew (rst, \port$1619$0 , \port$1620$0 , \port$1621$0 , 
   wire [31:0] \o_next[5] ;
   wire [31:0] \o_next[6] ;
   wire [31:0] \o_next[7] ;
-  input \port$1619$0 ;
-  wire \port$1619$0 ;
-  input \port$1620$0 ;
-  wire \port$1620$0 ;
-  input \port$1621$0 ;
-  wire \port$1621$0 ;
-  input \port$1622$0 ;
-  wire \port$1622$0 ;
-  input \port$1623$0 ;
-  wire \port$1623$0 ;
-  input \port$1624$0 ;
-  wire \port$1624$0 ;
-  input \port$1625$0 ;
-  wire \port$1625$0 ;
-  input \port$1626$0 ;
-  wire \port$1626$0 ;
+  input \port$1693$0 ;
+  wire \port$1693$0 ;
+  input \port$1694$0 ;
+  wire \port$1694$0 ;
+  input \port$1695$0 ;
+  wire \port$1695$0 ;
+  input \port$1696$0 ;
+  wire \port$1696$0 ;
+  input \port$1697$0 ;
+  wire \port$1697$0 ;
+  input \port$1698$0 ;
+  wire \port$1698$0 ;
+  input \port$1699$0 ;
+  wire \port$1699$0 ;
+  input \port$1700$0 ;
+  wire \port$1700$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -6919,200 +7337,200 @@ module \systolic_core.deskew (rst, \port$1619$0 , \port$1620$0 , \port$1621$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$1619$0 ) begin
+    if (\port$1693$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$1619$0 ) begin
+    if (\port$1693$0 ) begin
       \$2  = lane0_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$1619$0 ) begin
+    if (\port$1693$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane0_d4;
-    if (\port$1619$0 ) begin
+    if (\port$1693$0 ) begin
       \$4  = lane0_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane0_d5;
-    if (\port$1619$0 ) begin
+    if (\port$1693$0 ) begin
       \$5  = lane0_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane0_d6;
-    if (\port$1619$0 ) begin
+    if (\port$1693$0 ) begin
       \$6  = lane0_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$7  = lane0_d7;
-    if (\port$1619$0 ) begin
+    if (\port$1693$0 ) begin
       \$7  = lane0_d6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = lane1_d1;
-    if (\port$1620$0 ) begin
+    if (\port$1694$0 ) begin
       \$8  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$9  = lane1_d2;
-    if (\port$1620$0 ) begin
+    if (\port$1694$0 ) begin
       \$9  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$10  = lane1_d3;
-    if (\port$1620$0 ) begin
+    if (\port$1694$0 ) begin
       \$10  = lane1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$11  = lane1_d4;
-    if (\port$1620$0 ) begin
+    if (\port$1694$0 ) begin
       \$11  = lane1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$12  = lane1_d5;
-    if (\port$1620$0 ) begin
+    if (\port$1694$0 ) begin
       \$12  = lane1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$13  = lane1_d6;
-    if (\port$1620$0 ) begin
+    if (\port$1694$0 ) begin
       \$13  = lane1_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$14  = lane2_d1;
-    if (\port$1621$0 ) begin
+    if (\port$1695$0 ) begin
       \$14  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = lane2_d2;
-    if (\port$1621$0 ) begin
+    if (\port$1695$0 ) begin
       \$15  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = lane2_d3;
-    if (\port$1621$0 ) begin
+    if (\port$1695$0 ) begin
       \$16  = lane2_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = lane2_d4;
-    if (\port$1621$0 ) begin
+    if (\port$1695$0 ) begin
       \$17  = lane2_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$18  = lane2_d5;
-    if (\port$1621$0 ) begin
+    if (\port$1695$0 ) begin
       \$18  = lane2_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$19  = lane3_d1;
-    if (\port$1622$0 ) begin
+    if (\port$1696$0 ) begin
       \$19  = i[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$20  = lane3_d2;
-    if (\port$1622$0 ) begin
+    if (\port$1696$0 ) begin
       \$20  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$21  = lane3_d3;
-    if (\port$1622$0 ) begin
+    if (\port$1696$0 ) begin
       \$21  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$22  = lane3_d4;
-    if (\port$1622$0 ) begin
+    if (\port$1696$0 ) begin
       \$22  = lane3_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = lane4_d1;
-    if (\port$1623$0 ) begin
+    if (\port$1697$0 ) begin
       \$23  = i[159:128];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$24  = lane4_d2;
-    if (\port$1623$0 ) begin
+    if (\port$1697$0 ) begin
       \$24  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$25  = lane4_d3;
-    if (\port$1623$0 ) begin
+    if (\port$1697$0 ) begin
       \$25  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$26  = lane5_d1;
-    if (\port$1624$0 ) begin
+    if (\port$1698$0 ) begin
       \$26  = i[191:160];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$27  = lane5_d2;
-    if (\port$1624$0 ) begin
+    if (\port$1698$0 ) begin
       \$27  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$28  = lane6_d1;
-    if (\port$1625$0 ) begin
+    if (\port$1699$0 ) begin
       \$28  = i[223:192];
     end
   end
-  assign en = { \port$1626$0 , \port$1625$0 , \port$1624$0 , \port$1623$0 , \port$1622$0 , \port$1621$0 , \port$1620$0 , \port$1619$0  };
+  assign en = { \port$1700$0 , \port$1699$0 , \port$1698$0 , \port$1697$0 , \port$1696$0 , \port$1695$0 , \port$1694$0 , \port$1693$0  };
   assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -7165,24 +7583,27 @@ module \systolic_core.deskew (rst, \port$1619$0 , \port$1620$0 , \port$1621$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_in, a_next, \port$3522$0 , first_next, pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3855$0 , \port$3856$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -7192,12 +7613,14 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -7210,8 +7633,10 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3522$0 ;
-  wire [2:0] \port$3522$0 ;
+  input [2:0] \port$3855$0 ;
+  wire [2:0] \port$3855$0 ;
+  input [1:0] \port$3856$0 ;
+  wire [1:0] \port$3856$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -7219,7 +7644,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -7231,82 +7658,71 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3522$0 [0] & \port$3522$0 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = \port$3522$0 [0] & \port$3522$0 [1];
+  assign weight_next = \port$3856$0 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3856$0 [0] & \port$3856$0 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = \port$3855$0 [0] & \port$3855$0 [1];
   always @(posedge pe_0_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3522$0 [0];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3522$0 [1];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3522$0 [2];
+      \$12  = \port$3855$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -7314,66 +7730,102 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3855$0 [1];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3856$0 [1];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3855$0 [2];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3522$0 [0];
-  assign first_in = \port$3522$0 [1];
-  assign last_in = \port$3522$0 [2];
+  assign first_next = \port$3856$0 [1];
+  assign valid_next = \port$3856$0 [0];
+  assign valid_in = \port$3855$0 [0];
+  assign first_in = \port$3855$0 [1];
+  assign last_in = \port$3855$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, a_next, pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -7383,8 +7835,11 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -7410,8 +7865,11 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -7423,82 +7881,71 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -7506,35 +7953,65 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -7545,24 +8022,28 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -7572,8 +8053,11 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -7599,8 +8083,11 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -7612,82 +8099,71 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -7695,35 +8171,65 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -7734,24 +8240,28 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, a_i
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -7761,8 +8271,11 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -7788,8 +8301,11 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -7801,82 +8317,71 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -7884,35 +8389,65 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -7923,24 +8458,28 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, a_i
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_4_sync_clk);
+module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_4_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -7950,8 +8489,11 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -7977,8 +8519,11 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -7990,82 +8535,71 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, a_i
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_4_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_4_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_4_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_4_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_4_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_4_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_4_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_4_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_4_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_4_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_4_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_4_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_4_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_4_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_4_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_4_sync_rst) begin
       \$12  = 1'h0;
@@ -8073,35 +8607,65 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, a_i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_4_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_4_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_4_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -8112,24 +8676,28 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, a_i
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_5_sync_clk);
+module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_5_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -8139,8 +8707,11 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -8166,8 +8737,11 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -8179,82 +8753,71 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, a_i
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_5_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_5_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_5_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_5_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_5_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_5_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_5_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_5_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_5_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_5_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_5_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_5_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_5_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_5_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_5_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_5_sync_rst) begin
       \$12  = 1'h0;
@@ -8262,35 +8825,65 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, a_i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_5_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_5_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_5_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -8301,24 +8894,28 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, a_i
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, pe_0_6_sync_clk);
+module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_6_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -8328,8 +8925,11 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -8355,8 +8955,11 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -8368,82 +8971,71 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, a_i
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_6_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_6_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_6_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_6_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_6_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_6_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_6_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_6_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_6_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_6_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_6_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_6_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_6_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_6_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_6_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_6_sync_rst) begin
       \$12  = 1'h0;
@@ -8451,35 +9043,65 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, a_i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_6_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_6_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_6_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -8490,24 +9112,27 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, a_i
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, pe_0_7_sync_clk);
+module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -8516,8 +9141,11 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -8540,8 +9168,11 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, a_i
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -8552,82 +9183,71 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, a_i
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(1'h0) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_7_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_0_7_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_0_7_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_0_7_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_0_7_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_0_7_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_0_7_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_0_7_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_0_7_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_0_7_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_0_7_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_0_7_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_0_7_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_0_7_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_0_7_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_0_7_sync_rst) begin
       \$12  = 1'h0;
@@ -8635,35 +9255,65 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, a_i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_0_7_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_0_7_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_0_7_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -8674,24 +9324,27 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, a_i
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$3 , first_next, pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$3 , \port$3856$3 , pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -8701,12 +9354,14 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -8719,8 +9374,10 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [2:0] \port$3522$3 ;
-  wire [2:0] \port$3522$3 ;
+  input [2:0] \port$3855$3 ;
+  wire [2:0] \port$3855$3 ;
+  input [1:0] \port$3856$3 ;
+  wire [1:0] \port$3856$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8729,7 +9386,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -8741,82 +9400,71 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3522$3 [0] & \port$3522$3 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3522$3 [0] & \port$3522$3 [1];
+  assign weight_next = \port$3856$3 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3856$3 [0] & \port$3856$3 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3855$3 [0] & \port$3855$3 [1];
   always @(posedge pe_1_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3522$3 [0];
-    end
-    if (pe_1_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3522$3 [1];
-    end
-    if (pe_1_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3522$3 [2];
+      \$12  = \port$3855$3 [0];
     end
     if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
@@ -8824,65 +9472,101 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3855$3 [1];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3856$3 [1];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3855$3 [2];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3522$3 [0];
-  assign first_in = \port$3522$3 [1];
-  assign last_in = \port$3522$3 [2];
+  assign first_next = \port$3856$3 [1];
+  assign valid_next = \port$3856$3 [0];
+  assign valid_in = \port$3855$3 [0];
+  assign first_in = \port$3855$3 [1];
+  assign last_in = \port$3855$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_1_1_sync_clk);
+module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_1_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -8892,8 +9576,11 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -8920,8 +9607,11 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -8933,82 +9623,71 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_1_sync_rst) begin
       \$12  = 1'h0;
@@ -9016,35 +9695,65 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -9054,24 +9763,28 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_2_sync_clk);
+module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_1_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -9081,8 +9794,11 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -9109,8 +9825,11 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -9122,82 +9841,71 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_2_sync_rst) begin
       \$12  = 1'h0;
@@ -9205,35 +9913,65 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -9243,24 +9981,28 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_3_sync_clk);
+module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -9270,8 +10012,11 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -9298,8 +10043,11 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -9311,82 +10059,71 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_3_sync_rst) begin
       \$12  = 1'h0;
@@ -9394,35 +10131,65 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -9432,24 +10199,28 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_4_sync_clk);
+module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_1_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -9459,8 +10230,11 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -9487,8 +10261,11 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -9500,82 +10277,71 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_4_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_4_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_4_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_4_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_4_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_4_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_4_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_4_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_4_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_4_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_4_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_4_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_4_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_4_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_4_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_4_sync_rst) begin
       \$12  = 1'h0;
@@ -9583,35 +10349,65 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_4_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_4_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_4_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -9621,24 +10417,28 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_5_sync_clk);
+module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_1_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -9648,8 +10448,11 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -9676,8 +10479,11 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -9689,82 +10495,71 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_5_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_5_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_5_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_5_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_5_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_5_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_5_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_5_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_5_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_5_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_5_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_5_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_5_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_5_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_5_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_5_sync_rst) begin
       \$12  = 1'h0;
@@ -9772,35 +10567,65 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_5_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_5_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_5_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -9810,24 +10635,28 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_1_6_sync_clk);
+module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_1_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -9837,8 +10666,11 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -9865,8 +10697,11 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -9878,82 +10713,71 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_6_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_6_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_6_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_6_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_6_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_6_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_6_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_6_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_6_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_6_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_6_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_6_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_6_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_6_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_6_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_6_sync_rst) begin
       \$12  = 1'h0;
@@ -9961,35 +10785,65 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_6_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_6_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_6_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -9999,24 +10853,27 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_1_7_sync_clk);
+module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -10025,8 +10882,11 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -10050,8 +10910,11 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -10062,82 +10925,71 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_7_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_1_7_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_1_7_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_1_7_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_1_7_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_1_7_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_1_7_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_1_7_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_1_7_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_1_7_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_1_7_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_1_7_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_1_7_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_1_7_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_1_7_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_1_7_sync_rst) begin
       \$12  = 1'h0;
@@ -10145,35 +10997,65 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_1_7_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_1_7_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_1_7_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -10183,24 +11065,27 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$6 , first_next, pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$6 , \port$3856$6 , pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -10210,12 +11095,14 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -10228,8 +11115,10 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [2:0] \port$3522$6 ;
-  wire [2:0] \port$3522$6 ;
+  input [2:0] \port$3855$6 ;
+  wire [2:0] \port$3855$6 ;
+  input [1:0] \port$3856$6 ;
+  wire [1:0] \port$3856$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10238,7 +11127,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -10250,82 +11141,71 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3522$6 [0] & \port$3522$6 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3522$6 [0] & \port$3522$6 [1];
+  assign weight_next = \port$3856$6 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3856$6 [0] & \port$3856$6 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3855$6 [0] & \port$3855$6 [1];
   always @(posedge pe_2_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3522$6 [0];
-    end
-    if (pe_2_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3522$6 [1];
-    end
-    if (pe_2_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3522$6 [2];
+      \$12  = \port$3855$6 [0];
     end
     if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
@@ -10333,65 +11213,101 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3855$6 [1];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3856$6 [1];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3855$6 [2];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3522$6 [0];
-  assign first_in = \port$3522$6 [1];
-  assign last_in = \port$3522$6 [2];
+  assign first_next = \port$3856$6 [1];
+  assign valid_next = \port$3856$6 [0];
+  assign valid_in = \port$3855$6 [0];
+  assign first_in = \port$3855$6 [1];
+  assign last_in = \port$3855$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_2_1_sync_clk);
+module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_2_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -10401,8 +11317,11 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -10429,8 +11348,11 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -10442,82 +11364,71 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_1_sync_rst) begin
       \$12  = 1'h0;
@@ -10525,35 +11436,65 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -10563,24 +11504,28 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_2_sync_clk);
+module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_2_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -10590,8 +11535,11 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -10618,8 +11566,11 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -10631,82 +11582,71 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_2_sync_rst) begin
       \$12  = 1'h0;
@@ -10714,35 +11654,65 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -10752,24 +11722,28 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_3_sync_clk);
+module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -10779,8 +11753,11 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -10807,8 +11784,11 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -10820,82 +11800,71 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_3_sync_rst) begin
       \$12  = 1'h0;
@@ -10903,35 +11872,65 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -10941,24 +11940,28 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_4_sync_clk);
+module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_2_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -10968,8 +11971,11 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -10996,8 +12002,11 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -11009,82 +12018,71 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_4_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_4_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_4_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_4_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_4_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_4_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_4_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_4_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_4_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_4_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_4_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_4_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_4_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_4_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_4_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_4_sync_rst) begin
       \$12  = 1'h0;
@@ -11092,35 +12090,65 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_4_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_4_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_4_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -11130,24 +12158,28 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_5_sync_clk);
+module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_2_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -11157,8 +12189,11 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -11185,8 +12220,11 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -11198,82 +12236,71 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_5_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_5_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_5_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_5_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_5_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_5_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_5_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_5_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_5_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_5_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_5_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_5_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_5_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_5_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_5_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_5_sync_rst) begin
       \$12  = 1'h0;
@@ -11281,35 +12308,65 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_5_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_5_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_5_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -11319,24 +12376,28 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_2_6_sync_clk);
+module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_2_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -11346,8 +12407,11 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -11374,8 +12438,11 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -11387,82 +12454,71 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_6_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_6_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_6_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_6_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_6_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_6_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_6_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_6_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_6_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_6_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_6_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_6_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_6_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_6_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_6_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_6_sync_rst) begin
       \$12  = 1'h0;
@@ -11470,35 +12526,65 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_6_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_6_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_6_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -11508,24 +12594,27 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_2_7_sync_clk);
+module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -11534,8 +12623,11 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -11559,8 +12651,11 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -11571,82 +12666,71 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_7_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_2_7_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_2_7_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_2_7_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_2_7_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_2_7_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_2_7_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_2_7_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_2_7_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_2_7_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_2_7_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_2_7_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_2_7_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_2_7_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_2_7_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_2_7_sync_rst) begin
       \$12  = 1'h0;
@@ -11654,35 +12738,65 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_2_7_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_2_7_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_2_7_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -11692,24 +12806,27 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$9 , first_next, pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$9 , \port$3856$9 , pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -11719,12 +12836,14 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -11737,8 +12856,10 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [2:0] \port$3522$9 ;
-  wire [2:0] \port$3522$9 ;
+  input [2:0] \port$3855$9 ;
+  wire [2:0] \port$3855$9 ;
+  input [1:0] \port$3856$9 ;
+  wire [1:0] \port$3856$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11747,7 +12868,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -11759,82 +12882,71 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3522$9 [0] & \port$3522$9 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3522$9 [0] & \port$3522$9 [1];
+  assign weight_next = \port$3856$9 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3856$9 [0] & \port$3856$9 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3855$9 [0] & \port$3855$9 [1];
   always @(posedge pe_3_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3522$9 [0];
-    end
-    if (pe_3_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3522$9 [1];
-    end
-    if (pe_3_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3522$9 [2];
+      \$12  = \port$3855$9 [0];
     end
     if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
@@ -11842,65 +12954,101 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3855$9 [1];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3856$9 [1];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3855$9 [2];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3522$9 [0];
-  assign first_in = \port$3522$9 [1];
-  assign last_in = \port$3522$9 [2];
+  assign first_next = \port$3856$9 [1];
+  assign valid_next = \port$3856$9 [0];
+  assign valid_in = \port$3855$9 [0];
+  assign first_in = \port$3855$9 [1];
+  assign last_in = \port$3855$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_3_1_sync_clk);
+module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -11910,8 +13058,11 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -11938,8 +13089,11 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -11951,82 +13105,71 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_1_sync_rst) begin
       \$12  = 1'h0;
@@ -12034,35 +13177,65 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -12072,24 +13245,28 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_2_sync_clk);
+module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12099,8 +13276,11 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -12127,8 +13307,11 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -12140,82 +13323,71 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_2_sync_rst) begin
       \$12  = 1'h0;
@@ -12223,35 +13395,65 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -12261,24 +13463,28 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_3_sync_clk);
+module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12288,8 +13494,11 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -12316,8 +13525,11 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -12329,82 +13541,71 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_3_sync_rst) begin
       \$12  = 1'h0;
@@ -12412,35 +13613,65 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -12450,24 +13681,28 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_4_sync_clk);
+module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_3_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12477,8 +13712,11 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -12505,8 +13743,11 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -12518,82 +13759,71 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_4_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_4_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_4_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_4_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_4_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_4_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_4_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_4_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_4_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_4_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_4_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_4_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_4_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_4_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_4_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_4_sync_rst) begin
       \$12  = 1'h0;
@@ -12601,35 +13831,65 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_4_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_4_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_4_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -12639,24 +13899,28 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_5_sync_clk);
+module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_3_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12666,8 +13930,11 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -12694,8 +13961,11 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -12707,82 +13977,71 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_5_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_5_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_5_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_5_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_5_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_5_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_5_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_5_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_5_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_5_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_5_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_5_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_5_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_5_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_5_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_5_sync_rst) begin
       \$12  = 1'h0;
@@ -12790,35 +14049,65 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_5_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_5_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_5_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -12828,24 +14117,28 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_3_6_sync_clk);
+module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_3_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12855,8 +14148,11 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -12883,8 +14179,11 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -12896,82 +14195,71 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_6_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_6_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_6_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_6_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_6_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_6_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_6_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_6_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_6_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_6_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_6_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_6_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_6_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_6_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_6_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_6_sync_rst) begin
       \$12  = 1'h0;
@@ -12979,35 +14267,65 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_6_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_6_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_6_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -13017,24 +14335,27 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_3_7_sync_clk);
+module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_3_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13043,8 +14364,11 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -13068,8 +14392,11 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -13080,82 +14407,71 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_7_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_3_7_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_3_7_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_3_7_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_3_7_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_3_7_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_3_7_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_3_7_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_3_7_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_3_7_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_3_7_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_3_7_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_3_7_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_3_7_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_3_7_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_3_7_sync_rst) begin
       \$12  = 1'h0;
@@ -13163,35 +14479,65 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_3_7_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_3_7_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_3_7_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -13201,24 +14547,27 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$12 , first_next, pe_4_0_sync_clk);
+module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$12 , \port$3856$12 , pe_4_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13228,12 +14577,14 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -13246,8 +14597,10 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_4_0_sync_clk;
   input pe_4_0_sync_rst;
   wire pe_4_0_sync_rst;
-  input [2:0] \port$3522$12 ;
-  wire [2:0] \port$3522$12 ;
+  input [2:0] \port$3855$12 ;
+  wire [2:0] \port$3855$12 ;
+  input [1:0] \port$3856$12 ;
+  wire [1:0] \port$3856$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13256,7 +14609,9 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -13268,82 +14623,71 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3522$12 [0] & \port$3522$12 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3522$12 [0] & \port$3522$12 [1];
+  assign weight_next = \port$3856$12 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3856$12 [0] & \port$3856$12 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3855$12 [0] & \port$3855$12 [1];
   always @(posedge pe_4_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_4_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_4_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_4_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_4_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_4_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_4_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_4_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_4_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_4_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_4_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_4_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3522$12 [0];
-    end
-    if (pe_4_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3522$12 [1];
-    end
-    if (pe_4_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_4_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3522$12 [2];
+      \$12  = \port$3855$12 [0];
     end
     if (pe_4_0_sync_rst) begin
       \$12  = 1'h0;
@@ -13351,65 +14695,101 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3855$12 [1];
+    end
+    if (pe_4_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3856$12 [1];
+    end
+    if (pe_4_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3855$12 [2];
+    end
+    if (pe_4_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3522$12 [0];
-  assign first_in = \port$3522$12 [1];
-  assign last_in = \port$3522$12 [2];
+  assign first_next = \port$3856$12 [1];
+  assign valid_next = \port$3856$12 [0];
+  assign valid_in = \port$3855$12 [0];
+  assign first_in = \port$3855$12 [1];
+  assign last_in = \port$3855$12 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_4_1_sync_clk);
+module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_4_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13419,8 +14799,11 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -13447,8 +14830,11 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -13460,82 +14846,71 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_4_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_4_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_4_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_4_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_4_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_4_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_4_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_4_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_4_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_4_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_4_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_4_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_4_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_4_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_4_1_sync_rst) begin
       \$12  = 1'h0;
@@ -13543,35 +14918,65 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_4_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_4_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_4_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -13581,24 +14986,28 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_2_sync_clk);
+module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_4_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13608,8 +15017,11 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -13636,8 +15048,11 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -13649,82 +15064,71 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_4_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_4_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_4_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_4_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_4_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_4_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_4_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_4_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_4_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_4_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_4_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_4_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_4_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_4_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_4_2_sync_rst) begin
       \$12  = 1'h0;
@@ -13732,35 +15136,65 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_4_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_4_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_4_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -13770,24 +15204,28 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_3_sync_clk);
+module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_4_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13797,8 +15235,11 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -13825,8 +15266,11 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -13838,82 +15282,71 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_4_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_4_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_4_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_4_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_4_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_4_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_4_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_4_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_4_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_4_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_4_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_4_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_4_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_4_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_4_3_sync_rst) begin
       \$12  = 1'h0;
@@ -13921,35 +15354,65 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_4_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_4_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_4_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -13959,24 +15422,28 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_4_sync_clk);
+module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_4_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13986,8 +15453,11 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14014,8 +15484,11 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -14027,82 +15500,71 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_4_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_4_4_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_4_4_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_4_4_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_4_4_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_4_4_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_4_4_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_4_4_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_4_4_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_4_4_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_4_4_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_4_4_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_4_4_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_4_4_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_4_4_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_4_4_sync_rst) begin
       \$12  = 1'h0;
@@ -14110,35 +15572,65 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_4_4_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_4_4_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_4_4_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -14148,24 +15640,28 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_5_sync_clk);
+module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_4_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14175,8 +15671,11 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14203,8 +15702,11 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -14216,82 +15718,71 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_5_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_4_5_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_4_5_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_4_5_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_4_5_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_4_5_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_4_5_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_4_5_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_4_5_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_4_5_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_4_5_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_4_5_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_4_5_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_4_5_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_4_5_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_4_5_sync_rst) begin
       \$12  = 1'h0;
@@ -14299,35 +15790,65 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_4_5_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_4_5_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_4_5_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -14337,24 +15858,28 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_4_6_sync_clk);
+module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_4_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14364,8 +15889,11 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14392,8 +15920,11 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -14405,82 +15936,71 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_6_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_4_6_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_4_6_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_4_6_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_4_6_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_4_6_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_4_6_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_4_6_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_4_6_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_4_6_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_4_6_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_4_6_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_4_6_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_4_6_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_4_6_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_4_6_sync_rst) begin
       \$12  = 1'h0;
@@ -14488,35 +16008,65 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_4_6_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_4_6_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_4_6_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -14526,24 +16076,27 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_4_7_sync_clk);
+module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_4_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14552,8 +16105,11 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14577,8 +16133,11 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -14589,82 +16148,71 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_7_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_4_7_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_4_7_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_4_7_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_4_7_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_4_7_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_4_7_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_4_7_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_4_7_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_4_7_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_4_7_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_4_7_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_4_7_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_4_7_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_4_7_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_4_7_sync_rst) begin
       \$12  = 1'h0;
@@ -14672,35 +16220,65 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_4_7_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_4_7_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_4_7_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -14710,24 +16288,27 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$15 , first_next, pe_5_0_sync_clk);
+module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$15 , \port$3856$15 , pe_5_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14737,12 +16318,14 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -14755,8 +16338,10 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_5_0_sync_clk;
   input pe_5_0_sync_rst;
   wire pe_5_0_sync_rst;
-  input [2:0] \port$3522$15 ;
-  wire [2:0] \port$3522$15 ;
+  input [2:0] \port$3855$15 ;
+  wire [2:0] \port$3855$15 ;
+  input [1:0] \port$3856$15 ;
+  wire [1:0] \port$3856$15 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14765,7 +16350,9 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -14777,82 +16364,71 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3522$15 [0] & \port$3522$15 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3522$15 [0] & \port$3522$15 [1];
+  assign weight_next = \port$3856$15 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3856$15 [0] & \port$3856$15 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3855$15 [0] & \port$3855$15 [1];
   always @(posedge pe_5_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_5_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_5_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_5_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_5_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_5_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_5_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_5_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_5_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_5_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_5_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_5_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3522$15 [0];
-    end
-    if (pe_5_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3522$15 [1];
-    end
-    if (pe_5_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_5_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3522$15 [2];
+      \$12  = \port$3855$15 [0];
     end
     if (pe_5_0_sync_rst) begin
       \$12  = 1'h0;
@@ -14860,65 +16436,101 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3855$15 [1];
+    end
+    if (pe_5_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3856$15 [1];
+    end
+    if (pe_5_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3855$15 [2];
+    end
+    if (pe_5_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3522$15 [0];
-  assign first_in = \port$3522$15 [1];
-  assign last_in = \port$3522$15 [2];
+  assign first_next = \port$3856$15 [1];
+  assign valid_next = \port$3856$15 [0];
+  assign valid_in = \port$3855$15 [0];
+  assign first_in = \port$3855$15 [1];
+  assign last_in = \port$3855$15 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_5_1_sync_clk);
+module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_5_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14928,8 +16540,11 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -14956,8 +16571,11 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -14969,82 +16587,71 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_5_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_5_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_5_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_5_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_5_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_5_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_5_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_5_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_5_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_5_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_5_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_5_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_5_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_5_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_5_1_sync_rst) begin
       \$12  = 1'h0;
@@ -15052,35 +16659,65 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_5_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_5_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_5_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -15090,24 +16727,28 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_2_sync_clk);
+module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_5_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15117,8 +16758,11 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -15145,8 +16789,11 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15158,82 +16805,71 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_5_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_5_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_5_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_5_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_5_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_5_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_5_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_5_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_5_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_5_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_5_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_5_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_5_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_5_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_5_2_sync_rst) begin
       \$12  = 1'h0;
@@ -15241,35 +16877,65 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_5_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_5_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_5_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -15279,24 +16945,28 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_3_sync_clk);
+module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_5_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15306,8 +16976,11 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -15334,8 +17007,11 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15347,82 +17023,71 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_5_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_5_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_5_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_5_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_5_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_5_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_5_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_5_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_5_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_5_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_5_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_5_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_5_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_5_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_5_3_sync_rst) begin
       \$12  = 1'h0;
@@ -15430,35 +17095,65 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_5_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_5_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_5_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -15468,24 +17163,28 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_4_sync_clk);
+module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_5_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15495,8 +17194,11 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -15523,8 +17225,11 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15536,82 +17241,71 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_4_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_5_4_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_5_4_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_5_4_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_5_4_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_5_4_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_5_4_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_5_4_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_5_4_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_5_4_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_5_4_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_5_4_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_5_4_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_5_4_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_5_4_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_5_4_sync_rst) begin
       \$12  = 1'h0;
@@ -15619,35 +17313,65 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_5_4_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_5_4_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_5_4_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -15657,24 +17381,28 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_5_sync_clk);
+module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_5_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15684,8 +17412,11 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -15712,8 +17443,11 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15725,82 +17459,71 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_5_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_5_5_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_5_5_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_5_5_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_5_5_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_5_5_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_5_5_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_5_5_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_5_5_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_5_5_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_5_5_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_5_5_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_5_5_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_5_5_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_5_5_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_5_5_sync_rst) begin
       \$12  = 1'h0;
@@ -15808,35 +17531,65 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_5_5_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_5_5_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_5_5_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -15846,24 +17599,28 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_5_6_sync_clk);
+module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_5_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -15873,8 +17630,11 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -15901,8 +17661,11 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -15914,82 +17677,71 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_6_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_5_6_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_5_6_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_5_6_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_5_6_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_5_6_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_5_6_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_5_6_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_5_6_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_5_6_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_5_6_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_5_6_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_5_6_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_5_6_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_5_6_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_5_6_sync_rst) begin
       \$12  = 1'h0;
@@ -15997,35 +17749,65 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_5_6_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_5_6_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_5_6_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -16035,24 +17817,27 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_5_7_sync_clk);
+module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_5_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -16061,8 +17846,11 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -16086,8 +17874,11 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -16098,82 +17889,71 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_7_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_5_7_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_5_7_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_5_7_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_5_7_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_5_7_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_5_7_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_5_7_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_5_7_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_5_7_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_5_7_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_5_7_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_5_7_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_5_7_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_5_7_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_5_7_sync_rst) begin
       \$12  = 1'h0;
@@ -16181,35 +17961,65 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_5_7_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_5_7_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_5_7_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -16219,24 +18029,27 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_in, a_next, \port$3522$18 , first_next, pe_6_0_sync_clk);
+module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$18 , \port$3856$18 , pe_6_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -16246,12 +18059,14 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -16264,8 +18079,10 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_6_0_sync_clk;
   input pe_6_0_sync_rst;
   wire pe_6_0_sync_rst;
-  input [2:0] \port$3522$18 ;
-  wire [2:0] \port$3522$18 ;
+  input [2:0] \port$3855$18 ;
+  wire [2:0] \port$3855$18 ;
+  input [1:0] \port$3856$18 ;
+  wire [1:0] \port$3856$18 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16274,7 +18091,9 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -16286,82 +18105,71 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3522$18 [0] & \port$3522$18 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3522$18 [0] & \port$3522$18 [1];
+  assign weight_next = \port$3856$18 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3856$18 [0] & \port$3856$18 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3855$18 [0] & \port$3855$18 [1];
   always @(posedge pe_6_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_6_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_6_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_6_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_6_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_6_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_6_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_6_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_6_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_6_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_6_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_6_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3522$18 [0];
-    end
-    if (pe_6_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3522$18 [1];
-    end
-    if (pe_6_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_6_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3522$18 [2];
+      \$12  = \port$3855$18 [0];
     end
     if (pe_6_0_sync_rst) begin
       \$12  = 1'h0;
@@ -16369,65 +18177,101 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3855$18 [1];
+    end
+    if (pe_6_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3856$18 [1];
+    end
+    if (pe_6_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3855$18 [2];
+    end
+    if (pe_6_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3522$18 [0];
-  assign first_in = \port$3522$18 [1];
-  assign last_in = \port$3522$18 [2];
+  assign first_next = \port$3856$18 [1];
+  assign valid_next = \port$3856$18 [0];
+  assign valid_in = \port$3855$18 [0];
+  assign first_in = \port$3855$18 [1];
+  assign last_in = \port$3855$18 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, a_next, pe_6_1_sync_clk);
+module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
+, pe_6_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -16437,8 +18281,11 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -16465,8 +18312,11 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -16478,82 +18328,71 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_6_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_6_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_6_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_6_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_6_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_6_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_6_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_6_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_6_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_6_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_6_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_6_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_6_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_6_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_6_1_sync_rst) begin
       \$12  = 1'h0;
@@ -16561,35 +18400,65 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_6_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_6_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_6_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -16599,24 +18468,28 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_2_sync_clk);
+module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_6_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -16626,8 +18499,11 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -16654,8 +18530,11 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -16667,82 +18546,71 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_6_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_6_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_6_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_6_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_6_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_6_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_6_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_6_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_6_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_6_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_6_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_6_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_6_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_6_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_6_2_sync_rst) begin
       \$12  = 1'h0;
@@ -16750,35 +18618,65 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_6_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_6_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_6_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -16788,24 +18686,28 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_3_sync_clk);
+module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_6_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -16815,8 +18717,11 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -16843,8 +18748,11 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -16856,82 +18764,71 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_6_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_6_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_6_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_6_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_6_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_6_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_6_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_6_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_6_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_6_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_6_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_6_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_6_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_6_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_6_3_sync_rst) begin
       \$12  = 1'h0;
@@ -16939,35 +18836,65 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_6_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_6_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_6_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -16977,24 +18904,28 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_4_sync_clk);
+module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_6_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -17004,8 +18935,11 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -17032,8 +18966,11 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -17045,82 +18982,71 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_4_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_6_4_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_6_4_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_6_4_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_6_4_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_6_4_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_6_4_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_6_4_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_6_4_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_6_4_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_6_4_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_6_4_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_6_4_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_6_4_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_6_4_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_6_4_sync_rst) begin
       \$12  = 1'h0;
@@ -17128,35 +19054,65 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_6_4_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_6_4_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_6_4_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -17166,24 +19122,28 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_5_sync_clk);
+module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_6_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -17193,8 +19153,11 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -17221,8 +19184,11 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -17234,82 +19200,71 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_5_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_6_5_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_6_5_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_6_5_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_6_5_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_6_5_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_6_5_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_6_5_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_6_5_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_6_5_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_6_5_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_6_5_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_6_5_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_6_5_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_6_5_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_6_5_sync_rst) begin
       \$12  = 1'h0;
@@ -17317,35 +19272,65 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_6_5_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_6_5_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_6_5_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -17355,24 +19340,28 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, pe_6_6_sync_clk);
+module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
+, pe_6_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -17382,8 +19371,11 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -17410,8 +19402,11 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -17423,82 +19418,71 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_6_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_6_6_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_6_6_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_6_6_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_6_6_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_6_6_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_6_6_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_6_6_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_6_6_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_6_6_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_6_6_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_6_6_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_6_6_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_6_6_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_6_6_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_6_6_sync_rst) begin
       \$12  = 1'h0;
@@ -17506,35 +19490,65 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_6_6_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_6_6_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_6_6_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -17544,24 +19558,27 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, pe_6_7_sync_clk);
+module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_6_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -17570,8 +19587,11 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -17595,8 +19615,11 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -17607,82 +19630,71 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_7_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_6_7_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_6_7_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_6_7_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_6_7_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_6_7_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_6_7_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_6_7_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_6_7_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_6_7_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_6_7_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_6_7_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_6_7_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_6_7_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_6_7_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_6_7_sync_rst) begin
       \$12  = 1'h0;
@@ -17690,35 +19702,65 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_6_7_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_6_7_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_6_7_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -17728,24 +19770,27 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_in, a_next, \port$3522$21 , first_next, pe_7_0_sync_clk);
+module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3855$21 , \port$3856$21 , pe_7_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -17755,12 +19800,14 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
@@ -17773,8 +19820,10 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_7_0_sync_clk;
   input pe_7_0_sync_rst;
   wire pe_7_0_sync_rst;
-  input [2:0] \port$3522$21 ;
-  wire [2:0] \port$3522$21 ;
+  input [2:0] \port$3855$21 ;
+  wire [2:0] \port$3855$21 ;
+  input [1:0] \port$3856$21 ;
+  wire [1:0] \port$3856$21 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -17783,7 +19832,9 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   wire valid_in;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -17794,82 +19845,71 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = \port$3522$21 [0] & \port$3522$21 [1];
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = \port$3522$21 [0] & \port$3522$21 [1];
+  assign weight_next = \port$3856$21 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3856$21 [0] & \port$3856$21 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = \port$3855$21 [0] & \port$3855$21 [1];
   always @(posedge pe_7_0_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_7_0_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_7_0_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_7_0_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_7_0_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_7_0_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_7_0_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_7_0_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_7_0_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_7_0_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_7_0_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_7_0_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = \port$3522$21 [0];
-    end
-    if (pe_7_0_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = \port$3522$21 [1];
-    end
-    if (pe_7_0_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_7_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3522$21 [2];
+      \$12  = \port$3855$21 [0];
     end
     if (pe_7_0_sync_rst) begin
       \$12  = 1'h0;
@@ -17877,65 +19917,101 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = \port$3855$21 [1];
+    end
+    if (pe_7_0_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = \port$3856$21 [1];
+    end
+    if (pe_7_0_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = \port$3855$21 [2];
+    end
+    if (pe_7_0_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign valid_in = \port$3522$21 [0];
-  assign first_in = \port$3522$21 [1];
-  assign last_in = \port$3522$21 [2];
+  assign first_next = \port$3856$21 [1];
+  assign valid_next = \port$3856$21 [0];
+  assign valid_in = \port$3855$21 [0];
+  assign first_in = \port$3855$21 [1];
+  assign last_in = \port$3855$21 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, a_next, pe_7_1_sync_clk);
+module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_7_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -17945,8 +20021,11 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -17973,8 +20052,11 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -17985,82 +20067,71 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_1_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_7_1_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_7_1_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_7_1_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_7_1_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_7_1_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_7_1_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_7_1_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_7_1_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_7_1_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_7_1_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_7_1_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_7_1_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_7_1_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_7_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_7_1_sync_rst) begin
       \$12  = 1'h0;
@@ -18068,35 +20139,65 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_7_1_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_7_1_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_7_1_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -18106,24 +20207,28 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_2_sync_clk);
+module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -18133,8 +20238,11 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -18161,8 +20269,11 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -18173,82 +20284,71 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_2_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_7_2_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_7_2_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_7_2_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_7_2_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_7_2_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_7_2_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_7_2_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_7_2_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_7_2_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_7_2_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_7_2_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_7_2_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_7_2_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_7_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_7_2_sync_rst) begin
       \$12  = 1'h0;
@@ -18256,35 +20356,65 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_7_2_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_7_2_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_7_2_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -18294,24 +20424,28 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_3_sync_clk);
+module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_3_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -18321,8 +20455,11 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -18349,8 +20486,11 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -18361,82 +20501,71 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_3_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_7_3_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_7_3_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_7_3_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_7_3_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_7_3_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_7_3_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_7_3_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_7_3_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_7_3_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_7_3_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_7_3_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_7_3_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_7_3_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_7_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_7_3_sync_rst) begin
       \$12  = 1'h0;
@@ -18444,35 +20573,65 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_7_3_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_7_3_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_7_3_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -18482,24 +20641,28 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_4_sync_clk);
+module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_4_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -18509,8 +20672,11 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -18537,8 +20703,11 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -18549,82 +20718,71 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_4_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_7_4_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_7_4_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_7_4_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_7_4_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_7_4_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_7_4_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_7_4_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_7_4_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_7_4_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_7_4_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_7_4_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_7_4_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_7_4_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_7_4_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_7_4_sync_rst) begin
       \$12  = 1'h0;
@@ -18632,35 +20790,65 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_7_4_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_7_4_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_7_4_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -18670,24 +20858,28 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_5_sync_clk);
+module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_5_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -18697,8 +20889,11 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -18725,8 +20920,11 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -18737,82 +20935,71 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_5_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_7_5_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_7_5_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_7_5_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_7_5_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_7_5_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_7_5_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_7_5_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_7_5_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_7_5_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_7_5_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_7_5_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_7_5_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_7_5_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_7_5_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_7_5_sync_rst) begin
       \$12  = 1'h0;
@@ -18820,35 +21007,65 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_7_5_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_7_5_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_7_5_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -18858,24 +21075,28 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, pe_7_6_sync_clk);
+module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_6_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -18885,8 +21106,11 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -18913,8 +21137,11 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -18925,82 +21152,71 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_6_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_7_6_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_7_6_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_7_6_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_7_6_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_7_6_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_7_6_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_7_6_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_7_6_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_7_6_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_7_6_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_7_6_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_7_6_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_7_6_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_7_6_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_7_6_sync_rst) begin
       \$12  = 1'h0;
@@ -19008,35 +21224,65 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_7_6_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_7_6_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_7_6_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -19046,24 +21292,27 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, pe_7_7_sync_clk);
+module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_7_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$66  = 0;
-  wire [7:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg [7:0] \$11 ;
   reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire \$2 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg \$15 ;
+  reg [31:0] \$16 ;
+  reg [7:0] \$17 ;
+  reg [7:0] \$18 ;
+  reg [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire [7:0] \$3 ;
-  wire [15:0] \$4 ;
-  wire [32:0] \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg \$9 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire \$7 ;
+  reg [15:0] \$8 ;
+  reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -19072,8 +21321,11 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
   reg [7:0] active = 8'h00;
+  reg [7:0] active_next = 8'h00;
   input capture;
   wire capture;
+  input capture_next;
+  wire capture_next;
   input en;
   wire en;
   input first_in;
@@ -19098,8 +21350,11 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
   reg [7:0] shadow = 8'h00;
+  reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
+  input valid_next;
+  wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
@@ -19110,82 +21365,71 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign \$1  = capture ? w_out : shadow;
-  assign \$2  = valid_in & first_in;
-  assign \$3  = \$2  ? shadow : active;
-  assign weight_next = first_next ? \$1  : \$3 ;
-  assign \$4  = $signed(a_next) * $signed(weight_next);
-  assign \$5  = $signed(psum_in) + $signed(product);
-  assign \$6  = valid_in & first_in;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_7_sync_clk)
-    product <= \$7 ;
+    product <= \$8 ;
   always @(posedge pe_7_7_sync_clk)
-    a_out <= \$8 ;
+    shadow_next <= \$9 ;
   always @(posedge pe_7_7_sync_clk)
-    valid_out <= \$9 ;
+    active_next <= \$10 ;
   always @(posedge pe_7_7_sync_clk)
-    first_out <= \$10 ;
+    a_out <= \$11 ;
   always @(posedge pe_7_7_sync_clk)
-    first_next_out <= \$11 ;
+    valid_out <= \$12 ;
   always @(posedge pe_7_7_sync_clk)
-    last_out <= \$12 ;
+    first_out <= \$13 ;
   always @(posedge pe_7_7_sync_clk)
-    psum_out <= \$13 ;
+    first_next_out <= \$14 ;
   always @(posedge pe_7_7_sync_clk)
-    w_out <= \$14 ;
+    last_out <= \$15 ;
   always @(posedge pe_7_7_sync_clk)
-    shadow <= \$15 ;
+    psum_out <= \$16 ;
   always @(posedge pe_7_7_sync_clk)
-    active <= \$16 ;
+    w_out <= \$17 ;
+  always @(posedge pe_7_7_sync_clk)
+    shadow <= \$18 ;
+  always @(posedge pe_7_7_sync_clk)
+    active <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$7  = product;
+    \$8  = product;
     if (en) begin
-      \$7  = \$4 ;
+      \$8  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$8  = a_out;
+    \$9  = shadow_next;
     if (en) begin
-      \$8  = a_in;
+      \$9  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$9  = valid_out;
+    \$10  = active_next;
     if (en) begin
-      \$9  = valid_in;
-    end
-    if (pe_7_7_sync_rst) begin
-      \$9  = 1'h0;
+      \$10  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$10  = first_out;
+    \$11  = a_out;
     if (en) begin
-      \$10  = first_in;
-    end
-    if (pe_7_7_sync_rst) begin
-      \$10  = 1'h0;
+      \$11  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$11  = first_next_out;
+    \$12  = valid_out;
     if (en) begin
-      \$11  = first_next;
-    end
-    if (pe_7_7_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
+      \$12  = valid_in;
     end
     if (pe_7_7_sync_rst) begin
       \$12  = 1'h0;
@@ -19193,35 +21437,65 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$13  = psum_out;
+    \$13  = first_out;
     if (en) begin
-      \$13  = \$5 [31:0];
+      \$13  = first_in;
+    end
+    if (pe_7_7_sync_rst) begin
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$14  = w_out;
+    \$14  = first_next_out;
+    if (en) begin
+      \$14  = first_next;
+    end
+    if (pe_7_7_sync_rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
+    \$15  = last_out;
+    if (en) begin
+      \$15  = last_in;
+    end
+    if (pe_7_7_sync_rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
+    \$16  = psum_out;
+    if (en) begin
+      \$16  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
+    \$17  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$14  = w_in;
+        \$17  = w_in;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$15  = shadow;
+    \$18  = shadow;
     if (en) begin
       if (capture) begin
-        \$15  = w_out;
+        \$18  = w_out;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$16  = active;
+    \$19  = active;
     if (en) begin
-      if (\$6 ) begin
-        \$16  = shadow;
+      if (\$7 ) begin
+        \$19  = shadow;
       end
     end
   end
@@ -19231,7 +21505,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$1670$0 , \port$1671$0 , \port$1672$0 , \port$1673$0 , \port$1674$0 , \port$1675$0 , \port$1676$0 , \port$1677$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$1747$0 , \port$1748$0 , \port$1749$0 , \port$1750$0 , \port$1751$0 , \port$1752$0 , \port$1753$0 , \port$1754$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -19332,22 +21606,22 @@ module \systolic_core.skew_a (rst, \port$1670$0 , \port$1671$0 , \port$1672$0 , 
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1670$0 ;
-  wire \port$1670$0 ;
-  input \port$1671$0 ;
-  wire \port$1671$0 ;
-  input \port$1672$0 ;
-  wire \port$1672$0 ;
-  input \port$1673$0 ;
-  wire \port$1673$0 ;
-  input \port$1674$0 ;
-  wire \port$1674$0 ;
-  input \port$1675$0 ;
-  wire \port$1675$0 ;
-  input \port$1676$0 ;
-  wire \port$1676$0 ;
-  input \port$1677$0 ;
-  wire \port$1677$0 ;
+  input \port$1747$0 ;
+  wire \port$1747$0 ;
+  input \port$1748$0 ;
+  wire \port$1748$0 ;
+  input \port$1749$0 ;
+  wire \port$1749$0 ;
+  input \port$1750$0 ;
+  wire \port$1750$0 ;
+  input \port$1751$0 ;
+  wire \port$1751$0 ;
+  input \port$1752$0 ;
+  wire \port$1752$0 ;
+  input \port$1753$0 ;
+  wire \port$1753$0 ;
+  input \port$1754$0 ;
+  wire \port$1754$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -19409,200 +21683,200 @@ module \systolic_core.skew_a (rst, \port$1670$0 , \port$1671$0 , \port$1672$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$1  = lane1_d1;
-    if (\port$1671$0 ) begin
+    if (\port$1748$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$2  = lane2_d1;
-    if (\port$1672$0 ) begin
+    if (\port$1749$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$3  = lane2_d2;
-    if (\port$1672$0 ) begin
+    if (\port$1749$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$4  = lane3_d1;
-    if (\port$1673$0 ) begin
+    if (\port$1750$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$5  = lane3_d2;
-    if (\port$1673$0 ) begin
+    if (\port$1750$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$6  = lane3_d3;
-    if (\port$1673$0 ) begin
+    if (\port$1750$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$7  = lane4_d1;
-    if (\port$1674$0 ) begin
+    if (\port$1751$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$8  = lane4_d2;
-    if (\port$1674$0 ) begin
+    if (\port$1751$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$9  = lane4_d3;
-    if (\port$1674$0 ) begin
+    if (\port$1751$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$10  = lane4_d4;
-    if (\port$1674$0 ) begin
+    if (\port$1751$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$11  = lane5_d1;
-    if (\port$1675$0 ) begin
+    if (\port$1752$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$12  = lane5_d2;
-    if (\port$1675$0 ) begin
+    if (\port$1752$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$13  = lane5_d3;
-    if (\port$1675$0 ) begin
+    if (\port$1752$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$14  = lane5_d4;
-    if (\port$1675$0 ) begin
+    if (\port$1752$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$15  = lane5_d5;
-    if (\port$1675$0 ) begin
+    if (\port$1752$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$16  = lane6_d1;
-    if (\port$1676$0 ) begin
+    if (\port$1753$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$17  = lane6_d2;
-    if (\port$1676$0 ) begin
+    if (\port$1753$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$18  = lane6_d3;
-    if (\port$1676$0 ) begin
+    if (\port$1753$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$19  = lane6_d4;
-    if (\port$1676$0 ) begin
+    if (\port$1753$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$20  = lane6_d5;
-    if (\port$1676$0 ) begin
+    if (\port$1753$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$21  = lane6_d6;
-    if (\port$1676$0 ) begin
+    if (\port$1753$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$22  = lane7_d1;
-    if (\port$1677$0 ) begin
+    if (\port$1754$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$23  = lane7_d2;
-    if (\port$1677$0 ) begin
+    if (\port$1754$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$24  = lane7_d3;
-    if (\port$1677$0 ) begin
+    if (\port$1754$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$25  = lane7_d4;
-    if (\port$1677$0 ) begin
+    if (\port$1754$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$26  = lane7_d5;
-    if (\port$1677$0 ) begin
+    if (\port$1754$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$27  = lane7_d6;
-    if (\port$1677$0 ) begin
+    if (\port$1754$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$28  = lane7_d7;
-    if (\port$1677$0 ) begin
+    if (\port$1754$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1677$0 , \port$1676$0 , \port$1675$0 , \port$1674$0 , \port$1673$0 , \port$1672$0 , \port$1671$0 , \port$1670$0  };
+  assign en = { \port$1754$0 , \port$1753$0 , \port$1752$0 , \port$1751$0 , \port$1750$0 , \port$1749$0 , \port$1748$0 , \port$1747$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -20505,7 +22779,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, i, \port$1661$0 , \port$1662$0 , \port$1663$0 , \port$1664$0 , \port$1665$0 , \port$1666$0 , \port$1667$0 , \port$1668$0 , o, clk);
+module \systolic_core.skew_w (rst, i, \port$1738$0 , \port$1739$0 , \port$1740$0 , \port$1741$0 , \port$1742$0 , \port$1743$0 , \port$1744$0 , \port$1745$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$69  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -20604,22 +22878,22 @@ module \systolic_core.skew_w (rst, i, \port$1661$0 , \port$1662$0 , \port$1663$0
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1661$0 ;
-  wire \port$1661$0 ;
-  input \port$1662$0 ;
-  wire \port$1662$0 ;
-  input \port$1663$0 ;
-  wire \port$1663$0 ;
-  input \port$1664$0 ;
-  wire \port$1664$0 ;
-  input \port$1665$0 ;
-  wire \port$1665$0 ;
-  input \port$1666$0 ;
-  wire \port$1666$0 ;
-  input \port$1667$0 ;
-  wire \port$1667$0 ;
-  input \port$1668$0 ;
-  wire \port$1668$0 ;
+  input \port$1738$0 ;
+  wire \port$1738$0 ;
+  input \port$1739$0 ;
+  wire \port$1739$0 ;
+  input \port$1740$0 ;
+  wire \port$1740$0 ;
+  input \port$1741$0 ;
+  wire \port$1741$0 ;
+  input \port$1742$0 ;
+  wire \port$1742$0 ;
+  input \port$1743$0 ;
+  wire \port$1743$0 ;
+  input \port$1744$0 ;
+  wire \port$1744$0 ;
+  input \port$1745$0 ;
+  wire \port$1745$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -20681,201 +22955,201 @@ module \systolic_core.skew_w (rst, i, \port$1661$0 , \port$1662$0 , \port$1663$0
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$1  = lane1_d1;
-    if (\port$1662$0 ) begin
+    if (\port$1739$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$2  = lane2_d1;
-    if (\port$1663$0 ) begin
+    if (\port$1740$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$3  = lane2_d2;
-    if (\port$1663$0 ) begin
+    if (\port$1740$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$4  = lane3_d1;
-    if (\port$1664$0 ) begin
+    if (\port$1741$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$5  = lane3_d2;
-    if (\port$1664$0 ) begin
+    if (\port$1741$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$6  = lane3_d3;
-    if (\port$1664$0 ) begin
+    if (\port$1741$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$7  = lane4_d1;
-    if (\port$1665$0 ) begin
+    if (\port$1742$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$8  = lane4_d2;
-    if (\port$1665$0 ) begin
+    if (\port$1742$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$9  = lane4_d3;
-    if (\port$1665$0 ) begin
+    if (\port$1742$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$10  = lane4_d4;
-    if (\port$1665$0 ) begin
+    if (\port$1742$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$11  = lane5_d1;
-    if (\port$1666$0 ) begin
+    if (\port$1743$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$12  = lane5_d2;
-    if (\port$1666$0 ) begin
+    if (\port$1743$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$13  = lane5_d3;
-    if (\port$1666$0 ) begin
+    if (\port$1743$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$14  = lane5_d4;
-    if (\port$1666$0 ) begin
+    if (\port$1743$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$15  = lane5_d5;
-    if (\port$1666$0 ) begin
+    if (\port$1743$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$16  = lane6_d1;
-    if (\port$1667$0 ) begin
+    if (\port$1744$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$17  = lane6_d2;
-    if (\port$1667$0 ) begin
+    if (\port$1744$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$18  = lane6_d3;
-    if (\port$1667$0 ) begin
+    if (\port$1744$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$19  = lane6_d4;
-    if (\port$1667$0 ) begin
+    if (\port$1744$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$20  = lane6_d5;
-    if (\port$1667$0 ) begin
+    if (\port$1744$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$21  = lane6_d6;
-    if (\port$1667$0 ) begin
+    if (\port$1744$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$22  = lane7_d1;
-    if (\port$1668$0 ) begin
+    if (\port$1745$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$23  = lane7_d2;
-    if (\port$1668$0 ) begin
+    if (\port$1745$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$24  = lane7_d3;
-    if (\port$1668$0 ) begin
+    if (\port$1745$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$25  = lane7_d4;
-    if (\port$1668$0 ) begin
+    if (\port$1745$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$26  = lane7_d5;
-    if (\port$1668$0 ) begin
+    if (\port$1745$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$27  = lane7_d6;
-    if (\port$1668$0 ) begin
+    if (\port$1745$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$28  = lane7_d7;
-    if (\port$1668$0 ) begin
+    if (\port$1745$0 ) begin
       \$28  = lane7_d6;
     end
   end
   assign i_next = 64'h0000000000000000;
-  assign en = { \port$1668$0 , \port$1667$0 , \port$1666$0 , \port$1665$0 , \port$1664$0 , \port$1663$0 , \port$1662$0 , \port$1661$0  };
+  assign en = { \port$1745$0 , \port$1744$0 , \port$1743$0 , \port$1742$0 , \port$1741$0 , \port$1740$0 , \port$1739$0 , \port$1738$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
