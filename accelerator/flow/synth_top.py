@@ -21,7 +21,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Elaboratable, Module, Signal
 
 from ..config import AcceleratorConfig
-from ..hw.core import SystolicCore, _register_copy
+from ..hw.core import SystolicCore, register_copy
 
 __all__ = ["CoreSynthTop"]
 
@@ -112,7 +112,7 @@ class CoreSynthTop(Elaboratable):
         for lo in range(0, len(out_bits), 32):
             hi = min(lo + 32, len(out_bits))
             if no_reset:
-                ready = _register_copy(m, platform, in_bits[ready_at - 1],
+                ready = register_copy(m, platform, in_bits[ready_at - 1],
                                        f"results_ready_{lo // 32}", init=0)
             else:
                 ready = core.results.ready

@@ -44,7 +44,7 @@ from .floorplan import dsp_floorplan
 from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE, _is_ecp5, pipelined_on
 from .skew import Skew
 
-__all__ = ["SystolicCore", "core_layouts"]
+__all__ = ["SystolicCore", "core_layouts", "register_copy", "trellis_ff_params"]
 
 
 def core_layouts(config: AcceleratorConfig) -> dict[str, data.StructLayout]:
@@ -217,13 +217,13 @@ class SystolicCore(wiring.Component):
         # single one reached 385 flip-flops and multiplexers: 9.3 ns of routing). A copy lags
         # the reset by a cycle, in which no result can be valid yet.
         for j in range(cfg.cols):
-            full = _register_copy(m, platform, held, f"skid_valid_{j}", init=0)
+            full = register_copy(m, platform, held, f"skid_valid_{j}", init=0)
             m.d.comb += results.payload.c[j].eq(Mux(full, skid.c[j], out.c[j]))
             with m.If(~full):
                 m.d.sync += skid.c[j].eq(out.c[j])
 
         def enable(name: str) -> Signal:
-            return _register_copy(m, platform, ~held, name, init=1)
+            return register_copy(m, platform, ~held, name, init=1)
 
         m.d.comb += deskew.en.eq(_copies(enable, "en_deskew", cfg.cols))
         return enable
@@ -244,10 +244,10 @@ class SystolicCore(wiring.Component):
         domain = f"{name}_sync"
         m.domains += ClockDomain(domain, local=True)
         if group not in self._reset_groups:
-            self._reset_groups[group] = _register_copy(
+            self._reset_groups[group] = register_copy(
                 m, platform, ResetSignal("sync", allow_reset_less=True), f"rst_group_{group}",
                 init=1)
-        reset = _register_copy(m, platform, self._reset_groups[group], f"rst_{name}", init=1)
+        reset = register_copy(m, platform, self._reset_groups[group], f"rst_{name}", init=1)
         m.d.comb += [ClockSignal(domain).eq(ClockSignal("sync")), ResetSignal(domain).eq(reset)]
         return DomainRenamer({"sync": domain})(unit)
 
@@ -498,7 +498,7 @@ class SystolicCore(wiring.Component):
                     own = []
                     for name in ("shift", "capture"):
                         copy = Signal(name=f"{name}_{p}_{j}")
-                        copy_reg = _register_copy(
+                        copy_reg = register_copy(
                             m, platform, Mux(pe_en, getattr(skew_wctl.o_next[j], name), copy),
                             f"{name}_{p}_{j}_q", init=0)
                         m.d.comb += copy.eq(copy_reg)
@@ -542,7 +542,7 @@ class SystolicCore(wiring.Component):
         return m
 
 
-def _register_copy(m: Module, platform, value, name: str, *, init: int) -> Signal:
+def register_copy(m: Module, platform, value, name: str, *, init: int) -> Signal:
     """A register of the sync domain, without reset, that takes ``value`` at every edge.
 
     Copies of one register are there to split its fan-out, but yosys merges flip-flops with the
